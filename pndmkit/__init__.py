@@ -1,0 +1,26 @@
+"""pndmkit: pseudo numerical methods for diffusion models (Liu et al., ICLR 2022, arXiv 2202.09778).
+
+A sampler step = a gradient estimator (Euler, Runge-Kutta, linear multistep evaluations of the noise
+estimate) + a transfer map (the DDIM-derived ``phi`` of eq. 9, or the classical linear step).
+
+>>> import pndmkit
+>>> sorted(pndmkit.METHODS)[:4]
+['ddim', 'euler', 'f-pndm', 'f-pndm-s']
+"""
+
+from pndmkit.estimators import GradientEstimator, LinearMultistep, RungeKutta, Single
+from pndmkit.grids import make_grid
+from pndmkit.integrator import Integrator, Solution, State
+from pndmkit.methods import METHODS, MethodSpec, get_method
+from pndmkit.models import as_eps
+from pndmkit.sampling import CONVENTIONS, sample
+from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
+from pndmkit.transfers import DDIMTransfer, LinearTransfer, Transfer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS", "MethodSpec", "get_method", "sample", "CONVENTIONS", "Integrator", "Solution", "State",
+    "GradientEstimator", "Single", "RungeKutta", "LinearMultistep", "Transfer", "DDIMTransfer", "LinearTransfer",
+    "NoiseSchedule", "LinearVP", "CosineVP", "DiscreteVP", "make_grid", "as_eps",
+]

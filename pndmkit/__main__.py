@@ -1,0 +1,3 @@
+from pndmkit.cli import main
+
+raise SystemExit(main())

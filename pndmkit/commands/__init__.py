@@ -1,0 +1,1 @@
+"""Sub-commands of the ``pndmkit`` command line, one module each (see :mod:`pndmkit.cli`)."""

@@ -1,0 +1,158 @@
+r"""Transfer maps: the part of a sampler step that moves ``x`` from ``t`` to ``t_next`` given a gradient.
+
+A transfer is affine in the state and the gradient, ``x_next = a(t, t_next) * x + b(t, t_next) * e``, so a
+step costs one fused multiply-add whatever the array library. Each transfer also fixes
+
+* what the gradient ``e`` *is* (:meth:`Transfer.gradient`): the noise estimate ``eps`` for the DDIM
+  transfer, the ODE right-hand side ``dx/dt`` for the classical linear transfer;
+* the coordinate ``u`` in which the transfer is an exact Euler step (:meth:`Transfer.coordinate`):
+  ``s = sqrt((1 - abar) / abar)`` for DDIM (in ``y = x / sqrt(abar)`` it reads ``y' = y + (s' - s) e``),
+  ``t`` itself for the linear transfer. Gradient estimators use it to place stages and derive weights.
+
+Examples
+--------
+>>> import numpy as np
+>>> from pndmkit.schedules import LinearVP
+>>> phi = DDIMTransfer(LinearVP())
+>>> x, e = np.array([0.3, -1.2]), np.array([0.5, 0.1])
+>>> bool(np.allclose(phi(phi(x, e, 0.9, 0.5), e, 0.5, 0.1), phi(x, e, 0.9, 0.1)))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+from pndmkit.schedules import NoiseSchedule
+
+__all__ = ["Transfer", "DDIMTransfer", "LinearTransfer"]
+
+
+class Transfer(ABC):
+    """An affine map ``x_next = a * x + b * e`` from ``t`` to ``t_next`` (the transfer part of PNDM).
+
+    Subclasses implement :meth:`coefficients`, :meth:`gradient`, :meth:`coordinate` and :meth:`time_at`.
+    """
+
+    #: name of the coordinate in which the transfer is an Euler step ("s" or "t")
+    variable: str
+
+    def __init__(self, schedule: NoiseSchedule) -> None:
+        self.schedule = schedule
+
+    @abstractmethod
+    def coefficients(self, t: float, t_next: float) -> tuple[float, float]:
+        """Return ``(a, b)`` such that the transfer is ``a * x + b * e`` (Python floats, float64)."""
+
+    @abstractmethod
+    def gradient(self, x: Any, eps: Any, t: float) -> Any:
+        """Turn a model's noise estimate at ``(x, t)`` into the gradient this transfer consumes."""
+
+    @abstractmethod
+    def coordinate(self, t: float) -> float:
+        """The coordinate ``u(t)`` in which ``x_next = x + (u(t_next) - u(t)) e`` up to scaling."""
+
+    @abstractmethod
+    def time_at(self, u: float) -> float:
+        """Inverse of :meth:`coordinate`."""
+
+    def __call__(self, x: Any, e: Any, t: float, t_next: float) -> Any:
+        a, b = self.coefficients(t, t_next)
+        return a * x + b * e
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.schedule!r})"
+
+
+class DDIMTransfer(Transfer):
+    r"""The pseudo transfer :math:`\phi` of PNDM (eq. 9), equal to the deterministic DDIM update.
+
+    .. math::
+        \phi(x, e, t, t') = \sqrt{\bar\alpha'/\bar\alpha}\, x
+        - \frac{\bar\alpha' - \bar\alpha}{\sqrt{\bar\alpha}\left(\sqrt{(1-\bar\alpha')\bar\alpha}
+        + \sqrt{(1-\bar\alpha)\bar\alpha'}\right)}\, e
+
+    The written form avoids the cancellation of ``sqrt(abar') x0_hat + sqrt(1 - abar') e``. With
+    ``y = x / sqrt(abar)`` it is exactly ``y' = y + (s' - s) e``; if ``e`` is the true noise of ``x`` the
+    result lies exactly at noise level ``t'`` for any step size.
+    """
+
+    variable = "s"
+
+    def coefficients(self, t: float, t_next: float) -> tuple[float, float]:
+        sched = self.schedule
+        la, la_next = float(sched.log_abar(t)), float(sched.log_abar(t_next))
+        ab, ab_next = math.exp(la), math.exp(la_next)
+        a = math.exp(0.5 * (la_next - la))
+        # abar' - abar written as abar * expm1(la' - la) to keep digits when the step is tiny
+        num = ab * math.expm1(la_next - la)
+        den = math.sqrt(ab) * (math.sqrt(-math.expm1(la_next) * ab) + math.sqrt(-math.expm1(la) * ab_next))
+        return a, (-num / den if den > 0 else 0.0)
+
+    def gradient(self, x: Any, eps: Any, t: float) -> Any:
+        return eps
+
+    def coordinate(self, t: float) -> float:
+        return float(self.schedule.s(t))
+
+    def time_at(self, u: float) -> float:
+        return float(self.schedule.t_from_s(u))
+
+
+class LinearTransfer(Transfer):
+    r"""The classical transfer ``x_next = x + (t_next - t) e`` of a numerical method on the ODE in ``t``.
+
+    The gradient is the right-hand side ``f(x, t) = dx/dt``. Two choices:
+
+    * ``rhs="ode"``: the probability-flow ODE (PNDM eq. 6 in the paper's form),
+      :math:`f = \bar\alpha'(t) \left(\frac{x}{2\bar\alpha} - \frac{\epsilon}{2\bar\alpha\sqrt{1-\bar\alpha}}\right)`;
+    * ``rhs="unit-difference"``: the paper's discrete right-hand side for DDPM schedules (used by FON),
+      ``f = x - phi(x, eps, t, t - 1)``, the change of a unit DDIM step. Near the data end, where ``t - 1``
+      leaves the schedule, the difference is taken over ``[t, t + 1]`` instead.
+
+    ``rhs=None`` picks ``"ode"`` for continuous schedules and ``"unit-difference"`` for discrete ones
+    (whose ODE right-hand side is singular at ``abar = 1``).
+    """
+
+    variable = "t"
+
+    def __init__(self, schedule: NoiseSchedule, rhs: str | None = None) -> None:
+        super().__init__(schedule)
+        rhs = rhs or ("ode" if schedule.continuous else "unit-difference")
+        if rhs not in ("ode", "unit-difference"):
+            raise ValueError(f"rhs must be 'ode' or 'unit-difference', got {rhs!r}")
+        self.rhs = rhs
+        self._phi = DDIMTransfer(schedule)
+
+    def __repr__(self) -> str:
+        return f"LinearTransfer({self.schedule!r}, rhs={self.rhs!r})"
+
+    def coefficients(self, t: float, t_next: float) -> tuple[float, float]:
+        return 1.0, t_next - t
+
+    def rhs_coefficients(self, t: float) -> tuple[float, float]:
+        """Return ``(c_x, c_e)`` with ``f(x, t) = c_x * x + c_e * eps``."""
+        sched = self.schedule
+        if self.rhs == "ode":
+            la, dla = float(sched.log_abar(t)), float(sched.dlog_abar(t))
+            one_minus = -math.expm1(la)
+            if one_minus <= 0:
+                raise ValueError(
+                    f"the ODE right-hand side in t is singular at t={t} where abar = 1; end the grid earlier "
+                    f"or use rhs='unit-difference'")
+            return 0.5 * dla, -0.5 * dla / math.sqrt(one_minus)
+        t_other = t - 1.0 if t - 1.0 >= sched.t_min else t + 1.0
+        a, b = self._phi.coefficients(t, t_other)
+        return (a - 1.0) / (t_other - t), b / (t_other - t)
+
+    def gradient(self, x: Any, eps: Any, t: float) -> Any:
+        cx, ce = self.rhs_coefficients(t)
+        return cx * x + ce * eps
+
+    def coordinate(self, t: float) -> float:
+        return float(t)
+
+    def time_at(self, u: float) -> float:
+        return float(u)
