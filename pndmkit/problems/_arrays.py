@@ -1,0 +1,49 @@
+"""numpy/torch interchange for the analytic problems (torch is imported only when a tensor arrives).
+
+Ground-truth computations run in float64 numpy; a torch tensor is copied to host float64 and the
+result copied back with the caller's dtype and device. These problems are references, not hot paths
+on an accelerator, so the host round trip is an accepted cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["is_torch", "to_float64"]
+
+
+def is_torch(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor, decided without importing torch."""
+    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+
+
+def to_float64(x: Any, name: str = "x") -> tuple[NDArray[np.float64], Callable[[NDArray[np.float64]], Any]]:
+    """Return ``x`` as a float64 numpy array and a function that converts a result back to ``x``'s kind.
+
+    The converter gives a tensor with ``x``'s dtype and device for torch input, an array of ``x``'s
+    floating dtype for numpy input, and float64 for anything else (lists, integer arrays).
+    """
+    if is_torch(x):
+        import torch
+
+        arr = x.detach().to(device="cpu", dtype=torch.float64).numpy()
+        dtype = x.dtype if x.is_floating_point() else torch.float64
+        device = x.device
+
+        def back(out: NDArray[np.float64]) -> Any:
+            return torch.from_numpy(np.ascontiguousarray(out)).to(device=device, dtype=dtype)
+
+        return arr, back
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must be a real numpy array or torch tensor, got dtype {arr.dtype}")
+    dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
+
+    def back_np(out: NDArray[np.float64]) -> Any:
+        return out.astype(dtype, copy=False)
+
+    return arr.astype(np.float64, copy=False), back_np
+

@@ -1,0 +1,309 @@
+r"""Gaussian-mixture data: the diffusion whose every quantity is known in closed form.
+
+For data :math:`p_0 = \sum_k w_k\,\mathcal N(\mu_k, \Sigma_k)` the forward process
+:math:`x_t = \sqrt{\bar\alpha}\,x_0 + \sqrt{1-\bar\alpha}\,\epsilon` (PNDM eq. 2) has the marginal
+
+.. math::
+    p_t = \sum_k w_k\,\mathcal N\big(\sqrt{\bar\alpha}\,\mu_k,\ C_k\big),\qquad
+    C_k = \bar\alpha\,\Sigma_k + (1-\bar\alpha)\,I ,
+
+so the score :math:`\nabla\log p_t`, the noise prediction
+:math:`\epsilon(x, t) = -\sqrt{1-\bar\alpha}\,\nabla\log p_t(x)` (the optimal eps-model), the density
+and exact samples of :math:`p_t` are all available. With the eigendecomposition
+:math:`\Sigma_k = U_k\,\mathrm{diag}(\lambda_k)\,U_k^\top`, done once, every :math:`C_k` shares the
+eigenvectors :math:`U_k` and has eigenvalues :math:`D_k = \bar\alpha\lambda_k + 1 - \bar\alpha`, so each
+call costs two matrix products of the batch with the stacked :math:`U_k` (none for diagonal
+covariances) and no factorisation.
+
+Examples
+--------
+>>> import numpy as np
+>>> from pndmkit.schedules import LinearVP
+>>> gm = GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [0.04, 0.04])
+>>> x = np.array([[0.0], [0.3]])
+>>> gm.eps(x, 0.5, LinearVP()).shape
+(2, 1)
+
+A single Gaussian has the linear eps of MATH.md, :math:`\epsilon = \sqrt{1-\bar\alpha}\,C^{-1}(x - \sqrt{\bar\alpha}\mu)`:
+
+>>> g = GaussianMixture([1.0], [[0.5]], [0.25])
+>>> sched = LinearVP(); abar = sched.abar(0.3)
+>>> c = abar * 0.25 + 1 - abar
+>>> bool(np.isclose(g.eps(x, 0.3, sched)[1, 0], np.sqrt(1 - abar) * (0.3 - np.sqrt(abar) * 0.5) / c))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from pndmkit.problems._arrays import to_float64
+from pndmkit.schedules import NoiseSchedule
+
+__all__ = ["GaussianMixture"]
+
+Seed = Union[None, int, np.random.Generator]
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def noise_levels(t: Optional[float], schedule: Optional[NoiseSchedule]) -> tuple[float, float]:
+    """Return ``(abar, 1 - abar)`` at ``t``, the second without cancellation; ``t=None`` means data (1, 0)."""
+    if t is None:
+        return 1.0, 0.0
+    if schedule is None:
+        raise ValueError(f"schedule is required when t is given (t={t!r}); pass t=None for the data distribution")
+    schedule.check_time(t)
+    log_abar = float(schedule.log_abar(float(t)))
+    return math.exp(log_abar), -math.expm1(log_abar)
+
+
+def levels_from_s(s: float) -> tuple[float, float]:
+    """Return ``(abar, 1 - abar)`` for the noise-to-signal ratio ``s``: ``abar = 1 / (1 + s^2)``."""
+    q = 1.0 + s * s
+    return 1.0 / q, (s * s) / q
+
+
+class GaussianMixture:
+    r"""A Gaussian mixture :math:`p_0 = \sum_k w_k \mathcal N(\mu_k, \Sigma_k)` in dimension ``d``, diffused.
+
+    Parameters
+    ----------
+    weights : array_like, shape (K,)
+        Positive mixture weights summing to 1 (to within 1e-8; they are renormalised exactly).
+    means : array_like, shape (K, d)
+        Component means. A 1-D array of length K is read as K means in dimension 1.
+    covs : array_like
+        Component covariances, symmetric positive definite, given as full matrices ``(K, d, d)``,
+        diagonals ``(K, d)``, one isotropic variance per component ``(K,)``, or one scalar variance for all.
+
+    Attributes
+    ----------
+    weights : ndarray (K,)
+    means : ndarray (K, d)
+    covs : ndarray (K, d, d)
+        Always the full matrices.
+    eigvals : ndarray (K, d)
+        Eigenvalues :math:`\lambda_k` of each :math:`\Sigma_k`.
+    diagonal : bool
+        Whether every covariance is diagonal (then the eigenvectors are the identity and eps costs O(K d)).
+    dim, n_components : int
+
+    Notes
+    -----
+    Methods accept ``x`` of shape ``(..., d)`` (normally ``(batch, d)``) as a numpy array or a torch
+    tensor and return the same kind, dtype and device; internally everything is float64 numpy.
+    """
+
+    def __init__(self, weights: ArrayLike, means: ArrayLike, covs: ArrayLike) -> None:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim != 1 or w.size == 0:
+            raise ValueError(f"weights must be a non-empty 1-D array, got shape {w.shape}")
+        if not np.all(np.isfinite(w)) or np.any(w <= 0):
+            raise ValueError(f"weights must be finite and > 0, got {w.tolist()}")
+        if abs(w.sum() - 1.0) > 1e-8:
+            raise ValueError(f"weights must sum to 1, got sum {w.sum()!r} for weights {w.tolist()}")
+        K = w.size
+        mu = np.asarray(means, dtype=np.float64)
+        if mu.ndim == 1 and mu.size == K:
+            mu = mu[:, None]
+        if mu.ndim != 2 or mu.shape[0] != K:
+            raise ValueError(f"means must have shape (K, d) = ({K}, d), got shape {mu.shape}")
+        if not np.all(np.isfinite(mu)):
+            raise ValueError("means must be finite")
+        d = mu.shape[1]
+        lam, U = _decompose(np.asarray(covs, dtype=np.float64), K, d)
+        self.weights = w / w.sum()
+        self.means = mu
+        self.eigvals = lam
+        self._U = U  # None for diagonal covariances
+        self.diagonal = U is None
+        self.dim, self.n_components = d, K
+        self.covs = np.stack([np.diag(l) for l in lam]) if U is None else np.einsum("kij,kj,klj->kil", U, lam, U)
+        self._log_w = np.log(self.weights)
+        if U is not None:
+            self._U_cat = np.concatenate(list(U), axis=1)  # (d, K d): x @ U_cat = [U_k^T x]_k
+            self._mu_rot = np.einsum("kij,ki->kj", U, mu)  # U_k^T mu_k
+        else:
+            self._mu_rot = mu
+
+    def __repr__(self) -> str:
+        kind = "diagonal" if self.diagonal else "full"
+        return f"GaussianMixture(K={self.n_components}, d={self.dim}, {kind} covariances)"
+
+    @property
+    def min_std(self) -> float:
+        """Smallest standard deviation along any principal axis of any component."""
+        return float(np.sqrt(self.eigvals.min()))
+
+    # -- core evaluation at given noise levels ----------------------------------------------------
+    def _parts(self, x: NDArray[np.float64], abar: float, om: float):
+        """Rotated residuals scaled by C_k^{-1}, responsibilities and log p_t at (abar, 1-abar)."""
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"x must have last dimension d={self.dim}, got shape {x.shape}")
+        B = x.reshape(-1, self.dim)
+        K, d = self.n_components, self.dim
+        rot = (B @ self._U_cat).reshape(-1, K, d) if self._U is not None else B[:, None, :]
+        resid = rot - math.sqrt(abar) * self._mu_rot  # U_k^T (x - sqrt(abar) mu_k), (batch, K, d)
+        D = abar * self.eigvals + om  # (K, d) eigenvalues of C_k
+        q = resid / D
+        log_comp = self._log_w - 0.5 * (d * _LOG_2PI + np.log(D).sum(axis=1) + np.einsum("bkd,bkd->bk", q, resid))
+        top = log_comp.max(axis=1, keepdims=True)  # log-sum-exp over components
+        r = np.exp(log_comp - top)
+        total = r.sum(axis=1, keepdims=True)
+        return q, r / total, (top + np.log(total))[:, 0]
+
+    def _precision_residual(self, x: NDArray[np.float64], abar: float, om: float) -> NDArray[np.float64]:
+        """``sum_k r_k C_k^{-1} (x - sqrt(abar) mu_k)``, i.e. ``-score``, with the shape of ``x``."""
+        q, resp, _ = self._parts(x, abar, om)
+        v = q * resp[:, :, None]
+        if self._U is None:
+            out = v.sum(axis=1)
+        else:
+            out = v.reshape(v.shape[0], -1) @ self._U_cat.T
+        return out.reshape(x.shape)
+
+    def eps_at_levels(self, x: NDArray[np.float64], abar: float, one_minus_abar: float) -> NDArray[np.float64]:
+        """Exact eps for float64 numpy ``x`` at signal level ``abar`` (with ``1 - abar`` passed separately)."""
+        return math.sqrt(one_minus_abar) * self._precision_residual(x, abar, one_minus_abar)
+
+    # -- public API in schedule time ----------------------------------------------------------------
+    def eps(self, x: Any, t: float, schedule: NoiseSchedule) -> Any:
+        r"""Exact noise prediction :math:`\epsilon(x, t) = -\sqrt{1-\bar\alpha}\,\nabla_x\log p_t(x)`.
+
+        Parameters
+        ----------
+        x : ndarray or torch.Tensor, shape (batch, d)
+        t : float
+            Time in ``schedule``'s units.
+        schedule : NoiseSchedule
+
+        Returns
+        -------
+        Same type, dtype and device as ``x``, same shape.
+        """
+        arr, back = to_float64(x)
+        return back(self.eps_at_levels(arr, *noise_levels(t, schedule)))
+
+    def score(self, x: Any, t: Optional[float], schedule: Optional[NoiseSchedule] = None) -> Any:
+        r"""Score :math:`\nabla_x \log p_t(x)`; ``t=None`` gives the score of the data distribution ``p_0``."""
+        arr, back = to_float64(x)
+        return back(-self._precision_residual(arr, *noise_levels(t, schedule)))
+
+    def log_prob(self, x: Any, t: Optional[float], schedule: Optional[NoiseSchedule] = None) -> Any:
+        r"""Log-density :math:`\log p_t(x)` (log-sum-exp over components), shape ``x.shape[:-1]``.
+
+        ``t=None`` gives :math:`\log p_0`.
+        """
+        arr, back = to_float64(x)
+        _, _, log_p = self._parts(arr, *noise_levels(t, schedule))
+        return back(log_p.reshape(arr.shape[:-1]))
+
+    def sample(self, n: int, t: Optional[float] = None, schedule: Optional[NoiseSchedule] = None,
+               rng: Seed = None) -> NDArray[np.float64]:
+        r"""Exact samples of :math:`p_t` (of :math:`p_0` when ``t`` is None), float64 array ``(n, d)``.
+
+        Parameters
+        ----------
+        n : int
+        t : float or None
+        schedule : NoiseSchedule, optional (required when ``t`` is given)
+        rng : numpy Generator, int seed or None
+
+        Examples
+        --------
+        >>> gm = GaussianMixture([1.0], [[0.0, 1.0]], [0.01])
+        >>> x = gm.sample(20000, rng=0)
+        >>> np.round(x.mean(axis=0), 2) + 0.0, np.round(x.std(axis=0), 2)
+        (array([0., 1.]), array([0.1, 0.1]))
+        """
+        if int(n) != n or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        n = int(n)
+        abar, om = noise_levels(t, schedule)
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        comp = gen.choice(self.n_components, size=n, p=self.weights)
+        z = gen.standard_normal((n, self.dim)) * np.sqrt(abar * self.eigvals + om)[comp]
+        if self._U is not None:
+            for k in range(self.n_components):
+                sel = comp == k
+                z[sel] = z[sel] @ self._U[k].T
+        return z + math.sqrt(abar) * self.means[comp]
+
+    # -- exact moments ------------------------------------------------------------------------------
+    def mean(self, t: Optional[float] = None, schedule: Optional[NoiseSchedule] = None) -> NDArray[np.float64]:
+        r"""Exact mean of :math:`p_t`: :math:`\sqrt{\bar\alpha}\sum_k w_k\mu_k`."""
+        abar, _ = noise_levels(t, schedule)
+        return math.sqrt(abar) * (self.weights @ self.means)
+
+    def cov(self, t: Optional[float] = None, schedule: Optional[NoiseSchedule] = None) -> NDArray[np.float64]:
+        r"""Exact covariance of :math:`p_t`: :math:`\sum_k w_k (C_k + m_k m_k^\top) - m m^\top`."""
+        abar, om = noise_levels(t, schedule)
+        m_k = math.sqrt(abar) * self.means
+        m = self.weights @ m_k
+        C = abar * np.einsum("k,kij->ij", self.weights, self.covs) + om * np.eye(self.dim)
+        return C + np.einsum("k,ki,kj->ij", self.weights, m_k, m_k) - np.outer(m, m)
+
+    def expected_norm(self, t: Optional[float] = None, schedule: Optional[NoiseSchedule] = None) -> float:
+        r"""Root mean square of :math:`\|x_t\|/\sqrt d` under :math:`p_t`.
+
+        :math:`E\|x_t\|^2 = \sum_k w_k(\bar\alpha\|\mu_k\|^2 + \mathrm{tr}(\bar\alpha\Sigma_k + (1-\bar\alpha)I))`.
+        """
+        abar, om = noise_levels(t, schedule)
+        second = self.weights @ (abar * (self.means**2).sum(axis=1) + abar * self.eigvals.sum(axis=1) + om * self.dim)
+        return math.sqrt(second / self.dim)
+
+    # -- reference probability-flow trajectory ------------------------------------------------------
+    def reference(self, x_T: Any, schedule: NoiseSchedule, t_start: Optional[float] = None,
+                  t_end: Optional[float] = None, rtol: float = 1e-12, atol: float = 1e-12,
+                  times: Optional[Sequence[float]] = None) -> Any:
+        """Exact probability-flow ODE solution from ``x_T`` at ``t_start`` to ``t_end``.
+
+        See :func:`pndmkit.problems.reference.reference_trajectory` for the method; ``t_start`` and
+        ``t_end`` default to the schedule's. With ``times`` the values at those times are returned,
+        stacked along a new first axis; otherwise the end point, shaped like ``x_T``.
+        """
+        from pndmkit.problems.reference import reference_trajectory
+
+        return reference_trajectory(self, x_T, schedule, t_start, t_end, rtol=rtol, atol=atol, times=times)
+
+
+def _decompose(covs: NDArray[np.float64], K: int, d: int) -> tuple[NDArray[np.float64], Optional[NDArray[np.float64]]]:
+    """Eigenvalues ``(K, d)`` and eigenvectors ``(K, d, d)`` (None when every covariance is diagonal)."""
+    if not np.all(np.isfinite(covs)):
+        raise ValueError("covs must be finite")
+    if covs.ndim == 0 or (covs.ndim == 1 and covs.shape == (K,)):
+        lam = np.broadcast_to(covs.reshape(-1, 1), (K, d)).astype(np.float64)
+    elif covs.ndim == 2 and covs.shape == (K, d):
+        lam = covs.copy()
+    elif covs.ndim == 3 and covs.shape == (K, d, d):
+        asym = np.abs(covs - covs.transpose(0, 2, 1)).max(axis=(1, 2))
+        scale = np.abs(covs).max(axis=(1, 2))
+        bad = np.nonzero(asym > 1e-10 * scale)[0]
+        if bad.size:
+            raise ValueError(f"covs[{bad[0]}] is not symmetric (max |C - C^T| = {asym[bad[0]]:.3g})")
+        sym = 0.5 * (covs + covs.transpose(0, 2, 1))
+        off = sym - np.einsum("kii->ki", sym)[:, :, None] * np.eye(d)
+        if not np.any(off):
+            lam, U = np.einsum("kii->ki", sym).copy(), None
+        else:
+            lam, U = np.linalg.eigh(sym)
+        _check_positive(lam)
+        return lam, U
+    else:
+        raise ValueError(
+            f"covs must have shape (K, d, d) = ({K}, {d}, {d}) (full), ({K}, {d}) (diagonal), "
+            f"({K},) or () (isotropic), got shape {covs.shape}"
+        )
+    _check_positive(lam)
+    return lam, None
+
+
+def _check_positive(lam: NDArray[np.float64]) -> None:
+    bad = np.nonzero(lam.min(axis=1) <= 1e-14 * max(1.0, float(lam.max())))[0]
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(f"covs[{k}] is not positive definite (smallest eigenvalue {lam[k].min():.3g})")
