@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -243,7 +243,8 @@ class DiscreteVP(NoiseSchedule):
         self.betas = b
         self.name = name
         self.alphas_cumprod = np.cumprod(1.0 - b)
-        self._table_log = np.concatenate([[0.0], np.cumsum(np.log1p(-b))])  # knots -1..T-1
+        self._table = np.concatenate([[1.0], self.alphas_cumprod])  # knots -1..T-1
+        self._table_log = np.log(self._table)
         self._knots = np.arange(-1.0, b.size)
         self._spline = CubicSpline(self._knots, self._table_log)
         self._dspline = self._spline.derivative()
@@ -271,15 +272,22 @@ class DiscreteVP(NoiseSchedule):
         f = np.cos((np.arange(T + 1) / T + s0) / (1 + s0) * np.pi / 2) ** 2
         return cls(np.minimum(1 - f[1:] / f[:-1], max_beta), name="cosine")
 
-    def log_abar(self, t: ArrayLike) -> FloatOrArray:
+    def _lookup(self, t: ArrayLike, table: NDArray[np.float64], between: Callable) -> FloatOrArray:
         t = np.asarray(t, dtype=np.float64)
         ti = np.rint(t)
         exact = (t == ti) & (ti >= -1) & (ti <= self.t_max)
         if np.ndim(t) == 0:
-            return float(self._table_log[int(ti) + 1]) if exact else float(self._spline(t))
-        out = self._spline(t)
-        out[exact] = self._table_log[ti[exact].astype(np.int64) + 1]
+            return float(table[int(ti) + 1]) if exact else float(between(t))
+        out = np.asarray(between(t), dtype=np.float64)
+        out[exact] = table[ti[exact].astype(np.int64) + 1]
         return out
+
+    def log_abar(self, t: ArrayLike) -> FloatOrArray:
+        return self._lookup(t, self._table_log, self._spline)
+
+    def abar(self, t: ArrayLike) -> FloatOrArray:
+        """``alphas_cumprod[t]`` exactly at integer ``t`` (1 at ``t = -1``), the spline in between."""
+        return self._lookup(t, self._table, lambda u: np.exp(self._spline(u)))
 
     def dlog_abar(self, t: ArrayLike) -> FloatOrArray:
         return _out(np.asarray(self._dspline(np.asarray(t, dtype=np.float64))))
