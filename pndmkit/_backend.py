@@ -6,11 +6,11 @@ installed and with any torch version a user has.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["is_torch", "check_array", "match_dtype", "all_finite", "dtype_name"]
+__all__ = ["is_torch", "check_array", "match_dtype", "all_finite", "dtype_name", "lincomb"]
 
 
 def is_torch(x: Any) -> bool:
@@ -49,3 +49,26 @@ def all_finite(x: Any) -> bool:
     if is_torch(x):
         return bool(x.isfinite().all().item())
     return bool(np.isfinite(x).all())
+
+
+def lincomb(weights: Sequence[float], arrays: Sequence[Any]) -> Any:
+    """``sum_k weights[k] * arrays[k]`` with Python-float weights, skipping zero weights.
+
+    One fresh result array is accumulated in place (``add_(a, alpha=w)`` for torch: one kernel per term),
+    so a step allocates one array per combination whatever the number of terms. Inputs are never modified.
+
+    >>> lincomb([0.5, 0.0, 2.0], [np.ones(2), np.full(2, np.nan), np.arange(2.0)]).tolist()
+    [0.5, 2.5]
+    """
+    terms = [(w, a) for w, a in zip(weights, arrays) if w != 0.0]
+    if not terms:
+        return 0.0 * arrays[0]
+    w0, a0 = terms[0]
+    out = a0 * w0
+    if is_torch(out):
+        for w, a in terms[1:]:
+            out.add_(a, alpha=w)
+    else:
+        for w, a in terms[1:]:
+            out += w * a
+    return out

@@ -25,10 +25,11 @@ from abc import ABC, abstractmethod
 from functools import lru_cache
 from typing import Any, Callable, Sequence
 
+from pndmkit._backend import lincomb
 from pndmkit.tableaus import ButcherTableau
 from pndmkit.transfers import Transfer
 
-__all__ = ["History", "Evaluate", "GradientEstimator", "Single", "RungeKutta", "LinearMultistep", "combine"]
+__all__ = ["History", "Evaluate", "GradientEstimator", "Single", "RungeKutta", "LinearMultistep"]
 
 #: past gradients ``((t_k, e_k), ...)``, newest first
 History = tuple
@@ -36,17 +37,7 @@ History = tuple
 Evaluate = Callable[[Any, float], Any]
 
 
-def combine(weights: Sequence[float], arrays: Sequence[Any]) -> Any:
-    """``sum_k weights[k] * arrays[k]``, skipping zero weights (no array library needed)."""
-    out = None
-    for w, a in zip(weights, arrays):
-        if w == 0.0:
-            continue
-        term = w * a
-        out = term if out is None else out + term
-    if out is None:
-        return 0.0 * arrays[0]
-    return out
+
 
 
 class GradientEstimator(ABC):
@@ -119,9 +110,9 @@ class RungeKutta(GradientEstimator):
         gs = [g(x, t)]
         for i in range(1, len(self._b)):
             c = self._c[i]
-            x_i = x if c == 0 else phi(x, combine([a / c for a in self._a[i][:i]], gs), t, times[i])
+            x_i = x if c == 0 else phi(x, lincomb([a / c for a in self._a[i][:i]], gs), t, times[i])
             gs.append(g(x_i, times[i]))
-        return combine(self._b, gs), gs[0]
+        return lincomb(self._b, gs), gs[0]
 
 
 @lru_cache(maxsize=None)
@@ -196,4 +187,4 @@ class LinearMultistep(GradientEstimator):
         e = g(x, t)
         past = history[: k - 1]
         w = self.coefficients([t] + [tk for tk, _ in past], t, t_next, phi)
-        return combine(w, [e] + [ek for _, ek in past]), e
+        return lincomb(w, [e] + [ek for _, ek in past]), e

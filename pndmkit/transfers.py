@@ -25,6 +25,7 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any
 
+from pndmkit._backend import lincomb
 from pndmkit.schedules import NoiseSchedule
 
 __all__ = ["Transfer", "DDIMTransfer", "LinearTransfer"]
@@ -60,7 +61,7 @@ class Transfer(ABC):
 
     def __call__(self, x: Any, e: Any, t: float, t_next: float) -> Any:
         a, b = self.coefficients(t, t_next)
-        return a * x + b * e
+        return lincomb((a, b), (x, e))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.schedule!r})"
@@ -148,8 +149,7 @@ class LinearTransfer(Transfer):
         return (a - 1.0) / (t_other - t), b / (t_other - t)
 
     def gradient(self, x: Any, eps: Any, t: float) -> Any:
-        cx, ce = self.rhs_coefficients(t)
-        return cx * x + ce * eps
+        return lincomb(self.rhs_coefficients(t), (x, eps))
 
     def coordinate(self, t: float) -> float:
         return float(t)
