@@ -37,9 +37,6 @@ History = tuple
 Evaluate = Callable[[Any, float], Any]
 
 
-
-
-
 class GradientEstimator(ABC):
     """Base class: estimate the gradient of one step from model evaluations and the history."""
 
