@@ -104,11 +104,13 @@ def _checked(model: Model, like: Any, count: list[int], check_finite: bool) -> C
                              f"{type(e).__name__} of shape {tuple(getattr(e, 'shape', ()))} at t={t}")
         if type(e) is not type(like):
             raise TypeError(f"model output must be a {type(like).__name__} like x, got {type(e).__name__} at t={t}")
-        if "float" not in dtype_name(e):
-            raise TypeError(f"model output must have a floating dtype, got {dtype_name(e)} at t={t}")
+        if e.dtype != like.dtype:
+            if "float" not in dtype_name(e):
+                raise TypeError(f"model output must have a floating dtype, got {dtype_name(e)} at t={t}")
+            e = match_dtype(e, like)
         if check_finite and not all_finite(e):
             raise FloatingPointError(f"model output is not finite at t={t} (evaluation {count[0]})")
-        return match_dtype(e, like)
+        return e
 
     return evaluate
 

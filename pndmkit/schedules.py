@@ -273,6 +273,10 @@ class DiscreteVP(NoiseSchedule):
         return cls(np.minimum(1 - f[1:] / f[:-1], max_beta), name="cosine")
 
     def _lookup(self, t: ArrayLike, table: NDArray[np.float64], between: Callable) -> FloatOrArray:
+        if isinstance(t, (float, int)):  # the sampler's hot path: one Python float per call
+            if float(t).is_integer() and -1 <= t <= self.t_max:
+                return float(table[int(t) + 1])
+            return float(between(float(t)))
         t = np.asarray(t, dtype=np.float64)
         ti = np.rint(t)
         exact = (t == ti) & (ti >= -1) & (ti <= self.t_max)
