@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pndmkit
 from pndmkit import METHODS, sample
@@ -266,3 +268,49 @@ def test_methods_cli_lists_every_method(capsys):
 def test_public_names_are_exported():
     for name in ("sample", "METHODS", "Integrator", "DDIMTransfer", "LinearVP", "DiscreteVP"):
         assert hasattr(pndmkit, name)
+
+
+PSEUDO = [name for name, spec in METHODS.items() if spec.transfer == "phi (DDIM)"]
+
+
+@given(data=st.data(), mu=st.floats(-2, 2), z=st.floats(-3, 3))
+def test_every_pseudo_method_is_exact_for_a_point_mass(data, mu, z):
+    """For data concentrated at mu, eps is constant along the flow (x_t = sqrt(abar) mu + sqrt(1-abar) z),
+    so every consistent gradient part returns that constant and phi lands exactly on the trajectory, on
+    any grid and with any number of steps. Classical methods do not have this property."""
+    sched = LinearVP()
+    times = data.draw(st.lists(st.floats(1e-3, 1.0), min_size=2, max_size=9, unique=True))
+    grid = np.array(sorted(times, reverse=True))
+    name = data.draw(st.sampled_from(PSEUDO))
+
+    def eps(x, t):
+        a = sched.abar(t)
+        return (x - np.sqrt(a) * mu) / np.sqrt(1 - a)
+
+    a0, a1 = sched.abar(grid[0]), sched.abar(grid[-1])
+    x_T = np.array([np.sqrt(a0) * mu + np.sqrt(1 - a0) * z])
+    sol = sample(eps, x_T, schedule=sched, method=name, grid=grid)
+    np.testing.assert_allclose(sol.x, np.sqrt(a1) * mu + np.sqrt(1 - a1) * z, rtol=1e-9, atol=1e-9)
+
+
+def test_classical_methods_leave_the_point_mass_trajectory():
+    sched = LinearVP()
+    eps = lambda x, t: (x - np.sqrt(sched.abar(t))) / np.sqrt(1 - sched.abar(t))  # noqa: E731
+    x_T = np.array([np.sqrt(sched.abar(1.0)) + np.sqrt(1 - sched.abar(1.0))])
+    exact = np.sqrt(sched.abar(1e-3)) + np.sqrt(1 - sched.abar(1e-3))
+    for name in ("euler", "rk4", "fon"):
+        assert abs(sample(eps, x_T, schedule=sched, method=name, steps=10).x[0] - exact) > 1e-4
+
+
+def test_float32_state_never_meets_float64():
+    """Devices without float64 (Apple MPS): the model only ever sees the state's dtype."""
+    torch = pytest.importorskip("torch")
+    sched = DiscreteVP.linear()
+
+    def model(x, t):
+        assert x.dtype == torch.float32, x.dtype
+        return 0.1 * x
+
+    for name in METHODS:
+        out = sample(model, torch.ones(2, 3, dtype=torch.float32), schedule=sched, method=name, steps=5)
+        assert out.x.dtype == torch.float32

@@ -1,0 +1,1 @@
+"""Studies that write tables (CSV/JSON) under ``analysis/results/``; ``python -m analysis.bench`` is ``make bench``."""
