@@ -12,12 +12,9 @@ from typing import Any, Callable
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["is_torch", "to_float64"]
+from pndmkit._backend import is_torch
 
-
-def is_torch(x: Any) -> bool:
-    """Whether ``x`` is a torch tensor, decided without importing torch."""
-    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+__all__ = ["to_float64"]
 
 
 def to_float64(x: Any, name: str = "x") -> tuple[NDArray[np.float64], Callable[[NDArray[np.float64]], Any]]:

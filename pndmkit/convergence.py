@@ -1,0 +1,269 @@
+r"""Convergence studies: error against the exact probability-flow trajectory versus steps and NFE.
+
+A study fixes an analytic problem (:mod:`pndmkit.problems`), a schedule, a grid kind, a time interval and
+a small batch of start points ``x_T``; the reference end points come from the tight DOP853 solver.
+For each method and step count ``N`` it records
+
+* the **error** ``sqrt(mean((x_N - x_ref)^2))``: the RMS over the batch and the dimensions of the end point
+  error (RMS rather than max, so that one sample whose leading error coefficient happens to cross zero
+  does not make the curve jump);
+* the **NFE** of the run (what users pay);
+* a **fitted order**: the least-squares slope of ``-log error`` against ``log N`` on an asymptotic range
+  that :func:`fit_order` chooses and reports (points below the round-off floor are dropped first; then
+  the longest run of largest step counts whose successive local orders agree).
+
+Adaptive methods (``pf``) have no step count: they are swept over solver tolerances and reported by
+error per NFE only (``measured_order`` is ``None``; ``nfe_slope`` is the slope of ``-log error`` against
+``log NFE``, available for every method).
+
+Why the default interval stops at ``s = 0.1``
+---------------------------------------------
+Every VP schedule has ``1 - abar ~ c t`` near the data, so ``s(t) ~ sqrt(c t)`` has a branch point at
+the time where ``abar = 1``. On a ``t``-uniform grid the methods whose stages or weights are uniform in
+``t`` (PRK, PLMS, F-PNDM, iPNDM, FON's RK4/AB4 in ``t``) reach their asymptotic order only once the
+step ``h`` is small against the distance from the last time to that branch point: for the linear VP
+schedule ending at ``t = 1e-3`` that needs ``N >> 1000``, and on a discrete schedule ending at
+``abar = 1`` (``t = -1``) the distance is zero and the paper's pseudo methods drop to first order. The
+default study therefore ends where ``s = 0.1`` (``abar ~ 0.99``; ``t ~ 0.027`` for linear VP), where every
+method is asymptotic within a few hundred steps; pass ``t_end`` to study the other regimes.
+
+Examples
+--------
+>>> study = make_study("gmm1d", "linear-vp", batch=4)
+>>> result = sweep(study, "ddim", [50, 100, 200, 400])
+>>> round(result.measured_order, 1), result.nfe
+(1.0, [50, 100, 200, 400])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pndmkit.grids import make_grid
+from pndmkit.methods import MethodSpec, get_method
+from pndmkit.problems import GaussianMixture, get_problem
+from pndmkit.sampling import sample
+from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
+
+__all__ = ["SCHEDULES", "DEFAULT_STEPS", "DEFAULT_TOLERANCES", "Study", "MethodResult", "make_study", "sweep",
+           "fit_order", "run_study"]
+
+#: schedules by command-line name
+SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {
+    "linear-vp": LinearVP,
+    "cosine-vp": CosineVP,
+    "ddpm-linear": DiscreteVP.linear,
+}
+#: step counts of the default study
+DEFAULT_STEPS = (25, 50, 100, 200, 400, 800)
+#: solver tolerances of the adaptive sweep
+DEFAULT_TOLERANCES = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
+#: noise-to-signal ratio where the default study ends (see the module docstring)
+DEFAULT_S_END = 0.1
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Study:
+    """Everything a convergence run is measured against.
+
+    Attributes
+    ----------
+    problem : GaussianMixture
+    problem_name, schedule_name : str
+    schedule : NoiseSchedule
+    grid : str
+        Grid kind for :func:`pndmkit.grids.make_grid` (``"uniform"``: equal steps in ``t``).
+    t_start, t_end : float
+    x_T : ndarray (batch, d)
+        Start points, float64 (converted per run when ``array="torch"``).
+    reference : ndarray (batch, d)
+        Exact end points (DOP853 at ``rtol = atol = 1e-13``).
+    reference_error : float
+        Max change of the reference between tolerance ``1e-12`` and ``1e-13``: an upper estimate of its error.
+    """
+
+    problem: GaussianMixture
+    problem_name: str
+    schedule: NoiseSchedule
+    schedule_name: str
+    grid: str
+    t_start: float
+    t_end: float
+    x_T: NDArray[np.float64]
+    reference: NDArray[np.float64]
+    reference_error: float
+
+    @property
+    def floor(self) -> float:
+        """Errors below this are dominated by the reference's own error and round-off; fits stop above it."""
+        return max(30.0 * self.reference_error, 1e-13)
+
+    def error(self, x: Any) -> float:
+        """RMS over batch and dimensions of ``x - reference``."""
+        arr = x.detach().cpu().double().numpy() if hasattr(x, "detach") else np.asarray(x, dtype=np.float64)
+        return float(np.sqrt(np.mean((arr - self.reference) ** 2)))
+
+
+def make_study(problem: str | GaussianMixture = "gmm2d", schedule: str | NoiseSchedule = "linear-vp", *,
+               grid: str = "uniform", t_start: Optional[float] = None, t_end: Optional[float] = None,
+               batch: int = 8, seed: int = 0) -> Study:
+    """Set up a study: problem, schedule, interval, ``batch`` start points ``x_T ~ N(0, I)`` and their reference.
+
+    ``t_start`` defaults to the schedule's; ``t_end`` to the time where ``s = 0.1`` (module docstring).
+    """
+    gm = get_problem(problem) if isinstance(problem, str) else problem
+    if isinstance(schedule, str):
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; choose one of {sorted(SCHEDULES)}")
+        sched_name, sched = schedule, SCHEDULES[schedule]()
+    else:
+        sched_name, sched = repr(schedule), schedule
+    t0 = sched.t_start if t_start is None else float(t_start)
+    t1 = float(sched.t_from_s(DEFAULT_S_END)) if t_end is None else float(t_end)
+    make_grid(sched, 2, grid, t_start=t0, t_end=t1)  # validates grid kind and interval early
+    if not (isinstance(batch, int) and batch >= 1):
+        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    x_T = np.random.default_rng(seed).standard_normal((batch, gm.dim))
+    loose = gm.reference(x_T, sched, t0, t1, rtol=1e-12, atol=1e-12)
+    tight = gm.reference(x_T, sched, t0, t1, rtol=1e-13, atol=1e-13)
+    return Study(problem=gm, problem_name=problem if isinstance(problem, str) else repr(problem),
+                 schedule=sched, schedule_name=sched_name, grid=grid, t_start=t0, t_end=t1, x_T=x_T,
+                 reference=tight, reference_error=float(np.max(np.abs(loose - tight))))
+
+
+@dataclass
+class MethodResult:
+    """Errors of one method on a study.
+
+    ``steps``, ``nfe``, ``errors`` (and ``tolerances`` for adaptive methods) have equal lengths;
+    ``steps`` entries are ``None`` for adaptive methods. ``fit_range`` is the ``(first, last)`` step
+    count of the range the order was fitted on.
+    """
+
+    name: str
+    declared_order: Optional[int]
+    adaptive: bool
+    steps: list[Optional[int]]
+    nfe: list[int]
+    errors: list[float]
+    tolerances: Optional[list[float]] = None
+    measured_order: Optional[float] = None
+    fit_range: Optional[tuple[int, int]] = None
+    nfe_slope: Optional[float] = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        out = {k: v for k, v in self.__dict__.items() if k != "name"}
+        out["fit_range"] = list(self.fit_range) if self.fit_range else None
+        return out
+
+
+def fit_order(steps: Sequence[float], errors: Sequence[float], floor: float = 0.0, *, min_points: int = 3,
+              spread: float = 0.3) -> tuple[Optional[float], Optional[tuple[int, int]], str]:
+    """Least-squares order ``p`` in ``error ~ C N^-p`` on an automatically chosen asymptotic range.
+
+    Points at and after the first error below ``floor`` (or non-finite) are dropped: beyond it the
+    reference error and round-off dominate. The range is then the longest tail of the remaining points
+    (at least ``min_points``, fewer if fewer remain) whose successive local orders
+    ``log(e_i / e_{i+1}) / log(N_{i+1} / N_i)`` all lie within ``spread`` of each other.
+
+    Returns ``(order, (i, j), note)``: the slope, the indices of the first and last point used, and a
+    note that is non-empty when no such range exists (then the last ``min_points`` points are used).
+
+    >>> fit_order([10, 20, 40, 80, 160], [1e-1, 2e-2, 4e-3, 1e-3, 2.5e-4])
+    (2.0, (2, 4), '')
+    """
+    n = np.asarray(steps, dtype=np.float64)
+    e = np.asarray(errors, dtype=np.float64)
+    ok = np.isfinite(e) & (e > floor)
+    last = int(np.argmin(ok)) if not ok.all() else len(e)
+    if last < 2:
+        return None, None, "fewer than two errors above the round-off floor"
+    ln, le = np.log(n[:last]), np.log(e[:last])
+    local = -np.diff(le) / np.diff(ln)
+    m = min(min_points, last)
+    first, note = None, ""
+    for i in range(last - m + 1):  # longest admissible tail first
+        window = local[i:]
+        if window.max() - window.min() <= spread:
+            first = i
+            break
+    if first is None:
+        first = last - m
+        note = "no asymptotic range: local orders still vary by more than %.2g" % spread
+    slope = -np.polyfit(ln[first:], le[first:], 1)[0]
+    return round(float(slope), 2), (first, last - 1), note
+
+
+def _run(study: Study, method: Any, x_T: Any, steps: int) -> tuple[Any, int]:
+    sol = sample(lambda x, t: study.problem.eps(x, t, study.schedule), x_T, schedule=study.schedule,
+                 method=method, steps=steps, grid=study.grid, t_start=study.t_start, t_end=study.t_end)
+    return sol.x, sol.nfe
+
+
+def _slope(x: Sequence[float], e: Sequence[float]) -> Optional[float]:
+    good = [(a, b) for a, b in zip(x, e) if a and b > 0 and math.isfinite(b)]
+    if len(good) < 2:
+        return None
+    lx, le = np.log([g[0] for g in good]), np.log([g[1] for g in good])
+    return round(float(-np.polyfit(lx, le, 1)[0]), 2)
+
+
+def sweep(study: Study, method: str | MethodSpec, steps: Sequence[int] = DEFAULT_STEPS, *,
+          array: str = "numpy", tolerances: Sequence[float] = DEFAULT_TOLERANCES,
+          progress: Optional[Progress] = None) -> MethodResult:
+    """Errors of ``method`` at each step count (tolerance, for adaptive methods) on ``study``.
+
+    ``array="torch"`` runs the sampler on float64 torch tensors instead of numpy arrays.
+    """
+    spec = method if isinstance(method, MethodSpec) else get_method(method)
+    x_T: Any = study.x_T
+    if array == "torch":
+        import torch
+
+        x_T = torch.from_numpy(study.x_T.copy())
+    elif array != "numpy":
+        raise ValueError(f"array must be 'numpy' or 'torch', got {array!r}")
+    say = progress or (lambda _: None)
+    if spec.adaptive:
+        base = spec.build(study.schedule)
+        tols = list(tolerances) if hasattr(base, "rtol") else [None]
+        nfe, errors = [], []
+        for tol in tols:
+            say(f"{spec.name} tol={tol}")
+            integrator = replace(base, rtol=tol, atol=tol) if tol is not None else base
+            x, k = _run(study, integrator, x_T, 1)
+            nfe.append(k)
+            errors.append(study.error(x))
+        return MethodResult(spec.name, spec.order, True, [None] * len(tols), nfe, errors,
+                            tolerances=[t for t in tols if t is not None] or None, nfe_slope=_slope(nfe, errors))
+    nfe, errors = [], []
+    for n in steps:
+        say(f"{spec.name} N={n}")
+        x, k = _run(study, spec, x_T, int(n))
+        nfe.append(k)
+        errors.append(study.error(x))
+    order, idx, note = fit_order(steps, errors, study.floor)
+    if order is not None and order < 0.5 and idx and errors[idx[1]] > 1e3 * study.floor:
+        note = (note + "; " if note else "") + ("error plateau: the method converges to another limit than the "
+                                                 "exact PF-ODE (e.g. a unit-difference right-hand side)")
+    return MethodResult(spec.name, spec.order, False, [int(n) for n in steps], nfe, errors,
+                        measured_order=order, fit_range=(int(steps[idx[0]]), int(steps[idx[1]])) if idx else None,
+                        nfe_slope=_slope(nfe, errors), note=note)
+
+
+def run_study(study: Study, methods: Optional[Sequence[str]] = None, steps: Sequence[int] = DEFAULT_STEPS, *,
+              array: str = "numpy", progress: Optional[Progress] = None) -> dict[str, MethodResult]:
+    """:func:`sweep` every method in ``methods`` (default: every registered method), keyed by name."""
+    from pndmkit.methods import METHODS
+
+    names = list(METHODS) if methods is None else list(methods)
+    return {name: sweep(study, name, steps, array=array, progress=progress) for name in names}
