@@ -208,8 +208,8 @@ def lagrange_weights(nodes: Iterable[Number], u: Number, u_next: Number) -> tupl
     return _integrated_basis(exact, _rational(u, "u"), _rational(u_next, "u_next"))
 
 
-# moments of sigma over [-1/2, 1/2] (zero for odd powers); enough for k <= 40
-_CENTRED_MOMENTS = tuple(0.0 if m % 2 else 0.5**m / (m + 1) for m in range(40))
+# even moments int_{-1/2}^{1/2} sigma^(2i) d sigma (the odd ones vanish); enough for k <= 40
+_EVEN_MOMENTS = tuple(0.5 ** (2 * i) / (2 * i + 1) for i in range(20))
 
 
 def lagrange_weights_float(nodes: Sequence[float], u: float, u_next: float) -> np.ndarray:
@@ -245,25 +245,29 @@ def lagrange_weights_float(nodes: Sequence[float], u: float, u_next: float) -> n
     length = float(u_next) - u
     if length == 0.0 or not math.isfinite(length):
         raise ValueError(f"the step [u, u_next] = [{u}, {u_next}] must be finite and non-empty")
-    sigma = [(float(v) - u) / length - 0.5 for v in nodes]
+    inv_length = 1.0 / length
+    sigma = [(float(v) - u) * inv_length - 0.5 for v in nodes]
     k = len(sigma)
-    if k == 0 or k > len(_CENTRED_MOMENTS):
-        raise ValueError(f"need 1 to {len(_CENTRED_MOMENTS)} nodes, got {k}")
-    weights = np.empty(k)
+    if k == 0 or k > 2 * len(_EVEN_MOMENTS):
+        raise ValueError(f"need 1 to {2 * len(_EVEN_MOMENTS)} nodes, got {k}")
+    weights = [0.0] * k
     for j in range(k):
         sj = sigma[j]
-        coeffs = [1.0]  # ascending powers of sigma
+        coeffs = [1.0]  # ascending powers of sigma of prod_{i != j} (sigma - sigma_i)
         denominator = 1.0
-        for i in range(k):
-            if i == j:
-                continue
-            si = sigma[i]
-            coeffs = [-si * coeffs[0]] + [c - si * d for c, d in zip(coeffs[:-1], coeffs[1:])] + [1.0]
+        for si in sigma[:j] + sigma[j + 1:]:
+            coeffs.append(0.0)
+            for m in range(len(coeffs) - 1, 0, -1):
+                coeffs[m] = coeffs[m - 1] - si * coeffs[m]
+            coeffs[0] *= -si
             denominator *= sj - si
         if denominator == 0.0 or not math.isfinite(denominator):
             raise ValueError(f"nodes must be distinct and finite, got {list(nodes)}")
-        weights[j] = sum(c * m for c, m in zip(coeffs[::2], _CENTRED_MOMENTS[::2])) / denominator
-    return weights
+        integral = 0.0
+        for m in range(0, len(coeffs), 2):
+            integral += coeffs[m] * _EVEN_MOMENTS[m >> 1]
+        weights[j] = integral / denominator
+    return np.array(weights)
 
 
 def _is_exact(value: Any) -> bool:

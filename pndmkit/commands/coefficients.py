@@ -1,0 +1,232 @@
+"""``pndmkit coefficients``: exact multistep weights, variable-step weights, order conditions, local errors.
+
+Sub-commands (each takes ``--json``):
+
+* ``adams-bashforth K``, ``adams-moulton K``, ``bdf K`` -- exact weights with order, error constant
+  (Lambert's normalisation) and zero-stability.
+* ``variable --nodes T0,T1,... --step A,B [--variable t|s|lambda --schedule NAME]`` -- the weights of the
+  Lagrange interpolant through the nodes (newest first) integrated over the step from ``A`` to ``B``,
+  divided by the step length, so that they sum to 1. Nodes and step are *times* ``t``; with
+  ``--variable s`` or ``lambda`` they are mapped through the schedule first and the weights are those
+  of the interpolant in that variable (what a sampler whose transfer is exact in ``s`` needs). Values
+  are exact rationals (``7/10``, ``0.7``, ``1``); with ``--variable t`` the weights are exact too.
+* ``tableau NAME`` -- order and order-condition residuals of a shipped Butcher tableau.
+* ``local-error --weights t-uniform|s-exact K`` -- leading local error of a pseudo Adams step.
+
+Examples
+--------
+``pndmkit coefficients adams-bashforth 4`` prints ``55/24, -59/24, 37/24, -9/24``, order 4 and error
+constant ``251/720``; ``pndmkit coefficients variable --nodes 7/10,1,3/2 --step 7/10,1/4`` prints
+``37/16, -33/20, 27/80``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any, Callable, Sequence
+
+import sympy as sp
+
+from pndmkit import coefficients as co
+from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
+
+#: schedules by command-line name
+SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {
+    "linear-vp": LinearVP,
+    "cosine-vp": CosineVP,
+    "ddpm-linear": DiscreteVP.linear,
+    "ddpm-quad": DiscreteVP.quad,
+    "ddpm-cosine": DiscreteVP.cosine,
+}
+
+
+def _rationals(text: str) -> list[sp.Rational]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 7/10,1,3/2, got {text!r}")
+    try:
+        return [co._rational(v, "value") for v in values]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _step(text: str) -> list[sp.Rational]:
+    values = _rationals(text)
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"--step takes the start and end of the step, A,B; got {text!r}")
+    return values
+
+
+def _positive(text: str) -> int:
+    try:
+        k = int(text)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"K must be a positive integer, got {text!r}")
+    return k
+
+
+def _common(weights: Sequence[sp.Rational]) -> tuple[list[int], int]:
+    denominator = math.lcm(*(int(w.q) for w in weights))
+    return [int(w * denominator) for w in weights], denominator
+
+
+def _lmm_report(method: co.LinearMultistepMethod, label: str, weights: Sequence[sp.Rational] | None) -> dict:
+    out: dict[str, Any] = {"method": label, "name": method.name}
+    if weights is not None:
+        numerators, denominator = _common(weights)
+        out.update(weights=[str(w) for w in weights], numerators=numerators, denominator=denominator,
+                   floats=[float(w) for w in weights])
+    out.update(alpha=[str(a) for a in method.alpha], beta=[str(b) for b in method.beta], steps=method.steps,
+               order=method.order, error_constant=str(method.error_constant),
+               zero_stable=bool(method.is_zero_stable), explicit=bool(method.is_explicit))
+    return out
+
+
+def _print_lmm(report: dict) -> None:
+    kind = "explicit" if report["explicit"] else "implicit"
+    print(f"{report['method']} ({report['name']}, {kind}, {report['steps']} step(s))")
+    if "weights" in report:
+        d = report["denominator"]
+        print("weights, newest first: " + ", ".join(f"{n}/{d}" if d != 1 else str(n) for n in report["numerators"]))
+        print(f"  = ({', '.join(str(n) for n in report['numerators'])}) / {d}")
+        print("  = " + ", ".join(repr(f) for f in report["floats"]))
+    print(f"alpha (oldest first): {', '.join(report['alpha'])}")
+    print(f"beta  (oldest first): {', '.join(report['beta'])}")
+    stable = "zero-stable" if report["zero_stable"] else "NOT zero-stable (root condition fails)"
+    print(f"order {report['order']}, error constant {report['error_constant']}, {stable}")
+
+
+def _run_lmm(args: argparse.Namespace) -> int:
+    k = args.k
+    if args.kind == "adams-bashforth":
+        method, weights, label = co.LinearMultistepMethod.adams_bashforth(k), co.adams_bashforth(k), "Adams-Bashforth"
+    elif args.kind == "adams-moulton":
+        method, weights, label = co.LinearMultistepMethod.adams_moulton(k), co.adams_moulton(k), "Adams-Moulton"
+    else:
+        method, weights, label = co.LinearMultistepMethod.bdf(k), None, "BDF"
+    report = _lmm_report(method, label, weights)
+    report["k"] = k
+    if args.json:
+        print(json.dumps(report))
+    else:
+        _print_lmm(report)
+    return 0
+
+
+def _run_variable(args: argparse.Namespace) -> int:
+    nodes, (start, end) = args.nodes, args.step
+    report: dict[str, Any] = {"variable": args.variable, "schedule": args.schedule,
+                              "nodes": [str(v) for v in nodes], "step": [str(start), str(end)]}
+    if args.variable == "t":
+        try:
+            weights = co.lagrange_weights(nodes, start, end)
+        except ValueError as exc:
+            raise SystemExit(f"pndmkit coefficients variable: {exc}") from None
+        report.update(exact=True, weights=[str(w) for w in weights], floats=[float(w) for w in weights])
+    else:
+        if args.schedule is None:
+            raise SystemExit(f"pndmkit coefficients variable: --variable {args.variable} needs --schedule "
+                             f"({', '.join(SCHEDULES)})")
+        schedule = SCHEDULES[args.schedule]()
+        times = [float(v) for v in [*nodes, start, end]]
+        mapping = schedule.s if args.variable == "s" else schedule.lam
+        try:
+            schedule.check_time(times, "--nodes/--step")
+            weights = co.variable_step_weights(times[:-2], times[-2], times[-1], args.variable, schedule)
+        except ValueError as exc:
+            raise SystemExit(f"pndmkit coefficients variable: {exc}") from None
+        report.update(exact=False, mapped_nodes=[float(mapping(t)) for t in times[:-2]],
+                      mapped_step=[float(mapping(times[-2])), float(mapping(times[-1]))],
+                      weights=[repr(float(w)) for w in weights], floats=[float(w) for w in weights])
+    report["sum"] = str(sum(co._rational(w, "w") for w in report["weights"])) if report["exact"] else repr(
+        math.fsum(report["floats"]))
+    report["exact_for_degree_below"] = len(nodes)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"nodes (newest first, t): {', '.join(report['nodes'])}; step t: {start} -> {end}")
+    if not report["exact"]:
+        print(f"in {args.variable} of {args.schedule}: nodes {', '.join(f'{v:.10g}' for v in report['mapped_nodes'])}; "
+              f"step {report['mapped_step'][0]:.10g} -> {report['mapped_step'][1]:.10g}")
+    print("weights (normalised by the step length, newest first): " + ", ".join(report["weights"]))
+    if report["exact"]:
+        print("  = " + ", ".join(repr(f) for f in report["floats"]))
+    print(f"sum {report['sum']}; exact for polynomials of degree < {len(nodes)} in {args.variable}")
+    return 0
+
+
+def _run_tableau(args: argparse.Namespace) -> int:
+    from pndmkit.tableaus import TABLEAUS
+
+    if args.name not in TABLEAUS:
+        raise SystemExit(f"pndmkit coefficients tableau: unknown tableau {args.name!r}; known: {', '.join(TABLEAUS)}")
+    tableau = TABLEAUS[args.name]
+    order = co.tableau_order(tableau)
+    residuals = co.order_conditions(tableau, min(order + 1, 2 * tableau.stages))
+    report = {"tableau": args.name, "stages": tableau.stages, "order": order,
+              "conditions": [{"tree": co.format_tree(t), "order": co.tree_order(t), "gamma": co.tree_density(t),
+                              "residual": str(r)} for t, r in residuals.items()]}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"tableau {args.name}: {tableau.stages} stage(s), order {order}")
+    print("tree            |t|  gamma  residual Phi(t) - 1/gamma")
+    for c in report["conditions"]:
+        print(f"{c['tree']:<15} {c['order']:>3}  {c['gamma']:>5}  {c['residual']}")
+    return 0
+
+
+def _run_local_error(args: argparse.Namespace) -> int:
+    leading = co.pseudo_local_error(args.weights, args.k)
+    h = sp.Symbol("h")
+    power = sp.degree(leading, h) if leading != 0 else None
+    report = {"weights": args.weights, "k": args.k, "leading_term": str(leading), "power": power,
+              "symbols": "h: step in t; s1, s2, ...: derivatives of s(t); e0, e1, ...: derivatives of eps in t; "
+                         "error = numerical - exact y-step, DDIM transfer y' = y + (s' - s) e"}
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"pseudo Adams step, k = {args.k}, {args.weights} weights, DDIM transfer")
+    print(f"leading local error (numerical - exact): {leading}")
+    print(report["symbols"])
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``pndmkit coefficients`` and its sub-commands to ``sub``."""
+    p = sub.add_parser("coefficients", help="exact multistep weights, variable-step weights, order conditions",
+                       description=__doc__.split("\n\n")[0])
+    kinds = p.add_subparsers(dest="kind", metavar="KIND")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    for kind, help_ in (("adams-bashforth", "explicit Adams weights (k nodes, order k)"),
+                        ("adams-moulton", "implicit Adams weights (k nodes incl. the new point, order k)"),
+                        ("bdf", "backward differentiation formula with k steps")):
+        q = kinds.add_parser(kind, help=help_, description=help_)
+        q.add_argument("k", type=_positive, help="K, a positive integer")
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+        q.set_defaults(func=_run_lmm)
+    q = kinds.add_parser(
+        "variable", help="weights of the interpolant through arbitrary nodes over an arbitrary step",
+        description="Nodes (newest first) and the step A,B are times t; the weights integrate the Lagrange "
+                    "interpolant in the chosen variable over the step and are divided by its length (sum 1).")
+    q.add_argument("--nodes", type=_rationals, required=True, help="comma-separated times, newest first (7/10,1,3/2)")
+    q.add_argument("--step", type=_step, required=True, help="start and end time of the step, A,B (7/10,1/4)")
+    q.add_argument("--variable", choices=co.VARIABLES, default="t",
+                   help="integration variable: t, s = sqrt((1-abar)/abar) or lambda = -log s (default t)")
+    q.add_argument("--schedule", choices=list(SCHEDULES), default=None, help="schedule for --variable s|lambda")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=_run_variable)
+    q = kinds.add_parser("tableau", help="order conditions of a shipped Butcher tableau")
+    q.add_argument("name", help="tableau name (euler, heun, midpoint, ralston, rk3, rk4, rk38)")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=_run_tableau)
+    q = kinds.add_parser("local-error", help="leading local error of a pseudo Adams step with the DDIM transfer")
+    q.add_argument("k", type=_positive, help="number of history nodes")
+    q.add_argument("--weights", choices=("t-uniform", "s-exact"), default="t-uniform",
+                   help="t-uniform: fixed AB weights (PLMS); s-exact: interpolant on the s nodes")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=_run_local_error)
