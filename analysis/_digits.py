@@ -1,0 +1,125 @@
+"""The shipped digits diffusion model and digits-FID, for the studies that need a real network.
+
+:func:`load` raises :class:`Unavailable` (with the reason) when torch, :mod:`pndmkit.nn` or the shipped
+checkpoint ``digits`` is missing, so the studies and figures can skip with a clear message.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+IMAGE_SHAPE = (1, 16, 16)
+
+
+class Unavailable(RuntimeError):
+    """The digits model or the digits-FID feature network cannot be loaded here."""
+
+
+@dataclass
+class Digits:
+    """The shipped model as a pndmkit model, its training schedule and a description."""
+
+    model: Callable[[Any, float], Any]
+    schedule: Any
+    description: str
+
+
+def load() -> Digits:
+    """Load the shipped ``digits`` checkpoint (raises :class:`Unavailable` when it cannot)."""
+    try:
+        import torch  # noqa: F401
+
+        from pndmkit.nn.checkpoint import load_checkpoint
+    except ImportError as exc:
+        raise Unavailable(f"pndmkit.nn is not importable ({exc}); install the torch extra") from None
+    try:
+        ckpt = load_checkpoint("digits")
+    except FileNotFoundError as exc:
+        raise Unavailable(f"the shipped digits checkpoint is not there yet ({exc})") from None
+    meta = ckpt.meta or {}
+    desc = (f"digits UNet ({meta.get('parameters', '?')} parameters, {meta.get('trained_steps', '?')} training "
+            f"steps), trained on {ckpt.schedule!r}")
+    return Digits(model=ckpt.model(), schedule=ckpt.schedule, description=desc)
+
+
+def fid_function() -> Callable[[Any], float]:
+    """``digits_fid(images)`` of :mod:`pndmkit.nn.frechet` (raises :class:`Unavailable` without its feature net)."""
+    try:
+        from pndmkit.nn.frechet import digits_fid, load_feature_network
+    except ImportError as exc:
+        raise Unavailable(f"pndmkit.nn.frechet is not importable ({exc})") from None
+    try:
+        load_feature_network()
+    except FileNotFoundError as exc:
+        raise Unavailable(f"the digits-FID feature network is not shipped yet ({exc})") from None
+    return digits_fid
+
+
+def noise(n: int, seed: int = 0) -> Any:
+    """``n`` initial noise images ``(n, 1, 16, 16)``, float32, the same for every method."""
+    import torch
+
+    return torch.randn((n, *IMAGE_SHAPE), generator=torch.Generator().manual_seed(seed))
+
+
+def run_sampler(digits: Digits, x_T: Any, method: str, steps: int, *, grid: Any = None,
+                callback: Any = None, batch: int = 256) -> tuple[Any, int, float]:
+    """Sample from ``x_T`` in batches; return ``(images, nfe per sample, seconds)``."""
+    import torch
+
+    import pndmkit
+
+    t0, parts, nfe = time.perf_counter(), [], 0
+    with torch.inference_mode():
+        for k in range(0, len(x_T), batch):
+            sol = pndmkit.sample(digits.model, x_T[k:k + batch], schedule=digits.schedule, method=method,
+                                 steps=steps, grid=grid, convention=None if grid is not None else "ddim",
+                                 callback=callback)
+            parts.append(sol.x)
+            nfe = max(nfe, sol.nfe)
+    return torch.cat(parts), nfe, time.perf_counter() - t0
+
+
+def cosine_grid(schedule: Any, steps: int) -> np.ndarray:
+    """A grid for a model trained on ``schedule`` whose noise levels follow the cosine schedule.
+
+    Same start time as the default (leading, DDIM) grid of ``steps`` steps and the same end (``abar = 1``);
+    in between, the times are uniform in the index of the discrete cosine schedule and mapped to the model's
+    time through ``abar``. Since every VP schedule describes the same ODE ``dy/ds = eps``, this is the
+    cosine schedule's discretisation of the model's probability-flow ODE.
+    """
+    from pndmkit.grids import make_grid
+    from pndmkit.schedules import DiscreteVP
+
+    cos = DiscreteVP.cosine()
+    start = float(make_grid(schedule, steps, "leading")[0])
+    u = np.linspace(float(cos.t_from_abar(schedule.abar(start))), -1.0, steps + 1)
+    t = np.asarray(schedule.t_from_abar(np.clip(cos.abar(u), schedule.abar(start), 1.0)), dtype=np.float64)
+    t[0], t[-1] = start, schedule.t_end
+    return t
+
+
+def finite_images(x: Any) -> bool:
+    import torch
+
+    return bool(torch.isfinite(x).all())
+
+
+def data_fid_floor(fid: Callable[[Any], float], n: int, repeats: int = 5) -> tuple[float, float]:
+    """Mean and std of digits-FID of ``n`` random real digits against the whole set (finite-sample floor)."""
+    from pndmkit.nn.data import load_digits_images
+
+    x, _ = load_digits_images()
+    rng = np.random.default_rng(0)
+    vals = [fid(x[rng.choice(len(x), size=min(n, len(x)), replace=False)]) for _ in range(repeats)]
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def safe_fid(fid: Callable[[Any], float], x: Any) -> float:
+    return fid(x) if finite_images(x) else math.nan
+

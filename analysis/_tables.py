@@ -1,0 +1,110 @@
+"""Small shared helpers of the study scripts in ``analysis/``: CSV/JSON tables and a common command line.
+
+Every study module has ``run(path, quick=False, log=print) -> path`` writing one table, and a ``main()``
+built by :func:`study_main` so that ``python -m analysis.<study> [--quick] [--out FILE]`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+RESULTS = Path(__file__).resolve().parent / "results"
+Log = Callable[[str], None]
+
+
+def stderr_log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- tables ------------------------------------------------------------------------------------------
+def write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> Path:
+    """Write rows (dicts) as CSV; floats with 6 significant digits, missing values empty."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, columns, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: _fmt(row.get(k)) for k in columns})
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else f"{v:.6g}"
+    return "" if v is None else v
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Read a CSV written by :func:`write_csv`; numbers become int/float, empty cells NaN."""
+    with Path(path).open(newline="") as fh:
+        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _parse(v: str) -> Any:
+    if v == "":
+        return math.nan
+    for kind in (int, float):
+        try:
+            return kind(v)
+        except ValueError:
+            pass
+    return v
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def study_main(run: Callable[..., Path], default_name: str, doc: str | None) -> Callable[[Sequence[str] | None], int]:
+    """A ``main(argv)`` for a study: ``--quick`` (small sizes), ``--out FILE`` (default analysis/results/NAME)."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
+        p.add_argument("--quick", action="store_true", help="small sizes (seconds), for tests")
+        p.add_argument("--out", type=Path, default=None, help=f"output file (default: analysis/results/{default_name})")
+        p.add_argument("--threads", type=int, default=None, help="torch threads (digits studies)")
+        args = p.parse_args(argv)
+        if args.threads:
+            set_threads(args.threads)
+        out = args.out or RESULTS / default_name
+        run(out, quick=args.quick, log=stderr_log)
+        print(out)
+        return 0
+
+    return main
+
+
+def set_threads(n: int) -> None:
+    """Limit torch's intra-op threads (when torch is importable)."""
+    try:
+        import torch
+    except ModuleNotFoundError:
+        return
+    torch.set_num_threads(int(n))
+
+
+def nan_if_bad(v: float) -> float:
+    return float(v) if v is not None and math.isfinite(float(v)) else math.nan

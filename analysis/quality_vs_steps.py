@@ -1,0 +1,111 @@
+"""Digits-FID against steps and NFE for the paper's methods (the analogue of PNDM's Table 1).
+
+The shipped digits model (a DDPM UNet trained on the discrete linear schedule, 1000 steps) samples the same
+``n`` initial noises with every method and step count; digits-FID is the Frechet distance between features
+of the shipped digits classifier on the samples and on all 1797 digits (:func:`pndmkit.nn.frechet.digits_fid`).
+
+Two step placements (column ``schedule``):
+
+* ``linear``: the model's own schedule with DDIM's convention (leading spacing, final ``abar = 1``);
+* ``cosine``: the model was trained on the linear schedule only, so a true cosine-schedule row would need a
+  second model. What can be done with this one is to place the steps at the cosine schedule's noise levels
+  (:func:`analysis._digits.cosine_grid`): the same probability-flow ODE, discretised like the cosine schedule.
+
+Rows with ``method = data`` hold the digits-FID of ``n`` random real digits (mean over 5 draws, and its
+standard deviation in ``fid_std``): the finite-sample floor no sampler can beat at this ``n``.
+
+Default sizes are chosen for a 2-core CPU (see ``SIZES``): ``n = 100`` samples, the full step range for DDIM
+(it carries the paper's claim, 50-step PNDM vs 1000-step DDIM) and for F-PNDM up to 250, and up to 100 steps
+(NFE ~ 100-200) for the other methods. The environment variable ``PNDMKIT_FID_SAMPLES=N`` raises ``n``.
+
+Run: ``python -m analysis.quality_vs_steps [--quick] [--out FILE]`` (default analysis/results/quality_vs_steps.csv).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from analysis._tables import Log, stderr_log, study_main, write_csv
+
+COLUMNS = ["schedule", "method", "steps", "nfe", "fid", "fid_std", "n_samples", "seconds"]
+UP_TO_100 = [10, 20, 50, 100]
+SIZES: dict[bool, dict[str, Any]] = {
+    False: {"n": 100, "claim": ("f-pndm", 50, "ddim", 1000), "plan": {
+        "linear": {"ddim": [10, 20, 50, 100, 250, 1000], "fon": UP_TO_100, "pf": [0], "s-pndm": UP_TO_100,
+                   "f-pndm": [10, 20, 50, 100, 250], "prk-s": [10, 20], "f-pndm-s": UP_TO_100},
+        "cosine": {"ddim": [10, 20, 50], "f-pndm": [10, 20, 50], "f-pndm-s": [10, 20, 50]}}},
+    True: {"n": 16, "claim": ("f-pndm", 5, "ddim", 10), "plan": {
+        "linear": {"ddim": [5, 10], "s-pndm": [5], "f-pndm": [5]},
+        "cosine": {"ddim": [5]}}},
+}
+#: environment variable overriding the number of samples of the full study
+SAMPLES_ENV = "PNDMKIT_FID_SAMPLES"
+
+
+def plan_nfe(quick: bool) -> int:
+    """Model evaluations per sample of the whole study (PF counted as 300)."""
+    import pndmkit
+
+    total = 0
+    for per_method in SIZES[quick]["plan"].values():
+        for method, steps in per_method.items():
+            total += sum(300 if pndmkit.METHODS[method].adaptive else pndmkit.METHODS[method].nfe(s) for s in steps)
+    return total
+
+
+def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
+    """Compute the table (raises ``analysis._digits.Unavailable`` without the model or the feature net)."""
+    from analysis import _digits
+
+    digits = _digits.load()
+    fid = _digits.fid_function()
+    size = SIZES[quick]
+    n = int(os.environ.get(SAMPLES_ENV, size["n"])) if not quick else size["n"]
+    log(f"    {digits.description}; {n} samples, {plan_nfe(quick)} NFE per sample in all")
+    mean, std = _digits.data_fid_floor(fid, n)
+    rows = [{"schedule": "", "method": "data", "steps": 0, "nfe": 0, "fid": mean, "fid_std": std, "n_samples": n,
+             "seconds": 0.0}]
+    x_T = _digits.noise(n, seed=0)
+    for sname, per_method in size["plan"].items():
+        for method, step_list in per_method.items():
+            for steps in step_list:
+                grid = _digits.cosine_grid(digits.schedule, max(steps, 1)) if sname == "cosine" else None
+                x, nfe, seconds = _digits.run_sampler(digits, x_T, method, max(steps, 1), grid=grid)
+                value = _digits.safe_fid(fid, x)
+                rows.append({"schedule": sname, "method": method, "steps": steps or None, "nfe": nfe,
+                             "fid": value, "fid_std": math.nan, "n_samples": n, "seconds": seconds})
+                log(f"    {sname:6s} {method:8s} {steps:5d} steps nfe {nfe:5d}  digits-FID {value:8.3f}  "
+                    f"({seconds:.1f} s)")
+    return write_csv(path, rows, COLUMNS)
+
+
+def verdict(rows: list[dict[str, Any]], quick: bool = False) -> dict[str, Any]:
+    """The paper's claim on this table: PNDM at few steps is at least as good as DDIM at many."""
+    pndm, pndm_steps, ddim, ddim_steps = SIZES[quick]["claim"]
+
+    def fid_of(method: str, steps: int) -> float:
+        for r in rows:
+            if r["schedule"] == "linear" and r["method"] == method and r["steps"] == steps:
+                return float(r["fid"])
+        return math.nan
+
+    a, b = fid_of(pndm, pndm_steps), fid_of(ddim, ddim_steps)
+    floor = next((r for r in rows if r["method"] == "data"), None)
+    noise = float(floor["fid_std"]) if floor else math.nan
+    holds = (a <= b) if math.isfinite(a) and math.isfinite(b) else None
+    text = (f"{pndm} at {pndm_steps} steps: digits-FID {a:.3f}; {ddim} at {ddim_steps} steps: {b:.3f} -> "
+            + ("claim holds" if holds else "claim does not hold" if holds is False else "not computed")
+            + (f" (difference {a - b:+.3f}; spread of the data floor over draws {noise:.3f})" if holds is not None else ""))
+    return {"claim": f"{pndm_steps}-step {pndm} is at least as good as {ddim_steps}-step {ddim}",
+            "pndm": {"method": pndm, "steps": pndm_steps, "fid": a}, "ddim": {"method": ddim, "steps": ddim_steps,
+                                                                               "fid": b},
+            "holds": holds, "text": text}
+
+
+main = study_main(run, "quality_vs_steps.csv", __doc__)
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Paper figures and tables of PNDM (Liu et al., ICLR 2022), regenerated on data pndmkit ships.
+
+``python -m paper_figures [--quick] [--out DIR] [--only NAMES]`` (or ``make figures``) makes them all. Each
+figure is a module with ``NAME`` and ``make(cfg)``; it reads its table from ``analysis/results/`` (computed by
+the matching study in ``analysis/`` when missing) and writes PNG, PDF and a caption ``.txt``.
+
+========================  =========================================================================
+figure                    content
+========================  =========================================================================
+``fig1_samples``          digits samples, methods x steps, same noise (paper Figure 1)
+``fig2_quality_digits``   digits-FID vs steps and NFE, linear and cosine grids (paper Table 1)
+``fig3_quality_mixture``  the same on Gaussian-mixture ground truth, exact distances
+``fig4_orders``           convergence orders: error vs NFE, fitted slopes, every method
+``fig5_manifold``         classical vs pseudo steps over the density of p_t; ``fig5_norms``
+``fig6_gradient_change``  change of eps between consecutive steps
+``fig7_peers``            head-to-head with diffusers at equal NFE (from ``pndmkit compare``)
+========================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from paper_figures._common import DEFAULT_OUT, DEFAULT_RESULTS, Config, Outcome, command_line, write_json
+
+__all__ = ["FIGURES", "main", "make_all"]
+
+#: figure name -> module (in paper_figures) that makes it
+FIGURES = {
+    "fig1_samples": "fig1_samples",
+    "fig2_quality_digits": "fig2_quality_digits",
+    "fig3_quality_mixture": "fig3_quality_mixture",
+    "fig4_orders": "fig4_orders",
+    "fig5_manifold": "fig5_manifold",
+    "fig6_gradient_change": "fig6_gradient_change",
+    "fig7_peers": "fig7_peers",
+}
+
+
+def make_all(cfg: Config, only: Sequence[str] | None = None) -> dict[str, Outcome]:
+    """Make the figures named in ``only`` (default: all); a figure that fails is reported, not raised."""
+    names = list(FIGURES) if not only else list(only)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"unknown figure(s) {unknown}; choose from {list(FIGURES)}")
+    outcomes = {}
+    for name in names:
+        cfg.log(f"{name}:")
+        t0 = time.perf_counter()
+        try:
+            outcome = importlib.import_module(f"paper_figures.{FIGURES[name]}").make(cfg)
+        except Exception as exc:  # keep going: one broken figure must not hide the others
+            import traceback
+
+            traceback.print_exc()
+            outcome = Outcome(name, skipped=f"FAILED: {type(exc).__name__}: {exc}")
+            outcome.notes["failed"] = True
+        outcome.seconds = time.perf_counter() - t0
+        status = f"skipped: {outcome.skipped}" if outcome.skipped else f"{len(outcome.files)} files"
+        cfg.log(f"  -> {status} ({outcome.seconds:.1f} s)")
+        outcomes[name] = outcome
+    return outcomes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m paper_figures", description=__doc__.strip().splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes for tests (seconds); results go to OUT/results, never to analysis/results")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output folder (default: {DEFAULT_OUT.relative_to(DEFAULT_OUT.parents[1])}, "
+                        "or its subfolder quick/ with --quick)")
+    p.add_argument("--only", default=None, help=f"comma-separated figure names among: {', '.join(FIGURES)}")
+    p.add_argument("--results", type=Path, default=None,
+                   help="folder of the analysis tables (default: analysis/results, or OUT/results with --quick)")
+    p.add_argument("--recompute", action="store_true", help="recompute the tables even when they exist")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for the digits model")
+    args = p.parse_args(argv)
+    out = args.out or (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)
+    results = args.results or (out / "results" if args.quick else DEFAULT_RESULTS)
+    cfg = Config(out=out.resolve(), results=results.resolve(), quick=args.quick, recompute=args.recompute,
+                 threads=args.threads, command=command_line(argv))
+    if args.threads:
+        from analysis._tables import set_threads
+
+        set_threads(args.threads)
+    t0 = time.perf_counter()
+    outcomes = make_all(cfg, args.only.split(",") if args.only else None)
+    print(f"\n{'figure':24s} {'seconds':>8s}  result")
+    for name, o in outcomes.items():
+        print(f"{name:24s} {o.seconds:8.1f}  " + (f"skipped: {o.skipped}" if o.skipped else
+                                                  ", ".join(str(f.name) for f in o.files)))
+    total = time.perf_counter() - t0
+    print(f"total {total:.1f} s; outputs in {cfg.out}")
+    write_json(cfg.out / "summary.json", {"command": cfg.command, "quick": cfg.quick, "seconds": round(total, 1),
+                                          "figures": {n: {"files": [f.name for f in o.files], "skipped": o.skipped,
+                                                          "seconds": round(o.seconds, 1), **o.notes}
+                                                      for n, o in outcomes.items()}})
+    return 1 if any(o.notes.get("failed") for o in outcomes.values()) else 0

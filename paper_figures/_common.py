@@ -1,0 +1,180 @@
+"""Shared style, configuration and file handling of the paper figures.
+
+Every figure script exposes ``NAME`` (the file stem it writes) and ``make(cfg) -> Outcome``. A figure reads
+its table from ``cfg.results`` (written by a study in ``analysis/``) and asks that study to compute it when
+the file is missing or ``--recompute`` is given, then writes ``<NAME>.png``, ``<NAME>.pdf`` and a caption
+``<NAME>.txt`` that ends with the command that made it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from analysis._tables import read_csv, read_json, write_csv, write_json  # noqa: F401  (re-exported)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "paper_figures" / "out"
+DEFAULT_RESULTS = ROOT / "analysis" / "results"
+DPI = 110
+
+#: one colour and marker per method, the same in every figure
+STYLE: dict[str, tuple[str, str]] = {
+    "ddim": ("#1f77b4", "o"), "fon": ("#d62728", "v"), "pf": ("#7f7f7f", "*"), "s-pndm": ("#2ca02c", "s"),
+    "f-pndm": ("#ff7f0e", "D"), "prk": ("#8c564b", "^"), "pie": ("#bcbd22", "<"), "plms": ("#e377c2", ">"),
+    "prk-s": ("#9467bd", "P"), "f-pndm-s": ("#17becf", "X"), "ipndm": ("#aec7e8", "h"),
+    "ipndm-v": ("#98df8a", "H"), "euler": ("#ff9896", "1"), "rk4": ("#c49c94", "2"),
+}
+#: the paper's names for display
+LABEL = {"ddim": "DDIM", "fon": "FON", "pf": "PF", "s-pndm": "S-PNDM", "f-pndm": "F-PNDM", "prk": "PRK",
+         "pie": "PIE", "plms": "PLMS", "prk-s": "PRK-s", "f-pndm-s": "F-PNDM-s", "ipndm": "iPNDM",
+         "ipndm-v": "iPNDM-v", "euler": "Euler", "rk4": "RK4"}
+
+
+def style(method: str) -> dict[str, Any]:
+    """Matplotlib keyword arguments (colour, marker, label) of a method."""
+    colour, marker = STYLE.get(method, ("black", "."))
+    return {"color": colour, "marker": marker, "label": LABEL.get(method, method)}
+
+
+@dataclass
+class Config:
+    """Where to write, how big to compute, and the command line to cite in captions."""
+
+    out: Path = DEFAULT_OUT
+    results: Path = DEFAULT_RESULTS
+    quick: bool = False
+    recompute: bool = False
+    threads: int | None = None
+    command: str = "python -m paper_figures"
+    log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
+@dataclass
+class Outcome:
+    """What a figure script did: the files it wrote, or why it skipped."""
+
+    name: str
+    files: list[Path] = field(default_factory=list)
+    skipped: str | None = None
+    seconds: float = 0.0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def command_line(argv: Sequence[str] | None) -> str:
+    """The command that regenerates the outputs, as a user would type it."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return " ".join(["python -m paper_figures", *map(shlex.quote, args)])
+
+
+def results_path(cfg: Config, filename: str) -> Path:
+    cfg.results.mkdir(parents=True, exist_ok=True)
+    return cfg.results / filename
+
+
+def cached(cfg: Config, filename: str, compute: Callable[[Path], Any]) -> Path:
+    """Path of a result table, computed by ``compute(path)`` when missing (or with ``--recompute``)."""
+    path = results_path(cfg, filename)
+    if cfg.recompute or not path.is_file():
+        cfg.log(f"  computing {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+        compute(path)
+    else:
+        cfg.log(f"  reading {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return path
+
+
+# -- figures -----------------------------------------------------------------------------------------
+def figure(nrows: int = 1, ncols: int = 1, *, width: float = 4.0, height: float = 3.2, **kw: Any):
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "legend.fontsize": 7, "lines.markersize": 4,
+                         "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": DPI})
+    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw)
+
+
+def save(fig: Any, cfg: Config, name: str, caption: str, sources: Sequence[Path] = ()) -> list[Path]:
+    """Write ``name``.png/.pdf and the caption ``name``.txt (caption, data files, command)."""
+    import matplotlib.pyplot as plt
+
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    png, pdf, txt = (cfg.out / f"{name}.{ext}" for ext in ("png", "pdf", "txt"))
+    fig.savefig(png, dpi=DPI, bbox_inches="tight")
+    fig.savefig(pdf, bbox_inches="tight")
+    plt.close(fig)
+    lines = [caption.strip(), ""]
+    if sources:
+        lines.append("Data: " + ", ".join(_rel(p) for p in sources))
+    lines.append(f"Made by: {cfg.command}" + ("" if f"--only" in cfg.command else f"  (figure {name})"))
+    lines.append(f"Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}" + ("  [--quick: small sizes, "
+                 "not for reading numbers off]" if cfg.quick else ""))
+    txt.write_text("\n".join(lines) + "\n")
+    return [png, pdf, txt]
+
+
+def _rel(p: Path) -> str:
+    p = Path(p).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
+def finite(values: Iterable[float]) -> list[float]:
+    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of log y against log x (NaN with fewer than two finite positive points)."""
+    import numpy as np
+
+    pts = [(a, b) for a, b in zip(x, y) if a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)]
+    if len(pts) < 2:
+        return math.nan
+    lx, ly = np.log(np.array(pts, dtype=float)).T
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+def study(cfg: Config, filename: str, module: Any) -> Path:
+    """The table of ``analysis.<module>``, computed by its ``run`` when missing (or with ``--recompute``)."""
+    return cached(cfg, filename, lambda path: module.run(path, quick=cfg.quick, log=cfg.log))
+
+
+def plot_curves(ax: Any, rows: Sequence[dict[str, Any]], x: str, y: str, methods: Sequence[str], *,
+                dashed: str | None = None, split: str = "schedule", solid: str | None = None) -> None:
+    """One line per method (``rows`` filtered by ``split == solid``), and dashed with open markers for ``dashed``."""
+    for method in methods:
+        for value, ls in ((solid, "-"), (dashed, "--")):
+            if value is None:
+                continue
+            pts = sorted((r[x], r[y]) for r in rows if r["method"] == method and r.get(split) == value
+                         and _ok(r.get(x)) and _ok(r.get(y)))
+            if not pts:
+                continue
+            kw = style(method)
+            if ls == "--":
+                kw.update(label=None, markerfacecolor="none")
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, ls=ls, **kw)
+
+
+def _ok(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub markdown table (floats with 4 significant digits, NaN as a dash)."""
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "-" if not math.isfinite(v) else f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

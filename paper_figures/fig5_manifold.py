@@ -1,0 +1,97 @@
+"""The manifold argument: classical vs pseudo steps over the density of p_t, and ||x_t|| / sqrt(d) along the way."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from paper_figures._common import LABEL, Config, Outcome, figure, read_json, save, study, style
+
+NAME = "fig5_manifold"
+NAME_NORMS = "fig5_norms"
+ROWS = ["euler", "fon", "ddim", "f-pndm", "exact"]
+
+
+def density(t: float, lim: float = 1.6, n: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log p_t of gmm2d on an n x n mesh of [-lim, lim]^2 (discrete DDPM linear schedule)."""
+    from pndmkit.problems import get_problem
+    from pndmkit.schedules import DiscreteVP
+
+    u = np.linspace(-lim, lim, n)
+    xx, yy = np.meshgrid(u, u)
+    logp = get_problem("gmm2d").log_prob(np.stack([xx.ravel(), yy.ravel()], 1), float(t), DiscreteVP.linear())
+    return xx, yy, np.asarray(logp).reshape(n, n)
+
+
+def make(cfg: Config) -> Outcome:
+    from analysis import manifold
+
+    path = study(cfg, "manifold.json", manifold)
+    data = read_json(path)
+    case = data["cases"]["gmm2d"]
+    times = case["times"]
+    cols = sorted({1, len(times) // 2, len(times) - 2, len(times) - 1})
+    fig, axes = figure(len(ROWS), len(cols) + 1, width=1.75, height=1.75)
+    meshes = {k: density(times[k]) for k in cols}
+    for i, method in enumerate(ROWS):
+        pts = np.asarray(case["methods"][method]["points"])
+        for j, k in enumerate(cols):
+            ax = axes[i, j]
+            xx, yy, logp = meshes[k]
+            ax.contourf(xx, yy, np.maximum(logp, logp.max() - 8), levels=12, cmap="Greys")
+            ax.scatter(pts[k, :, 0], pts[k, :, 1], s=1.5, color=style(method)["color"], alpha=0.7, lw=0)
+            if i == 0:
+                ax.set_title(f"t = {times[k]:.0f}, step {k}/{len(times) - 1}", fontsize=7)
+        ax = axes[i, -1]  # trajectories of a few points over p_0
+        xx, yy, logp = meshes[cols[-1]]
+        ax.contourf(xx, yy, np.maximum(logp, logp.max() - 8), levels=12, cmap="Greys")
+        for p in range(min(25, pts.shape[1])):
+            ax.plot(pts[1:, p, 0], pts[1:, p, 1], lw=0.6, color=style(method)["color"], marker=".", ms=1.5)
+        if i == 0:
+            ax.set_title("paths from step 1", fontsize=7)
+        axes[i, 0].set_ylabel(f"{LABEL.get(method, method)}\n({case['methods'][method]['kind']})", fontsize=7)
+        for ax in axes[i]:
+            ax.set_xlim(-1.6, 1.6)
+            ax.set_ylim(-1.6, 1.6)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+    caption = (
+        f"The 2-D mixture gmm2d sampled in {data['steps']} steps ({data['schedule']}) by classical methods (Euler; "
+        "FON = RK4 warm-up + AB4, both with the linear step x + h f(x, t)) and pseudo methods (DDIM; F-PNDM, with "
+        "the transfer phi), and the exact probability-flow map, from the same noises. Grey: log p_t at the "
+        "column's time from the exact marginal (clipped 8 nats below its maximum); last column: paths of 25 "
+        f"points from step 1 over p_0. See {NAME_NORMS} for the norms along the way.")
+    files = save(fig, cfg, NAME, caption, [path])
+    files += norms(cfg, data, path)
+    return Outcome(NAME, files)
+
+
+def norms(cfg: Config, data: dict, path) -> list:
+    cases = data["cases"]
+    fig, axes = figure(2, len(cases), width=3.0, height=2.5)
+    for j, (name, case) in enumerate(cases.items()):
+        steps = np.arange(len(case["times"]))
+        expected = np.asarray(case["expected_norm"], dtype=float)
+        for method, r in case["methods"].items():
+            kw = style(method) if method != "exact" else {"color": "k", "marker": "", "label": "exact flow", "ls": ":"}
+            axes[0, j].plot(steps, np.asarray(r["norm_rms"], dtype=float) / expected, **kw)
+            if "logp_mean" in r:
+                axes[1, j].plot(steps, np.asarray(r["logp_mean"], dtype=float) - np.asarray(case["exact_logp"]), **kw)
+        axes[0, j].axhline(1.0, color="0.5", lw=0.8)
+        axes[0, j].set_title(f"{name} (d = {case['dim']})", fontsize=8)
+        axes[0, j].set_ylabel("RMS ||x_t||/sqrt(d) / exact")
+        axes[1, j].set_ylabel("mean log p_t(x_t) - exact")
+        for ax in axes[:, j]:
+            ax.set_xlabel("step")
+        if "exact_logp" not in case:
+            axes[1, j].set_visible(False)
+    axes[0, 0].legend()
+    caption = (
+        "Where the samples sit relative to p_t along the way, same runs as fig5_manifold plus the 32-D mixture "
+        "gmm32d" + (" and the shipped digits model (d = 256)" if "digits" in cases else "") + ". Top: root mean "
+        "square of ||x_t||/sqrt(d) over the samples divided by its exact value under p_t (for the digits: "
+        "sqrt(abar E||x_0||^2/d + 1 - abar) from the data's second moment); 1 means the samples have the norm of "
+        "p_t. Bottom (mixtures): mean log p_t(x_t) under the exact marginal minus the same for exact samples of "
+        "p_t; negative means the points sit in lower-density regions than p_t's own samples, positive that they "
+        "crowd its modes. x axis: step index of the leading grid.")
+    return save(fig, cfg, NAME_NORMS, caption, [path])
