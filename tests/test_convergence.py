@@ -112,6 +112,10 @@ def test_cli_table_and_plot(tmp_path, capsys):
 
 
 def test_cli_rejects_bad_options(capsys):
-    for bad in (["--methods", "nope"], ["--steps", "40,20"], ["--schedule", "quad"]):
+    for bad in (["--methods", "nope"], ["--steps", "40,20"], ["--schedule", "quad"], ["--grid", "leading"]):
         with pytest.raises(SystemExit):
             main(["order", *bad])
+    assert main(["order", "--t-end", "5", "--methods", "ddim"]) == 2
+    assert "outside the domain" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="depends on the number of steps"):
+        make_study("gmm1d", "ddpm-linear", grid="leading")

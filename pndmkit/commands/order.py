@@ -117,8 +117,12 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r\033[K{msg}")
             sys.stderr.flush()
 
-    study = make_study(args.problem, args.schedule, grid=args.grid, t_start=args.t_start, t_end=args.t_end,
-                       batch=args.batch, seed=args.seed)
+    try:
+        study = make_study(args.problem, args.schedule, grid=args.grid, t_start=args.t_start, t_end=args.t_end,
+                           batch=args.batch, seed=args.seed)
+    except ValueError as exc:
+        print(f"pndmkit order: error: {exc}", file=sys.stderr)
+        return 2
     results = run_study(study, args.methods, args.steps, progress=progress)
     if tty:
         sys.stderr.write("\r\033[K")
@@ -141,7 +145,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", type=_methods, default=None, help="comma-separated method names (default: all)")
     p.add_argument("--problem", choices=sorted(PROBLEMS), default="gmm2d", help="built-in problem (gmm2d)")
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default="linear-vp", help="noise schedule (linear-vp)")
-    p.add_argument("--grid", choices=GRIDS, default="uniform", help="grid kind (uniform: equal steps in t)")
+    p.add_argument("--grid", choices=[g for g in GRIDS if g not in ("leading", "trailing")], default="uniform",
+                   help="grid kind (uniform: equal steps in t)")
     p.add_argument("--steps", type=_int_list, default=list(DEFAULT_STEPS),
                    help="comma-separated increasing step counts (default: %(default)s)")
     p.add_argument("--t-start", type=float, default=None, help="start time (default: the schedule's)")
