@@ -38,12 +38,11 @@ Conventions found in diffusers 0.42 (each one pinned by ``tests/test_peers.py``)
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -211,19 +210,6 @@ def _call_levels(scheduler: Any) -> tuple[list[float], float]:
     return sigmas[: len(ts)], sigmas[-1]
 
 
-@contextlib.contextmanager
-def _default_dtype(dtype: Any) -> Iterator[None]:
-    """UniPC builds tensors with torch's default dtype and fails on float64 samples otherwise."""
-    import torch
-
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
-
-
 @dataclass(frozen=True)
 class PeerRun:
     """Result of a peer run.
@@ -267,9 +253,7 @@ def run_scheduler(scheduler: Any, model: LevelModel, x: Any, *, prediction: str 
     s0 = levels[0]
     if ve:
         sample = sample * math.sqrt(1.0 + s0 * s0)
-    dtype_ctx = _default_dtype(sample.dtype) if type(scheduler).__name__ == "UniPCMultistepScheduler" else (
-        contextlib.nullcontext())
-    with dtype_ctx, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for t, s in zip(ts, levels):
             x_in = scheduler.scale_model_input(sample, t) if ve else sample

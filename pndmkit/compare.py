@@ -1,0 +1,396 @@
+r"""Head-to-head: pndmkit's methods against diffusers' schedulers at equal NFE, on exact ground truth.
+
+For each *case* (a built-in Gaussian-mixture problem and a schedule) every solver -- each pndmkit method
+and each peer of :data:`pndmkit.peers.PEERS` -- runs at every target NFE with the largest step count whose
+model calls do not exceed it, once per grid option; the best option per (solver, NFE) is kept and
+reported. Comparison is always at equal NFE, never at equal steps.
+
+Fair ground rules (every solver gets the same treatment):
+
+* **Same ODE, one reference.** All solvers integrate ``dy/ds = eps`` with ``y = x / sqrt(abar)``,
+  ``s = sqrt((1 - abar) / abar)``. One DOP853 reference trajectory per case starts from exact samples
+  ``x_T`` of ``p`` at the top level (the largest first level of any run, the schedule's last training
+  step) and is read (dense output) at every level a run starts or ends at. A run whose grid starts at the
+  top (up to the float32 rounding of a peer's table, :data:`TOP_TOLERANCE`) starts *on* the trajectory at
+  its own first level; a grid that starts lower (``leading`` spacing: 800 of 1000 for 5 steps, 0 for one
+  step) is given ``x_T`` itself at its first timestep, as in practice, so starting late costs what it
+  costs in use. Every end point is compared with the trajectory at the run's own last level.
+* **The scheduler's own levels.** A peer's model call returns the exact eps at the noise level the
+  scheduler itself assumes for that call (its float32 ``alphas_cumprod`` / ``sigmas`` entry), never at a
+  level interpolated from the timestep: peers are not penalised for interpolating timesteps.
+* **Error.** ``error`` is the RMS over samples and dimensions of ``y_end - y_ref(s_end)``; ``sw`` is the
+  sliced Wasserstein-2 distance of ``y_end`` to ``p_0`` (with its finite-sample floor, the distance of
+  the exact reference end points, reported as ``sw_floor``); ``nll`` the average ``-log p_0(y_end)``.
+* **Grids.** pndmkit methods try the integer spacings ``leading / linspace / trailing`` (discrete
+  schedules) and the continuous grids ``uniform / quadratic / karras / s-uniform``; peers try their
+  ``timestep_spacing`` and ``use_karras_sigmas`` / ``use_lu_lambdas`` options. Pseudo methods end where
+  ``abar = 1`` (``s = 0``), as the peers do; classical methods on the continuous linear VP stop at
+  ``t = 1e-3`` (their right-hand side in ``t`` is singular at ``abar = 1``); DEIS stops at ``abar_0``.
+
+The summary :func:`by_nfe` takes, for every NFE, the best pndmkit method and the best peer; with several
+cases a solver's error is the geometric mean over cases of its per-case (best-option) errors.
+
+Examples
+--------
+>>> cfg = CompareConfig.quick()
+>>> cfg.nfes, cfg.problems
+((5, 10), ('gmm2d',))
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from pndmkit.grids import DISCRETE_SPACINGS, make_grid
+from pndmkit.methods import METHODS
+from pndmkit.schedules import DiscreteVP, LinearVP, NoiseSchedule
+
+__all__ = ["CompareConfig", "SCHEDULES", "compare", "by_nfe", "pndmkit_methods", "steps_for_nfe", "SlicedW"]
+
+#: schedules of the head-to-head by name
+SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {"discrete-linear": DiscreteVP.linear, "linear-vp": LinearVP}
+
+#: continuous grid kinds tried for every method
+CONTINUOUS_GRIDS = ("uniform", "quadratic", "karras", "s-uniform")
+
+NFES = (5, 6, 8, 10, 15, 20, 50)
+
+#: a run whose first level is within this relative distance of the top level starts on the reference
+#: trajectory at its own level (float32 tables move the top level by up to 7e-4 relative)
+TOP_TOLERANCE = 1e-3
+
+
+def pndmkit_methods() -> list[str]:
+    """Every registered method with a fixed NFE (the adaptive ``pf`` is left out)."""
+    return [name for name, spec in METHODS.items() if not spec.adaptive]
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What :func:`compare` runs.
+
+    Attributes
+    ----------
+    problems : tuple of str
+        Built-in problems (:data:`pndmkit.problems.PROBLEMS`).
+    schedules : tuple of str
+        Keys of :data:`SCHEDULES`.
+    nfes : tuple of int
+        Target model-call budgets.
+    n : int
+        Samples per case.
+    seed : int
+        Seed of the start samples.
+    methods, peers : tuple of str, optional
+        pndmkit methods and peers (default: all).
+    grids : bool
+        Try every grid option (``False``: pndmkit's default grid and each peer's first option only).
+    """
+
+    problems: tuple = ("gmm2d", "gmm32d")
+    schedules: tuple = ("discrete-linear", "linear-vp")
+    nfes: tuple = NFES
+    n: int = 1000
+    seed: int = 0
+    methods: Optional[tuple] = None
+    peers: Optional[tuple] = None
+    grids: bool = True
+
+    @classmethod
+    def quick(cls) -> "CompareConfig":
+        """A few-second configuration for tests: one problem, one schedule, two NFEs, a few solvers."""
+        return cls(problems=("gmm2d",), schedules=("discrete-linear",), nfes=(5, 10), n=64,
+                   methods=("ddim", "plms", "ipndm", "ipndm-v", "f-pndm-s"),
+                   peers=("ddim", "pndm-plms", "dpm-2m", "unipc"), grids=False)
+
+
+def steps_for_nfe(nfe_of: Callable[[int], int], target: int) -> Optional[int]:
+    """Largest step count ``N >= 1`` with ``nfe_of(N) <= target`` (``nfe_of`` increasing), or None."""
+    lo, hi = 1, max(1, target)
+    try:
+        if nfe_of(lo) > target:
+            return None
+    except ValueError:  # a peer that refuses small step counts (PNDM's PRK below 4 steps)
+        lo = _first_valid(nfe_of, hi)
+        if lo is None or nfe_of(lo) > target:
+            return None
+    while lo < hi:  # invariant: nfe_of(lo) <= target
+        mid = (lo + hi + 1) // 2
+        try:
+            ok = nfe_of(mid) <= target
+        except ValueError:
+            ok = False
+        lo, hi = (mid, hi) if ok else (lo, mid - 1)
+    return lo
+
+
+def _first_valid(nfe_of: Callable[[int], int], hi: int) -> Optional[int]:
+    for n in range(1, hi + 1):
+        try:
+            nfe_of(n)
+            return n
+        except ValueError:
+            continue
+    return None
+
+
+class SlicedW:
+    """Sliced Wasserstein-2 distance to ``p_0`` with the projections and reference quantiles computed once.
+
+    Same definition as :func:`pndmkit.problems.sliced_wasserstein` (``max(n, 20000)`` exact samples of
+    ``p_0``, directions uniform on the sphere, order statistics paired with reference quantiles at levels
+    ``(i + 1/2) / n``), cached for a fixed sample size ``n``.
+    """
+
+    def __init__(self, problem: Any, n: int, *, n_projections: int = 256, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        theta = rng.standard_normal((problem.dim, n_projections))
+        self.theta = theta / np.linalg.norm(theta, axis=0, keepdims=True)
+        m = max(n, 20000)
+        ref = np.sort(problem.sample(m, rng=rng) @ self.theta, axis=0)
+        pos = np.clip((np.arange(n) + 0.5) * (m / n) - 0.5, 0.0, m - 1.0)
+        lo = np.minimum(pos.astype(np.int64), m - 2)
+        frac = (pos - lo)[:, None]
+        self.quantiles = ref[lo] * (1.0 - frac) + ref[lo + 1] * frac
+        self.n = n
+
+    def __call__(self, y: np.ndarray) -> float:
+        proj = np.sort(y @ self.theta, axis=0)
+        return float(np.sqrt(np.mean((proj - self.quantiles) ** 2)))
+
+
+# ------------------------------------------------------------------------------------------------------
+# planning: which runs, with which grids, starting and ending at which levels
+@dataclass
+class _Run:
+    side: str  # "pndmkit" or "peer"
+    method: str
+    option: str
+    target: int
+    steps: int
+    nfe: int
+    s_start: float
+    s_end: float
+    launch: Callable[[np.ndarray], tuple[np.ndarray, int]] = field(repr=False)
+
+
+def _s(schedule: NoiseSchedule, t: float) -> float:
+    return float(schedule.s(t))
+
+
+def _pndmkit_grids(schedule: NoiseSchedule, method: str, all_grids: bool) -> list[tuple[str, dict]]:
+    discrete = isinstance(schedule, DiscreteVP)
+    classical = METHODS[method].transfer.startswith("linear")
+    end = {} if discrete or classical else {"t_end": 0.0}
+    kinds = (DISCRETE_SPACINGS if discrete else ()) + CONTINUOUS_GRIDS
+    if not all_grids:
+        kinds = kinds[:1]
+    return [(k, {} if k in DISCRETE_SPACINGS else end) for k in kinds]
+
+
+def _grid(schedule: NoiseSchedule, steps: int, kind: str, t_end: Optional[float]) -> np.ndarray:
+    """``make_grid``, except that a Karras grid ending where ``abar = 1`` takes ``steps - 1`` Karras steps down to
+    the schedule's lowest positive level and one last step to ``abar = 1`` (as EDM and diffusers do: equal
+    steps in ``s^(1/7)`` all the way to ``s = 0`` put the last two times on the same float)."""
+    end = schedule.t_end if t_end is None else t_end
+    if kind != "karras" or float(schedule.s(end)) > 0:
+        return make_grid(schedule, steps, kind, **({} if t_end is None else {"t_end": t_end}))
+    low = 0.0 if isinstance(schedule, DiscreteVP) else 1e-3
+    if steps == 1:
+        return np.array([schedule.t_start, end])
+    return np.concatenate([make_grid(schedule, steps - 1, "karras", t_end=low), [end]])
+
+
+def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> list[_Run]:
+    runs = []
+    methods = cfg.methods or tuple(pndmkit_methods())
+    for name in methods:
+        spec = METHODS[name]
+        integrator = spec.build(schedule)
+        nfe_of = integrator.nfe
+        for target in cfg.nfes:
+            steps = steps_for_nfe(nfe_of, target)
+            if steps is None:
+                continue
+            for kind, opts in _pndmkit_grids(schedule, name, cfg.grids):
+                times = _grid(schedule, steps, kind, opts.get("t_end"))
+
+                def launch(x, integrator=integrator, times=times):
+                    sol = integrator.solve(lambda x, t: problem.eps(x, t, schedule), x, times)
+                    return sol.x, sol.nfe
+
+                label = kind + ("" if "t_end" not in opts else f" to t={opts['t_end']:g}")
+                runs.append(_Run("pndmkit", name, label, target, steps, nfe_of(steps), _s(schedule, times[0]),
+                                 _s(schedule, times[-1]), launch))
+    return runs
+
+
+def _option_label(opts: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in opts.items()) or "default"
+
+
+def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> list[_Run]:
+    from pndmkit.peers import PEERS, _call_levels, make_scheduler, run_scheduler
+
+    from pndmkit.problems.gaussian_mixture import levels_from_s
+
+    def level_model(x, timestep, s):
+        return problem.eps_at_levels(x, *levels_from_s(s))
+
+    runs = []
+    for name in cfg.peers or tuple(PEERS):
+        spec = PEERS[name]
+        options = spec.options if cfg.grids else spec.options[:1]
+        for opts in options:
+            built: dict[int, Any] = {}  # steps -> scheduler, built once (set_timesteps done, never stepped)
+
+            def nfe_of(n, opts=opts, spec=spec, built=built):
+                if n not in built:
+                    built[n] = make_scheduler(spec, schedule, n, **opts)
+                return len(built[n].timesteps)
+
+            for target in cfg.nfes:
+                steps = steps_for_nfe(nfe_of, target)
+                if steps is None:
+                    continue
+                levels, s_end = _call_levels(built[steps])
+
+                def launch(x, spec=spec, steps=steps, opts=opts):
+                    sched = make_scheduler(spec, schedule, steps, **opts)
+                    out = run_scheduler(sched, level_model, x, prediction=spec.prediction)
+                    return out.x, out.nfe
+
+                runs.append(_Run("peer", name, _option_label(opts), target, steps, nfe_of(steps), levels[0], s_end,
+                                 launch))
+    return runs
+
+
+# ------------------------------------------------------------------------------------------------------
+def _reference(problem: Any, x_start: np.ndarray, s_start: float, s_points: np.ndarray) -> dict[float, np.ndarray]:
+    from pndmkit.problems.gaussian_mixture import levels_from_s
+    from pndmkit.problems.reference import solve_pf_ode
+
+    pts = np.unique(s_points)
+    xs = solve_pf_ode(lambda x, s: problem.eps_at_levels(x, *levels_from_s(s)), x_start, s_start, float(pts.min()),
+                      scale=float(problem.min_std), s_eval=pts)
+    return {float(s): x for s, x in zip(pts, xs)}
+
+
+def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callable[[str], None]) -> dict:
+    from pndmkit.problems import get_problem, nll
+
+    problem = get_problem(problem_name)
+    schedule = SCHEDULES[schedule_name]()
+    tic = time.perf_counter()
+    runs = _plan_pndmkit(problem, schedule, cfg)
+    if cfg.peers is None or cfg.peers:
+        runs += _plan_peers(problem, schedule, cfg)
+    s_max = max(r.s_start for r in runs)
+    on_top = [r.s_start >= s_max * (1.0 - TOP_TOLERANCE) for r in runs]
+    rng = np.random.default_rng(cfg.seed)
+    abar, om = 1.0 / (1.0 + s_max**2), s_max**2 / (1.0 + s_max**2)
+    x_max = math.sqrt(abar) * problem.sample(cfg.n, rng=rng) + math.sqrt(om) * rng.standard_normal((cfg.n, problem.dim))
+    points = [r.s_start for r, top in zip(runs, on_top) if top] + [r.s_end for r in runs]
+    ref = _reference(problem, x_max, s_max, np.array(points))
+    log(f"{problem_name} / {schedule_name}: {len(runs)} runs planned, reference in {time.perf_counter() - tic:.1f} s")
+
+    def y(x, s):
+        return x * math.sqrt(1.0 + s * s)
+
+    best: dict[tuple[str, str, int], dict] = {}
+    outputs: dict[tuple[str, str, int], np.ndarray] = {}
+    all_rows = []
+    for r, top in zip(runs, on_top):
+        t0 = time.perf_counter()
+        try:
+            with np.errstate(all="ignore"):
+                x_end, nfe = r.launch(ref[r.s_start].copy() if top else x_max.copy())
+            err = float(np.sqrt(np.mean((y(x_end, r.s_end) - y(ref[r.s_end], r.s_end)) ** 2)))
+        except (ValueError, FloatingPointError, RuntimeError) as exc:  # a solver that refuses or breaks down
+            x_end, nfe, err = None, r.nfe, math.inf
+            log(f"  {r.side} {r.method} [{r.option}] N={r.steps}: {type(exc).__name__}: {exc}")
+        if not math.isfinite(err):
+            err = math.inf
+        row = {"side": r.side, "method": r.method, "option": r.option, "nfe_target": r.target, "steps": r.steps,
+               "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end,
+               "seconds": time.perf_counter() - t0}
+        all_rows.append(row)
+        key = (r.side, r.method, r.target)
+        if x_end is not None and (key not in best or err < best[key]["error"]):
+            best[key] = row
+            outputs[key] = y(x_end, r.s_end)
+    sw = SlicedW(problem, cfg.n, seed=cfg.seed + 1)
+    s_zero = min(ref)
+    floor = sw(y(ref[s_zero], s_zero))
+    for key, row in best.items():
+        row["sw"] = sw(outputs[key])
+        row["nll"] = nll(problem, outputs[key])
+    log(f"  done in {time.perf_counter() - tic:.1f} s")
+    return {"problem": problem_name, "schedule": schedule_name, "n": cfg.n, "sw_floor": floor,
+            "best": sorted(best.values(), key=lambda r: (r["nfe_target"], r["side"], r["error"])),
+            "runs": all_rows}
+
+
+def by_nfe(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
+    """For each target NFE the best pndmkit method and the best peer, and the ratio of their errors.
+
+    A solver's error is the geometric mean over the cases of its best-option error (it must have run in
+    every case).
+    """
+    out = {}
+    for target in nfes:
+        entry: dict[str, Any] = {}
+        for side, label in (("pndmkit", "best_pndmkit"), ("peer", "best_peer")):
+            per: dict[str, list] = {}
+            for case in cases:
+                for row in case["best"]:
+                    if row["side"] == side and row["nfe_target"] == target:
+                        per.setdefault(row["method"], []).append(row)
+            scored = []
+            for method, rows in per.items():
+                if len(rows) != len(cases) or not all(math.isfinite(r["error"]) and r["error"] > 0 for r in rows):
+                    continue
+                g = math.exp(sum(math.log(r["error"]) for r in rows) / len(rows))
+                scored.append((g, method, rows))
+            if not scored:
+                continue
+            g, method, rows = min(scored)
+            entry[label] = {"method": method, "error": g, "nfe": max(r["nfe"] for r in rows),
+                            "options": [r["option"] for r in rows]}
+        if "best_pndmkit" in entry and "best_peer" in entry:
+            entry["ratio"] = entry["best_pndmkit"]["error"] / entry["best_peer"]["error"]
+            out[str(target)] = entry
+    return out
+
+
+def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = lambda s: None) -> dict:
+    """Run the head-to-head; return ``{"config", "by_nfe", "cases"}`` (JSON-serialisable).
+
+    Needs diffusers (and torch) unless ``cfg.peers`` is empty.
+    """
+    torch_threads = None
+    if cfg.peers is None or cfg.peers:
+        import torch
+
+        from pndmkit.peers import import_diffusers
+
+        import_diffusers()
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # small batches: threads cost more than they give, and the machine is shared
+    try:
+        cases = [_case(p, s, cfg, log) for p in cfg.problems for s in cfg.schedules]
+    finally:
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
+    config = asdict(cfg)
+    return {"config": config, "by_nfe": by_nfe(cases, cfg.nfes), "cases": cases}
+
+
+def with_options(cfg: CompareConfig, **changes: Any) -> CompareConfig:
+    """``cfg`` with the given fields replaced, ignoring those that are None."""
+    return replace(cfg, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,310 @@
+"""Parity with diffusers schedulers, the official PNDM indexing, and the head-to-head command.
+
+The model is the exact eps of a small 2-D Gaussian mixture written here (independent of
+``pndmkit.problems``). diffusers keeps its tables in float32; the parity tests run pndmkit on a
+:class:`DiscreteVP` whose float64 table equals diffusers' float32 ``alphas_cumprod`` exactly, so the only
+remaining difference is diffusers' float32 coefficient arithmetic (about 1e-7 relative). Against the
+float64 ``DiscreteVP.linear()`` the float32 cumulative product drifts by up to 4e-7 relative in ``abar``,
+which moves the end points by a few 1e-6 (tested with a looser tolerance).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+
+import pndmkit  # noqa: E402
+from pndmkit import DiscreteVP  # noqa: E402
+from pndmkit.integrator import State  # noqa: E402
+from pndmkit.peers import make_scheduler, peer_sample, run_scheduler  # noqa: E402
+from pndmkit.schedules import CosineVP  # noqa: E402
+from pndmkit.transfers import DDIMTransfer  # noqa: E402
+
+pytestmark = pytest.mark.peers
+
+# --- the ground truth: a two-component mixture in 2-D, eps in closed form --------------------------------
+W = np.array([0.4, 0.6])
+MU = np.array([[-0.5, 0.2], [0.5, -0.1]])
+VAR = np.array([0.04, 0.09])  # isotropic component variances
+
+
+def eps_at(x: np.ndarray, abar: float) -> np.ndarray:
+    """eps = -sqrt(1 - abar) * grad log p_t for p_t = sum_k w_k N(sqrt(abar) mu_k, (abar var_k + 1 - abar) I)."""
+    c = abar * VAR + 1.0 - abar  # (K,)
+    diff = x[:, None, :] - math.sqrt(abar) * MU[None]  # (n, K, d)
+    logp = np.log(W) - 0.5 * np.sum(diff**2, axis=-1) / c - 0.5 * x.shape[1] * np.log(c)
+    r = np.exp(logp - logp.max(axis=1, keepdims=True))
+    r /= r.sum(axis=1, keepdims=True)
+    return math.sqrt(1.0 - abar) * np.einsum("nk,nkd->nd", r / c, diff)
+
+
+def model_for(schedule):
+    return lambda x, t: eps_at(x, float(schedule.abar(t)))
+
+
+@pytest.fixture(scope="module")
+def matched():
+    """DiscreteVP whose float64 table is diffusers' float32 linear table, exactly."""
+    ac = diffusers.PNDMScheduler().alphas_cumprod.double().numpy()
+    sched = DiscreteVP(1.0 - ac / np.concatenate([[1.0], ac[:-1]]))
+    assert np.array_equal(sched.alphas_cumprod, ac)
+    return sched
+
+
+@pytest.fixture(scope="module")
+def x_T():
+    return np.random.default_rng(5).standard_normal((16, 2))
+
+
+#: float32 coefficient arithmetic of diffusers, relative to the largest entry of the result
+F32 = 3e-6
+
+
+def rel(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+PNDM_CONFIG = {"steps_offset": 1, "set_alpha_to_one": False}
+
+
+# --- PNDMScheduler: PRK warm-up (f-pndm) and skip_prk_steps (plms) -------------------------------------
+PNDM_CASES = [("f-pndm", "pndm", n, nfe) for n, nfe in [(4, 13), (5, 14), (10, 19), (50, 59)]] + [
+    ("plms", "pndm-plms", n, nfe) for n, nfe in [(2, 3), (3, 4), (5, 6), (10, 11), (50, 51)]]
+
+
+@pytest.mark.parametrize("method, peer, steps, nfe", PNDM_CASES)
+def test_pndm_methods_reproduce_pndm_scheduler(matched, x_T, method, peer, steps, nfe):
+    """f-pndm is PNDMScheduler with PRK warm-up, plms is PNDMScheduler(skip_prk_steps=True)."""
+    run = peer_sample(model_for(matched), x_T, schedule=matched, peer=peer, steps=steps, **PNDM_CONFIG)
+    ours = pndmkit.sample(model_for(matched), x_T, schedule=matched, method=method, steps=steps,
+                          convention="diffusers-pndm")
+    assert run.nfe == ours.nfe == nfe
+    assert rel(ours.x, run.x) < F32
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+def test_pndm_scheduler_refuses_fewer_steps_than_its_warm_up(matched, x_T, steps):
+    """diffusers' PRK mode fails in set_timesteps for N < 4; pndmkit runs PRK on every step (4N calls)."""
+    with pytest.raises(ValueError, match="broadcast"):
+        make_scheduler("pndm", matched, steps, **PNDM_CONFIG)
+    kw = dict(schedule=matched, steps=steps, convention="diffusers-pndm")
+    ours = pndmkit.sample(model_for(matched), x_T, method="f-pndm", **kw)
+    prk = pndmkit.sample(model_for(matched), x_T, method="prk", **kw)
+    assert ours.nfe == 4 * steps
+    np.testing.assert_array_equal(ours.x, prk.x)
+
+
+def test_pndm_scheduler_prk_stages_when_the_step_is_odd(matched, x_T):
+    """With T // N odd (N = 8: h = 125) diffusers' PRK moves the sample to t - 62 for the second stage but
+    calls the model at t - 63 (its timestep list holds t_next + h // 2), then takes the third stage at
+    t - 63. pndmkit's f-pndm uses the exact midpoint t - 62.5 and differs by much more than float32; an
+    oracle with diffusers' stage times reproduces it."""
+    model = model_for(matched)
+    peer = peer_sample(model, x_T, schedule=matched, peer="pndm", steps=8, **PNDM_CONFIG)
+    ours = pndmkit.sample(model, x_T, schedule=matched, method="f-pndm", steps=8, convention="diffusers-pndm")
+    assert peer.timesteps[:4] == [876.0, 813.0, 813.0, 751.0]
+    assert peer.nfe == ours.nfe == 17
+    assert rel(ours.x, peer.x) > 1e-4
+    phi = DDIMTransfer(matched)
+    oracle = pndm_oracle(model, x_T, ours.times, phi, lambda t, t_next: (t - 62, t - 63, t - 63, t - 63))
+    assert rel(oracle, peer.x) < F32
+
+
+def test_plms_with_one_step(matched, x_T):
+    """With N = 1 diffusers' timestep list has one entry: a single DDIM step (1 call); pndmkit's plms keeps
+    its definition (PIE warm-up, 2 calls, N + 1 for every N)."""
+    model = model_for(matched)
+    peer = peer_sample(model, x_T, schedule=matched, peer="pndm-plms", steps=1, **PNDM_CONFIG)
+    kw = dict(schedule=matched, steps=1, convention="diffusers-pndm")
+    ddim = pndmkit.sample(model, x_T, method="ddim", **kw)
+    plms = pndmkit.sample(model, x_T, method="plms", **kw)
+    assert (peer.nfe, ddim.nfe, plms.nfe) == (1, 1, 2)
+    assert rel(ddim.x, peer.x) < F32
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 10, 50])
+def test_pndm_parity_on_the_float64_linear_schedule(x_T, steps):
+    """Against pndmkit's own float64 table the float32 cumulative product costs a few 1e-6."""
+    sched = DiscreteVP.linear()
+    plms = peer_sample(model_for(sched), x_T, schedule=sched, peer="pndm-plms", steps=max(steps, 2), **PNDM_CONFIG)
+    ours = pndmkit.sample(model_for(sched), x_T, schedule=sched, method="plms", steps=max(steps, 2),
+                          convention="diffusers-pndm")
+    assert rel(ours.x, plms.x) < 2e-5
+    ddim = peer_sample(model_for(sched), x_T, schedule=sched, peer="ddim", steps=steps)
+    ours = pndmkit.sample(model_for(sched), x_T, schedule=sched, method="ddim", steps=steps)
+    assert rel(ours.x, ddim.x) < 2e-5
+
+
+# --- DDIMScheduler ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 10, 50])
+@pytest.mark.parametrize("convention, config", [("ddim", {}), ("diffusers-pndm", PNDM_CONFIG)])
+def test_ddim_reproduces_ddim_scheduler(matched, x_T, steps, convention, config):
+    peer = peer_sample(model_for(matched), x_T, schedule=matched, peer="ddim", steps=steps, **config)
+    ours = pndmkit.sample(model_for(matched), x_T, schedule=matched, method="ddim", steps=steps,
+                          convention=convention)
+    assert peer.nfe == ours.nfe == steps
+    assert rel(ours.x, peer.x) < F32
+    assert peer.s_end == (0.0 if convention == "ddim" else pytest.approx(float(matched.s(0)), rel=1e-6))
+
+
+# --- IPNDMScheduler -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("steps", [1, 2, 3, 5, 10, 50])
+@pytest.mark.parametrize("grid", ["leading", "trailing"])
+def test_ipndm_reproduces_ipndm_scheduler_on_a_given_grid(matched, x_T, steps, grid):
+    """IPNDMScheduler's ``trained_betas`` are the VP sigmas sqrt(1 - abar) of the N + 1 grid points; given
+    those of a pndmkit grid (and a v-model: it reads the output as v) it is pndmkit's ipndm."""
+    peer = peer_sample(model_for(matched), x_T, schedule=matched, peer="ipndm", steps=steps, grid=grid)
+    ours = pndmkit.sample(model_for(matched), x_T, schedule=matched, method="ipndm", steps=steps, grid=grid)
+    assert peer.nfe == ours.nfe == steps
+    # IPNDM stores sigma = sqrt(1 - abar) in float32 and derives alpha = sqrt(1 - sigma^2): near the noise end
+    # (abar about 4e-5) alpha loses about 3 digits, a few 1e-5 on the result when the grid starts at t = 999
+    assert rel(ours.x, peer.x) < 5e-5
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5, 10])
+def test_ipndm_native_schedule_starts_at_pure_noise(x_T, steps):
+    """IPNDM's own schedule starts at abar = 0 exactly (s = inf), where pndmkit's phi is undefined; there
+    diffusers sets x0 = (x - eps) / max(alpha, 1e-8) = 0, so its first step ignores the model and lands
+    on sigma_1 * x_T. From that state on it is pndmkit's ipndm on the cosine schedule abar = cos^2(pi t / 2)."""
+    cosine = CosineVP(s0=0.0, t_max=1.0 - 1e-9)
+    sched = make_scheduler("ipndm", cosine, steps)
+    sigma = sched.betas.double().numpy()
+    alpha = sched.alphas.double().numpy()
+    assert sigma[0] == 1.0 and alpha[0] == 0.0
+    np.testing.assert_allclose(sched.timesteps.double().numpy(), np.arctan2(sigma, alpha)[:-1] * 2 / np.pi)
+    run = run_scheduler(sched, lambda x, t, s: eps_at(x, 1.0 / (1.0 + s * s)) if math.isfinite(s) else x, x_T,
+                        prediction="v")
+    if steps == 1:
+        np.testing.assert_array_equal(run.x, 0.0)
+        return
+    times = np.arctan2(sigma, alpha) * 2 / np.pi
+    x1 = sigma[1] * x_T
+    state = State(x=x1, t=float(times[1]), history=((1.0, x_T),), nfe=1, steps=1)
+    ours = pndmkit.METHODS["ipndm"].build(cosine).solve(model_for(cosine), x1, times[1:], state=state)
+    assert ours.nfe == run.nfe == steps
+    assert rel(ours.x, run.x) < 1e-6
+
+
+# --- official PNDM indexing -----------------------------------------------------------------------------
+def pndm_oracle(net, x, grid, phi, stages):
+    """F-PNDM written from MATH.md: PRK for three steps, then AB4 on the first evaluation of each step.
+
+    ``stages(t, t_next)`` gives the PRK stage times as (transfer of stage 2, model of stage 2, transfer of
+    stage 3, model of stage 3); the paper puts all four at the midpoint.
+    """
+    history = []
+    for t, t_next in zip(grid[:-1], grid[1:]):
+        e1 = net(x, t)
+        if len(history) < 3:
+            to2, at2, to3, at3 = stages(t, t_next)
+            e2 = net(phi(x, e1, t, to2), at2)
+            e3 = net(phi(x, e2, t, to3), at3)
+            e4 = net(phi(x, e3, t, t_next), t_next)
+            e = (e1 + 2 * e2 + 2 * e3 + e4) / 6
+        else:
+            e = (55 * e1 - 59 * history[-1] + 37 * history[-2] - 9 * history[-3]) / 24
+        history.append(e1)
+        x = phi(x, e, t, t_next)
+    return x
+
+
+def official_pndm_oracle(net, x, steps, abar):
+    """The official loop's indexing: network at index t, abar read at t + 1 of the unpadded table, the
+    sequence 0, skip, 2 skip, ... and a last step to index -1, i.e. abar_0."""
+
+    def phi(x, e, t, t_next):  # eq. 9 with abar at t + 1
+        a, a_next = abar[int(t) + 1], abar[int(t_next) + 1]
+        return math.sqrt(a_next / a) * x - (a_next - a) / (
+            math.sqrt(a) * (math.sqrt((1 - a_next) * a) + math.sqrt((1 - a) * a_next))) * e
+
+    skip = len(abar) // steps
+    grid = list(range(0, len(abar), skip))[::-1] + [-1]
+
+    def midpoint(t, t_next):
+        return ((t + t_next) / 2,) * 4
+
+    return pndm_oracle(net, x, grid, phi, midpoint)
+
+
+@pytest.mark.parametrize("steps", [5, 10, 50])
+def test_official_pndm_convention_matches_the_official_formulas(x_T, steps):
+    sched = DiscreteVP.linear()
+    abar = sched.alphas_cumprod
+
+    def net(x, t):  # the network the official loop assumes: index t means abar at t + 1
+        return eps_at(x, float(abar[int(t) + 1]))
+
+    ours = pndmkit.sample(net, x_T, schedule=sched, method="f-pndm", steps=steps, convention="official-pndm")
+    np.testing.assert_allclose(ours.x, official_pndm_oracle(net, x_T, steps, abar), rtol=1e-12, atol=1e-12)
+    assert ours.times[-1] == 0.0 and sched.abar(ours.times[-1]) == abar[0]
+
+
+def test_official_pndm_convention_cannot_take_every_training_step(x_T):
+    """1000 steps would read abar at index 1000, past the table (the official code overflows)."""
+    with pytest.raises(ValueError, match="past the last training index"):
+        pndmkit.sample(lambda x, t: 0 * x, x_T, schedule=DiscreteVP.linear(), method="ddim", steps=1000,
+                       convention="official-pndm")
+
+
+# --- v-prediction: convert before combining -------------------------------------------------------------
+def v_model_for(schedule):
+    def v(x, t):
+        a = float(schedule.abar(t))
+        e = eps_at(x, a)
+        x0 = (x - math.sqrt(1 - a) * e) / math.sqrt(a)
+        return math.sqrt(a) * e - math.sqrt(1 - a) * x0
+
+    return v
+
+
+@pytest.mark.parametrize("method, peer", [("f-pndm", "pndm"), ("plms", "pndm-plms")])
+def test_v_prediction_is_converted_before_combining(matched, x_T, method, peer):
+    """pndmkit turns every v evaluation into eps at its own (x, t), so a v-model gives the eps-model's
+    samples; diffusers' PNDMScheduler combines the v's of different stages and steps and converts the
+    combination with the current sample and abar, an O(h) error in every gradient (first order overall)."""
+    kw = dict(schedule=matched, method=method, convention="diffusers-pndm")
+    gap = {}
+    for steps in (20, 80):
+        eps_run = pndmkit.sample(model_for(matched), x_T, steps=steps, **kw)
+        v_run = pndmkit.sample(v_model_for(matched), x_T, steps=steps, prediction="v", **kw)
+        np.testing.assert_allclose(v_run.x, eps_run.x, rtol=0, atol=1e-12)
+        d_eps = peer_sample(model_for(matched), x_T, schedule=matched, peer=peer, steps=steps, **PNDM_CONFIG)
+        d_v = peer_sample(v_model_for(matched), x_T, schedule=matched, peer=peer, steps=steps,
+                          prediction_type="v_prediction", **PNDM_CONFIG)
+        assert rel(eps_run.x, d_eps.x) < F32
+        gap[steps] = float(np.sqrt(np.mean((d_v.x - d_eps.x) ** 2)))
+    assert gap[20] > 1e-2
+    assert 2.5 < gap[20] / gap[80] < 6  # shrinks like 1/N: first order
+
+
+# --- packaging and the head-to-head command -------------------------------------------------------------
+def test_core_does_not_import_diffusers():
+    code = ("import sys, pndmkit, pndmkit.peers, pndmkit.compare; "
+            "print(any(m.startswith(('diffusers', 'torch')) for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_compare_quick_json(capsys):
+    from pndmkit.cli import main
+
+    assert main(["compare", "--quick", "--json", "--no-write"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"by_nfe"}
+    assert result["by_nfe"]
+    for nfe, row in result["by_nfe"].items():
+        assert nfe.isdigit()
+        for side in ("best_pndmkit", "best_peer"):
+            assert set(row[side]) >= {"method", "error"} and isinstance(row[side]["method"], str)
+            assert row[side]["error"] > 0
+        assert row["ratio"] == pytest.approx(row["best_pndmkit"]["error"] / row["best_peer"]["error"])
