@@ -73,7 +73,7 @@ def _rational(value: Any, name: str) -> sp.Rational:
     if isinstance(value, str):
         try:
             return sp.Rational(value.strip())
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ZeroDivisionError) as exc:
             raise ValueError(f"{name}={value!r} is not a rational number such as 3/2 or 0.7") from exc
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(value):
@@ -94,7 +94,9 @@ def _integrated_basis(nodes: Sequence[sp.Rational], lo: sp.Rational, hi: sp.Rati
     weights = []
     for j, xj in enumerate(nodes):
         others = [xi for i, xi in enumerate(nodes) if i != j]
-        numerator = sp.Poly(sp.prod([_X - xi for xi in others]) if others else 1, _X, domain="QQ")
+        numerator = sp.Poly(1, _X, domain="QQ")
+        for xi in others:
+            numerator = numerator * sp.Poly([1, -xi], _X, domain="QQ")
         antiderivative = numerator.integrate()
         denominator = sp.prod([xj - xi for xi in others]) if others else sp.Integer(1)
         weights.append((antiderivative.eval(hi) - antiderivative.eval(lo)) / (denominator * (hi - lo)))
@@ -170,8 +172,9 @@ def backward_differentiation(k: int) -> tuple[tuple[sp.Rational, ...], sp.Ration
     nodes = [sp.Integer(j) for j in range(k + 1)]  # oldest first, new point = k
     derivs = []
     for j, xj in enumerate(nodes):
-        basis = sp.prod([(_X - xi) / (xj - xi) for i, xi in enumerate(nodes) if i != j])
-        derivs.append(sp.Rational(sp.diff(basis, _X).subs(_X, nodes[-1])))
+        others = [xi for i, xi in enumerate(nodes) if i != j]
+        basis = sp.Poly(sp.prod([_X - xi for xi in others]), _X, domain="QQ")
+        derivs.append(basis.diff(_X).eval(nodes[-1]) / sp.prod([xj - xi for xi in others]))
     scale = derivs[-1]
     return tuple(d / scale for d in derivs), 1 / scale
 
@@ -445,8 +448,8 @@ class LinearMultistepMethod:
         ``rho`` is factored over the rationals. An irreducible factor can have a root on the unit
         circle only if it is self-reciprocal; such a factor passes iff it is simple and all its roots
         lie on the circle, which the substitution ``x = z + 1/z`` turns into a Sturm count of real roots
-        in ``[-2, 2]``. Any other factor has no roots on the circle, and isolating rectangles with
-        rational corners, refined until each clears the circle, decide on which side each root lies.
+        in ``[-2, 2]``. Any other factor has no roots on the circle and must have all of them inside,
+        which the Schur-Cohn recursion decides in rational arithmetic.
         """
         return _root_condition(self.alpha)
 
@@ -471,30 +474,20 @@ def _palindromic_on_circle(coeffs: list[sp.Rational]) -> bool:
 
 
 def _roots_inside(poly: sp.Poly) -> bool:
-    """Whether every root of ``poly`` (which has none on the unit circle) lies strictly inside it."""
-    eps = sp.Rational(1, 8)
-    pending = None
-    while True:
-        real, complex_ = poly.intervals(all=True, eps=eps)
-        pending = False
-        for (a, b), _mult in real:
-            lo, hi = min(abs(a), abs(b)), max(abs(a), abs(b))
-            if a <= 0 <= b:
-                lo = sp.Integer(0)
-            if lo > 1:
-                return False
-            pending |= hi >= 1
-        for (p, q), _mult in complex_:
-            x1, y1, x2, y2 = sp.re(p), sp.im(p), sp.re(q), sp.im(q)
-            near_x = 0 if x1 <= 0 <= x2 else min(abs(x1), abs(x2))
-            near_y = 0 if y1 <= 0 <= y2 else min(abs(y1), abs(y2))
-            far2 = max(x1**2, x2**2) + max(y1**2, y2**2)
-            if near_x**2 + near_y**2 > 1:
-                return False
-            pending |= far2 >= 1
-        if not pending:
-            return True
-        eps /= 16
+    """Whether every root of ``poly`` lies strictly inside the unit circle (Schur-Cohn, exact).
+
+    With ``a_0``, ``a_n`` the constant and leading coefficients and ``q(z) = z^n p(1/z)``: if
+    ``|a_0| >= |a_n|`` the product of the roots' moduli is ``>= 1``, so some root has ``|z| >= 1``;
+    otherwise ``(a_n p - a_0 q) / z`` has degree ``n - 1`` and, by Rouche, all its roots inside iff ``p`` has.
+    """
+    coeffs = list(reversed(poly.all_coeffs()))  # a_0 .. a_n
+    while len(coeffs) > 1:
+        a0, an = coeffs[0], coeffs[-1]
+        if abs(a0) >= abs(an):
+            return False
+        reduced = [an * c - a0 * r for c, r in zip(coeffs, reversed(coeffs))]
+        coeffs = reduced[1:]
+    return True
 
 
 def _root_condition(alpha: Sequence[sp.Rational]) -> bool:

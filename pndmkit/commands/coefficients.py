@@ -183,7 +183,7 @@ def _run_tableau(args: argparse.Namespace) -> int:
 def _run_local_error(args: argparse.Namespace) -> int:
     leading = co.pseudo_local_error(args.weights, args.k)
     h = sp.Symbol("h")
-    power = sp.degree(leading, h) if leading != 0 else None
+    power = int(sp.degree(leading, h)) if leading != 0 else None
     report = {"weights": args.weights, "k": args.k, "leading_term": str(leading), "power": power,
               "symbols": "h: step in t; s1, s2, ...: derivatives of s(t); e0, e1, ...: derivatives of eps in t; "
                          "error = numerical - exact y-step, DDIM transfer y' = y + (s' - s) e"}
