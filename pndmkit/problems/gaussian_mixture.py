@@ -24,7 +24,8 @@ Examples
 >>> gm.eps(x, 0.5, LinearVP()).shape
 (2, 1)
 
-A single Gaussian has the linear eps of MATH.md, :math:`\epsilon = \sqrt{1-\bar\alpha}\,C^{-1}(x - \sqrt{\bar\alpha}\mu)`:
+A single Gaussian has the linear eps of MATH.md,
+:math:`\epsilon = \sqrt{1-\bar\alpha}\,C^{-1}(x - \sqrt{\bar\alpha}\mu)`:
 
 >>> g = GaussianMixture([1.0], [[0.5]], [0.25])
 >>> sched = LinearVP(); abar = sched.abar(0.3)
@@ -56,8 +57,11 @@ def noise_levels(t: Optional[float], schedule: Optional[NoiseSchedule]) -> tuple
         return 1.0, 0.0
     if schedule is None:
         raise ValueError(f"schedule is required when t is given (t={t!r}); pass t=None for the data distribution")
-    schedule.check_time(t)
-    log_abar = float(schedule.log_abar(float(t)))
+    t = float(t)
+    slack = 1e-9 * max(1.0, abs(schedule.t_max))
+    if not (schedule.t_min - slack <= t <= schedule.t_max + slack):  # cheap scalar test on the hot path
+        schedule.check_time(t)  # raises with the schedule's message (also for NaN)
+    log_abar = float(schedule.log_abar(t))
     return math.exp(log_abar), -math.expm1(log_abar)
 
 
@@ -150,7 +154,8 @@ class GaussianMixture:
         resid = rot - math.sqrt(abar) * self._mu_rot  # U_k^T (x - sqrt(abar) mu_k), (batch, K, d)
         D = abar * self.eigvals + om  # (K, d) eigenvalues of C_k
         q = resid / D
-        log_comp = self._log_w - 0.5 * (d * _LOG_2PI + np.log(D).sum(axis=1) + np.einsum("bkd,bkd->bk", q, resid))
+        log_norm = self._log_w - 0.5 * (d * _LOG_2PI + np.log(D).sum(axis=1))  # (K,)
+        log_comp = log_norm - 0.5 * np.einsum("bkd,bkd->bk", q, resid)
         top = log_comp.max(axis=1, keepdims=True)  # log-sum-exp over components
         r = np.exp(log_comp - top)
         total = r.sum(axis=1, keepdims=True)
