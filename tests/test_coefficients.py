@@ -150,8 +150,9 @@ def test_weight_errors_name_the_problem():
 def test_variable_step_weights_in_t_are_exact_for_rational_input():
     w = co.variable_step_weights(["7/10", 1, Fraction(3, 2)], R(7, 10), "1/4")
     assert w == (R(37, 16), R(-33, 20), R(27, 80))
-    wf = co.variable_step_weights([0.7, 1.0, 1.5], 0.7, 0.25)
-    np.testing.assert_allclose(wf, [2.3125, -1.65, 0.3375], rtol=1e-14)
+    for wf in (co.variable_step_weights([0.7, 1.0, 1.5], 0.7, 0.25), co.variable_step_weights(["7/10", 1.0, 1.5], 0.7, "1/4")):
+        assert isinstance(wf, np.ndarray)
+        np.testing.assert_allclose(wf, [2.3125, -1.65, 0.3375], rtol=1e-14)
 
 
 @pytest.mark.parametrize("schedule", [LinearVP(), CosineVP(), DiscreteVP.linear()], ids=repr)
