@@ -328,6 +328,21 @@ def test_s_exact_weights_are_order_k(k):
     assert sp.simplify(linear + co.LinearMultistepMethod.adams_bashforth(k).error_constant * s1 * e_k) == 0
 
 
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_s_exact_leading_term_is_adams_error_in_s(k):
+    """In general: -C_{k+1} (s' h)^(k+1) d^k eps / ds^k, with d/ds = (1/s'(t)) d/dt."""
+    t = sp.Symbol("t")
+    eps, s = sp.Function("eps")(t), sp.Function("s")(t)
+    derivative = eps
+    for _ in range(k):
+        derivative = sp.diff(derivative, t) / sp.diff(s, t)
+    names = {sp.diff(eps, t, i): sp.Symbol(f"e{i}") for i in range(k, 0, -1)}
+    names.update({sp.diff(s, t, i): sp.Symbol(f"s{i}") for i in range(k + 1, 0, -1)})
+    in_s = derivative.subs(names)
+    expected = -co.LinearMultistepMethod.adams_bashforth(k).error_constant * (s1 * h) ** (k + 1) * in_s
+    assert sp.simplify(co.pseudo_local_error("s-exact", k) - expected) == 0
+
+
 def test_pseudo_local_error_constant_numerically():
     """Float check of -(1/12) s'' eps' h^3 for AB4 weights with s(t) = exp(t), eps(t) = sin(t), at t = 0.3."""
     t = 0.3
