@@ -7,6 +7,7 @@ checkpoint ``digits`` is missing, so the studies and figures can skip with a cle
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -14,6 +15,8 @@ from typing import Any, Callable
 import numpy as np
 
 IMAGE_SHAPE = (1, 16, 16)
+#: environment variable naming another checkpoint than the shipped ``digits``
+CHECKPOINT_ENV = "PNDMKIT_DIGITS_CHECKPOINT"
 
 
 class Unavailable(RuntimeError):
@@ -30,7 +33,10 @@ class Digits:
 
 
 def load() -> Digits:
-    """Load the shipped ``digits`` checkpoint (raises :class:`Unavailable` when it cannot)."""
+    """Load the shipped ``digits`` checkpoint (raises :class:`Unavailable` when it cannot).
+
+    The environment variable ``PNDMKIT_DIGITS_CHECKPOINT`` (a path or shipped name) selects another one.
+    """
     try:
         import torch  # noqa: F401
 
@@ -38,7 +44,7 @@ def load() -> Digits:
     except ImportError as exc:
         raise Unavailable(f"pndmkit.nn is not importable ({exc}); install the torch extra") from None
     try:
-        ckpt = load_checkpoint("digits")
+        ckpt = load_checkpoint(os.environ.get(CHECKPOINT_ENV, "digits"))
     except FileNotFoundError as exc:
         raise Unavailable(f"the shipped digits checkpoint is not there yet ({exc})") from None
     meta = ckpt.meta or {}
@@ -67,9 +73,9 @@ def noise(n: int, seed: int = 0) -> Any:
     return torch.randn((n, *IMAGE_SHAPE), generator=torch.Generator().manual_seed(seed))
 
 
-def run_sampler(digits: Digits, x_T: Any, method: str, steps: int, *, grid: Any = None,
+def run_sampler(digits: Digits, x_T: Any, method: Any, steps: int, *, grid: Any = None,
                 callback: Any = None, batch: int = 256) -> tuple[Any, int, float]:
-    """Sample from ``x_T`` in batches; return ``(images, nfe per sample, seconds)``."""
+    """Sample from ``x_T`` in batches; return ``(images, NFE per sample (mean over batches), seconds)``."""
     import torch
 
     import pndmkit
@@ -81,8 +87,8 @@ def run_sampler(digits: Digits, x_T: Any, method: str, steps: int, *, grid: Any 
                                  steps=steps, grid=grid, convention=None if grid is not None else "ddim",
                                  callback=callback)
             parts.append(sol.x)
-            nfe = max(nfe, sol.nfe)
-    return torch.cat(parts), nfe, time.perf_counter() - t0
+            nfe += sol.nfe * len(sol.x)
+    return torch.cat(parts), round(nfe / len(x_T)), time.perf_counter() - t0
 
 
 def cosine_grid(schedule: Any, steps: int) -> np.ndarray:

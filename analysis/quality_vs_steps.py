@@ -12,11 +12,13 @@ Two step placements (column ``schedule``):
   (:func:`analysis._digits.cosine_grid`): the same probability-flow ODE, discretised like the cosine schedule.
 
 Rows with ``method = data`` hold the digits-FID of ``n`` random real digits (mean over 5 draws, and its
-standard deviation in ``fid_std``): the finite-sample floor no sampler can beat at this ``n``.
+standard deviation in ``fid_std``): the finite-sample floor of the distance at this ``n``.
 
-Default sizes are chosen for a 2-core CPU (see ``SIZES``): ``n = 100`` samples, the full step range for DDIM
-(it carries the paper's claim, 50-step PNDM vs 1000-step DDIM) and for F-PNDM up to 250, and up to 100 steps
-(NFE ~ 100-200) for the other methods. The environment variable ``PNDMKIT_FID_SAMPLES=N`` raises ``n``.
+Default sizes are chosen for a 2-core CPU (see ``SIZES``; about 2200 model evaluations per sample, 128 samples):
+DDIM at 10, 20, 50, 100 and 1000 steps (it carries the paper's claim, 50-step PNDM vs 1000-step DDIM), F-PNDM up
+to 100 steps, the other methods up to 50 (PRK-s, 4 evaluations per step, up to 20), PF at rtol = atol = 1e-3.
+The environment variables ``PNDMKIT_FID_SAMPLES=N`` (more samples) and ``PNDMKIT_FID_PLAN=paper`` (every method
+at 10, 20, 50, 100, 250, 1000 steps, both grids: for a GPU) scale it up.
 
 Run: ``python -m analysis.quality_vs_steps [--quick] [--out FILE]`` (default analysis/results/quality_vs_steps.csv).
 """
@@ -31,40 +33,52 @@ from typing import Any
 from analysis._tables import Log, stderr_log, study_main, write_csv
 
 COLUMNS = ["schedule", "method", "steps", "nfe", "fid", "fid_std", "n_samples", "seconds"]
-UP_TO_100 = [10, 20, 50, 100]
+UP_TO_50 = [10, 20, 50]
+PAPER_STEPS = [10, 20, 50, 100, 250, 1000]
 SIZES: dict[bool, dict[str, Any]] = {
-    False: {"n": 100, "claim": ("f-pndm", 50, "ddim", 1000), "plan": {
-        "linear": {"ddim": [10, 20, 50, 100, 250, 1000], "fon": UP_TO_100, "pf": [0], "s-pndm": UP_TO_100,
-                   "f-pndm": [10, 20, 50, 100, 250], "prk-s": [10, 20], "f-pndm-s": UP_TO_100},
-        "cosine": {"ddim": [10, 20, 50], "f-pndm": [10, 20, 50], "f-pndm-s": [10, 20, 50]}}},
+    False: {"n": 128, "claim": ("f-pndm", 50, "ddim", 1000), "plan": {
+        "linear": {"ddim": [10, 20, 50, 100, 1000], "fon": UP_TO_50, "pf": [0], "s-pndm": UP_TO_50,
+                   "f-pndm": [10, 20, 50, 100], "prk-s": [10, 20], "f-pndm-s": UP_TO_50},
+        "cosine": {"ddim": UP_TO_50, "f-pndm": UP_TO_50}}},
     True: {"n": 16, "claim": ("f-pndm", 5, "ddim", 10), "plan": {
-        "linear": {"ddim": [5, 10], "s-pndm": [5], "f-pndm": [5]},
+        "linear": {"ddim": [5, 10], "s-pndm": [5], "f-pndm": [5], "pf": [0]},
         "cosine": {"ddim": [5]}}},
 }
+#: the issue's full grid (every method at every step count): ``PNDMKIT_FID_PLAN=paper``, for a GPU
+PAPER_PLAN = {"linear": {m: ([0] if m == "pf" else PAPER_STEPS) for m in
+                         ("ddim", "fon", "pf", "s-pndm", "f-pndm", "prk-s", "f-pndm-s")},
+              "cosine": {m: PAPER_STEPS for m in ("ddim", "s-pndm", "f-pndm", "f-pndm-s")}}
+#: PF tolerance: rtol = atol (1e-5 in score-SDE costs ~700 NFE per sample on the digits model)
+PF_TOL = 1e-3
 #: environment variable overriding the number of samples of the full study
 SAMPLES_ENV = "PNDMKIT_FID_SAMPLES"
+#: environment variable selecting the plan: ``paper`` for :data:`PAPER_PLAN`
+PLAN_ENV = "PNDMKIT_FID_PLAN"
 
 
-def plan_nfe(quick: bool) -> int:
-    """Model evaluations per sample of the whole study (PF counted as 300)."""
+def plan_nfe(plan: dict[str, dict[str, list[int]]]) -> int:
+    """Model evaluations per sample of the whole study (PF counted as 150)."""
     import pndmkit
 
     total = 0
-    for per_method in SIZES[quick]["plan"].values():
+    for per_method in plan.values():
         for method, steps in per_method.items():
-            total += sum(300 if pndmkit.METHODS[method].adaptive else pndmkit.METHODS[method].nfe(s) for s in steps)
+            total += sum(150 if pndmkit.METHODS[method].adaptive else pndmkit.METHODS[method].nfe(s) for s in steps)
     return total
 
 
 def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
     """Compute the table (raises ``analysis._digits.Unavailable`` without the model or the feature net)."""
     from analysis import _digits
+    from pndmkit.adaptive import AdaptiveIntegrator
 
     digits = _digits.load()
     fid = _digits.fid_function()
-    size = SIZES[quick]
+    size = dict(SIZES[quick])
     n = int(os.environ.get(SAMPLES_ENV, size["n"])) if not quick else size["n"]
-    log(f"    {digits.description}; {n} samples, {plan_nfe(quick)} NFE per sample in all")
+    if not quick and os.environ.get(PLAN_ENV) == "paper":
+        size["plan"] = PAPER_PLAN
+    log(f"    {digits.description}; {n} samples, {plan_nfe(size['plan'])} NFE per sample in all")
     mean, std = _digits.data_fid_floor(fid, n)
     rows = [{"schedule": "", "method": "data", "steps": 0, "nfe": 0, "fid": mean, "fid_std": std, "n_samples": n,
              "seconds": 0.0}]
@@ -73,7 +87,11 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
         for method, step_list in per_method.items():
             for steps in step_list:
                 grid = _digits.cosine_grid(digits.schedule, max(steps, 1)) if sname == "cosine" else None
-                x, nfe, seconds = _digits.run_sampler(digits, x_T, method, max(steps, 1), grid=grid)
+                if method == "pf":  # batches of 64: the adaptive step control sees one batch as one system
+                    pf = AdaptiveIntegrator(digits.schedule, rtol=PF_TOL, atol=PF_TOL)
+                    x, nfe, seconds = _digits.run_sampler(digits, x_T, pf, 1, batch=64)
+                else:
+                    x, nfe, seconds = _digits.run_sampler(digits, x_T, method, steps, grid=grid)
                 value = _digits.safe_fid(fid, x)
                 rows.append({"schedule": sname, "method": method, "steps": steps or None, "nfe": nfe,
                              "fid": value, "fid_std": math.nan, "n_samples": n, "seconds": seconds})
