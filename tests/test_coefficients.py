@@ -391,6 +391,14 @@ def test_cli_adams_moulton_and_bdf(capsys):
     assert "NOT zero-stable" in run_cli(capsys, "bdf", "7")
 
 
+def test_cli_general_lmm(capsys):
+    data = json.loads(run_cli(capsys, "lmm", "--alpha=-1,0,1", "--beta", "1/3,4/3,1/3", "--json"))  # Milne-Simpson
+    assert (data["order"], data["error_constant"], data["zero_stable"], data["steps"]) == (4, "-1/90", True, 2)
+    assert "NOT zero-stable" in run_cli(capsys, "lmm", "--alpha=-5,4,1", "--beta", "2,4,0")
+    with pytest.raises(SystemExit, match="same length"):
+        main(["coefficients", "lmm", "--alpha=-1,1", "--beta", "1"])
+
+
 def test_cli_variable_issue_example(capsys):
     out = run_cli(capsys, "variable", "--nodes", "7/10,1,3/2", "--step", "7/10,1/4")
     assert "37/16, -33/20, 27/80" in out and "sum 1;" in out

@@ -3,7 +3,8 @@
 Sub-commands (each takes ``--json``):
 
 * ``adams-bashforth K``, ``adams-moulton K``, ``bdf K`` -- exact weights with order, error constant
-  (Lambert's normalisation) and zero-stability.
+  (Lambert's normalisation) and zero-stability; ``lmm --alpha=A0,..,Ak --beta=B0,..,Bk`` the same for any
+  linear multistep method (coefficients oldest first).
 * ``variable --nodes T0,T1,... --step A,B [--variable t|s|lambda --schedule NAME]`` -- the weights of the
   Lagrange interpolant through the nodes (newest first) integrated over the step from ``A`` to ``B``,
   divided by the step length, so that they sum to 1. Nodes and step are *times* ``t``; with
@@ -106,8 +107,14 @@ def _run_lmm(args: argparse.Namespace) -> int:
         method, weights, label = co.LinearMultistepMethod.adams_bashforth(k), co.adams_bashforth(k), "Adams-Bashforth"
     elif args.kind == "adams-moulton":
         method, weights, label = co.LinearMultistepMethod.adams_moulton(k), co.adams_moulton(k), "Adams-Moulton"
-    else:
+    elif args.kind == "bdf":
         method, weights, label = co.LinearMultistepMethod.bdf(k), None, "BDF"
+    else:
+        try:
+            method = co.LinearMultistepMethod(args.alpha, args.beta, name="LMM")
+        except ValueError as exc:
+            raise SystemExit(f"pndmkit coefficients lmm: {exc}") from None
+        weights, label, k = None, "linear multistep method", method.steps
     report = _lmm_report(method, label, weights)
     report["k"] = k
     if args.json:
@@ -209,6 +216,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("k", type=_positive, help="K, a positive integer")
         q.add_argument("--json", action="store_true", help="print one JSON object")
         q.set_defaults(func=_run_lmm)
+    q = kinds.add_parser(
+        "lmm", help="order, error constant and zero-stability of sum_j alpha_j y_{n+j} = h sum_j beta_j f_{n+j}",
+        description="Coefficients oldest first, j = 0..k; write a list that starts with a minus sign as "
+                    "--alpha=-1,1.")
+    q.add_argument("--alpha", type=_rationals, required=True, help="alpha_0..alpha_k, e.g. --alpha=-1,1")
+    q.add_argument("--beta", type=_rationals, required=True, help="beta_0..beta_k, e.g. --beta=1/2,1/2")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=_run_lmm, k=None)
     q = kinds.add_parser(
         "variable", help="weights of the interpolant through arbitrary nodes over an arbitrary step",
         description="Nodes (newest first) and the step A,B are times t; the weights integrate the Lagrange "
