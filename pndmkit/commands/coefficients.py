@@ -203,6 +203,15 @@ def _run_local_error(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kind(kinds: argparse._SubParsersAction, name: str, help_: str, func: Callable[[argparse.Namespace], int],
+          description: str | None = None) -> argparse.ArgumentParser:
+    """Add the sub-command ``name`` with ``--json`` and its ``func``."""
+    q = kinds.add_parser(name, help=help_, description=description or help_)
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(func=func)
+    return q
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``pndmkit coefficients`` and its sub-commands to ``sub``."""
     p = sub.add_parser("coefficients", help="exact multistep weights, variable-step weights, order conditions",
@@ -212,36 +221,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     for kind, help_ in (("adams-bashforth", "explicit Adams weights (k nodes, order k)"),
                         ("adams-moulton", "implicit Adams weights (k nodes incl. the new point, order k)"),
                         ("bdf", "backward differentiation formula with k steps")):
-        q = kinds.add_parser(kind, help=help_, description=help_)
-        q.add_argument("k", type=_positive, help="K, a positive integer")
-        q.add_argument("--json", action="store_true", help="print one JSON object")
-        q.set_defaults(func=_run_lmm)
-    q = kinds.add_parser(
-        "lmm", help="order, error constant and zero-stability of sum_j alpha_j y_{n+j} = h sum_j beta_j f_{n+j}",
-        description="Coefficients oldest first, j = 0..k; write a list that starts with a minus sign as "
-                    "--alpha=-1,1.")
+        _kind(kinds, kind, help_, _run_lmm).add_argument("k", type=_positive, help="K, a positive integer")
+    q = _kind(kinds, "lmm", "order, error constant and zero-stability of sum_j alpha_j y_{n+j} = h sum_j beta_j f_{n+j}",
+              _run_lmm, "Coefficients oldest first, j = 0..k; write a list that starts with a minus sign as "
+                        "--alpha=-1,1.")
     q.add_argument("--alpha", type=_rationals, required=True, help="alpha_0..alpha_k, e.g. --alpha=-1,1")
     q.add_argument("--beta", type=_rationals, required=True, help="beta_0..beta_k, e.g. --beta=1/2,1/2")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
-    q.set_defaults(func=_run_lmm, k=None)
-    q = kinds.add_parser(
-        "variable", help="weights of the interpolant through arbitrary nodes over an arbitrary step",
-        description="Nodes (newest first) and the step A,B are times t; the weights integrate the Lagrange "
-                    "interpolant in the chosen variable over the step and are divided by its length (sum 1).")
+    q.set_defaults(k=None)
+    q = _kind(kinds, "variable", "weights of the interpolant through arbitrary nodes over an arbitrary step",
+              _run_variable, "Nodes (newest first) and the step A,B are times t; the weights integrate the Lagrange "
+                             "interpolant in the chosen variable over the step and are divided by its length (sum 1).")
     q.add_argument("--nodes", type=_rationals, required=True, help="comma-separated times, newest first (7/10,1,3/2)")
     q.add_argument("--step", type=_step, required=True, help="start and end time of the step, A,B (7/10,1/4)")
     q.add_argument("--variable", choices=co.VARIABLES, default="t",
                    help="integration variable: t, s = sqrt((1-abar)/abar) or lambda = -log s (default t)")
     q.add_argument("--schedule", choices=list(SCHEDULES), default=None, help="schedule for --variable s|lambda")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
-    q.set_defaults(func=_run_variable)
-    q = kinds.add_parser("tableau", help="order conditions of a shipped Butcher tableau")
+    q = _kind(kinds, "tableau", "order conditions of a shipped Butcher tableau", _run_tableau)
     q.add_argument("name", help="tableau name (euler, heun, midpoint, ralston, rk3, rk4, rk38)")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
-    q.set_defaults(func=_run_tableau)
-    q = kinds.add_parser("local-error", help="leading local error of a pseudo Adams step with the DDIM transfer")
+    q = _kind(kinds, "local-error", "leading local error of a pseudo Adams step with the DDIM transfer",
+              _run_local_error)
     q.add_argument("k", type=_positive, help="number of history nodes")
     q.add_argument("--weights", choices=("t-uniform", "s-exact"), default="t-uniform",
                    help="t-uniform: fixed AB weights (PLMS); s-exact: interpolant on the s nodes")
-    q.add_argument("--json", action="store_true", help="print one JSON object")
-    q.set_defaults(func=_run_local_error)
