@@ -12,7 +12,7 @@ from pndmkit import METHODS
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ["pndmkit", "pndmkit.schedules", "pndmkit.grids", "pndmkit.transfers", "pndmkit.tableaus",
         "pndmkit.estimators", "pndmkit.integrator", "pndmkit.methods", "pndmkit.models", "pndmkit.sampling",
-        "pndmkit.adaptive"]
+        "pndmkit.adaptive", "pndmkit.coefficients"]
 
 
 @pytest.mark.parametrize("module_name", CORE)
