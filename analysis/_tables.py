@@ -104,7 +104,3 @@ def set_threads(n: int) -> None:
     except ModuleNotFoundError:
         return
     torch.set_num_threads(int(n))
-
-
-def nan_if_bad(v: float) -> float:
-    return float(v) if v is not None and math.isfinite(float(v)) else math.nan

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from analysis._tables import read_csv, read_json, write_csv, write_json  # noqa: F401  (re-exported)
+from analysis._tables import read_csv, read_json, write_json  # noqa: F401  (re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "paper_figures" / "out"
@@ -126,21 +126,6 @@ def _rel(p: Path) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
-def finite(values: Iterable[float]) -> list[float]:
-    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-
-
-def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
-    """Least-squares slope of log y against log x (NaN with fewer than two finite positive points)."""
-    import numpy as np
-
-    pts = [(a, b) for a, b in zip(x, y) if a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)]
-    if len(pts) < 2:
-        return math.nan
-    lx, ly = np.log(np.array(pts, dtype=float)).T
-    return float(np.polyfit(lx, ly, 1)[0])
-
-
 def study(cfg: Config, filename: str, module: Any) -> Path:
     """The table of ``analysis.<module>``, computed by its ``run`` when missing (or with ``--recompute``)."""
     return cached(cfg, filename, lambda path: module.run(path, quick=cfg.quick, log=cfg.log))
@@ -178,3 +163,16 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def log_axes(ax: Any, xlabel: str, ylabel: str, *, logy: bool = True) -> None:
+    """Log x (plain numbers as tick labels: steps and NFE read better than 10^1), log or linear y, labels."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log" if logy else "linear")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)

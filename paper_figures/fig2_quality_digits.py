@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from paper_figures._common import LABEL, Config, Outcome, figure, markdown_table, plot_curves, read_csv, save, study, \
-    write_json
+from paper_figures._common import LABEL, Config, Outcome, figure, log_axes, markdown_table, plot_curves, read_csv, save, \
+    study, write_json
 
 NAME = "fig2_quality_digits"
 TABLE = "table1_digits_fid"
@@ -40,10 +40,7 @@ def make(cfg: Config) -> Outcome:
         plot_curves(ax, rows, x, "fid", methods, solid="linear", dashed="cosine")
         ax.axhspan(floor["fid"] - floor["fid_std"], floor["fid"] + floor["fid_std"], color="0.85", zorder=0)
         ax.axhline(floor["fid"], color="0.5", lw=0.8, label=f"{floor['n_samples']} real digits")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("steps" if x == "steps" else "NFE (model evaluations)")
-        ax.set_ylabel("digits-FID")
+        log_axes(ax, "steps" if x == "steps" else "NFE (model evaluations)", "digits-FID")
     axes[0, 1].legend(ncol=2)
     axes[0, 0].set_title("solid: linear grid (the model's schedule); dashed: cosine grid", fontsize=7)
     verdict = quality_vs_steps.verdict(rows, cfg.quick)

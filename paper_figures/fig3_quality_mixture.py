@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paper_figures._common import LABEL, Config, Outcome, figure, markdown_table, plot_curves, read_csv, save, study
+from paper_figures._common import LABEL, Config, Outcome, figure, log_axes, markdown_table, plot_curves, read_csv, save, study
 
 NAME = "fig3_quality_mixture"
 TABLE = "table_mixture_quality"
@@ -23,10 +23,7 @@ def make(cfg: Config) -> Outcome:
             plot_curves(ax, rows, x, metric, methods, solid="linear", dashed="cosine")
             if metric in ("sw", "nll"):
                 ax.axhline(exact[metric], color="0.5", lw=0.8, label=f"{exact['n_samples']} exact samples")
-            ax.set_xscale("log")
-            ax.set_yscale("log" if metric != "nll" else "linear")
-            ax.set_xlabel("steps" if x == "steps" else "NFE")
-            ax.set_ylabel(label)
+            log_axes(ax, "steps" if x == "steps" else "NFE", label, logy=metric != "nll")
     axes[1, 0].legend(ncol=2)
     problem, n = exact["problem"], exact["n_samples"]
     caption = (

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from paper_figures._common import LABEL, Config, Outcome, figure, markdown_table, read_json, save, study, style
+from paper_figures._common import LABEL, Config, Outcome, figure, log_axes, markdown_table, read_json, save, study, style
 
 NAME = "fig4_orders"
 TABLE = "table_orders"
@@ -51,10 +51,7 @@ def make(cfg: Config) -> Outcome:
             pts = [(n, e) for n, e in zip(r["nfe"], r["errors"]) if e is not None and not _nan(e) and e > 0]
             if pts:
                 ax.plot(*zip(*pts), **kw)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("NFE")
-        ax.set_ylabel("end-point error")
+        log_axes(ax, "NFE", "end-point error")
         ax.set_title(title, fontsize=8)
         ax.legend(fontsize=6)
     caption = (

@@ -11,15 +11,24 @@ NAME_NORMS = "fig5_norms"
 ROWS = ["euler", "fon", "ddim", "f-pndm", "exact"]
 
 
-def density(t: float, lim: float = 1.6, n: int = 120) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log p_t of gmm2d on an n x n mesh of [-lim, lim]^2 (discrete DDPM linear schedule)."""
+LIM = 1.6
+
+
+def density(t: float, lim: float = LIM, n: int = 120) -> np.ndarray:
+    """log p_t of gmm2d on an n x n mesh of [-lim, lim]^2 (discrete DDPM linear schedule), rows = y."""
     from pndmkit.problems import get_problem
     from pndmkit.schedules import DiscreteVP
 
     u = np.linspace(-lim, lim, n)
     xx, yy = np.meshgrid(u, u)
     logp = get_problem("gmm2d").log_prob(np.stack([xx.ravel(), yy.ravel()], 1), float(t), DiscreteVP.linear())
-    return xx, yy, np.asarray(logp).reshape(n, n)
+    return np.asarray(logp).reshape(n, n)
+
+
+def background(ax, logp: np.ndarray) -> None:
+    """The density as a grey image, clipped 8 nats below its maximum."""
+    ax.imshow(np.maximum(logp, logp.max() - 8), extent=(-LIM, LIM, -LIM, LIM), origin="lower", cmap="Greys",
+              interpolation="bilinear", aspect="auto")
 
 
 def make(cfg: Config) -> Outcome:
@@ -36,22 +45,20 @@ def make(cfg: Config) -> Outcome:
         pts = np.asarray(case["methods"][method]["points"])
         for j, k in enumerate(cols):
             ax = axes[i, j]
-            xx, yy, logp = meshes[k]
-            ax.contourf(xx, yy, np.maximum(logp, logp.max() - 8), levels=12, cmap="Greys")
+            background(ax, meshes[k])
             ax.scatter(pts[k, :, 0], pts[k, :, 1], s=1.5, color=style(method)["color"], alpha=0.7, lw=0)
             if i == 0:
                 ax.set_title(f"t = {times[k]:.0f}, step {k}/{len(times) - 1}", fontsize=7)
         ax = axes[i, -1]  # trajectories of a few points over p_0
-        xx, yy, logp = meshes[cols[-1]]
-        ax.contourf(xx, yy, np.maximum(logp, logp.max() - 8), levels=12, cmap="Greys")
+        background(ax, meshes[cols[-1]])
         for p in range(min(25, pts.shape[1])):
             ax.plot(pts[1:, p, 0], pts[1:, p, 1], lw=0.6, color=style(method)["color"], marker=".", ms=1.5)
         if i == 0:
             ax.set_title("paths from step 1", fontsize=7)
         axes[i, 0].set_ylabel(f"{LABEL.get(method, method)}\n({case['methods'][method]['kind']})", fontsize=7)
         for ax in axes[i]:
-            ax.set_xlim(-1.6, 1.6)
-            ax.set_ylim(-1.6, 1.6)
+            ax.set_xlim(-LIM, LIM)
+            ax.set_ylim(-LIM, LIM)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)

@@ -13,6 +13,7 @@ import math
 import pytest
 
 pytest.importorskip("matplotlib")
+pytestmark = pytest.mark.slow  # ~40-90 s on 2 shared cores (digits sampling and the compare quick run)
 
 from analysis import gradient_change, quality_mixture, quality_vs_steps  # noqa: E402
 from paper_figures import FIGURES, main  # noqa: E402
