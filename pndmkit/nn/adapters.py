@@ -1,0 +1,155 @@
+r"""Turn a torch network ``net(x, t_batch)`` into a pndmkit model ``model(x, t) -> eps``.
+
+pndmkit calls a model with a Python float ``t`` in the schedule's units (the training index for a
+:class:`~pndmkit.schedules.DiscreteVP`, ``t = -1`` meaning ``abar = 1``). :class:`NetworkModel`
+
+* gives the network the time as a float32 batch tensor on ``x``'s device, ``(t - time_offset) * time_scale``
+  (``time_offset = 1`` reproduces the official PNDM code, which feeds index ``t - 1`` at the noise level of
+  index ``t``; ``time_scale = 999`` feeds a network trained on indices from a continuous ``t`` in [0, 1]);
+* runs the network in its own dtype (fp16 / bf16 weights) and returns the state's dtype;
+* converts the network's prediction to ``eps`` at every call, before the sampler combines anything
+  (``abar`` and its square roots are Python floats computed in float64 on the host: no device sync):
+
+  - ``x0``: ``eps = (x - sqrt(abar) x0) / sqrt(1 - abar)``; where ``1 - abar < min_sigma**2`` (``t = -1``)
+    the conversion uses ``1 - abar = min_sigma**2``, since the quotient is 0/0 there;
+  - ``v``: ``eps = sqrt(1 - abar) x + sqrt(abar) v``;
+  - ``score``: ``eps = -sqrt(1 - abar) score``.
+
+:func:`from_diffusers` wraps a diffusers ``UNet2DModel`` the same way.
+
+>>> import torch
+>>> from pndmkit.schedules import DiscreteVP
+>>> from pndmkit.nn.unet import UNet
+>>> model = NetworkModel(UNet.preset("tiny").eval(), DiscreteVP.linear())
+>>> model(torch.zeros(3, 1, 8, 8), 999.0).shape
+torch.Size([3, 1, 8, 8])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+
+from pndmkit.schedules import NoiseSchedule
+
+__all__ = ["NetworkModel", "from_diffusers", "PREDICTIONS", "eps_coefficients"]
+
+PREDICTIONS = ("eps", "x0", "v", "score")
+
+
+def eps_coefficients(schedule: NoiseSchedule, t: float, prediction: str, min_sigma: float = 1e-3
+                     ) -> tuple[float, float]:
+    """``(c_x, c_out)`` with ``eps = c_x * x + c_out * out`` for a network predicting ``prediction`` at ``t``."""
+    la = float(schedule.log_abar(t))
+    if prediction == "eps":
+        return 0.0, 1.0
+    if prediction == "x0":
+        one_minus = max(-math.expm1(la), min_sigma * min_sigma)
+        sigma, a = math.sqrt(one_minus), math.sqrt(1.0 - one_minus)
+        return 1.0 / sigma, -a / sigma
+    sigma, a = math.sqrt(-math.expm1(la)), math.exp(0.5 * la)
+    if prediction == "v":
+        return sigma, a
+    if prediction == "score":
+        return 0.0, -sigma
+    raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+
+
+class NetworkModel:
+    """A pndmkit model (``model(x, t) -> eps``) around ``net(x, t_batch)``.
+
+    Parameters
+    ----------
+    net : callable
+        Torch network taking ``(x, t)`` with ``t`` a float32 tensor of shape ``(B,)``.
+    schedule : NoiseSchedule
+        The schedule the network was trained with (for the prediction conversion).
+    prediction : {"eps", "x0", "v", "score"}
+        What the network predicts.
+    time_offset, time_scale : float
+        The network receives ``(t - time_offset) * time_scale``.
+    dtype : torch.dtype, optional
+        Dtype of the network input (default: of the network's first parameter, else ``x``'s).
+    min_sigma : float
+        Floor of ``sqrt(1 - abar)`` in the ``x0`` conversion.
+    """
+
+    def __init__(self, net: Callable[..., torch.Tensor], schedule: NoiseSchedule, *, prediction: str = "eps",
+                 time_offset: float = 0.0, time_scale: float = 1.0, dtype: torch.dtype | None = None,
+                 min_sigma: float = 1e-3) -> None:
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        if not callable(net):
+            raise TypeError(f"net must be callable as net(x, t), got {type(net).__name__}")
+        if not min_sigma > 0:
+            raise ValueError(f"min_sigma must be > 0, got {min_sigma}")
+        self.net, self.schedule, self.prediction = net, schedule, prediction
+        self.time_offset, self.time_scale, self.min_sigma = float(time_offset), float(time_scale), float(min_sigma)
+        if dtype is None and isinstance(net, torch.nn.Module):
+            param = next(iter(net.parameters()), None)
+            dtype = param.dtype if param is not None else None
+        self.dtype = dtype
+        self.nfe = 0
+
+    def __repr__(self) -> str:
+        return (f"NetworkModel({type(self.net).__name__}, {self.schedule!r}, prediction={self.prediction!r}, "
+                f"time_offset={self.time_offset}, time_scale={self.time_scale})")
+
+    def network_time(self, t: float) -> float:
+        """The time value the network receives for sampler time ``t``."""
+        return (float(t) - self.time_offset) * self.time_scale
+
+    def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        t_net = torch.full((x.shape[0],), self.network_time(t), dtype=torch.float32, device=x.device)
+        x_in = x if self.dtype is None else x.to(self.dtype)
+        with torch.no_grad():
+            out = self.net(x_in, t_net)
+        if not isinstance(out, torch.Tensor):  # diffusers-style output objects
+            out = out.sample if hasattr(out, "sample") else out[0]
+        out = out.to(x.dtype)
+        self.nfe += 1
+        c_x, c_out = eps_coefficients(self.schedule, t, self.prediction, self.min_sigma)
+        if c_x == 0.0:
+            return out if c_out == 1.0 else out * c_out
+        return torch.add(x * c_x, out, alpha=c_out)
+
+
+def from_diffusers(unet: Any, schedule: NoiseSchedule | None = None, *, prediction: str | None = None,
+                   scheduler_config: dict[str, Any] | None = None, time_offset: float = 0.0,
+                   time_scale: float = 1.0, dtype: torch.dtype | None = None) -> NetworkModel:
+    """Wrap a diffusers ``UNet2DModel`` (or any network returning ``.sample``) as a pndmkit model.
+
+    Parameters
+    ----------
+    unet : diffusers.UNet2DModel
+        Called as ``unet(x, t_batch).sample``.
+    schedule : NoiseSchedule, optional
+        Default: built from ``scheduler_config`` (``num_train_timesteps``, ``beta_start``, ``beta_end``,
+        ``beta_schedule`` in {linear, scaled_linear, squaredcos_cap_v2}), else ``DiscreteVP.linear()``.
+    prediction : {"eps", "x0", "v"}, optional
+        Default: the scheduler config's ``prediction_type`` (``epsilon``, ``sample``, ``v_prediction``), else eps.
+    scheduler_config : dict, optional
+        A diffusers scheduler config (``scheduler.config``).
+    """
+    from pndmkit.schedules import DiscreteVP
+
+    cfg = dict(scheduler_config or {})
+    if schedule is None:
+        T = int(cfg.get("num_train_timesteps", 1000))
+        b0, b1 = float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02))
+        kind = cfg.get("beta_schedule", "linear")
+        builders = {"linear": lambda: DiscreteVP.linear(T, b0, b1), "scaled_linear": lambda: DiscreteVP.quad(T, b0, b1),
+                    "squaredcos_cap_v2": lambda: DiscreteVP.cosine(T)}
+        if kind not in builders:
+            raise ValueError(f"beta_schedule={kind!r} is not supported; allowed: {sorted(builders)}")
+        schedule = builders[kind]()
+    if prediction is None:
+        names = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
+        ptype = cfg.get("prediction_type", "epsilon")
+        if ptype not in names:
+            raise ValueError(f"prediction_type={ptype!r} is not supported; allowed: {sorted(names)}")
+        prediction = names[ptype]
+    return NetworkModel(unet, schedule, prediction=prediction, time_offset=time_offset, time_scale=time_scale,
+                        dtype=dtype)

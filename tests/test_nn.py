@@ -1,0 +1,308 @@
+"""pndmkit.nn: UNet, adapters, checkpoints, training, Frechet distance (CPU, torch)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)  # tiny tensors: more threads only contend on the shared 2-core machines
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import pndmkit  # noqa: E402
+from pndmkit.nn.adapters import NetworkModel, eps_coefficients, from_diffusers  # noqa: E402
+from pndmkit.nn.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from pndmkit.nn.frechet import digits_features, digits_fid, feature_statistics, frechet_distance, sqrtm_psd  # noqa: E402
+from pndmkit.nn.unet import PRESETS, UNet, UNetConfig, count_parameters, timestep_embedding  # noqa: E402
+from pndmkit.schedules import DiscreteVP  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return UNet.preset("tiny").eval()
+
+
+def test_import_pndmkit_does_not_import_torch():
+    code = "import sys, pndmkit, pndmkit.cli; pndmkit.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- UNet ----------------------------------------------------------------------------------------
+def test_ddpm_cifar10_preset_has_the_ddpm_papers_35_7m_parameters():
+    with torch.device("meta"):
+        net = UNet.preset("ddpm-cifar10")
+        y = net(torch.empty(2, 3, 32, 32), torch.empty(2))
+    assert count_parameters(net) == 35_746_307  # DDPM (Ho et al. 2020) CIFAR-10: 35.7M
+    assert tuple(y.shape) == (2, 3, 32, 32)
+    assert net.config.ch == 128 and net.config.ch_mult == (1, 2, 2, 2) and net.config.attn_resolutions == (16,)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_shapes(name):
+    cfg = PRESETS[name]
+    with torch.device("meta"):
+        net = UNet.preset(name)
+        y = net(torch.empty(3, cfg.in_channels, cfg.image_size, cfg.image_size), torch.empty(3))
+    assert tuple(y.shape) == (3, cfg.out_channels, cfg.image_size, cfg.image_size)
+
+
+def test_digits_preset_is_small():
+    n = count_parameters(UNet.preset("digits"))
+    assert 100_000 < n < 1_000_000  # under 4 MB as float32
+    assert 1_000 < count_parameters(UNet.preset("tiny")) < 100_000
+
+
+def test_unet_config_options_and_errors(tiny):
+    net = UNet(UNetConfig(image_size=12, in_channels=2, out_channels=4, ch=8, ch_mult=(1, 2), num_res_blocks=2,
+                          attn_resolutions=(12, 6), dropout=0.2, num_groups=4))
+    assert net(torch.randn(2, 2, 12, 12), torch.tensor([3.0, 7.5])).shape == (2, 4, 12, 12)
+    # attention: 2 + 2 down, 1 middle, 3 + 3 up
+    assert sum(isinstance(m, type(net.mid_attn)) for m in net.modules()) == 11
+    with pytest.raises(ValueError, match="image_size"):
+        UNetConfig(image_size=10, ch_mult=(1, 2, 2))
+    with pytest.raises(ValueError, match="num_groups"):
+        UNetConfig(ch=12, num_groups=8)
+    with pytest.raises(ValueError, match="unknown UNet preset"):
+        UNet.preset("nope")
+    with pytest.raises(ValueError, match=r"shape \(B, 1, H, W\)"):
+        tiny(torch.zeros(1, 3, 8, 8), torch.zeros(1))
+    assert UNetConfig.from_dict(PRESETS["digits"].to_dict()) == PRESETS["digits"]
+
+
+def test_timestep_embedding_is_continuous_in_float_time():
+    t = torch.tensor([10.0, 10.0 + 1e-3, 10.5])
+    e = timestep_embedding(t, 32)
+    assert e.shape == (3, 32)
+    assert (e[0] - e[1]).abs().max() < 2e-3 and (e[0] - e[2]).abs().max() > 1e-2
+
+
+def test_unet_output_depends_on_time_and_is_per_sample(tiny):
+    x = torch.randn(4, 1, 8, 8)
+    y = tiny(x, torch.tensor([0.0, 100.0, 500.0, 999.0]))
+    y0 = tiny(x[:1], torch.tensor([0.0]))
+    torch.testing.assert_close(y[:1], y0, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(tiny(x[:1], torch.tensor([500.0])), y0)
+
+
+# -- adapters ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(pndmkit.METHODS))
+def test_every_method_samples_with_the_tiny_unet(name, tiny):
+    spec = pndmkit.METHODS[name]
+    model = NetworkModel(tiny, DiscreteVP.linear())
+    x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    sol = pndmkit.sample(model, x_T, schedule=model.schedule, method=name, steps=6)
+    assert isinstance(sol.x, torch.Tensor) and sol.x.shape == x_T.shape and sol.x.dtype == torch.float32
+    assert torch.isfinite(sol.x).all()
+    assert sol.nfe == model.nfe
+    if spec.nfe(6) is not None:
+        assert sol.nfe == spec.nfe(6)
+
+
+def _derived_nets(eps_net, schedule):
+    """x0-, v- and score-predicting networks with exactly the eps of ``eps_net``."""
+
+    def make(prediction):
+        def net(x, t_batch):
+            t = float(t_batch[0])
+            c_x, c_out = eps_coefficients(schedule, t, prediction)
+            return (eps_net(x, t_batch) - c_x * x) / c_out  # invert eps = c_x x + c_out out
+
+        return net
+
+    return {p: make(p) for p in ("x0", "v", "score")}
+
+
+@pytest.mark.parametrize("method", ["ddim", "pie", "f-pndm", "s-pndm"])
+def test_prediction_type_adapters_give_identical_samples(method, tiny):
+    sched = DiscreteVP.linear()
+    net = UNet.preset("tiny").double().eval()
+    net.load_state_dict(tiny.state_dict())
+    x_T = torch.randn(3, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ref = pndmkit.sample(NetworkModel(net, sched), x_T, schedule=sched, method=method, steps=5).x
+    for prediction, derived in _derived_nets(net, sched).items():
+        if prediction == "score" and method == "pie":
+            continue  # PIE evaluates at t = -1 (abar = 1), where a score is infinite and eps = -0 * score
+        model = NetworkModel(derived, sched, prediction=prediction, dtype=torch.float64)
+        x = pndmkit.sample(model, x_T, schedule=sched, method=method, steps=5).x
+        torch.testing.assert_close(x, ref, rtol=1e-9, atol=1e-9, msg=prediction)
+
+
+def test_prediction_formulas():
+    sched = DiscreteVP.linear()
+    t = 400.0
+    abar = sched.abar(t)
+    a, sigma = math.sqrt(abar), math.sqrt(1 - abar)
+    x0, eps = torch.randn(5, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    x = a * x0 + sigma * eps
+    v = a * eps - sigma * x0
+    for prediction, out in (("x0", x0), ("v", v), ("eps", eps), ("score", -eps / sigma)):
+        c_x, c_out = eps_coefficients(sched, t, prediction)
+        torch.testing.assert_close(c_x * x + c_out * out, eps, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="prediction"):
+        NetworkModel(lambda x, t: x, sched, prediction="noise")
+
+
+def test_time_offset_scale_and_dtype():
+    seen = []
+
+    def net(x, t):
+        seen.append((t.dtype, t.shape, float(t[0]), x.dtype))
+        return torch.zeros_like(x)
+
+    model = NetworkModel(net, DiscreteVP.linear(), time_offset=1.0, time_scale=2.0, dtype=torch.bfloat16)
+    out = model(torch.ones(4, 3), 10.0)
+    assert seen == [(torch.float32, (4,), 18.0, torch.bfloat16)] and out.dtype == torch.float32
+    # the core's official-PNDM convention feeds the network t - 1, as NetworkModel(time_offset=1) does
+    m0 = NetworkModel(net, DiscreteVP.linear())
+    seen.clear()
+    pndmkit.sample(m0, torch.ones(1, 3), schedule=DiscreteVP.linear(), method="ddim", steps=2,
+                   convention="official-pndm")
+    assert [s[2] for s in seen] == [500.0, 0.0]
+
+
+def test_bfloat16_network_keeps_float32_state(tiny):
+    net = UNet.preset("tiny").eval()
+    net.load_state_dict(tiny.state_dict())
+    net = net.to(torch.bfloat16)
+    sched = DiscreteVP.linear()
+    x_T = torch.randn(2, 1, 8, 8)
+    x16 = pndmkit.sample(NetworkModel(net, sched), x_T, schedule=sched, method="f-pndm", steps=10).x
+    x32 = pndmkit.sample(NetworkModel(tiny, sched), x_T, schedule=sched, method="f-pndm", steps=10).x
+    assert x16.dtype == torch.float32
+    assert (x16 - x32).abs().max() < 0.1 * x32.abs().max()
+
+
+@pytest.mark.peers
+def test_diffusers_unet2dmodel_adapter_matches_diffusers_ddim():
+    diffusers = pytest.importorskip("diffusers")
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+                                 layers_per_block=1, norm_num_groups=4,
+                                 down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                                 up_block_types=("AttnUpBlock2D", "UpBlock2D")).eval()
+    scheduler = diffusers.DDIMScheduler(num_train_timesteps=1000, clip_sample=False, set_alpha_to_one=True,
+                                        steps_offset=0, timestep_spacing="leading")
+    model = from_diffusers(unet, scheduler_config=dict(scheduler.config))
+    assert model.prediction == "eps" and model.schedule.num_train_timesteps == 1000
+    x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    scheduler.set_timesteps(10)
+    x = x_T.clone()
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            x = scheduler.step(unet(x, t).sample, t, x).prev_sample
+    ours = pndmkit.sample(model, x_T, schedule=model.schedule, method="ddim", steps=10, convention="ddim")
+    torch.testing.assert_close(ours.x, x, rtol=1e-4, atol=1e-4)
+    assert from_diffusers(unet, scheduler_config={"prediction_type": "v_prediction"}).prediction == "v"
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+def test_checkpoint_round_trip(tmp_path, tiny):
+    sched = DiscreteVP.linear(T=500, beta_end=0.03)
+    stem = save_checkpoint(tmp_path / "m", tiny, schedule=sched, prediction="v", time_offset=1.0,
+                           meta={"note": "x"})
+    ck = load_checkpoint(str(stem) + ".json")
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3.0, 400.0])
+    torch.testing.assert_close(ck.net(x, t), tiny(x, t), rtol=0, atol=0)
+    assert np.array_equal(ck.schedule.betas, sched.betas) and ck.prediction == "v" and ck.meta == {"note": "x"}
+    model = ck.model()
+    assert model.time_offset == 1.0 and model.prediction == "v"
+    with pytest.raises(FileNotFoundError, match="digits"):
+        load_checkpoint(tmp_path / "missing")
+
+
+def test_shipped_digits_checkpoint_loads():
+    ck = load_checkpoint("digits")
+    assert isinstance(ck.net, UNet) and ck.net.config == PRESETS["digits"]
+    assert ck.schedule.num_train_timesteps == 1000 and ck.prediction == "eps"
+    assert ck.meta["trained_steps"] > 0
+
+
+# -- training ------------------------------------------------------------------------------------
+def test_training_resume_is_exact(tmp_path):
+    from pndmkit.nn.train import TrainConfig, _Trainer
+
+    common = dict(preset="tiny", batch_size=8, lr=1e-3, warmup=2, checkpoint_every=2, seed=3)
+    a = _Trainer(TrainConfig(out=str(tmp_path / "a"), steps=4, **common), log=lambda m: None)
+    a.run(resume=False)
+    b1 = _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=2, **common), log=lambda m: None)
+    b1.run(resume=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=4, **common), log=lambda m: None).run(resume=False)
+    b2 = _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=4, **common), log=lambda m: None)
+    b2.run(resume=True)
+    for (k, va), vb in zip(a.ema.state_dict().items(), b2.ema.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
+    ck = load_checkpoint(tmp_path / "b" / "digits")
+    assert ck.meta["trained_steps"] == 4 and ck.net.config == PRESETS["tiny"]
+
+
+def test_train_and_classifier_cli(tmp_path, capsys):
+    from pndmkit.cli import main
+
+    assert main(["train", "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--out", str(tmp_path),
+                 "--loss", "l1", "--name", "m"]) == 0
+    assert (tmp_path / "m.safetensors").is_file() and (tmp_path / "train_state.pt").is_file()
+
+
+# -- Frechet distance ----------------------------------------------------------------------------
+@given(st.lists(st.tuples(st.floats(-3, 3), st.floats(-3, 3), st.floats(1e-4, 9), st.floats(1e-4, 9)),
+                min_size=1, max_size=6))
+def test_frechet_distance_of_commuting_diagonal_gaussians(rows):
+    m1, m2, a, b = (np.array(c) for c in zip(*rows))
+    expected = np.sum((m1 - m2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    rng = np.random.default_rng(len(rows))
+    q, _ = np.linalg.qr(rng.normal(size=(len(rows), len(rows))))  # a shared rotation keeps them commuting
+    got = frechet_distance(q @ m1, q @ np.diag(a) @ q.T, q @ m2, q @ np.diag(b) @ q.T)
+    assert got == pytest.approx(expected, rel=1e-8, abs=1e-8)
+
+
+def test_frechet_distance_against_scipy_and_properties():
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 5)), rng.normal(size=(5, 5))
+    c1, c2 = a @ a.T + 0.1 * np.eye(5), b @ b.T + 0.1 * np.eye(5)
+    m1, m2 = rng.normal(size=5), rng.normal(size=5)
+    ref = np.sum((m1 - m2) ** 2) + np.trace(c1 + c2 - 2 * np.real(sqrtm(c1 @ c2)))
+    assert frechet_distance(m1, c1, m2, c2) == pytest.approx(ref, rel=1e-9)
+    assert frechet_distance(m1, c1, m2, c2) == pytest.approx(frechet_distance(m2, c2, m1, c1), rel=1e-9)
+    assert frechet_distance(m1, c1, m1, c1) == pytest.approx(0.0, abs=1e-9)
+    # rank-deficient covariances (fewer samples than dimensions) stay finite and non-negative
+    f = rng.normal(size=(3, 8))
+    mu, cov = feature_statistics(f)
+    d = frechet_distance(mu, cov, mu, cov)
+    assert np.isfinite(d) and 0 <= d < 1e-6
+    s = sqrtm_psd(c1)
+    np.testing.assert_allclose(s @ s, c1, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="shape"):
+        frechet_distance(m1, c1, m2[:3], c2[:3, :3])
+
+
+def test_one_dimensional_closed_form():
+    assert frechet_distance([1.0], [[4.0]], [3.0], [[1.0]]) == pytest.approx(4.0 + 1.0)
+
+
+def test_digits_classifier_and_fid_of_data():
+    from pndmkit.nn.data import load_digits_images
+    from pndmkit.nn.frechet import load_feature_network
+
+    x, y = load_digits_images()
+    net = load_feature_network()
+    with torch.no_grad():
+        acc = float((net(x).argmax(1) == y).float().mean())
+    assert acc > 0.97
+    assert digits_features(x[:10]).shape == (10, 64)
+    assert digits_fid(x) == pytest.approx(0.0, abs=1e-6)
+    half = digits_fid(x[::2])
+    noise = digits_fid(torch.rand(900, 1, 16, 16) * 2 - 1)
+    assert half < 0.05 * noise

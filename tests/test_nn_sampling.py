@@ -1,0 +1,154 @@
+"""pndmkit.nn.generate and ``pndmkit sample``: per-sample seeds, shards, resume, two processes (CPU, gloo)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)  # tiny tensors: more threads only contend on the shared 2-core machines
+
+from pndmkit.nn import generate  # noqa: E402
+from pndmkit.nn.checkpoint import save_checkpoint  # noqa: E402
+from pndmkit.nn.generate import SampleConfig, initial_noise, read_samples, sample_seed, sample_to_dir  # noqa: E402
+from pndmkit.nn.unet import UNet  # noqa: E402
+from pndmkit.schedules import DiscreteVP  # noqa: E402
+
+pytestmark = pytest.mark.torch
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    stem = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(stem, UNet.preset("tiny"), schedule=DiscreteVP.linear())
+    return str(stem)
+
+
+def _cfg(ckpt, out, **kw):
+    base = dict(checkpoint=ckpt, out=str(out), method="f-pndm", steps=8, num_samples=7, batch_size=7,
+                shard_size=3, seed=5, progress=False)
+    base.update(kw)
+    return SampleConfig(**base)
+
+
+def test_sample_seed_and_noise_are_per_sample():
+    assert sample_seed(0, 1) != sample_seed(1, 0) and sample_seed(3, 4) == sample_seed(3, 4)
+    a = initial_noise(range(5), (1, 2, 2), seed=9)
+    b = initial_noise([3, 4], (1, 2, 2), seed=9)
+    assert torch.equal(a[3:], b)
+    assert not torch.equal(a[0], a[1])
+
+
+def test_results_do_not_depend_on_batch_size(ckpt, tmp_path):
+    runs = {}
+    for bs in (7, 2, 1):
+        sample_to_dir(_cfg(ckpt, tmp_path / f"b{bs}", batch_size=bs))
+        idx, runs[bs] = read_samples(tmp_path / f"b{bs}", expect=7)
+    np.testing.assert_allclose(runs[2], runs[7], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(runs[1], runs[7], rtol=1e-5, atol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "b7").iterdir()) == [
+        "run.json", "shard-00000.npz", "shard-00000.png", "shard-00001.npz", "shard-00001.png",
+        "shard-00002.npz", "shard-00002.png", "summary.json"]
+    with np.load(tmp_path / "b7" / "shard-00002.npz") as z:
+        assert z["indices"].tolist() == [6] and z["images"].shape == (1, 8, 8, 1) and z["images"].dtype == np.uint8
+
+
+def test_resume_after_a_crash_loses_and_duplicates_nothing(ckpt, tmp_path, monkeypatch):
+    import pndmkit
+
+    sample_to_dir(_cfg(ckpt, tmp_path / "ref", batch_size=2))
+    _, ref = read_samples(tmp_path / "ref", expect=7)
+
+    real = pndmkit.sample
+    calls = {"n": 0}
+
+    def crashing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # shard 0 (2 batches) done, shard 1 half done
+            raise KeyboardInterrupt("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pndmkit, "sample", crashing)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        sample_to_dir(_cfg(ckpt, out, batch_size=2))
+    assert sorted(p.name for p in out.glob("shard-*.npz")) == ["shard-00000.npz"]
+    assert not list(out.glob(".*tmp*"))
+    before = (out / "shard-00000.npz").stat().st_mtime_ns
+    with pytest.raises(FileExistsError, match="--resume"):
+        sample_to_dir(_cfg(ckpt, out, batch_size=2))
+    with pytest.raises(ValueError, match="steps"):
+        sample_to_dir(_cfg(ckpt, out, batch_size=2, steps=9, resume=True))
+
+    calls["n"] = -100
+    summary = sample_to_dir(_cfg(ckpt, out, batch_size=3, resume=True))  # batch size may change
+    assert summary["generated"] == 4  # shards 1 and 2 only
+    assert (out / "shard-00000.npz").stat().st_mtime_ns == before
+    idx, x = read_samples(out, expect=7)
+    np.testing.assert_allclose(x, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_sample_cli_writes_shards_and_png(ckpt, tmp_path, capsys):
+    from pndmkit.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["sample", "--checkpoint", ckpt + ".json", "--out", str(out), "--method", "ddim", "--steps", "3",
+                 "--num-samples", "5", "--batch-size", "4", "--dtype", "bfloat16", "--no-progress"]) == 0
+    assert '"nfe_per_sample": 3' in capsys.readouterr().out
+    idx, x = read_samples(out, expect=5)
+    assert x.shape == (5, 1, 8, 8) and x.dtype == np.float32 and np.isfinite(x).all()
+    assert (out / "shard-00000.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_torchrun_two_processes_with_gloo_match_one_process(ckpt, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not installed next to the interpreter")
+    out = tmp_path / "dist"
+    env = {**os.environ, "PNDMKIT_BACKEND": "gloo", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "pndmkit", "sample",
+           "--checkpoint", ckpt, "--out", str(out), "--method", "f-pndm", "--steps", "8", "--num-samples", "7",
+           "--batch-size", "2", "--shard-size", "3", "--seed", "5", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '"world_size": 2' in proc.stdout
+    sample_to_dir(_cfg(ckpt, tmp_path / "single"))
+    _, one = read_samples(tmp_path / "single", expect=7)
+    _, two = read_samples(out, expect=7)
+    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5)
+
+
+def test_read_samples_detects_gaps(ckpt, tmp_path):
+    sample_to_dir(_cfg(ckpt, tmp_path / "g", method="ddim", steps=2))
+    (tmp_path / "g" / "shard-00001.npz").unlink()
+    with pytest.raises(ValueError, match="not exactly"):
+        read_samples(tmp_path / "g", expect=7)
+
+
+def test_image_grid_layout():
+    imgs = np.arange(5 * 2 * 2, dtype=np.uint8).reshape(5, 2, 2, 1)
+    grid = generate.image_grid(imgs, ncols=3)
+    assert grid.shape == (2 * 3 + 1, 3 * 3 + 1, 1)
+    assert grid[1:3, 1:3, 0].tolist() == imgs[0, :, :, 0].tolist()
+
+
+@pytest.mark.parametrize("method", ["ddim", "f-pndm", "s-pndm", "prk", "ipndm-v", "fon"])
+def test_sampling_loop_never_reads_device_data(method):
+    """On the ``meta`` device any host read of tensor data (``.item()``, ``bool(t)``, ``.cpu()``) raises, so
+    a run that completes there makes no host-device synchronisation in the loop, the network included."""
+    import pndmkit
+    from pndmkit.nn.adapters import NetworkModel
+
+    with torch.device("meta"):
+        net = UNet.preset("tiny").eval()
+        x_T = torch.empty(4, 1, 8, 8)
+    model = NetworkModel(net, DiscreteVP.linear())
+    sol = pndmkit.sample(model, x_T, schedule=model.schedule, method=method, steps=10)
+    assert sol.x.device.type == "meta" and sol.nfe == model.nfe
