@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from analysis._tables import Log, stderr_log, study_main, write_csv
+from analysis._tables import Log, stderr_log, study_main, write_csv, write_json
 
 COLUMNS = ["schedule", "method", "steps", "nfe", "fid", "fid_std", "n_samples", "seconds"]
 UP_TO_50 = [10, 20, 50]
@@ -83,6 +83,8 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
     rows = [{"schedule": "", "method": "data", "steps": 0, "nfe": 0, "fid": mean, "fid_std": std, "n_samples": n,
              "seconds": 0.0}]
     x_T = _digits.noise(n, seed=0)
+    pndm, pndm_steps, ddim, ddim_steps = size["claim"]
+    claim_samples = {}
     for sname, per_method in size["plan"].items():
         for method, step_list in per_method.items():
             for steps in step_list:
@@ -93,15 +95,28 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
                 else:
                     x, nfe, seconds = _digits.run_sampler(digits, x_T, method, steps, grid=grid)
                 value = _digits.safe_fid(fid, x)
+                if sname == "linear" and (method, steps) in ((pndm, pndm_steps), (ddim, ddim_steps)):
+                    claim_samples[method, steps] = x
                 rows.append({"schedule": sname, "method": method, "steps": steps or None, "nfe": nfe,
                              "fid": value, "fid_std": math.nan, "n_samples": n, "seconds": seconds})
                 log(f"    {sname:6s} {method:8s} {steps:5d} steps nfe {nfe:5d}  digits-FID {value:8.3f}  "
                     f"({seconds:.1f} s)")
+    if len(claim_samples) == 2 and all(_digits.finite_images(x) for x in claim_samples.values()):
+        boot = _digits.paired_fid_bootstrap(claim_samples[pndm, pndm_steps], claim_samples[ddim, ddim_steps])
+        write_json(claim_path(path), {"pndm": [pndm, pndm_steps], "ddim": [ddim, ddim_steps], **boot})
     return write_csv(path, rows, COLUMNS)
 
 
-def verdict(rows: list[dict[str, Any]], quick: bool = False) -> dict[str, Any]:
-    """The paper's claim on this table: PNDM at few steps is at least as good as DDIM at many."""
+def claim_path(path: Path) -> Path:
+    """Where :func:`run` writes the paired bootstrap of the claim, beside the table."""
+    return path.with_name(path.stem + "_claim.json")
+
+
+def verdict(rows: list[dict[str, Any]], quick: bool = False, boot: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The paper's claim on this table: PNDM at few steps is at least as good as DDIM at many.
+
+    ``boot``: the paired bootstrap written by :func:`run` (its standard deviation qualifies the verdict).
+    """
     pndm, pndm_steps, ddim, ddim_steps = SIZES[quick]["claim"]
 
     def fid_of(method: str, steps: int) -> float:
@@ -114,13 +129,16 @@ def verdict(rows: list[dict[str, Any]], quick: bool = False) -> dict[str, Any]:
     floor = next((r for r in rows if r["method"] == "data"), None)
     noise = float(floor["fid_std"]) if floor else math.nan
     holds = (a <= b) if math.isfinite(a) and math.isfinite(b) else None
+    spread = (f"paired bootstrap std of the difference {boot['bootstrap_std']:.3f}, FID({pndm}) <= FID({ddim}) in "
+              f"{100 * boot['fraction_a_le_b']:.0f} % of {boot['resamples']} resamples" if boot else
+              f"spread of the real-data floor over draws {noise:.3f}")
     text = (f"{pndm} at {pndm_steps} steps: digits-FID {a:.3f}; {ddim} at {ddim_steps} steps: {b:.3f} -> "
             + ("claim holds" if holds else "claim does not hold" if holds is False else "not computed")
-            + (f" (difference {a - b:+.3f}; spread of the data floor over draws {noise:.3f})" if holds is not None else ""))
+            + (f" (difference {a - b:+.3f}; {spread})" if holds is not None else ""))
     return {"claim": f"{pndm_steps}-step {pndm} is at least as good as {ddim_steps}-step {ddim}",
             "pndm": {"method": pndm, "steps": pndm_steps, "fid": a}, "ddim": {"method": ddim, "steps": ddim_steps,
                                                                                "fid": b},
-            "holds": holds, "text": text}
+            "holds": holds, "bootstrap": boot, "text": text}
 
 
 main = study_main(run, "quality_vs_steps.csv", __doc__)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from paper_figures._common import LABEL, Config, Outcome, figure, log_axes, markdown_table, plot_curves, read_csv, save, \
-    study, write_json
+from paper_figures._common import LABEL, Config, Outcome, figure, log_axes, markdown_table, plot_curves, read_csv, \
+    read_json, save, study, write_json
 
 NAME = "fig2_quality_digits"
 TABLE = "table1_digits_fid"
@@ -43,8 +43,10 @@ def make(cfg: Config) -> Outcome:
         log_axes(ax, "steps" if x == "steps" else "NFE (model evaluations)", "digits-FID")
     axes[0, 1].legend(ncol=2)
     axes[0, 0].set_title("solid: linear grid (the model's schedule); dashed: cosine grid", fontsize=7)
-    verdict = quality_vs_steps.verdict(rows, cfg.quick)
-    files = save(fig, cfg, NAME, caption(rows, floor, verdict), [path])
+    boot_path = quality_vs_steps.claim_path(path)
+    boot = read_json(boot_path) if boot_path.is_file() else None
+    verdict = quality_vs_steps.verdict(rows, cfg.quick, boot)
+    files = save(fig, cfg, NAME, caption(rows, floor, verdict), [path] + ([boot_path] if boot else []))
     md = [f"Digits-FID (NFE in brackets) of {floor['n_samples']} samples from the same noises; real-data floor "
           f"{floor['fid']:.3f} +- {floor['fid_std']:.3f}.\n"]
     for schedule in ("linear", "cosine"):
