@@ -306,3 +306,16 @@ def test_digits_classifier_and_fid_of_data():
     half = digits_fid(x[::2])
     noise = digits_fid(torch.rand(900, 1, 16, 16) * 2 - 1)
     assert half < 0.05 * noise
+
+
+@pytest.mark.slow
+def test_shipped_digits_model_f_pndm_beats_ddim_at_50_steps():
+    """digits-FID of 500 samples from the same noise; the measured values are in pndmkit/data/README.md."""
+    from pndmkit.nn.generate import initial_noise
+
+    ck = load_checkpoint("digits")
+    model = ck.model()
+    x_T = initial_noise(range(500), (1, 16, 16), seed=0)
+    fid = {m: digits_fid(pndmkit.sample(model, x_T, schedule=ck.schedule, method=m, steps=50).x)
+           for m in ("ddim", "f-pndm")}
+    assert fid["f-pndm"] < fid["ddim"], fid

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return _train_classifier(args)
     from pndmkit.nn.train import TrainConfig, _Trainer
 
-    trainer = _Trainer(config_from_args(TrainConfig, args), log=print)
+    trainer = _Trainer(config_from_args(TrainConfig, args), log=lambda msg: print(msg, flush=True))
     stem = trainer.run(resume=args.resume)
     print(json.dumps({"checkpoint": str(stem), "steps": trainer.step, "seconds": round(trainer.elapsed, 1)}))
     return 0

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json"]
+__all__ = ["atomic_path", "write_json", "progress_bar"]
 
 
 @contextmanager
@@ -38,3 +40,34 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+class _PlainProgress:
+    """Fallback progress report on stderr (one line every ``interval`` seconds) when tqdm is missing."""
+
+    def __init__(self, total: int, initial: int, desc: str, interval: float) -> None:
+        self.total, self.n, self.desc, self.interval = total, initial, desc, interval
+        self.last = time.monotonic()
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        if time.monotonic() - self.last > self.interval or self.n >= self.total:
+            self.last = time.monotonic()
+            print(f"{self.desc}: {self.n}/{self.total}", file=sys.stderr, flush=True)
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, *, initial: int = 0, desc: str = "", unit: str = "it") -> Any:
+    """A tqdm bar on stderr (refreshing every 30 s when stderr is not a terminal), or a plain fallback."""
+    interval = 1.0 if sys.stderr.isatty() else 30.0
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _PlainProgress(total, initial, desc, interval)
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr, mininterval=interval,
+                dynamic_ncols=True)

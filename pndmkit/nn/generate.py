@@ -15,7 +15,7 @@ gloo on CPU), takes its shards, and all meet at a barrier before rank 0 writes `
 
 from __future__ import annotations
 
-import dataclasses
+import datetime
 import hashlib
 import json
 import math
@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from pndmkit.nn._io import atomic_path, write_json
+from pndmkit.nn._io import atomic_path, progress_bar, write_json
 from pndmkit.nn.data import to_uint8
 
 __all__ = ["SampleConfig", "sample_to_dir", "sample_seed", "initial_noise", "read_samples", "image_grid"]
@@ -128,7 +128,8 @@ def _dist_info() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         backend = "nccl" if torch.cuda.is_available() and os.environ.get("PNDMKIT_BACKEND") != "gloo" else "gloo"
-        dist.init_process_group(backend)
+        # the only collectives are barriers around the whole run: allow ranks to finish hours apart
+        dist.init_process_group(backend, timeout=datetime.timedelta(hours=12))
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -188,6 +189,8 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
         if not _shard_done(_shard_path(out, k, ".npz"), idx):
             mine.append((k, idx))
 
+    if cfg.resume:
+        log(f"rank {rank}/{world}: {len(mine)} shards to do, {len(range(rank, n_shards, world)) - len(mine)} done")
     device = _device_for(cfg, rank)
     ckpt = load_checkpoint(cfg.checkpoint)
     net = ckpt.net.to(device=device, dtype=DTYPES[cfg.dtype]).eval()
@@ -201,9 +204,7 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
     todo = sum(len(idx) for _, idx in mine)
     bar = None
     if cfg.progress and rank == 0 and todo:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=todo, desc=f"sample {cfg.method} x{cfg.steps}", unit="img", file=sys.stderr)
+        bar = progress_bar(todo, desc=f"sample {cfg.method} x{cfg.steps}", unit="img")
     nfe, t0, done = None, time.perf_counter(), 0
     for k, idx in mine:
         chunks = []

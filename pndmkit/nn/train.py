@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pndmkit.nn._io import atomic_path
+from pndmkit.nn._io import atomic_path, progress_bar
 from pndmkit.nn.checkpoint import save_checkpoint
 from pndmkit.nn.data import load_digits_images
 from pndmkit.nn.unet import UNet, UNetConfig, count_parameters
@@ -65,16 +65,6 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-
-def _progress(total: int, initial: int, desc: str):
-    try:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr,
-                    mininterval=1.0 if sys.stderr.isatty() else 30.0, dynamic_ncols=True)
-    except ImportError:  # pragma: no cover - tqdm ships with diffusers/torch extras
-        return None
 
 
 def train(cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> Path:
@@ -175,7 +165,7 @@ class _Trainer:
             raise FileExistsError(f"{state_path} exists: pass --resume to continue it or choose another --out")
         self.log(f"training {cfg.preset} UNet ({count_parameters(self.net):,} parameters) for {cfg.steps} steps "
                  f"on {self.x.shape[0]} digits, batch {cfg.batch_size}, {torch.get_num_threads()} threads")
-        bar = _progress(cfg.steps, self.step, "train")
+        bar = progress_bar(cfg.steps, initial=self.step, desc="train")
         self.net.train()
         t_run = time.perf_counter()
         base = self.elapsed
@@ -183,10 +173,9 @@ class _Trainer:
         while self.step < cfg.steps:
             self.losses.append(self.train_step())
             self.elapsed = base + time.perf_counter() - t_run
-            if bar is not None:
-                bar.update(1)
-                if self.step % 50 == 0:
-                    bar.set_postfix(loss=f"{np.mean(self.losses[-50:]):.4f}", refresh=False)
+            bar.update(1)
+            if self.step % 50 == 0:
+                bar.set_postfix(loss=f"{np.mean(self.losses[-50:]):.4f}", refresh=False)
             out_of_time = cfg.max_minutes is not None and self.elapsed > 60 * cfg.max_minutes
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
                 stem = self.save()
@@ -195,8 +184,7 @@ class _Trainer:
             if out_of_time:
                 self.log(f"stopping at step {self.step}: max_minutes={cfg.max_minutes} reached")
                 break
-        if bar is not None:
-            bar.close()
+        bar.close()
         return stem if stem is not None else self.save()
 
 
