@@ -21,14 +21,18 @@ Fair ground rules (every solver gets the same treatment):
 * **Error.** ``error`` is the RMS over samples and dimensions of ``y_end - y_ref(s_end)``; ``sw`` is the
   sliced Wasserstein-2 distance of ``y_end`` to ``p_0`` (with its finite-sample floor, the distance of
   the exact reference end points, reported as ``sw_floor``); ``nll`` the average ``-log p_0(y_end)``.
-* **Grids.** pndmkit methods try the integer spacings ``leading / linspace / trailing`` (discrete
-  schedules) and the continuous grids ``uniform / quadratic / karras / s-uniform``; peers try their
+* **Grids.** pndmkit methods try the integer spacings ``leading / trailing`` (discrete schedules) and the
+  continuous grids ``uniform / quadratic / karras / logsnr / s-uniform``; peers try their
   ``timestep_spacing`` and ``use_karras_sigmas`` / ``use_lu_lambdas`` options. Pseudo methods end where
   ``abar = 1`` (``s = 0``), as the peers do; classical methods on the continuous linear VP stop at
   ``t = 1e-3`` (their right-hand side in ``t`` is singular at ``abar = 1``); DEIS stops at ``abar_0``.
 
 The summary :func:`by_nfe` takes, for every NFE, the best pndmkit method and the best peer; with several
-cases a solver's error is the geometric mean over cases of its per-case (best-option) errors.
+cases a solver's error is the geometric mean over cases of its per-case (best-option) errors. Three
+summaries: ``by_nfe`` (peers with their own options), ``by_nfe_shared_grids`` (pndmkit restricted to the
+grids diffusers offers: its spacings, uniform in ``t``, and Karras) and ``by_nfe_peers_on_pndmkit_grids``
+(adds ``ipndm-pndmkit-grid``: IPNDMScheduler given pndmkit's quadratic or s-uniform grid through
+``trained_betas``, which is pndmkit's ``ipndm`` on that grid).
 
 Examples
 --------
@@ -56,13 +60,20 @@ __all__ = ["CompareConfig", "SCHEDULES", "compare", "by_nfe", "pndmkit_methods",
 SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {"discrete-linear": DiscreteVP.linear, "linear-vp": LinearVP}
 
 #: continuous grid kinds tried for every method
-CONTINUOUS_GRIDS = ("uniform", "quadratic", "karras", "s-uniform")
+CONTINUOUS_GRIDS = ("uniform", "quadratic", "karras", "logsnr", "s-uniform")
 
 NFES = (5, 6, 8, 10, 15, 20, 50)
 
 #: a run whose first level is within this relative distance of the top level starts on the reference
 #: trajectory at its own level (float32 tables move the top level by up to 7e-4 relative)
 TOP_TOLERANCE = 1e-3
+
+#: DOP853 tolerance of the reference trajectory (errors reported are above 1e-7)
+REFERENCE_TOL = 1e-10
+
+#: pndmkit grid options diffusers also offers (its spacings are uniform in t; Karras sigmas; log-SNR uniform
+#: ``use_lu_lambdas`` of DPM-Solver)
+SHARED_GRIDS = ("leading", "linspace", "trailing", "uniform", "karras", "logsnr")
 
 
 def pndmkit_methods() -> list[str]:
@@ -82,8 +93,9 @@ class CompareConfig:
         Keys of :data:`SCHEDULES`.
     nfes : tuple of int
         Target model-call budgets.
-    n : int
-        Samples per case.
+    n : int, optional
+        Samples per case (default: 1000 in low dimension, 256 from 8 dimensions up, where one exact eps
+        evaluation of the batch costs a few milliseconds).
     seed : int
         Seed of the start samples.
     methods, peers : tuple of str, optional
@@ -95,7 +107,7 @@ class CompareConfig:
     problems: tuple = ("gmm2d", "gmm32d")
     schedules: tuple = ("discrete-linear", "linear-vp")
     nfes: tuple = NFES
-    n: int = 1000
+    n: Optional[int] = None
     seed: int = 0
     methods: Optional[tuple] = None
     peers: Optional[tuple] = None
@@ -180,30 +192,31 @@ class _Run:
 
 
 def _s(schedule: NoiseSchedule, t: float) -> float:
-    return float(schedule.s(t))
+    return float(schedule.s(t)) + 0.0  # no -0.0 in the tables
 
 
 def _pndmkit_grids(schedule: NoiseSchedule, method: str, all_grids: bool) -> list[tuple[str, dict]]:
     discrete = isinstance(schedule, DiscreteVP)
     classical = METHODS[method].transfer.startswith("linear")
     end = {} if discrete or classical else {"t_end": 0.0}
-    kinds = (DISCRETE_SPACINGS if discrete else ()) + CONTINUOUS_GRIDS
+    kinds = (("leading", "trailing") if discrete else ()) + CONTINUOUS_GRIDS  # linspace: as uniform
     if not all_grids:
         kinds = kinds[:1]
     return [(k, {} if k in DISCRETE_SPACINGS else end) for k in kinds]
 
 
 def _grid(schedule: NoiseSchedule, steps: int, kind: str, t_end: Optional[float]) -> np.ndarray:
-    """``make_grid``, except that a Karras grid ending where ``abar = 1`` takes ``steps - 1`` Karras steps down to
-    the schedule's lowest positive level and one last step to ``abar = 1`` (as EDM and diffusers do: equal
-    steps in ``s^(1/7)`` all the way to ``s = 0`` put the last two times on the same float)."""
+    """``make_grid``, except that a Karras or log-SNR grid ending where ``abar = 1`` takes ``steps - 1`` steps
+    down to the schedule's lowest positive level and one last step to ``abar = 1``, as EDM and diffusers
+    (``use_karras_sigmas``, ``use_lu_lambdas``) do: the log-SNR grid cannot reach ``s = 0``, and equal steps
+    in ``s^(1/7)`` all the way to ``s = 0`` put the last two times on the same float."""
     end = schedule.t_end if t_end is None else t_end
-    if kind != "karras" or float(schedule.s(end)) > 0:
+    if kind not in ("karras", "logsnr") or float(schedule.s(end)) > 0:
         return make_grid(schedule, steps, kind, **({} if t_end is None else {"t_end": t_end}))
     low = 0.0 if isinstance(schedule, DiscreteVP) else 1e-3
     if steps == 1:
         return np.array([schedule.t_start, end])
-    return np.concatenate([make_grid(schedule, steps - 1, "karras", t_end=low), [end]])
+    return np.concatenate([make_grid(schedule, steps - 1, kind, t_end=low), [end]])
 
 
 def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> list[_Run]:
@@ -277,7 +290,7 @@ def _reference(problem: Any, x_start: np.ndarray, s_start: float, s_points: np.n
 
     pts = np.unique(s_points)
     xs = solve_pf_ode(lambda x, s: problem.eps_at_levels(x, *levels_from_s(s)), x_start, s_start, float(pts.min()),
-                      scale=float(problem.min_std), s_eval=pts)
+                      scale=float(problem.min_std), s_eval=pts, rtol=REFERENCE_TOL, atol=REFERENCE_TOL)
     return {float(s): x for s, x in zip(pts, xs)}
 
 
@@ -286,6 +299,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
 
     problem = get_problem(problem_name)
     schedule = SCHEDULES[schedule_name]()
+    n = cfg.n or (1000 if problem.dim < 8 else 256)
     tic = time.perf_counter()
     runs = _plan_pndmkit(problem, schedule, cfg)
     if cfg.peers is None or cfg.peers:
@@ -294,7 +308,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     on_top = [r.s_start >= s_max * (1.0 - TOP_TOLERANCE) for r in runs]
     rng = np.random.default_rng(cfg.seed)
     abar, om = 1.0 / (1.0 + s_max**2), s_max**2 / (1.0 + s_max**2)
-    x_max = math.sqrt(abar) * problem.sample(cfg.n, rng=rng) + math.sqrt(om) * rng.standard_normal((cfg.n, problem.dim))
+    x_max = math.sqrt(abar) * problem.sample(n, rng=rng) + math.sqrt(om) * rng.standard_normal((n, problem.dim))
     points = [r.s_start for r, top in zip(runs, on_top) if top] + [r.s_end for r in runs]
     ref = _reference(problem, x_max, s_max, np.array(points))
     log(f"{problem_name} / {schedule_name}: {len(runs)} runs planned, reference in {time.perf_counter() - tic:.1f} s")
@@ -303,6 +317,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         return x * math.sqrt(1.0 + s * s)
 
     best: dict[tuple[str, str, int], dict] = {}
+    shared: dict[tuple[str, str, int], dict] = {}  # best over the grid options diffusers also has
     outputs: dict[tuple[str, str, int], np.ndarray] = {}
     all_rows = []
     for r, top in zip(runs, on_top):
@@ -324,32 +339,41 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         if x_end is not None and (key not in best or err < best[key]["error"]):
             best[key] = row
             outputs[key] = y(x_end, r.s_end)
-    sw = SlicedW(problem, cfg.n, seed=cfg.seed + 1)
+        if x_end is not None and (r.side == "peer" or r.option.split(" ")[0] in SHARED_GRIDS):
+            if key not in shared or err < shared[key]["error"]:
+                shared[key] = row
+    sw = SlicedW(problem, n, seed=cfg.seed + 1)
     s_zero = min(ref)
     floor = sw(y(ref[s_zero], s_zero))
     for key, row in best.items():
         row["sw"] = sw(outputs[key])
         row["nll"] = nll(problem, outputs[key])
     log(f"  done in {time.perf_counter() - tic:.1f} s")
-    return {"problem": problem_name, "schedule": schedule_name, "n": cfg.n, "sw_floor": floor,
+    return {"problem": problem_name, "schedule": schedule_name, "n": n, "sw_floor": floor,
             "best": sorted(best.values(), key=lambda r: (r["nfe_target"], r["side"], r["error"])),
+            "best_shared_grids": sorted(shared.values(), key=lambda r: (r["nfe_target"], r["side"], r["error"])),
             "runs": all_rows}
 
 
-def by_nfe(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
+def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builtin_only: bool = True
+           ) -> dict[str, dict]:
     """For each target NFE the best pndmkit method and the best peer, and the ratio of their errors.
 
     A solver's error is the geometric mean over the cases of its best-option error (it must have run in
-    every case).
+    every case). ``key="best_shared_grids"`` restricts pndmkit to the grids diffusers also offers;
+    ``builtin_only`` leaves out peers run on a grid of pndmkit (IPNDM through ``trained_betas``).
     """
+    from pndmkit.peers import PEERS
+
+    custom = {name for name, spec in PEERS.items() if not spec.builtin} if builtin_only else set()
     out = {}
     for target in nfes:
         entry: dict[str, Any] = {}
         for side, label in (("pndmkit", "best_pndmkit"), ("peer", "best_peer")):
             per: dict[str, list] = {}
             for case in cases:
-                for row in case["best"]:
-                    if row["side"] == side and row["nfe_target"] == target:
+                for row in case[key]:
+                    if row["side"] == side and row["nfe_target"] == target and row["method"] not in custom:
                         per.setdefault(row["method"], []).append(row)
             scored = []
             for method, rows in per.items():
@@ -368,6 +392,17 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
     return out
 
 
+def _one_blas_thread() -> Any:
+    """Limit BLAS to one thread when threadpoolctl is there: small matrix products, shared machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
 def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = lambda s: None) -> dict:
     """Run the head-to-head; return ``{"config", "by_nfe", "cases"}`` (JSON-serialisable).
 
@@ -383,12 +418,15 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
         torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)  # small batches: threads cost more than they give, and the machine is shared
     try:
-        cases = [_case(p, s, cfg, log) for p in cfg.problems for s in cfg.schedules]
+        with _one_blas_thread():
+            cases = [_case(p, s, cfg, log) for p in cfg.problems for s in cfg.schedules]
     finally:
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
     config = asdict(cfg)
-    return {"config": config, "by_nfe": by_nfe(cases, cfg.nfes), "cases": cases}
+    return {"config": config, "by_nfe": by_nfe(cases, cfg.nfes),
+            "by_nfe_shared_grids": by_nfe(cases, cfg.nfes, "best_shared_grids"),
+            "by_nfe_peers_on_pndmkit_grids": by_nfe(cases, cfg.nfes, builtin_only=False), "cases": cases}
 
 
 def with_options(cfg: CompareConfig, **changes: Any) -> CompareConfig:

@@ -94,6 +94,9 @@ class PeerSpec:
         What the scheduler expects the model to return.
     options : tuple of dict
         Grid options the head-to-head tries (``timestep_spacing``, ``use_karras_sigmas``, ...).
+    builtin : bool
+        Whether those options are the scheduler's own (False: a grid of pndmkit handed in through
+        ``trained_betas``, reported apart).
     """
 
     name: str
@@ -102,6 +105,7 @@ class PeerSpec:
     coordinates: str = "vp"
     prediction: str = "eps"
     options: tuple = ({},)
+    builtin: bool = True
 
 
 _SPACINGS = tuple({"timestep_spacing": s} for s in ("leading", "linspace", "trailing"))
@@ -119,6 +123,8 @@ _PEER_LIST = [
     PeerSpec("pndm-plms", "PNDMScheduler", {"set_alpha_to_one": True, "skip_prk_steps": True}, options=_SPACINGS),
     PeerSpec("ipndm", "IPNDMScheduler", prediction="v",
              options=tuple({"grid": g} for g in ("leading", "linspace", "trailing"))),
+    PeerSpec("ipndm-pndmkit-grid", "IPNDMScheduler", prediction="v", builtin=False,
+             options=tuple({"grid": g} for g in ("quadratic", "s-uniform"))),
     PeerSpec("dpm-2m", "DPMSolverMultistepScheduler", _dpm(2, True), options=_DPM_GRIDS),
     PeerSpec("dpm-2m-nolof", "DPMSolverMultistepScheduler", _dpm(2, False), options=_DPM_GRIDS),
     PeerSpec("dpm-3m", "DPMSolverMultistepScheduler", _dpm(3, True), options=_DPM_GRIDS),
@@ -157,7 +163,7 @@ def _grid_sigmas(schedule: NoiseSchedule, steps: int, grid: str) -> list[float]:
     betas, _ = peer_table(schedule)
     table = DiscreteVP(betas)
     times = make_grid(table, steps, grid, final_alpha="one")
-    return [math.sqrt(-math.expm1(float(table.log_abar(t)))) for t in times]
+    return [math.sqrt(max(0.0, -math.expm1(float(table.log_abar(t))))) for t in times]
 
 
 def make_scheduler(peer: PeerSpec | str, schedule: NoiseSchedule, steps: int, **options: Any) -> Any:

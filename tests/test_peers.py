@@ -157,6 +157,21 @@ def test_ddim_reproduces_ddim_scheduler(matched, x_T, steps, convention, config)
     assert peer.s_end == (0.0 if convention == "ddim" else pytest.approx(float(matched.s(0)), rel=1e-6))
 
 
+def test_ddim_scheduler_linspace_steps_to_levels_it_never_evaluates(matched, x_T):
+    """DDIMScheduler steps from t to t - T // N whatever the spacing: with linspace (999, 749, 500, 250, 0 for
+    N = 5) it moves the sample to 799 and then calls the model at 749, treating the sample as if it were
+    there. An oracle with that indexing reproduces it; pndmkit's linspace grid (consistent) differs."""
+    model = model_for(matched)
+    peer = peer_sample(model, x_T, schedule=matched, peer="ddim", steps=5, timestep_spacing="linspace")
+    assert peer.timesteps == [999.0, 749.0, 500.0, 250.0, 0.0]
+    phi, x = DDIMTransfer(matched), x_T
+    for t in peer.timesteps:
+        x = phi(x, model(x, t), t, max(t - 200, -1.0))
+    assert rel(x, peer.x) < F32
+    ours = pndmkit.sample(model, x_T, schedule=matched, method="ddim", steps=5, grid="linspace")
+    assert rel(ours.x, peer.x) > 1e-3
+
+
 # --- IPNDMScheduler -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("steps", [1, 2, 3, 5, 10, 50])
 @pytest.mark.parametrize("grid", ["leading", "trailing"])
