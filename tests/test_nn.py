@@ -319,3 +319,23 @@ def test_shipped_digits_model_f_pndm_beats_ddim_at_50_steps():
     fid = {m: digits_fid(pndmkit.sample(model, x_T, schedule=ck.schedule, method=m, steps=50).x)
            for m in ("ddim", "f-pndm")}
     assert fid["f-pndm"] < fid["ddim"], fid
+
+
+NN_MODULES = ["pndmkit.nn", "pndmkit.nn.unet", "pndmkit.nn.adapters", "pndmkit.nn.checkpoint", "pndmkit.nn.data",
+              "pndmkit.nn.train", "pndmkit.nn.frechet", "pndmkit.nn.generate"]
+
+
+@pytest.mark.parametrize("module_name", NN_MODULES)
+def test_every_public_nn_name_has_a_docstring(module_name):
+    import importlib
+    import inspect
+
+    module = importlib.import_module(module_name)
+    assert module.__doc__ and module.__doc__.strip()
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert inspect.getdoc(obj), f"{module_name}.{name} has no docstring"
+            for meth_name, meth in vars(obj).items() if inspect.isclass(obj) else []:
+                if inspect.isfunction(meth) and not meth_name.startswith("_"):
+                    assert inspect.getdoc(getattr(obj, meth_name)), f"{module_name}.{name}.{meth_name}"

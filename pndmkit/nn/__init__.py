@@ -14,7 +14,7 @@ _EXPORTS = {
     "NetworkModel": "adapters", "from_diffusers": "adapters", "eps_coefficients": "adapters",
     "Checkpoint": "checkpoint", "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
     "load_digits_images": "data",
-    "TrainConfig": "train", "train": "train",
+    "TrainConfig": "train",
     "frechet_distance": "frechet", "feature_statistics": "frechet", "DigitsClassifier": "frechet",
     "digits_fid": "frechet", "load_feature_network": "frechet",
     "SampleConfig": "generate", "sample_to_dir": "generate", "initial_noise": "generate",

@@ -74,9 +74,11 @@ class DigitsClassifier(nn.Module):
         self.head = nn.Linear(feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features ``(B, feature_dim)`` (after ReLU)."""
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(B, num_classes)``."""
         return self.head(self.body(x))
 
 

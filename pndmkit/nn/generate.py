@@ -113,6 +113,7 @@ class SampleConfig:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 
     def identity(self) -> dict[str, Any]:
+        """The settings that determine the samples (recorded in ``run.json``, checked on resume)."""
         d = {k: getattr(self, k) for k in self.IDENTITY}
         ckpt = Path(str(self.checkpoint))
         if ckpt.suffix in (".json", ".safetensors") or ckpt.with_suffix(".json").is_file():

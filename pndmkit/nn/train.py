@@ -30,7 +30,7 @@ from pndmkit.nn.data import load_digits_images
 from pndmkit.nn.unet import UNet, UNetConfig, count_parameters
 from pndmkit.schedules import DiscreteVP
 
-__all__ = ["TrainConfig", "train"]
+__all__ = ["TrainConfig", "train", "resume"]
 
 
 @dataclass

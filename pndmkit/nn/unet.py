@@ -56,12 +56,14 @@ class UNetConfig:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The configuration as a JSON-ready dict (tuples as lists)."""
         d = dataclasses.asdict(self)
         d["ch_mult"], d["attn_resolutions"] = list(self.ch_mult), list(self.attn_resolutions)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "UNetConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -217,6 +219,7 @@ class UNet(nn.Module):
         return cls(PRESETS[name], **overrides)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Network output for images ``x`` ``(B, C, S, S)`` at float times ``t`` ``(B,)`` (or a scalar)."""
         cfg = self.config
         if x.ndim != 4 or x.shape[1] != cfg.in_channels:
             raise ValueError(f"x must have shape (B, {cfg.in_channels}, H, W), got {tuple(x.shape)}")
