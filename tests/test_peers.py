@@ -302,6 +302,19 @@ def test_v_prediction_is_converted_before_combining(matched, x_T, method, peer):
     assert 2.5 < gap[20] / gap[80] < 6  # shrinks like 1/N: first order
 
 
+@pytest.mark.parametrize("peer", ["pndm-plms", "heun"])
+def test_peer_sample_keeps_the_array_type(matched, x_T, peer):
+    """numpy in, numpy out; torch in, torch out (VP and sigma schedulers alike), same numbers."""
+    def model(x, t):
+        e = eps_at(np.asarray(x), float(matched.abar(t)))
+        return torch.from_numpy(e) if isinstance(x, torch.Tensor) else e
+
+    a = peer_sample(model, x_T, schedule=matched, peer=peer, steps=6)
+    b = peer_sample(model, torch.from_numpy(x_T), schedule=matched, peer=peer, steps=6)
+    assert isinstance(a.x, np.ndarray) and isinstance(b.x, torch.Tensor) and b.x.dtype == torch.float64
+    np.testing.assert_array_equal(a.x, b.x.numpy())
+
+
 # --- packaging and the head-to-head command -------------------------------------------------------------
 def test_core_does_not_import_diffusers():
     code = ("import sys, pndmkit, pndmkit.peers, pndmkit.compare; "
