@@ -83,6 +83,7 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
     rows = [{"schedule": "", "method": "data", "steps": 0, "nfe": 0, "fid": mean, "fid_std": std, "n_samples": n,
              "seconds": 0.0}]
     x_T = _digits.noise(n, seed=0)
+    partial = path.with_name(path.name + ".partial")
     pndm, pndm_steps, ddim, ddim_steps = size["claim"]
     claim_samples = {}
     for sname, per_method in size["plan"].items():
@@ -101,6 +102,8 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
                              "fid": value, "fid_std": math.nan, "n_samples": n, "seconds": seconds})
                 log(f"    {sname:6s} {method:8s} {steps:5d} steps nfe {nfe:5d}  digits-FID {value:8.3f}  "
                     f"({seconds:.1f} s)")
+                write_csv(partial, rows, COLUMNS)  # progress survives an interrupted run
+    partial.unlink(missing_ok=True)
     if len(claim_samples) == 2 and all(_digits.finite_images(x) for x in claim_samples.values()):
         boot = _digits.paired_fid_bootstrap(claim_samples[pndm, pndm_steps], claim_samples[ddim, ddim_steps])
         write_json(claim_path(path), {"pndm": [pndm, pndm_steps], "ddim": [ddim, ddim_steps], **boot})

@@ -13,6 +13,7 @@ import os
 import shlex
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -108,6 +109,9 @@ def save(fig: Any, cfg: Config, name: str, caption: str, sources: Sequence[Path]
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     png, pdf, txt = (cfg.out / f"{name}.{ext}" for ext in ("png", "pdf", "txt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tight_layout warns when it cannot satisfy every constraint
+        fig.tight_layout()
     fig.savefig(png, dpi=DPI, bbox_inches="tight")
     fig.savefig(pdf, bbox_inches="tight")
     plt.close(fig)

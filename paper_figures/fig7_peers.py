@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paper_figures._common import DEFAULT_RESULTS, Config, Outcome, figure, log_axes, markdown_table, read_json, save, write_json
+from paper_figures._common import DEFAULT_RESULTS, Config, Outcome, figure, log_axes, markdown_table, read_json, save, \
+    style, write_json
 
 NAME = "fig7_peers"
 TABLE = "table_peers"
 SOURCE = "compare.json"
+#: solvers drawn in the per-case panels (the summary panel covers every solver compare ran)
+OURS = ["ddim", "plms", "f-pndm", "ipndm", "f-pndm-s"]
+PEER_COLOURS = {"ddim": "#08306b", "pndm-plms": "#6a51a3", "dpm-2m": "#e6550d", "dpm-3m": "#a63603",
+                "unipc": "#31a354", "deis": "#636363"}
+PEERS = list(PEER_COLOURS)
 
 
 def source(cfg: Config) -> Path:
@@ -32,20 +38,25 @@ def make(cfg: Config) -> Outcome:
     data = read_json(path)
     cases = data.get("cases", [])
     by_nfe = sorted(data["by_nfe"].items(), key=lambda kv: float(kv[0]))
-    fig, axes = figure(1, len(cases) + 1, width=3.6, height=3.1)
-    for ax, case in zip(axes[0], cases):
-        solvers = sorted({(r["side"], r["method"]) for r in case["best"]})
-        for side, method in solvers:
-            pts = sorted((r["nfe_target"], r["error"]) for r in case["best"]
-                         if r["side"] == side and r["method"] == method and 0 < r["error"] < float("inf"))
-            if pts:
-                ax.plot(*zip(*pts), ls="-" if side == "pndmkit" else "--", marker="o" if side == "pndmkit" else "s",
-                        ms=2.5, lw=0.9, label=f"{method}" + ("" if side == "pndmkit" else " (diffusers)"))
+    ncols = 3 if len(cases) > 2 else len(cases) + 1
+    nrows = -(-(len(cases) + 1) // ncols)
+    fig, axes = figure(nrows, ncols, width=3.3, height=2.8)
+    panels = list(axes.ravel())
+    for ax, case in zip(panels, cases):
+        for side, names in (("pndmkit", OURS), ("peer", PEERS)):
+            for method in names:
+                pts = sorted((r["nfe_target"], r["error"]) for r in case["best"]
+                             if r["side"] == side and r["method"] == method and 0 < r["error"] < float("inf"))
+                if not pts:
+                    continue
+                kw = style(method) if side == "pndmkit" else {"color": PEER_COLOURS[method], "marker": "s",
+                                                              "ls": "--", "label": f"{method} (diffusers)"}
+                ax.plot(*zip(*pts), ms=2.5, lw=0.9, **kw)
         log_axes(ax, "NFE", "RMS error vs exact flow (in y)")
         ax.set_title(f"{case['problem']}, {case['schedule']}", fontsize=8)
     if cases:
-        axes[0, 0].legend(fontsize=5, ncol=2)
-    ax = axes[0, -1]
+        panels[0].legend(fontsize=5, ncol=2)
+    ax = panels[len(cases)]
     nfe = [float(k) for k, _ in by_nfe]
     ax.plot(nfe, [v["ratio"] for _, v in by_nfe], marker="o", color="k")
     for x, (_, v) in zip(nfe, by_nfe):
@@ -53,12 +64,14 @@ def make(cfg: Config) -> Outcome:
                     rotation=30, xytext=(2, 2), textcoords="offset points")
     ax.axhline(1.0, color="0.5", lw=0.8)
     log_axes(ax, "NFE", "best pndmkit error / best peer error")
-    ax.set_title("summary (by_nfe)", fontsize=8)
+    ax.set_title("summary over all solvers (by_nfe)", fontsize=8)
+    for ax in panels[len(cases) + 1:]:
+        ax.set_visible(False)
     caption = (
         "Head-to-head at equal NFE (never equal steps) with the peers, diffusers' schedulers, on Gaussian-mixture "
         "ground truth, from `pndmkit compare` (issue 5; its module docstring gives the ground rules). One panel "
-        "per case: each solver's error at its best grid option against NFE (solid: pndmkit methods; dashed: "
-        "diffusers). Last panel: ratio of the best pndmkit method's error to the best peer's at each NFE "
+        "per case: error at each solver's best grid option against NFE for the main pndmkit methods (solid) and "
+        "the main diffusers schedulers (dashed, squares); compare.json and compare.md hold every solver. Last panel: ratio of the best pndmkit method's error to the best peer's at each NFE "
         "(below 1: pndmkit is more accurate), annotated with the two winners; with several cases a solver's "
         "error is the geometric mean over cases.")
     files = save(fig, cfg, NAME, caption, [path])
