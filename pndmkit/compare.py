@@ -30,9 +30,10 @@ Fair ground rules (every solver gets the same treatment):
 The summary :func:`by_nfe` takes, for every NFE, the best pndmkit method and the best peer; with several
 cases a solver's error is the geometric mean over cases of its per-case (best-option) errors. Three
 summaries: ``by_nfe`` (peers with their own options), ``by_nfe_shared_grids`` (pndmkit restricted to the
-grids diffusers offers: its spacings, uniform in ``t``, and Karras) and ``by_nfe_peers_on_pndmkit_grids``
-(adds ``ipndm-pndmkit-grid``: IPNDMScheduler given pndmkit's quadratic or s-uniform grid through
-``trained_betas``, which is pndmkit's ``ipndm`` on that grid).
+grids diffusers offers: its spacings, uniform in ``t``, Karras and log-SNR) and
+``by_nfe_peers_on_pndmkit_grids`` (adds peers run on pndmkit's grids: ``ipndm-pndmkit-grid``, IPNDMScheduler
+given the quadratic or s-uniform grid through ``trained_betas``, which is pndmkit's ``ipndm`` on that grid,
+and ``dpm-2m/3m-pndmkit-grid``, DPM-Solver++ given the quadratic grid's rounded timesteps).
 
 Examples
 --------

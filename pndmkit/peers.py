@@ -129,6 +129,10 @@ _PEER_LIST = [
     PeerSpec("dpm-2m-nolof", "DPMSolverMultistepScheduler", _dpm(2, False), options=_DPM_GRIDS),
     PeerSpec("dpm-3m", "DPMSolverMultistepScheduler", _dpm(3, True), options=_DPM_GRIDS),
     PeerSpec("dpm-3m-nolof", "DPMSolverMultistepScheduler", _dpm(3, False), options=_DPM_GRIDS),
+    PeerSpec("dpm-2m-pndmkit-grid", "DPMSolverMultistepScheduler", _dpm(2, True), builtin=False,
+             options=({"timesteps_grid": "quadratic"},)),
+    PeerSpec("dpm-3m-pndmkit-grid", "DPMSolverMultistepScheduler", _dpm(3, True), builtin=False,
+             options=({"timesteps_grid": "quadratic"},)),
     PeerSpec("unipc", "UniPCMultistepScheduler", {"solver_order": 2}, options=_KARRAS),
     PeerSpec("unipc-3", "UniPCMultistepScheduler", {"solver_order": 3}, options=_KARRAS),
     PeerSpec("deis", "DEISMultistepScheduler", {"solver_order": 3}, options=_KARRAS),
@@ -166,17 +170,28 @@ def _grid_sigmas(schedule: NoiseSchedule, steps: int, grid: str) -> list[float]:
     return [math.sqrt(max(0.0, -math.expm1(float(table.log_abar(t))))) for t in times]
 
 
+def _grid_timesteps(schedule: NoiseSchedule, steps: int, grid: str) -> list[int]:
+    """Integer timesteps of a pndmkit grid on the peer table, without its end point (``set_timesteps(timesteps=)``
+    of DPM-Solver; the scheduler appends its own final level). Rounding may merge times: fewer steps."""
+    from pndmkit.grids import make_grid
+
+    times = make_grid(DiscreteVP(peer_table(schedule)[0]), steps, grid, final_alpha="one")[:-1]
+    return sorted({max(0, int(round(t))) for t in times}, reverse=True)
+
+
 def make_scheduler(peer: PeerSpec | str, schedule: NoiseSchedule, steps: int, **options: Any) -> Any:
     """Build the diffusers scheduler of ``peer`` on ``schedule``'s table and call ``set_timesteps(steps)``.
 
     ``options`` override the peer's configuration (``timestep_spacing``, ``use_karras_sigmas``, ...); for
     IPNDM ``grid`` names a pndmkit grid kind whose sigmas become ``trained_betas`` (``grid="native"`` or no
-    grid: IPNDM's own sine schedule).
+    grid: IPNDM's own sine schedule); ``timesteps_grid`` names a pndmkit grid whose rounded times are passed
+    as ``set_timesteps(timesteps=...)`` (DPM-Solver).
     """
     spec = PEERS[peer] if isinstance(peer, str) else peer
     diffusers = import_diffusers()
     cls = getattr(diffusers, spec.cls)
     config = {**spec.config, **options}
+    timesteps_grid = config.pop("timesteps_grid", None)
     if spec.cls == "IPNDMScheduler":
         grid = config.pop("grid", "native")
         if grid != "native":
@@ -187,7 +202,10 @@ def make_scheduler(peer: PeerSpec | str, schedule: NoiseSchedule, steps: int, **
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scheduler = cls(**config)
-        scheduler.set_timesteps(steps)
+        if timesteps_grid is None:
+            scheduler.set_timesteps(steps)
+        else:
+            scheduler.set_timesteps(timesteps=_grid_timesteps(schedule, steps, timesteps_grid))
     return scheduler
 
 
