@@ -57,8 +57,10 @@ def markdown(result: dict) -> str:
            "Error: RMS of y = x / sqrt(abar) at the end against the exact trajectory; geometric mean over the "
            "cases " + ", ".join(f"{c['problem']}/{c['schedule']} (n={c['n']})" for c in result["cases"]) + ".", ""]
     for key, title in (("by_nfe", "Every pndmkit grid; peers with their own options"),
-                       ("by_nfe_shared_grids", "pndmkit restricted to grid families diffusers offers (spacings, Karras, log-SNR)"),
-                       ("by_nfe_peers_on_pndmkit_grids", "Peers may also take pndmkit's quadratic grid (IPNDM via trained_betas, DPM-Solver++ via timesteps=)")):
+                       ("by_nfe_shared_grids",
+                        "pndmkit restricted to grid families diffusers offers (spacings, Karras, log-SNR)"),
+                       ("by_nfe_peers_on_pndmkit_grids", "Peers may also take pndmkit's quadratic grid "
+                                                         "(IPNDM via trained_betas, DPM-Solver++ via timesteps=)")):
         out += [f"## {title}", "", "| NFE | best pndmkit (NFE) | error | best peer (NFE) | error | ratio |",
                 "|---:|---|---:|---|---:|---:|"]
         for nfe, row in result.get(key, {}).items():
