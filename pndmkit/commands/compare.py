@@ -1,7 +1,8 @@
 """``pndmkit compare``: pndmkit's methods against diffusers' schedulers at equal NFE on exact ground truth.
 
-Writes ``compare.json`` (summaries and the best option per solver, NFE and case), ``compare.csv`` (best option per solver, NFE and case),
-``compare_runs.csv`` (every run) and ``compare.md`` (summary tables) under ``--out`` (default ``analysis/results``); ``--json`` prints one
+Writes ``compare.json`` (summaries and the best option per solver, NFE and case), ``compare.csv`` (the
+same best rows), ``compare_runs.csv`` (every run) and ``compare.md`` (summary tables) under ``--out``
+(default ``analysis/results``); ``--json`` prints one
 JSON object whose ``by_nfe`` maps each NFE to the best pndmkit method, the best peer and their error ratio.
 """
 
