@@ -66,6 +66,25 @@ def make_all(cfg: Config, only: Sequence[str] | None = None) -> dict[str, Outcom
     return outcomes
 
 
+def write_index(cfg: Config, outcomes: dict[str, Outcome]) -> Path:
+    """``OUT/index.md``: every figure with its caption and every table, for browsing on GitHub."""
+    parts = [f"# Paper figures\n\nMade by `{cfg.command}`" + (" (quick sizes)" if cfg.quick else "") + ".\n"]
+    for name, o in outcomes.items():
+        parts.append(f"## {name}\n")
+        if o.skipped:
+            parts.append(f"Skipped: {o.skipped}\n")
+            continue
+        for f in o.files:
+            if f.suffix == ".png":
+                parts.append(f"![{f.stem}]({f.name})\n\n" + (cfg.out / f"{f.stem}.txt").read_text().split("\nData:")[0]
+                             + "\n")
+            elif f.suffix == ".md":
+                parts.append(f.read_text())
+    path = cfg.out / "index.md"
+    path.write_text("\n".join(parts))
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m paper_figures", description=__doc__.strip().splitlines()[0])
     p.add_argument("--quick", action="store_true",
@@ -95,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   ", ".join(str(f.name) for f in o.files)))
     total = time.perf_counter() - t0
     print(f"total {total:.1f} s; outputs in {cfg.out}")
+    write_index(cfg, outcomes)
     write_json(cfg.out / "summary.json", {"command": cfg.command, "quick": cfg.quick, "seconds": round(total, 1),
                                           "figures": {n: {"files": [f.name for f in o.files], "skipped": o.skipped,
                                                           "seconds": round(o.seconds, 1), **o.notes}
