@@ -7,6 +7,8 @@ Continuous grids (any schedule):
 * ``quadratic``: ``t_i = t_end + (t_start - t_end) (1 - i/N)^2``, dense near the data (DDIM's quadratic);
 * ``logsnr``: equal steps in the half log-SNR ``lambda`` (DPM-Solver);
 * ``karras``: equal steps in ``s^(1/rho)`` with ``s`` the noise-to-signal ratio, ``rho = 7`` (EDM);
+  where the grid ends at ``abar = 1`` these two stop at the lowest positive level (the first table index
+  of a discrete schedule, ``s = 0.002`` otherwise) and take one last step to the end;
 * ``s-uniform``: equal steps in ``s`` (the coordinate in which the DDIM transfer is exact Euler).
 
 Discrete DDPM grids (diffusers' ``timestep_spacing``; integer training indices) for :class:`DiscreteVP`:
@@ -83,6 +85,21 @@ def _uniform_in(to_u: Callable, from_u: Callable, t_start: float, t_end: float, 
     return g
 
 
+#: lowest noise-to-signal ratio of logsnr / karras grids on continuous schedules ending at abar = 1 (EDM)
+S_FLOOR = 0.002
+
+
+def _positive_floor(schedule: NoiseSchedule, t_start: float, t_end: float) -> float | None:
+    """Last time with ``abar < 1`` of a grid that ends at ``abar = 1`` (``None`` if ``abar(t_end) < 1``):
+    the first table index for a discrete schedule, ``s = S_FLOOR`` otherwise."""
+    if float(schedule.s(t_end)) > 0:
+        return None
+    floor = t_end + 1.0 if isinstance(schedule, DiscreteVP) else float(schedule.t_from_s(S_FLOOR))
+    if not floor < t_start:
+        raise ValueError(f"t_start={t_start} must lie above the lowest positive noise level t={floor}")
+    return floor
+
+
 def _discrete(schedule: NoiseSchedule, steps: int, spacing: str, final_alpha: str, offset: int) -> NDArray[np.float64]:
     if not isinstance(schedule, DiscreteVP):
         raise ValueError(f"grid {spacing!r} needs a DiscreteVP schedule, got {schedule!r}")
@@ -148,14 +165,23 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
         g = np.linspace(t0, t1, steps + 1)
     elif kind == "quadratic":
         g = t1 + (t0 - t1) * (1.0 - np.arange(steps + 1) / steps) ** 2
-    elif kind == "logsnr":
-        if not np.isfinite(sch.lam(t1)):
-            raise ValueError(f"grid 'logsnr' cannot end where abar = 1 (t_end={t1}); choose a later t_end")
-        g = _uniform_in(sch.lam, sch.t_from_lambda, t0, t1, steps)
-    elif kind == "karras":
+    elif kind in ("logsnr", "karras"):
         if rho <= 0:
             raise ValueError(f"rho must be > 0, got {rho}")
-        g = _uniform_in(lambda t: np.asarray(sch.s(t)) ** (1 / rho), lambda u: sch.t_from_s(u**rho), t0, t1, steps)
+        # where the grid ends at abar = 1 (s = 0, lambda = inf) both grids stop at the lowest positive
+        # level and take one last step to t_end, as EDM does with sigma_min
+        floor = _positive_floor(sch, t0, t1)
+        if floor is not None and steps == 1:
+            g = np.array([t0, t1])
+        else:
+            end = t1 if floor is None else floor
+            n = steps if floor is None else steps - 1
+            if kind == "logsnr":
+                g = _uniform_in(sch.lam, sch.t_from_lambda, t0, end, n)
+            else:
+                g = _uniform_in(lambda t: np.asarray(sch.s(t)) ** (1 / rho), lambda u: sch.t_from_s(u**rho),
+                                t0, end, n)
+            g = g if floor is None else np.append(g, t1)
     elif kind == "s-uniform":
         g = _uniform_in(sch.s, sch.t_from_s, t0, t1, steps)
     else:

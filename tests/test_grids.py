@@ -43,10 +43,23 @@ def test_continuous_grids_are_uniform_in_their_variable():
 @pytest.mark.parametrize("kind", [k for k in GRIDS if k not in ("leading", "trailing")])
 @pytest.mark.parametrize("sched", [LinearVP(), CosineVP(), DiscreteVP.linear()], ids=repr)
 def test_every_grid_is_decreasing_with_exact_ends(kind, sched):
-    t_end = 0.0 if kind == "logsnr" and not sched.continuous else None
-    g = make_grid(sched, 7, kind, t_start=sched.t_start, t_end=t_end)
+    g = make_grid(sched, 7, kind, t_start=sched.t_start)
     assert len(g) == 8 and np.all(np.diff(g) < 0)
-    assert g[0] == sched.t_start and g[-1] == (sched.t_end if t_end is None else t_end)
+    assert g[0] == sched.t_start and g[-1] == sched.t_end
+
+
+@pytest.mark.parametrize("kind", ["logsnr", "karras"])
+@pytest.mark.parametrize("steps", [1, 2, 20, 50, 200])
+def test_logsnr_and_karras_reach_abar_one_through_the_lowest_level(kind, steps):
+    """No wasted steps piled up at s = 0: the last step goes from the first table index to t = -1."""
+    d = DiscreteVP.linear()
+    g = make_grid(d, steps, kind, t_start=999.0)
+    assert len(g) == steps + 1 and np.all(np.diff(g) < 0) and g[-1] == -1
+    if steps > 1:
+        assert g[-2] == 0.0
+        assert np.all(np.diff(g[:-1]) < -1e-3)
+    lin = make_grid(LinearVP(), 10, kind, t_start=1.0, t_end=0.0)
+    assert lin[-1] == 0.0 and LinearVP().s(lin[-2]) == pytest.approx(0.002)
 
 
 def test_grid_errors_name_the_parameter():
@@ -57,8 +70,6 @@ def test_grid_errors_name_the_parameter():
         make_grid(s, 3, "bogus")
     with pytest.raises(ValueError, match="needs a DiscreteVP"):
         make_grid(s, 3, "leading")
-    with pytest.raises(ValueError, match="cannot end where abar = 1"):
-        make_grid(DiscreteVP.linear(), 3, "logsnr", t_start=999, t_end=-1)
     with pytest.raises(ValueError, match="t_start=0.1 must be larger than t_end=0.5"):
         make_grid(s, 3, t_start=0.1, t_end=0.5)
     with pytest.raises(ValueError, match="applies to 'leading' spacing only"):
