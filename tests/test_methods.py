@@ -158,17 +158,22 @@ def test_every_fixed_step_method_has_an_nfe_oracle():
     assert set(NFE) | {"pf"} == set(METHODS)
 
 
+def counting(model):
+    """``model`` with a call counter ``calls[0]`` kept outside pndmkit."""
+    calls = [0]
+
+    def counted(x, t):
+        calls[0] += 1
+        return model(x, t)
+
+    return counted, calls
+
+
 @pytest.mark.parametrize("name", sorted(NFE))
 @pytest.mark.parametrize("steps", [1, 2, 3, 5, 50])
 def test_nfe_counts_every_model_call(name, steps):
     sched = LinearVP()
-    calls = [0]
-    base = gaussian_eps(sched)
-
-    def model(x, t):
-        calls[0] += 1
-        return base(x, t)
-
+    model, calls = counting(gaussian_eps(sched))
     sol = sample(model, np.ones((2, 3)), schedule=sched, method=name, steps=steps)
     assert sol.nfe == calls[0] == NFE[name](steps) == METHODS[name].nfe(steps)
     assert np.all(np.isfinite(sol.x))
@@ -177,13 +182,7 @@ def test_nfe_counts_every_model_call(name, steps):
 
 def test_pf_counts_its_evaluations_and_reaches_the_exact_solution():
     sched = LinearVP()
-    calls = [0]
-    base = gaussian_eps(sched)
-
-    def model(x, t):
-        calls[0] += 1
-        return base(x, t)
-
+    model, calls = counting(gaussian_eps(sched))
     z = np.array([0.3, -1.1])
     x_T = np.sqrt(sched.abar(1.0) * SIGMA**2 + 1 - sched.abar(1.0)) * z
     sol = sample(model, x_T, schedule=sched, method="pf")
