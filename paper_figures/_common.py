@@ -31,6 +31,7 @@ STYLE: dict[str, tuple[str, str]] = {
     "f-pndm": ("#ff7f0e", "D"), "prk": ("#8c564b", "^"), "pie": ("#bcbd22", "<"), "plms": ("#e377c2", ">"),
     "prk-s": ("#9467bd", "P"), "f-pndm-s": ("#17becf", "X"), "ipndm": ("#aec7e8", "h"),
     "ipndm-v": ("#98df8a", "H"), "euler": ("#ff9896", "1"), "rk4": ("#c49c94", "2"),
+    "exact": ("#e7298a", ""),
 }
 #: the paper's names for display
 LABEL = {"ddim": "DDIM", "fon": "FON", "pf": "PF", "s-pndm": "S-PNDM", "f-pndm": "F-PNDM", "prk": "PRK",

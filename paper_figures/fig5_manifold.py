@@ -38,7 +38,8 @@ def make(cfg: Config) -> Outcome:
     data = read_json(path)
     case = data["cases"]["gmm2d"]
     times = case["times"]
-    cols = sorted({1, len(times) // 2, len(times) - 2, len(times) - 1})
+    last = len(times) - 1  # columns where classical and pseudo steps differ most, and the end
+    cols = sorted({last // 2 - 1, round(0.7 * last), round(0.8 * last), last})
     fig, axes = figure(len(ROWS), len(cols) + 1, width=1.75, height=1.75)
     meshes = {k: density(times[k]) for k in cols}
     for i, method in enumerate(ROWS):
