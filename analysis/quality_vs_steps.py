@@ -20,6 +20,9 @@ to 100 steps, the other methods up to 50 (PRK-s, 4 evaluations per step, up to 2
 The environment variables ``PNDMKIT_FID_SAMPLES=N`` (more samples) and ``PNDMKIT_FID_PLAN=paper`` (every method
 at 10, 20, 50, 100, 250, 1000 steps, both grids: for a GPU) scale it up.
 
+Rows are written as they come to ``<table>.partial``; a rerun reuses them (same ``n``), so an interrupted study
+resumes where it stopped.
+
 Run: ``python -m analysis.quality_vs_steps [--quick] [--out FILE]`` (default analysis/results/quality_vs_steps.csv).
 """
 
@@ -30,7 +33,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from analysis._tables import Log, stderr_log, study_main, write_csv, write_json
+from analysis._tables import Log, read_csv, stderr_log, study_main, write_csv, write_json
 
 COLUMNS = ["schedule", "method", "steps", "nfe", "fid", "fid_std", "n_samples", "seconds"]
 UP_TO_50 = [10, 20, 50]
@@ -86,13 +89,18 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
     partial = path.with_name(path.name + ".partial")
     pndm, pndm_steps, ddim, ddim_steps = size["claim"]
     claim_samples = {}
+    done = finished_rows(partial, n)
     for sname, per_method in size["plan"].items():
         for method, step_list in per_method.items():
             for steps in step_list:
+                if (sname, method, steps) in done:  # an interrupted run's rows: same noises, same settings
+                    rows.append(done[sname, method, steps])
+                    continue
                 grid = _digits.cosine_grid(digits.schedule, max(steps, 1)) if sname == "cosine" else None
-                if method == "pf":  # batches of 64: the adaptive step control sees one batch as one system
+                if method == "pf":  # the whole interval, in batches of 64 (the step control sees a batch as one ODE)
                     pf = AdaptiveIntegrator(digits.schedule, rtol=PF_TOL, atol=PF_TOL)
-                    x, nfe, seconds = _digits.run_sampler(digits, x_T, pf, 1, batch=64)
+                    whole = [digits.schedule.t_start, digits.schedule.t_end]
+                    x, nfe, seconds = _digits.run_sampler(digits, x_T, pf, 1, grid=whole, batch=64)
                 else:
                     x, nfe, seconds = _digits.run_sampler(digits, x_T, method, steps, grid=grid)
                 value = _digits.safe_fid(fid, x)
@@ -108,6 +116,18 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
         boot = _digits.paired_fid_bootstrap(claim_samples[pndm, pndm_steps], claim_samples[ddim, ddim_steps])
         write_json(claim_path(path), {"pndm": [pndm, pndm_steps], "ddim": [ddim, ddim_steps], **boot})
     return write_csv(path, rows, COLUMNS)
+
+
+def finished_rows(partial: Path, n: int) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Rows of an interrupted run (``<table>.partial``) with the same sample count, keyed by (schedule, method, steps)."""
+    if not partial.is_file():
+        return {}
+    out = {}
+    for r in read_csv(partial):
+        steps = 0 if not isinstance(r["steps"], int) else r["steps"]
+        if r["method"] != "data" and r["n_samples"] == n:
+            out[r["schedule"], r["method"], steps] = {**r, "steps": steps or None}
+    return out
 
 
 def claim_path(path: Path) -> Path:

@@ -120,7 +120,7 @@ def test_digits_table_when_available(quick_run):
     plan = quality_vs_steps.SIZES[True]["plan"]
     for schedule, per_method in plan.items():
         for method, steps in per_method.items():
-            got = sorted(int(r["steps"]) for r in rows if r["schedule"] == schedule and r["method"] == method)
+            got = sorted(int(r["steps"] or 0) for r in rows if r["schedule"] == schedule and r["method"] == method)
             assert got == sorted(steps), (schedule, method)
     assert all(math.isfinite(float(r["fid"])) for r in rows if r["method"] != "fon")
     verdict = json.loads((out / "claim_pndm_vs_ddim.json").read_text())
