@@ -60,10 +60,13 @@ def _parse(v: str) -> Any:
     return v
 
 
-def write_json(path: Path, obj: Any) -> Path:
+def write_json(path: Path, obj: Any, *, compact: bool = False) -> Path:
+    """Write JSON atomically (``compact``: no indentation, for tables of many numbers)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_jsonable) + "\n")
+    text = json.dumps(obj, separators=(",", ":"), default=_jsonable) if compact else \
+        json.dumps(obj, indent=1, default=_jsonable)
+    tmp.write_text(text + "\n")
     os.replace(tmp, path)
     return path
 

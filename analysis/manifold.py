@@ -29,7 +29,7 @@ from analysis._tables import Log, stderr_log, study_main, write_json
 
 CLASSICAL = ["euler", "fon"]
 PSEUDO = ["ddim", "f-pndm"]
-SIZES = {False: {"steps": 10, "n": 1000, "n_high": 200, "n_plot": 300, "n_digits": 64},
+SIZES = {False: {"steps": 10, "n": 1000, "n_high": 200, "n_plot": 200, "n_digits": 64},
          True: {"steps": 6, "n": 200, "n_high": 50, "n_plot": 50, "n_digits": 8}}
 
 
@@ -83,7 +83,7 @@ def mixture_case(name: str, size: dict[str, Any], n: int, with_points: bool) -> 
         entry = {"kind": kind(method), **norm_stats(pts),
                  "logp_mean": [float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else np.nan for v in logp]}
         if with_points:
-            entry["points"] = np.round(np.stack(pts)[:, :size["n_plot"]], 5)
+            entry["points"] = np.round(np.stack(pts)[:, :size["n_plot"]], 4)
         case["methods"][method] = entry
     return case
 
@@ -132,7 +132,7 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
     for name, case in out["cases"].items():
         ends = ", ".join(f"{m} {v['norm_rms'][-1]:.3f}" for m, v in case["methods"].items())
         log(f"    {name}: final RMS ||x||/sqrt(d): {ends} (exact expectation {case['expected_norm'][-1]:.3f})")
-    return write_json(path, out)
+    return write_json(path, out, compact=True)
 
 
 main = study_main(run, "manifold.json", __doc__)

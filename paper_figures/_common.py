@@ -137,14 +137,18 @@ def study(cfg: Config, filename: str, module: Any) -> Path:
 
 
 def plot_curves(ax: Any, rows: Sequence[dict[str, Any]], x: str, y: str, methods: Sequence[str], *,
-                dashed: str | None = None, split: str = "schedule", solid: str | None = None) -> None:
-    """One line per method (``rows`` filtered by ``split == solid``), and dashed with open markers for ``dashed``."""
+                dashed: str | None = None, split: str = "schedule", solid: str | None = None,
+                positive: bool = True) -> None:
+    """One line per method (``rows`` filtered by ``split == solid``), and dashed with open markers for ``dashed``.
+
+    Points with a non-finite value (or, for log axes, ``positive``, a value <= 0) are left out.
+    """
     for method in methods:
         for value, ls in ((solid, "-"), (dashed, "--")):
             if value is None:
                 continue
             pts = sorted((r[x], r[y]) for r in rows if r["method"] == method and r.get(split) == value
-                         and _ok(r.get(x)) and _ok(r.get(y)))
+                         and _ok(r.get(x)) and _ok(r.get(y), positive))
             if not pts:
                 continue
             kw = style(method)
@@ -154,8 +158,8 @@ def plot_curves(ax: Any, rows: Sequence[dict[str, Any]], x: str, y: str, methods
             ax.plot(xs, ys, ls=ls, **kw)
 
 
-def _ok(v: Any) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+def _ok(v: Any, positive: bool = True) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 or not positive)
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

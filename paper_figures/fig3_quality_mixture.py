@@ -20,7 +20,7 @@ def make(cfg: Config) -> Outcome:
     for i, x in enumerate(("steps", "nfe")):
         for j, (metric, label) in enumerate(METRICS.items()):
             ax = axes[i, j]
-            plot_curves(ax, rows, x, metric, methods, solid="linear", dashed="cosine")
+            plot_curves(ax, rows, x, metric, methods, solid="linear", dashed="cosine", positive=metric != "nll")
             if metric in ("sw", "nll"):
                 ax.axhline(exact[metric], color="0.5", lw=0.8, label=f"{exact['n_samples']} exact samples")
             log_axes(ax, "steps" if x == "steps" else "NFE", label, logy=metric != "nll")

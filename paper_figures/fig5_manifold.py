@@ -14,7 +14,7 @@ ROWS = ["euler", "fon", "ddim", "f-pndm", "exact"]
 LIM = 1.6
 
 
-def density(t: float, lim: float = LIM, n: int = 120) -> np.ndarray:
+def density(t: float, lim: float = LIM, n: int = 64) -> np.ndarray:
     """log p_t of gmm2d on an n x n mesh of [-lim, lim]^2 (discrete DDPM linear schedule), rows = y."""
     from pndmkit.problems import get_problem
     from pndmkit.schedules import DiscreteVP
@@ -28,7 +28,7 @@ def density(t: float, lim: float = LIM, n: int = 120) -> np.ndarray:
 def background(ax, logp: np.ndarray) -> None:
     """The density as a grey image, clipped 8 nats below its maximum."""
     ax.imshow(np.maximum(logp, logp.max() - 8), extent=(-LIM, LIM, -LIM, LIM), origin="lower", cmap="Greys",
-              interpolation="bilinear", aspect="auto")
+              interpolation="nearest", aspect="auto")
 
 
 def make(cfg: Config) -> Outcome:
@@ -40,7 +40,7 @@ def make(cfg: Config) -> Outcome:
     times = case["times"]
     last = len(times) - 1  # columns where classical and pseudo steps differ most, and the end
     cols = sorted({last // 2 - 1, round(0.7 * last), round(0.8 * last), last})
-    fig, axes = figure(len(ROWS), len(cols) + 1, width=1.75, height=1.75)
+    fig, axes = figure(len(ROWS), len(cols) + 1, width=1.5, height=1.5)
     meshes = {k: density(times[k]) for k in cols}
     for i, method in enumerate(ROWS):
         pts = np.asarray(case["methods"][method]["points"])
