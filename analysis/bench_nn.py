@@ -5,7 +5,7 @@ batch with ``pndmkit.sample`` and times (a) the whole call and (b) the network's
 wrapper around the network; on CUDA it synchronises around each forward *for the measurement only*).
 "Outside" is the sampler's own work: the per-step Python, coefficients and ``a*x + b*e`` arithmetic.
 
-Cases: the shipped ``digits`` model (batch 256, f-pndm and ddim, 50 steps) and the ``ddpm-cifar10``
+Cases: the shipped ``digits`` model (batch 256, f-pndm and ddim, 50 steps; batch 4, f-pndm) and the ``ddpm-cifar10``
 preset (randomly initialised, 35.7M parameters) at a small batch on CPU; where CUDA is available, the
 CIFAR-10 preset at batch 128 and 256 in float32 and bfloat16. Results go to
 ``analysis/results/bench_nn.json``.
@@ -94,6 +94,8 @@ def run(quick: bool = False, threads: int | None = None) -> dict[str, Any]:
     for method in ("f-pndm", "ddim"):
         rows.append(bench_case(ck.net, ck.schedule, name="digits", method=method, steps=50,
                                batch=64 if quick else 256, device="cpu"))
+    # a small batch, where the sampler's own per-step work weighs most
+    rows.append(bench_case(ck.net, ck.schedule, name="digits", method="f-pndm", steps=50, batch=4, device="cpu"))
     torch.manual_seed(0)
     cifar = UNet.preset("ddpm-cifar10")
     sched = DiscreteVP.linear()
