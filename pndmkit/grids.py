@@ -29,7 +29,7 @@ Examples
 [980.0, 960.0, 940.0]
 >>> make_grid(DiscreteVP.linear(), 5, "leading", final_alpha="first", offset=1).tolist()
 [801.0, 601.0, 401.0, 201.0, 1.0, 0.0]
->>> make_grid(LinearVP(), 4).tolist()
+>>> make_grid(LinearVP(), 4).round(6).tolist()
 [1.0, 0.75025, 0.5005, 0.25075, 0.001]
 """
 

@@ -20,7 +20,7 @@ Examples
 >>> from pndmkit.schedules import LinearVP, DiscreteVP
 >>> sched = LinearVP()
 >>> round(float(sched.abar(1.0)), 8)
-4.5e-05
+4.319e-05
 >>> float(sched.t_from_s(sched.s(0.3)))  # doctest: +ELLIPSIS
 0.3000000...
 >>> d = DiscreteVP.linear()
