@@ -83,9 +83,9 @@ def caption(rows: list[dict], floor: dict, verdict: dict) -> str:
         "NFE per sample here) and appears only over NFE; its NFE is the mean over the batches. "
         f"Paper's claim, {verdict['claim']}: {verdict['text']}. "
         "Reading the curves: DDIM at 100-1000 steps and PF give the converged probability-flow solution of this "
-        "model, whose digits-FID is what a perfect solver reaches; values below it at few steps (FON, S-PNDM, "
-        "F-PNDM and the s-consistent methods approach it from below as the steps grow) mean the discretisation "
-        "error happens to move this small, briefly trained model's samples towards the data, not that the "
-        "ODE is solved more accurately; accuracy is measured on exact ground truth in fig3 and fig4. On the "
+        "model, whose digits-FID is what a perfect solver reaches; differences smaller than the bootstrap "
+        "spread are noise at this sample size, and a value below the converged one would mean that the "
+        "discretisation error moves samples towards the data, not that the ODE is solved more accurately; "
+        "accuracy is measured on exact ground truth in fig3 and fig4. On the "
         "cosine placement, whose steps are strongly non-uniform in t, F-PNDM fails at 10-20 steps, likely "
         "because its fixed Adams-Bashforth weights assume equal steps (not tested further here).")
