@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   ", ".join(str(f.name) for f in o.files)))
     total = time.perf_counter() - t0
     print(f"total {total:.1f} s; outputs in {cfg.out}")
+    if args.only:  # index.md and summary.json describe a whole run; a partial run leaves them as they are
+        print("--only: index.md and summary.json left unchanged (a full run rewrites them)")
+        return 1 if any(o.notes.get("failed") for o in outcomes.values()) else 0
     write_index(cfg, outcomes)
     write_json(cfg.out / "summary.json", {"command": cfg.command, "quick": cfg.quick, "seconds": round(total, 1),
                                           "figures": {n: {"files": [f.name for f in o.files], "skipped": o.skipped,
