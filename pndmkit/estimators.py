@@ -114,7 +114,7 @@ class RungeKutta(GradientEstimator):
 
 @lru_cache(maxsize=None)
 def _fixed_weights(k: int) -> tuple[float, ...]:
-    from pndmkit.coefficients import adams_bashforth
+    from pndmkit.theory.multistep import adams_bashforth
 
     return tuple(float(w) for w in adams_bashforth(k))
 
@@ -172,7 +172,7 @@ class LinearMultistep(GradientEstimator):
         """Weights for gradients at ``times`` (newest first, ``times[0] == t``) on the step ``t -> t_next``."""
         if self.weights == "fixed":
             return _fixed_weights(len(times))
-        from pndmkit.coefficients import lagrange_weights_float
+        from pndmkit.theory.multistep import lagrange_weights_float
 
         nodes = [phi.coordinate(tk) for tk in times]
         return tuple(lagrange_weights_float(nodes, nodes[0], phi.coordinate(t_next)).tolist())

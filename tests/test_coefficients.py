@@ -1,4 +1,4 @@
-"""pndmkit.coefficients and ``pndmkit coefficients``: exact weights, order conditions, local errors."""
+"""pndmkit.theory and ``pndmkit coefficients``: exact weights, order conditions, local errors."""
 
 import json
 import math
@@ -11,7 +11,7 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pndmkit import coefficients as co
+from pndmkit import theory as co
 from pndmkit.cli import main
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
 

@@ -12,7 +12,8 @@ from pndmkit import METHODS
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ["pndmkit", "pndmkit.schedules", "pndmkit.grids", "pndmkit.transfers", "pndmkit.tableaus",
         "pndmkit.estimators", "pndmkit.integrator", "pndmkit.methods", "pndmkit.models", "pndmkit.sampling",
-        "pndmkit.adaptive", "pndmkit.coefficients"]
+        "pndmkit.adaptive", "pndmkit.theory", "pndmkit.theory.multistep",
+        "pndmkit.theory.butcher", "pndmkit.theory.local_error"]
 
 
 @pytest.mark.parametrize("module_name", CORE)

@@ -30,7 +30,8 @@ from typing import Any, Callable, Sequence
 
 import sympy as sp
 
-from pndmkit import coefficients as co
+from pndmkit import theory as co
+from pndmkit.theory._exact import as_rational
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
 
 #: schedules by command-line name
@@ -48,7 +49,7 @@ def _rationals(text: str) -> list[sp.Rational]:
     if not values:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 7/10,1,3/2, got {text!r}")
     try:
-        return [co._rational(v, "value") for v in values]
+        return [as_rational(v, "value") for v in values]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -149,7 +150,7 @@ def _run_variable(args: argparse.Namespace) -> int:
         report.update(exact=False, mapped_nodes=[float(mapping(t)) for t in times[:-2]],
                       mapped_step=[float(mapping(times[-2])), float(mapping(times[-1]))],
                       weights=[repr(float(w)) for w in weights], floats=[float(w) for w in weights])
-    report["sum"] = str(sum(co._rational(w, "w") for w in report["weights"])) if report["exact"] else repr(
+    report["sum"] = str(sum(as_rational(w, "w") for w in report["weights"])) if report["exact"] else repr(
         math.fsum(report["floats"]))
     report["exact_for_degree_below"] = len(nodes)
     if args.json:

@@ -1,19 +1,15 @@
-r"""Exact coefficients of multistep and Runge-Kutta methods, and the errors they leave.
+r"""Linear multistep methods, exactly: Adams and BDF weights, variable-step weights, order and stability.
 
 Everything here is derived with sympy, never typed: the Adams weights come from integrating the
 Lagrange interpolant of the history, the order and error constant of a linear multistep method from
-its Taylor coefficients, the order of a Butcher tableau from its rooted-tree conditions. Results are
-exact rationals (cached); the samplers turn them into floats once.
+its Taylor coefficients. Results are exact rationals (cached); the samplers turn them into floats once.
 
-* :func:`adams_bashforth`, :func:`adams_moulton` -- fixed-step Adams weights, newest node first.
+* :func:`adams_bashforth`, :func:`adams_moulton`, :func:`backward_differentiation` -- fixed-step weights.
 * :func:`lagrange_weights` (exact) and :func:`lagrange_weights_float` (fast float64, for the sampling
   loop) -- weights of the interpolant through arbitrary nodes, integrated over an arbitrary step.
 * :func:`variable_step_weights` -- the same in the time variable ``t``, ``s`` (noise-to-signal) or
   ``lambda`` (half log-SNR) of a schedule.
 * :class:`LinearMultistepMethod` -- order, error constant and zero-stability of ``(alpha, beta)``.
-* :func:`rooted_trees`, :func:`order_conditions`, :func:`tableau_order` -- Butcher order conditions.
-* :func:`pseudo_local_error` -- leading local error of a pseudo linear multistep method (gradient
-  part + DDIM transfer), the symbolic version of MATH.md's "Convergence order: what is true".
 
 Examples
 --------
@@ -29,13 +25,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from functools import cached_property, lru_cache
 from numbers import Rational as _RationalABC
 from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
 import sympy as sp
+
+from pndmkit.theory._exact import Number, as_rational, check_positive_int
 
 __all__ = [
     "adams_bashforth",
@@ -45,19 +42,9 @@ __all__ = [
     "lagrange_weights_float",
     "variable_step_weights",
     "LinearMultistepMethod",
-    "rooted_trees",
-    "tree_order",
-    "tree_density",
-    "format_tree",
-    "elementary_weight",
-    "order_conditions",
-    "tableau_order",
-    "pseudo_local_error",
-    "pseudo_local_error_expansion",
     "VARIABLES",
 ]
 
-Number = Union[int, float, Fraction, sp.Rational, str]
 #: time variables :func:`variable_step_weights` integrates in
 VARIABLES = ("t", "s", "lambda")
 
@@ -66,25 +53,6 @@ _Z = sp.Symbol("z")
 
 
 # -- exact Lagrange weights --------------------------------------------------------------------
-def _rational(value: Any, name: str) -> sp.Rational:
-    """Convert ``value`` (int, Fraction, sympy Rational, str such as "7/10", or float) to an exact Rational."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got the bool {value!r}")
-    if isinstance(value, str):
-        try:
-            return sp.Rational(value.strip())
-        except (TypeError, ValueError, ZeroDivisionError) as exc:
-            raise ValueError(f"{name}={value!r} is not a rational number such as 3/2 or 0.7") from exc
-    if isinstance(value, (float, np.floating)):
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-        return sp.Rational(float(value))  # the exact binary value
-    out = sp.sympify(value)
-    if not out.is_Rational:
-        raise ValueError(f"{name}={value!r} is not rational; the exact path needs rationals")
-    return out
-
-
 def _integrated_basis(nodes: Sequence[sp.Rational], lo: sp.Rational, hi: sp.Rational) -> tuple[sp.Rational, ...]:
     """``int_lo^hi L_j(x) dx / (hi - lo)`` for the Lagrange basis ``L_j`` of ``nodes``, exactly."""
     if hi == lo:
@@ -101,12 +69,6 @@ def _integrated_basis(nodes: Sequence[sp.Rational], lo: sp.Rational, hi: sp.Rati
         denominator = sp.prod([xj - xi for xi in others]) if others else sp.Integer(1)
         weights.append((antiderivative.eval(hi) - antiderivative.eval(lo)) / (denominator * (hi - lo)))
     return tuple(sp.Rational(w) for w in weights)
-
-
-def _check_k(k: int, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"{name} must be a positive integer, got {k!r}")
-    return int(k)
 
 
 @lru_cache(maxsize=None)
@@ -133,7 +95,7 @@ def adams_bashforth(k: int) -> tuple[sp.Rational, ...]:
     >>> [w * 24 for w in adams_bashforth(4)]
     [55, -59, 37, -9]
     """
-    k = _check_k(k)
+    k = check_positive_int(k)
     return _integrated_basis([sp.Integer(-j) for j in range(k)], sp.Integer(0), sp.Integer(1))
 
 
@@ -152,7 +114,7 @@ def adams_moulton(k: int) -> tuple[sp.Rational, ...]:
     >>> [w * 24 for w in adams_moulton(4)]
     [9, 19, -5, 1]
     """
-    k = _check_k(k)
+    k = check_positive_int(k)
     return _integrated_basis([sp.Integer(1 - j) for j in range(k)], sp.Integer(0), sp.Integer(1))
 
 
@@ -168,7 +130,7 @@ def backward_differentiation(k: int) -> tuple[tuple[sp.Rational, ...], sp.Ration
     >>> backward_differentiation(2)
     ((1/3, -4/3, 1), 2/3)
     """
-    k = _check_k(k)
+    k = check_positive_int(k)
     nodes = [sp.Integer(j) for j in range(k + 1)]  # oldest first, new point = k
     derivs = []
     for j, xj in enumerate(nodes):
@@ -205,10 +167,10 @@ def lagrange_weights(nodes: Iterable[Number], u: Number, u_next: Number) -> tupl
     >>> lagrange_weights([0, -1, -2, -3], 0, 1) == adams_bashforth(4)
     True
     """
-    exact = [_rational(v, f"nodes[{i}]") for i, v in enumerate(nodes)]
+    exact = [as_rational(v, f"nodes[{i}]") for i, v in enumerate(nodes)]
     if not exact:
         raise ValueError("nodes must not be empty")
-    return _integrated_basis(exact, _rational(u, "u"), _rational(u_next, "u_next"))
+    return _integrated_basis(exact, as_rational(u, "u"), as_rational(u_next, "u_next"))
 
 
 # even moments int_{-1/2}^{1/2} sigma^(2i) d sigma (the odd ones vanish); enough for k <= 40
@@ -325,7 +287,7 @@ def variable_step_weights(
     values = [*times, t, t_next]
     if variable == "t" and all(_is_exact(v) for v in values):
         return lagrange_weights(times, t, t_next)
-    floats = [float(_rational(v, "time")) if isinstance(v, str) else float(v) for v in values]
+    floats = [float(as_rational(v, "time")) if isinstance(v, str) else float(v) for v in values]
     if variable == "t":
         return lagrange_weights_float(floats[:-2], floats[-2], floats[-1])
     if schedule is None:
@@ -368,8 +330,8 @@ class LinearMultistepMethod:
     name: str = ""
 
     def __post_init__(self) -> None:
-        alpha = tuple(_rational(a, f"alpha[{i}]") for i, a in enumerate(self.alpha))
-        beta = tuple(_rational(b, f"beta[{i}]") for i, b in enumerate(self.beta))
+        alpha = tuple(as_rational(a, f"alpha[{i}]") for i, a in enumerate(self.alpha))
+        beta = tuple(as_rational(b, f"beta[{i}]") for i, b in enumerate(self.beta))
         if len(alpha) < 2 or len(alpha) != len(beta):
             raise ValueError(
                 f"alpha and beta must have the same length k + 1 >= 2, got {len(alpha)} and {len(beta)}"
@@ -510,287 +472,3 @@ def _root_condition(alpha: Sequence[sp.Rational]) -> bool:
             return False
     return True
 
-
-# -- Butcher order conditions -------------------------------------------------------------------
-@lru_cache(maxsize=None)
-def _forests(total: int) -> tuple[tuple, ...]:
-    """All multisets (sorted tuples) of rooted trees with ``total`` nodes in all."""
-    if total == 0:
-        return ((),)
-    out = set()
-    for first in range(1, total + 1):
-        for tree in rooted_trees(first):
-            for rest in _forests(total - first):
-                out.add(tuple(sorted((tree,) + rest)))
-    return tuple(sorted(out, key=lambda f: (len(f), f)))
-
-
-@lru_cache(maxsize=None)
-def rooted_trees(order: int) -> tuple[tuple, ...]:
-    r"""All rooted trees with ``order`` nodes, as canonical nested tuples (a tree is the sorted tuple of its subtrees).
-
-    Examples
-    --------
-    >>> [len(rooted_trees(n)) for n in range(1, 8)]
-    [1, 1, 2, 4, 9, 20, 48]
-    >>> [format_tree(t) for t in rooted_trees(3)]
-    ['[[t]]', '[t,t]']
-    """
-    _check_k(order, "order")
-    return tuple(sorted(_forests(order - 1), key=lambda f: (len(f), f)))
-
-
-def tree_order(tree: tuple) -> int:
-    """Number of nodes of ``tree``."""
-    return 1 + sum(tree_order(child) for child in tree)
-
-
-def tree_density(tree: tuple) -> int:
-    r"""The density :math:`\gamma(t) = |t| \prod \gamma(t_i)`; the order condition is ``Phi(t) = 1/gamma(t)``."""
-    return tree_order(tree) * math.prod(tree_density(child) for child in tree)
-
-
-def format_tree(tree: tuple) -> str:
-    """Bracket notation: ``t`` is the single node, ``[u,v]`` the root with subtrees ``u`` and ``v``."""
-    return "t" if not tree else "[" + ",".join(format_tree(child) for child in tree) + "]"
-
-
-def _tableau_arrays(tableau: Any) -> tuple[sp.Matrix, sp.Matrix]:
-    try:
-        a, b, c = tableau.a, tableau.b, tableau.c
-    except AttributeError as exc:
-        raise TypeError(f"tableau must have attributes a, b and c, got {tableau!r}") from exc
-    s = len(b)
-    if len(c) != s or len(a) != s or any(len(row) > s for row in a):
-        raise ValueError(f"tableau {tableau!r}: a must be {s} x {s} (rows may be shortened), c of length {s}")
-    A = sp.zeros(s, s)
-    for i, row in enumerate(a):
-        for j, v in enumerate(row):
-            A[i, j] = sp.nsimplify(v) if isinstance(v, float) else sp.sympify(v)
-    B = sp.Matrix([sp.nsimplify(v) if isinstance(v, float) else sp.sympify(v) for v in b])
-    C = sp.Matrix([sp.nsimplify(v) if isinstance(v, float) else sp.sympify(v) for v in c])
-    row_sums = A * sp.ones(s, 1)
-    if any(sp.simplify(row_sums[i] - C[i]) != 0 for i in range(s)):
-        raise ValueError(f"tableau {getattr(tableau, 'name', tableau)!r}: c must equal the row sums of a, "
-                         f"got c={list(C)}, row sums={list(row_sums)}")
-    return A, B
-
-
-def _stage_weights(A: sp.Matrix, tree: tuple, cache: dict) -> sp.Matrix:
-    """The stage vector ``g(t) = prod_children (A g(child))`` (elementwise), ``g(single node) = 1``."""
-    if tree not in cache:
-        g = sp.ones(A.rows, 1)
-        for child in tree:
-            g = g.multiply_elementwise(A * _stage_weights(A, child, cache))
-        cache[tree] = g.applyfunc(sp.expand)
-    return cache[tree]
-
-
-def elementary_weight(tableau: Any, tree: tuple) -> sp.Expr:
-    r"""The elementary weight :math:`\Phi(t) = b^T g(t)` of ``tree`` for ``tableau``.
-
-    Examples
-    --------
-    >>> from collections import namedtuple
-    >>> T = namedtuple("T", "a b c")
-    >>> heun = T(((0, 0), (1, 0)), (sp.Rational(1, 2), sp.Rational(1, 2)), (0, 1))
-    >>> elementary_weight(heun, ((),))  # b . c
-    1/2
-    """
-    A, B = _tableau_arrays(tableau)
-    return sp.simplify((B.T * _stage_weights(A, tree, {}))[0, 0])
-
-
-def order_conditions(tableau: Any, p: int) -> dict[tuple, sp.Expr]:
-    r"""Residuals ``Phi(t) - 1/gamma(t)`` of every rooted tree with at most ``p`` nodes, exactly.
-
-    ``tableau`` is anything with ``.a`` (rows of the stage matrix), ``.b`` and ``.c``; entries may be
-    ints, Fractions, sympy numbers (including surds); floats are converted with ``nsimplify``.
-    The tableau has order ``>= p`` iff every residual is zero.
-
-    Examples
-    --------
-    >>> from collections import namedtuple
-    >>> T = namedtuple("T", "a b c")
-    >>> euler = T(((0,),), (1,), (0,))
-    >>> {format_tree(t): r for t, r in order_conditions(euler, 2).items()}
-    {'t': 0, '[t]': -1/2}
-    """
-    _check_k(p, "p")
-    A, B = _tableau_arrays(tableau)
-    cache: dict = {}
-    out = {}
-    for n in range(1, p + 1):
-        for tree in rooted_trees(n):
-            phi = (B.T * _stage_weights(A, tree, cache))[0, 0]
-            out[tree] = sp.simplify(phi - sp.Rational(1, tree_density(tree)))
-    return out
-
-
-def tableau_order(tableau: Any, max_order: int | None = None) -> int:
-    r"""The order of a Runge-Kutta tableau: the largest ``p`` with all order conditions up to ``p`` satisfied.
-
-    The search stops at ``max_order`` (default: the number of stages for an explicit tableau, twice
-    that otherwise, the largest orders possible).
-
-    Examples
-    --------
-    >>> from collections import namedtuple
-    >>> T = namedtuple("T", "a b c")
-    >>> h = sp.Rational(1, 2)
-    >>> rk4 = T(((0, 0, 0, 0), (h, 0, 0, 0), (0, h, 0, 0), (0, 0, 1, 0)),
-    ...         (sp.Rational(1, 6), sp.Rational(1, 3), sp.Rational(1, 3), sp.Rational(1, 6)), (0, h, h, 1))
-    >>> tableau_order(rk4)
-    4
-    """
-    A, _ = _tableau_arrays(tableau)
-    s = A.rows
-    explicit = all(A[i, j] == 0 for i in range(s) for j in range(i, s))
-    limit = max_order if max_order is not None else (s if explicit else 2 * s)
-    p = 0
-    while p < limit:
-        residuals = order_conditions(tableau, p + 1)
-        if any(r != 0 for t, r in residuals.items() if tree_order(t) == p + 1):
-            break
-        p += 1
-    return p
-
-
-# -- local error of pseudo linear multistep methods ----------------------------------------------
-# Power series in h are lists of coefficients [c_0, ..., c_n], each a polynomial of a sympy ``ring``
-# (fast exact arithmetic). The computation sets s'(t_n) = 1: scaling s by c leaves the weights alone
-# and scales the error by c, so the general result is s1 * E(s_i -> s_i / s1), restored at the end.
-_H = sp.Symbol("h")
-
-
-def _series_mul(a: list, b: list, n: int) -> list:
-    return [sum((a[i] * b[m - i] for i in range(m + 1)), a[0] * 0) for m in range(n + 1)]
-
-
-def _series_inv(a: list, n: int) -> list:
-    """Inverse of a series whose constant term is a non-zero rational."""
-    head = a[0].LC if a[0] != 0 else 0
-    if a[0] == 0 or not a[0].is_ground:
-        raise ValueError("can only invert a series with a non-zero constant leading term")
-    out = [a[0] * 0 + 1 / head]
-    for m in range(1, n + 1):
-        out.append(-sum((a[i] * out[m - i] for i in range(1, m + 1)), a[0] * 0) / head)
-    return out
-
-
-def _weight_series(weight_rule: Union[str, Sequence[Number]], k: int, n: int, s_der: Sequence[Any]) -> list[list]:
-    """The weights of a pseudo multistep step as power series in ``h``; ``s_der[i]`` is ``s^{(i+1)}(t_n)``."""
-    zero = s_der[0] * 0
-    if isinstance(weight_rule, str) and weight_rule not in ("t-uniform", "s-exact"):
-        raise ValueError(f"weight_rule must be 't-uniform', 's-exact' or a sequence of weights, got {weight_rule!r}")
-    if weight_rule != "s-exact":
-        weights = adams_bashforth(k) if weight_rule == "t-uniform" else [
-            _rational(w, "weight_rule") for w in weight_rule]
-        if len(weights) != k:
-            raise ValueError(f"weight_rule has {len(weights)} weights but k={k}")
-        return [[zero + w] + [zero] * n for w in weights]
-    # tau_j = (s(t_n - j h) - s(t_n)) / (s(t_n + h) - s(t_n)); both differences are h * series
-    inv_step = _series_inv([s_der[i] / math.factorial(i + 1) for i in range(n + 1)], n)
-    taus = [_series_mul([s_der[i] * (-j) ** (i + 1) / math.factorial(i + 1) for i in range(n + 1)], inv_step, n)
-            for j in range(k)]
-    weights = []
-    for j in range(k):
-        poly = [[zero + 1] + [zero] * n]  # series coefficients of ascending powers of tau
-        denominator = [zero + 1] + [zero] * n
-        for i in range(k):
-            if i == j:
-                continue
-            shifted = [[zero] * (n + 1)] + poly  # tau * poly - tau_i * poly
-            scaled = [_series_mul(c, taus[i], n) for c in poly] + [[zero] * (n + 1)]
-            poly = [[x - y for x, y in zip(p_, q_)] for p_, q_ in zip(shifted, scaled)]
-            denominator = _series_mul(denominator, [x - y for x, y in zip(taus[j], taus[i])], n)
-        integral = [sum((c[m] / (d + 1) for d, c in enumerate(poly)), zero) for m in range(n + 1)]
-        weights.append(_series_mul(integral, _series_inv(denominator, n), n))
-    return weights
-
-
-def pseudo_local_error_expansion(
-    weight_rule: Union[str, Sequence[Number]], k: int, order: int | None = None
-) -> list[sp.Expr]:
-    r"""Coefficients ``[c_0, c_1, ..., c_order]`` of the local error ``sum_m c_m h^m`` of one pseudo multistep step.
-
-    The step is ``y_{n+1} = y_n + (s(t_n + h) - s(t_n)) * sum_j w_j eps(t_n - j h)``: the DDIM transfer
-    (exact in ``y = x / sqrt(abar)``, ``s`` = noise-to-signal ratio) fed with a linear-multistep gradient
-    estimate. It is compared with the exact step ``int_{t_n}^{t_n + h} eps(t) s'(t) dt`` of
-    ``dy/ds = eps`` along the trajectory; the error is numerical minus exact, with exact history.
-    The symbols are ``h``, ``s1, s2, ...`` (``s^{(i)}(t_n)``) and ``e0, e1, ...`` (``d^i eps / dt^i``
-    along the trajectory at ``t_n``). ``h`` may be negative (time running towards the data).
-
-    Parameters
-    ----------
-    weight_rule : {"t-uniform", "s-exact"} or sequence of k weights
-        ``"t-uniform"``: the fixed Adams-Bashforth weights (PLMS, uniform in ``t``); ``"s-exact"``: the
-        weights of the interpolant on the actual nodes ``s(t_n - j h)`` over ``[s(t_n), s(t_n + h)]``
-        (:func:`variable_step_weights` with ``variable="s"``); a sequence: those fixed weights.
-    k : int
-        Number of history nodes.
-    order : int, optional
-        Highest power of ``h`` kept (default ``k + 2``).
-
-    Examples
-    --------
-    >>> pseudo_local_error_expansion("t-uniform", 1, order=2)  # DDIM: Euler in s
-    [0, 0, -e1*s1/2]
-    """
-    k = _check_k(k)
-    n = _check_k(order, "order") if order is not None else k + 2
-    s_sym, e_sym = sp.symbols(f"s1:{n + 2}"), sp.symbols(f"e0:{n + 1}")
-    ring, *gens = sp.ring(list(s_sym[1:]) + list(e_sym), sp.QQ)
-    s_der = [ring(1)] + gens[: n]  # s1 = 1, then s2 .. s_{n+1}
-    e_der = gens[n:]
-    weights = _weight_series(weight_rule, k, n, s_der)
-    history = [[e_der[i] * (-j) ** i / math.factorial(i) for i in range(n + 1)] for j in range(k)]
-    products = [_series_mul(w, e, n) for w, e in zip(weights, history)]
-    gradient = [sum((c[m] for c in products), ring(0)) for m in range(n + 1)]
-    step = [ring(0)] + [s_der[i - 1] / math.factorial(i) for i in range(1, n + 1)]  # s(t_n + h) - s(t_n)
-    numerical = _series_mul(step, gradient, n)
-    # exact: int_0^h eps(tau) s'(tau) dtau; the coefficient of h^(m+1) is sum_{i+j=m} e_i s_{j+1} / (i! j! (m+1))
-    exact = [ring(0)] + [
-        sum((e_der[i] * s_der[m - i] / (math.factorial(i) * math.factorial(m - i) * (m + 1)) for i in range(m + 1)),
-            ring(0))
-        for m in range(n)
-    ]
-    s1 = s_sym[0]
-    restore = {s: s / s1 for s in s_sym[1:]}
-    out = []
-    for a, b in zip(numerical, exact):
-        coefficient = (a - b).as_expr()
-        out.append(sp.factor(s1 * coefficient.subs(restore, simultaneous=True)) if coefficient != 0 else sp.Integer(0))
-    return out
-def pseudo_local_error(weight_rule: Union[str, Sequence[Number]], k: int, order: int | None = None) -> sp.Expr:
-    r"""Leading term in ``h`` of the local error of a pseudo multistep step (see :func:`pseudo_local_error_expansion`).
-
-    With weights uniform in ``t`` (PLMS) the DDIM transfer integrates in ``s`` while the gradient
-    estimate assumes a uniform grid; for ``k >= 3`` the leading local error is
-    ``-(1/12) s''(t) eps'(t) h^3``, whatever ``k``, so the global order is 2. (For ``k = 2`` the
-    classical AB2 term ``-(5/12) s' eps'' h^3`` adds to it.) Equivalently, the gradient estimate is off
-    by ``-(1/12) (s''/s') eps' h^2`` (MATH.md's ``(s''/s') eps' h^3 / 12`` is this times ``h``; the
-    error of the ``y`` step is ``s' h`` times it). Weights exact on the ``s`` nodes leave ``O(h^(k+1))``:
-    ``-C_{k+1} (s' h)^{k+1} d^k eps / ds^k + ...``, the classical Adams-Bashforth error in ``s`` with the
-    error constant ``C_{k+1}`` of :attr:`LinearMultistepMethod.error_constant`.
-
-    Returns
-    -------
-    sympy.Expr
-        ``c * h**p`` with the lowest ``p`` whose coefficient is non-zero (0 if none up to ``order``).
-
-    Examples
-    --------
-    >>> pseudo_local_error("t-uniform", 4)
-    -e1*h**3*s2/12
-    >>> pseudo_local_error("t-uniform", 2)
-    -h**3*(e1*s2 + 5*e2*s1)/12
-    >>> pseudo_local_error("s-exact", 2)  # -5/12 s1^3 (d^2 eps / ds^2) h^3, classical AB2 in s
-    -5*h**3*(-e1*s2 + e2*s1)/12
-    >>> sp.degree(pseudo_local_error("s-exact", 3), sp.Symbol("h"))
-    4
-    """
-    for power, coefficient in enumerate(pseudo_local_error_expansion(weight_rule, k, order)):
-        if coefficient != 0:
-            return coefficient * _H**power
-    return sp.Integer(0)
