@@ -27,16 +27,15 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Sequence, Union
 
+from pndmkit._rationals import to_fraction
+
 __all__ = ["ButcherTableau", "EULER", "HEUN", "MIDPOINT", "RALSTON", "RK3", "RK4", "RK38", "TABLEAUS"]
 
 Number = Union[int, Fraction, str]
 
 
 def _frac(v: object, what: str) -> Fraction:
-    try:
-        return Fraction(str(v)) if not isinstance(v, (int, Fraction)) else Fraction(v)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise ValueError(f"{what} must be a rational number, got {v!r}") from exc
+    return to_fraction(v, what)  # the one rule every tableau route shares (pndmkit/_rationals.py)
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,8 @@ class ButcherTableau:
     ----------
     a : sequence of sequences
         Stage matrix, square, strictly lower triangular. Entries are ints, ``Fraction`` or strings
-        like ``"1/2"`` (exact); floats are converted through their shortest repr.
+        like ``"1/2"`` (exact); a float is read as the simplest fraction that rounds to it
+        (``1/3`` typed as ``0.3333333333333333`` is 1/3), see :func:`pndmkit._rationals.to_fraction`.
     b : sequence
         Weights of the final combination; must sum to 1.
     c : sequence
