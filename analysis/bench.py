@@ -85,7 +85,7 @@ def _pndmkit_loop(torch: Any, shape: tuple, steps: int) -> Callable[[], Any]:
 
 
 def _diffusers_loop(torch: Any, shape: tuple, steps: int) -> Callable[[], Any]:
-    from pndmkit.peers import import_diffusers
+    from pndmkit.studies.peers import import_diffusers
 
     scheduler = import_diffusers().PNDMScheduler(skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)
     e = torch.zeros(shape)

@@ -1,6 +1,6 @@
 """Convergence orders of every registered method: end-point error against the exact PF-ODE trajectory.
 
-Uses :mod:`pndmkit.convergence` (the engine of ``pndmkit order``: its default study, 2-D mixture, linear
+Uses :mod:`pndmkit.studies.convergence` (the engine of ``pndmkit order``: its default study, 2-D mixture, linear
 VP, ``t``-uniform grid ending at ``s = 0.1``) when it is importable; otherwise a small local loop with the
 same output: on the built-in 1-D mixture ``gmm1d`` with the continuous linear VP schedule and a
 ``t``-uniform grid, ``n`` draws of ``N(0, 1)`` at ``t = 1`` are integrated to ``t = 1e-3``; the error is the
@@ -79,9 +79,9 @@ def local_study(quick: bool, log: Log) -> dict[str, Any]:
 
 
 def library_study(quick: bool, log: Log) -> dict[str, Any] | None:
-    """The study through :mod:`pndmkit.convergence` (``pndmkit order``'s engine), or None if it is absent."""
+    """The study through :mod:`pndmkit.studies.convergence` (``pndmkit order``'s engine), or None if it is absent."""
     try:
-        from pndmkit.convergence import DEFAULT_STEPS, make_study, run_study
+        from pndmkit.studies.convergence import DEFAULT_STEPS, make_study, run_study
     except ImportError:
         return None
     study = make_study("gmm2d", "linear-vp", batch=4 if quick else 8)
@@ -91,7 +91,7 @@ def library_study(quick: bool, log: Log) -> dict[str, Any] | None:
         order = res.measured_order
         log(f"    {name:9s} declared {res.declared_order}  measured {order if order is None else round(order, 2)}")
     return {"problem": study.problem_name, "schedule": study.schedule_name, "grid": study.grid,
-            "t_start": study.t_start, "t_end": study.t_end, "source": "pndmkit.convergence",
+            "t_start": study.t_start, "t_end": study.t_end, "source": "pndmkit.studies.convergence",
             "methods": {name: res.to_dict() for name, res in results.items()}}
 
 

@@ -18,15 +18,15 @@ PEERS = list(PEER_COLOURS)
 
 
 def source(cfg: Config) -> Path:
-    """compare.json from the results folder (or analysis/results), else computed with :func:`pndmkit.compare.compare`."""
+    """compare.json from the results folder (or analysis/results), else computed with :func:`pndmkit.studies.compare.compare`."""
     for path in (cfg.results / SOURCE, DEFAULT_RESULTS / SOURCE):
         if path.is_file() and not cfg.recompute:
             cfg.log(f"  reading {path}")
             return path
-    from pndmkit.compare import CompareConfig, compare
+    from pndmkit.studies.compare import CompareConfig, compare
 
     path = cfg.results / SOURCE
-    cfg.log(f"  computing {path} with pndmkit.compare ({'quick' if cfg.quick else 'default'} configuration)")
+    cfg.log(f"  computing {path} with pndmkit.studies.compare ({'quick' if cfg.quick else 'default'} configuration)")
     return write_json(path, compare(CompareConfig.quick() if cfg.quick else CompareConfig(), log=cfg.log))
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import pndmkit
 from pndmkit.cli import main
-from pndmkit.convergence import fit_order, make_study, run_study, sweep
+from pndmkit.studies.convergence import fit_order, make_study, run_study, sweep
 
 # Registry test: gmm2d, cosine VP, t-uniform grid from t = 0.9 (s = 6.4) to s = 0.1. Starting mid-trajectory
 # keeps the ramp/warm-up steps where eps is curved in s, so a low-order start (iPNDM-v's AB1) shows its

@@ -26,7 +26,7 @@ diffusers = pytest.importorskip("diffusers")
 import pndmkit  # noqa: E402
 from pndmkit import DiscreteVP  # noqa: E402
 from pndmkit.integrator import State  # noqa: E402
-from pndmkit.peers import make_scheduler, peer_sample, run_scheduler  # noqa: E402
+from pndmkit.studies.peers import make_scheduler, peer_sample, run_scheduler  # noqa: E402
 from pndmkit.schedules import CosineVP  # noqa: E402
 from pndmkit.transfers import DDIMTransfer  # noqa: E402
 
@@ -317,7 +317,7 @@ def test_peer_sample_keeps_the_array_type(matched, x_T, peer):
 
 # --- packaging and the head-to-head command -------------------------------------------------------------
 def test_core_does_not_import_diffusers():
-    code = ("import sys, pndmkit, pndmkit.peers, pndmkit.compare; "
+    code = ("import sys, pndmkit, pndmkit.studies.peers, pndmkit.studies.compare, pndmkit.studies.reports; "
             "print(any(m.startswith(('diffusers', 'torch')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

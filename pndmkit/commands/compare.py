@@ -9,79 +9,12 @@ JSON object whose ``by_nfe`` maps each NFE to the best pndmkit method, the best 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
-from pndmkit.compare import NFES, SCHEDULES, CompareConfig, compare, with_options
-
-BEST_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", "steps", "nfe", "error", "sw",
-               "nll", "s_start", "s_end")
-RUN_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", "steps", "nfe", "error", "s_start",
-              "s_end", "seconds")
-
-
-def _write_csv(path: Path, fields: tuple, rows: list[dict]) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def write_results(result: dict, out: Path) -> list[Path]:
-    """Write the JSON and the two CSV files; return their paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "compare.json", out / "compare.csv", out / "compare_runs.csv", out / "compare.md"]
-    slim = {**result, "cases": [{k: v for k, v in c.items() if k != "runs"} for c in result["cases"]]}
-    paths[0].write_text(json.dumps(slim, indent=1) + "\n")  # every run is in compare_runs.csv
-    tag = [{"problem": c["problem"], "schedule": c["schedule"]} for c in result["cases"]]
-    _write_csv(paths[1], BEST_FIELDS, [{**t, **r} for t, c in zip(tag, result["cases"]) for r in c["best"]])
-    _write_csv(paths[2], RUN_FIELDS, [{**t, **r} for t, c in zip(tag, result["cases"]) for r in c["runs"]])
-    paths[3].write_text(markdown(result) + "\n")
-    return paths
-
-
-def summary(result: dict, key: str = "by_nfe") -> str:
-    """The by-NFE table as text."""
-    lines = [f"{'NFE':>4}  {'best pndmkit':<28} {'error':>9}  {'best peer':<28} {'error':>9}  {'ratio':>6}"]
-    for nfe, row in result[key].items():
-        p, q = row["best_pndmkit"], row["best_peer"]
-        lines.append(f"{nfe:>4}  {p['method'] + ' (' + str(p['nfe']) + ')':<28} {p['error']:9.2e}  "
-                     f"{q['method'] + ' (' + str(q['nfe']) + ')':<28} {q['error']:9.2e}  {row['ratio']:6.3f}")
-    return "\n".join(lines)
-
-
-def markdown(result: dict) -> str:
-    """Summary tables for the README: by NFE (all grids, shared grids) and the best per case."""
-    out = ["# pndmkit compare", "",
-           "Error: RMS of y = x / sqrt(abar) at the end against the exact trajectory; geometric mean over the "
-           "cases " + ", ".join(f"{c['problem']}/{c['schedule']} (n={c['n']})" for c in result["cases"]) + ".", ""]
-    for key, title in (("by_nfe", "Every pndmkit grid; peers with their own options"),
-                       ("by_nfe_shared_grids",
-                        "pndmkit restricted to grid families diffusers offers (spacings, Karras, log-SNR)"),
-                       ("by_nfe_peers_on_pndmkit_grids", "Peers may also take pndmkit's quadratic grid "
-                                                         "(IPNDM via trained_betas, DPM-Solver++ via timesteps=)")):
-        out += [f"## {title}", "", "| NFE | best pndmkit (NFE) | error | best peer (NFE) | error | ratio |",
-                "|---:|---|---:|---|---:|---:|"]
-        for nfe, row in result.get(key, {}).items():
-            p, q = row["best_pndmkit"], row["best_peer"]
-            out.append(f"| {nfe} | {p['method']} ({p['nfe']}) | {p['error']:.2e} | {q['method']} ({q['nfe']}) "
-                       f"| {q['error']:.2e} | {row['ratio']:.2f} |")
-        out.append("")
-    for case in result["cases"]:
-        out += [f"## {case['problem']} / {case['schedule']} (n = {case['n']}, SW floor {case['sw_floor']:.4f})", "",
-                "| NFE | side | method | grid option | steps | NFE used | error | SW | s_end |",
-                "|---:|---|---|---|---:|---:|---:|---:|---:|"]
-        for target in result["config"]["nfes"]:
-            rows = [r for r in case["best"] if r["nfe_target"] == target]
-            for side in ("pndmkit", "peer"):
-                for r in sorted((r for r in rows if r["side"] == side), key=lambda r: r["error"])[:3]:
-                    out.append(f"| {target} | {side} | {r['method']} | {r['option']} | {r['steps']} | {r['nfe']} "
-                               f"| {r['error']:.2e} | {r['sw']:.4f} | {r['s_end']:.3g} |")
-        out.append("")
-    return "\n".join(out)
-
+from pndmkit.studies.compare import NFES, SCHEDULES, CompareConfig, compare, with_options
+from pndmkit.studies.reports import compare_summary, write_compare_results
 
 def run(args: argparse.Namespace) -> int:
     cfg = CompareConfig.quick() if args.quick else CompareConfig()
@@ -96,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     result = compare(cfg, log=log)
     write = not args.no_write and (args.out is not None or not args.quick)
     if write:
-        for path in write_results(result, Path(args.out or "analysis/results")):
+        for path in write_compare_results(result, Path(args.out or "analysis/results")):
             log(f"wrote {path}")
     if args.json:
         print(json.dumps({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
@@ -104,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
                           "config": result["config"],
                           "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
-        print(summary(result))
+        print(compare_summary(result))
     return 0
 
 

@@ -15,7 +15,7 @@ the coordinates:
 The model sees the VP sample and is told, for every call, the timestep the scheduler passes *and* the
 noise level the scheduler assumes for that call (its own float32 ``alphas_cumprod`` or ``sigmas`` entry,
 read as float64). :func:`peer_sample` turns that into a pndmkit model call ``model(x, t)`` in the
-schedule's time units; the head-to-head (:mod:`pndmkit.compare`) evaluates the exact eps at the
+schedule's time units; the head-to-head (:mod:`pndmkit.studies.compare`) evaluates the exact eps at the
 scheduler's own level, so a peer is never penalised for interpolating its timesteps.
 
 Conventions found in diffusers 0.42 (each one pinned by ``tests/test_peers.py``):

@@ -1,7 +1,7 @@
 r"""Head-to-head: pndmkit's methods against diffusers' schedulers at equal NFE, on exact ground truth.
 
 For each *case* (a built-in Gaussian-mixture problem and a schedule) every solver -- each pndmkit method
-and each peer of :data:`pndmkit.peers.PEERS` -- runs at every target NFE with the largest step count whose
+and each peer of :data:`pndmkit.studies.peers.PEERS` -- runs at every target NFE with the largest step count whose
 model calls do not exceed it, once per grid option; the best option per (solver, NFE) is kept and
 reported. Comparison is always at equal NFE, never at equal steps.
 
@@ -249,7 +249,7 @@ def _option_label(opts: dict) -> str:
 
 
 def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> list[_Run]:
-    from pndmkit.peers import PEERS, _call_levels, make_scheduler, run_scheduler
+    from pndmkit.studies.peers import PEERS, _call_levels, make_scheduler, run_scheduler
 
     from pndmkit.problems.gaussian_mixture import levels_from_s
 
@@ -364,7 +364,7 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
     every case). ``key="best_shared_grids"`` restricts pndmkit to the grids diffusers also offers;
     ``builtin_only`` leaves out peers run on a grid of pndmkit (IPNDM through ``trained_betas``).
     """
-    from pndmkit.peers import PEERS
+    from pndmkit.studies.peers import PEERS
 
     custom = {name for name, spec in PEERS.items() if not spec.builtin} if builtin_only else set()
     out = {}
@@ -413,7 +413,7 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
     if cfg.peers is None or cfg.peers:
         import torch
 
-        from pndmkit.peers import import_diffusers
+        from pndmkit.studies.peers import import_diffusers
 
         import_diffusers()
         torch_threads = torch.get_num_threads()

@@ -1,0 +1,162 @@
+"""Report writers of the studies: text tables, JSON objects, CSV/Markdown files and plots.
+
+The commands (``pndmkit order``, ``pndmkit compare``), ``analysis/`` and ``paper_figures/`` format results
+with these functions; the studies themselves (:mod:`pndmkit.studies.convergence`,
+:mod:`pndmkit.studies.compare`) compute and return plain data.
+
+* :func:`order_table`, :func:`order_json`, :func:`order_plot` -- a convergence study.
+* :func:`write_compare_results`, :func:`compare_summary`, :func:`compare_markdown` -- a head-to-head.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from pndmkit.studies.convergence import MethodResult, Study
+
+__all__ = ["order_table", "order_json", "order_plot", "write_compare_results", "compare_summary",
+           "compare_markdown", "BEST_FIELDS", "RUN_FIELDS"]
+
+
+def _fmt(v: Any, spec: str = ".2f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def order_table(study: Study, results: dict[str, MethodResult], steps: Sequence[int]) -> str:
+    """The plain-text report: fixed-step methods in one table, adaptive ones below it."""
+    head = (f"problem {study.problem_name} (d={study.problem.dim}), schedule {study.schedule_name}, "
+            f"grid {study.grid}, t {study.t_start:g} -> {study.t_end:.4g}, batch {len(study.x_T)}, "
+            f"error = RMS of x_N - x_ref (reference error {study.reference_error:.1e})")
+    cols = ["method", "declared", "measured", "fit N"] + [f"err@{n}" for n in steps] + ["NFE"]
+    rows = []
+    for r in results.values():
+        if r.adaptive:
+            continue
+        fit = f"{r.fit_range[0]}-{r.fit_range[1]}" if r.fit_range else "-"
+        nfe = f"{r.nfe[0]}..{r.nfe[-1]}"
+        rows.append([r.name, _fmt(r.declared_order, "d"), _fmt(r.measured_order), fit]
+                    + [f"{e:.2e}" for e in r.errors] + [nfe])
+    width = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    lines = [head, "", "  ".join(c.ljust(w) for c, w in zip(cols, width))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, width)) for row in rows]
+    notes = [f"  {r.name}: {r.note}" for r in results.values() if r.note]
+    adaptive = [r for r in results.values() if r.adaptive]
+    for r in adaptive:
+        lines += ["", f"{r.name} (adaptive; error per NFE, slope {_fmt(r.nfe_slope)}):"]
+        tols = r.tolerances or [None] * len(r.nfe)
+        lines += [f"  tol {_fmt(t, '.0e')}: NFE {k}, error {e:.2e}" for t, k, e in zip(tols, r.nfe, r.errors)]
+    if notes:
+        lines += ["", "notes:"] + notes
+    return "\n".join(lines)
+
+
+def order_json(study: Study, results: dict[str, MethodResult]) -> dict[str, Any]:
+    """One JSON-ready object; ``methods`` maps each name to its :meth:`MethodResult.to_dict`."""
+    return {
+        "problem": study.problem_name, "dim": study.problem.dim, "schedule": study.schedule_name,
+        "grid": study.grid, "t_start": study.t_start, "t_end": study.t_end, "batch": len(study.x_T),
+        "error": "RMS over batch and dimensions of the end point minus the exact PF-ODE end point",
+        "reference_error": study.reference_error,
+        "methods": {name: r.to_dict() for name, r in results.items()},
+    }
+
+
+def order_plot(study: Study, results: dict[str, MethodResult], path: str) -> None:
+    """Log-log plot of error against NFE, with reference slopes NFE^-1, ^-2, ^-4."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    colors = plt.get_cmap("tab20").colors
+    for i, r in enumerate(results.values()):
+        # dashed: the s-consistent variants; dotted: adaptive
+        style = "--" if r.name.endswith("-s") or r.name in ("ipndm-v",) else ":" if r.adaptive else "-"
+        label = f"{r.name} ({_fmt(r.measured_order)})" if r.measured_order is not None else r.name
+        ax.loglog(r.nfe, r.errors, style, color=colors[i % len(colors)], marker="os^vD"[i % 5], ms=3, label=label)
+    nfe = np.array([min(min(r.nfe) for r in results.values()), max(max(r.nfe) for r in results.values())], float)
+    top = max(max(r.errors) for r in results.values())
+    for p in (1, 2, 4):
+        ax.loglog(nfe, top * (nfe / nfe[0]) ** -p, color="0.7", lw=0.8)
+        ax.annotate(f"NFE$^{{-{p}}}$", (nfe[1], top * (nfe[1] / nfe[0]) ** -p), color="0.5", fontsize=8)
+    ax.set_xlabel("NFE")
+    ax.set_ylabel("RMS error vs exact PF-ODE end point")
+    ax.set_title(f"{study.problem_name}, {study.schedule_name}, {study.grid} grid, t_end={study.t_end:.3g}")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, which="major", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+
+BEST_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", "steps", "nfe", "error", "sw",
+               "nll", "s_start", "s_end")
+RUN_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", "steps", "nfe", "error", "s_start",
+              "s_end", "seconds")
+
+
+def _write_csv(path: Path, fields: tuple, rows: list[dict]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_compare_results(result: dict, out: Path) -> list[Path]:
+    """Write ``compare.json``, ``compare.csv``, ``compare_runs.csv`` and ``compare.md`` under ``out``; return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "compare.json", out / "compare.csv", out / "compare_runs.csv", out / "compare.md"]
+    slim = {**result, "cases": [{k: v for k, v in c.items() if k != "runs"} for c in result["cases"]]}
+    paths[0].write_text(json.dumps(slim, indent=1) + "\n")  # every run is in compare_runs.csv
+    tag = [{"problem": c["problem"], "schedule": c["schedule"]} for c in result["cases"]]
+    _write_csv(paths[1], BEST_FIELDS, [{**t, **r} for t, c in zip(tag, result["cases"]) for r in c["best"]])
+    _write_csv(paths[2], RUN_FIELDS, [{**t, **r} for t, c in zip(tag, result["cases"]) for r in c["runs"]])
+    paths[3].write_text(compare_markdown(result) + "\n")
+    return paths
+
+
+def compare_summary(result: dict, key: str = "by_nfe") -> str:
+    """The by-NFE table as text."""
+    lines = [f"{'NFE':>4}  {'best pndmkit':<28} {'error':>9}  {'best peer':<28} {'error':>9}  {'ratio':>6}"]
+    for nfe, row in result[key].items():
+        p, q = row["best_pndmkit"], row["best_peer"]
+        lines.append(f"{nfe:>4}  {p['method'] + ' (' + str(p['nfe']) + ')':<28} {p['error']:9.2e}  "
+                     f"{q['method'] + ' (' + str(q['nfe']) + ')':<28} {q['error']:9.2e}  {row['ratio']:6.3f}")
+    return "\n".join(lines)
+
+
+def compare_markdown(result: dict) -> str:
+    """Summary tables for the README: by NFE (all grids, shared grids) and the best per case."""
+    out = ["# pndmkit compare", "",
+           "Error: RMS of y = x / sqrt(abar) at the end against the exact trajectory; geometric mean over the "
+           "cases " + ", ".join(f"{c['problem']}/{c['schedule']} (n={c['n']})" for c in result["cases"]) + ".", ""]
+    for key, title in (("by_nfe", "Every pndmkit grid; peers with their own options"),
+                       ("by_nfe_shared_grids",
+                        "pndmkit restricted to grid families diffusers offers (spacings, Karras, log-SNR)"),
+                       ("by_nfe_peers_on_pndmkit_grids", "Peers may also take pndmkit's quadratic grid "
+                                                         "(IPNDM via trained_betas, DPM-Solver++ via timesteps=)")):
+        out += [f"## {title}", "", "| NFE | best pndmkit (NFE) | error | best peer (NFE) | error | ratio |",
+                "|---:|---|---:|---|---:|---:|"]
+        for nfe, row in result.get(key, {}).items():
+            p, q = row["best_pndmkit"], row["best_peer"]
+            out.append(f"| {nfe} | {p['method']} ({p['nfe']}) | {p['error']:.2e} | {q['method']} ({q['nfe']}) "
+                       f"| {q['error']:.2e} | {row['ratio']:.2f} |")
+        out.append("")
+    for case in result["cases"]:
+        out += [f"## {case['problem']} / {case['schedule']} (n = {case['n']}, SW floor {case['sw_floor']:.4f})", "",
+                "| NFE | side | method | grid option | steps | NFE used | error | SW | s_end |",
+                "|---:|---|---|---|---:|---:|---:|---:|---:|"]
+        for target in result["config"]["nfes"]:
+            rows = [r for r in case["best"] if r["nfe_target"] == target]
+            for side in ("pndmkit", "peer"):
+                for r in sorted((r for r in rows if r["side"] == side), key=lambda r: r["error"])[:3]:
+                    out.append(f"| {target} | {side} | {r['method']} | {r['option']} | {r['steps']} | {r['nfe']} "
+                               f"| {r['error']:.2e} | {r['sw']:.4f} | {r['s_end']:.3g} |")
+        out.append("")
+    return "\n".join(out)
