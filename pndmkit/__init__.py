@@ -8,19 +8,21 @@ estimate) + a transfer map (the DDIM-derived ``phi`` of eq. 9, or the classical 
 ['ddim', 'euler', 'f-pndm', 'f-pndm-s']
 """
 
-from pndmkit.estimators import GradientEstimator, LinearMultistep, RungeKutta, Single
+from pndmkit.estimators import AdamsPC, GradientEstimator, LinearMultistep, RungeKutta, Single, Step, Warmup
 from pndmkit.grids import make_grid
-from pndmkit.integrator import Integrator, Solution, State
-from pndmkit.methods import METHODS, MethodSpec, get_method
-from pndmkit.models import as_eps
+from pndmkit.integrator import Integrator, Solution
+from pndmkit.methods import METHODS, MethodSpec, get_method, register_method, unregister_method
+from pndmkit.models import as_eps, to_eps
+from pndmkit.run import Run
 from pndmkit.sampling import CONVENTIONS, sample
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
-from pndmkit.transfers import DDIMTransfer, LinearTransfer, Transfer
+from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer, Transfer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "METHODS", "MethodSpec", "get_method", "sample", "CONVENTIONS", "Integrator", "Solution", "State",
-    "GradientEstimator", "Single", "RungeKutta", "LinearMultistep", "Transfer", "DDIMTransfer", "LinearTransfer",
-    "NoiseSchedule", "LinearVP", "CosineVP", "DiscreteVP", "make_grid", "as_eps",
+    "METHODS", "MethodSpec", "get_method", "register_method", "unregister_method", "sample", "CONVENTIONS",
+    "Integrator", "Run", "Solution", "GradientEstimator", "Step", "Single", "RungeKutta", "LinearMultistep",
+    "AdamsPC", "Warmup", "Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer",
+    "NoiseSchedule", "LinearVP", "CosineVP", "DiscreteVP", "make_grid", "as_eps", "to_eps",
 ]

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["is_torch", "check_array", "match_dtype", "all_finite", "dtype_name", "lincomb"]
+__all__ = ["is_torch", "check_array", "match_dtype", "all_finite", "dtype_name", "lincomb", "LinComb"]
 
 
 def is_torch(x: Any) -> bool:
@@ -29,12 +29,26 @@ def _is_floating(x: Any) -> bool:
     return isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)
 
 
-def check_array(x: Any, name: str) -> None:
-    """Raise ``TypeError`` unless ``x`` is a floating numpy array or torch tensor."""
+def check_array(x: Any, name: str, *, finite: bool = False) -> None:
+    """Raise ``TypeError`` unless ``x`` is a floating numpy array or torch tensor.
+
+    With ``finite=True`` also raise ``ValueError`` if an entry is NaN or infinite, naming ``name``, the count
+    and the first such index (one device synchronisation for a torch tensor on a GPU: check once, up front).
+
+    >>> check_array(np.array([0.0, np.inf]), "x_T", finite=True)
+    Traceback (most recent call last):
+        ...
+    ValueError: x_T must be finite; 1 of 2 entries are NaN or infinite (the first at index (1,), inf)
+    """
     if not (isinstance(x, np.ndarray) or is_torch(x)):
         raise TypeError(f"{name} must be a numpy.ndarray or a torch.Tensor, got {type(x).__name__}")
     if not _is_floating(x):
         raise TypeError(f"{name} must have a floating dtype, got {dtype_name(x)}")
+    if finite and not all_finite(x):
+        bad = ~(x.isfinite() if is_torch(x) else np.isfinite(x))
+        where = tuple(int(i) for i in (bad.nonzero()[0] if is_torch(x) else np.argwhere(bad)[0]))
+        raise ValueError(f"{name} must be finite; {int(bad.sum())} of {bad.numel() if is_torch(x) else bad.size} "
+                         f"entries are NaN or infinite (the first at index {where}, {float(x[where])})")
 
 
 def match_dtype(e: Any, like: Any) -> Any:
@@ -51,24 +65,63 @@ def all_finite(x: Any) -> bool:
     return bool(np.isfinite(x).all())
 
 
+class LinComb:
+    """A lazy linear combination ``sum_k weights[k] * arrays[k]`` (Python-float weights).
+
+    Estimators return their gradient in this form so that the transfer can fuse it with its own
+    ``a * x + b * e`` into one :func:`lincomb`: one fresh array and one pass per term for the whole step,
+    instead of one array for ``e`` and another for ``x_next``. :meth:`evaluate` gives the array.
+    """
+
+    __slots__ = ("weights", "arrays")
+
+    def __init__(self, weights: Sequence[float], arrays: Sequence[Any]) -> None:
+        if len(weights) != len(arrays):
+            raise ValueError(f"LinComb needs one weight per array, got {len(weights)} weights and {len(arrays)} arrays")
+        self.weights = tuple(float(w) for w in weights)
+        self.arrays = tuple(arrays)
+
+    def evaluate(self) -> Any:
+        """The combination as an array (a fresh one; the inputs are never modified)."""
+        return lincomb(self.weights, self.arrays)
+
+    def scaled_terms(self, scale: float) -> list[tuple[float, Any]]:
+        """The terms ``(scale * w_k, a_k)``, nested combinations flattened."""
+        out: list[tuple[float, Any]] = []
+        for w, a in zip(self.weights, self.arrays):
+            if isinstance(a, LinComb):
+                out.extend(a.scaled_terms(scale * w))
+            else:
+                out.append((scale * w, a))
+        return out
+
+
 def lincomb(weights: Sequence[float], arrays: Sequence[Any]) -> Any:
     """``sum_k weights[k] * arrays[k]`` with Python-float weights, skipping zero weights.
 
-    One fresh result array is accumulated in place (``add_(a, alpha=w)`` for torch: one kernel per term),
-    so a step allocates one array per combination whatever the number of terms. Inputs are never modified.
+    Entries of ``arrays`` may themselves be :class:`LinComb`; they are expanded into the same sum. One
+    fresh result array is accumulated in place (``add_(a, alpha=w)`` for torch, one kernel and one pass per
+    term; ``numpy.multiply``/``add`` into one scratch array for numpy), so a step allocates one array per
+    combination whatever the number of terms. Inputs are never modified. At least one array is needed
+    (its type, dtype and device give the result's).
 
     >>> lincomb([0.5, 0.0, 2.0], [np.ones(2), np.full(2, np.nan), np.arange(2.0)]).tolist()
     [0.5, 2.5]
+    >>> lincomb([1.0, 2.0], [np.ones(2), LinComb([0.5, 0.5], [np.ones(2), np.zeros(2)])]).tolist()
+    [2.0, 2.0]
     """
-    terms = [(w, a) for w, a in zip(weights, arrays) if w != 0.0]
-    if not terms:
-        return 0.0 * arrays[0]
-    w0, a0 = terms[0]
+    terms = LinComb(weights, arrays).scaled_terms(1.0)
+    nonzero = [(w, a) for w, a in terms if w != 0.0]
+    if not nonzero:
+        return 0.0 * terms[0][1]
+    w0, a0 = nonzero[0]
     out = a0 * w0
     if is_torch(out):
-        for w, a in terms[1:]:
+        for w, a in nonzero[1:]:
             out.add_(a, alpha=w)
-    else:
-        for w, a in terms[1:]:
-            out += w * a
+    elif len(nonzero) > 1:
+        scratch = np.empty_like(out)
+        for w, a in nonzero[1:]:
+            np.multiply(a, w, out=scratch)
+            out += scratch
     return out

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from scipy.integrate import solve_ivp
 
 from pndmkit._backend import is_torch
-from pndmkit.integrator import Callback, Model, Solution, State, _checked
+from pndmkit.integrator import Callback, Model, Solution, _checked
 from pndmkit.schedules import NoiseSchedule
 
 __all__ = ["AdaptiveIntegrator"]
@@ -64,8 +64,13 @@ class AdaptiveIntegrator:
     variable: str = "auto"
     name: str = "pf"
 
+    @property
+    def kind(self) -> str:
+        """``"adaptive"``: the method chooses its own steps."""
+        return "adaptive"
+
     def solve(self, model: Model, x: Any, grid: Sequence[float] | NDArray[np.float64], *,
-              callback: Callback | None = None, check_finite: bool = False, state: State | None = None) -> Solution:
+              callback: Callback | None = None, check_finite: bool = False, state: None = None) -> Solution:
         """Integrate from ``grid[0]`` to ``grid[-1]``; intermediate grid entries are ignored."""
         if state is not None:
             raise ValueError("an adaptive integrator cannot resume from a multistep state")

@@ -1,66 +1,141 @@
-r"""Gradient estimators: the gradient part of a pseudo numerical step (PNDM sec. 3.3).
+r"""Gradient estimators: the gradient part of a pseudo numerical step (PNDM, Liu et al. 2022, sec. 3.3).
 
-An estimator turns evaluations of ``g(x, t)`` (one model evaluation each, converted by the transfer
-into the gradient it consumes) into one gradient ``e'`` for the step ``t -> t_next``; the integrator then
-applies the transfer, ``x_next = phi(x, e', t, t_next)``. Estimators see only ``g``, the transfer (as
-``phi`` and its coordinate) and the multistep history; never a model, a schedule or an array library.
+The stepping protocol
+---------------------
+An estimator is immutable configuration. Everything that changes during a run is its **state**, an opaque
+immutable value created by :meth:`GradientEstimator.init` and returned by every step (the pattern of
+diffrax's solvers). A step ``t -> t_next`` is a *generator*:
 
-Estimators are immutable. The multistep history -- ``((t_k, e_k), ...)``, newest first, holding only the
-gradient at the *start* of each past step -- is passed in and the new entry returned, never stored.
+.. code-block:: python
 
-* :class:`Single`: ``e' = g(x, t)`` (DDIM with the DDIM transfer, Euler with the linear one).
-* :class:`RungeKutta`: explicit Runge-Kutta from a :class:`~pndmkit.tableaus.ButcherTableau`. Stage ``i`` is
-  reached through the transfer, ``x_i = phi(x, sum_j (a_ij / c_i) g_j, t, t_i)`` (eq. 12 for RK4); with the
-  linear transfer this is classical RK. Stage times are at fractions ``c_i`` of the step in ``t``
-  (``stage_variable="t"``, the paper's PRK) or in the transfer's own coordinate (``"native"``: ``s`` for
-  DDIM, the s-consistent ``prk-s``).
-* :class:`LinearMultistep`: Adams-Bashforth ``e' = sum_k w_k e_k`` (eq. 13 for order 4) with weights that
-  are fixed (uniform-step AB-k, as PLMS) or exact on the actual nodes in the transfer's coordinate
-  (variable-step AB), a warm-up estimator for the first steps, and an optional ramp of orders.
+    def step(self, x, t, t_next, phi, state):
+        e = yield x, t                      # ask for one model evaluation; receive the transfer's gradient
+        ...                                 # any number of further evaluations, anywhere
+        return Step(state=new_state, e=e)   # a gradient for the transfer: x_next = phi(x, e, t, t_next)
+        # or   Step(state=new_state, x=x_next)   (a corrector that returns the next state directly)
+
+Each ``yield (x_i, t_i)`` is one model evaluation; what comes back is already converted to the gradient the
+transfer consumes (``eps`` for :class:`~pndmkit.transfers.DDIMTransfer`, ``x0`` for
+:class:`~pndmkit.transfers.DataTransfer`, ``dx/dt`` for :class:`~pndmkit.transfers.LinearTransfer`), so
+an estimator never sees a model, a schedule or an array library: only ``phi`` (the transfer, with its
+coordinate) and arrays it combines linearly. A gradient may be returned as a lazy
+:class:`~pndmkit._backend.LinComb`, which the transfer fuses with its own ``a x + b e`` into one pass.
+
+The integrator (:class:`pndmkit.integrator.Integrator`) turns this into an ask/tell run; the number of
+evaluations (NFE) is whatever the generator asks for, never declared. ``docs/protocol.md`` has a worked
+example of a new corrector.
+
+Estimators here
+---------------
+* :class:`Single` ``e' = g(x, t)``: DDIM with the DDIM transfer, Euler with the linear one.
+* :class:`RungeKutta` explicit (pseudo) Runge-Kutta from a Butcher tableau; stage ``i`` is reached through
+  the transfer, ``x_i = phi(x, sum_j (a_ij / c_i) g_j, t, t_i)`` (PNDM eq. 12 for RK4).
+* :class:`LinearMultistep` Adams-Bashforth on the gradients at the start of past steps (PNDM eq. 13).
+* :class:`AdamsPC` Adams-Bashforth predictor + Adams-Moulton corrector through the transfer, PECE or PEC.
+* :class:`Warmup` ``first`` for a number of steps, then ``then``, which inherits what ``first`` evaluated.
+
+Where stages sit and in which variable multistep weights are exact is one option, ``variable``
+(:mod:`pndmkit.variables`): ``"t"``, ``"native"`` (the transfer's coordinate), ``"lambda"`` or a function.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Any, Generator, Optional, Tuple
 
-from pndmkit._backend import lincomb
+from pndmkit._backend import LinComb
 from pndmkit.tableaus import ButcherTableau
-from pndmkit.transfers import Transfer
+from pndmkit.variables import Variable, check_variable, exact_weights, is_finite_step, is_native, time_at
+from pndmkit.variables import coordinate as _coordinate
 
-__all__ = ["History", "Evaluate", "GradientEstimator", "Single", "RungeKutta", "LinearMultistep"]
+__all__ = ["Step", "StepGenerator", "GradientEstimator", "Single", "RungeKutta", "LinearMultistep", "AdamsPC",
+           "Warmup", "History"]
 
-#: past gradients ``((t_k, e_k), ...)``, newest first
-History = tuple
-#: one model evaluation returning the transfer's gradient at ``(x, t)``
-Evaluate = Callable[[Any, float], Any]
+#: past gradients ``((t_k, e_k), ...)``, newest first (the state of the multistep estimators)
+History = Tuple[Tuple[float, Any], ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a step returns: the estimator's new state and either a gradient ``e`` or the next sample ``x``.
+
+    Attributes
+    ----------
+    state : object
+        The estimator's state after the step (immutable).
+    e : array or LinComb, optional
+        Gradient for the transfer: the integrator computes ``x_next = phi(x, e, t, t_next)``.
+    x : array, optional
+        The next sample itself (correctors); exactly one of ``e`` and ``x`` is given.
+    """
+
+    state: Any
+    e: Any = None
+    x: Any = None
+
+    def __post_init__(self) -> None:
+        if (self.e is None) == (self.x is None):
+            raise ValueError("a Step returns exactly one of e (a gradient for the transfer) and x (the next "
+                             f"sample); got e={'set' if self.e is not None else None}, "
+                             f"x={'set' if self.x is not None else None}")
+
+
+#: a step: yields evaluation points ``(x, t)``, receives gradients, returns a :class:`Step`
+StepGenerator = Generator[Tuple[Any, float], Any, Step]
 
 
 class GradientEstimator(ABC):
-    """Base class: estimate the gradient of one step from model evaluations and the history."""
+    """Base class of gradient estimators (see the module docstring for the protocol).
 
-    #: number of model evaluations of a step once the estimator runs at full order
-    evaluations: int = 1
-    #: number of past gradients the estimator reads (the integrator keeps no more)
-    history_length: int = 0
+    Implementers provide :meth:`step` (a generator) and :meth:`order`; estimators with state override
+    :meth:`init` and :meth:`observe`. Estimators must be immutable and hashable by identity.
+    """
+
+    def init(self, x: Any, t: float, phi: Any) -> Any:
+        """The state at the start of a run at ``(x, t)``. Default: ``None`` (stateless)."""
+        return None
+
+    def observe(self, state: Any, t: float, e: Any) -> Any:
+        """Record the gradient ``e`` evaluated at the start ``(x_n, t)`` of a step another estimator took
+        (a :class:`Warmup` feeds its ``then`` this way). Default: the state unchanged."""
+        return state
 
     @abstractmethod
-    def estimate(self, x: Any, t: float, t_next: float, g: Evaluate, phi: Transfer,
-                 history: History) -> tuple[Any, Any]:
-        """Return ``(e', e_start)``: the step's gradient and the gradient at ``(x, t)`` for the history."""
+    def step(self, x: Any, t: float, t_next: float, phi: Any, state: Any) -> StepGenerator:
+        """The generator of one step ``t -> t_next`` from ``x`` (module docstring)."""
 
-    def evaluations_at(self, index: int) -> int:
-        """Model evaluations of step number ``index`` (0-based), starting from an empty history."""
-        return self.evaluations
+    @abstractmethod
+    def order(self, phi: Any) -> int:
+        """Global order of convergence with the transfer ``phi`` on a ``t``-uniform grid.
+
+        Pseudo stages or weights that are not exact in the transfer's coordinate leave a local error
+        ``O(h^3)`` (``docs/theory.md``, "Why t-uniform pseudo methods are second order"), so they cap the
+        order at 2.
+        """
+
+
+def _capped(order: int, variable: Variable, phi: Any, *, consistent: bool) -> int:
+    """``order``, or ``min(order, 2)`` when the gradient part is not consistent with ``phi``'s coordinate."""
+    return order if consistent or is_native(variable, phi) else min(order, 2)
+
+
+def _ramped(full: int, first: int, ramp: bool, order: int) -> int:
+    """Global order of a ramp whose first multistep step has order ``first``: that one step leaves a local
+    error ``O(h^(first + 1))``, which the global error keeps."""
+    return min(full, first + 1) if ramp and first < order else full
 
 
 class Single(GradientEstimator):
-    """One evaluation at the start of the step: ``e' = g(x, t)``."""
+    """One evaluation at the start of the step: ``e' = g(x, t)`` (order 1)."""
 
-    def estimate(self, x, t, t_next, g, phi, history):
-        e = g(x, t)
-        return e, e
+    def step(self, x, t, t_next, phi, state):
+        e = yield x, t
+        return Step(state, e=e)
+
+    def order(self, phi):
+        return 1
 
     def __repr__(self) -> str:
         return "Single()"
@@ -72,116 +147,367 @@ class RungeKutta(GradientEstimator):
     Parameters
     ----------
     tableau : ButcherTableau
-        Stage matrix, weights and fractions.
-    stage_variable : {"t", "native"}
-        Place stage ``i`` at ``t + c_i (t_next - t)`` (``"t"``, PNDM's PRK) or at the fraction ``c_i`` of
-        the step in the transfer's coordinate (``"native"``; ``s`` for the DDIM transfer, which makes the
-        gradient consistent with ``phi`` and restores the tableau's classical order).
+        Stage matrix ``a``, weights ``b`` and fractions ``c``.
+    variable : {"t", "native", "lambda"} or callable
+        Stage ``i`` sits at the fraction ``c_i`` of the step in this variable: ``"t"`` is PNDM's PRK,
+        ``"native"`` (``s`` for the DDIM transfer) makes the gradient consistent with ``phi`` and restores
+        the tableau's classical order. A step ending where ``variable`` is infinite is taken at order 1.
+
+    Raises
+    ------
+    TypeError
+        ``tableau`` is not a :class:`~pndmkit.tableaus.ButcherTableau`.
+    ValueError
+        A stage with ``c = 0`` but non-zero ``a`` (its pseudo stage would be undefined), or a bad variable.
     """
 
-    def __init__(self, tableau: ButcherTableau, stage_variable: str = "t") -> None:
-        if stage_variable not in ("t", "native"):
-            raise ValueError(f"stage_variable must be 't' or 'native', got {stage_variable!r}")
+    def __init__(self, tableau: ButcherTableau, variable: Variable = "t") -> None:
+        if not isinstance(tableau, ButcherTableau):
+            raise TypeError(f"tableau must be a ButcherTableau, got {type(tableau).__name__}")
+        self.variable = check_variable(variable)
         a, b, c = tableau.as_floats()
         for i in range(1, tableau.stages):
             if c[i] == 0 and any(a[i]):
                 raise ValueError(f"tableau {tableau.name!r}: stage {i} has c = 0 but non-zero a; a pseudo stage "
                                  f"x_i = phi(x, sum_j a_ij / c_i g_j, t, t) is undefined")
         self.tableau = tableau
-        self.stage_variable = stage_variable
-        self.evaluations = tableau.stages
         self._a, self._b, self._c = a, b, c
+        self._stage_a = [tuple(aij / c[i] for aij in a[i][:i]) if c[i] else () for i in range(len(b))]
 
     def __repr__(self) -> str:
-        return f"RungeKutta({self.tableau.name}, stage_variable={self.stage_variable!r})"
+        return f"RungeKutta({self.tableau.name}, variable={self.variable!r})"
 
-    def stage_times(self, t: float, t_next: float, phi: Transfer) -> list[float]:
+    def stage_times(self, t: float, t_next: float, phi: Any) -> list[float]:
         """Times of the stages of the step ``t -> t_next``."""
-        if self.stage_variable == "t":
+        if self.variable == "t":
             return [t + c * (t_next - t) for c in self._c]
-        u, u_next = phi.coordinate(t), phi.coordinate(t_next)
-        return [t if c == 0 else t_next if c == 1 else phi.time_at(u + c * (u_next - u)) for c in self._c]
+        v, v_next = _coordinate(self.variable, phi, t), _coordinate(self.variable, phi, t_next)
+        return [t if c == 0 else t_next if c == 1 else time_at(self.variable, phi, v + c * (v_next - v), (t, t_next))
+                for c in self._c]
 
-    def estimate(self, x, t, t_next, g, phi, history):
+    def step(self, x, t, t_next, phi, state):
+        if self.variable != "t" and not is_finite_step(self.variable, phi, (t, t_next)):
+            e = yield x, t  # the documented rule at an infinite coordinate: one Euler step of the transfer
+            return Step(state, e=e)
         times = self.stage_times(t, t_next, phi)
-        gs = [g(x, t)]
+        gs = [(yield x, t)]
         for i in range(1, len(self._b)):
-            c = self._c[i]
-            x_i = x if c == 0 else phi(x, lincomb([a / c for a in self._a[i][:i]], gs), t, times[i])
-            gs.append(g(x_i, times[i]))
-        return lincomb(self._b, gs), gs[0]
+            x_i = x if not self._c[i] else phi(x, LinComb(self._stage_a[i], gs), t, times[i])
+            gs.append((yield x_i, times[i]))
+        return Step(state, e=LinComb(self._b, gs))
+
+    def order(self, phi):
+        return _capped(_tableau_order(self.tableau), self.variable, phi, consistent=False)
 
 
 @lru_cache(maxsize=None)
-def _fixed_weights(k: int) -> tuple[float, ...]:
-    from pndmkit.theory.multistep import adams_bashforth
+def _tableau_order(tableau: ButcherTableau) -> int:
+    from pndmkit.theory.butcher import tableau_order
 
-    return tuple(float(w) for w in adams_bashforth(k))
+    return int(tableau_order(tableau))
 
 
-class LinearMultistep(GradientEstimator):
-    """Adams-Bashforth gradient ``e' = sum_k w_k e_k`` over the current and past gradients.
+@lru_cache(maxsize=None)
+def _fixed(kind: str, k: int) -> tuple[float, ...]:
+    from pndmkit.theory.multistep import adams_bashforth, adams_moulton
+
+    return tuple(float(w) for w in (adams_bashforth(k) if kind == "ab" else adams_moulton(k)))
+
+
+def _check_order(order: Any) -> int:
+    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 8:
+        raise ValueError(f"order must be an integer in 1..8, got {order!r}")
+    return order
+
+
+def _check_weights(weights: Any) -> str:
+    if weights not in ("fixed", "exact", "variable"):
+        raise ValueError(f"weights must be 'fixed' (uniform-step Adams weights) or 'exact' (exact on the actual "
+                         f"nodes in `variable`), got {weights!r}")
+    return "exact" if weights == "variable" else weights
+
+
+class _Adams(GradientEstimator):
+    """Shared parts of the Adams estimators: the history state and the weight rule."""
+
+    order_: int
+    weights: str
+    variable: Variable
+    ramp: bool
+
+    def init(self, x, t, phi):
+        return ()
+
+    def _memory(self) -> int:
+        """Number of past start gradients kept."""
+        return self.order_ - 1
+
+    def observe(self, state, t, e):
+        return (((t, e),) + state)[: self._memory()]
+
+    def _weights(self, kind: str, nodes: list[float], t: float, t_next: float, phi: Any) -> tuple[float, ...]:
+        if self.weights == "fixed":
+            return _fixed(kind, len(nodes))
+        return exact_weights(self.variable, phi, nodes, t, t_next)
+
+
+class LinearMultistep(_Adams):
+    """Adams-Bashforth gradient ``e' = sum_k w_k e_k`` over the current and past start gradients.
+
+    The state is the history ``((t_k, e_k), ...)`` of gradients at the start of past steps, newest first,
+    at most ``order - 1`` long.
 
     Parameters
     ----------
     order : int
         Number of gradients combined at full order (``4`` for PLMS / F-PNDM).
-    weights : {"fixed", "variable"}
-        ``"fixed"``: the uniform-step AB weights (55, -59, 37, -9)/24 for order 4, derived by
-        :func:`pndmkit.coefficients.adams_bashforth`, whatever the grid; ``"variable"``: weights that
-        integrate the Lagrange interpolant of the gradients exactly on the actual nodes in the transfer's
-        coordinate (``s`` for DDIM), from :func:`pndmkit.coefficients.lagrange_weights_float`.
+    weights : {"fixed", "exact"}
+        ``"fixed"``: the uniform-step weights (55, -59, 37, -9)/24 for order 4 from
+        :func:`pndmkit.theory.multistep.adams_bashforth`, whatever the grid; ``"exact"`` (alias
+        ``"variable"``): the interpolant in ``variable`` through the actual nodes integrated exactly against the
+        transfer's coordinate (:func:`pndmkit.variables.exact_weights`).
+    variable : {"native", "t", "lambda"} or callable
+        The variable of exact weights (ignored for fixed weights).
     warmup : GradientEstimator, optional
-        Estimator used while fewer than ``warmup_steps`` past gradients exist (PRK for F-PNDM, PIE for
-        PLMS / S-PNDM). ``None``: the multistep formula itself, at the order the history allows.
+        Sugar for ``Warmup(warmup, warmup_steps, LinearMultistep(...))``: PRK for F-PNDM, PIE for PLMS.
     warmup_steps : int
         Number of initial steps taken by ``warmup``.
     ramp : bool
-        After the warm-up, use order ``min(len(history) + 1, order)`` (PLMS: AB2, AB3 then AB4; iPNDM:
+        Use order ``min(len(history) + 1, order)`` while the history is short (PLMS: AB2, AB3, AB4; iPNDM:
         AB1 to AB4). Without a ramp the warm-up must fill the history: ``warmup_steps == order - 1``.
-        Grids with fewer steps than the warm-up are run entirely by the warm-up estimator.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent options (each message names the parameter).
     """
 
-    def __init__(self, order: int, weights: str = "fixed", warmup: GradientEstimator | None = None,
-                 warmup_steps: int = 0, ramp: bool = True) -> None:
-        if not isinstance(order, int) or not 1 <= order <= 8:
-            raise ValueError(f"order must be an integer in 1..8, got {order!r}")
-        if weights not in ("fixed", "variable"):
-            raise ValueError(f"weights must be 'fixed' or 'variable', got {weights!r}")
+    def __init__(self, order: int, weights: str = "fixed", warmup: Optional[GradientEstimator] = None,
+                 warmup_steps: int = 0, ramp: bool = True, variable: Variable = "native") -> None:
+        self.order_ = _check_order(order)
+        self.weights = _check_weights(weights)
+        self.variable = check_variable(variable)
+        if warmup is not None and not isinstance(warmup, GradientEstimator):
+            raise TypeError(f"warmup must be a GradientEstimator, got {type(warmup).__name__}")
         if warmup_steps and warmup is None:
             raise ValueError(f"warmup_steps={warmup_steps} needs a warmup estimator")
-        if not 0 <= warmup_steps <= order - 1:
-            raise ValueError(f"warmup_steps must lie in 0..order-1={order - 1}, got {warmup_steps}")
-        if not ramp and warmup_steps != order - 1:
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or not 0 <= warmup_steps <= order - 1:
+            raise ValueError(f"warmup_steps must be an integer in 0..order-1={order - 1}, got {warmup_steps!r}")
+        if warmup is not None and not ramp and warmup_steps != order - 1:
             raise ValueError(f"without a ramp the warm-up must fill the history: warmup_steps must be "
                              f"{order - 1}, got {warmup_steps}")
-        self.order, self.weights, self.warmup = order, weights, warmup
-        self.warmup_steps, self.ramp = warmup_steps, ramp
-        self.history_length = order - 1
+        self.warmup, self.warmup_steps, self.ramp = warmup, warmup_steps, bool(ramp)
+        self._warm = Warmup(warmup, warmup_steps, _Bare(self)) if warmup is not None and warmup_steps else None
 
     def __repr__(self) -> str:
-        return (f"LinearMultistep(order={self.order}, weights={self.weights!r}, warmup={self.warmup!r}, "
-                f"warmup_steps={self.warmup_steps}, ramp={self.ramp})")
+        return (f"LinearMultistep(order={self.order_}, weights={self.weights!r}, variable={self.variable!r}, "
+                f"warmup={self.warmup!r}, warmup_steps={self.warmup_steps}, ramp={self.ramp})")
 
-    def evaluations_at(self, index: int) -> int:
-        if self.warmup is not None and index < self.warmup_steps:
-            return self.warmup.evaluations_at(index)
-        return 1
+    def init(self, x, t, phi):
+        return self._warm.init(x, t, phi) if self._warm else ()
 
-    def coefficients(self, times: Sequence[float], t: float, t_next: float, phi: Transfer) -> tuple[float, ...]:
-        """Weights for gradients at ``times`` (newest first, ``times[0] == t``) on the step ``t -> t_next``."""
-        if self.weights == "fixed":
-            return _fixed_weights(len(times))
-        from pndmkit.theory.multistep import lagrange_weights_float
+    def observe(self, state, t, e):
+        return self._warm.observe(state, t, e) if self._warm else _Adams.observe(self, state, t, e)
 
-        nodes = [phi.coordinate(tk) for tk in times]
-        return tuple(lagrange_weights_float(nodes, nodes[0], phi.coordinate(t_next)).tolist())
+    def step(self, x, t, t_next, phi, state):
+        if self._warm is not None:
+            return (yield from self._warm.step(x, t, t_next, phi, state))
+        return (yield from self._ab_step(x, t, t_next, phi, state))
 
-    def estimate(self, x, t, t_next, g, phi, history):
-        if self.warmup is not None and len(history) < self.warmup_steps:
-            return self.warmup.estimate(x, t, t_next, g, phi, history)
-        k = min(len(history) + 1, self.order)
-        e = g(x, t)
+    def _ab_step(self, x, t, t_next, phi, history):
+        if not self.ramp and len(history) < self.order_ - 1:
+            raise ValueError(f"LinearMultistep(order={self.order_}, ramp=False) needs {self.order_ - 1} past gradients "
+                             f"and has {len(history)}: compose it as Warmup(first, {self.order_ - 1}, ...) or use ramp=True")
+        e = yield x, t
+        new_history = (((t, e),) + history)[: self._memory()]
+        k = min(len(history) + 1, self.order_)
         past = history[: k - 1]
-        w = self.coefficients([t] + [tk for tk, _ in past], t, t_next, phi)
-        return lincomb(w, [e] + [ek for _, ek in past]), e
+        nodes = [t] + [tk for tk, _ in past]
+        if self.weights == "exact" and not is_finite_step(self.variable, phi, nodes + [t_next]):
+            return Step(new_history, e=e)  # infinite coordinate: order 1 (module pndmkit.variables)
+        w = self._weights("ab", nodes, t, t_next, phi)
+        return Step(new_history, e=LinComb(w, [e] + [ek for _, ek in past]))
+
+    def order(self, phi):
+        if self._warm is not None:
+            return self._warm.order(phi)
+        return self._bare_order(phi)
+
+    def _bare_order(self, phi: Any) -> int:
+        variable = self.variable if self.weights == "exact" else "t"  # fixed weights are uniform-step in t
+        full = _capped(self.order_, variable, phi, consistent=self.weights == "exact")
+        return _ramped(full, self.warmup_steps + 1, self.ramp, self.order_)
+
+
+class _Bare(GradientEstimator):
+    """A LinearMultistep without its warm-up sugar (what its :class:`Warmup` runs after the warm-up)."""
+
+    def __init__(self, lm: LinearMultistep) -> None:
+        self.lm = lm
+
+    def init(self, x, t, phi):
+        return ()
+
+    def observe(self, state, t, e):
+        return _Adams.observe(self.lm, state, t, e)
+
+    def step(self, x, t, t_next, phi, state):
+        return (yield from self.lm._ab_step(x, t, t_next, phi, state))
+
+    def order(self, phi):
+        return self.lm._bare_order(phi)
+
+    def __repr__(self) -> str:
+        return repr(self.lm)
+
+
+class AdamsPC(_Adams):
+    r"""Adams predictor-corrector through the transfer: PECE (2 NFE per step) or PEC (1 NFE per step).
+
+    For a pair of order ``p``, with ``e_0 = g(x, t)`` and the history ``e_1, ..., e_{p-2}``:
+
+    * P: ``e_p = sum_k w_k e_k`` (Adams-Bashforth on ``p - 1`` nodes, order ``p - 1``),
+      ``x_p = phi(x, e_p, t, t_next)``;
+    * E: ``e_new = g(x_p, t_next)``;
+    * C: ``e_c = w'_0 e_new + sum_k w'_{k+1} e_k`` (Adams-Moulton on ``p`` nodes including ``t_next``,
+      order ``p``), ``x_next = phi(x, e_c, t, t_next)``;
+    * PECE evaluates ``g`` at ``(x_next, t_next)`` as the next step's ``e_0``; PEC reuses ``e_new``, evaluated
+      at the predicted point, so after the first step a step costs one evaluation.
+
+    A predictor one order below the corrector suffices in both modes: the predicted gradient enters the
+    result multiplied by the step, so the pair has order ``min(p_C, p_P + 1) = p`` (Hairer, Norsett, Wanner,
+    *Solving Ordinary Differential Equations I*, sec. III.1). With exact weights (any variable) that is the
+    global order; fixed weights on a pseudo transfer cap it at 2. The state is ``(history, pending)``, where
+    ``pending`` is PEC's ``(t_next, e_new)`` for the next step, or ``None``.
+
+    Parameters
+    ----------
+    order : int
+        Order ``p >= 2`` of the pair. ``p = 2``: Euler predictor, trapezoidal corrector (PECE = PIE).
+    mode : {"PECE", "PEC"}
+        Whether the corrected point is evaluated again.
+    weights : {"exact", "fixed"}
+        As for :class:`LinearMultistep`.
+    variable : {"native", "t", "lambda"} or callable
+        The variable of exact weights.
+    ramp : bool
+        While the history is short use the orders it allows (the first step is order 2, so a ramped run is
+        at most third order; warm it up with :class:`Warmup` for more).
+    """
+
+    def __init__(self, order: int, mode: str = "PECE", weights: str = "exact", variable: Variable = "native",
+                 ramp: bool = True) -> None:
+        if _check_order(order) < 2:
+            raise ValueError(f"order must be an integer in 2..8 for a predictor-corrector pair, got {order!r}")
+        self.order_ = order
+        if mode not in ("PECE", "PEC"):
+            raise ValueError(f"mode must be 'PECE' or 'PEC', got {mode!r}")
+        self.mode = mode
+        self.weights = _check_weights(weights)
+        self.variable = check_variable(variable)
+        self.ramp = bool(ramp)
+
+    def __repr__(self) -> str:
+        return (f"AdamsPC(order={self.order_}, mode={self.mode!r}, weights={self.weights!r}, "
+                f"variable={self.variable!r}, ramp={self.ramp})")
+
+    def _memory(self) -> int:
+        return self.order_ - 2
+
+    def init(self, x, t, phi):
+        return ((), None)
+
+    def observe(self, state, t, e):
+        history, _ = state
+        return (_Adams.observe(self, history, t, e), None)
+
+    def step(self, x, t, t_next, phi, state):
+        history, pending = state
+        if not self.ramp and len(history) < self._memory():
+            raise ValueError(f"AdamsPC(order={self.order_}, ramp=False) needs {self._memory()} past gradients and has "
+                             f"{len(history)}: compose it as Warmup(first, {self._memory()}, ...) or use ramp=True")
+        if pending is not None and pending[0] == t:
+            e = pending[1]
+        else:
+            e = yield x, t
+        k = min(len(history) + 1, self.order_ - 1) if self.ramp else self.order_ - 1  # predictor nodes
+        nodes = [t] + [tk for tk, _ in history[: k - 1]]
+        es = [e] + [ek for _, ek in history[: k - 1]]
+        new_history = (((t, e),) + history)[: self._memory()]
+        if self.weights == "exact" and not is_finite_step(self.variable, phi, nodes + [t_next]):
+            return Step((new_history, None), e=e)  # infinite coordinate: order 1 (module pndmkit.variables)
+        x_p = phi(x, LinComb(self._weights("ab", nodes, t, t_next, phi), es), t, t_next)
+        e_new = yield x_p, t_next
+        w = self._weights("am", [t_next] + nodes, t, t_next, phi)
+        pending = (t_next, e_new) if self.mode == "PEC" else None
+        return Step((new_history, pending), e=LinComb(w, [e_new] + es))
+
+    def order(self, phi):
+        variable = self.variable if self.weights == "exact" else "t"
+        full = _capped(self.order_, variable, phi, consistent=self.weights == "exact")
+        return _ramped(full, 2, self.ramp, self.order_)
+
+
+class Warmup(GradientEstimator):
+    """``first`` for the first ``steps`` steps, then ``then``.
+
+    While ``first`` runs, ``then`` is told (:meth:`GradientEstimator.observe`) the gradient at the start of
+    each step, so a multistep ``then`` starts with a full history: F-PNDM is
+    ``Warmup(RungeKutta(RK4), 3, LinearMultistep(4, ramp=False))``. If ``first`` does not evaluate at the
+    step's start, one extra evaluation is asked for there. A grid with fewer steps than ``steps`` is run
+    entirely by ``first``. The state is ``(steps_taken, first_state, then_state)``.
+
+    Parameters
+    ----------
+    first, then : GradientEstimator
+    steps : int
+        Number of steps taken by ``first`` (>= 0).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Arguments of the wrong type or a negative ``steps``.
+    """
+
+    def __init__(self, first: GradientEstimator, steps: int, then: GradientEstimator) -> None:
+        for name, est in (("first", first), ("then", then)):
+            if not isinstance(est, GradientEstimator):
+                raise TypeError(f"{name} must be a GradientEstimator, got {type(est).__name__}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+        self.first, self.steps, self.then = first, steps, then
+
+    def __repr__(self) -> str:
+        return f"Warmup({self.first!r}, {self.steps}, {self.then!r})"
+
+    def init(self, x, t, phi):
+        return (0, self.first.init(x, t, phi), self.then.init(x, t, phi))
+
+    def observe(self, state, t, e):
+        i, s_first, s_then = state
+        return (i, self.first.observe(s_first, t, e), self.then.observe(s_then, t, e))
+
+    def step(self, x, t, t_next, phi, state):
+        i, s_first, s_then = state
+        if i >= self.steps:
+            result = yield from self.then.step(x, t, t_next, phi, s_then)
+            return Step((i + 1, s_first, result.state), e=result.e, x=result.x)
+        sub = self.first.step(x, t, t_next, phi, s_first)
+        start = None
+        try:
+            request = next(sub)
+            while True:
+                g = yield request
+                if start is None and request[0] is x and request[1] == t:
+                    start = g
+                request = sub.send(g)
+        except StopIteration as stop:
+            result = stop.value
+        if start is None:
+            start = yield x, t
+        return Step((i + 1, result.state, self.then.observe(s_then, t, start)), e=result.e, x=result.x)
+
+    def order(self, phi):
+        if self.steps == 0:
+            return self.then.order(phi)
+        return min(self.then.order(phi), self.first.order(phi) + 1)

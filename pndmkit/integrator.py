@@ -1,72 +1,53 @@
-r"""The integrator: a gradient estimator composed with a transfer map (PNDM sec. 3.3).
+r"""The integrator: a gradient estimator composed with a transfer map (PNDM, Liu et al. 2022, sec. 3.3).
 
-One step ``t -> t_next`` is ``e' = estimator(...)`` followed by ``x_next = phi(x, e', t, t_next)``.
-State is explicit and immutable (:class:`State`); :meth:`Integrator.step` returns a new state, so two runs
-never share anything and a run can start from any ``(x_t, t)`` (img2img) or be resumed from a saved state.
-Model evaluations are counted in exactly one place, :meth:`Integrator.step`.
+One step ``t -> t_next`` is the estimator's generator (its model evaluations and its gradient ``e'``)
+followed by ``x_next = phi(x, e', t, t_next)``, or a next sample the estimator returns itself (a corrector).
+:meth:`Integrator.start` gives an immutable ask/tell :class:`~pndmkit.run.Run`; :meth:`Integrator.solve`
+drives one with a model, so there is one code path. Model evaluations are counted where they are told,
+and :meth:`Integrator.nfe` is derived by a dry run of the same protocol, never declared.
 
 Examples
 --------
-Prototype a method in one line: the paper's F-PNDM is PRK warm-up then fourth-order Adams-Bashforth,
-both through the DDIM transfer.
+Prototype a method in one line: the paper's F-PNDM (Algorithm 2) is a PRK warm-up, then fourth-order
+Adams-Bashforth, both through the DDIM transfer.
 
 >>> import numpy as np
 >>> from pndmkit.schedules import LinearVP
 >>> from pndmkit.tableaus import RK4
 >>> from pndmkit.transfers import DDIMTransfer
->>> from pndmkit.estimators import LinearMultistep, RungeKutta
+>>> from pndmkit.estimators import LinearMultistep, RungeKutta, Warmup
 >>> sched = LinearVP()
->>> f_pndm = Integrator(LinearMultistep(4, warmup=RungeKutta(RK4), warmup_steps=3, ramp=False),
-...                     DDIMTransfer(sched))
+>>> f_pndm = Integrator(Warmup(RungeKutta(RK4), 3, LinearMultistep(4, ramp=False)), DDIMTransfer(sched))
 >>> model = lambda x, t: 0.5 * x            # any callable eps(x, t)
 >>> sol = f_pndm.solve(model, np.ones(3), np.linspace(1.0, 1e-3, 11))
->>> sol.nfe                                  # 3 PRK steps (4 each) + 7 AB4 steps
-19
+>>> sol.nfe, f_pndm.nfe(10)                 # 3 PRK steps (4 each) + 7 AB4 steps
+(19, 19)
+>>> f_pndm.order(), f_pndm.kind             # t-midpoint stages and t-uniform weights: second order
+(2, 'pseudo')
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import all_finite, dtype_name, match_dtype
-from pndmkit.estimators import GradientEstimator, History
+from pndmkit._backend import check_array, dtype_name
+from pndmkit.estimators import GradientEstimator
+from pndmkit.run import Run, check_output, gradient_array, start_run
 from pndmkit.transfers import Transfer
 
-__all__ = ["State", "Solution", "Integrator", "Model", "Callback"]
+__all__ = ["Solution", "Integrator", "Model", "Callback"]
 
 #: a noise-prediction model ``eps(x, t)``
 Model = Callable[[Any, float], Any]
-#: called after every step with ``(t_next, x_next, e')``
+#: called after every step with ``(t_next, x_next, e')`` (``e'`` is ``None`` after a corrector step)
 Callback = Callable[[float, Any, Any], None]
 
-
-@dataclass(frozen=True)
-class State:
-    """Sampler state between steps.
-
-    Attributes
-    ----------
-    x : array
-        Current sample at time ``t``.
-    t : float
-        Current time.
-    history : tuple
-        Past gradients ``((t_k, e_k), ...)``, newest first, at most ``estimator.history_length`` of them.
-    nfe : int
-        Model evaluations so far.
-    steps : int
-        Steps taken so far.
-    """
-
-    x: Any
-    t: float
-    history: History = ()
-    nfe: int = 0
-    steps: int = 0
+_LOW_PRECISION = ("float16", "bfloat16")
+_STATE_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -83,36 +64,44 @@ class Solution:
         The grid that was integrated (decreasing); for adaptive methods the accepted times.
     method : str
         Name of the method.
+    run : Run or None
+        The finished ask/tell run (``None`` for adaptive methods).
     """
 
     x: Any
     nfe: int
     times: NDArray[np.float64]
     method: str = ""
-    state: State | None = field(default=None, repr=False)
+    run: Optional[Run] = field(default=None, repr=False)
 
 
 def _checked(model: Model, like: Any, count: list[int], check_finite: bool) -> Callable[[Any, float], Any]:
-    """Wrap ``model``: count evaluations, check shape, cast to the state dtype, optionally check finiteness."""
-    shape = tuple(like.shape)
+    """Wrap ``model``: count evaluations and validate each output (:func:`pndmkit.run.check_output`)."""
 
     def evaluate(x: Any, t: float) -> Any:
         count[0] += 1
-        e = model(x, t)
-        if tuple(getattr(e, "shape", ())) != shape or not hasattr(e, "dtype"):
-            raise ValueError(f"model output must be an array of shape {shape} like x; got "
-                             f"{type(e).__name__} of shape {tuple(getattr(e, 'shape', ()))} at t={t}")
-        if type(e) is not type(like):
-            raise TypeError(f"model output must be a {type(like).__name__} like x, got {type(e).__name__} at t={t}")
-        if e.dtype != like.dtype:
-            if "float" not in dtype_name(e):
-                raise TypeError(f"model output must have a floating dtype, got {dtype_name(e)} at t={t}")
-            e = match_dtype(e, like)
-        if check_finite and not all_finite(e):
-            raise FloatingPointError(f"model output is not finite at t={t} (evaluation {count[0]})")
-        return e
+        return check_output(model(x, t), like, t, count[0], check_finite)
 
     return evaluate
+
+
+def _state_dtype(x: Any, state_dtype: Optional[str]) -> str:
+    name = dtype_name(x)
+    if state_dtype is None:
+        return "float32" if name in _LOW_PRECISION else name
+    if state_dtype not in _STATE_DTYPES:
+        raise ValueError(f"state_dtype must be None (at least float32) or one of {_STATE_DTYPES}, got {state_dtype!r}")
+    return state_dtype
+
+
+def _as_dtype(x: Any, dtype: str) -> Any:
+    if dtype_name(x) == dtype:
+        return x
+    if isinstance(x, np.ndarray):
+        return x.astype(dtype)
+    import torch
+
+    return x.to(getattr(torch, dtype))
 
 
 @dataclass(frozen=True)
@@ -124,52 +113,123 @@ class Integrator:
     estimator : GradientEstimator
         The gradient part.
     transfer : Transfer
-        The transfer part (:class:`~pndmkit.transfers.DDIMTransfer` for pseudo methods,
-        :class:`~pndmkit.transfers.LinearTransfer` for classical ones).
+        The transfer part (:class:`~pndmkit.transfers.DDIMTransfer` or
+        :class:`~pndmkit.transfers.DataTransfer` for pseudo methods, :class:`~pndmkit.transfers.LinearTransfer`
+        for classical ones).
     name : str
         Name reported in :class:`Solution`.
+
+    Raises
+    ------
+    TypeError
+        An argument of the wrong type.
     """
 
     estimator: GradientEstimator
     transfer: Transfer
     name: str = ""
 
-    def init(self, x: Any, t: float) -> State:
-        """Initial state at time ``t`` (any time: start mid-trajectory with a given ``x_t``)."""
-        return State(x=x, t=float(t))
+    def __post_init__(self) -> None:
+        if not isinstance(self.estimator, GradientEstimator):
+            raise TypeError(f"estimator must be a GradientEstimator (Single, RungeKutta, LinearMultistep, AdamsPC, "
+                            f"Warmup, or a subclass), got {type(self.estimator).__name__}")
+        if not isinstance(self.transfer, Transfer):
+            raise TypeError(f"transfer must be a Transfer (DDIMTransfer, DataTransfer, LinearTransfer), got "
+                            f"{type(self.transfer).__name__}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
 
-    def step(self, model: Model, state: State, t_next: float, *, check_finite: bool = False) -> tuple[State, Any]:
-        """Advance ``state`` to ``t_next``; return the new state and the gradient ``e'`` used."""
-        count = [0]
-        g_model = _checked(model, state.x, count, check_finite)
-        phi = self.transfer
+    # -- metadata -------------------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        """``"pseudo"`` or ``"classical"``: the kind of the transfer."""
+        return self.transfer.kind
 
-        def g(x: Any, t: float) -> Any:
-            return phi.gradient(x, g_model(x, t), t)
+    def order(self) -> int:
+        """Global order on a ``t``-uniform grid, as the estimator reports it for this transfer."""
+        return self.estimator.order(self.transfer)
 
-        t, t_next = state.t, float(t_next)
-        e, e_start = self.estimator.estimate(state.x, t, t_next, g, phi, state.history)
-        keep = self.estimator.history_length
-        history = (((t, e_start),) + state.history)[:keep] if keep else ()
-        x_next = phi(state.x, e, t, t_next)
-        return State(x_next, t_next, history, state.nfe + count[0], state.steps + 1), e
+    # -- the protocol ---------------------------------------------------------------------------------
+    def start(self, x: Any, grid: Sequence[float] | NDArray[np.float64], *, prediction: str = "eps",
+              check_finite: bool = False, state_dtype: Optional[str] = None, estimator_state: Any = None) -> Run:
+        """An ask/tell :class:`~pndmkit.run.Run` from ``x`` at ``grid[0]`` along ``grid``.
 
-    def solve(self, model: Model, x: Any, grid: Sequence[float] | NDArray[np.float64], *,
-              callback: Callback | None = None, check_finite: bool = False, state: State | None = None) -> Solution:
-        """Integrate along ``grid`` (decreasing times, ``grid[0]`` the start) from ``x``.
+        Parameters
+        ----------
+        x : numpy.ndarray or torch.Tensor
+            Sample at ``grid[0]`` (floating dtype, any shape and device).
+        grid : sequence of float
+            Decreasing times in the schedule's units, inside its domain (validated by
+            :func:`pndmkit.grids.check_grid`).
+        prediction : {"eps", "x0", "v", "score"}
+            What the told outputs predict; converted to ``eps`` at each evaluation point, before any combination.
+        check_finite : bool
+            Check each told output for NaN/inf (synchronises GPU devices); otherwise only the final sample
+            is checked, by :meth:`Run.solution`.
+        state_dtype : str, optional
+            dtype of the sampler state. Default: that of ``x``, but at least float32 (a float16/bfloat16
+            state loses 15-25% accuracy over 1000 steps); the final sample is returned in ``x``'s dtype.
+        estimator_state : object, optional
+            The estimator's state to start from instead of ``estimator.init(...)`` (e.g. a known multistep
+            history ``((t_1, e_1), ...)`` when continuing another sampler's run).
 
-        ``state`` resumes a previous run instead of starting from ``x`` (its time must equal ``grid[0]``).
+        Raises
+        ------
+        TypeError
+            ``x`` is not a floating numpy array or torch tensor.
+        ValueError
+            A bad grid, prediction or state_dtype.
         """
-        times = np.asarray(grid, dtype=np.float64)
-        st = self.init(x, times[0]) if state is None else replace(state)
-        if st.t != times[0]:
-            raise ValueError(f"state.t={st.t} must equal grid[0]={times[0]}")
-        for t_next in times[1:]:
-            st, e = self.step(model, st, float(t_next), check_finite=check_finite)
-            if callback is not None:
-                callback(st.t, st.x, e)
-        return Solution(x=st.x, nfe=st.nfe, times=times, method=self.name, state=st)
+        from pndmkit.grids import check_grid
+        from pndmkit.models import check_prediction
 
-    def nfe(self, steps: int) -> int:
-        """Model evaluations of a run of ``steps`` steps from an empty history."""
-        return sum(self.estimator.evaluations_at(i) for i in range(steps))
+        check_array(x, "x")
+        times = check_grid(self.transfer.schedule, grid)
+        times.setflags(write=False)
+        check_prediction(prediction)
+        out_dtype = dtype_name(x)
+        x_state = _as_dtype(x, _state_dtype(x, state_dtype))
+        return start_run(self, x_state, times, prediction=prediction, check_finite=bool(check_finite),
+                         out_dtype=out_dtype, estimator_state=estimator_state)
+
+    def solve(self, model: Model, x: Any = None, grid: Sequence[float] | NDArray[np.float64] | None = None, *,
+              callback: Callback | None = None, check_finite: bool = False, prediction: str = "eps",
+              state_dtype: Optional[str] = None, run: Optional[Run] = None) -> Solution:
+        """Integrate along ``grid`` (decreasing times, ``grid[0]`` the start) from ``x``, calling ``model``.
+
+        ``run`` resumes a saved (e.g. unpickled) :class:`~pndmkit.run.Run` instead of starting from ``x``;
+        the result is bit-identical to an uninterrupted run. Other parameters as :meth:`start`;
+        ``callback(t_next, x_next, e')`` is called after every step.
+        """
+        if not callable(model):
+            raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
+        if run is None:
+            if x is None or grid is None:
+                raise TypeError("solve needs x and grid (or run= to resume a saved run)")
+            run = self.start(x, grid, prediction=prediction, check_finite=check_finite, state_dtype=state_dtype)
+        elif run.integrator is not self and repr(run.integrator) != repr(self):
+            raise ValueError(f"run was started by a different integrator: {run.integrator!r}, not {self!r}")
+        while run.request is not None:
+            x_eval, t_eval = run.request
+            index = run.index
+            run = run.tell(model(x_eval, t_eval))
+            if callback is not None and run.index != index:
+                callback(run.t, run.x, gradient_array(run.last_gradient))
+        return run.solution()
+
+    def nfe(self, steps: int | Sequence[float]) -> int:
+        """Model evaluations of a run of ``steps`` steps (on the schedule's default grid) or on a grid.
+
+        Derived by a dry run of the protocol on a scalar state, so it counts exactly what :meth:`solve` asks.
+        """
+        from pndmkit.grids import make_grid
+
+        if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool):
+            grid = make_grid(self.transfer.schedule, int(steps))
+        else:
+            grid = steps
+        run = self.start(np.zeros(1), grid)
+        zero = np.zeros(1)
+        while run.request is not None:
+            run = run.tell(zero)
+        return run.nfe

@@ -21,18 +21,23 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Union
+from functools import cached_property
+from typing import Any, Callable, Optional, Union
 
 from pndmkit.adaptive import AdaptiveIntegrator
-from pndmkit.estimators import GradientEstimator, LinearMultistep, RungeKutta, Single
+from pndmkit.estimators import AdamsPC, GradientEstimator, LinearMultistep, RungeKutta, Single, Warmup
 from pndmkit.integrator import Integrator
-from pndmkit.schedules import NoiseSchedule
+from pndmkit.schedules import LinearVP, NoiseSchedule
 from pndmkit.tableaus import HEUN, RK4
 from pndmkit.transfers import DDIMTransfer, LinearTransfer
 
-__all__ = ["MethodSpec", "METHODS", "get_method"]
+__all__ = ["MethodSpec", "METHODS", "BUILTIN", "KINDS", "get_method", "register_method", "unregister_method"]
 
 Built = Union[Integrator, AdaptiveIntegrator]
+
+#: the kinds of method: pseudo (a transfer that keeps samples on the noise-level manifold), classical
+#: (the linear transfer ``x + h f``), adaptive (the method chooses its steps)
+KINDS = ("pseudo", "classical", "adaptive")
 
 
 @dataclass(frozen=True)
@@ -44,32 +49,48 @@ class MethodSpec:
     name : str
         Registry key.
     build : callable
-        ``build(schedule)`` returns the integrator.
+        ``build(schedule)`` returns the integrator (:class:`~pndmkit.integrator.Integrator` or
+        :class:`~pndmkit.adaptive.AdaptiveIntegrator`).
     order : int or None
-        Declared global order (``None`` for adaptive methods).
+        Declared global order (``t``-uniform grid, against the exact probability-flow trajectory); ``None``
+        for adaptive methods. :func:`register_method` checks it against the order the objects report.
     gradient, transfer : str
-        One-line descriptions of the gradient and transfer parts.
+        One-line descriptions of the gradient and transfer parts (defaults: the objects' ``repr``).
     reference : str
         Where the method comes from.
-    adaptive : bool
-        Whether the step sequence is chosen by the method (NFE not known in advance).
     """
 
     name: str
     build: Callable[[NoiseSchedule], Built]
-    order: int | None
-    gradient: str
-    transfer: str
-    reference: str
-    adaptive: bool = False
+    order: Optional[int]
+    gradient: str = ""
+    transfer: str = ""
+    reference: str = ""
 
-    def nfe(self, steps: int) -> int | None:
-        """Model evaluations of a run of ``steps`` steps (``None`` for adaptive methods)."""
+    @cached_property
+    def _probe(self) -> Built:
+        return self.build(LinearVP())
+
+    @property
+    def kind(self) -> str:
+        """``"pseudo"``, ``"classical"`` or ``"adaptive"``, as the built objects report it."""
+        return self._probe.kind
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the step sequence is chosen by the method (NFE not known in advance)."""
+        return self.kind == "adaptive"
+
+    def reported_order(self) -> Optional[int]:
+        """The order the built integrator reports (``None`` for adaptive methods)."""
+        return None if self.adaptive else self._probe.order()  # type: ignore[union-attr]
+
+    def nfe(self, steps: int) -> Optional[int]:
+        """Model evaluations of a run of ``steps`` steps on a continuous VP schedule (``None`` if adaptive),
+        derived from the protocol (:meth:`pndmkit.integrator.Integrator.nfe`)."""
         if self.adaptive:
             return None
-        from pndmkit.schedules import LinearVP
-
-        return self.build(LinearVP()).nfe(steps)  # type: ignore[union-attr]
+        return self._probe.nfe(steps)  # type: ignore[union-attr]
 
     def nfe_formula(self) -> str:
         """The NFE as a formula in ``N`` for ``N`` at least the warm-up length."""
@@ -79,6 +100,14 @@ class MethodSpec:
         per, const = n2 - n1, n1 - 10 * (n2 - n1)  # type: ignore[operator]
         head = "N" if per == 1 else f"{per}N"
         return head if const == 0 else f"{head} + {const}" if const > 0 else f"{head} - {-const}"
+
+    def describe(self) -> dict[str, Any]:
+        """One row of ``pndmkit methods``: name, kind, gradient, transfer, NFE formula, order, reference."""
+        probe = self._probe
+        gradient = self.gradient or repr(getattr(probe, "estimator", probe))
+        transfer = self.transfer or repr(getattr(probe, "transfer", ""))
+        return {"name": self.name, "kind": self.kind, "gradient": gradient, "transfer": transfer,
+                "nfe": self.nfe_formula(), "order": self.order, "reference": self.reference}
 
 
 def _pseudo(estimator: Callable[[], GradientEstimator], name: str) -> Callable[[NoiseSchedule], Integrator]:
@@ -91,7 +120,7 @@ def _classical(estimator: Callable[[], GradientEstimator], name: str) -> Callabl
 
 PIE = lambda: RungeKutta(HEUN)  # noqa: E731  (pseudo improved Euler = pseudo Heun)
 PRK = lambda: RungeKutta(RK4)  # noqa: E731
-PRK_S = lambda: RungeKutta(RK4, stage_variable="native")  # noqa: E731
+PRK_S = lambda: RungeKutta(RK4, variable="native")  # noqa: E731
 PAPER = "Liu et al. 2022 (PNDM), arXiv 2202.09778"
 
 _SPECS = [
@@ -106,30 +135,38 @@ _SPECS = [
                "CompVis latent diffusion PLMS; diffusers PNDMScheduler(skip_prk_steps=True)"),
     MethodSpec("s-pndm", _pseudo(lambda: LinearMultistep(2, warmup=PIE(), warmup_steps=1, ramp=False), "s-pndm"),
                2, "PIE, then AB2 (3 e_0 - e_1)/2", "phi (DDIM)", PAPER + ", S-PNDM"),
-    MethodSpec("f-pndm", _pseudo(lambda: LinearMultistep(4, warmup=PRK(), warmup_steps=3, ramp=False), "f-pndm"),
-               2, "PRK for 3 steps, then AB4 (55, -59, 37, -9)/24", "phi (DDIM)", PAPER + ", eq. 13 (PNDM)"),
-    MethodSpec("fon", _classical(lambda: LinearMultistep(4, warmup=RungeKutta(RK4), warmup_steps=3, ramp=False),
-                                 "fon"), 4,
+    MethodSpec("f-pndm", _pseudo(lambda: Warmup(PRK(), 3, LinearMultistep(4, ramp=False)), "f-pndm"),
+               2, "PRK for 3 steps, then AB4 (55, -59, 37, -9)/24", "phi (DDIM)",
+               PAPER + ", Algorithm 2 (eq. 12, then eq. 13)"),
+    MethodSpec("fon", _classical(lambda: Warmup(RungeKutta(RK4), 3, LinearMultistep(4, ramp=False)), "fon"), 4,
                "RK4 for 3 steps, then AB4, on f(x, t)", "linear x + h f", PAPER + ", FON baseline"),
     MethodSpec("pf", lambda schedule: AdaptiveIntegrator(schedule), None, "adaptive RK45 (rtol = atol = 1e-5)",
-               "probability-flow ODE", "Song et al. 2021 (score SDE)", adaptive=True),
+               "probability-flow ODE", "Song et al. 2021 (score SDE)"),
     MethodSpec("ipndm", _pseudo(lambda: LinearMultistep(4, ramp=True), "ipndm"), 2,
                "AB1, AB2, AB3, then AB4, fixed weights, no extra evaluations", "phi (DDIM)",
                "Zhang & Chen 2023 (DEIS), iPNDM"),
-    MethodSpec("ipndm-v", _pseudo(lambda: LinearMultistep(4, weights="variable", ramp=True), "ipndm-v"), 2,
+    MethodSpec("ipndm-v", _pseudo(lambda: LinearMultistep(4, weights="exact", ramp=True), "ipndm-v"), 2,
                "AB1 .. AB4 with weights exact on the s nodes", "phi (DDIM)", "Zhang & Chen 2023 (DEIS), iPNDM_v"),
     MethodSpec("euler", _classical(Single, "euler"), 1, "f(x, t)", "linear x + h f", "classical Euler"),
-    MethodSpec("rk4", _classical(lambda: RungeKutta(RK4), "rk4"), 4, "classical RK4 on f(x, t)", "linear x + h f", "classical RK4"),
+    MethodSpec("rk4", _classical(lambda: RungeKutta(RK4), "rk4"), 4, "classical RK4 on f(x, t)", "linear x + h f",
+               "classical RK4"),
     MethodSpec("prk-s", _pseudo(PRK_S, "prk-s"), 4, "pseudo RK4, stages at the s-midpoint", "phi (DDIM)",
-               "pndmkit: s-consistent PRK (the paper's future work)"),
-    MethodSpec("f-pndm-s", _pseudo(lambda: LinearMultistep(4, weights="variable", warmup=PRK_S(), warmup_steps=3,
-                                                           ramp=False), "f-pndm-s"), 4,
-               "PRK-s for 3 steps, then AB4 exact on the s nodes", "phi (DDIM)",
-               "pndmkit: s-consistent F-PNDM (the paper's future work)"),
+               "pndmkit: s-consistent PRK"),
+    MethodSpec("f-pndm-s", _pseudo(lambda: Warmup(PRK_S(), 3, LinearMultistep(4, weights="exact", ramp=False)),
+                                   "f-pndm-s"), 4,
+               "PRK-s for 3 steps, then AB4 exact on the s nodes", "phi (DDIM)", "pndmkit: s-consistent F-PNDM"),
+    MethodSpec("pece-s", _pseudo(lambda: Warmup(PRK_S(), 2, AdamsPC(4, "PECE", ramp=False)), "pece-s"), 4,
+               "PRK-s for 2 steps, then AB3 predictor + AM4 corrector exact on the s nodes, PECE",
+               "phi (DDIM)", "pndmkit: s-exact Adams-Bashforth-Moulton, PECE mode"),
+    MethodSpec("pec-s", _pseudo(lambda: Warmup(PRK_S(), 2, AdamsPC(4, "PEC", ramp=False)), "pec-s"), 4,
+               "PRK-s for 2 steps, then AB3 + AM4 exact on the s nodes, PEC (next step reuses the predicted-point "
+               "evaluation)", "phi (DDIM)", "pndmkit: s-exact Adams-Bashforth-Moulton, PEC mode"),
 ]
 
-#: every registered method by name
+#: every registered method by name (built-in ones first; :func:`register_method` adds more)
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}
+#: names of the methods pndmkit ships (the README's methods table lists exactly these)
+BUILTIN: tuple[str, ...] = tuple(METHODS)
 
 
 def get_method(name: str) -> MethodSpec:
@@ -138,3 +175,67 @@ def get_method(name: str) -> MethodSpec:
         return METHODS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}") from None
+
+
+def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
+    """Add a method to :data:`METHODS`, so that it appears everywhere the registry is read.
+
+    ``pndmkit methods``, ``pndmkit order``, ``pndmkit compare``, the registry-driven checks of
+    :mod:`pndmkit.testing` and the convergence figure read :data:`METHODS`; nothing else needs editing.
+    The spec is checked first: it builds on a continuous and a discrete schedule, its kind is one of
+    :data:`KINDS`, and its declared order equals the order its objects report.
+
+    Parameters
+    ----------
+    spec : MethodSpec
+        The method.
+    replace : bool
+        Allow replacing a registered method of the same name (built-in methods cannot be replaced).
+
+    Returns
+    -------
+    MethodSpec
+        ``spec``.
+
+    Raises
+    ------
+    TypeError
+        ``spec`` is not a MethodSpec, or its build does not return an integrator.
+    ValueError
+        A bad or taken name, an unknown kind, or a declared order that differs from the reported one.
+    """
+    from pndmkit.schedules import DiscreteVP
+
+    if not isinstance(spec, MethodSpec):
+        raise TypeError(f"spec must be a MethodSpec, got {type(spec).__name__}")
+    if not isinstance(spec.name, str) or not spec.name or spec.name != spec.name.strip() or " " in spec.name:
+        raise ValueError(f"spec.name must be a non-empty name without spaces, got {spec.name!r}")
+    if spec.name in BUILTIN or (spec.name in METHODS and not replace):
+        raise ValueError(f"method {spec.name!r} is already registered"
+                         + ("" if spec.name in BUILTIN else "; pass replace=True to replace it"))
+    for schedule in (LinearVP(), DiscreteVP.linear()):
+        built = spec.build(schedule)
+        if not isinstance(built, (Integrator, AdaptiveIntegrator)):
+            raise TypeError(f"spec.build must return an Integrator or AdaptiveIntegrator, got {type(built).__name__}")
+    if spec.kind not in KINDS:
+        raise ValueError(f"the kind of {spec.name!r} must be one of {KINDS}, got {spec.kind!r}")
+    reported = spec.reported_order()
+    if spec.order != reported:
+        raise ValueError(f"spec.order={spec.order!r} for {spec.name!r}, but its integrator reports order {reported!r}")
+    METHODS[spec.name] = spec
+    return spec
+
+
+def unregister_method(name: str) -> MethodSpec:
+    """Remove a method added by :func:`register_method`; return its spec.
+
+    Raises
+    ------
+    ValueError
+        An unknown or built-in name.
+    """
+    if name in BUILTIN:
+        raise ValueError(f"built-in method {name!r} cannot be unregistered")
+    spec = get_method(name)
+    del METHODS[name]
+    return spec

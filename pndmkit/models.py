@@ -31,16 +31,58 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from pndmkit._backend import lincomb
 from pndmkit.schedules import NoiseSchedule
 
-__all__ = ["PREDICTIONS", "as_eps", "shift_time"]
+__all__ = ["PREDICTIONS", "check_prediction", "to_eps", "as_eps", "shift_time"]
 
 PREDICTIONS = ("eps", "x0", "v", "score")
 
 
+def check_prediction(prediction: Any) -> str:
+    """Return ``prediction`` if it is one of :data:`PREDICTIONS`, else raise ``ValueError`` naming it."""
+    if not isinstance(prediction, str) or prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    return prediction
+
+
+def to_eps(output: Any, x: Any, t: float, schedule: NoiseSchedule, prediction: str) -> Any:
+    """Convert one model output at ``(x, t)`` to the noise prediction ``eps`` (formulas in the module doc).
+
+    Parameters
+    ----------
+    output : array
+        The model's prediction of kind ``prediction`` at ``(x, t)``, shape and array type of ``x``.
+    x : array
+        The point of evaluation.
+    t : float
+        Its time, in the schedule's units.
+    schedule : NoiseSchedule
+        Gives ``abar(t)``.
+    prediction : {"eps", "x0", "v", "score"}
+
+    Raises
+    ------
+    ValueError
+        An unknown prediction, or an ``x0`` prediction where ``abar = 1`` (``eps`` is undefined there).
+    """
+    check_prediction(prediction)
+    if prediction == "eps":
+        return output
+    la = float(schedule.log_abar(t))
+    a, sigma = math.exp(0.5 * la), math.sqrt(-math.expm1(la))
+    if prediction == "v":
+        return lincomb((sigma, a), (x, output))
+    if prediction == "score":
+        return output * (-sigma)
+    if sigma == 0.0:
+        raise ValueError(f"an x0-prediction model cannot give eps at t={t}, where abar = 1; end the grid earlier")
+    return lincomb((1.0 / sigma, -a / sigma), (x, output))
+
+
 def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, prediction: str = "eps"
            ) -> Callable[[Any, float], Any]:
-    """Return a model that predicts ``eps`` from one that predicts ``prediction``.
+    """Return a model that predicts ``eps`` from one that predicts ``prediction`` (:func:`to_eps` per call).
 
     Parameters
     ----------
@@ -51,22 +93,12 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
     prediction : {"eps", "x0", "v", "score"}
         What ``model`` predicts.
     """
-    if prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    check_prediction(prediction)
     if prediction == "eps":
         return model
 
     def eps_model(x: Any, t: float) -> Any:
-        la = float(schedule.log_abar(t))
-        a, sigma = math.exp(0.5 * la), math.sqrt(-math.expm1(la))
-        out = model(x, t)
-        if prediction == "v":
-            return sigma * x + a * out
-        if prediction == "score":
-            return -sigma * out
-        if sigma == 0.0:
-            raise ValueError(f"an x0-prediction model cannot give eps at t={t}, where abar = 1; end the grid earlier")
-        return (x - a * out) * (1.0 / sigma)
+        return to_eps(model(x, t), x, t, schedule, prediction)
 
     eps_model.__wrapped__ = model  # type: ignore[attr-defined]
     return eps_model

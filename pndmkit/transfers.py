@@ -25,10 +25,10 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any
 
-from pndmkit._backend import lincomb
+from pndmkit._backend import LinComb, lincomb
 from pndmkit.schedules import NoiseSchedule
 
-__all__ = ["Transfer", "DDIMTransfer", "LinearTransfer"]
+__all__ = ["Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer"]
 
 
 class Transfer(ABC):
@@ -37,10 +37,17 @@ class Transfer(ABC):
     Subclasses implement :meth:`coefficients`, :meth:`gradient`, :meth:`coordinate` and :meth:`time_at`.
     """
 
-    #: name of the coordinate in which the transfer is an Euler step ("s" or "t")
+    #: name of the coordinate in which the transfer is an Euler step ("s", "1/s" or "t")
     variable: str
+    #: "pseudo" (keeps samples on the noise-level manifold, PNDM sec. 3.2) or "classical"
+    kind: str = "pseudo"
+    #: what the gradient is: "eps", "x0" or "dx/dt"
+    gradient_kind: str = "eps"
 
     def __init__(self, schedule: NoiseSchedule) -> None:
+        if not isinstance(schedule, NoiseSchedule):
+            raise TypeError(f"schedule must be a NoiseSchedule (LinearVP, CosineVP, DiscreteVP, ...), got "
+                            f"{type(schedule).__name__} {schedule!r}")
         self.schedule = schedule
 
     @abstractmethod
@@ -60,6 +67,7 @@ class Transfer(ABC):
         """Inverse of :meth:`coordinate`."""
 
     def __call__(self, x: Any, e: Any, t: float, t_next: float) -> Any:
+        """``a x + b e``; a :class:`~pndmkit._backend.LinComb` gradient is fused into the same pass."""
         a, b = self.coefficients(t, t_next)
         return lincomb((a, b), (x, e))
 
@@ -102,6 +110,53 @@ class DDIMTransfer(Transfer):
         return float(self.schedule.t_from_s(u))
 
 
+class DataTransfer(Transfer):
+    r"""The DDIM transfer written for a data (``x0``) gradient: exact Euler in ``1/s = e^lambda`` on ``x / sigma``.
+
+    With ``alpha = sqrt(abar)``, ``sigma = sqrt(1 - abar)`` and ``s = sigma / alpha``,
+
+    .. math::
+        \frac{x'}{\sigma'} = \frac{x}{\sigma} + \left(\frac{1}{s'} - \frac{1}{s}\right) d,
+        \qquad x' = \frac{\sigma'}{\sigma} x + \alpha' \left(1 - \frac{s'}{s}\right) d,
+
+    with ``d`` the estimate of ``x0``. Given ``d = (x - sigma eps) / alpha`` it is the same map as
+    :class:`DDIMTransfer` (``docs/theory.md``, "The data-prediction transfer"), so a single evaluation per step
+    is DDIM; multistep and Runge-Kutta gradient parts on ``d`` in ``e^lambda`` give the exponential-integrator
+    family (DPM-Solver++, Lu et al. 2022, arXiv 2211.01095, eq. 9 at first order). Its coefficient on ``x`` is
+    ``sigma'/sigma <= 1``, so errors in ``d`` are not amplified. The coordinate ``1/s`` is infinite where
+    ``abar = 1``; the coefficients stay finite there (``x' = alpha' d``).
+    """
+
+    variable = "1/s"
+    gradient_kind = "x0"
+
+    def coefficients(self, t: float, t_next: float) -> tuple[float, float]:
+        sched = self.schedule
+        la, la_next = float(sched.log_abar(t)), float(sched.log_abar(t_next))
+        one_minus, one_minus_next = -math.expm1(la), -math.expm1(la_next)
+        if one_minus <= 0.0:
+            if t_next == t:
+                return 1.0, 0.0
+            raise ValueError(f"the data-prediction transfer cannot start at t={t}, where abar = 1 (sigma = 0)")
+        if one_minus_next <= 0.0:
+            return 0.0, math.exp(0.5 * la_next)
+        log_sigma_ratio = 0.5 * (math.log(one_minus_next) - math.log(one_minus))
+        log_s_ratio = log_sigma_ratio - 0.5 * (la_next - la)
+        return math.exp(log_sigma_ratio), -math.exp(0.5 * la_next) * math.expm1(log_s_ratio)
+
+    def gradient(self, x: Any, eps: Any, t: float) -> Any:
+        la = float(self.schedule.log_abar(t))
+        inv_alpha = math.exp(-0.5 * la)
+        return lincomb((inv_alpha, -math.sqrt(-math.expm1(la)) * inv_alpha), (x, eps))
+
+    def coordinate(self, t: float) -> float:
+        s = float(self.schedule.s(t))
+        return math.inf if s == 0.0 else 1.0 / s
+
+    def time_at(self, u: float) -> float:
+        return float(self.schedule.t_from_s(0.0 if math.isinf(u) else 1.0 / u))
+
+
 class LinearTransfer(Transfer):
     r"""The classical transfer ``x_next = x + (t_next - t) e`` of a numerical method on the ODE in ``t``.
 
@@ -118,6 +173,8 @@ class LinearTransfer(Transfer):
     """
 
     variable = "t"
+    kind = "classical"
+    gradient_kind = "dx/dt"
 
     def __init__(self, schedule: NoiseSchedule, rhs: str | None = None) -> None:
         super().__init__(schedule)

@@ -126,7 +126,7 @@ def test_linear_transfer_with_rk4_tableau_is_classical_rk4():
 
 def test_prk_s_places_stages_at_the_s_midpoint():
     sched = LinearVP()
-    est = RungeKutta(RK4, stage_variable="native")
+    est = RungeKutta(RK4, variable="native")
     times = est.stage_times(0.8, 0.6, DDIMTransfer(sched))
     assert times[0] == 0.8 and times[3] == 0.6
     assert sched.s(times[1]) == pytest.approx((sched.s(0.8) + sched.s(0.6)) / 2, rel=1e-12)
@@ -151,11 +151,13 @@ NFE = {  # MATH.md table; N >= 1, fewer steps than a warm-up run the warm-up thr
     "s-pndm": lambda n: n + 1, "f-pndm": lambda n: n + 3 * min(n, 3), "fon": lambda n: n + 3 * min(n, 3),
     "ipndm": lambda n: n, "ipndm-v": lambda n: n, "euler": lambda n: n, "rk4": lambda n: 4 * n,
     "prk-s": lambda n: 4 * n, "f-pndm-s": lambda n: n + 3 * min(n, 3),
+    "pece-s": lambda n: 4 * n if n <= 2 else 2 * n + 4, "pec-s": lambda n: 4 * n if n <= 2 else n + 7,
 }
 
 
-def test_every_fixed_step_method_has_an_nfe_oracle():
-    assert set(NFE) | {"pf"} == set(METHODS)
+def test_every_builtin_fixed_step_method_has_an_nfe_oracle():
+    """An independent check of the protocol's derived NFE for what pndmkit ships (user methods need none)."""
+    assert set(NFE) | {"pf"} == set(pndmkit.methods.BUILTIN)
 
 
 def counting(model):
@@ -175,7 +177,7 @@ def test_nfe_counts_every_model_call(name, steps):
     sched = LinearVP()
     model, calls = counting(gaussian_eps(sched))
     sol = sample(model, np.ones((2, 3)), schedule=sched, method=name, steps=steps)
-    assert sol.nfe == calls[0] == NFE[name](steps) == METHODS[name].nfe(steps)
+    assert sol.nfe == calls[0] == NFE[name](steps) == METHODS[name].nfe(steps) == sol.run.nfe
     assert np.all(np.isfinite(sol.x))
     assert len(sol.times) == steps + 1
 
@@ -207,17 +209,41 @@ def test_one_method_object_shares_no_state_between_runs(name):
     np.testing.assert_array_equal(integrator.solve(model, x1, grid).x, first)
 
 
-def test_state_resumes_a_multistep_run_exactly():
+@pytest.mark.parametrize("name", ["f-pndm", "pec-s", "prk-s"])
+def test_a_pickled_run_resumes_exactly(name):
+    """Interrupt a run mid-step (between two stage evaluations), pickle it, resume: bit-identical."""
+    import pickle
+
     sched = LinearVP()
     model = nonlinear_eps(sched)
-    integrator = METHODS["f-pndm"].build(sched)
+    integrator = METHODS[name].build(sched)
     grid = make_grid(sched, 12)
     x = np.array([0.2, 0.9])
     full = integrator.solve(model, x, grid)
-    half = integrator.solve(model, x, grid[:6])
-    resumed = integrator.solve(model, None, grid[5:], state=half.state)
+    run = integrator.start(x, grid)
+    for _ in range(full.nfe // 2 + 1):  # stop at an odd evaluation: inside a step for the RK methods
+        run = run.tell(model(*run.ask()))
+    resumed = integrator.solve(model, run=pickle.loads(pickle.dumps(run)))
     np.testing.assert_array_equal(resumed.x, full.x)
     assert resumed.nfe == full.nfe
+
+
+def test_a_run_told_twice_branches_without_interference():
+    """Runs are immutable: telling one run two outputs gives two independent continuations."""
+    sched = LinearVP()
+    model = nonlinear_eps(sched)
+    integrator = METHODS["prk"].build(sched)
+    grid = make_grid(sched, 4)
+    run = integrator.start(np.array([0.3]), grid).tell(model(np.array([0.3]), grid[0]))
+    x1, t1 = run.ask()
+    a = run.tell(model(x1, t1))
+    b = run.tell(2 * model(x1, t1))
+    a_again = run.tell(model(x1, t1))
+    assert a.ask()[1] == b.ask()[1] == t1
+    assert not np.array_equal(a.ask()[0], b.ask()[0])
+    np.testing.assert_array_equal(a.ask()[0], a_again.ask()[0])
+    end = integrator.solve(model, run=a)
+    np.testing.assert_array_equal(end.x, integrator.solve(model, run=a_again).x)
 
 
 def test_start_mid_trajectory_from_an_exact_x_t():
@@ -269,7 +295,7 @@ def test_public_names_are_exported():
         assert hasattr(pndmkit, name)
 
 
-PSEUDO = [name for name, spec in METHODS.items() if spec.transfer == "phi (DDIM)"]
+PSEUDO = [name for name, spec in METHODS.items() if spec.kind == "pseudo"]
 
 
 @given(data=st.data(), mu=st.floats(-2, 2), z=st.floats(-3, 3))

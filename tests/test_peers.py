@@ -25,7 +25,6 @@ diffusers = pytest.importorskip("diffusers")
 
 import pndmkit  # noqa: E402
 from pndmkit import DiscreteVP  # noqa: E402
-from pndmkit.integrator import State  # noqa: E402
 from pndmkit.studies.peers import make_scheduler, peer_sample, run_scheduler  # noqa: E402
 from pndmkit.schedules import CosineVP  # noqa: E402
 from pndmkit.transfers import DDIMTransfer  # noqa: E402
@@ -204,9 +203,10 @@ def test_ipndm_native_schedule_starts_at_pure_noise(x_T, steps):
         return
     times = np.arctan2(sigma, alpha) * 2 / np.pi
     x1 = sigma[1] * x_T
-    state = State(x=x1, t=float(times[1]), history=((1.0, x_T),), nfe=1, steps=1)
-    ours = pndmkit.METHODS["ipndm"].build(cosine).solve(model_for(cosine), x1, times[1:], state=state)
-    assert ours.nfe == run.nfe == steps
+    integrator = pndmkit.METHODS["ipndm"].build(cosine)
+    start = integrator.start(x1, times[1:], estimator_state=((1.0, x_T),))  # the first step's eps (= x_T) known
+    ours = integrator.solve(model_for(cosine), run=start)
+    assert ours.nfe + 1 == run.nfe == steps
     assert rel(ours.x, run.x) < 1e-6
 
 

@@ -1,0 +1,293 @@
+r"""Ask/tell runs: any integrator driven from outside, one model evaluation at a time.
+
+:meth:`pndmkit.integrator.Integrator.start` returns a :class:`Run`, an immutable snapshot of a sampler
+between two model evaluations. :meth:`Run.ask` says where the model must be evaluated next,
+:meth:`Run.tell` takes the model's output there and returns the next run; the old run is unchanged, so a
+run can be kept, copied, pickled and resumed (or told two different outputs) and the results are
+bit-identical to an uninterrupted run. :meth:`~pndmkit.integrator.Integrator.solve` is one driver of this
+protocol; a diffusers scheduler, a guidance loop or a distributed job are others.
+
+Examples
+--------
+>>> import numpy as np
+>>> import pndmkit
+>>> from pndmkit.schedules import LinearVP
+>>> sched = LinearVP()
+>>> run = pndmkit.METHODS["pie"].build(sched).start(np.ones(2), [1.0, 0.5, 0.1])
+>>> while not run.done:
+...     x, t = run.ask()                 # the model must be evaluated at (x, t); t in the schedule's units
+...     run = run.tell(0.5 * x)          # its output (an eps prediction here)
+>>> sol = run.solution()
+>>> sol.nfe, sol.x.shape
+(4, (2,))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generator, Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pndmkit._backend import LinComb, all_finite, dtype_name, match_dtype
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pndmkit.integrator import Integrator, Solution
+
+__all__ = ["Run", "check_output"]
+
+
+def check_output(e: Any, like: Any, t: float, evaluation: int, check_finite: bool) -> Any:
+    """Validate one model output against the state ``like``; return it in the state's dtype.
+
+    Raises
+    ------
+    ValueError
+        Wrong shape (or not an array).
+    TypeError
+        A different array type (numpy vs torch) or a non-floating dtype.
+    FloatingPointError
+        ``check_finite`` and a non-finite entry.
+    """
+    shape = tuple(like.shape)
+    if tuple(getattr(e, "shape", ())) != shape or not hasattr(e, "dtype"):
+        raise ValueError(f"model output must be an array of shape {shape} like x; got "
+                         f"{type(e).__name__} of shape {tuple(getattr(e, 'shape', ()))} at t={t}")
+    if type(e) is not type(like):
+        raise TypeError(f"model output must be a {type(like).__name__} like x, got {type(e).__name__} at t={t}")
+    if e.dtype != like.dtype:
+        if "float" not in dtype_name(e):
+            raise TypeError(f"model output must have a floating dtype, got {dtype_name(e)} at t={t}")
+        e = match_dtype(e, like)
+    if check_finite and not all_finite(e):
+        raise FloatingPointError(f"model output is not finite at t={t} (evaluation {evaluation})")
+    return e
+
+
+class _Cursor:
+    """The live generator of the current step, shared by the runs of that step (a cache, not state).
+
+    ``position`` counts the gradients sent to it. A run whose ``told`` is longer or shorter than that (it
+    was told twice, or unpickled) replays the step from its own ``told`` instead, which is exact.
+    """
+
+    __slots__ = ("gen", "position")
+
+    def __init__(self, gen: Generator, position: int) -> None:
+        self.gen, self.position = gen, position
+
+
+@dataclass(frozen=True, eq=False)
+class Run:
+    """An integrator run between two model evaluations (immutable; create with ``Integrator.start``).
+
+    Attributes
+    ----------
+    integrator : Integrator
+        The method.
+    times : numpy.ndarray
+        The grid (float64, decreasing, schedule units).
+    index : int
+        Steps completed; the current sample ``x`` is at ``times[index]``.
+    x : array
+        Sample at the start of the current step, in the state dtype.
+    state : object
+        The estimator's state at the start of the current step.
+    nfe : int
+        Model evaluations told so far.
+    told : tuple
+        Gradients told during the current step (its replay log).
+    request : tuple or None
+        ``(x, t)`` of the next evaluation, ``None`` once done.
+    prediction : str
+        What the told outputs are (``"eps"``, ``"x0"``, ``"v"``, ``"score"``): converted to ``eps`` at their
+        own evaluation point (:func:`pndmkit.models.to_eps`) before the estimator combines anything.
+    check_finite : bool
+        Check every told output for NaN/inf (synchronises GPU devices).
+    out_dtype : str
+        dtype of the final sample (that of the initial one).
+    last_gradient : array, LinComb or None
+        Gradient the last completed step gave the transfer (``None`` for a corrector step).
+    """
+
+    integrator: "Integrator"
+    times: NDArray[np.float64]
+    index: int
+    x: Any
+    state: Any
+    nfe: int = 0
+    told: tuple = ()
+    request: Optional[tuple] = None
+    prediction: str = "eps"
+    check_finite: bool = False
+    out_dtype: str = ""
+    last_gradient: Any = field(default=None, repr=False)
+    _cursor: Optional[_Cursor] = field(default=None, repr=False, compare=False)
+
+    # -- the protocol -----------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        """Whether the run has reached the end of its grid."""
+        return self.request is None
+
+    @property
+    def t(self) -> float:
+        """Time of the current sample ``x``."""
+        return float(self.times[self.index])
+
+    def ask(self) -> tuple[Any, float]:
+        """``(x, t)``: where the model must be evaluated next (``t`` a Python float in the schedule's units).
+
+        Raises
+        ------
+        RuntimeError
+            The run is done (use :meth:`solution`).
+        """
+        if self.request is None:
+            raise RuntimeError("the run is done: call .solution() instead of .ask()")
+        return self.request
+
+    def tell(self, output: Any) -> "Run":
+        """Give the model's output at :meth:`ask`'s point; return the run at the next evaluation (or done).
+
+        ``output`` is a prediction of kind :attr:`prediction`, same shape and array type as ``x``; another
+        floating dtype is cast to the state's.
+
+        Raises
+        ------
+        RuntimeError
+            The run is done.
+        ValueError, TypeError, FloatingPointError
+            As :func:`check_output`.
+        """
+        if self.request is None:
+            raise RuntimeError("the run is done: there is nothing to tell")
+        from pndmkit.models import to_eps
+
+        x_eval, t_eval = self.request
+        phi = self.integrator.transfer
+        eps = check_output(output, x_eval, t_eval, self.nfe + 1, self.check_finite)
+        if self.prediction != "eps":
+            eps = to_eps(eps, x_eval, t_eval, phi.schedule, self.prediction)
+        g = phi.gradient(x_eval, eps, t_eval)
+        cursor = self._cursor
+        if cursor is None or cursor.position != len(self.told):
+            cursor = _Cursor(self._replay(), len(self.told))
+        try:
+            request = cursor.gen.send(g)
+        except StopIteration as stop:
+            cursor.position = -1  # exhausted: telling this run again replays the step
+            return self._finish_step(stop.value, self.nfe + 1)
+        cursor.position += 1
+        return _replace(self, nfe=self.nfe + 1, told=self.told + (g,), request=request, _cursor=cursor)
+
+    def solution(self) -> "Solution":
+        """The :class:`~pndmkit.integrator.Solution` of a finished run.
+
+        The final sample is checked once for NaN/inf (one cheap reduction); rerun with ``check_finite=True``
+        to find the first non-finite evaluation.
+
+        Raises
+        ------
+        RuntimeError
+            The run is not done.
+        FloatingPointError
+            The final sample is not finite (the exception's ``run`` attribute holds this run: nothing is lost).
+        """
+        from pndmkit.integrator import Solution
+
+        if self.request is not None:
+            raise RuntimeError(f"the run is not done: step {self.index} of {len(self.times) - 1}, "
+                               f"next evaluation at t={self.request[1]}")
+        if not all_finite(self.x):
+            err = FloatingPointError(
+                f"the final sample of {self.integrator.name or 'the run'} is not finite (NaN or inf); rerun with "
+                "check_finite=True to find the first non-finite model output")
+            err.run = self  # type: ignore[attr-defined]
+            raise err
+        x = self.x if dtype_name(self.x) == self.out_dtype else _cast(self.x, self.out_dtype)
+        return Solution(x=x, nfe=self.nfe, times=self.times, method=self.integrator.name, run=self)
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _generator(self) -> Generator:
+        t, t_next = self.t, float(self.times[self.index + 1])
+        return self.integrator.estimator.step(self.x, t, t_next, self.integrator.transfer, self.state)
+
+    def _replay(self) -> Generator:
+        """A fresh generator of the current step, advanced past its first request and every told gradient."""
+        gen = self._generator()
+        next(gen)
+        for g in self.told:
+            gen.send(g)
+        return gen
+
+    def _finish_step(self, step: Any, nfe: int) -> "Run":
+        from pndmkit.estimators import Step
+
+        if not isinstance(step, Step):
+            raise TypeError(f"{self.integrator.estimator!r}.step must return a Step, got {type(step).__name__}")
+        t, t_next = self.t, float(self.times[self.index + 1])
+        x_next = step.x if step.x is not None else self.integrator.transfer(self.x, step.e, t, t_next)
+        return _begin(self, self.index + 1, x_next, step.state, nfe, step.e)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_cursor"] = None  # generators do not pickle; a resumed run replays its step exactly
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+
+
+def _replace(run: Run, **changes: Any) -> Run:
+    fields = dict(run.__dict__)
+    fields.update(changes)
+    return Run(**fields)
+
+
+def _cast(x: Any, dtype: str) -> Any:
+    if hasattr(x, "to") and not isinstance(x, np.ndarray):
+        import torch
+
+        return x.to(getattr(torch, dtype))
+    return x.astype(dtype)
+
+
+def _begin(run: Run, index: int, x: Any, state: Any, nfe: int, last_gradient: Any) -> Run:
+    """The run at the start of step ``index`` (or done), advanced to its first model evaluation."""
+    while True:
+        base = _replace(run, index=index, x=x, state=state, nfe=nfe, told=(), request=None,
+                        last_gradient=last_gradient, _cursor=None)
+        if index >= len(run.times) - 1:
+            return base
+        gen = base._generator()
+        try:
+            request = next(gen)
+        except StopIteration as stop:  # a step that needs no evaluation (e.g. pure extrapolation)
+            from pndmkit.estimators import Step
+
+            step = stop.value
+            if not isinstance(step, Step):
+                raise TypeError(f"{run.integrator.estimator!r}.step must return a Step, got {type(step).__name__}")
+            t, t_next = float(run.times[index]), float(run.times[index + 1])
+            x = step.x if step.x is not None else run.integrator.transfer(x, step.e, t, t_next)
+            state, last_gradient, index = step.state, step.e, index + 1
+            continue
+        return _replace(base, request=request, _cursor=_Cursor(gen, 0))
+
+
+def start_run(integrator: "Integrator", x: Any, times: NDArray[np.float64], *, prediction: str,
+              check_finite: bool, out_dtype: str, estimator_state: Any = None) -> Run:
+    """The run of ``integrator`` from ``x`` at ``times[0]`` (used by ``Integrator.start``)."""
+    t0 = float(times[0])
+    state = integrator.estimator.init(x, t0, integrator.transfer) if estimator_state is None else estimator_state
+    run = Run(integrator=integrator, times=times, index=0, x=x, state=state, prediction=prediction,
+              check_finite=check_finite, out_dtype=out_dtype)
+    return _begin(run, 0, x, state, 0, None)
+
+
+def gradient_array(e: Any) -> Any:
+    """A step's gradient as an array (evaluates a :class:`~pndmkit._backend.LinComb`)."""
+    return e.evaluate() if isinstance(e, LinComb) else e
