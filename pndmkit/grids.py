@@ -35,14 +35,14 @@ Examples
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
-__all__ = ["make_grid", "check_grid", "GRIDS", "DISCRETE_SPACINGS"]
+__all__ = ["make_grid", "check_grid", "GRIDS", "GRID_KINDS", "GridKind", "DISCRETE_SPACINGS", "S_FLOOR"]
 
 DISCRETE_SPACINGS = ("leading", "linspace", "trailing")
 
@@ -191,3 +191,45 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
 
 #: grid kinds accepted by :func:`make_grid`
 GRIDS = ("uniform", "linspace", "quadratic", "logsnr", "karras", "s-uniform", "leading", "trailing")
+
+class GridKind(NamedTuple):
+    """What a grid kind is, for the code that chooses among kinds (studies, CLI): see :data:`GRID_KINDS`.
+
+    Attributes
+    ----------
+    uniform_in : str
+        The quantity whose steps are equal.
+    discrete_only : bool
+        A spacing of integer training indices, for :class:`DiscreteVP` schedules only.
+    same_as : str or None
+        The kind this one equals on continuous schedules (``linspace`` is ``uniform`` there; on a
+        :class:`DiscreteVP` it is ``uniform`` rounded to training indices).
+    in_diffusers : bool
+        diffusers offers it (``timestep_spacing``, ``use_karras_sigmas``, ``use_lu_lambdas``).
+    floored : bool
+        Ending at ``abar = 1`` it stops at the lowest positive level (the first table index of a
+        discrete schedule, ``s = S_FLOOR`` otherwise) and takes one last step to the end.
+    default_for : str or None
+        ``"discrete"`` / ``"continuous"``: :func:`make_grid`'s kind for those schedules when none is given.
+    """
+
+    uniform_in: str
+    discrete_only: bool = False
+    same_as: str | None = None
+    in_diffusers: bool = False
+    floored: bool = False
+    default_for: str | None = None
+
+
+#: every grid kind with what studies need to know about it; the keys are :data:`GRIDS`
+GRID_KINDS = {
+    "uniform": GridKind("t", in_diffusers=True, default_for="continuous"),
+    "linspace": GridKind("t (training indices on a DiscreteVP)", same_as="uniform", in_diffusers=True),
+    "quadratic": GridKind("sqrt(t - t_end)"),
+    "logsnr": GridKind("lambda = -log s", in_diffusers=True, floored=True),
+    "karras": GridKind("s^(1/rho)", in_diffusers=True, floored=True),
+    "s-uniform": GridKind("s"),
+    "leading": GridKind("training index, stride T // N", discrete_only=True, in_diffusers=True,
+                        default_for="discrete"),
+    "trailing": GridKind("training index, from the top", discrete_only=True, in_diffusers=True),
+}

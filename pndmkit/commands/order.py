@@ -13,7 +13,7 @@ import sys
 
 from pndmkit.studies.convergence import DEFAULT_STEPS, SCHEDULES, make_study, run_study
 from pndmkit.studies.reports import order_json, order_plot, order_table
-from pndmkit.grids import GRIDS
+from pndmkit.grids import GRID_KINDS
 from pndmkit.methods import METHODS
 from pndmkit.problems import PROBLEMS
 
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", type=_methods, default=None, help="comma-separated method names (default: all)")
     p.add_argument("--problem", choices=sorted(PROBLEMS), default="gmm2d", help="built-in problem (gmm2d)")
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default="linear-vp", help="noise schedule (linear-vp)")
-    p.add_argument("--grid", choices=[g for g in GRIDS if g not in ("leading", "trailing")], default="uniform",
+    p.add_argument("--grid", choices=[g for g, kind in GRID_KINDS.items() if not kind.discrete_only], default="uniform",
                    help="grid kind (uniform: equal steps in t)")
     p.add_argument("--steps", type=_int_list, default=list(DEFAULT_STEPS),
                    help="comma-separated increasing step counts (default: %(default)s)")

@@ -21,8 +21,11 @@ Fair ground rules (every solver gets the same treatment):
 * **Error.** ``error`` is the RMS over samples and dimensions of ``y_end - y_ref(s_end)``; ``sw`` is the
   sliced Wasserstein-2 distance of ``y_end`` to ``p_0`` (with its finite-sample floor, the distance of
   the exact reference end points, reported as ``sw_floor``); ``nll`` the average ``-log p_0(y_end)``.
-* **Grids.** pndmkit methods try the integer spacings ``leading / trailing`` (discrete schedules) and the
-  continuous grids ``uniform / quadratic / karras / logsnr / s-uniform``; peers try their
+* **Grids.** pndmkit methods try every kind of :data:`pndmkit.grids.GRID_KINDS` the schedule has (the
+  integer spacings ``leading / trailing`` on discrete schedules; ``uniform / quadratic / logsnr / karras /
+  s-uniform``; ``linspace`` only as ``uniform``), made by :func:`pndmkit.grids.make_grid` itself, so a
+  Karras or log-SNR grid ending at ``abar = 1`` stops at the same lowest positive level as everywhere
+  else (the first table index, ``s = S_FLOOR`` on continuous schedules); peers try their
   ``timestep_spacing`` and ``use_karras_sigmas`` / ``use_lu_lambdas`` options. Pseudo methods end where
   ``abar = 1`` (``s = 0``), as the peers do; classical methods on the continuous linear VP stop at
   ``t = 1e-3`` (their right-hand side in ``t`` is singular at ``abar = 1``); DEIS stops at ``abar_0``.
@@ -51,7 +54,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from pndmkit.grids import DISCRETE_SPACINGS, make_grid
+from pndmkit.grids import DISCRETE_SPACINGS, GRID_KINDS, make_grid
 from pndmkit.methods import METHODS
 from pndmkit.schedules import DiscreteVP, LinearVP, NoiseSchedule
 
@@ -59,9 +62,6 @@ __all__ = ["CompareConfig", "SCHEDULES", "compare", "by_nfe", "pndmkit_methods",
 
 #: schedules of the head-to-head by name
 SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {"discrete-linear": DiscreteVP.linear, "linear-vp": LinearVP}
-
-#: continuous grid kinds tried for every method
-CONTINUOUS_GRIDS = ("uniform", "quadratic", "karras", "logsnr", "s-uniform")
 
 NFES = (5, 6, 8, 10, 15, 20, 50)
 
@@ -74,7 +74,7 @@ REFERENCE_TOL = 1e-10
 
 #: pndmkit grid options diffusers also offers (its spacings are uniform in t; Karras sigmas; log-SNR uniform
 #: ``use_lu_lambdas`` of DPM-Solver)
-SHARED_GRIDS = ("leading", "linspace", "trailing", "uniform", "karras", "logsnr")
+SHARED_GRIDS = tuple(name for name, kind in GRID_KINDS.items() if kind.in_diffusers)
 
 
 def pndmkit_methods() -> list[str]:
@@ -200,24 +200,12 @@ def _pndmkit_grids(schedule: NoiseSchedule, method: str, all_grids: bool) -> lis
     discrete = isinstance(schedule, DiscreteVP)
     classical = METHODS[method].transfer.startswith("linear")
     end = {} if discrete or classical else {"t_end": 0.0}
-    kinds = (("leading", "trailing") if discrete else ()) + CONTINUOUS_GRIDS  # linspace: as uniform
+    kinds = [name for name, kind in GRID_KINDS.items() if kind.same_as is None and (discrete or not kind.discrete_only)]
+    default = "discrete" if discrete else "continuous"
+    kinds.sort(key=lambda name: GRID_KINDS[name].default_for != default)  # the default grid first
     if not all_grids:
         kinds = kinds[:1]
     return [(k, {} if k in DISCRETE_SPACINGS else end) for k in kinds]
-
-
-def _grid(schedule: NoiseSchedule, steps: int, kind: str, t_end: Optional[float]) -> np.ndarray:
-    """``make_grid``, except that a Karras or log-SNR grid ending where ``abar = 1`` takes ``steps - 1`` steps
-    down to the schedule's lowest positive level and one last step to ``abar = 1``, as EDM and diffusers
-    (``use_karras_sigmas``, ``use_lu_lambdas``) do: the log-SNR grid cannot reach ``s = 0``, and equal steps
-    in ``s^(1/7)`` all the way to ``s = 0`` put the last two times on the same float."""
-    end = schedule.t_end if t_end is None else t_end
-    if kind not in ("karras", "logsnr") or float(schedule.s(end)) > 0:
-        return make_grid(schedule, steps, kind, **({} if t_end is None else {"t_end": t_end}))
-    low = 0.0 if isinstance(schedule, DiscreteVP) else 1e-3
-    if steps == 1:
-        return np.array([schedule.t_start, end])
-    return np.concatenate([make_grid(schedule, steps - 1, kind, t_end=low), [end]])
 
 
 def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> list[_Run]:
@@ -232,7 +220,7 @@ def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> 
             if steps is None:
                 continue
             for kind, opts in _pndmkit_grids(schedule, name, cfg.grids):
-                times = _grid(schedule, steps, kind, opts.get("t_end"))
+                times = make_grid(schedule, steps, kind, **opts)
 
                 def launch(x, integrator=integrator, times=times):
                     sol = integrator.solve(lambda x, t: problem.eps(x, t, schedule), x, times)

@@ -1,0 +1,44 @@
+"""The head-to-head's grids come from the registry in pndmkit/grids.py (no diffusers needed here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pndmkit.grids import DISCRETE_SPACINGS, GRID_KINDS, GRIDS, S_FLOOR, make_grid
+from pndmkit.schedules import DiscreteVP, LinearVP
+from pndmkit.studies import compare as cmp
+
+
+def test_registry_describes_every_grid_kind_once():
+    assert tuple(GRID_KINDS) == GRIDS
+    assert {k for k, g in GRID_KINDS.items() if g.discrete_only} == set(DISCRETE_SPACINGS) - {"linspace"}
+    assert [k for k, g in GRID_KINDS.items() if g.default_for] == ["uniform", "leading"]
+    assert all(g.same_as in (None, *GRIDS) for g in GRID_KINDS.values())
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    (DiscreteVP.linear(), ["leading", "uniform", "quadratic", "logsnr", "karras", "s-uniform", "trailing"]),
+    (LinearVP(), ["uniform", "quadratic", "logsnr", "karras", "s-uniform"]),
+])
+def test_compare_tries_the_registry_kinds_default_first(schedule, expected):
+    assert [k for k, _ in cmp._pndmkit_grids(schedule, "ddim", True)] == expected
+    assert [k for k, _ in cmp._pndmkit_grids(schedule, "ddim", False)] == expected[:1]
+    assert make_grid(schedule, 5)[0] == make_grid(schedule, 5, expected[0])[0]  # the first is make_grid's default
+
+
+def test_compare_floors_karras_and_logsnr_where_grids_does():
+    """One rule: a Karras / log-SNR run of the head-to-head ending at abar = 1 stops at s = S_FLOOR (0.002 on
+    the continuous linear VP; compare used t = 1e-3, s = 0.0105, before) and then steps to the end."""
+    cfg = cmp.CompareConfig(problems=("gmm2d",), schedules=("linear-vp",), nfes=(8,), n=8, methods=("ddim",),
+                            peers=(), grids=True)
+    from pndmkit.problems import get_problem
+
+    schedule = LinearVP()
+    runs = {r.option: r for r in cmp._plan_pndmkit(get_problem("gmm2d"), schedule, cfg)}
+    for kind in ("karras", "logsnr"):
+        grid = make_grid(schedule, 8, kind, t_end=0.0)
+        assert float(schedule.s(grid[-2])) == pytest.approx(S_FLOOR, rel=1e-9)
+        assert runs[f"{kind} to t=0"].s_end == 0.0
+    assert set(cmp.SHARED_GRIDS) == {"leading", "linspace", "trailing", "uniform", "karras", "logsnr"}
+    np.testing.assert_array_equal(make_grid(DiscreteVP.linear(), 4, "karras")[-2:], [0.0, -1.0])  # first index
