@@ -14,6 +14,7 @@ import shlex
 import sys
 import time
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -31,17 +32,29 @@ STYLE: dict[str, tuple[str, str]] = {
     "f-pndm": ("#ff7f0e", "D"), "prk": ("#8c564b", "^"), "pie": ("#bcbd22", "<"), "plms": ("#e377c2", ">"),
     "prk-s": ("#9467bd", "P"), "f-pndm-s": ("#17becf", "X"), "ipndm": ("#aec7e8", "h"),
     "ipndm-v": ("#98df8a", "H"), "euler": ("#ff9896", "1"), "rk4": ("#c49c94", "2"),
-    "exact": ("#e7298a", ""),
+    "pece-s": ("#393b79", "p"), "pec-s": ("#8c6d31", "d"), "exact": ("#e7298a", ""),
 }
+#: colours and markers for methods without an entry in STYLE (registered later), picked from the name
+FALLBACK_COLOURS = ("#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363")
+FALLBACK_MARKERS = ("o", "s", "^", "v", "D", "<", ">", "h", "p", "*")
 #: the paper's names for display
 LABEL = {"ddim": "DDIM", "fon": "FON", "pf": "PF", "s-pndm": "S-PNDM", "f-pndm": "F-PNDM", "prk": "PRK",
          "pie": "PIE", "plms": "PLMS", "prk-s": "PRK-s", "f-pndm-s": "F-PNDM-s", "ipndm": "iPNDM",
-         "ipndm-v": "iPNDM-v", "euler": "Euler", "rk4": "RK4"}
+         "ipndm-v": "iPNDM-v", "euler": "Euler", "rk4": "RK4", "pece-s": "PECE-s", "pec-s": "PEC-s"}
 
 
 def style(method: str) -> dict[str, Any]:
-    """Matplotlib keyword arguments (colour, marker, label) of a method."""
-    colour, marker = STYLE.get(method, ("black", "."))
+    """Matplotlib keyword arguments (colour, marker, label) of a method.
+
+    A method without an entry in :data:`STYLE` (one registered later) gets a colour and a marker chosen from
+    its name, the same in every figure and every run.
+    """
+    if method in STYLE:
+        colour, marker = STYLE[method]
+    else:
+        code = zlib.crc32(method.encode())
+        colour = FALLBACK_COLOURS[code % len(FALLBACK_COLOURS)]
+        marker = FALLBACK_MARKERS[(code // len(FALLBACK_COLOURS)) % len(FALLBACK_MARKERS)]
     return {"color": colour, "marker": marker, "label": LABEL.get(method, method)}
 
 
@@ -158,6 +171,14 @@ def plot_curves(ax: Any, rows: Sequence[dict[str, Any]], x: str, y: str, methods
             ax.plot(xs, ys, ls=ls, **kw)
 
 
+def line_style_keys(solid: str, dashed: str) -> list[Any]:
+    """Legend entries explaining :func:`plot_curves`' line styles (solid; dashed with open markers)."""
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], color="k", marker="o", ls="-", label=f"solid: {solid}"),
+            Line2D([], [], color="k", marker="o", ls="--", markerfacecolor="none", label=f"dashed: {dashed}")]
+
+
 def _ok(v: Any, positive: bool = True) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 or not positive)
 
@@ -185,3 +206,21 @@ def log_axes(ax: Any, xlabel: str, ylabel: str, *, logy: bool = True) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+
+
+def plain_log_y(ax: Any) -> None:
+    """Plain numbers (20, 30, 50, 0.5) as the tick labels of a log y axis spanning about one decade.
+
+    Matplotlib labels such an axis with minor ticks like ``3 x 10^1``, which read badly; here ticks whose
+    leading digit is 1, 2, 3, 4, 5, 6 or 8 are labelled, the others (7, 9) left blank so that labels never crowd.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    def label(v: float, _pos: Any) -> str:
+        if v <= 0:
+            return ""
+        lead = round(v / 10 ** math.floor(math.log10(v) + 1e-9), 6)
+        return f"{v:g}" if lead in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0) else ""
+
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(FuncFormatter(label))

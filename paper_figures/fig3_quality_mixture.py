@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from paper_figures._common import LABEL, Config, Outcome, figure, log_axes, markdown_table, plot_curves, read_csv, save, study
+from paper_figures._common import LABEL, Config, Outcome, figure, line_style_keys, log_axes, markdown_table, \
+    plain_log_y, plot_curves, read_csv, save, study
 
 NAME = "fig3_quality_mixture"
 TABLE = "table_mixture_quality"
@@ -24,7 +25,11 @@ def make(cfg: Config) -> Outcome:
             if metric in ("sw", "nll"):
                 ax.axhline(exact[metric], color="0.5", lw=0.8, label=f"{exact['n_samples']} exact samples")
             log_axes(ax, "steps" if x == "steps" else "NFE", label, logy=metric != "nll")
-    axes[1, 0].legend(ncol=2)
+            if metric == "sw":
+                plain_log_y(ax)
+    handles, _ = axes[1, 0].get_legend_handles_labels()  # one legend below the figure, over no curve
+    fig.legend(handles=handles + line_style_keys("linear schedule", "cosine schedule"), ncol=5,
+               loc="upper center", bbox_to_anchor=(0.5, 0.0))
     problem, n = exact["problem"], exact["n_samples"]
     caption = (
         f"Sample quality on the built-in mixture {problem} with its exact eps, {n} samples from the same noises, "

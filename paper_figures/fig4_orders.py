@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -10,12 +11,78 @@ from paper_figures._common import LABEL, Config, Outcome, figure, log_axes, mark
 
 NAME = "fig4_orders"
 TABLE = "table_orders"
-PANELS = {
-    "the paper's pseudo methods and peers (t-uniform weights)": ["ddim", "pie", "prk", "plms", "s-pndm", "f-pndm",
-                                                                  "ipndm", "pf"],
-    "classical methods and s-consistent pseudo methods": ["euler", "rk4", "fon", "ipndm-v", "prk-s", "f-pndm-s",
-                                                          "ddim", "f-pndm"],
-}
+#: drawn in the second panel too, so that both panels show the paper's first- and second-order methods
+REFERENCES = ("ddim", "f-pndm")
+#: two methods whose errors differ by less than this (relative, at every common step count) draw one line
+SAME = 0.01
+#: two methods closer than this at every common step count hide each other at the figure's scale
+CLOSE = 0.15
+LEFT = "pseudo methods of declared order <= 2, and adaptive methods"
+RIGHT = "classical methods and pseudo methods of declared order >= 3"
+
+
+def kind(spec: Any) -> str:
+    """``"pseudo"``, ``"classical"`` or ``"adaptive"`` for a registry entry.
+
+    Uses ``spec.kind`` where the registry has it; otherwise an adaptive entry is ``"adaptive"``, one whose
+    transfer is the DDIM map phi ``"pseudo"``, the others ``"classical"``.
+    """
+    value = getattr(spec, "kind", None)
+    if value is not None:
+        return str(value)
+    if spec.adaptive:
+        return "adaptive"
+    return "pseudo" if str(spec.transfer).startswith("phi") else "classical"
+
+
+def panels(registry: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+    """Panel title -> method names, in registry order, from the registry alone.
+
+    Left: pseudo methods of declared order at most 2 (DDIM and the paper's pseudo methods, t-uniform
+    peers) and adaptive methods (drawn by their slope against NFE); right: classical methods and pseudo
+    methods of declared order 3 or more, with :data:`REFERENCES` repeated. A newly registered method lands
+    in one of them without any edit here.
+    """
+    if registry is None:
+        import pndmkit
+
+        registry = pndmkit.METHODS
+    left, right = [], []
+    for name, spec in registry.items():
+        order = getattr(spec, "order", None)
+        if kind(spec) == "classical" or (order is not None and order >= 3):
+            right.append(name)
+        else:
+            left.append(name)
+    return {LEFT: left, RIGHT: right + [n for n in REFERENCES if n in registry and n not in right]}
+
+
+def overlaps(results: Mapping[str, Any], names: Sequence[str]) -> dict[str, tuple[str, float]]:
+    """For each method drawn on top of an earlier one in ``names``: (that method, largest relative difference).
+
+    Two methods overlap when they share at least two step counts and their errors differ by less than
+    :data:`CLOSE` (relative) at every one of them.
+    """
+    out: dict[str, tuple[str, float]] = {}
+    for k, name in enumerate(names):
+        mine = _errors_by_steps(results.get(name))
+        for other in names[:k]:
+            theirs = _errors_by_steps(results.get(other))
+            common = sorted(set(mine) & set(theirs))
+            if len(common) < 2:
+                continue
+            worst = max(abs(mine[s] - theirs[s]) / max(abs(theirs[s]), 1e-300) for s in common)
+            if worst < CLOSE:
+                out[name] = (other, worst)
+                break
+    return out
+
+
+def _errors_by_steps(entry: Mapping[str, Any] | None) -> dict[int, float]:
+    if not entry:
+        return {}
+    return {int(s): float(e) for s, e in zip(entry.get("steps", []), entry.get("errors", []))
+            if s is not None and e is not None and math.isfinite(float(e)) and float(e) > 0}
 
 
 def nfe_slope(entry: dict) -> float:
@@ -31,39 +98,66 @@ def nfe_slope(entry: dict) -> float:
     return float(-np.polyfit(x, y, 1)[0])
 
 
+def draw(data: Mapping[str, Any], registry: Mapping[str, Any] | None = None) -> tuple[Any, list[str]]:
+    """The figure of an ``orders.json`` (its ``methods`` part), and the registered methods it has no data for.
+
+    Methods come from the registry (:func:`panels`); a method whose errors lie on top of an earlier one's in
+    its panel (:func:`overlaps`) is drawn with larger open markers and a dashed line, and its legend entry
+    names the method it covers.
+    """
+    results = data["methods"]
+    layout = panels(registry)
+    fig, axes = figure(1, 2, width=4.3, height=5.0)
+    for ax, (title, names) in zip(axes[0], layout.items()):
+        names = [n for n in names if n in results]
+        covered = overlaps(results, names)
+        for name in names:
+            r = results[name]
+            measured = r.get("measured_order")
+            kw = style(name)
+            kw["label"] = f"{kw['label']}: " + (f"{measured:.2f} (declared {r['declared_order']})"
+                                                if measured is not None and not _nan(measured)
+                                                else f"slope vs NFE {nfe_slope(r):.2f}")
+            if name in covered:
+                other, worst = covered[name]
+                what = "same errors as" if worst < SAME else "errors within {:.0f} % of".format(100 * CLOSE)
+                kw["label"] += f"; {what} {LABEL.get(other, other)}"
+                kw.update(markerfacecolor="none", markersize=7, ls="--", markeredgewidth=1.0)
+            pts = [(n, e) for n, e in zip(r["nfe"], r["errors"]) if e is not None and not _nan(e) and e > 0]
+            if pts:
+                ax.plot(*zip(*pts), **kw)
+        log_axes(ax, "NFE", "end-point error")
+        ax.set_title(title, fontsize=8)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.15),  # below the axes: never over data
+                  title="measured order (declared order)", title_fontsize=6)
+    registered = {n for names in layout.values() for n in names}
+    missing = [n for n in registered if n not in results]
+    return fig, sorted(missing)
+
+
 def make(cfg: Config) -> Outcome:
     from analysis import orders
 
     path = study(cfg, "orders.json", orders)
     data = read_json(path)
     results = data["methods"]
-    fig, axes = figure(1, 2, width=4.3, height=3.5)
-    for ax, (title, names) in zip(axes[0], PANELS.items()):
-        for name in names:
-            if name not in results:
-                continue
-            r = results[name]
-            measured = r.get("measured_order")
-            kw = style(name)
-            kw["label"] = f"{kw['label']}: " + (f"order {measured:.2f} (declared {r['declared_order']})"
-                                                if measured is not None and not _nan(measured)
-                                                else f"NFE slope {nfe_slope(r):.2f}")
-            pts = [(n, e) for n, e in zip(r["nfe"], r["errors"]) if e is not None and not _nan(e) and e > 0]
-            if pts:
-                ax.plot(*zip(*pts), **kw)
-        log_axes(ax, "NFE", "end-point error")
-        ax.set_title(title, fontsize=8)
-        ax.legend(fontsize=6)
+    fig, missing = draw(data)
     caption = (
         f"Error of the end point against the exact probability-flow trajectory versus NFE, on the built-in "
         f"problem {data['problem']} with schedule {data['schedule']} and a {data['grid']} grid "
         + (f"from t = {data['t_start']:.4g} to t = {data['t_end']:.4g} " if "t_end" in data else "")
-        + f"(source: {data['source']}). Legend: order fitted against steps on the asymptotic range, and the "
-        "declared order of the registry; the adaptive PF is reported by its slope against NFE. The paper's "
-        "pseudo methods (PRK, PLMS, S-/F-PNDM) are second order on t-uniform grids, because phi integrates "
-        "exactly in s = sqrt((1 - abar)/abar) while their stages and weights are uniform in t; placing the stages "
-        "at the s-midpoint (PRK-s) and using Adams-Bashforth weights exact on the s nodes (F-PNDM-s, iPNDM-v) "
-        "restores fourth order.")
+        + f"(source: {data['source']}). Every registered method (pndmkit.METHODS) is drawn: left, the pseudo "
+        "methods of declared order at most 2 and the adaptive ones; right, the classical methods and the "
+        "pseudo methods of higher declared order, with DDIM and F-PNDM repeated for scale. Legend: order "
+        "fitted against steps on the asymptotic range, and the declared order of the registry; an adaptive "
+        "method is reported by its slope against NFE. A method whose errors lie on top of an earlier one's is "
+        "drawn with open markers and a dashed line, and its legend entry says so (PLMS, F-PNDM and iPNDM share "
+        "their AB4 phase and differ only in the warm-up and hence NFE). The paper's pseudo methods (PRK, PLMS, "
+        "S-/F-PNDM) are second order, as the paper states: phi integrates exactly in "
+        "s = sqrt((1 - abar)/abar) while their stages and weights are uniform in t; placing the stages at the "
+        "s-midpoint (PRK-s) and using Adams-Bashforth weights exact on the s nodes (F-PNDM-s, iPNDM-v) gives "
+        "fourth order."
+        + (f" Registered but not in {path.name} (rerun with --recompute): {', '.join(missing)}." if missing else ""))
     files = save(fig, cfg, NAME, caption, [path])
     body = [[LABEL.get(n, n), r["declared_order"] if r["declared_order"] is not None else "adaptive",
              r["measured_order"] if r.get("measured_order") is not None else float("nan"), nfe_slope(r),

@@ -26,9 +26,11 @@ def density(t: float, lim: float = LIM, n: int = 64) -> np.ndarray:
 
 
 def background(ax, logp: np.ndarray) -> None:
-    """The density as a grey image, clipped 8 nats below its maximum."""
-    ax.imshow(np.maximum(logp, logp.max() - 8), extent=(-LIM, LIM, -LIM, LIM), origin="lower", cmap="Greys",
-              interpolation="nearest", aspect="auto")
+    """The density as a grey image, clipped 8 nats below its maximum; the densest grey stays light enough for
+    coloured points on it to show."""
+    top = logp.max()
+    ax.imshow(np.maximum(logp, top - 8), extent=(-LIM, LIM, -LIM, LIM), origin="lower", cmap="Greys",
+              interpolation="nearest", aspect="auto", vmin=top - 8, vmax=top + 6)
 
 
 def make(cfg: Config) -> Outcome:
@@ -47,7 +49,7 @@ def make(cfg: Config) -> Outcome:
         for j, k in enumerate(cols):
             ax = axes[i, j]
             background(ax, meshes[k])
-            ax.scatter(pts[k, :, 0], pts[k, :, 1], s=1.5, color=style(method)["color"], alpha=0.7, lw=0)
+            ax.scatter(pts[k, :, 0], pts[k, :, 1], s=2.5, color=style(method)["color"], alpha=0.7, lw=0)
             if i == 0:
                 ax.set_title(f"t = {times[k]:.0f}, step {k}/{len(times) - 1}", fontsize=7)
         ax = axes[i, -1]  # trajectories of a few points over p_0
@@ -56,7 +58,9 @@ def make(cfg: Config) -> Outcome:
             ax.plot(pts[1:, p, 0], pts[1:, p, 1], lw=0.6, color=style(method)["color"], marker=".", ms=1.5)
         if i == 0:
             ax.set_title("paths from step 1", fontsize=7)
-        axes[i, 0].set_ylabel(f"{LABEL.get(method, method)}\n({case['methods'][method]['kind']})", fontsize=7)
+        kind = case["methods"][method]["kind"]
+        axes[i, 0].set_ylabel("exact flow" if method == "exact" else f"{LABEL.get(method, method)}\n({kind})",
+                              fontsize=7)
         for ax in axes[i]:
             ax.set_xlim(-LIM, LIM)
             ax.set_ylim(-LIM, LIM)

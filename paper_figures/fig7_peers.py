@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paper_figures._common import DEFAULT_RESULTS, Config, Outcome, figure, log_axes, markdown_table, read_json, save, \
-    style, write_json
+from paper_figures._common import DEFAULT_RESULTS, Config, Outcome, figure, log_axes, markdown_table, plain_log_y, \
+    read_json, save, style, write_json
 
 NAME = "fig7_peers"
 TABLE = "table_peers"
@@ -58,22 +58,27 @@ def make(cfg: Config) -> Outcome:
         panels[0].legend(fontsize=5, ncol=2)
     ax = panels[len(cases)]
     nfe = [float(k) for k, _ in by_nfe]
-    ax.plot(nfe, [v["ratio"] for _, v in by_nfe], marker="o", color="k")
-    for x, (_, v) in zip(nfe, by_nfe):
+    ratios = [v["ratio"] for _, v in by_nfe]
+    ax.plot(nfe, ratios, marker="o", color="k")
+    for x, (_, v) in zip(nfe, by_nfe):  # vertical labels: neighbouring NFE (5, 6; 15, 20) sit close together
         ax.annotate(f"{v['best_pndmkit']['method']} / {v['best_peer']['method']}", (x, v["ratio"]), fontsize=5,
-                    rotation=30, xytext=(2, 2), textcoords="offset points")
+                    rotation=90, ha="center", va="bottom", xytext=(0, 4), textcoords="offset points")
     ax.axhline(1.0, color="0.5", lw=0.8)
     log_axes(ax, "NFE", "best pndmkit error / best peer error")
+    if ratios:
+        ax.set_ylim(0.8 * min(ratios), max(1.3, 3.0 * max(ratios)))  # room above the points for the labels
+    plain_log_y(ax)
     ax.set_title("summary over all solvers (by_nfe)", fontsize=8)
     for ax in panels[len(cases) + 1:]:
         ax.set_visible(False)
     caption = (
         "Head-to-head at equal NFE (never equal steps) with the peers, diffusers' schedulers, on Gaussian-mixture "
-        "ground truth, from `pndmkit compare` (issue 5; its module docstring gives the ground rules). One panel "
-        "per case: error at each solver's best grid option against NFE for the main pndmkit methods (solid) and "
-        "the main diffusers schedulers (dashed, squares); compare.json and compare.md hold every solver. Last panel: ratio of the best pndmkit method's error to the best peer's at each NFE "
-        "(below 1: pndmkit is more accurate), annotated with the two winners; with several cases a solver's "
-        "error is the geometric mean over cases.")
+        "ground truth, from `pndmkit compare` (the module docstring of pndmkit/studies/compare.py gives the ground "
+        "rules). One panel per case: error at each solver's best grid option against NFE for the main pndmkit "
+        "methods (solid) and the main diffusers schedulers (dashed, squares); compare.json and compare.md hold "
+        "every solver. Last panel: ratio of the best pndmkit method's error to the best peer's at each NFE "
+        "(below 1: pndmkit is more accurate), each point labelled 'best pndmkit method / best peer'; with "
+        "several cases a solver's error is the geometric mean over cases.")
     files = save(fig, cfg, NAME, caption, [path])
     body = [[k, v["best_pndmkit"]["method"], v["best_pndmkit"]["error"], v["best_peer"]["method"],
              v["best_peer"]["error"], v["ratio"]] for k, v in by_nfe]

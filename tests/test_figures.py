@@ -1,7 +1,9 @@
-"""``python -m paper_figures --quick``: every figure and table is produced, non-empty, with the expected layout.
+"""Paper figures: the quick run makes every figure and table; the pieces that decide what a figure says.
 
-Figures that need the shipped digits model or ``pndmkit compare``'s results may skip, but only with the
-reason that they are missing; every other figure must be produced.
+``python -m paper_figures --quick`` (the tests marked slow): every figure and table is produced, non-empty,
+with the expected layout. Figures that need the shipped digits model or ``pndmkit compare``'s results may
+skip, but only with the reason that they are missing; every other figure must be produced. The fast tests pin
+the registry-driven layout of fig4, the overlap note, the claim's verdict and the 1 - cos column of fig6.
 """
 
 from __future__ import annotations
@@ -10,18 +12,20 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-pytestmark = pytest.mark.slow  # ~40-90 s on 2 shared cores (digits sampling and the compare quick run)
+slow = pytest.mark.slow  # the quick run: ~40-90 s on 2 shared cores (digits sampling and the compare quick run)
 
-from analysis import gradient_change, quality_mixture, quality_vs_steps  # noqa: E402
-from paper_figures import FIGURES, main  # noqa: E402
+from analysis import claim_draws, gradient_change, quality_mixture, quality_vs_steps  # noqa: E402
+from analysis._tables import read_csv, write_csv  # noqa: E402
+from paper_figures import FIGURES, fig4_orders, main  # noqa: E402
 
 #: figures that may skip, and the words their skip reason must contain
 MAY_SKIP = {"fig1_samples": "digits", "fig2_quality_digits": "digits", "fig7_peers": "compare"}
 #: extra files (besides NAME.png/.pdf/.txt) written by some figures
-EXTRA = {"fig2_quality_digits": ["table1_digits_fid.md", "claim_pndm_vs_ddim.json"],
+EXTRA = {"fig2_quality_digits": ["table_digits_fid.md", "claim_pndm_vs_ddim.json"],
          "fig3_quality_mixture": ["table_mixture_quality.md"], "fig4_orders": ["table_orders.md"],
          "fig5_manifold": ["fig5_norms.png", "fig5_norms.pdf", "fig5_norms.txt"], "fig7_peers": ["table_peers.md"]}
 
@@ -39,6 +43,7 @@ def quick_run(tmp_path_factory):
     return out, summary["figures"], rc
 
 
+@slow
 def test_every_figure_is_made_or_skipped_for_a_stated_reason(quick_run):
     out, outcomes, rc = quick_run
     assert rc == 0
@@ -54,6 +59,7 @@ def test_every_figure_is_made_or_skipped_for_a_stated_reason(quick_run):
         assert "Made by: python -m paper_figures --quick --out" in caption
 
 
+@slow
 def test_png_files_are_images(quick_run):
     out, outcomes, _ = quick_run
     for name, outcome in outcomes.items():
@@ -62,11 +68,13 @@ def test_png_files_are_images(quick_run):
             assert (out / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
 
 
+@slow
 def test_quick_results_never_touch_the_committed_tables(quick_run):
     out, _, _ = quick_run
     assert (out / "results" / "quality_mixture.csv").is_file()
 
 
+@slow
 def test_mixture_quality_table(quick_run):
     import pndmkit
 
@@ -85,6 +93,7 @@ def test_mixture_quality_table(quick_run):
     assert [r["method"] for r in rows].count("exact") == 1
 
 
+@slow
 def test_orders_json(quick_run):
     out, _, _ = quick_run
     data = json.loads((out / "results" / "orders.json").read_text())
@@ -96,6 +105,7 @@ def test_orders_json(quick_run):
         assert r["declared_order"] == pndmkit.METHODS[name].order
 
 
+@slow
 def test_gradient_change_and_manifold_tables(quick_run):
     out, _, _ = quick_run
     rows = read_rows(out / "results" / "gradient_change.csv")
@@ -104,6 +114,8 @@ def test_gradient_change_and_manifold_tables(quick_run):
     mixture = [r for r in rows if r["source"] == "gmm32d"]
     assert len(mixture) == steps - 1  # one eps per grid time but the last (t = -1)
     assert all(-1.0 - 1e-9 <= float(r["cosine_median"]) <= 1.0 + 1e-9 for r in rows)
+    assert all(0.0 <= float(r["cos_gap_q10"]) <= float(r["cos_gap_median"]) <= float(r["cos_gap_q90"]) <= 2.0
+               for r in rows)
     data = json.loads((out / "results" / "manifold.json").read_text())
     case = data["cases"]["gmm2d"]
     assert set(case["methods"]) == {"euler", "fon", "ddim", "f-pndm", "exact"}
@@ -111,6 +123,7 @@ def test_gradient_change_and_manifold_tables(quick_run):
         assert len(r["norm_rms"]) == len(case["times"]) == len(r["points"])
 
 
+@slow
 def test_digits_table_when_available(quick_run):
     out, outcomes, _ = quick_run
     if outcomes["fig2_quality_digits"]["skipped"]:
@@ -124,4 +137,120 @@ def test_digits_table_when_available(quick_run):
             assert got == sorted(steps), (schedule, method)
     assert all(math.isfinite(float(r["fid"])) for r in rows if r["method"] != "fon")
     verdict = json.loads((out / "claim_pndm_vs_ddim.json").read_text())
-    assert verdict["holds"] in (True, False)
+    assert verdict["verdict"] in quality_vs_steps.VERDICTS and "holds" not in verdict
+    assert verdict["pndm"]["draws"] == 1 + len(claim_draws.SEEDS[True]["pndm"])
+
+
+# -- fig4: the method list comes from the registry ------------------------------------------------------
+def fake_orders(names, base=1e-2):
+    """An orders.json whose methods have distinct, order-2 error curves (factor 3 apart)."""
+    steps = [25, 50, 100, 200]
+    return {"problem": "p", "schedule": "s", "grid": "uniform", "source": "test", "methods": {
+        name: {"declared_order": 2, "measured_order": 2.0, "steps": steps, "nfe": steps,
+               "errors": [base * 3.0 ** k * (25 / n) ** 2 for n in steps]} for k, name in enumerate(names)}}
+
+
+def legend_texts(fig):
+    return [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
+
+
+def test_fig4_panels_follow_kind_and_order():
+    from types import SimpleNamespace as Spec
+
+    registry = {"ddim": Spec(kind="pseudo", order=1), "f-pndm": Spec(kind="pseudo", order=2),
+                "new-pseudo4": Spec(kind="pseudo", order=4), "new-classical": Spec(kind="classical", order=1),
+                "new-adaptive": Spec(kind="adaptive", order=None)}
+    left, right = fig4_orders.panels(registry).values()
+    assert left == ["ddim", "f-pndm", "new-adaptive"]
+    assert right == ["new-pseudo4", "new-classical", "ddim", "f-pndm"]  # DDIM, F-PNDM repeated for scale
+
+
+def test_fig4_kind_without_the_kind_field():
+    from types import SimpleNamespace as Spec
+
+    assert fig4_orders.kind(Spec(adaptive=True, transfer="probability-flow ODE")) == "adaptive"
+    assert fig4_orders.kind(Spec(adaptive=False, transfer="phi (DDIM)")) == "pseudo"
+    assert fig4_orders.kind(Spec(adaptive=False, transfer="linear x + h f")) == "classical"
+
+
+def test_fig4_draws_a_newly_registered_method(request):
+    import dataclasses
+
+    import pndmkit
+
+    pndmkit.register_method(dataclasses.replace(pndmkit.METHODS["prk-s"], name="throwaway"))  # pseudo, order 4
+    request.addfinalizer(lambda: pndmkit.unregister_method("throwaway"))
+    fig, missing = fig4_orders.draw(fake_orders(list(pndmkit.METHODS)))
+    left, right = legend_texts(fig)
+    assert [t for t in right if t.startswith("throwaway: ")] == ["throwaway: 2.00 (declared 2)"]
+    assert not any(t.startswith("throwaway") for t in left)
+    assert missing == []
+    fig, missing = fig4_orders.draw(fake_orders([n for n in pndmkit.METHODS if n != "throwaway"]))
+    assert missing == ["throwaway"]  # registered, no data: named (the caption asks for --recompute)
+
+
+def test_fig4_says_when_one_curve_hides_another():
+    data = fake_orders(["plms", "f-pndm", "ddim"])
+    m = data["methods"]
+    m["f-pndm"]["errors"] = [e * (1 + 1e-4) for e in m["plms"]["errors"]]  # the same values
+    m["ddim"]["errors"] = [e * 1.1 for e in m["plms"]["errors"]]  # 10 % apart: hidden at the figure's scale
+    covered = fig4_orders.overlaps(m, ["plms", "f-pndm", "ddim"])
+    assert set(covered) == {"f-pndm", "ddim"}
+    assert covered["f-pndm"][0] == "plms" and covered["f-pndm"][1] == pytest.approx(1e-4)
+    assert covered["ddim"][0] == "plms" and covered["ddim"][1] == pytest.approx(0.1)
+    assert fig4_orders.overlaps(fake_orders(["a", "b"])["methods"], ["a", "b"]) == {}  # factor 3 apart
+
+
+# -- the abstract's claim: a verdict, never "holds" for an indistinguishable result --------------------
+@pytest.mark.parametrize("difference, noise, expected", [
+    (-0.5, 0.1, "higher"), (-0.2, 0.1, "higher"), (-0.19, 0.1, "indistinguishable"),
+    (0.19, 0.1, "indistinguishable"), (0.2, 0.1, "lower"), (math.nan, 0.1, "not computed"),
+    (0.0, math.nan, "not computed")])
+def test_claim_decision(difference, noise, expected):
+    assert quality_vs_steps.decide(difference, noise) == expected
+
+
+def claim_tables(pndm_fids, ddim_fids, n=128):
+    """Seed-0 rows of the main study and per-seed rows of the draws study for the full-size claim."""
+    pndm, pndm_steps, ddim, ddim_steps = quality_vs_steps.SIZES[False]["claim"]
+    table = [{"schedule": "", "method": "data", "steps": 0, "fid": 35.0, "fid_std": 5.0, "n_samples": n},
+             {"schedule": "linear", "method": pndm, "steps": pndm_steps, "fid": pndm_fids[0], "n_samples": n},
+             {"schedule": "linear", "method": ddim, "steps": ddim_steps, "fid": ddim_fids[0], "n_samples": n}]
+    draws = [{"seed": k, "method": m, "steps": st, "fid": f, "n_samples": n}
+             for m, st, fids in ((pndm, pndm_steps, pndm_fids), (ddim, ddim_steps, ddim_fids))
+             for k, f in enumerate(fids) if k > 0]
+    draws.append({"seed": 9, "method": pndm, "steps": pndm_steps, "fid": 1.0, "n_samples": n // 2})  # ignored
+    return table, draws
+
+
+def test_claim_over_draws_summary_and_verdict():
+    table, draws = claim_tables([30.0, 40.0, 50.0], [30.5, 40.5, 49.5])
+    summary = claim_draws.summary(table, draws)
+    assert summary["pndm"]["fid_by_seed"] == {0: 30.0, 1: 40.0, 2: 50.0}
+    assert summary["pndm"]["mean"] == pytest.approx(40.0) and summary["pndm"]["sd"] == pytest.approx(10.0)
+    assert summary["difference"]["by_seed"] == {0: -0.5, 1: -0.5, 2: 0.5}
+    assert summary["difference"]["mean"] == pytest.approx(-1 / 6)
+    verdict = quality_vs_steps.verdict(table, draws=summary)
+    assert verdict["verdict"] == "indistinguishable" and "holds" not in verdict
+    assert verdict["noise"] == pytest.approx(summary["difference"]["sd"] / math.sqrt(3))
+    assert verdict["pndm"]["mean"] == pytest.approx(40.0) and verdict["pndm"]["fid"] == 30.0
+
+
+def test_claim_verdict_higher_when_every_draw_agrees():
+    table, draws = claim_tables([30.0, 40.0, 50.0], [31.0, 41.2, 50.9])
+    verdict = quality_vs_steps.verdict(table, draws=claim_draws.summary(table, draws))
+    assert verdict["verdict"] == "higher"
+    boot = {"bootstrap_std": 2.0, "fraction_a_le_b": 0.6, "resamples": 200}
+    assert quality_vs_steps.verdict(table, boot=boot)["verdict"] == "indistinguishable"  # one draw: -1 +- 2
+
+
+# -- fig6: 1 - cos is stored, not recomputed from a rounded cosine ---------------------------------------
+def test_cos_gap_survives_the_table(tmp_path):
+    theta = 1e-6  # 1 - cos = theta^2 / 2 = 5e-13, below the resolution of a stored cosine
+    a = np.array([[1.0, 0.0]] * 3)
+    b = np.array([[math.cos(theta), math.sin(theta)]] * 3)
+    (row,) = gradient_change.change_rows("test", 2, [1.0, 0.0], [b, a])
+    assert row["cos_gap_median"] == pytest.approx(0.5 * theta ** 2, rel=1e-9)
+    (back,) = read_csv(write_csv(tmp_path / "t.csv", [row], gradient_change.COLUMNS))
+    assert back["cosine_median"] == 1.0  # what fig6 used to plot from: 1 - cos = 0, off the log axis
+    assert back["cos_gap_median"] == pytest.approx(0.5 * theta ** 2, rel=1e-5)
