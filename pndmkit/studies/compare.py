@@ -58,7 +58,7 @@ from pndmkit.grids import DISCRETE_SPACINGS, GRID_KINDS, make_grid
 from pndmkit.methods import METHODS
 from pndmkit.schedules import DiscreteVP, LinearVP, NoiseSchedule
 
-__all__ = ["CompareConfig", "SCHEDULES", "compare", "by_nfe", "pndmkit_methods", "steps_for_nfe", "SlicedW"]
+__all__ = ["CompareConfig", "SCHEDULES", "compare", "by_nfe", "pndmkit_methods", "steps_for_nfe"]
 
 #: schedules of the head-to-head by name
 SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {"discrete-linear": DiscreteVP.linear, "linear-vp": LinearVP}
@@ -152,31 +152,6 @@ def _first_valid(nfe_of: Callable[[int], int], hi: int) -> Optional[int]:
     return None
 
 
-class SlicedW:
-    """Sliced Wasserstein-2 distance to ``p_0`` with the projections and reference quantiles computed once.
-
-    Same definition as :func:`pndmkit.problems.sliced_wasserstein` (``max(n, 20000)`` exact samples of
-    ``p_0``, directions uniform on the sphere, order statistics paired with reference quantiles at levels
-    ``(i + 1/2) / n``), cached for a fixed sample size ``n``.
-    """
-
-    def __init__(self, problem: Any, n: int, *, n_projections: int = 256, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        theta = rng.standard_normal((problem.dim, n_projections))
-        self.theta = theta / np.linalg.norm(theta, axis=0, keepdims=True)
-        m = max(n, 20000)
-        ref = np.sort(problem.sample(m, rng=rng) @ self.theta, axis=0)
-        pos = np.clip((np.arange(n) + 0.5) * (m / n) - 0.5, 0.0, m - 1.0)
-        lo = np.minimum(pos.astype(np.int64), m - 2)
-        frac = (pos - lo)[:, None]
-        self.quantiles = ref[lo] * (1.0 - frac) + ref[lo + 1] * frac
-        self.n = n
-
-    def __call__(self, y: np.ndarray) -> float:
-        proj = np.sort(y @ self.theta, axis=0)
-        return float(np.sqrt(np.mean((proj - self.quantiles) ** 2)))
-
-
 # ------------------------------------------------------------------------------------------------------
 # planning: which runs, with which grids, starting and ending at which levels
 @dataclass
@@ -198,7 +173,7 @@ def _s(schedule: NoiseSchedule, t: float) -> float:
 
 def _pndmkit_grids(schedule: NoiseSchedule, method: str, all_grids: bool) -> list[tuple[str, dict]]:
     discrete = isinstance(schedule, DiscreteVP)
-    classical = METHODS[method].transfer.startswith("linear")
+    classical = METHODS[method].kind == "classical"
     end = {} if discrete or classical else {"t_end": 0.0}
     kinds = [name for name, kind in GRID_KINDS.items() if kind.same_as is None and (discrete or not kind.discrete_only)]
     default = "discrete" if discrete else "continuous"
@@ -285,6 +260,7 @@ def _reference(problem: Any, x_start: np.ndarray, s_start: float, s_points: np.n
 
 def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callable[[str], None]) -> dict:
     from pndmkit.problems import get_problem, nll
+    from pndmkit.problems.metrics import SlicedWasserstein
 
     problem = get_problem(problem_name)
     schedule = SCHEDULES[schedule_name]()
@@ -331,7 +307,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         if x_end is not None and (r.side == "peer" or r.option.split(" ")[0] in SHARED_GRIDS):
             if key not in shared or err < shared[key]["error"]:
                 shared[key] = row
-    sw = SlicedW(problem, n, seed=cfg.seed + 1)
+    sw = SlicedWasserstein(problem, n, seed=cfg.seed + 1)
     s_zero = min(ref)
     floor = sw(y(ref[s_zero], s_zero))
     for key, row in best.items():
