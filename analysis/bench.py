@@ -1,4 +1,4 @@
-"""Solver overhead per step, without the model: pndmkit ``Integrator.step`` against diffusers ``PNDMScheduler.step``.
+"""Solver overhead per step, without the model: pndmkit ``Integrator.solve`` (ask/tell) against diffusers ``PNDMScheduler.step``.
 
 ``make bench`` runs ``python -m analysis.bench``: this benchmark, then ``analysis.bench_nn.main()`` (the
 network benchmark) when that module exists.
@@ -76,10 +76,7 @@ def _pndmkit_loop(torch: Any, shape: tuple, steps: int) -> Callable[[], Any]:
         return e
 
     def loop() -> Any:
-        state = integrator.init(x, grid[0])
-        for t_next in grid[1:]:
-            state, _ = integrator.step(model, state, t_next)
-        return state.x
+        return integrator.solve(model, x, grid).x
 
     return loop
 

@@ -31,7 +31,8 @@ from pndmkit.schedules import LinearVP, NoiseSchedule
 from pndmkit.tableaus import HEUN, RK4
 from pndmkit.transfers import DDIMTransfer, LinearTransfer
 
-__all__ = ["MethodSpec", "METHODS", "BUILTIN", "KINDS", "get_method", "register_method", "unregister_method"]
+__all__ = ["MethodSpec", "METHODS", "BUILTIN", "KINDS", "get_method", "register_method", "unregister_method",
+           "markdown_table"]
 
 Built = Union[Integrator, AdaptiveIntegrator]
 
@@ -239,3 +240,17 @@ def unregister_method(name: str) -> MethodSpec:
     spec = get_method(name)
     del METHODS[name]
     return spec
+
+
+def markdown_table(names: Optional[list[str]] = None) -> str:
+    """The methods table of the README (``pndmkit methods --markdown``) for ``names`` (default: built-in).
+
+    Columns: name, kind, gradient part, transfer, NFE for ``N`` steps, declared order, reference.
+    """
+    lines = ["| name | kind | gradient part | transfer | NFE for N steps | order | reference |",
+             "|---|---|---|---|---|---|---|"]
+    for name in names if names is not None else list(BUILTIN):
+        r = get_method(name).describe()
+        lines.append(f"| `{r['name']}` | {r['kind']} | {r['gradient']} | {r['transfer']} | {r['nfe']} "
+                     f"| {r['order'] if r['order'] is not None else '-'} | {r['reference']} |")
+    return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""Registry-driven conformance: every method in ``pndmkit.METHODS`` (built-in, and the two registered by
+``conftest.py`` from ``tests/external_methods.py``) passes the checks of ``pndmkit.testing``."""
+
+import json
+
+import numpy as np
+import pytest
+
+import pndmkit
+from pndmkit import METHODS, MethodSpec, register_method, unregister_method
+from pndmkit import testing as conformance
+from pndmkit.methods import BUILTIN, KINDS, markdown_table
+
+FIXED = [name for name, spec in METHODS.items() if not spec.adaptive]
+
+
+def test_external_methods_are_registered():
+    assert {"test-pec-trapezoid", "test-ab3-s"} <= set(METHODS) - set(BUILTIN)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_kind_and_declared_order_are_what_the_objects_report(name):
+    spec = METHODS[name]
+    assert spec.kind in KINDS
+    assert spec.order == spec.reported_order()
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_nfe(name):
+    conformance.check_nfe(name)
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_ask_tell_and_pickle(name):
+    conformance.check_ask_tell(name)
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_prediction_types(name):
+    conformance.check_predictions(name)
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_numpy_torch(name):
+    pytest.importorskip("torch")
+    conformance.check_torch(name)
+
+
+@pytest.mark.parametrize("name", [n for n in FIXED if METHODS[n].kind == "pseudo"])
+def test_point_mass_exactness(name):
+    conformance.check_point_mass(name)
+
+
+def test_point_mass_check_catches_a_classical_method():
+    """The exactness check is a real test: a classical method with its kind mislabelled fails it."""
+    with pytest.raises(AssertionError):
+        _pretend_pseudo("euler")
+
+
+def _pretend_pseudo(name):
+    spec = METHODS[name]
+    fake = MethodSpec("test-fake-pseudo", lambda sched: _relabel(spec.build(sched)), spec.order)
+    METHODS[fake.name] = fake  # bypass register_method's kind check on purpose
+    try:
+        conformance.check_point_mass(fake.name)
+    finally:
+        del METHODS[fake.name]
+
+
+def _relabel(integrator):
+    class Pseudo(type(integrator.transfer)):
+        kind = "pseudo"
+    transfer = Pseudo(integrator.transfer.schedule)
+    return pndmkit.Integrator(integrator.estimator, transfer, "fake")
+
+
+def test_cli_lists_and_orders_external_methods(capsys):
+    from pndmkit.cli import main
+
+    assert main(["methods", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["methods"]}
+    assert rows["test-ab3-s"]["nfe"] == "N + 2" and rows["test-ab3-s"]["order"] == 3
+    assert rows["test-pec-trapezoid"]["nfe"] == "N + 1" and rows["test-pec-trapezoid"]["kind"] == "pseudo"
+    assert main(["order", "--json", "--methods", "test-ab3-s,test-pec-trapezoid", "--steps", "25,50,100",
+                 "--batch", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)["methods"]
+    assert out["test-ab3-s"]["nfe"] == [27, 52, 102] and out["test-pec-trapezoid"]["declared_order"] == 2
+
+
+def test_compare_plans_external_methods():
+    from pndmkit.studies.compare import pndmkit_methods
+
+    assert {"test-ab3-s", "test-pec-trapezoid", "pece-s", "pec-s"} <= set(pndmkit_methods())
+
+
+def test_readme_methods_table_is_the_registry():
+    """The README's table is `pndmkit methods --markdown`; on failure paste the printed table."""
+    from pathlib import Path
+
+    table = markdown_table()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    if table not in readme:
+        print(table)
+    assert table in readme
+
+
+def test_register_method_refuses_what_it_cannot_honour():
+    spec = METHODS["test-ab3-s"]
+    with pytest.raises(ValueError, match="already registered"):
+        register_method(spec)
+    with pytest.raises(ValueError, match="already registered"):
+        register_method(MethodSpec("ddim", spec.build, 3), replace=True)
+    with pytest.raises(ValueError, match="reports order 3"):
+        register_method(MethodSpec("test-wrong-order", spec.build, 4))
+    with pytest.raises(TypeError, match="MethodSpec"):
+        register_method("ddim")
+    with pytest.raises(TypeError, match="must return an Integrator"):
+        register_method(MethodSpec("test-bad-build", lambda sched: object(), 1))
+    with pytest.raises(ValueError, match="name"):
+        register_method(MethodSpec("has space", spec.build, 3))
+    with pytest.raises(ValueError, match="built-in"):
+        unregister_method("ddim")
+    assert "test-wrong-order" not in METHODS
+
+
+def test_register_then_unregister_round_trip():
+    spec = MethodSpec("test-ddim-copy", METHODS["ddim"].build, 1, reference="test")
+    register_method(spec)
+    try:
+        assert pndmkit.sample(lambda x, t: 0 * x, np.ones(2), schedule=pndmkit.LinearVP(), method="test-ddim-copy",
+                              steps=3).nfe == 3
+    finally:
+        assert unregister_method("test-ddim-copy") is spec
+    assert "test-ddim-copy" not in METHODS
