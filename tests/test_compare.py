@@ -1,6 +1,8 @@
-"""The head-to-head's grids come from the registry in pndmkit/grids.py (no diffusers needed here)."""
+"""The head-to-head without diffusers: grids from the registry in pndmkit/grids.py, the command's promises."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -42,3 +44,49 @@ def test_compare_floors_karras_and_logsnr_where_grids_does():
         assert runs[f"{kind} to t=0"].s_end == 0.0
     assert set(cmp.SHARED_GRIDS) == {"leading", "linspace", "trailing", "uniform", "karras", "logsnr"}
     np.testing.assert_array_equal(make_grid(DiscreteVP.linear(), 4, "karras")[-2:], [0.0, -1.0])  # first index
+
+
+# -- the command line (issue 11: promises in --help hold) ---------------------------------------------------
+TINY = ["compare", "--problem", "gmm2d", "--schedule", "discrete-linear", "--nfe", "5", "10", "--n", "16",
+        "--methods", "ddim", "ipndm", "--no-grids"]
+
+
+def test_peers_with_no_names_runs_pndmkit_alone_and_reports_a_table(capsys):
+    from pndmkit.cli import main
+
+    assert main([*TINY, "--peers"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:3] == ["NFE", "best", "pndmkit"]
+    rows = [line.split() for line in lines[1:]]
+    assert [r[0] for r in rows] == ["5", "10"]
+    for r in rows:
+        assert r[1] in ("ddim", "ipndm") and float(r[3]) > 0 and r[4:] == ["-", "-", "-"]  # no peer, no ratio
+    assert float(rows[1][3]) < float(rows[0][3])  # more NFE, smaller error
+
+
+def test_peers_with_no_names_json_has_the_best_pndmkit_method_per_nfe(capsys):
+    from pndmkit.cli import main
+
+    assert main([*TINY, "--peers", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["by_nfe"]) == ["5", "10"]
+    for row in result["by_nfe"].values():
+        assert set(row) == {"best_pndmkit"} and row["best_pndmkit"]["method"] in ("ddim", "ipndm")
+    assert result["config"]["peers"] == []
+
+
+def test_compare_writes_files_only_where_out_says(tmp_path, monkeypatch, capsys):
+    from pndmkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "analysis" / "results").mkdir(parents=True)  # a results folder in the current directory
+    assert main([*TINY, "--peers"]) == 0
+    assert not any(tmp_path.rglob("*.*"))  # nothing written anywhere
+    out = tmp_path / "mine"
+    assert main([*TINY, "--peers", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "compare.json", "compare.md", "compare_runs.csv"]
+    assert not any((tmp_path / "analysis" / "results").iterdir())
+    saved = json.loads((out / "compare.json").read_text())
+    assert set(saved["by_nfe"]) == {"5", "10"}
+    assert "| 5 | " in (out / "compare.md").read_text()
+    capsys.readouterr()

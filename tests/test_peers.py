@@ -326,7 +326,7 @@ def test_core_does_not_import_diffusers():
 def test_compare_quick_json(capsys):
     from pndmkit.cli import main
 
-    assert main(["compare", "--quick", "--json", "--no-write"]) == 0
+    assert main(["compare", "--quick", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) >= {"by_nfe"}
     assert result["by_nfe"]

@@ -1,9 +1,10 @@
 """``pndmkit compare``: pndmkit's methods against diffusers' schedulers at equal NFE on exact ground truth.
 
-Writes ``compare.json`` (summaries and the best option per solver, NFE and case), ``compare.csv`` (the
-same best rows), ``compare_runs.csv`` (every run) and ``compare.md`` (summary tables) under ``--out``
-(default ``analysis/results``); ``--json`` prints one
-JSON object whose ``by_nfe`` maps each NFE to the best pndmkit method, the best peer and their error ratio.
+Prints the by-NFE table (``--json``: one JSON object whose ``by_nfe`` maps each NFE to the best pndmkit
+method, the best peer and their error ratio). Files are written only with ``--out DIR``: ``compare.json``
+(summaries and the best option per solver, NFE and case), ``compare.csv`` (the same best rows),
+``compare_runs.csv`` (every run) and ``compare.md`` (summary tables). ``--peers`` with no names runs
+pndmkit's methods alone (no diffusers needed) and reports their best per NFE.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = with_options(cfg, grids=False)
     log = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr))
     result = compare(cfg, log=log)
-    write = not args.no_write and (args.out is not None or not args.quick)
-    if write:
-        for path in write_compare_results(result, Path(args.out or "analysis/results")):
+    if args.out is not None:
+        for path in write_compare_results(result, Path(args.out)):
             log(f"wrote {path}")
     if args.json:
         print(json.dumps({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
@@ -56,6 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-grids", action="store_true", help="default grid only, no search over grid options")
     p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers)")
     p.add_argument("--json", action="store_true", help="print one JSON object (by_nfe, config)")
-    p.add_argument("--out", help="results folder (default analysis/results; --quick writes only with --out)")
-    p.add_argument("--no-write", action="store_true", help="write no files")
+    p.add_argument("--out", metavar="DIR", help="write compare.{json,csv,md} and compare_runs.csv into DIR "
+                                                "(default: write no files, print only)")
     p.set_defaults(func=run)

@@ -325,12 +325,13 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
     """For each target NFE the best pndmkit method and the best peer, and the ratio of their errors.
 
     A solver's error is the geometric mean over the cases of its best-option error (it must have run in
-    every case). ``key="best_shared_grids"`` restricts pndmkit to the grids diffusers also offers;
+    every case). Where no peer ran at all (``peers=()``), each NFE has ``best_pndmkit`` only, no ratio. ``key="best_shared_grids"`` restricts pndmkit to the grids diffusers also offers;
     ``builtin_only`` leaves out peers run on a grid of pndmkit (IPNDM through ``trained_betas``).
     """
     from pndmkit.studies.peers import PEERS
 
     custom = {name for name, spec in PEERS.items() if not spec.builtin} if builtin_only else set()
+    peers_ran = any(row["side"] == "peer" for case in cases for row in case[key])
     out = {}
     for target in nfes:
         entry: dict[str, Any] = {}
@@ -354,6 +355,8 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
         if "best_pndmkit" in entry and "best_peer" in entry:
             entry["ratio"] = entry["best_pndmkit"]["error"] / entry["best_peer"]["error"]
             out[str(target)] = entry
+        elif "best_pndmkit" in entry and not peers_ran:  # pndmkit alone: its best method, no ratio
+            out[str(target)] = entry
     return out
 
 
@@ -369,9 +372,9 @@ def _one_blas_thread() -> Any:
 
 
 def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = lambda s: None) -> dict:
-    """Run the head-to-head; return ``{"config", "by_nfe", "cases"}`` (JSON-serialisable).
+    """Run the head-to-head; return ``{"config", "by_nfe", "cases"}`` (JSON-serialisable); writes no files.
 
-    Needs diffusers (and torch) unless ``cfg.peers`` is empty.
+    Needs diffusers (and torch) unless ``cfg.peers`` is empty (pndmkit's methods alone).
     """
     torch_threads = None
     if cfg.peers is None or cfg.peers:

@@ -121,13 +121,18 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
     return paths
 
 
+def _solver(row: dict | None) -> str:
+    return "-" if row is None else f"{row['method']} ({row['nfe']})"
+
+
 def compare_summary(result: dict, key: str = "by_nfe") -> str:
-    """The by-NFE table as text."""
+    """The by-NFE table as text; without peers (``--peers`` with no names) the peer columns read ``-``."""
     lines = [f"{'NFE':>4}  {'best pndmkit':<28} {'error':>9}  {'best peer':<28} {'error':>9}  {'ratio':>6}"]
     for nfe, row in result[key].items():
-        p, q = row["best_pndmkit"], row["best_peer"]
-        lines.append(f"{nfe:>4}  {p['method'] + ' (' + str(p['nfe']) + ')':<28} {p['error']:9.2e}  "
-                     f"{q['method'] + ' (' + str(q['nfe']) + ')':<28} {q['error']:9.2e}  {row['ratio']:6.3f}")
+        p, q = row["best_pndmkit"], row.get("best_peer")
+        ratio = f"{row['ratio']:6.3f}" if "ratio" in row else f"{'-':>6}"
+        lines.append(f"{nfe:>4}  {_solver(p):<28} {p['error']:9.2e}  {_solver(q):<28} "
+                     f"{'-' if q is None else format(q['error'], '.2e'):>9}  {ratio}")
     return "\n".join(lines)
 
 
@@ -144,9 +149,10 @@ def compare_markdown(result: dict) -> str:
         out += [f"## {title}", "", "| NFE | best pndmkit (NFE) | error | best peer (NFE) | error | ratio |",
                 "|---:|---|---:|---|---:|---:|"]
         for nfe, row in result.get(key, {}).items():
-            p, q = row["best_pndmkit"], row["best_peer"]
-            out.append(f"| {nfe} | {p['method']} ({p['nfe']}) | {p['error']:.2e} | {q['method']} ({q['nfe']}) "
-                       f"| {q['error']:.2e} | {row['ratio']:.2f} |")
+            p, q = row["best_pndmkit"], row.get("best_peer")
+            peer = "- | -" if q is None else f"{_solver(q)} | {q['error']:.2e}"
+            ratio = f"{row['ratio']:.2f}" if "ratio" in row else "-"
+            out.append(f"| {nfe} | {_solver(p)} | {p['error']:.2e} | {peer} | {ratio} |")
         out.append("")
     for case in result["cases"]:
         out += [f"## {case['problem']} / {case['schedule']} (n = {case['n']}, SW floor {case['sw_floor']:.4f})", "",
