@@ -111,7 +111,7 @@ def time_at(variable: Variable, phi: Any, v: float, bracket: tuple[float, float]
     from scipy.optimize import brentq
 
     lo, hi = min(bracket), max(bracket)
-    return float(brentq(lambda t: float(variable(t)) - v, lo, hi, xtol=1e-14 * max(1.0, abs(hi)), rtol=4e-16))
+    return float(brentq(lambda t: float(variable(t)) - v, lo, hi, xtol=1e-14 * max(1.0, abs(hi)), rtol=1e-15))
 
 
 def is_finite_step(variable: Variable, phi: Any, times: Sequence[float]) -> bool:
@@ -136,6 +136,8 @@ def exact_weights(variable: Variable, phi: Any, nodes: Sequence[float], t: float
 def _weights(variable: Variable, phi: Any, nodes: tuple[float, ...], t: float, t_next: float) -> tuple[float, ...]:
     from pndmkit.theory.multistep import lagrange_weights_float
 
+    if len(nodes) == 1:
+        return (1.0,)
     if is_native(variable, phi):
         u = [phi.coordinate(n) for n in nodes]
         return tuple(lagrange_weights_float(u, phi.coordinate(t), phi.coordinate(t_next)).tolist())
