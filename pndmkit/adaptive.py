@@ -19,22 +19,38 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.integrate import solve_ivp
 
-from pndmkit._backend import is_torch
+from pndmkit._backend import dtype_name, is_torch
 from pndmkit.integrator import Callback, Model, Solution, _checked
 from pndmkit.schedules import NoiseSchedule
 
 __all__ = ["AdaptiveIntegrator"]
 
 
+#: tensor dtypes numpy shares; others (bfloat16) travel to and from the host as float32
+_SHARED = ("float64", "float32", "float16")
+
+
+def _host_dtype(x: Any) -> str:
+    name = dtype_name(x)
+    return name if name in _SHARED else "float32"
+
+
 def _to_numpy(x: Any) -> NDArray[np.float64]:
-    return (x.detach().cpu().double().numpy() if is_torch(x) else np.asarray(x)).astype(np.float64)
+    """A float64 host copy. A tensor goes to the host in its own dtype (float32 for bfloat16, which numpy
+    lacks) and is widened by numpy: no float64 tensor is ever created, on any device."""
+    if is_torch(x):
+        x = x.detach()
+        return (x if dtype_name(x) in _SHARED else x.float()).cpu().numpy().astype(np.float64)
+    return np.asarray(x, dtype=np.float64)
 
 
 def _like(v: NDArray[np.float64], like: Any) -> Any:
+    """``v`` as an array of the type, dtype and device of ``like``; tensors are narrowed on the host first."""
     if is_torch(like):
         import torch
 
-        return torch.as_tensor(v, device=like.device).to(like.dtype)
+        host = torch.from_numpy(np.ascontiguousarray(v, dtype=_host_dtype(like)))
+        return host.to(like.dtype).to(like.device)
     return v.astype(like.dtype, copy=False)
 
 

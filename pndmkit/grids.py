@@ -22,6 +22,21 @@ table, pndmkit's default), ``final_alpha="first"`` ends at ``t = 0`` where ``aba
 (diffusers ``set_alpha_to_one=False`` and the official PNDM code). ``offset`` is diffusers' ``steps_offset``
 (``leading`` spacing only, as in diffusers).
 
+Every grid has exactly the ``steps`` steps asked for; where a rule cannot give them, :func:`make_grid` says
+why instead of returning something else:
+
+* a last step of length zero (``leading`` with ``offset=0`` or ``linspace``, then ``final_alpha="first"``:
+  the grid already reaches ``t = 0``) is refused, not dropped;
+* ``leading`` spacing starts one step below the top when ``steps`` divides ``T`` (980 for 50 of 1000); where
+  ``T // steps`` truncates it starts lower, and it is refused once that costs more than a tenth of the table
+  beyond its own first step (600 of 1000 steps: stride 1, start at ``t = 599``); ``trailing`` and
+  ``linspace`` start at ``T - 1`` for every ``steps``;
+* starting mid-trajectory at an integer ``t_start``, the discrete spacings spread their steps over the indices
+  ``0..t_start`` (``t_start = T - 1`` gives the full-table grid); ``leading`` cannot start at a chosen time,
+  so the default grid of a :class:`DiscreteVP` with ``t_start`` is ``linspace``;
+* options a kind would ignore (``rho`` off ``karras``, ``offset`` off ``leading``, ``final_alpha`` on a
+  continuous schedule) raise.
+
 Examples
 --------
 >>> from pndmkit.schedules import DiscreteVP, LinearVP
@@ -31,6 +46,8 @@ Examples
 [801.0, 601.0, 401.0, 201.0, 1.0, 0.0]
 >>> make_grid(LinearVP(), 4).round(6).tolist()
 [1.0, 0.75025, 0.5005, 0.25075, 0.001]
+>>> make_grid(DiscreteVP.linear(), 4, t_start=300).tolist()   # mid-trajectory: linspace over 0..300
+[300.0, 200.0, 100.0, 0.0, -1.0]
 """
 
 from __future__ import annotations
@@ -40,6 +57,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from pndmkit._checks import check_choice, check_int, check_real
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
 __all__ = ["make_grid", "check_grid", "GRIDS", "GRID_KINDS", "GridKind", "DISCRETE_SPACINGS", "S_FLOOR"]
@@ -47,16 +65,19 @@ __all__ = ["make_grid", "check_grid", "GRIDS", "GRID_KINDS", "GridKind", "DISCRE
 DISCRETE_SPACINGS = ("leading", "linspace", "trailing")
 
 
-def _check_steps(steps: object) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return int(steps)
-
-
 def check_grid(schedule: NoiseSchedule, grid: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
-    """Validate a grid: at least two finite times, strictly decreasing, inside the schedule's domain.
+    """Validate a grid and return it as a float64 array: the one place the grid rules live.
 
-    Returns the grid as a float64 array.
+    A grid is a 1-D sequence of at least 2 finite times, strictly decreasing (from noise to data), inside
+    the schedule's domain ``[t_min, t_max]``. :func:`make_grid`, :func:`pndmkit.sample` and
+    :meth:`pndmkit.Integrator.solve` all check grids here, so they refuse a bad grid with the same words.
+
+    Raises
+    ------
+    TypeError
+        ``grid`` is not a sequence of numbers.
+    ValueError
+        A rule above is broken; the message names the first offending entry.
 
     >>> from pndmkit.schedules import LinearVP
     >>> check_grid(LinearVP(), [0.5, 0.7])
@@ -64,29 +85,37 @@ def check_grid(schedule: NoiseSchedule, grid: Sequence[float] | NDArray[np.float
         ...
     ValueError: grid must be strictly decreasing (from noise to data); grid[1]=0.7 >= grid[0]=0.5
     """
-    g = np.asarray(grid, dtype=np.float64)
+    if isinstance(grid, (str, bytes)):
+        raise TypeError(f"grid must be a sequence of times or a grid kind name, got {type(grid).__name__} {grid!r}")
+    try:
+        g = np.array(grid, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"grid must be a 1-D sequence of numbers, got {type(grid).__name__}") from None
     if g.ndim != 1 or g.size < 2:
         raise ValueError(f"grid must be a 1-D sequence of at least 2 times, got shape {g.shape}")
-    if not np.all(np.isfinite(g)):
-        raise ValueError(f"grid must contain finite times only, got {g.tolist()}")
+    schedule.check_time(g, name="grid")  # finite, inside the domain up to rounding (1e-9 relative) ...
+    g = np.clip(g, schedule.t_min, schedule.t_max)  # ... which is removed: t = -1e-45 would give abar > 1
     bad = np.nonzero(np.diff(g) >= 0)[0]
     if bad.size:
         i = int(bad[0])
         raise ValueError(
             f"grid must be strictly decreasing (from noise to data); grid[{i + 1}]={g[i + 1]} >= grid[{i}]={g[i]}")
-    schedule.check_time(g, name="grid")
     return g
 
 
 def _uniform_in(to_u: Callable, from_u: Callable, t_start: float, t_end: float, steps: int) -> NDArray[np.float64]:
     u = np.linspace(to_u(t_start), to_u(t_end), steps + 1)
-    g = np.asarray(from_u(u), dtype=np.float64)
-    g[0], g[-1] = t_start, t_end  # exact end points, whatever the round trip did
-    return g
+    # exact end points; only the interior goes through the inverse map (the round trip of an end point can
+    # land a rounding error outside the schedule's range, e.g. Karras rho=5 at t_max of a DiscreteVP)
+    inner = np.asarray(from_u(u[1:-1]), dtype=np.float64).reshape(-1)
+    return np.concatenate([[t_start], inner, [t_end]])
 
 
 #: lowest noise-to-signal ratio of logsnr / karras grids on continuous schedules ending at abar = 1 (EDM)
 S_FLOOR = 0.002
+
+#: a leading grid may start at most this fraction of the table lower than one step below the top
+LEADING_SLACK = 0.1
 
 
 def _positive_floor(schedule: NoiseSchedule, t_start: float, t_end: float) -> float | None:
@@ -100,64 +129,150 @@ def _positive_floor(schedule: NoiseSchedule, t_start: float, t_end: float) -> fl
     return floor
 
 
-def _discrete(schedule: NoiseSchedule, steps: int, spacing: str, final_alpha: str, offset: int) -> NDArray[np.float64]:
-    if not isinstance(schedule, DiscreteVP):
-        raise ValueError(f"grid {spacing!r} needs a DiscreteVP schedule, got {schedule!r}")
+def _check_options(schedule: NoiseSchedule, kind: str, rho: float | None, final_alpha: str | None,
+                   offset: int | None) -> None:
+    """Refuse options that the grid kind would ignore (a misplaced option is a mistake, not a no-op)."""
+    if rho is not None:
+        if kind != "karras":
+            raise ValueError(f"rho applies to grid 'karras' only, not to grid {kind!r}")
+        if check_real(rho, "rho") <= 0:
+            raise ValueError(f"rho must be > 0, got {rho}")
+    if final_alpha is not None:
+        check_choice(final_alpha, "final_alpha", ("one", "first"))
+        if not isinstance(schedule, DiscreteVP):
+            raise ValueError(f"final_alpha applies to DiscreteVP schedules only (their end t = -1 or t = 0); "
+                             f"pass t_end for {schedule!r}")
+    if offset is not None:
+        check_int(offset, "offset", minimum=0)
+        if kind != "leading" or not isinstance(schedule, DiscreteVP):
+            raise ValueError(f"offset applies to grid 'leading' of a DiscreteVP only (diffusers' steps_offset), "
+                             f"not to grid {kind!r} on {schedule!r}")
+
+
+def _end_time(schedule: NoiseSchedule, t_end: float | None, final_alpha: str | None) -> float:
+    """Last time of the grid: ``t_end``, else ``final_alpha`` of a DiscreteVP (-1 or 0), else the default."""
+    if final_alpha is None:
+        return schedule.t_end if t_end is None else t_end
+    implied = -1.0 if final_alpha == "one" else 0.0
+    if t_end is not None and t_end != implied:
+        raise ValueError(f"t_end={t_end} contradicts final_alpha={final_alpha!r} (which ends at t={implied:g}); "
+                         f"pass only one of them")
+    return implied
+
+
+def _integer_index(t: float, name: str, kind: str) -> int:
+    if not float(t).is_integer():
+        raise ValueError(f"{name}={t} must be a training index (an integer) for grid {kind!r}; "
+                         f"use grid='uniform' for other times")
+    return int(t)
+
+
+def _leading(T: int, steps: int, offset: int) -> NDArray[np.float64]:
+    stride = T // steps
+    ts = np.arange(steps - 1, -1, -1) * stride + offset
+    if ts[0] > T - 1:
+        raise ValueError(f"offset={offset} moves the first time {ts[0]} past the last training index {T - 1}")
+    # the rule starts one step below the top (980 of 1000 for 50 steps); where T // steps truncates a lot it
+    # starts far lower (600 steps: stride 1, t = 599), leaving a large part of the trajectory unsampled
+    if ts[0] + T / steps < (1.0 - LEADING_SLACK) * T - 1:
+        raise ValueError(
+            f"grid 'leading' with steps={steps} of T={T} takes stride T // steps = {stride} and would start at "
+            f"t={ts[0]}, skipping {100 * (T - 1 - ts[0]) / T:.0f}% of the trajectory; choose steps that divide "
+            f"{T} or grid='trailing' / 'linspace' (which start at t={T - 1} for every steps)")
+    return ts.astype(np.float64)
+
+
+def _discrete(schedule: DiscreteVP, steps: int, spacing: str, t_start: float | None, end: float,
+              offset: int) -> NDArray[np.float64]:
+    """Integer grids of diffusers' ``timestep_spacing`` over the indices ``0..t_start``, then ``end``."""
     T = schedule.num_train_timesteps
-    if steps > T:
-        raise ValueError(f"steps={steps} exceeds the {T} training steps of {schedule!r}")
+    if end not in (-1.0, 0.0):
+        raise ValueError(f"grid {spacing!r} ends at t=-1 (final_alpha='one') or t=0 ('first'), not at t_end={end}; "
+                         f"use a continuous kind such as grid='uniform' for other ends")
+    top = T - 1 if t_start is None else _integer_index(t_start, "t_start", spacing)
+    n = top + 1  # indices 0..top: the whole table unless starting mid-trajectory
+    if steps > n:
+        raise ValueError(f"steps={steps} exceeds the {n} training indices 0..{top} of {schedule!r}")
     if spacing == "leading":
-        ts = (np.arange(steps) * (T // steps) + offset)[::-1]
-    elif offset:
-        raise ValueError(f"offset={offset} applies to 'leading' spacing only (as diffusers' steps_offset), "
-                         f"not to {spacing!r}")
+        ts = _leading(T, steps, offset)
     elif spacing == "linspace":
-        ts = np.linspace(0, T - 1, steps).round()[::-1]
-    else:
-        ts = np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1
-    if final_alpha not in ("one", "first"):
-        raise ValueError(f"final_alpha must be 'one' (abar = 1) or 'first' (abar_0), got {final_alpha!r}")
-    end = -1.0 if final_alpha == "one" else 0.0
-    ts = np.asarray(ts, dtype=np.float64)
-    if ts[0] > schedule.t_max:
-        raise ValueError(f"offset={offset} moves the first time {ts[0]} past the last training index {schedule.t_max}")
-    # a last step of length zero (e.g. leading spacing, offset 0, final_alpha='first') is dropped
-    return ts if ts[-1] <= end else np.concatenate([ts, [end]])
+        ts = np.linspace(0, top, steps).round()[::-1]
+    else:  # trailing: round(arange(n, 0, -n / steps)) - 1, written without arange's float length
+        ts = np.round(n - np.arange(steps) * (n / steps)) - 1
+    if t_start is not None and ts[0] != top:  # leading starts where its stride puts it; linspace of 1 step at 0
+        raise ValueError(
+            f"grid {spacing!r} with steps={steps} starts at t={ts[0]:g}, so it cannot start at t_start={t_start:g}; "
+            f"use grid='trailing'" + ("" if spacing == "linspace" else " or 'linspace' (or leave grid unset)")
+            + ", which start" + ("s" if spacing == "linspace" else "") + " at t_start")
+    if ts[-1] <= end:
+        raise ValueError(
+            f"grid {spacing!r} with steps={steps} already reaches t={ts[-1]:g}, so its last step to "
+            f"t={end:g} (final_alpha={'one' if end < 0 else 'first'!r}) would have length zero; use "
+            + ("offset=1 or " if spacing == "leading" else "") + "final_alpha='one'")
+    return np.append(ts, end)
 
 
 def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t_start: float | None = None,
-              t_end: float | None = None, rho: float = 7.0, final_alpha: str = "one",
-              offset: int = 0) -> NDArray[np.float64]:
-    """Return a grid of ``steps`` steps (``steps + 1`` times, decreasing) of the given kind.
+              t_end: float | None = None, rho: float | None = None, final_alpha: str | None = None,
+              offset: int | None = None) -> NDArray[np.float64]:
+    """Return a grid of exactly ``steps`` steps (``steps + 1`` decreasing times) of the given kind.
+
+    Every combination of arguments either gives such a grid or raises one ``ValueError`` that names the
+    parameters which cannot be honoured together; options a kind would ignore (``rho`` on a uniform grid,
+    ``offset`` on a trailing one) are refused, not dropped.
 
     Parameters
     ----------
     schedule : NoiseSchedule
         The schedule whose time units the grid uses.
     steps : int
-        Number of steps, ``>= 1``.
+        Number of steps, ``>= 1`` (numpy integers accepted).
     kind : str, optional
-        One of :data:`GRIDS`. Default: ``"leading"`` for :class:`DiscreteVP`, ``"uniform"`` otherwise.
+        One of :data:`GRIDS`. Default: ``"uniform"``; for :class:`DiscreteVP` ``"leading"``, or
+        ``"linspace"`` when ``t_start`` is given (leading spacing starts where its stride puts it).
     t_start, t_end : float, optional
-        First and last time of continuous grids (default: the schedule's ``t_start`` and ``t_end``);
-        ``t_start`` below ``t_max`` starts mid-trajectory (img2img).
-    rho : float
-        Exponent of the Karras grid.
-    final_alpha : {"one", "first"}
-        Final time of discrete grids: ``abar = 1`` (``t = -1``) or ``abar_0`` (``t = 0``).
-    offset : int
-        diffusers' ``steps_offset`` for discrete grids.
+        First and last time (default: the schedule's ``t_start`` and ``t_end``); ``t_start`` below it starts
+        mid-trajectory (img2img). Discrete spacings need an integer ``t_start`` and spread their steps over
+        the indices ``0..t_start``; ``leading`` accepts only its own first time.
+    rho : float, optional
+        Exponent of the ``karras`` grid (7).
+    final_alpha : {"one", "first"}, optional
+        :class:`DiscreteVP` only: end at ``abar = 1`` (``t = -1``, the default) or ``abar_0`` (``t = 0``);
+        the same as ``t_end = -1`` or ``0``.
+    offset : int, optional
+        diffusers' ``steps_offset``, ``leading`` spacing of a :class:`DiscreteVP` only (0).
+
+    Raises
+    ------
+    TypeError
+        ``steps`` or ``offset`` not an integer, a time or ``rho`` not a real number.
+    ValueError
+        Unknown kind, a non-finite or out-of-domain time, options the kind cannot honour.
     """
-    steps = _check_steps(steps)
+    steps = check_int(steps, "steps", minimum=1)
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule (LinearVP, CosineVP, DiscreteVP), "
+                        f"got {type(schedule).__name__}")
+    t_start = None if t_start is None else check_real(t_start, "t_start")
+    t_end = None if t_end is None else check_real(t_end, "t_end")
     discrete = isinstance(schedule, DiscreteVP)
-    kind = kind or ("leading" if discrete else "uniform")
-    if kind in DISCRETE_SPACINGS and discrete and t_start is None and t_end is None:
-        return check_grid(schedule, _discrete(schedule, steps, kind, final_alpha, offset))
-    if kind not in GRIDS:
-        raise ValueError(f"unknown grid kind {kind!r}; known: {sorted(GRIDS)}")
-    t0 = schedule.t_start if t_start is None else float(t_start)
-    t1 = schedule.t_end if t_end is None else float(t_end)
-    schedule.check_time([t0, t1], name="(t_start, t_end)")
+    if kind is None:
+        kind = ("leading" if t_start is None else "linspace") if discrete else "uniform"
+    kind = check_choice(kind, "grid kind", GRIDS)
+    _check_options(schedule, kind, rho, final_alpha, offset)
+    for name, t in (("t_start", t_start), ("t_end", t_end)):
+        if t is not None:
+            schedule.check_time(t, name=name)
+    clip = lambda t: None if t is None else min(max(t, schedule.t_min), schedule.t_max)  # noqa: E731
+    t_start, t_end = clip(t_start), clip(t_end)
+    t1 = _end_time(schedule, t_end, final_alpha)
+    integer_ends = t1 in (-1.0, 0.0) and (t_start is None or float(t_start).is_integer())
+    if discrete and (kind in ("leading", "trailing") or (kind == "linspace" and integer_ends)):
+        return check_grid(schedule, _discrete(schedule, steps, kind, t_start, t1, offset or 0))
+    if kind in ("leading", "trailing"):
+        raise ValueError(f"grid {kind!r} is a spacing of training indices and needs a DiscreteVP schedule, "
+                         f"got {schedule!r}; use 'uniform'")
+    t0 = schedule.t_start if t_start is None else t_start
     if not t0 > t1:
         raise ValueError(f"t_start={t0} must be larger than t_end={t1} (time runs from noise to data)")
     sch = schedule
@@ -166,8 +281,7 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
     elif kind == "quadratic":
         g = t1 + (t0 - t1) * (1.0 - np.arange(steps + 1) / steps) ** 2
     elif kind in ("logsnr", "karras"):
-        if rho <= 0:
-            raise ValueError(f"rho must be > 0, got {rho}")
+        r = 7.0 if rho is None else float(rho)
         # where the grid ends at abar = 1 (s = 0, lambda = inf) both grids stop at the lowest positive
         # level and take one last step to t_end, as EDM does with sigma_min
         floor = _positive_floor(sch, t0, t1)
@@ -179,13 +293,12 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
             if kind == "logsnr":
                 g = _uniform_in(sch.lam, sch.t_from_lambda, t0, end, n)
             else:
-                g = _uniform_in(lambda t: np.asarray(sch.s(t)) ** (1 / rho), lambda u: sch.t_from_s(u**rho),
-                                t0, end, n)
+                g = _uniform_in(lambda t: np.asarray(sch.s(t)) ** (1 / r), lambda u: sch.t_from_s(u**r), t0, end, n)
             g = g if floor is None else np.append(g, t1)
-    elif kind == "s-uniform":
+    else:  # s-uniform
         g = _uniform_in(sch.s, sch.t_from_s, t0, t1, steps)
-    else:
-        raise ValueError(f"grid {kind!r} needs a DiscreteVP schedule and no t_start/t_end; got {schedule!r}")
+    if np.any(np.diff(g) >= 0):  # e.g. 10**6 steps of a 1e-3 interval: neighbouring floats coincide
+        raise ValueError(f"steps={steps} of grid {kind!r} between t={t0} and t={t1} do not give distinct times")
     return check_grid(schedule, g)
 
 

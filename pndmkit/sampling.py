@@ -29,41 +29,85 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pndmkit._backend import check_array
+from pndmkit._checks import check_choice, check_int, check_real, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import check_grid, make_grid
 from pndmkit.integrator import Callback, Integrator, Solution
 from pndmkit.methods import MethodSpec, get_method
 from pndmkit.models import as_eps, shift_time
-from pndmkit.schedules import NoiseSchedule
+from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
-__all__ = ["sample", "CONVENTIONS", "resolve_grid"]
+__all__ = ["sample", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
 CONVENTIONS: dict[str, dict[str, Any]] = {
-    "ddim": {"kind": "leading", "offset": 0, "final_alpha": "one", "model_time_offset": 0},
-    "diffusers-pndm": {"kind": "leading", "offset": 1, "final_alpha": "first", "model_time_offset": 0},
-    "official-pndm": {"kind": "leading", "offset": 1, "final_alpha": "first", "model_time_offset": 1},
+    "ddim": {"grid": "leading", "offset": 0, "final_alpha": "one", "model_time_offset": 0},
+    "diffusers-pndm": {"grid": "leading", "offset": 1, "final_alpha": "first", "model_time_offset": 0},
+    "official-pndm": {"grid": "leading", "offset": 1, "final_alpha": "first", "model_time_offset": 1},
 }
 
+#: steps of a generated grid when ``steps`` is not given
+DEFAULT_STEPS = 50
+
 Method = Union[str, MethodSpec, Integrator, AdaptiveIntegrator]
+Grid = Union[str, Sequence[float], NDArray[np.float64], None]
 
 
-def resolve_grid(schedule: NoiseSchedule, steps: int, grid: str | Sequence[float] | NDArray[np.float64] | None,
-                 **options: Any) -> NDArray[np.float64]:
-    """Turn ``grid`` (``None``, a kind name of :func:`~pndmkit.grids.make_grid`, or explicit times) into times."""
+def resolve_grid(schedule: NoiseSchedule, steps: int | None, grid: Grid, *, t_start: float | None = None,
+                 t_end: float | None = None, rho: float | None = None, final_alpha: str | None = None,
+                 offset: int | None = None) -> NDArray[np.float64]:
+    """Turn ``grid`` (``None``, a kind name of :func:`~pndmkit.grids.make_grid`, or explicit times) into times.
+
+    A generated grid has exactly ``steps`` steps (:data:`DEFAULT_STEPS` if ``None``). Explicit times are
+    checked by :func:`~pndmkit.grids.check_grid`; ``steps``, ``t_start`` and ``t_end`` may accompany them
+    only where they agree with them, and the options of generated grids (``rho``, ``final_alpha``,
+    ``offset``) may not.
+    """
     if grid is None or isinstance(grid, str):
-        return make_grid(schedule, steps, grid, **options)
-    if options.get("t_start") is not None or options.get("t_end") is not None:
-        raise ValueError("t_start / t_end cannot be combined with an explicit grid (its first and last times)")
-    return check_grid(schedule, grid)
+        return make_grid(schedule, DEFAULT_STEPS if steps is None else steps, grid, t_start=t_start, t_end=t_end,
+                         rho=rho, final_alpha=final_alpha, offset=offset)
+    times = check_grid(schedule, grid)
+    given = [n for n, v in (("rho", rho), ("final_alpha", final_alpha), ("offset", offset)) if v is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} shape generated grids and cannot be combined with explicit grid times")
+    for name, value, have in (("t_start", t_start, times[0]), ("t_end", t_end, times[-1])):
+        if value is not None and check_real(value, name) != have:
+            raise ValueError(f"{name}={value} contradicts the explicit grid, which runs from {times[0]} to "
+                             f"{times[-1]}; leave {name} unset")
+    if steps is not None and check_int(steps, "steps", minimum=1) != times.size - 1:
+        raise ValueError(f"steps={steps} contradicts the explicit grid of {times.size} times ({times.size - 1} "
+                         f"steps); leave steps unset")
+    return times
+
+
+def _apply_convention(convention: str, schedule: NoiseSchedule, given: dict[str, Any]) -> dict[str, Any]:
+    """The convention's settings, after checking that no explicit argument contradicts them."""
+    check_choice(convention, "convention", CONVENTIONS)
+    preset = CONVENTIONS[convention]
+    if not isinstance(schedule, DiscreteVP):
+        raise ValueError(f"convention={convention!r} fixes training-index conventions of DiscreteVP schedules; "
+                         f"it does not apply to schedule={schedule!r}")
+    grid = given["grid"]
+    if grid is not None and not isinstance(grid, str):
+        raise ValueError(f"convention={convention!r} generates its own grid and cannot be combined with explicit "
+                         f"grid times; for its network time shift pass model_time_offset="
+                         f"{preset['model_time_offset']} instead")
+    for name, value in preset.items():
+        if given[name] is not None and given[name] != value:
+            raise ValueError(f"convention={convention!r} sets {name}={value!r}, which contradicts {name}="
+                             f"{given[name]!r}; pass either the convention or {name}")
+    return dict(preset)
 
 
 def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSchedule, method: Method = "f-pndm",
-           steps: int = 50, grid: str | Sequence[float] | NDArray[np.float64] | None = None,
-           prediction: str = "eps", t_start: float | None = None, t_end: float | None = None,
-           convention: str | None = None, model_time_offset: float | None = None,
-           callback: Callback | None = None, check_finite: bool = False, **grid_options: Any) -> Solution:
+           steps: int | None = None, grid: Grid = None, prediction: str = "eps", t_start: float | None = None,
+           t_end: float | None = None, convention: str | None = None, model_time_offset: float | None = None,
+           rho: float | None = None, final_alpha: str | None = None, offset: int | None = None,
+           callback: Callback | None = None, check_finite: bool = False, **unknown: Any) -> Solution:
     """Integrate the probability-flow ODE from ``x_T`` with a pseudo (or classical) numerical method.
+
+    Every argument is checked before the model is called: a wrong type, a non-finite value, options that
+    contradict each other or an unknown keyword raise at once, naming the parameters.
 
     Parameters
     ----------
@@ -72,54 +116,73 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         Python float in the schedule's units (training index for :class:`~pndmkit.schedules.DiscreteVP`).
     x_T : numpy.ndarray or torch.Tensor
         Initial sample at the first time of the grid (noise ``N(0, I)`` at the default start). Floating
-        dtype; the state keeps this dtype (model outputs are cast to it).
+        dtype, finite entries.
     schedule : NoiseSchedule
         The noise schedule the model was trained with.
     method : str, MethodSpec or Integrator
         A name in :data:`pndmkit.METHODS` or a hand-built integrator.
-    steps : int
-        Number of steps ``N`` (ignored when ``grid`` is explicit).
+    steps : int, optional
+        Number of steps ``N`` of a generated grid (default :data:`DEFAULT_STEPS`). The result has exactly
+        ``N`` steps, or the call raises. With explicit grid times leave it unset (or equal to their steps).
     grid : str or sequence of float, optional
         A grid kind (:data:`pndmkit.grids.GRIDS`) or explicit decreasing times (first = start).
     prediction : {"eps", "x0", "v", "score"}
         What the model predicts; converted to ``eps`` before any combination.
     t_start, t_end : float, optional
-        Start and end times of a generated grid (start mid-trajectory by passing ``t_start`` and ``x_t``).
+        Start and end times of a generated grid: start mid-trajectory by passing ``t_start`` and ``x_t``
+        (on a DiscreteVP the default grid is then ``linspace`` over the indices ``0..t_start``).
     convention : {"ddim", "diffusers-pndm", "official-pndm"}, optional
-        Timestep convention for discrete schedules (:data:`CONVENTIONS`).
+        Timestep convention of a DiscreteVP (:data:`CONVENTIONS`): it sets ``grid``, ``offset``,
+        ``final_alpha`` and ``model_time_offset``, so those may be passed with it only if they agree.
     model_time_offset : float, optional
         The network is called at ``t - model_time_offset`` (1 for the official PNDM code).
+    rho, final_alpha, offset : optional
+        Grid options of :func:`~pndmkit.grids.make_grid` (``karras`` exponent; DiscreteVP end ``"one"`` or
+        ``"first"``; ``leading`` steps offset). An option the grid kind would ignore raises.
     callback : callable, optional
         ``callback(t, x, e)`` after every step.
     check_finite : bool
         Raise ``FloatingPointError`` on a non-finite model output (synchronises GPU devices each call).
-    **grid_options
-        ``rho``, ``final_alpha``, ``offset`` passed to :func:`~pndmkit.grids.make_grid`.
+    **unknown
+        Not accepted: any other keyword raises ``TypeError`` naming it and the closest parameter.
 
     Returns
     -------
     Solution
         ``.x`` the final sample, ``.nfe`` model evaluations, ``.times`` the grid.
     """
-    check_array(x_T, "x_T")
+    reject_unknown("sample", unknown, _PARAMETERS)
     if not callable(model):
         raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
-    options = dict(grid_options)
-    offset = 0.0
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule (LinearVP, CosineVP, DiscreteVP), got "
+                        f"{type(schedule).__name__}")
+    check_array(x_T, "x_T", finite=True)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(t, x, e), got {type(callback).__name__}")
+    if not isinstance(check_finite, (bool, np.bool_)):
+        raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
+    settings = {"grid": grid, "offset": offset, "final_alpha": final_alpha, "model_time_offset": model_time_offset}
     if convention is not None:
-        if convention not in CONVENTIONS:
-            raise ValueError(f"unknown convention {convention!r}; known: {sorted(CONVENTIONS)}")
-        conv = dict(CONVENTIONS[convention])
-        offset = conv.pop("model_time_offset")
-        grid = conv.pop("kind") if grid is None else grid
-        options = {**conv, **options}
-    if model_time_offset is not None:
-        offset = model_time_offset
-    times = resolve_grid(schedule, steps, grid, t_start=t_start, t_end=t_end, **options)
+        settings = _apply_convention(convention, schedule, settings)
+    shift = 0.0 if settings["model_time_offset"] is None else check_real(settings["model_time_offset"],
+                                                                         "model_time_offset")
+    try:
+        times = resolve_grid(schedule, steps, settings["grid"], t_start=t_start, t_end=t_end, rho=rho,
+                             final_alpha=settings["final_alpha"], offset=settings["offset"])
+    except ValueError as exc:
+        if convention is None:
+            raise
+        raise ValueError(f"convention={convention!r} (grid 'leading', offset={settings['offset']}, final_alpha="
+                         f"{settings['final_alpha']!r}): {exc}") from exc
     if isinstance(method, (Integrator, AdaptiveIntegrator)):
         integrator = method
     else:
         spec = method if isinstance(method, MethodSpec) else get_method(method)
         integrator = spec.build(schedule)
-    eps_model = shift_time(as_eps(model, schedule, prediction), offset)
+    eps_model = shift_time(as_eps(model, schedule, prediction), shift)
     return integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
+
+
+_PARAMETERS = ("model", "x_T", "schedule", "method", "steps", "grid", "prediction", "t_start", "t_end", "convention",
+               "model_time_offset", "rho", "final_alpha", "offset", "callback", "check_finite")

@@ -39,6 +39,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.interpolate import CubicSpline
 from scipy.optimize import brentq
 
+from pndmkit._checks import check_int, check_real
+
 __all__ = ["NoiseSchedule", "LinearVP", "CosineVP", "DiscreteVP"]
 
 FloatOrArray = Union[float, NDArray[np.float64]]
@@ -123,13 +125,24 @@ class NoiseSchedule(ABC):
         return self.t_from_log_abar(-np.log1p(np.exp(-2.0 * lam)))
 
     def check_time(self, t: ArrayLike, name: str = "t") -> None:
-        """Raise ``ValueError`` naming ``name`` if any time lies outside ``[t_min, t_max]``."""
+        """Raise ``ValueError`` naming ``name`` (and the first bad entry of an array) if a time is not
+        finite or lies outside ``[t_min, t_max]``."""
         arr = np.asarray(t, dtype=np.float64)
         tol = 1e-9 * max(1.0, abs(self.t_max))
-        if not np.all(np.isfinite(arr)) or np.any(arr < self.t_min - tol) or np.any(arr > self.t_max + tol):
-            raise ValueError(
-                f"{name}={t!r} lies outside the domain [{self.t_min}, {self.t_max}] of {self!r}"
-            )
+        bad = ~np.isfinite(arr) | (arr < self.t_min - tol) | (arr > self.t_max + tol)
+        if np.any(bad):
+            where = f"{name}[{int(np.flatnonzero(bad)[0])}]" if arr.ndim else name
+            value = float(arr.ravel()[np.flatnonzero(bad.ravel())[0]])
+            what = "must be finite" if not math.isfinite(value) else (
+                f"lies outside the domain [{self.t_min}, {self.t_max}] of {self!r}")
+            raise ValueError(f"{where}={value!r} {what}")
+
+
+def _check_t_end(t_end: float, t_min: float, t_max: float) -> float:
+    t_end = check_real(t_end, "t_end")
+    if not t_min <= t_end < t_max:
+        raise ValueError(f"t_end must lie in [{t_min}, {t_max}), got {t_end!r}")
+    return t_end
 
 
 class LinearVP(NoiseSchedule):
@@ -144,11 +157,12 @@ class LinearVP(NoiseSchedule):
     """
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, t_end: float = 1e-3) -> None:
+        beta_min, beta_max = check_real(beta_min, "beta_min"), check_real(beta_max, "beta_max")
         if not (0 <= beta_min < beta_max):
             raise ValueError(f"need 0 <= beta_min < beta_max, got beta_min={beta_min}, beta_max={beta_max}")
-        self.beta_min = float(beta_min)
-        self.beta_max = float(beta_max)
-        self.t_min, self.t_max, self.t_start, self.t_end = 0.0, 1.0, 1.0, float(t_end)
+        self.beta_min = beta_min
+        self.beta_max = beta_max
+        self.t_min, self.t_max, self.t_start, self.t_end = 0.0, 1.0, 1.0, _check_t_end(t_end, 0.0, 1.0)
 
     def __repr__(self) -> str:
         return f"LinearVP(beta_min={self.beta_min}, beta_max={self.beta_max})"
@@ -182,11 +196,14 @@ class CosineVP(NoiseSchedule):
     """
 
     def __init__(self, s0: float = 0.008, t_max: float = 0.9946, t_end: float = 1e-3) -> None:
+        s0, t_max = check_real(s0, "s0"), check_real(t_max, "t_max")
+        if s0 < 0:
+            raise ValueError(f"s0 must be >= 0, got {s0}")
         if not (0 < t_max < 1):
             raise ValueError(f"t_max must lie in (0, 1), got {t_max}")
-        self.s0 = float(s0)
+        self.s0 = s0
         self._log_f0 = 2.0 * math.log(math.cos(self.s0 / (1 + self.s0) * math.pi / 2))
-        self.t_min, self.t_max, self.t_start, self.t_end = 0.0, float(t_max), float(t_max), float(t_end)
+        self.t_min, self.t_max, self.t_start, self.t_end = 0.0, t_max, t_max, _check_t_end(t_end, 0.0, t_max)
 
     def __repr__(self) -> str:
         return f"CosineVP(s0={self.s0}, t_max={self.t_max})"
@@ -206,6 +223,14 @@ class CosineVP(NoiseSchedule):
         la = np.asarray(log_abar, dtype=np.float64)
         c = np.exp(0.5 * (la + self._log_f0))
         return _out(np.arccos(c) * (2 / np.pi) * (1 + self.s0) - self.s0)
+
+
+def _table_args(T: int, beta_start: float, beta_end: float) -> tuple[int, float, float]:
+    T = check_int(T, "T", 2)
+    beta_start, beta_end = check_real(beta_start, "beta_start"), check_real(beta_end, "beta_end")
+    if not 0 < beta_start <= beta_end < 1:
+        raise ValueError(f"need 0 < beta_start <= beta_end < 1, got beta_start={beta_start}, beta_end={beta_end}")
+    return T, beta_start, beta_end
 
 
 class DiscreteVP(NoiseSchedule):
@@ -234,12 +259,16 @@ class DiscreteVP(NoiseSchedule):
     continuous = False
 
     def __init__(self, betas: ArrayLike, *, name: str = "custom") -> None:
-        b = np.asarray(betas, dtype=np.float64)
+        try:
+            b = np.asarray(betas, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"betas must be a 1-D array of numbers, got {type(betas).__name__}") from None
         if b.ndim != 1 or b.size < 2:
             raise ValueError(f"betas must be a 1-D array of at least 2 values, got shape {b.shape}")
-        if not np.all(np.isfinite(b)) or np.any((b <= 0) | (b >= 1)):
-            bad = b[~((b > 0) & (b < 1))][:3]
-            raise ValueError(f"betas must lie in the open interval (0, 1); got values such as {bad.tolist()}")
+        if np.any(~((b > 0) & (b < 1))):  # NaN fails both comparisons
+            i = int(np.flatnonzero(~((b > 0) & (b < 1)))[0])
+            raise ValueError(f"betas must be finite and lie in the open interval (0, 1); "
+                             f"got betas[{i}]={float(b[i])!r}")
         self.betas = b
         self.name = name
         self.alphas_cumprod = np.cumprod(1.0 - b)
@@ -259,16 +288,19 @@ class DiscreteVP(NoiseSchedule):
     @classmethod
     def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "DiscreteVP":
         """DDPM linear schedule: ``betas = linspace(beta_start, beta_end, T)``."""
+        T, beta_start, beta_end = _table_args(T, beta_start, beta_end)
         return cls(np.linspace(beta_start, beta_end, T), name="linear")
 
     @classmethod
     def quad(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "DiscreteVP":
         """Quadratic ("scaled linear") schedule: ``betas = linspace(sqrt(beta_start), sqrt(beta_end), T) ** 2``."""
+        T, beta_start, beta_end = _table_args(T, beta_start, beta_end)
         return cls(np.linspace(beta_start**0.5, beta_end**0.5, T) ** 2, name="quad")
 
     @classmethod
     def cosine(cls, T: int = 1000, s0: float = 0.008, max_beta: float = 0.999) -> "DiscreteVP":
         """Improved-DDPM cosine schedule, ``beta_i = min(1 - abar((i+1)/T) / abar(i/T), max_beta)``."""
+        T, s0, max_beta = check_int(T, "T", 2), check_real(s0, "s0"), check_real(max_beta, "max_beta")
         f = np.cos((np.arange(T + 1) / T + s0) / (1 + s0) * np.pi / 2) ** 2
         return cls(np.minimum(1 - f[1:] / f[:-1], max_beta), name="cosine")
 

@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pndmkit import METHODS, sample
+from pndmkit.grids import GRIDS
 from pndmkit.models import as_eps
+from pndmkit.sampling import CONVENTIONS
 from pndmkit.schedules import DiscreteVP, LinearVP
 
 SCHED = LinearVP()
@@ -85,19 +90,34 @@ def test_unknown_method_lists_the_known_ones():
         sample(eps_model, np.ones(2), schedule=SCHED, method="pndm")
 
 
-@pytest.mark.parametrize("steps", [0, -3, 2.5, True])
-def test_bad_steps(steps):
-    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+@pytest.mark.parametrize(("steps", "error", "message"), [
+    (0, ValueError, r"steps must be an integer >= 1, got 0"),
+    (-3, ValueError, r"steps must be an integer >= 1, got -3"),
+    (2.5, TypeError, r"steps must be an integer, got float 2.5"),
+    (10.0, TypeError, r"steps must be an integer, got float 10.0"),
+    (True, TypeError, r"steps must be an integer, got bool True"),
+    ("10", TypeError, r"steps must be an integer, got str '10'"),
+])
+def test_bad_steps(steps, error, message):
+    with pytest.raises(error, match=message):
         sample(eps_model, np.ones(2), schedule=SCHED, steps=steps)
 
 
+def test_numpy_integer_steps_are_integers():
+    ref = sample(eps_model, np.ones(2), schedule=SCHED, method="ddim", steps=10)
+    got = sample(eps_model, np.ones(2), schedule=SCHED, method="ddim", steps=np.int64(10))
+    assert got.nfe == 10 and np.array_equal(got.x, ref.x)
+
+
 def test_bad_grids():
-    with pytest.raises(ValueError, match="strictly decreasing"):
+    with pytest.raises(ValueError, match=r"strictly decreasing \(from noise to data\); grid\[1\]=0.6 >= grid\[0\]"):
         sample(eps_model, np.ones(2), schedule=SCHED, grid=[0.5, 0.6, 0.1])
-    with pytest.raises(ValueError, match="outside the domain"):
+    with pytest.raises(ValueError, match=r"grid\[0\]=1.5 lies outside the domain \[0.0, 1.0\]"):
         sample(eps_model, np.ones(2), schedule=SCHED, grid=[1.5, 0.1])
     with pytest.raises(ValueError, match="at least 2 times"):
         sample(eps_model, np.ones(2), schedule=SCHED, grid=[0.5])
+    with pytest.raises(ValueError, match=r"grid\[1\]=nan must be finite"):
+        sample(eps_model, np.ones(2), schedule=SCHED, grid=[0.9, np.nan, 0.1])
 
 
 def test_bad_x_T():
@@ -105,6 +125,111 @@ def test_bad_x_T():
         sample(eps_model, [1.0, 2.0], schedule=SCHED)
     with pytest.raises(TypeError, match="x_T must have a floating dtype, got int64"):
         sample(eps_model, np.ones(2, dtype=np.int64), schedule=SCHED)
+    with pytest.raises(ValueError, match=r"x_T must be finite; 1 of 3 entries are NaN or infinite "
+                                         r"\(the first at index \(1,\), nan\)"):
+        sample(eps_model, np.array([0.0, np.nan, 1.0]), schedule=SCHED)
+    with pytest.raises(ValueError, match=r"x_T must be finite; 2 of 4 .* index \(0, 1\), inf"):
+        sample(eps_model, np.array([[0.0, np.inf], [-np.inf, 1.0]]), schedule=SCHED)
+
+
+def test_non_finite_torch_x_T_is_refused():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"x_T must be finite; 1 of 6 .* index \(1, 0\), inf"):
+        sample(eps_model, torch.tensor([[0.0, 1, 2], [float("inf"), 0, 0]]), schedule=SCHED)
+
+
+# -- conventions, grids, options: one grid of exactly `steps` steps, or one error naming the parameters ------
+def test_mid_trajectory_on_the_default_discrete_grid():
+    """Issue 11: this call raised "grid 'leading' needs a DiscreteVP schedule ... got DiscreteVP"."""
+    d = DiscreteVP.linear()
+    sol = sample(lambda x, t: 0.1 * x, np.ones(2), schedule=d, method="ddim", steps=10, t_start=300.0)
+    np.testing.assert_array_equal(sol.times, [300, 267, 233, 200, 167, 133, 100, 67, 33, 0, -1])
+    assert sol.nfe == 10
+    with pytest.raises(ValueError, match=r"convention='ddim' \(grid 'leading', offset=0, final_alpha='one'\): "
+                                         r"grid 'leading' with steps=10 starts at t=900, so it cannot start at "
+                                         r"t_start=300"):
+        sample(lambda x, t: 0.1 * x, np.ones(2), schedule=d, steps=10, t_start=300.0, convention="ddim")
+
+
+@pytest.mark.parametrize("grid", ["leading", "trailing", "linspace", "uniform", "karras"])
+def test_convention_with_a_grid_kind(grid):
+    """Issue 11: any grid with a convention raised TypeError: make_grid() got multiple values for 'kind'."""
+    d = DiscreteVP.linear()
+    if grid == "leading":
+        sol = sample(lambda x, t: 0.1 * x, np.ones(2), schedule=d, method="ddim", steps=5, grid=grid,
+                     convention="diffusers-pndm")
+        np.testing.assert_array_equal(sol.times, [801, 601, 401, 201, 1, 0])
+        return
+    with pytest.raises(ValueError, match=rf"convention='diffusers-pndm' sets grid='leading', which contradicts "
+                                         rf"grid='{grid}'; pass either the convention or grid"):
+        sample(lambda x, t: 0.1 * x, np.ones(2), schedule=d, steps=5, grid=grid, convention="diffusers-pndm")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"offset": 0}, r"convention='official-pndm' sets offset=1, which contradicts offset=0"),
+    ({"final_alpha": "one"}, r"sets final_alpha='first', which contradicts final_alpha='one'"),
+    ({"model_time_offset": 0.0}, r"sets model_time_offset=1, which contradicts model_time_offset=0.0"),
+    ({"grid": [999.0, 500.0, 0.0]}, r"convention='official-pndm' generates its own grid and cannot be combined "
+                                    r"with explicit grid times; .* pass model_time_offset=1 instead"),
+    ({"t_end": -1.0}, r"convention='official-pndm' .*: t_end=-1.0 contradicts final_alpha='first'"),
+    ({"rho": 7.0}, r"convention='official-pndm' .*: rho applies to grid 'karras' only"),
+    ({"convention": "ddpm"}, r"convention must be one of 'ddim', 'diffusers-pndm', 'official-pndm'; got 'ddpm'"),
+])
+def test_convention_conflicts_name_both_parameters(kwargs, message):
+    kwargs = {"convention": "official-pndm", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        sample(lambda x, t: 0.1 * x, np.ones(2), schedule=DiscreteVP.linear(), steps=5, **kwargs)
+
+
+def test_convention_on_a_continuous_schedule_is_refused():
+    with pytest.raises(ValueError, match=r"convention='ddim' fixes training-index conventions of DiscreteVP "
+                                         r"schedules; it does not apply to schedule=LinearVP"):
+        sample(eps_model, np.ones(2), schedule=SCHED, convention="ddim")
+
+
+def test_explicit_grid_with_agreeing_and_contradicting_arguments():
+    grid = [1.0, 0.5, 0.1]
+    sol = sample(eps_model, np.ones(2), schedule=SCHED, method="ddim", grid=grid, steps=2, t_start=1.0, t_end=0.1)
+    assert sol.nfe == 2
+    with pytest.raises(ValueError, match=r"steps=10 contradicts the explicit grid of 3 times \(2 steps\)"):
+        sample(eps_model, np.ones(2), schedule=SCHED, grid=grid, steps=10)
+    with pytest.raises(ValueError, match=r"t_start=0.9 contradicts the explicit grid, which runs from 1.0 to 0.1"):
+        sample(eps_model, np.ones(2), schedule=SCHED, grid=grid, t_start=0.9)
+    with pytest.raises(ValueError, match=r"rho, offset shape generated grids and cannot be combined with explicit"):
+        sample(eps_model, np.ones(2), schedule=SCHED, grid=grid, rho=7.0, offset=1)
+
+
+def test_grid_options_the_kind_would_ignore_are_refused():
+    with pytest.raises(ValueError, match=r"rho applies to grid 'karras' only, not to grid 'uniform'"):
+        sample(eps_model, np.ones(2), schedule=SCHED, steps=5, grid="uniform", rho=3.0)
+    with pytest.raises(ValueError, match=r"offset applies to grid 'leading' of a DiscreteVP only"):
+        sample(eps_model, np.ones(2), schedule=DiscreteVP.linear(), steps=5, grid="trailing", offset=1)
+
+
+def test_unknown_keywords_are_errors():
+    """Issue 11: a misspelt keyword next to an explicit grid was silently swallowed."""
+    with pytest.raises(TypeError, match=r"sample\(\) got an unexpected keyword argument 'stpes'; "
+                                        r"did you mean 'steps'\?"):
+        sample(eps_model, np.ones(2), schedule=SCHED, grid=[1.0, 0.5, 0.1], stpes=10)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'final_alhpa'; did you mean 'final_alpha'"):
+        sample(eps_model, np.ones(2), schedule=DiscreteVP.linear(), final_alhpa="one")
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'zzz'$"):
+        sample(eps_model, np.ones(2), schedule=SCHED, zzz=1)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"model_time_offset": float("nan")}, ValueError, r"model_time_offset must be a finite number, got nan"),
+    ({"model_time_offset": "1"}, TypeError, r"model_time_offset must be a real number, got str '1'"),
+    ({"t_start": float("nan")}, ValueError, r"t_start must be a finite number, got nan"),
+    ({"t_end": float("-inf")}, ValueError, r"t_end must be a finite number, got -inf"),
+    ({"schedule": "linear"}, TypeError, r"schedule must be a NoiseSchedule .* got str"),
+    ({"callback": 3}, TypeError, r"callback must be callable as callback\(t, x, e\), got int"),
+    ({"check_finite": "yes"}, TypeError, r"check_finite must be True or False, got 'yes'"),
+])
+def test_bad_scalar_arguments(kwargs, error, message):
+    kwargs = {"schedule": SCHED, **kwargs}
+    with pytest.raises(error, match=message):
+        sample(eps_model, np.ones(2), **kwargs)
 
 
 def test_bad_model_output():
@@ -124,3 +249,86 @@ def test_one_step_of_every_method_ends_at_the_data_end():
         sol = sample(lambda x, t: 0.1 * x, np.ones(3), schedule=d, method=name, steps=1)
         assert np.all(np.isfinite(sol.x)), name
         assert sol.times.tolist() == [0.0, -1.0] or name == "pf"
+
+
+# -- every combination: exactly `steps` steps or one ValueError naming a parameter that was passed -----------
+SCHEDULES = {"linear-vp": SCHED, "discrete-1000": DiscreteVP.linear(), "discrete-20": DiscreteVP.cosine(T=20)}
+
+
+def sometimes(values):
+    """Mostly None (the argument is not passed), so that valid combinations are drawn often too."""
+    return st.one_of(st.none(), st.none(), st.none(), values)
+
+
+@st.composite
+def grid_arguments(draw):
+    name = draw(st.sampled_from(sorted(SCHEDULES)))
+    sched = SCHEDULES[name]
+    time = st.one_of(st.integers(int(sched.t_min), int(sched.t_max)).map(float),
+                     st.floats(sched.t_min - 0.5, sched.t_max + 0.5))
+    kwargs = {
+        "convention": draw(sometimes(st.sampled_from(tuple(CONVENTIONS)))),
+        "steps": draw(st.one_of(st.none(), st.integers(1, 40))),
+        "t_start": draw(st.one_of(st.none(), time)),
+        "t_end": draw(sometimes(st.one_of(st.sampled_from([-1.0, 0.0]), time))),
+        "final_alpha": draw(sometimes(st.sampled_from(["one", "first"]))),
+        "offset": draw(sometimes(st.sampled_from([0, 1, 2]))),
+        "rho": draw(sometimes(st.just(5.0))),
+        "model_time_offset": draw(sometimes(st.sampled_from([0, 1]))),
+    }
+    grid = draw(st.sampled_from((None, "explicit") + tuple(GRIDS)))
+    if grid == "explicit":
+        size = draw(st.integers(2, 12))
+        grid = np.linspace(sched.t_start, sched.t_end, size)
+    kwargs["grid"] = grid
+    return sched, {k: v for k, v in kwargs.items() if v is not None}
+
+
+@settings(max_examples=600)
+@given(args=grid_arguments())
+def test_every_combination_gives_exactly_steps_steps_or_one_clear_error(args):
+    sched, kwargs = args
+    try:
+        sol = sample(lambda x, t: 0.1 * x, np.ones(2), schedule=sched, method="ddim", **kwargs)
+    except ValueError as exc:
+        named = set(kwargs) | {"steps"}  # the default steps=50 can be what a short table cannot give
+        assert any(n in str(exc) for n in named), str(exc)
+        return
+    grid = kwargs.get("grid")
+    explicit = grid is not None and not isinstance(grid, str)
+    steps = len(grid) - 1 if explicit else kwargs.get("steps", 50)
+    assert len(sol.times) == steps + 1 and sol.nfe == steps and np.all(np.diff(sol.times) < 0)
+    tol = 1e-9 * max(1.0, sched.t_max)  # times within rounding of the domain are moved onto its edge
+    assert sol.times[0] == pytest.approx(kwargs.get("t_start", sol.times[0]), abs=tol)
+    end = {"one": -1.0, "first": 0.0}.get(kwargs.get("final_alpha"), kwargs.get("t_end", sol.times[-1]))
+    assert sol.times[-1] == pytest.approx(end, abs=tol)
+    if explicit:
+        np.testing.assert_array_equal(sol.times, grid)
+    if "convention" in kwargs:
+        assert sol.times[-1] == (-1.0 if kwargs["convention"] == "ddim" else 0.0)
+
+
+def test_pf_creates_no_float64_tensor_for_a_float32_state():
+    """Devices without float64 (Apple MPS) fail on any float64 tensor: PF's host round trip must not make one."""
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Dtypes(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for a in torch.utils._pytree.tree_leaves((args, kwargs, out)):
+                if isinstance(a, torch.Tensor):
+                    self.seen.add((str(func), a.dtype))
+            return out
+
+    for dtype in (torch.float32, torch.bfloat16):
+        mode = Dtypes()
+        with mode:
+            out = sample(lambda x, t: 0.1 * x, torch.ones(2, 3, dtype=dtype), schedule=DiscreteVP.linear(),
+                         method="pf", steps=5)
+        assert out.x.dtype == dtype
+        assert mode.seen and not {f for f, d in mode.seen if d == torch.float64}, mode.seen

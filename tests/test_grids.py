@@ -1,32 +1,46 @@
-"""Timestep grids and the index conventions of the peers."""
+"""Timestep grids, the index conventions of the peers, and the rules every grid obeys."""
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pndmkit.grids import GRIDS, make_grid
+from pndmkit.grids import GRIDS, check_grid, make_grid
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
+
+LIN = DiscreteVP.linear()
 
 
 def test_leading_spacing_of_50_steps_starts_at_980():
-    g = make_grid(DiscreteVP.linear(), 50, "leading")
+    g = make_grid(LIN, 50, "leading")
     assert g[0] == 980 and g[-2] == 0 and g[-1] == -1 and len(g) == 51
 
 
 def test_diffusers_pndm_convention_grid():
     """steps_offset=1, set_alpha_to_one=False: 981, 961, ..., 1, then abar_0."""
-    g = make_grid(DiscreteVP.linear(), 50, "leading", offset=1, final_alpha="first")
+    g = make_grid(LIN, 50, "leading", offset=1, final_alpha="first")
     assert g[0] == 981 and g[-2] == 1 and g[-1] == 0
 
 
-def test_zero_length_final_step_is_dropped():
-    g = make_grid(DiscreteVP.linear(), 10, "leading", final_alpha="first")
-    assert g[-1] == 0 and len(g) == 10  # 900..0: the step 0 -> 0 would be a no-op costing an evaluation
+@pytest.mark.parametrize(("kind", "reached"), [("leading", 0), ("linspace", 0)])
+def test_a_zero_length_final_step_is_refused(kind, reached):
+    """900..0 then t = 0 again would be a no-op step costing an evaluation: refused, not silently dropped."""
+    with pytest.raises(ValueError, match=rf"grid '{kind}' with steps=10 already reaches t={reached}, so its "
+                                         r"last step to t=0 \(final_alpha='first'\) would have length zero"):
+        make_grid(LIN, 10, kind, final_alpha="first")
+    assert len(make_grid(LIN, 10, kind, final_alpha="one")) == 11
 
 
 def test_trailing_and_linspace_spacings():
-    d = DiscreteVP.linear()
-    np.testing.assert_array_equal(make_grid(d, 4, "trailing"), [999, 749, 499, 249, -1])
-    np.testing.assert_array_equal(make_grid(d, 4, "linspace"), [999, 666, 333, 0, -1])
+    np.testing.assert_array_equal(make_grid(LIN, 4, "trailing"), [999, 749, 499, 249, -1])
+    np.testing.assert_array_equal(make_grid(LIN, 4, "linspace"), [999, 666, 333, 0, -1])
+    np.testing.assert_array_equal(make_grid(LIN, 4, "trailing", final_alpha="first"), [999, 749, 499, 249, 0])
+
+
+def test_trailing_matches_the_arange_formula_of_diffusers():
+    for steps in (1, 3, 7, 30, 333, 999, 1000):
+        ref = np.round(np.arange(1000, 0, -1000 / steps)).astype(np.int64) - 1
+        np.testing.assert_array_equal(make_grid(LIN, steps, "trailing")[:-1], ref)
 
 
 def test_continuous_grids_are_uniform_in_their_variable():
@@ -36,12 +50,14 @@ def test_continuous_grids_are_uniform_in_their_variable():
     np.testing.assert_allclose(np.diff(s.s(make_grid(s, 8, "s-uniform"))), (s.s(1e-3) - s.s(1.0)) / 8, rtol=1e-9)
     k = s.s(make_grid(s, 8, "karras")) ** (1 / 7)
     np.testing.assert_allclose(np.diff(k), np.diff(k)[0], rtol=1e-9)
+    k3 = s.s(make_grid(s, 8, "karras", rho=3.0)) ** (1 / 3)
+    np.testing.assert_allclose(np.diff(k3), np.diff(k3)[0], rtol=1e-9)
     q = make_grid(s, 4, "quadratic")
     np.testing.assert_allclose(q, 1e-3 + (1 - 1e-3) * np.array([1, 0.5625, 0.25, 0.0625, 0]))
 
 
 @pytest.mark.parametrize("kind", [k for k in GRIDS if k not in ("leading", "trailing")])
-@pytest.mark.parametrize("sched", [LinearVP(), CosineVP(), DiscreteVP.linear()], ids=repr)
+@pytest.mark.parametrize("sched", [LinearVP(), CosineVP(), LIN], ids=repr)
 def test_every_grid_is_decreasing_with_exact_ends(kind, sched):
     g = make_grid(sched, 7, kind, t_start=sched.t_start)
     assert len(g) == 8 and np.all(np.diff(g) < 0)
@@ -52,8 +68,7 @@ def test_every_grid_is_decreasing_with_exact_ends(kind, sched):
 @pytest.mark.parametrize("steps", [1, 2, 20, 50, 200])
 def test_logsnr_and_karras_reach_abar_one_through_the_lowest_level(kind, steps):
     """No wasted steps piled up at s = 0: the last step goes from the first table index to t = -1."""
-    d = DiscreteVP.linear()
-    g = make_grid(d, steps, kind, t_start=999.0)
+    g = make_grid(LIN, steps, kind, t_start=999.0)
     assert len(g) == steps + 1 and np.all(np.diff(g) < 0) and g[-1] == -1
     if steps > 1:
         assert g[-2] == 0.0
@@ -62,15 +77,157 @@ def test_logsnr_and_karras_reach_abar_one_through_the_lowest_level(kind, steps):
     assert lin[-1] == 0.0 and LinearVP().s(lin[-2]) == pytest.approx(0.002)
 
 
-def test_grid_errors_name_the_parameter():
-    s = LinearVP()
-    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
-        make_grid(s, 0)
-    with pytest.raises(ValueError, match="unknown grid kind 'bogus'"):
-        make_grid(s, 3, "bogus")
-    with pytest.raises(ValueError, match="needs a DiscreteVP"):
-        make_grid(s, 3, "leading")
-    with pytest.raises(ValueError, match="t_start=0.1 must be larger than t_end=0.5"):
-        make_grid(s, 3, t_start=0.1, t_end=0.5)
-    with pytest.raises(ValueError, match="applies to 'leading' spacing only"):
-        make_grid(DiscreteVP.linear(), 3, "trailing", offset=1)
+# -- leading spacing: where its stride truncates, it would start far below the top -------------------------
+def test_600_leading_steps_of_1000_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"grid 'leading' with steps=600 of T=1000 takes stride T // steps = 1 "
+                                         r"and would start at t=599, skipping 40% of the trajectory"):
+        make_grid(LIN, 600)
+    np.testing.assert_array_equal(make_grid(LIN, 600, "trailing")[:2], [999, 997])
+
+
+@pytest.mark.parametrize("steps", [d for d in range(1, 1001) if 1000 % d == 0])
+def test_leading_grids_of_divisors_start_one_stride_below_the_top(steps):
+    g = make_grid(LIN, steps)
+    assert g[0] == 1000 - 1000 // steps and len(g) == steps + 1 and np.all(np.diff(g[:-1]) == -(1000 // steps))
+
+
+def test_the_leading_rule_refuses_exactly_the_grids_that_start_too_low():
+    """Accepted iff the first time, one ideal step higher, reaches 90% of the table: every steps <= 100 that
+    divides 1000 or has a small remainder, never a stride-1 or stride-2 grid that stops in the middle."""
+    accepted = []
+    for steps in range(1, 1001):
+        try:
+            make_grid(LIN, steps)
+            accepted.append(steps)
+        except ValueError as exc:
+            assert "would start at" in str(exc)
+    assert set(range(1, 112)) <= set(accepted)  # every common step count of diffusers' leading spacing
+    assert {250, 500, 1000} <= set(accepted) and not {334, 400, 600} & set(accepted) and 999 in accepted
+    for steps in accepted:
+        assert (steps - 1) * (1000 // steps) + 1000 / steps >= 0.9 * 1000 - 1
+
+
+# -- starting mid-trajectory ----------------------------------------------------------------------------------
+def test_mid_trajectory_default_grid_is_linspace_over_the_indices_below_t_start():
+    g = make_grid(LIN, 10, t_start=300)
+    np.testing.assert_array_equal(g, [300, 267, 233, 200, 167, 133, 100, 67, 33, 0, -1])
+    np.testing.assert_array_equal(make_grid(LIN, 3, "trailing", t_start=299.0), [299, 199, 99, -1])
+
+
+@pytest.mark.parametrize("kind", ["linspace", "trailing"])
+@pytest.mark.parametrize("steps", [2, 4, 50, 1000])
+def test_t_start_at_the_top_gives_the_full_table_grid(kind, steps):
+    np.testing.assert_array_equal(make_grid(LIN, steps, kind, t_start=999), make_grid(LIN, steps, kind))
+
+
+def test_one_linspace_step_cannot_start_at_t_start():
+    """linspace(0, t_start, 1) is [0] (diffusers' rule): one step from t_start needs trailing."""
+    with pytest.raises(ValueError, match=r"grid 'linspace' with steps=1 starts at t=0, so it cannot start at "
+                                         r"t_start=300; use grid='trailing', which starts at t_start"):
+        make_grid(LIN, 1, t_start=300)
+    np.testing.assert_array_equal(make_grid(LIN, 1, "trailing", t_start=300), [300, -1])
+
+
+def test_leading_accepts_only_its_own_first_time():
+    np.testing.assert_array_equal(make_grid(LIN, 50, "leading", t_start=980), make_grid(LIN, 50))
+    with pytest.raises(ValueError, match=r"grid 'leading' with steps=10 starts at t=900, so it cannot start at "
+                                         r"t_start=300; use grid='trailing' or 'linspace' \(or leave grid unset\)"):
+        make_grid(LIN, 10, "leading", t_start=300)
+
+
+def test_discrete_spacings_need_integer_ends():
+    with pytest.raises(ValueError, match=r"t_start=300.5 must be a training index \(an integer\) for grid 'trailing'"):
+        make_grid(LIN, 10, "trailing", t_start=300.5)
+    with pytest.raises(ValueError, match=r"grid 'leading' ends at t=-1 .* not at t_end=5.0"):
+        make_grid(LIN, 10, "leading", t_end=5.0)
+    with pytest.raises(ValueError, match=r"steps=302 exceeds the 301 training indices 0..300"):
+        make_grid(LIN, 302, t_start=300)
+    g = make_grid(LIN, 4, "uniform", t_start=300.5, t_end=5.0)  # a continuous kind takes any times
+    np.testing.assert_allclose(g, np.linspace(300.5, 5.0, 5))
+
+
+def test_final_alpha_is_the_end_of_every_grid_on_a_discrete_schedule():
+    assert make_grid(LIN, 4, "uniform", final_alpha="first")[-1] == 0.0
+    assert make_grid(LIN, 4, "karras", final_alpha="one")[-1] == -1.0
+    np.testing.assert_array_equal(make_grid(LIN, 4, "uniform", final_alpha="first"), make_grid(LIN, 4, "uniform",
+                                                                                                  t_end=0.0))
+
+
+# -- bad input ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"steps": 0}, ValueError, r"steps must be an integer >= 1, got 0"),
+    ({"steps": 10.5}, TypeError, r"steps must be an integer, got float 10.5"),
+    ({"steps": True}, TypeError, r"steps must be an integer, got bool True"),
+    ({"kind": "bogus"}, ValueError, r"grid kind must be one of 'uniform', .*; got 'bogus'"),
+    ({"kind": "karas"}, ValueError, r"got 'karas' \(did you mean 'karras'\?\)"),
+    ({"kind": "leading"}, ValueError, r"grid 'leading' is a spacing of training indices and needs a DiscreteVP"),
+    ({"t_start": 0.1, "t_end": 0.5}, ValueError, r"t_start=0.1 must be larger than t_end=0.5"),
+    ({"t_start": float("nan")}, ValueError, r"t_start must be a finite number, got nan"),
+    ({"t_end": float("inf")}, ValueError, r"t_end must be a finite number, got inf"),
+    ({"t_start": "1"}, TypeError, r"t_start must be a real number, got str '1'"),
+    ({"t_start": 1.5}, ValueError, r"t_start=1.5 lies outside the domain \[0.0, 1.0\]"),
+    ({"rho": 3.0}, ValueError, r"rho applies to grid 'karras' only, not to grid 'uniform'"),
+    ({"kind": "karras", "rho": -1.0}, ValueError, r"rho must be > 0, got -1.0"),
+    ({"kind": "karras", "rho": float("nan")}, ValueError, r"rho must be a finite number, got nan"),
+    ({"final_alpha": "one"}, ValueError, r"final_alpha applies to DiscreteVP schedules only"),
+    ({"offset": 1}, ValueError, r"offset applies to grid 'leading' of a DiscreteVP only"),
+])
+def test_grid_errors_name_the_parameter(kwargs, error, message):
+    kwargs = {"steps": 3, **kwargs}
+    with pytest.raises(error, match=message):
+        make_grid(LinearVP(), kwargs.pop("steps"), kwargs.pop("kind", None), **kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"kind": "trailing", "offset": 1}, ValueError, r"offset applies to grid 'leading'"),
+    ({"offset": -1}, ValueError, r"offset must be an integer >= 0, got -1"),
+    ({"offset": 0.5}, TypeError, r"offset must be an integer, got float 0.5"),
+    ({"final_alpha": "zero"}, ValueError, r"final_alpha must be one of 'one', 'first'; got 'zero'"),
+    ({"final_alpha": "first", "t_end": -1.0}, ValueError, r"t_end=-1.0 contradicts final_alpha='first'"),
+    ({"offset": 30}, ValueError, r"offset=30 moves the first time 1010 past the last training index 999"),
+])
+def test_discrete_grid_errors_name_the_parameter(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        make_grid(LIN, 50, kwargs.pop("kind", None), **kwargs)
+
+
+def test_numpy_integer_steps_are_integers():
+    np.testing.assert_array_equal(make_grid(LIN, np.int64(10)), make_grid(LIN, 10))
+    np.testing.assert_array_equal(make_grid(LIN, np.int32(5), offset=np.int64(1)), make_grid(LIN, 5, offset=1))
+
+
+@pytest.mark.parametrize(("grid", "error", "message"), [
+    ([0.5, 0.7], ValueError, r"grid must be strictly decreasing \(from noise to data\); "
+                             r"grid\[1\]=0.7 >= grid\[0\]=0.5"),
+    ([0.5, 0.5], ValueError, r"grid\[1\]=0.5 >= grid\[0\]=0.5"),
+    ([0.5], ValueError, r"grid must be a 1-D sequence of at least 2 times, got shape \(1,\)"),
+    ([[0.5, 0.1]], ValueError, r"got shape \(1, 2\)"),
+    ([0.9, float("nan"), 0.1], ValueError, r"grid\[1\]=nan must be finite"),
+    ([0.9, 0.5, -0.1], ValueError, r"grid\[2\]=-0.1 lies outside the domain \[0.0, 1.0\] of LinearVP"),
+    ([1.5, 0.1], ValueError, r"grid\[0\]=1.5 lies outside the domain"),
+    ("uniform", TypeError, r"grid must be a sequence of times"),
+    ([0.9, "a"], TypeError, r"grid must be a 1-D sequence of numbers, got list"),
+])
+def test_check_grid_states_the_rule_and_the_entry(grid, error, message):
+    with pytest.raises(error, match=message):
+        check_grid(LinearVP(), grid)
+
+
+KINDS = st.sampled_from((None,) + tuple(GRIDS))
+OPTIONAL_TIME = st.one_of(st.none(), st.integers(-1, 999).map(float), st.floats(-1.0, 999.0))
+
+
+@given(kind=KINDS, steps=st.integers(1, 60), t_start=OPTIONAL_TIME, t_end=OPTIONAL_TIME,
+       final_alpha=st.sampled_from([None, "one", "first"]), offset=st.sampled_from([None, 0, 1, 3]),
+       rho=st.sampled_from([None, 3.0]))
+def test_a_discrete_grid_has_exactly_steps_steps_or_a_reason(kind, steps, t_start, t_end, final_alpha, offset, rho):
+    given_names = {n for n, v in (("t_start", t_start), ("t_end", t_end), ("final_alpha", final_alpha),
+                                  ("offset", offset), ("rho", rho)) if v is not None} | {"steps", "grid"}
+    try:
+        g = make_grid(LIN, steps, kind, t_start=t_start, t_end=t_end, final_alpha=final_alpha, offset=offset, rho=rho)
+    except ValueError as exc:
+        assert any(name in str(exc) for name in given_names), str(exc)
+        return
+    assert len(g) == steps + 1 and np.all(np.diff(g) < 0)
+    assert t_start is None or g[0] == t_start
+    assert g[-1] == ({"one": -1.0, "first": 0.0}[final_alpha] if final_alpha else -1.0 if t_end is None else t_end)

@@ -76,18 +76,43 @@ def test_discrete_extension_is_c2_and_exact_at_integers():
     assert d.t_from_abar(d.alphas_cumprod[500]) == 500.0
 
 
-def test_bad_betas_are_rejected_with_the_parameter_name():
-    with pytest.raises(ValueError, match="betas must lie in the open interval"):
-        DiscreteVP([0.1, 1.0, 0.2])
-    with pytest.raises(ValueError, match="betas must lie in the open interval"):
-        DiscreteVP([0.0, 0.1])
-    with pytest.raises(ValueError, match="betas must be a 1-D array"):
-        DiscreteVP([[0.1, 0.2]])
+@pytest.mark.parametrize(("build", "error", "message"), [
+    (lambda: DiscreteVP([0.1, 1.0, 0.2]), ValueError, r"betas must be finite and lie in the open interval \(0, 1\); "
+                                                       r"got betas\[1\]=1.0"),
+    (lambda: DiscreteVP([0.0, 0.1]), ValueError, r"got betas\[0\]=0.0"),
+    (lambda: DiscreteVP([0.1, float("nan"), 0.2]), ValueError, r"got betas\[1\]=nan"),
+    (lambda: DiscreteVP([[0.1, 0.2]]), ValueError, r"betas must be a 1-D array of at least 2 values"),
+    (lambda: DiscreteVP(["a", "b"]), TypeError, r"betas must be a 1-D array of numbers, got list"),
+    (lambda: DiscreteVP.linear(T=10.5), TypeError, r"T must be an integer, got float 10.5"),
+    (lambda: DiscreteVP.linear(T=1), ValueError, r"T must be an integer >= 2, got 1"),
+    (lambda: DiscreteVP.linear(beta_end=float("inf")), ValueError, r"beta_end must be a finite number, got inf"),
+    (lambda: DiscreteVP.quad(beta_start=0.03), ValueError, r"need 0 < beta_start <= beta_end < 1"),
+    (lambda: DiscreteVP.cosine(s0=float("nan")), ValueError, r"s0 must be a finite number, got nan"),
+    (lambda: LinearVP(beta_max=float("inf")), ValueError, r"beta_max must be a finite number, got inf"),
+    (lambda: LinearVP(beta_min=float("nan")), ValueError, r"beta_min must be a finite number, got nan"),
+    (lambda: LinearVP(beta_min=1.0, beta_max=0.5), ValueError, r"need 0 <= beta_min < beta_max"),
+    (lambda: LinearVP(beta_max="20"), TypeError, r"beta_max must be a real number, got str '20'"),
+    (lambda: LinearVP(t_end=1.0), ValueError, r"t_end must lie in \[0.0, 1.0\), got 1.0"),
+    (lambda: CosineVP(s0=float("nan")), ValueError, r"s0 must be a finite number, got nan"),
+    (lambda: CosineVP(s0=-0.1), ValueError, r"s0 must be >= 0, got -0.1"),
+    (lambda: CosineVP(t_max=float("inf")), ValueError, r"t_max must be a finite number, got inf"),
+    (lambda: CosineVP(t_end=float("nan")), ValueError, r"t_end must be a finite number, got nan"),
+])
+def test_bad_schedule_parameters_are_refused_by_name(build, error, message):
+    with pytest.raises(error, match=message):
+        build()
+
+
+def test_numpy_scalars_are_accepted_as_schedule_parameters():
+    assert DiscreteVP.linear(T=np.int64(10)).num_train_timesteps == 10
+    assert LinearVP(beta_max=np.float32(10.0)).beta_max == 10.0
 
 
 def test_time_outside_the_domain_is_rejected():
-    with pytest.raises(ValueError, match="outside the domain"):
+    with pytest.raises(ValueError, match=r"t=1.5 lies outside the domain \[0.0, 1.0\] of LinearVP"):
         LinearVP().check_time(1.5)
+    with pytest.raises(ValueError, match=r"grid\[1\]=nan must be finite"):
+        LinearVP().check_time([0.5, float("nan")], name="grid")
     with pytest.raises(ValueError, match="outside the schedule's range"):
         DiscreteVP.linear().t_from_log_abar(-100.0)
 

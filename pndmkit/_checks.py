@@ -1,0 +1,71 @@
+"""Argument checks shared by the public API: integers, finite reals, keyword names.
+
+Every message names the parameter, the value (with its type where that is the problem) and what is
+allowed, so that a wrong call is fixed from the message alone.
+
+>>> check_int(np.int64(10), "steps", minimum=1)
+10
+>>> check_int(10.5, "steps")
+Traceback (most recent call last):
+    ...
+TypeError: steps must be an integer, got float 10.5
+>>> check_real(float("nan"), "t_start")
+Traceback (most recent call last):
+    ...
+ValueError: t_start must be a finite number, got nan
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+from typing import Any, Iterable
+
+import numpy as np
+
+__all__ = ["check_int", "check_real", "check_choice", "reject_unknown"]
+
+
+def check_int(value: Any, name: str, minimum: int | None = None) -> int:
+    """Return ``value`` as an ``int``; Python and numpy integers pass, bools, floats and strings do not.
+
+    ``TypeError`` for a value that is not an integer, ``ValueError`` for one below ``minimum``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_real(value: Any, name: str) -> float:
+    """Return ``value`` as a finite ``float``: ``TypeError`` unless a real number (bools excluded),
+    ``ValueError`` for NaN or infinity."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{name} must be a finite number, got {out!r}")
+    return out
+
+
+def check_choice(value: Any, name: str, allowed: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``allowed``; else ``ValueError`` listing them (closest first)."""
+    options = list(allowed)
+    if isinstance(value, str) and value in options:
+        return value
+    close = difflib.get_close_matches(value, options, n=1) if isinstance(value, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}{hint}")
+
+
+def reject_unknown(function: str, unknown: dict[str, Any], known: Iterable[str]) -> None:
+    """Raise ``TypeError`` naming the first unexpected keyword of ``function`` and the closest known one."""
+    if not unknown:
+        return
+    name = sorted(unknown)[0]
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    others = f" (and {len(unknown) - 1} more: {sorted(unknown)[1:]})" if len(unknown) > 1 else ""
+    raise TypeError(f"{function}() got an unexpected keyword argument {name!r}{hint}{others}")
