@@ -86,7 +86,8 @@ def check_grid(schedule: NoiseSchedule, grid: Sequence[float] | NDArray[np.float
     ValueError: grid must be strictly decreasing (from noise to data); grid[1]=0.7 >= grid[0]=0.5
     """
     if isinstance(grid, (str, bytes)):
-        raise TypeError(f"grid must be a sequence of times or a grid kind name, got {type(grid).__name__} {grid!r}")
+        raise TypeError(f"grid must be a sequence of times, got {type(grid).__name__} {grid!r} (a kind name such "
+                        f"as 'uniform' goes to make_grid or sample(grid=...))")
     try:
         g = np.array(grid, dtype=np.float64)
     except (TypeError, ValueError):
