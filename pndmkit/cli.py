@@ -2,25 +2,131 @@
 
 Each sub-command lives in its own module under :mod:`pndmkit.commands` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (a callable taking the parsed
-arguments and returning an exit code). This module only dispatches.
+arguments and returning an exit code). A sub-command may also set ``resume_hint(args, argv) -> str``:
+the command that continues an interrupted run.
+
+Errors. Bad input ends in one line on stderr, ``pndmkit CMD: error: --option: what is wrong and what is
+allowed``, and exit status 2 (like argparse, :func:`main` raises ``SystemExit(2)`` after printing it). An
+exception is taken for bad input when
+
+* it is a :class:`pndmkit.errors.UsageError` (the library's own "this input is wrong"; its ``params``
+  name the options), or an argparse error, or a sub-command's ``SystemExit("message")``; or
+* it is a ``ValueError``, ``TypeError`` or ``FileNotFoundError``/``FileExistsError`` (and the like)
+  whose message names an option the user gave on the command line: its destination (``steps``,
+  ``t_start``), its flag (``--steps``), or its value as the library quotes it (``'f-pndmm'``) or as the
+  file name of an ``OSError``.
+
+Anything else is a bug and shows its traceback (``PNDMKIT_TRACEBACK=1`` shows it for every error).
+A ``FloatingPointError`` (non-finite samples) prints one line and exits 1. An interrupt (Ctrl-C, or
+SIGTERM while a sub-command runs) prints one line, with the command that resumes the run where the
+sub-command can resume, and exits 130 (143 for SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import math
+import os
+import re
+import signal
 import sys
-from typing import Sequence
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
-__all__ = ["main", "build_parser"]
+from pndmkit.errors import UsageError
+
+__all__ = ["main", "build_parser", "positive_int", "nonnegative_int", "finite_float", "positive_float",
+           "nonnegative_float", "fraction"]
 
 #: sub-command modules, in the order ``pndmkit --help`` lists them
 COMMANDS = ("methods", "order", "coefficients", "compare", "sample", "train")
 
+#: exit status for bad input (argparse's) and for a run that produced non-finite values
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+                PermissionError)
+
+
+# -- argument types ---------------------------------------------------------------------------------
+def _number(text: str, kind: type, test: Any, allowed: str) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+    if not test(value):
+        raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _number(text, int, lambda v: v >= 1, "an integer >= 1")
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number."""
+    return _number(text, float, math.isfinite, "a finite number")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+# -- parser -------------------------------------------------------------------------------------------
+class _ArgumentError(Exception):
+    """An argparse error, raised instead of printing usage and exiting (see :meth:`_Parser.error`)."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog, self.message = prog, message
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: ...)`` to every option that takes a value, unless its help mentions the default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (not action.option_strings or action.nargs == 0 or action.required
+                or action.default is argparse.SUPPRESS or "default" in text.lower()):
+            return action.help
+        return f"{text} (default: %(default)s)".strip()
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser with ``allow_abbrev=False``, defaults in ``--help`` and errors raised, not printed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _ArgumentError(self.prog, re.sub(r"^argument ", "", message))
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every available sub-command registered."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pndmkit",
         description="Pseudo numerical methods for diffusion models: samplers, exact coefficients, ground truth.",
     )
@@ -33,17 +139,147 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for p in _parsers(parser):  # an option without help still shows its default
+        for action in p._actions:
+            if action.help is None and action.option_strings and action.nargs != 0 and not action.required:
+                action.help = "(default: %(default)s)"
     return parser
 
 
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every sub-command parser below it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _parsers(child)
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
+def _options(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Destination -> its longest option string (or the destination of a positional), over sub-parsers too."""
+    found: dict[str, str] = {}
+    for p in _parsers(parser):
+        for action in p._actions:
+            if action.dest not in (argparse.SUPPRESS, "help") and not isinstance(action, argparse._SubParsersAction):
+                found.setdefault(action.dest, max(action.option_strings, key=len) if action.option_strings
+                                 else action.dest)
+    return found
+
+
+# -- error classification ---------------------------------------------------------------------------
+def _names(text: str, word: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
+
+
+def _blamed_options(exc: BaseException, parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str] | None:
+    """The options a user error is about, or None when ``exc`` is not a user error (see the module docstring)."""
+    options = _options(parser)
+    if isinstance(exc, UsageError):
+        mentioned = [p for p in exc.params if _names(exc.message, p) or _names(exc.message, options.get(p, p))]
+        return [options.get(p, p) for p in (mentioned or exc.params)]
+    if not isinstance(exc, _USER_ERRORS):
+        return None
+    message, given = str(exc), {a.split("=", 1)[0] for a in argv if a.startswith("-")}
+    named = [opt for dest, opt in options.items()
+             if opt in given and ((len(dest) >= 3 and _names(message, dest)) or _names(message, opt))]
+    filename = getattr(exc, "filename", None)
+    for k, token in enumerate(argv):
+        value = token.split("=", 1)[1] if token.startswith("--") and "=" in token else token
+        flag = token.split("=", 1)[0] if "=" in token else (argv[k - 1] if k else "")
+        quoted = f"'{value}'" in message or f'"{value}"' in message
+        if value and (quoted or (filename is not None and str(filename) == value)) and flag.startswith("-"):
+            named.append(flag)
+    return list(dict.fromkeys(named)) or None
+
+
+def _exit(code: int, message: str) -> SystemExit:
+    """A ``SystemExit(code)`` whose ``str`` is the message already printed (for tests matching on it)."""
+    exc = SystemExit(code)
+    exc.args = (message,)
+    return exc
+
+
+def _fail(prog: str, detail: str, code: int = EXIT_USAGE) -> SystemExit:
+    line = f"{prog}: error: {' '.join(detail.split())}"
+    print(line, file=sys.stderr, flush=True)
+    return _exit(code, line)
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    flags = [o for p in _parsers(parser) for a in p._actions for o in a.option_strings]
+    text = f"unrecognized arguments: {' '.join(extras)}"
+    unknown = [e.split("=", 1)[0] for e in extras if e.startswith("-")]
+    close = difflib.get_close_matches(unknown[0], flags, n=1) if unknown else []
+    return text + (f" (did you mean {close[0]}?)" if close else "")
+
+
+# -- interrupts -------------------------------------------------------------------------------------
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an interrupt so that the same cleanup runs."""
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -- entry point ------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code (bad input: one line on stderr, then ``SystemExit(2)``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
+    prog, args = parser.prog, None
+    try:
+        try:
+            args, extras = parser.parse_known_args(argv)
+            command_parser = _command_parser(parser, getattr(args, "command", None))
+            prog = command_parser.prog
+            if extras:
+                raise _ArgumentError(prog, _unrecognized(command_parser, extras))
+        except _ArgumentError as exc:
+            raise _fail(exc.prog, exc.message) from None
+        if not getattr(args, "func", None):
+            raise _fail(prog, f"a COMMAND is required: {', '.join(COMMANDS)} (see pndmkit --help)")
+        with _sigterm_interrupts():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
+        hint = getattr(args, "resume_hint", None)
+        what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        print(f"{prog}: {what}" + (f"; resume with: {hint(args, argv)}" if hint else ""), file=sys.stderr, flush=True)
+        return 143 if isinstance(exc, _Terminated) else 130
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):
+            raise
+        # a sub-command's SystemExit("pndmkit CMD: message"): bad input
+        named = re.match(r"(pndmkit(?: [\w-]+)*): (?:error: )?(.*)", exc.code, re.S)
+        raise (_fail(*named.groups()) if named else _fail(prog, exc.code)) from None
+    except FloatingPointError as exc:
+        if os.environ.get("PNDMKIT_TRACEBACK"):
+            raise
+        raise _fail(prog, str(exc), EXIT_FAILED) from None
+    except Exception as exc:
+        blamed = _blamed_options(exc, _command_parser(parser, getattr(args, "command", None)), argv)
+        if blamed is None or os.environ.get("PNDMKIT_TRACEBACK"):
+            raise
+        raise _fail(prog, f"{'/'.join(blamed)}: {exc}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

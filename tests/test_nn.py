@@ -229,21 +229,85 @@ def test_shipped_digits_checkpoint_loads():
 
 # -- training ------------------------------------------------------------------------------------
 def test_training_resume_is_exact(tmp_path):
+    from pndmkit.errors import UsageError
     from pndmkit.nn.train import TrainConfig, _Trainer
 
     common = dict(preset="tiny", batch_size=8, lr=1e-3, warmup=2, checkpoint_every=2, seed=3)
     a = _Trainer(TrainConfig(out=str(tmp_path / "a"), steps=4, **common), log=lambda m: None)
-    a.run(resume=False)
+    a.run()
     b1 = _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=2, **common), log=lambda m: None)
-    b1.run(resume=False)
-    with pytest.raises(FileExistsError, match="--resume"):
-        _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=4, **common), log=lambda m: None).run(resume=False)
-    b2 = _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=4, **common), log=lambda m: None)
-    b2.run(resume=True)
+    b1.run()
+    with pytest.raises(UsageError, match="--resume") as info:
+        _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=4, **common), log=lambda m: None)
+    assert info.value.params == ("out", "resume")
+    b2 = _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=4, **common), log=lambda m: None, resume=True)
+    b2.run()
     for (k, va), vb in zip(a.ema.state_dict().items(), b2.ema.state_dict().values()):
         torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
     ck = load_checkpoint(tmp_path / "b" / "digits")
     assert ck.meta["trained_steps"] == 4 and ck.net.config == PRESETS["tiny"]
+    assert [s["start_step"] for s in ck.meta["sittings"]] == [0, 2]
+
+
+@pytest.mark.parametrize("change", [{"lr": 2e-3}, {"loss": "l1"}, {"seed": 4}, {"batch_size": 4, "warmup": 3}])
+def test_training_resume_refuses_other_settings(tmp_path, change):
+    from pndmkit.errors import UsageError
+    from pndmkit.nn.train import TrainConfig, _Trainer
+
+    common = dict(preset="tiny", batch_size=8, lr=1e-3, warmup=2, checkpoint_every=2, seed=3, out=str(tmp_path))
+    _Trainer(TrainConfig(steps=2, **common), log=lambda m: None).run()
+    before = (tmp_path / "train_state.pt").read_bytes()
+    with pytest.raises(UsageError, match="cannot resume") as info:
+        _Trainer(TrainConfig(steps=4, **{**common, **change}), log=lambda m: None, resume=True)
+    assert set(info.value.params) == {"resume", *change}
+    for key, value in change.items():
+        old = common.get(key, TrainConfig.__dataclass_fields__[key].default)
+        assert f"{key}={old!r} in the run, {value!r} now" in str(info.value)
+    assert (tmp_path / "train_state.pt").read_bytes() == before
+    # the settings that may change: the step budget, the device, the checkpoint interval
+    _Trainer(TrainConfig(steps=3, **{**common, "checkpoint_every": 1}), log=lambda m: None, resume=True).run()
+    assert load_checkpoint(tmp_path / "digits").meta["trained_steps"] == 3
+
+
+def test_training_checks_preset_and_memory_before_building(tmp_path, monkeypatch):
+    from pndmkit.errors import UsageError
+    from pndmkit.nn import train as train_mod
+    from pndmkit.nn.train import TrainConfig, _Trainer
+
+    with pytest.raises(UsageError, match="3 input and 3 output channels.*use one of tiny, digits") as info:
+        TrainConfig(preset="ddpm-cifar10")
+    assert info.value.params == ("preset",)
+    built = []
+    monkeypatch.setattr(train_mod, "UNet", lambda *a, **k: built.append(1))
+    monkeypatch.setattr(train_mod, "available_bytes", lambda device: 10 * 2**20)  # 10 MiB free
+    with pytest.raises(UsageError, match=r"batch_size=64 needs about .* GiB on cpu \(estimate\), 0.01 GiB is free"):
+        _Trainer(TrainConfig(out=str(tmp_path), preset="digits"), log=lambda m: None)
+    assert built == [] and not tmp_path.joinpath("train_state.pt").exists()
+
+
+def test_memory_estimate_counts_parameters_and_activations():
+    from pndmkit.nn._checks import activation_bytes, memory_estimate
+
+    params, acts = activation_bytes(PRESETS["tiny"])
+    assert params == count_parameters(UNet.preset("tiny"))
+    assert memory_estimate(PRESETS["tiny"], 3, training=True) == 4 * (5 * params + 3 * acts)
+    assert memory_estimate(PRESETS["tiny"], 3, training=False, itemsize=2) == 2 * (params + 3 * acts)
+    # the input convolution alone outputs ch x 8 x 8 per sample
+    assert acts > PRESETS["tiny"].ch * 8 * 8
+
+
+def test_training_interrupt_saves_the_last_step(tmp_path, monkeypatch):
+    from pndmkit.nn.train import TrainConfig, _Trainer
+
+    cfg = TrainConfig(out=str(tmp_path), preset="tiny", steps=10, batch_size=4, checkpoint_every=100)
+    trainer = _Trainer(cfg, log=lambda m: None)
+    real = trainer.train_step
+    monkeypatch.setattr(trainer, "train_step", lambda: real() if trainer.step < 3 else (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert torch.load(tmp_path / "train_state.pt", weights_only=False)["step"] == 3
+    assert not list(tmp_path.glob(".*tmp*"))
 
 
 def test_train_and_classifier_cli(tmp_path, capsys):
@@ -252,6 +316,13 @@ def test_train_and_classifier_cli(tmp_path, capsys):
     assert main(["train", "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--out", str(tmp_path),
                  "--loss", "l1", "--name", "m"]) == 0
     assert (tmp_path / "m.safetensors").is_file() and (tmp_path / "train_state.pt").is_file()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--preset", "tiny", "--steps", "3", "--batch-size", "4", "--out", str(tmp_path),
+              "--loss", "l2", "--name", "m", "--resume"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("pndmkit train: error: --resume/--loss: cannot resume") and "loss='l1' in the run" in err
 
 
 # -- Frechet distance ----------------------------------------------------------------------------

@@ -60,32 +60,42 @@ def test_results_do_not_depend_on_batch_size(ckpt, tmp_path):
         assert z["indices"].tolist() == [6] and z["images"].shape == (1, 8, 8, 1) and z["images"].dtype == np.uint8
 
 
-def test_resume_after_a_crash_loses_and_duplicates_nothing(ckpt, tmp_path, monkeypatch):
+def _crash_on_call(monkeypatch, n):
+    """Make the n-th sampling call on torch tensors (the dry run uses numpy) raise KeyboardInterrupt."""
     import pndmkit
+
+    real, calls = pndmkit.sample, {"n": 0}
+
+    def crashing(model, x, *args, **kwargs):
+        if isinstance(x, torch.Tensor):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt("simulated crash")
+        return real(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(pndmkit, "sample", crashing)
+    return calls
+
+
+def test_resume_after_a_crash_loses_and_duplicates_nothing(ckpt, tmp_path, monkeypatch):
+    from pndmkit.errors import UsageError
 
     sample_to_dir(_cfg(ckpt, tmp_path / "ref", batch_size=2))
     _, ref = read_samples(tmp_path / "ref", expect=7)
 
-    real = pndmkit.sample
-    calls = {"n": 0}
-
-    def crashing(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:  # shard 0 (2 batches) done, shard 1 half done
-            raise KeyboardInterrupt("simulated crash")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pndmkit, "sample", crashing)
+    calls = _crash_on_call(monkeypatch, 4)  # shard 0 (2 batches) done, shard 1 half done
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         sample_to_dir(_cfg(ckpt, out, batch_size=2))
     assert sorted(p.name for p in out.glob("shard-*.npz")) == ["shard-00000.npz"]
     assert not list(out.glob(".*tmp*"))
     before = (out / "shard-00000.npz").stat().st_mtime_ns
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(UsageError, match="--resume") as info:
         sample_to_dir(_cfg(ckpt, out, batch_size=2))
-    with pytest.raises(ValueError, match="steps"):
+    assert info.value.params == ("out", "resume")
+    with pytest.raises(UsageError, match="steps=8 in run.json, 9 now") as info:
         sample_to_dir(_cfg(ckpt, out, batch_size=2, steps=9, resume=True))
+    assert info.value.params == ("resume", "steps")
 
     calls["n"] = -100
     summary = sample_to_dir(_cfg(ckpt, out, batch_size=3, resume=True))  # batch size may change
@@ -93,6 +103,87 @@ def test_resume_after_a_crash_loses_and_duplicates_nothing(ckpt, tmp_path, monke
     assert (out / "shard-00000.npz").stat().st_mtime_ns == before
     idx, x = read_samples(out, expect=7)
     np.testing.assert_allclose(x, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_resume_refuses_a_changed_checkpoint(ckpt, tmp_path):
+    """Overwrite the weights, delete a shard, resume: refused, naming the file whose hash changed."""
+    from pndmkit.errors import UsageError
+
+    stem = tmp_path / "model"
+    torch.manual_seed(0)
+    save_checkpoint(stem, UNet.preset("tiny"), schedule=DiscreteVP.linear())
+    out = tmp_path / "run"
+    sample_to_dir(_cfg(str(stem), out, method="ddim", steps=2))
+    run = __import__("json").loads((out / "run.json").read_text())
+    assert run["checkpoint_sha256"]["safetensors"] == generate.file_sha256(stem.with_suffix(".safetensors"))
+    assert len(run["times"]) == 3 and run["shard_size"] == 3
+    torch.manual_seed(1)
+    save_checkpoint(stem, UNet.preset("tiny"), schedule=DiscreteVP.linear())
+    (out / "shard-00001.npz").unlink()
+    with pytest.raises(UsageError, match=r"the checkpoint's safetensors file changed \(sha256") as info:
+        sample_to_dir(_cfg(str(stem), out, method="ddim", steps=2, resume=True))
+    assert info.value.params == ("resume", "checkpoint") and "json file" not in str(info.value)
+    assert not (out / "shard-00001.npz").exists()
+
+
+def test_default_shard_is_one_batch_and_resume_keeps_the_runs_shard_size(ckpt, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    _crash_on_call(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        sample_to_dir(_cfg(ckpt, out, batch_size=2, shard_size=None))
+    assert sorted(p.name for p in out.glob("shard-*.npz")) == ["shard-00000.npz", "shard-00001.npz"]
+    (out / ".shard-00002.npz.x1y2.tmp.npz").write_bytes(b"killed mid-write")  # as SIGKILL leaves it
+    monkeypatch.undo()
+    logs = []
+    summary = sample_to_dir(_cfg(ckpt, out, batch_size=3, shard_size=None, resume=True), log=logs.append)
+    assert summary["shard_size"] == 2 and summary["shards"] == 4 and summary["generated"] == 3
+    assert not list(out.glob(".*tmp*")) and any("removed .shard-00002.npz.x1y2.tmp.npz" in m for m in logs)
+
+
+@pytest.mark.parametrize("bad, param", [
+    ({"method": "f-pndmm"}, "method"), ({"checkpoint": "nope"}, "checkpoint"), ({"grid": "lineer"}, "grid"),
+    ({"device": "cdua"}, "device"), ({"steps": 0}, "steps"), ({"convention": "ddpm"}, "convention"),
+    ({"dtype": "float8"}, "dtype"), ({"num_samples": -1}, "num_samples"), ({"shard_size": 0}, "shard_size"),
+    ({"grid": "trailing", "steps": 1001, "method": "ddim"}, "steps")])
+def test_bad_options_write_nothing(ckpt, tmp_path, bad, param):
+    from pndmkit.errors import UsageError
+
+    out = tmp_path / "o"
+    with pytest.raises(UsageError) as info:
+        sample_to_dir(_cfg(ckpt, out, **bad))
+    assert param in info.value.params and param.replace("_", " ") in str(info.value).replace("_", " ")
+    assert not out.exists()
+
+
+def test_non_finite_weights_are_refused_before_writing(tmp_path):
+    from pndmkit.errors import UsageError
+
+    net = UNet.preset("tiny")
+    with torch.no_grad():
+        net.conv_in.weight[0, 0, 0, 0] = float("nan")
+    save_checkpoint(tmp_path / "nan", net, schedule=DiscreteVP.linear())
+    with pytest.raises(UsageError, match="non-finite weights \\(first: 'conv_in.weight'\\)"):
+        sample_to_dir(_cfg(str(tmp_path / "nan"), tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_non_finite_sample_is_never_written(ckpt, tmp_path, monkeypatch):
+    import pndmkit
+
+    real = pndmkit.sample
+
+    def poisoned(model, x, *args, **kwargs):
+        sol = real(model, x, *args, **kwargs)
+        if isinstance(x, torch.Tensor) and x.shape[0] == 3 and abs(float(x[0, 0, 0, 0]) - float(
+                initial_noise([3], (1, 8, 8), 5)[0, 0, 0, 0])) < 1e-7:  # the batch of samples 3..5
+            sol.x[1, 0, 2, 2] = float("inf")
+        return sol
+
+    monkeypatch.setattr(pndmkit, "sample", poisoned)
+    out = tmp_path / "o"
+    with pytest.raises(FloatingPointError, match=r"sample 4 is not finite .* shard 1 was not written"):
+        sample_to_dir(_cfg(ckpt, out, batch_size=3))
+    assert sorted(p.name for p in out.glob("shard-*")) == ["shard-00000.npz", "shard-00000.png"]
 
 
 def test_sample_cli_writes_shards_and_png(ckpt, tmp_path, capsys):
@@ -140,18 +231,23 @@ def test_image_grid_layout():
 
 
 @pytest.mark.parametrize("method", ["ddim", "f-pndm", "ipndm-v", "fon"])
-def test_sampling_loop_never_reads_device_data(method):
+def test_sampling_loop_never_reads_device_data(method, monkeypatch):
     """On the ``meta`` device any host read of tensor data (``.item()``, ``bool(t)``, ``.cpu()``) raises, so
-    a run that completes there makes no host-device synchronisation in the loop, the network included."""
+    a run that completes there makes no host-device synchronisation in the loop, the network included. The
+    one read allowed is the end-of-run finiteness check of the final sample, counted here."""
     import pndmkit
+    import pndmkit.run
     from pndmkit.nn.adapters import NetworkModel
 
+    checks = []
+    monkeypatch.setattr(pndmkit.run, "all_finite", lambda x: checks.append(x.device.type) or True)
     with torch.device("meta"):
         net = UNet.preset("tiny").eval()
         x_T = torch.empty(4, 1, 8, 8)
     model = NetworkModel(net, DiscreteVP.linear())
     sol = pndmkit.sample(model, x_T, schedule=model.schedule, method=method, steps=5)
     assert sol.x.device.type == "meta" and sol.nfe == model.nfe
+    assert checks == ["meta"]
 
 
 @pytest.mark.slow

@@ -11,38 +11,53 @@ import json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from pndmkit.cli import positive_int, nonnegative_int
+
     p = subparsers.add_parser(
         "sample", help="generate images from a UNet checkpoint (sharded, resumable, multi-process)",
         description="Sample images with any pndmkit method. Sample i starts from noise seeded by (seed, i), so "
-                    "results do not depend on batch size or process count. Shards are written atomically; "
-                    "--resume continues an interrupted run without losing or repeating samples.")
+                    "results do not depend on batch size or process count. Every option is checked before "
+                    "anything is written. Shards are written atomically; --resume continues an interrupted run "
+                    "without losing or repeating samples, and refuses when the checkpoint files (SHA-256) or any "
+                    "setting that determines the samples changed. A non-finite sample stops the run (exit 1).")
     p.add_argument("--checkpoint", default="digits", help="checkpoint path (stem, .json or .safetensors) or a "
-                   "shipped name (default: %(default)s)")
-    p.add_argument("--method", default="f-pndm", help="a name from `pndmkit methods` (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--grid", default=None, help="grid kind (default: the schedule's)")
+                   "shipped name")
+    p.add_argument("--method", default="f-pndm", help="a name from `pndmkit methods`")
+    p.add_argument("--steps", type=positive_int, default=50, help="number of steps N")
+    p.add_argument("--grid", default=None, help="grid kind (default: the schedule's, or the --convention's)")
     p.add_argument("--convention", default=None, choices=("ddim", "diffusers-pndm", "official-pndm"),
-                   help="timestep convention for discrete schedules")
-    p.add_argument("--num-samples", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--shard-size", type=int, default=1000, help="samples per output shard")
-    p.add_argument("--seed", type=int, default=0)
+                   help="timestep convention for discrete schedules (default: none, i.e. ddim's grid)")
+    p.add_argument("--num-samples", type=positive_int, default=64, help="number of samples")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="samples per network call")
+    p.add_argument("--shard-size", type=positive_int, default=None,
+                   help="samples per output shard (default: --batch-size, so an interrupt loses at most one batch; "
+                        "with --resume: the run's)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="noise seed (sample i uses seed (SEED, i))")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ...")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                    help="network dtype; the sampler state stays float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run, resume_hint=resume_hint)
+
+
+def resume_hint(args: argparse.Namespace, argv: list[str]) -> str:
+    """The command that continues this run: the same arguments with ``--resume``."""
+    import shlex
+
+    return shlex.join(["pndmkit", *argv, *([] if args.resume else ["--resume"])])
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from pndmkit.nn import config_from_args, missing_torch
 
     if missing_torch("sample"):
-        print(missing_torch("sample"))
+        print(missing_torch("sample"), file=sys.stderr)
         return 1
     import torch
 

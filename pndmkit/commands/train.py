@@ -7,47 +7,65 @@ import json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from pndmkit.cli import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
+
     p = subparsers.add_parser(
         "train", help="train a DDPM UNet on the bundled digits data set",
         description="DDPM training (L2/L1 loss, AdamW, warm-up, gradient clipping, EMA) on sklearn's 8x8 "
                     "digits upsampled to 16x16. Writes OUT/NAME.safetensors + OUT/NAME.json (EMA weights) "
-                    "and OUT/train_state.pt for --resume.")
-    p.add_argument("--out", default="runs/digits", help="output folder (default: %(default)s)")
-    p.add_argument("--name", default="digits", help="checkpoint name inside OUT (default: %(default)s)")
-    p.add_argument("--preset", default="digits", help="UNet preset: digits, tiny, ddpm-cifar10 (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=4000, help="optimiser steps (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup", type=int, default=100, help="linear learning-rate warm-up steps")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: off)")
-    p.add_argument("--ema-decay", type=float, default=0.999)
-    p.add_argument("--loss", choices=("l2", "l1"), default="l2")
-    p.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this much training time")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--device", default="cpu")
+                    "and OUT/train_state.pt for --resume (also on Ctrl-C). Settings are checked before the model "
+                    "is built: the preset must take one-channel images and the batch must fit in free memory. "
+                    "--resume refuses settings that shape the training differently from the saved run "
+                    "(only --steps, --max-minutes, --threads, --device, --checkpoint-every, --name may change).")
+    p.add_argument("--out", default="runs/digits", help="output folder")
+    p.add_argument("--name", default="digits", help="checkpoint name inside OUT")
+    p.add_argument("--preset", default="digits",
+                   help="UNet preset: digits or tiny (ddpm-cifar10 is for 3-channel 32x32 images, not the digits)")
+    p.add_argument("--steps", type=positive_int, default=4000, help="optimiser steps")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per optimiser step")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate")
+    p.add_argument("--warmup", type=nonnegative_int, default=100, help="linear learning-rate warm-up steps")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="AdamW weight decay")
+    p.add_argument("--grad-clip", type=nonnegative_float, default=1.0, help="max gradient norm (0: off)")
+    p.add_argument("--ema-decay", type=fraction, default=0.999, help="EMA decay of the saved weights")
+    p.add_argument("--loss", choices=("l2", "l1"), default="l2", help="regression loss on eps")
+    p.add_argument("--dropout", type=fraction, default=None, help="override the preset's dropout (default: the "
+                   "preset's)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the weights and of the batches")
+    p.add_argument("--checkpoint-every", type=positive_int, default=500, help="save every this many steps")
+    p.add_argument("--max-minutes", type=positive_float, default=None,
+                   help="stop (and save) after this much training time (default: no limit)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ...")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     p.add_argument("--classifier", action="store_true",
                    help="instead train the digits classifier whose features define digits-FID "
                         "(uses --out, --name, --seed; 30 epochs)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resume_hint=resume_hint)
+
+
+def resume_hint(args: argparse.Namespace, argv: list[str]) -> str:
+    """The command that continues this training run: the same arguments with ``--resume``."""
+    import shlex
+
+    return shlex.join(["pndmkit", *argv, *([] if args.resume else ["--resume"])])
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from pndmkit.nn import config_from_args, missing_torch
 
     if missing_torch("train"):
-        print(missing_torch("train"))
+        print(missing_torch("train"), file=sys.stderr)
         return 1
     if args.classifier:
         return _train_classifier(args)
     from pndmkit.nn.train import TrainConfig, _Trainer
 
-    trainer = _Trainer(config_from_args(TrainConfig, args), log=lambda msg: print(msg, flush=True))
-    stem = trainer.run(resume=args.resume)
+    trainer = _Trainer(config_from_args(TrainConfig, args), log=lambda msg: print(msg, file=sys.stderr, flush=True),
+                       resume=args.resume)
+    stem = trainer.run()
     print(json.dumps({"checkpoint": str(stem), "steps": trainer.step, "seconds": round(trainer.elapsed, 1)}))
     return 0
 

@@ -1,4 +1,8 @@
-"""Atomic file writes: write a temporary file in the target's folder, then ``os.replace`` it."""
+"""Atomic file writes: write a temporary file in the target's folder, then ``os.replace`` it.
+
+A temporary file is named ``.<target name>.<random>.tmp<suffix>``; a write killed before ``os.replace``
+(SIGKILL, power loss) leaves one behind, which :func:`remove_stale_temporaries` deletes on the next run.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json", "progress_bar"]
+__all__ = ["atomic_path", "write_json", "progress_bar", "remove_stale_temporaries"]
+
+_TEMP_PATTERN = ".*.tmp*"
 
 
 @contextmanager
@@ -28,6 +34,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` (call it when no write is running
+    there); return the deleted paths."""
+    folder = Path(folder)
+    stale = [p for p in folder.glob(_TEMP_PATTERN) if p.is_file() and ".tmp" in p.name[1:]] if folder.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def _umask() -> int:

@@ -6,8 +6,17 @@ it is the same whatever the batch size, the device or the number of processes. T
 ``k % world_size``. A finished shard is written as ``shard-KKKKK.png`` (a grid) and then
 ``shard-KKKKK.npz`` (``indices``, ``x`` float32 NCHW, ``images`` uint8 NHWC), each through a temporary
 file and ``os.replace``, so a shard file is either complete or absent. ``resume=True`` skips shards whose
-NPZ exists (and checks their indices): after a crash nothing is lost and nothing is done twice.
-``run.json`` records what determines the samples; resuming with different settings is refused.
+NPZ exists (and checks their indices): after a crash nothing is lost and nothing is done twice. The
+default shard size is the batch size, so an interrupt loses at most one batch.
+
+Everything is checked before anything is written (method, grid, convention and steps by a dry run of
+:func:`pndmkit.sample` with a zero model; checkpoint, its weights' finiteness, device; a memory
+estimate warns when the batch may not fit): a bad option leaves no folder or ``run.json`` behind.
+``run.json`` records what determines the samples: the settings, the grid's times and the SHA-256 of the
+checkpoint's two files. Resuming with any of them different is refused with a message naming what
+changed, so shards from different weights or settings are never mixed. Temporary files of a killed
+write are deleted on the next run. A batch with a non-finite sample raises ``FloatingPointError``
+naming the first such sample; its shard is not written.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each process initialises ``torch.distributed`` (NCCL on CUDA,
 gloo on CPU), takes its shards, and all meet at a barrier before rank 0 writes ``summary.json``.
@@ -29,12 +38,16 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from pndmkit.nn._io import atomic_path, progress_bar, write_json
+from pndmkit.errors import UsageError, blame
+from pndmkit.nn._checks import available_bytes, check_device, file_sha256, gib, memory_estimate
+from pndmkit.nn._io import atomic_path, progress_bar, remove_stale_temporaries, write_json
 from pndmkit.nn.data import to_uint8
 
 __all__ = ["SampleConfig", "sample_to_dir", "sample_seed", "initial_noise", "read_samples", "image_grid"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: version of the ``run.json`` layout (2: checkpoint hashes and grid times recorded)
+RUN_FORMAT = 2
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -84,7 +97,12 @@ def save_png(path: Path, images: np.ndarray, scale: int = 1) -> None:
 
 @dataclass
 class SampleConfig:
-    """What :func:`sample_to_dir` does; the fields in :attr:`IDENTITY` determine the samples."""
+    """What :func:`sample_to_dir` does; the fields in :attr:`IDENTITY` determine the samples.
+
+    ``shard_size=None`` means the batch size (an interrupt then loses at most one batch), or on resume
+    the shard size the run was started with. Invalid values raise :class:`~pndmkit.errors.UsageError`
+    naming the field.
+    """
 
     checkpoint: str = "digits"
     out: str = "samples"
@@ -92,7 +110,7 @@ class SampleConfig:
     steps: int = 50
     num_samples: int = 64
     batch_size: int = 64
-    shard_size: int = 1000
+    shard_size: int | None = None
     seed: int = 0
     grid: str | None = None
     convention: str | None = None
@@ -103,22 +121,28 @@ class SampleConfig:
     progress: bool = True
     png_max: int = 256
 
-    IDENTITY = ("checkpoint", "method", "steps", "num_samples", "shard_size", "seed", "grid", "convention", "dtype")
+    IDENTITY = ("method", "steps", "num_samples", "shard_size", "seed", "grid", "convention", "dtype")
 
     def __post_init__(self) -> None:
-        for name in ("steps", "num_samples", "batch_size", "shard_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps", "num_samples", "batch_size", "shard_size", "png_max", "seed"):
+            value = getattr(self, name)
+            if value is None and name == "shard_size":
+                continue
+            low = 0 if name in ("png_max", "seed") else 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise UsageError(name, f"{name} must be an integer >= {low}, got {value!r}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+            raise UsageError("dtype", f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        from pndmkit.grids import GRIDS
+        from pndmkit.methods import get_method
+        from pndmkit.sampling import CONVENTIONS
 
-    def identity(self) -> dict[str, Any]:
-        """The settings that determine the samples (recorded in ``run.json``, checked on resume)."""
-        d = {k: getattr(self, k) for k in self.IDENTITY}
-        ckpt = Path(str(self.checkpoint))
-        if ckpt.suffix in (".json", ".safetensors") or ckpt.with_suffix(".json").is_file():
-            d["checkpoint"] = str(ckpt.with_suffix("").resolve())
-        return d
+        with blame("method"):
+            get_method(self.method)
+        if self.grid is not None and self.grid not in GRIDS:
+            raise UsageError("grid", f"unknown grid kind {self.grid!r}; known: {', '.join(GRIDS)}")
+        if self.convention is not None and self.convention not in CONVENTIONS:
+            raise UsageError("convention", f"unknown convention {self.convention!r}; known: {', '.join(CONVENTIONS)}")
 
 
 def _dist_info() -> tuple[int, int]:
@@ -135,10 +159,10 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def _device_for(cfg: SampleConfig, rank: int) -> torch.device:
-    dev = torch.device(cfg.device)
+def _device_for(dev: torch.device) -> torch.device:
+    """``cuda`` without an index: this process's GPU (``LOCAL_RANK`` under torchrun)."""
     if dev.type == "cuda" and dev.index is None:
-        local = int(os.environ.get("LOCAL_RANK", rank))
+        local = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
         dev = torch.device("cuda", local % max(torch.cuda.device_count(), 1))
         torch.cuda.set_device(dev)
     return dev
@@ -158,80 +182,192 @@ def _shard_done(path: Path, expected: np.ndarray) -> bool:
         return False
 
 
-def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
-    """Generate ``cfg.num_samples`` samples into ``cfg.out`` (see the module docstring); return a summary."""
+@dataclass
+class _Plan:
+    """A checked run: the model on its device and what ``run.json`` records."""
+
+    ckpt: Any
+    model: Any
+    device: torch.device
+    shape: tuple[int, int, int]
+    shard_size: int
+    identity: dict[str, Any]
+
+
+def _prepare(cfg: SampleConfig, shard_size: int, log: Any) -> _Plan:
+    """Check every option and load the model; raise :class:`UsageError` naming the option. Writes nothing."""
     import pndmkit
-    from pndmkit.nn.checkpoint import load_checkpoint
+    from pndmkit.nn.checkpoint import load_checkpoint, resolve_checkpoint
+
+    device = check_device(cfg.device)
+    if device.type == "cuda" and device.index is None:
+        device = _device_for(device)
+    with blame("checkpoint"):
+        stem = resolve_checkpoint(cfg.checkpoint)
+        ckpt = load_checkpoint(stem)
+    if ckpt.schedule is None or not hasattr(ckpt.net.config, "in_channels"):
+        raise UsageError("checkpoint", f"checkpoint {str(stem)!r} is not a diffusion model (a "
+                                       f"{type(ckpt.net).__name__} without a noise schedule)")
+    bad = next((k for k, v in ckpt.net.state_dict().items() if v.is_floating_point() and not v.isfinite().all()), None)
+    if bad is not None:
+        raise UsageError("checkpoint", f"checkpoint {str(stem)!r} has non-finite weights (first: {bad!r})")
+    # the combination, by a dry run on one number (the types are right here: a TypeError would be a bug)
+    with blame("steps", "grid", "convention", "method", errors=(ValueError,)):
+        dry = pndmkit.sample(lambda x, t: x * 0.0, np.zeros(1), schedule=ckpt.schedule, method=cfg.method,
+                             steps=cfg.steps, grid=cfg.grid, convention=cfg.convention)
+    c = ckpt.net.config
+    shape = (c.in_channels, c.image_size, c.image_size)
+    batch = min(cfg.batch_size, shard_size, cfg.num_samples)
+    need, have = memory_estimate(c, batch, training=False, itemsize=DTYPES[cfg.dtype].itemsize), available_bytes(device)
+    if have is not None and need > have:
+        log(f"warning: batch_size={batch} may need up to {gib(need)} on {device} (an upper bound), "
+            f"{gib(have)} is free; lower --batch-size if the run fails for memory")
+    with blame("dtype", "device"):
+        net = ckpt.net.to(device=device, dtype=DTYPES[cfg.dtype]).eval()
+    model = ckpt.model(dtype=DTYPES[cfg.dtype])
+    model.net = torch.compile(net) if cfg.compile else net
+    identity = {"format": RUN_FORMAT, "checkpoint": str(stem.resolve()),
+                "checkpoint_sha256": {s: file_sha256(stem.with_suffix("." + s)) for s in ("json", "safetensors")},
+                **{k: getattr(cfg, k) for k in cfg.IDENTITY}, "shard_size": shard_size,
+                "times": [float(t) for t in dry.times]}
+    return _Plan(ckpt, model, device, shape, shard_size, identity)
+
+
+def _read_run(run_file: Path) -> dict[str, Any] | None:
+    if not run_file.is_file():
+        return None
+    try:
+        old = json.loads(run_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError("out", f"{run_file} is unreadable ({exc}); use another out folder") from None
+    if not isinstance(old, dict) or old.get("format") != RUN_FORMAT:
+        raise UsageError("resume", f"{run_file} was written by an older pndmkit without checkpoint hashes; "
+                                   "it cannot be checked, so it cannot be resumed: use another out folder")
+    return old
+
+
+def _check_resume(old: dict[str, Any], new: dict[str, Any], run_file: Path) -> None:
+    """Refuse to continue a run whose samples would differ: name every setting that changed."""
+    changed, fields = [], []
+    settings_changed = any(old.get(k) != new[k] for k in SampleConfig.IDENTITY)
+    for key, value in new.items():
+        if key == "checkpoint" or old.get(key) == value or (key == "times" and settings_changed):
+            continue
+        if key == "checkpoint_sha256":
+            files = [s for s in value if old[key].get(s) != value[s]]
+            changed += [f"the checkpoint's {s} file changed (sha256 {old[key].get(s, '?')[:12]}... in run.json, "
+                        f"{value[s][:12]}... now)" for s in files]
+            fields.append("checkpoint")
+        elif key == "times":
+            changed.append("the same settings give other grid times now (another pndmkit version?)")
+            fields.append("grid")
+        else:
+            changed.append(f"{key}={old.get(key)!r} in run.json, {value!r} now")
+            fields.append(key)
+    if changed:
+        raise UsageError(("resume", *fields), f"cannot resume {run_file.parent}: {'; '.join(changed)}; "
+                                              "shards of different runs are never mixed: use the same settings "
+                                              "or another out folder")
+
+
+def _check_finite(x: torch.Tensor, batch: np.ndarray, cfg: SampleConfig, shard: int) -> None:
+    finite = x.flatten(1).isfinite().all(1)
+    if not bool(finite.all()):
+        first = int(batch[int((~finite).nonzero()[0, 0])])
+        raise FloatingPointError(
+            f"sample {first} is not finite (NaN or inf) after {cfg.method} with {cfg.steps} steps "
+            f"({int((~finite).sum())} of the {len(batch)} in its batch); shard {shard} was not written "
+            f"(the shards already in {cfg.out} are finite); check the checkpoint and --dtype")
+
+
+def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
+    """Generate ``cfg.num_samples`` samples into ``cfg.out`` (see the module docstring); return a summary.
+
+    Raises
+    ------
+    UsageError
+        For a bad option, an existing run without ``resume``, or a resume whose settings, grid or
+        checkpoint files differ from the run's (nothing is written then).
+    FloatingPointError
+        When a sample is not finite (its shard is not written).
+    """
+    import pndmkit
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     rank, world = _dist_info()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ident = cfg.identity()
+    if out.exists() and not out.is_dir():
+        raise UsageError("out", f"out={str(out)!r} exists and is not a folder")
     run_file = out / "run.json"
-    if run_file.is_file():
-        old = json.loads(run_file.read_text())
-        if not cfg.resume:
-            raise FileExistsError(f"{out} already holds a sampling run ({run_file}); pass --resume or another --out")
-        diff = {k: (old.get(k), v) for k, v in ident.items() if old.get(k) != v}
-        if diff:
-            raise ValueError(f"--resume with settings that differ from {run_file}: {diff} (old, new)")
+    old = _read_run(run_file)
+    if old is not None and not cfg.resume:
+        raise UsageError(("out", "resume"), f"{out} already holds a sampling run ({run_file}); "
+                                            "pass --resume (resume=True) to continue it, or another out folder")
+    shard_size = cfg.shard_size or (old["shard_size"] if old is not None else min(cfg.batch_size, cfg.num_samples))
+    plan = _prepare(cfg, shard_size, log)
+    ident = plan.identity
+    if old is not None:
+        _check_resume(old, ident, run_file)
+
+    if rank == 0:  # from here on files are written
+        out.mkdir(parents=True, exist_ok=True)
+        for p in remove_stale_temporaries(out):
+            log(f"removed {p.name}, left by an interrupted write")
     if world > 1:  # every rank has checked run.json before rank 0 writes it
         import torch.distributed as dist
 
         dist.barrier()
-    if rank == 0 and not run_file.is_file():
+    if rank == 0 and old is None:
         write_json(run_file, ident)
 
-    n_shards = math.ceil(cfg.num_samples / cfg.shard_size)
+    n_shards = math.ceil(cfg.num_samples / shard_size)
     mine = []
     for k in range(rank, n_shards, world):
-        idx = np.arange(k * cfg.shard_size, min((k + 1) * cfg.shard_size, cfg.num_samples), dtype=np.int64)
+        idx = np.arange(k * shard_size, min((k + 1) * shard_size, cfg.num_samples), dtype=np.int64)
         if not _shard_done(_shard_path(out, k, ".npz"), idx):
             mine.append((k, idx))
 
     if cfg.resume:
         log(f"rank {rank}/{world}: {len(mine)} shards to do, {len(range(rank, n_shards, world)) - len(mine)} done")
-    device = _device_for(cfg, rank)
-    ckpt = load_checkpoint(cfg.checkpoint)
-    net = ckpt.net.to(device=device, dtype=DTYPES[cfg.dtype]).eval()
-    if cfg.compile:
-        net = torch.compile(net)
-    model = ckpt.model(dtype=DTYPES[cfg.dtype])
-    model.net = net
-    c = ckpt.net.config
-    shape = (c.in_channels, c.image_size, c.image_size)
-
     todo = sum(len(idx) for _, idx in mine)
     bar = None
     if cfg.progress and rank == 0 and todo:
         bar = progress_bar(todo, desc=f"sample {cfg.method} x{cfg.steps}", unit="img")
     nfe, t0, done = None, time.perf_counter(), 0
-    for k, idx in mine:
-        chunks = []
-        for b in range(0, len(idx), cfg.batch_size):
-            batch = idx[b:b + cfg.batch_size]
-            x_T = initial_noise(batch, shape, cfg.seed).to(device, non_blocking=True)
-            sol = pndmkit.sample(model, x_T, schedule=ckpt.schedule, method=cfg.method, steps=cfg.steps,
-                                 grid=cfg.grid, convention=cfg.convention)
-            nfe = sol.nfe
-            chunks.append(sol.x.to("cpu", torch.float32))  # one device sync per batch
-            if bar is not None:
-                bar.update(len(batch))
-        x = torch.cat(chunks)
-        images = to_uint8(x)
-        save_png(_shard_path(out, k, ".png"), images[:cfg.png_max], scale=2 if shape[1] <= 32 else 1)
-        with atomic_path(_shard_path(out, k, ".npz")) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, indices=idx, x=x.numpy(), images=images)
-        done += len(idx)
-    if bar is not None:
-        bar.close()
+    try:
+        for k, idx in mine:
+            chunks = []
+            for b in range(0, len(idx), cfg.batch_size):
+                batch = idx[b:b + cfg.batch_size]
+                x_T = initial_noise(batch, plan.shape, cfg.seed).to(plan.device, non_blocking=True)
+                try:
+                    sol = pndmkit.sample(plan.model, x_T, schedule=plan.ckpt.schedule, method=cfg.method,
+                                         steps=cfg.steps, grid=cfg.grid, convention=cfg.convention)
+                    x_b, nfe = sol.x, sol.nfe
+                except FloatingPointError as exc:  # the core's end-of-run check: name the sample below
+                    if getattr(exc, "run", None) is None:
+                        raise
+                    x_b = exc.run.x
+                chunks.append(x_b.to("cpu", torch.float32))  # one device sync per batch
+                _check_finite(chunks[-1], batch, cfg, k)
+                if bar is not None:
+                    bar.update(len(batch))
+            x = torch.cat(chunks)
+            images = to_uint8(x)
+            save_png(_shard_path(out, k, ".png"), images[:cfg.png_max], scale=2 if plan.shape[1] <= 32 else 1)
+            with atomic_path(_shard_path(out, k, ".npz")) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, indices=idx, x=x.numpy(), images=images)
+            done += len(idx)
+    finally:
+        if bar is not None:
+            bar.close()
     seconds = time.perf_counter() - t0
     if world > 1:
         dist.barrier()
-    summary = {**ident, "world_size": world, "shards": n_shards, "nfe_per_sample": nfe,
-               "generated_by_rank0": done if rank == 0 else None, "seconds_rank0": round(seconds, 3)}
+    summary = {**{k: v for k, v in ident.items() if k != "times"}, "world_size": world, "shards": n_shards,
+               "nfe_per_sample": nfe, "generated_by_rank0": done if rank == 0 else None,
+               "seconds_rank0": round(seconds, 3)}
     if rank == 0:
         write_json(out / "summary.json", summary)
     return {**summary, "generated": done, "rank": rank, "seconds": round(seconds, 3)}

@@ -6,14 +6,24 @@ Each step draws a batch ``x0``, indices ``i ~ U{0..T-1}`` and ``eps ~ N(0, I)``,
 of the weights, whose decay ramps up as ``min(decay, (1 + k) / (10 + k))`` so that short runs are not
 dominated by the initial weights. The EMA weights are what is saved as the model.
 
-Every ``checkpoint_every`` steps the run writes, atomically, ``<out>/<name>.safetensors`` + ``.json``
-(the EMA model) and ``<out>/train_state.pt`` (weights, EMA, optimiser, step, random state), from which
-``resume=True`` continues exactly.
+Every ``checkpoint_every`` steps (and on an interrupt) the run writes, atomically,
+``<out>/<name>.safetensors`` + ``.json`` (the EMA model) and ``<out>/train_state.pt`` (weights, EMA,
+optimiser, step, random state, settings), from which ``resume=True`` continues exactly.
+
+Before anything is built or written the settings are checked (:class:`~pndmkit.errors.UsageError`
+naming the field): the preset must fit the one-channel digits, the device must exist, and the memory
+estimate of :func:`pndmkit.nn._checks.memory_estimate` must fit in the free memory. Resuming with a
+setting that shapes the training (:data:`RESUMABLE` lists the ones that may change: the step budget,
+time limit, threads, device, checkpoint interval and name) is refused rather than recorded, because the
+saved model's metadata describes one run with one set of settings; continue with other settings by
+starting a new run from the saved weights instead. Each sitting (start step and command) is recorded.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,13 +34,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pndmkit.nn._io import atomic_path, progress_bar
+from pndmkit.errors import UsageError, blame
+from pndmkit.nn._checks import available_bytes, check_device, gib, memory_estimate
+from pndmkit.nn._io import atomic_path, progress_bar, remove_stale_temporaries
 from pndmkit.nn.checkpoint import save_checkpoint
 from pndmkit.nn.data import load_digits_images
-from pndmkit.nn.unet import UNet, UNetConfig, count_parameters
+from pndmkit.nn.unet import PRESETS, UNet, UNetConfig, count_parameters
 from pndmkit.schedules import DiscreteVP
 
-__all__ = ["TrainConfig", "train", "resume"]
+__all__ = ["TrainConfig", "train", "resume", "RESUMABLE"]
+
+#: settings that may differ when a run is resumed (all others must match the saved run)
+RESUMABLE = ("out", "name", "steps", "max_minutes", "threads", "device", "checkpoint_every")
+#: channels of the digits images
+DATA_CHANNELS = 1
 
 
 @dataclass
@@ -61,30 +78,98 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.loss not in ("l2", "l1"):
-            raise ValueError(f"loss must be 'l2' or 'l1', got {self.loss!r}")
-        for name in ("steps", "batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            raise UsageError("loss", f"loss must be 'l2' or 'l1', got {self.loss!r}")
+        for name, low in (("steps", 1), ("batch_size", 1), ("checkpoint_every", 1), ("warmup", 0), ("seed", 0),
+                          ("T", 2), ("threads", 1)):
+            value = getattr(self, name)
+            if value is None and name == "threads":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise UsageError(name, f"{name} must be an integer >= {low}, got {value!r}")
+        ranges = {"lr": (0, math.inf, False), "weight_decay": (0, math.inf, True), "grad_clip": (0, math.inf, True),
+                  "ema_decay": (0, 1, True), "dropout": (0, 1, True), "max_minutes": (0, math.inf, False),
+                  "beta_start": (0, 1, False), "beta_end": (0, 1, False)}
+        for name, (low, high, closed) in ranges.items():
+            value = getattr(self, name)
+            if value is None and name in ("dropout", "max_minutes"):
+                continue
+            ok = isinstance(value, (int, float)) and math.isfinite(value) and (low <= value if closed else low < value)
+            if not (ok and value < high):
+                interval = f"{'[' if closed else '('}{low}, {high})"
+                raise UsageError(name, f"{name} must be a number in {interval}, got {value!r}")
+        if not self.beta_start < self.beta_end:
+            raise UsageError(("beta_start", "beta_end"), f"need beta_start < beta_end, got {self.beta_start}, "
+                                                         f"{self.beta_end}")
+        self.unet_config()
+
+    def unet_config(self) -> UNetConfig:
+        """The network's configuration (preset, overrides, dropout), checked against the digits data."""
+        if self.preset not in PRESETS:
+            raise UsageError("preset", f"unknown preset {self.preset!r}; known: {', '.join(PRESETS)}")
+        overrides = dict(self.overrides)
+        if self.dropout is not None:
+            overrides["dropout"] = self.dropout
+        with blame("preset", "overrides"):
+            config = dataclasses.replace(PRESETS[self.preset], **overrides)
+        if config.in_channels != DATA_CHANNELS or config.out_channels != DATA_CHANNELS:
+            usable = [k for k, v in PRESETS.items() if v.in_channels == v.out_channels == DATA_CHANNELS]
+            raise UsageError("preset", f"preset {self.preset!r} has {config.in_channels} input and "
+                                       f"{config.out_channels} output channels; the digits are {DATA_CHANNELS}-channel "
+                                       f"images: use one of {', '.join(usable)}")
+        return config
+
+    def shaping(self) -> dict[str, Any]:
+        """The settings that shape the training (all but :data:`RESUMABLE`)."""
+        return {k: v for k, v in asdict(self).items() if k not in RESUMABLE}
 
 
 def train(cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> Path:
-    """Train (or with ``resume`` continue) a UNet on digits; return the saved checkpoint stem."""
-    return _Trainer(cfg, log or (lambda msg: print(msg, file=sys.stderr))).run(resume=False)
+    """Train a UNet on digits in a fresh ``cfg.out``; return the saved checkpoint stem."""
+    return _Trainer(cfg, log or (lambda msg: print(msg, file=sys.stderr))).run()
+
+
+def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse to resume with settings that shape the training differently (see the module docstring)."""
+    old = {k: v for k, v in saved.items() if k not in RESUMABLE}
+    new = cfg.shaping()
+    changed = [k for k in new if old.get(k) != new[k]]
+    if changed:
+        what = "; ".join(f"{k}={old.get(k)!r} in the run, {new[k]!r} now" for k in changed)
+        raise UsageError(("resume", *changed), f"cannot resume {path}: {what}; resume with the run's settings "
+                                               f"(only {', '.join(RESUMABLE[2:])} may change) or train in another out")
+
+
+def _check_memory(config: UNetConfig, batch_size: int, device: torch.device) -> None:
+    need, have = memory_estimate(config, batch_size, training=True), available_bytes(device)
+    if have is not None and need > have:
+        per_sample = memory_estimate(config, 2, training=True) - memory_estimate(config, 1, training=True)
+        fits = max(0, (have - memory_estimate(config, 0, training=True)) // max(per_sample, 1))
+        raise UsageError("batch_size", f"batch_size={batch_size} needs about {gib(need)} on {device} (estimate), "
+                                       f"{gib(have)} is free: use at most about {fits}")
 
 
 class _Trainer:
-    def __init__(self, cfg: TrainConfig, log: Callable[[str], None]) -> None:
-        self.cfg, self.log = cfg, log
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None], *, resume: bool = False) -> None:
+        self.cfg, self.log, self.resume = cfg, log, resume
+        self.device = check_device(cfg.device)
+        self.out = Path(cfg.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise UsageError("out", f"out={str(self.out)!r} exists and is not a folder")
+        state_path = self.out / "train_state.pt"
+        self.saved: dict[str, Any] | None = None
+        if resume and state_path.is_file():
+            self.saved = torch.load(state_path, map_location="cpu", weights_only=False)
+            _check_same_run(self.saved["config"], cfg, state_path)
+        elif not resume and state_path.exists():
+            raise UsageError(("out", "resume"), f"{state_path} exists: pass --resume (resume=True) to continue it "
+                                                "or choose another out folder")
+        config = cfg.unet_config()
+        _check_memory(config, cfg.batch_size, self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.device = torch.device(cfg.device)
-        self.out = Path(cfg.out)
         self.schedule = DiscreteVP.linear(cfg.T, cfg.beta_start, cfg.beta_end)
-        overrides = dict(cfg.overrides)
-        if cfg.dropout is not None:
-            overrides["dropout"] = cfg.dropout
         torch.manual_seed(cfg.seed)
-        self.net = UNet.preset(cfg.preset, **overrides).to(self.device)
+        self.net = UNet(config).to(self.device)
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.x, _ = load_digits_images(self.net.config.image_size)
@@ -96,20 +181,21 @@ class _Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.losses: list[float] = []
+        self.sittings: list[dict[str, Any]] = []
 
     # -- state ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
                 "step": self.step, "gen": self.gen.get_state(), "elapsed": self.elapsed,
-                "losses": self.losses, "config": asdict(self.cfg)}
+                "losses": self.losses, "config": asdict(self.cfg), "sittings": self.sittings}
 
-    def load_state(self, path: Path) -> None:
-        st = torch.load(path, map_location=self.device, weights_only=False)
+    def load_state(self, st: dict[str, Any]) -> None:
         self.net.load_state_dict(st["net"])
         self.ema.load_state_dict(st["ema"])
         self.opt.load_state_dict(st["opt"])
         self.step, self.elapsed, self.losses = int(st["step"]), float(st["elapsed"]), list(st["losses"])
         self.gen.set_state(st["gen"])
+        self.sittings = list(st.get("sittings", []))
 
     def save(self) -> Path:
         with atomic_path(self.out / "train_state.pt") as tmp:
@@ -120,8 +206,8 @@ class _Trainer:
                 "final_loss_mean_last_100": float(np.mean(recent)) if recent else None,
                 "data": "sklearn.datasets.load_digits, bilinear 8x8 -> "
                         f"{self.net.config.image_size}x{self.net.config.image_size}, scaled to [-1, 1]",
-                "parameters": count_parameters(self.net), "train_config": asdict(cfg),
-                "command": " ".join(["pndmkit", *sys.argv[1:]]) if sys.argv and "pndmkit" in sys.argv[0] else None}
+                "parameters": count_parameters(self.net), "train_config": asdict(cfg), "sittings": self.sittings,
+                "command": _command()}
         return save_checkpoint(self.out / cfg.name, self.ema, schedule=self.schedule, prediction="eps", meta=meta)
 
     # -- loop -------------------------------------------------------------------------------------
@@ -155,39 +241,52 @@ class _Trainer:
         self.step += 1
         return float(loss.detach())
 
-    def run(self, resume: bool) -> Path:
+    def run(self) -> Path:
+        """Train up to ``cfg.steps`` (saving on an interrupt, then re-raising it); return the checkpoint stem."""
         cfg = self.cfg
-        state_path = self.out / "train_state.pt"
-        if resume and state_path.is_file():
-            self.load_state(state_path)
-            self.log(f"resumed from {state_path} at step {self.step}")
-        elif not resume and state_path.exists():
-            raise FileExistsError(f"{state_path} exists: pass --resume to continue it or choose another --out")
+        for p in remove_stale_temporaries(self.out):
+            self.log(f"removed {p.name}, left by an interrupted write")
+        if self.saved is not None:
+            self.load_state(self.saved)
+            self.saved = None
+            self.log(f"resumed from {self.out / 'train_state.pt'} at step {self.step}")
+        self.sittings.append({"start_step": self.step, "command": _command()})
         self.log(f"training {cfg.preset} UNet ({count_parameters(self.net):,} parameters) for {cfg.steps} steps "
                  f"on {self.x.shape[0]} digits, batch {cfg.batch_size}, {torch.get_num_threads()} threads")
         bar = progress_bar(cfg.steps, initial=self.step, desc="train")
         self.net.train()
         t_run = time.perf_counter()
         base = self.elapsed
-        stem = None
-        while self.step < cfg.steps:
-            self.losses.append(self.train_step())
-            self.elapsed = base + time.perf_counter() - t_run
-            bar.update(1)
-            if self.step % 50 == 0:
-                bar.set_postfix(loss=f"{np.mean(self.losses[-50:]):.4f}", refresh=False)
-            out_of_time = cfg.max_minutes is not None and self.elapsed > 60 * cfg.max_minutes
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
-                stem = self.save()
-                self.log(f"step {self.step}: loss {np.mean(self.losses[-100:]):.4f}, "
-                         f"{self.elapsed:.0f} s, saved {stem}")
-            if out_of_time:
-                self.log(f"stopping at step {self.step}: max_minutes={cfg.max_minutes} reached")
-                break
-        bar.close()
+        stem, saved_step = None, self.step
+        try:
+            while self.step < cfg.steps:
+                self.losses.append(self.train_step())
+                self.elapsed = base + time.perf_counter() - t_run
+                bar.update(1)
+                if self.step % 50 == 0:
+                    bar.set_postfix(loss=f"{np.mean(self.losses[-50:]):.4f}", refresh=False)
+                out_of_time = cfg.max_minutes is not None and self.elapsed > 60 * cfg.max_minutes
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or out_of_time:
+                    stem, saved_step = self.save(), self.step
+                    self.log(f"step {self.step}: loss {np.mean(self.losses[-100:]):.4f}, "
+                             f"{self.elapsed:.0f} s, saved {stem}")
+                if out_of_time:
+                    self.log(f"stopping at step {self.step}: max_minutes={cfg.max_minutes} reached")
+                    break
+        except KeyboardInterrupt:
+            if self.step > saved_step:
+                self.log(f"interrupted: saved step {self.step} to {self.save()}")
+            raise
+        finally:
+            bar.close()
         return stem if stem is not None else self.save()
 
 
 def resume(cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> Path:
     """Continue the run in ``cfg.out`` from its ``train_state.pt`` (start fresh if there is none)."""
-    return _Trainer(cfg, log or (lambda msg: print(msg, file=sys.stderr))).run(resume=True)
+    return _Trainer(cfg, log or (lambda msg: print(msg, file=sys.stderr)), resume=True).run()
+
+
+def _command() -> str | None:
+    """The ``pndmkit`` command line of this process, if it is one."""
+    return " ".join(["pndmkit", *sys.argv[1:]]) if sys.argv and "pndmkit" in sys.argv[0] else None

@@ -1,0 +1,59 @@
+"""Exceptions that say "the input was wrong", as distinct from a bug.
+
+:class:`UsageError` is a ``ValueError`` that also records which parameters were wrong, so the command line
+can name the option (``--method``) while a Python caller sees the parameter (``method``). :func:`blame`
+turns the library's own ``ValueError`` / ``TypeError`` / ``FileNotFoundError`` raised while one input is
+checked into a ``UsageError`` about that input.
+
+>>> try:
+...     with blame("steps"):
+...         raise ValueError("steps must be >= 1, got 0")
+... except UsageError as exc:
+...     exc.params, str(exc)
+(('steps',), 'steps must be >= 1, got 0')
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+__all__ = ["UsageError", "blame"]
+
+
+class UsageError(ValueError):
+    """Bad input: the message says what was wrong and what is allowed.
+
+    Parameters
+    ----------
+    params : str or tuple of str
+        The parameters (dataclass fields, keyword arguments; the command line's option destinations)
+        the error is about, most relevant first.
+    message : str
+        One line naming the value and what is allowed.
+    """
+
+    def __init__(self, params: str | tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.params: tuple[str, ...] = (params,) if isinstance(params, str) else tuple(params)
+        self.message = message
+
+    def __reduce__(self):  # picklable across processes despite the two-argument constructor
+        return (type(self), (self.params, self.message))
+
+
+_INPUT_ERRORS = (ValueError, TypeError, FileNotFoundError)
+
+
+@contextmanager
+def blame(*params: str, errors: tuple[type[BaseException], ...] = _INPUT_ERRORS) -> Iterator[None]:
+    """Re-raise ``errors`` (default: ``ValueError``, ``TypeError``, ``FileNotFoundError``) from the block as a
+    :class:`UsageError` about ``params`` (the original stays attached as ``__cause__``); a ``UsageError``
+    passes unchanged. Narrow ``errors`` where the block's arguments are known to have the right types, so
+    that a ``TypeError`` there stays a bug."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except errors as exc:
+        raise UsageError(params, str(exc)) from exc
