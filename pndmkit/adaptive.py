@@ -2,8 +2,9 @@ r"""PF: the probability-flow ODE solved by an adaptive Runge-Kutta method (scipy
 
 The paper's PF baseline (Song et al. 2021) integrates the probability-flow ODE in ``t`` with RK45 at
 ``rtol = atol = 1e-5``. Where the grid ends at ``abar = 1`` (a discrete schedule ending at ``t = -1``) the
-ODE in ``t`` is singular, so the integration runs in the coordinates of MATH.md instead,
-``dy/ds = eps`` with ``y = x / sqrt(abar)``, which describe the same trajectory and are regular there.
+ODE in ``t`` is singular, so the integration runs in the coordinates of docs/theory.md ("Coordinates: y, s
+and lambda") instead, ``dy/ds = eps`` with ``y = x / sqrt(abar)``, which describe the same trajectory and
+are regular there.
 
 The state is flattened to one float64 numpy vector (a torch tensor is copied to the host and back; the
 model still sees its own dtype and device), so PF is a reference-style baseline, not a fast sampler.

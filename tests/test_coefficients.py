@@ -306,7 +306,10 @@ h, s1, s2, e1, e2 = sp.symbols("h s1 s2 e1 e2")
 
 @pytest.mark.parametrize("k", [3, 4, 5])
 def test_t_uniform_weights_leave_an_s2_eps1_h3_term(k):
-    """MATH.md: PLMS-style weights + DDIM transfer leave -(1/12) s''(t) eps'(t) h^3, whatever k >= 3."""
+    """PLMS-style weights + DDIM transfer leave -(1/12) s''(t) eps'(t) h^3, whatever k >= 3.
+
+    docs/theory.md, "Why t-uniform pseudo methods are second order".
+    """
     assert sp.simplify(co.pseudo_local_error("t-uniform", k) + e1 * s2 * h**3 / 12) == 0
 
 

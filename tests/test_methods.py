@@ -41,7 +41,10 @@ def phi(sched, x, e, t, tn):
 
 
 def oracle(name, sched, model, x, grid):
-    """The definitions of MATH.md, typed out: returns (x_end, nfe)."""
+    """The definitions of docs/theory.md ("Pseudo numerical methods: gradient part + transfer"), typed out.
+
+    Returns (x_end, nfe).
+    """
     calls = [0]
 
     def eps(x, t):
@@ -106,7 +109,7 @@ def test_linear_transfer_with_rk4_tableau_is_classical_rk4():
     sched = LinearVP()
     model = nonlinear_eps(sched)
 
-    def f(x, t):  # probability-flow ODE dx/dt, MATH.md
+    def f(x, t):  # probability-flow ODE dx/dt, docs/theory.md
         a, da = sched.abar(t), sched.dabar(t)
         return da * (x / (2 * a) - model(x, t) / (2 * a * np.sqrt(1 - a)))
 
@@ -146,7 +149,7 @@ def test_variable_weights_on_uniform_s_nodes_are_the_fixed_weights():
     np.testing.assert_allclose(a, b, rtol=1e-9)
 
 
-NFE = {  # MATH.md table; N >= 1, fewer steps than a warm-up run the warm-up throughout
+NFE = {  # registry NFE formulas; N >= 1, fewer steps than a warm-up run the warm-up throughout
     "ddim": lambda n: n, "pie": lambda n: 2 * n, "prk": lambda n: 4 * n, "plms": lambda n: n + 1,
     "s-pndm": lambda n: n + 1, "f-pndm": lambda n: n + 3 * min(n, 3), "fon": lambda n: n + 3 * min(n, 3),
     "ipndm": lambda n: n, "ipndm-v": lambda n: n, "euler": lambda n: n, "rk4": lambda n: 4 * n,

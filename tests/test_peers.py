@@ -212,7 +212,8 @@ def test_ipndm_native_schedule_starts_at_pure_noise(x_T, steps):
 
 # --- official PNDM indexing -----------------------------------------------------------------------------
 def pndm_oracle(net, x, grid, phi, stages):
-    """F-PNDM written from MATH.md: PRK for three steps, then AB4 on the first evaluation of each step.
+    """F-PNDM written from docs/theory.md ("Pseudo numerical methods: gradient part + transfer"): PRK for three
+    steps, then AB4 on the first evaluation of each step.
 
     ``stages(t, t_next)`` gives the PRK stage times as (transfer of stage 2, model of stage 2, transfer of
     stage 3, model of stage 3); the paper puts all four at the midpoint.

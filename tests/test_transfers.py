@@ -83,7 +83,7 @@ def test_linear_transfer_rhs_is_the_probability_flow_ode():
     lin = LinearTransfer(sched)
     x, eps, t = np.array([0.7, -0.2]), np.array([0.1, 0.4]), 0.37
     a, da = sched.abar(t), sched.dabar(t)
-    f = da * (x / (2 * a) - eps / (2 * a * np.sqrt(1 - a)))  # MATH.md, paper's form
+    f = da * (x / (2 * a) - eps / (2 * a * np.sqrt(1 - a)))  # docs/theory.md, "The probability-flow ODE", paper's form
     np.testing.assert_allclose(lin.gradient(x, eps, t), f, rtol=1e-13)
     np.testing.assert_allclose(lin(x, f, t, t - 0.1), x - 0.1 * f)
 

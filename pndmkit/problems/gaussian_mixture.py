@@ -24,7 +24,7 @@ Examples
 >>> gm.eps(x, 0.5, LinearVP()).shape
 (2, 1)
 
-A single Gaussian has the linear eps of MATH.md,
+A single Gaussian has a linear eps (docs/theory.md, "Gaussian-mixture ground truth"),
 :math:`\epsilon = \sqrt{1-\bar\alpha}\,C^{-1}(x - \sqrt{\bar\alpha}\mu)`:
 
 >>> g = GaussianMixture([1.0], [[0.5]], [0.25])

@@ -1,7 +1,8 @@
 r"""Reference solutions of the probability-flow ODE, to near machine precision.
 
-In the coordinates of MATH.md, :math:`y = x/\sqrt{\bar\alpha}` and :math:`s = \sqrt{(1-\bar\alpha)/\bar\alpha}`,
-the probability-flow ODE of every VP schedule is :math:`dy/ds = \epsilon(x, t(s))`. For an analytic
+In the coordinates :math:`y = x/\sqrt{\bar\alpha}` and
+:math:`s = \sqrt{(1-\bar\alpha)/\bar\alpha}` (docs/theory.md, "Coordinates: y, s and lambda"), the
+probability-flow ODE of every VP schedule is :math:`dy/ds = \epsilon(x, t(s))`. For an analytic
 problem eps depends on ``t`` only through :math:`\bar\alpha = 1/(1+s^2)`, so the reference solution
 is independent of the schedule: the schedule only maps ``t_start``, ``t_end`` (and requested times) to ``s``.
 

@@ -4,8 +4,8 @@ diffusers is imported lazily, only by the functions here: core pndmkit never nee
 pndmkit[peers]`` adds it).
 
 Every scheduler, whatever its internal coordinates, integrates the same probability-flow ODE
-``dy/ds = eps`` in ``y = x / sqrt(abar)``, ``s = sqrt((1 - abar) / abar)`` (MATH.md). :func:`run_scheduler`
-drives one configured scheduler from a VP sample ``x`` at its first noise level to its last one and hides
+``dy/ds = eps`` in ``y = x / sqrt(abar)``, ``s = sqrt((1 - abar) / abar)`` (docs/theory.md, "The
+probability-flow ODE"). :func:`run_scheduler` drives one configured scheduler from a VP sample ``x`` at its first noise level to its last one and hides
 the coordinates:
 
 * VP schedulers (DDIM, PNDM, IPNDM, DPM-Solver, UniPC, DEIS) keep ``x``;

@@ -2,7 +2,7 @@ r"""Local error of pseudo linear multistep methods (gradient part + DDIM transfe
 
 The DDIM transfer is exact Euler in ``s`` on ``y = x / sqrt(abar)``; a gradient part whose weights are
 uniform in ``t`` leaves a local error ``-(1/12) s'' eps' h^3`` whatever its number of steps, so the global
-order is 2 (docs/theory.md, "Why uniform weights are second order").
+order is 2 (docs/theory.md, "Why t-uniform pseudo methods are second order").
 
 * :func:`pseudo_local_error_expansion` -- every coefficient up to a chosen power of ``h``.
 * :func:`pseudo_local_error` -- the leading term.
@@ -140,10 +140,10 @@ def pseudo_local_error(weight_rule: Union[str, Sequence[Number]], k: int, order:
     estimate assumes a uniform grid; for ``k >= 3`` the leading local error is
     ``-(1/12) s''(t) eps'(t) h^3``, whatever ``k``, so the global order is 2. (For ``k = 2`` the
     classical AB2 term ``-(5/12) s' eps'' h^3`` adds to it.) Equivalently, the gradient estimate is off
-    by ``-(1/12) (s''/s') eps' h^2`` (MATH.md's ``(s''/s') eps' h^3 / 12`` is this times ``h``; the
-    error of the ``y`` step is ``s' h`` times it). Weights exact on the ``s`` nodes leave ``O(h^(k+1))``:
-    ``-C_{k+1} (s' h)^{k+1} d^k eps / ds^k + ...``, the classical Adams-Bashforth error in ``s`` with the
-    error constant ``C_{k+1}`` of :attr:`LinearMultistepMethod.error_constant`.
+    by ``-(1/12) (s''/s') eps' h^2`` and the error of the ``y`` step is ``s' h`` times it (derivation:
+    docs/theory.md, "Why t-uniform pseudo methods are second order"). Weights exact on the ``s`` nodes
+    leave ``O(h^(k+1))``: ``-C_{k+1} (s' h)^{k+1} d^k eps / ds^k + ...``, the classical Adams-Bashforth
+    error in ``s`` with the error constant ``C_{k+1}`` of :attr:`LinearMultistepMethod.error_constant`.
 
     Returns
     -------
