@@ -33,7 +33,8 @@ def check_array(x: Any, name: str, *, finite: bool = False) -> None:
     """Raise ``TypeError`` unless ``x`` is a floating numpy array or torch tensor.
 
     With ``finite=True`` also raise ``ValueError`` if an entry is NaN or infinite, naming ``name``, the count
-    and the first such index (one device synchronisation for a torch tensor on a GPU: check once, up front).
+    and the first such index (one device synchronisation for a torch tensor on a GPU: check once, up front;
+    a tensor on the ``meta`` device has no values and passes).
 
     >>> check_array(np.array([0.0, np.inf]), "x_T", finite=True)
     Traceback (most recent call last):
@@ -44,7 +45,7 @@ def check_array(x: Any, name: str, *, finite: bool = False) -> None:
         raise TypeError(f"{name} must be a numpy.ndarray or a torch.Tensor, got {type(x).__name__}")
     if not _is_floating(x):
         raise TypeError(f"{name} must have a floating dtype, got {dtype_name(x)}")
-    if finite and not all_finite(x):
+    if finite and not (is_torch(x) and x.device.type == "meta") and not all_finite(x):
         bad = ~(x.isfinite() if is_torch(x) else np.isfinite(x))
         where = tuple(int(i) for i in (bad.nonzero()[0] if is_torch(x) else np.argwhere(bad)[0]))
         raise ValueError(f"{name} must be finite; {int(bad.sum())} of {bad.numel() if is_torch(x) else bad.size} "

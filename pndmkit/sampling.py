@@ -11,6 +11,10 @@ convention                spacing    offset  final abar    network time
 ``official-pndm``         leading    1       abar_0        t - 1
 ========================  =========  ======  ============  ==================
 
+A convention fixes those four settings (``grid``, ``offset``, ``final_alpha``, ``model_time_offset``): passing
+one of them with a different value, explicit grid times, or a continuous schedule raises a ``ValueError``
+naming both, rather than mixing conventions silently. Every call gives exactly ``steps`` steps or raises.
+
 Examples
 --------
 >>> import numpy as np
