@@ -1,0 +1,313 @@
+"""Bad input on the command line: one line on stderr naming the option, exit status 2, nothing written.
+
+Every case runs ``pndmkit.cli.main`` in-process; two run the real entry points in a subprocess. ``{out}``
+in a case stands for a fresh folder that must still not exist afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pndmkit.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (argv, text the one line must contain: the option and, where it matters, the allowed values)
+CASES = [
+    # top level and methods
+    ([], "a COMMAND is required: methods, order"),
+    (["smaple"], "invalid choice: 'smaple'"),
+    (["methods", "--jsn"], "unrecognized arguments: --jsn (did you mean --json?)"),
+    (["methods", "--js"], "unrecognized arguments: --js"),  # no prefix abbreviations
+    (["methods", "extra"], "unrecognized arguments: extra"),
+    # order
+    (["order", "--methods", "f-pndmm"], "--methods: unknown method(s) ['f-pndmm']; known: ddim"),
+    (["order", "--steps", "5"], "--steps:"),
+    (["order", "--t-start", "abc"], "--t-start: invalid float value: 'abc'"),
+    (["order", "--problem", "gmm3d"], "--problem: invalid choice: 'gmm3d' (choose from"),
+    (["order", "--schedule", "vp"], "--schedule: invalid choice: 'vp'"),
+    (["order", "--grid", "lineer"], "--grid: invalid choice: 'lineer'"),
+    (["order", "--meth", "ddim"], "unrecognized arguments: --meth ddim (did you mean --methods?)"),
+    (["order", "--batch", "x"], "--batch: invalid int value: 'x'"),
+    # coefficients
+    (["coefficients", "adams-bashforth", "0"], "k: K must be a positive integer, got '0'"),
+    (["coefficients", "lmm", "--alpha=-1,1", "--beta", "1"], "alpha and beta must have the same length"),
+    (["coefficients", "tableau", "foo"], "unknown tableau 'foo'; known: euler"),
+    (["coefficients", "variable", "--nodes", "1,1", "--step", "0,1"], "nodes must be distinct"),
+    (["coefficients", "bogus"], "invalid choice: 'bogus'"),
+    (["coefficients", "lmm", "--alpha", "x", "--beta", "1,1"], "--alpha: "),
+    # compare
+    (["compare", "--nfe", "x"], "--nfe: invalid int value: 'x'"),
+    (["compare", "--schedule", "foo"], "--schedule: invalid choice: 'foo'"),
+    (["compare", "--n", "x"], "--n: invalid int value: 'x'"),
+    (["compare", "--quik"], "unrecognized arguments: --quik (did you mean --quick?)"),
+    # sample: the issue's example first
+    (["sample", "--out", "{out}", "--method", "f-pndmm", "--num-samples", "4"],
+     "--method: unknown method 'f-pndmm'; known methods: ddim"),
+    (["sample", "--out", "{out}", "--checkpoint", "nope"], "--checkpoint: checkpoint 'nope' not found"),
+    (["sample", "--out", "{out}", "--grid", "lineer"], "--grid: unknown grid kind 'lineer'; known: uniform"),
+    (["sample", "--out", "{out}", "--device", "cdua"], "--device: unknown device 'cdua'; e.g. cpu, cuda"),
+    (["sample", "--out", "{out}", "--device", "cuda:99"], "--device: device 'cuda:99'"),
+    (["sample", "--out", "{out}", "--steps", "0"], "--steps: expected an integer >= 1, got '0'"),
+    (["sample", "--out", "{out}", "--steps", "x"], "--steps: expected an integer >= 1, got 'x'"),
+    (["sample", "--out", "{out}", "--num-samples", "0"], "--num-samples: expected an integer >= 1"),
+    (["sample", "--out", "{out}", "--batch-size", "-1"], "--batch-size: expected an integer >= 1"),
+    (["sample", "--out", "{out}", "--shard-size", "0"], "--shard-size: expected an integer >= 1"),
+    (["sample", "--out", "{out}", "--seed", "-1"], "--seed: expected an integer >= 0"),
+    (["sample", "--out", "{out}", "--threads", "0"], "--threads: expected an integer >= 1"),
+    (["sample", "--out", "{out}", "--dtype", "float8"], "--dtype: invalid choice: 'float8' (choose from"),
+    (["sample", "--out", "{out}", "--convention", "ddpm"], "--convention: invalid choice: 'ddpm'"),
+    (["sample", "--out", "{out}", "--stpes", "3"], "unrecognized arguments: --stpes 3 (did you mean --steps?)"),
+    (["sample", "--out", "{out}", "--step", "3"], "unrecognized arguments: --step 3 (did you mean --steps?)"),
+    (["sample", "--method", "ddim"], "the following arguments are required: --out"),
+    (["sample", "--out", "{out}", "--method", "ddim", "--grid", "trailing", "--steps", "1001"],
+     "--steps: steps=1001 exceeds the 1000 training"),
+    (["sample", "--out", "{out}", "--checkpoint", "digits_classifier"],
+     "--checkpoint: checkpoint '"),
+    # train
+    (["train", "--out", "{out}", "--preset", "ddpm-cifar10"],
+     "--preset: preset 'ddpm-cifar10' has 3 input and 3 output channels; the digits are 1-channel"),
+    (["train", "--out", "{out}", "--preset", "foo"], "--preset: unknown preset 'foo'; known: ddpm-cifar10"),
+    (["train", "--out", "{out}", "--lr", "nan"], "--lr: expected a finite number > 0, got 'nan'"),
+    (["train", "--out", "{out}", "--lr", "0"], "--lr: expected a finite number > 0"),
+    (["train", "--out", "{out}", "--loss", "l3"], "--loss: invalid choice: 'l3' (choose from 'l2', 'l1')"),
+    (["train", "--out", "{out}", "--ema-decay", "1"], "--ema-decay: expected a number in [0, 1)"),
+    (["train", "--out", "{out}", "--dropout", "1.5"], "--dropout: expected a number in [0, 1)"),
+    (["train", "--out", "{out}", "--batch-size", "1000000000"], "--batch-size: batch_size=1000000000 needs about"),
+    (["train", "--out", "{out}", "--device", "cdua"], "--device: unknown device 'cdua'"),
+    (["train", "--out", "{out}", "--max-minutes", "0"], "--max-minutes: expected a finite number > 0"),
+    (["train", "--out", "{out}", "--warmup", "-1"], "--warmup: expected an integer >= 0"),
+    (["train", "--out", "{out}", "--steps", "0"], "--steps: expected an integer >= 1"),
+    (["train", "--out", "{out}", "--checkpoint-every", "0"], "--checkpoint-every: expected an integer >= 1"),
+    (["train", "--out", "{out}", "--grad-clip", "-1"], "--grad-clip: expected a finite number >= 0"),
+    (["train", "--out", "{out}", "--pres", "tiny"], "unrecognized arguments: --pres tiny (did you mean --preset?)"),
+]
+TORCH_COMMANDS = ("sample", "train")
+
+
+def _run(argv, capsys):
+    """``main(argv)``: (exit status, stdout, stderr)."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv, expected", CASES, ids=[" ".join(a) or "(none)" for a, _ in CASES])
+def test_bad_input_is_one_line_naming_the_option(argv, expected, tmp_path, capsys):
+    if argv and argv[0] in TORCH_COMMANDS:
+        pytest.importorskip("torch")
+    out = tmp_path / "o"
+    code, _, err = _run([a.replace("{out}", str(out)) for a in argv], capsys)
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    command = " ".join(a for a in argv[:1] if not a.startswith("-") and a != "smaple")
+    assert err.startswith(f"pndmkit{' ' + command if command else ''}") and ": error: " in err, err
+    assert expected in err, err
+    assert not out.exists()
+
+
+def test_every_sub_command_is_covered():
+    covered = {argv[0] for argv, _ in CASES if argv}
+    assert covered >= {"methods", "order", "coefficients", "compare", "sample", "train"}
+    assert len(CASES) >= 40
+
+
+def _all_parsers(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _all_parsers(child)
+
+
+def test_no_abbreviations_and_every_value_option_says_its_default():
+    missing = []
+    for parser in _all_parsers(build_parser()):
+        assert parser.allow_abbrev is False, parser.prog
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.option_strings and action.nargs != 0 and not action.required and action.help is not None:
+                text = formatter._expand_help(action)
+                if "default" not in text.lower():
+                    missing.append(f"{parser.prog} {action.option_strings[0]}: {text}")
+    assert missing == []
+    sample = next(p for p in _all_parsers(build_parser()) if p.prog.endswith(" sample"))
+    text = sample.format_help()
+    assert "default: --batch-size, so an interrupt loses at most one batch" in " ".join(text.split())
+
+
+def test_a_bug_keeps_its_traceback_and_a_user_error_does_not(monkeypatch, capsys):
+    from pndmkit.commands import methods
+
+    monkeypatch.setattr(methods, "rows", lambda: max([]))  # ValueError from a bug: names no option
+    with pytest.raises(ValueError, match="empty"):
+        main(["methods", "--json"])
+    monkeypatch.setattr(methods, "rows", lambda: [][1])
+    with pytest.raises(IndexError):
+        main(["methods"])
+
+    def user_error():
+        raise ValueError("json output is not available for this table")  # names the given option's dest
+
+    monkeypatch.setattr(methods, "rows", user_error)
+    code, _, err = _run(["methods", "--json"], capsys)
+    assert code == 2 and err == "pndmkit methods: error: --json: json output is not available for this table\n"
+    with pytest.raises(ValueError, match="json output"):  # the same message without --json given: a bug
+        main(["methods"])
+    monkeypatch.setenv("PNDMKIT_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="json output"):
+        main(["methods", "--json"])
+
+
+def test_usage_error_params_map_to_options(monkeypatch, capsys):
+    from pndmkit.commands import methods
+    from pndmkit.errors import UsageError
+
+    def refuse(params, message):
+        def rows():
+            raise UsageError(params, message)
+        return rows
+
+    monkeypatch.setattr(methods, "rows", refuse(("json", "markdown"), "json=False then, True now"))
+    code, _, err = _run(["methods"], capsys)  # UsageError: a user error whether or not the option was given
+    assert code == 2 and err == "pndmkit methods: error: --json: json=False then, True now\n"
+    monkeypatch.setattr(methods, "rows", refuse(("json", "markdown"), "these two cannot be combined"))
+    code, _, err = _run(["methods"], capsys)  # no parameter named in the message: all of them
+    assert code == 2 and err == "pndmkit methods: error: --json/--markdown: these two cannot be combined\n"
+    monkeypatch.setattr(methods, "rows", refuse(("out_dir",), "out_dir is not a folder"))
+    code, _, err = _run(["methods"], capsys)  # a parameter that is no option of this command: as named
+    assert code == 2 and err == "pndmkit methods: error: out_dir: out_dir is not a folder\n"
+
+
+# -- torch sub-commands: interrupts, resume, non-finite samples ---------------------------------------
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    from pndmkit.nn.checkpoint import save_checkpoint
+    from pndmkit.nn.unet import UNet
+    from pndmkit.schedules import DiscreteVP
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    stem = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(stem, UNet.preset("tiny"), schedule=DiscreteVP.linear())
+    return str(stem)
+
+
+def _interrupt_on(monkeypatch, n, exc):
+    import pndmkit
+    import torch
+
+    real, calls = pndmkit.sample, {"n": 0}
+
+    def sample(model, x, *args, **kwargs):
+        if isinstance(x, torch.Tensor):
+            calls["n"] += 1
+            if calls["n"] == n:
+                exc()
+        return real(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(pndmkit, "sample", sample)
+
+
+@pytest.mark.parametrize("how, code, word", [
+    (lambda: (_ for _ in ()).throw(KeyboardInterrupt()), 130, "interrupted"),
+    (lambda: signal.raise_signal(signal.SIGTERM), 143, "terminated")])
+def test_interrupt_prints_the_resume_command_and_it_works(ckpt, tmp_path, monkeypatch, capsys, how, code, word):
+    from pndmkit.nn.generate import read_samples
+
+    out = tmp_path / "run"
+    argv = ["sample", "--checkpoint", ckpt, "--out", str(out), "--method", "ddim", "--steps", "3",
+            "--num-samples", "5", "--batch-size", "2", "--no-progress"]
+    _interrupt_on(monkeypatch, 2, how)
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    prefix = f"pndmkit sample: {word}; resume with: "
+    assert err.startswith(prefix)
+    resume = shlex.split(err[len(prefix):])
+    assert resume == ["pndmkit", *argv, "--resume"]
+    assert sorted(p.name for p in out.glob("shard-*.npz")) == ["shard-00000.npz"]
+    monkeypatch.undo()
+    assert main(resume[1:]) == 0
+    idx, x = read_samples(out, expect=5)
+    assert idx.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_resume_with_other_weights_is_one_line(ckpt, tmp_path, capsys):
+    import torch
+
+    from pndmkit.nn.checkpoint import save_checkpoint
+    from pndmkit.nn.unet import UNet
+    from pndmkit.schedules import DiscreteVP
+
+    stem = tmp_path / "m"
+    torch.manual_seed(0)
+    save_checkpoint(stem, UNet.preset("tiny"), schedule=DiscreteVP.linear())
+    argv = ["sample", "--checkpoint", str(stem), "--out", str(tmp_path / "o"), "--method", "ddim", "--steps", "2",
+            "--num-samples", "3", "--batch-size", "2", "--no-progress"]
+    assert main(argv) == 0
+    code, _, err = _run(argv, capsys)  # same command again, without --resume
+    assert code == 2 and err.startswith("pndmkit sample: error: --out/--resume: ") and err.count("\n") == 1
+    torch.manual_seed(1)
+    save_checkpoint(stem, UNet.preset("tiny"), schedule=DiscreteVP.linear())
+    code, _, err = _run(argv + ["--resume"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("pndmkit sample: error: --resume/--checkpoint: cannot resume")
+    assert "the checkpoint's safetensors file changed" in err
+
+
+def test_non_finite_samples_exit_1_with_one_line(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from pndmkit.nn.checkpoint import save_checkpoint
+    from pndmkit.nn.unet import UNet
+    from pndmkit.schedules import DiscreteVP
+
+    net = UNet.preset("tiny")
+    with torch.no_grad():
+        net.conv_out.bias.fill_(float("inf"))  # finite input, infinite output: caught after the run
+    save_checkpoint(tmp_path / "m", net, schedule=DiscreteVP.linear())
+    out = tmp_path / "o"
+    code, _, err = _run(["sample", "--checkpoint", str(tmp_path / "m"), "--out", str(out), "--method", "ddim",
+                         "--steps", "2", "--num-samples", "3", "--no-progress"], capsys)
+    if code == 2:  # refused up front (non-finite weights): also right, and nothing is written
+        assert "--checkpoint: " in err and "non-finite weights" in err
+    else:
+        assert code == 1 and err.startswith("pndmkit sample: error: sample 0 is not finite")
+        assert not list(out.glob("shard-*"))
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+# -- the real entry points ------------------------------------------------------------------------------
+def _subprocess(cmd, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+
+
+def test_python_dash_m_pndmkit_sample_misspelt_method(tmp_path):
+    pytest.importorskip("torch")
+    proc = _subprocess([sys.executable, "-m", "pndmkit", "sample", "--out", "o", "--method", "f-pndmm",
+                        "--num-samples", "4"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("pndmkit sample: error: --method: unknown method 'f-pndmm'")
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_console_script_order_bad_option(tmp_path):
+    script = Path(sys.executable).with_name("pndmkit")
+    if not script.exists():
+        pytest.skip("the pndmkit console script is not installed next to the interpreter")
+    proc = _subprocess([str(script), "order", "--methods", "f-pndmm"], tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("pndmkit order: error: --methods: unknown method(s) ['f-pndmm']")
