@@ -46,6 +46,7 @@ from functools import lru_cache
 from typing import Any, Generator, Optional, Tuple
 
 from pndmkit._backend import LinComb
+from pndmkit._checks import check_int
 from pndmkit.tableaus import ButcherTableau
 from pndmkit.variables import Variable, check_variable, exact_weights, is_finite_step, is_native, time_at
 from pndmkit.variables import coordinate as _coordinate
@@ -215,7 +216,8 @@ def _fixed(kind: str, k: int) -> tuple[float, ...]:
 
 
 def _check_order(order: Any) -> int:
-    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= 8:
+    order = check_int(order, "order")
+    if not 1 <= order <= 8:
         raise ValueError(f"order must be an integer in 1..8, got {order!r}")
     return order
 
@@ -291,9 +293,10 @@ class LinearMultistep(_Adams):
             raise TypeError(f"warmup must be a GradientEstimator, got {type(warmup).__name__}")
         if warmup_steps and warmup is None:
             raise ValueError(f"warmup_steps={warmup_steps} needs a warmup estimator")
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or not 0 <= warmup_steps <= order - 1:
+        warmup_steps = check_int(warmup_steps, "warmup_steps")
+        if not 0 <= warmup_steps <= self.order_ - 1:
             raise ValueError(f"warmup_steps must be an integer in 0..order-1={order - 1}, got {warmup_steps!r}")
-        if warmup is not None and not ramp and warmup_steps != order - 1:
+        if warmup is not None and not ramp and warmup_steps != self.order_ - 1:
             raise ValueError(f"without a ramp the warm-up must fill the history: warmup_steps must be "
                              f"{order - 1}, got {warmup_steps}")
         self.warmup, self.warmup_steps, self.ramp = warmup, warmup_steps, bool(ramp)
@@ -399,7 +402,7 @@ class AdamsPC(_Adams):
                  ramp: bool = True) -> None:
         if _check_order(order) < 2:
             raise ValueError(f"order must be an integer in 2..8 for a predictor-corrector pair, got {order!r}")
-        self.order_ = order
+        self.order_ = int(order)
         if mode not in ("PECE", "PEC"):
             raise ValueError(f"mode must be 'PECE' or 'PEC', got {mode!r}")
         self.mode = mode
@@ -473,8 +476,7 @@ class Warmup(GradientEstimator):
         for name, est in (("first", first), ("then", then)):
             if not isinstance(est, GradientEstimator):
                 raise TypeError(f"{name} must be a GradientEstimator, got {type(est).__name__}")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+        steps = check_int(steps, "steps", minimum=0)
         self.first, self.steps, self.then = first, steps, then
 
     def __repr__(self) -> str:

@@ -184,6 +184,8 @@ class Integrator:
         from pndmkit.models import check_prediction
 
         check_array(x, "x")
+        if not isinstance(check_finite, (bool, np.bool_)):
+            raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
         times = check_grid(self.transfer.schedule, grid)
         times.setflags(write=False)
         check_prediction(prediction)

@@ -93,6 +93,10 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
     prediction : {"eps", "x0", "v", "score"}
         What ``model`` predicts.
     """
+    if not callable(model):
+        raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     check_prediction(prediction)
     if prediction == "eps":
         return model

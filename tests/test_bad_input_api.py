@@ -1,8 +1,7 @@
 """Bad input to the Python API: every case raises the right error type with a message naming the parameter.
 
 One row per case: the call, the error type, and a pattern that must appear in the message; the pattern
-always contains the parameter's name, so a message that does not say what was wrong fails. Rows marked
-``LEAD`` are validation the core does not do yet (strict xfail: they start failing once it does).
+always contains the parameter's name, so a message that does not say what was wrong fails.
 """
 
 import numpy as np
@@ -18,7 +17,6 @@ VP = LinearVP()
 D = DiscreteVP.linear()
 X = np.ones(2)
 NAN, INF = float("nan"), float("inf")
-LEAD = pytest.mark.xfail(strict=True, reason="lead: core validation")
 
 
 def model(x, t):
@@ -126,15 +124,13 @@ CASES = [
     ("solve grid increasing", lambda: ddim().solve(model, X, [0.5, 0.7]), ValueError, r"grid must be strictly decreasing"),
     ("solve grid kind name", lambda: ddim().solve(model, X, "uniform"), TypeError, r"grid must be a sequence of times"),
     ("solve model", lambda: ddim().solve(3, X, [1.0, 0.5]), TypeError, r"model must be callable"),
-    # LEAD: not validated by the core yet
-    pytest.param("as_eps model None", lambda: as_eps(None, VP, "v"), TypeError, r"model must be callable",
-                 marks=LEAD),
+    pytest.param("as_eps model None", lambda: as_eps(None, VP, "v"), TypeError, r"model must be callable"),
     pytest.param("as_eps schedule None", lambda: as_eps(model, None, "v"), TypeError,
-                 r"schedule must be a NoiseSchedule", marks=LEAD),
+                 r"schedule must be a NoiseSchedule"),
     pytest.param("solve check_finite", lambda: ddim().solve(model, X, [1.0, 0.5], check_finite="yes"), TypeError,
-                 r"check_finite must be True or False", marks=LEAD),
+                 r"check_finite must be True or False"),
     pytest.param("LinearMultistep order bool", lambda: LinearMultistep(True), TypeError,
-                 r"order must be an integer, got bool", marks=LEAD),
+                 r"order must be an integer, got bool"),
 ]
 
 
@@ -159,7 +155,7 @@ def test_the_table_covers_the_api_broadly():
     lambda: sample(model, X, schedule=VP, method="ddim", steps=np.int64(4)),
     lambda: make_grid(D, np.int32(4), offset=np.int64(1)),
     lambda: DiscreteVP.linear(T=np.int64(50)),
-    pytest.param(lambda: LinearMultistep(np.int64(2)), marks=LEAD),
+    lambda: LinearMultistep(np.int64(2)),
 ])
 def test_numpy_integers_are_integers(call):
     call()
