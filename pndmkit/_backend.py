@@ -111,7 +111,12 @@ def lincomb(weights: Sequence[float], arrays: Sequence[Any]) -> Any:
     >>> lincomb([1.0, 2.0], [np.ones(2), LinComb([0.5, 0.5], [np.ones(2), np.zeros(2)])]).tolist()
     [2.0, 2.0]
     """
-    terms = LinComb(weights, arrays).scaled_terms(1.0)
+    terms: list[tuple[float, Any]] = []
+    for w, a in zip(weights, arrays):
+        if isinstance(a, LinComb):
+            terms.extend(a.scaled_terms(float(w)))
+        else:
+            terms.append((float(w), a))
     nonzero = [(w, a) for w, a in terms if w != 0.0]
     if not nonzero:
         return 0.0 * terms[0][1]

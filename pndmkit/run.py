@@ -242,9 +242,11 @@ class Run:
 
 
 def _replace(run: Run, **changes: Any) -> Run:
-    fields = dict(run.__dict__)
-    fields.update(changes)
-    return Run(**fields)
+    """A copy of ``run`` with ``changes`` (the fields were validated when the first run was built)."""
+    new = object.__new__(Run)
+    new.__dict__.update(run.__dict__)
+    new.__dict__.update(changes)
+    return new
 
 
 def _cast(x: Any, dtype: str) -> Any:
