@@ -153,6 +153,12 @@ class RungeKutta(GradientEstimator):
         Stage ``i`` sits at the fraction ``c_i`` of the step in this variable: ``"t"`` is PNDM's PRK,
         ``"native"`` (``s`` for the DDIM transfer) makes the gradient consistent with ``phi`` and restores
         the tableau's classical order. A step ending where ``variable`` is infinite is taken at order 1.
+    derivative : {"stage", "base"}
+        Where a stage's model output is turned into a gradient: at the stage point (``"stage"``, textbook
+        Runge-Kutta) or at the step's base point and time (``"base"``, :meth:`Transfer.rebase`; the official
+        PNDM code's FON warm-up, ``gen_fon`` in ``runner/method.py`` of github.com/luping-liu/PNDM). With the
+        DDIM transfer the two agree (its gradient is ``eps`` itself); with the linear transfer ``"base"``
+        is first order.
 
     Raises
     ------
@@ -162,10 +168,13 @@ class RungeKutta(GradientEstimator):
         A stage with ``c = 0`` but non-zero ``a`` (its pseudo stage would be undefined), or a bad variable.
     """
 
-    def __init__(self, tableau: ButcherTableau, variable: Variable = "t") -> None:
+    def __init__(self, tableau: ButcherTableau, variable: Variable = "t", derivative: str = "stage") -> None:
         if not isinstance(tableau, ButcherTableau):
             raise TypeError(f"tableau must be a ButcherTableau, got {type(tableau).__name__}")
         self.variable = check_variable(variable)
+        if derivative not in ("stage", "base"):
+            raise ValueError(f"derivative must be 'stage' or 'base', got {derivative!r}")
+        self.derivative = derivative
         a, b, c = tableau.as_floats()
         for i in range(1, tableau.stages):
             if c[i] == 0 and any(a[i]):
@@ -176,7 +185,8 @@ class RungeKutta(GradientEstimator):
         self._stage_a = [tuple(aij / c[i] for aij in a[i][:i]) if c[i] else () for i in range(len(b))]
 
     def __repr__(self) -> str:
-        return f"RungeKutta({self.tableau.name}, variable={self.variable!r})"
+        extra = "" if self.derivative == "stage" else f", derivative={self.derivative!r}"
+        return f"RungeKutta({self.tableau.name}, variable={self.variable!r}{extra})"
 
     def stage_times(self, t: float, t_next: float, phi: Any) -> list[float]:
         """Times of the stages of the step ``t -> t_next``."""
@@ -194,10 +204,13 @@ class RungeKutta(GradientEstimator):
         gs = [(yield x, t)]
         for i in range(1, len(self._b)):
             x_i = x if not self._c[i] else phi(x, LinComb(self._stage_a[i], gs), t, times[i])
-            gs.append((yield x_i, times[i]))
+            g = yield x_i, times[i]
+            gs.append(g if self.derivative == "stage" or phi.gradient_is_eps else phi.rebase(g, x_i, times[i], x, t))
         return Step(state, e=LinComb(self._b, gs))
 
     def order(self, phi):
+        if self.derivative == "base" and not phi.gradient_is_eps:
+            return 1
         return _capped(_tableau_order(self.tableau), self.variable, phi, consistent=False)
 
 

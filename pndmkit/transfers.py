@@ -43,6 +43,8 @@ class Transfer(ABC):
     kind: str = "pseudo"
     #: what the gradient is: "eps", "x0" or "dx/dt"
     gradient_kind: str = "eps"
+    #: whether the gradient is the model's eps itself, whatever the point (then :meth:`rebase` is the identity)
+    gradient_is_eps: bool = False
 
     def __init__(self, schedule: NoiseSchedule) -> None:
         if not isinstance(schedule, NoiseSchedule):
@@ -57,6 +59,22 @@ class Transfer(ABC):
     @abstractmethod
     def gradient(self, x: Any, eps: Any, t: float) -> Any:
         """Turn a model's noise estimate at ``(x, t)`` into the gradient this transfer consumes."""
+
+    @abstractmethod
+    def gradient_coefficients(self, t: float) -> tuple[float, float]:
+        """``(c_x, c_e)`` with ``gradient(x, eps, t) = c_x * x + c_e * eps`` (Python floats)."""
+
+    def rebase(self, g: Any, x: Any, t: float, x_base: Any, t_base: float) -> LinComb:
+        """The gradient the same ``eps`` gives at ``(x_base, t_base)``, from the gradient ``g`` taken at ``(x, t)``.
+
+        ``eps = (g - c_x(t) x) / c_e(t)``, then ``c_x(t_base) x_base + c_e(t_base) eps``. Used by Runge-Kutta
+        estimators with ``derivative="base"`` (the official PNDM code's FON warm-up takes every stage's
+        derivative at the step's base point and time).
+        """
+        c_x, c_e = self.gradient_coefficients(t)
+        b_x, b_e = self.gradient_coefficients(t_base)
+        ratio = b_e / c_e
+        return LinComb((b_x, ratio, -ratio * c_x), (x_base, g, x))
 
     @abstractmethod
     def coordinate(self, t: float) -> float:
@@ -89,6 +107,7 @@ class DDIMTransfer(Transfer):
     """
 
     variable = "s"
+    gradient_is_eps = True
 
     def coefficients(self, t: float, t_next: float) -> tuple[float, float]:
         sched = self.schedule
@@ -102,6 +121,9 @@ class DDIMTransfer(Transfer):
 
     def gradient(self, x: Any, eps: Any, t: float) -> Any:
         return eps
+
+    def gradient_coefficients(self, t: float) -> tuple[float, float]:
+        return 0.0, 1.0
 
     def coordinate(self, t: float) -> float:
         return float(self.schedule.s(t))
@@ -145,9 +167,12 @@ class DataTransfer(Transfer):
         return math.exp(log_sigma_ratio), -math.exp(0.5 * la_next) * math.expm1(log_s_ratio)
 
     def gradient(self, x: Any, eps: Any, t: float) -> Any:
+        return lincomb(self.gradient_coefficients(t), (x, eps))
+
+    def gradient_coefficients(self, t: float) -> tuple[float, float]:
         la = float(self.schedule.log_abar(t))
         inv_alpha = math.exp(-0.5 * la)
-        return lincomb((inv_alpha, -math.sqrt(-math.expm1(la)) * inv_alpha), (x, eps))
+        return inv_alpha, -math.sqrt(-math.expm1(la)) * inv_alpha
 
     def coordinate(self, t: float) -> float:
         s = float(self.schedule.s(t))
@@ -207,6 +232,9 @@ class LinearTransfer(Transfer):
 
     def gradient(self, x: Any, eps: Any, t: float) -> Any:
         return lincomb(self.rhs_coefficients(t), (x, eps))
+
+    def gradient_coefficients(self, t: float) -> tuple[float, float]:
+        return self.rhs_coefficients(t)
 
     def coordinate(self, t: float) -> float:
         return float(t)
