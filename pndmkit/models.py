@@ -114,3 +114,91 @@ def shift_time(model: Callable[[Any, float], Any], offset: float) -> Callable[[A
     if offset == 0:
         return model
     return lambda x, t: model(x, t - offset)
+
+
+# -- classifier-free guidance ------------------------------------------------------------------------------
+__all__ += ["guided"]
+
+
+def _batch(a: Any, b: Any) -> Any:
+    """``[a, b]`` stacked along the batch axis (numpy or torch)."""
+    if hasattr(a, "new_empty"):  # torch
+        import torch
+
+        return torch.cat([a, b])
+    import numpy as np
+
+    return np.concatenate([a, b])
+
+
+def guided(model: Callable[..., Any], scale: float, uncond: dict[str, Any], *, schedule: NoiseSchedule | None = None,
+           prediction: str = "eps") -> Callable[..., Any]:
+    r"""Classifier-free guidance of a conditional model: ``eps_u + scale (eps_c - eps_u)`` at every evaluation.
+
+    The returned model ``guided_model(x, t, **cond)`` makes one batched network call
+    ``model([x, x], t, **{k: [uncond[k], cond[k]]})`` (unconditional half first, as diffusers' pipelines
+    batch it), converts both halves to ``eps`` at ``(x, t)`` and combines them there, before a sampler
+    combines anything across stages or steps. With ``scale = 1`` it is exactly the conditional model, one
+    unbatched call. Pass the conditioning through ``pndmkit.sample(..., model_kwargs=cond)``.
+
+    Parameters
+    ----------
+    model : callable
+        ``model(x, t, **kwargs)`` returning a prediction of kind ``prediction`` with the batch of ``x``.
+    scale : float
+        Guidance scale ``w`` (1: conditional, 0: unconditional).
+    uncond : dict
+        The keyword arguments of the unconditional call that replace the conditional ones (e.g. the empty
+        prompt's embeddings), each batched like ``x``; other keyword arguments are passed to both halves.
+    schedule : NoiseSchedule, optional
+        Needed to convert a prediction other than ``eps``.
+    prediction : {"eps", "x0", "v", "score"}
+        What ``model`` predicts; the guided model returns ``eps``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A model that is not callable, a non-finite scale, an ``uncond`` that is not a dict, or a prediction
+        other than ``eps`` without a schedule; at call time a conditioning argument missing for a key of
+        ``uncond``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> model = lambda x, t, c: x * c                 # a "network" conditioned on c
+    >>> g = guided(model, 3.0, uncond={"c": np.array([[0.0]])})
+    >>> g(np.array([[2.0]]), 0.5, c=np.array([[1.0]])).tolist()   # 0 + 3 (2 - 0)
+    [[6.0]]
+    """
+    if not callable(model):
+        raise TypeError(f"model must be callable as model(x, t, **kwargs), got {type(model).__name__}")
+    if isinstance(scale, bool) or not hasattr(scale, "__float__"):
+        raise TypeError(f"scale must be a finite number, got {scale!r}")
+    if not math.isfinite(float(scale)):
+        raise ValueError(f"scale must be a finite number, got {scale!r}")
+    scale = float(scale)
+    if not isinstance(uncond, dict):
+        raise TypeError(f"uncond must be a dict of the unconditional call's keyword arguments, got "
+                        f"{type(uncond).__name__}")
+    check_prediction(prediction)
+    if prediction != "eps" and not isinstance(schedule, NoiseSchedule):
+        raise ValueError(f"prediction={prediction!r} needs schedule= (a NoiseSchedule) to convert to eps")
+
+    def eps(output: Any, x: Any, t: float) -> Any:
+        return output if prediction == "eps" else to_eps(output, x, t, schedule, prediction)  # type: ignore[arg-type]
+
+    def guided_model(x: Any, t: float, **cond: Any) -> Any:
+        missing = [key for key in uncond if key not in cond]
+        if missing:
+            raise TypeError(f"the guided model needs the conditional {', '.join(missing)} (keys of uncond); pass "
+                            f"them as keyword arguments, e.g. pndmkit.sample(..., model_kwargs=...)")
+        if scale == 1.0:
+            return eps(model(x, t, **cond), x, t)
+        batched = {key: _batch(uncond[key], value) if key in uncond else value for key, value in cond.items()}
+        out = model(_batch(x, x), t, **batched)
+        n = x.shape[0]
+        e_u, e_c = eps(out[:n], x, t), eps(out[n:], x, t)
+        return e_u + scale * (e_c - e_u)
+
+    guided_model.__wrapped__ = model  # type: ignore[attr-defined]
+    return guided_model
