@@ -107,7 +107,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
            steps: int | None = None, grid: Grid = None, prediction: str = "eps", t_start: float | None = None,
            t_end: float | None = None, convention: str | None = None, model_time_offset: float | None = None,
            rho: float | None = None, final_alpha: str | None = None, offset: int | None = None,
-           callback: Callback | None = None, check_finite: bool = False, **unknown: Any) -> Solution:
+           callback: Callback | None = None, check_finite: bool = False, model_kwargs: dict[str, Any] | None = None,
+           **unknown: Any) -> Solution:
     """Integrate the probability-flow ODE from ``x_T`` with a pseudo (or classical) numerical method.
 
     Every argument is checked before the model is called: a wrong type, a non-finite value, options that
@@ -147,6 +148,9 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         ``callback(t, x, e)`` after every step.
     check_finite : bool
         Raise ``FloatingPointError`` on a non-finite model output (synchronises GPU devices each call).
+    model_kwargs : dict, optional
+        Keyword arguments of every model call, ``model(x, t, **model_kwargs)`` (conditioning; see
+        :func:`pndmkit.models.guided`).
     **unknown
         Not accepted: any other keyword raises ``TypeError`` naming it and the closest parameter.
 
@@ -184,9 +188,16 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     else:
         spec = method if isinstance(method, MethodSpec) else get_method(method)
         integrator = spec.build(schedule)
+    if model_kwargs is not None:  # conditioning, e.g. for pndmkit.models.guided
+        if not isinstance(model_kwargs, dict):
+            raise TypeError(f"model_kwargs must be a dict of keyword arguments for model, got "
+                            f"{type(model_kwargs).__name__}")
+        from functools import partial
+
+        model = partial(model, **model_kwargs)
     eps_model = shift_time(as_eps(model, schedule, prediction), shift)
     return integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
 
 
 _PARAMETERS = ("model", "x_T", "schedule", "method", "steps", "grid", "prediction", "t_start", "t_end", "convention",
-               "model_time_offset", "rho", "final_alpha", "offset", "callback", "check_finite")
+               "model_time_offset", "rho", "final_alpha", "offset", "callback", "check_finite", "model_kwargs")
