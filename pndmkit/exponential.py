@@ -1,0 +1,369 @@
+r"""The exponential-integrator family as gradient estimators: DPM-Solver(++) multistep, DEIS, UniPC.
+
+Every method here is a gradient part for one of the two exact transfers of ``pndmkit.transfers``:
+
+* :class:`~pndmkit.transfers.DataTransfer` (gradient ``d``, the ``x0`` estimate; coordinate ``u = 1/s = e^lambda``):
+  DPM-Solver++ (Lu et al. 2022, arXiv 2211.01095) and UniPC with data prediction (Zhao et al. 2023,
+  arXiv 2302.04867);
+* :class:`~pndmkit.transfers.DDIMTransfer` (gradient ``eps``; coordinate ``u = s = e^-lambda``):
+  DPM-Solver (Lu et al. 2022, arXiv 2206.00927) and DEIS (Zhang and Chen 2023, arXiv 2204.13902).
+
+Both transfers are an exact Euler step in ``u``, so a step needs the ``du``-mean of the gradient over the
+step (``pndmkit.variables``). Writing the gradient as a function of ``lambda`` (half log-SNR) and ``H`` for
+the step in ``log u`` (``H = lambda' - lambda`` for the data transfer, ``lambda - lambda'`` for DDIM), the
+mean of a polynomial is a combination of the values at the nodes; the peers differ only in that
+combination:
+
+* **exact**: the Lagrange interpolant in ``lambda`` integrated exactly against ``du``
+  (:func:`pndmkit.variables.exact_weights` with ``variable="lambda"``). DEIS's "logrho" multistep is this with
+  the DDIM transfer; DPM-Solver++(2M) with ``solver_type="heun"`` is it with the data transfer.
+* **dpm-solver**: the coefficients of ``DPMSolverMultistepScheduler``. With ``D1 = (m_0 - m_1) / r``,
+  ``r = h_1 / h`` (ratio of the previous to the current step in ``lambda``), 2M is
+  ``e' = m_0 + D1 / 2`` (the paper's 2M, "midpoint"), exact only to first order in ``h``. 3M writes the
+  quadratic interpolant as ``m_0 + tau D1 + tau^2 D2`` (``tau`` the fraction of the step) and weights
+  ``D1`` exactly but ``D2`` with ``c2(H) = (1/2 - (e^-H - 1 + H) / H^2) / (1 - e^-H) = H/6 + O(H^2)``
+  where the exact mean of ``tau^2`` is ``1/3 + O(H)``: its local error is ``O(h^3)`` (second order, as
+  2M), which ``tests/test_exponential.py`` pins.
+* **UniPC**: predictor UniP-``p`` and corrector UniC-``p``. Where UniPC solves its ``R rho = b`` system the
+  result does not depend on ``B(h)`` and is the exact weight set above (UniP-``p`` on ``p`` nodes, UniC-``p``
+  on ``p + 1`` nodes including the new evaluation); ``B(h)`` (``bh1``: ``B = -H``... see :class:`UniPC`)
+  matters only in the two places where UniPC uses ``rho = 1/2`` instead: UniP-2 and UniC-1.
+
+Warm-up and final steps follow the references: a multistep method ramps its order up from 1 (one
+evaluation per step, no extra warm-up evaluations), and with ``lower_order_final`` the last steps are taken
+at lower order. For that an estimator must know how many steps remain, which the stepping protocol's
+``init(x, t, phi)`` does not say; :class:`GridIntegrator` passes it (see its docstring). Every global
+order reported here counts the ramp: one first-order step leaves a local error ``O(h^2)`` that the global
+error keeps, so the ramped multistep methods of the peers are second order, whatever their full order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from pndmkit._backend import LinComb
+from pndmkit.estimators import GradientEstimator, Step
+from pndmkit.integrator import Integrator
+from pndmkit.variables import exact_weights, is_finite_step
+
+__all__ = ["ExponentialMultistep", "UniPC", "GridIntegrator", "dpm_solver_multistep", "deis_multistep",
+           "WEIGHTS", "VARIANTS"]
+
+#: weight rules of :class:`ExponentialMultistep`
+WEIGHTS = ("dpm-solver", "exact")
+#: B(h) variants of :class:`UniPC`
+VARIANTS = ("bh1", "bh2")
+
+
+# -- shared pieces ------------------------------------------------------------------------------------
+def _log_sign(phi: Any) -> float:
+    """``+1`` if the transfer's coordinate is ``e^lambda`` (data), ``-1`` if ``e^-lambda`` (DDIM)."""
+    variable = getattr(phi, "variable", None)
+    if variable == "1/s":
+        return 1.0
+    if variable == "s":
+        return -1.0
+    raise ValueError(f"the exponential-integrator estimators need a transfer whose coordinate is exponential in "
+                     f"lambda (DataTransfer: 1/s, DDIMTransfer: s); got {type(phi).__name__} with coordinate "
+                     f"{variable!r}")
+
+
+def _lam(phi: Any, t: float) -> float:
+    return float(phi.schedule.lam(t))
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _check_few_steps(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"few_steps must be None (always) or an integer >= 1, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """Where a run stands: steps left including the current one (``None``: unknown) and whether the final
+    steps are lowered on this grid."""
+
+    remaining: Optional[int] = None
+    lowered: bool = False
+
+    def next(self) -> "_Progress":
+        return _Progress(None if self.remaining is None else self.remaining - 1, self.lowered)
+
+    def cap(self, k: int) -> int:
+        """``k`` lowered to the steps left when the final steps are lowered."""
+        return min(k, self.remaining) if self.lowered and self.remaining is not None else k
+
+
+def _progress(steps: int, lower_order_final: bool, few_steps: Optional[int]) -> _Progress:
+    lowered = lower_order_final and (few_steps is None or steps < few_steps)
+    return _Progress(steps, lowered)
+
+
+def _one_minus_exp(H: float) -> float:
+    """``1 - e^-H``."""
+    return -math.expm1(-H)
+
+
+def _mean_linear(H: float) -> float:
+    r"""The ``du``-mean of ``tau`` over the step, ``u = e^{H tau}``: ``(1 - (1 - e^-H)/H) / (1 - e^-H)``."""
+    if abs(H) < 1e-4:
+        return 0.5 + H / 12.0
+    return (1.0 - _one_minus_exp(H) / H) / _one_minus_exp(H)
+
+
+def _dpm_c2(H: float) -> float:
+    """DPMSolverMultistepScheduler's weight of ``D2`` relative to the first-order term (module docstring)."""
+    if abs(H) < 1e-4:
+        return H / 6.0 - H * H / 24.0
+    return (0.5 - (math.expm1(-H) + H) / (H * H)) / _one_minus_exp(H)
+
+
+def _dpm_weights(order: int, lams: Sequence[float], lam_next: float, sign: float) -> tuple[float, ...]:
+    """Weights on ``m_0, m_1[, m_2]`` (newest first) of the DPM-Solver multistep formulas."""
+    h = lam_next - lams[0]
+    H = sign * h
+    r0 = (lams[0] - lams[1]) / h
+    if order == 2:
+        c = 0.5 / r0
+        return (1.0 + c, -c)
+    r1 = (lams[1] - lams[2]) / h
+    q = 1.0 / (r0 + r1)
+    c1, c2 = _mean_linear(H), _dpm_c2(H)
+    d1 = ((1.0 + r0 * q) / r0, -(1.0 + r0 * q) / r0 - r0 * q / r1, r0 * q / r1)  # D1 = h p'(lambda_0)
+    d2 = (q / r0, -q / r0 - q / r1, q / r1)  # D2 = h^2 p''/2
+    return (1.0 + c1 * d1[0] + c2 * d2[0], c1 * d1[1] + c2 * d2[1], c1 * d1[2] + c2 * d2[2])
+
+
+# -- DPM-Solver / DPM-Solver++ / DEIS multistep -----------------------------------------------------------
+class ExponentialMultistep(GradientEstimator):
+    r"""Multistep gradient on past start gradients, with weights from the exponential-integrator family.
+
+    The state is ``(progress, history)``: how many steps are left (see :class:`GridIntegrator`) and the
+    gradients ``((t_k, e_k), ...)`` at the start of past steps, newest first. The order ramps up from 1 over
+    the first steps (``min(order, steps taken + 1)``), as DPM-Solver and DEIS do.
+
+    Parameters
+    ----------
+    order : {1, 2, 3}
+        Number of gradients combined at full order.
+    weights : {"dpm-solver", "exact"}
+        ``"dpm-solver"``: DPMSolverMultistepScheduler's 2M ("midpoint") and 3M coefficients; ``"exact"``:
+        the Lagrange interpolant in ``lambda`` integrated exactly against the transfer's coordinate (DEIS,
+        DPM-Solver++ 2M "heun"). The module docstring derives both.
+    lower_order_final : bool
+        On a grid of fewer than ``few_steps`` steps, take the last step at order 1 and the one before at
+        order at most 2 (the reference's "stability for few steps" rule). A step to ``abar = 1`` is always
+        first order (``pndmkit.variables``).
+    few_steps : int or None
+        Grids with fewer steps than this get the lowered final steps; ``None``: every grid. Default 15,
+        the references' threshold.
+
+    Raises
+    ------
+    ValueError
+        A bad option (each message names the parameter); at run time, a transfer whose coordinate is not
+        exponential in ``lambda`` (the classical linear transfer).
+    """
+
+    def __init__(self, order: int, weights: str = "dpm-solver", lower_order_final: bool = True,
+                 few_steps: Optional[int] = 15) -> None:
+        if isinstance(order, bool) or order not in (1, 2, 3):
+            raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+        self.order_, self.weights = order, weights
+        self.lower_order_final = _check_flag(lower_order_final, "lower_order_final")
+        self.few_steps = _check_few_steps(few_steps)
+
+    def __repr__(self) -> str:
+        return (f"ExponentialMultistep(order={self.order_}, weights={self.weights!r}, "
+                f"lower_order_final={self.lower_order_final}, few_steps={self.few_steps})")
+
+    def init(self, x, t, phi):
+        return (_Progress(), ())
+
+    def init_grid(self, x: Any, times: Sequence[float], phi: Any) -> Any:
+        """The initial state on a known grid (:class:`GridIntegrator`)."""
+        return (_progress(len(times) - 1, self.lower_order_final, self.few_steps), ())
+
+    def observe(self, state, t, e):
+        progress, history = state
+        return (progress.next(), (((t, e),) + history)[: self.order_ - 1])
+
+    def step(self, x, t, t_next, phi, state):
+        progress, history = state
+        sign = _log_sign(phi)
+        e = yield x, t
+        new_state = (progress.next(), (((t, e),) + history)[: self.order_ - 1])
+        k = progress.cap(min(self.order_, len(history) + 1))
+        past = history[: k - 1]
+        nodes = [t] + [tk for tk, _ in past]
+        if k == 1 or not is_finite_step("lambda", phi, nodes + [t_next]):
+            return Step(new_state, e=e)
+        if self.weights == "exact":
+            w = exact_weights("lambda", phi, nodes, t, t_next)
+        else:
+            w = _dpm_weights(k, [_lam(phi, n) for n in nodes], _lam(phi, t_next), sign)
+        return Step(new_state, e=LinComb(w, [e] + [ek for _, ek in past]))
+
+    def full_order(self, phi: Any) -> int:
+        """Order of the formula once the history is full (local error ``O(h^(p + 1))``)."""
+        _log_sign(phi)
+        if self.weights == "dpm-solver" and self.order_ == 3:
+            return 2  # D2 weighted by half its exact mean (module docstring)
+        return self.order_
+
+    def order(self, phi):
+        return min(self.full_order(phi), 2)  # the ramp's first step is first order
+
+
+def dpm_solver_multistep(order: int, lower_order_final: bool = True) -> ExponentialMultistep:
+    """DPM-Solver(++) multistep as ``DPMSolverMultistepScheduler`` computes it (``solver_type="midpoint"``):
+    with :class:`~pndmkit.transfers.DataTransfer` DPM-Solver++, with :class:`~pndmkit.transfers.DDIMTransfer`
+    DPM-Solver (noise prediction)."""
+    return ExponentialMultistep(order, "dpm-solver", lower_order_final)
+
+
+def deis_multistep(order: int, lower_order_final: bool = True) -> ExponentialMultistep:
+    """DEIS multistep in ``DEISMultistepScheduler``'s form ("logrho": Lagrange in ``log s`` integrated exactly
+    in ``s``) with :class:`~pndmkit.transfers.DDIMTransfer`; with the data transfer its ``x0`` counterpart."""
+    return ExponentialMultistep(order, "exact", lower_order_final)
+
+
+# -- UniPC -------------------------------------------------------------------------------------------------
+class UniPC(GradientEstimator):
+    r"""UniPC: the UniP-``p`` predictor and the UniC-``p`` corrector (Zhao et al. 2023, arXiv 2302.04867).
+
+    A step ``t_n -> t_{n+1}`` evaluates the model once, at the predicted sample ``x_n`` the previous step
+    returned. That evaluation first *corrects* the previous step, ``x_n^c = phi(x_{n-1}^c, e_c, t_{n-1}, t_n)``
+    with UniC (weights on the new gradient and the history), and then predicts
+    ``x_{n+1} = phi(x_n^c, e_p, t_n, t_{n+1})`` with UniP from the history, the new gradient included. The
+    step returns that sample itself (``Step(x=...)``); the last step is not corrected (no evaluation
+    follows), so NFE = N. The corrector has the order of the predictor it corrects.
+
+    In the transfer's terms ``e = m_0 + kappa sum_k rho_k D_k`` with ``D_k = (m_k - m_0) / r_k``,
+    ``r_k = (lambda_k - lambda_0) / h``, ``kappa = B(h) / (e^-H - 1)`` and ``H`` the step in ``log u``
+    (module docstring): ``bh1`` has ``B(h) = -H`` (``kappa = H / (1 - e^-H)``), ``bh2`` ``B(h) = e^-H - 1``
+    (``kappa = 1``). Where UniPC solves for ``rho`` the weights equal the exact ones in ``lambda`` for any
+    ``B``; where it fixes ``rho = 1/2`` (UniP-2, UniC-1) they depend on the variant.
+
+    The state is ``(progress, history, previous)``: steps left, the start gradients ``((t_k, m_k), ...)``
+    newest first, and ``(t_{n-1}, x_{n-1}^c, p)`` of the step to correct (or ``None``).
+
+    Parameters
+    ----------
+    order : {1, 2, 3}
+        The predictor's full order ``p`` (the corrector raises it to ``p + 1``).
+    variant : {"bh1", "bh2"}
+        ``B(h)``.
+    lower_order_final : bool
+        The predictor's order is at most the number of steps left (the last step first order, uncorrected),
+        on every grid, as ``UniPCMultistepScheduler`` does.
+    corrector : bool
+        Apply UniC (``False``: UniP alone).
+
+    Raises
+    ------
+    ValueError
+        A bad option (each message names the parameter) or a transfer that is not DataTransfer/DDIMTransfer.
+    """
+
+    def __init__(self, order: int, variant: str = "bh2", lower_order_final: bool = True,
+                 corrector: bool = True) -> None:
+        if isinstance(order, bool) or order not in (1, 2, 3):
+            raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        self.order_, self.variant = order, variant
+        self.lower_order_final = _check_flag(lower_order_final, "lower_order_final")
+        self.corrector = _check_flag(corrector, "corrector")
+
+    def __repr__(self) -> str:
+        return (f"UniPC(order={self.order_}, variant={self.variant!r}, lower_order_final={self.lower_order_final}, "
+                f"corrector={self.corrector})")
+
+    def init(self, x, t, phi):
+        return (_Progress(), (), None)
+
+    def init_grid(self, x: Any, times: Sequence[float], phi: Any) -> Any:
+        """The initial state on a known grid (:class:`GridIntegrator`)."""
+        return (_progress(len(times) - 1, self.lower_order_final, None), (), None)
+
+    def observe(self, state, t, e):
+        progress, history, _ = state
+        return (progress.next(), (((t, e),) + history)[: self.order_], None)
+
+    def _kappa(self, H: float) -> float:
+        return 1.0 if self.variant == "bh2" else (H / _one_minus_exp(H) if H != 0 else 1.0)
+
+    def _weights(self, k: int, nodes: list[float], t: float, t_next: float, phi: Any, sign: float,
+                 fixed_half: bool) -> tuple[float, ...]:
+        """Weights on ``nodes`` (``nodes[0]`` the base ``m_0``; ``k`` nodes) for the step ``t -> t_next``."""
+        if k == 1:
+            return (1.0,)
+        if not fixed_half:
+            return exact_weights("lambda", phi, nodes, t, t_next)
+        lam0 = _lam(phi, t)
+        h = _lam(phi, t_next) - lam0
+        r = (_lam(phi, nodes[1]) - lam0) / h
+        c = 0.5 * self._kappa(sign * h) / r  # e = m_0 + kappa rho (m_1 - m_0) / r, rho = 1/2
+        return (1.0 - c, c)
+
+    def step(self, x, t, t_next, phi, state):
+        progress, history, previous = state
+        sign = _log_sign(phi)
+        m = yield x, t
+        x_c = x
+        if previous is not None and self.corrector:
+            t_prev, x_prev, p = previous
+            nodes = [t_prev, t] + [tk for tk, _ in history[1:p]]  # base m_{n-1}, the new m_n, older ones
+            if is_finite_step("lambda", phi, nodes):
+                w = self._weights(p + 1, nodes, t_prev, t, phi, sign, fixed_half=p == 1)
+                arrays = [history[0][1], m] + [ek for _, ek in history[1:p]]
+                x_c = phi(x_prev, LinComb(w, arrays), t_prev, t)
+        k = progress.cap(min(self.order_, len(history) + 1))
+        nodes = [t] + [tk for tk, _ in history[: k - 1]]
+        if not is_finite_step("lambda", phi, nodes + [t_next]):
+            k, nodes = 1, [t]
+        w = self._weights(k, nodes, t, t_next, phi, sign, fixed_half=k == 2)
+        e = LinComb(w, [m] + [ek for _, ek in history[: k - 1]])
+        new_history = (((t, m),) + history)[: self.order_]
+        return Step((progress.next(), new_history, (t, x_c, k)), x=phi(x_c, e, t, t_next))
+
+    def order(self, phi):
+        _log_sign(phi)
+        full = self.order_ + 1 if self.corrector else self.order_
+        start = 3 if self.corrector else 2  # first step: Euler, corrected by UniC-1 (rho = 1/2)
+        final = 2 if self.lower_order_final else self.order_ + 1  # the last step is never corrected
+        return min(full, start, final)
+
+
+# -- the integrator that tells an estimator its grid ------------------------------------------------------
+@dataclass(frozen=True)
+class GridIntegrator(Integrator):
+    """An :class:`~pndmkit.integrator.Integrator` whose estimator's initial state depends on the whole grid.
+
+    ``lower_order_final`` needs the number of steps left; the protocol's ``init(x, t, phi)`` sees only the
+    start, so :meth:`start` calls ``estimator.init_grid(x, times, transfer)`` instead (an explicit
+    ``estimator_state`` still wins). Everything else is the plain integrator.
+    """
+
+    def start(self, x: Any, grid: Any, *, estimator_state: Any = None, **options: Any):  # type: ignore[override]
+        """As :meth:`pndmkit.integrator.Integrator.start`, with the grid-aware initial state."""
+        if estimator_state is None and hasattr(self.estimator, "init_grid"):
+            times = np.asarray(grid, dtype=np.float64)
+            if times.ndim == 1 and len(times) >= 2:
+                estimator_state = self.estimator.init_grid(x, times, self.transfer)
+        return super().start(x, grid, estimator_state=estimator_state, **options)
