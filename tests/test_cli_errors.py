@@ -45,9 +45,13 @@ CASES = [
     (["coefficients", "bogus"], "invalid choice: 'bogus'"),
     (["coefficients", "lmm", "--alpha", "x", "--beta", "1,1"], "--alpha: "),
     # compare
-    (["compare", "--nfe", "x"], "--nfe: invalid int value: 'x'"),
+    (["compare", "--nfe", "x"], "--nfe: expected an integer >= 1, got 'x'"),
+    (["compare", "--nfe", "0"], "--nfe: expected an integer >= 1, got '0'"),
+    (["compare", "--methods", "foo"], "--methods: unknown or adaptive method 'foo'; fixed-step methods: ddim"),
+    (["compare", "--methods", "pf"], "--methods: unknown or adaptive method 'pf'"),
+    (["compare", "--problem", "gmm3d"], "--problem: unknown problem 'gmm3d'; built-in problems: gmm1d"),
     (["compare", "--schedule", "foo"], "--schedule: invalid choice: 'foo'"),
-    (["compare", "--n", "x"], "--n: invalid int value: 'x'"),
+    (["compare", "--n", "x"], "--n: expected an integer >= 1, got 'x'"),
     (["compare", "--quik"], "unrecognized arguments: --quik (did you mean --quick?)"),
     # sample: the example first
     (["sample", "--out", "{out}", "--method", "f-pndmm", "--num-samples", "4"],

@@ -14,8 +14,28 @@ import json
 import sys
 from pathlib import Path
 
+from pndmkit.cli import positive_int
 from pndmkit.studies.compare import NFES, SCHEDULES, CompareConfig, compare, with_options
 from pndmkit.studies.reports import compare_summary, write_compare_results
+
+
+def _fixed_step_method(text: str) -> str:
+    """A registered method with a fixed NFE (argparse type): unknown and adaptive names are usage errors."""
+    from pndmkit.methods import METHODS
+
+    spec = METHODS.get(text)
+    if spec is None or spec.adaptive:
+        known = ", ".join(n for n, m in METHODS.items() if not m.adaptive)
+        raise argparse.ArgumentTypeError(f"unknown or adaptive method {text!r}; fixed-step methods: {known}")
+    return text
+
+
+def _problem(text: str) -> str:
+    from pndmkit.problems import PROBLEMS
+
+    if text not in PROBLEMS:
+        raise argparse.ArgumentTypeError(f"unknown problem {text!r}; built-in problems: {', '.join(PROBLEMS)}")
+    return text
 
 def run(args: argparse.Namespace) -> int:
     cfg = CompareConfig.quick() if args.quick else CompareConfig()
@@ -46,12 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run every pndmkit method and diffusers scheduler on built-in Gaussian-mixture "
                                    "problems at equal NFE; report end-point errors against the exact trajectory "
                                    "and distances to p_0.")
-    p.add_argument("--problem", nargs="+", help="built-in problems (default: gmm2d gmm32d)")
+    p.add_argument("--problem", nargs="+", type=_problem, help="built-in problems (default: gmm2d gmm32d)")
     p.add_argument("--schedule", nargs="+", choices=sorted(SCHEDULES), help="schedules (default: both)")
-    p.add_argument("--nfe", nargs="+", type=int, help=f"target NFEs (default: {' '.join(map(str, NFES))})")
-    p.add_argument("--n", type=int, help="samples per case (default 1000; 256 from 8 dimensions up)")
+    p.add_argument("--nfe", nargs="+", type=positive_int, help=f"target NFEs (default: {' '.join(map(str, NFES))})")
+    p.add_argument("--n", type=positive_int, help="samples per case (default 1000; 256 from 8 dimensions up)")
     p.add_argument("--seed", type=int, help="seed of the start samples (default 0)")
-    p.add_argument("--methods", nargs="+", help="pndmkit methods (default: every non-adaptive one)")
+    p.add_argument("--methods", nargs="+", type=_fixed_step_method,
+                   help="pndmkit methods (default: every non-adaptive one)")
     p.add_argument("--peers", nargs="*", help="peers (default: all; give none to run pndmkit only)")
     p.add_argument("--no-grids", action="store_true", help="default grid only, no search over grid options")
     p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers)")
