@@ -1,0 +1,356 @@
+"""PNDMKitScheduler in real diffusers pipelines (small configs, random weights, no hub).
+
+For every registered fixed-step method, a pipeline with the scheduler gives what ``pndmkit.sample`` gives
+on the same network, schedule, grid and noise, calling the network exactly NFE times at the scheduler's
+timesteps (batched in two halves under guidance). ``f-pndm`` and ``plms`` reproduce diffusers' own
+``PNDMScheduler`` (both PRK modes), ``ddim`` its ``DDIMScheduler``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+diffusers = pytest.importorskip("diffusers")
+
+import pndmkit  # noqa: E402
+from pndmkit.integrations.diffusers import PNDMKitScheduler, schedule_from_config  # noqa: E402
+from pndmkit.methods import METHODS  # noqa: E402
+from pndmkit.models import guided  # noqa: E402
+
+pytestmark = [pytest.mark.peers, pytest.mark.torch]
+
+FIXED = [name for name, spec in METHODS.items() if not spec.adaptive]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def unet():
+    torch.manual_seed(0)
+    return diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+                                 layers_per_block=1, norm_num_groups=4, down_block_types=("DownBlock2D",) * 2,
+                                 up_block_types=("UpBlock2D",) * 2).eval()
+
+
+class Calls(list):
+    """Records (batch, timestep) of every forward call of a module while active."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.handle = module.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        x = args[0] if args else kwargs["sample"]
+        t = args[1] if len(args) > 1 else kwargs["timestep"]
+        self.append((x.shape[0], float(t), x.clone()))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def noise(shape, seed=0):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def eps_of(unet):
+    return lambda x, t: unet(x, torch.tensor(t)).sample
+
+
+def images(x):
+    """What DDPM/DDIM/PNDM pipelines return for a final sample with output_type='np'."""
+    return (x / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def assert_float32_close(a, b):
+    scale = float(b.abs().max())
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6 * max(scale, 1.0))
+
+
+# -- unconditional pipelines ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", FIXED)
+def test_ddpm_pipeline_equals_sample(unet, name):
+    config = diffusers.DDPMScheduler(clip_sample=False).config
+    sched = PNDMKitScheduler.from_config(config, method=name)
+    pipe = diffusers.DDPMPipeline(unet, sched)
+    pipe.set_progress_bar_config(disable=True)
+    with Calls(unet) as calls:
+        out = pipe(batch_size=2, num_inference_steps=5, generator=torch.Generator().manual_seed(0),
+                   output_type="np").images
+    assert sched.grid.tolist() == [800, 600, 400, 200, 0, -1]  # leading, no offset, DDPM ends at abar = 1
+    sol = pndmkit.sample(eps_of(unet), noise((2, 1, 8, 8)), schedule=sched.schedule, method=name, grid=sched.grid)
+    nfe = METHODS[name].build(sched.schedule).nfe(sched.grid)
+    assert len(calls) == len(sched.timesteps) == sched.nfe == sol.nfe == nfe
+    assert [t for _, t, _ in calls] == sched.timesteps.tolist()
+    assert_float32_close(sched.run.solution().x, sol.x)
+    np.testing.assert_allclose(out, images(sol.x), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ddim", "f-pndm-s"])
+def test_ddim_pipeline_equals_sample_and_ddim_scheduler(unet, name):
+    pipe = diffusers.DDIMPipeline(unet, diffusers.DDIMScheduler(clip_sample=False))
+    pipe.set_progress_bar_config(disable=True)
+    run = lambda: pipe(batch_size=2, num_inference_steps=10, generator=torch.Generator().manual_seed(1),  # noqa: E731
+                       output_type="np", eta=0.0).images
+    theirs = run()
+    pipe.scheduler = PNDMKitScheduler.from_config(pipe.scheduler.config, method=name)
+    ours = run()
+    sol = pndmkit.sample(eps_of(unet), noise((2, 1, 8, 8), 1), schedule=pipe.scheduler.schedule, method=name,
+                         grid=pipe.scheduler.grid)
+    assert_float32_close(pipe.scheduler.run.solution().x, sol.x)
+    if name == "ddim":  # the same method: equal up to diffusers' float32 tables
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=2e-5)
+    else:
+        assert np.abs(ours - theirs).max() > 1e-3  # a different method gives a different sample
+    with pytest.raises(ValueError, match="eta=0.5"):
+        pipe(batch_size=1, num_inference_steps=10, eta=0.5)
+
+
+@pytest.mark.parametrize("name, skip_prk", [("f-pndm", False), ("plms", True)])
+def test_pipeline_reproduces_diffusers_pndm(unet, name, skip_prk):
+    theirs_sched = diffusers.PNDMScheduler(steps_offset=1, set_alpha_to_one=False, skip_prk_steps=skip_prk)
+    runs = {}
+    for label, sched in (("theirs", theirs_sched),
+                         ("ours", PNDMKitScheduler.from_config(theirs_sched.config, method=name))):
+        pipe = diffusers.PNDMPipeline(unet, sched)
+        pipe.set_progress_bar_config(disable=True)
+        with Calls(unet) as calls:
+            out = pipe(batch_size=2, num_inference_steps=10, generator=torch.Generator().manual_seed(2),
+                       output_type="np").images
+        runs[label] = (calls, out)
+    (c_theirs, out_theirs), (c_ours, out_ours) = runs["theirs"], runs["ours"]
+    assert len(c_ours) == len(c_theirs) == METHODS[name].nfe(10)  # 19 with PRK, 11 with PIE
+    assert [t for _, t, _ in c_ours] == [t for _, t, _ in c_theirs]
+    for (_, _, x_ours), (_, _, x_theirs) in zip(c_ours, c_theirs):
+        torch.testing.assert_close(x_ours, x_theirs, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out_ours, out_theirs, rtol=0, atol=2e-5)
+
+
+# -- text to image under guidance ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sd_parts():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16, norm_num_groups=4, attention_head_dim=4).eval()
+    vae = diffusers.AutoencoderKL(block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4, layers_per_block=1,
+                                  down_block_types=("DownEncoderBlock2D",) * 2,
+                                  up_block_types=("UpDecoderBlock2D",) * 2).eval()
+    text = transformers.CLIPTextModel(transformers.CLIPTextConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64,
+        max_position_embeddings=8, bos_token_id=0, eos_token_id=1, pad_token_id=1)).eval()
+    embeds = noise((1, 4, 16), 3), noise((1, 4, 16), 4)  # prompt, negative prompt
+    return unet, vae, text, embeds
+
+
+def sd_pipe(parts, sched):
+    unet, vae, text, _ = parts
+    pipe = diffusers.StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=None, unet=unet, scheduler=sched,
+                                             safety_checker=None, feature_extractor=None,
+                                             requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+SD_CONFIG = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                 set_alpha_to_one=False)
+
+
+@pytest.mark.parametrize("scale", [1.0, 7.5])
+@pytest.mark.parametrize("name", FIXED)
+def test_stable_diffusion_equals_guided_sample(sd_parts, name, scale, prediction="epsilon"):
+    unet, _, _, (prompt, negative) = sd_parts
+    sched = PNDMKitScheduler(method=name, prediction_type=prediction, **SD_CONFIG)
+    latents = noise((1, 4, 8, 8), 5)
+    with Calls(unet) as calls:
+        out = sd_pipe(sd_parts, sched)(prompt_embeds=prompt, negative_prompt_embeds=negative, guidance_scale=scale,
+                                       num_inference_steps=5, latents=latents, height=16, width=16,
+                                       output_type="latent").images
+    assert sched.grid.tolist() == [801, 601, 401, 201, 1, 0]
+
+    def net(x, t, encoder_hidden_states):
+        return unet(x, torch.tensor(t), encoder_hidden_states=encoder_hidden_states).sample
+
+    kind = {"epsilon": "eps", "v_prediction": "v"}[prediction]
+    model = guided(net, scale, {"encoder_hidden_states": negative}, schedule=sched.schedule, prediction=kind)
+    sol = pndmkit.sample(model, latents, schedule=sched.schedule, method=name, grid=sched.grid,
+                         model_kwargs={"encoder_hidden_states": prompt})
+    assert len(calls) == sol.nfe == len(sched.timesteps)
+    assert {batch for batch, _, _ in calls} == {2 if scale > 1 else 1}
+    assert_float32_close(out, sol.x)
+
+
+def test_stable_diffusion_v_prediction(sd_parts):
+    test_stable_diffusion_equals_guided_sample(sd_parts, "f-pndm-s", 7.5, prediction="v_prediction")
+
+
+# -- config mapping and refusals ---------------------------------------------------------------------------
+@pytest.mark.parametrize("beta_schedule", ["linear", "scaled_linear", "squaredcos_cap_v2"])
+def test_schedule_equals_diffusers_table(beta_schedule):
+    theirs = diffusers.DDPMScheduler(beta_schedule=beta_schedule, beta_start=0.00085, beta_end=0.012)
+    ours = schedule_from_config(theirs.config)
+    np.testing.assert_allclose(ours.betas, theirs.betas.double().numpy(), rtol=1e-6)  # theirs are float32
+    trained = PNDMKitScheduler(trained_betas=ours.betas)
+    assert np.array_equal(trained.schedule.alphas_cumprod, ours.alphas_cumprod)
+
+
+@pytest.mark.parametrize("config, field", [
+    (dict(), "clip_sample"),  # DDPMScheduler's default clips x0
+    (dict(clip_sample=False, rescale_betas_zero_snr=True), "rescale_betas_zero_snr"),
+    (dict(clip_sample=False, thresholding=True), "thresholding"),
+    (dict(clip_sample=False, beta_schedule="sigmoid"), "beta_schedule"),
+    (dict(clip_sample=False, prediction_type="flow"), "prediction_type"),
+    (dict(clip_sample=False, timestep_spacing="middle"), "timestep_spacing"),
+])
+def test_unhonourable_config_is_refused_by_field(config, field):
+    base = {key: value for key, value in diffusers.DDPMScheduler().config.items() if not key.startswith("_")}
+    with pytest.raises(ValueError, match=field):
+        PNDMKitScheduler.from_config({**base, **config}, method="ddim")
+    if field == "clip_sample":  # the message's override works
+        assert PNDMKitScheduler.from_config(base, method="ddim", clip_sample=False).config.method == "ddim"
+
+
+def test_zero_length_last_step_names_the_fields():
+    sched = PNDMKitScheduler(steps_offset=0, set_alpha_to_one=False)
+    with pytest.raises(ValueError, match="steps_offset=0.*set_alpha_to_one=False"):
+        sched.set_timesteps(10)
+
+
+def test_adaptive_method_and_foreign_integrator_are_refused():
+    with pytest.raises(ValueError, match="adaptive"):
+        PNDMKitScheduler(method="pf")
+    with pytest.raises(ValueError, match="schedule_from_config"):
+        PNDMKitScheduler(method=METHODS["ddim"].build(pndmkit.LinearVP()))
+
+
+def test_hand_built_integrator_runs_and_cannot_be_saved(tmp_path):
+    config = dict(PNDMKitScheduler(**SD_CONFIG).config)
+    integrator = pndmkit.Integrator(pndmkit.RungeKutta(pndmkit.tableaus.HEUN, variable="native"),
+                                    pndmkit.DDIMTransfer(schedule_from_config(config)), "pie-s")
+    sched = PNDMKitScheduler.from_config(config, method=integrator)
+    sched.set_timesteps(4)
+    assert len(sched.timesteps) == integrator.nfe(sched.grid) == 8
+    with pytest.raises(TypeError, match="register_method"):
+        sched.save_pretrained(tmp_path)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    sched = PNDMKitScheduler(method="f-pndm-s", prediction_type="v_prediction", **SD_CONFIG)
+    sched.save_pretrained(tmp_path)
+    back = PNDMKitScheduler.from_pretrained(tmp_path)
+    assert back.config.method == "f-pndm-s" and back.config.prediction_type == "v_prediction"
+    for s in (sched, back):
+        s.set_timesteps(7)
+    assert torch.equal(sched.timesteps, back.timesteps)
+
+
+# -- the stepping contract ---------------------------------------------------------------------------------
+def loop(sched, x, model, start=0):
+    for t in sched.timesteps[start:]:
+        x = sched.step(model(x, float(t)), t, x).prev_sample
+    return x
+
+
+def toy(x, t):
+    return torch.tanh(x) * (1 + 1e-3 * t)
+
+
+def test_runs_share_nothing():
+    config = PNDMKitScheduler(method="f-pndm", **SD_CONFIG).config
+    a, b = PNDMKitScheduler.from_config(config), PNDMKitScheduler.from_config(config)
+    x = noise((2, 3))
+    alone = (a.set_timesteps(10), loop(a, x, toy))[1]
+    a.set_timesteps(10)  # again: a fresh loop
+    b.set_timesteps(10)
+    xa, xb = x, 2 * x
+    for t in a.timesteps:  # interleaved loops of two schedulers of one config
+        xa = a.step(toy(xa, float(t)), t, xa).prev_sample
+        xb = b.step(toy(xb, float(t)), t, xb).prev_sample
+    assert torch.equal(xa, alone)
+    assert torch.equal(xb, (b.set_timesteps(10), loop(b, 2 * x, toy))[1])
+
+
+def test_timesteps_are_integers_on_training_indices_and_fractional_otherwise():
+    sched = PNDMKitScheduler(method="f-pndm", **SD_CONFIG)
+    sched.set_timesteps(10)
+    assert sched.timesteps.dtype == torch.int64 and sched.timesteps[:4].tolist() == [901, 851, 851, 801]
+    sched = PNDMKitScheduler(method="prk-s", **SD_CONFIG)
+    sched.set_timesteps(10)
+    assert sched.timesteps.dtype == torch.float32
+    assert not float(sched.timesteps[1]).is_integer() and 801 < float(sched.timesteps[1]) < 901
+
+
+def test_step_refuses_misuse():
+    sched = PNDMKitScheduler(method="prk", **SD_CONFIG)
+    x = noise((1, 3))
+    with pytest.raises(RuntimeError, match="set_timesteps"):
+        sched.step(x, 901, x)
+    sched.set_timesteps(5)
+    out = sched.step(toy(x, 801), 801, x).prev_sample
+    with pytest.raises(ValueError, match="timestep=700.*t=701"):
+        sched.step(toy(out, 700), 700, out)
+    with pytest.raises(ValueError, match="middle of a step"):
+        sched.step(toy(out, 701), 701, out + 1)
+    sched.set_timesteps(1)
+    y = loop(sched, x, toy)
+    with pytest.raises(RuntimeError, match="over"):
+        sched.step(y, 0, y)
+
+
+def test_changed_sample_at_a_step_start_is_followed():
+    """An inpainting-style pipeline edits the sample between steps: each step starts from the edited one."""
+    sched = PNDMKitScheduler(method="ipndm", **SD_CONFIG)
+    sched.set_timesteps(6)
+    x = noise((1, 4))
+    edit = lambda x: torch.cat([torch.zeros(1, 1), x[:, 1:]], dim=1)  # noqa: E731
+    for t in sched.timesteps:
+        x = sched.step(toy(x, float(t)), t, x).prev_sample
+        x = edit(x)
+    assert sched.nfe == 6
+    # the same by hand: ipndm's history is kept across the edits, each step restarts from the edited sample
+    integrator = METHODS["ipndm"].build(sched.schedule)
+    run, y = integrator.start(noise((1, 4)), sched.grid), None
+    while not run.done:
+        x_eval, t_eval = run.ask()
+        run = run.tell(toy(x_eval, t_eval))
+        if not run.done:
+            y = edit(run.x)
+            run = integrator.start(y, run.times[run.index:], estimator_state=run.state)
+    torch.testing.assert_close(x[:, 1:], run.solution().x[:, 1:], rtol=0, atol=0)
+
+
+def test_add_noise_and_begin_index():
+    sched = PNDMKitScheduler(method="ddim", **SD_CONFIG)
+    theirs = diffusers.DDIMScheduler(**SD_CONFIG, clip_sample=False)
+    x0, z = noise((2, 3), 1), noise((2, 3), 2)
+    t = torch.tensor([601, 201])
+    torch.testing.assert_close(sched.add_noise(x0, z, t), theirs.add_noise(x0, z, t), rtol=1e-5, atol=1e-6)
+    sched.set_timesteps(10)
+    sched.set_begin_index(4)  # strength 0.6 of 10 steps: start at the fifth step
+    x = sched.add_noise(x0, z, sched.timesteps[4:5])
+    ours = loop(sched, x, toy, start=4)
+    sol = pndmkit.sample(toy, x, schedule=sched.schedule, method="ddim", grid=sched.grid[4:])
+    assert sched.nfe == sol.nfe == 6
+    torch.testing.assert_close(ours, sol.x, rtol=0, atol=0)
+    fpndm = PNDMKitScheduler(method="f-pndm", **SD_CONFIG)
+    fpndm.set_timesteps(10)
+    with pytest.raises(ValueError, match="begin_index=1.*inside a step"):
+        fpndm.set_begin_index(1)
+    with pytest.raises(ValueError, match="begin_index=15.*warm-up"):
+        fpndm.set_begin_index(15)
