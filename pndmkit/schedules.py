@@ -1,23 +1,30 @@
-r"""Noise schedules of variance-preserving diffusions.
+r"""Noise schedules: the forward process :math:`x_t = \alpha(t)\,x_0 + \sigma(t)\,\epsilon` of every model family.
 
-A schedule is the map :math:`t \mapsto \bar\alpha(t)` of the forward process
-:math:`x_t = \sqrt{\bar\alpha}\,x_0 + \sqrt{1-\bar\alpha}\,\epsilon` (PNDM, Liu et al. 2022, eq. 2).
-Everything a sampler needs follows from it:
+A schedule is the pair :math:`(\alpha(t), \sigma(t))`. Everything a sampler needs follows from it
+(``docs/theory.md``, "One ODE for every model family"):
 
-* ``s(t) = sqrt((1 - abar) / abar)``, the noise-to-signal ratio, in which the probability-flow ODE
-  becomes ``dy/ds = eps`` with ``y = x / sqrt(abar)``;
+* ``s(t) = sigma / alpha``, the noise-to-signal ratio, in which the probability-flow ODE becomes
+  ``dy/ds = eps`` with ``y = x / alpha`` *for every family*;
 * ``lam(t) = log(1 / s)``, the half log-SNR;
-* the inverse maps ``t_from_s``, ``t_from_lambda``, ``t_from_abar``.
+* the inverse maps ``t_from_s``, ``t_from_lambda``.
 
-Time runs towards noise: ``abar`` decreases in ``t``. Continuous schedules (:class:`LinearVP`,
-:class:`CosineVP`) use ``t`` in ``[0, 1]``; discrete DDPM schedules (:class:`DiscreteVP`) use the
-training index ``i`` in ``[0, T - 1]`` as time, extended to ``t = -1`` where ``abar = 1`` (the padded
-table of DDIM) and to non-integer ``t`` by a C2 cubic spline of ``log abar`` that equals the table exactly
-at every integer.
+Three families (:attr:`NoiseSchedule.family`):
+
+* ``"vp"`` variance preserving, ``alpha^2 + sigma^2 = 1``, described by ``abar(t) = alpha^2``
+  (:class:`LinearVP`, :class:`CosineVP`, the discrete DDPM tables :class:`DiscreteVP`);
+* ``"ve"`` variance exploding, ``alpha = 1``: :class:`EDM` (``t`` is ``sigma`` itself) and the score-SDE
+  :class:`VE` (geometric ``sigma(t)``, ``t`` in ``[0, 1]``);
+* ``"flow"`` rectified flow / flow matching, ``alpha = 1 - t``, ``sigma = t`` (:class:`FlowMatching`), with
+  the resolution-dependent time shift of recent flow models as a grid option.
+
+Time runs towards noise: ``s`` increases in ``t``. Continuous VP schedules use ``t`` in ``[0, 1]``; discrete
+DDPM schedules use the training index ``i`` in ``[0, T - 1]`` as time, extended to ``t = -1`` where
+``abar = 1`` (the padded table of DDIM) and to non-integer ``t`` by a C2 cubic spline of ``log abar`` that
+equals the table exactly at every integer.
 
 Examples
 --------
->>> from pndmkit.schedules import LinearVP, DiscreteVP
+>>> from pndmkit.schedules import LinearVP, DiscreteVP, EDM, FlowMatching
 >>> sched = LinearVP()
 >>> round(float(sched.abar(1.0)), 8)
 4.319e-05
@@ -26,6 +33,11 @@ Examples
 >>> d = DiscreteVP.linear()
 >>> bool(d.abar(0) == 1 - 1e-4), float(d.abar(-1))
 (True, 1.0)
+>>> fm = FlowMatching()
+>>> float(fm.alpha(0.25)), float(fm.sigma(0.25)), float(fm.s(0.25))
+(0.75, 0.25, 0.3333333333333333)
+>>> float(EDM().s(3.5))
+3.5
 """
 
 from __future__ import annotations
@@ -41,36 +53,171 @@ from scipy.optimize import brentq
 
 from pndmkit._checks import check_int, check_real
 
-__all__ = ["NoiseSchedule", "LinearVP", "CosineVP", "DiscreteVP"]
+__all__ = ["NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching",
+           "CustomSchedule", "FAMILIES"]
 
 FloatOrArray = Union[float, NDArray[np.float64]]
+
+#: model families and the prediction types each defines (``pndmkit.models``): ``v`` is the VP velocity
+#: ``alpha eps - sigma x0`` of a rotation ``alpha^2 + sigma^2 = 1``; ``flow`` is ``u = dx_t/dt`` at fixed
+#: ``(x0, eps)``, defined wherever ``alpha`` and ``sigma`` are differentiable
+FAMILIES = {
+    "vp": ("eps", "x0", "v", "score", "flow"),
+    "ve": ("eps", "x0", "score", "flow"),
+    "flow": ("eps", "x0", "score", "flow"),
+    "custom": ("eps", "x0", "score", "flow"),
+}
 
 
 def _out(value: NDArray[np.float64]) -> FloatOrArray:
     return float(value) if np.ndim(value) == 0 else value
 
 
-class NoiseSchedule(ABC):
-    r"""A variance-preserving noise schedule :math:`\bar\alpha(t)`, decreasing in ``t``.
+def _arr(t: ArrayLike) -> NDArray[np.float64]:
+    return np.asarray(t, dtype=np.float64)
 
-    Subclasses implement :meth:`log_abar`, :meth:`dlog_abar` and :meth:`t_from_log_abar`; everything
-    else is derived here so that every schedule answers the same questions the same way.
+
+class NoiseSchedule(ABC):
+    r"""A noise schedule :math:`x_t = \alpha(t) x_0 + \sigma(t) \epsilon` with ``s = sigma / alpha`` increasing in ``t``.
+
+    Subclasses implement :meth:`alpha`, :meth:`sigma`, their derivatives :meth:`dalpha`, :meth:`dsigma` and
+    the inverse :meth:`t_from_s`; ``s``, ``lam``, ``t_from_lambda`` and the probability-flow coefficients are
+    derived here so that every schedule answers the same questions the same way. Variance-preserving
+    schedules derive from :class:`VPSchedule`, which keeps the ``abar(t)`` description.
 
     Attributes
     ----------
+    family : {"vp", "ve", "flow"}
+        The model family (:data:`FAMILIES`): which prediction types a network of it may output.
     t_min, t_max : float
-        The domain of ``t``. ``abar(t_min)`` is the value closest to 1, ``abar(t_max) > 0``.
+        The domain of ``t``. ``s(t_min)`` is the lowest noise level (often 0), ``s(t_max)`` finite.
     t_start, t_end : float
         Default start (noise) and end (data) times of a sampler.
     continuous : bool
         Whether the model was trained on continuous ``t`` (False: the model expects training indices).
+    default_grid : str or None
+        The grid kind :func:`pndmkit.make_grid` uses when none is given (None: ``"uniform"``, or
+        ``"leading"`` for a discrete schedule).
+    s_floor : float or None
+        The lowest positive noise-to-signal ratio of the ``karras`` and ``logsnr`` grids that end at ``s = 0``
+        (None: :data:`pndmkit.grids.S_FLOOR`).
     """
 
+    family: str = "vp"
     t_min: float
     t_max: float
     t_start: float
     t_end: float
     continuous: bool = True
+    default_grid: str | None = None
+    s_floor: float | None = None
+
+    @property
+    def predictions(self) -> tuple[str, ...]:
+        """The prediction types a network of this family may output (:data:`FAMILIES`)."""
+        return FAMILIES[self.family]
+
+    @abstractmethod
+    def alpha(self, t: ArrayLike) -> FloatOrArray:
+        r"""Signal scale :math:`\alpha(t)`."""
+
+    @abstractmethod
+    def sigma(self, t: ArrayLike) -> FloatOrArray:
+        r"""Noise scale :math:`\sigma(t)`."""
+
+    @abstractmethod
+    def dalpha(self, t: ArrayLike) -> FloatOrArray:
+        r"""Derivative :math:`\alpha'(t)`."""
+
+    @abstractmethod
+    def dsigma(self, t: ArrayLike) -> FloatOrArray:
+        r"""Derivative :math:`\sigma'(t)`."""
+
+    @abstractmethod
+    def t_from_s(self, s: ArrayLike) -> FloatOrArray:
+        """Inverse of :meth:`s`."""
+
+    # -- derived quantities -------------------------------------------------------------------
+    def s(self, t: ArrayLike) -> FloatOrArray:
+        r"""Noise-to-signal ratio :math:`s = \sigma/\alpha`."""
+        return _out(_arr(self.sigma(t)) / _arr(self.alpha(t)))
+
+    def lam(self, t: ArrayLike) -> FloatOrArray:
+        r"""Half log-SNR :math:`\lambda = \log(1/s)` (``+inf`` where ``s = 0``)."""
+        with np.errstate(divide="ignore"):
+            return _out(-np.log(_arr(self.s(t))))
+
+    def t_from_lambda(self, lam: ArrayLike) -> FloatOrArray:
+        """Inverse of :meth:`lam`."""
+        return self.t_from_s(np.exp(-_arr(lam)))
+
+    def scale(self, t: ArrayLike) -> FloatOrArray:
+        r""":math:`\sqrt{\alpha^2 + \sigma^2}`: ``x / scale`` is the state of the VP schedule with the same ``s``
+        (exactly 1 for VP schedules). Pure noise of this family at ``t`` is ``scale(t)`` times ``N(0, I)`` as
+        ``s`` grows."""
+        return _out(np.hypot(_arr(self.alpha(t)), _arr(self.sigma(t))))
+
+    def ode_coefficients(self, t: float) -> tuple[float, float]:
+        r"""``(c_x, c_e)`` with the probability-flow ODE ``dx/dt = c_x x + c_e eps`` (Python floats).
+
+        From ``x = alpha y`` and ``dy/ds = eps``: ``c_x = alpha'/alpha`` and ``c_e = alpha s' = sigma' - alpha' s``.
+
+        Raises
+        ------
+        ValueError
+            Where the right-hand side in ``t`` is singular (``abar = 1`` of a VP schedule).
+        """
+        a, da = float(self.alpha(t)), float(self.dalpha(t))
+        sig, dsig = float(self.sigma(t)), float(self.dsigma(t))
+        return da / a, dsig - da * sig / a
+
+    def check_time(self, t: ArrayLike, name: str = "t") -> None:
+        """Raise ``ValueError`` naming ``name`` (and the first bad entry of an array) if a time is not
+        finite or lies outside ``[t_min, t_max]``."""
+        arr = np.asarray(t, dtype=np.float64)
+        tol = 1e-9 * max(1.0, abs(self.t_max))
+        bad = ~np.isfinite(arr) | (arr < self.t_min - tol) | (arr > self.t_max + tol)
+        if np.any(bad):
+            where = f"{name}[{int(np.flatnonzero(bad)[0])}]" if arr.ndim else name
+            value = float(arr.ravel()[np.flatnonzero(bad.ravel())[0]])
+            what = "must be finite" if not math.isfinite(value) else (
+                f"lies outside the domain [{self.t_min}, {self.t_max}] of {self!r}")
+            raise ValueError(f"{where}={value!r} {what}")
+
+    # -- the VP description, defined for VP schedules only ------------------------------------
+    def _not_vp(self, what: str) -> ValueError:
+        return ValueError(f"{what} is the signal level alpha^2 of variance-preserving schedules; {self!r} is a "
+                          f"{self.family!r} schedule: use alpha(t), sigma(t) and s(t)")
+
+    def log_abar(self, t: ArrayLike) -> FloatOrArray:
+        """Natural logarithm of ``abar(t)`` (VP schedules only)."""
+        raise self._not_vp("abar")
+
+    def dlog_abar(self, t: ArrayLike) -> FloatOrArray:
+        """Derivative ``d log abar / dt`` (VP schedules only)."""
+        raise self._not_vp("abar")
+
+    def abar(self, t: ArrayLike) -> FloatOrArray:
+        r"""Signal level :math:`\bar\alpha(t)` (VP schedules only)."""
+        raise self._not_vp("abar")
+
+
+def _check_t_end(t_end: float, t_min: float, t_max: float) -> float:
+    t_end = check_real(t_end, "t_end")
+    if not t_min <= t_end < t_max:
+        raise ValueError(f"t_end must lie in [{t_min}, {t_max}), got {t_end!r}")
+    return t_end
+
+
+class VPSchedule(NoiseSchedule):
+    r"""A variance-preserving schedule :math:`\bar\alpha(t)`, decreasing in ``t``: ``alpha = sqrt(abar)``,
+    ``sigma = sqrt(1 - abar)``.
+
+    Subclasses implement :meth:`log_abar`, :meth:`dlog_abar` and :meth:`t_from_log_abar`; everything else is
+    derived from them without cancellation (``s = sqrt(expm1(-log abar))``).
+    """
+
+    family = "vp"
 
     @abstractmethod
     def log_abar(self, t: ArrayLike) -> FloatOrArray:
@@ -94,6 +241,27 @@ class NoiseSchedule(ABC):
         la = np.asarray(self.log_abar(t), dtype=np.float64)
         return _out(np.exp(la) * np.asarray(self.dlog_abar(t), dtype=np.float64))
 
+    def alpha(self, t: ArrayLike) -> FloatOrArray:
+        r""":math:`\alpha = \sqrt{\bar\alpha}`."""
+        return _out(np.exp(0.5 * _arr(self.log_abar(t))))
+
+    def sigma(self, t: ArrayLike) -> FloatOrArray:
+        r""":math:`\sigma = \sqrt{1 - \bar\alpha}`, computed without cancellation."""
+        return _out(np.sqrt(-np.expm1(_arr(self.log_abar(t)))))
+
+    def dalpha(self, t: ArrayLike) -> FloatOrArray:
+        r""":math:`\alpha' = \alpha\,(\log\bar\alpha)'/2`."""
+        return _out(_arr(self.alpha(t)) * 0.5 * _arr(self.dlog_abar(t)))
+
+    def dsigma(self, t: ArrayLike) -> FloatOrArray:
+        r""":math:`\sigma' = -\bar\alpha'/(2\sigma)` (infinite where ``abar = 1``)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _out(-_arr(self.dabar(t)) / (2.0 * _arr(self.sigma(t))))
+
+    def scale(self, t: ArrayLike) -> FloatOrArray:
+        """Exactly 1: ``alpha^2 + sigma^2 = 1``."""
+        return _out(np.ones_like(_arr(t)))
+
     def s(self, t: ArrayLike) -> FloatOrArray:
         r"""Noise-to-signal ratio :math:`s = \sqrt{(1-\bar\alpha)/\bar\alpha}`, computed without cancellation."""
         la = np.asarray(self.log_abar(t), dtype=np.float64)
@@ -104,6 +272,22 @@ class NoiseSchedule(ABC):
         la = np.asarray(self.log_abar(t), dtype=np.float64)
         with np.errstate(divide="ignore"):
             return _out(-0.5 * np.log(np.expm1(-la)))
+
+    def ode_coefficients(self, t: float) -> tuple[float, float]:
+        r"""``(c_x, c_e)`` of ``dx/dt = c_x x + c_e eps`` in the paper's form (PNDM eq. 6),
+        :math:`\bar\alpha' (x / (2\bar\alpha) - \epsilon / (2\bar\alpha\sqrt{1-\bar\alpha}))`.
+
+        Raises
+        ------
+        ValueError
+            At ``abar = 1``, where the right-hand side in ``t`` is singular.
+        """
+        la, dla = float(self.log_abar(t)), float(self.dlog_abar(t))
+        one_minus = -math.expm1(la)
+        if one_minus <= 0:
+            raise ValueError(f"the ODE right-hand side in t is singular at t={t} where abar = 1; end the grid earlier "
+                             f"or use rhs='unit-difference'")
+        return 0.5 * dla, -0.5 * dla / math.sqrt(one_minus)
 
     def t_from_abar(self, abar: ArrayLike) -> FloatOrArray:
         """Inverse of :meth:`abar`."""
@@ -124,28 +308,8 @@ class NoiseSchedule(ABC):
         lam = np.asarray(lam, dtype=np.float64)
         return self.t_from_log_abar(-np.log1p(np.exp(-2.0 * lam)))
 
-    def check_time(self, t: ArrayLike, name: str = "t") -> None:
-        """Raise ``ValueError`` naming ``name`` (and the first bad entry of an array) if a time is not
-        finite or lies outside ``[t_min, t_max]``."""
-        arr = np.asarray(t, dtype=np.float64)
-        tol = 1e-9 * max(1.0, abs(self.t_max))
-        bad = ~np.isfinite(arr) | (arr < self.t_min - tol) | (arr > self.t_max + tol)
-        if np.any(bad):
-            where = f"{name}[{int(np.flatnonzero(bad)[0])}]" if arr.ndim else name
-            value = float(arr.ravel()[np.flatnonzero(bad.ravel())[0]])
-            what = "must be finite" if not math.isfinite(value) else (
-                f"lies outside the domain [{self.t_min}, {self.t_max}] of {self!r}")
-            raise ValueError(f"{where}={value!r} {what}")
 
-
-def _check_t_end(t_end: float, t_min: float, t_max: float) -> float:
-    t_end = check_real(t_end, "t_end")
-    if not t_min <= t_end < t_max:
-        raise ValueError(f"t_end must lie in [{t_min}, {t_max}), got {t_end!r}")
-    return t_end
-
-
-class LinearVP(NoiseSchedule):
+class LinearVP(VPSchedule):
     r"""Continuous linear VP schedule of score-SDE: :math:`\log\bar\alpha(t) = -(\beta_0 t + (\beta_1-\beta_0)t^2/2)`.
 
     Parameters
@@ -182,7 +346,7 @@ class LinearVP(NoiseSchedule):
         return _out(-2.0 * la / (self.beta_min + np.sqrt(self.beta_min**2 - 2.0 * d * la)))
 
 
-class CosineVP(NoiseSchedule):
+class CosineVP(VPSchedule):
     r"""Continuous cosine schedule (improved DDPM): :math:`\bar\alpha(t) = f(t)/f(0)`, :math:`f(t) = \cos^2(\frac{t+s_0}{1+s_0}\frac{\pi}{2})`.
 
     Parameters
@@ -233,7 +397,7 @@ def _table_args(T: int, beta_start: float, beta_end: float) -> tuple[int, float,
     return T, beta_start, beta_end
 
 
-class DiscreteVP(NoiseSchedule):
+class DiscreteVP(VPSchedule):
     r"""Discrete DDPM schedule from ``betas``, with a smooth extension to continuous time.
 
     ``abar_i = prod_{j <= i} (1 - beta_j)`` for ``i = 0..T-1``; time ``t = i`` is the training index
@@ -342,3 +506,301 @@ class DiscreteVP(NoiseSchedule):
             return float(self._knots[k])
         lo, hi = self._knots[max(k - 1, 0)], self._knots[min(k, len(self._knots) - 1)]
         return float(brentq(lambda x: float(self._spline(x)) - la, lo, hi, xtol=1e-13, rtol=1e-15))
+
+
+def _positive(value: float, name: str) -> float:
+    value = check_real(value, name)
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
+def _nonnegative_s(s: ArrayLike) -> NDArray[np.float64]:
+    s = _arr(s)
+    if np.any(~(s >= 0)):
+        raise ValueError(f"s must be >= 0, got {s!r}")
+    return s
+
+
+class EDM(NoiseSchedule):
+    r"""Variance-exploding schedule of EDM (Karras et al. 2022, arXiv 2206.00364): ``alpha = 1``, ``sigma = t``.
+
+    Time *is* the noise level, so ``s = sigma = t`` and ``y = x``. The domain is ``[0, sigma_max]``; the
+    default grid is ``karras`` (``rho = 7``) from ``sigma_max`` to ``sigma_min`` followed by one step to
+    ``sigma = 0``, EDM's own sampling grid.
+
+    Parameters
+    ----------
+    sigma_min : float
+        Lowest positive noise level of the grids that end at ``sigma = 0`` (``karras``, ``logsnr``), > 0.
+    sigma_max : float
+        Noise level of the start, > ``sigma_min``.
+
+    Examples
+    --------
+    >>> sched = EDM()
+    >>> float(sched.alpha(12.0)), float(sched.sigma(12.0)), float(sched.t_from_s(0.5))
+    (1.0, 12.0, 0.5)
+    """
+
+    family = "ve"
+    default_grid = "karras"
+
+    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0) -> None:
+        sigma_min = _positive(sigma_min, "sigma_min")
+        sigma_max = check_real(sigma_max, "sigma_max")
+        if not sigma_max > sigma_min:
+            raise ValueError(f"sigma_max must be > sigma_min={sigma_min}, got sigma_max={sigma_max!r}")
+        self.sigma_min, self.sigma_max = sigma_min, sigma_max
+        self.s_floor = sigma_min
+        self.t_min, self.t_max, self.t_start, self.t_end = 0.0, sigma_max, sigma_max, 0.0
+
+    def __repr__(self) -> str:
+        return f"EDM(sigma_min={self.sigma_min}, sigma_max={self.sigma_max})"
+
+    def alpha(self, t: ArrayLike) -> FloatOrArray:
+        return _out(np.ones_like(_arr(t)))
+
+    def sigma(self, t: ArrayLike) -> FloatOrArray:
+        return _out(_arr(t) + 0.0)
+
+    def dalpha(self, t: ArrayLike) -> FloatOrArray:
+        return _out(np.zeros_like(_arr(t)))
+
+    def dsigma(self, t: ArrayLike) -> FloatOrArray:
+        return _out(np.ones_like(_arr(t)))
+
+    def s(self, t: ArrayLike) -> FloatOrArray:
+        """``s = sigma = t``."""
+        return _out(_arr(t) + 0.0)
+
+    def t_from_s(self, s: ArrayLike) -> FloatOrArray:
+        return _out(_nonnegative_s(s) + 0.0)
+
+
+class VE(NoiseSchedule):
+    r"""Variance-exploding schedule of score-SDE (Song et al. 2021): ``alpha = 1``,
+    :math:`\sigma(t) = \sigma_{min} (\sigma_{max}/\sigma_{min})^t`, ``t`` in ``[0, 1]``.
+
+    ``sigma`` never reaches 0: the data end ``t = 0`` has ``s = sigma_min``.
+
+    Parameters
+    ----------
+    sigma_min, sigma_max : float
+        ``0 < sigma_min < sigma_max`` (0.01 and 50 for CIFAR-10 in score-SDE).
+    """
+
+    family = "ve"
+
+    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0) -> None:
+        sigma_min = _positive(sigma_min, "sigma_min")
+        sigma_max = check_real(sigma_max, "sigma_max")
+        if not sigma_max > sigma_min:
+            raise ValueError(f"sigma_max must be > sigma_min={sigma_min}, got sigma_max={sigma_max!r}")
+        self.sigma_min, self.sigma_max = sigma_min, sigma_max
+        self._log_ratio = math.log(sigma_max / sigma_min)
+        self.t_min, self.t_max, self.t_start, self.t_end = 0.0, 1.0, 1.0, 0.0
+
+    def __repr__(self) -> str:
+        return f"VE(sigma_min={self.sigma_min}, sigma_max={self.sigma_max})"
+
+    def alpha(self, t: ArrayLike) -> FloatOrArray:
+        return _out(np.ones_like(_arr(t)))
+
+    def sigma(self, t: ArrayLike) -> FloatOrArray:
+        return _out(self.sigma_min * np.exp(self._log_ratio * _arr(t)))
+
+    def dalpha(self, t: ArrayLike) -> FloatOrArray:
+        return _out(np.zeros_like(_arr(t)))
+
+    def dsigma(self, t: ArrayLike) -> FloatOrArray:
+        return _out(self._log_ratio * _arr(self.sigma(t)))
+
+    def s(self, t: ArrayLike) -> FloatOrArray:
+        """``s = sigma``."""
+        return self.sigma(t)
+
+    def lam(self, t: ArrayLike) -> FloatOrArray:
+        return _out(-(math.log(self.sigma_min) + self._log_ratio * _arr(t)))
+
+    def t_from_s(self, s: ArrayLike) -> FloatOrArray:
+        s = _arr(s)
+        if np.any(~(s > 0)):
+            raise ValueError(f"s must be > 0 for {self!r} (sigma never reaches 0), got {s!r}")
+        return _out(np.log(s / self.sigma_min) / self._log_ratio)
+
+    def t_from_lambda(self, lam: ArrayLike) -> FloatOrArray:
+        return _out((-_arr(lam) - math.log(self.sigma_min)) / self._log_ratio)
+
+
+class FlowMatching(NoiseSchedule):
+    r"""Rectified flow / flow matching: ``x_t = (1 - t) x0 + t eps``, so ``alpha = 1 - t``, ``sigma = t``.
+
+    ``t`` is the network's own time (``sigma``; diffusers' ``FlowMatchEulerDiscreteScheduler`` gives the network
+    ``1000 t``), so a velocity network's output ``u = eps - x0`` is ``dx_t/dt`` (``prediction="flow"``). The
+    resolution-dependent *time shift* of recent flow models, ``t -> shift t / (1 + (shift - 1) t)``, moves the
+    sampling times and leaves the process unchanged: it is applied by the default grid kind ``"shifted"``
+    (equal steps in the unshifted time, each mapped by :meth:`shift_time`), as diffusers' ``shift`` does.
+
+    Parameters
+    ----------
+    shift : float
+        Time shift, > 0 (1: none; 3 for Stable Diffusion 3).
+    t_max : float
+        Largest time, in (0, 1): at ``t = 1`` the signal ``alpha`` vanishes and ``s = t / (1 - t)`` is infinite.
+    t_end : float
+        Default end time (0: the data, ``s = 0``).
+
+    Examples
+    --------
+    >>> fm = FlowMatching(shift=3.0)
+    >>> float(fm.shift_time(0.5)), float(fm.unshift_time(0.75))
+    (0.75, 0.5)
+    >>> float(fm.sigma(0.75))        # the shift is not part of the process
+    0.75
+    """
+
+    family = "flow"
+    default_grid = "shifted"
+
+    def __init__(self, shift: float = 1.0, t_max: float = 0.999, t_end: float = 0.0) -> None:
+        self.shift = _positive(shift, "shift")
+        t_max = check_real(t_max, "t_max")
+        if not 0 < t_max < 1:
+            raise ValueError(f"t_max must lie in (0, 1) (alpha = 1 - t must stay positive), got {t_max!r}")
+        self.t_min, self.t_max, self.t_start, self.t_end = 0.0, t_max, t_max, _check_t_end(t_end, 0.0, t_max)
+
+    def __repr__(self) -> str:
+        return f"FlowMatching(shift={self.shift}, t_max={self.t_max})"
+
+    def shift_time(self, t: ArrayLike) -> FloatOrArray:
+        """The shifted time ``shift t / (1 + (shift - 1) t)`` (the identity for ``shift = 1``)."""
+        t = _arr(t)
+        return _out(self.shift * t / (1.0 + (self.shift - 1.0) * t))
+
+    def unshift_time(self, t: ArrayLike) -> FloatOrArray:
+        """Inverse of :meth:`shift_time`: ``t / (shift - (shift - 1) t)``."""
+        t = _arr(t)
+        return _out(t / (self.shift - (self.shift - 1.0) * t))
+
+    def alpha(self, t: ArrayLike) -> FloatOrArray:
+        return _out(1.0 - _arr(t))
+
+    def sigma(self, t: ArrayLike) -> FloatOrArray:
+        return _out(_arr(t) + 0.0)
+
+    def dalpha(self, t: ArrayLike) -> FloatOrArray:
+        return _out(-np.ones_like(_arr(t)))
+
+    def dsigma(self, t: ArrayLike) -> FloatOrArray:
+        return _out(np.ones_like(_arr(t)))
+
+    def t_from_s(self, s: ArrayLike) -> FloatOrArray:
+        """``t = s / (1 + s)``."""
+        s = _nonnegative_s(s)
+        return _out(s / (1.0 + s))
+
+
+class CustomSchedule(NoiseSchedule):
+    r"""A schedule given by two functions ``alpha(t)`` and ``sigma(t)`` on ``[t_min, t_max]``.
+
+    Checked on construction at ``probes`` equally spaced times: ``alpha > 0`` everywhere, ``sigma > 0``
+    except possibly at ``t_min`` (the data end may have ``s = 0``), and ``s = sigma / alpha`` strictly
+    increasing, as every sampler assumes. ``t_from_s`` is found by root bracketing; the derivatives are
+    central differences unless given.
+
+    Parameters
+    ----------
+    alpha, sigma : callable
+        Vectorised functions of ``t`` (numpy arrays in, arrays out).
+    t_min, t_max : float
+        Domain, ``t_min < t_max``; the defaults of sampling are ``t_start = t_max``, ``t_end = t_min``.
+    dalpha, dsigma : callable, optional
+        Exact derivatives (for the classical ODE right-hand side and ``prediction="flow"``).
+    probes : int
+        Number of check points (1001).
+
+    Raises
+    ------
+    ValueError
+        ``alpha`` or ``sigma`` not positive where it must be, or ``s`` not strictly increasing (the message names
+        the function and the first time that breaks the rule).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sched = CustomSchedule(lambda t: np.cos(t), lambda t: np.sin(t), 0.0, 1.5)
+    >>> round(float(sched.s(0.5)), 12) == round(float(np.tan(0.5)), 12)
+    True
+    >>> CustomSchedule(lambda t: 1 - t, lambda t: t, 0.0, 1.0)
+    Traceback (most recent call last):
+        ...
+    ValueError: alpha must be > 0 on [t_min, t_max] = [0.0, 1.0]; alpha(1.0) = 0.0
+    """
+
+    family = "custom"
+
+    def __init__(self, alpha: Callable[[ArrayLike], ArrayLike], sigma: Callable[[ArrayLike], ArrayLike],
+                 t_min: float, t_max: float, *, dalpha: Callable[[ArrayLike], ArrayLike] | None = None,
+                 dsigma: Callable[[ArrayLike], ArrayLike] | None = None, probes: int = 1001) -> None:
+        for name, f in (("alpha", alpha), ("sigma", sigma), ("dalpha", dalpha), ("dsigma", dsigma)):
+            if f is not None and not callable(f):
+                raise TypeError(f"{name} must be a function of t, got {type(f).__name__}")
+        t_min, t_max = check_real(t_min, "t_min"), check_real(t_max, "t_max")
+        if not t_min < t_max:
+            raise ValueError(f"need t_min < t_max, got t_min={t_min}, t_max={t_max}")
+        self._alpha, self._sigma, self._dalpha, self._dsigma = alpha, sigma, dalpha, dsigma
+        self.t_min, self.t_max, self.t_start, self.t_end = t_min, t_max, t_max, t_min
+        self._check(np.linspace(t_min, t_max, check_int(probes, "probes", 3)))
+
+    def __repr__(self) -> str:
+        return f"CustomSchedule(t_min={self.t_min}, t_max={self.t_max})"
+
+    def _check(self, t: NDArray[np.float64]) -> None:
+        a, sig = _arr(self.alpha(t)), _arr(self.sigma(t))
+        domain = f"[t_min, t_max] = [{self.t_min}, {self.t_max}]"
+        for name, values, bad in (("alpha", a, ~(a > 0)), ("sigma", sig, ~(sig > 0) & (t > self.t_min)),
+                                  ("sigma", sig, ~(sig >= 0))):
+            if np.any(bad):
+                i = int(np.flatnonzero(bad)[0])
+                where = "" if name == "alpha" else " (0 allowed at t_min only)"
+                raise ValueError(f"{name} must be > 0 on {domain}{where}; {name}({float(t[i])!r}) = {float(values[i])!r}")
+        s = sig / a
+        down = np.flatnonzero(~(np.diff(s) > 0))
+        if down.size:
+            i = int(down[0])
+            raise ValueError(f"s = sigma / alpha must increase strictly in t on {domain}; s({float(t[i])!r}) = "
+                             f"{float(s[i])!r} >= s({float(t[i + 1])!r}) = {float(s[i + 1])!r}")
+
+    def alpha(self, t: ArrayLike) -> FloatOrArray:
+        return _out(_arr(self._alpha(_arr(t))))
+
+    def sigma(self, t: ArrayLike) -> FloatOrArray:
+        return _out(_arr(self._sigma(_arr(t))))
+
+    def _derivative(self, f: Callable[[ArrayLike], FloatOrArray], t: ArrayLike) -> FloatOrArray:
+        t = _arr(t)
+        h = 1e-6 * (self.t_max - self.t_min)
+        lo, hi = np.maximum(t - h, self.t_min), np.minimum(t + h, self.t_max)
+        return _out((_arr(f(hi)) - _arr(f(lo))) / (hi - lo))
+
+    def dalpha(self, t: ArrayLike) -> FloatOrArray:
+        return _out(_arr(self._dalpha(_arr(t)))) if self._dalpha else self._derivative(self.alpha, t)
+
+    def dsigma(self, t: ArrayLike) -> FloatOrArray:
+        return _out(_arr(self._dsigma(_arr(t)))) if self._dsigma else self._derivative(self.sigma, t)
+
+    def t_from_s(self, s: ArrayLike) -> FloatOrArray:
+        s = _nonnegative_s(s)
+        lo, hi = float(self.s(self.t_min)), float(self.s(self.t_max))
+        if np.any((s < lo) | (s > hi)):
+            raise ValueError(f"s={s!r} is outside the schedule's range [{lo}, {hi}]")
+
+        def invert(v: float) -> float:
+            if v == lo:
+                return self.t_min
+            if v == hi:
+                return self.t_max
+            return float(brentq(lambda t: float(self.s(t)) - v, self.t_min, self.t_max, xtol=1e-14, rtol=1e-15))
+
+        return _out(np.asarray([invert(float(v)) for v in s.ravel()], dtype=np.float64).reshape(s.shape))
