@@ -1,0 +1,432 @@
+r"""Convergence on real networks: error against a converged solution of the same ODE from the same noise.
+
+A network has no closed-form trajectory, so the reference is the probability-flow ODE ``dy/ds = eps``
+solved from the same initial noises by DOP853 (:func:`pndmkit.problems.reference.solve_pf_ode`, in the
+``asinh(s/c)`` variable) with the network run in float64. Its accuracy is measured, not assumed: the solve is
+repeated at half the tolerance and the largest change of any end-point entry is reported as
+``reference_error``; a study is only trusted where that is below 1% of the smallest error it reports
+(:func:`check_reference`).
+
+The study object is a :class:`pndmkit.studies.convergence.Study` (its ``problem`` wraps the network), so
+:func:`pndmkit.studies.convergence.sweep`, :func:`~pndmkit.studies.convergence.fit_order` and the report
+writers of :mod:`pndmkit.studies.reports` work unchanged and results have the same
+:class:`~pndmkit.studies.convergence.MethodResult` shape as on the Gaussian mixtures. Errors are the RMS of
+``x_N - x_ref`` over the batch and all pixels in the network's own units (images scaled to [-1, 1]);
+``pixel_scale`` (127.5) converts them to 8-bit grey levels.
+
+The reference costs minutes on a CPU, so :func:`model_study` and :func:`run_model_study` take a ``cache``
+folder: the reference end points and each method's sweep are stored under a key that hashes the network's
+weights, the schedule, the interval, the grid kind, the noises and the tolerance, and a rerun (or an
+interrupted run) reuses what is there.
+
+Examples
+--------
+>>> study = model_study("digits", batch=2, cache="analysis/results/real")   # doctest: +SKIP
+>>> sweep(study, "ddim", [10, 20, 40]).measured_order                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pndmkit.errors import UsageError
+from pndmkit.methods import METHODS, MethodSpec, get_method
+from pndmkit.schedules import NoiseSchedule
+from pndmkit.studies import convergence
+from pndmkit.studies.convergence import MethodResult, Study
+
+__all__ = ["ModelStudy", "NetworkProblem", "load_model", "model_study", "reference_solution", "sweep",
+           "run_model_study", "steps_for_nfe", "errors_at_nfe", "check_reference", "DEFAULT_MODEL_STEPS",
+           "PIXEL_SCALE"]
+
+#: step counts of the default network study (cheap enough for a CPU: see the README)
+DEFAULT_MODEL_STEPS = (5, 10, 20, 40, 80)
+#: 8-bit grey levels per unit of an image scaled to [-1, 1]
+PIXEL_SCALE = 127.5
+_FORMAT = 1
+
+
+class NetworkProblem:
+    """A network seen as a study problem: ``eps(x, t, schedule)`` calls ``model(x, t)``.
+
+    Parameters
+    ----------
+    model : callable
+        ``model(x, t) -> eps`` on float64 torch tensors (or numpy arrays, for a numpy model).
+    shape : tuple of int
+        Shape of one sample.
+    name : str
+        What reports call it.
+    """
+
+    def __init__(self, model: Callable[[Any, float], Any], shape: Sequence[int], name: str) -> None:
+        self.model, self.shape, self.name = model, tuple(int(v) for v in shape), name
+        self.dim = int(np.prod(self.shape))
+
+    def __repr__(self) -> str:
+        return f"NetworkProblem({self.name}, shape={self.shape})"
+
+    def eps(self, x: Any, t: float, schedule: NoiseSchedule) -> Any:
+        """The network's eps at ``(x, t)`` (``schedule`` is the study's, already the model's)."""
+        return self.model(x, t)
+
+    def eps_numpy(self, x: NDArray[np.float64], t: float) -> NDArray[np.float64]:
+        """eps on a float64 numpy array (the reference solver's calling convention)."""
+        try:
+            import torch
+        except ModuleNotFoundError:  # a numpy model
+            return np.asarray(self.model(x, t), dtype=np.float64)
+        out = self.model(torch.from_numpy(np.ascontiguousarray(x)), t)
+        return out.detach().cpu().double().numpy() if hasattr(out, "detach") else np.asarray(out, np.float64)
+
+
+@dataclass(frozen=True)
+class ModelStudy(Study):
+    """A :class:`~pndmkit.studies.convergence.Study` whose problem is a network (:class:`NetworkProblem`).
+
+    Extra attributes
+    ----------------
+    reference_rtol : float
+        Tolerance of the reference (``rtol = atol`` of DOP853); ``reference_error`` is the change at half of it.
+    reference_nfe : int
+        Network evaluations of the two reference solves (0 when read from the cache).
+    pixel_scale : float
+        Multiply an error by it for 8-bit grey levels.
+    key : str
+        Hash of everything the reference depends on (the cache folder's name).
+    cache : str or None
+        Folder of cached results, or ``None``.
+    """
+
+    reference_rtol: float = 1e-9
+    reference_nfe: int = 0
+    pixel_scale: float = PIXEL_SCALE
+    key: str = ""
+    cache: Optional[str] = None
+
+
+def _module_hash(net: Any) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().double().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def load_model(model: Any, schedule: Optional[NoiseSchedule] = None, *, shape: Optional[Sequence[int]] = None
+               ) -> tuple[Callable[[Any, float], Any], NoiseSchedule, Optional[tuple[int, ...]], str, Optional[str]]:
+    """Turn ``model`` into ``(eps_model, schedule, shape, name, fingerprint)``, the network in float64.
+
+    Parameters
+    ----------
+    model : str, path, Checkpoint, NetworkModel or callable
+        A shipped checkpoint name (``"digits"``), a checkpoint path, a loaded
+        :class:`pndmkit.nn.Checkpoint`, a :class:`pndmkit.nn.NetworkModel` (e.g. from
+        :func:`pndmkit.nn.from_diffusers`), or any callable ``model(x, t) -> eps`` (then ``schedule`` is
+        required and the caller chooses its precision).
+    schedule : NoiseSchedule, optional
+        Overrides the checkpoint's or adapter's schedule.
+    shape : sequence of int, optional
+        Shape of one sample (default: from a checkpoint's network configuration).
+
+    Returns
+    -------
+    The float64 eps model, its schedule, the sample shape (or ``None``), a name, and a fingerprint of the
+    weights for the cache (``None`` for a bare callable: such studies are not cached).
+    """
+    name = None
+    if isinstance(model, (str, os.PathLike)):
+        from pndmkit.nn.checkpoint import load_checkpoint
+
+        try:
+            model = load_checkpoint(model)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UsageError("model", str(exc)) from exc
+    from pndmkit.nn.adapters import NetworkModel
+    from pndmkit.nn.checkpoint import Checkpoint
+
+    if isinstance(model, Checkpoint):
+        cfg = getattr(model.net, "config", None)
+        if shape is None and cfg is not None and hasattr(cfg, "image_size"):
+            shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
+        name = model.path.name if model.path is not None else type(model.net).__name__
+        model = model.model()
+    if isinstance(model, NetworkModel):
+        import torch
+
+        net = model.net.double() if hasattr(model.net, "double") else model.net
+        adapted = NetworkModel(net, schedule or model.schedule, prediction=model.prediction,
+                               time_offset=model.time_offset, time_scale=model.time_scale, dtype=torch.float64,
+                               min_sigma=model.min_sigma)
+        fingerprint = _module_hash(net) if hasattr(net, "state_dict") else None
+        label = name or type(net).__name__
+        extra = f"{model.prediction}/{model.time_offset}/{model.time_scale}"
+        return adapted, adapted.schedule, None if shape is None else tuple(shape), label, (
+            None if fingerprint is None else f"{fingerprint}/{extra}")
+    if callable(model):
+        if schedule is None:
+            raise UsageError("schedule", f"a bare callable model needs schedule=, got model={model!r} alone")
+        return model, schedule, None if shape is None else tuple(shape), getattr(model, "__name__", "model"), None
+    raise UsageError("model", f"model must be a checkpoint name or path, a Checkpoint, a NetworkModel or a "
+                              f"callable model(x, t), got {type(model).__name__}")
+
+
+def reference_solution(problem: NetworkProblem, schedule: NoiseSchedule, x_T: NDArray[np.float64], t_start: float,
+                       t_end: float, *, rtol: float = 1e-9, scale: float = 0.1, progress: bool = False
+                       ) -> tuple[NDArray[np.float64], float, int]:
+    """Converged end points of ``dy/ds = eps`` from ``x_T``: DOP853 at ``rtol`` and at ``rtol / 2``.
+
+    Returns ``(x_ref, reference_error, nfe)``: the end points of the tighter solve, the largest absolute
+    change between the two solves (the reference's error estimate) and the network evaluations spent.
+    ``scale`` is the length ``c`` of the ``asinh(s/c)`` variable (about the data's smallest spread).
+    """
+    from pndmkit.problems.reference import solve_pf_ode
+
+    s0, s1 = float(schedule.s(t_start)), float(schedule.s(t_end))
+    w0, w1 = math.asinh(s0 / scale), math.asinh(s1 / scale)
+    count = [0]
+    bar = _bar(progress, total=200, desc=f"reference (DOP853, rtol {rtol:.0e} and {rtol / 2:.0e})")
+    passes = [0]
+
+    def eps_of_s(x: NDArray[np.float64], s: float) -> NDArray[np.float64]:
+        count[0] += 1
+        if bar is not None:
+            done = 100 * passes[0] + int(100 * (w0 - math.asinh(s / scale)) / (w0 - w1 or 1.0))
+            bar.update(max(0, done - bar.n))
+            bar.set_postfix(nfe=count[0], refresh=False)
+        # the interval's ends map to their own times exactly (t_from_s(s(t)) can round out of the schedule)
+        t = t_start if s >= s0 else t_end if s <= s1 else float(schedule.t_from_s(s))
+        return problem.eps_numpy(x, t)
+
+    try:
+        loose = solve_pf_ode(eps_of_s, x_T, s0, s1, scale=scale, rtol=rtol, atol=rtol)
+        passes[0] = 1
+        tight = solve_pf_ode(eps_of_s, x_T, s0, s1, scale=scale, rtol=rtol / 2, atol=rtol / 2)
+    finally:
+        if bar is not None:
+            bar.close()
+    return tight, float(np.max(np.abs(tight - loose))), count[0]
+
+
+def _bar(enabled: bool, **kwargs: Any) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ModuleNotFoundError:
+        return None
+    return tqdm(leave=False, **kwargs)
+
+
+def _key(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.tobytes() if isinstance(p, np.ndarray) else repr(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any = None, *, batch: int = 8,
+                seed: int = 0, shape: Optional[Sequence[int]] = None, grid: str = "uniform",
+                t_start: Optional[float] = None, t_end: Optional[float] = None, rtol: float = 1e-9,
+                scale: float = 0.1, pixel_scale: float = PIXEL_SCALE, cache: Optional[str | os.PathLike] = None,
+                progress: bool = False) -> ModelStudy:
+    """Set up a convergence study of a network: noises ``x_T`` and the converged reference from them.
+
+    Parameters
+    ----------
+    model, schedule, shape
+        See :func:`load_model`.
+    x_T : array, optional
+        Initial noises ``(batch, *shape)``; default ``pndmkit.nn.initial_noise(range(batch), shape, seed)``
+        (per-sample seeds, as ``pndmkit sample`` draws them).
+    batch, seed : int
+        Number and seed of the default noises.
+    grid : str
+        Grid kind of the sweeps (a continuous kind: the runs must share the reference's end point).
+    t_start, t_end : float, optional
+        Interval; defaults as :func:`pndmkit.studies.convergence.make_study` (the schedule's start; the
+        time where ``s = 0.1``).
+    rtol : float
+        DOP853 tolerance of the reference (the error estimate comes from a second solve at ``rtol / 2``).
+    scale : float
+        ``c`` of the reference's ``asinh(s/c)`` variable.
+    pixel_scale : float
+        Grey levels per unit of the network's output (127.5 for images in [-1, 1]).
+    cache : path, optional
+        Folder for cached references and sweeps (created on demand); ``None`` caches nothing.
+    progress : bool
+        Show a tqdm bar while the reference is computed.
+    """
+    from pndmkit.grids import make_grid
+
+    eps_model, sched, shp, name, fingerprint = load_model(model, schedule, shape=shape)
+    if x_T is None:
+        if shp is None:
+            raise UsageError("shape", f"cannot draw noises for {name}: pass shape= (one sample) or x_T=")
+        if not (isinstance(batch, int) and batch >= 1):
+            raise UsageError("batch", f"batch must be an integer >= 1, got {batch!r}")
+        from pndmkit.nn.generate import initial_noise
+
+        x0 = initial_noise(range(batch), shp, seed).double().numpy()
+    else:
+        x0 = np.array(x_T.detach().cpu().numpy() if hasattr(x_T, "detach") else x_T, dtype=np.float64)
+        if x0.ndim < 2 or not np.all(np.isfinite(x0)):
+            raise UsageError("x_T", f"x_T must be a finite array (batch, ...), got shape {x0.shape}")
+    for label, value in (("rtol", rtol), ("scale", scale), ("pixel_scale", pixel_scale)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise UsageError(label, f"{label} must be a finite number > 0, got {value!r}")
+    if grid in ("leading", "trailing"):
+        raise UsageError("grid", f"grid {grid!r} starts at a time that depends on the number of steps, so its runs "
+                                 f"share no reference end point; use a continuous grid kind such as 'uniform'")
+    t0 = sched.t_start if t_start is None else float(t_start)
+    t1 = float(sched.t_from_s(convergence.DEFAULT_S_END)) if t_end is None else float(t_end)
+    try:
+        make_grid(sched, 2, grid, t_start=t0, t_end=t1)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(("grid", "t_start", "t_end"), str(exc)) from exc
+    problem = NetworkProblem(eps_model, x0.shape[1:], name)
+    key = _key(_FORMAT, fingerprint, repr(sched), t0, t1, rtol, scale, x0) if fingerprint else ""
+    folder = Path(cache) / key if cache is not None and key else None
+    stored = _read_reference(folder, x0.shape) if folder is not None else None
+    if stored is None:
+        ref, err, nfe = reference_solution(problem, sched, x0, t0, t1, rtol=rtol, scale=scale, progress=progress)
+        if folder is not None:
+            _write_reference(folder, ref, err, nfe, {"model": name, "schedule": repr(sched), "t_start": t0,
+                                                     "t_end": t1, "rtol": rtol, "scale": scale, "batch": len(x0)})
+    else:
+        ref, err, nfe = stored[0], stored[1], 0
+    return ModelStudy(problem=problem, problem_name=name, schedule=sched, schedule_name=repr(sched), grid=grid,
+                      t_start=t0, t_end=t1, x_T=x0, reference=ref, reference_error=err, reference_rtol=rtol,
+                      reference_nfe=nfe, pixel_scale=float(pixel_scale), key=key,
+                      cache=None if folder is None else str(folder))
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _write_reference(folder: Path, ref: NDArray[np.float64], err: float, nfe: int, info: dict) -> None:
+    _atomic_write(folder / "reference.npz",
+                  lambda p: np.savez(open(p, "wb"), reference=ref, error=err, nfe=nfe, info=json.dumps(info)))
+
+
+def _read_reference(folder: Path, shape: tuple) -> Optional[tuple[NDArray[np.float64], float]]:
+    path = folder / "reference.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        ref = np.array(data["reference"])
+        return (ref, float(data["error"])) if ref.shape == shape else None
+
+
+def _result_from_dict(name: str, d: dict) -> MethodResult:
+    d = dict(d)
+    d["fit_range"] = tuple(d["fit_range"]) if d.get("fit_range") else None
+    return MethodResult(name=name, **d)
+
+
+def sweep(study: ModelStudy, method: str | MethodSpec, steps: Sequence[int] = DEFAULT_MODEL_STEPS, *,
+          tolerances: Sequence[float] = (1e-2, 1e-3, 1e-4), progress: Optional[Callable[[str], None]] = None
+          ) -> MethodResult:
+    """:func:`pndmkit.studies.convergence.sweep` on a network study, cached in ``study.cache``.
+
+    The network runs on float64 torch tensors; a cached sweep of the same method, steps and tolerances is
+    returned without running anything.
+    """
+    spec = method if isinstance(method, MethodSpec) else get_method(method)
+    steps = [int(n) for n in steps]
+    tag = f"{spec.name}|{steps if not spec.adaptive else list(tolerances)}"
+    path = Path(study.cache) / "sweeps.json" if study.cache else None
+    table = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+    if tag in table:
+        return _result_from_dict(spec.name, table[tag])
+    array = "torch" if _has_torch() else "numpy"
+    result = convergence.sweep(study, spec, steps, array=array, tolerances=tolerances, progress=progress)
+    if path is not None:  # re-read: another process may have added entries meanwhile
+        table = json.loads(path.read_text()) if path.is_file() else {}
+        table[tag] = result.to_dict()
+        _atomic_write(path, lambda p: p.write_text(json.dumps(table, indent=1)))
+    return result
+
+
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def run_model_study(study: ModelStudy, methods: Optional[Sequence[str]] = None,
+                    steps: Sequence[int] = DEFAULT_MODEL_STEPS, *, progress: bool = False) -> dict[str, MethodResult]:
+    """:func:`sweep` each method (default: every registered fixed-step method), with a tqdm bar if asked."""
+    names = [n for n, s in METHODS.items() if not s.adaptive] if methods is None else list(methods)
+    bar = _bar(progress, total=len(names), desc="methods")
+    results = {}
+    try:
+        for name in names:
+            if bar is not None:
+                bar.set_postfix_str(name)
+            results[name] = sweep(study, name, steps)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def steps_for_nfe(method: str | MethodSpec, nfe: int) -> Optional[int]:
+    """The largest step count whose run costs at most ``nfe`` evaluations (``None`` if even one step costs more).
+
+    >>> steps_for_nfe("ddim", 10), steps_for_nfe("prk", 10), steps_for_nfe("f-pndm", 10), steps_for_nfe("f-pndm", 5)
+    (10, 2, 1, None)
+    """
+    spec = method if isinstance(method, MethodSpec) else get_method(method)
+    if spec.adaptive:
+        raise UsageError("method", f"method {spec.name!r} is adaptive: its NFE is not chosen by a step count")
+    best = None
+    for n in range(1, int(nfe) + 1):
+        if spec.nfe(n) <= nfe:
+            best = n
+    return best
+
+
+def errors_at_nfe(study: Study, methods: Sequence[str], nfes: Sequence[int]) -> dict[str, dict[int, Optional[dict]]]:
+    """Each method's error at the largest step count that fits each NFE budget (``None`` where none fits).
+
+    Works on any study (a mixture's :func:`~pndmkit.studies.convergence.make_study` or :func:`model_study`);
+    entries are ``{"steps", "nfe", "error"}``.
+    """
+    out: dict[str, dict[int, Optional[dict]]] = {}
+    for name in methods:
+        pairs = {k: steps_for_nfe(name, k) for k in nfes}
+        steps = sorted({n for n in pairs.values() if n is not None})
+        if not steps:
+            out[name] = {k: None for k in nfes}
+            continue
+        run = sweep if isinstance(study, ModelStudy) else convergence.sweep
+        res = run(study, name, steps)
+        by_steps = {n: (k, e) for n, k, e in zip(res.steps, res.nfe, res.errors)}
+        out[name] = {k: None if n is None else {"steps": n, "nfe": by_steps[n][0], "error": by_steps[n][1]}
+                     for k, n in pairs.items()}
+    return out
+
+
+def check_reference(study: Study, results: dict[str, MethodResult], margin: float = 0.01) -> tuple[bool, float]:
+    """Whether ``study.reference_error`` is below ``margin`` times the smallest reported error; and that error."""
+    smallest = min((e for r in results.values() for e in r.errors if e > 0 and math.isfinite(e)), default=math.inf)
+    return study.reference_error < margin * smallest, smallest
