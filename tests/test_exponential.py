@@ -1,0 +1,308 @@
+"""The exponential-integrator family (pndmkit/exponential.py): identities, orders, and parity with diffusers.
+
+Parity runs pndmkit on a :class:`DiscreteVP` whose float64 table is the reference scheduler's float32
+``alphas_cumprod``, with the scheduler's own timesteps (and its final level: ``abar = 1`` for
+``final_sigmas_type="zero"``, ``abar_0`` otherwise) as an explicit grid. Two precisions of the reference:
+
+* float64 levels (``scheduler.sigmas`` as float64, torch's default dtype float64): what remains is the
+  reference's own float32 arithmetic, about 1e-7 of the result; DPMSolverMultistepScheduler also casts the
+  sample to float32 every step, which the eps-form transfer amplifies by ``sqrt(abar_end / abar_start)``
+  (158 on a linear schedule from t = 999), so the tolerance carries that factor for eps-form methods;
+* stock float32 levels, the default a user gets, checked at a few 1e-6.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import pndmkit
+from pndmkit import DiscreteVP
+from pndmkit.estimators import LinearMultistep
+from pndmkit.exponential import ExponentialMultistep, GridIntegrator, UniPC, deis_multistep, dpm_solver_multistep
+from pndmkit.integrator import Integrator
+from pndmkit.problems import get_problem
+from pndmkit.schedules import CosineVP, LinearVP
+from pndmkit.testing import check_order, gaussian_eps
+from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
+
+GMM = get_problem("gmm2d")  # exact eps of a 2-D Gaussian mixture
+
+NEW = ["dpm-solver++-2m", "dpm-solver++-3m", "dpm-solver-2m", "unipc-2", "unipc-3", "deis-3", "ipndm-x0",
+       "f-pndm-x0", "pece-x0"]
+
+
+def model_for(schedule):
+    return lambda x, t: GMM.eps(x, t, schedule)
+
+
+@pytest.fixture(scope="module")
+def x_T():
+    return np.random.default_rng(5).standard_normal((16, 2))
+
+
+def rel(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+# --- orders and identities (no peers needed) --------------------------------------------------------------
+@pytest.mark.parametrize("name", NEW)
+def test_declared_order_is_measured(name):
+    """Within 0.3 on the registry study; the ramped multistep peers are second order (module docstring)."""
+    check_order(name)
+
+
+def test_unipc_predictor_bh2_is_dpm_solver_pp_2m():
+    """UniP-2 with B(h) = e^-H - 1 fixes rho = 1/2: e = m_0 + (m_0 - m_1) / (2 r), DPM-Solver++(2M)."""
+    sched = CosineVP()
+    grid = np.linspace(0.9, 0.05, 9)
+    x = np.array([0.3, -1.2, 2.0])
+    model = gaussian_eps(sched)
+    unip = GridIntegrator(UniPC(2, corrector=False, lower_order_final=False), DataTransfer(sched))
+    dpm = GridIntegrator(ExponentialMultistep(2, lower_order_final=False), DataTransfer(sched))
+    np.testing.assert_allclose(unip.solve(model, x, grid).x, dpm.solve(model, x, grid).x, rtol=1e-13, atol=1e-13)
+
+
+def test_deis_is_adams_exact_in_lambda_with_the_ddim_transfer():
+    """Without the final-step rule (20 steps >= 15) DEIS is LinearMultistep(3, exact weights in lambda)."""
+    sched = LinearVP()
+    grid = np.linspace(0.95, 0.01, 21)
+    x = np.array([0.3, -1.2, 2.0])
+    model = gaussian_eps(sched)
+    deis = GridIntegrator(deis_multistep(3), DDIMTransfer(sched)).solve(model, x, grid).x
+    lm = Integrator(LinearMultistep(3, weights="exact", variable="lambda"), DDIMTransfer(sched)).solve(model, x, grid).x
+    np.testing.assert_allclose(deis, lm, rtol=1e-13, atol=1e-13)
+
+
+def _one_step_gradient(estimator, phi, past, t, t_next, g):
+    """The gradient a multistep estimator returns for one step, after ``past`` start gradients were observed."""
+    state = estimator.init(None, past[0], phi)
+    for tk in past:
+        state = estimator.observe(state, tk, g(tk))
+    gen = estimator.step(np.zeros(1), t, t_next, phi, state)
+    next(gen)
+    try:
+        gen.send(g(t))
+    except StopIteration as stop:
+        return float(stop.value.e.evaluate()[0])
+    raise AssertionError("the step asked for more than one evaluation")
+
+
+@pytest.mark.parametrize("degree", [1, 2])
+def test_dpm_solver_3m_weights_half_the_second_difference(degree):
+    """For a gradient exactly (lambda - lambda_0)^degree, the du-mean over the step is what exact weights give.
+    DPM-Solver(++) 3M (diffusers, and the dpm-solver code it comes from) is exact for degree 1 but gives about
+    half the mean for degree 2: it weights D2 = h^2 p''/2 by phi_3 ~ h/6 where the exact weight is ~ h/3, so
+    its local error is O(h^3) and 3M is second order like 2M."""
+    sched = CosineVP()
+    phi = DataTransfer(sched)
+    t, t_next = 0.5, 0.5 - 0.002
+    past = [t + 0.004, t + 0.002]  # oldest first, as observed
+    lam0 = float(sched.lam(t))
+
+    def g(tk):
+        return np.array([(float(sched.lam(tk)) - lam0) ** degree])
+
+    u0, u1 = phi.coordinate(t), phi.coordinate(t_next)
+    lam1 = float(sched.lam(t_next))
+    quad = np.polynomial.legendre.leggauss(20)
+    lq = lam0 + (lam1 - lam0) * 0.5 * (quad[0] + 1)
+    mean = float(np.sum(0.5 * quad[1] * (lq - lam0) ** degree * np.exp(lq)) * (lam1 - lam0) / (u1 - u0))
+    exact = _one_step_gradient(ExponentialMultistep(3, "exact", few_steps=None), phi, past, t, t_next, g)
+    dpm = _one_step_gradient(ExponentialMultistep(3, "dpm-solver", few_steps=None), phi, past, t, t_next, g)
+    assert exact == pytest.approx(mean, rel=1e-9)
+    if degree == 1:
+        assert dpm == pytest.approx(mean, rel=1e-9)
+    else:
+        assert dpm / mean == pytest.approx(0.5, abs=0.01)
+
+
+def test_grid_integrator_lowers_the_final_steps_only_on_short_grids():
+    """lower_order_final: on 10 steps ending at a finite level the last step of 3M is first order, so a run
+    differs from one without the rule; on 20 steps (>= 15) the two are identical."""
+    sched = CosineVP()
+    x = np.array([0.3, -1.2, 2.0])
+    model = gaussian_eps(sched)
+    for steps, same in ((10, False), (20, True)):
+        grid = np.linspace(0.9, 0.05, steps + 1)
+        a = GridIntegrator(dpm_solver_multistep(3, True), DataTransfer(sched)).solve(model, x, grid).x
+        b = GridIntegrator(dpm_solver_multistep(3, False), DataTransfer(sched)).solve(model, x, grid).x
+        assert np.array_equal(a, b) == same
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: ExponentialMultistep(4), "order must be 1, 2 or 3, got 4"),
+    (lambda: ExponentialMultistep(2, weights="heun"), "weights must be one of"),
+    (lambda: ExponentialMultistep(2, few_steps=0), "few_steps must be None"),
+    (lambda: UniPC(2, variant="bh3"), "variant must be one of"),
+    (lambda: UniPC(2, lower_order_final="yes"), "lower_order_final must be True or False, got 'yes'"),
+])
+def test_bad_options_name_the_parameter(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+@pytest.mark.parametrize("estimator", [ExponentialMultistep(2), UniPC(2)])
+def test_classical_transfer_is_refused(estimator):
+    sched = LinearVP()
+    with pytest.raises(ValueError, match="coordinate is exponential in lambda.*LinearTransfer"):
+        Integrator(estimator, LinearTransfer(sched)).solve(gaussian_eps(sched), np.ones(2), [1.0, 0.5, 0.1])
+
+
+# --- parity with diffusers ------------------------------------------------------------------------------
+STEPS = [1, 2, 3, 5, 10, 20, 50]
+KINDS = ["linear", "scaled_linear"]
+
+DPM = "DPMSolverMultistepScheduler"
+UNIPC = "UniPCMultistepScheduler"
+DEIS = "DEISMultistepScheduler"
+
+
+def _dpm(order, lof, algorithm="dpmsolver++"):
+    cfg = {"algorithm_type": algorithm, "solver_order": order, "lower_order_final": lof}
+    return cfg if algorithm == "dpmsolver++" else {**cfg, "final_sigmas_type": "sigma_min"}
+
+
+def _unipc(order, variant):  # bh1 needs a finite last level (see test_unipc_bh1_to_abar_one_is_nan_in_diffusers)
+    cfg = {"solver_order": order, "solver_type": variant}
+    return cfg if variant == "bh2" else {**cfg, "final_sigmas_type": "sigma_min"}
+
+
+# (case id, pndmkit method: registry name or (estimator factory, transfer class), reference class, its config)
+PARITY = [
+    ("dpm-solver++-2m", "dpm-solver++-2m", DPM, _dpm(2, True)),
+    ("dpm-solver++-2m-nolof", (lambda: dpm_solver_multistep(2, False), DataTransfer), DPM, _dpm(2, False)),
+    ("dpm-solver++-3m", "dpm-solver++-3m", DPM, _dpm(3, True)),
+    ("dpm-solver++-3m-nolof", (lambda: dpm_solver_multistep(3, False), DataTransfer), DPM, _dpm(3, False)),
+    ("dpm-solver-2m", "dpm-solver-2m", DPM, _dpm(2, True, "dpmsolver")),
+    ("dpm-solver-2m-nolof", (lambda: dpm_solver_multistep(2, False), DDIMTransfer), DPM, _dpm(2, False, "dpmsolver")),
+    ("dpm-solver++-2m-heun", (lambda: ExponentialMultistep(2, "exact"), DataTransfer), DPM,
+     {**_dpm(2, True), "solver_type": "heun"}),
+    ("unipc-2", "unipc-2", UNIPC, _unipc(2, "bh2")),
+    ("unipc-3", "unipc-3", UNIPC, _unipc(3, "bh2")),
+    ("unipc-2-bh1", (lambda: UniPC(2, "bh1"), DataTransfer), UNIPC, _unipc(2, "bh1")),
+    ("unipc-3-bh1", (lambda: UniPC(3, "bh1"), DataTransfer), UNIPC, _unipc(3, "bh1")),
+    ("deis-3", "deis-3", DEIS, {"solver_order": 3}),
+]
+
+
+@pytest.fixture(scope="module")
+def diffusers():
+    pytest.importorskip("torch")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return pytest.importorskip("diffusers")
+
+
+def reference(diffusers, cls, config, kind, steps, x, float64_levels):
+    """Run the reference scheduler; return (its run, the matched schedule, its grid for pndmkit)."""
+    import torch
+
+    from pndmkit.studies.peers import run_scheduler
+
+    old = torch.get_default_dtype()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scheduler = getattr(diffusers, cls)(beta_schedule=kind, **config)
+        ac = scheduler.alphas_cumprod.double().numpy()
+        sched = DiscreteVP(1.0 - ac / np.concatenate([[1.0], ac[:-1]]))
+        scheduler.set_timesteps(steps)
+        if float64_levels:
+            scheduler.sigmas = scheduler.sigmas.double()
+            torch.set_default_dtype(torch.float64)  # UniPC builds part of its system in the default dtype
+        try:
+            run = run_scheduler(scheduler, lambda x_, t, s: GMM.eps(x_, t, sched), x)
+        finally:
+            torch.set_default_dtype(old)
+    final = -1.0 if float(scheduler.sigmas[-1]) == 0.0 else 0.0  # abar = 1 or abar_0
+    return run, sched, [float(t) for t in scheduler.timesteps] + [final]
+
+
+def ours(method, sched, x, grid):
+    if isinstance(method, str):
+        return pndmkit.METHODS[method].build(sched).solve(model_for(sched), x, grid)
+    make, transfer = method
+    return GridIntegrator(make(), transfer(sched)).solve(model_for(sched), x, grid)
+
+
+def amplification(method, sched, grid, x_T, x_end):
+    """How much the reference's float32 rounding (its sample cast, its lambda and exp(h)) grows in the result,
+    relative to its size: 1 for the data transfer (coefficient sigma'/sigma <= 1); for the eps-form transfer
+    sqrt(abar_end / abar_start) times the size of the start relative to the end (the x coefficient
+    alpha'/alpha multiplies terms of the start's size that cancel down to the end's)."""
+    transfer = pndmkit.METHODS[method].build(sched).transfer if isinstance(method, str) else method[1](sched)
+    if isinstance(transfer, DataTransfer):
+        return 1.0
+    growth = math.sqrt(float(sched.abar(grid[-1])) / float(sched.abar(grid[0])))
+    return growth * float(np.max(np.abs(x_T)) / np.max(np.abs(x_end)))
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("steps", STEPS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case, method, cls, config", PARITY, ids=[p[0] for p in PARITY])
+def test_parity_with_float64_levels(diffusers, x_T, case, method, cls, config, kind, steps):
+    run, sched, grid = reference(diffusers, cls, config, kind, steps, x_T, float64_levels=True)
+    sol = ours(method, sched, x_T, grid)
+    assert sol.nfe == run.nfe == steps
+    assert rel(sol.x, run.x) < 1e-6 * amplification(method, sched, grid, x_T, run.x)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("steps", [5, 10, 20])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case, method, cls, config", [p for p in PARITY if p[2] != DEIS],
+                         ids=[p[0] for p in PARITY if p[2] != DEIS])
+def test_parity_with_stock_float32_levels(diffusers, x_T, case, method, cls, config, kind, steps):
+    run, sched, grid = reference(diffusers, cls, config, kind, steps, x_T, float64_levels=False)
+    sol = ours(method, sched, x_T, grid)
+    assert sol.nfe == run.nfe == steps
+    assert rel(sol.x, run.x) < 5e-6 * amplification(method, sched, grid, x_T, run.x)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("kind", KINDS)
+def test_deis_float32_coefficients_lose_digits_as_steps_shrink(diffusers, x_T, kind):
+    """DEISMultistepScheduler integrates its Lagrange basis as a difference of two antiderivative values
+    (each ~ rho log rho) in float32; at 50 steps the difference is small and loses about 3 digits, so the
+    stock scheduler is 1e-5..1e-4 away from its own formula in float64, which pndmkit matches to 1e-6."""
+    stock, sched, grid = reference(diffusers, DEIS, {"solver_order": 3}, kind, 50, x_T, float64_levels=False)
+    exact, _, _ = reference(diffusers, DEIS, {"solver_order": 3}, kind, 50, x_T, float64_levels=True)
+    sol = ours("deis-3", sched, x_T, grid)
+    assert rel(sol.x, exact.x) < 1e-6
+    assert rel(stock.x, exact.x) > 1e-5
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("order", [2, 3])
+def test_unipc_bh1_to_abar_one_is_nan_in_diffusers(diffusers, x_T, order):
+    """With final_sigmas_type="zero" the last step has h = inf; bh1's B(h) = -h times an empty correction
+    (0) is NaN in UniPCMultistepScheduler. pndmkit takes that step at order 1 (the data transfer's Euler
+    step, x' = x0 estimate), finite, and equal to bh2's last step."""
+    run, sched, grid = reference(diffusers, UNIPC, {"solver_order": order, "solver_type": "bh1"}, "linear", 10, x_T,
+                                 float64_levels=False)
+    assert grid[-1] == -1.0 and np.all(np.isnan(run.x))
+    sol = ours((lambda: UniPC(order, "bh1"), DataTransfer), sched, x_T, grid)
+    assert np.all(np.isfinite(sol.x))
+
+
+@pytest.mark.peers
+def test_dpm_solver_noise_form_cannot_end_at_abar_one_in_diffusers(diffusers, x_T):
+    """algorithm_type="dpmsolver" refuses final_sigmas_type="zero"; pndmkit's dpm-solver-2m ends there with
+    an Euler (DDIM) last step, like the data form."""
+    with pytest.raises(ValueError, match="final_sigmas_type"):
+        diffusers.DPMSolverMultistepScheduler(algorithm_type="dpmsolver", final_sigmas_type="zero")
+    sched = DiscreteVP.linear()
+    def both(grid):
+        return [pndmkit.METHODS[n].build(sched).solve(model_for(sched), x_T, grid).x
+                for n in ("dpm-solver-2m", "dpm-solver++-2m")]
+
+    three, four = both([999.0, 666.0, 333.0, -1.0]), both([999.0, 750.0, 500.0, 250.0, -1.0])
+    assert np.all(np.isfinite(three[0])) and np.all(np.isfinite(four[0]))
+    # after a DDIM step, d_1 - d_0 = s_1 (eps_0 - eps_1): the second step of the two forms coincides, so with
+    # Euler first and last steps (3 steps) the runs agree; a third multistep step tells them apart
+    assert rel(three[0], three[1]) < 1e-12
+    assert rel(four[0], four[1]) > 1e-4
