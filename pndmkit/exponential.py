@@ -26,8 +26,8 @@ combination:
   2M), which ``tests/test_exponential.py`` pins.
 * **UniPC**: predictor UniP-``p`` and corrector UniC-``p``. Where UniPC solves its ``R rho = b`` system the
   result does not depend on ``B(h)`` and is the exact weight set above (UniP-``p`` on ``p`` nodes, UniC-``p``
-  on ``p + 1`` nodes including the new evaluation); ``B(h)`` (``bh1``: ``B = -H``... see :class:`UniPC`)
-  matters only in the two places where UniPC uses ``rho = 1/2`` instead: UniP-2 and UniC-1.
+  on ``p + 1`` nodes including the new evaluation); the variant ``B(h)`` (``bh1``, ``bh2``, :class:`UniPC`)
+  matters only where UniPC fixes ``rho = 1/2`` instead: UniP-2 (with ``bh2`` exactly DPM-Solver++(2M)) and UniC-1.
 
 Warm-up and final steps follow the references: a multistep method ramps its order up from 1 (one
 evaluation per step, no extra warm-up evaluations), and with ``lower_order_final`` the last steps are taken
