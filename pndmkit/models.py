@@ -1,12 +1,18 @@
 r"""Model adapters: everything a sampler combines is a noise prediction ``eps``.
 
 A model is any callable ``model(x, t)`` with ``t`` a Python float in the schedule's time units. Networks
-trained to predict ``x0``, ``v`` or the score are converted to ``eps`` *at each evaluation*, before any
-combination across stages or steps, with the identities of ``x = sqrt(abar) x0 + sqrt(1 - abar) eps``:
+trained to predict ``x0``, ``v``, the score or a flow velocity are converted to ``eps`` *at each evaluation*,
+before any combination across stages or steps, with the identities of ``x = alpha x0 + sigma eps``
+(VP: ``alpha = sqrt(abar)``, ``sigma = sqrt(1 - abar)``):
 
-* ``x0``: ``eps = (x - sqrt(abar) x0) / sqrt(1 - abar)``;
-* ``v = sqrt(abar) eps - sqrt(1 - abar) x0``: ``eps = sqrt(1 - abar) x + sqrt(abar) v``;
-* ``score``: ``eps = -sqrt(1 - abar) score``.
+* ``x0``: ``eps = (x - alpha x0) / sigma``;
+* ``v = alpha eps - sigma x0`` (VP schedules only): ``eps = sigma x + alpha v``;
+* ``score``: ``eps = -sigma score``;
+* ``flow``, the velocity ``u = dx_t/dt = alpha' x0 + sigma' eps`` (on flow matching ``u = eps - x0``):
+  ``eps = (alpha u - alpha' x) / (alpha sigma' - sigma alpha')`` (on flow matching ``eps = x + (1 - t) u``).
+
+A prediction type the schedule's family does not define (``v`` off VP schedules) is refused
+(:data:`pndmkit.schedules.FAMILIES`).
 
 Combining ``v`` predictions with multistep weights and converting afterwards (as diffusers' PNDM does)
 is a different, inconsistent method: the conversion coefficients vary with ``t``.
@@ -32,17 +38,23 @@ import math
 from typing import Any, Callable
 
 from pndmkit._backend import lincomb
-from pndmkit.schedules import NoiseSchedule
+from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["PREDICTIONS", "check_prediction", "to_eps", "as_eps", "shift_time"]
 
-PREDICTIONS = ("eps", "x0", "v", "score")
+PREDICTIONS = ("eps", "x0", "v", "score", "flow")
 
 
-def check_prediction(prediction: Any) -> str:
-    """Return ``prediction`` if it is one of :data:`PREDICTIONS`, else raise ``ValueError`` naming it."""
+def check_prediction(prediction: Any, schedule: NoiseSchedule | None = None) -> str:
+    """Return ``prediction`` if it is one of :data:`PREDICTIONS` (and, given ``schedule``, one its family
+    defines), else raise ``ValueError`` naming it."""
     if not isinstance(prediction, str) or prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    if schedule is not None and prediction not in schedule.predictions:
+        hint = (" (v = alpha eps - sigma x0 is the velocity of variance-preserving schedules; a flow-matching "
+                "network's velocity eps - x0 is prediction='flow')" if prediction == "v" else "")
+        raise ValueError(f"prediction={prediction!r} is not defined for {schedule!r}, a {schedule.family!r} schedule; "
+                         f"it defines {schedule.predictions}{hint}")
     return prediction
 
 
@@ -58,17 +70,20 @@ def to_eps(output: Any, x: Any, t: float, schedule: NoiseSchedule, prediction: s
     t : float
         Its time, in the schedule's units.
     schedule : NoiseSchedule
-        Gives ``abar(t)``.
-    prediction : {"eps", "x0", "v", "score"}
+        Gives ``alpha(t)``, ``sigma(t)`` (and their derivatives for ``"flow"``).
+    prediction : {"eps", "x0", "v", "score", "flow"}
 
     Raises
     ------
     ValueError
-        An unknown prediction, or an ``x0`` prediction where ``abar = 1`` (``eps`` is undefined there).
+        An unknown prediction or one the schedule's family does not define, an ``x0`` prediction where
+        ``sigma = 0`` or a ``flow`` prediction where ``dx/dt`` is singular (``eps`` is undefined there).
     """
-    check_prediction(prediction)
+    check_prediction(prediction, schedule)
     if prediction == "eps":
         return output
+    if prediction == "flow" or not isinstance(schedule, VPSchedule):
+        return lincomb(_eps_coefficients(schedule, t, prediction), (x, output))
     la = float(schedule.log_abar(t))
     a, sigma = math.exp(0.5 * la), math.sqrt(-math.expm1(la))
     if prediction == "v":
@@ -78,6 +93,23 @@ def to_eps(output: Any, x: Any, t: float, schedule: NoiseSchedule, prediction: s
     if sigma == 0.0:
         raise ValueError(f"an x0-prediction model cannot give eps at t={t}, where abar = 1; end the grid earlier")
     return lincomb((1.0 / sigma, -a / sigma), (x, output))
+
+
+def _eps_coefficients(schedule: NoiseSchedule, t: float, prediction: str) -> tuple[float, float]:
+    """``(c_x, c_out)`` with ``eps = c_x x + c_out output`` for ``x0``, ``score`` and ``flow`` on any family."""
+    alpha, sigma = float(schedule.alpha(t)), float(schedule.sigma(t))
+    if prediction == "score":
+        return 0.0, -sigma
+    if prediction == "x0":
+        if sigma == 0.0:
+            raise ValueError(f"an x0-prediction model cannot give eps at t={t}, where sigma = 0; end the grid earlier")
+        return 1.0 / sigma, -alpha / sigma
+    dalpha, dsigma = float(schedule.dalpha(t)), float(schedule.dsigma(t))
+    det = alpha * dsigma - sigma * dalpha  # alpha^2 ds/dt > 0
+    if not (math.isfinite(det) and det > 0):
+        raise ValueError(f"a flow-prediction model cannot give eps at t={t}, where dx/dt is singular "
+                         f"(alpha sigma' - sigma alpha' = {det!r}); end the grid earlier")
+    return -dalpha / det, alpha / det
 
 
 def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, prediction: str = "eps"
@@ -90,14 +122,14 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
         ``model(x, t)``.
     schedule : NoiseSchedule
         Gives ``abar(t)`` for the conversion.
-    prediction : {"eps", "x0", "v", "score"}
-        What ``model`` predicts.
+    prediction : {"eps", "x0", "v", "score", "flow"}
+        What ``model`` predicts (one the schedule's family defines).
     """
     if not callable(model):
         raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
-    check_prediction(prediction)
+    check_prediction(prediction, schedule)
     if prediction == "eps":
         return model
 

@@ -6,8 +6,11 @@ step costs one fused multiply-add whatever the array library. Each transfer also
 * what the gradient ``e`` *is* (:meth:`Transfer.gradient`): the noise estimate ``eps`` for the DDIM
   transfer, the ODE right-hand side ``dx/dt`` for the classical linear transfer;
 * the coordinate ``u`` in which the transfer is an exact Euler step (:meth:`Transfer.coordinate`):
-  ``s = sqrt((1 - abar) / abar)`` for DDIM (in ``y = x / sqrt(abar)`` it reads ``y' = y + (s' - s) e``),
+  ``s = sigma / alpha`` for DDIM (in ``y = x / alpha`` it reads ``y' = y + (s' - s) e``),
   ``t`` itself for the linear transfer. Gradient estimators use it to place stages and derive weights.
+
+Every transfer works on every model family of :mod:`pndmkit.schedules` (``x_t = alpha x0 + sigma eps``); VP
+schedules keep their cancellation-free ``abar`` forms, the other families use the ``alpha``/``sigma`` forms.
 
 Examples
 --------
@@ -26,7 +29,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from pndmkit._backend import LinComb, lincomb
-from pndmkit.schedules import NoiseSchedule
+from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer"]
 
@@ -48,7 +51,7 @@ class Transfer(ABC):
 
     def __init__(self, schedule: NoiseSchedule) -> None:
         if not isinstance(schedule, NoiseSchedule):
-            raise TypeError(f"schedule must be a NoiseSchedule (LinearVP, CosineVP, DiscreteVP, ...), got "
+            raise TypeError(f"schedule must be a NoiseSchedule (LinearVP, DiscreteVP, EDM, FlowMatching, ...), got "
                             f"{type(schedule).__name__} {schedule!r}")
         self.schedule = schedule
 
@@ -103,7 +106,12 @@ class DDIMTransfer(Transfer):
 
     The written form avoids the cancellation of ``sqrt(abar') x0_hat + sqrt(1 - abar') e``. With
     ``y = x / sqrt(abar)`` it is exactly ``y' = y + (s' - s) e``; if ``e`` is the true noise of ``x`` the
-    result lies exactly at noise level ``t'`` for any step size.
+    result lies exactly at noise level ``t'`` for any step size. For every family,
+
+    .. math::  x' = \frac{\alpha'}{\alpha} x + \alpha' (s' - s)\, e
+
+    (VP schedules use the form above, which is the same map); on flow matching it is the Euler step
+    ``x + (t' - t) u`` of the velocity ``u = eps - x0`` (``docs/theory.md``, "One ODE for every model family").
     """
 
     variable = "s"
@@ -111,6 +119,9 @@ class DDIMTransfer(Transfer):
 
     def coefficients(self, t: float, t_next: float) -> tuple[float, float]:
         sched = self.schedule
+        if not isinstance(sched, VPSchedule):
+            a, a_next = float(sched.alpha(t)), float(sched.alpha(t_next))
+            return a_next / a, a_next * (float(sched.s(t_next)) - float(sched.s(t)))
         la, la_next = float(sched.log_abar(t)), float(sched.log_abar(t_next))
         ab, ab_next = math.exp(la), math.exp(la_next)
         a = math.exp(0.5 * (la_next - la))
@@ -135,7 +146,7 @@ class DDIMTransfer(Transfer):
 class DataTransfer(Transfer):
     r"""The DDIM transfer written for a data (``x0``) gradient: exact Euler in ``1/s = e^lambda`` on ``x / sigma``.
 
-    With ``alpha = sqrt(abar)``, ``sigma = sqrt(1 - abar)`` and ``s = sigma / alpha``,
+    With ``x = alpha x0 + sigma eps`` (VP: ``alpha = sqrt(abar)``, ``sigma = sqrt(1 - abar)``) and ``s = sigma / alpha``,
 
     .. math::
         \frac{x'}{\sigma'} = \frac{x}{\sigma} + \left(\frac{1}{s'} - \frac{1}{s}\right) d,
@@ -146,7 +157,7 @@ class DataTransfer(Transfer):
     is DDIM; multistep and Runge-Kutta gradient parts on ``d`` in ``e^lambda`` give the exponential-integrator
     family (DPM-Solver++, Lu et al. 2022, arXiv 2211.01095, eq. 9 at first order). Its coefficient on ``x`` is
     ``sigma'/sigma <= 1``, so errors in ``d`` are not amplified. The coordinate ``1/s`` is infinite where
-    ``abar = 1``; the coefficients stay finite there (``x' = alpha' d``).
+    ``abar = 1`` (``sigma = 0``); the coefficients stay finite there (``x' = alpha' d``).
     """
 
     variable = "1/s"
@@ -154,6 +165,8 @@ class DataTransfer(Transfer):
 
     def coefficients(self, t: float, t_next: float) -> tuple[float, float]:
         sched = self.schedule
+        if not isinstance(sched, VPSchedule):
+            return self._coefficients(t, t_next)
         la, la_next = float(sched.log_abar(t)), float(sched.log_abar(t_next))
         one_minus, one_minus_next = -math.expm1(la), -math.expm1(la_next)
         if one_minus <= 0.0:
@@ -166,10 +179,23 @@ class DataTransfer(Transfer):
         log_s_ratio = log_sigma_ratio - 0.5 * (la_next - la)
         return math.exp(log_sigma_ratio), -math.exp(0.5 * la_next) * math.expm1(log_s_ratio)
 
+    def _coefficients(self, t: float, t_next: float) -> tuple[float, float]:
+        """``(sigma'/sigma, alpha' (1 - s'/s))`` of any family."""
+        sched = self.schedule
+        sig, sig_next = float(sched.sigma(t)), float(sched.sigma(t_next))
+        if sig <= 0.0:
+            if t_next == t:
+                return 1.0, 0.0
+            raise ValueError(f"the data-prediction transfer cannot start at t={t}, where sigma = 0 (s = 0)")
+        a_next = float(sched.alpha(t_next))
+        return sig_next / sig, a_next * (1.0 - float(sched.s(t_next)) / float(sched.s(t)))
+
     def gradient(self, x: Any, eps: Any, t: float) -> Any:
         return lincomb(self.gradient_coefficients(t), (x, eps))
 
     def gradient_coefficients(self, t: float) -> tuple[float, float]:
+        if not isinstance(self.schedule, VPSchedule):  # x0 = (x - sigma eps) / alpha
+            return 1.0 / float(self.schedule.alpha(t)), -float(self.schedule.s(t))
         la = float(self.schedule.log_abar(t))
         inv_alpha = math.exp(-0.5 * la)
         return inv_alpha, -math.sqrt(-math.expm1(la)) * inv_alpha
@@ -188,7 +214,9 @@ class LinearTransfer(Transfer):
     The gradient is the right-hand side ``f(x, t) = dx/dt``. Two choices:
 
     * ``rhs="ode"``: the probability-flow ODE (PNDM eq. 6 in the paper's form),
-      :math:`f = \bar\alpha'(t) \left(\frac{x}{2\bar\alpha} - \frac{\epsilon}{2\bar\alpha\sqrt{1-\bar\alpha}}\right)`;
+      :math:`f = \bar\alpha'(t) \left(\frac{x}{2\bar\alpha} - \frac{\epsilon}{2\bar\alpha\sqrt{1-\bar\alpha}}\right)`,
+      for every family :math:`f = (\alpha'/\alpha)\, x + \alpha s'\, \epsilon`
+      (:meth:`~pndmkit.schedules.NoiseSchedule.ode_coefficients`; on flow matching ``f = eps - x0``);
     * ``rhs="unit-difference"``: the paper's discrete right-hand side for DDPM schedules (used by FON),
       ``f = x - phi(x, eps, t, t - 1)``, the change of a unit DDIM step. Near the data end, where ``t - 1``
       leaves the schedule, the difference is taken over ``[t, t + 1]`` instead.
@@ -219,13 +247,7 @@ class LinearTransfer(Transfer):
         """Return ``(c_x, c_e)`` with ``f(x, t) = c_x * x + c_e * eps``."""
         sched = self.schedule
         if self.rhs == "ode":
-            la, dla = float(sched.log_abar(t)), float(sched.dlog_abar(t))
-            one_minus = -math.expm1(la)
-            if one_minus <= 0:
-                raise ValueError(
-                    f"the ODE right-hand side in t is singular at t={t} where abar = 1; end the grid earlier "
-                    f"or use rhs='unit-difference'")
-            return 0.5 * dla, -0.5 * dla / math.sqrt(one_minus)
+            return sched.ode_coefficients(t)
         t_other = t - 1.0 if t - 1.0 >= sched.t_min else t + 1.0
         a, b = self._phi.coefficients(t, t_other)
         return (a - 1.0) / (t_other - t), b / (t_other - t)
