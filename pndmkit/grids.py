@@ -9,7 +9,14 @@ Continuous grids (any schedule):
 * ``karras``: equal steps in ``s^(1/rho)`` with ``s`` the noise-to-signal ratio, ``rho = 7`` (EDM);
   where the grid ends at ``abar = 1`` these two stop at the lowest positive level (the first table index
   of a discrete schedule, ``s = 0.002`` otherwise) and take one last step to the end;
-* ``s-uniform``: equal steps in ``s`` (the coordinate in which the DDIM transfer is exact Euler).
+* ``s-uniform``: equal steps in ``s`` (the coordinate in which the DDIM transfer is exact Euler);
+* ``shifted``: equal steps in the unshifted time ``u``, each mapped to ``t = shift u / (1 + (shift - 1) u)`` with
+  the schedule's ``shift`` (:class:`~pndmkit.schedules.FlowMatching`; diffusers' flow-matching ``shift``); the
+  same as ``uniform`` on schedules without a time shift.
+
+A schedule may name its own default kind (``default_grid``): ``karras`` for
+:class:`~pndmkit.schedules.EDM` (with its ``sigma_min`` as the lowest positive level, EDM's grid),
+``shifted`` for :class:`~pndmkit.schedules.FlowMatching`.
 
 Discrete DDPM grids (diffusers' ``timestep_spacing``; integer training indices) for :class:`DiscreteVP`:
 
@@ -124,7 +131,8 @@ def _positive_floor(schedule: NoiseSchedule, t_start: float, t_end: float) -> fl
     the first table index for a discrete schedule, ``s = S_FLOOR`` otherwise."""
     if float(schedule.s(t_end)) > 0:
         return None
-    floor = t_end + 1.0 if isinstance(schedule, DiscreteVP) else float(schedule.t_from_s(S_FLOOR))
+    s_floor = S_FLOOR if schedule.s_floor is None else schedule.s_floor
+    floor = t_end + 1.0 if isinstance(schedule, DiscreteVP) else float(schedule.t_from_s(s_floor))
     if not floor < t_start:
         raise ValueError(f"t_start={t_start} must lie above the lowest positive noise level t={floor}")
     return floor
@@ -229,8 +237,9 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
     steps : int
         Number of steps, ``>= 1`` (numpy integers accepted).
     kind : str, optional
-        One of :data:`GRIDS`. Default: ``"uniform"``; for :class:`DiscreteVP` ``"leading"``, or
-        ``"linspace"`` when ``t_start`` is given (leading spacing starts where its stride puts it).
+        One of :data:`GRIDS`. Default: the schedule's ``default_grid``, else ``"uniform"``; for
+        :class:`DiscreteVP` ``"leading"``, or ``"linspace"`` when ``t_start`` is given (leading spacing starts
+        where its stride puts it).
     t_start, t_end : float, optional
         First and last time (default: the schedule's ``t_start`` and ``t_end``); ``t_start`` below it starts
         mid-trajectory (img2img). Discrete spacings need an integer ``t_start`` and spread their steps over
@@ -258,7 +267,7 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
     t_end = None if t_end is None else check_real(t_end, "t_end")
     discrete = isinstance(schedule, DiscreteVP)
     if kind is None:
-        kind = ("leading" if t_start is None else "linspace") if discrete else "uniform"
+        kind = ("leading" if t_start is None else "linspace") if discrete else (schedule.default_grid or "uniform")
     kind = check_choice(kind, "grid kind", GRIDS)
     _check_options(schedule, kind, rho, final_alpha, offset)
     for name, t in (("t_start", t_start), ("t_end", t_end)):
@@ -296,6 +305,10 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
             else:
                 g = _uniform_in(lambda t: np.asarray(sch.s(t)) ** (1 / r), lambda u: sch.t_from_s(u**r), t0, end, n)
             g = g if floor is None else np.append(g, t1)
+    elif kind == "shifted":
+        shift = float(getattr(sch, "shift", 1.0))
+        g = _uniform_in(lambda t: t / (shift - (shift - 1.0) * t), lambda u: shift * u / (1.0 + (shift - 1.0) * u),
+                        t0, t1, steps)
     else:  # s-uniform
         g = _uniform_in(sch.s, sch.t_from_s, t0, t1, steps)
     if np.any(np.diff(g) >= 0):  # e.g. 10**6 steps of a 1e-3 interval: neighbouring floats coincide
@@ -304,7 +317,7 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
 
 
 #: grid kinds accepted by :func:`make_grid`
-GRIDS = ("uniform", "linspace", "quadratic", "logsnr", "karras", "s-uniform", "leading", "trailing")
+GRIDS = ("uniform", "linspace", "quadratic", "logsnr", "karras", "s-uniform", "shifted", "leading", "trailing")
 
 class GridKind(NamedTuple):
     """What a grid kind is, for the code that chooses among kinds (studies, CLI): see :data:`GRID_KINDS`.
@@ -317,7 +330,8 @@ class GridKind(NamedTuple):
         A spacing of integer training indices, for :class:`DiscreteVP` schedules only.
     same_as : str or None
         The kind this one equals on continuous schedules (``linspace`` is ``uniform`` there; on a
-        :class:`DiscreteVP` it is ``uniform`` rounded to training indices).
+        :class:`DiscreteVP` it is ``uniform`` rounded to training indices; ``shifted`` is ``uniform`` on
+        every schedule without a time shift).
     in_diffusers : bool
         diffusers offers it (``timestep_spacing``, ``use_karras_sigmas``, ``use_lu_lambdas``).
     floored : bool
@@ -343,6 +357,7 @@ GRID_KINDS = {
     "logsnr": GridKind("lambda = -log s", in_diffusers=True, floored=True),
     "karras": GridKind("s^(1/rho)", in_diffusers=True, floored=True),
     "s-uniform": GridKind("s"),
+    "shifted": GridKind("u with t = shift u / (1 + (shift - 1) u)", same_as="uniform"),
     "leading": GridKind("training index, stride T // N", discrete_only=True, in_diffusers=True,
                         default_for="discrete"),
     "trailing": GridKind("training index, from the top", discrete_only=True, in_diffusers=True),
