@@ -1,10 +1,11 @@
 r"""PF: the probability-flow ODE solved by an adaptive Runge-Kutta method (scipy ``solve_ivp``).
 
 The paper's PF baseline (Song et al. 2021) integrates the probability-flow ODE in ``t`` with RK45 at
-``rtol = atol = 1e-5``. Where the grid ends at ``abar = 1`` (a discrete schedule ending at ``t = -1``) the
-ODE in ``t`` is singular, so the integration runs in the coordinates of docs/theory.md ("Coordinates: y, s
-and lambda") instead, ``dy/ds = eps`` with ``y = x / sqrt(abar)``, which describe the same trajectory and
-are regular there.
+``rtol = atol = 1e-5``: ``dx/dt = c_x x + c_e eps`` with the schedule's
+:meth:`~pndmkit.schedules.NoiseSchedule.ode_coefficients`, for every model family. Where that right-hand side
+is singular at the end of the grid (``abar = 1`` of a VP schedule, e.g. a discrete schedule ending at
+``t = -1``) the integration runs in the coordinates of docs/theory.md ("Coordinates: y, s and lambda")
+instead, ``dy/ds = eps`` with ``y = x / alpha``, which describe the same trajectory and are regular there.
 
 The state is flattened to one float64 numpy vector (a torch tensor is copied to the host and back; the
 model still sees its own dtype and device), so PF is a reference-style baseline, not a fast sampler.
@@ -22,7 +23,7 @@ from scipy.integrate import solve_ivp
 
 from pndmkit._backend import dtype_name, is_torch
 from pndmkit.integrator import Callback, Model, Solution, _checked
-from pndmkit.schedules import NoiseSchedule
+from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["AdaptiveIntegrator"]
 
@@ -68,8 +69,8 @@ class AdaptiveIntegrator:
     solver : str
         ``solve_ivp`` method (``"RK45"``).
     variable : {"auto", "t", "s"}
-        Integrate ``dx/dt`` in ``t`` or ``dy/ds = eps`` in ``s``; ``"auto"`` uses ``t`` unless the end has
-        ``abar = 1``.
+        Integrate ``dx/dt`` in ``t`` or ``dy/ds = eps`` in ``s``; ``"auto"`` uses ``t`` unless the ODE in ``t``
+        is singular at the end (``abar = 1``).
     name : str
         Name reported in the :class:`~pndmkit.integrator.Solution`.
     """
@@ -100,7 +101,7 @@ class AdaptiveIntegrator:
         shape = tuple(x.shape)
         variable = self.variable
         if variable == "auto":
-            variable = "s" if -math.expm1(float(sched.log_abar(t1))) <= 0 else "t"
+            variable = "t" if _regular(sched, t1) else "s"
 
         def eps(v: NDArray[np.float64], t: float) -> NDArray[np.float64]:
             return _to_numpy(g(_like(v.reshape(shape), x), t)).ravel()
@@ -108,23 +109,40 @@ class AdaptiveIntegrator:
         x0 = _to_numpy(x).ravel()
         if variable == "t":
             def rhs(t, v):
-                la, dla = float(sched.log_abar(t)), float(sched.dlog_abar(t))
-                return 0.5 * dla * v - 0.5 * dla / math.sqrt(-math.expm1(la)) * eps(v, t)
+                c_x, c_e = sched.ode_coefficients(t)
+                return c_x * v + c_e * eps(v, t)
 
             sol = solve_ivp(rhs, (t0, t1), x0, method=self.solver, rtol=self.rtol, atol=self.atol)
             end, ts = sol.y[:, -1], sol.t
         else:
+            y_per_x = _y_per_x(sched)
+
             def rhs(s, y):
                 t = float(sched.t_from_s(max(s, 0.0)))
-                return eps(y / math.sqrt(1.0 + s * s), t)  # x = sqrt(abar) y, abar = 1 / (1 + s^2)
+                return eps(y / y_per_x(s, t), t)
 
             s0, s1 = float(sched.s(t0)), float(sched.s(t1))
-            sol = solve_ivp(rhs, (s0, s1), x0 * math.sqrt(1.0 + s0 * s0), method=self.solver,
+            sol = solve_ivp(rhs, (s0, s1), x0 * y_per_x(s0, t0), method=self.solver,
                             rtol=self.rtol, atol=self.atol)
-            end, ts = sol.y[:, -1] / math.sqrt(1.0 + s1 * s1), np.asarray(sched.t_from_s(np.maximum(sol.t, 0)))
+            end, ts = sol.y[:, -1] / y_per_x(s1, t1), np.asarray(sched.t_from_s(np.maximum(sol.t, 0)))
         if sol.status != 0:
             raise RuntimeError(f"{self.solver} failed after {count[0]} evaluations: {sol.message}")
         x_end = _like(end.reshape(shape), x)
         if callback is not None:
             callback(t1, x_end, None)
         return Solution(x=x_end, nfe=count[0], times=np.asarray(ts, dtype=np.float64), method=self.name)
+
+
+def _regular(schedule: NoiseSchedule, t: float) -> bool:
+    """Whether the probability-flow ODE in ``t`` has a finite right-hand side at ``t``."""
+    try:
+        return all(math.isfinite(c) for c in schedule.ode_coefficients(t))
+    except ValueError:
+        return False
+
+
+def _y_per_x(schedule: NoiseSchedule) -> Any:
+    """``(s, t) -> 1 / alpha(t)``, the factor of ``y = x / alpha`` (VP: ``sqrt(1 + s^2)``, from ``s`` alone)."""
+    if isinstance(schedule, VPSchedule):
+        return lambda s, t: math.sqrt(1.0 + s * s)  # alpha = sqrt(abar), abar = 1 / (1 + s^2)
+    return lambda s, t: 1.0 / float(schedule.alpha(t))

@@ -24,6 +24,18 @@ Examples
 >>> gm.eps(x, 0.5, LinearVP()).shape
 (2, 1)
 
+Every model family works the same way (``docs/theory.md``, "One ODE for every model family"): with
+:math:`x_t = \alpha x_0 + \sigma\epsilon` the marginal is :math:`\sum_k w_k \mathcal N(\alpha\mu_k,
+\alpha^2\Sigma_k + \sigma^2 I)`, so every formula above holds with :math:`\bar\alpha \to \alpha^2`,
+:math:`1 - \bar\alpha \to \sigma^2` (:func:`noise_levels`):
+
+>>> from pndmkit.schedules import EDM, FlowMatching
+>>> fm, edm = FlowMatching(), EDM()
+>>> s = float(fm.s(0.4))                                   # the same noise-to-signal ratio on EDM
+>>> y = x / float(fm.alpha(0.4))                           # and the same y = x / alpha
+>>> bool(np.allclose(gm.eps(x, 0.4, fm), gm.eps(y, s, edm), rtol=1e-13, atol=0))
+True
+
 A single Gaussian has a linear eps (docs/theory.md, "Gaussian-mixture ground truth"),
 :math:`\epsilon = \sqrt{1-\bar\alpha}\,C^{-1}(x - \sqrt{\bar\alpha}\mu)`:
 
@@ -43,7 +55,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from pndmkit.problems._arrays import to_float64
-from pndmkit.schedules import NoiseSchedule
+from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["GaussianMixture"]
 
@@ -52,7 +64,10 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def noise_levels(t: Optional[float], schedule: Optional[NoiseSchedule]) -> tuple[float, float]:
-    """Return ``(abar, 1 - abar)`` at ``t``, the second without cancellation; ``t=None`` means data (1, 0)."""
+    """Return ``(alpha^2, sigma^2)`` at ``t``; ``t=None`` means data (1, 0).
+
+    For a VP schedule these are ``(abar, 1 - abar)``, the second computed without cancellation.
+    """
     if t is None:
         return 1.0, 0.0
     if schedule is None:
@@ -61,6 +76,8 @@ def noise_levels(t: Optional[float], schedule: Optional[NoiseSchedule]) -> tuple
     slack = 1e-9 * max(1.0, abs(schedule.t_max))
     if not (schedule.t_min - slack <= t <= schedule.t_max + slack):  # cheap scalar test on the hot path
         schedule.check_time(t)  # raises with the schedule's message (also for NaN)
+    if not isinstance(schedule, VPSchedule):
+        return float(schedule.alpha(t)) ** 2, float(schedule.sigma(t)) ** 2
     log_abar = float(schedule.log_abar(t))
     return math.exp(log_abar), -math.expm1(log_abar)
 
@@ -172,12 +189,15 @@ class GaussianMixture:
         return out.reshape(x.shape)
 
     def eps_at_levels(self, x: NDArray[np.float64], abar: float, one_minus_abar: float) -> NDArray[np.float64]:
-        """Exact eps for float64 numpy ``x`` at signal level ``abar`` (with ``1 - abar`` passed separately)."""
+        """Exact eps for float64 numpy ``x`` at signal level ``abar`` (with ``1 - abar`` passed separately).
+
+        For any family pass ``alpha^2`` and ``sigma^2`` (:func:`noise_levels`).
+        """
         return math.sqrt(one_minus_abar) * self._precision_residual(x, abar, one_minus_abar)
 
     # -- public API in schedule time ----------------------------------------------------------------
     def eps(self, x: Any, t: float, schedule: NoiseSchedule) -> Any:
-        r"""Exact noise prediction :math:`\epsilon(x, t) = -\sqrt{1-\bar\alpha}\,\nabla_x\log p_t(x)`.
+        r"""Exact noise prediction :math:`\epsilon(x, t) = -\sigma(t)\,\nabla_x\log p_t(x)` (VP: :math:`\sigma = \sqrt{1-\bar\alpha}`).
 
         Parameters
         ----------

@@ -5,6 +5,9 @@ In the coordinates :math:`y = x/\sqrt{\bar\alpha}` and
 probability-flow ODE of every VP schedule is :math:`dy/ds = \epsilon(x, t(s))`. For an analytic
 problem eps depends on ``t`` only through :math:`\bar\alpha = 1/(1+s^2)`, so the reference solution
 is independent of the schedule: the schedule only maps ``t_start``, ``t_end`` (and requested times) to ``s``.
+The same holds for every model family (``x_t = alpha x0 + sigma eps``, ``y = x / alpha``, ``dy/ds = eps``):
+:func:`reference_trajectory` solves in the VP state with the same ``s`` and ``y``, ``x / scale(t)`` with
+``scale = sqrt(alpha^2 + sigma^2)`` (:meth:`~pndmkit.schedules.NoiseSchedule.scale`, exactly 1 for VP).
 
 Integration variable
 --------------------
@@ -50,7 +53,7 @@ from scipy.integrate import solve_ivp
 
 from pndmkit.problems._arrays import to_float64
 from pndmkit.problems.gaussian_mixture import levels_from_s
-from pndmkit.schedules import NoiseSchedule
+from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["solve_pf_ode", "reference_trajectory", "reference_accuracy"]
 
@@ -140,6 +143,7 @@ def reference_trajectory(problem: Any, x_T: Any, schedule: NoiseSchedule, t_star
     x_T : ndarray or torch.Tensor, shape (batch, d)
         State at ``t_start``.
     schedule : NoiseSchedule
+        Any family.
     t_start, t_end : float, optional
         Start and end times (default: ``schedule.t_start`` and ``schedule.t_end``).
     rtol, atol : float
@@ -156,19 +160,27 @@ def reference_trajectory(problem: Any, x_T: Any, schedule: NoiseSchedule, t_star
     schedule.check_time(t_start, "t_start")
     schedule.check_time(t_end, "t_end")
     x0, back = to_float64(x_T, "x_T")
+    vp = isinstance(schedule, VPSchedule)  # the VP state is x itself: no scaling, bit for bit
+    if not vp:
+        x0 = x0 / float(schedule.scale(t_start))
     s_eval = None
     if times is not None:
         times_arr = np.asarray(times, dtype=np.float64).reshape(-1)
         lo, hi = min(t_start, t_end), max(t_start, t_end)
         if np.any(times_arr < lo - 1e-12 * max(1.0, abs(lo))) or np.any(times_arr > hi + 1e-12 * max(1.0, abs(hi))):
             raise ValueError(f"times must lie between t_start={t_start} and t_end={t_end}, got {times_arr.tolist()}")
-        s_eval = np.atleast_1d(schedule.s(np.clip(times_arr, lo, hi)))
+        times_arr = np.clip(times_arr, lo, hi)
+        s_eval = np.atleast_1d(schedule.s(times_arr))
 
     def eps_of_s(x: NDArray[np.float64], s: float) -> NDArray[np.float64]:
         return problem.eps_at_levels(x, *levels_from_s(s))
 
     out = solve_pf_ode(eps_of_s, x0, float(schedule.s(t_start)), float(schedule.s(t_end)),
                        scale=float(problem.min_std), s_eval=s_eval, rtol=rtol, atol=atol)
+    if not vp:
+        scales = schedule.scale(t_end) if times is None else np.asarray(schedule.scale(times_arr)).reshape(
+            (-1,) + (1,) * x0.ndim)
+        out = out * scales
     return back(out)
 
 
