@@ -94,8 +94,10 @@ class GradientEstimator(ABC):
     :meth:`init` and :meth:`observe`. Estimators must be immutable and hashable by identity.
     """
 
-    def init(self, x: Any, t: float, phi: Any) -> Any:
-        """The state at the start of a run at ``(x, t)``. Default: ``None`` (stateless)."""
+    def init(self, x: Any, t: float, phi: Any, times: Any) -> Any:
+        """The state at the start of a run at ``(x, t)`` on the grid ``times`` (float64, decreasing,
+        ``times[0] == t``; a method whose last steps differ, e.g. ``lower_order_final``, counts the steps left
+        from it). Default: ``None`` (stateless)."""
         return None
 
     def observe(self, state: Any, t: float, e: Any) -> Any:
@@ -250,7 +252,7 @@ class _Adams(GradientEstimator):
     variable: Variable
     ramp: bool
 
-    def init(self, x, t, phi):
+    def init(self, x, t, phi, times):
         return ()
 
     def _memory(self) -> int:
@@ -319,8 +321,8 @@ class LinearMultistep(_Adams):
         return (f"LinearMultistep(order={self.order_}, weights={self.weights!r}, variable={self.variable!r}, "
                 f"warmup={self.warmup!r}, warmup_steps={self.warmup_steps}, ramp={self.ramp})")
 
-    def init(self, x, t, phi):
-        return self._warm.init(x, t, phi) if self._warm else ()
+    def init(self, x, t, phi, times):
+        return self._warm.init(x, t, phi, times) if self._warm else ()
 
     def observe(self, state, t, e):
         return self._warm.observe(state, t, e) if self._warm else _Adams.observe(self, state, t, e)
@@ -361,7 +363,7 @@ class _Bare(GradientEstimator):
     def __init__(self, lm: LinearMultistep) -> None:
         self.lm = lm
 
-    def init(self, x, t, phi):
+    def init(self, x, t, phi, times):
         return ()
 
     def observe(self, state, t, e):
@@ -430,7 +432,7 @@ class AdamsPC(_Adams):
     def _memory(self) -> int:
         return self.order_ - 2
 
-    def init(self, x, t, phi):
+    def init(self, x, t, phi, times):
         return ((), None)
 
     def observe(self, state, t, e):
@@ -495,8 +497,8 @@ class Warmup(GradientEstimator):
     def __repr__(self) -> str:
         return f"Warmup({self.first!r}, {self.steps}, {self.then!r})"
 
-    def init(self, x, t, phi):
-        return (0, self.first.init(x, t, phi), self.then.init(x, t, phi))
+    def init(self, x, t, phi, times):
+        return (0, self.first.init(x, t, phi, times), self.then.init(x, t, phi, times))
 
     def observe(self, state, t, e):
         i, s_first, s_then = state

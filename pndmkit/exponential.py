@@ -32,7 +32,7 @@ combination:
 Warm-up and final steps follow the references: a multistep method ramps its order up from 1 (one
 evaluation per step, no extra warm-up evaluations), and with ``lower_order_final`` the last steps are taken
 at lower order. For that an estimator must know how many steps remain, which the stepping protocol's
-``init(x, t, phi)`` does not say; :class:`GridIntegrator` passes it (see its docstring). Every global
+``init(x, t, phi, times)`` gives it (the whole grid). Every global
 order reported here counts the ramp: one first-order step leaves a local error ``O(h^2)`` that the global
 error keeps, so the ramped multistep methods of the peers are second order, whatever their full order.
 """
@@ -50,7 +50,7 @@ from pndmkit.estimators import GradientEstimator, Step
 from pndmkit.integrator import Integrator
 from pndmkit.variables import exact_weights, is_finite_step
 
-__all__ = ["ExponentialMultistep", "UniPC", "GridIntegrator", "dpm_solver_multistep", "deis_multistep",
+__all__ = ["ExponentialMultistep", "UniPC", "dpm_solver_multistep", "deis_multistep",
            "WEIGHTS", "VARIANTS"]
 
 #: weight rules of :class:`ExponentialMultistep`
@@ -150,7 +150,7 @@ def _dpm_weights(order: int, lams: Sequence[float], lam_next: float, sign: float
 class ExponentialMultistep(GradientEstimator):
     r"""Multistep gradient on past start gradients, with weights from the exponential-integrator family.
 
-    The state is ``(progress, history)``: how many steps are left (see :class:`GridIntegrator`) and the
+    The state is ``(progress, history)``: how many steps are left (from the grid given to ``init``) and the
     gradients ``((t_k, e_k), ...)`` at the start of past steps, newest first. The order ramps up from 1 over
     the first steps (``min(order, steps taken + 1)``), as DPM-Solver and DEIS do.
 
@@ -191,11 +191,7 @@ class ExponentialMultistep(GradientEstimator):
         return (f"ExponentialMultistep(order={self.order_}, weights={self.weights!r}, "
                 f"lower_order_final={self.lower_order_final}, few_steps={self.few_steps})")
 
-    def init(self, x, t, phi):
-        return (_Progress(), ())
-
-    def init_grid(self, x: Any, times: Sequence[float], phi: Any) -> Any:
-        """The initial state on a known grid (:class:`GridIntegrator`)."""
+    def init(self, x, t, phi, times):
         return (_progress(len(times) - 1, self.lower_order_final, self.few_steps), ())
 
     def observe(self, state, t, e):
@@ -294,11 +290,7 @@ class UniPC(GradientEstimator):
         return (f"UniPC(order={self.order_}, variant={self.variant!r}, lower_order_final={self.lower_order_final}, "
                 f"corrector={self.corrector})")
 
-    def init(self, x, t, phi):
-        return (_Progress(), (), None)
-
-    def init_grid(self, x: Any, times: Sequence[float], phi: Any) -> Any:
-        """The initial state on a known grid (:class:`GridIntegrator`)."""
+    def init(self, x, t, phi, times):
         return (_progress(len(times) - 1, self.lower_order_final, None), (), None)
 
     def observe(self, state, t, e):
@@ -348,22 +340,3 @@ class UniPC(GradientEstimator):
         start = 3 if self.corrector else 2  # first step: Euler, corrected by UniC-1 (rho = 1/2)
         final = 2 if self.lower_order_final else self.order_ + 1  # the last step is never corrected
         return min(full, start, final)
-
-
-# -- the integrator that tells an estimator its grid ------------------------------------------------------
-@dataclass(frozen=True)
-class GridIntegrator(Integrator):
-    """An :class:`~pndmkit.integrator.Integrator` whose estimator's initial state depends on the whole grid.
-
-    ``lower_order_final`` needs the number of steps left; the protocol's ``init(x, t, phi)`` sees only the
-    start, so :meth:`start` calls ``estimator.init_grid(x, times, transfer)`` instead (an explicit
-    ``estimator_state`` still wins). Everything else is the plain integrator.
-    """
-
-    def start(self, x: Any, grid: Any, *, estimator_state: Any = None, **options: Any):  # type: ignore[override]
-        """As :meth:`pndmkit.integrator.Integrator.start`, with the grid-aware initial state."""
-        if estimator_state is None and hasattr(self.estimator, "init_grid"):
-            times = np.asarray(grid, dtype=np.float64)
-            if times.ndim == 1 and len(times) >= 2:
-                estimator_state = self.estimator.init_grid(x, times, self.transfer)
-        return super().start(x, grid, estimator_state=estimator_state, **options)

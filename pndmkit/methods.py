@@ -30,7 +30,7 @@ from pndmkit.integrator import Integrator
 from pndmkit.schedules import LinearVP, NoiseSchedule
 from pndmkit.tableaus import HEUN, RK4
 from pndmkit.transfers import DDIMTransfer, LinearTransfer
-from pndmkit.exponential import GridIntegrator, UniPC, deis_multistep, dpm_solver_multistep  # issue 12
+from pndmkit.exponential import UniPC, deis_multistep, dpm_solver_multistep  # issue 12
 from pndmkit.transfers import DataTransfer  # issue 12
 
 __all__ = ["MethodSpec", "METHODS", "BUILTIN", "KINDS", "get_method", "register_method", "unregister_method",
@@ -171,25 +171,25 @@ _SPECS = [
     # --- issue 12: the exponential-integrator family and data-prediction forms (pndmkit/exponential.py) ---
     # Ramped multistep methods start with one first-order step, whose O(h^2) local error caps the global
     # order at 2 whatever the full order (pndmkit/exponential.py); UniPC's uncorrected last step does the same.
-    MethodSpec("dpm-solver++-2m", lambda sched: GridIntegrator(dpm_solver_multistep(2), DataTransfer(sched),
+    MethodSpec("dpm-solver++-2m", lambda sched: Integrator(dpm_solver_multistep(2), DataTransfer(sched),
                                                                "dpm-solver++-2m"), 2,
                "x0 multistep in lambda: DPM-Solver++(2M) (midpoint), first-order start and final steps",
                "phi (data, exact Euler in e^lambda)", "Lu et al. 2022 (DPM-Solver++), arXiv 2211.01095, Alg. 2"),
-    MethodSpec("dpm-solver++-3m", lambda sched: GridIntegrator(dpm_solver_multistep(3), DataTransfer(sched),
+    MethodSpec("dpm-solver++-3m", lambda sched: Integrator(dpm_solver_multistep(3), DataTransfer(sched),
                                                                "dpm-solver++-3m"), 2,
                "x0 multistep in lambda: DPM-Solver++(3M) as diffusers computes it, ramp 1, 2, 3",
                "phi (data, exact Euler in e^lambda)", "Lu et al. 2022 (DPM-Solver++), arXiv 2211.01095"),
-    MethodSpec("dpm-solver-2m", lambda sched: GridIntegrator(dpm_solver_multistep(2), DDIMTransfer(sched),
+    MethodSpec("dpm-solver-2m", lambda sched: Integrator(dpm_solver_multistep(2), DDIMTransfer(sched),
                                                              "dpm-solver-2m"), 2,
                "eps multistep in lambda: DPM-Solver-2M (midpoint)", "phi (DDIM)",
                "Lu et al. 2022 (DPM-Solver), arXiv 2206.00927; diffusers DPMSolverMultistepScheduler"),
-    MethodSpec("unipc-2", lambda sched: GridIntegrator(UniPC(2, "bh2"), DataTransfer(sched), "unipc-2"), 2,
+    MethodSpec("unipc-2", lambda sched: Integrator(UniPC(2, "bh2"), DataTransfer(sched), "unipc-2"), 2,
                "UniP-2 predictor + UniC-2 corrector on x0 (B(h) = bh2), the corrector reusing the next evaluation",
                "phi (data, exact Euler in e^lambda)", "Zhao et al. 2023 (UniPC), arXiv 2302.04867"),
-    MethodSpec("unipc-3", lambda sched: GridIntegrator(UniPC(3, "bh2"), DataTransfer(sched), "unipc-3"), 2,
+    MethodSpec("unipc-3", lambda sched: Integrator(UniPC(3, "bh2"), DataTransfer(sched), "unipc-3"), 2,
                "UniP-3 predictor + UniC-3 corrector on x0 (B(h) = bh2), the corrector reusing the next evaluation",
                "phi (data, exact Euler in e^lambda)", "Zhao et al. 2023 (UniPC), arXiv 2302.04867"),
-    MethodSpec("deis-3", lambda sched: GridIntegrator(deis_multistep(3), DDIMTransfer(sched), "deis-3"), 2,
+    MethodSpec("deis-3", lambda sched: Integrator(deis_multistep(3), DDIMTransfer(sched), "deis-3"), 2,
                "eps multistep, Lagrange in log s integrated exactly in s (DEIS logrho), ramp 1, 2, 3",
                "phi (DDIM)", "Zhang & Chen 2023 (DEIS), arXiv 2204.13902; diffusers DEISMultistepScheduler"),
     MethodSpec("ipndm-x0", lambda sched: Integrator(LinearMultistep(4, ramp=True), DataTransfer(sched), "ipndm-x0"),

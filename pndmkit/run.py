@@ -284,7 +284,8 @@ def start_run(integrator: "Integrator", x: Any, times: NDArray[np.float64], *, p
               check_finite: bool, out_dtype: str, estimator_state: Any = None) -> Run:
     """The run of ``integrator`` from ``x`` at ``times[0]`` (used by ``Integrator.start``)."""
     t0 = float(times[0])
-    state = integrator.estimator.init(x, t0, integrator.transfer) if estimator_state is None else estimator_state
+    state = (integrator.estimator.init(x, t0, integrator.transfer, times) if estimator_state is None
+             else estimator_state)
     run = Run(integrator=integrator, times=times, index=0, x=x, state=state, prediction=prediction,
               check_finite=check_finite, out_dtype=out_dtype)
     return _begin(run, 0, x, state, 0, None)

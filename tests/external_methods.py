@@ -14,7 +14,7 @@ from pndmkit.theory.multistep import lagrange_weights_float
 class PECTrapezoid(GradientEstimator):
     """PEC with an Euler predictor and a trapezoidal corrector: one evaluation per step after the first."""
 
-    def init(self, x, t, phi):
+    def init(self, x, t, phi, times):
         return None  # the gradient evaluated at the last predicted point, (t, e), if any
 
     def step(self, x, t, t_next, phi, state):
@@ -29,7 +29,7 @@ class PECTrapezoid(GradientEstimator):
 class SExactAB3(GradientEstimator):
     """Adams-Bashforth 3 with weights exact on the transfer's own nodes (s for DDIM); after a warm-up."""
 
-    def init(self, x, t, phi):
+    def init(self, x, t, phi, times):
         return ()  # ((t_k, e_k), ...) newest first
 
     def observe(self, history, t, e):  # what a Warmup tells it about the steps it did not take
