@@ -16,6 +16,7 @@ from pndmkit.studies.reports import order_json, order_plot, order_table
 from pndmkit.grids import GRID_KINDS
 from pndmkit.methods import METHODS
 from pndmkit.problems import PROBLEMS
+from pndmkit.studies.real import DEFAULT_MODEL_STEPS
 
 
 def _int_list(text: str) -> list[int]:
@@ -44,9 +45,13 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r\033[K{msg}")
             sys.stderr.flush()
 
+    if args.model is not None:
+        return _run_model(args, tty)
+    args.steps = args.steps or list(DEFAULT_STEPS)
     try:
-        study = make_study(args.problem, args.schedule, grid=args.grid, t_start=args.t_start, t_end=args.t_end,
-                           batch=args.batch, seed=args.seed)
+        study = make_study(args.problem or "gmm2d", args.schedule or "linear-vp", grid=args.grid,
+                           t_start=args.t_start, t_end=args.t_end, seed=args.seed,
+                           batch=8 if args.batch is None else args.batch)
     except ValueError as exc:
         print(f"pndmkit order: error: {exc}", file=sys.stderr)
         return 2
@@ -64,22 +69,66 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_model(args: argparse.Namespace, tty: bool) -> int:
+    """``--model``: the network study of :mod:`pndmkit.studies.real`, reported like the mixture study."""
+    import os
+    from pathlib import Path
+
+    from pndmkit.errors import UsageError
+    from pndmkit.studies.real import check_reference, model_study, run_model_study
+
+    for option in ("problem", "schedule"):
+        if getattr(args, option) is not None:
+            raise UsageError(option, f"--{option} chooses a Gaussian-mixture study; --model uses the network's own "
+                                     f"schedule and has no --{option}")
+    cache = args.cache or os.environ.get("PNDMKIT_CACHE") or str(Path.home() / ".cache" / "pndmkit" / "real")
+    steps = args.steps or list(DEFAULT_MODEL_STEPS)
+    study = model_study(args.model, grid=args.grid, t_start=args.t_start, t_end=args.t_end, seed=args.seed,
+                        batch=4 if args.batch is None else args.batch,
+                        cache=None if cache.lower() == "none" else cache, progress=tty)
+    results = run_model_study(study, args.methods, steps, progress=tty)
+    ok, smallest = check_reference(study, results)
+    verdict = (f"reference error {study.reference_error:.1e} is {'below' if ok else 'NOT below'} 1% of the smallest "
+               f"reported error {smallest:.1e}")
+    if args.plot:
+        order_plot(study, results, args.plot)
+    if args.json:
+        out = order_json(study, results)
+        out.update(reference_rtol=study.reference_rtol, reference_ok=ok, pixel_scale=study.pixel_scale,
+                   error="RMS over batch and pixels of the end point minus the converged DOP853 end point (float64 "
+                         "network), in the network's units; errors_pixel: the same in 8-bit grey levels")
+        for name, r in results.items():
+            out["methods"][name]["errors_pixel"] = [e * study.pixel_scale for e in r.errors]
+        print(json.dumps(out, indent=2))
+    else:
+        print(order_table(study, results, steps))
+        print(f"\n{verdict}; errors in 8-bit grey levels: multiply by {study.pixel_scale:g}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "order", help="measure convergence orders against exact Gaussian-mixture ground truth",
         description="Error of each method's end point against the exact probability-flow trajectory of a "
                     "Gaussian-mixture problem, at several step counts; fitted order on the asymptotic range.")
     p.add_argument("--methods", type=_methods, default=None, help="comma-separated method names (default: all)")
-    p.add_argument("--problem", choices=sorted(PROBLEMS), default="gmm2d", help="built-in problem (gmm2d)")
-    p.add_argument("--schedule", choices=sorted(SCHEDULES), default="linear-vp", help="noise schedule (linear-vp)")
+    p.add_argument("--problem", choices=sorted(PROBLEMS), default=None, help="built-in problem (gmm2d)")
+    p.add_argument("--model", default=None, metavar="digits|PATH",
+                   help="a network instead of a problem: shipped checkpoint name or checkpoint path; error against "
+                        "a converged float64 DOP853 solution from the same noises (pndmkit.studies.real)")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="--model only: folder of cached references and sweeps (default: $PNDMKIT_CACHE, else "
+                        "~/.cache/pndmkit/real); 'none' caches nothing")
+    p.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="noise schedule (linear-vp)")
     p.add_argument("--grid", choices=[g for g, kind in GRID_KINDS.items() if not kind.discrete_only], default="uniform",
                    help="grid kind (uniform: equal steps in t)")
-    p.add_argument("--steps", type=_int_list, default=list(DEFAULT_STEPS),
-                   help="comma-separated increasing step counts (default: %(default)s)")
+    p.add_argument("--steps", type=_int_list, default=None,
+                   help=f"comma-separated increasing step counts (default: {','.join(map(str, DEFAULT_STEPS))}; "
+                        f"with --model {','.join(map(str, DEFAULT_MODEL_STEPS))})")
     p.add_argument("--t-start", type=float, default=None, help="start time (default: the schedule's)")
     p.add_argument("--t-end", type=float, default=None,
                    help="end time (default: where s = sqrt((1-abar)/abar) = 0.1, see pndmkit.studies.convergence)")
-    p.add_argument("--batch", type=int, default=8, help="number of start points x_T (8)")
+    p.add_argument("--batch", type=int, default=None, help="number of start points x_T (8; with --model 4)")
     p.add_argument("--seed", type=int, default=0, help="seed of x_T (0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE", default=None, help="write a log-log plot of error vs NFE")

@@ -392,8 +392,8 @@ def run_model_study(study: ModelStudy, methods: Optional[Sequence[str]] = None,
 def steps_for_nfe(method: str | MethodSpec, nfe: int) -> Optional[int]:
     """The largest step count whose run costs at most ``nfe`` evaluations (``None`` if even one step costs more).
 
-    >>> steps_for_nfe("ddim", 10), steps_for_nfe("prk", 10), steps_for_nfe("f-pndm", 10), steps_for_nfe("f-pndm", 5)
-    (10, 2, 1, None)
+    >>> steps_for_nfe("ddim", 10), steps_for_nfe("prk", 10), steps_for_nfe("f-pndm", 20), steps_for_nfe("f-pndm", 3)
+    (10, 2, 11, None)
     """
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     if spec.adaptive:

@@ -1,0 +1,139 @@
+"""Convergence on networks (pndmkit.studies.real) and `pndmkit order --model`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pndmkit.errors import UsageError
+from pndmkit.problems import get_problem
+from pndmkit.schedules import DiscreteVP, LinearVP
+from pndmkit.studies import convergence, real
+
+torch = pytest.importorskip("torch")
+
+
+def _gmm_model(problem, schedule):
+    """An exact mixture eps seen as an opaque network (no fingerprint: not cached)."""
+    return lambda x, t: problem.eps(x, t, schedule)
+
+
+def test_mixture_through_the_network_path_matches_the_exact_study():
+    gm, sched = get_problem("gmm2d"), LinearVP()
+    exact = convergence.make_study(gm, sched, batch=3, seed=1)
+    study = real.model_study(_gmm_model(gm, sched), sched, exact.x_T, rtol=1e-10, scale=gm.min_std)
+    # same ODE, same noises: the DOP853 reference in float64 agrees with the exact one to its stated error
+    assert study.reference_error < 1e-8
+    assert np.max(np.abs(study.reference - exact.reference)) < 10 * study.reference_error + 1e-11
+    for method in ("ddim", "f-pndm"):
+        a = real.sweep(study, method, [10, 20, 40])
+        b = convergence.sweep(exact, method, [10, 20, 40])
+        assert a.nfe == b.nfe
+        np.testing.assert_allclose(a.errors, b.errors, rtol=1e-6)
+        assert a.measured_order == pytest.approx(b.measured_order, abs=0.02)
+
+
+def test_steps_for_nfe_follows_each_methods_nfe_formula():
+    assert real.steps_for_nfe("ddim", 7) == 7
+    assert real.steps_for_nfe("pie", 7) == 3          # 2N
+    assert real.steps_for_nfe("f-pndm", 12) == 3      # 4N while N <= 3 (PRK warm-up), then N + 9
+    assert real.steps_for_nfe("f-pndm", 13) == 4 and real.steps_for_nfe("f-pndm", 11) == 2
+    assert real.steps_for_nfe("f-pndm", 3) is None
+    assert real.steps_for_nfe("s-pndm", 6) == 5       # N + 1
+    with pytest.raises(UsageError, match="adaptive"):
+        real.steps_for_nfe("pf", 10)
+
+
+def test_errors_at_nfe_on_a_mixture_uses_the_largest_affordable_steps():
+    study = convergence.make_study("gmm1d", "ddpm-linear", t_start=999, batch=2)
+    out = real.errors_at_nfe(study, ["ddim", "f-pndm"], [5, 10, 20])
+    assert out["f-pndm"][5]["steps"] == 1 and out["f-pndm"][10]["nfe"] == 8 and out["f-pndm"][20]["nfe"] == 20
+    assert [out["ddim"][k]["steps"] for k in (5, 10, 20)] == [5, 10, 20]
+    assert out["ddim"][5]["error"] > out["ddim"][10]["error"] > out["ddim"][20]["error"]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from pndmkit.nn.checkpoint import save_checkpoint
+    from pndmkit.nn.unet import UNet
+
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "tiny", UNet.preset("tiny"), schedule=DiscreteVP.linear())
+
+
+def test_network_study_is_cached_and_resumed(tiny_checkpoint, tmp_path, monkeypatch):
+    kw = dict(batch=1, t_start=40.0, cache=tmp_path, rtol=1e-7)
+    first = real.model_study(tiny_checkpoint, **kw)
+    assert first.reference_nfe > 0 and first.reference.shape == (1, 1, 8, 8) and first.key
+    r1 = real.sweep(first, "ddim", [2, 4])
+    second = real.model_study(tiny_checkpoint, **kw)
+    assert second.reference_nfe == 0 and second.key == first.key
+    np.testing.assert_array_equal(second.reference, first.reference)
+    assert second.reference_error == first.reference_error
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached sweep was recomputed")
+
+    monkeypatch.setattr(convergence, "sweep", refuse)
+    assert real.sweep(second, "ddim", [2, 4]).errors == r1.errors
+    other = real.model_study(tiny_checkpoint, **{**kw, "seed": 1})  # other noises
+    assert other.key != first.key
+
+
+def test_network_errors_are_float64_and_shrink_with_steps(tiny_checkpoint):
+    study = real.model_study(tiny_checkpoint, batch=2, t_start=40.0)
+    assert study.x_T.dtype == np.float64 and study.pixel_scale == 127.5
+    res = real.sweep(study, "ddim", [2, 4, 8])
+    assert res.errors[0] > res.errors[1] > res.errors[2]
+    ok, smallest = real.check_reference(study, {"ddim": res})
+    assert ok and smallest == min(res.errors) and study.reference_error < 0.01 * smallest
+
+
+@pytest.mark.parametrize("kwargs, param", [
+    (dict(model="no-such-model"), "model"),
+    (dict(model=lambda x, t: x), "schedule"),
+    (dict(model=lambda x, t: x, schedule=LinearVP()), "shape"),
+    (dict(model="digits", grid="leading"), "grid"),
+    (dict(model="digits", rtol=-1.0), "rtol"),
+    (dict(model="digits", batch=0), "batch"),
+    (dict(model=3), "model"),
+])
+def test_bad_input_names_the_parameter(kwargs, param):
+    with pytest.raises(UsageError) as info:
+        real.model_study(**kwargs)
+    assert param in info.value.params
+
+
+def test_cli_order_model_json(tiny_checkpoint, tmp_path, capsys):
+    from pndmkit.cli import main
+
+    argv = ["order", "--model", str(tiny_checkpoint), "--methods", "ddim,pie", "--steps", "2,4", "--batch", "1",
+            "--t-start", "40", "--json", "--cache", str(tmp_path)]
+    assert main(argv) in (0, None)
+    out = json.loads(capsys.readouterr().out)
+    assert out["problem"] == "tiny" and out["reference_ok"] is True and out["pixel_scale"] == 127.5
+    ddim = out["methods"]["ddim"]
+    assert ddim["nfe"] == [2, 4]
+    np.testing.assert_allclose(ddim["errors_pixel"], np.array(ddim["errors"]) * 127.5)
+    assert any(tmp_path.rglob("reference.npz"))
+
+
+def test_cli_order_model_refuses_problem_options(tiny_checkpoint, capsys):
+    from pndmkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["order", "--model", str(tiny_checkpoint), "--problem", "gmm1d"])
+    assert info.value.code == 2
+    assert "--problem" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_shipped_digits_model_orders(tmp_path):
+    """The shipped network: DDIM first order, F-PNDM beyond first order, reference far below the errors."""
+    study = real.model_study("digits", batch=1, t_start=500.0, cache=tmp_path, rtol=1e-8)
+    res = real.run_model_study(study, ["ddim", "f-pndm"], [10, 20, 40])
+    assert res["ddim"].measured_order == pytest.approx(1.0, abs=0.2)
+    assert res["f-pndm"].errors[-1] < res["ddim"].errors[-1]
+    assert real.check_reference(study, res)[0]
