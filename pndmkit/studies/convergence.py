@@ -60,7 +60,7 @@ from pndmkit.grids import make_grid
 from pndmkit.methods import MethodSpec, get_method
 from pndmkit.problems import GaussianMixture, get_problem
 from pndmkit.sampling import sample
-from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
+from pndmkit.schedules import EDM, VE, CosineVP, DiscreteVP, FlowMatching, LinearVP, NoiseSchedule
 
 __all__ = ["SCHEDULES", "DEFAULT_STEPS", "DEFAULT_TOLERANCES", "Study", "MethodResult", "make_study", "sweep",
            "fit_order", "run_study"]
@@ -70,6 +70,9 @@ SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {
     "linear-vp": LinearVP,
     "cosine-vp": CosineVP,
     "ddpm-linear": DiscreteVP.linear,
+    "edm": EDM,
+    "ve": VE,
+    "flow": FlowMatching,
 }
 #: step counts of the default study
 DEFAULT_STEPS = (25, 50, 100, 200, 400, 800)
@@ -128,7 +131,9 @@ def make_study(problem: str | GaussianMixture = "gmm2d", schedule: str | NoiseSc
                batch: int = 8, seed: int = 0) -> Study:
     """Set up a study: problem, schedule, interval, ``batch`` start points ``x_T ~ N(0, I)`` and their reference.
 
-    ``t_start`` defaults to the schedule's; ``t_end`` to the time where ``s = 0.1`` (module docstring).
+    ``t_start`` defaults to the schedule's; ``t_end`` to the time where ``s = 0.1`` (module docstring). On a
+    schedule of another family (EDM, VE, flow matching) the start points are ``scale(t_start) z`` with the same
+    ``z``, ``scale = sqrt(alpha^2 + sigma^2)``: the same ``y = x / alpha`` as on a VP schedule at the same ``s``.
     """
     gm = get_problem(problem) if isinstance(problem, str) else problem
     if isinstance(schedule, str):
@@ -146,6 +151,8 @@ def make_study(problem: str | GaussianMixture = "gmm2d", schedule: str | NoiseSc
     if not (isinstance(batch, int) and batch >= 1):
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
     x_T = np.random.default_rng(seed).standard_normal((batch, gm.dim))
+    if sched.family != "vp":
+        x_T = x_T * float(sched.scale(t0))
     loose = gm.reference(x_T, sched, t0, t1, rtol=1e-12, atol=1e-12)
     tight = gm.reference(x_T, sched, t0, t1, rtol=1e-13, atol=1e-13)
     return Study(problem=gm, problem_name=problem if isinstance(problem, str) else repr(problem),
