@@ -759,8 +759,8 @@ class CustomSchedule(NoiseSchedule):
     def _check(self, t: NDArray[np.float64]) -> None:
         a, sig = _arr(self.alpha(t)), _arr(self.sigma(t))
         domain = f"[t_min, t_max] = [{self.t_min}, {self.t_max}]"
-        for name, values, bad in (("alpha", a, ~(a > 0)), ("sigma", sig, ~(sig > 0) & (t > self.t_min)),
-                                  ("sigma", sig, ~(sig >= 0))):
+        for name, values, bad in (("alpha", a, ~(a > 0)), ("sigma", sig, ~(sig >= 0)),
+                                  ("sigma", sig, ~(sig > 0) & (t > self.t_min))):
             if np.any(bad):
                 i = int(np.flatnonzero(bad)[0])
                 where = "" if name == "alpha" else " (0 allowed at t_min only)"

@@ -7,9 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
+from pndmkit.schedules import EDM, VE, CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP
 
 SCHEDULES = [LinearVP(), CosineVP(), DiscreteVP.linear(), DiscreteVP.quad(), DiscreteVP.cosine()]
+FAMILIES = [EDM(), EDM(sigma_min=0.01, sigma_max=20.0), VE(), FlowMatching(), FlowMatching(shift=3.0),
+            CustomSchedule(np.cos, np.sin, 0.0, 1.5)]
 
 
 def test_discrete_tables_match_ddpm_definitions_exactly():
@@ -51,14 +53,16 @@ def test_derived_quantities_are_consistent(sched):
     np.testing.assert_allclose(sched.dlog_abar(inner), fd, rtol=1e-5, atol=1e-9)
 
 
-@pytest.mark.parametrize("sched", SCHEDULES, ids=repr)
+@pytest.mark.parametrize("sched", SCHEDULES + FAMILIES, ids=repr)
 @given(u=st.floats(0.001, 0.999))
 def test_inverse_maps_round_trip(sched, u):
     t = sched.t_min + u * (sched.t_max - sched.t_min)
     scale = max(1.0, abs(sched.t_max))
     assert sched.t_from_s(sched.s(t)) == pytest.approx(t, abs=1e-9 * scale)
     assert sched.t_from_lambda(sched.lam(t)) == pytest.approx(t, abs=1e-9 * scale)
-    assert sched.t_from_abar(sched.abar(t)) == pytest.approx(t, abs=1e-9 * scale)
+    assert sched.lam(t) == pytest.approx(-math.log(sched.sigma(t) / sched.alpha(t)), rel=1e-12, abs=1e-12)
+    if sched.family == "vp":
+        assert sched.t_from_abar(sched.abar(t)) == pytest.approx(t, abs=1e-9 * scale)
 
 
 def test_discrete_extension_is_c2_and_exact_at_integers():
@@ -123,3 +127,62 @@ def test_s_is_accurate_near_abar_one():
     t = 1e-9
     exact = math.sqrt(math.expm1(0.1 * t + 9.95 * t * t))
     assert s.s(t) == pytest.approx(exact, rel=1e-14)
+
+
+# -- every family as (alpha, sigma) ------------------------------------------------------------------------
+
+def test_vp_alpha_sigma_are_the_abar_description():
+    for sched in SCHEDULES:
+        t = np.linspace(sched.t_min, sched.t_max, 41)
+        np.testing.assert_allclose(sched.alpha(t) ** 2, sched.abar(t), rtol=3e-15)
+        np.testing.assert_allclose(sched.sigma(t) ** 2, 1 - sched.abar(t), rtol=1e-12, atol=1e-16)
+        np.testing.assert_array_equal(sched.scale(t), 1.0)
+
+
+def test_closed_forms_of_edm_ve_and_flow_matching():
+    t = np.linspace(0.0, 0.99, 12)
+    fm = FlowMatching(t_max=0.99)
+    np.testing.assert_array_equal(fm.alpha(t), 1 - t)
+    np.testing.assert_array_equal(fm.sigma(t), t)
+    np.testing.assert_allclose(fm.s(t), t / (1 - t), rtol=1e-15)
+    edm = EDM()
+    np.testing.assert_array_equal(edm.s(80 * t), 80 * t)
+    np.testing.assert_array_equal(edm.alpha(80 * t), 1.0)
+    ve = VE()
+    np.testing.assert_allclose(ve.sigma(t), 0.01 * 5000.0**t, rtol=1e-13)
+    assert FlowMatching(shift=3.0).shift_time(0.5) == 0.75 and FlowMatching(shift=3.0).sigma(0.5) == 0.5
+
+
+@pytest.mark.parametrize("sched", FAMILIES, ids=repr)
+def test_derivatives_against_central_differences(sched):
+    h = 1e-6 * (sched.t_max - sched.t_min)
+    t = np.linspace(sched.t_min + 2 * h, sched.t_max - 2 * h, 17)
+    for f, df in ((sched.alpha, sched.dalpha), (sched.sigma, sched.dsigma)):
+        np.testing.assert_allclose(df(t), (f(t + h) - f(t - h)) / (2 * h), rtol=1e-6, atol=1e-8)
+    assert np.all(np.diff(sched.s(t)) > 0)
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: FlowMatching(shift=0.0), r"shift must be > 0, got 0.0"),
+    (lambda: FlowMatching(shift=-2), r"shift must be > 0, got -2"),
+    (lambda: FlowMatching(t_max=1.0), r"t_max must lie in \(0, 1\) \(alpha = 1 - t must stay positive\)"),
+    (lambda: EDM(sigma_min=0.0), r"sigma_min must be > 0, got 0.0"),
+    (lambda: EDM(sigma_max=0.001), r"sigma_max must be > sigma_min=0.002, got sigma_max=0.001"),
+    (lambda: VE(sigma_min=-1.0), r"sigma_min must be > 0"),
+    (lambda: CustomSchedule(lambda t: 1 - t, lambda t: t, 0.0, 1.0), r"alpha must be > 0 on .*; alpha\(1.0\) = 0.0"),
+    (lambda: CustomSchedule(lambda t: 1 + 0 * t, lambda t: t - 0.5, 0.0, 1.0), r"sigma must be > 0 on .*sigma\(0.0\)"),
+    (lambda: CustomSchedule(lambda t: 1 + 0 * t, lambda t: 1.5 + np.sin(6 * t), 0.0, 1.0),
+     r"s = sigma / alpha must increase strictly in t on \[t_min, t_max\] = \[0.0, 1.0\]; s\(0.26"),
+    (lambda: CustomSchedule("cos", np.sin, 0.0, 1.0), r"alpha must be a function of t"),
+])
+def test_bad_schedules_are_refused_naming_the_parameter(build, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        build()
+
+
+def test_abar_is_refused_off_vp_schedules():
+    with pytest.raises(ValueError, match=r"abar is the signal level alpha\^2 of variance-preserving schedules; "
+                                         r"EDM\(.*\) is a 've' schedule"):
+        EDM().abar(1.0)
+    with pytest.raises(ValueError, match=r"s must be >= 0"):
+        FlowMatching().t_from_s(-1.0)
