@@ -317,6 +317,6 @@ def test_manifold_diagnostics():
 @pytest.mark.parametrize("name", sorted(PROBLEMS))
 def test_builtin_problems_are_image_scaled(name):
     gm = get_problem(name)
-    assert gm.min_std >= 0.12
+    assert gm.min_std >= (0.031 if name == "digits-gmm" else 0.12)  # digits-gmm: real data, reg_covar = 1e-3
     x = gm.sample(2000, rng=0)
     assert np.quantile(np.abs(x), 0.99) < 1.6

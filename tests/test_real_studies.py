@@ -137,3 +137,62 @@ def test_shipped_digits_model_orders(tmp_path):
     assert res["ddim"].measured_order == pytest.approx(1.0, abs=0.2)
     assert res["f-pndm"].errors[-1] < res["ddim"].errors[-1]
     assert real.check_reference(study, res)[0]
+
+
+# -- Gaussian-mixture surrogates ----------------------------------------------------------------------
+def test_fit_reproduces_scikit_learn_and_gives_exact_eps():
+    from sklearn.mixture import GaussianMixture as EM
+
+    from pndmkit.problems import GaussianMixture
+
+    rng = np.random.default_rng(0)
+    data = np.concatenate([rng.normal([-0.5, 0.2], 0.1, (300, 2)), rng.normal([0.6, -0.3], [0.2, 0.1], (200, 2))])
+    gm = GaussianMixture.fit(data, 2, "full", reg_covar=1e-4, seed=3)
+    em = EM(2, covariance_type="full", reg_covar=1e-4, random_state=3).fit(data)
+    np.testing.assert_allclose(gm.means, em.means_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(gm.covs, em.covariances_, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(gm.log_prob(data[:5], None), em.score_samples(data[:5]), rtol=1e-10)
+    tied = GaussianMixture.fit(data, 2, "tied", reg_covar=1e-4)
+    np.testing.assert_array_equal(tied.covs[0], tied.covs[1])
+    assert GaussianMixture.fit(data, 3, "spherical").n_components == 3
+    images = rng.normal(size=(50, 1, 4, 4))  # trailing axes are flattened
+    assert GaussianMixture.fit(images, 1, "diag").dim == 16
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_components=0), "n_components"), (dict(n_components=2, covariance="banded"), "covariance"),
+    (dict(n_components=2, reg_covar=0.0), "reg_covar"), (dict(n_components=2.5), "n_components"),
+])
+def test_fit_bad_input(kwargs, match):
+    from pndmkit.problems import GaussianMixture
+
+    with pytest.raises(ValueError, match=match):
+        GaussianMixture.fit(np.zeros((10, 2)) + np.arange(10)[:, None], **kwargs)
+
+
+def test_digits_gmm_is_fitted_on_the_networks_images():
+    from pndmkit.nn.data import load_digits_images
+    from pndmkit.problems import get_problem
+    from pndmkit.problems.builtin import digits_images
+
+    x, _ = load_digits_images()
+    np.testing.assert_allclose(digits_images(16), x[:, 0].double().numpy(), rtol=0, atol=1e-6)
+    gm = get_problem("digits-gmm")
+    assert (gm.dim, gm.n_components) == (256, 10)
+    assert gm.min_std == pytest.approx(1e-3 ** 0.5, rel=1e-6)
+    np.testing.assert_allclose(gm.mean(), digits_images(16).reshape(-1, 256).mean(axis=0), atol=1e-6)
+
+
+def test_mixture_study_shares_the_noises_and_rank_correlation():
+    gm, sched = get_problem("gmm2d"), LinearVP()
+    net = real.model_study(_gmm_model(gm, sched), sched, np.random.default_rng(0).standard_normal((3, 2)),
+                           rtol=1e-10, scale=gm.min_std)
+    mix = real.mixture_study("gmm2d", net)
+    np.testing.assert_array_equal(mix.x_T, net.x_T)
+    assert np.max(np.abs(mix.reference - net.reference)) < 1e-8
+    names, nfes = ["ddim", "pie", "prk", "ipndm"], [8, 16]
+    a, b = real.errors_at_nfe(net, names, nfes), real.errors_at_nfe(mix, names, nfes)
+    rc = real.rank_correlation(a, b)
+    assert rc["by_nfe"][8]["rho"] == 1.0 and rc["pooled"]["n"] == 8 and rc["pooled"]["rho"] == 1.0
+    flipped = {n: {k: {**v, "error": 1 / v["error"]} for k, v in d.items()} for n, d in b.items()}
+    assert real.rank_correlation(a, flipped)["pooled"]["rho"] == -1.0

@@ -1,7 +1,7 @@
 r"""Named built-in problems for convergence studies and sample-quality comparisons.
 
-The data are scaled like images (means in about [-1, 1]) and no principal standard deviation is
-below 0.12: eps varies in ``s`` on the scale of the smallest standard deviation, so very thin
+The data are scaled like images (means in about [-1, 1]) and, in the synthetic problems, no principal
+standard deviation is below 0.12: eps varies in ``s`` on the scale of the smallest standard deviation, so very thin
 components make the ODE stiff near the data end and push every method's asymptotic regime beyond a
 few hundred steps. With these choices every registered method shows its asymptotic order within
 the default step counts of ``pndmkit order``.
@@ -13,18 +13,25 @@ name                    d    K   structure
 ``gmm2d``               2    5   rotated elliptic components on a ring plus one at the centre
 ``gmm32d``              32   6   anisotropic full covariances (std 0.12-0.4), random rotations
 ``single-gaussian``     2    1   one correlated Gaussian: eps is linear, trajectories closed-form
+``digits-gmm``          256  10  full-covariance fit to the digits images (surrogate of the digits UNet)
 ======================  ===  ==  ==============================================================
+
+``digits-gmm`` is :meth:`GaussianMixture.fit` (scikit-learn, so the torch extra) on the 1797 images of
+``sklearn.datasets.load_digits`` at the shipped ``digits`` network's resolution and scaling (16x16, [-1, 1]),
+flattened; ``reg_covar = 1e-3`` (standard deviation >= 0.03, four grey levels) keeps the always-black corners
+from being singular. It is fitted once per process (about 2 s).
 
 Examples
 --------
 >>> sorted(PROBLEMS)
-['gmm1d', 'gmm2d', 'gmm32d', 'single-gaussian']
+['digits-gmm', 'gmm1d', 'gmm2d', 'gmm32d', 'single-gaussian']
 >>> get_problem("gmm32d").dim
 32
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -75,12 +82,41 @@ def single_gaussian() -> GaussianMixture:
     return GaussianMixture([1.0], [[0.3, -0.2]], [[[0.09, 0.048], [0.048, 0.16]]])
 
 
+def digits_images(size: int = 16) -> np.ndarray:
+    """The 1797 digits of scikit-learn as float64 ``(1797, size, size)`` in [-1, 1], upsampled bilinearly.
+
+    The same images as :func:`pndmkit.nn.load_digits_images` (bilinear, half-pixel centres), without torch.
+    """
+    from sklearn.datasets import load_digits
+
+    x = np.asarray(load_digits().images, dtype=np.float64) / 16.0
+    n = x.shape[-1]
+    src = np.clip((np.arange(size) + 0.5) * (n / size) - 0.5, 0.0, None)
+    i0 = np.floor(src).astype(int)
+    i1, w = np.minimum(i0 + 1, n - 1), src - i0
+    x = x[:, i0, :] * (1 - w)[:, None] + x[:, i1, :] * w[:, None]
+    x = x[:, :, i0] * (1 - w) + x[:, :, i1] * w
+    return np.clip(x, 0.0, 1.0) * 2.0 - 1.0
+
+
+@lru_cache(maxsize=4)
+def _digits_fit(n_components: int, reg_covar: float, seed: int) -> GaussianMixture:
+    return GaussianMixture.fit(digits_images(16), n_components, "full", reg_covar=reg_covar, seed=seed)
+
+
+def digits_gmm(n_components: int = 10, reg_covar: float = 1e-3, seed: int = 0) -> GaussianMixture:
+    """Gaussian-mixture surrogate of the digits images (16x16 flattened, [-1, 1]); see the module docstring."""
+    gm = _digits_fit(n_components, reg_covar, seed)
+    return GaussianMixture(gm.weights, gm.means, gm.covs)
+
+
 #: name -> factory returning a fresh :class:`GaussianMixture`
 PROBLEMS: dict[str, Callable[[], GaussianMixture]] = {
     "gmm1d": gmm1d,
     "gmm2d": gmm2d,
     "gmm32d": gmm32d,
     "single-gaussian": single_gaussian,
+    "digits-gmm": digits_gmm,
 }
 
 

@@ -45,8 +45,8 @@ from pndmkit.studies import convergence
 from pndmkit.studies.convergence import MethodResult, Study
 
 __all__ = ["ModelStudy", "NetworkProblem", "load_model", "model_study", "reference_solution", "sweep",
-           "run_model_study", "steps_for_nfe", "errors_at_nfe", "check_reference", "DEFAULT_MODEL_STEPS",
-           "PIXEL_SCALE"]
+           "run_model_study", "steps_for_nfe", "errors_at_nfe", "check_reference", "mixture_study",
+           "rank_correlation", "DEFAULT_MODEL_STEPS", "PIXEL_SCALE"]
 
 #: step counts of the default network study (cheap enough for a CPU: see the README)
 DEFAULT_MODEL_STEPS = (5, 10, 20, 40, 80)
@@ -430,3 +430,50 @@ def check_reference(study: Study, results: dict[str, MethodResult], margin: floa
     """Whether ``study.reference_error`` is below ``margin`` times the smallest reported error; and that error."""
     smallest = min((e for r in results.values() for e in r.errors if e > 0 and math.isfinite(e)), default=math.inf)
     return study.reference_error < margin * smallest, smallest
+
+
+def mixture_study(problem: Any, like: Study, *, name: Optional[str] = None) -> Study:
+    """A Gaussian-mixture study on ``like``'s schedule, interval, grid and noises (flattened to ``(batch, d)``).
+
+    With ``like`` a network study and ``problem`` a surrogate of its data (``"digits-gmm"``), both see the same
+    ODE start points, so their errors at equal NFE can be compared method by method (:func:`rank_correlation`).
+    """
+    from pndmkit.problems import get_problem
+
+    gm = get_problem(problem) if isinstance(problem, str) else problem
+    x_T = like.x_T.reshape(len(like.x_T), -1)
+    if x_T.shape[1] != gm.dim:
+        raise UsageError("problem", f"problem has dimension {gm.dim} but the study's samples have {x_T.shape[1]}")
+    ends = (like.schedule, like.t_start, like.t_end)
+    loose = gm.reference(x_T, *ends, rtol=1e-12, atol=1e-12)
+    tight = gm.reference(x_T, *ends, rtol=1e-13, atol=1e-13)
+    return Study(problem=gm, problem_name=name or (problem if isinstance(problem, str) else repr(gm)),
+                 schedule=like.schedule, schedule_name=like.schedule_name, grid=like.grid, t_start=like.t_start,
+                 t_end=like.t_end, x_T=x_T, reference=tight, reference_error=float(np.max(np.abs(loose - tight))))
+
+
+def rank_correlation(a: dict[str, dict[int, Optional[dict]]], b: dict[str, dict[int, Optional[dict]]]
+                     ) -> dict[str, Any]:
+    """Spearman rank correlation of two :func:`errors_at_nfe` tables, per NFE budget and pooled.
+
+    Only (method, NFE) cells present in both tables with the same step count enter. Returns
+    ``{"by_nfe": {nfe: {"rho", "p", "n"}}, "pooled": {"rho", "p", "n"}}`` (pooled over every cell: it also
+    measures whether the error scale across budgets carries over).
+    """
+    from scipy.stats import spearmanr
+
+    cells: dict[int, list[tuple[float, float]]] = {}
+    for name in a.keys() & b.keys():
+        for k, u in a[name].items():
+            v = b[name].get(k)
+            if u is not None and v is not None and u["steps"] == v["steps"]:
+                cells.setdefault(int(k), []).append((u["error"], v["error"]))
+
+    def rho(pairs: list[tuple[float, float]]) -> dict[str, Any]:
+        if len(pairs) < 3:
+            return {"rho": None, "p": None, "n": len(pairs)}
+        r = spearmanr([p[0] for p in pairs], [p[1] for p in pairs])
+        return {"rho": round(float(r.statistic), 3), "p": float(r.pvalue), "n": len(pairs)}
+
+    return {"by_nfe": {k: rho(v) for k, v in sorted(cells.items())},
+            "pooled": rho([p for v in cells.values() for p in v])}
