@@ -42,7 +42,7 @@ __all__ = ["main", "build_parser", "positive_int", "nonnegative_int", "finite_fl
            "nonnegative_float", "fraction"]
 
 #: sub-command modules, in the order ``pndmkit --help`` lists them
-COMMANDS = ("methods", "order", "coefficients", "compare", "sample", "train")
+COMMANDS = ("methods", "order", "coefficients", "compare", "sample", "train", "grid")
 
 #: exit status for bad input (argparse's) and for a run that produced non-finite values
 EXIT_USAGE, EXIT_FAILED = 2, 1
