@@ -16,6 +16,7 @@ from pndmkit.models import as_eps, to_eps
 from pndmkit.run import Run
 from pndmkit.sampling import CONVENTIONS, sample
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
+from pndmkit.stability import StabilityWarning
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer, Transfer
 
 __version__ = "0.1.0"
@@ -25,4 +26,5 @@ __all__ = [
     "Integrator", "Run", "Solution", "GradientEstimator", "Step", "Single", "RungeKutta", "LinearMultistep",
     "AdamsPC", "Warmup", "Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer",
     "NoiseSchedule", "LinearVP", "CosineVP", "DiscreteVP", "make_grid", "as_eps", "to_eps",
+    "StabilityWarning",
 ]

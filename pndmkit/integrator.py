@@ -28,6 +28,7 @@ Adams-Bashforth, both through the DDIM transfer.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -37,6 +38,7 @@ from numpy.typing import NDArray
 from pndmkit._backend import check_array, dtype_name
 from pndmkit.estimators import GradientEstimator
 from pndmkit.run import Run, check_output, gradient_array, start_run
+from pndmkit.stability import StabilityWarning, warn_if_unstable
 from pndmkit.transfers import Transfer
 
 __all__ = ["Solution", "Integrator", "Model", "Callback"]
@@ -189,6 +191,7 @@ class Integrator:
         times = check_grid(self.transfer.schedule, grid)
         times.setflags(write=False)
         check_prediction(prediction)
+        warn_if_unstable(self, times)  # pndmkit/stability.py: a StabilityWarning naming cause and alternative
         out_dtype = dtype_name(x)
         x_state = _as_dtype(x, _state_dtype(x, state_dtype))
         return start_run(self, x_state, times, prediction=prediction, check_finite=bool(check_finite),
@@ -230,7 +233,9 @@ class Integrator:
             grid = make_grid(self.transfer.schedule, int(steps))
         else:
             grid = steps
-        run = self.start(np.zeros(1), grid)
+        with warnings.catch_warnings():  # a dry run: no StabilityWarning for counting
+            warnings.simplefilter("ignore", StabilityWarning)
+            run = self.start(np.zeros(1), grid)
         zero = np.zeros(1)
         while run.request is not None:
             run = run.tell(zero)
