@@ -15,7 +15,8 @@ from pndmkit.methods import METHODS, MethodSpec, get_method, register_method, un
 from pndmkit.models import as_eps, to_eps
 from pndmkit.run import Run
 from pndmkit.sampling import CONVENTIONS, sample
-from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
+from pndmkit.schedules import (EDM, VE, CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP, NoiseSchedule,
+                               VPSchedule)
 from pndmkit.stability import StabilityWarning
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer, Transfer
 
@@ -25,6 +26,7 @@ __all__ = [
     "METHODS", "MethodSpec", "get_method", "register_method", "unregister_method", "sample", "CONVENTIONS",
     "Integrator", "Run", "Solution", "GradientEstimator", "Step", "Single", "RungeKutta", "LinearMultistep",
     "AdamsPC", "Warmup", "Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer",
-    "NoiseSchedule", "LinearVP", "CosineVP", "DiscreteVP", "make_grid", "as_eps", "to_eps",
+    "NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching", "CustomSchedule",
+    "make_grid", "as_eps", "to_eps",
     "StabilityWarning",
 ]

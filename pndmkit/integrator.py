@@ -190,7 +190,7 @@ class Integrator:
             raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
         times = check_grid(self.transfer.schedule, grid)
         times.setflags(write=False)
-        check_prediction(prediction)
+        check_prediction(prediction, self.transfer.schedule)
         warn_if_unstable(self, times)  # pndmkit/stability.py: a StabilityWarning naming cause and alternative
         out_dtype = dtype_name(x)
         x_state = _as_dtype(x, _state_dtype(x, state_dtype))
