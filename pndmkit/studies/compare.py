@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -57,6 +58,7 @@ import numpy as np
 from pndmkit.grids import DISCRETE_SPACINGS, GRID_KINDS, make_grid
 from pndmkit.methods import METHODS
 from pndmkit.schedules import DiscreteVP, LinearVP, NoiseSchedule
+from pndmkit.stability import StabilityWarning
 
 __all__ = ["CompareConfig", "SCHEDULES", "compare", "by_nfe", "pndmkit_methods", "steps_for_nfe"]
 
@@ -386,7 +388,10 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
         torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)  # small batches: threads cost more than they give, and the machine is shared
     try:
-        with _one_blas_thread():
+        # the study runs every method on every grid, few-step blow-ups included: it reports their errors,
+        # so the StabilityWarning each such run draws (pndmkit/stability.py) would only flood the log
+        with _one_blas_thread(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", StabilityWarning)
             cases = [_case(p, s, cfg, log) for p in cfg.problems for s in cfg.schedules]
     finally:
         if torch_threads is not None:
