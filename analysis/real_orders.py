@@ -1,0 +1,60 @@
+"""Convergence on the shipped digits UNet next to a Gaussian mixture on the same schedule and grid (issue 15).
+
+The network study is :func:`pndmkit.studies.real.model_study` (DOP853 float64 reference from the same noises,
+error checked at half tolerance); the mixture study is :func:`pndmkit.studies.convergence.make_study` on the
+network's schedule (DDPM linear) with the same interval (``t = 999`` to ``s = 0.1``) and grid (uniform in
+``t``). Both report fitted orders on ``--steps`` and errors at equal NFE budgets ``--nfe``; the network's
+reference and sweeps are cached under ``--cache`` (resumable).
+
+Run: ``python -m analysis.real_orders [--batch 4] [--steps 5,10,20,40,80] [--nfe 5,10,15,20]
+[--out analysis/results/real_orders.json]``. Default size: about 7 CPU-minutes on one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pndmkit.methods import METHODS
+from pndmkit.studies import convergence, real
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="digits")
+    p.add_argument("--mixture", default="gmm2d")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=_ints, default=list(real.DEFAULT_MODEL_STEPS))
+    p.add_argument("--nfe", type=_ints, default=[5, 10, 15, 20])
+    p.add_argument("--methods", default=None, help="comma-separated (default: every fixed-step method)")
+    p.add_argument("--cache", default=str(RESULTS / "real_cache"))
+    p.add_argument("--out", default=str(RESULTS / "real_orders.json"))
+    args = p.parse_args(argv)
+    names = args.methods.split(",") if args.methods else [n for n, s in METHODS.items() if not s.adaptive]
+    net = real.model_study(args.model, batch=args.batch, cache=args.cache, progress=True)
+    mix = convergence.make_study(args.mixture, "ddpm-linear", t_start=net.t_start, t_end=net.t_end, batch=8)
+    out = {"config": {**vars(args), "methods": names}, "reference_error": net.reference_error,
+           "reference_rtol": net.reference_rtol, "t_start": net.t_start, "t_end": net.t_end}
+    for label, study in (("network", net), ("mixture", mix)):
+        results = (real.run_model_study(study, names, args.steps, progress=True) if label == "network"
+                   else {n: convergence.sweep(study, n, args.steps) for n in names})
+        out[label] = {"orders": {n: r.to_dict() for n, r in results.items()},
+                      "at_nfe": {n: {str(k): v for k, v in d.items()}
+                                 for n, d in real.errors_at_nfe(study, names, args.nfe).items()}}
+        if label == "network":
+            ok, smallest = real.check_reference(study, results)
+            out["reference_ok"], out["smallest_error"] = ok, smallest
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
