@@ -243,7 +243,8 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
         where its stride puts it).
     t_start, t_end : float, optional
         First and last time (default: the schedule's ``t_start`` and ``t_end``); ``t_start`` below it starts
-        mid-trajectory (img2img). Discrete spacings need an integer ``t_start`` and spread their steps over
+        mid-trajectory (img2img). Discrete spacings (``leading``, ``trailing`` and, ending at ``-1`` or ``0``,
+        ``linspace``, the default with ``t_start``) need an integer ``t_start`` and spread their steps over
         the indices ``0..t_start``; ``leading`` accepts only its own first time.
     rho : float, optional
         Exponent of the ``karras`` grid (7).
@@ -277,8 +278,9 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
     clip = lambda t: None if t is None else min(max(t, schedule.t_min), schedule.t_max)  # noqa: E731
     t_start, t_end = clip(t_start), clip(t_end)
     t1 = _end_time(schedule, t_end, final_alpha)
-    integer_ends = t1 in (-1.0, 0.0) and (t_start is None or float(t_start).is_integer())
-    if discrete and (kind in ("leading", "trailing") or (kind == "linspace" and integer_ends)):
+    # linspace ending at -1 or 0 is diffusers' integer spacing: a non-integer t_start is refused there
+    # (naming t_start), never silently turned into a continuous grid
+    if discrete and (kind in ("leading", "trailing") or (kind == "linspace" and t1 in (-1.0, 0.0))):
         return check_grid(schedule, _discrete(schedule, steps, kind, t_start, t1, offset or 0))
     if kind in ("leading", "trailing"):
         raise ValueError(f"grid {kind!r} is a spacing of training indices and needs a DiscreteVP schedule, "

@@ -146,6 +146,24 @@ def test_discrete_spacings_need_integer_ends():
     np.testing.assert_allclose(g, np.linspace(300.5, 5.0, 5))
 
 
+@pytest.mark.parametrize("kind", [None, "linspace"])
+def test_a_non_integer_t_start_is_refused_by_the_default_mid_trajectory_grid(kind):
+    """Issue 11: t_start=300.5 used to give linspace(300.5, -1) (not integer indices) without a word."""
+    with pytest.raises(ValueError, match=r"^t_start=300.5 must be a training index \(an integer\) for grid "
+                                         r"'linspace'; use grid='uniform' for other times$"):
+        make_grid(LIN, 10, kind, t_start=300.5)
+    with pytest.raises(ValueError, match=r"t_start=300.5 must be a training index"):
+        make_grid(LIN, 10, kind, t_start=300.5, final_alpha="first")
+    np.testing.assert_array_equal(make_grid(LIN, 10, kind, t_start=300.0)[[0, 1, -2, -1]], [300, 267, 0, -1])
+
+
+def test_sample_refuses_a_non_integer_t_start_on_a_discrete_schedule():
+    from pndmkit import sample
+
+    with pytest.raises(ValueError, match=r"t_start=300.5 must be a training index"):
+        sample(lambda x, t: np.zeros_like(x), np.ones(2), schedule=DiscreteVP.linear(), steps=10, t_start=300.5)
+
+
 def test_final_alpha_is_the_end_of_every_grid_on_a_discrete_schedule():
     assert make_grid(LIN, 4, "uniform", final_alpha="first")[-1] == 0.0
     assert make_grid(LIN, 4, "karras", final_alpha="one")[-1] == -1.0
