@@ -31,7 +31,7 @@ def study(quick: bool, log: Log) -> dict[str, Any]:
     results = run_study(study, steps=QUICK_STEPS if quick else list(DEFAULT_STEPS), progress=None)
     for name, res in results.items():
         order = res.measured_order
-        log(f"    {name:9s} declared {res.declared_order}  measured {order if order is None else round(order, 2)}")
+        log(f"    {name:15s} declared {res.declared_order}  measured {order if order is None else round(order, 2)}")
     return {**order_json(study, results), "source": "pndmkit.studies.convergence"}
 
 

@@ -32,7 +32,11 @@ STYLE: dict[str, tuple[str, str]] = {
     "f-pndm": ("#ff7f0e", "D"), "prk": ("#8c564b", "^"), "pie": ("#bcbd22", "<"), "plms": ("#e377c2", ">"),
     "prk-s": ("#9467bd", "P"), "f-pndm-s": ("#17becf", "X"), "ipndm": ("#aec7e8", "h"),
     "ipndm-v": ("#98df8a", "H"), "euler": ("#ff9896", "1"), "rk4": ("#c49c94", "2"),
-    "pece-s": ("#393b79", "p"), "pec-s": ("#8c6d31", "d"), "exact": ("#e7298a", ""),
+    "pece-s": ("#393b79", "p"), "pec-s": ("#8c6d31", "d"), "fon-official": ("#843c39", "^"),
+    "dpm-solver++-2m": ("#ad494a", "s"), "dpm-solver++-3m": ("#5254a3", "^"), "dpm-solver-2m": ("#7b4173", "d"),
+    "unipc-2": ("#00a087", "o"), "unipc-3": ("#637939", "v"), "deis-3": ("#000000", "x"),
+    "ipndm-x0": ("#6baed6", "h"), "f-pndm-x0": ("#bd9e39", "D"), "pece-x0": ("#a55194", "p"),
+    "exact": ("#e7298a", ""),
 }
 #: colours and markers for methods without an entry in STYLE (registered later), picked from the name
 FALLBACK_COLOURS = ("#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363")
@@ -40,7 +44,10 @@ FALLBACK_MARKERS = ("o", "s", "^", "v", "D", "<", ">", "h", "p", "*")
 #: the paper's names for display
 LABEL = {"ddim": "DDIM", "fon": "FON", "pf": "PF", "s-pndm": "S-PNDM", "f-pndm": "F-PNDM", "prk": "PRK",
          "pie": "PIE", "plms": "PLMS", "prk-s": "PRK-s", "f-pndm-s": "F-PNDM-s", "ipndm": "iPNDM",
-         "ipndm-v": "iPNDM-v", "euler": "Euler", "rk4": "RK4", "pece-s": "PECE-s", "pec-s": "PEC-s"}
+         "ipndm-v": "iPNDM-v", "euler": "Euler", "rk4": "RK4", "pece-s": "PECE-s", "pec-s": "PEC-s",
+         "fon-official": "FON (official)", "dpm-solver++-2m": "DPM-Solver++(2M)", "dpm-solver++-3m": "DPM-Solver++(3M)",
+         "dpm-solver-2m": "DPM-Solver(2M)", "unipc-2": "UniPC-2", "unipc-3": "UniPC-3", "deis-3": "DEIS-3",
+         "ipndm-x0": "iPNDM-x0", "f-pndm-x0": "F-PNDM-x0", "pece-x0": "PECE-x0"}
 
 
 def style(method: str) -> dict[str, Any]:

@@ -11,14 +11,15 @@ from paper_figures._common import LABEL, Config, Outcome, figure, log_axes, mark
 
 NAME = "fig4_orders"
 TABLE = "table_orders"
-#: drawn in the second panel too, so that both panels show the paper's first- and second-order methods
+#: drawn in the second and third panels too, so that every panel shows the paper's first- and second-order methods
 REFERENCES = ("ddim", "f-pndm")
 #: two methods whose errors differ by less than this (relative, at every common step count) draw one line
 SAME = 0.01
 #: two methods closer than this at every common step count hide each other at the figure's scale
 CLOSE = 0.15
-LEFT = "pseudo methods of declared order <= 2, and adaptive methods"
-RIGHT = "classical methods and pseudo methods of declared order >= 3"
+LEFT = "eps form: pseudo methods of declared order <= 2,\nand adaptive methods"
+MIDDLE = "classical methods, and eps-form pseudo methods\nof declared order >= 3"
+RIGHT = "data-prediction form, x0 advanced exactly in e^lambda\n(DPM-Solver++, UniPC, -x0 forms)"
 
 
 def kind(spec: Any) -> str:
@@ -35,26 +36,40 @@ def kind(spec: Any) -> str:
     return "pseudo" if str(spec.transfer).startswith("phi") else "classical"
 
 
+def data_form(spec: Any) -> bool:
+    """Whether a registry entry steps through the data-prediction transfer (its ``transfer`` says ``data``).
+
+    Those methods (DPM-Solver++, UniPC and the ``-x0`` forms of the paper's methods) combine ``x0`` predictions
+    and advance them exactly in ``e^lambda``; the others combine ``eps`` (through phi, or classically).
+    """
+    return "data" in str(getattr(spec, "transfer", ""))
+
+
 def panels(registry: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
     """Panel title -> method names, in registry order, from the registry alone.
 
-    Left: pseudo methods of declared order at most 2 (DDIM and the paper's pseudo methods, t-uniform
-    peers) and adaptive methods (drawn by their slope against NFE); right: classical methods and pseudo
-    methods of declared order 3 or more, with :data:`REFERENCES` repeated. A newly registered method lands
-    in one of them without any edit here.
+    Left: eps-form pseudo methods of declared order at most 2 (DDIM, the paper's pseudo methods, iPNDM,
+    DPM-Solver-2M, DEIS) and adaptive methods (drawn by their slope against NFE); middle: classical methods
+    and eps-form pseudo methods of declared order 3 or more; right: every method of the data-prediction form
+    (:func:`data_form`). :data:`REFERENCES` are repeated in the middle and right panels. A newly registered
+    method lands in one of them without any edit here.
     """
     if registry is None:
         import pndmkit
 
         registry = pndmkit.METHODS
-    left, right = [], []
+    left, middle, right = [], [], []
     for name, spec in registry.items():
         order = getattr(spec, "order", None)
-        if kind(spec) == "classical" or (order is not None and order >= 3):
+        if data_form(spec):
             right.append(name)
+        elif kind(spec) == "classical" or (order is not None and order >= 3):
+            middle.append(name)
         else:
             left.append(name)
-    return {LEFT: left, RIGHT: right + [n for n in REFERENCES if n in registry and n not in right]}
+    refs = [n for n in REFERENCES if n in registry]
+    return {LEFT: left, MIDDLE: middle + [n for n in refs if n not in middle],
+            RIGHT: right + [n for n in refs if n not in right]}
 
 
 def overlaps(results: Mapping[str, Any], names: Sequence[str]) -> dict[str, tuple[str, float]]:
@@ -107,7 +122,7 @@ def draw(data: Mapping[str, Any], registry: Mapping[str, Any] | None = None) -> 
     """
     results = data["methods"]
     layout = panels(registry)
-    fig, axes = figure(1, 2, width=4.3, height=5.0)
+    fig, axes = figure(1, len(layout), width=4.3, height=5.0, sharex=True, sharey=True)
     for ax, (title, names) in zip(axes[0], layout.items()):
         names = [n for n in names if n in results]
         covered = overlaps(results, names)
@@ -146,14 +161,17 @@ def make(cfg: Config) -> Outcome:
         f"Error of the end point against the exact probability-flow trajectory versus NFE, on the built-in "
         f"problem {data['problem']} with schedule {data['schedule']} and a {data['grid']} grid "
         + (f"from t = {data['t_start']:.4g} to t = {data['t_end']:.4g} " if "t_end" in data else "")
-        + f"(source: {data['source']}). Every registered method (pndmkit.METHODS) is drawn: left, the pseudo "
-        "methods of declared order at most 2 and the adaptive ones; right, the classical methods and the "
-        "pseudo methods of higher declared order, with DDIM and F-PNDM repeated for scale. Legend: order "
-        "fitted against steps on the asymptotic range, and the declared order of the registry; an adaptive "
-        "method is reported by its slope against NFE. A method whose errors lie on top of an earlier one's is "
-        "drawn with open markers and a dashed line, and its legend entry says so (PLMS, F-PNDM and iPNDM share "
-        "their AB4 phase and differ only in the warm-up and hence NFE). The paper's pseudo methods (PRK, PLMS, "
-        "S-/F-PNDM) are second order, as the paper states: phi integrates exactly in "
+        + f"(source: {data['source']}). Every registered method (pndmkit.METHODS) is drawn, on one shared error "
+        "axis: left, the pseudo methods in eps form (transfer phi) of declared order at most 2, among them "
+        "DPM-Solver-2M and DEIS, and the adaptive ones; middle, the classical methods and the eps-form pseudo "
+        "methods of higher declared order; right, the methods of the data-prediction form (x0 combined, advanced "
+        "exactly in e^lambda: DPM-Solver++, UniPC and the -x0 forms of the paper's methods). DDIM and F-PNDM are "
+        "repeated in the middle and right panels for scale. Legend: order fitted against steps on the "
+        "asymptotic range, and the declared order of the registry; an adaptive method is reported by its slope "
+        "against NFE. A method whose errors lie on top of an earlier one's in its panel is drawn with open "
+        "markers and a dashed line, and its legend entry says so (PLMS, F-PNDM and iPNDM share their AB4 phase "
+        "and differ only in the warm-up and hence NFE; so do iPNDM-x0 and F-PNDM-x0). The paper's pseudo "
+        "methods (PRK, PLMS, S-/F-PNDM) are second order, as the paper states: phi integrates exactly in "
         "s = sqrt((1 - abar)/abar) while their stages and weights are uniform in t; placing the stages at the "
         "s-midpoint (PRK-s) and using Adams-Bashforth weights exact on the s nodes (F-PNDM-s, iPNDM-v) gives "
         "fourth order."

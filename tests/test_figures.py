@@ -154,15 +154,35 @@ def legend_texts(fig):
     return [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
 
 
-def test_fig4_panels_follow_kind_and_order():
+def test_fig4_panels_follow_kind_order_and_transfer():
     from types import SimpleNamespace as Spec
 
-    registry = {"ddim": Spec(kind="pseudo", order=1), "f-pndm": Spec(kind="pseudo", order=2),
-                "new-pseudo4": Spec(kind="pseudo", order=4), "new-classical": Spec(kind="classical", order=1),
-                "new-adaptive": Spec(kind="adaptive", order=None)}
-    left, right = fig4_orders.panels(registry).values()
+    phi, data = "phi (DDIM)", "phi (data, exact Euler in e^lambda)"
+    registry = {"ddim": Spec(kind="pseudo", order=1, transfer=phi), "f-pndm": Spec(kind="pseudo", order=2, transfer=phi),
+                "new-pseudo4": Spec(kind="pseudo", order=4, transfer=phi),
+                "new-classical": Spec(kind="classical", order=1, transfer="linear x + h f"),
+                "new-adaptive": Spec(kind="adaptive", order=None, transfer="probability-flow ODE"),
+                "new-x0-2": Spec(kind="pseudo", order=2, transfer=data),
+                "new-x0-4": Spec(kind="pseudo", order=4, transfer=data)}
+    left, middle, right = fig4_orders.panels(registry).values()
     assert left == ["ddim", "f-pndm", "new-adaptive"]
-    assert right == ["new-pseudo4", "new-classical", "ddim", "f-pndm"]  # DDIM, F-PNDM repeated for scale
+    assert middle == ["new-pseudo4", "new-classical", "ddim", "f-pndm"]  # DDIM, F-PNDM repeated for scale
+    assert right == ["new-x0-2", "new-x0-4", "ddim", "f-pndm"]  # the data-prediction form, whatever its order
+    registry.pop("new-x0-2"), registry.pop("new-x0-4")
+    assert fig4_orders.panels(registry)[fig4_orders.RIGHT] == ["ddim", "f-pndm"]
+
+
+def test_fig4_every_registered_method_is_in_exactly_one_panel_besides_the_references():
+    import pndmkit
+
+    layout = fig4_orders.panels()
+    placed = [n for names in layout.values() for n in names]
+    extra = {n: placed.count(n) - 1 for n in set(placed) if placed.count(n) > 1}
+    assert set(placed) == set(pndmkit.METHODS)
+    assert extra == {n: len(layout) - 1 for n in fig4_orders.REFERENCES}
+    right = layout[fig4_orders.RIGHT]
+    assert {"dpm-solver++-2m", "unipc-3", "ipndm-x0", "pece-x0"} <= set(right)  # the data-prediction form
+    assert "dpm-solver-2m" in layout[fig4_orders.LEFT] and "dpm-solver-2m" not in right  # eps form, phi
 
 
 def test_fig4_kind_without_the_kind_field():
@@ -181,9 +201,9 @@ def test_fig4_draws_a_newly_registered_method(request):
     pndmkit.register_method(dataclasses.replace(pndmkit.METHODS["prk-s"], name="throwaway"))  # pseudo, order 4
     request.addfinalizer(lambda: pndmkit.unregister_method("throwaway"))
     fig, missing = fig4_orders.draw(fake_orders(list(pndmkit.METHODS)))
-    left, right = legend_texts(fig)
-    assert [t for t in right if t.startswith("throwaway: ")] == ["throwaway: 2.00 (declared 2)"]
-    assert not any(t.startswith("throwaway") for t in left)
+    left, middle, right = legend_texts(fig)
+    assert [t for t in middle if t.startswith("throwaway: ")] == ["throwaway: 2.00 (declared 2)"]
+    assert not any(t.startswith("throwaway") for t in left + right)
     assert missing == []
     fig, missing = fig4_orders.draw(fake_orders([n for n in pndmkit.METHODS if n != "throwaway"]))
     assert missing == ["throwaway"]  # registered, no data: named (the caption asks for --recompute)
