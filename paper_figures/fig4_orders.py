@@ -1,13 +1,21 @@
-"""Convergence orders: end-point error against NFE on a log-log plot, fitted slopes for every method."""
+"""Convergence orders: end-point error against NFE on a log-log plot, fitted slopes for every method.
+
+``python -m paper_figures --only fig4_orders`` makes the figure with its caption and table;
+``python -m paper_figures.fig4_orders PNG [--data FILE]`` draws the same figure alone into one PNG (the
+README's ``docs/orders.png``, from ``analysis/results/orders.json``, the default study of ``pndmkit order``).
+"""
 
 from __future__ import annotations
 
+import argparse
 import math
+import warnings
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from paper_figures._common import LABEL, Config, Outcome, figure, log_axes, markdown_table, read_json, save, study, style
+from paper_figures._common import DEFAULT_RESULTS, DPI, LABEL, Config, Outcome, figure, log_axes, markdown_table, read_json, save, study, style
 
 NAME = "fig4_orders"
 TABLE = "table_orders"
@@ -145,6 +153,9 @@ def draw(data: Mapping[str, Any], registry: Mapping[str, Any] | None = None) -> 
         ax.set_title(title, fontsize=8)
         ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.15),  # below the axes: never over data
                   title="measured order (declared order)", title_fontsize=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tight_layout warns when it cannot satisfy every constraint
+        fig.tight_layout()  # legends below the axes: laid out here, so that the figure is right on its own too
     registered = {n for names in layout.values() for n in names}
     missing = [n for n in registered if n not in results]
     return fig, sorted(missing)
@@ -189,3 +200,28 @@ def make(cfg: Config) -> Outcome:
 
 def _nan(v: float) -> bool:
     return isinstance(v, float) and math.isnan(v)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Draw the figure of an ``orders.json`` into one PNG (no caption, no table); exit status 0, or 2."""
+    parser = argparse.ArgumentParser(prog="python -m paper_figures.fig4_orders", allow_abbrev=False,
+                                     description="Draw fig4 (error against NFE, every registered method) into a PNG.")
+    parser.add_argument("png", type=Path, help="output file, e.g. docs/orders.png")
+    parser.add_argument("--data", type=Path, default=DEFAULT_RESULTS / "orders.json",
+                        help="an orders.json (default: analysis/results/orders.json)")
+    args = parser.parse_args(argv)
+    if not args.data.is_file():
+        parser.error(f"--data: no file {args.data}; make it with python -m analysis.orders")
+    import matplotlib.pyplot as plt
+
+    fig, missing = draw(read_json(args.data))
+    args.png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.png, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    if missing:
+        print(f"registered but not in {args.data} (rerun python -m analysis.orders): {', '.join(missing)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

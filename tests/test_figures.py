@@ -274,3 +274,18 @@ def test_cos_gap_survives_the_table(tmp_path):
     (back,) = read_csv(write_csv(tmp_path / "t.csv", [row], gradient_change.COLUMNS))
     assert back["cosine_median"] == 1.0  # what fig6 used to plot from: 1 - cos = 0, off the log axis
     assert back["cos_gap_median"] == pytest.approx(0.5 * theta ** 2, rel=1e-5)
+
+
+def test_fig4_main_draws_one_png_of_an_orders_json(tmp_path, capsys):
+    import pndmkit
+
+    data = tmp_path / "orders.json"
+    names = list(pndmkit.METHODS)
+    data.write_text(json.dumps(fake_orders(names[1:])))
+    assert fig4_orders.main([str(tmp_path / "docs" / "orders.png"), "--data", str(data)]) == 0
+    assert (tmp_path / "docs" / "orders.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"not in {data} (rerun python -m analysis.orders): {names[0]}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        fig4_orders.main([str(tmp_path / "x.png"), "--data", str(tmp_path / "missing.json")])
+    assert stop.value.code == 2 and "--data: no file" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
