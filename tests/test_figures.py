@@ -289,3 +289,22 @@ def test_fig4_main_draws_one_png_of_an_orders_json(tmp_path, capsys):
         fig4_orders.main([str(tmp_path / "x.png"), "--data", str(tmp_path / "missing.json")])
     assert stop.value.code == 2 and "--data: no file" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+# -- fig7: the strongest other compositions come from the results ---------------------------------------
+def test_fig7_strongest_others_are_the_per_nfe_winners_outside_the_drawn_methods():
+    from paper_figures import fig7_peers
+
+    def row(method, nfe, error, side="pndmkit"):
+        return {"side": side, "method": method, "nfe_target": nfe, "nfe": nfe, "error": error, "option": "o"}
+
+    # geometric means over the two cases: at NFE 5 a = 2e-2, b = sqrt(1e-2 * 9e-2) = 3e-2 (a wins although b
+    # wins case 1); at NFE 10 b = 1e-3, a = 4e-3; c is best of all but drawn; d ran in one case only
+    cases = [{"best": [row("a", 5, 2e-2), row("b", 5, 1e-2), row("c", 5, 1e-4), row("d", 5, 1e-5),
+                       row("a", 10, 4e-3), row("b", 10, 1e-3), row("peer-x", 10, 1e-9, "peer")]},
+             {"best": [row("a", 5, 2e-2), row("b", 5, 9e-2), row("c", 5, 1e-4),
+                       row("a", 10, 4e-3), row("b", 10, 1e-3), row("c", 10, float("inf"))]}]
+    data = {"config": {"nfes": [5, 10]}, "cases": cases}
+    assert fig7_peers.strongest_others(data, drawn=["c"]) == ["a", "b"]
+    assert fig7_peers.strongest_others(data, drawn=["c", "a"]) == ["b"]
+    assert fig7_peers.strongest_others(data, drawn=["a", "b", "c"]) == []
