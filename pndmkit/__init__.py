@@ -4,8 +4,8 @@ A sampler step = a gradient estimator (Euler, Runge-Kutta, linear multistep eval
 estimate) + a transfer map (the DDIM-derived ``phi`` of eq. 9, or the classical linear step).
 
 >>> import pndmkit
->>> sorted(pndmkit.METHODS)[:4]
-['ddim', 'euler', 'f-pndm', 'f-pndm-s']
+>>> pndmkit.METHODS["f-pndm"].nfe_formula(), pndmkit.METHODS["f-pndm"].kind, pndmkit.methods.DEFAULT_METHOD
+('N + 9', 'pseudo', 'ipndm')
 """
 
 from pndmkit.estimators import AdamsPC, GradientEstimator, LinearMultistep, RungeKutta, Single, Step, Warmup

@@ -24,7 +24,15 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["check_int", "check_real", "check_choice", "reject_unknown"]
+__all__ = ["check_bool", "check_int", "check_real", "check_choice", "reject_unknown"]
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` if it is ``True`` or ``False`` (numpy bools too); ``TypeError`` otherwise (no truthiness:
+    ``"no"`` is not ``False``)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_int(value: Any, name: str, minimum: int | None = None) -> int:

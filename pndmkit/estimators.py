@@ -46,7 +46,7 @@ from functools import lru_cache
 from typing import Any, Generator, Optional, Tuple
 
 from pndmkit._backend import LinComb
-from pndmkit._checks import check_int
+from pndmkit._checks import check_bool, check_int
 from pndmkit.tableaus import ButcherTableau
 from pndmkit.variables import Variable, check_variable, exact_weights, is_finite_step, is_native, time_at
 from pndmkit.variables import coordinate as _coordinate
@@ -306,6 +306,9 @@ class LinearMultistep(_Adams):
         self.variable = check_variable(variable)
         if warmup is not None and not isinstance(warmup, GradientEstimator):
             raise TypeError(f"warmup must be a GradientEstimator, got {type(warmup).__name__}")
+        if warmup is not None and not warmup_steps:
+            raise ValueError(f"warmup={warmup!r} needs warmup_steps >= 1 (the number of steps it takes), got "
+                             f"{warmup_steps!r}")
         if warmup_steps and warmup is None:
             raise ValueError(f"warmup_steps={warmup_steps} needs a warmup estimator")
         warmup_steps = check_int(warmup_steps, "warmup_steps")
@@ -314,7 +317,7 @@ class LinearMultistep(_Adams):
         if warmup is not None and not ramp and warmup_steps != self.order_ - 1:
             raise ValueError(f"without a ramp the warm-up must fill the history: warmup_steps must be "
                              f"{order - 1}, got {warmup_steps}")
-        self.warmup, self.warmup_steps, self.ramp = warmup, warmup_steps, bool(ramp)
+        self.warmup, self.warmup_steps, self.ramp = warmup, warmup_steps, check_bool(ramp, "ramp")
         self._warm = Warmup(warmup, warmup_steps, _Bare(self)) if warmup is not None and warmup_steps else None
 
     def __repr__(self) -> str:
@@ -423,7 +426,7 @@ class AdamsPC(_Adams):
         self.mode = mode
         self.weights = _check_weights(weights)
         self.variable = check_variable(variable)
-        self.ramp = bool(ramp)
+        self.ramp = check_bool(ramp, "ramp")
 
     def __repr__(self) -> str:
         return (f"AdamsPC(order={self.order_}, mode={self.mode!r}, weights={self.weights!r}, "

@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pndmkit._backend import check_array, dtype_name
+from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator
 from pndmkit.run import Run, check_output, gradient_array, start_run
 from pndmkit.stability import StabilityWarning, warn_if_unstable
@@ -186,8 +187,7 @@ class Integrator:
         from pndmkit.models import check_prediction
 
         check_array(x, "x")
-        if not isinstance(check_finite, (bool, np.bool_)):
-            raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
+        check_bool(check_finite, "check_finite")
         times = check_grid(self.transfer.schedule, grid)
         times.setflags(write=False)
         check_prediction(prediction, self.transfer.schedule)

@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Optional, Union
@@ -33,10 +34,11 @@ from pndmkit.transfers import DDIMTransfer, LinearTransfer
 from pndmkit.exponential import UniPC, deis_multistep, dpm_solver_multistep  # issue 12
 from pndmkit.transfers import DataTransfer  # issue 12
 
-__all__ = ["MethodSpec", "METHODS", "BUILTIN", "KINDS", "get_method", "register_method", "unregister_method",
+__all__ = ["MethodSpec", "METHODS", "BUILTIN", "DEFAULT_METHOD", "KINDS", "PLUGIN_ENV", "PLUGIN_GROUP", "load_plugins", "get_method", "register_method", "unregister_method",
            "markdown_table"]
 
 Built = Union[Integrator, AdaptiveIntegrator]
+_NAME = re.compile(r"[a-z0-9][a-z0-9+._-]*")
 
 #: the kinds of method: pseudo (a transfer that keeps samples on the noise-level manifold), classical
 #: (the linear transfer ``x + h f``), adaptive (the method chooses its steps)
@@ -69,6 +71,20 @@ class MethodSpec:
     gradient: str = ""
     transfer: str = ""
     reference: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise ValueError(f"spec.name must be lower-case letters, digits and + . _ - (starting with a letter or "
+                             f"digit: the CLI's --methods splits on commas), got {self.name!r}")
+        if not callable(self.build):
+            raise TypeError(f"spec.build must be callable as build(schedule) -> Integrator, got "
+                            f"{type(self.build).__name__}")
+        if self.order is not None and (isinstance(self.order, bool) or not isinstance(self.order, int)
+                                       or self.order < 1):
+            raise ValueError(f"spec.order must be a positive integer or None (adaptive), got {self.order!r}")
+        for name in ("gradient", "transfer", "reference"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"spec.{name} must be a str, got {type(getattr(self, name)).__name__}")
 
     @cached_property
     def _probe(self) -> Built:
@@ -199,10 +215,11 @@ _SPECS = [
                                                      DataTransfer(sched), "f-pndm-x0"), 2,
                "PRK for 3 steps, then AB4 (55, -59, 37, -9)/24 on x0", "phi (data, exact Euler in e^lambda)",
                PAPER + ", Algorithm 2 with the data-prediction transfer"),
-    MethodSpec("pece-x0", lambda sched: Integrator(Warmup(PRK_S(), 2, AdamsPC(4, "PECE", ramp=False)),
+    MethodSpec("pece-x0", lambda sched: Integrator(Warmup(PRK_S(), 2, AdamsPC(4, "PECE", variable="t", ramp=False)),
                                                    DataTransfer(sched), "pece-x0"), 4,
-               "PRK for 2 steps, then AB3 + AM4 on x0, stages and weights exact in e^lambda, PECE",
-               "phi (data, exact Euler in e^lambda)", "pndmkit: pece-s with the data-prediction transfer"),
+               "PRK with stages at the e^lambda midpoint for 2 steps, then AB3 + AM4 on x0 with weights exact for "
+               "polynomials in t (integrated against e^lambda), PECE", "phi (data, exact Euler in e^lambda)",
+               "pndmkit: Adams-Bashforth-Moulton with the data-prediction transfer"),
     # --- end of issue 12 block ---
 ]
 
@@ -210,6 +227,10 @@ _SPECS = [
 METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}
 #: names of the methods pndmkit ships (the README's methods table lists exactly these)
 BUILTIN: tuple[str, ...] = tuple(METHODS)
+#: the method used when none is named (``pndmkit.sample``, ``pndmkit sample``, the integrations): iPNDM, N
+#: evaluations for N steps, evaluations only on the trajectory, so no stage error is amplified by the eps-form
+#: transfer; the stability sweep (``tests/test_stability.py``) and ``pndmkit compare`` chose it (README)
+DEFAULT_METHOD = "ipndm"
 
 
 def get_method(name: str) -> MethodSpec:
@@ -251,8 +272,6 @@ def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
 
     if not isinstance(spec, MethodSpec):
         raise TypeError(f"spec must be a MethodSpec, got {type(spec).__name__}")
-    if not isinstance(spec.name, str) or not spec.name or spec.name != spec.name.strip() or " " in spec.name:
-        raise ValueError(f"spec.name must be a non-empty name without spaces, got {spec.name!r}")
     if spec.name in BUILTIN or (spec.name in METHODS and not replace):
         raise ValueError(f"method {spec.name!r} is already registered"
                          + ("" if spec.name in BUILTIN else "; pass replace=True to replace it"))
@@ -296,3 +315,59 @@ def markdown_table(names: Optional[list[str]] = None) -> str:
         lines.append(f"| `{r['name']}` | {r['kind']} | {r['gradient']} | {r['transfer']} | {r['nfe']} "
                      f"| {r['order'] if r['order'] is not None else '-'} | {r['reference']} |")
     return "\n".join(lines)
+
+
+#: environment variable naming modules (comma-separated) that register methods when ``pndmkit`` starts
+PLUGIN_ENV = "PNDMKIT_PLUGINS"
+#: entry-point group of installed packages that register methods when ``pndmkit`` starts
+PLUGIN_GROUP = "pndmkit.methods"
+
+
+def load_plugins(modules: Optional[str] = None) -> list[str]:
+    """Import the modules that register user methods, so that a new ``pndmkit`` process knows them.
+
+    A method registered with :func:`register_method` lives in the process that registered it. The command
+    line imports, before it parses its arguments, every module named in the environment variable
+    ``PNDMKIT_PLUGINS`` (comma-separated, importable from ``sys.path``, e.g. ``PNDMKIT_PLUGINS=mymethods``
+    with ``mymethods.py`` in the current folder or on ``PYTHONPATH``) and every entry point of the group
+    ``pndmkit.methods`` of installed packages (an entry point naming a callable is called). Importing a module
+    twice does nothing, so its ``register_method`` calls run once.
+
+    Parameters
+    ----------
+    modules : str, optional
+        Comma-separated module names; default: the environment variable.
+
+    Returns
+    -------
+    list of str
+        What was loaded.
+
+    Raises
+    ------
+    ImportError
+        A named module cannot be imported (the message names the variable and the module).
+    """
+    import importlib
+    import os
+    import sys
+    from importlib.metadata import entry_points
+
+    loaded = []
+    names = os.environ.get(PLUGIN_ENV, "") if modules is None else modules
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: a plugin module in the current folder
+    for name in (n.strip() for n in names.split(",")):
+        if not name:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ImportError(f"{PLUGIN_ENV}: cannot import {name!r} ({exc})") from exc
+        loaded.append(name)
+    for entry in entry_points(group=PLUGIN_GROUP):
+        obj = entry.load()
+        if callable(obj):
+            obj()
+        loaded.append(entry.name)
+    return loaded

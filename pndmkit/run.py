@@ -175,7 +175,7 @@ class Run:
         if cursor is None or cursor.position != len(self.told):
             cursor = _Cursor(self._replay(), len(self.told))
         try:
-            request = cursor.gen.send(g)
+            request = _checked_request(cursor.gen.send(g), self)
         except StopIteration as stop:
             cursor.position = -1  # exhausted: telling this run again replays the step
             return self._finish_step(stop.value, self.nfe + 1)
@@ -241,6 +241,23 @@ class Run:
             object.__setattr__(self, key, value)
 
 
+def _checked_request(request: Any, run: Run) -> tuple[Any, float]:
+    """An estimator's ``yield``: a pair ``(x, t)`` with ``x`` shaped like the state and ``t`` inside the schedule."""
+    if not isinstance(request, tuple) or len(request) != 2:
+        raise TypeError(f"{run.integrator.estimator!r}.step must yield (x, t) pairs, one per model evaluation; "
+                        f"got {type(request).__name__}")
+    x, t = request
+    if getattr(x, "shape", None) != getattr(run.x, "shape", None):
+        raise ValueError(f"{run.integrator.estimator!r}.step yielded x of shape {getattr(x, 'shape', None)}; the "
+                         f"state has shape {tuple(run.x.shape)}")
+    schedule = run.integrator.transfer.schedule
+    tol = 1e-9 * max(1.0, abs(schedule.t_max))
+    if not (schedule.t_min - tol <= t <= schedule.t_max + tol):  # also refuses NaN
+        raise ValueError(f"{run.integrator.estimator!r}.step asked for an evaluation at t={t}, outside the domain "
+                         f"[{schedule.t_min}, {schedule.t_max}] of {schedule!r}")
+    return x, float(t)
+
+
 def _replace(run: Run, **changes: Any) -> Run:
     """A copy of ``run`` with ``changes`` (the fields were validated when the first run was built)."""
     new = object.__new__(Run)
@@ -266,7 +283,7 @@ def _begin(run: Run, index: int, x: Any, state: Any, nfe: int, last_gradient: An
             return base
         gen = base._generator()
         try:
-            request = next(gen)
+            request = _checked_request(next(gen), base)
         except StopIteration as stop:  # a step that needs no evaluation (e.g. pure extrapolation)
             from pndmkit.estimators import Step
 

@@ -37,7 +37,7 @@ from pndmkit._checks import check_choice, check_int, check_real, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import check_grid, make_grid
 from pndmkit.integrator import Callback, Integrator, Solution
-from pndmkit.methods import MethodSpec, get_method
+from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.models import as_eps, shift_time
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
@@ -103,8 +103,8 @@ def _apply_convention(convention: str, schedule: NoiseSchedule, given: dict[str,
     return dict(preset)
 
 
-def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSchedule, method: Method = "f-pndm",
-           steps: int | None = None, grid: Grid = None, prediction: str = "eps", t_start: float | None = None,
+def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSchedule,
+           method: Method = DEFAULT_METHOD, steps: int | None = None, grid: Grid = None, prediction: str = "eps", t_start: float | None = None,
            t_end: float | None = None, convention: str | None = None, model_time_offset: float | None = None,
            rho: float | None = None, final_alpha: str | None = None, offset: int | None = None,
            callback: Callback | None = None, check_finite: bool = False, model_kwargs: dict[str, Any] | None = None,
@@ -125,10 +125,14 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     schedule : NoiseSchedule
         The noise schedule the model was trained with.
     method : str, MethodSpec or Integrator
-        A name in :data:`pndmkit.METHODS` or a hand-built integrator.
+        A name in :data:`pndmkit.METHODS` or a hand-built integrator; default
+        :data:`pndmkit.methods.DEFAULT_METHOD` (``"ipndm"``: the README's "Default method" says why).
     steps : int, optional
         Number of steps ``N`` of a generated grid (default :data:`DEFAULT_STEPS`). The result has exactly
         ``N`` steps, or the call raises. With explicit grid times leave it unset (or equal to their steps).
+        An adaptive method (``pf``) chooses its own steps and uses only the first and last time of the grid;
+        without ``grid`` it ignores ``steps`` and integrates the whole trajectory (a ``DiscreteVP`` from
+        ``T - 1``, or from ``t_start``).
     grid : str or sequence of float, optional
         A grid kind (:data:`pndmkit.grids.GRIDS`) or explicit decreasing times (first = start).
     prediction : {"eps", "x0", "v", "score"}
@@ -145,7 +149,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         Grid options of :func:`~pndmkit.grids.make_grid` (``karras`` exponent; DiscreteVP end ``"one"`` or
         ``"first"``; ``leading`` steps offset). An option the grid kind would ignore raises.
     callback : callable, optional
-        ``callback(t, x, e)`` after every step.
+        ``callback(t, x, e)`` after every step (``e`` the gradient the step used, ``None`` after a corrector
+        step); an adaptive method calls it once, at the end, with ``e = None``.
     check_finite : bool
         Raise ``FloatingPointError`` on a non-finite model output (synchronises GPU devices each call).
     model_kwargs : dict, optional
@@ -175,19 +180,24 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         settings = _apply_convention(convention, schedule, settings)
     shift = 0.0 if settings["model_time_offset"] is None else check_real(settings["model_time_offset"],
                                                                          "model_time_offset")
+    if isinstance(method, (Integrator, AdaptiveIntegrator)):
+        integrator = method
+    else:
+        spec = method if isinstance(method, MethodSpec) else get_method(method)
+        integrator = spec.build(schedule)
+    grid_request = settings["grid"]
+    if integrator.kind == "adaptive" and grid_request is None:
+        # it chooses its own steps: ``steps`` is ignored and it integrates the whole trajectory (from T - 1 on a
+        # DiscreteVP, whatever the leading spacing of a step count would start at)
+        steps, grid_request = None, (None if schedule.continuous else "trailing")
     try:
-        times = resolve_grid(schedule, steps, settings["grid"], t_start=t_start, t_end=t_end, rho=rho,
+        times = resolve_grid(schedule, steps, grid_request, t_start=t_start, t_end=t_end, rho=rho,
                              final_alpha=settings["final_alpha"], offset=settings["offset"])
     except ValueError as exc:
         if convention is None:
             raise
         raise ValueError(f"convention={convention!r} (grid 'leading', offset={settings['offset']}, final_alpha="
                          f"{settings['final_alpha']!r}): {exc}") from exc
-    if isinstance(method, (Integrator, AdaptiveIntegrator)):
-        integrator = method
-    else:
-        spec = method if isinstance(method, MethodSpec) else get_method(method)
-        integrator = spec.build(schedule)
     if model_kwargs is not None:  # conditioning, e.g. for pndmkit.models.guided
         if not isinstance(model_kwargs, dict):
             raise TypeError(f"model_kwargs must be a dict of keyword arguments for model, got "

@@ -125,8 +125,9 @@ def exact_weights(variable: Variable, phi: Any, nodes: Sequence[float], t: float
 
     In the transfer's own coordinate this is the exact Lagrange formula
     (:func:`pndmkit.theory.multistep.lagrange_weights_float`); otherwise
-    :math:`\int_u^{u'} \ell_k(v)\,du = [\ell_k u] - \int_v^{v'} \ell_k'(v)\, u(v)\, dv`, integrated by 24-point
-    Gauss-Legendre in ``v`` (``u(v)`` is smooth wherever both are finite, so this is exact to round-off).
+    :math:`\int_u^{u'} \ell_k(v)\,du = \ell_k(v')(u' - u) - \int_v^{v'} \ell_k'(v)\, (u(v) - u)\, dv`, in the
+    step's scaled variable and integrated by 24-point Gauss-Legendre (``u(v)`` is smooth wherever both are
+    finite, so this is exact to round-off, with no cancellation as steps shrink).
     Results are cached per transfer, variable and nodes.
     """
     return _weights(variable, phi, tuple(float(n) for n in nodes), float(t), float(t_next))
@@ -141,18 +142,20 @@ def _weights(variable: Variable, phi: Any, nodes: tuple[float, ...], t: float, t
     if is_native(variable, phi):
         u = [phi.coordinate(n) for n in nodes]
         return tuple(lagrange_weights_float(u, phi.coordinate(t), phi.coordinate(t_next)).tolist())
-    v_nodes = np.array([coordinate(variable, phi, n) for n in nodes])
     v0, v1 = coordinate(variable, phi, t), coordinate(variable, phi, t_next)
     u0, u1 = phi.coordinate(t), phi.coordinate(t_next)
-    v_q = v0 + (v1 - v0) * _GL_X
+    # everything in the step's own scaled variable sigma = (v - v0) / (v1 - v0), where the step is [0, 1] and
+    # the basis polynomials have O(1) coefficients; integrating by parts against the normalised coordinate
+    # r(sigma) = (u - u0) / (u1 - u0), which runs from 0 to 1, keeps every term O(1) (no cancellation of u):
+    #   w_k = l_k(1) - int_0^1 l_k'(sigma) r(sigma) d sigma
+    sig_nodes = [(coordinate(variable, phi, n) - v0) / (v1 - v0) for n in nodes]
     bracket = (t, t_next)
-    u_q = np.array([phi.coordinate(time_at(variable, phi, v, bracket)) for v in v_q])
+    r_q = np.array([(phi.coordinate(time_at(variable, phi, v0 + (v1 - v0) * x, bracket)) - u0) / (u1 - u0)
+                    for x in _GL_X])
     k = len(nodes)
     out = []
     for j in range(k):
-        others = [v_nodes[m] for m in range(k) if m != j]
-        basis = np.polynomial.Polynomial.fromroots(others) / np.prod([v_nodes[j] - o for o in others])
-        db = basis.deriv()
-        integral = basis(v1) * u1 - basis(v0) * u0 - (v1 - v0) * float(np.dot(_GL_W, db(v_q) * u_q))
-        out.append(integral / (u1 - u0))
+        others = [sig_nodes[m] for m in range(k) if m != j]
+        basis = np.polynomial.Polynomial.fromroots(others) / np.prod([sig_nodes[j] - o for o in others])
+        out.append(basis(1.0) - float(np.dot(_GL_W, basis.deriv()(_GL_X) * r_q)))
     return tuple(float(w) for w in out)

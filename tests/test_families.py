@@ -167,9 +167,9 @@ def test_single_gaussian_reference_is_closed_form_on_flow_matching():
 # -- schedule invariance ------------------------------------------------------------------------------------
 #: methods whose stages and weights depend on the grid only through s (or lambda = -log s): schedule-invariant
 S_METHODS = ["ddim", "pie", "plms", "s-pndm", "ipndm", "ipndm-v", "prk-s", "f-pndm-s", "pece-s", "pec-s",
-             "dpm-solver++-2m", "ipndm-x0", "pece-x0"]
-#: methods with stages at the t-midpoint or steps in t: not invariant (and not expected to be)
-T_METHODS = ["prk", "f-pndm", "rk4", "euler"]
+             "dpm-solver++-2m", "ipndm-x0"]
+#: methods with stages at the t-midpoint, weights exact in t or steps in t: not invariant (and not expected to be)
+T_METHODS = ["prk", "f-pndm", "rk4", "euler", "pece-x0"]
 
 
 def _y_path(name, sched, s_grid, z):

@@ -273,3 +273,51 @@ def test_low_precision_initial_samples_keep_a_float32_state():
 def test_core_objects_validate_their_arguments(bad, error, match):
     with pytest.raises(error, match=match):
         bad()
+
+
+def test_flags_are_not_truthiness_and_a_warmup_needs_its_steps():
+    with pytest.raises(TypeError, match="ramp must be True or False, got 'no'"):
+        LinearMultistep(4, ramp="no")
+    with pytest.raises(TypeError, match="ramp must be True or False"):
+        AdamsPC(3, ramp=1)
+    with pytest.raises(ValueError, match="needs warmup_steps >= 1"):
+        LinearMultistep(4, warmup=RungeKutta(HEUN))
+
+
+class _Yields(pndmkit.GradientEstimator):
+    """An estimator whose step yields what it is given (to test the run's checks of a request)."""
+
+    def __init__(self, make):
+        self.make = make
+
+    def step(self, x, t, t_next, phi, state):
+        e = yield self.make(x, t, t_next)
+        return Step(state, e=e)
+
+    def order(self, phi):
+        return 1
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda x, t, tn: x, TypeError, r"must yield \(x, t\) pairs"),
+    (lambda x, t, tn: (x, t + 5000.0), ValueError, "outside the domain"),
+    (lambda x, t, tn: (x, float("nan")), ValueError, "outside the domain"),
+    (lambda x, t, tn: (x[:1], t), ValueError, "the state has shape"),
+])
+def test_a_run_checks_every_requested_evaluation(make, error, match):
+    integrator = Integrator(_Yields(make), DDIMTransfer(DiscreteVP.linear()))
+    with pytest.raises(error, match=match):
+        integrator.start(np.ones(2), [999.0, 500.0])
+
+
+def test_pf_integrates_the_whole_trajectory_whatever_steps_says():
+    """An adaptive method chooses its own steps: without a grid it starts at the top of the schedule, not where
+    the leading spacing of a step count would (980 for 50 steps, 0 for 1 step)."""
+    sched = DiscreteVP.linear()
+    model = gaussian_eps(sched)
+    runs = [pndmkit.sample(model, np.ones(2), schedule=sched, method="pf", **kw) for kw in ({}, {"steps": 1},
+                                                                                          {"steps": 50})]
+    for sol in runs:
+        assert sol.times[0] == 999.0 and sol.times[-1] == -1.0
+        np.testing.assert_array_equal(sol.x, runs[0].x)
+    assert pndmkit.sample(model, np.ones(2), schedule=sched, method="pf", t_start=500).times[0] == 500.0

@@ -132,3 +132,16 @@ def test_register_then_unregister_round_trip():
     finally:
         assert unregister_method("test-ddim-copy") is spec
     assert "test-ddim-copy" not in METHODS
+
+
+@pytest.mark.parametrize("name", ["a,b", "--steps", "DDIM", "", "has space"])
+def test_method_names_the_cli_can_address(name):
+    with pytest.raises(ValueError, match="spec.name must be lower-case"):
+        MethodSpec(name, METHODS["ddim"].build, 1)
+
+
+def test_a_spec_checks_its_fields():
+    with pytest.raises(TypeError, match="spec.build must be callable"):
+        MethodSpec("test-x", 3, 1)
+    with pytest.raises(ValueError, match="spec.order must be a positive integer or None"):
+        MethodSpec("test-x", METHODS["ddim"].build, 0)

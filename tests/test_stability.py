@@ -29,14 +29,11 @@ SCHEDULES = {"LinearVP": LinearVP, "CosineVP": CosineVP, "CosineVP(t_max=0.9999)
 ALL_N = (1, 2, 3, 5, 10, 20, 50)
 FAST_N = (1, 3, 10, 50)
 FACTOR = 10.0  # the issue's bound: no worse than 10x DDIM on the same grid, or a warning
-#: pece-x0's Adams weights exact in e^lambda are inaccurate on the uneven 1/s nodes of these grids (33 vs
-#: DDIM's 0.11 on LinearVP, 10 uniform steps): a defect of the method, not of the transfer; pinned below
-KNOWN_DEFECT = {"pece-x0"}
 PROBLEM = get_problem("gmm2d")
 
 
 def _methods() -> list[str]:
-    return [name for name, spec in METHODS.items() if not spec.adaptive and name not in KNOWN_DEFECT]
+    return [name for name, spec in METHODS.items() if not spec.adaptive]
 
 
 @lru_cache(maxsize=None)
@@ -108,9 +105,10 @@ def test_stability_sweep_full(name):
     assert _sweep(name, tuple(GRID_KINDS), ALL_N, _methods()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="pece-x0: weights exact in e^lambda on uneven 1/s nodes (reported); "
-                                       "remove from KNOWN_DEFECT when this passes")
 def test_pece_x0_within_ten_times_ddim():
+    """Regression: with Adams weights exact in e^lambda itself (the data transfer's coordinate) pece-x0 was 33
+    against DDIM's 0.11 here (extrapolation on the very uneven 1/s nodes); its weights are now exact for
+    polynomials in t, integrated against e^lambda."""
     assert _sweep("LinearVP", ("uniform",), (10,), ["pece-x0"]) == []
 
 
@@ -121,7 +119,7 @@ def test_issue_reproduction_warns_with_cause_and_alternative():
     sched = CosineVP(t_max=0.9999)
     x = np.zeros((4, 2))
     with pytest.warns(StabilityWarning) as record:
-        pndmkit.sample(lambda x, t: PROBLEM.eps(x, t, sched), x, schedule=sched, steps=50)
+        pndmkit.sample(lambda x, t: PROBLEM.eps(x, t, sched), x, schedule=sched, steps=50, method="f-pndm")
     assert len(record) == 1 and record[0].filename == __file__
     message = str(record[0].message)
     assert message.startswith("f-pndm: step 1 ") and "spans abar 2.4e-08 -> " in message

@@ -72,7 +72,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import GRIDS, make_grid
 from pndmkit.integrator import Integrator
-from pndmkit.methods import MethodSpec, get_method
+from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.run import Run
 from pndmkit.schedules import DiscreteVP
 
@@ -235,7 +235,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     _compatibles: list[str] = []
 
     @register_to_config
-    def __init__(self, method: Union[str, MethodSpec, Integrator] = "f-pndm", num_train_timesteps: int = 1000,
+    def __init__(self, method: Union[str, MethodSpec, Integrator] = DEFAULT_METHOD, num_train_timesteps: int = 1000,
                  beta_start: float = 0.0001, beta_end: float = 0.02, beta_schedule: str = "linear",
                  trained_betas: Optional[Any] = None, prediction_type: str = "epsilon",
                  timestep_spacing: str = "leading", steps_offset: int = 0, set_alpha_to_one: bool = True) -> None:

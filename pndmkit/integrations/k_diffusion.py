@@ -41,7 +41,7 @@ from numpy.typing import ArrayLike
 from pndmkit import schedules as _schedules
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.integrator import Integrator
-from pndmkit.methods import METHODS, MethodSpec, get_method
+from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method
 
 __all__ = ["SigmaVP", "sample", "sampler"]
 
@@ -159,7 +159,7 @@ def _progress(total: int, disable: Optional[bool]) -> Any:
     return tqdm(total=total)
 
 
-def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, Integrator] = "f-pndm",
+def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, Integrator] = DEFAULT_METHOD,
            extra_args: Optional[dict] = None, callback: Optional[Callable[[dict], Any]] = None,
            disable: Optional[bool] = None) -> Any:
     """Sample with a pndmkit method in k-diffusion's conventions.
