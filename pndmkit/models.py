@@ -40,7 +40,7 @@ from typing import Any, Callable
 from pndmkit._backend import lincomb
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
-__all__ = ["PREDICTIONS", "check_prediction", "to_eps", "as_eps", "shift_time"]
+__all__ = ["PREDICTIONS", "check_prediction", "eps_coefficients", "to_eps", "as_eps", "shift_time"]
 
 PREDICTIONS = ("eps", "x0", "v", "score", "flow")
 
@@ -82,28 +82,47 @@ def to_eps(output: Any, x: Any, t: float, schedule: NoiseSchedule, prediction: s
     check_prediction(prediction, schedule)
     if prediction == "eps":
         return output
-    if prediction == "flow" or not isinstance(schedule, VPSchedule):
-        return lincomb(_eps_coefficients(schedule, t, prediction), (x, output))
-    la = float(schedule.log_abar(t))
-    a, sigma = math.exp(0.5 * la), math.sqrt(-math.expm1(la))
-    if prediction == "v":
-        return lincomb((sigma, a), (x, output))
-    if prediction == "score":
-        return output * (-sigma)
-    if sigma == 0.0:
-        raise ValueError(f"an x0-prediction model cannot give eps at t={t}, where abar = 1; end the grid earlier")
-    return lincomb((1.0 / sigma, -a / sigma), (x, output))
+    return lincomb(eps_coefficients(schedule, t, prediction), (x, output))
 
 
-def _eps_coefficients(schedule: NoiseSchedule, t: float, prediction: str) -> tuple[float, float]:
-    """``(c_x, c_out)`` with ``eps = c_x x + c_out output`` for ``x0``, ``score`` and ``flow`` on any family."""
-    alpha, sigma = float(schedule.alpha(t)), float(schedule.sigma(t))
+def eps_coefficients(schedule: NoiseSchedule, t: float, prediction: str, min_sigma: float = 0.0
+                     ) -> tuple[float, float]:
+    """``(c_x, c_out)`` with ``eps = c_x x + c_out output`` for a model predicting ``prediction`` at ``t``.
+
+    The one place the conversions of the module docstring are written (:func:`to_eps` and the network adapters
+    of :mod:`pndmkit.nn` use it). ``min_sigma`` clamps ``sigma`` from below for ``x0`` predictions (a network
+    evaluated where ``abar = 1`` still gives a finite, if meaningless, eps); 0 refuses that point instead.
+
+    Raises
+    ------
+    ValueError
+        An unknown prediction, an ``x0`` prediction where ``sigma = 0`` (``min_sigma = 0``), or a ``flow``
+        prediction where ``dx/dt`` is singular.
+    """
+    if prediction == "eps":
+        return 0.0, 1.0
+    if isinstance(schedule, VPSchedule) and prediction != "flow":  # VP: from log abar, without cancellation
+        la = float(schedule.log_abar(t))
+        one_minus = -math.expm1(la)
+        if prediction == "x0" and min_sigma > 0.0 and one_minus < min_sigma * min_sigma:
+            one_minus = min_sigma * min_sigma
+            alpha, sigma = math.sqrt(1.0 - one_minus), min_sigma
+        else:
+            alpha, sigma = math.exp(0.5 * la), math.sqrt(one_minus)
+        if prediction == "v":
+            return sigma, alpha
+    else:
+        alpha, sigma = float(schedule.alpha(t)), float(schedule.sigma(t))
+        if prediction == "x0" and min_sigma > 0.0:
+            sigma = max(sigma, min_sigma)
     if prediction == "score":
         return 0.0, -sigma
     if prediction == "x0":
         if sigma == 0.0:
             raise ValueError(f"an x0-prediction model cannot give eps at t={t}, where sigma = 0; end the grid earlier")
         return 1.0 / sigma, -alpha / sigma
+    if prediction != "flow":
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
     dalpha, dsigma = float(schedule.dalpha(t)), float(schedule.dsigma(t))
     det = alpha * dsigma - sigma * dalpha  # alpha^2 ds/dt > 0
     if not (math.isfinite(det) and det > 0):

@@ -32,29 +32,18 @@ from typing import Any, Callable
 
 import torch
 
+from pndmkit.models import PREDICTIONS
+from pndmkit.models import eps_coefficients as _eps_coefficients
 from pndmkit.schedules import NoiseSchedule
 
 __all__ = ["NetworkModel", "from_diffusers", "PREDICTIONS", "eps_coefficients"]
 
-PREDICTIONS = ("eps", "x0", "v", "score")
-
-
 def eps_coefficients(schedule: NoiseSchedule, t: float, prediction: str, min_sigma: float = 1e-3
                      ) -> tuple[float, float]:
-    """``(c_x, c_out)`` with ``eps = c_x * x + c_out * out`` for a network predicting ``prediction`` at ``t``."""
-    la = float(schedule.log_abar(t))
-    if prediction == "eps":
-        return 0.0, 1.0
-    if prediction == "x0":
-        one_minus = max(-math.expm1(la), min_sigma * min_sigma)
-        sigma, a = math.sqrt(one_minus), math.sqrt(1.0 - one_minus)
-        return 1.0 / sigma, -a / sigma
-    sigma, a = math.sqrt(-math.expm1(la)), math.exp(0.5 * la)
-    if prediction == "v":
-        return sigma, a
-    if prediction == "score":
-        return 0.0, -sigma
-    raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    """``(c_x, c_out)`` with ``eps = c_x * x + c_out * out`` for a network predicting ``prediction`` at ``t``:
+    :func:`pndmkit.models.eps_coefficients` with ``sigma`` clamped to ``min_sigma`` for ``x0`` networks (finite
+    at ``abar = 1``)."""
+    return _eps_coefficients(schedule, t, prediction, min_sigma)
 
 
 class NetworkModel:
