@@ -104,8 +104,8 @@ def test_every_method_samples_with_the_tiny_unet(name, tiny):
     assert isinstance(sol.x, torch.Tensor) and sol.x.shape == x_T.shape and sol.x.dtype == torch.float32
     assert torch.isfinite(sol.x).all()
     assert sol.nfe == model.nfe
-    if spec.nfe(6) is not None:
-        assert sol.nfe == spec.nfe(6)
+    if not spec.adaptive:  # derived on this grid: a step ending at abar = 1 may need fewer evaluations
+        assert sol.nfe == spec.build(model.schedule).nfe(sol.times)
 
 
 def _derived_nets(eps_net, schedule):
@@ -267,6 +267,50 @@ def test_training_resume_refuses_other_settings(tmp_path, change):
     # the settings that may change: the step budget, the device, the checkpoint interval
     _Trainer(TrainConfig(steps=3, **{**common, "checkpoint_every": 1}), log=lambda m: None, resume=True).run()
     assert load_checkpoint(tmp_path / "digits").meta["trained_steps"] == 3
+
+
+def test_resuming_a_finished_run_leaves_its_checkpoint_as_it_is(tmp_path):
+    """Issue 11: a resume at (or past) steps used to rewrite NAME.json (a new sitting), after which sampling
+    runs resumed from that checkpoint were refused ("the checkpoint's json file changed")."""
+    from pndmkit.nn.train import TrainConfig, _Trainer
+
+    common = dict(preset="tiny", batch_size=4, checkpoint_every=2, out=str(tmp_path))
+    _Trainer(TrainConfig(steps=2, **common), log=lambda m: None).run()
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(files) == {"digits.json", "digits.safetensors", "train_state.pt"}
+    for steps in (2, 1):  # at steps, past steps
+        logged = []
+        trainer = _Trainer(TrainConfig(steps=steps, **common), log=logged.append, resume=True)
+        assert trainer.run() == tmp_path / "digits" and trainer.step == 2
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+        assert logged[-1] == (f"the run is already at step 2 (steps={steps}): nothing to train, {tmp_path / 'digits'} "
+                              "left as it is; give a larger steps to train on")
+    # under a name that has no checkpoint yet it is written, the old one still untouched
+    _Trainer(TrainConfig(steps=2, **{**common, "name": "other"}), log=lambda m: None, resume=True).run()
+    assert load_checkpoint(tmp_path / "other").meta["trained_steps"] == 2
+    assert (tmp_path / "digits.json").read_bytes() == files["digits.json"]
+
+
+def test_resume_without_a_run_says_it_starts_afresh(tmp_path):
+    from pndmkit.nn.train import TrainConfig, _Trainer
+
+    logged = []
+    _Trainer(TrainConfig(out=str(tmp_path), preset="tiny", steps=1, batch_size=4), log=logged.append,
+             resume=True).run()
+    assert logged[0] == f"no previous run to resume in {tmp_path} (no train_state.pt): starting a fresh one"
+    assert load_checkpoint(tmp_path / "digits").meta["trained_steps"] == 1
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x", ".", "..", ".hidden", "a\\b", "a\0b", 3])
+def test_checkpoint_name_is_a_plain_file_stem(name, tmp_path):
+    from pndmkit.errors import UsageError
+    from pndmkit.nn.train import TrainConfig, check_name
+
+    with pytest.raises(UsageError, match=r"^name=.* must be a plain file name \(no folder, no leading dot\)") as info:
+        TrainConfig(out=str(tmp_path / "o"), name=name)
+    assert info.value.params == ("name",)
+    assert check_name("digits-2.v1") == "digits-2.v1"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_training_checks_preset_and_memory_before_building(tmp_path, monkeypatch):

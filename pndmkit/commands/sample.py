@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                    help="network dtype; the sampler state stays float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUT")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in OUT (none there: say so and start afresh)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run, resume_hint=resume_hint)

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "--resume refuses settings that shape the training differently from the saved run "
                     "(only --steps, --max-minutes, --threads, --device, --checkpoint-every, --name may change).")
     p.add_argument("--out", default="runs/digits", help="output folder")
-    p.add_argument("--name", default="digits", help="checkpoint name inside OUT")
+    p.add_argument("--name", default="digits", help="checkpoint name inside OUT, a plain file name without folder")
     p.add_argument("--preset", default="digits",
                    help="UNet preset: digits or tiny (ddpm-cifar10 is for 3-channel 32x32 images, not the digits)")
     p.add_argument("--steps", type=positive_int, default=4000, help="optimiser steps")
@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="stop (and save) after this much training time (default: no limit)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ...")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/train_state.pt (none there: say so and start afresh; a run already at "
+                        "--steps: train nothing and leave its checkpoint as it is)")
     p.add_argument("--classifier", action="store_true",
                    help="instead train the digits classifier whose features define digits-FID "
                         "(uses --out, --name, --seed; 30 epochs)")
@@ -78,7 +80,9 @@ def _train_classifier(args: argparse.Namespace) -> int:
 
     from pndmkit.nn.checkpoint import save_checkpoint
     from pndmkit.nn.frechet import train_classifier
+    from pndmkit.nn.train import check_name
 
+    check_name(args.name)
     if args.threads:
         torch.set_num_threads(args.threads)
     net, info = train_classifier(seed=args.seed)

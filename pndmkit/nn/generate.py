@@ -6,7 +6,8 @@ it is the same whatever the batch size, the device or the number of processes. T
 ``k % world_size``. A finished shard is written as ``shard-KKKKK.png`` (a grid) and then
 ``shard-KKKKK.npz`` (``indices``, ``x`` float32 NCHW, ``images`` uint8 NHWC), each through a temporary
 file and ``os.replace``, so a shard file is either complete or absent. ``resume=True`` skips shards whose
-NPZ exists (and checks their indices): after a crash nothing is lost and nothing is done twice. The
+NPZ exists (and checks their indices): after a crash nothing is lost and nothing is done twice; with no
+run in ``out`` it logs one line saying so and starts a fresh one (so a script may always pass it). The
 default shard size is the batch size, so an interrupt loses at most one batch.
 
 Everything is checked before anything is written (method, grid, convention and steps by a dry run of
@@ -310,6 +311,8 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
         _check_resume(old, ident, run_file)
 
     if rank == 0:  # from here on files are written
+        if cfg.resume and old is None:  # a script may always pass --resume: it starts the run, but says so
+            log(f"no previous run to resume in {out} (no run.json): starting a fresh one")
         out.mkdir(parents=True, exist_ok=True)
         for p in remove_stale_temporaries(out):
             log(f"removed {p.name}, left by an interrupted write")

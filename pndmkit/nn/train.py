@@ -17,6 +17,9 @@ setting that shapes the training (:data:`RESUMABLE` lists the ones that may chan
 time limit, threads, device, checkpoint interval and name) is refused rather than recorded, because the
 saved model's metadata describes one run with one set of settings; continue with other settings by
 starting a new run from the saved weights instead. Each sitting (start step and command) is recorded.
+Resuming a run already at (or past) ``steps`` trains nothing and leaves its checkpoint untouched (it is
+written only if it is missing, e.g. under a new ``name``), so that samples resumed from that checkpoint stay
+valid; ``resume=True`` with no ``train_state.pt`` in ``out`` says so and starts a fresh run.
 """
 
 from __future__ import annotations
@@ -42,12 +45,28 @@ from pndmkit.nn.data import load_digits_images
 from pndmkit.nn.unet import PRESETS, UNet, UNetConfig, count_parameters
 from pndmkit.schedules import DiscreteVP
 
-__all__ = ["TrainConfig", "train", "resume", "RESUMABLE"]
+__all__ = ["TrainConfig", "train", "resume", "check_name", "RESUMABLE"]
 
 #: settings that may differ when a run is resumed (all others must match the saved run)
 RESUMABLE = ("out", "name", "steps", "max_minutes", "threads", "device", "checkpoint_every")
 #: channels of the digits images
 DATA_CHANNELS = 1
+
+
+def check_name(name: Any) -> str:
+    """Return ``name`` if it is a plain file stem (the checkpoint's name inside ``out``), else raise.
+
+    Raises
+    ------
+    UsageError
+        ``name`` empty, not a string, ``.`` or ``..``, starting with a dot, or holding a path separator or a
+        NUL character: it would write outside ``out``, into a sub-folder, or a hidden file.
+    """
+    seps = {"/", "\\", "\0"}
+    if not isinstance(name, str) or not name or name in (".", "..") or name.startswith(".") or seps & set(name):
+        raise UsageError("name", f"name={name!r} must be a plain file name (no folder, no leading dot), e.g. "
+                                 "'digits'; put the folder in out")
+    return name
 
 
 @dataclass
@@ -77,6 +96,7 @@ class TrainConfig:
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_name(self.name)
         if self.loss not in ("l2", "l1"):
             raise UsageError("loss", f"loss must be 'l2' or 'l1', got {self.loss!r}")
         for name, low in (("steps", 1), ("batch_size", 1), ("checkpoint_every", 1), ("warmup", 0), ("seed", 0),
@@ -157,6 +177,7 @@ class _Trainer:
             raise UsageError("out", f"out={str(self.out)!r} exists and is not a folder")
         state_path = self.out / "train_state.pt"
         self.saved: dict[str, Any] | None = None
+        self.fresh_resume = resume and not state_path.is_file()
         if resume and state_path.is_file():
             self.saved = torch.load(state_path, map_location="cpu", weights_only=False)
             _check_same_run(self.saved["config"], cfg, state_path)
@@ -246,10 +267,14 @@ class _Trainer:
         cfg = self.cfg
         for p in remove_stale_temporaries(self.out):
             self.log(f"removed {p.name}, left by an interrupted write")
+        if self.fresh_resume:
+            self.log(f"no previous run to resume in {self.out} (no train_state.pt): starting a fresh one")
         if self.saved is not None:
             self.load_state(self.saved)
             self.saved = None
             self.log(f"resumed from {self.out / 'train_state.pt'} at step {self.step}")
+            if self.step >= cfg.steps:
+                return self._nothing_to_train()
         self.sittings.append({"start_step": self.step, "command": _command()})
         self.log(f"training {cfg.preset} UNet ({count_parameters(self.net):,} parameters) for {cfg.steps} steps "
                  f"on {self.x.shape[0]} digits, batch {cfg.batch_size}, {torch.get_num_threads()} threads")
@@ -280,6 +305,17 @@ class _Trainer:
         finally:
             bar.close()
         return stem if stem is not None else self.save()
+
+    def _nothing_to_train(self) -> Path:
+        """A resumed run already at ``steps``: keep its checkpoint as it is (write it only if missing)."""
+        stem = self.out / self.cfg.name
+        if all(stem.with_name(stem.name + ext).is_file() for ext in (".safetensors", ".json")):
+            self.log(f"the run is already at step {self.step} (steps={self.cfg.steps}): nothing to train, "
+                     f"{stem} left as it is; give a larger steps to train on")
+            return stem
+        self.log(f"the run is already at step {self.step} (steps={self.cfg.steps}): nothing to train; "
+                 f"writing the missing checkpoint {stem}")
+        return self.save()
 
 
 def resume(cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> Path:
