@@ -19,7 +19,12 @@ exception is taken for bad input when
 Anything else is a bug and shows its traceback (``PNDMKIT_TRACEBACK=1`` shows it for every error).
 A ``FloatingPointError`` (non-finite samples) prints one line and exits 1. An interrupt (Ctrl-C, or
 SIGTERM while a sub-command runs) prints one line, with the command that resumes the run where the
-sub-command can resume, and exits 130 (143 for SIGTERM).
+sub-command can resume, and exits 130 (143 for SIGTERM). Output piped into a reader that stops early
+(``pndmkit methods --json | head``) ends quietly, with exit status 1, as Python's documentation on
+``SIGPIPE`` recommends.
+
+Every message starts with the full sub-command (``pndmkit grid optimize: error: ...``), whichever part of
+the command line found the error. Step counts and NFE budgets are at most :data:`MAX_STEPS`.
 """
 
 from __future__ import annotations
@@ -38,14 +43,18 @@ from typing import Any, Iterator, Sequence
 
 from pndmkit.errors import UsageError
 
-__all__ = ["main", "build_parser", "positive_int", "nonnegative_int", "finite_float", "positive_float",
-           "nonnegative_float", "fraction"]
+__all__ = ["main", "build_parser", "positive_int", "nonnegative_int", "step_count", "finite_float",
+           "positive_float", "nonnegative_float", "fraction", "MAX_STEPS"]
 
 #: sub-command modules, in the order ``pndmkit --help`` lists them
 COMMANDS = ("methods", "order", "coefficients", "compare", "sample", "train", "grid")
 
 #: exit status for bad input (argparse's) and for a run that produced non-finite values
 EXIT_USAGE, EXIT_FAILED = 2, 1
+
+#: the most steps (or model calls) a command-line option accepts: 100 times the 1000 of a DDPM table, far
+#: past where any error stops falling, and still minutes rather than hours on the built-in problems
+MAX_STEPS = 100_000
 
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                 PermissionError)
@@ -70,6 +79,11 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def step_count(text: str) -> int:
+    """argparse type: a number of steps or model calls, an integer in ``[1, MAX_STEPS]``."""
+    return _number(text, int, lambda v: 1 <= v <= MAX_STEPS, f"an integer in [1, {MAX_STEPS}]")
 
 
 def finite_float(text: str) -> float:
@@ -155,11 +169,17 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
                 yield from _parsers(child)
 
 
-def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace | None
+                    ) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction | None]:
+    """The deepest sub-command parser ``args`` chose (``pndmkit grid optimize``), and the sub-command
+    action below it that was left unchosen, if any (``pndmkit coefficients`` without a KIND)."""
     for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            return action.choices[command]
-    return parser
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None) if action.dest != argparse.SUPPRESS else None
+            if chosen in action.choices:
+                return _command_parser(action.choices[chosen], args)
+            return parser, action
+    return parser, None
 
 
 def _options(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -250,16 +270,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             args, extras = parser.parse_known_args(argv)
-            command_parser = _command_parser(parser, getattr(args, "command", None))
+            command_parser, unchosen = _command_parser(parser, args)
             prog = command_parser.prog
             if extras:
                 raise _ArgumentError(prog, _unrecognized(command_parser, extras))
         except _ArgumentError as exc:
             raise _fail(exc.prog, exc.message) from None
-        if not getattr(args, "func", None):
-            raise _fail(prog, f"a COMMAND is required: {', '.join(COMMANDS)} (see pndmkit --help)")
+        if unchosen is not None:
+            what = unchosen.metavar or "COMMAND"
+            raise _fail(prog, f"{'an' if what[0] in 'AEIOU' else 'a'} {what} is required: "
+                              f"{', '.join(unchosen.choices)} (see {prog} --help)")
         with _sigterm_interrupts():
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+            return code
+    except BrokenPipeError:
+        # the reader stopped early (`pndmkit methods --json | head`): end quietly; point stdout at devnull
+        # so that the interpreter's final flush does not report the pipe again
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout without a descriptor
+            pass
+        return EXIT_FAILED
     except KeyboardInterrupt as exc:
         hint = getattr(args, "resume_hint", None)
         what = "terminated" if isinstance(exc, _Terminated) else "interrupted"
@@ -276,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         raise _fail(prog, str(exc), EXIT_FAILED) from None
     except Exception as exc:
-        blamed = _blamed_options(exc, _command_parser(parser, getattr(args, "command", None)), argv)
+        blamed = _blamed_options(exc, _command_parser(parser, args)[0], argv)
         if blamed is None or os.environ.get("PNDMKIT_TRACEBACK"):
             raise
         raise _fail(prog, f"{'/'.join(blamed)}: {exc}") from None

@@ -124,7 +124,8 @@ def test_cli_rejects_bad_options(capsys):
     for bad in (["--methods", "nope"], ["--steps", "40,20"], ["--schedule", "quad"], ["--grid", "leading"]):
         with pytest.raises(SystemExit):
             main(["order", *bad])
-    assert main(["order", "--t-end", "5", "--methods", "ddim"]) == 2
-    assert "outside the domain" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # like every bad option: SystemExit(2), one line naming it
+        main(["order", "--t-end", "5", "--methods", "ddim"])
+    assert info.value.code == 2 and "--t-end: t_end=5.0 lies outside the domain" in capsys.readouterr().err
     with pytest.raises(ValueError, match="depends on the number of steps"):
         make_study("gmm1d", "ddpm-linear", grid="leading")

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import sympy as sp
 
 from pndmkit import theory as co
+from pndmkit.errors import UsageError, blame
 from pndmkit.theory._exact import as_rational
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
 
@@ -61,14 +62,34 @@ def _step(text: str) -> list[sp.Rational]:
     return values
 
 
-def _positive(text: str) -> int:
-    try:
-        k = int(text)
-    except ValueError:
-        k = 0
-    if k < 1:
-        raise argparse.ArgumentTypeError(f"K must be a positive integer, got {text!r}")
-    return k
+#: largest K of the exact multistep weights (and nodes, coefficients of lmm / variable): BDF 30 takes a few
+#: seconds in exact arithmetic, and no method beyond it is of practical use (BDF is not zero-stable past 6)
+MAX_K = 30
+#: largest K of ``local-error``: its symbolic expansion grows fast (K = 16: about 7 s, K = 30: minutes)
+MAX_LOCAL_ERROR_K = 16
+
+
+def _count(limit: int) -> Callable[[str], int]:
+    """argparse type: an integer K in ``[1, limit]``."""
+    def parse(text: str) -> int:
+        try:
+            k = int(text)
+        except ValueError:
+            k = 0
+        if not 1 <= k <= limit:
+            raise argparse.ArgumentTypeError(f"K must be an integer in [1, {limit}], got {text!r}")
+        return k
+    return parse
+
+
+def _at_most(limit: int, what: str) -> Callable[[str], list[sp.Rational]]:
+    """argparse type: at most ``limit`` comma-separated exact numbers."""
+    def parse(text: str) -> list[sp.Rational]:
+        values = _rationals(text)
+        if len(values) > limit:
+            raise argparse.ArgumentTypeError(f"at most {limit} {what}, got {len(values)}")
+        return values
+    return parse
 
 
 def _common(weights: Sequence[sp.Rational]) -> tuple[list[int], int]:
@@ -114,7 +135,7 @@ def _run_lmm(args: argparse.Namespace) -> int:
         try:
             method = co.LinearMultistepMethod(args.alpha, args.beta, name="LMM")
         except ValueError as exc:
-            raise SystemExit(f"pndmkit coefficients lmm: {exc}") from None
+            raise UsageError(("alpha", "beta"), str(exc)) from None
         weights, label, k = None, "linear multistep method", method.steps
     report = _lmm_report(method, label, weights)
     report["k"] = k
@@ -130,23 +151,19 @@ def _run_variable(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"variable": args.variable, "schedule": args.schedule,
                               "nodes": [str(v) for v in nodes], "step": [str(start), str(end)]}
     if args.variable == "t":
-        try:
+        with blame("nodes", "step"):
             weights = co.lagrange_weights(nodes, start, end)
-        except ValueError as exc:
-            raise SystemExit(f"pndmkit coefficients variable: {exc}") from None
         report.update(exact=True, weights=[str(w) for w in weights], floats=[float(w) for w in weights])
     else:
         if args.schedule is None:
-            raise SystemExit(f"pndmkit coefficients variable: --variable {args.variable} needs --schedule "
-                             f"({', '.join(SCHEDULES)})")
+            raise UsageError(("schedule", "variable"), f"--variable {args.variable} needs --schedule "
+                                                       f"({', '.join(SCHEDULES)})")
         schedule = SCHEDULES[args.schedule]()
         times = [float(v) for v in [*nodes, start, end]]
         mapping = schedule.s if args.variable == "s" else schedule.lam
-        try:
+        with blame("nodes", "step", errors=(ValueError,)):
             schedule.check_time(times, "--nodes/--step")
             weights = co.variable_step_weights(times[:-2], times[-2], times[-1], args.variable, schedule)
-        except ValueError as exc:
-            raise SystemExit(f"pndmkit coefficients variable: {exc}") from None
         report.update(exact=False, mapped_nodes=[float(mapping(t)) for t in times[:-2]],
                       mapped_step=[float(mapping(times[-2])), float(mapping(times[-1]))],
                       weights=[repr(float(w)) for w in weights], floats=[float(w) for w in weights])
@@ -171,7 +188,7 @@ def _run_tableau(args: argparse.Namespace) -> int:
     from pndmkit.tableaus import TABLEAUS
 
     if args.name not in TABLEAUS:
-        raise SystemExit(f"pndmkit coefficients tableau: unknown tableau {args.name!r}; known: {', '.join(TABLEAUS)}")
+        raise UsageError("name", f"unknown tableau {args.name!r}; known: {', '.join(TABLEAUS)}")
     tableau = TABLEAUS[args.name]
     order = co.tableau_order(tableau)
     residuals = co.order_conditions(tableau, min(order + 1, 2 * tableau.stages))
@@ -218,21 +235,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("coefficients", help="exact multistep weights, variable-step weights, order conditions",
                        description=__doc__.split("\n\n")[0])
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     for kind, help_ in (("adams-bashforth", "explicit Adams weights (k nodes, order k)"),
                         ("adams-moulton", "implicit Adams weights (k nodes incl. the new point, order k)"),
                         ("bdf", "backward differentiation formula with k steps")):
-        _kind(kinds, kind, help_, _run_lmm).add_argument("k", type=_positive, help="K, a positive integer")
+        _kind(kinds, kind, help_, _run_lmm).add_argument("k", type=_count(MAX_K), help=f"K, an integer in [1, {MAX_K}]")
     q = _kind(kinds, "lmm", "order, error constant and zero-stability of sum_j alpha_j y_{n+j} = h sum_j beta_j f_{n+j}",
               _run_lmm, "Coefficients oldest first, j = 0..k; write a list that starts with a minus sign as "
                         "--alpha=-1,1.")
-    q.add_argument("--alpha", type=_rationals, required=True, help="alpha_0..alpha_k, e.g. --alpha=-1,1")
-    q.add_argument("--beta", type=_rationals, required=True, help="beta_0..beta_k, e.g. --beta=1/2,1/2")
+    coefficients = _at_most(MAX_K + 1, f"coefficients (k <= {MAX_K})")
+    q.add_argument("--alpha", type=coefficients, required=True, help="alpha_0..alpha_k, e.g. --alpha=-1,1 (k <= 30)")
+    q.add_argument("--beta", type=coefficients, required=True, help="beta_0..beta_k, e.g. --beta=1/2,1/2")
     q.set_defaults(k=None)
     q = _kind(kinds, "variable", "weights of the interpolant through arbitrary nodes over an arbitrary step",
               _run_variable, "Nodes (newest first) and the step A,B are times t; the weights integrate the Lagrange "
                              "interpolant in the chosen variable over the step and are divided by its length (sum 1).")
-    q.add_argument("--nodes", type=_rationals, required=True, help="comma-separated times, newest first (7/10,1,3/2)")
+    q.add_argument("--nodes", type=_at_most(MAX_K, "nodes"), required=True,
+                   help=f"comma-separated times, newest first (7/10,1,3/2); at most {MAX_K}")
     q.add_argument("--step", type=_step, required=True, help="start and end time of the step, A,B (7/10,1/4)")
     q.add_argument("--variable", choices=co.VARIABLES, default="t",
                    help="integration variable: t, s = sqrt((1-abar)/abar) or lambda = -log s (default t)")
@@ -241,6 +259,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("name", help="tableau name (euler, heun, midpoint, ralston, rk3, rk4, rk38)")
     q = _kind(kinds, "local-error", "leading local error of a pseudo Adams step with the DDIM transfer",
               _run_local_error)
-    q.add_argument("k", type=_positive, help="number of history nodes")
+    q.add_argument("k", type=_count(MAX_LOCAL_ERROR_K), help=f"number of history nodes K, in [1, {MAX_LOCAL_ERROR_K}]")
     q.add_argument("--weights", choices=("t-uniform", "s-exact"), default="t-uniform",
                    help="t-uniform: fixed AB weights (PLMS); s-exact: interpolant on the s nodes")

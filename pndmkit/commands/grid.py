@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from pndmkit.cli import positive_int
+from pndmkit.cli import MAX_STEPS, nonnegative_int, positive_int, step_count
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS
 from pndmkit.problems import PROBLEMS
@@ -22,6 +22,9 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.problem is None) == (args.model is None):
         raise UsageError(("problem", "model"), "give exactly one of --problem NAME or --model digits|PATH")
+    if args.cache is not None and args.model is None:
+        raise UsageError("cache", "--cache DIR holds a network's references; it needs --model (a --problem has "
+                                  "exact ones and caches nothing)")
     if args.method not in METHODS:
         raise UsageError("method", f"unknown method {args.method!r}; known: {', '.join(METHODS)}")
     result = optimize(args.method, args.problem or args.model, args.nfe, calibration=args.calibration,
@@ -34,16 +37,16 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grid", help="timestep grids: optimise one for a method and an NFE budget",
                        description=__doc__.splitlines()[0])
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
     o = actions.add_parser("optimize", help="optimise a grid on calibration noises, report held-out errors",
                            description=__doc__.splitlines()[0])
     o.add_argument("--method", required=True, help="a fixed-step method (see pndmkit methods)")
-    o.add_argument("--nfe", type=positive_int, required=True, help="budget of model evaluations")
+    o.add_argument("--nfe", type=step_count, required=True, help=f"budget of model evaluations (at most {MAX_STEPS})")
     o.add_argument("--problem", choices=sorted(PROBLEMS), default=None, help="a built-in Gaussian-mixture problem")
     o.add_argument("--model", default=None, metavar="digits|PATH", help="a network: checkpoint name or path")
     o.add_argument("--calibration", type=positive_int, default=8, help="noises the grid is fitted on")
     o.add_argument("--heldout", type=positive_int, default=16, help="noises it is judged on")
-    o.add_argument("--seed", type=int, default=0, help="seed of the noises")
+    o.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noises")
     o.add_argument("--maxfev", type=positive_int, default=None, help="objective evaluations (default 200 * steps)")
     o.add_argument("--cache", default=None, metavar="DIR", help="--model: folder of cached references (none)")
     o.add_argument("--json", action="store_true", help="print one JSON object")

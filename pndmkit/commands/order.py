@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from pndmkit.cli import MAX_STEPS, finite_float, nonnegative_int, positive_int
+from pndmkit.errors import UsageError, blame
 
 from pndmkit.studies.convergence import DEFAULT_STEPS, SCHEDULES, make_study, run_study
 from pndmkit.studies.reports import order_json, order_plot, order_table
@@ -26,7 +30,24 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if len(values) < 2 or any(v < 1 for v in values) or values != sorted(set(values)):
         raise argparse.ArgumentTypeError(f"need at least two increasing step counts >= 1, got {text!r}")
+    if values[-1] > MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"step counts must be at most {MAX_STEPS}, got {values[-1]}")
     return values
+
+
+def _plot_file(text: str) -> str:
+    """argparse type: a file name whose extension matplotlib can write, in an existing folder (checked before
+    the study runs, not after it)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    path = Path(text)
+    if path.suffix.lower().lstrip(".") not in formats:
+        raise argparse.ArgumentTypeError(f"{text!r} has no image extension matplotlib writes; use one of "
+                                         f"{', '.join('.' + f for f in sorted(formats))}")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder of {text!r} does not exist")
+    return text
 
 
 def _methods(text: str) -> list[str]:
@@ -47,14 +68,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model is not None:
         return _run_model(args, tty)
+    if args.cache is not None:
+        raise UsageError("cache", "--cache DIR holds the network study's references; it needs --model (the "
+                                  "Gaussian-mixture study has exact ones and caches nothing)")
     args.steps = args.steps or list(DEFAULT_STEPS)
-    try:
+    with blame("t_start", "t_end", "grid", "schedule", "problem", "batch", "seed"):
         study = make_study(args.problem or "gmm2d", args.schedule or "linear-vp", grid=args.grid,
                            t_start=args.t_start, t_end=args.t_end, seed=args.seed,
                            batch=8 if args.batch is None else args.batch)
-    except ValueError as exc:
-        print(f"pndmkit order: error: {exc}", file=sys.stderr)
-        return 2
     results = run_study(study, args.methods, args.steps, progress=progress)
     if tty:
         sys.stderr.write("\r\033[K")
@@ -72,9 +93,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_model(args: argparse.Namespace, tty: bool) -> int:
     """``--model``: the network study of :mod:`pndmkit.studies.real`, reported like the mixture study."""
     import os
-    from pathlib import Path
 
-    from pndmkit.errors import UsageError
     from pndmkit.studies.real import check_reference, model_study, run_model_study
 
     for option in ("problem", "schedule"):
@@ -123,13 +142,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid", choices=[g for g, kind in GRID_KINDS.items() if not kind.discrete_only], default="uniform",
                    help="grid kind (uniform: equal steps in t)")
     p.add_argument("--steps", type=_int_list, default=None,
-                   help=f"comma-separated increasing step counts (default: {','.join(map(str, DEFAULT_STEPS))}; "
-                        f"with --model {','.join(map(str, DEFAULT_MODEL_STEPS))})")
-    p.add_argument("--t-start", type=float, default=None, help="start time (default: the schedule's)")
-    p.add_argument("--t-end", type=float, default=None,
+                   help=f"comma-separated increasing step counts, at most {MAX_STEPS} (default: "
+                        f"{','.join(map(str, DEFAULT_STEPS))}; with --model {','.join(map(str, DEFAULT_MODEL_STEPS))})")
+    p.add_argument("--t-start", type=finite_float, default=None, help="start time (default: the schedule's)")
+    p.add_argument("--t-end", type=finite_float, default=None,
                    help="end time (default: where s = sqrt((1-abar)/abar) = 0.1, see pndmkit.studies.convergence)")
-    p.add_argument("--batch", type=int, default=None, help="number of start points x_T (8; with --model 4)")
-    p.add_argument("--seed", type=int, default=0, help="seed of x_T (0)")
+    p.add_argument("--batch", type=positive_int, default=None, help="number of start points x_T (8; with --model 4)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of x_T (0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", metavar="FILE", default=None, help="write a log-log plot of error vs NFE")
+    p.add_argument("--plot", metavar="FILE", type=_plot_file, default=None,
+                   help="write a log-log plot of error vs NFE (.png, .pdf, .svg, ...)")
     p.set_defaults(func=run)
