@@ -31,22 +31,51 @@ CASES = [
     # order
     (["order", "--methods", "f-pndmm"], "--methods: unknown method(s) ['f-pndmm']; known: ddim"),
     (["order", "--steps", "5"], "--steps:"),
-    (["order", "--t-start", "abc"], "--t-start: invalid float value: 'abc'"),
+    (["order", "--t-start", "abc"], "--t-start: expected a finite number, got 'abc'"),
     (["order", "--problem", "gmm3d"], "--problem: invalid choice: 'gmm3d' (choose from"),
     (["order", "--schedule", "vp"], "--schedule: invalid choice: 'vp'"),
     (["order", "--grid", "lineer"], "--grid: invalid choice: 'lineer'"),
     (["order", "--meth", "ddim"], "unrecognized arguments: --meth ddim (did you mean --methods?)"),
-    (["order", "--batch", "x"], "--batch: invalid int value: 'x'"),
+    (["order", "--batch", "x"], "--batch: expected an integer >= 1, got 'x'"),
+    # issue 11: every message names its option, in the "--option: value: allowed" form
+    (["order", "--t-start", "2"], "--t-start: t_start=2.0 lies outside the domain [0.0, 1.0] of LinearVP"),
+    (["order", "--t-end", "-1"], "--t-end: t_end=-1.0 lies outside the domain [0.0, 1.0] of LinearVP"),
+    (["order", "--t-start", "0.5", "--t-end", "0.6"], "--t-start/--t-end: t_start=0.5 must be larger than t_end=0.6"),
+    (["order", "--t-start", "nan"], "--t-start: expected a finite number, got 'nan'"),
+    (["order", "--batch", "0"], "--batch: expected an integer >= 1, got '0'"),
+    (["order", "--seed", "-1"], "--seed: expected an integer >= 0, got '-1'"),
+    (["order", "--steps", "25,100000000"], "--steps: step counts must be at most 100000, got 100000000"),
+    (["order", "--methods", "ddim", "--steps", "25,50", "--plot", "{out}.xyz"],
+     "o.xyz' has no image extension matplotlib writes; use one of ."),
+    (["order", "--methods", "ddim", "--steps", "25,50", "--plot", "{out}/x.png"], "--plot: the folder of '"),
+    (["order", "--cache", "{out}"], "--cache: --cache DIR holds the network study's references; it needs --model"),
     # coefficients
-    (["coefficients", "adams-bashforth", "0"], "k: K must be a positive integer, got '0'"),
-    (["coefficients", "lmm", "--alpha=-1,1", "--beta", "1"], "alpha and beta must have the same length"),
+    (["coefficients"], "a KIND is required: adams-bashforth, adams-moulton, bdf, lmm, variable, tableau"),
+    (["coefficients", "adams-bashforth", "0"], "k: K must be an integer in [1, 30], got '0'"),
+    (["coefficients", "adams-bashforth", "1000"], "k: K must be an integer in [1, 30], got '1000'"),
+    (["coefficients", "bdf", "31"], "k: K must be an integer in [1, 30], got '31'"),
+    (["coefficients", "local-error", "17"], "k: K must be an integer in [1, 16], got '17'"),
+    (["coefficients", "lmm", "--alpha=-1,1", "--beta", "1"],
+     "--alpha/--beta: alpha and beta must have the same length"),
+    (["coefficients", "lmm", f"--alpha={','.join(['1'] * 32)}", "--beta", "1"],
+     "--alpha: at most 31 coefficients (k <= 30), got 32"),
+    (["coefficients", "variable", "--nodes", ",".join(map(str, range(1, 32))), "--step", "0,1"],
+     "--nodes: at most 30 nodes, got 31"),
+    (["coefficients", "variable", "--nodes", "1/2,7/10", "--step", "1/2,1/4", "--variable", "s"],
+     "--schedule/--variable: --variable s needs --schedule (linear-vp,"),
     (["coefficients", "tableau", "foo"], "unknown tableau 'foo'; known: euler"),
     (["coefficients", "variable", "--nodes", "1,1", "--step", "0,1"], "nodes must be distinct"),
     (["coefficients", "bogus"], "invalid choice: 'bogus'"),
     (["coefficients", "lmm", "--alpha", "x", "--beta", "1,1"], "--alpha: "),
     # compare
-    (["compare", "--nfe", "x"], "--nfe: expected an integer >= 1, got 'x'"),
-    (["compare", "--nfe", "0"], "--nfe: expected an integer >= 1, got '0'"),
+    (["compare", "--nfe", "x"], "--nfe: expected an integer in [1, 100000], got 'x'"),
+    (["compare", "--nfe", "0"], "--nfe: expected an integer in [1, 100000], got '0'"),
+    (["compare", "--nfe", "100001"], "--nfe: expected an integer in [1, 100000], got '100001'"),
+    (["compare", "--quick", "--peers", "dpmsolver"], "--peers: unknown peer 'dpmsolver' in peers; known: ddim,"),
+    (["compare", "--quick", "--seed", "-1"], "--seed: expected an integer >= 0, got '-1'"),
+    (["compare", "--quick", "--peers", "--methods", "f-pndm", "--nfe", "3"],
+     "--nfe/--methods: no solver runs within nfes=[3] on discrete-linear: the fewest model calls of a run are "
+     "f-pndm 4"),
     (["compare", "--methods", "foo"], "--methods: unknown or adaptive method 'foo'; fixed-step methods: ddim"),
     (["compare", "--methods", "pf"], "--methods: unknown or adaptive method 'pf'"),
     (["compare", "--problem", "gmm3d"], "--problem: unknown problem 'gmm3d'; built-in problems: gmm1d"),
@@ -93,6 +122,19 @@ CASES = [
     (["train", "--out", "{out}", "--checkpoint-every", "0"], "--checkpoint-every: expected an integer >= 1"),
     (["train", "--out", "{out}", "--grad-clip", "-1"], "--grad-clip: expected a finite number >= 0"),
     (["train", "--out", "{out}", "--pres", "tiny"], "unrecognized arguments: --pres tiny (did you mean --preset?)"),
+    (["train", "--out", "{out}", "--name", ""], "--name: name='' must be a plain file name (no folder"),
+    (["train", "--out", "{out}", "--name", "a/b"], "--name: name='a/b' must be a plain file name"),
+    (["train", "--out", "{out}", "--name", "..", "--classifier"], "--name: name='..' must be a plain file name"),
+    # grid optimize: every message starts "pndmkit grid optimize: error:" (see the test below)
+    (["grid"], "an ACTION is required: optimize (see pndmkit grid --help)"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "5"],
+     "--problem/--model: give exactly one of --problem NAME or --model"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "0", "--problem", "gmm2d"],
+     "--nfe: expected an integer in [1, 100000], got '0'"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--seed", "-1"],
+     "--seed: expected an integer >= 0, got '-1'"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--cache", "{out}"],
+     "--cache: --cache DIR holds a network's references; it needs --model"),
 ]
 TORCH_COMMANDS = ("sample", "train")
 
@@ -117,13 +159,15 @@ def test_bad_input_is_one_line_naming_the_option(argv, expected, tmp_path, capsy
     assert err.count("\n") == 1 and "Traceback" not in err, err
     command = " ".join(a for a in argv[:1] if not a.startswith("-") and a != "smaple")
     assert err.startswith(f"pndmkit{' ' + command if command else ''}") and ": error: " in err, err
+    if argv[:2] == ["grid", "optimize"]:  # one prefix, whichever part of the command line found the error
+        assert err.startswith("pndmkit grid optimize: error: "), err
     assert expected in err, err
-    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # nothing written, in {out} or beside it (train --name '' wrote o.json)
 
 
 def test_every_sub_command_is_covered():
     covered = {argv[0] for argv, _ in CASES if argv}
-    assert covered >= {"methods", "order", "coefficients", "compare", "sample", "train"}
+    assert covered >= {"methods", "order", "coefficients", "compare", "sample", "train", "grid"}
     assert len(CASES) >= 40
 
 
@@ -272,6 +316,35 @@ def test_resume_with_other_weights_is_one_line(ckpt, tmp_path, capsys):
     assert "the checkpoint's safetensors file changed" in err
 
 
+def test_train_resume_at_its_steps_keeps_the_checkpoint_so_samples_resume(tmp_path, capsys):
+    """Issue 11: `train --resume` on a finished run rewrote digits.json, and `sample --resume` from it was then
+    refused ("the checkpoint's json file changed")."""
+    pytest.importorskip("torch")
+    run = tmp_path / "run"
+    train = ["train", "--out", str(run), "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--threads", "1"]
+    assert main(train) == 0
+    sample = ["sample", "--checkpoint", str(run / "digits"), "--out", str(tmp_path / "s"), "--method", "ddim",
+              "--steps", "2", "--num-samples", "3", "--batch-size", "2", "--shard-size", "2", "--no-progress"]
+    assert main(sample) == 0
+    (tmp_path / "s" / "shard-00001.npz").unlink()  # an interrupted sampling run
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    assert main(train + ["--resume"]) == 0
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert "the run is already at step 2 (steps=2): nothing to train" in capsys.readouterr().err
+    assert main(sample + ["--resume"]) == 0
+    assert sorted(p.name for p in (tmp_path / "s").glob("shard-*.npz")) == ["shard-00000.npz", "shard-00001.npz"]
+
+
+def test_sample_resume_with_no_run_says_it_starts_afresh(ckpt, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["sample", "--checkpoint", ckpt, "--out", str(out), "--method", "ddim", "--steps", "2",
+                 "--num-samples", "2", "--no-progress", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == f"no previous run to resume in {out} (no run.json): starting a fresh one"
+    assert (out / "run.json").is_file() and (out / "shard-00000.npz").is_file()
+
+
 def test_non_finite_samples_exit_1_with_one_line(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     from pndmkit.nn.checkpoint import save_checkpoint
@@ -306,6 +379,36 @@ def test_python_dash_m_pndmkit_sample_misspelt_method(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("pndmkit sample: error: --method: unknown method 'f-pndmm'")
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`pndmkit methods --json | head` printed a BrokenPipeError traceback: the reader here is gone before the
+    command writes, so every write fails, deterministically."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run([sys.executable, "-m", "pndmkit", "methods", "--json"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120, cwd=tmp_path, env=env)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == ""
+
+
+def test_a_closed_pipe_in_process(monkeypatch, capsys):
+    class Closed:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            raise ValueError("no descriptor")
+
+    with capsys.disabled():
+        monkeypatch.setattr(sys, "stdout", Closed())
+        assert main(["methods"]) == 1
 
 
 def test_console_script_order_bad_option(tmp_path):

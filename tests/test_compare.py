@@ -90,3 +90,46 @@ def test_compare_writes_files_only_where_out_says(tmp_path, monkeypatch, capsys)
     assert set(saved["by_nfe"]) == {"5", "10"}
     assert "| 5 | " in (out / "compare.md").read_text()
     capsys.readouterr()
+
+
+# -- the top level is the schedule's (issue 11) -------------------------------------------------------------
+def _leading_row(cfg):
+    case = cmp.compare(cfg)["cases"][0]
+    rows = [r for r in case["runs"] if r["method"] == "ddim" and r["option"] == "leading"]
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_a_grid_that_starts_low_is_measured_from_the_schedules_top_whatever_else_runs():
+    """`compare --quick --nfe 1 --peers` reported ddim (1) 2.61e-04: its one leading step [0, -1] was the only
+    run, so the case's top level sank to t = 0 and ddim started on the trajectory there, sampling nothing.
+    With a run from the top beside it (peers, or the trailing grid) the same run scored 0.68."""
+    alone = cmp.CompareConfig(problems=("gmm2d",), schedules=("discrete-linear",), nfes=(1,), n=64,
+                              methods=("ddim",), peers=(), grids=False)
+    row = _leading_row(alone)
+    assert row["s_start"] == pytest.approx(float(DiscreteVP.linear().s(0.0)))
+    assert row["starts_at_top"] is False and row["error"] > 0.1
+    beside = _leading_row(cmp.with_options(alone, grids=True))  # trailing starts at 999: the same top either way
+    assert beside["error"] == pytest.approx(row["error"], rel=1e-9)
+    top = [r for r in cmp.compare(cmp.with_options(alone, grids=True))["cases"][0]["runs"] if r["option"] == "trailing"]
+    assert top[0]["starts_at_top"] is True
+
+
+def test_compare_config_refuses_bad_input_naming_the_field():
+    from pndmkit.errors import UsageError
+
+    for changes, param, message in [
+        ({"peers": ("dpmsolver",)}, "peers", "unknown peer 'dpmsolver' in peers; known: ddim"),
+        ({"methods": ("pf",)}, "methods", "unknown fixed-step method 'pf' in methods"),
+        ({"seed": -1}, "seed", "seed must be an integer >= 0, got -1"),
+        ({"nfes": (5, 0)}, "nfes", "nfes must be integers >= 1, got 0"),
+        ({"problems": ()}, "problems", "problems must name at least one problem"),
+    ]:
+        with pytest.raises(UsageError, match=message) as info:
+            cmp.CompareConfig(**changes)
+        assert info.value.params == (param,)
+    with pytest.raises(UsageError, match=r"no solver runs within nfes=\[3\] on linear-vp: the fewest model calls of "
+                                         r"a run are f-pndm 4, prk 4") as info:
+        cmp.compare(cmp.CompareConfig(problems=("gmm2d",), schedules=("linear-vp",), nfes=(3,),
+                                      methods=("f-pndm", "prk"), peers=()))
+    assert info.value.params == ("nfes", "methods", "peers")

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from pndmkit.cli import positive_int
+from pndmkit.cli import MAX_STEPS, nonnegative_int, positive_int, step_count
 from pndmkit.studies.compare import NFES, SCHEDULES, CompareConfig, compare, with_options
 from pndmkit.studies.reports import compare_summary, write_compare_results
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = CompareConfig.quick() if args.quick else CompareConfig()
     cfg = with_options(cfg, problems=tuple(args.problem) if args.problem else None,
                        schedules=tuple(args.schedule) if args.schedule else None,
-                       nfes=tuple(args.nfe) if args.nfe else None, n=args.n, seed=args.seed,
+                       nfes=tuple(args.nfes) if args.nfes else None, n=args.n, seed=args.seed,
                        methods=tuple(args.methods) if args.methods else None,
                        peers=tuple(args.peers) if args.peers is not None else None)
     if args.no_grids:
@@ -68,9 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "and distances to p_0.")
     p.add_argument("--problem", nargs="+", type=_problem, help="built-in problems (default: gmm2d gmm32d)")
     p.add_argument("--schedule", nargs="+", choices=sorted(SCHEDULES), help="schedules (default: both)")
-    p.add_argument("--nfe", nargs="+", type=positive_int, help=f"target NFEs (default: {' '.join(map(str, NFES))})")
+    # dest "nfes", CompareConfig's field, so that the study's errors about nfes name --nfe
+    p.add_argument("--nfe", dest="nfes", nargs="+", type=step_count,
+                   help=f"target NFEs, at most {MAX_STEPS} (default: {' '.join(map(str, NFES))})")
     p.add_argument("--n", type=positive_int, help="samples per case (default 1000; 256 from 8 dimensions up)")
-    p.add_argument("--seed", type=int, help="seed of the start samples (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, help="seed of the start samples (default 0)")
     p.add_argument("--methods", nargs="+", type=_fixed_step_method,
                    help="pndmkit methods (default: every non-adaptive one)")
     p.add_argument("--peers", nargs="*", help="peers (default: all; give none to run pndmkit only)")

@@ -9,12 +9,14 @@ Fair ground rules (every solver gets the same treatment):
 
 * **Same ODE, one reference.** All solvers integrate ``dy/ds = eps`` with ``y = x / sqrt(abar)``,
   ``s = sqrt((1 - abar) / abar)``. One DOP853 reference trajectory per case starts from exact samples
-  ``x_T`` of ``p`` at the top level (the largest first level of any run, the schedule's last training
-  step) and is read (dense output) at every level a run starts or ends at. A run whose grid starts at the
-  top (up to the float32 rounding of a peer's table, :data:`TOP_TOLERANCE`) starts *on* the trajectory at
-  its own first level; a grid that starts lower (``leading`` spacing: 800 of 1000 for 5 steps, 0 for one
-  step) is given ``x_T`` itself at its first timestep, as in practice, so starting late costs what it
-  costs in use. Every end point is compared with the trajectory at the run's own last level.
+  ``x_T`` of ``p`` at the top level (the schedule's own start, its last training step, or a peer's
+  first level where float32 rounding puts that higher) and is read (dense output) at every level a run
+  starts or ends at. The top level is the schedule's, whichever solvers run: it never sinks to the start
+  of a grid that starts low. A run whose grid starts at the top (up to the float32 rounding of a peer's
+  table, :data:`TOP_TOLERANCE`) starts *on* the trajectory at its own first level; a grid that starts
+  lower (``leading`` spacing: 800 of 1000 for 5 steps, 0 for one step) is given ``x_T`` itself at its
+  first timestep, as in practice, so starting late costs what it costs in use; its rows say so
+  (``starts_at_top`` false). Every end point is compared with the trajectory at the run's own last level.
 * **The scheduler's own levels.** A peer's model call returns the exact eps at the noise level the
   scheduler itself assumes for that call (its float32 ``alphas_cumprod`` / ``sigmas`` entry), never at a
   level interpolated from the timestep: peers are not penalised for interpolating timesteps.
@@ -55,6 +57,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from pndmkit.errors import UsageError
 from pndmkit.grids import DISCRETE_SPACINGS, GRID_KINDS, make_grid
 from pndmkit.methods import METHODS
 from pndmkit.schedules import DiscreteVP, LinearVP, NoiseSchedule
@@ -115,6 +118,25 @@ class CompareConfig:
     methods: Optional[tuple] = None
     peers: Optional[tuple] = None
     grids: bool = True
+
+    def __post_init__(self) -> None:
+        from pndmkit.problems import PROBLEMS
+        from pndmkit.studies.peers import PEERS
+
+        for name, what, known in (("problems", "problem", PROBLEMS), ("schedules", "schedule", SCHEDULES),
+                                  ("methods", "fixed-step method", pndmkit_methods()), ("peers", "peer", PEERS)):
+            given = getattr(self, name)
+            if given is not None and not given and name in ("problems", "schedules"):
+                raise UsageError(name, f"{name} must name at least one {what}; known: {', '.join(known)}")
+            unknown = [v for v in (given or ()) if v not in known]
+            if unknown:
+                raise UsageError(name, f"unknown {what} {unknown[0]!r} in {name}; known: {', '.join(known)}")
+        for name, low in (("nfes", 1), ("n", 1), ("seed", 0)):
+            values = getattr(self, name)
+            for v in values if name == "nfes" else (() if values is None else (values,)):
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                    raise UsageError(name, f"{name} must be {'integers' if name == 'nfes' else 'an integer'} "
+                                           f">= {low}, got {v!r}")
 
     @classmethod
     def quick(cls) -> "CompareConfig":
@@ -271,7 +293,18 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     runs = _plan_pndmkit(problem, schedule, cfg)
     if cfg.peers is None or cfg.peers:
         runs += _plan_peers(problem, schedule, cfg)
-    s_max = max(r.s_start for r in runs)
+    if not runs:
+        fewest = []
+        for m in cfg.methods or pndmkit_methods():
+            nfe_of = METHODS[m].build(schedule).nfe
+            n = _first_valid(nfe_of, 1000)
+            fewest.append(f"{m} {nfe_of(n) if n is not None else 'none'}")
+        raise UsageError(("nfes", "methods", "peers"),
+                         f"no solver runs within nfes={list(cfg.nfes)} on {schedule_name}: the fewest model calls "
+                         f"of a run are {', '.join(fewest)}; give larger nfes or other methods")
+    # the top level is the schedule's (a peer's float32 table may put its own a little higher), never the
+    # start of whichever grids happen to run: a late-starting grid is measured against the same trajectory
+    s_max = max(_s(schedule, schedule.t_start), *(r.s_start for r in runs))
     on_top = [r.s_start >= s_max * (1.0 - TOP_TOLERANCE) for r in runs]
     rng = np.random.default_rng(cfg.seed)
     abar, om = 1.0 / (1.0 + s_max**2), s_max**2 / (1.0 + s_max**2)
@@ -299,7 +332,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         if not math.isfinite(err):
             err = math.inf
         row = {"side": r.side, "method": r.method, "option": r.option, "nfe_target": r.target, "steps": r.steps,
-               "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end,
+               "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end, "starts_at_top": top,
                "seconds": time.perf_counter() - t0}
         all_rows.append(row)
         key = (r.side, r.method, r.target)
