@@ -145,3 +145,25 @@ def test_a_spec_checks_its_fields():
         MethodSpec("test-x", 3, 1)
     with pytest.raises(ValueError, match="spec.order must be a positive integer or None"):
         MethodSpec("test-x", METHODS["ddim"].build, 0)
+
+
+def test_plugins_bring_user_methods_to_a_new_pndmkit_process(tmp_path):
+    """A fresh `pndmkit` process knows a user's methods through PNDMKIT_PLUGINS (tests/external_methods.py
+    registers nothing itself, so a two-line plugin module does it, as a user would)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "myplugin.py").write_text("import pndmkit\nfrom external_methods import EXTERNAL\n"
+                                          "for spec in EXTERNAL:\n    pndmkit.register_method(spec)\n")
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, PNDMKIT_PLUGINS="myplugin", PYTHONPATH=os.pathsep.join([str(tmp_path), str(tests)]))
+    out = subprocess.run([sys.executable, "-m", "pndmkit", "methods", "--json"], capture_output=True, text=True,
+                         env=env, check=True, cwd=tmp_path).stdout
+    names = {row["name"] for row in json.loads(out)["methods"]}
+    assert {"test-ab3-s", "test-pec-trapezoid"} <= names
+    bad = subprocess.run([sys.executable, "-m", "pndmkit", "methods"], capture_output=True, text=True,
+                         env=dict(env, PNDMKIT_PLUGINS="no_such_plugin_module"), cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "PNDMKIT_PLUGINS: cannot import 'no_such_plugin_module'" in bad.stderr

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pndmkit.methods import DEFAULT_METHOD
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from pndmkit.cli import positive_int, nonnegative_int
@@ -22,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "setting that determines the samples changed. A non-finite sample stops the run (exit 1).")
     p.add_argument("--checkpoint", default="digits", help="checkpoint path (stem, .json or .safetensors) or a "
                    "shipped name")
-    p.add_argument("--method", default="f-pndm", help="a name from `pndmkit methods`")
+    p.add_argument("--method", default=DEFAULT_METHOD, help="a name from `pndmkit methods`")
     p.add_argument("--steps", type=positive_int, default=50, help="number of steps N")
     p.add_argument("--grid", default=None, help="grid kind (default: the schedule's, or the --convention's)")
     p.add_argument("--convention", default=None, choices=("ddim", "diffusers-pndm", "official-pndm"),

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from pndmkit.errors import UsageError, blame
+from pndmkit.methods import DEFAULT_METHOD
 from pndmkit.nn._checks import available_bytes, check_device, file_sha256, gib, memory_estimate
 from pndmkit.nn._io import atomic_path, progress_bar, remove_stale_temporaries, write_json
 from pndmkit.nn.data import to_uint8
@@ -107,7 +108,7 @@ class SampleConfig:
 
     checkpoint: str = "digits"
     out: str = "samples"
-    method: str = "f-pndm"
+    method: str = DEFAULT_METHOD
     steps: int = 50
     num_samples: int = 64
     batch_size: int = 64
