@@ -445,3 +445,101 @@ def test_every_public_nn_name_has_a_docstring(module_name):
     import test_docs  # the core's rule, applied to pndmkit.nn
 
     test_docs.test_every_public_name_has_a_docstring(module_name)
+
+
+# -- flow-matching objective ---------------------------------------------------------------------
+def _flow_trainer(tmp_path, **kw):
+    from pndmkit.nn.train import TrainConfig, _Trainer
+
+    cfg = dict(out=str(tmp_path), preset="tiny", batch_size=8, lr=2e-3, warmup=1, checkpoint_every=100, seed=1,
+               objective="flow")
+    return _Trainer(TrainConfig(**{**cfg, **kw}), log=lambda m: None)
+
+
+def test_flow_objective_inputs_and_target(tmp_path):
+    """x_t = (1 - t) x0 + t eps, network time 1000 t, target u = eps - x0, t ~ U(0, 1) from the one generator."""
+    trainer = _flow_trainer(tmp_path)
+    x0, t, eps = trainer.batch()
+    assert t.dtype == torch.float32 and t.shape == (8,) and bool(((t >= 0) & (t < 1)).all())
+    assert len(set(t.tolist())) == 8  # continuous times, not indices
+    seen = {}
+
+    def net(x, t_net):
+        seen["x"], seen["t"] = x, t_net
+        return torch.zeros_like(x)
+
+    trainer.net = net
+    out, target = trainer.prediction_and_target(x0, t, eps)
+    tb = t[:, None, None, None]
+    torch.testing.assert_close(seen["x"], (1 - tb) * x0 + tb * eps, rtol=0, atol=0)
+    torch.testing.assert_close(seen["t"], 1000.0 * t, rtol=0, atol=0)
+    torch.testing.assert_close(target, eps - x0, rtol=0, atol=0)
+
+
+def test_flow_objective_loss_is_finite_and_decreases_on_a_fixed_batch(tmp_path):
+    import torch.nn.functional as F
+
+    trainer = _flow_trainer(tmp_path)
+    fixed = trainer.batch()
+    trainer.batch = lambda: fixed
+
+    def loss():
+        with torch.no_grad():
+            return float(F.mse_loss(*trainer.prediction_and_target(*fixed)))
+
+    before = loss()
+    steps = [trainer.train_step() for _ in range(30)]
+    assert all(math.isfinite(v) for v in steps) and steps[0] == pytest.approx(before, rel=1e-6)
+    assert loss() < 0.5 * before, (before, loss())
+
+
+def test_flow_checkpoint_round_trips_schedule_prediction_and_time(tmp_path):
+    from pndmkit.nn.checkpoint import schedule_from_dict, schedule_to_dict
+    from pndmkit.schedules import FlowMatching
+
+    stem = _flow_trainer(tmp_path, steps=2).run()
+    ck = load_checkpoint(stem)
+    assert type(ck.schedule) is FlowMatching and (ck.schedule.shift, ck.schedule.t_max) == (1.0, 0.999)
+    assert ck.prediction == "flow" and (ck.time_offset, ck.time_scale) == (0.0, 1000.0)
+    assert ck.meta["train_config"]["objective"] == "flow"
+    model = ck.model()
+    assert model.prediction == "flow" and model.network_time(0.25) == 250.0
+    back = schedule_from_dict(schedule_to_dict(FlowMatching(shift=3.0, t_max=0.99, t_end=0.01)))
+    assert (back.shift, back.t_max, back.t_end) == (3.0, 0.99, 0.01)
+
+
+def test_ddim_on_a_flow_checkpoint_is_the_euler_step_in_t(tmp_path):
+    """One DDIM step from t to t' with the network's velocity u is x + (t' - t) u (docs/theory.md).
+
+    In float64: in float32 the conversion to eps and back divides by alpha = 1 - t, which amplifies the
+    rounding near t = 1 (1e-4 at t = 0.999)."""
+    ck = load_checkpoint(_flow_trainer(tmp_path, steps=3).run())
+    ck.net.double()
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    for t, t_next in ((0.999, 0.6), (0.5, 0.0), (0.3, 0.25)):
+        sol = pndmkit.sample(ck.model(), x, schedule=ck.schedule, method="ddim", grid=[t, t_next])
+        with torch.no_grad():
+            u = ck.net(x, torch.full((4,), 1000.0 * t, dtype=torch.float64))
+        assert sol.nfe == 1
+        torch.testing.assert_close(sol.x, x + (t_next - t) * u, rtol=0, atol=1e-6)
+
+
+def test_flow_objective_is_checked_and_recorded_like_the_other_settings(tmp_path, capsys):
+    from pndmkit.cli import main
+    from pndmkit.errors import UsageError
+    from pndmkit.nn.train import TrainConfig
+
+    with pytest.raises(UsageError, match="objective must be one of eps, flow, got 'v'") as info:
+        TrainConfig(objective="v")
+    assert info.value.params == ("objective",)
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--objective", "velocity", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and err.startswith("pndmkit train: error: --objective")
+    # an eps run is not continued as a flow run (the objective shapes the training)
+    assert main(["train", "--preset", "tiny", "--steps", "1", "--batch-size", "4", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--out", str(tmp_path),
+              "--objective", "flow", "--resume"])
+    assert "objective='eps' in the run, 'flow' now" in capsys.readouterr().err

@@ -10,7 +10,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from pndmkit.cli import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
 
     p = subparsers.add_parser(
-        "train", help="train a DDPM UNet on the bundled digits data set",
+        "train", help="train a DDPM (or flow-matching) UNet on the bundled digits data set",
         description="DDPM training (L2/L1 loss, AdamW, warm-up, gradient clipping, EMA) on sklearn's 8x8 "
                     "digits upsampled to 16x16. Writes OUT/NAME.safetensors + OUT/NAME.json (EMA weights) "
                     "and OUT/train_state.pt for --resume (also on Ctrl-C). Settings are checked before the model "
@@ -28,7 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="AdamW weight decay")
     p.add_argument("--grad-clip", type=nonnegative_float, default=1.0, help="max gradient norm (0: off)")
     p.add_argument("--ema-decay", type=fraction, default=0.999, help="EMA decay of the saved weights")
-    p.add_argument("--loss", choices=("l2", "l1"), default="l2", help="regression loss on eps")
+    p.add_argument("--loss", choices=("l2", "l1"), default="l2", help="regression loss on the target")
+    p.add_argument("--objective", choices=("eps", "flow"), default="eps",
+                   help="eps: DDPM noise prediction on the linear schedule, T = 1000; flow: flow matching, "
+                        "x_t = (1 - t) x0 + t eps with t ~ U(0, 1), target u = eps - x0, network time 1000 t "
+                        "(the checkpoint records FlowMatching and prediction 'flow')")
     p.add_argument("--dropout", type=fraction, default=None, help="override the preset's dropout (default: the "
                    "preset's)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the weights and of the batches")

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pndmkit.nn._io import atomic_path, write_json
-from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
+from pndmkit.schedules import CosineVP, DiscreteVP, FlowMatching, LinearVP, NoiseSchedule
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "DATA_DIR",
            "schedule_to_dict", "schedule_from_dict"]
@@ -38,6 +38,8 @@ def schedule_to_dict(schedule: NoiseSchedule) -> dict[str, Any]:
         return {"kind": "linear-vp", "beta_min": schedule.beta_min, "beta_max": schedule.beta_max}
     if isinstance(schedule, CosineVP):
         return {"kind": "cosine-vp", "s0": schedule.s0, "t_max": schedule.t_max}
+    if isinstance(schedule, FlowMatching):
+        return {"kind": "flow-matching", "shift": schedule.shift, "t_max": schedule.t_max, "t_end": schedule.t_end}
     raise TypeError(f"cannot serialise schedule {schedule!r}")
 
 
@@ -56,7 +58,9 @@ def schedule_from_dict(d: dict[str, Any]) -> NoiseSchedule:
         return LinearVP(**d)
     if kind == "cosine-vp":
         return CosineVP(**d)
-    raise ValueError(f"unknown schedule kind {kind!r}; allowed: discrete, linear-vp, cosine-vp")
+    if kind == "flow-matching":
+        return FlowMatching(**d)
+    raise ValueError(f"unknown schedule kind {kind!r}; allowed: discrete, linear-vp, cosine-vp, flow-matching")
 
 
 def _build_network(cls_name: str, config: dict[str, Any]) -> torch.nn.Module:

@@ -6,6 +6,14 @@ Each step draws a batch ``x0``, indices ``i ~ U{0..T-1}`` and ``eps ~ N(0, I)``,
 of the weights, whose decay ramps up as ``min(decay, (1 + k) / (10 + k))`` so that short runs are not
 dominated by the initial weights. The EMA weights are what is saved as the model.
 
+``objective="flow"`` trains a flow-matching (rectified-flow) velocity network instead (Lipman et al. 2023,
+Liu et al. 2023): ``t ~ U(0, 1)``, ``x_t = (1 - t) x0 + t eps`` and the target is the velocity
+``u = dx_t/dt = eps - x0``. The network receives ``FLOW_TIME_SCALE * t`` (the range ``[0, 1000)`` of the eps
+model's training index, as diffusers' flow schedulers feed it) and the checkpoint records the schedule
+:class:`~pndmkit.schedules.FlowMatching`, ``prediction="flow"`` and ``time_scale = FLOW_TIME_SCALE``, so that
+:func:`pndmkit.nn.load_checkpoint` and ``pndmkit sample --checkpoint`` sample it without further options
+(``T``, ``beta_start`` and ``beta_end`` do not apply to it).
+
 Every ``checkpoint_every`` steps (and on an interrupt) the run writes, atomically,
 ``<out>/<name>.safetensors`` + ``.json`` (the EMA model) and ``<out>/train_state.pt`` (weights, EMA,
 optimiser, step, random state, settings), from which ``resume=True`` continues exactly.
@@ -43,14 +51,18 @@ from pndmkit.nn._io import atomic_path, progress_bar, remove_stale_temporaries
 from pndmkit.nn.checkpoint import save_checkpoint
 from pndmkit.nn.data import load_digits_images
 from pndmkit.nn.unet import PRESETS, UNet, UNetConfig, count_parameters
-from pndmkit.schedules import DiscreteVP
+from pndmkit.schedules import DiscreteVP, FlowMatching
 
-__all__ = ["TrainConfig", "train", "resume", "check_name", "RESUMABLE"]
+__all__ = ["TrainConfig", "train", "resume", "check_name", "RESUMABLE", "OBJECTIVES", "FLOW_TIME_SCALE"]
 
 #: settings that may differ when a run is resumed (all others must match the saved run)
 RESUMABLE = ("out", "name", "steps", "max_minutes", "threads", "device", "checkpoint_every")
 #: channels of the digits images
 DATA_CHANNELS = 1
+#: training objectives: DDPM noise prediction on the discrete linear schedule, or flow-matching velocity
+OBJECTIVES = ("eps", "flow")
+#: the flow model's network time is ``FLOW_TIME_SCALE * t`` for ``t`` in [0, 1)
+FLOW_TIME_SCALE = 1000.0
 
 
 def check_name(name: Any) -> str:
@@ -84,6 +96,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     loss: str = "l2"
+    objective: str = "eps"
     dropout: float | None = None
     T: int = 1000
     beta_start: float = 1e-4
@@ -99,6 +112,8 @@ class TrainConfig:
         check_name(self.name)
         if self.loss not in ("l2", "l1"):
             raise UsageError("loss", f"loss must be 'l2' or 'l1', got {self.loss!r}")
+        if self.objective not in OBJECTIVES:
+            raise UsageError("objective", f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         for name, low in (("steps", 1), ("batch_size", 1), ("checkpoint_every", 1), ("warmup", 0), ("seed", 0),
                           ("T", 2), ("threads", 1)):
             value = getattr(self, name)
@@ -150,7 +165,7 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> Path
 
 def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     """Refuse to resume with settings that shape the training differently (see the module docstring)."""
-    old = {k: v for k, v in saved.items() if k not in RESUMABLE}
+    old = {"objective": "eps", **{k: v for k, v in saved.items() if k not in RESUMABLE}}  # runs before objectives
     new = cfg.shaping()
     changed = [k for k in new if old.get(k) != new[k]]
     if changed:
@@ -188,16 +203,18 @@ class _Trainer:
         _check_memory(config, cfg.batch_size, self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.schedule = DiscreteVP.linear(cfg.T, cfg.beta_start, cfg.beta_end)
+        self.flow = cfg.objective == "flow"
+        self.schedule = FlowMatching() if self.flow else DiscreteVP.linear(cfg.T, cfg.beta_start, cfg.beta_end)
         torch.manual_seed(cfg.seed)
         self.net = UNet(config).to(self.device)
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.x, _ = load_digits_images(self.net.config.image_size)
         self.x = self.x.to(self.device)
-        self.sqrt_abar = torch.tensor(np.sqrt(self.schedule.alphas_cumprod), dtype=torch.float32, device=self.device)
-        self.sqrt_1m_abar = torch.tensor(np.sqrt(-np.expm1(np.log(self.schedule.alphas_cumprod))),
-                                         dtype=torch.float32, device=self.device)
+        if not self.flow:
+            abar = self.schedule.alphas_cumprod
+            self.sqrt_abar = torch.tensor(np.sqrt(abar), dtype=torch.float32, device=self.device)
+            self.sqrt_1m_abar = torch.tensor(np.sqrt(-np.expm1(np.log(abar))), dtype=torch.float32, device=self.device)
         self.gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
         self.step = 0
         self.elapsed = 0.0
@@ -229,22 +246,27 @@ class _Trainer:
                         f"{self.net.config.image_size}x{self.net.config.image_size}, scaled to [-1, 1]",
                 "parameters": count_parameters(self.net), "train_config": asdict(cfg), "sittings": self.sittings,
                 "command": _command()}
+        if self.flow:
+            return save_checkpoint(self.out / cfg.name, self.ema, schedule=self.schedule, prediction="flow",
+                                   time_scale=FLOW_TIME_SCALE, meta=meta)
         return save_checkpoint(self.out / cfg.name, self.ema, schedule=self.schedule, prediction="eps", meta=meta)
 
     # -- loop -------------------------------------------------------------------------------------
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images ``x0``, times (training indices, or flow times in [0, 1)) and noise, from the one generator."""
         cfg, n = self.cfg, self.x.shape[0]
         idx = torch.randint(0, n, (cfg.batch_size,), generator=self.gen)
-        i = torch.randint(0, cfg.T, (cfg.batch_size,), generator=self.gen)
+        if self.flow:
+            i = torch.rand((cfg.batch_size,), generator=self.gen)
+        else:
+            i = torch.randint(0, cfg.T, (cfg.batch_size,), generator=self.gen)
         eps = torch.randn((cfg.batch_size, *self.x.shape[1:]), generator=self.gen)
         return self.x[idx.to(self.device)], i.to(self.device), eps.to(self.device)
 
     def train_step(self) -> float:
         cfg = self.cfg
-        x0, i, eps = self.batch()
-        xt = self.sqrt_abar[i, None, None, None] * x0 + self.sqrt_1m_abar[i, None, None, None] * eps
-        pred = self.net(xt, i.to(torch.float32))
-        loss = F.mse_loss(pred, eps) if cfg.loss == "l2" else F.l1_loss(pred, eps)
+        pred, target = self.prediction_and_target(*self.batch())
+        loss = F.mse_loss(pred, target) if cfg.loss == "l2" else F.l1_loss(pred, target)
         lr = cfg.lr * min(1.0, (self.step + 1) / max(cfg.warmup, 1))
         for group in self.opt.param_groups:
             group["lr"] = lr
@@ -261,6 +283,16 @@ class _Trainer:
                 be.copy_(b)
         self.step += 1
         return float(loss.detach())
+
+    def prediction_and_target(self, x0: torch.Tensor, i: torch.Tensor, eps: torch.Tensor
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(network output, regression target)`` of the objective on one batch from :meth:`batch`."""
+        if self.flow:
+            t = i[:, None, None, None]
+            xt = (1.0 - t) * x0 + t * eps
+            return self.net(xt, FLOW_TIME_SCALE * i), eps - x0
+        xt = self.sqrt_abar[i, None, None, None] * x0 + self.sqrt_1m_abar[i, None, None, None] * eps
+        return self.net(xt, i.to(torch.float32)), eps
 
     def run(self) -> Path:
         """Train up to ``cfg.steps`` (saving on an interrupt, then re-raising it); return the checkpoint stem."""
