@@ -532,6 +532,9 @@ def test_flow_objective_is_checked_and_recorded_like_the_other_settings(tmp_path
     with pytest.raises(UsageError, match="objective must be one of eps, flow, got 'v'") as info:
         TrainConfig(objective="v")
     assert info.value.params == ("objective",)
+    with pytest.raises(UsageError, match="T, beta_end set the DDPM schedule") as info:
+        TrainConfig(objective="flow", T=500, beta_end=0.03)
+    assert info.value.params == ("objective", "T", "beta_end")
     with pytest.raises(SystemExit) as info:
         main(["train", "--objective", "velocity", "--out", str(tmp_path)])
     err = capsys.readouterr().err

@@ -114,6 +114,11 @@ class TrainConfig:
             raise UsageError("loss", f"loss must be 'l2' or 'l1', got {self.loss!r}")
         if self.objective not in OBJECTIVES:
             raise UsageError("objective", f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        ddpm = [f.name for f in dataclasses.fields(self) if f.name in ("T", "beta_start", "beta_end")
+                and getattr(self, f.name) != f.default]
+        if self.objective == "flow" and ddpm:
+            raise UsageError(("objective", *ddpm), f"{', '.join(ddpm)} set the DDPM schedule of objective='eps'; "
+                                                   "objective='flow' trains on FlowMatching: leave them unset")
         for name, low in (("steps", 1), ("batch_size", 1), ("checkpoint_every", 1), ("warmup", 0), ("seed", 0),
                           ("T", 2), ("threads", 1)):
             value = getattr(self, name)
