@@ -546,3 +546,25 @@ def test_flow_objective_is_checked_and_recorded_like_the_other_settings(tmp_path
         main(["train", "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--out", str(tmp_path),
               "--objective", "flow", "--resume"])
     assert "objective='eps' in the run, 'flow' now" in capsys.readouterr().err
+
+
+def test_shipped_flow_digits_checkpoint_matches_the_eps_model():
+    from pndmkit.schedules import FlowMatching
+
+    flow, eps = load_checkpoint("digits_flow"), load_checkpoint("digits")
+    assert isinstance(flow.net, UNet) and flow.net.config == eps.net.config == PRESETS["digits"]
+    assert type(flow.schedule) is FlowMatching and flow.prediction == "flow" and flow.time_scale == 1000.0
+    assert flow.meta["trained_steps"] == eps.meta["trained_steps"] and flow.meta["train_seconds"] <= 12 * 60
+    assert flow.meta["train_config"]["threads"] == 1
+
+
+@pytest.mark.slow
+def test_shipped_flow_digits_model_ipndm_beats_ddim_at_10_steps():
+    """digits-FID of 500 samples from the same noise; the measured values are in pndmkit/data/README.md."""
+    from pndmkit.nn.generate import initial_noise
+
+    ck = load_checkpoint("digits_flow")
+    x_T = initial_noise(range(500), (1, 16, 16), seed=0)
+    fid = {m: digits_fid(pndmkit.sample(ck.model(), x_T, schedule=ck.schedule, method=m, steps=10).x)
+           for m in ("ddim", "ipndm")}
+    assert fid["ipndm"] < 0.75 * fid["ddim"], fid
