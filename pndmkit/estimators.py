@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generator, Optional, Tuple
 
+import numpy as np
+
 from pndmkit._backend import LinComb
 from pndmkit._checks import check_bool, check_int
 from pndmkit.tableaus import ButcherTableau
@@ -160,7 +162,7 @@ class RungeKutta(GradientEstimator):
         Runge-Kutta) or at the step's base point and time (``"base"``, :meth:`Transfer.rebase`; the official
         PNDM code's FON warm-up, ``gen_fon`` in ``runner/method.py`` of github.com/luping-liu/PNDM). With the
         DDIM transfer the two agree (its gradient is ``eps`` itself); with the linear transfer ``"base"``
-        is first order.
+        is first order on VP schedules and second order on flow matching (:func:`_base_derivative_consistent`).
 
     Raises
     ------
@@ -211,9 +213,31 @@ class RungeKutta(GradientEstimator):
         return Step(state, e=LinComb(self._b, gs))
 
     def order(self, phi):
+        order = _capped(_tableau_order(self.tableau), self.variable, phi, consistent=False)
         if self.derivative == "base" and not phi.gradient_is_eps:
-            return 1
-        return _capped(_tableau_order(self.tableau), self.variable, phi, consistent=False)
+            return min(order, 2) if _base_derivative_consistent(phi) else 1
+        return order
+
+
+def _base_derivative_consistent(phi: Any, points: int = 7, rtol: float = 1e-5) -> bool:
+    r"""Whether a stage derivative taken at the step's base point is right to first order for this transfer.
+
+    With the gradient :math:`g = c_x x + c_e \epsilon` and a stage at :math:`t_i = t + c_i h`,
+    :math:`x_i = x + c_i h g + O(h^2)`, the base-point derivative differs from the stage's by
+    :math:`-c_i h [(c_x' + c_x^2) x + (c_e' + c_x c_e) \epsilon] + O(h^2)`. Both brackets vanish on flow matching
+    (:math:`c_x = -c_e = -1/(1 - t)`), so there such a Runge-Kutta step is second order; on VP schedules they do
+    not, and it is first order. Checked numerically (central differences) at interior points of the schedule.
+    """
+    sched = phi.schedule
+    lo, hi = float(sched.t_min), float(sched.t_max)
+    delta = 1e-5 * (hi - lo)
+    for t in np.linspace(lo, hi, points + 2)[1:-1]:
+        (cx, ce), (cx_hi, ce_hi), (cx_lo, ce_lo) = (phi.gradient_coefficients(float(u))
+                                                    for u in (t, t + delta, t - delta))
+        dcx, dce = (cx_hi - cx_lo) / (2 * delta), (ce_hi - ce_lo) / (2 * delta)
+        if abs(dcx + cx * cx) > rtol * (abs(dcx) + cx * cx) or abs(dce + cx * ce) > rtol * (abs(dce) + abs(cx * ce)):
+            return False
+    return True
 
 
 @lru_cache(maxsize=None)

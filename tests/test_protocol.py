@@ -321,3 +321,17 @@ def test_pf_integrates_the_whole_trajectory_whatever_steps_says():
         assert sol.times[0] == 999.0 and sol.times[-1] == -1.0
         np.testing.assert_array_equal(sol.x, runs[0].x)
     assert pndmkit.sample(model, np.ones(2), schedule=sched, method="pf", t_start=500).times[0] == 500.0
+
+
+def test_base_point_stage_derivatives_are_first_order_unless_the_drift_cancels_it():
+    """derivative='base' (the official FON warm-up) errs by -c_i h [(c_x' + c_x^2) x + (c_e' + c_x c_e) eps]:
+    first order on VP, second order on flow matching, where both brackets vanish; the DDIM transfer is unaffected."""
+    from pndmkit import FlowMatching, LinearTransfer
+
+    base = RungeKutta(RK4, derivative="base")
+    assert base.order(LinearTransfer(LinearVP())) == 1
+    assert base.order(LinearTransfer(DiscreteVP.linear())) == 1
+    assert base.order(LinearTransfer(FlowMatching())) == 2
+    assert base.order(DataTransfer(FlowMatching())) == 1  # x0 = (x - t eps)/(1 - t): c_x' + c_x^2 = 2/(1-t)^2
+    assert base.order(DDIMTransfer(LinearVP())) == RungeKutta(RK4).order(DDIMTransfer(LinearVP())) == 2
+    assert METHODS["fon-official"].build(FlowMatching()).order() == 3 and METHODS["fon-official"].order == 2
