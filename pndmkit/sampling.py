@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pndmkit._backend import check_array
-from pndmkit._checks import check_choice, check_int, check_real, reject_unknown
+from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import check_grid, make_grid
 from pndmkit.integrator import Callback, Integrator, Solution
@@ -173,8 +173,7 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     check_array(x_T, "x_T", finite=True)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable as callback(t, x, e), got {type(callback).__name__}")
-    if not isinstance(check_finite, (bool, np.bool_)):
-        raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
+    check_bool(check_finite, "check_finite")
     settings = {"grid": grid, "offset": offset, "final_alpha": final_alpha, "model_time_offset": model_time_offset}
     if convention is not None:
         settings = _apply_convention(convention, schedule, settings)
