@@ -133,3 +133,134 @@ def test_compare_config_refuses_bad_input_naming_the_field():
         cmp.compare(cmp.CompareConfig(problems=("gmm2d",), schedules=("linear-vp",), nfes=(3,),
                                       methods=("f-pndm", "prk"), peers=()))
     assert info.value.params == ("nfes", "methods", "peers")
+
+
+# -- optimised grids (issue 15): run through the same harness, reported apart --------------------------------
+OPT = cmp.CompareConfig(problems=("gmm2d",), schedules=("discrete-linear", "linear-vp"), nfes=(4, 6), n=64,
+                        methods=("ddim", "ipndm", "euler"), peers=(), grids=True,
+                        optimized_grids=("ddim", "ipndm", "euler"), optimize_maxfev=60, optimize_calibration=16)
+
+
+@pytest.fixture(scope="module")
+def optimized_result():
+    return cmp.compare(OPT)
+
+
+def test_optimized_rows_stay_out_of_the_builtin_results(optimized_result):
+    """The option adds rows of its own and changes nothing else: every built-in row, summary and floor is
+    what the same comparison gives without it, to the last bit."""
+    plain = cmp.compare(cmp.with_options(OPT, optimized_grids=False))
+    assert "by_nfe_optimized" not in plain and "optimized" not in plain["cases"][0]
+    for key in ("by_nfe", "by_nfe_shared_grids", "by_nfe_peers_on_pndmkit_grids"):
+        assert optimized_result[key] == plain[key]
+    def timeless(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    for with_opt, without in zip(optimized_result["cases"], plain["cases"]):
+        assert (with_opt["sw_floor"], with_opt["n"]) == (without["sw_floor"], without["n"])
+        for key in ("best", "best_shared_grids", "runs"):
+            assert timeless(with_opt[key]) == timeless(without[key])
+        assert {r["option"] for r in with_opt["optimized"]} == {"optimized"}
+        assert "optimized" not in {r["option"] for key in ("best", "best_shared_grids", "runs") for r in with_opt[key]}
+        assert len(with_opt["optimized"]) == 3 * 2  # every method at every NFE
+
+
+def test_optimized_grid_keeps_the_builtin_end_points_and_costs_the_nfe(optimized_result):
+    from pndmkit.methods import METHODS
+
+    for case in optimized_result["cases"]:
+        schedule = cmp.SCHEDULES[case["schedule"]]()
+        builtin = {(r["method"], r["nfe_target"]): r for r in case["best"]}
+        for row in case["optimized"]:
+            times = np.array(row["times"])
+            ref = builtin[(row["method"], row["nfe_target"])]
+            assert times.size == row["steps"] + 1 and row["steps"] == ref["steps"] == row["nfe_target"]
+            assert row["nfe"] == METHODS[row["method"]].build(schedule).nfe(row["steps"]) == row["nfe_target"]
+            assert np.all(np.diff(times) < 0) and times[0] == schedule.t_start
+            end = -1.0 if case["schedule"] == "discrete-linear" else 1e-3 if row["method"] == "euler" else 0.0
+            assert times[-1] == end
+            assert (row["s_start"], row["s_end"]) == (ref["s_start"], ref["s_end"]) and row["starts_at_top"]
+            assert 1 <= row["evaluations"] <= OPT.optimize_maxfev and row["calibration_error"] > 0
+
+
+@pytest.mark.parametrize("problem", ["gmm1d", "gmm2d"])
+def test_optimized_grid_beats_the_methods_best_builtin_grid_at_small_nfe(problem):
+    """Measured (seeds 0-2, both schedules, NFE 4 and 6, 64 samples, 60 runs on 16 calibration noises):
+    optimised / best built-in error 0.71-0.77 for ddim, 0.06-0.73 for ipndm; asserted: below 0.85."""
+    cfg = cmp.with_options(OPT, problems=(problem,), schedules=("discrete-linear",), methods=("ddim", "ipndm"),
+                           optimized_grids=("ddim", "ipndm"))
+    summary = cmp.compare(cfg)["by_nfe_optimized"]
+    assert list(summary) == ["4", "6"]
+    for entry in summary.values():
+        assert set(entry["methods"]) == {"ddim", "ipndm"}
+        for m in entry["methods"].values():
+            assert m["ratio"] == pytest.approx(m["optimized"] / m["builtin"]) and m["ratio"] < 0.85
+        assert entry["vs_builtin"] == pytest.approx(entry["best_optimized"]["error"] / entry["best_builtin"]["error"])
+        assert entry["vs_builtin"] < 0.85 and "best_peer" not in entry  # peers=()
+
+
+def test_optimized_summary_scores_as_by_nfe(optimized_result):
+    """best_optimized / best_builtin are geometric means over the cases of the rows, as by_nfe's are."""
+    for target, entry in optimized_result["by_nfe_optimized"].items():
+        m = entry["best_optimized"]["method"]
+        errors = [r["error"] for c in optimized_result["cases"] for r in c["optimized"]
+                  if r["method"] == m and r["nfe_target"] == int(target)]
+        assert entry["best_optimized"]["error"] == pytest.approx(float(np.exp(np.mean(np.log(errors)))), rel=1e-12)
+        assert entry["best_builtin"] == optimized_result["by_nfe"][target]["best_pndmkit"]
+        assert min(v["optimized"] for v in entry["methods"].values()) == entry["best_optimized"]["error"]
+
+
+def test_optimized_grids_default_set_and_bad_input():
+    from pndmkit.errors import UsageError
+
+    assert cmp.optimized_methods(cmp.CompareConfig(optimized_grids=True)) == cmp.OPTIMIZED_DEFAULT
+    assert cmp.optimized_methods(cmp.with_options(cmp.CompareConfig.quick(), optimized_grids=True)) == ("ipndm",)
+    assert cmp.optimized_methods(cmp.CompareConfig(methods=("ddim",), optimized_grids=True)) == ("ddim",)
+    assert cmp.optimized_methods(cmp.CompareConfig(optimized_grids=())) == ()
+    for changes, params, message in [
+        ({"optimized_grids": ("foo",)}, ("optimized_grids",), "unknown method 'foo' in optimized_grids; fixed-step"),
+        ({"optimized_grids": ("pf",)}, ("optimized_grids",), "method 'pf' is adaptive"),
+        ({"optimized_grids": "ipndm"}, ("optimized_grids",), "must be True, False or a tuple of fixed-step methods"),
+        ({"optimized_grids": ("ipndm",), "methods": ("ddim",)}, ("optimized_grids", "methods"),
+         "optimized_grids names 'ipndm', which is not among methods"),
+        ({"optimize_maxfev": 0}, ("optimize_maxfev",), "optimize_maxfev must be an integer >= 1, got 0"),
+    ]:
+        with pytest.raises(UsageError, match=message) as info:
+            cmp.CompareConfig(**changes)
+        assert info.value.params == params
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--optimized-grids", "foo"], "--optimized-grids: unknown or adaptive method 'foo'; fixed-step methods: ddim"),
+    (["--optimized-grids", "pf"], "--optimized-grids: unknown or adaptive method 'pf'"),
+    (["--methods", "ddim", "--optimized-grids", "ipndm"],
+     "--optimized-grids/--methods: optimized_grids names 'ipndm', which is not among methods (ddim)"),
+    (["--optimize-maxfev", "10"], "--optimize-maxfev: --optimize-maxfev tunes --optimized-grids, which is not given"),
+    (["--optimized-grids", "--optimize-calibration", "0"], "--optimize-calibration: expected an integer >= 1"),
+])
+def test_optimized_grids_bad_command_line_is_one_line(argv, expected, capsys):
+    from pndmkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["compare", "--quick", "--peers", *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("pndmkit compare: error: ") and expected in err, err
+
+
+def test_optimized_grids_command_prints_and_writes_its_own_table(tmp_path, capsys):
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    assert main([*TINY, "--nfe", "5", "--peers", "--optimized-grids", "ipndm", "--optimize-maxfev", "30",
+                 "--optimize-calibration", "8", "--out", str(out)]) == 0
+    text = capsys.readouterr()
+    lines = text.out.strip().splitlines()
+    head = lines.index("optimised grids (apart from the table above; error / error ratios as above):")
+    assert lines[head + 1].split()[:3] == ["NFE", "best", "optimised"]
+    row = lines[head + 2].split()
+    assert row[:3] == ["5", "ipndm", "(5)"] and row[-2:] == ["ipndm", row[-1]] and float(row[-1]) > 0
+    assert "ipndm NFE 5 (5 steps): " in text.err and "calibration runs in" in text.err  # cost shown
+    saved = json.loads((out / "compare.json").read_text())
+    assert set(saved["by_nfe_optimized"]) == {"5"} and saved["config"]["optimized_grids"] == ["ipndm"]
+    assert "## Optimised grids (reported apart" in (out / "compare.md").read_text()

@@ -4,7 +4,9 @@ Prints the by-NFE table (``--json``: one JSON object whose ``by_nfe`` maps each 
 method, the best peer and their error ratio). Files are written only with ``--out DIR``: ``compare.json``
 (summaries and the best option per solver, NFE and case), ``compare.csv`` (the same best rows),
 ``compare_runs.csv`` (every run) and ``compare.md`` (summary tables). ``--peers`` with no names runs
-pndmkit's methods alone (no diffusers needed) and reports their best per NFE.
+pndmkit's methods alone (no diffusers needed) and reports their best per NFE. ``--optimized-grids`` also
+optimises the grids of some methods per case and NFE and prints (and writes) them in a table of their own;
+they never enter the built-in summaries.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import sys
 from pathlib import Path
 
 from pndmkit.cli import MAX_STEPS, nonnegative_int, positive_int, step_count
-from pndmkit.studies.compare import NFES, SCHEDULES, CompareConfig, compare, with_options
-from pndmkit.studies.reports import compare_summary, write_compare_results
+from pndmkit.errors import UsageError
+from pndmkit.studies.compare import NFES, OPTIMIZED_DEFAULT, SCHEDULES, CompareConfig, compare, with_options
+from pndmkit.studies.reports import compare_summary, optimized_summary, write_compare_results
 
 
 def _fixed_step_method(text: str) -> str:
@@ -46,6 +49,15 @@ def run(args: argparse.Namespace) -> int:
                        peers=tuple(args.peers) if args.peers is not None else None)
     if args.no_grids:
         cfg = with_options(cfg, grids=False)
+    if args.optimized_grids is None:
+        for name in ("optimize_maxfev", "optimize_calibration"):
+            if getattr(args, name) is not None:
+                option = "--" + name.replace("_", "-")
+                raise UsageError(name, f"{option} tunes --optimized-grids, which is not given; add --optimized-grids "
+                                       f"or drop {option}")
+    else:  # the option with no names: the default set
+        cfg = with_options(cfg, optimized_grids=tuple(args.optimized_grids) or True,
+                           optimize_maxfev=args.optimize_maxfev, optimize_calibration=args.optimize_calibration)
     log = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr))
     result = compare(cfg, log=log)
     if args.out is not None:
@@ -54,10 +66,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
                           "by_nfe_peers_on_pndmkit_grids": result["by_nfe_peers_on_pndmkit_grids"],
+                          **{k: result[k] for k in ("by_nfe_optimized",) if k in result},
                           "config": result["config"],
                           "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
         print(compare_summary(result))
+        if "by_nfe_optimized" in result:
+            print(f"\noptimised grids (apart from the table above; error / error ratios as above):\n"
+                  f"{optimized_summary(result)}")
     return 0
 
 
@@ -77,6 +93,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pndmkit methods (default: every non-adaptive one)")
     p.add_argument("--peers", nargs="*", help="peers (default: all; give none to run pndmkit only)")
     p.add_argument("--no-grids", action="store_true", help="default grid only, no search over grid options")
+    p.add_argument("--optimized-grids", nargs="*", type=_fixed_step_method, metavar="METHOD",
+                   help="also optimise these methods' grids per case and NFE (pndmkit.grids.optimize) and report "
+                        f"them apart (default: none; no names: {' '.join(OPTIMIZED_DEFAULT)})")
+    p.add_argument("--optimize-maxfev", type=positive_int, metavar="N",
+                   help=f"--optimized-grids: runs per optimisation, at most (default "
+                        f"{CompareConfig.optimize_maxfev})")
+    p.add_argument("--optimize-calibration", type=positive_int, metavar="N",
+                   help=f"--optimized-grids: calibration noises per optimisation (default "
+                        f"{CompareConfig.optimize_calibration})")
     p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers)")
     p.add_argument("--json", action="store_true", help="print one JSON object (by_nfe, config)")
     p.add_argument("--out", metavar="DIR", help="write compare.{json,csv,md} and compare_runs.csv into DIR "

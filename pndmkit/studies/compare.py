@@ -40,6 +40,14 @@ grids diffusers offers: its spacings, uniform in ``t``, Karras and log-SNR) and
 given the quadratic or s-uniform grid through ``trained_betas``, which is pndmkit's ``ipndm`` on that grid,
 and ``dpm-2m/3m-pndmkit-grid``, DPM-Solver++ given the quadratic grid's rounded timesteps).
 
+**Optimised grids** (``optimized_grids``, opt-in): for each case and NFE, :func:`pndmkit.grids.optimize` fits
+the grid of each chosen method (default :data:`OPTIMIZED_DEFAULT`) on its own calibration noises (N(0, I),
+per-sample seeds, disjoint from the case's samples), with the end points of the method's built-in grids and
+at most ``optimize_maxfev`` runs; the grid then runs through this harness on the case's samples, which serve
+as held-out noises, against the same reference. Its rows (option ``"optimized"``) are kept in the case's
+``optimized`` list, never in ``best`` / ``runs``, so they enter none of the three summaries above;
+:func:`by_nfe_optimized` sets them against the best built-in pndmkit grid and the best peer.
+
 Examples
 --------
 >>> cfg = CompareConfig.quick()
@@ -63,7 +71,8 @@ from pndmkit.methods import METHODS
 from pndmkit.schedules import DiscreteVP, LinearVP, NoiseSchedule
 from pndmkit.stability import StabilityWarning
 
-__all__ = ["CompareConfig", "SCHEDULES", "compare", "by_nfe", "pndmkit_methods", "steps_for_nfe"]
+__all__ = ["CompareConfig", "SCHEDULES", "OPTIMIZED_DEFAULT", "compare", "by_nfe", "by_nfe_optimized",
+           "optimized_methods", "pndmkit_methods", "steps_for_nfe"]
 
 #: schedules of the head-to-head by name
 SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {"discrete-linear": DiscreteVP.linear, "linear-vp": LinearVP}
@@ -80,6 +89,12 @@ REFERENCE_TOL = 1e-10
 #: pndmkit grid options diffusers also offers (its spacings are uniform in t; Karras sigmas; log-SNR uniform
 #: ``use_lu_lambdas`` of DPM-Solver)
 SHARED_GRIDS = tuple(name for name, kind in GRID_KINDS.items() if kind.in_diffusers)
+
+#: methods whose grids ``optimized_grids=True`` optimises: the pndmkit methods that are best on built-in
+#: grids at NFE 5-10 (ipndm by the geometric mean over the cases; unipc-3 and dpm-solver++-3m in single
+#: cases, and on diffusers' grid families above). A fixed set, not each case's winner, so that every
+#: method has a row in every case and its geometric mean over the cases is defined.
+OPTIMIZED_DEFAULT = ("ipndm", "unipc-3", "dpm-solver++-3m")
 
 
 def pndmkit_methods() -> list[str]:
@@ -108,6 +123,16 @@ class CompareConfig:
         pndmkit methods and peers (default: all).
     grids : bool
         Try every grid option (``False``: pndmkit's default grid and each peer's first option only).
+    optimized_grids : bool or tuple of str
+        Also run grids optimised by :func:`pndmkit.grids.optimize` for each case and NFE, reported apart
+        (:func:`by_nfe_optimized`): ``True`` for :data:`OPTIMIZED_DEFAULT` (those of ``methods`` that run,
+        else every one of ``methods``), or the fixed-step methods to optimise, each one of ``methods``;
+        ``False`` or ``()``: none.
+    optimize_maxfev : int
+        Bound on each optimisation's sampling runs on the calibration noises (Nelder-Mead's ``maxfev``).
+    optimize_calibration : int
+        Calibration noises of each optimisation: N(0, I) draws with per-sample seeds, disjoint from the case's
+        own samples, which then serve as held-out noises.
     """
 
     problems: tuple = ("gmm2d", "gmm32d")
@@ -118,6 +143,9 @@ class CompareConfig:
     methods: Optional[tuple] = None
     peers: Optional[tuple] = None
     grids: bool = True
+    optimized_grids: Any = False
+    optimize_maxfev: int = 400
+    optimize_calibration: int = 128
 
     def __post_init__(self) -> None:
         from pndmkit.problems import PROBLEMS
@@ -131,12 +159,32 @@ class CompareConfig:
             unknown = [v for v in (given or ()) if v not in known]
             if unknown:
                 raise UsageError(name, f"unknown {what} {unknown[0]!r} in {name}; known: {', '.join(known)}")
-        for name, low in (("nfes", 1), ("n", 1), ("seed", 0)):
+        self._check_optimized_grids()
+        for name, low in (("nfes", 1), ("n", 1), ("seed", 0), ("optimize_maxfev", 1), ("optimize_calibration", 1)):
             values = getattr(self, name)
             for v in values if name == "nfes" else (() if values is None else (values,)):
                 if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                     raise UsageError(name, f"{name} must be {'integers' if name == 'nfes' else 'an integer'} "
                                            f">= {low}, got {v!r}")
+
+    def _check_optimized_grids(self) -> None:
+        given = self.optimized_grids
+        if isinstance(given, bool):
+            return
+        if not isinstance(given, (tuple, list)) or not all(isinstance(v, str) for v in given):
+            raise UsageError("optimized_grids", f"optimized_grids must be True, False or a tuple of fixed-step "
+                                                f"methods, got {given!r}")
+        for v in given:
+            if v not in METHODS or METHODS[v].adaptive:
+                what = (f"unknown method {v!r}" if v not in METHODS
+                        else f"method {v!r} is adaptive (no grid to optimise)")
+                raise UsageError("optimized_grids", f"{what} in optimized_grids; fixed-step methods: "
+                                                    f"{', '.join(pndmkit_methods())}")
+            if self.methods is not None and v not in self.methods:
+                raise UsageError(("optimized_grids", "methods"),
+                                 f"optimized_grids names {v!r}, which is not among methods "
+                                 f"({', '.join(self.methods)}): an optimised grid is reported against the same "
+                                 f"method's built-in grids, so add it to methods")
 
     @classmethod
     def quick(cls) -> "CompareConfig":
@@ -189,16 +237,35 @@ class _Run:
     s_start: float
     s_end: float
     launch: Callable[[np.ndarray], tuple[np.ndarray, int]] = field(repr=False)
+    optimized: bool = False  # an optimised grid: reported apart, never in the built-in summaries
+    extra: dict = field(default_factory=dict)  # fields added to its row
 
 
 def _s(schedule: NoiseSchedule, t: float) -> float:
     return float(schedule.s(t)) + 0.0  # no -0.0 in the tables
 
 
+def _t_end(schedule: NoiseSchedule, method: str) -> Optional[float]:
+    """Where a pndmkit method's grid ends: ``t = 0`` (``abar = 1``) for a pseudo method on a continuous
+    schedule, else the schedule's own end (None; a DiscreteVP's ends at ``abar = 1`` already)."""
+    if isinstance(schedule, DiscreteVP) or METHODS[method].kind == "classical":
+        return None
+    return 0.0
+
+
+def _launcher(problem: Any, schedule: NoiseSchedule, integrator: Any, times: np.ndarray
+              ) -> Callable[[np.ndarray], tuple[np.ndarray, int]]:
+    def launch(x: np.ndarray) -> tuple[np.ndarray, int]:
+        sol = integrator.solve(lambda x, t: problem.eps(x, t, schedule), x, times)
+        return sol.x, sol.nfe
+
+    return launch
+
+
 def _pndmkit_grids(schedule: NoiseSchedule, method: str, all_grids: bool) -> list[tuple[str, dict]]:
     discrete = isinstance(schedule, DiscreteVP)
-    classical = METHODS[method].kind == "classical"
-    end = {} if discrete or classical else {"t_end": 0.0}
+    t_end = _t_end(schedule, method)
+    end = {} if t_end is None else {"t_end": t_end}
     kinds = [name for name, kind in GRID_KINDS.items() if kind.same_as is None and (discrete or not kind.discrete_only)]
     default = "discrete" if discrete else "continuous"
     kinds.sort(key=lambda name: GRID_KINDS[name].default_for != default)  # the default grid first
@@ -220,14 +287,61 @@ def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> 
                 continue
             for kind, opts in _pndmkit_grids(schedule, name, cfg.grids):
                 times = make_grid(schedule, steps, kind, **opts)
-
-                def launch(x, integrator=integrator, times=times):
-                    sol = integrator.solve(lambda x, t: problem.eps(x, t, schedule), x, times)
-                    return sol.x, sol.nfe
-
                 label = kind + ("" if "t_end" not in opts else f" to t={opts['t_end']:g}")
                 runs.append(_Run("pndmkit", name, label, target, steps, nfe_of(steps), _s(schedule, times[0]),
-                                 _s(schedule, times[-1]), launch))
+                                 _s(schedule, times[-1]), _launcher(problem, schedule, integrator, times)))
+    return runs
+
+
+def optimized_methods(cfg: CompareConfig) -> tuple[str, ...]:
+    """The methods whose grids :func:`compare` optimises under ``cfg`` (none when the option is off).
+
+    >>> optimized_methods(CompareConfig(optimized_grids=True))
+    ('ipndm', 'unipc-3', 'dpm-solver++-3m')
+    >>> quick = CompareConfig.quick()
+    >>> optimized_methods(quick), optimized_methods(replace(quick, optimized_grids=True))
+    ((), ('ipndm',))
+    """
+    given = cfg.optimized_grids
+    if given is True:
+        ran = tuple(cfg.methods or pndmkit_methods())
+        return tuple(m for m in OPTIMIZED_DEFAULT if m in ran) or ran
+    return tuple(given or ())
+
+
+def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log: Callable[[str], None]
+                    ) -> list[_Run]:
+    """Optimise the grid of each method of :func:`optimized_methods` at each NFE on calibration noises.
+
+    The grid keeps the end points of the method's built-in grids (the schedule's top; ``abar = 1``, or
+    ``t_end`` for a classical method on a continuous schedule), so its run is scored against the same
+    reference levels as theirs.
+    """
+    from pndmkit.grids import optimize
+
+    methods = optimized_methods(cfg)
+    if not methods:
+        return []
+    log(f"  optimising the grids of {', '.join(methods)}: at most {cfg.optimize_maxfev} runs on "
+        f"{cfg.optimize_calibration} calibration noises per method and NFE")
+    runs = []
+    for name in methods:
+        integrator = METHODS[name].build(schedule)
+        for target in cfg.nfes:
+            if steps_for_nfe(integrator.nfe, target) is None:
+                continue
+            tic = time.perf_counter()
+            res = optimize(name, problem, target, schedule=schedule, t_end=_t_end(schedule, name),
+                           calibration=cfg.optimize_calibration, heldout=1, seed=cfg.seed, maxfev=cfg.optimize_maxfev)
+            seconds = time.perf_counter() - tic
+            times = np.asarray(res.grid, dtype=np.float64)
+            log(f"    {name} NFE {target} ({res.steps} steps): {res.evaluations} calibration runs in {seconds:.1f} s, "
+                f"calibration error {res.calibration_error:.2e}")
+            runs.append(_Run("pndmkit", name, "optimized", target, res.steps, integrator.nfe(res.steps),
+                             _s(schedule, times[0]), _s(schedule, times[-1]),
+                             _launcher(problem, schedule, integrator, times), optimized=True,
+                             extra={"times": [float(t) for t in times], "evaluations": res.evaluations,
+                                    "optimize_seconds": seconds, "calibration_error": res.calibration_error}))
     return runs
 
 
@@ -302,6 +416,8 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         raise UsageError(("nfes", "methods", "peers"),
                          f"no solver runs within nfes={list(cfg.nfes)} on {schedule_name}: the fewest model calls "
                          f"of a run are {', '.join(fewest)}; give larger nfes or other methods")
+    optimizing = bool(optimized_methods(cfg))
+    runs += _plan_optimized(problem, schedule, cfg, log)  # before the reference, at the built-in runs' levels
     # the top level is the schedule's (a peer's float32 table may put its own a little higher), never the
     # start of whichever grids happen to run: a late-starting grid is measured against the same trajectory
     s_max = max(_s(schedule, schedule.t_start), *(r.s_start for r in runs))
@@ -319,7 +435,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     best: dict[tuple[str, str, int], dict] = {}
     shared: dict[tuple[str, str, int], dict] = {}  # best over the grid options diffusers also has
     outputs: dict[tuple[str, str, int], np.ndarray] = {}
-    all_rows = []
+    all_rows, optimized = [], []  # built-in runs; optimised grids (reported apart)
     for r, top in zip(runs, on_top):
         t0 = time.perf_counter()
         try:
@@ -334,8 +450,14 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         row = {"side": r.side, "method": r.method, "option": r.option, "nfe_target": r.target, "steps": r.steps,
                "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end, "starts_at_top": top,
                "seconds": time.perf_counter() - t0}
-        all_rows.append(row)
         key = (r.side, r.method, r.target)
+        if r.optimized:
+            row.update(r.extra)
+            optimized.append(row)
+            if x_end is not None:
+                outputs[("optimized", r.method, r.target)] = y(x_end, r.s_end)
+            continue
+        all_rows.append(row)
         if x_end is not None and (key not in best or err < best[key]["error"]):
             best[key] = row
             outputs[key] = y(x_end, r.s_end)
@@ -345,14 +467,23 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     sw = SlicedWasserstein(problem, n, seed=cfg.seed + 1)
     s_zero = min(ref)
     floor = sw(y(ref[s_zero], s_zero))
-    for key, row in best.items():
-        row["sw"] = sw(outputs[key])
-        row["nll"] = nll(problem, outputs[key])
+    scored = [*((key, row) for key, row in best.items()),
+              *((("optimized", row["method"], row["nfe_target"]), row) for row in optimized)]
+    for key, row in scored:
+        out = outputs.get(key)
+        row["sw"] = None if out is None else sw(out)
+        row["nll"] = None if out is None else nll(problem, out)
     log(f"  done in {time.perf_counter() - tic:.1f} s")
-    return {"problem": problem_name, "schedule": schedule_name, "n": n, "sw_floor": floor,
-            "best": sorted(best.values(), key=lambda r: (r["nfe_target"], r["side"], r["error"])),
-            "best_shared_grids": sorted(shared.values(), key=lambda r: (r["nfe_target"], r["side"], r["error"])),
-            "runs": all_rows}
+
+    def order(rows: Iterable[dict]) -> list[dict]:
+        return sorted(rows, key=lambda r: (r["nfe_target"], r["side"], r["error"]))
+
+    case = {"problem": problem_name, "schedule": schedule_name, "n": n, "sw_floor": floor,
+            "best": order(best.values()), "best_shared_grids": order(shared.values()), "runs": all_rows}
+    if optimizing:
+        case["optimized"] = order(optimized)
+        case["optimize_seconds"] = sum(r["optimize_seconds"] for r in optimized)
+    return case
 
 
 def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builtin_only: bool = True
@@ -371,27 +502,64 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
     for target in nfes:
         entry: dict[str, Any] = {}
         for side, label in (("pndmkit", "best_pndmkit"), ("peer", "best_peer")):
-            per: dict[str, list] = {}
-            for case in cases:
-                for row in case[key]:
-                    if row["side"] == side and row["nfe_target"] == target and row["method"] not in custom:
-                        per.setdefault(row["method"], []).append(row)
-            scored = []
-            for method, rows in per.items():
-                if len(rows) != len(cases) or not all(math.isfinite(r["error"]) and r["error"] > 0 for r in rows):
-                    continue
-                g = math.exp(sum(math.log(r["error"]) for r in rows) / len(rows))
-                scored.append((g, method, rows))
-            if not scored:
-                continue
-            g, method, rows = min(scored)
-            entry[label] = {"method": method, "error": g, "nfe": max(r["nfe"] for r in rows),
-                            "options": [r["option"] for r in rows]}
+            scored = _scored(cases, key, side, target, custom)
+            if scored:
+                entry[label] = min(scored.values(), key=lambda e: e["error"])
         if "best_pndmkit" in entry and "best_peer" in entry:
             entry["ratio"] = entry["best_pndmkit"]["error"] / entry["best_peer"]["error"]
             out[str(target)] = entry
         elif "best_pndmkit" in entry and not peers_ran:  # pndmkit alone: its best method, no ratio
             out[str(target)] = entry
+    return out
+
+
+def _scored(cases: Sequence[dict], key: str, side: str, target: int, leave_out: Iterable[str] = ()
+            ) -> dict[str, dict]:
+    """Each solver of ``side`` that ran at NFE ``target`` in every case with a finite error: its geometric-mean
+    error over the cases, the most NFE it used and its grid option per case (keyed by method; sorted by name)."""
+    per: dict[str, list] = {}
+    for case in cases:
+        for row in case[key]:
+            if row["side"] == side and row["nfe_target"] == target and row["method"] not in leave_out:
+                per.setdefault(row["method"], []).append(row)
+    out = {}
+    for method, rows in sorted(per.items()):
+        if len(rows) != len(cases) or not all(math.isfinite(r["error"]) and r["error"] > 0 for r in rows):
+            continue
+        g = math.exp(sum(math.log(r["error"]) for r in rows) / len(rows))
+        out[method] = {"method": method, "error": g, "nfe": max(r["nfe"] for r in rows),
+                       "options": [r["option"] for r in rows]}
+    return out
+
+
+def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
+    """For each target NFE: the best optimised grid against the best built-in pndmkit grid and the best peer.
+
+    Scored as :func:`by_nfe` scores (geometric mean over the cases). Each NFE has ``best_optimized`` (over
+    the methods whose grid was optimised), ``best_builtin`` (every pndmkit method on every built-in grid,
+    i.e. :func:`by_nfe`'s ``best_pndmkit``), ``best_peer`` (peers with their own options; absent without
+    peers), the ratios ``vs_builtin`` and ``vs_peer`` of the optimised error to theirs, and ``methods``: per
+    optimised method its optimised and best built-in error and their ratio (what optimising buys that method).
+    """
+    from pndmkit.studies.peers import PEERS
+
+    custom = {name for name, spec in PEERS.items() if not spec.builtin}
+    out = {}
+    for target in nfes:
+        opt = _scored(cases, "optimized", "pndmkit", target)
+        if not opt:
+            continue
+        builtin = _scored(cases, "best", "pndmkit", target)
+        peers = _scored(cases, "best", "peer", target, custom)
+        entry: dict[str, Any] = {"best_optimized": min(opt.values(), key=lambda e: e["error"])}
+        for label, scored in (("builtin", builtin), ("peer", peers)):
+            if scored:
+                entry[f"best_{label}"] = min(scored.values(), key=lambda e: e["error"])
+                entry[f"vs_{label}"] = entry["best_optimized"]["error"] / entry[f"best_{label}"]["error"]
+        entry["methods"] = {m: {"optimized": e["error"], "builtin": builtin[m]["error"],
+                                "builtin_options": builtin[m]["options"], "ratio": e["error"] / builtin[m]["error"]}
+                            for m, e in opt.items() if m in builtin}
+        out[str(target)] = entry
     return out
 
 
@@ -407,7 +575,10 @@ def _one_blas_thread() -> Any:
 
 
 def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = lambda s: None) -> dict:
-    """Run the head-to-head; return ``{"config", "by_nfe", "cases"}`` (JSON-serialisable); writes no files.
+    """Run the head-to-head; return ``{"config", "by_nfe", ..., "cases"}`` (JSON-serialisable); writes no files.
+
+    With ``cfg.optimized_grids`` the result also has ``by_nfe_optimized`` and each case ``optimized`` (its
+    rows) and ``optimize_seconds`` (time spent optimising).
 
     Needs diffusers (and torch) unless ``cfg.peers`` is empty (pndmkit's methods alone).
     """
@@ -430,9 +601,12 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
     config = asdict(cfg)
-    return {"config": config, "by_nfe": by_nfe(cases, cfg.nfes),
-            "by_nfe_shared_grids": by_nfe(cases, cfg.nfes, "best_shared_grids"),
-            "by_nfe_peers_on_pndmkit_grids": by_nfe(cases, cfg.nfes, builtin_only=False), "cases": cases}
+    result = {"config": config, "by_nfe": by_nfe(cases, cfg.nfes),
+              "by_nfe_shared_grids": by_nfe(cases, cfg.nfes, "best_shared_grids"),
+              "by_nfe_peers_on_pndmkit_grids": by_nfe(cases, cfg.nfes, builtin_only=False)}
+    if optimized_methods(cfg):
+        result["by_nfe_optimized"] = by_nfe_optimized(cases, cfg.nfes)
+    return {**result, "cases": cases}
 
 
 def with_options(cfg: CompareConfig, **changes: Any) -> CompareConfig:

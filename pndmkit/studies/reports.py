@@ -5,7 +5,8 @@ with these functions; the studies themselves (:mod:`pndmkit.studies.convergence`
 :mod:`pndmkit.studies.compare`) compute and return plain data.
 
 * :func:`order_table`, :func:`order_json`, :func:`order_plot` -- a convergence study.
-* :func:`write_compare_results`, :func:`compare_summary`, :func:`compare_markdown` -- a head-to-head.
+* :func:`write_compare_results`, :func:`compare_summary`, :func:`compare_markdown`, :func:`optimized_summary`
+  -- a head-to-head.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Sequence
 from pndmkit.studies.convergence import MethodResult, Study
 
 __all__ = ["order_table", "order_json", "order_plot", "write_compare_results", "compare_summary",
-           "compare_markdown", "BEST_FIELDS", "RUN_FIELDS"]
+           "compare_markdown", "optimized_summary", "BEST_FIELDS", "RUN_FIELDS"]
 
 
 def _fmt(v: Any, spec: str = ".2f") -> str:
@@ -136,6 +137,27 @@ def compare_summary(result: dict, key: str = "by_nfe") -> str:
     return "\n".join(lines)
 
 
+def optimized_summary(result: dict, markdown: bool = False) -> str:
+    """``by_nfe_optimized`` as a text (or Markdown) table: the best optimised grid, the best built-in pndmkit
+    grid, the best peer, the ratios, and per optimised method its optimised / own best built-in error."""
+    cols = ["NFE", "best optimised", "error", "best built-in", "error", "best peer", "error", "opt/built-in",
+            "opt/peer", "per method: optimised / own built-in"]
+    rows = []
+    for nfe, row in result.get("by_nfe_optimized", {}).items():
+        cells = [nfe]
+        for label in ("optimized", "builtin", "peer"):
+            best = row.get(f"best_{label}")
+            cells += [_solver(best), "-" if best is None else f"{best['error']:.2e}"]
+        cells += [_fmt(row.get("vs_builtin")), _fmt(row.get("vs_peer"))]
+        cells.append(", ".join(f"{m} {v['ratio']:.2f}" for m, v in row["methods"].items()))
+        rows.append(cells)
+    if markdown:
+        return "\n".join(["| " + " | ".join(cols) + " |", "|---:|---|---:|---|---:|---|---:|---:|---:|---|"]
+                         + ["| " + " | ".join(r) + " |" for r in rows])
+    width = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)).rstrip() for r in [cols, *rows])
+
+
 def compare_markdown(result: dict) -> str:
     """Summary tables for the README: by NFE (all grids, shared grids) and the best per case."""
     out = ["# pndmkit compare", "",
@@ -154,6 +176,13 @@ def compare_markdown(result: dict) -> str:
             ratio = f"{row['ratio']:.2f}" if "ratio" in row else "-"
             out.append(f"| {nfe} | {_solver(p)} | {p['error']:.2e} | {peer} | {ratio} |")
         out.append("")
+    if "by_nfe_optimized" in result:
+        cfg = result["config"]
+        spent = sum(c.get("optimize_seconds", 0.0) for c in result["cases"])
+        out += ["## Optimised grids (reported apart: never in the tables above)", "",
+                f"pndmkit.grids.optimize per case and NFE, at most {cfg['optimize_maxfev']} runs on "
+                f"{cfg['optimize_calibration']} calibration noises each ({spent:.0f} s in all); scored on the "
+                "case's own samples, as every row above.", "", optimized_summary(result, markdown=True), ""]
     for case in result["cases"]:
         out += [f"## {case['problem']} / {case['schedule']} (n = {case['n']}, SW floor {case['sw_floor']:.4f})", "",
                 "| NFE | side | method | grid option | steps | NFE used | error | SW | s_end |",
