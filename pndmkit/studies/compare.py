@@ -417,7 +417,11 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
                          f"no solver runs within nfes={list(cfg.nfes)} on {schedule_name}: the fewest model calls "
                          f"of a run are {', '.join(fewest)}; give larger nfes or other methods")
     optimizing = bool(optimized_methods(cfg))
+    if optimizing:
+        log(f"{problem_name} / {schedule_name}: {len(runs)} built-in runs planned")
+    t_opt = time.perf_counter()
     runs += _plan_optimized(problem, schedule, cfg, log)  # before the reference, at the built-in runs' levels
+    t_opt = time.perf_counter() - t_opt
     # the top level is the schedule's (a peer's float32 table may put its own a little higher), never the
     # start of whichever grids happen to run: a late-starting grid is measured against the same trajectory
     s_max = max(_s(schedule, schedule.t_start), *(r.s_start for r in runs))
@@ -427,7 +431,11 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     x_max = math.sqrt(abar) * problem.sample(n, rng=rng) + math.sqrt(om) * rng.standard_normal((n, problem.dim))
     points = [r.s_start for r, top in zip(runs, on_top) if top] + [r.s_end for r in runs]
     ref = _reference(problem, x_max, s_max, np.array(points))
-    log(f"{problem_name} / {schedule_name}: {len(runs)} runs planned, reference in {time.perf_counter() - tic:.1f} s")
+    if optimizing:
+        log(f"  grids optimised in {t_opt:.1f} s; reference in {time.perf_counter() - tic - t_opt:.1f} s")
+    else:
+        log(f"{problem_name} / {schedule_name}: {len(runs)} runs planned, reference in "
+            f"{time.perf_counter() - tic:.1f} s")
 
     def y(x, s):
         return x * math.sqrt(1.0 + s * s)
