@@ -185,8 +185,9 @@ def test_optimized_grid_keeps_the_builtin_end_points_and_costs_the_nfe(optimized
 
 @pytest.mark.parametrize("problem", ["gmm1d", "gmm2d"])
 def test_optimized_grid_beats_the_methods_best_builtin_grid_at_small_nfe(problem):
-    """Measured (seeds 0-2, both schedules, NFE 4 and 6, 64 samples, 60 runs on 16 calibration noises):
-    optimised / best built-in error 0.71-0.77 for ddim, 0.06-0.73 for ipndm; asserted: below 0.85."""
+    """Measured (seeds 0-3, both schedules, NFE 4 and 6, 64 samples, 60 runs on 16 calibration noises):
+    optimised / best built-in error 0.71-0.77 for ddim, 0.07-0.86 for ipndm (0.08-0.26 at seed 0, run here);
+    asserted: below 0.9."""
     cfg = cmp.with_options(OPT, problems=(problem,), schedules=("discrete-linear",), methods=("ddim", "ipndm"),
                            optimized_grids=("ddim", "ipndm"))
     summary = cmp.compare(cfg)["by_nfe_optimized"]
@@ -194,9 +195,9 @@ def test_optimized_grid_beats_the_methods_best_builtin_grid_at_small_nfe(problem
     for entry in summary.values():
         assert set(entry["methods"]) == {"ddim", "ipndm"}
         for m in entry["methods"].values():
-            assert m["ratio"] == pytest.approx(m["optimized"] / m["builtin"]) and m["ratio"] < 0.85
+            assert m["ratio"] == pytest.approx(m["optimized"] / m["builtin"]) and m["ratio"] < 0.9
         assert entry["vs_builtin"] == pytest.approx(entry["best_optimized"]["error"] / entry["best_builtin"]["error"])
-        assert entry["vs_builtin"] < 0.85 and "best_peer" not in entry  # peers=()
+        assert entry["vs_builtin"] < 0.9 and "best_peer" not in entry  # peers=()
 
 
 def test_optimized_summary_scores_as_by_nfe(optimized_result):
@@ -263,4 +264,5 @@ def test_optimized_grids_command_prints_and_writes_its_own_table(tmp_path, capsy
     assert "ipndm NFE 5 (5 steps): " in text.err and "calibration runs in" in text.err  # cost shown
     saved = json.loads((out / "compare.json").read_text())
     assert set(saved["by_nfe_optimized"]) == {"5"} and saved["config"]["optimized_grids"] == ["ipndm"]
-    assert "## Optimised grids (reported apart" in (out / "compare.md").read_text()
+    md = (out / "compare.md").read_text()
+    assert "## Optimised grids (reported apart" in md and "| gmm2d/discrete-linear | 5 | ipndm | " in md

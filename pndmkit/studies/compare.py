@@ -341,7 +341,8 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
                              _s(schedule, times[0]), _s(schedule, times[-1]),
                              _launcher(problem, schedule, integrator, times), optimized=True,
                              extra={"times": [float(t) for t in times], "evaluations": res.evaluations,
-                                    "optimize_seconds": seconds, "calibration_error": res.calibration_error}))
+                                    "optimize_seconds": seconds, "calibration_error": res.calibration_error,
+                                    "grid_parameters": getattr(res, "degree", None)}))
     return runs
 
 

@@ -182,7 +182,21 @@ def compare_markdown(result: dict) -> str:
         out += ["## Optimised grids (reported apart: never in the tables above)", "",
                 f"pndmkit.grids.optimize per case and NFE, at most {cfg['optimize_maxfev']} runs on "
                 f"{cfg['optimize_calibration']} calibration noises each ({spent:.0f} s in all); scored on the "
-                "case's own samples, as every row above.", "", optimized_summary(result, markdown=True), ""]
+                "case's own samples, as every row above.", "", optimized_summary(result, markdown=True), "",
+                "Per case (the best optimised grid and the best built-in pndmkit grid of that case):", "",
+                "| case | NFE | optimised | error | SW | built-in | grid | error | SW | ratio |",
+                "|---|---:|---|---:|---:|---|---|---:|---:|---:|"]
+        for case in result["cases"]:
+            for target in cfg["nfes"]:
+                pick = [min((r for r in case[key] if r["side"] == "pndmkit" and r["nfe_target"] == target),
+                            key=lambda r: r["error"], default=None) for key in ("optimized", "best")]
+                if None in pick:
+                    continue
+                o, b = pick
+                out.append(f"| {case['problem']}/{case['schedule']} | {target} | {o['method']} | {o['error']:.2e} | "
+                           f"{_fmt(o['sw'], '.4f')} | {b['method']} | {b['option']} | {b['error']:.2e} | "
+                           f"{_fmt(b['sw'], '.4f')} | {o['error'] / b['error']:.2f} |")
+        out.append("")
     for case in result["cases"]:
         out += [f"## {case['problem']} / {case['schedule']} (n = {case['n']}, SW floor {case['sw_floor']:.4f})", "",
                 "| NFE | side | method | grid option | steps | NFE used | error | SW | s_end |",
