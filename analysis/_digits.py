@@ -17,6 +17,8 @@ import numpy as np
 IMAGE_SHAPE = (1, 16, 16)
 #: environment variable naming another checkpoint than the shipped ``digits``
 CHECKPOINT_ENV = "PNDMKIT_DIGITS_CHECKPOINT"
+#: environment variable naming the torch device the network runs on (default ``cpu``; e.g. ``cuda``)
+DEVICE_ENV = "PNDMKIT_DIGITS_DEVICE"
 
 
 class Unavailable(RuntimeError):
@@ -35,7 +37,9 @@ class Digits:
 def load() -> Digits:
     """Load the shipped ``digits`` checkpoint (raises :class:`Unavailable` when it cannot).
 
-    The environment variable ``PNDMKIT_DIGITS_CHECKPOINT`` (a path or shipped name) selects another one.
+    The environment variable ``PNDMKIT_DIGITS_CHECKPOINT`` (a path or shipped name) selects another one, and
+    ``PNDMKIT_DIGITS_DEVICE`` the torch device of the network (:func:`run_sampler` moves the noises there and
+    the samples back to the CPU).
     """
     try:
         import torch  # noqa: F401
@@ -50,6 +54,7 @@ def load() -> Digits:
     meta = ckpt.meta or {}
     desc = (f"digits UNet ({meta.get('parameters', '?')} parameters, {meta.get('trained_steps', '?')} training "
             f"steps), trained on {ckpt.schedule!r}")
+    ckpt.net.to(os.environ.get(DEVICE_ENV) or "cpu")
     return Digits(model=ckpt.model(), schedule=ckpt.schedule, description=desc)
 
 
@@ -81,33 +86,15 @@ def run_sampler(digits: Digits, x_T: Any, method: Any, steps: int, *, grid: Any 
     import pndmkit
 
     t0, parts, nfe = time.perf_counter(), [], 0
+    device = next(digits.model.net.parameters()).device if hasattr(digits.model, "net") else "cpu"
     with torch.inference_mode():
         for k in range(0, len(x_T), batch):
-            sol = pndmkit.sample(digits.model, x_T[k:k + batch], schedule=digits.schedule, method=method,
+            sol = pndmkit.sample(digits.model, x_T[k:k + batch].to(device), schedule=digits.schedule, method=method,
                                  steps=steps, grid=grid, convention=None if grid is not None else "ddim",
                                  callback=callback)
-            parts.append(sol.x)
+            parts.append(sol.x.cpu())
             nfe += sol.nfe * len(sol.x)
     return torch.cat(parts), round(nfe / len(x_T)), time.perf_counter() - t0
-
-
-def cosine_grid(schedule: Any, steps: int) -> np.ndarray:
-    """A grid for a model trained on ``schedule`` whose noise levels follow the cosine schedule.
-
-    Same start time as the default (leading, DDIM) grid of ``steps`` steps and the same end (``abar = 1``);
-    in between, the times are uniform in the index of the discrete cosine schedule and mapped to the model's
-    time through ``abar``. Since every VP schedule describes the same ODE ``dy/ds = eps``, this is the
-    cosine schedule's discretisation of the model's probability-flow ODE.
-    """
-    from pndmkit.grids import make_grid
-    from pndmkit.schedules import DiscreteVP
-
-    cos = DiscreteVP.cosine()
-    start = float(make_grid(schedule, steps, "leading")[0])
-    u = np.linspace(float(cos.t_from_abar(schedule.abar(start))), -1.0, steps + 1)
-    t = np.asarray(schedule.t_from_abar(np.clip(cos.abar(u), schedule.abar(start), 1.0)), dtype=np.float64)
-    t[0], t[-1] = start, schedule.t_end
-    return t
 
 
 def finite_images(x: Any) -> bool:
@@ -128,30 +115,3 @@ def data_fid_floor(fid: Callable[[Any], float], n: int, repeats: int = 5) -> tup
 
 def safe_fid(fid: Callable[[Any], float], x: Any) -> float:
     return fid(x) if finite_images(x) else math.nan
-
-
-
-def paired_fid_bootstrap(x_a: Any, x_b: Any, resamples: int = 200, seed: int = 0) -> dict[str, float]:
-    """Bootstrap of ``FID(a) - FID(b)`` for two sample sets drawn from the same noises (paired resampling).
-
-    The same resampled indices are used for both sets, so the spread is that of the *difference* at this
-    sample size. Returns the observed difference, the bootstrap standard deviation and the fraction of
-    resamples in which ``FID(a) <= FID(b)``.
-    """
-    from pndmkit.nn.data import load_digits_images
-    from pndmkit.nn.frechet import digits_features, feature_statistics, frechet_distance
-
-    ref = feature_statistics(digits_features(load_digits_images()[0]))
-    fa, fb = digits_features(x_a), digits_features(x_b)
-
-    def fid(f: np.ndarray) -> float:
-        return frechet_distance(*feature_statistics(f), *ref)
-
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(resamples):
-        idx = rng.integers(0, len(fa), len(fa))
-        diffs.append(fid(fa[idx]) - fid(fb[idx]))
-    d = np.array(diffs)
-    return {"difference": fid(fa) - fid(fb), "bootstrap_std": float(d.std()), "fraction_a_le_b": float(np.mean(d <= 0)),
-            "resamples": resamples}

@@ -7,8 +7,8 @@ the matching study in ``analysis/`` when missing) and writes PNG, PDF and a capt
 ========================  =========================================================================
 figure                    content
 ========================  =========================================================================
-``fig1_samples``          digits samples, methods x steps, same noise (paper Figure 1)
-``fig2_quality_digits``   digits-FID vs steps and NFE, two grids (analogue of paper's FID tables)
+``fig1_samples``          digits at NFE 5-10, same noise, per-image error vs the converged sample (Fig. 1)
+``fig2_quality_digits``   digits-FID at NFE 5-20 with paired intervals; network error vs NFE; the claim
 ``fig3_quality_mixture``  the same on Gaussian-mixture ground truth, exact distances
 ``fig4_orders``           convergence orders: error vs NFE, fitted slopes, every method
 ``fig5_manifold``         classical vs pseudo steps over the density of p_t; ``fig5_norms``

@@ -3,7 +3,8 @@
 ``python -m paper_figures --quick`` (the tests marked slow): every figure and table is produced, non-empty,
 with the expected layout. Figures that need the shipped digits model or ``pndmkit compare``'s results may
 skip, but only with the reason that they are missing; every other figure must be produced. The fast tests pin
-the registry-driven layout of fig4, the overlap note, the claim's verdict and the 1 - cos column of fig6.
+the registry-driven layout of fig4, the overlap note, the claim's verdict (and that its JSON says what its text
+says), the bootstrap intervals on cases with a known answer and the 1 - cos column of fig6.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import pytest
 pytest.importorskip("matplotlib")
 slow = pytest.mark.slow  # the quick run: ~40-90 s on 2 shared cores (digits sampling and the compare quick run)
 
-from analysis import claim_draws, gradient_change, quality_mixture, quality_vs_steps  # noqa: E402
+from analysis import gradient_change, quality_intervals, quality_mixture, quality_nfe  # noqa: E402
 from analysis._tables import read_csv, write_csv  # noqa: E402
-from paper_figures import FIGURES, fig4_orders, main  # noqa: E402
+from paper_figures import FIGURES, fig1_samples, fig2_quality_digits, fig4_orders, main  # noqa: E402
 
 #: figures that may skip, and the words their skip reason must contain
 MAY_SKIP = {"fig1_samples": "digits", "fig2_quality_digits": "digits", "fig7_peers": "compare"}
@@ -128,17 +129,13 @@ def test_digits_table_when_available(quick_run):
     out, outcomes, _ = quick_run
     if outcomes["fig2_quality_digits"]["skipped"]:
         pytest.skip(outcomes["fig2_quality_digits"]["skipped"])
-    rows = read_rows(out / "results" / "quality_vs_steps.csv")
-    assert list(rows[0]) == quality_vs_steps.COLUMNS
-    plan = quality_vs_steps.SIZES[True]["plan"]
-    for schedule, per_method in plan.items():
-        for method, steps in per_method.items():
-            got = sorted(int(r["steps"] or 0) for r in rows if r["schedule"] == schedule and r["method"] == method)
-            assert got == sorted(steps), (schedule, method)
-    assert all(math.isfinite(float(r["fid"])) for r in rows if r["method"] != "fon")
+    rows = read_rows(out / "results" / "quality_nfe.csv")
+    assert list(rows[0]) == quality_nfe.COLUMNS
+    size = quality_nfe.SIZES[True]
+    for method in size["methods"]:
+        assert sorted(int(r["nfe_budget"]) for r in rows if r["method"] == method and r["nfe_budget"]) == size["nfes"]
     verdict = json.loads((out / "claim_pndm_vs_ddim.json").read_text())
-    assert verdict["verdict"] in quality_vs_steps.VERDICTS and "holds" not in verdict
-    assert verdict["pndm"]["draws"] == 1 + len(claim_draws.SEEDS[True]["pndm"])
+    assert verdict["verdict"] == quality_nfe.decide(verdict["difference"]["low"], verdict["difference"]["high"])
 
 
 # -- fig4: the method list comes from the registry ------------------------------------------------------
@@ -221,47 +218,150 @@ def test_fig4_says_when_one_curve_hides_another():
     assert fig4_orders.overlaps(fake_orders(["a", "b"])["methods"], ["a", "b"]) == {}  # factor 3 apart
 
 
-# -- the abstract's claim: a verdict, never "holds" for an indistinguishable result --------------------
-@pytest.mark.parametrize("difference, noise, expected", [
-    (-0.5, 0.1, "higher"), (-0.2, 0.1, "higher"), (-0.19, 0.1, "indistinguishable"),
-    (0.19, 0.1, "indistinguishable"), (0.2, 0.1, "lower"), (math.nan, 0.1, "not computed"),
-    (0.0, math.nan, "not computed")])
-def test_claim_decision(difference, noise, expected):
-    assert quality_vs_steps.decide(difference, noise) == expected
+# -- the abstract's claim: one of three outcomes, and the JSON's fields say what its text says ----------
+@pytest.mark.parametrize("low, high, expected", [
+    (-2.0, -0.1, "reproduced"), (-2.0, -1e-12, "reproduced"), (-0.1, 0.3, "indistinguishable"),
+    (0.0, 0.3, "indistinguishable"), (-0.3, 0.0, "indistinguishable"), (0.1, 2.0, "not reproduced")])
+def test_claim_decision(low, high, expected):
+    assert quality_nfe.decide(low, high) == expected
 
 
-def claim_tables(pndm_fids, ddim_fids, n=128):
-    """Seed-0 rows of the main study and per-seed rows of the draws study for the full-size claim."""
-    pndm, pndm_steps, ddim, ddim_steps = quality_vs_steps.SIZES[False]["claim"]
-    table = [{"schedule": "", "method": "data", "steps": 0, "fid": 35.0, "fid_std": 5.0, "n_samples": n},
-             {"schedule": "linear", "method": pndm, "steps": pndm_steps, "fid": pndm_fids[0], "n_samples": n},
-             {"schedule": "linear", "method": ddim, "steps": ddim_steps, "fid": ddim_fids[0], "n_samples": n}]
-    draws = [{"seed": k, "method": m, "steps": st, "fid": f, "n_samples": n}
-             for m, st, fids in ((pndm, pndm_steps, pndm_fids), (ddim, ddim_steps, ddim_fids))
-             for k, f in enumerate(fids) if k > 0]
-    draws.append({"seed": 9, "method": pndm, "steps": pndm_steps, "fid": 1.0, "n_samples": n // 2})  # ignored
-    return table, draws
+@pytest.mark.parametrize("low, high", [(math.nan, 1.0), (0.0, math.inf), (1.0, -1.0)])
+def test_claim_decision_refuses_a_broken_interval(low, high):
+    with pytest.raises(ValueError, match="interval"):
+        quality_nfe.decide(low, high)
 
 
-def test_claim_over_draws_summary_and_verdict():
-    table, draws = claim_tables([30.0, 40.0, 50.0], [30.5, 40.5, 49.5])
-    summary = claim_draws.summary(table, draws)
-    assert summary["pndm"]["fid_by_seed"] == {0: 30.0, 1: 40.0, 2: 50.0}
-    assert summary["pndm"]["mean"] == pytest.approx(40.0) and summary["pndm"]["sd"] == pytest.approx(10.0)
-    assert summary["difference"]["by_seed"] == {0: -0.5, 1: -0.5, 2: 0.5}
-    assert summary["difference"]["mean"] == pytest.approx(-1 / 6)
-    verdict = quality_vs_steps.verdict(table, draws=summary)
-    assert verdict["verdict"] == "indistinguishable" and "holds" not in verdict
-    assert verdict["noise"] == pytest.approx(summary["difference"]["sd"] / math.sqrt(3))
-    assert verdict["pndm"]["mean"] == pytest.approx(40.0) and verdict["pndm"]["fid"] == 30.0
+def synthetic_claim(value, low, high):
+    side = {"method": "f-pndm", "steps": 50, "nfe": 59, "value": 7.5, "low": 7.0, "high": 8.0, "sd": 0.25}
+    return {"pndm": side, "ddim": {**side, "method": "ddim", "steps": 1000, "nfe": 1000, "value": 7.5 - value},
+            "difference": {"value": value, "low": low, "high": high, "sd": 0.1}, "n_samples": 1000, "level": 0.95}
 
 
-def test_claim_verdict_higher_when_every_draw_agrees():
-    table, draws = claim_tables([30.0, 40.0, 50.0], [31.0, 41.2, 50.9])
-    verdict = quality_vs_steps.verdict(table, draws=claim_draws.summary(table, draws))
-    assert verdict["verdict"] == "higher"
-    boot = {"bootstrap_std": 2.0, "fraction_a_le_b": 0.6, "resamples": 200}
-    assert quality_vs_steps.verdict(table, boot=boot)["verdict"] == "indistinguishable"  # one draw: -1 +- 2
+@pytest.mark.parametrize("value, low, high, expected", [
+    (-0.5, -0.7, -0.3, "reproduced"), (0.05, -0.15, 0.25, "indistinguishable"), (0.5, 0.3, 0.7, "not reproduced")])
+def test_claim_json_and_text_say_the_same(tmp_path, value, low, high, expected):
+    import re
+
+    got = quality_nfe.verdict(synthetic_claim(value, low, high))
+    back = json.loads((tmp_path / "c.json").write_text(json.dumps(got)) and (tmp_path / "c.json").read_text())
+    assert back["verdict"] == expected and back["verdict"] in quality_nfe.VERDICTS
+    assert re.findall(r'verdict: "([^"]+)"', back["text"]) == [expected]
+    assert f"interval [{low:+.3f}, {high:+.3f}]" in back["text"] and f"difference {value:+.3f}" in back["text"]
+    assert back["claim"] == ("50-step PNDM (f-pndm) gives higher quality (lower digits-FID) than 1000-step DDIM "
+                             "(ddim) (PNDM abstract)") and back["text"].startswith(back["claim"])
+    others = [v for v in quality_nfe.VERDICTS if v != expected]
+    assert not any(f'"{v}"' in back["text"] for v in others)
+
+
+def test_study_sizes_from_the_environment():
+    from pndmkit.errors import UsageError
+
+    size = quality_nfe.sizes(environ={"PNDMKIT_FID_SAMPLES": "2000", "PNDMKIT_FID_METHODS": "ddim, unipc-3",
+                                      "PNDMKIT_FID_NFES": "10,5"})
+    assert (size["n"], size["methods"], size["nfes"]) == (2000, ["ddim", "unipc-3"], [5, 10])
+    assert quality_nfe.sizes(quick=True, environ={"PNDMKIT_FID_SAMPLES": "x"}) == quality_nfe.SIZES[True]
+    for var, bad in (("PNDMKIT_FID_SAMPLES", "5"), ("PNDMKIT_FID_METHODS", "ddim,pf"), ("PNDMKIT_FID_NFES", "0")):
+        with pytest.raises(UsageError, match=var):
+            quality_nfe.sizes(environ={var: bad})
+
+
+def test_study_plan_shares_runs_between_budgets():
+    runs = quality_nfe.plan({"methods": ["ddim", "f-pndm"], "nfes": [5, 6, 8, 20], "claim": ("f-pndm", 50, "ddim", 1000)})
+    # F-PNDM's 1-step run costs 4 evaluations (fits 5 and 6), 2 steps 8, 11 steps 20 = 11 + 9
+    assert runs == {("ddim", 5): [5], ("ddim", 6): [6], ("ddim", 8): [8], ("ddim", 20): [20], ("f-pndm", 1): [5, 6],
+                    ("f-pndm", 2): [8], ("f-pndm", 11): [20], ("f-pndm", 50): [], ("ddim", 1000): []}
+
+
+# -- intervals: known answers ------------------------------------------------------------------------------
+def test_bootstrap_interval_of_a_mean_matches_the_normal_theory():
+    x = np.random.default_rng(3).normal(2.0, 1.5, size=2000)
+    draws = quality_intervals.bootstrap(lambda i: x[i].mean(axis=-1), quality_intervals.resamples_of(len(x), 2000))
+    got = quality_intervals.normal_interval(float(x.mean()), draws)
+    half = 1.959964 * x.std(ddof=1) / math.sqrt(len(x))  # the exact standard error of a mean, z at 95 %
+    assert got["value"] == pytest.approx(x.mean())
+    assert got["high"] - got["value"] == pytest.approx(half, rel=0.06)
+    assert got["value"] - got["low"] == pytest.approx(half, rel=0.06)
+
+
+def test_batched_frechet_distance_is_the_library_distance():
+    from pndmkit.nn.frechet import feature_statistics, frechet_distance
+
+    rng = np.random.default_rng(0)
+    data, f = rng.normal(size=(300, 5)), rng.normal(0.3, 1.2, size=(200, 5))
+    ref = quality_intervals.FrechetReference.from_features(data)
+    idx = quality_intervals.resamples_of(len(f), 4)
+    expected = [frechet_distance(*feature_statistics(f[i]), *feature_statistics(data)) for i in idx]
+    assert ref.distance(f, idx) == pytest.approx(expected, rel=1e-10)
+    assert float(ref.distance(f)) == pytest.approx(frechet_distance(*feature_statistics(f), *feature_statistics(data)))
+    assert math.isnan(float(ref.distance(np.full_like(f, np.nan))))
+
+
+def test_paired_difference_of_a_set_with_itself_and_with_a_shifted_copy():
+    rng = np.random.default_rng(1)
+    data, f = rng.normal(size=(400, 3)), rng.normal(size=(300, 3))
+    ref = quality_intervals.FrechetReference.from_features(data)
+    idx = quality_intervals.resamples_of(len(f), 200)
+    shifted = f + np.array([0.5, 0.0, 0.0])
+    draws = quality_intervals.fid_draws(ref, {"a": f, "b": f, "c": shifted}, idx)
+    same = quality_intervals.difference_interval(ref, f, f, draws["a"], draws["b"])
+    assert (same["value"], same["low"], same["high"], same["fraction_a_le_b"]) == (0.0, 0.0, 0.0, 1.0)
+    # a shift by 0.5 along one axis adds 0.5^2 + 2 * 0.5 * (mean_f - mean_data)[0] to the distance, exactly
+    moved = quality_intervals.difference_interval(ref, shifted, f, draws["c"], draws["a"])
+    assert moved["value"] == pytest.approx(0.25 + (f.mean(0) - data.mean(0))[0], rel=1e-9)
+    assert moved["low"] < moved["value"] < moved["high"]
+    with pytest.raises(ValueError, match="same number of samples"):
+        quality_intervals.difference_interval(ref, f, f[:10], draws["a"], draws["b"][:10])
+
+
+def test_committed_fig1_reference_is_converged():
+    from paper_figures._common import DEFAULT_RESULTS
+
+    path = DEFAULT_RESULTS / "sample_grid.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} is not there")
+    data = np.load(path)
+    errors = data["errors"][np.isfinite(data["errors"])]
+    assert float(data["reference_error"]) < 0.01 * float(errors.min())  # below 1 % of the smallest error shown
+
+
+# -- fig1 / fig2 pieces ---------------------------------------------------------------------------------
+def test_fig1_error_labels():
+    assert fig1_samples.error_label(np.array([2.345, 12.0, 9323.9, np.nan])) == "2.3 12 9e3 nan"
+    assert fig1_samples.tile(np.zeros((3, 2, 2))).shape == (2, 8)
+
+
+def test_fig2_table_marks_the_best_and_the_methods_not_separated_from_it():
+    def row(method, fid, to_best, low):
+        return {"method": method, "nfe_budget": 5, "steps": 5, "nfe": 5, "fid": fid, "fid_low": fid - 1,
+                "fid_high": fid + 1, "to_converged": fid - 7, "to_converged_low": fid - 8, "to_converged_high": fid - 6,
+                "to_best": to_best, "to_best_low": low, "to_best_high": to_best + 1}
+
+    rows = [{"method": "data", "nfe_budget": math.nan, "fid": 3.0}, row("ddim", 9.0, 0.0, math.nan),
+            row("unipc-3", 9.5, 0.5, -0.2), row("ipndm", 20.0, 11.0, 10.0)]
+    text = fig2_quality_digits.tables(rows)
+    assert "| DDIM | **9.00 [8.00, 10.00] (5)** |" in text
+    assert "| UniPC-3 | = 9.50 [8.50, 10.50] (5) |" in text
+    assert "| iPNDM | 20.00 [19.00, 21.00] (5) |" in text
+    assert "| DDIM | 2.00 [1.00, 3.00] |" in text
+
+
+@slow
+def test_fig1_and_fig2_quick_runs_make_their_files(tmp_path):
+    rc = main(["--quick", "--only", "fig1_samples,fig2_quality_digits", "--out", str(tmp_path)])
+    assert rc == 0
+    summary_files = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
+    if "fig1_samples.png" not in summary_files:
+        pytest.skip("the digits model is not available here")
+    for name in ("fig1_samples", "fig2_quality_digits"):
+        for ext in ("png", "pdf", "txt"):
+            assert (tmp_path / f"{name}.{ext}").stat().st_size > 0
+    data = np.load(tmp_path / "results" / "sample_grid.npz")
+    assert data["errors"].shape == data["images"].shape[:3] and np.all(np.isfinite(data["errors"]))
+    assert 0 < float(data["reference_error"]) < float(np.min(data["errors"]))  # quick: a loose reference (rtol 1e-3)
+    claim = json.loads((tmp_path / "claim_pndm_vs_ddim.json").read_text())
+    assert claim["verdict"] == quality_nfe.decide(claim["difference"]["low"], claim["difference"]["high"])
+    assert f'verdict: "{claim["verdict"]}"' in claim["text"]
 
 
 # -- fig6: 1 - cos is stored, not recomputed from a rounded cosine ---------------------------------------
