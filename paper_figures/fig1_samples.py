@@ -65,7 +65,7 @@ def make(cfg: Config) -> Outcome:
                 continue
             _show(ax, images[i, j])
             ax.set_xlabel(error_label(errors[i, j]), fontsize=5.5, labelpad=1)
-            ax.set_title(f"{steps[i, j]} steps, NFE {nfe[i, j]}", fontsize=5.5, pad=2)
+            ax.set_title(f"{steps[i, j]} step{'' if steps[i, j] == 1 else 's'}, NFE {nfe[i, j]}", fontsize=5.5, pad=2)
             if j == 0:
                 ax.set_ylabel(LABEL.get(method, method).replace("(", "\n("), fontsize=7)
     median = {m: np.nanmedian(errors[i], axis=1) for i, m in enumerate(methods)}
