@@ -23,13 +23,34 @@ def test_grid_is_decreasing_with_fixed_ends_and_nfe_consistent_length(method, nf
     assert res.evaluations <= 30
 
 
-def test_parametrisation_round_trips_every_decreasing_grid():
+def test_grid_family_contains_its_start_and_every_grid_at_full_degree():
     g = make_grid(DiscreteVP.linear(), 7, "karras")
-    np.testing.assert_allclose(grid_opt._grid_of(grid_opt._theta_of(g), g[0], g[-1]), g, rtol=0, atol=1e-9)
+    fam = grid_opt._Family(g, 3)
+    assert fam.size == 3
+    np.testing.assert_allclose(fam.grid(np.zeros(3)), g, rtol=0, atol=1e-9)
     rng = np.random.default_rng(0)
-    for theta in rng.uniform(-5, 5, (20, 3)):  # every moderate parameter vector is a valid grid
-        g = grid_opt._grid_of(theta, 10.0, 0.0)
-        assert g[0] == 10.0 and g[-1] == 0.0 and np.all(np.diff(g) < 0)
+    for theta in rng.uniform(-5, 5, (20, 3)):  # every parameter vector is a valid grid with the same ends
+        h = fam.grid(theta)
+        assert h[0] == g[0] and h[-1] == g[-1] and np.all(np.diff(h) < 0)
+    np.testing.assert_allclose(fam.theta(fam.grid([0.4, -0.2, 0.1])), [0.4, -0.2, 0.1], atol=1e-12)
+    other = make_grid(DiscreteVP.linear(), 7, "uniform")  # degree steps - 1 reaches any grid exactly
+    full = grid_opt._Family(g, 6)
+    np.testing.assert_allclose(full.grid(full.theta(other)), other, rtol=0, atol=1e-9)
+    assert np.max(np.abs(fam.grid(fam.theta(other)) - other)) > 1.0  # degree 3 does not
+
+
+def test_degree_and_start_options():
+    free = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=16, degree=None)
+    smooth = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=16, degree=2)
+    assert free.degree == 5 and smooth.degree == 2 and smooth.evaluations < free.evaluations
+    # measured: 82% (free, 500 runs) and 81% (degree 2, 68 runs) smaller held-out errors than quadratic
+    assert free.reduction > 0.6 and smooth.reduction > 0.6
+    assert np.array_equal(smooth.start_grid, make_grid(DiscreteVP.linear(), 6, "quadratic"))
+    again = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=16, degree=2, start=smooth.grid,
+                              maxfev=20)
+    assert again.calibration_error <= smooth.calibration_error and np.array_equal(again.start_grid, smooth.grid)
+    assert grid_opt.optimize("ipndm", "gmm2d", 6, calibration=2, heldout=2, start="karras", maxfev=5).start_grid[1] \
+        == make_grid(DiscreteVP.linear(), 6, "karras")[1]
 
 
 def test_optimised_grid_beats_the_best_builtin_grid_on_held_out_noises():
@@ -50,6 +71,10 @@ def test_optimised_grid_beats_the_best_builtin_grid_on_held_out_noises():
     (("f-pndm", "gmm1d", 3), {}, "nfe"),
     (("pf", "gmm1d", 10), {}, "method"),
     (("ddim", "gmm1d", 5), {"calibration": 0}, "calibration"),
+    (("ddim", "gmm1d", 5), {"degree": 0}, "degree"),
+    (("ddim", "gmm1d", 5), {"degree": True}, "degree"),
+    (("ddim", "gmm1d", 5), {"start": "nope"}, "start"),
+    (("ddim", "gmm1d", 5), {"start": [999.0, 500.0, -1.0]}, "start"),
     (("ddim", "gmm1d", 5), {"kinds": ("karras",)}, None),
 ])
 def test_bad_input_names_the_parameter(args, kwargs, param):

@@ -15,6 +15,25 @@ from pndmkit.cli import MAX_STEPS, nonnegative_int, positive_int, step_count
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS
 from pndmkit.problems import PROBLEMS
+from pndmkit.studies.grid_opt import DEFAULT_DEGREE
+
+
+def _degree(text: str) -> int | None:
+    if text == "free":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'free', got {text!r}") from None
+
+
+def _start(text: str) -> str | list[float]:
+    if "," not in text:
+        return text
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a grid kind or comma-separated numbers, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("method", f"unknown method {args.method!r}; known: {', '.join(METHODS)}")
     result = optimize(args.method, args.problem or args.model, args.nfe, calibration=args.calibration,
                       heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
-                      progress=sys.stderr.isatty())
+                      progress=sys.stderr.isatty(), degree=args.degree, start=args.start)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.report())
     return 0
 
@@ -47,7 +66,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--calibration", type=positive_int, default=8, help="noises the grid is fitted on")
     o.add_argument("--heldout", type=positive_int, default=16, help="noises it is judged on")
     o.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noises")
-    o.add_argument("--maxfev", type=positive_int, default=None, help="objective evaluations (default 200 * steps)")
+    o.add_argument("--maxfev", type=positive_int, default=None,
+                   help="objective evaluations (default 100 per grid parameter, at least 100)")
+    o.add_argument("--degree", type=_degree, default=DEFAULT_DEGREE, metavar="N|free",
+                   help="grid family: log step lengths of the start grid moved by a Legendre polynomial of degree N "
+                        "in the step index; 'free' moves every step (fits few calibration noises too closely)")
+    o.add_argument("--start", type=_start, default=None, metavar="KIND|T0,T1,...",
+                   help="start grid: a grid kind or comma-separated times with the run's end times "
+                        "(default: the built-in kind with the smallest calibration error)")
     o.add_argument("--cache", default=None, metavar="DIR", help="--model: folder of cached references (none)")
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.set_defaults(func=run)

@@ -37,6 +37,9 @@ from pndmkit.studies.convergence import Study
 
 __all__ = ["OptimizedGrid", "optimize", "evaluate", "BUILTIN_KINDS"]
 
+#: default degree of the grid family (:func:`optimize`)
+DEFAULT_DEGREE = 3
+
 #: built-in grid kinds an optimised grid is compared with (continuous kinds, each counted once)
 BUILTIN_KINDS = tuple(k for k, g in GRID_KINDS.items() if not g.discrete_only and g.same_as is None)
 
@@ -64,6 +67,10 @@ class OptimizedGrid:
         Objective evaluations (sampling runs on the calibration noises).
     reference_error : float
         Error estimate of the held-out reference.
+    degree : int
+        Parameters of the grid family that was searched (``steps - 1``: every step free).
+    start_grid : ndarray or None
+        The grid the search started from (``theta = 0``).
     """
 
     method: str
@@ -77,6 +84,8 @@ class OptimizedGrid:
     builtin_errors: dict[str, float] = field(default_factory=dict)
     evaluations: int = 0
     reference_error: float = 0.0
+    degree: int = 0
+    start_grid: Optional[NDArray[np.float64]] = None
 
     @property
     def reduction(self) -> float:
@@ -87,7 +96,8 @@ class OptimizedGrid:
         """A few lines for people: the grid, the held-out errors and the reduction."""
         kinds = ", ".join(f"{k} {e:.2e}" for k, e in sorted(self.builtin_errors.items(), key=lambda kv: kv[1]))
         return "\n".join([
-            f"{self.method} at NFE {self.nfe} ({self.steps} steps), {self.evaluations} calibration runs",
+            f"{self.method} at NFE {self.nfe} ({self.steps} steps), {self.degree} grid parameters, "
+            f"{self.evaluations} calibration runs",
             "grid: " + " ".join(f"{t:.4g}" for t in self.grid),
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
             f"{100 * self.reduction:.1f}% smaller (calibration error {self.calibration_error:.3e})",
@@ -99,6 +109,7 @@ class OptimizedGrid:
         """JSON-ready dictionary (``grid`` as a list, ``reduction`` included)."""
         out = {k: v for k, v in self.__dict__.items()}
         out["grid"] = [float(t) for t in self.grid]
+        out["start_grid"] = None if self.start_grid is None else [float(t) for t in self.start_grid]
         out["reduction"] = self.reduction
         return out
 
@@ -177,19 +188,41 @@ def _builtin(study: Study, steps: int, kinds: Sequence[str]) -> dict[str, NDArra
     return grids
 
 
-def _grid_of(theta: NDArray[np.float64], t0: float, t1: float) -> NDArray[np.float64]:
-    z = np.concatenate([[0.0], theta])
-    w = np.exp(z - z.max())
-    h = (t0 - t1) * w / w.sum()
-    g = t0 - np.concatenate([[0.0], np.cumsum(h)])
-    g[-1] = t1
-    return g
+class _Family:
+    """Grids near a start grid ``g0``: log step lengths moved by a Legendre polynomial of the step index.
 
+    ``h_i(theta) = (t_start - t_end) w_i / sum(w)``, ``w_i = h0_i exp(sum_k theta_k P_k(x_i))`` with ``x_i`` the
+    midpoint of step ``i`` mapped to ``[-1, 1]`` and ``k = 1 .. degree``. ``theta = 0`` is ``g0``; every ``theta``
+    is a decreasing grid with the same end times; ``degree = steps - 1`` reaches every such grid (the Legendre
+    Vandermonde matrix at ``steps`` distinct points is invertible and the constant is taken by the normalisation).
+    """
 
-def _theta_of(grid: NDArray[np.float64]) -> NDArray[np.float64]:
-    h = np.maximum(-np.diff(grid), 1e-12 * (grid[0] - grid[-1]))
-    z = np.log(h)
-    return z[1:] - z[0]
+    def __init__(self, start: NDArray[np.float64], degree: int) -> None:
+        self.t0, self.t1 = float(start[0]), float(start[-1])
+        h0 = np.maximum(-np.diff(start), 1e-12 * (self.t0 - self.t1))
+        self.log_h0 = np.log(h0)
+        n = h0.size
+        x = -1.0 + (2.0 * np.arange(n) + 1.0) / n
+        self.basis = np.polynomial.legendre.legvander(x, degree)[:, 1:]
+
+    @property
+    def size(self) -> int:
+        """Number of parameters."""
+        return self.basis.shape[1]
+
+    def grid(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        z = self.log_h0 + self.basis @ np.asarray(theta, dtype=np.float64)
+        w = np.exp(z - z.max())
+        g = self.t0 - np.concatenate([[0.0], np.cumsum((self.t0 - self.t1) * w / w.sum())])
+        g[-1] = self.t1
+        return g
+
+    def theta(self, grid: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Least-squares parameters of ``grid`` (exact when ``grid`` is in the family)."""
+        h = np.maximum(-np.diff(grid), 1e-12 * (grid[0] - grid[-1]))
+        z = np.log(h) - self.log_h0
+        full = np.column_stack([np.ones(z.size), self.basis])
+        return np.linalg.lstsq(full, z, rcond=None)[0][1:]
 
 
 def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[float], *,
@@ -214,7 +247,8 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
 def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, schedule: Optional[NoiseSchedule] = None,
              t_start: Optional[float] = None, t_end: Optional[float] = None, calibration: int = 8,
              heldout: int = 16, seed: int = 0, maxfev: Optional[int] = None, shape: Optional[Sequence[int]] = None,
-             kinds: Sequence[str] = BUILTIN_KINDS, cache: Any = None, progress: bool = False) -> OptimizedGrid:
+             kinds: Sequence[str] = BUILTIN_KINDS, cache: Any = None, progress: bool = False,
+             degree: Optional[int] = DEFAULT_DEGREE, start: Any = None) -> OptimizedGrid:
     """Optimise the grid of ``method`` at an NFE budget on calibration noises; judge it on held-out noises.
 
     Parameters
@@ -234,7 +268,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         Numbers of noises the grid is fitted on and judged on (disjoint per-sample seeds).
     seed : int
     maxfev : int, optional
-        Objective evaluations of Nelder-Mead (default ``200 * steps``).
+        Objective evaluations of Nelder-Mead (default ``100`` per parameter, at least 100).
     shape : sequence of int, optional
         Sample shape of a bare callable model.
     kinds : sequence of str
@@ -243,6 +277,15 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         For a network: folder of cached references (:func:`pndmkit.studies.real.model_study`).
     progress : bool
         tqdm bar over the objective evaluations.
+    degree : int or None
+        Parameters of the grid family: the log step lengths of the start grid move by a Legendre polynomial of
+        this degree in the step index (``min(degree, steps - 1)`` parameters). ``None`` frees every step
+        (``steps - 1`` parameters), which fits few calibration noises too closely on high-dimensional data
+        (see the module docstring); the default, 3, keeps the grid smooth.
+    start : str or sequence of float, optional
+        Start grid: a kind of ``kinds`` or an explicit grid with ``steps + 1`` times and the same end times (e.g.
+        one optimised on a surrogate, refined here). Default: the built-in kind with the smallest calibration
+        error.
 
     Returns
     -------
@@ -255,6 +298,9 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     if spec.adaptive:
         raise UsageError("method", f"method {spec.name!r} is adaptive and has no grid to optimise")
+    if degree is not None and not (isinstance(degree, (int, np.integer)) and not isinstance(degree, bool)
+                                   and degree >= 1):
+        raise UsageError("degree", f"degree must be an integer >= 1 or None (every step free), got {degree!r}")
     for name, value in (("nfe", nfe), ("calibration", calibration), ("heldout", heldout)):
         if not (isinstance(value, (int, np.integer)) and value >= 1):
             raise UsageError(name, f"{name} must be an integer >= 1, got {value!r}")
@@ -268,17 +314,35 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     starts = _builtin(cal, steps, kinds)
     if not starts:
         raise UsageError("kinds", f"none of the grid kinds {list(kinds)} gives {steps} steps on this interval")
-    start_err = {k: _error(cal, spec, g) for k, g in starts.items()}
-    first = min(start_err, key=start_err.get)
-    best = {"err": start_err[first], "grid": starts[first]}
+    if start is None or isinstance(start, str):
+        if start is not None and start not in starts:
+            raise UsageError("start", f"start={start!r} is not a kind that gives {steps} steps here; "
+                                      f"choose from {sorted(starts)} or pass a grid")
+        start_err = {k: _error(cal, spec, g) for k, g in starts.items()} if start is None else {
+            start: _error(cal, spec, starts[start])}
+        first = min(start_err, key=start_err.get)
+        best = {"err": start_err[first], "grid": starts[first]}
+    else:
+        g0 = np.asarray(start, dtype=np.float64)
+        if g0.shape != (steps + 1,) or not np.all(np.diff(g0) < 0) or not np.allclose(
+                g0[[0, -1]], [cal.t_start, cal.t_end], rtol=0, atol=1e-9 * (cal.t_start - cal.t_end)):
+            raise UsageError("start", f"start must be a decreasing grid of {steps + 1} times from {cal.t_start:g} to "
+                                      f"{cal.t_end:g} ({spec.name} at NFE {nfe} takes {steps} steps), got "
+                                      f"{np.array2string(g0, precision=4)}")
+        g0 = g0.copy()
+        g0[[0, -1]] = cal.t_start, cal.t_end
+        best = {"err": _error(cal, spec, g0), "grid": g0}
+    start_grid = best["grid"]
+    family = _Family(best["grid"], steps - 1 if degree is None else min(int(degree), steps - 1))
+    budget = maxfev or max(100, 100 * family.size)
     count = [0]
-    bar = _bar(progress, total=maxfev or 200 * steps, desc=f"optimising the {spec.name} grid at NFE {nfe}")
+    bar = _bar(progress, total=budget, desc=f"optimising the {spec.name} grid at NFE {nfe}")
 
     def objective(theta: NDArray[np.float64]) -> float:
         count[0] += 1
         if bar is not None:
             bar.update(1)
-        g = _grid_of(theta, cal.t_start, cal.t_end)
+        g = family.grid(theta)
         if np.any(np.diff(g) >= 0):
             return math.inf
         try:
@@ -295,8 +359,10 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
 
     if steps >= 2:
         try:
-            minimize(objective, _theta_of(best["grid"]), method="Nelder-Mead",
-                     options={"maxfev": maxfev or 200 * steps, "xatol": 1e-4, "fatol": 1e-5})
+            # initial simplex: each Legendre mode moves the log step lengths by up to +-0.3 (steps x/÷ 1.35)
+            simplex = np.vstack([np.zeros(family.size), 0.3 * np.eye(family.size)])
+            minimize(objective, np.zeros(family.size), method="Nelder-Mead",
+                     options={"maxfev": budget, "xatol": 1e-4, "fatol": 1e-5, "initial_simplex": simplex})
         finally:
             if bar is not None:
                 bar.close()
@@ -305,4 +371,5 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     base = min(builtin, key=builtin.get)
     return OptimizedGrid(method=spec.name, nfe=int(nfe), steps=steps, grid=grid, calibration_error=best["err"],
                          heldout_error=_error(held, spec, grid), baseline_kind=base, baseline_error=builtin[base],
-                         builtin_errors=builtin, evaluations=count[0], reference_error=held.reference_error)
+                         builtin_errors=builtin, evaluations=count[0], reference_error=held.reference_error,
+                         degree=family.size, start_grid=start_grid)
