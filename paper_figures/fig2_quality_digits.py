@@ -173,7 +173,9 @@ def caption(rows: list[dict], claim: dict, verdict: dict, orders: dict) -> str:
     return (
         f"Left: digits-FID of {n} samples of the shipped digits model (a DDPM UNet on the discrete linear "
         "schedule) from the same initial noises, each method at the largest step count that fits the NFE "
-        "budget (DDIM's convention: leading spacing, final abar = 1); lower is better; bars: 95 % normal "
+        "budget, on the grid uniform in t from t = 999 to abar = 1 (trailing spacing; DDIM's leading convention "
+        "starts at t = 800 at 5 steps and costs DPM-Solver++(2M) and UniPC-3 most of their quality at NFE <= 8, "
+        "see analysis/quality_nfe.py); lower is better; bars: 95 % normal "
         "bootstrap intervals (every sample set resampled with the same indices). Grey line and band: the "
         "converged samples (1000-step DDIM); dotted: real digits. Middle: the paired difference to the converged "
         "samples' FID with its interval (symmetric-log axis): pairing on the same noises removes most of the "
