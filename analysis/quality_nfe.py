@@ -26,9 +26,9 @@ random real digits (mean and, in ``fid_sd``, the sd over 5 subsets): the floor a
 Sizes (:data:`SIZES`; environment variables override the full study): ``PNDMKIT_FID_SAMPLES`` (default 1000),
 ``PNDMKIT_FID_METHODS`` (comma-separated, default ddim, s-pndm, f-pndm, ipndm, dpm-solver++-2m, unipc-3),
 ``PNDMKIT_FID_NFES`` (default 5, 6, 8, 10, 15, 20). The default costs 1000 x (384 + 59 + 1000) model
-evaluations at about 0.9 ms of one CPU thread each (float32, batches of 256): about 22 CPU-minutes, of which
-the 1000-step DDIM side of the claim is 15 (``--threads 2`` spreads it over two cores); the intervals take
-seconds. Full size
+evaluations (float32, batches of 256): 14 minutes on one lightly loaded CPU thread (0.57 ms per sample and
+evaluation), of which the 1000-step DDIM side of the claim is 9.6 (``--threads 2`` spreads it over two
+cores); the intervals take 15 s. Full size
 for a GPU (``PNDMKIT_DIGITS_DEVICE=cuda``): ``PNDMKIT_FID_SAMPLES=10000`` and every fixed-step method
 (``PNDMKIT_FID_METHODS=$(pndmkit methods --names)`` or a list), about 3e7 evaluations of a 0.65 M-parameter
 UNet; intervals shrink as ``1/sqrt(n)``.
