@@ -1,0 +1,130 @@
+"""Optimised grids on the shipped digits UNet, directly and through the ``digits-gmm`` surrogate (issue 15).
+
+For each NFE budget (default 5, 6, 8, 10):
+
+1. **Best method on built-in grids.** Every candidate method (``--methods``) runs on every built-in continuous
+   grid kind (:data:`pndmkit.studies.grid_opt.BUILTIN_KINDS`) from the held-out noises; the method with the
+   smallest error on its best kind is *the* method of that budget, and that error is the baseline.
+2. **Direct.** :func:`pndmkit.grids.optimize` on the network itself (``--calibration`` noises, converged float64
+   reference), judged on the held-out noises.
+3. **Transfer.** :func:`pndmkit.grids.optimize` on ``digits-gmm`` alone (``--surrogate-calibration`` noises
+   from another seed, exact reference, seconds), then :func:`pndmkit.studies.grid_opt.evaluate` of that grid
+   on the network's held-out noises: how much of the gain survives the move from surrogate to network.
+
+The JSON is rewritten after each budget, so an interrupted run keeps what it finished.
+
+Held-out noises are noises ``calibration .. calibration + heldout - 1`` of ``pndmkit.nn.initial_noise`` (seed
+0); the network's calibration noises are ``0 .. calibration - 1``; the surrogate's come from seed 1, so no
+noise of either optimisation is a held-out one. Errors are RMS over the held-out samples and pixels in the
+network's units (x 127.5 for grey levels) against DOP853 in float64 at ``rtol = 1e-8`` (reference error
+measured at half the tolerance, reported). References are cached under ``--cache``: the first run spends
+most of its time there (about 12,000 network calls on the whole batch for the two solves: the network is not
+smooth in ``t`` between its integer training times, so the high-order reference takes small steps; see
+docs/theory.md, "Converged references on a network").
+
+Run: ``python -m analysis.grid_opt [--nfe 5,6,8,10] [--calibration 32] [--heldout 64]
+[--out analysis/results/grid_opt_digits.json]``. About 40 CPU-minutes from scratch, 20 with cached references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pndmkit.methods import get_method
+from pndmkit.stability import StabilityWarning
+from pndmkit.studies import grid_opt
+from pndmkit.studies.real import steps_for_nfe
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: methods compared on the built-in grids (the strongest of each family at NFE 5-10)
+CANDIDATES = ("ddim", "ipndm", "ipndm-v", "plms", "unipc-2", "unipc-3", "dpm-solver++-2m", "dpm-solver++-3m",
+              "dpm-solver-2m", "deis-3", "ipndm-x0")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def builtin_table(study, methods, nfes):
+    """``{nfe: {method: {kind: error}}}`` on the built-in grids of ``study``."""
+    out = {}
+    for nfe in nfes:
+        out[nfe] = {}
+        for name in methods:
+            spec = get_method(name)
+            steps = steps_for_nfe(spec, nfe)
+            if steps is None:
+                continue
+            out[nfe][name] = {k: grid_opt._error(study, spec, g)
+                              for k, g in grid_opt._builtin(study, steps, grid_opt.BUILTIN_KINDS).items()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="digits")
+    p.add_argument("--surrogate", default="digits-gmm")
+    p.add_argument("--nfe", type=_ints, default=[5, 6, 8, 10])
+    p.add_argument("--methods", default=",".join(CANDIDATES))
+    p.add_argument("--calibration", type=int, default=32)
+    p.add_argument("--heldout", type=int, default=64)
+    p.add_argument("--surrogate-calibration", type=int, default=256)
+    p.add_argument("--degree", default="3", help="grid family degree on the network ('free' for every step)")
+    p.add_argument("--surrogate-degree", default="free")
+    p.add_argument("--maxfev", type=int, default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache", default=str(RESULTS / "real_cache"))
+    p.add_argument("--out", default=str(RESULTS / "grid_opt_digits.json"))
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore", StabilityWarning)  # diverging built-in runs are measured, not warned about
+    degree = None if args.degree == "free" else int(args.degree)
+    sdegree = None if args.surrogate_degree == "free" else int(args.surrogate_degree)
+    shape = grid_opt._shape(args.model, None, None)
+    t0 = time.perf_counter()
+    held = grid_opt._study(args.model, None, grid_opt._noises(args.calibration, args.heldout, shape, 0), None, None,
+                           args.cache)
+    print(f"held-out reference: error {held.reference_error:.1e} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    table = builtin_table(held, args.methods.split(","), args.nfe)
+    out = {"config": vars(args), "reference_error": held.reference_error, "pixel_scale": held.pixel_scale,
+           "builtin": {str(k): v for k, v in table.items()}, "by_nfe": {}}
+    for nfe in args.nfe:
+        errs = {m: min(d.values()) for m, d in table[nfe].items()}
+        method = min(errs, key=errs.get)
+        kind = min(table[nfe][method], key=table[nfe][method].get)
+        t1 = time.perf_counter()
+        direct = grid_opt.optimize(method, args.model, nfe, calibration=args.calibration, heldout=args.heldout,
+                                   cache=args.cache, degree=degree, maxfev=args.maxfev)
+        t2 = time.perf_counter()
+        sur = grid_opt.optimize(method, args.surrogate, nfe, calibration=args.surrogate_calibration,
+                                heldout=args.heldout, seed=1, degree=sdegree, schedule=held.schedule,
+                                t_start=held.t_start, t_end=held.t_end)
+        moved = grid_opt.evaluate(method, args.model, sur.grid, calibration=args.calibration, heldout=args.heldout,
+                                  cache=args.cache)
+        t3 = time.perf_counter()
+        row = {"method": method, "baseline_kind": kind, "baseline_error": errs[method],
+               "direct": {**direct.to_dict(), "seconds": t2 - t1},
+               "surrogate": {**sur.to_dict(), "seconds": t3 - t2},
+               "transfer": {"error": moved["error"], "reduction": moved["reduction"],
+                            "baseline_kind": moved["baseline_kind"], "baseline_error": moved["baseline_error"]}}
+        assert np.isclose(moved["baseline_error"], errs[method]) and np.isclose(direct.baseline_error, errs[method])
+        out["by_nfe"][str(nfe)] = row
+        print(f"NFE {nfe}: {method} on {kind} {errs[method]:.4g} -> direct {direct.heldout_error:.4g} "
+              f"({100 * direct.reduction:.0f}%, {direct.evaluations} runs, {t2 - t1:.0f} s), transfer "
+              f"{moved['error']:.4g} ({100 * moved['reduction']:.0f}%; surrogate's own {100 * sur.reduction:.0f}%)",
+              flush=True)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
