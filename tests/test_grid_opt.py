@@ -112,7 +112,7 @@ def test_cli_grid_optimize_json(capsys):
 @pytest.mark.slow
 def test_digits_network_grid_optimisation_runs_on_held_out_noises(tmp_path):
     pytest.importorskip("torch")
-    # from t = 100 to abar = 1: the converged reference of the whole interval costs ~12,000 network calls per noise
+    # from t = 100 to abar = 1: the converged reference of the whole interval costs ~12,000 network calls
     res = grid_opt.optimize("ipndm", "digits", 5, t_start=100.0, calibration=2, heldout=2, maxfev=40, cache=tmp_path)
     assert res.grid.size == 6 and res.grid[0] == 100.0 and res.grid[-1] == -1.0
     assert res.heldout_error > 0 and res.reference_error < 0.01 * res.heldout_error
