@@ -135,6 +135,14 @@ CASES = [
      "--seed: expected an integer >= 0, got '-1'"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--cache", "{out}"],
      "--cache: --cache DIR holds a network's references; it needs --model"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--degree", "0"],
+     "--degree: expected an integer >= 1 or 'free', got '0'"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--start", "999,a"],
+     "--start: expected a grid kind or comma-separated numbers, got '999,a'"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--start", "lineer"],
+     "--start: start='lineer' is not a kind that gives 5 steps here"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "2", "--problem", "gmm2d", "--start", "999,10"],
+     "--start: start must be a decreasing grid of 3 times from 999 to -1"),
 ]
 TORCH_COMMANDS = ("sample", "train")
 
