@@ -225,6 +225,7 @@ def test_optimized_grids_default_set_and_bad_input():
         ({"optimized_grids": ("ipndm",), "methods": ("ddim",)}, ("optimized_grids", "methods"),
          "optimized_grids names 'ipndm', which is not among methods"),
         ({"optimize_maxfev": 0}, ("optimize_maxfev",), "optimize_maxfev must be an integer >= 1, got 0"),
+        ({"optimized_grids": ("ipndm", "ipndm")}, ("optimized_grids",), "names 'ipndm' more than once"),
     ]:
         with pytest.raises(UsageError, match=message) as info:
             cmp.CompareConfig(**changes)
@@ -236,6 +237,7 @@ def test_optimized_grids_default_set_and_bad_input():
     (["--optimized-grids", "pf"], "--optimized-grids: unknown or adaptive method 'pf'"),
     (["--methods", "ddim", "--optimized-grids", "ipndm"],
      "--optimized-grids/--methods: optimized_grids names 'ipndm', which is not among methods (ddim)"),
+    (["--optimized-grids", "ipndm", "ipndm"], "--optimized-grids: optimized_grids names 'ipndm' more than once"),
     (["--optimize-maxfev", "10"], "--optimize-maxfev: --optimize-maxfev tunes --optimized-grids, which is not given"),
     (["--optimized-grids", "--optimize-calibration", "0"], "--optimize-calibration: expected an integer >= 1"),
 ])

@@ -118,3 +118,33 @@ def test_digits_network_grid_optimisation_runs_on_held_out_noises(tmp_path):
     assert res.heldout_error > 0 and res.reference_error < 0.01 * res.heldout_error
     assert res.calibration_error <= grid_opt.evaluate("ipndm", "digits", res.start_grid, calibration=0, heldout=2,
                                                       cache=tmp_path)["error"]
+
+
+@pytest.mark.parametrize("kwargs, param", [
+    ({"maxfev": 0}, "maxfev"), ({"maxfev": True}, "maxfev"), ({"maxfev": 2.5}, "maxfev"), ({"maxfev": "8"}, "maxfev"),
+    ({"calibration": True}, "calibration"), ({"heldout": 0}, "heldout"), ({"heldout": 10**9}, "heldout"),
+    ({"seed": -1}, "seed"), ({"seed": float("nan")}, "seed"), ({"seed": None}, "seed"),
+    ({"t_start": True}, "t_start"), ({"t_start": "999"}, "t_start"), ({"t_end": 999.0}, "t_end"),
+    ({"kinds": "karras"}, "kinds"), ({"kinds": None}, "kinds"), ({"kinds": ["foo"]}, "kinds"),
+    ({"schedule": "linear"}, "schedule"), ({"start": {}}, "start"), ({"start": ["999", "0", "-1"]}, "start"),
+    ({"progress": "yes"}, "progress"), ({"cache": "/tmp"}, "cache"), ({"shape": (2,)}, "shape"),
+])
+def test_bad_keyword_arguments_name_the_parameter(kwargs, param):
+    with pytest.raises(UsageError) as info:
+        grid_opt.optimize("ipndm", "gmm2d", 6, **kwargs)
+    assert param in info.value.params
+
+
+@pytest.mark.parametrize("args, param", [(("ipndm", "gmm2d", True), "nfe"), (("ipndm", "gmm2d", 10**6), "nfe"),
+                                         ((1, "gmm2d", 6), "method"), (("nope", "gmm2d", 6), "method")])
+def test_bad_positional_arguments_name_the_parameter(args, param):
+    with pytest.raises(UsageError) as info:
+        grid_opt.optimize(*args)
+    assert param in info.value.params
+
+
+def test_a_run_with_zero_calibration_error_is_kept_not_a_crash():
+    res = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=1, heldout=2, maxfev=20)  # log(0) crashed here
+    assert res.grid.size == 7 and np.isfinite(res.heldout_error)
+    one = grid_opt.optimize("ddim", "gmm1d", 1, calibration=1, heldout=1)
+    assert "(1 step), 0 grid parameters, 0 calibration runs" in one.report()

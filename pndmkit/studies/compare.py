@@ -174,6 +174,9 @@ class CompareConfig:
         if not isinstance(given, (tuple, list)) or not all(isinstance(v, str) for v in given):
             raise UsageError("optimized_grids", f"optimized_grids must be True, False or a tuple of fixed-step "
                                                 f"methods, got {given!r}")
+        twice = sorted({v for v in given if list(given).count(v) > 1})
+        if twice:
+            raise UsageError("optimized_grids", f"optimized_grids names {', '.join(map(repr, twice))} more than once")
         for v in given:
             if v not in METHODS or METHODS[v].adaptive:
                 what = (f"unknown method {v!r}" if v not in METHODS

@@ -35,14 +35,20 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit.errors import UsageError
+from pndmkit._checks import check_bool, check_choice, check_int, check_real
+from pndmkit.errors import UsageError, blame
 from pndmkit.grids import GRID_KINDS, make_grid
 from pndmkit.methods import MethodSpec, get_method
 from pndmkit.sampling import sample
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
+from pndmkit.stability import StabilityWarning
 from pndmkit.studies.convergence import Study
 
 __all__ = ["OptimizedGrid", "optimize", "evaluate", "BUILTIN_KINDS"]
+
+#: largest NFE budget, and largest number of calibration / held-out noises or objective evaluations, accepted
+MAX_NFE = 100_000
+MAX_NOISES = 1_000_000
 
 #: default degree of the grid family (:func:`optimize`)
 DEFAULT_DEGREE = 3
@@ -103,8 +109,8 @@ class OptimizedGrid:
         """A few lines for people: the grid, the held-out errors and the reduction."""
         kinds = ", ".join(f"{k} {e:.2e}" for k, e in sorted(self.builtin_errors.items(), key=lambda kv: kv[1]))
         return "\n".join([
-            f"{self.method} at NFE {self.nfe} ({self.steps} steps), {self.degree} grid parameters, "
-            f"{self.evaluations} calibration runs",
+            f"{self.method} at NFE {self.nfe} ({_count(self.steps, 'step')}), {_count(self.degree, 'grid parameter')}, "
+            f"{_count(self.evaluations, 'calibration run')}",
             "grid: " + " ".join(f"{t:.4g}" for t in self.grid),
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
             f"{100 * self.reduction:.1f}% smaller (calibration error {self.calibration_error:.3e})",
@@ -119,6 +125,10 @@ class OptimizedGrid:
         out["start_grid"] = None if self.start_grid is None else [float(t) for t in self.start_grid]
         out["reduction"] = self.reduction
         return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _noises(first: int, n: int, shape: tuple[int, ...], seed: int) -> NDArray[np.float64]:
@@ -146,6 +156,9 @@ def _study(target: Any, schedule: Optional[NoiseSchedule], x_T: NDArray[np.float
         sched = schedule or DiscreteVP.linear()
         t0 = sched.t_start if t_start is None else float(t_start)
         t1 = sched.t_end if t_end is None else float(t_end)
+        if t1 >= t0:
+            raise UsageError(("t_start", "t_end"), f"t_end must be below t_start (the grid runs from noise to data), "
+                                                   f"got t_start={t0:g}, t_end={t1:g}")
         x = x_T.reshape(len(x_T), -1)
         loose = gm.reference(x, sched, t0, t1, rtol=1e-12, atol=1e-12)
         tight = gm.reference(x, sched, t0, t1, rtol=1e-13, atol=1e-13)
@@ -232,6 +245,53 @@ class _Family:
         return np.linalg.lstsq(full, z, rcond=None)[0][1:]
 
 
+def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, heldout: Any, seed: Any, shape: Any,
+                kinds: Any, cache: Any, t_start: Any = None, t_end: Any = None, maxfev: Any = None,
+                progress: Any = False, calibration_minimum: int = 1) -> MethodSpec:
+    """Check the arguments :func:`optimize` and :func:`evaluate` share; return the method's spec."""
+    if isinstance(method, MethodSpec):
+        spec = method
+    elif isinstance(method, str):
+        with blame("method"):
+            spec = get_method(method)
+    else:
+        raise UsageError("method", f"method must be a method name or a MethodSpec, got {type(method).__name__} "
+                                   f"{method!r}")
+    if spec.adaptive:
+        raise UsageError("method", f"method {spec.name!r} is adaptive and has no grid to optimise")
+    for name, value, low in (("calibration", calibration, calibration_minimum), ("heldout", heldout, 1),
+                             ("seed", seed, 0), ("maxfev", maxfev, 1)):
+        if name == "maxfev" and value is None:
+            continue
+        with blame(name):
+            value = check_int(value, name, minimum=low)
+            if name != "seed" and value > MAX_NOISES:
+                raise ValueError(f"{name} must be at most {MAX_NOISES}, got {value}")
+    for name, value in (("t_start", t_start), ("t_end", t_end)):
+        if value is not None:
+            with blame(name):
+                check_real(value, name)
+    if t_start is not None and t_end is not None and float(t_end) >= float(t_start):
+        raise UsageError(("t_start", "t_end"), f"t_end must be below t_start (the grid runs from noise to data), got "
+                                               f"t_start={t_start!r}, t_end={t_end!r}")
+    with blame("progress"):
+        check_bool(progress, "progress")
+    if schedule is not None and not isinstance(schedule, NoiseSchedule):
+        raise UsageError("schedule", f"schedule must be a NoiseSchedule or None, got {type(schedule).__name__} "
+                                     f"{schedule!r}")
+    if isinstance(kinds, str) or not isinstance(kinds, Sequence) or not kinds:
+        raise UsageError("kinds", f"kinds must be a non-empty sequence of grid kinds, got {kinds!r}")
+    for kind in kinds:
+        with blame("kinds"):
+            check_choice(kind, "kinds", BUILTIN_KINDS)
+    if _is_problem(target):
+        for name, value in (("cache", cache), ("shape", shape)):
+            if value is not None:
+                raise UsageError(name, f"{name}= applies to a network; {target!r} is a Gaussian-mixture problem "
+                                       f"(exact reference, fixed dimension), got {name}={value!r}")
+    return spec
+
+
 def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[float], *,
              schedule: Optional[NoiseSchedule] = None, heldout: int = 16, calibration: int = 8, seed: int = 0,
              shape: Optional[Sequence[int]] = None, kinds: Sequence[str] = BUILTIN_KINDS,
@@ -240,11 +300,17 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
 
     The held-out noises are the same as :func:`optimize`'s for equal ``calibration``, ``heldout`` and ``seed``.
     """
-    spec = method if isinstance(method, MethodSpec) else get_method(method)
-    times = np.asarray(grid, dtype=np.float64)
+    spec = _check_args(method, problem_or_model, schedule=schedule, calibration=calibration, heldout=heldout,
+                       seed=seed, shape=shape, kinds=kinds, cache=cache, calibration_minimum=0)
+    with blame("grid"):
+        times = np.asarray(grid, dtype=np.float64)
+        if times.ndim != 1 or times.size < 2 or not np.all(np.isfinite(times)) or np.any(np.diff(times) >= 0):
+            raise ValueError(f"grid must be a decreasing 1-D sequence of at least 2 finite times, got {grid!r}")
     study = _study(problem_or_model, schedule, _noises(calibration, heldout, _shape(problem_or_model, schedule, shape),
                                                        seed), times[0], times[-1], cache)
-    builtin = {k: _error(study, spec, g) for k, g in _builtin(study, times.size - 1, kinds).items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StabilityWarning)
+        builtin = {k: _error(study, spec, g) for k, g in _builtin(study, times.size - 1, kinds).items()}
     best = min(builtin, key=builtin.get)
     err = _error(study, spec, times)
     return {"error": err, "baseline_kind": best, "baseline_error": builtin[best], "builtin_errors": builtin,
@@ -302,16 +368,17 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
 
     from pndmkit.studies.real import _bar, steps_for_nfe
 
-    spec = method if isinstance(method, MethodSpec) else get_method(method)
-    if spec.adaptive:
-        raise UsageError("method", f"method {spec.name!r} is adaptive and has no grid to optimise")
+    spec = _check_args(method, problem_or_model, schedule=schedule, t_start=t_start, t_end=t_end,
+                       calibration=calibration, heldout=heldout, seed=seed, maxfev=maxfev, shape=shape, kinds=kinds,
+                       cache=cache, progress=progress)
     if degree is not None and not (isinstance(degree, (int, np.integer)) and not isinstance(degree, bool)
                                    and degree >= 1):
         raise UsageError("degree", f"degree must be an integer >= 1 or None (every step free), got {degree!r}")
-    for name, value in (("nfe", nfe), ("calibration", calibration), ("heldout", heldout)):
-        if not (isinstance(value, (int, np.integer)) and value >= 1):
-            raise UsageError(name, f"{name} must be an integer >= 1, got {value!r}")
-    steps = steps_for_nfe(spec, int(nfe))
+    with blame("nfe"):
+        nfe = check_int(nfe, "nfe", minimum=1)
+        if nfe > MAX_NFE:
+            raise ValueError(f"nfe must be at most {MAX_NFE}, got {nfe}")
+    steps = steps_for_nfe(spec, nfe)
     if steps is None:
         raise UsageError("nfe", f"nfe={nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
     shp = _shape(problem_or_model, schedule, shape)
@@ -325,12 +392,17 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         if start is not None and start not in starts:
             raise UsageError("start", f"start={start!r} is not a kind that gives {steps} steps here; "
                                       f"choose from {sorted(starts)} or pass a grid")
-        start_err = {k: _error(cal, spec, g) for k, g in starts.items()} if start is None else {
-            start: _error(cal, spec, starts[start])}
+        with warnings.catch_warnings():  # built-in grids are measured, not recommended: no stability warnings
+            warnings.simplefilter("ignore", StabilityWarning)
+            start_err = {k: _error(cal, spec, g) for k, g in starts.items()} if start is None else {
+                start: _error(cal, spec, starts[start])}
         first = min(start_err, key=start_err.get)
         best = {"err": start_err[first], "grid": starts[first]}
     else:
-        g0 = np.asarray(start, dtype=np.float64)
+        if isinstance(start, (dict, set)) or any(isinstance(v, (str, bytes, bool)) for v in np.ravel(start)):
+            raise UsageError("start", f"start must be a grid kind or a sequence of times, got {start!r}")
+        with blame("start"):
+            g0 = np.asarray(start, dtype=np.float64)
         if g0.shape != (steps + 1,) or not np.all(np.diff(g0) < 0) or not np.allclose(
                 g0[[0, -1]], [cal.t_start, cal.t_end], rtol=0, atol=1e-9 * (cal.t_start - cal.t_end)):
             raise UsageError("start", f"start must be a decreasing grid of {steps + 1} times from {cal.t_start:g} to "
@@ -362,7 +434,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
             return math.inf
         if err < best["err"]:
             best.update(err=err, grid=g)
-        return math.log(err)
+        return math.log(max(err, 1e-300))  # an exact run (error 0) is the best possible value
 
     if steps >= 2:
         try:
@@ -374,7 +446,9 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
             if bar is not None:
                 bar.close()
     grid = best["grid"]
-    builtin = {k: _error(held, spec, g) for k, g in _builtin(held, steps, kinds).items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StabilityWarning)
+        builtin = {k: _error(held, spec, g) for k, g in _builtin(held, steps, kinds).items()}
     base = min(builtin, key=builtin.get)
     return OptimizedGrid(method=spec.name, nfe=int(nfe), steps=steps, grid=grid, calibration_error=best["err"],
                          heldout_error=_error(held, spec, grid), baseline_kind=base, baseline_error=builtin[base],
