@@ -104,6 +104,7 @@ def test_cli_grid_optimize_json(capsys):
                  "--heldout", "3", "--maxfev", "20", "--json"]) in (0, None)
     out = json.loads(capsys.readouterr().out)
     assert out["method"] == "ddim" and out["steps"] == 4 and len(out["grid"]) == 5 and out["evaluations"] <= 20
+    assert (out["problem"], out["calibration"], out["heldout"], out["seed"]) == ("gmm1d", 2, 3, 0)
     with pytest.raises(SystemExit) as info:
         main(["grid", "optimize", "--method", "ddim", "--nfe", "4"])
     assert info.value.code == 2 and "--problem" in capsys.readouterr().err

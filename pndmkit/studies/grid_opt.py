@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
@@ -84,6 +85,10 @@ class OptimizedGrid:
         Parameters of the grid family that was searched (``steps - 1``: every step free).
     start_grid : ndarray or None
         The grid the search started from (``theta = 0``).
+    problem : str
+        What the grid was fitted on (a problem name, a checkpoint name or path, or the model's repr).
+    calibration, heldout, seed : int
+        The noises: calibration ``0 .. calibration - 1``, held-out the next ``heldout``, of this seed.
     """
 
     method: str
@@ -99,6 +104,10 @@ class OptimizedGrid:
     reference_error: float = 0.0
     degree: int = 0
     start_grid: Optional[NDArray[np.float64]] = None
+    problem: str = ""
+    calibration: int = 0
+    heldout: int = 0
+    seed: int = 0
 
     @property
     def reduction(self) -> float:
@@ -179,9 +188,16 @@ def _shape(target: Any, schedule: Optional[NoiseSchedule], shape: Optional[Seque
         from pndmkit.problems import get_problem
 
         return ((get_problem(target) if isinstance(target, str) else target).dim,)
+    from pndmkit.problems import PROBLEMS
     from pndmkit.studies.real import load_model
 
-    shp = load_model(target, schedule)[2]
+    try:
+        shp = load_model(target, schedule)[2]
+    except UsageError as exc:
+        if isinstance(target, str) and "model" in exc.params:
+            raise UsageError("problem_or_model", f"{exc}; or one of the built-in problems "
+                                                 f"{', '.join(sorted(PROBLEMS))}") from exc
+        raise
     if shp is None:
         raise UsageError("shape", "cannot draw noises for this model: pass shape= (one sample)")
     return shp
@@ -453,4 +469,8 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     return OptimizedGrid(method=spec.name, nfe=int(nfe), steps=steps, grid=grid, calibration_error=best["err"],
                          heldout_error=_error(held, spec, grid), baseline_kind=base, baseline_error=builtin[base],
                          builtin_errors=builtin, evaluations=count[0], reference_error=held.reference_error,
-                         degree=family.size, start_grid=start_grid)
+                         degree=family.size, start_grid=start_grid,
+                         problem=problem_or_model if isinstance(problem_or_model, str) else (
+                             str(problem_or_model) if isinstance(problem_or_model, os.PathLike) else
+                             type(problem_or_model).__name__),
+                         calibration=int(calibration), heldout=int(heldout), seed=int(seed))
