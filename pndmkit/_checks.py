@@ -27,6 +27,10 @@ import numpy as np
 __all__ = ["check_bool", "check_int", "check_real", "check_choice", "reject_unknown"]
 
 
+#: the most steps or model calls a run may be asked for (the API and the command line share it)
+MAX_STEPS = 100_000
+
+
 def check_bool(value: Any, name: str) -> bool:
     """Return ``value`` if it is ``True`` or ``False`` (numpy bools too); ``TypeError`` otherwise (no truthiness:
     ``"no"`` is not ``False``)."""

@@ -41,6 +41,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
+from pndmkit._checks import MAX_STEPS
 from pndmkit.errors import UsageError
 
 __all__ = ["main", "build_parser", "positive_int", "nonnegative_int", "step_count", "finite_float",
@@ -54,7 +55,6 @@ EXIT_USAGE, EXIT_FAILED = 2, 1
 
 #: the most steps (or model calls) a command-line option accepts: 100 times the 1000 of a DDPM table, far
 #: past where any error stops falling, and still minutes rather than hours on the built-in problems
-MAX_STEPS = 100_000
 
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                 PermissionError)

@@ -36,7 +36,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._checks import check_bool, check_choice, check_int, check_real
+from pndmkit._checks import MAX_STEPS, check_bool, check_choice, check_int, check_real
 from pndmkit.errors import UsageError, blame
 from pndmkit.grids import GRID_KINDS, make_grid
 from pndmkit.methods import MethodSpec, get_method
@@ -47,8 +47,7 @@ from pndmkit.studies.convergence import Study
 
 __all__ = ["OptimizedGrid", "optimize", "evaluate", "BUILTIN_KINDS"]
 
-#: largest NFE budget, and largest number of calibration / held-out noises or objective evaluations, accepted
-MAX_NFE = 100_000
+#: largest number of calibration / held-out noises or objective evaluations accepted (NFE: ``MAX_STEPS``)
 MAX_NOISES = 1_000_000
 
 #: default degree of the grid family (:func:`optimize`)
@@ -392,8 +391,8 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         raise UsageError("degree", f"degree must be an integer >= 1 or None (every step free), got {degree!r}")
     with blame("nfe"):
         nfe = check_int(nfe, "nfe", minimum=1)
-        if nfe > MAX_NFE:
-            raise ValueError(f"nfe must be at most {MAX_NFE}, got {nfe}")
+        if nfe > MAX_STEPS:
+            raise ValueError(f"nfe must be at most {MAX_STEPS}, got {nfe}")
     steps = steps_for_nfe(spec, nfe)
     if steps is None:
         raise UsageError("nfe", f"nfe={nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
