@@ -90,8 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     sdegree = None if args.surrogate_degree == "free" else int(args.surrogate_degree)
     shape = grid_opt._shape(args.model, None, None)
     t0 = time.perf_counter()
-    held = grid_opt._study(args.model, None, grid_opt._noises(args.calibration, args.heldout, shape, 0), None, None,
-                           args.cache)
+    held = grid_opt._study(args.model, None, args.calibration, args.heldout, shape, 0, None, None, args.cache)
     print(f"held-out reference: error {held.reference_error:.1e} ({time.perf_counter() - t0:.0f} s)", flush=True)
     table = builtin_table(held, args.methods.split(","), args.nfe)
     out = {"config": vars(args), "reference_error": held.reference_error, "pixel_scale": held.pixel_scale,

@@ -149,3 +149,30 @@ def test_a_run_with_zero_calibration_error_is_kept_not_a_crash():
     assert res.grid.size == 7 and np.isfinite(res.heldout_error)
     one = grid_opt.optimize("ddim", "gmm1d", 1, calibration=1, heldout=1)
     assert "(1 step), 0 grid parameters, 0 calibration runs" in one.report()
+
+
+def test_blocks_cut_noise_ranges_at_multiples_of_the_block_size():
+    assert grid_opt._blocks(0, 96) == [(0, 32), (32, 32), (64, 32)]
+    assert grid_opt._blocks(30, 5) == [(30, 2), (32, 3)]
+    assert grid_opt._blocks(5, 3, size=4) == [(5, 3)]
+    assert grid_opt._blocks(3, 6, size=4) == [(3, 1), (4, 4), (8, 1)]
+
+
+def test_network_references_are_cached_per_block_and_shared_between_ranges(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setattr(grid_opt, "REFERENCE_BLOCK", 2)
+    shape = grid_opt._shape("digits", None, None)
+
+    def study(first, n):
+        return grid_opt._study("digits", None, first, n, shape, 0, 10.0, None, tmp_path)
+
+    whole = study(0, 5)  # blocks 0-1, 2-3, 4
+    assert len(list(tmp_path.iterdir())) == 3 and whole.reference_nfe > 0
+    np.testing.assert_array_equal(whole.x_T, grid_opt._noises(0, 5, shape, 0))
+    again = study(2, 4)  # block 2-3 is read back; 4-5 is a new block (a partial block is keyed by its noises)
+    assert len(list(tmp_path.iterdir())) == 4
+    np.testing.assert_array_equal(again.reference[:2], whole.reference[2:4])
+    assert np.max(np.abs(again.reference[2] - whole.reference[4])) <= 10 * whole.reference_error
+    # one solve of the same noises agrees with the blocks to within the references' own error estimate
+    one = grid_opt._study("digits", None, 0, 5, shape, 0, 10.0, None, None)
+    assert np.max(np.abs(one.reference - whole.reference)) <= 10 * max(one.reference_error, whole.reference_error)

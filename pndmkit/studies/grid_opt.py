@@ -16,7 +16,9 @@ when one run is a network's; on 256-dimensional data (``digits-gmm``) a free gri
 worse on held-out noises than where it started, so calibrate on tens of noises there.
 
 The reference is exact for a Gaussian mixture (DOP853 at ``1e-12``) and the converged float64 solution of
-:mod:`pndmkit.studies.real` for a network (cached when ``cache`` is given).
+:mod:`pndmkit.studies.real` for a network, solved and cached (when ``cache`` is given) per block of
+:data:`REFERENCE_BLOCK` noises aligned on the noise index: calibration and held-out sets of any size reuse the
+blocks already solved, and an interrupted reference keeps the blocks it finished.
 
 Examples
 --------
@@ -30,7 +32,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -49,6 +51,12 @@ __all__ = ["OptimizedGrid", "optimize", "evaluate", "BUILTIN_KINDS"]
 
 #: largest number of calibration / held-out noises or objective evaluations accepted (NFE: ``MAX_STEPS``)
 MAX_NOISES = 1_000_000
+
+#: a network's reference is solved and cached per block of this many noises (aligned on the noise index)
+REFERENCE_BLOCK = 32
+
+#: DOP853 tolerance of a network's reference (its error is measured at half of it and reported)
+REFERENCE_RTOL = 1e-8
 
 #: default degree of the grid family (:func:`optimize`)
 DEFAULT_DEGREE = 3
@@ -154,9 +162,28 @@ def _is_problem(obj: Any) -> bool:
     return isinstance(obj, GaussianMixture) or (isinstance(obj, str) and obj in PROBLEMS)
 
 
-def _study(target: Any, schedule: Optional[NoiseSchedule], x_T: NDArray[np.float64], t_start: Optional[float],
-           t_end: Optional[float], cache: Any) -> Study:
-    """A study of ``target`` (problem or model) on the noises ``x_T`` and the interval (defaults: the schedule's)."""
+def _blocks(first: int, n: int, size: Optional[int] = None) -> list[tuple[int, int]]:
+    """``(first, count)`` pieces of the noises ``first .. first + n - 1`` cut at multiples of ``size``.
+
+    ``size`` defaults to :data:`REFERENCE_BLOCK`.
+    """
+    size = REFERENCE_BLOCK if size is None else size
+    out, i, end = [], first, first + n
+    while i < end:
+        j = min(end, (i // size + 1) * size)
+        out.append((i, j - i))
+        i = j
+    return out
+
+
+def _study(target: Any, schedule: Optional[NoiseSchedule], first: int, n: int, shape: tuple[int, ...], seed: int,
+           t_start: Optional[float], t_end: Optional[float], cache: Any) -> Study:
+    """A study of ``target`` (problem or model) on the noises ``first .. first + n - 1`` and the interval.
+
+    The interval defaults to the schedule's. A network's reference is solved (and cached) per block of
+    :data:`REFERENCE_BLOCK` noises, so calibration and held-out sets of any size share cached blocks and an
+    interrupted run keeps the blocks it finished.
+    """
     if _is_problem(target):
         from pndmkit.problems import get_problem
 
@@ -167,17 +194,25 @@ def _study(target: Any, schedule: Optional[NoiseSchedule], x_T: NDArray[np.float
         if t1 >= t0:
             raise UsageError(("t_start", "t_end"), f"t_end must be below t_start (the grid runs from noise to data), "
                                                    f"got t_start={t0:g}, t_end={t1:g}")
-        x = x_T.reshape(len(x_T), -1)
+        x = _noises(first, n, shape, seed).reshape(n, -1)
         loose = gm.reference(x, sched, t0, t1, rtol=1e-12, atol=1e-12)
         tight = gm.reference(x, sched, t0, t1, rtol=1e-13, atol=1e-13)
         return Study(problem=gm, problem_name=str(target), schedule=sched, schedule_name=repr(sched),
                      grid="custom", t_start=t0, t_end=t1, x_T=x, reference=tight,
                      reference_error=float(np.max(np.abs(loose - tight))))
-    from pndmkit.studies.real import load_model, model_study
+    from pndmkit.studies.real import _key, load_model, model_study
 
     _, sched, _, _, _ = load_model(target, schedule)
-    return model_study(target, schedule, x_T, t_start=sched.t_start if t_start is None else t_start,
-                       t_end=sched.t_end if t_end is None else t_end, cache=cache, rtol=1e-8)
+    t0 = sched.t_start if t_start is None else t_start
+    t1 = sched.t_end if t_end is None else t_end
+    parts = [model_study(target, schedule, _noises(i, k, shape, seed), t_start=t0, t_end=t1, cache=cache,
+                         rtol=REFERENCE_RTOL) for i, k in _blocks(first, n)]
+    if len(parts) == 1:
+        return parts[0]
+    return replace(parts[0], x_T=np.concatenate([p.x_T for p in parts]),
+                   reference=np.concatenate([p.reference for p in parts]),
+                   reference_error=max(p.reference_error for p in parts),
+                   reference_nfe=sum(p.reference_nfe for p in parts), key=_key(*(p.key for p in parts)), cache=None)
 
 
 def _shape(target: Any, schedule: Optional[NoiseSchedule], shape: Optional[Sequence[int]]) -> tuple[int, ...]:
@@ -321,8 +356,8 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
         times = np.asarray(grid, dtype=np.float64)
         if times.ndim != 1 or times.size < 2 or not np.all(np.isfinite(times)) or np.any(np.diff(times) >= 0):
             raise ValueError(f"grid must be a decreasing 1-D sequence of at least 2 finite times, got {grid!r}")
-    study = _study(problem_or_model, schedule, _noises(calibration, heldout, _shape(problem_or_model, schedule, shape),
-                                                       seed), times[0], times[-1], cache)
+    study = _study(problem_or_model, schedule, calibration, heldout, _shape(problem_or_model, schedule, shape), seed,
+                   times[0], times[-1], cache)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StabilityWarning)
         builtin = {k: _error(study, spec, g) for k, g in _builtin(study, times.size - 1, kinds).items()}
@@ -397,9 +432,8 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     if steps is None:
         raise UsageError("nfe", f"nfe={nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
     shp = _shape(problem_or_model, schedule, shape)
-    cal = _study(problem_or_model, schedule, _noises(0, calibration, shp, seed), t_start, t_end, cache)
-    held = _study(problem_or_model, cal.schedule, _noises(calibration, heldout, shp, seed), cal.t_start, cal.t_end,
-                  cache)
+    cal = _study(problem_or_model, schedule, 0, calibration, shp, seed, t_start, t_end, cache)
+    held = _study(problem_or_model, cal.schedule, calibration, heldout, shp, seed, cal.t_start, cal.t_end, cache)
     starts = _builtin(cal, steps, kinds)
     if not starts:
         raise UsageError("kinds", f"none of the grid kinds {list(kinds)} gives {steps} steps on this interval")
