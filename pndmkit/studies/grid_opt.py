@@ -177,7 +177,7 @@ def _blocks(first: int, n: int, size: Optional[int] = None) -> list[tuple[int, i
 
 
 def _study(target: Any, schedule: Optional[NoiseSchedule], first: int, n: int, shape: tuple[int, ...], seed: int,
-           t_start: Optional[float], t_end: Optional[float], cache: Any) -> Study:
+           t_start: Optional[float], t_end: Optional[float], cache: Any, progress: bool = False) -> Study:
     """A study of ``target`` (problem or model) on the noises ``first .. first + n - 1`` and the interval.
 
     The interval defaults to the schedule's. A network's reference is solved (and cached) per block of
@@ -206,7 +206,7 @@ def _study(target: Any, schedule: Optional[NoiseSchedule], first: int, n: int, s
     t0 = sched.t_start if t_start is None else t_start
     t1 = sched.t_end if t_end is None else t_end
     parts = [model_study(target, schedule, _noises(i, k, shape, seed), t_start=t0, t_end=t1, cache=cache,
-                         rtol=REFERENCE_RTOL) for i, k in _blocks(first, n)]
+                         rtol=REFERENCE_RTOL, progress=progress) for i, k in _blocks(first, n)]
     if len(parts) == 1:
         return parts[0]
     return replace(parts[0], x_T=np.concatenate([p.x_T for p in parts]),
@@ -397,9 +397,12 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     kinds : sequence of str
         Built-in grid kinds to start from and compare with.
     cache : path, optional
-        For a network: folder of cached references (:func:`pndmkit.studies.real.model_study`).
+        For a network: folder of cached references (:func:`pndmkit.studies.real.model_study`), one sub-folder
+        per block of :data:`REFERENCE_BLOCK` noises. ``analysis/results/real_cache`` in the source tree holds the
+        digits model's noises 0-191 (seed 0, whole interval): with ``calibration`` and ``heldout`` multiples of
+        32 up to that, nothing is solved.
     progress : bool
-        tqdm bar over the objective evaluations.
+        tqdm bars over the objective evaluations and, for a network, over each block's reference solve.
     degree : int or None
         Parameters of the grid family: the log step lengths of the start grid move by a Legendre polynomial of
         this degree in the step index (``min(degree, steps - 1)`` parameters). ``None`` frees every step
@@ -432,8 +435,9 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     if steps is None:
         raise UsageError("nfe", f"nfe={nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
     shp = _shape(problem_or_model, schedule, shape)
-    cal = _study(problem_or_model, schedule, 0, calibration, shp, seed, t_start, t_end, cache)
-    held = _study(problem_or_model, cal.schedule, calibration, heldout, shp, seed, cal.t_start, cal.t_end, cache)
+    cal = _study(problem_or_model, schedule, 0, calibration, shp, seed, t_start, t_end, cache, progress)
+    held = _study(problem_or_model, cal.schedule, calibration, heldout, shp, seed, cal.t_start, cal.t_end, cache,
+                  progress)
     starts = _builtin(cal, steps, kinds)
     if not starts:
         raise UsageError("kinds", f"none of the grid kinds {list(kinds)} gives {steps} steps on this interval")
