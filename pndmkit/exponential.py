@@ -46,6 +46,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from pndmkit._backend import LinComb
+from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator, Step
 from pndmkit.integrator import Integrator
 from pndmkit.variables import exact_weights, is_finite_step
@@ -74,12 +75,6 @@ def _log_sign(phi: Any) -> float:
 
 def _lam(phi: Any, t: float) -> float:
     return float(phi.schedule.lam(t))
-
-
-def _check_flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
 
 
 def _check_few_steps(value: Any) -> Optional[int]:
@@ -184,7 +179,7 @@ class ExponentialMultistep(GradientEstimator):
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         self.order_, self.weights = order, weights
-        self.lower_order_final = _check_flag(lower_order_final, "lower_order_final")
+        self.lower_order_final = check_bool(lower_order_final, "lower_order_final")
         self.few_steps = _check_few_steps(few_steps)
 
     def __repr__(self) -> str:
@@ -283,8 +278,8 @@ class UniPC(GradientEstimator):
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.order_, self.variant = order, variant
-        self.lower_order_final = _check_flag(lower_order_final, "lower_order_final")
-        self.corrector = _check_flag(corrector, "corrector")
+        self.lower_order_final = check_bool(lower_order_final, "lower_order_final")
+        self.corrector = check_bool(corrector, "corrector")
 
     def __repr__(self) -> str:
         return (f"UniPC(order={self.order_}, variant={self.variant!r}, lower_order_final={self.lower_order_final}, "

@@ -139,11 +139,24 @@ def test_grid_integrator_lowers_the_final_steps_only_on_short_grids():
     (lambda: ExponentialMultistep(2, weights="heun"), "weights must be one of"),
     (lambda: ExponentialMultistep(2, few_steps=0), "few_steps must be None"),
     (lambda: UniPC(2, variant="bh3"), "variant must be one of"),
-    (lambda: UniPC(2, lower_order_final="yes"), "lower_order_final must be True or False, got 'yes'"),
 ])
 def test_bad_options_name_the_parameter(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: UniPC(2, lower_order_final="yes"), "lower_order_final must be True or False, got 'yes'"),
+    (lambda: UniPC(2, corrector=1), "corrector must be True or False, got 1"),
+    (lambda: ExponentialMultistep(2, lower_order_final=None), "lower_order_final must be True or False, got None"),
+])
+def test_flags_of_the_wrong_type_are_type_errors_like_every_other_flag(make, match):
+    with pytest.raises(TypeError, match=match):
+        make()
+
+
+def test_numpy_bool_flags_are_accepted():
+    assert UniPC(2, corrector=np.bool_(False)).corrector is False
 
 
 @pytest.mark.parametrize("estimator", [ExponentialMultistep(2), UniPC(2)])
