@@ -173,6 +173,11 @@ def test_network_references_are_cached_per_block_and_shared_between_ranges(tmp_p
     assert len(list(tmp_path.iterdir())) == 4
     np.testing.assert_array_equal(again.reference[:2], whole.reference[2:4])
     assert np.max(np.abs(again.reference[2] - whole.reference[4])) <= 10 * whole.reference_error
+    # a part of a cached block is read from it: nothing new is solved or stored
+    part = study(1, 2)
+    assert len(list(tmp_path.iterdir())) == 4 and part.reference_nfe == 0
+    np.testing.assert_array_equal(part.reference, whole.reference[1:3])
+    np.testing.assert_array_equal(part.x_T, whole.x_T[1:3])
     # one solve of the same noises agrees with the blocks to within the references' own error estimate
     one = grid_opt._study("digits", None, 0, 5, shape, 0, 10.0, None, None)
     assert np.max(np.abs(one.reference - whole.reference)) <= 10 * max(one.reference_error, whole.reference_error)

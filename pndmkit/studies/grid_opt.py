@@ -182,7 +182,8 @@ def _study(target: Any, schedule: Optional[NoiseSchedule], first: int, n: int, s
 
     The interval defaults to the schedule's. A network's reference is solved (and cached) per block of
     :data:`REFERENCE_BLOCK` noises, so calibration and held-out sets of any size share cached blocks and an
-    interrupted run keeps the blocks it finished.
+    interrupted run keeps the blocks it finished; a part of a block is read from the whole block when that is
+    cached, and solved (and cached) on its own otherwise.
     """
     if _is_problem(target):
         from pndmkit.problems import get_problem
@@ -200,13 +201,25 @@ def _study(target: Any, schedule: Optional[NoiseSchedule], first: int, n: int, s
         return Study(problem=gm, problem_name=str(target), schedule=sched, schedule_name=repr(sched),
                      grid="custom", t_start=t0, t_end=t1, x_T=x, reference=tight,
                      reference_error=float(np.max(np.abs(loose - tight))))
-    from pndmkit.studies.real import _key, load_model, model_study
+    from pndmkit.studies.real import _key, _model_study, load_model
 
     _, sched, _, _, _ = load_model(target, schedule)
     t0 = sched.t_start if t_start is None else t_start
     t1 = sched.t_end if t_end is None else t_end
-    parts = [model_study(target, schedule, _noises(i, k, shape, seed), t_start=t0, t_end=t1, cache=cache,
-                         rtol=REFERENCE_RTOL, progress=progress) for i, k in _blocks(first, n)]
+
+    def part(i: int, k: int) -> Any:
+        block = REFERENCE_BLOCK
+        if k < block and cache is not None:  # part of a block: read its rows from the whole block if cached
+            b = i - i % block
+            whole = _model_study(target, schedule, _noises(b, block, shape, seed), t_start=t0, t_end=t1,
+                                 cache=cache, rtol=REFERENCE_RTOL, solve=False)
+            if whole is not None:
+                return replace(whole, x_T=whole.x_T[i - b:i - b + k], reference=whole.reference[i - b:i - b + k],
+                               reference_nfe=0, key=_key(whole.key, i, k), cache=None)
+        return _model_study(target, schedule, _noises(i, k, shape, seed), t_start=t0, t_end=t1, cache=cache,
+                            rtol=REFERENCE_RTOL, progress=progress)
+
+    parts = [part(i, k) for i, k in _blocks(first, n)]
     if len(parts) == 1:
         return parts[0]
     return replace(parts[0], x_T=np.concatenate([p.x_T for p in parts]),
@@ -399,8 +412,8 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     cache : path, optional
         For a network: folder of cached references (:func:`pndmkit.studies.real.model_study`), one sub-folder
         per block of :data:`REFERENCE_BLOCK` noises. ``analysis/results/real_cache`` in the source tree holds the
-        digits model's noises 0-191 (seed 0, whole interval): with ``calibration`` and ``heldout`` multiples of
-        32 up to that, nothing is solved.
+        digits model's noises 0-191 (seed 0, whole interval): with ``calibration + heldout <= 192`` nothing is
+        solved (a part of a cached block is read from it).
     progress : bool
         tqdm bars over the objective evaluations and, for a network, over each block's reference solve.
     degree : int or None

@@ -267,6 +267,18 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
     progress : bool
         Show a tqdm bar while the reference is computed.
     """
+    study = _model_study(model, schedule, x_T, batch=batch, seed=seed, shape=shape, grid=grid, t_start=t_start,
+                         t_end=t_end, rtol=rtol, scale=scale, pixel_scale=pixel_scale, cache=cache, progress=progress)
+    assert study is not None  # solve=True always returns a study
+    return study
+
+
+def _model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any = None, *, batch: int = 8,
+                 seed: int = 0, shape: Optional[Sequence[int]] = None, grid: str = "uniform",
+                 t_start: Optional[float] = None, t_end: Optional[float] = None, rtol: float = 1e-9,
+                 scale: float = 0.1, pixel_scale: float = PIXEL_SCALE, cache: Optional[str | os.PathLike] = None,
+                 progress: bool = False, solve: bool = True) -> Optional[ModelStudy]:
+    """:func:`model_study`; with ``solve=False`` it returns ``None`` instead of solving an uncached reference."""
     from pndmkit.grids import make_grid
 
     eps_model, sched, shp, name, fingerprint = load_model(model, schedule, shape=shape)
@@ -298,6 +310,8 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
     key = _key(_FORMAT, fingerprint, repr(sched), t0, t1, rtol, scale, x0) if fingerprint else ""
     folder = Path(cache) / key if cache is not None and key else None
     stored = _read_reference(folder, x0.shape) if folder is not None else None
+    if stored is None and not solve:
+        return None
     if stored is None:
         ref, err, nfe = reference_solution(problem, sched, x0, t0, t1, rtol=rtol, scale=scale, progress=progress)
         if folder is not None:
