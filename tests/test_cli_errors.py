@@ -140,9 +140,9 @@ CASES = [
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--start", "999,a"],
      "--start: expected a grid kind or comma-separated numbers, got '999,a'"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--start", "lineer"],
-     "--start: start='lineer' is not a kind that gives 5 steps here"),
+     "--start: start must be one of the grid kinds ['karras', 'logsnr', 'quadratic', 's-uniform', 'uniform'] or a sequence of times, got 'lineer'"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "2", "--problem", "gmm2d", "--start", "999,10"],
-     "--start: start must be a decreasing grid of 3 times from 999 to -1"),
+     "--start: start must be a decreasing grid of 3 finite times"),
 ]
 TORCH_COMMANDS = ("sample", "train")
 
@@ -426,3 +426,35 @@ def test_console_script_order_bad_option(tmp_path):
     proc = _subprocess([str(script), "order", "--methods", "f-pndmm"], tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("pndmkit order: error: --methods: unknown method(s) ['f-pndmm']")
+
+
+@pytest.mark.parametrize("make_cache, expected", [
+    (lambda tmp: tmp / "afile", "--cache: cache must be a folder, but"),
+    (lambda tmp: "", "--cache: cache must be a folder path"),
+    (lambda tmp: tmp / "afile" / "sub", "--cache: cannot create the cache folder"),
+])
+def test_a_bad_cache_is_refused_before_any_reference_is_solved(make_cache, expected, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    (tmp_path / "afile").write_text("not a folder")
+    from pndmkit.studies import real
+
+    def no_solve(*args, **kwargs):
+        raise AssertionError("a reference was solved before the cache was checked")
+
+    monkeypatch.setattr(real, "reference_solution", no_solve)
+    code, _, err = _run(["grid", "optimize", "--method", "ipndm", "--nfe", "5", "--model", "digits", "--cache",
+                         str(make_cache(tmp_path))], capsys)
+    assert code == 2 and err.count("\n") == 1 and expected in err, err
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_a_misspelt_start_is_refused_before_any_reference_is_solved(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    from pndmkit.studies import real
+
+    monkeypatch.setattr(real, "reference_solution", lambda *a, **k: (_ for _ in ()).throw(AssertionError("solved")))
+    for start, expected in (("qudratic", "--start: start must be one of the grid kinds"),
+                            ("999,500,-1", "--start: start must be a decreasing grid of 6 finite times")):
+        code, _, err = _run(["grid", "optimize", "--method", "ipndm", "--nfe", "5", "--model", "digits", "--cache",
+                             str(tmp_path), "--start", start], capsys)
+        assert code == 2 and expected in err, err

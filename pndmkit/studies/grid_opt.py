@@ -129,7 +129,8 @@ class OptimizedGrid:
             f"{_count(self.evaluations, 'calibration run')}",
             "grid: " + " ".join(f"{t:.4g}" for t in self.grid),
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
-            f"{100 * self.reduction:.1f}% smaller (calibration error {self.calibration_error:.3e})",
+            f"{abs(100 * self.reduction):.1f}% {'smaller' if self.reduction >= 0 else 'larger'} "
+            f"(calibration error {self.calibration_error:.3e})",
             f"built-in grids (held-out): {kinds}",
             f"reference error {self.reference_error:.1e}",
         ])
@@ -308,6 +309,42 @@ class _Family:
         return np.linalg.lstsq(full, z, rcond=None)[0][1:]
 
 
+def _check_cache(cache: Any) -> None:
+    """Refuse a cache that is not a usable folder before any reference is solved (a solve costs minutes)."""
+    if not isinstance(cache, (str, os.PathLike)) or not os.fspath(cache):
+        raise UsageError("cache", f"cache must be a folder path (str or os.PathLike), got {cache!r}")
+    path = os.fspath(cache)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError("cache", f"cache must be a folder, but {path!r} is a file")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise UsageError("cache", f"cannot create the cache folder {path!r}: {exc.strerror or exc}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError("cache", f"the cache folder {path!r} is not writable")
+
+
+def _check_start_early(start: Any, kinds: Sequence[str], steps: int) -> None:
+    """The checks of ``start`` that need no reference: a kind of ``kinds``, or ``steps + 1`` decreasing times."""
+    if start is None:
+        return
+    if isinstance(start, str):
+        if start not in kinds:
+            raise UsageError("start", f"start must be one of the grid kinds {sorted(kinds)} or a sequence of times, "
+                                      f"got {start!r}")
+        return
+    if isinstance(start, (dict, set)) or any(isinstance(v, (str, bytes, bool)) for v in np.ravel(start)):
+        raise UsageError("start", f"start must be a grid kind or a sequence of times, got {start!r}")
+    with blame("start"):
+        try:
+            g0 = np.asarray(start, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"start must be a grid kind or a sequence of times, got {start!r}") from exc
+    if g0.shape != (steps + 1,) or not np.all(np.isfinite(g0)) or not np.all(np.diff(g0) < 0):
+        raise UsageError("start", f"start must be a decreasing grid of {steps + 1} finite times (the method takes "
+                                  f"{steps} steps at this NFE), got {np.array2string(g0, precision=4)}")
+
+
 def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, heldout: Any, seed: Any, shape: Any,
                 kinds: Any, cache: Any, t_start: Any = None, t_end: Any = None, maxfev: Any = None,
                 progress: Any = False, calibration_minimum: int = 1) -> MethodSpec:
@@ -339,6 +376,8 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
                                                f"t_start={t_start!r}, t_end={t_end!r}")
     with blame("progress"):
         check_bool(progress, "progress")
+    if cache is not None and not _is_problem(target):
+        _check_cache(cache)
     if schedule is not None and not isinstance(schedule, NoiseSchedule):
         raise UsageError("schedule", f"schedule must be a NoiseSchedule or None, got {type(schedule).__name__} "
                                      f"{schedule!r}")
@@ -447,6 +486,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     steps = steps_for_nfe(spec, nfe)
     if steps is None:
         raise UsageError("nfe", f"nfe={nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
+    _check_start_early(start, kinds, steps)  # before the references: on a network they cost minutes
     shp = _shape(problem_or_model, schedule, shape)
     cal = _study(problem_or_model, schedule, 0, calibration, shp, seed, t_start, t_end, cache, progress)
     held = _study(problem_or_model, cal.schedule, calibration, heldout, shp, seed, cal.t_start, cal.t_end, cache,
@@ -465,10 +505,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         first = min(start_err, key=start_err.get)
         best = {"err": start_err[first], "grid": starts[first]}
     else:
-        if isinstance(start, (dict, set)) or any(isinstance(v, (str, bytes, bool)) for v in np.ravel(start)):
-            raise UsageError("start", f"start must be a grid kind or a sequence of times, got {start!r}")
-        with blame("start"):
-            g0 = np.asarray(start, dtype=np.float64)
+        g0 = np.asarray(start, dtype=np.float64)
         if g0.shape != (steps + 1,) or not np.all(np.diff(g0) < 0) or not np.allclose(
                 g0[[0, -1]], [cal.t_start, cal.t_end], rtol=0, atol=1e-9 * (cal.t_start - cal.t_end)):
             raise UsageError("start", f"start must be a decreasing grid of {steps + 1} times from {cal.t_start:g} to "
