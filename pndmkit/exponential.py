@@ -77,12 +77,19 @@ def _lam(phi: Any, t: float) -> float:
     return float(phi.schedule.lam(t))
 
 
+def _check_order(value: Any) -> int:
+    """``value`` as an ``int`` if it is the integer 1, 2 or 3 (numpy integers too; not bools or floats)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3 (an integer), got {value!r}")
+    return int(value)
+
+
 def _check_few_steps(value: Any) -> Optional[int]:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"few_steps must be None (always) or an integer >= 1, got {value!r}")
-    return value
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -174,8 +181,7 @@ class ExponentialMultistep(GradientEstimator):
 
     def __init__(self, order: int, weights: str = "dpm-solver", lower_order_final: bool = True,
                  few_steps: Optional[int] = 15) -> None:
-        if isinstance(order, bool) or order not in (1, 2, 3):
-            raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+        order = _check_order(order)
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         self.order_, self.weights = order, weights
@@ -273,8 +279,7 @@ class UniPC(GradientEstimator):
 
     def __init__(self, order: int, variant: str = "bh2", lower_order_final: bool = True,
                  corrector: bool = True) -> None:
-        if isinstance(order, bool) or order not in (1, 2, 3):
-            raise ValueError(f"order must be 1, 2 or 3, got {order!r}")
+        order = _check_order(order)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.order_, self.variant = order, variant

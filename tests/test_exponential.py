@@ -135,7 +135,7 @@ def test_grid_integrator_lowers_the_final_steps_only_on_short_grids():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: ExponentialMultistep(4), "order must be 1, 2 or 3, got 4"),
+    (lambda: ExponentialMultistep(4), r"order must be 1, 2 or 3 \(an integer\), got 4"),
     (lambda: ExponentialMultistep(2, weights="heun"), "weights must be one of"),
     (lambda: ExponentialMultistep(2, few_steps=0), "few_steps must be None"),
     (lambda: UniPC(2, variant="bh3"), "variant must be one of"),
@@ -157,6 +157,19 @@ def test_flags_of_the_wrong_type_are_type_errors_like_every_other_flag(make, mat
 
 def test_numpy_bool_flags_are_accepted():
     assert UniPC(2, corrector=np.bool_(False)).corrector is False
+
+
+@pytest.mark.parametrize("order", [2.0, 3.0, True, np.bool_(True), "2", 4])
+def test_order_must_be_the_integer_1_2_or_3(order):
+    for cls in (UniPC, ExponentialMultistep):
+        with pytest.raises(ValueError, match="order must be 1, 2 or 3"):
+            cls(order)
+
+
+def test_numpy_integer_options_are_plain_ints():
+    est = ExponentialMultistep(np.int64(3), few_steps=np.int64(15))
+    assert type(est.order_) is int and est.order_ == 3 and type(est.few_steps) is int and est.few_steps == 15
+    assert type(UniPC(np.int32(2)).order_) is int
 
 
 @pytest.mark.parametrize("estimator", [ExponentialMultistep(2), UniPC(2)])
