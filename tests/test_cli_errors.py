@@ -458,3 +458,14 @@ def test_a_misspelt_start_is_refused_before_any_reference_is_solved(tmp_path, ca
         code, _, err = _run(["grid", "optimize", "--method", "ipndm", "--nfe", "5", "--model", "digits", "--cache",
                              str(tmp_path), "--start", start], capsys)
         assert code == 2 and expected in err, err
+
+
+def test_order_refuses_a_file_as_cache_before_solving(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch")
+    from pndmkit.studies import real
+
+    monkeypatch.setattr(real, "reference_solution", lambda *a, **k: (_ for _ in ()).throw(AssertionError("solved")))
+    (tmp_path / "afile").write_text("keep me")
+    code, _, err = _run(["order", "--model", "digits", "--cache", str(tmp_path / "afile")], capsys)
+    assert code == 2 and "--cache: cache must be a folder, but" in err, err
+    assert (tmp_path / "afile").read_text() == "keep me"

@@ -309,21 +309,6 @@ class _Family:
         return np.linalg.lstsq(full, z, rcond=None)[0][1:]
 
 
-def _check_cache(cache: Any) -> None:
-    """Refuse a cache that is not a usable folder before any reference is solved (a solve costs minutes)."""
-    if not isinstance(cache, (str, os.PathLike)) or not os.fspath(cache):
-        raise UsageError("cache", f"cache must be a folder path (str or os.PathLike), got {cache!r}")
-    path = os.fspath(cache)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UsageError("cache", f"cache must be a folder, but {path!r} is a file")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise UsageError("cache", f"cannot create the cache folder {path!r}: {exc.strerror or exc}") from exc
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError("cache", f"the cache folder {path!r} is not writable")
-
-
 def _check_start_early(start: Any, kinds: Sequence[str], steps: int) -> None:
     """The checks of ``start`` that need no reference: a kind of ``kinds``, or ``steps + 1`` decreasing times."""
     if start is None:
@@ -377,7 +362,9 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
     with blame("progress"):
         check_bool(progress, "progress")
     if cache is not None and not _is_problem(target):
-        _check_cache(cache)
+        from pndmkit.studies.real import check_cache
+
+        check_cache(cache)
     if schedule is not None and not isinstance(schedule, NoiseSchedule):
         raise UsageError("schedule", f"schedule must be a NoiseSchedule or None, got {type(schedule).__name__} "
                                      f"{schedule!r}")

@@ -45,7 +45,7 @@ from pndmkit.studies import convergence
 from pndmkit.studies.convergence import MethodResult, Study
 
 __all__ = ["ModelStudy", "NetworkProblem", "load_model", "model_study", "reference_solution", "sweep",
-           "run_model_study", "steps_for_nfe", "errors_at_nfe", "check_reference", "mixture_study",
+           "run_model_study", "steps_for_nfe", "check_cache", "errors_at_nfe", "check_reference", "mixture_study",
            "rank_correlation", "DEFAULT_MODEL_STEPS", "PIXEL_SCALE"]
 
 #: step counts of the default network study (cheap enough for a CPU: see the README)
@@ -227,6 +227,25 @@ def _bar(enabled: bool, **kwargs: Any) -> Any:
     return tqdm(leave=False, **kwargs)
 
 
+def check_cache(cache: Any) -> None:
+    """Refuse a cache that is not a usable folder before any reference is solved (a solve costs minutes).
+
+    Creates the folder if needed. Raises :class:`~pndmkit.errors.UsageError` naming ``cache`` for a non-path,
+    an empty path, a file, a folder that cannot be created or one that is not writable.
+    """
+    if not isinstance(cache, (str, os.PathLike)) or not os.fspath(cache):
+        raise UsageError("cache", f"cache must be a folder path (str or os.PathLike), got {cache!r}")
+    path = os.fspath(cache)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError("cache", f"cache must be a folder, but {path!r} is a file")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise UsageError("cache", f"cannot create the cache folder {path!r}: {exc.strerror or exc}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError("cache", f"the cache folder {path!r} is not writable")
+
+
 def _key(*parts: Any) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -281,6 +300,8 @@ def _model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any 
     """:func:`model_study`; with ``solve=False`` it returns ``None`` instead of solving an uncached reference."""
     from pndmkit.grids import make_grid
 
+    if cache is not None:
+        check_cache(cache)
     eps_model, sched, shp, name, fingerprint = load_model(model, schedule, shape=shape)
     if x_T is None:
         if shp is None:
