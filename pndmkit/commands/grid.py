@@ -46,9 +46,18 @@ def run(args: argparse.Namespace) -> int:
                                   "exact ones and caches nothing)")
     if args.method not in METHODS:
         raise UsageError("method", f"unknown method {args.method!r}; known: {', '.join(METHODS)}")
-    result = optimize(args.method, args.problem or args.model, args.nfe, calibration=args.calibration,
-                      heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
-                      progress=sys.stderr.isatty(), degree=args.degree, start=args.start)
+    if args.model is not None and args.model in PROBLEMS:
+        raise UsageError("model", f"{args.model!r} is a built-in problem, not a network; use --problem {args.model}")
+    try:
+        result = optimize(args.method, args.problem or args.model, args.nfe, calibration=args.calibration,
+                          heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
+                          progress=sys.stderr.isatty(), degree=args.degree, start=args.start)
+    except UsageError as exc:
+        if "problem_or_model" not in exc.params:
+            raise
+        # the API's problem_or_model is --model here (a problem name was checked by argparse's choices)
+        cause = exc.__cause__ if isinstance(exc.__cause__, UsageError) else exc
+        raise UsageError("model", cause.message) from exc
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.report())
     return 0
 
