@@ -181,3 +181,18 @@ def test_network_references_are_cached_per_block_and_shared_between_ranges(tmp_p
     # one solve of the same noises agrees with the blocks to within the references' own error estimate
     one = grid_opt._study("digits", None, 0, 5, shape, 0, 10.0, None, None)
     assert np.max(np.abs(one.reference - whole.reference)) <= 10 * max(one.reference_error, whole.reference_error)
+
+
+def test_optimized_grid_is_immutable_comparable_and_hashable():
+    import copy
+
+    res = grid_opt.optimize("ipndm", "gmm1d", 6, calibration=4, heldout=4, maxfev=30)
+    twin = copy.deepcopy(res)
+    assert res == twin and hash(res) == hash(twin) and len({res, twin}) == 1
+    with pytest.raises(ValueError, match="read-only"):
+        res.grid[1] = 0.0
+    with pytest.raises(ValueError, match="read-only"):
+        res.start_grid[1] = 0.0
+    from dataclasses import replace
+
+    assert res != replace(res, seed=res.seed + 1)

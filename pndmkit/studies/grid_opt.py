@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import warnings
@@ -115,6 +116,24 @@ class OptimizedGrid:
     calibration: int = 0
     heldout: int = 0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        # frozen means frozen: the times are read-only copies, so a result cannot drift from its report
+        for name in ("grid", "start_grid"):
+            value = getattr(self, name)
+            if value is not None:
+                arr = np.array(value, dtype=np.float64)
+                arr.setflags(write=False)
+                object.__setattr__(self, name, arr)
+        object.__setattr__(self, "builtin_errors", dict(self.builtin_errors))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, OptimizedGrid):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
 
     @property
     def reduction(self) -> float:
