@@ -432,31 +432,33 @@ def test_console_script_order_bad_option(tmp_path):
     assert proc.stderr.startswith("pndmkit order: error: --methods: unknown method(s) ['f-pndmm']")
 
 
+@pytest.fixture
+def no_reference_solve(monkeypatch):
+    """Fail the test if a network reference is solved (the checks under test must come first)."""
+    pytest.importorskip("torch")
+    from pndmkit.studies import real
+
+    def solve(*args, **kwargs):
+        raise AssertionError("a reference was solved before the input was checked")
+
+    monkeypatch.setattr(real, "reference_solution", solve)
+
+
 @pytest.mark.parametrize("make_cache, expected", [
     (lambda tmp: tmp / "afile", "--cache: cache must be a folder, but"),
     (lambda tmp: "", "--cache: cache must be a folder path"),
     (lambda tmp: tmp / "afile" / "sub", "--cache: cannot create the cache folder"),
 ])
-def test_a_bad_cache_is_refused_before_any_reference_is_solved(make_cache, expected, tmp_path, capsys, monkeypatch):
-    pytest.importorskip("torch")
+def test_a_bad_cache_is_refused_before_any_reference_is_solved(make_cache, expected, tmp_path, capsys,
+                                                              no_reference_solve):
     (tmp_path / "afile").write_text("not a folder")
-    from pndmkit.studies import real
-
-    def no_solve(*args, **kwargs):
-        raise AssertionError("a reference was solved before the cache was checked")
-
-    monkeypatch.setattr(real, "reference_solution", no_solve)
     code, _, err = _run(["grid", "optimize", "--method", "ipndm", "--nfe", "5", "--model", "digits", "--cache",
                          str(make_cache(tmp_path))], capsys)
     assert code == 2 and err.count("\n") == 1 and expected in err, err
     assert (tmp_path / "afile").read_text() == "not a folder"
 
 
-def test_a_misspelt_start_is_refused_before_any_reference_is_solved(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("torch")
-    from pndmkit.studies import real
-
-    monkeypatch.setattr(real, "reference_solution", lambda *a, **k: (_ for _ in ()).throw(AssertionError("solved")))
+def test_a_misspelt_start_is_refused_before_any_reference_is_solved(tmp_path, capsys, no_reference_solve):
     for start, expected in (("qudratic", "--start: start must be one of the grid kinds"),
                             ("999,500,-1", "--start: start must be a decreasing grid of 6 finite times")):
         code, _, err = _run(["grid", "optimize", "--method", "ipndm", "--nfe", "5", "--model", "digits", "--cache",
@@ -464,11 +466,7 @@ def test_a_misspelt_start_is_refused_before_any_reference_is_solved(tmp_path, ca
         assert code == 2 and expected in err, err
 
 
-def test_order_refuses_a_file_as_cache_before_solving(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("torch")
-    from pndmkit.studies import real
-
-    monkeypatch.setattr(real, "reference_solution", lambda *a, **k: (_ for _ in ()).throw(AssertionError("solved")))
+def test_order_refuses_a_file_as_cache_before_solving(tmp_path, capsys, no_reference_solve):
     (tmp_path / "afile").write_text("keep me")
     code, _, err = _run(["order", "--model", "digits", "--cache", str(tmp_path / "afile")], capsys)
     assert code == 2 and "--cache: cache must be a folder, but" in err, err

@@ -196,3 +196,11 @@ def test_optimized_grid_is_immutable_comparable_and_hashable():
     from dataclasses import replace
 
     assert res != replace(res, seed=res.seed + 1)
+
+
+@pytest.mark.parametrize("cache", [42, "", b"dir"])
+def test_a_network_cache_that_is_not_a_folder_path_names_cache(cache):
+    pytest.importorskip("torch")
+    with pytest.raises(UsageError, match="cache must be a folder path") as info:
+        grid_opt.optimize("ipndm", "digits", 5, cache=cache)
+    assert info.value.params == ("cache",)

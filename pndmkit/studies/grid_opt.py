@@ -380,10 +380,6 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
                                                f"t_start={t_start!r}, t_end={t_end!r}")
     with blame("progress"):
         check_bool(progress, "progress")
-    if cache is not None and not _is_problem(target):
-        from pndmkit.studies.real import check_cache
-
-        check_cache(cache)
     if schedule is not None and not isinstance(schedule, NoiseSchedule):
         raise UsageError("schedule", f"schedule must be a NoiseSchedule or None, got {type(schedule).__name__} "
                                      f"{schedule!r}")
@@ -511,9 +507,8 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         first = min(start_err, key=start_err.get)
         best = {"err": start_err[first], "grid": starts[first]}
     else:
-        g0 = np.asarray(start, dtype=np.float64)
-        if g0.shape != (steps + 1,) or not np.all(np.diff(g0) < 0) or not np.allclose(
-                g0[[0, -1]], [cal.t_start, cal.t_end], rtol=0, atol=1e-9 * (cal.t_start - cal.t_end)):
+        g0 = np.asarray(start, dtype=np.float64)  # length, order and finiteness: _check_start_early
+        if not np.allclose(g0[[0, -1]], [cal.t_start, cal.t_end], rtol=0, atol=1e-9 * (cal.t_start - cal.t_end)):
             raise UsageError("start", f"start must be a decreasing grid of {steps + 1} times from {cal.t_start:g} to "
                                       f"{cal.t_end:g} ({spec.name} at NFE {nfe} takes {steps} steps), got "
                                       f"{np.array2string(g0, precision=4)}")
