@@ -75,6 +75,31 @@ def test_optimised_grid_beats_the_best_builtin_grid_on_held_out_noises():
     assert grid_opt.evaluate("ipndm", "gmm2d", best, calibration=8, heldout=16)["reduction"] == 0.0
     d = res.to_dict()
     assert d["reduction"] == res.reduction and len(d["grid"]) == 7 and "held-out" in res.report()
+    # the interval is over the same held-out samples as the cut, and the same one evaluate() gives
+    low, high = res.heldout_interval
+    assert low < res.reduction < high and same["reduction_interval"] == res.heldout_interval
+    assert d["heldout_interval"] == [low, high] and "paired bootstrap" in res.report()
+
+
+def test_reduction_interval_is_paired_and_exact_where_the_cut_is_the_same_in_every_sample():
+    rng = np.random.default_rng(3)
+    base = rng.chisquare(2, size=50)  # heavy-ish tailed per-sample squared errors
+    # the same 4x smaller squared error in every sample: a cut of exactly 50% in every paired resample
+    assert grid_opt.reduction_interval(0.25 * base, base) == pytest.approx((0.5, 0.5), abs=1e-12)
+    assert grid_opt.reduction_interval(base, base) == pytest.approx((0.0, 0.0), abs=1e-12)
+    # a cut that varies over samples: an interval around the point estimate, narrower at a lower level
+    mixed = base * rng.uniform(0.1, 1.0, size=50)
+    point = 1 - np.sqrt(mixed.mean() / base.mean())
+    lo95, hi95 = grid_opt.reduction_interval(mixed, base)
+    lo50, hi50 = grid_opt.reduction_interval(mixed, base, level=0.5)
+    assert lo95 < lo50 < point < hi50 < hi95
+    assert grid_opt.reduction_interval(mixed, base) == (lo95, hi95)  # fixed seed: the same numbers every call
+    # fewer than two samples or a zero baseline: no interval (NaN; None in JSON), and the result still compares
+    assert all(np.isnan(grid_opt.reduction_interval(base[:1], base[:1])))
+    assert all(np.isnan(grid_opt.reduction_interval(base[:3], np.zeros(3))))
+    one = grid_opt.optimize("ipndm", "gmm1d", 6, calibration=4, heldout=1, maxfev=10)
+    assert one.to_dict()["heldout_interval"] == [None, None] and one == one and "bootstrap" not in one.report()
+    assert json.loads(json.dumps(one.to_dict()))["heldout_interval"] == [None, None]
 
 
 @pytest.mark.parametrize("args, kwargs, param", [
