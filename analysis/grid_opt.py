@@ -27,6 +27,11 @@ Besides the RMS errors the JSON gives, per budget, how the direct cut is spread 
 and the optimised grid), and ``x0_gap``: the RMS difference between the network's and the surrogate's
 ``x0`` predictions along the network's own 100-step DDIM path from 16 noises (where the two ODEs differ).
 
+Each held-out cut comes with its 95% paired bootstrap interval over the held-out samples
+(:func:`pndmkit.studies.grid_opt.reduction_interval`): ``direct.heldout_interval`` and
+``transfer.reduction_interval``; ``--add-intervals`` adds them to a JSON written before they existed, from its
+stored grids (minutes, no optimisation).
+
 Run: ``python -m analysis.grid_opt [--nfe 5,6,8,10] [--calibration 96] [--heldout 96]
 [--out analysis/results/grid_opt_digits.json]``. About 40 CPU-minutes with the references shipped in
 ``analysis/results/real_cache`` (noises 0-191), about 2 hours more from scratch (six blocks of 32 noises,
@@ -123,6 +128,29 @@ def x0_gap(model: str, surrogate: str, schedule, shape, n: int = 16, steps: int 
     return {"t": ts[:-1].tolist(), "x0_gap": gap, "x0_change_per_step": moved}
 
 
+def add_intervals(path: str, cache: str) -> dict:
+    """Add the paired bootstrap intervals of the held-out cuts to a JSON written before they existed.
+
+    Evaluates each budget's stored direct and transfer grids on the same held-out noises
+    (:func:`pndmkit.studies.grid_opt.evaluate`); every run is deterministic, so the errors must match the
+    stored ones (checked) and the intervals are those a fresh run writes. No optimisation runs.
+    """
+    out = json.loads(Path(path).read_text())
+    cfg = out["config"]
+    for nfe, row in out["by_nfe"].items():
+        for key, grid in (("direct", row["direct"]["grid"]), ("transfer", row["surrogate"]["grid"])):
+            ev = grid_opt.evaluate(row["method"], cfg["model"], grid, calibration=cfg["calibration"],
+                                   heldout=cfg["heldout"], cache=cache)
+            stored = row["direct"]["heldout_error"] if key == "direct" else row["transfer"]["error"]
+            assert np.isclose(ev["error"], stored, rtol=1e-9), (nfe, key, ev["error"], stored)
+            field = "heldout_interval" if key == "direct" else "reduction_interval"
+            row[key][field] = list(ev["reduction_interval"])
+            print(f"NFE {nfe} {key}: cut {100 * ev['reduction']:.1f}%, 95% interval "
+                  f"{100 * ev['reduction_interval'][0]:.1f}% to {100 * ev['reduction_interval'][1]:.1f}%", flush=True)
+    Path(path).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="digits")
@@ -138,11 +166,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--cache", default=str(RESULTS / "real_cache"))
     p.add_argument("--out", default=str(RESULTS / "grid_opt_digits.json"))
+    p.add_argument("--add-intervals", action="store_true",
+                   help="only add the held-out cuts' bootstrap intervals to the grids stored in --out")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", StabilityWarning)  # diverging built-in runs are measured, not warned about
+    if args.add_intervals:
+        return add_intervals(args.out, args.cache)
     degree = None if args.degree == "free" else int(args.degree)
     sdegree = None if args.surrogate_degree == "free" else int(args.surrogate_degree)
     shape = grid_opt._shape(args.model, None, None)
@@ -173,6 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
                           **spread(per_sample(held, method, base_grid), per_sample(held, method, direct.grid))},
                "surrogate": {**sur.to_dict(), "seconds": t3 - t2},
                "transfer": {"error": moved["error"], "reduction": moved["reduction"],
+                            "reduction_interval": list(moved["reduction_interval"]),
                             "baseline_kind": moved["baseline_kind"], "baseline_error": moved["baseline_error"]}}
         assert np.isclose(moved["baseline_error"], errs[method]) and np.isclose(direct.baseline_error, errs[method])
         out["by_nfe"][str(nfe)] = row
