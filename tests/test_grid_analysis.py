@@ -1,0 +1,68 @@
+"""The grid studies of analysis/ (global search bound, rechecks) and the README's digits table against their JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analysis import grid_bound  # noqa: E402
+from pndmkit.methods import get_method  # noqa: E402
+from pndmkit.studies import grid_opt  # noqa: E402
+
+RESULTS = ROOT / "analysis" / "results"
+
+
+def test_global_search_on_a_mixture_keeps_the_ends_and_never_ends_above_its_start():
+    cal = grid_opt._study("gmm2d", None, 0, 6, (2,), 0, None, None, None)
+    held = grid_opt._study("gmm2d", None, 6, 8, (2,), 0, None, None, None)
+    saved = []
+    row = grid_bound.search(cal, held, "ipndm", 5, popsize=2, generations=2, bound=1.0, polish=5, seed=0,
+                            save=saved.append)
+    g = np.asarray(row["grid"])
+    assert g.size == 6 and g[0] == cal.t_start and g[-1] == cal.t_end and np.all(np.diff(g) < 0)
+    # the search starts from (and keeps) the best built-in grid on the calibration noises
+    assert row["calibration_error"] <= min(row["calibration_builtin"].values())
+    assert row["calibration_reduction"] == pytest.approx(
+        1 - row["calibration_error"] / row["calibration_builtin"][row["start_kind"]])
+    # the reported errors are those of the reported grid
+    spec = get_method("ipndm")
+    assert grid_opt._error(cal, spec, g) == pytest.approx(row["calibration_error"], rel=1e-12)
+    assert grid_opt._error(held, spec, g) == pytest.approx(row["heldout_error"], rel=1e-12)
+    # one save per generation, then the final one
+    assert len(saved) == 3 and saved[-1]["stage"].endswith("Nelder-Mead") and saved[-1] == row
+
+
+def _row(readme: str, nfe: int) -> str:
+    found = [line for line in readme.splitlines() if re.match(rf"\| {nfe} \| unipc-2", line)]
+    assert len(found) == 1, f"one README row for NFE {nfe} in the digits grid table, got {found}"
+    return found[0]
+
+
+def test_readme_digits_grid_table_is_the_json():
+    readme = (ROOT / "README.md").read_text()
+    direct = json.loads((RESULTS / "grid_opt_digits.json").read_text())["by_nfe"]
+    for nfe, row in direct.items():
+        line = _row(readme, int(nfe))
+        d, t = row["direct"], row["transfer"]
+        low, high = d["heldout_interval"]
+        for text in (f"{row['baseline_error']:.4f}", f"{d['heldout_error']:.4f} (-{100 * d['reduction']:.0f}%)",
+                     f"{100 * low:.0f} to {100 * high:.0f}%", f"+{-100 * t['reduction']:.0f}%"):
+            assert text in line, (nfe, text, line)
+
+
+def test_readme_global_search_numbers_are_the_json():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    bound = json.loads((RESULTS / "grid_bound_digits.json").read_text())["by_nfe"]
+    for nfe, row in bound.items():
+        assert row["stage"].endswith("Nelder-Mead"), f"NFE {nfe}: the search did not finish ({row['stage']})"
+        text = (f"NFE {nfe}: {100 * row['calibration_reduction']:.0f}% in sample, "
+                f"{100 * row['heldout_reduction']:.0f}% held-out")
+        assert text in readme, text
