@@ -50,6 +50,15 @@ def test_grid_family_contains_its_start_and_every_grid_at_full_degree():
     assert np.max(np.abs(fam.grid(fam.theta(other)) - other)) > 1.0  # degree 3 does not
 
 
+def test_a_degree_at_or_above_the_free_count_frees_every_step_and_says_so():
+    capped = grid_opt.optimize("ipndm", "gmm1d", 4, calibration=2, heldout=2, degree=6, maxfev=5)
+    free = grid_opt.optimize("ipndm", "gmm1d", 4, calibration=2, heldout=2, degree=None, maxfev=5)
+    assert capped.degree == free.degree == 3 and np.array_equal(capped.grid, free.grid)
+    assert "3 grid parameters (every step free)" in capped.report()
+    assert "(every step free)" not in grid_opt.optimize("ipndm", "gmm1d", 4, calibration=2, heldout=2, degree=2,
+                                                        maxfev=5).report()
+
+
 def test_degree_and_start_options():
     free = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=16, degree=None)
     smooth = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=16, degree=2)

@@ -152,7 +152,8 @@ class OptimizedGrid:
         """A few lines for people: the grid, the held-out errors and the reduction."""
         kinds = ", ".join(f"{k} {e:.2e}" for k, e in sorted(self.builtin_errors.items(), key=lambda kv: kv[1]))
         return "\n".join([
-            f"{self.method} at NFE {self.nfe} ({_count(self.steps, 'step')}), {_count(self.degree, 'grid parameter')}, "
+            f"{self.method} at NFE {self.nfe} ({_count(self.steps, 'step')}), {_count(self.degree, 'grid parameter')}"
+            f"{' (every step free)' if self.degree == self.steps - 1 and self.degree > 0 else ''}, "
             f"{_count(self.evaluations, 'calibration run')}",
             "grid: " + " ".join(f"{t:.4g}" for t in self.grid),
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
