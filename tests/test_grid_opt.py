@@ -111,6 +111,20 @@ def test_reduction_interval_is_paired_and_exact_where_the_cut_is_the_same_in_eve
     assert json.loads(json.dumps(one.to_dict()))["heldout_interval"] == [None, None]
 
 
+@pytest.mark.parametrize("errors, baseline, level, params", [
+    ([1.0, 2.0], [1.0, 2.0, 3.0], 0.95, ("errors", "baseline")),
+    ([[1.0, 2.0]], [[1.0, 2.0]], 0.95, ("errors", "baseline")),
+    ([1.0, np.nan], [1.0, 2.0], 0.95, ("errors", "baseline")),
+    ([1.0, -2.0], [1.0, 2.0], 0.95, ("errors", "baseline")),
+    ([1.0, 2.0], [1.0, 2.0], 1.5, ("level",)),
+    ([1.0, 2.0], [1.0, 2.0], "high", ("level",)),
+])
+def test_reduction_interval_bad_input_names_the_parameter(errors, baseline, level, params):
+    with pytest.raises(UsageError) as info:
+        grid_opt.reduction_interval(np.asarray(errors), np.asarray(baseline), level=level)
+    assert info.value.params == params
+
+
 @pytest.mark.parametrize("args, kwargs, param", [
     (("ddim", "gmm1d", 0), {}, "nfe"),
     (("f-pndm", "gmm1d", 3), {}, "nfe"),

@@ -325,10 +325,25 @@ def reduction_interval(errors: NDArray[np.float64], baseline: NDArray[np.float64
     (low, high) : tuple of float
         Percentile interval of :func:`scipy.stats.bootstrap` (fixed seed: the same numbers every run);
         ``(nan, nan)`` with fewer than two samples or a zero baseline.
+
+    Raises
+    ------
+    UsageError
+        ``errors`` / ``baseline`` not two 1-D arrays of the same length of finite values >= 0, or ``level``
+        outside ``(0, 1)``.
     """
     from scipy.stats import bootstrap
 
+    with blame("level"):
+        level = check_real(level, "level")
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
     a, b = np.asarray(errors, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) \
+            or np.any(a < 0) or np.any(b < 0):
+        raise UsageError(("errors", "baseline"), f"errors and baseline must be 1-D arrays of the same length of "
+                                                 f"per-sample squared errors (finite, >= 0), got shapes {a.shape} "
+                                                 f"and {b.shape}")
     if a.size < 2 or not np.any(b > 0):
         return (math.nan, math.nan)
 
