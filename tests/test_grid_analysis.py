@@ -54,7 +54,8 @@ def test_readme_digits_grid_table_is_the_json():
         d, t = row["direct"], row["transfer"]
         low, high = d["heldout_interval"]
         for text in (f"{row['baseline_error']:.4f}", f"{d['heldout_error']:.4f} (-{100 * d['reduction']:.0f}%)",
-                     f"{100 * low:.0f} to {100 * high:.0f}%", f"+{-100 * t['reduction']:.0f}%"):
+                     f"{100 * low:.0f} to {100 * high:.0f}%", f"| {100 * d['median_reduction']:.0f}% |",
+                     f"+{-100 * t['reduction']:.0f}%"):
             assert text in line, (nfe, text, line)
 
 

@@ -103,26 +103,36 @@ def test_reduction_interval_is_paired_and_exact_where_the_cut_is_the_same_in_eve
     lo50, hi50 = grid_opt.reduction_interval(mixed, base, level=0.5)
     assert lo95 < lo50 < point < hi50 < hi95
     assert grid_opt.reduction_interval(mixed, base) == (lo95, hi95)  # fixed seed: the same numbers every call
-    # fewer than two samples or a zero baseline: no interval (NaN; None in JSON), and the result still compares
-    assert all(np.isnan(grid_opt.reduction_interval(base[:1], base[:1])))
-    assert all(np.isnan(grid_opt.reduction_interval(base[:3], np.zeros(3))))
+    # too few samples, or resamples with a zero baseline (an unbounded cut): no interval (NaN; None in JSON)
+    n = grid_opt.INTERVAL_MIN_SAMPLES
+    assert all(np.isnan(grid_opt.reduction_interval(base[:n - 1], base[:n - 1])))
+    assert not any(np.isnan(grid_opt.reduction_interval(base[:n], 0.5 * base[:n])))
+    assert all(np.isnan(grid_opt.reduction_interval(base[:n], np.zeros(n))))
+    assert all(np.isnan(grid_opt.reduction_interval(np.ones(n), np.r_[np.zeros(n - 1), 1.0])))
     one = grid_opt.optimize("ipndm", "gmm1d", 6, calibration=4, heldout=1, maxfev=10)
     assert one.to_dict()["heldout_interval"] == [None, None] and one == one and "bootstrap" not in one.report()
+    assert f"no interval of the cut: 1 held-out sample (an interval needs at least {n}" in one.report()
     assert json.loads(json.dumps(one.to_dict()))["heldout_interval"] == [None, None]
+    assert one.to_dict()["interval_level"] == 0.95
 
 
-@pytest.mark.parametrize("errors, baseline, level, params", [
-    ([1.0, 2.0], [1.0, 2.0, 3.0], 0.95, ("errors", "baseline")),
-    ([[1.0, 2.0]], [[1.0, 2.0]], 0.95, ("errors", "baseline")),
-    ([1.0, np.nan], [1.0, 2.0], 0.95, ("errors", "baseline")),
-    ([1.0, -2.0], [1.0, 2.0], 0.95, ("errors", "baseline")),
-    ([1.0, 2.0], [1.0, 2.0], 1.5, ("level",)),
-    ([1.0, 2.0], [1.0, 2.0], "high", ("level",)),
+@pytest.mark.parametrize("errors, baseline, level, params, shown", [
+    ([1.0, 2.0], [1.0, 2.0, 3.0], 0.95, ("errors", "baseline"), "got 2 and 3 values"),
+    ([[1.0, 2.0]], [1.0, 2.0], 0.95, ("errors",), "shape (1, 2)"),
+    ([1.0, 2.0], [1.0, np.nan], 0.95, ("baseline",), "nan at index 1"),
+    ([1.0, -2.0], [1.0, 2.0], 0.95, ("errors",), "-2.0 at index 1"),
+    ([1.0, np.inf], [1.0, 2.0], 0.95, ("errors",), "inf at index 1"),
+    (["a", "b"], [1.0, 2.0], 0.95, ("errors",), "'a'"),
+    ([True, False], [1.0, 2.0], 0.95, ("errors",), "bool"),
+    ([1.0, 2.0], [1j, 2.0], 0.95, ("baseline",), "complex"),
+    ([[1.0], [1.0, 2.0]], [1.0, 2.0], 0.95, ("errors",), "per-sample squared errors"),
+    ([1.0, 2.0], [1.0, 2.0], 1.5, ("level",), "1.5"),
+    ([1.0, 2.0], [1.0, 2.0], "high", ("level",), "high"),
 ])
-def test_reduction_interval_bad_input_names_the_parameter(errors, baseline, level, params):
+def test_reduction_interval_bad_input_names_the_parameter_and_the_value(errors, baseline, level, params, shown):
     with pytest.raises(UsageError) as info:
-        grid_opt.reduction_interval(np.asarray(errors), np.asarray(baseline), level=level)
-    assert info.value.params == params
+        grid_opt.reduction_interval(errors, baseline, level=level)
+    assert info.value.params == params and shown in str(info.value)
 
 
 @pytest.mark.parametrize("args, kwargs, param", [

@@ -89,7 +89,8 @@ class OptimizedGrid:
         Held-out error of every built-in kind.
     heldout_interval : (float, float)
         95% paired bootstrap interval of :attr:`reduction` over the held-out samples
-        (:func:`reduction_interval`): how far the cut can be trusted at this many held-out noises.
+        (:func:`reduction_interval`): how far the cut can be trusted at this many held-out noises; ``(nan, nan)``
+        with fewer than :data:`INTERVAL_MIN_SAMPLES` of them (``None`` in :meth:`to_dict`).
     evaluations : int
         Objective evaluations (sampling runs on the calibration noises).
     reference_error : float
@@ -159,10 +160,11 @@ class OptimizedGrid:
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
             f"{abs(100 * self.reduction):.1f}% {'smaller' if self.reduction >= 0 else 'larger'} "
             f"(calibration error {self.calibration_error:.3e})",
-            *([] if math.isnan(self.heldout_interval[0]) else [
-                f"{100 * INTERVAL_LEVEL:.0f}% interval of the cut over the {_count(self.heldout, 'held-out sample')} "
-                f"(paired bootstrap): {100 * self.heldout_interval[0]:+.1f}% to {100 * self.heldout_interval[1]:+.1f}%"
-                f" (+ = smaller)"]),
+            f"no interval of the cut: {_count(self.heldout, 'held-out sample')} (an interval needs at least "
+            f"{INTERVAL_MIN_SAMPLES} and a non-zero baseline error)" if math.isnan(self.heldout_interval[0]) else
+            f"{100 * INTERVAL_LEVEL:.0f}% interval of the cut over the {_count(self.heldout, 'held-out sample')} "
+            f"(paired bootstrap): {100 * self.heldout_interval[0]:+.1f}% to {100 * self.heldout_interval[1]:+.1f}%"
+            f" (+ = smaller)",
             f"built-in grids (held-out): {kinds}",
             f"reference error {self.reference_error:.1e}",
         ])
@@ -174,6 +176,7 @@ class OptimizedGrid:
         out["start_grid"] = None if self.start_grid is None else [float(t) for t in self.start_grid]
         out["reduction"] = self.reduction
         out["heldout_interval"] = [None if math.isnan(v) else v for v in self.heldout_interval]  # JSON has no NaN
+        out["interval_level"] = INTERVAL_LEVEL
         return out
 
 
@@ -307,6 +310,27 @@ def _error(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) -> float:
 INTERVAL_LEVEL = 0.95
 INTERVAL_RESAMPLES = 2000
 
+#: fewest held-out samples a bootstrap interval is given for (below, a percentile interval is noise)
+INTERVAL_MIN_SAMPLES = 8
+
+
+def _per_sample(name: str, value: Any) -> NDArray[np.float64]:
+    """``value`` as a 1-D float64 array of per-sample squared errors, or a UsageError naming ``name``."""
+    what = f"{name} must be a 1-D array of per-sample squared errors (real numbers >= 0)"
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nesting
+        raise UsageError(name, f"{what}, got {value!r} ({exc})") from None
+    if arr.dtype.kind not in "iuf":  # bools, complex, strings, objects
+        raise UsageError(name, f"{what}, got {arr.dtype} values {value!r}")
+    if arr.ndim != 1:
+        raise UsageError(name, f"{what}, got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0))
+    if bad.size:
+        raise UsageError(name, f"{what}, got {float(arr[bad[0]])!r} at index {int(bad[0])}")
+    return arr
+
 
 def reduction_interval(errors: NDArray[np.float64], baseline: NDArray[np.float64],
                        level: float = INTERVAL_LEVEL) -> tuple[float, float]:
@@ -318,19 +342,20 @@ def reduction_interval(errors: NDArray[np.float64], baseline: NDArray[np.float64
         Mean squared end-point error of each sample on the grid judged and on the baseline grid, from the same
         noises (so they are resampled together: a paired bootstrap).
     level : float
-        Confidence level.
+        Confidence level, in ``(0, 1)``.
 
     Returns
     -------
     (low, high) : tuple of float
-        Percentile interval of :func:`scipy.stats.bootstrap` (fixed seed: the same numbers every run);
-        ``(nan, nan)`` with fewer than two samples or a zero baseline.
+        Percentile interval of :func:`scipy.stats.bootstrap` (fixed seed: the same numbers every run).
+        ``(nan, nan)`` (no interval) with fewer than :data:`INTERVAL_MIN_SAMPLES` samples, or where some
+        resamples have a zero baseline error (the cut is then unbounded).
 
     Raises
     ------
     UsageError
-        ``errors`` / ``baseline`` not two 1-D arrays of the same length of finite values >= 0, or ``level``
-        outside ``(0, 1)``.
+        Naming ``errors`` or ``baseline`` (not a 1-D array of finite real values >= 0, or of different
+        lengths) or ``level`` (not a real number in ``(0, 1)``).
     """
     from scipy.stats import bootstrap
 
@@ -338,22 +363,25 @@ def reduction_interval(errors: NDArray[np.float64], baseline: NDArray[np.float64
         level = check_real(level, "level")
         if not 0.0 < level < 1.0:
             raise ValueError(f"level must be in (0, 1), got {level!r}")
-    a, b = np.asarray(errors, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
-    if a.ndim != 1 or a.shape != b.shape or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) \
-            or np.any(a < 0) or np.any(b < 0):
-        raise UsageError(("errors", "baseline"), f"errors and baseline must be 1-D arrays of the same length of "
-                                                 f"per-sample squared errors (finite, >= 0), got shapes {a.shape} "
-                                                 f"and {b.shape}")
-    if a.size < 2 or not np.any(b > 0):
+    a, b = _per_sample("errors", errors), _per_sample("baseline", baseline)
+    if a.size != b.size:
+        raise UsageError(("errors", "baseline"), f"errors and baseline must have one value per sample of the same "
+                                                 f"samples, got {a.size} and {b.size} values")
+    if a.size < INTERVAL_MIN_SAMPLES:
         return (math.nan, math.nan)
 
     def cut(x: NDArray[np.float64], y: NDArray[np.float64], axis: int = -1) -> NDArray[np.float64]:
         with np.errstate(divide="ignore", invalid="ignore"):
             return 1.0 - np.sqrt(np.mean(x, axis=axis) / np.mean(y, axis=axis))
 
-    res = bootstrap((a, b), cut, paired=True, vectorized=True, n_resamples=INTERVAL_RESAMPLES,
-                    confidence_level=level, method="percentile", random_state=np.random.default_rng(0))
-    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = bootstrap((a, b), cut, paired=True, vectorized=True, n_resamples=INTERVAL_RESAMPLES,
+                        confidence_level=level, method="percentile", random_state=np.random.default_rng(0))
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return (math.nan, math.nan)
+    return (low, high)
 
 
 def _builtin(study: Study, steps: int, kinds: Sequence[str]) -> dict[str, NDArray[np.float64]]:
