@@ -262,3 +262,19 @@ def test_a_network_cache_that_is_not_a_folder_path_names_cache(cache):
     with pytest.raises(UsageError, match="cache must be a folder path") as info:
         grid_opt.optimize("ipndm", "digits", 5, cache=cache)
     assert info.value.params == ("cache",)
+
+
+@pytest.mark.parametrize("call, params, shown", [
+    (lambda: grid_opt.evaluate("ipndm", "gmm2d", [5000.0, -1.0]), ("grid",), "grid[0]=5000.0 lies outside"),
+    (lambda: grid_opt.evaluate("ipndm", "gmm2d", [999.0, -7.0]), ("grid",), "grid[-1]=-7.0 lies outside"),
+    (lambda: grid_opt.evaluate("ipndm", "gmm2d", ["999", "500", "-1"]), ("grid",), "'999'"),
+    (lambda: grid_opt.evaluate("ipndm", "gmm2d", [True, False]), ("grid",), "True"),
+    (lambda: grid_opt.optimize("ipndm", "gmm2d", 5, t_start=2000.0), ("t_start",), "t_start=2000.0 lies outside"),
+    (lambda: grid_opt.optimize("ipndm", "gmm2d", 5, t_end=-5.0), ("t_end",), "t_end=-5.0 lies outside"),
+    (lambda: grid_opt.optimize("ipndm", None, 6), ("problem_or_model",), "NoneType"),
+    (lambda: grid_opt.optimize("ipndm", "gmm2d", 5, start=[999, "a", -1]), ("start",), "'a'"),
+])
+def test_times_outside_the_schedule_and_non_numbers_name_the_parameter(call, params, shown):
+    with pytest.raises(UsageError) as info:
+        call()
+    assert info.value.params == params and shown in str(info.value)

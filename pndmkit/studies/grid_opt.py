@@ -213,8 +213,20 @@ def _blocks(first: int, n: int, size: Optional[int] = None) -> list[tuple[int, i
     return out
 
 
+def _check_ends(sched: NoiseSchedule, t0: float, t1: float, ends: tuple[str, str]) -> None:
+    """Both end times in the schedule's domain and ``t1 < t0``; errors name ``ends`` (e.g. ``grid[0]``)."""
+    for label, t in zip(ends, (t0, t1)):
+        with blame(label.split("[")[0]):
+            sched.check_time(t, label)
+    if t1 >= t0:
+        raise UsageError(tuple(dict.fromkeys(e.split("[")[0] for e in ends)),
+                         f"{ends[1]} must be below {ends[0]} (the grid runs from noise to data), got {ends[0]}={t0:g}, "
+                         f"{ends[1]}={t1:g}")
+
+
 def _study(target: Any, schedule: Optional[NoiseSchedule], first: int, n: int, shape: tuple[int, ...], seed: int,
-           t_start: Optional[float], t_end: Optional[float], cache: Any, progress: bool = False) -> Study:
+           t_start: Optional[float], t_end: Optional[float], cache: Any, progress: bool = False,
+           ends: tuple[str, str] = ("t_start", "t_end")) -> Study:
     """A study of ``target`` (problem or model) on the noises ``first .. first + n - 1`` and the interval.
 
     The interval defaults to the schedule's. A network's reference is solved (and cached) per block of
@@ -229,9 +241,7 @@ def _study(target: Any, schedule: Optional[NoiseSchedule], first: int, n: int, s
         sched = schedule or DiscreteVP.linear()
         t0 = sched.t_start if t_start is None else float(t_start)
         t1 = sched.t_end if t_end is None else float(t_end)
-        if t1 >= t0:
-            raise UsageError(("t_start", "t_end"), f"t_end must be below t_start (the grid runs from noise to data), "
-                                                   f"got t_start={t0:g}, t_end={t1:g}")
+        _check_ends(sched, t0, t1, ends)
         x = _noises(first, n, shape, seed).reshape(n, -1)
         loose = gm.reference(x, sched, t0, t1, rtol=1e-12, atol=1e-12)
         tight = gm.reference(x, sched, t0, t1, rtol=1e-13, atol=1e-13)
@@ -243,6 +253,7 @@ def _study(target: Any, schedule: Optional[NoiseSchedule], first: int, n: int, s
     _, sched, _, _, _ = load_model(target, schedule)
     t0 = sched.t_start if t_start is None else t_start
     t1 = sched.t_end if t_end is None else t_end
+    _check_ends(sched, float(t0), float(t1), ends)
 
     def part(i: int, k: int) -> Any:
         block = REFERENCE_BLOCK
@@ -278,7 +289,7 @@ def _shape(target: Any, schedule: Optional[NoiseSchedule], shape: Optional[Seque
     try:
         shp = load_model(target, schedule)[2]
     except UsageError as exc:
-        if isinstance(target, str) and "model" in exc.params:
+        if "model" in exc.params:  # the loader's parameter is this function's problem_or_model
             raise UsageError("problem_or_model", f"{exc}; or one of the built-in problems "
                                                  f"{', '.join(sorted(PROBLEMS))}") from exc
         raise
@@ -431,6 +442,18 @@ class _Family:
         return np.linalg.lstsq(full, z, rcond=None)[0][1:]
 
 
+def _times(name: str, value: Any, what: str) -> NDArray[np.float64]:
+    """``value`` as a float64 array of times; strings, bools and mappings (which numpy would take) are refused."""
+    if isinstance(value, (str, bytes, dict, set)) or any(isinstance(v, (str, bytes, bool, np.bool_))
+                                                          for v in np.ravel(np.asarray(value, dtype=object))):
+        raise UsageError(name, f"{name} must be {what}, got {value!r}")
+    with blame(name):
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be {what}, got {value!r}") from exc
+
+
 def _check_start_early(start: Any, kinds: Sequence[str], steps: int) -> None:
     """The checks of ``start`` that need no reference: a kind of ``kinds``, or ``steps + 1`` decreasing times."""
     if start is None:
@@ -440,13 +463,7 @@ def _check_start_early(start: Any, kinds: Sequence[str], steps: int) -> None:
             raise UsageError("start", f"start must be one of the grid kinds {sorted(kinds)} or a sequence of times, "
                                       f"got {start!r}")
         return
-    if isinstance(start, (dict, set)) or any(isinstance(v, (str, bytes, bool)) for v in np.ravel(start)):
-        raise UsageError("start", f"start must be a grid kind or a sequence of times, got {start!r}")
-    with blame("start"):
-        try:
-            g0 = np.asarray(start, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"start must be a grid kind or a sequence of times, got {start!r}") from exc
+    g0 = _times("start", start, "a grid kind or a sequence of times")
     if g0.shape != (steps + 1,) or not np.all(np.isfinite(g0)) or not np.all(np.diff(g0) < 0):
         raise UsageError("start", f"start must be a decreasing grid of {steps + 1} finite times (the method takes "
                                   f"{steps} steps at this NFE), got {np.array2string(g0, precision=4)}")
@@ -522,12 +539,12 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
     """
     spec = _check_args(method, problem_or_model, schedule=schedule, calibration=calibration, heldout=heldout,
                        seed=seed, shape=shape, kinds=kinds, cache=cache, calibration_minimum=0)
-    with blame("grid"):
-        times = np.asarray(grid, dtype=np.float64)
-        if times.ndim != 1 or times.size < 2 or not np.all(np.isfinite(times)) or np.any(np.diff(times) >= 0):
-            raise ValueError(f"grid must be a decreasing 1-D sequence of at least 2 finite times, got {grid!r}")
+    what = "a decreasing 1-D sequence of at least 2 finite times"
+    times = _times("grid", grid, what)
+    if times.ndim != 1 or times.size < 2 or not np.all(np.isfinite(times)) or np.any(np.diff(times) >= 0):
+        raise UsageError("grid", f"grid must be {what}, got {grid!r}")
     study = _study(problem_or_model, schedule, calibration, heldout, _shape(problem_or_model, schedule, shape), seed,
-                   times[0], times[-1], cache)
+                   times[0], times[-1], cache, ends=("grid[0]", "grid[-1]"))
     judged = _judge(study, spec, times, kinds)
     if not judged["builtin_errors"]:
         raise UsageError("kinds", f"none of the grid kinds {list(kinds)} gives {times.size - 1} steps on this "
