@@ -1,4 +1,4 @@
-"""How far any grid can cut the error on the digits UNet: a global search over every free step (issue 15).
+"""How far any grid can cut the error on the digits UNet: a global search over every free step.
 
 :func:`pndmkit.grids.optimize` moves the log step lengths of the best built-in grid by a smooth (degree-3)
 Legendre polynomial and runs Nelder-Mead from there, a local search. This study asks whether that family or
@@ -25,7 +25,7 @@ held-out noises); a run there costs about 2 CPU-hours (``--nfe 10``; the populat
 
 Run: ``python -m analysis.grid_bound [--nfe 5,6] [--out analysis/results/grid_bound_digits.json]``. One
 objective evaluation runs the method on 96 noises in float64 (about 2.7 s at NFE 5 and 3.2 s at NFE 6 on one
-CPU thread); the defaults spend about 30 and 40 CPU-minutes. The JSON is rewritten after every generation, so
+CPU thread); the defaults spent 31 and 33 CPU-minutes. The JSON is rewritten after every generation, so
 an interrupted run keeps its best point so far (``stage`` says where it stopped).
 """
 
@@ -117,21 +117,24 @@ def search(cal, held, method: str, nfe: int, *, popsize: int, generations: int, 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="digits")
-    p.add_argument("--nfe", type=_ints, default=[5, 6])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                epilog="Cost: about 30 CPU-minutes per budget at NFE 5-6 with the defaults; "
+                                       "see the module docstring.")
+    p.add_argument("--model", default="digits", help="network: checkpoint name or path (default: digits)")
+    p.add_argument("--nfe", type=_ints, default=[5, 6], help="NFE budgets, comma-separated (default: 5,6)")
     p.add_argument("--from", dest="source", default=str(RESULTS / "grid_opt_digits.json"),
                    help="analysis/grid_opt.py's JSON: the best method of each budget")
-    p.add_argument("--calibration", type=int, default=96)
-    p.add_argument("--heldout", type=int, default=96)
-    p.add_argument("--popsize", type=int, default=5)
-    p.add_argument("--generations", type=int, default=12)
-    p.add_argument("--bound", type=float, default=1.5)
+    p.add_argument("--calibration", type=int, default=96, help="noises 0..N-1 the grids are fitted on")
+    p.add_argument("--heldout", type=int, default=96, help="the next N noises, the result is judged on")
+    p.add_argument("--popsize", type=int, default=5, help="differential evolution: members per parameter")
+    p.add_argument("--generations", type=int, default=12, help="differential evolution generations")
+    p.add_argument("--bound", type=float, default=1.5, help="each parameter in [-bound, bound]")
     p.add_argument("--polish", type=int, default=60, help="Nelder-Mead evaluations per parameter")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--cache", default=str(RESULTS / "real_cache"))
-    p.add_argument("--out", default=str(RESULTS / "grid_bound_digits.json"))
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (not of the noises)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--cache", default=str(RESULTS / "real_cache"), help="reference cache (new blocks are written here)")
+    p.add_argument("--out", default=str(RESULTS / "grid_bound_digits.json"),
+                   help="JSON written (default: the shipped one, overwritten)")
     args = p.parse_args(argv)
     import torch
 
