@@ -38,6 +38,7 @@ import re
 import signal
 import sys
 import threading
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -226,6 +227,24 @@ def _exit(code: int, message: str) -> SystemExit:
     return exc
 
 
+#: the interpreter's own warning printer (replaced only while a command runs and nobody else replaced it)
+_PLAIN_SHOWWARNING = warnings.showwarning
+
+
+@contextmanager
+def _one_line_warnings(prog: str) -> Iterator[None]:
+    """Print warnings as ``prog: warning: Category: message`` (no source file and line: that is the
+    library's, not the user's). Left alone where something else (a test runner, a host program) already
+    replaced :func:`warnings.showwarning`."""
+    with warnings.catch_warnings():
+        if warnings.showwarning is _PLAIN_SHOWWARNING:
+            def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ARG001
+                print(f"{prog}: warning: {category.__name__}: {message}", file=file or sys.stderr, flush=True)
+
+            warnings.showwarning = show
+        yield
+
+
 def _fail(prog: str, detail: str, code: int = EXIT_USAGE) -> SystemExit:
     line = f"{prog}: error: {' '.join(detail.split())}"
     print(line, file=sys.stderr, flush=True)
@@ -286,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             what = unchosen.metavar or "COMMAND"
             raise _fail(prog, f"{'an' if what[0] in 'AEIOU' else 'a'} {what} is required: "
                               f"{', '.join(unchosen.choices)} (see {prog} --help)")
-        with _sigterm_interrupts():
+        with _sigterm_interrupts(), _one_line_warnings(prog):
             code = int(args.func(args) or 0)
             sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
             return code

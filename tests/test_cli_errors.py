@@ -393,6 +393,17 @@ def test_python_dash_m_pndmkit_sample_misspelt_method(tmp_path):
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "o").exists()
 
 
+def test_warnings_print_as_one_line_naming_the_command(tmp_path):
+    """A StabilityWarning printed the library's file, line and source line (``sys.exit(main())``)."""
+    proc = _subprocess([sys.executable, "-m", "pndmkit", "grid", "optimize", "--method", "f-pndm", "--nfe", "6",
+                        "--problem", "gmm1d", "--calibration", "2", "--heldout", "2", "--maxfev", "5"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines and all(line.startswith("pndmkit grid optimize: warning: StabilityWarning: f-pndm: step 1")
+                         for line in lines), proc.stderr
+    assert ".py:" not in proc.stderr and "main()" not in proc.stderr
+
+
 def test_a_closed_pipe_ends_quietly(tmp_path):
     """`pndmkit methods --json | head` printed a BrokenPipeError traceback: the reader here is gone before the
     command writes, so every write fails, deterministically."""
