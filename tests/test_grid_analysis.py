@@ -59,6 +59,20 @@ def test_readme_digits_grid_table_is_the_json():
             assert text in line, (nfe, text, line)
 
 
+def test_readme_recheck_table_is_the_json():
+    readme = (ROOT / "README.md").read_text()
+    direct = json.loads((RESULTS / "grid_opt_digits.json").read_text())["by_nfe"]
+    for nfe, row in direct.items():
+        found = [line for line in readme.splitlines() if line.startswith(f"| {nfe} | 96-287 |")]
+        assert len(found) == 1, found
+        d, t = row["recheck"]["192"]["direct"], row["recheck"]["192"]["transfer"]
+        low, high = d["reduction_interval"]
+        for text in (f"| {d['baseline_kind']} | {d['baseline_error']:.4f} |",
+                     f"{d['error']:.4f} (-{100 * d['reduction']:.0f}%)", f"{100 * low:.0f} to {100 * high:.0f}%",
+                     f"{t['error']:.3f} (+{-100 * t['reduction']:.0f}%)"):
+            assert text in found[0], (nfe, text, found[0])
+
+
 def test_readme_global_search_numbers_are_the_json():
     readme = " ".join((ROOT / "README.md").read_text().split())
     bound = json.loads((RESULTS / "grid_bound_digits.json").read_text())["by_nfe"]

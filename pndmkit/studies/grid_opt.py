@@ -604,7 +604,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     cache : path, optional
         For a network: folder of cached references (:func:`pndmkit.studies.real.model_study`), one sub-folder
         per block of :data:`REFERENCE_BLOCK` noises. ``analysis/results/real_cache`` in the source tree holds the
-        digits model's noises 0-191 (seed 0, whole interval): with ``calibration + heldout <= 192`` nothing is
+        digits model's noises 0-287 (seed 0, whole interval): with ``calibration + heldout <= 288`` nothing is
         solved (a part of a cached block is read from it).
     progress : bool
         tqdm bars over the objective evaluations and, for a network, over each block's reference solve.
