@@ -1,4 +1,4 @@
-"""How far any grid can cut the error on the digits UNet: a global search over every free step.
+"""A global search over every free step of a grid on the digits UNet: does it cut past the smooth family?
 
 :func:`pndmkit.grids.optimize` moves the log step lengths of the best built-in grid by a smooth (degree-3)
 Legendre polynomial and runs Nelder-Mead from there, a local search. This study asks whether that family or
@@ -18,9 +18,9 @@ fitting is easiest; the JSON reports it as a cut of the best built-in grid's cal
 held-out error of the same grid (noises 96-191) as a cut of the held-out baseline.
 
 The default budgets are NFE 5 and 6, where the smooth family's cut is smallest *in sample* (25% and 21%): if a
-global search over every step cannot reach 30% on the very noises it fits, no grid choice meets a 30% goal
-there. At NFE 8 the smooth family meets it, and at NFE 10 it already cuts 30% in sample (what it loses is on the
-held-out noises); a run there costs about 2 CPU-hours (``--nfe 10``; the population is a power of two, 64 for
+global search over every step does not reach 30% on the very noises it fits, a 30% target there is out of reach
+of grid choice for that method (as far as a randomised search can tell; it is not a proof). At NFE 8 and 10 the
+smooth family already cuts 30% or more in sample (what it loses is on the held-out noises); a run there costs about 2 CPU-hours (``--nfe 10``; the population is a power of two, 64 for
 9 parameters).
 
 Run: ``python -m analysis.grid_bound [--nfe 5,6] [--out analysis/results/grid_bound_digits.json]``. One
@@ -117,13 +117,14 @@ def search(cal, held, method: str, nfe: int, *, popsize: int, generations: int, 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog="python -m analysis.grid_bound", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 epilog="Cost: about 30 CPU-minutes per budget at NFE 5-6 with the defaults; "
                                        "see the module docstring.")
     p.add_argument("--model", default="digits", help="network: checkpoint name or path (default: digits)")
     p.add_argument("--nfe", type=_ints, default=[5, 6], help="NFE budgets, comma-separated (default: 5,6)")
     p.add_argument("--from", dest="source", default=str(RESULTS / "grid_opt_digits.json"),
-                   help="analysis/grid_opt.py's JSON: the best method of each budget")
+                   help="analysis/grid_opt.py's JSON, read for the best method of each budget")
     p.add_argument("--calibration", type=int, default=96, help="noises 0..N-1 the grids are fitted on")
     p.add_argument("--heldout", type=int, default=96, help="the next N noises, the result is judged on")
     p.add_argument("--popsize", type=int, default=5, help="differential evolution: members per parameter")

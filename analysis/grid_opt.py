@@ -156,7 +156,8 @@ def add_intervals(path: str, cache: str, heldout: int | None = None) -> dict:
                 row.setdefault("recheck", {}).setdefault(str(n), {})[key] = {
                     "error": ev["error"], "reduction": ev["reduction"],
                     "reduction_interval": list(ev["reduction_interval"]), "baseline_kind": ev["baseline_kind"],
-                    "baseline_error": ev["baseline_error"], "builtin_errors": ev["builtin_errors"]}
+                    "baseline_error": ev["baseline_error"], "builtin_errors": ev["builtin_errors"],
+                    "reference_error": ev["reference_error"]}
             print(f"NFE {nfe} {key} on {n} held-out noises: cut {100 * ev['reduction']:.1f}%, 95% interval "
                   f"{100 * ev['reduction_interval'][0]:.1f}% to {100 * ev['reduction_interval'][1]:.1f}%", flush=True)
             Path(path).write_text(json.dumps(out, indent=1) + "\n")
@@ -164,7 +165,8 @@ def add_intervals(path: str, cache: str, heldout: int | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog="python -m analysis.grid_opt", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 epilog="Cost: about 40 CPU-minutes with the shipped references (noises 0-287); "
                                        "see the module docstring.")
     p.add_argument("--model", default="digits", help="network: checkpoint name or path (default: digits)")
@@ -184,12 +186,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--add-intervals", action="store_true",
                    help="only judge the grids stored in --out again: add the held-out cuts' bootstrap intervals, "
                         "or, with --recheck N, judge them on N held-out noises")
-    p.add_argument("--recheck", type=int, default=None, help="with --add-intervals: held-out noises to judge on")
+    p.add_argument("--recheck", type=int, default=None,
+                   help="with --add-intervals: judge the stored grids on this many held-out noises, from noise "
+                        "--calibration on (results under 'recheck')")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", StabilityWarning)  # diverging built-in runs are measured, not warned about
+    if args.recheck is not None and not args.add_intervals:
+        p.error("--recheck N judges the stored grids again: it needs --add-intervals (without it the whole study "
+                "would run and overwrite --out)")
     if args.add_intervals:
         return add_intervals(args.out, args.cache, args.recheck)
     degree = None if args.degree == "free" else int(args.degree)

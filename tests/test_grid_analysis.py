@@ -73,6 +73,20 @@ def test_readme_recheck_table_is_the_json():
             assert text in found[0], (nfe, text, found[0])
 
 
+def test_readme_cuts_on_the_new_noises_alone_follow_from_the_two_tables():
+    """The squared error over 96-287 is the mean of those over 96-191 and 192-287 (96 noises each)."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    cuts, ref = [], 0.0
+    for row in json.loads((RESULTS / "grid_opt_digits.json").read_text())["by_nfe"].values():
+        first, both = row["direct"], row["recheck"]["192"]["direct"]
+        new = lambda a, b: np.sqrt(2 * b ** 2 - a ** 2)  # noqa: E731
+        base = min(new(first["builtin_errors"][k], both["builtin_errors"][k]) for k in both["builtin_errors"])
+        cuts.append(f"{100 * (1 - new(first['heldout_error'], both['error']) / base):.0f}")
+        ref = max(ref, both["reference_error"])
+    assert f"about {' / '.join(cuts)}% at NFE 5 / 6 / 8 / 10" in readme
+    assert f"reference error <= {ref:.1e}".replace("e-06", "e-6") in readme
+
+
 def test_readme_global_search_numbers_are_the_json():
     readme = " ".join((ROOT / "README.md").read_text().split())
     bound = json.loads((RESULTS / "grid_bound_digits.json").read_text())["by_nfe"]
