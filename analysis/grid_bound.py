@@ -20,8 +20,8 @@ held-out error of the same grid (noises 96-191) as a cut of the held-out baselin
 The default budgets are NFE 5 and 6, where the smooth family's cut is smallest *in sample* (25% and 21%): if a
 global search over every step does not reach 30% on the very noises it fits, a 30% target there is out of reach
 of grid choice for that method (as far as a randomised search can tell; it is not a proof). At NFE 8 and 10 the
-smooth family already cuts 30% or more in sample (what it loses is on the held-out noises); a run there costs about 2 CPU-hours (``--nfe 10``; the population is a power of two, 64 for
-9 parameters).
+smooth family already cuts 30% or more in sample (what it loses is on the held-out noises); a run there costs about
+2 CPU-hours (``--nfe 10``; the population is a power of two, 64 for 9 parameters).
 
 Run: ``python -m analysis.grid_bound [--nfe 5,6] [--out analysis/results/grid_bound_digits.json]``. One
 objective evaluation runs the method on 96 noises in float64 (about 2.7 s at NFE 5 and 3.2 s at NFE 6 on one
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 import warnings
 from pathlib import Path
@@ -65,27 +64,13 @@ def search(cal, held, method: str, nfe: int, *, popsize: int, generations: int, 
                                                                                    grid_opt.BUILTIN_KINDS).items()}
     kind = min(cal_builtin, key=cal_builtin.get)
     family = grid_opt._Family(grid_opt._builtin(cal, steps, [kind])[kind], steps - 1)
-    best = {"err": cal_builtin[kind], "theta": np.zeros(family.size)}
+    best = {"err": cal_builtin[kind], "grid": family.grid(np.zeros(family.size)), "theta": np.zeros(family.size)}
     count = [0]
     t0 = time.perf_counter()
-
-    def objective(theta):
-        count[0] += 1
-        g = family.grid(theta)
-        if np.any(np.diff(g) >= 0):
-            return math.inf
-        try:
-            err = grid_opt._error(cal, spec, g)
-        except (ValueError, FloatingPointError):
-            return math.inf
-        if not math.isfinite(err):
-            return math.inf
-        if err < best["err"]:
-            best.update(err=err, theta=np.array(theta, dtype=np.float64))
-        return math.log(err)
+    objective = grid_opt._objective(cal, spec, family, best, count)
 
     def row(stage: str) -> dict:
-        g = family.grid(best["theta"])
+        g = best["grid"]
         base_cal = cal_builtin[kind]
         base_held = min(held_builtin.values())
         held_err = grid_opt._error(held, spec, g)

@@ -37,9 +37,9 @@ CPU-minutes each).
 Run: ``python -m analysis.grid_opt [--nfe 5,6,8,10] [--calibration 96] [--heldout 96]
 [--out analysis/results/grid_opt_digits.json]``. About 40 CPU-minutes with the references shipped in
 ``analysis/results/real_cache`` (noises 0-287), about 2 hours more from scratch (six blocks of 32 noises,
-17-25 CPU-minutes each on one core). The shipped JSON was made by two processes, ``--nfe 5,8`` and ``--nfe 6,10``, with
-their ``by_nfe`` and ``builtin`` entries merged (every number is deterministic; only ``seconds`` depends on
-the split).
+17-25 CPU-minutes each on one core). The shipped JSON was made by two processes, ``--nfe 5,8`` and
+``--nfe 6,10``, with their ``by_nfe`` and ``builtin`` entries merged (every number is deterministic; only
+``seconds`` depends on the split).
 """
 
 from __future__ import annotations
@@ -84,14 +84,7 @@ def builtin_table(study, methods, nfes):
 
 def per_sample(study, method: str, grid) -> np.ndarray:
     """RMS error of each sample (over its pixels, network units) of ``method`` on ``grid``."""
-    import torch
-
-    from pndmkit.sampling import sample
-
-    sol = sample(lambda x, t: study.problem.eps(x, t, study.schedule), torch.from_numpy(study.x_T.copy()),
-                 schedule=study.schedule, method=method, grid=np.asarray(grid))
-    d = sol.x.double().numpy() - study.reference
-    return np.sqrt(np.mean(d.reshape(len(d), -1) ** 2, axis=1))
+    return np.sqrt(grid_opt._sample_errors(study, get_method(method), np.asarray(grid)))
 
 
 def spread(e_base: np.ndarray, e_opt: np.ndarray) -> dict:

@@ -454,6 +454,36 @@ def _times(name: str, value: Any, what: str) -> NDArray[np.float64]:
             raise ValueError(f"{name} must be {what}, got {value!r}") from exc
 
 
+def _objective(study: Study, spec: MethodSpec, family: _Family, best: dict[str, Any], count: list[int],
+               bar: Any = None) -> Any:
+    """The search's objective: ``log`` of the RMS end-point error on ``study`` of the grid ``family.grid(theta)``.
+
+    Counts each call in ``count[0]`` (and ``bar``); keeps the best run so far in ``best`` (``err``, ``grid``,
+    ``theta``); a grid that is not decreasing, or a run that fails or is not finite, scores ``inf``.
+    """
+
+    def objective(theta: NDArray[np.float64]) -> float:
+        count[0] += 1
+        if bar is not None:
+            bar.update(1)
+        g = family.grid(theta)
+        if np.any(np.diff(g) >= 0):
+            return math.inf
+        try:
+            with warnings.catch_warnings():  # stability warnings of trial grids: the result is judged once
+                warnings.simplefilter("ignore")
+                err = _error(study, spec, g)
+        except (ValueError, FloatingPointError):
+            return math.inf
+        if not math.isfinite(err):
+            return math.inf
+        if err < best["err"]:
+            best.update(err=err, grid=g, theta=np.array(theta, dtype=np.float64))
+        return math.log(max(err, 1e-300))  # an exact run (error 0) is the best possible value
+
+    return objective
+
+
 def _check_start_early(start: Any, kinds: Sequence[str], steps: int) -> None:
     """The checks of ``start`` that need no reference: a kind of ``kinds``, or ``steps + 1`` decreasing times."""
     if start is None:
@@ -672,24 +702,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     count = [0]
     bar = _bar(progress, total=budget, desc=f"optimising the {spec.name} grid at NFE {nfe}")
 
-    def objective(theta: NDArray[np.float64]) -> float:
-        count[0] += 1
-        if bar is not None:
-            bar.update(1)
-        g = family.grid(theta)
-        if np.any(np.diff(g) >= 0):
-            return math.inf
-        try:
-            with warnings.catch_warnings():  # stability warnings of trial grids: the result is judged once below
-                warnings.simplefilter("ignore")
-                err = _error(cal, spec, g)
-        except (ValueError, FloatingPointError):
-            return math.inf
-        if not math.isfinite(err):
-            return math.inf
-        if err < best["err"]:
-            best.update(err=err, grid=g)
-        return math.log(max(err, 1e-300))  # an exact run (error 0) is the best possible value
+    objective = _objective(cal, spec, family, best, count, bar)
 
     if steps >= 2:
         try:
