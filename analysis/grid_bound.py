@@ -1,6 +1,6 @@
 """A global search over every free step of a grid on the digits UNet: does it cut past the smooth family?
 
-:func:`pndmkit.grids.optimize` moves the log step lengths of the best built-in grid by a smooth (degree-3)
+:func:`pndmkit.studies.grid_opt.optimize` moves the log step lengths of the best built-in grid by a smooth (degree-3)
 Legendre polynomial and runs Nelder-Mead from there, a local search. This study asks whether that family or
 that local search is what limits the cut on the network. For each NFE budget it takes the method that
 ``analysis/grid_opt.py`` found best on the built-in grids (``--from``, default

@@ -5,9 +5,9 @@ For each NFE budget (default 5, 6, 8, 10):
 1. **Best method on built-in grids.** Every candidate method (``--methods``) runs on every built-in continuous
    grid kind (:data:`pndmkit.studies.grid_opt.BUILTIN_KINDS`) from the held-out noises; the method with the
    smallest error on its best kind is *the* method of that budget, and that error is the baseline.
-2. **Direct.** :func:`pndmkit.grids.optimize` on the network itself (``--calibration`` noises, converged float64
+2. **Direct.** :func:`pndmkit.studies.grid_opt.optimize` on the network itself (``--calibration`` noises, converged float64
    reference), judged on the held-out noises.
-3. **Transfer.** :func:`pndmkit.grids.optimize` on ``digits-gmm`` alone (``--surrogate-calibration`` noises
+3. **Transfer.** :func:`pndmkit.studies.grid_opt.optimize` on ``digits-gmm`` alone (``--surrogate-calibration`` noises
    from another seed, exact reference, seconds), then :func:`pndmkit.studies.grid_opt.evaluate` of that grid
    on the network's held-out noises: how much of the gain survives the move from surrogate to network.
 

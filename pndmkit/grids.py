@@ -67,7 +67,7 @@ from numpy.typing import NDArray
 from pndmkit._checks import check_choice, check_int, check_real
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
-__all__ = ["make_grid", "check_grid", "optimize", "GRIDS", "GRID_KINDS", "GridKind", "DISCRETE_SPACINGS",
+__all__ = ["make_grid", "check_grid", "GRIDS", "GRID_KINDS", "GridKind", "DISCRETE_SPACINGS",
            "S_FLOOR"]
 
 DISCRETE_SPACINGS = ("leading", "linspace", "trailing")
@@ -365,11 +365,3 @@ GRID_KINDS = {
                         default_for="discrete"),
     "trailing": GridKind("training index, from the top", discrete_only=True, in_diffusers=True),
 }
-
-
-def optimize(method, problem_or_model, nfe, **options):  # noqa: ANN001, ANN201  (typed in grid_opt)
-    """Grid of ``nfe``-consistent length minimising ``method``'s end-point error; see
-    :func:`pndmkit.studies.grid_opt.optimize` (imported on first use) for the options and the returned report."""
-    from pndmkit.studies.grid_opt import optimize as _optimize
-
-    return _optimize(method, problem_or_model, nfe, **options)

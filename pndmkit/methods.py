@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Optional, Union
 
+from pndmkit._checks import check_int
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import AdamsPC, GradientEstimator, LinearMultistep, RungeKutta, Single, Warmup
 from pndmkit.integrator import Integrator
@@ -34,8 +35,8 @@ from pndmkit.transfers import DDIMTransfer, LinearTransfer
 from pndmkit.exponential import UniPC, deis_multistep, dpm_solver_multistep  # issue 12
 from pndmkit.transfers import DataTransfer  # issue 12
 
-__all__ = ["MethodSpec", "METHODS", "BUILTIN", "DEFAULT_METHOD", "KINDS", "PLUGIN_ENV", "PLUGIN_GROUP", "load_plugins", "get_method", "register_method", "unregister_method",
-           "markdown_table"]
+__all__ = ["MethodSpec", "METHODS", "BUILTIN", "DEFAULT_METHOD", "KINDS", "get_method", "register_method",
+           "unregister_method", "steps_for_nfe"]
 
 Built = Union[Integrator, AdaptiveIntegrator]
 _NAME = re.compile(r"[a-z0-9][a-z0-9+._-]*")
@@ -303,71 +304,60 @@ def unregister_method(name: str) -> MethodSpec:
     return spec
 
 
-def markdown_table(names: Optional[list[str]] = None) -> str:
-    """The methods table of the README (``pndmkit methods --markdown``) for ``names`` (default: built-in).
-
-    Columns: name, kind, gradient part, transfer, NFE for ``N`` steps, declared order, reference.
-    """
-    lines = ["| name | kind | gradient part | transfer | NFE for N steps | order | reference |",
-             "|---|---|---|---|---|---|---|"]
-    for name in names if names is not None else list(BUILTIN):
-        r = get_method(name).describe()
-        lines.append(f"| `{r['name']}` | {r['kind']} | {r['gradient']} | {r['transfer']} | {r['nfe']} "
-                     f"| {r['order'] if r['order'] is not None else '-'} | {r['reference']} |")
-    return "\n".join(lines)
-
-
-#: environment variable naming modules (comma-separated) that register methods when ``pndmkit`` starts
-PLUGIN_ENV = "PNDMKIT_PLUGINS"
-#: entry-point group of installed packages that register methods when ``pndmkit`` starts
-PLUGIN_GROUP = "pndmkit.methods"
-
-
-def load_plugins(modules: Optional[str] = None) -> list[str]:
-    """Import the modules that register user methods, so that a new ``pndmkit`` process knows them.
-
-    A method registered with :func:`register_method` lives in the process that registered it. The command
-    line imports, before it parses its arguments, every module named in the environment variable
-    ``PNDMKIT_PLUGINS`` (comma-separated, importable from ``sys.path``, e.g. ``PNDMKIT_PLUGINS=mymethods``
-    with ``mymethods.py`` in the current folder or on ``PYTHONPATH``) and every entry point of the group
-    ``pndmkit.methods`` of installed packages (an entry point naming a callable is called). Importing a module
-    twice does nothing, so its ``register_method`` calls run once.
+def steps_for_nfe(method: Any, nfe: int) -> Optional[int]:
+    """The largest step count ``N >= 1`` whose run costs at most ``nfe`` model evaluations, or ``None``.
 
     Parameters
     ----------
-    modules : str, optional
-        Comma-separated module names; default: the environment variable.
-
-    Returns
-    -------
-    list of str
-        What was loaded.
+    method : str, MethodSpec, Integrator or callable
+        A registry name, a spec, a built integrator, or any increasing function ``nfe_of(N) -> int``
+        (a peer's cost). Functions that raise ``ValueError`` for some ``N`` (a peer that refuses small step
+        counts) treat those ``N`` as not fitting.
+    nfe : int
+        The budget, >= 1.
 
     Raises
     ------
-    ImportError
-        A named module cannot be imported (the message names the variable and the module).
-    """
-    import importlib
-    import os
-    import sys
-    from importlib.metadata import entry_points
+    ValueError
+        ``nfe`` is not a positive integer, or the method is adaptive (its NFE is not set by a step count).
 
-    loaded = []
-    names = os.environ.get(PLUGIN_ENV, "") if modules is None else modules
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` would: a plugin module in the current folder
-    for name in (n.strip() for n in names.split(",")):
-        if not name:
-            continue
+    Examples
+    --------
+    >>> steps_for_nfe("ddim", 10), steps_for_nfe("prk", 10), steps_for_nfe("f-pndm", 20), steps_for_nfe("f-pndm", 3)
+    (10, 2, 11, None)
+    """
+    nfe = check_int(nfe, "nfe", 1)
+    if isinstance(method, str):
+        method = get_method(method)
+    if isinstance(method, MethodSpec):
+        if method.adaptive:
+            raise ValueError(f"method {method.name!r} is adaptive: its NFE is not chosen by a step count")
+        nfe_of: Callable[[int], Optional[int]] = method.nfe
+    elif isinstance(method, AdaptiveIntegrator):
+        raise ValueError("an adaptive integrator's NFE is not chosen by a step count")
+    elif isinstance(method, Integrator):
+        nfe_of = method.nfe
+    elif callable(method):
+        nfe_of = method
+    else:
+        raise TypeError(f"method must be a method name, MethodSpec, Integrator or nfe_of(N) function, got "
+                        f"{type(method).__name__}")
+
+    def fits(n: int) -> bool:
         try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise ImportError(f"{PLUGIN_ENV}: cannot import {name!r} ({exc})") from exc
-        loaded.append(name)
-    for entry in entry_points(group=PLUGIN_GROUP):
-        obj = entry.load()
-        if callable(obj):
-            obj()
-        loaded.append(entry.name)
-    return loaded
+            return nfe_of(n) <= nfe  # type: ignore[operator]
+        except ValueError:
+            return False
+
+    # NFE increases with N, but small N may be refused: scan up to the first fit, then bisect for the last
+    first = next((n for n in range(1, nfe + 1) if fits(n)), None)
+    if first is None:
+        return None
+    lo, hi = first, nfe  # invariant: fits(lo); N > nfe never fits (every step costs at least one evaluation)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -51,10 +51,11 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.interpolate import CubicSpline
 from scipy.optimize import brentq
 
-from pndmkit._checks import check_int, check_real
+from pndmkit._checks import check_choice, check_int, check_real
 
 __all__ = ["NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching",
-           "CustomSchedule", "FAMILIES"]
+           "CustomSchedule", "FAMILIES", "SCHEDULES", "SCHEDULE_ALIASES", "get_schedule", "schedule_to_dict",
+           "schedule_from_dict"]
 
 FloatOrArray = Union[float, NDArray[np.float64]]
 
@@ -804,3 +805,109 @@ class CustomSchedule(NoiseSchedule):
             return float(brentq(lambda t: float(self.s(t)) - v, self.t_min, self.t_max, xtol=1e-14, rtol=1e-15))
 
         return _out(np.asarray([invert(float(v)) for v in s.ravel()], dtype=np.float64).reshape(s.shape))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The catalogue: schedules by name, and their JSON form. A new schedule is one class above and one entry here.
+# --------------------------------------------------------------------------------------------------------------
+
+#: every named schedule, by the name the command line, the studies and saved files use
+SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {
+    "linear-vp": LinearVP,
+    "cosine-vp": CosineVP,
+    "ddpm-linear": DiscreteVP.linear,
+    "ddpm-quad": DiscreteVP.quad,
+    "ddpm-cosine": DiscreteVP.cosine,
+    "edm": EDM,
+    "ve": VE,
+    "flow": FlowMatching,
+}
+
+#: older spellings still read (saved compare results name the DDPM table ``discrete-linear``)
+SCHEDULE_ALIASES = {"discrete-linear": "ddpm-linear"}
+
+
+def get_schedule(name: str) -> NoiseSchedule:
+    """The default schedule of a catalogue name (:data:`SCHEDULES`, or an alias in :data:`SCHEDULE_ALIASES`).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not in the catalogue (the message lists the names and suggests the closest).
+
+    Examples
+    --------
+    >>> get_schedule("ddpm-linear").num_train_timesteps, type(get_schedule("discrete-linear")).__name__
+    (1000, 'DiscreteVP')
+    """
+    key = SCHEDULE_ALIASES.get(name, name) if isinstance(name, str) else name
+    return SCHEDULES[check_choice(key, "schedule", SCHEDULES)]()
+
+
+def schedule_to_dict(schedule: NoiseSchedule) -> dict:
+    """JSON description of a schedule; :func:`schedule_from_dict` inverts it exactly.
+
+    Discrete tables named ``linear``/``quad`` are stored by their parameters, every other table by its betas.
+    :class:`CustomSchedule` holds functions and has no JSON form.
+
+    Raises
+    ------
+    TypeError
+        ``schedule`` is not a schedule, or is a :class:`CustomSchedule`.
+
+    Examples
+    --------
+    >>> schedule_to_dict(FlowMatching(shift=3.0))
+    {'kind': 'flow-matching', 'shift': 3.0, 't_max': 0.999, 't_end': 0.0}
+    >>> schedule_from_dict(schedule_to_dict(EDM(sigma_max=10.0)))
+    EDM(sigma_min=0.002, sigma_max=10.0)
+    """
+    if isinstance(schedule, DiscreteVP):
+        if schedule.name not in ("linear", "quad"):  # cosine and custom tables: store the betas
+            return {"kind": "discrete", "betas": schedule.betas.tolist()}
+        return {"kind": "discrete", "name": schedule.name, "T": schedule.num_train_timesteps,
+                "beta_start": float(schedule.betas[0]), "beta_end": float(schedule.betas[-1])}
+    if isinstance(schedule, LinearVP):
+        return {"kind": "linear-vp", "beta_min": schedule.beta_min, "beta_max": schedule.beta_max}
+    if isinstance(schedule, CosineVP):
+        return {"kind": "cosine-vp", "s0": schedule.s0, "t_max": schedule.t_max}
+    if isinstance(schedule, FlowMatching):
+        return {"kind": "flow-matching", "shift": schedule.shift, "t_max": schedule.t_max, "t_end": schedule.t_end}
+    if isinstance(schedule, EDM):
+        return {"kind": "edm", "sigma_min": schedule.sigma_min, "sigma_max": schedule.sigma_max}
+    if isinstance(schedule, VE):
+        return {"kind": "ve", "sigma_min": schedule.sigma_min, "sigma_max": schedule.sigma_max}
+    raise TypeError(f"schedule {schedule!r} has no JSON form; allowed: DiscreteVP, LinearVP, CosineVP, "
+                    f"FlowMatching, EDM, VE")
+
+
+_FROM_DICT: dict[str, Callable[..., NoiseSchedule]] = {
+    "linear-vp": LinearVP, "cosine-vp": CosineVP, "flow-matching": FlowMatching, "edm": EDM, "ve": VE}
+
+
+def schedule_from_dict(d: dict) -> NoiseSchedule:
+    """Rebuild a schedule from :func:`schedule_to_dict`'s output.
+
+    Raises
+    ------
+    ValueError
+        Not a mapping, an unknown ``kind`` or discrete ``name``, or parameters the schedule refuses (the
+        message names the key).
+    """
+    if not isinstance(d, dict):
+        raise ValueError(f"a schedule description must be a JSON object with a 'kind', got {type(d).__name__}")
+    d = dict(d)
+    kind = d.pop("kind", None)
+    try:
+        if kind == "discrete":
+            if "betas" in d:
+                return DiscreteVP(d["betas"])
+            name = d.pop("name", None)
+            if name not in ("linear", "quad"):
+                raise ValueError(f"unknown discrete schedule name {name!r}; allowed: linear, quad")
+            return getattr(DiscreteVP, name)(**d)
+        if kind in _FROM_DICT:
+            return _FROM_DICT[kind](**d)
+    except TypeError as exc:  # an unexpected key
+        raise ValueError(f"schedule description of kind {kind!r} has unexpected keys {sorted(d)}: {exc}") from None
+    raise ValueError(f"unknown schedule kind {kind!r}; allowed: discrete, {', '.join(_FROM_DICT)}")

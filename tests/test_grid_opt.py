@@ -1,4 +1,4 @@
-"""Optimised grids (pndmkit.grids.optimize, pndmkit.studies.grid_opt) and `pndmkit grid optimize`."""
+"""Optimised grids (pndmkit.studies.grid_opt.optimize, pndmkit.studies.grid_opt) and `pndmkit grid optimize`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pndmkit
-import pndmkit.grids
+import pndmkit.studies.grid_opt
 from pndmkit.errors import UsageError
 from pndmkit.grids import make_grid
 from pndmkit.schedules import DiscreteVP
@@ -17,7 +17,7 @@ from pndmkit.studies import grid_opt
 
 @pytest.mark.parametrize("method, nfe, steps", [("ddim", 5, 5), ("pie", 7, 3), ("f-pndm", 12, 3), ("plms", 6, 5)])
 def test_grid_is_decreasing_with_fixed_ends_and_nfe_consistent_length(method, nfe, steps):
-    res = pndmkit.grids.optimize(method, "gmm1d", nfe, calibration=2, heldout=2, maxfev=30)
+    res = pndmkit.studies.grid_opt.optimize(method, "gmm1d", nfe, calibration=2, heldout=2, maxfev=30)
     sched = DiscreteVP.linear()
     assert res.steps == steps and res.grid.size == steps + 1
     assert res.grid[0] == sched.t_start and res.grid[-1] == sched.t_end and np.all(np.diff(res.grid) < 0)

@@ -9,7 +9,8 @@ import pytest
 import pndmkit
 from pndmkit import METHODS, MethodSpec, register_method, unregister_method
 from pndmkit import testing as conformance
-from pndmkit.methods import BUILTIN, KINDS, markdown_table
+from pndmkit.methods import BUILTIN, KINDS
+from pndmkit.studies.reports import methods_markdown_table as markdown_table
 
 FIXED = [name for name, spec in METHODS.items() if not spec.adaptive]
 

@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--peers", nargs="*", help="peers (default: all; give none to run pndmkit only)")
     p.add_argument("--no-grids", action="store_true", help="default grid only, no search over grid options")
     p.add_argument("--optimized-grids", nargs="*", type=_fixed_step_method, metavar="METHOD",
-                   help="also optimise these methods' grids per case and NFE (pndmkit.grids.optimize) and report "
+                   help="also optimise these methods' grids per case and NFE (pndmkit.studies.grid_opt.optimize) and report "
                         f"them apart (default: none; no names: {' '.join(OPTIMIZED_DEFAULT)})")
     p.add_argument("--optimize-maxfev", type=positive_int, metavar="N",
                    help=f"--optimized-grids: runs per optimisation, at most (default "

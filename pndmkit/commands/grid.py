@@ -1,6 +1,6 @@
 """``pndmkit grid optimize``: a method's grid optimised for an NFE budget on calibration noises, judged on held-out ones.
 
-Runs :func:`pndmkit.grids.optimize` (:mod:`pndmkit.studies.grid_opt`) on a built-in Gaussian-mixture problem
+Runs :func:`pndmkit.studies.grid_opt.optimize` (:mod:`pndmkit.studies.grid_opt`) on a built-in Gaussian-mixture problem
 (exact reference, seconds) or a network (``--model``, converged float64 reference, minutes; cached) and prints
 the grid, its held-out error and that of every built-in grid kind; ``--json`` prints one object.
 """
@@ -37,7 +37,7 @@ def _start(text: str) -> str | list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pndmkit.grids import optimize
+    from pndmkit.studies.grid_opt import optimize
 
     if (args.problem is None) == (args.model is None):
         raise UsageError(("problem", "model"), "give exactly one of --problem NAME or --model digits|PATH")

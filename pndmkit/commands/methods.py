@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from pndmkit.methods import METHODS, markdown_table
+from pndmkit.methods import METHODS
+from pndmkit.studies.reports import methods_markdown_table
 
 
 def rows() -> list[dict[str, object]]:
@@ -19,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"methods": table}, indent=2))
         return 0
     if args.markdown:
-        print(markdown_table(list(METHODS)))
+        print(methods_markdown_table(list(METHODS)))
         return 0
     cols = ("name", "kind", "order", "nfe", "transfer", "gradient")
     width = {c: max(len(c), *(len(str(r[c] if r[c] is not None else "-")) for r in table)) for c in cols}

@@ -40,7 +40,7 @@ grids diffusers offers: its spacings, uniform in ``t``, Karras and log-SNR) and
 given the quadratic or s-uniform grid through ``trained_betas``, which is pndmkit's ``ipndm`` on that grid,
 and ``dpm-2m/3m-pndmkit-grid``, DPM-Solver++ given the quadratic grid's rounded timesteps).
 
-**Optimised grids** (``optimized_grids``, opt-in): for each case and NFE, :func:`pndmkit.grids.optimize` fits
+**Optimised grids** (``optimized_grids``, opt-in): for each case and NFE, :func:`pndmkit.studies.grid_opt.optimize` fits
 the grid of each chosen method (default :data:`OPTIMIZED_DEFAULT`) on its own calibration noises (N(0, I),
 per-sample seeds, disjoint from the case's samples), with the end points of the method's built-in grids and
 at most ``optimize_maxfev`` runs; the grid then runs through this harness on the case's samples, which serve
@@ -124,7 +124,7 @@ class CompareConfig:
     grids : bool
         Try every grid option (``False``: pndmkit's default grid and each peer's first option only).
     optimized_grids : bool or tuple of str
-        Also run grids optimised by :func:`pndmkit.grids.optimize` for each case and NFE, reported apart
+        Also run grids optimised by :func:`pndmkit.studies.grid_opt.optimize` for each case and NFE, reported apart
         (:func:`by_nfe_optimized`): ``True`` for :data:`OPTIMIZED_DEFAULT` (those of ``methods`` that run,
         else every one of ``methods``), or the fixed-step methods to optimise, each one of ``methods``;
         ``False`` or ``()``: none.
@@ -320,7 +320,7 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
     ``t_end`` for a classical method on a continuous schedule), so its run is scored against the same
     reference levels as theirs.
     """
-    from pndmkit.grids import optimize
+    from pndmkit.studies.grid_opt import optimize
 
     methods = optimized_methods(cfg)
     if not methods:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from pndmkit.studies.convergence import MethodResult, Study
 
-__all__ = ["order_table", "order_json", "order_plot", "write_compare_results", "compare_summary",
+__all__ = ["methods_markdown_table", "order_table", "order_json", "order_plot", "write_compare_results", "compare_summary",
            "compare_markdown", "optimized_summary", "BEST_FIELDS", "RUN_FIELDS"]
 
 
@@ -180,7 +180,7 @@ def compare_markdown(result: dict) -> str:
         cfg = result["config"]
         spent = sum(c.get("optimize_seconds", 0.0) for c in result["cases"])
         out += ["## Optimised grids (reported apart: never in the tables above)", "",
-                f"pndmkit.grids.optimize per case and NFE, at most {cfg['optimize_maxfev']} runs on "
+                f"pndmkit.studies.grid_opt.optimize per case and NFE, at most {cfg['optimize_maxfev']} runs on "
                 f"{cfg['optimize_calibration']} calibration noises each ({spent:.0f} s in all); scored on the "
                 "case's own samples, as every row above.", "", optimized_summary(result, markdown=True), "",
                 "Per case (the best optimised grid and the best built-in pndmkit grid of that case):", "",
@@ -209,3 +209,20 @@ def compare_markdown(result: dict) -> str:
                                f"| {r['error']:.2e} | {r['sw']:.4f} | {r['s_end']:.3g} |")
         out.append("")
     return "\n".join(out)
+
+
+def methods_markdown_table(names: Optional[list[str]] = None) -> str:
+    """The methods table of the README (``pndmkit methods --markdown``) for ``names`` (default: built-in).
+
+    Columns: name, kind, gradient part, transfer, NFE for ``N`` steps, declared order, reference; each row is
+    :meth:`pndmkit.methods.MethodSpec.describe` of a registered method.
+    """
+    from pndmkit.methods import BUILTIN, get_method
+
+    lines = ["| name | kind | gradient part | transfer | NFE for N steps | order | reference |",
+             "|---|---|---|---|---|---|---|"]
+    for name in names if names is not None else list(BUILTIN):
+        r = get_method(name).describe()
+        lines.append(f"| `{r['name']}` | {r['kind']} | {r['gradient']} | {r['transfer']} | {r['nfe']} "
+                     f"| {r['order'] if r['order'] is not None else '-'} | {r['reference']} |")
+    return "\n".join(lines)

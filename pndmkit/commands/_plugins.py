@@ -1,0 +1,66 @@
+"""Plugins: modules and installed packages that register methods when the ``pndmkit`` command starts.
+
+The registry (:mod:`pndmkit.methods`) lives in one process; the command line loads plugins before it parses
+its arguments, so a user's methods appear in ``pndmkit methods``, ``order``, ``compare`` and the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = ["PLUGIN_ENV", "PLUGIN_GROUP", "load_plugins"]
+
+#: environment variable naming modules (comma-separated) that register methods when ``pndmkit`` starts
+PLUGIN_ENV = "PNDMKIT_PLUGINS"
+#: entry-point group of installed packages that register methods when ``pndmkit`` starts
+PLUGIN_GROUP = "pndmkit.methods"
+
+
+def load_plugins(modules: Optional[str] = None) -> list[str]:
+    """Import the modules that register user methods, so that a new ``pndmkit`` process knows them.
+
+    A method registered with :func:`pndmkit.register_method` lives in the process that registered it. The command
+    line imports, before it parses its arguments, every module named in the environment variable
+    ``PNDMKIT_PLUGINS`` (comma-separated, importable from ``sys.path``, e.g. ``PNDMKIT_PLUGINS=mymethods``
+    with ``mymethods.py`` in the current folder or on ``PYTHONPATH``) and every entry point of the group
+    ``pndmkit.methods`` of installed packages (an entry point naming a callable is called). Importing a module
+    twice does nothing, so its ``register_method`` calls run once.
+
+    Parameters
+    ----------
+    modules : str, optional
+        Comma-separated module names; default: the environment variable.
+
+    Returns
+    -------
+    list of str
+        What was loaded.
+
+    Raises
+    ------
+    ImportError
+        A named module cannot be imported (the message names the variable and the module).
+    """
+    import importlib
+    import os
+    import sys
+    from importlib.metadata import entry_points
+
+    loaded = []
+    names = os.environ.get(PLUGIN_ENV, "") if modules is None else modules
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: a plugin module in the current folder
+    for name in (n.strip() for n in names.split(",")):
+        if not name:
+            continue
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ImportError(f"{PLUGIN_ENV}: cannot import {name!r} ({exc})") from exc
+        loaded.append(name)
+    for entry in entry_points(group=PLUGIN_GROUP):
+        obj = entry.load()
+        if callable(obj):
+            obj()
+        loaded.append(entry.name)
+    return loaded
