@@ -54,7 +54,7 @@ from scipy.optimize import brentq
 from pndmkit._checks import check_choice, check_int, check_real
 
 __all__ = ["NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching",
-           "CustomSchedule", "FAMILIES", "SCHEDULES", "SCHEDULE_ALIASES", "get_schedule", "schedule_to_dict",
+           "CustomSchedule", "FAMILIES", "levels_from_s", "SCHEDULES", "SCHEDULE_ALIASES", "get_schedule", "schedule_to_dict",
            "schedule_from_dict"]
 
 FloatOrArray = Union[float, NDArray[np.float64]]
@@ -805,6 +805,18 @@ class CustomSchedule(NoiseSchedule):
             return float(brentq(lambda t: float(self.s(t)) - v, self.t_min, self.t_max, xtol=1e-14, rtol=1e-15))
 
         return _out(np.asarray([invert(float(v)) for v in s.ravel()], dtype=np.float64).reshape(s.shape))
+
+
+def levels_from_s(s: float) -> tuple[float, float]:
+    """The VP levels ``(abar, 1 - abar)`` of the noise-to-signal ratio ``s``: ``abar = 1 / (1 + s^2)``.
+
+    Both are computed without cancellation (``1 - abar`` is ``s^2 / (1 + s^2)``, not a difference).
+
+    >>> levels_from_s(1.0)
+    (0.5, 0.5)
+    """
+    q = 1.0 + s * s
+    return 1.0 / q, (s * s) / q
 
 
 # --------------------------------------------------------------------------------------------------------------

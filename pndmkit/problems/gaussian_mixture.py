@@ -82,12 +82,6 @@ def noise_levels(t: Optional[float], schedule: Optional[NoiseSchedule]) -> tuple
     return math.exp(log_abar), -math.expm1(log_abar)
 
 
-def levels_from_s(s: float) -> tuple[float, float]:
-    """Return ``(abar, 1 - abar)`` for the noise-to-signal ratio ``s``: ``abar = 1 / (1 + s^2)``."""
-    q = 1.0 + s * s
-    return 1.0 / q, (s * s) / q
-
-
 class GaussianMixture:
     r"""A Gaussian mixture :math:`p_0 = \sum_k w_k \mathcal N(\mu_k, \Sigma_k)` in dimension ``d``, diffused.
 

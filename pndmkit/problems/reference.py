@@ -52,7 +52,7 @@ from numpy.typing import NDArray
 from scipy.integrate import solve_ivp
 
 from pndmkit.problems._arrays import to_float64
-from pndmkit.problems.gaussian_mixture import levels_from_s
+from pndmkit.schedules import levels_from_s
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["solve_pf_ode", "reference_trajectory", "reference_accuracy"]

@@ -356,7 +356,7 @@ def _option_label(opts: dict) -> str:
 def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> list[_Run]:
     from pndmkit.studies.peers import PEERS, _call_levels, make_scheduler, run_scheduler
 
-    from pndmkit.problems.gaussian_mixture import levels_from_s
+    from pndmkit.schedules import levels_from_s
 
     def level_model(x, timestep, s):
         return problem.eps_at_levels(x, *levels_from_s(s))
@@ -391,7 +391,7 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> li
 
 # ------------------------------------------------------------------------------------------------------
 def _reference(problem: Any, x_start: np.ndarray, s_start: float, s_points: np.ndarray) -> dict[float, np.ndarray]:
-    from pndmkit.problems.gaussian_mixture import levels_from_s
+    from pndmkit.schedules import levels_from_s
     from pndmkit.problems.reference import solve_pf_ode
 
     pts = np.unique(s_points)
