@@ -19,41 +19,13 @@ from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.integrate import solve_ivp
 
-from pndmkit._backend import dtype_name, is_torch
-from pndmkit.integrator import Callback, Model, Solution, _checked
+from pndmkit._backend import from_host, to_host_float64
+from pndmkit.models import CountedModel, Model
+from pndmkit.run import Callback, Solution
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["AdaptiveIntegrator"]
-
-
-#: tensor dtypes numpy shares; others (bfloat16) travel to and from the host as float32
-_SHARED = ("float64", "float32", "float16")
-
-
-def _host_dtype(x: Any) -> str:
-    name = dtype_name(x)
-    return name if name in _SHARED else "float32"
-
-
-def _to_numpy(x: Any) -> NDArray[np.float64]:
-    """A float64 host copy. A tensor goes to the host in its own dtype (float32 for bfloat16, which numpy
-    lacks) and is widened by numpy: no float64 tensor is ever created, on any device."""
-    if is_torch(x):
-        x = x.detach()
-        return (x if dtype_name(x) in _SHARED else x.float()).cpu().numpy().astype(np.float64)
-    return np.asarray(x, dtype=np.float64)
-
-
-def _like(v: NDArray[np.float64], like: Any) -> Any:
-    """``v`` as an array of the type, dtype and device of ``like``; tensors are narrowed on the host first."""
-    if is_torch(like):
-        import torch
-
-        host = torch.from_numpy(np.ascontiguousarray(v, dtype=_host_dtype(like)))
-        return host.to(like.dtype).to(like.device)
-    return v.astype(like.dtype, copy=False)
 
 
 @dataclass(frozen=True)
@@ -95,18 +67,19 @@ class AdaptiveIntegrator:
         if self.variable not in ("auto", "t", "s"):
             raise ValueError(f"variable must be 'auto', 't' or 's', got {self.variable!r}")
         sched = self.schedule
+        from scipy.integrate import solve_ivp  # not at import: `import pndmkit` stays light
+
         t0, t1 = float(grid[0]), float(grid[-1])
-        count = [0]
-        g = _checked(model, x, count, check_finite)
+        g = CountedModel(model, x, check_finite)
         shape = tuple(x.shape)
         variable = self.variable
         if variable == "auto":
             variable = "t" if _regular(sched, t1) else "s"
 
         def eps(v: NDArray[np.float64], t: float) -> NDArray[np.float64]:
-            return _to_numpy(g(_like(v.reshape(shape), x), t)).ravel()
+            return to_host_float64(g(from_host(v.reshape(shape), x), t)).ravel()
 
-        x0 = _to_numpy(x).ravel()
+        x0 = to_host_float64(x).ravel()
         if variable == "t":
             def rhs(t, v):
                 c_x, c_e = sched.ode_coefficients(t)
@@ -126,11 +99,11 @@ class AdaptiveIntegrator:
                             rtol=self.rtol, atol=self.atol)
             end, ts = sol.y[:, -1] / y_per_x(s1, t1), np.asarray(sched.t_from_s(np.maximum(sol.t, 0)))
         if sol.status != 0:
-            raise RuntimeError(f"{self.solver} failed after {count[0]} evaluations: {sol.message}")
-        x_end = _like(end.reshape(shape), x)
+            raise RuntimeError(f"{self.solver} failed after {g.nfe} evaluations: {sol.message}")
+        x_end = from_host(end.reshape(shape), x)
         if callback is not None:
             callback(t1, x_end, None)
-        return Solution(x=x_end, nfe=count[0], times=np.asarray(ts, dtype=np.float64), method=self.name)
+        return Solution(x=x_end, nfe=g.nfe, times=np.asarray(ts, dtype=np.float64), method=self.name)
 
 
 def _regular(schedule: NoiseSchedule, t: float) -> bool:

@@ -15,7 +15,9 @@ Adams-Bashforth, both through the DDIM transfer.
 >>> from pndmkit.schedules import LinearVP
 >>> from pndmkit.tableaus import RK4
 >>> from pndmkit.transfers import DDIMTransfer
->>> from pndmkit.estimators import LinearMultistep, RungeKutta, Warmup
+>>> from pndmkit.adams import LinearMultistep
+>>> from pndmkit.estimators import Warmup
+>>> from pndmkit.runge_kutta import RungeKutta
 >>> sched = LinearVP()
 >>> f_pndm = Integrator(Warmup(RungeKutta(RK4), 3, LinearMultistep(4, ramp=False)), DDIMTransfer(sched))
 >>> model = lambda x, t: 0.5 * x            # any callable eps(x, t)
@@ -29,63 +31,25 @@ Adams-Bashforth, both through the DDIM transfer.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import check_array, dtype_name
+from pndmkit._backend import cast, check_array, dtype_name
 from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator
-from pndmkit.run import Run, check_output, gradient_array, start_run
+from pndmkit.grids import check_grid, make_grid
+from pndmkit.models import Model, check_prediction
+from pndmkit.run import Callback, Run, Solution, gradient_array, start_run
 from pndmkit.stability import StabilityWarning, warn_if_unstable
 from pndmkit.transfers import Transfer
 
-__all__ = ["Solution", "Integrator", "Model", "Callback"]
-
-#: a noise-prediction model ``eps(x, t)``
-Model = Callable[[Any, float], Any]
-#: called after every step with ``(t_next, x_next, e')`` (``e'`` is ``None`` after a corrector step)
-Callback = Callable[[float, Any, Any], None]
+__all__ = ["Integrator", "Solution", "Model", "Callback"]
 
 _LOW_PRECISION = ("float16", "bfloat16")
 _STATE_DTYPES = ("float16", "bfloat16", "float32", "float64")
-
-
-@dataclass(frozen=True)
-class Solution:
-    """Result of a sampler run.
-
-    Attributes
-    ----------
-    x : array
-        Final sample (same array type, dtype and device as the initial one).
-    nfe : int
-        Number of model evaluations.
-    times : numpy.ndarray
-        The grid that was integrated (decreasing); for adaptive methods the accepted times.
-    method : str
-        Name of the method.
-    run : Run or None
-        The finished ask/tell run (``None`` for adaptive methods).
-    """
-
-    x: Any
-    nfe: int
-    times: NDArray[np.float64]
-    method: str = ""
-    run: Optional[Run] = field(default=None, repr=False)
-
-
-def _checked(model: Model, like: Any, count: list[int], check_finite: bool) -> Callable[[Any, float], Any]:
-    """Wrap ``model``: count evaluations and validate each output (:func:`pndmkit.run.check_output`)."""
-
-    def evaluate(x: Any, t: float) -> Any:
-        count[0] += 1
-        return check_output(model(x, t), like, t, count[0], check_finite)
-
-    return evaluate
 
 
 def _state_dtype(x: Any, state_dtype: Optional[str]) -> str:
@@ -95,16 +59,6 @@ def _state_dtype(x: Any, state_dtype: Optional[str]) -> str:
     if state_dtype not in _STATE_DTYPES:
         raise ValueError(f"state_dtype must be None (at least float32) or one of {_STATE_DTYPES}, got {state_dtype!r}")
     return state_dtype
-
-
-def _as_dtype(x: Any, dtype: str) -> Any:
-    if dtype_name(x) == dtype:
-        return x
-    if isinstance(x, np.ndarray):
-        return x.astype(dtype)
-    import torch
-
-    return x.to(getattr(torch, dtype))
 
 
 @dataclass(frozen=True)
@@ -120,7 +74,11 @@ class Integrator:
         :class:`~pndmkit.transfers.DataTransfer` for pseudo methods, :class:`~pndmkit.transfers.LinearTransfer`
         for classical ones).
     name : str
-        Name reported in :class:`Solution`.
+        Name reported in :class:`~pndmkit.run.Solution`.
+    data_form : str
+        Registry name of the same estimator on the data-prediction transfer, which a
+        :class:`~pndmkit.stability.StabilityWarning` suggests when this method's eps-form transfer would
+        amplify its stage errors (set by :mod:`pndmkit.methods`; empty: the warning gives the generic remedy).
 
     Raises
     ------
@@ -131,6 +89,7 @@ class Integrator:
     estimator: GradientEstimator
     transfer: Transfer
     name: str = ""
+    data_form: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.estimator, GradientEstimator):
@@ -139,8 +98,9 @@ class Integrator:
         if not isinstance(self.transfer, Transfer):
             raise TypeError(f"transfer must be a Transfer (DDIMTransfer, DataTransfer, LinearTransfer), got "
                             f"{type(self.transfer).__name__}")
-        if not isinstance(self.name, str):
-            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
+        for field_name in ("name", "data_form"):
+            if not isinstance(getattr(self, field_name), str):
+                raise TypeError(f"{field_name} must be a str, got {type(getattr(self, field_name)).__name__}")
 
     # -- metadata -------------------------------------------------------------------------------------
     @property
@@ -183,17 +143,14 @@ class Integrator:
         ValueError
             A bad grid, prediction or state_dtype.
         """
-        from pndmkit.grids import check_grid
-        from pndmkit.models import check_prediction
-
         check_array(x, "x")
         check_bool(check_finite, "check_finite")
         times = check_grid(self.transfer.schedule, grid)
         times.setflags(write=False)
         check_prediction(prediction, self.transfer.schedule)
-        warn_if_unstable(self, times)  # pndmkit/stability.py: a StabilityWarning naming cause and alternative
+        warn_if_unstable(self, times, self.data_form)  # a StabilityWarning naming the cause and a remedy
         out_dtype = dtype_name(x)
-        x_state = _as_dtype(x, _state_dtype(x, state_dtype))
+        x_state = cast(x, _state_dtype(x, state_dtype))
         return start_run(self, x_state, times, prediction=prediction, check_finite=bool(check_finite),
                          out_dtype=out_dtype, estimator_state=estimator_state)
 
@@ -227,8 +184,6 @@ class Integrator:
 
         Derived by a dry run of the protocol on a scalar state, so it counts exactly what :meth:`solve` asks.
         """
-        from pndmkit.grids import make_grid
-
         if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool):
             grid = make_grid(self.transfer.schedule, int(steps))
         else:

@@ -37,12 +37,95 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from pndmkit._backend import lincomb
+from pndmkit._backend import all_finite, dtype_name, lincomb, match_dtype
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
-__all__ = ["PREDICTIONS", "check_prediction", "eps_coefficients", "to_eps", "as_eps", "shift_time"]
+__all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "CountedModel", "eps_coefficients", "to_eps",
+           "as_eps", "shift_time"]
+
+#: the model contract: a callable ``model(x, t)`` returning a prediction shaped like ``x`` (``eps`` unless told
+#: otherwise), ``t`` a Python float in the schedule's time units
+Model = Callable[[Any, float], Any]
 
 PREDICTIONS = ("eps", "x0", "v", "score", "flow")
+
+
+def check_output(e: Any, like: Any, t: float, evaluation: int, check_finite: bool) -> Any:
+    """Validate one model output against the state ``like``; return it in the state's dtype.
+
+    Parameters
+    ----------
+    e : array
+        The model's output at ``(x, t)``.
+    like : array
+        The sampler state it must match (shape and array type; another floating dtype is cast to ``like``'s).
+    t : float
+        Evaluation time (for the messages).
+    evaluation : int
+        1-based number of this evaluation in the run (for the messages).
+    check_finite : bool
+        Also refuse NaN/inf entries (synchronises a GPU device).
+
+    Raises
+    ------
+    ValueError
+        Wrong shape (or not an array).
+    TypeError
+        A different array type (numpy vs torch) or a non-floating dtype.
+    FloatingPointError
+        ``check_finite`` and a non-finite entry.
+    """
+    shape = tuple(like.shape)
+    if tuple(getattr(e, "shape", ())) != shape or not hasattr(e, "dtype"):
+        raise ValueError(f"model output must be an array of shape {shape} like x; got "
+                         f"{type(e).__name__} of shape {tuple(getattr(e, 'shape', ()))} at t={t}")
+    if type(e) is not type(like):
+        raise TypeError(f"model output must be a {type(like).__name__} like x, got {type(e).__name__} at t={t}")
+    if e.dtype != like.dtype:
+        if "float" not in dtype_name(e):
+            raise TypeError(f"model output must have a floating dtype, got {dtype_name(e)} at t={t}")
+        e = match_dtype(e, like)
+    if check_finite and not all_finite(e):
+        raise FloatingPointError(f"model output is not finite at t={t} (evaluation {evaluation})")
+    return e
+
+
+class CountedModel:
+    """A model wrapped to count its evaluations and validate each output (:func:`check_output`).
+
+    Drivers that call a model themselves (the adaptive solver) use it so that NFE is counted where the model
+    is called, never declared.
+
+    Parameters
+    ----------
+    model : callable
+        ``model(x, t)``.
+    like : array
+        The state every output must match.
+    check_finite : bool
+        Refuse NaN/inf outputs.
+
+    Attributes
+    ----------
+    nfe : int
+        Evaluations so far.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> counted = CountedModel(lambda x, t: 0.5 * x, np.zeros(2), check_finite=True)
+    >>> counted(np.ones(2), 0.3).tolist(), counted.nfe
+    ([0.5, 0.5], 1)
+    """
+
+    __slots__ = ("model", "like", "check_finite", "nfe")
+
+    def __init__(self, model: Model, like: Any, check_finite: bool) -> None:
+        self.model, self.like, self.check_finite, self.nfe = model, like, bool(check_finite), 0
+
+    def __call__(self, x: Any, t: float) -> Any:
+        self.nfe += 1
+        return check_output(self.model(x, t), self.like, t, self.nfe, self.check_finite)
 
 
 def check_prediction(prediction: Any, schedule: NoiseSchedule | None = None) -> str:

@@ -36,7 +36,8 @@ from pndmkit._backend import check_array
 from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import check_grid, make_grid
-from pndmkit.integrator import Callback, Integrator, Solution
+from pndmkit.integrator import Integrator
+from pndmkit.run import Callback, Solution
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.models import as_eps, shift_time
 from pndmkit.schedules import DiscreteVP, NoiseSchedule

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from pndmkit import DDIMTransfer, Integrator, LinearTransfer, as_eps, get_method, make_grid, sample
-from pndmkit.estimators import LinearMultistep, RungeKutta, Single
+from pndmkit.adams import LinearMultistep
+from pndmkit.estimators import Single
+from pndmkit.runge_kutta import RungeKutta
 from pndmkit.grids import check_grid
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
 from pndmkit.tableaus import ButcherTableau

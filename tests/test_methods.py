@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 
 import pndmkit
 from pndmkit import METHODS, sample
-from pndmkit.estimators import LinearMultistep, RungeKutta, Single
+from pndmkit.adams import LinearMultistep
+from pndmkit.estimators import Single
+from pndmkit.runge_kutta import RungeKutta
 from pndmkit.grids import make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
