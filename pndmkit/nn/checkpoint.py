@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from pndmkit.nn._io import atomic_path, write_json
+from pndmkit._io import atomic_path, write_json
 from pndmkit.schedules import CosineVP, DiscreteVP, FlowMatching, LinearVP, NoiseSchedule
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "DATA_DIR",

@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS, MethodSpec, get_method
+from pndmkit.noise import per_sample_noise
 from pndmkit.schedules import NoiseSchedule
 from pndmkit.studies import convergence
 from pndmkit.studies.convergence import MethodResult, Study
@@ -266,7 +267,7 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
     model, schedule, shape
         See :func:`load_model`.
     x_T : array, optional
-        Initial noises ``(batch, *shape)``; default ``pndmkit.nn.initial_noise(range(batch), shape, seed)``
+        Initial noises ``(batch, *shape)``; default ``pndmkit.noise.per_sample_noise(range(batch), shape, seed)``
         (per-sample seeds, as ``pndmkit sample`` draws them).
     batch, seed : int
         Number and seed of the default noises.
@@ -308,9 +309,7 @@ def _model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any 
             raise UsageError("shape", f"cannot draw noises for {name}: pass shape= (one sample) or x_T=")
         if not (isinstance(batch, int) and batch >= 1):
             raise UsageError("batch", f"batch must be an integer >= 1, got {batch!r}")
-        from pndmkit.nn.generate import initial_noise
-
-        x0 = initial_noise(range(batch), shp, seed).double().numpy()
+        x0 = per_sample_noise(range(batch), shp, seed).astype(np.float64)
     else:
         x0 = np.array(x_T.detach().cpu().numpy() if hasattr(x_T, "detach") else x_T, dtype=np.float64)
         if x0.ndim < 2 or not np.all(np.isfinite(x0)):

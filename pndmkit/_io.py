@@ -1,4 +1,6 @@
-"""Atomic file writes: write a temporary file in the target's folder, then ``os.replace`` it.
+"""Harness file I/O: atomic writes, JSON, progress bars (torch-free; tqdm is imported only when a bar is made).
+
+An atomic write writes a temporary file in the target's folder, then ``os.replace``-s it.
 
 A temporary file is named ``.<target name>.<random>.tmp<suffix>``; a write killed before ``os.replace``
 (SIGKILL, power loss) leaves one behind, which :func:`remove_stale_temporaries` deletes on the next run.
