@@ -130,6 +130,10 @@ class GradientEstimator(ABC):
 
             cls.__init__ = frozen_init  # type: ignore[misc]
 
+    def __init__(self) -> None:  # an estimator without options (Single) is frozen at once
+        if not self.__dict__.get("_init_depth", 0):
+            object.__setattr__(self, "_frozen", True)
+
     def __setattr__(self, name: str, value: Any) -> None:
         if self.__dict__.get("_frozen", False):
             raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r} (build a new estimator; "

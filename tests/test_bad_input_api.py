@@ -145,7 +145,7 @@ def test_bad_input_raises_a_clear_error(name, call, error, message):
 
 
 def test_the_table_covers_the_api_broadly():
-    """At least 40 cases, and every public entry point the API section of issue 11 names has some."""
+    """At least 40 cases, and every public entry point of the API has some."""
     names = [c.values[0] if hasattr(c, "values") else c[0] for c in CASES]
     assert len(names) >= 40 and len(set(names)) == len(names)
     for prefix in ("sample", "make_grid", "check_grid", "LinearVP", "CosineVP", "DiscreteVP", "as_eps",

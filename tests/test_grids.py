@@ -148,7 +148,7 @@ def test_discrete_spacings_need_integer_ends():
 
 @pytest.mark.parametrize("kind", [None, "linspace"])
 def test_a_non_integer_t_start_is_refused_by_the_default_mid_trajectory_grid(kind):
-    """Issue 11: t_start=300.5 used to give linspace(300.5, -1) (not integer indices) without a word."""
+    """A regression: t_start=300.5 used to give linspace(300.5, -1) (not integer indices) without a word."""
     with pytest.raises(ValueError, match=r"^t_start=300.5 must be a training index \(an integer\) for grid "
                                          r"'linspace'; use grid='uniform' for other times$"):
         make_grid(LIN, 10, kind, t_start=300.5)
