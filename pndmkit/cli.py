@@ -284,7 +284,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (bad input: one line on stderr, then ``SystemExit(2)``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from pndmkit.commands._plugins import PLUGIN_ENV, load_plugins
+    from pndmkit.commands.plugins import PLUGIN_ENV, load_plugins
 
     try:  # user methods registered by modules named in PNDMKIT_PLUGINS or by installed entry points
         load_plugins()
