@@ -38,6 +38,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from pndmkit._io import atomic_path, write_text
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS, MethodSpec, get_method
 from pndmkit.noise import per_sample_noise
@@ -345,16 +346,9 @@ def _model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any 
                       cache=None if folder is None else str(folder))
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _write_reference(folder: Path, ref: NDArray[np.float64], err: float, nfe: int, info: dict) -> None:
-    _atomic_write(folder / "reference.npz",
-                  lambda p: np.savez(open(p, "wb"), reference=ref, error=err, nfe=nfe, info=json.dumps(info)))
+    with atomic_path(folder / "reference.npz") as tmp, tmp.open("wb") as fh:
+        np.savez(fh, reference=ref, error=err, nfe=nfe, info=json.dumps(info))
 
 
 def _read_reference(folder: Path, shape: tuple) -> Optional[tuple[NDArray[np.float64], float]]:
@@ -392,7 +386,7 @@ def sweep(study: ModelStudy, method: str | MethodSpec, steps: Sequence[int] = DE
     if path is not None:  # re-read: another process may have added entries meanwhile
         table = json.loads(path.read_text()) if path.is_file() else {}
         table[tag] = result.to_dict()
-        _atomic_write(path, lambda p: p.write_text(json.dumps(table, indent=1)))
+        write_text(path, json.dumps(table, indent=1))
     return result
 
 
