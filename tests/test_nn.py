@@ -494,8 +494,7 @@ def test_flow_objective_loss_is_finite_and_decreases_on_a_fixed_batch(tmp_path):
 
 
 def test_flow_checkpoint_round_trips_schedule_prediction_and_time(tmp_path):
-    from pndmkit.nn.checkpoint import schedule_from_dict, schedule_to_dict
-    from pndmkit.schedules import FlowMatching
+    from pndmkit.schedules import FlowMatching, schedule_from_dict, schedule_to_dict
 
     stem = _flow_trainer(tmp_path, steps=2).run()
     ck = load_checkpoint(stem)

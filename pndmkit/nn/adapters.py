@@ -27,7 +27,6 @@ torch.Size([3, 1, 8, 8])
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
