@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["is_torch", "check_array", "match_dtype", "cast", "to_host_float64", "from_host", "all_finite",
+__all__ = ["is_torch", "check_array", "match_dtype", "cast", "read_only", "version_counter", "to_host_float64", "from_host", "all_finite",
            "dtype_name", "lincomb", "LinComb"]
 
 #: tensor dtypes numpy shares; others (bfloat16) travel to and from the host as float32
@@ -107,6 +107,21 @@ def from_host(v: np.ndarray, like: Any) -> Any:
         host = torch.from_numpy(np.ascontiguousarray(v, dtype=host_dtype))
         return host.to(like.dtype).to(like.device)
     return np.asarray(v).astype(like.dtype, copy=False)
+
+
+def read_only(x: Any) -> Any:
+    """A read-only view of a numpy array (the same data, no copy); a tensor unchanged (torch has no
+    read-only tensors: see :func:`version_counter`)."""
+    if isinstance(x, np.ndarray) and x.flags.writeable:
+        x = x.view()
+        x.flags.writeable = False
+    return x
+
+
+def version_counter(x: Any) -> Any:
+    """torch's in-place version counter of a tensor (it grows with every in-place write; reading it does not
+    synchronise a device), ``None`` for a numpy array."""
+    return x._version if is_torch(x) else None
 
 
 def all_finite(x: Any) -> bool:

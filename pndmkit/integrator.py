@@ -30,6 +30,8 @@ Adams-Bashforth, both through the DDIM transfer.
 
 from __future__ import annotations
 
+import functools
+import types
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -46,7 +48,7 @@ from pndmkit.run import Callback, Run, Solution, gradient_array, start_run
 from pndmkit.stability import StabilityWarning, warn_if_unstable
 from pndmkit.transfers import Transfer
 
-__all__ = ["Integrator", "Solution", "Model", "Callback"]
+__all__ = ["Integrator", "Solution", "Model", "Callback", "same_method"]
 
 _LOW_PRECISION = ("float16", "bfloat16")
 _STATE_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -151,33 +153,83 @@ class Integrator:
         warn_if_unstable(self, times, self.data_form)  # a StabilityWarning naming the cause and a remedy
         out_dtype = dtype_name(x)
         x_state = cast(x, _state_dtype(x, state_dtype))
+        if estimator_state is not None:  # a foreign state fails somewhere in the first step: try it on zeros
+            zero = 0.0 * x_state
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    probe = start_run(self, zero, times[:2], prediction="eps", check_finite=False,
+                                      out_dtype=dtype_name(zero), estimator_state=estimator_state)
+                    while probe.request is not None:
+                        probe = probe.tell(zero)
+            except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+                raise ValueError(f"estimator_state is not a state of {self.estimator!r}: its first step failed with "
+                                 f"{type(exc).__name__}: {exc} (pass the state of a run of this estimator, e.g. "
+                                 f"run.state)") from exc
         return start_run(self, x_state, times, prediction=prediction, check_finite=bool(check_finite),
                          out_dtype=out_dtype, estimator_state=estimator_state)
 
     def solve(self, model: Model, x: Any = None, grid: Sequence[float] | NDArray[np.float64] | None = None, *,
-              callback: Callback | None = None, check_finite: bool = False, prediction: str = "eps",
+              callback: Callback | None = None, check_finite: Optional[bool] = None, prediction: Optional[str] = None,
               state_dtype: Optional[str] = None, run: Optional[Run] = None) -> Solution:
         """Integrate along ``grid`` (decreasing times, ``grid[0]`` the start) from ``x``, calling ``model``.
 
         ``run`` resumes a saved (e.g. unpickled) :class:`~pndmkit.run.Run` instead of starting from ``x``;
-        the result is bit-identical to an uninterrupted run. Other parameters as :meth:`start`;
-        ``callback(t_next, x_next, e')`` is called after every step.
+        the result is bit-identical to an uninterrupted run. The run carries its sample, grid, prediction type,
+        finiteness check and state dtype: with ``run=`` those parameters are refused unless they repeat the
+        run's own. Other parameters as :meth:`start` (defaults ``prediction="eps"``, ``check_finite=False``);
+        ``callback(t_next, x_next, e')`` is called after every step. ``model`` must not write into its input
+        (a numpy input is read-only; a tensor written in place is refused by :meth:`~pndmkit.run.Run.tell`).
+
+        Raises
+        ------
+        TypeError
+            ``model`` or ``callback`` not callable, ``run`` not a Run, or neither ``x`` and ``grid`` nor ``run``.
+        ValueError
+            ``run`` started by another method, or options that contradict the run.
         """
         if not callable(model):
             raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable as callback(t, x, e), got {type(callback).__name__}")
         if run is None:
             if x is None or grid is None:
                 raise TypeError("solve needs x and grid (or run= to resume a saved run)")
-            run = self.start(x, grid, prediction=prediction, check_finite=check_finite, state_dtype=state_dtype)
-        elif run.integrator is not self and repr(run.integrator) != repr(self):
-            raise ValueError(f"run was started by a different integrator: {run.integrator!r}, not {self!r}")
+            run = self.start(x, grid, prediction="eps" if prediction is None else prediction,
+                             check_finite=False if check_finite is None else check_finite, state_dtype=state_dtype)
+        else:
+            self._check_resume(run, x, grid, prediction, check_finite, state_dtype)
         while run.request is not None:
             x_eval, t_eval = run.request
             index = run.index
-            run = run.tell(model(x_eval, t_eval))
+            try:
+                output = model(x_eval, t_eval)
+            except ValueError as exc:
+                if "read-only" in str(exc):
+                    raise ValueError(f"model wrote into its input x at t={t_eval}: the sampler's state is read-only; "
+                                     f"return a new array instead of modifying x in place") from exc
+                raise
+            run = run.tell(output)
             if callback is not None and run.index != index:
                 callback(run.t, run.x, gradient_array(run.last_gradient))
         return run.solution()
+
+    def _check_resume(self, run: Any, x: Any, grid: Any, prediction: Optional[str], check_finite: Optional[bool],
+                      state_dtype: Optional[str]) -> None:
+        """Refuse a ``run=`` that is not this method's, or options that say something other than the run."""
+        if not isinstance(run, Run):
+            raise TypeError(f"run must be a Run (from Integrator.start, or unpickled), got {type(run).__name__}")
+        if not same_method(run.integrator, self):
+            raise ValueError(f"run was started by a different integrator: {run.integrator!r}, not {self!r}")
+        given = [name for name, value in (("x", x), ("grid", grid)) if value is not None]
+        if given:
+            raise TypeError(f"solve(run=...) resumes the run from its own sample and grid; do not pass "
+                            f"{' and '.join(given)} as well")
+        for name, value, own in (("prediction", prediction, run.prediction), ("check_finite", check_finite,
+                                 run.check_finite), ("state_dtype", state_dtype, dtype_name(run.x))):
+            if value is not None and value != own:
+                raise ValueError(f"{name}={value!r} contradicts the run, which was started with {name}={own!r}")
+
 
     def nfe(self, steps: int | Sequence[float]) -> int:
         """Model evaluations of a run of ``steps`` steps (on the schedule's default grid) or on a grid.
@@ -195,3 +247,45 @@ class Integrator:
         while run.request is not None:
             run = run.tell(zero)
         return run.nfe
+
+
+def _same_value(a: Any, b: Any, seen: set) -> bool:
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and bool(np.array_equal(a, b))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_value(u, v, seen) for u, v in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k], seen) for k in a)
+    if isinstance(a, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial)):
+        return False  # functions: the same object or not the same (``a is b`` was checked)
+    if hasattr(a, "__dict__"):
+        key = (id(a), id(b))
+        if key in seen:  # composed estimators refer to each other: a pair on the way is compared already
+            return True
+        seen.add(key)
+        va = {k: v for k, v in vars(a).items() if k not in ("_init_depth", "_frozen")}
+        vb = {k: v for k, v in vars(b).items() if k not in ("_init_depth", "_frozen")}
+        return va.keys() == vb.keys() and all(_same_value(va[k], vb[k], seen) for k in va)
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def same_method(a: Any, b: Any) -> bool:
+    """Whether two method objects (integrators, estimators, transfers, schedules) describe the same sampler:
+    the same types and the same parameters, arrays compared by value (two schedules with the same ``repr``
+    but other tables are different), functions by identity. A pickled copy of an integrator is the same.
+
+    >>> from pndmkit.methods import METHODS
+    >>> from pndmkit.schedules import DiscreteVP, LinearVP
+    >>> same_method(METHODS["ipndm"].build(LinearVP()), METHODS["ipndm"].build(LinearVP()))
+    True
+    >>> same_method(METHODS["ipndm"].build(DiscreteVP.linear()), METHODS["ipndm"].build(DiscreteVP.quad()))
+    False
+    """
+    return _same_value(a, b, set())

@@ -20,12 +20,13 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Optional, Union
 
-from pndmkit._checks import check_int
+from pndmkit._checks import check_bool, check_int
 from pndmkit.adams import AdamsPC, LinearMultistep
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import GradientEstimator, Single, Warmup
@@ -37,10 +38,51 @@ from pndmkit.tableaus import HEUN, RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["MethodSpec", "METHODS", "BUILTIN", "DEFAULT_METHOD", "KINDS", "get_method", "register_method",
-           "unregister_method", "steps_for_nfe"]
+           "unregister_method", "steps_for_nfe", "identifier"]
 
 Built = Union[Integrator, AdaptiveIntegrator]
 _NAME = re.compile(r"[a-z0-9][a-z0-9+._-]*")
+
+
+def identifier(name: str) -> str:
+    """The Python identifier a method name becomes where names must be identifiers (k-diffusion-style
+    ``sample_<identifier>`` functions): ``+`` becomes ``_p`` (``++``: ``_pp``), every other character outside
+    ``[a-z0-9]`` becomes ``_``, and runs of ``_`` collapse to one.
+
+    :func:`register_method` refuses a name whose identifier is another registered method's.
+
+    >>> identifier("dpm-solver++-2m"), identifier("f-pndm-s")
+    ('dpm_solver_pp_2m', 'f_pndm_s')
+    """
+    spelled = re.sub(r"\++", lambda m: "_" + "p" * len(m.group()) + "_", name)
+    return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]", "_", spelled)).strip("_")
+
+
+@dataclass(frozen=True)
+class _NamedBuild:
+    """A spec's ``build`` as every caller gets it: the user's function, checked to build on the schedule it is
+    given, and its integrator named by the registry name (so saved configs, run metadata and ``Solution.method``
+    carry the name that rebuilds it)."""
+
+    build: Callable[[NoiseSchedule], Any]
+    name: str
+
+    def __call__(self, schedule: NoiseSchedule) -> Any:
+        try:
+            built = self.build(schedule)
+        except Exception as exc:
+            raise ValueError(f"the build of method {self.name!r} failed on {schedule!r}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if isinstance(built, Integrator):
+            used = built.transfer.schedule
+        elif isinstance(built, AdaptiveIntegrator):
+            used = built.schedule
+        else:
+            return built  # register_method names the wrong type
+        if used is not schedule:
+            raise ValueError(f"the build of method {self.name!r} ignores the schedule it is given: asked for "
+                             f"{schedule!r}, it built on {used!r} (build(schedule) must use that very object, not one it makes)")
+        return built if built.name == self.name else dataclasses.replace(built, name=self.name)
 
 #: the kinds of method: pseudo (a transfer that keeps samples on the noise-level manifold), classical
 #: (the linear transfer ``x + h f``), adaptive (the method chooses its steps)
@@ -57,7 +99,10 @@ class MethodSpec:
         Registry key.
     build : callable
         ``build(schedule)`` returns the integrator (:class:`~pndmkit.integrator.Integrator` or
-        :class:`~pndmkit.adaptive.AdaptiveIntegrator`).
+        :class:`~pndmkit.adaptive.AdaptiveIntegrator`) on that very schedule. The spec keeps it wrapped: a
+        build that fails, or builds on another schedule, raises ``ValueError`` naming the method and the
+        schedule, and the integrator it returns carries the spec's ``name`` (a build reused under a new name
+        is renamed), so the name travels with what it builds.
     order : int or None
         Declared global order (``t``-uniform grid, against the exact probability-flow trajectory); ``None``
         for adaptive methods. :func:`register_method` checks it against the order the objects report.
@@ -75,12 +120,15 @@ class MethodSpec:
     reference: str = ""
 
     def __post_init__(self) -> None:
+        if isinstance(self.build, _NamedBuild):  # a spec copied under another name (dataclasses.replace)
+            object.__setattr__(self, "build", self.build.build)
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ValueError(f"spec.name must be lower-case letters, digits and + . _ - (starting with a letter or "
                              f"digit: the CLI's --methods splits on commas), got {self.name!r}")
         if not callable(self.build):
             raise TypeError(f"spec.build must be callable as build(schedule) -> Integrator, got "
                             f"{type(self.build).__name__}")
+        object.__setattr__(self, "build", _NamedBuild(self.build, self.name))
         if self.order is not None and (isinstance(self.order, bool) or not isinstance(self.order, int)
                                        or self.order < 1):
             raise ValueError(f"spec.order must be a positive integer or None (adaptive), got {self.order!r}")
@@ -287,17 +335,26 @@ def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     Raises
     ------
     TypeError
-        ``spec`` is not a MethodSpec, or its build does not return an integrator.
+        ``spec`` is not a MethodSpec, its build does not return an integrator, or ``replace`` is not a bool.
     ValueError
-        A bad or taken name, an unknown kind, or a declared order that differs from the reported one.
+        A bad or taken name (a built-in one, or one whose Python identifier another method has), a build that
+        fails or ignores the schedule it is given, an unknown kind, or a declared order that differs from the
+        reported one.
     """
     if not isinstance(spec, MethodSpec):
         raise TypeError(f"spec must be a MethodSpec, got {type(spec).__name__}")
-    if spec.name in BUILTIN or (spec.name in METHODS and not replace):
-        raise ValueError(f"method {spec.name!r} is already registered"
-                         + ("" if spec.name in BUILTIN else "; pass replace=True to replace it"))
+    replace = check_bool(replace, "replace")
+    if spec.name in BUILTIN:
+        raise ValueError(f"method {spec.name!r} is already registered and built in: built-in methods cannot be "
+                         f"replaced; register yours under another name")
+    if spec.name in METHODS and not replace:
+        raise ValueError(f"method {spec.name!r} is already registered; pass replace=True to replace it")
+    twin = next((n for n in METHODS if n != spec.name and identifier(n) == identifier(spec.name)), None)
+    if twin is not None:
+        raise ValueError(f"method name {spec.name!r} is taken: {twin!r} is registered and both become the Python "
+                         f"name {identifier(spec.name)!r} (k-diffusion-style samplers); choose another name")
     for schedule in (LinearVP(), DiscreteVP.linear()):
-        built = spec.build(schedule)
+        built = spec.build(schedule)  # raises ValueError naming the method and the schedule if the build fails
         if not isinstance(built, (Integrator, AdaptiveIntegrator)):
             raise TypeError(f"spec.build must return an Integrator or AdaptiveIntegrator, got {type(built).__name__}")
     if spec.kind not in KINDS:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from pndmkit._backend import all_finite, dtype_name, lincomb, match_dtype
+from pndmkit._backend import all_finite, dtype_name, is_torch, lincomb, match_dtype
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "CountedModel", "eps_coefficients", "to_eps",
@@ -69,7 +69,7 @@ def check_output(e: Any, like: Any, t: float, evaluation: int, check_finite: boo
     Raises
     ------
     ValueError
-        Wrong shape (or not an array).
+        Wrong shape (or not an array), or a tensor on another device than ``like``.
     TypeError
         A different array type (numpy vs torch) or a non-floating dtype.
     FloatingPointError
@@ -81,6 +81,9 @@ def check_output(e: Any, like: Any, t: float, evaluation: int, check_finite: boo
                          f"{type(e).__name__} of shape {tuple(getattr(e, 'shape', ()))} at t={t}")
     if type(e) is not type(like):
         raise TypeError(f"model output must be a {type(like).__name__} like x, got {type(e).__name__} at t={t}")
+    if is_torch(e) and e.device != like.device:  # e.g. torch's 'meta' device, which holds no values
+        raise ValueError(f"model output is on device {e.device}, x on {like.device}, at t={t}: return the output on "
+                         f"x's device")
     if e.dtype != like.dtype:
         if "float" not in dtype_name(e):
             raise TypeError(f"model output must have a floating dtype, got {dtype_name(e)} at t={t}")

@@ -30,7 +30,7 @@ from typing import Any, Callable, Generator, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import LinComb, all_finite, cast
+from pndmkit._backend import LinComb, all_finite, cast, read_only, version_counter
 from pndmkit.estimators import Step
 from pndmkit.models import check_output, to_eps
 
@@ -125,6 +125,7 @@ class Run:
     out_dtype: str = ""
     last_gradient: Any = field(default=None, repr=False)
     _cursor: Optional[_Cursor] = field(default=None, repr=False, compare=False)
+    _request_version: Optional[int] = field(default=None, repr=False, compare=False)
 
     # -- the protocol -----------------------------------------------------------------------------
     @property
@@ -139,6 +140,10 @@ class Run:
 
     def ask(self) -> tuple[Any, float]:
         """``(x, t)``: where the model must be evaluated next (``t`` a Python float in the schedule's units).
+
+        ``x`` belongs to the run, which is immutable: a numpy ``x`` is a read-only view (writing to it raises
+        numpy's "read-only" error); a tensor cannot be made read-only, so :meth:`tell` refuses an output if
+        ``x`` was modified in place in between (torch's version counter, no device synchronisation).
 
         Raises
         ------
@@ -165,6 +170,9 @@ class Run:
         if self.request is None:
             raise RuntimeError("the run is done: there is nothing to tell")
         x_eval, t_eval = self.request
+        if self._request_version is not None and x_eval._version != self._request_version:
+            raise RuntimeError(f"the x that ask() handed out for t={t_eval} was modified in place; the run is "
+                               f"immutable: a model must return a new tensor and leave its input unchanged")
         phi = self.integrator.transfer
         eps = check_output(output, x_eval, t_eval, self.nfe + 1, self.check_finite)
         if self.prediction != "eps":
@@ -179,7 +187,8 @@ class Run:
             cursor.position = -1  # exhausted: telling this run again replays the step
             return self._finish_step(stop.value, self.nfe + 1)
         cursor.position += 1
-        return _replace(self, nfe=self.nfe + 1, told=self.told + (g,), request=request, _cursor=cursor)
+        return _replace(self, nfe=self.nfe + 1, told=self.told + (g,), request=request, _cursor=cursor,
+                        _request_version=version_counter(request[0]))
 
     def solution(self) -> Solution:
         """The :class:`Solution` of a finished run.
@@ -250,7 +259,7 @@ def _checked_request(request: Any, run: Run) -> tuple[Any, float]:
     if not (schedule.t_min - tol <= t <= schedule.t_max + tol):  # also refuses NaN
         raise ValueError(f"{run.integrator.estimator!r}.step asked for an evaluation at t={t}, outside the domain "
                          f"[{schedule.t_min}, {schedule.t_max}] of {schedule!r}")
-    return x, float(t)
+    return read_only(x), float(t)
 
 
 def _replace(run: Run, **changes: Any) -> Run:
@@ -279,7 +288,7 @@ def _begin(run: Run, index: int, x: Any, state: Any, nfe: int, last_gradient: An
             x = step.x if step.x is not None else run.integrator.transfer(x, step.e, t, t_next)
             state, last_gradient, index = step.state, step.e, index + 1
             continue
-        return _replace(base, request=request, _cursor=_Cursor(gen, 0))
+        return _replace(base, request=request, _cursor=_Cursor(gen, 0), _request_version=version_counter(request[0]))
 
 
 def start_run(integrator: Any, x: Any, times: NDArray[np.float64], *, prediction: str,
