@@ -136,8 +136,11 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         ``T - 1``, or from ``t_start``).
     grid : str or sequence of float, optional
         A grid kind (:data:`pndmkit.grids.GRIDS`) or explicit decreasing times (first = start).
-    prediction : {"eps", "x0", "v", "score"}
-        What the model predicts; converted to ``eps`` before any combination.
+    prediction : {"eps", "x0", "v", "score", "flow"}
+        What the model predicts; converted to ``eps`` before any combination. A model that already returns
+        ``eps`` (:func:`pndmkit.models.guided`, :func:`pndmkit.as_eps`, :class:`pndmkit.nn.NetworkModel`:
+        :func:`pndmkit.models.converted_from`) takes the default ``"eps"``; another value raises ``ValueError``
+        naming ``prediction`` (it would convert twice).
     t_start, t_end : float, optional
         Start and end times of a generated grid: start mid-trajectory by passing ``t_start`` and ``x_t``
         (on a DiscreteVP the default grid is then ``linspace`` over the indices ``0..t_start``).
