@@ -193,3 +193,24 @@ def test_the_start_scale_of_a_torch_start():
     assert check_start_scale(torch.empty(4, 64, device="meta"), EDM(), 80.0) is None
     with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square"):
         pndmkit.sample(lambda x, t: 0 * x, z.float(), schedule=EDM(), steps=2, prediction="x0")
+
+
+def test_the_readme_start_scale_example_runs_silently():
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    section = readme.read_text().split("\n## Beyond VP: EDM, VE and flow matching\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "prior_scale" in code
+    out = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out):
+        warnings.simplefilter("error")
+        exec(compile(code, str(readme), "exec"), {})
+    assert out.getvalue().split() == ["80.006", "0.39"]
+    # the same code with unit noise: the warning, and samples 80 times too small
+    with pytest.warns(pndmkit.PriorScaleWarning), contextlib.redirect_stdout(out):
+        exec(compile(code.replace("schedule.prior_scale() * z", "z"), str(readme), "exec"), {})
+    assert out.getvalue().split()[-1] == "0.0"

@@ -12,14 +12,21 @@ time *is* ``sigma`` (``abar = 1 / (1 + sigma^2)``), so stages placed at the ``t`
 ``sigma``-midpoint and the DDIM transfer is k-diffusion's Euler step ``y + (sigma' - sigma) (y - D) / sigma``.
 The denoiser's output is converted to ``eps`` at each evaluation, before any combination.
 
-``sample_<name>`` (``sample_f_pndm``, ``sample_prk_s``, ...) exists for every fixed-step method in
-:data:`pndmkit.METHODS`, methods registered later included, for code that looks samplers up by name.
+Every fixed-step method of :data:`pndmkit.METHODS` (methods registered later included) has a sampler whose
+name is a Python identifier, :func:`sampler_name`: ``sample_f_pndm``, ``sample_prk_s``,
+``sample_dpm_solver_pp_2m`` for ``dpm-solver++-2m``; :data:`SAMPLERS` maps these names to the samplers, for
+code that looks samplers up by name, and the module exposes them as attributes. k-diffusion's own names mean
+other things here: its ``sample_euler`` is pndmkit's ``sample_ddim`` (pndmkit's ``euler`` is classical Euler
+in ``t``), its ``sample_heun`` is ``sample_pie``, its ``sample_lms`` ``sample_ipndm_v`` and its
+``sample_dpmpp_2m`` ``sample_dpm_solver_pp_2m``.
 
-A method that evaluates the model at the end of a step (``pie``, ``prk``, ``rk4``, ``pece-s``, ...) would
-evaluate the denoiser at ``sigma = 0`` on grids ending there, where ``eps`` cannot be recovered from it; it is
-refused with a message (pass ``sigmas[:-1]`` and take the last step yourself, or a method that evaluates at
-step starts only: ``ddim``, ``ipndm``, ``ipndm-v``, and ``plms`` / ``s-pndm`` / ``f-pndm`` once their warm-up
-is over before the last step).
+Sigmas ending at 0 are taken by every method without evaluating the denoiser at ``sigma = 0``, where ``eps``
+cannot be recovered from it: a method that evaluates at step starts takes its own last step, a
+predictor-corrector its predictor, and a step with a stage at the end (``pie``, ``prk``, ``rk4``, a
+Runge-Kutta warm-up) the first-order data step ``x = D(x, sigma)``, as k-diffusion's Heun does (:func:`sample`,
+Notes). k-diffusion's keywords ``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``, ``eta`` and
+``noise_sampler`` are accepted where they add no noise (every method here is deterministic) and refused by
+name otherwise; like k-diffusion's samplers these run under ``torch.no_grad()``.
 
 Examples
 --------
