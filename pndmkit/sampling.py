@@ -115,7 +115,8 @@ def check_start_scale(x: Any, schedule: NoiseSchedule, t: float, *, name: str = 
                      f"schedule.prior_scale(t) = {scale:.6g} (pndmkit never rescales it)")
     where = f"{name} has root mean square (std about 0) {rms:.4g} at t={t:g} of {schedule!r}, "
     if rms < sigma / factor:
-        what = (f"{sigma / rms:.3g} times below sigma(t) = {sigma:.6g}, the least root mean square x_t has there "
+        times = f"{sigma / rms:.3g} times" if rms > 0 else "infinitely far"
+        what = (f"{times} below sigma(t) = {sigma:.6g}, the least root mean square x_t has there "
                 f"(a start from noise has {scale:.6g})")
     else:
         what = f"{rms / scale:.3g} times above the root mean square {scale:.6g} of x_t there for unit-variance data"

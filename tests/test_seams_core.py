@@ -180,6 +180,9 @@ def test_the_start_scale_check_bounds():
                                                         r"of LinearVP\(.*\), 4.1 times above the root mean square 1 of "
                                                         r"x_t there for unit-variance data; pass x_T"):
         check_start_scale(4.1 * z, sched, 0.01)
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square \(std about 0\) 0 at t=1 of "
+                                                        r"LinearVP\(.*\), infinitely far below sigma\(t\) = 0.999978, "):
+        check_start_scale(np.zeros((4, 4)), sched, 1.0)  # zeros are no start of x_t
     with pytest.warns(pndmkit.PriorScaleWarning, match=r"; my advice$"):
         check_start_scale(z, EDM(), 80.0, name="x", fix="my advice")
 
