@@ -239,6 +239,55 @@ def test_pie_is_k_diffusion_heun_with_its_euler_step_to_zero(y_start):
     assert [c["i"] for c in seen] == list(range(10))  # one callback per step, as k-diffusion's Heun
 
 
+def dpmpp_2m_from_its_definition(model, x, sigmas):
+    """DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Algorithm 2) in k-diffusion's variables, with
+    lambda = -log(sigma): first order on the first step and on a step to sigma = 0, as k-diffusion's
+    sample_dpmpp_2m takes them."""
+    old = None
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        denoised = model(x, s * np.ones(x.shape[0]))
+        if s_next == 0:
+            x = denoised
+        else:
+            h = math.log(s) - math.log(s_next)
+            if old is None:
+                d = denoised
+            else:
+                r = (math.log(sigmas[i - 1]) - math.log(s)) / h
+                d = (1 + 1 / (2 * r)) * denoised - old / (2 * r)
+            x = (s_next / s) * x - math.expm1(-h) * d
+        old = denoised
+    return x
+
+
+def lms_from_its_definition(model, x, sigmas, order=4):
+    """Linear multistep in sigma (k-diffusion's sample_lms): d = (x - D) / sigma at each step start, the step
+    the integral over [sigma_i, sigma_{i+1}] of the Lagrange interpolant of the last min(i + 1, order) d's
+    (integrated exactly here)."""
+    ds = []
+    for i in range(len(sigmas) - 1):
+        ds.append((x - model(x, sigmas[i] * np.ones(x.shape[0]))) / sigmas[i])
+        k = min(i + 1, order)
+        nodes = [sigmas[i - j] for j in range(k)]
+        for j in range(k):
+            others = [nodes[m] for m in range(k) if m != j]
+            basis = np.polynomial.Polynomial.fromroots(others) if others else np.polynomial.Polynomial([1.0])
+            basis = basis / np.prod([nodes[j] - o for o in others])
+            integral = basis.integ()
+            x = x + (integral(sigmas[i + 1]) - integral(sigmas[i])) * ds[-1 - j]
+    return x
+
+
+@pytest.mark.parametrize("n", [5, 20])
+def test_dpm_solver_pp_2m_and_ipndm_v_are_k_diffusions_dpmpp_2m_and_lms(n, y_start):
+    sigmas = karras(n)
+    np.testing.assert_allclose(kd.sample_dpm_solver_pp_2m(denoiser, y_start, sigmas, disable=True),
+                               dpmpp_2m_from_its_definition(denoiser, y_start, sigmas), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kd.sample_ipndm_v(denoiser, y_start, sigmas, disable=True),
+                               lms_from_its_definition(denoiser, y_start, sigmas), rtol=1e-12, atol=1e-12)
+
+
 def test_a_predictor_corrector_ends_on_its_predictor_of_higher_order_than_the_data_step(y_start):
     """Karras sigmas down to 0.05, then 0: the data step D(x, 0.05) has an error floor of about 4e-3 whatever the
     step count; the third-order predictor of pec-s / pece-s is 50 times better at 48 steps."""

@@ -389,6 +389,9 @@ class _Samplers(Mapping):
             raise KeyError(f"{key} is the sampler name of several methods, {methods}; use sampler(name)")
         return sampler(methods[0])
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._names()
+
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._names()))
 
