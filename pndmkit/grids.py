@@ -21,7 +21,8 @@ A schedule may name its own default kind (``default_grid``): ``karras`` for
 Discrete DDPM grids (diffusers' ``timestep_spacing``; integer training indices) for :class:`DiscreteVP`:
 
 * ``leading``: ``t = k * (T // N) + offset`` for ``k = N-1..0`` (50 of 1000 steps start at 980);
-* ``linspace``: ``round(linspace(0, T - 1, N))`` reversed (starts at 999);
+* ``linspace``: ``round(linspace(0, T - 1, N))`` reversed (starts at 999); one step is ``[T - 1]`` (diffusers'
+  rule gives ``[0]``, a step from the data end that returns the noise nearly unchanged);
 * ``trailing``: ``round(arange(T, 0, -T/N)) - 1`` (starts at 999, ends near the data);
 
 each followed by the final time: ``final_alpha="one"`` ends at ``t = -1`` where ``abar = 1`` (DDIM's padded
@@ -36,8 +37,9 @@ why instead of returning something else:
   the grid already reaches ``t = 0``) is refused, not dropped;
 * ``leading`` spacing starts one step below the top when ``steps`` divides ``T`` (980 for 50 of 1000); where
   ``T // steps`` truncates it starts lower, and it is refused once that costs more than a tenth of the table
-  beyond its own first step (600 of 1000 steps: stride 1, start at ``t = 599``); ``trailing`` and
-  ``linspace`` start at ``T - 1`` for every ``steps``;
+  beyond its own first step (600 of 1000 steps: stride 1, start at ``t = 599``); a single ``leading`` step
+  starts at ``t = offset`` (diffusers' rule, kept for parity with it: use ``trailing`` or ``linspace`` for one
+  step); ``trailing`` and ``linspace`` start at ``T - 1`` for every ``steps``, one included;
 * starting mid-trajectory at an integer ``t_start``, the discrete spacings spread their steps over the indices
   ``0..t_start`` (``t_start = T - 1`` gives the full-table grid); ``leading`` cannot start at a chosen time,
   so the default grid of a :class:`DiscreteVP` with ``t_start`` is ``linspace``;
@@ -206,14 +208,15 @@ def _discrete(schedule: DiscreteVP, steps: int, spacing: str, t_start: float | N
     if spacing == "leading":
         ts = _leading(T, steps, offset)
     elif spacing == "linspace":
-        ts = np.linspace(0, top, steps).round()[::-1]
+        # diffusers' round(linspace(0, top, N)) reversed; one point of it would be [0], a "step" from the data
+        # end that returns the noise nearly unchanged: one step starts at the top like every other step count
+        ts = np.linspace(0, top, steps).round()[::-1] if steps > 1 else np.array([float(top)])
     else:  # trailing: round(arange(n, 0, -n / steps)) - 1, written without arange's float length
         ts = np.round(n - np.arange(steps) * (n / steps)) - 1
-    if t_start is not None and ts[0] != top:  # leading starts where its stride puts it; linspace of 1 step at 0
+    if t_start is not None and ts[0] != top:  # leading starts where its stride puts it
         raise ValueError(
             f"grid {spacing!r} with steps={steps} starts at t={ts[0]:g}, so it cannot start at t_start={t_start:g}; "
-            f"use grid='trailing'" + ("" if spacing == "linspace" else " or 'linspace' (or leave grid unset)")
-            + ", which start" + ("s" if spacing == "linspace" else "") + " at t_start")
+            f"use grid='trailing' or 'linspace' (or leave grid unset), which start at t_start")
     if ts[-1] <= end:
         raise ValueError(
             f"grid {spacing!r} with steps={steps} already reaches t={ts[-1]:g}, so its last step to "

@@ -35,13 +35,14 @@ True
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Callable
 
 from pndmkit._backend import all_finite, dtype_name, is_torch, lincomb, match_dtype
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "CountedModel", "eps_coefficients", "to_eps",
-           "as_eps", "shift_time"]
+           "as_eps", "shift_time", "converted_from"]
 
 #: the model contract: a callable ``model(x, t)`` returning a prediction shaped like ``x`` (``eps`` unless told
 #: otherwise), ``t`` a Python float in the schedule's time units
@@ -217,6 +218,33 @@ def eps_coefficients(schedule: NoiseSchedule, t: float, prediction: str, min_sig
     return -dalpha / det, alpha / det
 
 
+def converted_from(model: Any) -> str | None:
+    """The prediction that a pndmkit wrapper converts to ``eps`` (``None`` for any other model).
+
+    A model built by :func:`as_eps`, :func:`guided` or :class:`pndmkit.nn.NetworkModel` already returns
+    ``eps``: it carries the attribute ``converted_from``, the kind its network predicts (``"eps"`` included).
+    ``functools.partial`` objects are looked through (``pndmkit.sample`` binds ``model_kwargs`` that way).
+    Converting such a model's output again (``sample(guided(...), prediction="flow")``) would apply the
+    conversion twice; :func:`as_eps` refuses it.
+
+    >>> import numpy as np
+    >>> g = guided(lambda x, t, c: x * c, 2.0, {"c": np.zeros(1)})
+    >>> converted_from(g), converted_from(lambda x, t: x)
+    ('eps', None)
+    """
+    while isinstance(model, partial):
+        model = model.func
+    found = getattr(model, "converted_from", None)
+    return found if isinstance(found, str) else None
+
+
+def _wrapper_label(model: Any) -> str:
+    while isinstance(model, partial):
+        model = model.func
+    name = getattr(model, "__name__", type(model).__name__)
+    return {"guided_model": "guided(...)", "eps_model": "as_eps(...)"}.get(name, f"a {type(model).__name__}")
+
+
 def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, prediction: str = "eps"
            ) -> Callable[[Any, float], Any]:
     """Return a model that predicts ``eps`` from one that predicts ``prediction`` (:func:`to_eps` per call).
@@ -229,6 +257,12 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
         Gives ``abar(t)`` for the conversion.
     prediction : {"eps", "x0", "v", "score", "flow"}
         What ``model`` predicts (one the schedule's family defines).
+
+    Raises
+    ------
+    ValueError
+        ``prediction`` other than ``"eps"`` for a model that already returns ``eps`` (:func:`converted_from`:
+        a :func:`guided` or :func:`as_eps` model, a ``NetworkModel``): its output would be converted twice.
     """
     if not callable(model):
         raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
@@ -237,11 +271,18 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
     check_prediction(prediction, schedule)
     if prediction == "eps":
         return model
+    source = converted_from(model)
+    if source is not None:
+        raise ValueError(
+            f"prediction={prediction!r} would convert the model's output a second time: the model, "
+            f"{_wrapper_label(model)}, already returns eps (it converts its network's {source!r} prediction "
+            f"itself); leave prediction='eps' (the default) and give the network's prediction to the wrapper only")
 
     def eps_model(x: Any, t: float) -> Any:
         return to_eps(model(x, t), x, t, schedule, prediction)
 
     eps_model.__wrapped__ = model  # type: ignore[attr-defined]
+    eps_model.converted_from = prediction  # type: ignore[attr-defined]
     return eps_model
 
 
@@ -289,8 +330,9 @@ def guided(model: Callable[..., Any], scale: float, uncond: dict[str, Any], *, s
         prompt's embeddings), each batched like ``x``; other keyword arguments are passed to both halves.
     schedule : NoiseSchedule, optional
         Needed to convert a prediction other than ``eps``.
-    prediction : {"eps", "x0", "v", "score"}
-        What ``model`` predicts; the guided model returns ``eps``.
+    prediction : {"eps", "x0", "v", "score", "flow"}
+        What ``model`` predicts; the guided model returns ``eps`` and says so (``converted_from``): pass it to
+        ``pndmkit.sample`` with the default ``prediction="eps"``, which refuses any other prediction for it.
 
     Raises
     ------
@@ -338,4 +380,5 @@ def guided(model: Callable[..., Any], scale: float, uncond: dict[str, Any], *, s
         return e_u + scale * (e_c - e_u)
 
     guided_model.__wrapped__ = model  # type: ignore[attr-defined]
+    guided_model.converted_from = prediction  # type: ignore[attr-defined]  (it returns eps: converted_from)
     return guided_model

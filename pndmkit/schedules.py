@@ -158,6 +158,57 @@ class NoiseSchedule(ABC):
         ``s`` grows."""
         return _out(np.hypot(_arr(self.alpha(t)), _arr(self.sigma(t))))
 
+    def prior_scale(self, t: float | None = None, data_std: float = 1.0) -> float:
+        r"""The scale of a start from noise at ``t``: the standard deviation of ``x_t`` per entry,
+        :math:`\sqrt{\alpha(t)^2 d^2 + \sigma(t)^2}`, for data of standard deviation ``d = data_std`` about 0.
+
+        A sampler that starts from noise at ``t`` (default :attr:`t_start`) draws ``x_T = prior_scale(t) * z``
+        with ``z ~ N(0, I)``: the Gaussian with the variance of the true marginal of ``x_t``, exact when the data
+        are Gaussian too. It is diffusers' ``init_noise_sigma`` (EDM schedulers' ``sqrt(sigma_max^2 + 1)``) in
+        the schedule's own variable ``x_t = alpha x0 + sigma eps``:
+
+        * variance preserving (:class:`LinearVP`, :class:`CosineVP`, :class:`DiscreteVP`): exactly 1 at every
+          ``t`` for ``data_std = 1`` (``alpha^2 + sigma^2 = 1``), so ``x_T`` is ``N(0, I)``;
+        * :class:`EDM` / :class:`VE` (``alpha = 1``): ``sqrt(sigma^2 + data_std^2)``, 80.00625 at EDM's
+          ``sigma_max = 80``; k-diffusion draws ``sigma_max * z``, a relative ``1 / (2 sigma_max^2)`` less;
+        * :class:`FlowMatching`: ``sqrt((1 - t)^2 + t^2)``, 1 at ``t = 1`` (0.9990005 at the default ``t_max``
+          0.999).
+
+        The sum of squares is ``alpha^2 E[x0^2] + sigma^2`` for any data independent of the noise, so ``x_t``
+        is never smaller than ``sigma(t)`` in root mean square (the bound :func:`pndmkit.sample` checks a start
+        against, besides this scale).
+
+        Parameters
+        ----------
+        t : float, optional
+            Time in the schedule's units, inside ``[t_min, t_max]`` (default :attr:`t_start`).
+        data_std : float
+            Standard deviation of the data per entry, > 0 (1: data scaled to unit variance; EDM's
+            ``sigma_data`` is 0.5).
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``t`` or ``data_std`` not a finite real number, ``t`` outside the domain, ``data_std <= 0``.
+
+        Examples
+        --------
+        >>> EDM().prior_scale(), LinearVP().prior_scale(0.3), round(FlowMatching().prior_scale(), 7)
+        (80.00624975587844, 1.0, 0.9990005)
+        """
+        t = self.t_start if t is None else check_real(t, "t")
+        self.check_time(t, "t")
+        if check_real(data_std, "data_std") <= 0:
+            raise ValueError(f"data_std must be > 0, got {data_std!r}")
+        return self._prior_scale(t, float(data_std))
+
+    def _prior_scale(self, t: float, data_std: float) -> float:
+        return math.hypot(float(self.alpha(t)) * data_std, float(self.sigma(t)))
+
     def ode_coefficients(self, t: float) -> tuple[float, float]:
         r"""``(c_x, c_e)`` with the probability-flow ODE ``dx/dt = c_x x + c_e eps`` (Python floats).
 
@@ -268,6 +319,10 @@ class VPSchedule(NoiseSchedule):
     def scale(self, t: ArrayLike) -> FloatOrArray:
         """Exactly 1: ``alpha^2 + sigma^2 = 1``."""
         return _out(np.ones_like(_arr(t)))
+
+    def _prior_scale(self, t: float, data_std: float) -> float:
+        # sqrt(abar d^2 + 1 - abar) written so that unit data give exactly 1 (no rounding of abar + (1 - abar))
+        return math.sqrt(1.0 + float(self.abar(t)) * (data_std * data_std - 1.0))
 
     def s(self, t: ArrayLike) -> FloatOrArray:
         r"""Noise-to-signal ratio :math:`s = \sqrt{(1-\bar\alpha)/\bar\alpha}`, computed without cancellation."""

@@ -85,6 +85,12 @@ class NetworkModel:
         return (f"NetworkModel({type(self.net).__name__}, {self.schedule!r}, prediction={self.prediction!r}, "
                 f"time_offset={self.time_offset}, time_scale={self.time_scale})")
 
+    @property
+    def converted_from(self) -> str:
+        """What the network predicts; the model itself returns ``eps`` (:func:`pndmkit.models.converted_from`),
+        so ``pndmkit.sample`` takes it with ``prediction="eps"`` and refuses another prediction."""
+        return self.prediction
+
     def network_time(self, t: float) -> float:
         """The time value the network receives for sampler time ``t``."""
         return (float(t) - self.time_offset) * self.time_scale
