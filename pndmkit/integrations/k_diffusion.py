@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, Optional, Union
 
@@ -53,7 +52,7 @@ from pndmkit._backend import match_dtype
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.integrator import Integrator
-from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method
+from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method, identifier
 from pndmkit.models import converted_from
 from pndmkit.sampling import check_start_scale
 
@@ -347,12 +346,11 @@ def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float],
 
 
 def sampler_name(method: Union[str, MethodSpec]) -> str:
-    """The Python identifier of ``method``'s sampler: ``sample_`` + the name with ``+`` spelt ``p`` and other
-    separators ``_`` (``"dpm-solver++-2m"`` -> ``"sample_dpm_solver_pp_2m"``, ``"f-pndm-s"`` ->
-    ``"sample_f_pndm_s"``)."""
+    """The Python identifier of ``method``'s sampler: ``sample_`` + :func:`pndmkit.methods.identifier` of its
+    name (``"dpm-solver++-2m"`` -> ``"sample_dpm_solver_pp_2m"``, ``"f-pndm-s"`` -> ``"sample_f_pndm_s"``); the
+    registry refuses two names with one identifier, so every sampler name is one method's."""
     name = method.name if isinstance(method, MethodSpec) else str(method)
-    spelt = re.sub(r"\++", lambda m: "_" + "p" * len(m.group()) + "_", name)
-    return "sample_" + re.sub(r"[^0-9a-zA-Z]+", "_", spelt).strip("_")
+    return "sample_" + identifier(name)
 
 
 def sampler(method: Union[str, MethodSpec]) -> Callable[..., Any]:
