@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from typing import Any, Callable, Sequence, Union
@@ -34,18 +35,18 @@ from typing import Any, Callable, Sequence, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import check_array, is_torch
+from pndmkit._backend import check_array, is_torch, lincomb
 from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import check_grid, make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.run import Callback, Solution
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
-from pndmkit.models import as_eps, shift_time
+from pndmkit.models import as_eps, check_output, shift_time
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
 __all__ = ["sample", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning", "check_start_scale",
-           "START_SCALE_FACTOR"]
+           "START_SCALE_FACTOR", "final_denoise"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
 CONVENTIONS: dict[str, dict[str, Any]] = {
@@ -179,7 +180,7 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
            t_end: float | None = None, convention: str | None = None, model_time_offset: float | None = None,
            rho: float | None = None, final_alpha: str | None = None, offset: int | None = None,
            callback: Callback | None = None, check_finite: bool = False, model_kwargs: dict[str, Any] | None = None,
-           **unknown: Any) -> Solution:
+           denoise: bool = False, **unknown: Any) -> Solution:
     """Integrate the probability-flow ODE from ``x_T`` with a pseudo (or classical) numerical method.
 
     Every argument is checked before the model is called: a wrong type, a non-finite value, options that
@@ -236,6 +237,13 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     model_kwargs : dict, optional
         Keyword arguments of every model call, ``model(x, t, **model_kwargs)`` (conditioning; see
         :func:`pndmkit.models.guided`).
+    denoise : bool
+        After the last step, replace ``x`` by the model's data estimate there, ``x0 = (x - sigma eps) / alpha``
+        at the grid's last time (one more evaluation; the final denoising step of score-SDE). Grids that end
+        where ``sigma > 0`` leave that much noise in the sample: the default grids of ``LinearVP``/``CosineVP``
+        end at ``t = 1e-3`` (``sigma`` about 0.01-0.05) and ``VE`` never reaches ``sigma = 0``. Where the grid
+        already ends at ``sigma = 0`` (every default ``DiscreteVP`` grid, ``EDM``, flow matching) the sample is
+        the data estimate already and ``denoise`` adds nothing (no evaluation).
     **unknown
         Not accepted: any other keyword raises ``TypeError`` naming it and the closest parameter.
 
@@ -297,9 +305,29 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         from functools import partial
 
         model = partial(model, **model_kwargs)
+    check_bool(denoise, "denoise")
     eps_model = shift_time(as_eps(model, schedule, prediction), shift)
-    return integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
+    solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
+    return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
+
+
+def final_denoise(eps_model: Callable[[Any, float], Any], solution: Solution, schedule: NoiseSchedule,
+                  check_finite: bool = False) -> Solution:
+    """The data estimate at the end of a run: ``x0 = (x - sigma eps(x, t)) / alpha`` at ``t = solution.times[-1]``.
+
+    One model evaluation (added to ``nfe``); the identity where ``sigma(t) = 0``, with no evaluation. This is
+    the final denoising step of the score-SDE samplers (Song et al. 2021): it removes the noise a grid that
+    stops short of ``sigma = 0`` leaves in the sample.
+    """
+    t = float(solution.times[-1])
+    alpha, sigma = float(schedule.alpha(t)), float(schedule.sigma(t))
+    if sigma == 0.0:
+        return solution
+    x = solution.x
+    e = check_output(eps_model(x, t), x, t, solution.nfe + 1, check_finite)
+    return dataclasses.replace(solution, x=lincomb((1.0 / alpha, -sigma / alpha), (x, e)), nfe=solution.nfe + 1)
 
 
 _PARAMETERS = ("model", "x_T", "schedule", "method", "steps", "grid", "prediction", "t_start", "t_end", "convention",
-               "model_time_offset", "rho", "final_alpha", "offset", "callback", "check_finite", "model_kwargs")
+               "model_time_offset", "rho", "final_alpha", "offset", "callback", "check_finite", "model_kwargs",
+               "denoise")

@@ -217,3 +217,31 @@ def test_the_readme_start_scale_example_runs_silently():
     with pytest.warns(pndmkit.PriorScaleWarning), contextlib.redirect_stdout(out):
         exec(compile(code.replace("schedule.prior_scale() * z", "z"), str(readme), "exec"), {})
     assert out.getvalue().split()[-1] == "0.0"
+
+
+# -- the final denoising step --------------------------------------------------------------------------------
+def test_denoise_takes_the_data_estimate_at_the_last_time_with_one_more_evaluation():
+    from pndmkit import sample
+    from pndmkit.schedules import DiscreteVP, LinearVP, VE
+
+    # Gaussian data N(0, v I): eps(x, t) = sigma x / (alpha^2 v + sigma^2) exactly, so x0 = E[x0 | x_t] is known
+    v = 0.25
+    x_T = np.random.default_rng(0).standard_normal((64, 2))
+    for schedule in (LinearVP(), VE()):
+        def eps(x, t, schedule=schedule):
+            a, s = float(schedule.alpha(t)), float(schedule.sigma(t))
+            return s * x / (a * a * v + s * s)
+
+        plain = sample(eps, x_T * schedule.prior_scale(), schedule=schedule, method="ddim", steps=10)
+        clean = sample(eps, x_T * schedule.prior_scale(), schedule=schedule, method="ddim", steps=10, denoise=True)
+        t = plain.times[-1]
+        a, s = float(schedule.alpha(t)), float(schedule.sigma(t))
+        assert clean.nfe == plain.nfe + 1 and s > 0
+        np.testing.assert_allclose(clean.x, (plain.x - s * eps(plain.x, t)) / a, rtol=1e-14)
+        np.testing.assert_allclose(clean.x, plain.x * a * v / (a * a * v + s * s), rtol=1e-12)  # Tweedie
+    ddim = DiscreteVP.linear()  # its default grid ends at abar = 1: nothing left to remove, no evaluation
+    base = sample(lambda x, t: 0.1 * x, x_T, schedule=ddim, steps=5)
+    again = sample(lambda x, t: 0.1 * x, x_T, schedule=ddim, steps=5, denoise=True)
+    assert again.nfe == base.nfe and np.array_equal(again.x, base.x)
+    with pytest.raises(TypeError, match="denoise must be True or False"):
+        sample(lambda x, t: 0.1 * x, x_T, schedule=ddim, steps=5, denoise="yes")
