@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["is_torch", "check_array", "match_dtype", "cast", "read_only", "version_counter", "to_host_float64", "from_host", "all_finite",
+__all__ = ["is_torch", "check_array", "match_dtype", "cast", "read_only", "version_counter", "concatenate", "to_host_float64", "from_host", "all_finite",
            "dtype_name", "lincomb", "LinComb"]
 
 #: tensor dtypes numpy shares; others (bfloat16) travel to and from the host as float32
@@ -122,6 +122,15 @@ def version_counter(x: Any) -> Any:
     """torch's in-place version counter of a tensor (it grows with every in-place write; reading it does not
     synchronise a device), ``None`` for a numpy array."""
     return x._version if is_torch(x) else None
+
+
+def concatenate(arrays: Sequence[Any]) -> Any:
+    """Join arrays of one kind (numpy or torch) along the first axis."""
+    if is_torch(arrays[0]):
+        import torch
+
+        return torch.cat(list(arrays))
+    return np.concatenate(list(arrays))
 
 
 def all_finite(x: Any) -> bool:

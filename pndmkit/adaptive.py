@@ -13,6 +13,7 @@ model still sees its own dtype and device), so PF is a reference-style baseline,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import from_host, to_host_float64
+from pndmkit._backend import concatenate, from_host, to_host_float64
 from pndmkit.models import CountedModel, Model
 from pndmkit.run import Callback, Solution
 from pndmkit.schedules import NoiseSchedule, VPSchedule
@@ -45,6 +46,12 @@ class AdaptiveIntegrator:
         is singular at the end (``abar = 1``).
     name : str
         Name reported in the :class:`~pndmkit.integrator.Solution`.
+    per_sample : bool
+        Control the step size of every sample (entry of the first axis) on its own: each is integrated as a batch
+        of one, so a sample does not depend on the batch it is drawn in (the model is then called with batches
+        of one; ``nfe`` is the total over the samples). Default ``False``: one step-size control for the whole
+        batch (one model call per stage for all samples), whose accepted steps, and so the samples, change
+        slightly with the batch (by up to the tolerances).
     """
 
     schedule: NoiseSchedule
@@ -53,6 +60,7 @@ class AdaptiveIntegrator:
     solver: str = "RK45"
     variable: str = "auto"
     name: str = "pf"
+    per_sample: bool = False
 
     @property
     def kind(self) -> str:
@@ -66,6 +74,15 @@ class AdaptiveIntegrator:
             raise ValueError("an adaptive integrator cannot resume from a multistep state")
         if self.variable not in ("auto", "t", "s"):
             raise ValueError(f"variable must be 'auto', 't' or 's', got {self.variable!r}")
+        if self.per_sample and len(x.shape) >= 1 and x.shape[0] > 1:
+            parts = [dataclasses.replace(self, per_sample=False).solve(model, x[i:i + 1], grid,
+                                                                       check_finite=check_finite)
+                     for i in range(x.shape[0])]
+            x_end = concatenate([p.x for p in parts])
+            if callback is not None:
+                callback(float(grid[-1]), x_end, None)
+            times = max((p.times for p in parts), key=len)
+            return Solution(x=x_end, nfe=sum(p.nfe for p in parts), times=times, method=self.name)
         sched = self.schedule
         from scipy.integrate import solve_ivp  # not at import: `import pndmkit` stays light
 

@@ -245,3 +245,24 @@ def test_denoise_takes_the_data_estimate_at_the_last_time_with_one_more_evaluati
     assert again.nfe == base.nfe and np.array_equal(again.x, base.x)
     with pytest.raises(TypeError, match="denoise must be True or False"):
         sample(lambda x, t: 0.1 * x, x_T, schedule=ddim, steps=5, denoise="yes")
+
+
+def test_pf_per_sample_gives_each_sample_independently_of_its_batch():
+    import dataclasses
+
+    from pndmkit import sample
+    from pndmkit.methods import get_method
+    from pndmkit.problems import get_problem
+    from pndmkit.schedules import LinearVP
+
+    schedule = LinearVP()
+    problem = get_problem("gmm2d")
+    model = lambda x, t: problem.eps(x, t, schedule)  # noqa: E731
+    pf = dataclasses.replace(get_method("pf").build(schedule), per_sample=True)
+    x_T = np.random.default_rng(3).standard_normal((6, 2))
+    whole = sample(model, x_T, schedule=schedule, method=pf)
+    first_three = sample(model, x_T[:3], schedule=schedule, method=pf)
+    alone = sample(model, x_T[4:5], schedule=schedule, method=pf)
+    assert np.array_equal(whole.x[:3], first_three.x) and np.array_equal(whole.x[4:5], alone.x)
+    shared = sample(model, x_T, schedule=schedule, method="pf")  # one step-size control for the batch
+    assert 0 < np.abs(shared.x[:3] - sample(model, x_T[:3], schedule=schedule, method="pf").x).max() < 1e-3
