@@ -347,6 +347,15 @@ def test_a_zero_written_in_disguise_is_zero(zero):
     assert set(order_conditions(heun, 2).values()) == {0}
 
 
+def test_entries_spanning_a_field_of_degree_sixteen_are_decided():
+    """sqrt(2), sqrt(3), sqrt(5), sqrt(7) generate a field of degree 16; a zero and a 1e-17 in it."""
+    z = (sp.sqrt(5) + sp.sqrt(7)) * ((sp.sqrt(2) + sp.sqrt(3)) ** 2 - 5 - 2 * sp.sqrt(6))
+    assert z != 0
+    assert tableau_order(([[0, 0], [1, 0]], [R(1, 2) + z, R(1, 2) - z], [0, 1])) == 2
+    e = TINY * (sp.sqrt(5) + sp.sqrt(7)) / sp.sqrt(3)
+    assert tableau_order(([[0, 0], [1, 0]], [R(1, 2) + e, R(1, 2) - e], [0, 1])) == 1
+
+
 def test_a_nonzero_algebraic_residual_that_floats_round_away_is_nonzero():
     """b = (1/2 + d, 1/2 - d) with d = sqrt(2) - p/q, 7e-18: the doubles of b are exactly (0.5, 0.5)."""
     assert 0 < float(TINY) < 1e-17
@@ -540,6 +549,7 @@ def test_nodepy_float_tableaus_have_their_published_order_with_tol(key, nodepy_r
     tableau = m if which == "b" else (m.A, m.bhat, m.c)  # the method object itself is read through .A
     assert tableau_order(tableau, tol=tol) == order
     assert tableau_order(tableau, max_order=order + 1, tol=tol) == order  # the next order fails by far more
+    assert tableau_order(tableau, max_order=order + 1, tol=1e-8) == order  # one tolerance serves all fifteen
     reference = m if which == "b" else m.embedded_method
     assert reference.order(tol=tol) == order  # nodepy agrees at the same tolerance
 

@@ -281,8 +281,9 @@ def exact_arithmetic(values: Sequence[sp.Expr]) -> ExactArithmetic:
 
     Rationals only: ``rational``. Otherwise the irrational atoms of the values (radicals, nested radicals,
     ``cos(k*pi/n)`` and other trigonometric values at rational multiples of pi, ``CRootOf``,
-    ``AlgebraicNumber``) generate a number field (:meth:`sympy.polys.domains.QQ.algebraic_field`, which
-    finds a primitive element) and every value is lifted into it: ``field``. When an atom is not
+    ``AlgebraicNumber``) generate a number field ``Q(theta)`` (:func:`sympy.primitive_element` gives theta,
+    its minimal polynomial and each atom as a polynomial in theta) and every value is lifted into it by
+    field operations: ``field``. When an atom is not
     algebraic (pi, e, ``log(2)``, ``cos(1)``) or sympy cannot build the field: ``symbolic``.
 
     Raises :class:`DividesByZero` (a ``ValueError``) when a value divides by an expression that is exactly
@@ -297,11 +298,13 @@ def exact_arithmetic(values: Sequence[sp.Expr]) -> ExactArithmetic:
     from sympy.polys.polyerrors import CoercionFailed, IsomorphismFailed, NotAlgebraic, PolynomialError
 
     try:
-        field = sp.QQ.algebraic_field(*atoms)
+        # theta = sum_i k_i atom_i with minimal polynomial `minpoly`, and atom_i = reps[i](theta), exactly
+        minpoly, coeffs, reps = sp.primitive_element(atoms, sp.Dummy("x"), ex=True, polys=True)
+        field = sp.QQ.algebraic_field((minpoly, sp.Add(*[k * atom for k, atom in zip(coeffs, atoms)])))
+        lifted_atoms = {atom: field(rep) for atom, rep in zip(atoms, reps)}
     except (NotAlgebraic, NotImplementedError, CoercionFailed, IsomorphismFailed, PolynomialError, ValueError,
             TypeError):
         return ExactArithmetic("symbolic")
-    lifted_atoms: dict = {}
     lifted = {}
     for v in values:
         if v.is_Rational or v in lifted:
