@@ -19,6 +19,7 @@ Oracle tableaus (coefficients typed from the sources named; orders as published)
 import warnings
 from collections import namedtuple
 from fractions import Fraction
+from importlib.metadata import version
 
 import mpmath
 import numpy as np
@@ -538,7 +539,9 @@ def test_the_fifteen_float_tableaus_of_nodepy_are_these(nodepy_rk, nodepy_method
                    and _has_float((m.A, [*m.b, *getattr(m, "bhat", [])], m.c))}
     keys = {(name, "b") for name in with_floats} | {
         (name, "bhat") for name in with_floats if getattr(nodepy_methods[name], "bhat", None) is not None}
-    assert len(with_floats) == 11 and keys == set(NODEPY_FLOAT)
+    assert set(NODEPY_FLOAT) <= keys
+    if version("nodepy") == "1.1.1":  # a later release may add methods
+        assert len(with_floats) == 11 and keys == set(NODEPY_FLOAT)
 
 
 @pytest.mark.parametrize("key", list(NODEPY_FLOAT), ids=[f"{n}-{w}" for n, w in NODEPY_FLOAT])
