@@ -10,6 +10,7 @@ Everything is derived with sympy; results are exact rationals that the samplers 
 from pndmkit.theory import butcher, local_error, multistep
 from pndmkit.theory._exact import as_rational
 from pndmkit.theory.butcher import (
+    UndecidableConditionError,
     elementary_weight,
     format_tree,
     order_conditions,
