@@ -295,20 +295,3 @@ def test_nfe_and_ask_tell_hold_on_every_drawn_schedule_and_grid(data, name, sche
     grid = data.draw(grids(schedule, max_steps=12, end_at_data=False if classical else None), label="grid")
     check_nfe(name, schedule=schedule, grid=grid)
     check_ask_tell(name, schedule=schedule, grid=grid)
-
-
-#: methods whose stages and weights see the grid only through s or lambda (docs/theory.md)
-S_METHODS = ["ddim", "pie", "plms", "s-pndm", "ipndm", "ipndm-v", "prk-s", "f-pndm-s", "pece-s", "pec-s",
-             "dpm-solver++-2m", "ipndm-x0"]
-
-
-@settings(max_examples=30, deadline=None)
-@given(name=st.sampled_from(S_METHODS), a=schedules(), b=schedules(), data=st.data())
-def test_s_methods_are_schedule_invariant_between_any_two_drawn_schedules(name, a, b, data):
-    lo = max(float(a.s(a.t_min)), float(b.s(b.t_min)))
-    hi = min(float(a.s(a.t_max)), float(b.s(b.t_max)), 200.0)
-    steps = data.draw(st.integers(2, 10), label="steps")
-    s_grid = np.geomspace(hi, max(lo, 1e-3), steps)
-    if lo == 0.0 and data.draw(st.booleans(), label="end at s = 0"):
-        s_grid = np.append(s_grid, 0.0)
-    check_schedule_invariance(name, [a, b], s_grid, rtol=1e-9)
