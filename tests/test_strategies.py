@@ -295,3 +295,22 @@ def test_nfe_and_ask_tell_hold_on_every_drawn_schedule_and_grid(data, name, sche
     grid = data.draw(grids(schedule, max_steps=12, end_at_data=False if classical else None), label="grid")
     check_nfe(name, schedule=schedule, grid=grid)
     check_ask_tell(name, schedule=schedule, grid=grid)
+
+
+# -- the README's example ---------------------------------------------------------------------------------------
+def test_readme_property_test_of_a_new_method_runs_as_written():
+    """The README's section runs verbatim: its hypothesis test passes and it prints the order the text states."""
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    section = readme.read_text().split("\n## Property-test a new method (hypothesis)\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len([line for line in code.splitlines() if line.strip()]) <= 16
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, str(readme), "exec"), {})
+    printed = out.getvalue().strip()
+    assert f"This prints `{printed}`" in section and abs(float(printed) - 3) <= 0.3

@@ -405,9 +405,11 @@ def check_schedule_invariance(method: Union[str, MethodSpec], schedules: Sequenc
             return model(x / a, float(schedule.s(t)))
 
         path: list[np.ndarray] = []
-        integrator = spec.build(schedule)
-        integrator.solve(eps_t, float(schedule.alpha(times[0])) * y_start, times,
-                         callback=lambda t, x, e, schedule=schedule: path.append(np.asarray(x) / float(schedule.alpha(t))))
+
+        def record(t: float, x: Any, e: Any, schedule: NoiseSchedule = schedule) -> None:
+            path.append(np.asarray(x) / float(schedule.alpha(t)))
+
+        spec.build(schedule).solve(eps_t, float(schedule.alpha(times[0])) * y_start, times, callback=record)
         paths.append(np.array(path))
     ref = paths[0]
     size = max(float(np.max(np.abs(ref))), np.finfo(np.float64).tiny)

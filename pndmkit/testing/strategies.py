@@ -46,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test 
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit.grids import GRID_KINDS, check_grid, make_grid
+from pndmkit.grids import GRID_KINDS, S_FLOOR, check_grid, make_grid
 from pndmkit.methods import KINDS, METHODS
 from pndmkit.problems import GaussianMixture
 from pndmkit.schedules import (EDM, VE, CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP,
@@ -185,7 +185,8 @@ def _by_kind() -> dict[str, st.SearchStrategy[NoiseSchedule]]:
                                                               t_max=st.floats(0.95, 0.999), t_end=t_end)),
         "edm": st.one_of(st.builds(EDM), st.builds(EDM, sigma_min=st.floats(1e-3, 0.05),
                                                    sigma_max=st.floats(10.0, 160.0))),
-        "ve": st.one_of(st.builds(VE), st.builds(VE, sigma_min=st.floats(1e-3, 0.05), sigma_max=st.floats(10.0, 100.0))),
+        "ve": st.one_of(st.builds(VE), st.builds(VE, sigma_min=st.floats(1e-3, 0.05),
+                                                 sigma_max=st.floats(10.0, 100.0))),
         "flow-matching": st.one_of(st.builds(FlowMatching), st.builds(
             FlowMatching, shift=st.one_of(st.just(3.0), st.floats(0.25, 8.0)), t_max=st.floats(0.95, 0.999))),
         "custom": _custom(),
@@ -312,6 +313,10 @@ def _grid_spec(draw: Any, schedule: NoiseSchedule, kinds: tuple[str, ...], min_s
     # the start: the schedule's, or mid-trajectory (img2img)
     frac = draw(st.one_of(st.just(1.0), st.floats(0.3, 1.0)))
     t0 = schedule.t_start if frac == 1.0 else t1 + frac * (schedule.t_start - t1)
+    if to_zero and kind in ("logsnr", "karras"):  # these stop at the lowest positive level, which t0 must exceed
+        s_floor = S_FLOOR if schedule.s_floor is None else schedule.s_floor
+        floor = t1 + 1.0 if discrete else float(schedule.t_from_s(s_floor))
+        t0 = t0 if t0 > floor else schedule.t_start
     if kind == EXPLICIT:
         times = _explicit(draw, schedule, t0, t1, steps, to_zero)
         return GridSpec(EXPLICIT, steps, {}, check_grid(schedule, times))
@@ -339,15 +344,16 @@ def _discrete_spec(draw: Any, schedule: DiscreteVP, kind: str, steps: int, to_ze
         # n indices 0..top; trailing ending at t = 0 needs n / steps >= 2 (its last index round(n / steps) - 1 > 0)
         per = 2 if (kind == "trailing" and not to_zero) else 1
         steps = max(1, min(steps, T // per))
-        if kind == "linspace":
-            steps = max(steps, 2)  # one linspace step sits at t = 0 and cannot start at t_start
-        top = draw(st.one_of(st.none(), st.integers(per * steps - 1, T - 1)))
+        # one linspace step sits at t = 0 and starts nowhere else (no t_start)
+        top = None if kind == "linspace" and steps == 1 else draw(st.one_of(st.none(), st.integers(per * steps - 1,
+                                                                                                   T - 1)))
         if top is not None:
             kwargs["t_start"] = float(top)
     return GridSpec(kind, steps, kwargs, make_grid(schedule, steps, kind, **kwargs))
 
 
-def _explicit(draw: Any, schedule: NoiseSchedule, t0: float, t1: float, steps: int, to_zero: bool) -> NDArray[np.float64]:
+def _explicit(draw: Any, schedule: NoiseSchedule, t0: float, t1: float, steps: int,
+              to_zero: bool) -> NDArray[np.float64]:
     """``steps + 1`` strictly decreasing times from ``t0`` to ``t1``: step lengths in the ratio of numbers in
     [1, 10], equal in ``t`` or in ``log s`` (where ``s > 0``)."""
     weights = np.asarray(draw(st.lists(st.floats(1.0, 10.0), min_size=steps, max_size=steps)), dtype=np.float64)
@@ -422,10 +428,10 @@ def grid_specs(schedule: NoiseSchedule, *, kinds: Union[str, Sequence[str], None
     if end_at_data and not _has_zero(schedule):
         raise ValueError(f"end_at_data=True: {schedule!r} never reaches s = 0 (its lowest s is "
                          f"{float(schedule.s(schedule.t_min))!r})")
-    if isinstance(schedule, DiscreteVP) and chosen == ("leading",) and _leading_cap(
-            schedule.num_train_timesteps) < min_steps:
-        raise ValueError(f"grid 'leading' of {schedule!r} is drawn with at most {_leading_cap(schedule.num_train_timesteps)} "
-                         f"steps, fewer than min_steps={min_steps}")
+    cap = _leading_cap(schedule.num_train_timesteps) if isinstance(schedule, DiscreteVP) else 0
+    if chosen == ("leading",) and cap < min_steps:
+        raise ValueError(f"grid 'leading' of {schedule!r} is drawn with at most {cap} steps, fewer than "
+                         f"min_steps={min_steps}")
     return _grid_spec(schedule, tuple(chosen), min_steps, max_steps, end_at_data)
 
 
