@@ -169,11 +169,13 @@ def check_nfe(method: Method, steps: Optional[Sequence[int]] = None, *, schedule
     Raises
     ------
     AssertionError
-        The model was called a different number of times than the run reports or ``Integrator.nfe`` predicts,
-        the solution has the wrong number of times, or its end point is not finite.
+        The model was called a different number of times than the run reports or ``Integrator.nfe`` predicts
+        (and, on the default schedule, ``MethodSpec.nfe``), the solution has the wrong number of times, or its
+        end point is not finite.
     """
     from pndmkit.sampling import sample
 
+    registry = None if isinstance(method, Integrator) or schedule is not None else _spec(method)
     integrator, schedule = _build(method, schedule)
     if grid is not None and steps is not None:
         raise ValueError("pass steps or grid, not both")
@@ -202,6 +204,10 @@ def check_nfe(method: Method, steps: Optional[Sequence[int]] = None, *, schedule
         assert len(sol.times) == n_steps + 1, (
             f"{_label(method)}: {len(sol.times) - 1} steps in the solution for {n_steps} asked ({where})")
         assert np.all(np.isfinite(np.asarray(sol.x))), f"{_label(method)}: non-finite end point on {where}"
+        if registry is not None and times is None:  # the registry's NFE (README table, steps_for_nfe) agrees
+            assert registry.nfe(n) == expected, (
+                f"{_label(method)}: MethodSpec.nfe({n}) = {registry.nfe(n)}, but its run on {schedule!r} asks "
+                f"{expected}")
 
 
 def check_ask_tell(method: Method, steps: int = 7, *, schedule: Optional[NoiseSchedule] = None,
