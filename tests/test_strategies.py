@@ -314,3 +314,15 @@ def test_readme_property_test_of_a_new_method_runs_as_written():
         exec(compile(code, str(readme), "exec"), {})
     printed = out.getvalue().strip()
     assert f"This prints `{printed}`" in section and abs(float(printed) - 3) <= 0.3
+
+
+# -- what the strategies found -------------------------------------------------------------------------------------
+def test_a_stage_at_the_end_of_a_step_is_the_end_itself():
+    """A drawn explicit grid found it: ``t + 1 * (t_next - t)`` is -1.0000000000000002 for t = 1.6917433789859826,
+    t_next = -1, outside a DiscreteVP's domain, where the spline's extrapolation gives abar > 1 and the transfer
+    raised 'math domain error'. The last Heun stage is now t_next itself."""
+    sched, t = DiscreteVP.cosine(301, s0=0.0, max_beta=0.9946), 1.6917433789859826
+    assert t + 1.0 * (-1.0 - t) < -1.0  # the rounding that was the bug
+    assert RungeKutta(HEUN).stage_times(t, -1.0, DDIMTransfer(sched)) == [t, -1.0]
+    sol = pndmkit.sample(lambda x, t: 0.1 * x, np.ones(1), schedule=sched, method="pie", grid=[300.0, t, -1.0])
+    assert sol.nfe == 4 and np.all(np.isfinite(sol.x))
