@@ -283,8 +283,8 @@ def _valid_kinds(schedule: NoiseSchedule) -> tuple[str, ...]:
     return tuple(k for k, info in GRID_KINDS.items() if discrete or not info.discrete_only) + (EXPLICIT,)
 
 
-#: leading spacing starts low when T // steps truncates; up to T // 10 + 1 steps it never starts too low
 def _leading_cap(T: int) -> int:
+    """Most steps drawn for ``leading``: it starts low where ``T // steps`` truncates, never up to ``T // 10 + 1``."""
     return T // 10 + 1
 
 
