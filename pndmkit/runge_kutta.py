@@ -71,8 +71,8 @@ class RungeKutta(GradientEstimator):
 
     def stage_times(self, t: float, t_next: float, phi: Any) -> list[float]:
         """Times of the stages of the step ``t -> t_next``."""
-        if self.variable == "t":
-            return [t + c * (t_next - t) for c in self._c]
+        if self.variable == "t":  # c = 1 is t_next itself: t + (t_next - t) can round past it (out of the domain)
+            return [t_next if c == 1 else t + c * (t_next - t) for c in self._c]
         v, v_next = coordinate(self.variable, phi, t), coordinate(self.variable, phi, t_next)
         return [t if c == 0 else t_next if c == 1 else time_at(self.variable, phi, v + c * (v_next - v), (t, t_next))
                 for c in self._c]

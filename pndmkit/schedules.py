@@ -439,7 +439,8 @@ class CosineVP(VPSchedule):
 
     def log_abar(self, t: ArrayLike) -> FloatOrArray:
         t = np.asarray(t, dtype=np.float64)
-        return _out(2.0 * np.log(np.cos(self._angle(t))) - self._log_f0)
+        # at most 0: np.log and math.log (of _log_f0) may round apart by 1e-19 at t = 0, where abar = 1 exactly
+        return _out(np.minimum(2.0 * np.log(np.cos(self._angle(t))) - self._log_f0, 0.0))
 
     def dlog_abar(self, t: ArrayLike) -> FloatOrArray:
         t = np.asarray(t, dtype=np.float64)

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE = ["pndmkit", "pndmkit.schedules", "pndmkit.grids", "pndmkit.transfers", "pndmkit.tableaus",
         "pndmkit.estimators", "pndmkit.integrator", "pndmkit.methods", "pndmkit.models", "pndmkit.sampling",
         "pndmkit.adaptive", "pndmkit.run", "pndmkit.variables", "pndmkit.testing", "pndmkit.theory", "pndmkit.theory.multistep",
-        "pndmkit.theory.butcher", "pndmkit.theory.local_error"]
+        "pndmkit.theory.butcher", "pndmkit.theory.local_error",
+        "pndmkit.testing.strategies"]
 
 
 @pytest.mark.parametrize("module_name", CORE)

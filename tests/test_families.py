@@ -26,6 +26,8 @@ from pndmkit.problems import get_problem
 from pndmkit.sampling import sample
 from pndmkit.schedules import EDM, VE, CosineVP, DiscreteVP, FlowMatching, LinearVP
 from pndmkit.studies.convergence import make_study, sweep
+from pndmkit.testing import check_schedule_invariance
+from pndmkit.testing.strategies import schedules
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 FAMILIES = [LinearVP(), CosineVP(), DiscreteVP.linear(), EDM(), VE(), FlowMatching(), FlowMatching(shift=3.0)]
@@ -54,8 +56,7 @@ def test_ddim_on_flow_matching_is_the_euler_step_of_the_velocity(t, t_next, x, u
     np.testing.assert_allclose(got, x + (t_next - t) * u, rtol=0, atol=1e-12 * max(1.0, abs(x), abs(u)))
 
 
-@pytest.mark.parametrize("sched", FAMILIES, ids=repr)
-@given(a=st.floats(0, 1), b=st.floats(0, 1))
+@given(sched=schedules(), a=st.floats(0, 1), b=st.floats(0, 1))
 def test_transfers_are_exact_for_the_true_noise_on_every_family(sched, a, b):
     """x = alpha x0 + sigma eps lands on alpha' x0 + sigma' eps, in the eps form and the x0 form alike."""
     t, t_next = _inner(sched, max(a, b)), _inner(sched, min(a, b))
@@ -172,27 +173,28 @@ S_METHODS = ["ddim", "pie", "plms", "s-pndm", "ipndm", "ipndm-v", "prk-s", "f-pn
 T_METHODS = ["prk", "f-pndm", "rk4", "euler", "pece-x0"]
 
 
-def _y_path(name, sched, s_grid, z):
-    times = np.asarray(sched.t_from_s(s_grid), dtype=np.float64)
-    times[-1] = max(times[-1], sched.t_min)
-    path = []
-    integ = pndmkit.get_method(name).build(sched)
-    x_T = z * float(sched.scale(times[0]))
-    integ.solve(lambda x, t: GM.eps(x, t, sched), x_T, times,
-                callback=lambda t, x, g: path.append(np.asarray(x) / _alpha(sched, t)))
-    return np.array(path)
-
-
 @pytest.mark.parametrize("name", S_METHODS + T_METHODS)
 def test_one_s_grid_gives_one_y_trajectory_on_every_family(name):
     s_grid = np.geomspace(40.0, 0.05, 13)
     z = np.random.default_rng(2).standard_normal((4, 2))
-    paths = [_y_path(name, sched, s_grid, z) for sched in (LinearVP(), EDM(), FlowMatching(t_max=0.99))]
-    gaps = [np.max(np.abs(p - paths[0])) / np.max(np.abs(paths[0])) for p in paths[1:]]
+    families = [LinearVP(), EDM(), FlowMatching(t_max=0.99)]
     if name in S_METHODS:
-        assert max(gaps) < 1e-12, gaps
-    else:
-        assert min(gaps) > 1e-6, gaps
+        assert check_schedule_invariance(name, families, s_grid, z=z, rtol=1e-12) < 1e-12
+    else:  # every other family differs from the VP trajectory by more than 1e-6
+        for other in families[1:]:
+            with pytest.raises(AssertionError, match="is not schedule-invariant"):
+                check_schedule_invariance(name, [families[0], other], s_grid, z=z, rtol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=st.sampled_from(S_METHODS), a=schedules(), b=schedules(), data=st.data())
+def test_s_methods_are_schedule_invariant_between_any_two_drawn_schedules(name, a, b, data):
+    lo = max(float(a.s(a.t_min)), float(b.s(b.t_min)))
+    hi = min(float(a.s(a.t_max)), float(b.s(b.t_max)), 200.0)
+    s_grid = np.geomspace(hi, max(lo, 1e-3), data.draw(st.integers(2, 10), label="points"))
+    if lo == 0.0 and data.draw(st.booleans(), label="end at s = 0"):
+        s_grid = np.append(s_grid, 0.0)
+    check_schedule_invariance(name, [a, b], s_grid, rtol=1e-9)
 
 
 # -- grids --------------------------------------------------------------------------------------------------

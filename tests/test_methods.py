@@ -14,6 +14,8 @@ from pndmkit.grids import make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
 from pndmkit.tableaus import RK4
+from pndmkit.testing import check_point_mass
+from pndmkit.testing.strategies import grids, methods, schedules
 from pndmkit.transfers import DDIMTransfer, LinearTransfer
 
 SIGMA = 0.5
@@ -304,27 +306,13 @@ def test_public_names_are_exported():
         assert hasattr(pndmkit, name)
 
 
-PSEUDO = [name for name, spec in METHODS.items() if spec.kind == "pseudo"]
-
-
-@given(data=st.data(), mu=st.floats(-2, 2), z=st.floats(-3, 3))
-def test_every_pseudo_method_is_exact_for_a_point_mass(data, mu, z):
-    """For data concentrated at mu, eps is constant along the flow (x_t = sqrt(abar) mu + sqrt(1-abar) z),
-    so every consistent gradient part returns that constant and phi lands exactly on the trajectory, on
-    any grid and with any number of steps. Classical methods do not have this property."""
-    sched = LinearVP()
-    times = data.draw(st.lists(st.floats(1e-3, 1.0), min_size=2, max_size=9, unique=True))
-    grid = np.array(sorted(times, reverse=True))
-    name = data.draw(st.sampled_from(PSEUDO))
-
-    def eps(x, t):
-        a = sched.abar(t)
-        return (x - np.sqrt(a) * mu) / np.sqrt(1 - a)
-
-    a0, a1 = sched.abar(grid[0]), sched.abar(grid[-1])
-    x_T = np.array([np.sqrt(a0) * mu + np.sqrt(1 - a0) * z])
-    sol = sample(eps, x_T, schedule=sched, method=name, grid=grid)
-    np.testing.assert_allclose(sol.x, np.sqrt(a1) * mu + np.sqrt(1 - a1) * z, rtol=1e-9, atol=1e-9)
+@given(data=st.data(), name=methods(kind="pseudo"), sched=schedules(), mu=st.floats(-2, 2), z=st.floats(-3, 3))
+def test_every_pseudo_method_is_exact_for_a_point_mass(data, name, sched, mu, z):
+    """For data concentrated at mu, eps is constant along the flow (x_t = alpha mu + sigma z), so every
+    consistent gradient part returns that constant and phi lands exactly on the trajectory, on any schedule,
+    any grid and with any number of steps (up to the rounding the grid amplifies: pndmkit.testing's
+    check_point_mass). Classical methods do not have this property."""
+    check_point_mass(name, mu, z, data.draw(grids(sched, max_steps=8), label="grid"), schedule=sched)
 
 
 def test_classical_methods_leave_the_point_mass_trajectory():

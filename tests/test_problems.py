@@ -21,6 +21,7 @@ from pndmkit.problems import (
     sliced_wasserstein,
 )
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
+from pndmkit.testing.strategies import mixtures
 
 SCHEDULES = [LinearVP(), CosineVP(), DiscreteVP.linear()]
 SCHED_IDS = ["linear-vp", "cosine-vp", "ddpm-linear"]
@@ -147,28 +148,6 @@ def test_validation_names_the_parameter():
 
 
 # -- random mixtures ------------------------------------------------------------------------------------
-@st.composite
-def mixtures(draw):
-    K = draw(st.integers(1, 4))
-    d = draw(st.integers(1, 4))
-    floats = st.floats(-1.0, 1.0, allow_nan=False)
-    raw_w = np.array(draw(st.lists(st.floats(0.1, 1.0), min_size=K, max_size=K)))
-    means = np.array(draw(st.lists(st.lists(floats, min_size=d, max_size=d), min_size=K, max_size=K)))
-    kind = draw(st.sampled_from(["full", "diagonal", "isotropic"]))
-    std = st.floats(0.1, 1.0)
-    if kind == "full":
-        covs = []
-        for _ in range(K):
-            a = np.array(draw(st.lists(st.lists(floats, min_size=d, max_size=d), min_size=d, max_size=d)))
-            covs.append(0.3 * a @ a.T + draw(std) ** 2 * np.eye(d))
-        covs = np.stack(covs)
-    elif kind == "diagonal":
-        covs = np.array(draw(st.lists(st.lists(std, min_size=d, max_size=d), min_size=K, max_size=K))) ** 2
-    else:
-        covs = np.array(draw(st.lists(std, min_size=K, max_size=K))) ** 2
-    return GaussianMixture(raw_w / raw_w.sum(), means, covs)
-
-
 @settings(max_examples=40, deadline=None)
 @given(gm=mixtures(), u=st.floats(0.0, 1.0), seed=st.integers(0, 2**16))
 def test_random_mixture_eps_is_scaled_score(gm, u, seed):

@@ -6,10 +6,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
+from pndmkit.schedules import DiscreteVP, LinearVP
+from pndmkit.testing.strategies import noises, schedules
 from pndmkit.transfers import DDIMTransfer, LinearTransfer
 
-SCHEDULES = [LinearVP(), CosineVP(), DiscreteVP.linear()]
+VP = schedules(families="vp")  # linear and cosine VP, the DDPM tables, with drawn parameters
 unit = st.floats(0.0, 1.0)
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, max_side=4)
 
@@ -24,12 +25,11 @@ def _sigma(sched, t):
 
 
 def _arrays(draw, shape):
-    elems = st.floats(-5, 5, allow_nan=False)
-    return draw(hnp.arrays(np.float64, shape, elements=elems)), draw(hnp.arrays(np.float64, shape, elements=elems))
+    arrays = noises(shape, elements=st.floats(-5, 5))
+    return draw(arrays), draw(arrays)
 
 
-@pytest.mark.parametrize("sched", SCHEDULES, ids=repr)
-@given(data=st.data(), u=unit, v=unit, w=unit, shape=shapes)
+@given(sched=VP, data=st.data(), u=unit, v=unit, w=unit, shape=shapes)
 def test_phi_identities(sched, data, u, v, w, shape):
     phi = DDIMTransfer(sched)
     x, e = _arrays(data.draw, shape)
@@ -39,8 +39,7 @@ def test_phi_identities(sched, data, u, v, w, shape):
         phi.coefficients(t, tn)[1])))
 
 
-@pytest.mark.parametrize("sched", SCHEDULES, ids=repr)
-@given(data=st.data(), u=unit, v=unit, shape=shapes)
+@given(sched=VP, data=st.data(), u=unit, v=unit, shape=shapes)
 def test_phi_is_exact_on_the_noise_manifold(sched, data, u, v, shape):
     """x = sqrt(abar) x0 + sqrt(1 - abar) e with the true e lands on sqrt(abar') x0 + sqrt(1 - abar') e."""
     phi = DDIMTransfer(sched)
@@ -52,8 +51,7 @@ def test_phi_is_exact_on_the_noise_manifold(sched, data, u, v, shape):
                                atol=1e-9 * (1 + 1 / np.sqrt(a)))
 
 
-@pytest.mark.parametrize("sched", SCHEDULES, ids=repr)
-@given(data=st.data(), u=unit, v=unit)
+@given(sched=VP, data=st.data(), u=unit, v=unit)
 def test_phi_equals_textbook_ddim_and_euler_in_y_s(sched, data, u, v):
     phi = DDIMTransfer(sched)
     x, e = _arrays(data.draw, (3,))
