@@ -64,6 +64,8 @@ def _f(v: Any, digits: int = 2) -> str:
 
 
 def _broken(w: dict) -> str:
+    if not w["describes_order"]:
+        return "n/a: stages or a corrector"
     if w["implied_order"] is None:
         return "none up to q=5"
     parts = []
@@ -78,15 +80,18 @@ def _notes(rep: dict) -> str:
     if not rep["weights"]["linear"]:
         notes.append("clips x0")
     c = rep["consistency"]
+    approx = "" if c["measurable"] else " (approx.)"
     if c["level_mismatch"] > (1e-5 if rep["kind"] == "diffusers" else 1e-9):
-        notes.append(f"model told a level {c['level_mismatch']:.0e} off")
+        notes.append(f"model told a level {c['level_mismatch']:.0e} off{approx}")
     end, reached = c["end_level"], c["end_reached"]
-    if end is not None and end > 0:
-        notes.append(f"ends at s={end:.2g}, not abar=1")
+    if abs(reached - end) > 1e-5 * max(1.0, end):
+        notes.append(f"reaches s={reached:.2g}, not its last level {end:.2g}{approx}")
+    if c["interval"] == "data" and c["end_level"] > 0:
+        notes.append(f"ends at s={c['end_level']:.2g}, not abar = 1")
+    if rep["intervals"]["data"]["order"] is None:
+        notes.append("refuses to end at abar = 1")
     if not rep["point_mass"]["exact"]:
         notes.append(f"point mass error {rep['point_mass']['error']:.0e}")
-    if reached is not None and end is not None and abs(reached - end) > 1e-5 * max(1.0, end):
-        notes.append(f"reaches s={reached:.2g}")
     return "; ".join(notes)
 
 

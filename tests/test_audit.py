@@ -208,3 +208,26 @@ def test_readme_audit_table_is_the_shipped_json():
                    "DPMSolverSinglestepScheduler", "UniPCMultistepScheduler solver_order=1", "DEISMultistepScheduler",
                    "LMSDiscreteScheduler", "HeunDiscreteScheduler", "EulerDiscreteScheduler", "f-pndm", "ipndm"):
         assert any(n.startswith(needed) for n in names), needed
+
+
+def _euler(skip_last=False, told_next=False):
+    def sample(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        n = len(sigmas) - 1 - (1 if skip_last else 0)
+        for i in range(n):
+            told = sigmas[i + 1] if told_next and i > 0 else sigmas[i]
+            d = (x - model(x, told * x.new_ones([x.shape[0]]))) / told
+            x = x + (sigmas[i + 1] - sigmas[i]) * d
+        return x
+    return sample
+
+
+def test_schedule_consistency_catches_a_sampler_that_stops_early_or_tells_the_model_the_wrong_sigma(torch):
+    ok = audit(_euler(), quick=True)
+    assert ok.consistency["ok"] and ok.consistency["level_mismatch"] < 1e-12
+    short = audit(_euler(skip_last=True), quick=True)
+    c = short.consistency
+    # the Karras grid to 0 has sigma_{N-1} = 80 / N^7: the sampler stops at 8e-6 instead of 0
+    assert not c["ok"] and c["end_level"] == 0.0 and c["end_reached"] == pytest.approx(80 / 10**7, rel=1e-6)
+    assert "not at the schedule's last level" in short.verdict
+    wrong = audit(_euler(told_next=True), quick=True)
+    assert wrong.consistency["level_mismatch"] > 1e-2 and "off the sample's" in wrong.verdict
