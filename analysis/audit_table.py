@@ -85,7 +85,7 @@ def _notes(rep: dict) -> str:
         notes.append(f"model told a level {c['level_mismatch']:.0e} off{approx}")
     end, reached = c["end_level"], c["end_reached"]
     if abs(reached - end) > 1e-5 * max(1.0, end):
-        notes.append(f"reaches s={reached:.2g}, not its last level {end:.2g}{approx}")
+        notes.append(f"reaches s={reached:.3g}, not its last level {end:.3g}{approx}")
     if c["interval"] == "data" and c["end_level"] > 0:
         notes.append(f"ends at s={c['end_level']:.2g}, not abar = 1")
     if rep["intervals"]["data"]["order"] is None:

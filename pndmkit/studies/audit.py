@@ -891,10 +891,10 @@ def _analyse(runner: Any, form: str, n: int, q_max: int) -> dict:
     row = W[k]
     support = np.nonzero(np.abs(row) > (1e-6 if runner.kind == "diffusers" else 1e-11) * float(np.max(np.abs(row))))[0]
     support = support[np.argsort(levels[support])]  # newest (lowest level on a decreasing grid) first
-    node_set = set(nodes[: k + 1].tolist())
+    node_set = set(nodes[: k + 2].tolist())  # the step's own end too: trapezoid and corrector rules evaluate there
     multistep = all(float(levels[i]) in node_set for i in support)
     exact = None
-    if multistep and 0 < len(support) <= 12 and nodes[k + 1] > 0:
+    if multistep and 0 < len(support) <= 12 and (nodes[k + 1] > 0 or form == "eps-s"):
         exact = _form_weights(levels[support], float(nodes[k]), float(nodes[k + 1]), form).tolist()
     return {"form": form, "variable": _form_name(form), "steps": n, "conditions": conditions, "first_broken": first,
             "first_broken_outright": outright, "limiting": limiting,
