@@ -103,9 +103,10 @@ def markdown_table(data: dict) -> str:
     for r in data["rows"]:
         rep = r["report"]
         sm, da = rep["intervals"]["smooth"], rep["intervals"]["data"]
+        exact = "exact" if rep["point_mass"]["exact"] else "no"
         lines.append(f"| {r['target']} | {r['declared']} | {_f(sm['order'])} | {_f(sm['finest_local_order'])} | "
-                     f"{_f(da['order'])} | {rep['calls_per_step']} | {'exact' if rep['point_mass']['exact'] else 'no'} | "
-                     f"{_broken(rep['weights'])} | {_notes(rep)} |")
+                     f"{_f(da['order'])} | {rep['calls_per_step']} | {exact} | {_broken(rep['weights'])} | "
+                     f"{_notes(rep)} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""The sampler audit (pndmkit/studies/audit.py, ``pndmkit audit``): it finds what is wrong with samplers it did not write.
+"""The sampler audit (pndmkit/studies/audit.py, ``pndmkit audit``) finds what is wrong with samplers it did not write.
 
 The worked example is a k-diffusion-style "variable-step iPNDM" written here from the mathematics (Adams-Bashforth
 weights of the Lagrange interpolant of the past ``eps = (x - D) / sigma`` in ``sigma``, lower orders for the
@@ -231,3 +231,22 @@ def test_schedule_consistency_catches_a_sampler_that_stops_early_or_tells_the_mo
     assert "not at the schedule's last level" in short.verdict
     wrong = audit(_euler(told_next=True), quick=True)
     assert wrong.consistency["level_mismatch"] > 1e-2 and "off the sample's" in wrong.verdict
+
+
+@pytest.mark.parametrize("options, param, match", [
+    ({"problem": "gmm3d"}, "problem", "unknown problem 'gmm3d'; choose one of"),
+    ({"steps": [5]}, "steps", "steps must be at least two increasing integers >= 1, got \\[5\\]"),
+    ({"steps": [10, 5]}, "steps", "got \\[10, 5\\]"),
+    ({"batch": 0}, "batch", "batch must be an integer >= 1, got 0"),
+])
+def test_bad_options_name_the_parameter(options, param, match):
+    with pytest.raises(UsageError, match=match) as info:
+        audit("ddim", **options)
+    assert info.value.params == (param,)
+
+
+def test_the_summary_says_what_was_measured():
+    text = audit("pie", quick=True).summary()
+    for part in ("order on the smooth interval", "order to abar = 1", "model calls: 2N", "data at one point: exact",
+                 "schedule: ends at", "weights imply order 2", "verdict:"):
+        assert part in text, text

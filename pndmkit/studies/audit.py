@@ -78,7 +78,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -112,7 +112,8 @@ WEIGHT_SIGMAS = (2.0, 1.0)
 EpsFn = Callable[[NDArray[np.float64], float], NDArray[np.float64]]
 
 
-def karras_sigmas(n: int, sigma_max: float = SIGMA_MAX, sigma_min: float = 0.0, rho: float = RHO) -> NDArray[np.float64]:
+def karras_sigmas(n: int, sigma_max: float = SIGMA_MAX, sigma_min: float = 0.0,
+                  rho: float = RHO) -> NDArray[np.float64]:
     r"""``n + 1`` decreasing noise levels ``(sigma_max^(1/rho) + i/n (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``.
 
     The grid of Karras et al. (2022), eq. 5, without an appended 0: with ``sigma_min = 0`` it ends at 0 itself,
@@ -523,7 +524,8 @@ class AuditReport:
         for name, what in (("smooth", "on the smooth interval"), ("data", "to abar = 1")):
             r = iv[name]
             errs = ", ".join(f"N={n}: {e:.2e}" for n, e in zip(r["steps"], r["errors"]))
-            lines.append(f"order {what}: {_fmt(r['order'])} (fit N={_range(r['fit_range'])}{'; ' + r['note'] if r['note'] else ''}"
+            note = "; " + r["note"] if r["note"] else ""
+            lines.append(f"order {what}: {_fmt(r['order'])} (fit N={_range(r['fit_range'])}{note}"
                          f"; between the two finest N: {_fmt(r['finest_local_order'])})"
                          f"; end level s={r['end_level']:.3g}; errors {errs}")
         lines.append(f"model calls: {self.calls_per_step} for N steps")
@@ -538,9 +540,9 @@ class AuditReport:
         conds = "; ".join(f"q={q}: {v['residual']:.1e}" + ("" if v["rate"] is None else f" O(h^{v['rate']:g})")
                           for q, v in w["conditions"].items())
         lines.append(f"order conditions for {w['variable']} (steady steps, N={w['steps']}): {conds}")
-        lines.append(f"weights imply order {_fmt(w['implied_order'])}; first broken condition: "
-                     f"{'none up to q=' + str(max(w['conditions'])) if w['first_broken'] is None else 'q=' + str(w['first_broken'])}"
-                     f"; first broken outright (O(1)): {w['first_broken_outright']}")
+        first = f"none up to q={max(w['conditions'])}" if w["first_broken"] is None else f"q={w['first_broken']}"
+        lines.append(f"weights imply order {_fmt(w['implied_order'])}; first broken condition: {first}; "
+                     f"first broken outright (O(1)): {w['first_broken_outright']}")
         if w.get("recovered") is not None:
             lines.append(f"step {w['step']} weights (newest first): " + ", ".join(f"{v:.6g}" for v in w["recovered"]))
             if w.get("exact") is not None:
@@ -645,8 +647,10 @@ def _sweep(runner: Any, problem: Any, steps: Sequence[int], x_T: NDArray) -> dic
             r["order"], r["note"] = order, note
             r["fit_range"] = [r["steps"][idx[0]], r["steps"][idx[1]]] if idx else None
             above = [(n, e) for n, e in zip(r["steps"], r["errors"]) if e > floor and math.isfinite(e)]
-            r["finest_local_order"] = (round(math.log(above[-2][1] / above[-1][1]) / math.log(above[-1][0] / above[-2][0]), 2)
-                                       if len(above) >= 2 else None)
+            r["finest_local_order"] = None
+            if len(above) >= 2:
+                (n1, e1), (n2, e2) = above[-2], above[-1]
+                r["finest_local_order"] = round(math.log(e1 / e2) / math.log(n2 / n1), 2)
         else:
             r["order"], r["fit_range"], r["finest_local_order"] = None, None, None
             r["note"] = "fewer than two runs reach the end of this interval"
@@ -868,7 +872,8 @@ def _analyse(runner: Any, form: str, n: int, q_max: int) -> dict:
         res = _residuals(W, nodes, levels, q_max, form, noise=1e-6 if runner.kind == "diffusers" else 1e-11)
         steady = res[_steady(nodes)]
         steady = steady[np.all(np.isfinite(steady), axis=1)]
-        results.append((W, nodes, levels, np.max(np.abs(steady), axis=0) if len(steady) else np.full(q_max + 1, np.nan)))
+        worst = np.max(np.abs(steady), axis=0) if len(steady) else np.full(q_max + 1, np.nan)
+        results.append((W, nodes, levels, worst))
     conditions, implied, first, outright = {}, math.inf, None, None
     for q in range(q_max + 1):
         a, b = float(results[0][3][q]), float(results[1][3][q])
@@ -944,7 +949,8 @@ def _verdict(rep: AuditReport) -> str:
     tol = 1e-5 if rep.kind == "diffusers" else 1e-9
     approx = "" if c["measurable"] else " (read approximately: not exact for a point mass)"
     if c["level_mismatch"] > tol:
-        parts.append(f"the model is told a level up to {c['level_mismatch']:.1e} (in sigma_vp) off the sample's{approx}")
+        parts.append(f"the model is told a level up to {c['level_mismatch']:.1e} (in sigma_vp) off the "
+                     f"sample's{approx}")
     if math.isfinite(c["end_level"]) and abs(_noise_fraction(c["end_reached"]) - _noise_fraction(c["end_level"])) > tol:
         parts.append(f"ends at s={c['end_reached']:.4g}, not at the schedule's last level {c['end_level']:.4g}{approx}")
     if c["interval"] == "data" and c["end_level"] > 0:
