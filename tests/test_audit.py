@@ -69,10 +69,12 @@ def test_the_buggy_ipndm_is_third_order_and_its_weights_are_recovered(buggy):
     assert 2.8 <= buggy.order <= 3.3, buggy.intervals["smooth"]
     w = buggy.weights
     assert w["form"] == "eps-s" and w["multistep"]
-    np.testing.assert_allclose(np.array(w["recovered"]) * 24, [57, -65, 43, -11], atol=1e-9)
-    np.testing.assert_allclose(np.array(w["exact"]) * 24, [55, -59, 37, -9], atol=1e-9)
-    assert w["first_broken"] == w["first_broken_outright"] == 3 and w["implied_order"] == 3
-    assert abs(w["conditions"][3]["residual"] - 0.5) < 1e-9  # sum w (-j)^3 = 3/4 instead of 1/4
+    uniform = w["uniform"]
+    np.testing.assert_allclose(np.array(uniform["recovered"]) * 24, [57, -65, 43, -11], atol=1e-9)
+    np.testing.assert_allclose(np.array(uniform["exact"]) * 24, [55, -59, 37, -9], atol=1e-9)
+    np.testing.assert_allclose(np.array(w["recovered"]) - w["exact"], BUG, atol=1e-9)  # Karras-spaced grid
+    # sum w (-j)^3 = 3/4 instead of 1/4: cubic gradients are integrated wrong, the weights imply order 3
+    assert w["first_broken_outright"] == 3 and w["implied_order"] == 3 and 3 in w["limiting"]
     assert "q=3 fails" in buggy.verdict
 
 
@@ -81,6 +83,7 @@ def test_the_correct_ipndm_is_fourth_order(correct, buggy):
     assert correct.order - buggy.order > 0.5
     w = correct.weights
     np.testing.assert_allclose(w["recovered"], w["exact"], atol=1e-12)
+    np.testing.assert_allclose(np.array(w["uniform"]["recovered"]) * 24, [55, -59, 37, -9], atol=1e-9)
     assert w["first_broken"] == 4 and w["implied_order"] == 4
     assert correct.point_mass["exact"] and correct.consistency["ok"]
 
@@ -250,3 +253,15 @@ def test_the_summary_says_what_was_measured():
     for part in ("order on the smooth interval", "order to abar = 1", "model calls: 2N", "data at one point: exact",
                  "schedule: ends at", "weights imply order 2", "verdict:"):
         assert part in text, text
+
+
+def test_fixed_adams_weights_on_a_karras_grid_are_second_order(torch):
+    """pndmkit's k-diffusion ``sample_ipndm`` is iPNDM with the classical AB4 weights, made for uniform steps: on a
+    uniform sigma grid they are the exact ones, on the Karras-spaced grid they break q = 1 by O(h), so the weights
+    imply order 2, and the order between the finest step counts is about 2 (not 4)."""
+    rep = audit("pndmkit.integrations.k_diffusion:sample_ipndm", steps=(32, 64, 128, 256))
+    w = rep.weights
+    np.testing.assert_allclose(np.array(w["uniform"]["recovered"]) * 24, [55, -59, 37, -9], atol=1e-9)
+    np.testing.assert_allclose(w["uniform"]["recovered"], w["uniform"]["exact"], atol=1e-12)
+    assert w["first_broken"] == 1 and w["conditions"][1]["rate"] == 1.0 and w["implied_order"] == 2
+    assert abs(rep.intervals["smooth"]["finest_local_order"] - 2.0) < 0.3, rep.intervals["smooth"]

@@ -106,7 +106,7 @@ DIFFUSERS_STOP = 0.5
 WEIGHT_STEPS = 40
 #: sigma range of the k-diffusion order sweeps (Karras et al. 2022, rho = 7)
 SIGMA_MAX, RHO = 80.0, 7.0
-#: sigma range of the k-diffusion weight-recovery grid (uniform in sigma)
+#: sigma range of the k-diffusion weight-recovery grids (Karras-spaced for the conditions; uniform for display)
 WEIGHT_SIGMAS = (2.0, 1.0)
 
 EpsFn = Callable[[NDArray[np.float64], float], NDArray[np.float64]]
@@ -181,7 +181,9 @@ class _KDiffusion:
             self.torch = None
 
     def grid(self, n: int, interval: str) -> NDArray[np.float64]:
-        if interval == "weights":
+        if interval == "weights":  # smooth but not uniform: weights fixed for uniform steps show here
+            return karras_sigmas(n, WEIGHT_SIGMAS[0], WEIGHT_SIGMAS[1], RHO)
+        if interval == "weights-uniform":
             return np.linspace(WEIGHT_SIGMAS[0], WEIGHT_SIGMAS[1], n + 1)
         return karras_sigmas(n, SIGMA_MAX, S_SMOOTH if interval == "smooth" else 0.0)
 
@@ -485,15 +487,21 @@ class AuditReport:
         ``exact`` (``error < 1e-9``, or ``< 1e-5`` for diffusers, whose steps may round to float32).
     consistency : dict
         ``end_level`` (the schedule's last level), ``end_reached`` (read off the probe sample),
-        ``level_mismatch`` (largest relative difference between the level a model call is told and the level
-        the sample is at), ``offgrid_calls`` (calls at levels not on the schedule, k-diffusion and pndmkit) and
-        ``ok``.
+        ``level_mismatch`` (largest difference, in ``sigma_vp = s / sqrt(1 + s^2)``, between the level a model
+        call is told and the level the sample is at), ``offgrid_calls`` (calls at levels not on the schedule,
+        k-diffusion and pndmkit), ``interval`` (the grid probed), ``ok``, and ``measurable`` (False when the target
+        is not exact for a point mass: the levels read are then approximate).
     weights : dict
-        ``variable`` ("s"), ``steps`` (grid), ``conditions`` (per degree ``q``: the largest residual on the
-        steady steps for ``N`` and ``2N`` steps, and its rate), ``first_broken`` (smallest ``q`` whose
-        condition fails), ``limiting`` (the ``q`` that fixes the implied order), ``implied_order``, and for a
-        step in the middle ``nodes`` (its evaluation levels), ``recovered`` and ``exact`` (Adams weights on those
-        levels, when they are nodes of the grid).
+        ``form`` (``"eps-s"``, ``"eps-lambda"`` or ``"x0-lambda"``, see :data:`FORMS`) and ``variable`` (in words),
+        ``steps`` (grid), ``conditions`` (per degree ``q``: the largest residual on the steady steps for ``N`` and
+        ``2N`` steps, and its rate ``r``: ``None`` when it holds, 0 when it fails outright), ``first_broken`` and
+        ``first_broken_outright`` (smallest ``q`` whose condition fails, at all / with ``r = 0``), ``limiting``
+        (the ``q`` with the smallest ``q + r``), ``implied_order`` (that ``q + r``), ``linear`` (whether a large
+        drive gives the same weights: False for a sampler that clips ``x0``), ``describes_order``, and for a step
+        in the middle ``nodes`` (its evaluation levels), ``recovered`` and ``exact`` (variable-step weights of the
+        form on those levels, when they are nodes of the grid); for a k-diffusion sampler ``uniform`` holds the
+        same for a grid uniform in sigma (the conditions are read on a Karras-spaced grid, where weights that are
+        right only for uniform steps break ``q = 1``).
     verdict : str
         What limits the order, in words.
     cost_seconds : float
@@ -543,10 +551,13 @@ class AuditReport:
         first = f"none up to q={max(w['conditions'])}" if w["first_broken"] is None else f"q={w['first_broken']}"
         lines.append(f"weights imply order {_fmt(w['implied_order'])}; first broken condition: {first}; "
                      f"first broken outright (O(1)): {w['first_broken_outright']}")
-        if w.get("recovered") is not None:
-            lines.append(f"step {w['step']} weights (newest first): " + ", ".join(f"{v:.6g}" for v in w["recovered"]))
-            if w.get("exact") is not None:
-                lines.append("exact variable-step weights:             " + ", ".join(f"{v:.6g}" for v in w["exact"]))
+        for row, where in ((w, ""), (w.get("uniform"), " on a uniform grid")):
+            if row is None or row.get("recovered") is None:
+                continue
+            lines.append(f"step {row['step']} weights{where} (newest first): "
+                         + ", ".join(f"{v:.6g}" for v in row["recovered"]))
+            if row.get("exact") is not None:
+                lines.append(f"exact variable-step weights{where}: " + ", ".join(f"{v:.6g}" for v in row["exact"]))
         lines.append(f"verdict: {self.verdict}")
         return "\n".join(lines)
 
@@ -891,20 +902,27 @@ def _analyse(runner: Any, form: str, n: int, q_max: int) -> dict:
         conditions[q] = {"residual": a, "residual_2N": b, "rate": rate}
     limiting = [q for q, c in conditions.items() if c["rate"] is not None and q + c["rate"] <= implied + 0.25]
     W, nodes, levels, _ = results[0]
+    return {"form": form, "variable": _form_name(form), "steps": n, "conditions": conditions, "first_broken": first,
+            "first_broken_outright": outright, "limiting": limiting,
+            "implied_order": None if math.isinf(implied) else round(implied, 1),
+            **_middle_row(runner, W, nodes, levels, form)}
+
+
+def _middle_row(runner: Any, W: NDArray, nodes: NDArray, levels: NDArray, form: str) -> dict:
+    """A steady step's recovered weights (newest first) and the exact ones on the same levels, when these are
+    nodes of the grid (a multistep row)."""
     rows = _steady(nodes)
     k = int(rows[len(rows) // 2])
     row = W[k]
-    support = np.nonzero(np.abs(row) > (1e-6 if runner.kind == "diffusers" else 1e-11) * float(np.max(np.abs(row))))[0]
+    noise = 1e-6 if runner.kind == "diffusers" else 1e-11
+    support = np.nonzero(np.abs(row) > noise * float(np.max(np.abs(row))))[0]
     support = support[np.argsort(levels[support])]  # newest (lowest level on a decreasing grid) first
     node_set = set(nodes[: k + 2].tolist())  # the step's own end too: trapezoid and corrector rules evaluate there
     multistep = all(float(levels[i]) in node_set for i in support)
     exact = None
     if multistep and 0 < len(support) <= 12 and (nodes[k + 1] > 0 or form == "eps-s"):
         exact = _form_weights(levels[support], float(nodes[k]), float(nodes[k + 1]), form).tolist()
-    return {"form": form, "variable": _form_name(form), "steps": n, "conditions": conditions, "first_broken": first,
-            "first_broken_outright": outright, "limiting": limiting,
-            "implied_order": None if math.isinf(implied) else round(implied, 1), "step": k,
-            "step_levels": [float(nodes[k]), float(nodes[k + 1])], "nodes": levels[support].tolist(),
+    return {"step": k, "step_levels": [float(nodes[k]), float(nodes[k + 1])], "nodes": levels[support].tolist(),
             "recovered": row[support].tolist(), "exact": exact, "multistep": bool(multistep),
             "support": int(len(support))}
 
@@ -912,15 +930,21 @@ def _analyse(runner: Any, form: str, n: int, q_max: int) -> dict:
 def _weights(runner: Any, n: int = WEIGHT_STEPS, q_max: int = 5) -> dict:
     """Both forms; reported is the one in which a step uses the fewest evaluations (a linear multistep method has
     a short memory only in the variables it was built in: in the other form every past evaluation enters), then
-    the one exact for the most conditions, then the smaller residual of the first broken one."""
+    the one exact for the most conditions, then (k-diffusion) the sampler's own variable sigma, then the smaller
+    residual of the first broken one."""
     best = None
     for form in FORMS:
         r = _analyse(runner, form, n, q_max)
         q = r["first_broken"]
-        key = (-r["support"], q_max + 1 if q is None else q, 0.0 if q is None else -r["conditions"][q]["residual"])
+        own = runner.kind == "k-diffusion" and form == "eps-s"  # sigma is a k-diffusion sampler's own variable
+        key = (-r["support"], q_max + 1 if q is None else q, own,
+               0.0 if q is None else -r["conditions"][q]["residual"])
         if best is None or key > best[0]:
             best = (key, r)
     out = best[1]
+    out["uniform"] = None
+    if runner.kind == "k-diffusion":  # the same step on a grid uniform in sigma, where Adams weights are classical
+        out["uniform"] = _middle_row(runner, *_recover(runner, n, "weights-uniform", out["form"]), out["form"])
     W1 = _recover(runner, n, "weights" if runner.kind != "diffusers" else "data", out["form"], drive=1e-3)[0]
     W2 = _recover(runner, n, "weights" if runner.kind != "diffusers" else "data", out["form"], drive=10.0)[0]
     fin = np.isfinite(W1) & np.isfinite(W2)
