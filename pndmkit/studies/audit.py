@@ -17,18 +17,19 @@ One ODE for all of them
 -----------------------
 With ``y = x / alpha`` and ``s = sigma / alpha`` (for a VP schedule ``s = sqrt((1 - abar) / abar)``; for
 k-diffusion ``s`` *is* ``sigma`` and ``y`` its ``x``), every schedule's probability-flow ODE is
-``dy/ds = eps(y, s)`` (``docs/theory.md``), so one reference solver (:func:`pndmkit.problems.solve_pf_ode`)
-serves every target: each model call is answered with the exact ``eps`` (or ``x0 = y - s eps``) at the noise
-level the target *tells* the model (the ``sigma`` it passes; the table level of the diffusers timestep it
-passes; ``s(t)`` of a pndmkit time), and each end point is compared with the exact trajectory at the level the
-schedule says the run ends at.
+``dy/ds = eps(y, s)`` (``docs/theory.md``, "One ODE for every model family"), so one reference solver
+(:func:`pndmkit.problems.solve_pf_ode`) serves every target: each model call is answered with the exact ``eps``
+(or ``x0 = y - s eps``) at the noise level the target *tells* the model (the ``sigma`` it passes; the table
+level of the diffusers timestep it passes; ``s(t)`` of a pndmkit time), and each end point is compared with the
+exact trajectory at the level the schedule says the run ends at.
 
 What is measured, and why
 -------------------------
 Orders (:attr:`AuditReport.order`, :attr:`AuditReport.intervals`)
     RMS end point error against the exact trajectory for several step counts, and the least-squares slope
     on the asymptotic range :func:`pndmkit.studies.convergence.fit_order` picks. Two intervals: a *smooth*
-    one ending where ``s = 0.1`` (``abar ~ 0.99``; a diffusers run is read at the first node at or below it),
+    one ending where ``s = 0.1`` (``abar ~ 0.99``; a diffusers run, whose evenly spaced timesteps reach 0.1 only
+    near their end, is read at its first node at or below ``s = 0.5``),
     and one ending where ``abar = 1`` (``sigma = 0``), shown apart: near ``abar = 1`` every VP schedule has
     ``s ~ sqrt(c t)``, a branch point that reduces the order of methods whose weights are uniform in ``t``.
 Model calls per step
@@ -39,10 +40,11 @@ Exactness for data at one point
     lands exactly on ``mu + s_end z``; the relative error is reported.
 Consistency with the schedule
     A probe whose ``eps`` is the constant ``z`` (the point mass at 0 seen along its own trajectory) moves the
-    sample exactly along ``y = s z`` for any consistent method, so the level the sample *is at* can be read
-    off the sample itself at each call and at the end. The report compares it with the level the model is
-    told (does the sampler evaluate the model where its sample is?) and with the last level of the schedule
-    (does it end where it was asked to?), and counts calls at levels that are not on the schedule.
+    sample exactly along ``y = s z`` for any method exact for a point mass, so the level the sample *is at*
+    can be read off the sample itself at each call and at the end (approximately, for a method that is not).
+    The report compares it with the level the model is told (does the sampler evaluate the model where its
+    sample is?) and with the last level of the schedule (does it end where it was asked to?), and counts calls
+    at levels that are not on the schedule.
 Recovered weights (:attr:`AuditReport.weights`)
     The sample after each step is linear in the model outputs. With ``y_0 = 0`` and an ``eps`` that does not
     depend on ``y`` but only on the level, ``eps(s) = (L_0(s), ..., L_{M-1}(s))`` -- the Lagrange basis
@@ -55,12 +57,17 @@ Recovered weights (:attr:`AuditReport.weights`)
     imply (``min_q (q + r_q)``) and the first condition broken. For a linear multistep sampler the weights
     of a middle step are shown next to the exact variable-step Adams weights on the same nodes
     (:func:`pndmkit.theory.multistep.lagrange_weights_float`). A method that is Adams in another variable
-    (``lambda`` for DPM-Solver) satisfies these conditions only up to ``O(h^r)``, and the rates say so.
+    satisfies these conditions only up to ``O(h^r)``, so two more forms are tried (:data:`FORMS`): ``eps``
+    polynomial in ``lambda = -log s``, and ``x0`` polynomial in ``lambda`` integrated against
+    ``du``, ``u = 1/s`` (``d(y/s)/du = x0``: DPM-Solver++, UniPC); the form in which a step uses the fewest
+    evaluations is reported. k-diffusion samplers are read on a Karras-spaced sigma grid, where weights that
+    are right only for uniform steps break ``q = 1``, and shown on a uniform one too.
 
 Nothing here reads a target's ``order`` attribute, its declared NFE or its own description of itself.
 
-Cost: a full audit takes seconds to tens of seconds on two cores (``cost_seconds`` in the report);
-``quick=True`` uses fewer step counts.
+Cost (``cost_seconds`` in the report), on the 2-core machine: 17-20 s for a k-diffusion sampler (its sweep
+goes to 4096 steps), 1-10 s for a diffusers scheduler, 1-8 s for a pndmkit method; ``quick=True`` uses fewer
+step counts.
 
 Examples
 --------
@@ -87,7 +94,7 @@ from numpy.typing import NDArray
 from pndmkit.errors import UsageError
 from pndmkit.schedules import NoiseSchedule, VPSchedule, levels_from_s
 
-__all__ = ["audit", "resolve_target", "AuditReport", "karras_sigmas", "S_SMOOTH", "DEFAULT_STEPS",
+__all__ = ["audit", "resolve_target", "AuditReport", "karras_sigmas", "FORMS", "S_SMOOTH", "DEFAULT_STEPS",
            "QUICK_STEPS", "WEIGHT_STEPS"]
 
 #: noise-to-signal ratio where the smooth interval ends (abar ~ 0.99)
