@@ -50,7 +50,7 @@ __all__ = ["main", "build_parser", "positive_int", "nonnegative_int", "step_coun
            "positive_float", "nonnegative_float", "fraction", "MAX_STEPS"]
 
 #: sub-command modules, in the order ``pndmkit --help`` lists them
-COMMANDS = ("methods", "order", "coefficients", "compare", "sample", "train", "grid")
+COMMANDS = ("methods", "order", "coefficients", "compare", "sample", "train", "grid", "audit")
 
 #: exit status for bad input (argparse's) and for a run that produced non-finite values
 EXIT_USAGE, EXIT_FAILED = 2, 1

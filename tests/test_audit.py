@@ -1,0 +1,267 @@
+"""The sampler audit (pndmkit/studies/audit.py, ``pndmkit audit``) finds what is wrong with samplers it did not write.
+
+The worked example is a k-diffusion-style "variable-step iPNDM" written here from the mathematics (Adams-Bashforth
+weights of the Lagrange interpolant of the past ``eps = (x - D) / sigma`` in ``sigma``, lower orders for the
+first three steps), once correct and once with the order-4 weights that equal (57, -65, 43, -11)/24 on a uniform
+grid instead of (55, -59, 37, -9)/24.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pndmkit.errors import UsageError
+from pndmkit.studies.audit import audit
+
+ROOT = Path(__file__).resolve().parents[1]
+BUG = np.array([1.0, -3.0, 3.0, -1.0]) / 12  # (57, -65, 43, -11)/24 - (55, -59, 37, -9)/24
+
+
+def _adams_weights(nodes, a, b):
+    """Weights of the interpolant through ``nodes`` averaged over [a, b]: the moment conditions, solved."""
+    theta = (np.asarray(nodes, dtype=float) - a) / (b - a)
+    k = len(theta)
+    return np.linalg.solve(np.vander(theta, k, increasing=True).T, 1.0 / np.arange(1, k + 1))
+
+
+def _ipndm(bug):
+    def sample(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        extra_args = extra_args or {}
+        ones = x.new_ones([x.shape[0]]) if hasattr(x, "new_ones") else np.ones(x.shape[0])
+        history = []
+        for i in range(len(sigmas) - 1):
+            s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+            history = (history + [(x - model(x, s * ones, **extra_args)) / s])[-4:]
+            w = _adams_weights([float(sigmas[i - j]) for j in range(len(history))], s, s_next)
+            if bug and len(history) == 4:
+                w = w + BUG
+            x = x + (s_next - s) * sum(float(wj) * history[-1 - j] for j, wj in enumerate(w))
+        return x
+    return sample
+
+
+sample_ipndm_v = _ipndm(False)
+sample_ipndm_v_buggy = _ipndm(True)
+FINE = (512, 1024, 2048, 4096)  # the defect's O(h^3) term overtakes the O(h^4) one only past N ~ 1000 on gmm2d
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def buggy(torch):
+    return audit(sample_ipndm_v_buggy, steps=FINE)
+
+
+@pytest.fixture(scope="module")
+def correct(torch):
+    return audit(sample_ipndm_v, steps=FINE)
+
+
+def test_the_buggy_ipndm_is_third_order_and_its_weights_are_recovered(buggy):
+    assert buggy.kind == "k-diffusion" and buggy.calls_per_step == "N"
+    assert 2.8 <= buggy.order <= 3.3, buggy.intervals["smooth"]
+    w = buggy.weights
+    assert w["form"] == "eps-s" and w["multistep"]
+    uniform = w["uniform"]
+    np.testing.assert_allclose(np.array(uniform["recovered"]) * 24, [57, -65, 43, -11], atol=1e-9)
+    np.testing.assert_allclose(np.array(uniform["exact"]) * 24, [55, -59, 37, -9], atol=1e-9)
+    np.testing.assert_allclose(np.array(w["recovered"]) - w["exact"], BUG, atol=1e-9)  # Karras-spaced grid
+    # sum w (-j)^3 = 3/4 instead of 1/4: cubic gradients are integrated wrong, the weights imply order 3
+    assert w["first_broken_outright"] == 3 and w["implied_order"] == 3 and 3 in w["limiting"]
+    assert "q=3 fails" in buggy.verdict
+
+
+def test_the_correct_ipndm_is_fourth_order(correct, buggy):
+    assert correct.order >= 3.6 and correct.order_to_data >= 3.7, correct.intervals
+    assert correct.order - buggy.order > 0.5
+    w = correct.weights
+    np.testing.assert_allclose(w["recovered"], w["exact"], atol=1e-12)
+    np.testing.assert_allclose(np.array(w["uniform"]["recovered"]) * 24, [55, -59, 37, -9], atol=1e-9)
+    assert w["first_broken"] == 4 and w["implied_order"] == 4
+    assert correct.point_mass["exact"] and correct.consistency["ok"]
+
+
+def test_weights_on_a_non_uniform_grid_are_the_exact_variable_step_ones():
+    """pndmkit's f-pndm-s integrates the interpolant exactly on the s nodes: its recovered weights equal
+    lagrange_weights_float on every grid, and its conditions hold up to q = 3 (the t-uniform f-pndm breaks q = 1)."""
+    good, plms = audit("f-pndm-s", quick=True), audit("f-pndm", quick=True)
+    assert good.weights["multistep"] and len(good.weights["recovered"]) == 4
+    np.testing.assert_allclose(good.weights["recovered"], good.weights["exact"], rtol=1e-9)
+    assert good.weights["first_broken"] == 4 and good.weights["implied_order"] == 4
+    np.testing.assert_allclose(np.array(plms.weights["recovered"]) * 24, [55, -59, 37, -9], atol=1e-9)
+    assert plms.weights["first_broken"] == 1 and plms.weights["conditions"][1]["rate"] == 1.0
+    assert plms.weights["implied_order"] == 2
+    assert plms.calls_per_step == "N + 9" and good.calls_per_step == "N + 9"
+
+
+@pytest.fixture(scope="module")
+def diffusers():
+    pytest.importorskip("torch")
+    return pytest.importorskip("diffusers")
+
+
+def test_dpm_solver_3m_is_second_order(diffusers):
+    """diffusers' DPM-Solver++(3M) weights its second difference by half what it needs (tests/test_exponential.py):
+    the audit recovers weights that break the q = 2 condition outright, and the order between the finest step
+    counts is 2, not 3."""
+    rep = audit("diffusers:DPMSolverMultistepScheduler", solver_order=3, timestep_spacing="trailing")
+    w = rep.weights
+    assert w["form"] == "x0-lambda" and w["first_broken_outright"] == 2 and w["implied_order"] == 2
+    assert len(w["recovered"]) == 3 and abs(sum(w["recovered"]) - 1) < 1e-5
+    assert abs(rep.intervals["smooth"]["finest_local_order"] - 2.0) < 0.25, rep.intervals["smooth"]
+    assert rep.order < 2.6 and rep.calls_per_step == "N" and rep.point_mass["exact"]
+
+
+def test_ddim_is_first_order_exact_and_consistent_but_clips_by_default(diffusers):
+    rep = audit("diffusers:DDIMScheduler", quick=True)
+    assert round(rep.order) == 1 and rep.calls_per_step == "N" and rep.point_mass["exact"]
+    assert rep.consistency["ok"] and rep.weights["recovered"] == pytest.approx([1.0], abs=1e-9)
+    assert rep.weights["linear"] is False and "clipped" in rep.verdict  # clip_sample=True is DDIM's default
+    assert audit(diffusers.DDIMScheduler(clip_sample=False), quick=True).weights["linear"] is True
+
+
+def test_heun_costs_two_calls_per_step_less_one_and_ddim_linspace_tells_the_model_the_wrong_level(diffusers):
+    heun = audit("diffusers:HeunDiscreteScheduler", quick=True)
+    assert heun.calls_per_step == "2N - 1" and heun.weights["recovered"] == pytest.approx([0.5, 0.5], abs=1e-6)
+    # linspace timesteps are not T // N apart, but DDIM steps to t - T // N: the next call is told another level
+    lin = audit("diffusers:DDIMScheduler", clip_sample=False, timestep_spacing="linspace", quick=True)
+    assert lin.consistency["level_mismatch"] > 1e-3 and not lin.consistency["ok"]
+    assert "off the sample's" in lin.verdict
+
+
+def test_pndmkit_methods_and_integrators_are_audited_in_their_own_time(diffusers):
+    import pndmkit
+
+    rep = audit(pndmkit.get_method("ipndm").build(pndmkit.LinearVP()), quick=True)
+    assert rep.kind == "pndmkit" and rep.variable == "t" and rep.point_mass["exact"] and rep.consistency["ok"]
+    assert rep.consistency["offgrid_calls"] == 0
+    json.dumps(rep.to_dict())  # JSON-ready
+
+
+@pytest.mark.parametrize("target, config, match", [
+    ("nosuchmodule_xyz:f", {}, "cannot import module 'nosuchmodule_xyz'"),
+    ("os:nosuchfunction", {}, "module 'os' has no attribute 'nosuchfunction'"),
+    ("os:sep", {}, "is a str, not a callable sampler"),
+    ("os:getcwd", {}, "does not take k-diffusion's arguments"),
+    ("f-pndmm", {}, "unknown target 'f-pndmm'"),
+    ("pf", {}, "adaptive"),
+    ("ddim", {"solver_order": 3}, "takes no configuration keywords"),
+    ("diffusers:NoSuchScheduler", {}, "diffusers has no scheduler class 'NoSuchScheduler'"),
+    ("diffusers:DDIMScheduler", {"solver_order": 3}, "config solver_order=3: DDIMScheduler has no such option"),
+    ("diffusers:DDIMScheduler", {"beta_schedule": "nope"}, "config beta_schedule='nope': DDIMScheduler refused it"),
+])
+def test_bad_targets_are_usage_errors_naming_them(target, config, match, diffusers):
+    with pytest.raises(UsageError, match=match) as info:
+        audit(target, quick=True, **config)
+    assert info.value.params[0] in ("target", "config")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["audit", "nosuchmodule_xyz:f"], "pndmkit audit: error: target: cannot import module 'nosuchmodule_xyz'"),
+    (["audit", "diffusers:DDIMScheduler", "--config", "foo=1"], "--config: config foo=1: DDIMScheduler has no such"),
+    (["audit", "diffusers:DDIMScheduler", "--config", "foo"], "--config: --config 'foo' must be KEY=VALUE"),
+    (["audit", "ddim", "--quik"], "unrecognized arguments: --quik (did you mean --quick?)"),
+    (["audit", "os:sep"], "target: target 'os:sep' is a str, not a callable sampler"),
+])
+def test_cli_bad_input_is_one_line(argv, expected, capsys, diffusers):
+    from pndmkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err and expected in err, err
+
+
+def test_cli_json_audits_a_module_function(tmp_path, monkeypatch, capsys, torch):
+    (tmp_path / "my_samplers.py").write_text(
+        "def sample_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):\n"
+        "    for i in range(len(sigmas) - 1):\n"
+        "        d = (x - model(x, sigmas[i] * x.new_ones([x.shape[0]]))) / sigmas[i]\n"
+        "        x = x + (sigmas[i + 1] - sigmas[i]) * d\n"
+        "    return x\n")
+    monkeypatch.chdir(tmp_path)
+    from pndmkit.cli import main
+
+    assert main(["audit", "my_samplers:sample_euler", "--quick", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kind"] == "k-diffusion" and out["calls_per_step"] == "N" and round(out["order"]) == 1
+    assert out["weights"]["recovered"] == pytest.approx([1.0], abs=1e-12) and out["point_mass"]["exact"]
+
+
+def test_readme_audit_table_is_the_shipped_json():
+    """The README's audit table is ``python -m analysis.audit_table --markdown`` of the shipped JSON (the JSON is
+    made by ``python -m analysis.audit_table``, a few minutes); on failure paste the printed table."""
+    from analysis.audit_table import markdown_table
+
+    data = json.loads((ROOT / "analysis" / "results" / "audit.json").read_text())
+    table = markdown_table(data)
+    readme = (ROOT / "README.md").read_text()
+    if table not in readme:
+        print(table)
+    assert table in readme
+    names = [row["target"] for row in data["rows"]]
+    for needed in ("DDIMScheduler", "PNDMScheduler", "DPMSolverMultistepScheduler solver_order=3",
+                   "DPMSolverSinglestepScheduler", "UniPCMultistepScheduler solver_order=1", "DEISMultistepScheduler",
+                   "LMSDiscreteScheduler", "HeunDiscreteScheduler", "EulerDiscreteScheduler", "f-pndm", "ipndm"):
+        assert any(n.startswith(needed) for n in names), needed
+
+
+def _euler(skip_last=False, told_next=False):
+    def sample(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        n = len(sigmas) - 1 - (1 if skip_last else 0)
+        for i in range(n):
+            told = sigmas[i + 1] if told_next and i > 0 else sigmas[i]
+            d = (x - model(x, told * x.new_ones([x.shape[0]]))) / told
+            x = x + (sigmas[i + 1] - sigmas[i]) * d
+        return x
+    return sample
+
+
+def test_schedule_consistency_catches_a_sampler_that_stops_early_or_tells_the_model_the_wrong_sigma(torch):
+    ok = audit(_euler(), quick=True)
+    assert ok.consistency["ok"] and ok.consistency["level_mismatch"] < 1e-12
+    short = audit(_euler(skip_last=True), quick=True)
+    c = short.consistency
+    # the Karras grid to 0 has sigma_{N-1} = 80 / N^7: the sampler stops at 8e-6 instead of 0
+    assert not c["ok"] and c["end_level"] == 0.0 and c["end_reached"] == pytest.approx(80 / 10**7, rel=1e-6)
+    assert "not at the schedule's last level" in short.verdict
+    wrong = audit(_euler(told_next=True), quick=True)
+    assert wrong.consistency["level_mismatch"] > 1e-2 and "off the sample's" in wrong.verdict
+
+
+@pytest.mark.parametrize("options, param, match", [
+    ({"problem": "gmm3d"}, "problem", "unknown problem 'gmm3d'; choose one of"),
+    ({"steps": [5]}, "steps", "steps must be at least two increasing integers >= 1, got \\[5\\]"),
+    ({"steps": [10, 5]}, "steps", "got \\[10, 5\\]"),
+    ({"batch": 0}, "batch", "batch must be an integer >= 1, got 0"),
+])
+def test_bad_options_name_the_parameter(options, param, match):
+    with pytest.raises(UsageError, match=match) as info:
+        audit("ddim", **options)
+    assert info.value.params == (param,)
+
+
+def test_the_summary_says_what_was_measured():
+    text = audit("pie", quick=True).summary()
+    for part in ("order on the smooth interval", "order to abar = 1", "model calls: 2N", "data at one point: exact",
+                 "schedule: ends at", "weights imply order 2", "verdict:"):
+        assert part in text, text
+
+
+def test_fixed_adams_weights_on_a_karras_grid_are_second_order(torch):
+    """pndmkit's k-diffusion ``sample_ipndm`` is iPNDM with the classical AB4 weights, made for uniform steps: on a
+    uniform sigma grid they are the exact ones, on the Karras-spaced grid they break q = 1 by O(h), so the weights
+    imply order 2, and the order between the finest step counts is about 2 (not 4)."""
+    rep = audit("pndmkit.integrations.k_diffusion:sample_ipndm", steps=(32, 64, 128, 256))
+    w = rep.weights
+    np.testing.assert_allclose(np.array(w["uniform"]["recovered"]) * 24, [55, -59, 37, -9], atol=1e-9)
+    np.testing.assert_allclose(w["uniform"]["recovered"], w["uniform"]["exact"], atol=1e-12)
+    assert w["first_broken"] == 1 and w["conditions"][1]["rate"] == 1.0 and w["implied_order"] == 2
+    assert abs(rep.intervals["smooth"]["finest_local_order"] - 2.0) < 0.3, rep.intervals["smooth"]
