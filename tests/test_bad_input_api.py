@@ -12,11 +12,13 @@ from pndmkit.adams import LinearMultistep
 from pndmkit.estimators import Single
 from pndmkit.runge_kutta import RungeKutta
 from pndmkit.grids import check_grid
+from pndmkit.problems import GaussianMixture
 from pndmkit.schedules import CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP
 from pndmkit.tableaus import ButcherTableau
 
 VP = LinearVP()
 D = DiscreteVP.linear()
+D2 = np.random.default_rng(0).standard_normal((50, 2))  # data for GaussianMixture.fit
 X = np.ones(2)
 NAN, INF = float("nan"), float("inf")
 
@@ -27,6 +29,12 @@ def model(x, t):
 
 def ddim():
     return get_method("ddim").build(VP)
+
+
+def _with(data, index, value):
+    out = data.copy()
+    out[index] = value
+    return out
 
 
 def _ddim_on(schedule):
@@ -176,6 +184,23 @@ CASES = [
      r"t=1.5 lies outside \[0, 1\], the domain of the flow-matching time shift"),
     ("FlowMatching unshift_time below 0", lambda: FlowMatching(shift=3.0).unshift_time(-0.5), ValueError,
      r"t=-0.5 lies outside \[0, 1\]"),
+    # GaussianMixture.fit: the data and every option named
+    ("fit data nan", lambda: GaussianMixture.fit(_with(D2, (3, 1), NAN), 2), ValueError,
+     r"data must be finite; 1 entries are NaN or infinite, the first at index \(3, 1\)"),
+    ("fit data inf", lambda: GaussianMixture.fit(_with(D2, (3, 1), INF), 2), ValueError, r"data must be finite"),
+    ("fit data strings", lambda: GaussianMixture.fit([["a", "b"], ["c", "d"]], 1), ValueError,
+     r"data must be an array of real numbers"),
+    ("fit data complex", lambda: GaussianMixture.fit(np.ones((5, 2)) + 1j, 1), ValueError, r"data must be real"),
+    ("fit data huge", lambda: GaussianMixture.fit(D2 * 1e200, 2), ValueError, r"data has entries up to .*rescale"),
+    ("fit data one point", lambda: GaussianMixture.fit(np.ones((50, 2)), 2), ValueError,
+     r"data has 1 distinct point\(s\), fewer than n_components=2"),
+    ("fit n_components bool", lambda: GaussianMixture.fit(D2, True), TypeError, r"n_components must be an integer"),
+    ("fit reg_covar bool", lambda: GaussianMixture.fit(D2, 2, reg_covar=True), TypeError,
+     r"reg_covar must be a real number"),
+    ("fit seed negative", lambda: GaussianMixture.fit(D2, 2, seed=-1), ValueError, r"seed must be an integer >= 0"),
+    ("fit seed string", lambda: GaussianMixture.fit(D2, 2, seed="a"), TypeError, r"seed must be an integer"),
+    ("fit max_iter zero", lambda: GaussianMixture.fit(D2, 2, max_iter=0), ValueError,
+     r"max_iter must be an integer >= 1"),
 ]
 
 
@@ -225,3 +250,11 @@ def test_a_tensor_written_in_place_or_an_output_on_another_device_is_refused():
     x.mul_(0.1)  # a model that scales its input in place
     with pytest.raises(RuntimeError, match="the x that ask\\(\\) handed out for t=1.0 was modified in place"):
         run.tell(torch.zeros(4, 3))
+
+
+def test_an_em_fit_that_has_not_converged_warns_with_max_iter():
+    pytest.importorskip("sklearn")
+    from pndmkit.problems.gaussian_mixture import FitWarning
+
+    with pytest.warns(FitWarning, match=r"EM did not converge in max_iter=1 iterations .*raise max_iter"):
+        GaussianMixture.fit(D2, 2, max_iter=1)

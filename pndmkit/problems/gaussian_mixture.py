@@ -49,15 +49,17 @@ True
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from pndmkit._checks import check_int, check_real
 from pndmkit.problems._arrays import to_float64
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "FitWarning"]
 
 Seed = Union[None, int, np.random.Generator]
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -80,6 +82,36 @@ def noise_levels(t: Optional[float], schedule: Optional[NoiseSchedule]) -> tuple
         return float(schedule.alpha(t)) ** 2, float(schedule.sigma(t)) ** 2
     log_abar = float(schedule.log_abar(t))
     return math.exp(log_abar), -math.expm1(log_abar)
+
+
+class FitWarning(UserWarning):
+    """:meth:`GaussianMixture.fit` returned a mixture whose EM had not converged."""
+
+
+def _fit_data(data: ArrayLike) -> NDArray[np.float64]:
+    """``data`` as float64 samples ``(n, d)`` for :meth:`GaussianMixture.fit`, or ``ValueError`` naming ``data``."""
+    try:
+        raw = np.asarray(data)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"data must be an array of real numbers, one sample per row: {exc}") from None
+    if np.iscomplexobj(raw):
+        raise ValueError(f"data must be real, got complex values of dtype {raw.dtype}")
+    if not (np.issubdtype(raw.dtype, np.number) or raw.dtype == bool):
+        raise ValueError(f"data must be an array of real numbers, got dtype {raw.dtype}")
+    x = raw.astype(np.float64)
+    if x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"data must be samples of shape (n, ...) with n >= 2, got shape {x.shape}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"data must be finite; {int(bad.sum())} entries are NaN or infinite, the first at "
+                         f"index {where} ({x[where]})")
+    x = x.reshape(x.shape[0], -1)
+    big = float(np.abs(x).max())
+    if big > 1e150:  # EM squares the data: beyond this the covariances overflow
+        raise ValueError(f"data has entries up to {big:.3g} in magnitude; EM squares them and overflows beyond "
+                         f"1e150: rescale the data (e.g. to unit standard deviation)")
+    return x
 
 
 class GaussianMixture:
@@ -169,9 +201,18 @@ class GaussianMixture:
             Added to every covariance's diagonal: the smallest variance of the fit (pixels that never vary
             otherwise give singular covariances, and a tiny variance makes the ODE stiff near the data).
         seed : int
-            ``random_state`` of the k-means initialisation.
+            ``random_state`` of the k-means initialisation, in ``[0, 2**32 - 1]``.
         max_iter : int
-            EM iterations.
+            EM iterations, >= 1; a fit that has not converged by then warns (:class:`FitWarning`).
+
+        Raises
+        ------
+        ValueError
+            Data that are not finite real numbers (the message gives the first bad entry), of magnitude whose
+            squares overflow, with fewer than 2 samples or fewer distinct points than ``n_components``; a bad
+            ``covariance``, ``n_components``, ``reg_covar``, ``seed`` or ``max_iter``, each named.
+        TypeError
+            An option of the wrong type (``n_components=True``, ``reg_covar=True``, ``seed="a"``).
 
         Examples
         --------
@@ -184,22 +225,39 @@ class GaussianMixture:
         kinds = ("full", "diag", "spherical", "tied")
         if covariance not in kinds:
             raise ValueError(f"covariance must be one of {kinds}, got {covariance!r}")
-        x = np.asarray(data, dtype=np.float64)
-        if x.ndim < 2 or x.shape[0] < 2 or not np.all(np.isfinite(x)):
-            raise ValueError(f"data must be finite samples of shape (n, ...) with n >= 2, got shape {x.shape}")
-        x = x.reshape(x.shape[0], -1)
-        if not (isinstance(n_components, (int, np.integer)) and 1 <= n_components <= x.shape[0]):
+        x = _fit_data(data)
+        n_components = check_int(n_components, "n_components", minimum=1)
+        if n_components > x.shape[0]:
             raise ValueError(f"n_components must be an integer in [1, {x.shape[0]}] (the number of samples), "
                              f"got {n_components!r}")
-        if not (isinstance(reg_covar, (int, float)) and math.isfinite(reg_covar) and reg_covar > 0):
+        reg_covar = check_real(reg_covar, "reg_covar")
+        if not reg_covar > 0:
             raise ValueError(f"reg_covar must be a finite number > 0, got {reg_covar!r}")
+        seed = check_int(seed, "seed", minimum=0)
+        if seed > 2**32 - 1:
+            raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed}")
+        max_iter = check_int(max_iter, "max_iter", minimum=1)
+        distinct = len(np.unique(x, axis=0))
+        if distinct < n_components:
+            raise ValueError(f"data has {distinct} distinct point(s), fewer than n_components={n_components}: EM "
+                             f"cannot place that many components (use n_components <= {distinct})")
         try:
+            from sklearn.exceptions import ConvergenceWarning
             from sklearn.mixture import GaussianMixture as EM
         except ModuleNotFoundError as exc:
             raise ModuleNotFoundError(f"GaussianMixture.fit needs scikit-learn (pip install 'pndmkit[torch]'): "
                                       f"{exc}") from exc
-        em = EM(int(n_components), covariance_type=covariance, reg_covar=float(reg_covar), random_state=seed,
-                max_iter=max_iter).fit(x)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            em = EM(n_components, covariance_type=covariance, reg_covar=reg_covar, random_state=seed,
+                    max_iter=max_iter).fit(x)
+        if not em.converged_:
+            warnings.warn(f"GaussianMixture.fit: EM did not converge in max_iter={max_iter} iterations (lower bound "
+                          f"{em.lower_bound_:.6g}); the mixture is the last iterate: raise max_iter",
+                          FitWarning, stacklevel=2)
+        for w in caught:
+            if not issubclass(w.category, ConvergenceWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         covs = em.covariances_
         if covariance == "tied":
             covs = np.broadcast_to(covs, (int(n_components),) + covs.shape)
