@@ -39,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pndmkit.methods import get_method
+from pndmkit.methods import get_method, steps_for_nfe
 from pndmkit.stability import StabilityWarning
 from pndmkit.studies import grid_opt
-from pndmkit.studies.real import steps_for_nfe
+from pndmkit.studies.targets import StudyTarget
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -58,22 +58,22 @@ def search(cal, held, method: str, nfe: int, *, popsize: int, generations: int, 
 
     spec = get_method(method)
     steps = steps_for_nfe(spec, nfe)
-    cal_builtin = {k: grid_opt._error(cal, spec, g) for k, g in grid_opt._builtin(cal, steps,
+    cal_builtin = {k: grid_opt.rms_error(cal, spec, g) for k, g in grid_opt.builtin_grids(cal, steps,
                                                                                  grid_opt.BUILTIN_KINDS).items()}
-    held_builtin = {k: grid_opt._error(held, spec, g) for k, g in grid_opt._builtin(held, steps,
+    held_builtin = {k: grid_opt.rms_error(held, spec, g) for k, g in grid_opt.builtin_grids(held, steps,
                                                                                    grid_opt.BUILTIN_KINDS).items()}
     kind = min(cal_builtin, key=cal_builtin.get)
-    family = grid_opt._Family(grid_opt._builtin(cal, steps, [kind])[kind], steps - 1)
+    family = grid_opt.GridFamily(grid_opt.builtin_grids(cal, steps, [kind])[kind], steps - 1)
     best = {"err": cal_builtin[kind], "grid": family.grid(np.zeros(family.size)), "theta": np.zeros(family.size)}
     count = [0]
     t0 = time.perf_counter()
-    objective = grid_opt._objective(cal, spec, family, best, count)
+    objective = grid_opt.search_objective(cal, spec, family, best, count)
 
     def row(stage: str) -> dict:
         g = best["grid"]
         base_cal = cal_builtin[kind]
         base_held = min(held_builtin.values())
-        held_err = grid_opt._error(held, spec, g)
+        held_err = grid_opt.rms_error(held, spec, g)
         return {"method": method, "nfe": nfe, "steps": steps, "stage": stage, "start_kind": kind,
                 "calibration_builtin": cal_builtin, "heldout_builtin": held_builtin,
                 "calibration_error": best["err"], "calibration_reduction": 1.0 - best["err"] / base_cal,
@@ -127,9 +127,9 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", StabilityWarning)  # diverging trial grids are measured, not warned about
     source = json.loads(Path(args.source).read_text())
-    shape = grid_opt._shape(args.model, None, None)
-    cal = grid_opt._study(args.model, None, 0, args.calibration, shape, 0, None, None, args.cache)
-    held = grid_opt._study(args.model, None, args.calibration, args.heldout, shape, 0, None, None, args.cache)
+    target = StudyTarget.resolve(args.model, cache=args.cache)
+    cal = target.study(0, args.calibration)
+    held = target.study(args.calibration, args.heldout)
     out = {"config": vars(args), "by_nfe": {}}
     path = Path(args.out)
 

@@ -52,11 +52,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pndmkit.methods import get_method
+from pndmkit.methods import get_method, steps_for_nfe
 from pndmkit.noise import per_sample_noise
 from pndmkit.stability import StabilityWarning
 from pndmkit.studies import grid_opt
-from pndmkit.studies.real import steps_for_nfe
+from pndmkit.studies.targets import StudyTarget
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: methods compared on the built-in grids (the strongest of each family at NFE 5-10)
@@ -78,14 +78,14 @@ def builtin_table(study, methods, nfes):
             steps = steps_for_nfe(spec, nfe)
             if steps is None:
                 continue
-            out[nfe][name] = {k: grid_opt._error(study, spec, g)
-                              for k, g in grid_opt._builtin(study, steps, grid_opt.BUILTIN_KINDS).items()}
+            out[nfe][name] = {k: grid_opt.rms_error(study, spec, g)
+                              for k, g in grid_opt.builtin_grids(study, steps, grid_opt.BUILTIN_KINDS).items()}
     return out
 
 
 def per_sample(study, method: str, grid) -> np.ndarray:
     """RMS error of each sample (over its pixels, network units) of ``method`` on ``grid``."""
-    return np.sqrt(grid_opt._sample_errors(study, get_method(method), np.asarray(grid)))
+    return np.sqrt(grid_opt.sample_errors(study, get_method(method), np.asarray(grid)))
 
 
 def spread(e_base: np.ndarray, e_opt: np.ndarray) -> dict:
@@ -195,14 +195,14 @@ def main(argv: list[str] | None = None) -> dict:
         return add_intervals(args.out, args.cache, args.recheck)
     degree = None if args.degree == "free" else int(args.degree)
     sdegree = None if args.surrogate_degree == "free" else int(args.surrogate_degree)
-    shape = grid_opt._shape(args.model, None, None)
+    target = StudyTarget.resolve(args.model, cache=args.cache)
     t0 = time.perf_counter()
-    held = grid_opt._study(args.model, None, args.calibration, args.heldout, shape, 0, None, None, args.cache)
+    held = target.study(args.calibration, args.heldout)
     print(f"held-out reference: error {held.reference_error:.1e} ({time.perf_counter() - t0:.0f} s)", flush=True)
     table = builtin_table(held, args.methods.split(","), args.nfe)
     out = {"config": vars(args), "reference_error": held.reference_error, "pixel_scale": held.pixel_scale,
            "builtin": {str(k): v for k, v in table.items()},
-           "x0_gap": x0_gap(args.model, args.surrogate, held.schedule, shape), "by_nfe": {}}
+           "x0_gap": x0_gap(args.model, args.surrogate, held.schedule, target.shape), "by_nfe": {}}
     for nfe in args.nfe:
         errs = {m: min(d.values()) for m, d in table[nfe].items()}
         method = min(errs, key=errs.get)
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
         moved = grid_opt.evaluate(method, args.model, sur.grid, calibration=args.calibration, heldout=args.heldout,
                                   cache=args.cache)
         t3 = time.perf_counter()
-        base_grid = grid_opt._builtin(held, direct.steps, [kind])[kind]
+        base_grid = grid_opt.builtin_grids(held, direct.steps, [kind])[kind]
         row = {"method": method, "baseline_kind": kind, "baseline_error": errs[method],
                "direct": {**direct.to_dict(), "seconds": t2 - t1,
                           **spread(per_sample(held, method, base_grid), per_sample(held, method, direct.grid))},

@@ -78,11 +78,11 @@ def noise(n: int, seed: int = 0) -> Any:
     (:func:`pndmkit.noise.torch_randn`), as the shipped digits results were made; the first ``m`` images are
     those of ``noise(m, seed)``.
     """
-    import torch
+    from torch import from_numpy
 
     from pndmkit.noise import torch_randn
 
-    return torch.from_numpy(torch_randn((n, *IMAGE_SHAPE), seed))
+    return from_numpy(torch_randn((n, *IMAGE_SHAPE), seed))
 
 
 def run_sampler(digits: Digits, x_T: Any, method: Any, steps: int, *, grid: Any = None,

@@ -115,16 +115,23 @@ class _PlainProgress:
     def set_postfix(self, **kwargs: Any) -> None:
         pass
 
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
-def progress_bar(total: int, *, initial: int = 0, desc: str = "", unit: str = "it") -> Any:
-    """A tqdm bar on stderr (refreshing every 30 s when stderr is not a terminal), or a plain fallback."""
+def progress_bar(total: int, *, initial: int = 0, desc: str = "", unit: str = "it", leave: bool = True) -> Any:
+    """A tqdm bar on stderr (refreshing every 30 s when stderr is not a terminal), or a plain fallback.
+
+    ``leave=False`` clears the bar when it is closed (tqdm only). The fallback, when tqdm is missing, prints
+    ``desc: n/total`` on stderr at most every 30 s (1 s on a terminal).
+    """
     interval = 1.0 if sys.stderr.isatty() else 30.0
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return _PlainProgress(total, initial, desc, interval)
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr, mininterval=interval,
-                dynamic_ncols=True)
+                dynamic_ncols=True, leave=leave)

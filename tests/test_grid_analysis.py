@@ -16,13 +16,14 @@ sys.path.insert(0, str(ROOT))
 from analysis import grid_bound  # noqa: E402
 from pndmkit.methods import get_method  # noqa: E402
 from pndmkit.studies import grid_opt  # noqa: E402
+from pndmkit.studies.targets import StudyTarget  # noqa: E402
 
 RESULTS = ROOT / "analysis" / "results"
 
 
 def test_global_search_on_a_mixture_keeps_the_ends_and_never_ends_above_its_start():
-    cal = grid_opt._study("gmm2d", None, 0, 6, (2,), 0, None, None, None)
-    held = grid_opt._study("gmm2d", None, 6, 8, (2,), 0, None, None, None)
+    cal = StudyTarget.resolve("gmm2d").study(0, 6)
+    held = StudyTarget.resolve("gmm2d").study(6, 8)
     saved = []
     row = grid_bound.search(cal, held, "ipndm", 5, popsize=2, generations=2, bound=1.0, polish=5, seed=0,
                             save=saved.append)
@@ -34,8 +35,8 @@ def test_global_search_on_a_mixture_keeps_the_ends_and_never_ends_above_its_star
         1 - row["calibration_error"] / row["calibration_builtin"][row["start_kind"]])
     # the reported errors are those of the reported grid
     spec = get_method("ipndm")
-    assert grid_opt._error(cal, spec, g) == pytest.approx(row["calibration_error"], rel=1e-12)
-    assert grid_opt._error(held, spec, g) == pytest.approx(row["heldout_error"], rel=1e-12)
+    assert grid_opt.rms_error(cal, spec, g) == pytest.approx(row["calibration_error"], rel=1e-12)
+    assert grid_opt.rms_error(held, spec, g) == pytest.approx(row["heldout_error"], rel=1e-12)
     # one save per generation, then the final one
     assert len(saved) == 3 and saved[-1]["stage"].endswith("Nelder-Mead") and saved[-1] == row
 

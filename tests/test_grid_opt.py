@@ -12,7 +12,8 @@ import pndmkit.studies.grid_opt
 from pndmkit.errors import UsageError
 from pndmkit.grids import make_grid
 from pndmkit.schedules import DiscreteVP
-from pndmkit.studies import grid_opt
+from pndmkit.studies import grid_opt, targets
+from pndmkit.studies.targets import StudyTarget, reference_blocks
 
 
 @pytest.mark.parametrize("method, nfe, steps", [("ddim", 5, 5), ("pie", 7, 3), ("f-pndm", 12, 3), ("plms", 6, 5)])
@@ -36,7 +37,7 @@ def test_every_registered_method_gets_a_grid_no_worse_on_calibration(method):
 
 def test_grid_family_contains_its_start_and_every_grid_at_full_degree():
     g = make_grid(DiscreteVP.linear(), 7, "karras")
-    fam = grid_opt._Family(g, 3)
+    fam = grid_opt.GridFamily(g, 3)
     assert fam.size == 3
     np.testing.assert_allclose(fam.grid(np.zeros(3)), g, rtol=0, atol=1e-9)
     rng = np.random.default_rng(0)
@@ -45,7 +46,7 @@ def test_grid_family_contains_its_start_and_every_grid_at_full_degree():
         assert h[0] == g[0] and h[-1] == g[-1] and np.all(np.diff(h) < 0)
     np.testing.assert_allclose(fam.theta(fam.grid([0.4, -0.2, 0.1])), [0.4, -0.2, 0.1], atol=1e-12)
     other = make_grid(DiscreteVP.linear(), 7, "uniform")  # degree steps - 1 reaches any grid exactly
-    full = grid_opt._Family(g, 6)
+    full = grid_opt.GridFamily(g, 6)
     np.testing.assert_allclose(full.grid(full.theta(other)), other, rtol=0, atol=1e-9)
     assert np.max(np.abs(fam.grid(fam.theta(other)) - other)) > 1.0  # degree 3 does not
 
@@ -210,23 +211,22 @@ def test_a_run_with_zero_calibration_error_is_kept_not_a_crash():
 
 
 def test_blocks_cut_noise_ranges_at_multiples_of_the_block_size():
-    assert grid_opt._blocks(0, 96) == [(0, 32), (32, 32), (64, 32)]
-    assert grid_opt._blocks(30, 5) == [(30, 2), (32, 3)]
-    assert grid_opt._blocks(5, 3, size=4) == [(5, 3)]
-    assert grid_opt._blocks(3, 6, size=4) == [(3, 1), (4, 4), (8, 1)]
+    assert reference_blocks(0, 96) == [(0, 32), (32, 32), (64, 32)]
+    assert reference_blocks(30, 5) == [(30, 2), (32, 3)]
+    assert reference_blocks(5, 3, size=4) == [(5, 3)]
+    assert reference_blocks(3, 6, size=4) == [(3, 1), (4, 4), (8, 1)]
 
 
 def test_network_references_are_cached_per_block_and_shared_between_ranges(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    monkeypatch.setattr(grid_opt, "REFERENCE_BLOCK", 2)
-    shape = grid_opt._shape("digits", None, None)
+    monkeypatch.setattr(targets, "REFERENCE_BLOCK", 2)
 
     def study(first, n):
-        return grid_opt._study("digits", None, first, n, shape, 0, 10.0, None, tmp_path)
+        return StudyTarget.resolve("digits", t_start=10.0, cache=tmp_path).study(first, n)
 
     whole = study(0, 5)  # blocks 0-1, 2-3, 4
     assert len(list(tmp_path.iterdir())) == 3 and whole.reference_nfe > 0
-    np.testing.assert_array_equal(whole.x_T, grid_opt._noises(0, 5, shape, 0))
+    np.testing.assert_array_equal(whole.x_T, StudyTarget.resolve("digits").noises(0, 5))
     again = study(2, 4)  # block 2-3 is read back; 4-5 is a new block (a partial block is keyed by its noises)
     assert len(list(tmp_path.iterdir())) == 4
     np.testing.assert_array_equal(again.reference[:2], whole.reference[2:4])
@@ -237,7 +237,7 @@ def test_network_references_are_cached_per_block_and_shared_between_ranges(tmp_p
     np.testing.assert_array_equal(part.reference, whole.reference[1:3])
     np.testing.assert_array_equal(part.x_T, whole.x_T[1:3])
     # one solve of the same noises agrees with the blocks to within the references' own error estimate
-    one = grid_opt._study("digits", None, 0, 5, shape, 0, 10.0, None, None)
+    one = StudyTarget.resolve("digits", t_start=10.0).study(0, 5)
     assert np.max(np.abs(one.reference - whole.reference)) <= 10 * max(one.reference_error, whole.reference_error)
 
 
@@ -278,3 +278,21 @@ def test_times_outside_the_schedule_and_non_numbers_name_the_parameter(call, par
     with pytest.raises(UsageError) as info:
         call()
     assert info.value.params == params and shown in str(info.value)
+
+
+def test_a_study_target_is_frozen_and_draws_the_per_sample_noises():
+    import dataclasses
+
+    from pndmkit.noise import per_sample_noise
+
+    target = StudyTarget.resolve("gmm2d", seed=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        target.seed = 4
+    sched = DiscreteVP.linear()
+    assert (target.t_start, target.t_end, target.shape, target.cache) == (sched.t_start, sched.t_end, (2,), None)
+    study = target.study(2, 3)
+    np.testing.assert_array_equal(study.x_T, per_sample_noise(range(2, 5), (2,), 3).astype(np.float64))
+    np.testing.assert_array_equal(target.study(3, 1).x_T, study.x_T[1:2])  # noise i is the same in any range
+    with pytest.raises(UsageError) as info:
+        StudyTarget.resolve("gmm2d", t_start=10.0, t_end=20.0)
+    assert info.value.params == ("t_start", "t_end")

@@ -230,17 +230,17 @@ def test_shipped_digits_checkpoint_loads():
 # -- training ------------------------------------------------------------------------------------
 def test_training_resume_is_exact(tmp_path):
     from pndmkit.errors import UsageError
-    from pndmkit.nn.train import TrainConfig, _Trainer
+    from pndmkit.nn.train import TrainConfig, Trainer
 
     common = dict(preset="tiny", batch_size=8, lr=1e-3, warmup=2, checkpoint_every=2, seed=3)
-    a = _Trainer(TrainConfig(out=str(tmp_path / "a"), steps=4, **common), log=lambda m: None)
+    a = Trainer(TrainConfig(out=str(tmp_path / "a"), steps=4, **common), log=lambda m: None)
     a.run()
-    b1 = _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=2, **common), log=lambda m: None)
+    b1 = Trainer(TrainConfig(out=str(tmp_path / "b"), steps=2, **common), log=lambda m: None)
     b1.run()
     with pytest.raises(UsageError, match="--resume") as info:
-        _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=4, **common), log=lambda m: None)
+        Trainer(TrainConfig(out=str(tmp_path / "b"), steps=4, **common), log=lambda m: None)
     assert info.value.params == ("out", "resume")
-    b2 = _Trainer(TrainConfig(out=str(tmp_path / "b"), steps=4, **common), log=lambda m: None, resume=True)
+    b2 = Trainer(TrainConfig(out=str(tmp_path / "b"), steps=4, **common), log=lambda m: None, resume=True)
     b2.run()
     for (k, va), vb in zip(a.ema.state_dict().items(), b2.ema.state_dict().values()):
         torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
@@ -252,50 +252,50 @@ def test_training_resume_is_exact(tmp_path):
 @pytest.mark.parametrize("change", [{"lr": 2e-3}, {"loss": "l1"}, {"seed": 4}, {"batch_size": 4, "warmup": 3}])
 def test_training_resume_refuses_other_settings(tmp_path, change):
     from pndmkit.errors import UsageError
-    from pndmkit.nn.train import TrainConfig, _Trainer
+    from pndmkit.nn.train import TrainConfig, Trainer
 
     common = dict(preset="tiny", batch_size=8, lr=1e-3, warmup=2, checkpoint_every=2, seed=3, out=str(tmp_path))
-    _Trainer(TrainConfig(steps=2, **common), log=lambda m: None).run()
+    Trainer(TrainConfig(steps=2, **common), log=lambda m: None).run()
     before = (tmp_path / "train_state.pt").read_bytes()
     with pytest.raises(UsageError, match="cannot resume") as info:
-        _Trainer(TrainConfig(steps=4, **{**common, **change}), log=lambda m: None, resume=True)
+        Trainer(TrainConfig(steps=4, **{**common, **change}), log=lambda m: None, resume=True)
     assert set(info.value.params) == {"resume", *change}
     for key, value in change.items():
         old = common.get(key, TrainConfig.__dataclass_fields__[key].default)
         assert f"{key}={old!r} in the run, {value!r} now" in str(info.value)
     assert (tmp_path / "train_state.pt").read_bytes() == before
     # the settings that may change: the step budget, the device, the checkpoint interval
-    _Trainer(TrainConfig(steps=3, **{**common, "checkpoint_every": 1}), log=lambda m: None, resume=True).run()
+    Trainer(TrainConfig(steps=3, **{**common, "checkpoint_every": 1}), log=lambda m: None, resume=True).run()
     assert load_checkpoint(tmp_path / "digits").meta["trained_steps"] == 3
 
 
 def test_resuming_a_finished_run_leaves_its_checkpoint_as_it_is(tmp_path):
     """A resume at (or past) steps must not rewrite NAME.json: a new sitting there made sampling runs resumed
     from that checkpoint refuse it ("the checkpoint's json file changed")."""
-    from pndmkit.nn.train import TrainConfig, _Trainer
+    from pndmkit.nn.train import TrainConfig, Trainer
 
     common = dict(preset="tiny", batch_size=4, checkpoint_every=2, out=str(tmp_path))
-    _Trainer(TrainConfig(steps=2, **common), log=lambda m: None).run()
+    Trainer(TrainConfig(steps=2, **common), log=lambda m: None).run()
     files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert set(files) == {"digits.json", "digits.safetensors", "train_state.pt"}
     for steps in (2, 1):  # at steps, past steps
         logged = []
-        trainer = _Trainer(TrainConfig(steps=steps, **common), log=logged.append, resume=True)
+        trainer = Trainer(TrainConfig(steps=steps, **common), log=logged.append, resume=True)
         assert trainer.run() == tmp_path / "digits" and trainer.step == 2
         assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
         assert logged[-1] == (f"the run is already at step 2 (steps={steps}): nothing to train, {tmp_path / 'digits'} "
                               "left as it is; give a larger steps to train on")
     # under a name that has no checkpoint yet it is written, the old one still untouched
-    _Trainer(TrainConfig(steps=2, **{**common, "name": "other"}), log=lambda m: None, resume=True).run()
+    Trainer(TrainConfig(steps=2, **{**common, "name": "other"}), log=lambda m: None, resume=True).run()
     assert load_checkpoint(tmp_path / "other").meta["trained_steps"] == 2
     assert (tmp_path / "digits.json").read_bytes() == files["digits.json"]
 
 
 def test_resume_without_a_run_says_it_starts_afresh(tmp_path):
-    from pndmkit.nn.train import TrainConfig, _Trainer
+    from pndmkit.nn.train import TrainConfig, Trainer
 
     logged = []
-    _Trainer(TrainConfig(out=str(tmp_path), preset="tiny", steps=1, batch_size=4), log=logged.append,
+    Trainer(TrainConfig(out=str(tmp_path), preset="tiny", steps=1, batch_size=4), log=logged.append,
              resume=True).run()
     assert logged[0] == f"no previous run to resume in {tmp_path} (no train_state.pt): starting a fresh one"
     assert load_checkpoint(tmp_path / "digits").meta["trained_steps"] == 1
@@ -316,7 +316,7 @@ def test_checkpoint_name_is_a_plain_file_stem(name, tmp_path):
 def test_training_checks_preset_and_memory_before_building(tmp_path, monkeypatch):
     from pndmkit.errors import UsageError
     from pndmkit.nn import train as train_mod
-    from pndmkit.nn.train import TrainConfig, _Trainer
+    from pndmkit.nn.train import TrainConfig, Trainer
 
     with pytest.raises(UsageError, match="3 input and 3 output channels.*use one of tiny, digits") as info:
         TrainConfig(preset="ddpm-cifar10")
@@ -325,7 +325,7 @@ def test_training_checks_preset_and_memory_before_building(tmp_path, monkeypatch
     monkeypatch.setattr(train_mod, "UNet", lambda *a, **k: built.append(1))
     monkeypatch.setattr(train_mod, "available_bytes", lambda device: 10 * 2**20)  # 10 MiB free
     with pytest.raises(UsageError, match=r"batch_size=64 needs about .* GiB on cpu \(estimate\), 0.01 GiB is free"):
-        _Trainer(TrainConfig(out=str(tmp_path), preset="digits"), log=lambda m: None)
+        Trainer(TrainConfig(out=str(tmp_path), preset="digits"), log=lambda m: None)
     assert built == [] and not tmp_path.joinpath("train_state.pt").exists()
 
 
@@ -341,10 +341,10 @@ def test_memory_estimate_counts_parameters_and_activations():
 
 
 def test_training_interrupt_saves_the_last_step(tmp_path, monkeypatch):
-    from pndmkit.nn.train import TrainConfig, _Trainer
+    from pndmkit.nn.train import TrainConfig, Trainer
 
     cfg = TrainConfig(out=str(tmp_path), preset="tiny", steps=10, batch_size=4, checkpoint_every=100)
-    trainer = _Trainer(cfg, log=lambda m: None)
+    trainer = Trainer(cfg, log=lambda m: None)
     real = trainer.train_step
     monkeypatch.setattr(trainer, "train_step", lambda: real() if trainer.step < 3 else (_ for _ in ()).throw(
         KeyboardInterrupt()))
@@ -449,11 +449,11 @@ def test_every_public_nn_name_has_a_docstring(module_name):
 
 # -- flow-matching objective ---------------------------------------------------------------------
 def _flow_trainer(tmp_path, **kw):
-    from pndmkit.nn.train import TrainConfig, _Trainer
+    from pndmkit.nn.train import TrainConfig, Trainer
 
     cfg = dict(out=str(tmp_path), preset="tiny", batch_size=8, lr=2e-3, warmup=1, checkpoint_every=100, seed=1,
                objective="flow")
-    return _Trainer(TrainConfig(**{**cfg, **kw}), log=lambda m: None)
+    return Trainer(TrainConfig(**{**cfg, **kw}), log=lambda m: None)
 
 
 def test_flow_objective_inputs_and_target(tmp_path):

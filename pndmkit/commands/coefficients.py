@@ -32,17 +32,8 @@ import sympy as sp
 
 from pndmkit import theory as co
 from pndmkit.errors import UsageError, blame
-from pndmkit.theory._exact import as_rational
-from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP, NoiseSchedule
+from pndmkit.schedules import SCHEDULES, get_schedule
 
-#: schedules by command-line name
-SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {
-    "linear-vp": LinearVP,
-    "cosine-vp": CosineVP,
-    "ddpm-linear": DiscreteVP.linear,
-    "ddpm-quad": DiscreteVP.quad,
-    "ddpm-cosine": DiscreteVP.cosine,
-}
 
 
 def _rationals(text: str) -> list[sp.Rational]:
@@ -50,7 +41,7 @@ def _rationals(text: str) -> list[sp.Rational]:
     if not values:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 7/10,1,3/2, got {text!r}")
     try:
-        return [as_rational(v, "value") for v in values]
+        return [co.as_rational(v, "value") for v in values]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -158,7 +149,7 @@ def _run_variable(args: argparse.Namespace) -> int:
         if args.schedule is None:
             raise UsageError(("schedule", "variable"), f"--variable {args.variable} needs --schedule "
                                                        f"({', '.join(SCHEDULES)})")
-        schedule = SCHEDULES[args.schedule]()
+        schedule = get_schedule(args.schedule)
         times = [float(v) for v in [*nodes, start, end]]
         mapping = schedule.s if args.variable == "s" else schedule.lam
         with blame("nodes", "step", errors=(ValueError,)):
@@ -167,7 +158,7 @@ def _run_variable(args: argparse.Namespace) -> int:
         report.update(exact=False, mapped_nodes=[float(mapping(t)) for t in times[:-2]],
                       mapped_step=[float(mapping(times[-2])), float(mapping(times[-1]))],
                       weights=[repr(float(w)) for w in weights], floats=[float(w) for w in weights])
-    report["sum"] = str(sum(as_rational(w, "w") for w in report["weights"])) if report["exact"] else repr(
+    report["sum"] = str(sum(co.as_rational(w, "w") for w in report["weights"])) if report["exact"] else repr(
         math.fsum(report["floats"]))
     report["exact_for_degree_below"] = len(nodes)
     if args.json:

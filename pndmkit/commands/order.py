@@ -15,7 +15,8 @@ from pathlib import Path
 from pndmkit.commands.args import MAX_STEPS, finite_float, nonnegative_int, positive_int
 from pndmkit.errors import UsageError, blame
 
-from pndmkit.studies.convergence import DEFAULT_STEPS, SCHEDULES, make_study, run_study
+from pndmkit.schedules import SCHEDULES
+from pndmkit.studies.convergence import DEFAULT_STEPS, make_study, run_study
 from pndmkit.studies.reports import order_json, order_plot, order_table
 from pndmkit.grids import GRID_KINDS
 from pndmkit.methods import METHODS

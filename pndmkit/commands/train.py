@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.classifier:
         return _train_classifier(args)
-    from pndmkit.nn.train import TrainConfig, _Trainer
+    from pndmkit.nn.train import TrainConfig, Trainer
 
-    trainer = _Trainer(config_from_args(TrainConfig, args), log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    trainer = Trainer(config_from_args(TrainConfig, args), log=lambda msg: print(msg, file=sys.stderr, flush=True),
                        resume=args.resume)
     stem = trainer.run()
     print(json.dumps({"checkpoint": str(stem), "steps": trainer.step, "seconds": round(trainer.elapsed, 1)}))

@@ -53,7 +53,7 @@ from pndmkit.nn.data import load_digits_images
 from pndmkit.nn.unet import PRESETS, UNet, UNetConfig, count_parameters
 from pndmkit.schedules import DiscreteVP, FlowMatching
 
-__all__ = ["TrainConfig", "train", "resume", "check_name", "RESUMABLE", "OBJECTIVES", "FLOW_TIME_SCALE"]
+__all__ = ["TrainConfig", "Trainer", "train", "resume", "check_name", "RESUMABLE", "OBJECTIVES", "FLOW_TIME_SCALE"]
 
 #: settings that may differ when a run is resumed (all others must match the saved run)
 RESUMABLE = ("out", "name", "steps", "max_minutes", "threads", "device", "checkpoint_every")
@@ -165,7 +165,7 @@ class TrainConfig:
 
 def train(cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> Path:
     """Train a UNet on digits in a fresh ``cfg.out``; return the saved checkpoint stem."""
-    return _Trainer(cfg, log or (lambda msg: print(msg, file=sys.stderr))).run()
+    return Trainer(cfg, log or (lambda msg: print(msg, file=sys.stderr))).run()
 
 
 def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
@@ -188,7 +188,22 @@ def _check_memory(config: UNetConfig, batch_size: int, device: torch.device) -> 
                                        f"{gib(have)} is free: use at most about {fits}")
 
 
-class _Trainer:
+class Trainer:
+    """One training run of :class:`TrainConfig`: the network, its optimiser and EMA weights, and the loop.
+
+    :func:`train` and :func:`resume` build one and call :meth:`run`; ``pndmkit train`` builds it itself to
+    report the steps and seconds afterwards.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        What to train (checked here: bad values raise :class:`~pndmkit.errors.UsageError` naming the field).
+    log : callable
+        Receives one line per report.
+    resume : bool
+        Continue the run saved in ``cfg.out`` (``train_state.pt``); its settings must match ``cfg``.
+    """
+
     def __init__(self, cfg: TrainConfig, log: Callable[[str], None], *, resume: bool = False) -> None:
         self.cfg, self.log, self.resume = cfg, log, resume
         self.device = check_device(cfg.device)
@@ -357,7 +372,7 @@ class _Trainer:
 
 def resume(cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> Path:
     """Continue the run in ``cfg.out`` from its ``train_state.pt`` (start fresh if there is none)."""
-    return _Trainer(cfg, log or (lambda msg: print(msg, file=sys.stderr)), resume=True).run()
+    return Trainer(cfg, log or (lambda msg: print(msg, file=sys.stderr)), resume=True).run()
 
 
 def _command() -> str | None:

@@ -67,15 +67,18 @@ import numpy as np
 
 from pndmkit.errors import UsageError
 from pndmkit.grids import DISCRETE_SPACINGS, GRID_KINDS, make_grid
-from pndmkit.methods import METHODS
-from pndmkit.schedules import DiscreteVP, LinearVP, NoiseSchedule
+from pndmkit.methods import METHODS, steps_for_nfe
+from pndmkit.schedules import SCHEDULE_ALIASES, DiscreteVP, NoiseSchedule, get_schedule
+from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.stability import StabilityWarning
 
 __all__ = ["CompareConfig", "SCHEDULES", "OPTIMIZED_DEFAULT", "compare", "by_nfe", "by_nfe_optimized",
-           "optimized_methods", "pndmkit_methods", "steps_for_nfe"]
+           "optimized_methods", "pndmkit_methods"]
 
-#: schedules of the head-to-head by name
-SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {"discrete-linear": DiscreteVP.linear, "linear-vp": LinearVP}
+#: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
+#: table keeps the name its saved results use, discrete-linear (an alias of ddpm-linear)
+SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {
+    name: CATALOGUE[SCHEDULE_ALIASES.get(name, name)] for name in ("discrete-linear", "linear-vp")}
 
 NFES = (5, 6, 8, 10, 15, 20, 50)
 
@@ -197,27 +200,8 @@ class CompareConfig:
                    peers=("ddim", "pndm-plms", "dpm-2m", "unipc"), grids=False)
 
 
-def steps_for_nfe(nfe_of: Callable[[int], int], target: int) -> Optional[int]:
-    """Largest step count ``N >= 1`` with ``nfe_of(N) <= target`` (``nfe_of`` increasing), or None."""
-    lo, hi = 1, max(1, target)
-    try:
-        if nfe_of(lo) > target:
-            return None
-    except ValueError:  # a peer that refuses small step counts (PNDM's PRK below 4 steps)
-        lo = _first_valid(nfe_of, hi)
-        if lo is None or nfe_of(lo) > target:
-            return None
-    while lo < hi:  # invariant: nfe_of(lo) <= target
-        mid = (lo + hi + 1) // 2
-        try:
-            ok = nfe_of(mid) <= target
-        except ValueError:
-            ok = False
-        lo, hi = (mid, hi) if ok else (lo, mid - 1)
-    return lo
-
-
 def _first_valid(nfe_of: Callable[[int], int], hi: int) -> Optional[int]:
+    """The smallest step count ``<= hi`` that ``nfe_of`` accepts (a peer may refuse small ones), or ``None``."""
     for n in range(1, hi + 1):
         try:
             nfe_of(n)
@@ -354,7 +338,7 @@ def _option_label(opts: dict) -> str:
 
 
 def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> list[_Run]:
-    from pndmkit.studies.peers import PEERS, _call_levels, make_scheduler, run_scheduler
+    from pndmkit.studies.peers import PEERS, call_levels, make_scheduler, run_scheduler
 
     from pndmkit.schedules import levels_from_s
 
@@ -377,7 +361,7 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> li
                 steps = steps_for_nfe(nfe_of, target)
                 if steps is None:
                     continue
-                levels, s_end = _call_levels(built[steps])
+                levels, s_end = call_levels(built[steps])
 
                 def launch(x, spec=spec, steps=steps, opts=opts):
                     sched = make_scheduler(spec, schedule, steps, **opts)
@@ -405,7 +389,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     from pndmkit.problems.metrics import SlicedWasserstein
 
     problem = get_problem(problem_name)
-    schedule = SCHEDULES[schedule_name]()
+    schedule = get_schedule(schedule_name)
     n = cfg.n or (1000 if problem.dim < 8 else 256)
     tic = time.perf_counter()
     runs = _plan_pndmkit(problem, schedule, cfg)

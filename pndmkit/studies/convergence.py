@@ -60,20 +60,11 @@ from pndmkit.grids import make_grid
 from pndmkit.methods import MethodSpec, get_method
 from pndmkit.problems import GaussianMixture, get_problem
 from pndmkit.sampling import sample
-from pndmkit.schedules import EDM, VE, CosineVP, DiscreteVP, FlowMatching, LinearVP, NoiseSchedule
+from pndmkit.schedules import SCHEDULES, NoiseSchedule, get_schedule
 
 __all__ = ["SCHEDULES", "DEFAULT_STEPS", "DEFAULT_TOLERANCES", "Study", "MethodResult", "make_study", "sweep",
            "fit_order", "run_study"]
 
-#: schedules by command-line name
-SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {
-    "linear-vp": LinearVP,
-    "cosine-vp": CosineVP,
-    "ddpm-linear": DiscreteVP.linear,
-    "edm": EDM,
-    "ve": VE,
-    "flow": FlowMatching,
-}
 #: step counts of the default study
 DEFAULT_STEPS = (25, 50, 100, 200, 400, 800)
 #: solver tolerances of the adaptive sweep
@@ -137,9 +128,7 @@ def make_study(problem: str | GaussianMixture = "gmm2d", schedule: str | NoiseSc
     """
     gm = get_problem(problem) if isinstance(problem, str) else problem
     if isinstance(schedule, str):
-        if schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {schedule!r}; choose one of {sorted(SCHEDULES)}")
-        sched_name, sched = schedule, SCHEDULES[schedule]()
+        sched_name, sched = schedule, get_schedule(schedule)  # ValueError naming the catalogue's names
     else:
         sched_name, sched = repr(schedule), schedule
     if grid in ("leading", "trailing"):

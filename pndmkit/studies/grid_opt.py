@@ -1,7 +1,7 @@
 r"""Optimised timestep grids: the ``N + 1`` times that minimise a method's end-point error, training-free.
 
 For a method and an NFE budget the step count ``N`` is the largest whose run fits the budget
-(:func:`pndmkit.studies.real.steps_for_nfe`). The grid keeps its two end times. Its ``N`` step lengths in ``t``
+(:func:`pndmkit.methods.steps_for_nfe`). The grid keeps its two end times. Its ``N`` step lengths in ``t``
 start from a start grid (by default the best built-in grid on the calibration noises) and move by a smooth
 family: ``log h_i`` changes by a Legendre polynomial of degree ``degree`` (default 3) in the step index, and
 the lengths are rescaled to the fixed interval, so every parameter vector is a valid decreasing grid and
@@ -35,32 +35,31 @@ import json
 import math
 import os
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from pndmkit._checks import MAX_STEPS, check_bool, check_choice, check_int, check_real
+from pndmkit._io import progress_bar
 from pndmkit.errors import UsageError, blame
 from pndmkit.grids import GRID_KINDS, make_grid
-from pndmkit.noise import per_sample_noise
-from pndmkit.methods import MethodSpec, get_method
+from pndmkit.methods import MethodSpec, get_method, steps_for_nfe
 from pndmkit.sampling import sample
-from pndmkit.schedules import DiscreteVP, NoiseSchedule
+from pndmkit.schedules import NoiseSchedule
 from pndmkit.stability import StabilityWarning
 from pndmkit.studies.convergence import Study
+from pndmkit.studies.statistics import (INTERVAL_LEVEL, INTERVAL_MIN_SAMPLES, INTERVAL_RESAMPLES,
+                                       reduction_interval)
+from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget, is_problem
 
-__all__ = ["OptimizedGrid", "optimize", "evaluate", "reduction_interval", "BUILTIN_KINDS"]
+__all__ = ["OptimizedGrid", "optimize", "evaluate", "reduction_interval", "sample_errors", "rms_error",
+           "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
+           "INTERVAL_LEVEL", "INTERVAL_MIN_SAMPLES", "INTERVAL_RESAMPLES"]
 
 #: largest number of calibration / held-out noises or objective evaluations accepted (NFE: ``MAX_STEPS``)
 MAX_NOISES = 1_000_000
-
-#: a network's reference is solved and cached per block of this many noises (aligned on the noise index)
-REFERENCE_BLOCK = 32
-
-#: DOP853 tolerance of a network's reference (its error is measured at half of it and reported)
-REFERENCE_RTOL = 1e-8
 
 #: default degree of the grid family (:func:`optimize`)
 DEFAULT_DEGREE = 3
@@ -185,120 +184,10 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _noises(first: int, n: int, shape: tuple[int, ...], seed: int) -> NDArray[np.float64]:
-    """Noises ``first .. first + n - 1`` of :func:`pndmkit.noise.per_sample_noise`, as float64."""
-    return per_sample_noise(range(first, first + n), shape, seed).astype(np.float64)
-
-
-def _is_problem(obj: Any) -> bool:
-    from pndmkit.problems import PROBLEMS, GaussianMixture
-
-    return isinstance(obj, GaussianMixture) or (isinstance(obj, str) and obj in PROBLEMS)
-
-
-def _blocks(first: int, n: int, size: Optional[int] = None) -> list[tuple[int, int]]:
-    """``(first, count)`` pieces of the noises ``first .. first + n - 1`` cut at multiples of ``size``.
-
-    ``size`` defaults to :data:`REFERENCE_BLOCK`.
-    """
-    size = REFERENCE_BLOCK if size is None else size
-    out, i, end = [], first, first + n
-    while i < end:
-        j = min(end, (i // size + 1) * size)
-        out.append((i, j - i))
-        i = j
-    return out
-
-
-def _check_ends(sched: NoiseSchedule, t0: float, t1: float, ends: tuple[str, str]) -> None:
-    """Both end times in the schedule's domain and ``t1 < t0``; errors name ``ends`` (e.g. ``grid[0]``)."""
-    for label, t in zip(ends, (t0, t1)):
-        with blame(label.split("[")[0]):
-            sched.check_time(t, label)
-    if t1 >= t0:
-        raise UsageError(tuple(dict.fromkeys(e.split("[")[0] for e in ends)),
-                         f"{ends[1]} must be below {ends[0]} (the grid runs from noise to data), got {ends[0]}={t0:g}, "
-                         f"{ends[1]}={t1:g}")
-
-
-def _study(target: Any, schedule: Optional[NoiseSchedule], first: int, n: int, shape: tuple[int, ...], seed: int,
-           t_start: Optional[float], t_end: Optional[float], cache: Any, progress: bool = False,
-           ends: tuple[str, str] = ("t_start", "t_end")) -> Study:
-    """A study of ``target`` (problem or model) on the noises ``first .. first + n - 1`` and the interval.
-
-    The interval defaults to the schedule's. A network's reference is solved (and cached) per block of
-    :data:`REFERENCE_BLOCK` noises, so calibration and held-out sets of any size share cached blocks and an
-    interrupted run keeps the blocks it finished; a part of a block is read from the whole block when that is
-    cached, and solved (and cached) on its own otherwise.
-    """
-    if _is_problem(target):
-        from pndmkit.problems import get_problem
-
-        gm = get_problem(target) if isinstance(target, str) else target
-        sched = schedule or DiscreteVP.linear()
-        t0 = sched.t_start if t_start is None else float(t_start)
-        t1 = sched.t_end if t_end is None else float(t_end)
-        _check_ends(sched, t0, t1, ends)
-        x = _noises(first, n, shape, seed).reshape(n, -1)
-        loose = gm.reference(x, sched, t0, t1, rtol=1e-12, atol=1e-12)
-        tight = gm.reference(x, sched, t0, t1, rtol=1e-13, atol=1e-13)
-        return Study(problem=gm, problem_name=str(target), schedule=sched, schedule_name=repr(sched),
-                     grid="custom", t_start=t0, t_end=t1, x_T=x, reference=tight,
-                     reference_error=float(np.max(np.abs(loose - tight))))
-    from pndmkit.studies.real import _key, _model_study, load_model
-
-    _, sched, _, _, _ = load_model(target, schedule)
-    t0 = sched.t_start if t_start is None else t_start
-    t1 = sched.t_end if t_end is None else t_end
-    _check_ends(sched, float(t0), float(t1), ends)
-
-    def part(i: int, k: int) -> Any:
-        block = REFERENCE_BLOCK
-        if k < block and cache is not None:  # part of a block: read its rows from the whole block if cached
-            b = i - i % block
-            whole = _model_study(target, schedule, _noises(b, block, shape, seed), t_start=t0, t_end=t1,
-                                 cache=cache, rtol=REFERENCE_RTOL, solve=False)
-            if whole is not None:
-                return replace(whole, x_T=whole.x_T[i - b:i - b + k], reference=whole.reference[i - b:i - b + k],
-                               reference_nfe=0, key=_key(whole.key, i, k), cache=None)
-        return _model_study(target, schedule, _noises(i, k, shape, seed), t_start=t0, t_end=t1, cache=cache,
-                            rtol=REFERENCE_RTOL, progress=progress)
-
-    parts = [part(i, k) for i, k in _blocks(first, n)]
-    if len(parts) == 1:
-        return parts[0]
-    return replace(parts[0], x_T=np.concatenate([p.x_T for p in parts]),
-                   reference=np.concatenate([p.reference for p in parts]),
-                   reference_error=max(p.reference_error for p in parts),
-                   reference_nfe=sum(p.reference_nfe for p in parts), key=_key(*(p.key for p in parts)), cache=None)
-
-
-def _shape(target: Any, schedule: Optional[NoiseSchedule], shape: Optional[Sequence[int]]) -> tuple[int, ...]:
-    if shape is not None:
-        return tuple(int(v) for v in shape)
-    if _is_problem(target):
-        from pndmkit.problems import get_problem
-
-        return ((get_problem(target) if isinstance(target, str) else target).dim,)
-    from pndmkit.problems import PROBLEMS
-    from pndmkit.studies.real import load_model
-
-    try:
-        shp = load_model(target, schedule)[2]
-    except UsageError as exc:
-        if "model" in exc.params:  # the loader's parameter is this function's problem_or_model
-            raise UsageError("problem_or_model", f"{exc}; or one of the built-in problems "
-                                                 f"{', '.join(sorted(PROBLEMS))}") from exc
-        raise
-    if shp is None:
-        raise UsageError("shape", "cannot draw noises for this model: pass shape= (one sample)")
-    return shp
-
-
-def _sample_errors(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) -> NDArray[np.float64]:
+def sample_errors(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) -> NDArray[np.float64]:
     """Mean squared end-point error of each sample (over its dimensions): shape ``(n,)``, float64."""
     x_T: Any = study.x_T
-    if not _is_problem(study.problem):
+    if not is_problem(study.problem):
         import torch
 
         x_T = torch.from_numpy(study.x_T.copy())
@@ -309,90 +198,16 @@ def _sample_errors(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) ->
     return np.mean(d * d, axis=1)
 
 
-def _error(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) -> float:
+def rms_error(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) -> float:
     """RMS end-point error over samples and dimensions (:meth:`Study.error`)."""
-    return float(np.sqrt(np.mean(_sample_errors(study, spec, grid))))
+    return float(np.sqrt(np.mean(sample_errors(study, spec, grid))))
 
 
-#: confidence level and resamples of the held-out reduction's paired bootstrap interval
-INTERVAL_LEVEL = 0.95
-INTERVAL_RESAMPLES = 2000
+def builtin_grids(study: Study, steps: int, kinds: Sequence[str]) -> dict[str, NDArray[np.float64]]:
+    """The grid of each built-in kind of ``kinds`` with ``steps`` steps on ``study``'s interval, by kind.
 
-#: fewest held-out samples a bootstrap interval is given for (below, a percentile interval is noise)
-INTERVAL_MIN_SAMPLES = 8
-
-
-def _per_sample(name: str, value: Any) -> NDArray[np.float64]:
-    """``value`` as a 1-D float64 array of per-sample squared errors, or a UsageError naming ``name``."""
-    what = f"{name} must be a 1-D array of per-sample squared errors (real numbers >= 0)"
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as exc:  # ragged nesting
-        raise UsageError(name, f"{what}, got {value!r} ({exc})") from None
-    if arr.dtype.kind not in "iuf":  # bools, complex, strings, objects
-        raise UsageError(name, f"{what}, got {arr.dtype} values {value!r}")
-    if arr.ndim != 1:
-        raise UsageError(name, f"{what}, got shape {arr.shape}")
-    arr = arr.astype(np.float64)
-    bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0))
-    if bad.size:
-        raise UsageError(name, f"{what}, got {float(arr[bad[0]])!r} at index {int(bad[0])}")
-    return arr
-
-
-def reduction_interval(errors: NDArray[np.float64], baseline: NDArray[np.float64],
-                       level: float = INTERVAL_LEVEL) -> tuple[float, float]:
-    """Paired bootstrap interval of ``1 - RMS(errors) / RMS(baseline)`` over samples.
-
-    Parameters
-    ----------
-    errors, baseline : ndarray, shape (n,)
-        Mean squared end-point error of each sample on the grid judged and on the baseline grid, from the same
-        noises (so they are resampled together: a paired bootstrap).
-    level : float
-        Confidence level, in ``(0, 1)``.
-
-    Returns
-    -------
-    (low, high) : tuple of float
-        Percentile interval of :func:`scipy.stats.bootstrap` (fixed seed: the same numbers every run).
-        ``(nan, nan)`` (no interval) with fewer than :data:`INTERVAL_MIN_SAMPLES` samples, or where some
-        resamples have a zero baseline error (the cut is then unbounded).
-
-    Raises
-    ------
-    UsageError
-        Naming ``errors`` or ``baseline`` (not a 1-D array of finite real values >= 0, or of different
-        lengths) or ``level`` (not a real number in ``(0, 1)``).
+    A kind that cannot make that grid (a floored kind with too few steps) is left out.
     """
-    from scipy.stats import bootstrap
-
-    with blame("level"):
-        level = check_real(level, "level")
-        if not 0.0 < level < 1.0:
-            raise ValueError(f"level must be in (0, 1), got {level!r}")
-    a, b = _per_sample("errors", errors), _per_sample("baseline", baseline)
-    if a.size != b.size:
-        raise UsageError(("errors", "baseline"), f"errors and baseline must have one value per sample of the same "
-                                                 f"samples, got {a.size} and {b.size} values")
-    if a.size < INTERVAL_MIN_SAMPLES:
-        return (math.nan, math.nan)
-
-    def cut(x: NDArray[np.float64], y: NDArray[np.float64], axis: int = -1) -> NDArray[np.float64]:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return 1.0 - np.sqrt(np.mean(x, axis=axis) / np.mean(y, axis=axis))
-
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = bootstrap((a, b), cut, paired=True, vectorized=True, n_resamples=INTERVAL_RESAMPLES,
-                        confidence_level=level, method="percentile", random_state=np.random.default_rng(0))
-    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return (math.nan, math.nan)
-    return (low, high)
-
-
-def _builtin(study: Study, steps: int, kinds: Sequence[str]) -> dict[str, NDArray[np.float64]]:
     grids = {}
     for kind in kinds:
         try:
@@ -402,7 +217,7 @@ def _builtin(study: Study, steps: int, kinds: Sequence[str]) -> dict[str, NDArra
     return grids
 
 
-class _Family:
+class GridFamily:
     """Grids near a start grid ``g0``: log step lengths moved by a Legendre polynomial of the step index.
 
     ``h_i(theta) = (t_start - t_end) w_i / sum(w)``, ``w_i = h0_i exp(sum_k theta_k P_k(x_i))`` with ``x_i`` the
@@ -425,6 +240,7 @@ class _Family:
         return self.basis.shape[1]
 
     def grid(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The grid of parameters ``theta`` (``size`` values): decreasing, with the start grid's end times."""
         z = self.log_h0 + self.basis @ np.asarray(theta, dtype=np.float64)
         w = np.exp(z - z.max())
         g = self.t0 - np.concatenate([[0.0], np.cumsum((self.t0 - self.t1) * w / w.sum())])
@@ -451,8 +267,8 @@ def _times(name: str, value: Any, what: str) -> NDArray[np.float64]:
             raise ValueError(f"{name} must be {what}, got {value!r}") from exc
 
 
-def _objective(study: Study, spec: MethodSpec, family: _Family, best: dict[str, Any], count: list[int],
-               bar: Any = None) -> Any:
+def search_objective(study: Study, spec: MethodSpec, family: GridFamily, best: dict[str, Any], count: list[int],
+                     bar: Any = None) -> Any:
     """The search's objective: ``log`` of the RMS end-point error on ``study`` of the grid ``family.grid(theta)``.
 
     Counts each call in ``count[0]`` (and ``bar``); keeps the best run so far in ``best`` (``err``, ``grid``,
@@ -469,7 +285,7 @@ def _objective(study: Study, spec: MethodSpec, family: _Family, best: dict[str, 
         try:
             with warnings.catch_warnings():  # stability warnings of trial grids: the result is judged once
                 warnings.simplefilter("ignore")
-                err = _error(study, spec, g)
+                err = rms_error(study, spec, g)
         except (ValueError, FloatingPointError):
             return math.inf
         if not math.isfinite(err):
@@ -535,7 +351,7 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
     for kind in kinds:
         with blame("kinds"):
             check_choice(kind, "kinds", BUILTIN_KINDS)
-    if _is_problem(target):
+    if is_problem(target):
         for name, value in (("cache", cache), ("shape", shape)):
             if value is not None:
                 raise UsageError(name, f"{name}= applies to a network; {target!r} is a Gaussian-mixture problem "
@@ -570,8 +386,9 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
     times = _times("grid", grid, what)
     if times.ndim != 1 or times.size < 2 or not np.all(np.isfinite(times)) or np.any(np.diff(times) >= 0):
         raise UsageError("grid", f"grid must be {what}, got {grid!r}")
-    study = _study(problem_or_model, schedule, calibration, heldout, _shape(problem_or_model, schedule, shape), seed,
-                   times[0], times[-1], cache, ends=("grid[0]", "grid[-1]"))
+    target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=times[0], t_end=times[-1],
+                                 cache=cache, ends=("grid[0]", "grid[-1]"))
+    study = target.study(calibration, heldout)
     judged = _judge(study, spec, times, kinds)
     if not judged["builtin_errors"]:
         raise UsageError("kinds", f"none of the grid kinds {list(kinds)} gives {times.size - 1} steps on this "
@@ -589,9 +406,9 @@ def _judge(study: Study, spec: MethodSpec, grid: NDArray[np.float64], kinds: Seq
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StabilityWarning)  # built-in grids are measured, not recommended
-        per = {k: _sample_errors(study, spec, g) for k, g in _builtin(study, grid.size - 1, kinds).items()}
+        per = {k: sample_errors(study, spec, g) for k, g in builtin_grids(study, grid.size - 1, kinds).items()}
     builtin = {k: float(np.sqrt(np.mean(e))) for k, e in per.items()}
-    mine = _sample_errors(study, spec, grid)
+    mine = sample_errors(study, spec, grid)
     out: dict[str, Any] = {"error": float(np.sqrt(np.mean(mine))), "builtin_errors": builtin}
     if builtin:
         base = min(builtin, key=builtin.get)
@@ -651,8 +468,6 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     """
     from scipy.optimize import minimize
 
-    from pndmkit.studies.real import _bar, steps_for_nfe
-
     spec = _check_args(method, problem_or_model, schedule=schedule, t_start=t_start, t_end=t_end,
                        calibration=calibration, heldout=heldout, seed=seed, maxfev=maxfev, shape=shape, kinds=kinds,
                        cache=cache, progress=progress)
@@ -667,11 +482,11 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     if steps is None:
         raise UsageError("nfe", f"nfe={nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
     _check_start_early(start, kinds, steps)  # before the references: on a network they cost minutes
-    shp = _shape(problem_or_model, schedule, shape)
-    cal = _study(problem_or_model, schedule, 0, calibration, shp, seed, t_start, t_end, cache, progress)
-    held = _study(problem_or_model, cal.schedule, calibration, heldout, shp, seed, cal.t_start, cal.t_end, cache,
-                  progress)
-    starts = _builtin(cal, steps, kinds)
+    target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=t_start, t_end=t_end,
+                                 cache=cache)
+    cal = target.study(0, calibration, progress=progress)
+    held = target.study(calibration, heldout, progress=progress)
+    starts = builtin_grids(cal, steps, kinds)
     if not starts:
         raise UsageError("kinds", f"none of the grid kinds {list(kinds)} gives {steps} steps on this interval")
     if start is None or isinstance(start, str):
@@ -680,8 +495,8 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
                                       f"choose from {sorted(starts)} or pass a grid")
         with warnings.catch_warnings():  # built-in grids are measured, not recommended: no stability warnings
             warnings.simplefilter("ignore", StabilityWarning)
-            start_err = {k: _error(cal, spec, g) for k, g in starts.items()} if start is None else {
-                start: _error(cal, spec, starts[start])}
+            start_err = {k: rms_error(cal, spec, g) for k, g in starts.items()} if start is None else {
+                start: rms_error(cal, spec, starts[start])}
         first = min(start_err, key=start_err.get)
         best = {"err": start_err[first], "grid": starts[first]}
     else:
@@ -692,14 +507,14 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
                                       f"{np.array2string(g0, precision=4)}")
         g0 = g0.copy()
         g0[[0, -1]] = cal.t_start, cal.t_end
-        best = {"err": _error(cal, spec, g0), "grid": g0}
+        best = {"err": rms_error(cal, spec, g0), "grid": g0}
     start_grid = best["grid"]
-    family = _Family(best["grid"], steps - 1 if degree is None else min(int(degree), steps - 1))
+    family = GridFamily(best["grid"], steps - 1 if degree is None else min(int(degree), steps - 1))
     budget = maxfev or max(100, 100 * family.size)
     count = [0]
-    bar = _bar(progress, total=budget, desc=f"optimising the {spec.name} grid at NFE {nfe}")
+    bar = progress_bar(budget, desc=f"optimising the {spec.name} grid at NFE {nfe}", leave=False) if progress else None
 
-    objective = _objective(cal, spec, family, best, count, bar)
+    objective = search_objective(cal, spec, family, best, count, bar)
 
     if steps >= 2:
         try:

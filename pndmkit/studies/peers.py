@@ -49,7 +49,7 @@ import numpy as np
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
 __all__ = ["PEERS", "PeerSpec", "PeerRun", "import_diffusers", "diffusers_available", "peer_table",
-           "make_scheduler", "run_scheduler", "peer_sample", "peer_nfe"]
+           "make_scheduler", "call_levels", "run_scheduler", "peer_sample", "peer_nfe"]
 
 #: level-aware model used by the driver: ``(x_vp, timestep, s) -> eps`` (``s`` the scheduler's level)
 LevelModel = Callable[[Any, float, float], Any]
@@ -213,8 +213,20 @@ def _f(v: Any) -> float:
     return float(v.item() if hasattr(v, "item") else v)
 
 
-def _call_levels(scheduler: Any) -> tuple[list[float], float]:
-    """The noise level ``s`` the scheduler assumes at each model call, and its final level."""
+def call_levels(scheduler: Any) -> tuple[list[float], float]:
+    """The noise levels ``s = sigma / alpha`` at which a diffusers scheduler calls the model, and its last one.
+
+    Parameters
+    ----------
+    scheduler : diffusers scheduler
+        One whose ``set_timesteps`` has run (DDIM, PNDM, IPNDM, or a sigma-based scheduler).
+
+    Returns
+    -------
+    (levels, final) : tuple of (list of float, float)
+        ``s`` at each entry of ``scheduler.timesteps`` and the level the run ends at (DDIM/PNDM: from
+        ``alphas_cumprod`` and ``final_alpha_cumprod``; IPNDM: its ``betas / alphas``; otherwise ``sigmas``).
+    """
     name = type(scheduler).__name__
     ts = [_f(t) for t in scheduler.timesteps]
     if name in ("DDIMScheduler", "PNDMScheduler"):
@@ -269,7 +281,7 @@ def run_scheduler(scheduler: Any, model: LevelModel, x: Any, *, prediction: str 
     """
     import torch
 
-    levels, s_end = _call_levels(scheduler)
+    levels, s_end = call_levels(scheduler)
     ts = list(scheduler.timesteps)
     numpy_in = isinstance(x, np.ndarray)
     sample = torch.from_numpy(np.array(x)) if numpy_in else x

@@ -33,20 +33,23 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._io import atomic_path, write_text
+from pndmkit._io import atomic_path, progress_bar, write_text
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS, MethodSpec, get_method
+from pndmkit.methods import steps_for_nfe as methods_steps_for_nfe
 from pndmkit.noise import per_sample_noise
 from pndmkit.schedules import NoiseSchedule
 from pndmkit.studies import convergence
 from pndmkit.studies.convergence import MethodResult, Study
+from pndmkit.studies.statistics import rank_correlation
 
-__all__ = ["ModelStudy", "NetworkProblem", "load_model", "model_study", "reference_solution", "sweep",
+__all__ = ["ModelStudy", "NetworkProblem", "LoadedModel", "load_model", "model_study", "cached_model_study",
+           "cache_key", "reference_solution", "sweep",
            "run_model_study", "steps_for_nfe", "check_cache", "errors_at_nfe", "check_reference", "mixture_study",
            "rank_correlation", "DEFAULT_MODEL_STEPS", "PIXEL_SCALE"]
 
@@ -124,9 +127,24 @@ def _module_hash(net: Any) -> str:
     return h.hexdigest()[:16]
 
 
+class LoadedModel(NamedTuple):
+    """A network ready for a study (:func:`load_model`): immutable; it unpacks as the 5 fields in order."""
+
+    #: the eps model ``model(x, t) -> eps``, the network in float64
+    model: Callable[[Any, float], Any]
+    #: its noise schedule
+    schedule: NoiseSchedule
+    #: shape of one sample, or ``None`` when neither the caller nor the checkpoint gives it
+    shape: Optional[tuple[int, ...]]
+    #: a name for reports
+    name: str
+    #: fingerprint of the weights and conventions for the cache (``None`` for a bare callable: not cached)
+    fingerprint: Optional[str]
+
+
 def load_model(model: Any, schedule: Optional[NoiseSchedule] = None, *, shape: Optional[Sequence[int]] = None
-               ) -> tuple[Callable[[Any, float], Any], NoiseSchedule, Optional[tuple[int, ...]], str, Optional[str]]:
-    """Turn ``model`` into ``(eps_model, schedule, shape, name, fingerprint)``, the network in float64.
+               ) -> LoadedModel:
+    """Turn ``model`` into a :class:`LoadedModel` (eps model, schedule, shape, name, fingerprint), in float64.
 
     Parameters
     ----------
@@ -142,8 +160,14 @@ def load_model(model: Any, schedule: Optional[NoiseSchedule] = None, *, shape: O
 
     Returns
     -------
-    The float64 eps model, its schedule, the sample shape (or ``None``), a name, and a fingerprint of the
-    weights for the cache (``None`` for a bare callable: such studies are not cached).
+    LoadedModel
+        The float64 eps model, its schedule, the sample shape (or ``None``), a name, and a fingerprint of the
+        weights for the cache (``None`` for a bare callable: such studies are not cached).
+
+    Raises
+    ------
+    UsageError
+        Naming ``model`` (not found, not a model) or ``schedule`` (a bare callable without one).
     """
     name = None
     if isinstance(model, (str, os.PathLike)):
@@ -172,12 +196,13 @@ def load_model(model: Any, schedule: Optional[NoiseSchedule] = None, *, shape: O
         fingerprint = _module_hash(net) if hasattr(net, "state_dict") else None
         label = name or type(net).__name__
         extra = f"{model.prediction}/{model.time_offset}/{model.time_scale}"
-        return adapted, adapted.schedule, None if shape is None else tuple(shape), label, (
-            None if fingerprint is None else f"{fingerprint}/{extra}")
+        return LoadedModel(adapted, adapted.schedule, None if shape is None else tuple(shape), label,
+                           None if fingerprint is None else f"{fingerprint}/{extra}")
     if callable(model):
         if schedule is None:
             raise UsageError("schedule", f"a bare callable model needs schedule=, got model={model!r} alone")
-        return model, schedule, None if shape is None else tuple(shape), getattr(model, "__name__", "model"), None
+        return LoadedModel(model, schedule, None if shape is None else tuple(shape),
+                           getattr(model, "__name__", "model"), None)
     raise UsageError("model", f"model must be a checkpoint name or path, a Checkpoint, a NetworkModel or a "
                               f"callable model(x, t), got {type(model).__name__}")
 
@@ -196,7 +221,8 @@ def reference_solution(problem: NetworkProblem, schedule: NoiseSchedule, x_T: ND
     s0, s1 = float(schedule.s(t_start)), float(schedule.s(t_end))
     w0, w1 = math.asinh(s0 / scale), math.asinh(s1 / scale)
     count = [0]
-    bar = _bar(progress, total=200, desc=f"reference (DOP853, rtol {rtol:.0e} and {rtol / 2:.0e})")
+    bar = progress_bar(200, desc=f"reference (DOP853, rtol {rtol:.0e} and {rtol / 2:.0e})", leave=False) \
+        if progress else None
     passes = [0]
 
     def eps_of_s(x: NDArray[np.float64], s: float) -> NDArray[np.float64]:
@@ -219,16 +245,6 @@ def reference_solution(problem: NetworkProblem, schedule: NoiseSchedule, x_T: ND
     return tight, float(np.max(np.abs(tight - loose))), count[0]
 
 
-def _bar(enabled: bool, **kwargs: Any) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ModuleNotFoundError:
-        return None
-    return tqdm(leave=False, **kwargs)
-
-
 def check_cache(cache: Any) -> None:
     """Refuse a cache that is not a usable folder before any reference is solved (a solve costs minutes).
 
@@ -248,7 +264,9 @@ def check_cache(cache: Any) -> None:
         raise UsageError("cache", f"the cache folder {path!r} is not writable")
 
 
-def _key(*parts: Any) -> str:
+def cache_key(*parts: Any) -> str:
+    """Content hash (20 hex digits) naming a cached reference: the bytes of each array, the ``repr`` of
+    anything else, in order."""
     h = hashlib.sha256()
     for p in parts:
         h.update(p.tobytes() if isinstance(p, np.ndarray) else repr(p).encode())
@@ -288,17 +306,29 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
     progress : bool
         Show a tqdm bar while the reference is computed.
     """
-    study = _model_study(model, schedule, x_T, batch=batch, seed=seed, shape=shape, grid=grid, t_start=t_start,
-                         t_end=t_end, rtol=rtol, scale=scale, pixel_scale=pixel_scale, cache=cache, progress=progress)
+    study = _build_model_study(model, schedule, x_T, batch=batch, seed=seed, shape=shape, grid=grid,
+                               t_start=t_start, t_end=t_end, rtol=rtol, scale=scale, pixel_scale=pixel_scale,
+                               cache=cache, progress=progress)
     assert study is not None  # solve=True always returns a study
     return study
 
 
-def _model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any = None, *, batch: int = 8,
-                 seed: int = 0, shape: Optional[Sequence[int]] = None, grid: str = "uniform",
-                 t_start: Optional[float] = None, t_end: Optional[float] = None, rtol: float = 1e-9,
-                 scale: float = 0.1, pixel_scale: float = PIXEL_SCALE, cache: Optional[str | os.PathLike] = None,
-                 progress: bool = False, solve: bool = True) -> Optional[ModelStudy]:
+def cached_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any = None, *,
+                       shape: Optional[Sequence[int]] = None, grid: str = "uniform", t_start: Optional[float] = None,
+                       t_end: Optional[float] = None, rtol: float = 1e-9, scale: float = 0.1,
+                       pixel_scale: float = PIXEL_SCALE, cache: Optional[str | os.PathLike] = None
+                       ) -> Optional[ModelStudy]:
+    """:func:`model_study` if its reference is cached in ``cache``, else ``None`` (nothing is solved)."""
+    return _build_model_study(model, schedule, x_T, shape=shape, grid=grid, t_start=t_start, t_end=t_end, rtol=rtol,
+                              scale=scale, pixel_scale=pixel_scale, cache=cache, solve=False)
+
+
+def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any = None, *, batch: int = 8,
+                       seed: int = 0, shape: Optional[Sequence[int]] = None, grid: str = "uniform",
+                       t_start: Optional[float] = None, t_end: Optional[float] = None, rtol: float = 1e-9,
+                       scale: float = 0.1, pixel_scale: float = PIXEL_SCALE,
+                       cache: Optional[str | os.PathLike] = None, progress: bool = False, solve: bool = True
+                       ) -> Optional[ModelStudy]:
     """:func:`model_study`; with ``solve=False`` it returns ``None`` instead of solving an uncached reference."""
     from pndmkit.grids import make_grid
 
@@ -328,7 +358,7 @@ def _model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any 
     except (TypeError, ValueError) as exc:
         raise UsageError(("grid", "t_start", "t_end"), str(exc)) from exc
     problem = NetworkProblem(eps_model, x0.shape[1:], name)
-    key = _key(_FORMAT, fingerprint, repr(sched), t0, t1, rtol, scale, x0) if fingerprint else ""
+    key = cache_key(_FORMAT, fingerprint, repr(sched), t0, t1, rtol, scale, x0) if fingerprint else ""
     folder = Path(cache) / key if cache is not None and key else None
     stored = _read_reference(folder, x0.shape) if folder is not None else None
     if stored is None and not solve:
@@ -402,7 +432,7 @@ def run_model_study(study: ModelStudy, methods: Optional[Sequence[str]] = None,
                     steps: Sequence[int] = DEFAULT_MODEL_STEPS, *, progress: bool = False) -> dict[str, MethodResult]:
     """:func:`sweep` each method (default: every registered fixed-step method), with a tqdm bar if asked."""
     names = [n for n, s in METHODS.items() if not s.adaptive] if methods is None else list(methods)
-    bar = _bar(progress, total=len(names), desc="methods")
+    bar = progress_bar(len(names), desc="methods", leave=False) if progress else None
     results = {}
     try:
         for name in names:
@@ -418,7 +448,12 @@ def run_model_study(study: ModelStudy, methods: Optional[Sequence[str]] = None,
 
 
 def steps_for_nfe(method: str | MethodSpec, nfe: int) -> Optional[int]:
-    """The largest step count whose run costs at most ``nfe`` evaluations (``None`` if even one step costs more).
+    """:func:`pndmkit.methods.steps_for_nfe` of a registered method, for a study of errors at NFE budgets.
+
+    Raises
+    ------
+    UsageError
+        Naming ``method``: an adaptive method (its NFE is not chosen by a step count) or an unknown name.
 
     >>> steps_for_nfe("ddim", 10), steps_for_nfe("prk", 10), steps_for_nfe("f-pndm", 20), steps_for_nfe("f-pndm", 3)
     (10, 2, 11, None)
@@ -426,11 +461,7 @@ def steps_for_nfe(method: str | MethodSpec, nfe: int) -> Optional[int]:
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     if spec.adaptive:
         raise UsageError("method", f"method {spec.name!r} is adaptive: its NFE is not chosen by a step count")
-    best = None
-    for n in range(1, int(nfe) + 1):
-        if spec.nfe(n) <= nfe:
-            best = n
-    return best
+    return methods_steps_for_nfe(spec, nfe)
 
 
 def errors_at_nfe(study: Study, methods: Sequence[str], nfes: Sequence[int]) -> dict[str, dict[int, Optional[dict]]]:
@@ -478,30 +509,3 @@ def mixture_study(problem: Any, like: Study, *, name: Optional[str] = None) -> S
     return Study(problem=gm, problem_name=name or (problem if isinstance(problem, str) else repr(gm)),
                  schedule=like.schedule, schedule_name=like.schedule_name, grid=like.grid, t_start=like.t_start,
                  t_end=like.t_end, x_T=x_T, reference=tight, reference_error=float(np.max(np.abs(loose - tight))))
-
-
-def rank_correlation(a: dict[str, dict[int, Optional[dict]]], b: dict[str, dict[int, Optional[dict]]]
-                     ) -> dict[str, Any]:
-    """Spearman rank correlation of two :func:`errors_at_nfe` tables, per NFE budget and pooled.
-
-    Only (method, NFE) cells present in both tables with the same step count enter. Returns
-    ``{"by_nfe": {nfe: {"rho", "p", "n"}}, "pooled": {"rho", "p", "n"}}`` (pooled over every cell: it also
-    measures whether the error scale across budgets carries over).
-    """
-    from scipy.stats import spearmanr
-
-    cells: dict[int, list[tuple[float, float]]] = {}
-    for name in a.keys() & b.keys():
-        for k, u in a[name].items():
-            v = b[name].get(k)
-            if u is not None and v is not None and u["steps"] == v["steps"]:
-                cells.setdefault(int(k), []).append((u["error"], v["error"]))
-
-    def rho(pairs: list[tuple[float, float]]) -> dict[str, Any]:
-        if len(pairs) < 3:
-            return {"rho": None, "p": None, "n": len(pairs)}
-        r = spearmanr([p[0] for p in pairs], [p[1] for p in pairs])
-        return {"rho": round(float(r.statistic), 3), "p": float(r.pvalue), "n": len(pairs)}
-
-    return {"by_nfe": {k: rho(v) for k, v in sorted(cells.items())},
-            "pooled": rho([p for v in cells.values() for p in v])}
