@@ -243,11 +243,13 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        """Everything a resume needs: weights, EMA weights, optimiser, step, generator, losses, settings."""
         return {"net": self.net.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
                 "step": self.step, "gen": self.gen.get_state(), "elapsed": self.elapsed,
                 "losses": self.losses, "config": asdict(self.cfg), "sittings": self.sittings}
 
     def load_state(self, st: dict[str, Any]) -> None:
+        """Restore a :meth:`state` (the run continues exactly where it was saved)."""
         self.net.load_state_dict(st["net"])
         self.ema.load_state_dict(st["ema"])
         self.opt.load_state_dict(st["opt"])
@@ -256,6 +258,7 @@ class Trainer:
         self.sittings = list(st.get("sittings", []))
 
     def save(self) -> Path:
+        """Write ``train_state.pt`` and the EMA checkpoint ``<out>/<name>``, atomically; return its stem."""
         with atomic_path(self.out / "train_state.pt") as tmp:
             torch.save(self.state(), tmp)
         cfg = self.cfg
@@ -284,6 +287,7 @@ class Trainer:
         return self.x[idx.to(self.device)], i.to(self.device), eps.to(self.device)
 
     def train_step(self) -> float:
+        """One optimiser step (learning-rate warm-up, gradient clipping, EMA update); return the batch loss."""
         cfg = self.cfg
         pred, target = self.prediction_and_target(*self.batch())
         loss = F.mse_loss(pred, target) if cfg.loss == "l2" else F.l1_loss(pred, target)
