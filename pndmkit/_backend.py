@@ -120,8 +120,11 @@ def read_only(x: Any) -> Any:
 
 def version_counter(x: Any) -> Any:
     """torch's in-place version counter of a tensor (it grows with every in-place write; reading it does not
-    synchronise a device), ``None`` for a numpy array."""
-    return x._version if is_torch(x) else None
+    synchronise a device), ``None`` for a numpy array and for tensors made under ``torch.inference_mode``, which
+    keep no counter (there the in-place check is off)."""
+    if not is_torch(x) or x.is_inference():
+        return None
+    return x._version
 
 
 def concatenate(arrays: Sequence[Any]) -> Any:

@@ -258,3 +258,11 @@ def test_an_em_fit_that_has_not_converged_warns_with_max_iter():
 
     with pytest.warns(FitWarning, match=r"EM did not converge in max_iter=1 iterations .*raise max_iter"):
         GaussianMixture.fit(D2, 2, max_iter=1)
+
+
+def test_runs_work_under_inference_mode_where_tensors_keep_no_version_counter():
+    torch = pytest.importorskip("torch")
+    with torch.inference_mode():
+        sol = sample(lambda x, t: 0.1 * x, torch.ones(4, 3), schedule=VP, method="ipndm", steps=4)
+    ref = sample(lambda x, t: 0.1 * x, torch.ones(4, 3), schedule=VP, method="ipndm", steps=4)
+    assert torch.equal(sol.x, ref.x)
