@@ -138,13 +138,21 @@ def _classical(estimator: Callable[[], GradientEstimator], name: str) -> Callabl
     return lambda schedule: Integrator(estimator(), LinearTransfer(schedule), name)
 
 
+def _ddim(schedule: NoiseSchedule) -> Integrator:
+    """DDIM: one evaluation per step through the DDIM transfer; on flow matching through its data form
+    (:class:`~pndmkit.transfers.DataTransfer`, the same map), which stays exact near and at ``t = 1``."""
+    if schedule.family == "flow":
+        return Integrator(Single(), DataTransfer(schedule), "ddim")
+    return Integrator(Single(), DDIMTransfer(schedule), "ddim")
+
+
 PIE = lambda: RungeKutta(HEUN)  # noqa: E731  (pseudo improved Euler = pseudo Heun)
 PRK = lambda: RungeKutta(RK4)  # noqa: E731
 PRK_S = lambda: RungeKutta(RK4, variable="native")  # noqa: E731
 PAPER = "Liu et al. 2022 (PNDM), arXiv 2202.09778"
 
 _SPECS = [
-    MethodSpec("ddim", _pseudo(Single, "ddim"), 1, "e' = eps(x, t)", "phi (DDIM)",
+    MethodSpec("ddim", _ddim, 1, "e' = eps(x, t)", "phi (DDIM)",
                "Song et al. 2021 (DDIM); PNDM eq. 9"),
     MethodSpec("pie", _pseudo(PIE, "pie"), 2, "pseudo improved Euler: (e1 + e2)/2, e2 at phi(x, e1, t, t')",
                "phi (DDIM)", PAPER + ", eq. 11"),

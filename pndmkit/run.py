@@ -163,14 +163,10 @@ class Run:
         """
         if self.request is None:
             raise RuntimeError("the run is done: there is nothing to tell")
-        from pndmkit.models import to_eps
-
         x_eval, t_eval = self.request
         phi = self.integrator.transfer
-        eps = check_output(output, x_eval, t_eval, self.nfe + 1, self.check_finite)
-        if self.prediction != "eps":
-            eps = to_eps(eps, x_eval, t_eval, phi.schedule, self.prediction)
-        g = phi.gradient(x_eval, eps, t_eval)
+        out = check_output(output, x_eval, t_eval, self.nfe + 1, self.check_finite)
+        g = phi.gradient_of(out, x_eval, t_eval, self.prediction)
         cursor = self._cursor
         if cursor is None or cursor.position != len(self.told):
             cursor = _Cursor(self._replay(), len(self.told))
