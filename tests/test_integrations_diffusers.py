@@ -123,16 +123,21 @@ def test_ddim_pipeline_equals_sample_and_ddim_scheduler(unet, name):
 @pytest.mark.parametrize("name, skip_prk", [("f-pndm", False), ("plms", True)])
 def test_pipeline_reproduces_diffusers_pndm(unet, name, skip_prk):
     theirs_sched = diffusers.PNDMScheduler(steps_offset=1, set_alpha_to_one=False, skip_prk_steps=skip_prk)
+    ours_sched = PNDMKitScheduler.from_config(theirs_sched.config, method=name)
     runs = {}
-    for label, sched in (("theirs", theirs_sched),
-                         ("ours", PNDMKitScheduler.from_config(theirs_sched.config, method=name))):
-        pipe = diffusers.PNDMPipeline(unet, sched)
+    for label, sched in (("theirs", theirs_sched), ("ours", ours_sched)):
+        pipe = diffusers.PNDMPipeline(unet, theirs_sched)
+        pipe.scheduler = sched  # PNDMPipeline.__init__ rebuilds any scheduler it is given as a PNDMScheduler
+        assert pipe.scheduler is sched
         pipe.set_progress_bar_config(disable=True)
         with Calls(unet) as calls:
             out = pipe(batch_size=2, num_inference_steps=10, generator=torch.Generator().manual_seed(2),
                        output_type="np").images
         runs[label] = (calls, out)
     (c_theirs, out_theirs), (c_ours, out_ours) = runs["theirs"], runs["ours"]
+    # each side ran its own scheduler: pndmkit's run told every evaluation, diffusers' counted its own steps
+    assert type(theirs_sched) is diffusers.PNDMScheduler and theirs_sched.counter == len(c_theirs)
+    assert ours_sched.run.done and ours_sched.nfe == len(c_ours)
     assert len(c_ours) == len(c_theirs) == METHODS[name].nfe(10)  # 19 with PRK, 11 with PIE
     assert [t for _, t, _ in c_ours] == [t for _, t, _ in c_theirs]
     for (_, _, x_ours), (_, _, x_theirs) in zip(c_ours, c_theirs):
@@ -211,7 +216,6 @@ def test_schedule_equals_diffusers_table(beta_schedule):
 
 
 @pytest.mark.parametrize("config, field", [
-    (dict(), "clip_sample"),  # DDPMScheduler's default clips x0
     (dict(clip_sample=False, rescale_betas_zero_snr=True), "rescale_betas_zero_snr"),
     (dict(clip_sample=False, thresholding=True), "thresholding"),
     (dict(clip_sample=False, beta_schedule="sigmoid"), "beta_schedule"),
@@ -222,8 +226,8 @@ def test_unhonourable_config_is_refused_by_field(config, field):
     base = {key: value for key, value in diffusers.DDPMScheduler().config.items() if not key.startswith("_")}
     with pytest.raises(ValueError, match=field):
         PNDMKitScheduler.from_config({**base, **config}, method="ddim")
-    if field == "clip_sample":  # the message's override works
-        assert PNDMKitScheduler.from_config(base, method="ddim", clip_sample=False).config.method == "ddim"
+    assert PNDMKitScheduler.from_config({**base, **config}, method="ddim", **{field: base[field]}).config.method \
+        == "ddim"  # the message's override works
 
 
 def test_zero_length_last_step_names_the_fields():
