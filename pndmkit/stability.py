@@ -70,7 +70,8 @@ def _step_bounds(integrator: Any, times: np.ndarray) -> Optional[np.ndarray]:
     sched = phi.schedule
     if phi.kind == "pseudo" and phi.gradient_kind == "eps":
         alpha = np.asarray(sched.alpha(times), dtype=np.float64)
-        return alpha[1:] / alpha[:-1]
+        with np.errstate(divide="ignore", invalid="ignore"):  # alpha = 0 at t = 1: the transfer refuses it
+            return alpha[1:] / alpha[:-1]
     if phi.kind != "classical":
         return None  # data form: errors in d enter with alpha' <= 1 (module docstring)
     if np.any(np.asarray(sched.alpha(times), dtype=np.float64) == 0.0):
