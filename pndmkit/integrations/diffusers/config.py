@@ -54,8 +54,8 @@ import numpy as np
 from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
-           "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES", "PREDICTION_TYPES",
-           "REFUSED"]
+           "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
+           "PREDICTION_TYPES", "REFUSED"]
 
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
