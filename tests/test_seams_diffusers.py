@@ -18,7 +18,8 @@ torch = pytest.importorskip("torch")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 diffusers = pytest.importorskip("diffusers")
 
-from pndmkit.integrations.diffusers import PNDMKitScheduler, SOURCES, network_model, translate  # noqa: E402
+from pndmkit.integrations.diffusers import (PNDMKitScheduler, SOURCES, ConventionWarning, network_model,  # noqa: E402
+                                            translate)
 
 pytestmark = [pytest.mark.peers, pytest.mark.torch]
 
@@ -164,6 +165,24 @@ def test_clip_sample_is_honoured_as_ddim_with_clipped_model_output():
     for t in ours.timesteps:
         y = ours.step(net(y, t) * 3, t, y).prev_sample
     assert rel(y, x) < 1e-6
+
+
+def test_ddim_strides_that_skip_its_timesteps_are_said():
+    """DDIM steps to t - T // N: with linspace and 7 steps that is not the next timestep, and the swap says so."""
+    theirs = diffusers.DDIMScheduler(clip_sample=False, timestep_spacing="linspace")
+    ours = PNDMKitScheduler.from_config(theirs.config, method="ddim")
+    with pytest.warns(ConventionWarning, match=r"t - 1000//7 = t - 142.*\(999 -> 857, then 832\).*'leading'"):
+        ours.set_timesteps(7)
+    assert ours.timesteps.tolist() == [999, 832, 666, 500, 333, 166, 0]  # the source's own timesteps, all the same
+    with pytest.warns(ConventionWarning, match=r"\(999 -> 899, then 888\)"):
+        ours.set_timesteps(10)  # linspace gaps are 111, the stride 1000 // 10
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)  # no warning where the stride is the gap
+        for spacing, steps in (("trailing", 10), ("leading", 7)):
+            config = diffusers.DDIMScheduler(clip_sample=False, timestep_spacing=spacing).config
+            PNDMKitScheduler.from_config(config, method="ddim").set_timesteps(steps)
 
 
 def test_pndmkit_configs_keep_pndmkit_grids():

@@ -55,7 +55,7 @@ from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
-           "PREDICTION_TYPES", "REFUSED"]
+           "PREDICTION_TYPES", "REFUSED", "ConventionWarning"]
 
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -90,6 +90,10 @@ REFUSED = {
 }
 
 _SPACINGS = ("leading", "linspace", "trailing")
+
+
+class ConventionWarning(UserWarning):
+    """A source convention pndmkit does not reproduce, on a swap it still runs (the message says what differs)."""
 
 
 def _get(config: Any, key: str, default: Any = None) -> Any:
@@ -302,6 +306,8 @@ class Translation:
             final = getattr(src, "final_alpha_cumprod", None)
             end = -1.0 if final is None or float(final) >= 1.0 else 0.0
             grid = steps + [end]
+            if timesteps is None:
+                self._warn_if_inconsistent(steps)
         grid_arr = np.asarray(grid, dtype=np.float64)
         if not np.all(np.diff(grid_arr) < 0):
             fields = ", ".join(f"{key}={self.config[key]!r}" for key in ("timestep_spacing", "steps_offset",
@@ -311,6 +317,23 @@ class Translation:
                              f"pndmkit's time ({grid_arr.tolist()}): a step of length zero (e.g. from t=0 to the "
                              f"end abar_0) cannot be integrated; change one of those fields")
         return Layout(grid_arr, steps, integral, init)
+
+    def _warn_if_inconsistent(self, steps: list) -> None:
+        """DDPM, DDIM and PNDM move a sample from ``t`` to ``t - T // N`` whatever the next timestep is; where the
+        two differ their samples are not the integration of their own timesteps, which pndmkit runs."""
+        T, n = int(self.config.get("num_train_timesteps", 1000)), len(steps)
+        stride = T // n
+        gaps = [a - b for a, b in zip(steps[:-1], steps[1:])]
+        bad = next((i for i, g in enumerate(gaps) if g != stride), None)
+        if bad is None:
+            return
+        t = steps[bad]
+        warnings.warn(f"{self.source} with timestep_spacing={self.config.get('timestep_spacing')!r} and {n} steps moves "
+                      f"each sample from t to t - {T}//{n} = t - {stride}, but evaluates the next one at another "
+                      f"timestep ({t:g} -> {t - stride:g}, then {steps[bad + 1]:g}); pndmkit integrates the timesteps "
+                      f"themselves ({t:g} -> {steps[bad + 1]:g}), so its samples differ from {self.source}'s. For the "
+                      f"same sampler use timestep_spacing='leading' (or 'trailing' with a step count that "
+                      f"divides num_train_timesteps={T})", ConventionWarning, stacklevel=4)
 
     def _time_of_level(self, level: float, timestep: Optional[float]) -> float:
         """pndmkit time of a source noise level (flow/EDM: the sigma; VP: ``s``, snapped to the timestep's
