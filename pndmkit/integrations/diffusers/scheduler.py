@@ -14,6 +14,13 @@ pndmkit's own (no source) uses :func:`pndmkit.grids.make_grid` with ``timestep_s
 ``steps_offset`` for ``leading``, and the last step to ``t = -1`` (``abar = 1``) if ``set_alpha_to_one`` else
 to ``t = 0``.
 
+The pipeline sees the source's conventions: ``timesteps`` are the source's network timesteps at the grid
+points (stages in between get the family's map: the training index, ``1000 sigma`` for flow matching,
+``log(sigma) / 4`` for EDM), ``init_noise_sigma`` is the source's, ``scale_model_input`` divides a sigma
+scheduler's sample by ``sqrt(s^2 + 1)`` (EDM: ``c_in``), and ``step`` returns the sample in the source's
+coordinates. DDPM, DDIM and PNDM move a sample to ``t - T // N`` even where that is not their next timestep;
+pndmkit integrates the timesteps themselves and says so there (a ``ConventionWarning``).
+
 Image-to-image
 --------------
 Pipelines slice ``scheduler.timesteps[t_start * scheduler.order:]`` and call ``set_begin_index`` with that
