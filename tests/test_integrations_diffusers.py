@@ -87,6 +87,7 @@ def test_ddpm_pipeline_equals_sample(unet, name):
     config = diffusers.DDPMScheduler(clip_sample=False).config
     sched = PNDMKitScheduler.from_config(config, method=name)
     pipe = diffusers.DDPMPipeline(unet, sched)
+    assert pipe.scheduler is sched
     pipe.set_progress_bar_config(disable=True)
     with Calls(unet) as calls:
         out = pipe(batch_size=2, num_inference_steps=5, generator=torch.Generator().manual_seed(0),
@@ -106,9 +107,11 @@ def test_ddim_pipeline_equals_sample_and_ddim_scheduler(unet, name):
     pipe.set_progress_bar_config(disable=True)
     run = lambda: pipe(batch_size=2, num_inference_steps=10, generator=torch.Generator().manual_seed(1),  # noqa: E731
                        output_type="np", eta=0.0).images
+    assert type(pipe.scheduler) is diffusers.DDIMScheduler
     theirs = run()
     pipe.scheduler = PNDMKitScheduler.from_config(pipe.scheduler.config, method=name)
     ours = run()
+    assert pipe.scheduler.run.done and pipe.scheduler.nfe == METHODS[name].nfe(10)  # pndmkit's run told them all
     sol = pndmkit.sample(eps_of(unet), noise((2, 1, 8, 8), 1), schedule=pipe.scheduler.schedule, method=name,
                          grid=pipe.scheduler.grid)
     assert_float32_close(pipe.scheduler.run.solution().x, sol.x)
@@ -169,6 +172,7 @@ def sd_pipe(parts, sched):
     pipe = diffusers.StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=None, unet=unet, scheduler=sched,
                                              safety_checker=None, feature_extractor=None,
                                              requires_safety_checker=False)
+    assert pipe.scheduler is sched  # the pipeline runs the scheduler it was given
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -196,7 +200,7 @@ def test_stable_diffusion_equals_guided_sample(sd_parts, name, scale, prediction
     model = guided(net, scale, {"encoder_hidden_states": negative}, schedule=sched.schedule, prediction=kind)
     sol = pndmkit.sample(model, latents, schedule=sched.schedule, method=name, grid=sched.grid,
                          model_kwargs={"encoder_hidden_states": prompt})
-    assert len(calls) == sol.nfe == len(sched.timesteps)
+    assert len(calls) == sol.nfe == len(sched.timesteps) == sched.nfe and sched.run.done  # pndmkit's run told them
     assert {batch for batch, _, _ in calls} == {2 if scale > 1 else 1}
     assert_float32_close(out, sol.x)
 

@@ -99,6 +99,7 @@ FAMILIES = [
     ("EulerDiscreteScheduler", dict(use_karras_sigmas=True), "ddim", 1e-6),
     ("LMSDiscreteScheduler", dict(), "ipndm-v", 1e-6),
     ("EDMEulerScheduler", dict(), "ddim", 2e-6),
+    ("EDMEulerScheduler", dict(prediction_type="v_prediction", sigma_schedule="exponential"), "ddim", 2e-6),
     ("EDMDPMSolverMultistepScheduler", dict(), "dpm-solver++-2m", 3e-6),
     ("FlowMatchEulerDiscreteScheduler", dict(shift=3.0), "euler", 5e-7),
     ("FlowMatchEulerDiscreteScheduler", dict(shift=3.0), "ddim", 5e-7),
@@ -300,6 +301,45 @@ class Calls(list):
 
     def __exit__(self, *exc):
         self.handle.remove()
+
+
+@pytest.fixture(scope="module")
+def unet():
+    torch.manual_seed(0)
+    return diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+                                 layers_per_block=1, norm_num_groups=4, down_block_types=("DownBlock2D",) * 2,
+                                 up_block_types=("UpBlock2D",) * 2).eval()
+
+
+def test_ddim_pipeline_default_config_clips_like_ddim(unet):
+    """DDIMScheduler's default config (clip_sample=True) swapped naively: DDIM with clipped model output."""
+    pipe = diffusers.DDIMPipeline(unet, diffusers.DDIMScheduler())
+    pipe.set_progress_bar_config(disable=True)
+    theirs = counted(pipe.scheduler)
+    run = lambda: pipe(batch_size=2, num_inference_steps=8, generator=torch.Generator().manual_seed(1),  # noqa: E731
+                       output_type="np", use_clipped_model_output=True).images
+    with Calls(unet) as calls_theirs:
+        out_theirs = run()
+    ours = pipe.scheduler = PNDMKitScheduler.from_config(theirs.config, method="ddim")
+    with Calls(unet) as calls_ours:
+        out_ours = run()
+    assert type(theirs) is diffusers.DDIMScheduler and theirs.steps == len(calls_theirs) == 8
+    assert ours.run.done and ours.nfe == len(calls_ours) == 8 and calls_ours == calls_theirs
+    np.testing.assert_allclose(out_ours, out_theirs, rtol=0, atol=2e-6)
+
+
+def test_ddpm_pipeline_default_config(unet):
+    """DDPMScheduler's default config (clip_sample=True): pndmkit's deterministic method on DDPM's own grid."""
+    theirs = diffusers.DDPMScheduler()
+    ours = PNDMKitScheduler.from_config(theirs.config, method="dpm-solver++-2m")
+    pipe = diffusers.DDPMPipeline(unet, ours)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.scheduler is ours
+    with Calls(unet) as calls:
+        pipe(batch_size=1, num_inference_steps=5, output_type="np")
+    theirs.set_timesteps(5)
+    assert calls == theirs.timesteps.double().tolist() == [800, 600, 400, 200, 0] and ours.nfe == 5
+    assert ours.grid[-1] == -1.0  # DDPM ends at abar = 1
 
 
 @pytest.fixture(scope="module")
