@@ -394,6 +394,7 @@ def test_stable_diffusion_naive_swap(sd_parts, source, config, method):
 
 @pytest.mark.parametrize("source, method, ok", [
     ("DDIMScheduler", "ddim", True), ("DPMSolverMultistepScheduler", "dpm-solver++-2m", True),
+    ("EulerDiscreteScheduler", "ddim", True), ("UniPCMultistepScheduler", "unipc-2", True),
     ("DDIMScheduler", "pie", True), ("DDIMScheduler", "prk", True), ("DDIMScheduler", "plms", False),
     ("DDIMScheduler", "f-pndm", False),
 ])
@@ -412,7 +413,7 @@ def test_image_to_image_keeps_the_strength_or_refuses_naming_it(sd_parts, source
     out_theirs, calls_theirs = run_sd(sd_parts, theirs, cls, **kwargs)
     assert ours.nfe == len(calls_ours) == 6 * ours.order and theirs.steps == len(calls_theirs) == 6
     assert calls_ours[0] == calls_theirs[0]  # the strength asked: the same first noise level
-    if method in ("ddim", "dpm-solver++-2m"):
+    if method in ("ddim", "dpm-solver++-2m", "unipc-2"):  # the same method: the same sampler
         assert calls_ours == calls_theirs and rel(out_ours, out_theirs) < 2e-6
 
 
