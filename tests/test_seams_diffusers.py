@@ -216,8 +216,15 @@ def test_set_timesteps_takes_what_diffusers_takes():
     ours.set_timesteps(sigmas=[14.6, 5.0, 1.0, 0.1])
     euler.set_timesteps(sigmas=[14.6, 5.0, 1.0, 0.1])
     assert ours.timesteps.double().tolist() == euler.timesteps.double().tolist()
-    with pytest.raises(ValueError, match="sigmas= cannot be honoured for a DDIMScheduler config"):
-        PNDMKitScheduler.from_config(diffusers.DDIMScheduler(clip_sample=False).config).set_timesteps(sigmas=[1.0])
+    ddim = PNDMKitScheduler.from_config(diffusers.DDIMScheduler(clip_sample=False, set_alpha_to_one=False).config)
+    ddim.set_timesteps(timesteps=[901, 701, 501, 301, 101])  # DDIM's set_timesteps takes neither: pndmkit does
+    assert ddim.timesteps.tolist() == [901, 701, 501, 301, 101] and ddim.grid[-1] == 0.0  # DDIM's end, abar_0
+    ddim.set_timesteps(sigmas=[10.0, 1.0, 0.1, 0.0])
+    np.testing.assert_allclose(ddim.schedule.s(ddim.grid[:-1]), [10.0, 1.0, 0.1], rtol=1e-9)
+    with pytest.raises(ValueError, match="must decrease and end above the DDIMScheduler config's end point t=0"):
+        ddim.set_timesteps(timesteps=[500, 600])
+    with pytest.raises(ValueError, match="mu= cannot be honoured for a DDIMScheduler config"):
+        ddim.set_timesteps(5, mu=0.5)
     with pytest.raises(ValueError, match="mu= cannot be honoured"):
         PNDMKitScheduler(method="ddim").set_timesteps(5, mu=0.5)
     native = PNDMKitScheduler(method="ddim")

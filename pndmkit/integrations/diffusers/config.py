@@ -271,6 +271,10 @@ class Translation:
         """
         src = self.source_scheduler()
         accepted = set(inspect.signature(src.set_timesteps).parameters)
+        custom = timesteps if timesteps is not None else sigmas
+        if self.family == "vp" and custom is not None and num_inference_steps is None and mu is None and (
+                ("timesteps" if timesteps is not None else "sigmas") not in accepted):
+            return self._custom_layout(timesteps, sigmas)
         kwargs: dict[str, Any] = {}
         for name, value in (("num_inference_steps", num_inference_steps), ("timesteps", timesteps),
                             ("sigmas", sigmas), ("mu", mu)):
@@ -317,6 +321,29 @@ class Translation:
                              f"pndmkit's time ({grid_arr.tolist()}): a step of length zero (e.g. from t=0 to the "
                              f"end abar_0) cannot be integrated; change one of those fields")
         return Layout(grid_arr, steps, integral, init)
+
+    def _custom_layout(self, timesteps: Any, sigmas: Any) -> Layout:
+        """Custom step starts on a VP source whose ``set_timesteps`` does not take them (DDIM, PNDM): training
+        indices as given, or noise-to-signal ratios ``s`` (a trailing 0 dropped), ending where the source ends."""
+        src = self.source_scheduler()
+        final = getattr(src, "final_alpha_cumprod", None)
+        if final is not None or self.source == "DDPMScheduler":
+            end = -1.0 if final is None or float(final) >= 1.0 else 0.0
+        else:  # a sigma scheduler: where its own grids end
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                src.set_timesteps(10)
+            end = self._time_of_level(float(src.sigmas[-1]), None)
+        custom = timesteps if timesteps is not None else sigmas
+        values = [float(v) for v in (custom.tolist() if hasattr(custom, "tolist") else custom)]
+        if sigmas is not None:
+            values = [self._time_of_level(v, None) for v in values if v != 0.0]
+        grid = np.asarray(values + [end], dtype=np.float64)
+        name = "timesteps" if timesteps is not None else "sigmas"
+        if not (len(grid) > 1 and np.all(np.diff(grid) < 0)):
+            raise ValueError(f"{name}={custom!r} must decrease and end above the {self.source} config's end point "
+                             f"t={end:g}")
+        return Layout(grid, [float(t) for t in grid[:-1]], all(float(t).is_integer() for t in grid[:-1]), 1.0)
 
     def _warn_if_inconsistent(self, steps: list) -> None:
         """DDPM, DDIM and PNDM move a sample from ``t`` to ``t - T // N`` whatever the next timestep is; where the
