@@ -18,8 +18,9 @@ torch = pytest.importorskip("torch")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 diffusers = pytest.importorskip("diffusers")
 
+import pndmkit  # noqa: E402
 from pndmkit.integrations.diffusers import (PNDMKitScheduler, SOURCES, ConventionWarning, network_model,  # noqa: E402
-                                            translate)
+                                            schedule_from_config, translate)
 
 pytestmark = [pytest.mark.peers, pytest.mark.torch]
 
@@ -289,6 +290,9 @@ def test_translate_reads_families_and_the_network_loader_uses_it():
     assert (tr.family, tr.told_prediction, repr(tr.schedule)) == ("edm", "x0", "EDM(sigma_min=0.002, sigma_max=80.0)")
     model = network_model(lambda x, t: x, diffusers.FlowMatchEulerDiscreteScheduler().config)
     assert model.prediction == "flow" and model.network_time(0.5) == 500.0
+    config = diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0).config  # an Integrator built on the config's schedule
+    integrator = pndmkit.get_method("euler").build(schedule_from_config(config))
+    assert PNDMKitScheduler.from_config(config, method=integrator).config.method == "euler"
 
 
 # -- pipelines --------------------------------------------------------------------------------------------

@@ -59,7 +59,7 @@ from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, La
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.run import Run
-from pndmkit.schedules import DiscreteVP, NoiseSchedule
+from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
 
 __all__ = ["PNDMKitScheduler", "evaluation_times"]
 
@@ -93,6 +93,8 @@ def evaluation_times(integrator: Integrator, grid: Any, prediction: str = "eps")
 def _same_schedule(a: NoiseSchedule, b: NoiseSchedule) -> bool:
     if isinstance(a, DiscreteVP) and isinstance(b, DiscreteVP):
         return np.array_equal(a.betas, b.betas)
+    if isinstance(a, FlowMatching) and isinstance(b, FlowMatching):  # the shift moves default grids, not the process
+        return a.t_max == b.t_max
     return type(a) is type(b) and repr(a) == repr(b)
 
 
@@ -200,11 +202,6 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             self.register_to_config(trained_betas=np.asarray(trained_betas, dtype=np.float64).tolist())
         self._method = method
         self._configure()
-        if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
-            name = method.name
-            registered = isinstance(method, MethodSpec) or (
-                name in _registry() and repr(_registry()[name].build(self.schedule)) == repr(method))
-            self.register_to_config(method=name if registered else f"{_MARKER}{name or 'unnamed'}")
         self.num_inference_steps: Optional[int] = None
         self.grid: Optional[np.ndarray] = None
         self.timesteps: Optional[torch.Tensor] = None
@@ -220,6 +217,12 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self.translation: Translation = translate(dict(self.config))
         self.schedule = self.translation.schedule
         self.integrator = _integrator(self._method, self.schedule)
+        method = self._method
+        if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
+            name = method.name
+            registered = isinstance(method, MethodSpec) or (
+                name in _registry() and repr(_registry()[name].build(self.schedule)) == repr(method))
+            self.register_to_config(method=name if registered else f"{_MARKER}{name or 'unnamed'}")
         src = self.translation.source_scheduler()
         init = 1.0 if src is None else getattr(src, "init_noise_sigma", 1.0)
         self.init_noise_sigma = float(init.item() if hasattr(init, "item") else init)
