@@ -21,7 +21,9 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from pndmkit.estimators import AdamsPC, GradientEstimator, LinearMultistep, RungeKutta, Warmup
+from pndmkit.adams import AdamsPC, LinearMultistep
+from pndmkit.estimators import GradientEstimator, Warmup
+from pndmkit.runge_kutta import RungeKutta
 from pndmkit.integrator import Integrator
 from pndmkit.methods import MethodSpec
 from pndmkit.schedules import CosineVP, FlowMatching

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from analysis._tables import Log, stderr_log, study_main, write_csv
+from analysis.tables import Log, stderr_log, study_main, write_csv
 
 COLUMNS = ["source", "steps", "k", "t", "t_prev", "rel_change_median", "rel_change_q10", "rel_change_q90",
            "cosine_median", "cosine_q10", "cosine_q90", "cos_gap_median", "cos_gap_q10", "cos_gap_q90", "n_samples"]
@@ -66,7 +66,7 @@ def change_rows(source: str, steps: int, times: list, values: list) -> list[dict
 
 
 def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
-    from analysis import _digits
+    from analysis import shipped_digits
     from pndmkit.problems import get_problem
     from pndmkit.schedules import DiscreteVP
 
@@ -78,15 +78,15 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
         rows += change_rows("gmm32d", steps, *recorded_eps(lambda x, t: problem.eps(x, t, schedule), x_T,
                                                            schedule, steps))
     try:
-        digits = _digits.load()
-    except _digits.Unavailable as exc:
+        digits = shipped_digits.load()
+    except shipped_digits.Unavailable as exc:
         log(f"    digits part skipped: {exc}")
     else:
         import torch
 
         with torch.inference_mode():
             for steps in size["steps"]:
-                rows += change_rows("digits", steps, *recorded_eps(digits.model, _digits.noise(size["n_digits"]),
+                rows += change_rows("digits", steps, *recorded_eps(digits.model, shipped_digits.noise(size["n_digits"]),
                                                                    digits.schedule, steps))
     for r in rows:
         if r["k"] in (1, r["steps"] - 1):

@@ -13,7 +13,7 @@ For each NFE budget (default 5, 6, 8, 10):
 
 The JSON is rewritten after each budget, so an interrupted run keeps what it finished.
 
-Held-out noises are noises ``calibration .. calibration + heldout - 1`` of ``pndmkit.nn.initial_noise`` (seed
+Held-out noises are noises ``calibration .. calibration + heldout - 1`` of ``pndmkit.noise.per_sample_noise`` (seed
 0); the network's calibration noises are ``0 .. calibration - 1``; the surrogate's come from seed 1, so no
 noise of either optimisation is a held-out one. Errors are RMS over the held-out samples and pixels in the
 network's units (x 127.5 for grey levels) against DOP853 in float64 at ``rtol = 1e-8`` (reference error
@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from pndmkit.methods import get_method
+from pndmkit.noise import per_sample_noise
 from pndmkit.stability import StabilityWarning
 from pndmkit.studies import grid_opt
 from pndmkit.studies.real import steps_for_nfe
@@ -109,7 +110,7 @@ def x0_gap(model: str, surrogate: str, schedule, shape, n: int = 16, steps: int 
     eps_net = load_model(model, schedule)[0]
     gm = get_problem(surrogate)
     ts = np.linspace(schedule.t_start, 0.0, steps + 1)
-    x = torch.from_numpy(grid_opt._noises(0, n, shape, 0))
+    x = torch.from_numpy(per_sample_noise(range(n), shape, 0).astype(np.float64))
     gap, moved, prev = [], [], None
     for a, b in zip(ts[:-1], ts[1:]):
         aa, ab = float(schedule.abar(a)), float(schedule.abar(b))

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis._tables import Log, stderr_log, study_main, write_json
+from analysis.tables import Log, stderr_log, study_main, write_json
 
 CLASSICAL = ["euler", "fon"]
 PSEUDO = ["ddim", "f-pndm"]
@@ -90,11 +90,11 @@ def mixture_case(name: str, size: dict[str, Any], n: int, with_points: bool) -> 
 
 def digits_case(size: dict[str, Any], log: Log) -> dict[str, Any] | None:
     """The same norms on the shipped digits model; the exact RMS follows from the data's second moment."""
-    from analysis import _digits
+    from analysis import shipped_digits
 
     try:
-        digits = _digits.load()
-    except _digits.Unavailable as exc:
+        digits = shipped_digits.load()
+    except shipped_digits.Unavailable as exc:
         log(f"    digits part skipped: {exc}")
         return None
     import torch
@@ -106,8 +106,8 @@ def digits_case(size: dict[str, Any], log: Log) -> dict[str, Any] | None:
     times = make_grid(schedule, size["steps"], "leading")
     m2 = float(load_digits_images()[0].double().pow(2).mean())  # E ||x_0||^2 / d
     abar = np.asarray(schedule.abar(times), dtype=np.float64)
-    x_T = _digits.noise(size["n_digits"], seed=0)
-    case: dict[str, Any] = {"dim": int(np.prod(_digits.IMAGE_SHAPE)), "times": times,
+    x_T = shipped_digits.noise(size["n_digits"], seed=0)
+    case: dict[str, Any] = {"dim": int(np.prod(shipped_digits.IMAGE_SHAPE)), "times": times,
                             "expected_norm": np.sqrt(abar * m2 + 1.0 - abar), "methods": {},
                             "model": digits.description}
     with torch.inference_mode():

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from analysis._tables import Log, stderr_log, study_main, write_json
+from analysis.tables import Log, stderr_log, study_main, write_json
 from pndmkit.studies.convergence import DEFAULT_STEPS, make_study, run_study
 from pndmkit.studies.reports import order_json
 

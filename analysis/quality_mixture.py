@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._tables import Log, stderr_log, study_main, write_csv
+from analysis.tables import Log, stderr_log, study_main, write_csv
 
 COLUMNS = ["problem", "schedule", "method", "steps", "nfe", "sw", "nll", "err", "n_samples", "seconds"]
 METHODS = ["ddim", "fon", "pf", "s-pndm", "f-pndm", "prk-s", "f-pndm-s"]

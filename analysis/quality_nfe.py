@@ -1,4 +1,4 @@
-"""Digits-FID at equal NFE budgets with paired bootstrap intervals, and the abstract's claim (issue 15).
+"""Digits-FID at equal NFE budgets with paired bootstrap intervals, and the abstract's claim.
 
 The shipped digits model (a DDPM UNet on the discrete linear schedule, 1000 training steps) samples the same
 ``n`` initial noises (seed 0) with every method at every NFE budget (the largest step count whose run fits it,
@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis._tables import Log, read_json, stderr_log, study_main, write_csv, write_json
+from analysis.tables import Log, read_json, stderr_log, study_main, write_csv, write_json
 
 COLUMNS = ["method", "nfe_budget", "steps", "nfe", "fid", "fid_low", "fid_high", "fid_sd", "to_converged",
            "to_converged_low", "to_converged_high", "to_best", "to_best_low", "to_best_high", "n_samples",
@@ -125,19 +125,19 @@ def plan(size: dict[str, Any]) -> dict[tuple[str, int], list[int]]:
 def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
     """Sample, compute features and intervals, write the table and ``<stem>_claim.json``.
 
-    Raises ``analysis._digits.Unavailable`` without the model or the feature network.
+    Raises ``analysis.shipped_digits.Unavailable`` without the model or the feature network.
     """
-    from analysis import _digits
+    from analysis import shipped_digits
     from analysis import quality_intervals as qi
     from pndmkit.nn.frechet import digits_features
 
-    digits = _digits.load()
-    fid = _digits.fid_function()
+    digits = shipped_digits.load()
+    fid = shipped_digits.fid_function()
     size = sizes(quick)
     n, runs = size["n"], plan(size)
     total = sum(_nfe_of(m, s) for m, s in runs)
     log(f"    {digits.description}; {n} samples, {len(runs)} runs, {total} evaluations per sample")
-    x_T = _digits.noise(n, seed=0)
+    x_T = shipped_digits.noise(n, seed=0)
     ref = qi.FrechetReference.digits()
     store = path.with_name(path.name + ".features.npz")
     features, meta = _load_features(store, n)
@@ -145,8 +145,8 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
         key = f"{method}|{steps}"
         if key in features:
             continue
-        x, nfe, seconds = _digits.run_sampler(digits, x_T, method, steps, grid=GRID)
-        f = (digits_features(x).astype(np.float64) if _digits.finite_images(x)
+        x, nfe, seconds = shipped_digits.run_sampler(digits, x_T, method, steps, grid=GRID)
+        f = (digits_features(x).astype(np.float64) if shipped_digits.finite_images(x)
              else np.full((n, ref.mean.size), np.nan))  # a diverged run: NaN distances, NaN intervals
         features[key], meta[key] = f, (nfe, seconds)
         log(f"    {method:16s} {steps:5d} steps  NFE {nfe:5d}  digits-FID {float(ref.distance(f)):8.3f}  "
@@ -161,7 +161,7 @@ def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
         return qi.difference_interval(ref, features[a], features[b], draws[a], draws[b])
 
     rows = []
-    mean, sd = _digits.data_fid_floor(fid, min(n, 1797))
+    mean, sd = shipped_digits.data_fid_floor(fid, min(n, 1797))
     rows.append({"method": "data", "fid": mean, "fid_sd": sd, "n_samples": n})
     for budget in size["nfes"]:
         keys = [f"{m}|{s}" for (m, s), budgets in runs.items() if budget in budgets]

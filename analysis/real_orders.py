@@ -1,4 +1,4 @@
-"""Convergence on the shipped digits UNet next to a Gaussian mixture on the same schedule and grid (issue 15).
+"""Convergence on the shipped digits UNet next to a Gaussian mixture on the same schedule and grid.
 
 The network study is :func:`pndmkit.studies.real.model_study` (DOP853 float64 reference from the same noises,
 error checked at half tolerance); the mixture study is :func:`pndmkit.studies.convergence.make_study` on the

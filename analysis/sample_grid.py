@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis._tables import Log, stderr_log, study_main
+from analysis.tables import Log, stderr_log, study_main
 
 NFES = [5, 6, 8, 10]
 SIZES = {False: {"nfes": NFES, "batch": 4, "rtol": 1e-9, "methods": None},
@@ -36,17 +36,17 @@ SIZES = {False: {"nfes": NFES, "batch": 4, "rtol": 1e-9, "methods": None},
 
 
 def run(path: Path, quick: bool = False, log: Log = stderr_log) -> Path:
-    """Compute the grid (raises ``analysis._digits.Unavailable`` without the shipped model).
+    """Compute the grid (raises ``analysis.shipped_digits.Unavailable`` without the shipped model).
 
     The reference is cached in ``real_cache`` beside ``path`` (shared with :mod:`analysis.real_orders`).
     """
     import torch
 
     import pndmkit
-    from analysis import _digits, quality_nfe
+    from analysis import shipped_digits, quality_nfe
     from pndmkit.studies.real import PIXEL_SCALE, model_study, steps_for_nfe
 
-    digits = _digits.load()  # the same checks and messages as the other digits studies
+    digits = shipped_digits.load()  # the same checks and messages as the other digits studies
     size = SIZES[quick]
     methods = size["methods"] or quality_nfe.METHODS
     log(f"    converged reference of {size['batch']} noises (cached in {path.parent / 'real_cache'})")

@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = Config(out=out.resolve(), results=results.resolve(), quick=args.quick, recompute=args.recompute,
                  threads=args.threads, command=command_line(argv))
     if args.threads:
-        from analysis._tables import set_threads
+        from analysis.tables import set_threads
 
         set_threads(args.threads)
     t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from analysis._tables import read_csv, read_json, write_json  # noqa: F401  (re-exported)
+from analysis.tables import read_csv, read_json, write_json  # noqa: F401  (re-exported)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "paper_figures" / "out"

@@ -40,11 +40,11 @@ def _show(ax, images: np.ndarray) -> None:
 
 
 def make(cfg: Config) -> Outcome:
-    from analysis import _digits, sample_grid
+    from analysis import shipped_digits, sample_grid
 
     try:
         path = study(cfg, "sample_grid.npz", sample_grid)
-    except _digits.Unavailable as exc:
+    except shipped_digits.Unavailable as exc:
         return Outcome(NAME, skipped=str(exc))
     data = np.load(path)
     if "errors" not in data:

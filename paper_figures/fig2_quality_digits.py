@@ -134,11 +134,11 @@ def draw(rows: list[dict], orders: dict[str, Any], claim: dict[str, Any]) -> Any
 
 
 def make(cfg: Config) -> Outcome:
-    from analysis import _digits, quality_nfe
+    from analysis import shipped_digits, quality_nfe
 
     try:
         path = study(cfg, "quality_nfe.csv", quality_nfe)
-    except _digits.Unavailable as exc:
+    except shipped_digits.Unavailable as exc:
         return Outcome(NAME, skipped=str(exc))
     rows = read_csv(path)
     claim_file = quality_nfe.claim_path(path)

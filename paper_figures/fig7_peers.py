@@ -19,7 +19,7 @@ PEERS = list(PEER_COLOURS)
 #: the summary panel's lines: compare.json key, colour, marker, where its labels go, legend text
 SUMMARIES = (("by_nfe", "k", "o", "below", "every pndmkit grid (by_nfe)"),
              ("by_nfe_shared_grids", "#d95f02", "^", "above", "diffusers' grids only (by_nfe_shared_grids)"))
-#: the head-to-head goals (issue 12): 0.5 on every grid, 1.0 on diffusers' grids
+#: the head-to-head goals: 0.5 on every grid, 1.0 on diffusers' grids
 GOALS = ((1.0, "-", None), (0.5, ":", "goal 0.5 (every grid)"))
 
 

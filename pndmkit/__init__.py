@@ -8,13 +8,15 @@ estimate) + a transfer map (the DDIM-derived ``phi`` of eq. 9, or the classical 
 ('N + 9', 'pseudo', 'ipndm')
 """
 
-from pndmkit.estimators import AdamsPC, GradientEstimator, LinearMultistep, RungeKutta, Single, Step, Warmup
-from pndmkit.grids import make_grid
-from pndmkit.integrator import Integrator, Solution
+from pndmkit.adams import AdamsPC, LinearMultistep
+from pndmkit.estimators import GradientEstimator, Single, Step, Warmup
+from pndmkit.grids import GRID_KINDS, make_grid
+from pndmkit.integrator import Integrator
 from pndmkit.methods import METHODS, MethodSpec, get_method, register_method, unregister_method
-from pndmkit.models import as_eps, to_eps
-from pndmkit.run import Run
-from pndmkit.sampling import CONVENTIONS, sample
+from pndmkit.models import as_eps, guided, to_eps
+from pndmkit.run import Run, Solution
+from pndmkit.runge_kutta import RungeKutta
+from pndmkit.sampling import CONVENTIONS, PriorScaleWarning, sample
 from pndmkit.schedules import (EDM, VE, CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP, NoiseSchedule,
                                VPSchedule)
 from pndmkit.stability import StabilityWarning
@@ -27,6 +29,6 @@ __all__ = [
     "Integrator", "Run", "Solution", "GradientEstimator", "Step", "Single", "RungeKutta", "LinearMultistep",
     "AdamsPC", "Warmup", "Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer",
     "NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching", "CustomSchedule",
-    "make_grid", "as_eps", "to_eps",
-    "StabilityWarning",
+    "make_grid", "GRID_KINDS", "as_eps", "to_eps", "guided",
+    "StabilityWarning", "PriorScaleWarning",
 ]

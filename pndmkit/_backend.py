@@ -10,7 +10,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["is_torch", "check_array", "match_dtype", "all_finite", "dtype_name", "lincomb", "LinComb"]
+__all__ = ["is_torch", "check_array", "match_dtype", "cast", "read_only", "version_counter", "concatenate", "to_host_float64", "from_host", "all_finite",
+           "dtype_name", "lincomb", "LinComb"]
+
+#: tensor dtypes numpy shares; others (bfloat16) travel to and from the host as float32
+_HOST_SHARED = ("float64", "float32", "float16")
 
 
 def is_torch(x: Any) -> bool:
@@ -57,6 +61,76 @@ def match_dtype(e: Any, like: Any) -> Any:
     if e.dtype == like.dtype:
         return e
     return e.to(like.dtype) if is_torch(e) else e.astype(like.dtype)
+
+
+def cast(x: Any, dtype: str) -> Any:
+    """``x`` in the floating dtype named ``dtype`` (``"float32"``, ``"bfloat16"``, ...), on its own device.
+
+    The one place the core changes an array's dtype by name (numpy ``astype``, torch ``to``); ``x`` itself
+    when it already has that dtype.
+
+    >>> cast(np.ones(2, dtype=np.float32), "float64").dtype
+    dtype('float64')
+    """
+    if dtype_name(x) == dtype:
+        return x
+    if is_torch(x):
+        import torch
+
+        return x.to(getattr(torch, dtype))
+    return x.astype(dtype)
+
+
+def to_host_float64(x: Any) -> np.ndarray:
+    """A float64 numpy copy of ``x`` on the host (numpy arrays, tensors on any device, lists).
+
+    A tensor goes to the host in its own dtype (float32 for bfloat16, which numpy lacks) and is widened by
+    numpy, so no float64 tensor is ever created on the device (Apple MPS has none). Paired with
+    :func:`from_host`; these are the host round trips of reference-style code (the adaptive solver, the
+    analytic problems), never of the sampling hot path.
+    """
+    if is_torch(x):
+        x = x.detach()
+        return (x if dtype_name(x) in _HOST_SHARED else x.float()).cpu().numpy().astype(np.float64)
+    return np.asarray(x, dtype=np.float64)
+
+
+def from_host(v: np.ndarray, like: Any) -> Any:
+    """``v`` (a host float64 array) as an array of the type, dtype and device of ``like``.
+
+    Tensors are narrowed on the host first (to ``like``'s dtype, or float32 for bfloat16), then moved.
+    """
+    if is_torch(like):
+        import torch
+
+        host_dtype = dtype_name(like) if dtype_name(like) in _HOST_SHARED else "float32"
+        host = torch.from_numpy(np.ascontiguousarray(v, dtype=host_dtype))
+        return host.to(like.dtype).to(like.device)
+    return np.asarray(v).astype(like.dtype, copy=False)
+
+
+def read_only(x: Any) -> Any:
+    """A read-only view of a numpy array (the same data, no copy); a tensor unchanged (torch has no
+    read-only tensors: see :func:`version_counter`)."""
+    if isinstance(x, np.ndarray) and x.flags.writeable:
+        x = x.view()
+        x.flags.writeable = False
+    return x
+
+
+def version_counter(x: Any) -> Any:
+    """torch's in-place version counter of a tensor (it grows with every in-place write; reading it does not
+    synchronise a device), ``None`` for a numpy array."""
+    return x._version if is_torch(x) else None
+
+
+def concatenate(arrays: Sequence[Any]) -> Any:
+    """Join arrays of one kind (numpy or torch) along the first axis."""
+    if is_torch(arrays[0]):
+        import torch
+
+        return torch.cat(list(arrays))
+    return np.concatenate(list(arrays))
 
 
 def all_finite(x: Any) -> bool:

@@ -13,47 +13,20 @@ model still sees its own dtype and device), so PF is a reference-style baseline,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.integrate import solve_ivp
 
-from pndmkit._backend import dtype_name, is_torch
-from pndmkit.integrator import Callback, Model, Solution, _checked
+from pndmkit._backend import concatenate, from_host, to_host_float64
+from pndmkit.models import CountedModel, Model
+from pndmkit.run import Callback, Solution
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["AdaptiveIntegrator"]
-
-
-#: tensor dtypes numpy shares; others (bfloat16) travel to and from the host as float32
-_SHARED = ("float64", "float32", "float16")
-
-
-def _host_dtype(x: Any) -> str:
-    name = dtype_name(x)
-    return name if name in _SHARED else "float32"
-
-
-def _to_numpy(x: Any) -> NDArray[np.float64]:
-    """A float64 host copy. A tensor goes to the host in its own dtype (float32 for bfloat16, which numpy
-    lacks) and is widened by numpy: no float64 tensor is ever created, on any device."""
-    if is_torch(x):
-        x = x.detach()
-        return (x if dtype_name(x) in _SHARED else x.float()).cpu().numpy().astype(np.float64)
-    return np.asarray(x, dtype=np.float64)
-
-
-def _like(v: NDArray[np.float64], like: Any) -> Any:
-    """``v`` as an array of the type, dtype and device of ``like``; tensors are narrowed on the host first."""
-    if is_torch(like):
-        import torch
-
-        host = torch.from_numpy(np.ascontiguousarray(v, dtype=_host_dtype(like)))
-        return host.to(like.dtype).to(like.device)
-    return v.astype(like.dtype, copy=False)
 
 
 @dataclass(frozen=True)
@@ -73,6 +46,12 @@ class AdaptiveIntegrator:
         is singular at the end (``abar = 1``).
     name : str
         Name reported in the :class:`~pndmkit.integrator.Solution`.
+    per_sample : bool
+        Control the step size of every sample (entry of the first axis) on its own: each is integrated as a batch
+        of one, so a sample does not depend on the batch it is drawn in (the model is then called with batches
+        of one; ``nfe`` is the total over the samples). Default ``False``: one step-size control for the whole
+        batch (one model call per stage for all samples), whose accepted steps, and so the samples, change
+        slightly with the batch (by up to the tolerances).
     """
 
     schedule: NoiseSchedule
@@ -81,6 +60,7 @@ class AdaptiveIntegrator:
     solver: str = "RK45"
     variable: str = "auto"
     name: str = "pf"
+    per_sample: bool = False
 
     @property
     def kind(self) -> str:
@@ -94,19 +74,29 @@ class AdaptiveIntegrator:
             raise ValueError("an adaptive integrator cannot resume from a multistep state")
         if self.variable not in ("auto", "t", "s"):
             raise ValueError(f"variable must be 'auto', 't' or 's', got {self.variable!r}")
+        if self.per_sample and len(x.shape) >= 1 and x.shape[0] > 1:
+            parts = [dataclasses.replace(self, per_sample=False).solve(model, x[i:i + 1], grid,
+                                                                       check_finite=check_finite)
+                     for i in range(x.shape[0])]
+            x_end = concatenate([p.x for p in parts])
+            if callback is not None:
+                callback(float(grid[-1]), x_end, None)
+            times = max((p.times for p in parts), key=len)
+            return Solution(x=x_end, nfe=sum(p.nfe for p in parts), times=times, method=self.name)
         sched = self.schedule
+        from scipy.integrate import solve_ivp  # not at import: `import pndmkit` stays light
+
         t0, t1 = float(grid[0]), float(grid[-1])
-        count = [0]
-        g = _checked(model, x, count, check_finite)
+        g = CountedModel(model, x, check_finite)
         shape = tuple(x.shape)
         variable = self.variable
         if variable == "auto":
             variable = "t" if _regular(sched, t1) else "s"
 
         def eps(v: NDArray[np.float64], t: float) -> NDArray[np.float64]:
-            return _to_numpy(g(_like(v.reshape(shape), x), t)).ravel()
+            return to_host_float64(g(from_host(v.reshape(shape), x), t)).ravel()
 
-        x0 = _to_numpy(x).ravel()
+        x0 = to_host_float64(x).ravel()
         if variable == "t":
             def rhs(t, v):
                 c_x, c_e = sched.ode_coefficients(t)
@@ -126,11 +116,11 @@ class AdaptiveIntegrator:
                             rtol=self.rtol, atol=self.atol)
             end, ts = sol.y[:, -1] / y_per_x(s1, t1), np.asarray(sched.t_from_s(np.maximum(sol.t, 0)))
         if sol.status != 0:
-            raise RuntimeError(f"{self.solver} failed after {count[0]} evaluations: {sol.message}")
-        x_end = _like(end.reshape(shape), x)
+            raise RuntimeError(f"{self.solver} failed after {g.nfe} evaluations: {sol.message}")
+        x_end = from_host(end.reshape(shape), x)
         if callback is not None:
             callback(t1, x_end, None)
-        return Solution(x=x_end, nfe=count[0], times=np.asarray(ts, dtype=np.float64), method=self.name)
+        return Solution(x=x_end, nfe=g.nfe, times=np.asarray(ts, dtype=np.float64), method=self.name)
 
 
 def _regular(schedule: NoiseSchedule, t: float) -> bool:

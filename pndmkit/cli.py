@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import math
 import os
 import re
 import signal
@@ -42,9 +41,11 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-from pndmkit._checks import MAX_STEPS
+from pndmkit.commands.args import (MAX_STEPS, finite_float, fraction, nonnegative_float, nonnegative_int,
+                                   positive_float, positive_int, step_count)
 from pndmkit.errors import UsageError
 
+# the argparse value types live in pndmkit.commands.args (the sub-commands use them); these names stay here too
 __all__ = ["main", "build_parser", "positive_int", "nonnegative_int", "step_count", "finite_float",
            "positive_float", "nonnegative_float", "fraction", "MAX_STEPS"]
 
@@ -54,57 +55,8 @@ COMMANDS = ("methods", "order", "coefficients", "compare", "sample", "train", "g
 #: exit status for bad input (argparse's) and for a run that produced non-finite values
 EXIT_USAGE, EXIT_FAILED = 2, 1
 
-#: the most steps (or model calls) a command-line option accepts: 100 times the 1000 of a DDPM table, far
-#: past where any error stops falling, and still minutes rather than hours on the built-in problems
-
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                 PermissionError)
-
-
-# -- argument types ---------------------------------------------------------------------------------
-def _number(text: str, kind: type, test: Any, allowed: str) -> Any:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
-    if not test(value):
-        raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    return _number(text, int, lambda v: v >= 1, "an integer >= 1")
-
-
-def nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
-
-
-def step_count(text: str) -> int:
-    """argparse type: a number of steps or model calls, an integer in ``[1, MAX_STEPS]``."""
-    return _number(text, int, lambda v: 1 <= v <= MAX_STEPS, f"an integer in [1, {MAX_STEPS}]")
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite number."""
-    return _number(text, float, math.isfinite, "a finite number")
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
-
-
-def nonnegative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
-
-
-def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1)."""
-    return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 # -- parser -------------------------------------------------------------------------------------------
@@ -284,7 +236,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (bad input: one line on stderr, then ``SystemExit(2)``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from pndmkit.commands._plugins import PLUGIN_ENV, load_plugins
+    from pndmkit.commands.plugins import PLUGIN_ENV, load_plugins
 
     try:  # user methods registered by modules named in PNDMKIT_PLUGINS or by installed entry points
         load_plugins()

@@ -48,7 +48,6 @@ import numpy as np
 from pndmkit._backend import LinComb
 from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator, Step
-from pndmkit.integrator import Integrator
 from pndmkit.variables import exact_weights, is_finite_step
 
 __all__ = ["ExponentialMultistep", "UniPC", "dpm_solver_multistep", "deis_multistep",
@@ -184,12 +183,12 @@ class ExponentialMultistep(GradientEstimator):
         order = _check_order(order)
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-        self.order_, self.weights = order, weights
+        self.formula_order, self.weights = order, weights
         self.lower_order_final = check_bool(lower_order_final, "lower_order_final")
         self.few_steps = _check_few_steps(few_steps)
 
     def __repr__(self) -> str:
-        return (f"ExponentialMultistep(order={self.order_}, weights={self.weights!r}, "
+        return (f"ExponentialMultistep(order={self.formula_order}, weights={self.weights!r}, "
                 f"lower_order_final={self.lower_order_final}, few_steps={self.few_steps})")
 
     def init(self, x, t, phi, times):
@@ -197,14 +196,14 @@ class ExponentialMultistep(GradientEstimator):
 
     def observe(self, state, t, e):
         progress, history = state
-        return (progress.next(), (((t, e),) + history)[: self.order_ - 1])
+        return (progress.next(), (((t, e),) + history)[: self.formula_order - 1])
 
     def step(self, x, t, t_next, phi, state):
         progress, history = state
         sign = _log_sign(phi)
         e = yield x, t
-        new_state = (progress.next(), (((t, e),) + history)[: self.order_ - 1])
-        k = progress.cap(min(self.order_, len(history) + 1))
+        new_state = (progress.next(), (((t, e),) + history)[: self.formula_order - 1])
+        k = progress.cap(min(self.formula_order, len(history) + 1))
         past = history[: k - 1]
         nodes = [t] + [tk for tk, _ in past]
         if k == 1 or not is_finite_step("lambda", phi, nodes + [t_next]):
@@ -218,9 +217,9 @@ class ExponentialMultistep(GradientEstimator):
     def full_order(self, phi: Any) -> int:
         """Order of the formula once the history is full (local error ``O(h^(p + 1))``)."""
         _log_sign(phi)
-        if self.weights == "dpm-solver" and self.order_ == 3:
+        if self.weights == "dpm-solver" and self.formula_order == 3:
             return 2  # D2 weighted by half its exact mean (module docstring)
-        return self.order_
+        return self.formula_order
 
     def order(self, phi):
         return min(self.full_order(phi), 2)  # the ramp's first step is first order
@@ -282,12 +281,12 @@ class UniPC(GradientEstimator):
         order = _check_order(order)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        self.order_, self.variant = order, variant
+        self.formula_order, self.variant = order, variant
         self.lower_order_final = check_bool(lower_order_final, "lower_order_final")
         self.corrector = check_bool(corrector, "corrector")
 
     def __repr__(self) -> str:
-        return (f"UniPC(order={self.order_}, variant={self.variant!r}, lower_order_final={self.lower_order_final}, "
+        return (f"UniPC(order={self.formula_order}, variant={self.variant!r}, lower_order_final={self.lower_order_final}, "
                 f"corrector={self.corrector})")
 
     def init(self, x, t, phi, times):
@@ -295,7 +294,7 @@ class UniPC(GradientEstimator):
 
     def observe(self, state, t, e):
         progress, history, _ = state
-        return (progress.next(), (((t, e),) + history)[: self.order_], None)
+        return (progress.next(), (((t, e),) + history)[: self.formula_order], None)
 
     def _kappa(self, H: float) -> float:
         return 1.0 if self.variant == "bh2" else (H / _one_minus_exp(H) if H != 0 else 1.0)
@@ -325,18 +324,18 @@ class UniPC(GradientEstimator):
                 w = self._weights(p + 1, nodes, t_prev, t, phi, sign, fixed_half=p == 1)
                 arrays = [history[0][1], m] + [ek for _, ek in history[1:p]]
                 x_c = phi(x_prev, LinComb(w, arrays), t_prev, t)
-        k = progress.cap(min(self.order_, len(history) + 1))
+        k = progress.cap(min(self.formula_order, len(history) + 1))
         nodes = [t] + [tk for tk, _ in history[: k - 1]]
         if not is_finite_step("lambda", phi, nodes + [t_next]):
             k, nodes = 1, [t]
         w = self._weights(k, nodes, t, t_next, phi, sign, fixed_half=k == 2)
         e = LinComb(w, [m] + [ek for _, ek in history[: k - 1]])
-        new_history = (((t, m),) + history)[: self.order_]
+        new_history = (((t, m),) + history)[: self.formula_order]
         return Step((progress.next(), new_history, (t, x_c, k)), x=phi(x_c, e, t, t_next))
 
     def order(self, phi):
         _log_sign(phi)
-        full = self.order_ + 1 if self.corrector else self.order_
+        full = self.formula_order + 1 if self.corrector else self.formula_order
         start = 3 if self.corrector else 2  # first step: Euler, corrected by UniC-1 (rho = 1/2)
-        final = 2 if self.lower_order_final else self.order_ + 1  # the last step is never corrected
+        final = 2 if self.lower_order_final else self.formula_order + 1  # the last step is never corrected
         return min(full, start, final)

@@ -21,7 +21,8 @@ A schedule may name its own default kind (``default_grid``): ``karras`` for
 Discrete DDPM grids (diffusers' ``timestep_spacing``; integer training indices) for :class:`DiscreteVP`:
 
 * ``leading``: ``t = k * (T // N) + offset`` for ``k = N-1..0`` (50 of 1000 steps start at 980);
-* ``linspace``: ``round(linspace(0, T - 1, N))`` reversed (starts at 999);
+* ``linspace``: ``round(linspace(0, T - 1, N))`` reversed (starts at 999); one step is ``[T - 1]`` (diffusers'
+  rule gives ``[0]``, a step from the data end that returns the noise nearly unchanged);
 * ``trailing``: ``round(arange(T, 0, -T/N)) - 1`` (starts at 999, ends near the data);
 
 each followed by the final time: ``final_alpha="one"`` ends at ``t = -1`` where ``abar = 1`` (DDIM's padded
@@ -36,8 +37,9 @@ why instead of returning something else:
   the grid already reaches ``t = 0``) is refused, not dropped;
 * ``leading`` spacing starts one step below the top when ``steps`` divides ``T`` (980 for 50 of 1000); where
   ``T // steps`` truncates it starts lower, and it is refused once that costs more than a tenth of the table
-  beyond its own first step (600 of 1000 steps: stride 1, start at ``t = 599``); ``trailing`` and
-  ``linspace`` start at ``T - 1`` for every ``steps``;
+  beyond its own first step (600 of 1000 steps: stride 1, start at ``t = 599``); a single ``leading`` step
+  starts at ``t = offset`` (diffusers' rule, kept for parity with it: use ``trailing`` or ``linspace`` for one
+  step); ``trailing`` and ``linspace`` start at ``T - 1`` for every ``steps``, one included;
 * starting mid-trajectory at an integer ``t_start``, the discrete spacings spread their steps over the indices
   ``0..t_start`` (``t_start = T - 1`` gives the full-table grid); ``leading`` cannot start at a chosen time,
   so the default grid of a :class:`DiscreteVP` with ``t_start`` is ``linspace``;
@@ -143,7 +145,7 @@ def _check_options(schedule: NoiseSchedule, kind: str, rho: float | None, final_
                    offset: int | None) -> None:
     """Refuse options that the grid kind would ignore (a misplaced option is a mistake, not a no-op)."""
     if rho is not None:
-        if kind != "karras":
+        if not GRID_KINDS[kind].takes_rho:
             raise ValueError(f"rho applies to grid 'karras' only, not to grid {kind!r}")
         if check_real(rho, "rho") <= 0:
             raise ValueError(f"rho must be > 0, got {rho}")
@@ -206,14 +208,15 @@ def _discrete(schedule: DiscreteVP, steps: int, spacing: str, t_start: float | N
     if spacing == "leading":
         ts = _leading(T, steps, offset)
     elif spacing == "linspace":
-        ts = np.linspace(0, top, steps).round()[::-1]
+        # diffusers' round(linspace(0, top, N)) reversed; one point of it would be [0], a "step" from the data
+        # end that returns the noise nearly unchanged: one step starts at the top like every other step count
+        ts = np.linspace(0, top, steps).round()[::-1] if steps > 1 else np.array([float(top)])
     else:  # trailing: round(arange(n, 0, -n / steps)) - 1, written without arange's float length
         ts = np.round(n - np.arange(steps) * (n / steps)) - 1
-    if t_start is not None and ts[0] != top:  # leading starts where its stride puts it; linspace of 1 step at 0
+    if t_start is not None and ts[0] != top:  # leading starts where its stride puts it
         raise ValueError(
             f"grid {spacing!r} with steps={steps} starts at t={ts[0]:g}, so it cannot start at t_start={t_start:g}; "
-            f"use grid='trailing'" + ("" if spacing == "linspace" else " or 'linspace' (or leave grid unset)")
-            + ", which start" + ("s" if spacing == "linspace" else "") + " at t_start")
+            f"use grid='trailing' or 'linspace' (or leave grid unset), which start at t_start")
     if ts[-1] <= end:
         raise ValueError(
             f"grid {spacing!r} with steps={steps} already reaches t={ts[-1]:g}, so its last step to "
@@ -280,55 +283,71 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
     t1 = _end_time(schedule, t_end, final_alpha)
     # linspace ending at -1 or 0 is diffusers' integer spacing: a non-integer t_start is refused there
     # (naming t_start), never silently turned into a continuous grid
-    if discrete and (kind in ("leading", "trailing") or (kind == "linspace" and t1 in (-1.0, 0.0))):
+    if discrete and kind in DISCRETE_SPACINGS and (GRID_KINDS[kind].discrete_only or t1 in (-1.0, 0.0)):
         return check_grid(schedule, _discrete(schedule, steps, kind, t_start, t1, offset or 0))
-    if kind in ("leading", "trailing"):
+    if GRID_KINDS[kind].discrete_only:
         raise ValueError(f"grid {kind!r} is a spacing of training indices and needs a DiscreteVP schedule, "
                          f"got {schedule!r}; use 'uniform'")
     t0 = schedule.t_start if t_start is None else t_start
     if not t0 > t1:
         raise ValueError(f"t_start={t0} must be larger than t_end={t1} (time runs from noise to data)")
-    sch = schedule
-    if kind in ("uniform", "linspace"):
-        g = np.linspace(t0, t1, steps + 1)
-    elif kind == "quadratic":
-        g = t1 + (t0 - t1) * (1.0 - np.arange(steps + 1) / steps) ** 2
-    elif kind in ("logsnr", "karras"):
-        r = 7.0 if rho is None else float(rho)
-        # where the grid ends at abar = 1 (s = 0, lambda = inf) both grids stop at the lowest positive
-        # level and take one last step to t_end, as EDM does with sigma_min
-        floor = _positive_floor(sch, t0, t1)
-        if floor is not None and steps == 1:
-            g = np.array([t0, t1])
-        else:
-            end = t1 if floor is None else floor
-            n = steps if floor is None else steps - 1
-            if kind == "logsnr":
-                g = _uniform_in(sch.lam, sch.t_from_lambda, t0, end, n)
-            else:
-                g = _uniform_in(lambda t: np.asarray(sch.s(t)) ** (1 / r), lambda u: sch.t_from_s(u**r), t0, end, n)
-            g = g if floor is None else np.append(g, t1)
-    elif kind == "shifted":
-        shift = float(getattr(sch, "shift", 1.0))
-        g = _uniform_in(lambda t: t / (shift - (shift - 1.0) * t), lambda u: shift * u / (1.0 + (shift - 1.0) * u),
-                        t0, t1, steps)
-    else:  # s-uniform
-        g = _uniform_in(sch.s, sch.t_from_s, t0, t1, steps)
+    spec = GRID_KINDS[kind]
+    r = 7.0 if rho is None else float(rho)
+    # a floored kind ending at abar = 1 (s = 0, lambda = inf) stops at the lowest positive level and takes
+    # one last step to t_end, as EDM does with sigma_min
+    floor = _positive_floor(schedule, t0, t1) if spec.floored else None
+    if floor is None:
+        g = spec.build(schedule, steps, t0, t1, r)
+    elif steps == 1:
+        g = np.array([t0, t1])
+    else:
+        g = np.append(spec.build(schedule, steps - 1, t0, floor, r), t1)
     if np.any(np.diff(g) >= 0):  # e.g. 10**6 steps of a 1e-3 interval: neighbouring floats coincide
         raise ValueError(f"steps={steps} of grid {kind!r} between t={t0} and t={t1} do not give distinct times")
     return check_grid(schedule, g)
 
 
-#: grid kinds accepted by :func:`make_grid`
-GRIDS = ("uniform", "linspace", "quadratic", "logsnr", "karras", "s-uniform", "shifted", "leading", "trailing")
+def _t_uniform(sch: NoiseSchedule, steps: int, t0: float, t1: float, rho: float) -> NDArray[np.float64]:
+    return np.linspace(t0, t1, steps + 1)
+
+
+def _quadratic(sch: NoiseSchedule, steps: int, t0: float, t1: float, rho: float) -> NDArray[np.float64]:
+    return t1 + (t0 - t1) * (1.0 - np.arange(steps + 1) / steps) ** 2
+
+
+def _logsnr(sch: NoiseSchedule, steps: int, t0: float, t1: float, rho: float) -> NDArray[np.float64]:
+    return _uniform_in(sch.lam, sch.t_from_lambda, t0, t1, steps)
+
+
+def _karras(sch: NoiseSchedule, steps: int, t0: float, t1: float, rho: float) -> NDArray[np.float64]:
+    return _uniform_in(lambda t: np.asarray(sch.s(t)) ** (1 / rho), lambda u: sch.t_from_s(u**rho), t0, t1, steps)
+
+
+def _s_uniform(sch: NoiseSchedule, steps: int, t0: float, t1: float, rho: float) -> NDArray[np.float64]:
+    return _uniform_in(sch.s, sch.t_from_s, t0, t1, steps)
+
+
+def _shifted(sch: NoiseSchedule, steps: int, t0: float, t1: float, rho: float) -> NDArray[np.float64]:
+    shift = float(getattr(sch, "shift", 1.0))
+    return _uniform_in(lambda t: t / (shift - (shift - 1.0) * t), lambda u: shift * u / (1.0 + (shift - 1.0) * u),
+                       t0, t1, steps)
+
+
+def _training_indices(sch: NoiseSchedule, steps: int, t0: float, t1: float, rho: float) -> NDArray[np.float64]:
+    raise AssertionError("discrete spacings are built by make_grid's integer rule")  # pragma: no cover
+
 
 class GridKind(NamedTuple):
-    """What a grid kind is, for the code that chooses among kinds (studies, CLI): see :data:`GRID_KINDS`.
+    """A grid kind: how :func:`make_grid` builds it and what studies need to know about it (:data:`GRID_KINDS`).
 
     Attributes
     ----------
     uniform_in : str
         The quantity whose steps are equal.
+    build : callable
+        ``build(schedule, steps, t_start, t_end, rho) -> times`` (``steps + 1`` decreasing float64 times from
+        ``t_start`` to ``t_end``) on continuous schedules; :func:`make_grid` validates the options, the ends
+        and the result around it.
     discrete_only : bool
         A spacing of integer training indices, for :class:`DiscreteVP` schedules only.
     same_as : str or None
@@ -342,26 +361,33 @@ class GridKind(NamedTuple):
         discrete schedule, ``s = S_FLOOR`` otherwise) and takes one last step to the end.
     default_for : str or None
         ``"discrete"`` / ``"continuous"``: :func:`make_grid`'s kind for those schedules when none is given.
+    takes_rho : bool
+        Whether the kind has the exponent ``rho`` (``karras``).
     """
 
     uniform_in: str
+    build: Callable[..., NDArray[np.float64]]
     discrete_only: bool = False
     same_as: str | None = None
     in_diffusers: bool = False
     floored: bool = False
     default_for: str | None = None
+    takes_rho: bool = False
 
 
-#: every grid kind with what studies need to know about it; the keys are :data:`GRIDS`
+#: every grid kind: a new kind is one entry here (its ``build`` function above)
 GRID_KINDS = {
-    "uniform": GridKind("t", in_diffusers=True, default_for="continuous"),
-    "linspace": GridKind("t (training indices on a DiscreteVP)", same_as="uniform", in_diffusers=True),
-    "quadratic": GridKind("sqrt(t - t_end)"),
-    "logsnr": GridKind("lambda = -log s", in_diffusers=True, floored=True),
-    "karras": GridKind("s^(1/rho)", in_diffusers=True, floored=True),
-    "s-uniform": GridKind("s"),
-    "shifted": GridKind("u with t = shift u / (1 + (shift - 1) u)", same_as="uniform"),
-    "leading": GridKind("training index, stride T // N", discrete_only=True, in_diffusers=True,
+    "uniform": GridKind("t", _t_uniform, in_diffusers=True, default_for="continuous"),
+    "linspace": GridKind("t (training indices on a DiscreteVP)", _t_uniform, same_as="uniform", in_diffusers=True),
+    "quadratic": GridKind("sqrt(t - t_end)", _quadratic),
+    "logsnr": GridKind("lambda = -log s", _logsnr, in_diffusers=True, floored=True),
+    "karras": GridKind("s^(1/rho)", _karras, in_diffusers=True, floored=True, takes_rho=True),
+    "s-uniform": GridKind("s", _s_uniform),
+    "shifted": GridKind("u with t = shift u / (1 + (shift - 1) u)", _shifted, same_as="uniform"),
+    "leading": GridKind("training index, stride T // N", _training_indices, discrete_only=True, in_diffusers=True,
                         default_for="discrete"),
-    "trailing": GridKind("training index, from the top", discrete_only=True, in_diffusers=True),
+    "trailing": GridKind("training index, from the top", _training_indices, discrete_only=True, in_diffusers=True),
 }
+
+#: grid kinds accepted by :func:`make_grid` (the keys of :data:`GRID_KINDS`)
+GRIDS = tuple(GRID_KINDS)

@@ -15,7 +15,9 @@ Adams-Bashforth, both through the DDIM transfer.
 >>> from pndmkit.schedules import LinearVP
 >>> from pndmkit.tableaus import RK4
 >>> from pndmkit.transfers import DDIMTransfer
->>> from pndmkit.estimators import LinearMultistep, RungeKutta, Warmup
+>>> from pndmkit.adams import LinearMultistep
+>>> from pndmkit.estimators import Warmup
+>>> from pndmkit.runge_kutta import RungeKutta
 >>> sched = LinearVP()
 >>> f_pndm = Integrator(Warmup(RungeKutta(RK4), 3, LinearMultistep(4, ramp=False)), DDIMTransfer(sched))
 >>> model = lambda x, t: 0.5 * x            # any callable eps(x, t)
@@ -28,64 +30,28 @@ Adams-Bashforth, both through the DDIM transfer.
 
 from __future__ import annotations
 
+import functools
+import types
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import check_array, dtype_name
+from pndmkit._backend import cast, check_array, dtype_name
 from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator
-from pndmkit.run import Run, check_output, gradient_array, start_run
+from pndmkit.grids import check_grid, make_grid
+from pndmkit.models import Model, check_prediction
+from pndmkit.run import Callback, Run, Solution, gradient_array, start_run
 from pndmkit.stability import StabilityWarning, warn_if_unstable
 from pndmkit.transfers import Transfer
 
-__all__ = ["Solution", "Integrator", "Model", "Callback"]
-
-#: a noise-prediction model ``eps(x, t)``
-Model = Callable[[Any, float], Any]
-#: called after every step with ``(t_next, x_next, e')`` (``e'`` is ``None`` after a corrector step)
-Callback = Callable[[float, Any, Any], None]
+__all__ = ["Integrator", "Solution", "Model", "Callback", "same_method"]
 
 _LOW_PRECISION = ("float16", "bfloat16")
 _STATE_DTYPES = ("float16", "bfloat16", "float32", "float64")
-
-
-@dataclass(frozen=True)
-class Solution:
-    """Result of a sampler run.
-
-    Attributes
-    ----------
-    x : array
-        Final sample (same array type, dtype and device as the initial one).
-    nfe : int
-        Number of model evaluations.
-    times : numpy.ndarray
-        The grid that was integrated (decreasing); for adaptive methods the accepted times.
-    method : str
-        Name of the method.
-    run : Run or None
-        The finished ask/tell run (``None`` for adaptive methods).
-    """
-
-    x: Any
-    nfe: int
-    times: NDArray[np.float64]
-    method: str = ""
-    run: Optional[Run] = field(default=None, repr=False)
-
-
-def _checked(model: Model, like: Any, count: list[int], check_finite: bool) -> Callable[[Any, float], Any]:
-    """Wrap ``model``: count evaluations and validate each output (:func:`pndmkit.run.check_output`)."""
-
-    def evaluate(x: Any, t: float) -> Any:
-        count[0] += 1
-        return check_output(model(x, t), like, t, count[0], check_finite)
-
-    return evaluate
 
 
 def _state_dtype(x: Any, state_dtype: Optional[str]) -> str:
@@ -95,16 +61,6 @@ def _state_dtype(x: Any, state_dtype: Optional[str]) -> str:
     if state_dtype not in _STATE_DTYPES:
         raise ValueError(f"state_dtype must be None (at least float32) or one of {_STATE_DTYPES}, got {state_dtype!r}")
     return state_dtype
-
-
-def _as_dtype(x: Any, dtype: str) -> Any:
-    if dtype_name(x) == dtype:
-        return x
-    if isinstance(x, np.ndarray):
-        return x.astype(dtype)
-    import torch
-
-    return x.to(getattr(torch, dtype))
 
 
 @dataclass(frozen=True)
@@ -120,7 +76,11 @@ class Integrator:
         :class:`~pndmkit.transfers.DataTransfer` for pseudo methods, :class:`~pndmkit.transfers.LinearTransfer`
         for classical ones).
     name : str
-        Name reported in :class:`Solution`.
+        Name reported in :class:`~pndmkit.run.Solution`.
+    data_form : str
+        Registry name of the same estimator on the data-prediction transfer, which a
+        :class:`~pndmkit.stability.StabilityWarning` suggests when this method's eps-form transfer would
+        amplify its stage errors (set by :mod:`pndmkit.methods`; empty: the warning gives the generic remedy).
 
     Raises
     ------
@@ -131,6 +91,7 @@ class Integrator:
     estimator: GradientEstimator
     transfer: Transfer
     name: str = ""
+    data_form: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.estimator, GradientEstimator):
@@ -139,8 +100,9 @@ class Integrator:
         if not isinstance(self.transfer, Transfer):
             raise TypeError(f"transfer must be a Transfer (DDIMTransfer, DataTransfer, LinearTransfer), got "
                             f"{type(self.transfer).__name__}")
-        if not isinstance(self.name, str):
-            raise TypeError(f"name must be a str, got {type(self.name).__name__}")
+        for field_name in ("name", "data_form"):
+            if not isinstance(getattr(self, field_name), str):
+                raise TypeError(f"{field_name} must be a str, got {type(getattr(self, field_name)).__name__}")
 
     # -- metadata -------------------------------------------------------------------------------------
     @property
@@ -183,52 +145,97 @@ class Integrator:
         ValueError
             A bad grid, prediction or state_dtype.
         """
-        from pndmkit.grids import check_grid
-        from pndmkit.models import check_prediction
-
         check_array(x, "x")
         check_bool(check_finite, "check_finite")
         times = check_grid(self.transfer.schedule, grid)
         times.setflags(write=False)
         check_prediction(prediction, self.transfer.schedule)
-        warn_if_unstable(self, times)  # pndmkit/stability.py: a StabilityWarning naming cause and alternative
+        warn_if_unstable(self, times, self.data_form)  # a StabilityWarning naming the cause and a remedy
         out_dtype = dtype_name(x)
-        x_state = _as_dtype(x, _state_dtype(x, state_dtype))
+        x_state = cast(x, _state_dtype(x, state_dtype))
+        if estimator_state is not None:  # a foreign state fails somewhere in the first step: try it on zeros
+            zero = 0.0 * x_state
+            try:
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore")
+                    probe = start_run(self, zero, times[:2], prediction="eps", check_finite=False,
+                                      out_dtype=dtype_name(zero), estimator_state=estimator_state)
+                    while probe.request is not None:
+                        probe = probe.tell(zero)
+            except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+                raise ValueError(f"estimator_state is not a state of {self.estimator!r}: its first step failed with "
+                                 f"{type(exc).__name__}: {exc} (pass the state of a run of this estimator, e.g. "
+                                 f"run.state)") from exc
         return start_run(self, x_state, times, prediction=prediction, check_finite=bool(check_finite),
                          out_dtype=out_dtype, estimator_state=estimator_state)
 
     def solve(self, model: Model, x: Any = None, grid: Sequence[float] | NDArray[np.float64] | None = None, *,
-              callback: Callback | None = None, check_finite: bool = False, prediction: str = "eps",
+              callback: Callback | None = None, check_finite: Optional[bool] = None, prediction: Optional[str] = None,
               state_dtype: Optional[str] = None, run: Optional[Run] = None) -> Solution:
         """Integrate along ``grid`` (decreasing times, ``grid[0]`` the start) from ``x``, calling ``model``.
 
         ``run`` resumes a saved (e.g. unpickled) :class:`~pndmkit.run.Run` instead of starting from ``x``;
-        the result is bit-identical to an uninterrupted run. Other parameters as :meth:`start`;
-        ``callback(t_next, x_next, e')`` is called after every step.
+        the result is bit-identical to an uninterrupted run. The run carries its sample, grid, prediction type,
+        finiteness check and state dtype: with ``run=`` those parameters are refused unless they repeat the
+        run's own. Other parameters as :meth:`start` (defaults ``prediction="eps"``, ``check_finite=False``);
+        ``callback(t_next, x_next, e')`` is called after every step. ``model`` must not write into its input
+        (a numpy input is read-only; a tensor written in place is refused by :meth:`~pndmkit.run.Run.tell`).
+
+        Raises
+        ------
+        TypeError
+            ``model`` or ``callback`` not callable, ``run`` not a Run, or neither ``x`` and ``grid`` nor ``run``.
+        ValueError
+            ``run`` started by another method, or options that contradict the run.
         """
         if not callable(model):
             raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable as callback(t, x, e), got {type(callback).__name__}")
         if run is None:
             if x is None or grid is None:
                 raise TypeError("solve needs x and grid (or run= to resume a saved run)")
-            run = self.start(x, grid, prediction=prediction, check_finite=check_finite, state_dtype=state_dtype)
-        elif run.integrator is not self and repr(run.integrator) != repr(self):
-            raise ValueError(f"run was started by a different integrator: {run.integrator!r}, not {self!r}")
+            run = self.start(x, grid, prediction="eps" if prediction is None else prediction,
+                             check_finite=False if check_finite is None else check_finite, state_dtype=state_dtype)
+        else:
+            self._check_resume(run, x, grid, prediction, check_finite, state_dtype)
         while run.request is not None:
             x_eval, t_eval = run.request
             index = run.index
-            run = run.tell(model(x_eval, t_eval))
+            try:
+                output = model(x_eval, t_eval)
+            except ValueError as exc:
+                if "read-only" in str(exc):
+                    raise ValueError(f"model wrote into its input x at t={t_eval}: the sampler's state is read-only; "
+                                     f"return a new array instead of modifying x in place") from exc
+                raise
+            run = run.tell(output)
             if callback is not None and run.index != index:
                 callback(run.t, run.x, gradient_array(run.last_gradient))
         return run.solution()
+
+    def _check_resume(self, run: Any, x: Any, grid: Any, prediction: Optional[str], check_finite: Optional[bool],
+                      state_dtype: Optional[str]) -> None:
+        """Refuse a ``run=`` that is not this method's, or options that say something other than the run."""
+        if not isinstance(run, Run):
+            raise TypeError(f"run must be a Run (from Integrator.start, or unpickled), got {type(run).__name__}")
+        if not same_method(run.integrator, self):
+            raise ValueError(f"run was started by a different integrator: {run.integrator!r}, not {self!r}")
+        given = [name for name, value in (("x", x), ("grid", grid)) if value is not None]
+        if given:
+            raise TypeError(f"solve(run=...) resumes the run from its own sample and grid; do not pass "
+                            f"{' and '.join(given)} as well")
+        for name, value, own in (("prediction", prediction, run.prediction), ("check_finite", check_finite,
+                                 run.check_finite), ("state_dtype", state_dtype, dtype_name(run.x))):
+            if value is not None and value != own:
+                raise ValueError(f"{name}={value!r} contradicts the run, which was started with {name}={own!r}")
+
 
     def nfe(self, steps: int | Sequence[float]) -> int:
         """Model evaluations of a run of ``steps`` steps (on the schedule's default grid) or on a grid.
 
         Derived by a dry run of the protocol on a scalar state, so it counts exactly what :meth:`solve` asks.
         """
-        from pndmkit.grids import make_grid
-
         if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool):
             grid = make_grid(self.transfer.schedule, int(steps))
         else:
@@ -240,3 +247,45 @@ class Integrator:
         while run.request is not None:
             run = run.tell(zero)
         return run.nfe
+
+
+def _same_value(a: Any, b: Any, seen: set) -> bool:
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and bool(np.array_equal(a, b))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_value(u, v, seen) for u, v in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k], seen) for k in a)
+    if isinstance(a, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial)):
+        return False  # functions: the same object or not the same (``a is b`` was checked)
+    if hasattr(a, "__dict__"):
+        key = (id(a), id(b))
+        if key in seen:  # composed estimators refer to each other: a pair on the way is compared already
+            return True
+        seen.add(key)
+        va = {k: v for k, v in vars(a).items() if k not in ("_init_depth", "_frozen")}
+        vb = {k: v for k, v in vars(b).items() if k not in ("_init_depth", "_frozen")}
+        return va.keys() == vb.keys() and all(_same_value(va[k], vb[k], seen) for k in va)
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def same_method(a: Any, b: Any) -> bool:
+    """Whether two method objects (integrators, estimators, transfers, schedules) describe the same sampler:
+    the same types and the same parameters, arrays compared by value (two schedules with the same ``repr``
+    but other tables are different), functions by identity. A pickled copy of an integrator is the same.
+
+    >>> from pndmkit.methods import METHODS
+    >>> from pndmkit.schedules import DiscreteVP, LinearVP
+    >>> same_method(METHODS["ipndm"].build(LinearVP()), METHODS["ipndm"].build(LinearVP()))
+    True
+    >>> same_method(METHODS["ipndm"].build(DiscreteVP.linear()), METHODS["ipndm"].build(DiscreteVP.quad()))
+    False
+    """
+    return _same_value(a, b, set())

@@ -20,26 +20,69 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Optional, Union
 
-from pndmkit._checks import check_int
+from pndmkit._checks import check_bool, check_int
+from pndmkit.adams import AdamsPC, LinearMultistep
 from pndmkit.adaptive import AdaptiveIntegrator
-from pndmkit.estimators import AdamsPC, GradientEstimator, LinearMultistep, RungeKutta, Single, Warmup
+from pndmkit.estimators import GradientEstimator, Single, Warmup
+from pndmkit.exponential import UniPC, deis_multistep, dpm_solver_multistep
 from pndmkit.integrator import Integrator
-from pndmkit.schedules import LinearVP, NoiseSchedule
+from pndmkit.runge_kutta import RungeKutta
+from pndmkit.schedules import DiscreteVP, LinearVP, NoiseSchedule
 from pndmkit.tableaus import HEUN, RK4
-from pndmkit.transfers import DDIMTransfer, LinearTransfer
-from pndmkit.exponential import UniPC, deis_multistep, dpm_solver_multistep  # issue 12
-from pndmkit.transfers import DataTransfer  # issue 12
+from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["MethodSpec", "METHODS", "BUILTIN", "DEFAULT_METHOD", "KINDS", "get_method", "register_method",
-           "unregister_method", "steps_for_nfe"]
+           "unregister_method", "steps_for_nfe", "identifier"]
 
 Built = Union[Integrator, AdaptiveIntegrator]
 _NAME = re.compile(r"[a-z0-9][a-z0-9+._-]*")
+
+
+def identifier(name: str) -> str:
+    """The Python identifier a method name becomes where names must be identifiers (k-diffusion-style
+    ``sample_<identifier>`` functions): ``+`` becomes ``_p`` (``++``: ``_pp``), every other character outside
+    ``[a-z0-9]`` becomes ``_``, and runs of ``_`` collapse to one.
+
+    :func:`register_method` refuses a name whose identifier is another registered method's.
+
+    >>> identifier("dpm-solver++-2m"), identifier("f-pndm-s")
+    ('dpm_solver_pp_2m', 'f_pndm_s')
+    """
+    spelled = re.sub(r"\++", lambda m: "_" + "p" * len(m.group()) + "_", name)
+    return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]", "_", spelled)).strip("_")
+
+
+@dataclass(frozen=True)
+class _NamedBuild:
+    """A spec's ``build`` as every caller gets it: the user's function, checked to build on the schedule it is
+    given, and its integrator named by the registry name (so saved configs, run metadata and ``Solution.method``
+    carry the name that rebuilds it)."""
+
+    build: Callable[[NoiseSchedule], Any]
+    name: str
+
+    def __call__(self, schedule: NoiseSchedule) -> Any:
+        try:
+            built = self.build(schedule)
+        except Exception as exc:
+            raise ValueError(f"the build of method {self.name!r} failed on {schedule!r}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        if isinstance(built, Integrator):
+            used = built.transfer.schedule
+        elif isinstance(built, AdaptiveIntegrator):
+            used = built.schedule
+        else:
+            return built  # register_method names the wrong type
+        if used is not schedule:
+            raise ValueError(f"the build of method {self.name!r} ignores the schedule it is given: asked for "
+                             f"{schedule!r}, it built on {used!r} (build(schedule) must use that very object, not one it makes)")
+        return built if built.name == self.name else dataclasses.replace(built, name=self.name)
 
 #: the kinds of method: pseudo (a transfer that keeps samples on the noise-level manifold), classical
 #: (the linear transfer ``x + h f``), adaptive (the method chooses its steps)
@@ -56,7 +99,10 @@ class MethodSpec:
         Registry key.
     build : callable
         ``build(schedule)`` returns the integrator (:class:`~pndmkit.integrator.Integrator` or
-        :class:`~pndmkit.adaptive.AdaptiveIntegrator`).
+        :class:`~pndmkit.adaptive.AdaptiveIntegrator`) on that very schedule. The spec keeps it wrapped: a
+        build that fails, or builds on another schedule, raises ``ValueError`` naming the method and the
+        schedule, and the integrator it returns carries the spec's ``name`` (a build reused under a new name
+        is renamed), so the name travels with what it builds.
     order : int or None
         Declared global order (``t``-uniform grid, against the exact probability-flow trajectory); ``None``
         for adaptive methods. :func:`register_method` checks it against the order the objects report.
@@ -74,12 +120,15 @@ class MethodSpec:
     reference: str = ""
 
     def __post_init__(self) -> None:
+        if isinstance(self.build, _NamedBuild):  # a spec copied under another name (dataclasses.replace)
+            object.__setattr__(self, "build", self.build.build)
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ValueError(f"spec.name must be lower-case letters, digits and + . _ - (starting with a letter or "
                              f"digit: the CLI's --methods splits on commas), got {self.name!r}")
         if not callable(self.build):
             raise TypeError(f"spec.build must be callable as build(schedule) -> Integrator, got "
                             f"{type(self.build).__name__}")
+        object.__setattr__(self, "build", _NamedBuild(self.build, self.name))
         if self.order is not None and (isinstance(self.order, bool) or not isinstance(self.order, int)
                                        or self.order < 1):
             raise ValueError(f"spec.order must be a positive integer or None (adaptive), got {self.order!r}")
@@ -130,106 +179,125 @@ class MethodSpec:
                 "nfe": self.nfe_formula(), "order": self.order, "reference": self.reference}
 
 
-def _pseudo(estimator: Callable[[], GradientEstimator], name: str) -> Callable[[NoiseSchedule], Integrator]:
-    return lambda schedule: Integrator(estimator(), DDIMTransfer(schedule), name)
+@dataclass(frozen=True)
+class _Builder:
+    """``build(schedule)`` of a registry entry: one estimator (immutable, so shared by every build) composed with
+    the transfer of the method's kind on the schedule it is given."""
+
+    transfer: Callable[[NoiseSchedule], Any]
+    estimator: GradientEstimator
+    name: str
+    data_form: str = ""
+
+    def __call__(self, schedule: NoiseSchedule) -> Integrator:
+        return Integrator(self.estimator, self.transfer(schedule), self.name, self.data_form)
 
 
-def _classical(estimator: Callable[[], GradientEstimator], name: str) -> Callable[[NoiseSchedule], Integrator]:
-    return lambda schedule: Integrator(estimator(), LinearTransfer(schedule), name)
+def _pseudo(name: str, estimator: GradientEstimator, *, data_form: str = "") -> _Builder:
+    """A pseudo method: ``estimator`` through the DDIM transfer (eps form). ``data_form`` names the registered
+    method with the same estimator on the data-prediction transfer (the stability warning's remedy)."""
+    return _Builder(DDIMTransfer, estimator, name, data_form)
 
 
-def _ddim(schedule: NoiseSchedule) -> Integrator:
-    """DDIM: one evaluation per step through the DDIM transfer; on flow matching through its data form
-    (:class:`~pndmkit.transfers.DataTransfer`, the same map), which stays exact near and at ``t = 1``."""
-    if schedule.family == "flow":
-        return Integrator(Single(), DataTransfer(schedule), "ddim")
-    return Integrator(Single(), DDIMTransfer(schedule), "ddim")
+def _data(name: str, estimator: GradientEstimator) -> _Builder:
+    """A pseudo method on the data-prediction transfer (x0 form, exact Euler in ``e^lambda``)."""
+    return _Builder(DataTransfer, estimator, name)
 
 
-PIE = lambda: RungeKutta(HEUN)  # noqa: E731  (pseudo improved Euler = pseudo Heun)
-PRK = lambda: RungeKutta(RK4)  # noqa: E731
-PRK_S = lambda: RungeKutta(RK4, variable="native")  # noqa: E731
+def _classical(name: str, estimator: GradientEstimator) -> _Builder:
+    """A classical method: ``estimator`` through the linear transfer ``x + h f``."""
+    return _Builder(LinearTransfer, estimator, name)
+
+
+def _adaptive(schedule: NoiseSchedule) -> AdaptiveIntegrator:
+    """PF: the probability-flow ODE by scipy's RK45 at the score-SDE tolerances."""
+    return AdaptiveIntegrator(schedule)
+
+
+PIE = RungeKutta(HEUN)  # pseudo improved Euler = pseudo Heun
+PRK = RungeKutta(RK4)
+PRK_S = RungeKutta(RK4, variable="native")
+
+
+def _ddim_transfer(schedule: NoiseSchedule) -> Any:
+    """DDIM's transfer: the DDIM transfer, but on flow matching its data form (:class:`~pndmkit.transfers.DataTransfer`,
+    the same map), which stays exact near and at ``t = 1`` where ``alpha`` vanishes."""
+    return DataTransfer(schedule) if schedule.family == "flow" else DDIMTransfer(schedule)
 PAPER = "Liu et al. 2022 (PNDM), arXiv 2202.09778"
+DATA = "phi (data, exact Euler in e^lambda)"
 
 _SPECS = [
-    MethodSpec("ddim", _ddim, 1, "e' = eps(x, t)", "phi (DDIM)",
+    MethodSpec("ddim", _Builder(_ddim_transfer, Single(), "ddim"), 1, "e' = eps(x, t)", "phi (DDIM)",
                "Song et al. 2021 (DDIM); PNDM eq. 9"),
-    MethodSpec("pie", _pseudo(PIE, "pie"), 2, "pseudo improved Euler: (e1 + e2)/2, e2 at phi(x, e1, t, t')",
+    MethodSpec("pie", _pseudo("pie", PIE), 2, "pseudo improved Euler: (e1 + e2)/2, e2 at phi(x, e1, t, t')",
                "phi (DDIM)", PAPER + ", eq. 11"),
-    MethodSpec("prk", _pseudo(PRK, "prk"), 2, "pseudo RK4, stages at the t-midpoint", "phi (DDIM)",
+    MethodSpec("prk", _pseudo("prk", PRK), 2, "pseudo RK4, stages at the t-midpoint", "phi (DDIM)",
                PAPER + ", eq. 12"),
-    MethodSpec("plms", _pseudo(lambda: LinearMultistep(4, warmup=PIE(), warmup_steps=1, ramp=True), "plms"), 2,
+    MethodSpec("plms", _pseudo("plms", LinearMultistep(4, warmup=PIE, warmup_steps=1, ramp=True)), 2,
                "PIE, then AB2, AB3, AB4 (t-uniform weights)", "phi (DDIM)",
                "CompVis latent diffusion PLMS; diffusers PNDMScheduler(skip_prk_steps=True)"),
-    MethodSpec("s-pndm", _pseudo(lambda: LinearMultistep(2, warmup=PIE(), warmup_steps=1, ramp=False), "s-pndm"),
+    MethodSpec("s-pndm", _pseudo("s-pndm", LinearMultistep(2, warmup=PIE, warmup_steps=1, ramp=False)),
                2, "PIE, then AB2 (3 e_0 - e_1)/2", "phi (DDIM)", PAPER + ", S-PNDM"),
-    MethodSpec("f-pndm", _pseudo(lambda: Warmup(PRK(), 3, LinearMultistep(4, ramp=False)), "f-pndm"),
+    MethodSpec("f-pndm", _pseudo("f-pndm", Warmup(PRK, 3, LinearMultistep(4, ramp=False)), data_form="f-pndm-x0"),
                2, "PRK for 3 steps, then AB4 (55, -59, 37, -9)/24", "phi (DDIM)",
                PAPER + ", Algorithm 2 (eq. 12, then eq. 13)"),
-    MethodSpec("fon", _classical(lambda: Warmup(RungeKutta(RK4), 3, LinearMultistep(4, ramp=False)), "fon"), 4,
+    MethodSpec("fon", _classical("fon", Warmup(RungeKutta(RK4), 3, LinearMultistep(4, ramp=False))), 4,
                "RK4 for 3 steps, then AB4, on f(x, t)", "linear x + h f", PAPER + ", FON baseline"),
-    MethodSpec("fon-official", _classical(lambda: Warmup(RungeKutta(RK4, derivative="base"), 3,
-                                                         LinearMultistep(4, ramp=False)), "fon-official"), 2,
+    MethodSpec("fon-official", _classical("fon-official", Warmup(RungeKutta(RK4, derivative="base"), 3,
+                                                                 LinearMultistep(4, ramp=False))), 2,
                "RK4 with every stage's derivative at the step's base point for 3 steps, then AB4, on f(x, t)",
                "linear x + h f", PAPER + ", FON as the official code's gen_fon computes it"),
-    MethodSpec("pf", lambda schedule: AdaptiveIntegrator(schedule), None, "adaptive RK45 (rtol = atol = 1e-5)",
-               "probability-flow ODE", "Song et al. 2021 (score SDE)"),
-    MethodSpec("ipndm", _pseudo(lambda: LinearMultistep(4, ramp=True), "ipndm"), 2,
+    MethodSpec("pf", _adaptive, None, "adaptive RK45 (rtol = atol = 1e-5)", "probability-flow ODE",
+               "Song et al. 2021 (score SDE)"),
+    MethodSpec("ipndm", _pseudo("ipndm", LinearMultistep(4, ramp=True), data_form="ipndm-x0"), 2,
                "AB1, AB2, AB3, then AB4, fixed weights, no extra evaluations", "phi (DDIM)",
                "Zhang & Chen 2023 (DEIS), iPNDM"),
-    MethodSpec("ipndm-v", _pseudo(lambda: LinearMultistep(4, weights="exact", ramp=True), "ipndm-v"), 2,
+    MethodSpec("ipndm-v", _pseudo("ipndm-v", LinearMultistep(4, weights="exact", ramp=True)), 2,
                "AB1 .. AB4 with weights exact on the s nodes", "phi (DDIM)", "Zhang & Chen 2023 (DEIS), iPNDM_v"),
-    MethodSpec("euler", _classical(Single, "euler"), 1, "f(x, t)", "linear x + h f", "classical Euler"),
-    MethodSpec("rk4", _classical(lambda: RungeKutta(RK4), "rk4"), 4, "classical RK4 on f(x, t)", "linear x + h f",
+    MethodSpec("euler", _classical("euler", Single()), 1, "f(x, t)", "linear x + h f", "classical Euler"),
+    MethodSpec("rk4", _classical("rk4", RungeKutta(RK4)), 4, "classical RK4 on f(x, t)", "linear x + h f",
                "classical RK4"),
-    MethodSpec("prk-s", _pseudo(PRK_S, "prk-s"), 4, "pseudo RK4, stages at the s-midpoint", "phi (DDIM)",
+    MethodSpec("prk-s", _pseudo("prk-s", PRK_S), 4, "pseudo RK4, stages at the s-midpoint", "phi (DDIM)",
                "pndmkit: s-consistent PRK"),
-    MethodSpec("f-pndm-s", _pseudo(lambda: Warmup(PRK_S(), 3, LinearMultistep(4, weights="exact", ramp=False)),
-                                   "f-pndm-s"), 4,
-               "PRK-s for 3 steps, then AB4 exact on the s nodes", "phi (DDIM)", "pndmkit: s-consistent F-PNDM"),
-    MethodSpec("pece-s", _pseudo(lambda: Warmup(PRK_S(), 2, AdamsPC(4, "PECE", ramp=False)), "pece-s"), 4,
+    MethodSpec("f-pndm-s", _pseudo("f-pndm-s", Warmup(PRK_S, 3, LinearMultistep(4, weights="exact", ramp=False))),
+               4, "PRK-s for 3 steps, then AB4 exact on the s nodes", "phi (DDIM)", "pndmkit: s-consistent F-PNDM"),
+    MethodSpec("pece-s", _pseudo("pece-s", Warmup(PRK_S, 2, AdamsPC(4, "PECE", ramp=False))), 4,
                "PRK-s for 2 steps, then AB3 predictor + AM4 corrector exact on the s nodes, PECE",
                "phi (DDIM)", "pndmkit: s-exact Adams-Bashforth-Moulton, PECE mode"),
-    MethodSpec("pec-s", _pseudo(lambda: Warmup(PRK_S(), 2, AdamsPC(4, "PEC", ramp=False)), "pec-s"), 4,
+    MethodSpec("pec-s", _pseudo("pec-s", Warmup(PRK_S, 2, AdamsPC(4, "PEC", ramp=False))), 4,
                "PRK-s for 2 steps, then AB3 + AM4 exact on the s nodes, PEC (next step reuses the predicted-point "
                "evaluation)", "phi (DDIM)", "pndmkit: s-exact Adams-Bashforth-Moulton, PEC mode"),
-    # --- issue 12: the exponential-integrator family and data-prediction forms (pndmkit/exponential.py) ---
-    # Ramped multistep methods start with one first-order step, whose O(h^2) local error caps the global
-    # order at 2 whatever the full order (pndmkit/exponential.py); UniPC's uncorrected last step does the same.
-    MethodSpec("dpm-solver++-2m", lambda sched: Integrator(dpm_solver_multistep(2), DataTransfer(sched),
-                                                               "dpm-solver++-2m"), 2,
-               "x0 multistep in lambda: DPM-Solver++(2M) (midpoint), first-order start and final steps",
-               "phi (data, exact Euler in e^lambda)", "Lu et al. 2022 (DPM-Solver++), arXiv 2211.01095, Alg. 2"),
-    MethodSpec("dpm-solver++-3m", lambda sched: Integrator(dpm_solver_multistep(3), DataTransfer(sched),
-                                                               "dpm-solver++-3m"), 2,
-               "x0 multistep in lambda: DPM-Solver++(3M) as diffusers computes it, ramp 1, 2, 3",
-               "phi (data, exact Euler in e^lambda)", "Lu et al. 2022 (DPM-Solver++), arXiv 2211.01095"),
-    MethodSpec("dpm-solver-2m", lambda sched: Integrator(dpm_solver_multistep(2), DDIMTransfer(sched),
-                                                             "dpm-solver-2m"), 2,
+    # The exponential-integrator family and the data-prediction forms (pndmkit/exponential.py). Ramped
+    # multistep methods start with one first-order step, whose O(h^2) local error caps the global order at 2
+    # whatever the formula's order; UniPC's uncorrected last step does the same.
+    MethodSpec("dpm-solver++-2m", _data("dpm-solver++-2m", dpm_solver_multistep(2)), 2,
+               "x0 multistep in lambda: DPM-Solver++(2M) (midpoint), first-order start and final steps", DATA,
+               "Lu et al. 2022 (DPM-Solver++), arXiv 2211.01095, Alg. 2"),
+    MethodSpec("dpm-solver++-3m", _data("dpm-solver++-3m", dpm_solver_multistep(3)), 2,
+               "x0 multistep in lambda: DPM-Solver++(3M) as diffusers computes it, ramp 1, 2, 3", DATA,
+               "Lu et al. 2022 (DPM-Solver++), arXiv 2211.01095"),
+    MethodSpec("dpm-solver-2m", _pseudo("dpm-solver-2m", dpm_solver_multistep(2)), 2,
                "eps multistep in lambda: DPM-Solver-2M (midpoint)", "phi (DDIM)",
                "Lu et al. 2022 (DPM-Solver), arXiv 2206.00927; diffusers DPMSolverMultistepScheduler"),
-    MethodSpec("unipc-2", lambda sched: Integrator(UniPC(2, "bh2"), DataTransfer(sched), "unipc-2"), 2,
+    MethodSpec("unipc-2", _data("unipc-2", UniPC(2, "bh2")), 2,
                "UniP-2 predictor + UniC-2 corrector on x0 (B(h) = bh2), the corrector reusing the next evaluation",
-               "phi (data, exact Euler in e^lambda)", "Zhao et al. 2023 (UniPC), arXiv 2302.04867"),
-    MethodSpec("unipc-3", lambda sched: Integrator(UniPC(3, "bh2"), DataTransfer(sched), "unipc-3"), 2,
+               DATA, "Zhao et al. 2023 (UniPC), arXiv 2302.04867"),
+    MethodSpec("unipc-3", _data("unipc-3", UniPC(3, "bh2")), 2,
                "UniP-3 predictor + UniC-3 corrector on x0 (B(h) = bh2), the corrector reusing the next evaluation",
-               "phi (data, exact Euler in e^lambda)", "Zhao et al. 2023 (UniPC), arXiv 2302.04867"),
-    MethodSpec("deis-3", lambda sched: Integrator(deis_multistep(3), DDIMTransfer(sched), "deis-3"), 2,
+               DATA, "Zhao et al. 2023 (UniPC), arXiv 2302.04867"),
+    MethodSpec("deis-3", _pseudo("deis-3", deis_multistep(3)), 2,
                "eps multistep, Lagrange in log s integrated exactly in s (DEIS logrho), ramp 1, 2, 3",
                "phi (DDIM)", "Zhang & Chen 2023 (DEIS), arXiv 2204.13902; diffusers DEISMultistepScheduler"),
-    MethodSpec("ipndm-x0", lambda sched: Integrator(LinearMultistep(4, ramp=True), DataTransfer(sched), "ipndm-x0"),
-               2, "AB1, AB2, AB3, then AB4 on x0, fixed weights", "phi (data, exact Euler in e^lambda)",
+    MethodSpec("ipndm-x0", _data("ipndm-x0", LinearMultistep(4, ramp=True)), 2,
+               "AB1, AB2, AB3, then AB4 on x0, fixed weights", DATA,
                "iPNDM (Zhang & Chen 2023) with the data-prediction transfer"),
-    MethodSpec("f-pndm-x0", lambda sched: Integrator(Warmup(PRK(), 3, LinearMultistep(4, ramp=False)),
-                                                     DataTransfer(sched), "f-pndm-x0"), 2,
-               "PRK for 3 steps, then AB4 (55, -59, 37, -9)/24 on x0", "phi (data, exact Euler in e^lambda)",
+    MethodSpec("f-pndm-x0", _data("f-pndm-x0", Warmup(PRK, 3, LinearMultistep(4, ramp=False))), 2,
+               "PRK for 3 steps, then AB4 (55, -59, 37, -9)/24 on x0", DATA,
                PAPER + ", Algorithm 2 with the data-prediction transfer"),
-    MethodSpec("pece-x0", lambda sched: Integrator(Warmup(PRK_S(), 2, AdamsPC(4, "PECE", variable="t", ramp=False)),
-                                                   DataTransfer(sched), "pece-x0"), 4,
+    MethodSpec("pece-x0", _data("pece-x0", Warmup(PRK_S, 2, AdamsPC(4, "PECE", variable="t", ramp=False))), 4,
                "PRK with stages at the e^lambda midpoint for 2 steps, then AB3 + AM4 on x0 with weights exact for "
-               "polynomials in t (integrated against e^lambda), PECE", "phi (data, exact Euler in e^lambda)",
+               "polynomials in t (integrated against e^lambda), PECE", DATA,
                "pndmkit: Adams-Bashforth-Moulton with the data-prediction transfer"),
-    # --- end of issue 12 block ---
 ]
 
 #: every registered method by name (built-in ones first; :func:`register_method` adds more)
@@ -273,19 +341,26 @@ def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     Raises
     ------
     TypeError
-        ``spec`` is not a MethodSpec, or its build does not return an integrator.
+        ``spec`` is not a MethodSpec, its build does not return an integrator, or ``replace`` is not a bool.
     ValueError
-        A bad or taken name, an unknown kind, or a declared order that differs from the reported one.
+        A bad or taken name (a built-in one, or one whose Python identifier another method has), a build that
+        fails or ignores the schedule it is given, an unknown kind, or a declared order that differs from the
+        reported one.
     """
-    from pndmkit.schedules import DiscreteVP
-
     if not isinstance(spec, MethodSpec):
         raise TypeError(f"spec must be a MethodSpec, got {type(spec).__name__}")
-    if spec.name in BUILTIN or (spec.name in METHODS and not replace):
-        raise ValueError(f"method {spec.name!r} is already registered"
-                         + ("" if spec.name in BUILTIN else "; pass replace=True to replace it"))
+    replace = check_bool(replace, "replace")
+    if spec.name in BUILTIN:
+        raise ValueError(f"method {spec.name!r} is already registered and built in: built-in methods cannot be "
+                         f"replaced; register yours under another name")
+    if spec.name in METHODS and not replace:
+        raise ValueError(f"method {spec.name!r} is already registered; pass replace=True to replace it")
+    twin = next((n for n in METHODS if n != spec.name and identifier(n) == identifier(spec.name)), None)
+    if twin is not None:
+        raise ValueError(f"method name {spec.name!r} is taken: {twin!r} is registered and both become the Python "
+                         f"name {identifier(spec.name)!r} (k-diffusion-style samplers); choose another name")
     for schedule in (LinearVP(), DiscreteVP.linear()):
-        built = spec.build(schedule)
+        built = spec.build(schedule)  # raises ValueError naming the method and the schedule if the build fails
         if not isinstance(built, (Integrator, AdaptiveIntegrator)):
             raise TypeError(f"spec.build must return an Integrator or AdaptiveIntegrator, got {type(built).__name__}")
     if spec.kind not in KINDS:

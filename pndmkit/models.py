@@ -35,14 +35,101 @@ True
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Callable
 
-from pndmkit._backend import lincomb
+from pndmkit._backend import all_finite, dtype_name, is_torch, lincomb, match_dtype
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
-__all__ = ["PREDICTIONS", "check_prediction", "eps_coefficients", "to_eps", "as_eps", "shift_time"]
+__all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "CountedModel", "eps_coefficients", "to_eps",
+           "as_eps", "shift_time", "converted_from"]
+
+#: the model contract: a callable ``model(x, t)`` returning a prediction shaped like ``x`` (``eps`` unless told
+#: otherwise), ``t`` a Python float in the schedule's time units
+Model = Callable[[Any, float], Any]
 
 PREDICTIONS = ("eps", "x0", "v", "score", "flow")
+
+
+def check_output(e: Any, like: Any, t: float, evaluation: int, check_finite: bool) -> Any:
+    """Validate one model output against the state ``like``; return it in the state's dtype.
+
+    Parameters
+    ----------
+    e : array
+        The model's output at ``(x, t)``.
+    like : array
+        The sampler state it must match (shape and array type; another floating dtype is cast to ``like``'s).
+    t : float
+        Evaluation time (for the messages).
+    evaluation : int
+        1-based number of this evaluation in the run (for the messages).
+    check_finite : bool
+        Also refuse NaN/inf entries (synchronises a GPU device).
+
+    Raises
+    ------
+    ValueError
+        Wrong shape (or not an array), or a tensor on another device than ``like``.
+    TypeError
+        A different array type (numpy vs torch) or a non-floating dtype.
+    FloatingPointError
+        ``check_finite`` and a non-finite entry.
+    """
+    shape = tuple(like.shape)
+    if tuple(getattr(e, "shape", ())) != shape or not hasattr(e, "dtype"):
+        raise ValueError(f"model output must be an array of shape {shape} like x; got "
+                         f"{type(e).__name__} of shape {tuple(getattr(e, 'shape', ()))} at t={t}")
+    if type(e) is not type(like):
+        raise TypeError(f"model output must be a {type(like).__name__} like x, got {type(e).__name__} at t={t}")
+    if is_torch(e) and e.device != like.device:  # e.g. torch's 'meta' device, which holds no values
+        raise ValueError(f"model output is on device {e.device}, x on {like.device}, at t={t}: return the output on "
+                         f"x's device")
+    if e.dtype != like.dtype:
+        if "float" not in dtype_name(e):
+            raise TypeError(f"model output must have a floating dtype, got {dtype_name(e)} at t={t}")
+        e = match_dtype(e, like)
+    if check_finite and not all_finite(e):
+        raise FloatingPointError(f"model output is not finite at t={t} (evaluation {evaluation})")
+    return e
+
+
+class CountedModel:
+    """A model wrapped to count its evaluations and validate each output (:func:`check_output`).
+
+    Drivers that call a model themselves (the adaptive solver) use it so that NFE is counted where the model
+    is called, never declared.
+
+    Parameters
+    ----------
+    model : callable
+        ``model(x, t)``.
+    like : array
+        The state every output must match.
+    check_finite : bool
+        Refuse NaN/inf outputs.
+
+    Attributes
+    ----------
+    nfe : int
+        Evaluations so far.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> counted = CountedModel(lambda x, t: 0.5 * x, np.zeros(2), check_finite=True)
+    >>> counted(np.ones(2), 0.3).tolist(), counted.nfe
+    ([0.5, 0.5], 1)
+    """
+
+    __slots__ = ("model", "like", "check_finite", "nfe")
+
+    def __init__(self, model: Model, like: Any, check_finite: bool) -> None:
+        self.model, self.like, self.check_finite, self.nfe = model, like, bool(check_finite), 0
+
+    def __call__(self, x: Any, t: float) -> Any:
+        self.nfe += 1
+        return check_output(self.model(x, t), self.like, t, self.nfe, self.check_finite)
 
 
 def check_prediction(prediction: Any, schedule: NoiseSchedule | None = None) -> str:
@@ -131,6 +218,33 @@ def eps_coefficients(schedule: NoiseSchedule, t: float, prediction: str, min_sig
     return -dalpha / det, alpha / det
 
 
+def converted_from(model: Any) -> str | None:
+    """The prediction that a pndmkit wrapper converts to ``eps`` (``None`` for any other model).
+
+    A model built by :func:`as_eps`, :func:`guided` or :class:`pndmkit.nn.NetworkModel` already returns
+    ``eps``: it carries the attribute ``converted_from``, the kind its network predicts (``"eps"`` included).
+    ``functools.partial`` objects are looked through (``pndmkit.sample`` binds ``model_kwargs`` that way).
+    Converting such a model's output again (``sample(guided(...), prediction="flow")``) would apply the
+    conversion twice; :func:`as_eps` refuses it.
+
+    >>> import numpy as np
+    >>> g = guided(lambda x, t, c: x * c, 2.0, {"c": np.zeros(1)})
+    >>> converted_from(g), converted_from(lambda x, t: x)
+    ('eps', None)
+    """
+    while isinstance(model, partial):
+        model = model.func
+    found = getattr(model, "converted_from", None)
+    return found if isinstance(found, str) else None
+
+
+def _wrapper_label(model: Any) -> str:
+    while isinstance(model, partial):
+        model = model.func
+    name = getattr(model, "__name__", type(model).__name__)
+    return {"guided_model": "guided(...)", "eps_model": "as_eps(...)"}.get(name, f"a {type(model).__name__}")
+
+
 def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, prediction: str = "eps"
            ) -> Callable[[Any, float], Any]:
     """Return a model that predicts ``eps`` from one that predicts ``prediction`` (:func:`to_eps` per call).
@@ -143,6 +257,12 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
         Gives ``abar(t)`` for the conversion.
     prediction : {"eps", "x0", "v", "score", "flow"}
         What ``model`` predicts (one the schedule's family defines).
+
+    Raises
+    ------
+    ValueError
+        ``prediction`` other than ``"eps"`` for a model that already returns ``eps`` (:func:`converted_from`:
+        a :func:`guided` or :func:`as_eps` model, a ``NetworkModel``): its output would be converted twice.
     """
     if not callable(model):
         raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
@@ -151,11 +271,18 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
     check_prediction(prediction, schedule)
     if prediction == "eps":
         return model
+    source = converted_from(model)
+    if source is not None:
+        raise ValueError(
+            f"prediction={prediction!r} would convert the model's output a second time: the model, "
+            f"{_wrapper_label(model)}, already returns eps (it converts its network's {source!r} prediction "
+            f"itself); leave prediction='eps' (the default) and give the network's prediction to the wrapper only")
 
     def eps_model(x: Any, t: float) -> Any:
         return to_eps(model(x, t), x, t, schedule, prediction)
 
     eps_model.__wrapped__ = model  # type: ignore[attr-defined]
+    eps_model.converted_from = prediction  # type: ignore[attr-defined]
     return eps_model
 
 
@@ -203,8 +330,9 @@ def guided(model: Callable[..., Any], scale: float, uncond: dict[str, Any], *, s
         prompt's embeddings), each batched like ``x``; other keyword arguments are passed to both halves.
     schedule : NoiseSchedule, optional
         Needed to convert a prediction other than ``eps``.
-    prediction : {"eps", "x0", "v", "score"}
-        What ``model`` predicts; the guided model returns ``eps``.
+    prediction : {"eps", "x0", "v", "score", "flow"}
+        What ``model`` predicts; the guided model returns ``eps`` and says so (``converted_from``): pass it to
+        ``pndmkit.sample`` with the default ``prediction="eps"``, which refuses any other prediction for it.
 
     Raises
     ------
@@ -252,4 +380,5 @@ def guided(model: Callable[..., Any], scale: float, uncond: dict[str, Any], *, s
         return e_u + scale * (e_c - e_u)
 
     guided_model.__wrapped__ = model  # type: ignore[attr-defined]
+    guided_model.converted_from = prediction  # type: ignore[attr-defined]  (it returns eps: converted_from)
     return guided_model

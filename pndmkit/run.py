@@ -25,44 +25,44 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generator, Optional
+from typing import Any, Callable, Generator, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import LinComb, all_finite, dtype_name, match_dtype
+from pndmkit._backend import LinComb, all_finite, cast, read_only, version_counter
+from pndmkit.estimators import Step
+from pndmkit.models import check_output
 
-if TYPE_CHECKING:  # pragma: no cover
-    from pndmkit.integrator import Integrator, Solution
+__all__ = ["Run", "Solution", "Callback", "start_run", "gradient_array"]
 
-__all__ = ["Run", "check_output"]
+#: called after every step with ``(t_next, x_next, e')`` (``e'`` is ``None`` after a corrector step)
+Callback = Callable[[float, Any, Any], None]
 
 
-def check_output(e: Any, like: Any, t: float, evaluation: int, check_finite: bool) -> Any:
-    """Validate one model output against the state ``like``; return it in the state's dtype.
+@dataclass(frozen=True)
+class Solution:
+    """Result of a sampler run.
 
-    Raises
-    ------
-    ValueError
-        Wrong shape (or not an array).
-    TypeError
-        A different array type (numpy vs torch) or a non-floating dtype.
-    FloatingPointError
-        ``check_finite`` and a non-finite entry.
+    Attributes
+    ----------
+    x : array
+        Final sample (same array type, dtype and device as the initial one).
+    nfe : int
+        Number of model evaluations.
+    times : numpy.ndarray
+        The grid that was integrated (decreasing); for adaptive methods the accepted times.
+    method : str
+        Name of the method.
+    run : Run or None
+        The finished ask/tell run (``None`` for adaptive methods).
     """
-    shape = tuple(like.shape)
-    if tuple(getattr(e, "shape", ())) != shape or not hasattr(e, "dtype"):
-        raise ValueError(f"model output must be an array of shape {shape} like x; got "
-                         f"{type(e).__name__} of shape {tuple(getattr(e, 'shape', ()))} at t={t}")
-    if type(e) is not type(like):
-        raise TypeError(f"model output must be a {type(like).__name__} like x, got {type(e).__name__} at t={t}")
-    if e.dtype != like.dtype:
-        if "float" not in dtype_name(e):
-            raise TypeError(f"model output must have a floating dtype, got {dtype_name(e)} at t={t}")
-        e = match_dtype(e, like)
-    if check_finite and not all_finite(e):
-        raise FloatingPointError(f"model output is not finite at t={t} (evaluation {evaluation})")
-    return e
+
+    x: Any
+    nfe: int
+    times: NDArray[np.float64]
+    method: str = ""
+    run: Optional["Run"] = field(default=None, repr=False)
 
 
 class _Cursor:
@@ -85,7 +85,8 @@ class Run:
     Attributes
     ----------
     integrator : Integrator
-        The method.
+        The method (:class:`pndmkit.integrator.Integrator`: anything with ``estimator``, ``transfer`` and
+        ``name``).
     times : numpy.ndarray
         The grid (float64, decreasing, schedule units).
     index : int
@@ -111,7 +112,7 @@ class Run:
         Gradient the last completed step gave the transfer (``None`` for a corrector step).
     """
 
-    integrator: "Integrator"
+    integrator: Any
     times: NDArray[np.float64]
     index: int
     x: Any
@@ -124,6 +125,7 @@ class Run:
     out_dtype: str = ""
     last_gradient: Any = field(default=None, repr=False)
     _cursor: Optional[_Cursor] = field(default=None, repr=False, compare=False)
+    _request_version: Optional[int] = field(default=None, repr=False, compare=False)
 
     # -- the protocol -----------------------------------------------------------------------------
     @property
@@ -138,6 +140,10 @@ class Run:
 
     def ask(self) -> tuple[Any, float]:
         """``(x, t)``: where the model must be evaluated next (``t`` a Python float in the schedule's units).
+
+        ``x`` belongs to the run, which is immutable: a numpy ``x`` is a read-only view (writing to it raises
+        numpy's "read-only" error); a tensor cannot be made read-only, so :meth:`tell` refuses an output if
+        ``x`` was modified in place in between (torch's version counter, no device synchronisation).
 
         Raises
         ------
@@ -164,6 +170,9 @@ class Run:
         if self.request is None:
             raise RuntimeError("the run is done: there is nothing to tell")
         x_eval, t_eval = self.request
+        if self._request_version is not None and x_eval._version != self._request_version:
+            raise RuntimeError(f"the x that ask() handed out for t={t_eval} was modified in place; the run is "
+                               f"immutable: a model must return a new tensor and leave its input unchanged")
         phi = self.integrator.transfer
         out = check_output(output, x_eval, t_eval, self.nfe + 1, self.check_finite)
         g = phi.gradient_of(out, x_eval, t_eval, self.prediction)
@@ -176,10 +185,11 @@ class Run:
             cursor.position = -1  # exhausted: telling this run again replays the step
             return self._finish_step(stop.value, self.nfe + 1)
         cursor.position += 1
-        return _replace(self, nfe=self.nfe + 1, told=self.told + (g,), request=request, _cursor=cursor)
+        return _replace(self, nfe=self.nfe + 1, told=self.told + (g,), request=request, _cursor=cursor,
+                        _request_version=version_counter(request[0]))
 
-    def solution(self) -> "Solution":
-        """The :class:`~pndmkit.integrator.Solution` of a finished run.
+    def solution(self) -> Solution:
+        """The :class:`Solution` of a finished run.
 
         The final sample is checked once for NaN/inf (one cheap reduction); rerun with ``check_finite=True``
         to find the first non-finite evaluation.
@@ -191,8 +201,6 @@ class Run:
         FloatingPointError
             The final sample is not finite (the exception's ``run`` attribute holds this run: nothing is lost).
         """
-        from pndmkit.integrator import Solution
-
         if self.request is not None:
             raise RuntimeError(f"the run is not done: step {self.index} of {len(self.times) - 1}, "
                                f"next evaluation at t={self.request[1]}")
@@ -202,7 +210,7 @@ class Run:
                 "check_finite=True to find the first non-finite model output")
             err.run = self  # type: ignore[attr-defined]
             raise err
-        x = self.x if dtype_name(self.x) == self.out_dtype else _cast(self.x, self.out_dtype)
+        x = cast(self.x, self.out_dtype)
         return Solution(x=x, nfe=self.nfe, times=self.times, method=self.integrator.name, run=self)
 
     # -- internals -----------------------------------------------------------------------------------
@@ -219,8 +227,6 @@ class Run:
         return gen
 
     def _finish_step(self, step: Any, nfe: int) -> "Run":
-        from pndmkit.estimators import Step
-
         if not isinstance(step, Step):
             raise TypeError(f"{self.integrator.estimator!r}.step must return a Step, got {type(step).__name__}")
         t, t_next = self.t, float(self.times[self.index + 1])
@@ -251,7 +257,7 @@ def _checked_request(request: Any, run: Run) -> tuple[Any, float]:
     if not (schedule.t_min - tol <= t <= schedule.t_max + tol):  # also refuses NaN
         raise ValueError(f"{run.integrator.estimator!r}.step asked for an evaluation at t={t}, outside the domain "
                          f"[{schedule.t_min}, {schedule.t_max}] of {schedule!r}")
-    return x, float(t)
+    return read_only(x), float(t)
 
 
 def _replace(run: Run, **changes: Any) -> Run:
@@ -260,14 +266,6 @@ def _replace(run: Run, **changes: Any) -> Run:
     new.__dict__.update(run.__dict__)
     new.__dict__.update(changes)
     return new
-
-
-def _cast(x: Any, dtype: str) -> Any:
-    if hasattr(x, "to") and not isinstance(x, np.ndarray):
-        import torch
-
-        return x.to(getattr(torch, dtype))
-    return x.astype(dtype)
 
 
 def _begin(run: Run, index: int, x: Any, state: Any, nfe: int, last_gradient: Any) -> Run:
@@ -281,8 +279,6 @@ def _begin(run: Run, index: int, x: Any, state: Any, nfe: int, last_gradient: An
         try:
             request = _checked_request(next(gen), base)
         except StopIteration as stop:  # a step that needs no evaluation (e.g. pure extrapolation)
-            from pndmkit.estimators import Step
-
             step = stop.value
             if not isinstance(step, Step):
                 raise TypeError(f"{run.integrator.estimator!r}.step must return a Step, got {type(step).__name__}")
@@ -290,10 +286,10 @@ def _begin(run: Run, index: int, x: Any, state: Any, nfe: int, last_gradient: An
             x = step.x if step.x is not None else run.integrator.transfer(x, step.e, t, t_next)
             state, last_gradient, index = step.state, step.e, index + 1
             continue
-        return _replace(base, request=request, _cursor=_Cursor(gen, 0))
+        return _replace(base, request=request, _cursor=_Cursor(gen, 0), _request_version=version_counter(request[0]))
 
 
-def start_run(integrator: "Integrator", x: Any, times: NDArray[np.float64], *, prediction: str,
+def start_run(integrator: Any, x: Any, times: NDArray[np.float64], *, prediction: str,
               check_finite: bool, out_dtype: str, estimator_state: Any = None) -> Run:
     """The run of ``integrator`` from ``x`` at ``times[0]`` (used by ``Integrator.start``)."""
     t0 = float(times[0])

@@ -27,21 +27,26 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import warnings
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import check_array
+from pndmkit._backend import check_array, is_torch, lincomb
 from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import check_grid, make_grid
-from pndmkit.integrator import Callback, Integrator, Solution
+from pndmkit.integrator import Integrator
+from pndmkit.run import Callback, Solution
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
-from pndmkit.models import as_eps, shift_time
+from pndmkit.models import as_eps, check_output, shift_time
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
-__all__ = ["sample", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS"]
+__all__ = ["sample", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning", "check_start_scale",
+           "START_SCALE_FACTOR", "final_denoise"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
 CONVENTIONS: dict[str, dict[str, Any]] = {
@@ -52,6 +57,73 @@ CONVENTIONS: dict[str, dict[str, Any]] = {
 
 #: steps of a generated grid when ``steps`` is not given
 DEFAULT_STEPS = 50
+
+#: a start warns when its root mean square lies below ``sigma(t) / F`` or above ``F * prior_scale(t)``
+START_SCALE_FACTOR = 4.0
+#: fewer entries than this measure no scale (8 unit normals fall below 1/4 in RMS with probability 3e-5)
+START_SCALE_MIN_SIZE = 8
+
+
+class PriorScaleWarning(UserWarning):
+    """The start ``x_T`` of a sampler has a scale that ``x_t`` cannot have at its time (unit noise given to an
+    EDM or VE schedule, whose start is ``sigma_max`` times larger): see :func:`check_start_scale`."""
+
+
+def check_start_scale(x: Any, schedule: NoiseSchedule, t: float, *, name: str = "x_T", fix: str | None = None,
+                      stacklevel: int = 1) -> float | None:
+    """Warn (:class:`PriorScaleWarning`) when the start ``x`` at time ``t`` is off scale by a large factor.
+
+    ``x_t = alpha x0 + sigma eps`` has a root mean square of at least ``sigma(t)`` whatever the data
+    (:meth:`~pndmkit.schedules.NoiseSchedule.prior_scale`); a start below ``sigma(t) / F`` or above
+    ``F * prior_scale(t)`` (data of root mean square up to ``F``), ``F =`` :data:`START_SCALE_FACTOR`, is not
+    a sample of ``x_t``: typically ``N(0, I)`` noise given to a schedule whose start is larger (EDM, VE), where
+    the sampler would silently shrink every sample by ``prior_scale(t)``. Starts of fewer than 8 entries, and
+    torch tensors on the ``meta`` device, are not measured.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor
+        The start, in the schedule's own variable (floating dtype).
+    schedule : NoiseSchedule
+    t : float
+        The start's time, in the schedule's units.
+    name : str
+        How the message names ``x``.
+    fix : str, optional
+        The message's advice (default: multiply unit noise by ``schedule.prior_scale(t)``).
+    stacklevel : int
+        Whose line the warning shows: 1 the caller of this function, 2 its caller, ...
+
+    Returns
+    -------
+    float or None
+        The measured root mean square (one device synchronisation for a torch tensor), ``None`` if not measured.
+    """
+    size = int(x.numel()) if is_torch(x) else int(np.size(x))
+    if size < START_SCALE_MIN_SIZE or (is_torch(x) and x.device.type == "meta"):
+        return None
+    if is_torch(x):
+        import torch
+
+        rms = float(torch.linalg.vector_norm(x.detach(), dtype=torch.float64)) / math.sqrt(size)
+    else:
+        rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+    t = float(t)
+    sigma, scale, factor = float(schedule.sigma(t)), schedule.prior_scale(t), START_SCALE_FACTOR
+    if sigma / factor <= rms <= factor * scale:
+        return rms
+    advice = fix or (f"pass x_T in the schedule's own variable x_t = alpha x0 + sigma eps: unit noise times "
+                     f"schedule.prior_scale(t) = {scale:.6g} (pndmkit never rescales it)")
+    where = f"{name} has root mean square (std about 0) {rms:.4g} at t={t:g} of {schedule!r}, "
+    if rms < sigma / factor:
+        times = f"{sigma / rms:.3g} times" if rms > 0 else "infinitely far"
+        what = (f"{times} below sigma(t) = {sigma:.6g}, the least root mean square x_t has there "
+                f"(a start from noise has {scale:.6g})")
+    else:
+        what = f"{rms / scale:.3g} times above the root mean square {scale:.6g} of x_t there for unit-variance data"
+    warnings.warn(where + what + "; " + advice, PriorScaleWarning, stacklevel=stacklevel + 1)
+    return rms
+
 
 Method = Union[str, MethodSpec, Integrator, AdaptiveIntegrator]
 Grid = Union[str, Sequence[float], NDArray[np.float64], None]
@@ -108,7 +180,7 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
            t_end: float | None = None, convention: str | None = None, model_time_offset: float | None = None,
            rho: float | None = None, final_alpha: str | None = None, offset: int | None = None,
            callback: Callback | None = None, check_finite: bool = False, model_kwargs: dict[str, Any] | None = None,
-           **unknown: Any) -> Solution:
+           denoise: bool = False, **unknown: Any) -> Solution:
     """Integrate the probability-flow ODE from ``x_T`` with a pseudo (or classical) numerical method.
 
     Every argument is checked before the model is called: a wrong type, a non-finite value, options that
@@ -120,8 +192,14 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         ``model(x, t)`` returning a prediction of the kind ``prediction``, same shape as ``x``; ``t`` is a
         Python float in the schedule's units (training index for :class:`~pndmkit.schedules.DiscreteVP`).
     x_T : numpy.ndarray or torch.Tensor
-        Initial sample at the first time of the grid (noise ``N(0, I)`` at the default start). Floating
-        dtype, finite entries.
+        Initial sample at the first time ``t`` of the grid, in the schedule's own variable
+        ``x_t = alpha x0 + sigma eps``; floating dtype, finite entries. ``sample`` never rescales it: a start
+        from noise is ``schedule.prior_scale(t) * z`` with ``z ~ N(0, I)``
+        (:meth:`~pndmkit.schedules.NoiseSchedule.prior_scale`, diffusers' ``init_noise_sigma``), which is
+        ``N(0, I)`` itself on variance-preserving schedules but ``sqrt(1 + sigma_max^2) z`` on
+        :class:`~pndmkit.schedules.EDM` and :class:`~pndmkit.schedules.VE`. A start whose root mean square is
+        far off (below ``sigma(t) / 4`` or above ``4 prior_scale(t)``) warns with a
+        :class:`PriorScaleWarning` (:func:`check_start_scale`).
     schedule : NoiseSchedule
         The noise schedule the model was trained with.
     method : str, MethodSpec or Integrator
@@ -135,8 +213,11 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         ``T - 1``, or from ``t_start``).
     grid : str or sequence of float, optional
         A grid kind (:data:`pndmkit.grids.GRIDS`) or explicit decreasing times (first = start).
-    prediction : {"eps", "x0", "v", "score"}
-        What the model predicts; converted to ``eps`` before any combination.
+    prediction : {"eps", "x0", "v", "score", "flow"}
+        What the model predicts; converted to ``eps`` before any combination. A model that already returns
+        ``eps`` (:func:`pndmkit.models.guided`, :func:`pndmkit.as_eps`, :class:`pndmkit.nn.NetworkModel`:
+        :func:`pndmkit.models.converted_from`) takes the default ``"eps"``; another value raises ``ValueError``
+        naming ``prediction`` (it would convert twice).
     t_start, t_end : float, optional
         Start and end times of a generated grid: start mid-trajectory by passing ``t_start`` and ``x_t``
         (on a DiscreteVP the default grid is then ``linspace`` over the indices ``0..t_start``).
@@ -156,6 +237,13 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     model_kwargs : dict, optional
         Keyword arguments of every model call, ``model(x, t, **model_kwargs)`` (conditioning; see
         :func:`pndmkit.models.guided`).
+    denoise : bool
+        After the last step, replace ``x`` by the model's data estimate there, ``x0 = (x - sigma eps) / alpha``
+        at the grid's last time (one more evaluation; the final denoising step of score-SDE). Grids that end
+        where ``sigma > 0`` leave that much noise in the sample: the default grids of ``LinearVP``/``CosineVP``
+        end at ``t = 1e-3`` (``sigma`` about 0.01-0.05) and ``VE`` never reaches ``sigma = 0``. Where the grid
+        already ends at ``sigma = 0`` (every default ``DiscreteVP`` grid, ``EDM``, flow matching) the sample is
+        the data estimate already and ``denoise`` adds nothing (no evaluation).
     **unknown
         Not accepted: any other keyword raises ``TypeError`` naming it and the closest parameter.
 
@@ -163,6 +251,18 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     -------
     Solution
         ``.x`` the final sample, ``.nfe`` model evaluations, ``.times`` the grid.
+
+    Warns
+    -----
+    PriorScaleWarning
+        ``x_T`` off scale for its time by more than a factor 4 (above).
+
+    Notes
+    -----
+    ``sample`` follows torch's grad mode: a model with parameters called under the default mode records the
+    graph of every step (to differentiate through the sampler). Sample under ``torch.no_grad()`` or
+    ``torch.inference_mode()`` otherwise; :class:`pndmkit.nn.NetworkModel` calls its network under
+    ``no_grad`` itself.
     """
     reject_unknown("sample", unknown, _PARAMETERS)
     if not callable(model):
@@ -197,6 +297,7 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
             raise
         raise ValueError(f"convention={convention!r} (grid 'leading', offset={settings['offset']}, final_alpha="
                          f"{settings['final_alpha']!r}): {exc}") from exc
+    check_start_scale(x_T, schedule, float(times[0]), stacklevel=2)  # unit noise on EDM / VE, say
     if model_kwargs is not None:  # conditioning, e.g. for pndmkit.models.guided
         if not isinstance(model_kwargs, dict):
             raise TypeError(f"model_kwargs must be a dict of keyword arguments for model, got "
@@ -204,9 +305,29 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         from functools import partial
 
         model = partial(model, **model_kwargs)
+    check_bool(denoise, "denoise")
     eps_model = shift_time(as_eps(model, schedule, prediction), shift)
-    return integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
+    solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
+    return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
+
+
+def final_denoise(eps_model: Callable[[Any, float], Any], solution: Solution, schedule: NoiseSchedule,
+                  check_finite: bool = False) -> Solution:
+    """The data estimate at the end of a run: ``x0 = (x - sigma eps(x, t)) / alpha`` at ``t = solution.times[-1]``.
+
+    One model evaluation (added to ``nfe``); the identity where ``sigma(t) = 0``, with no evaluation. This is
+    the final denoising step of the score-SDE samplers (Song et al. 2021): it removes the noise a grid that
+    stops short of ``sigma = 0`` leaves in the sample.
+    """
+    t = float(solution.times[-1])
+    alpha, sigma = float(schedule.alpha(t)), float(schedule.sigma(t))
+    if sigma == 0.0:
+        return solution
+    x = solution.x
+    e = check_output(eps_model(x, t), x, t, solution.nfe + 1, check_finite)
+    return dataclasses.replace(solution, x=lincomb((1.0 / alpha, -sigma / alpha), (x, e)), nfe=solution.nfe + 1)
 
 
 _PARAMETERS = ("model", "x_T", "schedule", "method", "steps", "grid", "prediction", "t_start", "t_end", "convention",
-               "model_time_offset", "rho", "final_alpha", "offset", "callback", "check_finite", "model_kwargs")
+               "model_time_offset", "rho", "final_alpha", "offset", "callback", "check_finite", "model_kwargs",
+               "denoise")

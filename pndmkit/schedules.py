@@ -158,6 +158,57 @@ class NoiseSchedule(ABC):
         ``s`` grows."""
         return _out(np.hypot(_arr(self.alpha(t)), _arr(self.sigma(t))))
 
+    def prior_scale(self, t: float | None = None, data_std: float = 1.0) -> float:
+        r"""The scale of a start from noise at ``t``: the standard deviation of ``x_t`` per entry,
+        :math:`\sqrt{\alpha(t)^2 d^2 + \sigma(t)^2}`, for data of standard deviation ``d = data_std`` about 0.
+
+        A sampler that starts from noise at ``t`` (default :attr:`t_start`) draws ``x_T = prior_scale(t) * z``
+        with ``z ~ N(0, I)``: the Gaussian with the variance of the true marginal of ``x_t``, exact when the data
+        are Gaussian too. It is diffusers' ``init_noise_sigma`` (EDM schedulers' ``sqrt(sigma_max^2 + 1)``) in
+        the schedule's own variable ``x_t = alpha x0 + sigma eps``:
+
+        * variance preserving (:class:`LinearVP`, :class:`CosineVP`, :class:`DiscreteVP`): exactly 1 at every
+          ``t`` for ``data_std = 1`` (``alpha^2 + sigma^2 = 1``), so ``x_T`` is ``N(0, I)``;
+        * :class:`EDM` / :class:`VE` (``alpha = 1``): ``sqrt(sigma^2 + data_std^2)``, 80.00625 at EDM's
+          ``sigma_max = 80``; k-diffusion draws ``sigma_max * z``, a relative ``1 / (2 sigma_max^2)`` less;
+        * :class:`FlowMatching`: ``sqrt((1 - t)^2 + t^2)``, 1 at ``t = 1`` (0.9990005 at the default ``t_max``
+          0.999).
+
+        The sum of squares is ``alpha^2 E[x0^2] + sigma^2`` for any data independent of the noise, so ``x_t``
+        is never smaller than ``sigma(t)`` in root mean square (the bound :func:`pndmkit.sample` checks a start
+        against, besides this scale).
+
+        Parameters
+        ----------
+        t : float, optional
+            Time in the schedule's units, inside ``[t_min, t_max]`` (default :attr:`t_start`).
+        data_std : float
+            Standard deviation of the data per entry, > 0 (1: data scaled to unit variance; EDM's
+            ``sigma_data`` is 0.5).
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``t`` or ``data_std`` not a finite real number, ``t`` outside the domain, ``data_std <= 0``.
+
+        Examples
+        --------
+        >>> EDM().prior_scale(), LinearVP().prior_scale(0.3), round(FlowMatching().prior_scale(), 7)
+        (80.00624975587844, 1.0, 0.9990005)
+        """
+        t = self.t_start if t is None else check_real(t, "t")
+        self.check_time(t, "t")
+        if check_real(data_std, "data_std") <= 0:
+            raise ValueError(f"data_std must be > 0, got {data_std!r}")
+        return self._prior_scale(t, float(data_std))
+
+    def _prior_scale(self, t: float, data_std: float) -> float:
+        return math.hypot(float(self.alpha(t)) * data_std, float(self.sigma(t)))
+
     def ode_coefficients(self, t: float) -> tuple[float, float]:
         r"""``(c_x, c_e)`` with the probability-flow ODE ``dx/dt = c_x x + c_e eps`` (Python floats).
 
@@ -177,7 +228,13 @@ class NoiseSchedule(ABC):
 
     def check_time(self, t: ArrayLike, name: str = "t") -> None:
         """Raise ``ValueError`` naming ``name`` (and the first bad entry of an array) if a time is not
-        finite or lies outside ``[t_min, t_max]``."""
+        finite or lies outside ``[t_min, t_max]``.
+
+        The domain rule: closed-form schedule functions (``alpha``, ``sigma``, ``s``, ``lam``, ...) are
+        evaluated as written at any real ``t``, so that they stay cheap inside the sampling loop; every time that
+        enters sampling (grids, ``t_start``/``t_end``, the times a run asks the model at, scheduler timesteps)
+        is checked here first. Maps with no meaning outside their interval refuse such input themselves
+        (:meth:`FlowMatching.shift_time`, ``t_from_s`` of a negative ``s``)."""
         arr = np.asarray(t, dtype=np.float64)
         tol = 1e-9 * max(1.0, abs(self.t_max))
         bad = ~np.isfinite(arr) | (arr < self.t_min - tol) | (arr > self.t_max + tol)
@@ -265,6 +322,10 @@ class VPSchedule(NoiseSchedule):
     def scale(self, t: ArrayLike) -> FloatOrArray:
         """Exactly 1: ``alpha^2 + sigma^2 = 1``."""
         return _out(np.ones_like(_arr(t)))
+
+    def _prior_scale(self, t: float, data_std: float) -> float:
+        # sqrt(abar d^2 + 1 - abar) written so that unit data give exactly 1 (no rounding of abar + (1 - abar))
+        return math.sqrt(1.0 + float(self.abar(t)) * (data_std * data_std - 1.0))
 
     def s(self, t: ArrayLike) -> FloatOrArray:
         r"""Noise-to-signal ratio :math:`s = \sqrt{(1-\bar\alpha)/\bar\alpha}`, computed without cancellation."""
@@ -512,6 +573,16 @@ class DiscreteVP(VPSchedule):
         return float(brentq(lambda x: float(self._spline(x)) - la, lo, hi, xtol=1e-13, rtol=1e-15))
 
 
+def _unit_interval(t: ArrayLike, name: str) -> NDArray[np.float64]:
+    """``t`` as a float64 array, or ``ValueError`` naming ``name`` if an entry is outside ``[0, 1]``."""
+    arr = _arr(t)
+    bad = ~((arr >= 0.0) & (arr <= 1.0))
+    if np.any(bad):
+        value = float(arr.ravel()[np.flatnonzero(bad.ravel())[0]])
+        raise ValueError(f"{name}={value!r} lies outside [0, 1], the domain of the flow-matching time shift")
+    return arr
+
+
 def _positive(value: float, name: str) -> float:
     value = check_real(value, name)
     if not value > 0:
@@ -625,6 +696,8 @@ class VE(NoiseSchedule):
         return self.sigma(t)
 
     def lam(self, t: ArrayLike) -> FloatOrArray:
+        """``lambda = -log sigma(t)``: the closed form, evaluated as written at any ``t`` (see
+        :meth:`NoiseSchedule.check_time` for where the domain is enforced)."""
         return _out(-(math.log(self.sigma_min) + self._log_ratio * _arr(t)))
 
     def t_from_s(self, s: ArrayLike) -> FloatOrArray:
@@ -682,13 +755,20 @@ class FlowMatching(NoiseSchedule):
         return f"FlowMatching(shift={self.shift}, t_max={self.t_max})"
 
     def shift_time(self, t: ArrayLike) -> FloatOrArray:
-        """The shifted time ``shift t / (1 + (shift - 1) t)`` (the identity for ``shift = 1``)."""
-        t = _arr(t)
+        """The shifted time ``shift t / (1 + (shift - 1) t)`` (the identity for ``shift = 1``), a map of
+        ``[0, 1]`` onto itself.
+
+        Raises
+        ------
+        ValueError
+            A time outside ``[0, 1]`` (or not finite), where the map is not a time shift.
+        """
+        t = _unit_interval(t, "t")
         return _out(self.shift * t / (1.0 + (self.shift - 1.0) * t))
 
     def unshift_time(self, t: ArrayLike) -> FloatOrArray:
-        """Inverse of :meth:`shift_time`: ``t / (shift - (shift - 1) t)``."""
-        t = _arr(t)
+        """Inverse of :meth:`shift_time`: ``t / (shift - (shift - 1) t)``, on ``[0, 1]`` (``ValueError`` outside)."""
+        t = _unit_interval(t, "t")
         return _out(t / (self.shift - (self.shift - 1.0) * t))
 
     def alpha(self, t: ArrayLike) -> FloatOrArray:
@@ -738,8 +818,10 @@ class CustomSchedule(NoiseSchedule):
     Raises
     ------
     ValueError
-        ``alpha`` or ``sigma`` not positive where it must be, or ``s`` not strictly increasing (the message names
-        the function and the first time that breaks the rule).
+        ``alpha`` or ``sigma`` not positive where it must be, ``s`` not strictly increasing, a function that does
+        not return a real array shaped like ``t`` (a scalar is read as a constant), or ``dalpha``/``dsigma`` that
+        disagree with central differences of ``alpha``/``sigma`` (the message names the function and the first
+        time that breaks the rule).
 
     Examples
     --------
@@ -772,7 +854,7 @@ class CustomSchedule(NoiseSchedule):
         return f"CustomSchedule(t_min={self.t_min}, t_max={self.t_max})"
 
     def _check(self, t: NDArray[np.float64]) -> None:
-        a, sig = _arr(self.alpha(t)), _arr(self.sigma(t))
+        a, sig = self.alpha(t), self.sigma(t)
         domain = f"[t_min, t_max] = [{self.t_min}, {self.t_max}]"
         for name, values, bad in (("alpha", a, ~(a > 0)), ("sigma", sig, ~(sig >= 0)),
                                   ("sigma", sig, ~(sig > 0) & (t > self.t_min))):
@@ -786,12 +868,41 @@ class CustomSchedule(NoiseSchedule):
             i = int(down[0])
             raise ValueError(f"s = sigma / alpha must increase strictly in t on {domain}; s({float(t[i])!r}) = "
                              f"{float(s[i])!r} >= s({float(t[i + 1])!r}) = {float(s[i + 1])!r}")
+        # given derivatives must be the derivatives: compare with central differences inside the domain
+        for name, exact, f in (("dalpha", self._dalpha, self.alpha), ("dsigma", self._dsigma, self.sigma)):
+            if exact is None:
+                continue
+            inner = t[1:-1]
+            given = self._evaluate(exact, inner, name)
+            numeric = self._derivative(f, inner)
+            scale = np.maximum(np.abs(numeric), np.max(np.abs(numeric)) + 1e-12)
+            off = np.abs(given - numeric) > 1e-4 * scale + 1e-8
+            if np.any(off):
+                i = int(np.flatnonzero(off)[0])
+                raise ValueError(f"{name} is not the derivative of {name[1:]}: {name}({float(inner[i])!r}) = "
+                                 f"{float(given[i])!r}, but a central difference gives {float(numeric[i])!r}")
+
+    def _evaluate(self, f: Callable[[ArrayLike], ArrayLike], t: ArrayLike, name: str) -> NDArray[np.float64]:
+        """``f(t)`` as a real float64 array of ``t``'s shape (a scalar result is a constant function)."""
+        t = _arr(t)
+        value = np.asarray(f(t))
+        if np.iscomplexobj(value):
+            raise ValueError(f"{name} must return real values; {name}(t) returned {value.dtype}")
+        if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)
+                or value.dtype == bool):
+            raise ValueError(f"{name} must return numbers, got an array of dtype {value.dtype}")
+        if value.shape != t.shape:
+            if value.ndim != 0:
+                raise ValueError(f"{name} must return an array shaped like its argument t (shape {t.shape}), got "
+                                 f"shape {value.shape}: write it with numpy operations on t")
+            value = np.full(t.shape, value)
+        return value.astype(np.float64)
 
     def alpha(self, t: ArrayLike) -> FloatOrArray:
-        return _out(_arr(self._alpha(_arr(t))))
+        return _out(self._evaluate(self._alpha, t, "alpha"))
 
     def sigma(self, t: ArrayLike) -> FloatOrArray:
-        return _out(_arr(self._sigma(_arr(t))))
+        return _out(self._evaluate(self._sigma, t, "sigma"))
 
     def _derivative(self, f: Callable[[ArrayLike], FloatOrArray], t: ArrayLike) -> FloatOrArray:
         t = _arr(t)
@@ -800,10 +911,10 @@ class CustomSchedule(NoiseSchedule):
         return _out((_arr(f(hi)) - _arr(f(lo))) / (hi - lo))
 
     def dalpha(self, t: ArrayLike) -> FloatOrArray:
-        return _out(_arr(self._dalpha(_arr(t)))) if self._dalpha else self._derivative(self.alpha, t)
+        return _out(self._evaluate(self._dalpha, t, "dalpha")) if self._dalpha else self._derivative(self.alpha, t)
 
     def dsigma(self, t: ArrayLike) -> FloatOrArray:
-        return _out(_arr(self._dsigma(_arr(t)))) if self._dsigma else self._derivative(self.sigma, t)
+        return _out(self._evaluate(self._dsigma, t, "dsigma")) if self._dsigma else self._derivative(self.sigma, t)
 
     def t_from_s(self, s: ArrayLike) -> FloatOrArray:
         s = _nonnegative_s(s)

@@ -32,7 +32,7 @@ on the same grid has a factor above it.
 
 Examples
 --------
->>> from pndmkit.methods import METHODS
+>>> from pndmkit.methods import METHODS  # the registry passes each method's data form down
 >>> from pndmkit.grids import make_grid
 >>> from pndmkit.schedules import DiscreteVP
 >>> sched = DiscreteVP.cosine()
@@ -47,12 +47,14 @@ True
 from __future__ import annotations
 
 import copy
-import math
+import dataclasses
 import sys
 import warnings
 from typing import Any, Optional
 
 import numpy as np
+
+from pndmkit.run import start_run
 
 __all__ = ["StabilityWarning", "THRESHOLD", "check_stability", "amplification", "warn_if_unstable"]
 
@@ -68,7 +70,7 @@ def _step_bounds(integrator: Any, times: np.ndarray) -> Optional[np.ndarray]:
     """Per step, an upper bound of the factor (no dry run); ``None`` where the transfer cannot amplify."""
     phi = integrator.transfer
     sched = phi.schedule
-    if phi.kind == "pseudo" and phi.gradient_kind == "eps":
+    if phi.gradient_is_eps:
         alpha = np.asarray(sched.alpha(times), dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):  # alpha = 0 at t = 1: the transfer refuses it
             return alpha[1:] / alpha[:-1]
@@ -114,16 +116,13 @@ def amplification(integrator: Any, times: Any, floor: float = THRESHOLD) -> Opti
         evaluations at predicted points) or ``"rebase"`` (stage eps taken at the base time's coefficient).
         ``None`` when no step exceeds ``floor``.
     """
-    from pndmkit.integrator import Integrator
-    from pndmkit.run import start_run
-
     times = np.asarray(times, dtype=np.float64)
     bounds = _step_bounds(integrator, times)
     if bounds is None or not np.any(bounds > floor):
         return None
     last = int(np.nonzero(bounds > floor)[0][-1])
     rebased: list[float] = []
-    probe = Integrator(integrator.estimator, _recording(integrator.transfer, rebased), integrator.name)
+    probe = dataclasses.replace(integrator, transfer=_recording(integrator.transfer, rebased))
     zero = np.zeros(1)
     with np.errstate(all="ignore"):
         run = start_run(probe, zero, times, prediction="eps", check_finite=False, out_dtype="float64")
@@ -133,7 +132,7 @@ def amplification(integrator: Any, times: Any, floor: float = THRESHOLD) -> Opti
             rebased.clear()
             predicted = t_eval != float(times[index])
             run = run.tell(zero)
-            if integrator.transfer.gradient_kind == "eps" and integrator.kind == "pseudo":
+            if integrator.transfer.gradient_is_eps:
                 factor, cause = (float(bounds[index]), "stages") if predicted else (0.0, "")
             else:
                 factor, cause = max(rebased, default=0.0), "rebase"
@@ -142,19 +141,16 @@ def amplification(integrator: Any, times: Any, floor: float = THRESHOLD) -> Opti
     return worst
 
 
-def _alternative(integrator: Any) -> str:
-    from pndmkit.methods import METHODS
-
-    name = integrator.name
-    if integrator.kind == "pseudo" and name and f"{name}-x0" in METHODS:
-        return f"use {name}-x0 (the same estimator on the data-prediction transfer)"
+def _alternative(integrator: Any, data_form: str) -> str:
+    if integrator.kind == "pseudo" and data_form:
+        return f"use {data_form} (the same estimator on the data-prediction transfer)"
     if integrator.kind == "pseudo":
         return ("use the same estimator on the data-prediction transfer (Integrator(estimator, "
                 "DataTransfer(schedule)), e.g. f-pndm-x0), or ipndm")
     return "use rk4 (stage derivatives at their own points) or a pseudo method such as ipndm-x0"
 
 
-def check_stability(integrator: Any, times: Any) -> Optional[str]:
+def check_stability(integrator: Any, times: Any, data_form: str = "") -> Optional[str]:
     """A warning message naming the cause and the stable alternative, or ``None`` if the run is safe.
 
     Parameters
@@ -163,6 +159,10 @@ def check_stability(integrator: Any, times: Any) -> Optional[str]:
         The method.
     times : array of float
         The grid of the run (validated, decreasing).
+    data_form : str
+        Name of a method with the same estimator on the data-prediction transfer, suggested as the remedy
+        (the registry passes it down as :attr:`pndmkit.integrator.Integrator.data_form`); default: that
+        attribute of ``integrator``, or a generic remedy.
 
     Returns
     -------
@@ -173,6 +173,7 @@ def check_stability(integrator: Any, times: Any) -> Optional[str]:
     worst = amplification(integrator, times)
     if worst is None:
         return None
+    data_form = data_form or getattr(integrator, "data_form", "")
     factor, i, cause = worst
     sched = integrator.transfer.schedule
     t, t_next = float(times[i]), float(times[i + 1])
@@ -181,9 +182,9 @@ def check_stability(integrator: Any, times: Any) -> Optional[str]:
     if cause == "stages":
         ab, ab_next = (float(sched.alpha(u)) ** 2 for u in (t, t_next))
         return (f"{name}: {where} spans abar {ab:.2g} -> {ab_next:.2g}; stage errors are amplified up to "
-                f"{factor:.2g}x by the eps-form transfer (sqrt(abar'/abar)); {_alternative(integrator)}")
+                f"{factor:.2g}x by the eps-form transfer (sqrt(abar'/abar)); {_alternative(integrator, data_form)}")
     return (f"{name}: {where} takes its stages' eps at the base time's coefficient, which amplifies stage "
-            f"errors up to {factor:.2g}x; {_alternative(integrator)}")
+            f"errors up to {factor:.2g}x; {_alternative(integrator, data_form)}")
 
 
 def _outside_frames() -> int:
@@ -194,8 +195,8 @@ def _outside_frames() -> int:
     return level
 
 
-def warn_if_unstable(integrator: Any, times: Any) -> None:
+def warn_if_unstable(integrator: Any, times: Any, data_form: str = "") -> None:
     """Issue a :class:`StabilityWarning` with :func:`check_stability`'s message if it has one."""
-    message = check_stability(integrator, times)
+    message = check_stability(integrator, times, data_form)
     if message is not None:
         warnings.warn(message, StabilityWarning, stacklevel=_outside_frames())

@@ -44,8 +44,6 @@ class Transfer(ABC):
     variable: str
     #: "pseudo" (keeps samples on the noise-level manifold, PNDM sec. 3.2) or "classical"
     kind: str = "pseudo"
-    #: what the gradient is: "eps", "x0" or "dx/dt"
-    gradient_kind: str = "eps"
     #: whether the gradient is the model's eps itself, whatever the point (then :meth:`rebase` is the identity)
     gradient_is_eps: bool = False
 
@@ -180,7 +178,6 @@ class DataTransfer(Transfer):
     """
 
     variable = "1/s"
-    gradient_kind = "x0"
 
     def coefficients(self, t: float, t_next: float) -> tuple[float, float]:
         sched = self.schedule
@@ -262,7 +259,6 @@ class LinearTransfer(Transfer):
 
     variable = "t"
     kind = "classical"
-    gradient_kind = "dx/dt"
 
     def __init__(self, schedule: NoiseSchedule, rhs: str | None = None) -> None:
         super().__init__(schedule)

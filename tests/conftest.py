@@ -12,7 +12,7 @@ settings.register_profile("pndmkit", deadline=None, max_examples=60, derandomize
 settings.load_profile("pndmkit")
 
 # Two methods defined outside the package (tests/external_methods.py), registered as a user would: every
-# registry-driven test then covers them with no other edit (issue: register_method).
+# registry-driven test then covers them with no other edit (see register_method).
 import pndmkit  # noqa: E402
 from external_methods import EXTERNAL  # noqa: E402
 

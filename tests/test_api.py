@@ -140,7 +140,7 @@ def test_non_finite_torch_x_T_is_refused():
 
 # -- conventions, grids, options: one grid of exactly `steps` steps, or one error naming the parameters ------
 def test_mid_trajectory_on_the_default_discrete_grid():
-    """Issue 11: this call raised "grid 'leading' needs a DiscreteVP schedule ... got DiscreteVP"."""
+    """A regression: this call raised "grid 'leading' needs a DiscreteVP schedule ... got DiscreteVP"."""
     d = DiscreteVP.linear()
     sol = sample(lambda x, t: 0.1 * x, np.ones(2), schedule=d, method="ddim", steps=10, t_start=300.0)
     np.testing.assert_array_equal(sol.times, [300, 267, 233, 200, 167, 133, 100, 67, 33, 0, -1])
@@ -153,7 +153,7 @@ def test_mid_trajectory_on_the_default_discrete_grid():
 
 @pytest.mark.parametrize("grid", ["leading", "trailing", "linspace", "uniform", "karras"])
 def test_convention_with_a_grid_kind(grid):
-    """Issue 11: any grid with a convention raised TypeError: make_grid() got multiple values for 'kind'."""
+    """A regression: any grid with a convention raised TypeError: make_grid() got multiple values for 'kind'."""
     d = DiscreteVP.linear()
     if grid == "leading":
         sol = sample(lambda x, t: 0.1 * x, np.ones(2), schedule=d, method="ddim", steps=5, grid=grid,
@@ -207,7 +207,7 @@ def test_grid_options_the_kind_would_ignore_are_refused():
 
 
 def test_unknown_keywords_are_errors():
-    """Issue 11: a misspelt keyword next to an explicit grid was silently swallowed."""
+    """A regression: a misspelt keyword next to an explicit grid was silently swallowed."""
     with pytest.raises(TypeError, match=r"sample\(\) got an unexpected keyword argument 'stpes'; "
                                         r"did you mean 'steps'\?"):
         sample(eps_model, np.ones(2), schedule=SCHED, grid=[1.0, 0.5, 0.1], stpes=10)

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from pndmkit import DDIMTransfer, Integrator, LinearTransfer, as_eps, get_method, make_grid, sample
-from pndmkit.estimators import LinearMultistep, RungeKutta, Single
+from pndmkit.adams import LinearMultistep
+from pndmkit.estimators import Single
+from pndmkit.runge_kutta import RungeKutta
 from pndmkit.grids import check_grid
-from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
+from pndmkit.schedules import CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP
 from pndmkit.tableaus import ButcherTableau
 
 VP = LinearVP()
@@ -25,6 +27,17 @@ def model(x, t):
 
 def ddim():
     return get_method("ddim").build(VP)
+
+
+def _ddim_on(schedule):
+    return Integrator(Single(), DDIMTransfer(schedule), "ddim")
+
+
+def _started(integrator=None, grid=(1.0, 0.5, 0.1)):
+    """A run one evaluation in."""
+    integrator = ddim() if integrator is None else integrator
+    run = integrator.start(X, list(grid))
+    return run.tell(model(*run.ask()))
 
 
 CASES = [
@@ -131,6 +144,38 @@ CASES = [
                  r"check_finite must be True or False"),
     pytest.param("LinearMultistep order bool", lambda: LinearMultistep(True), TypeError,
                  r"order must be an integer, got bool"),
+    # resuming a run: the run carries its sample, grid and options
+    ("solve run with x and grid", lambda: ddim().solve(model, X, [1.0, 0.5], run=_started()), TypeError,
+     r"solve\(run=...\) resumes the run from its own sample and grid; do not pass x and grid as well"),
+    ("solve run prediction", lambda: ddim().solve(model, run=_started(), prediction="x0"), ValueError,
+     r"prediction='x0' contradicts the run, which was started with prediction='eps'"),
+    ("solve run check_finite", lambda: ddim().solve(model, run=_started(), check_finite=True), ValueError,
+     r"check_finite=True contradicts the run"),
+    ("solve run not a run", lambda: ddim().solve(model, run="not a run"), TypeError, r"run must be a Run"),
+    ("solve run of another table", lambda: _ddim_on(DiscreteVP(np.linspace(1e-4, 0.04, 1000))).solve(
+        model, run=_started(_ddim_on(DiscreteVP(np.linspace(1e-4, 0.02, 1000))), [999.0, 500.0, -1.0])),
+     ValueError, r"run was started by a different integrator"),
+    ("solve in-place model", lambda: ddim().solve(lambda x, t: x.__imul__(0.1), X.copy(), [1.0, 0.5]), ValueError,
+     r"model wrote into its input x at t=1.0"),
+    ("start estimator_state str", lambda: get_method("ipndm").build(VP).start(X, [1.0, 0.5, 0.1],
+                                                                              estimator_state="abc"),
+     ValueError, r"estimator_state is not a state of LinearMultistep"),
+    ("start estimator_state of another method", lambda: get_method("f-pndm").build(VP).start(
+        X, [1.0, 0.5, 0.1], estimator_state=()), ValueError, r"estimator_state is not a state of Warmup"),
+    # schedules given as functions, and maps outside their domain
+    ("CustomSchedule scalar functions", lambda: CustomSchedule(lambda t: 1.0, lambda t: 0.5, 0.0, 1.0), ValueError,
+     r"s = sigma / alpha must increase strictly"),
+    ("CustomSchedule fixed-shape alpha", lambda: CustomSchedule(lambda t: np.ones(3), lambda t: np.linspace(
+        0.1, 1, 3), 0.0, 1.0), ValueError, r"alpha must return an array shaped like its argument t"),
+    ("CustomSchedule wrong dalpha", lambda: CustomSchedule(lambda t: 1 - 0.5 * t, lambda t: t, 0.0, 1.0,
+                                                           dalpha=lambda t: 0.5 + 0 * t), ValueError,
+     r"dalpha is not the derivative of alpha: dalpha\(0.001\) = 0.5"),
+    ("CustomSchedule complex alpha", lambda: CustomSchedule(lambda t: np.cos(t) + 0j, np.sin, 0.0, 1.5), ValueError,
+     r"alpha must return real values"),
+    ("FlowMatching shift_time above 1", lambda: FlowMatching(shift=3.0).shift_time(1.5), ValueError,
+     r"t=1.5 lies outside \[0, 1\], the domain of the flow-matching time shift"),
+    ("FlowMatching unshift_time below 0", lambda: FlowMatching(shift=3.0).unshift_time(-0.5), ValueError,
+     r"t=-0.5 lies outside \[0, 1\]"),
 ]
 
 
@@ -143,7 +188,7 @@ def test_bad_input_raises_a_clear_error(name, call, error, message):
 
 
 def test_the_table_covers_the_api_broadly():
-    """At least 40 cases, and every public entry point the API section of issue 11 names has some."""
+    """At least 40 cases, and every public entry point of the API has some."""
     names = [c.values[0] if hasattr(c, "values") else c[0] for c in CASES]
     assert len(names) >= 40 and len(set(names)) == len(names)
     for prefix in ("sample", "make_grid", "check_grid", "LinearVP", "CosineVP", "DiscreteVP", "as_eps",
@@ -159,3 +204,24 @@ def test_the_table_covers_the_api_broadly():
 ])
 def test_numpy_integers_are_integers(call):
     call()
+
+
+def test_ask_hands_out_a_read_only_view_and_the_run_stays_immutable():
+    run = get_method("ipndm").build(VP).start(X.copy(), [1.0, 0.5, 0.1])
+    x, t = run.ask()
+    with pytest.raises(ValueError, match="read-only"):
+        x += 1.0
+    assert np.array_equal(run.x, X) and np.shares_memory(x, run.x)  # a view: no copy was made
+
+
+def test_a_tensor_written_in_place_or_an_output_on_another_device_is_refused():
+    torch = pytest.importorskip("torch")
+    integrator = get_method("ipndm").build(VP)
+    x_T = torch.ones(4, 3)
+    run = integrator.start(x_T, [1.0, 0.5, 0.1])
+    with pytest.raises(ValueError, match="model output is on device meta, x on cpu, at t=1.0"):
+        run.tell(torch.zeros(4, 3, device="meta"))
+    x, t = run.ask()
+    x.mul_(0.1)  # a model that scales its input in place
+    with pytest.raises(RuntimeError, match="the x that ask\\(\\) handed out for t=1.0 was modified in place"):
+        run.tell(torch.zeros(4, 3))

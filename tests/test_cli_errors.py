@@ -37,7 +37,7 @@ CASES = [
     (["order", "--grid", "lineer"], "--grid: invalid choice: 'lineer'"),
     (["order", "--meth", "ddim"], "unrecognized arguments: --meth ddim (did you mean --methods?)"),
     (["order", "--batch", "x"], "--batch: expected an integer >= 1, got 'x'"),
-    # issue 11: every message names its option, in the "--option: value: allowed" form
+    # every message names its option, in the "--option: value: allowed" form
     (["order", "--t-start", "2"], "--t-start: t_start=2.0 lies outside the domain [0.0, 1.0] of LinearVP"),
     (["order", "--t-end", "-1"], "--t-end: t_end=-1.0 lies outside the domain [0.0, 1.0] of LinearVP"),
     (["order", "--t-start", "0.5", "--t-end", "0.6"], "--t-start/--t-end: t_start=0.5 must be larger than t_end=0.6"),
@@ -329,8 +329,8 @@ def test_resume_with_other_weights_is_one_line(ckpt, tmp_path, capsys):
 
 
 def test_train_resume_at_its_steps_keeps_the_checkpoint_so_samples_resume(tmp_path, capsys):
-    """Issue 11: `train --resume` on a finished run rewrote digits.json, and `sample --resume` from it was then
-    refused ("the checkpoint's json file changed")."""
+    """`train --resume` on a finished run keeps digits.json as it is: rewriting it made `sample --resume` from
+    it refuse the checkpoint ("the checkpoint's json file changed")."""
     pytest.importorskip("torch")
     run = tmp_path / "run"
     train = ["train", "--out", str(run), "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--threads", "1"]

@@ -46,7 +46,7 @@ def test_compare_floors_karras_and_logsnr_where_grids_does():
     np.testing.assert_array_equal(make_grid(DiscreteVP.linear(), 4, "karras")[-2:], [0.0, -1.0])  # first index
 
 
-# -- the command line (issue 11: promises in --help hold) ---------------------------------------------------
+# -- the command line (promises in --help hold) --------------------------------------------------------------
 TINY = ["compare", "--problem", "gmm2d", "--schedule", "discrete-linear", "--nfe", "5", "10", "--n", "16",
         "--methods", "ddim", "ipndm", "--no-grids"]
 
@@ -92,7 +92,7 @@ def test_compare_writes_files_only_where_out_says(tmp_path, monkeypatch, capsys)
     capsys.readouterr()
 
 
-# -- the top level is the schedule's (issue 11) -------------------------------------------------------------
+# -- the top level is the schedule's -----------------------------------------------------------------------
 def _leading_row(cfg):
     case = cmp.compare(cfg)["cases"][0]
     rows = [r for r in case["runs"] if r["method"] == "ddim" and r["option"] == "leading"]
@@ -135,7 +135,7 @@ def test_compare_config_refuses_bad_input_naming_the_field():
     assert info.value.params == ("nfes", "methods", "peers")
 
 
-# -- optimised grids (issue 15): run through the same harness, reported apart --------------------------------
+# -- optimised grids: run through the same harness, reported apart ------------------------------------------
 OPT = cmp.CompareConfig(problems=("gmm2d",), schedules=("discrete-linear", "linear-vp"), nfes=(4, 6), n=64,
                         methods=("ddim", "ipndm", "euler"), peers=(), grids=True,
                         optimized_grids=("ddim", "ipndm", "euler"), optimize_maxfev=60, optimize_calibration=16)

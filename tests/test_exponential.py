@@ -22,7 +22,7 @@ import pytest
 
 import pndmkit
 from pndmkit import DiscreteVP
-from pndmkit.estimators import LinearMultistep
+from pndmkit.adams import LinearMultistep
 from pndmkit.exponential import ExponentialMultistep, UniPC, deis_multistep, dpm_solver_multistep
 from pndmkit.integrator import Integrator
 from pndmkit.problems import get_problem
@@ -168,8 +168,8 @@ def test_order_must_be_the_integer_1_2_or_3(order):
 
 def test_numpy_integer_options_are_plain_ints():
     est = ExponentialMultistep(np.int64(3), few_steps=np.int64(15))
-    assert type(est.order_) is int and est.order_ == 3 and type(est.few_steps) is int and est.few_steps == 15
-    assert type(UniPC(np.int32(2)).order_) is int
+    assert type(est.formula_order) is int and est.formula_order == 3 and type(est.few_steps) is int and est.few_steps == 15
+    assert type(UniPC(np.int32(2)).formula_order) is int
 
 
 @pytest.mark.parametrize("estimator", [ExponentialMultistep(2), UniPC(2)])

@@ -20,7 +20,7 @@ pytest.importorskip("matplotlib")
 slow = pytest.mark.slow  # the quick run: ~40-90 s on 2 shared cores (digits sampling and the compare quick run)
 
 from analysis import gradient_change, quality_intervals, quality_mixture, quality_nfe  # noqa: E402
-from analysis._tables import read_csv, write_csv  # noqa: E402
+from analysis.tables import read_csv, write_csv  # noqa: E402
 from paper_figures import FIGURES, fig1_samples, fig2_quality_digits, fig4_orders, main  # noqa: E402
 
 #: figures that may skip, and the words their skip reason must contain

@@ -1,11 +1,14 @@
 """Timestep grids, the index conventions of the peers, and the rules every grid obeys."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pndmkit.grids import GRIDS, check_grid, make_grid
+from pndmkit.sampling import sample
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
 
 LIN = DiscreteVP.linear()
@@ -115,17 +118,41 @@ def test_mid_trajectory_default_grid_is_linspace_over_the_indices_below_t_start(
 
 
 @pytest.mark.parametrize("kind", ["linspace", "trailing"])
-@pytest.mark.parametrize("steps", [2, 4, 50, 1000])
+@pytest.mark.parametrize("steps", [1, 2, 4, 50, 1000])
 def test_t_start_at_the_top_gives_the_full_table_grid(kind, steps):
     np.testing.assert_array_equal(make_grid(LIN, steps, kind, t_start=999), make_grid(LIN, steps, kind))
 
 
-def test_one_linspace_step_cannot_start_at_t_start():
-    """linspace(0, t_start, 1) is [0] (diffusers' rule): one step from t_start needs trailing."""
-    with pytest.raises(ValueError, match=r"grid 'linspace' with steps=1 starts at t=0, so it cannot start at "
-                                         r"t_start=300; use grid='trailing', which starts at t_start"):
-        make_grid(LIN, 1, t_start=300)
-    np.testing.assert_array_equal(make_grid(LIN, 1, "trailing", t_start=300), [300, -1])
+def test_one_linspace_step_starts_at_the_top():
+    """diffusers' round(linspace(0, top, 1)) is [0], a step from the data end; pndmkit's one linspace step starts
+    at the top (T - 1, or t_start), as trailing does and as every other step count does."""
+    np.testing.assert_array_equal(make_grid(LIN, 1, "linspace"), [999, -1])
+    np.testing.assert_array_equal(make_grid(LIN, 1, "linspace", final_alpha="first"), [999, 0])
+    np.testing.assert_array_equal(make_grid(LIN, 1, t_start=300), [300, -1])  # the default with t_start
+    for kind in ("linspace", "trailing"):
+        np.testing.assert_array_equal(make_grid(LIN, 1, kind, t_start=300), [300, -1])
+        np.testing.assert_array_equal(make_grid(DiscreteVP.cosine(T=20), 1, kind), [19, -1])
+    np.testing.assert_array_equal(make_grid(LIN, 2, "linspace"), [999, 0, -1])  # unchanged from two steps on
+    # leading keeps diffusers' rule (its stride T puts one step at t = offset): documented, not changed
+    np.testing.assert_array_equal(make_grid(LIN, 1, "leading"), [0, -1])
+
+
+def test_one_linspace_step_samples_the_trajectory():
+    """On the Gaussian data the single linspace step is the DDIM step from t = 999: it moves the noise to the
+    data end (the grid [0, -1] returned the noise scaled by 1 / sqrt(abar_0), nearly unchanged)."""
+    sched = DiscreteVP.linear()
+    x_T = np.random.default_rng(3).standard_normal(64)
+
+    def eps(x, t):  # data N(0.5, 0.01): the exact eps at (x, t)
+        a = float(sched.abar(t))
+        return math.sqrt(1 - a) * (x - math.sqrt(a) * 0.5) / (a * 0.01 + 1 - a)
+
+    out = sample(eps, x_T, schedule=sched, method="ddim", steps=1, grid="linspace")
+    assert out.times.tolist() == [999.0, -1.0] and out.nfe == 1
+    a = float(sched.abar(999))
+    expected = (x_T - math.sqrt(1 - a) * eps(x_T, 999.0)) / math.sqrt(a)  # the DDIM step to abar = 1: x0
+    np.testing.assert_allclose(out.x, expected, rtol=1e-12)
+    assert abs(float(np.mean(out.x)) - 0.5) < 0.05 and float(np.std(out.x)) < 0.2  # near the data, not noise
 
 
 def test_leading_accepts_only_its_own_first_time():
@@ -148,7 +175,7 @@ def test_discrete_spacings_need_integer_ends():
 
 @pytest.mark.parametrize("kind", [None, "linspace"])
 def test_a_non_integer_t_start_is_refused_by_the_default_mid_trajectory_grid(kind):
-    """Issue 11: t_start=300.5 used to give linspace(300.5, -1) (not integer indices) without a word."""
+    """A regression: t_start=300.5 used to give linspace(300.5, -1) (not integer indices) without a word."""
     with pytest.raises(ValueError, match=r"^t_start=300.5 must be a training index \(an integer\) for grid "
                                          r"'linspace'; use grid='uniform' for other times$"):
         make_grid(LIN, 10, kind, t_start=300.5)

@@ -9,7 +9,7 @@ import pytest
 
 import pndmkit
 from pndmkit.integrations import k_diffusion as kd
-from pndmkit.methods import METHODS
+from pndmkit.methods import BUILTIN, METHODS
 
 FIXED = [name for name, spec in METHODS.items() if not spec.adaptive]
 MU, VAR = np.array([0.7, -1.5, 0.2]), np.array([0.3, 1.0, 0.05])  # data ~ N(MU, diag(VAR))
@@ -68,8 +68,8 @@ def test_every_method_equals_sample_on_the_vp_problem(name, y_start):
     sol = pndmkit.sample(eps_vp, y_start / math.sqrt(1 + sigmas[0] ** 2), schedule=schedule, method=name,
                          grid=sigmas)
     np.testing.assert_allclose(out, sol.x * math.sqrt(1 + sigmas[-1] ** 2), rtol=1e-12, atol=1e-12)
-    named = getattr(kd, "sample_" + name.replace("-", "_"))
-    assert named.__name__ == "sample_" + name.replace("-", "_")
+    named = getattr(kd, kd.sampler_name(name))
+    assert named.__name__ == kd.sampler_name(name)
     np.testing.assert_array_equal(named(denoiser, y_start, sigmas, disable=True), out)
 
 
@@ -86,8 +86,6 @@ def test_extra_args_and_refusals(y_start):
     shifted = kd.sample(denoiser, y_start, sigmas, method="ipndm", extra_args={"shift": 0.25}, disable=True)
     plain = kd.sample(lambda x, s: denoiser(x, s, 0.25), y_start, sigmas, method="ipndm", disable=True)
     np.testing.assert_array_equal(shifted, plain)
-    with pytest.raises(ValueError, match="sigma = 0"):
-        kd.sample(denoiser, y_start, sigmas, method="prk", disable=True)
     with pytest.raises(ValueError, match=r"sigmas\[1\]=2.0"):
         kd.sample(denoiser, y_start, [1.0, 2.0, 0.0], disable=True)
     with pytest.raises(ValueError, match="adaptive"):
@@ -130,3 +128,258 @@ def test_a_mixture_denoiser_gives_the_registry_orders(name, expected):
         errors.append(float(np.sqrt(np.mean((y - exact) ** 2))))
     order = fit_order(steps, errors, floor=1e-11)[0]
     assert order is not None and abs(order - expected) <= 0.3, (name, order, errors)
+
+
+
+# -- names that are identifiers, and a live table of them ---------------------------------------------------
+def test_every_sampler_name_is_an_identifier_and_in_the_table():
+    names = {kd.sampler_name(name): name for name in FIXED}
+    assert len(names) == len(FIXED) and all(n.isidentifier() for n in names)
+    assert kd.sampler_name("dpm-solver++-2m") == "sample_dpm_solver_pp_2m"
+    assert kd.sampler_name("dpm-solver++-3m") == "sample_dpm_solver_pp_3m"
+    assert kd.sampler_name("f-pndm-s") == "sample_f_pndm_s" and kd.sampler_name("ipndm-x0") == "sample_ipndm_x0"
+    assert sorted(kd.SAMPLERS) == sorted(names) and len(kd.SAMPLERS) == len(FIXED)
+    assert set(names) <= set(dir(kd)) and "sample_pf" not in kd.SAMPLERS
+    for attr, name in names.items():
+        f = getattr(kd, attr)
+        assert f.__name__ == attr and kd.SAMPLERS[attr].__name__ == attr and repr(name) in f.__doc__
+
+
+def test_the_identifier_runs_the_method_and_the_old_spelling_still_resolves(y_start):
+    sigmas = karras(8)
+    out = kd.sample(denoiser, y_start, sigmas, method="dpm-solver++-2m", disable=True)
+    from pndmkit.integrations.k_diffusion import sample_dpm_solver_pp_2m  # an import statement reaches it
+
+    np.testing.assert_array_equal(sample_dpm_solver_pp_2m(denoiser, y_start, sigmas, disable=True), out)
+    np.testing.assert_array_equal(getattr(kd, "sample_dpm_solver++_2m")(denoiser, y_start, sigmas, disable=True), out)
+    assert "sample_dpm_solver++_2m" not in dir(kd)
+
+
+def test_methods_registered_later_get_a_sampler_and_name_clashes_are_refused(y_start):
+    from pndmkit.methods import MethodSpec, register_method, unregister_method
+
+    ddim = METHODS["ddim"]
+    register_method(MethodSpec("my++-euler", ddim.build, ddim.order, reference="a copy of ddim"))
+    try:
+        assert "sample_my_pp_euler" in dir(kd) and "sample_my_pp_euler" in kd.SAMPLERS
+        np.testing.assert_array_equal(kd.sample_my_pp_euler(denoiser, y_start, karras(5), disable=True),
+                                      kd.sample_ddim(denoiser, y_start, karras(5), disable=True))
+        with pytest.raises(ValueError, match="'my\\+\\+-euler' is registered and both become the Python name "
+                                             "'my_pp_euler'"):
+            register_method(MethodSpec("my-pp-euler", ddim.build, ddim.order))  # the registry keeps names unique
+        assert "my-pp-euler" not in METHODS and kd.sampler("my++-euler").__name__ == "sample_my_pp_euler"
+    finally:
+        unregister_method("my++-euler")
+    assert "sample_my_pp_euler" not in dir(kd) and "sample_my_pp_euler" not in kd.SAMPLERS
+    with pytest.raises(AttributeError, match="has no attribute 'sample_my_pp_euler'"):
+        kd.sample_my_pp_euler  # noqa: B018
+
+
+# -- every method takes sigmas ending at 0 --------------------------------------------------------------------
+def exact_end(y, sigma_0):
+    """The Gaussian data's probability-flow ODE is linear: y(0) = MU + (y - MU) sqrt(VAR / (VAR + sigma_0^2))."""
+    return MU + (y - MU) * np.sqrt(VAR / (VAR + sigma_0**2))
+
+
+DATA_STEP = {"prk", "prk-s", "rk4"}    # a stage at the step's end after interior stages: the data step D(x, sigma)
+PREDICTOR = {"pec-s", "pece-s", "pie"}  # a request at 0 right after the start: the method's own predictor
+
+
+def counted(calls):
+    def model(x, sigma):
+        calls.append(float(sigma[0]))
+        return denoiser(x, sigma)
+    return model
+
+
+@pytest.mark.parametrize("name", FIXED)
+def test_every_method_takes_sigmas_ending_at_zero(name, y_start):
+    sigmas, calls = karras(12), []
+    out = kd.sample(counted(calls), y_start, sigmas, method=name, disable=True)
+    assert 0.0 not in calls  # the denoiser is never asked for sigma = 0
+    error = float(np.abs(out - exact_end(y_start, sigmas[0])).max())
+    assert error < (0.25 if name in ("euler", "ddim") else 0.07), error
+    head_calls = []
+    head = kd.sample(counted(head_calls), y_start, sigmas[:-1], method=name, disable=True)
+    if name in DATA_STEP:  # the run on sigmas[:-1], then one denoiser call there: x = D(x, sigmas[-2])
+        np.testing.assert_array_equal(out, denoiser(head, np.full(4, sigmas[-2])))
+        assert len(calls) == len(head_calls) + 1
+    elif name in PREDICTOR:  # the same run to the last step's start and one evaluation there (pec-s: none)
+        assert len(calls) == len(head_calls) + (0 if name == "pec-s" else 1)
+    elif name in BUILTIN:  # the method's own last step: what pndmkit.sample does with the same grid on SigmaVP
+        sol = pndmkit.sample(eps_vp, y_start / math.sqrt(1 + sigmas[0] ** 2), schedule=kd.SigmaVP(sigmas[0]),
+                             method=name, grid=sigmas)
+        np.testing.assert_allclose(out, sol.x, rtol=1e-12, atol=1e-12)
+        assert len(calls) == sol.nfe
+
+
+def heun_from_its_definition(model, x, sigmas):
+    """k-diffusion's sample_heun without churn (Karras et al. 2022, Algorithm 1): Heun steps, and an Euler step
+    where sigma_next = 0."""
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        d = (x - model(x, s * np.ones(x.shape[0]))) / s
+        if s_next == 0:
+            x = x + d * (s_next - s)
+        else:
+            x_2 = x + d * (s_next - s)
+            d_2 = (x_2 - model(x_2, s_next * np.ones(x.shape[0]))) / s_next
+            x = x + (d + d_2) / 2 * (s_next - s)
+    return x
+
+
+def test_pie_is_k_diffusion_heun_with_its_euler_step_to_zero(y_start):
+    sigmas, seen = karras(10), []
+    out = kd.sample_pie(denoiser, y_start, sigmas, disable=True, callback=seen.append)
+    np.testing.assert_allclose(out, heun_from_its_definition(denoiser, y_start, sigmas), rtol=1e-12, atol=1e-12)
+    assert [c["i"] for c in seen] == list(range(10))  # one callback per step, as k-diffusion's Heun
+
+
+def dpmpp_2m_from_its_definition(model, x, sigmas):
+    """DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Algorithm 2) in k-diffusion's variables, with
+    lambda = -log(sigma): first order on the first step and on a step to sigma = 0, as k-diffusion's
+    sample_dpmpp_2m takes them."""
+    old = None
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        denoised = model(x, s * np.ones(x.shape[0]))
+        if s_next == 0:
+            x = denoised
+        else:
+            h = math.log(s) - math.log(s_next)
+            if old is None:
+                d = denoised
+            else:
+                r = (math.log(sigmas[i - 1]) - math.log(s)) / h
+                d = (1 + 1 / (2 * r)) * denoised - old / (2 * r)
+            x = (s_next / s) * x - math.expm1(-h) * d
+        old = denoised
+    return x
+
+
+def lms_from_its_definition(model, x, sigmas, order=4):
+    """Linear multistep in sigma (k-diffusion's sample_lms): d = (x - D) / sigma at each step start, the step
+    the integral over [sigma_i, sigma_{i+1}] of the Lagrange interpolant of the last min(i + 1, order) d's
+    (integrated exactly here)."""
+    ds = []
+    for i in range(len(sigmas) - 1):
+        ds.append((x - model(x, sigmas[i] * np.ones(x.shape[0]))) / sigmas[i])
+        k = min(i + 1, order)
+        nodes = [sigmas[i - j] for j in range(k)]
+        for j in range(k):
+            others = [nodes[m] for m in range(k) if m != j]
+            basis = np.polynomial.Polynomial.fromroots(others) if others else np.polynomial.Polynomial([1.0])
+            basis = basis / np.prod([nodes[j] - o for o in others])
+            integral = basis.integ()
+            x = x + (integral(sigmas[i + 1]) - integral(sigmas[i])) * ds[-1 - j]
+    return x
+
+
+@pytest.mark.parametrize("n", [5, 20])
+def test_dpm_solver_pp_2m_and_ipndm_v_are_k_diffusions_dpmpp_2m_and_lms(n, y_start):
+    sigmas = karras(n)
+    np.testing.assert_allclose(kd.sample_dpm_solver_pp_2m(denoiser, y_start, sigmas, disable=True),
+                               dpmpp_2m_from_its_definition(denoiser, y_start, sigmas), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kd.sample_ipndm_v(denoiser, y_start, sigmas, disable=True),
+                               lms_from_its_definition(denoiser, y_start, sigmas), rtol=1e-12, atol=1e-12)
+
+
+def test_a_predictor_corrector_ends_on_its_predictor_of_higher_order_than_the_data_step(y_start):
+    """Karras sigmas down to 0.05, then 0: the data step D(x, 0.05) has an error floor of about 4e-3 whatever the
+    step count; the third-order predictor of pec-s / pece-s is 50 times better at 48 steps."""
+    sigmas = karras(48)
+    exact = exact_end(y_start, sigmas[0])
+    for name in ("pec-s", "pece-s"):
+        out = kd.sample(denoiser, y_start, sigmas, method=name, disable=True)
+        data = denoiser(kd.sample(denoiser, y_start, sigmas[:-1], method=name, disable=True), np.full(4, sigmas[-2]))
+        assert float(np.abs(out - exact).max()) < 1e-4 < 3e-3 < float(np.abs(data - exact).max())
+
+
+def test_a_runge_kutta_warm_up_on_the_last_step_takes_the_data_step(y_start):
+    sigmas, calls = karras(2), []  # two steps: f-pndm-x0 is still in its PRK warm-up at the last one
+    out = kd.sample(counted(calls), y_start, sigmas, method="f-pndm-x0", disable=True)
+    head = kd.sample(denoiser, y_start, sigmas[:-1], method="f-pndm-x0", disable=True)
+    np.testing.assert_array_equal(out, denoiser(head, np.full(4, sigmas[-2])))
+    assert len(calls) == 5 and 0.0 not in calls
+
+
+# -- k-diffusion's keywords -------------------------------------------------------------------------------------
+def test_the_noise_keywords_are_accepted_where_they_add_no_noise(y_start):
+    sigmas = karras(6)
+    plain = kd.sample_ddim(denoiser, y_start, sigmas, disable=True)
+
+    def never(sigma, sigma_next):
+        raise AssertionError("no noise is drawn")
+
+    same = kd.sample_ddim(denoiser, y_start, sigmas, extra_args=None, callback=None, disable=True, s_churn=0.0,
+                          s_tmin=0.0, s_tmax=float("inf"), s_noise=1.003, eta=0.0, noise_sampler=never)
+    np.testing.assert_array_equal(same, plain)
+    assert kd.NOISE_KEYWORDS == {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": math.inf, "s_noise": 1.0, "eta": 0.0,
+                                 "noise_sampler": None}
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"s_churn": 40.0}, ValueError,
+     "s_churn=40.0 asks for churn (noise added before each step, Karras et al. 2022, Algorithm 2); pndmkit's "
+     "'ipndm' is a deterministic sampler of the probability-flow ODE: pass s_churn=0 (the default) or use a "
+     "stochastic sampler"),
+    ({"eta": 1.0}, ValueError,
+     "eta=1.0 asks for ancestral noise (eta > 0 re-noises after each step); pndmkit's 'ipndm' is a deterministic "
+     "sampler of the probability-flow ODE: pass eta=0 (the default) or use a stochastic sampler"),
+    ({"s_noise": "1"}, TypeError, "s_noise must be a real number, got str '1'"),
+    ({"s_tmax": float("nan")}, ValueError, "s_tmax must be a number, got nan"),
+    ({"noise_sampler": 3}, TypeError, "noise_sampler must be callable as noise_sampler(sigma, sigma_next) or None, "
+                                      "got int"),
+    ({"s_chrun": 0.0}, TypeError, "sample() got an unexpected keyword argument 's_chrun'; did you mean 's_churn'?"),
+    ({"decorate_sigma_hat": abs}, TypeError, "sample() got an unexpected keyword argument 'decorate_sigma_hat'"),
+])
+def test_the_noise_keywords_are_refused_by_name(kwargs, error, message, y_start):
+    with pytest.raises(error) as info:
+        kd.sample_ipndm(denoiser, y_start, karras(4), disable=True, **kwargs)
+    assert str(info.value) == message
+
+
+def test_a_model_that_returns_eps_is_refused(y_start):
+    from pndmkit.models import guided
+
+    g = guided(lambda x, sigma: x, 2.0, {})
+    with pytest.raises(ValueError, match=r"^model returns eps \(it converts its network's 'eps' prediction\); "
+                                         r"k-diffusion-style samplers take a denoiser model\(x, sigma\) that "
+                                         r"returns x0$"):
+        kd.sample(g, y_start, karras(4), disable=True)
+
+
+def test_unit_noise_warns_with_k_diffusions_fix():
+    z = np.random.default_rng(5).standard_normal((8, 4))
+    with pytest.warns(pndmkit.PriorScaleWarning) as record:
+        kd.sample(denoiser_any, z, karras(4, sigma_max=80.0), disable=True)
+    assert len(record) == 1 and record[0].filename == __file__
+    message = str(record[0].message)
+    assert message.startswith("x has root mean square (std about 0) ") and " at t=80 of EDM(" in message
+    assert message.endswith("; k-diffusion's samplers take x = x0 + sigma * noise: unit noise times sigmas[0]")
+
+
+def denoiser_any(x, sigma):
+    return np.zeros_like(x)
+
+
+# -- torch: no autograd graph, dtype kept -----------------------------------------------------------------------
+def test_no_autograd_graph_is_kept_and_the_dtype_is_kept():
+    torch = pytest.importorskip("torch")
+
+    weight = torch.nn.Parameter(torch.tensor(0.3, dtype=torch.float64))
+    seen = []
+
+    def net(x, sigma):
+        return weight * x / (1 + sigma[:, None] ** 2)
+
+    x = 10.0 * torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for name in ("ipndm", "prk", "pec-s"):
+        out = kd.sample(net, x, karras(6), method=name, disable=True, callback=seen.append)
+        assert not out.requires_grad and out.grad_fn is None and out.dtype == torch.float64, name
+    assert seen and not any(c["denoised"].requires_grad for c in seen)
+    # pndmkit.sample follows torch's grad mode (to differentiate through a sampler)
+    sol = pndmkit.sample(lambda x, t: weight * x, x / 10.0, schedule=kd.SigmaVP(10.0), steps=3, grid="uniform")
+    assert sol.x.requires_grad
+    half = kd.sample(lambda x, s: (0.3 * x).float(), x.half(), karras(6), method="prk", disable=True)
+    assert half.dtype == torch.float16  # the data step returns the model output in x's dtype

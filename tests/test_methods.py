@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 
 import pndmkit
 from pndmkit import METHODS, sample
-from pndmkit.estimators import LinearMultistep, RungeKutta, Single
+from pndmkit.adams import LinearMultistep
+from pndmkit.estimators import Single
+from pndmkit.runge_kutta import RungeKutta
 from pndmkit.grids import make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
@@ -155,7 +157,7 @@ NFE = {  # registry NFE formulas; N >= 1, fewer steps than a warm-up run the war
     "ipndm": lambda n: n, "ipndm-v": lambda n: n, "euler": lambda n: n, "rk4": lambda n: 4 * n,
     "prk-s": lambda n: 4 * n, "f-pndm-s": lambda n: n + 3 * min(n, 3),
     "fon-official": lambda n: n + 3 * min(n, 3), "pece-s": lambda n: 4 * n if n <= 2 else 2 * n + 4, "pec-s": lambda n: 4 * n if n <= 2 else n + 7,
-    # issue 12: one evaluation per step (UniPC's corrector reuses the next one); x0 forms keep their warm-ups
+    # one evaluation per step (UniPC's corrector reuses the next one); x0 forms keep their warm-ups
     **{name: (lambda n: n) for name in ("dpm-solver++-2m", "dpm-solver++-3m", "dpm-solver-2m", "unipc-2", "unipc-3",
                                          "deis-3", "ipndm-x0")},
     "f-pndm-x0": lambda n: n + 3 * min(n, 3), "pece-x0": lambda n: 4 * n if n <= 2 else 2 * n + 4,

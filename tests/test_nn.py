@@ -275,8 +275,8 @@ def test_training_resume_refuses_other_settings(tmp_path, change):
 
 
 def test_resuming_a_finished_run_leaves_its_checkpoint_as_it_is(tmp_path):
-    """Issue 11: a resume at (or past) steps used to rewrite NAME.json (a new sitting), after which sampling
-    runs resumed from that checkpoint were refused ("the checkpoint's json file changed")."""
+    """A resume at (or past) steps must not rewrite NAME.json: a new sitting there made sampling runs resumed
+    from that checkpoint refuse it ("the checkpoint's json file changed")."""
     from pndmkit.nn.train import TrainConfig, _Trainer
 
     common = dict(preset="tiny", batch_size=4, checkpoint_every=2, out=str(tmp_path))
@@ -499,8 +499,7 @@ def test_flow_objective_loss_is_finite_and_decreases_on_a_fixed_batch(tmp_path):
 
 
 def test_flow_checkpoint_round_trips_schedule_prediction_and_time(tmp_path):
-    from pndmkit.nn.checkpoint import schedule_from_dict, schedule_to_dict
-    from pndmkit.schedules import FlowMatching
+    from pndmkit.schedules import FlowMatching, schedule_from_dict, schedule_to_dict
 
     stem = _flow_trainer(tmp_path, steps=2).run()
     ck = load_checkpoint(stem)

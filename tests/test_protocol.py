@@ -335,3 +335,43 @@ def test_base_point_stage_derivatives_are_first_order_unless_the_drift_cancels_i
     assert base.order(DataTransfer(FlowMatching())) == 1  # x0 = (x - t eps)/(1 - t): c_x' + c_x^2 = 2/(1-t)^2
     assert base.order(DDIMTransfer(LinearVP())) == RungeKutta(RK4).order(DDIMTransfer(LinearVP())) == 2
     assert METHODS["fon-official"].build(FlowMatching()).order() == 3 and METHODS["fon-official"].order == 2
+
+
+def _estimators_of(estimator, seen=None):
+    """The estimator and every estimator it composes (warm-ups, multistep parts), each once."""
+    seen = {} if seen is None else seen
+    seen[id(estimator)] = estimator
+    for value in vars(estimator).values():
+        if isinstance(value, pndmkit.GradientEstimator) and id(value) not in seen:
+            _estimators_of(value, seen)
+    return list(seen.values())
+
+
+@pytest.mark.parametrize("name", [n for n in pndmkit.METHODS if not pndmkit.METHODS[n].adaptive])
+def test_every_registered_estimator_is_immutable(name):
+    integrator = pndmkit.METHODS[name].build(LinearVP())
+    for est in _estimators_of(integrator.estimator):
+        attribute = next(iter(k for k in vars(est) if not k.startswith("_")), "anything")
+        with pytest.raises(AttributeError, match="immutable"):
+            setattr(est, attribute, None)
+        with pytest.raises(AttributeError, match="immutable"):
+            est.new_attribute = 1
+        assert hash(est) == object.__hash__(est)  # hashable, by identity
+
+
+def test_a_user_estimator_is_frozen_after_its_outermost_init():
+    class Base(pndmkit.Single):
+        def __init__(self, scale):
+            self.scale = scale
+
+    class Derived(Base):
+        def __init__(self, scale, offset):
+            super().__init__(scale)  # the inner __init__ must not freeze the object half-built
+            self.offset = offset
+
+    est = Derived(2.0, 1.0)
+    assert (est.scale, est.offset) == (2.0, 1.0)
+    with pytest.raises(AttributeError, match="Derived is immutable: cannot set 'scale'"):
+        est.scale = 3.0
+    with pytest.raises(AttributeError, match="immutable"):
+        del est.offset

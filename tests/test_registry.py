@@ -168,3 +168,53 @@ def test_plugins_bring_user_methods_to_a_new_pndmkit_process(tmp_path):
                          env=dict(env, PNDMKIT_PLUGINS="no_such_plugin_module"), cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "PNDMKIT_PLUGINS: cannot import 'no_such_plugin_module'" in bad.stderr
+
+
+def _ddim_on(schedule, name="ddim"):
+    from pndmkit import DDIMTransfer, Integrator, Single
+
+    return Integrator(Single(), DDIMTransfer(schedule), name)
+
+
+def test_a_build_that_ignores_its_schedule_is_refused_by_name():
+    from pndmkit.schedules import LinearVP
+
+    spec = MethodSpec("test-ignores-schedule", lambda sched: _ddim_on(LinearVP(), "test-ignores-schedule"), 1)
+    with pytest.raises(ValueError, match="'test-ignores-schedule' ignores the schedule it is given: asked for "
+                                         r"LinearVP\(.*\), it built on LinearVP\(.*\) \(build\(schedule\) must use"):
+        register_method(spec)
+    assert "test-ignores-schedule" not in METHODS
+
+
+def test_a_failing_build_is_named_with_the_schedule_it_failed_on():
+    spec = MethodSpec("test-disc-fail", lambda s: _ddim_on(s) if s.continuous else 1 / 0, 1)
+    with pytest.raises(ValueError, match=r"the build of method 'test-disc-fail' failed on DiscreteVP.linear\(T=1000\): "
+                                         "ZeroDivisionError"):
+        register_method(spec)
+
+
+def test_replace_must_be_a_bool_and_names_travel_with_the_build():
+    import numpy as np
+
+    from pndmkit import sample
+    from pndmkit.schedules import LinearVP
+
+    spec = MethodSpec("test-named-other", lambda s: _ddim_on(s, "ddim"), 1)
+    register_method(spec)
+    try:
+        with pytest.raises(TypeError, match="replace must be True or False"):
+            register_method(MethodSpec("test-named-other", spec.build, 1, reference="second"), replace="no")
+        assert METHODS["test-named-other"].reference == ""
+        sol = sample(lambda x, t: 0.1 * x, np.ones(2), schedule=LinearVP(), method="test-named-other", steps=3)
+        assert sol.method == "test-named-other"  # the registry name, not the name the build chose
+    finally:
+        unregister_method("test-named-other")
+
+
+def test_names_that_become_the_same_python_identifier_are_refused():
+    from pndmkit.methods import identifier
+
+    assert identifier("f-pndm_s") == identifier("f-pndm-s") == "f_pndm_s"
+    with pytest.raises(ValueError, match="'f-pndm-s' is registered and both become the Python name 'f_pndm_s'"):
+        register_method(MethodSpec("f-pndm_s", METHODS["ddim"].build, 1))
+    assert "f-pndm_s" not in METHODS

@@ -1,4 +1,7 @@
-"""tableau_order on published tableaus: one reading rule for every container, a tolerance for rounded floats.
+"""tableau_order on published tableaus: one reading rule for every container, a tolerance for rounded floats,
+and an exact decision for irrational coefficients (radicals, cos(pi/7), CRootOf: proved zero or non-zero, and
+an UndecidableConditionError rather than a guess where neither can be proved). nodepy (ketch/nodepy, the
+test extra) is the reference for its catalogue of published tableaus; those tests skip without it.
 
 Oracle tableaus (coefficients typed from the sources named; orders as published):
 - Tsit5: Ch. Tsitouras, "Runge-Kutta pairs of order 5(4) satisfying only the first column simplifying
@@ -16,13 +19,19 @@ Oracle tableaus (coefficients typed from the sources named; orders as published)
 import warnings
 from collections import namedtuple
 from fractions import Fraction
+from importlib.metadata import version
 
+import mpmath
 import numpy as np
 import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pndmkit._rationals import simplest_fraction, to_fraction
 from pndmkit.tableaus import ButcherTableau
-from pndmkit.theory import order_conditions, tableau_order
+from pndmkit.theory import (UndecidableConditionError, order_conditions, rooted_trees, tableau_order, tree_density,
+                            tree_order)
 
 Tableau = namedtuple("Tableau", "a b c")
 
@@ -206,3 +215,374 @@ def test_exact_mode_is_unchanged_for_exact_input():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert tableau_order((DP5_A, DP5_B, [str(v) for v in _row_sums(DP5_A)])) == 5
+
+
+# == exact irrational coefficients: decided exactly, never a lower order because a simplification failed ==
+x = sp.Symbol("x")
+R = sp.Rational
+PLASTIC = sp.CRootOf(x**3 - x - 1, 0)  # the real root of x^3 - x - 1, 1.3247...
+# cos(pi/7) - cos(2 pi/7) + cos(3 pi/7) = 1/2 (roots of 8x^3 - 4x^2 - 4x + 1): a zero that expands to nothing
+HIDDEN_ZEROS = {
+    "cos(pi/7) identity": sp.cos(sp.pi / 7) - sp.cos(2 * sp.pi / 7) + sp.cos(3 * sp.pi / 7) - R(1, 2),
+    "nested radical": sp.sqrt(2 + sp.sqrt(3)) - (sp.sqrt(6) + sp.sqrt(2)) / 2,
+    "CRootOf": PLASTIC**3 - PLASTIC - 1,
+}
+
+
+def _sqrt2_convergent(n):
+    """The n-th continued-fraction convergent p/q of sqrt(2): |sqrt(2) - p/q| ~ 1/(2 sqrt(2) q^2)."""
+    p, q = 1, 1
+    for _ in range(n):
+        p, q = p + 2 * q, p + q
+    return R(p, q)
+
+
+TINY = sp.sqrt(2) - _sqrt2_convergent(22)  # a non-zero algebraic number, 7.0e-18
+
+
+def _mp_residuals(tableau, p, dps=60):
+    """Phi(t) - 1/gamma(t) for the trees of order p, evaluated in mpmath at ``dps`` digits (independent oracle)."""
+    a, b, _ = tableau
+    with mpmath.workdps(dps):
+        A = [[mpmath.mpf(str(sp.N(v, dps + 10))) for v in row] for row in a]
+        B = [mpmath.mpf(str(sp.N(v, dps + 10))) for v in b]
+
+        def g(tree):
+            out = [mpmath.mpf(1)] * len(A)
+            for child in tree:
+                inner = g(child)
+                out = [o * mpmath.fsum(aij * xj for aij, xj in zip(row, inner)) for o, row in zip(out, A)]
+            return out
+
+        return [mpmath.fsum(bi * gi for bi, gi in zip(B, g(t))) - mpmath.mpf(1) / tree_density(t)
+                for t in rooted_trees(p)]
+
+
+def three_stage_order_three(u, v):
+    """The explicit 3-stage order-3 family with nodes c = (0, u, v) (Hairer, Norsett, Wanner I, II.1, (1.17))."""
+    b2 = (3 * v - 2) / (6 * u * (v - u))
+    b3 = (2 - 3 * u) / (6 * v * (v - u))
+    a32 = v * (v - u) / (u * (2 - 3 * u))
+    return ([[0, 0, 0], [u, 0, 0], [v - a32, a32, 0]], [1 - b2 - b3, b2, b3], [0, u, v])
+
+
+FAMILY_NODES = {
+    "sqrt(6)": ((6 - sp.sqrt(6)) / 10, (6 + sp.sqrt(6)) / 10),
+    "cos(pi/7), cos(3pi/7)": (sp.cos(sp.pi / 7), sp.cos(3 * sp.pi / 7)),
+    "CRootOf": (PLASTIC - 1, PLASTIC**2 - 1),
+    "nested radical": (sp.sqrt(2 + sp.sqrt(3)) / 4, R(3, 4)),
+}
+
+
+@pytest.mark.parametrize("nodes", list(FAMILY_NODES), ids=list(FAMILY_NODES))
+def test_three_stage_family_with_irrational_nodes_is_order_three(nodes):
+    tableau = three_stage_order_three(*FAMILY_NODES[nodes])
+    # independent oracle: every order-1..3 residual vanishes to 60 digits, an order-4 one does not
+    assert all(abs(r) < 1e-50 for p in (1, 2, 3) for r in _mp_residuals(tableau, p))
+    assert max(abs(r) for r in _mp_residuals(tableau, 4)) > 1e-3
+    assert tableau_order(tableau) == 3
+    assert tableau_order(tableau, max_order=4) == 3  # order 4 is refused by a condition proved non-zero
+    residuals = order_conditions(tableau, 4)
+    assert [r for t, r in residuals.items() if tree_order(t) <= 3] == [0] * 4
+    assert any(r != 0 for t, r in residuals.items() if tree_order(t) == 4)
+
+
+SQ15, SQ6 = sp.sqrt(15), sp.sqrt(6)
+GAUSS3 = ([[R(5, 36), R(2, 9) - SQ15 / 15, R(5, 36) - SQ15 / 30],
+           [R(5, 36) + SQ15 / 24, R(2, 9), R(5, 36) - SQ15 / 24],
+           [R(5, 36) + SQ15 / 30, R(2, 9) + SQ15 / 15, R(5, 36)]],
+          [R(5, 18), R(4, 9), R(5, 18)], [R(1, 2) - SQ15 / 10, R(1, 2), R(1, 2) + SQ15 / 10])
+RADAU_IIA3 = ([[(88 - 7 * SQ6) / 360, (296 - 169 * SQ6) / 1800, (-2 + 3 * SQ6) / 225],
+               [(296 + 169 * SQ6) / 1800, (88 + 7 * SQ6) / 360, (-2 - 3 * SQ6) / 225],
+               [(16 - SQ6) / 36, (16 + SQ6) / 36, R(1, 9)]],
+              [(16 - SQ6) / 36, (16 + SQ6) / 36, R(1, 9)], [(4 - SQ6) / 10, (4 + SQ6) / 10, 1])
+_G = R(1, 2) + sp.cos(sp.pi / 18) / sp.sqrt(3)
+_D = 1 / (6 * (2 * _G - 1) ** 2)
+SDIRK3 = ([[_G, 0, 0], [R(1, 2) - _G, _G, 0], [2 * _G, 1 - 4 * _G, _G]], [_D, 1 - 2 * _D, _D], [_G, R(1, 2), 1 - _G])
+
+
+@pytest.mark.parametrize("name, tableau, order", [
+    ("Gauss-Legendre 3 (sqrt(15))", GAUSS3, 6),  # Hairer & Wanner II, Table IV.5.2
+    ("Radau IIA 3 (sqrt(6))", RADAU_IIA3, 5),  # Hairer & Wanner II, Table IV.5.6
+    ("Norsett SDIRK 3 (cos(pi/18))", SDIRK3, 4),  # Hairer & Wanner II, Table IV.6.5
+])
+def test_implicit_tableaus_with_irrational_entries_have_their_published_order(name, tableau, order):
+    assert tableau_order(tableau) == order, name
+    assert max(abs(r) for r in _mp_residuals(tableau, order)) < 1e-50
+    assert max(abs(r) for r in _mp_residuals(tableau, order + 1)) > 1e-4
+
+
+def collocation(nodes):
+    """The collocation method on ``nodes``: sum_j a_ij c_j^k = c_i^(k+1)/(k+1), sum_j b_j c_j^k = 1/(k+1),
+    k < s (Hairer, Norsett, Wanner I, II.7), solved for symbolic nodes and then evaluated at ``nodes``."""
+    s = len(nodes)
+    y = sp.symbols(f"y0:{s}")
+    inverse = sp.Matrix(s, s, lambda k, j: y[j] ** k).inv()
+    at = dict(zip(y, nodes))
+    b = [v.xreplace(at) for v in inverse * sp.Matrix([R(1, k + 1) for k in range(s)])]
+    a = [[v.xreplace(at) for v in inverse * sp.Matrix([yi ** (k + 1) / (k + 1) for k in range(s)])] for yi in y]
+    return a, b, list(nodes)
+
+
+@pytest.mark.parametrize("name, polynomial, order", [
+    ("Gauss 3: roots of P_3(2x - 1)", sp.legendre(3, 2 * x - 1), 6),
+    ("Radau IIA 3: roots of P_3(2x - 1) - P_2(2x - 1)", sp.legendre(3, 2 * x - 1) - sp.legendre(2, 2 * x - 1), 5),
+])
+def test_collocation_on_crootof_nodes_has_the_published_order(name, polynomial, order):
+    """Nodes given as CRootOf roots of a polynomial (no radicals written anywhere); the entries are rational
+    functions of several roots, which only the field arithmetic reduces (orders: Hairer & Wanner II, IV.5)."""
+    poly = sp.Poly(polynomial, x)
+    tableau = collocation([sp.CRootOf(poly, i) for i in range(3)])
+    assert any(isinstance(v, sp.CRootOf) for v in tableau[2])
+    assert tableau_order(tableau, max_order=order + 1) == order, name
+    assert max(abs(r) for r in _mp_residuals(tableau, order)) < 1e-50
+
+
+@pytest.mark.parametrize("zero", list(HIDDEN_ZEROS), ids=list(HIDDEN_ZEROS))
+def test_a_zero_written_in_disguise_is_zero(zero):
+    """Heun with b = (1/2 + z, 1/2 - z) for an exact zero z that sympy's expand/simplify leave standing."""
+    z = HIDDEN_ZEROS[zero]
+    assert sp.expand(z) != 0
+    heun = ([[0, 0], [1 + z, 0]], [R(1, 2) + z, R(1, 2) - z], [0, 1])
+    assert tableau_order(heun) == 2
+    assert set(order_conditions(heun, 2).values()) == {0}
+
+
+def test_entries_spanning_a_field_of_degree_sixteen_are_decided():
+    """sqrt(2), sqrt(3), sqrt(5), sqrt(7) generate a field of degree 16; a zero and a 1e-17 in it."""
+    z = (sp.sqrt(5) + sp.sqrt(7)) * ((sp.sqrt(2) + sp.sqrt(3)) ** 2 - 5 - 2 * sp.sqrt(6))
+    assert z != 0
+    assert tableau_order(([[0, 0], [1, 0]], [R(1, 2) + z, R(1, 2) - z], [0, 1])) == 2
+    e = TINY * (sp.sqrt(5) + sp.sqrt(7)) / sp.sqrt(3)
+    assert tableau_order(([[0, 0], [1, 0]], [R(1, 2) + e, R(1, 2) - e], [0, 1])) == 1
+
+
+def test_a_nonzero_algebraic_residual_that_floats_round_away_is_nonzero():
+    """b = (1/2 + d, 1/2 - d) with d = sqrt(2) - p/q, 7e-18: the doubles of b are exactly (0.5, 0.5)."""
+    assert 0 < float(TINY) < 1e-17
+    heun = ([[0, 0], [1, 0]], [R(1, 2) + TINY, R(1, 2) - TINY], [0, 1])
+    assert [float(v) for v in heun[1]] == [0.5, 0.5]
+    assert tableau_order(heun) == 1
+    residual = order_conditions(heun, 2)[((),)]
+    assert residual != 0 and sp.simplify(residual + TINY) == 0  # b . c - 1/2 = -d exactly
+    assert tableau_order(heun, tol=1e-12) == 2  # with a tolerance it is order 2, as asked
+    # far below any working precision: d^3 = 3.4e-52 is still not zero
+    tiny3 = ([[0, 0], [1, 0]], [R(1, 2) + TINY**3, R(1, 2) - TINY**3], [0, 1])
+    assert tableau_order(tiny3) == 1
+
+
+def test_c_is_checked_exactly_against_the_row_sums():
+    """c_2 = (sqrt(6) + sqrt(2))/8 is the row sum sqrt(2 + sqrt(3))/4, written otherwise; 2e-17 off is not."""
+    c2, a21 = (sp.sqrt(6) + sp.sqrt(2)) / 8, sp.sqrt(2 + sp.sqrt(3)) / 4
+    assert tableau_order(([[0, 0], [a21, 0]], [1 - 1 / (2 * c2), 1 / (2 * c2)], [0, c2])) == 2
+    with pytest.raises(ValueError, match=r"c must equal the row sums of a, got c\[1\]"):
+        tableau_order(([[0, 0], [a21, 0]], [R(1, 2), R(1, 2)], [0, c2 + TINY]))
+
+
+def test_transcendental_entries_are_decided_when_they_can_be():
+    pi = sp.pi
+    two_stage = ([[0, 0], [pi / 4, 0]], [1 - 2 / pi, 2 / pi], [0, pi / 4])  # order 2 for any a21
+    assert tableau_order(two_stage) == 2
+    assert tableau_order(two_stage, max_order=3) == 2  # b c^2 = pi/8 != 1/3 by an interval enclosure
+    trig_zero = ([[0, 0], [1, 0]], [(sp.sin(1) ** 2 + sp.cos(1) ** 2) / 2, R(1, 2)], [0, 1])
+    assert tableau_order(trig_zero) == 2  # sin^2 + cos^2 - 1 is simplified to 0
+    w = sp.LambertW(1)  # no interval version: evaluated strictly and widened
+    assert tableau_order(([[0, 0], [w, 0]], [1 - 1 / (2 * w), 1 / (2 * w)], [0, w])) == 2
+
+
+def test_an_undecidable_residual_raises_and_names_the_condition():
+    """W(1) exp(W(1)) = 1 exactly, but sympy can neither simplify it nor is it algebraic."""
+    one = sp.LambertW(1) * sp.exp(sp.LambertW(1))
+    with pytest.raises(UndecidableConditionError, match=r"order-1 condition of tree t .*residual -1 \+ exp") as info:
+        tableau_order(([[0]], [one], [0]))
+    assert info.value.condition == "the order-1 condition of tree t" and isinstance(info.value, ValueError)
+    assert abs(sp.N(info.value.residual, 50)) < 1e-45  # it is zero, numerically
+    with pytest.raises(UndecidableConditionError, match=r"c\[0\] = row sum of a\[0\]"):
+        tableau_order(([[0]], [1], [one - 1]))
+    # decided where it matters: order 3 fails on [[t]] (proved), whatever [t,t] is
+    c2 = R(2, 3) * one
+    undecided_at_3 = ([[0, 0], [c2, 0]], [1 - 1 / (2 * c2), 1 / (2 * c2)], [0, c2])
+    assert tableau_order(undecided_at_3, max_order=3) == 2
+    with pytest.raises(UndecidableConditionError, match=r"tree \[t,t\]"):
+        order_conditions(undecided_at_3, 3)
+    assert tableau_order(undecided_at_3, max_order=3, tol=1e-30) == 2  # numerically: [[t]] fails
+
+
+def test_exact_mode_refuses_complex_and_non_finite_entries():
+    with pytest.raises(ValueError, match=r"b\[1\] must be a finite real number"):
+        tableau_order(([[0, 0], [1, 0]], [R(1, 2), sp.sqrt(-2)], [0, 1]))
+    with pytest.raises(ValueError, match=r"a\[1\]\[0\] must be a finite real number"):
+        tableau_order(([[0, 0], [sp.zoo, 0]], [R(1, 2), R(1, 2)], [0, 1]))
+    with pytest.raises(ValueError, match=r"c\[1\] must be a real number"):
+        tableau_order(([[0, 0], [1, 0]], [R(1, 2), R(1, 2)], [0, sp.Symbol("h")]))
+    z = HIDDEN_ZEROS["cos(pi/7) identity"]  # 1/z looks finite to sympy
+    with pytest.raises(ValueError, match=r"b\[0\] = 1/\(.*divides by a quantity that is exactly 0"):
+        tableau_order(([[0, 0], [1, 0]], [1 / z, 1 - 1 / z], [0, 1]))
+
+
+# == properties: known tableaus keep their order however they are written ===============================
+SSPRK43 = ([[0, 0, 0, 0], ["1/2", 0, 0, 0], ["1/2", "1/2", 0, 0], ["1/6", "1/6", "1/6", 0]],
+           ["1/6", "1/6", "1/6", "1/2"], [0, "1/2", 1, "1/2"])  # Kraaijevanger 1991, SSPRK(4,3)
+
+
+def _ssprk2(m):
+    """SSPRK(m,2) (Ketcheson 2008): a_ij = 1/(m-1) for j < i, b_i = 1/m; order 2 for every m >= 2."""
+    a = [[R(1, m - 1) if j < i else 0 for j in range(m)] for i in range(m)]
+    return a, [R(1, m)] * m, [R(i, m - 1) for i in range(m)]
+
+
+def _known():
+    from pndmkit.tableaus import TABLEAUS
+
+    orders = {"euler": 1, "heun": 2, "midpoint": 2, "ralston": 2, "rk3": 3, "rk4": 4, "rk38": 4}
+    out = [(name, (t.a, t.b, t.c), orders[name]) for name, t in TABLEAUS.items()]
+    out += [(f"ssprk({m},2)", _ssprk2(m), 2) for m in (2, 3, 4, 5)]
+    return out + [("ssprk(3,3)", SSPRK3, 3), ("ssprk(4,3)", SSPRK43, 3)]
+
+
+KNOWN = _known()
+
+
+def _sympy(tableau):
+    a, b, c = tableau
+    return ([[sp.Rational(str(v)) for v in row] for row in a], [sp.Rational(str(v)) for v in b],
+            [sp.Rational(str(v)) for v in c])
+
+
+def test_known_tableaus_have_their_order():
+    assert len(KNOWN) == 13
+    for name, tableau, order in KNOWN:
+        assert tableau_order(tableau, max_order=order + 1) == order, name
+        assert tableau_order(_sympy(tableau), max_order=order + 1) == order, name
+        assert tableau_order(_floats(*tableau), max_order=order + 1, tol=1e-12) == order, name
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from(KNOWN), st.sampled_from(list(HIDDEN_ZEROS)), st.integers(1, 3), st.data())
+def test_order_is_unchanged_by_exact_zeros_in_disguise(known, zero, k, data):
+    name, tableau, order = known
+    a, b, c = _sympy(tableau)
+    s = len(b)
+    i = data.draw(st.integers(0, s - 1))
+    j = data.draw(st.integers(0, max(i - 1, 0)))
+    a[i][j] += k * HIDDEN_ZEROS[zero]  # zero, but not to sympy's expand
+    b[-1] -= k * HIDDEN_ZEROS[zero]
+    assert tableau_order((a, b, c), max_order=order + 1) == order, name
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(KNOWN), st.randoms(use_true_random=False))
+def test_order_is_unchanged_by_renumbering_the_stages(known, rng):
+    name, tableau, order = known
+    a, b, c = _sympy(tableau)
+    perm = list(range(len(b)))
+    rng.shuffle(perm)
+    permuted = ([[a[i][j] for j in perm] for i in perm], [b[i] for i in perm], [c[i] for i in perm])
+    assert tableau_order(permuted, max_order=order + 1) == order, (name, perm)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from([k for k in KNOWN if k[2] >= 2]), st.integers(18, 30), st.integers(1, 3), st.data())
+def test_a_tiny_irrational_change_of_the_weights_is_seen_exactly(known, n, power, data):
+    """Moving eps = (sqrt(2) - p_n/q_n)^power (1e-15 .. 1e-72) between two weights of different nodes breaks
+    b . c = 1/2 exactly; with tol= the change is rounding and the order stays."""
+    name, tableau, order = known
+    a, b, c = _sympy(tableau)
+    i, j = data.draw(st.sampled_from([(i, j) for i in range(len(b)) for j in range(len(b)) if c[i] != c[j]]))
+    eps = (sp.sqrt(2) - _sqrt2_convergent(n)) ** power
+    b[i] += eps
+    b[j] -= eps
+    assert tableau_order((a, b, c), max_order=order + 1) == 1, name
+    assert tableau_order((a, b, c), max_order=order + 1, tol=1e-12) == order, name
+
+
+# == nodepy (ketch/nodepy) as the reference for published tableaus =====================================
+# The explicit methods of nodepy's loadRKM('All') that hold floats, main and embedded weights (15 tableaus):
+# (name, weights) -> (published order, tol). Orders: Tsitouras 2011 (Tsit5 5(4)); Calvo, Montijano, Randez
+# 1990 (CMR6 6(5)); Prince & Dormand 1981 (PD8 8(7)); Ruuth & Spiteri 2004 and Ruuth 2006 (SSP53, SSP54,
+# SSP63, SSP75, SSP85, SSP95: SSP(s,p) has order p); Ketcheson's optimal downwind SSP22star (2); SSP33's
+# embedded pair (2). SSP53's coefficients are given to about ten digits (sum(b) - 1 = 3.2e-10 in nodepy),
+# so it needs tol=1e-9; every other one is good to double precision.
+NODEPY_FLOAT = {
+    ("SSP22star", "b"): (2, 1e-12), ("SSP33", "b"): (3, 1e-12), ("SSP33", "bhat"): (2, 1e-12),
+    ("Tsit5", "b"): (5, 1e-12), ("Tsit5", "bhat"): (4, 1e-12), ("CMR6", "b"): (6, 1e-12),
+    ("CMR6", "bhat"): (5, 1e-12), ("PD8", "b"): (8, 1e-12), ("PD8", "bhat"): (7, 1e-12),
+    ("SSP75", "b"): (5, 1e-12), ("SSP85", "b"): (5, 1e-12), ("SSP95", "b"): (5, 1e-12),
+    ("SSP54", "b"): (4, 1e-12), ("SSP53", "b"): (3, 1e-9), ("SSP63", "b"): (3, 1e-12),
+}
+# literature orders of nodepy's exact methods (Butcher 2016; Hairer, Norsett & Wanner I; Hairer & Wanner II)
+NODEPY_EXACT = {"FE": 1, "BE": 1, "RK44": 4, "DP5": 5, "BS3": 3, "BS5": 5, "CK5": 5, "Fehlberg45": 5,
+                "Merson43": 4, "BuRK65": 5, "SSP104": 4, "SSP22": 2, "SSP33": 3, "GL2": 4, "GL3": 6,
+                "RadauIIA2": 3, "RadauIIA3": 5, "LobattoIIIA2": 2, "LobattoIIIA3": 4, "LobattoIIIC2": 2,
+                "LobattoIIIC3": 4, "LobattoIIIC4": 6, "SDIRK23": 3, "SDIRK34": 4, "SDIRK54": 4}
+
+
+@pytest.fixture(scope="module")
+def nodepy_rk():
+    return pytest.importorskip("nodepy.runge_kutta_method", reason="nodepy (the test extra) is not installed")
+
+
+@pytest.fixture(scope="module")
+def nodepy_methods(nodepy_rk):
+    return nodepy_rk.loadRKM("All")
+
+
+def _has_float(tableau):
+    a, b, c = tableau
+    return any(isinstance(v, (float, np.floating, sp.Float)) for v in [*np.ravel(a), *b, *c])
+
+
+def test_the_fifteen_float_tableaus_of_nodepy_are_these(nodepy_rk, nodepy_methods):
+    """The 11 explicit methods of loadRKM('All') that hold a float anywhere, with the embedded weights of
+    the 4 pairs among them: NODEPY_FLOAT lists all of them, and nothing else."""
+    with_floats = {name for name, m in nodepy_methods.items() if isinstance(m, nodepy_rk.ExplicitRungeKuttaMethod)
+                   and _has_float((m.A, [*m.b, *getattr(m, "bhat", [])], m.c))}
+    keys = {(name, "b") for name in with_floats} | {
+        (name, "bhat") for name in with_floats if getattr(nodepy_methods[name], "bhat", None) is not None}
+    assert set(NODEPY_FLOAT) <= keys
+    if version("nodepy") == "1.1.1":  # a later release may add methods
+        assert len(with_floats) == 11 and keys == set(NODEPY_FLOAT)
+
+
+@pytest.mark.parametrize("key", list(NODEPY_FLOAT), ids=[f"{n}-{w}" for n, w in NODEPY_FLOAT])
+def test_nodepy_float_tableaus_have_their_published_order_with_tol(key, nodepy_rk, nodepy_methods):
+    order, tol = NODEPY_FLOAT[key]
+    name, which = key
+    m = nodepy_methods[name]
+    tableau = m if which == "b" else (m.A, m.bhat, m.c)  # the method object itself is read through .A
+    assert tableau_order(tableau, tol=tol) == order
+    assert tableau_order(tableau, max_order=order + 1, tol=tol) == order  # the next order fails by far more
+    assert tableau_order(tableau, max_order=order + 1, tol=1e-8) == order  # one tolerance serves all fifteen
+    reference = m if which == "b" else m.embedded_method
+    assert reference.order(tol=tol) == order  # nodepy agrees at the same tolerance
+
+
+def test_nodepy_exact_catalogue_agrees_with_nodepy_and_the_literature(nodepy_rk, nodepy_methods):
+    """Every method of loadRKM('All') with exact entries (rationals, sqrt(3), sqrt(6), sqrt(15), sqrt(5),
+    cos(pi/18)), explicit or implicit, and the embedded weights of the exact pairs: tableau_order in exact
+    mode equals nodepy's order() (float mode, tol 1e-14) and, where listed, the literature."""
+    checked, mismatches = 0, []
+    for name, m in nodepy_methods.items():
+        tableaus = {"b": m} if not hasattr(m, "bhat") else {"b": m, "bhat": (m.A, m.bhat, m.c)}
+        for which, tableau in tableaus.items():
+            if _has_float((m.A, m.b if which == "b" else m.bhat, m.c)):
+                continue
+            ours = tableau_order(tableau)
+            theirs = (m if which == "b" else m.embedded_method).order()
+            published = NODEPY_EXACT.get(name) if which == "b" else None
+            checked += 1
+            if ours != theirs or published not in (None, ours):
+                mismatches.append((name, which, ours, theirs, published))
+    assert not mismatches
+    assert checked >= 45
+
+
+@pytest.mark.parametrize("family, arg, order", [
+    ("SSPRK2", 2, 2), ("SSPRK2", 5, 2), ("SSPRK3", 4, 3), ("SSPRK3", 9, 3),
+    ("SSPIRK3", 2, 3), ("SSPIRK3", 3, 3),  # entries with sqrt(2), sqrt(3)
+    ("RK22_family", sp.sqrt(2) / 2, 2), ("RK22_family", sp.cos(sp.pi / 7), 2), ("RK44_family", sp.sqrt(2), 4),
+])
+def test_nodepy_families_with_exact_parameters(family, arg, order, nodepy_rk):
+    method = getattr(nodepy_rk, family)(arg)
+    assert tableau_order(method) == order
+    assert method.order() == order

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from pndmkit.cli import MAX_STEPS, nonnegative_int, positive_int, step_count
+from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
 from pndmkit.errors import UsageError
 from pndmkit.studies.compare import NFES, OPTIMIZED_DEFAULT, SCHEDULES, CompareConfig, compare, with_options
 from pndmkit.studies.reports import compare_summary, optimized_summary, write_compare_results

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from pndmkit.cli import MAX_STEPS, nonnegative_int, positive_int, step_count
+from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS
 from pndmkit.problems import PROBLEMS

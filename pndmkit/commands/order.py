@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from pndmkit.cli import MAX_STEPS, finite_float, nonnegative_int, positive_int
+from pndmkit.commands.args import MAX_STEPS, finite_float, nonnegative_int, positive_int
 from pndmkit.errors import UsageError, blame
 
 from pndmkit.studies.convergence import DEFAULT_STEPS, SCHEDULES, make_study, run_study

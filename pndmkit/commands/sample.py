@@ -13,7 +13,7 @@ from pndmkit.methods import DEFAULT_METHOD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from pndmkit.cli import positive_int, nonnegative_int
+    from pndmkit.commands.args import positive_int, nonnegative_int
 
     p = subparsers.add_parser(
         "sample", help="generate images from a UNet checkpoint (sharded, resumable, multi-process)",

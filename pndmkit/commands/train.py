@@ -7,7 +7,7 @@ import json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from pndmkit.cli import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
+    from pndmkit.commands.args import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
 
     p = subparsers.add_parser(
         "train", help="train a DDPM (or flow-matching) UNet on the bundled digits data set",
@@ -83,7 +83,7 @@ def _train_classifier(args: argparse.Namespace) -> int:
     import torch
 
     from pndmkit.nn.checkpoint import save_checkpoint
-    from pndmkit.nn.frechet import train_classifier
+    from pndmkit.nn.classifier import train_classifier
     from pndmkit.nn.train import check_name
 
     check_name(args.name)

@@ -12,14 +12,21 @@ time *is* ``sigma`` (``abar = 1 / (1 + sigma^2)``), so stages placed at the ``t`
 ``sigma``-midpoint and the DDIM transfer is k-diffusion's Euler step ``y + (sigma' - sigma) (y - D) / sigma``.
 The denoiser's output is converted to ``eps`` at each evaluation, before any combination.
 
-``sample_<name>`` (``sample_f_pndm``, ``sample_prk_s``, ...) exists for every fixed-step method in
-:data:`pndmkit.METHODS`, methods registered later included, for code that looks samplers up by name.
+Every fixed-step method of :data:`pndmkit.METHODS` (methods registered later included) has a sampler whose
+name is a Python identifier, :func:`sampler_name`: ``sample_f_pndm``, ``sample_prk_s``,
+``sample_dpm_solver_pp_2m`` for ``dpm-solver++-2m``; :data:`SAMPLERS` maps these names to the samplers, for
+code that looks samplers up by name, and the module exposes them as attributes. k-diffusion's own names mean
+other things here: its ``sample_euler`` is pndmkit's ``sample_ddim`` (pndmkit's ``euler`` is classical Euler
+in ``t``), its ``sample_heun`` is ``sample_pie``, its ``sample_lms`` ``sample_ipndm_v`` and its
+``sample_dpmpp_2m`` ``sample_dpm_solver_pp_2m``.
 
-A method that evaluates the model at the end of a step (``pie``, ``prk``, ``rk4``, ``pece-s``, ...) would
-evaluate the denoiser at ``sigma = 0`` on grids ending there, where ``eps`` cannot be recovered from it; it is
-refused with a message (pass ``sigmas[:-1]`` and take the last step yourself, or a method that evaluates at
-step starts only: ``ddim``, ``ipndm``, ``ipndm-v``, and ``plms`` / ``s-pndm`` / ``f-pndm`` once their warm-up
-is over before the last step).
+Sigmas ending at 0 are taken by every method without evaluating the denoiser at ``sigma = 0``, where ``eps``
+cannot be recovered from it: a method that evaluates at step starts takes its own last step, a
+predictor-corrector its predictor, and a step with a stage at the end (``pie``, ``prk``, ``rk4``, a
+Runge-Kutta warm-up) the first-order data step ``x = D(x, sigma)``, as k-diffusion's Heun does (:func:`sample`,
+Notes). k-diffusion's keywords ``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``, ``eta`` and
+``noise_sampler`` are accepted where they add no noise (every method here is deterministic) and refused by
+name otherwise; like k-diffusion's samplers these run under ``torch.no_grad()``.
 
 Examples
 --------
@@ -32,18 +39,24 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Callable, Optional, Union
+from collections.abc import Mapping
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from pndmkit import schedules as _schedules
+from pndmkit._backend import match_dtype
+from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.integrator import Integrator
-from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method
+from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method, identifier
+from pndmkit.models import converted_from
+from pndmkit.sampling import check_start_scale
 
-__all__ = ["SigmaVP", "sample", "sampler"]
+__all__ = ["SigmaVP", "sample", "sampler", "sampler_name", "SAMPLERS", "NOISE_KEYWORDS"]
 
 Denoiser = Callable[..., Any]
 _Base = getattr(_schedules, "VPSchedule", _schedules.NoiseSchedule)
@@ -112,6 +125,13 @@ class SigmaVP(_Base):  # type: ignore[misc, valid-type]
     def t_from_s(self, s: ArrayLike) -> Any:
         return _out(_arr(s) + 0.0)
 
+    def ode_coefficients(self, t: float) -> tuple[float, float]:
+        """``(alpha'/alpha, alpha s') = (-t / (1 + t^2), 1 / sqrt(1 + t^2))``: the probability-flow ODE in
+        ``t = sigma`` is regular at ``sigma = 0`` (``s' = 1``), where the VP form ``abar' / sqrt(1 - abar)`` is
+        0/0, so classical methods (``euler``, ``fon``) take steps to ``sigma = 0``."""
+        t = float(t)
+        return -t / (1.0 + t * t), 1.0 / math.sqrt(1.0 + t * t)
+
 
 def _sigmas(sigmas: Any) -> list[float]:
     values = sigmas.tolist() if hasattr(sigmas, "tolist") else list(sigmas)
@@ -159,9 +179,51 @@ def _progress(total: int, disable: Optional[bool]) -> Any:
     return tqdm(total=total)
 
 
+#: k-diffusion's keywords of stochastic sampling and the values at which they add no noise: churn
+#: (``s_churn``, applied between ``s_tmin`` and ``s_tmax``, scaled by ``s_noise``) and ancestral noise
+#: (``eta``, drawn by ``noise_sampler``, scaled by ``s_noise``)
+NOISE_KEYWORDS = {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": math.inf, "s_noise": 1.0, "eta": 0.0,
+                  "noise_sampler": None}
+_KEYWORDS = ("model", "x", "sigmas", "method", "extra_args", "callback", "disable", *NOISE_KEYWORDS)
+
+
+def _option_number(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__float__") or np.ndim(value) != 0:
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    out = float(value)
+    if math.isnan(out):
+        raise ValueError(f"{name} must be a number, got nan")
+    return out
+
+
+def _check_noise_keywords(method: str, options: dict[str, Any]) -> None:
+    """Accept k-diffusion's noise keywords where they add no noise; refuse them by name otherwise."""
+    reject_unknown("sample", {k: v for k, v in options.items() if k not in NOISE_KEYWORDS}, _KEYWORDS)
+    values = {name: _option_number(options[name], name) for name in ("s_churn", "s_tmin", "s_tmax", "s_noise", "eta")
+              if name in options}
+    for name, what in (("s_churn", "churn (noise added before each step, Karras et al. 2022, Algorithm 2)"),
+                       ("eta", "ancestral noise (eta > 0 re-noises after each step)")):
+        if values.get(name, 0.0) != 0.0:
+            raise ValueError(f"{name}={options[name]!r} asks for {what}; pndmkit's {method!r} is a deterministic "
+                             f"sampler of the probability-flow ODE: pass {name}=0 (the default) or use a stochastic "
+                             f"sampler")
+    sampler_ = options.get("noise_sampler")
+    if sampler_ is not None and not callable(sampler_):
+        raise TypeError(f"noise_sampler must be callable as noise_sampler(sigma, sigma_next) or None, got "
+                        f"{type(sampler_).__name__}")
+
+
+def _no_grad(x: Any) -> Any:
+    if hasattr(x, "new_ones"):  # a torch tensor: torch is imported
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
 def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, Integrator] = DEFAULT_METHOD,
            extra_args: Optional[dict] = None, callback: Optional[Callable[[dict], Any]] = None,
-           disable: Optional[bool] = None) -> Any:
+           disable: Optional[bool] = None, **options: Any) -> Any:
     """Sample with a pndmkit method in k-diffusion's conventions.
 
     Parameters
@@ -170,9 +232,12 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         Denoiser ``model(x, sigma, **extra_args)`` returning the ``x0`` estimate; ``sigma`` has one entry
         per batch element (the first axis of ``x``).
     x : torch.Tensor or numpy.ndarray
-        Sample at ``sigmas[0]`` in k-diffusion's scaling (``x0 + sigma * noise``).
+        Sample at ``sigmas[0]`` in k-diffusion's scaling: ``x0 + sigma * noise``, so a start from noise is
+        ``noise * sigmas[0]`` (k-diffusion's ``torch.randn(...) * sigmas[0]``), not unit noise. A start whose
+        root mean square is below ``sigmas[0] / 4`` or above ``4 sqrt(1 + sigmas[0]^2)`` warns
+        (:class:`pndmkit.PriorScaleWarning`).
     sigmas : sequence of float or tensor
-        Noise levels, strictly decreasing, ``>= 0`` (the last may be 0).
+        Noise levels, strictly decreasing, ``>= 0`` (the last may be 0, as k-diffusion's ``get_sigmas_*`` give).
     method : str, MethodSpec or Integrator
         A fixed-step method of :data:`pndmkit.METHODS`, or an Integrator built on :class:`SigmaVP`.
     extra_args : dict, optional
@@ -182,71 +247,178 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         evaluation at the start of step ``i`` (every step of a method that evaluates there).
     disable : bool, optional
         Turn the progress bar off.
+    s_churn, s_tmin, s_tmax, s_noise, eta, noise_sampler : optional
+        k-diffusion's noise keywords (:data:`NOISE_KEYWORDS`). Every pndmkit method is deterministic: they are
+        accepted where they add no noise (``s_churn = 0`` and ``eta = 0``, the defaults; then ``s_tmin``,
+        ``s_tmax``, ``s_noise`` and ``noise_sampler`` change nothing, as in k-diffusion) and refused by name
+        otherwise.
 
     Returns
     -------
     array
-        The sample at ``sigmas[-1]`` in k-diffusion's scaling.
+        The sample at ``sigmas[-1]`` in k-diffusion's scaling, in ``x``'s dtype, without an autograd graph:
+        like k-diffusion's samplers this one runs under ``torch.no_grad()`` (to differentiate through a
+        sampler use :func:`pndmkit.sample` or ``Integrator.start``, which follow torch's grad mode).
 
     Raises
     ------
     TypeError, ValueError
-        Bad ``sigmas``, an adaptive or unknown method, or a method that would evaluate at ``sigma = 0``.
+        Bad ``sigmas``, an adaptive or unknown method, a model that returns ``eps`` instead of ``x0`` (a
+        :func:`pndmkit.models.guided` model), ``s_churn`` or ``eta`` other than 0, an unknown keyword.
+
+    Notes
+    -----
+    On sigmas ending at 0 every method takes its last step to 0 without evaluating the denoiser there (where
+    ``eps = (x - D) / sigma`` is 0/0): a method that evaluates only at step starts (``ddim``, ``ipndm``, the
+    multistep methods after their warm-up) takes its own last step; a predictor-corrector (``pec-s``,
+    ``pece-s``) takes its predictor (order ``p - 1``) and skips the corrector; a method with a stage at the
+    step's end (``pie``, ``prk``, ``prk-s``, ``rk4``, a Runge-Kutta warm-up) takes the first-order data step
+    ``x = D(x, sigma)`` from its evaluation at the step's start, as k-diffusion's Heun and DPM-Solver samplers
+    do, with no evaluation wasted (for ``pie`` that is its own Euler predictor).
     """
     levels = _sigmas(sigmas)
     integrator = _integrator(method, levels[0])
+    _check_noise_keywords(integrator.name or "the method", options)
+    if converted_from(model) is not None:
+        raise ValueError(f"model returns eps (it converts its network's {converted_from(model)!r} prediction); "
+                         f"k-diffusion-style samplers take a denoiser model(x, sigma) that returns x0")
     extra = dict(extra_args or {})
+    check_start_scale(x, _schedules.EDM(min(0.002, levels[0] / 2), levels[0]), levels[0], name="x",
+                      fix="k-diffusion's samplers take x = x0 + sigma * noise: unit noise times sigmas[0]",
+                      stacklevel=2)
+    with _no_grad(x):
+        return _drive(integrator, model, x, levels, extra, callback, disable)
+
+
+def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float], extra: dict,
+           callback: Optional[Callable[[dict], Any]], disable: Optional[bool]) -> Any:
     scale = lambda s: math.sqrt(1.0 + s * s)  # noqa: E731  (y = x_vp * sqrt(1 + sigma^2))
+    last = len(levels) - 2  # index of the last step
     run = integrator.start(x / scale(levels[0]), levels, prediction="x0")
     bar = _progress(len(levels) - 1, disable)
-    while not run.done:
-        x_vp, s = run.ask()
-        if s == 0.0:
-            raise ValueError(f"{integrator.name or 'the method'} evaluates the denoiser at sigma = 0 (the end of a "
-                             f"step), where eps cannot be recovered from an x0 estimate; pass sigmas[:-1] or a "
-                             f"method that evaluates only at step starts")
+
+    def evaluate(x_vp: Any, s: float, index: int, at_start: bool) -> tuple[Any, Any]:
         y = x_vp * scale(s)
         denoised = model(y, _batch_sigma(y, s), **extra)
-        at_start, index = not run.told and s == run.t, run.index
-        run = run.tell(denoised)
         if callback is not None and at_start:
             callback({"x": y, "i": index, "sigma": levels[index], "sigma_hat": levels[index], "denoised": denoised})
+        return y, denoised
+
+    def end_without_zero(start: Any, denoised: Any) -> Any:
+        """The end of the last step without an evaluation at sigma = 0, or ``None`` if the step makes none.
+
+        ``start`` was just asked at the step's start and ``denoised`` is the denoiser there. If the method's next
+        request is at 0, its point is the method's own estimate of the end from that evaluation and the history
+        (a predictor-corrector's predictor; Heun's Euler step): take it. If interior stages come first (a
+        Runge-Kutta step), take the data step ``D`` instead of spending them. Probing tells ``denoised`` again at
+        the stages: the times a fixed-step method asks for do not depend on the values, and runs are immutable.
+        """
+        branch, first = start.tell(denoised), True
+        while not branch.done:
+            point, s = branch.ask()
+            if s == 0.0:
+                return point if first else denoised
+            branch, first = branch.tell(denoised), False
+        return None
+
+    result = None
+    while not run.done:
+        x_vp, s = run.ask()
+        index, at_start = run.index, not run.told and s == run.t
+        if s == 0.0:  # the last step of sigmas ending at 0 reached an evaluation at 0 before any in the step
+            result = x_vp  # the end point predicted from the history (a predictor-corrector's predictor)
+            break
+        y, denoised = evaluate(x_vp, s, index, at_start)
+        if levels[-1] == 0.0 and index == last and at_start:
+            result = end_without_zero(run, denoised)
+            if result is not None:
+                break
+        run = run.tell(denoised)
         if bar is not None and run.index != index:
             bar.update(run.index - index)
     if bar is not None:
+        if result is not None:
+            bar.update(1)
         bar.close()
-    return run.solution().x * scale(levels[-1])
+    if result is None:
+        return run.solution().x * scale(levels[-1])
+    return match_dtype(result, x)
+
+
+def sampler_name(method: Union[str, MethodSpec]) -> str:
+    """The Python identifier of ``method``'s sampler: ``sample_`` + :func:`pndmkit.methods.identifier` of its
+    name (``"dpm-solver++-2m"`` -> ``"sample_dpm_solver_pp_2m"``, ``"f-pndm-s"`` -> ``"sample_f_pndm_s"``); the
+    registry refuses two names with one identifier, so every sampler name is one method's."""
+    name = method.name if isinstance(method, MethodSpec) else str(method)
+    return "sample_" + identifier(name)
 
 
 def sampler(method: Union[str, MethodSpec]) -> Callable[..., Any]:
-    """``sample`` with ``method`` fixed: ``sampler("f-pndm")(model, x, sigmas, extra_args, callback, disable)``."""
+    """``sample`` with ``method`` fixed: ``sampler("f-pndm")(model, x, sigmas, extra_args, callback, disable)``,
+    named :func:`sampler_name` of the method (k-diffusion's noise keywords pass through to :func:`sample`)."""
     spec = method if isinstance(method, MethodSpec) else get_method(method)
 
     def run(model: Denoiser, x: Any, sigmas: Any, extra_args: Optional[dict] = None,
-            callback: Optional[Callable[[dict], Any]] = None, disable: Optional[bool] = None) -> Any:
-        return sample(model, x, sigmas, method=spec, extra_args=extra_args, callback=callback, disable=disable)
+            callback: Optional[Callable[[dict], Any]] = None, disable: Optional[bool] = None, **options: Any) -> Any:
+        return sample(model, x, sigmas, method=spec, extra_args=extra_args, callback=callback, disable=disable,
+                      **options)
 
-    run.__name__ = run.__qualname__ = "sample_" + spec.name.replace("-", "_")
+    run.__name__ = run.__qualname__ = sampler_name(spec)
     run.__doc__ = f"k-diffusion-style sampler of pndmkit's {spec.name!r} (see :func:`sample`)."
     return run
 
 
-def _by_function_name(attr: str) -> Optional[str]:
-    if not attr.startswith("sample_"):
-        return None
-    suffix = attr[len("sample_"):]
-    return next((name for name, spec in METHODS.items()
-                 if name.replace("-", "_") == suffix and not spec.adaptive), None)
+class _Samplers(Mapping):
+    """The fixed-step methods of :data:`pndmkit.METHODS` by sampler name, read live (methods registered later
+    included): ``SAMPLERS["sample_dpm_solver_pp_2m"]`` is ``sampler("dpm-solver++-2m")``."""
+
+    def _names(self) -> dict[str, list[str]]:
+        names: dict[str, list[str]] = {}
+        for name, spec in METHODS.items():
+            if not spec.adaptive:
+                names.setdefault(sampler_name(name), []).append(name)
+        return names
+
+    def __getitem__(self, key: str) -> Callable[..., Any]:
+        methods = self._names().get(key)
+        if methods is None:
+            raise KeyError(key)
+        if len(methods) > 1:
+            raise KeyError(f"{key} is the sampler name of several methods, {methods}; use sampler(name)")
+        return sampler(methods[0])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._names()))
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return f"SAMPLERS({', '.join(self)})"
+
+
+#: sampler name -> k-diffusion-style sampler, for code that looks samplers up by name
+SAMPLERS: Mapping[str, Callable[..., Any]] = _Samplers()
 
 
 def __getattr__(attr: str) -> Any:
-    """``sample_<name>`` for every fixed-step registered method (hyphens written as underscores)."""
-    name = _by_function_name(attr)
-    if name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
-    return sampler(name)
+    """``sample_<name>`` (:func:`sampler_name`) for every fixed-step registered method."""
+    if attr.startswith("sample_"):
+        try:
+            return SAMPLERS[attr]
+        except KeyError as exc:
+            if exc.args and str(exc.args[0]) != attr:
+                raise AttributeError(exc.args[0]) from None
+        # the spelling of earlier versions, hyphens only ("sample_dpm_solver++_2m"), reached through getattr
+        old = next((name for name, spec in METHODS.items()
+                    if "sample_" + name.replace("-", "_") == attr and not spec.adaptive), None)
+        if old is not None:
+            return sampler(old)
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def __dir__() -> list[str]:
-    named = ["sample_" + name.replace("-", "_") for name, spec in METHODS.items() if not spec.adaptive]
-    return sorted(set(globals()) | set(named))
+    return sorted(set(globals()) | set(SAMPLERS))

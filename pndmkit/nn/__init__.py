@@ -15,7 +15,7 @@ _EXPORTS = {
     "Checkpoint": "checkpoint", "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
     "load_digits_images": "data",
     "TrainConfig": "train",
-    "frechet_distance": "frechet", "feature_statistics": "frechet", "DigitsClassifier": "frechet",
+    "frechet_distance": "frechet", "feature_statistics": "frechet", "DigitsClassifier": "classifier",
     "digits_fid": "frechet", "load_feature_network": "frechet",
     "SampleConfig": "generate", "sample_to_dir": "generate", "initial_noise": "generate",
     "sample_seed": "generate", "read_samples": "generate",

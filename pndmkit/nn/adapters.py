@@ -27,7 +27,6 @@ torch.Size([3, 1, 8, 8])
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
@@ -85,6 +84,12 @@ class NetworkModel:
     def __repr__(self) -> str:
         return (f"NetworkModel({type(self.net).__name__}, {self.schedule!r}, prediction={self.prediction!r}, "
                 f"time_offset={self.time_offset}, time_scale={self.time_scale})")
+
+    @property
+    def converted_from(self) -> str:
+        """What the network predicts; the model itself returns ``eps`` (:func:`pndmkit.models.converted_from`),
+        so ``pndmkit.sample`` takes it with ``prediction="eps"`` and refuses another prediction."""
+        return self.prediction
 
     def network_time(self, t: float) -> float:
         """The time value the network receives for sampler time ``t``."""

@@ -1,6 +1,7 @@
 """Checkpoints: weights in ``<stem>.safetensors`` and everything else in ``<stem>.json``.
 
-The JSON holds the network class and configuration, the noise schedule, the prediction type, the time
+The JSON holds the network class and configuration, the noise schedule
+(:func:`pndmkit.schedules.schedule_to_dict`), the prediction type, the time
 convention (``time_offset``, ``time_scale``) and free-form metadata (training command, steps, data).
 ``load_checkpoint("digits")`` loads the model shipped in ``pndmkit/data``.
 """
@@ -16,51 +17,14 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from pndmkit.nn._io import atomic_path, write_json
-from pndmkit.schedules import CosineVP, DiscreteVP, FlowMatching, LinearVP, NoiseSchedule
+from pndmkit._io import atomic_path, write_json
+from pndmkit.schedules import NoiseSchedule, schedule_from_dict, schedule_to_dict
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "DATA_DIR",
-           "schedule_to_dict", "schedule_from_dict"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "DATA_DIR"]
 
 #: folder of the shipped checkpoints
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 FORMAT = "pndmkit-checkpoint"
-
-
-def schedule_to_dict(schedule: NoiseSchedule) -> dict[str, Any]:
-    """JSON description of a schedule (``schedule_from_dict`` inverts it)."""
-    if isinstance(schedule, DiscreteVP):
-        if schedule.name not in ("linear", "quad"):  # cosine and custom tables: store the betas
-            return {"kind": "discrete", "betas": schedule.betas.tolist()}
-        return {"kind": "discrete", "name": schedule.name, "T": schedule.num_train_timesteps,
-                "beta_start": float(schedule.betas[0]), "beta_end": float(schedule.betas[-1])}
-    if isinstance(schedule, LinearVP):
-        return {"kind": "linear-vp", "beta_min": schedule.beta_min, "beta_max": schedule.beta_max}
-    if isinstance(schedule, CosineVP):
-        return {"kind": "cosine-vp", "s0": schedule.s0, "t_max": schedule.t_max}
-    if isinstance(schedule, FlowMatching):
-        return {"kind": "flow-matching", "shift": schedule.shift, "t_max": schedule.t_max, "t_end": schedule.t_end}
-    raise TypeError(f"cannot serialise schedule {schedule!r}")
-
-
-def schedule_from_dict(d: dict[str, Any]) -> NoiseSchedule:
-    """Rebuild a schedule from :func:`schedule_to_dict`'s output."""
-    d = dict(d)
-    kind = d.pop("kind", None)
-    if kind == "discrete":
-        if "betas" in d:
-            return DiscreteVP(d["betas"])
-        name = d.pop("name")
-        if name not in ("linear", "quad"):
-            raise ValueError(f"unknown discrete schedule name {name!r}; allowed: linear, quad")
-        return getattr(DiscreteVP, name)(**d)
-    if kind == "linear-vp":
-        return LinearVP(**d)
-    if kind == "cosine-vp":
-        return CosineVP(**d)
-    if kind == "flow-matching":
-        return FlowMatching(**d)
-    raise ValueError(f"unknown schedule kind {kind!r}; allowed: discrete, linear-vp, cosine-vp, flow-matching")
 
 
 def _build_network(cls_name: str, config: dict[str, Any]) -> torch.nn.Module:
@@ -69,7 +33,7 @@ def _build_network(cls_name: str, config: dict[str, Any]) -> torch.nn.Module:
 
         return UNet(UNetConfig.from_dict(config))
     if cls_name == "DigitsClassifier":
-        from pndmkit.nn.frechet import DigitsClassifier
+        from pndmkit.nn.classifier import DigitsClassifier
 
         return DigitsClassifier(**config)
     raise ValueError(f"unknown network class {cls_name!r}; allowed: UNet, DigitsClassifier")

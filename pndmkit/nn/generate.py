@@ -1,8 +1,8 @@
 r"""Sampling at scale: per-sample noise, shards written atomically, resume, several processes.
 
-Sample ``i`` starts from noise drawn by a CPU generator seeded with :func:`sample_seed` ``(seed, i)``, so
-it is the same whatever the batch size, the device or the number of processes. The index range
-``[0, num_samples)`` is cut into shards of ``shard_size`` samples; shard ``k`` belongs to rank
+Sample ``i`` starts from noise ``i`` of :func:`pndmkit.noise.per_sample_noise` (torch's CPU generator
+seeded with :func:`~pndmkit.noise.sample_seed` ``(seed, i)``, computed in numpy), so it is the same whatever
+the batch size, the device or the number of processes. The index range ``[0, num_samples)`` is cut into shards of ``shard_size`` samples; shard ``k`` belongs to rank
 ``k % world_size``. A finished shard is written as ``shard-KKKKK.png`` (a grid) and then
 ``shard-KKKKK.npz`` (``indices``, ``x`` float32 NCHW, ``images`` uint8 NHWC), each through a temporary
 file and ``os.replace``, so a shard file is either complete or absent. ``resume=True`` skips shards whose
@@ -26,7 +26,6 @@ gloo on CPU), takes its shards, and all meet at a barrier before rank 0 writes `
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -42,8 +41,9 @@ import torch
 from pndmkit.errors import UsageError, blame
 from pndmkit.methods import DEFAULT_METHOD
 from pndmkit.nn._checks import available_bytes, check_device, file_sha256, gib, memory_estimate
-from pndmkit.nn._io import atomic_path, progress_bar, remove_stale_temporaries, write_json
+from pndmkit._io import atomic_path, progress_bar, remove_stale_temporaries, write_json
 from pndmkit.nn.data import to_uint8
+from pndmkit.noise import per_sample_noise, sample_seed  # noqa: F401  (sample_seed: public here too)
 
 __all__ = ["SampleConfig", "sample_to_dir", "sample_seed", "initial_noise", "read_samples", "image_grid"]
 
@@ -52,20 +52,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 RUN_FORMAT = 2
 
 
-def sample_seed(seed: int, index: int) -> int:
-    """A 63-bit generator seed for sample ``index`` of a run with ``seed`` (stable across Python runs)."""
-    digest = hashlib.sha256(f"pndmkit-sample:{int(seed)}:{int(index)}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
-
-
 def initial_noise(indices: Sequence[int], shape: Sequence[int], seed: int) -> torch.Tensor:
-    """Float32 CPU tensor ``(len(indices), *shape)`` of N(0, I) noise, one CPU generator per sample."""
-    gen = torch.Generator(device="cpu")
-    out = torch.empty((len(indices), *shape), dtype=torch.float32)
-    for row, i in enumerate(indices):
-        gen.manual_seed(sample_seed(seed, i))
-        out[row] = torch.randn(tuple(shape), generator=gen)
-    return out
+    """Float32 CPU tensor ``(len(indices), *shape)`` of N(0, I) noise: :func:`pndmkit.noise.per_sample_noise`."""
+    return torch.from_numpy(per_sample_noise(indices, shape, seed))
 
 
 def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:

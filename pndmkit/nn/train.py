@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from pndmkit.errors import UsageError, blame
 from pndmkit.nn._checks import available_bytes, check_device, gib, memory_estimate
-from pndmkit.nn._io import atomic_path, progress_bar, remove_stale_temporaries
+from pndmkit._io import atomic_path, progress_bar, remove_stale_temporaries
 from pndmkit.nn.checkpoint import save_checkpoint
 from pndmkit.nn.data import load_digits_images
 from pndmkit.nn.unet import PRESETS, UNet, UNetConfig, count_parameters

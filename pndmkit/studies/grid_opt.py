@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 from pndmkit._checks import MAX_STEPS, check_bool, check_choice, check_int, check_real
 from pndmkit.errors import UsageError, blame
 from pndmkit.grids import GRID_KINDS, make_grid
+from pndmkit.noise import per_sample_noise
 from pndmkit.methods import MethodSpec, get_method
 from pndmkit.sampling import sample
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
@@ -185,12 +186,8 @@ def _count(n: int, noun: str) -> str:
 
 
 def _noises(first: int, n: int, shape: tuple[int, ...], seed: int) -> NDArray[np.float64]:
-    """Per-sample-seeded N(0, I) noises ``first .. first + n - 1`` (the same numbers for any shape of equal size)."""
-    try:
-        from pndmkit.nn.generate import initial_noise
-    except ModuleNotFoundError:  # no torch: numpy generator per sample
-        return np.stack([np.random.default_rng([seed, i]).standard_normal(shape) for i in range(first, first + n)])
-    return initial_noise(range(first, first + n), shape, seed).double().numpy()
+    """Noises ``first .. first + n - 1`` of :func:`pndmkit.noise.per_sample_noise`, as float64."""
+    return per_sample_noise(range(first, first + n), shape, seed).astype(np.float64)
 
 
 def _is_problem(obj: Any) -> bool:

@@ -38,8 +38,10 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from pndmkit._io import atomic_path, write_text
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS, MethodSpec, get_method
+from pndmkit.noise import per_sample_noise
 from pndmkit.schedules import NoiseSchedule
 from pndmkit.studies import convergence
 from pndmkit.studies.convergence import MethodResult, Study
@@ -266,7 +268,7 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
     model, schedule, shape
         See :func:`load_model`.
     x_T : array, optional
-        Initial noises ``(batch, *shape)``; default ``pndmkit.nn.initial_noise(range(batch), shape, seed)``
+        Initial noises ``(batch, *shape)``; default ``pndmkit.noise.per_sample_noise(range(batch), shape, seed)``
         (per-sample seeds, as ``pndmkit sample`` draws them).
     batch, seed : int
         Number and seed of the default noises.
@@ -308,9 +310,7 @@ def _model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any 
             raise UsageError("shape", f"cannot draw noises for {name}: pass shape= (one sample) or x_T=")
         if not (isinstance(batch, int) and batch >= 1):
             raise UsageError("batch", f"batch must be an integer >= 1, got {batch!r}")
-        from pndmkit.nn.generate import initial_noise
-
-        x0 = initial_noise(range(batch), shp, seed).double().numpy()
+        x0 = per_sample_noise(range(batch), shp, seed).astype(np.float64)
     else:
         x0 = np.array(x_T.detach().cpu().numpy() if hasattr(x_T, "detach") else x_T, dtype=np.float64)
         if x0.ndim < 2 or not np.all(np.isfinite(x0)):
@@ -346,16 +346,9 @@ def _model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any 
                       cache=None if folder is None else str(folder))
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _write_reference(folder: Path, ref: NDArray[np.float64], err: float, nfe: int, info: dict) -> None:
-    _atomic_write(folder / "reference.npz",
-                  lambda p: np.savez(open(p, "wb"), reference=ref, error=err, nfe=nfe, info=json.dumps(info)))
+    with atomic_path(folder / "reference.npz") as tmp, tmp.open("wb") as fh:
+        np.savez(fh, reference=ref, error=err, nfe=nfe, info=json.dumps(info))
 
 
 def _read_reference(folder: Path, shape: tuple) -> Optional[tuple[NDArray[np.float64], float]]:
@@ -393,7 +386,7 @@ def sweep(study: ModelStudy, method: str | MethodSpec, steps: Sequence[int] = DE
     if path is not None:  # re-read: another process may have added entries meanwhile
         table = json.loads(path.read_text()) if path.is_file() else {}
         table[tag] = result.to_dict()
-        _atomic_write(path, lambda p: p.write_text(json.dumps(table, indent=1)))
+        write_text(path, json.dumps(table, indent=1))
     return result
 
 

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from pndmkit._io import atomic_path, write_text
 from pndmkit.studies.convergence import MethodResult, Study
 
 __all__ = ["methods_markdown_table", "order_table", "order_json", "order_plot", "write_compare_results", "compare_summary",
@@ -103,7 +104,7 @@ RUN_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", "
 
 
 def _write_csv(path: Path, fields: tuple, rows: list[dict]) -> None:
-    with path.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -114,11 +115,11 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "compare.json", out / "compare.csv", out / "compare_runs.csv", out / "compare.md"]
     slim = {**result, "cases": [{k: v for k, v in c.items() if k != "runs"} for c in result["cases"]]}
-    paths[0].write_text(json.dumps(slim, indent=1) + "\n")  # every run is in compare_runs.csv
+    write_text(paths[0], json.dumps(slim, indent=1) + "\n")  # every run is in compare_runs.csv
     tag = [{"problem": c["problem"], "schedule": c["schedule"]} for c in result["cases"]]
     _write_csv(paths[1], BEST_FIELDS, [{**t, **r} for t, c in zip(tag, result["cases"]) for r in c["best"]])
     _write_csv(paths[2], RUN_FIELDS, [{**t, **r} for t, c in zip(tag, result["cases"]) for r in c["runs"]])
-    paths[3].write_text(compare_markdown(result) + "\n")
+    write_text(paths[3], compare_markdown(result) + "\n")
     return paths
 
 

@@ -8,7 +8,9 @@ Everything is derived with sympy; results are exact rationals that the samplers 
 """
 
 from pndmkit.theory import butcher, local_error, multistep
+from pndmkit.theory._exact import as_rational
 from pndmkit.theory.butcher import (
+    UndecidableConditionError,
     elementary_weight,
     format_tree,
     order_conditions,
@@ -29,4 +31,4 @@ from pndmkit.theory.multistep import (
     variable_step_weights,
 )
 
-__all__ = [*multistep.__all__, *butcher.__all__, *local_error.__all__]
+__all__ = [*multistep.__all__, *butcher.__all__, *local_error.__all__, "as_rational"]

@@ -72,10 +72,17 @@ def fid_function() -> Callable[[Any], float]:
 
 
 def noise(n: int, seed: int = 0) -> Any:
-    """``n`` initial noise images ``(n, 1, 16, 16)``, float32, the same for every method."""
+    """``n`` initial noise images ``(n, 1, 16, 16)``, float32, the same for every method.
+
+    One draw of torch's CPU generator seeded with ``seed`` for the whole batch
+    (:func:`pndmkit.noise.torch_randn`), as the shipped digits results were made; the first ``m`` images are
+    those of ``noise(m, seed)``.
+    """
     import torch
 
-    return torch.randn((n, *IMAGE_SHAPE), generator=torch.Generator().manual_seed(seed))
+    from pndmkit.noise import torch_randn
+
+    return torch.from_numpy(torch_randn((n, *IMAGE_SHAPE), seed))
 
 
 def run_sampler(digits: Digits, x_T: Any, method: Any, steps: int, *, grid: Any = None,

@@ -15,11 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+__all__ = ["RESULTS", "Log", "stderr_log", "write_csv", "read_csv", "write_json", "read_json", "study_main",
+           "set_threads"]
+
 RESULTS = Path(__file__).resolve().parent / "results"
 Log = Callable[[str], None]
 
 
 def stderr_log(msg: str) -> None:
+    """Print ``msg`` on stderr at once (the default log of the study scripts)."""
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -78,6 +82,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def read_json(path: Path) -> Any:
+    """The JSON document in ``path``."""
     return json.loads(Path(path).read_text())
 
 

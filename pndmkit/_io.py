@@ -1,4 +1,6 @@
-"""Atomic file writes: write a temporary file in the target's folder, then ``os.replace`` it.
+"""Harness file I/O: atomic writes, JSON, progress bars (torch-free; tqdm is imported only when a bar is made).
+
+An atomic write writes a temporary file in the target's folder, then ``os.replace``-s it.
 
 A temporary file is named ``.<target name>.<random>.tmp<suffix>``; a write killed before ``os.replace``
 (SIGKILL, power loss) leaves one behind, which :func:`remove_stale_temporaries` deletes on the next run.
@@ -15,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json", "progress_bar", "remove_stale_temporaries"]
+__all__ = ["atomic_path", "write_json", "read_json", "write_text", "progress_bar", "remove_stale_temporaries"]
 
 _TEMP_PATTERN = ".*.tmp*"
 
@@ -52,10 +54,49 @@ def _umask() -> int:
     return mask
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically; return the path."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2, sort_keys: bool = True,
+               compact: bool = False) -> Path:
+    """Write ``obj`` as JSON, atomically, with a final newline; return the path.
+
+    Parameters
+    ----------
+    path : path
+        Target file (its folder is created).
+    obj : object
+        JSON-ready data; numpy arrays and scalars are written through their ``tolist()``.
+    indent : int
+        Indentation (ignored when ``compact``).
+    sort_keys : bool
+        Sort the keys of every dictionary.
+    compact : bool
+        No whitespace at all (for tables of many numbers).
+
+    Raises
+    ------
+    TypeError
+        An object that is neither JSON-ready nor has ``tolist()``.
+    """
+    text = json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys, default=_jsonable) if compact else \
+        json.dumps(obj, indent=indent, sort_keys=sort_keys, default=_jsonable)
+    return write_text(path, text + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """The JSON document in ``path``."""
+    return json.loads(Path(path).read_text())
+
+
+def _jsonable(v: Any) -> Any:
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
 
 
 class _PlainProgress:

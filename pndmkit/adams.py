@@ -1,0 +1,271 @@
+r"""Adams gradient estimators: linear multistep (Adams-Bashforth) and predictor-corrector (PNDM eq. 13).
+
+Only the gradient at the start of each step enters the history, newest first, as the state
+``((t_1, e_1), (t_2, e_2), ...)``. Weights are either the uniform-step Adams weights (``"fixed"``, what
+PLMS/F-PNDM/iPNDM use) or exact on the actual nodes in a chosen variable (``"exact"``, from
+:func:`pndmkit.variables.exact_weights`), which restores the formula's order on any grid.
+
+``formula_order`` is the order of the formula in its own variable (AB4: 4); the method's global order is
+:meth:`~pndmkit.estimators.GradientEstimator.order`, which depends on the transfer it is used with.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Optional
+
+from pndmkit._backend import LinComb
+from pndmkit._checks import check_bool, check_int
+from pndmkit.estimators import GradientEstimator, Step, Warmup, capped_order, ramped_order
+from pndmkit.variables import Variable, check_variable, exact_weights, is_finite_step
+
+__all__ = ["LinearMultistep", "AdamsPC"]
+
+
+@lru_cache(maxsize=None)
+def _fixed(kind: str, k: int) -> tuple[float, ...]:
+    from pndmkit.theory.multistep import adams_bashforth, adams_moulton
+
+    return tuple(float(w) for w in (adams_bashforth(k) if kind == "ab" else adams_moulton(k)))
+
+
+def _check_order(order: Any) -> int:
+    order = check_int(order, "order")
+    if not 1 <= order <= 8:
+        raise ValueError(f"order must be an integer in 1..8, got {order!r}")
+    return order
+
+
+def _check_weights(weights: Any) -> str:
+    if weights not in ("fixed", "exact", "variable"):
+        raise ValueError(f"weights must be 'fixed' (uniform-step Adams weights) or 'exact' (exact on the actual "
+                         f"nodes in `variable`), got {weights!r}")
+    return "exact" if weights == "variable" else weights
+
+
+class _Adams(GradientEstimator):
+    """Shared parts of the Adams estimators: the history state and the weight rule."""
+
+    formula_order: int
+    weights: str
+    variable: Variable
+    ramp: bool
+
+    def init(self, x, t, phi, times):
+        return ()
+
+    def _memory(self) -> int:
+        """Number of past start gradients kept."""
+        return self.formula_order - 1
+
+    def observe(self, state, t, e):
+        return (((t, e),) + state)[: self._memory()]
+
+    def _weights(self, kind: str, nodes: list[float], t: float, t_next: float, phi: Any) -> tuple[float, ...]:
+        if self.weights == "fixed":
+            return _fixed(kind, len(nodes))
+        return exact_weights(self.variable, phi, nodes, t, t_next)
+
+
+class LinearMultistep(_Adams):
+    """Adams-Bashforth gradient ``e' = sum_k w_k e_k`` over the current and past start gradients.
+
+    The state is the history ``((t_k, e_k), ...)`` of gradients at the start of past steps, newest first,
+    at most ``order - 1`` long.
+
+    Parameters
+    ----------
+    order : int
+        Number of gradients combined at full order (``4`` for PLMS / F-PNDM).
+    weights : {"fixed", "exact"}
+        ``"fixed"``: the uniform-step weights (55, -59, 37, -9)/24 for order 4 from
+        :func:`pndmkit.theory.multistep.adams_bashforth`, whatever the grid; ``"exact"`` (alias
+        ``"variable"``): the interpolant in ``variable`` through the actual nodes integrated exactly against the
+        transfer's coordinate (:func:`pndmkit.variables.exact_weights`).
+    variable : {"native", "t", "lambda"} or callable
+        The variable of exact weights (ignored for fixed weights).
+    warmup : GradientEstimator, optional
+        Sugar for ``Warmup(warmup, warmup_steps, LinearMultistep(...))``: PRK for F-PNDM, PIE for PLMS.
+    warmup_steps : int
+        Number of initial steps taken by ``warmup``.
+    ramp : bool
+        Use order ``min(len(history) + 1, order)`` while the history is short (PLMS: AB2, AB3, AB4; iPNDM:
+        AB1 to AB4). Without a ramp the warm-up must fill the history: ``warmup_steps == order - 1``.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent options (each message names the parameter).
+    """
+
+    def __init__(self, order: int, weights: str = "fixed", warmup: Optional[GradientEstimator] = None,
+                 warmup_steps: int = 0, ramp: bool = True, variable: Variable = "native") -> None:
+        self.formula_order = _check_order(order)
+        self.weights = _check_weights(weights)
+        self.variable = check_variable(variable)
+        if warmup is not None and not isinstance(warmup, GradientEstimator):
+            raise TypeError(f"warmup must be a GradientEstimator, got {type(warmup).__name__}")
+        if warmup is not None and not warmup_steps:
+            raise ValueError(f"warmup={warmup!r} needs warmup_steps >= 1 (the number of steps it takes), got "
+                             f"{warmup_steps!r}")
+        if warmup_steps and warmup is None:
+            raise ValueError(f"warmup_steps={warmup_steps} needs a warmup estimator")
+        warmup_steps = check_int(warmup_steps, "warmup_steps")
+        if not 0 <= warmup_steps <= self.formula_order - 1:
+            raise ValueError(f"warmup_steps must be an integer in 0..order-1={order - 1}, got {warmup_steps!r}")
+        if warmup is not None and not ramp and warmup_steps != self.formula_order - 1:
+            raise ValueError(f"without a ramp the warm-up must fill the history: warmup_steps must be "
+                             f"{order - 1}, got {warmup_steps}")
+        self.warmup, self.warmup_steps, self.ramp = warmup, warmup_steps, check_bool(ramp, "ramp")
+        self._warm = Warmup(warmup, warmup_steps, _AfterWarmup(self)) if warmup is not None and warmup_steps else None
+
+    def __repr__(self) -> str:
+        return (f"LinearMultistep(order={self.formula_order}, weights={self.weights!r}, variable={self.variable!r}, "
+                f"warmup={self.warmup!r}, warmup_steps={self.warmup_steps}, ramp={self.ramp})")
+
+    def init(self, x, t, phi, times):
+        return self._warm.init(x, t, phi, times) if self._warm else ()
+
+    def observe(self, state, t, e):
+        return self._warm.observe(state, t, e) if self._warm else _Adams.observe(self, state, t, e)
+
+    def step(self, x, t, t_next, phi, state):
+        if self._warm is not None:
+            return (yield from self._warm.step(x, t, t_next, phi, state))
+        return (yield from self._ab_step(x, t, t_next, phi, state))
+
+    def _ab_step(self, x, t, t_next, phi, history):
+        if not self.ramp and len(history) < self.formula_order - 1:
+            raise ValueError(f"LinearMultistep(order={self.formula_order}, ramp=False) needs {self.formula_order - 1} past gradients "
+                             f"and has {len(history)}: compose it as Warmup(first, {self.formula_order - 1}, ...) or use ramp=True")
+        e = yield x, t
+        new_history = (((t, e),) + history)[: self._memory()]
+        k = min(len(history) + 1, self.formula_order)
+        past = history[: k - 1]
+        nodes = [t] + [tk for tk, _ in past]
+        if self.weights == "exact" and not is_finite_step(self.variable, phi, nodes + [t_next]):
+            return Step(new_history, e=e)  # infinite coordinate: order 1 (module pndmkit.variables)
+        w = self._weights("ab", nodes, t, t_next, phi)
+        return Step(new_history, e=LinComb(w, [e] + [ek for _, ek in past]))
+
+    def order(self, phi):
+        if self._warm is not None:
+            return self._warm.order(phi)
+        return self._bare_order(phi)
+
+    def _bare_order(self, phi: Any) -> int:
+        variable = self.variable if self.weights == "exact" else "t"  # fixed weights are uniform-step in t
+        full = capped_order(self.formula_order, variable, phi, consistent=self.weights == "exact")
+        return ramped_order(full, self.warmup_steps + 1, self.ramp, self.formula_order)
+
+
+class _AfterWarmup(GradientEstimator):
+    """The Adams-Bashforth part of a :class:`LinearMultistep` built with ``warmup=``: what its
+    :class:`~pndmkit.estimators.Warmup` runs once the warm-up steps are done (same weights and order rule)."""
+
+    def __init__(self, lm: LinearMultistep) -> None:
+        self.lm = lm
+
+    def init(self, x, t, phi, times):
+        return ()
+
+    def observe(self, state, t, e):
+        return _Adams.observe(self.lm, state, t, e)
+
+    def step(self, x, t, t_next, phi, state):
+        return (yield from self.lm._ab_step(x, t, t_next, phi, state))
+
+    def order(self, phi):
+        return self.lm._bare_order(phi)
+
+    def __repr__(self) -> str:
+        return repr(self.lm)
+
+
+class AdamsPC(_Adams):
+    r"""Adams predictor-corrector through the transfer: PECE (2 NFE per step) or PEC (1 NFE per step).
+
+    For a pair of order ``p``, with ``e_0 = g(x, t)`` and the history ``e_1, ..., e_{p-2}``:
+
+    * P: ``e_p = sum_k w_k e_k`` (Adams-Bashforth on ``p - 1`` nodes, order ``p - 1``),
+      ``x_p = phi(x, e_p, t, t_next)``;
+    * E: ``e_new = g(x_p, t_next)``;
+    * C: ``e_c = w'_0 e_new + sum_k w'_{k+1} e_k`` (Adams-Moulton on ``p`` nodes including ``t_next``,
+      order ``p``), ``x_next = phi(x, e_c, t, t_next)``;
+    * PECE evaluates ``g`` at ``(x_next, t_next)`` as the next step's ``e_0``; PEC reuses ``e_new``, evaluated
+      at the predicted point, so after the first step a step costs one evaluation.
+
+    A predictor one order below the corrector suffices in both modes: the predicted gradient enters the
+    result multiplied by the step, so the pair has order ``min(p_C, p_P + 1) = p`` (Hairer, Norsett, Wanner,
+    *Solving Ordinary Differential Equations I*, sec. III.1). With exact weights (any variable) that is the
+    global order; fixed weights on a pseudo transfer cap it at 2. The state is ``(history, pending)``, where
+    ``pending`` is PEC's ``(t_next, e_new)`` for the next step, or ``None``.
+
+    Parameters
+    ----------
+    order : int
+        Order ``p >= 2`` of the pair. ``p = 2``: Euler predictor, trapezoidal corrector (PECE = PIE).
+    mode : {"PECE", "PEC"}
+        Whether the corrected point is evaluated again.
+    weights : {"exact", "fixed"}
+        As for :class:`LinearMultistep`.
+    variable : {"native", "t", "lambda"} or callable
+        The variable of exact weights.
+    ramp : bool
+        While the history is short use the orders it allows (the first step is order 2, so a ramped run is
+        at most third order; warm it up with :class:`Warmup` for more).
+    """
+
+    def __init__(self, order: int, mode: str = "PECE", weights: str = "exact", variable: Variable = "native",
+                 ramp: bool = True) -> None:
+        if _check_order(order) < 2:
+            raise ValueError(f"order must be an integer in 2..8 for a predictor-corrector pair, got {order!r}")
+        self.formula_order = int(order)
+        if mode not in ("PECE", "PEC"):
+            raise ValueError(f"mode must be 'PECE' or 'PEC', got {mode!r}")
+        self.mode = mode
+        self.weights = _check_weights(weights)
+        self.variable = check_variable(variable)
+        self.ramp = check_bool(ramp, "ramp")
+
+    def __repr__(self) -> str:
+        return (f"AdamsPC(order={self.formula_order}, mode={self.mode!r}, weights={self.weights!r}, "
+                f"variable={self.variable!r}, ramp={self.ramp})")
+
+    def _memory(self) -> int:
+        return self.formula_order - 2
+
+    def init(self, x, t, phi, times):
+        return ((), None)
+
+    def observe(self, state, t, e):
+        history, _ = state
+        return (_Adams.observe(self, history, t, e), None)
+
+    def step(self, x, t, t_next, phi, state):
+        history, pending = state
+        if not self.ramp and len(history) < self._memory():
+            raise ValueError(f"AdamsPC(order={self.formula_order}, ramp=False) needs {self._memory()} past gradients and has "
+                             f"{len(history)}: compose it as Warmup(first, {self._memory()}, ...) or use ramp=True")
+        if pending is not None and pending[0] == t:
+            e = pending[1]
+        else:
+            e = yield x, t
+        k = min(len(history) + 1, self.formula_order - 1) if self.ramp else self.formula_order - 1  # predictor nodes
+        nodes = [t] + [tk for tk, _ in history[: k - 1]]
+        es = [e] + [ek for _, ek in history[: k - 1]]
+        new_history = (((t, e),) + history)[: self._memory()]
+        if self.weights == "exact" and not is_finite_step(self.variable, phi, nodes + [t_next]):
+            return Step((new_history, None), e=e)  # infinite coordinate: order 1 (module pndmkit.variables)
+        x_p = phi(x, LinComb(self._weights("ab", nodes, t, t_next, phi), es), t, t_next)
+        e_new = yield x_p, t_next
+        w = self._weights("am", [t_next] + nodes, t, t_next, phi)
+        pending = (t_next, e_new) if self.mode == "PEC" else None
+        return Step((new_history, pending), e=LinComb(w, [e_new] + es))
+
+    def order(self, phi):
+        variable = self.variable if self.weights == "exact" else "t"
+        full = capped_order(self.formula_order, variable, phi, consistent=self.weights == "exact")
+        return ramped_order(full, 2, self.ramp, self.formula_order)
+
+

@@ -1,0 +1,62 @@
+"""argparse value types shared by the sub-commands: each parses one option's text or raises
+``argparse.ArgumentTypeError`` saying what is allowed (the command line prints it after the option's name).
+
+:data:`MAX_STEPS` bounds every step count and NFE budget: 100 times the 1000 of a DDPM table, far past where
+any error stops falling, and still minutes rather than hours on the built-in problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any, Callable
+
+from pndmkit._checks import MAX_STEPS
+
+__all__ = ["positive_int", "nonnegative_int", "step_count", "finite_float", "positive_float", "nonnegative_float",
+           "fraction", "MAX_STEPS"]
+
+
+def _number(text: str, kind: type, test: Callable[[Any], bool], allowed: str) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+    if not test(value):
+        raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _number(text, int, lambda v: v >= 1, "an integer >= 1")
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def step_count(text: str) -> int:
+    """argparse type: a number of steps or model calls, an integer in ``[1, MAX_STEPS]``."""
+    return _number(text, int, lambda v: 1 <= v <= MAX_STEPS, f"an integer in [1, {MAX_STEPS}]")
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number."""
+    return _number(text, float, math.isfinite, "a finite number")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    return _number(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(text, float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1)."""
+    return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")

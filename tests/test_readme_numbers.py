@@ -1,0 +1,63 @@
+"""The README's convergence table is what ``make demo`` (``pndmkit order``) prints, digit for digit.
+
+Every row of the table under "Convergence orders (`make demo`)" and the ``pf`` line below it are rebuilt
+from ``pndmkit order --json`` (the same study ``make demo`` runs: about 12 CPU-seconds), so a number in the
+README that the code no longer prints fails here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pndmkit.cli import main
+from pndmkit.methods import BUILTIN, get_method
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def short(value: float) -> str:
+    """The README's two-digit form: 3.7e-2."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["order", "--json", "--methods", ",".join(BUILTIN)]) == 0
+    return json.loads(out.getvalue())
+
+
+def _section() -> str:
+    start = README.index("## Convergence orders (`make demo`)")
+    return README[start:README.index("\n## ", start + 10)]
+
+
+def test_every_row_of_the_demo_table_is_what_pndmkit_order_prints(demo):
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| ([a-z0-9+.-]+) \| .*\|$", _section(), re.M)
+            if m.group(1) != "method"}
+    fixed = [name for name in BUILTIN if not get_method(name).adaptive]
+    assert sorted(rows) == sorted(fixed)
+    for name in fixed:
+        r = demo["methods"][name]
+        steps = r["steps"]
+        err = dict(zip(steps, r["errors"]))
+        expected = (f"| {name} | {r['declared_order']} | {r['measured_order']:.2f} | {r['fit_range'][0]}-"
+                    f"{r['fit_range'][1]} | {short(err[25])} | {short(err[100])} | {short(err[800])} | "
+                    f"{get_method(name).nfe_formula()} |")
+        assert rows[name] == expected
+
+
+def test_the_pf_line_is_what_pndmkit_order_prints(demo):
+    pf = demo["methods"]["pf"]
+    by_nfe = dict(zip(pf["nfe"], pf["errors"]))
+    line = re.search(r"`pf` \(adaptive RK45\) is reported per NFE: (.*)\.", _section()).group(1)
+    for error, nfe in re.findall(r"([0-9.]+e-?\d+) at (\d+)", line):
+        assert short(by_nfe[int(nfe)]) == error

@@ -1,0 +1,268 @@
+"""Where pndmkit meets other conventions in its core: models that already return eps, and the start scale."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import pndmkit
+from pndmkit.models import as_eps, converted_from, guided
+from pndmkit.schedules import EDM, VE, CosineVP, DiscreteVP, FlowMatching, LinearVP
+
+# -- a model that already returns eps is not converted a second time -----------------------------------------
+FM = FlowMatching(shift=3.0)
+MEANS = np.array([[2.0, -1.0], [-1.5, 0.5]])  # class k ~ N(MEANS[k], 0.2 I)
+
+
+def flow_class(x, t, label):
+    """Exact flow velocity u = eps - x0 of class ``label`` on flow matching (label -1: the 50/50 mixture)."""
+    a, s = 1.0 - t, t
+    var = a * a * 0.2 + s * s
+    diff = x[:, None, :] - a * MEANS[None]
+    logp = -0.5 * (diff**2).sum(-1) / var
+    w = np.exp(logp - logp.max(1, keepdims=True))
+    w = np.where(label[:, None] < 0, w, np.eye(2)[np.maximum(label, 0)])
+    w = w / w.sum(1, keepdims=True)
+    eps = s * (w[..., None] * diff).sum(1) / var
+    return eps - (x - s * eps) / a
+
+
+X = np.random.default_rng(0).standard_normal((6, 2))
+COND, UNCOND = {"label": np.array([0, 1, 0, 1, 0, 1])}, {"label": np.full(6, -1)}
+
+
+def test_a_guided_flow_model_is_refused_a_second_conversion():
+    g = guided(flow_class, 3.0, UNCOND, schedule=FM, prediction="flow")
+    assert converted_from(g) == "flow"
+    kw = dict(schedule=FM, method="ddim", steps=12, model_kwargs=COND)
+    with pytest.raises(ValueError) as info:
+        pndmkit.sample(g, X, prediction="flow", **kw)
+    assert str(info.value) == (
+        "prediction='flow' would convert the model's output a second time: the model, guided(...), already "
+        "returns eps (it converts its network's 'flow' prediction itself); leave prediction='eps' (the default) "
+        "and give the network's prediction to the wrapper only")
+    right = pndmkit.sample(g, X, **kw).x  # prediction='eps': the guided model's own output
+    # the same guidance written by hand in eps form: both halves converted at (x, t), then combined
+    def by_hand(x, t, label):
+        c_x, c_u = 1.0, 1.0 - t  # flow matching: eps = x + (1 - t) u
+        e_u, e_c = c_x * x + c_u * flow_class(x, t, UNCOND["label"]), c_x * x + c_u * flow_class(x, t, label)
+        return e_u + 3.0 * (e_c - e_u)
+    np.testing.assert_allclose(right, pndmkit.sample(by_hand, X, **kw).x, rtol=1e-13, atol=1e-13)
+    # what the refusal prevents: converting eps as if it were a velocity changes the result by tens of percent
+    hidden = lambda x, t: g(x, t, **COND)  # noqa: E731  (a plain lambda hides the mark)
+    twice = pndmkit.sample(hidden, X, schedule=FM, method="ddim", steps=12, prediction="flow").x
+    assert np.linalg.norm(twice - right) / np.linalg.norm(right) > 0.3
+
+
+@pytest.mark.parametrize("prediction", ["x0", "score", "flow"])
+def test_every_pndmkit_wrapper_that_returns_eps_is_marked(prediction):
+    sched = LinearVP()
+    plain = lambda x, t: 0.5 * x  # noqa: E731
+    wrapped = as_eps(plain, sched, prediction)
+    assert converted_from(wrapped) == prediction and converted_from(plain) is None
+    assert converted_from(guided(plain, 1.0, {}, schedule=sched, prediction=prediction)) == prediction
+    assert converted_from(guided(plain, 2.0, {})) == "eps"  # returns eps too: a prediction would convert twice
+    with pytest.raises(ValueError, match=rf"prediction='v' would convert the model's output a second time: the "
+                                         rf"model, as_eps\(\.\.\.\), already returns eps \(it converts its "
+                                         rf"network's '{prediction}' prediction itself\)"):
+        pndmkit.sample(wrapped, X, schedule=sched, steps=4, prediction="v")
+    with pytest.raises(ValueError, match=r"prediction='x0' .* guided\(\.\.\.\), already returns eps \(it converts "
+                                         r"its network's 'eps' prediction itself\)"):
+        pndmkit.sample(guided(plain, 2.0, {}), X, schedule=sched, steps=4, prediction="x0")
+    # the wrapper with the default prediction: exactly the plain model with its own prediction
+    np.testing.assert_array_equal(pndmkit.sample(wrapped, X, schedule=sched, steps=4).x,
+                                  pndmkit.sample(plain, X, schedule=sched, steps=4, prediction=prediction).x)
+
+
+def test_a_network_model_is_marked_and_refused_a_second_conversion():
+    torch = pytest.importorskip("torch")
+    from pndmkit.nn import NetworkModel
+
+    sched = DiscreteVP.linear(T=20)
+    net = lambda x, t: 0.1 * x  # noqa: E731
+    model = NetworkModel(net, sched, prediction="v")
+    assert converted_from(model) == "v"
+    x = torch.randn(2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"prediction='v' would convert .* the model, a NetworkModel, already "
+                                         r"returns eps \(it converts its network's 'v' prediction itself\)"):
+        pndmkit.sample(model, x, schedule=sched, steps=4, prediction="v")
+    expected = pndmkit.sample(lambda x, t: net(x, None), x, schedule=sched, steps=4, prediction="v").x
+    torch.testing.assert_close(pndmkit.sample(model, x, schedule=sched, steps=4).x, expected, rtol=1e-6, atol=1e-6)
+
+
+# -- the start scale -------------------------------------------------------------------------------------------
+def test_prior_scale_is_the_std_of_x_t_for_unit_data():
+    for sched in (LinearVP(), CosineVP(), DiscreteVP.linear(), DiscreteVP.cosine(T=20)):
+        for t in (sched.t_start, 0.5 * (sched.t_start + sched.t_end), sched.t_end):
+            assert sched.prior_scale(t) == 1.0  # exactly: alpha^2 + sigma^2 = 1
+        a2 = float(sched.abar(sched.t_start))
+        assert sched.prior_scale(data_std=0.5) == pytest.approx(math.sqrt(a2 * 0.25 + 1 - a2), rel=1e-15)
+    assert EDM().prior_scale() == math.sqrt(80.0**2 + 1) == 80.00624975587844  # diffusers' EDM init_noise_sigma
+    assert EDM().prior_scale(3.0, data_std=0.5) == math.sqrt(9.25)
+    assert VE().prior_scale() == math.hypot(1.0, float(VE().sigma(1.0))) == pytest.approx(math.hypot(1, 50), rel=1e-15)
+    assert VE().prior_scale(0.0) == math.hypot(1.0, 0.01)
+    assert FlowMatching().prior_scale() == math.hypot(0.001, 0.999)  # t_max = 0.999
+    assert FlowMatching(shift=3.0).prior_scale(0.5) == math.hypot(0.5, 0.5)
+    with pytest.raises(ValueError, match=r"^t=81.0 lies outside the domain \[0.0, 80.0\] of EDM"):
+        EDM().prior_scale(81.0)
+    with pytest.raises(ValueError, match=r"^data_std must be > 0, got 0.0$"):
+        EDM().prior_scale(data_std=0.0)
+    with pytest.raises(TypeError, match=r"^t must be a real number"):
+        EDM().prior_scale("80")
+
+
+def test_prior_scale_is_the_marginal_std_measured():
+    """Data of std 0.4 pushed forward to t: the sample std of x_t is prior_scale(t, data_std=0.4)."""
+    rng = np.random.default_rng(1)
+    x0, z = 0.4 * rng.standard_normal(200_000), rng.standard_normal(200_000)
+    for sched, t in ((EDM(), 7.0), (VE(), 0.6), (FlowMatching(), 0.3), (LinearVP(), 0.2)):
+        x_t = float(sched.alpha(t)) * x0 + float(sched.sigma(t)) * z
+        assert float(np.std(x_t)) == pytest.approx(sched.prior_scale(t, data_std=0.4), rel=0.01)
+
+
+DATA_STD = 0.39  # Gaussian data N(0, DATA_STD^2): eps(x, t) = sigma x / (alpha^2 d^2 + sigma^2), linear in x
+
+
+def gaussian_eps(sched):
+    def eps(x, t):
+        a, s = float(sched.alpha(t)), float(sched.sigma(t))
+        return s * x / (a * a * DATA_STD**2 + s * s)
+    return eps
+
+
+@pytest.mark.parametrize("sched", [EDM(), VE()], ids=["EDM", "VE"])
+def test_unit_noise_on_a_variance_exploding_schedule_warns_and_would_collapse(sched):
+    z = np.random.default_rng(2).standard_normal((256, 4))
+    kw = dict(schedule=sched, method="ipndm", steps=40)
+    scale = sched.prior_scale()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the right start is silent
+        good = pndmkit.sample(gaussian_eps(sched), scale * z, **kw).x
+    with pytest.warns(pndmkit.PriorScaleWarning) as record:
+        bad = pndmkit.sample(gaussian_eps(sched), z, **kw).x
+    assert len(record) == 1 and record[0].filename == __file__  # at the caller's line
+    rms, sigma = math.sqrt(float(np.mean(z**2))), float(sched.sigma(sched.t_start))
+    assert str(record[0].message) == (
+        f"x_T has root mean square (std about 0) {rms:.4g} at t={sched.t_start:g} of {sched!r}, "
+        f"{sigma / rms:.3g} times below sigma(t) = {sigma:.6g}, the least root mean square x_t has there (a start "
+        f"from noise has {scale:.6g}); pass x_T in the schedule's own variable x_t = alpha x0 + sigma eps: unit "
+        f"noise times schedule.prior_scale(t) = {scale:.6g} (pndmkit never rescales it)")
+    assert issubclass(pndmkit.PriorScaleWarning, UserWarning)
+    # the method is linear in x for this model: unit noise gives the right samples divided by prior_scale
+    np.testing.assert_allclose(bad, good / scale, rtol=1e-10, atol=1e-15)
+    assert float(np.std(good)) == pytest.approx(DATA_STD, rel=0.1)
+    assert float(np.std(bad)) < DATA_STD / 40
+
+
+def test_the_start_scale_check_bounds():
+    from pndmkit.sampling import START_SCALE_FACTOR, check_start_scale
+
+    assert START_SCALE_FACTOR == 4.0
+    z = np.random.default_rng(4).standard_normal(4096)
+    z /= math.sqrt(float(np.mean(z**2)))  # root mean square exactly 1 (to rounding)
+    sched = LinearVP()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for t, x in ((1.0, z), (1.0, 3.9 * z), (1.0, 0.26 * z),   # sigma(1) = 0.999978: bound 0.2499945
+                     (0.01, 0.05 * z), (0.01, 3.9 * z)):          # near the data (sigma 0.0446): data-sized starts
+            assert check_start_scale(x, sched, t) == pytest.approx(float(np.sqrt(np.mean(x**2))), rel=1e-12)
+        assert check_start_scale(np.zeros(7), sched, 1.0) is None  # fewer than 8 entries: no scale measured
+        pndmkit.sample(lambda x, t: 0.1 * x, np.ones((2, 3)), schedule=sched, steps=3)  # the README's 6 entries
+        # mid-trajectory from data: x_t at t = 0.05 of data with rms 2 is allowed (sigma(0.05) / 4 < 2 < 4)
+        pndmkit.sample(lambda x, t: 0.1 * x, 2.0 * z, schedule=DiscreteVP.linear(), steps=5, t_start=50)
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square \(std about 0\) 0.24 at t=1 of "
+                                                        r"LinearVP\(.*\), 4.17 times below sigma\(t\) = 0.999978, "):
+        check_start_scale(0.24 * z, sched, 1.0)
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square \(std about 0\) 4.1 at t=0.01 "
+                                                        r"of LinearVP\(.*\), 4.1 times above the root mean square 1 of "
+                                                        r"x_t there for unit-variance data; pass x_T"):
+        check_start_scale(4.1 * z, sched, 0.01)
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square \(std about 0\) 0 at t=1 of "
+                                                        r"LinearVP\(.*\), infinitely far below sigma\(t\) = 0.999978, "):
+        check_start_scale(np.zeros((4, 4)), sched, 1.0)  # zeros are no start of x_t
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"; my advice$"):
+        check_start_scale(z, EDM(), 80.0, name="x", fix="my advice")
+
+
+def test_the_start_scale_of_a_torch_start():
+    torch = pytest.importorskip("torch")
+    from pndmkit.sampling import check_start_scale
+
+    z = torch.randn(4, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float16)
+    assert check_start_scale(z, EDM(), 1.0) == pytest.approx(float(z.double().square().mean().sqrt()), rel=1e-12)
+    assert check_start_scale(torch.empty(4, 64, device="meta"), EDM(), 80.0) is None
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square"):
+        pndmkit.sample(lambda x, t: 0 * x, z.float(), schedule=EDM(), steps=2, prediction="x0")
+
+
+def test_the_readme_start_scale_example_runs_silently():
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    section = readme.read_text().split("\n## Beyond VP: EDM, VE and flow matching\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert "prior_scale" in code
+    out = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(out):
+        warnings.simplefilter("error")
+        exec(compile(code, str(readme), "exec"), {})
+    assert out.getvalue().split() == ["80.006", "0.39"]
+    # the same code with unit noise: the warning, and samples 80 times too small
+    with pytest.warns(pndmkit.PriorScaleWarning), contextlib.redirect_stdout(out):
+        exec(compile(code.replace("schedule.prior_scale() * z", "z"), str(readme), "exec"), {})
+    assert out.getvalue().split()[-1] == "0.0"
+
+
+# -- the final denoising step --------------------------------------------------------------------------------
+def test_denoise_takes_the_data_estimate_at_the_last_time_with_one_more_evaluation():
+    from pndmkit import sample
+    from pndmkit.schedules import DiscreteVP, LinearVP, VE
+
+    # Gaussian data N(0, v I): eps(x, t) = sigma x / (alpha^2 v + sigma^2) exactly, so x0 = E[x0 | x_t] is known
+    v = 0.25
+    x_T = np.random.default_rng(0).standard_normal((64, 2))
+    for schedule in (LinearVP(), VE()):
+        def eps(x, t, schedule=schedule):
+            a, s = float(schedule.alpha(t)), float(schedule.sigma(t))
+            return s * x / (a * a * v + s * s)
+
+        plain = sample(eps, x_T * schedule.prior_scale(), schedule=schedule, method="ddim", steps=10)
+        clean = sample(eps, x_T * schedule.prior_scale(), schedule=schedule, method="ddim", steps=10, denoise=True)
+        t = plain.times[-1]
+        a, s = float(schedule.alpha(t)), float(schedule.sigma(t))
+        assert clean.nfe == plain.nfe + 1 and s > 0
+        np.testing.assert_allclose(clean.x, (plain.x - s * eps(plain.x, t)) / a, rtol=1e-14)
+        np.testing.assert_allclose(clean.x, plain.x * a * v / (a * a * v + s * s), rtol=1e-12)  # Tweedie
+    ddim = DiscreteVP.linear()  # its default grid ends at abar = 1: nothing left to remove, no evaluation
+    base = sample(lambda x, t: 0.1 * x, x_T, schedule=ddim, steps=5)
+    again = sample(lambda x, t: 0.1 * x, x_T, schedule=ddim, steps=5, denoise=True)
+    assert again.nfe == base.nfe and np.array_equal(again.x, base.x)
+    with pytest.raises(TypeError, match="denoise must be True or False"):
+        sample(lambda x, t: 0.1 * x, x_T, schedule=ddim, steps=5, denoise="yes")
+
+
+def test_pf_per_sample_gives_each_sample_independently_of_its_batch():
+    import dataclasses
+
+    from pndmkit import sample
+    from pndmkit.methods import get_method
+    from pndmkit.problems import get_problem
+    from pndmkit.schedules import LinearVP
+
+    schedule = LinearVP()
+    problem = get_problem("gmm2d")
+    model = lambda x, t: problem.eps(x, t, schedule)  # noqa: E731
+    pf = dataclasses.replace(get_method("pf").build(schedule), per_sample=True)
+    x_T = np.random.default_rng(3).standard_normal((6, 2))
+    whole = sample(model, x_T, schedule=schedule, method=pf)
+    first_three = sample(model, x_T[:3], schedule=schedule, method=pf)
+    alone = sample(model, x_T[4:5], schedule=schedule, method=pf)
+    assert np.array_equal(whole.x[:3], first_three.x) and np.array_equal(whole.x[4:5], alone.x)
+    shared = sample(model, x_T, schedule=schedule, method="pf")  # one step-size control for the batch
+    assert 0 < np.abs(shared.x[:3] - sample(model, x_T[:3], schedule=schedule, method="pf").x).max() < 1e-3
