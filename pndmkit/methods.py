@@ -217,11 +217,17 @@ def _adaptive(schedule: NoiseSchedule) -> AdaptiveIntegrator:
 PIE = RungeKutta(HEUN)  # pseudo improved Euler = pseudo Heun
 PRK = RungeKutta(RK4)
 PRK_S = RungeKutta(RK4, variable="native")
+
+
+def _ddim_transfer(schedule: NoiseSchedule) -> Any:
+    """DDIM's transfer: the DDIM transfer, but on flow matching its data form (:class:`~pndmkit.transfers.DataTransfer`,
+    the same map), which stays exact near and at ``t = 1`` where ``alpha`` vanishes."""
+    return DataTransfer(schedule) if schedule.family == "flow" else DDIMTransfer(schedule)
 PAPER = "Liu et al. 2022 (PNDM), arXiv 2202.09778"
 DATA = "phi (data, exact Euler in e^lambda)"
 
 _SPECS = [
-    MethodSpec("ddim", _pseudo("ddim", Single()), 1, "e' = eps(x, t)", "phi (DDIM)",
+    MethodSpec("ddim", _Builder(_ddim_transfer, Single(), "ddim"), 1, "e' = eps(x, t)", "phi (DDIM)",
                "Song et al. 2021 (DDIM); PNDM eq. 9"),
     MethodSpec("pie", _pseudo("pie", PIE), 2, "pseudo improved Euler: (e1 + e2)/2, e2 at phi(x, e1, t, t')",
                "phi (DDIM)", PAPER + ", eq. 11"),

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from pndmkit._backend import LinComb, all_finite, cast, read_only, version_counter
 from pndmkit.estimators import Step
-from pndmkit.models import check_output, to_eps
+from pndmkit.models import check_output
 
 __all__ = ["Run", "Solution", "Callback", "start_run", "gradient_array"]
 
@@ -174,10 +174,8 @@ class Run:
             raise RuntimeError(f"the x that ask() handed out for t={t_eval} was modified in place; the run is "
                                f"immutable: a model must return a new tensor and leave its input unchanged")
         phi = self.integrator.transfer
-        eps = check_output(output, x_eval, t_eval, self.nfe + 1, self.check_finite)
-        if self.prediction != "eps":
-            eps = to_eps(eps, x_eval, t_eval, phi.schedule, self.prediction)
-        g = phi.gradient(x_eval, eps, t_eval)
+        out = check_output(output, x_eval, t_eval, self.nfe + 1, self.check_finite)
+        g = phi.gradient_of(out, x_eval, t_eval, self.prediction)
         cursor = self._cursor
         if cursor is None or cursor.position != len(self.told):
             cursor = _Cursor(self._replay(), len(self.told))

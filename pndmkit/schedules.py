@@ -221,6 +221,9 @@ class NoiseSchedule(ABC):
         """
         a, da = float(self.alpha(t)), float(self.dalpha(t))
         sig, dsig = float(self.sigma(t)), float(self.dsigma(t))
+        if a == 0.0:
+            raise ValueError(f"the ODE right-hand side in t, as a function of eps, is singular at t={t} where "
+                             f"alpha = 0; a flow model (prediction='flow') gives dx/dt there directly")
         return da / a, dsig - da * sig / a
 
     def check_time(self, t: ArrayLike, name: str = "t") -> None:
@@ -722,7 +725,11 @@ class FlowMatching(NoiseSchedule):
     shift : float
         Time shift, > 0 (1: none; 3 for Stable Diffusion 3).
     t_max : float
-        Largest time, in (0, 1): at ``t = 1`` the signal ``alpha`` vanishes and ``s = t / (1 - t)`` is infinite.
+        Largest time, in (0, 1]. At ``t = 1`` (where flow-matching pipelines start, ``sigma = 1``) the signal
+        ``alpha`` vanishes and ``s = t / (1 - t)`` is infinite: a sampler can start there only in variables
+        that stay finite, a ``prediction="flow"`` model with a method whose transfer consumes ``dx/dt``
+        (``euler``) or ``x0 = x - t u`` (``ddim`` and the data-prediction methods; see
+        :meth:`pndmkit.transfers.Transfer.gradient_of`).
     t_end : float
         Default end time (0: the data, ``s = 0``).
 
@@ -741,8 +748,8 @@ class FlowMatching(NoiseSchedule):
     def __init__(self, shift: float = 1.0, t_max: float = 0.999, t_end: float = 0.0) -> None:
         self.shift = _positive(shift, "shift")
         t_max = check_real(t_max, "t_max")
-        if not 0 < t_max < 1:
-            raise ValueError(f"t_max must lie in (0, 1) (alpha = 1 - t must stay positive), got {t_max!r}")
+        if not 0 < t_max <= 1:
+            raise ValueError(f"t_max must lie in (0, 1] (alpha = 1 - t must not be negative), got {t_max!r}")
         self.t_min, self.t_max, self.t_start, self.t_end = 0.0, t_max, t_max, _check_t_end(t_end, 0.0, t_max)
 
     def __repr__(self) -> str:
@@ -777,10 +784,17 @@ class FlowMatching(NoiseSchedule):
     def dsigma(self, t: ArrayLike) -> FloatOrArray:
         return _out(np.ones_like(_arr(t)))
 
+    def s(self, t: ArrayLike) -> FloatOrArray:
+        """``s = t / (1 - t)`` (``+inf`` at ``t = 1``)."""
+        t = _arr(t)
+        with np.errstate(divide="ignore"):
+            return _out(t / (1.0 - t))
+
     def t_from_s(self, s: ArrayLike) -> FloatOrArray:
-        """``t = s / (1 + s)``."""
+        """``t = s / (1 + s)`` (``t = 1`` for ``s = inf``)."""
         s = _nonnegative_s(s)
-        return _out(s / (1.0 + s))
+        with np.errstate(invalid="ignore"):
+            return _out(np.where(np.isinf(s), 1.0, s / (1.0 + s)))
 
 
 class CustomSchedule(NoiseSchedule):

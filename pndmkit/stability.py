@@ -72,9 +72,12 @@ def _step_bounds(integrator: Any, times: np.ndarray) -> Optional[np.ndarray]:
     sched = phi.schedule
     if phi.gradient_is_eps:
         alpha = np.asarray(sched.alpha(times), dtype=np.float64)
-        return alpha[1:] / alpha[:-1]
+        with np.errstate(divide="ignore", invalid="ignore"):  # alpha = 0 at t = 1: the transfer refuses it
+            return alpha[1:] / alpha[:-1]
     if phi.kind != "classical":
         return None  # data form: errors in d enter with alpha' <= 1 (module docstring)
+    if np.any(np.asarray(sched.alpha(times), dtype=np.float64) == 0.0):
+        return None  # alpha = 0 (flow matching at t = 1): only a flow model, whose u is dx/dt itself, can run
     c_e = np.abs([phi.gradient_coefficients(float(t))[1] for t in times])
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.maximum(c_e[1:], c_e[:-1]) / np.minimum(c_e[1:], c_e[:-1])

@@ -65,6 +65,21 @@ class Transfer(ABC):
     def gradient_coefficients(self, t: float) -> tuple[float, float]:
         """``(c_x, c_e)`` with ``gradient(x, eps, t) = c_x * x + c_e * eps`` (Python floats)."""
 
+    def gradient_of(self, output: Any, x: Any, t: float, prediction: str = "eps") -> Any:
+        """The gradient this transfer consumes from one model output of kind ``prediction`` at ``(x, t)``.
+
+        By default the output is converted to ``eps`` (:func:`pndmkit.models.to_eps`) and then to the gradient
+        (:meth:`gradient`). Transfers whose gradient a ``flow`` velocity ``u = dx/dt`` gives directly override
+        this for ``prediction="flow"``, without the detour through ``eps``: it is exact where ``eps`` and ``x0``
+        are not finite functions of ``(x, u)`` in floating point (flow matching near ``t = 1``, where
+        ``1 / alpha`` is large, and at ``t = 1``, where ``alpha = 0``).
+        """
+        if prediction != "eps":
+            from pndmkit.models import to_eps
+
+            output = to_eps(output, x, t, self.schedule, prediction)
+        return self.gradient(x, output, t)
+
     def rebase(self, g: Any, x: Any, t: float, x_base: Any, t_base: float) -> LinComb:
         """The gradient the same ``eps`` gives at ``(x_base, t_base)``, from the gradient ``g`` taken at ``(x, t)``.
 
@@ -119,6 +134,10 @@ class DDIMTransfer(Transfer):
         sched = self.schedule
         if not isinstance(sched, VPSchedule):
             a, a_next = float(sched.alpha(t)), float(sched.alpha(t_next))
+            if a <= 0.0:
+                raise ValueError(f"the DDIM transfer (an eps gradient) cannot start at t={t}, where alpha = 0: eps "
+                                 f"carries no information on x0 there; start later, or use a method whose gradient "
+                                 f"is x0 or dx/dt (ddim, euler, dpm-solver++-2m, unipc-2, ...) with a flow model")
             return a_next / a, a_next * (float(sched.s(t_next)) - float(sched.s(t)))
         la, la_next = float(sched.log_abar(t)), float(sched.log_abar(t_next))
         ab, ab_next = math.exp(la), math.exp(la_next)
@@ -184,8 +203,24 @@ class DataTransfer(Transfer):
             if t_next == t:
                 return 1.0, 0.0
             raise ValueError(f"the data-prediction transfer cannot start at t={t}, where sigma = 0 (s = 0)")
-        a_next = float(sched.alpha(t_next))
-        return sig_next / sig, a_next * (1.0 - float(sched.s(t_next)) / float(sched.s(t)))
+        a, a_next = float(sched.alpha(t)), float(sched.alpha(t_next))
+        # alpha' (1 - s'/s) written as alpha' - alpha sigma'/sigma: finite where alpha = 0 (flow matching at t = 1)
+        return sig_next / sig, a_next - a * (sig_next / sig)
+
+    def gradient_of(self, output: Any, x: Any, t: float, prediction: str = "eps") -> Any:
+        """As :meth:`Transfer.gradient_of`; a ``flow`` velocity ``u = alpha' x0 + sigma' eps`` gives the data
+        estimate directly, ``x0 = (sigma' x - sigma u) / (alpha sigma' - sigma alpha')`` (``x - t u`` on flow
+        matching, finite at ``t = 1``)."""
+        if prediction != "flow":
+            return super().gradient_of(output, x, t, prediction)
+        sched = self.schedule
+        alpha, sigma = float(sched.alpha(t)), float(sched.sigma(t))
+        dalpha, dsigma = float(sched.dalpha(t)), float(sched.dsigma(t))
+        det = alpha * dsigma - sigma * dalpha
+        if not (math.isfinite(det) and det > 0):
+            raise ValueError(f"a flow-prediction model cannot give x0 at t={t}, where dx/dt is singular "
+                             f"(alpha sigma' - sigma alpha' = {det!r}); end the grid earlier")
+        return lincomb((dsigma / det, -sigma / det), (x, output))
 
     def gradient(self, x: Any, eps: Any, t: float) -> Any:
         return lincomb(self.gradient_coefficients(t), (x, eps))
@@ -250,6 +285,13 @@ class LinearTransfer(Transfer):
 
     def gradient(self, x: Any, eps: Any, t: float) -> Any:
         return lincomb(self.rhs_coefficients(t), (x, eps))
+
+    def gradient_of(self, output: Any, x: Any, t: float, prediction: str = "eps") -> Any:
+        """As :meth:`Transfer.gradient_of`; with ``rhs="ode"`` a ``flow`` velocity is the right-hand side
+        itself (``(alpha'/alpha) x + alpha s' eps = u`` identically), so it is used as it is."""
+        if prediction == "flow" and self.rhs == "ode":
+            return output
+        return super().gradient_of(output, x, t, prediction)
 
     def gradient_coefficients(self, t: float) -> tuple[float, float]:
         return self.rhs_coefficients(t)

@@ -87,6 +87,7 @@ def test_ddpm_pipeline_equals_sample(unet, name):
     config = diffusers.DDPMScheduler(clip_sample=False).config
     sched = PNDMKitScheduler.from_config(config, method=name)
     pipe = diffusers.DDPMPipeline(unet, sched)
+    assert pipe.scheduler is sched
     pipe.set_progress_bar_config(disable=True)
     with Calls(unet) as calls:
         out = pipe(batch_size=2, num_inference_steps=5, generator=torch.Generator().manual_seed(0),
@@ -106,9 +107,11 @@ def test_ddim_pipeline_equals_sample_and_ddim_scheduler(unet, name):
     pipe.set_progress_bar_config(disable=True)
     run = lambda: pipe(batch_size=2, num_inference_steps=10, generator=torch.Generator().manual_seed(1),  # noqa: E731
                        output_type="np", eta=0.0).images
+    assert type(pipe.scheduler) is diffusers.DDIMScheduler
     theirs = run()
     pipe.scheduler = PNDMKitScheduler.from_config(pipe.scheduler.config, method=name)
     ours = run()
+    assert pipe.scheduler.run.done and pipe.scheduler.nfe == METHODS[name].nfe(10)  # pndmkit's run told them all
     sol = pndmkit.sample(eps_of(unet), noise((2, 1, 8, 8), 1), schedule=pipe.scheduler.schedule, method=name,
                          grid=pipe.scheduler.grid)
     assert_float32_close(pipe.scheduler.run.solution().x, sol.x)
@@ -123,16 +126,21 @@ def test_ddim_pipeline_equals_sample_and_ddim_scheduler(unet, name):
 @pytest.mark.parametrize("name, skip_prk", [("f-pndm", False), ("plms", True)])
 def test_pipeline_reproduces_diffusers_pndm(unet, name, skip_prk):
     theirs_sched = diffusers.PNDMScheduler(steps_offset=1, set_alpha_to_one=False, skip_prk_steps=skip_prk)
+    ours_sched = PNDMKitScheduler.from_config(theirs_sched.config, method=name)
     runs = {}
-    for label, sched in (("theirs", theirs_sched),
-                         ("ours", PNDMKitScheduler.from_config(theirs_sched.config, method=name))):
-        pipe = diffusers.PNDMPipeline(unet, sched)
+    for label, sched in (("theirs", theirs_sched), ("ours", ours_sched)):
+        pipe = diffusers.PNDMPipeline(unet, theirs_sched)
+        pipe.scheduler = sched  # PNDMPipeline.__init__ rebuilds any scheduler it is given as a PNDMScheduler
+        assert pipe.scheduler is sched
         pipe.set_progress_bar_config(disable=True)
         with Calls(unet) as calls:
             out = pipe(batch_size=2, num_inference_steps=10, generator=torch.Generator().manual_seed(2),
                        output_type="np").images
         runs[label] = (calls, out)
     (c_theirs, out_theirs), (c_ours, out_ours) = runs["theirs"], runs["ours"]
+    # each side ran its own scheduler: pndmkit's run told every evaluation, diffusers' counted its own steps
+    assert type(theirs_sched) is diffusers.PNDMScheduler and theirs_sched.counter == len(c_theirs)
+    assert ours_sched.run.done and ours_sched.nfe == len(c_ours)
     assert len(c_ours) == len(c_theirs) == METHODS[name].nfe(10)  # 19 with PRK, 11 with PIE
     assert [t for _, t, _ in c_ours] == [t for _, t, _ in c_theirs]
     for (_, _, x_ours), (_, _, x_theirs) in zip(c_ours, c_theirs):
@@ -164,6 +172,7 @@ def sd_pipe(parts, sched):
     pipe = diffusers.StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=None, unet=unet, scheduler=sched,
                                              safety_checker=None, feature_extractor=None,
                                              requires_safety_checker=False)
+    assert pipe.scheduler is sched  # the pipeline runs the scheduler it was given
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -191,7 +200,7 @@ def test_stable_diffusion_equals_guided_sample(sd_parts, name, scale, prediction
     model = guided(net, scale, {"encoder_hidden_states": negative}, schedule=sched.schedule, prediction=kind)
     sol = pndmkit.sample(model, latents, schedule=sched.schedule, method=name, grid=sched.grid,
                          model_kwargs={"encoder_hidden_states": prompt})
-    assert len(calls) == sol.nfe == len(sched.timesteps)
+    assert len(calls) == sol.nfe == len(sched.timesteps) == sched.nfe and sched.run.done  # pndmkit's run told them
     assert {batch for batch, _, _ in calls} == {2 if scale > 1 else 1}
     assert_float32_close(out, sol.x)
 
@@ -211,7 +220,6 @@ def test_schedule_equals_diffusers_table(beta_schedule):
 
 
 @pytest.mark.parametrize("config, field", [
-    (dict(), "clip_sample"),  # DDPMScheduler's default clips x0
     (dict(clip_sample=False, rescale_betas_zero_snr=True), "rescale_betas_zero_snr"),
     (dict(clip_sample=False, thresholding=True), "thresholding"),
     (dict(clip_sample=False, beta_schedule="sigmoid"), "beta_schedule"),
@@ -222,8 +230,8 @@ def test_unhonourable_config_is_refused_by_field(config, field):
     base = {key: value for key, value in diffusers.DDPMScheduler().config.items() if not key.startswith("_")}
     with pytest.raises(ValueError, match=field):
         PNDMKitScheduler.from_config({**base, **config}, method="ddim")
-    if field == "clip_sample":  # the message's override works
-        assert PNDMKitScheduler.from_config(base, method="ddim", clip_sample=False).config.method == "ddim"
+    assert PNDMKitScheduler.from_config({**base, **config}, method="ddim", **{field: base[field]}).config.method \
+        == "ddim"  # the message's override works
 
 
 def test_zero_length_last_step_names_the_fields():

@@ -192,7 +192,9 @@ def test_diffusers_unet2dmodel_adapter_matches_diffusers_ddim():
                                  up_block_types=("AttnUpBlock2D", "UpBlock2D")).eval()
     scheduler = diffusers.DDIMScheduler(num_train_timesteps=1000, clip_sample=False, set_alpha_to_one=True,
                                         steps_offset=0, timestep_spacing="leading")
-    model = from_diffusers(unet, scheduler_config=dict(scheduler.config))
+    from pndmkit.integrations.diffusers import network_model
+
+    model = network_model(unet, scheduler.config)
     assert model.prediction == "eps" and model.schedule.num_train_timesteps == 1000
     x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))
     scheduler.set_timesteps(10)
@@ -202,7 +204,10 @@ def test_diffusers_unet2dmodel_adapter_matches_diffusers_ddim():
             x = scheduler.step(unet(x, t).sample, t, x).prev_sample
     ours = pndmkit.sample(model, x_T, schedule=model.schedule, method="ddim", steps=10, convention="ddim")
     torch.testing.assert_close(ours.x, x, rtol=1e-4, atol=1e-4)
-    assert from_diffusers(unet, scheduler_config={"prediction_type": "v_prediction"}).prediction == "v"
+    assert network_model(unet, {"prediction_type": "v_prediction"}).prediction == "v"
+    assert from_diffusers(unet, model.schedule, prediction="v").prediction == "v"
+    with pytest.raises(TypeError, match="network_model"):
+        from_diffusers(unet, dict(scheduler.config))
 
 
 # -- checkpoints ---------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def test_derivatives_against_central_differences(sched):
 @pytest.mark.parametrize(("build", "message"), [
     (lambda: FlowMatching(shift=0.0), r"shift must be > 0, got 0.0"),
     (lambda: FlowMatching(shift=-2), r"shift must be > 0, got -2"),
-    (lambda: FlowMatching(t_max=1.0), r"t_max must lie in \(0, 1\) \(alpha = 1 - t must stay positive\)"),
+    (lambda: FlowMatching(t_max=1.5), r"t_max must lie in \(0, 1\] \(alpha = 1 - t must not be negative\), got 1.5"),
     (lambda: EDM(sigma_min=0.0), r"sigma_min must be > 0, got 0.0"),
     (lambda: EDM(sigma_max=0.001), r"sigma_max must be > sigma_min=0.002, got sigma_max=0.001"),
     (lambda: VE(sigma_min=-1.0), r"sigma_min must be > 0"),

@@ -2,8 +2,9 @@
 
 * :mod:`pndmkit.integrations.diffusers`: ``PNDMKitScheduler``, any registered method (or a hand-built
   :class:`~pndmkit.integrator.Integrator`) as a diffusers scheduler, for ``DDPMPipeline``,
-  ``StableDiffusionPipeline`` and every other pipeline with a DDPM-style scheduler config (needs the
-  ``peers`` extra: ``pip install 'pndmkit[peers,torch]'``).
+  ``StableDiffusionPipeline``, ``StableDiffusion3Pipeline`` and every other pipeline whose scheduler config is
+  one pndmkit reads (DDPM-style, sigma, EDM and flow-matching schedulers), and the one module that translates
+  diffusers' scheduler configs (needs the ``peers`` extra: ``pip install 'pndmkit[peers,torch]'``).
 * :mod:`pndmkit.integrations.k_diffusion`: samplers with k-diffusion's signature
   ``sample(model, x, sigmas, ...)`` for code that calls denoisers in sigma units (no k-diffusion needed).
 

@@ -110,40 +110,31 @@ class NetworkModel:
         return torch.add(x * c_x, out, alpha=c_out)
 
 
-def from_diffusers(unet: Any, schedule: NoiseSchedule | None = None, *, prediction: str | None = None,
-                   scheduler_config: dict[str, Any] | None = None, time_offset: float = 0.0,
+def from_diffusers(unet: Any, schedule: NoiseSchedule, *, prediction: str = "eps", time_offset: float = 0.0,
                    time_scale: float = 1.0, dtype: torch.dtype | None = None) -> NetworkModel:
-    """Wrap a diffusers ``UNet2DModel`` (or any network returning ``.sample``) as a pndmkit model.
+    """Wrap a diffusers ``UNet2DModel`` (or any network returning ``.sample``) as a pndmkit model on ``schedule``.
+
+    To read the schedule and prediction from a diffusers scheduler config, use
+    :func:`pndmkit.integrations.diffusers.network_model` (the one reader of those configs).
 
     Parameters
     ----------
     unet : diffusers.UNet2DModel
         Called as ``unet(x, t_batch).sample``.
-    schedule : NoiseSchedule, optional
-        Default: built from ``scheduler_config`` (``num_train_timesteps``, ``beta_start``, ``beta_end``,
-        ``beta_schedule`` in {linear, scaled_linear, squaredcos_cap_v2}), else ``DiscreteVP.linear()``.
-    prediction : {"eps", "x0", "v"}, optional
-        Default: the scheduler config's ``prediction_type`` (``epsilon``, ``sample``, ``v_prediction``), else eps.
-    scheduler_config : dict, optional
-        A diffusers scheduler config (``scheduler.config``).
-    """
-    from pndmkit.schedules import DiscreteVP
+    schedule : NoiseSchedule
+        The schedule the network was trained with.
+    prediction : {"eps", "x0", "v", "score", "flow"}
+        What the network predicts.
+    time_offset, time_scale, dtype
+        As :class:`NetworkModel`.
 
-    cfg = dict(scheduler_config or {})
-    if schedule is None:
-        T = int(cfg.get("num_train_timesteps", 1000))
-        b0, b1 = float(cfg.get("beta_start", 1e-4)), float(cfg.get("beta_end", 0.02))
-        kind = cfg.get("beta_schedule", "linear")
-        builders = {"linear": lambda: DiscreteVP.linear(T, b0, b1), "scaled_linear": lambda: DiscreteVP.quad(T, b0, b1),
-                    "squaredcos_cap_v2": lambda: DiscreteVP.cosine(T)}
-        if kind not in builders:
-            raise ValueError(f"beta_schedule={kind!r} is not supported; allowed: {sorted(builders)}")
-        schedule = builders[kind]()
-    if prediction is None:
-        names = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
-        ptype = cfg.get("prediction_type", "epsilon")
-        if ptype not in names:
-            raise ValueError(f"prediction_type={ptype!r} is not supported; allowed: {sorted(names)}")
-        prediction = names[ptype]
+    Raises
+    ------
+    TypeError
+        ``schedule`` is not a NoiseSchedule (a scheduler config goes to ``network_model``).
+    """
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}; to read a diffusers "
+                        f"scheduler config use pndmkit.integrations.diffusers.network_model(unet, config)")
     return NetworkModel(unet, schedule, prediction=prediction, time_offset=time_offset, time_scale=time_scale,
                         dtype=dtype)

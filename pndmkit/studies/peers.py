@@ -146,18 +146,12 @@ PEERS: dict[str, PeerSpec] = {p.name: p for p in _PEER_LIST}
 
 
 def peer_table(schedule: NoiseSchedule, T: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(betas, times)``: the discrete table a diffusers scheduler needs for ``schedule``.
+    """Return ``(betas, times)``: the discrete table a diffusers scheduler needs for ``schedule``
+    (:func:`pndmkit.integrations.diffusers.table_from_schedule`, the one translation of a schedule into a
+    diffusers table)."""
+    from pndmkit.integrations.diffusers.config import table_from_schedule
 
-    A :class:`~pndmkit.schedules.DiscreteVP` is its own table (``times[i] = i``). A continuous schedule is
-    sampled at ``times[i] = t_min + (i + 1) / T * (t_max - t_min)``, as DDPM discretises the linear VP SDE:
-    index ``T - 1`` is ``t_max`` and, for the linear VP, index 0 is ``t = 1e-3``, its default end.
-    """
-    if isinstance(schedule, DiscreteVP):
-        return np.asarray(schedule.betas, dtype=np.float64), np.arange(schedule.num_train_timesteps, dtype=np.float64)
-    times = schedule.t_min + (np.arange(T) + 1.0) / T * (schedule.t_max - schedule.t_min)
-    log_abar = np.asarray(schedule.log_abar(times), dtype=np.float64)
-    betas = -np.expm1(np.diff(np.concatenate([[0.0], log_abar])))
-    return betas, times
+    return table_from_schedule(schedule, T)
 
 
 def _grid_sigmas(schedule: NoiseSchedule, steps: int, grid: str) -> list[float]:
@@ -224,26 +218,12 @@ def call_levels(scheduler: Any) -> tuple[list[float], float]:
     Returns
     -------
     (levels, final) : tuple of (list of float, float)
-        ``s`` at each entry of ``scheduler.timesteps`` and the level the run ends at (DDIM/PNDM: from
-        ``alphas_cumprod`` and ``final_alpha_cumprod``; IPNDM: its ``betas / alphas``; otherwise ``sigmas``).
+        ``s`` at each entry of ``scheduler.timesteps`` and the level the run ends at, as the one translation
+        module reads them (:func:`pndmkit.integrations.diffusers.config.scheduler_levels`).
     """
-    name = type(scheduler).__name__
-    ts = [_f(t) for t in scheduler.timesteps]
-    if name in ("DDIMScheduler", "PNDMScheduler"):
-        ac = scheduler.alphas_cumprod.double()
+    from pndmkit.integrations.diffusers.config import scheduler_levels
 
-        def s_of(abar: float) -> float:
-            return math.sqrt(max(1.0 - abar, 0.0) / abar)
-
-        final = _f(scheduler.final_alpha_cumprod)
-        return [s_of(_f(ac[int(t)])) for t in ts], s_of(final)
-    if name == "IPNDMScheduler":
-        sig = [_f(v) for v in scheduler.betas]
-        alp = [_f(v) for v in scheduler.alphas]
-        levels = [s / a if a > 0 else math.inf for s, a in zip(sig, alp)]
-        return levels[: len(ts)], levels[len(ts)]
-    sigmas = [_f(v) for v in scheduler.sigmas]
-    return sigmas[: len(ts)], sigmas[-1]
+    return scheduler_levels(scheduler)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,24 @@
+r"""pndmkit and diffusers: any pndmkit method as a diffusers scheduler, and every translation between the two.
+
+Swap the sampler of a pipeline (the config keeps the source scheduler's grid, end point and start scale)::
+
+    pipe.scheduler = PNDMKitScheduler.from_config(pipe.scheduler.config, method="dpm-solver++-2m")
+
+* :mod:`pndmkit.integrations.diffusers.config`: a diffusers scheduler config read into pndmkit's terms
+  (:func:`translate`, :func:`schedule_from_config`) and back (:func:`table_from_schedule`);
+* :mod:`pndmkit.integrations.diffusers.scheduler`: :class:`PNDMKitScheduler`;
+* :func:`network_model`: a diffusers network with its scheduler config as a pndmkit model.
+"""
+
+from __future__ import annotations
+
+from pndmkit.integrations.diffusers.config import (BETA_SCHEDULES, PREDICTION_TYPES, REFUSED, SOURCES,
+                                                   ConventionWarning, Layout,
+                                                   Translation, scheduler_levels, schedule_from_config,
+                                                   table_from_schedule, translate)
+from pndmkit.integrations.diffusers.network import network_model
+from pndmkit.integrations.diffusers.scheduler import PNDMKitScheduler, evaluation_times
+
+__all__ = ["PNDMKitScheduler", "schedule_from_config", "translate", "Translation", "Layout", "network_model",
+           "table_from_schedule", "scheduler_levels", "evaluation_times", "BETA_SCHEDULES", "PREDICTION_TYPES",
+           "REFUSED", "SOURCES", "ConventionWarning"]

@@ -1,0 +1,520 @@
+r"""Every translation between a diffusers scheduler config and pndmkit, in one place.
+
+diffusers describes a sampler by a scheduler config (``scheduler.config``, ``scheduler_config.json``): the
+training noise table or flow/EDM parameters, what the network predicts, and the rules by which
+``set_timesteps`` lays out the grid. pndmkit describes it by a :class:`~pndmkit.schedules.NoiseSchedule`, a
+``prediction`` and a grid of times in the schedule's units. :func:`translate` reads a config once into a
+:class:`Translation`; :meth:`Translation.layout` then asks *the source scheduler itself* (the diffusers
+class named by the config's ``_class_name``) to lay out its grid for the arguments a pipeline passes, and
+reads its timesteps, noise levels, end point and start scale (``init_noise_sigma``). So a swapped-in
+:class:`~pndmkit.integrations.diffusers.PNDMKitScheduler` follows every grid field the source honours
+(``timestep_spacing``, ``steps_offset``, ``set_alpha_to_one``, ``final_sigmas_type``, ``use_karras_sigmas``,
+``use_exponential_sigmas``, ``use_beta_sigmas``, ``use_lu_lambdas``, ``shift``, ``use_dynamic_shifting`` with
+``mu``, ``shift_terminal``, ...) by construction, not by a second implementation of those rules.
+
+Three families, chosen by the source class and its fields:
+
+=============  ===================================================  =============================================
+family         schedule and time units                              network timestep / pipeline sample
+=============  ===================================================  =============================================
+``"vp"``       :class:`~pndmkit.schedules.DiscreteVP` of the betas  the training index (the source's own timestep
+               (``t`` = training index, ``t = -1`` is abar = 1)     at grid points, e.g. Karras levels at rounded
+                                                                    indices); sample ``x`` (DDPM, DDIM, PNDM,
+                                                                    DPM-Solver, UniPC, DEIS) or ``x / alpha``
+                                                                    (Euler, Heun, LMS: ``init_noise_sigma`` > 1)
+``"flow"``     :class:`~pndmkit.schedules.FlowMatching` with        ``num_train_timesteps * sigma``; sample ``x``
+               ``t_max = 1`` (``t`` = flow sigma)                   (FlowMatchEuler, ``use_flow_sigmas``)
+``"edm"``      :class:`~pndmkit.schedules.EDM` (``t`` = sigma)      ``log(sigma) / 4``; the network sees ``c_in x``
+                                                                    and its output ``F`` becomes
+                                                                    ``x0 = c_skip x + c_out F`` (Karras et al.
+                                                                    2022, arXiv 2206.00364, Table 1)
+=============  ===================================================  =============================================
+
+A field that would change the result and that pndmkit cannot honour is refused by :func:`translate` with a
+message naming it (:data:`REFUSED`). ``clip_sample`` is honoured: the ``x0`` estimate of every evaluation is
+clipped to ``clip_sample_range`` and told as the model's prediction, before the method combines anything (the
+clipped denoiser DDPM's posterior uses, and DDIM's step with ``use_clipped_model_output=True``; DDIM's default
+step pairs the clipped ``x0`` with the unclipped ``eps``, which no single prediction expresses). Fields that only
+choose the
+*source's* own method (``solver_order``, ``skip_prk_steps``, ``algorithm_type``, ...) play no part: the
+method is pndmkit's. They stay in the config, so a config survives a round trip through pndmkit.
+
+The other direction, a pndmkit schedule as a diffusers table, is :func:`table_from_schedule`;
+:func:`scheduler_levels` reads the noise level a configured diffusers scheduler assumes at each of its
+model calls (the head-to-head of :mod:`pndmkit.studies.peers` uses both).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
+
+__all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
+           "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
+           "PREDICTION_TYPES", "REFUSED", "ConventionWarning"]
+
+#: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+#: diffusers ``prediction_type`` -> pndmkit's prediction name
+PREDICTION_TYPES = {"epsilon": "eps", "v_prediction": "v", "sample": "x0", "flow_prediction": "flow"}
+#: diffusers schedulers whose configs are read (their own ``set_timesteps`` lays out the grid)
+SOURCES = ("DDPMScheduler", "DDIMScheduler", "PNDMScheduler", "DPMSolverMultistepScheduler",
+           "DPMSolverSinglestepScheduler", "UniPCMultistepScheduler", "DEISMultistepScheduler",
+           "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "HeunDiscreteScheduler",
+           "LMSDiscreteScheduler", "EDMEulerScheduler",
+           "EDMDPMSolverMultistepScheduler", "FlowMatchEulerDiscreteScheduler")
+#: sources of the flow family
+FLOW_SOURCES = ("FlowMatchEulerDiscreteScheduler",)
+#: sources of the EDM family
+EDM_SOURCES = ("EDMEulerScheduler", "EDMDPMSolverMultistepScheduler")
+#: VP sources whose pipeline sample is ``x / alpha`` (sigma schedulers: ``scale_model_input`` divides by
+#: ``sqrt(sigma^2 + 1)``)
+SAMPLE_OVER_ALPHA = ("EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "HeunDiscreteScheduler",
+                     "LMSDiscreteScheduler")
+#: config fields refused at any value but the harmless one, and why
+REFUSED = {
+    "thresholding": (False, "dynamic thresholding rescales each x0 estimate by a per-sample percentile; "
+                            "pndmkit's methods do not"),
+    "rescale_betas_zero_snr": (False, "a zero terminal SNR gives abar = 0 at the last training index, where the "
+                                      "noise-to-signal ratio is infinite; pndmkit's discrete schedules need "
+                                      "abar > 0"),
+    "invert_sigmas": (False, "inverted flow sigmas run from data to noise"),
+    "stochastic_sampling": (False, "stochastic flow sampling re-noises every step; pndmkit's methods are "
+                                   "deterministic"),
+    "timestep_type": ("discrete", "continuous timesteps feed the network log(sigma) / 4 on a VP table, "
+                                  "which pndmkit does not"),
+}
+
+_SPACINGS = ("leading", "linspace", "trailing")
+
+
+class ConventionWarning(UserWarning):
+    """A source convention pndmkit does not reproduce, on a swap it still runs (the message says what differs)."""
+
+
+def _get(config: Any, key: str, default: Any = None) -> Any:
+    if hasattr(config, "get"):
+        return config.get(key, default)
+    return getattr(config, key, default)
+
+
+def schedule_from_config(config: Any) -> NoiseSchedule:
+    """The noise schedule a diffusers scheduler config describes (the ``schedule`` of :func:`translate`).
+
+    Parameters
+    ----------
+    config : mapping
+        ``pipe.scheduler.config`` or any mapping with its fields; missing fields take diffusers' defaults
+        (``num_train_timesteps`` 1000, linear betas 1e-4 to 0.02).
+
+    Returns
+    -------
+    NoiseSchedule
+        :class:`~pndmkit.schedules.DiscreteVP` for DDPM-style configs, :class:`~pndmkit.schedules.FlowMatching`
+        (``t_max = 1``) for flow-matching ones, :class:`~pndmkit.schedules.EDM` for EDM ones.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``beta_schedule``, ``trained_betas`` whose length is not ``num_train_timesteps``.
+    """
+    return _schedule(config, _family(config))
+
+
+def infer_source(config: Any) -> Optional[str]:
+    """The diffusers scheduler class a config belongs to (one of :data:`SOURCES`, or None).
+
+    A PNDMKitScheduler config (it has ``method``) names it in ``source``; a saved config in ``_class_name``.
+    An in-memory config (``scheduler.config``) does not carry its class: it is the source whose constructor
+    fields the config holds, the largest such set (a config that went through other schedulers keeps their
+    fields too). None when no source's fields are all there.
+    """
+    if _get(config, "method", None) is not None:
+        name = _get(config, "source", None)
+        return name if name in SOURCES else None
+    name = _get(config, "_class_name", None)
+    if name is not None:
+        return name if name in SOURCES else None
+    present = {key for key in (config.keys() if hasattr(config, "keys") else ()) if not key.startswith("_")}
+    best, size = None, -1
+    for candidate in SOURCES:
+        fields = _init_fields(candidate)
+        if fields and fields <= present and len(fields) > size:
+            best, size = candidate, len(fields)
+    return best
+
+
+def _init_fields(name: str) -> frozenset:
+    try:
+        import diffusers
+    except ImportError:  # pragma: no cover - without diffusers no config is a diffusers one
+        return frozenset()
+    cls = getattr(diffusers, name, None)
+    if cls is None:  # pragma: no cover - an older diffusers
+        return frozenset()
+    return frozenset(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+
+
+_source = infer_source
+
+
+def _family(config: Any) -> str:
+    source = _source(config)
+    if source in FLOW_SOURCES or _get(config, "use_flow_sigmas", False):
+        return "flow"
+    if source in EDM_SOURCES:
+        return "edm"
+    return "vp"
+
+
+def _schedule(config: Any, family: str) -> NoiseSchedule:
+    if family == "flow":
+        shift = _get(config, "shift", None) or _get(config, "flow_shift", None) or 1.0
+        return FlowMatching(shift=1.0 if _get(config, "use_dynamic_shifting", False) else float(shift), t_max=1.0)
+    if family == "edm":
+        return EDM(float(_get(config, "sigma_min", 0.002)), float(_get(config, "sigma_max", 80.0)))
+    T = int(_get(config, "num_train_timesteps", 1000))
+    betas = _get(config, "trained_betas", None)
+    if betas is not None:
+        betas = np.asarray(betas, dtype=np.float64)
+        if betas.shape != (T,):
+            raise ValueError(f"trained_betas has {betas.size} values but num_train_timesteps={T}; they must agree")
+        return DiscreteVP(betas)
+    kind = _get(config, "beta_schedule", "linear")
+    start, end = float(_get(config, "beta_start", 0.0001)), float(_get(config, "beta_end", 0.02))
+    if kind == "linear":
+        return DiscreteVP.linear(T, start, end)
+    if kind == "scaled_linear":
+        return DiscreteVP.quad(T, start, end)
+    if kind == "squaredcos_cap_v2":
+        return DiscreteVP.cosine(T)
+    raise ValueError(f"beta_schedule={kind!r} cannot be honoured: pndmkit reads {BETA_SCHEDULES} or trained_betas")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One ``set_timesteps``: the grid in pndmkit's time and what the pipeline sees at its points.
+
+    Attributes
+    ----------
+    grid : numpy.ndarray
+        ``N + 1`` decreasing times in the schedule's units (float64); the last one is the end point.
+    timesteps : list of float
+        The source scheduler's timestep at each of the first ``N`` grid points (what the network receives).
+    integral : bool
+        Whether the source gives ``int64`` timesteps.
+    init_noise_sigma : float
+        The source's start scale: the pipeline's initial latents are ``init_noise_sigma`` times unit noise.
+    """
+
+    grid: np.ndarray
+    timesteps: list
+    integral: bool
+    init_noise_sigma: float
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A diffusers scheduler config read into pndmkit's terms (build with :func:`translate`).
+
+    Attributes
+    ----------
+    source : str or None
+        The diffusers class whose ``set_timesteps`` lays out the grid (None: pndmkit's own grid rules).
+    family : {"vp", "flow", "edm"}
+        See the module documentation.
+    schedule : NoiseSchedule
+        The noise schedule (time units: training index, flow sigma, or EDM sigma).
+    prediction : str
+        What the network output is, as the config says (``eps``, ``v``, ``x0``, ``flow``); EDM outputs are
+        preconditioned (:meth:`denoised`) and told as ``x0``.
+    sample_over_alpha : bool
+        The pipeline's sample is ``x / alpha`` (sigma schedulers) rather than ``x``.
+    clip : float or None
+        ``clip_sample_range`` when ``clip_sample`` is set: each evaluation's ``x0`` estimate is clipped to it.
+    config : dict
+        The config read (source fields included).
+    """
+
+    source: Optional[str]
+    family: str
+    schedule: NoiseSchedule
+    prediction: str
+    sample_over_alpha: bool = False
+    clip: Optional[float] = None
+    config: dict = field(default_factory=dict, repr=False)
+
+    # -- the grid ---------------------------------------------------------------------------------------
+    def source_scheduler(self) -> Any:
+        """A fresh instance of the source diffusers scheduler on this config (``None`` without a source)."""
+        if self.source is None:
+            return None
+        import diffusers
+
+        cls = getattr(diffusers, self.source)
+        keys = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        return cls(**{key: value for key, value in self.config.items() if key in keys})
+
+    def layout(self, num_inference_steps: Optional[int] = None, timesteps: Any = None, sigmas: Any = None,
+               mu: Optional[float] = None) -> Layout:
+        """The source's ``set_timesteps(...)`` read into pndmkit's grid (see the module documentation).
+
+        Raises
+        ------
+        ValueError
+            The source refuses the arguments (its message, prefixed by what was asked), or takes no ``sigmas``,
+            ``timesteps`` or ``mu`` where they were given.
+        """
+        src = self.source_scheduler()
+        accepted = set(inspect.signature(src.set_timesteps).parameters)
+        custom = timesteps if timesteps is not None else sigmas
+        if self.family == "vp" and custom is not None and num_inference_steps is None and mu is None and (
+                ("timesteps" if timesteps is not None else "sigmas") not in accepted):
+            return self._custom_layout(timesteps, sigmas)
+        kwargs: dict[str, Any] = {}
+        for name, value in (("num_inference_steps", num_inference_steps), ("timesteps", timesteps),
+                            ("sigmas", sigmas), ("mu", mu)):
+            if value is None:
+                continue
+            if name not in accepted:
+                raise ValueError(f"{name}= cannot be honoured for a {self.source} config: its set_timesteps takes "
+                                 f"{sorted(accepted - {'self', 'device'})}")
+            kwargs[name] = value.tolist() if name in ("timesteps", "sigmas") and hasattr(value, "tolist") else value
+        if self.source == "PNDMScheduler":  # its step times are DDIM's; its timesteps add its own PRK stages
+            import diffusers
+
+            keys = set(inspect.signature(diffusers.DDIMScheduler.__init__).parameters)
+            src = diffusers.DDIMScheduler(**{k: v for k, v in self.config.items() if k in keys and k != "self"})
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                src.set_timesteps(**kwargs)
+        except (ValueError, AssertionError, TypeError) as exc:
+            raise ValueError(f"set_timesteps({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) on a "
+                             f"{self.source} config: {exc or type(exc).__name__}") from exc
+        ts = src.timesteps.detach().cpu()
+        integral = not ts.dtype.is_floating_point
+        steps = [float(v) for v in ts.double().tolist()]
+        init = getattr(src, "init_noise_sigma", 1.0)
+        init = float(init.item() if hasattr(init, "item") else init)
+        if getattr(src, "sigmas", None) is not None and self.source not in ("DDIMScheduler", "PNDMScheduler",
+                                                                           "DDPMScheduler"):
+            levels = [float(v) for v in src.sigmas.detach().cpu().double().tolist()]
+            steps, levels = _dedupe(steps, levels)
+            grid = [self._time_of_level(s, tau) for s, tau in zip(levels, steps + [None])]
+        else:
+            final = getattr(src, "final_alpha_cumprod", None)
+            end = -1.0 if final is None or float(final) >= 1.0 else 0.0
+            grid = steps + [end]
+            if timesteps is None:
+                self._warn_if_inconsistent(steps)
+        grid_arr = np.asarray(grid, dtype=np.float64)
+        if not np.all(np.diff(grid_arr) < 0):
+            fields = ", ".join(f"{key}={self.config[key]!r}" for key in ("timestep_spacing", "steps_offset",
+                                                                          "set_alpha_to_one", "final_sigmas_type")
+                               if key in self.config)
+            raise ValueError(f"the {self.source} grid for {kwargs} with {fields} is not strictly decreasing in "
+                             f"pndmkit's time ({grid_arr.tolist()}): a step of length zero (e.g. from t=0 to the "
+                             f"end abar_0) cannot be integrated; change one of those fields")
+        return Layout(grid_arr, steps, integral, init)
+
+    def _custom_layout(self, timesteps: Any, sigmas: Any) -> Layout:
+        """Custom step starts on a VP source whose ``set_timesteps`` does not take them (DDIM, PNDM): training
+        indices as given, or noise-to-signal ratios ``s`` (a trailing 0 dropped), ending where the source ends."""
+        src = self.source_scheduler()
+        final = getattr(src, "final_alpha_cumprod", None)
+        if final is not None or self.source == "DDPMScheduler":
+            end = -1.0 if final is None or float(final) >= 1.0 else 0.0
+        else:  # a sigma scheduler: where its own grids end
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                src.set_timesteps(10)
+            end = self._time_of_level(float(src.sigmas[-1]), None)
+        custom = timesteps if timesteps is not None else sigmas
+        values = [float(v) for v in (custom.tolist() if hasattr(custom, "tolist") else custom)]
+        if sigmas is not None:
+            values = [self._time_of_level(v, None) for v in values if v != 0.0]
+        grid = np.asarray(values + [end], dtype=np.float64)
+        name = "timesteps" if timesteps is not None else "sigmas"
+        if not (len(grid) > 1 and np.all(np.diff(grid) < 0)):
+            raise ValueError(f"{name}={custom!r} must decrease and end above the {self.source} config's end point "
+                             f"t={end:g}")
+        return Layout(grid, [float(t) for t in grid[:-1]], all(float(t).is_integer() for t in grid[:-1]), 1.0)
+
+    def _warn_if_inconsistent(self, steps: list) -> None:
+        """DDPM, DDIM and PNDM move a sample from ``t`` to ``t - T // N`` whatever the next timestep is; where the
+        two differ their samples are not the integration of their own timesteps, which pndmkit runs."""
+        T, n = int(self.config.get("num_train_timesteps", 1000)), len(steps)
+        stride = T // n
+        gaps = [a - b for a, b in zip(steps[:-1], steps[1:])]
+        bad = next((i for i, g in enumerate(gaps) if g != stride), None)
+        if bad is None:
+            return
+        t = steps[bad]
+        warnings.warn(f"{self.source} with timestep_spacing={self.config.get('timestep_spacing')!r} and {n} steps moves "
+                      f"each sample from t to t - {T}//{n} = t - {stride}, but evaluates the next one at another "
+                      f"timestep ({t:g} -> {t - stride:g}, then {steps[bad + 1]:g}); pndmkit integrates the timesteps "
+                      f"themselves ({t:g} -> {steps[bad + 1]:g}), so its samples differ from {self.source}'s. For the "
+                      f"same sampler use timestep_spacing='leading' (or 'trailing' with a step count that "
+                      f"divides num_train_timesteps={T})", ConventionWarning, stacklevel=4)
+
+    def _time_of_level(self, level: float, timestep: Optional[float]) -> float:
+        """pndmkit time of a source noise level (flow/EDM: the sigma; VP: ``s``, snapped to the timestep's
+        integer index where the table gives that level)."""
+        if self.family in ("flow", "edm"):
+            return level
+        sched = self.schedule
+        if level == 0.0:
+            return -1.0
+        if timestep is not None and float(timestep).is_integer():
+            t = float(timestep)
+            if abs(float(sched.s(t)) - level) <= 1e-5 * level:
+                return t
+        t = float(sched.t_from_s(level))
+        nearest = round(t)
+        if abs(float(sched.s(nearest)) - level) <= 1e-5 * level and sched.t_min <= nearest <= sched.t_max:
+            return float(nearest)
+        return t
+
+    # -- the network's side ----------------------------------------------------------------------------
+    def network_time(self, t: float) -> float:
+        """The timestep the network receives at pndmkit time ``t`` off the grid points (stages)."""
+        if self.family == "flow":
+            return float(self.config.get("num_train_timesteps", 1000)) * t
+        if self.family == "edm":
+            return 0.25 * math.log(t)
+        return t
+
+    def sample_scale(self, t: float) -> float:
+        """Pipeline sample = ``sample_scale(t) * x`` (``1 / alpha(t)`` for sigma schedulers, else 1)."""
+        return 1.0 / float(self.schedule.alpha(t)) if self.sample_over_alpha else 1.0
+
+    def input_scale(self, t: float) -> float:
+        """Network input = ``input_scale(t) * x`` (EDM's ``c_in``, else 1)."""
+        if self.family == "edm":
+            return 1.0 / math.sqrt(t * t + self.sigma_data ** 2)
+        return 1.0
+
+    @property
+    def sigma_data(self) -> float:
+        """EDM's ``sigma_data`` (0.5 by default)."""
+        return float(self.config.get("sigma_data", 0.5))
+
+    def denoised_coefficients(self, t: float) -> tuple[float, float]:
+        """EDM: ``(c_skip, c_out)`` with ``x0 = c_skip x + c_out F`` at sigma ``t`` (Karras et al. 2022, Table 1;
+        ``c_out`` changes sign for ``v_prediction``)."""
+        sd2 = self.sigma_data ** 2
+        c_out = t * self.sigma_data / math.sqrt(t * t + sd2)
+        return sd2 / (t * t + sd2), (-c_out if self.config.get("prediction_type") == "v_prediction" else c_out)
+
+    @property
+    def told_prediction(self) -> str:
+        """What the scheduler tells pndmkit: ``x0`` for EDM (preconditioned) and clipped outputs, else
+        :attr:`prediction`."""
+        return "x0" if self.family == "edm" or self.clip is not None else self.prediction
+
+
+def _dedupe(steps: list, levels: list) -> tuple[list, list]:
+    """Drop the repeated (timestep, level) pairs of two-stage sources (Heun, KDPM2 list each inner point twice)."""
+    out_steps: list = []
+    out_levels: list = []
+    for i, s in enumerate(levels):
+        if out_levels and s == out_levels[-1]:
+            continue
+        out_levels.append(s)
+        if i < len(steps):
+            out_steps.append(steps[i])
+    return out_steps[: len(out_levels) - 1], out_levels
+
+
+def translate(config: Any, **overrides: Any) -> Translation:
+    """Read a diffusers scheduler config (``overrides`` win over its fields).
+
+    The source class is the config's ``source`` field (a PNDMKitScheduler config) or its ``_class_name``
+    when that is one of :data:`SOURCES`; otherwise pndmkit's own grid rules apply (``source=None``).
+
+    Raises
+    ------
+    ValueError
+        A field of :data:`REFUSED` at another value than the harmless one, an unknown ``prediction_type`` or
+        one the family does not define, or a bad schedule (messages name the field).
+    """
+    cfg = {key: value for key, value in dict(config or {}).items()}
+    cfg.update(overrides)
+    for key, (ok, why) in REFUSED.items():
+        value = cfg.get(key, ok)
+        if value is not None and value != ok:
+            raise ValueError(f"{key}={value!r} cannot be honoured: {why}. Override it: "
+                             f"PNDMKitScheduler.from_config(config, method=..., {key}={ok!r})")
+    source = _source(cfg)
+    family = _family(cfg)
+    spacing = cfg.get("timestep_spacing", None)
+    if source is not None and spacing is not None and spacing not in _SPACINGS:
+        raise ValueError(f"timestep_spacing={spacing!r} cannot be honoured for a {source} config: diffusers lays out "
+                         f"{_SPACINGS}; pndmkit's own grid kinds are for PNDMKitScheduler configs without a source")
+    kind = cfg.get("prediction_type", "flow_prediction" if family == "flow" else "epsilon")
+    if family == "flow" and source in FLOW_SOURCES:
+        kind = "flow_prediction"  # FlowMatchEuler has no prediction_type: its networks predict the velocity
+    if kind not in PREDICTION_TYPES:
+        raise ValueError(f"prediction_type={kind!r} cannot be honoured: pndmkit reads {tuple(PREDICTION_TYPES)}")
+    prediction = PREDICTION_TYPES[kind]
+    schedule = _schedule(cfg, family)
+    if family != "edm" and prediction not in schedule.predictions:
+        raise ValueError(f"prediction_type={kind!r} cannot be honoured on {schedule!r}, a {family!r} schedule: it "
+                         f"defines {schedule.predictions}")
+    if family == "flow" and prediction != "flow":
+        raise ValueError(f"prediction_type={kind!r} cannot be honoured with flow sigmas: pndmkit runs flow-matching "
+                         f"configs on velocity networks (prediction_type='flow_prediction')")
+    if family == "edm" and prediction not in ("eps", "v"):
+        raise ValueError(f"prediction_type={kind!r} cannot be honoured for {source}: its preconditioning reads "
+                         f"'epsilon' or 'v_prediction'")
+    clip = None
+    if cfg.get("clip_sample", False):
+        clip = float(cfg.get("clip_sample_range", 1.0))
+        if not clip > 0:
+            raise ValueError(f"clip_sample_range must be > 0 when clip_sample=True, got {clip!r}")
+    return Translation(source, family, schedule, prediction, source in SAMPLE_OVER_ALPHA, clip, cfg)
+
+
+def table_from_schedule(schedule: NoiseSchedule, T: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """``(betas, times)``: the discrete table a diffusers VP scheduler needs (``trained_betas``) for ``schedule``.
+
+    A :class:`~pndmkit.schedules.DiscreteVP` is its own table (``times[i] = i``). A continuous VP schedule is
+    sampled at ``times[i] = t_min + (i + 1) / T * (t_max - t_min)``, as DDPM discretises the linear VP SDE:
+    index ``T - 1`` is ``t_max`` and, for the linear VP, index 0 is ``t = 1e-3``, its default end.
+    """
+    if isinstance(schedule, DiscreteVP):
+        return np.asarray(schedule.betas, dtype=np.float64), np.arange(schedule.num_train_timesteps, dtype=np.float64)
+    times = schedule.t_min + (np.arange(T) + 1.0) / T * (schedule.t_max - schedule.t_min)
+    log_abar = np.asarray(schedule.log_abar(times), dtype=np.float64)
+    betas = -np.expm1(np.diff(np.concatenate([[0.0], log_abar])))
+    return betas, times
+
+
+def scheduler_levels(scheduler: Any) -> tuple[list[float], float]:
+    """The noise-to-signal ratio ``s`` a configured diffusers VP scheduler assumes at each model call, and at
+    its end (its own float32 tables read as float64)."""
+    name = type(scheduler).__name__
+    ts = [float(t) for t in scheduler.timesteps.double().tolist()]
+    if name in ("DDIMScheduler", "PNDMScheduler"):
+        ac = scheduler.alphas_cumprod.double()
+
+        def s_of(abar: float) -> float:
+            return math.sqrt(max(1.0 - abar, 0.0) / abar)
+
+        final = float(scheduler.final_alpha_cumprod)
+        return [s_of(float(ac[int(t)])) for t in ts], s_of(final)
+    if name == "IPNDMScheduler":
+        sig = [float(v) for v in scheduler.betas]
+        alp = [float(v) for v in scheduler.alphas]
+        levels = [s / a if a > 0 else math.inf for s, a in zip(sig, alp)]
+        return levels[: len(ts)], levels[len(ts)]
+    sigmas = [float(v) for v in scheduler.sigmas.double().tolist()]
+    return sigmas[: len(ts)], sigmas[-1]

@@ -1,0 +1,602 @@
+r"""Any pndmkit method as a diffusers scheduler: :class:`PNDMKitScheduler`.
+
+The scheduler is a thin driver of pndmkit's ask/tell protocol (docs/protocol.md): ``set_timesteps`` lays
+out the grid and lists every model evaluation of the method on it (Runge-Kutta stages included, so
+``len(scheduler.timesteps)`` is the method's NFE), and each ``step(model_output, timestep, sample)`` tells
+the output to an immutable :class:`~pndmkit.run.Run` and returns the point of the next evaluation (or, after
+the last one, the final sample). All sampler state lives in that run: ``set_timesteps`` starts over, and two
+schedulers made from one config share nothing.
+
+The config is read by :mod:`pndmkit.integrations.diffusers.config`: a config from one of its ``SOURCES``
+(``_class_name``) keeps that source's grid, end point, start scale and network timesteps; a config of
+pndmkit's own (no source) uses :func:`pndmkit.grids.make_grid` with ``timestep_spacing`` as the grid kind
+(``leading`` / ``linspace`` / ``trailing`` as in DDIM, or a pndmkit kind such as ``karras``, ``logsnr``),
+``steps_offset`` for ``leading``, and the last step to ``t = -1`` (``abar = 1``) if ``set_alpha_to_one`` else
+to ``t = 0``.
+
+The pipeline sees the source's conventions: ``timesteps`` are the source's network timesteps at the grid
+points (stages in between get the family's map: the training index, ``1000 sigma`` for flow matching,
+``log(sigma) / 4`` for EDM), ``init_noise_sigma`` is the source's, ``scale_model_input`` divides a sigma
+scheduler's sample by ``sqrt(s^2 + 1)`` (EDM: ``c_in``), and ``step`` returns the sample in the source's
+coordinates. DDPM, DDIM and PNDM move a sample to ``t - T // N`` even where that is not their next timestep;
+pndmkit integrates the timesteps themselves and says so there (a ``ConventionWarning``).
+
+Image-to-image
+--------------
+Pipelines slice ``scheduler.timesteps[t_start * scheduler.order:]`` and call ``set_begin_index`` with that
+index. ``order`` is the number of evaluations of every step when the method has the same number in each
+(``pie`` 2, ``prk`` / ``prk-s`` / ``rk4`` 4, single-evaluation methods 1), so the slice starts at grid step
+``t_start`` at the strength asked. A method whose fresh start there would evaluate at other times than the
+slice (warm-ups of ``f-pndm``, ``plms``, ...) is refused by ``set_begin_index`` with a message naming the
+strength.
+
+Host synchronisation
+--------------------
+``step`` keeps its own evaluation counter: it reads a tensor timestep only when it lives on the CPU (to check
+it against the evaluation asked, at no device cost); only the first ``step`` of a loop without
+``set_begin_index`` reads its timestep to find where the loop starts, as diffusers' schedulers do.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Optional, Union
+
+import numpy as np
+
+try:
+    import torch
+    from diffusers.configuration_utils import ConfigMixin, register_to_config
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin, SchedulerOutput
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("pndmkit.integrations.diffusers needs diffusers and torch: "
+                      "pip install 'pndmkit[peers,torch]'") from exc
+
+from pndmkit.adaptive import AdaptiveIntegrator
+from pndmkit.grids import GRIDS, make_grid
+from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, Translation, infer_source,
+                                                   translate)
+from pndmkit.integrator import Integrator
+from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
+from pndmkit.run import Run
+from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
+
+__all__ = ["PNDMKitScheduler", "evaluation_times"]
+
+_MARKER = "integrator:"
+
+
+def evaluation_times(integrator: Integrator, grid: Any, prediction: str = "eps") -> tuple[list[float], dict[int, int]]:
+    """Every model evaluation time of ``integrator`` on ``grid``, by a dry run of the ask/tell protocol (with
+    outputs of kind ``prediction``: a flow-matching grid from ``t = 1`` runs only on ``flow`` outputs).
+
+    Returns
+    -------
+    times : list of float
+        The evaluation times in order (their number is the NFE).
+    starts : dict
+        ``{k: j}`` for each evaluation ``k`` that is the first of grid step ``j`` and lies at ``grid[j]``.
+    """
+    run = integrator.start(np.zeros(1), grid, prediction=prediction)
+    zero = np.zeros(1)
+    times: list[float] = []
+    starts: dict[int, int] = {}
+    while not run.done:
+        t = run.ask()[1]
+        if not run.told and t == run.t:
+            starts[len(times)] = run.index
+        times.append(t)
+        run = run.tell(zero)
+    return times, starts
+
+
+def _same_schedule(a: NoiseSchedule, b: NoiseSchedule) -> bool:
+    if isinstance(a, DiscreteVP) and isinstance(b, DiscreteVP):
+        return np.array_equal(a.betas, b.betas)
+    if isinstance(a, FlowMatching) and isinstance(b, FlowMatching):  # the shift moves default grids, not the process
+        return a.t_max == b.t_max
+    return type(a) is type(b) and repr(a) == repr(b)
+
+
+def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
+    if isinstance(method, str) and method.startswith(_MARKER):
+        raise ValueError(f"method={method!r} is the config of a hand-built Integrator, which a config cannot "
+                         f"restore: pass method= the Integrator again, or register it (pndmkit.register_method) "
+                         f"and pass its name")
+    if isinstance(method, Integrator):
+        theirs = method.transfer.schedule
+        if not _same_schedule(theirs, schedule):
+            raise ValueError(f"method is an Integrator built on {theirs!r}, but the config describes {schedule!r}: "
+                             f"build it on pndmkit.integrations.diffusers.schedule_from_config(config)")
+        return method
+    spec = method if isinstance(method, MethodSpec) else get_method(method)
+    built = spec.build(schedule)
+    if isinstance(built, AdaptiveIntegrator):
+        raise ValueError(f"method={spec.name!r} is adaptive (it chooses its own steps), so it has no timesteps to "
+                         f"give a pipeline; choose a fixed-step method")
+    return built
+
+
+def _init_keys() -> set:
+    return set(inspect.signature(PNDMKitScheduler.__init__).parameters) - {"self"}
+
+
+class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
+    """A pndmkit method as a diffusers scheduler (see the module documentation).
+
+    Parameters
+    ----------
+    method : str, MethodSpec or Integrator
+        A name in :data:`pndmkit.METHODS` (any fixed-step one, hand-built registered methods included) or an
+        :class:`~pndmkit.integrator.Integrator` built on :func:`schedule_from_config` of the same config.
+    num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas
+        The training noise schedule, as in diffusers.
+    prediction_type : {"epsilon", "v_prediction", "sample", "flow_prediction"}
+        What the network predicts.
+    timestep_spacing : str
+        Without a source: ``"leading"``, ``"linspace"``, ``"trailing"`` or another grid kind of
+        :data:`pndmkit.grids.GRIDS`; with one, whatever the source takes.
+    steps_offset : int
+        Offset of ``leading`` grids.
+    set_alpha_to_one : bool
+        Without a source: end at ``abar = 1`` (``t = -1``) rather than at ``abar_0`` (``t = 0``).
+    source : str, optional
+        The diffusers scheduler class whose config this is (one of
+        :data:`pndmkit.integrations.diffusers.config.SOURCES`; ``from_config`` sets it from ``_class_name``):
+        its own ``set_timesteps`` lays out the grid. Other fields of its config are kept in this config.
+
+    Attributes
+    ----------
+    translation : Translation
+        The config read into pndmkit's terms (schedule, prediction, family).
+    schedule : NoiseSchedule
+        The schedule of the config.
+    integrator : Integrator
+        The method.
+    grid : numpy.ndarray or None
+        The step times of the last :meth:`set_timesteps` (``N + 1`` of them, in the schedule's units).
+    timesteps : torch.Tensor or None
+        The network timestep of every model evaluation in order (``len`` = NFE).
+    order : int
+        Evaluations per step when every step has the same number, else 1 (pipelines slice by it).
+    init_noise_sigma : float
+        The start scale: pipelines multiply unit noise by it (the source's own).
+    run : Run or None
+        The ask/tell run of the current sampling loop (``None`` before its first :meth:`step`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> sched = PNDMKitScheduler(method="f-pndm", steps_offset=1, set_alpha_to_one=False)
+    >>> sched.set_timesteps(10)
+    >>> len(sched.timesteps), sched.timesteps[:5].tolist()       # 3 PRK steps of 4 evaluations, then AB4
+    (19, [901, 851, 851, 801, 801])
+    >>> x = torch.ones(1, 2)
+    >>> for t in sched.timesteps:
+    ...     x = sched.step(0.1 * x, t, x).prev_sample
+    >>> sched.run.done, sched.nfe
+    (True, 19)
+    """
+
+    order = 1
+    _compatibles = list(SOURCES)
+
+    @register_to_config
+    def __init__(self, method: Union[str, MethodSpec, Integrator] = DEFAULT_METHOD, num_train_timesteps: int = 1000,
+                 beta_start: float = 0.0001, beta_end: float = 0.02, beta_schedule: str = "linear",
+                 trained_betas: Optional[Any] = None, prediction_type: str = "epsilon",
+                 timestep_spacing: str = "leading", steps_offset: int = 0, set_alpha_to_one: bool = True,
+                 source: Optional[str] = None) -> None:
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type={prediction_type!r} cannot be honoured: pndmkit reads "
+                             f"{tuple(PREDICTION_TYPES)}")
+        if source is not None and source not in SOURCES:
+            raise ValueError(f"source={source!r} cannot be honoured: pndmkit reads the configs of {SOURCES}")
+        if source is None and timestep_spacing not in GRIDS:
+            raise ValueError(f"timestep_spacing={timestep_spacing!r} cannot be honoured: pndmkit reads {GRIDS}")
+        if isinstance(steps_offset, bool) or not isinstance(steps_offset, (int, np.integer)) or steps_offset < 0:
+            raise ValueError(f"steps_offset must be an integer >= 0, got {steps_offset!r}")
+        if not isinstance(set_alpha_to_one, (bool, np.bool_)):
+            raise ValueError(f"set_alpha_to_one must be True or False, got {set_alpha_to_one!r}")
+        if trained_betas is not None:
+            self.register_to_config(trained_betas=np.asarray(trained_betas, dtype=np.float64).tolist())
+        self._method = method
+        self._configure()
+        self.num_inference_steps: Optional[int] = None
+        self.grid: Optional[np.ndarray] = None
+        self.timesteps: Optional[torch.Tensor] = None
+        self.sigmas: Optional[torch.Tensor] = None
+        self._times: list[float] = []
+        self._net_times: list[float] = []
+        self._starts: dict[int, int] = {}
+        self._begin_index: Optional[int] = None
+        self._reset()
+
+    def _configure(self) -> None:
+        """Read the config (again, once ``from_config`` has added the source's fields) and build the method."""
+        self.translation: Translation = translate(dict(self.config))
+        self.schedule = self.translation.schedule
+        self.integrator = _integrator(self._method, self.schedule)
+        method = self._method
+        if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
+            name = method.name
+            registered = isinstance(method, MethodSpec) or (
+                name in _registry() and repr(_registry()[name].build(self.schedule)) == repr(method))
+            self.register_to_config(method=name if registered else f"{_MARKER}{name or 'unnamed'}")
+        src = self.translation.source_scheduler()
+        init = 1.0 if src is None else getattr(src, "init_noise_sigma", 1.0)
+        self.init_noise_sigma = float(init.item() if hasattr(init, "item") else init)
+
+    def _reset(self) -> None:
+        self._run: Optional[Run] = None
+        self._k: Optional[int] = None  # index into timesteps of the next evaluation
+        self._last: Any = None  # the tensor the last step returned (the pipeline passes it back)
+        self._nfe_before = 0  # evaluations of runs replaced by a restart (a pipeline that edited the sample)
+
+    # -- configuration --------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: Any = None, return_unused_kwargs: bool = False, **kwargs: Any) -> Any:
+        """Build from any diffusers scheduler config; ``kwargs`` (``method=...``, overrides) win over it.
+
+        The source is the config's ``_class_name`` when it is one of ``SOURCES`` (or the ``source`` field of
+        a PNDMKitScheduler config); every field of the config is kept in the new one, so that
+        ``DDIMScheduler.from_config(pndmkit_scheduler.config)`` gets the original settings back.
+
+        Raises
+        ------
+        ValueError
+            A field of ``REFUSED`` at a value that changes the result, an unknown ``beta_schedule`` or
+            ``prediction_type``, or a bad ``method``.
+        """
+        if config is None:
+            config = {}
+        if not isinstance(config, dict):  # FrozenDict is a dict; anything else diffusers loads itself
+            return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
+        # every field is the source's own setting, its defaults included (diffusers would otherwise replace the
+        # fields it lists as defaults by this class's defaults, e.g. DPM-Solver's linspace spacing by leading)
+        config = {key: value for key, value in config.items() if key != "_use_default_values"}
+        if "source" not in kwargs and "method" not in config:
+            kwargs["source"] = infer_source(config)
+        keys = _init_keys()
+        extra = {key: kwargs.pop(key) for key in list(kwargs) if key not in keys}
+        config.update(extra)
+        translate({**config, **kwargs})  # refuse early, naming the field
+        model, unused = super().from_config(config, return_unused_kwargs=True, **kwargs)
+        model._configure()  # now with the source's fields, which diffusers registers after __init__
+        return (model, unused) if return_unused_kwargs else model
+
+    def save_config(self, save_directory: Any, push_to_hub: bool = False, **kwargs: Any) -> None:
+        """Write ``scheduler_config.json``; a hand-built, unregistered Integrator cannot be saved.
+
+        Raises
+        ------
+        TypeError
+            ``method`` is not a registered name.
+        """
+        if str(self.config.method).startswith(_MARKER):
+            raise TypeError(f"method {self.config.method!r} is a hand-built Integrator, which a JSON config cannot "
+                            f"hold: register it with pndmkit.register_method and pass its name")
+        super().save_config(save_directory, push_to_hub=push_to_hub, **kwargs)
+
+    def __len__(self) -> int:
+        return int(self.config.num_train_timesteps)
+
+    @property
+    def nfe(self) -> int:
+        """Model evaluations told in the current sampling loop."""
+        return self._nfe_before + (0 if self._run is None else self._run.nfe)
+
+    @property
+    def run(self) -> Optional[Run]:
+        """The ask/tell run of the current sampling loop (``None`` before its first :meth:`step`)."""
+        return self._run
+
+    @property
+    def begin_index(self) -> Optional[int]:
+        """Index into :attr:`timesteps` of the first evaluation (``None``: decided by the first :meth:`step`)."""
+        return self._begin_index
+
+    @property
+    def step_index(self) -> Optional[int]:
+        """Index into :attr:`timesteps` of the next evaluation (``None`` before the loop starts)."""
+        return self._k
+
+    # -- the diffusers scheduler interface ------------------------------------------------------------
+    def set_timesteps(self, num_inference_steps: Optional[int] = None, device: Any = None,
+                      timesteps: Optional[Any] = None, sigmas: Optional[Any] = None,
+                      mu: Optional[float] = None) -> None:
+        """Lay out the grid and list every evaluation of the method on it; forget any previous loop.
+
+        Parameters
+        ----------
+        num_inference_steps : int, optional
+            Steps ``N`` of the grid.
+        device : str or torch.device, optional
+            Where :attr:`timesteps` live.
+        timesteps : sequence of int or float, optional
+            Custom step start times, decreasing, as diffusers takes them.
+        sigmas : sequence of float, optional
+            Custom noise levels of the step starts (a source that takes ``sigmas``; without a source, VP
+            noise-to-signal ratios ``s``, the last step ending as ``set_alpha_to_one`` says).
+        mu : float, optional
+            The dynamic time shift of flow-matching configs with ``use_dynamic_shifting``.
+
+        Raises
+        ------
+        ValueError
+            A combination the config's source refuses, or a grid the config cannot give (the message names
+            the config fields), or a method that cannot run on that grid.
+        """
+        tr = self.translation
+        if tr.source is not None:
+            layout = tr.layout(num_inference_steps, timesteps, sigmas, mu)
+        else:
+            layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
+        grid = layout.grid
+        times, starts_at = evaluation_times(self.integrator, grid, tr.told_prediction)
+        at = {float(t): j for j, t in enumerate(grid[:-1])}
+        net = [layout.timesteps[at[t]] if t in at else tr.network_time(t) for t in times]
+        self.grid = np.asarray(grid)
+        self.num_inference_steps = len(grid) - 1
+        self._times, self._net_times, self._starts = times, net, starts_at
+        integral = layout.integral and all(float(v).is_integer() for v in net)
+        values = torch.tensor(net, dtype=torch.int64 if integral else torch.float32)
+        self.timesteps = values.to(device) if device is not None else values
+        self.sigmas = torch.tensor([self._level(t) for t in grid], dtype=torch.float32)
+        self.init_noise_sigma = layout.init_noise_sigma
+        counts = np.diff(sorted(starts_at) + [len(times)])
+        self.order = int(counts[0]) if len(starts_at) == self.num_inference_steps and np.all(counts == counts[0]) \
+            else 1
+        self._begin_index = None
+        self._reset()
+
+    def _level(self, t: float) -> float:
+        """The source's noise level at pndmkit time ``t`` (flow/EDM sigma, else ``s``)."""
+        return float(t) if self.translation.family in ("flow", "edm") else float(self.schedule.s(t))
+
+    def _native_layout(self, num_inference_steps: Optional[int], timesteps: Any, sigmas: Any,
+                       mu: Optional[float]) -> Layout:
+        cfg = self.config
+        end = -1.0 if cfg.set_alpha_to_one else 0.0
+        if mu is not None:
+            raise ValueError("mu= cannot be honoured: it is the dynamic shift of flow-matching configs "
+                             "(FlowMatchEulerDiscreteScheduler with use_dynamic_shifting=True)")
+        given = [v for v in (num_inference_steps, timesteps, sigmas) if v is not None]
+        if len(given) != 1:
+            raise ValueError("pass exactly one of num_inference_steps, timesteps and sigmas")
+        if sigmas is not None:
+            levels = [float(s) for s in (sigmas.tolist() if hasattr(sigmas, "tolist") else sigmas)]
+            if levels and levels[-1] == 0.0:
+                levels = levels[:-1]
+            starts = [float(self.schedule.t_from_s(s)) for s in levels]
+            if not starts or starts[-1] <= end:
+                raise ValueError(f"sigmas must be positive and decreasing, ending above the end level of "
+                                 f"set_alpha_to_one={cfg.set_alpha_to_one}; got {levels}")
+            grid = np.array(starts + [end])
+        elif timesteps is not None:
+            starts = [float(t) for t in (timesteps.tolist() if hasattr(timesteps, "tolist") else timesteps)]
+            if not starts or starts[-1] <= end:
+                raise ValueError(f"timesteps must end above t={end:g}, where the last step ends "
+                                 f"(set_alpha_to_one={cfg.set_alpha_to_one}); got {starts}")
+            grid = np.array(starts + [end])
+        else:
+            kind = cfg.timestep_spacing
+            offset = int(cfg.steps_offset) if kind == "leading" else None
+            try:
+                grid = make_grid(self.schedule, int(num_inference_steps), kind, offset=offset,
+                                 final_alpha="one" if cfg.set_alpha_to_one else "first")
+            except ValueError as exc:
+                raise ValueError(f"num_inference_steps={num_inference_steps} with timestep_spacing={kind!r}, "
+                                 f"steps_offset={cfg.steps_offset}, set_alpha_to_one={cfg.set_alpha_to_one}: "
+                                 f"{exc}") from exc
+        grid = np.asarray(self.integrator.start(np.zeros(1), grid).times)
+        return Layout(grid, [float(t) for t in grid[:-1]], True, 1.0)
+
+    def _eval_index(self, timestep: Any) -> int:
+        """Index of the next evaluation; the first step of a loop without set_begin_index finds it from
+        ``timestep`` (one read of it)."""
+        if self._k is not None:
+            return self._k
+        if self._begin_index is not None:
+            return self._begin_index
+        given = float(timestep.item() if hasattr(timestep, "item") else timestep)
+        return next((i for i in sorted(self._starts) if abs(self._net_times[i] - given) <= 1e-4 * max(1.0, abs(given))),
+                    0)
+
+    def scale_model_input(self, sample: torch.Tensor, timestep: Any = None) -> torch.Tensor:
+        """The network's input at the current evaluation: the sample itself for VP and flow configs, ``x`` for
+        sigma-scheduler configs (their sample is ``x / alpha``), EDM's ``c_in x`` for EDM configs."""
+        self._require_timesteps()
+        tr = self.translation
+        if not tr.sample_over_alpha and tr.family != "edm":
+            return sample
+        t = self._times[min(self._eval_index(timestep), len(self._times) - 1)]
+        return sample * (tr.input_scale(t) / tr.sample_scale(t))
+
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """Start the next loop at evaluation ``begin_index`` of :attr:`timesteps` (image-to-image strength).
+
+        Raises
+        ------
+        ValueError
+            The method started afresh at the grid step of ``begin_index`` would not evaluate at
+            ``timesteps[begin_index:]`` (the message names the strength this is).
+        """
+        self._require_timesteps()
+        self._starting_step(int(begin_index))
+        self._begin_index = int(begin_index)
+        self._reset()
+
+    def _times_of(self, timesteps: Any) -> list:
+        """pndmkit times of network timesteps (those of this loop, else by the family's map)."""
+        values = torch.as_tensor(timesteps).reshape(-1).double().tolist()
+        known = {float(v): t for v, t in zip(self._net_times, self._times)}
+        tr = self.translation
+        out = []
+        for v in values:
+            if v in known:
+                out.append(known[v])
+            elif tr.family == "flow":
+                out.append(v / float(self.config.num_train_timesteps))
+            elif tr.family == "edm":
+                out.append(float(np.exp(4.0 * v)))
+            else:
+                out.append(v)
+        return out
+
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: Any) -> torch.Tensor:
+        """``alpha(t) x0 + sigma(t) noise`` at each sample's timestep, in the pipeline's sample coordinates
+        (divided by ``alpha`` for sigma-scheduler configs; coefficients in float64)."""
+        tr = self.translation
+        times = self._times_of(timesteps)
+        shape = (-1,) + (1,) * (original_samples.ndim - 1)
+        alpha = [float(self.schedule.alpha(t)) * tr.sample_scale(t) for t in times]
+        sigma = [float(self.schedule.sigma(t)) * tr.sample_scale(t) for t in times]
+        like = dict(dtype=original_samples.dtype, device=original_samples.device)
+        a = torch.tensor(alpha, **like).reshape(shape)
+        s = torch.tensor(sigma, **like).reshape(shape)
+        return a * original_samples + s * noise.to(original_samples.dtype)
+
+    def scale_noise(self, sample: torch.Tensor, timestep: Any, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Flow-matching pipelines' name for :meth:`add_noise` (``(1 - t) x0 + t noise``)."""
+        return self.add_noise(sample, noise, timestep)
+
+    def step(self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, return_dict: bool = True,
+             eta: float = 0.0, generator: Any = None, **unused: Any) -> Union[SchedulerOutput, tuple]:
+        """Tell the model output at ``timestep``; return the point of the next evaluation (or the final sample).
+
+        Parameters
+        ----------
+        model_output : torch.Tensor
+            The network's prediction (``config.prediction_type``) at the current evaluation.
+        timestep : int, float or torch.Tensor
+            The current element of :attr:`timesteps`.
+        sample : torch.Tensor
+            The point the scheduler returned last (or the initial latents). A pipeline that changed it between
+            steps (inpainting) is followed where the change falls at the start of a step.
+        return_dict : bool
+            Return a ``SchedulerOutput`` rather than a tuple.
+        eta : float
+            Must be 0: the methods are deterministic (accepted because DDIM pipelines pass it).
+        generator, **unused
+            Ignored (pipelines pass them to stochastic schedulers).
+
+        Raises
+        ------
+        RuntimeError
+            :meth:`set_timesteps` was not called, or the loop is over.
+        ValueError
+            ``eta`` is not 0, ``timestep`` (when it is a number or a CPU tensor) is not the evaluation the method
+            asks for, or the sample was changed in the middle of a step.
+        """
+        if eta not in (None, 0, 0.0):
+            raise ValueError(f"eta={eta} cannot be honoured: pndmkit's methods are deterministic (eta = 0)")
+        self._require_timesteps()
+        tr = self.translation
+        if self._run is None:
+            self._start(timestep, sample)
+        elif self._run.done:
+            raise RuntimeError("the sampling loop is over: call set_timesteps before the next one")
+        elif sample is not self._last:
+            self._follow(sample)
+        run = self._run
+        x_eval, t = run.ask()
+        k = self._k
+        if not isinstance(timestep, torch.Tensor) or timestep.device.type == "cpu":
+            given = float(timestep.item() if isinstance(timestep, torch.Tensor) else timestep)
+            want = self._net_times[k] if k < len(self._net_times) else t
+            if abs(given - want) > 1e-4 * max(1.0, abs(want)):
+                raise ValueError(f"step got timestep={given:g}, but evaluation {self.nfe + 1} of "
+                                 f"{run.integrator.name!r} is at timestep {want:g} (t={t:g}): pass the scheduler's "
+                                 f"timesteps in order, after set_timesteps")
+        output = self._told(model_output, x_eval, t)
+        run = self._run = run.tell(output)
+        self._k = k + 1
+        if run.done:
+            prev = run.solution().x
+            t_next = float(run.times[-1])
+        else:
+            x_next, t_next = run.ask()
+            prev = _cast_like(x_next, sample)
+        scale = tr.sample_scale(t_next)
+        if scale != 1.0:
+            prev = prev * scale
+        self._last = prev
+        return SchedulerOutput(prev_sample=prev) if return_dict else (prev,)
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _told(self, output: torch.Tensor, x: torch.Tensor, t: float) -> torch.Tensor:
+        """The model output as the run's prediction: EDM-preconditioned, or with its ``x0`` clipped."""
+        tr = self.translation
+        output = output.to(x.dtype) if output.dtype != x.dtype else output
+        if tr.family == "edm":
+            c_skip, c_out = tr.denoised_coefficients(t)
+            output = torch.add(x * c_skip, output, alpha=c_out)
+        elif tr.clip is not None:  # x0 = (x - sigma eps) / alpha etc., clipped as DDPM/DDIM clip theirs
+            from pndmkit.models import eps_coefficients
+
+            alpha, sigma = float(self.schedule.alpha(t)), float(self.schedule.sigma(t))
+            e_x, e_o = eps_coefficients(self.schedule, t, tr.prediction)
+            eps = output if (e_x, e_o) == (0.0, 1.0) else torch.add(x * e_x, output, alpha=e_o)
+            output = torch.add(x / alpha, eps, alpha=-sigma / alpha).clamp(-tr.clip, tr.clip)
+        return output
+
+    def _require_timesteps(self) -> None:
+        if self.timesteps is None:
+            raise RuntimeError("call set_timesteps(num_inference_steps) before sampling")
+
+    def _starting_step(self, k: int) -> int:
+        """The grid step at which evaluation ``k`` starts a fresh run whose evaluations are ``times[k:]``."""
+        n = self.num_inference_steps
+        if not 0 <= k < len(self._times):
+            raise ValueError(f"begin_index={k} must lie in [0, {len(self._times)}), the evaluations of this loop")
+        strength = (f"image-to-image at strength {(n - k / self.order) / n:g} of {n} steps (begin_index={k} = "
+                    f"t_start {k / self.order:g} * order {self.order})")
+        if k not in self._starts:
+            raise ValueError(f"{strength} cannot be honoured by {self.integrator.name!r}: begin_index={k} (t="
+                             f"{self._times[k]:g}) falls inside a step; its steps start at the evaluations "
+                             f"{sorted(self._starts)}. Use a method with the same evaluations in every step "
+                             f"(ddim, pie, prk, ipndm, dpm-solver++-2m, unipc-3, ...) or strength=1")
+        j = self._starts[k]
+        if k and evaluation_times(self.integrator, self.grid[j:], self.translation.told_prediction)[0] != \
+                self._times[k:]:
+            raise ValueError(f"{strength} cannot be honoured by {self.integrator.name!r}: begin_index={k}: started "
+                             f"afresh at t={self.grid[j]:g} (warm-up included) it evaluates at other times than "
+                             f"timesteps[{k}:], which the pipeline runs; use a method with the same evaluations in "
+                             f"every step (ddim, pie, prk, ipndm, dpm-solver++-2m, unipc-3, ...) or strength=1")
+        return j
+
+    def _start(self, timestep: Any, sample: torch.Tensor) -> None:
+        k = self._eval_index(timestep)
+        j = self._starting_step(k)
+        t0 = float(self.grid[j])
+        scale = self.translation.sample_scale(t0)
+        x = sample if scale == 1.0 else sample / scale
+        self._k = k
+        self._run = self.integrator.start(x, self.grid[j:], prediction=self.translation.told_prediction)
+
+    def _follow(self, sample: torch.Tensor) -> None:
+        """The pipeline passed a sample other than the one returned: restart the current step from it."""
+        run = self._run
+        x_asked, t_asked = run.ask()
+        scale = self.translation.sample_scale(t_asked)
+        if self._last is not None and torch.equal(self._last.to(sample.dtype), sample):
+            return
+        if run.told or t_asked != run.t:
+            raise ValueError(f"the sample was changed in the middle of a step of {run.integrator.name!r} (evaluation "
+                             f"at t={t_asked:g}); a changed sample can be followed only at the start of a step")
+        self._nfe_before += run.nfe
+        x = sample if scale == 1.0 else sample / scale
+        self._run = self.integrator.start(x, run.times[run.index:], prediction=run.prediction,
+                                          estimator_state=run.state)
+
+
+def _registry() -> dict:
+    from pndmkit.methods import METHODS
+
+    return METHODS
+
+
+def _cast_like(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return x if x.dtype == like.dtype else x.to(like.dtype)
+

@@ -1,0 +1,483 @@
+"""The seams between pndmkit and diffusers: a naive swap is the source's sampler, or a refusal by name.
+
+For every scheduler config family pndmkit reads, ``PNDMKitScheduler.from_config(src.config, method=m)`` keeps
+the source's timesteps, end point and start scale, and for the methods both have its output equals the
+source's own to float32 precision. Every test proves which implementation ran on each side: the pipeline's
+scheduler object is checked, pndmkit's run must have told every evaluation, and diffusers' ``step`` is counted.
+Tiny random networks, built offline.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+diffusers = pytest.importorskip("diffusers")
+
+import pndmkit  # noqa: E402
+from pndmkit.integrations.diffusers import (PNDMKitScheduler, SOURCES, ConventionWarning, network_model,  # noqa: E402
+                                            schedule_from_config, translate)
+
+pytestmark = [pytest.mark.peers, pytest.mark.torch]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        yield
+    torch.set_num_threads(threads)
+
+
+def noise(shape, seed=0):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def rel(a, b):
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+def counted(sched):
+    """Count the calls of this scheduler object's own ``step`` (proof that it ran)."""
+    sched.steps = 0
+    inner = sched.step
+
+    def step(*args, **kwargs):
+        sched.steps += 1
+        return inner(*args, **kwargs)
+
+    sched.step = step
+    return sched
+
+
+# -- every config family, in a loop a pipeline would run -----------------------------------------------------
+W = noise((16, 16), 9) * 0.2
+
+
+def net(x, t):
+    """A smooth stand-in network that depends on its timestep."""
+    return torch.tanh(x @ W) * (1 + 1e-3 * float(t)) + 0.1 * x
+
+
+def pipeline_loop(sched, steps, x_T, **kwargs):
+    sched.set_timesteps(steps, **kwargs)
+    x = x_T * getattr(sched, "init_noise_sigma", 1.0)
+    calls = 0
+    for t in sched.timesteps:
+        x_in = sched.scale_model_input(x, t) if hasattr(sched, "scale_model_input") else x
+        x = sched.step(net(x_in, t), t, x).prev_sample
+        calls += 1
+    return x, calls
+
+
+# (source class, its config, pndmkit method, relative tolerance)
+FAMILIES = [
+    ("DDIMScheduler", dict(clip_sample=False), "ddim", 1e-6),
+    ("DDIMScheduler", dict(clip_sample=False, timestep_spacing="trailing", set_alpha_to_one=False), "ddim", 1e-6),
+    ("PNDMScheduler", dict(skip_prk_steps=True, steps_offset=1), "plms", 1e-6),
+    ("PNDMScheduler", dict(steps_offset=1), "f-pndm", 1e-6),
+    ("DPMSolverMultistepScheduler", dict(), "dpm-solver++-2m", 1e-6),
+    ("DPMSolverMultistepScheduler", dict(solver_order=3), "dpm-solver++-3m", 1e-6),
+    ("DPMSolverMultistepScheduler", dict(use_karras_sigmas=True), "dpm-solver++-2m", 2e-6),
+    ("DPMSolverMultistepScheduler", dict(use_lu_lambdas=True), "dpm-solver++-2m", 2e-6),
+    ("DPMSolverMultistepScheduler", dict(use_exponential_sigmas=True), "dpm-solver++-2m", 2e-6),
+    ("DPMSolverMultistepScheduler", dict(use_beta_sigmas=True), "dpm-solver++-2m", 2e-6),
+    ("DPMSolverMultistepScheduler", dict(final_sigmas_type="sigma_min"), "dpm-solver++-2m", 1e-6),
+    ("DPMSolverMultistepScheduler", dict(prediction_type="v_prediction", timestep_spacing="trailing"),
+     "dpm-solver++-2m", 1e-6),
+    ("DPMSolverSinglestepScheduler", dict(solver_order=1), "ddim", 1e-6),
+    ("UniPCMultistepScheduler", dict(), "unipc-2", 1e-6),
+    ("UniPCMultistepScheduler", dict(solver_order=3), "unipc-3", 1e-6),
+    ("UniPCMultistepScheduler", dict(use_karras_sigmas=True), "unipc-2", 2e-6),
+    ("DEISMultistepScheduler", dict(solver_order=3), "deis-3", 1e-6),
+    ("EulerDiscreteScheduler", dict(), "ddim", 1e-6),
+    ("EulerDiscreteScheduler", dict(timestep_spacing="leading", steps_offset=1), "ddim", 1e-6),
+    ("EulerDiscreteScheduler", dict(use_karras_sigmas=True), "ddim", 1e-6),
+    ("LMSDiscreteScheduler", dict(), "ipndm-v", 1e-6),
+    ("EDMEulerScheduler", dict(), "ddim", 2e-6),
+    ("EDMEulerScheduler", dict(prediction_type="v_prediction", sigma_schedule="exponential"), "ddim", 2e-6),
+    ("EDMDPMSolverMultistepScheduler", dict(), "dpm-solver++-2m", 3e-6),
+    ("FlowMatchEulerDiscreteScheduler", dict(shift=3.0), "euler", 5e-7),
+    ("FlowMatchEulerDiscreteScheduler", dict(shift=3.0), "ddim", 5e-7),
+    ("FlowMatchEulerDiscreteScheduler", dict(use_dynamic_shifting=True), "ddim", 5e-7),
+    ("DPMSolverMultistepScheduler", dict(use_flow_sigmas=True, flow_shift=3.0, prediction_type="flow_prediction"),
+     "dpm-solver++-2m", 1e-6),
+    ("UniPCMultistepScheduler", dict(use_flow_sigmas=True, flow_shift=3.0, prediction_type="flow_prediction"),
+     "unipc-2", 1e-6),
+]
+
+
+@pytest.mark.parametrize("steps", [5, 10])
+@pytest.mark.parametrize("source, config, method, tol", FAMILIES,
+                         ids=[f"{s}-{m}-{'-'.join(f'{k}={v}' for k, v in c.items())}" for s, c, m, _ in FAMILIES])
+def test_naive_swap_is_the_source_sampler(source, config, method, tol, steps):
+    theirs = counted(getattr(diffusers, source)(**config))
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    assert ours.config.source == source and ours.translation.source == source
+    kwargs = {"mu": 0.8} if config.get("use_dynamic_shifting") else {}
+    x_T = noise((4, 16), 1)
+    a, calls_theirs = pipeline_loop(theirs, steps, x_T, **kwargs)
+    b, calls_ours = pipeline_loop(ours, steps, x_T, **kwargs)
+    assert theirs.steps == calls_theirs and ours.run.done and ours.nfe == calls_ours
+    if method not in ("f-pndm", "plms"):  # PNDM lists its PRK stages and PLMS's repeat in its own way (same values)
+        assert ours.timesteps.double().tolist() == theirs.timesteps.double().tolist()
+    assert ours.init_noise_sigma == pytest.approx(float(getattr(theirs, "init_noise_sigma", 1.0)), rel=1e-6)
+    if hasattr(theirs, "sigmas") and source not in ("PNDMScheduler", "DDIMScheduler"):
+        np.testing.assert_allclose(ours.sigmas.double().numpy(), theirs.sigmas.double().numpy(), rtol=2e-6,
+                                   atol=1e-12)  # the same levels, the same end
+    assert rel(b, a) < tol
+
+
+def test_euler_ancestral_config_runs_its_ode_part():
+    """EulerAncestral's config swapped: the deterministic part, diffusers' Euler on the same config."""
+    config = diffusers.EulerAncestralDiscreteScheduler().config
+    ours = PNDMKitScheduler.from_config(config, method="ddim")
+    euler = counted(diffusers.EulerDiscreteScheduler.from_config(config))
+    a, _ = pipeline_loop(euler, 10, noise((4, 16), 2))
+    b, _ = pipeline_loop(ours, 10, noise((4, 16), 2))
+    assert ours.config.source == "EulerAncestralDiscreteScheduler" and euler.steps == 10 == ours.nfe
+    assert rel(b, a) < 1e-6
+
+
+def test_heun_config_with_pie():
+    """Heun is pie with a last Euler step to sigma = 0: the same grid and start scale, one more evaluation."""
+    theirs = counted(diffusers.HeunDiscreteScheduler())
+    ours = PNDMKitScheduler.from_config(theirs.config, method="pie")
+    a, calls_theirs = pipeline_loop(theirs, 10, noise((4, 16), 3))
+    b, calls_ours = pipeline_loop(ours, 10, noise((4, 16), 3))
+    assert (calls_theirs, calls_ours, ours.order, theirs.order) == (19, 20, 2, 2)
+    assert ours.init_noise_sigma == pytest.approx(float(theirs.init_noise_sigma), rel=1e-6)
+    assert rel(b, a) < 1e-4  # the last step differs (second order here, Euler there) on a tiny sigma
+
+
+def test_clip_sample_is_honoured_as_ddim_with_clipped_model_output():
+    theirs = diffusers.DDIMScheduler()  # clip_sample=True, the default
+    ours = PNDMKitScheduler.from_config(theirs.config, method="ddim")
+    assert ours.translation.clip == 1.0 and ours.translation.told_prediction == "x0"
+    theirs.set_timesteps(10)
+    x = y = noise((4, 16), 4) * 3
+    for t in theirs.timesteps:
+        x = theirs.step(net(x, t) * 3, t, x, use_clipped_model_output=True).prev_sample
+    ours.set_timesteps(10)
+    for t in ours.timesteps:
+        y = ours.step(net(y, t) * 3, t, y).prev_sample
+    assert rel(y, x) < 1e-6
+
+
+def test_ddim_strides_that_skip_its_timesteps_are_said():
+    """DDIM steps to t - T // N: with linspace and 7 steps that is not the next timestep, and the swap says so."""
+    theirs = diffusers.DDIMScheduler(clip_sample=False, timestep_spacing="linspace")
+    ours = PNDMKitScheduler.from_config(theirs.config, method="ddim")
+    with pytest.warns(ConventionWarning, match=r"t - 1000//7 = t - 142.*\(999 -> 857, then 832\).*'leading'"):
+        ours.set_timesteps(7)
+    assert ours.timesteps.tolist() == [999, 832, 666, 500, 333, 166, 0]  # the source's own timesteps, all the same
+    with pytest.warns(ConventionWarning, match=r"\(999 -> 899, then 888\)"):
+        ours.set_timesteps(10)  # linspace gaps are 111, the stride 1000 // 10
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)  # no warning where the stride is the gap
+        for spacing, steps in (("trailing", 10), ("leading", 7)):
+            config = diffusers.DDIMScheduler(clip_sample=False, timestep_spacing=spacing).config
+            PNDMKitScheduler.from_config(config, method="ddim").set_timesteps(steps)
+
+
+def test_pndmkit_configs_keep_pndmkit_grids():
+    """A config without a source (PNDMKitScheduler's own) still takes pndmkit's grid kinds."""
+    sched = PNDMKitScheduler(method="ddim", timestep_spacing="logsnr")
+    sched.set_timesteps(5)
+    assert sched.translation.source is None and len(sched.grid) == 6
+
+
+# -- the scheduler's interface -------------------------------------------------------------------------
+def test_round_trip_keeps_every_field_and_compatibles():
+    ddim = diffusers.DDIMScheduler(clip_sample=False, thresholding=False, timestep_spacing="trailing")
+    ours = PNDMKitScheduler.from_config(ddim.config, method="ddim")
+    back = diffusers.DDIMScheduler.from_config(ours.config)
+    assert back.config.clip_sample is False and back.config.timestep_spacing == "trailing"
+    assert set(SOURCES) <= {cls.__name__ for cls in ours.compatibles}
+    flow = PNDMKitScheduler.from_config(diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0).config, method="euler")
+    assert diffusers.FlowMatchEulerDiscreteScheduler.from_config(flow.config).config.shift == 3.0
+
+
+def test_set_timesteps_takes_what_diffusers_takes():
+    flux = diffusers.FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True)
+    ours = PNDMKitScheduler.from_config(flux.config, method="euler")
+    sigmas = np.linspace(1.0, 1 / 6, 6)
+    flux.set_timesteps(sigmas=sigmas, mu=0.9)
+    ours.set_timesteps(sigmas=sigmas, mu=0.9, device="cpu")
+    assert torch.equal(ours.timesteps, flux.timesteps) and torch.equal(ours.sigmas, flux.sigmas)
+    euler = diffusers.EulerDiscreteScheduler()
+    ours = PNDMKitScheduler.from_config(euler.config, method="ddim")
+    ours.set_timesteps(sigmas=[14.6, 5.0, 1.0, 0.1])
+    euler.set_timesteps(sigmas=[14.6, 5.0, 1.0, 0.1])
+    assert ours.timesteps.double().tolist() == euler.timesteps.double().tolist()
+    ddim = PNDMKitScheduler.from_config(diffusers.DDIMScheduler(clip_sample=False, set_alpha_to_one=False).config)
+    ddim.set_timesteps(timesteps=[901, 701, 501, 301, 101])  # DDIM's set_timesteps takes neither: pndmkit does
+    assert ddim.timesteps.tolist() == [901, 701, 501, 301, 101] and ddim.grid[-1] == 0.0  # DDIM's end, abar_0
+    ddim.set_timesteps(sigmas=[10.0, 1.0, 0.1, 0.0])
+    np.testing.assert_allclose(ddim.schedule.s(ddim.grid[:-1]), [10.0, 1.0, 0.1], rtol=1e-9)
+    with pytest.raises(ValueError, match="must decrease and end above the DDIMScheduler config's end point t=0"):
+        ddim.set_timesteps(timesteps=[500, 600])
+    with pytest.raises(ValueError, match="mu= cannot be honoured for a DDIMScheduler config"):
+        ddim.set_timesteps(5, mu=0.5)
+    with pytest.raises(ValueError, match="mu= cannot be honoured"):
+        PNDMKitScheduler(method="ddim").set_timesteps(5, mu=0.5)
+    native = PNDMKitScheduler(method="ddim")
+    native.set_timesteps(sigmas=[10.0, 1.0, 0.1])
+    np.testing.assert_allclose(native.schedule.s(native.grid[:-1]), [10.0, 1.0, 0.1], rtol=1e-9)
+
+
+def test_no_host_read_of_device_timesteps():
+    """step reads a timestep only on the CPU: a device tensor (here 'meta', which cannot be read) passes."""
+    sched = PNDMKitScheduler.from_config(diffusers.DPMSolverMultistepScheduler().config, method="dpm-solver++-2m")
+    sched.set_timesteps(4)
+    sched.set_begin_index(0)
+    x = noise((2, 16))
+    for t in sched.timesteps:
+        x = sched.step(net(x, t), torch.empty((), device="meta"), x).prev_sample
+    assert sched.run.done and sched.nfe == 4
+
+
+def test_order_is_evaluations_per_step():
+    for method, order in (("ddim", 1), ("pie", 2), ("prk", 4), ("prk-s", 4), ("f-pndm", 1), ("plms", 1)):
+        sched = PNDMKitScheduler.from_config(diffusers.DDIMScheduler(clip_sample=False).config, method=method)
+        sched.set_timesteps(10)
+        assert sched.order == order, method
+
+
+# -- refusals, by name -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("source, config, message", [
+    ("DDIMScheduler", dict(thresholding=True), "thresholding=True cannot be honoured"),
+    ("DDIMScheduler", dict(rescale_betas_zero_snr=True), "rescale_betas_zero_snr=True cannot be honoured"),
+    ("DDIMScheduler", dict(timestep_spacing="middle", clip_sample=False), "timestep_spacing='middle'"),
+    ("DPMSolverMultistepScheduler", dict(thresholding=True), "thresholding=True"),
+    ("FlowMatchEulerDiscreteScheduler", dict(invert_sigmas=True), "invert_sigmas=True cannot be honoured"),
+    ("FlowMatchEulerDiscreteScheduler", dict(stochastic_sampling=True), "stochastic_sampling=True"),
+    ("EulerDiscreteScheduler", dict(timestep_type="continuous"), "timestep_type='continuous'"),
+    ("DPMSolverMultistepScheduler", dict(use_flow_sigmas=True, prediction_type="epsilon"),
+     "prediction_type='epsilon' cannot be honoured with flow sigmas"),
+])
+def test_refusals_name_the_field(source, config, message):
+    with pytest.raises(ValueError, match=message):
+        PNDMKitScheduler.from_config(getattr(diffusers, source)(**config).config, method="ddim")
+
+
+def test_refusals_at_set_timesteps_and_for_methods():
+    pndm = PNDMKitScheduler.from_config(diffusers.PNDMScheduler().config, method="plms")  # steps_offset=0
+    with pytest.raises(ValueError, match="steps_offset=0, set_alpha_to_one=False.*step of length zero"):
+        pndm.set_timesteps(10)
+    flow = PNDMKitScheduler.from_config(diffusers.FlowMatchEulerDiscreteScheduler().config, method="plms")
+    with pytest.raises(ValueError, match="cannot start at t=1.0, where alpha = 0"):
+        flow.set_timesteps(10)
+    with pytest.raises(ValueError, match="EDM"):
+        network_model(lambda x, t: x, diffusers.EDMEulerScheduler().config)
+    with pytest.raises(ValueError, match="use_dynamic_shifting"):  # the source's own refusal, named
+        PNDMKitScheduler.from_config(diffusers.FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True).config,
+                                     method="euler").set_timesteps(10)
+
+
+def test_translate_reads_families_and_the_network_loader_uses_it():
+    tr = translate(diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0).config)
+    assert (tr.source, tr.family, tr.prediction, tr.schedule.t_max) == ("FlowMatchEulerDiscreteScheduler", "flow",
+                                                                        "flow", 1.0)
+    tr = translate(diffusers.EDMEulerScheduler().config)
+    assert (tr.family, tr.told_prediction, repr(tr.schedule)) == ("edm", "x0", "EDM(sigma_min=0.002, sigma_max=80.0)")
+    model = network_model(lambda x, t: x, diffusers.FlowMatchEulerDiscreteScheduler().config)
+    assert model.prediction == "flow" and model.network_time(0.5) == 500.0
+    config = diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0).config  # an Integrator built on the config's schedule
+    integrator = pndmkit.get_method("euler").build(schedule_from_config(config))
+    assert PNDMKitScheduler.from_config(config, method=integrator).config.method == "euler"
+
+
+# -- pipelines --------------------------------------------------------------------------------------------
+class Calls(list):
+    """Records the timestep of every forward call of a module while active."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.handle = module.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs):
+        t = args[1] if len(args) > 1 else kwargs["timestep"]
+        self.append(float(t.reshape(-1)[0]) if isinstance(t, torch.Tensor) else float(t))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+@pytest.fixture(scope="module")
+def unet():
+    torch.manual_seed(0)
+    return diffusers.UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16),
+                                 layers_per_block=1, norm_num_groups=4, down_block_types=("DownBlock2D",) * 2,
+                                 up_block_types=("UpBlock2D",) * 2).eval()
+
+
+def test_ddim_pipeline_default_config_clips_like_ddim(unet):
+    """DDIMScheduler's default config (clip_sample=True) swapped naively: DDIM with clipped model output."""
+    pipe = diffusers.DDIMPipeline(unet, diffusers.DDIMScheduler())
+    pipe.set_progress_bar_config(disable=True)
+    theirs = counted(pipe.scheduler)
+    run = lambda: pipe(batch_size=2, num_inference_steps=8, generator=torch.Generator().manual_seed(1),  # noqa: E731
+                       output_type="np", use_clipped_model_output=True).images
+    with Calls(unet) as calls_theirs:
+        out_theirs = run()
+    ours = pipe.scheduler = PNDMKitScheduler.from_config(theirs.config, method="ddim")
+    with Calls(unet) as calls_ours:
+        out_ours = run()
+    assert type(theirs) is diffusers.DDIMScheduler and theirs.steps == len(calls_theirs) == 8
+    assert ours.run.done and ours.nfe == len(calls_ours) == 8 and calls_ours == calls_theirs
+    np.testing.assert_allclose(out_ours, out_theirs, rtol=0, atol=2e-6)
+
+
+def test_ddpm_pipeline_default_config(unet):
+    """DDPMScheduler's default config (clip_sample=True): pndmkit's deterministic method on DDPM's own grid."""
+    theirs = diffusers.DDPMScheduler()
+    ours = PNDMKitScheduler.from_config(theirs.config, method="dpm-solver++-2m")
+    pipe = diffusers.DDPMPipeline(unet, ours)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.scheduler is ours
+    with Calls(unet) as calls:
+        pipe(batch_size=1, num_inference_steps=5, output_type="np")
+    theirs.set_timesteps(5)
+    assert calls == theirs.timesteps.double().tolist() == [800, 600, 400, 200, 0] and ours.nfe == 5
+    assert ours.grid[-1] == -1.0  # DDPM ends at abar = 1
+
+
+@pytest.fixture(scope="module")
+def sd_parts():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=16, norm_num_groups=4, attention_head_dim=4).eval()
+    vae = diffusers.AutoencoderKL(block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4, layers_per_block=1,
+                                  down_block_types=("DownEncoderBlock2D",) * 2,
+                                  up_block_types=("UpDecoderBlock2D",) * 2).eval()
+    text = transformers.CLIPTextModel(transformers.CLIPTextConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64,
+        max_position_embeddings=8, bos_token_id=0, eos_token_id=1, pad_token_id=1)).eval()
+    return unet, vae, text
+
+
+SD = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1)
+EMBEDS = dict(prompt_embeds=noise((1, 4, 16), 3), negative_prompt_embeds=noise((1, 4, 16), 4))
+
+
+def run_sd(parts, sched, cls=None, **kwargs):
+    unet, vae, text = parts
+    cls = cls or diffusers.StableDiffusionPipeline
+    pipe = cls(vae=vae, text_encoder=text, tokenizer=None, unet=unet, scheduler=sched, safety_checker=None,
+               feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.scheduler is sched
+    with Calls(unet) as calls:
+        out = pipe(**EMBEDS, guidance_scale=7.5, output_type="latent", generator=torch.Generator().manual_seed(5),
+                   **kwargs).images
+    return out, calls
+
+
+@pytest.mark.parametrize("source, config, method", [
+    ("DPMSolverMultistepScheduler", SD, "dpm-solver++-2m"),
+    ("UniPCMultistepScheduler", dict(SD, solver_order=3), "unipc-3"),
+    ("EulerDiscreteScheduler", dict(SD, timestep_spacing="leading"), "ddim"),
+    ("PNDMScheduler", dict(SD, skip_prk_steps=True, set_alpha_to_one=False), "plms"),
+])
+def test_stable_diffusion_naive_swap(sd_parts, source, config, method):
+    theirs = counted(getattr(diffusers, source)(**config))
+    out_theirs, calls_theirs = run_sd(sd_parts, theirs, num_inference_steps=6, height=16, width=16)
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    out_ours, calls_ours = run_sd(sd_parts, ours, num_inference_steps=6, height=16, width=16)
+    assert theirs.steps == len(calls_theirs) and ours.nfe == len(calls_ours) and ours.run.done
+    assert calls_ours == calls_theirs
+    assert rel(out_ours, out_theirs) < 2e-6
+
+
+@pytest.mark.parametrize("source, method, ok", [
+    ("DDIMScheduler", "ddim", True), ("DPMSolverMultistepScheduler", "dpm-solver++-2m", True),
+    ("EulerDiscreteScheduler", "ddim", True), ("UniPCMultistepScheduler", "unipc-2", True),
+    ("DDIMScheduler", "pie", True), ("DDIMScheduler", "prk", True), ("DDIMScheduler", "plms", False),
+    ("DDIMScheduler", "f-pndm", False),
+])
+def test_image_to_image_keeps_the_strength_or_refuses_naming_it(sd_parts, source, method, ok):
+    theirs = counted(getattr(diffusers, source)(**SD, clip_sample=False) if source == "DDIMScheduler"
+                     else getattr(diffusers, source)(**SD))
+    image = noise((1, 3, 16, 16), 6).clamp(-1, 1) / 2 + 0.5
+    kwargs = dict(image=image, strength=0.6, num_inference_steps=10)
+    cls = diffusers.StableDiffusionImg2ImgPipeline
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    if not ok:
+        with pytest.raises(ValueError, match=r"image-to-image at strength 0.6 of 10 steps.*cannot be honoured"):
+            run_sd(sd_parts, ours, cls, **kwargs)
+        return
+    out_ours, calls_ours = run_sd(sd_parts, ours, cls, **kwargs)
+    out_theirs, calls_theirs = run_sd(sd_parts, theirs, cls, **kwargs)
+    assert ours.nfe == len(calls_ours) == 6 * ours.order and theirs.steps == len(calls_theirs) == 6
+    assert calls_ours[0] == calls_theirs[0]  # the strength asked: the same first noise level
+    if method in ("ddim", "dpm-solver++-2m", "unipc-2"):  # the same method: the same sampler
+        assert calls_ours == calls_theirs and rel(out_ours, out_theirs) < 2e-6
+
+
+@pytest.fixture(scope="module")
+def sd3_parts():
+    torch.manual_seed(0)
+    transformer = diffusers.SD3Transformer2DModel(
+        sample_size=8, patch_size=1, in_channels=4, num_layers=1, attention_head_dim=8, num_attention_heads=2,
+        joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=8, out_channels=4,
+        pos_embed_max_size=16).eval()
+    vae = diffusers.AutoencoderKL(block_out_channels=(8, 16), latent_channels=4, norm_num_groups=4, layers_per_block=1,
+                                  down_block_types=("DownEncoderBlock2D",) * 2,
+                                  up_block_types=("UpDecoderBlock2D",) * 2, shift_factor=0.0,
+                                  scaling_factor=1.0).eval()
+    return transformer, vae
+
+
+def run_sd3(parts, sched, cls=None, **kwargs):
+    transformer, vae = parts
+    cls = cls or diffusers.StableDiffusion3Pipeline
+    pipe = cls(transformer=transformer, scheduler=sched, vae=vae, text_encoder=None, tokenizer=None,
+               text_encoder_2=None, tokenizer_2=None, text_encoder_3=None, tokenizer_3=None)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.scheduler is sched
+    g = lambda shape, seed: noise(shape, seed)  # noqa: E731
+    with Calls(transformer) as calls:
+        out = pipe(prompt_embeds=g((1, 4, 16), 7), pooled_prompt_embeds=g((1, 8), 8),
+                   negative_prompt_embeds=g((1, 4, 16), 9), negative_pooled_prompt_embeds=g((1, 8), 10),
+                   guidance_scale=3.0, height=16, width=16, output_type="latent",
+                   generator=torch.Generator().manual_seed(11), **kwargs).images
+    return out, calls
+
+
+@pytest.mark.parametrize("config", [dict(shift=3.0), dict(use_dynamic_shifting=True, base_image_seq_len=16,
+                                                          max_image_seq_len=256)])
+@pytest.mark.parametrize("method", ["euler", "ddim"])
+def test_stable_diffusion_3_flow_matching(sd3_parts, config, method):
+    theirs = counted(diffusers.FlowMatchEulerDiscreteScheduler(**config))
+    out_theirs, calls_theirs = run_sd3(sd3_parts, theirs, num_inference_steps=5)
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    out_ours, calls_ours = run_sd3(sd3_parts, ours, num_inference_steps=5)
+    assert theirs.steps == len(calls_theirs) == 5 and ours.nfe == len(calls_ours) == 5 and ours.run.done
+    assert calls_ours == calls_theirs and calls_ours[0] == 1000.0  # from sigma = 1
+    assert rel(out_ours, out_theirs) < 5e-7
+
+
+def test_stable_diffusion_3_image_to_image(sd3_parts):
+    theirs = counted(diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0))
+    kwargs = dict(image=noise((1, 3, 16, 16), 12).clamp(-1, 1) / 2 + 0.5, strength=0.6, num_inference_steps=10)
+    cls = diffusers.StableDiffusion3Img2ImgPipeline
+    out_theirs, calls_theirs = run_sd3(sd3_parts, theirs, cls, **kwargs)
+    ours = PNDMKitScheduler.from_config(theirs.config, method="euler")
+    out_ours, calls_ours = run_sd3(sd3_parts, ours, cls, **kwargs)
+    assert theirs.steps == len(calls_theirs) == 6 == ours.nfe == len(calls_ours)
+    assert calls_ours == calls_theirs
+    assert rel(out_ours, out_theirs) < 5e-7
