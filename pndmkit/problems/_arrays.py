@@ -1,7 +1,8 @@
 """numpy/torch interchange for the analytic problems (torch is imported only when a tensor arrives).
 
 Ground-truth computations run in float64 numpy; a torch tensor is copied to host float64 and the
-result copied back with the caller's dtype and device. These problems are references, not hot paths
+result copied back with the caller's dtype and device, through the one pair of round trips of
+:mod:`pndmkit._backend` (``to_host_float64`` / ``from_host``). These problems are references, not hot paths
 on an accelerator, so the host round trip is an accepted cost.
 """
 
@@ -12,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import is_torch
+from pndmkit._backend import from_host, is_torch, to_host_float64
 
 __all__ = ["to_float64"]
 
@@ -24,23 +25,19 @@ def to_float64(x: Any, name: str = "x") -> tuple[NDArray[np.float64], Callable[[
     floating dtype for numpy input, and float64 for anything else (lists, integer arrays).
     """
     if is_torch(x):
-        import torch
-
-        arr = x.detach().to(device="cpu", dtype=torch.float64).numpy()
-        dtype = x.dtype if x.is_floating_point() else torch.float64
-        device = x.device
+        arr = to_host_float64(x)
+        like = x if x.is_floating_point() else x.double()
 
         def back(out: NDArray[np.float64]) -> Any:
-            return torch.from_numpy(np.ascontiguousarray(out)).to(device=device, dtype=dtype)
+            return from_host(out, like)
 
         return arr, back
     arr = np.asarray(x)
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise TypeError(f"{name} must be a real numpy array or torch tensor, got dtype {arr.dtype}")
-    dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
+    like_np = arr if np.issubdtype(arr.dtype, np.floating) else np.empty(0)
 
     def back_np(out: NDArray[np.float64]) -> Any:
-        return out.astype(dtype, copy=False)
+        return from_host(out, like_np)
 
-    return arr.astype(np.float64, copy=False), back_np
-
+    return to_host_float64(arr), back_np
