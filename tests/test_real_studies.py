@@ -159,14 +159,16 @@ def test_fit_reproduces_scikit_learn_and_gives_exact_eps():
     assert GaussianMixture.fit(images, 1, "diag").dim == 16
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(n_components=0), "n_components"), (dict(n_components=2, covariance="banded"), "covariance"),
-    (dict(n_components=2, reg_covar=0.0), "reg_covar"), (dict(n_components=2.5), "n_components"),
+@pytest.mark.parametrize("kwargs, match, error", [
+    (dict(n_components=0), "n_components", ValueError), (dict(n_components=2, covariance="banded"), "covariance",
+                                                         ValueError),
+    (dict(n_components=2, reg_covar=0.0), "reg_covar", ValueError),
+    (dict(n_components=2.5), "n_components must be an integer", TypeError),  # a type error, as for steps=2.5
 ])
-def test_fit_bad_input(kwargs, match):
+def test_fit_bad_input(kwargs, match, error):
     from pndmkit.problems import GaussianMixture
 
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         GaussianMixture.fit(np.zeros((10, 2)) + np.arange(10)[:, None], **kwargs)
 
 
