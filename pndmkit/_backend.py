@@ -6,12 +6,14 @@ installed and with any torch version a user has.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+import sys
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
 __all__ = ["is_torch", "check_array", "match_dtype", "cast", "to_host_float64", "from_host", "all_finite",
-           "dtype_name", "lincomb", "LinComb"]
+           "dtype_name", "lincomb", "LinComb", "outside_graph"]
 
 #: tensor dtypes numpy shares; others (bfloat16) travel to and from the host as float32
 _HOST_SHARED = ("float64", "float32", "float16")
@@ -181,3 +183,29 @@ def lincomb(weights: Sequence[float], arrays: Sequence[Any]) -> Any:
             np.multiply(a, w, out=scratch)
             out += scratch
     return out
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def outside_graph(fn: _F) -> _F:
+    """Decorator: ``fn`` runs eagerly, outside the graph, when a ``torch.compile`` trace reaches it.
+
+    For the host-side set-up of a run (grid checks, the stability check, the plan: numpy in float64),
+    which a trace would otherwise turn into tensor operations (``torch._dynamo`` traces numpy). The trace
+    breaks around the call and resumes after it; called outside a trace (or without torch imported),
+    ``fn`` runs as it is. torch is looked up only among the imported modules, never imported here.
+    """
+
+    disabled: list = []  # fn under torch.compiler.disable, made on the first call once torch is imported
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not disabled:
+            torch = sys.modules.get("torch")
+            if torch is None:
+                return fn(*args, **kwargs)
+            disabled.append(torch.compiler.disable(fn))
+        return disabled[0](*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

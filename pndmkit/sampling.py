@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import check_array
+from pndmkit._backend import check_array, outside_graph
 from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import check_grid, make_grid
@@ -58,6 +58,7 @@ Method = Union[str, MethodSpec, Integrator, AdaptiveIntegrator]
 Grid = Union[str, Sequence[float], NDArray[np.float64], None]
 
 
+@outside_graph  # host-side numpy: eager under torch.compile
 def resolve_grid(schedule: NoiseSchedule, steps: int | None, grid: Grid, *, t_start: float | None = None,
                  t_end: float | None = None, rho: float | None = None, final_alpha: str | None = None,
                  offset: int | None = None) -> NDArray[np.float64]:
