@@ -178,7 +178,7 @@ def lincomb(weights: Sequence[float], arrays: Sequence[Any]) -> Any:
             terms.extend(a.scaled_terms(float(w)))
         else:
             terms.append((float(w), a))
-    nonzero = [(w, a) for w, a in terms if w != 0.0]
+    nonzero = [term for term in terms if term[0] != 0.0]
     if not nonzero:
         return 0.0 * terms[0][1]
     w0, a0 = nonzero[0]

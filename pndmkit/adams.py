@@ -18,6 +18,7 @@ from typing import Any, Optional
 from pndmkit._backend import LinComb
 from pndmkit._checks import check_bool, check_int
 from pndmkit.estimators import GradientEstimator, Step, Warmup, capped_order, ramped_order
+from pndmkit.transfers import apply_planned, planned_coefficients
 from pndmkit.variables import (Variable, check_variable, exact_weights, grid_coordinates, grid_weights,
                                is_finite_step)
 
@@ -305,12 +306,14 @@ class AdamsPC(_Adams):
 
     def _pc_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any,
                     weights: Any = None) -> Optional[tuple]:
-        """``(predictor weights, corrector weights)``; ``None`` at an infinite coordinate (order 1)."""
+        """``(predictor weights, corrector weights, the transfer's coefficients of the step)``; ``None`` at an
+        infinite coordinate (order 1)."""
         nodes = [t, *past]
         if self.weights == "exact" and not finite(nodes + [t_next]):
             return None  # infinite coordinate: order 1 (module pndmkit.variables)
         weights = weights or self._weights
-        return (weights("ab", nodes, t, t_next, phi), weights("am", [t_next] + nodes, t, t_next, phi))
+        return (weights("ab", nodes, t, t_next, phi), weights("am", [t_next] + nodes, t, t_next, phi),
+                planned_coefficients(phi, t, t_next))
 
     def step(self, x, t, t_next, phi, state, plan=None):
         history, pending = state
@@ -332,7 +335,7 @@ class AdamsPC(_Adams):
             w = self._pc_weights(t, t_next, key, phi, lambda nodes: is_finite_step(self.variable, phi, nodes))
         if w is None:
             return Step((new_history, None), e=e)
-        x_p = phi(x, LinComb(w[0], es), t, t_next)
+        x_p = apply_planned(phi, w[2], x, LinComb(w[0], es), t, t_next)
         e_new = yield x_p, t_next
         pending = (t_next, e_new) if self.mode == "PEC" else None
         return Step((new_history, pending), e=LinComb(w[1], [e_new] + es))

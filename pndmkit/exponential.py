@@ -48,7 +48,7 @@ import numpy as np
 from pndmkit._backend import LinComb
 from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator, Step
-from pndmkit.transfers import DataTransfer, DDIMTransfer
+from pndmkit.transfers import DataTransfer, DDIMTransfer, apply_planned, planned_coefficients
 from pndmkit.variables import exact_weights, grid_coordinates, is_finite_step, lambda_weights
 
 __all__ = ["ExponentialMultistep", "UniPC", "dpm_solver_multistep", "deis_multistep",
@@ -367,7 +367,8 @@ class UniPC(GradientEstimator):
         return k, self._weights(k, nodes, t, t_next, phi, sign, k == 2, [lam(n) for n in nodes], lam(t_next))
 
     def plan(self, times, phi):
-        # per step: (corrector key, its weights, predictor key, its order and weights) of a fresh run
+        # per step, for a fresh run: corrector key and weights, predictor key, order and weights, the transfer's
+        # coefficients of the corrector (previous step) and of the step
         sign = _log_sign(phi)
         grid = [float(t) for t in times]
         lams = dict(zip(grid, grid_coordinates("lambda", phi, grid)))
@@ -385,7 +386,8 @@ class UniPC(GradientEstimator):
                 w_c = self._corrector(t_prev, t, p, past[1:p], phi, sign, finite, lams.__getitem__)
             key_p = past[: progress.cap(min(self.formula_order, len(past) + 1)) - 1]
             k, w_p = self._predictor(t, t_next, key_p, phi, sign, finite, lams.__getitem__)
-            entries.append((key_c, w_c, key_p, k, w_p))
+            entries.append((key_c, w_c, key_p, k, w_p, planned_coefficients(phi, previous[0], t)
+                            if previous is not None else None, planned_coefficients(phi, t, t_next)))
             progress, past, previous = progress.next(), ((t,) + past)[: self.formula_order], (t, k)
         return tuple(entries)
 
@@ -404,13 +406,14 @@ class UniPC(GradientEstimator):
         if previous is not None and self.corrector:
             t_prev, x_prev, p = previous
             older = tuple(tk for tk, _ in history[1:p])
+            ab = None
             if plan is not None and plan[0] == (t_prev, p, older):
-                w = plan[1]
+                w, ab = plan[1], plan[5]
             else:
                 w = self._corrector(t_prev, t, p, older, phi, sign, finite, lam)
             if w is not None:
                 arrays = [history[0][1], m] + [ek for _, ek in history[1:p]]
-                x_c = phi(x_prev, LinComb(w, arrays), t_prev, t)
+                x_c = apply_planned(phi, ab, x_prev, LinComb(w, arrays), t_prev, t)
         past = tuple(tk for tk, _ in history[: progress.cap(min(self.formula_order, len(history) + 1)) - 1])
         if plan is not None and plan[2] == past:
             k, w = plan[3], plan[4]
@@ -418,7 +421,8 @@ class UniPC(GradientEstimator):
             k, w = self._predictor(t, t_next, past, phi, sign, finite, lam)
         e = LinComb(w, [m] + [ek for _, ek in history[: k - 1]])
         new_history = (((t, m),) + history)[: self.formula_order]
-        return Step((progress.next(), new_history, (t, x_c, k)), x=phi(x_c, e, t, t_next))
+        x_next = apply_planned(phi, None if plan is None else plan[6], x_c, e, t, t_next)
+        return Step((progress.next(), new_history, (t, x_c, k)), x=x_next)
 
     def order(self, phi):
         _log_sign(phi)

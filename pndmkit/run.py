@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Generator, Optional
 
 import numpy as np
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 
 from pndmkit._backend import LinComb, all_finite, cast, lincomb
 from pndmkit.estimators import Step, planned_step
-from pndmkit.transfers import Transfer
+from pndmkit.transfers import planned_coefficients
 from pndmkit.models import check_output, to_eps
 
 __all__ = ["Run", "Solution", "Callback", "Plan", "make_plan", "start_run", "gradient_array"]
@@ -318,19 +319,36 @@ class Plan:
 
 
 def make_plan(integrator: Any, times: NDArray[np.float64]) -> Plan:
-    """The :class:`Plan` of ``integrator`` on ``times``.
+    """The :class:`Plan` of ``integrator`` on ``times``, computed once per integrator and grid.
+
+    A plan is immutable and depends only on the integrator and the grid, so runs on the same grid (the
+    batches of one sampling job, a scheduler's dry run and its loop) share one; the 32 most recent are kept.
 
     Raises
     ------
     TypeError
         The estimator's plan is neither ``None`` nor a tuple of one entry per step.
     """
+    times = np.asarray(times, dtype=np.float64)
+    try:
+        hash(integrator)
+    except TypeError:  # an unhashable integrator: no cache
+        return _plan(integrator, times)
+    return _cached_plan(integrator, times.tobytes())
+
+
+@lru_cache(maxsize=32)
+def _cached_plan(integrator: Any, times: bytes) -> Plan:
+    return _plan(integrator, np.frombuffer(times, dtype=np.float64))
+
+
+def _plan(integrator: Any, times: NDArray[np.float64]) -> Plan:
     phi, estimator = integrator.transfer, integrator.estimator
     steps = len(times) - 1
     grid = tuple(float(t) for t in times)
-    coefficients = None
-    if type(phi).__call__ is Transfer.__call__:
-        coefficients = tuple(phi.coefficients(grid[i], grid[i + 1]) for i in range(steps))
+    coefficients = tuple(planned_coefficients(phi, grid[i], grid[i + 1]) for i in range(steps))
+    if None in coefficients:  # a transfer with its own __call__: each step calls it
+        coefficients = None
     entries = estimator.plan(times, phi)
     if entries is not None and (not isinstance(entries, tuple) or len(entries) != steps):
         raise TypeError(f"{estimator!r}.plan must return None or a tuple of one entry per step ({steps}), got "

@@ -19,6 +19,7 @@ import numpy as np
 from pndmkit._backend import LinComb
 from pndmkit.estimators import GradientEstimator, Step, capped_order
 from pndmkit.tableaus import ButcherTableau
+from pndmkit.transfers import apply_planned, planned_coefficients
 from pndmkit.variables import Variable, check_variable, coordinate, grid_coordinates, is_finite_step, time_at
 
 __all__ = ["RungeKutta"]
@@ -85,14 +86,20 @@ class RungeKutta(GradientEstimator):
         return [t if c == 0 else t_next if c == 1 else inner[c] for c in self._c]
 
     def plan(self, times, phi):
-        # per step: the stage times, or () where the step is taken at order 1 (an infinite coordinate)
+        # per step: the stage times and the transfer's coefficients to each stage, or () where the step is
+        # taken at order 1 (an infinite coordinate)
         grid = [float(t) for t in times]
         if self.variable == "t":
-            return tuple(tuple(self.stage_times(t, t_next, phi)) for t, t_next in zip(grid[:-1], grid[1:]))
-        v, u = grid_coordinates(self.variable, phi, grid), grid_coordinates("native", phi, grid)
-        finite = [math.isfinite(a) and math.isfinite(b) for a, b in zip(v, u)]
-        return tuple(tuple(self._stage_times(grid[i], grid[i + 1], phi, v[i], v[i + 1])) if finite[i] and finite[i + 1]
-                     else () for i in range(len(grid) - 1))
+            stages = [self.stage_times(t, t_next, phi) for t, t_next in zip(grid[:-1], grid[1:])]
+        else:
+            v, u = grid_coordinates(self.variable, phi, grid), grid_coordinates("native", phi, grid)
+            finite = [math.isfinite(a) and math.isfinite(b) for a, b in zip(v, u)]
+            stages = [self._stage_times(grid[i], grid[i + 1], phi, v[i], v[i + 1]) if finite[i] and finite[i + 1]
+                      else None for i in range(len(grid) - 1)]
+        return tuple(() if times_i is None else
+                     (tuple(times_i), tuple(planned_coefficients(phi, t, t_i) if c else None
+                                            for c, t_i in zip(self._c, times_i)))
+                     for t, times_i in zip(grid, stages))
 
     def step(self, x, t, t_next, phi, state, plan=None):
         if plan is None and self.variable != "t" and not is_finite_step(self.variable, phi, (t, t_next)):
@@ -100,10 +107,11 @@ class RungeKutta(GradientEstimator):
         if plan == ():  # the documented rule at an infinite coordinate: one Euler step of the transfer
             e = yield x, t
             return Step(state, e=e)
-        times = self.stage_times(t, t_next, phi) if plan is None else plan
+        times, coefficients = (self.stage_times(t, t_next, phi), (None,) * len(self._c)) if plan is None else plan
         gs = [(yield x, t)]
         for i in range(1, len(self._b)):
-            x_i = x if not self._c[i] else phi(x, LinComb(self._stage_a[i], gs), t, times[i])
+            x_i = x if not self._c[i] else apply_planned(phi, coefficients[i], x, LinComb(self._stage_a[i], gs), t,
+                                                          times[i])
             g = yield x_i, times[i]
             gs.append(g if self.derivative == "stage" or phi.gradient_is_eps else phi.rebase(g, x_i, times[i], x, t))
         return Step(state, e=LinComb(self._b, gs))

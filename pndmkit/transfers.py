@@ -31,7 +31,7 @@ from typing import Any
 from pndmkit._backend import LinComb, lincomb
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
-__all__ = ["Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer"]
+__all__ = ["Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer", "planned_coefficients", "apply_planned"]
 
 
 class Transfer(ABC):
@@ -92,6 +92,18 @@ class Transfer(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.schedule!r})"
+
+
+def planned_coefficients(phi: Transfer, t: float, t_next: float) -> tuple[float, float] | None:
+    """``phi.coefficients(t, t_next)`` for a plan, or ``None`` if ``phi`` overrides ``__call__`` (then a step
+    must call it). Paired with :func:`apply_planned`."""
+    return phi.coefficients(t, t_next) if type(phi).__call__ is Transfer.__call__ else None
+
+
+def apply_planned(phi: Transfer, coefficients: tuple[float, float] | None, x: Any, e: Any, t: float,
+                  t_next: float) -> Any:
+    """``phi(x, e, t, t_next)`` with coefficients from :func:`planned_coefficients` (``None``: call ``phi``)."""
+    return phi(x, e, t, t_next) if coefficients is None else lincomb(coefficients, (x, e))
 
 
 class DDIMTransfer(Transfer):
