@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
@@ -185,7 +186,7 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         integrator = method
     else:
         spec = method if isinstance(method, MethodSpec) else get_method(method)
-        integrator = spec.build(schedule)
+        integrator = built(spec, schedule)
     grid_request = settings["grid"]
     if integrator.kind == "adaptive" and grid_request is None:
         # it chooses its own steps: ``steps`` is ignored and it integrates the whole trajectory (from T - 1 on a
@@ -208,6 +209,24 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         model = partial(model, **model_kwargs)
     eps_model = shift_time(as_eps(model, schedule, prediction), shift)
     return integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
+
+
+def built(spec: MethodSpec, schedule: NoiseSchedule) -> Any:
+    """``spec.build(schedule)``, built once per method and schedule object (the 64 most recent are kept).
+
+    Integrators are immutable, so the calls of :func:`sample` with one method and schedule share one, and
+    with it the plan of each grid (:func:`pndmkit.run.make_plan`): repeated sampling computes step weights
+    once. An unhashable schedule or spec is built afresh.
+    """
+    try:
+        return _built(spec, schedule)
+    except TypeError:
+        return spec.build(schedule)
+
+
+@lru_cache(maxsize=64)
+def _built(spec: MethodSpec, schedule: NoiseSchedule) -> Any:
+    return spec.build(schedule)
 
 
 _PARAMETERS = ("model", "x_T", "schedule", "method", "steps", "grid", "prediction", "t_start", "t_end", "convention",
