@@ -57,6 +57,7 @@ are the remaining ones: methods with the same evaluations in every step (``ddim`
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -143,7 +144,27 @@ def evaluation_times(integrator: Integrator, grid: Any) -> tuple[list[float], di
         The evaluation times in order (their number is the NFE).
     starts : dict
         ``{k: j}`` for each evaluation ``k`` that is the first of grid step ``j`` and lies at ``grid[j]``.
+
+    The dry run is done once per integrator and grid (the 32 most recent are kept): a pipeline calls
+    ``set_timesteps`` before every batch.
     """
+    grid = np.asarray(grid, dtype=np.float64)
+    try:
+        hash(integrator)
+    except TypeError:  # an unhashable integrator: no cache
+        times, starts = _dry_run(integrator, grid)
+    else:
+        times, starts = _cached_dry_run(integrator, grid.tobytes())
+    return list(times), dict(starts)
+
+
+@lru_cache(maxsize=32)
+def _cached_dry_run(integrator: Integrator, grid: bytes) -> tuple[tuple[float, ...], tuple[tuple[int, int], ...]]:
+    times, starts = _dry_run(integrator, np.frombuffer(grid, dtype=np.float64))
+    return tuple(times), tuple(starts.items())
+
+
+def _dry_run(integrator: Integrator, grid: Any) -> tuple[list[float], dict[int, int]]:
     run = integrator.start(np.zeros(1), grid)
     zero = np.zeros(1)
     times: list[float] = []
