@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from functools import lru_cache
 from typing import Any
 
 from pndmkit._backend import LinComb, lincomb
@@ -203,11 +204,10 @@ class DataTransfer(Transfer):
         return lincomb(self.gradient_coefficients(t), (x, eps))
 
     def gradient_coefficients(self, t: float) -> tuple[float, float]:
-        if not isinstance(self.schedule, VPSchedule):  # x0 = (x - sigma eps) / alpha
-            return 1.0 / float(self.schedule.alpha(t)), -float(self.schedule.s(t))
-        la = float(self.schedule.log_abar(t))
-        inv_alpha = math.exp(-0.5 * la)
-        return inv_alpha, -math.sqrt(-math.expm1(la)) * inv_alpha
+        try:
+            return _x0_coefficients(self.schedule, float(t))
+        except TypeError:  # an unhashable schedule
+            return _x0_coefficients.__wrapped__(self.schedule, float(t))
 
     def coordinate(self, t: float) -> float:
         s = float(self.schedule.s(t))
@@ -215,6 +215,16 @@ class DataTransfer(Transfer):
 
     def time_at(self, u: float) -> float:
         return float(self.schedule.t_from_s(0.0 if math.isinf(u) else 1.0 / u))
+
+
+@lru_cache(maxsize=4096)  # every evaluation of a data-prediction method asks, mostly at the same grid times
+def _x0_coefficients(schedule: NoiseSchedule, t: float) -> tuple[float, float]:
+    """``(1/alpha, -s)`` at ``t``: ``x0 = x / alpha - s eps``."""
+    if not isinstance(schedule, VPSchedule):  # x0 = (x - sigma eps) / alpha
+        return 1.0 / float(schedule.alpha(t)), -float(schedule.s(t))
+    la = float(schedule.log_abar(t))
+    inv_alpha = math.exp(-0.5 * la)
+    return inv_alpha, -math.sqrt(-math.expm1(la)) * inv_alpha
 
 
 class LinearTransfer(Transfer):
