@@ -200,3 +200,13 @@ def test_the_readme_benchmark_tables_are_the_results_file():
     assert [row["method"] for row in result["methods"]] == [name for name in BUILTIN if not METHODS[name].adaptive]
     for row in result["shared"]:
         assert f"| {row['method']} | {tuple(row['shape'])} | {row['sample_us']:.1f} |" in readme
+
+
+def test_a_stability_warning_points_at_the_callers_line_through_the_graph_wrapper():
+    """With torch imported, Integrator.start runs through torch.compiler.disable's wrapper; the warning still
+    names the line that called pndmkit.sample."""
+    torch = pytest.importorskip("torch")
+    with pytest.warns(pndmkit.StabilityWarning) as record:
+        pndmkit.sample(lambda x, t: 0.1 * x, torch.ones(2), schedule=DiscreteVP.cosine(), method="f-pndm", steps=50,
+                       grid="trailing")
+    assert len(record) == 1 and record[0].filename == __file__
