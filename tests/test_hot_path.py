@@ -203,9 +203,10 @@ def test_the_readme_benchmark_tables_are_the_results_file():
 
 
 def test_a_stability_warning_points_at_the_callers_line_through_the_graph_wrapper():
-    """With torch imported, Integrator.start runs through torch.compiler.disable's wrapper; the warning still
-    names the line that called pndmkit.sample."""
+    """Once torch.compile's machinery is imported, Integrator.start runs through torch.compiler.disable's
+    wrapper; the warning still names the line that called pndmkit.sample."""
     torch = pytest.importorskip("torch")
+    pytest.importorskip("torch._dynamo")  # what torch.compile imports first
     with pytest.warns(pndmkit.StabilityWarning) as record:
         pndmkit.sample(lambda x, t: 0.1 * x, torch.ones(2), schedule=DiscreteVP.cosine(), method="f-pndm", steps=50,
                        grid="trailing")
