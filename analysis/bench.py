@@ -1,19 +1,29 @@
-"""Solver overhead per step, without the model: pndmkit ``Integrator.solve`` (ask/tell) against diffusers ``PNDMScheduler.step``.
+"""Solver overhead per model evaluation, without the model: pndmkit against diffusers' schedulers.
 
 ``make bench`` runs ``python -m analysis.bench``: this benchmark, then ``analysis.bench_nn.main()`` (the
 network benchmark) when that module exists.
 
 The model returns one preallocated tensor (zeros), so what is timed is the sampler's own work: the
-multistep combination, the transfer, the bookkeeping. Both sides run the same algorithm on the same grid
-(PLMS: PIE warm-up then AB2, AB3, AB4 -- ``plms`` in pndmkit, ``PNDMScheduler(skip_prk_steps=True)`` in
-diffusers; leading spacing, ``steps_offset=1``, final ``abar_0``), torch float32 on the CPU, one thread
-(the machine is shared; both sides get the same), interleaved repeats, best of ``repeats``.
+weights, the combinations, the transfer, the bookkeeping, the argument checks. Torch float32 on the CPU,
+one thread (the machine is shared; every side gets the same), interleaved repeats, best of ``repeats``
+(three times as many at shapes below 2**16 entries).
+Three tables:
 
-The memory-bandwidth bound of one AB4 step is the traffic of a fused kernel: read the new eps, the three
-past ones and ``x``, write ``x_next`` -- six arrays -- divided by the copy bandwidth measured here
-(``dst.copy_(src)`` on 64 MiB, counting read + write).
+1. **Methods with a diffusers counterpart**, at each shape of :data:`SHAPES`, 20 steps: the time per model
+   evaluation of ``pndmkit.sample`` (a whole call: checks, grid, run) and of a ``PNDMKitScheduler`` loop
+   (``set_timesteps`` and one ``step`` per evaluation, as a pipeline drives it), each divided by the time per
+   step of the diffusers scheduler's own loop (``set_timesteps`` and ``step``; one evaluation per step).
+   The pndmkit side runs on the grid of a ``PNDMKitScheduler`` with the diffusers scheduler's spacing
+   (``leading`` for DDIM/PNDM, ``linspace`` otherwise) and ``set_alpha_to_one`` as diffusers' default.
+2. **Every built-in fixed-step method**: ``pndmkit.sample``'s time per evaluation at :data:`SMALL_SHAPE`
+   (where the overhead is the sampling time of a small latent on a GPU), its ratio to ``ipndm``'s, and the
+   time of the plan of a fresh integrator on the grid (``pndmkit.run.make_plan``: step weights and stage
+   times, which ``sample`` computes on its first call with a method, schedule and grid and then reuses).
+3. **The memory-bandwidth bound** of one AB4 step (``plms``), the traffic of a fused kernel: read the new
+   eps, the three past ones and ``x``, write ``x_next`` -- six arrays -- divided by the copy bandwidth
+   measured at the size of that working set (``dst.copy_(src)``, counting read + write).
 
-Writes ``analysis/results/bench.json`` and ``analysis/results/bench.md``.
+Writes ``analysis/results/bench.json`` and ``analysis/results/bench.md`` (the README quotes the latter).
 """
 
 from __future__ import annotations
@@ -28,13 +38,30 @@ import platform
 import pstats
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHAPES = ((1, 3, 32, 32), (64, 3, 32, 32), (256, 3, 64, 64))
+#: the shape of the per-method table (a small latent: the overhead is everything)
+SMALL_SHAPE = (1, 4, 8, 8)
+STEPS = 20
 #: arrays a fused AB4 step reads and writes: 4 eps + x read, x_next written
 ARRAYS_PER_STEP = 6
+#: pndmkit method -> (diffusers scheduler, its options, the spacing it uses by default)
+SHARED = {
+    "ddim": ("DDIMScheduler", {}, "leading"),
+    "plms": ("PNDMScheduler", {"skip_prk_steps": True}, "leading"),
+    "dpm-solver++-2m": ("DPMSolverMultistepScheduler", {"solver_order": 2}, "linspace"),
+    "dpm-solver++-3m": ("DPMSolverMultistepScheduler", {"solver_order": 3}, "linspace"),
+    "unipc-2": ("UniPCMultistepScheduler", {"solver_order": 2}, "linspace"),
+    "unipc-3": ("UniPCMultistepScheduler", {"solver_order": 3}, "linspace"),
+    "deis-3": ("DEISMultistepScheduler", {"solver_order": 3}, "linspace"),
+}
+#: goals: pndmkit.sample and the scheduler loop against diffusers; other methods against ipndm; plms against
+#: the bandwidth bound at the largest shape
+GOALS = {"sample": 0.6, "scheduler": 1.0, "vs_ipndm": 1.5, "bound": 2.0}
 
 
 def copy_bandwidth(torch: Any, numel: int = 16 * 2**20, repeats: int = 7) -> float:
@@ -62,31 +89,43 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - tic
 
 
-def _pndmkit_loop(torch: Any, shape: tuple, steps: int) -> Callable[[], Any]:
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for k in shape:
+        n *= k
+    return n
+
+
+def _kit_scheduler(method: str, spacing: str, set_alpha_to_one: bool) -> Any:
+    from pndmkit.integrations.diffusers import PNDMKitScheduler
+
+    return PNDMKitScheduler(method=method, timestep_spacing=spacing, set_alpha_to_one=set_alpha_to_one,
+                            steps_offset=1 if spacing == "leading" else 0)
+
+
+def sample_loop(torch: Any, method: str, shape: Sequence[int], grid: Any) -> tuple[Callable[[], Any], int]:
+    """``pndmkit.sample`` on ``grid`` with a model returning zeros; the loop and its number of evaluations."""
     import pndmkit
-    from pndmkit.grids import make_grid
+    import pndmkit.grids
 
     schedule = pndmkit.DiscreteVP.linear()
-    integrator = pndmkit.METHODS["plms"].build(schedule)
-    grid = [float(t) for t in make_grid(schedule, steps, "leading", final_alpha="first", offset=1)]
-    e = torch.zeros(shape)
-    x = torch.randn(shape)
+    e, x = torch.zeros(shape), torch.randn(shape)
 
     def model(x: Any, t: float) -> Any:
         return e
 
     def loop() -> Any:
-        return integrator.solve(model, x, grid).x
+        return pndmkit.sample(model, x, schedule=schedule, method=method, grid=grid)
 
-    return loop
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nfe = loop().nfe
+    return loop, nfe
 
 
-def _diffusers_loop(torch: Any, shape: tuple, steps: int) -> Callable[[], Any]:
-    from pndmkit.studies.peers import import_diffusers
-
-    scheduler = import_diffusers().PNDMScheduler(skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)
-    e = torch.zeros(shape)
-    x = torch.randn(shape)
+def scheduler_loop(torch: Any, scheduler: Any, shape: Sequence[int], steps: int) -> tuple[Callable[[], Any], int]:
+    """A pipeline's loop over a diffusers-style ``scheduler``: ``set_timesteps``, one ``step`` per evaluation."""
+    e, x = torch.zeros(shape), torch.randn(shape)
 
     def loop() -> Any:
         scheduler.set_timesteps(steps)
@@ -95,70 +134,143 @@ def _diffusers_loop(torch: Any, shape: tuple, steps: int) -> Callable[[], Any]:
             sample = scheduler.step(e, t, sample).prev_sample
         return sample
 
-    return loop
-
-
-def _steps_for(shape: tuple) -> int:
-    numel = 1
-    for n in shape:
-        numel *= n
-    return 50 if numel <= 64 * 3 * 32 * 32 else 20
-
-
-def profile_pndmkit(torch: Any, shape: tuple, top: int = 12) -> str:
-    """cProfile of pndmkit's loop at ``shape`` (cumulative time), as text."""
-    loop = _pndmkit_loop(torch, shape, 50)
     loop()
+    return loop, len(scheduler.timesteps)
+
+
+def shared_row(torch: Any, method: str, shape: Sequence[int], steps: int, repeats: int,
+               between: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Time per evaluation of the three loops of ``method`` at ``shape`` (interleaved, best of ``repeats``)."""
+    from pndmkit.studies.peers import import_diffusers
+
+    cls, options, spacing = SHARED[method]
+    peer_cls = getattr(import_diffusers(), cls)
+    peer = peer_cls(**options)
+    kit = _kit_scheduler(method, spacing, bool(peer.config.get("set_alpha_to_one", True)))
+    kit.set_timesteps(steps)
+    loops = {"sample": sample_loop(torch, method, shape, [float(t) for t in kit.grid]),
+             "scheduler": scheduler_loop(torch, kit, shape, steps),
+             "diffusers": scheduler_loop(torch, peer, shape, steps)}
+    best = {name: float("inf") for name in loops}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeats):  # interleaved, so that load changes hit every side alike
+            for name, (loop, nfe) in loops.items():
+                best[name] = min(best[name], _timed(loop) / nfe)
+            if between is not None:
+                between()
+    return {"method": method, "shape": list(shape), "steps": steps, "diffusers_class": cls,
+            "nfe": {name: nfe for name, (_, nfe) in loops.items()},
+            "sample_us": best["sample"] * 1e6, "scheduler_us": best["scheduler"] * 1e6,
+            "diffusers_us": best["diffusers"] * 1e6, "sample_ratio": best["sample"] / best["diffusers"],
+            "scheduler_ratio": best["scheduler"] / best["diffusers"]}
+
+
+def method_costs(torch: Any, shape: Sequence[int], steps: int, repeats: int) -> list[dict[str, Any]]:
+    """``pndmkit.sample``'s time per evaluation for every registered fixed-step method at ``shape``."""
+    import pndmkit
+    import pndmkit.grids
+
+    import numpy as np
+
+    from pndmkit.methods import BUILTIN, METHODS
+    from pndmkit.run import make_plan
+
+    schedule = pndmkit.DiscreteVP.linear()
+    grid = [float(t) for t in pndmkit.grids.make_grid(schedule, steps)]
+    times = np.asarray(grid)
+    names = [name for name in BUILTIN if not METHODS[name].adaptive]
+    loops = {name: sample_loop(torch, name, shape, grid) for name in names}
+    best = {name: float("inf") for name in names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeats):
+            for name, (loop, nfe) in loops.items():
+                best[name] = min(best[name], _timed(loop) / nfe)
+    plan = {name: min(_timed(lambda: make_plan(METHODS[name].build(schedule), times)) for _ in range(repeats))
+            for name in names}  # a fresh integrator: nothing cached
+    base = best["ipndm"]
+    return [{"method": name, "shape": list(shape), "steps": steps, "nfe": loops[name][1], "us": best[name] * 1e6,
+             "vs_ipndm": best[name] / base, "plan_us": plan[name] * 1e6, "shared": name in SHARED} for name in names]
+
+
+def bound_row(torch: Any, shape: Sequence[int], steps: int, repeats: int, dram: float) -> dict[str, Any]:
+    """``plms`` through ``pndmkit.sample`` and the diffusers PNDM loop against the bandwidth bound at ``shape``."""
+    numel = _numel(shape)
+    # the bound uses the copy bandwidth at the size of the step's working set (6 arrays): small shapes stay in
+    # cache, where the DRAM figure would overstate the bound; measured between the loops' repeats, so that the
+    # machine's load moves both alike
+    bandwidths = [dram]
+
+    def between() -> None:
+        bandwidths.append(copy_bandwidth(torch, numel * ARRAYS_PER_STEP // 2, repeats=3))
+
+    row = shared_row(torch, "plms", shape, steps, repeats, between=between)
+    shape_bw = max(bandwidths)
+    bound = ARRAYS_PER_STEP * numel * 4 / shape_bw
+    return {"shape": list(shape), "steps": steps, "bound_us": bound * 1e6, "copy_bandwidth_GBps": shape_bw / 1e9,
+            "sample_us": row["sample_us"], "diffusers_us": row["diffusers_us"],
+            "sample_over_bound": row["sample_us"] * 1e-6 / bound,
+            "diffusers_over_bound": row["diffusers_us"] * 1e-6 / bound}
+
+
+def _repeats(repeats: int, shape: Sequence[int]) -> int:
+    """More repeats where a loop is short (the minimum of a few loops of a millisecond is still noisy on a
+    shared machine): 3x below 2**16 entries."""
+    return 3 * repeats if _numel(shape) < 2**16 else repeats
+
+
+def profile_sample(torch: Any, method: str, shape: Sequence[int], top: int = 12) -> str:
+    """cProfile of ``pndmkit.sample`` with ``method`` at ``shape`` (own time), as text."""
+    import pndmkit
+    import pndmkit.grids
+
+    loop, _ = sample_loop(torch, method, shape, [float(t) for t in
+                                                 pndmkit.grids.make_grid(pndmkit.DiscreteVP.linear(), STEPS)])
     prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(20):
-        loop()
-    prof.disable()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prof.enable()
+        for _ in range(20):
+            loop()
+        prof.disable()
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
     return out.getvalue()
 
 
-def run(repeats: int = 5, threads: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(repeats: int = 5, threads: int = 1, shapes: Sequence[Sequence[int]] = SHAPES,
+        methods: Sequence[str] = tuple(SHARED), log: Callable[[str], None] = print) -> dict[str, Any]:
     import torch
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        bandwidth = copy_bandwidth(torch)
-        rows = []
-        for shape in SHAPES:
-            numel = 1
-            for n in shape:
-                numel *= n
-            # the bound uses the copy bandwidth at the size of the step's working set (6 arrays): small
-            # shapes stay in cache, where the 64 MiB (DRAM) figure would overstate the bound
-            shape_bw = max(bandwidth, copy_bandwidth(torch, numel * ARRAYS_PER_STEP // 2))
-            steps = _steps_for(shape)
-            loops = {"pndmkit": _pndmkit_loop(torch, shape, steps), "diffusers": _diffusers_loop(torch, shape, steps)}
-            for loop in loops.values():  # warm up (allocator, first-call caches)
-                loop()
-            best = {name: float("inf") for name in loops}
-            for _ in range(repeats):  # interleaved, so that load changes hit both sides alike
-                for name, loop in loops.items():
-                    best[name] = min(best[name], _timed(loop) / steps)
-            bound = ARRAYS_PER_STEP * numel * 4 / shape_bw
-            row = {"shape": list(shape), "steps": steps, "pndmkit_us": best["pndmkit"] * 1e6,
-                   "diffusers_us": best["diffusers"] * 1e6, "ratio": best["pndmkit"] / best["diffusers"],
-                   "bound_us": bound * 1e6, "copy_bandwidth_GBps": shape_bw / 1e9,
-                   "pndmkit_over_bound": best["pndmkit"] / bound,
-                   "diffusers_over_bound": best["diffusers"] / bound}
-            rows.append(row)
-            log(f"{str(tuple(shape)):>18}: pndmkit {row['pndmkit_us']:9.1f} us/step, diffusers "
-                f"{row['diffusers_us']:9.1f} us/step, ratio {row['ratio']:.2f}, bound {row['bound_us']:8.1f} us")
+        dram = copy_bandwidth(torch)
+        shared = []
+        for shape in shapes:
+            for method in methods:
+                row = shared_row(torch, method, shape, STEPS, _repeats(repeats, shape))
+                shared.append(row)
+                log(f"{method:>16} {str(tuple(shape)):>18}: sample {row['sample_us']:9.1f} us, scheduler "
+                    f"{row['scheduler_us']:9.1f} us, diffusers {row['diffusers_us']:9.1f} us per evaluation; "
+                    f"ratios {row['sample_ratio']:.2f}, {row['scheduler_ratio']:.2f}")
+        costs = method_costs(torch, SMALL_SHAPE, STEPS, _repeats(repeats, SMALL_SHAPE))
+        for row in costs:
+            log(f"{row['method']:>16} {str(SMALL_SHAPE)}: {row['us']:8.1f} us per evaluation, "
+                f"{row['vs_ipndm']:.2f}x ipndm")
+        bounds = [bound_row(torch, shape, STEPS, _repeats(repeats, shape), dram) for shape in shapes]
+        for row in bounds:
+            log(f"plms {str(tuple(row['shape'])):>18}: sample {row['sample_us']:9.1f} us, bound {row['bound_us']:8.1f} "
+                f"us ({row['sample_over_bound']:.2f}x)")
         result = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
                               "torch": torch.__version__, "diffusers": _version("diffusers"), "threads": threads,
-                              "cpu_count": os.cpu_count(), "copy_bandwidth_GBps": bandwidth / 1e9,
-                              "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None},
-                  "method": "plms (PIE, AB2, AB3, AB4) vs PNDMScheduler(skip_prk_steps=True); model returns a "
-                            "preallocated zero tensor; best of %d interleaved repeats" % repeats,
-                  "arrays_per_step_bound": ARRAYS_PER_STEP, "rows": rows}
-        result["profile_small_shape"] = profile_pndmkit(torch, SHAPES[0])
+                              "cpu_count": os.cpu_count(), "copy_bandwidth_GBps": dram / 1e9,
+                              "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+                              "device": "cpu"},
+                  "repeats": repeats, "steps": STEPS, "goals": GOALS, "shared": shared, "methods": costs,
+                  "arrays_per_step_bound": ARRAYS_PER_STEP, "bound": bounds}
+        result["profile_small_shape"] = profile_sample(torch, "unipc-3", SMALL_SHAPE)
     finally:
         torch.set_num_threads(old_threads)
     return result
@@ -171,19 +283,41 @@ def _version(name: str) -> str | None:
         return None
 
 
+def _shape(shape: Sequence[int]) -> str:
+    return str(tuple(shape))
+
+
 def markdown(result: dict[str, Any]) -> str:
-    m = result["machine"]
+    """The three tables of ``bench.md`` (the README quotes each verbatim)."""
+    m, goals = result["machine"], result["goals"]
     load = m.get("load_average")
-    lines = [f"Solver overhead per step without the model (torch {m['torch']} CPU float32, {m['threads']} thread, "
-             f"diffusers {m['diffusers']}, DRAM copy bandwidth {m['copy_bandwidth_GBps']:.1f} GB/s"
+    lines = [f"Solver overhead per model evaluation without the model (torch {m['torch']} CPU float32, "
+             f"{m['threads']} thread, diffusers {m['diffusers']}, {result['steps']} steps, best of {result['repeats']} "
+             f"interleaved repeats ({_repeats(result['repeats'], SMALL_SHAPE)} below 2**16 entries), DRAM copy bandwidth {m['copy_bandwidth_GBps']:.1f} GB/s"
              + (f", load average {load[0]:.1f} on {m['cpu_count']} cores" if load else "") + ").", "",
-             "| shape | pndmkit (us/step) | diffusers (us/step) | pndmkit / diffusers | bandwidth bound (us) "
-             "| copy GB/s at that size | pndmkit / bound | diffusers / bound |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in result["rows"]:
-        lines.append(f"| {tuple(r['shape'])} | {r['pndmkit_us']:.1f} | {r['diffusers_us']:.1f} | {r['ratio']:.2f} "
-                     f"| {r['bound_us']:.1f} | {r['copy_bandwidth_GBps']:.1f} | {r['pndmkit_over_bound']:.1f} "
-                     f"| {r['diffusers_over_bound']:.1f} |")
+             f"Methods with a diffusers counterpart (goals: `pndmkit.sample` <= {goals['sample']}x and the "
+             f"`PNDMKitScheduler` loop <= {goals['scheduler']}x diffusers' time per step):", "",
+             "| method | shape | `pndmkit.sample` (us/eval) | `PNDMKitScheduler` loop (us/eval) | diffusers (us/step) "
+             "| sample / diffusers | scheduler / diffusers |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in result["shared"]:
+        lines.append(f"| {r['method']} | {_shape(r['shape'])} | {r['sample_us']:.1f} | {r['scheduler_us']:.1f} "
+                     f"| {r['diffusers_us']:.1f} ({r['diffusers_class']}) | {r['sample_ratio']:.2f} "
+                     f"| {r['scheduler_ratio']:.2f} |")
+    lines += ["", f"Every built-in fixed-step method through `pndmkit.sample` at {_shape(SMALL_SHAPE)}, repeated calls "
+              f"(goal: within "
+              f"{goals['vs_ipndm']}x of `ipndm` per evaluation):", "",
+              "| method | NFE | us/eval | / ipndm | plan (us, once per method, schedule and grid) |",
+              "|---|---:|---:|---:|---:|"]
+    for r in result["methods"]:
+        lines.append(f"| {r['method']} | {r['nfe']} | {r['us']:.1f} | {r['vs_ipndm']:.2f} | {r['plan_us']:.0f} |")
+    lines += ["", f"Bandwidth bound of one AB4 step (`plms`; goal at the largest shape: within {goals['bound']}x):", "",
+              "| shape | `pndmkit.sample` (us/eval) | diffusers (us/step) | bound (us) | copy GB/s at that size "
+              "| sample / bound | diffusers / bound |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in result["bound"]:
+        lines.append(f"| {_shape(r['shape'])} | {r['sample_us']:.1f} | {r['diffusers_us']:.1f} | {r['bound_us']:.1f} "
+                     f"| {r['copy_bandwidth_GBps']:.1f} | {r['sample_over_bound']:.2f} "
+                     f"| {r['diffusers_over_bound']:.2f} |")
     lines += ["", f"Bound: {result['arrays_per_step_bound']} arrays read or written per AB4 step (4 eps, x, x_next) "
               "divided by the copy bandwidth measured at the size of that working set.", ""]
     return "\n".join(lines)

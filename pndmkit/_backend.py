@@ -6,12 +6,14 @@ installed and with any torch version a user has.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+import sys
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
-__all__ = ["is_torch", "check_array", "match_dtype", "cast", "read_only", "version_counter", "concatenate", "to_host_float64", "from_host", "all_finite",
-           "dtype_name", "lincomb", "LinComb"]
+__all__ = ["is_torch", "check_array", "match_dtype", "cast", "read_only", "version_counter", "concatenate",
+           "to_host_float64", "from_host", "all_finite", "dtype_name", "lincomb", "LinComb", "outside_graph"]
 
 #: tensor dtypes numpy shares; others (bfloat16) travel to and from the host as float32
 _HOST_SHARED = ("float64", "float32", "float16")
@@ -137,9 +139,18 @@ def concatenate(arrays: Sequence[Any]) -> Any:
 
 
 def all_finite(x: Any) -> bool:
-    """Whether every entry is finite (synchronises with the device for torch: use only on request)."""
+    """Whether every entry is finite (synchronises with the device for torch, once: use only on request).
+
+    A tensor is reduced to its minimum and maximum (one pass, nothing allocated at its size; both are NaN if
+    an entry is, and an infinite entry is one of them): ``0 * min + 0 * max`` is finite exactly when every
+    entry is. ``isfinite().all()`` would first write a boolean tensor of the sample's size (on a 12 MB CPU
+    sample, 40 times slower).
+    """
     if is_torch(x):
-        return bool(x.isfinite().all().item())
+        if x.numel() == 0:
+            return True
+        low, high = x.aminmax()
+        return bool((low * 0 + high * 0).isfinite().item())
     return bool(np.isfinite(x).all())
 
 
@@ -194,7 +205,7 @@ def lincomb(weights: Sequence[float], arrays: Sequence[Any]) -> Any:
             terms.extend(a.scaled_terms(float(w)))
         else:
             terms.append((float(w), a))
-    nonzero = [(w, a) for w, a in terms if w != 0.0]
+    nonzero = [term for term in terms if term[0] != 0.0]
     if not nonzero:
         return 0.0 * terms[0][1]
     w0, a0 = nonzero[0]
@@ -208,3 +219,31 @@ def lincomb(weights: Sequence[float], arrays: Sequence[Any]) -> Any:
             np.multiply(a, w, out=scratch)
             out += scratch
     return out
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def outside_graph(fn: _F) -> _F:
+    """Decorator: ``fn`` runs eagerly, outside the graph, when a ``torch.compile`` trace reaches it.
+
+    For the host-side set-up of a run (grid checks, the stability check, the plan: numpy in float64),
+    which a trace would otherwise turn into tensor operations (``torch._dynamo`` traces numpy). The trace
+    breaks around the call and resumes after it; called outside a trace, ``fn`` runs as it is (directly until
+    ``torch._dynamo`` has been imported). torch is looked up only among the imported modules, never imported
+    here.
+    """
+
+    disabled: list = []  # fn under torch.compiler.disable, made on the first call once torch._dynamo is imported
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not disabled:
+            # torch.compile imports torch._dynamo before it traces anything: until then nothing can be traced,
+            # and importing it here would cost every torch user a second and 40 MB
+            if sys.modules.get("torch._dynamo") is None:
+                return fn(*args, **kwargs)
+            disabled.append(sys.modules["torch"].compiler.disable(fn))
+        return disabled[0](*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -11,13 +11,16 @@ PLMS/F-PNDM/iPNDM use) or exact on the actual nodes in a chosen variable (``"exa
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any, Optional
 
 from pndmkit._backend import LinComb
 from pndmkit._checks import check_bool, check_int
 from pndmkit.estimators import GradientEstimator, Step, Warmup, capped_order, ramped_order
-from pndmkit.variables import Variable, check_variable, exact_weights, is_finite_step
+from pndmkit.transfers import apply_planned, planned_coefficients
+from pndmkit.variables import (Variable, check_variable, exact_weights, grid_coordinates, grid_weights,
+                               is_finite_step)
 
 __all__ = ["LinearMultistep", "AdamsPC"]
 
@@ -65,6 +68,22 @@ class _Adams(GradientEstimator):
         if self.weights == "fixed":
             return _fixed(kind, len(nodes))
         return exact_weights(self.variable, phi, nodes, t, t_next)
+
+    def _plan_weights(self, phi: Any, times: Any) -> Any:
+        """``_weights`` for the nodes and steps of the grid ``times``, from coordinates computed once."""
+        if self.weights == "fixed":
+            return lambda kind, nodes, t, t_next, phi: _fixed(kind, len(nodes))
+        on_grid = grid_weights(self.variable, phi, times)
+        return lambda kind, nodes, t, t_next, phi: on_grid(nodes, t, t_next)
+
+    def _finite(self, phi: Any, times: Any) -> Any:
+        """``is_finite_step`` on grid nodes, from one evaluation of the coordinates on the whole grid."""
+        if self.weights != "exact":
+            return lambda nodes: True
+        finite = {float(t) for t, v, u in zip(times, grid_coordinates(self.variable, phi, times),
+                                               grid_coordinates("native", phi, times))
+                  if math.isfinite(v) and math.isfinite(u)}
+        return lambda nodes: all(n in finite for n in nodes)
 
 
 class LinearMultistep(_Adams):
@@ -129,12 +148,36 @@ class LinearMultistep(_Adams):
     def observe(self, state, t, e):
         return self._warm.observe(state, t, e) if self._warm else _Adams.observe(self, state, t, e)
 
-    def step(self, x, t, t_next, phi, state):
+    def step(self, x, t, t_next, phi, state, plan=None):
         if self._warm is not None:
-            return (yield from self._warm.step(x, t, t_next, phi, state))
-        return (yield from self._ab_step(x, t, t_next, phi, state))
+            return (yield from self._warm.step(x, t, t_next, phi, state, plan))
+        return (yield from self._ab_step(x, t, t_next, phi, state, plan))
 
-    def _ab_step(self, x, t, t_next, phi, history):
+    def plan(self, times, phi):
+        if self._warm is not None:
+            return self._warm.plan(times, phi)
+        return self._ab_plan(times, phi)
+
+    def _ab_plan(self, times: Any, phi: Any) -> tuple:
+        """Per step ``(past times, weights or None)`` of a fresh run (its history grows by one node a step)."""
+        grid, finite, weights = [float(t) for t in times], self._finite(phi, times), self._plan_weights(phi, times)
+        entries, past = [], ()
+        for t, t_next in zip(grid[:-1], grid[1:]):
+            k = min(len(past) + 1, self.formula_order)
+            key = past[: k - 1]
+            entries.append((key, self._ab_weights(t, t_next, key, phi, finite, weights)))
+            past = ((t,) + past)[: self._memory()]
+        return tuple(entries)
+
+    def _ab_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any,
+                    weights: Any = None) -> Optional[tuple]:
+        """Weights on the gradients at ``t`` and ``past`` (``None``: an infinite coordinate, order 1)."""
+        nodes = [t, *past]
+        if self.weights == "exact" and not finite(nodes + [t_next]):
+            return None  # infinite coordinate: order 1 (module pndmkit.variables)
+        return (weights or self._weights)("ab", nodes, t, t_next, phi)
+
+    def _ab_step(self, x, t, t_next, phi, history, plan=None):
         if not self.ramp and len(history) < self.formula_order - 1:
             raise ValueError(f"LinearMultistep(order={self.formula_order}, ramp=False) needs {self.formula_order - 1} past gradients "
                              f"and has {len(history)}: compose it as Warmup(first, {self.formula_order - 1}, ...) or use ramp=True")
@@ -142,10 +185,13 @@ class LinearMultistep(_Adams):
         new_history = (((t, e),) + history)[: self._memory()]
         k = min(len(history) + 1, self.formula_order)
         past = history[: k - 1]
-        nodes = [t] + [tk for tk, _ in past]
-        if self.weights == "exact" and not is_finite_step(self.variable, phi, nodes + [t_next]):
-            return Step(new_history, e=e)  # infinite coordinate: order 1 (module pndmkit.variables)
-        w = self._weights("ab", nodes, t, t_next, phi)
+        key = tuple(tk for tk, _ in past)
+        if plan is not None and plan[0] == key:
+            w = plan[1]
+        else:
+            w = self._ab_weights(t, t_next, key, phi, lambda nodes: is_finite_step(self.variable, phi, nodes))
+        if w is None:
+            return Step(new_history, e=e)
         return Step(new_history, e=LinComb(w, [e] + [ek for _, ek in past]))
 
     def order(self, phi):
@@ -172,8 +218,11 @@ class _AfterWarmup(GradientEstimator):
     def observe(self, state, t, e):
         return _Adams.observe(self.lm, state, t, e)
 
-    def step(self, x, t, t_next, phi, state):
-        return (yield from self.lm._ab_step(x, t, t_next, phi, state))
+    def plan(self, times, phi):
+        return self.lm._ab_plan(times, phi)
+
+    def step(self, x, t, t_next, phi, state, plan=None):
+        return (yield from self.lm._ab_step(x, t, t_next, phi, state, plan))
 
     def order(self, phi):
         return self.lm._bare_order(phi)
@@ -242,7 +291,31 @@ class AdamsPC(_Adams):
         history, _ = state
         return (_Adams.observe(self, history, t, e), None)
 
-    def step(self, x, t, t_next, phi, state):
+    def _k(self, history_length: int) -> int:
+        """Number of predictor nodes with a history of that length."""
+        return min(history_length + 1, self.formula_order - 1) if self.ramp else self.formula_order - 1
+
+    def plan(self, times, phi):
+        grid, finite, weights = [float(t) for t in times], self._finite(phi, times), self._plan_weights(phi, times)
+        entries, past = [], ()
+        for t, t_next in zip(grid[:-1], grid[1:]):
+            key = past[: self._k(len(past)) - 1]
+            entries.append((key, self._pc_weights(t, t_next, key, phi, finite, weights)))
+            past = ((t,) + past)[: self._memory()]
+        return tuple(entries)
+
+    def _pc_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any,
+                    weights: Any = None) -> Optional[tuple]:
+        """``(predictor weights, corrector weights, the transfer's coefficients of the step)``; ``None`` at an
+        infinite coordinate (order 1)."""
+        nodes = [t, *past]
+        if self.weights == "exact" and not finite(nodes + [t_next]):
+            return None  # infinite coordinate: order 1 (module pndmkit.variables)
+        weights = weights or self._weights
+        return (weights("ab", nodes, t, t_next, phi), weights("am", [t_next] + nodes, t, t_next, phi),
+                planned_coefficients(phi, t, t_next))
+
+    def step(self, x, t, t_next, phi, state, plan=None):
         history, pending = state
         if not self.ramp and len(history) < self._memory():
             raise ValueError(f"AdamsPC(order={self.formula_order}, ramp=False) needs {self._memory()} past gradients and has "
@@ -251,17 +324,21 @@ class AdamsPC(_Adams):
             e = pending[1]
         else:
             e = yield x, t
-        k = min(len(history) + 1, self.formula_order - 1) if self.ramp else self.formula_order - 1  # predictor nodes
-        nodes = [t] + [tk for tk, _ in history[: k - 1]]
-        es = [e] + [ek for _, ek in history[: k - 1]]
+        k = self._k(len(history))  # predictor nodes
+        past = history[: k - 1]
+        key = tuple(tk for tk, _ in past)
+        es = [e] + [ek for _, ek in past]
         new_history = (((t, e),) + history)[: self._memory()]
-        if self.weights == "exact" and not is_finite_step(self.variable, phi, nodes + [t_next]):
-            return Step((new_history, None), e=e)  # infinite coordinate: order 1 (module pndmkit.variables)
-        x_p = phi(x, LinComb(self._weights("ab", nodes, t, t_next, phi), es), t, t_next)
+        if plan is not None and plan[0] == key:
+            w = plan[1]
+        else:
+            w = self._pc_weights(t, t_next, key, phi, lambda nodes: is_finite_step(self.variable, phi, nodes))
+        if w is None:
+            return Step((new_history, None), e=e)
+        x_p = apply_planned(phi, w[2], x, LinComb(w[0], es), t, t_next)
         e_new = yield x_p, t_next
-        w = self._weights("am", [t_next] + nodes, t, t_next, phi)
         pending = (t_next, e_new) if self.mode == "PEC" else None
-        return Step((new_history, pending), e=LinComb(w, [e_new] + es))
+        return Step((new_history, pending), e=LinComb(w[1], [e_new] + es))
 
     def order(self, phi):
         variable = self.variable if self.weights == "exact" else "t"

@@ -42,6 +42,12 @@ Implementing an estimator (the contract, as scipy's ``OdeSolver`` states its own
 5. If another estimator may run first (:class:`Warmup`), implement :meth:`~GradientEstimator.observe` to
    record the gradient at the start of each step it did not take.
 6. Never count evaluations or declare an NFE: the integrator counts what the generator asks for.
+7. Optionally, compute once what every step needs that depends only on the grid (step weights, stage
+   times) in :meth:`~GradientEstimator.plan`: one immutable entry per step, computed in float64 from the
+   same formulas when the run starts, and given to ``step`` as the keyword ``plan``. An entry records what
+   it assumed (e.g. the past nodes of a multistep formula), and a step whose state does not match it
+   (a run started from another sampler's history) computes its weights as without a plan, so a plan
+   never changes a result. Estimators without a plan (the default ``None``) are called without it.
 
 Estimators and where they live
 ------------------------------
@@ -63,13 +69,13 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Generator, Tuple
+from typing import Any, Generator, Optional, Tuple
 
 from pndmkit._checks import check_int
 from pndmkit.variables import Variable, is_native
 
 __all__ = ["Step", "StepGenerator", "GradientEstimator", "Single", "Warmup", "History", "capped_order",
-           "ramped_order"]
+           "ramped_order", "planned_step"]
 
 #: past gradients ``((t_k, e_k), ...)``, newest first (the state of the multistep estimators)
 History = Tuple[Tuple[float, Any], ...]
@@ -156,6 +162,25 @@ class GradientEstimator(ABC):
         (a :class:`Warmup` feeds its ``then`` this way). Default: the state unchanged."""
         return state
 
+    def plan(self, times: Any, phi: Any) -> Optional[tuple]:
+        """What each step of a run on ``times`` needs that depends only on the grid, computed once at the start.
+
+        Parameters
+        ----------
+        times : numpy.ndarray
+            The run's grid (float64, decreasing, schedule units).
+        phi : Transfer
+            The run's transfer.
+
+        Returns
+        -------
+        tuple or None
+            ``None`` (the default: no plan; :meth:`step` is called without one), or one immutable entry per
+            step, ``len(times) - 1`` of them; entry ``i`` is passed to :meth:`step` as ``plan=`` for the step
+            ``times[i] -> times[i + 1]`` (contract item 7 in the module docstring).
+        """
+        return None
+
     @abstractmethod
     def step(self, x: Any, t: float, t_next: float, phi: Any, state: Any) -> StepGenerator:
         """The generator of one step ``t -> t_next`` from ``x`` (module docstring)."""
@@ -240,12 +265,23 @@ class Warmup(GradientEstimator):
         i, s_first, s_then = state
         return (i, self.first.observe(s_first, t, e), self.then.observe(s_then, t, e))
 
-    def step(self, x, t, t_next, phi, state):
+    def plan(self, times, phi):
+        # ``first`` only takes the first ``steps`` steps of a fresh run: plan those (a run started from another
+        # state, whose counter differs from the step index, finds no entry and computes as without a plan)
+        n = len(times) - 1
+        first = self.first.plan(times[: min(self.steps, n) + 1], phi) if self.steps else None
+        then = self.then.plan(times, phi)
+        if first is None and then is None:
+            return None
+        return tuple((first[i] if first is not None and i < len(first) else None,
+                      then[i] if then is not None else None) for i in range(n))
+
+    def step(self, x, t, t_next, phi, state, plan=None):
         i, s_first, s_then = state
         if i >= self.steps:
-            result = yield from self.then.step(x, t, t_next, phi, s_then)
+            result = yield from planned_step(self.then, x, t, t_next, phi, s_then, plan and plan[1])
             return Step((i + 1, s_first, result.state), e=result.e, x=result.x)
-        sub = self.first.step(x, t, t_next, phi, s_first)
+        sub = planned_step(self.first, x, t, t_next, phi, s_first, plan and plan[0])
         start = None
         try:
             request = next(sub)
@@ -264,3 +300,11 @@ class Warmup(GradientEstimator):
         if self.steps == 0:
             return self.then.order(phi)
         return min(self.then.order(phi), self.first.order(phi) + 1)
+
+
+def planned_step(estimator: GradientEstimator, x: Any, t: float, t_next: float, phi: Any, state: Any,
+                  entry: Any) -> StepGenerator:
+    """``estimator.step`` with its plan entry, or without a plan when there is none."""
+    if entry is None:
+        return estimator.step(x, t, t_next, phi, state)
+    return estimator.step(x, t, t_next, phi, state, plan=entry)

@@ -48,7 +48,8 @@ import numpy as np
 from pndmkit._backend import LinComb
 from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator, Step
-from pndmkit.variables import exact_weights, is_finite_step
+from pndmkit.transfers import DataTransfer, DDIMTransfer, apply_planned, planned_coefficients
+from pndmkit.variables import exact_weights, grid_coordinates, is_finite_step, lambda_weights
 
 __all__ = ["ExponentialMultistep", "UniPC", "dpm_solver_multistep", "deis_multistep",
            "WEIGHTS", "VARIANTS"]
@@ -147,6 +148,15 @@ def _dpm_weights(order: int, lams: Sequence[float], lam_next: float, sign: float
     return (1.0 + c1 * d1[0] + c2 * d2[0], c1 * d1[1] + c2 * d2[1], c1 * d1[2] + c2 * d2[2])
 
 
+def _exact(phi: Any, nodes: Sequence[float], t: float, t_next: float, sign: float, lams: Sequence[float],
+           lam_next: float) -> tuple[float, ...]:
+    """The exact weights in ``lambda`` (:func:`pndmkit.variables.exact_weights`), from ``lambda`` at the nodes
+    where the transfer is one of the two built-in exponential ones."""
+    if type(phi) in (DataTransfer, DDIMTransfer):
+        return lambda_weights(lams, lams[0], lam_next, sign)
+    return exact_weights("lambda", phi, nodes, t, t_next)
+
+
 # -- DPM-Solver / DPM-Solver++ / DEIS multistep -----------------------------------------------------------
 class ExponentialMultistep(GradientEstimator):
     r"""Multistep gradient on past start gradients, with weights from the exponential-integrator family.
@@ -198,20 +208,46 @@ class ExponentialMultistep(GradientEstimator):
         progress, history = state
         return (progress.next(), (((t, e),) + history)[: self.formula_order - 1])
 
-    def step(self, x, t, t_next, phi, state):
+    def plan(self, times, phi):
+        sign = _log_sign(phi)
+        grid = [float(t) for t in times]
+        lam = dict(zip(grid, grid_coordinates("lambda", phi, grid)))
+        finite = {t for t in grid if math.isfinite(lam[t]) and math.isfinite(phi.coordinate(t))}
+        progress, past, entries = self.init(None, grid[0], phi, times)[0], (), []
+        for t, t_next in zip(grid[:-1], grid[1:]):
+            key = past[: progress.cap(min(self.formula_order, len(past) + 1)) - 1]
+            nodes = [t, *key]
+            if len(nodes) == 1 or not all(n in finite for n in nodes + [t_next]):
+                entries.append((key, None))
+            else:
+                entries.append((key, self._weights(phi, nodes, t, t_next, sign, [lam[n] for n in nodes], lam[t_next])))
+            progress, past = progress.next(), ((t,) + past)[: self.formula_order - 1]
+        return tuple(entries)
+
+    def _weights(self, phi: Any, nodes: list[float], t: float, t_next: float, sign: float,
+                 lams: Sequence[float], lam_next: float) -> tuple[float, ...]:
+        if self.weights == "exact":
+            return _exact(phi, nodes, t, t_next, sign, lams, lam_next)
+        return _dpm_weights(len(nodes), lams, lam_next, sign)
+
+    def step(self, x, t, t_next, phi, state, plan=None):
         progress, history = state
         sign = _log_sign(phi)
         e = yield x, t
         new_state = (progress.next(), (((t, e),) + history)[: self.formula_order - 1])
         k = progress.cap(min(self.formula_order, len(history) + 1))
         past = history[: k - 1]
-        nodes = [t] + [tk for tk, _ in past]
-        if k == 1 or not is_finite_step("lambda", phi, nodes + [t_next]):
-            return Step(new_state, e=e)
-        if self.weights == "exact":
-            w = exact_weights("lambda", phi, nodes, t, t_next)
+        key = tuple(tk for tk, _ in past)
+        if plan is not None and plan[0] == key:
+            w = plan[1]
         else:
-            w = _dpm_weights(k, [_lam(phi, n) for n in nodes], _lam(phi, t_next), sign)
+            nodes = [t, *key]
+            if k == 1 or not is_finite_step("lambda", phi, nodes + [t_next]):
+                w = None
+            else:
+                w = self._weights(phi, nodes, t, t_next, sign, [_lam(phi, n) for n in nodes], _lam(phi, t_next))
+        if w is None:
+            return Step(new_state, e=e)
         return Step(new_state, e=LinComb(w, [e] + [ek for _, ek in past]))
 
     def full_order(self, phi: Any) -> int:
@@ -300,38 +336,93 @@ class UniPC(GradientEstimator):
         return 1.0 if self.variant == "bh2" else (H / _one_minus_exp(H) if H != 0 else 1.0)
 
     def _weights(self, k: int, nodes: list[float], t: float, t_next: float, phi: Any, sign: float,
-                 fixed_half: bool) -> tuple[float, ...]:
-        """Weights on ``nodes`` (``nodes[0]`` the base ``m_0``; ``k`` nodes) for the step ``t -> t_next``."""
+                 fixed_half: bool, lams: Sequence[float], lam_next: float) -> tuple[float, ...]:
+        """Weights on ``nodes`` (``nodes[0] == t`` the base ``m_0``; ``k`` nodes) for the step ``t -> t_next``,
+        from ``lambda`` at the nodes (``lams``) and at ``t_next``."""
         if k == 1:
             return (1.0,)
         if not fixed_half:
-            return exact_weights("lambda", phi, nodes, t, t_next)
-        lam0 = _lam(phi, t)
-        h = _lam(phi, t_next) - lam0
-        r = (_lam(phi, nodes[1]) - lam0) / h
+            return _exact(phi, nodes, t, t_next, sign, lams, lam_next)
+        lam0 = lams[0]
+        h = lam_next - lam0
+        r = (lams[1] - lam0) / h
         c = 0.5 * self._kappa(sign * h) / r  # e = m_0 + kappa rho (m_1 - m_0) / r, rho = 1/2
         return (1.0 - c, c)
 
-    def step(self, x, t, t_next, phi, state):
+    def _corrector(self, t_prev: float, t: float, p: int, older: tuple, phi: Any, sign: float, finite: Any,
+                   lam: Any) -> Optional[tuple[float, ...]]:
+        """UniC's weights on ``m_{n-1}, m_n`` and the ``older`` nodes (``None``: an infinite coordinate)."""
+        nodes = [t_prev, t, *older]  # base m_{n-1}, the new m_n, older ones
+        if not finite(nodes):
+            return None
+        return self._weights(p + 1, nodes, t_prev, t, phi, sign, p == 1, [lam(n) for n in nodes], lam(t))
+
+    def _predictor(self, t: float, t_next: float, past: tuple, phi: Any, sign: float, finite: Any,
+                   lam: Any) -> tuple[int, tuple[float, ...]]:
+        """UniP's order and weights on ``m_n`` and the ``past`` nodes (order 1 at an infinite coordinate)."""
+        nodes = [t, *past]
+        if not finite(nodes + [t_next]):
+            nodes = [t]
+        k = len(nodes)
+        return k, self._weights(k, nodes, t, t_next, phi, sign, k == 2, [lam(n) for n in nodes], lam(t_next))
+
+    def plan(self, times, phi):
+        # per step, for a fresh run: corrector key and weights, predictor key, order and weights, the transfer's
+        # coefficients of the corrector (previous step) and of the step
+        sign = _log_sign(phi)
+        grid = [float(t) for t in times]
+        lams = dict(zip(grid, grid_coordinates("lambda", phi, grid)))
+        finite_nodes = {t for t in grid if math.isfinite(lams[t]) and math.isfinite(phi.coordinate(t))}
+
+        def finite(nodes: Sequence[float]) -> bool:
+            return all(n in finite_nodes for n in nodes)
+
+        progress, past, previous, entries = self.init(None, grid[0], phi, times)[0], (), None, []
+        for t, t_next in zip(grid[:-1], grid[1:]):
+            key_c = w_c = None
+            if previous is not None and self.corrector:
+                t_prev, p = previous
+                key_c = (t_prev, p, past[1:p])
+                w_c = self._corrector(t_prev, t, p, past[1:p], phi, sign, finite, lams.__getitem__)
+            key_p = past[: progress.cap(min(self.formula_order, len(past) + 1)) - 1]
+            k, w_p = self._predictor(t, t_next, key_p, phi, sign, finite, lams.__getitem__)
+            entries.append((key_c, w_c, key_p, k, w_p, planned_coefficients(phi, previous[0], t)
+                            if previous is not None else None, planned_coefficients(phi, t, t_next)))
+            progress, past, previous = progress.next(), ((t,) + past)[: self.formula_order], (t, k)
+        return tuple(entries)
+
+    def step(self, x, t, t_next, phi, state, plan=None):
         progress, history, previous = state
         sign = _log_sign(phi)
         m = yield x, t
+
+        def finite(nodes: Sequence[float]) -> bool:
+            return is_finite_step("lambda", phi, nodes)
+
+        def lam(u: float) -> float:
+            return _lam(phi, u)
+
         x_c = x
         if previous is not None and self.corrector:
             t_prev, x_prev, p = previous
-            nodes = [t_prev, t] + [tk for tk, _ in history[1:p]]  # base m_{n-1}, the new m_n, older ones
-            if is_finite_step("lambda", phi, nodes):
-                w = self._weights(p + 1, nodes, t_prev, t, phi, sign, fixed_half=p == 1)
+            older = tuple(tk for tk, _ in history[1:p])
+            ab = None
+            if plan is not None and plan[0] == (t_prev, p, older):
+                w, ab = plan[1], plan[5]
+            else:
+                w = self._corrector(t_prev, t, p, older, phi, sign, finite, lam)
+            if w is not None:
                 arrays = [history[0][1], m] + [ek for _, ek in history[1:p]]
-                x_c = phi(x_prev, LinComb(w, arrays), t_prev, t)
-        k = progress.cap(min(self.formula_order, len(history) + 1))
-        nodes = [t] + [tk for tk, _ in history[: k - 1]]
-        if not is_finite_step("lambda", phi, nodes + [t_next]):
-            k, nodes = 1, [t]
-        w = self._weights(k, nodes, t, t_next, phi, sign, fixed_half=k == 2)
+                x_c = apply_planned(phi, ab, x_prev, LinComb(w, arrays), t_prev, t)
+        past = tuple(tk for tk, _ in history[: progress.cap(min(self.formula_order, len(history) + 1)) - 1])
+        if plan is not None and plan[2] == past:
+            k, w = plan[3], plan[4]
+        else:
+            k, w = self._predictor(t, t_next, past, phi, sign, finite, lam)
         e = LinComb(w, [m] + [ek for _, ek in history[: k - 1]])
         new_history = (((t, m),) + history)[: self.formula_order]
-        return Step((progress.next(), new_history, (t, x_c, k)), x=phi(x_c, e, t, t_next))
+        x_next = apply_planned(phi, None if plan is None else plan[6], x_c, e, t, t_next)
+        return Step((progress.next(), new_history, (t, x_c, k)), x=x_next)
 
     def order(self, phi):
         _log_sign(phi)

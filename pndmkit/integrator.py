@@ -39,7 +39,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import cast, check_array, dtype_name
+from pndmkit._backend import cast, check_array, dtype_name, outside_graph
 from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator
 from pndmkit.grids import check_grid, make_grid
@@ -115,6 +115,7 @@ class Integrator:
         return self.estimator.order(self.transfer)
 
     # -- the protocol ---------------------------------------------------------------------------------
+    @outside_graph  # host-side set-up in float64 numpy: eager under torch.compile
     def start(self, x: Any, grid: Sequence[float] | NDArray[np.float64], *, prediction: str = "eps",
               check_finite: bool = False, state_dtype: Optional[str] = None, estimator_state: Any = None) -> Run:
         """An ask/tell :class:`~pndmkit.run.Run` from ``x`` at ``grid[0]`` along ``grid``.

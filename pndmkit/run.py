@@ -25,16 +25,18 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Generator, Optional
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import LinComb, all_finite, cast, read_only, version_counter
-from pndmkit.estimators import Step
+from pndmkit._backend import LinComb, all_finite, cast, lincomb, read_only, version_counter
+from pndmkit.estimators import Step, planned_step
 from pndmkit.models import check_output
+from pndmkit.transfers import planned_coefficients
 
-__all__ = ["Run", "Solution", "Callback", "start_run", "gradient_array"]
+__all__ = ["Run", "Solution", "Callback", "Plan", "make_plan", "start_run", "gradient_array"]
 
 #: called after every step with ``(t_next, x_next, e')`` (``e'`` is ``None`` after a corrector step)
 Callback = Callable[[float, Any, Any], None]
@@ -110,6 +112,9 @@ class Run:
         dtype of the final sample (that of the initial one).
     last_gradient : array, LinComb or None
         Gradient the last completed step gave the transfer (``None`` for a corrector step).
+    plan : Plan or None
+        What was computed once when the run started: the transfer's coefficients of every step and the
+        estimator's plan (:meth:`~pndmkit.estimators.GradientEstimator.plan`).
     """
 
     integrator: Any
@@ -124,6 +129,7 @@ class Run:
     check_finite: bool = False
     out_dtype: str = ""
     last_gradient: Any = field(default=None, repr=False)
+    plan: Optional["Plan"] = field(default=None, repr=False)
     _cursor: Optional[_Cursor] = field(default=None, repr=False, compare=False)
     _request_version: Optional[int] = field(default=None, repr=False, compare=False)
 
@@ -136,7 +142,10 @@ class Run:
     @property
     def t(self) -> float:
         """Time of the current sample ``x``."""
-        return float(self.times[self.index])
+        return self._time(self.index)
+
+    def _time(self, index: int) -> float:
+        return self.plan.grid[index] if self.plan is not None else float(self.times[index])
 
     def ask(self) -> tuple[Any, float]:
         """``(x, t)``: where the model must be evaluated next (``t`` a Python float in the schedule's units).
@@ -215,8 +224,9 @@ class Run:
 
     # -- internals -----------------------------------------------------------------------------------
     def _generator(self) -> Generator:
-        t, t_next = self.t, float(self.times[self.index + 1])
-        return self.integrator.estimator.step(self.x, t, t_next, self.integrator.transfer, self.state)
+        t, t_next = self.t, self._time(self.index + 1)
+        entry = None if self.plan is None or self.plan.estimator is None else self.plan.estimator[self.index]
+        return planned_step(self.integrator.estimator, self.x, t, t_next, self.integrator.transfer, self.state, entry)
 
     def _replay(self) -> Generator:
         """A fresh generator of the current step, advanced past its first request and every told gradient."""
@@ -229,8 +239,7 @@ class Run:
     def _finish_step(self, step: Any, nfe: int) -> "Run":
         if not isinstance(step, Step):
             raise TypeError(f"{self.integrator.estimator!r}.step must return a Step, got {type(step).__name__}")
-        t, t_next = self.t, float(self.times[self.index + 1])
-        x_next = step.x if step.x is not None else self.integrator.transfer(self.x, step.e, t, t_next)
+        x_next = step.x if step.x is not None else _transfer(self, self.index, self.x, step.e)
         return _begin(self, self.index + 1, x_next, step.state, nfe, step.e)
 
     def __getstate__(self) -> dict:
@@ -282,11 +291,76 @@ def _begin(run: Run, index: int, x: Any, state: Any, nfe: int, last_gradient: An
             step = stop.value
             if not isinstance(step, Step):
                 raise TypeError(f"{run.integrator.estimator!r}.step must return a Step, got {type(step).__name__}")
-            t, t_next = float(run.times[index]), float(run.times[index + 1])
-            x = step.x if step.x is not None else run.integrator.transfer(x, step.e, t, t_next)
+            x = step.x if step.x is not None else _transfer(run, index, x, step.e)
             state, last_gradient, index = step.state, step.e, index + 1
             continue
         return _replace(base, request=request, _cursor=_Cursor(gen, 0), _request_version=version_counter(request[0]))
+
+
+def _transfer(run: Run, index: int, x: Any, e: Any) -> Any:
+    """``x_next`` of step ``index`` from ``x`` and the gradient ``e``, with the planned coefficients."""
+    plan = run.plan
+    if plan is not None and plan.coefficients is not None:
+        return lincomb(plan.coefficients[index], (x, e))
+    return run.integrator.transfer(x, e, run._time(index), run._time(index + 1))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run computes once, when it starts, from its grid (float64, the formulas of a step).
+
+    Attributes
+    ----------
+    grid : tuple of float
+        The run's times as Python floats (what each step reads).
+    coefficients : tuple of (float, float) or None
+        The transfer's ``(a, b)`` of every step (``x_next = a x + b e'``); ``None`` for a transfer that
+        overrides ``__call__`` (then each step calls it).
+    estimator : tuple or None
+        The estimator's plan (:meth:`~pndmkit.estimators.GradientEstimator.plan`), one entry per step.
+    """
+
+    grid: tuple
+    coefficients: Optional[tuple]
+    estimator: Optional[tuple]
+
+
+def make_plan(integrator: Any, times: NDArray[np.float64]) -> Plan:
+    """The :class:`Plan` of ``integrator`` on ``times``, computed once per integrator and grid.
+
+    A plan is immutable and depends only on the integrator and the grid, so runs on the same grid (the
+    batches of one sampling job, a scheduler's dry run and its loop) share one; the 32 most recent are kept.
+
+    Raises
+    ------
+    TypeError
+        The estimator's plan is neither ``None`` nor a tuple of one entry per step.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    try:
+        hash(integrator)
+    except TypeError:  # an unhashable integrator: no cache
+        return _plan(integrator, times)
+    return _cached_plan(integrator, times.tobytes())
+
+
+@lru_cache(maxsize=32)
+def _cached_plan(integrator: Any, times: bytes) -> Plan:
+    return _plan(integrator, np.frombuffer(times, dtype=np.float64))
+
+
+def _plan(integrator: Any, times: NDArray[np.float64]) -> Plan:
+    phi, estimator = integrator.transfer, integrator.estimator
+    steps = len(times) - 1
+    grid = tuple(float(t) for t in times)
+    coefficients = tuple(planned_coefficients(phi, grid[i], grid[i + 1]) for i in range(steps))
+    if None in coefficients:  # a transfer with its own __call__: each step calls it
+        coefficients = None
+    entries = estimator.plan(times, phi)
+    if entries is not None and (not isinstance(entries, tuple) or len(entries) != steps):
+        raise TypeError(f"{estimator!r}.plan must return None or a tuple of one entry per step ({steps}), got "
+                        f"{type(entries).__name__}" + (f" of length {len(entries)}" if isinstance(entries, tuple) else ""))
+    return Plan(grid, coefficients, entries)
 
 
 def start_run(integrator: Any, x: Any, times: NDArray[np.float64], *, prediction: str,
@@ -296,7 +370,7 @@ def start_run(integrator: Any, x: Any, times: NDArray[np.float64], *, prediction
     state = (integrator.estimator.init(x, t0, integrator.transfer, times) if estimator_state is None
              else estimator_state)
     run = Run(integrator=integrator, times=times, index=0, x=x, state=state, prediction=prediction,
-              check_finite=check_finite, out_dtype=out_dtype)
+              check_finite=check_finite, out_dtype=out_dtype, plan=make_plan(integrator, times))
     return _begin(run, 0, x, state, 0, None)
 
 

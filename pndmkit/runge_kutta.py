@@ -10,6 +10,7 @@ the transfer's own coordinate (``variable="native"``) they restore the tableau's
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -18,7 +19,8 @@ import numpy as np
 from pndmkit._backend import LinComb
 from pndmkit.estimators import GradientEstimator, Step, capped_order
 from pndmkit.tableaus import ButcherTableau
-from pndmkit.variables import Variable, check_variable, coordinate, is_finite_step, time_at
+from pndmkit.transfers import apply_planned, planned_coefficients
+from pndmkit.variables import Variable, check_variable, coordinate, grid_coordinates, is_finite_step, time_at
 
 __all__ = ["RungeKutta"]
 
@@ -73,18 +75,43 @@ class RungeKutta(GradientEstimator):
         """Times of the stages of the step ``t -> t_next``."""
         if self.variable == "t":  # c = 1 is t_next itself: t + (t_next - t) can round past it (out of the domain)
             return [t_next if c == 1 else t + c * (t_next - t) for c in self._c]
-        v, v_next = coordinate(self.variable, phi, t), coordinate(self.variable, phi, t_next)
-        return [t if c == 0 else t_next if c == 1 else time_at(self.variable, phi, v + c * (v_next - v), (t, t_next))
-                for c in self._c]
+        return self._stage_times(t, t_next, phi, coordinate(self.variable, phi, t), coordinate(self.variable, phi, t_next))
 
-    def step(self, x, t, t_next, phi, state):
-        if self.variable != "t" and not is_finite_step(self.variable, phi, (t, t_next)):
-            e = yield x, t  # the documented rule at an infinite coordinate: one Euler step of the transfer
+    def _stage_times(self, t: float, t_next: float, phi: Any, v: float, v_next: float) -> list[float]:
+        """Stage times from the variable at both ends of the step (``v``, ``v_next``)."""
+        inner = {}  # stages at the same fraction share their time (RK4's two midpoint stages)
+        for c in self._c:
+            if c not in (0, 1) and c not in inner:
+                inner[c] = time_at(self.variable, phi, v + c * (v_next - v), (t, t_next))
+        return [t if c == 0 else t_next if c == 1 else inner[c] for c in self._c]
+
+    def plan(self, times, phi):
+        # per step: the stage times and the transfer's coefficients to each stage, or () where the step is
+        # taken at order 1 (an infinite coordinate)
+        grid = [float(t) for t in times]
+        if self.variable == "t":
+            stages = [self.stage_times(t, t_next, phi) for t, t_next in zip(grid[:-1], grid[1:])]
+        else:
+            v, u = grid_coordinates(self.variable, phi, grid), grid_coordinates("native", phi, grid)
+            finite = [math.isfinite(a) and math.isfinite(b) for a, b in zip(v, u)]
+            stages = [self._stage_times(grid[i], grid[i + 1], phi, v[i], v[i + 1]) if finite[i] and finite[i + 1]
+                      else None for i in range(len(grid) - 1)]
+        return tuple(() if times_i is None else
+                     (tuple(times_i), tuple(planned_coefficients(phi, t, t_i) if c else None
+                                            for c, t_i in zip(self._c, times_i)))
+                     for t, times_i in zip(grid, stages))
+
+    def step(self, x, t, t_next, phi, state, plan=None):
+        if plan is None and self.variable != "t" and not is_finite_step(self.variable, phi, (t, t_next)):
+            plan = ()
+        if plan == ():  # the documented rule at an infinite coordinate: one Euler step of the transfer
+            e = yield x, t
             return Step(state, e=e)
-        times = self.stage_times(t, t_next, phi)
+        times, coefficients = (self.stage_times(t, t_next, phi), (None,) * len(self._c)) if plan is None else plan
         gs = [(yield x, t)]
         for i in range(1, len(self._b)):
-            x_i = x if not self._c[i] else phi(x, LinComb(self._stage_a[i], gs), t, times[i])
+            x_i = x if not self._c[i] else apply_planned(phi, coefficients[i], x, LinComb(self._stage_a[i], gs), t,
+                                                          times[i])
             g = yield x_i, times[i]
             gs.append(g if self.derivative == "stage" or phi.gradient_is_eps else phi.rebase(g, x_i, times[i], x, t))
         return Step(state, e=LinComb(self._b, gs))

@@ -30,12 +30,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from functools import lru_cache
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import check_array, is_torch, lincomb
+from pndmkit._backend import check_array, is_torch, lincomb, outside_graph
 from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import check_grid, make_grid
@@ -129,6 +130,7 @@ Method = Union[str, MethodSpec, Integrator, AdaptiveIntegrator]
 Grid = Union[str, Sequence[float], NDArray[np.float64], None]
 
 
+@outside_graph  # host-side numpy: eager under torch.compile
 def resolve_grid(schedule: NoiseSchedule, steps: int | None, grid: Grid, *, t_start: float | None = None,
                  t_end: float | None = None, rho: float | None = None, final_alpha: str | None = None,
                  offset: int | None = None) -> NDArray[np.float64]:
@@ -283,7 +285,7 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         integrator = method
     else:
         spec = method if isinstance(method, MethodSpec) else get_method(method)
-        integrator = spec.build(schedule)
+        integrator = built(spec, schedule)
     grid_request = settings["grid"]
     if integrator.kind == "adaptive" and grid_request is None:
         # it chooses its own steps: ``steps`` is ignored and it integrates the whole trajectory (from T - 1 on a
@@ -326,6 +328,24 @@ def final_denoise(eps_model: Callable[[Any, float], Any], solution: Solution, sc
     x = solution.x
     e = check_output(eps_model(x, t), x, t, solution.nfe + 1, check_finite)
     return dataclasses.replace(solution, x=lincomb((1.0 / alpha, -sigma / alpha), (x, e)), nfe=solution.nfe + 1)
+
+
+def built(spec: MethodSpec, schedule: NoiseSchedule) -> Any:
+    """``spec.build(schedule)``, built once per method and schedule object (the 64 most recent are kept).
+
+    Integrators are immutable, so the calls of :func:`sample` with one method and schedule share one, and
+    with it the plan of each grid (:func:`pndmkit.run.make_plan`): repeated sampling computes step weights
+    once. An unhashable schedule or spec is built afresh.
+    """
+    try:
+        return _built(spec, schedule)
+    except TypeError:
+        return spec.build(schedule)
+
+
+@lru_cache(maxsize=64)
+def _built(spec: MethodSpec, schedule: NoiseSchedule) -> Any:
+    return spec.build(schedule)
 
 
 _PARAMETERS = ("model", "x_T", "schedule", "method", "steps", "grid", "prediction", "t_start", "t_end", "convention",

@@ -42,6 +42,7 @@ Examples
 
 from __future__ import annotations
 
+import bisect
 import math
 from abc import ABC, abstractmethod
 from typing import Callable, Union
@@ -507,6 +508,7 @@ class DiscreteVP(VPSchedule):
         self._knots = np.arange(-1.0, b.size)
         self._spline = CubicSpline(self._knots, self._table_log)
         self._dspline = self._spline.derivative()
+        self._pieces = (self._knots.tolist(), self._spline.c.T.tolist())  # knots and coefficients as Python floats
         T = b.size
         self.num_train_timesteps = T
         self.t_min, self.t_max, self.t_start, self.t_end = -1.0, float(T - 1), float(T - 1), -1.0
@@ -571,7 +573,25 @@ class DiscreteVP(VPSchedule):
         if k < len(self._knots) and self._table_log[k] == la:
             return float(self._knots[k])
         lo, hi = self._knots[max(k - 1, 0)], self._knots[min(k, len(self._knots) - 1)]
-        return float(brentq(lambda x: float(self._spline(x)) - la, lo, hi, xtol=1e-13, rtol=1e-15))
+        return float(brentq(self._log_abar_minus, lo, hi, args=(la,), xtol=1e-13, rtol=1e-15))
+
+    def _log_abar_minus(self, x: float, la: float) -> float:
+        """``spline(x) - la`` for one float, in plain Python: the same sum, term by term, as the spline's own
+        evaluation (so the same floats), without the overhead of an array call at every root-finding step."""
+        knots, coeffs = self._pieces
+        i = min(max(bisect.bisect_right(knots, x) - 1, 0), len(coeffs) - 1)
+        c = coeffs[i]
+        s = x - knots[i]
+        return _power_sum(c, s) - la
+
+
+def _power_sum(c: list, s: float) -> float:
+    """``sum_k c[3 - k] s^k`` accumulated as scipy's piecewise-polynomial evaluation does."""
+    res, z = 0.0, 1.0
+    for kp in range(4):
+        res = res + c[3 - kp] * z
+        z *= s
+    return res
 
 
 def _unit_interval(t: ArrayLike, name: str) -> NDArray[np.float64]:

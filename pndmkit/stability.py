@@ -188,9 +188,10 @@ def check_stability(integrator: Any, times: Any, data_form: str = "") -> Optiona
 
 
 def _outside_frames() -> int:
-    """``stacklevel`` of the first caller outside pndmkit (so the warning points at the user's line)."""
+    """``stacklevel`` of the first caller outside pndmkit (so the warning points at the user's line); the frames
+    of ``torch._dynamo`` are skipped too (``outside_graph`` runs ``Integrator.start`` through its wrapper)."""
     frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("pndmkit"):
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(("pndmkit", "torch._dynamo")):
         frame, level = frame.f_back, level + 1
     return level
 

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from functools import lru_cache
 from typing import Any
 
 from pndmkit._backend import LinComb, lincomb
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
-__all__ = ["Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer"]
+__all__ = ["Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer", "planned_coefficients", "apply_planned"]
 
 
 class Transfer(ABC):
@@ -107,6 +108,18 @@ class Transfer(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.schedule!r})"
+
+
+def planned_coefficients(phi: Transfer, t: float, t_next: float) -> tuple[float, float] | None:
+    """``phi.coefficients(t, t_next)`` for a plan, or ``None`` if ``phi`` overrides ``__call__`` (then a step
+    must call it). Paired with :func:`apply_planned`."""
+    return phi.coefficients(t, t_next) if type(phi).__call__ is Transfer.__call__ else None
+
+
+def apply_planned(phi: Transfer, coefficients: tuple[float, float] | None, x: Any, e: Any, t: float,
+                  t_next: float) -> Any:
+    """``phi(x, e, t, t_next)`` with coefficients from :func:`planned_coefficients` (``None``: call ``phi``)."""
+    return phi(x, e, t, t_next) if coefficients is None else lincomb(coefficients, (x, e))
 
 
 class DDIMTransfer(Transfer):
@@ -226,11 +239,10 @@ class DataTransfer(Transfer):
         return lincomb(self.gradient_coefficients(t), (x, eps))
 
     def gradient_coefficients(self, t: float) -> tuple[float, float]:
-        if not isinstance(self.schedule, VPSchedule):  # x0 = (x - sigma eps) / alpha
-            return 1.0 / float(self.schedule.alpha(t)), -float(self.schedule.s(t))
-        la = float(self.schedule.log_abar(t))
-        inv_alpha = math.exp(-0.5 * la)
-        return inv_alpha, -math.sqrt(-math.expm1(la)) * inv_alpha
+        try:
+            return _x0_coefficients(self.schedule, float(t))
+        except TypeError:  # an unhashable schedule
+            return _x0_coefficients.__wrapped__(self.schedule, float(t))
 
     def coordinate(self, t: float) -> float:
         s = float(self.schedule.s(t))
@@ -238,6 +250,16 @@ class DataTransfer(Transfer):
 
     def time_at(self, u: float) -> float:
         return float(self.schedule.t_from_s(0.0 if math.isinf(u) else 1.0 / u))
+
+
+@lru_cache(maxsize=4096)  # every evaluation of a data-prediction method asks, mostly at the same grid times
+def _x0_coefficients(schedule: NoiseSchedule, t: float) -> tuple[float, float]:
+    """``(1/alpha, -s)`` at ``t``: ``x0 = x / alpha - s eps``."""
+    if not isinstance(schedule, VPSchedule):  # x0 = (x - sigma eps) / alpha
+        return 1.0 / float(schedule.alpha(t)), -float(schedule.s(t))
+    la = float(schedule.log_abar(t))
+    inv_alpha = math.exp(-0.5 * la)
+    return inv_alpha, -math.sqrt(-math.expm1(la)) * inv_alpha
 
 
 class LinearTransfer(Transfer):

@@ -39,8 +39,10 @@ from typing import Any, Callable, Sequence, Tuple, Union
 
 import numpy as np
 
+from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
+
 __all__ = ["Variable", "VARIABLES", "check_variable", "coordinate", "time_at", "is_finite_step",
-           "exact_weights", "variable_name"]
+           "exact_weights", "lambda_weights", "grid_coordinates", "grid_weights", "variable_name"]
 
 #: the named variables
 VARIABLES = ("native", "t", "lambda")
@@ -114,6 +116,67 @@ def time_at(variable: Variable, phi: Any, v: float, bracket: tuple[float, float]
     return float(brentq(lambda t: float(variable(t)) - v, lo, hi, xtol=1e-14 * max(1.0, abs(hi)), rtol=1e-15))
 
 
+def grid_coordinates(variable: Variable, phi: Any, times: Sequence[float]) -> list[float]:
+    """:func:`coordinate` at every time of ``times`` (Python floats; one schedule call for the named variables
+    and the built-in transfers). What an estimator's plan reads instead of one call per node and step."""
+    times = np.asarray(times, dtype=np.float64)
+    if variable == "t":
+        values = times
+    elif variable == "lambda":
+        with np.errstate(divide="ignore"):
+            values = np.asarray(phi.schedule.lam(times), dtype=np.float64)
+    elif variable == "native" or is_native(variable, phi):
+        values = _coordinates(phi, times)
+    else:
+        return [coordinate(variable, phi, float(t)) for t in times]
+    return [float(v) for v in np.reshape(values, -1)]
+
+
+def grid_weights(variable: Variable, phi: Any, times: Sequence[float]) -> Callable[[Sequence[float], float, float],
+                                                                                  tuple[float, ...]]:
+    """:func:`exact_weights` for nodes on the grid ``times`` and its steps, from coordinates computed once.
+
+    The returned function ``weights(nodes, t, t_next)`` (every node, ``t`` and ``t_next`` times of the grid,
+    ``(t, t_next)`` one of its steps, every coordinate finite) gives the weights of :func:`exact_weights` by
+    the same formulas; the coordinates of the whole grid (and, for ``variable="t"``, the transfer's
+    coordinate at the quadrature nodes of every step) come from one schedule call each. What an
+    estimator's plan uses.
+    """
+    grid = [float(t) for t in times]
+    if is_native(variable, phi):
+        u = dict(zip(grid, grid_coordinates("native", phi, grid)))
+
+        def native(nodes: Sequence[float], t: float, t_next: float) -> tuple[float, ...]:
+            from pndmkit.theory.multistep import lagrange_weights_float
+
+            if len(nodes) == 1:
+                return (1.0,)
+            return tuple(lagrange_weights_float([u[n] for n in nodes], u[t], u[t_next]).tolist())
+
+        return native
+    v = dict(zip(grid, grid_coordinates(variable, phi, grid)))
+    if variable == "lambda" and type(phi) in (DDIMTransfer, DataTransfer):
+        sign = 1.0 if type(phi) is DataTransfer else -1.0
+        return lambda nodes, t, t_next: lambda_weights([v[n] for n in nodes], v[t], v[t_next], sign)
+    if variable != "t" or len(grid) < 2:
+        return lambda nodes, t, t_next: exact_weights(variable, phi, nodes, t, t_next)
+    # r = (u - u0) / (u1 - u0) at the Gauss-Legendre nodes of every step, from one schedule call
+    g = np.asarray(grid)
+    at_nodes = g[:-1, None] + (g[1:] - g[:-1])[:, None] * _GL_X[None, :]
+    u = dict(zip(grid, grid_coordinates("native", phi, grid)))
+    u_q = _coordinates(phi, at_nodes.ravel()).reshape(at_nodes.shape)
+    with np.errstate(all="ignore"):  # steps with an infinite coordinate are never asked for
+        r = {(grid[i], grid[i + 1]): (u_q[i] - u[grid[i]]) / (u[grid[i + 1]] - u[grid[i]])
+             for i in range(len(grid) - 1)}
+
+    def in_t(nodes: Sequence[float], t: float, t_next: float) -> tuple[float, ...]:
+        if len(nodes) == 1:
+            return (1.0,)
+        return _quadrature_weights(list(nodes), t, t_next, r[(t, t_next)])
+
+    return in_t
+
+
 def is_finite_step(variable: Variable, phi: Any, times: Sequence[float]) -> bool:
     """Whether ``v`` and the transfer's coordinate are finite at every time in ``times`` (see module doc)."""
     return all(math.isfinite(coordinate(variable, phi, t)) and math.isfinite(phi.coordinate(t)) for t in times)
@@ -143,19 +206,93 @@ def _weights(variable: Variable, phi: Any, nodes: tuple[float, ...], t: float, t
         u = [phi.coordinate(n) for n in nodes]
         return tuple(lagrange_weights_float(u, phi.coordinate(t), phi.coordinate(t_next)).tolist())
     v0, v1 = coordinate(variable, phi, t), coordinate(variable, phi, t_next)
-    u0, u1 = phi.coordinate(t), phi.coordinate(t_next)
+    v_nodes = [coordinate(variable, phi, n) for n in nodes]
+    if variable == "lambda" and type(phi) in (DDIMTransfer, DataTransfer):
+        return lambda_weights(v_nodes, v0, v1, 1.0 if type(phi) is DataTransfer else -1.0)
+    return _quadrature_weights(v_nodes, v0, v1, _scaled_coordinate(variable, phi, t, t_next, v0, v1))
+
+
+def lambda_weights(lams: Sequence[float], lam: float, lam_next: float, sign: float) -> tuple[float, ...]:
+    r"""Exact weights in ``lambda`` for a transfer whose coordinate is ``u = e^(sign lambda)``, from ``lambda`` alone.
+
+    What :func:`exact_weights` gives with ``variable="lambda"`` for
+    :class:`~pndmkit.transfers.DataTransfer` (``sign = 1``, ``u = 1/s``) and
+    :class:`~pndmkit.transfers.DDIMTransfer` (``sign = -1``, ``u = s``): there ``(u - u_0) / (u_1 - u_0)``
+    is ``expm1(sign (lambda - lambda_0)) / expm1(sign (lambda_1 - lambda_0))`` on every schedule, so no
+    time is needed. Estimators that know ``lambda`` on the whole grid call it directly.
+
+    Parameters
+    ----------
+    lams : sequence of float
+        ``lambda`` at the nodes (finite, distinct).
+    lam, lam_next : float
+        ``lambda`` at the start and end of the step (finite, distinct).
+    sign : float
+        ``1.0`` or ``-1.0``.
+
+    Returns
+    -------
+    tuple of float
+        One weight per node, summing to 1 (the same floats as :func:`exact_weights` from the same ``lambda``).
+    """
+    if len(lams) == 1:
+        return (1.0,)
+    h = sign * (lam_next - lam)  # the step in log u
+    r_q = np.expm1(h * _GL_X) / math.expm1(h)
+    return _quadrature_weights(lams, lam, lam_next, r_q)
+
+
+def _quadrature_weights(v_nodes: Sequence[float], v0: float, v1: float, r_q: np.ndarray) -> tuple[float, ...]:
+    """The weights from the nodes in the variable and ``r`` at the Gauss-Legendre nodes of the step."""
     # everything in the step's own scaled variable sigma = (v - v0) / (v1 - v0), where the step is [0, 1] and
     # the basis polynomials have O(1) coefficients; integrating by parts against the normalised coordinate
     # r(sigma) = (u - u0) / (u1 - u0), which runs from 0 to 1, keeps every term O(1) (no cancellation of u):
-    #   w_k = l_k(1) - int_0^1 l_k'(sigma) r(sigma) d sigma
-    sig_nodes = [(coordinate(variable, phi, n) - v0) / (v1 - v0) for n in nodes]
-    bracket = (t, t_next)
-    r_q = np.array([(phi.coordinate(time_at(variable, phi, v0 + (v1 - v0) * x, bracket)) - u0) / (u1 - u0)
-                    for x in _GL_X])
-    k = len(nodes)
+    #   w_k = l_k(1) - int_0^1 l_k'(sigma) r(sigma) d sigma = l_k(1) - sum_m c_km m int_0^1 sigma^(m-1) r d sigma
+    # with c_km the coefficients of l_k in powers of sigma; the moments of r are one Gauss-Legendre sum each.
+    sig_nodes = [(v - v0) / (v1 - v0) for v in v_nodes]
+    k = len(sig_nodes)
+    moments = ((_GL_POWERS[: k - 1] @ (_GL_W * r_q)) * np.arange(1.0, k)).tolist()  # m int sigma^(m-1) r, m = 1..k-1
     out = []
     for j in range(k):
-        others = [sig_nodes[m] for m in range(k) if m != j]
-        basis = np.polynomial.Polynomial.fromroots(others) / np.prod([sig_nodes[j] - o for o in others])
-        out.append(basis(1.0) - float(np.dot(_GL_W, basis.deriv()(_GL_X) * r_q)))
-    return tuple(float(w) for w in out)
+        coeffs = [1.0]  # ascending powers of sigma of prod_{i != j} (sigma - sigma_i)
+        denominator = at_one = 1.0
+        for i, si in enumerate(sig_nodes):
+            if i == j:
+                continue
+            coeffs.append(0.0)
+            for m in range(len(coeffs) - 1, 0, -1):
+                coeffs[m] = coeffs[m - 1] - si * coeffs[m]
+            coeffs[0] *= -si
+            denominator *= sig_nodes[j] - si
+            at_one *= 1.0 - si
+        out.append((at_one - sum(coeffs[m] * moments[m - 1] for m in range(1, k))) / denominator)
+    return tuple(out)
+
+
+_GL_POWERS = _GL_X[None, :] ** np.arange(8.0)[:, None]  # sigma^n at the Gauss-Legendre nodes, n = 0..7
+
+
+@lru_cache(maxsize=256)  # a predictor and its corrector share the step
+def _scaled_coordinate(variable: Variable, phi: Any, t: float, t_next: float, v0: float, v1: float) -> np.ndarray:
+    """``r = (u - u0) / (u1 - u0)`` at the Gauss-Legendre nodes of the step in ``variable`` (``u`` the transfer's
+    coordinate), through the times of those nodes."""
+    if variable == "t":
+        times = t + (t_next - t) * _GL_X
+    else:
+        bracket = (t, t_next)
+        times = np.array([time_at(variable, phi, v0 + (v1 - v0) * x, bracket) for x in _GL_X])
+    u0, u1 = phi.coordinate(t), phi.coordinate(t_next)
+    return (_coordinates(phi, times) - u0) / (u1 - u0)
+
+
+def _coordinates(phi: Any, times: np.ndarray) -> np.ndarray:
+    """The transfer's coordinate at an array of times, in one schedule call for the built-in transfers."""
+    kind = type(phi)
+    if kind is DDIMTransfer:
+        return np.asarray(phi.schedule.s(times), dtype=np.float64)
+    if kind is DataTransfer:
+        with np.errstate(divide="ignore"):
+            return 1.0 / np.asarray(phi.schedule.s(times), dtype=np.float64)
+    if kind is LinearTransfer:
+        return np.asarray(times, dtype=np.float64)
+    return np.array([phi.coordinate(float(u)) for u in times])

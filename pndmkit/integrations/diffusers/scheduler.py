@@ -39,6 +39,7 @@ it against the evaluation asked, at no device cost); only the first ``step`` of 
 
 from __future__ import annotations
 
+from functools import lru_cache
 import inspect
 from typing import Any, Optional, Union
 
@@ -76,7 +77,28 @@ def evaluation_times(integrator: Integrator, grid: Any, prediction: str = "eps")
         The evaluation times in order (their number is the NFE).
     starts : dict
         ``{k: j}`` for each evaluation ``k`` that is the first of grid step ``j`` and lies at ``grid[j]``.
+
+    The dry run is done once per integrator, grid and prediction (the 32 most recent are kept): a pipeline
+    calls ``set_timesteps`` before every batch.
     """
+    grid = np.asarray(grid, dtype=np.float64)
+    try:
+        hash(integrator)
+    except TypeError:  # an unhashable integrator: no cache
+        times, starts = _dry_run(integrator, grid, prediction)
+    else:
+        times, starts = _cached_dry_run(integrator, grid.tobytes(), prediction)
+    return list(times), dict(starts)
+
+
+@lru_cache(maxsize=32)
+def _cached_dry_run(integrator: Integrator, grid: bytes, prediction: str) -> tuple[tuple[float, ...],
+                                                                                  tuple[tuple[int, int], ...]]:
+    times, starts = _dry_run(integrator, np.frombuffer(grid, dtype=np.float64), prediction)
+    return tuple(times), tuple(starts.items())
+
+
+def _dry_run(integrator: Integrator, grid: Any, prediction: str) -> tuple[list[float], dict[int, int]]:
     run = integrator.start(np.zeros(1), grid, prediction=prediction)
     zero = np.zeros(1)
     times: list[float] = []
