@@ -266,7 +266,8 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
     """
     steps = check_int(steps, "steps", minimum=1)
     if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule (LinearVP, CosineVP, DiscreteVP), "
+        raise TypeError(f"schedule must be a NoiseSchedule (LinearVP, CosineVP, DiscreteVP, EDM, VE, FlowMatching, "
+                        f"CustomSchedule), "
                         f"got {type(schedule).__name__}")
     t_start = None if t_start is None else check_real(t_start, "t_start")
     t_end = None if t_end is None else check_real(t_end, "t_end")

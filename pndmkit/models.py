@@ -41,7 +41,7 @@ from typing import Any, Callable
 from pndmkit._backend import all_finite, dtype_name, is_torch, lincomb, match_dtype
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
-__all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "CountedModel", "eps_coefficients", "to_eps",
+__all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "check_conversion_schedule", "CountedModel", "eps_coefficients", "to_eps",
            "as_eps", "shift_time", "converted_from"]
 
 #: the model contract: a callable ``model(x, t)`` returning a prediction shaped like ``x`` (``eps`` unless told
@@ -238,6 +238,32 @@ def converted_from(model: Any) -> str | None:
     return found if isinstance(found, str) else None
 
 
+def check_conversion_schedule(model: Any, schedule: NoiseSchedule) -> None:
+    """Refuse a wrapper that converts its network's output with another schedule than the one sampled.
+
+    :func:`guided`, :func:`as_eps` and :class:`pndmkit.nn.NetworkModel` convert a network's ``x0``, ``v`` or
+    ``flow`` output to ``eps`` with the schedule they were given; sampled on another schedule, the conversion
+    reads ``alpha`` and ``sigma`` of the wrong process (a flow wrapper on a DDPM table evaluates flow matching at
+    ``t = 999``). A wrapper whose network predicts ``eps`` converts nothing and is not checked.
+
+    Raises
+    ------
+    ValueError
+        The wrapper's schedule is not ``schedule`` (same type and parameters).
+    """
+    source = converted_from(model)
+    inner = model
+    while isinstance(inner, partial):
+        inner = inner.func
+    theirs = getattr(inner, "schedule", None)
+    if source in (None, "eps") or not isinstance(theirs, NoiseSchedule) or theirs is schedule:
+        return
+    if type(theirs) is not type(schedule) or repr(theirs) != repr(schedule):
+        raise ValueError(f"the model, {_wrapper_label(model)}, converts its network's {source!r} prediction to eps "
+                         f"with {theirs!r}, but it is sampled on schedule={schedule!r}: build the wrapper with the "
+                         f"schedule you sample on")
+
+
 def _wrapper_label(model: Any) -> str:
     while isinstance(model, partial):
         model = model.func
@@ -269,6 +295,7 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     check_prediction(prediction, schedule)
+    check_conversion_schedule(model, schedule)
     if prediction == "eps":
         return model
     source = converted_from(model)
@@ -283,6 +310,7 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
 
     eps_model.__wrapped__ = model  # type: ignore[attr-defined]
     eps_model.converted_from = prediction  # type: ignore[attr-defined]
+    eps_model.schedule = schedule  # type: ignore[attr-defined]  (the schedule its conversion uses)
     return eps_model
 
 
@@ -381,4 +409,5 @@ def guided(model: Callable[..., Any], scale: float, uncond: dict[str, Any], *, s
 
     guided_model.__wrapped__ = model  # type: ignore[attr-defined]
     guided_model.converted_from = prediction  # type: ignore[attr-defined]  (it returns eps: converted_from)
+    guided_model.schedule = schedule  # type: ignore[attr-defined]  (the schedule its conversion uses)
     return guided_model

@@ -46,7 +46,7 @@ from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.models import as_eps, check_output, shift_time
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
-__all__ = ["sample", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning", "check_start_scale",
+__all__ = ["sample", "IgnoredStepsWarning", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning", "check_start_scale",
            "START_SCALE_FACTOR", "final_denoise"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
@@ -63,6 +63,10 @@ DEFAULT_STEPS = 50
 START_SCALE_FACTOR = 4.0
 #: fewer entries than this measure no scale (8 unit normals fall below 1/4 in RMS with probability 3e-5)
 START_SCALE_MIN_SIZE = 8
+
+
+class IgnoredStepsWarning(UserWarning):
+    """``steps`` given to an adaptive method, which chooses its own steps (:func:`sample` ignores it, saying so)."""
 
 
 class PriorScaleWarning(UserWarning):
@@ -115,7 +119,7 @@ def check_start_scale(x: Any, schedule: NoiseSchedule, t: float, *, name: str = 
         return rms
     advice = fix or (f"pass x_T in the schedule's own variable x_t = alpha x0 + sigma eps: unit noise times "
                      f"schedule.prior_scale(t) = {scale:.6g} (pndmkit never rescales it)")
-    where = f"{name} has root mean square (std about 0) {rms:.4g} at t={t:g} of {schedule!r}, "
+    where = f"{name} has root mean square {rms:.4g} at t={t:g} of {schedule!r}, "
     if rms < sigma / factor:
         times = f"{sigma / rms:.3g} times" if rms > 0 else "infinitely far"
         what = (f"{times} below sigma(t) = {sigma:.6g}, the least root mean square x_t has there "
@@ -210,9 +214,9 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     steps : int, optional
         Number of steps ``N`` of a generated grid (default :data:`DEFAULT_STEPS`). The result has exactly
         ``N`` steps, or the call raises. With explicit grid times leave it unset (or equal to their steps).
-        An adaptive method (``pf``) chooses its own steps and uses only the first and last time of the grid;
-        without ``grid`` it ignores ``steps`` and integrates the whole trajectory (a ``DiscreteVP`` from
-        ``T - 1``, or from ``t_start``).
+        An adaptive method (``pf``) chooses its own steps: ``steps`` with it is ignored with an
+        :class:`IgnoredStepsWarning`; it uses only the first and last time of the grid, and without ``grid``
+        integrates the whole trajectory (a ``DiscreteVP`` from ``T - 1``, or from ``t_start``).
     grid : str or sequence of float, optional
         A grid kind (:data:`pndmkit.grids.GRIDS`) or explicit decreasing times (first = start).
     prediction : {"eps", "x0", "v", "score", "flow"}
@@ -270,7 +274,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     if not callable(model):
         raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
     if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule (LinearVP, CosineVP, DiscreteVP), got "
+        raise TypeError(f"schedule must be a NoiseSchedule (LinearVP, CosineVP, DiscreteVP, EDM, VE, FlowMatching, "
+                        f"CustomSchedule), got "
                         f"{type(schedule).__name__}")
     check_array(x_T, "x_T", finite=True)
     if callback is not None and not callable(callback):
@@ -283,14 +288,23 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
                                                                          "model_time_offset")
     if isinstance(method, (Integrator, AdaptiveIntegrator)):
         integrator = method
-    else:
+    elif isinstance(method, (str, MethodSpec)):
         spec = method if isinstance(method, MethodSpec) else get_method(method)
         integrator = built(spec, schedule)
+    else:
+        raise TypeError(f"method must be a method name (pndmkit.METHODS), a MethodSpec or an Integrator, got "
+                        f"{type(method).__name__} {method!r}")
     grid_request = settings["grid"]
-    if integrator.kind == "adaptive" and grid_request is None:
-        # it chooses its own steps: ``steps`` is ignored and it integrates the whole trajectory (from T - 1 on a
-        # DiscreteVP, whatever the leading spacing of a step count would start at)
-        steps, grid_request = None, (None if schedule.continuous else "trailing")
+    if integrator.kind == "adaptive":
+        if steps is not None and (grid_request is None or isinstance(grid_request, str)):
+            warnings.warn(f"steps={steps!r} is ignored by the adaptive method {integrator.name or 'given'!r}: it "
+                          f"chooses its own steps (its NFE follows its tolerances); leave steps unset",
+                          IgnoredStepsWarning, stacklevel=2)
+            steps = None
+        if grid_request is None:
+            # it integrates the whole trajectory (from T - 1 on a DiscreteVP, whatever the leading spacing of a
+            # step count would start at)
+            grid_request = None if schedule.continuous else "trailing"
     try:
         times = resolve_grid(schedule, steps, grid_request, t_start=t_start, t_end=t_end, rho=rho,
                              final_alpha=settings["final_alpha"], offset=settings["offset"])

@@ -146,7 +146,7 @@ def test_unit_noise_on_a_variance_exploding_schedule_warns_and_would_collapse(sc
     assert len(record) == 1 and record[0].filename == __file__  # at the caller's line
     rms, sigma = math.sqrt(float(np.mean(z**2))), float(sched.sigma(sched.t_start))
     assert str(record[0].message) == (
-        f"x_T has root mean square (std about 0) {rms:.4g} at t={sched.t_start:g} of {sched!r}, "
+        f"x_T has root mean square {rms:.4g} at t={sched.t_start:g} of {sched!r}, "
         f"{sigma / rms:.3g} times below sigma(t) = {sigma:.6g}, the least root mean square x_t has there (a start "
         f"from noise has {scale:.6g}); pass x_T in the schedule's own variable x_t = alpha x0 + sigma eps: unit "
         f"noise times schedule.prior_scale(t) = {scale:.6g} (pndmkit never rescales it)")
@@ -173,14 +173,14 @@ def test_the_start_scale_check_bounds():
         pndmkit.sample(lambda x, t: 0.1 * x, np.ones((2, 3)), schedule=sched, steps=3)  # the README's 6 entries
         # mid-trajectory from data: x_t at t = 0.05 of data with rms 2 is allowed (sigma(0.05) / 4 < 2 < 4)
         pndmkit.sample(lambda x, t: 0.1 * x, 2.0 * z, schedule=DiscreteVP.linear(), steps=5, t_start=50)
-    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square \(std about 0\) 0.24 at t=1 of "
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square 0.24 at t=1 of "
                                                         r"LinearVP\(.*\), 4.17 times below sigma\(t\) = 0.999978, "):
         check_start_scale(0.24 * z, sched, 1.0)
-    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square \(std about 0\) 4.1 at t=0.01 "
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square 4.1 at t=0.01 "
                                                         r"of LinearVP\(.*\), 4.1 times above the root mean square 1 of "
                                                         r"x_t there for unit-variance data; pass x_T"):
         check_start_scale(4.1 * z, sched, 0.01)
-    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square \(std about 0\) 0 at t=1 of "
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square 0 at t=1 of "
                                                         r"LinearVP\(.*\), infinitely far below sigma\(t\) = 0.999978, "):
         check_start_scale(np.zeros((4, 4)), sched, 1.0)  # zeros are no start of x_t
     with pytest.warns(pndmkit.PriorScaleWarning, match=r"; my advice$"):
@@ -266,3 +266,28 @@ def test_pf_per_sample_gives_each_sample_independently_of_its_batch():
     assert np.array_equal(whole.x[:3], first_three.x) and np.array_equal(whole.x[4:5], alone.x)
     shared = sample(model, x_T, schedule=schedule, method="pf")  # one step-size control for the batch
     assert 0 < np.abs(shared.x[:3] - sample(model, x_T[:3], schedule=schedule, method="pf").x).max() < 1e-3
+
+
+def test_pf_says_it_ignores_steps_and_method_must_be_a_name_spec_or_integrator():
+    from pndmkit import sample
+    from pndmkit.schedules import DiscreteVP
+
+    from pndmkit.sampling import IgnoredStepsWarning
+
+    with pytest.warns(IgnoredStepsWarning, match=r"steps=10 is ignored by the adaptive method 'pf': it chooses its own"):
+        warned = sample(lambda x, t: 0.1 * x, np.ones(2), schedule=DiscreteVP.linear(), method="pf", steps=10)
+    assert warned.nfe == sample(lambda x, t: 0.1 * x, np.ones(2), schedule=DiscreteVP.linear(), method="pf").nfe
+    with pytest.raises(TypeError, match=r"method must be a method name .*got int 3"):
+        sample(lambda x, t: 0.1 * x, np.ones(2), schedule=DiscreteVP.linear(), method=3)
+
+
+def test_a_wrapper_that_converts_with_another_schedule_is_refused():
+    from pndmkit import sample
+
+    net = lambda x, t, c: 0.2 * x + c  # noqa: E731  (a flow-matching velocity network)
+    g = guided(net, 3.0, {"c": np.zeros(2)}, schedule=FlowMatching(), prediction="flow")
+    with pytest.raises(ValueError, match=r"converts its network's 'flow' prediction to eps with FlowMatching\(.*\), "
+                                         r"but it is sampled on schedule=DiscreteVP.linear\(T=1000\)"):
+        sample(g, np.ones(2), schedule=DiscreteVP.linear(), method="ddim", steps=5, model_kwargs={"c": np.ones(2)})
+    ok = sample(g, np.ones(2) * 0.5, schedule=FlowMatching(), method="ddim", steps=5, model_kwargs={"c": np.ones(2)})
+    assert ok.nfe == 5

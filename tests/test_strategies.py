@@ -308,7 +308,7 @@ def test_readme_property_test_of_a_new_method_runs_as_written():
     readme = Path(__file__).resolve().parents[1] / "README.md"
     section = readme.read_text().split("\n## Property-test a new method (hypothesis)\n", 1)[1].split("\n## ", 1)[0]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert len([line for line in code.splitlines() if line.strip()]) <= 16
+    assert len([line for line in code.splitlines() if line.strip()]) <= 18  # a dozen lines of method and checks, plus imports and the warnings filter
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, str(readme), "exec"), {})
