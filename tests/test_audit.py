@@ -156,6 +156,10 @@ def test_pndmkit_methods_and_integrators_are_audited_in_their_own_time(diffusers
     ("diffusers:NoSuchScheduler", {}, "diffusers has no scheduler class 'NoSuchScheduler'"),
     ("diffusers:DDIMScheduler", {"solver_order": 3}, "config solver_order=3: DDIMScheduler has no such option"),
     ("diffusers:DDIMScheduler", {"beta_schedule": "nope"}, "config beta_schedule='nope': DDIMScheduler refused it"),
+    ("diffusers:FlowMatchEulerDiscreteScheduler", {}, "FlowMatchEulerDiscreteScheduler has no VP table"),
+    ("diffusers:EDMEulerScheduler", {}, "EDMEulerScheduler has no VP table"),
+    ("diffusers:DDPMScheduler", {}, "DDPMScheduler is stochastic: two runs from the same start"),
+    ("diffusers:EulerAncestralDiscreteScheduler", {}, "EulerAncestralDiscreteScheduler is stochastic"),
 ])
 def test_bad_targets_are_usage_errors_naming_them(target, config, match, diffusers):
     with pytest.raises(UsageError, match=match) as info:

@@ -461,7 +461,35 @@ def _scheduler_runner(cls: type, config: dict) -> _Scheduler:
         shown = ", ".join(f"{k}={v!r}" for k, v in config.items()) or "its defaults"
         raise UsageError("config", f"config {shown}: {cls.__name__} refused it: {type(exc).__name__}: "
                                    f"{' '.join(str(exc).split())}") from None
+    sch = runner.make(10)
+    if not hasattr(sch, "alphas_cumprod"):
+        raise UsageError("target", f"{runner.name} has no VP table (alphas_cumprod): the audit runs diffusers "
+                                   f"schedulers on a variance-preserving schedule's exact ground truth, and a "
+                                   f"flow-matching or EDM scheduler has none; audit it as a k-diffusion-style "
+                                   f"sampler (MODULE:FUNCTION) in sigma instead")
+    if _is_stochastic(runner):
+        raise UsageError("target", f"{runner.name} is stochastic: two runs from the same start with the same model "
+                                   f"and different random seeds differ (its step adds noise); the audit measures "
+                                   f"deterministic samplers (ODE solvers), e.g. its deterministic counterpart")
     return runner
+
+
+def _is_stochastic(runner: "_Scheduler") -> bool:
+    """Whether two runs of 5 steps from the same start differ when only torch's random seed differs."""
+    import torch
+
+    finals = []
+    for seed in (0, 1):
+        sch = runner.make(5)
+        sample = torch.ones(1, 2, dtype=torch.float32)
+        torch.manual_seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for t in sch.timesteps:
+                x_in = sch.scale_model_input(sample, t)
+                sample = sch.step(0.1 * x_in, t, sample).prev_sample
+        finals.append(sample)
+    return not torch.equal(finals[0], finals[1])
 
 
 # -- report ---------------------------------------------------------------------------------------------
