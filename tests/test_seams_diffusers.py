@@ -481,3 +481,25 @@ def test_stable_diffusion_3_image_to_image(sd3_parts):
     assert theirs.steps == len(calls_theirs) == 6 == ours.nfe == len(calls_ours)
     assert calls_ours == calls_theirs
     assert rel(out_ours, out_theirs) < 5e-7
+
+
+@pytest.mark.parametrize("source", ["LCMScheduler", "TCDScheduler"])
+def test_configs_of_schedulers_pndmkit_does_not_read_are_refused_by_their_fields(source):
+    import diffusers
+
+    from pndmkit.integrations.diffusers import PNDMKitScheduler
+
+    config = getattr(diffusers, source)().config
+    with pytest.raises(ValueError, match=r"config fields \['original_inference_steps', 'timestep_scaling'\] belong to "
+                                         r"a scheduler pndmkit does not read"):
+        PNDMKitScheduler.from_config(config, method="ddim")
+
+
+def test_the_sde_variant_of_dpm_solver_is_refused_by_name():
+    import diffusers
+
+    from pndmkit.integrations.diffusers import PNDMKitScheduler
+
+    config = diffusers.DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++").config
+    with pytest.raises(ValueError, match=r"algorithm_type='sde-dpmsolver\+\+' cannot be honoured: the SDE variant adds"):
+        PNDMKitScheduler.from_config(config, method="dpm-solver++-2m")

@@ -58,7 +58,7 @@ from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
-           "PREDICTION_TYPES", "REFUSED", "ConventionWarning"]
+           "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign"]
 
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -163,6 +163,30 @@ def _init_fields(name: str) -> frozenset:
 
 
 _source = infer_source
+
+
+def refuse_foreign(cfg: dict, own: frozenset = frozenset()) -> None:
+    """Refuse the config of a diffusers scheduler pndmkit does not read (LCM, TCD, ...), by class or by fields.
+
+    ``own`` are the reader's own config fields (a PNDMKitScheduler config is not foreign).
+
+    Raises
+    ------
+    ValueError
+        A ``_class_name`` outside :data:`SOURCES`, or fields no source has (naming them).
+    """
+    if cfg.get("method", None) is not None:
+        return  # a PNDMKitScheduler config
+    name = cfg.get("_class_name", None)
+    if name is not None and name not in SOURCES and name != "PNDMKitScheduler":
+        raise ValueError(f"a {name} config cannot be honoured: pndmkit reads the configs of {', '.join(SOURCES)}")
+    known = frozenset().union(*(_init_fields(source) for source in SOURCES))
+    if not known:
+        return  # no diffusers installed: nothing to compare with
+    foreign = sorted(key for key in cfg if not key.startswith("_") and key not in known and key not in own)
+    if foreign:
+        raise ValueError(f"config fields {foreign} belong to a scheduler pndmkit does not read (an LCM or TCD "
+                         f"scheduler, say): it reads the configs of {', '.join(SOURCES)}")
 
 
 def _family(config: Any) -> str:
@@ -453,6 +477,10 @@ def translate(config: Any, **overrides: Any) -> Translation:
         if value is not None and value != ok:
             raise ValueError(f"{key}={value!r} cannot be honoured: {why}. Override it: "
                              f"PNDMKitScheduler.from_config(config, method=..., {key}={ok!r})")
+    algorithm = cfg.get("algorithm_type", None)
+    if isinstance(algorithm, str) and algorithm.startswith("sde-"):
+        raise ValueError(f"algorithm_type={algorithm!r} cannot be honoured: the SDE variant adds noise at every step; "
+                         f"pndmkit's methods are deterministic (use algorithm_type='dpmsolver++')")
     source = _source(cfg)
     family = _family(cfg)
     spacing = cfg.get("timestep_spacing", None)

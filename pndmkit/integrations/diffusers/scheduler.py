@@ -56,7 +56,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, Translation, infer_source,
-                                                   translate)
+                                                   refuse_foreign, translate)
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.run import Run
@@ -277,9 +277,10 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         # every field is the source's own setting, its defaults included (diffusers would otherwise replace the
         # fields it lists as defaults by this class's defaults, e.g. DPM-Solver's linspace spacing by leading)
         config = {key: value for key, value in config.items() if key != "_use_default_values"}
+        keys = _init_keys()
+        refuse_foreign(config, frozenset(keys))
         if "source" not in kwargs and "method" not in config:
             kwargs["source"] = infer_source(config)
-        keys = _init_keys()
         extra = {key: kwargs.pop(key) for key in list(kwargs) if key not in keys}
         config.update(extra)
         translate({**config, **kwargs})  # refuse early, naming the field
