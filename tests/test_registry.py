@@ -218,3 +218,19 @@ def test_names_that_become_the_same_python_identifier_are_refused():
     with pytest.raises(ValueError, match="'f-pndm-s' is registered and both become the Python name 'f_pndm_s'"):
         register_method(MethodSpec("f-pndm_s", METHODS["ddim"].build, 1))
     assert "f-pndm_s" not in METHODS
+
+
+def test_a_plugin_that_fails_while_registering_is_named(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "badplug.py").write_text("from pndmkit import METHODS, MethodSpec, register_method\n"
+                                         "register_method(MethodSpec('bad-heun', METHODS['pie'].build, 3))\n")
+    env = dict(os.environ, PNDMKIT_PLUGINS="myok,badplug", PYTHONPATH=str(tmp_path))
+    (tmp_path / "myok.py").write_text("")
+    bad = subprocess.run([sys.executable, "-m", "pndmkit", "methods"], capture_output=True, text=True, env=env,
+                         cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert ("PNDMKIT_PLUGINS: module 'badplug' failed while registering its methods: ValueError: spec.order=3 for "
+            "'bad-heun', but its integrator reports order 2") in bad.stderr

@@ -57,10 +57,17 @@ def load_plugins(modules: Optional[str] = None) -> list[str]:
             importlib.import_module(name)
         except ImportError as exc:
             raise ImportError(f"{PLUGIN_ENV}: cannot import {name!r} ({exc})") from exc
+        except Exception as exc:  # a register_method refusal, or any error of the module's own code
+            raise ImportError(f"{PLUGIN_ENV}: module {name!r} failed while registering its methods: "
+                              f"{type(exc).__name__}: {exc}") from exc
         loaded.append(name)
     for entry in entry_points(group=PLUGIN_GROUP):
-        obj = entry.load()
-        if callable(obj):
-            obj()
+        try:
+            obj = entry.load()
+            if callable(obj):
+                obj()
+        except Exception as exc:
+            raise ImportError(f"entry point {entry.name!r} ({entry.value}) of group {PLUGIN_GROUP!r} failed while "
+                              f"registering its methods: {type(exc).__name__}: {exc}") from exc
         loaded.append(entry.name)
     return loaded
