@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit.errors import UsageError, blame
+from pndmkit.errors import BadFileError, UsageError, blame
 from pndmkit.noise import per_sample_noise
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 from pndmkit.studies.convergence import Study
@@ -154,8 +154,9 @@ class StudyTarget:
                 loaded = load_model(problem_or_model, schedule)
             except UsageError as exc:
                 if "model" in exc.params:  # the loader's parameter is this target's problem_or_model
-                    raise UsageError("problem_or_model", f"{exc}; or one of the built-in problems "
-                                                         f"{', '.join(sorted(PROBLEMS))}") from exc
+                    hint = "" if isinstance(exc.__cause__, BadFileError) else \
+                        f"; or one of the built-in problems {', '.join(sorted(PROBLEMS))}"
+                    raise UsageError("problem_or_model", f"{exc}{hint}") from exc
                 raise
             shp = tuple(int(v) for v in shape) if shape is not None else loaded.shape
             if shp is None:
