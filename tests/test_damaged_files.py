@@ -198,3 +198,204 @@ def test_a_good_checkpoint_still_loads_bit_for_bit(good):
     torch.manual_seed(0)
     ref = UNet.preset("tiny").eval()
     torch.testing.assert_close(ck.net(x, t), ref(x, t), rtol=0, atol=0)
+
+
+# -- reference caches ---------------------------------------------------------------------------------
+@pytest.fixture
+def fake_solves(monkeypatch):
+    """No real reference solve: ``reference_solution`` returns ``x_T / 2`` with error 1e-12; counts its calls."""
+    import pndmkit.studies.real as real
+
+    calls = []
+
+    def fake(problem, schedule, x_T, t_start, t_end, **kwargs):
+        calls.append(len(x_T))
+        return np.asarray(x_T) / 2, 1e-12, 7
+
+    monkeypatch.setattr(real, "reference_solution", fake)
+    return calls
+
+
+def _damage_reference(kind: str, path: Path) -> str:
+    """Damage the cached ``reference.npz`` at ``path`` one way; return a phrase its message must hold."""
+    with np.load(path) as z:
+        items = {k: z[k] for k in z.files}
+    if kind == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        return "cannot be read as a cached reference"
+    if kind == "empty":
+        path.write_bytes(b"")
+        return "is empty"
+    if kind == "folder":
+        path.unlink()
+        path.mkdir()
+        return "is not a file (a folder?)"
+    if kind == "wrongshape":
+        items["reference"] = items["reference"][..., :4, :4]
+        np.savez(path, **items)
+        return "holds a reference of shape (1, 1, 4, 4) (float64); the study's noises have shape (1, 1, 8, 8)"
+    if kind == "nanref":
+        items["reference"] = np.full_like(items["reference"], np.nan)
+        np.savez(path, **items)
+        return "holds 64 non-finite reference values"
+    if kind == "negerr":
+        items["error"] = np.array(-1.0)
+        np.savez(path, **items)
+        return "records the reference error -1.0; it must be a finite number >= 0"
+    if kind == "nanerr":
+        items["error"] = np.array(np.nan)
+        np.savez(path, **items)
+        return "records the reference error nan"
+    if kind == "nokey":
+        items.pop("error")
+        np.savez(path, **items)
+        return "cannot be read as a cached reference (KeyError"
+    raise AssertionError(kind)
+
+
+REFERENCE_DAMAGES = ["truncated", "empty", "folder", "wrongshape", "nanref", "negerr", "nanerr", "nokey"]
+
+
+@pytest.mark.parametrize("kind", REFERENCE_DAMAGES)
+def test_a_damaged_cached_reference_is_refused_or_rebuilt(kind, good, tmp_path, fake_solves):
+    from pndmkit.studies.real import DamagedCacheWarning, model_study
+
+    cache = tmp_path / "cache"
+    first = model_study(str(good), batch=1, cache=cache)
+    path = Path(first.cache) / "reference.npz"
+    assert fake_solves == [1] and path.is_file()
+    phrase = _damage_reference(kind, path)
+    with pytest.raises(UsageError) as info:
+        model_study(str(good), batch=1, cache=cache)
+    message = str(info.value)
+    assert info.value.params == ("cache",) and str(path) in message and phrase in message, message
+    assert "--rebuild-cache" in message and "\n" not in message and fake_solves == [1]  # nothing solved
+    with pytest.warns(DamagedCacheWarning, match=f"cache entry {path} .*computed again"):
+        again = model_study(str(good), batch=1, cache=cache, rebuild_cache=True)
+    assert fake_solves == [1, 1] and path.is_file()  # solved once more, and written back whole
+    np.testing.assert_array_equal(again.reference, first.reference)
+    assert again.reference_error == 1e-12
+    assert model_study(str(good), batch=1, cache=cache).reference_nfe == 0  # read back as it is now
+
+
+@pytest.mark.parametrize("kind", ["truncated", "folder", "negerr", "nanref"])
+def test_grid_optimize_refuses_a_damaged_cached_block(kind, good, tmp_path, fake_solves):
+    from pndmkit.studies.grid_opt import optimize
+    from pndmkit.studies.real import DamagedCacheWarning
+
+    cache = tmp_path / "cache"
+    args = dict(calibration=1, heldout=1, maxfev=1, cache=cache)
+    optimize("ddim", str(good), 3, **args)
+    solved = len(fake_solves)
+    path = sorted(cache.glob("*/reference.npz"))[0]
+    phrase = _damage_reference(kind, path)
+    with pytest.raises(UsageError) as info:
+        optimize("ddim", str(good), 3, **args)
+    assert info.value.params == ("cache",) and str(path) in str(info.value) and phrase in str(info.value)
+    assert len(fake_solves) == solved
+    with pytest.warns(DamagedCacheWarning, match=str(path)):
+        res = optimize("ddim", str(good), 3, rebuild_cache=True, **args)
+    assert len(fake_solves) == solved + 1 and res.reference_error == 1e-12
+
+
+def _damage_sweeps(kind: str, path: Path) -> str:
+    table = json.loads(path.read_text())
+    if kind == "truncated":
+        path.write_text(path.read_text()[:50])
+        return "is not valid JSON (line"
+    if kind == "empty":
+        path.write_text("")
+        return "is empty"
+    if kind == "list":
+        path.write_text("[]")
+        return "holds a JSON list, not an object of sweeps"
+    if kind == "folder":
+        path.unlink()
+        path.mkdir()
+        return "is not a file (a folder?)"
+    tag = next(iter(table))
+    if kind == "fake":  # plausible numbers that are not what was measured
+        table[tag]["errors"] = [1e-30 for _ in table[tag]["errors"]]
+        path.write_text(json.dumps(table))
+        return f"[{tag!r}] records order"
+    if kind == "negative":
+        table[tag]["errors"][0] = -1.0
+        path.write_text(json.dumps(table))
+        return f"[{tag!r}] records a negative error"
+    if kind == "fields":
+        table[tag].pop("errors")
+        path.write_text(json.dumps(table))
+        return f"[{tag!r}] is not a sweep result"
+    raise AssertionError(kind)
+
+
+SWEEP_DAMAGES = ["truncated", "empty", "list", "folder", "fake", "negative", "fields"]
+
+
+@pytest.mark.parametrize("kind", SWEEP_DAMAGES)
+def test_a_damaged_cached_sweep_is_refused_or_rebuilt(kind, good, tmp_path, fake_solves):
+    from pndmkit.studies.real import DamagedCacheWarning, model_study, sweep
+
+    study = model_study(str(good), batch=1, cache=tmp_path / "cache")
+    measured = sweep(study, "ddim", [2, 4, 8])
+    path = Path(study.cache) / "sweeps.json"
+    phrase = _damage_sweeps(kind, path)
+    with pytest.raises(UsageError) as info:
+        sweep(study, "ddim", [2, 4, 8])
+    assert info.value.params == ("cache",) and str(path) in str(info.value) and phrase in str(info.value), \
+        str(info.value)
+    rebuilt = model_study(str(good), batch=1, cache=tmp_path / "cache", rebuild_cache=True)
+    with pytest.warns(DamagedCacheWarning, match=str(path)):
+        again = sweep(rebuilt, "ddim", [2, 4, 8])
+    assert again.errors == measured.errors and again.measured_order == measured.measured_order
+    assert sweep(study, "ddim", [2, 4, 8]).errors == measured.errors  # written back whole
+
+
+def test_order_model_names_a_damaged_cache_entry_and_rebuilds_it_when_asked(good, tmp_path, fake_solves, capsys):
+    cache = tmp_path / "cache"
+    argv = ["order", "--methods", "ddim", "--steps", "2,4", "--batch", "1", "--model", str(good), "--cache", str(cache)]
+    code, first, _ = _run(argv, capsys)
+    assert code == 0
+    ref = sorted(cache.glob("*/reference.npz"))[0]
+    _damage_reference("truncated", ref)
+    code, out, err = _run(argv, capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"pndmkit order: error: --cache: cache entry {ref} cannot be read") and "--rebuild-cache" in err
+    code, out, err = _run(argv + ["--rebuild-cache"], capsys)
+    assert code == 0 and out == first
+    assert f"pndmkit order: warning: DamagedCacheWarning: cache entry {ref} cannot be read" in err
+    sweeps = ref.parent / "sweeps.json"
+    _damage_sweeps("fake", sweeps)
+    code, out, err = _run(argv, capsys)
+    assert code == 2 and err.startswith(f"pndmkit order: error: --cache: cache entry {sweeps} ['ddim|[2, 4]'] "
+                                        "records order")
+    code, out, err = _run(argv + ["--rebuild-cache"], capsys)
+    assert code == 0 and out == first
+
+
+def test_grid_optimize_names_a_damaged_cache_entry(good, tmp_path, fake_solves, capsys):
+    cache = tmp_path / "cache"
+    argv = ["grid", "optimize", "--method", "ddim", "--nfe", "3", "--maxfev", "1", "--calibration", "1",
+            "--heldout", "1", "--model", str(good), "--cache", str(cache)]
+    code, first, _ = _run(argv, capsys)
+    assert code == 0
+    ref = sorted(cache.glob("*/reference.npz"))[0]
+    _damage_reference("negerr", ref)
+    code, out, err = _run(argv, capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"pndmkit grid optimize: error: --cache: cache entry {ref} records the reference error -1.0")
+    code, out, err = _run(argv + ["--rebuild-cache"], capsys)
+    assert code == 0 and out == first and "DamagedCacheWarning" in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["order", "--rebuild-cache"], "pndmkit order: error: --rebuild-cache: --rebuild-cache recomputes damaged "
+                                   "entries of a network study's cache; it needs --model"),
+    (["order", "--model", "digits", "--cache", "none", "--rebuild-cache"],
+     "--rebuild-cache: --rebuild-cache recomputes damaged cache entries; --cache none caches nothing"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "3", "--model", "digits", "--rebuild-cache"],
+     "--rebuild-cache: --rebuild-cache recomputes damaged entries of --cache DIR; it needs --cache"),
+])
+def test_rebuild_cache_without_a_cache_is_refused(argv, expected, capsys):
+    code, _, err = _run(argv, capsys)
+    assert code == 2 and expected in err and err.count("\n") == 1, err
