@@ -399,3 +399,160 @@ def test_grid_optimize_names_a_damaged_cache_entry(good, tmp_path, fake_solves, 
 def test_rebuild_cache_without_a_cache_is_refused(argv, expected, capsys):
     code, _, err = _run(argv, capsys)
     assert code == 2 and expected in err and err.count("\n") == 1, err
+
+
+# -- run folders and training state ----------------------------------------------------------------------
+SAMPLE = ["sample", "--no-progress", "--method", "ddim", "--steps", "2", "--num-samples", "4", "--batch-size", "2",
+          "--threads", "1"]
+
+
+def _sample_run(good, out, capsys, *extra):
+    return _run([*SAMPLE, "--checkpoint", str(good), "--out", str(out), *extra], capsys)
+
+
+def test_sample_refuses_a_run_json_that_is_a_folder(good, tmp_path, capsys):
+    out = tmp_path / "o"
+    (out / "run.json").mkdir(parents=True)
+    code, _, err = _sample_run(good, out, capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"pndmkit sample: error: --out: {out / 'run.json'} is not a file (a folder?)")
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+
+
+@pytest.mark.parametrize("field, value, phrase", [
+    ("shard_size", "abc", "shard_size='abc' (an integer >= 1 expected)"),
+    ("shard_size", 0, "shard_size=0"),
+    ("checkpoint_sha256", None, "checkpoint_sha256=None"),
+    ("times", "x", "times='x'"),
+])
+def test_sample_resume_refuses_a_damaged_run_json(field, value, phrase, good, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert _sample_run(good, out, capsys)[0] == 0
+    run = out / "run.json"
+    d = json.loads(run.read_text())
+    d[field] = value
+    run.write_text(json.dumps(d))
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    code, _, err = _sample_run(good, out, capsys, "--resume")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"pndmkit sample: error: --out: {run} is damaged: {phrase}") and "Traceback" not in err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_sample_refuses_a_shard_path_that_is_a_folder_before_sampling(good, tmp_path, capsys, monkeypatch):
+    import pndmkit.nn.generate as generate
+
+    out = tmp_path / "o"
+    assert _sample_run(good, out, capsys)[0] == 0
+    (out / "shard-00000.npz").unlink()
+    (out / "shard-00000.npz").mkdir()
+    monkeypatch.setattr(generate, "initial_noise", lambda *a: pytest.fail("sampled before checking the shards"))
+    code, _, err = _sample_run(good, out, capsys, "--resume")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"pndmkit sample: error: --out: {out / 'shard-00000.npz'} is not a file (a folder?), so "
+                          "shard 0 cannot be written there")
+
+
+@pytest.fixture
+def immutable(tmp_path):
+    """A folder nobody may write into, root included (``chattr +i``); skipped where that is not possible."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here")
+    try:
+        yield folder
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], capture_output=True)
+
+
+def _unwritable(kind: str, tmp_path: Path, request) -> tuple[Path, str]:
+    """An output folder that cannot be made: under a plain file, or inside an immutable folder."""
+    if kind == "file":
+        (tmp_path / "afile").write_text("x")
+        return tmp_path / "afile" / "o", f"{tmp_path / 'afile'} is a file, not a folder"
+    folder = request.getfixturevalue("immutable")
+    return folder / "o", f"cannot write into {folder} (to create {folder / 'o'} in it): Operation not permitted"
+
+
+@pytest.mark.parametrize("kind", ["file", "immutable"])
+def test_train_refuses_an_unwritable_out_before_training(kind, tmp_path, capsys, monkeypatch, request):
+    from pndmkit.nn.train import Trainer
+
+    out, phrase = _unwritable(kind, tmp_path, request)
+    monkeypatch.setattr(Trainer, "train_step", lambda self: pytest.fail("trained before checking --out"))
+    code, _, err = _run(["train", "--preset", "tiny", "--steps", "3", "--batch-size", "4", "--threads", "1",
+                         "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("pndmkit train: error: --out: ") and phrase in err, err
+
+
+@pytest.mark.parametrize("kind", ["file", "immutable"])
+def test_compare_refuses_an_unwritable_out_before_comparing(kind, tmp_path, capsys, monkeypatch, request):
+    import pndmkit.commands.compare as command
+
+    out, phrase = _unwritable(kind, tmp_path, request)
+    monkeypatch.setattr(command, "compare", lambda *a, **k: pytest.fail("compared before checking --out"))
+    code, _, err = _run(["compare", "--quick", "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("pndmkit compare: error: --out: ") and phrase in err
+
+
+@pytest.mark.parametrize("kind", ["file", "immutable"])
+def test_sample_refuses_an_unwritable_out_before_loading(kind, good, tmp_path, capsys, monkeypatch, request):
+    import pndmkit.nn.checkpoint as checkpoint
+
+    out, phrase = _unwritable(kind, tmp_path, request)
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda *a: pytest.fail("loaded before checking --out"))
+    code, _, err = _sample_run(good, out, capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("pndmkit sample: error: --out: ") and phrase in err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A one-step tiny training run: its out folder (copied by each test that damages it)."""
+    from pndmkit.nn.train import TrainConfig, Trainer
+
+    out = tmp_path_factory.mktemp("train") / "r"
+    Trainer(TrainConfig(out=str(out), preset="tiny", steps=1, batch_size=4), log=lambda m: None).run()
+    return out
+
+
+@pytest.mark.parametrize("kind, phrase", [
+    ("garbage", "cannot be read as a training state"),
+    ("truncated", "cannot be read as a training state"),
+    ("empty", "cannot be read as a training state"),
+    ("notastate", "is not a pndmkit training state (missing net, ema"),
+    ("wrongweights", "is damaged: it does not restore this run"),
+    ("folder", "is not a file (a folder?)"),
+])
+def test_train_resume_refuses_a_damaged_state_before_training(kind, phrase, trained, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from pndmkit.nn.train import Trainer
+
+    out = tmp_path / "r"
+    shutil.copytree(trained, out)
+    state = out / "train_state.pt"
+    if kind == "garbage":
+        state.write_text("garbage\n")
+    elif kind == "truncated":
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    elif kind == "empty":
+        state.write_bytes(b"")
+    elif kind == "notastate":
+        torch.save([1, 2], state)
+    elif kind == "wrongweights":
+        st = torch.load(state, weights_only=False)
+        st["net"].pop(sorted(st["net"])[0])
+        torch.save(st, state)
+    else:
+        state.unlink()
+        state.mkdir()
+    monkeypatch.setattr(Trainer, "train_step", lambda self: pytest.fail("trained before checking the state"))
+    code, _, err = _run(["train", "--preset", "tiny", "--steps", "3", "--batch-size", "4", "--threads", "1",
+                         "--out", str(out), "--resume"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"pndmkit train: error: --out: {state} ") and phrase in err, err

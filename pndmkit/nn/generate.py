@@ -41,7 +41,7 @@ import torch
 from pndmkit.errors import UsageError, blame
 from pndmkit.methods import DEFAULT_METHOD
 from pndmkit.nn._checks import available_bytes, check_device, file_sha256, gib, memory_estimate
-from pndmkit._io import atomic_path, progress_bar, remove_stale_temporaries, write_json
+from pndmkit._io import atomic_path, check_writable_folder, progress_bar, remove_stale_temporaries, write_json
 from pndmkit.nn.data import to_uint8
 from pndmkit.noise import per_sample_noise, sample_seed  # noqa: F401  (sample_seed: public here too)
 
@@ -222,8 +222,13 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any) -> _Plan:
 
 
 def _read_run(run_file: Path) -> dict[str, Any] | None:
-    if not run_file.is_file():
+    """The run recorded in ``run_file`` (``None`` when there is none), its fields checked; a damaged record is a
+    :class:`UsageError` about ``out`` naming the file."""
+    if not run_file.exists() and not run_file.is_symlink():
         return None
+    if not run_file.is_file():
+        raise UsageError("out", f"{run_file} is not a file (a folder?), so this folder holds no readable run; "
+                                "remove it or use another out folder")
     try:
         old = json.loads(run_file.read_text())
     except (OSError, ValueError) as exc:
@@ -231,6 +236,17 @@ def _read_run(run_file: Path) -> dict[str, Any] | None:
     if not isinstance(old, dict) or old.get("format") != RUN_FORMAT:
         raise UsageError("resume", f"{run_file} was written by an older pndmkit without checkpoint hashes; "
                                    "it cannot be checked, so it cannot be resumed: use another out folder")
+    shard, hashes = old.get("shard_size"), old.get("checkpoint_sha256")
+    problem = None
+    if isinstance(shard, bool) or not isinstance(shard, int) or shard < 1:
+        problem = f"shard_size={shard!r} (an integer >= 1 expected)"
+    elif not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+        problem = f"checkpoint_sha256={hashes!r} (the SHA-256 of the checkpoint's json and safetensors files expected)"
+    elif not isinstance(old.get("times"), list):
+        problem = f"times={old.get('times')!r} (the grid's times expected)"
+    if problem is not None:
+        raise UsageError("out", f"{run_file} is damaged: {problem}; it cannot be checked, so the run cannot be "
+                                "resumed: restore the file or use another out folder")
     return old
 
 
@@ -284,8 +300,7 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
     log = log or (lambda msg: print(msg, file=sys.stderr))
     rank, world = _dist_info()
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError("out", f"out={str(out)!r} exists and is not a folder")
+    check_writable_folder(out, "out")  # before the work, not when its first shard is written
     run_file = out / "run.json"
     old = _read_run(run_file)
     if old is not None and not cfg.resume:
@@ -296,6 +311,12 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
     ident = plan.identity
     if old is not None:
         _check_resume(old, ident, run_file)
+    for k in range(rank, math.ceil(cfg.num_samples / shard_size), world):  # where this process will write
+        for suffix in (".npz", ".png"):
+            path = _shard_path(out, k, suffix)
+            if path.exists() and not path.is_file():
+                raise UsageError("out", f"{path} is not a file (a folder?), so shard {k} cannot be written there; "
+                                        "remove it and run again")
 
     if rank == 0:  # from here on files are written
         if cfg.resume and old is None:  # a script may always pass --resume: it starts the run, but says so
