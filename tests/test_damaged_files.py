@@ -556,3 +556,61 @@ def test_train_resume_refuses_a_damaged_state_before_training(kind, phrase, trai
                          "--out", str(out), "--resume"], capsys)
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"pndmkit train: error: --out: {state} ") and phrase in err, err
+
+
+# -- pf on the command line: batch-independent, its options recorded ----------------------------------------
+PF = ["sample", "--no-progress", "--method", "pf", "--num-samples", "3", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def smooth(tmp_path_factory):
+    """A tiny network whose output layer is scaled down: a smooth ODE that RK45 crosses in a few dozen steps."""
+    torch.manual_seed(1)
+    net = UNet.preset("tiny").eval()
+    with torch.no_grad():
+        net.conv_out.weight.mul_(0.05)
+        net.conv_out.bias.mul_(0.05)
+    return save_checkpoint(tmp_path_factory.mktemp("smooth") / "m", net, schedule=DiscreteVP.linear())
+
+
+def test_sample_pf_does_not_depend_on_the_batch_size(smooth, tmp_path, capsys):
+    from pndmkit.nn.generate import read_samples
+
+    runs = {}
+    for batch in (1, 2):
+        out = tmp_path / f"b{batch}"
+        code, stdout, err = _run([*PF, "--num-samples", "2", "--batch-size", str(batch), "--checkpoint", str(smooth),
+                                  "--out", str(out)], capsys)
+        assert code == 0, err
+        runs[batch] = read_samples(out, expect=2)[1]
+        summary = json.loads(stdout)
+        assert summary["steps"] is None and summary["nfe_per_sample"] > 6
+        run = json.loads((out / "run.json").read_text())
+        assert run["steps"] is None and run["method_options"] == {
+            "rtol": 1e-5, "atol": 1e-5, "solver": "RK45", "variable": "auto", "name": "pf", "per_sample": True}
+    np.testing.assert_array_equal(runs[1], runs[2])  # bit for bit: every sample has its own step-size control
+    assert np.abs(runs[1]).max() > 0
+
+
+def test_sample_pf_refuses_steps(good, tmp_path, capsys):
+    out = tmp_path / "o"
+    code, _, err = _run([*PF, "--steps", "5", "--checkpoint", str(good), "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1 and not out.exists()
+    assert "--steps" in err and "method 'pf' is adaptive: it chooses its own steps, so steps=5 would not be used" in err
+
+
+def test_a_pf_run_of_the_batch_wide_step_control_is_not_resumed(good, tmp_path, capsys, monkeypatch):
+    """run.json of a pf run made before per-sample control (steps recorded, no method_options): refused."""
+    import pndmkit.nn.generate as generate
+
+    out = tmp_path / "o"
+    monkeypatch.setattr(generate, "initial_noise", lambda *a: pytest.fail("sampled"))
+    out.mkdir()
+    ident = {"format": 2, "checkpoint": str(good.resolve()), "checkpoint_sha256": {
+        s: generate.file_sha256(good.with_suffix("." + s)) for s in ("json", "safetensors")}, "method": "pf",
+        "steps": 50, "num_samples": 3, "shard_size": 3, "seed": 0, "grid": None, "convention": None,
+        "dtype": "float32", "times": []}
+    (out / "run.json").write_text(json.dumps(ident))
+    code, _, err = _run([*PF, "--checkpoint", str(good), "--out", str(out), "--resume"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "steps=50 in run.json, None now" in err and "method_options=None in run.json" in err
