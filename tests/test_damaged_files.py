@@ -280,22 +280,27 @@ def test_a_damaged_cached_reference_is_refused_or_rebuilt(kind, good, tmp_path, 
 
 @pytest.mark.parametrize("kind", ["truncated", "folder", "negerr", "nanref"])
 def test_grid_optimize_refuses_a_damaged_cached_block(kind, good, tmp_path, fake_solves):
-    from pndmkit.studies.grid_opt import optimize
+    from pndmkit.studies.grid_opt import evaluate, optimize
     from pndmkit.studies.real import DamagedCacheWarning
 
     cache = tmp_path / "cache"
     args = dict(calibration=1, heldout=1, maxfev=1, cache=cache)
-    optimize("ddim", str(good), 3, **args)
+    grid = optimize("ddim", str(good), 3, **args).grid
     solved = len(fake_solves)
-    path = sorted(cache.glob("*/reference.npz"))[0]
-    phrase = _damage_reference(kind, path)
-    with pytest.raises(UsageError) as info:
-        optimize("ddim", str(good), 3, **args)
-    assert info.value.params == ("cache",) and str(path) in str(info.value) and phrase in str(info.value)
+    paths = sorted(cache.glob("*/reference.npz"))  # the calibration noise's and the held-out noise's
+    assert len(paths) == 2
+    phrase = [_damage_reference(kind, path) for path in paths][0]
+    for call in (lambda: optimize("ddim", str(good), 3, **args),
+                 lambda: evaluate("ddim", str(good), grid, calibration=1, heldout=1, cache=cache)):
+        with pytest.raises(UsageError) as info:
+            call()
+        assert info.value.params == ("cache",) and phrase in str(info.value)
+        assert sum(str(p) in str(info.value) for p in paths) == 1
     assert len(fake_solves) == solved
-    with pytest.warns(DamagedCacheWarning, match=str(path)):
+    with pytest.warns(DamagedCacheWarning) as caught:
         res = optimize("ddim", str(good), 3, rebuild_cache=True, **args)
-    assert len(fake_solves) == solved + 1 and res.reference_error == 1e-12
+    assert sorted(str(p) for p in paths if any(str(p) in str(w.message) for w in caught)) == [str(p) for p in paths]
+    assert len(fake_solves) == solved + 2 and res.reference_error == 1e-12
 
 
 def _damage_sweeps(kind: str, path: Path) -> str:

@@ -362,10 +362,11 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
 def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[float], *,
              schedule: Optional[NoiseSchedule] = None, heldout: int = 16, calibration: int = 8, seed: int = 0,
              shape: Optional[Sequence[int]] = None, kinds: Sequence[str] = BUILTIN_KINDS,
-             cache: Any = None) -> dict[str, Any]:
+             cache: Any = None, rebuild_cache: bool = False) -> dict[str, Any]:
     """Held-out error of ``grid`` (e.g. optimised on a surrogate) and of every built-in kind with its step count.
 
-    The held-out noises are the same as :func:`optimize`'s for equal ``calibration``, ``heldout`` and ``seed``.
+    The held-out noises are the same as :func:`optimize`'s for equal ``calibration``, ``heldout`` and ``seed``;
+    ``cache`` and ``rebuild_cache`` are :func:`optimize`'s.
 
     Returns
     -------
@@ -387,7 +388,7 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
     if times.ndim != 1 or times.size < 2 or not np.all(np.isfinite(times)) or np.any(np.diff(times) >= 0):
         raise UsageError("grid", f"grid must be {what}, got {grid!r}")
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=times[0], t_end=times[-1],
-                                 cache=cache, ends=("grid[0]", "grid[-1]"))
+                                 cache=cache, rebuild_cache=rebuild_cache, ends=("grid[0]", "grid[-1]"))
     study = target.study(calibration, heldout)
     judged = _judge(study, spec, times, kinds)
     if not judged["builtin_errors"]:
