@@ -8,7 +8,6 @@ loader) and on every command that reads checkpoints (``sample``, ``order --model
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
