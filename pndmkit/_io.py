@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json", "read_json", "write_text", "progress_bar", "remove_stale_temporaries"]
+__all__ = ["atomic_path", "write_json", "read_json", "write_text", "progress_bar", "remove_stale_temporaries",
+           "check_writable_folder"]
 
 _TEMP_PATTERN = ".*.tmp*"
 
@@ -36,6 +37,50 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_writable_folder(path: str | os.PathLike[str], param: str) -> Path:
+    """Refuse an output folder that cannot be created or written, before any work, without creating it.
+
+    The folder, or the nearest of its parents that exists, is tried by making (and at once removing) a
+    temporary folder in it, so read-only mounts, immutable folders and missing rights are all found, also
+    for root.
+
+    Parameters
+    ----------
+    path : path
+        The output folder (it need not exist).
+    param : str
+        The parameter (or option destination) the errors name.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    pndmkit.errors.UsageError
+        Naming ``param``: ``path`` or one of its parents is a file, or the nearest existing folder is not
+        writable.
+    """
+    from pndmkit.errors import UsageError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(param, f"{param}={str(p)!r} exists and is not a folder")
+    base = p
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise UsageError(param, f"cannot create {param}={str(p)!r}: {base} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".pndmkit-write-test.", dir=base))
+    except OSError as exc:
+        where = "" if base == p else f" (to create {p} in it)"
+        raise UsageError(param, f"cannot write into {base}{where}: {exc.strerror or exc}; choose a writable "
+                                f"{param} folder") from None
+    return p
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["UsageError", "blame"]
+__all__ = ["UsageError", "BadFileError", "blame"]
 
 
 class UsageError(ValueError):
@@ -40,6 +40,29 @@ class UsageError(ValueError):
 
     def __reduce__(self):  # picklable across processes despite the two-argument constructor
         return (type(self), (self.params, self.message))
+
+
+class BadFileError(ValueError):
+    """A file pndmkit reads back (a checkpoint, a cached reference, a run's record, a training state) is damaged
+    or does not hold what it should.
+
+    The message is one line that names the file, says what is wrong with it and what to do. Being a
+    ``ValueError``, it becomes a :class:`UsageError` about the option that named the file inside :func:`blame`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (or folder) at fault, kept as :attr:`path`.
+    message : str
+        The whole message (it names ``path`` itself).
+    """
+
+    def __init__(self, path: object, message: str) -> None:
+        super().__init__(message)
+        self.path = str(path)
+
+    def __reduce__(self):  # picklable across processes despite the two-argument constructor
+        return (type(self), (self.path, self.args[0]))
 
 
 _INPUT_ERRORS = (ValueError, TypeError, FileNotFoundError)

@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from pndmkit._io import check_writable_folder
 from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
 from pndmkit.errors import UsageError
 from pndmkit.studies.compare import NFES, OPTIMIZED_DEFAULT, SCHEDULES, CompareConfig, compare, with_options
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     else:  # the option with no names: the default set
         cfg = with_options(cfg, optimized_grids=tuple(args.optimized_grids) or True,
                            optimize_maxfev=args.optimize_maxfev, optimize_calibration=args.optimize_calibration)
+    if args.out is not None:
+        check_writable_folder(args.out, "out")  # before the comparison, not after it
     log = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr))
     result = compare(cfg, log=log)
     if args.out is not None:

@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cache is not None and args.model is None:
         raise UsageError("cache", "--cache DIR holds a network's references; it needs --model (a --problem has "
                                   "exact ones and caches nothing)")
+    if args.rebuild_cache and args.cache is None:
+        raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged entries of --cache DIR; it needs "
+                                          "--cache (and --model)")
     if args.method not in METHODS:
         raise UsageError("method", f"unknown method {args.method!r}; known: {', '.join(METHODS)}")
     if args.model is not None and args.model in PROBLEMS:
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = optimize(args.method, args.problem or args.model, args.nfe, calibration=args.calibration,
                           heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
-                          progress=sys.stderr.isatty(), degree=args.degree, start=args.start)
+                          progress=sys.stderr.isatty(), degree=args.degree, start=args.start,
+                          rebuild_cache=args.rebuild_cache)
     except UsageError as exc:
         if "problem_or_model" not in exc.params:
             raise
@@ -84,5 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start grid: a grid kind or comma-separated times with the run's end times "
                         "(default: the built-in kind with the smallest calibration error)")
     o.add_argument("--cache", default=None, metavar="DIR", help="--model: folder of cached references (none)")
+    o.add_argument("--rebuild-cache", action="store_true",
+                   help="remove a damaged cached reference in --cache (named on stderr) and solve it again, instead "
+                        "of stopping with an error")
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.set_defaults(func=run)

@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cache is not None:
         raise UsageError("cache", "--cache DIR holds the network study's references; it needs --model (the "
                                   "Gaussian-mixture study has exact ones and caches nothing)")
+    if args.rebuild_cache:
+        raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged entries of a network study's cache; "
+                                          "it needs --model")
     args.steps = args.steps or list(DEFAULT_STEPS)
     with blame("t_start", "t_end", "grid", "schedule", "problem", "batch", "seed"):
         study = make_study(args.problem or "gmm2d", args.schedule or "linear-vp", grid=args.grid,
@@ -102,10 +105,14 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
             raise UsageError(option, f"--{option} chooses a Gaussian-mixture study; --model uses the network's own "
                                      f"schedule and has no --{option}")
     cache = args.cache or os.environ.get("PNDMKIT_CACHE") or str(Path.home() / ".cache" / "pndmkit" / "real")
+    if args.rebuild_cache and cache.lower() == "none":
+        raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged cache entries; --cache none caches "
+                                          "nothing: drop one of them")
     steps = args.steps or list(DEFAULT_MODEL_STEPS)
     study = model_study(args.model, grid=args.grid, t_start=args.t_start, t_end=args.t_end, seed=args.seed,
                         batch=4 if args.batch is None else args.batch,
-                        cache=None if cache.lower() == "none" else cache, progress=tty)
+                        cache=None if cache.lower() == "none" else cache, progress=tty,
+                        rebuild_cache=args.rebuild_cache)
     results = run_model_study(study, args.methods, steps, progress=tty)
     ok, smallest = check_reference(study, results)
     verdict = (f"reference error {study.reference_error:.1e} is {'below' if ok else 'NOT below'} 1% of the smallest "
@@ -139,6 +146,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="--model only: folder of cached references and sweeps (default: $PNDMKIT_CACHE, else "
                         "~/.cache/pndmkit/real); 'none' caches nothing")
+    p.add_argument("--rebuild-cache", action="store_true",
+                   help="--model only: remove a damaged cache entry (named on stderr) and compute it again, "
+                        "instead of stopping with an error")
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="noise schedule (linear-vp)")
     p.add_argument("--grid", choices=[g for g, kind in GRID_KINDS.items() if not kind.discrete_only], default="uniform",
                    help="grid kind (uniform: equal steps in t)")

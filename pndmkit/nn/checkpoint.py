@@ -4,11 +4,19 @@ The JSON holds the network class and configuration, the noise schedule
 (:func:`pndmkit.schedules.schedule_to_dict`), the prediction type, the time
 convention (``time_offset``, ``time_scale``) and free-form metadata (training command, steps, data).
 ``load_checkpoint("digits")`` loads the model shipped in ``pndmkit/data``.
+
+Loading checks the two files before anything runs on them, and a damaged or inconsistent checkpoint raises
+:class:`pndmkit.errors.BadFileError` with one line naming the file and what is wrong: a JSON file that is not
+valid JSON, not an object, not of this format or without ``network``; a network configuration, schedule,
+``prediction``, ``time_offset`` or ``time_scale`` that is not valid; a weights file that is empty, truncated
+or not safetensors; weights that do not fit the configuration (a missing, unexpected or differently shaped
+tensor); and non-finite weights. Every command and study loads checkpoints here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +26,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pndmkit._io import atomic_path, write_json
+from pndmkit.errors import BadFileError
+from pndmkit.models import PREDICTIONS
 from pndmkit.schedules import NoiseSchedule, schedule_from_dict, schedule_to_dict
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "DATA_DIR"]
@@ -69,6 +79,9 @@ def resolve_checkpoint(path_or_name: str | os.PathLike[str]) -> Path:
         p = p.with_suffix("")
     if p.with_suffix(".json").is_file():
         return p
+    if p.with_suffix(".json").exists():
+        raise BadFileError(p.with_suffix(".json"), f"checkpoint file {p.with_suffix('.json')} is not a file (a "
+                                                   f"folder?): a checkpoint is {p}.json and {p}.safetensors")
     shipped = DATA_DIR / str(path_or_name)
     if shipped.with_suffix(".json").is_file():
         return shipped
@@ -103,16 +116,115 @@ def save_checkpoint(path: str | os.PathLike[str], net: torch.nn.Module, *, sched
     return stem
 
 
-def load_checkpoint(path_or_name: str | os.PathLike[str]) -> Checkpoint:
-    """Load a checkpoint written by :func:`save_checkpoint`, by path or shipped name (``"digits"``)."""
-    stem = resolve_checkpoint(path_or_name)
-    info = json.loads(stem.with_suffix(".json").read_text())
+def _damaged(path: Path, what: str, fix: str = "restore the file or save the checkpoint again") -> BadFileError:
+    return BadFileError(path, f"checkpoint file {path} {what}; {fix}")
+
+
+def _read_info(path: Path) -> dict[str, Any]:
+    """The checkpoint's JSON object, checked field by field (types and allowed values)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _damaged(path, f"cannot be read ({getattr(exc, 'strerror', None) or exc})") from exc
+    if not text.strip():
+        raise _damaged(path, "is empty")
+    try:
+        info = json.loads(text)
+    except ValueError as exc:
+        where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise _damaged(path, f"is not valid JSON{where}, e.g. truncated") from None
+    if not isinstance(info, dict):
+        raise _damaged(path, f"holds a JSON {type(info).__name__}, not a checkpoint's object")
     if info.get("format") != FORMAT:
-        raise ValueError(f"{stem}.json is not a pndmkit checkpoint (format={info.get('format')!r})")
-    net = _build_network(info["network"]["class"], info["network"]["config"])
-    net.load_state_dict(load_file(str(stem.with_suffix(".safetensors"))))
-    net.eval()
+        raise _damaged(path, f"is not a pndmkit checkpoint (format={info.get('format')!r}, expected {FORMAT!r})",
+                       "pass a checkpoint written by pndmkit (save_checkpoint, pndmkit train)")
+    network = info.get("network")
+    if not isinstance(network, dict) or not isinstance(network.get("class"), str) \
+            or not isinstance(network.get("config"), dict):
+        raise _damaged(path, "has no valid 'network' entry ({'class': ..., 'config': {...}})")
+    for key in ("time_offset", "time_scale"):
+        value = info.get(key, 0.0 if key == "time_offset" else 1.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (key == "time_scale" and value <= 0):
+            allowed = "a finite number > 0" if key == "time_scale" else "a finite number"
+            raise _damaged(path, f"has {key}={value!r}; it must be {allowed}")
+    if info.get("schedule") is not None and info.get("prediction", "eps") not in PREDICTIONS:
+        hint = " (diffusers' 'epsilon' is 'eps' here)" if info.get("prediction") == "epsilon" else ""
+        raise _damaged(path, f"has prediction={info.get('prediction')!r}; a diffusion model's must be one of "
+                             f"{', '.join(PREDICTIONS)}{hint}")
+    if not isinstance(info.get("meta", {}), dict):
+        raise _damaged(path, f"has meta={info.get('meta')!r}; it must be an object")
+    return info
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ``path``, refused by name when missing, empty or damaged."""
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file {path} not found: a checkpoint needs its weights next to its "
+                                f"JSON file")
+    if not path.is_file():
+        raise _damaged(path, "is not a file (a folder?)")
+    if path.stat().st_size == 0:
+        raise _damaged(path, "is empty")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError (no public base class)
+        raise _damaged(path, f"is not a readable safetensors file ({exc}), e.g. truncated or overwritten") from None
+
+
+def _check_weights(net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, config_path: Path) -> None:
+    """The weights fit the network the JSON file describes, tensor by tensor, and are finite."""
+    want = net.state_dict()
+    missing = sorted(set(want) - set(state))
+    unexpected = sorted(set(state) - set(want))
+    shapes = [k for k in sorted(set(want) & set(state)) if tuple(want[k].shape) != tuple(state[k].shape)]
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected)):
+        if keys:
+            more = f" and {len(keys) - 1} more" if len(keys) > 1 else ""
+            problems.append(f"{label} tensor {keys[0]!r}{more}")
+    if shapes:
+        k = shapes[0]
+        more = f" ({len(shapes) - 1} more tensors differ)" if len(shapes) > 1 else ""
+        problems.append(f"{k!r} has shape {tuple(state[k].shape)} in the weights but {tuple(want[k].shape)} in the "
+                        f"network the JSON file describes{more}")
+    if problems:
+        raise BadFileError(path, f"checkpoint file {path} does not fit the network of {config_path}: "
+                                 f"{'; '.join(problems)}; the two files come from different checkpoints: "
+                                 f"use the pair saved together")
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())), None)
+    if bad is not None:
+        raise _damaged(path, f"holds non-finite weights (first: {bad!r})",
+                       "the network cannot be used (e.g. a training run that diverged): use another checkpoint")
+
+
+def load_checkpoint(path_or_name: str | os.PathLike[str]) -> Checkpoint:
+    """Load a checkpoint written by :func:`save_checkpoint`, by path or shipped name (``"digits"``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No checkpoint of that name or path, or its ``.safetensors`` file is missing.
+    pndmkit.errors.BadFileError
+        A damaged or inconsistent checkpoint (see the module docstring): one line naming the file.
+    """
+    stem = resolve_checkpoint(path_or_name)
+    config_path = stem.with_suffix(".json")
+    info = _read_info(config_path)
+    try:
+        net = _build_network(info["network"]["class"], info["network"]["config"])
+    except (TypeError, ValueError) as exc:
+        raise _damaged(config_path, f"describes no valid network ({exc})") from None
     sched = info.get("schedule")
-    return Checkpoint(net=net, schedule=schedule_from_dict(sched) if sched else None,
-                      prediction=info.get("prediction", "eps"), time_offset=float(info.get("time_offset", 0.0)),
-                      time_scale=float(info.get("time_scale", 1.0)), meta=info.get("meta", {}), path=stem)
+    try:
+        schedule = schedule_from_dict(sched) if sched else None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise _damaged(config_path, f"has an invalid schedule {sched!r} ({exc})") from None
+    weights = stem.with_suffix(".safetensors")
+    state = _read_weights(weights)
+    _check_weights(net, state, weights, config_path)
+    net.load_state_dict(state)
+    net.eval()
+    return Checkpoint(net=net, schedule=schedule, prediction=info.get("prediction", "eps"),
+                      time_offset=float(info.get("time_offset", 0.0)), time_scale=float(info.get("time_scale", 1.0)),
+                      meta=info.get("meta", {}), path=stem)

@@ -14,7 +14,11 @@ Everything is checked before anything is written (method, grid, convention and s
 :func:`pndmkit.sample` with a zero model; checkpoint, its weights' finiteness, device; a memory
 estimate warns when the batch may not fit): a bad option leaves no folder or ``run.json`` behind.
 ``run.json`` records what determines the samples: the settings, the grid's times and the SHA-256 of the
-checkpoint's two files. Resuming with any of them different is refused with a message naming what
+checkpoint's two files. An adaptive method (``pf``) chooses its own steps, so it takes no ``steps`` (giving
+one is refused, and ``run.json`` records ``steps: null``); it runs with one step-size control per sample
+(:class:`pndmkit.adaptive.AdaptiveIntegrator` with ``per_sample=True``), so its samples, too, do not depend
+on the batch size, and ``run.json`` records its options (tolerances, solver, per-sample control) as
+``method_options``. Resuming with any of them different is refused with a message naming what
 changed, so shards from different weights or settings are never mixed. Temporary files of a killed
 write are deleted on the next run. A batch with a non-finite sample raises ``FloatingPointError``
 naming the first such sample; its shard is not written.
@@ -41,7 +45,7 @@ import torch
 from pndmkit.errors import UsageError, blame
 from pndmkit.methods import DEFAULT_METHOD
 from pndmkit.nn._checks import available_bytes, check_device, file_sha256, gib, memory_estimate
-from pndmkit._io import atomic_path, progress_bar, remove_stale_temporaries, write_json
+from pndmkit._io import atomic_path, check_writable_folder, progress_bar, remove_stale_temporaries, write_json
 from pndmkit.nn.data import to_uint8
 from pndmkit.noise import per_sample_noise, sample_seed  # noqa: F401  (sample_seed: public here too)
 
@@ -50,6 +54,8 @@ __all__ = ["SampleConfig", "sample_to_dir", "sample_seed", "initial_noise", "rea
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 #: version of the ``run.json`` layout (2: checkpoint hashes and grid times recorded)
 RUN_FORMAT = 2
+#: steps of a fixed-step method when none are given
+DEFAULT_STEPS = 50
 
 
 def initial_noise(indices: Sequence[int], shape: Sequence[int], seed: int) -> torch.Tensor:
@@ -91,14 +97,15 @@ class SampleConfig:
     """What :func:`sample_to_dir` does; the fields in :attr:`IDENTITY` determine the samples.
 
     ``shard_size=None`` means the batch size (an interrupt then loses at most one batch), or on resume
-    the shard size the run was started with. Invalid values raise :class:`~pndmkit.errors.UsageError`
-    naming the field.
+    the shard size the run was started with. ``steps=None`` means :data:`DEFAULT_STEPS` for a fixed-step
+    method; an adaptive method (``pf``) chooses its own steps and refuses ``steps``. Invalid values raise
+    :class:`~pndmkit.errors.UsageError` naming the field.
     """
 
     checkpoint: str = "digits"
     out: str = "samples"
     method: str = DEFAULT_METHOD
-    steps: int = 50
+    steps: int | None = None
     num_samples: int = 64
     batch_size: int = 64
     shard_size: int | None = None
@@ -117,7 +124,7 @@ class SampleConfig:
     def __post_init__(self) -> None:
         for name in ("steps", "num_samples", "batch_size", "shard_size", "png_max", "seed"):
             value = getattr(self, name)
-            if value is None and name == "shard_size":
+            if value is None and name in ("shard_size", "steps"):
                 continue
             low = 0 if name in ("png_max", "seed") else 1
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -129,7 +136,12 @@ class SampleConfig:
         from pndmkit.sampling import CONVENTIONS
 
         with blame("method"):
-            get_method(self.method)
+            spec = get_method(self.method)
+        if spec.adaptive and self.steps is not None:
+            raise UsageError(("steps", "method"), f"method {self.method!r} is adaptive: it chooses its own steps, so "
+                                                  f"steps={self.steps!r} would not be used; drop steps (--steps)")
+        if not spec.adaptive and self.steps is None:
+            self.steps = DEFAULT_STEPS
         if self.grid is not None and self.grid not in GRIDS:
             raise UsageError("grid", f"unknown grid kind {self.grid!r}; known: {', '.join(GRIDS)}")
         if self.convention is not None and self.convention not in CONVENTIONS:
@@ -179,6 +191,7 @@ class _Plan:
 
     ckpt: Any
     model: Any
+    method: Any
     device: torch.device
     shape: tuple[int, int, int]
     shard_size: int
@@ -199,12 +212,10 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any) -> _Plan:
     if ckpt.schedule is None or not hasattr(ckpt.net.config, "in_channels"):
         raise UsageError("checkpoint", f"checkpoint {str(stem)!r} is not a diffusion model (a "
                                        f"{type(ckpt.net).__name__} without a noise schedule)")
-    bad = next((k for k, v in ckpt.net.state_dict().items() if v.is_floating_point() and not v.isfinite().all()), None)
-    if bad is not None:
-        raise UsageError("checkpoint", f"checkpoint {str(stem)!r} has non-finite weights (first: {bad!r})")
+    method, method_options = _batch_independent(cfg.method, ckpt.schedule)
     # the combination, by a dry run on one number (the types are right here: a TypeError would be a bug)
     with blame("steps", "grid", "convention", "method", errors=(ValueError,)):
-        dry = pndmkit.sample(lambda x, t: x * 0.0, np.zeros(1), schedule=ckpt.schedule, method=cfg.method,
+        dry = pndmkit.sample(lambda x, t: x * 0.0, np.zeros(1), schedule=ckpt.schedule, method=method,
                              steps=cfg.steps, grid=cfg.grid, convention=cfg.convention)
     c = ckpt.net.config
     shape = (c.in_channels, c.image_size, c.image_size)
@@ -221,12 +232,43 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any) -> _Plan:
                 "checkpoint_sha256": {s: file_sha256(stem.with_suffix("." + s)) for s in ("json", "safetensors")},
                 **{k: getattr(cfg, k) for k in cfg.IDENTITY}, "shard_size": shard_size,
                 "times": [float(t) for t in dry.times]}
-    return _Plan(ckpt, model, device, shape, shard_size, identity)
+    if method_options is not None:
+        identity["method_options"] = method_options
+    return _Plan(ckpt, model, method, device, shape, shard_size, identity)
+
+
+def _batch_independent(name: str, schedule: Any) -> tuple[Any, dict[str, Any] | None]:
+    """The method to run and, for an adaptive one, the options ``run.json`` records.
+
+    A fixed-step method is passed by name (each sample's run does not depend on its batch). An adaptive
+    method that offers it gets one step-size control per sample (``per_sample=True``), so that its samples do
+    not depend on the batch either; one that does not is refused, since the command line promises that.
+    """
+    import dataclasses
+
+    from pndmkit.methods import get_method
+
+    spec = get_method(name)
+    if not spec.adaptive:
+        return name, None
+    built = spec.build(schedule)
+    if not (dataclasses.is_dataclass(built) and hasattr(built, "per_sample")):
+        raise UsageError("method", f"method {name!r} is adaptive and has no per-sample step control, so its samples "
+                                   f"would depend on the batch size; use a fixed-step method")
+    built = dataclasses.replace(built, per_sample=True)
+    options = {f.name: getattr(built, f.name) for f in dataclasses.fields(built)
+               if f.name != "schedule" and isinstance(getattr(built, f.name), (bool, int, float, str))}
+    return built, options
 
 
 def _read_run(run_file: Path) -> dict[str, Any] | None:
-    if not run_file.is_file():
+    """The run recorded in ``run_file`` (``None`` when there is none), its fields checked; a damaged record is a
+    :class:`UsageError` about ``out`` naming the file."""
+    if not run_file.exists() and not run_file.is_symlink():
         return None
+    if not run_file.is_file():
+        raise UsageError("out", f"{run_file} is not a file (a folder?), so this folder holds no readable run; "
+                                "remove it or use another out folder")
     try:
         old = json.loads(run_file.read_text())
     except (OSError, ValueError) as exc:
@@ -234,6 +276,17 @@ def _read_run(run_file: Path) -> dict[str, Any] | None:
     if not isinstance(old, dict) or old.get("format") != RUN_FORMAT:
         raise UsageError("resume", f"{run_file} was written by an older pndmkit without checkpoint hashes; "
                                    "it cannot be checked, so it cannot be resumed: use another out folder")
+    shard, hashes = old.get("shard_size"), old.get("checkpoint_sha256")
+    problem = None
+    if isinstance(shard, bool) or not isinstance(shard, int) or shard < 1:
+        problem = f"shard_size={shard!r} (an integer >= 1 expected)"
+    elif not isinstance(hashes, dict) or not all(isinstance(v, str) for v in hashes.values()):
+        problem = f"checkpoint_sha256={hashes!r} (the SHA-256 of the checkpoint's json and safetensors files expected)"
+    elif not isinstance(old.get("times"), list):
+        problem = f"times={old.get('times')!r} (the grid's times expected)"
+    if problem is not None:
+        raise UsageError("out", f"{run_file} is damaged: {problem}; it cannot be checked, so the run cannot be "
+                                "resumed: restore the file or use another out folder")
     return old
 
 
@@ -261,12 +314,17 @@ def _check_resume(old: dict[str, Any], new: dict[str, Any], run_file: Path) -> N
                                               "or another out folder")
 
 
+def _what(cfg: SampleConfig) -> str:
+    """``ddim with 50 steps``, or ``pf (adaptive steps)``."""
+    return f"{cfg.method} (adaptive steps)" if cfg.steps is None else f"{cfg.method} with {cfg.steps} steps"
+
+
 def _check_finite(x: torch.Tensor, batch: np.ndarray, cfg: SampleConfig, shard: int) -> None:
     finite = x.flatten(1).isfinite().all(1)
     if not bool(finite.all()):
         first = int(batch[int((~finite).nonzero()[0, 0])])
         raise FloatingPointError(
-            f"sample {first} is not finite (NaN or inf) after {cfg.method} with {cfg.steps} steps "
+            f"sample {first} is not finite (NaN or inf) after {_what(cfg)} "
             f"({int((~finite).sum())} of the {len(batch)} in its batch); shard {shard} was not written "
             f"(the shards already in {cfg.out} are finite); check the checkpoint and --dtype")
 
@@ -287,8 +345,7 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
     log = log or (lambda msg: print(msg, file=sys.stderr))
     rank, world = _dist_info()
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError("out", f"out={str(out)!r} exists and is not a folder")
+    check_writable_folder(out, "out")  # before the work, not when its first shard is written
     run_file = out / "run.json"
     old = _read_run(run_file)
     if old is not None and not cfg.resume:
@@ -299,6 +356,12 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
     ident = plan.identity
     if old is not None:
         _check_resume(old, ident, run_file)
+    for k in range(rank, math.ceil(cfg.num_samples / shard_size), world):  # where this process will write
+        for suffix in (".npz", ".png"):
+            path = _shard_path(out, k, suffix)
+            if path.exists() and not path.is_file():
+                raise UsageError("out", f"{path} is not a file (a folder?), so shard {k} cannot be written there; "
+                                        "remove it and run again")
 
     if rank == 0:  # from here on files are written
         if cfg.resume and old is None:  # a script may always pass --resume: it starts the run, but says so
@@ -325,8 +388,9 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
     todo = sum(len(idx) for _, idx in mine)
     bar = None
     if cfg.progress and rank == 0 and todo:
-        bar = progress_bar(todo, desc=f"sample {cfg.method} x{cfg.steps}", unit="img")
-    nfe, t0, done = None, time.perf_counter(), 0
+        bar = progress_bar(todo, desc=f"sample {cfg.method}" + ("" if cfg.steps is None else f" x{cfg.steps}"),
+                           unit="img")
+    nfe, t0, done, evaluations = None, time.perf_counter(), 0, 0
     try:
         for k, idx in mine:
             chunks = []
@@ -334,9 +398,10 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
                 batch = idx[b:b + cfg.batch_size]
                 x_T = initial_noise(batch, plan.shape, cfg.seed).to(plan.device, non_blocking=True)
                 try:
-                    sol = pndmkit.sample(plan.model, x_T, schedule=plan.ckpt.schedule, method=cfg.method,
+                    sol = pndmkit.sample(plan.model, x_T, schedule=plan.ckpt.schedule, method=plan.method,
                                          steps=cfg.steps, grid=cfg.grid, convention=cfg.convention)
                     x_b, nfe = sol.x, sol.nfe
+                    evaluations += sol.nfe
                 except FloatingPointError as exc:  # the core's end-of-run check: name the sample below
                     if getattr(exc, "run", None) is None:
                         raise
@@ -358,6 +423,8 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     if world > 1:
         dist.barrier()
+    if "method_options" in ident and done:  # per-sample control: the NFE differs by sample; report the mean
+        nfe = round(evaluations / done, 1)
     summary = {**{k: v for k, v in ident.items() if k != "times"}, "world_size": world, "shards": n_shards,
                "nfe_per_sample": nfe, "generated_by_rank0": done if rank == 0 else None,
                "seconds_rank0": round(seconds, 3)}

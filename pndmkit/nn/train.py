@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from pndmkit.errors import UsageError, blame
 from pndmkit.nn._checks import available_bytes, check_device, gib, memory_estimate
-from pndmkit._io import atomic_path, progress_bar, remove_stale_temporaries
+from pndmkit._io import atomic_path, check_writable_folder, progress_bar, remove_stale_temporaries
 from pndmkit.nn.checkpoint import save_checkpoint
 from pndmkit.nn.data import load_digits_images
 from pndmkit.nn.unet import PRESETS, UNet, UNetConfig, count_parameters
@@ -168,6 +168,25 @@ def train(cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> Path
     return Trainer(cfg, log or (lambda msg: print(msg, file=sys.stderr))).run()
 
 
+#: what a ``train_state.pt`` holds (:meth:`Trainer.state`)
+_STATE_KEYS = ("net", "ema", "opt", "step", "gen", "elapsed", "losses", "config")
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """The training state saved in ``path``; a damaged file is a :class:`UsageError` about ``out`` naming it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - unpickling garbage raises anything (ValueError, EOFError, ...)
+        detail = " ".join(str(exc).split())[:120]
+        raise UsageError("out", f"{path} cannot be read as a training state ({type(exc).__name__}: {detail}), e.g. "
+                                f"truncated; delete it to start afresh or train in another out") from None
+    missing = [k for k in _STATE_KEYS if k not in state] if isinstance(state, dict) else list(_STATE_KEYS)
+    if missing or not isinstance(state["config"], dict):
+        raise UsageError("out", f"{path} is not a pndmkit training state (missing {', '.join(missing) or 'config'}); "
+                                f"delete it to start afresh or train in another out")
+    return state
+
+
 def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     """Refuse to resume with settings that shape the training differently (see the module docstring)."""
     old = {"objective": "eps", **{k: v for k, v in saved.items() if k not in RESUMABLE}}  # runs before objectives
@@ -208,13 +227,14 @@ class Trainer:
         self.cfg, self.log, self.resume = cfg, log, resume
         self.device = check_device(cfg.device)
         self.out = Path(cfg.out)
-        if self.out.exists() and not self.out.is_dir():
-            raise UsageError("out", f"out={str(self.out)!r} exists and is not a folder")
+        check_writable_folder(self.out, "out")  # before the training, not when it is saved
         state_path = self.out / "train_state.pt"
         self.saved: dict[str, Any] | None = None
+        if state_path.exists() and not state_path.is_file():
+            raise UsageError("out", f"{state_path} is not a file (a folder?); remove it or train in another out")
         self.fresh_resume = resume and not state_path.is_file()
         if resume and state_path.is_file():
-            self.saved = torch.load(state_path, map_location="cpu", weights_only=False)
+            self.saved = _read_state(state_path)
             _check_same_run(self.saved["config"], cfg, state_path)
         elif not resume and state_path.exists():
             raise UsageError(("out", "resume"), f"{state_path} exists: pass --resume (resume=True) to continue it "
@@ -240,6 +260,13 @@ class Trainer:
         self.elapsed = 0.0
         self.losses: list[float] = []
         self.sittings: list[dict[str, Any]] = []
+        if self.saved is not None:  # a state that does not fit the network is refused now, not after a sitting
+            try:
+                self.load_state(self.saved)
+            except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+                raise UsageError("out", f"{state_path} is damaged: it does not restore this run "
+                                        f"({' '.join(str(exc).split())[:200]}); delete it to start afresh or train "
+                                        f"in another out") from None
 
     # -- state ------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

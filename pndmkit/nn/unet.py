@@ -45,6 +45,12 @@ class UNetConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
         object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
+        for name in ("image_size", "in_channels", "out_channels", "ch", "num_res_blocks", "num_groups"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not self.ch_mult or min(self.ch_mult) < 1:
+            raise ValueError(f"ch_mult must be a non-empty sequence of integers >= 1, got {self.ch_mult!r}")
         if self.image_size % (2 ** (len(self.ch_mult) - 1)):
             raise ValueError(
                 f"image_size={self.image_size} must be divisible by 2**(len(ch_mult)-1)="

@@ -362,10 +362,11 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
 def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[float], *,
              schedule: Optional[NoiseSchedule] = None, heldout: int = 16, calibration: int = 8, seed: int = 0,
              shape: Optional[Sequence[int]] = None, kinds: Sequence[str] = BUILTIN_KINDS,
-             cache: Any = None) -> dict[str, Any]:
+             cache: Any = None, rebuild_cache: bool = False) -> dict[str, Any]:
     """Held-out error of ``grid`` (e.g. optimised on a surrogate) and of every built-in kind with its step count.
 
-    The held-out noises are the same as :func:`optimize`'s for equal ``calibration``, ``heldout`` and ``seed``.
+    The held-out noises are the same as :func:`optimize`'s for equal ``calibration``, ``heldout`` and ``seed``;
+    ``cache`` and ``rebuild_cache`` are :func:`optimize`'s.
 
     Returns
     -------
@@ -387,7 +388,7 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
     if times.ndim != 1 or times.size < 2 or not np.all(np.isfinite(times)) or np.any(np.diff(times) >= 0):
         raise UsageError("grid", f"grid must be {what}, got {grid!r}")
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=times[0], t_end=times[-1],
-                                 cache=cache, ends=("grid[0]", "grid[-1]"))
+                                 cache=cache, rebuild_cache=rebuild_cache, ends=("grid[0]", "grid[-1]"))
     study = target.study(calibration, heldout)
     judged = _judge(study, spec, times, kinds)
     if not judged["builtin_errors"]:
@@ -420,7 +421,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
              t_start: Optional[float] = None, t_end: Optional[float] = None, calibration: int = 8,
              heldout: int = 16, seed: int = 0, maxfev: Optional[int] = None, shape: Optional[Sequence[int]] = None,
              kinds: Sequence[str] = BUILTIN_KINDS, cache: Any = None, progress: bool = False,
-             degree: Optional[int] = DEFAULT_DEGREE, start: Any = None) -> OptimizedGrid:
+             degree: Optional[int] = DEFAULT_DEGREE, start: Any = None, rebuild_cache: bool = False) -> OptimizedGrid:
     """Optimise the grid of ``method`` at an NFE budget on calibration noises; judge it on held-out noises.
 
     Parameters
@@ -461,6 +462,11 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         Start grid: a kind of ``kinds`` or an explicit grid with ``steps + 1`` times and the same end times (e.g.
         one optimised on a surrogate, refined here). Default: the built-in kind with the smallest calibration
         error.
+    rebuild_cache : bool
+        A damaged cached reference in ``cache`` (unreadable, a folder, of another shape, non-finite, or with a
+        negative or non-finite error) is removed with a :class:`~pndmkit.studies.real.DamagedCacheWarning` and
+        solved again; by default it is refused (a :class:`~pndmkit.errors.UsageError` about ``cache`` naming the
+        file). A reported number never comes from a damaged entry.
 
     Returns
     -------
@@ -483,7 +489,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         raise UsageError("nfe", f"nfe={nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
     _check_start_early(start, kinds, steps)  # before the references: on a network they cost minutes
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=t_start, t_end=t_end,
-                                 cache=cache)
+                                 cache=cache, rebuild_cache=rebuild_cache)
     cal = target.study(0, calibration, progress=progress)
     held = target.study(calibration, heldout, progress=progress)
     starts = builtin_grids(cal, steps, kinds)

@@ -17,7 +17,13 @@ writers of :mod:`pndmkit.studies.reports` work unchanged and results have the sa
 The reference costs minutes on a CPU, so :func:`model_study` and :func:`run_model_study` take a ``cache``
 folder: the reference end points and each method's sweep are stored under a key that hashes the network's
 weights, the schedule, the interval, the grid kind, the noises and the tolerance, and a rerun (or an
-interrupted run) reuses what is there.
+interrupted run) reuses what is there. What is read back is checked first: a cached reference that cannot be
+read, is a folder, has another shape than the study's noises, holds non-finite values or records a negative
+or non-finite reference error, and a ``sweeps.json`` that is not valid JSON, holds no object, or holds an
+entry whose errors do not give the order it records, is refused with one line naming the file
+(:class:`pndmkit.errors.BadFileError`, as a :class:`~pndmkit.errors.UsageError` about ``cache``); with
+``rebuild_cache=True`` (``--rebuild-cache``) it is removed with a :class:`DamagedCacheWarning` and computed
+again. A number reported is never taken from a damaged entry.
 
 Examples
 --------
@@ -31,6 +37,9 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional, Sequence
@@ -39,7 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pndmkit._io import atomic_path, progress_bar, write_text
-from pndmkit.errors import UsageError
+from pndmkit.errors import BadFileError, UsageError, blame
 from pndmkit.methods import METHODS, MethodSpec, get_method
 from pndmkit.methods import steps_for_nfe as methods_steps_for_nfe
 from pndmkit.noise import per_sample_noise
@@ -51,13 +60,17 @@ from pndmkit.studies.statistics import rank_correlation
 __all__ = ["ModelStudy", "NetworkProblem", "LoadedModel", "load_model", "model_study", "cached_model_study",
            "cache_key", "reference_solution", "sweep",
            "run_model_study", "steps_for_nfe", "check_cache", "errors_at_nfe", "check_reference", "mixture_study",
-           "rank_correlation", "DEFAULT_MODEL_STEPS", "PIXEL_SCALE"]
+           "rank_correlation", "DamagedCacheWarning", "DEFAULT_MODEL_STEPS", "PIXEL_SCALE"]
 
 #: step counts of the default network study (cheap enough for a CPU: see the README)
 DEFAULT_MODEL_STEPS = (5, 10, 20, 40, 80)
 #: 8-bit grey levels per unit of an image scaled to [-1, 1]
 PIXEL_SCALE = 127.5
 _FORMAT = 1
+
+
+class DamagedCacheWarning(UserWarning):
+    """A damaged cache entry was removed to be computed again (``rebuild_cache=True``); the message names it."""
 
 
 class NetworkProblem:
@@ -110,6 +123,9 @@ class ModelStudy(Study):
         Hash of everything the reference depends on (the cache folder's name).
     cache : str or None
         Folder of cached results, or ``None``.
+    rebuild_cache : bool
+        Whether :func:`sweep` recomputes a damaged cached sweep (with a :class:`DamagedCacheWarning`) instead of
+        refusing it.
     """
 
     reference_rtol: float = 1e-9
@@ -117,6 +133,7 @@ class ModelStudy(Study):
     pixel_scale: float = PIXEL_SCALE
     key: str = ""
     cache: Optional[str] = None
+    rebuild_cache: bool = False
 
 
 def _module_hash(net: Any) -> str:
@@ -278,7 +295,7 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
                 seed: int = 0, shape: Optional[Sequence[int]] = None, grid: str = "uniform",
                 t_start: Optional[float] = None, t_end: Optional[float] = None, rtol: float = 1e-9,
                 scale: float = 0.1, pixel_scale: float = PIXEL_SCALE, cache: Optional[str | os.PathLike] = None,
-                progress: bool = False) -> ModelStudy:
+                progress: bool = False, rebuild_cache: bool = False) -> ModelStudy:
     """Set up a convergence study of a network: noises ``x_T`` and the converged reference from them.
 
     Parameters
@@ -305,10 +322,19 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
         Folder for cached references and sweeps (created on demand); ``None`` caches nothing.
     progress : bool
         Show a tqdm bar while the reference is computed.
+    rebuild_cache : bool
+        A damaged cache entry (see the module docstring) is removed with a :class:`DamagedCacheWarning` and
+        computed again, instead of refused.
+
+    Raises
+    ------
+    UsageError
+        Naming the parameter at fault; ``cache`` for a damaged cache entry (its path and what is wrong) unless
+        ``rebuild_cache``.
     """
     study = _build_model_study(model, schedule, x_T, batch=batch, seed=seed, shape=shape, grid=grid,
                                t_start=t_start, t_end=t_end, rtol=rtol, scale=scale, pixel_scale=pixel_scale,
-                               cache=cache, progress=progress)
+                               cache=cache, progress=progress, rebuild_cache=rebuild_cache)
     assert study is not None  # solve=True always returns a study
     return study
 
@@ -316,24 +342,28 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
 def cached_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any = None, *,
                        shape: Optional[Sequence[int]] = None, grid: str = "uniform", t_start: Optional[float] = None,
                        t_end: Optional[float] = None, rtol: float = 1e-9, scale: float = 0.1,
-                       pixel_scale: float = PIXEL_SCALE, cache: Optional[str | os.PathLike] = None
-                       ) -> Optional[ModelStudy]:
-    """:func:`model_study` if its reference is cached in ``cache``, else ``None`` (nothing is solved)."""
+                       pixel_scale: float = PIXEL_SCALE, cache: Optional[str | os.PathLike] = None,
+                       rebuild_cache: bool = False) -> Optional[ModelStudy]:
+    """:func:`model_study` if its reference is cached in ``cache``, else ``None`` (nothing is solved; a damaged
+    entry is refused, or with ``rebuild_cache`` removed and ``None`` returned)."""
     return _build_model_study(model, schedule, x_T, shape=shape, grid=grid, t_start=t_start, t_end=t_end, rtol=rtol,
-                              scale=scale, pixel_scale=pixel_scale, cache=cache, solve=False)
+                              scale=scale, pixel_scale=pixel_scale, cache=cache, solve=False,
+                              rebuild_cache=rebuild_cache)
 
 
 def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any = None, *, batch: int = 8,
                        seed: int = 0, shape: Optional[Sequence[int]] = None, grid: str = "uniform",
                        t_start: Optional[float] = None, t_end: Optional[float] = None, rtol: float = 1e-9,
                        scale: float = 0.1, pixel_scale: float = PIXEL_SCALE,
-                       cache: Optional[str | os.PathLike] = None, progress: bool = False, solve: bool = True
-                       ) -> Optional[ModelStudy]:
+                       cache: Optional[str | os.PathLike] = None, progress: bool = False, solve: bool = True,
+                       rebuild_cache: bool = False) -> Optional[ModelStudy]:
     """:func:`model_study`; with ``solve=False`` it returns ``None`` instead of solving an uncached reference."""
     from pndmkit.grids import make_grid
 
     if cache is not None:
         check_cache(cache)
+    if not isinstance(rebuild_cache, bool):
+        raise UsageError("rebuild_cache", f"rebuild_cache must be True or False, got {rebuild_cache!r}")
     eps_model, sched, shp, name, fingerprint = load_model(model, schedule, shape=shape)
     if x_T is None:
         if shp is None:
@@ -360,7 +390,8 @@ def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T
     problem = NetworkProblem(eps_model, x0.shape[1:], name)
     key = cache_key(_FORMAT, fingerprint, repr(sched), t0, t1, rtol, scale, x0) if fingerprint else ""
     folder = Path(cache) / key if cache is not None and key else None
-    stored = _read_reference(folder, x0.shape) if folder is not None else None
+    with blame("cache", errors=(BadFileError,)):
+        stored = _read_reference(folder, x0.shape, rebuild_cache) if folder is not None else None
     if stored is None and not solve:
         return None
     if stored is None:
@@ -373,7 +404,19 @@ def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T
     return ModelStudy(problem=problem, problem_name=name, schedule=sched, schedule_name=repr(sched), grid=grid,
                       t_start=t0, t_end=t1, x_T=x0, reference=ref, reference_error=err, reference_rtol=rtol,
                       reference_nfe=nfe, pixel_scale=float(pixel_scale), key=key,
-                      cache=None if folder is None else str(folder))
+                      cache=None if folder is None else str(folder), rebuild_cache=rebuild_cache)
+
+
+def _damaged_entry(path: Path, what: str, rebuild: bool) -> None:
+    """Refuse the damaged cache entry ``path``, or with ``rebuild`` remove it, saying so."""
+    if not rebuild:
+        raise BadFileError(path, f"cache entry {path} {what}; it was not used: pass --rebuild-cache "
+                                 f"(rebuild_cache=True) to compute it again, or delete it")
+    warnings.warn(f"cache entry {path} {what}: removed, it is computed again", DamagedCacheWarning, stacklevel=4)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def _write_reference(folder: Path, ref: NDArray[np.float64], err: float, nfe: int, info: dict) -> None:
@@ -381,13 +424,93 @@ def _write_reference(folder: Path, ref: NDArray[np.float64], err: float, nfe: in
         np.savez(fh, reference=ref, error=err, nfe=nfe, info=json.dumps(info))
 
 
-def _read_reference(folder: Path, shape: tuple) -> Optional[tuple[NDArray[np.float64], float]]:
+def _read_reference(folder: Path, shape: tuple, rebuild: bool = False
+                    ) -> Optional[tuple[NDArray[np.float64], float]]:
+    """The cached ``(reference, error)`` in ``folder``, ``None`` when there is none (or a damaged one was
+    removed, with ``rebuild``); a damaged one raises :class:`BadFileError` naming it."""
     path = folder / "reference.npz"
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
-    with np.load(path) as data:
-        ref = np.array(data["reference"])
-        return (ref, float(data["error"])) if ref.shape == shape else None
+    if not path.is_file():
+        _damaged_entry(path, "is not a file (a folder?)", rebuild)
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            ref, err = np.array(data["reference"]), np.array(data["error"])
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        what = "is empty" if path.stat().st_size == 0 else \
+            f"cannot be read as a cached reference ({type(exc).__name__}: {exc}), e.g. truncated"
+        _damaged_entry(path, what, rebuild)
+        return None
+    problem = None
+    if ref.shape != tuple(shape) or ref.dtype.kind != "f":
+        problem = f"holds a reference of shape {ref.shape} ({ref.dtype}); the study's noises have shape {tuple(shape)}"
+    elif not np.all(np.isfinite(ref)):
+        problem = f"holds {int(np.size(ref) - np.isfinite(ref).sum())} non-finite reference values"
+    elif err.shape != () or err.dtype.kind not in "fi" or not (math.isfinite(float(err)) and float(err) >= 0):
+        problem = f"records the reference error {err.tolist()!r}; it must be a finite number >= 0"
+    if problem is not None:
+        _damaged_entry(path, problem, rebuild)
+        return None
+    return ref, float(err)
+
+
+def _read_sweeps(path: Path, rebuild: bool) -> dict:
+    """The cached sweeps (tag -> result dict) of ``path``; ``{}`` when there is none or it was removed."""
+    if not path.exists() and not path.is_symlink():
+        return {}
+    problem = None
+    if not path.is_file():
+        problem = "is not a file (a folder?)"
+    else:
+        try:
+            table = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        except ValueError as exc:
+            where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) \
+                else ""
+            problem = "is empty" if not path.read_text().strip() else f"is not valid JSON{where}, e.g. truncated"
+        else:
+            if not isinstance(table, dict):
+                problem = f"holds a JSON {type(table).__name__}, not an object of sweeps"
+    if problem is not None:
+        _damaged_entry(path, problem, rebuild)
+        return {}
+    return table
+
+
+def _check_sweep(entry: Any, name: str, study: "ModelStudy", path: Path, tag: str) -> Optional[MethodResult]:
+    """The cached sweep ``entry`` as a result, or ``None`` (after a warning, the entry dropped) when it is damaged
+    and ``study.rebuild_cache``; a damaged entry raises otherwise.
+
+    Damaged: not a result's fields, lists of different lengths, a negative error, or (fixed-step methods) errors
+    that do not give the order and fit range the entry records (:func:`~pndmkit.studies.convergence.fit_order`
+    on the study's floor).
+    """
+    problem = None
+    try:
+        result = _result_from_dict(name, entry)
+        errors = [float(e) for e in result.errors]
+        if len(errors) != len(result.nfe) or len(errors) != len(result.steps) or not errors:
+            problem = "has lists of steps, NFE and errors of different lengths"
+        elif any(e < 0 for e in errors):
+            problem = "records a negative error"
+        elif not result.adaptive:
+            order, idx, _ = convergence.fit_order(result.steps, errors, study.floor)
+            fit_range = (int(result.steps[idx[0]]), int(result.steps[idx[1]])) if idx else None
+            if order != result.measured_order or fit_range != result.fit_range:
+                problem = (f"records order {result.measured_order} on {result.fit_range}, but its errors give "
+                           f"{order} on {fit_range} (edited, or from another study)")
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        problem, result = f"is not a sweep result ({type(exc).__name__}: {exc})", None
+    if problem is None:
+        return result
+    if not study.rebuild_cache:
+        raise UsageError("cache", f"cache entry {path} [{tag!r}] {problem}; it was not used: pass --rebuild-cache "
+                                  f"(rebuild_cache=True) to compute it again, or delete the file")
+    warnings.warn(f"cache entry {path} [{tag!r}] {problem}: it is computed again", DamagedCacheWarning, stacklevel=3)
+    return None
 
 
 def _result_from_dict(name: str, d: dict) -> MethodResult:
@@ -408,13 +531,18 @@ def sweep(study: ModelStudy, method: str | MethodSpec, steps: Sequence[int] = DE
     steps = [int(n) for n in steps]
     tag = f"{spec.name}|{steps if not spec.adaptive else list(tolerances)}"
     path = Path(study.cache) / "sweeps.json" if study.cache else None
-    table = json.loads(path.read_text()) if path is not None and path.is_file() else {}
+    rebuild = getattr(study, "rebuild_cache", False)
+    with blame("cache", errors=(BadFileError,)):
+        table = _read_sweeps(path, rebuild) if path is not None else {}
     if tag in table:
-        return _result_from_dict(spec.name, table[tag])
+        cached = _check_sweep(table[tag], spec.name, study, path, tag)
+        if cached is not None:
+            return cached
     array = "torch" if _has_torch() else "numpy"
     result = convergence.sweep(study, spec, steps, array=array, tolerances=tolerances, progress=progress)
     if path is not None:  # re-read: another process may have added entries meanwhile
-        table = json.loads(path.read_text()) if path.is_file() else {}
+        with blame("cache", errors=(BadFileError,)):
+            table = _read_sweeps(path, rebuild)
         table[tag] = result.to_dict()
         write_text(path, json.dumps(table, indent=1))
     return result

@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit.errors import UsageError, blame
+from pndmkit.errors import BadFileError, UsageError, blame
 from pndmkit.noise import per_sample_noise
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 from pndmkit.studies.convergence import Study
@@ -92,6 +92,9 @@ class StudyTarget:
         Seed of :func:`pndmkit.noise.per_sample_noise`.
     cache : str or None
         Folder of a network's cached references (``None``: nothing cached; always ``None`` for a problem).
+    rebuild_cache : bool
+        A damaged cached reference is removed (with a :class:`~pndmkit.studies.real.DamagedCacheWarning`) and
+        solved again instead of refused.
     """
 
     source: Any
@@ -101,6 +104,7 @@ class StudyTarget:
     shape: tuple[int, ...]
     seed: int = 0
     cache: Optional[str] = None
+    rebuild_cache: bool = False
 
     @property
     def is_problem(self) -> bool:
@@ -110,7 +114,7 @@ class StudyTarget:
     @classmethod
     def resolve(cls, problem_or_model: Any, schedule: Optional[NoiseSchedule] = None, *,
                 shape: Optional[Sequence[int]] = None, seed: int = 0, t_start: Optional[float] = None,
-                t_end: Optional[float] = None, cache: Any = None,
+                t_end: Optional[float] = None, cache: Any = None, rebuild_cache: bool = False,
                 ends: tuple[str, str] = ("t_start", "t_end")) -> "StudyTarget":
         """The target of ``problem_or_model``, its interval defaulting to the schedule's.
 
@@ -129,6 +133,8 @@ class StudyTarget:
             Interval (default: the schedule's ends).
         cache : path, optional
             Folder of a network's cached references.
+        rebuild_cache : bool
+            Solve a damaged cached reference again (saying so) instead of refusing it.
         ends : (str, str)
             Names the errors about the end times use (``("grid[0]", "grid[-1]")`` when they come from a grid).
 
@@ -154,8 +160,9 @@ class StudyTarget:
                 loaded = load_model(problem_or_model, schedule)
             except UsageError as exc:
                 if "model" in exc.params:  # the loader's parameter is this target's problem_or_model
-                    raise UsageError("problem_or_model", f"{exc}; or one of the built-in problems "
-                                                         f"{', '.join(sorted(PROBLEMS))}") from exc
+                    hint = "" if isinstance(exc.__cause__, BadFileError) else \
+                        f"; or one of the built-in problems {', '.join(sorted(PROBLEMS))}"
+                    raise UsageError("problem_or_model", f"{exc}{hint}") from exc
                 raise
             shp = tuple(int(v) for v in shape) if shape is not None else loaded.shape
             if shp is None:
@@ -167,8 +174,10 @@ class StudyTarget:
         t0 = sched.t_start if t_start is None else float(t_start)
         t1 = sched.t_end if t_end is None else float(t_end)
         _check_ends(sched, float(t0), float(t1), ends)
+        if not isinstance(rebuild_cache, bool):
+            raise UsageError("rebuild_cache", f"rebuild_cache must be True or False, got {rebuild_cache!r}")
         return cls(source=problem_or_model, schedule=sched, t_start=float(t0), t_end=float(t1), shape=shp,
-                   seed=int(seed), cache=folder)
+                   seed=int(seed), cache=folder, rebuild_cache=rebuild_cache)
 
     def noises(self, first: int, n: int) -> NDArray[np.float64]:
         """Noises ``first .. first + n - 1``, float64 ``(n, *shape)`` (:func:`pndmkit.noise.per_sample_noise`)."""
@@ -208,7 +217,8 @@ class StudyTarget:
         from pndmkit.studies.real import cache_key, cached_model_study, model_study
 
         block = REFERENCE_BLOCK
-        common = {"t_start": self.t_start, "t_end": self.t_end, "cache": self.cache, "rtol": REFERENCE_RTOL}
+        common = {"t_start": self.t_start, "t_end": self.t_end, "cache": self.cache, "rtol": REFERENCE_RTOL,
+                  "rebuild_cache": self.rebuild_cache}
         if k < block and self.cache is not None:  # part of a block: read its rows from the whole block if cached
             b = i - i % block
             whole = cached_model_study(self.source, self.schedule, self.noises(b, block), **common)
