@@ -5,7 +5,7 @@ r"""A network as users have it: a pndmkit checkpoint, a diffusers folder, or a h
 
 * a pndmkit checkpoint (a shipped name such as ``"digits"``, or a path to ``<stem>.json`` / ``<stem>.safetensors``);
 * a folder written by a diffusers pipeline's ``save_pretrained`` (``model_index.json``, its UNet in ``unet/``,
-  its scheduler config in ``scheduler/scheduler_config.json``);
+  its scheduler config in ``scheduler/scheduler_config.json``), or a folder with those two sub-folders alone;
 * a folder written by ``UNet2DModel.save_pretrained`` / ``UNet2DConditionModel.save_pretrained``
   (``config.json`` and the weights), with its scheduler config in ``scheduler/scheduler_config.json`` or
   ``scheduler_config.json`` inside it, in ``../scheduler/`` (the ``unet/`` folder of a pipeline), or given by
@@ -179,13 +179,13 @@ def locate(source: str | os.PathLike, *, scheduler_config: Optional[str | os.Pat
             if not (unet / "config.json").is_file():
                 raise UsageError(param, f"{unet}/config.json is missing (model_index.json names {key!r} a "
                                         f"{unet_class})")
-    elif (path / "config.json").is_file():
-        config = _read_json(path / "config.json", param)
+    elif (path / "config.json").is_file() or (path / "unet" / "config.json").is_file():
+        unet = path if (path / "config.json").is_file() else path / "unet"  # a pipeline folder without its index
+        config = _read_json(unet / "config.json", param)
         unet_class = config.get("_class_name")
         if unet_class not in UNET_CLASSES:
-            raise UsageError(param, f"{path}/config.json describes a {unet_class or 'model without _class_name'}; "
+            raise UsageError(param, f"{unet}/config.json describes a {unet_class or 'model without _class_name'}; "
                                     f"expected one of {', '.join(UNET_CLASSES)}")
-        unet = path
     elif need_unet or not (path / "scheduler_config.json").is_file():
         raise UsageError(param, f"{path} is not a diffusers model folder: it has no model_index.json (a pipeline) "
                                 f"and no config.json (a UNet2DModel)")
@@ -313,7 +313,8 @@ class Conditioned(torch.nn.Module):
         return self.unet(x, t, **kwargs).sample
 
 
-def _conditioning(unet: Any, located: Located, class_label: Any, prompt_embeds: Any) -> tuple[Any, dict]:
+def _conditioning(unet: Any, located: Located, class_label: Any, prompt_embeds: Any, param: str
+                  ) -> tuple[Any, dict]:
     """Wrap ``unet`` with its fixed conditioning (or refuse, naming what is missing or not wanted)."""
     cfg = unet.config
     where = located.unet
@@ -324,7 +325,7 @@ def _conditioning(unet: Any, located: Located, class_label: Any, prompt_embeds: 
             raise UsageError("class_label", f"{where} is a UNet2DConditionModel without class embeddings; it takes "
                                             f"prompt_embeds, not class_label")
         if prompt_embeds is None:
-            raise UsageError(("prompt_embeds", "model"), f"{where} is a UNet2DConditionModel: it needs prompt "
+            raise UsageError(param, f"{where} is a UNet2DConditionModel: it needs prompt "
                                                          f"embeddings (prompt_embeds= a (L, {cfg.cross_attention_dim}) "
                                                          f"tensor or a .pt/.safetensors/.npy file); the command line "
                                                          f"runs unconditional networks only")
@@ -345,7 +346,7 @@ def _conditioning(unet: Any, located: Located, class_label: Any, prompt_embeds: 
                                             f"class_label (got {class_label!r})")
         return unet, files
     if class_label is None:
-        raise UsageError(("class_label", "model"), f"{where} is a class-conditional {located.unet_class} "
+        raise UsageError(param, f"{where} is a class-conditional {located.unet_class} "
                                                    f"(num_class_embeds={classes}): it needs class_label= an integer "
                                                    f"in [0, {classes}); the command line runs unconditional "
                                                    f"networks only")
@@ -447,7 +448,7 @@ def _open_diffusers(source: Any, scheduler_config: Any, class_label: Any, prompt
         raise UsageError(param, f"{located.unet}: diffusers cannot load this {located.unet_class}: "
                                 f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
     unet.eval()
-    net, extra = _conditioning(unet, located, class_label, prompt_embeds)
+    net, extra = _conditioning(unet, located, class_label, prompt_embeds, param)
     try:
         model = network_model(net, {**config, "clip_sample": False})
     except ValueError as exc:
