@@ -326,3 +326,9 @@ def test_audit_takes_the_scheduler_a_folder_ships(folders, capsys):
     assert round(report["order"]) == 1 and report["point_mass"]["exact"]
     assert _main(["audit", folders / "unet", "--quick"]) == 2  # its DDPMScheduler adds noise at every step
     assert "adds fresh noise at every step" in capsys.readouterr().err
+
+
+def test_readme_section_runs():
+    from tests.test_integrations_readme import block, run
+
+    assert run(block("Bring your own network")).split() == ["(1,", "8,", "8)", "eps", "True"]

@@ -127,8 +127,8 @@ def _optimize_network(args: argparse.Namespace):
                               else "cached") + f"; {monitor.remaining(took, len(pieces) - j - 1)}")
         except KeyboardInterrupt as exc:
             kept = "" if folder == scratch else f"; the finished ones stay cached in {folder}: rerun to go on"
-            monitor.line(f"stopped ({'--max-minutes is spent' if isinstance(exc, TimeBudgetExceeded) else 'interrupted'}"
-                         f") after {j} of {len(pieces)} reference blocks{kept}; nothing to report yet")
+            why = "--max-minutes is spent" if isinstance(exc, TimeBudgetExceeded) else "interrupted"
+            monitor.line(f"stopped ({why}) after {j} of {len(pieces)} reference blocks{kept}; nothing to report yet")
             if isinstance(exc, TimeBudgetExceeded):
                 return None
             raise

@@ -152,7 +152,8 @@ def load_model(model: Any, schedule: Optional[NoiseSchedule] = None, *, shape: O
         A shipped checkpoint name (``"digits"``), a checkpoint path, a diffusers pipeline or ``UNet2DModel``
         folder or a hub id in the local Hugging Face cache (all read by
         :func:`pndmkit.integrations.diffusers.pretrained.open_network`), a loaded :class:`pndmkit.nn.Checkpoint`
-        (``open_network(..., class_label=..., prompt_embeds=..., device=...)`` for conditioning or a GPU), a :class:`pndmkit.nn.NetworkModel` (e.g. from
+        (``open_network(..., class_label=..., prompt_embeds=..., device=...)`` for conditioning or a GPU), a
+        :class:`pndmkit.nn.NetworkModel` (e.g. from
         :func:`pndmkit.nn.from_diffusers`), or any callable ``model(x, t) -> eps`` (then ``schedule`` is
         required and the caller chooses its precision).
     schedule : NoiseSchedule, optional
