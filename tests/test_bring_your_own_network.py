@@ -140,7 +140,7 @@ def _bad(root: Path, case: str) -> Path:
 
 
 @pytest.mark.parametrize("case, missing", [
-    ("missing", "no such file or folder"),
+    ("missing", "not found: expected"),
     ("empty", "no model_index.json (a pipeline) and no config.json"),
     ("vae", "describes a AutoencoderKL"),
     ("no-weights", "has no weights: expected diffusion_pytorch_model.safetensors"),
@@ -290,7 +290,7 @@ def test_grid_optimize_model_on_a_unet_folder_with_a_budget(folders, tmp_path, c
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert out["evaluations"] == 3 and out["stopped"].startswith("the time budget of 1 min is spent after 3")
-    assert out["problem"] == "unet" and len(out["grid"]) == 4
+    assert out["problem"] == str(folders / "unet") and len(out["grid"]) == 4
     err = captured.err
     assert "references: 2 blocks of noises" in err and "search: at most 20 runs of ddim x 3 steps" in err
     assert re.search(r"reference block 1 of 2 \(noises 0-0\): \d+ evaluations", err)

@@ -76,13 +76,14 @@ def _optimize_network(args: argparse.Namespace):
     """``--model``: the cost first (reference blocks, network evaluations, time from one timed evaluation), then
     the references block by block (a line each, cached as they finish; with ``--cache none`` in a temporary
     folder for this run), then the search, which Ctrl-C or ``--max-minutes`` ends with the best grid so far."""
+    import dataclasses
     import tempfile
 
     import torch
 
     from pndmkit.commands.network import default_cache, open_model
     from pndmkit.methods import get_method, steps_for_nfe
-    from pndmkit.studies.grid_opt import BUILTIN_KINDS, optimize
+    from pndmkit.studies.grid_opt import BUILTIN_KINDS, check_start, optimize
     from pndmkit.studies.monitor import StudyMonitor, TimeBudgetExceeded, duration
     from pndmkit.studies.real import load_model
     from pndmkit.studies.targets import StudyTarget, reference_blocks
@@ -93,7 +94,8 @@ def _optimize_network(args: argparse.Namespace):
     steps = steps_for_nfe(spec, args.nfe)
     if steps is None:
         raise UsageError("nfe", f"nfe={args.nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
-    cache = args.cache or default_cache()
+    check_start(args.start, steps)  # before any reference: they cost minutes
+    cache = default_cache() if args.cache is None else args.cache
     with tempfile.TemporaryDirectory(prefix="pndmkit-references-") as scratch:
         folder = scratch if cache.lower() == "none" else cache
         target = StudyTarget.resolve(ckpt, cache=folder, seed=args.seed)
@@ -136,6 +138,7 @@ def _optimize_network(args: argparse.Namespace):
         result = optimize(args.method, ckpt, args.nfe, calibration=args.calibration, heldout=args.heldout,
                           seed=args.seed, maxfev=args.maxfev, cache=folder, progress=sys.stderr.isatty(),
                           degree=args.degree, start=args.start, stop_early=monitor.check)
+        result = dataclasses.replace(result, problem=str(args.model))  # as the user named it
         monitor.line(f"done: {result.evaluations} runs" + (f" (stopped early: {result.stopped})" if result.stopped
                                                           else ""))
     return result

@@ -48,6 +48,4 @@ def open_model(args: argparse.Namespace, option: str = "model") -> Any:
     from pndmkit.integrations.diffusers.pretrained import open_network
 
     device = getattr(args, "device", None) or default_device()
-    ckpt = open_network(getattr(args, option), scheduler_config=args.scheduler_config, device=device, param=option)
-    ckpt.meta.setdefault("name", str(getattr(args, option)))
-    return ckpt
+    return open_network(getattr(args, option), scheduler_config=args.scheduler_config, device=device, param=option)

@@ -115,7 +115,7 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
             raise UsageError(option, f"--{option} chooses a Gaussian-mixture study; --model uses the network's own "
                                      f"schedule and has no --{option}")
     monitor = StudyMonitor(max_minutes=args.max_minutes)
-    cache = args.cache or default_cache()
+    cache = default_cache() if args.cache is None else args.cache
     cache = None if cache.lower() == "none" else cache
     steps = args.steps or list(DEFAULT_MODEL_STEPS)
     batch = 4 if args.batch is None else args.batch

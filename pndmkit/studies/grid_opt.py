@@ -54,7 +54,7 @@ from pndmkit.studies.statistics import (INTERVAL_LEVEL, INTERVAL_MIN_SAMPLES, IN
                                        reduction_interval)
 from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget, is_problem
 
-__all__ = ["OptimizedGrid", "optimize", "evaluate", "reduction_interval", "sample_errors", "rms_error",
+__all__ = ["OptimizedGrid", "optimize", "evaluate", "check_start", "reduction_interval", "sample_errors", "rms_error",
            "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
            "INTERVAL_LEVEL", "INTERVAL_MIN_SAMPLES", "INTERVAL_RESAMPLES"]
 
@@ -313,6 +313,12 @@ def _check_start_early(start: Any, kinds: Sequence[str], steps: int) -> None:
     if g0.shape != (steps + 1,) or not np.all(np.isfinite(g0)) or not np.all(np.diff(g0) < 0):
         raise UsageError("start", f"start must be a decreasing grid of {steps + 1} finite times (the method takes "
                                   f"{steps} steps at this NFE), got {np.array2string(g0, precision=4)}")
+
+
+def check_start(start: Any, steps: int, kinds: Sequence[str] = BUILTIN_KINDS) -> None:
+    """Refuse a ``start`` that :func:`optimize` would refuse without a reference: neither a kind of ``kinds`` nor
+    ``steps + 1`` decreasing finite times (a :class:`~pndmkit.errors.UsageError` naming ``start``)."""
+    _check_start_early(start, kinds, steps)
 
 
 def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, heldout: Any, seed: Any, shape: Any,

@@ -205,12 +205,17 @@ def locate(source: str | os.PathLike, *, scheduler_config: Optional[str | os.Pat
     return Located(name, path, unet, unet_class, found)
 
 
-def _is_pndmkit_checkpoint(text: str) -> bool:
+def _is_pndmkit_checkpoint(text: str, param: str) -> bool:
+    """Whether ``text`` names a pndmkit checkpoint; a name that is nothing at all is refused here, with what
+    pndmkit looked for."""
     from pndmkit.nn.checkpoint import resolve_checkpoint
 
     try:
         resolve_checkpoint(text)
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        if not Path(text).expanduser().exists() and not _HUB_ID.match(text):
+            raise UsageError(param, f"{exc}; or a diffusers folder, or a hub id org/name in the local Hugging Face "
+                                    f"cache") from None
         return False
     return True
 
@@ -396,7 +401,7 @@ def open_network(source: Any, *, scheduler_config: Optional[str | os.PathLike] =
     elif not isinstance(source, (str, os.PathLike)):
         raise UsageError(param, f"{param} must be a checkpoint name or path, a diffusers folder or a hub id, got "
                                 f"{type(source).__name__}")
-    elif not Path(os.fspath(source)).is_dir() and _is_pndmkit_checkpoint(os.fspath(source)):
+    elif not Path(os.fspath(source)).is_dir() and _is_pndmkit_checkpoint(os.fspath(source), param):
         for option, value in (("scheduler_config", scheduler_config), ("class_label", class_label),
                               ("prompt_embeds", prompt_embeds)):
             if value is not None:
