@@ -332,3 +332,12 @@ def test_readme_section_runs():
     from tests.test_integrations_readme import block, run
 
     assert run(block("Bring your own network")).split() == ["(1,", "8,", "8)", "eps", "True"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where there is no GPU")
+def test_cuda_where_there_is_none_is_one_line_naming_device(folders, capsys):
+    with pytest.raises(UsageError, match="CUDA is not available here") as info:
+        open_network(folders / "pipe", device="cuda")
+    assert info.value.params == ("device",)
+    assert _main(["order", "--model", folders / "pipe", "--device", "cuda"]) == 2
+    assert "--device: device 'cuda' is not usable here" in capsys.readouterr().err
