@@ -55,7 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "scheduler (diffusers:ClassName) or pndmkit method name. Orders on a smooth interval and on one "
                     "ending where abar = 1, model calls per step (counted), exactness for data at one point, "
                     "consistency with the schedule, and the weights it actually used (pndmkit.studies.audit).")
-    p.add_argument("target", metavar="TARGET", help="module:function, diffusers:ClassName or a method name")
+    p.add_argument("target", metavar="TARGET", help="module:function, diffusers:ClassName, a method name, or a "
+                                                    "diffusers folder or cached hub id (the scheduler it ships, on "
+                                                    "its saved config)")
     p.add_argument("--config", action="append", metavar="KEY=VALUE", default=None,
                    help="a diffusers scheduler option, e.g. solver_order=3 (repeatable; default: none)")
     p.add_argument("--quick", action="store_true", help="fewer step counts (seconds; orders less reliable)")

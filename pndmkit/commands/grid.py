@@ -12,6 +12,7 @@ import json
 import sys
 
 from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
+from pndmkit.commands.network import NETWORK_HELP, add_network_options
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS
 from pndmkit.problems import PROBLEMS
@@ -44,26 +45,108 @@ def run(args: argparse.Namespace) -> int:
     if args.cache is not None and args.model is None:
         raise UsageError("cache", "--cache DIR holds a network's references; it needs --model (a --problem has "
                                   "exact ones and caches nothing)")
-    if args.rebuild_cache and args.cache is None:
-        raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged entries of --cache DIR; it needs "
-                                          "--cache (and --model)")
+    if args.rebuild_cache and (args.model is None or (args.cache or "").lower() == "none"):
+        raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged entries of the reference cache of a "
+                                          "--model (--cache DIR, by default $PNDMKIT_CACHE or ~/.cache/pndmkit/real); "
+                                          "it needs --model and a cache other than 'none'")
     if args.method not in METHODS:
         raise UsageError("method", f"unknown method {args.method!r}; known: {', '.join(METHODS)}")
     if args.model is not None and args.model in PROBLEMS:
         raise UsageError("model", f"{args.model!r} is a built-in problem, not a network; use --problem {args.model}")
+    if args.model is None:
+        for option in ("scheduler_config", "device", "max_minutes"):
+            if getattr(args, option) is not None:
+                raise UsageError(option, f"--{option.replace('_', '-')} applies to a network; it needs --model")
     try:
-        result = optimize(args.method, args.problem or args.model, args.nfe, calibration=args.calibration,
-                          heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
-                          progress=sys.stderr.isatty(), degree=args.degree, start=args.start,
-                          rebuild_cache=args.rebuild_cache)
+        if args.model is not None:
+            result = _optimize_network(args)
+        else:
+            result = optimize(args.method, args.problem, args.nfe, calibration=args.calibration,
+                              heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
+                              progress=sys.stderr.isatty(), degree=args.degree, start=args.start)
     except UsageError as exc:
         if "problem_or_model" not in exc.params:
             raise
         # the API's problem_or_model is --model here (a problem name was checked by argparse's choices)
         cause = exc.__cause__ if isinstance(exc.__cause__, UsageError) else exc
         raise UsageError("model", cause.message) from exc
+    if result is None:  # stopped by --max-minutes before the references were finished
+        return 1
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.report())
     return 0
+
+
+def _optimize_network(args: argparse.Namespace):
+    """``--model``: the cost first (reference blocks, network evaluations, time from one timed evaluation), then
+    the references block by block (a line each, cached as they finish; with ``--cache none`` in a temporary
+    folder for this run), then the search, which Ctrl-C or ``--max-minutes`` ends with the best grid so far."""
+    import dataclasses
+    import tempfile
+
+    import torch
+
+    from pndmkit.commands.network import default_cache, open_model
+    from pndmkit.methods import get_method, steps_for_nfe
+    from pndmkit.studies.grid_opt import BUILTIN_KINDS, check_start, optimize
+    from pndmkit.studies.monitor import StudyMonitor, TimeBudgetExceeded, duration
+    from pndmkit.studies.real import load_model
+    from pndmkit.studies.targets import StudyTarget, reference_blocks
+
+    monitor = StudyMonitor(max_minutes=args.max_minutes)
+    ckpt = open_model(args)
+    spec = get_method(args.method)
+    steps = steps_for_nfe(spec, args.nfe)
+    if steps is None:
+        raise UsageError("nfe", f"nfe={args.nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
+    check_start(args.start, steps)  # before any reference: they cost minutes
+    cache = default_cache() if args.cache is None else args.cache
+    with tempfile.TemporaryDirectory(prefix="pndmkit-references-") as scratch:
+        folder = scratch if cache.lower() == "none" else cache
+        target = StudyTarget.resolve(ckpt, cache=folder, seed=args.seed, rebuild_cache=args.rebuild_cache)
+        loaded = load_model(ckpt)
+        pieces = reference_blocks(0, args.calibration) + reference_blocks(args.calibration, args.heldout)
+        monitor.time_evaluation(loaded.model, torch.from_numpy(target.noises(0, args.calibration)),
+                                target.t_start)
+        runs = args.maxfev or 100 * max(1, min(steps - 1, args.degree or steps - 1))
+        search = (runs + len(BUILTIN_KINDS)) * spec.nfe(steps)
+        judge = (len(BUILTIN_KINDS) + 1) * spec.nfe(steps)
+        monitor.line(f"{loaded.name} on {getattr(loaded.model, 'device', None) or 'cpu'}: one network evaluation "
+                     f"of the {args.calibration} calibration noises takes {1000 * monitor.seconds_per_evaluation:.1f} "
+                     f"ms (timed)")
+        monitor.line(f"references: {len(pieces)} blocks of noises (2 DOP853 solves each, cached ones cost nothing; "
+                     f"DOP853 chooses how many evaluations: about {duration(monitor.cost(1000))} per 1000 on "
+                     f"{args.calibration} noises)")
+        monitor.line(f"search: at most {runs} runs of {spec.name} x {steps} steps ({search} network evaluations "
+                     f"of the calibration noises, about {duration(monitor.cost(search))}); judging: {judge} "
+                     f"evaluations of the {args.heldout} held-out noises, about "
+                     f"{duration(monitor.cost(judge, args.heldout))}")
+        took: list[float] = []
+        try:
+            for j, (first, n) in enumerate(pieces):
+                monitor.check()
+                began = monitor.elapsed()
+                block = target.study(first, n, progress=sys.stderr.isatty())
+                if block.reference_nfe:
+                    took.append(monitor.elapsed() - began)
+                monitor.line(f"reference block {j + 1} of {len(pieces)} (noises {first}-{first + n - 1}): " +
+                             (f"{block.reference_nfe} evaluations in {duration(took[-1])}" if block.reference_nfe
+                              else "cached") + f"; {monitor.remaining(took, len(pieces) - j - 1)}")
+        except KeyboardInterrupt as exc:
+            kept = "" if folder == scratch else f"; the finished ones stay cached in {folder}: rerun to go on"
+            why = "--max-minutes is spent" if isinstance(exc, TimeBudgetExceeded) else "interrupted"
+            monitor.line(f"stopped ({why}) after {j} of {len(pieces)} reference blocks{kept}; nothing to report yet")
+            if isinstance(exc, TimeBudgetExceeded):
+                return None
+            raise
+        monitor.line(f"references done; searching (at most {runs} runs)")
+        result = optimize(args.method, ckpt, args.nfe, calibration=args.calibration, heldout=args.heldout,
+                          seed=args.seed, maxfev=args.maxfev, cache=folder, progress=sys.stderr.isatty(),
+                          degree=args.degree, start=args.start, rebuild_cache=args.rebuild_cache,
+                          stop_early=monitor.check)
+        result = dataclasses.replace(result, problem=str(args.model))  # as the user named it
+        monitor.line(f"done: {result.evaluations} runs" + (f" (stopped early: {result.stopped})" if result.stopped
+                                                          else ""))
+    return result
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +158,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--method", required=True, help="a fixed-step method (see pndmkit methods)")
     o.add_argument("--nfe", type=step_count, required=True, help=f"budget of model evaluations (at most {MAX_STEPS})")
     o.add_argument("--problem", choices=sorted(PROBLEMS), default=None, help="a built-in Gaussian-mixture problem")
-    o.add_argument("--model", default=None, metavar="digits|PATH", help="a network: checkpoint name or path")
+    o.add_argument("--model", default=None, metavar="digits|PATH|ORG/NAME", help="a network: " + NETWORK_HELP)
     o.add_argument("--calibration", type=positive_int, default=8, help="noises the grid is fitted on")
     o.add_argument("--heldout", type=positive_int, default=16, help="noises it is judged on")
     o.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noises")
@@ -87,9 +170,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--start", type=_start, default=None, metavar="KIND|T0,T1,...",
                    help="start grid: a grid kind or comma-separated times with the run's end times "
                         "(default: the built-in kind with the smallest calibration error)")
-    o.add_argument("--cache", default=None, metavar="DIR", help="--model: folder of cached references (none)")
+    o.add_argument("--cache", default=None, metavar="DIR",
+                   help="--model: folder of cached references (default: $PNDMKIT_CACHE, else ~/.cache/pndmkit/real); "
+                        "'none' keeps nothing after the run")
     o.add_argument("--rebuild-cache", action="store_true",
                    help="remove a damaged cached reference in --cache (named on stderr) and solve it again, instead "
                         "of stopping with an error")
+    add_network_options(o)
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.set_defaults(func=run)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from pndmkit.commands.args import MAX_STEPS, finite_float, nonnegative_int, positive_int
+from pndmkit.commands.network import NETWORK_HELP, add_network_options
 from pndmkit.errors import UsageError, blame
 
 from pndmkit.schedules import SCHEDULES
@@ -69,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model is not None:
         return _run_model(args, tty)
+    for option in ("scheduler_config", "device", "max_minutes"):
+        if getattr(args, option) is not None:
+            raise UsageError(option, f"--{option.replace('_', '-')} applies to a network study; it needs --model")
     if args.cache is not None:
         raise UsageError("cache", "--cache DIR holds the network study's references; it needs --model (the "
                                   "Gaussian-mixture study has exact ones and caches nothing)")
@@ -95,25 +99,80 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_model(args: argparse.Namespace, tty: bool) -> int:
-    """``--model``: the network study of :mod:`pndmkit.studies.real`, reported like the mixture study."""
-    import os
+    """``--model``: the network study of :mod:`pndmkit.studies.real`, reported like the mixture study.
 
-    from pndmkit.studies.real import check_reference, model_study, run_model_study
+    Prints its cost before it starts (reference solves, network evaluations, time from one timed evaluation)
+    and a line per finished block on stderr; Ctrl-C or ``--max-minutes`` stops it with the methods finished so
+    far (their sweeps and a finished reference stay in the cache)."""
+    import numpy as np
+    import torch
+
+    from pndmkit.commands.network import default_cache, open_model
+    from pndmkit.methods import get_method
+    from pndmkit.noise import per_sample_noise
+    from pndmkit.studies.monitor import StudyMonitor, TimeBudgetExceeded, duration
+    from pndmkit.studies.real import cached_model_study, check_reference, load_model, model_study, sweep
 
     for option in ("problem", "schedule"):
         if getattr(args, option) is not None:
             raise UsageError(option, f"--{option} chooses a Gaussian-mixture study; --model uses the network's own "
                                      f"schedule and has no --{option}")
-    cache = args.cache or os.environ.get("PNDMKIT_CACHE") or str(Path.home() / ".cache" / "pndmkit" / "real")
+    monitor = StudyMonitor(max_minutes=args.max_minutes)
+    cache = default_cache() if args.cache is None else args.cache
     if args.rebuild_cache and cache.lower() == "none":
         raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged cache entries; --cache none caches "
                                           "nothing: drop one of them")
+    cache = None if cache.lower() == "none" else cache
     steps = args.steps or list(DEFAULT_MODEL_STEPS)
-    study = model_study(args.model, grid=args.grid, t_start=args.t_start, t_end=args.t_end, seed=args.seed,
-                        batch=4 if args.batch is None else args.batch,
-                        cache=None if cache.lower() == "none" else cache, progress=tty,
-                        rebuild_cache=args.rebuild_cache)
-    results = run_model_study(study, args.methods, steps, progress=tty)
+    batch = 4 if args.batch is None else args.batch
+    ckpt = open_model(args)
+    loaded = load_model(ckpt)
+    if loaded.shape is None:
+        raise UsageError("model", f"{args.model}: the network's config gives no sample shape")
+    x_T = per_sample_noise(range(batch), loaded.shape, args.seed).astype(np.float64)
+    common = dict(x_T=x_T, grid=args.grid, t_start=args.t_start, t_end=args.t_end, cache=cache,
+                  rebuild_cache=args.rebuild_cache)
+    with blame("t_start", "t_end", "grid"):
+        study = cached_model_study(ckpt, **common) if cache is not None else None
+    methods = args.methods or [n for n, spec in METHODS.items() if not spec.adaptive]
+    sweep_evals = sum(get_method(m).nfe(n) or 0 for m in methods for n in steps)
+    monitor.time_evaluation(loaded.model, torch.from_numpy(x_T.copy()), loaded.schedule.t_start)
+    monitor.line(f"{loaded.name} on {getattr(loaded.model, 'device', None) or 'cpu'}: {batch} "
+                 f"noises of shape {loaded.shape}; one network evaluation of them takes "
+                 f"{1000 * monitor.seconds_per_evaluation:.1f} ms (timed)")
+    monitor.line("reference: cached" if study is not None else
+                 f"reference: 2 DOP853 solves from the {batch} noises (DOP853 chooses how many evaluations: "
+                 f"about {duration(monitor.cost(1000))} per 1000)")
+    monitor.line(f"sweeps: {len(methods)} methods x {len(steps)} step counts = {sweep_evals} network evaluations, "
+                 f"about {duration(monitor.cost(sweep_evals))} (cached sweeps cost nothing)")
+    results: dict = {}
+    stopped: BaseException | None = None
+    try:
+        if study is None:
+            study = model_study(ckpt, **common, progress=tty)
+            monitor.line(f"reference done: {study.reference_nfe} evaluations, error estimate "
+                         f"{study.reference_error:.1e}" + ("" if cache is None else f", cached in {study.cache}"))
+        took: list[float] = []
+        for i, name in enumerate(methods):
+            monitor.check()
+            began = monitor.elapsed()
+            res = sweep(study, name, steps)
+            took.append(monitor.elapsed() - began)
+            results[name] = res
+            monitor.line(f"{name}: {len(res.steps)} runs, {sum(res.nfe)} evaluations in {duration(took[-1])} "
+                         f"({i + 1} of {len(methods)} methods; {monitor.remaining(took, len(methods) - i - 1)})")
+    except KeyboardInterrupt as exc:
+        stopped = exc
+    if stopped is not None:
+        why = "--max-minutes is spent" if isinstance(stopped, TimeBudgetExceeded) else "interrupted"
+        monitor.line(f"stopped ({why}) after {len(results)} of {len(methods)} methods" +
+                     ("; the reference was not finished: nothing to report" if study is None or not results else
+                      "; the report shows the finished ones") +
+                     ("" if cache is None else "; what is finished stays cached: rerun the same command to go on"))
+        if not results:
+            if isinstance(stopped, TimeBudgetExceeded):
+                return 1
+            raise stopped
     ok, smallest = check_reference(study, results)
     verdict = (f"reference error {study.reference_error:.1e} is {'below' if ok else 'NOT below'} 1% of the smallest "
                f"reported error {smallest:.1e}")
@@ -124,12 +183,17 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
         out.update(reference_rtol=study.reference_rtol, reference_ok=ok, pixel_scale=study.pixel_scale,
                    error="RMS over batch and pixels of the end point minus the converged DOP853 end point (float64 "
                          "network), in the network's units; errors_pixel: the same in 8-bit grey levels")
+        if stopped is not None:
+            out["stopped"] = f"after {len(results)} of {len(methods)} methods"
         for name, r in results.items():
             out["methods"][name]["errors_pixel"] = [e * study.pixel_scale for e in r.errors]
         print(json.dumps(out, indent=2))
     else:
         print(order_table(study, results, steps))
         print(f"\n{verdict}; errors in 8-bit grey levels: multiply by {study.pixel_scale:g}")
+    if stopped is not None and not isinstance(stopped, TimeBudgetExceeded):
+        sys.stdout.flush()
+        raise stopped
     return 0
 
 
@@ -140,15 +204,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Gaussian-mixture problem, at several step counts; fitted order on the asymptotic range.")
     p.add_argument("--methods", type=_methods, default=None, help="comma-separated method names (default: all)")
     p.add_argument("--problem", choices=sorted(PROBLEMS), default=None, help="built-in problem (gmm2d)")
-    p.add_argument("--model", default=None, metavar="digits|PATH",
-                   help="a network instead of a problem: shipped checkpoint name or checkpoint path; error against "
-                        "a converged float64 DOP853 solution from the same noises (pndmkit.studies.real)")
+    p.add_argument("--model", default=None, metavar="digits|PATH|ORG/NAME",
+                   help="a network instead of a problem: " + NETWORK_HELP + "; error against a converged float64 "
+                        "DOP853 solution from the same noises (pndmkit.studies.real)")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="--model only: folder of cached references and sweeps (default: $PNDMKIT_CACHE, else "
                         "~/.cache/pndmkit/real); 'none' caches nothing")
     p.add_argument("--rebuild-cache", action="store_true",
                    help="--model only: remove a damaged cache entry (named on stderr) and compute it again, "
                         "instead of stopping with an error")
+    add_network_options(p)
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="noise schedule (linear-vp)")
     p.add_argument("--grid", choices=[g for g, kind in GRID_KINDS.items() if not kind.discrete_only], default="uniform",
                    help="grid kind (uniform: equal steps in t)")

@@ -22,8 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "anything is written. Shards are written atomically; --resume continues an interrupted run "
                     "without losing or repeating samples, and refuses when the checkpoint files (SHA-256) or any "
                     "setting that determines the samples changed. A non-finite sample stops the run (exit 1).")
-    p.add_argument("--checkpoint", default="digits", help="checkpoint path (stem, .json or .safetensors) or a "
-                   "shipped name")
+    from pndmkit.commands.network import NETWORK_HELP, add_network_options
+
+    p.add_argument("--checkpoint", default="digits", metavar="digits|PATH|ORG/NAME",
+                   help=NETWORK_HELP + " (a pndmkit checkpoint path: stem, .json or .safetensors)")
+    add_network_options(p, study=False)
     p.add_argument("--method", default=DEFAULT_METHOD, help="a name from `pndmkit methods`")
     p.add_argument("--steps", type=positive_int, default=None,
                    help="number of steps N (default: 50; not with the adaptive pf, which chooses its own steps and "
@@ -70,7 +73,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    summary = sample_to_dir(config_from_args(SampleConfig, args, progress=not args.no_progress))
+    from pndmkit.integrations.diffusers.pretrained import open_network
+
+    def opener(name: str):
+        return open_network(name, scheduler_config=args.scheduler_config, param="checkpoint")
+
+    summary = sample_to_dir(config_from_args(SampleConfig, args, progress=not args.no_progress), opener=opener)
     if summary["rank"] == 0:
         print(json.dumps(summary))
     return 0

@@ -3,9 +3,10 @@ r"""Turn a torch network ``net(x, t_batch)`` into a pndmkit model ``model(x, t) 
 pndmkit calls a model with a Python float ``t`` in the schedule's units (the training index for a
 :class:`~pndmkit.schedules.DiscreteVP`, ``t = -1`` meaning ``abar = 1``). :class:`NetworkModel`
 
-* gives the network the time as a float32 batch tensor on ``x``'s device, ``(t - time_offset) * time_scale``
-  (``time_offset = 1`` reproduces the official PNDM code, which feeds index ``t - 1`` at the noise level of
-  index ``t``; ``time_scale = 999`` feeds a network trained on indices from a continuous ``t`` in [0, 1]);
+* gives the network the time as a float32 batch tensor, ``(t - time_offset) * time_scale`` (``time_offset = 1``
+  reproduces the official PNDM code, which feeds index ``t - 1`` at the noise level of index ``t``;
+  ``time_scale = 999`` feeds a network trained on indices from a continuous ``t`` in [0, 1]);
+* runs on the network's device: ``x`` moves there and the output back to ``x``'s device;
 * runs the network in its own dtype (fp16 / bf16 weights) and returns the state's dtype;
 * converts the network's prediction to ``eps`` at every call, before the sampler combines anything
   (``abar`` and its square roots are Python floats computed in float64 on the host: no device sync):
@@ -91,18 +92,28 @@ class NetworkModel:
         so ``pndmkit.sample`` takes it with ``prediction="eps"`` and refuses another prediction."""
         return self.prediction
 
+    @property
+    def device(self) -> torch.device | None:
+        """Where the network's weights are (``None`` for a network without parameters): each call moves ``x``
+        there and the output back to ``x``'s device, so a float64 study on the CPU can run a network on a GPU."""
+        if not isinstance(self.net, torch.nn.Module):
+            return None
+        param = next(iter(self.net.parameters()), None)
+        return None if param is None else param.device
+
     def network_time(self, t: float) -> float:
         """The time value the network receives for sampler time ``t``."""
         return (float(t) - self.time_offset) * self.time_scale
 
     def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
-        t_net = torch.full((x.shape[0],), self.network_time(t), dtype=torch.float32, device=x.device)
-        x_in = x if self.dtype is None else x.to(self.dtype)
+        device = self.device
+        x_in = x.to(device=device or x.device, dtype=self.dtype or x.dtype)
+        t_net = torch.full((x.shape[0],), self.network_time(t), dtype=torch.float32, device=x_in.device)
         with torch.no_grad():
             out = self.net(x_in, t_net)
         if not isinstance(out, torch.Tensor):  # diffusers-style output objects
             out = out.sample if hasattr(out, "sample") else out[0]
-        out = out.to(x.dtype)
+        out = out.to(device=x.device, dtype=x.dtype)
         self.nfe += 1
         c_x, c_out = eps_coefficients(self.schedule, t, self.prediction, self.min_sigma)
         if c_x == 0.0:

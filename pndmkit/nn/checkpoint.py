@@ -60,6 +60,29 @@ class Checkpoint:
     time_scale: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    #: the files that determine the network (name -> path), hashed into a sampling run's ``run.json``;
+    #: ``None``: ``<stem>.json`` and ``<stem>.safetensors`` of ``path``
+    files: dict[str, Path] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int] | None:
+        """Shape ``(C, H, W)`` of one sample, from the network's config (pndmkit ``image_size`` or diffusers
+        ``sample_size``); ``None`` when the config does not say."""
+        cfg = getattr(self.net, "config", None)
+        size = getattr(cfg, "image_size", None) or getattr(cfg, "sample_size", None)
+        channels = getattr(cfg, "in_channels", None)
+        if size is None or channels is None:
+            return None
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        return int(channels), int(h), int(w)
+
+    def content_files(self) -> dict[str, Path]:
+        """:attr:`files`, or a pndmkit checkpoint's two files (``{"json": ..., "safetensors": ...}``)."""
+        if self.files is not None:
+            return dict(self.files)
+        if self.path is None:
+            return {}
+        return {s: self.path.with_suffix("." + s) for s in ("json", "safetensors")}
 
     def model(self, **kwargs: Any):
         """The network as a pndmkit model ``model(x, t) -> eps`` (see :class:`pndmkit.nn.NetworkModel`)."""

@@ -198,7 +198,7 @@ class _Plan:
     identity: dict[str, Any]
 
 
-def _prepare(cfg: SampleConfig, shard_size: int, log: Any) -> _Plan:
+def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -> _Plan:
     """Check every option and load the model; raise :class:`UsageError` naming the option. Writes nothing."""
     import pndmkit
     from pndmkit.nn.checkpoint import load_checkpoint, resolve_checkpoint
@@ -207,9 +207,13 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any) -> _Plan:
     if device.type == "cuda" and device.index is None:
         device = _device_for(device)
     with blame("checkpoint"):
-        stem = resolve_checkpoint(cfg.checkpoint)
-        ckpt = load_checkpoint(stem)
-    if ckpt.schedule is None or not hasattr(ckpt.net.config, "in_channels"):
+        if opener is not None:  # e.g. a diffusers folder (pndmkit.integrations.diffusers.pretrained.open_network)
+            ckpt = opener(cfg.checkpoint)
+            stem = ckpt.path
+        else:
+            stem = resolve_checkpoint(cfg.checkpoint)
+            ckpt = load_checkpoint(stem)
+    if ckpt.schedule is None or ckpt.shape is None:
         raise UsageError("checkpoint", f"checkpoint {str(stem)!r} is not a diffusion model (a "
                                        f"{type(ckpt.net).__name__} without a noise schedule)")
     method, method_options = _batch_independent(cfg.method, ckpt.schedule)
@@ -218,10 +222,13 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any) -> _Plan:
         dry = pndmkit.sample(lambda x, t: x * 0.0, np.zeros(1), schedule=ckpt.schedule, method=method,
                              steps=cfg.steps, grid=cfg.grid, convention=cfg.convention)
     c = ckpt.net.config
-    shape = (c.in_channels, c.image_size, c.image_size)
+    shape = ckpt.shape
     batch = min(cfg.batch_size, shard_size, cfg.num_samples)
-    need, have = memory_estimate(c, batch, training=False, itemsize=DTYPES[cfg.dtype].itemsize), available_bytes(device)
-    if have is not None and need > have:
+    # the estimate knows pndmkit's UNet only (another network is not estimated)
+    need = memory_estimate(c, batch, training=False, itemsize=DTYPES[cfg.dtype].itemsize) \
+        if hasattr(c, "image_size") else None
+    have = available_bytes(device)
+    if need is not None and have is not None and need > have:
         log(f"warning: batch_size={batch} may need up to {gib(need)} on {device} (an upper bound), "
             f"{gib(have)} is free; lower --batch-size if the run fails for memory")
     with blame("dtype", "device"):
@@ -229,7 +236,7 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any) -> _Plan:
     model = ckpt.model(dtype=DTYPES[cfg.dtype])
     model.net = torch.compile(net) if cfg.compile else net
     identity = {"format": RUN_FORMAT, "checkpoint": str(stem.resolve()),
-                "checkpoint_sha256": {s: file_sha256(stem.with_suffix("." + s)) for s in ("json", "safetensors")},
+                "checkpoint_sha256": {s: file_sha256(f) for s, f in ckpt.content_files().items()},
                 **{k: getattr(cfg, k) for k in cfg.IDENTITY}, "shard_size": shard_size,
                 "times": [float(t) for t in dry.times]}
     if method_options is not None:
@@ -329,8 +336,12 @@ def _check_finite(x: torch.Tensor, batch: np.ndarray, cfg: SampleConfig, shard: 
             f"(the shards already in {cfg.out} are finite); check the checkpoint and --dtype")
 
 
-def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
+def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]:
     """Generate ``cfg.num_samples`` samples into ``cfg.out`` (see the module docstring); return a summary.
+
+    ``opener(cfg.checkpoint)`` loads the network as a :class:`~pndmkit.nn.Checkpoint` (default: a pndmkit
+    checkpoint; ``pndmkit sample`` passes :func:`pndmkit.integrations.diffusers.pretrained.open_network`, which
+    also reads diffusers folders and cached hub ids, and records the files it read in ``run.json``).
 
     Raises
     ------
@@ -352,7 +363,7 @@ def sample_to_dir(cfg: SampleConfig, *, log=None) -> dict[str, Any]:
         raise UsageError(("out", "resume"), f"{out} already holds a sampling run ({run_file}); "
                                             "pass --resume (resume=True) to continue it, or another out folder")
     shard_size = cfg.shard_size or (old["shard_size"] if old is not None else min(cfg.batch_size, cfg.num_samples))
-    plan = _prepare(cfg, shard_size, log)
+    plan = _prepare(cfg, shard_size, log, opener)
     ident = plan.identity
     if old is not None:
         _check_resume(old, ident, run_file)

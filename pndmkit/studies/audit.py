@@ -10,6 +10,8 @@ precision). Targets:
 * a **diffusers scheduler**: a class, an instance, or ``"diffusers:ClassName"`` (``config`` keywords such as
   ``solver_order=3`` go to its constructor); it runs on its own table (``alphas_cumprod``) and its own
   timesteps, driven as a pipeline drives it (``scale_model_input``, one model call per ``step``);
+* the scheduler a **diffusers folder** ships (a ``save_pretrained`` pipeline or model folder, a
+  ``scheduler_config.json``, or a hub id in the local Hugging Face cache), on its saved config;
 * a **pndmkit method** (registry name, :class:`~pndmkit.methods.MethodSpec` or
   :class:`~pndmkit.integrator.Integrator`) on a VP schedule and a grid uniform in its time ``t``.
 
@@ -402,6 +404,8 @@ def resolve_target(target: Any, schedule: Optional[NoiseSchedule] = None, **conf
             return resolve_target(fn, schedule, **config) if isinstance(fn, type) else _sampler_runner(fn, text, config)
         if text in METHODS:
             return resolve_target(METHODS[text], schedule, **config)
+        if os.path.exists(text) or text.count("/") == 1:
+            return _folder_runner(text, schedule, config)
         raise UsageError("target", f"unknown target {text!r}: give MODULE:FUNCTION (a k-diffusion-style sampler), "
                                    f"diffusers:ClassName or a method name ({', '.join(METHODS)})")
     if isinstance(target, (MethodSpec, Integrator)):
@@ -431,6 +435,31 @@ def resolve_target(target: Any, schedule: Optional[NoiseSchedule] = None, **conf
             cls, base = type(target), {k: v for k, v in dict(target.config).items() if not k.startswith("_")}
         return _scheduler_runner(cls, {**base, **config})
     return _sampler_runner(target, getattr(target, "__name__", repr(target)), config)
+
+
+def _folder_runner(text: str, schedule: Optional[NoiseSchedule], config: dict) -> "_Scheduler":
+    """The scheduler a diffusers folder (or cached hub id, or ``scheduler_config.json``) ships, on its saved config
+    (read by :func:`pndmkit.integrations.diffusers.pretrained.locate`); ``config`` overrides fields. It is driven
+    with the exact ``eps``, so its ``prediction_type`` is set to ``"epsilon"`` (the network's prediction type is
+    no part of the sampler's numerics)."""
+    from pndmkit.integrations.diffusers.pretrained import locate, read_scheduler_config
+
+    if schedule is not None:
+        raise UsageError("schedule", "a diffusers scheduler runs on its own table; schedule applies to pndmkit "
+                                     "methods only")
+    located = locate(text, need_unet=False, param="target")
+    saved = read_scheduler_config(located.scheduler_config, "target")
+    cls = _diffusers_class(str(saved.get("_class_name")))
+    if cls.__name__ in ("DDPMScheduler", "EulerAncestralDiscreteScheduler"):
+        raise UsageError("target", f"{located.scheduler_config} names {cls.__name__}, which adds fresh noise at every "
+                                   f"step; the audit measures deterministic samplers: audit the one you run on this "
+                                   f"network (e.g. diffusers:DDIMScheduler with --config options)")
+    fields = set(inspect.signature(cls.__init__).parameters)
+    base = {k: v for k, v in saved.items() if k in fields and k != "self"}
+    base["prediction_type"] = "epsilon"
+    runner = _scheduler_runner(cls, {**base, **config})
+    runner.name = f"{cls.__name__} of {located.name}" + "".join(f" {k}={v}" for k, v in config.items())
+    return runner
 
 
 def _no_config(config: dict, what: str) -> None:

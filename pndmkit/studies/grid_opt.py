@@ -54,7 +54,7 @@ from pndmkit.studies.statistics import (INTERVAL_LEVEL, INTERVAL_MIN_SAMPLES, IN
                                        reduction_interval)
 from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget, is_problem
 
-__all__ = ["OptimizedGrid", "optimize", "evaluate", "reduction_interval", "sample_errors", "rms_error",
+__all__ = ["OptimizedGrid", "optimize", "evaluate", "check_start", "reduction_interval", "sample_errors", "rms_error",
            "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
            "INTERVAL_LEVEL", "INTERVAL_MIN_SAMPLES", "INTERVAL_RESAMPLES"]
 
@@ -123,6 +123,8 @@ class OptimizedGrid:
     calibration: int = 0
     heldout: int = 0
     seed: int = 0
+    #: why the search stopped before its budget of evaluations ("" when it did not)
+    stopped: str = ""
 
     def __post_init__(self) -> None:
         # frozen means frozen: the times are read-only copies, so a result cannot drift from its report
@@ -167,7 +169,8 @@ class OptimizedGrid:
             f" (+ = smaller)",
             f"built-in grids (held-out): {kinds}",
             f"reference error {self.reference_error:.1e}",
-        ])
+        ] + ([f"the search stopped early ({self.stopped}): the grid is the best of its "
+              f"{_count(self.evaluations, 'run')}"] if self.stopped else []))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (``grid`` as a list, ``reduction`` included)."""
@@ -312,6 +315,12 @@ def _check_start_early(start: Any, kinds: Sequence[str], steps: int) -> None:
                                   f"{steps} steps at this NFE), got {np.array2string(g0, precision=4)}")
 
 
+def check_start(start: Any, steps: int, kinds: Sequence[str] = BUILTIN_KINDS) -> None:
+    """Refuse a ``start`` that :func:`optimize` would refuse without a reference: neither a kind of ``kinds`` nor
+    ``steps + 1`` decreasing finite times (a :class:`~pndmkit.errors.UsageError` naming ``start``)."""
+    _check_start_early(start, kinds, steps)
+
+
 def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, heldout: Any, seed: Any, shape: Any,
                 kinds: Any, cache: Any, t_start: Any = None, t_end: Any = None, maxfev: Any = None,
                 progress: Any = False, calibration_minimum: int = 1) -> MethodSpec:
@@ -421,7 +430,8 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
              t_start: Optional[float] = None, t_end: Optional[float] = None, calibration: int = 8,
              heldout: int = 16, seed: int = 0, maxfev: Optional[int] = None, shape: Optional[Sequence[int]] = None,
              kinds: Sequence[str] = BUILTIN_KINDS, cache: Any = None, progress: bool = False,
-             degree: Optional[int] = DEFAULT_DEGREE, start: Any = None, rebuild_cache: bool = False) -> OptimizedGrid:
+             degree: Optional[int] = DEFAULT_DEGREE, start: Any = None, rebuild_cache: bool = False,
+             stop_early: Optional[Any] = None) -> OptimizedGrid:
     """Optimise the grid of ``method`` at an NFE budget on calibration noises; judge it on held-out noises.
 
     Parameters
@@ -467,6 +477,11 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         negative or non-finite error) is removed with a :class:`~pndmkit.studies.real.DamagedCacheWarning` and
         solved again; by default it is refused (a :class:`~pndmkit.errors.UsageError` about ``cache`` naming the
         file). A reported number never comes from a damaged entry.
+    stop_early : callable, optional
+        Called before each objective evaluation; it may raise ``KeyboardInterrupt`` (e.g.
+        :class:`pndmkit.studies.monitor.TimeBudgetExceeded`) to end the search. When it is given, an interrupt
+        during the search (Ctrl-C) ends the search too, and the best grid so far is judged and returned with
+        :attr:`OptimizedGrid.stopped` saying why; without it an interrupt propagates.
 
     Returns
     -------
@@ -521,13 +536,24 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     bar = progress_bar(budget, desc=f"optimising the {spec.name} grid at NFE {nfe}", leave=False) if progress else None
 
     objective = search_objective(cal, spec, family, best, count, bar)
+    if stop_early is not None:
+        plain = objective
 
+        def objective(theta: NDArray[np.float64]) -> float:
+            stop_early()
+            return plain(theta)
+
+    stopped = ""
     if steps >= 2:
         try:
             # initial simplex: each Legendre mode moves the log step lengths by up to +-0.3 (steps x/÷ 1.35)
             simplex = np.vstack([np.zeros(family.size), 0.3 * np.eye(family.size)])
             minimize(objective, np.zeros(family.size), method="Nelder-Mead",
                      options={"maxfev": budget, "xatol": 1e-4, "fatol": 1e-5, "initial_simplex": simplex})
+        except KeyboardInterrupt as exc:
+            if stop_early is None:
+                raise
+            stopped = f"{str(exc) or 'interrupted'} after {count[0]} of at most {budget} runs"
         finally:
             if bar is not None:
                 bar.close()
@@ -540,5 +566,5 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
                          reference_error=held.reference_error, degree=family.size, start_grid=start_grid,
                          problem=problem_or_model if isinstance(problem_or_model, str) else (
                              str(problem_or_model) if isinstance(problem_or_model, os.PathLike) else
-                             type(problem_or_model).__name__),
-                         calibration=int(calibration), heldout=int(heldout), seed=int(seed))
+                             getattr(problem_or_model, "meta", {}).get("name") or type(problem_or_model).__name__),
+                         calibration=int(calibration), heldout=int(heldout), seed=int(seed), stopped=stopped)

@@ -166,8 +166,11 @@ def load_model(model: Any, schedule: Optional[NoiseSchedule] = None, *, shape: O
     Parameters
     ----------
     model : str, path, Checkpoint, NetworkModel or callable
-        A shipped checkpoint name (``"digits"``), a checkpoint path, a loaded
-        :class:`pndmkit.nn.Checkpoint`, a :class:`pndmkit.nn.NetworkModel` (e.g. from
+        A shipped checkpoint name (``"digits"``), a checkpoint path, a diffusers pipeline or ``UNet2DModel``
+        folder or a hub id in the local Hugging Face cache (all read by
+        :func:`pndmkit.integrations.diffusers.pretrained.open_network`), a loaded :class:`pndmkit.nn.Checkpoint`
+        (``open_network(..., class_label=..., prompt_embeds=..., device=...)`` for conditioning or a GPU), a
+        :class:`pndmkit.nn.NetworkModel` (e.g. from
         :func:`pndmkit.nn.from_diffusers`), or any callable ``model(x, t) -> eps`` (then ``schedule`` is
         required and the caller chooses its precision).
     schedule : NoiseSchedule, optional
@@ -188,20 +191,16 @@ def load_model(model: Any, schedule: Optional[NoiseSchedule] = None, *, shape: O
     """
     name = None
     if isinstance(model, (str, os.PathLike)):
-        from pndmkit.nn.checkpoint import load_checkpoint
+        from pndmkit.integrations.diffusers.pretrained import open_network
 
-        try:
-            model = load_checkpoint(model)
-        except (FileNotFoundError, ValueError) as exc:
-            raise UsageError("model", str(exc)) from exc
+        model = open_network(model)  # a pndmkit checkpoint, a diffusers folder or a cached hub id
     from pndmkit.nn.adapters import NetworkModel
     from pndmkit.nn.checkpoint import Checkpoint
 
     if isinstance(model, Checkpoint):
-        cfg = getattr(model.net, "config", None)
-        if shape is None and cfg is not None and hasattr(cfg, "image_size"):
-            shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
-        name = model.path.name if model.path is not None else type(model.net).__name__
+        if shape is None:
+            shape = model.shape
+        name = model.meta.get("name") or (model.path.name if model.path is not None else type(model.net).__name__)
         model = model.model()
     if isinstance(model, NetworkModel):
         import torch

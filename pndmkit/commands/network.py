@@ -1,0 +1,51 @@
+"""Options the network commands share (``order --model``, ``grid optimize --model``, ``sample --checkpoint``):
+where the network comes from, where it runs, how long a study may take."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from pndmkit.commands.args import positive_float
+
+__all__ = ["add_network_options", "default_device", "default_cache", "open_model", "NETWORK_HELP"]
+
+#: what ``--model`` / ``--checkpoint`` accept
+NETWORK_HELP = ("a pndmkit checkpoint (shipped name or path), a diffusers folder (DDPMPipeline.save_pretrained, or a "
+                "UNet2DModel folder with its scheduler config) or a hub id in the local Hugging Face cache")
+
+
+def default_device() -> str:
+    """``"cuda"`` when torch sees a GPU, else ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_cache() -> str:
+    """Folder of cached network references: ``$PNDMKIT_CACHE``, else ``~/.cache/pndmkit/real``."""
+    return os.environ.get("PNDMKIT_CACHE") or str(Path.home() / ".cache" / "pndmkit" / "real")
+
+
+def add_network_options(p: argparse.ArgumentParser, *, study: bool = True) -> None:
+    """``--scheduler-config`` and, for a study, ``--device`` (default cuda when there is one) and ``--max-minutes``."""
+    p.add_argument("--scheduler-config", default=None, metavar="FILE",
+                   help="a diffusers UNet folder's scheduler_config.json (default: the one beside the network)")
+    if study:
+        p.add_argument("--device", default=None, metavar="DEVICE",
+                       help="where the network runs: cpu, cuda, cuda:1, ... (default: cuda when there is one); the "
+                            "study itself stays in float64 on the CPU")
+        p.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
+                       help="stop after about M minutes with what is finished (finished blocks stay cached; Ctrl-C "
+                            "does the same)")
+
+
+def open_model(args: argparse.Namespace, option: str = "model") -> Any:
+    """The network of ``args.<option>`` (:func:`pndmkit.integrations.diffusers.pretrained.open_network`) on
+    ``args.device`` (default :func:`default_device`), as a :class:`pndmkit.nn.Checkpoint`."""
+    from pndmkit.integrations.diffusers.pretrained import open_network
+
+    device = getattr(args, "device", None) or default_device()
+    return open_network(getattr(args, option), scheduler_config=args.scheduler_config, device=device, param=option)

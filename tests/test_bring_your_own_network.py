@@ -1,0 +1,343 @@
+"""Networks as users have them: diffusers folders, cached hub ids, fixed conditioning, and the commands on them.
+
+Every network here is a tiny random diffusers model saved to a temporary folder (offline); reference solves are
+kept cheap with the studies' own knobs (a short interval, a loose tolerance, one or two noises).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+
+from pndmkit.errors import UsageError  # noqa: E402
+from pndmkit.integrations.diffusers import translate  # noqa: E402
+from pndmkit.integrations.diffusers.pretrained import Conditioned, load_embeddings, open_network  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+UNET = dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+            norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # a shared 2-core machine: many threads are much slower than one
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """A DDIM pipeline folder, a bare UNet2DModel folder with its scheduler inside, a class-conditional UNet and a
+    UNet2DConditionModel (each with a scheduler config), and a folder of embeddings files."""
+    root = tmp_path_factory.mktemp("networks")
+    torch.manual_seed(0)
+    ddim = diffusers.DDIMScheduler(clip_sample=False)
+    diffusers.DDPMPipeline(unet=diffusers.UNet2DModel(**UNET), scheduler=ddim).save_pretrained(root / "pipe")
+    torch.manual_seed(1)
+    diffusers.UNet2DModel(**UNET).save_pretrained(root / "unet")
+    diffusers.DDPMScheduler(prediction_type="v_prediction").save_pretrained(root / "unet" / "scheduler")
+    torch.manual_seed(2)
+    diffusers.UNet2DModel(**UNET, num_class_embeds=3).save_pretrained(root / "classes")
+    ddim.save_pretrained(root / "classes")  # scheduler_config.json beside config.json
+    torch.manual_seed(3)
+    diffusers.UNet2DConditionModel(
+        sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+        norm_num_groups=4, cross_attention_dim=16, attention_head_dim=2,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")).save_pretrained(root / "text" / "unet")
+    ddim.save_pretrained(root / "text" / "scheduler")
+    embeds = torch.randn(5, 16, generator=torch.Generator().manual_seed(4))
+    torch.save(embeds, root / "embeds.pt")
+    from safetensors.torch import save_file
+
+    save_file({"prompt_embeds": embeds[None].contiguous()}, str(root / "embeds.safetensors"))
+    np.save(root / "embeds.npy", embeds.numpy())
+    return root
+
+
+def _x(batch=2, seed=0):
+    return torch.randn(batch, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
+# -- the resolver ---------------------------------------------------------------------------------------
+def test_pipeline_folder_reads_the_schedule_and_prediction_through_translate(folders):
+    ckpt = open_network(folders / "pipe")
+    config = json.loads((folders / "pipe" / "scheduler" / "scheduler_config.json").read_text())
+    tr = translate(config)
+    assert repr(ckpt.schedule) == repr(tr.schedule) and ckpt.prediction == tr.prediction == "eps"
+    assert ckpt.shape == (1, 8, 8) and ckpt.meta["name"] == "pipe" and ckpt.meta["scheduler"] == "DDIMScheduler"
+    assert sorted(ckpt.content_files()) == ["config.json", "diffusion_pytorch_model.safetensors",
+                                            "scheduler_config.json"]
+    # the model is the network itself: eps = unet(x, t).sample for an eps network
+    unet = diffusers.UNet2DModel.from_pretrained(folders / "pipe" / "unet").double().eval()
+    model = ckpt.model(dtype=torch.float64)
+    ckpt.net.double()
+    x = _x()
+    with torch.no_grad():
+        expected = unet(x, torch.full((2,), 500.0)).sample
+    torch.testing.assert_close(model(x, 500.0), expected, rtol=0, atol=0)
+
+
+def test_unet_folder_with_its_scheduler_inside_and_an_override(folders, tmp_path):
+    ckpt = open_network(folders / "unet")
+    assert ckpt.prediction == "v" and ckpt.meta["scheduler"] == "DDPMScheduler"
+    other = tmp_path / "eps.json"
+    config = json.loads((folders / "unet" / "scheduler" / "scheduler_config.json").read_text())
+    other.write_text(json.dumps({**config, "prediction_type": "epsilon", "beta_schedule": "scaled_linear",
+                                 "beta_end": 0.012, "beta_start": 0.00085}))
+    over = open_network(folders / "unet", scheduler_config=other)
+    assert over.prediction == "eps" and repr(over.schedule) == repr(translate(json.loads(other.read_text())).schedule)
+    assert over.content_files()["scheduler_config.json"] == other
+
+
+def test_hub_id_resolves_from_the_local_cache_offline(folders, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    repo = tmp_path / "hub" / "models--someone--tiny-ddim"
+    shutil.copytree(folders / "pipe", repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # read at import from HF_HOME
+    ckpt = open_network("someone/tiny-ddim")
+    assert ckpt.meta["name"] == "someone/tiny-ddim" and ckpt.path == repo / "snapshots" / "0123abcd"
+    assert ckpt.prediction == "eps" and ckpt.shape == (1, 8, 8)
+    with pytest.raises(UsageError) as info:
+        open_network("someone/not-there")
+    message = str(info.value)
+    assert "someone/not-there" in message and str(tmp_path / "hub") in message and "\n" not in message
+
+
+def _bad(root: Path, case: str) -> Path:
+    path = root / case
+    path.mkdir()
+    if case == "empty":
+        return path
+    if case == "vae":
+        (path / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
+    if case in ("no-weights", "no-scheduler", "refused"):
+        (path / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
+    if case in ("no-scheduler", "refused"):
+        (path / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    if case == "refused":
+        (path / "scheduler_config.json").write_text(json.dumps({"_class_name": "DDIMScheduler", "thresholding": True}))
+    if case == "no-unet":
+        (path / "model_index.json").write_text(json.dumps({"_class_name": "X", "vae": ["diffusers", "AutoencoderKL"]}))
+    if case == "broken-json":
+        (path / "model_index.json").write_text("{not json")
+    return path
+
+
+@pytest.mark.parametrize("case, missing", [
+    ("missing", "not found: expected"),
+    ("empty", "no model_index.json (a pipeline) and no config.json"),
+    ("vae", "describes a AutoencoderKL"),
+    ("no-weights", "has no weights: expected diffusion_pytorch_model.safetensors"),
+    ("no-scheduler", "has no scheduler config"),
+    ("refused", "thresholding=True cannot be honoured"),
+    ("no-unet", "names no UNet2DModel or UNet2DConditionModel component"),
+    ("broken-json", "is not readable JSON"),
+])
+def test_bad_folders_are_one_line_naming_the_path_and_what_is_missing(tmp_path, case, missing):
+    path = tmp_path / case if case == "missing" else _bad(tmp_path, case)
+    with pytest.raises(UsageError) as info:
+        open_network(path)
+    message = str(info.value)
+    assert str(path) in message and missing in message and "\n" not in message
+    assert "model" in info.value.params
+
+
+# -- fixed conditioning ----------------------------------------------------------------------------------
+def test_class_conditional_unet_with_a_fixed_label(folders):
+    unet = diffusers.UNet2DModel.from_pretrained(folders / "classes").double().eval()
+    x = _x()
+    models = {}
+    for label in (0, 2):
+        ckpt = open_network(folders / "classes", class_label=label)
+        assert isinstance(ckpt.net, Conditioned) and ckpt.meta["class_label"] == label
+        ckpt.net.double()
+        models[label] = ckpt.model(dtype=torch.float64)(x, 300.0)
+        with torch.no_grad():
+            expected = unet(x, torch.full((2,), 300.0), class_labels=torch.full((2,), label)).sample
+        torch.testing.assert_close(models[label], expected, rtol=0, atol=0)
+    assert not torch.equal(models[0], models[2])  # the label is used
+    with pytest.raises(UsageError, match="needs class_label= an integer in \\[0, 3\\)") as info:
+        open_network(folders / "classes")
+    assert info.value.params == ("model",)
+    with pytest.raises(UsageError, match="class_label must be an integer in \\[0, 3\\)"):
+        open_network(folders / "classes", class_label=3)
+    with pytest.raises(UsageError, match="unconditional UNet2DModel; it takes no class_label"):
+        open_network(folders / "pipe", class_label=1)
+
+
+def test_prompt_embeddings_from_pt_safetensors_and_npy_files_are_the_same_conditioning(folders):
+    unet = diffusers.UNet2DConditionModel.from_pretrained(folders / "text" / "unet").double().eval()
+    embeds = torch.load(folders / "embeds.pt")
+    x = _x()
+    with torch.no_grad():
+        expected = unet(x, torch.full((2,), 700.0), encoder_hidden_states=embeds[None].double().expand(2, -1, -1)).sample
+    for suffix in ("pt", "safetensors", "npy"):
+        ckpt = open_network(folders / "text", prompt_embeds=folders / f"embeds.{suffix}")
+        ckpt.net.double()
+        torch.testing.assert_close(ckpt.model(dtype=torch.float64)(x, 700.0), expected, rtol=0, atol=0)
+        assert ckpt.content_files()["prompt_embeds"] == folders / f"embeds.{suffix}"
+    with pytest.raises(UsageError, match="needs prompt embeddings"):
+        open_network(folders / "text")
+    with pytest.raises(UsageError, match="width 8 but .* cross_attention_dim=16"):
+        open_network(folders / "text", prompt_embeds=torch.zeros(3, 8))
+    with pytest.raises(UsageError, match="shape \\(L, D\\) or \\(1, L, D\\)"):
+        load_embeddings(torch.zeros(2, 3, 16))
+
+
+def test_studies_run_on_a_conditional_network(folders, tmp_path):
+    from pndmkit.studies import real
+
+    ckpt = open_network(folders / "text", prompt_embeds=folders / "embeds.npy")
+    study = real.model_study(ckpt, batch=1, t_start=40.0, rtol=1e-6, cache=tmp_path)
+    assert study.reference.shape == (1, 1, 8, 8) and study.problem_name == "text" and study.reference_nfe > 0
+    res = real.sweep(study, "ddim", [2, 4, 8])
+    assert res.errors[0] > res.errors[1] > res.errors[2]
+    # other conditioning, other cache entry: the embeddings are part of the fingerprint
+    other = open_network(folders / "text", prompt_embeds=torch.zeros(1, 5, 16))
+    assert real.cached_model_study(other, x_T=study.x_T, t_start=40.0, rtol=1e-6, cache=tmp_path) is None
+    assert real.cached_model_study(ckpt, x_T=study.x_T, t_start=40.0, rtol=1e-6, cache=tmp_path) is not None
+
+
+# -- the commands --------------------------------------------------------------------------------------
+def _main(argv):
+    from pndmkit.cli import main
+
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exc:
+        return exc.code
+
+
+def test_order_model_on_a_pipeline_folder_prints_its_cost_and_a_line_per_block(folders, tmp_path, capsys):
+    argv = ["order", "--model", folders / "pipe", "--methods", "ddim,pie", "--steps", "2,4", "--batch", "1",
+            "--t-start", "40", "--json", "--cache", tmp_path, "--device", "cpu"]
+    assert _main(argv) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["problem"] == "pipe" and out["reference_ok"] is True and out["methods"]["ddim"]["nfe"] == [2, 4]
+    err = captured.err
+    assert re.search(r"pipe on cpu: 1 noises of shape \(1, 8, 8\); one network evaluation of them takes [\d.]+ ms", err)
+    assert "reference: 2 DOP853 solves" in err and "sweeps: 2 methods x 2 step counts = 18 network evaluations" in err
+    assert re.search(r"reference done: \d+ evaluations", err)
+    assert "ddim: 2 runs, 6 evaluations" in err and "pie: 2 runs, 12 evaluations" in err
+    # the same command again: everything cached
+    assert _main(argv) == 0
+    assert "reference: cached" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stop", ["budget", "ctrl-c"])
+def test_order_model_stops_early_with_the_finished_methods(folders, tmp_path, capsys, monkeypatch, stop):
+    from pndmkit.studies import monitor
+
+    calls = []
+
+    def check(self):
+        calls.append(1)
+        if len(calls) > 1:  # the first method runs, the second is stopped
+            raise monitor.TimeBudgetExceeded("spent") if stop == "budget" else KeyboardInterrupt()
+
+    monkeypatch.setattr(monitor.StudyMonitor, "check", check)
+    argv = ["order", "--model", folders / "pipe", "--methods", "ddim,pie", "--steps", "2,4", "--batch", "1",
+            "--t-start", "40", "--cache", tmp_path, "--device", "cpu", "--max-minutes", "30"]
+    code = _main(argv)
+    captured = capsys.readouterr()
+    assert code == (0 if stop == "budget" else 130)
+    assert "ddim" in captured.out and "pie " not in captured.out  # the table has the finished method only
+    why = "--max-minutes is spent" if stop == "budget" else "interrupted"
+    assert f"stopped ({why}) after 1 of 2 methods; the report shows the finished ones" in captured.err
+    monkeypatch.undo()
+    # what was finished is cached: the rerun solves no reference and does not redo ddim's sweep
+    assert _main(argv[:-2]) == 0
+    assert "reference: cached" in capsys.readouterr().err
+
+
+def test_grid_optimize_model_on_a_unet_folder_with_a_budget(folders, tmp_path, capsys, monkeypatch):
+    from pndmkit.studies import monitor, targets
+
+    monkeypatch.setattr(targets, "REFERENCE_RTOL", 1e-4)  # cheap references (the study's own knob)
+    scheduler = json.loads((folders / "pipe" / "scheduler" / "scheduler_config.json").read_text())
+    (tmp_path / "sched.json").write_text(json.dumps({**scheduler, "num_train_timesteps": 50}))
+    calls = []
+    real_check = monitor.StudyMonitor.check
+
+    def check(self):  # the two reference blocks and three search runs, then the budget is spent
+        calls.append(1)
+        if len(calls) > 5:
+            raise monitor.TimeBudgetExceeded("the time budget of 1 min is spent")
+        real_check(self)
+
+    monkeypatch.setattr(monitor.StudyMonitor, "check", check)
+    argv = ["grid", "optimize", "--model", folders / "unet", "--scheduler-config", tmp_path / "sched.json",
+            "--method", "ddim", "--nfe", "3", "--calibration", "1", "--heldout", "1", "--maxfev", "20",
+            "--cache", tmp_path / "cache", "--device", "cpu", "--max-minutes", "1", "--json"]
+    assert _main(argv) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["evaluations"] == 3 and out["stopped"].startswith("the time budget of 1 min is spent after 3")
+    assert out["problem"] == str(folders / "unet") and len(out["grid"]) == 4
+    err = captured.err
+    assert "references: 2 blocks of noises" in err and "search: at most 20 runs of ddim x 3 steps" in err
+    assert re.search(r"reference block 1 of 2 \(noises 0-0\): \d+ evaluations", err)
+    assert re.search(r"reference block 2 of 2 \(noises 1-1\): \d+ evaluations", err)
+    assert len(list((tmp_path / "cache").rglob("reference.npz"))) == 2
+
+
+def test_sample_checkpoint_takes_a_diffusers_folder(folders, tmp_path, capsys):
+    out = tmp_path / "samples"
+    argv = ["sample", "--checkpoint", folders / "pipe", "--steps", "3", "--num-samples", "3", "--batch-size", "2",
+            "--out", out, "--no-progress"]
+    assert _main(argv) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["checkpoint"] == str((folders / "pipe").resolve())
+    assert sorted(run["checkpoint_sha256"]) == ["config.json", "diffusion_pytorch_model.safetensors",
+                                                "scheduler_config.json"]
+    from pndmkit.nn.generate import read_samples
+
+    indices, x = read_samples(out, expect=3)
+    assert indices.tolist() == [0, 1, 2] and np.all(np.isfinite(x))
+    capsys.readouterr()
+    # a network that needs conditioning is refused in one line, before anything is written
+    assert _main(["sample", "--checkpoint", folders / "text", "--out", tmp_path / "no", "--steps", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--checkpoint" in err and "needs prompt embeddings" in err
+    assert not (tmp_path / "no").exists()
+
+
+def test_audit_takes_the_scheduler_a_folder_ships(folders, capsys):
+    assert _main(["audit", folders / "pipe", "--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["target"] == "DDIMScheduler of pipe" and report["kind"] == "diffusers"
+    assert round(report["order"]) == 1 and report["point_mass"]["exact"]
+    assert _main(["audit", folders / "unet", "--quick"]) == 2  # its DDPMScheduler adds noise at every step
+    assert "adds fresh noise at every step" in capsys.readouterr().err
+
+
+def test_readme_section_runs():
+    from tests.test_integrations_readme import block, run
+
+    assert run(block("Bring your own network")).split() == ["(1,", "8,", "8)", "eps", "True"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where there is no GPU")
+def test_cuda_where_there_is_none_is_one_line_naming_device(folders, capsys):
+    with pytest.raises(UsageError, match="CUDA is not available here") as info:
+        open_network(folders / "pipe", device="cuda")
+    assert info.value.params == ("device",)
+    assert _main(["order", "--model", folders / "pipe", "--device", "cuda"]) == 2
+    assert "--device: device 'cuda' is not usable here" in capsys.readouterr().err
