@@ -13,7 +13,7 @@ Swap the sampler of a pipeline (the config keeps the source scheduler's grid, en
 from __future__ import annotations
 
 from pndmkit.integrations.diffusers.config import (BETA_SCHEDULES, PREDICTION_TYPES, REFUSED, SOURCES,
-                                                   ConventionWarning, Layout,
+                                                   ConventionWarning, Layout, TrainingRangeWarning,
                                                    Translation, scheduler_levels, schedule_from_config,
                                                    table_from_schedule, translate)
 from pndmkit.integrations.diffusers.network import network_model
@@ -21,4 +21,4 @@ from pndmkit.integrations.diffusers.scheduler import PNDMKitScheduler, evaluatio
 
 __all__ = ["PNDMKitScheduler", "schedule_from_config", "translate", "Translation", "Layout", "network_model",
            "table_from_schedule", "scheduler_levels", "evaluation_times", "BETA_SCHEDULES", "PREDICTION_TYPES",
-           "REFUSED", "SOURCES", "ConventionWarning"]
+           "REFUSED", "SOURCES", "ConventionWarning", "TrainingRangeWarning"]
