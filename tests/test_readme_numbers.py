@@ -61,3 +61,46 @@ def test_the_pf_line_is_what_pndmkit_order_prints(demo):
     line = re.search(r"`pf` \(adaptive RK45\) is reported per NFE: (.*)\.", _section()).group(1)
     for error, nfe in re.findall(r"([0-9.]+e-?\d+) at (\d+)", line):
         assert short(by_nfe[int(nfe)]) == error
+
+
+def _flow_rows() -> dict:
+    start = README.index("python -m analysis.flow_gradients")
+    table = README[start:README.index("\n\n", README.index("| method | gradient |", start))]
+    return {(m.group(1), m.group(2)): m.group(0) for m in re.finditer(r"^\| ([A-Za-z-]+) \| ([^|]+?) \| .*\|$",
+                                                                         table, re.M) if m.group(1) != "method"}
+
+
+def _readme_form(value: float) -> str:
+    """The flow table's form: two digits, no exponent for numbers in [1, 10)."""
+    text = short(value)
+    return text[:-2] if text.endswith("e0") else text
+
+
+def test_the_flow_gradients_script_names_its_methods_as_the_registry_allows():
+    from analysis import flow_gradients as fg
+    from pndmkit.methods import register_method, unregister_method
+
+    rows = _flow_rows()
+    assert set(rows) == {(m, g) for m in fg.ESTIMATORS for g in fg.GRADIENTS}  # every printed row, no other
+    for method, gradient in rows:
+        spec = fg.spec(method, gradient)  # a MethodSpec refuses names like "PRK/eps in s"
+        register_method(spec)  # a name the registry and the command line take
+        try:
+            assert spec.name == fg.name(method, gradient) and spec.build(fg.FlowMatching()).name == spec.name
+        finally:
+            unregister_method(spec.name)
+
+
+@pytest.mark.slow
+def test_the_flow_gradients_table_is_what_the_script_prints():
+    from analysis import flow_gradients as fg
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.warns(Warning):  # the eps-form warm-ups warn at few steps
+        fg.main()
+    printed = {}
+    for line in out.getvalue().splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        errors = [_readme_form(float(c.split()[0])) for c in cells[3:]]
+        printed[(cells[0], cells[1])] = f"| {cells[0]} | {cells[1]} | {cells[2]} | " + " | ".join(errors) + " |"
+    assert printed == _flow_rows()
