@@ -104,3 +104,26 @@ def test_the_flow_gradients_table_is_what_the_script_prints():
         errors = [_readme_form(float(c.split()[0])) for c in cells[3:]]
         printed[(cells[0], cells[1])] = f"| {cells[0]} | {cells[1]} | {cells[2]} | " + " | ".join(errors) + " |"
     assert printed == _flow_rows()
+
+
+RESULTS = Path(__file__).resolve().parent.parent / "analysis" / "results"
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_the_costs_the_readme_quotes_are_the_ones_the_results_files_record():
+    flat = " ".join(README.split())
+    audit = _json(RESULTS / "audit.json")
+    assert f"41 audits, {round(audit['seconds'])} s)" in flat and len(audit["rows"]) == 41
+    assert f"`python -m analysis.audit_table`, {round(audit['seconds'])} s on the 2-core machine" in flat
+    bound = _json(RESULTS / "grid_bound_digits.json")["by_nfe"]
+    minutes = sum(v["seconds"] for v in bound.values()) / 60
+    assert f"`python -m analysis.grid_bound`, about {5 * round(minutes / 5)} CPU-minutes" in flat
+    opt = _json(RESULTS / "grid_opt_digits.json")["by_nfe"]
+    minutes = sum(part["seconds"] for v in opt.values() for part in v.values()
+                  if isinstance(part, dict) and "seconds" in part) / 60
+    assert f"`python -m analysis.grid_opt`: about {round(minutes)} CPU-minutes" in flat
+    seconds = _json(RESULTS.parent.parent / "paper_figures" / "out" / "summary.json")["seconds"]
+    assert f"it took {int(seconds // 60)} min {int(seconds % 60)} s on 2 otherwise idle" in flat
