@@ -142,3 +142,11 @@ def test_stages_outside_the_training_indices_warn_and_are_documented():
             quiet.set_timesteps(10 if method == "f-pndm" else 2)
         assert float(quiet.timesteps.min()) >= 0.0
     assert "TrainingRangeWarning" in PNDMKitScheduler.set_timesteps.__doc__
+
+
+@pytest.mark.parametrize("tol", [-1.0, float("nan"), True, "0.3"])
+def test_check_order_names_a_bad_tolerance_before_it_runs(tol):
+    import pndmkit.testing as PT
+
+    with pytest.raises(ValueError, match=rf"tol must be a finite number >= 0 .*got {tol!r}"):
+        PT.check_order("ddim", steps=(100, 200), tol=tol)
