@@ -127,3 +127,18 @@ def test_the_costs_the_readme_quotes_are_the_ones_the_results_files_record():
     assert f"`python -m analysis.grid_opt`: about {round(minutes)} CPU-minutes" in flat
     seconds = _json(RESULTS.parent.parent / "paper_figures" / "out" / "summary.json")["seconds"]
     assert f"it took {int(seconds // 60)} min {int(seconds % 60)} s on 2 otherwise idle" in flat
+
+
+def test_the_real_orders_cost_with_the_shipped_cache_is_the_cached_path():
+    """The README's "10 CPU-seconds with the shipped cache" holds only if the cache holds the reference and a
+    sweep of every method the study runs (else it solves them: well over an hour)."""
+    flat = " ".join(README.split())
+    assert "`python -m analysis.real_orders`: 10 CPU-seconds on the 2-core machine with the references and sweeps" in flat
+    shipped = json.loads((RESULTS / "real_orders.json").read_text())
+    steps = shipped["config"]["steps"]
+    caches = [d for d in (RESULTS / "real_cache").iterdir() if (d / "sweeps.json").is_file()]
+    assert len(caches) == 1 and (caches[0] / "reference.npz").is_file()
+    swept = set(json.loads((caches[0] / "sweeps.json").read_text()))
+    fixed = [name for name in BUILTIN if not get_method(name).adaptive]
+    assert {f"{name}|{steps}" for name in fixed} <= swept
+    assert set(shipped["network"]["orders"]) == set(fixed)
