@@ -91,11 +91,22 @@ class _Parser(argparse.ArgumentParser):
         raise _ArgumentError(self.prog, re.sub(r"^argument ", "", message))
 
 
+#: where ``pndmkit --help`` sends a newcomer for what no sub-command's options cover
+EPILOG = ("Your own method: register it (pndmkit.register_method) in a module named in PNDMKIT_PLUGINS "
+          "(comma-separated modules) or an entry point of the group pndmkit.methods; every command then knows it "
+          "(docs/protocol.md; README.md, \"Ten lines\" and \"Command line\"). Your own network: pndmkit order "
+          "--model and pndmkit grid optimize --model take a pndmkit checkpoint; any callable or diffusers UNet goes "
+          "through pndmkit.studies.real.model_study in Python (README.md, \"Accuracy on real networks\"). A "
+          "pndmkit method in a diffusers pipeline: README.md, \"Use a pndmkit method in a diffusers pipeline\". "
+          "Figures: python -m paper_figures --help.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every available sub-command registered."""
     parser = _Parser(
         prog="pndmkit",
         description="Pseudo numerical methods for diffusion models: samplers, exact coefficients, ground truth.",
+        epilog=EPILOG,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

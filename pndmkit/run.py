@@ -250,6 +250,10 @@ class Run:
     def __setstate__(self, state: dict) -> None:
         for key, value in state.items():
             object.__setattr__(self, key, value)
+        if state.get("_request_version") is not None and state.get("request") is not None:
+            # a copy (pickle, copy.deepcopy) holds a fresh tensor whose version counter starts again: the in-place
+            # check compares against the copy's own counter, not the original's
+            object.__setattr__(self, "_request_version", version_counter(state["request"][0]))
 
 
 def _checked_request(request: Any, run: Run) -> tuple[Any, float]:

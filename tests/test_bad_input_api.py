@@ -252,6 +252,26 @@ def test_a_tensor_written_in_place_or_an_output_on_another_device_is_refused():
         run.tell(torch.zeros(4, 3))
 
 
+def test_a_copied_run_keeps_the_in_place_check_without_false_alarms():
+    """A deep copy or a pickle of a run holds fresh tensors whose version counters restart (diffusers' panorama
+    pipeline deep-copies the scheduler, run included, per view): the copy is told normally, and an in-place write
+    into what the copy hands out is still refused."""
+    import copy
+    import pickle
+
+    torch = pytest.importorskip("torch")
+    integrator = get_method("ipndm").build(VP)
+    run = integrator.start(torch.ones(4, 3), [1.0, 0.5, 0.2, 0.1])
+    for _ in range(2):  # the requested x now comes from the method's own arithmetic (version counter > 0)
+        run = run.tell(0.1 * run.ask()[0])
+    reference = run.tell(0.1 * run.ask()[0]).x
+    for clone in (copy.deepcopy(run), pickle.loads(pickle.dumps(run))):
+        assert torch.equal(clone.tell(0.1 * clone.ask()[0]).x, reference)
+        clone.ask()[0].mul_(0.1)
+        with pytest.raises(RuntimeError, match="was modified in place"):
+            clone.tell(torch.zeros(4, 3))
+
+
 def test_an_em_fit_that_has_not_converged_warns_with_max_iter():
     pytest.importorskip("sklearn")
     from pndmkit.problems.gaussian_mixture import FitWarning

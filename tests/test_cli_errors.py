@@ -7,6 +7,7 @@ in a case stands for a fresh folder that must still not exist afterwards.
 from __future__ import annotations
 
 import argparse
+import re
 import os
 import shlex
 import signal
@@ -482,3 +483,42 @@ def test_order_refuses_a_file_as_cache_before_solving(tmp_path, capsys, no_refer
     code, _, err = _run(["order", "--model", "digits", "--cache", str(tmp_path / "afile")], capsys)
     assert code == 2 and "--cache: cache must be a folder, but" in err, err
     assert (tmp_path / "afile").read_text() == "keep me"
+
+
+def _all_help_texts():
+    for parser in _all_parsers(build_parser()):
+        yield parser.prog, parser.format_help()
+
+
+def test_help_is_plain_text_with_one_default_per_option():
+    for prog, text in _all_help_texts():
+        flat = " ".join(text.split())
+        assert "``" not in text and ":func:" not in text and ":mod:" not in text, (prog, text)
+        # a default said in the help text and again by the formatter: "(gmm2d) (default: None)", "(0) (default: 0)"
+        double = re.search(r".{0,60}(\)\s*\(default: None\)|\((\S+)\) \(default: \2\))", flat)
+        assert double is None, (prog, double and double.group())
+    helps = dict(_all_help_texts())
+    order = " ".join(helps["pndmkit order"].split())
+    assert "built-in problem (default: gmm2d, unless --model)" in order
+    assert "noise schedule (default: linear-vp)" in order
+    assert "number of start points x_T (default: 8; with --model 4)" in order
+    assert "seed of x_T (default: 0)" in order
+    assert " ".join(helps["pndmkit grid"].split()).startswith("usage: pndmkit grid [-h] ACTION ... pndmkit grid optimize: a")
+
+
+def test_help_points_a_newcomer_at_plugins_and_their_own_network():
+    readme = (ROOT / "README.md").read_text()
+    sections = set(re.findall(r"^## (.+)$", readme, flags=re.M))
+    helps = {prog: " ".join(text.split()) for prog, text in _all_help_texts()}
+    top = helps["pndmkit"]
+    for needle in ("PNDMKIT_PLUGINS", "pndmkit.register_method", "pndmkit.methods", "docs/protocol.md",
+                   "pndmkit.studies.real.model_study", "--model"):
+        assert needle in top, needle
+    cited = re.findall(r'README\.md, "([^"]+)"(?: and "([^"]+)")?', " ".join(helps.values()))
+    named = {name for pair in cited for name in pair if name}
+    assert {"Ten lines", "Accuracy on real networks", "Command line"} <= named
+    for name in named:  # every README section a help names exists
+        assert any(s == name or s.startswith(name + " (") for s in sections), name
+    assert (ROOT / "docs" / "protocol.md").is_file()
+    assert "PNDMKIT_PLUGINS" in helps["pndmkit methods"] and "PNDMKIT_PLUGINS" in helps["pndmkit order"]
+    assert "model_study" in helps["pndmkit order"] and "grid_opt.optimize" in helps["pndmkit grid optimize"]

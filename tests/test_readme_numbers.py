@@ -61,3 +61,84 @@ def test_the_pf_line_is_what_pndmkit_order_prints(demo):
     line = re.search(r"`pf` \(adaptive RK45\) is reported per NFE: (.*)\.", _section()).group(1)
     for error, nfe in re.findall(r"([0-9.]+e-?\d+) at (\d+)", line):
         assert short(by_nfe[int(nfe)]) == error
+
+
+def _flow_rows() -> dict:
+    start = README.index("python -m analysis.flow_gradients")
+    table = README[start:README.index("\n\n", README.index("| method | gradient |", start))]
+    return {(m.group(1), m.group(2)): m.group(0) for m in re.finditer(r"^\| ([A-Za-z-]+) \| ([^|]+?) \| .*\|$",
+                                                                         table, re.M) if m.group(1) != "method"}
+
+
+def _readme_form(value: float) -> str:
+    """The flow table's form: two digits, no exponent for numbers in [1, 10)."""
+    text = short(value)
+    return text[:-2] if text.endswith("e0") else text
+
+
+def test_the_flow_gradients_script_names_its_methods_as_the_registry_allows():
+    from analysis import flow_gradients as fg
+    from pndmkit.methods import register_method, unregister_method
+
+    rows = _flow_rows()
+    assert set(rows) == {(m, g) for m in fg.ESTIMATORS for g in fg.GRADIENTS}  # every printed row, no other
+    for method, gradient in rows:
+        spec = fg.spec(method, gradient)  # a MethodSpec refuses names like "PRK/eps in s"
+        register_method(spec)  # a name the registry and the command line take
+        try:
+            assert spec.name == fg.name(method, gradient) and spec.build(fg.FlowMatching()).name == spec.name
+        finally:
+            unregister_method(spec.name)
+
+
+@pytest.mark.slow
+def test_the_flow_gradients_table_is_what_the_script_prints():
+    from analysis import flow_gradients as fg
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.warns(Warning):  # the eps-form warm-ups warn at few steps
+        fg.main()
+    printed = {}
+    for line in out.getvalue().splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        errors = [_readme_form(float(c.split()[0])) for c in cells[3:]]
+        printed[(cells[0], cells[1])] = f"| {cells[0]} | {cells[1]} | {cells[2]} | " + " | ".join(errors) + " |"
+    assert printed == _flow_rows()
+
+
+RESULTS = Path(__file__).resolve().parent.parent / "analysis" / "results"
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_the_costs_the_readme_quotes_are_the_ones_the_results_files_record():
+    flat = " ".join(README.split())
+    audit = _json(RESULTS / "audit.json")
+    assert f"41 audits, {round(audit['seconds'])} s)" in flat and len(audit["rows"]) == 41
+    assert f"`python -m analysis.audit_table`, {round(audit['seconds'])} s on the 2-core machine" in flat
+    bound = _json(RESULTS / "grid_bound_digits.json")["by_nfe"]
+    minutes = sum(v["seconds"] for v in bound.values()) / 60
+    assert f"`python -m analysis.grid_bound`, about {5 * round(minutes / 5)} CPU-minutes" in flat
+    opt = _json(RESULTS / "grid_opt_digits.json")["by_nfe"]
+    minutes = sum(part["seconds"] for v in opt.values() for part in v.values()
+                  if isinstance(part, dict) and "seconds" in part) / 60
+    assert f"`python -m analysis.grid_opt`: about {round(minutes)} CPU-minutes" in flat
+    seconds = _json(RESULTS.parent.parent / "paper_figures" / "out" / "summary.json")["seconds"]
+    assert f"it took {int(seconds // 60)} min {int(seconds % 60)} s on 2 otherwise idle" in flat
+
+
+def test_the_real_orders_cost_with_the_shipped_cache_is_the_cached_path():
+    """The README's "10 CPU-seconds with the shipped cache" holds only if the cache holds the reference and a
+    sweep of every method the study runs (else it solves them: well over an hour)."""
+    flat = " ".join(README.split())
+    assert "`python -m analysis.real_orders`: 10 CPU-seconds on the 2-core machine with the references and sweeps" in flat
+    shipped = json.loads((RESULTS / "real_orders.json").read_text())
+    steps = shipped["config"]["steps"]
+    caches = [d for d in (RESULTS / "real_cache").iterdir() if (d / "sweeps.json").is_file()]
+    assert len(caches) == 1 and (caches[0] / "reference.npz").is_file()
+    swept = set(json.loads((caches[0] / "sweeps.json").read_text()))
+    fixed = [name for name in BUILTIN if not get_method(name).adaptive]
+    assert {f"{name}|{steps}" for name in fixed} <= swept
+    assert set(shipped["network"]["orders"]) == set(fixed)

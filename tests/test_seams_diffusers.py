@@ -222,8 +222,10 @@ def test_set_timesteps_takes_what_diffusers_takes():
     assert ddim.timesteps.tolist() == [901, 701, 501, 301, 101] and ddim.grid[-1] == 0.0  # DDIM's end, abar_0
     ddim.set_timesteps(sigmas=[10.0, 1.0, 0.1, 0.0])
     np.testing.assert_allclose(ddim.schedule.s(ddim.grid[:-1]), [10.0, 1.0, 0.1], rtol=1e-9)
-    with pytest.raises(ValueError, match="must decrease and end above the DDIMScheduler config's end point t=0"):
+    with pytest.raises(ValueError, match=r"timesteps must be strictly decreasing .*timesteps\[1\]=600.0 >= "):
         ddim.set_timesteps(timesteps=[500, 600])
+    with pytest.raises(ValueError, match=r"timesteps\[1\]=0.0 lies outside \(0, 999\] \(above t=0, where the last"):
+        ddim.set_timesteps(timesteps=[500, 0])
     with pytest.raises(ValueError, match="mu= cannot be honoured for a DDIMScheduler config"):
         ddim.set_timesteps(5, mu=0.5)
     with pytest.raises(ValueError, match="mu= cannot be honoured"):

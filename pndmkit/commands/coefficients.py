@@ -224,7 +224,8 @@ def _kind(kinds: argparse._SubParsersAction, name: str, help_: str, func: Callab
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``pndmkit coefficients`` and its sub-commands to ``sub``."""
     p = sub.add_parser("coefficients", help="exact multistep weights, variable-step weights, order conditions",
-                       description=__doc__.split("\n\n")[0])
+                       description="pndmkit coefficients: exact multistep weights, variable-step weights, order "
+                                   "conditions, local errors.")
     kinds = p.add_subparsers(dest="kind", metavar="KIND")
     for kind, help_ in (("adams-bashforth", "explicit Adams weights (k nodes, order k)"),
                         ("adams-moulton", "implicit Adams weights (k nodes incl. the new point, order k)"),

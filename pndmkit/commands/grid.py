@@ -149,16 +149,26 @@ def _optimize_network(args: argparse.Namespace):
     return result
 
 
+#: the one-line description of ``pndmkit grid`` and ``pndmkit grid optimize`` (plain text: argparse prints it as is)
+DESCRIPTION = ("pndmkit grid optimize: a method's grid optimised for an NFE budget on calibration noises, judged on "
+               "held-out ones.")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grid", help="timestep grids: optimise one for a method and an NFE budget",
-                       description=__doc__.splitlines()[0])
+                       description=DESCRIPTION)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     o = actions.add_parser("optimize", help="optimise a grid on calibration noises, report held-out errors",
-                           description=__doc__.splitlines()[0])
+                           description=DESCRIPTION + " A --problem has an exact reference (seconds); a --model "
+                           "needs a converged float64 one (minutes to an hour per new noises on a CPU; cached "
+                           "with --cache). A network of your own: pndmkit.studies.grid_opt.optimize in Python "
+                           "(README.md, \"Accuracy on real networks\").")
     o.add_argument("--method", required=True, help="a fixed-step method (see pndmkit methods)")
     o.add_argument("--nfe", type=step_count, required=True, help=f"budget of model evaluations (at most {MAX_STEPS})")
-    o.add_argument("--problem", choices=sorted(PROBLEMS), default=None, help="a built-in Gaussian-mixture problem")
-    o.add_argument("--model", default=None, metavar="digits|PATH|ORG/NAME", help="a network: " + NETWORK_HELP)
+    o.add_argument("--problem", choices=sorted(PROBLEMS), default=None,
+                   help="a built-in Gaussian-mixture problem (default: none; give --problem or --model)")
+    o.add_argument("--model", default=None, metavar="digits|PATH|ORG/NAME",
+                   help="a network: " + NETWORK_HELP + " (default: none; give --problem or --model)")
     o.add_argument("--calibration", type=positive_int, default=8, help="noises the grid is fitted on")
     o.add_argument("--heldout", type=positive_int, default=16, help="noises it is judged on")
     o.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noises")

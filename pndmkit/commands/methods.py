@@ -33,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("methods", help="list every method with gradient part, transfer, NFE and order",
                        description="List every registered method: gradient part, transfer, NFE for N steps, "
-                                   "declared order.")
+                                   "declared order. Methods of your own are listed too: register them "
+                                   "(pndmkit.register_method) in a module named in PNDMKIT_PLUGINS or an entry "
+                                   "point of the group pndmkit.methods (docs/protocol.md; README.md, \"Ten lines\").")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print one JSON object")
     out.add_argument("--markdown", action="store_true", help="print the README's methods table")

@@ -201,12 +201,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "order", help="measure convergence orders against exact Gaussian-mixture ground truth",
         description="Error of each method's end point against the exact probability-flow trajectory of a "
-                    "Gaussian-mixture problem, at several step counts; fitted order on the asymptotic range.")
+                    "Gaussian-mixture problem, at several step counts; fitted order on the asymptotic range. "
+                    "Methods of your own join through PNDMKIT_PLUGINS (see pndmkit --help).")
     p.add_argument("--methods", type=_methods, default=None, help="comma-separated method names (default: all)")
-    p.add_argument("--problem", choices=sorted(PROBLEMS), default=None, help="built-in problem (gmm2d)")
+    p.add_argument("--problem", choices=sorted(PROBLEMS), default=None,
+                   help="built-in problem (default: gmm2d, unless --model)")
     p.add_argument("--model", default=None, metavar="digits|PATH|ORG/NAME",
                    help="a network instead of a problem: " + NETWORK_HELP + "; error against a converged float64 "
-                        "DOP853 solution from the same noises (pndmkit.studies.real)")
+                        "DOP853 solution from the same noises (default: none, a --problem). The reference costs "
+                        "minutes to an hour on a CPU from scratch and is cached (--cache); README.md \"Bring your "
+                        "own network\"")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="--model only: folder of cached references and sweeps (default: $PNDMKIT_CACHE, else "
                         "~/.cache/pndmkit/real); 'none' caches nothing")
@@ -214,18 +218,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--model only: remove a damaged cache entry (named on stderr) and compute it again, "
                         "instead of stopping with an error")
     add_network_options(p)
-    p.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="noise schedule (linear-vp)")
+    p.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="noise schedule (default: linear-vp)")
     p.add_argument("--grid", choices=[g for g, kind in GRID_KINDS.items() if not kind.discrete_only], default="uniform",
-                   help="grid kind (uniform: equal steps in t)")
+                   help="grid kind; uniform is equal steps in t")
     p.add_argument("--steps", type=_int_list, default=None,
                    help=f"comma-separated increasing step counts, at most {MAX_STEPS} (default: "
                         f"{','.join(map(str, DEFAULT_STEPS))}; with --model {','.join(map(str, DEFAULT_MODEL_STEPS))})")
     p.add_argument("--t-start", type=finite_float, default=None, help="start time (default: the schedule's)")
     p.add_argument("--t-end", type=finite_float, default=None,
                    help="end time (default: where s = sqrt((1-abar)/abar) = 0.1, see pndmkit.studies.convergence)")
-    p.add_argument("--batch", type=positive_int, default=None, help="number of start points x_T (8; with --model 4)")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of x_T (0)")
+    p.add_argument("--batch", type=positive_int, default=None, help="number of start points x_T (default: 8; with --model 4)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of x_T")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE", type=_plot_file, default=None,
-                   help="write a log-log plot of error vs NFE (.png, .pdf, .svg, ...)")
+                   help="write a log-log plot of error vs NFE to FILE: .png, .pdf, .svg or another matplotlib format")
     p.set_defaults(func=run)

@@ -158,8 +158,13 @@ def _integrator(method: Union[str, MethodSpec, Integrator], sigma_max: float) ->
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     built = spec.build(SigmaVP(sigma_max))
     if isinstance(built, AdaptiveIntegrator):
-        raise ValueError(f"method={spec.name!r} is adaptive: it chooses its own steps, not the given sigmas")
+        raise ValueError(_adaptive_message(spec.name))
     return built
+
+
+def _adaptive_message(name: str) -> str:
+    return (f"method={name!r} is adaptive: it chooses its own steps, so it has no k-diffusion-style sampler over "
+            f"given sigmas; run it with pndmkit.sample(model, x, schedule=..., method={name!r})")
 
 
 def _batch_sigma(x: Any, sigma: float) -> Any:
@@ -282,6 +287,15 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
     if converted_from(model) is not None:
         raise ValueError(f"model returns eps (it converts its network's {converted_from(model)!r} prediction); "
                          f"k-diffusion-style samplers take a denoiser model(x, sigma) that returns x0")
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")) or isinstance(x, np.generic):
+        raise TypeError(f"x must be a torch.Tensor or numpy.ndarray (the sample at sigmas[0]), got "
+                        f"{type(x).__name__}: convert it first (torch.as_tensor(x) or numpy.asarray(x))")
+    if extra_args is not None and not isinstance(extra_args, Mapping):
+        raise TypeError(f"extra_args must be a dict of keyword arguments of every model call, got "
+                        f"{type(extra_args).__name__} {extra_args!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(dict) or None, got {type(callback).__name__} "
+                        f"{callback!r}")
     extra = dict(extra_args or {})
     check_start_scale(x, _schedules.EDM(min(0.002, levels[0] / 2), levels[0]), levels[0], name="x",
                       fix="k-diffusion's samplers take x = x0 + sigma * noise: unit noise times sigmas[0]",
@@ -357,6 +371,8 @@ def sampler(method: Union[str, MethodSpec]) -> Callable[..., Any]:
     """``sample`` with ``method`` fixed: ``sampler("f-pndm")(model, x, sigmas, extra_args, callback, disable)``,
     named :func:`sampler_name` of the method (k-diffusion's noise keywords pass through to :func:`sample`)."""
     spec = method if isinstance(method, MethodSpec) else get_method(method)
+    if spec.adaptive:
+        raise ValueError(_adaptive_message(spec.name))
 
     def run(model: Denoiser, x: Any, sigmas: Any, extra_args: Optional[dict] = None,
             callback: Optional[Callable[[dict], Any]] = None, disable: Optional[bool] = None, **options: Any) -> Any:
@@ -417,6 +433,10 @@ def __getattr__(attr: str) -> Any:
                     if "sample_" + name.replace("-", "_") == attr and not spec.adaptive), None)
         if old is not None:
             return sampler(old)
+        adaptive = next((name for name, spec in METHODS.items() if sampler_name(name) == attr and spec.adaptive),
+                        None)
+        if adaptive is not None:
+            raise AttributeError(f"module {__name__!r} has no attribute {attr!r}: {_adaptive_message(adaptive)}")
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 

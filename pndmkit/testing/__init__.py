@@ -527,6 +527,8 @@ def check_order(name: Union[str, MethodSpec], study: Any = None, steps: Sequence
 
     Raises
     ------
+    ValueError
+        An adaptive method, or ``tol`` not a finite number >= 0.
     AssertionError
         No order could be fitted, or it is more than ``tol`` from the expected one (the message lists the
         errors per step count).
@@ -536,6 +538,9 @@ def check_order(name: Union[str, MethodSpec], study: Any = None, steps: Sequence
     spec = _spec(name)
     if spec.adaptive:
         raise ValueError(f"{spec.name!r} is adaptive: this check needs a fixed-step method")
+    if isinstance(tol, (bool, np.bool_)) or not isinstance(tol, (int, float, np.integer, np.floating)) or \
+            not (math.isfinite(float(tol)) and tol >= 0):
+        raise ValueError(f"tol must be a finite number >= 0 (the allowed |measured - declared| order), got {tol!r}")
     expected = spec.order if order is None else order
     study = study if study is not None else make_study("gmm2d", "cosine-vp", t_start=0.9, batch=4)
     result = sweep(study, spec, list(steps))

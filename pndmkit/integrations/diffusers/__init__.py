@@ -16,7 +16,7 @@ Swap the sampler of a pipeline (the config keeps the source scheduler's grid, en
 from __future__ import annotations
 
 from pndmkit.integrations.diffusers.config import (BETA_SCHEDULES, PREDICTION_TYPES, REFUSED, SOURCES,
-                                                   ConventionWarning, Layout,
+                                                   ConventionWarning, Layout, TrainingRangeWarning,
                                                    Translation, scheduler_levels, schedule_from_config,
                                                    table_from_schedule, translate)
 from pndmkit.integrations.diffusers.network import network_model
@@ -24,7 +24,7 @@ from pndmkit.integrations.diffusers.scheduler import PNDMKitScheduler, evaluatio
 
 __all__ = ["PNDMKitScheduler", "schedule_from_config", "translate", "Translation", "Layout", "network_model",
            "table_from_schedule", "scheduler_levels", "evaluation_times", "BETA_SCHEDULES", "PREDICTION_TYPES",
-           "REFUSED", "SOURCES", "ConventionWarning"]
+           "REFUSED", "SOURCES", "ConventionWarning", "TrainingRangeWarning"]
 
 _PRETRAINED = ("open_network", "locate", "Located", "Conditioned", "load_embeddings", "read_scheduler_config")
 __all__ += list(_PRETRAINED)

@@ -58,7 +58,8 @@ from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
-           "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign"]
+           "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "TrainingRangeWarning",
+           "train_timesteps", "trained_betas", "check_timesteps"]
 
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -97,6 +98,45 @@ _SPACINGS = ("leading", "linspace", "trailing")
 
 class ConventionWarning(UserWarning):
     """A source convention pndmkit does not reproduce, on a swap it still runs (the message says what differs)."""
+
+
+class TrainingRangeWarning(UserWarning):
+    """The network is evaluated at timesteps outside its training indices ``0 .. num_train_timesteps - 1`` (the
+    stages of a last step that ends at ``abar = 1``, ``t = -1``); the message says which and how to avoid them."""
+
+
+def check_timesteps(values: Any, name: str, schedule: NoiseSchedule, end: Optional[float] = None) -> list:
+    """Custom step start times as floats: finite, strictly decreasing, in the schedule's domain and above
+    ``end`` (where the last step ends).
+
+    Raises
+    ------
+    ValueError
+        The message names ``name`` (``timesteps`` or ``sigmas``), the entry and what is allowed.
+    """
+    if isinstance(values, (str, bytes)):
+        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}")
+    raw = values.detach().cpu().numpy() if hasattr(values, "detach") else values
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a 1-D sequence of numbers, got {values!r}") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a 1-D sequence of at least one step start, got {values!r}")
+    out = [float(v) for v in arr]
+    lo, hi = (schedule.t_min, schedule.t_max) if end is None else (end, schedule.t_max)
+    for i, v in enumerate(out):
+        if not math.isfinite(v):
+            raise ValueError(f"{name}[{i}]={v!r} must be finite")
+        inside = (lo < v <= hi) if end is not None else (lo <= v <= hi)
+        if not inside:
+            where = f"({lo:g}, {hi:g}] (above t={lo:g}, where the last step ends)" if end is not None \
+                else f"[{lo:g}, {hi:g}]"
+            raise ValueError(f"{name}[{i}]={v!r} lies outside {where}, the step starts {schedule!r} allows")
+        if i and not v < out[i - 1]:
+            raise ValueError(f"{name} must be strictly decreasing (from noise to data); {name}[{i}]={v!r} >= "
+                             f"{name}[{i - 1}]={out[i - 1]!r}")
+    return out
 
 
 def _get(config: Any, key: str, default: Any = None) -> Any:
@@ -204,13 +244,16 @@ def _schedule(config: Any, family: str) -> NoiseSchedule:
         return FlowMatching(shift=1.0 if _get(config, "use_dynamic_shifting", False) else float(shift), t_max=1.0)
     if family == "edm":
         return EDM(float(_get(config, "sigma_min", 0.002)), float(_get(config, "sigma_max", 80.0)))
-    T = int(_get(config, "num_train_timesteps", 1000))
+    T = train_timesteps(config)
     betas = _get(config, "trained_betas", None)
     if betas is not None:
-        betas = np.asarray(betas, dtype=np.float64)
+        betas = trained_betas(betas)
         if betas.shape != (T,):
             raise ValueError(f"trained_betas has {betas.size} values but num_train_timesteps={T}; they must agree")
-        return DiscreteVP(betas)
+        try:
+            return DiscreteVP(betas)
+        except ValueError as exc:
+            raise ValueError(f"trained_betas: {exc}") from None
     kind = _get(config, "beta_schedule", "linear")
     start, end = float(_get(config, "beta_start", 0.0001)), float(_get(config, "beta_end", 0.02))
     if kind == "linear":
@@ -220,6 +263,44 @@ def _schedule(config: Any, family: str) -> NoiseSchedule:
     if kind == "squaredcos_cap_v2":
         return DiscreteVP.cosine(T)
     raise ValueError(f"beta_schedule={kind!r} cannot be honoured: pndmkit reads {BETA_SCHEDULES} or trained_betas")
+
+
+def train_timesteps(config: Any) -> int:
+    """The config's ``num_train_timesteps`` (default 1000) as an ``int``.
+
+    Raises
+    ------
+    ValueError
+        Not an integer >= 2 (bools and fractional numbers are refused; ``1000.0`` reads as 1000).
+    """
+    value = _get(config, "num_train_timesteps", 1000)
+    if value is None:
+        return 1000
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer, float, np.floating)) and \
+        math.isfinite(float(value)) and float(value).is_integer() and float(value) >= 2
+    if not ok:
+        raise ValueError(f"num_train_timesteps must be an integer >= 2 (the training steps of the noise table), "
+                         f"got {value!r}")
+    return int(value)
+
+
+def trained_betas(values: Any) -> np.ndarray:
+    """``trained_betas`` as a 1-D float64 array.
+
+    Raises
+    ------
+    ValueError
+        Not a 1-D sequence of real numbers (the message names ``trained_betas``).
+    """
+    if isinstance(values, (str, bytes)):
+        raise ValueError(f"trained_betas must be a 1-D sequence of betas in (0, 1), got {values!r}")
+    try:
+        betas = np.asarray(values.tolist() if hasattr(values, "tolist") else values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"trained_betas must be a 1-D sequence of betas in (0, 1): {exc}") from None
+    if betas.ndim != 1:
+        raise ValueError(f"trained_betas must be a 1-D sequence of betas in (0, 1), got shape {betas.shape}")
+    return betas
 
 
 @dataclass(frozen=True)
@@ -362,6 +443,8 @@ class Translation:
                 src.set_timesteps(10)
             end = self._time_of_level(float(src.sigmas[-1]), None)
         custom = timesteps if timesteps is not None else sigmas
+        if timesteps is not None:
+            check_timesteps(timesteps, "timesteps", self.schedule, end)
         values = [float(v) for v in (custom.tolist() if hasattr(custom, "tolist") else custom)]
         if sigmas is not None:
             values = [self._time_of_level(v, None) for v in values if v != 0.0]

@@ -41,6 +41,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 import inspect
+import math
+import numbers
+import warnings
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -55,8 +58,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.grids import GRIDS, make_grid
-from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, Translation, infer_source,
-                                                   refuse_foreign, translate)
+from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, TrainingRangeWarning,
+                                                   Translation, check_timesteps, infer_source, refuse_foreign,
+                                                   train_timesteps, trained_betas, translate)
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.run import Run
@@ -167,6 +171,12 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         :data:`pndmkit.integrations.diffusers.config.SOURCES`; ``from_config`` sets it from ``_class_name``):
         its own ``set_timesteps`` lays out the grid. Other fields of its config are kept in this config.
 
+    Raises
+    ------
+    ValueError
+        ``num_train_timesteps`` not an integer >= 2, ``trained_betas`` not a 1-D sequence of betas in (0, 1),
+        and every refusal of :func:`~pndmkit.integrations.diffusers.config.translate` (each names the field).
+
     Attributes
     ----------
     translation : Translation
@@ -220,8 +230,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError(f"steps_offset must be an integer >= 0, got {steps_offset!r}")
         if not isinstance(set_alpha_to_one, (bool, np.bool_)):
             raise ValueError(f"set_alpha_to_one must be True or False, got {set_alpha_to_one!r}")
+        train_timesteps({"num_train_timesteps": num_train_timesteps})
         if trained_betas is not None:
-            self.register_to_config(trained_betas=np.asarray(trained_betas, dtype=np.float64).tolist())
+            self.register_to_config(trained_betas=_betas(trained_betas).tolist())
         self._method = method
         self._configure()
         self.num_inference_steps: Optional[int] = None
@@ -242,8 +253,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         method = self._method
         if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
             name = method.name
-            registered = isinstance(method, MethodSpec) or (
-                name in _registry() and repr(_registry()[name].build(self.schedule)) == repr(method))
+            known = _registry().get(name)
+            if isinstance(method, MethodSpec):  # the registered spec itself, not one that only shares its name
+                registered = known is not None and (known is method or known == method)
+            else:
+                registered = known is not None and repr(known.build(self.schedule)) == repr(method)
             self.register_to_config(method=name if registered else f"{_MARKER}{name or 'unnamed'}")
         src = self.translation.source_scheduler()
         init = 1.0 if src is None else getattr(src, "init_noise_sigma", 1.0)
@@ -289,16 +303,24 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         return (model, unused) if return_unused_kwargs else model
 
     def save_config(self, save_directory: Any, push_to_hub: bool = False, **kwargs: Any) -> None:
-        """Write ``scheduler_config.json``; a hand-built, unregistered Integrator cannot be saved.
+        """Write ``scheduler_config.json``; a method that is not registered under its name cannot be saved.
 
         Raises
         ------
         TypeError
-            ``method`` is not a registered name.
+            ``method`` is a hand-built Integrator, or a MethodSpec that is not the one registered under its name
+            (unregistered, or named like another method): the config would hold a name that rebuilds something
+            else, or nothing.
         """
         if str(self.config.method).startswith(_MARKER):
-            raise TypeError(f"method {self.config.method!r} is a hand-built Integrator, which a JSON config cannot "
-                            f"hold: register it with pndmkit.register_method and pass its name")
+            name = str(self.config.method)[len(_MARKER):]
+            what = (f"a MethodSpec named {name!r} that is not the registered method of that name" if
+                    isinstance(self._method, MethodSpec) else "a hand-built Integrator")
+            taken = name in _registry()
+            raise TypeError(f"method is {what}; a JSON config holds only a registered name, and "
+                            f"from_pretrained would build {'the registered ' + repr(name) if taken else 'nothing'} "
+                            f"from it: register yours with pndmkit.register_method"
+                            f"{' under another name' if taken else ''} and pass its name")
         super().save_config(save_directory, push_to_hub=push_to_hub, **kwargs)
 
     def __len__(self) -> int:
@@ -347,9 +369,26 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Raises
         ------
         ValueError
-            A combination the config's source refuses, or a grid the config cannot give (the message names
-            the config fields), or a method that cannot run on that grid.
+            ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated); custom
+            ``timesteps`` not finite, not strictly decreasing or outside the schedule's times (the message names
+            ``timesteps[i]``); a combination the config's source refuses, or a grid the config cannot give (the
+            message names the config fields), or a method that cannot run on that grid.
+
+        Warns
+        -----
+        TrainingRangeWarning
+            A VP config whose method evaluates the network outside the training indices ``0 .. T - 1``: a
+            method with a stage at the end of a step (``pie``, ``prk``, ``rk4``, ``f-pndm`` at fewer than 4
+            steps, whose steps are all Runge-Kutta) on a last step that ends at ``t = -1`` (``abar = 1``,
+            ``set_alpha_to_one=True``) lists timesteps such as ``-0.5`` and ``-1``. The run is what the method
+            defines (its stages lie on the step), but the network is called where it was never trained.
         """
+        if num_inference_steps is not None and (isinstance(num_inference_steps, (bool, np.bool_)) or not isinstance(
+                num_inference_steps, numbers.Integral) or num_inference_steps < 1):
+            raise ValueError(f"num_inference_steps must be an integer >= 1, got {type(num_inference_steps).__name__} "
+                             f"{num_inference_steps!r}")
+        if num_inference_steps is not None:
+            num_inference_steps = int(num_inference_steps)
         tr = self.translation
         if tr.source is not None:
             layout = tr.layout(num_inference_steps, timesteps, sigmas, mu)
@@ -367,11 +406,28 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self.timesteps = values.to(device) if device is not None else values
         self.sigmas = torch.tensor([self._level(t) for t in grid], dtype=torch.float32)
         self.init_noise_sigma = layout.init_noise_sigma
+        self._warn_outside_training(times)
         counts = np.diff(sorted(starts_at) + [len(times)])
         self.order = int(counts[0]) if len(starts_at) == self.num_inference_steps and np.all(counts == counts[0]) \
             else 1
         self._begin_index = None
         self._reset()
+
+    def _warn_outside_training(self, times: list) -> None:
+        """A VP network is trained at the indices ``0 .. T - 1``; stages of a last step that ends at ``t = -1``
+        (``abar = 1``) evaluate it below them."""
+        if self.translation.family != "vp":
+            return
+        top = float(self.config.num_train_timesteps) - 1.0
+        outside = sorted({t for t in times if t < 0.0 or t > top}, reverse=True)
+        if outside:
+            warnings.warn(f"{self.integrator.name or 'the method'} evaluates the network at timesteps "
+                          f"{[round(t, 6) for t in outside]}, outside its training indices 0..{top:g}: stages of the "
+                          f"last step, which ends at t={self.grid[-1]:g}. The network has never seen them; a method "
+                          f"with no stage at the end of a step (ddim, ipndm, plms, f-pndm at >= 4 steps, ...) or "
+                          f"set_alpha_to_one=False (the last step ends at t=0; steps_offset=1 for 'leading' "
+                          f"spacing) avoids them", TrainingRangeWarning,
+                          stacklevel=3)
 
     def _level(self, t: float) -> float:
         """The source's noise level at pndmkit time ``t`` (flow/EDM sigma, else ``s``)."""
@@ -397,10 +453,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                                  f"set_alpha_to_one={cfg.set_alpha_to_one}; got {levels}")
             grid = np.array(starts + [end])
         elif timesteps is not None:
-            starts = [float(t) for t in (timesteps.tolist() if hasattr(timesteps, "tolist") else timesteps)]
-            if not starts or starts[-1] <= end:
-                raise ValueError(f"timesteps must end above t={end:g}, where the last step ends "
-                                 f"(set_alpha_to_one={cfg.set_alpha_to_one}); got {starts}")
+            starts = check_timesteps(timesteps, "timesteps", self.schedule, end)
             grid = np.array(starts + [end])
         else:
             kind = cfg.timestep_spacing
@@ -469,9 +522,34 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: Any) -> torch.Tensor:
         """``alpha(t) x0 + sigma(t) noise`` at each sample's timestep, in the pipeline's sample coordinates
-        (divided by ``alpha`` for sigma-scheduler configs; coefficients in float64)."""
+        (divided by ``alpha`` for sigma-scheduler configs; coefficients in float64).
+
+        ``timesteps`` is one timestep or one per sample (the first axis of ``original_samples``), in the
+        network's units (training indices, fractional ones included, for VP configs).
+
+        Raises
+        ------
+        ValueError
+            A timestep outside the config's table (no extrapolation: ``5000`` of a 1000-step table, ``-5``), a
+            number of timesteps other than 1 or the batch size, ``noise`` of another shape.
+        """
         tr = self.translation
         times = self._times_of(timesteps)
+        batch = original_samples.shape[0] if original_samples.ndim else 1
+        if len(times) not in (1, batch):
+            raise ValueError(f"timesteps has {len(times)} entries for a batch of {batch} samples (original_samples "
+                             f"of shape {tuple(original_samples.shape)}): pass one timestep, or one per sample")
+        for i, (v, t) in enumerate(zip(torch.as_tensor(timesteps).reshape(-1).tolist(), times)):
+            if not (math.isfinite(t) and self.schedule.t_min <= t <= self.schedule.t_max):
+                raise ValueError(f"timesteps[{i}]={v!r} lies outside the noise table of this config ({self._table()}); "
+                                 f"add_noise does not extrapolate")
+        try:
+            fits = torch.broadcast_shapes(noise.shape, original_samples.shape) == original_samples.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(f"noise of shape {tuple(noise.shape)} must have the shape of original_samples, "
+                             f"{tuple(original_samples.shape)}")
         shape = (-1,) + (1,) * (original_samples.ndim - 1)
         alpha = [float(self.schedule.alpha(t)) * tr.sample_scale(t) for t in times]
         sigma = [float(self.schedule.sigma(t)) * tr.sample_scale(t) for t in times]
@@ -479,6 +557,17 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         a = torch.tensor(alpha, **like).reshape(shape)
         s = torch.tensor(sigma, **like).reshape(shape)
         return a * original_samples + s * noise.to(original_samples.dtype)
+
+    def _table(self) -> str:
+        """The timesteps add_noise reads, in the network's units."""
+        tr, sched = self.translation, self.schedule
+        if tr.family == "flow":
+            n = float(self.config.num_train_timesteps)
+            return f"timesteps in [{n * sched.t_min:g}, {n * sched.t_max:g}], num_train_timesteps * sigma"
+        if tr.family == "edm":
+            lo = math.log(sched.t_min) / 4 if sched.t_min > 0 else -math.inf
+            return f"timesteps in [{lo:g}, {math.log(sched.t_max) / 4:g}], log(sigma) / 4"
+        return f"timesteps in [{sched.t_min:g}, {sched.t_max:g}], training indices"
 
     def scale_noise(self, sample: torch.Tensor, timestep: Any, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Flow-matching pipelines' name for :meth:`add_noise` (``(1 - t) x0 + t noise``)."""
@@ -508,13 +597,24 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         ------
         RuntimeError
             :meth:`set_timesteps` was not called, or the loop is over.
+        TypeError
+            ``model_output`` or ``sample`` is not a tensor, ``timestep`` not a number.
         ValueError
-            ``eta`` is not 0, ``timestep`` (when it is a number or a CPU tensor) is not the evaluation the method
+            ``timestep`` has more than one element, ``eta`` is not 0, ``timestep`` (when it is a number or a CPU tensor) is not the evaluation the method
             asks for, or the sample was changed in the middle of a step.
         """
         if eta not in (None, 0, 0.0):
             raise ValueError(f"eta={eta} cannot be honoured: pndmkit's methods are deterministic (eta = 0)")
         self._require_timesteps()
+        for name, value in (("model_output", model_output), ("sample", sample)):
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if isinstance(timestep, torch.Tensor) and timestep.numel() != 1:
+            raise ValueError(f"timestep must be one number (the current element of scheduler.timesteps), got a "
+                             f"tensor of shape {tuple(timestep.shape)}")
+        if not isinstance(timestep, (torch.Tensor, numbers.Real)) or isinstance(timestep, bool):
+            raise TypeError(f"timestep must be a number or a one-element tensor (the current element of "
+                            f"scheduler.timesteps), got {type(timestep).__name__} {timestep!r}")
         tr = self.translation
         if self._run is None:
             self._start(timestep, sample)
@@ -618,6 +718,10 @@ def _registry() -> dict:
     from pndmkit.methods import METHODS
 
     return METHODS
+
+
+def _betas(values: Any) -> np.ndarray:
+    return trained_betas(values)
 
 
 def _cast_like(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,152 @@
+"""Bad input to the diffusers scheduler and the k-diffusion-style samplers: each case names the parameter and its
+value (one row per case: the call, the error type, a pattern that must appear in the message)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from pndmkit import DDIMTransfer, Integrator, METHODS, MethodSpec, register_method, unregister_method  # noqa: E402
+from pndmkit.adams import LinearMultistep  # noqa: E402
+from pndmkit.integrations import k_diffusion as K  # noqa: E402
+from pndmkit.integrations.diffusers import PNDMKitScheduler, TrainingRangeWarning  # noqa: E402
+
+
+def _sched(**kw):
+    return PNDMKitScheduler(**kw)
+
+
+def _stepped(n=10):
+    s = PNDMKitScheduler()
+    s.set_timesteps(n)
+    return s
+
+
+def _den(x, sigma):
+    return np.full_like(x, 0.5)
+
+
+SIGMAS = np.append(np.geomspace(80.0, 0.002, 8), 0.0)
+Y = 0.5 + 80.0 * np.random.default_rng(0).standard_normal((4, 3))
+ONES, ZEROS = torch.ones(2, 2), torch.zeros(2, 2)
+
+CASES = [
+    # the noise table
+    ("T zero", lambda: _sched(num_train_timesteps=0), ValueError, r"num_train_timesteps must be an integer >= 2.*got 0"),
+    ("T fractional", lambda: _sched(num_train_timesteps=1000.7), ValueError,
+     r"num_train_timesteps must be an integer >= 2.*got 1000.7"),
+    ("T bool", lambda: _sched(num_train_timesteps=True), ValueError, r"num_train_timesteps .*got True"),
+    ("betas string", lambda: _sched(trained_betas="abc"), ValueError, r"trained_betas must be a 1-D sequence.*'abc'"),
+    ("betas zero", lambda: _sched(trained_betas=[0.0] * 1000), ValueError, r"trained_betas: betas must .*betas\[0\]=0.0"),
+    ("betas 2-D", lambda: _sched(trained_betas=[[0.01] * 10] * 100), ValueError, r"trained_betas .*shape \(100, 10\)"),
+    ("from_config T", lambda: PNDMKitScheduler.from_config({"num_train_timesteps": -3}, method="ddim"), ValueError,
+     r"num_train_timesteps must be an integer >= 2.*got -3"),
+    # set_timesteps
+    ("steps 2.5", lambda: _sched().set_timesteps(2.5), ValueError, r"num_inference_steps must be an integer >= 1, got float 2.5"),
+    ("steps string", lambda: _sched().set_timesteps("10"), ValueError, r"num_inference_steps must be .*got str '10'"),
+    ("steps bool", lambda: _sched().set_timesteps(True), ValueError, r"num_inference_steps must be .*got bool True"),
+    ("timesteps increasing", lambda: _sched().set_timesteps(timesteps=[500, 900]), ValueError,
+     r"timesteps must be strictly decreasing .*timesteps\[1\]=900.0 >= timesteps\[0\]=500.0"),
+    ("timesteps above the table", lambda: _sched().set_timesteps(timesteps=[2000, 10]), ValueError,
+     r"timesteps\[0\]=2000.0 lies outside \(-1, 999\]"),
+    ("timesteps fractional above", lambda: _sched().set_timesteps(timesteps=[999.5, 500.25]), ValueError,
+     r"timesteps\[0\]=999.5 lies outside \(-1, 999\]"),
+    ("timesteps nan", lambda: _sched().set_timesteps(timesteps=[999, float("nan")]), ValueError,
+     r"timesteps\[1\]=nan must be finite"),
+    ("timesteps at the end", lambda: _sched().set_timesteps(timesteps=[999, 500, -1]), ValueError,
+     r"timesteps\[2\]=-1.0 lies outside \(-1, 999\] \(above t=-1, where the last step ends\)"),
+    ("timesteps string", lambda: _sched().set_timesteps(timesteps="abc"), ValueError, r"timesteps must be a sequence .*'abc'"),
+    # add_noise
+    ("add_noise past the table", lambda: _sched().add_noise(ONES, ZEROS, torch.tensor([5000, 5000])), ValueError,
+     r"timesteps\[0\]=5000 lies outside the noise table .*\[-1, 999\].*does not extrapolate"),
+    ("add_noise negative", lambda: _sched().add_noise(ONES, ZEROS, torch.tensor([-5, -5])), ValueError,
+     r"timesteps\[0\]=-5 lies outside the noise table"),
+    ("add_noise batch", lambda: _sched().add_noise(ONES, ZEROS, torch.tensor([10, 20, 30])), ValueError,
+     r"timesteps has 3 entries for a batch of 2 samples"),
+    ("add_noise noise shape", lambda: _sched().add_noise(ONES, torch.zeros(2, 3), torch.tensor([10, 20])), ValueError,
+     r"noise of shape \(2, 3\) must have the shape of original_samples, \(2, 2\)"),
+    ("add_noise flow", lambda: PNDMKitScheduler.from_config(
+        __import__("diffusers").FlowMatchEulerDiscreteScheduler().config, method="euler").add_noise(
+        ONES, ZEROS, torch.tensor([1500.0, 10.0])), ValueError, r"timesteps\[0\]=1500.0 lies outside .*\[0, 1000\]"),
+    # step
+    ("step 2 timesteps", lambda: (lambda s: s.step(torch.zeros(1, 2), s.timesteps[:2], torch.ones(1, 2)))(_stepped()),
+     ValueError, r"timestep must be one number .*shape \(2,\)"),
+    ("step numpy output", lambda: (lambda s: s.step(np.zeros((1, 2)), s.timesteps[0], torch.ones(1, 2)))(_stepped()),
+     TypeError, r"model_output must be a torch.Tensor, got ndarray"),
+    ("step numpy sample", lambda: (lambda s: s.step(torch.zeros(1, 2), s.timesteps[0], np.ones((1, 2))))(_stepped()),
+     TypeError, r"sample must be a torch.Tensor, got ndarray"),
+    ("step string timestep", lambda: (lambda s: s.step(torch.zeros(1, 2), "900", torch.ones(1, 2)))(_stepped()),
+     TypeError, r"timestep must be a number .*'900'"),
+    # k-diffusion-style samplers
+    ("kd list x", lambda: K.sample(_den, Y.tolist(), SIGMAS, disable=True), TypeError,
+     r"x must be a torch.Tensor or numpy.ndarray .*got list"),
+    ("kd extra_args list", lambda: K.sample(_den, Y, SIGMAS, extra_args=[1, 2], disable=True), TypeError,
+     r"extra_args must be a dict .*got list \[1, 2\]"),
+    ("kd callback int", lambda: K.sample(_den, Y, SIGMAS, callback=5, disable=True), TypeError,
+     r"callback must be callable .*got int 5"),
+    ("kd sampler pf", lambda: K.sampler("pf"), ValueError, r"method='pf' is adaptive.*pndmkit.sample"),
+    ("kd sample_pf", lambda: K.sample_pf, AttributeError, r"sample_pf.*method='pf' is adaptive"),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "error", "message"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_raises_a_clear_error(name, call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_good_input_next_to_the_bad_still_works():
+    s = _sched(num_train_timesteps=1000.0)  # an integral float (JSON) is an integer
+    assert s.schedule.num_train_timesteps == 1000
+    noisy = s.add_noise(ONES, ZEROS, torch.tensor([10, 20]))  # one timestep per sample
+    abar = s.schedule.abar(np.array([10.0, 20.0]))
+    np.testing.assert_allclose(noisy[:, 0].numpy(), np.sqrt(abar), rtol=1e-6)
+    np.testing.assert_allclose(s.add_noise(ONES, ZEROS, 10).numpy(), np.sqrt(s.schedule.abar(10.0)), rtol=1e-6)
+    s.set_timesteps(np.int64(5))
+    assert s.num_inference_steps == 5
+    s.set_timesteps(timesteps=[999, 500.5, 0])
+    assert s.grid.tolist() == [999.0, 500.5, 0.0, -1.0]
+
+
+def test_a_method_spec_saves_only_when_it_is_the_registered_one(tmp_path):
+    fake = MethodSpec("ddim", lambda sc: Integrator(LinearMultistep(4, ramp=True), DDIMTransfer(sc), "ddim"), 2)
+    with pytest.raises(TypeError, match=r"MethodSpec named 'ddim' that is not the registered method .*the registered "
+                                        r"'ddim'.*under another name"):
+        PNDMKitScheduler(method=fake).save_config(tmp_path / "a")
+    unregistered = MethodSpec("my-unregistered", fake.build.build, 2)
+    with pytest.raises(TypeError, match=r"MethodSpec named 'my-unregistered' .*would build nothing"):
+        PNDMKitScheduler(method=unregistered).save_config(tmp_path / "b")
+    PNDMKitScheduler(method=METHODS["ipndm"]).save_config(tmp_path / "c")  # the registered spec itself
+    assert PNDMKitScheduler.from_pretrained(tmp_path / "c").config.method == "ipndm"
+    register_method(unregistered)
+    try:  # once registered, the same spec saves and reloads as itself
+        PNDMKitScheduler(method=unregistered).save_config(tmp_path / "d")
+        back = PNDMKitScheduler.from_pretrained(tmp_path / "d")
+        assert back.config.method == "my-unregistered" and back.integrator.name == "my-unregistered"
+    finally:
+        unregister_method("my-unregistered")
+
+
+def test_stages_outside_the_training_indices_warn_and_are_documented():
+    s = PNDMKitScheduler(method="f-pndm")  # 2 steps are all Runge-Kutta: stages at -0.5 and -1 (abar = 1)
+    with pytest.warns(TrainingRangeWarning, match=r"timesteps \[-0.5, -1.0\], outside its training indices 0..999"):
+        s.set_timesteps(2)
+    assert s.timesteps.tolist() == [500.0, 250.0, 250.0, 0.0, 0.0, -0.5, -0.5, -1.0]
+    for method, kw in (("f-pndm", {}), ("ddim", {}), ("prk", {"set_alpha_to_one": False, "steps_offset": 1})):
+        quiet = PNDMKitScheduler(method=method, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TrainingRangeWarning)
+            quiet.set_timesteps(10 if method == "f-pndm" else 2)
+        assert float(quiet.timesteps.min()) >= 0.0
+    assert "TrainingRangeWarning" in PNDMKitScheduler.set_timesteps.__doc__
+
+
+@pytest.mark.parametrize("tol", [-1.0, float("nan"), True, "0.3"])
+def test_check_order_names_a_bad_tolerance_before_it_runs(tol):
+    import pndmkit.testing as PT
+
+    with pytest.raises(ValueError, match=rf"tol must be a finite number >= 0 .*got {tol!r}"):
+        PT.check_order("ddim", steps=(100, 200), tol=tol)
