@@ -37,7 +37,9 @@ def _start(text: str) -> str | list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pndmkit.studies.grid_opt import optimize
+    import warnings
+
+    from pndmkit.studies.grid_opt import GridFallbackWarning, optimize
 
     if (args.problem is None) == (args.model is None):
         raise UsageError(("problem", "model"), "give exactly one of --problem NAME or --model digits|PATH")
@@ -49,9 +51,12 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None and args.model in PROBLEMS:
         raise UsageError("model", f"{args.model!r} is a built-in problem, not a network; use --problem {args.model}")
     try:
-        result = optimize(args.method, args.problem or args.model, args.nfe, calibration=args.calibration,
-                          heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
-                          progress=sys.stderr.isatty(), degree=args.degree, start=args.start)
+        with warnings.catch_warnings():  # the report says it, in its last line
+            warnings.simplefilter("ignore", GridFallbackWarning)
+            result = optimize(args.method, args.problem or args.model, args.nfe, calibration=args.calibration,
+                              heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
+                              progress=sys.stderr.isatty(), degree=args.degree, start=args.start,
+                              fallback=args.fallback)
     except UsageError as exc:
         if "problem_or_model" not in exc.params:
             raise
@@ -72,8 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--nfe", type=step_count, required=True, help=f"budget of model evaluations (at most {MAX_STEPS})")
     o.add_argument("--problem", choices=sorted(PROBLEMS), default=None, help="a built-in Gaussian-mixture problem")
     o.add_argument("--model", default=None, metavar="digits|PATH", help="a network: checkpoint name or path")
-    o.add_argument("--calibration", type=positive_int, default=8, help="noises the grid is fitted on")
-    o.add_argument("--heldout", type=positive_int, default=16, help="noises it is judged on")
+    o.add_argument("--calibration", type=positive_int, default=None,
+                   help="noises the grid is fitted on (default: 256 on a problem; on a network the first half of "
+                        "the noises whose references --cache holds, else 32)")
+    o.add_argument("--heldout", type=positive_int, default=None,
+                   help="noises it is judged on (default: 256 on a problem; on a network the other half of the "
+                        "cached noises, else 32)")
     o.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noises")
     o.add_argument("--maxfev", type=positive_int, default=None,
                    help="objective evaluations (default 100 per grid parameter, at least 100)")
@@ -84,5 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="start grid: a grid kind or comma-separated times with the run's end times "
                         "(default: the built-in kind with the smallest calibration error)")
     o.add_argument("--cache", default=None, metavar="DIR", help="--model: folder of cached references (none)")
+    o.add_argument("--no-fallback", dest="fallback", action="store_false",
+                   help="print the searched grid even where its held-out interval shows no gain (default: fall "
+                        "back to the best built-in grid and say so)")
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.set_defaults(func=run)
