@@ -96,3 +96,21 @@ def test_readme_global_search_numbers_are_the_json():
         text = (f"NFE {nfe}: {100 * row['calibration_reduction']:.0f}% in sample, "
                 f"{100 * row['heldout_reduction']:.0f}% held-out")
         assert text in readme, text
+
+
+def test_readme_noise_count_table_is_the_json():
+    readme = (ROOT / "README.md").read_text()
+    data = json.loads((RESULTS / "grid_opt_defaults.json").read_text())
+    assert [(r["calibration"], r["heldout"]) for r in data["rows"] if r["default"]] == [(256, 256)]
+    for r in data["rows"]:
+        low, high = r["heldout_interval"]
+        label = f"{r['calibration']} / {r['heldout']}"
+        line = (f"| {r['heldout_error']:.2e} | {r['baseline_error']:.2e} | {100 * r['reduction']:.0f}% | "
+                f"{100 * low:.0f}% to {100 * high:.0f}% | "
+                f"{'the ' + r['baseline_kind'] + ' grid' if r['fell_back'] else 'the searched grid'} |")
+        found = [ln for ln in readme.splitlines() if ln.startswith(f"| {label}") and ln.endswith(line)]
+        assert len(found) == 1, f"one README row for {label} noises ending {line!r}"
+        assert r["fell_back"] == (low <= 0)  # the rule: the interval must lie above 0
+    seeds = data["other_seeds"]
+    assert (f"seeds 1 and 2 of `gmm32d(8, 4)`: {100 * seeds['1']['reduction']:.0f}% and "
+            f"{100 * seeds['2']['reduction']:.0f}% on 1024 / 1024") in " ".join(readme.split())
