@@ -312,6 +312,8 @@ def test_defaults_follow_the_cost_of_a_problem_and_cut_the_held_out_error():
     assert not res.fell_back and res.fallback_reason == "" and np.array_equal(res.grid, res.searched_grid)
     assert res.baseline_kind == "quadratic" and 0.2 < res.reduction == res.gain < 0.3
     assert res.heldout_interval[0] > 0 and "FELL BACK" not in res.report()
+    # evaluate() defaults to the same noises
+    assert grid_opt.evaluate("ipndm", _mixture_8d(), res.grid)["error"] == res.heldout_error
 
 
 def test_a_grid_whose_held_out_interval_shows_no_gain_falls_back_to_the_best_builtin_grid_and_says_so():

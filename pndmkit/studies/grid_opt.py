@@ -434,12 +434,14 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
 
 
 def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[float], *,
-             schedule: Optional[NoiseSchedule] = None, heldout: int = 16, calibration: int = 8, seed: int = 0,
+             schedule: Optional[NoiseSchedule] = None, heldout: Optional[int] = None,
+             calibration: Optional[int] = None, seed: int = 0,
              shape: Optional[Sequence[int]] = None, kinds: Sequence[str] = BUILTIN_KINDS,
              cache: Any = None) -> dict[str, Any]:
     """Held-out error of ``grid`` (e.g. optimised on a surrogate) and of every built-in kind with its step count.
 
-    The held-out noises are the same as :func:`optimize`'s for equal ``calibration``, ``heldout`` and ``seed``.
+    The held-out noises are the same as :func:`optimize`'s for equal ``calibration``, ``heldout`` and ``seed``;
+    left out, both default as in :func:`optimize` (:func:`default_noises`).
 
     Returns
     -------
@@ -462,6 +464,10 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
         raise UsageError("grid", f"grid must be {what}, got {grid!r}")
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=times[0], t_end=times[-1],
                                  cache=cache, ends=("grid[0]", "grid[-1]"))
+    if calibration is None or heldout is None:
+        default_cal, default_held = default_noises(target)
+        calibration = default_cal if calibration is None else calibration
+        heldout = default_held if heldout is None else heldout
     study = target.study(calibration, heldout)
     judged = _judge(study, spec, times, kinds)
     if not judged["builtin_errors"]:
