@@ -114,3 +114,20 @@ def test_readme_noise_count_table_is_the_json():
     seeds = data["other_seeds"]
     assert (f"seeds 1 and 2 of `gmm32d(8, 4)`: {100 * seeds['1']['reduction']:.0f}% and "
             f"{100 * seeds['2']['reduction']:.0f}% on 1024 / 1024") in " ".join(readme.split())
+
+
+def test_readme_per_case_compare_ratios_are_the_json():
+    readme = (ROOT / "README.md").read_text()
+    data = json.loads((RESULTS / "compare_optimized.json").read_text())
+    for case in data["cases"]:
+        nfes = sorted({r["nfe_target"] for r in case["best"]})
+        built, opt = [], []
+        for nfe in nfes:
+            mine = min(r["error"] for r in case["best"] if r["nfe_target"] == nfe and r["side"] == "pndmkit")
+            peer = min(r["error"] for r in case["best"] if r["nfe_target"] == nfe and r["side"] != "pndmkit"
+                       and "pndmkit-grid" not in r["method"])
+            built.append(mine / peer)
+            opt.append(min(r["error"] for r in case["optimized"] if r["nfe_target"] == nfe) / peer)
+        for label, values in (("built-in", built), ("optimised", opt)):
+            row = f"| {case['problem']}, {case['schedule']} | {label} | " + " | ".join(f"{v:.2f}" for v in values)
+            assert row + " |" in readme, row
