@@ -131,3 +131,11 @@ def test_readme_per_case_compare_ratios_are_the_json():
         for label, values in (("built-in", built), ("optimised", opt)):
             row = f"| {case['problem']}, {case['schedule']} | {label} | " + " | ".join(f"{v:.2f}" for v in values)
             assert row + " |" in readme, row
+
+
+def test_readme_digits_gmm_compare_ratios_are_the_json():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    data = json.loads((RESULTS / "compare_digits_gmm" / "compare.json").read_text())
+    assert data["config"]["problems"] == ["digits-gmm"]
+    ratios = " / ".join(f"{data['by_nfe'][k]['ratio']:.2f}" for k in ("5", "6", "8", "10", "15", "20", "50"))
+    assert f"NFE 5 / 6 / 8 / 10 / 15 / 20 / 50 is {ratios}" in readme
