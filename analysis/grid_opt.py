@@ -209,11 +209,11 @@ def main(argv: list[str] | None = None) -> dict:
         kind = min(table[nfe][method], key=table[nfe][method].get)
         t1 = time.perf_counter()
         direct = grid_opt.optimize(method, args.model, nfe, calibration=args.calibration, heldout=args.heldout,
-                                   cache=args.cache, degree=degree, maxfev=args.maxfev)
+                                   cache=args.cache, degree=degree, maxfev=args.maxfev, fallback=False)
         t2 = time.perf_counter()
         sur = grid_opt.optimize(method, args.surrogate, nfe, calibration=args.surrogate_calibration,
                                 heldout=args.heldout, seed=1, degree=sdegree, schedule=held.schedule,
-                                t_start=held.t_start, t_end=held.t_end)
+                                t_start=held.t_start, t_end=held.t_end, fallback=False)
         moved = grid_opt.evaluate(method, args.model, sur.grid, calibration=args.calibration, heldout=args.heldout,
                                   cache=args.cache)
         t3 = time.perf_counter()

@@ -96,3 +96,46 @@ def test_readme_global_search_numbers_are_the_json():
         text = (f"NFE {nfe}: {100 * row['calibration_reduction']:.0f}% in sample, "
                 f"{100 * row['heldout_reduction']:.0f}% held-out")
         assert text in readme, text
+
+
+def test_readme_noise_count_table_is_the_json():
+    readme = (ROOT / "README.md").read_text()
+    data = json.loads((RESULTS / "grid_opt_defaults.json").read_text())
+    assert [(r["calibration"], r["heldout"]) for r in data["rows"] if r["default"]] == [(256, 256)]
+    for r in data["rows"]:
+        low, high = r["heldout_interval"]
+        label = f"{r['calibration']} / {r['heldout']}"
+        line = (f"| {r['heldout_error']:.2e} | {r['baseline_error']:.2e} | {100 * r['reduction']:.0f}% | "
+                f"{100 * low:.0f}% to {100 * high:.0f}% | "
+                f"{'the ' + r['baseline_kind'] + ' grid' if r['fell_back'] else 'the searched grid'} |")
+        found = [ln for ln in readme.splitlines() if ln.startswith(f"| {label}") and ln.endswith(line)]
+        assert len(found) == 1, f"one README row for {label} noises ending {line!r}"
+        assert r["fell_back"] == (low <= 0)  # the rule: the interval must lie above 0
+    seeds = data["other_seeds"]
+    assert (f"seeds 1 and 2 of `gmm32d(8, 4)`: {100 * seeds['1']['reduction']:.0f}% and "
+            f"{100 * seeds['2']['reduction']:.0f}% on 1024 / 1024") in " ".join(readme.split())
+
+
+def test_readme_per_case_compare_ratios_are_the_json():
+    readme = (ROOT / "README.md").read_text()
+    data = json.loads((RESULTS / "compare_optimized.json").read_text())
+    for case in data["cases"]:
+        nfes = sorted({r["nfe_target"] for r in case["best"]})
+        built, opt = [], []
+        for nfe in nfes:
+            mine = min(r["error"] for r in case["best"] if r["nfe_target"] == nfe and r["side"] == "pndmkit")
+            peer = min(r["error"] for r in case["best"] if r["nfe_target"] == nfe and r["side"] != "pndmkit"
+                       and "pndmkit-grid" not in r["method"])
+            built.append(mine / peer)
+            opt.append(min(r["error"] for r in case["optimized"] if r["nfe_target"] == nfe) / peer)
+        for label, values in (("built-in", built), ("optimised", opt)):
+            row = f"| {case['problem']}, {case['schedule']} | {label} | " + " | ".join(f"{v:.2f}" for v in values)
+            assert row + " |" in readme, row
+
+
+def test_readme_digits_gmm_compare_ratios_are_the_json():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    data = json.loads((RESULTS / "compare_digits_gmm" / "compare.json").read_text())
+    assert data["config"]["problems"] == ["digits-gmm"]
+    ratios = " / ".join(f"{data['by_nfe'][k]['ratio']:.2f}" for k in ("5", "6", "8", "10", "15", "20", "50"))
+    assert f"NFE 5 / 6 / 8 / 10 / 15 / 20 / 50 is {ratios}" in readme

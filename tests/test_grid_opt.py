@@ -296,3 +296,74 @@ def test_a_study_target_is_frozen_and_draws_the_per_sample_noises():
     with pytest.raises(UsageError) as info:
         StudyTarget.resolve("gmm2d", t_start=10.0, t_end=20.0)
     assert info.value.params == ("t_start", "t_end")
+
+
+def _mixture_8d() -> "object":
+    """An 8-dimensional four-mode mixture, reproducible: the built-in gmm32d family at d = 8, K = 4 (its seed)."""
+    from pndmkit.problems.builtin import gmm32d
+
+    return gmm32d(dim=8, n_components=4)
+
+
+def test_defaults_follow_the_cost_of_a_problem_and_cut_the_held_out_error():
+    res = grid_opt.optimize("ipndm", _mixture_8d(), 6)
+    assert (res.calibration, res.heldout) == grid_opt.PROBLEM_NOISES == (256, 256)
+    # measured: 1.626e-2 against quadratic's 2.127e-2 (23.6% smaller, interval 7.3% to 38.6%) in about 1 s
+    assert not res.fell_back and res.fallback_reason == "" and np.array_equal(res.grid, res.searched_grid)
+    assert res.baseline_kind == "quadratic" and 0.2 < res.reduction == res.gain < 0.3
+    assert res.heldout_interval[0] > 0 and "FELL BACK" not in res.report()
+    # evaluate() defaults to the same noises
+    assert grid_opt.evaluate("ipndm", _mixture_8d(), res.grid)["error"] == res.heldout_error
+
+
+def test_a_grid_whose_held_out_interval_shows_no_gain_falls_back_to_the_best_builtin_grid_and_says_so():
+    with pytest.warns(grid_opt.GridFallbackWarning, match="handing back the quadratic grid"):
+        res = grid_opt.optimize("ipndm", _mixture_8d(), 6, calibration=8, heldout=16)
+    # 8 calibration noises: the searched grid is 48.5% worse on held-out noises (interval -82% to -20%)
+    assert res.heldout_error > res.baseline_error and res.heldout_interval[1] < 0
+    assert res.fell_back and res.gain == 0.0 and res.reduction < 0 and "does not lie above 0" in res.fallback_reason
+    assert np.array_equal(res.grid, make_grid(DiscreteVP.linear(), 6, "quadratic"))
+    assert not np.array_equal(res.grid, res.searched_grid)
+    assert grid_opt.evaluate("ipndm", _mixture_8d(), res.grid, calibration=8, heldout=16)["reduction"] == 0.0
+    same = grid_opt.evaluate("ipndm", _mixture_8d(), res.searched_grid, calibration=8, heldout=16)
+    assert same["error"] == res.heldout_error
+    d = res.to_dict()
+    assert d["fell_back"] is True and d["gain"] == 0.0 and d["searched_grid"] == [float(t) for t in res.searched_grid]
+    assert "FELL BACK to the best built-in grid (quadratic)" in res.report()
+    # without an interval (fewer than 8 held-out noises) no gain is shown either; fallback=False keeps the search
+    with pytest.warns(grid_opt.GridFallbackWarning):
+        few = grid_opt.optimize("ipndm", "gmm1d", 4, calibration=4, heldout=3, maxfev=20)
+    assert few.fell_back and "no interval" in few.fallback_reason
+    kept = grid_opt.optimize("ipndm", "gmm1d", 4, calibration=4, heldout=3, maxfev=20, fallback=False)
+    assert not kept.fell_back and np.array_equal(kept.grid, few.searched_grid)
+    with pytest.raises(UsageError) as info:
+        grid_opt.optimize("ipndm", "gmm1d", 4, fallback="yes")
+    assert info.value.params == ("fallback",)
+
+
+def test_cli_grid_optimize_says_when_it_falls_back(capsys):
+    from pndmkit.cli import main
+
+    args = ["grid", "optimize", "--method", "ipndm", "--nfe", "4", "--problem", "gmm1d", "--calibration", "4",
+            "--heldout", "3", "--maxfev", "20"]
+    assert main(args) in (0, None)
+    captured = capsys.readouterr()
+    assert "FELL BACK to the best built-in grid" in captured.out and "no interval" in captured.out
+    assert "GridFallbackWarning" not in captured.err  # said once, in the report
+    assert main(args + ["--no-fallback"]) in (0, None)
+    assert "FELL BACK" not in capsys.readouterr().out
+
+
+def test_network_defaults_are_the_cached_noises_split_in_two_halves_of_whole_blocks(tmp_path):
+    pytest.importorskip("torch")
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "analysis" / "results" / "real_cache"
+    # the shipped cache holds noises 0-287 (9 blocks of 32) of the digits UNet, seed 0, whole interval
+    assert grid_opt.default_noises(StudyTarget.resolve("digits", cache=shipped)) == (128, 160)
+    # another interval or seed, no cache, an empty cache: one block each (nothing read, nothing solved here)
+    assert grid_opt.default_noises(StudyTarget.resolve("digits", t_start=100.0, cache=shipped)) == (32, 32)
+    assert grid_opt.default_noises(StudyTarget.resolve("digits", seed=1, cache=shipped)) == (32, 32)
+    assert grid_opt.default_noises(StudyTarget.resolve("digits", cache=tmp_path)) == grid_opt.NETWORK_NOISES
+    assert grid_opt.default_noises(StudyTarget.resolve("digits")) == (32, 32)
+    assert grid_opt.default_noises(StudyTarget.resolve("gmm2d")) == grid_opt.PROBLEM_NOISES

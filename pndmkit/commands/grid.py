@@ -38,7 +38,9 @@ def _start(text: str) -> str | list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pndmkit.studies.grid_opt import optimize
+    import warnings
+
+    from pndmkit.studies.grid_opt import GridFallbackWarning, optimize
 
     if (args.problem is None) == (args.model is None):
         raise UsageError(("problem", "model"), "give exactly one of --problem NAME or --model digits|PATH")
@@ -58,12 +60,15 @@ def run(args: argparse.Namespace) -> int:
             if getattr(args, option) is not None:
                 raise UsageError(option, f"--{option.replace('_', '-')} applies to a network; it needs --model")
     try:
-        if args.model is not None:
-            result = _optimize_network(args)
-        else:
-            result = optimize(args.method, args.problem, args.nfe, calibration=args.calibration,
-                              heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
-                              progress=sys.stderr.isatty(), degree=args.degree, start=args.start)
+        with warnings.catch_warnings():  # the report says it, in its last line
+            warnings.simplefilter("ignore", GridFallbackWarning)
+            if args.model is not None:
+                result = _optimize_network(args)
+            else:
+                result = optimize(args.method, args.problem, args.nfe, calibration=args.calibration,
+                                  heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
+                                  progress=sys.stderr.isatty(), degree=args.degree, start=args.start,
+                                  fallback=args.fallback)
     except UsageError as exc:
         if "problem_or_model" not in exc.params:
             raise
@@ -87,7 +92,7 @@ def _optimize_network(args: argparse.Namespace):
 
     from pndmkit.commands.network import default_cache, open_model
     from pndmkit.methods import get_method, steps_for_nfe
-    from pndmkit.studies.grid_opt import BUILTIN_KINDS, check_start, optimize
+    from pndmkit.studies.grid_opt import BUILTIN_KINDS, check_start, default_noises, optimize
     from pndmkit.studies.monitor import StudyMonitor, TimeBudgetExceeded, duration
     from pndmkit.studies.real import load_model
     from pndmkit.studies.targets import StudyTarget, reference_blocks
@@ -103,23 +108,26 @@ def _optimize_network(args: argparse.Namespace):
     with tempfile.TemporaryDirectory(prefix="pndmkit-references-") as scratch:
         folder = scratch if cache.lower() == "none" else cache
         target = StudyTarget.resolve(ckpt, cache=folder, seed=args.seed, rebuild_cache=args.rebuild_cache)
+        default_cal, default_held = default_noises(target)
+        calibration = default_cal if args.calibration is None else args.calibration
+        heldout = default_held if args.heldout is None else args.heldout
         loaded = load_model(ckpt)
-        pieces = reference_blocks(0, args.calibration) + reference_blocks(args.calibration, args.heldout)
-        monitor.time_evaluation(loaded.model, torch.from_numpy(target.noises(0, args.calibration)),
+        pieces = reference_blocks(0, calibration) + reference_blocks(calibration, heldout)
+        monitor.time_evaluation(loaded.model, torch.from_numpy(target.noises(0, calibration)),
                                 target.t_start)
         runs = args.maxfev or 100 * max(1, min(steps - 1, args.degree or steps - 1))
         search = (runs + len(BUILTIN_KINDS)) * spec.nfe(steps)
         judge = (len(BUILTIN_KINDS) + 1) * spec.nfe(steps)
         monitor.line(f"{loaded.name} on {getattr(loaded.model, 'device', None) or 'cpu'}: one network evaluation "
-                     f"of the {args.calibration} calibration noises takes {1000 * monitor.seconds_per_evaluation:.1f} "
+                     f"of the {calibration} calibration noises takes {1000 * monitor.seconds_per_evaluation:.1f} "
                      f"ms (timed)")
         monitor.line(f"references: {len(pieces)} blocks of noises (2 DOP853 solves each, cached ones cost nothing; "
                      f"DOP853 chooses how many evaluations: about {duration(monitor.cost(1000))} per 1000 on "
-                     f"{args.calibration} noises)")
+                     f"{calibration} noises)")
         monitor.line(f"search: at most {runs} runs of {spec.name} x {steps} steps ({search} network evaluations "
                      f"of the calibration noises, about {duration(monitor.cost(search))}); judging: {judge} "
-                     f"evaluations of the {args.heldout} held-out noises, about "
-                     f"{duration(monitor.cost(judge, args.heldout))}")
+                     f"evaluations of the {heldout} held-out noises, about "
+                     f"{duration(monitor.cost(judge, heldout))}")
         took: list[float] = []
         try:
             for j, (first, n) in enumerate(pieces):
@@ -139,10 +147,10 @@ def _optimize_network(args: argparse.Namespace):
                 return None
             raise
         monitor.line(f"references done; searching (at most {runs} runs)")
-        result = optimize(args.method, ckpt, args.nfe, calibration=args.calibration, heldout=args.heldout,
+        result = optimize(args.method, ckpt, args.nfe, calibration=calibration, heldout=heldout,
                           seed=args.seed, maxfev=args.maxfev, cache=folder, progress=sys.stderr.isatty(),
                           degree=args.degree, start=args.start, rebuild_cache=args.rebuild_cache,
-                          stop_early=monitor.check)
+                          stop_early=monitor.check, fallback=args.fallback)
         result = dataclasses.replace(result, problem=str(args.model))  # as the user named it
         monitor.line(f"done: {result.evaluations} runs" + (f" (stopped early: {result.stopped})" if result.stopped
                                                           else ""))
@@ -169,8 +177,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a built-in Gaussian-mixture problem (default: none; give --problem or --model)")
     o.add_argument("--model", default=None, metavar="digits|PATH|ORG/NAME",
                    help="a network: " + NETWORK_HELP + " (default: none; give --problem or --model)")
-    o.add_argument("--calibration", type=positive_int, default=8, help="noises the grid is fitted on")
-    o.add_argument("--heldout", type=positive_int, default=16, help="noises it is judged on")
+    o.add_argument("--calibration", type=positive_int, default=None,
+                   help="noises the grid is fitted on (default: 256 on a problem; on a network the first half of "
+                        "the noises whose references --cache holds, else 32)")
+    o.add_argument("--heldout", type=positive_int, default=None,
+                   help="noises it is judged on (default: 256 on a problem; on a network the other half of the "
+                        "cached noises, else 32)")
     o.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noises")
     o.add_argument("--maxfev", type=positive_int, default=None,
                    help="objective evaluations (default 100 per grid parameter, at least 100)")
@@ -187,5 +199,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="remove a damaged cached reference in --cache (named on stderr) and solve it again, instead "
                         "of stopping with an error")
     add_network_options(o)
+    o.add_argument("--no-fallback", dest="fallback", action="store_false",
+                   help="print the searched grid even where its held-out interval shows no gain (default: fall "
+                        "back to the best built-in grid and say so)")
     o.add_argument("--json", action="store_true", help="print one JSON object")
     o.set_defaults(func=run)

@@ -319,7 +319,8 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
                 continue
             tic = time.perf_counter()
             res = optimize(name, problem, target, schedule=schedule, t_end=_t_end(schedule, name),
-                           calibration=cfg.optimize_calibration, heldout=1, seed=cfg.seed, maxfev=cfg.optimize_maxfev)
+                           calibration=cfg.optimize_calibration, heldout=1, seed=cfg.seed, maxfev=cfg.optimize_maxfev,
+                           fallback=False)  # judged here, on the case's own (held-out) samples
             seconds = time.perf_counter() - tic
             times = np.asarray(res.grid, dtype=np.float64)
             log(f"    {name} NFE {target} ({res.steps} steps): {res.evaluations} calibration runs in {seconds:.1f} s, "

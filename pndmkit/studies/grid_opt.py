@@ -54,7 +54,7 @@ from pndmkit.studies.statistics import (INTERVAL_LEVEL, INTERVAL_MIN_SAMPLES, IN
                                        reduction_interval)
 from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget, is_problem
 
-__all__ = ["OptimizedGrid", "optimize", "evaluate", "check_start", "reduction_interval", "sample_errors", "rms_error",
+__all__ = ["OptimizedGrid", "GridFallbackWarning", "optimize", "evaluate", "check_start", "default_noises", "PROBLEM_NOISES", "NETWORK_NOISES", "reduction_interval", "sample_errors", "rms_error",
            "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
            "INTERVAL_LEVEL", "INTERVAL_MIN_SAMPLES", "INTERVAL_RESAMPLES"]
 
@@ -64,8 +64,23 @@ MAX_NOISES = 1_000_000
 #: default degree of the grid family (:func:`optimize`)
 DEFAULT_DEGREE = 3
 
+#: default calibration and held-out noises on a Gaussian-mixture problem (exact reference; a run costs
+#: milliseconds on the built-in problems, so hundreds of noises cost seconds)
+PROBLEM_NOISES = (256, 256)
+
+#: default calibration and held-out noises on a network with no cached references beyond this many: one
+#: reference block each (the reference of one block costs 17-25 CPU-minutes on the digits UNet)
+NETWORK_NOISES = (REFERENCE_BLOCK, REFERENCE_BLOCK)
+
+#: most reference blocks :func:`default_noises` looks for in a network's cache
+MAX_CACHED_BLOCKS = 64
+
 #: built-in grid kinds an optimised grid is compared with (continuous kinds, each counted once)
 BUILTIN_KINDS = tuple(k for k, g in GRID_KINDS.items() if not g.discrete_only and g.same_as is None)
+
+
+class GridFallbackWarning(UserWarning):
+    """:func:`optimize` handed back a built-in grid: the searched grid's held-out gain is not shown."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +93,11 @@ class OptimizedGrid:
     nfe, steps : int
         The budget and the step count that fits it (``grid`` has ``steps + 1`` times).
     grid : ndarray
-        Decreasing times, first ``t_start``, last ``t_end``.
+        The grid handed back: decreasing times, first ``t_start``, last ``t_end``. The searched grid
+        (:attr:`searched_grid`) where its held-out interval shows a gain, else the best built-in kind's grid
+        (:attr:`fell_back`).
     calibration_error, heldout_error : float
-        RMS end-point error of the optimised grid on the calibration and held-out noises.
+        RMS end-point error of the searched grid on the calibration and held-out noises.
     baseline_kind : str
         The built-in grid kind with the smallest held-out error.
     baseline_error : float
@@ -103,6 +120,13 @@ class OptimizedGrid:
         What the grid was fitted on (a problem name, a checkpoint name or path, or the model's repr).
     calibration, heldout, seed : int
         The noises: calibration ``0 .. calibration - 1``, held-out the next ``heldout``, of this seed.
+    searched_grid : ndarray or None
+        The search's best grid (``None``: the same as :attr:`grid`, e.g. in results built by hand).
+    fell_back : bool
+        Whether :attr:`grid` is the best built-in kind's grid because the searched grid's held-out interval does
+        not show a gain (its lower end is not above 0, or there is no interval).
+    fallback_reason : str
+        Why, in words (``""`` when the searched grid is handed back).
     """
 
     method: str
@@ -125,10 +149,15 @@ class OptimizedGrid:
     seed: int = 0
     #: why the search stopped before its budget of evaluations ("" when it did not)
     stopped: str = ""
+    searched_grid: Optional[NDArray[np.float64]] = None
+    fell_back: bool = False
+    fallback_reason: str = ""
 
     def __post_init__(self) -> None:
         # frozen means frozen: the times are read-only copies, so a result cannot drift from its report
-        for name in ("grid", "start_grid"):
+        if self.searched_grid is None:
+            object.__setattr__(self, "searched_grid", self.grid)
+        for name in ("grid", "start_grid", "searched_grid"):
             value = getattr(self, name)
             if value is not None:
                 arr = np.array(value, dtype=np.float64)
@@ -148,8 +177,13 @@ class OptimizedGrid:
 
     @property
     def reduction(self) -> float:
-        """Relative cut of the held-out error against the best built-in grid (0.3 = 30% smaller)."""
+        """Relative cut of the searched grid's held-out error against the best built-in grid (0.3 = 30% smaller)."""
         return 1.0 - self.heldout_error / self.baseline_error
+
+    @property
+    def gain(self) -> float:
+        """Relative cut of the handed-back :attr:`grid`'s held-out error: :attr:`reduction`, or 0 where it fell back."""
+        return 0.0 if self.fell_back else self.reduction
 
     def report(self) -> str:
         """A few lines for people: the grid, the held-out errors and the reduction."""
@@ -158,7 +192,7 @@ class OptimizedGrid:
             f"{self.method} at NFE {self.nfe} ({_count(self.steps, 'step')}), {_count(self.degree, 'grid parameter')}"
             f"{' (every step free)' if self.degree == self.steps - 1 and self.degree > 0 else ''}, "
             f"{_count(self.evaluations, 'calibration run')}",
-            "grid: " + " ".join(f"{t:.4g}" for t in self.grid),
+            f"{'searched grid' if self.fell_back else 'grid'}: " + " ".join(f"{t:.4g}" for t in self.searched_grid),
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
             f"{abs(100 * self.reduction):.1f}% {'smaller' if self.reduction >= 0 else 'larger'} "
             f"(calibration error {self.calibration_error:.3e})",
@@ -170,13 +204,17 @@ class OptimizedGrid:
             f"built-in grids (held-out): {kinds}",
             f"reference error {self.reference_error:.1e}",
         ] + ([f"the search stopped early ({self.stopped}): the grid is the best of its "
-              f"{_count(self.evaluations, 'run')}"] if self.stopped else []))
+              f"{_count(self.evaluations, 'run')}"] if self.stopped else [])
+          + ([f"FELL BACK to the best built-in grid ({self.baseline_kind}): {self.fallback_reason}; "
+              f"the grid handed back is: " + " ".join(f"{t:.4g}" for t in self.grid)] if self.fell_back else []))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (``grid`` as a list, ``reduction`` included)."""
         out = {k: v for k, v in self.__dict__.items()}
         out["grid"] = [float(t) for t in self.grid]
         out["start_grid"] = None if self.start_grid is None else [float(t) for t in self.start_grid]
+        out["searched_grid"] = [float(t) for t in self.searched_grid]
+        out["gain"] = self.gain
         out["reduction"] = self.reduction
         out["heldout_interval"] = [None if math.isnan(v) else v for v in self.heldout_interval]  # JSON has no NaN
         out["interval_level"] = INTERVAL_LEVEL
@@ -300,6 +338,43 @@ def search_objective(study: Study, spec: MethodSpec, family: GridFamily, best: d
     return objective
 
 
+def default_noises(target: StudyTarget) -> tuple[int, int]:
+    """Default ``(calibration, heldout)`` noises of :func:`optimize` on ``target``: as many as its cost allows.
+
+    * A Gaussian-mixture problem: :data:`PROBLEM_NOISES` (its reference is exact and a run costs milliseconds).
+    * A network whose cache holds the references of noises ``0 .. n - 1`` (whole blocks of
+      :data:`REFERENCE_BLOCK`, this seed and interval) with ``n >= 2 * REFERENCE_BLOCK``: the first
+      ``n // 2`` rounded down to whole blocks for calibration and the rest held out, so nothing is solved.
+    * Any other network: :data:`NETWORK_NOISES` (one block each, the references solved and, with a cache, kept).
+    """
+    if target.is_problem:
+        return PROBLEM_NOISES
+    cached = 0
+    if target.cache is not None:
+        from pndmkit.studies.real import cached_model_study
+
+        while cached < MAX_CACHED_BLOCKS * REFERENCE_BLOCK and cached_model_study(
+                target.source, target.schedule, target.noises(cached, REFERENCE_BLOCK), t_start=target.t_start,
+                t_end=target.t_end, cache=target.cache, rtol=REFERENCE_RTOL) is not None:
+            cached += REFERENCE_BLOCK
+    if cached < 2 * REFERENCE_BLOCK:
+        return NETWORK_NOISES
+    cal = (cached // 2) // REFERENCE_BLOCK * REFERENCE_BLOCK
+    return cal, cached - cal
+
+
+def _fallback_reason(interval: tuple[float, float], heldout: int) -> str:
+    """Why a searched grid with this held-out ``interval`` is not handed back (``""``: it is)."""
+    low, high = interval
+    if math.isnan(low):
+        return (f"no interval of the cut on {_count(heldout, 'held-out sample')} (an interval needs at least "
+                f"{INTERVAL_MIN_SAMPLES} and a non-zero baseline error), so no gain is shown")
+    if low <= 0.0:
+        return (f"the {100 * INTERVAL_LEVEL:.0f}% interval of the searched grid's cut, {100 * low:+.1f}% to "
+                f"{100 * high:+.1f}%, does not lie above 0: no gain is shown")
+    return ""
+
+
 def _check_start_early(start: Any, kinds: Sequence[str], steps: int) -> None:
     """The checks of ``start`` that need no reference: a kind of ``kinds``, or ``steps + 1`` decreasing times."""
     if start is None:
@@ -337,7 +412,7 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
         raise UsageError("method", f"method {spec.name!r} is adaptive and has no grid to optimise")
     for name, value, low in (("calibration", calibration, calibration_minimum), ("heldout", heldout, 1),
                              ("seed", seed, 0), ("maxfev", maxfev, 1)):
-        if name == "maxfev" and value is None:
+        if name in ("maxfev", "calibration", "heldout") and value is None:  # defaults resolved by the caller
             continue
         with blame(name):
             value = check_int(value, name, minimum=low)
@@ -369,13 +444,15 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
 
 
 def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[float], *,
-             schedule: Optional[NoiseSchedule] = None, heldout: int = 16, calibration: int = 8, seed: int = 0,
+             schedule: Optional[NoiseSchedule] = None, heldout: Optional[int] = None,
+             calibration: Optional[int] = None, seed: int = 0,
              shape: Optional[Sequence[int]] = None, kinds: Sequence[str] = BUILTIN_KINDS,
              cache: Any = None, rebuild_cache: bool = False) -> dict[str, Any]:
     """Held-out error of ``grid`` (e.g. optimised on a surrogate) and of every built-in kind with its step count.
 
     The held-out noises are the same as :func:`optimize`'s for equal ``calibration``, ``heldout`` and ``seed``;
-    ``cache`` and ``rebuild_cache`` are :func:`optimize`'s.
+    ``cache`` and ``rebuild_cache`` are :func:`optimize`'s; ``calibration`` and ``heldout``, when left out, both
+    default as in :func:`optimize` (:func:`default_noises`).
 
     Returns
     -------
@@ -398,6 +475,10 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
         raise UsageError("grid", f"grid must be {what}, got {grid!r}")
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=times[0], t_end=times[-1],
                                  cache=cache, rebuild_cache=rebuild_cache, ends=("grid[0]", "grid[-1]"))
+    if calibration is None or heldout is None:
+        default_cal, default_held = default_noises(target)
+        calibration = default_cal if calibration is None else calibration
+        heldout = default_held if heldout is None else heldout
     study = target.study(calibration, heldout)
     judged = _judge(study, spec, times, kinds)
     if not judged["builtin_errors"]:
@@ -427,11 +508,11 @@ def _judge(study: Study, spec: MethodSpec, grid: NDArray[np.float64], kinds: Seq
 
 
 def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, schedule: Optional[NoiseSchedule] = None,
-             t_start: Optional[float] = None, t_end: Optional[float] = None, calibration: int = 8,
-             heldout: int = 16, seed: int = 0, maxfev: Optional[int] = None, shape: Optional[Sequence[int]] = None,
-             kinds: Sequence[str] = BUILTIN_KINDS, cache: Any = None, progress: bool = False,
-             degree: Optional[int] = DEFAULT_DEGREE, start: Any = None, rebuild_cache: bool = False,
-             stop_early: Optional[Any] = None) -> OptimizedGrid:
+             t_start: Optional[float] = None, t_end: Optional[float] = None, calibration: Optional[int] = None,
+             heldout: Optional[int] = None, seed: int = 0, maxfev: Optional[int] = None,
+             shape: Optional[Sequence[int]] = None, kinds: Sequence[str] = BUILTIN_KINDS, cache: Any = None,
+             progress: bool = False, degree: Optional[int] = DEFAULT_DEGREE, start: Any = None,
+             rebuild_cache: bool = False, stop_early: Optional[Any] = None, fallback: bool = True) -> OptimizedGrid:
     """Optimise the grid of ``method`` at an NFE budget on calibration noises; judge it on held-out noises.
 
     Parameters
@@ -447,8 +528,12 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         Default: the network's; ``DiscreteVP.linear()`` for a problem.
     t_start, t_end : float, optional
         End times kept fixed (default: the schedule's, i.e. down to ``abar = 1`` on a DiscreteVP).
-    calibration, heldout : int
-        Numbers of noises the grid is fitted on and judged on (disjoint per-sample seeds).
+    calibration, heldout : int, optional
+        Numbers of noises the grid is fitted on and judged on (disjoint per-sample seeds). Default: as many as
+        the target's cost allows (:func:`default_noises`): 256 and 256 on a problem; on a network, the noises
+        whose references ``cache`` holds, split in two halves of whole blocks, else 32 and 32. Few noises fit
+        the grid to them and judge it loosely: with 8 calibration noises, iPNDM's grid at NFE 6 on an 8-d
+        mixture is 49% worse on held-out noises than the best built-in grid.
     seed : int
     maxfev : int, optional
         Objective evaluations of Nelder-Mead (default ``100`` per parameter, at least 100).
@@ -482,16 +567,26 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         :class:`pndmkit.studies.monitor.TimeBudgetExceeded`) to end the search. When it is given, an interrupt
         during the search (Ctrl-C) ends the search too, and the best grid so far is judged and returned with
         :attr:`OptimizedGrid.stopped` saying why; without it an interrupt propagates.
+    fallback : bool
+        Hand back the best built-in kind's grid (held-out), saying so (:attr:`OptimizedGrid.fell_back`,
+        :attr:`OptimizedGrid.fallback_reason`, the report), where the 95% paired bootstrap interval of the
+        searched grid's held-out cut (:func:`reduction_interval`) does not lie above 0, or there is none (fewer
+        than :data:`INTERVAL_MIN_SAMPLES` held-out noises). ``False`` hands back the searched grid always (for
+        callers that judge it on noises of their own).
 
     Returns
     -------
     OptimizedGrid
+        ``grid`` is never one whose held-out gain the interval does not show (with ``fallback=True``); the
+        searched grid and its held-out numbers are kept either way.
     """
     from scipy.optimize import minimize
 
     spec = _check_args(method, problem_or_model, schedule=schedule, t_start=t_start, t_end=t_end,
                        calibration=calibration, heldout=heldout, seed=seed, maxfev=maxfev, shape=shape, kinds=kinds,
                        cache=cache, progress=progress)
+    with blame("fallback"):
+        check_bool(fallback, "fallback")
     if degree is not None and not (isinstance(degree, (int, np.integer)) and not isinstance(degree, bool)
                                    and degree >= 1):
         raise UsageError("degree", f"degree must be an integer >= 1 or None (every step free), got {degree!r}")
@@ -505,6 +600,10 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     _check_start_early(start, kinds, steps)  # before the references: on a network they cost minutes
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=t_start, t_end=t_end,
                                  cache=cache, rebuild_cache=rebuild_cache)
+    if calibration is None or heldout is None:
+        default_cal, default_held = default_noises(target)
+        calibration = default_cal if calibration is None else calibration
+        heldout = default_held if heldout is None else heldout
     cal = target.study(0, calibration, progress=progress)
     held = target.study(calibration, heldout, progress=progress)
     starts = builtin_grids(cal, steps, kinds)
@@ -557,8 +656,13 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         finally:
             if bar is not None:
                 bar.close()
-    grid = best["grid"]
-    judged = _judge(held, spec, grid, kinds)
+    searched = best["grid"]
+    judged = _judge(held, spec, searched, kinds)
+    reason = _fallback_reason(judged["interval"], int(heldout)) if fallback else ""
+    grid = builtin_grids(held, steps, [judged["baseline_kind"]])[judged["baseline_kind"]] if reason else searched
+    if reason:
+        warnings.warn(f"optimize({spec.name!r}, nfe={nfe}): handing back the {judged['baseline_kind']} grid, not the "
+                      f"searched one: {reason}", GridFallbackWarning, stacklevel=2)
     return OptimizedGrid(method=spec.name, nfe=int(nfe), steps=steps, grid=grid, calibration_error=best["err"],
                          heldout_error=judged["error"], baseline_kind=judged["baseline_kind"],
                          baseline_error=judged["baseline_error"], builtin_errors=judged["builtin_errors"],
@@ -567,4 +671,5 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
                          problem=problem_or_model if isinstance(problem_or_model, str) else (
                              str(problem_or_model) if isinstance(problem_or_model, os.PathLike) else
                              getattr(problem_or_model, "meta", {}).get("name") or type(problem_or_model).__name__),
-                         calibration=int(calibration), heldout=int(heldout), seed=int(seed), stopped=stopped)
+                         calibration=int(calibration), heldout=int(heldout), seed=int(seed), stopped=stopped,
+                         searched_grid=searched, fell_back=bool(reason), fallback_reason=reason)
