@@ -39,7 +39,7 @@ def add_network_options(p: argparse.ArgumentParser, *, study: bool = True) -> No
                             "study itself stays in float64 on the CPU")
         p.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
                        help="stop after about M minutes with what is finished (finished blocks stay cached; Ctrl-C "
-                            "does the same)")
+                            "does the same) (default: no limit)")
 
 
 def open_model(args: argparse.Namespace, option: str = "model") -> Any:

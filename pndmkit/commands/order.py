@@ -209,8 +209,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, metavar="digits|PATH|ORG/NAME",
                    help="a network instead of a problem: " + NETWORK_HELP + "; error against a converged float64 "
                         "DOP853 solution from the same noises (default: none, a --problem). The reference costs "
-                        "minutes to an hour on a CPU from scratch and is cached (--cache); README.md \"Bring your "
-                        "own network\"")
+                        "minutes to an hour on a CPU from scratch and is cached (--cache); in Python any callable: "
+                        "pndmkit.studies.real.model_study; README.md \"Bring your own network\"")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="--model only: folder of cached references and sweeps (default: $PNDMKIT_CACHE, else "
                         "~/.cache/pndmkit/real); 'none' caches nothing")
