@@ -397,8 +397,10 @@ def test_grid_optimize_names_a_damaged_cache_entry(good, tmp_path, fake_solves, 
                                    "entries of a network study's cache; it needs --model"),
     (["order", "--model", "digits", "--cache", "none", "--rebuild-cache"],
      "--rebuild-cache: --rebuild-cache recomputes damaged cache entries; --cache none caches nothing"),
-    (["grid", "optimize", "--method", "ddim", "--nfe", "3", "--model", "digits", "--rebuild-cache"],
-     "--rebuild-cache: --rebuild-cache recomputes damaged entries of --cache DIR; it needs --cache"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "3", "--model", "digits", "--cache", "none", "--rebuild-cache"],
+     "--rebuild-cache: --rebuild-cache recomputes damaged entries of the reference cache of a --model"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "3", "--problem", "gmm2d", "--rebuild-cache"],
+     "it needs --model and a cache other than 'none'"),
 ])
 def test_rebuild_cache_without_a_cache_is_refused(argv, expected, capsys):
     code, _, err = _run(argv, capsys)
