@@ -210,8 +210,12 @@ def _is_pndmkit_checkpoint(text: str, param: str) -> bool:
     pndmkit looked for."""
     from pndmkit.nn.checkpoint import resolve_checkpoint
 
+    from pndmkit.errors import BadFileError
+
     try:
         resolve_checkpoint(text)
+    except BadFileError as exc:  # it is a pndmkit checkpoint, damaged (a folder named X.json, say)
+        raise UsageError(param, f"{text}: {exc}") from exc
     except FileNotFoundError as exc:
         if not Path(text).expanduser().exists() and not _HUB_ID.match(text):
             raise UsageError(param, f"{exc}; or a diffusers folder, or a hub id org/name in the local Hugging Face "
@@ -409,8 +413,8 @@ def open_network(source: Any, *, scheduler_config: Optional[str | os.PathLike] =
                                          f"checkpoint with its own schedule")
         try:
             ckpt = load_checkpoint(resolve_checkpoint(os.fspath(source)))
-        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
-            raise UsageError(param, f"{os.fspath(source)}: {exc}") from None
+        except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:  # the cause says what kind (BadFileError)
+            raise UsageError(param, f"{os.fspath(source)}: {exc}") from exc
     else:
         ckpt = _open_diffusers(source, scheduler_config, class_label, prompt_embeds, param)
     if device is not None:
