@@ -169,6 +169,11 @@ class CompareConfig:
                 if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                     raise UsageError(name, f"{name} must be {'integers' if name == 'nfes' else 'an integer'} "
                                            f">= {low}, got {v!r}")
+        from pndmkit.studies.grid_opt import MAX_NOISES
+
+        if self.optimize_calibration > MAX_NOISES:  # checked here, before any run is planned
+            raise UsageError("optimize_calibration", f"optimize_calibration must be at most {MAX_NOISES}, got "
+                                                     f"{self.optimize_calibration}")
 
     def _check_optimized_grids(self) -> None:
         given = self.optimized_grids
