@@ -209,6 +209,12 @@ def _classical(name: str, estimator: GradientEstimator) -> _Builder:
     return _Builder(LinearTransfer, estimator, name)
 
 
+def _ddim_transfer(schedule: NoiseSchedule) -> Any:
+    """DDIM's transfer: the DDIM transfer, but on flow matching its data form (:class:`~pndmkit.transfers.DataTransfer`,
+    the same map), which stays exact near and at ``t = 1`` where ``alpha`` vanishes."""
+    return DataTransfer(schedule) if schedule.family == "flow" else DDIMTransfer(schedule)
+
+
 def _adaptive(schedule: NoiseSchedule) -> AdaptiveIntegrator:
     """PF: the probability-flow ODE by scipy's RK45 at the score-SDE tolerances."""
     return AdaptiveIntegrator(schedule)
@@ -217,12 +223,6 @@ def _adaptive(schedule: NoiseSchedule) -> AdaptiveIntegrator:
 PIE = RungeKutta(HEUN)  # pseudo improved Euler = pseudo Heun
 PRK = RungeKutta(RK4)
 PRK_S = RungeKutta(RK4, variable="native")
-
-
-def _ddim_transfer(schedule: NoiseSchedule) -> Any:
-    """DDIM's transfer: the DDIM transfer, but on flow matching its data form (:class:`~pndmkit.transfers.DataTransfer`,
-    the same map), which stays exact near and at ``t = 1`` where ``alpha`` vanishes."""
-    return DataTransfer(schedule) if schedule.family == "flow" else DDIMTransfer(schedule)
 PAPER = "Liu et al. 2022 (PNDM), arXiv 2202.09778"
 DATA = "phi (data, exact Euler in e^lambda)"
 
