@@ -546,6 +546,8 @@ class DiscreteVP(VPSchedule):
         exact = (t == ti) & (ti >= -1) & (ti <= self.t_max)
         if np.ndim(t) == 0:
             return float(table[int(ti) + 1]) if exact else float(between(t))
+        if exact.all():  # a grid of training timesteps: the table alone, no spline call
+            return table[ti.astype(np.int64) + 1]
         out = np.asarray(between(t), dtype=np.float64)
         out[exact] = table[ti[exact].astype(np.int64) + 1]
         return out
