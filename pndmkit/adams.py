@@ -11,15 +11,14 @@ PLMS/F-PNDM/iPNDM use) or exact on the actual nodes in a chosen variable (``"exa
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Any, Optional
 
 from pndmkit._backend import LinComb
 from pndmkit._checks import check_bool, check_int
 from pndmkit.estimators import GradientEstimator, Step, Warmup, capped_order, ramped_order
-from pndmkit.transfers import apply_planned, planned_coefficients
-from pndmkit.variables import (Variable, check_variable, exact_weights, grid_coordinates, grid_weights,
+from pndmkit.transfers import apply_planned, planned_coefficients, planned_coefficients_many
+from pndmkit.variables import (Variable, check_variable, exact_weights, grid_weights_many, infinite_times,
                                is_finite_step)
 
 __all__ = ["LinearMultistep", "AdamsPC"]
@@ -69,21 +68,18 @@ class _Adams(GradientEstimator):
             return _fixed(kind, len(nodes))
         return exact_weights(self.variable, phi, nodes, t, t_next)
 
-    def _plan_weights(self, phi: Any, times: Any) -> Any:
-        """``_weights`` for the nodes and steps of the grid ``times``, from coordinates computed once."""
+    def _plan_weights(self, phi: Any, times: Any, requests: list) -> list:
+        """``_weights`` of every ``(kind, nodes, t, t_next)`` in ``requests`` (nodes and steps of the grid
+        ``times``), computed together from coordinates computed once: the same floats."""
         if self.weights == "fixed":
-            return lambda kind, nodes, t, t_next, phi: _fixed(kind, len(nodes))
-        on_grid = grid_weights(self.variable, phi, times)
-        return lambda kind, nodes, t, t_next, phi: on_grid(nodes, t, t_next)
+            return [_fixed(kind, len(nodes)) for kind, nodes, _, _ in requests]
+        return grid_weights_many(self.variable, phi, times)([(nodes, t, t_next) for _, nodes, t, t_next in requests])
 
     def _finite(self, phi: Any, times: Any) -> Any:
         """``is_finite_step`` on grid nodes, from one evaluation of the coordinates on the whole grid."""
         if self.weights != "exact":
             return lambda nodes: True
-        finite = {float(t) for t, v, u in zip(times, grid_coordinates(self.variable, phi, times),
-                                               grid_coordinates("native", phi, times))
-                  if math.isfinite(v) and math.isfinite(u)}
-        return lambda nodes: all(n in finite for n in nodes)
+        return infinite_times(self.variable, phi, times).isdisjoint
 
 
 class LinearMultistep(_Adams):
@@ -160,22 +156,28 @@ class LinearMultistep(_Adams):
 
     def _ab_plan(self, times: Any, phi: Any) -> tuple:
         """Per step ``(past times, weights or None)`` of a fresh run (its history grows by one node a step)."""
-        grid, finite, weights = [float(t) for t in times], self._finite(phi, times), self._plan_weights(phi, times)
-        entries, past = [], ()
+        grid, finite = [float(t) for t in times], self._finite(phi, times)
+        keys, where, requests, past = [], [], [], ()
         for t, t_next in zip(grid[:-1], grid[1:]):
             k = min(len(past) + 1, self.formula_order)
             key = past[: k - 1]
-            entries.append((key, self._ab_weights(t, t_next, key, phi, finite, weights)))
+            nodes = [t, *key]
+            keys.append(key)
+            if self.weights == "exact" and not finite(nodes + [t_next]):
+                where.append(None)  # infinite coordinate: order 1 (module pndmkit.variables)
+            else:
+                where.append(len(requests))
+                requests.append(("ab", nodes, t, t_next))
             past = ((t,) + past)[: self._memory()]
-        return tuple(entries)
+        weights = self._plan_weights(phi, times, requests)
+        return tuple((key, None if i is None else weights[i]) for key, i in zip(keys, where))
 
-    def _ab_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any,
-                    weights: Any = None) -> Optional[tuple]:
+    def _ab_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any) -> Optional[tuple]:
         """Weights on the gradients at ``t`` and ``past`` (``None``: an infinite coordinate, order 1)."""
         nodes = [t, *past]
         if self.weights == "exact" and not finite(nodes + [t_next]):
             return None  # infinite coordinate: order 1 (module pndmkit.variables)
-        return (weights or self._weights)("ab", nodes, t, t_next, phi)
+        return self._weights("ab", nodes, t, t_next, phi)
 
     def _ab_step(self, x, t, t_next, phi, history, plan=None):
         if not self.ramp and len(history) < self.formula_order - 1:
@@ -296,23 +298,33 @@ class AdamsPC(_Adams):
         return min(history_length + 1, self.formula_order - 1) if self.ramp else self.formula_order - 1
 
     def plan(self, times, phi):
-        grid, finite, weights = [float(t) for t in times], self._finite(phi, times), self._plan_weights(phi, times)
-        entries, past = [], ()
+        # per step (past times, (predictor weights, corrector weights, the transfer's coefficients) or None),
+        # every weight set of the grid computed together and the coefficients from one schedule evaluation
+        grid, finite = [float(t) for t in times], self._finite(phi, times)
+        keys, planned, past = [], [], ()
         for t, t_next in zip(grid[:-1], grid[1:]):
             key = past[: self._k(len(past)) - 1]
-            entries.append((key, self._pc_weights(t, t_next, key, phi, finite, weights)))
+            keys.append(key)
+            nodes = [t, *key]
+            if self.weights != "exact" or finite(nodes + [t_next]):  # else order 1 (module pndmkit.variables)
+                planned.append((len(keys) - 1, nodes, t, t_next))
             past = ((t,) + past)[: self._memory()]
+        weights = self._plan_weights(phi, times, [request for _, nodes, t, t_next in planned
+                                                  for request in (("ab", nodes, t, t_next),
+                                                                  ("am", [t_next] + nodes, t, t_next))])
+        coefficients = planned_coefficients_many(phi, [t for _, _, t, _ in planned], [u for _, _, _, u in planned])
+        entries = [(key, None) for key in keys]
+        for n, (i, _, _, _) in enumerate(planned):
+            entries[i] = (keys[i], (weights[2 * n], weights[2 * n + 1], coefficients[n]))
         return tuple(entries)
 
-    def _pc_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any,
-                    weights: Any = None) -> Optional[tuple]:
+    def _pc_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any) -> Optional[tuple]:
         """``(predictor weights, corrector weights, the transfer's coefficients of the step)``; ``None`` at an
         infinite coordinate (order 1)."""
         nodes = [t, *past]
         if self.weights == "exact" and not finite(nodes + [t_next]):
             return None  # infinite coordinate: order 1 (module pndmkit.variables)
-        weights = weights or self._weights
-        return (weights("ab", nodes, t, t_next, phi), weights("am", [t_next] + nodes, t, t_next, phi),
+        return (self._weights("ab", nodes, t, t_next, phi), self._weights("am", [t_next] + nodes, t, t_next, phi),
                 planned_coefficients(phi, t, t_next))
 
     def step(self, x, t, t_next, phi, state, plan=None):

@@ -48,8 +48,9 @@ import numpy as np
 from pndmkit._backend import LinComb
 from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator, Step
-from pndmkit.transfers import DataTransfer, DDIMTransfer, apply_planned, planned_coefficients
-from pndmkit.variables import exact_weights, grid_coordinates, is_finite_step, lambda_weights
+from pndmkit.transfers import DataTransfer, DDIMTransfer, apply_planned, planned_coefficients_many
+from pndmkit.variables import (exact_weights, grid_coordinates, infinite_times, is_finite_step, lambda_weights,
+                               lambda_weights_many)
 
 __all__ = ["ExponentialMultistep", "UniPC", "dpm_solver_multistep", "deis_multistep",
            "WEIGHTS", "VARIANTS"]
@@ -157,6 +158,33 @@ def _exact(phi: Any, nodes: Sequence[float], t: float, t_next: float, sign: floa
     return exact_weights("lambda", phi, nodes, t, t_next)
 
 
+def _exact_many(requests: Sequence[tuple], sign: float, lam: dict) -> list[tuple[float, ...]]:
+    """:func:`_exact` with a built-in exponential transfer for every ``(_, nodes, t, t_next)`` of ``requests``
+    (``lam``: ``lambda`` at every time), those with the same number of nodes computed together
+    (:func:`pndmkit.variables.lambda_weights_many`): the same floats as one by one."""
+    out: list = [None] * len(requests)
+    groups: dict[int, list[int]] = {}
+    for n, (_, nodes, _, _) in enumerate(requests):
+        groups.setdefault(len(nodes), []).append(n)
+    for k, rows in groups.items():
+        if k == 1:
+            for n in rows:
+                out[n] = (1.0,)
+            continue
+        lams = np.array([[lam[u] for u in requests[n][1]] for n in rows])
+        lam_next = np.array([lam[requests[n][3]] for n in rows])
+        for n, w in zip(rows, lambda_weights_many(lams, lams[:, 0], lam_next, sign).tolist()):
+            out[n] = tuple(w)
+    return out
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """A weight set of a plan computed later, with the others (its position in the batch)."""
+
+    index: int
+
+
 # -- DPM-Solver / DPM-Solver++ / DEIS multistep -----------------------------------------------------------
 class ExponentialMultistep(GradientEstimator):
     r"""Multistep gradient on past start gradients, with weights from the exponential-integrator family.
@@ -211,17 +239,24 @@ class ExponentialMultistep(GradientEstimator):
     def plan(self, times, phi):
         sign = _log_sign(phi)
         grid = [float(t) for t in times]
-        lam = dict(zip(grid, grid_coordinates("lambda", phi, grid)))
-        finite = {t for t in grid if math.isfinite(lam[t]) and math.isfinite(phi.coordinate(t))}
-        progress, past, entries = self.init(None, grid[0], phi, times)[0], (), []
+        values = grid_coordinates("lambda", phi, grid)
+        lam, infinite = dict(zip(grid, values)), infinite_times("lambda", phi, grid, values)
+        progress, past, keys, planned = self.init(None, grid[0], phi, times)[0], (), [], []
         for t, t_next in zip(grid[:-1], grid[1:]):
             key = past[: progress.cap(min(self.formula_order, len(past) + 1)) - 1]
             nodes = [t, *key]
-            if len(nodes) == 1 or not all(n in finite for n in nodes + [t_next]):
-                entries.append((key, None))
-            else:
-                entries.append((key, self._weights(phi, nodes, t, t_next, sign, [lam[n] for n in nodes], lam[t_next])))
+            keys.append(key)
+            if len(nodes) > 1 and t_next not in infinite and infinite.isdisjoint(nodes):
+                planned.append((len(keys) - 1, nodes, t, t_next))
             progress, past = progress.next(), ((t,) + past)[: self.formula_order - 1]
+        entries = [(key, None) for key in keys]
+        if self.weights == "exact" and type(phi) in (DataTransfer, DDIMTransfer):
+            weights = _exact_many(planned, sign, lam)  # every step's weights together, the same floats
+        else:
+            weights = [self._weights(phi, nodes, t, t_next, sign, [lam[n] for n in nodes], lam[t_next])
+                       for _, nodes, t, t_next in planned]
+        for (i, _, _, _), w in zip(planned, weights):
+            entries[i] = (keys[i], w)
         return tuple(entries)
 
     def _weights(self, phi: Any, nodes: list[float], t: float, t_next: float, sign: float,
@@ -371,25 +406,42 @@ class UniPC(GradientEstimator):
         # coefficients of the corrector (previous step) and of the step
         sign = _log_sign(phi)
         grid = [float(t) for t in times]
-        lams = dict(zip(grid, grid_coordinates("lambda", phi, grid)))
-        finite_nodes = {t for t in grid if math.isfinite(lams[t]) and math.isfinite(phi.coordinate(t))}
+        values = grid_coordinates("lambda", phi, grid)
+        lams, infinite = dict(zip(grid, values)), infinite_times("lambda", phi, grid, values)
+        finite = infinite.isdisjoint
 
-        def finite(nodes: Sequence[float]) -> bool:
-            return all(n in finite_nodes for n in nodes)
+        # the exact weight sets (UniPC's solved rho) of every step are computed together at the end, the same
+        # floats as one by one; _Deferred marks where they go
+        batch = type(phi) in (DataTransfer, DDIMTransfer)
+        exact: list = []
 
+        def weights(k: int, nodes: list[float], t: float, t_next: float, fixed_half: bool) -> Any:
+            if batch and k > 1 and not fixed_half:
+                exact.append((None, nodes, t, t_next))
+                return _Deferred(len(exact) - 1)
+            return self._weights(k, nodes, t, t_next, phi, sign, fixed_half, [lams[n] for n in nodes], lams[t_next])
+
+        steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # the transfer's (a, b) of every step
         progress, past, previous, entries = self.init(None, grid[0], phi, times)[0], (), None, []
-        for t, t_next in zip(grid[:-1], grid[1:]):
+        for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
             key_c = w_c = None
             if previous is not None and self.corrector:
                 t_prev, p = previous
                 key_c = (t_prev, p, past[1:p])
-                w_c = self._corrector(t_prev, t, p, past[1:p], phi, sign, finite, lams.__getitem__)
+                nodes = [t_prev, t, *past[1:p]]  # as _corrector
+                w_c = weights(p + 1, nodes, t_prev, t, p == 1) if finite(nodes) else None
             key_p = past[: progress.cap(min(self.formula_order, len(past) + 1)) - 1]
-            k, w_p = self._predictor(t, t_next, key_p, phi, sign, finite, lams.__getitem__)
-            entries.append((key_c, w_c, key_p, k, w_p, planned_coefficients(phi, previous[0], t)
-                            if previous is not None else None, planned_coefficients(phi, t, t_next)))
+            nodes = [t, *key_p] if finite([t, *key_p, t_next]) else [t]  # as _predictor
+            k = len(nodes)
+            w_p = weights(k, nodes, t, t_next, k == 2)
+            entries.append([key_c, w_c, key_p, k, w_p, steps[i - 1] if previous is not None else None, steps[i]])
             progress, past, previous = progress.next(), ((t,) + past)[: self.formula_order], (t, k)
-        return tuple(entries)
+        solved = _exact_many(exact, sign, lams)
+        for entry in entries:
+            for j in (1, 4):
+                if isinstance(entry[j], _Deferred):
+                    entry[j] = solved[entry[j].index]
+        return tuple(tuple(entry) for entry in entries)
 
     def step(self, x, t, t_next, phi, state, plan=None):
         progress, history, previous = state

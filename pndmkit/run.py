@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from pndmkit._backend import LinComb, all_finite, cast, lincomb, read_only, version_counter
 from pndmkit.estimators import Step, planned_step
 from pndmkit.models import check_output
-from pndmkit.transfers import planned_coefficients
+from pndmkit.transfers import planned_coefficients_many
 
 __all__ = ["Run", "Solution", "Callback", "Plan", "make_plan", "start_run", "gradient_array"]
 
@@ -357,7 +357,7 @@ def _plan(integrator: Any, times: NDArray[np.float64]) -> Plan:
     phi, estimator = integrator.transfer, integrator.estimator
     steps = len(times) - 1
     grid = tuple(float(t) for t in times)
-    coefficients = tuple(planned_coefficients(phi, grid[i], grid[i + 1]) for i in range(steps))
+    coefficients = tuple(planned_coefficients_many(phi, grid[:-1], grid[1:]))
     if None in coefficients:  # a transfer with its own __call__: each step calls it
         coefficients = None
     entries = estimator.plan(times, phi)

@@ -19,7 +19,7 @@ import numpy as np
 from pndmkit._backend import LinComb
 from pndmkit.estimators import GradientEstimator, Step, capped_order
 from pndmkit.tableaus import ButcherTableau
-from pndmkit.transfers import apply_planned, planned_coefficients
+from pndmkit.transfers import apply_planned, planned_coefficients_many
 from pndmkit.variables import Variable, check_variable, coordinate, grid_coordinates, is_finite_step, time_at
 
 __all__ = ["RungeKutta"]
@@ -96,10 +96,13 @@ class RungeKutta(GradientEstimator):
             finite = [math.isfinite(a) and math.isfinite(b) for a, b in zip(v, u)]
             stages = [self._stage_times(grid[i], grid[i + 1], phi, v[i], v[i + 1]) if finite[i] and finite[i + 1]
                       else None for i in range(len(grid) - 1)]
+        # the transfer's coefficients to every stage with c != 0, from one evaluation of the schedule
+        pairs = [(t, t_i) for t, times_i in zip(grid, stages) if times_i is not None
+                 for c, t_i in zip(self._c, times_i) if c]
+        coefficients = iter(planned_coefficients_many(phi, [t for t, _ in pairs], [t_i for _, t_i in pairs]))
         return tuple(() if times_i is None else
-                     (tuple(times_i), tuple(planned_coefficients(phi, t, t_i) if c else None
-                                            for c, t_i in zip(self._c, times_i)))
-                     for t, times_i in zip(grid, stages))
+                     (tuple(times_i), tuple(next(coefficients) if c else None for c in self._c))
+                     for times_i in stages)
 
     def step(self, x, t, t_next, phi, state, plan=None):
         if plan is None and self.variable != "t" and not is_finite_step(self.variable, phi, (t, t_next)):

@@ -27,12 +27,15 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from functools import lru_cache
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
 
 from pndmkit._backend import LinComb, lincomb
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
-__all__ = ["Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer", "planned_coefficients", "apply_planned"]
+__all__ = ["Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer", "planned_coefficients",
+           "planned_coefficients_many", "apply_planned"]
 
 
 class Transfer(ABC):
@@ -116,6 +119,33 @@ def planned_coefficients(phi: Transfer, t: float, t_next: float) -> tuple[float,
     return phi.coefficients(t, t_next) if type(phi).__call__ is Transfer.__call__ else None
 
 
+def planned_coefficients_many(phi: Transfer, starts: Sequence[float],
+                              ends: Sequence[float]) -> list[tuple[float, float] | None]:
+    """:func:`planned_coefficients` of every pair ``(starts[i], ends[i])``, the same floats.
+
+    For the built-in exact transfers on a VP schedule the schedule is evaluated once, on every distinct time
+    (``log abar`` as an array), and each pair runs the scalar formula of :meth:`Transfer.coefficients` on those
+    values; any other transfer is asked pair by pair. What a plan uses for the steps and stages of a whole grid.
+    """
+    if type(phi).__call__ is not Transfer.__call__:
+        return [None] * len(starts)
+    starts, ends = tuple(float(t) for t in starts), tuple(float(t) for t in ends)
+    try:  # a run's plan and its estimator's ask for the same steps: computed once
+        return list(_coefficients_many(phi, starts, ends))
+    except TypeError:  # an unhashable transfer
+        return list(_coefficients_many.__wrapped__(phi, starts, ends))
+
+
+@lru_cache(maxsize=64)
+def _coefficients_many(phi: Transfer, starts: tuple, ends: tuple) -> tuple:
+    formula = _VP_FORMULAS.get(type(phi))
+    if formula is None or not isinstance(phi.schedule, VPSchedule) or not starts:
+        return tuple(phi.coefficients(t, t_next) for t, t_next in zip(starts, ends))
+    times = sorted(set(starts) | set(ends))
+    la = dict(zip(times, np.reshape(phi.schedule.log_abar(np.asarray(times, dtype=np.float64)), -1).tolist()))
+    return tuple(formula(t, t_next, la[t], la[t_next]) for t, t_next in zip(starts, ends))
+
+
 def apply_planned(phi: Transfer, coefficients: tuple[float, float] | None, x: Any, e: Any, t: float,
                   t_next: float) -> Any:
     """``phi(x, e, t, t_next)`` with coefficients from :func:`planned_coefficients` (``None``: call ``phi``)."""
@@ -152,13 +182,7 @@ class DDIMTransfer(Transfer):
                                  f"carries no information on x0 there; start later, or use a method whose gradient "
                                  f"is x0 or dx/dt (ddim, euler, dpm-solver++-2m, unipc-2, ...) with a flow model")
             return a_next / a, a_next * (float(sched.s(t_next)) - float(sched.s(t)))
-        la, la_next = float(sched.log_abar(t)), float(sched.log_abar(t_next))
-        ab, ab_next = math.exp(la), math.exp(la_next)
-        a = math.exp(0.5 * (la_next - la))
-        # abar' - abar written as abar * expm1(la' - la) to keep digits when the step is tiny
-        num = ab * math.expm1(la_next - la)
-        den = math.sqrt(ab) * (math.sqrt(-math.expm1(la_next) * ab) + math.sqrt(-math.expm1(la) * ab_next))
-        return a, (-num / den if den > 0 else 0.0)
+        return _ddim_vp(t, t_next, float(sched.log_abar(t)), float(sched.log_abar(t_next)))
 
     def gradient(self, x: Any, eps: Any, t: float) -> Any:
         return eps
@@ -196,17 +220,7 @@ class DataTransfer(Transfer):
         sched = self.schedule
         if not isinstance(sched, VPSchedule):
             return self._coefficients(t, t_next)
-        la, la_next = float(sched.log_abar(t)), float(sched.log_abar(t_next))
-        one_minus, one_minus_next = -math.expm1(la), -math.expm1(la_next)
-        if one_minus <= 0.0:
-            if t_next == t:
-                return 1.0, 0.0
-            raise ValueError(f"the data-prediction transfer cannot start at t={t}, where abar = 1 (sigma = 0)")
-        if one_minus_next <= 0.0:
-            return 0.0, math.exp(0.5 * la_next)
-        log_sigma_ratio = 0.5 * (math.log(one_minus_next) - math.log(one_minus))
-        log_s_ratio = log_sigma_ratio - 0.5 * (la_next - la)
-        return math.exp(log_sigma_ratio), -math.exp(0.5 * la_next) * math.expm1(log_s_ratio)
+        return _data_vp(t, t_next, float(sched.log_abar(t)), float(sched.log_abar(t_next)))
 
     def _coefficients(self, t: float, t_next: float) -> tuple[float, float]:
         """``(sigma'/sigma, alpha' (1 - s'/s))`` of any family."""
@@ -250,6 +264,30 @@ class DataTransfer(Transfer):
 
     def time_at(self, u: float) -> float:
         return float(self.schedule.t_from_s(0.0 if math.isinf(u) else 1.0 / u))
+
+
+def _ddim_vp(t: float, t_next: float, la: float, la_next: float) -> tuple[float, float]:
+    """:meth:`DDIMTransfer.coefficients` on a VP schedule from ``log abar`` at both ends."""
+    ab, ab_next = math.exp(la), math.exp(la_next)
+    a = math.exp(0.5 * (la_next - la))
+    # abar' - abar written as abar * expm1(la' - la) to keep digits when the step is tiny
+    num = ab * math.expm1(la_next - la)
+    den = math.sqrt(ab) * (math.sqrt(-math.expm1(la_next) * ab) + math.sqrt(-math.expm1(la) * ab_next))
+    return a, (-num / den if den > 0 else 0.0)
+
+
+def _data_vp(t: float, t_next: float, la: float, la_next: float) -> tuple[float, float]:
+    """:meth:`DataTransfer.coefficients` on a VP schedule from ``log abar`` at both ends."""
+    one_minus, one_minus_next = -math.expm1(la), -math.expm1(la_next)
+    if one_minus <= 0.0:
+        if t_next == t:
+            return 1.0, 0.0
+        raise ValueError(f"the data-prediction transfer cannot start at t={t}, where abar = 1 (sigma = 0)")
+    if one_minus_next <= 0.0:
+        return 0.0, math.exp(0.5 * la_next)
+    log_sigma_ratio = 0.5 * (math.log(one_minus_next) - math.log(one_minus))
+    log_s_ratio = log_sigma_ratio - 0.5 * (la_next - la)
+    return math.exp(log_sigma_ratio), -math.exp(0.5 * la_next) * math.expm1(log_s_ratio)
 
 
 @lru_cache(maxsize=4096)  # every evaluation of a data-prediction method asks, mostly at the same grid times
@@ -323,3 +361,7 @@ class LinearTransfer(Transfer):
 
     def time_at(self, u: float) -> float:
         return float(u)
+
+
+#: the VP formulas of the built-in transfers' coefficients, from ``log abar`` (:func:`planned_coefficients_many`)
+_VP_FORMULAS = {DDIMTransfer: _ddim_vp, DataTransfer: _data_vp}

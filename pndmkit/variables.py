@@ -42,7 +42,8 @@ import numpy as np
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["Variable", "VARIABLES", "check_variable", "coordinate", "time_at", "is_finite_step",
-           "exact_weights", "lambda_weights", "grid_coordinates", "grid_weights", "variable_name"]
+           "exact_weights", "lambda_weights", "lambda_weights_many", "grid_coordinates", "grid_weights",
+           "grid_weights_many", "infinite_times", "variable_name"]
 
 #: the named variables
 VARIABLES = ("native", "t", "lambda")
@@ -177,6 +178,77 @@ def grid_weights(variable: Variable, phi: Any, times: Sequence[float]) -> Callab
     return in_t
 
 
+def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float]) -> Callable[
+        [Sequence[tuple[Sequence[float], float, float]]], list[tuple[float, ...]]]:
+    """:func:`grid_weights` for many steps at once: ``many(requests)`` with ``requests`` a sequence of
+    ``(nodes, t, t_next)`` returns the weights of each, the same floats as :func:`grid_weights` gives one by one.
+
+    Requests with the same number of nodes are computed together, as arrays, where the formula allows it
+    (the transfer's own coordinate, ``lambda`` with the built-in exponential transfers, ``t``); other variables
+    are computed one by one. What an estimator's plan uses: a grid's weights cost a few array operations
+    instead of a Python loop per step.
+    """
+    grid = [float(t) for t in times]
+    native = is_native(variable, phi)
+    sign = 0.0
+    if native:
+        coordinates = dict(zip(grid, grid_coordinates("native", phi, grid)))
+    elif variable == "lambda" and type(phi) in (DDIMTransfer, DataTransfer):
+        coordinates = dict(zip(grid, grid_coordinates(variable, phi, grid)))
+        sign = 1.0 if type(phi) is DataTransfer else -1.0
+    elif variable == "t" and len(grid) >= 2:
+        coordinates = {t: t for t in grid}
+        g = np.asarray(grid)
+        at_nodes = g[:-1, None] + (g[1:] - g[:-1])[:, None] * _GL_X[None, :]
+        u = np.asarray(grid_coordinates("native", phi, grid))
+        u_q = _coordinates(phi, at_nodes.ravel()).reshape(at_nodes.shape)
+        with np.errstate(all="ignore"):  # steps with an infinite coordinate are never asked for
+            r_steps = (u_q - u[:-1, None]) / (u[1:] - u[:-1])[:, None]  # the rows grid_weights uses, per step
+        step_row = {(grid[i], grid[i + 1]): i for i in range(len(grid) - 1)}
+    else:
+        one = grid_weights(variable, phi, grid)
+        return lambda requests: [one(nodes, t, t_next) for nodes, t, t_next in requests]
+
+    def many(requests: Sequence[tuple[Sequence[float], float, float]]) -> list[tuple[float, ...]]:
+        out: list = [None] * len(requests)
+        groups: dict[int, list[int]] = {}
+        for i, (nodes, _, _) in enumerate(requests):
+            if len(nodes) == 1:
+                out[i] = (1.0,)
+            else:
+                groups.setdefault(len(nodes), []).append(i)
+        for k, rows in groups.items():
+            v = np.array([[coordinates[n] for n in requests[i][0]] for i in rows])
+            v0 = np.array([coordinates[requests[i][1]] for i in rows])
+            v1 = np.array([coordinates[requests[i][2]] for i in rows])
+            if native:
+                from pndmkit.theory.multistep import lagrange_weights_float_many
+
+                w = lagrange_weights_float_many(v, v0, v1)
+            elif sign:
+                w = lambda_weights_many(v, v0, v1, sign)
+            else:
+                w = _quadrature_weights_many(v, v0, v1, r_steps[[step_row[(requests[i][1], requests[i][2])]
+                                                                 for i in rows]])
+            for i, row in zip(rows, w.tolist()):
+                out[i] = tuple(row)
+        return out
+
+    return many
+
+
+def infinite_times(variable: Variable, phi: Any, times: Sequence[float],
+                   values: Sequence[float] | None = None) -> frozenset:
+    """The times of ``times`` where ``v`` or the transfer's coordinate is infinite (Python floats), from one
+    evaluation of each on the whole grid: :func:`is_finite_step` of nodes on that grid is
+    ``infinite_times(...).isdisjoint(nodes)``. ``values``: ``v`` on the grid, where the caller has it
+    (:func:`grid_coordinates`). What an estimator's plan uses."""
+    grid = [float(t) for t in times]
+    values = grid_coordinates(variable, phi, grid) if values is None else values
+    return frozenset(t for t, v, u in zip(grid, values, grid_coordinates("native", phi, grid))
+                     if not (math.isfinite(v) and math.isfinite(u)))
+
+
 def is_finite_step(variable: Variable, phi: Any, times: Sequence[float]) -> bool:
     """Whether ``v`` and the transfer's coordinate are finite at every time in ``times`` (see module doc)."""
     return all(math.isfinite(coordinate(variable, phi, t)) and math.isfinite(phi.coordinate(t)) for t in times)
@@ -268,6 +340,69 @@ def _quadrature_weights(v_nodes: Sequence[float], v0: float, v1: float, r_q: np.
         out.append((at_one - sum(coeffs[m] * moments[m - 1] for m in range(1, k))) / denominator)
     return tuple(out)
 
+
+def lambda_weights_many(lams: np.ndarray, lam: np.ndarray, lam_next: np.ndarray, sign: float) -> np.ndarray:
+    """:func:`lambda_weights` of many steps with the same number of nodes: row ``i`` is
+    ``lambda_weights(lams[i], lam[i], lam_next[i], sign)``, the same floats (the same operations, on arrays).
+
+    Parameters
+    ----------
+    lams : numpy.ndarray
+        float64, shape ``(S, k)`` with ``k >= 2``: ``lambda`` at the nodes of each step (finite, distinct).
+    lam, lam_next : numpy.ndarray
+        float64, shape ``(S,)``: ``lambda`` at the start and end of each step.
+    sign : float
+        ``1.0`` or ``-1.0``, as for :func:`lambda_weights`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(S, k)``.
+    """
+    lam, lam_next = np.asarray(lam, dtype=np.float64), np.asarray(lam_next, dtype=np.float64)
+    h = sign * (lam_next - lam)
+    r_q = np.expm1(h[:, None] * _GL_X) / np.array([math.expm1(x) for x in h.tolist()])[:, None]
+    return _quadrature_weights_many(np.asarray(lams, dtype=np.float64), lam, lam_next, r_q)
+
+
+def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray, r_q: np.ndarray) -> np.ndarray:
+    """:func:`_quadrature_weights` of many steps (rows of ``v_nodes``, ``k >= 2`` finite nodes each): the scalar
+    version's operations on arrays, in its order, so the same floats."""
+    k = v_nodes.shape[1]
+    sig_nodes = (v_nodes - v0[:, None]) / (v1 - v0)[:, None]
+    # one matrix-vector product per step, as the scalar version (one matrix-matrix product would sum in another
+    # order)
+    moments = np.matmul(_GL_POWERS[: k - 1], (_GL_W * r_q)[:, :, None])[:, :, 0] * _M_FACTORS[: k - 1]
+    # entry (step, j) of each array below is the scalar version's value for basis polynomial j of that step;
+    # column n of ``rest`` holds the n-th node other than j, in the scalar loop's order
+    rest = sig_nodes[:, _others(k)]
+    # the first factor: coefficients (-s_i, 1), denominator s_j - s_i, at_one 1 - s_i (the products with the
+    # scalar version's initial 1.0 are exact)
+    si = rest[:, :, 0]
+    coeffs: list = [-si, 1.0]
+    denominator, at_one = sig_nodes - si, 1.0 - si
+    for n in range(1, k - 1):
+        si = rest[:, :, n]
+        coeffs.append(1.0)  # the leading coefficient stays 1.0 (1.0 - s_i * 0.0 for finite s_i)
+        for m in range(len(coeffs) - 2, 0, -1):
+            coeffs[m] = coeffs[m - 1] - si * coeffs[m]
+        coeffs[0] = coeffs[0] * -si
+        denominator = denominator * (sig_nodes - si)
+        at_one = at_one * (1.0 - si)
+    total: Any = 0
+    for m in range(1, k):
+        total = total + coeffs[m] * moments[:, m - 1: m]
+    return (at_one - total) / denominator
+
+
+#: m = 1, 2, ...: the factors of the moments ``m int sigma^(m-1) r``
+_M_FACTORS = np.arange(1.0, 9.0)
+
+
+@lru_cache(maxsize=None)
+def _others(k: int) -> np.ndarray:
+    """Row ``j``: the indices ``0..k-1`` other than ``j``, in order."""
+    return np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
 
 _GL_POWERS = _GL_X[None, :] ** np.arange(8.0)[:, None]  # sigma^n at the Gauss-Legendre nodes, n = 0..7
 

@@ -110,6 +110,86 @@ def test_an_estimator_plan_of_the_wrong_length_is_refused():
         Integrator(Short(pndmkit.Single()), pndmkit.DDIMTransfer(sched)).start(np.ones(1), make_grid(sched, 4))
 
 
+# --- the plan's batched computations are the scalar formulas' floats ------------------------------------------
+def _random_steps(rng, steps, k):
+    """``steps`` rows of ``k`` distinct nodes (newest first, the first at the step's start), the start and end."""
+    start = rng.uniform(-3, 3, steps)
+    h = rng.uniform(0.05, 1.5, steps) * rng.choice([-1.0, 1.0], steps)
+    gaps = np.cumsum(rng.uniform(0.5, 2.0, (steps, k - 1)), axis=1)
+    nodes = np.concatenate([start[:, None], start[:, None] - h[:, None] * gaps], axis=1)
+    return nodes, start, start + h
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 6])
+def test_batched_lagrange_weights_are_the_scalar_floats(k):
+    from pndmkit.theory.multistep import lagrange_weights_float, lagrange_weights_float_many
+
+    nodes, u, u_next = _random_steps(np.random.default_rng(k), 23, k)
+    many = lagrange_weights_float_many(nodes, u, u_next)
+    for i in range(len(u)):
+        assert many[i].tolist() == lagrange_weights_float(nodes[i].tolist(), float(u[i]), float(u_next[i])).tolist()
+
+
+def test_batched_lagrange_weights_refuse_a_bad_row_as_the_scalar_version():
+    from pndmkit.theory.multistep import lagrange_weights_float_many
+
+    with pytest.raises(ValueError, match=r"nodes must be distinct and finite, got \[0.5, 0.5\]"):
+        lagrange_weights_float_many(np.array([[0.0, 1.0], [0.5, 0.5]]), np.zeros(2), np.ones(2))
+    with pytest.raises(ValueError, match=r"the step \[u, u_next\] = \[1.0, 1.0\] must be finite and non-empty"):
+        lagrange_weights_float_many(np.array([[1.0, 0.0]]), np.ones(1), np.ones(1))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_batched_lambda_weights_are_the_scalar_floats(k, sign):
+    from pndmkit.variables import lambda_weights, lambda_weights_many
+
+    lams, lam, lam_next = _random_steps(np.random.default_rng(10 * k + int(sign > 0)), 23, k)
+    many = lambda_weights_many(lams, lam, lam_next, sign)
+    for i in range(len(lam)):
+        assert tuple(many[i].tolist()) == lambda_weights(lams[i].tolist(), float(lam[i]), float(lam_next[i]), sign)
+
+
+@pytest.mark.parametrize("variable, transfer", [("native", "DDIMTransfer"), ("native", "DataTransfer"),
+                                                ("lambda", "DDIMTransfer"), ("lambda", "DataTransfer"),
+                                                ("t", "DDIMTransfer"), ("t", "DataTransfer"), ("t", "LinearTransfer")])
+def test_a_grids_weights_computed_together_are_the_weights_one_by_one(variable, transfer):
+    from pndmkit.variables import grid_weights, grid_weights_many
+
+    sched = LinearVP()
+    phi = getattr(pndmkit.transfers, transfer)(sched)
+    grid = [float(t) for t in make_grid(sched, 12)]
+    requests = [(grid[max(0, i - k + 1): i + 1][::-1], grid[i], grid[i + 1]) for i in range(len(grid) - 1)
+                for k in (1, 2, 3, 4)] + [([grid[i + 1], grid[i], grid[i - 1]], grid[i], grid[i + 1])
+                                           for i in range(1, len(grid) - 1)]
+    one = grid_weights(variable, phi, grid)
+    assert grid_weights_many(variable, phi, grid)(requests) == [one(*request) for request in requests]
+
+
+@pytest.mark.parametrize("transfer", ["DDIMTransfer", "DataTransfer", "LinearTransfer"])
+@pytest.mark.parametrize("sched", [DiscreteVP.linear(), LinearVP(), pndmkit.schedules.EDM()], ids=repr)
+def test_a_grids_transfer_coefficients_computed_together_are_the_coefficients_one_by_one(transfer, sched):
+    from pndmkit.transfers import planned_coefficients, planned_coefficients_many
+
+    phi = getattr(pndmkit.transfers, transfer)(sched)
+    grid = [float(t) for t in make_grid(sched, 9)]
+    if transfer == "DataTransfer" and isinstance(sched, DiscreteVP):
+        grid = grid[:-1] + [0.5, -1.0]  # a time between the table's entries, and abar = 1 at the end
+    starts, ends = grid[:-1] + grid[:3], grid[1:] + [grid[0]] * 3  # stages: pairs that are not steps
+    assert planned_coefficients_many(phi, starts, ends) == [planned_coefficients(phi, a, b)
+                                                            for a, b in zip(starts, ends)]
+
+
+def test_a_discrete_schedule_on_training_timesteps_reads_its_table():
+    sched = DiscreteVP.linear()
+    t = np.array([999.0, 500.0, 0.0, -1.0])
+    assert sched.log_abar(t).tolist() == [sched.log_abar(float(u)) for u in t]
+    assert sched.log_abar(t).tolist() == np.log(np.concatenate([[1.0], sched.alphas_cumprod]))[[1000, 501, 1, 0]].tolist()
+    mixed = np.array([999.0, 500.5, -1.0])
+    assert sched.log_abar(mixed).tolist() == [sched.log_abar(float(u)) for u in mixed]
+    assert sched.log_abar(t[None, :]).shape == (1, 4)
+
+
 # --- no host synchronisation inside a step -------------------------------------------------------------------
 def _count_syncs(torch, fn):
     from torch.utils._python_dispatch import TorchDispatchMode

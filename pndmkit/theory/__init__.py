@@ -28,6 +28,7 @@ from pndmkit.theory.multistep import (
     backward_differentiation,
     lagrange_weights,
     lagrange_weights_float,
+    lagrange_weights_float_many,
     variable_step_weights,
 )
 

@@ -40,6 +40,7 @@ __all__ = [
     "backward_differentiation",
     "lagrange_weights",
     "lagrange_weights_float",
+    "lagrange_weights_float_many",
     "variable_step_weights",
     "LinearMultistepMethod",
     "VARIABLES",
@@ -235,6 +236,64 @@ def lagrange_weights_float(nodes: Sequence[float], u: float, u_next: float) -> n
         weights[j] = integral / denominator
     return np.array(weights)
 
+
+def lagrange_weights_float_many(nodes: np.ndarray, u: np.ndarray, u_next: np.ndarray) -> np.ndarray:
+    r""":func:`lagrange_weights_float` of many steps at once: row ``i`` is
+    ``lagrange_weights_float(nodes[i], u[i], u_next[i])``, the same floats (the same operations, on arrays).
+
+    Parameters
+    ----------
+    nodes : numpy.ndarray
+        float64, shape ``(S, k)``: the nodes of each step, distinct within a row, newest first.
+    u, u_next : numpy.ndarray
+        float64, shape ``(S,)``: start and end of each step.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape ``(S, k)``; each row sums to 1.
+
+    Raises
+    ------
+    ValueError
+        As :func:`lagrange_weights_float`, for the first row that fails.
+    """
+    nodes = np.asarray(nodes, dtype=np.float64)
+    u, u_next = np.asarray(u, dtype=np.float64), np.asarray(u_next, dtype=np.float64)
+    length = u_next - u
+    if nodes.ndim != 2 or not 1 <= nodes.shape[1] <= 2 * len(_EVEN_MOMENTS) or \
+            not np.all((length != 0.0) & np.isfinite(length)):
+        _first_failure(nodes, u, u_next)
+    steps, k = nodes.shape
+    sigma = (nodes - u[:, None]) * (1.0 / length)[:, None] - 0.5
+    # one row per (step, basis polynomial j): sigma_j and the other nodes in their order, so that each row runs
+    # the scalar version's loop for its j
+    others = np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
+    sj = sigma.reshape(-1)
+    rest = sigma[:, others].reshape(steps * k, k - 1)
+    coeffs: list = [1.0]  # ascending powers of sigma of prod_{i != j} (sigma - sigma_i)
+    denominator: Any = 1.0
+    for n in range(k - 1):
+        si = rest[:, n]
+        coeffs.append(0.0)
+        for m in range(len(coeffs) - 1, 0, -1):
+            coeffs[m] = coeffs[m - 1] - si * coeffs[m]
+        coeffs[0] = coeffs[0] * -si
+        denominator = denominator * (sj - si)
+    if not np.all((denominator != 0.0) & np.isfinite(denominator)):
+        _first_failure(nodes, u, u_next)
+    integral: Any = 0.0
+    for m in range(0, len(coeffs), 2):
+        integral = integral + coeffs[m] * _EVEN_MOMENTS[m >> 1]
+    return np.broadcast_to(integral / denominator, (steps * k,)).reshape(steps, k).copy()  # k = 1: scalars
+
+
+def _first_failure(nodes: np.ndarray, u: np.ndarray, u_next: np.ndarray) -> None:
+    """Raise :func:`lagrange_weights_float`'s error for the first row it refuses."""
+    if nodes.ndim != 2:
+        raise ValueError(f"nodes must be a 2-D array (steps, nodes), got shape {nodes.shape}")
+    for row, a, b in zip(nodes, u, u_next):
+        lagrange_weights_float(row.tolist(), float(a), float(b))
 
 def _is_exact(value: Any) -> bool:
     return isinstance(value, (str, _RationalABC, sp.Rational)) and not isinstance(value, bool)
