@@ -21,7 +21,19 @@ _HOST_SHARED = ("float64", "float32", "float16")
 
 def is_torch(x: Any) -> bool:
     """Whether ``x`` is a torch tensor (without importing torch)."""
-    return type(x).__module__.startswith("torch") and hasattr(x, "dtype") and hasattr(x, "device")
+    kind = type(x)
+    if kind in _TENSOR_TYPES:  # asked at every evaluation: the answer is remembered per type
+        return True
+    if kind is np.ndarray:
+        return False
+    answer = kind.__module__.startswith("torch") and hasattr(x, "dtype") and hasattr(x, "device")
+    if answer:
+        _TENSOR_TYPES.add(kind)
+    return answer
+
+
+#: the tensor types :func:`is_torch` has recognised
+_TENSOR_TYPES: set = set()
 
 
 def dtype_name(x: Any) -> str:
@@ -116,7 +128,7 @@ def read_only(x: Any) -> Any:
     read-only tensors: see :func:`version_counter`)."""
     if isinstance(x, np.ndarray) and x.flags.writeable:
         x = x.view()
-        x.flags.writeable = False
+        x.setflags(write=False)  # a third of the cost of assigning x.flags.writeable
     return x
 
 
@@ -124,9 +136,12 @@ def version_counter(x: Any) -> Any:
     """torch's in-place version counter of a tensor (it grows with every in-place write; reading it does not
     synchronise a device), ``None`` for a numpy array and for tensors made under ``torch.inference_mode``, which
     keep no counter (there the in-place check is off)."""
-    if not is_torch(x) or x.is_inference():
+    if type(x) is np.ndarray or not is_torch(x):
         return None
-    return x._version
+    try:
+        return x._version
+    except RuntimeError:  # an inference tensor: "Inference tensors do not track version counter"
+        return None
 
 
 def concatenate(arrays: Sequence[Any]) -> Any:

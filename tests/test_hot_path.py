@@ -291,3 +291,24 @@ def test_a_stability_warning_points_at_the_callers_line_through_the_graph_wrappe
         pndmkit.sample(lambda x, t: 0.1 * x, torch.ones(2), schedule=DiscreteVP.cosine(), method="f-pndm", steps=50,
                        grid="trailing")
     assert len(record) == 1 and record[0].filename == __file__
+
+
+def test_the_per_evaluation_array_checks_answer_as_before_for_every_kind_of_array():
+    """``is_torch`` remembers tensor types (it is asked at every evaluation); ``version_counter`` reads the
+    counter without asking first whether the tensor is an inference tensor, and ``read_only`` uses setflags."""
+    torch = pytest.importorskip("torch")
+    from pndmkit._backend import is_torch, read_only, version_counter
+
+    class TorchLike:  # a module named like torch's, without tensor attributes
+        __module__ = "torch.fake"
+
+    for _ in range(2):  # the second round answers from the remembered types
+        assert is_torch(torch.ones(1)) and is_torch(torch.nn.Parameter(torch.ones(1)))
+        assert not is_torch(np.ones(1)) and not is_torch(np.ma.ones(1)) and not is_torch(TorchLike())
+    t = torch.ones(2)
+    assert version_counter(t) == 0 and version_counter(t.add_(1)) == 1 and version_counter(np.ones(1)) is None
+    with torch.inference_mode():
+        assert version_counter(torch.ones(2)) is None
+    a = np.ones(2)
+    view = read_only(a)
+    assert not view.flags.writeable and a.flags.writeable and view.base is a and read_only(view) is view
