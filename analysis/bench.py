@@ -16,9 +16,12 @@ Three tables:
    The pndmkit side runs on the grid of a ``PNDMKitScheduler`` with the diffusers scheduler's spacing
    (``leading`` for DDIM/PNDM, ``linspace`` otherwise) and ``set_alpha_to_one`` as diffusers' default.
 2. **Every built-in fixed-step method**: ``pndmkit.sample``'s time per evaluation at :data:`SMALL_SHAPE`
-   (where the overhead is the sampling time of a small latent on a GPU), its ratio to ``ipndm``'s, and the
+   (where the overhead is the sampling time of a small latent on a GPU), its ratio to ``ipndm``'s, the
    time of the plan of a fresh integrator on the grid (``pndmkit.run.make_plan``: step weights and stage
-   times, which ``sample`` computes on its first call with a method, schedule and grid and then reuses).
+   times, which ``sample`` computes on its first call with a method, schedule and grid and then reuses), and
+   the **first call**: ``pndmkit.sample`` on a schedule object never sampled with before (so every cache keyed
+   on the schedule or its transfers misses: plan included), per evaluation, and its ratio to ``ipndm``'s
+   first call.
 3. **The memory-bandwidth bound** of one AB4 step (``plms``), the traffic of a fused kernel: read the new
    eps, the three past ones and ``x``, write ``x_next`` -- six arrays -- divided by the copy bandwidth
    measured at the size of that working set (``dst.copy_(src)``, counting read + write).
@@ -189,9 +192,37 @@ def method_costs(torch: Any, shape: Sequence[int], steps: int, repeats: int) -> 
                 best[name] = min(best[name], _timed(loop) / nfe)
     plan = {name: min(_timed(lambda: make_plan(METHODS[name].build(schedule), times)) for _ in range(repeats))
             for name in names}  # a fresh integrator: nothing cached
-    base = best["ipndm"]
+    first = first_calls(torch, names, shape, grid, repeats)
+    base, first_base = best["ipndm"], first["ipndm"]
     return [{"method": name, "shape": list(shape), "steps": steps, "nfe": loops[name][1], "us": best[name] * 1e6,
-             "vs_ipndm": best[name] / base, "plan_us": plan[name] * 1e6, "shared": name in SHARED} for name in names]
+             "vs_ipndm": best[name] / base, "plan_us": plan[name] * 1e6, "first_us": first[name] * 1e6,
+             "first_vs_ipndm": first[name] / first_base, "shared": name in SHARED} for name in names]
+
+
+def first_calls(torch: Any, names: Sequence[str], shape: Sequence[int], grid: Sequence[float],
+                repeats: int) -> dict[str, float]:
+    """Seconds per evaluation of a first call of ``pndmkit.sample`` with each method (best of ``repeats``,
+    interleaved): each call gets a schedule object built beforehand and never sampled with, so the integrator,
+    its plan and every cache keyed on the schedule or its transfers are computed in the call, as on the first
+    call of a program (its imports excepted)."""
+    import pndmkit
+
+    e, x = torch.zeros(shape), torch.randn(shape)
+
+    def model(x: Any, t: float) -> Any:
+        return e
+
+    fresh = [pndmkit.DiscreteVP.linear() for _ in range(repeats * len(names))]
+    best = {name: float("inf") for name in names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeats):
+            for name in names:
+                schedule = fresh.pop()
+                tic = time.perf_counter()
+                sol = pndmkit.sample(model, x, schedule=schedule, method=name, grid=grid)
+                best[name] = min(best[name], (time.perf_counter() - tic) / sol.nfe)
+    return best
 
 
 def bound_row(torch: Any, shape: Sequence[int], steps: int, repeats: int, dram: float) -> dict[str, Any]:
@@ -239,8 +270,13 @@ def profile_sample(torch: Any, method: str, shape: Sequence[int], top: int = 12)
     return out.getvalue()
 
 
+#: the three tables, in the order they run (``--tables`` picks some)
+TABLES = ("shared", "methods", "bound")
+
+
 def run(repeats: int = 5, threads: int = 1, shapes: Sequence[Sequence[int]] = SHAPES,
-        methods: Sequence[str] = tuple(SHARED), log: Callable[[str], None] = print) -> dict[str, Any]:
+        methods: Sequence[str] = tuple(SHARED), log: Callable[[str], None] = print,
+        tables: Sequence[str] = TABLES) -> dict[str, Any]:
     import torch
 
     old_threads = torch.get_num_threads()
@@ -248,18 +284,20 @@ def run(repeats: int = 5, threads: int = 1, shapes: Sequence[Sequence[int]] = SH
     try:
         dram = copy_bandwidth(torch)
         shared = []
-        for shape in shapes:
+        for shape in shapes if "shared" in tables else ():
             for method in methods:
                 row = shared_row(torch, method, shape, STEPS, _repeats(repeats, shape))
                 shared.append(row)
                 log(f"{method:>16} {str(tuple(shape)):>18}: sample {row['sample_us']:9.1f} us, scheduler "
                     f"{row['scheduler_us']:9.1f} us, diffusers {row['diffusers_us']:9.1f} us per evaluation; "
                     f"ratios {row['sample_ratio']:.2f}, {row['scheduler_ratio']:.2f}")
-        costs = method_costs(torch, SMALL_SHAPE, STEPS, _repeats(repeats, SMALL_SHAPE))
+        costs = method_costs(torch, SMALL_SHAPE, STEPS, _repeats(repeats, SMALL_SHAPE)) if "methods" in tables else []
         for row in costs:
             log(f"{row['method']:>16} {str(SMALL_SHAPE)}: {row['us']:8.1f} us per evaluation, "
-                f"{row['vs_ipndm']:.2f}x ipndm")
-        bounds = [bound_row(torch, shape, STEPS, _repeats(repeats, shape), dram) for shape in shapes]
+                f"{row['vs_ipndm']:.2f}x ipndm; first call {row['first_us']:8.1f} us per evaluation, "
+                f"{row['first_vs_ipndm']:.2f}x ipndm's")
+        bounds = ([bound_row(torch, shape, STEPS, _repeats(repeats, shape), dram) for shape in shapes]
+                  if "bound" in tables else [])
         for row in bounds:
             log(f"plms {str(tuple(row['shape'])):>18}: sample {row['sample_us']:9.1f} us, bound {row['bound_us']:8.1f} "
                 f"us ({row['sample_over_bound']:.2f}x)")
@@ -268,7 +306,8 @@ def run(repeats: int = 5, threads: int = 1, shapes: Sequence[Sequence[int]] = SH
                               "cpu_count": os.cpu_count(), "copy_bandwidth_GBps": dram / 1e9,
                               "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
                               "device": "cpu"},
-                  "repeats": repeats, "steps": STEPS, "goals": GOALS, "shared": shared, "methods": costs,
+                  "repeats": repeats, "steps": STEPS, "goals": GOALS, "tables": list(tables), "shared": shared,
+                  "methods": costs,
                   "arrays_per_step_bound": ARRAYS_PER_STEP, "bound": bounds}
         result["profile_small_shape"] = profile_sample(torch, "unipc-3", SMALL_SHAPE)
     finally:
@@ -288,38 +327,46 @@ def _shape(shape: Sequence[int]) -> str:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The three tables of ``bench.md`` (the README quotes each verbatim)."""
+    """The tables of ``bench.md`` (the README quotes each verbatim); a run of some tables (``--tables``) has
+    only those."""
     m, goals = result["machine"], result["goals"]
     load = m.get("load_average")
     lines = [f"Solver overhead per model evaluation without the model (torch {m['torch']} CPU float32, "
              f"{m['threads']} thread, diffusers {m['diffusers']}, {result['steps']} steps, best of {result['repeats']} "
              f"interleaved repeats ({_repeats(result['repeats'], SMALL_SHAPE)} below 2**16 entries), DRAM copy bandwidth {m['copy_bandwidth_GBps']:.1f} GB/s"
-             + (f", load average {load[0]:.1f} on {m['cpu_count']} cores" if load else "") + ").", "",
-             f"Methods with a diffusers counterpart (goals: `pndmkit.sample` <= {goals['sample']}x and the "
-             f"`PNDMKitScheduler` loop <= {goals['scheduler']}x diffusers' time per step):", "",
-             "| method | shape | `pndmkit.sample` (us/eval) | `PNDMKitScheduler` loop (us/eval) | diffusers (us/step) "
-             "| sample / diffusers | scheduler / diffusers |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             + (f", load average {load[0]:.1f} on {m['cpu_count']} cores" if load else "") + ")."]
+    if result["shared"]:
+        lines += ["", f"Methods with a diffusers counterpart (goals: `pndmkit.sample` <= {goals['sample']}x and the "
+                  f"`PNDMKitScheduler` loop <= {goals['scheduler']}x diffusers' time per step):", "",
+                  "| method | shape | `pndmkit.sample` (us/eval) | `PNDMKitScheduler` loop (us/eval) | diffusers (us/step) "
+                  "| sample / diffusers | scheduler / diffusers |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
     for r in result["shared"]:
         lines.append(f"| {r['method']} | {_shape(r['shape'])} | {r['sample_us']:.1f} | {r['scheduler_us']:.1f} "
                      f"| {r['diffusers_us']:.1f} ({r['diffusers_class']}) | {r['sample_ratio']:.2f} "
                      f"| {r['scheduler_ratio']:.2f} |")
-    lines += ["", f"Every built-in fixed-step method through `pndmkit.sample` at {_shape(SMALL_SHAPE)}, repeated calls "
-              f"(goal: within "
-              f"{goals['vs_ipndm']}x of `ipndm` per evaluation):", "",
-              "| method | NFE | us/eval | / ipndm | plan (us, once per method, schedule and grid) |",
-              "|---|---:|---:|---:|---:|"]
+    if result["methods"]:
+        lines += ["", f"Every built-in fixed-step method through `pndmkit.sample` at {_shape(SMALL_SHAPE)}, repeated "
+                  f"calls and the first call on a new schedule object, plan included (goals: both within "
+                  f"{goals['vs_ipndm']}x of `ipndm`'s, per evaluation):", "",
+                  "| method | NFE | us/eval | / ipndm | plan (us, once per method, schedule and grid) "
+                  "| first call (us/eval) | first / ipndm's first |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["methods"]:
-        lines.append(f"| {r['method']} | {r['nfe']} | {r['us']:.1f} | {r['vs_ipndm']:.2f} | {r['plan_us']:.0f} |")
-    lines += ["", f"Bandwidth bound of one AB4 step (`plms`; goal at the largest shape: within {goals['bound']}x):", "",
-              "| shape | `pndmkit.sample` (us/eval) | diffusers (us/step) | bound (us) | copy GB/s at that size "
-              "| sample / bound | diffusers / bound |", "|---|---:|---:|---:|---:|---:|---:|"]
+        lines.append(f"| {r['method']} | {r['nfe']} | {r['us']:.1f} | {r['vs_ipndm']:.2f} | {r['plan_us']:.0f} "
+                     f"| {r['first_us']:.1f} | {r['first_vs_ipndm']:.2f} |")
+    if result["bound"]:
+        lines += ["", f"Bandwidth bound of one AB4 step (`plms`; goal at the largest shape: within {goals['bound']}x):",
+                  "", "| shape | `pndmkit.sample` (us/eval) | diffusers (us/step) | bound (us) | copy GB/s at that size "
+                  "| sample / bound | diffusers / bound |", "|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["bound"]:
         lines.append(f"| {_shape(r['shape'])} | {r['sample_us']:.1f} | {r['diffusers_us']:.1f} | {r['bound_us']:.1f} "
                      f"| {r['copy_bandwidth_GBps']:.1f} | {r['sample_over_bound']:.2f} "
                      f"| {r['diffusers_over_bound']:.2f} |")
-    lines += ["", f"Bound: {result['arrays_per_step_bound']} arrays read or written per AB4 step (4 eps, x, x_next) "
-              "divided by the copy bandwidth measured at the size of that working set.", ""]
+    if result["bound"]:
+        lines += ["", f"Bound: {result['arrays_per_step_bound']} arrays read or written per AB4 step (4 eps, x, x_next) "
+                  "divided by the copy bandwidth measured at the size of that working set."]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -329,8 +376,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--no-nn", action="store_true", help="skip analysis.bench_nn")
+    parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), metavar="TABLE",
+                        help=f"which of the three tables to run ({', '.join(TABLES)}; default all); the results "
+                             "file holds only those, so write a partial run elsewhere with --out")
     args = parser.parse_args(argv)
-    result = run(repeats=args.repeats, threads=args.threads)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    result = run(repeats=args.repeats, threads=args.threads, tables=args.tables)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
