@@ -182,7 +182,7 @@ class LinComb:
     def __init__(self, weights: Sequence[float], arrays: Sequence[Any]) -> None:
         if len(weights) != len(arrays):
             raise ValueError(f"LinComb needs one weight per array, got {len(weights)} weights and {len(arrays)} arrays")
-        self.weights = tuple(float(w) for w in weights)
+        self.weights = tuple(map(float, weights))
         self.arrays = tuple(arrays)
 
     def evaluate(self) -> Any:

@@ -312,10 +312,10 @@ class AdamsPC(_Adams):
         weights = self._plan_weights(phi, times, [request for _, nodes, t, t_next in planned
                                                   for request in (("ab", nodes, t, t_next),
                                                                   ("am", [t_next] + nodes, t, t_next))])
-        coefficients = planned_coefficients_many(phi, [t for _, _, t, _ in planned], [u for _, _, _, u in planned])
+        steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # every step's: the run's plan has them
         entries = [(key, None) for key in keys]
         for n, (i, _, _, _) in enumerate(planned):
-            entries[i] = (keys[i], (weights[2 * n], weights[2 * n + 1], coefficients[n]))
+            entries[i] = (keys[i], (weights[2 * n], weights[2 * n + 1], steps[i]))
         return tuple(entries)
 
     def _pc_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any) -> Optional[tuple]:

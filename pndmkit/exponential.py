@@ -109,6 +109,18 @@ class _Progress:
         return min(k, self.remaining) if self.lowered and self.remaining is not None else k
 
 
+def _caps(progress: _Progress, steps: int) -> list[int]:
+    """For each of ``steps`` steps from ``progress`` on, the order ``progress.cap`` allows at most (what a plan
+    reads instead of stepping a :class:`_Progress` along the grid): ``min(k, caps[i])`` is ``cap(k)`` there."""
+    if not progress.lowered or progress.remaining is None:
+        return [_NO_CAP] * steps
+    return [progress.remaining - i for i in range(steps)]
+
+
+#: larger than any order
+_NO_CAP = 1 << 30
+
+
 def _progress(steps: int, lower_order_final: bool, few_steps: Optional[int]) -> _Progress:
     lowered = lower_order_final and (few_steps is None or steps < few_steps)
     return _Progress(steps, lowered)
@@ -178,11 +190,13 @@ def _exact_many(requests: Sequence[tuple], sign: float, lam: dict) -> list[tuple
     return out
 
 
-@dataclass(frozen=True)
 class _Deferred:
     """A weight set of a plan computed later, with the others (its position in the batch)."""
 
-    index: int
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
 
 
 # -- DPM-Solver / DPM-Solver++ / DEIS multistep -----------------------------------------------------------
@@ -241,14 +255,15 @@ class ExponentialMultistep(GradientEstimator):
         grid = [float(t) for t in times]
         values = grid_coordinates("lambda", phi, grid)
         lam, infinite = dict(zip(grid, values)), infinite_times("lambda", phi, grid, values)
-        progress, past, keys, planned = self.init(None, grid[0], phi, times)[0], (), [], []
-        for t, t_next in zip(grid[:-1], grid[1:]):
-            key = past[: progress.cap(min(self.formula_order, len(past) + 1)) - 1]
+        caps = _caps(self.init(None, grid[0], phi, times)[0], len(grid) - 1)
+        past, keys, planned = (), [], []
+        for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
+            key = past[: min(self.formula_order, len(past) + 1, caps[i]) - 1]
             nodes = [t, *key]
             keys.append(key)
             if len(nodes) > 1 and t_next not in infinite and infinite.isdisjoint(nodes):
                 planned.append((len(keys) - 1, nodes, t, t_next))
-            progress, past = progress.next(), ((t,) + past)[: self.formula_order - 1]
+            past = ((t,) + past)[: self.formula_order - 1]
         entries = [(key, None) for key in keys]
         if self.weights == "exact" and type(phi) in (DataTransfer, DDIMTransfer):
             weights = _exact_many(planned, sign, lam)  # every step's weights together, the same floats
@@ -422,7 +437,8 @@ class UniPC(GradientEstimator):
             return self._weights(k, nodes, t, t_next, phi, sign, fixed_half, [lams[n] for n in nodes], lams[t_next])
 
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # the transfer's (a, b) of every step
-        progress, past, previous, entries = self.init(None, grid[0], phi, times)[0], (), None, []
+        caps = _caps(self.init(None, grid[0], phi, times)[0], len(grid) - 1)
+        past, previous, entries = (), None, []
         for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
             key_c = w_c = None
             if previous is not None and self.corrector:
@@ -430,12 +446,12 @@ class UniPC(GradientEstimator):
                 key_c = (t_prev, p, past[1:p])
                 nodes = [t_prev, t, *past[1:p]]  # as _corrector
                 w_c = weights(p + 1, nodes, t_prev, t, p == 1) if finite(nodes) else None
-            key_p = past[: progress.cap(min(self.formula_order, len(past) + 1)) - 1]
+            key_p = past[: min(self.formula_order, len(past) + 1, caps[i]) - 1]
             nodes = [t, *key_p] if finite([t, *key_p, t_next]) else [t]  # as _predictor
             k = len(nodes)
             w_p = weights(k, nodes, t, t_next, k == 2)
             entries.append([key_c, w_c, key_p, k, w_p, steps[i - 1] if previous is not None else None, steps[i]])
-            progress, past, previous = progress.next(), ((t,) + past)[: self.formula_order], (t, k)
+            past, previous = ((t,) + past)[: self.formula_order], (t, k)
         solved = _exact_many(exact, sign, lams)
         for entry in entries:
             for j in (1, 4):

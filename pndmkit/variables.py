@@ -130,7 +130,7 @@ def grid_coordinates(variable: Variable, phi: Any, times: Sequence[float]) -> li
         values = _coordinates(phi, times)
     else:
         return [coordinate(variable, phi, float(t)) for t in times]
-    return [float(v) for v in np.reshape(values, -1)]
+    return np.reshape(np.asarray(values, dtype=np.float64), -1).tolist()
 
 
 def grid_weights(variable: Variable, phi: Any, times: Sequence[float]) -> Callable[[Sequence[float], float, float],
