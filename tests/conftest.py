@@ -19,3 +19,23 @@ from external_methods import EXTERNAL  # noqa: E402
 for _spec in EXTERNAL:
     if _spec.name not in pndmkit.METHODS:
         pndmkit.register_method(_spec)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """``run_cli(argv)`` runs the command line (``pndmkit.cli.main(argv)``) in this process and returns
+    ``(exit status, stdout, stderr)``; an exit by ``SystemExit`` (argparse's usage errors) gives its code."""
+    from pndmkit.cli import main
+
+    def run(argv):
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -152,22 +152,14 @@ CASES = [
 TORCH_COMMANDS = ("sample", "train")
 
 
-def _run(argv, capsys):
-    """``main(argv)``: (exit status, stdout, stderr)."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("argv, expected", CASES, ids=[" ".join(a) or "(none)" for a, _ in CASES])
-def test_bad_input_is_one_line_naming_the_option(argv, expected, tmp_path, capsys):
+def test_bad_input_is_one_line_naming_the_option(argv, expected, tmp_path, run_cli):
     if argv and argv[0] in TORCH_COMMANDS:
         pytest.importorskip("torch")
     out = tmp_path / "o"
-    code, _, err = _run([a.replace("{out}", str(out)) for a in argv], capsys)
+    code, _, err = run_cli([a.replace("{out}", str(out)) for a in argv])
     assert code == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     command = " ".join(a for a in argv[:1] if not a.startswith("-") and a != "smaple")
@@ -208,7 +200,7 @@ def test_no_abbreviations_and_every_value_option_says_its_default():
     assert "default: --batch-size, so an interrupt loses at most one batch" in " ".join(text.split())
 
 
-def test_a_bug_keeps_its_traceback_and_a_user_error_does_not(monkeypatch, capsys):
+def test_a_bug_keeps_its_traceback_and_a_user_error_does_not(monkeypatch, run_cli):
     from pndmkit.commands import methods
 
     monkeypatch.setattr(methods, "rows", lambda: max([]))  # ValueError from a bug: names no option
@@ -222,7 +214,7 @@ def test_a_bug_keeps_its_traceback_and_a_user_error_does_not(monkeypatch, capsys
         raise ValueError("json output is not available for this table")  # names the given option's dest
 
     monkeypatch.setattr(methods, "rows", user_error)
-    code, _, err = _run(["methods", "--json"], capsys)
+    code, _, err = run_cli(["methods", "--json"])
     assert code == 2 and err == "pndmkit methods: error: --json: json output is not available for this table\n"
     with pytest.raises(ValueError, match="json output"):  # the same message without --json given: a bug
         main(["methods"])
@@ -231,7 +223,7 @@ def test_a_bug_keeps_its_traceback_and_a_user_error_does_not(monkeypatch, capsys
         main(["methods", "--json"])
 
 
-def test_usage_error_params_map_to_options(monkeypatch, capsys):
+def test_usage_error_params_map_to_options(monkeypatch, run_cli):
     from pndmkit.commands import methods
     from pndmkit.errors import UsageError
 
@@ -241,13 +233,13 @@ def test_usage_error_params_map_to_options(monkeypatch, capsys):
         return rows
 
     monkeypatch.setattr(methods, "rows", refuse(("json", "markdown"), "json=False then, True now"))
-    code, _, err = _run(["methods"], capsys)  # UsageError: a user error whether or not the option was given
+    code, _, err = run_cli(["methods"])  # UsageError: a user error whether or not the option was given
     assert code == 2 and err == "pndmkit methods: error: --json: json=False then, True now\n"
     monkeypatch.setattr(methods, "rows", refuse(("json", "markdown"), "these two cannot be combined"))
-    code, _, err = _run(["methods"], capsys)  # no parameter named in the message: all of them
+    code, _, err = run_cli(["methods"])  # no parameter named in the message: all of them
     assert code == 2 and err == "pndmkit methods: error: --json/--markdown: these two cannot be combined\n"
     monkeypatch.setattr(methods, "rows", refuse(("out_dir",), "out_dir is not a folder"))
-    code, _, err = _run(["methods"], capsys)  # a parameter that is no option of this command: as named
+    code, _, err = run_cli(["methods"])  # a parameter that is no option of this command: as named
     assert code == 2 and err == "pndmkit methods: error: out_dir: out_dir is not a folder\n"
 
 
@@ -306,7 +298,7 @@ def test_interrupt_prints_the_resume_command_and_it_works(ckpt, tmp_path, monkey
     assert idx.tolist() == [0, 1, 2, 3, 4]
 
 
-def test_resume_with_other_weights_is_one_line(ckpt, tmp_path, capsys):
+def test_resume_with_other_weights_is_one_line(ckpt, tmp_path, run_cli):
     import torch
 
     from pndmkit.nn.checkpoint import save_checkpoint
@@ -319,11 +311,11 @@ def test_resume_with_other_weights_is_one_line(ckpt, tmp_path, capsys):
     argv = ["sample", "--checkpoint", str(stem), "--out", str(tmp_path / "o"), "--method", "ddim", "--steps", "2",
             "--num-samples", "3", "--batch-size", "2", "--no-progress"]
     assert main(argv) == 0
-    code, _, err = _run(argv, capsys)  # same command again, without --resume
+    code, _, err = run_cli(argv)  # same command again, without --resume
     assert code == 2 and err.startswith("pndmkit sample: error: --out/--resume: ") and err.count("\n") == 1
     torch.manual_seed(1)
     save_checkpoint(stem, UNet.preset("tiny"), schedule=DiscreteVP.linear())
-    code, _, err = _run(argv + ["--resume"], capsys)
+    code, _, err = run_cli(argv + ["--resume"])
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("pndmkit sample: error: --resume/--checkpoint: cannot resume")
     assert "the checkpoint's safetensors file changed" in err
@@ -358,7 +350,7 @@ def test_sample_resume_with_no_run_says_it_starts_afresh(ckpt, tmp_path, capsys)
     assert (out / "run.json").is_file() and (out / "shard-00000.npz").is_file()
 
 
-def test_non_finite_samples_exit_1_with_one_line(tmp_path, capsys):
+def test_non_finite_samples_exit_1_with_one_line(tmp_path, run_cli):
     torch = pytest.importorskip("torch")
     from pndmkit.nn.checkpoint import save_checkpoint
     from pndmkit.nn.unet import UNet
@@ -369,8 +361,8 @@ def test_non_finite_samples_exit_1_with_one_line(tmp_path, capsys):
         net.conv_out.bias.fill_(float("inf"))  # finite input, infinite output: caught after the run
     save_checkpoint(tmp_path / "m", net, schedule=DiscreteVP.linear())
     out = tmp_path / "o"
-    code, _, err = _run(["sample", "--checkpoint", str(tmp_path / "m"), "--out", str(out), "--method", "ddim",
-                         "--steps", "2", "--num-samples", "3", "--no-progress"], capsys)
+    code, _, err = run_cli(["sample", "--checkpoint", str(tmp_path / "m"), "--out", str(out), "--method", "ddim",
+                         "--steps", "2", "--num-samples", "3", "--no-progress"])
     if code == 2:  # refused up front (non-finite weights): also right, and nothing is written
         assert "--checkpoint: " in err and "non-finite weights" in err
     else:
@@ -461,26 +453,26 @@ def no_reference_solve(monkeypatch):
     (lambda tmp: "", "--cache: cache must be a folder path"),
     (lambda tmp: tmp / "afile" / "sub", "--cache: cannot create the cache folder"),
 ])
-def test_a_bad_cache_is_refused_before_any_reference_is_solved(make_cache, expected, tmp_path, capsys,
+def test_a_bad_cache_is_refused_before_any_reference_is_solved(make_cache, expected, tmp_path, run_cli,
                                                               no_reference_solve):
     (tmp_path / "afile").write_text("not a folder")
-    code, _, err = _run(["grid", "optimize", "--method", "ipndm", "--nfe", "5", "--model", "digits", "--cache",
-                         str(make_cache(tmp_path))], capsys)
+    code, _, err = run_cli(["grid", "optimize", "--method", "ipndm", "--nfe", "5", "--model", "digits", "--cache",
+                         str(make_cache(tmp_path))])
     assert code == 2 and err.count("\n") == 1 and expected in err, err
     assert (tmp_path / "afile").read_text() == "not a folder"
 
 
-def test_a_misspelt_start_is_refused_before_any_reference_is_solved(tmp_path, capsys, no_reference_solve):
+def test_a_misspelt_start_is_refused_before_any_reference_is_solved(tmp_path, run_cli, no_reference_solve):
     for start, expected in (("qudratic", "--start: start must be one of the grid kinds"),
                             ("999,500,-1", "--start: start must be a decreasing grid of 6 finite times")):
-        code, _, err = _run(["grid", "optimize", "--method", "ipndm", "--nfe", "5", "--model", "digits", "--cache",
-                             str(tmp_path), "--start", start], capsys)
+        code, _, err = run_cli(["grid", "optimize", "--method", "ipndm", "--nfe", "5", "--model", "digits", "--cache",
+                             str(tmp_path), "--start", start])
         assert code == 2 and expected in err, err
 
 
-def test_order_refuses_a_file_as_cache_before_solving(tmp_path, capsys, no_reference_solve):
+def test_order_refuses_a_file_as_cache_before_solving(tmp_path, run_cli, no_reference_solve):
     (tmp_path / "afile").write_text("keep me")
-    code, _, err = _run(["order", "--model", "digits", "--cache", str(tmp_path / "afile")], capsys)
+    code, _, err = run_cli(["order", "--model", "digits", "--cache", str(tmp_path / "afile")])
     assert code == 2 and "--cache: cache must be a folder, but" in err, err
     assert (tmp_path / "afile").read_text() == "keep me"
 

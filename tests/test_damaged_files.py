@@ -15,7 +15,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pndmkit.cli import main  # noqa: E402
 from pndmkit.errors import BadFileError, UsageError  # noqa: E402
 from pndmkit.nn.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from pndmkit.nn.unet import UNet  # noqa: E402
@@ -24,13 +23,6 @@ from pndmkit.schedules import DiscreteVP  # noqa: E402
 torch.set_num_threads(1)
 
 
-def _run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -180,11 +172,11 @@ OPTION = {"sample": "--checkpoint", "order": "--model", "grid": "--model"}
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_command_refuses_a_damaged_checkpoint_in_one_line(command, kind, good, tmp_path, capsys):
+def test_every_command_refuses_a_damaged_checkpoint_in_one_line(command, kind, good, tmp_path, run_cli):
     stem = _copy(good, tmp_path, kind)
     path, phrase = _damage(kind, stem)
     out = tmp_path / "o"
-    code, stdout, err = _run([a.replace("{out}", str(out)) for a in COMMANDS[command]] + [str(stem)], capsys)
+    code, stdout, err = run_cli([a.replace("{out}", str(out)) for a in COMMANDS[command]] + [str(stem)])
     prog = "pndmkit grid optimize" if command == "grid" else f"pndmkit {command}"
     assert code == 2 and stdout == "" and err.count("\n") == 1, err
     assert err.startswith(f"{prog}: error: {OPTION[command]}: ") and str(path) in err and phrase in err, err
@@ -363,42 +355,42 @@ def _error_line(err):
     return lines[0]
 
 
-def test_order_model_names_a_damaged_cache_entry_and_rebuilds_it_when_asked(good, tmp_path, fake_solves, capsys):
+def test_order_model_names_a_damaged_cache_entry_and_rebuilds_it_when_asked(good, tmp_path, fake_solves, run_cli):
     cache = tmp_path / "cache"
     argv = ["order", "--methods", "ddim", "--steps", "2,4", "--batch", "1", "--model", str(good), "--cache", str(cache)]
-    code, first, _ = _run(argv, capsys)
+    code, first, _ = run_cli(argv)
     assert code == 0
     ref = sorted(cache.glob("*/reference.npz"))[0]
     _damage_reference("truncated", ref)
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_cli(argv)
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith(f"pndmkit order: error: --cache: cache entry {ref} cannot be read") and "--rebuild-cache" in err
-    code, out, err = _run(argv + ["--rebuild-cache"], capsys)
+    code, out, err = run_cli(argv + ["--rebuild-cache"])
     assert code == 0 and out == first
     assert f"pndmkit order: warning: DamagedCacheWarning: cache entry {ref} cannot be read" in err
     sweeps = ref.parent / "sweeps.json"
     _damage_sweeps("fake", sweeps)
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_cli(argv)
     err = _error_line(err)  # after the study's cost lines, one error line
     assert code == 2 and err.startswith(f"pndmkit order: error: --cache: cache entry {sweeps} ['ddim|[2, 4]'] "
                                         "records order")
-    code, out, err = _run(argv + ["--rebuild-cache"], capsys)
+    code, out, err = run_cli(argv + ["--rebuild-cache"])
     assert code == 0 and out == first
 
 
-def test_grid_optimize_names_a_damaged_cache_entry(good, tmp_path, fake_solves, capsys):
+def test_grid_optimize_names_a_damaged_cache_entry(good, tmp_path, fake_solves, run_cli):
     cache = tmp_path / "cache"
     argv = ["grid", "optimize", "--method", "ddim", "--nfe", "3", "--maxfev", "1", "--calibration", "1",
             "--heldout", "1", "--model", str(good), "--cache", str(cache)]
-    code, first, _ = _run(argv, capsys)
+    code, first, _ = run_cli(argv)
     assert code == 0
     ref = sorted(cache.glob("*/reference.npz"))[0]
     _damage_reference("negerr", ref)
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_cli(argv)
     assert code == 2 and out == "" and err.count("error:") == 1
     assert _error_line(err).startswith(f"pndmkit grid optimize: error: --cache: cache entry {ref} records the "
                                        f"reference error -1.0")
-    code, out, err = _run(argv + ["--rebuild-cache"], capsys)
+    code, out, err = run_cli(argv + ["--rebuild-cache"])
     assert code == 0 and out == first and "DamagedCacheWarning" in err
 
 
@@ -412,8 +404,8 @@ def test_grid_optimize_names_a_damaged_cache_entry(good, tmp_path, fake_solves, 
     (["grid", "optimize", "--method", "ddim", "--nfe", "3", "--problem", "gmm2d", "--rebuild-cache"],
      "it needs --model and a cache other than 'none'"),
 ])
-def test_rebuild_cache_without_a_cache_is_refused(argv, expected, capsys):
-    code, _, err = _run(argv, capsys)
+def test_rebuild_cache_without_a_cache_is_refused(argv, expected, run_cli):
+    code, _, err = run_cli(argv)
     assert code == 2 and expected in err and err.count("\n") == 1, err
 
 
@@ -422,14 +414,14 @@ SAMPLE = ["sample", "--no-progress", "--method", "ddim", "--steps", "2", "--num-
           "--threads", "1"]
 
 
-def _sample_run(good, out, capsys, *extra):
-    return _run([*SAMPLE, "--checkpoint", str(good), "--out", str(out), *extra], capsys)
+def _sample_run(good, out, run_cli, *extra):
+    return run_cli([*SAMPLE, "--checkpoint", str(good), "--out", str(out), *extra])
 
 
-def test_sample_refuses_a_run_json_that_is_a_folder(good, tmp_path, capsys):
+def test_sample_refuses_a_run_json_that_is_a_folder(good, tmp_path, run_cli):
     out = tmp_path / "o"
     (out / "run.json").mkdir(parents=True)
-    code, _, err = _sample_run(good, out, capsys)
+    code, _, err = _sample_run(good, out, run_cli)
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"pndmkit sample: error: --out: {out / 'run.json'} is not a file (a folder?)")
     assert sorted(p.name for p in out.iterdir()) == ["run.json"]
@@ -441,29 +433,29 @@ def test_sample_refuses_a_run_json_that_is_a_folder(good, tmp_path, capsys):
     ("checkpoint_sha256", None, "checkpoint_sha256=None"),
     ("times", "x", "times='x'"),
 ])
-def test_sample_resume_refuses_a_damaged_run_json(field, value, phrase, good, tmp_path, capsys):
+def test_sample_resume_refuses_a_damaged_run_json(field, value, phrase, good, tmp_path, run_cli):
     out = tmp_path / "o"
-    assert _sample_run(good, out, capsys)[0] == 0
+    assert _sample_run(good, out, run_cli)[0] == 0
     run = out / "run.json"
     d = json.loads(run.read_text())
     d[field] = value
     run.write_text(json.dumps(d))
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    code, _, err = _sample_run(good, out, capsys, "--resume")
+    code, _, err = _sample_run(good, out, run_cli, "--resume")
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"pndmkit sample: error: --out: {run} is damaged: {phrase}") and "Traceback" not in err
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
-def test_sample_refuses_a_shard_path_that_is_a_folder_before_sampling(good, tmp_path, capsys, monkeypatch):
+def test_sample_refuses_a_shard_path_that_is_a_folder_before_sampling(good, tmp_path, run_cli, monkeypatch):
     import pndmkit.nn.generate as generate
 
     out = tmp_path / "o"
-    assert _sample_run(good, out, capsys)[0] == 0
+    assert _sample_run(good, out, run_cli)[0] == 0
     (out / "shard-00000.npz").unlink()
     (out / "shard-00000.npz").mkdir()
     monkeypatch.setattr(generate, "initial_noise", lambda *a: pytest.fail("sampled before checking the shards"))
-    code, _, err = _sample_run(good, out, capsys, "--resume")
+    code, _, err = _sample_run(good, out, run_cli, "--resume")
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"pndmkit sample: error: --out: {out / 'shard-00000.npz'} is not a file (a folder?), so "
                           "shard 0 cannot be written there")
@@ -496,33 +488,33 @@ def _unwritable(kind: str, tmp_path: Path, request) -> tuple[Path, str]:
 
 
 @pytest.mark.parametrize("kind", ["file", "immutable"])
-def test_train_refuses_an_unwritable_out_before_training(kind, tmp_path, capsys, monkeypatch, request):
+def test_train_refuses_an_unwritable_out_before_training(kind, tmp_path, run_cli, monkeypatch, request):
     from pndmkit.nn.train import Trainer
 
     out, phrase = _unwritable(kind, tmp_path, request)
     monkeypatch.setattr(Trainer, "train_step", lambda self: pytest.fail("trained before checking --out"))
-    code, _, err = _run(["train", "--preset", "tiny", "--steps", "3", "--batch-size", "4", "--threads", "1",
-                         "--out", str(out)], capsys)
+    code, _, err = run_cli(["train", "--preset", "tiny", "--steps", "3", "--batch-size", "4", "--threads", "1",
+                         "--out", str(out)])
     assert code == 2 and err.count("\n") == 1 and err.startswith("pndmkit train: error: --out: ") and phrase in err, err
 
 
 @pytest.mark.parametrize("kind", ["file", "immutable"])
-def test_compare_refuses_an_unwritable_out_before_comparing(kind, tmp_path, capsys, monkeypatch, request):
+def test_compare_refuses_an_unwritable_out_before_comparing(kind, tmp_path, run_cli, monkeypatch, request):
     import pndmkit.commands.compare as command
 
     out, phrase = _unwritable(kind, tmp_path, request)
     monkeypatch.setattr(command, "compare", lambda *a, **k: pytest.fail("compared before checking --out"))
-    code, _, err = _run(["compare", "--quick", "--out", str(out)], capsys)
+    code, _, err = run_cli(["compare", "--quick", "--out", str(out)])
     assert code == 2 and err.count("\n") == 1 and err.startswith("pndmkit compare: error: --out: ") and phrase in err
 
 
 @pytest.mark.parametrize("kind", ["file", "immutable"])
-def test_sample_refuses_an_unwritable_out_before_loading(kind, good, tmp_path, capsys, monkeypatch, request):
+def test_sample_refuses_an_unwritable_out_before_loading(kind, good, tmp_path, run_cli, monkeypatch, request):
     import pndmkit.nn.checkpoint as checkpoint
 
     out, phrase = _unwritable(kind, tmp_path, request)
     monkeypatch.setattr(checkpoint, "load_checkpoint", lambda *a: pytest.fail("loaded before checking --out"))
-    code, _, err = _sample_run(good, out, capsys)
+    code, _, err = _sample_run(good, out, run_cli)
     assert code == 2 and err.count("\n") == 1 and err.startswith("pndmkit sample: error: --out: ") and phrase in err
 
 
@@ -544,7 +536,7 @@ def trained(tmp_path_factory):
     ("wrongweights", "is damaged: it does not restore this run"),
     ("folder", "is not a file (a folder?)"),
 ])
-def test_train_resume_refuses_a_damaged_state_before_training(kind, phrase, trained, tmp_path, capsys, monkeypatch):
+def test_train_resume_refuses_a_damaged_state_before_training(kind, phrase, trained, tmp_path, run_cli, monkeypatch):
     import shutil
 
     from pndmkit.nn.train import Trainer
@@ -568,8 +560,8 @@ def test_train_resume_refuses_a_damaged_state_before_training(kind, phrase, trai
         state.unlink()
         state.mkdir()
     monkeypatch.setattr(Trainer, "train_step", lambda self: pytest.fail("trained before checking the state"))
-    code, _, err = _run(["train", "--preset", "tiny", "--steps", "3", "--batch-size", "4", "--threads", "1",
-                         "--out", str(out), "--resume"], capsys)
+    code, _, err = run_cli(["train", "--preset", "tiny", "--steps", "3", "--batch-size", "4", "--threads", "1",
+                         "--out", str(out), "--resume"])
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"pndmkit train: error: --out: {state} ") and phrase in err, err
 
@@ -589,14 +581,14 @@ def smooth(tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("smooth") / "m", net, schedule=DiscreteVP.linear())
 
 
-def test_sample_pf_does_not_depend_on_the_batch_size(smooth, tmp_path, capsys):
+def test_sample_pf_does_not_depend_on_the_batch_size(smooth, tmp_path, run_cli):
     from pndmkit.nn.generate import read_samples
 
     runs = {}
     for batch in (1, 2):
         out = tmp_path / f"b{batch}"
-        code, stdout, err = _run([*PF, "--num-samples", "2", "--batch-size", str(batch), "--checkpoint", str(smooth),
-                                  "--out", str(out)], capsys)
+        code, stdout, err = run_cli([*PF, "--num-samples", "2", "--batch-size", str(batch), "--checkpoint", str(smooth),
+                                  "--out", str(out)])
         assert code == 0, err
         runs[batch] = read_samples(out, expect=2)[1]
         summary = json.loads(stdout)
@@ -608,14 +600,14 @@ def test_sample_pf_does_not_depend_on_the_batch_size(smooth, tmp_path, capsys):
     assert np.abs(runs[1]).max() > 0
 
 
-def test_sample_pf_refuses_steps(good, tmp_path, capsys):
+def test_sample_pf_refuses_steps(good, tmp_path, run_cli):
     out = tmp_path / "o"
-    code, _, err = _run([*PF, "--steps", "5", "--checkpoint", str(good), "--out", str(out)], capsys)
+    code, _, err = run_cli([*PF, "--steps", "5", "--checkpoint", str(good), "--out", str(out)])
     assert code == 2 and err.count("\n") == 1 and not out.exists()
     assert "--steps" in err and "method 'pf' is adaptive: it chooses its own steps, so steps=5 would not be used" in err
 
 
-def test_a_pf_run_of_the_batch_wide_step_control_is_not_resumed(good, tmp_path, capsys, monkeypatch):
+def test_a_pf_run_of_the_batch_wide_step_control_is_not_resumed(good, tmp_path, run_cli, monkeypatch):
     """run.json of a pf run made before per-sample control (steps recorded, no method_options): refused."""
     import pndmkit.nn.generate as generate
 
@@ -627,6 +619,6 @@ def test_a_pf_run_of_the_batch_wide_step_control_is_not_resumed(good, tmp_path, 
         "steps": 50, "num_samples": 3, "shard_size": 3, "seed": 0, "grid": None, "convention": None,
         "dtype": "float32", "times": []}
     (out / "run.json").write_text(json.dumps(ident))
-    code, _, err = _run([*PF, "--checkpoint", str(good), "--out", str(out), "--resume"], capsys)
+    code, _, err = run_cli([*PF, "--checkpoint", str(good), "--out", str(out), "--resume"])
     assert code == 2 and err.count("\n") == 1
     assert "steps=50 in run.json, None now" in err and "method_options=None in run.json" in err
