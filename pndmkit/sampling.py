@@ -46,7 +46,7 @@ from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.models import as_eps, check_output, shift_time
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
-__all__ = ["sample", "IgnoredStepsWarning", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning", "check_start_scale",
+__all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning", "check_start_scale",
            "START_SCALE_FACTOR", "final_denoise"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
@@ -67,6 +67,13 @@ START_SCALE_MIN_SIZE = 8
 
 class IgnoredStepsWarning(UserWarning):
     """``steps`` given to an adaptive method, which chooses its own steps (:func:`sample` ignores it, saying so)."""
+
+
+def ignored_steps_message(steps: Any, method: str) -> str:
+    """The :class:`IgnoredStepsWarning` text for ``steps`` given to the adaptive ``method`` (one policy for the
+    API and the command line: the run goes ahead without it, and records ``steps`` as unset)."""
+    return (f"steps={steps!r} is ignored by the adaptive method {method!r}: it chooses its own steps (its NFE "
+            f"follows its tolerances); leave steps (--steps) unset")
 
 
 class PriorScaleWarning(UserWarning):
@@ -297,9 +304,7 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     grid_request = settings["grid"]
     if integrator.kind == "adaptive":
         if steps is not None and (grid_request is None or isinstance(grid_request, str)):
-            warnings.warn(f"steps={steps!r} is ignored by the adaptive method {integrator.name or 'given'!r}: it "
-                          f"chooses its own steps (its NFE follows its tolerances); leave steps unset",
-                          IgnoredStepsWarning, stacklevel=2)
+            warnings.warn(ignored_steps_message(steps, integrator.name or "given"), IgnoredStepsWarning, stacklevel=2)
             steps = None
         if grid_request is None:
             # it integrates the whole trajectory (from T - 1 on a DiscreteVP, whatever the leading spacing of a

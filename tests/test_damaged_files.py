@@ -600,11 +600,23 @@ def test_sample_pf_does_not_depend_on_the_batch_size(smooth, tmp_path, run_cli):
     assert np.abs(runs[1]).max() > 0
 
 
-def test_sample_pf_refuses_steps(good, tmp_path, run_cli):
+def test_sample_pf_ignores_steps_as_the_api_does_and_records_none(smooth, tmp_path, run_cli):
+    """One policy for steps with an adaptive method, CLI and API alike: the run goes ahead without them, an
+    IgnoredStepsWarning says so, and run.json records steps: null, so the run is the one without --steps
+    (resuming it without --steps finds it complete)."""
     out = tmp_path / "o"
-    code, _, err = run_cli([*PF, "--steps", "5", "--checkpoint", str(good), "--out", str(out)])
-    assert code == 2 and err.count("\n") == 1 and not out.exists()
-    assert "--steps" in err and "method 'pf' is adaptive: it chooses its own steps, so steps=5 would not be used" in err
+    argv = [*PF, "--num-samples", "2", "--batch-size", "2", "--checkpoint", str(smooth), "--out", str(out)]
+    code, stdout, err = run_cli([*argv, "--steps", "5"])
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "IgnoredStepsWarning" in line]
+    assert len(warned) == 1 and warned[0].startswith("pndmkit") and "warning: IgnoredStepsWarning: steps=5 is " \
+        "ignored by the adaptive method 'pf': it chooses its own steps" in warned[0] and "(--steps)" in warned[0]
+    assert json.loads(stdout)["steps"] is None and json.loads((out / "run.json").read_text())["steps"] is None
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    code, _, err = run_cli([*argv, "--resume"])
+    assert code == 0, err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.json"} == \
+        {name: t for name, t in before.items() if name != "summary.json"}
 
 
 def test_a_pf_run_of_the_batch_wide_step_control_is_not_resumed(good, tmp_path, run_cli, monkeypatch):

@@ -29,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_network_options(p, study=False)
     p.add_argument("--method", default=DEFAULT_METHOD, help="a name from `pndmkit methods`")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="number of steps N (default: 50; not with the adaptive pf, which chooses its own steps and "
-                        "controls each sample's step size on its own)")
+                   help="number of steps N (default: 50; the adaptive pf chooses its own steps and controls each "
+                        "sample's step size on its own: it ignores --steps, with a warning, and records none)")
     p.add_argument("--grid", default=None, help="grid kind (default: the schedule's, or the --convention's)")
     p.add_argument("--convention", default=None, choices=("ddim", "diffusers-pndm", "official-pndm"),
                    help="timestep convention for discrete schedules (default: none, i.e. ddim's grid)")

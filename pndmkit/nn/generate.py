@@ -14,8 +14,9 @@ Everything is checked before anything is written (method, grid, convention and s
 :func:`pndmkit.sample` with a zero model; checkpoint, its weights' finiteness, device; a memory
 estimate warns when the batch may not fit): a bad option leaves no folder or ``run.json`` behind.
 ``run.json`` records what determines the samples: the settings, the grid's times and the SHA-256 of the
-checkpoint's two files. An adaptive method (``pf``) chooses its own steps, so it takes no ``steps`` (giving
-one is refused, and ``run.json`` records ``steps: null``); it runs with one step-size control per sample
+checkpoint's two files. An adaptive method (``pf``) chooses its own steps, so a ``steps`` given with it is
+dropped with a :class:`~pndmkit.sampling.IgnoredStepsWarning`, as :func:`pndmkit.sample` does (``run.json`` records
+``steps: null``, what was used); it runs with one step-size control per sample
 (:class:`pndmkit.adaptive.AdaptiveIntegrator` with ``per_sample=True``), so its samples, too, do not depend
 on the batch size, and ``run.json`` records its options (tolerances, solver, per-sample control) as
 ``method_options``. Resuming with any of them different is refused with a message naming what
@@ -35,6 +36,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -98,8 +100,9 @@ class SampleConfig:
 
     ``shard_size=None`` means the batch size (an interrupt then loses at most one batch), or on resume
     the shard size the run was started with. ``steps=None`` means :data:`DEFAULT_STEPS` for a fixed-step
-    method; an adaptive method (``pf``) chooses its own steps and refuses ``steps``. Invalid values raise
-    :class:`~pndmkit.errors.UsageError` naming the field.
+    method; an adaptive method (``pf``) chooses its own steps: a ``steps`` given with it is dropped (set to
+    ``None``) with a :class:`~pndmkit.sampling.IgnoredStepsWarning`, as :func:`pndmkit.sample` does. Invalid values
+    raise :class:`~pndmkit.errors.UsageError` naming the field.
     """
 
     checkpoint: str = "digits"
@@ -138,8 +141,10 @@ class SampleConfig:
         with blame("method"):
             spec = get_method(self.method)
         if spec.adaptive and self.steps is not None:
-            raise UsageError(("steps", "method"), f"method {self.method!r} is adaptive: it chooses its own steps, so "
-                                                  f"steps={self.steps!r} would not be used; drop steps (--steps)")
+            from pndmkit.sampling import ignored_steps_message, IgnoredStepsWarning
+
+            warnings.warn(ignored_steps_message(self.steps, self.method), IgnoredStepsWarning, stacklevel=3)
+            self.steps = None  # what the run uses, and what run.json records
         if not spec.adaptive and self.steps is None:
             self.steps = DEFAULT_STEPS
         if self.grid is not None and self.grid not in GRIDS:
