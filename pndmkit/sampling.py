@@ -66,7 +66,8 @@ START_SCALE_MIN_SIZE = 8
 
 
 class IgnoredStepsWarning(UserWarning):
-    """``steps`` given to an adaptive method, which chooses its own steps (:func:`sample` ignores it, saying so)."""
+    """``steps`` given to an adaptive method, which chooses its own steps (:func:`sample` and ``pndmkit sample
+    --steps`` ignore it, saying so, and run as without it)."""
 
 
 def ignored_steps_message(steps: Any, method: str) -> str:
