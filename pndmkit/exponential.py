@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -102,11 +103,17 @@ class _Progress:
     lowered: bool = False
 
     def next(self) -> "_Progress":
-        return _Progress(None if self.remaining is None else self.remaining - 1, self.lowered)
+        return _progress_at(None if self.remaining is None else self.remaining - 1, self.lowered)
 
     def cap(self, k: int) -> int:
         """``k`` lowered to the steps left when the final steps are lowered."""
         return min(k, self.remaining) if self.lowered and self.remaining is not None else k
+
+
+@lru_cache(maxsize=1024)
+def _progress_at(remaining: Optional[int], lowered: bool) -> _Progress:
+    """``_Progress(remaining, lowered)``, one immutable instance per value (every step of a run asks for one)."""
+    return _Progress(remaining, lowered)
 
 
 def _caps(progress: _Progress, steps: int) -> list[int]:
@@ -188,6 +195,19 @@ def _exact_many(requests: Sequence[tuple], sign: float, lam: dict) -> list[tuple
         for n, w in zip(rows, lambda_weights_many(lams, lams[:, 0], lam_next, sign).tolist()):
             out[n] = tuple(w)
     return out
+
+
+def _unplanned(phi: Any) -> tuple[Any, Any]:
+    """``(finite, lam)`` of a step without a plan entry: finiteness of ``lambda`` and the transfer's coordinate
+    at nodes, and ``lambda`` at a time, from the schedule."""
+
+    def finite(nodes: Sequence[float]) -> bool:
+        return is_finite_step("lambda", phi, nodes)
+
+    def lam(u: float) -> float:
+        return _lam(phi, u)
+
+    return finite, lam
 
 
 class _Deferred:
@@ -463,30 +483,23 @@ class UniPC(GradientEstimator):
         progress, history, previous = state
         sign = _log_sign(phi)
         m = yield x, t
-
-        def finite(nodes: Sequence[float]) -> bool:
-            return is_finite_step("lambda", phi, nodes)
-
-        def lam(u: float) -> float:
-            return _lam(phi, u)
-
         x_c = x
         if previous is not None and self.corrector:
             t_prev, x_prev, p = previous
-            older = tuple(tk for tk, _ in history[1:p])
+            older = tuple([tk for tk, _ in history[1:p]])
             ab = None
             if plan is not None and plan[0] == (t_prev, p, older):
                 w, ab = plan[1], plan[5]
             else:
-                w = self._corrector(t_prev, t, p, older, phi, sign, finite, lam)
+                w = self._corrector(t_prev, t, p, older, phi, sign, *_unplanned(phi))
             if w is not None:
                 arrays = [history[0][1], m] + [ek for _, ek in history[1:p]]
                 x_c = apply_planned(phi, ab, x_prev, LinComb(w, arrays), t_prev, t)
-        past = tuple(tk for tk, _ in history[: progress.cap(min(self.formula_order, len(history) + 1)) - 1])
+        past = tuple([tk for tk, _ in history[: progress.cap(min(self.formula_order, len(history) + 1)) - 1]])
         if plan is not None and plan[2] == past:
             k, w = plan[3], plan[4]
         else:
-            k, w = self._predictor(t, t_next, past, phi, sign, finite, lam)
+            k, w = self._predictor(t, t_next, past, phi, sign, *_unplanned(phi))
         e = LinComb(w, [m] + [ek for _, ek in history[: k - 1]])
         new_history = (((t, m),) + history)[: self.formula_order]
         x_next = apply_planned(phi, None if plan is None else plan[6], x_c, e, t, t_next)
