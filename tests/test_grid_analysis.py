@@ -139,3 +139,63 @@ def test_readme_digits_gmm_compare_ratios_are_the_json():
     assert data["config"]["problems"] == ["digits-gmm"]
     ratios = " / ".join(f"{data['by_nfe'][k]['ratio']:.2f}" for k in ("5", "6", "8", "10", "15", "20", "50"))
     assert f"NFE 5 / 6 / 8 / 10 / 15 / 20 / 50 is {ratios}" in readme
+
+
+def test_ceiling_study_judges_as_evaluate_does_and_its_blocks_are_the_cuts_of_each_block():
+    from analysis import grid_opt_ceiling
+    from pndmkit.problems.builtin import gmm32d
+
+    mixture = gmm32d(dim=8, n_components=4)
+    target = StudyTarget.resolve(mixture)
+    grid = np.array([999.0, 590.0, 312.0, 147.0, 57.0, 13.0, -1.0])
+    both = grid_opt_ceiling.judge(target.study(16, 512), grid)
+    same = grid_opt.evaluate("ipndm", mixture, grid, calibration=16, heldout=512)
+    assert both["samples"] == 512 and both["baseline_kind"] == same["baseline_kind"] == "quadratic"
+    for key, other in (("error", "error"), ("baseline_error", "baseline_error"), ("reduction", "reduction")):
+        assert both[key] == pytest.approx(same[other], rel=1e-12)
+    assert both["reduction_interval"] == pytest.approx(list(same["reduction_interval"]), rel=1e-12)
+    halves = grid_opt_ceiling.blocks(target.study(16, 512), grid)
+    assert len(halves) == 2
+    for i, cut in enumerate(halves):
+        assert cut == pytest.approx(grid_opt_ceiling.judge(target.study(16 + 256 * i, 256), grid)["reduction"],
+                                    rel=1e-12)
+
+
+def test_readme_ceiling_table_is_the_json_and_the_in_sample_search_bounds_every_grid_judged_there():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    data = json.loads((RESULTS / "grid_opt_ceiling.json").read_text())
+    ceiling, bound, defaults = data["ceiling"], data["in_sample_on_heldout"], data["defaults"]
+    assert data["fit"] == [0, 4096] and data["heldout"] == [4096, 8192] and data["third"] == [8192, 12288]
+    assert ceiling["stage"].endswith("Nelder-Mead") and bound["stage"].endswith("Nelder-Mead")
+    # the search fitted on the held-out noises is the best grid seen there, hence a bound on the others
+    assert ceiling["judged"]["reduction"] == pytest.approx(ceiling["heldout_reduction"], rel=1e-12)
+    assert bound["calibration_reduction"] >= max(ceiling["judged"]["reduction"], defaults["judged"]["reduction"])
+    assert bound["calibration_reduction"] < 0.30  # so the README's "no grid meets it"
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    interval = lambda r: f"{pct(r[0])} to {pct(r[1])}"  # noqa: E731
+    rows = [
+        f"| noises 0-4095 | {pct(ceiling['judged']['reduction'])} on 4096-8191 | "
+        f"{interval(ceiling['judged']['reduction_interval'])} |",
+        f"| noises 4096-8191 | {pct(bound['calibration_reduction'])} there (in sample), "
+        f"{pct(bound['judged_third']['reduction'])} on 8192-12287 | "
+        f"{interval(bound['judged_third']['reduction_interval'])} (8192-12287) |",
+        f"| noises 0-255 | {pct(defaults['reported']['reduction'])} on 256-511 (reported), "
+        f"{pct(defaults['judged']['reduction'])} on 4096-8191 | {interval(defaults['judged']['reduction_interval'])} "
+        f"(4096-8191) |"]
+    for row in rows:
+        assert row in readme, row
+    assert (f"fitted in sample the search cuts {pct(ceiling['calibration_reduction'])} on noises 0-4095 and "
+            f"{pct(bound['calibration_reduction'])} on 4096-8191") in readme
+    for name in ("defaults", "ceiling"):
+        v = data["blocks_of_256"][name]
+        assert len(v) == 16
+        assert f"{100 * min(v):.0f}% to {100 * max(v):.0f}% (median {100 * np.median(v):.0f}%)" in readme, name
+    assert f"`python -m analysis.grid_opt_ceiling`, about {round(data['cpu_seconds'] / 60)} CPU-minutes" in readme
+    kinds = [ceiling["start_kind"], bound["start_kind"], ceiling["judged"]["baseline_kind"],
+             bound["judged_third"]["baseline_kind"],
+             defaults["start_kind"], defaults["reported"]["baseline_kind"], defaults["judged"]["baseline_kind"]]
+    assert set(kinds) == {"quadratic"}
+    held = ceiling["heldout_builtin"]
+    second = sorted(held.values())[1]
+    assert f"logsnr, errs {second / held['quadratic']:.1f} times as much" in readme and \
+        min(held, key=lambda k: held[k] if k != "quadratic" else np.inf) == "logsnr"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -367,3 +368,28 @@ def test_network_defaults_are_the_cached_noises_split_in_two_halves_of_whole_blo
     assert grid_opt.default_noises(StudyTarget.resolve("digits", cache=tmp_path)) == grid_opt.NETWORK_NOISES
     assert grid_opt.default_noises(StudyTarget.resolve("digits")) == (32, 32)
     assert grid_opt.default_noises(StudyTarget.resolve("gmm2d")) == grid_opt.PROBLEM_NOISES
+
+
+@pytest.mark.parametrize("problem, nfe, calibration, heldout", [
+    ("gmm1d", 4, 2, 8), ("gmm1d", 6, 4, 16), ("gmm2d", 5, 2, 16), ("gmm2d", 6, 8, 16), ("gmm2d", 8, 3, 8)])
+def test_with_the_fallback_the_grid_handed_back_is_never_worse_than_the_baseline_on_its_held_out_noises(
+        problem, nfe, calibration, heldout):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", grid_opt.GridFallbackWarning)
+        res = grid_opt.optimize("ipndm", problem, nfe, calibration=calibration, heldout=heldout, maxfev=40)
+    judged = grid_opt.evaluate("ipndm", problem, res.grid, calibration=calibration, heldout=heldout)
+    assert judged["baseline_kind"] == res.baseline_kind and judged["baseline_error"] == res.baseline_error
+    assert judged["error"] <= res.baseline_error
+    if res.fell_back:  # the best built-in grid itself, so no cut and no loss
+        assert judged["error"] == res.baseline_error and res.gain == 0.0
+    else:  # handed back only where the interval shows a gain
+        assert res.heldout_interval[0] > 0 and judged["error"] == res.heldout_error < res.baseline_error
+
+
+def test_optimize_is_reproducible_given_a_seed_and_the_seed_picks_the_noises():
+    first = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=8, maxfev=40)
+    again = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=8, maxfev=40)
+    assert first == again and first.grid.tobytes() == again.grid.tobytes()
+    other = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=8, maxfev=40, seed=1)
+    assert other.seed == 1 and other.calibration_error != first.calibration_error
+    assert other.builtin_errors != first.builtin_errors  # other held-out noises too

@@ -1,0 +1,146 @@
+"""How much any grid can cut: iPNDM at NFE 6 on an 8-dimensional four-mode mixture, against the defaults.
+
+The mixture is ``gmm32d(dim=8, n_components=4)`` of :mod:`pndmkit.problems.builtin` (its default seed), noises of
+seed 0, the whole interval (the built-in end points, down to ``abar = 1``). A run there costs milliseconds and
+the reference is exact, so the ceiling can be measured on thousands of noises, where the 95% interval of a cut
+is a few points wide (on 256 noises it is about 30 points wide):
+
+1. **Ceiling, out of sample.** :func:`analysis.grid_bound.search` (differential evolution over every free step,
+   then Nelder-Mead) on the fit noises ``0 .. fit - 1``; its grid judged on the held-out noises
+   ``fit .. fit + heldout - 1`` against the best built-in grid there, with the 95% paired bootstrap interval
+   (:func:`pndmkit.studies.grid_opt.reduction_interval`).
+2. **Ceiling, in sample on the held-out noises.** The same search fitted on the held-out noises themselves: no
+   grid cuts more on those noises (as far as a randomised search can tell), so this bounds what any grid,
+   fitted on anything, can show there. Its grid is judged once more on a third set (the next ``heldout``
+   noises).
+3. **The defaults.** :func:`pndmkit.studies.grid_opt.optimize` with every default (256 calibration noises
+   ``0-255``, 256 held-out ``256-511``, degree 3, fallback on): what it reports, and its searched grid judged
+   on the large held-out set of 1.
+4. **How noisy 256 held-out noises are.** The cut of the defaults' grid and of the ceiling grid on each
+   disjoint block of 256 noises of the held-out set of 1.
+
+The baseline of every cut is the best built-in grid kind *on the noises the cut is measured on* (as
+``optimize`` reports it); the best kind on the fit noises is reported too (``start_kind``).
+
+Run: ``python -m analysis.grid_opt_ceiling [--fit 4096] [--heldout 4096]
+[--out analysis/results/grid_opt_ceiling.json]``, 5-7 CPU-minutes (``cpu_seconds`` in the JSON). Every
+number is deterministic except ``seconds`` and ``cpu_seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from analysis import grid_bound
+from pndmkit.methods import get_method
+from pndmkit.problems.builtin import gmm32d
+from pndmkit.stability import StabilityWarning
+from pndmkit.studies import grid_opt
+from pndmkit.studies.targets import StudyTarget
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+METHOD, NFE, BLOCK = "ipndm", 6, 256
+
+
+def judge(study, grid: np.ndarray) -> dict:
+    """Held-out error of ``grid`` on ``study``, the best built-in kind there, the cut and its 95% interval."""
+    spec = get_method(METHOD)
+    mine = grid_opt.sample_errors(study, spec, np.asarray(grid, dtype=np.float64))
+    per = {k: grid_opt.sample_errors(study, spec, g)
+           for k, g in grid_opt.builtin_grids(study, len(grid) - 1, grid_opt.BUILTIN_KINDS).items()}
+    base = min(per, key=lambda k: per[k].mean())
+    error, baseline = float(np.sqrt(mine.mean())), float(np.sqrt(per[base].mean()))
+    return {"samples": int(mine.size), "error": error, "baseline_kind": base, "baseline_error": baseline,
+            "reduction": 1.0 - error / baseline,
+            "reduction_interval": list(grid_opt.reduction_interval(mine, per[base]))}
+
+
+def blocks(study, grid: np.ndarray) -> list[float]:
+    """Cut of ``grid`` against the best built-in kind of each disjoint block of :data:`BLOCK` noises of ``study``."""
+    spec = get_method(METHOD)
+    mine = grid_opt.sample_errors(study, spec, np.asarray(grid, dtype=np.float64))
+    per = {k: grid_opt.sample_errors(study, spec, g)
+           for k, g in grid_opt.builtin_grids(study, len(grid) - 1, grid_opt.BUILTIN_KINDS).items()}
+    cuts = []
+    for i in range(len(mine) // BLOCK):
+        part = slice(i * BLOCK, (i + 1) * BLOCK)
+        base = min(float(np.mean(e[part])) for e in per.values())
+        cuts.append(1.0 - float(np.sqrt(np.mean(mine[part]) / base)))
+    return cuts
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m analysis.grid_opt_ceiling", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--fit", type=int, default=4096, help="noises 0..N-1 the ceiling grid is fitted on")
+    p.add_argument("--heldout", type=int, default=4096, help="the next N noises, the grids are judged on")
+    p.add_argument("--popsize", type=int, default=10, help="differential evolution: members per parameter")
+    p.add_argument("--generations", type=int, default=40, help="differential evolution generations")
+    p.add_argument("--bound", type=float, default=2.0, help="each parameter in [-bound, bound]")
+    p.add_argument("--polish", type=int, default=200, help="Nelder-Mead evaluations per parameter")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (not of the noises)")
+    p.add_argument("--out", default=str(RESULTS / "grid_opt_ceiling.json"))
+    args = p.parse_args(argv)
+    warnings.simplefilter("ignore", StabilityWarning)  # diverging trial grids are measured, not warned about
+    tic, cpu = time.perf_counter(), time.process_time()
+    mixture = gmm32d(dim=8, n_components=4)
+    target = StudyTarget.resolve(mixture)
+    fit = target.study(0, args.fit)
+    held = target.study(args.fit, args.heldout)
+    third = target.study(args.fit + args.heldout, args.heldout)
+    settings = dict(popsize=args.popsize, generations=args.generations, bound=args.bound, polish=args.polish,
+                    seed=args.seed, save=lambda row: None)
+
+    out_of_sample = grid_bound.search(fit, held, METHOD, NFE, **settings)
+    grid = np.asarray(out_of_sample["grid"])
+    out_of_sample["judged"] = judge(held, grid)
+    print(f"ceiling grid (fitted on {args.fit}): held-out cut {100 * out_of_sample['judged']['reduction']:.1f}% "
+          f"{np.round(100 * np.asarray(out_of_sample['judged']['reduction_interval']), 1)}", flush=True)
+
+    in_sample = grid_bound.search(held, third, METHOD, NFE, **settings)
+    in_sample["judged_third"] = judge(third, np.asarray(in_sample["grid"]))
+    print(f"fitted on the held-out noises: in-sample cut {100 * in_sample['calibration_reduction']:.1f}%, on the "
+          f"third set {100 * in_sample['judged_third']['reduction']:.1f}%", flush=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", grid_opt.GridFallbackWarning)  # recorded
+        t = time.perf_counter()
+        res = grid_opt.optimize(METHOD, mixture, NFE)
+        seconds = time.perf_counter() - t
+    defaults = {"calibration": res.calibration, "heldout": res.heldout, "degree": res.degree,
+                "evaluations": res.evaluations, "seconds": seconds, "fell_back": res.fell_back,
+                "calibration_error": res.calibration_error, "start_kind": grid_opt.evaluate(
+                    METHOD, mixture, res.start_grid, calibration=0, heldout=res.calibration)["baseline_kind"],
+                "reported": {"error": res.heldout_error, "baseline_kind": res.baseline_kind,
+                             "baseline_error": res.baseline_error, "reduction": res.reduction,
+                             "reduction_interval": list(res.heldout_interval)},
+                "searched_grid": res.searched_grid.tolist(), "judged": judge(held, res.searched_grid)}
+    print(f"defaults: reported {100 * res.reduction:.1f}% on {res.heldout}, "
+          f"{100 * defaults['judged']['reduction']:.1f}%"
+          f" on the {args.heldout} held-out noises", flush=True)
+
+    spread = {"block": BLOCK, "defaults": blocks(held, res.searched_grid), "ceiling": blocks(held, grid)}
+    out = {"problem": "gmm32d(dim=8, n_components=4)", "method": METHOD, "nfe": NFE, "noise_seed": 0,
+           "fit": [0, args.fit], "heldout": [args.fit, args.fit + args.heldout],
+           "third": [args.fit + args.heldout, args.fit + 2 * args.heldout], "config": vars(args),
+           "ceiling": out_of_sample, "in_sample_on_heldout": in_sample, "defaults": defaults,
+           "blocks_of_256": spread, "seconds": time.perf_counter() - tic,
+           "cpu_seconds": time.process_time() - cpu}
+    for name in ("defaults", "ceiling"):
+        v = np.asarray(spread[name])
+        print(f"{name} grid on {v.size} blocks of {BLOCK}: cut {100 * v.min():.0f}% to {100 * v.max():.0f}% "
+              f"(median {100 * np.median(v):.0f}%)", flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
