@@ -173,9 +173,10 @@ class CompareConfig:
         mode: on ``gmm32d`` (DDPM linear schedule, NFE 20) the optimised grids do so for 6-7 of 8192 calibration
         noises and the quadratic grid for 4, about one in 1200 to 2000: 1024 noises hold one of them or none,
         and which grid they rank first is luck (there, 1024 rank an optimised ``ipndm`` grid first, 8192 the
-        quadratic grid). With the default the ``interval`` rule's choice is at most 0.49x the best peer's error in
-        each built-in mixture case at NFE 5-50 (``analysis/results/compare_auto.md``). Every candidate runs on them: on ``gmm32d`` that costs about
-        as much as 32 cases of 256 samples; a costly problem (``digits-gmm``) takes fewer.
+        quadratic grid). With the default the ``interval`` rule's choice is at most 0.49x the best peer's error
+        in each built-in mixture case at NFE 5-50 (``analysis/results/compare_auto.md``). Every candidate runs
+        on them: on ``gmm32d`` that costs about as much as 32 cases of 256 samples; a costly problem
+        (``digits-gmm``) takes fewer.
     """
 
     problems: tuple = ("gmm2d", "gmm32d")
