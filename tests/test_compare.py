@@ -419,3 +419,33 @@ def test_auto_command_prints_and_writes_its_own_table(tmp_path, capsys):
     assert [r["rule"] for r in saved["cases"][0]["auto"]] == list(cmp.AUTO_RULES)
     md = (out / "compare.md").read_text()
     assert "## Automatic choice of method and grid" in md and "| gmm2d/discrete-linear | auto, tail | " in md
+
+
+@pytest.mark.parametrize("name, label", [("compare_auto.json", "8192"), ("compare_auto_1024.json", "1024"),
+                                         ("compare_auto_digits_gmm.json", "256")])
+def test_readme_auto_ratios_are_the_json(name, label):
+    """The README's tables of the automatic choice are the saved results: each case's ratio to its best peer
+    (recomputed from the rows) and, for the mixtures, the geometric-mean ratio of each rule."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    data = json.loads((root / "analysis" / "results" / name).read_text())
+    assert data["config"]["auto"] is True and data["config"]["auto_calibration"] == int(label)
+    nfes = ["5", "6", "8", "10", "15", "20", "50"]
+    assert list(data["by_nfe_auto"]) == nfes
+    for case in data["cases"]:
+        for rule in cmp.AUTO_RULES:
+            cells = []
+            for nfe in nfes:
+                row = next(r for r in case["auto"] if r["rule"] == rule and r["nfe_target"] == int(nfe))
+                peer = min(r["error"] for r in case["best"] if r["side"] == "peer" and r["nfe_target"] == int(nfe)
+                           and "pndmkit-grid" not in r["method"])
+                cells.append(f"{row['error'] / peer:.2f}" + ("*" if row["optimized"] else ""))
+            line = f"| {case['problem']}, {case['schedule']} | {rule}, {label} | " + " | ".join(cells) + " |"
+            assert line in readme, line
+    if len(data["cases"]) > 1:
+        for rule in cmp.AUTO_RULES:
+            line = (f"| auto, {rule}, {label} calibration noises | "
+                    + " | ".join(f"{data['by_nfe_auto'][n]['rules'][rule]['vs_peer']:.2f}" for n in nfes) + " |")
+            assert line in readme, line
