@@ -268,3 +268,184 @@ def test_optimized_grids_command_prints_and_writes_its_own_table(tmp_path, capsy
     assert set(saved["by_nfe_optimized"]) == {"5"} and saved["config"]["optimized_grids"] == ["ipndm"]
     md = (out / "compare.md").read_text()
     assert "## Optimised grids (reported apart" in md and "| gmm2d/discrete-linear | 5 | ipndm | " in md
+
+
+# -- automatic choice of method and grid: from calibration noises alone, reported apart -----------------------
+AUTO = cmp.CompareConfig(problems=("gmm2d",), schedules=("discrete-linear", "linear-vp"), nfes=(4, 6), n=64,
+                         methods=("ddim", "ipndm", "unipc-3"), peers=(), grids=True, optimized_grids=("ipndm",),
+                         optimize_maxfev=40, optimize_calibration=16, auto=True, auto_calibration=64)
+
+
+@pytest.fixture(scope="module")
+def auto_result():
+    return cmp.compare(AUTO)
+
+
+def _timeless(rows):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "optimize_seconds")} for r in rows]
+
+
+def test_auto_rows_stay_out_of_the_other_results(auto_result):
+    """The option adds rows and a summary of its own; every other row, summary and floor is what the same
+    comparison gives without it, to the last bit (optimised rows included)."""
+    plain = cmp.compare(cmp.with_options(AUTO, auto=False))
+    assert "by_nfe_auto" not in plain and "auto" not in plain["cases"][0]
+    for key in ("by_nfe", "by_nfe_shared_grids", "by_nfe_peers_on_pndmkit_grids"):
+        assert auto_result[key] == plain[key]
+    for key in ("best_builtin", "best_peer"):
+        for target, entry in auto_result["by_nfe_optimized"].items():
+            assert entry.get(key) == plain["by_nfe_optimized"][target].get(key)
+    for with_auto, without in zip(auto_result["cases"], plain["cases"]):
+        assert (with_auto["sw_floor"], with_auto["n"]) == (without["sw_floor"], without["n"])
+        for key in ("best", "best_shared_grids", "runs"):
+            assert _timeless(with_auto[key]) == _timeless(without[key])
+        assert [r["error"] for r in with_auto["optimized"]] == [r["error"] for r in without["optimized"]]
+        assert len(with_auto["auto"]) == len(cmp.AUTO_RULES) * 2  # every rule at every NFE
+
+
+def test_auto_choice_never_reads_the_cases_samples(auto_result, monkeypatch):
+    """Perturbed start samples change every error the case reports and none of the choices: the choice is made
+    before the case's samples are drawn, from calibration samples of an independent stream."""
+    draw = cmp._case_samples
+    monkeypatch.setattr(cmp, "_case_samples", lambda problem, n, s_max, seed: draw(problem, n, s_max, seed + 7) * 1.1)
+    moved = cmp.compare(AUTO)
+    for before, after in zip(auto_result["cases"], moved["cases"]):
+        def pick(row):
+            return row["rule"], row["nfe_target"], row["method"], row["option"], row["calibration_error"]
+
+        assert [pick(r) for r in before["auto"]] == [pick(r) for r in after["auto"]]
+        assert all(a["error"] != b["error"] for a, b in zip(before["auto"], after["auto"]))
+        assert all(a["error"] != b["error"] for a, b in zip(before["runs"], after["runs"]))
+    from pndmkit.problems import get_problem
+
+    problem = get_problem("gmm2d")
+    cal = cmp.auto_calibration_samples(problem, 64, 100.0, 0)
+    assert np.array_equal(cal, cmp.auto_calibration_samples(problem, 64, 100.0, 0))  # reproducible
+    assert not np.isin(cal, draw(problem, 1000, 100.0, 0)).any()  # no sample shared with the case's
+
+
+def test_auto_rows_are_the_chosen_runs_on_the_cases_samples(auto_result):
+    """Each choice is one of the case's runs at that NFE (its built-in or optimised row, the same error), and
+    the rms rule's choice has the smallest calibration error of them."""
+    for case in auto_result["cases"]:
+        for row in case["auto"]:
+            pool = case["optimized"] if row["optimized"] else case["runs"]
+            same = [r for r in pool if (r["method"], r["option"], r["nfe_target"]) ==
+                    (row["method"], row["option"], row["nfe_target"])]
+            assert len(same) == 1 and same[0]["error"] == row["error"] and same[0]["nfe"] == row["nfe"]
+            assert row["calibration_error"] > 0 and row["calibration_tail"] >= row["calibration_error"]
+        for target in AUTO.nfes:
+            rms = next(r for r in case["auto"] if r["rule"] == "rms" and r["nfe_target"] == target)
+            assert rms["calibration_error"] == min(r["calibration_error"] for r in case["auto"]
+                                                   if r["nfe_target"] == target)
+
+
+def test_by_nfe_auto_scores_as_by_nfe(auto_result):
+    for target, entry in auto_result["by_nfe_auto"].items():
+        assert entry["best_builtin"] == auto_result["by_nfe"][target]["best_pndmkit"] and "best_peer" not in entry
+        for rule, e in entry["rules"].items():
+            errors = [r["error"] for c in auto_result["cases"] for r in c["auto"]
+                      if r["rule"] == rule and r["nfe_target"] == int(target)]
+            assert e["error"] == pytest.approx(float(np.exp(np.mean(np.log(errors)))), rel=1e-12)
+            assert e["vs_builtin"] == pytest.approx(e["error"] / entry["best_builtin"]["error"], rel=1e-12)
+            assert [c["error"] for c in e["cases"]] == errors
+
+
+def test_auto_choice_rules_on_known_errors():
+    """Exact choices on hand-made per-sample errors (mean squared error of 40 samples per candidate)."""
+    flat = np.full(40, 1.0)
+    typical = np.full(40, 0.25)  # RMS 0.5, tail 0.5
+    rare = typical.copy()
+    rare[0] = 30.0  # RMS sqrt((39 * 0.25 + 30) / 40) ~ 0.99, worst sample 30: a rare mode switch
+    assert cmp.auto_choice({"a": flat, "b": typical}, "rms") == "b"
+    assert cmp.auto_choice({"a": flat, "b": rare}, "rms") == "b"  # 0.99 < 1.0
+    assert cmp.auto_choice({"a": flat, "b": rare}, "tail") == "a"  # sqrt(30) against 1
+    # interval: an optimised candidate replaces the best built-in one only where its gain is shown
+    assert cmp.auto_choice({"a": flat, "b": typical}, "interval", optimized=["b"]) == "b"
+    assert cmp.auto_choice({"a": flat, "b": rare}, "interval", optimized=["b"]) == "a"  # rms says b: not shown
+    assert cmp.auto_choice({"a": flat, "b": typical}, "interval", optimized=["a"]) == "b"  # b is built-in, better
+    assert cmp.auto_choice({"a": flat, "b": np.full(40, np.inf)}, "rms") == "a"
+    assert cmp.auto_choice({"a": np.full(40, np.nan)}, "tail") is None
+
+
+def test_auto_bad_input_names_the_parameter():
+    from pndmkit.errors import UsageError
+
+    for changes, message in [
+        ({"auto": "yes"}, "auto must be True or False, got 'yes'"),
+        ({"auto_calibration": 4}, "auto_calibration must be an integer from 8 .* got 4"),
+        ({"auto_calibration": True}, "auto_calibration must be an integer from 8"),
+        ({"auto_calibration": 2_000_000}, "auto_calibration must be an integer from 8 .* to 1000000, got 2000000"),
+    ]:
+        with pytest.raises(UsageError, match=message) as info:
+            cmp.CompareConfig(**changes)
+        assert info.value.params == tuple(changes)
+    with pytest.raises(UsageError, match="rule must be one of rms, interval, tail, got 'mean'") as info:
+        cmp.auto_choice({"a": np.ones(8)}, "mean")
+    assert info.value.params == ("rule",)
+    with pytest.raises(UsageError, match="errors must map each candidate to a non-empty 1-D array") as info:
+        cmp.auto_choice({"a": np.ones(8), "b": np.ones(9)}, "rms")
+    assert info.value.params == ("errors",)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--auto-calibration", "64"], "--auto-calibration: --auto-calibration tunes --auto, which is not given"),
+    (["--auto", "--auto-calibration", "0"], "--auto-calibration: expected an integer >= 1"),
+    (["--auto", "--auto-calibration", "4"], "--auto-calibration: auto_calibration must be an integer from 8"),
+])
+def test_auto_bad_command_line_is_one_line(argv, expected, capsys):
+    from pndmkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["compare", "--quick", "--peers", *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("pndmkit compare: error: ") and expected in err, err
+
+
+def test_auto_command_prints_and_writes_its_own_table(tmp_path, capsys):
+    from pndmkit.cli import main
+
+    out = tmp_path / "a"
+    assert main([*TINY, "--nfe", "5", "--peers", "--auto", "--auto-calibration", "16", "--out", str(out)]) == 0
+    text = capsys.readouterr()
+    lines = text.out.strip().splitlines()
+    head = lines.index("automatic choice from calibration noises (apart from the tables above; error / error ratios "
+                       "as above):")
+    assert lines[head + 1].split()[:2] == ["NFE", "best"] and lines[head + 2].split()[0] == "5"
+    assert "pndmkit runs on 16 calibration noises in" in text.err
+    saved = json.loads((out / "compare.json").read_text())
+    assert set(saved["by_nfe_auto"]) == {"5"} and saved["config"]["auto_calibration"] == 16
+    assert [r["rule"] for r in saved["cases"][0]["auto"]] == list(cmp.AUTO_RULES)
+    md = (out / "compare.md").read_text()
+    assert "## Automatic choice of method and grid" in md and "| gmm2d/discrete-linear | auto, tail | " in md
+
+
+@pytest.mark.parametrize("name, label", [("compare_auto.json", "8192"), ("compare_auto_1024.json", "1024"),
+                                         ("compare_auto_digits_gmm.json", "256")])
+def test_readme_auto_ratios_are_the_json(name, label):
+    """The README's tables of the automatic choice are the saved results: each case's ratio to its best peer
+    (recomputed from the rows) and, for the mixtures, the geometric-mean ratio of each rule."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    data = json.loads((root / "analysis" / "results" / name).read_text())
+    assert data["config"]["auto"] is True and data["config"]["auto_calibration"] == int(label)
+    nfes = ["5", "6", "8", "10", "15", "20", "50"]
+    assert list(data["by_nfe_auto"]) == nfes
+    for case in data["cases"]:
+        for rule in cmp.AUTO_RULES:
+            cells = []
+            for nfe in nfes:
+                row = next(r for r in case["auto"] if r["rule"] == rule and r["nfe_target"] == int(nfe))
+                peer = min(r["error"] for r in case["best"] if r["side"] == "peer" and r["nfe_target"] == int(nfe)
+                           and "pndmkit-grid" not in r["method"])
+                cells.append(f"{row['error'] / peer:.2f}" + ("*" if row["optimized"] else ""))
+            line = f"| {case['problem']}, {case['schedule']} | {rule}, {label} | " + " | ".join(cells) + " |"
+            assert line in readme, line
+    if len(data["cases"]) > 1:
+        for rule in cmp.AUTO_RULES:
+            line = (f"| auto, {rule}, {label} calibration noises | "
+                    + " | ".join(f"{data['by_nfe_auto'][n]['rules'][rule]['vs_peer']:.2f}" for n in nfes) + " |")
+            assert line in readme, line

@@ -6,7 +6,9 @@ method, the best peer and their error ratio). Files are written only with ``--ou
 ``compare_runs.csv`` (every run) and ``compare.md`` (summary tables). ``--peers`` with no names runs
 pndmkit's methods alone (no diffusers needed) and reports their best per NFE. ``--optimized-grids`` also
 optimises the grids of some methods per case and NFE and prints (and writes) them in a table of their own;
-they never enter the built-in summaries.
+they never enter the built-in summaries. ``--auto`` also chooses, per case and NFE, one pndmkit method and grid
+from calibration noises of its own (each rule of ``pndmkit.studies.compare.AUTO_RULES``), runs the choice on the
+case's samples and prints (and writes) it in a table of its own, also apart from the built-in summaries.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pndmkit._io import check_writable_folder
 from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
 from pndmkit.errors import UsageError
 from pndmkit.studies.compare import NFES, OPTIMIZED_DEFAULT, SCHEDULES, CompareConfig, compare, with_options
-from pndmkit.studies.reports import compare_summary, optimized_summary, write_compare_results
+from pndmkit.studies.reports import auto_summary, compare_summary, optimized_summary, write_compare_results
 
 
 def _fixed_step_method(text: str) -> str:
@@ -59,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
     else:  # the option with no names: the default set
         cfg = with_options(cfg, optimized_grids=tuple(args.optimized_grids) or True,
                            optimize_maxfev=args.optimize_maxfev, optimize_calibration=args.optimize_calibration)
+    if args.auto:
+        cfg = with_options(cfg, auto=True, auto_calibration=args.auto_calibration)
+    elif args.auto_calibration is not None:
+        raise UsageError("auto_calibration", "--auto-calibration tunes --auto, which is not given; add --auto or "
+                                             "drop --auto-calibration")
     if args.out is not None:
         check_writable_folder(args.out, "out")  # before the comparison, not after it
     log = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr))
@@ -69,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
                           "by_nfe_peers_on_pndmkit_grids": result["by_nfe_peers_on_pndmkit_grids"],
-                          **{k: result[k] for k in ("by_nfe_optimized",) if k in result},
+                          **{k: result[k] for k in ("by_nfe_optimized", "by_nfe_auto") if k in result},
                           "config": result["config"],
                           "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
@@ -77,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
         if "by_nfe_optimized" in result:
             print(f"\noptimised grids (apart from the table above; error / error ratios as above):\n"
                   f"{optimized_summary(result)}")
+        if "by_nfe_auto" in result:
+            print(f"\nautomatic choice from calibration noises (apart from the tables above; error / error ratios "
+                  f"as above):\n{auto_summary(result)}")
     return 0
 
 
@@ -105,6 +115,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optimize-calibration", type=positive_int, metavar="N",
                    help=f"--optimized-grids: calibration noises per optimisation (default "
                         f"{CompareConfig.optimize_calibration})")
+    p.add_argument("--auto", action="store_true",
+                   help="also choose one pndmkit method and grid per case and NFE from calibration noises of its own "
+                        "(every rule of pndmkit.studies.compare.AUTO_RULES), run it on the case's samples and report "
+                        "it apart")
+    p.add_argument("--auto-calibration", type=positive_int, metavar="N",
+                   help=f"--auto: calibration noises of the choice (default {CompareConfig.auto_calibration})")
     p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers)")
     p.add_argument("--json", action="store_true", help="print one JSON object (by_nfe, config)")
     p.add_argument("--out", metavar="DIR", help="write compare.{json,csv,md} and compare_runs.csv into DIR "

@@ -48,6 +48,16 @@ as held-out noises, against the same reference. Its rows (option ``"optimized"``
 ``optimized`` list, never in ``best`` / ``runs``, so they enter none of the three summaries above;
 :func:`by_nfe_optimized` sets them against the best built-in pndmkit grid and the best peer.
 
+**Automatic choice** (``auto``, opt-in): for each case and NFE one pndmkit (method, grid) is chosen among every
+pndmkit run of the case at that NFE -- each method on each built-in grid, and the optimised grids when they
+run -- from calibration noises alone: ``auto_calibration`` start samples of the same law as the case's, from a
+random stream of their own (:func:`auto_calibration_samples`), each candidate run on them against a reference
+trajectory of their own. The case's samples are drawn after the choice is made and never reach it. Each rule
+of :data:`AUTO_RULES` makes its own choice (:func:`auto_choice`); the chosen run's error on the case's
+samples is its row in the case's ``auto`` list, and :func:`by_nfe_auto` scores each rule as :func:`by_nfe`
+scores (geometric mean over the cases) against the best peer. The option adds rows and summaries of its own
+and changes no other.
+
 Examples
 --------
 >>> cfg = CompareConfig.quick()
@@ -72,7 +82,8 @@ from pndmkit.schedules import SCHEDULE_ALIASES, DiscreteVP, NoiseSchedule, get_s
 from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.stability import StabilityWarning
 
-__all__ = ["CompareConfig", "SCHEDULES", "OPTIMIZED_DEFAULT", "compare", "by_nfe", "by_nfe_optimized",
+__all__ = ["CompareConfig", "SCHEDULES", "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "compare",
+           "by_nfe", "by_nfe_optimized", "by_nfe_auto", "auto_choice", "auto_calibration_samples",
            "optimized_methods", "pndmkit_methods"]
 
 #: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
@@ -98,6 +109,22 @@ SHARED_GRIDS = tuple(name for name, kind in GRID_KINDS.items() if kind.in_diffus
 #: cases, and on diffusers' grid families above). A fixed set, not each case's winner, so that every
 #: method has a row in every case and its geometric mean over the cases is defined.
 OPTIMIZED_DEFAULT = ("ipndm", "unipc-3", "dpm-solver++-3m")
+
+#: rules of the automatic choice (:func:`auto_choice`), each reported: ``rms``, the smallest RMS error on the
+#: calibration noises; ``interval``, the best built-in grid by that RMS unless an optimised grid's 95% paired
+#: bootstrap interval of the cut against it lies above 0 (the fallback rule of
+#: :func:`pndmkit.studies.grid_opt.optimize`, on noises the grid was not fitted on); ``tail``, the smallest RMS
+#: over the worst :data:`AUTO_TAIL` of the calibration noises (a guard against a grid that is better on typical
+#: noises but sends more of the rare ones near a mode boundary to the other mode)
+AUTO_RULES = ("rms", "interval", "tail")
+
+#: fraction of the calibration noises, the worst ones, whose RMS error the ``tail`` rule minimises
+AUTO_TAIL = 0.01
+
+#: second entry of the seed sequence ``[seed, AUTO_STREAM]`` of the automatic choice's calibration noises: a
+#: stream independent of the case's own samples (``numpy.random.default_rng(seed)``) and of the grid
+#: optimiser's per-sample noises
+AUTO_STREAM = 0x6175746F  # "auto"
 
 
 def pndmkit_methods() -> list[str]:
@@ -136,6 +163,20 @@ class CompareConfig:
     optimize_calibration : int
         Calibration noises of each optimisation: N(0, I) draws with per-sample seeds, disjoint from the case's
         own samples, which then serve as held-out noises.
+    auto : bool
+        Also choose, per case and NFE, one pndmkit (method, grid) by each rule of :data:`AUTO_RULES` from
+        calibration noises alone, and report the choices apart (:func:`by_nfe_auto`).
+    auto_calibration : int
+        Calibration noises of the automatic choice (:func:`auto_calibration_samples`), at least
+        :data:`pndmkit.studies.statistics.INTERVAL_MIN_SAMPLES` (the ``interval`` rule's bootstrap needs them).
+        The default, 8192, is sized for the rare samples that a coarse step at high noise sends to the other
+        mode: on ``gmm32d`` (DDPM linear schedule, NFE 20) the optimised grids do so for 6-7 of 8192 calibration
+        noises and the quadratic grid for 4, about one in 1200 to 2000: 1024 noises hold one of them or none,
+        and which grid they rank first is luck (there, 1024 rank an optimised ``ipndm`` grid first, 8192 the
+        quadratic grid). With the default the ``interval`` rule's choice is at most 0.49x the best peer's error
+        in each built-in mixture case at NFE 5-50 (``analysis/results/compare_auto.md``). Every candidate runs
+        on them: on ``gmm32d`` that costs about as much as 32 cases of 256 samples; a costly problem
+        (``digits-gmm``) takes fewer.
     """
 
     problems: tuple = ("gmm2d", "gmm32d")
@@ -149,6 +190,8 @@ class CompareConfig:
     optimized_grids: Any = False
     optimize_maxfev: int = 400
     optimize_calibration: int = 128
+    auto: bool = False
+    auto_calibration: int = 8192
 
     def __post_init__(self) -> None:
         from pndmkit.problems import PROBLEMS
@@ -174,6 +217,15 @@ class CompareConfig:
         if self.optimize_calibration > MAX_NOISES:  # checked here, before any run is planned
             raise UsageError("optimize_calibration", f"optimize_calibration must be at most {MAX_NOISES}, got "
                                                      f"{self.optimize_calibration}")
+        from pndmkit.studies.statistics import INTERVAL_MIN_SAMPLES
+
+        if not isinstance(self.auto, (bool, np.bool_)):
+            raise UsageError("auto", f"auto must be True or False, got {self.auto!r}")
+        cal = self.auto_calibration
+        if (isinstance(cal, bool) or not isinstance(cal, (int, np.integer)) or not
+                INTERVAL_MIN_SAMPLES <= cal <= MAX_NOISES):
+            raise UsageError("auto_calibration", f"auto_calibration must be an integer from {INTERVAL_MIN_SAMPLES} "
+                                                 f"(the interval rule's bootstrap) to {MAX_NOISES}, got {cal!r}")
 
     def _check_optimized_grids(self) -> None:
         given = self.optimized_grids
@@ -390,6 +442,144 @@ def _reference(problem: Any, x_start: np.ndarray, s_start: float, s_points: np.n
     return {float(s): x for s, x in zip(pts, xs)}
 
 
+def _draw_starts(problem: Any, n: int, s_max: float, rng: np.random.Generator) -> np.ndarray:
+    """``n`` exact samples of the marginal at level ``s_max``: ``sqrt(abar) x_0 + sqrt(1 - abar) z``."""
+    abar, om = 1.0 / (1.0 + s_max**2), s_max**2 / (1.0 + s_max**2)
+    return math.sqrt(abar) * problem.sample(n, rng=rng) + math.sqrt(om) * rng.standard_normal((n, problem.dim))
+
+
+def _case_samples(problem: Any, n: int, s_max: float, seed: int) -> np.ndarray:
+    """The case's own start samples (``numpy.random.default_rng(seed)``): every row is scored on them, and they
+    are held out from the automatic choice."""
+    return _draw_starts(problem, n, s_max, np.random.default_rng(seed))
+
+
+def auto_calibration_samples(problem: Any, n: int, s_max: float, seed: int) -> np.ndarray:
+    """Calibration start samples of the automatic choice: ``n`` exact samples of ``problem`` at level ``s_max``.
+
+    Parameters
+    ----------
+    problem : GaussianMixture
+        A built-in problem (:data:`pndmkit.problems.PROBLEMS`).
+    n : int
+        Number of samples.
+    s_max : float
+        The level ``s = sqrt((1 - abar) / abar)`` they are drawn at (the case's top level).
+    seed : int
+        The case's seed; the samples come from the stream ``SeedSequence([seed, AUTO_STREAM])``, independent of
+        the case's own samples (``default_rng(seed)``).
+
+    Returns
+    -------
+    ndarray, shape (n, problem.dim), float64
+        ``sqrt(abar) x_0 + sqrt(1 - abar) z`` with ``x_0 ~ p_0`` and ``z ~ N(0, I)``: the law of the case's samples.
+    """
+    return _draw_starts(problem, n, s_max, np.random.default_rng(np.random.SeedSequence([int(seed), AUTO_STREAM])))
+
+
+def _per_sample_errors(x_end: np.ndarray, ref: np.ndarray, s: float) -> np.ndarray:
+    """Mean over dimensions of the squared end-point error in ``y = x sqrt(1 + s^2)``, per sample."""
+    d = (x_end - ref) * math.sqrt(1.0 + s * s)
+    return np.mean(d * d, axis=1)
+
+
+def auto_choice(errors: dict, rule: str, optimized: Iterable = ()) -> Optional[Any]:
+    """The candidate a rule of :data:`AUTO_RULES` chooses from per-sample calibration errors.
+
+    Parameters
+    ----------
+    errors : dict
+        Candidate label -> per-sample mean squared end-point errors on the calibration noises (1-D, float64,
+        the same noises in the same order for every candidate). A candidate with a non-finite error is never
+        chosen.
+    rule : str
+        ``"rms"``: the smallest RMS error. ``"interval"``: the built-in candidate (not in ``optimized``) with
+        the smallest RMS error, unless optimised candidates show a gain over it -- the lower end of the 95%
+        paired bootstrap interval of their cut (:func:`pndmkit.studies.statistics.reduction_interval`) above 0
+        --, then the one of those with the smallest RMS error. ``"tail"``: the smallest RMS error over the
+        worst ``ceil(AUTO_TAIL * n)`` samples of each candidate.
+    optimized : iterable
+        The labels of the candidates on optimised grids.
+
+    Returns
+    -------
+    label or None
+        The chosen label (ties: the first in ``errors``' order); None where no candidate has finite errors.
+
+    Raises
+    ------
+    UsageError
+        Naming ``rule`` (not one of :data:`AUTO_RULES`) or ``errors`` (not 1-D arrays of one length).
+    """
+    if rule not in AUTO_RULES:
+        raise UsageError("rule", f"rule must be one of {', '.join(AUTO_RULES)}, got {rule!r}")
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in errors.items()}
+    if len({a.shape for a in arrays.values()}) > 1 or any(a.ndim != 1 or a.size == 0 for a in arrays.values()):
+        raise UsageError("errors", f"errors must map each candidate to a non-empty 1-D array of per-sample errors, "
+                                   f"all of one length; got shapes {sorted({a.shape for a in arrays.values()})}")
+    finite = {k: a for k, a in arrays.items() if np.all(np.isfinite(a))}
+    if not finite:
+        return None
+
+    def rms(k: Any) -> float:
+        return float(np.sqrt(np.mean(finite[k])))
+
+    if rule == "rms":
+        return min(finite, key=rms)
+    if rule == "tail":
+        worst = max(1, math.ceil(AUTO_TAIL * next(iter(finite.values())).size))
+        return min(finite, key=lambda k: float(np.sqrt(np.mean(np.sort(finite[k])[-worst:]))))
+    from pndmkit.studies.statistics import reduction_interval
+
+    opt = set(optimized)
+    builtin = [k for k in finite if k not in opt]
+    if not builtin:
+        return min(finite, key=rms)
+    base = min(builtin, key=rms)
+    shown = [k for k in finite if k in opt and rms(k) < rms(base)
+             and reduction_interval(finite[k], finite[base])[0] > 0.0]
+    return min(shown, key=rms) if shown else base
+
+
+def _auto_choose(problem: Any, runs: Sequence[_Run], on_top: Sequence[bool], s_max: float, cfg: CompareConfig,
+                 log: Callable[[str], None]) -> tuple[dict[tuple[str, int], int], dict[int, dict]]:
+    """Run every pndmkit run on calibration noises of its own and let each rule choose per NFE.
+
+    Reads nothing of the case's samples (they are drawn after this returns). Returns ``(rule, target) -> index
+    of the chosen run`` and ``index -> {"calibration_error", "calibration_tail"}`` for every candidate.
+    """
+    tic = time.perf_counter()
+    x_cal = auto_calibration_samples(problem, cfg.auto_calibration, s_max, cfg.seed)
+    picked = [i for i, r in enumerate(runs) if r.side == "pndmkit"]
+    points = [runs[i].s_start for i in picked if on_top[i]] + [runs[i].s_end for i in picked]
+    ref = _reference(problem, x_cal, s_max, np.array(points))
+    errors: dict[int, np.ndarray] = {}
+    for i in picked:
+        r = runs[i]
+        try:
+            with np.errstate(all="ignore"):
+                x_end, _ = r.launch(ref[r.s_start].copy() if on_top[i] else x_cal.copy())
+            errors[i] = _per_sample_errors(x_end, ref[r.s_end], r.s_end)
+        except (ValueError, FloatingPointError, RuntimeError):
+            errors[i] = np.full(cfg.auto_calibration, math.inf)
+    worst = max(1, math.ceil(AUTO_TAIL * cfg.auto_calibration))
+    scores = {i: {"calibration_error": float(np.sqrt(np.mean(e))),
+                  "calibration_tail": float(np.sqrt(np.mean(np.sort(e)[-worst:])))} for i, e in errors.items()}
+    for i, sc in scores.items():
+        for k, v in sc.items():
+            sc[k] = v if math.isfinite(v) else math.inf
+    chosen = {}
+    for target in cfg.nfes:
+        cands = {i: errors[i] for i in picked if runs[i].target == target}
+        for rule in AUTO_RULES:
+            pick = auto_choice(cands, rule, optimized=[i for i in cands if runs[i].optimized])
+            if pick is not None:
+                chosen[(rule, target)] = pick
+    log(f"  automatic choice: {len(picked)} pndmkit runs on {cfg.auto_calibration} calibration noises in "
+        f"{time.perf_counter() - tic:.1f} s")
+    return chosen, scores
+
+
 def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callable[[str], None]) -> dict:
     from pndmkit.problems import get_problem, nll
     from pndmkit.problems.metrics import SlicedWasserstein
@@ -420,13 +610,19 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     # start of whichever grids happen to run: a late-starting grid is measured against the same trajectory
     s_max = max(_s(schedule, schedule.t_start), *(r.s_start for r in runs))
     on_top = [r.s_start >= s_max * (1.0 - TOP_TOLERANCE) for r in runs]
-    rng = np.random.default_rng(cfg.seed)
-    abar, om = 1.0 / (1.0 + s_max**2), s_max**2 / (1.0 + s_max**2)
-    x_max = math.sqrt(abar) * problem.sample(n, rng=rng) + math.sqrt(om) * rng.standard_normal((n, problem.dim))
+    # the automatic choice is made first, from calibration noises of its own: the case's samples do not exist yet
+    t_auto = time.perf_counter()
+    if cfg.auto and not optimizing:
+        log(f"{problem_name} / {schedule_name}: {len(runs)} runs planned")
+    chosen, scores = _auto_choose(problem, runs, on_top, s_max, cfg, log) if cfg.auto else ({}, {})
+    t_auto = time.perf_counter() - t_auto
+    x_max = _case_samples(problem, n, s_max, cfg.seed)
     points = [r.s_start for r, top in zip(runs, on_top) if top] + [r.s_end for r in runs]
     ref = _reference(problem, x_max, s_max, np.array(points))
     if optimizing:
-        log(f"  grids optimised in {t_opt:.1f} s; reference in {time.perf_counter() - tic - t_opt:.1f} s")
+        log(f"  grids optimised in {t_opt:.1f} s; reference in {time.perf_counter() - tic - t_opt - t_auto:.1f} s")
+    elif cfg.auto:
+        log(f"  reference in {time.perf_counter() - tic - t_auto:.1f} s")
     else:
         log(f"{problem_name} / {schedule_name}: {len(runs)} runs planned, reference in "
             f"{time.perf_counter() - tic:.1f} s")
@@ -438,7 +634,8 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     shared: dict[tuple[str, str, int], dict] = {}  # best over the grid options diffusers also has
     outputs: dict[tuple[str, str, int], np.ndarray] = {}
     all_rows, optimized = [], []  # built-in runs; optimised grids (reported apart)
-    for r, top in zip(runs, on_top):
+    rows_of_run: dict[int, dict] = {}
+    for index, (r, top) in enumerate(zip(runs, on_top)):
         t0 = time.perf_counter()
         try:
             with np.errstate(all="ignore"):
@@ -452,6 +649,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         row = {"side": r.side, "method": r.method, "option": r.option, "nfe_target": r.target, "steps": r.steps,
                "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end, "starts_at_top": top,
                "seconds": time.perf_counter() - t0}
+        rows_of_run[index] = row
         key = (r.side, r.method, r.target)
         if r.optimized:
             row.update(r.extra)
@@ -485,6 +683,16 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     if optimizing:
         case["optimized"] = order(optimized)
         case["optimize_seconds"] = sum(r["optimize_seconds"] for r in optimized)
+    if cfg.auto:
+        auto = []
+        for (rule, target), index in chosen.items():
+            row = rows_of_run[index]
+            auto.append({"rule": rule, **{k: row[k] for k in ("side", "method", "option", "nfe_target", "steps",
+                                                              "nfe", "error", "s_start", "s_end", "starts_at_top")},
+                         "optimized": runs[index].optimized, **scores[index]})
+        case["auto"] = sorted(auto, key=lambda r: (r["nfe_target"], AUTO_RULES.index(r["rule"])))
+        case["auto_calibration"] = cfg.auto_calibration
+        case["auto_seconds"] = t_auto
     return case
 
 
@@ -565,6 +773,57 @@ def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, di
     return out
 
 
+def by_nfe_auto(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
+    """For each target NFE: what each rule of :data:`AUTO_RULES` chose, scored on the cases' own samples.
+
+    Scored as :func:`by_nfe` scores. Each NFE has ``best_builtin`` and ``best_peer`` (:func:`by_nfe`'s
+    ``best_pndmkit`` and ``best_peer``; the latter absent without peers) and ``rules``: per rule (where it chose
+    in every case, with a finite error) ``error`` (the geometric mean over the cases of its chosen runs'
+    errors), ``vs_builtin`` and ``vs_peer`` (that error over theirs) and ``cases``: per case the chosen
+    ``method``, ``option`` and ``optimized``, its ``error``, ``calibration_error``, the case's best peer
+    (``peer`` and ``peer_error``, the smallest error of a peer with its own options in that case) and
+    ``vs_peer``.
+    """
+    from pndmkit.studies.peers import PEERS
+
+    custom = {name for name, spec in PEERS.items() if not spec.builtin}
+    out = {}
+    for target in nfes:
+        if not all(any(r["nfe_target"] == target for r in case.get("auto", ())) for case in cases):
+            continue
+        entry: dict[str, Any] = {}
+        for side, label in (("pndmkit", "best_builtin"), ("peer", "best_peer")):
+            scored = _scored(cases, "best", side, target, custom if side == "peer" else ())
+            if scored:
+                entry[label] = min(scored.values(), key=lambda e: e["error"])
+        entry["rules"] = {}
+        for rule in AUTO_RULES:
+            rows = [next((r for r in case["auto"] if r["rule"] == rule and r["nfe_target"] == target), None)
+                    for case in cases]
+            if any(r is None or not (math.isfinite(r["error"]) and r["error"] > 0) for r in rows):
+                continue
+            g = math.exp(sum(math.log(r["error"]) for r in rows) / len(rows))
+            per_case = []
+            for case, row in zip(cases, rows):
+                peer = min((r for r in case["best"] if r["side"] == "peer" and r["nfe_target"] == target
+                            and r["method"] not in custom and math.isfinite(r["error"])),
+                           key=lambda r: r["error"], default=None)
+                per_case.append({"case": f"{case['problem']}/{case['schedule']}",
+                                 **{k: row[k] for k in ("method", "option", "optimized", "nfe", "error",
+                                                        "calibration_error")},
+                                 "peer": None if peer is None else peer["method"],
+                                 "peer_error": None if peer is None else peer["error"],
+                                 "vs_peer": None if peer is None else row["error"] / peer["error"]})
+            e: dict[str, Any] = {"error": g}
+            for label in ("builtin", "peer"):
+                if f"best_{label}" in entry:
+                    e[f"vs_{label}"] = g / entry[f"best_{label}"]["error"]
+            e["cases"] = per_case
+            entry["rules"][rule] = e
+        out[str(target)] = entry
+    return out
+
+
 def _one_blas_thread() -> Any:
     """Limit BLAS to one thread when threadpoolctl is there: small matrix products, shared machine."""
     try:
@@ -580,7 +839,9 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
     """Run the head-to-head; return ``{"config", "by_nfe", ..., "cases"}`` (JSON-serialisable); writes no files.
 
     With ``cfg.optimized_grids`` the result also has ``by_nfe_optimized`` and each case ``optimized`` (its
-    rows) and ``optimize_seconds`` (time spent optimising).
+    rows) and ``optimize_seconds`` (time spent optimising). With ``cfg.auto`` it has ``by_nfe_auto`` and each
+    case ``auto`` (per rule and NFE the chosen run's row on the case's samples, with ``optimized``,
+    ``calibration_error`` and ``calibration_tail``), ``auto_calibration`` and ``auto_seconds``.
 
     Needs diffusers (and torch) unless ``cfg.peers`` is empty (pndmkit's methods alone).
     """
@@ -608,6 +869,8 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
               "by_nfe_peers_on_pndmkit_grids": by_nfe(cases, cfg.nfes, builtin_only=False)}
     if optimized_methods(cfg):
         result["by_nfe_optimized"] = by_nfe_optimized(cases, cfg.nfes)
+    if cfg.auto:
+        result["by_nfe_auto"] = by_nfe_auto(cases, cfg.nfes)
     return {**result, "cases": cases}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -20,7 +21,7 @@ from pndmkit._io import atomic_path, write_text
 from pndmkit.studies.convergence import MethodResult, Study
 
 __all__ = ["methods_markdown_table", "order_table", "order_json", "order_plot", "write_compare_results", "compare_summary",
-           "compare_markdown", "optimized_summary", "BEST_FIELDS", "RUN_FIELDS"]
+           "compare_markdown", "optimized_summary", "auto_summary", "auto_case_table", "BEST_FIELDS", "RUN_FIELDS"]
 
 
 def _fmt(v: Any, spec: str = ".2f") -> str:
@@ -159,6 +160,75 @@ def optimized_summary(result: dict, markdown: bool = False) -> str:
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)).rstrip() for r in [cols, *rows])
 
 
+def auto_summary(result: dict, markdown: bool = False) -> str:
+    """``by_nfe_auto`` as a text (or Markdown) table: per NFE the best peer, the best built-in pndmkit run and,
+    per rule of the automatic choice, its error (geometric mean over the cases) and its ratio to the best peer."""
+    from pndmkit.studies.compare import AUTO_RULES
+
+    summary = result.get("by_nfe_auto", {})
+    rules = [r for r in AUTO_RULES if any(r in e["rules"] for e in summary.values())]
+    cols = ["NFE", "best peer", "error", "best built-in", "error", "built-in/peer"]
+    for rule in rules:
+        cols += [f"auto {rule}", f"{rule}/peer"]
+    rows = []
+    for nfe, entry in summary.items():
+        cells = [nfe]
+        for label in ("peer", "builtin"):
+            best = entry.get(f"best_{label}")
+            cells += [_solver(best), "-" if best is None else f"{best['error']:.2e}"]
+        peer, built = entry.get("best_peer"), entry.get("best_builtin")
+        cells.append(_fmt(None if peer is None or built is None else built["error"] / peer["error"]))
+        for rule in rules:
+            e = entry["rules"].get(rule)
+            cells += ["-" if e is None else f"{e['error']:.2e}", _fmt(None if e is None else e.get("vs_peer"))]
+        rows.append(cells)
+    if markdown:
+        return "\n".join(["| " + " | ".join(cols) + " |", "|" + "|".join("---:" if i == 0 or "/" in c or c == "error"
+                                                                        or c.startswith("auto") else "---"
+                                                                        for i, c in enumerate(cols)) + "|"]
+                         + ["| " + " | ".join(r) + " |" for r in rows])
+    width = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)).rstrip() for r in [cols, *rows])
+
+
+def auto_case_table(result: dict) -> str:
+    """Markdown: per case, the ratio to the case's best peer at each NFE of the best built-in pndmkit run, the
+    best optimised grid (where they ran; both picked on the case's own samples) and each rule's choice (picked
+    on calibration noises alone)."""
+    from pndmkit.studies.compare import AUTO_RULES
+
+    from pndmkit.studies.peers import PEERS
+
+    custom = {name for name, spec in PEERS.items() if not spec.builtin}
+    nfes = [int(n) for n in result.get("by_nfe_auto", {})]
+    out = ["| case | pndmkit | " + " | ".join(map(str, nfes)) + " |", "|---|---|" + "---:|" * len(nfes)]
+    for case in result["cases"]:
+        name = f"{case['problem']}/{case['schedule']}"
+        # the case's best peer with its own options (peers run on a pndmkit grid left out), as by_nfe_auto scores
+        peer = {t: min((r["error"] for r in case["best"] if r["side"] == "peer" and r["nfe_target"] == t
+                        and r["method"] not in custom and math.isfinite(r["error"])), default=None) for t in nfes}
+        lines = []
+        for label, key in (("best built-in (picked on these samples)", "best"),
+                           ("best optimised (picked on these samples)", "optimized")):
+            if key not in case:
+                continue
+            cells = []
+            for t in nfes:
+                err = min((r["error"] for r in case[key] if r["side"] == "pndmkit" and r["nfe_target"] == t),
+                          default=None)
+                cells.append("-" if err is None or not peer.get(t) else f"{err / peer[t]:.2f}")
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+        for rule in AUTO_RULES:
+            cells = []
+            for t in nfes:
+                row = next((r for r in case.get("auto", ()) if r["rule"] == rule and r["nfe_target"] == t), None)
+                cells.append("-" if row is None or not peer.get(t) else
+                             f"{row['error'] / peer[t]:.2f}" + (" (opt)" if row["optimized"] else ""))
+            lines.append(f"| {name} | auto, {rule} | " + " | ".join(cells) + " |")
+        out += lines
+    return "\n".join(out)
+
+
 def compare_markdown(result: dict) -> str:
     """Summary tables for the README: by NFE (all grids, shared grids) and the best per case."""
     out = ["# pndmkit compare", "",
@@ -198,6 +268,21 @@ def compare_markdown(result: dict) -> str:
                            f"{_fmt(o['sw'], '.4f')} | {b['method']} | {b['option']} | {b['error']:.2e} | "
                            f"{_fmt(b['sw'], '.4f')} | {o['error'] / b['error']:.2f} |")
         out.append("")
+    if "by_nfe_auto" in result:
+        from pndmkit.studies.compare import AUTO_TAIL
+
+        cfg = result["config"]
+        spent = sum(c.get("auto_seconds", 0.0) for c in result["cases"])
+        out += ["## Automatic choice of method and grid (reported apart: never in the tables above)", "",
+                f"Per case and NFE, every pndmkit run (each method on each built-in grid"
+                f"{', and the optimised grids' if 'by_nfe_optimized' in result else ''}) ran on "
+                f"{cfg['auto_calibration']} calibration noises of their own ({spent:.0f} s in all), and each rule "
+                f"chose one from them alone: rms, the smallest RMS error; interval, the best built-in grid unless an "
+                f"optimised grid's 95% paired bootstrap interval of the cut lies above 0; tail, the smallest RMS "
+                f"over the worst {100 * AUTO_TAIL:g}% of the calibration noises. The chosen run is scored on the "
+                f"case's own samples, as every row above.", "", auto_summary(result, markdown=True), "",
+                "Per case, error / the case's best peer (goal: at most 0.5; (opt): an optimised grid was chosen):",
+                "", auto_case_table(result), ""]
     for case in result["cases"]:
         out += [f"## {case['problem']} / {case['schedule']} (n = {case['n']}, SW floor {case['sw_floor']:.4f})", "",
                 "| NFE | side | method | grid option | steps | NFE used | error | SW | s_end |",
