@@ -395,8 +395,11 @@ def _option_label(opts: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in opts.items()) or "default"
 
 
-def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> list[_Run]:
-    from pndmkit.studies.peers import PEERS, call_levels, make_scheduler, run_scheduler
+def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
+                model: Optional[Callable[[Any, float], Any]] = None) -> list[_Run]:
+    """Every peer, option and NFE of ``cfg``. The model is the problem's exact eps at the scheduler's own level
+    or, given ``model(x, t)`` (a network), that model driven by :func:`pndmkit.studies.peers.peer_sample`."""
+    from pndmkit.studies.peers import PEERS, call_levels, make_scheduler, peer_sample, run_scheduler
 
     from pndmkit.schedules import levels_from_s
 
@@ -423,7 +426,10 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> li
 
                 def launch(x, spec=spec, steps=steps, opts=opts):
                     sched = make_scheduler(spec, schedule, steps, **opts)
-                    out = run_scheduler(sched, level_model, x, prediction=spec.prediction)
+                    if model is not None:
+                        out = peer_sample(model, x, schedule=schedule, peer=spec, steps=steps, scheduler=sched)
+                    else:
+                        out = run_scheduler(sched, level_model, x, prediction=spec.prediction)
                     return out.x, out.nfe
 
                 runs.append(_Run("peer", name, _option_label(opts), target, steps, nfe_of(steps), levels[0], s_end,
@@ -580,6 +586,54 @@ def _auto_choose(problem: Any, runs: Sequence[_Run], on_top: Sequence[bool], s_m
     return chosen, scores
 
 
+def _y(x: np.ndarray, s: float) -> np.ndarray:
+    """``y = x / sqrt(abar) = x sqrt(1 + s^2)``: the variable every error is measured in."""
+    return x * math.sqrt(1.0 + s * s)
+
+
+def _score_runs(runs: Sequence[_Run], on_top: Sequence[bool], start_of: Callable[[_Run, bool], np.ndarray],
+                ref: dict[float, np.ndarray], log: Callable[[str], None]) -> tuple:
+    """Launch every run from ``start_of(run, on_top)`` and score its end point against ``ref[run.s_end]`` (RMS in
+    ``y``); return ``(best, best_shared_grids, outputs, rows, optimized_rows, rows_of_run)``, the first three keyed
+    by (side, method, NFE), the last by the run's index in ``runs``."""
+    best: dict[tuple[str, str, int], dict] = {}
+    shared: dict[tuple[str, str, int], dict] = {}  # best over the grid options diffusers also has
+    outputs: dict[tuple[str, str, int], np.ndarray] = {}
+    all_rows, optimized = [], []  # built-in runs; optimised grids (reported apart)
+    rows_of_run: dict[int, dict] = {}
+    for index, (r, top) in enumerate(zip(runs, on_top)):
+        t0 = time.perf_counter()
+        try:
+            with np.errstate(all="ignore"):
+                x_end, nfe = r.launch(start_of(r, top))
+            err = float(np.sqrt(np.mean((_y(x_end, r.s_end) - _y(ref[r.s_end], r.s_end)) ** 2)))
+        except (ValueError, FloatingPointError, RuntimeError) as exc:  # a solver that refuses or breaks down
+            x_end, nfe, err = None, r.nfe, math.inf
+            log(f"  {r.side} {r.method} [{r.option}] N={r.steps}: {type(exc).__name__}: {exc}")
+        if not math.isfinite(err):
+            err = math.inf
+        row = {"side": r.side, "method": r.method, "option": r.option, "nfe_target": r.target, "steps": r.steps,
+               "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end, "starts_at_top": top,
+               "seconds": time.perf_counter() - t0}
+        rows_of_run[index] = row
+        key = (r.side, r.method, r.target)
+        if r.optimized:
+            row.update(r.extra)
+            optimized.append(row)
+            if x_end is not None:
+                outputs[("optimized", r.method, r.target)] = _y(x_end, r.s_end)
+            continue
+        row.update(r.extra)
+        all_rows.append(row)
+        if x_end is not None and (key not in best or err < best[key]["error"]):
+            best[key] = row
+            outputs[key] = _y(x_end, r.s_end)
+        if x_end is not None and (r.side == "peer" or r.option.split(" ")[0] in SHARED_GRIDS):
+            if key not in shared or err < shared[key]["error"]:
+                shared[key] = row
+    return best, shared, outputs, all_rows, optimized, rows_of_run
+
+
 def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callable[[str], None]) -> dict:
     from pndmkit.problems import get_problem, nll
     from pndmkit.problems.metrics import SlicedWasserstein
@@ -630,40 +684,8 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     def y(x, s):
         return x * math.sqrt(1.0 + s * s)
 
-    best: dict[tuple[str, str, int], dict] = {}
-    shared: dict[tuple[str, str, int], dict] = {}  # best over the grid options diffusers also has
-    outputs: dict[tuple[str, str, int], np.ndarray] = {}
-    all_rows, optimized = [], []  # built-in runs; optimised grids (reported apart)
-    rows_of_run: dict[int, dict] = {}
-    for index, (r, top) in enumerate(zip(runs, on_top)):
-        t0 = time.perf_counter()
-        try:
-            with np.errstate(all="ignore"):
-                x_end, nfe = r.launch(ref[r.s_start].copy() if top else x_max.copy())
-            err = float(np.sqrt(np.mean((y(x_end, r.s_end) - y(ref[r.s_end], r.s_end)) ** 2)))
-        except (ValueError, FloatingPointError, RuntimeError) as exc:  # a solver that refuses or breaks down
-            x_end, nfe, err = None, r.nfe, math.inf
-            log(f"  {r.side} {r.method} [{r.option}] N={r.steps}: {type(exc).__name__}: {exc}")
-        if not math.isfinite(err):
-            err = math.inf
-        row = {"side": r.side, "method": r.method, "option": r.option, "nfe_target": r.target, "steps": r.steps,
-               "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end, "starts_at_top": top,
-               "seconds": time.perf_counter() - t0}
-        rows_of_run[index] = row
-        key = (r.side, r.method, r.target)
-        if r.optimized:
-            row.update(r.extra)
-            optimized.append(row)
-            if x_end is not None:
-                outputs[("optimized", r.method, r.target)] = y(x_end, r.s_end)
-            continue
-        all_rows.append(row)
-        if x_end is not None and (key not in best or err < best[key]["error"]):
-            best[key] = row
-            outputs[key] = y(x_end, r.s_end)
-        if x_end is not None and (r.side == "peer" or r.option.split(" ")[0] in SHARED_GRIDS):
-            if key not in shared or err < shared[key]["error"]:
-                shared[key] = row
+    best, shared, outputs, all_rows, optimized, rows_of_run = _score_runs(
+        runs, on_top, lambda r, top: ref[r.s_start].copy() if top else x_max.copy(), ref, log)
     sw = SlicedWasserstein(problem, n, seed=cfg.seed + 1)
     s_zero = min(ref)
     floor = sw(y(ref[s_zero], s_zero))
