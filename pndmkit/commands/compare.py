@@ -9,6 +9,9 @@ optimises the grids of some methods per case and NFE and prints (and writes) the
 they never enter the built-in summaries. ``--auto`` also chooses, per case and NFE, one pndmkit method and grid
 from calibration noises of its own (each rule of ``pndmkit.studies.compare.AUTO_RULES``), runs the choice on the
 case's samples and prints (and writes) it in a table of its own, also apart from the built-in summaries.
+``--model digits`` (or a checkpoint path) runs the same head-to-head on
+a network against its converged reference (:func:`pndmkit.studies.compare.compare_model`), reusing the cached
+references of ``--cache``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from pndmkit._io import check_writable_folder
 from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
+from pndmkit.commands.network import NETWORK_HELP, add_network_options
 from pndmkit.errors import UsageError
 from pndmkit.studies.compare import NFES, OPTIMIZED_DEFAULT, SCHEDULES, CompareConfig, compare, with_options
 from pndmkit.studies.reports import auto_summary, compare_summary, optimized_summary, write_compare_results
@@ -43,7 +47,30 @@ def _problem(text: str) -> str:
         raise argparse.ArgumentTypeError(f"unknown problem {text!r}; built-in problems: {', '.join(PROBLEMS)}")
     return text
 
+def _check_model_options(args: argparse.Namespace) -> None:
+    """Options that belong to ``--model`` alone, or that a ``--model`` run does not take, are refused by name."""
+    if args.model is None:
+        for name, given in (("cache", args.cache is not None), ("rebuild_cache", args.rebuild_cache),
+                            ("first_noise", args.first_noise is not None)):
+            if given:
+                option = "--" + name.replace("_", "-")
+                raise UsageError(name, f"{option} applies to a network head-to-head; it needs --model")
+        return
+    for name in ("problem", "schedule"):
+        if getattr(args, name) is not None:
+            raise UsageError(name, f"--{name} chooses a Gaussian-mixture case; --model runs the network on its own "
+                                   f"schedule and has no --{name}")
+    if args.optimized_grids is not None:
+        raise UsageError("optimized_grids", "--optimized-grids is not run with --model (optimising a grid on a "
+                                            "network costs CPU-hours: pndmkit grid optimize --model, or python -m "
+                                            "analysis.grid_opt); drop it")
+    if args.rebuild_cache and (args.cache or "").lower() == "none":
+        raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged cache entries; --cache none caches "
+                                          "nothing: drop one of them")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_model_options(args)
     cfg = CompareConfig.quick() if args.quick else CompareConfig()
     cfg = with_options(cfg, problems=tuple(args.problem) if args.problem else None,
                        schedules=tuple(args.schedule) if args.schedule else None,
@@ -69,7 +96,17 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_writable_folder(args.out, "out")  # before the comparison, not after it
     log = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr))
-    result = compare(cfg, log=log)
+    if args.model is not None:
+        from pndmkit.commands.network import default_cache, open_model
+        from pndmkit.studies.compare import compare_model
+
+        cache = default_cache() if args.cache is None else args.cache
+        result = compare_model(open_model(args), cfg, first=args.first_noise or 0,
+                               cache=None if cache.lower() == "none" else cache, rebuild_cache=args.rebuild_cache,
+                               log=log)
+        result["config"]["model"] = args.model
+    else:
+        result = compare(cfg, log=log)
     if args.out is not None:
         for path in write_compare_results(result, Path(args.out)):
             log(f"wrote {path}")
@@ -94,13 +131,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="head-to-head with diffusers' schedulers at equal NFE (needs diffusers)",
                        description="Run every pndmkit method and diffusers scheduler on built-in Gaussian-mixture "
                                    "problems at equal NFE; report end-point errors against the exact trajectory "
-                                   "and distances to p_0.")
+                                   "and distances to p_0; with --model, on a network against its converged "
+                                   "reference from the same noises.")
     p.add_argument("--problem", nargs="+", type=_problem, help="built-in problems (default: gmm2d gmm32d)")
+    p.add_argument("--model", default=None, metavar="digits|PATH|ORG/NAME",
+                   help="a network instead of the mixtures: " + NETWORK_HELP + "; every solver drives it from the "
+                        "same noises, error against its converged float64 reference (pndmkit.studies.compare."
+                        "compare_model; default: none, the mixtures)")
+    p.add_argument("--first-noise", type=nonnegative_int, default=None, metavar="I",
+                   help="--model only: index of the first noise (default 0; the shipped cache holds the digits "
+                        "UNet's noises 0-287)")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="--model only: folder of cached references (default: $PNDMKIT_CACHE, else "
+                        "~/.cache/pndmkit/real; analysis/results/real_cache ships the digits UNet's); 'none' caches "
+                        "nothing")
+    p.add_argument("--rebuild-cache", action="store_true",
+                   help="--model only: solve a damaged cached reference (named on stderr) again instead of stopping")
+    add_network_options(p, study=False)
     p.add_argument("--schedule", nargs="+", choices=sorted(SCHEDULES), help="schedules (default: both)")
     # dest "nfes", CompareConfig's field, so that the study's errors about nfes name --nfe
     p.add_argument("--nfe", dest="nfes", nargs="+", type=step_count,
                    help=f"target NFEs, at most {MAX_STEPS} (default: {' '.join(map(str, NFES))})")
-    p.add_argument("--n", type=positive_int, help="samples per case (default 1000; 256 from 8 dimensions up)")
+    p.add_argument("--n", type=positive_int, help="samples per case (default 1000; 256 from 8 dimensions up; with "
+                                                   "--model the noises, default 32)")
     p.add_argument("--seed", type=nonnegative_int, help="seed of the start samples (default 0)")
     p.add_argument("--methods", nargs="+", type=_fixed_step_method,
                    help="pndmkit methods (default: every non-adaptive one)")

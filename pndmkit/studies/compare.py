@@ -68,6 +68,7 @@ Examples
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -82,9 +83,9 @@ from pndmkit.schedules import SCHEDULE_ALIASES, DiscreteVP, NoiseSchedule, get_s
 from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.stability import StabilityWarning
 
-__all__ = ["CompareConfig", "SCHEDULES", "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "compare",
-           "by_nfe", "by_nfe_optimized", "by_nfe_auto", "auto_choice", "auto_calibration_samples",
-           "optimized_methods", "pndmkit_methods"]
+__all__ = ["CompareConfig", "SCHEDULES", "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "MODEL_NOISES",
+           "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "auto_choice",
+           "auto_calibration_samples", "optimized_methods", "pndmkit_methods"]
 
 #: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
 #: table keeps the name its saved results use, discrete-linear (an alias of ddpm-linear)
@@ -899,3 +900,226 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
 def with_options(cfg: CompareConfig, **changes: Any) -> CompareConfig:
     """``cfg`` with the given fields replaced, ignoring those that are None."""
     return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+
+
+# ------------------------------------------------------------------------------------------------------
+# the head-to-head on a network
+#: noises of a network head-to-head by default: one reference block (:data:`pndmkit.studies.targets.REFERENCE_BLOCK`)
+MODEL_NOISES = 32
+
+#: DOP853 tolerance of the short solves that carry a network's reference to a run's own start or end level
+LEVEL_RTOL = 1e-10
+
+
+class _CountedNetwork:
+    """The network as the harness calls it: ``model(x, t)`` and ``eps(x, t, schedule)`` on float64 numpy arrays,
+    every call counted (``calls``) with the times it was given (``times``)."""
+
+    def __init__(self, problem: Any) -> None:
+        self.problem, self.calls, self.times = problem, 0, []
+
+    def __call__(self, x: Any, t: float) -> np.ndarray:
+        self.calls += 1
+        self.times.append(float(t))
+        return self.problem.eps_numpy(np.array(x, dtype=np.float64), float(t))  # a writable copy for torch
+
+    def eps(self, x: Any, t: float, schedule: NoiseSchedule) -> np.ndarray:
+        return self(x, t)
+
+
+def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, s_to: float
+           ) -> tuple[np.ndarray, float, int]:
+    """``x`` at level ``s_from`` carried along the network's ODE to ``s_to`` (a short interval): DOP853 at
+    :data:`LEVEL_RTOL` and at half of it; returns the tighter end point, the largest change between the two and
+    the network evaluations spent. The network is told ``t_from_s(s)``, ``s`` clipped to the schedule's levels
+    (a peer's float32 top level may lie just above them; the peer itself tells the network its top timestep)."""
+    from pndmkit.problems.reference import solve_pf_ode
+
+    s_hi, s_lo = _s(schedule, schedule.t_start), _s(schedule, schedule.t_end)
+    count = [0]
+
+    def eps_of_s(x: np.ndarray, s: float) -> np.ndarray:
+        count[0] += 1
+        s = min(max(s, s_lo), s_hi)
+        t = schedule.t_start if s >= s_hi else schedule.t_end if s <= s_lo else float(schedule.t_from_s(s))
+        return problem.eps_numpy(x, t)
+
+    loose = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=0.1, rtol=LEVEL_RTOL, atol=LEVEL_RTOL)
+    tight = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=0.1, rtol=LEVEL_RTOL / 2, atol=LEVEL_RTOL / 2)
+    return tight, float(np.max(np.abs(tight - loose))), count[0]
+
+
+def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *, first: int = 0,
+                  cache: Any = None, rebuild_cache: bool = False, log: Callable[[str], None] = lambda s: None
+                  ) -> dict:
+    r"""The head-to-head on a network: pndmkit's methods and diffusers' schedulers, equal NFE, same noises.
+
+    Every pndmkit method of ``cfg`` on every grid kind (as :func:`compare` plans them) and every peer of
+    :data:`pndmkit.studies.peers.PEERS` in ``cfg`` with each of its options, driving the same network
+    (:func:`pndmkit.studies.peers.peer_sample`), start from the same noises ``x_T`` and are scored, as on the
+    mixtures, by the RMS over samples and pixels of their end point in ``y = x / sqrt(abar)`` against the
+    converged reference of the network's probability-flow ODE (:func:`pndmkit.studies.real.model_study`, DOP853
+    in float64 at ``rtol = 1e-8``, cached per block of 32 noises): on the whole interval, from the schedule's
+    first time (``t = 999`` on the DDPM table) to its last (``abar = 1``, where ``y = x``). Ground rules:
+
+    * **Same noises, same start.** Noise ``i`` is ``pndmkit.noise.per_sample_noise`` noise ``first + i`` with
+      seed ``cfg.seed``, the noises whose references ``analysis/results/real_cache`` holds (0-287, seed 0, for
+      the shipped ``digits``). A run whose grid starts at the top level (a peer's float32 top within
+      :data:`TOP_TOLERANCE` of it) starts on the reference trajectory at its own first level: ``x_T`` carried
+      there by a short converged solve. A grid that starts lower (``leading``) is given ``x_T`` itself at its
+      first timestep, as in practice.
+    * **Each run's own end level.** A run that ends elsewhere than the reference (DEIS at ``abar_0``,
+      ``s = 0.01``) is compared with the reference carried there from its end point by a short converged
+      solve (DOP853 at :data:`LEVEL_RTOL`, its error estimated at half of it, reported in
+      ``reference_points``).
+    * **What the network is told.** pndmkit's runs tell the network the grid time ``t`` of each evaluation
+      (non-integer on the continuous grid kinds). A peer tells it the scheduler's integer timestep where there
+      is one (the table's time), else the time whose level equals the scheduler's own (``t_from_s`` of its
+      sigma: Karras and Lu-lambda grids, IPNDM's sigmas, the sigma schedulers), which is the map the reference
+      uses, not diffusers' log-sigma interpolation of the timestep; so every solver integrates the same ODE.
+      The network runs in float64 on float64 samples; the peers' tables stay float32, as in diffusers.
+
+    Parameters
+    ----------
+    model : str, path, Checkpoint, NetworkModel or callable
+        The network, as :func:`pndmkit.studies.real.load_model` accepts it (default: the shipped ``"digits"``
+        UNet); not a built-in Gaussian-mixture problem (for those, :func:`compare`).
+    cfg : CompareConfig
+        ``methods``, ``peers``, ``nfes``, ``grids`` and ``seed`` as in :func:`compare`; ``n`` is the number of
+        noises (default :data:`MODEL_NOISES`); ``problems`` and ``schedules`` are not used (the network has its
+        own schedule). ``optimized_grids`` is refused: optimising a grid on a network costs CPU-hours
+        (``python -m analysis.grid_opt``).
+    first : int
+        Index of the first noise.
+    cache : path, optional
+        Folder of cached references (:func:`pndmkit.studies.real.model_study`); an uncached block of 32 noises
+        costs 17-25 CPU-minutes on the digits UNet. ``None``: solve, keep nothing.
+    rebuild_cache : bool
+        Solve a damaged cached reference again instead of refusing it.
+    log : callable
+        Receives progress lines.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``config`` (``cfg`` plus ``model``, ``first``, ``n``, ``cache``), ``by_nfe``,
+        ``by_nfe_shared_grids`` and ``by_nfe_peers_on_pndmkit_grids`` (as :func:`compare`'s, over the one case)
+        and ``cases``: one case with ``problem`` (the network's name), ``schedule``, ``n``, ``first``,
+        ``reference_error`` (the cached reference's), ``reference_points`` (the short solves), ``best``,
+        ``best_shared_grids`` and ``runs``. Every row has ``model_calls``, the network evaluations the run made,
+        counted at the network (equal to its ``nfe``). No ``sw`` / ``nll``: a network has no density.
+
+    Raises
+    ------
+    UsageError
+        Naming ``model`` (not a network), ``first`` (not an integer >= 0), ``optimized_grids``, ``auto``,
+        ``cache``, or
+        ``nfes`` / ``methods`` / ``peers`` when no solver fits the budgets.
+    """
+    from pndmkit.studies.real import load_model
+    from pndmkit.studies.targets import StudyTarget, is_problem, reference_blocks
+
+    if is_problem(model):
+        raise UsageError("model", f"model {model!r} is a built-in Gaussian-mixture problem, not a network; run "
+                                  f"compare(CompareConfig(problems=({model!r},))) (pndmkit compare --problem) for it")
+    if isinstance(first, bool) or not isinstance(first, (int, np.integer)) or first < 0:
+        raise UsageError("first", f"first must be an integer >= 0 (the index of the first noise), got {first!r}")
+    if optimized_methods(cfg):
+        raise UsageError("optimized_grids", "optimized_grids is not run on a network: optimising a grid there costs "
+                                            "CPU-hours (python -m analysis.grid_opt); leave it off")
+    if cfg.auto:
+        raise UsageError("auto", "auto is not run on a network: its calibration noises would each need a converged "
+                                 "reference (17-25 CPU-minutes per 32 on the digits UNet); leave it off")
+    n = MODEL_NOISES if cfg.n is None else int(cfg.n)
+    tic = time.perf_counter()
+    try:
+        target = StudyTarget.resolve(model, cache=cache, seed=cfg.seed, rebuild_cache=rebuild_cache)
+    except UsageError as exc:
+        if "problem_or_model" in exc.params:
+            raise UsageError(("model",) + tuple(p for p in exc.params if p != "problem_or_model"),
+                             str(exc).split("; or one of the built-in problems")[0]) from exc
+        raise
+    schedule = target.schedule
+    blocks = []
+    for i, k in reference_blocks(first, n):
+        t0 = time.perf_counter()
+        blocks.append(target.study(i, k))
+        how = "cached" if not blocks[-1].reference_nfe else \
+            f"solved ({blocks[-1].reference_nfe} evaluations, {time.perf_counter() - t0:.0f} s)"
+        log(f"reference of noises {i}-{i + k - 1}: {how}")
+    x_T = np.concatenate([b.x_T for b in blocks])
+    x_ref = np.concatenate([b.reference for b in blocks])
+    ref_error = max(b.reference_error for b in blocks)
+    name = blocks[0].problem_name
+    net = _CountedNetwork(blocks[0].problem)
+    torch_threads = None
+    if cfg.peers is None or cfg.peers:
+        import torch
+
+        from pndmkit.studies.peers import import_diffusers
+
+        import_diffusers()
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the machine is shared; the study's cost is stated in single-thread time
+    try:
+        with _one_blas_thread(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", StabilityWarning)
+            case = _model_case(net, name, schedule, x_T, x_ref, ref_error, first, cfg, log)
+    finally:
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
+    log(f"done in {time.perf_counter() - tic:.0f} s")
+    config = {**asdict(cfg), "n": n, "model": name if not isinstance(model, (str, os.PathLike)) else os.fspath(model),
+              "first": first, "cache": None if cache is None else os.fspath(cache)}
+    return {"config": config, "by_nfe": by_nfe([case], cfg.nfes),
+            "by_nfe_shared_grids": by_nfe([case], cfg.nfes, "best_shared_grids"),
+            "by_nfe_peers_on_pndmkit_grids": by_nfe([case], cfg.nfes, builtin_only=False), "cases": [case]}
+
+
+def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: np.ndarray, x_ref: np.ndarray,
+                ref_error: float, first: int, cfg: CompareConfig, log: Callable[[str], None]) -> dict:
+    """Plan, carry the reference to every level a run starts or ends at, run and score (:func:`compare_model`)."""
+    runs = _plan_pndmkit(net, schedule, cfg)
+    if cfg.peers is None or cfg.peers:
+        runs += _plan_peers(net, schedule, cfg, model=net)
+    if not runs:
+        raise UsageError(("nfes", "methods", "peers"), f"no solver runs within nfes={list(cfg.nfes)}; give larger "
+                                                       f"nfes or other methods")
+    done, started = [0], time.perf_counter()
+    for r in runs:  # count the network's evaluations of each run where they happen
+        def launch(x, inner=r.launch, extra=r.extra):
+            before = net.calls
+            try:
+                return inner(x)
+            finally:
+                extra["model_calls"] = net.calls - before
+                done[0] += 1
+                if done[0] % 100 == 0:
+                    log(f"  {done[0]} of {len(runs)} runs in {time.perf_counter() - started:.0f} s")
+
+        r.launch = launch
+    s_top, s_bottom = _s(schedule, schedule.t_start), _s(schedule, schedule.t_end)
+    on_top = [r.s_start >= s_top * (1.0 - TOP_TOLERANCE) for r in runs]
+    ref = {s_top: x_T, s_bottom: x_ref}
+    points = []
+    wanted = sorted({(r.s_start, s_top) for r, top in zip(runs, on_top) if top} |
+                    {(r.s_end, s_bottom) for r in runs})
+    for level, anchor in wanted:
+        if level in ref:
+            continue
+        t0 = time.perf_counter()
+        ref[level], err, nfe = _carry(net.problem, schedule, ref[anchor], anchor, level)
+        points.append({"s": level, "from_s": anchor, "error": err, "nfe": nfe, "seconds": time.perf_counter() - t0})
+        log(f"reference carried from s = {anchor:.6g} to {level:.6g}: {nfe} evaluations, change at half the "
+            f"tolerance {err:.1e}")
+    cost = sum(r.nfe for r in runs)
+    log(f"{name}: {len(runs)} runs planned, {cost} network evaluations of {len(x_T)} noises")
+    best, shared, _, all_rows, _, _ = _score_runs(
+        runs, on_top, lambda r, top: ref[r.s_start].copy() if top else x_T.copy(), ref, log)
+
+    def order(rows: Iterable[dict]) -> list[dict]:
+        return sorted(rows, key=lambda r: (r["nfe_target"], r["side"], r["error"]))
+
+    return {"problem": name, "schedule": repr(schedule), "n": len(x_T), "first": first, "sw_floor": None,
+            "reference_error": ref_error, "reference_points": points, "best": order(best.values()),
+            "best_shared_grids": order(shared.values()), "runs": all_rows}

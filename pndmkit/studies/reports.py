@@ -231,9 +231,21 @@ def auto_case_table(result: dict) -> str:
 
 def compare_markdown(result: dict) -> str:
     """Summary tables for the README: by NFE (all grids, shared grids) and the best per case."""
-    out = ["# pndmkit compare", "",
-           "Error: RMS of y = x / sqrt(abar) at the end against the exact trajectory; geometric mean over the "
-           "cases " + ", ".join(f"{c['problem']}/{c['schedule']} (n={c['n']})" for c in result["cases"]) + ".", ""]
+    network = any("reference_error" in c for c in result["cases"])  # compare_model: a network's one case
+    if network:
+        c = result["cases"][0]
+        cmd = result["config"].get("model")
+        out = ["# pndmkit compare --model " + str(cmd), "",
+               f"Error: RMS over samples and pixels of y = x / sqrt(abar) at the end (= x at abar = 1) against the "
+               f"converged float64 reference of the network's ODE from the same noises: {c['problem']} on "
+               f"{c['schedule']}, noises {c['first']}-{c['first'] + c['n'] - 1} (seed {result['config']['seed']}), "
+               f"reference error {c['reference_error']:.1e}; every run's network evaluations were counted at the "
+               f"network and equal its NFE.", ""]
+    else:
+        out = ["# pndmkit compare", "",
+               "Error: RMS of y = x / sqrt(abar) at the end against the exact trajectory; geometric mean over the "
+               "cases " + ", ".join(f"{c['problem']}/{c['schedule']} (n={c['n']})" for c in result["cases"]) + ".",
+               ""]
     for key, title in (("by_nfe", "Every pndmkit grid; peers with their own options"),
                        ("by_nfe_shared_grids",
                         "pndmkit restricted to grid families diffusers offers (spacings, Karras, log-SNR)"),
@@ -284,7 +296,8 @@ def compare_markdown(result: dict) -> str:
                 "Per case, error / the case's best peer (goal: at most 0.5; (opt): an optimised grid was chosen):",
                 "", auto_case_table(result), ""]
     for case in result["cases"]:
-        out += [f"## {case['problem']} / {case['schedule']} (n = {case['n']}, SW floor {case['sw_floor']:.4f})", "",
+        floor = "" if case.get("sw_floor") is None else f", SW floor {case['sw_floor']:.4f}"
+        out += [f"## {case['problem']} / {case['schedule']} (n = {case['n']}{floor})", "",
                 "| NFE | side | method | grid option | steps | NFE used | error | SW | s_end |",
                 "|---:|---|---|---|---:|---:|---:|---:|---:|"]
         for target in result["config"]["nfes"]:
@@ -292,7 +305,7 @@ def compare_markdown(result: dict) -> str:
             for side in ("pndmkit", "peer"):
                 for r in sorted((r for r in rows if r["side"] == side), key=lambda r: r["error"])[:3]:
                     out.append(f"| {target} | {side} | {r['method']} | {r['option']} | {r['steps']} | {r['nfe']} "
-                               f"| {r['error']:.2e} | {r['sw']:.4f} | {r['s_end']:.3g} |")
+                               f"| {r['error']:.2e} | {_fmt(r.get('sw'), '.4f')} | {r['s_end']:.3g} |")
         out.append("")
     return "\n".join(out)
 
