@@ -950,8 +950,8 @@ def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, 
 
 
 def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *, first: int = 0,
-                  cache: Any = None, rebuild_cache: bool = False, log: Callable[[str], None] = lambda s: None
-                  ) -> dict:
+                  cache: Any = None, rebuild_cache: bool = False, schedule: Optional[NoiseSchedule] = None,
+                  shape: Optional[Sequence[int]] = None, log: Callable[[str], None] = lambda s: None) -> dict:
     r"""The head-to-head on a network: pndmkit's methods and diffusers' schedulers, equal NFE, same noises.
 
     Every pndmkit method of ``cfg`` on every grid kind (as :func:`compare` plans them) and every peer of
@@ -996,6 +996,10 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         costs 17-25 CPU-minutes on the digits UNet. ``None``: solve, keep nothing.
     rebuild_cache : bool
         Solve a damaged cached reference again instead of refusing it.
+    schedule : NoiseSchedule, optional
+        The network's schedule (required for a bare callable ``model(x, t)``; default: the checkpoint's).
+    shape : sequence of int, optional
+        Shape of one sample (default: the checkpoint's).
     log : callable
         Receives progress lines.
 
@@ -1016,7 +1020,6 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         ``cache``, or
         ``nfes`` / ``methods`` / ``peers`` when no solver fits the budgets.
     """
-    from pndmkit.studies.real import load_model
     from pndmkit.studies.targets import StudyTarget, is_problem, reference_blocks
 
     if is_problem(model):
@@ -1033,7 +1036,8 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     n = MODEL_NOISES if cfg.n is None else int(cfg.n)
     tic = time.perf_counter()
     try:
-        target = StudyTarget.resolve(model, cache=cache, seed=cfg.seed, rebuild_cache=rebuild_cache)
+        target = StudyTarget.resolve(model, schedule, shape=shape, cache=cache, seed=cfg.seed,
+                                     rebuild_cache=rebuild_cache)
     except UsageError as exc:
         if "problem_or_model" in exc.params:
             raise UsageError(("model",) + tuple(p for p in exc.params if p != "problem_or_model"),

@@ -1,0 +1,204 @@
+"""The head-to-head on a network (``compare_model``, ``pndmkit compare --model``): which code ran on each side,
+equal model calls, each run scored at its own levels against a reference that is right."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+
+from pndmkit.errors import UsageError  # noqa: E402
+from pndmkit.schedules import DiscreteVP  # noqa: E402
+from pndmkit.studies.compare import CompareConfig, compare_model  # noqa: E402
+
+CACHE = Path(__file__).resolve().parent.parent / "analysis" / "results" / "real_cache"
+SCHEDULE = DiscreteVP.linear()
+C = 0.5  # standard deviation of the Gaussian data of the analytic "network"
+
+
+def gaussian_eps(x, t):
+    """Exact eps of N(0, C^2 I) data at time t (works on torch tensors and numpy arrays)."""
+    abar = float(SCHEDULE.abar(t))
+    return x * (math.sqrt(1.0 - abar) / (abar * C * C + 1.0 - abar))
+
+
+def gaussian_end(x_T, s):
+    """The exact flow of N(0, C^2 I) data: y(s) = y_top sqrt(C^2 + s^2) / sqrt(C^2 + s_top^2), returned as x."""
+    s_top = float(SCHEDULE.s(SCHEDULE.t_start))
+    y_top = x_T * math.sqrt(1.0 + s_top * s_top)
+    return y_top * math.sqrt((C * C + s * s) / (C * C + s_top * s_top)) / math.sqrt(1.0 + s * s)
+
+
+def _rows(result):
+    return result["cases"][0]["runs"]
+
+
+def test_each_row_is_that_solver_run_directly_and_scored_at_its_own_end_level():
+    """On a Gaussian, whose flow is known in closed form, every row's error is the error of the same solver run
+    outside the harness (pndmkit's integrator, or the diffusers scheduler through peer_sample) from the same
+    noise, against the exact flow at the run's own end level: DEIS ends at abar_0 (s = 0.01), and is scored there."""
+    from pndmkit.methods import METHODS
+    from pndmkit.grids import make_grid
+    from pndmkit.noise import per_sample_noise
+    from pndmkit.studies.peers import peer_sample
+
+    cfg = CompareConfig(nfes=(8,), n=3, methods=("unipc-3",), peers=("deis", "dpm-3m"), grids=True)
+    result = compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,))
+    x_T = per_sample_noise(range(3), (2,), 0).astype(np.float64)
+    rows = {(r["side"], r["method"], r["option"]): r for r in _rows(result)}
+    checked = {"uniform": ("pndmkit", "unipc-3", "uniform"),
+               "trailing": ("peer", "deis", "timestep_spacing=trailing"),
+               "karras": ("peer", "dpm-3m", "use_karras_sigmas=True")}
+    for key in checked.values():
+        row = rows[key]
+        assert row["starts_at_top"]
+        if key[0] == "pndmkit":
+            times = make_grid(SCHEDULE, row["steps"], key[2])
+            sol = METHODS[key[1]].build(SCHEDULE).solve(gaussian_eps, x_T.copy(), times)
+            x_end, s_end = sol.x, float(SCHEDULE.s(times[-1]))
+        else:
+            opt = dict([key[2].split("=")])
+            opt = {k: (v == "True") if v in ("True", "False") else v for k, v in opt.items()}
+            out = peer_sample(gaussian_eps, x_T.copy(), schedule=SCHEDULE, peer=key[1], steps=row["steps"], **opt)
+            x_end, s_end = out.x, out.s_end
+        assert s_end == pytest.approx(row["s_end"], abs=0)
+        y = math.sqrt(1.0 + s_end * s_end)
+        direct = float(np.sqrt(np.mean((y * (x_end - gaussian_end(x_T, s_end))) ** 2)))
+        # the harness starts a peer on the flow at its float32 top level, not at t = 999: a 5e-8 shift
+        assert row["error"] == pytest.approx(direct, rel=1e-5), key
+    assert rows[checked["trailing"]]["s_end"] == pytest.approx(0.0100013, rel=1e-5)  # DEIS: scored at abar_0
+
+
+def test_a_converging_run_goes_to_the_reference_with_its_order():
+    """No floor from the harness (a start or end level off the reference's would leave one): unipc-3 on the
+    quadratic grid falls at third order or better from NFE 50 to 100, to 3e-5, against a reference whose own
+    error is below 1e-8."""
+    cfg = CompareConfig(nfes=(50, 100), n=2, methods=("unipc-3",), peers=(), grids=True)
+    result = compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,))
+    rows = {r["nfe_target"]: r for r in result["cases"][0]["runs"] if r["option"] == "quadratic"}
+    assert rows[100]["error"] < 3e-5 and rows[50]["error"] / rows[100]["error"] > 2 ** 3
+    assert result["cases"][0]["reference_error"] < 1e-8
+
+
+@pytest.fixture(scope="module")
+def digits_run():
+    """The shipped digits UNet on one cached noise: every network forward and every diffusers step counted."""
+    from pndmkit.integrations.diffusers.pretrained import open_network
+
+    ckpt = open_network("digits", device="cpu")
+    forwards = [0]
+    ckpt.net.register_forward_hook(lambda *a: forwards.__setitem__(0, forwards[0] + 1))
+    steps = {"DDIMScheduler": 0, "DEISMultistepScheduler": 0}
+    originals = {name: getattr(diffusers, name).step for name in steps}
+
+    def counting(name):
+        def step(self, *args, **kwargs):
+            steps[name] += 1
+            return originals[name](self, *args, **kwargs)
+        return step
+
+    mp = pytest.MonkeyPatch()
+    for name in steps:
+        mp.setattr(getattr(diffusers, name), "step", counting(name))
+    try:
+        cfg = CompareConfig(nfes=(5, 6), n=1, methods=("ipndm", "ddim"), peers=("ddim", "deis", "ipndm"),
+                            grids=False)
+        result = compare_model(ckpt, cfg, first=3, cache=CACHE)
+    finally:
+        mp.undo()
+    return result, forwards[0], steps
+
+
+def test_the_peers_are_diffusers_schedulers_driving_the_network(digits_run):
+    result, forwards, steps = digits_run
+    rows = _rows(result)
+    for name, peer in (("DDIMScheduler", "ddim"), ("DEISMultistepScheduler", "deis")):
+        assert steps[name] == sum(r["nfe"] for r in rows if r["side"] == "peer" and r["method"] == peer) > 0
+    # every network forward is a run's evaluation or one of the short solves that carry the reference
+    carried = sum(p["nfe"] for p in result["cases"][0]["reference_points"])
+    assert forwards == sum(r["model_calls"] for r in rows) + carried
+    assert result["cases"][0]["reference_error"] < 1e-5  # read from the shipped cache, not solved
+
+
+def test_every_run_told_the_network_each_evaluation_at_equal_nfe(digits_run):
+    result, _, _ = digits_run
+    rows = _rows(result)
+    assert {r["side"] for r in rows} == {"pndmkit", "peer"}
+    for r in rows:
+        assert r["model_calls"] == r["nfe"] <= r["nfe_target"], r
+    for target in ("5", "6"):
+        entry = result["by_nfe"][target]
+        assert entry["best_pndmkit"]["nfe"] == entry["best_peer"]["nfe"] == int(target)
+        assert entry["ratio"] == pytest.approx(entry["best_pndmkit"]["error"] / entry["best_peer"]["error"])
+
+
+def test_the_same_method_on_the_same_grid_agrees_across_the_two_sides(digits_run):
+    """pndmkit's ipndm and diffusers' IPNDMScheduler on the same leading grid, on the network: one result (float32
+    tables apart), so both sides tell the network the same times."""
+    result, _, _ = digits_run
+    rows = {(r["side"], r["method"], r["nfe_target"]): r for r in _rows(result)}
+    for target in (5, 6):
+        ours, theirs = rows[("pndmkit", "ipndm", target)], rows[("peer", "ipndm", target)]
+        assert (ours["option"], theirs["option"]) == ("leading", "grid=leading")
+        assert ours["error"] == pytest.approx(theirs["error"], rel=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, param, text", [
+    ({"model": "gmm2d"}, "model", "is a built-in Gaussian-mixture problem, not a network"),
+    ({"model": "no-such-network"}, "model", "checkpoint 'no-such-network' not found"),
+    ({"first": -1}, "first", "first must be an integer >= 0"),
+    ({"first": 1.5}, "first", "first must be an integer >= 0"),
+    ({"cfg": CompareConfig(optimized_grids=True)}, "optimized_grids", "not run on a network"),
+    ({"cache": 3}, "cache", "cache must be a folder path"),
+])
+def test_bad_input_names_the_parameter(kwargs, param, text):
+    with pytest.raises(UsageError) as info:
+        compare_model(**{"model": "digits", **kwargs})
+    assert info.value.params[0] == param and text in str(info.value), str(info.value)
+
+
+def test_bad_budgets_are_refused_before_anything_runs():
+    with pytest.raises(UsageError) as info:
+        compare_model("digits", CompareConfig(nfes=(0,)))
+    assert info.value.params == ("nfes",)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--cache", "x"], "--cache: --cache applies to a network head-to-head; it needs --model"),
+    (["--first-noise", "2"], "--first-noise: --first-noise applies to a network head-to-head; it needs --model"),
+    (["--model", "digits", "--problem", "gmm2d"], "--problem: --problem chooses a Gaussian-mixture case"),
+    (["--model", "digits", "--optimized-grids"], "--optimized-grids: --optimized-grids is not run with --model"),
+    (["--model", "digits", "--first-noise", "-1"], "--first-noise: expected an integer >= 0"),
+    (["--model", "nosuch"], "--model: checkpoint 'nosuch' not found"),
+    (["--model", "digits", "--nfe", "0"], "--nfe: expected an integer in [1, "),
+])
+def test_bad_command_line_is_one_line(argv, expected, capsys):
+    from pndmkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["compare", *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("pndmkit compare: error: ") and expected in err, err
+
+
+def test_command_writes_the_network_table(tmp_path, capsys):
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    assert main(["compare", "--model", "digits", "--first-noise", "5", "--n", "1", "--nfe", "5", "--methods", "ddim",
+                 "--peers", "ddim", "--no-grids", "--cache", str(CACHE), "--out", str(out)]) == 0
+    text = capsys.readouterr()
+    assert "reference of noises 5-5: cached" in text.err
+    row = text.out.strip().splitlines()[1].split()
+    assert row[:3] == ["5", "ddim", "(5)"] and row[4:6] == ["ddim", "(5)"]
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["config"]["model"] == "digits" and saved["config"]["first"] == 5
+    md = (out / "compare.md").read_text()
+    assert md.startswith("# pndmkit compare --model digits") and "noises 5-5 (seed 0)" in md
