@@ -202,3 +202,35 @@ def test_command_writes_the_network_table(tmp_path, capsys):
     assert saved["config"]["model"] == "digits" and saved["config"]["first"] == 5
     md = (out / "compare.md").read_text()
     assert md.startswith("# pndmkit compare --model digits") and "noises 5-5 (seed 0)" in md
+
+
+def test_given_grids_run_apart_and_equal_the_same_builtin_grid():
+    """A given grid runs through the same harness, reported apart: given the quadratic grid itself, its row
+    equals the built-in quadratic row, and it enters none of the built-in summaries."""
+    from pndmkit.grids import make_grid
+
+    grid = [float(t) for t in make_grid(SCHEDULE, 6, "quadratic")]
+    cfg = CompareConfig(nfes=(6,), n=2, methods=("ipndm",), peers=(), grids=True)
+    result = compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,), given_grids={"ipndm": {6: grid, 9: grid}})
+    case = result["cases"][0]
+    (opt,) = case["optimized"]  # NFE 9 is not among nfes: not run
+    builtin = next(r for r in case["runs"] if r["option"] == "quadratic")
+    assert opt["option"] == "optimized" and opt["error"] == builtin["error"] and opt["model_calls"] == 6
+    assert all(r["option"] != "optimized" for r in case["runs"] + case["best"])
+    entry = result["by_nfe_optimized"]["6"]
+    assert entry["methods"]["ipndm"]["ratio"] == pytest.approx(builtin["error"] / entry["best_builtin"]["error"])
+    assert result["config"]["given_grids"] == {"ipndm": {"6": grid, "9": grid}}
+
+
+@pytest.mark.parametrize("given, text", [
+    ({"pf": {5: [999.0, -1.0]}}, "given_grids names 'pf', which is not a fixed-step method"),
+    ({"ipndm": [999.0, -1.0]}, "given_grids['ipndm'] must map NFE to times"),
+    ({"ipndm": {5: [999.0, 500.0, 0.0]}}, "must decrease from the schedule's first time 999 to its last -1"),
+    ({"ipndm": {5: [999.0, 600.0, 700.0, -1.0]}}, "must decrease from the schedule's first time"),
+    ({"ipndm": {2: [999.0, 600.0, 300.0, -1.0]}}, "has 3 steps, which cost ipndm 3 model calls, more than 2"),
+])
+def test_bad_given_grids_are_named(given, text):
+    cfg = CompareConfig(nfes=(2, 5), n=1, methods=("ddim",), peers=(), grids=False)
+    with pytest.raises(UsageError) as info:
+        compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,), given_grids=given)
+    assert info.value.params == ("given_grids",) and text in str(info.value), str(info.value)

@@ -951,7 +951,8 @@ def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, 
 
 def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *, first: int = 0,
                   cache: Any = None, rebuild_cache: bool = False, schedule: Optional[NoiseSchedule] = None,
-                  shape: Optional[Sequence[int]] = None, log: Callable[[str], None] = lambda s: None) -> dict:
+                  shape: Optional[Sequence[int]] = None, given_grids: Optional[dict] = None,
+                  log: Callable[[str], None] = lambda s: None) -> dict:
     r"""The head-to-head on a network: pndmkit's methods and diffusers' schedulers, equal NFE, same noises.
 
     Every pndmkit method of ``cfg`` on every grid kind (as :func:`compare` plans them) and every peer of
@@ -1000,6 +1001,14 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         The network's schedule (required for a bare callable ``model(x, t)``; default: the checkpoint's).
     shape : sequence of int, optional
         Shape of one sample (default: the checkpoint's).
+    given_grids : dict, optional
+        ``{method: {nfe: times}}``: grids of pndmkit methods for this network (e.g. fitted by
+        :func:`pndmkit.studies.grid_opt.optimize` on other noises), each a decreasing sequence of times from the
+        schedule's first to its last. They run through the same harness on the same noises and are reported
+        apart, as :func:`compare`'s optimised grids are: rows with option ``"optimized"`` in the case's
+        ``optimized`` list, summarised by ``by_nfe_optimized`` (:func:`by_nfe_optimized`), in none of the other
+        summaries. A grid's NFE (its method's cost for its step count) must not exceed its key; grids at an NFE
+        not in ``cfg.nfes`` are not run.
     log : callable
         Receives progress lines.
 
@@ -1010,14 +1019,15 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         ``by_nfe_shared_grids`` and ``by_nfe_peers_on_pndmkit_grids`` (as :func:`compare`'s, over the one case)
         and ``cases``: one case with ``problem`` (the network's name), ``schedule``, ``n``, ``first``,
         ``reference_error`` (the cached reference's), ``reference_points`` (the short solves), ``best``,
-        ``best_shared_grids`` and ``runs``. Every row has ``model_calls``, the network evaluations the run made,
+        ``best_shared_grids``, ``runs`` and, with ``given_grids``, ``optimized``; then also ``by_nfe_optimized``. Every row has ``model_calls``, the network evaluations the run made,
         counted at the network (equal to its ``nfe``). No ``sw`` / ``nll``: a network has no density.
 
     Raises
     ------
     UsageError
         Naming ``model`` (not a network), ``first`` (not an integer >= 0), ``optimized_grids``, ``auto``,
-        ``cache``, or
+        ``given_grids`` (an unknown or adaptive method, a grid that is not decreasing from the schedule's first
+        time to its last, or costs more than its NFE), ``cache``, or
         ``nfes`` / ``methods`` / ``peers`` when no solver fits the budgets.
     """
     from pndmkit.studies.targets import StudyTarget, is_problem, reference_blocks
@@ -1035,6 +1045,7 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
                                  "reference (17-25 CPU-minutes per 32 on the digits UNet); leave it off")
     n = MODEL_NOISES if cfg.n is None else int(cfg.n)
     tic = time.perf_counter()
+    given = _check_given_grids(given_grids)
     try:
         target = StudyTarget.resolve(model, schedule, shape=shape, cache=cache, seed=cfg.seed,
                                      rebuild_cache=rebuild_cache)
@@ -1068,22 +1079,80 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     try:
         with _one_blas_thread(), warnings.catch_warnings():
             warnings.simplefilter("ignore", StabilityWarning)
-            case = _model_case(net, name, schedule, x_T, x_ref, ref_error, first, cfg, log)
+            case = _model_case(net, name, schedule, x_T, x_ref, ref_error, first, cfg, given, log)
     finally:
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
     log(f"done in {time.perf_counter() - tic:.0f} s")
     config = {**asdict(cfg), "n": n, "model": name if not isinstance(model, (str, os.PathLike)) else os.fspath(model),
               "first": first, "cache": None if cache is None else os.fspath(cache)}
-    return {"config": config, "by_nfe": by_nfe([case], cfg.nfes),
-            "by_nfe_shared_grids": by_nfe([case], cfg.nfes, "best_shared_grids"),
-            "by_nfe_peers_on_pndmkit_grids": by_nfe([case], cfg.nfes, builtin_only=False), "cases": [case]}
+    if given:
+        config["given_grids"] = {m: {str(k): list(v) for k, v in by.items()} for m, by in given.items()}
+    result = {"config": config, "by_nfe": by_nfe([case], cfg.nfes),
+              "by_nfe_shared_grids": by_nfe([case], cfg.nfes, "best_shared_grids"),
+              "by_nfe_peers_on_pndmkit_grids": by_nfe([case], cfg.nfes, builtin_only=False)}
+    if given:
+        result["by_nfe_optimized"] = by_nfe_optimized([case], cfg.nfes)
+    return {**result, "cases": [case]}
+
+
+def _check_given_grids(given: Any) -> dict[str, dict[int, tuple[float, ...]]]:
+    """``given_grids`` of :func:`compare_model` as ``{method: {nfe: times}}``; its shape checked here, its times
+    against the schedule when the runs are planned."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise UsageError("given_grids", f"given_grids must be a dict {{method: {{nfe: times}}}}, got "
+                                        f"{type(given).__name__}")
+    out: dict[str, dict[int, tuple[float, ...]]] = {}
+    for method, by in given.items():
+        if method not in METHODS or METHODS[method].adaptive:
+            raise UsageError("given_grids", f"given_grids names {method!r}, which is not a fixed-step method; known: "
+                                            f"{', '.join(pndmkit_methods())}")
+        if not isinstance(by, dict):
+            raise UsageError("given_grids", f"given_grids[{method!r}] must map NFE to times, got {by!r}")
+        out[method] = {}
+        for nfe, times in by.items():
+            try:
+                key, grid = int(nfe), tuple(float(t) for t in times)
+            except (TypeError, ValueError) as exc:
+                raise UsageError("given_grids", f"given_grids[{method!r}][{nfe!r}] must be times under an integer "
+                                                f"NFE: {exc}") from exc
+            out[method][key] = grid
+    return out
+
+
+def _plan_given(net: Any, schedule: NoiseSchedule, given: dict[str, dict[int, tuple]], nfes: Sequence[int]
+                ) -> list[_Run]:
+    """The runs of ``given_grids`` at the NFEs of ``nfes``, reported apart (option ``"optimized"``)."""
+    runs = []
+    for method, by in given.items():
+        integrator = METHODS[method].build(schedule)
+        for target, grid in sorted(by.items()):
+            if target not in nfes:
+                continue
+            times = np.asarray(grid, dtype=np.float64)
+            where = f"given_grids[{method!r}][{target}]"
+            if times.size < 2 or not np.all(np.diff(times) < 0) or times[0] != schedule.t_start \
+                    or times[-1] != schedule.t_end:
+                raise UsageError("given_grids", f"{where} must decrease from the schedule's first time "
+                                                f"{schedule.t_start:g} to its last {schedule.t_end:g}, got "
+                                                f"{times[0]:g} .. {times[-1]:g} ({times.size} times)")
+            steps = times.size - 1
+            nfe = integrator.nfe(steps)
+            if nfe > target:
+                raise UsageError("given_grids", f"{where} has {steps} steps, which cost {method} {nfe} model calls, "
+                                                f"more than {target}")
+            runs.append(_Run("pndmkit", method, "optimized", target, steps, nfe, _s(schedule, times[0]),
+                             _s(schedule, times[-1]), _launcher(net, schedule, integrator, times), optimized=True,
+                             extra={"times": [float(t) for t in times]}))
+    return runs
 
 
 def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: np.ndarray, x_ref: np.ndarray,
-                ref_error: float, first: int, cfg: CompareConfig, log: Callable[[str], None]) -> dict:
+                ref_error: float, first: int, cfg: CompareConfig, given: dict, log: Callable[[str], None]) -> dict:
     """Plan, carry the reference to every level a run starts or ends at, run and score (:func:`compare_model`)."""
-    runs = _plan_pndmkit(net, schedule, cfg)
+    runs = _plan_pndmkit(net, schedule, cfg) + _plan_given(net, schedule, given, cfg.nfes)
     if cfg.peers is None or cfg.peers:
         runs += _plan_peers(net, schedule, cfg, model=net)
     if not runs:
@@ -1118,12 +1187,15 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
             f"tolerance {err:.1e}")
     cost = sum(r.nfe for r in runs)
     log(f"{name}: {len(runs)} runs planned, {cost} network evaluations of {len(x_T)} noises")
-    best, shared, _, all_rows, _, _ = _score_runs(
+    best, shared, _, all_rows, optimized, _ = _score_runs(
         runs, on_top, lambda r, top: ref[r.s_start].copy() if top else x_T.copy(), ref, log)
 
     def order(rows: Iterable[dict]) -> list[dict]:
         return sorted(rows, key=lambda r: (r["nfe_target"], r["side"], r["error"]))
 
-    return {"problem": name, "schedule": repr(schedule), "n": len(x_T), "first": first, "sw_floor": None,
+    case = {"problem": name, "schedule": repr(schedule), "n": len(x_T), "first": first, "sw_floor": None,
             "reference_error": ref_error, "reference_points": points, "best": order(best.values()),
             "best_shared_grids": order(shared.values()), "runs": all_rows}
+    if given:
+        case["optimized"] = order(optimized)
+    return case

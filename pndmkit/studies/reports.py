@@ -262,10 +262,14 @@ def compare_markdown(result: dict) -> str:
     if "by_nfe_optimized" in result:
         cfg = result["config"]
         spent = sum(c.get("optimize_seconds", 0.0) for c in result["cases"])
-        out += ["## Optimised grids (reported apart: never in the tables above)", "",
-                f"pndmkit.studies.grid_opt.optimize per case and NFE, at most {cfg['optimize_maxfev']} runs on "
-                f"{cfg['optimize_calibration']} calibration noises each ({spent:.0f} s in all); scored on the "
-                "case's own samples, as every row above.", "", optimized_summary(result, markdown=True), "",
+        how = ("Grids given to compare_model (given_grids: " + ", ".join(
+            f"{m} at NFE {', '.join(by)}" for m, by in cfg.get("given_grids", {}).items()) + "), fitted elsewhere; "
+               "scored on this run's noises, as every row above.") if network else (
+            f"pndmkit.studies.grid_opt.optimize per case and NFE, at most {cfg['optimize_maxfev']} runs on "
+            f"{cfg['optimize_calibration']} calibration noises each ({spent:.0f} s in all); scored on the "
+            "case's own samples, as every row above.")
+        out += ["## Optimised grids (reported apart: never in the tables above)", "", how, "",
+                optimized_summary(result, markdown=True), "",
                 "Per case (the best optimised grid and the best built-in pndmkit grid of that case):", "",
                 "| case | NFE | optimised | error | SW | built-in | grid | error | SW | ratio |",
                 "|---|---:|---|---:|---:|---|---|---:|---:|---:|"]
@@ -277,8 +281,8 @@ def compare_markdown(result: dict) -> str:
                     continue
                 o, b = pick
                 out.append(f"| {case['problem']}/{case['schedule']} | {target} | {o['method']} | {o['error']:.2e} | "
-                           f"{_fmt(o['sw'], '.4f')} | {b['method']} | {b['option']} | {b['error']:.2e} | "
-                           f"{_fmt(b['sw'], '.4f')} | {o['error'] / b['error']:.2f} |")
+                           f"{_fmt(o.get('sw'), '.4f')} | {b['method']} | {b['option']} | {b['error']:.2e} | "
+                           f"{_fmt(b.get('sw'), '.4f')} | {o['error'] / b['error']:.2f} |")
         out.append("")
     if "by_nfe_auto" in result:
         from pndmkit.studies.compare import AUTO_TAIL
