@@ -46,7 +46,7 @@ def test_each_row_is_that_solver_run_directly_and_scored_at_its_own_end_level():
     from pndmkit.methods import METHODS
     from pndmkit.grids import make_grid
     from pndmkit.noise import per_sample_noise
-    from pndmkit.studies.peers import peer_sample
+    from pndmkit.studies.peers import make_scheduler, run_scheduler
 
     cfg = CompareConfig(nfes=(8,), n=3, methods=("unipc-3",), peers=("deis", "dpm-3m"), grids=True)
     result = compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,))
@@ -65,7 +65,10 @@ def test_each_row_is_that_solver_run_directly_and_scored_at_its_own_end_level():
         else:
             opt = dict([key[2].split("=")])
             opt = {k: (v == "True") if v in ("True", "False") else v for k, v in opt.items()}
-            out = peer_sample(gaussian_eps, x_T.copy(), schedule=SCHEDULE, peer=key[1], steps=row["steps"], **opt)
+            sched = make_scheduler(key[1], SCHEDULE, row["steps"], **opt)
+            # the network is told the time of the level the scheduler assumes (the default peer_times="level")
+            out = run_scheduler(sched, lambda x, timestep, s: gaussian_eps(x, float(SCHEDULE.t_from_s(s))),
+                                x_T.copy())
             x_end, s_end = out.x, out.s_end
         assert s_end == pytest.approx(row["s_end"], abs=0)
         y = math.sqrt(1.0 + s_end * s_end)
@@ -73,6 +76,28 @@ def test_each_row_is_that_solver_run_directly_and_scored_at_its_own_end_level():
         # the harness starts a peer on the flow at its float32 top level, not at t = 999: a 5e-8 shift
         assert row["error"] == pytest.approx(direct, rel=1e-5), key
     assert rows[checked["trailing"]]["s_end"] == pytest.approx(0.0100013, rel=1e-5)  # DEIS: scored at abar_0
+    assert result["config"]["peer_times"] == "level"
+
+
+def test_peer_times_timestep_tells_the_network_what_a_pipeline_would():
+    """With peer_times="timestep" a peer's row is peer_sample's run (the scheduler's integer timestep as the
+    table's time): on a Karras grid DPM-Solver rounds its timesteps, so the two conventions differ there and
+    agree on DDIM's integer table levels (to the float32 rounding of the table)."""
+    from pndmkit.noise import per_sample_noise
+    from pndmkit.studies.peers import peer_sample
+
+    x_T = per_sample_noise(range(2), (2,), 0).astype(np.float64)
+    cfg = CompareConfig(nfes=(6,), n=2, methods=("ddim",), peers=("dpm-2m", "ddim"), grids=True)
+    both = {how: {(r["method"], r["option"]): r["error"] for r in _rows(
+        compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,), peer_times=how)) if r["side"] == "peer"}
+        for how in ("level", "timestep")}
+    karras = ("dpm-2m", "use_karras_sigmas=True")
+    out = peer_sample(gaussian_eps, x_T.copy(), schedule=SCHEDULE, peer="dpm-2m", steps=6, use_karras_sigmas=True)
+    direct = float(np.sqrt(np.mean((out.x - gaussian_end(x_T, 0.0)) ** 2)))
+    assert both["timestep"][karras] == pytest.approx(direct, rel=1e-5)
+    assert abs(both["timestep"][karras] / both["level"][karras] - 1) > 1e-3
+    trailing = ("ddim", "timestep_spacing=trailing")
+    assert both["timestep"][trailing] == pytest.approx(both["level"][trailing], rel=1e-4)
 
 
 def test_a_converging_run_goes_to_the_reference_with_its_order():
@@ -155,6 +180,7 @@ def test_the_same_method_on_the_same_grid_agrees_across_the_two_sides(digits_run
     ({"first": -1}, "first", "first must be an integer >= 0"),
     ({"first": 1.5}, "first", "first must be an integer >= 0"),
     ({"cfg": CompareConfig(optimized_grids=True)}, "optimized_grids", "not run on a network"),
+    ({"peer_times": "int"}, "peer_times", "peer_times must be 'level' or 'timestep', got 'int'"),
     ({"cache": 3}, "cache", "cache must be a folder path"),
 ])
 def test_bad_input_names_the_parameter(kwargs, param, text):
@@ -172,6 +198,7 @@ def test_bad_budgets_are_refused_before_anything_runs():
 @pytest.mark.parametrize("argv, expected", [
     (["--cache", "x"], "--cache: --cache applies to a network head-to-head; it needs --model"),
     (["--first-noise", "2"], "--first-noise: --first-noise applies to a network head-to-head; it needs --model"),
+    (["--peer-times", "level"], "--peer-times: --peer-times applies to a network head-to-head; it needs --model"),
     (["--model", "digits", "--problem", "gmm2d"], "--problem: --problem chooses a Gaussian-mixture case"),
     (["--model", "digits", "--optimized-grids"], "--optimized-grids: --optimized-grids is not run with --model"),
     (["--model", "digits", "--first-noise", "-1"], "--first-noise: expected an integer >= 0"),

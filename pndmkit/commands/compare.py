@@ -51,7 +51,7 @@ def _check_model_options(args: argparse.Namespace) -> None:
     """Options that belong to ``--model`` alone, or that a ``--model`` run does not take, are refused by name."""
     if args.model is None:
         for name, given in (("cache", args.cache is not None), ("rebuild_cache", args.rebuild_cache),
-                            ("first_noise", args.first_noise is not None)):
+                            ("first_noise", args.first_noise is not None), ("peer_times", args.peer_times is not None)):
             if given:
                 option = "--" + name.replace("_", "-")
                 raise UsageError(name, f"{option} applies to a network head-to-head; it needs --model")
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         cache = default_cache() if args.cache is None else args.cache
         result = compare_model(open_model(args), cfg, first=args.first_noise or 0,
                                cache=None if cache.lower() == "none" else cache, rebuild_cache=args.rebuild_cache,
-                               log=log)
+                               peer_times=args.peer_times or "level", log=log)
         result["config"]["model"] = args.model
     else:
         result = compare(cfg, log=log)
@@ -147,6 +147,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "nothing")
     p.add_argument("--rebuild-cache", action="store_true",
                    help="--model only: solve a damaged cached reference (named on stderr) again instead of stopping")
+    p.add_argument("--peer-times", choices=("level", "timestep"), default=None,
+                   help="--model only: what a diffusers scheduler's call tells the network: the time of the level "
+                        "the scheduler assumes (default, as on the mixtures) or its timesteps entry, rounded to an "
+                        "integer on Karras and Lu-lambda grids as in a pipeline")
     add_network_options(p, study=False)
     p.add_argument("--schedule", nargs="+", choices=sorted(SCHEDULES), help="schedules (default: both)")
     # dest "nfes", CompareConfig's field, so that the study's errors about nfes name --nfe

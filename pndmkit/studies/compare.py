@@ -397,9 +397,11 @@ def _option_label(opts: dict) -> str:
 
 
 def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
-                model: Optional[Callable[[Any, float], Any]] = None) -> list[_Run]:
+                model: Optional[Callable[[Any, float], Any]] = None, peer_times: str = "level") -> list[_Run]:
     """Every peer, option and NFE of ``cfg``. The model is the problem's exact eps at the scheduler's own level
-    or, given ``model(x, t)`` (a network), that model driven by :func:`pndmkit.studies.peers.peer_sample`."""
+    or, given ``model(x, t)`` (a network), that model told the time of the scheduler's own level
+    (``peer_times="level"``) or driven by :func:`pndmkit.studies.peers.peer_sample`, which tells it the
+    scheduler's integer timestep where there is one (``"timestep"``)."""
     from pndmkit.studies.peers import PEERS, call_levels, make_scheduler, peer_sample, run_scheduler
 
     from pndmkit.schedules import levels_from_s
@@ -427,8 +429,11 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
 
                 def launch(x, spec=spec, steps=steps, opts=opts):
                     sched = make_scheduler(spec, schedule, steps, **opts)
-                    if model is not None:
+                    if model is not None and peer_times == "timestep":
                         out = peer_sample(model, x, schedule=schedule, peer=spec, steps=steps, scheduler=sched)
+                    elif model is not None:
+                        out = run_scheduler(sched, lambda x, timestep, s: model(x, _time_of_level(schedule, s)), x,
+                                            prediction=spec.prediction)
                     else:
                         out = run_scheduler(sched, level_model, x, prediction=spec.prediction)
                     return out.x, out.nfe
@@ -927,22 +932,29 @@ class _CountedNetwork:
         return self(x, t)
 
 
+def _time_of_level(schedule: NoiseSchedule, s: float) -> float:
+    """The time whose level is ``s`` (``schedule.t_from_s``), ``s`` clipped to the schedule's levels: a peer's
+    float32 top level may lie just above them."""
+    s_hi, s_lo = _s(schedule, schedule.t_start), _s(schedule, schedule.t_end)
+    if s >= s_hi:
+        return float(schedule.t_start)
+    if s <= s_lo:
+        return float(schedule.t_end)
+    return float(schedule.t_from_s(s))
+
+
 def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, s_to: float
            ) -> tuple[np.ndarray, float, int]:
     """``x`` at level ``s_from`` carried along the network's ODE to ``s_to`` (a short interval): DOP853 at
     :data:`LEVEL_RTOL` and at half of it; returns the tighter end point, the largest change between the two and
-    the network evaluations spent. The network is told ``t_from_s(s)``, ``s`` clipped to the schedule's levels
-    (a peer's float32 top level may lie just above them; the peer itself tells the network its top timestep)."""
+    the network evaluations spent. The network is told :func:`_time_of_level` of each level."""
     from pndmkit.problems.reference import solve_pf_ode
 
-    s_hi, s_lo = _s(schedule, schedule.t_start), _s(schedule, schedule.t_end)
     count = [0]
 
     def eps_of_s(x: np.ndarray, s: float) -> np.ndarray:
         count[0] += 1
-        s = min(max(s, s_lo), s_hi)
-        t = schedule.t_start if s >= s_hi else schedule.t_end if s <= s_lo else float(schedule.t_from_s(s))
-        return problem.eps_numpy(x, t)
+        return problem.eps_numpy(x, _time_of_level(schedule, s))
 
     loose = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=0.1, rtol=LEVEL_RTOL, atol=LEVEL_RTOL)
     tight = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=0.1, rtol=LEVEL_RTOL / 2, atol=LEVEL_RTOL / 2)
@@ -952,12 +964,12 @@ def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, 
 def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *, first: int = 0,
                   cache: Any = None, rebuild_cache: bool = False, schedule: Optional[NoiseSchedule] = None,
                   shape: Optional[Sequence[int]] = None, given_grids: Optional[dict] = None,
-                  log: Callable[[str], None] = lambda s: None) -> dict:
+                  peer_times: str = "level", log: Callable[[str], None] = lambda s: None) -> dict:
     r"""The head-to-head on a network: pndmkit's methods and diffusers' schedulers, equal NFE, same noises.
 
     Every pndmkit method of ``cfg`` on every grid kind (as :func:`compare` plans them) and every peer of
     :data:`pndmkit.studies.peers.PEERS` in ``cfg`` with each of its options, driving the same network
-    (:func:`pndmkit.studies.peers.peer_sample`), start from the same noises ``x_T`` and are scored, as on the
+    (:func:`pndmkit.studies.peers.run_scheduler`, the diffusers scheduler's own ``step``), start from the same noises ``x_T`` and are scored, as on the
     mixtures, by the RMS over samples and pixels of their end point in ``y = x / sqrt(abar)`` against the
     converged reference of the network's probability-flow ODE (:func:`pndmkit.studies.real.model_study`, DOP853
     in float64 at ``rtol = 1e-8``, cached per block of 32 noises): on the whole interval, from the schedule's
@@ -974,11 +986,16 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
       solve (DOP853 at :data:`LEVEL_RTOL`, its error estimated at half of it, reported in
       ``reference_points``).
     * **What the network is told.** pndmkit's runs tell the network the grid time ``t`` of each evaluation
-      (non-integer on the continuous grid kinds). A peer tells it the scheduler's integer timestep where there
-      is one (the table's time), else the time whose level equals the scheduler's own (``t_from_s`` of its
-      sigma: Karras and Lu-lambda grids, IPNDM's sigmas, the sigma schedulers), which is the map the reference
-      uses, not diffusers' log-sigma interpolation of the timestep; so every solver integrates the same ODE.
-      The network runs in float64 on float64 samples; the peers' tables stay float32, as in diffusers.
+      (non-integer on the continuous grid kinds), the reference tells it ``t_from_s(s)``, and by default
+      (``peer_times="level"``) a peer's call tells it the time whose level is the one the scheduler assumes
+      for that call (its float32 ``alphas_cumprod`` or ``sigmas`` entry), as on the mixtures, where a peer gets
+      the exact eps at its own level: so every solver integrates the same ODE and no peer is charged for how
+      it turns levels into timesteps. In use diffusers passes the UNet its ``timesteps`` entry instead, which
+      DPM-Solver, UniPC and DEIS round to an integer on Karras and Lu-lambda grids (up to half a training step
+      from the level they then assume) and the sigma schedulers interpolate in log-sigma (up to 0.02 steps):
+      ``peer_times="timestep"`` runs that (:func:`pndmkit.studies.peers.peer_sample`: the integer timestep as
+      the table's time, else ``t_from_s`` of the level). The network runs in float64 on float64 samples; the
+      peers' tables stay float32, as in diffusers.
 
     Parameters
     ----------
@@ -1001,6 +1018,8 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         The network's schedule (required for a bare callable ``model(x, t)``; default: the checkpoint's).
     shape : sequence of int, optional
         Shape of one sample (default: the checkpoint's).
+    peer_times : {"level", "timestep"}
+        What a peer's call tells the network (above): the time of the scheduler's own level, or its timestep.
     given_grids : dict, optional
         ``{method: {nfe: times}}``: grids of pndmkit methods for this network (e.g. fitted by
         :func:`pndmkit.studies.grid_opt.optimize` on other noises), each a decreasing sequence of times from the
@@ -1026,8 +1045,8 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     ------
     UsageError
         Naming ``model`` (not a network), ``first`` (not an integer >= 0), ``optimized_grids``, ``auto``,
-        ``given_grids`` (an unknown or adaptive method, a grid that is not decreasing from the schedule's first
-        time to its last, or costs more than its NFE), ``cache``, or
+        ``peer_times``, ``given_grids`` (an unknown or adaptive method, a grid that is not decreasing from the
+        schedule's first time to its last, or costs more than its NFE), ``cache``, or
         ``nfes`` / ``methods`` / ``peers`` when no solver fits the budgets.
     """
     from pndmkit.studies.targets import StudyTarget, is_problem, reference_blocks
@@ -1046,6 +1065,8 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     n = MODEL_NOISES if cfg.n is None else int(cfg.n)
     tic = time.perf_counter()
     given = _check_given_grids(given_grids)
+    if peer_times not in ("level", "timestep"):
+        raise UsageError("peer_times", f"peer_times must be 'level' or 'timestep', got {peer_times!r}")
     try:
         target = StudyTarget.resolve(model, schedule, shape=shape, cache=cache, seed=cfg.seed,
                                      rebuild_cache=rebuild_cache)
@@ -1079,13 +1100,13 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     try:
         with _one_blas_thread(), warnings.catch_warnings():
             warnings.simplefilter("ignore", StabilityWarning)
-            case = _model_case(net, name, schedule, x_T, x_ref, ref_error, first, cfg, given, log)
+            case = _model_case(net, name, schedule, x_T, x_ref, ref_error, first, cfg, given, peer_times, log)
     finally:
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
     log(f"done in {time.perf_counter() - tic:.0f} s")
     config = {**asdict(cfg), "n": n, "model": name if not isinstance(model, (str, os.PathLike)) else os.fspath(model),
-              "first": first, "cache": None if cache is None else os.fspath(cache)}
+              "first": first, "cache": None if cache is None else os.fspath(cache), "peer_times": peer_times}
     if given:
         config["given_grids"] = {m: {str(k): list(v) for k, v in by.items()} for m, by in given.items()}
     result = {"config": config, "by_nfe": by_nfe([case], cfg.nfes),
@@ -1150,11 +1171,12 @@ def _plan_given(net: Any, schedule: NoiseSchedule, given: dict[str, dict[int, tu
 
 
 def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: np.ndarray, x_ref: np.ndarray,
-                ref_error: float, first: int, cfg: CompareConfig, given: dict, log: Callable[[str], None]) -> dict:
+                ref_error: float, first: int, cfg: CompareConfig, given: dict, peer_times: str,
+                log: Callable[[str], None]) -> dict:
     """Plan, carry the reference to every level a run starts or ends at, run and score (:func:`compare_model`)."""
     runs = _plan_pndmkit(net, schedule, cfg) + _plan_given(net, schedule, given, cfg.nfes)
     if cfg.peers is None or cfg.peers:
-        runs += _plan_peers(net, schedule, cfg, model=net)
+        runs += _plan_peers(net, schedule, cfg, model=net, peer_times=peer_times)
     if not runs:
         raise UsageError(("nfes", "methods", "peers"), f"no solver runs within nfes={list(cfg.nfes)}; give larger "
                                                        f"nfes or other methods")
