@@ -147,7 +147,8 @@ def test_the_peers_are_diffusers_schedulers_driving_the_network(digits_run):
         assert steps[name] == sum(r["nfe"] for r in rows if r["side"] == "peer" and r["method"] == peer) > 0
     # every network forward is a run's evaluation or one of the short solves that carry the reference
     carried = sum(p["nfe"] for p in result["cases"][0]["reference_points"])
-    assert forwards == sum(r["model_calls"] for r in rows) + carried
+    timing = result["cases"][0]["timing_evaluations"]  # the one evaluation that times the study's cost
+    assert forwards == sum(r["model_calls"] for r in rows) + carried + timing
     assert result["cases"][0]["reference_error"] < 1e-5  # read from the shipped cache, not solved
 
 
@@ -222,7 +223,7 @@ def test_command_writes_the_network_table(tmp_path, capsys):
     assert main(["compare", "--model", "digits", "--first-noise", "5", "--n", "1", "--nfe", "5", "--methods", "ddim",
                  "--peers", "ddim", "--no-grids", "--cache", str(CACHE), "--out", str(out)]) == 0
     text = capsys.readouterr()
-    assert "reference of noises 5-5: cached" in text.err
+    assert "reference of noises 5-5: cached" in text.err and " ms each (timed): about " in text.err
     row = text.out.strip().splitlines()[1].split()
     assert row[:3] == ["5", "ddim", "(5)"] and row[4:6] == ["ddim", "(5)"]
     saved = json.loads((out / "compare.json").read_text())

@@ -1208,7 +1208,11 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
         log(f"reference carried from s = {anchor:.6g} to {level:.6g}: {nfe} evaluations, change at half the "
             f"tolerance {err:.1e}")
     cost = sum(r.nfe for r in runs)
-    log(f"{name}: {len(runs)} runs planned, {cost} network evaluations of {len(x_T)} noises")
+    t0 = time.perf_counter()
+    net.problem.eps_numpy(x_T.copy(), float(schedule.t_start))  # one timed evaluation: the cost, said up front
+    each = time.perf_counter() - t0
+    log(f"{name}: {len(runs)} runs planned, {cost} network evaluations of {len(x_T)} noises at {1000 * each:.0f} ms "
+        f"each (timed): about {cost * each / 60:.0f} minutes")
     best, shared, _, all_rows, optimized, _ = _score_runs(
         runs, on_top, lambda r, top: ref[r.s_start].copy() if top else x_T.copy(), ref, log)
 
@@ -1216,7 +1220,8 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
         return sorted(rows, key=lambda r: (r["nfe_target"], r["side"], r["error"]))
 
     case = {"problem": name, "schedule": repr(schedule), "n": len(x_T), "first": first, "sw_floor": None,
-            "reference_error": ref_error, "reference_points": points, "best": order(best.values()),
+            "reference_error": ref_error, "reference_points": points, "timing_evaluations": 1,
+            "best": order(best.values()),
             "best_shared_grids": order(shared.values()), "runs": all_rows}
     if given:
         case["optimized"] = order(optimized)
