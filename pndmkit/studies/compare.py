@@ -58,6 +58,11 @@ samples is its row in the case's ``auto`` list, and :func:`by_nfe_auto` scores e
 scores (geometric mean over the cases) against the best peer. The option adds rows and summaries of its own
 and changes no other.
 
+**On a network** (:func:`compare_model`, ``pndmkit compare --model``): the same solvers, grids and summaries on
+one case, a network from noises whose converged reference is cached (:mod:`pndmkit.studies.real`), every
+solver driving the network itself; the reference is carried to a peer's own start and end levels by short
+converged solves, and a peer's call tells the network the time of the level its scheduler assumes.
+
 Examples
 --------
 >>> cfg = CompareConfig.quick()
