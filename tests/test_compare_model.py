@@ -181,6 +181,7 @@ def test_the_same_method_on_the_same_grid_agrees_across_the_two_sides(digits_run
     ({"first": -1}, "first", "first must be an integer >= 0"),
     ({"first": 1.5}, "first", "first must be an integer >= 0"),
     ({"cfg": CompareConfig(optimized_grids=True)}, "optimized_grids", "not run on a network"),
+    ({"cfg": CompareConfig(auto=True)}, "auto", "auto is not run on a network"),
     ({"peer_times": "int"}, "peer_times", "peer_times must be 'level' or 'timestep', got 'int'"),
     ({"cache": 3}, "cache", "cache must be a folder path"),
 ])
@@ -202,6 +203,7 @@ def test_bad_budgets_are_refused_before_anything_runs():
     (["--peer-times", "level"], "--peer-times: --peer-times applies to a network head-to-head; it needs --model"),
     (["--model", "digits", "--problem", "gmm2d"], "--problem: --problem chooses a Gaussian-mixture case"),
     (["--model", "digits", "--optimized-grids"], "--optimized-grids: --optimized-grids is not run with --model"),
+    (["--model", "digits", "--auto"], "--auto: auto is not run on a network"),
     (["--model", "digits", "--first-noise", "-1"], "--first-noise: expected an integer >= 0"),
     (["--model", "nosuch"], "--model: checkpoint 'nosuch' not found"),
     (["--model", "digits", "--nfe", "0"], "--nfe: expected an integer in [1, "),
