@@ -236,9 +236,19 @@ class Integrator:
         """Model evaluations of a run of ``steps`` steps (on the schedule's default grid) or on a grid.
 
         Derived by a dry run of the protocol on a scalar state, so it counts exactly what :meth:`solve` asks.
+        A fixed-step method's count depends on the step count alone, so where the schedule's default grid
+        refuses ``steps`` (a ``leading`` grid of a DDPM table that would skip the start of the trajectory,
+        e.g. 600 steps of 1000) it is counted on the ``uniform`` grid of as many steps: the count stays an
+        increasing function of ``steps``, which :func:`pndmkit.methods.steps_for_nfe` bisects.
         """
         if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool):
-            grid = make_grid(self.transfer.schedule, int(steps))
+            try:
+                grid = make_grid(self.transfer.schedule, int(steps))
+            except ValueError as refused:
+                try:
+                    grid = make_grid(self.transfer.schedule, int(steps), "uniform")
+                except ValueError:
+                    raise refused from None
         else:
             grid = steps
         with warnings.catch_warnings():  # a dry run: no StabilityWarning for counting

@@ -198,3 +198,17 @@ def test_mixture_study_shares_the_noises_and_rank_correlation():
     assert rc["by_nfe"][8]["rho"] == 1.0 and rc["pooled"]["n"] == 8 and rc["pooled"]["rho"] == 1.0
     flipped = {n: {k: {**v, "error": 1 / v["error"]} for k, v in d.items()} for n, d in b.items()}
     assert real.rank_correlation(a, flipped)["pooled"]["rho"] == -1.0
+
+
+@pytest.mark.parametrize("method, nfe, steps", [("ipndm", 200, 200), ("ipndm", 1000, 1000), ("f-pndm", 300, 291)])
+def test_steps_for_nfe_of_a_built_integrator_on_a_ddpm_table_is_the_largest_fitting_count(method, nfe, steps):
+    # the table's default leading grid refuses step counts such as 600 of 1000 (it would start at t = 599);
+    # the count is structural, so it must not make the integrator's nfe(N) fail or stop increasing there
+    from pndmkit.methods import get_method, steps_for_nfe
+    from pndmkit.schedules import DiscreteVP
+
+    integrator = get_method(method).build(DiscreteVP.linear())
+    assert integrator.nfe(600) == get_method(method).nfe(600)
+    assert steps_for_nfe(integrator.nfe, nfe) == steps == steps_for_nfe(method, nfe)
+    with pytest.raises(ValueError, match="steps"):
+        integrator.nfe(0)
