@@ -314,7 +314,9 @@ class Final(GradientEstimator):
     many steps are left. Every estimator observes (:meth:`GradientEstimator.observe`) the gradient at the
     start of each step it does not take, so a multistep final has its full history; if the estimator that
     takes a step does not evaluate at its start, one extra evaluation is asked for there. The state is
-    ``(steps left, lowered, body_state, final_states)``.
+    ``(steps left, lowered, body_state, final_states)``. The global order is ``min(body, final + 1)`` over the
+    finals (a fixed number of steps of order ``p`` leaves a local error ``O(h^(p + 1))``), or the body's with a
+    ``few_steps`` threshold, which a fine grid never lowers.
 
     Parameters
     ----------
