@@ -137,3 +137,23 @@ def test_pec_s_ramp_stays_bounded_at_nfe_8_where_the_rk_warm_up_blows_up():
     assert errors["pec-s"][:2] == (2, pytest.approx(1.17, rel=0.02)) and errors["pec-s"][2] > 100
     steps, err, factor = errors["pec-s-ramp"]
     assert steps == 7 and err < 0.04 and factor < 11
+
+
+@pytest.mark.parametrize("few_steps, order", [(None, 2), (15, 4)])
+def test_one_lowered_final_step_caps_a_fourth_order_method_at_second_order(few_steps, order):
+    """PRK-s (order 4) with its last step by DDIM: the one first-order step's O(h^2) local error is the global
+    error's order; with a few_steps threshold the fine grids of the sweep are never lowered. Reported and
+    measured (gmm2d, cosine VP, the registry's convergence study)."""
+    from pndmkit import MethodSpec, RungeKutta, register_method, unregister_method
+    from pndmkit.studies.convergence import make_study, sweep
+    from pndmkit.tableaus import RK4
+
+    est = Final(RungeKutta(RK4, variable="native"), (Single(),), few_steps=few_steps)
+    name = "test-prk-s-final"
+    spec = MethodSpec(name, lambda sched: Integrator(est, DDIMTransfer(sched), name), order)
+    register_method(spec)  # refuses a declared order that differs from the reported one
+    try:
+        result = sweep(make_study("gmm2d", "cosine-vp", t_start=0.9, batch=4), name, [25, 50, 100, 200])
+    finally:
+        unregister_method(name)
+    assert abs(result.measured_order - order) <= 0.3, result.errors
