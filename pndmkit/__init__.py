@@ -9,7 +9,7 @@ estimate) + a transfer map (the DDIM-derived ``phi`` of eq. 9, or the classical 
 """
 
 from pndmkit.adams import AdamsPC, LinearMultistep
-from pndmkit.estimators import GradientEstimator, Single, Step, Warmup
+from pndmkit.estimators import Final, GradientEstimator, Single, Step, Warmup
 from pndmkit.grids import GRID_KINDS, make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.methods import METHODS, MethodSpec, get_method, register_method, unregister_method
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "METHODS", "MethodSpec", "get_method", "register_method", "unregister_method", "sample", "CONVENTIONS",
     "Integrator", "Run", "Solution", "GradientEstimator", "Step", "Single", "RungeKutta", "LinearMultistep",
-    "AdamsPC", "Warmup", "Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer",
+    "AdamsPC", "Warmup", "Final", "Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer",
     "NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching", "CustomSchedule",
     "make_grid", "GRID_KINDS", "as_eps", "to_eps", "guided",
     "StabilityWarning", "PriorScaleWarning",

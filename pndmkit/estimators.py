@@ -53,6 +53,7 @@ Estimators and where they live
 ------------------------------
 * :class:`Single` ``e' = g(x, t)``: DDIM with the DDIM transfer, Euler with the linear one.
 * :class:`Warmup` ``first`` for a number of steps, then ``then``, which inherits what ``first`` evaluated.
+* :class:`Final` ``body``, except the last steps of the grid, which lower-order estimators take.
 * :class:`pndmkit.runge_kutta.RungeKutta`: explicit (pseudo) Runge-Kutta from a Butcher tableau; stage ``i``
   is reached through the transfer, ``x_i = phi(x, sum_j (a_ij / c_i) g_j, t, t_i)`` (PNDM eq. 12 for RK4).
 * :class:`pndmkit.adams.LinearMultistep`: Adams-Bashforth on the gradients at the start of past steps
@@ -74,7 +75,7 @@ from typing import Any, Generator, Optional, Tuple
 from pndmkit._checks import check_int
 from pndmkit.variables import Variable, is_native
 
-__all__ = ["Step", "StepGenerator", "GradientEstimator", "Single", "Warmup", "History", "capped_order",
+__all__ = ["Step", "StepGenerator", "GradientEstimator", "Single", "Warmup", "Final", "History", "capped_order",
            "ramped_order", "planned_step"]
 
 #: past gradients ``((t_k, e_k), ...)``, newest first (the state of the multistep estimators)
@@ -300,6 +301,109 @@ class Warmup(GradientEstimator):
         if self.steps == 0:
             return self.then.order(phi)
         return min(self.then.order(phi), self.first.order(phi) + 1)
+
+
+class Final(GradientEstimator):
+    """``body`` for every step but the last ``len(finals)`` of the grid, which ``finals`` take.
+
+    ``finals[0]`` takes the last step, ``finals[1]`` the one before, and so on: the mirror of :class:`Warmup`,
+    for a multistep method whose last steps are taken at lower order (``lower_order_final`` of DPM-Solver,
+    Lu et al. 2022, arXiv 2211.01095; :class:`pndmkit.exponential.ExponentialMultistep` has the same rule
+    built in). iPNDM with its last step by DDIM and the one before by AB2 is
+    ``Final(LinearMultistep(4), (Single(), LinearMultistep(2)))``. The grid given to :meth:`init` says how
+    many steps are left. Every estimator observes (:meth:`GradientEstimator.observe`) the gradient at the
+    start of each step it does not take, so a multistep final has its full history; if the estimator that
+    takes a step does not evaluate at its start, one extra evaluation is asked for there. The state is
+    ``(steps left, lowered, body_state, final_states)``. The global order is ``min(body, final + 1)`` over the
+    finals (a fixed number of steps of order ``p`` leaves a local error ``O(h^(p + 1))``), or the body's with a
+    ``few_steps`` threshold, which a fine grid never lowers.
+
+    Parameters
+    ----------
+    body : GradientEstimator
+        Takes every step but the final ones.
+    finals : tuple of GradientEstimator
+        The final steps' estimators, the last step's first; ``()`` leaves ``body`` alone (bit for bit).
+    few_steps : int or None
+        Only grids with fewer steps than this get the final estimators (DPM-Solver's threshold is 15);
+        ``None``: every grid.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An argument of the wrong type, or ``few_steps`` below 1.
+    """
+
+    def __init__(self, body: GradientEstimator, finals: Tuple[GradientEstimator, ...] = (),
+                 few_steps: Optional[int] = None) -> None:
+        if not isinstance(body, GradientEstimator):
+            raise TypeError(f"body must be a GradientEstimator, got {type(body).__name__}")
+        if not isinstance(finals, tuple) or not all(isinstance(f, GradientEstimator) for f in finals):
+            raise TypeError(f"finals must be a tuple of GradientEstimator (the last step's first), got {finals!r}")
+        self.body, self.finals = body, finals
+        self.few_steps = None if few_steps is None else check_int(few_steps, "few_steps", minimum=1)
+
+    def __repr__(self) -> str:
+        return f"Final({self.body!r}, {self.finals!r}, few_steps={self.few_steps})"
+
+    def _lowered(self, steps: int) -> bool:
+        return bool(self.finals) and (self.few_steps is None or steps < self.few_steps)
+
+    def init(self, x, t, phi, times):
+        steps = len(times) - 1
+        return (steps, self._lowered(steps), self.body.init(x, t, phi, times),
+                tuple(f.init(x, t, phi, times) for f in self.finals))
+
+    def observe(self, state, t, e):
+        left, lowered, s_body, s_finals = state
+        return (left - 1, lowered, self.body.observe(s_body, t, e),
+                tuple(f.observe(s, t, e) for f, s in zip(self.finals, s_finals)))
+
+    def plan(self, times, phi):
+        # each final observes every step before its own, so its plan for a fresh run on the whole grid holds
+        n = len(times) - 1
+        body = self.body.plan(times, phi)
+        finals = [f.plan(times, phi) if self._lowered(n) and j < n else None for j, f in enumerate(self.finals)]
+        if body is None and all(f is None for f in finals):
+            return None
+        return tuple((body[i] if body is not None else None,
+                      next((f[i] for j, f in enumerate(finals) if f is not None and i == n - 1 - j), None))
+                     for i in range(n))
+
+    def step(self, x, t, t_next, phi, state, plan=None):
+        left, lowered, s_body, s_finals = state
+        j = left - 1  # steps left after this one
+        if not lowered or not 0 <= j < len(self.finals):
+            if not lowered:  # nobody else ever takes a step: the body alone, as without Final
+                result = yield from planned_step(self.body, x, t, t_next, phi, s_body, plan and plan[0])
+                return Step((left - 1, lowered, result.state, s_finals), e=result.e, x=result.x)
+            taker, entry = self.body, plan and plan[0]
+        else:
+            taker, entry = self.finals[j], plan and plan[1]
+        sub = planned_step(taker, x, t, t_next, phi, s_body if taker is self.body else s_finals[j], entry)
+        start = None
+        try:
+            request = next(sub)
+            while True:
+                g = yield request
+                if start is None and request[0] is x and request[1] == t:
+                    start = g
+                request = sub.send(g)
+        except StopIteration as stop:
+            result = stop.value
+        if start is None:
+            start = yield x, t
+        body = result.state if taker is self.body else self.body.observe(s_body, t, start)
+        finals = tuple(result.state if f is taker and i == j else f.observe(s, t, start)
+                       for i, (f, s) in enumerate(zip(self.finals, s_finals)))
+        return Step((left - 1, lowered, body, finals), e=result.e, x=result.x)
+
+    def order(self, phi):
+        # a fixed number of final steps of order p leaves a local error O(h^(p + 1)) the global error keeps;
+        # with a few_steps threshold a fine grid never lowers its final steps
+        if not self.finals or self.few_steps is not None:
+            return self.body.order(phi)
+        return min(self.body.order(phi), *(f.order(phi) + 1 for f in self.finals))
 
 
 def planned_step(estimator: GradientEstimator, x: Any, t: float, t_next: float, phi: Any, state: Any,

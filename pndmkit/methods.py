@@ -10,6 +10,12 @@ ratio), while PRK places its stages at the ``t``-midpoint and PLMS uses weights 
 mismatch leaves a local error ``~ s'' eps' h^3``. The ``-s`` variants place stages at the ``s``-midpoint
 and use Adams-Bashforth weights exact on the actual ``s`` nodes, and recover fourth order.
 
+Two few-step variants come from the head-to-head (``analysis/levers.py``, README "Parity and head-to-head with
+diffusers"): ``ipndm-lof1`` / ``ipndm-lof2`` take iPNDM's last step at lower order (DDIM, AB2), as DPM-Solver's
+``lower_order_final`` does (:class:`~pndmkit.estimators.Final`), and ``pec-s-ramp`` warms the s-exact
+Adams PEC pair up by its own lower-order pairs (one evaluation a step) instead of pseudo RK4 (four a step), whose
+stage errors the eps-form transfer amplifies at few steps. Each is third order or less.
+
 Examples
 --------
 >>> METHODS["f-pndm"].nfe(50), METHODS["plms"].nfe(50), METHODS["s-pndm"].nfe(50)
@@ -29,7 +35,7 @@ from typing import Any, Callable, Optional, Union
 from pndmkit._checks import check_bool, check_int
 from pndmkit.adams import AdamsPC, LinearMultistep
 from pndmkit.adaptive import AdaptiveIntegrator
-from pndmkit.estimators import GradientEstimator, Single, Warmup
+from pndmkit.estimators import Final, GradientEstimator, Single, Warmup
 from pndmkit.exponential import UniPC, deis_multistep, dpm_solver_multistep
 from pndmkit.integrator import Integrator
 from pndmkit.runge_kutta import RungeKutta
@@ -267,6 +273,20 @@ _SPECS = [
     MethodSpec("pec-s", _pseudo("pec-s", Warmup(PRK_S, 2, AdamsPC(4, "PEC", ramp=False))), 4,
                "PRK-s for 2 steps, then AB3 + AM4 exact on the s nodes, PEC (next step reuses the predicted-point "
                "evaluation)", "phi (DDIM)", "pndmkit: s-exact Adams-Bashforth-Moulton, PEC mode"),
+    # Lower-order final steps and a warm-up without RK stages: the few-step levers of analysis/levers.py, kept
+    # where they beat every other method on the mixtures of the head-to-head (README)
+    MethodSpec("ipndm-lof1", _pseudo("ipndm-lof1", Final(LinearMultistep(4, ramp=True), (Single(),))), 2,
+               "iPNDM (AB1 .. AB4, fixed weights), its last step first order (DDIM)", "phi (DDIM)",
+               "Zhang & Chen 2023 (DEIS), iPNDM; last step lowered as DPM-Solver's lower_order_final "
+               "(Lu et al. 2022, arXiv 2211.01095)"),
+    MethodSpec("ipndm-lof2", _pseudo("ipndm-lof2", Final(LinearMultistep(4, ramp=True), (LinearMultistep(2),))), 2,
+               "iPNDM (AB1 .. AB4, fixed weights), its last step AB2 (3 e_0 - e_1)/2", "phi (DDIM)",
+               "Zhang & Chen 2023 (DEIS), iPNDM; last step lowered as DPM-Solver's lower_order_final "
+               "(Lu et al. 2022, arXiv 2211.01095)"),
+    MethodSpec("pec-s-ramp", _pseudo("pec-s-ramp", AdamsPC(4, "PEC", ramp=True)), 3,
+               "AB1 + AM2, AB2 + AM3, then AB3 + AM4 exact on the s nodes, PEC (no RK warm-up)", "phi (DDIM)",
+               "pndmkit: s-exact Adams-Bashforth-Moulton, PEC mode, ramped (Hairer, Norsett, Wanner I, "
+               "sec. III.1)"),
     # The exponential-integrator family and the data-prediction forms (pndmkit/exponential.py). Ramped
     # multistep methods start with one first-order step, whose O(h^2) local error caps the global order at 2
     # whatever the formula's order; UniPC's uncorrected last step does the same.

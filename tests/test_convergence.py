@@ -18,6 +18,9 @@ from pndmkit.studies.convergence import fit_order, make_study, run_study, sweep
 # at the start and iPNDM-v measures 3.9 instead of 2. Every method is asymptotic from N ~ 100-200 here.
 STEPS = [100, 200, 400, 800]
 TOL = 0.3
+# ipndm-lof2's last step (AB2, local error O(h^3)) outweighs iPNDM's O(h^2) global error until N ~ 800 here
+# (measured 2.86 on STEPS, 2.15 on these, the same error as ipndm's from N = 1600 on)
+STEPS_OF = {"ipndm-lof2": [400, 800, 1600, 3200]}
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +43,10 @@ def test_reference_is_far_more_accurate_than_any_reported_error(study, default_s
 @pytest.mark.parametrize("name", [m for m, spec in pndmkit.METHODS.items() if not spec.adaptive])
 def test_every_method_reaches_its_declared_order(study, name):
     spec = pndmkit.METHODS[name]
-    result = sweep(study, name, STEPS)
-    assert result.nfe == [spec.nfe(n) for n in STEPS]
-    last = max(n for n, e in zip(STEPS, result.errors) if e > study.floor)  # the fit stops before round-off
+    steps = STEPS_OF.get(name, STEPS)
+    result = sweep(study, name, steps)
+    assert result.nfe == [spec.nfe(n) for n in steps]
+    last = max(n for n, e in zip(steps, result.errors) if e > study.floor)  # the fit stops before round-off
     assert result.fit_range is not None and result.fit_range[1] == last
     assert abs(result.measured_order - spec.order) <= TOL, (result.measured_order, result.errors)
 

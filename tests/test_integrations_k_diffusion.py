@@ -182,7 +182,7 @@ def exact_end(y, sigma_0):
 
 
 DATA_STEP = {"prk", "prk-s", "rk4"}    # a stage at the step's end after interior stages: the data step D(x, sigma)
-PREDICTOR = {"pec-s", "pece-s", "pie"}  # a request at 0 right after the start: the method's own predictor
+PREDICTOR = {"pec-s", "pec-s-ramp", "pece-s", "pie"}  # a request at 0 right after the start: the method's own predictor
 
 
 def counted(calls):
@@ -205,7 +205,7 @@ def test_every_method_takes_sigmas_ending_at_zero(name, y_start):
         np.testing.assert_array_equal(out, denoiser(head, np.full(4, sigmas[-2])))
         assert len(calls) == len(head_calls) + 1
     elif name in PREDICTOR:  # the same run to the last step's start and one evaluation there (pec-s: none)
-        assert len(calls) == len(head_calls) + (0 if name == "pec-s" else 1)
+        assert len(calls) == len(head_calls) + (0 if name in ("pec-s", "pec-s-ramp") else 1)
     elif name in BUILTIN:  # the method's own last step: what pndmkit.sample does with the same grid on SigmaVP
         sol = pndmkit.sample(eps_vp, y_start / math.sqrt(1 + sigmas[0] ** 2), schedule=kd.SigmaVP(sigmas[0]),
                              method=name, grid=sigmas)

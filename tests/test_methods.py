@@ -156,9 +156,11 @@ def test_variable_weights_on_uniform_s_nodes_are_the_fixed_weights():
 NFE = {  # registry NFE formulas; N >= 1, fewer steps than a warm-up run the warm-up throughout
     "ddim": lambda n: n, "pie": lambda n: 2 * n, "prk": lambda n: 4 * n, "plms": lambda n: n + 1,
     "s-pndm": lambda n: n + 1, "f-pndm": lambda n: n + 3 * min(n, 3), "fon": lambda n: n + 3 * min(n, 3),
-    "ipndm": lambda n: n, "ipndm-v": lambda n: n, "euler": lambda n: n, "rk4": lambda n: 4 * n,
+    "ipndm": lambda n: n, "ipndm-v": lambda n: n, "ipndm-lof1": lambda n: n, "ipndm-lof2": lambda n: n,
+    "euler": lambda n: n, "rk4": lambda n: 4 * n,
     "prk-s": lambda n: 4 * n, "f-pndm-s": lambda n: n + 3 * min(n, 3),
     "fon-official": lambda n: n + 3 * min(n, 3), "pece-s": lambda n: 4 * n if n <= 2 else 2 * n + 4, "pec-s": lambda n: 4 * n if n <= 2 else n + 7,
+    "pec-s-ramp": lambda n: n + 1,  # the first step evaluates its start and its predicted point, then PEC reuses
     # one evaluation per step (UniPC's corrector reuses the next one); x0 forms keep their warm-ups
     **{name: (lambda n: n) for name in ("dpm-solver++-2m", "dpm-solver++-3m", "dpm-solver-2m", "unipc-2", "unipc-3",
                                          "deis-3", "ipndm-x0")},
