@@ -33,6 +33,7 @@ from pathlib import Path
 
 from pndmkit.studies.compare import NFES, CompareConfig, compare_model
 from pndmkit.studies.reports import compare_summary, optimized_summary, write_compare_results
+from analysis import portable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: analysis/grid_opt.py's candidates and pec-s
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
     given = optimised_grids(Path(args.grids)) if args.grids else None
     cfg = CompareConfig(nfes=NFES, n=args.n, methods=METHODS)
     result = compare_model("digits", cfg, first=args.first, cache=args.cache, given_grids=given, log=print)
+    result["config"] = portable(result["config"])
     result["config"]["seconds"] = time.perf_counter() - tic
     for path in write_compare_results(result, Path(args.out)):
         print(f"wrote {path}")

@@ -57,6 +57,7 @@ from pndmkit.noise import per_sample_noise
 from pndmkit.stability import StabilityWarning
 from pndmkit.studies import grid_opt
 from pndmkit.studies.targets import StudyTarget
+from analysis import portable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: methods compared on the built-in grids (the strongest of each family at NFE 5-10)
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     held = target.study(args.calibration, args.heldout)
     print(f"held-out reference: error {held.reference_error:.1e} ({time.perf_counter() - t0:.0f} s)", flush=True)
     table = builtin_table(held, args.methods.split(","), args.nfe)
-    out = {"config": vars(args), "reference_error": held.reference_error, "pixel_scale": held.pixel_scale,
+    out = {"config": portable(vars(args)), "reference_error": held.reference_error, "pixel_scale": held.pixel_scale,
            "builtin": {str(k): v for k, v in table.items()},
            "x0_gap": x0_gap(args.model, args.surrogate, held.schedule, target.shape), "by_nfe": {}}
     for nfe in args.nfe:

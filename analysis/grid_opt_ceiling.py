@@ -43,6 +43,7 @@ from pndmkit.problems.builtin import gmm32d
 from pndmkit.stability import StabilityWarning
 from pndmkit.studies import grid_opt
 from pndmkit.studies.targets import StudyTarget
+from analysis import portable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
     spread = {"block": BLOCK, "defaults": blocks(held, res.searched_grid), "ceiling": blocks(held, grid)}
     out = {"problem": "gmm32d(dim=8, n_components=4)", "method": METHOD, "nfe": NFE, "noise_seed": 0,
            "fit": [0, args.fit], "heldout": [args.fit, args.fit + args.heldout],
-           "third": [args.fit + args.heldout, args.fit + 2 * args.heldout], "config": vars(args),
+           "third": [args.fit + args.heldout, args.fit + 2 * args.heldout], "config": portable(vars(args)),
            "ceiling": out_of_sample, "in_sample_on_heldout": in_sample, "defaults": defaults,
            "blocks_of_256": spread, "seconds": time.perf_counter() - tic,
            "cpu_seconds": time.process_time() - cpu}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pndmkit.methods import METHODS
 from pndmkit.studies import convergence, real
+from analysis import portable
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     names = args.methods.split(",") if args.methods else [n for n, s in METHODS.items() if not s.adaptive]
     net = real.model_study(args.model, batch=args.batch, cache=args.cache, progress=True)
     mix = convergence.make_study(args.mixture, "ddpm-linear", t_start=net.t_start, t_end=net.t_end, batch=8)
-    out = {"config": {**vars(args), "methods": names}, "reference_error": net.reference_error,
+    out = {"config": {**portable(vars(args)), "methods": names}, "reference_error": net.reference_error,
            "reference_rtol": net.reference_rtol, "t_start": net.t_start, "t_end": net.t_end}
     for label, study in (("network", net), ("mixture", mix)):
         results = (real.run_model_study(study, names, args.steps, progress=True) if label == "network"
