@@ -22,9 +22,11 @@ import sys
 from pathlib import Path
 
 from pndmkit._io import check_writable_folder
-from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
+from pndmkit.commands.args import MAX_STEPS, int_in_range, nonnegative_int, positive_int, step_count
 from pndmkit.commands.network import NETWORK_HELP, add_network_options
 from pndmkit.errors import UsageError
+from pndmkit.studies.grid_opt import MAX_NOISES
+from pndmkit.studies.statistics import INTERVAL_MIN_SAMPLES
 from pndmkit.studies.compare import NFES, OPTIMIZED_DEFAULT, SCHEDULES, CompareConfig, compare, with_options
 from pndmkit.studies.reports import auto_summary, compare_summary, optimized_summary, write_compare_results
 
@@ -51,7 +53,8 @@ def _check_model_options(args: argparse.Namespace) -> None:
     """Options that belong to ``--model`` alone, or that a ``--model`` run does not take, are refused by name."""
     if args.model is None:
         for name, given in (("cache", args.cache is not None), ("rebuild_cache", args.rebuild_cache),
-                            ("first_noise", args.first_noise is not None), ("peer_times", args.peer_times is not None)):
+                            ("first_noise", args.first_noise is not None), ("peer_times", args.peer_times is not None),
+                            ("scheduler_config", args.scheduler_config is not None)):
             if given:
                 option = "--" + name.replace("_", "-")
                 raise UsageError(name, f"{option} applies to a network head-to-head; it needs --model")
@@ -118,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
                           "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
         print(compare_summary(result))
+        from pndmkit.studies.peers import PEERS
+
+        custom = {name for name, spec in PEERS.items() if not spec.builtin}
+        if any(r["side"] == "peer" and r["method"] in custom for c in result["cases"] for r in c["best"]):
+            print(f"\npeers also on pndmkit's grids ({', '.join(sorted(custom & set(cfg.peers or PEERS)))}):\n"
+                  f"{compare_summary(result, 'by_nfe_peers_on_pndmkit_grids')}")
         if "by_nfe_optimized" in result:
             print(f"\noptimised grids (apart from the table above; error / error ratios as above):\n"
                   f"{optimized_summary(result)}")
@@ -151,7 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--model only: what a diffusers scheduler's call tells the network: the time of the level "
                         "the scheduler assumes (default, as on the mixtures) or its timesteps entry, rounded to an "
                         "integer on Karras and Lu-lambda grids as in a pipeline")
-    add_network_options(p, study=False)
+    add_network_options(p, study=False, model_only=True)
     p.add_argument("--schedule", nargs="+", choices=sorted(SCHEDULES), help="schedules (default: both)")
     # dest "nfes", CompareConfig's field, so that the study's errors about nfes name --nfe
     p.add_argument("--nfe", dest="nfes", nargs="+", type=step_count,
@@ -176,8 +185,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also choose one pndmkit method and grid per case and NFE from calibration noises of its own "
                         "(every rule of pndmkit.studies.compare.AUTO_RULES), run it on the case's samples and report "
                         "it apart")
-    p.add_argument("--auto-calibration", type=positive_int, metavar="N",
-                   help=f"--auto: calibration noises of the choice (default {CompareConfig.auto_calibration})")
+    p.add_argument("--auto-calibration", type=int_in_range(INTERVAL_MIN_SAMPLES, MAX_NOISES), metavar="N",
+                   help=f"--auto: calibration noises of the choice, from {INTERVAL_MIN_SAMPLES} (the interval rule's "
+                        f"bootstrap) to {MAX_NOISES} (default {CompareConfig.auto_calibration})")
     p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers)")
     p.add_argument("--json", action="store_true", help="print one JSON object (by_nfe, config)")
     p.add_argument("--out", metavar="DIR", help="write compare.{json,csv,md} and compare_runs.csv into DIR "
