@@ -288,7 +288,7 @@ def test_a_reference_to_solve_is_announced_before_it_is_solved(tmp_path):
     assert lines[0] == f"created the cache folder {cache} (it did not exist): references solved here are kept there"
     ahead = next(i for i, line in enumerate(lines) if line.startswith("reference of noises 0-1: not in the cache "))
     done = next(i for i, line in enumerate(lines) if line.startswith("reference of noises 0-1: solved ("))
-    assert ahead < done and "solving it now" in lines[ahead] and "ms each, timed)" in lines[ahead], lines[ahead]
+    assert ahead < done and "solving it now" in lines[ahead] and "ms each, timed on one thread)" in lines[ahead], lines[ahead]
     lines.clear()
     compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,), log=lines.append)  # cache=None: also said
     assert any(line.startswith("reference of noises 0-1: no cache (cache=None): solving it now") for line in lines)
