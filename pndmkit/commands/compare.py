@@ -1,17 +1,22 @@
 """``pndmkit compare``: pndmkit's methods against diffusers' schedulers at equal NFE on exact ground truth.
 
-Prints the by-NFE table (``--json``: one JSON object whose ``by_nfe`` maps each NFE to the best pndmkit
-method, the best peer and their error ratio). Files are written only with ``--out DIR``: ``compare.json``
-(summaries and the best option per solver, NFE and case), ``compare.csv`` (the same best rows),
+Prints the by-NFE table: a row per NFE with the best pndmkit method and the best peer (each with its grid
+option; ``-`` for a side with no run at that NFE) and their error ratio, then, where a peer ran on pndmkit's
+grids (``ipndm-pndmkit-grid``, ...), the same table with those peers in (``--json``: one JSON object whose
+``by_nfe`` maps each NFE to the best pndmkit method, the best peer and their error ratio). Files are written
+only with ``--out DIR``: ``compare.json`` (summaries and the best option per solver, NFE and case), ``compare.csv`` (the same best rows),
 ``compare_runs.csv`` (every run) and ``compare.md`` (summary tables). ``--peers`` with no names runs
 pndmkit's methods alone (no diffusers needed) and reports their best per NFE. ``--optimized-grids`` also
 optimises the grids of some methods per case and NFE and prints (and writes) them in a table of their own;
 they never enter the built-in summaries. ``--auto`` also chooses, per case and NFE, one pndmkit method and grid
-from calibration noises of its own (each rule of ``pndmkit.studies.compare.AUTO_RULES``), runs the choice on the
+(alone: among the built-in grids; with ``--optimized-grids``, the optimised ones too) from calibration noises of
+its own (each rule of ``pndmkit.studies.compare.AUTO_RULES``), runs the choice on the
 case's samples and prints (and writes) it in a table of its own, also apart from the built-in summaries.
 ``--model digits`` (or a checkpoint path) runs the same head-to-head on
 a network against its converged reference (:func:`pndmkit.studies.compare.compare_model`), reusing the cached
-references of ``--cache``.
+references of ``--cache`` and saying on stderr, before it starts, each reference block it must solve and its
+timed cost; ``--cache``, ``--first-noise``, ``--rebuild-cache``, ``--peer-times`` and ``--scheduler-config``
+are refused without ``--model``.
 """
 
 from __future__ import annotations
@@ -183,8 +188,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"{CompareConfig.optimize_calibration})")
     p.add_argument("--auto", action="store_true",
                    help="also choose one pndmkit method and grid per case and NFE from calibration noises of its own "
-                        "(every rule of pndmkit.studies.compare.AUTO_RULES), run it on the case's samples and report "
-                        "it apart")
+                        "(every rule of pndmkit.studies.compare.AUTO_RULES) among the built-in grids (and the "
+                        "optimised ones with --optimized-grids), run it on the case's samples and report it apart")
     p.add_argument("--auto-calibration", type=int_in_range(INTERVAL_MIN_SAMPLES, MAX_NOISES), metavar="N",
                    help=f"--auto: calibration noises of the choice, from {INTERVAL_MIN_SAMPLES} (the interval rule's "
                         f"bootstrap) to {MAX_NOISES} (default {CompareConfig.auto_calibration})")
