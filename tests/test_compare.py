@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from pndmkit.errors import UsageError
 from pndmkit.grids import DISCRETE_SPACINGS, GRID_KINDS, GRIDS, S_FLOOR, make_grid
 from pndmkit.schedules import DiscreteVP, LinearVP
 from pndmkit.studies import compare as cmp
@@ -59,9 +60,9 @@ def test_peers_with_no_names_runs_pndmkit_alone_and_reports_a_table(capsys):
     assert lines[0].split()[:3] == ["NFE", "best", "pndmkit"]
     rows = [line.split() for line in lines[1:]]
     assert [r[0] for r in rows] == ["5", "10"]
-    for r in rows:
-        assert r[1] in ("ddim", "ipndm") and float(r[3]) > 0 and r[4:] == ["-", "-", "-"]  # no peer, no ratio
-    assert float(rows[1][3]) < float(rows[0][3])  # more NFE, smaller error
+    for r in rows:  # method, (NFE), grid option, error; no peer, no ratio
+        assert r[1] in ("ddim", "ipndm") and r[3] == "leading" and float(r[4]) > 0 and r[5:] == ["-"] * 4
+    assert float(rows[1][4]) < float(rows[0][4])  # more NFE, smaller error
 
 
 def test_peers_with_no_names_json_has_the_best_pndmkit_method_per_nfe(capsys):
@@ -390,8 +391,9 @@ def test_auto_bad_input_names_the_parameter():
 
 @pytest.mark.parametrize("argv, expected", [
     (["--auto-calibration", "64"], "--auto-calibration: --auto-calibration tunes --auto, which is not given"),
-    (["--auto", "--auto-calibration", "0"], "--auto-calibration: expected an integer >= 1"),
-    (["--auto", "--auto-calibration", "4"], "--auto-calibration: auto_calibration must be an integer from 8"),
+    (["--auto", "--auto-calibration", "0"], "--auto-calibration: expected an integer in [8, 1000000], got '0'"),
+    (["--auto", "--auto-calibration", "4"], "--auto-calibration: expected an integer in [8, 1000000], got '4'"),
+    (["--auto", "--auto-calibration", "1"], "--auto-calibration: expected an integer in [8, 1000000], got '1'"),
 ])
 def test_auto_bad_command_line_is_one_line(argv, expected, capsys):
     from pndmkit.cli import main
@@ -449,3 +451,64 @@ def test_readme_auto_ratios_are_the_json(name, label):
             line = (f"| auto, {rule}, {label} calibration noises | "
                     + " | ".join(f"{data['by_nfe_auto'][n]['rules'][rule]['vs_peer']:.2f}" for n in nfes) + " |")
             assert line in readme, line
+
+
+def test_peers_on_pndmkit_grids_alone_still_give_every_nfe_row(tmp_path, capsys):
+    """With only a peer that runs on pndmkit's grid, the main table used to print its header alone: every NFE
+    has a row (the peer side '-', the reason said once), and that peer's own table follows."""
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    assert main([*TINY, "--peers", "ipndm-pndmkit-grid", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    rows = [line.split() for line in lines[1:3]]
+    assert [r[0] for r in rows] == ["5", "10"] and all(r[5:] == ["-"] * 4 for r in rows), lines
+    assert lines[3].startswith("-: no peer with its own options ran at that NFE")
+    on_grid = lines.index("peers also on pndmkit's grids (ipndm-pndmkit-grid):")
+    assert [line.split()[0] for line in lines[on_grid + 2:on_grid + 4]] == ["5", "10"]
+    assert "ipndm-pndmkit-grid" in lines[on_grid + 2]
+    saved = json.loads((out / "compare.json").read_text())
+    assert set(saved["by_nfe"]) == {"5", "10"} and all("best_peer" not in e for e in saved["by_nfe"].values())
+    assert all(e["best_peer"]["method"] == "ipndm-pndmkit-grid"
+               for e in saved["by_nfe_peers_on_pndmkit_grids"].values())
+    md = (out / "compare.md").read_text()
+    assert "## Peers may also take pndmkit's quadratic grid" in md and "| 5 | ipndm (5) | " in md
+
+
+def test_summaries_name_the_grid_of_each_best_run_and_the_auto_picks(tmp_path, capsys):
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    assert main([*TINY, "--nfe", "5", "--peers", "ddim", "--auto", "--auto-calibration", "16",
+                 "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    saved = json.loads((out / "compare.json").read_text())
+    best = saved["by_nfe"]["5"]
+    row = lines[1].split()
+    assert row[3] == best["best_pndmkit"]["options"][0] == "leading"
+    assert row[7] == best["best_peer"]["options"][0] == "timestep_spacing=leading"
+    head = lines.index("automatic choice from calibration noises (apart from the tables above; error / error ratios "
+                       "as above):")
+    assert "rms picked" in lines[head + 1]
+    for rule in cmp.AUTO_RULES:
+        pick = next(r for r in saved["cases"][0]["auto"] if r["rule"] == rule)
+        assert f"{pick['method']} [{pick['option']}]" in lines[head + 2]
+    md = (out / "compare.md").read_text()
+    assert "Peers may also take pndmkit's quadratic grid" not in md  # no peer ran on a pndmkit grid
+
+
+def test_auto_calibration_samples_takes_a_name_and_names_bad_input():
+    from pndmkit.problems import get_problem
+
+    assert np.array_equal(cmp.auto_calibration_samples("gmm2d", 8, 100.0, 0),
+                          cmp.auto_calibration_samples(get_problem("gmm2d"), 8, 100.0, 0))
+    for kwargs, param, text in [({"problem": "nope"}, "problem", "unknown problem 'nope'; built-in problems: "),
+                                ({"problem": 3}, "problem", "problem must be a built-in problem or its name"),
+                                ({"seed": -1}, "seed", "seed must be an integer >= 0, got -1"),
+                                ({"n": 0}, "n", "n must be an integer >= 1, got 0"),
+                                ({"s_max": -1.0}, "s_max", "s_max must be a finite number >= 0 (a level s), got -1.0"),
+                                ({"s_max": float("nan")}, "s_max", "s_max must be a finite number >= 0")]:
+        args = {"problem": "gmm2d", "n": 8, "s_max": 100.0, "seed": 0, **kwargs}
+        with pytest.raises(UsageError) as info:
+            cmp.auto_calibration_samples(**args)
+        assert info.value.params == (param,) and text in str(info.value), str(info.value)

@@ -226,12 +226,15 @@ def test_command_writes_the_network_table(tmp_path, capsys):
                  "--peers", "ddim", "--no-grids", "--cache", str(CACHE), "--out", str(out)]) == 0
     text = capsys.readouterr()
     assert "reference of noises 5-5: cached" in text.err and " ms each (timed): about " in text.err
-    row = text.out.strip().splitlines()[1].split()
-    assert row[:3] == ["5", "ddim", "(5)"] and row[4:6] == ["ddim", "(5)"]
+    assert "solving it now" not in text.err  # cached: nothing to announce
+    row = text.out.strip().splitlines()[1].split()  # NFE, method (NFE) grid error, peer (NFE) option error, ratio
+    assert row[:4] == ["5", "ddim", "(5)", "leading"] and row[5:8] == ["ddim", "(5)", "timestep_spacing=leading"]
     saved = json.loads((out / "compare.json").read_text())
     assert saved["config"]["model"] == "digits" and saved["config"]["first"] == 5
+    assert "problems" not in saved["config"] and "schedules" not in saved["config"]  # the mixtures' fields
     md = (out / "compare.md").read_text()
     assert md.startswith("# pndmkit compare --model digits") and "noises 5-5 (seed 0)" in md
+    assert "(--peer-times level)" in md and "Peers may also take pndmkit's quadratic grid" not in md
 
 
 def test_given_grids_run_apart_and_equal_the_same_builtin_grid():
@@ -241,26 +244,102 @@ def test_given_grids_run_apart_and_equal_the_same_builtin_grid():
 
     grid = [float(t) for t in make_grid(SCHEDULE, 6, "quadratic")]
     cfg = CompareConfig(nfes=(6,), n=2, methods=("ipndm",), peers=(), grids=True)
-    result = compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,), given_grids={"ipndm": {6: grid, 9: grid}})
+    result = compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,), given_grids={"ipndm": {6: grid}})
     case = result["cases"][0]
-    (opt,) = case["optimized"]  # NFE 9 is not among nfes: not run
+    (opt,) = case["optimized"]
     builtin = next(r for r in case["runs"] if r["option"] == "quadratic")
     assert opt["option"] == "optimized" and opt["error"] == builtin["error"] and opt["model_calls"] == 6
     assert all(r["option"] != "optimized" for r in case["runs"] + case["best"])
     entry = result["by_nfe_optimized"]["6"]
     assert entry["methods"]["ipndm"]["ratio"] == pytest.approx(builtin["error"] / entry["best_builtin"]["error"])
-    assert result["config"]["given_grids"] == {"ipndm": {"6": grid, "9": grid}}
+    assert result["config"]["given_grids"] == {"ipndm": {"6": grid}}
 
 
 @pytest.mark.parametrize("given, text", [
     ({"pf": {5: [999.0, -1.0]}}, "given_grids names 'pf', which is not a fixed-step method"),
     ({"ipndm": [999.0, -1.0]}, "given_grids['ipndm'] must map NFE to times"),
-    ({"ipndm": {5: [999.0, 500.0, 0.0]}}, "must decrease from the schedule's first time 999 to its last -1"),
-    ({"ipndm": {5: [999.0, 600.0, 700.0, -1.0]}}, "must decrease from the schedule's first time"),
-    ({"ipndm": {2: [999.0, 600.0, 300.0, -1.0]}}, "has 3 steps, which cost ipndm 3 model calls, more than 2"),
+    ({"ipndm": {5: [999.0, 800.0, 600.0, 400.0, 200.0, 0.0]}},
+     "must decrease from the schedule's first time 999 to its last -1"),
+    ({"ipndm": {5: [999.0, 600.0, 700.0, 500.0, 300.0, -1.0]}}, "must decrease from the schedule's first time"),
+    ({"ipndm": {2: [999.0, 600.0, 300.0, -1.0]}}, "given_grids['ipndm'][2] has 3 steps, whose run costs ipndm 3 "
+                                                  "model calls, not the NFE 2 of its key: at NFE 2 ipndm runs 2 steps"),
+    # fewer steps than the key's NFE buys: it would be reported as if at equal NFE
+    ({"ddim": {5: [999.0, 500.0, -1.0]}}, "given_grids['ddim'][5] has 2 steps, whose run costs ddim 2 model calls, "
+                                          "not the NFE 5 of its key: at NFE 5 ddim runs 5 steps (5 model calls); give "
+                                          "a grid of 6 times"),
+    # a key that is not among nfes is refused, not dropped
+    ({"ipndm": {9: [999.0, -1.0]}}, "given_grids['ipndm'][9]: NFE 9 is not among the NFEs that run (nfes: 2, 5)"),
 ])
 def test_bad_given_grids_are_named(given, text):
     cfg = CompareConfig(nfes=(2, 5), n=1, methods=("ddim",), peers=(), grids=False)
     with pytest.raises(UsageError) as info:
         compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,), given_grids=given)
     assert info.value.params == ("given_grids",) and text in str(info.value), str(info.value)
+
+
+def test_a_reference_to_solve_is_announced_before_it_is_solved(tmp_path):
+    """An uncached block says what it will solve and its timed cost before the solve, not only after it; a cache
+    folder that does not exist is created, as every --cache user creates it, and the log says so."""
+    lines = []
+    cache = tmp_path / "new" / "cache"
+    cfg = CompareConfig(nfes=(5,), n=2, methods=("ddim",), peers=(), grids=False)
+    compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,), cache=cache, log=lines.append)
+    assert cache.is_dir()
+    assert lines[0] == f"created the cache folder {cache} (it did not exist): references solved here are kept there"
+    ahead = next(i for i, line in enumerate(lines) if line.startswith("reference of noises 0-1: not in the cache "))
+    done = next(i for i, line in enumerate(lines) if line.startswith("reference of noises 0-1: solved ("))
+    assert ahead < done and "solving it now" in lines[ahead] and "ms each, timed on one thread)" in lines[ahead], lines[ahead]
+    lines.clear()
+    compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,), log=lines.append)  # cache=None: also said
+    assert any(line.startswith("reference of noises 0-1: no cache (cache=None): solving it now") for line in lines)
+    assert not any(line.startswith("created the cache folder") for line in lines)
+
+
+def test_carried_levels_are_printed_apart():
+    """A peer's float32 top level lies a few 1e-8 relative off t = 999's: the carry's log line shows two levels
+    that differ (enough digits, and abar), where 6 digits printed 157.407 twice."""
+    lines = []
+    cfg = CompareConfig(nfes=(5,), n=1, methods=("ddim",), peers=("ddim", "deis"), grids=True)
+    compare_model(gaussian_eps, cfg, schedule=SCHEDULE, shape=(2,), log=lines.append)
+    carried = [line for line in lines if line.startswith("reference carried from s = ")]
+    assert any(line.startswith("reference carried from s = 157.4") for line in carried), carried
+    for line in carried:
+        head = line.split(":")[0]
+        a, b = head[len("reference carried from s = "):].split(" (abar ")[0].split(" to ")
+        assert a != b and float(a) != float(b), line
+        abar_a, abar_b = head.split(" (abar ")[1].rstrip(")").split(" to ")
+        assert abar_a != abar_b, line
+
+
+def test_cfg_and_shape_errors_name_them():
+    with pytest.raises(TypeError, match=r"cfg must be a CompareConfig .* got dict"):
+        compare_model("digits", {"n": 2})
+    cfg = CompareConfig(nfes=(5,), n=1, methods=("ddim",), peers=(), grids=False)
+    with pytest.raises(UsageError) as info:
+        compare_model("digits", cfg, shape=(3, 5))
+    assert info.value.params == ("shape",) and "shape=(3, 5) is not a sample shape the network takes" in str(info.value)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--scheduler-config", "/nope.json"], "--scheduler-config: --scheduler-config applies to a network head-to-head; "
+                                           "it needs --model"),
+    (["--peers", "ipndm", "--auto", "--auto-calibration", "1"], "--auto-calibration: expected an integer in [8, "),
+])
+def test_network_only_and_range_options_are_refused(argv, expected, capsys):
+    from pndmkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["compare", "--quick", *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and err.startswith("pndmkit compare: error: ") \
+        and expected in err, err
+
+
+def test_help_says_which_options_are_model_only_and_their_limits(capsys):
+    from pndmkit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--scheduler-config FILE --model only:" in text
+    assert "--auto-calibration N --auto: calibration noises of the choice, from 8" in text

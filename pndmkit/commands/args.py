@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from pndmkit._checks import MAX_STEPS
 
-__all__ = ["positive_int", "nonnegative_int", "step_count", "finite_float", "positive_float", "nonnegative_float",
+__all__ = ["positive_int", "nonnegative_int", "int_in_range", "step_count", "finite_float", "positive_float", "nonnegative_float",
            "fraction", "MAX_STEPS"]
 
 
@@ -35,6 +35,19 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     return _number(text, int, lambda v: v >= 0, "an integer >= 0")
+
+
+def int_in_range(low: int, high: int) -> Callable[[str], int]:
+    """argparse type factory: an integer in ``[low, high]``.
+
+    >>> int_in_range(8, 100)("8")
+    8
+    """
+    def parse(text: str) -> int:
+        return _number(text, int, lambda v: low <= v <= high, f"an integer in [{low}, {high}]")
+
+    parse.__name__ = f"integer in [{low}, {high}]"
+    return parse
 
 
 def step_count(text: str) -> int:

@@ -1,17 +1,22 @@
 """``pndmkit compare``: pndmkit's methods against diffusers' schedulers at equal NFE on exact ground truth.
 
-Prints the by-NFE table (``--json``: one JSON object whose ``by_nfe`` maps each NFE to the best pndmkit
-method, the best peer and their error ratio). Files are written only with ``--out DIR``: ``compare.json``
-(summaries and the best option per solver, NFE and case), ``compare.csv`` (the same best rows),
+Prints the by-NFE table: a row per NFE with the best pndmkit method and the best peer (each with its grid
+option; ``-`` for a side with no run at that NFE) and their error ratio, then, where a peer ran on pndmkit's
+grids (``ipndm-pndmkit-grid``, ...), the same table with those peers in (``--json``: one JSON object whose
+``by_nfe`` maps each NFE to the best pndmkit method, the best peer and their error ratio). Files are written
+only with ``--out DIR``: ``compare.json`` (summaries and the best option per solver, NFE and case), ``compare.csv`` (the same best rows),
 ``compare_runs.csv`` (every run) and ``compare.md`` (summary tables). ``--peers`` with no names runs
 pndmkit's methods alone (no diffusers needed) and reports their best per NFE. ``--optimized-grids`` also
 optimises the grids of some methods per case and NFE and prints (and writes) them in a table of their own;
 they never enter the built-in summaries. ``--auto`` also chooses, per case and NFE, one pndmkit method and grid
-from calibration noises of its own (each rule of ``pndmkit.studies.compare.AUTO_RULES``), runs the choice on the
+(alone: among the built-in grids; with ``--optimized-grids``, the optimised ones too) from calibration noises of
+its own (each rule of ``pndmkit.studies.compare.AUTO_RULES``), runs the choice on the
 case's samples and prints (and writes) it in a table of its own, also apart from the built-in summaries.
 ``--model digits`` (or a checkpoint path) runs the same head-to-head on
 a network against its converged reference (:func:`pndmkit.studies.compare.compare_model`), reusing the cached
-references of ``--cache``.
+references of ``--cache`` and saying on stderr, before it starts, each reference block it must solve and its
+timed cost; ``--cache``, ``--first-noise``, ``--rebuild-cache``, ``--peer-times`` and ``--scheduler-config``
+are refused without ``--model``.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import sys
 from pathlib import Path
 
 from pndmkit._io import check_writable_folder
-from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
+from pndmkit.commands.args import MAX_STEPS, int_in_range, nonnegative_int, positive_int, step_count
 from pndmkit.commands.network import NETWORK_HELP, add_network_options
 from pndmkit.errors import UsageError
+from pndmkit.studies.grid_opt import MAX_NOISES
+from pndmkit.studies.statistics import INTERVAL_MIN_SAMPLES
 from pndmkit.studies.compare import NFES, OPTIMIZED_DEFAULT, SCHEDULES, CompareConfig, compare, with_options
 from pndmkit.studies.reports import auto_summary, compare_summary, optimized_summary, write_compare_results
 
@@ -51,7 +58,8 @@ def _check_model_options(args: argparse.Namespace) -> None:
     """Options that belong to ``--model`` alone, or that a ``--model`` run does not take, are refused by name."""
     if args.model is None:
         for name, given in (("cache", args.cache is not None), ("rebuild_cache", args.rebuild_cache),
-                            ("first_noise", args.first_noise is not None), ("peer_times", args.peer_times is not None)):
+                            ("first_noise", args.first_noise is not None), ("peer_times", args.peer_times is not None),
+                            ("scheduler_config", args.scheduler_config is not None)):
             if given:
                 option = "--" + name.replace("_", "-")
                 raise UsageError(name, f"{option} applies to a network head-to-head; it needs --model")
@@ -118,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
                           "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
         print(compare_summary(result))
+        from pndmkit.studies.peers import PEERS
+
+        custom = {name for name, spec in PEERS.items() if not spec.builtin}
+        if any(r["side"] == "peer" and r["method"] in custom for c in result["cases"] for r in c["best"]):
+            print(f"\npeers also on pndmkit's grids ({', '.join(sorted(custom & set(cfg.peers or PEERS)))}):\n"
+                  f"{compare_summary(result, 'by_nfe_peers_on_pndmkit_grids')}")
         if "by_nfe_optimized" in result:
             print(f"\noptimised grids (apart from the table above; error / error ratios as above):\n"
                   f"{optimized_summary(result)}")
@@ -151,7 +165,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--model only: what a diffusers scheduler's call tells the network: the time of the level "
                         "the scheduler assumes (default, as on the mixtures) or its timesteps entry, rounded to an "
                         "integer on Karras and Lu-lambda grids as in a pipeline")
-    add_network_options(p, study=False)
+    add_network_options(p, study=False, model_only=True)
     p.add_argument("--schedule", nargs="+", choices=sorted(SCHEDULES), help="schedules (default: both)")
     # dest "nfes", CompareConfig's field, so that the study's errors about nfes name --nfe
     p.add_argument("--nfe", dest="nfes", nargs="+", type=step_count,
@@ -174,10 +188,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"{CompareConfig.optimize_calibration})")
     p.add_argument("--auto", action="store_true",
                    help="also choose one pndmkit method and grid per case and NFE from calibration noises of its own "
-                        "(every rule of pndmkit.studies.compare.AUTO_RULES), run it on the case's samples and report "
-                        "it apart")
-    p.add_argument("--auto-calibration", type=positive_int, metavar="N",
-                   help=f"--auto: calibration noises of the choice (default {CompareConfig.auto_calibration})")
+                        "(every rule of pndmkit.studies.compare.AUTO_RULES) among the built-in grids (and the "
+                        "optimised ones with --optimized-grids), run it on the case's samples and report it apart")
+    p.add_argument("--auto-calibration", type=int_in_range(INTERVAL_MIN_SAMPLES, MAX_NOISES), metavar="N",
+                   help=f"--auto: calibration noises of the choice, from {INTERVAL_MIN_SAMPLES} (the interval rule's "
+                        f"bootstrap) to {MAX_NOISES} (default {CompareConfig.auto_calibration})")
     p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers)")
     p.add_argument("--json", action="store_true", help="print one JSON object (by_nfe, config)")
     p.add_argument("--out", metavar="DIR", help="write compare.{json,csv,md} and compare_runs.csv into DIR "

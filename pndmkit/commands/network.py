@@ -29,10 +29,12 @@ def default_cache() -> str:
     return os.environ.get("PNDMKIT_CACHE") or str(Path.home() / ".cache" / "pndmkit" / "real")
 
 
-def add_network_options(p: argparse.ArgumentParser, *, study: bool = True) -> None:
-    """``--scheduler-config`` and, for a study, ``--device`` (default cuda when there is one) and ``--max-minutes``."""
+def add_network_options(p: argparse.ArgumentParser, *, study: bool = True, model_only: bool = False) -> None:
+    """``--scheduler-config`` and, for a study, ``--device`` (default cuda when there is one) and ``--max-minutes``;
+    ``model_only``: the command runs a network only with ``--model``, and the help says so."""
     p.add_argument("--scheduler-config", default=None, metavar="FILE",
-                   help="a diffusers UNet folder's scheduler_config.json (default: the one beside the network)")
+                   help=("--model only: " if model_only else "") + "a diffusers UNet folder's scheduler_config.json "
+                        "(default: the one beside the network)")
     if study:
         p.add_argument("--device", default=None, metavar="DEVICE",
                        help="where the network runs: cpu, cuda, cuda:1, ... (default: cuda when there is one); the "

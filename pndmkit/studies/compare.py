@@ -476,21 +476,41 @@ def auto_calibration_samples(problem: Any, n: int, s_max: float, seed: int) -> n
 
     Parameters
     ----------
-    problem : GaussianMixture
-        A built-in problem (:data:`pndmkit.problems.PROBLEMS`).
+    problem : GaussianMixture or str
+        A built-in problem (:data:`pndmkit.problems.PROBLEMS`), or its name.
     n : int
-        Number of samples.
+        Number of samples, >= 1.
     s_max : float
-        The level ``s = sqrt((1 - abar) / abar)`` they are drawn at (the case's top level).
+        The level ``s = sqrt((1 - abar) / abar)`` they are drawn at (the case's top level), finite and >= 0.
     seed : int
-        The case's seed; the samples come from the stream ``SeedSequence([seed, AUTO_STREAM])``, independent of
-        the case's own samples (``default_rng(seed)``).
+        The case's seed, >= 0; the samples come from the stream ``SeedSequence([seed, AUTO_STREAM])``,
+        independent of the case's own samples (``default_rng(seed)``).
 
     Returns
     -------
     ndarray, shape (n, problem.dim), float64
         ``sqrt(abar) x_0 + sqrt(1 - abar) z`` with ``x_0 ~ p_0`` and ``z ~ N(0, I)``: the law of the case's samples.
+
+    Raises
+    ------
+    UsageError
+        Naming ``problem`` (an unknown name, or no ``sample`` method), ``n``, ``s_max`` or ``seed``.
     """
+    from pndmkit.problems import PROBLEMS, get_problem
+
+    if isinstance(problem, str):
+        if problem not in PROBLEMS:
+            raise UsageError("problem", f"unknown problem {problem!r}; built-in problems: {', '.join(PROBLEMS)}")
+        problem = get_problem(problem)
+    elif not (hasattr(problem, "sample") and hasattr(problem, "dim")):
+        raise UsageError("problem", f"problem must be a built-in problem or its name, got {type(problem).__name__}")
+    for name, value in (("n", n), ("seed", seed)):
+        low = 1 if name == "n" else 0
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise UsageError(name, f"{name} must be an integer >= {low}, got {value!r}")
+    if isinstance(s_max, bool) or not isinstance(s_max, (int, float, np.floating, np.integer)) \
+            or not (math.isfinite(s_max) and s_max >= 0):
+        raise UsageError("s_max", f"s_max must be a finite number >= 0 (a level s), got {s_max!r}")
     return _draw_starts(problem, n, s_max, np.random.default_rng(np.random.SeedSequence([int(seed), AUTO_STREAM])))
 
 
@@ -734,13 +754,14 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
     """For each target NFE the best pndmkit method and the best peer, and the ratio of their errors.
 
     A solver's error is the geometric mean over the cases of its best-option error (it must have run in
-    every case). Where no peer ran at all (``peers=()``), each NFE has ``best_pndmkit`` only, no ratio. ``key="best_shared_grids"`` restricts pndmkit to the grids diffusers also offers;
+    every case). Every NFE where either side ran has an entry: ``best_pndmkit`` and ``best_peer`` where that
+    side ran, ``ratio`` only where both did (where no peer ran at all, ``peers=()``, each NFE has
+    ``best_pndmkit`` only). ``key="best_shared_grids"`` restricts pndmkit to the grids diffusers also offers;
     ``builtin_only`` leaves out peers run on a grid of pndmkit (IPNDM through ``trained_betas``).
     """
     from pndmkit.studies.peers import PEERS
 
     custom = {name for name, spec in PEERS.items() if not spec.builtin} if builtin_only else set()
-    peers_ran = any(row["side"] == "peer" for case in cases for row in case[key])
     out = {}
     for target in nfes:
         entry: dict[str, Any] = {}
@@ -750,8 +771,7 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
                 entry[label] = min(scored.values(), key=lambda e: e["error"])
         if "best_pndmkit" in entry and "best_peer" in entry:
             entry["ratio"] = entry["best_pndmkit"]["error"] / entry["best_peer"]["error"]
-            out[str(target)] = entry
-        elif "best_pndmkit" in entry and not peers_ran:  # pndmkit alone: its best method, no ratio
+        if entry:  # one side alone: its best solver, no ratio
             out[str(target)] = entry
     return out
 
@@ -1016,7 +1036,9 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         Index of the first noise.
     cache : path, optional
         Folder of cached references (:func:`pndmkit.studies.real.model_study`); an uncached block of 32 noises
-        costs 17-25 CPU-minutes on the digits UNet. ``None``: solve, keep nothing.
+        costs 17-25 CPU-minutes on the digits UNet, and ``log`` says so (with the timed cost of one evaluation)
+        before it is solved. A folder that does not exist is created, as by every ``--cache`` user
+        (:func:`pndmkit.studies.real.check_cache`), and ``log`` says so. ``None``: solve, keep nothing.
     rebuild_cache : bool
         Solve a damaged cached reference again instead of refusing it.
     schedule : NoiseSchedule, optional
@@ -1031,15 +1053,16 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         schedule's first to its last. They run through the same harness on the same noises and are reported
         apart, as :func:`compare`'s optimised grids are: rows with option ``"optimized"`` in the case's
         ``optimized`` list, summarised by ``by_nfe_optimized`` (:func:`by_nfe_optimized`), in none of the other
-        summaries. A grid's NFE (its method's cost for its step count) must not exceed its key; grids at an NFE
-        not in ``cfg.nfes`` are not run.
+        summaries. Each key must be one of ``cfg.nfes``, and each grid must have the step count the method's
+        built-in grids have at that NFE (:func:`pndmkit.methods.steps_for_nfe`), so that it runs at equal NFE.
     log : callable
         Receives progress lines.
 
     Returns
     -------
     dict
-        JSON-serialisable: ``config`` (``cfg`` plus ``model``, ``first``, ``n``, ``cache``), ``by_nfe``,
+        JSON-serialisable: ``config`` (``cfg`` without ``problems`` and ``schedules``, which a network run does
+        not use, plus ``model``, ``first``, ``n``, ``cache``, ``peer_times``), ``by_nfe``,
         ``by_nfe_shared_grids`` and ``by_nfe_peers_on_pndmkit_grids`` (as :func:`compare`'s, over the one case)
         and ``cases``: one case with ``problem`` (the network's name), ``schedule``, ``n``, ``first``,
         ``reference_error`` (the cached reference's), ``reference_points`` (the short solves), ``best``,
@@ -1048,14 +1071,20 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
 
     Raises
     ------
+    TypeError
+        ``cfg`` is not a :class:`CompareConfig`.
     UsageError
         Naming ``model`` (not a network), ``first`` (not an integer >= 0), ``optimized_grids``, ``auto``,
-        ``peer_times``, ``given_grids`` (an unknown or adaptive method, a grid that is not decreasing from the
-        schedule's first time to its last, or costs more than its NFE), ``cache``, or
+        ``peer_times``, ``given_grids`` (an unknown or adaptive method, a key not in ``cfg.nfes``, a grid that is
+        not decreasing from the schedule's first time to its last, or whose step count is not the one its
+        method runs at its key's NFE), ``cache``, ``shape`` (samples the network does not take), or
         ``nfes`` / ``methods`` / ``peers`` when no solver fits the budgets.
     """
-    from pndmkit.studies.targets import StudyTarget, is_problem, reference_blocks
+    from pndmkit.studies.monitor import duration
+    from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget, is_problem, reference_blocks
 
+    if not isinstance(cfg, CompareConfig):
+        raise TypeError(f"cfg must be a CompareConfig (e.g. CompareConfig(n=2)), got {type(cfg).__name__} {cfg!r}")
     if is_problem(model):
         raise UsageError("model", f"model {model!r} is a built-in Gaussian-mixture problem, not a network; run "
                                   f"compare(CompareConfig(problems=({model!r},))) (pndmkit compare --problem) for it")
@@ -1069,9 +1098,11 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
                                  "reference (17-25 CPU-minutes per 32 on the digits UNet); leave it off")
     n = MODEL_NOISES if cfg.n is None else int(cfg.n)
     tic = time.perf_counter()
-    given = _check_given_grids(given_grids)
+    given = _check_given_grids(given_grids, cfg.nfes)
     if peer_times not in ("level", "timestep"):
         raise UsageError("peer_times", f"peer_times must be 'level' or 'timestep', got {peer_times!r}")
+    new_cache = cache is not None and isinstance(cache, (str, os.PathLike)) and bool(os.fspath(cache)) \
+        and not os.path.exists(cache)
     try:
         target = StudyTarget.resolve(model, schedule, shape=shape, cache=cache, seed=cfg.seed,
                                      rebuild_cache=rebuild_cache)
@@ -1080,9 +1111,27 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
             raise UsageError(("model",) + tuple(p for p in exc.params if p != "problem_or_model"),
                              str(exc).split("; or one of the built-in problems")[0]) from exc
         raise
+    if new_cache:  # created as every --cache user creates it (pndmkit.studies.real.check_cache): said here
+        log(f"created the cache folder {os.fspath(cache)} (it did not exist): references solved here are kept there")
     schedule = target.schedule
+    for method, by in given.items():  # the given grids' times, checked before any reference is solved
+        for key, grid in by.items():
+            _given_times(schedule, method, key, grid)
+    pieces = reference_blocks(first, n)
+    uncached = [not target.is_cached(i, k) for i, k in pieces]
+    probed = 0
+    if any(uncached) or shape is not None:  # one evaluation up front: the shape checked, a solve's cost timed
+        x_probe = target.noises(first, min(n, REFERENCE_BLOCK))
+        each = _probe_network(target, x_probe, shape) / len(x_probe)
+        probed = 1 + PROBE_TIMINGS  # the warm-up call and the timed ones
     blocks = []
-    for i, k in reference_blocks(first, n):
+    for (i, k), solve in zip(pieces, uncached):
+        if solve:  # said before the solve: it costs minutes
+            where = "no cache (cache=None)" if target.cache is None else f"not in the cache {target.cache}"
+            log(f"reference of noises {i}-{i + k - 1}: {where}: solving it now (2 DOP853 solves at rtol "
+                f"{REFERENCE_RTOL:g}; DOP853 chooses how many network evaluations, about "
+                f"{REFERENCE_BLOCK_EVALUATIONS} for a block of 32 digits noises): about {duration(1000 * each * k)} "
+                f"per 1000 evaluations of {k} noises ({1000 * each * k:.1f} ms each, timed on one thread)")
         t0 = time.perf_counter()
         blocks.append(target.study(i, k))
         how = "cached" if not blocks[-1].reference_nfe else \
@@ -1106,11 +1155,13 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         with _one_blas_thread(), warnings.catch_warnings():
             warnings.simplefilter("ignore", StabilityWarning)
             case = _model_case(net, name, schedule, x_T, x_ref, ref_error, first, cfg, given, peer_times, log)
+            case["timing_evaluations"] += probed
     finally:
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
     log(f"done in {time.perf_counter() - tic:.0f} s")
-    config = {**asdict(cfg), "n": n, "model": name if not isinstance(model, (str, os.PathLike)) else os.fspath(model),
+    # the mixtures' fields a network run does not use are left out (the network has its own schedule)
+    config = {**{k: v for k, v in asdict(cfg).items() if k not in ("problems", "schedules")}, "n": n, "model": name if not isinstance(model, (str, os.PathLike)) else os.fspath(model),
               "first": first, "cache": None if cache is None else os.fspath(cache), "peer_times": peer_times}
     if given:
         config["given_grids"] = {m: {str(k): list(v) for k, v in by.items()} for m, by in given.items()}
@@ -1122,9 +1173,59 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     return {**result, "cases": [case]}
 
 
-def _check_given_grids(given: Any) -> dict[str, dict[int, tuple[float, ...]]]:
-    """``given_grids`` of :func:`compare_model` as ``{method: {nfe: times}}``; its shape checked here, its times
-    against the schedule when the runs are planned."""
+#: network evaluations of the two DOP853 solves of one shipped reference block (32 digits noises; the shipped
+#: blocks took 12076 to about 12000): the order of a solve's cost, said before one starts
+REFERENCE_BLOCK_EVALUATIONS = 12000
+
+
+#: timed network evaluations of the cost said before a reference solve (after one warm-up call)
+PROBE_TIMINGS = 2
+
+
+def _probe_network(target: Any, x: np.ndarray, shape: Optional[Sequence[int]]) -> float:
+    """Seconds of one network evaluation of ``x`` at the top time on one thread: the fastest of
+    :data:`PROBE_TIMINGS` calls after a first one that warms the network up and checks its output (as
+    :meth:`pndmkit.studies.monitor.StudyMonitor.time_evaluation` times); a network that refuses samples of the
+    given ``shape`` is a :class:`UsageError` naming ``shape``."""
+    from pndmkit.studies.real import NetworkProblem, load_model
+
+    loaded = load_model(target.source, target.schedule, shape=target.shape)
+    network = NetworkProblem(loaded.model, x.shape[1:], loaded.name)
+    try:
+        out = network.eps_numpy(x, float(target.schedule.t_start))
+    except (ValueError, RuntimeError) as exc:
+        if shape is None:
+            raise
+        raise UsageError("shape", f"shape={tuple(shape)!r} is not a sample shape the network takes: {exc}") from exc
+    if tuple(np.shape(out)) != x.shape:
+        raise UsageError("shape", f"the network returns eps of shape {tuple(np.shape(out))} for samples of shape "
+                                  f"{x.shape} (shape={None if shape is None else tuple(shape)!r})")
+    threads = None
+    try:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # single-thread time, as the study states its cost: threads on a shared machine
+    except ModuleNotFoundError:  # pragma: no cover - a numpy network
+        pass
+    try:
+        seconds = []
+        for _ in range(PROBE_TIMINGS):  # the fastest: a busy machine's pauses are not the network's cost
+            t0 = time.perf_counter()
+            network.eps_numpy(x, float(target.schedule.t_start))
+            seconds.append(time.perf_counter() - t0)
+    finally:
+        if threads is not None:
+            torch.set_num_threads(threads)
+    return min(seconds)
+
+
+def _check_given_grids(given: Any, nfes: Sequence[int]) -> dict[str, dict[int, tuple[float, ...]]]:
+    """``given_grids`` of :func:`compare_model` as ``{method: {nfe: times}}``; its shape, keys and step counts
+    checked here (before any reference is solved), its times against the schedule when the runs are planned.
+
+    Each key must be one of ``nfes`` and each grid must have the step count every built-in run of its method
+    has at that NFE (:func:`pndmkit.methods.steps_for_nfe`), so that it is compared at equal NFE."""
     if given is None:
         return {}
     if not isinstance(given, dict):
@@ -1144,8 +1245,32 @@ def _check_given_grids(given: Any) -> dict[str, dict[int, tuple[float, ...]]]:
             except (TypeError, ValueError) as exc:
                 raise UsageError("given_grids", f"given_grids[{method!r}][{nfe!r}] must be times under an integer "
                                                 f"NFE: {exc}") from exc
+            where = f"given_grids[{method!r}][{nfe!r}]"
+            if key not in nfes:
+                raise UsageError("given_grids", f"{where}: NFE {key} is not among the NFEs that run (nfes: "
+                                                f"{', '.join(map(str, nfes))}); key each grid by one of them")
+            steps = len(grid) - 1
+            want = steps_for_nfe(METHODS[method], key)
+            if steps >= 1 and want is not None and steps != want:
+                cost = METHODS[method].nfe(steps) if steps >= 1 else 0
+                raise UsageError("given_grids", f"{where} has {steps} steps, whose run costs {method} {cost} model "
+                                                f"calls, not the NFE {key} of its key: at NFE {key} {method} runs "
+                                                f"{want} steps ({METHODS[method].nfe(want)} model calls); give a grid "
+                                                f"of {want + 1} times")
             out[method][key] = grid
     return out
+
+
+def _given_times(schedule: NoiseSchedule, method: str, target: int, grid: Sequence[float]) -> np.ndarray:
+    """A given grid's times, refused (naming ``given_grids``) unless they decrease from the schedule's first time
+    to its last."""
+    times = np.asarray(grid, dtype=np.float64)
+    if times.size < 2 or not np.all(np.diff(times) < 0) or times[0] != schedule.t_start \
+            or times[-1] != schedule.t_end:
+        raise UsageError("given_grids", f"given_grids[{method!r}][{target}] must decrease from the schedule's first "
+                                        f"time {schedule.t_start:g} to its last {schedule.t_end:g}, got "
+                                        f"{times[0]:g} .. {times[-1]:g} ({times.size} times)")
+    return times
 
 
 def _plan_given(net: Any, schedule: NoiseSchedule, given: dict[str, dict[int, tuple]], nfes: Sequence[int]
@@ -1157,13 +1282,8 @@ def _plan_given(net: Any, schedule: NoiseSchedule, given: dict[str, dict[int, tu
         for target, grid in sorted(by.items()):
             if target not in nfes:
                 continue
-            times = np.asarray(grid, dtype=np.float64)
+            times = _given_times(schedule, method, target, grid)
             where = f"given_grids[{method!r}][{target}]"
-            if times.size < 2 or not np.all(np.diff(times) < 0) or times[0] != schedule.t_start \
-                    or times[-1] != schedule.t_end:
-                raise UsageError("given_grids", f"{where} must decrease from the schedule's first time "
-                                                f"{schedule.t_start:g} to its last {schedule.t_end:g}, got "
-                                                f"{times[0]:g} .. {times[-1]:g} ({times.size} times)")
             steps = times.size - 1
             nfe = integrator.nfe(steps)
             if nfe > target:
@@ -1210,8 +1330,8 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
         t0 = time.perf_counter()
         ref[level], err, nfe = _carry(net.problem, schedule, ref[anchor], anchor, level)
         points.append({"s": level, "from_s": anchor, "error": err, "nfe": nfe, "seconds": time.perf_counter() - t0})
-        log(f"reference carried from s = {anchor:.6g} to {level:.6g}: {nfe} evaluations, change at half the "
-            f"tolerance {err:.1e}")
+        log(f"reference carried from s = {anchor:.12g} to {level:.12g} (abar {1 / (1 + anchor * anchor):.12g} to "
+            f"{1 / (1 + level * level):.12g}): {nfe} evaluations, change at half the tolerance {err:.1e}")
     cost = sum(r.nfe for r in runs)
     t0 = time.perf_counter()
     net.problem.eps_numpy(x_T.copy(), float(schedule.t_start))  # one timed evaluation: the cost, said up front

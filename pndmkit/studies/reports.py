@@ -128,20 +128,55 @@ def _solver(row: dict | None) -> str:
     return "-" if row is None else f"{row['method']} ({row['nfe']})"
 
 
+def _grid(row: dict | None) -> str:
+    """The grid option of a summary entry: one per case, joined by ``/`` (``-`` where none)."""
+    if row is None or not row.get("options"):
+        return "-"
+    return "/".join(row["options"])
+
+
+def _text_table(cols: list[str], rows: list[list[str]]) -> str:
+    width = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)).rstrip() for r in [cols, *rows])
+
+
 def compare_summary(result: dict, key: str = "by_nfe") -> str:
-    """The by-NFE table as text; without peers (``--peers`` with no names) the peer columns read ``-``."""
-    lines = [f"{'NFE':>4}  {'best pndmkit':<28} {'error':>9}  {'best peer':<28} {'error':>9}  {'ratio':>6}"]
-    for nfe, row in result[key].items():
-        p, q = row["best_pndmkit"], row.get("best_peer")
-        ratio = f"{row['ratio']:6.3f}" if "ratio" in row else f"{'-':>6}"
-        lines.append(f"{nfe:>4}  {_solver(p):<28} {p['error']:9.2e}  {_solver(q):<28} "
-                     f"{'-' if q is None else format(q['error'], '.2e'):>9}  {ratio}")
+    """The by-NFE table as text, with the grid option of each best run (one per case, joined by ``/``).
+
+    Every NFE where a solver ran has a row; a side with no run at that NFE reads ``-`` (without peers,
+    ``--peers`` with no names, the peer columns do), and a line below the table says why. A summary with no
+    row at all says so in one line instead of the table.
+    """
+    summary = result[key]
+    cases = len(result.get("cases", ())) or 1
+    grid = "grid" if cases == 1 else f"grid (per case, {cases} cases)"
+    cols = ["NFE", "best pndmkit", grid, "error", "best peer", "option", "error", "ratio"]
+    rows = []
+    for nfe, row in summary.items():
+        p, q = row.get("best_pndmkit"), row.get("best_peer")
+        rows.append([nfe, _solver(p), _grid(p), "-" if p is None else f"{p['error']:.2e}", _solver(q), _grid(q),
+                     "-" if q is None else f"{q['error']:.2e}", f"{row['ratio']:.3f}" if "ratio" in row else "-"])
+    if not rows:
+        return "no solver ran at any NFE of the run: no row to report"
+    lines = [_text_table(cols, rows)]
+    peers_ran = any(r["side"] == "peer" for c in result.get("cases", ()) for r in c.get("best", ()))
+    if any("best_peer" not in row for row in summary.values()):
+        if not peers_ran:
+            pass  # pndmkit alone (peers=()): asked for, nothing to explain
+        elif key == "by_nfe_peers_on_pndmkit_grids":
+            lines.append("-: no peer ran at that NFE")
+        else:
+            lines.append("-: no peer with its own options ran at that NFE (peers run on pndmkit's grids, such as "
+                         "ipndm-pndmkit-grid, are left out of this table)")
+    if any("best_pndmkit" not in row for row in summary.values()):
+        lines.append("-: no pndmkit method fits that NFE")
     return "\n".join(lines)
 
 
 def optimized_summary(result: dict, markdown: bool = False) -> str:
     """``by_nfe_optimized`` as a text (or Markdown) table: the best optimised grid, the best built-in pndmkit
-    grid, the best peer, the ratios, and per optimised method its optimised / own best built-in error."""
+    grid, the best peer, the ratios, and per optimised method its optimised / own best built-in error. The text
+    table names the grid option of the best built-in run and of the best peer in brackets (one per case)."""
     cols = ["NFE", "best optimised", "error", "best built-in", "error", "best peer", "error", "opt/built-in",
             "opt/peer", "per method: optimised / own built-in"]
     rows = []
@@ -149,7 +184,9 @@ def optimized_summary(result: dict, markdown: bool = False) -> str:
         cells = [nfe]
         for label in ("optimized", "builtin", "peer"):
             best = row.get(f"best_{label}")
-            cells += [_solver(best), "-" if best is None else f"{best['error']:.2e}"]
+            name = _solver(best) if markdown or best is None or label == "optimized" else \
+                f"{_solver(best)} [{_grid(best)}]"
+            cells += [name, "-" if best is None else f"{best['error']:.2e}"]
         cells += [_fmt(row.get("vs_builtin")), _fmt(row.get("vs_peer"))]
         cells.append(", ".join(f"{m} {v['ratio']:.2f}" for m, v in row["methods"].items()))
         rows.append(cells)
@@ -162,25 +199,31 @@ def optimized_summary(result: dict, markdown: bool = False) -> str:
 
 def auto_summary(result: dict, markdown: bool = False) -> str:
     """``by_nfe_auto`` as a text (or Markdown) table: per NFE the best peer, the best built-in pndmkit run and,
-    per rule of the automatic choice, its error (geometric mean over the cases) and its ratio to the best peer."""
+    per rule of the automatic choice, its error (geometric mean over the cases) and its ratio to the best peer.
+    The text table also names the grid option of the best peer and best built-in run in brackets, and what each
+    rule picked: ``method [grid]`` per case (joined by ``;``; ``[optimized]``: an optimised grid)."""
     from pndmkit.studies.compare import AUTO_RULES
 
     summary = result.get("by_nfe_auto", {})
     rules = [r for r in AUTO_RULES if any(r in e["rules"] for e in summary.values())]
     cols = ["NFE", "best peer", "error", "best built-in", "error", "built-in/peer"]
     for rule in rules:
-        cols += [f"auto {rule}", f"{rule}/peer"]
+        cols += [f"auto {rule}", f"{rule}/peer"] + ([] if markdown else [f"{rule} picked"])
     rows = []
     for nfe, entry in summary.items():
         cells = [nfe]
         for label in ("peer", "builtin"):
             best = entry.get(f"best_{label}")
-            cells += [_solver(best), "-" if best is None else f"{best['error']:.2e}"]
+            name = _solver(best) if markdown or best is None else f"{_solver(best)} [{_grid(best)}]"
+            cells += [name, "-" if best is None else f"{best['error']:.2e}"]
         peer, built = entry.get("best_peer"), entry.get("best_builtin")
         cells.append(_fmt(None if peer is None or built is None else built["error"] / peer["error"]))
         for rule in rules:
             e = entry["rules"].get(rule)
             cells += ["-" if e is None else f"{e['error']:.2e}", _fmt(None if e is None else e.get("vs_peer"))]
+            if not markdown:
+                cells.append("-" if e is None else "; ".join(
+                    f"{c['method']} [{c['option']}]" for c in e["cases"]))
         rows.append(cells)
     if markdown:
         return "\n".join(["| " + " | ".join(cols) + " |", "|" + "|".join("---:" if i == 0 or "/" in c or c == "error"
@@ -240,24 +283,34 @@ def compare_markdown(result: dict) -> str:
                f"converged float64 reference of the network's ODE from the same noises: {c['problem']} on "
                f"{c['schedule']}, noises {c['first']}-{c['first'] + c['n'] - 1} (seed {result['config']['seed']}), "
                f"reference error {c['reference_error']:.1e}; every run's network evaluations were counted at the "
-               f"network and equal its NFE.", ""]
+               f"network and equal its NFE. A peer's call told the network "
+               + ("its scheduler's timesteps entry (--peer-times timestep)"
+                  if result["config"].get("peer_times") == "timestep" else
+                  "the time of the level its scheduler assumes (--peer-times level)") + ".", ""]
     else:
         out = ["# pndmkit compare", "",
                "Error: RMS of y = x / sqrt(abar) at the end against the exact trajectory; geometric mean over the "
                "cases " + ", ".join(f"{c['problem']}/{c['schedule']} (n={c['n']})" for c in result["cases"]) + ".",
                ""]
+    from pndmkit.studies.peers import PEERS
+
+    custom = {name for name, spec in PEERS.items() if not spec.builtin}
+    on_pndmkit_grids = any(r["side"] == "peer" and r["method"] in custom for c in result["cases"] for r in c["best"])
     for key, title in (("by_nfe", "Every pndmkit grid; peers with their own options"),
                        ("by_nfe_shared_grids",
                         "pndmkit restricted to grid families diffusers offers (spacings, Karras, log-SNR)"),
                        ("by_nfe_peers_on_pndmkit_grids", "Peers may also take pndmkit's quadratic grid "
                                                          "(IPNDM via trained_betas, DPM-Solver++ via timesteps=)")):
+        if key == "by_nfe_peers_on_pndmkit_grids" and not on_pndmkit_grids:
+            continue  # no peer ran on a pndmkit grid: the table would repeat the first one
         out += [f"## {title}", "", "| NFE | best pndmkit (NFE) | error | best peer (NFE) | error | ratio |",
                 "|---:|---|---:|---|---:|---:|"]
         for nfe, row in result.get(key, {}).items():
-            p, q = row["best_pndmkit"], row.get("best_peer")
+            p, q = row.get("best_pndmkit"), row.get("best_peer")
+            ours = "- | -" if p is None else f"{_solver(p)} | {p['error']:.2e}"
             peer = "- | -" if q is None else f"{_solver(q)} | {q['error']:.2e}"
             ratio = f"{row['ratio']:.2f}" if "ratio" in row else "-"
-            out.append(f"| {nfe} | {_solver(p)} | {p['error']:.2e} | {peer} | {ratio} |")
+            out.append(f"| {nfe} | {ours} | {peer} | {ratio} |")
         out.append("")
     if "by_nfe_optimized" in result:
         cfg = result["config"]

@@ -212,6 +212,28 @@ class StudyTarget:
                        reference_nfe=sum(p.reference_nfe for p in parts), key=cache_key(*(p.key for p in parts)),
                        cache=None)
 
+    def is_cached(self, first: int, n: int) -> bool:
+        """Whether :meth:`study` of noises ``first .. first + n - 1`` reads every reference block from the cache
+        (nothing to solve). Always ``True`` for a problem, whose reference is cheap; ``False`` for a network with
+        no cache. Solves nothing (a damaged entry is refused, or with ``rebuild_cache`` removed, as :meth:`study`
+        would)."""
+        if self.is_problem:
+            return True
+        if self.cache is None:
+            return False
+        from pndmkit.studies.real import cached_model_study
+
+        block = REFERENCE_BLOCK
+        common = {"t_start": self.t_start, "t_end": self.t_end, "cache": self.cache, "rtol": REFERENCE_RTOL,
+                  "rebuild_cache": self.rebuild_cache}
+        for i, k in reference_blocks(first, n):
+            if k < block and cached_model_study(self.source, self.schedule, self.noises(i - i % block, block),
+                                                **common) is not None:
+                continue
+            if cached_model_study(self.source, self.schedule, self.noises(i, k), **common) is None:
+                return False
+        return True
+
     def _block(self, i: int, k: int, progress: bool) -> Study:
         """The network study of noises ``i .. i + k - 1``, all in one block of :data:`REFERENCE_BLOCK`."""
         from pndmkit.studies.real import cache_key, cached_model_study, model_study
