@@ -113,7 +113,8 @@ def markdown_table(data: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.audit_table", description=__doc__.split("\n\n")[0])
     parser.add_argument("--markdown", action="store_true", help="print the table of the shipped JSON and stop")
-    parser.add_argument("--out", type=Path, default=RESULTS / "audit.json", help="JSON to write")
+    parser.add_argument("--out", type=Path, default=RESULTS / "audit.json", metavar="FILE.json",
+                        help="JSON file path to write (and FILE.md beside it; default: analysis/results/audit.json)")
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown_table(json.loads(args.out.read_text())))

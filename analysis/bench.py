@@ -371,17 +371,19 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pndmkit.commands.args import positive_int
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--repeats", type=positive_int, default=5,
+                        help="timed repeats of each case, best kept (default: 5)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("--out", default=str(RESULTS), metavar="DIR",
+                        help="folder bench.json and bench.md are written to (default: analysis/results)")
     parser.add_argument("--no-nn", action="store_true", help="skip analysis.bench_nn")
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), metavar="TABLE",
                         help=f"which of the three tables to run ({', '.join(TABLES)}; default all); the results "
                              "file holds only those, so write a partial run elsewhere with --out")
     args = parser.parse_args(argv)
-    if args.repeats < 1:
-        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     result = run(repeats=args.repeats, threads=args.threads, tables=args.tables)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -114,10 +114,13 @@ def run(quick: bool = False, threads: int | None = None) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pndmkit.commands.args import positive_int
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller batches")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--out", default=str(RESULTS), metavar="FILE.json",
+                        help="JSON file path the results are written to (default: analysis/results/bench_nn.json)")
     args = parser.parse_args(argv)
     result = run(quick=args.quick, threads=args.threads)
     out = Path(args.out)

@@ -52,7 +52,9 @@ def optimised_grids(path: Path) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default=str(RESULTS / "compare_digits"))
+    p.add_argument("--out", default=str(RESULTS / "compare_digits"), metavar="DIR",
+                   help="folder compare.json, compare.csv, compare_runs.csv and compare.md are written to "
+                        "(default: analysis/results/compare_digits)")
     p.add_argument("--n", type=int, default=16, help="noises (default 16)")
     p.add_argument("--first", type=int, default=128, help="first noise (default 128)")
     p.add_argument("--cache", default=str(RESULTS / "real_cache"))

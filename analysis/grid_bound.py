@@ -102,25 +102,27 @@ def search(cal, held, method: str, nfe: int, *, popsize: int, generations: int, 
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from pndmkit.commands.args import nonnegative_int, positive_float, positive_int
+
     p = argparse.ArgumentParser(prog="python -m analysis.grid_bound", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 epilog="Cost: about 30 CPU-minutes per budget at NFE 5-6 with the defaults; "
                                        "see the module docstring.")
-    p.add_argument("--model", default="digits", help="network: checkpoint name or path (default: digits)")
-    p.add_argument("--nfe", type=_ints, default=[5, 6], help="NFE budgets, comma-separated (default: 5,6)")
+    p.add_argument("--model", default="digits", help="network: checkpoint name or path")
+    p.add_argument("--nfe", type=_ints, default="5,6", help="NFE budgets, comma-separated")
     p.add_argument("--from", dest="source", default=str(RESULTS / "grid_opt_digits.json"),
                    help="analysis/grid_opt.py's JSON, read for the best method of each budget")
-    p.add_argument("--calibration", type=int, default=96, help="noises 0..N-1 the grids are fitted on")
-    p.add_argument("--heldout", type=int, default=96, help="the next N noises, the result is judged on")
-    p.add_argument("--popsize", type=int, default=5, help="differential evolution: members per parameter")
-    p.add_argument("--generations", type=int, default=12, help="differential evolution generations")
-    p.add_argument("--bound", type=float, default=1.5, help="each parameter in [-bound, bound]")
-    p.add_argument("--polish", type=int, default=60, help="Nelder-Mead evaluations per parameter")
-    p.add_argument("--seed", type=int, default=0, help="seed of the search (not of the noises)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--calibration", type=positive_int, default=96, help="noises 0..N-1 the grids are fitted on")
+    p.add_argument("--heldout", type=positive_int, default=96, help="the next N noises, the result is judged on")
+    p.add_argument("--popsize", type=positive_int, default=5, help="differential evolution: members per parameter")
+    p.add_argument("--generations", type=positive_int, default=12, help="differential evolution generations")
+    p.add_argument("--bound", type=positive_float, default=1.5, help="each parameter in [-bound, bound]")
+    p.add_argument("--polish", type=positive_int, default=60, help="Nelder-Mead evaluations per parameter")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the search (not of the noises)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads")
     p.add_argument("--cache", default=str(RESULTS / "real_cache"), help="reference cache (new blocks are written here)")
-    p.add_argument("--out", default=str(RESULTS / "grid_bound_digits.json"),
-                   help="JSON written (default: the shipped one, overwritten)")
+    p.add_argument("--out", default=str(RESULTS / "grid_bound_digits.json"), metavar="FILE.json",
+                   help="JSON file path the results are written to (the default is the shipped one, overwritten)")
     args = p.parse_args(argv)
     import torch
 

@@ -160,28 +160,30 @@ def add_intervals(path: str, cache: str, heldout: int | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from pndmkit.commands.args import positive_int
+
     p = argparse.ArgumentParser(prog="python -m analysis.grid_opt", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 epilog="Cost: about 40 CPU-minutes with the shipped references (noises 0-287); "
                                        "see the module docstring.")
-    p.add_argument("--model", default="digits", help="network: checkpoint name or path (default: digits)")
+    p.add_argument("--model", default="digits", help="network: checkpoint name or path")
     p.add_argument("--surrogate", default="digits-gmm", help="mixture problem the transfer grids are fitted on")
-    p.add_argument("--nfe", type=_ints, default=[5, 6, 8, 10], help="NFE budgets, comma-separated (default: 5,6,8,10)")
+    p.add_argument("--nfe", type=_ints, default="5,6,8,10", help="NFE budgets, comma-separated")
     p.add_argument("--methods", default=",".join(CANDIDATES), help="candidate methods, comma-separated")
-    p.add_argument("--calibration", type=int, default=96, help="noises 0..N-1 the network grids are fitted on")
-    p.add_argument("--heldout", type=int, default=96, help="the next N noises, every grid is judged on")
-    p.add_argument("--surrogate-calibration", type=int, default=256, help="surrogate noises (seed 1)")
+    p.add_argument("--calibration", type=positive_int, default=96, help="noises 0..N-1 the network grids are fitted on")
+    p.add_argument("--heldout", type=positive_int, default=96, help="the next N noises, every grid is judged on")
+    p.add_argument("--surrogate-calibration", type=positive_int, default=256, help="surrogate noises (seed 1)")
     p.add_argument("--degree", default="3", help="grid family degree on the network ('free' for every step)")
     p.add_argument("--surrogate-degree", default="free", help="grid family degree on the surrogate")
-    p.add_argument("--maxfev", type=int, default=None, help="objective evaluations per optimisation")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--maxfev", type=positive_int, default=None, help="objective evaluations per optimisation")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads")
     p.add_argument("--cache", default=str(RESULTS / "real_cache"), help="reference cache (new blocks are written here)")
-    p.add_argument("--out", default=str(RESULTS / "grid_opt_digits.json"),
-                   help="JSON written (default: the shipped one, overwritten)")
+    p.add_argument("--out", default=str(RESULTS / "grid_opt_digits.json"), metavar="FILE.json",
+                   help="JSON file path the results are written to (the default is the shipped one, overwritten)")
     p.add_argument("--add-intervals", action="store_true",
                    help="only judge the grids stored in --out again: add the held-out cuts' bootstrap intervals, "
                         "or, with --recheck N, judge them on N held-out noises")
-    p.add_argument("--recheck", type=int, default=None,
+    p.add_argument("--recheck", type=positive_int, default=None,
                    help="with --add-intervals: judge the stored grids on this many held-out noises, from noise "
                         "--calibration on (results under 'recheck')")
     args = p.parse_args(argv)

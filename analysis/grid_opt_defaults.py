@@ -46,7 +46,9 @@ def row(mixture: object, calibration: int | None, heldout: int | None) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m analysis.grid_opt_defaults", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(RESULTS / "grid_opt_defaults.json"))
+    p.add_argument("--out", default=str(RESULTS / "grid_opt_defaults.json"), metavar="FILE.json",
+                   help="JSON file path the results are written to (default: analysis/results/grid_opt_defaults.json, "
+                        "the shipped one, overwritten)")
     args = p.parse_args(argv)
     out = {"problem": "gmm32d(dim=8, n_components=4)", "method": "ipndm", "nfe": 6,
            "rows": [row(gmm32d(dim=8, n_components=4), c, h) for c, h in SPLITS],

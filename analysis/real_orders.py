@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--nfe", type=_ints, default=[5, 10, 15, 20])
     p.add_argument("--methods", default=None, help="comma-separated (default: every fixed-step method)")
     p.add_argument("--cache", default=str(RESULTS / "real_cache"))
-    p.add_argument("--out", default=str(RESULTS / "real_orders.json"))
+    p.add_argument("--out", default=str(RESULTS / "real_orders.json"), metavar="FILE.json",
+                   help="JSON file path the results are written to (default: analysis/results/real_orders.json, "
+                        "the shipped one, overwritten)")
     args = p.parse_args(argv)
     names = args.methods.split(",") if args.methods else [n for n, s in METHODS.items() if not s.adaptive]
     net = real.model_study(args.model, batch=args.batch, cache=args.cache, progress=True)

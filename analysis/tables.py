@@ -90,10 +90,12 @@ def study_main(run: Callable[..., Path], default_name: str, doc: str | None) -> 
     """A ``main(argv)`` for a study: ``--quick`` (small sizes), ``--out FILE`` (default analysis/results/NAME)."""
 
     def main(argv: Sequence[str] | None = None) -> int:
+        from pndmkit.commands.args import positive_int
+
         p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
         p.add_argument("--quick", action="store_true", help="small sizes (seconds), for tests")
         p.add_argument("--out", type=Path, default=None, help=f"output file (default: analysis/results/{default_name})")
-        p.add_argument("--threads", type=int, default=None, help="torch threads (digits studies)")
+        p.add_argument("--threads", type=positive_int, default=None, help="torch threads (digits studies)")
         args = p.parse_args(argv)
         if args.threads:
             set_threads(args.threads)

@@ -14,6 +14,10 @@ convention                spacing    offset  final abar    network time
 A convention fixes those four settings (``grid``, ``offset``, ``final_alpha``, ``model_time_offset``): passing
 one of them with a different value, explicit grid times, or a continuous schedule raises a ``ValueError``
 naming both, rather than mixing conventions silently. Every call gives exactly ``steps`` steps or raises.
+An adaptive method (``pf``) chooses its own steps between the grid's first and last time: ``steps`` and the
+grid options (a grid kind, ``rho``, ``offset``, a convention's spacing) do not shape its run, so given with it
+they are checked and then ignored with a warning (:class:`IgnoredStepsWarning`, :class:`IgnoredGridWarning`);
+:func:`adaptive_end_times` gives the two times it integrates between.
 
 Examples
 --------
@@ -46,7 +50,9 @@ from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.models import as_eps, check_output, shift_time
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
-__all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning", "check_start_scale",
+__all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGridWarning", "ignored_grid_message",
+           "adaptive_end_times", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning",
+           "check_start_scale",
            "START_SCALE_FACTOR", "final_denoise"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
@@ -142,6 +148,56 @@ Method = Union[str, MethodSpec, Integrator, AdaptiveIntegrator]
 Grid = Union[str, Sequence[float], NDArray[np.float64], None]
 
 
+class IgnoredGridWarning(UserWarning):
+    """A grid kind, ``rho`` or ``offset`` given to an adaptive method, which integrates between the grid's end
+    times only (:func:`adaptive_end_times`) with steps it chooses itself (:func:`sample` and ``pndmkit sample
+    --grid`` ignore them, saying so, and run as without them)."""
+
+
+def ignored_grid_message(options: dict[str, Any], method: str) -> str:
+    """The :class:`IgnoredGridWarning` text for the grid ``options`` (name to value) given to the adaptive
+    ``method`` (one policy for the API and the command line: the run goes ahead without them, and records the
+    grid as unset)."""
+    given = ", ".join(f"{name}={value!r}" for name, value in options.items())
+    return (f"{given} {'is' if len(options) == 1 else 'are'} ignored by the adaptive method {method!r}: it "
+            f"integrates from the grid's first to its last time (t_start, t_end) with steps it chooses itself, so "
+            f"a grid kind and its options do not change its run; leave them (--grid) unset")
+
+
+def _check_grid_options(grid: str | None, rho: Any, offset: Any) -> dict[str, Any]:
+    """Check the grid options an adaptive method ignores (a bad value is an error whatever the method) and
+    return those given."""
+    from pndmkit.grids import GRIDS
+
+    given = {}
+    if grid is not None:
+        given["grid"] = check_choice(grid, "grid kind", GRIDS)
+    if rho is not None:
+        if check_real(rho, "rho") <= 0:
+            raise ValueError(f"rho must be > 0, got {rho}")
+        given["rho"] = rho
+    if offset is not None:
+        given["offset"] = check_int(offset, "offset", minimum=0)
+    return given
+
+
+@outside_graph  # host-side numpy: eager under torch.compile
+def adaptive_end_times(schedule: NoiseSchedule, *, t_start: float | None = None, t_end: float | None = None,
+                       final_alpha: str | None = None) -> NDArray[np.float64]:
+    """The first and last time, ``[t0, t1]``, that an adaptive method integrates between when :func:`sample` is
+    given no explicit grid times.
+
+    ``t0`` is ``t_start``, else the start of the whole trajectory (the schedule's ``t_start``; ``T - 1`` on a
+    :class:`~pndmkit.schedules.DiscreteVP`); ``t1`` is ``t_end``, else the one ``final_alpha`` implies
+    (DiscreteVP: ``-1`` for ``"one"``, ``0`` for ``"first"``), else the schedule's ``t_end``. Times are in the
+    schedule's units (training index for a DiscreteVP). Raises ``TypeError``/``ValueError`` as
+    :func:`~pndmkit.grids.make_grid` does for these arguments.
+    """
+    kind = None if schedule.continuous else "trailing"
+    times = make_grid(schedule, 1, kind, t_start=t_start, t_end=t_end, final_alpha=final_alpha)
+    return times[[0, -1]]
+
+
 @outside_graph  # host-side numpy: eager under torch.compile
 def resolve_grid(schedule: NoiseSchedule, steps: int | None, grid: Grid, *, t_start: float | None = None,
                  t_end: float | None = None, rho: float | None = None, final_alpha: str | None = None,
@@ -222,11 +278,14 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     steps : int, optional
         Number of steps ``N`` of a generated grid (default :data:`DEFAULT_STEPS`). The result has exactly
         ``N`` steps, or the call raises. With explicit grid times leave it unset (or equal to their steps).
-        An adaptive method (``pf``) chooses its own steps: ``steps`` with it is ignored with an
-        :class:`IgnoredStepsWarning`; it uses only the first and last time of the grid, and without ``grid``
-        integrates the whole trajectory (a ``DiscreteVP`` from ``T - 1``, or from ``t_start``).
+        An adaptive method (``pf``) chooses its own steps: ``steps`` with it is checked (an integer >= 1,
+        or ``TypeError``/``ValueError`` naming it) and then ignored with an :class:`IgnoredStepsWarning`; it
+        uses only the first and last time of the grid, and without explicit times integrates the whole
+        trajectory (a ``DiscreteVP`` from ``T - 1``, or from ``t_start``: :func:`adaptive_end_times`).
     grid : str or sequence of float, optional
-        A grid kind (:data:`pndmkit.grids.GRIDS`) or explicit decreasing times (first = start).
+        A grid kind (:data:`pndmkit.grids.GRIDS`) or explicit decreasing times (first = start). An adaptive
+        method uses only the end times: a grid kind (and ``rho``, ``offset``) given with it is checked and
+        then ignored with an :class:`IgnoredGridWarning`.
     prediction : {"eps", "x0", "v", "score", "flow"}
         What the model predicts; converted to ``eps`` before any combination. A model that already returns
         ``eps`` (:func:`pndmkit.models.guided`, :func:`pndmkit.as_eps`, :class:`pndmkit.nn.NetworkModel`:
@@ -237,12 +296,14 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         (on a DiscreteVP the default grid is then ``linspace`` over the indices ``0..t_start``).
     convention : {"ddim", "diffusers-pndm", "official-pndm"}, optional
         Timestep convention of a DiscreteVP (:data:`CONVENTIONS`): it sets ``grid``, ``offset``,
-        ``final_alpha`` and ``model_time_offset``, so those may be passed with it only if they agree.
+        ``final_alpha`` and ``model_time_offset``, so those may be passed with it only if they agree. With an
+        adaptive method only its end (``final_alpha``) and ``model_time_offset`` apply.
     model_time_offset : float, optional
         The network is called at ``t - model_time_offset`` (1 for the official PNDM code).
     rho, final_alpha, offset : optional
         Grid options of :func:`~pndmkit.grids.make_grid` (``karras`` exponent; DiscreteVP end ``"one"`` or
-        ``"first"``; ``leading`` steps offset). An option the grid kind would ignore raises.
+        ``"first"``; ``leading`` steps offset). An option the grid kind would ignore raises; an adaptive
+        method, which uses no grid kind, ignores ``rho`` and ``offset`` with an :class:`IgnoredGridWarning`.
     callback : callable, optional
         ``callback(t, x, e)`` after every step (``e`` the gradient the step used, ``None`` after a corrector
         step); an adaptive method calls it once, at the end, with ``e = None``.
@@ -270,6 +331,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     -----
     PriorScaleWarning
         ``x_T`` off scale for its time by more than a factor 4 (above).
+    IgnoredStepsWarning, IgnoredGridWarning
+        ``steps``, or a grid kind, ``rho`` or ``offset``, given to an adaptive method (above).
 
     Notes
     -----
@@ -302,18 +365,25 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     else:
         raise TypeError(f"method must be a method name (pndmkit.METHODS), a MethodSpec or an Integrator, got "
                         f"{type(method).__name__} {method!r}")
+    if steps is not None:  # a bad value is an error whatever the method, ignored or not
+        check_int(steps, "steps", minimum=1)
     grid_request = settings["grid"]
-    if integrator.kind == "adaptive":
-        if steps is not None and (grid_request is None or isinstance(grid_request, str)):
-            warnings.warn(ignored_steps_message(steps, integrator.name or "given"), IgnoredStepsWarning, stacklevel=2)
-            steps = None
-        if grid_request is None:
-            # it integrates the whole trajectory (from T - 1 on a DiscreteVP, whatever the leading spacing of a
-            # step count would start at)
-            grid_request = None if schedule.continuous else "trailing"
+    adaptive_range = integrator.kind == "adaptive" and (grid_request is None or isinstance(grid_request, str))
+    if adaptive_range:
+        name = integrator.name or "given"
+        if steps is not None:
+            warnings.warn(ignored_steps_message(steps, name), IgnoredStepsWarning, stacklevel=2)
+        ignored = _check_grid_options(grid, rho, offset)  # the caller's own, not a convention's
+        if ignored:
+            warnings.warn(ignored_grid_message(ignored, name), IgnoredGridWarning, stacklevel=2)
     try:
-        times = resolve_grid(schedule, steps, grid_request, t_start=t_start, t_end=t_end, rho=rho,
-                             final_alpha=settings["final_alpha"], offset=settings["offset"])
+        if adaptive_range:
+            # only the end times matter: the whole trajectory (from T - 1 on a DiscreteVP, whatever a spacing of
+            # some step count would start at) or from t_start, to t_end or final_alpha's end
+            times = adaptive_end_times(schedule, t_start=t_start, t_end=t_end, final_alpha=settings["final_alpha"])
+        else:
+            times = resolve_grid(schedule, steps, grid_request, t_start=t_start, t_end=t_end, rho=rho,
+                                 final_alpha=settings["final_alpha"], offset=settings["offset"])
     except ValueError as exc:
         if convention is None:
             raise

@@ -619,6 +619,30 @@ def test_sample_pf_ignores_steps_as_the_api_does_and_records_none(smooth, tmp_pa
         {name: t for name, t in before.items() if name != "summary.json"}
 
 
+def test_sample_pf_ignores_grid_as_the_api_does_and_records_the_end_times(smooth, tmp_path, run_cli):
+    """--grid with pf changes nothing (it integrates between the end times only): an IgnoredGridWarning says so,
+    run.json records grid: null, and its times are the two end times, marked as steps chosen per sample (not a
+    dry run's steps of a zero model)."""
+    from pndmkit.nn.generate import read_samples
+    from pndmkit.sampling import adaptive_end_times
+
+    argv = [*PF, "--num-samples", "2", "--batch-size", "2", "--checkpoint", str(smooth)]
+    code, stdout, err = run_cli([*argv, "--grid", "quadratic", "--out", str(tmp_path / "g")])
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "IgnoredGridWarning" in line]
+    assert len(warned) == 1 and "IgnoredGridWarning: grid='quadratic' is ignored by the adaptive method 'pf'" \
+        in warned[0] and "(--grid)" in warned[0]
+    run = json.loads((tmp_path / "g" / "run.json").read_text())
+    schedule = load_checkpoint(smooth).schedule
+    assert run["grid"] is None and run["steps_chosen_per_sample"] is True
+    assert run["times"] == adaptive_end_times(schedule).tolist() == [schedule.num_train_timesteps - 1.0, -1.0]
+    assert json.loads(stdout)["nfe_per_sample"] > 2  # many more steps than the two times recorded
+    code, _, err = run_cli([*argv, "--out", str(tmp_path / "p")])
+    assert code == 0, err
+    np.testing.assert_array_equal(read_samples(tmp_path / "g", expect=2)[1], read_samples(tmp_path / "p", expect=2)[1])
+    assert json.loads((tmp_path / "p" / "run.json").read_text()) == run  # the run without --grid, recorded alike
+
+
 def test_a_pf_run_of_the_batch_wide_step_control_is_not_resumed(good, tmp_path, run_cli, monkeypatch):
     """run.json of a pf run made before per-sample control (steps recorded, no method_options): refused."""
     import pndmkit.nn.generate as generate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -279,6 +280,73 @@ def test_pf_says_it_ignores_steps_and_method_must_be_a_name_spec_or_integrator()
     assert warned.nfe == sample(lambda x, t: 0.1 * x, np.ones(2), schedule=DiscreteVP.linear(), method="pf").nfe
     with pytest.raises(TypeError, match=r"method must be a method name .*got int 3"):
         sample(lambda x, t: 0.1 * x, np.ones(2), schedule=DiscreteVP.linear(), method=3)
+
+
+@pytest.mark.parametrize("steps, error, match", [
+    (0, ValueError, r"steps must be an integer >= 1, got 0"),
+    (-1, ValueError, r"steps must be an integer >= 1, got -1"),
+    ("x", TypeError, r"steps must be an integer, got str 'x'"),
+    (5.5, TypeError, r"steps must be an integer, got float 5.5"),
+    (True, TypeError, r"steps must be an integer, got bool True"),
+])
+def test_pf_refuses_a_bad_steps_before_ignoring_it(steps, error, match):
+    """A bad steps is a user error whatever the method, as --steps is on the command line; no model call."""
+    from pndmkit import sample
+
+    def model(x, t):
+        raise AssertionError("called")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # raised, not warned
+        with pytest.raises(error, match=match):
+            sample(model, np.ones(2), schedule=DiscreteVP.linear(), method="pf", steps=steps)
+
+
+@pytest.mark.parametrize("schedule, options, said", [
+    (DiscreteVP.linear(), {"grid": "quadratic"}, "grid='quadratic' is"),
+    (LinearVP(), {"grid": "karras", "rho": 7}, "grid='karras', rho=7 are"),
+    (LinearVP(), {"rho": 3.0}, "rho=3.0 is"),
+    (DiscreteVP.linear(), {"grid": "leading", "offset": 1}, "grid='leading', offset=1 are"),
+])
+def test_pf_says_it_ignores_grid_options_and_runs_as_without_them(schedule, options, said):
+    """The adaptive method uses only the end times: a grid kind, rho or offset is ignored with a warning (rho no
+    longer raises about a grid 'trailing' the caller never chose), and the run is the one without them."""
+    from pndmkit import sample
+    from pndmkit.sampling import IgnoredGridWarning, adaptive_end_times
+
+    model = lambda x, t: 0.1 * x  # noqa: E731
+    with pytest.warns(IgnoredGridWarning, match=re.escape(said) + r" ignored by the adaptive method 'pf': it "
+                                                 r"integrates from the grid's first to its last time"):
+        warned = sample(model, np.ones(2), schedule=schedule, method="pf", **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = sample(model, np.ones(2), schedule=schedule, method="pf")
+    assert np.array_equal(warned.x, plain.x) and warned.nfe == plain.nfe
+    ends = adaptive_end_times(schedule)
+    assert ends.tolist() == ([999.0, -1.0] if isinstance(schedule, DiscreteVP) else [1.0, 1e-3])
+    assert plain.times[0] == ends[0] and abs(plain.times[-1] - ends[1]) < 1e-9
+
+
+def test_pf_checks_the_grid_options_it_ignores():
+    from pndmkit import sample
+
+    with pytest.raises(ValueError, match=r"grid kind must be one of .*got 'quadratik'"):
+        sample(lambda x, t: 0.1 * x, np.ones(2), schedule=LinearVP(), method="pf", grid="quadratik")
+    with pytest.raises(ValueError, match=r"rho must be > 0, got -1"):
+        sample(lambda x, t: 0.1 * x, np.ones(2), schedule=LinearVP(), method="pf", rho=-1)
+    with pytest.raises(TypeError, match=r"offset must be an integer, got float 1.5"):
+        sample(lambda x, t: 0.1 * x, np.ones(2), schedule=DiscreteVP.linear(), method="pf", offset=1.5)
+
+
+def test_pf_with_a_convention_takes_its_end_and_network_time_not_its_spacing():
+    """diffusers-pndm ends at abar_0 (t = 0); its leading spacing would start at 981 for 50 steps, a step count
+    pf does not use: pf integrates from T - 1."""
+    from pndmkit import sample
+
+    seen = []
+    sol = sample(lambda x, t: seen.append(t) or 0.1 * x, np.ones(2), schedule=DiscreteVP.linear(), method="pf",
+                 convention="official-pndm")
+    assert sol.times[0] == 999.0 and sol.times[-1] == 0.0 and seen[0] == 998.0  # network time t - 1
 
 
 def test_a_wrapper_that_converts_with_another_schedule_is_refused():

@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, default=None,
                    help="number of steps N (default: 50; the adaptive pf chooses its own steps and controls each "
                         "sample's step size on its own: it ignores --steps, with a warning, and records none)")
-    p.add_argument("--grid", default=None, help="grid kind (default: the schedule's, or the --convention's)")
+    p.add_argument("--grid", default=None,
+                   help="grid kind (default: the schedule's, or the --convention's; pf integrates between the end "
+                        "times only: it ignores --grid, with a warning, and records none)")
     p.add_argument("--convention", default=None, choices=("ddim", "diffusers-pndm", "official-pndm"),
                    help="timestep convention for discrete schedules (default: none, i.e. ddim's grid)")
     p.add_argument("--num-samples", type=positive_int, default=64, help="number of samples")

@@ -15,8 +15,11 @@ Everything is checked before anything is written (method, grid, convention and s
 estimate warns when the batch may not fit): a bad option leaves no folder or ``run.json`` behind.
 ``run.json`` records what determines the samples: the settings, the grid's times and the SHA-256 of the
 checkpoint's two files. An adaptive method (``pf``) chooses its own steps, so a ``steps`` given with it is
-dropped with a :class:`~pndmkit.sampling.IgnoredStepsWarning`, as :func:`pndmkit.sample` does (``run.json`` records
-``steps: null``, what was used); it runs with one step-size control per sample
+dropped with a :class:`~pndmkit.sampling.IgnoredStepsWarning` and a ``grid`` kind with a
+:class:`~pndmkit.sampling.IgnoredGridWarning`, as :func:`pndmkit.sample` does (``run.json`` records
+``steps: null`` and ``grid: null``, what was used); its ``times`` are the two end times it integrates between
+(:func:`pndmkit.sampling.adaptive_end_times`), with ``steps_chosen_per_sample: true``, since each sample's
+steps are its own (``summary.json``'s ``nfe_per_sample`` is their mean). It runs with one step-size control per sample
 (:class:`pndmkit.adaptive.AdaptiveIntegrator` with ``per_sample=True``), so its samples, too, do not depend
 on the batch size, and ``run.json`` records its options (tolerances, solver, per-sample control) as
 ``method_options``. Resuming with any of them different is refused with a message naming what
@@ -101,7 +104,8 @@ class SampleConfig:
     ``shard_size=None`` means the batch size (an interrupt then loses at most one batch), or on resume
     the shard size the run was started with. ``steps=None`` means :data:`DEFAULT_STEPS` for a fixed-step
     method; an adaptive method (``pf``) chooses its own steps: a ``steps`` given with it is dropped (set to
-    ``None``) with a :class:`~pndmkit.sampling.IgnoredStepsWarning`, as :func:`pndmkit.sample` does. Invalid values
+    ``None``) with a :class:`~pndmkit.sampling.IgnoredStepsWarning`, and a ``grid`` kind with an
+    :class:`~pndmkit.sampling.IgnoredGridWarning`, as :func:`pndmkit.sample` does. Invalid values
     raise :class:`~pndmkit.errors.UsageError` naming the field.
     """
 
@@ -140,15 +144,20 @@ class SampleConfig:
 
         with blame("method"):
             spec = get_method(self.method)
+        if self.grid is not None and self.grid not in GRIDS:
+            raise UsageError("grid", f"unknown grid kind {self.grid!r}; known: {', '.join(GRIDS)}")
         if spec.adaptive and self.steps is not None:
             from pndmkit.sampling import ignored_steps_message, IgnoredStepsWarning
 
             warnings.warn(ignored_steps_message(self.steps, self.method), IgnoredStepsWarning, stacklevel=3)
             self.steps = None  # what the run uses, and what run.json records
+        if spec.adaptive and self.grid is not None:
+            from pndmkit.sampling import ignored_grid_message, IgnoredGridWarning
+
+            warnings.warn(ignored_grid_message({"grid": self.grid}, self.method), IgnoredGridWarning, stacklevel=3)
+            self.grid = None  # likewise: it uses the end times only
         if not spec.adaptive and self.steps is None:
             self.steps = DEFAULT_STEPS
-        if self.grid is not None and self.grid not in GRIDS:
-            raise UsageError("grid", f"unknown grid kind {self.grid!r}; known: {', '.join(GRIDS)}")
         if self.convention is not None and self.convention not in CONVENTIONS:
             raise UsageError("convention", f"unknown convention {self.convention!r}; known: {', '.join(CONVENTIONS)}")
 
@@ -240,12 +249,20 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
         net = ckpt.net.to(device=device, dtype=DTYPES[cfg.dtype]).eval()
     model = ckpt.model(dtype=DTYPES[cfg.dtype])
     model.net = torch.compile(net) if cfg.compile else net
+    if method_options is None:
+        times = dry.times
+    else:  # the dry run's steps are those of a zero model, no sample's: record the end times only
+        from pndmkit.sampling import CONVENTIONS, adaptive_end_times
+
+        final_alpha = None if cfg.convention is None else CONVENTIONS[cfg.convention]["final_alpha"]
+        times = adaptive_end_times(ckpt.schedule, final_alpha=final_alpha)
     identity = {"format": RUN_FORMAT, "checkpoint": str(stem.resolve()),
                 "checkpoint_sha256": {s: file_sha256(f) for s, f in ckpt.content_files().items()},
                 **{k: getattr(cfg, k) for k in cfg.IDENTITY}, "shard_size": shard_size,
-                "times": [float(t) for t in dry.times]}
+                "times": [float(t) for t in times]}
     if method_options is not None:
         identity["method_options"] = method_options
+        identity["steps_chosen_per_sample"] = True
     return _Plan(ckpt, model, method, device, shape, shard_size, identity)
 
 

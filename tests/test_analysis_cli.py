@@ -1,0 +1,67 @@
+"""The analysis scripts' command lines: a bad option is one argparse line (exit 2, before any work), and --help
+says each default once and what --out is."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _work_started(*args, **kwargs):
+    raise AssertionError("the script started its work instead of refusing the option")
+
+
+def _main_error(module: str, argv: list[str], capsys, monkeypatch) -> str:
+    """The usage error of ``module``'s main(argv); its work (minutes, and it overwrites shipped results) is stubbed
+    out so that a regression fails at once."""
+    import torch
+
+    mod = importlib.import_module(module)
+    monkeypatch.setattr(torch, "set_num_threads", _work_started)
+    for name in ("run", "StudyTarget", "gmm32d"):
+        if hasattr(mod, name):
+            monkeypatch.setattr(mod, name, _work_started)
+    main = mod.main
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module, argv, said", [
+    ("analysis.bench", ["--threads", "0"], "--threads: expected an integer >= 1, got '0'"),
+    ("analysis.bench", ["--threads", "two"], "--threads: expected an integer >= 1, got 'two'"),
+    ("analysis.bench", ["--repeats", "0"], "--repeats: expected an integer >= 1, got '0'"),
+    ("analysis.bench_nn", ["--threads", "0"], "--threads: expected an integer >= 1, got '0'"),
+    ("analysis.grid_bound", ["--threads", "-1"], "--threads: expected an integer >= 1, got '-1'"),
+    ("analysis.grid_opt", ["--heldout", "0"], "--heldout: expected an integer >= 1, got '0'"),
+    ("analysis.grid_opt_ceiling", ["--bound", "0"], "--bound: expected a finite number > 0, got '0'"),
+])
+def test_a_bad_option_is_one_usage_line(module, argv, said, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [module])
+    err = _main_error(module, argv, capsys, monkeypatch)
+    assert "Traceback" not in err and err.strip().splitlines()[-1].endswith(said)
+
+
+@pytest.mark.parametrize("module", ["analysis.grid_bound", "analysis.grid_opt", "analysis.grid_opt_ceiling",
+                                    "analysis.grid_opt_defaults", "analysis.bench", "analysis.bench_nn",
+                                    "analysis.real_orders", "analysis.audit_table"])
+def test_help_says_each_default_once_and_what_out_is(module, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    options = re.split(r"\n  (?=-)", text.split("options:", 1)[1])
+    for option in options:
+        assert option.count("(default") <= 1, option
+    out = next(o for o in options if o.startswith("--out"))
+    assert out.startswith(("--out FILE.json", "--out DIR")) and ("JSON file path" in out or "folder" in out), out
