@@ -512,3 +512,13 @@ def test_auto_calibration_samples_takes_a_name_and_names_bad_input():
         with pytest.raises(UsageError) as info:
             cmp.auto_calibration_samples(**args)
         assert info.value.params == (param,) and text in str(info.value), str(info.value)
+
+
+def test_a_grid_label_shared_by_every_case_is_printed_once():
+    from pndmkit.studies import reports
+
+    same = {"options": ["quadratic", "quadratic", "quadratic"]}
+    mixed = {"options": ["quadratic", "quadratic to t=0"]}
+    assert reports._grid(same) == "quadratic"
+    assert reports._grid(mixed) == "quadratic/quadratic to t=0"
+    assert reports._grid(None) == reports._grid({"options": []}) == "-"

@@ -128,11 +128,16 @@ def _solver(row: dict | None) -> str:
     return "-" if row is None else f"{row['method']} ({row['nfe']})"
 
 
+def _once(labels: list[str], sep: str) -> str:
+    """Per-case labels joined by ``sep``, or the label once when every case has the same one."""
+    return labels[0] if len(set(labels)) == 1 else sep.join(labels)
+
+
 def _grid(row: dict | None) -> str:
-    """The grid option of a summary entry: one per case, joined by ``/`` (``-`` where none)."""
+    """The grid option of a summary entry: one per case, joined by ``/``, once if all agree (``-`` where none)."""
     if row is None or not row.get("options"):
         return "-"
-    return "/".join(row["options"])
+    return _once(list(row["options"]), "/")
 
 
 def _text_table(cols: list[str], rows: list[list[str]]) -> str:
@@ -222,8 +227,8 @@ def auto_summary(result: dict, markdown: bool = False) -> str:
             e = entry["rules"].get(rule)
             cells += ["-" if e is None else f"{e['error']:.2e}", _fmt(None if e is None else e.get("vs_peer"))]
             if not markdown:
-                cells.append("-" if e is None else "; ".join(
-                    f"{c['method']} [{c['option']}]" for c in e["cases"]))
+                cells.append("-" if e is None else _once(
+                    [f"{c['method']} [{c['option']}]" for c in e["cases"]], "; "))
         rows.append(cells)
     if markdown:
         return "\n".join(["| " + " | ".join(cols) + " |", "|" + "|".join("---:" if i == 0 or "/" in c or c == "error"
