@@ -300,8 +300,13 @@ def test_ddim_on_edm_equals_euler_discrete_on_the_same_sigmas(torch_diffusers):
 # equals the declared (VP) order everywhere except fon-official on flow matching, whose base-point stage
 # derivatives are right to first order there (c_x' + c_x^2 = c_e' + c_x c_e = 0), making it third order; its
 # local orders are 3.9, 3.5, 3.2, 3.06, 3.02, 2.96 from N = 100 to 6400, so it is fitted further out.
-STEPS_FOR = {("flow", "fon-official"): [400, 800, 1600]}
+# pec-s-ramp's one-evaluation warm-up (trapezoid PEC, then AB2/AM3) leaves an O(h^3) global term with a small
+# constant beside the O(h^4) of its AB3/AM4 body: local orders fall from 3.8 towards 3 (flow: 3.55, 3.47, 3.33,
+# 3.20, 3.11 from N = 50 to 1600; VE: 3.83, 3.81, 3.73, 3.60, 3.43), so flow is fitted further out and VE, whose
+# errors reach the reference's floor before the slope is within 0.3 of 3, is checked for that fall instead.
+STEPS_FOR = {("flow", "fon-official"): [400, 800, 1600], ("flow", "pec-s-ramp"): [400, 800, 1600]}
 STEPS = [100, 200, 400, 800]
+PREASYMPTOTIC = {("ve", "pec-s-ramp"): [200, 400, 800, 1600, 3200]}
 
 
 @pytest.fixture(scope="module")
@@ -319,5 +324,10 @@ def test_declared_order_is_measured_on_ve_and_flow_matching(family_studies, fami
     spec = pndmkit.METHODS[name]
     want, steps = spec.build(study.schedule).order(), STEPS_FOR.get((family, name), STEPS)
     assert want == spec.order or (family, name) == ("flow", "fon-official"), (want, spec.order)
+    if (family, name) in PREASYMPTOTIC:
+        errors = np.array(sweep(study, name, PREASYMPTOTIC[family, name]).errors)
+        local = np.log2(errors[:-1] / errors[1:])
+        assert np.all(np.diff(local) < 0) and want < local[-1] < local[0] < want + 1, local  # falling towards want
+        return
     result = sweep(study, name, steps)
     assert abs(result.measured_order - want) <= 0.3, (result.measured_order, result.errors)
