@@ -228,6 +228,22 @@ class Single(GradientEstimator):
         return "Single()"
 
 
+def _forward(sub: Generator, x: Any, t: float) -> Generator:
+    """Forward a sub-estimator's step requests and answers; return its :class:`Step` and the gradient it was
+    given at the step's start ``(x, t)`` (``None`` if it never asked there), for the estimators that must let
+    the others observe that gradient (:class:`Warmup`, :class:`Final`)."""
+    start = None
+    try:
+        request = next(sub)
+        while True:
+            g = yield request
+            if start is None and request[0] is x and request[1] == t:
+                start = g
+            request = sub.send(g)
+    except StopIteration as stop:
+        return stop.value, start
+
+
 class Warmup(GradientEstimator):
     """``first`` for the first ``steps`` steps, then ``then``.
 
@@ -283,16 +299,7 @@ class Warmup(GradientEstimator):
             result = yield from planned_step(self.then, x, t, t_next, phi, s_then, plan and plan[1])
             return Step((i + 1, s_first, result.state), e=result.e, x=result.x)
         sub = planned_step(self.first, x, t, t_next, phi, s_first, plan and plan[0])
-        start = None
-        try:
-            request = next(sub)
-            while True:
-                g = yield request
-                if start is None and request[0] is x and request[1] == t:
-                    start = g
-                request = sub.send(g)
-        except StopIteration as stop:
-            result = stop.value
+        result, start = yield from _forward(sub, x, t)
         if start is None:
             start = yield x, t
         return Step((i + 1, result.state, self.then.observe(s_then, t, start)), e=result.e, x=result.x)
@@ -381,16 +388,7 @@ class Final(GradientEstimator):
         else:
             taker, entry = self.finals[j], plan and plan[1]
         sub = planned_step(taker, x, t, t_next, phi, s_body if taker is self.body else s_finals[j], entry)
-        start = None
-        try:
-            request = next(sub)
-            while True:
-                g = yield request
-                if start is None and request[0] is x and request[1] == t:
-                    start = g
-                request = sub.send(g)
-        except StopIteration as stop:
-            result = stop.value
+        result, start = yield from _forward(sub, x, t)
         if start is None:
             start = yield x, t
         body = result.state if taker is self.body else self.body.observe(s_body, t, start)
