@@ -228,6 +228,13 @@ class Single(GradientEstimator):
         return "Single()"
 
 
+def observes(estimator: GradientEstimator) -> bool:
+    """Whether ``estimator`` keeps anything of the gradients it is told (:meth:`GradientEstimator.observe` is
+    overridden): a one-step estimator such as :class:`Single` does not, so a composite need not evaluate the
+    model at a step's start only to tell it."""
+    return type(estimator).observe is not GradientEstimator.observe
+
+
 def _forward(sub: Generator, x: Any, t: float) -> Generator:
     """Forward a sub-estimator's step requests and answers; return its :class:`Step` and the gradient it was
     given at the step's start ``(x, t)`` (``None`` if it never asked there), for the estimators that must let
@@ -320,7 +327,10 @@ class Final(GradientEstimator):
     ``Final(LinearMultistep(4), (Single(), LinearMultistep(2)))``. The grid given to :meth:`init` says how
     many steps are left. Every estimator observes (:meth:`GradientEstimator.observe`) the gradient at the
     start of each step it does not take, so a multistep final has its full history; if the estimator that
-    takes a step does not evaluate at its start, one extra evaluation is asked for there. The state is
+    takes a step does not evaluate at its start and another one keeps a history (:func:`observes`: a
+    multistep estimator does, :class:`Single` and Runge-Kutta do not), one extra evaluation is asked for
+    there. So ``Final(AdamsPC(4, "PEC", ramp=True), (Single(),))`` costs what its body costs (``N + 1``), while a
+    PEC body with a multistep final pays an evaluation at every step's start for that final. The state is
     ``(steps left, lowered, body_state, final_states)``. The global order is ``min(body, final + 1)`` over the
     finals (a fixed number of steps of order ``p`` leaves a local error ``O(h^(p + 1))``), or the body's with a
     ``few_steps`` threshold, which a fine grid never lowers.
@@ -390,6 +400,12 @@ class Final(GradientEstimator):
         sub = planned_step(taker, x, t, t_next, phi, s_body if taker is self.body else s_finals[j], entry)
         result, start = yield from _forward(sub, x, t)
         if start is None:
+            others = [e for e in (self.body, *self.finals) if e is not taker]
+            if not any(observes(e) for e in others):  # nobody keeps a history: no evaluation to give them
+                body = result.state if taker is self.body else s_body
+                finals = tuple(result.state if i == j and f is taker else s for i, (f, s) in
+                               enumerate(zip(self.finals, s_finals)))
+                return Step((left - 1, lowered, body, finals), e=result.e, x=result.x)
             start = yield x, t
         body = result.state if taker is self.body else self.body.observe(s_body, t, start)
         finals = tuple(result.state if f is taker and i == j else f.observe(s, t, start)

@@ -157,3 +157,32 @@ def test_one_lowered_final_step_caps_a_fourth_order_method_at_second_order(few_s
     finally:
         unregister_method(name)
     assert abs(result.measured_order - order) <= 0.3, result.errors
+
+
+def test_a_final_that_keeps_no_history_costs_no_extra_evaluation_under_a_pec_body():
+    # PEC never evaluates at a step's start; a DDIM final keeps nothing of the gradients it is told, so
+    # nothing is evaluated there for it: N + 1 evaluations as the body alone, and the body's steps unchanged
+    from pndmkit import AdamsPC, DDIMTransfer, Final, Integrator, LinearMultistep, Single
+    from pndmkit.estimators import observes
+    from pndmkit.schedules import DiscreteVP
+
+    schedule = DiscreteVP.linear()
+    body = AdamsPC(4, "PEC", ramp=True)
+    alone = Integrator(body, DDIMTransfer(schedule))
+    lowered = Integrator(Final(body, (Single(),)), DDIMTransfer(schedule))
+    same = Integrator(Final(body, (AdamsPC(4, "PEC", ramp=True),)), DDIMTransfer(schedule))
+    assert not observes(Single()) and observes(body) and observes(LinearMultistep(2))
+    for n in (2, 6, 10, 20):
+        assert lowered.nfe(n) == alone.nfe(n) == n + 1
+        assert same.nfe(n) == 2 * n  # the PEC final keeps a history: one start evaluation per step but its own
+    x_T = np.random.default_rng(0).standard_normal((3, 2))
+    grid = np.linspace(999, -1, 11)
+    calls = {}
+    for key, integrator in (("alone", alone), ("lowered", lowered)):
+        seen = calls[key] = []
+        seen_model = lambda x, t, seen=seen: seen.append((np.array(x), t)) or 0.3 * x + 1e-5 * t
+        assert integrator.solve(seen_model, x_T, grid).nfe == 11
+    # the first ten evaluations (every step but the last) are the body's own, bit for bit
+    for (xa, ta), (xb, tb) in zip(calls["alone"][:10], calls["lowered"][:10]):
+        assert ta == tb and np.array_equal(xa, xb)
+    assert calls["lowered"][10][1] == grid[-2] != calls["alone"][10][1]  # DDIM evaluates at the last start
