@@ -522,3 +522,18 @@ def test_a_grid_label_shared_by_every_case_is_printed_once():
     assert reports._grid(same) == "quadratic"
     assert reports._grid(mixed) == "quadratic/quadratic to t=0"
     assert reports._grid(None) == reports._grid({"options": []}) == "-"
+
+
+def test_without_grid_options_a_peer_on_pndmkit_grids_runs_the_grid_pndmkit_runs():
+    """--quick/--no-grids hold pndmkit to its default grid; the IPNDM peer given pndmkit's grid must then get that
+    grid too, not its first option (quadratic), or the same algorithm looks several times worse. It is pndmkit's
+    ipndm on that grid, so the two tie."""
+    from pndmkit.studies.peers import PEERS
+
+    cfg = cmp.with_options(cmp.CompareConfig.quick(), methods=("ipndm",), peers=("ipndm-pndmkit-grid",))
+    assert not cfg.grids and PEERS["ipndm-pndmkit-grid"].options[0] == {"grid": "quadratic"}
+    out = cmp.compare(cfg)
+    for nfe, entry in out["by_nfe_peers_on_pndmkit_grids"].items():
+        mine, peer = entry["best_pndmkit"], entry["best_peer"]
+        assert peer["options"] == [f"grid={mine['options'][0]}"], (nfe, peer["options"], mine["options"])
+        assert peer["error"] == pytest.approx(mine["error"], rel=1e-4)

@@ -417,7 +417,12 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
     runs = []
     for name in cfg.peers or tuple(PEERS):
         spec = PEERS[name]
-        options = spec.options if cfg.grids else spec.options[:1]
+        if cfg.grids:
+            options = spec.options
+        elif spec.builtin:
+            options = spec.options[:1]
+        else:  # a peer given pndmkit's grid takes the one grid pndmkit itself runs without grid options
+            options = ({next(iter(spec.options[0])): _pndmkit_grids(schedule, "ipndm", False)[0][0]},)
         for opts in options:
             built: dict[int, Any] = {}  # steps -> scheduler, built once (set_timesteps done, never stepped)
 
