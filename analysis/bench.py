@@ -371,13 +371,13 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pndmkit.commands.args import positive_int
+    from pndmkit.commands.args import positive_int, writable_folder
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=positive_int, default=5,
                         help="timed repeats of each case, best kept (default: 5)")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: 1)")
-    parser.add_argument("--out", default=str(RESULTS), metavar="DIR",
+    parser.add_argument("--out", type=writable_folder, default=str(RESULTS), metavar="DIR",
                         help="folder bench.json and bench.md are written to (default: analysis/results)")
     parser.add_argument("--no-nn", action="store_true", help="skip analysis.bench_nn")
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), metavar="TABLE",

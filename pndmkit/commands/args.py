@@ -14,7 +14,7 @@ from typing import Any, Callable
 from pndmkit._checks import MAX_STEPS
 
 __all__ = ["positive_int", "nonnegative_int", "int_in_range", "step_count", "finite_float", "positive_float", "nonnegative_float",
-           "fraction", "MAX_STEPS"]
+           "fraction", "writable_folder", "MAX_STEPS"]
 
 
 def _number(text: str, kind: type, test: Callable[[Any], bool], allowed: str) -> Any:
@@ -73,3 +73,19 @@ def nonnegative_float(text: str) -> float:
 def fraction(text: str) -> float:
     """argparse type: a number in [0, 1)."""
     return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def writable_folder(text: str) -> str:
+    """argparse type: an output folder that exists and is writable, or can be created; checked before any work.
+
+    Nothing is created (:func:`pndmkit._io.check_writable_folder`); a file in the way or a folder without write
+    rights is refused with what was found.
+    """
+    from pndmkit._io import check_writable_folder
+    from pndmkit.errors import UsageError
+
+    try:
+        check_writable_folder(text, "out")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace(f"out={text!r}", repr(text))) from None
+    return text
