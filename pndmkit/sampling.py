@@ -284,8 +284,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         trajectory (a ``DiscreteVP`` from ``T - 1``, or from ``t_start``: :func:`adaptive_end_times`).
     grid : str or sequence of float, optional
         A grid kind (:data:`pndmkit.grids.GRIDS`) or explicit decreasing times (first = start). An adaptive
-        method uses only the end times: a grid kind (and ``rho``, ``offset``) given with it is checked and
-        then ignored with an :class:`IgnoredGridWarning`.
+        method uses only the end times: a grid kind (and ``rho``, ``offset``) given with it is checked as for
+        any method (the same errors) and then ignored with an :class:`IgnoredGridWarning`.
     prediction : {"eps", "x0", "v", "score", "flow"}
         What the model predicts; converted to ``eps`` before any combination. A model that already returns
         ``eps`` (:func:`pndmkit.models.guided`, :func:`pndmkit.as_eps`, :class:`pndmkit.nn.NetworkModel`:
@@ -302,8 +302,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         The network is called at ``t - model_time_offset`` (1 for the official PNDM code).
     rho, final_alpha, offset : optional
         Grid options of :func:`~pndmkit.grids.make_grid` (``karras`` exponent; DiscreteVP end ``"one"`` or
-        ``"first"``; ``leading`` steps offset). An option the grid kind would ignore raises; an adaptive
-        method, which uses no grid kind, ignores ``rho`` and ``offset`` with an :class:`IgnoredGridWarning`.
+        ``"first"``; ``leading`` steps offset). An option the grid kind would ignore raises, for an adaptive
+        method too, which then ignores ``rho`` and ``offset`` with an :class:`IgnoredGridWarning`.
     callback : callable, optional
         ``callback(t, x, e)`` after every step (``e`` the gradient the step used, ``None`` after a corrector
         step); an adaptive method calls it once, at the end, with ``e = None``.
@@ -375,6 +375,9 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
             warnings.warn(ignored_steps_message(steps, name), IgnoredStepsWarning, stacklevel=2)
         ignored = _check_grid_options(grid, rho, offset)  # the caller's own, not a convention's
         if ignored:
+            # checked together as for every other method (rho on a quadratic grid is an error), then ignored
+            resolve_grid(schedule, DEFAULT_STEPS if steps is None else steps, grid, t_start=t_start, t_end=t_end,
+                         rho=rho, final_alpha=settings["final_alpha"], offset=offset)
             warnings.warn(ignored_grid_message(ignored, name), IgnoredGridWarning, stacklevel=2)
     try:
         if adaptive_range:

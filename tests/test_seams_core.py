@@ -305,12 +305,12 @@ def test_pf_refuses_a_bad_steps_before_ignoring_it(steps, error, match):
 @pytest.mark.parametrize("schedule, options, said", [
     (DiscreteVP.linear(), {"grid": "quadratic"}, "grid='quadratic' is"),
     (LinearVP(), {"grid": "karras", "rho": 7}, "grid='karras', rho=7 are"),
-    (LinearVP(), {"rho": 3.0}, "rho=3.0 is"),
+    (LinearVP(), {"grid": "karras", "rho": 3.0}, "grid='karras', rho=3.0 are"),
     (DiscreteVP.linear(), {"grid": "leading", "offset": 1}, "grid='leading', offset=1 are"),
 ])
 def test_pf_says_it_ignores_grid_options_and_runs_as_without_them(schedule, options, said):
-    """The adaptive method uses only the end times: a grid kind, rho or offset is ignored with a warning (rho no
-    longer raises about a grid 'trailing' the caller never chose), and the run is the one without them."""
+    """The adaptive method uses only the end times: a grid kind, rho or offset is ignored with a warning, and the
+    run is the one without them."""
     from pndmkit import sample
     from pndmkit.sampling import IgnoredGridWarning, adaptive_end_times
 
@@ -325,6 +325,18 @@ def test_pf_says_it_ignores_grid_options_and_runs_as_without_them(schedule, opti
     ends = adaptive_end_times(schedule)
     assert ends.tolist() == ([999.0, -1.0] if isinstance(schedule, DiscreteVP) else [1.0, 1e-3])
     assert plain.times[0] == ends[0] and abs(plain.times[-1] - ends[1]) < 1e-9
+
+
+@pytest.mark.parametrize("options", [{"grid": "quadratic", "rho": 7}, {"rho": 7}, {"grid": "uniform", "offset": 1}])
+def test_pf_refuses_grid_options_that_contradict_each_other_as_every_method_does(options):
+    from pndmkit import sample
+
+    model = lambda x, t: 0.1 * x  # noqa: E731
+    with pytest.raises(ValueError) as fixed:
+        sample(model, np.ones(2), schedule=DiscreteVP.linear(), method="ipndm", **options)
+    with pytest.raises(ValueError) as adaptive:
+        sample(model, np.ones(2), schedule=DiscreteVP.linear(), method="pf", **options)
+    assert str(adaptive.value) == str(fixed.value)
 
 
 def test_pf_checks_the_grid_options_it_ignores():
