@@ -132,7 +132,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", default=str(RESULTS / "levers"), help="path stem of the .json and .md results")
     parser.add_argument("--quick", action="store_true", help="one case, NFE 5 and 10, few samples (a smoke run)")
     args = parser.parse_args(argv)

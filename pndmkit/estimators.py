@@ -75,7 +75,7 @@ from typing import Any, Generator, Optional, Tuple
 from pndmkit._checks import check_int
 from pndmkit.variables import Variable, is_native
 
-__all__ = ["Step", "StepGenerator", "GradientEstimator", "Single", "Warmup", "Final", "History", "capped_order",
+__all__ = ["Step", "StepGenerator", "GradientEstimator", "Single", "Warmup", "Final", "observes", "History", "capped_order",
            "ramped_order", "planned_step"]
 
 #: past gradients ``((t_k, e_k), ...)``, newest first (the state of the multistep estimators)

@@ -96,7 +96,7 @@ class Integrator:
     def __post_init__(self) -> None:
         if not isinstance(self.estimator, GradientEstimator):
             raise TypeError(f"estimator must be a GradientEstimator (Single, RungeKutta, LinearMultistep, AdamsPC, "
-                            f"Warmup, or a subclass), got {type(self.estimator).__name__}")
+                            f"Warmup, Final, or a subclass), got {type(self.estimator).__name__}")
         if not isinstance(self.transfer, Transfer):
             raise TypeError(f"transfer must be a Transfer (DDIMTransfer, DataTransfer, LinearTransfer), got "
                             f"{type(self.transfer).__name__}")

@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 from pndmkit._backend import check_array, is_torch, lincomb, outside_graph
 from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
+from pndmkit.estimators import GradientEstimator
 from pndmkit.grids import check_grid, make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.run import Callback, Solution
@@ -363,8 +364,10 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         spec = method if isinstance(method, MethodSpec) else get_method(method)
         integrator = built(spec, schedule)
     else:
+        hint = (f"; an estimator needs a transfer map: method=Integrator({method!r}, DDIMTransfer(schedule))"
+                if isinstance(method, GradientEstimator) else "")
         raise TypeError(f"method must be a method name (pndmkit.METHODS), a MethodSpec or an Integrator, got "
-                        f"{type(method).__name__} {method!r}")
+                        f"{type(method).__name__} {method!r}{hint}")
     if steps is not None:  # a bad value is an error whatever the method, ignored or not
         check_int(steps, "steps", minimum=1)
     grid_request = settings["grid"]

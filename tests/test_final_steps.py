@@ -186,3 +186,12 @@ def test_a_final_that_keeps_no_history_costs_no_extra_evaluation_under_a_pec_bod
     for (xa, ta), (xb, tb) in zip(calls["alone"][:10], calls["lowered"][:10]):
         assert ta == tb and np.array_equal(xa, xb)
     assert calls["lowered"][10][1] == grid[-2] != calls["alone"][10][1]  # DDIM evaluates at the last start
+
+
+def test_an_estimator_given_as_a_method_is_told_to_take_a_transfer():
+    from pndmkit import sample
+
+    with pytest.raises(TypeError, match=r"got Final .*needs a transfer map: method=Integrator\(Final\(.*"
+                                        r"DDIMTransfer\(schedule\)\)"):
+        sample(lambda x, t: 0.1 * x, np.ones(2), schedule=DiscreteVP.linear(),
+               method=Final(LinearMultistep(4), (Single(),)))
