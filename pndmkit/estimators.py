@@ -75,8 +75,8 @@ from typing import Any, Generator, Optional, Tuple
 from pndmkit._checks import check_int
 from pndmkit.variables import Variable, is_native
 
-__all__ = ["Step", "StepGenerator", "GradientEstimator", "Single", "Warmup", "Final", "observes", "History", "capped_order",
-           "ramped_order", "planned_step"]
+__all__ = ["Step", "StepGenerator", "GradientEstimator", "Single", "Warmup", "Final", "observes", "History",
+           "capped_order", "ramped_order", "planned_step"]
 
 #: past gradients ``((t_k, e_k), ...)``, newest first (the state of the multistep estimators)
 History = Tuple[Tuple[float, Any], ...]
