@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pndmkit._io import check_writable_folder
 from pndmkit.commands.args import MAX_STEPS, int_in_range, nonnegative_int, positive_int, step_count
-from pndmkit.commands.network import NETWORK_HELP, add_network_options
+from pndmkit.commands.network import NETWORK_HELP, add_cache_options, add_network_options
 from pndmkit.errors import UsageError
 from pndmkit.studies.grid_opt import MAX_NOISES
 from pndmkit.studies.statistics import INTERVAL_MIN_SAMPLES
@@ -155,12 +155,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--first-noise", type=nonnegative_int, default=None, metavar="I",
                    help="--model only: index of the first noise (default 0; the shipped cache holds the digits "
                         "UNet's noises 0-287)")
-    p.add_argument("--cache", default=None, metavar="DIR",
-                   help="--model only: folder of cached references (default: $PNDMKIT_CACHE, else "
-                        "~/.cache/pndmkit/real; analysis/results/real_cache ships the digits UNet's); 'none' caches "
-                        "nothing")
-    p.add_argument("--rebuild-cache", action="store_true",
-                   help="--model only: solve a damaged cached reference (named on stderr) again instead of stopping")
+    add_cache_options(p, note="; analysis/results/real_cache ships the digits UNet's")
     p.add_argument("--peer-times", choices=("level", "timestep"), default=None,
                    help="--model only: what a diffusers scheduler's call tells the network: the time of the level "
                         "the scheduler assumes (default, as on the mixtures) or its timesteps entry, rounded to an "

@@ -12,7 +12,7 @@ import json
 import sys
 
 from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
-from pndmkit.commands.network import NETWORK_HELP, add_network_options
+from pndmkit.commands.network import NETWORK_HELP, add_cache_options, add_network_options
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS
 from pndmkit.problems import PROBLEMS
@@ -192,12 +192,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--start", type=_start, default=None, metavar="KIND|T0,T1,...",
                    help="start grid: a grid kind or comma-separated times with the run's end times "
                         "(default: the built-in kind with the smallest calibration error)")
-    o.add_argument("--cache", default=None, metavar="DIR",
-                   help="--model: folder of cached references (default: $PNDMKIT_CACHE, else ~/.cache/pndmkit/real); "
-                        "'none' keeps nothing after the run")
-    o.add_argument("--rebuild-cache", action="store_true",
-                   help="remove a damaged cached reference in --cache (named on stderr) and solve it again, instead "
-                        "of stopping with an error")
+    add_cache_options(o)
     add_network_options(o)
     o.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="print the searched grid even where its held-out interval shows no gain (default: fall "

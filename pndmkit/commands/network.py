@@ -10,7 +10,7 @@ from typing import Any
 
 from pndmkit.commands.args import positive_float
 
-__all__ = ["add_network_options", "default_device", "default_cache", "open_model", "NETWORK_HELP"]
+__all__ = ["add_cache_options", "add_network_options", "default_device", "default_cache", "open_model", "NETWORK_HELP"]
 
 #: what ``--model`` / ``--checkpoint`` accept
 NETWORK_HELP = ("a pndmkit checkpoint (shipped name or path), a diffusers folder (DDPMPipeline.save_pretrained, or a "
@@ -42,6 +42,17 @@ def add_network_options(p: argparse.ArgumentParser, *, study: bool = True, model
         p.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
                        help="stop after about M minutes with what is finished (finished blocks stay cached; Ctrl-C "
                             "does the same) (default: no limit)")
+
+
+def add_cache_options(p: argparse.ArgumentParser, *, holds: str = "cached references", note: str = "") -> None:
+    """``--cache`` and ``--rebuild-cache`` of a command that studies a network with ``--model``: ``holds`` says what
+    the folder keeps, ``note`` is added to the default (e.g. where shipped entries are)."""
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help=f"--model only: folder of {holds} (default: $PNDMKIT_CACHE, else ~/.cache/pndmkit/real{note}); "
+                        "'none' caches nothing")
+    p.add_argument("--rebuild-cache", action="store_true",
+                   help="--model only: remove a damaged cache entry (named on stderr) and compute it again, instead "
+                        "of stopping with an error")
 
 
 def open_model(args: argparse.Namespace, option: str = "model") -> Any:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from pndmkit.commands.args import MAX_STEPS, finite_float, nonnegative_int, positive_int
-from pndmkit.commands.network import NETWORK_HELP, add_network_options
+from pndmkit.commands.network import NETWORK_HELP, add_cache_options, add_network_options
 from pndmkit.errors import UsageError, blame
 
 from pndmkit.schedules import SCHEDULES
@@ -211,12 +211,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "DOP853 solution from the same noises (default: none, a --problem). The reference costs "
                         "minutes to an hour on a CPU from scratch and is cached (--cache); in Python any callable: "
                         "pndmkit.studies.real.model_study; README.md \"Bring your own network\"")
-    p.add_argument("--cache", default=None, metavar="DIR",
-                   help="--model only: folder of cached references and sweeps (default: $PNDMKIT_CACHE, else "
-                        "~/.cache/pndmkit/real); 'none' caches nothing")
-    p.add_argument("--rebuild-cache", action="store_true",
-                   help="--model only: remove a damaged cache entry (named on stderr) and compute it again, "
-                        "instead of stopping with an error")
+    add_cache_options(p, holds="cached references and sweeps")
     add_network_options(p)
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="noise schedule (default: linear-vp)")
     p.add_argument("--grid", choices=[g for g, kind in GRID_KINDS.items() if not kind.discrete_only], default="uniform",
