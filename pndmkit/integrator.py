@@ -45,7 +45,7 @@ from pndmkit.estimators import GradientEstimator
 from pndmkit.grids import check_grid, make_grid
 from pndmkit.models import Model, check_prediction
 from pndmkit.run import Callback, Run, Solution, gradient_array, start_run
-from pndmkit.stability import StabilityWarning, warn_if_unstable
+from pndmkit.stability import warn_if_unstable
 from pndmkit.transfers import Transfer
 
 __all__ = ["Integrator", "Solution", "Model", "Callback", "same_method"]
@@ -251,9 +251,9 @@ class Integrator:
                     raise refused from None
         else:
             grid = steps
-        with warnings.catch_warnings():  # a dry run: no StabilityWarning for counting
-            warnings.simplefilter("ignore", StabilityWarning)
-            run = self.start(np.zeros(1), grid)
+        # a dry run without a plan: counting needs no weights, and the plans of real grids stay cached
+        run = start_run(self, np.zeros(1), check_grid(self.transfer.schedule, grid), prediction="eps",
+                        check_finite=False, out_dtype="float64", planned=False)
         zero = np.zeros(1)
         while run.request is not None:
             run = run.tell(zero)

@@ -304,7 +304,7 @@ def _begin(run: Run, index: int, x: Any, state: Any, nfe: int, last_gradient: An
 def _transfer(run: Run, index: int, x: Any, e: Any) -> Any:
     """``x_next`` of step ``index`` from ``x`` and the gradient ``e``, with the planned coefficients."""
     plan = run.plan
-    if plan is not None and plan.coefficients is not None:
+    if plan is not None and plan.coefficients is not None:  # not apply_planned: no times looked up per step
         return lincomb(plan.coefficients[index], (x, e))
     return run.integrator.transfer(x, e, run._time(index), run._time(index + 1))
 
@@ -368,13 +368,14 @@ def _plan(integrator: Any, times: NDArray[np.float64]) -> Plan:
 
 
 def start_run(integrator: Any, x: Any, times: NDArray[np.float64], *, prediction: str,
-              check_finite: bool, out_dtype: str, estimator_state: Any = None) -> Run:
-    """The run of ``integrator`` from ``x`` at ``times[0]`` (used by ``Integrator.start``)."""
+              check_finite: bool, out_dtype: str, estimator_state: Any = None, planned: bool = True) -> Run:
+    """The run of ``integrator`` from ``x`` at ``times[0]`` (used by ``Integrator.start``); ``planned=False``
+    computes no plan (a dry run that only counts evaluations), each step then computing its own weights."""
     t0 = float(times[0])
     state = (integrator.estimator.init(x, t0, integrator.transfer, times) if estimator_state is None
              else estimator_state)
     run = Run(integrator=integrator, times=times, index=0, x=x, state=state, prediction=prediction,
-              check_finite=check_finite, out_dtype=out_dtype, plan=make_plan(integrator, times))
+              check_finite=check_finite, out_dtype=out_dtype, plan=make_plan(integrator, times) if planned else None)
     return _begin(run, 0, x, state, 0, None)
 
 
