@@ -44,6 +44,8 @@ from pndmkit.stability import StabilityWarning
 from pndmkit.studies import grid_opt
 from pndmkit.studies.targets import StudyTarget
 
+from analysis import portable
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     target = StudyTarget.resolve(args.model, cache=args.cache)
     cal = target.study(0, args.calibration)
     held = target.study(args.calibration, args.heldout)
-    out = {"config": vars(args), "by_nfe": {}}
+    out = {"config": portable(vars(args)), "by_nfe": {}}
     path = Path(args.out)
 
     for nfe in args.nfe:

@@ -717,14 +717,11 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         log(f"{problem_name} / {schedule_name}: {len(runs)} runs planned, reference in "
             f"{time.perf_counter() - tic:.1f} s")
 
-    def y(x, s):
-        return x * math.sqrt(1.0 + s * s)
-
     best, shared, outputs, all_rows, optimized, rows_of_run = _score_runs(
         runs, on_top, lambda r, top: ref[r.s_start].copy() if top else x_max.copy(), ref, log)
     sw = SlicedWasserstein(problem, n, seed=cfg.seed + 1)
     s_zero = min(ref)
-    floor = sw(y(ref[s_zero], s_zero))
+    floor = sw(_y(ref[s_zero], s_zero))
     scored = [*((key, row) for key, row in best.items()),
               *((("optimized", row["method"], row["nfe_target"]), row) for row in optimized)]
     for key, row in scored:
