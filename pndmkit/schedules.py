@@ -49,7 +49,7 @@ from typing import Callable, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.interpolate import CubicSpline
+from scipy.interpolate import CubicSpline, PchipInterpolator
 from scipy.optimize import brentq
 
 from pndmkit._checks import check_choice, check_int, check_real
@@ -473,10 +473,25 @@ class DiscreteVP(VPSchedule):
     table exactly at every integer index and defines the ODE, reference solutions and non-integer stage
     times.
 
+    The C2 spline can overshoot on short tables whose betas grow fast relative to the index (``linear``
+    with ``T <= 100``: ``log abar > 0``, so ``abar > 1`` and ``sigma`` undefined, between ``t = -1`` and
+    ``0``). Where its ``log abar`` is not strictly decreasing on every piece, the extension is the
+    monotone piecewise-cubic Hermite interpolant (PCHIP, Fritsch and Carlson 1980) through the same
+    knots instead: still exact at every index, C1 rather than C2, with ``abar`` decreasing from 1.
+    :attr:`extension` says which (``"cubic"`` or ``"pchip"``). On a C1 extension the second derivative of
+    ``log abar`` jumps at the integer knots, which a convergence-order study with steps shorter than one
+    index can see.
+
     Parameters
     ----------
     betas : array_like
         Noise levels, each in (0, 1).
+
+    Attributes
+    ----------
+    extension : {"cubic", "pchip"}
+        The continuous extension of ``log abar`` between the integer indices: the C2 cubic spline, or the
+        monotone PCHIP interpolant where the spline would not decrease.
 
     Examples
     --------
@@ -506,7 +521,11 @@ class DiscreteVP(VPSchedule):
         self._table = np.concatenate([[1.0], self.alphas_cumprod])  # knots -1..T-1
         self._table_log = np.log(self._table)
         self._knots = np.arange(-1.0, b.size)
-        self._spline = CubicSpline(self._knots, self._table_log)
+        spline = CubicSpline(self._knots, self._table_log)
+        self.extension = "cubic"
+        if not _strictly_decreasing(spline):
+            spline, self.extension = PchipInterpolator(self._knots, self._table_log), "pchip"
+        self._spline = spline
         self._dspline = self._spline.derivative()
         self._pieces = (self._knots.tolist(), self._spline.c.T.tolist())  # knots and coefficients as Python floats
         T = b.size
@@ -585,6 +604,21 @@ class DiscreteVP(VPSchedule):
         c = coeffs[i]
         s = x - knots[i]
         return _power_sum(c, s) - la
+
+
+def _strictly_decreasing(poly: CubicSpline) -> bool:
+    """Whether a piecewise cubic (scipy's local power basis on unit pieces) has a negative derivative on
+    every closed piece: the largest derivative of each piece, at its two ends or at an interior vertex of the
+    quadratic, is below 0."""
+    c = poly.c  # (4, pieces): c[0] s^3 + c[1] s^2 + c[2] s + c[3], s = t - knot in [0, width]
+    width = np.diff(poly.x)
+    a, b, d0 = 3.0 * c[0], 2.0 * c[1], c[2]
+    d1 = a * width**2 + b * width + d0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vertex = np.where(a < 0, -b / (2.0 * a), -1.0)
+    inside = (vertex > 0) & (vertex < width)
+    dv = np.where(inside, a * vertex**2 + b * vertex + d0, -np.inf)
+    return bool(np.all(np.maximum(np.maximum(d0, d1), dv) < 0))
 
 
 def _power_sum(c: list, s: float) -> float:

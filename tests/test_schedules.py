@@ -4,9 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from scipy.interpolate import CubicSpline
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+import pndmkit
 from pndmkit.schedules import EDM, VE, CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP
 from pndmkit.testing.strategies import schedules
 
@@ -88,6 +90,41 @@ def test_discrete_extension_is_c2_and_exact_at_integers():
     np.testing.assert_array_equal(d.abar(knots), d.alphas_cumprod[:-1])
     # the inverse of a tabulated value is the integer itself
     assert d.t_from_abar(d.alphas_cumprod[500]) == 500.0
+
+
+@pytest.mark.parametrize("T", [10, 50, 100])
+def test_short_fast_growing_tables_get_a_monotone_extension(T):
+    # the C2 spline through linear(T <= 100) overshoots above log abar = 0 near t = -1 (abar > 1, sigma NaN)
+    d = DiscreteVP.linear(T)
+    spline = CubicSpline(np.arange(-1.0, T), np.log(np.r_[1.0, d.alphas_cumprod]))
+    t = np.linspace(-1.0, T - 1.0, 200 * T + 1)
+    assert spline(t).max() > 0
+    assert d.extension == "pchip"
+    log_abar = d.log_abar(t)
+    assert log_abar.max() == 0.0 and np.all(np.diff(log_abar) <= 0)
+    assert np.all(np.isfinite(d.sigma(t))) and np.all(d.dlog_abar(t) <= 0)
+    np.testing.assert_array_equal(d.abar(np.arange(-1.0, T)), np.r_[1.0, d.alphas_cumprod])
+    for u in (-0.5, 0.37, T / 2 + 0.25):
+        assert d.t_from_log_abar(d.log_abar(u)) == pytest.approx(u, abs=1e-10)
+
+
+def test_tables_whose_spline_decreases_keep_the_c2_spline():
+    assert [DiscreteVP.linear(T).extension for T in (200, 1000)] == ["cubic", "cubic"]
+    assert {getattr(DiscreteVP, k)(50).extension for k in ("quad", "cosine")} == {"cubic"}
+
+
+@pytest.mark.parametrize("method", ["rk4", "prk", "pec-s", "pece-s", "ipndm"])
+def test_runge_kutta_stages_between_minus_one_and_zero_are_finite_on_a_short_table(method):
+    # rk4 and prk evaluate at t = -0.5 on the last step; with the C2 spline that raised "math domain error"
+    d = DiscreteVP.linear(50)
+    times = []
+
+    def model(x, t):
+        times.append(t)
+        return 0.1 * x
+
+    out = pndmkit.sample(model, np.ones((2, 3)), schedule=d, method=method, steps=10)
+    assert np.all(np.isfinite(out.x)) and min(times) >= -1.0
 
 
 @pytest.mark.parametrize(("build", "error", "message"), [
