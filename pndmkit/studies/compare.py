@@ -407,7 +407,7 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
     or, given ``model(x, t)`` (a network), that model told the time of the scheduler's own level
     (``peer_times="level"``) or driven by :func:`pndmkit.studies.peers.peer_sample`, which tells it the
     scheduler's integer timestep where there is one (``"timestep"``)."""
-    from pndmkit.studies.peers import PEERS, call_levels, make_scheduler, peer_sample, run_scheduler
+    from pndmkit.studies.peers import PEERS, call_levels, make_scheduler, peer_sample, run_scheduler, time_of_level
 
     from pndmkit.schedules import levels_from_s
 
@@ -442,7 +442,7 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
                     if model is not None and peer_times == "timestep":
                         out = peer_sample(model, x, schedule=schedule, peer=spec, steps=steps, scheduler=sched)
                     elif model is not None:
-                        out = run_scheduler(sched, lambda x, timestep, s: model(x, _time_of_level(schedule, s)), x,
+                        out = run_scheduler(sched, lambda x, timestep, s: model(x, time_of_level(schedule, s)), x,
                                             prediction=spec.prediction)
                     else:
                         out = run_scheduler(sched, level_model, x, prediction=spec.prediction)
@@ -959,29 +959,20 @@ class _CountedNetwork:
         return self(x, t)
 
 
-def _time_of_level(schedule: NoiseSchedule, s: float) -> float:
-    """The time whose level is ``s`` (``schedule.t_from_s``), ``s`` clipped to the schedule's levels: a peer's
-    float32 top level may lie just above them."""
-    s_hi, s_lo = _s(schedule, schedule.t_start), _s(schedule, schedule.t_end)
-    if s >= s_hi:
-        return float(schedule.t_start)
-    if s <= s_lo:
-        return float(schedule.t_end)
-    return float(schedule.t_from_s(s))
-
-
 def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, s_to: float
            ) -> tuple[np.ndarray, float, int]:
     """``x`` at level ``s_from`` carried along the network's ODE to ``s_to`` (a short interval): DOP853 at
     :data:`LEVEL_RTOL` and at half of it; returns the tighter end point, the largest change between the two and
-    the network evaluations spent. The network is told :func:`_time_of_level` of each level."""
+    the network evaluations spent. The network is told
+    :func:`~pndmkit.studies.peers.time_of_level` of each level."""
     from pndmkit.problems.reference import solve_pf_ode
+    from pndmkit.studies.peers import time_of_level
 
     count = [0]
 
     def eps_of_s(x: np.ndarray, s: float) -> np.ndarray:
         count[0] += 1
-        return problem.eps_numpy(x, _time_of_level(schedule, s))
+        return problem.eps_numpy(x, time_of_level(schedule, s))
 
     loose = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=0.1, rtol=LEVEL_RTOL, atol=LEVEL_RTOL)
     tight = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=0.1, rtol=LEVEL_RTOL / 2, atol=LEVEL_RTOL / 2)
