@@ -1112,6 +1112,7 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
             _given_times(schedule, method, key, grid)
     pieces = reference_blocks(first, n)
     uncached = [not target.is_cached(i, k) for i, k in pieces]
+    each = None  # seconds of one network evaluation of one noise, once timed
     probed = 0
     if any(uncached) or shape is not None:  # one evaluation up front: the shape checked, a solve's cost timed
         x_probe = target.noises(first, min(n, REFERENCE_BLOCK))
@@ -1147,7 +1148,8 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     try:
         with _one_blas_thread(), warnings.catch_warnings():
             warnings.simplefilter("ignore", StabilityWarning)
-            case = _model_case(net, name, schedule, x_T, x_ref, ref_error, first, cfg, given, peer_times, log)
+            case = _model_case(net, name, schedule, x_T, x_ref, ref_error, first, cfg, given, peer_times, log,
+                               seconds_per_noise=each)
             case["timing_evaluations"] += probed
     finally:
         if torch_threads is not None:
@@ -1177,22 +1179,28 @@ PROBE_TIMINGS = 2
 
 def _probe_network(target: Any, x: np.ndarray, shape: Optional[Sequence[int]]) -> float:
     """Seconds of one network evaluation of ``x`` at the top time on one thread: the fastest of
-    :data:`PROBE_TIMINGS` calls after a first one that warms the network up and checks its output (as
-    :meth:`pndmkit.studies.monitor.StudyMonitor.time_evaluation` times); a network that refuses samples of the
-    given ``shape`` is a :class:`UsageError` naming ``shape``."""
+    :data:`PROBE_TIMINGS` calls after a first one that warms the network up
+    (:meth:`pndmkit.studies.monitor.StudyMonitor.time_evaluation`); every output is checked, and a network that
+    refuses samples of the given ``shape`` is a :class:`UsageError` naming ``shape``."""
+    from pndmkit.studies.monitor import StudyMonitor
     from pndmkit.studies.real import NetworkProblem, load_model
 
     loaded = load_model(target.source, target.schedule, shape=target.shape)
     network = NetworkProblem(loaded.model, x.shape[1:], loaded.name)
-    try:
-        out = network.eps_numpy(x, float(target.schedule.t_start))
-    except (ValueError, RuntimeError) as exc:
-        if shape is None:
-            raise
-        raise UsageError("shape", f"shape={tuple(shape)!r} is not a sample shape the network takes: {exc}") from exc
-    if tuple(np.shape(out)) != x.shape:
-        raise UsageError("shape", f"the network returns eps of shape {tuple(np.shape(out))} for samples of shape "
-                                  f"{x.shape} (shape={None if shape is None else tuple(shape)!r})")
+
+    def checked(x: np.ndarray, t: float) -> np.ndarray:
+        try:
+            out = network.eps_numpy(x, t)
+        except (ValueError, RuntimeError) as exc:
+            if shape is None:
+                raise
+            raise UsageError("shape", f"shape={tuple(shape)!r} is not a sample shape the network takes: "
+                                      f"{exc}") from exc
+        if tuple(np.shape(out)) != x.shape:
+            raise UsageError("shape", f"the network returns eps of shape {tuple(np.shape(out))} for samples of shape "
+                                      f"{x.shape} (shape={None if shape is None else tuple(shape)!r})")
+        return out
+
     threads = None
     try:
         import torch
@@ -1202,15 +1210,11 @@ def _probe_network(target: Any, x: np.ndarray, shape: Optional[Sequence[int]]) -
     except ModuleNotFoundError:  # pragma: no cover - a numpy network
         pass
     try:
-        seconds = []
-        for _ in range(PROBE_TIMINGS):  # the fastest: a busy machine's pauses are not the network's cost
-            t0 = time.perf_counter()
-            network.eps_numpy(x, float(target.schedule.t_start))
-            seconds.append(time.perf_counter() - t0)
+        return StudyMonitor(log=lambda line: None).time_evaluation(checked, x, float(target.schedule.t_start),
+                                                                   repeats=PROBE_TIMINGS)
     finally:
         if threads is not None:
             torch.set_num_threads(threads)
-    return min(seconds)
 
 
 def _check_given_grids(given: Any, nfes: Sequence[int]) -> dict[str, dict[int, tuple[float, ...]]]:
@@ -1290,8 +1294,9 @@ def _plan_given(net: Any, schedule: NoiseSchedule, given: dict[str, dict[int, tu
 
 def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: np.ndarray, x_ref: np.ndarray,
                 ref_error: float, first: int, cfg: CompareConfig, given: dict, peer_times: str,
-                log: Callable[[str], None]) -> dict:
-    """Plan, carry the reference to every level a run starts or ends at, run and score (:func:`compare_model`)."""
+                log: Callable[[str], None], seconds_per_noise: Optional[float] = None) -> dict:
+    """Plan, carry the reference to every level a run starts or ends at, run and score (:func:`compare_model`).
+    The cost said up front uses ``seconds_per_noise`` (the network timed already), else one timed evaluation."""
     runs = _plan_pndmkit(net, schedule, cfg) + _plan_given(net, schedule, given, cfg.nfes)
     if cfg.peers is None or cfg.peers:
         runs += _plan_peers(net, schedule, cfg, model=net, peer_times=peer_times)
@@ -1326,9 +1331,12 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
         log(f"reference carried from s = {anchor:.12g} to {level:.12g} (abar {1 / (1 + anchor * anchor):.12g} to "
             f"{1 / (1 + level * level):.12g}): {nfe} evaluations, change at half the tolerance {err:.1e}")
     cost = sum(r.nfe for r in runs)
-    t0 = time.perf_counter()
-    net.problem.eps_numpy(x_T.copy(), float(schedule.t_start))  # one timed evaluation: the cost, said up front
-    each = time.perf_counter() - t0
+    if seconds_per_noise is None:
+        t0 = time.perf_counter()
+        net.problem.eps_numpy(x_T.copy(), float(schedule.t_start))  # one timed evaluation: the cost, said up front
+        each = time.perf_counter() - t0
+    else:
+        each = seconds_per_noise * len(x_T)
     log(f"{name}: {len(runs)} runs planned, {cost} network evaluations of {len(x_T)} noises at {1000 * each:.0f} ms "
         f"each (timed): about {cost * each / 60:.0f} minutes")
     best, shared, _, all_rows, optimized, _ = _score_runs(
@@ -1338,7 +1346,8 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
         return sorted(rows, key=lambda r: (r["nfe_target"], r["side"], r["error"]))
 
     case = {"problem": name, "schedule": repr(schedule), "n": len(x_T), "first": first, "sw_floor": None,
-            "reference_error": ref_error, "reference_points": points, "timing_evaluations": 1,
+            "reference_error": ref_error, "reference_points": points,
+            "timing_evaluations": int(seconds_per_noise is None),
             "best": order(best.values()),
             "best_shared_grids": order(shared.values()), "runs": all_rows}
     if given:
