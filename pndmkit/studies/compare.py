@@ -962,21 +962,13 @@ class _CountedNetwork:
 def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, s_to: float
            ) -> tuple[np.ndarray, float, int]:
     """``x`` at level ``s_from`` carried along the network's ODE to ``s_to`` (a short interval): DOP853 at
-    :data:`LEVEL_RTOL` and at half of it; returns the tighter end point, the largest change between the two and
-    the network evaluations spent. The network is told
+    :data:`LEVEL_RTOL` and at half of it (:func:`pndmkit.studies.real.converged_flow`); returns the tighter end
+    point, the largest change between the two and the network evaluations spent. The network is told
     :func:`~pndmkit.studies.peers.time_of_level` of each level."""
-    from pndmkit.problems.reference import solve_pf_ode
     from pndmkit.studies.peers import time_of_level
+    from pndmkit.studies.real import converged_flow
 
-    count = [0]
-
-    def eps_of_s(x: np.ndarray, s: float) -> np.ndarray:
-        count[0] += 1
-        return problem.eps_numpy(x, time_of_level(schedule, s))
-
-    loose = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=0.1, rtol=LEVEL_RTOL, atol=LEVEL_RTOL)
-    tight = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=0.1, rtol=LEVEL_RTOL / 2, atol=LEVEL_RTOL / 2)
-    return tight, float(np.max(np.abs(tight - loose))), count[0]
+    return converged_flow(problem, x, s_from, s_to, lambda s: time_of_level(schedule, s), rtol=LEVEL_RTOL, scale=0.1)
 
 
 def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *, first: int = 0,
