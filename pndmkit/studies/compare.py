@@ -89,7 +89,7 @@ from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.stability import StabilityWarning
 
 __all__ = ["CompareConfig", "SCHEDULES", "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "MODEL_NOISES",
-           "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "auto_choice",
+           "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "case_best_peer", "auto_choice",
            "auto_calibration_samples", "optimized_methods", "pndmkit_methods"]
 
 #: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
@@ -828,6 +828,16 @@ def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, di
     return out
 
 
+def case_best_peer(case: dict, target: int) -> Optional[dict]:
+    """The row of ``case["best"]`` of the peer with its own options (peers run on a pndmkit grid left out) that
+    has the smallest finite error at NFE ``target``; None where no such peer ran."""
+    from pndmkit.studies.peers import PEERS
+
+    custom = {name for name, spec in PEERS.items() if not spec.builtin}
+    return min((r for r in case["best"] if r["side"] == "peer" and r["nfe_target"] == target
+                and r["method"] not in custom and math.isfinite(r["error"])), key=lambda r: r["error"], default=None)
+
+
 def by_nfe_auto(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
     """For each target NFE: what each rule of :data:`AUTO_RULES` chose, scored on the cases' own samples.
 
@@ -860,9 +870,7 @@ def by_nfe_auto(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
             g = math.exp(sum(math.log(r["error"]) for r in rows) / len(rows))
             per_case = []
             for case, row in zip(cases, rows):
-                peer = min((r for r in case["best"] if r["side"] == "peer" and r["nfe_target"] == target
-                            and r["method"] not in custom and math.isfinite(r["error"])),
-                           key=lambda r: r["error"], default=None)
+                peer = case_best_peer(case, target)
                 per_case.append({"case": f"{case['problem']}/{case['schedule']}",
                                  **{k: row[k] for k in ("method", "option", "optimized", "nfe", "error",
                                                         "calibration_error")},
