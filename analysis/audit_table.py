@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from analysis.tables import RESULTS, write_json
+
 
 #: (target, config, declared order, where the claim comes from)
 DIFFUSERS = [
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = {"source": "pndmkit.studies.audit.audit, analysis/audit_table.py", "diffusers": diffusers.__version__,
             "seconds": round(time.perf_counter() - began, 1), "rows": rows}
-    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    write_json(args.out, data)
     args.out.with_suffix(".md").write_text(markdown_table(data) + "\n")
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)
     return 0

@@ -45,7 +45,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from analysis.tables import RESULTS
+
 SHAPES = ((1, 3, 32, 32), (64, 3, 32, 32), (256, 3, 64, 64))
 #: the shape of the per-method table (a small latent: the overhead is everything)
 SMALL_SHAPE = (1, 4, 8, 8)

@@ -34,8 +34,8 @@ from pathlib import Path
 from pndmkit.studies.compare import NFES, CompareConfig, compare_model
 from pndmkit.studies.reports import compare_summary, optimized_summary, write_compare_results
 from analysis import portable
+from analysis.tables import RESULTS
 
-RESULTS = Path(__file__).resolve().parent / "results"
 #: analysis/grid_opt.py's candidates and pec-s
 METHODS = ("ddim", "ipndm", "ipndm-v", "plms", "unipc-2", "unipc-3", "dpm-solver++-2m", "dpm-solver++-3m",
            "dpm-solver-2m", "deis-3", "ipndm-x0", "pec-s")

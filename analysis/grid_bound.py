@@ -45,12 +45,7 @@ from pndmkit.studies import grid_opt
 from pndmkit.studies.targets import StudyTarget
 
 from analysis import portable
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+from analysis.tables import RESULTS, add_search_options, ints, write_json
 
 
 def search(cal, held, method: str, nfe: int, *, popsize: int, generations: int, bound: float, polish: int,
@@ -104,23 +99,19 @@ def search(cal, held, method: str, nfe: int, *, popsize: int, generations: int, 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from pndmkit.commands.args import nonnegative_int, positive_float, positive_int
+    from pndmkit.commands.args import positive_int
 
     p = argparse.ArgumentParser(prog="python -m analysis.grid_bound", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 epilog="Cost: about 30 CPU-minutes per budget at NFE 5-6 with the defaults; "
                                        "see the module docstring.")
     p.add_argument("--model", default="digits", help="network: checkpoint name or path")
-    p.add_argument("--nfe", type=_ints, default="5,6", help="NFE budgets, comma-separated")
+    p.add_argument("--nfe", type=ints, default="5,6", help="NFE budgets, comma-separated")
     p.add_argument("--from", dest="source", default=str(RESULTS / "grid_opt_digits.json"),
                    help="analysis/grid_opt.py's JSON, read for the best method of each budget")
     p.add_argument("--calibration", type=positive_int, default=96, help="noises 0..N-1 the grids are fitted on")
     p.add_argument("--heldout", type=positive_int, default=96, help="the next N noises, the result is judged on")
-    p.add_argument("--popsize", type=positive_int, default=5, help="differential evolution: members per parameter")
-    p.add_argument("--generations", type=positive_int, default=12, help="differential evolution generations")
-    p.add_argument("--bound", type=positive_float, default=1.5, help="each parameter in [-bound, bound]")
-    p.add_argument("--polish", type=positive_int, default=60, help="Nelder-Mead evaluations per parameter")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the search (not of the noises)")
+    add_search_options(p, popsize=5, generations=12, bound=1.5, polish=60)
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads")
     p.add_argument("--cache", default=str(RESULTS / "real_cache"), help="reference cache (new blocks are written here)")
     p.add_argument("--out", default=str(RESULTS / "grid_bound_digits.json"), metavar="FILE.json",
@@ -142,8 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         def save(row, nfe=nfe):
             out["by_nfe"][str(nfe)] = row
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(out, indent=1) + "\n")
+            write_json(path, out)
 
         r = search(cal, held, method, nfe, popsize=args.popsize, generations=args.generations, bound=args.bound,
                    polish=args.polish, seed=args.seed, save=save)

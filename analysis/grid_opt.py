@@ -58,15 +58,11 @@ from pndmkit.stability import StabilityWarning
 from pndmkit.studies import grid_opt
 from pndmkit.studies.targets import StudyTarget
 from analysis import portable
+from analysis.tables import RESULTS, ints, write_json
 
-RESULTS = Path(__file__).resolve().parent / "results"
 #: methods compared on the built-in grids (the strongest of each family at NFE 5-10)
 CANDIDATES = ("ddim", "ipndm", "ipndm-v", "plms", "unipc-2", "unipc-3", "dpm-solver++-2m", "dpm-solver++-3m",
               "dpm-solver-2m", "deis-3", "ipndm-x0")
-
-
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
 
 
 def builtin_table(study, methods, nfes):
@@ -155,7 +151,7 @@ def add_intervals(path: str, cache: str, heldout: int | None = None) -> dict:
                     "reference_error": ev["reference_error"]}
             print(f"NFE {nfe} {key} on {n} held-out noises: cut {100 * ev['reduction']:.1f}%, 95% interval "
                   f"{100 * ev['reduction_interval'][0]:.1f}% to {100 * ev['reduction_interval'][1]:.1f}%", flush=True)
-            Path(path).write_text(json.dumps(out, indent=1) + "\n")
+            write_json(Path(path), out)
     return out
 
 
@@ -168,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
                                        "see the module docstring.")
     p.add_argument("--model", default="digits", help="network: checkpoint name or path")
     p.add_argument("--surrogate", default="digits-gmm", help="mixture problem the transfer grids are fitted on")
-    p.add_argument("--nfe", type=_ints, default="5,6,8,10", help="NFE budgets, comma-separated")
+    p.add_argument("--nfe", type=ints, default="5,6,8,10", help="NFE budgets, comma-separated")
     p.add_argument("--methods", default=",".join(CANDIDATES), help="candidate methods, comma-separated")
     p.add_argument("--calibration", type=positive_int, default=96, help="noises 0..N-1 the network grids are fitted on")
     p.add_argument("--heldout", type=positive_int, default=96, help="the next N noises, every grid is judged on")
@@ -235,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{moved['error']:.4g} ({100 * moved['reduction']:.0f}%; surrogate's own {100 * sur.reduction:.0f}%)",
               flush=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+        write_json(Path(args.out), out)
     return out
 
 

@@ -44,8 +44,8 @@ from pndmkit.stability import StabilityWarning
 from pndmkit.studies import grid_opt
 from pndmkit.studies.targets import StudyTarget
 from analysis import portable
+from analysis.tables import RESULTS, add_search_options
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 METHOD, NFE, BLOCK = "ipndm", 6, 256
 
@@ -78,17 +78,13 @@ def blocks(study, grid: np.ndarray) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from pndmkit.commands.args import nonnegative_int, positive_float, positive_int
+    from pndmkit.commands.args import positive_int
 
     p = argparse.ArgumentParser(prog="python -m analysis.grid_opt_ceiling", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--fit", type=positive_int, default=4096, help="noises 0..N-1 the ceiling grid is fitted on")
     p.add_argument("--heldout", type=positive_int, default=4096, help="the next N noises, the grids are judged on")
-    p.add_argument("--popsize", type=positive_int, default=10, help="differential evolution: members per parameter")
-    p.add_argument("--generations", type=positive_int, default=40, help="differential evolution generations")
-    p.add_argument("--bound", type=positive_float, default=2.0, help="each parameter in [-bound, bound]")
-    p.add_argument("--polish", type=positive_int, default=200, help="Nelder-Mead evaluations per parameter")
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the search (not of the noises)")
+    add_search_options(p, popsize=10, generations=40, bound=2.0, polish=200)
     p.add_argument("--out", default=str(RESULTS / "grid_opt_ceiling.json"), metavar="FILE.json",
                    help="JSON file path the results are written to (the default is the shipped one, overwritten)")
     args = p.parse_args(argv)

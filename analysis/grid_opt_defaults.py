@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pndmkit.problems.builtin import gmm32d
 from pndmkit.studies import grid_opt
+from analysis.tables import RESULTS
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 #: (calibration, heldout) splits; ``None`` is optimize's default
 SPLITS = ((8, 16), (64, 256), (None, None), (1024, 1024))

@@ -39,8 +39,8 @@ from pndmkit.schedules import LinearVP
 from pndmkit.studies.compare import NFES, CompareConfig, by_nfe, compare
 from pndmkit.tableaus import RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer
+from analysis.tables import RESULTS
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PEERS = ("dpm-2m", "dpm-3m")
 PRK_S = RungeKutta(RK4, variable="native")
 LM = LinearMultistep

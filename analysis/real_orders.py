@@ -21,12 +21,7 @@ from pathlib import Path
 from pndmkit.methods import METHODS
 from pndmkit.studies import convergence, real
 from analysis import portable
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+from analysis.tables import RESULTS, ints
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -34,8 +29,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--model", default="digits")
     p.add_argument("--mixture", default="gmm2d")
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--steps", type=_ints, default=list(real.DEFAULT_MODEL_STEPS))
-    p.add_argument("--nfe", type=_ints, default=[5, 10, 15, 20])
+    p.add_argument("--steps", type=ints, default=list(real.DEFAULT_MODEL_STEPS))
+    p.add_argument("--nfe", type=ints, default=[5, 10, 15, 20])
     p.add_argument("--methods", default=None, help="comma-separated (default: every fixed-step method)")
     p.add_argument("--cache", default=str(RESULTS / "real_cache"))
     p.add_argument("--out", default=str(RESULTS / "real_orders.json"), metavar="FILE.json",

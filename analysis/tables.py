@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 __all__ = ["RESULTS", "Log", "stderr_log", "write_csv", "read_csv", "write_json", "read_json", "study_main",
-           "set_threads"]
+           "set_threads", "ints", "add_search_options"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Log = Callable[[str], None]
@@ -114,3 +114,23 @@ def set_threads(n: int) -> None:
     except ModuleNotFoundError:
         return
     torch.set_num_threads(int(n))
+
+
+# -- command lines of the grid searches ----------------------------------------------------------------
+def ints(text: str) -> list[int]:
+    """``"5,6"`` -> ``[5, 6]`` (an argparse type: comma-separated integers, empty entries skipped)."""
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def add_search_options(p: argparse.ArgumentParser, *, popsize: int, generations: int, bound: float,
+                       polish: int) -> None:
+    """``--popsize``, ``--generations``, ``--bound``, ``--polish`` and ``--seed`` of a differential-evolution
+    search polished by Nelder-Mead, with these defaults (``--seed`` 0)."""
+    from pndmkit.commands.args import nonnegative_int, positive_float, positive_int
+
+    p.add_argument("--popsize", type=positive_int, default=popsize,
+                   help="differential evolution: members per parameter")
+    p.add_argument("--generations", type=positive_int, default=generations, help="differential evolution generations")
+    p.add_argument("--bound", type=positive_float, default=bound, help="each parameter in [-bound, bound]")
+    p.add_argument("--polish", type=positive_int, default=polish, help="Nelder-Mead evaluations per parameter")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the search (not of the noises)")

@@ -39,3 +39,38 @@ def run_cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def usage_error(capsys):
+    """``usage_error(argv)`` runs the command line in this process, asserts that it stopped as bad input does
+    (``SystemExit(2)``, one line on stderr, no traceback) and returns that stderr."""
+    from pndmkit.cli import main
+
+    def run(argv):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        return err
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread while the module runs (a shared 2-core machine: more threads only contend)."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def inference(one_thread):
+    """:func:`one_thread` and no autograd while the module runs (networks evaluated, never trained)."""
+    import torch
+
+    with torch.no_grad():
+        yield

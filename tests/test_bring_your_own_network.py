@@ -21,18 +21,10 @@ from pndmkit.errors import UsageError  # noqa: E402
 from pndmkit.integrations.diffusers import translate  # noqa: E402
 from pndmkit.integrations.diffusers.pretrained import Conditioned, load_embeddings, open_network  # noqa: E402
 
-pytestmark = pytest.mark.torch
+pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
 
 UNET = dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
             norm_num_groups=4, down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # a shared 2-core machine: many threads are much slower than one
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -242,13 +242,8 @@ def test_optimized_grids_default_set_and_bad_input():
     (["--optimize-maxfev", "10"], "--optimize-maxfev: --optimize-maxfev tunes --optimized-grids, which is not given"),
     (["--optimized-grids", "--optimize-calibration", "0"], "--optimize-calibration: expected an integer >= 1"),
 ])
-def test_optimized_grids_bad_command_line_is_one_line(argv, expected, capsys):
-    from pndmkit.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main(["compare", "--quick", "--peers", *argv])
-    err = capsys.readouterr().err
-    assert info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+def test_optimized_grids_bad_command_line_is_one_line(argv, expected, usage_error):
+    err = usage_error(["compare", "--quick", "--peers", *argv])
     assert err.startswith("pndmkit compare: error: ") and expected in err, err
 
 
@@ -395,13 +390,8 @@ def test_auto_bad_input_names_the_parameter():
     (["--auto", "--auto-calibration", "4"], "--auto-calibration: expected an integer in [8, 1000000], got '4'"),
     (["--auto", "--auto-calibration", "1"], "--auto-calibration: expected an integer in [8, 1000000], got '1'"),
 ])
-def test_auto_bad_command_line_is_one_line(argv, expected, capsys):
-    from pndmkit.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main(["compare", "--quick", "--peers", *argv])
-    err = capsys.readouterr().err
-    assert info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+def test_auto_bad_command_line_is_one_line(argv, expected, usage_error):
+    err = usage_error(["compare", "--quick", "--peers", *argv])
     assert err.startswith("pndmkit compare: error: ") and expected in err, err
 
 

@@ -22,18 +22,9 @@ from pndmkit.integrations.diffusers import PNDMKitScheduler, schedule_from_confi
 from pndmkit.methods import METHODS  # noqa: E402
 from pndmkit.models import guided  # noqa: E402
 
-pytestmark = [pytest.mark.peers, pytest.mark.torch]
+pytestmark = [pytest.mark.peers, pytest.mark.torch, pytest.mark.usefixtures("inference")]
 
 FIXED = [name for name, spec in METHODS.items() if not spec.adaptive]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with torch.no_grad():
-        yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

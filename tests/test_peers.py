@@ -25,8 +25,8 @@ diffusers = pytest.importorskip("diffusers")
 
 import pndmkit  # noqa: E402
 from pndmkit import DiscreteVP  # noqa: E402
-from pndmkit.studies.peers import make_scheduler, peer_sample, run_scheduler  # noqa: E402
-from pndmkit.schedules import CosineVP  # noqa: E402
+from pndmkit.studies.peers import make_scheduler, peer_sample, run_scheduler, time_of_level  # noqa: E402
+from pndmkit.schedules import CosineVP, LinearVP  # noqa: E402
 from pndmkit.transfers import DDIMTransfer  # noqa: E402
 
 pytestmark = pytest.mark.peers
@@ -183,6 +183,39 @@ def test_ipndm_reproduces_ipndm_scheduler_on_a_given_grid(matched, x_T, steps, g
     # IPNDM stores sigma = sqrt(1 - abar) in float32 and derives alpha = sqrt(1 - sigma^2): near the noise end
     # (abar about 4e-5) alpha loses about 3 digits, a few 1e-5 on the result when the grid starts at t = 999
     assert rel(ours.x, peer.x) < 5e-5
+
+
+@pytest.mark.parametrize("schedule", [DiscreteVP.quad(), DiscreteVP.linear(T=500)], ids=repr)
+@pytest.mark.parametrize("grid", ["linspace", "trailing"])
+def test_ipndm_top_level_rounded_above_the_table_is_its_top_time(x_T, schedule, grid):
+    """IPNDM keeps the grid's sigma in float32: on these tables the top one rounds up, so its level lies above
+    s(T - 1) and t_from_s refuses it. The model is told T - 1, and the run is pndmkit's ipndm on that grid."""
+    told = []
+
+    def model(x, t):
+        schedule.check_time(t)
+        told.append(t)
+        return eps_at(x, float(schedule.abar(t)))
+
+    top = make_scheduler("ipndm", schedule, 5, grid=grid)
+    assert float(top.betas[0]) / float(top.alphas[0]) > float(schedule.s(schedule.t_max))  # the case itself
+    peer = peer_sample(model, x_T, schedule=schedule, peer="ipndm", steps=5, grid=grid)
+    assert told[0] == schedule.t_max
+    ours = pndmkit.sample(model, x_T, schedule=schedule, method="ipndm", steps=5, grid=grid)
+    assert rel(ours.x, peer.x) < 5e-5
+
+
+@pytest.mark.parametrize("schedule", [DiscreteVP.linear(), LinearVP(), CosineVP()], ids=repr)
+def test_time_of_level_clips_to_the_schedule_and_inverts_inside(schedule):
+    s_hi, s_lo = float(schedule.s(schedule.t_max)), float(schedule.s(schedule.t_min))
+    for s in (s_hi, s_hi * (1 + 1e-6), math.inf):
+        assert time_of_level(schedule, s) == schedule.t_max
+    for s in (s_lo, 0.0):
+        assert time_of_level(schedule, s) == schedule.t_min
+    # below t_end but inside the domain (the continuous schedules end sampling above t_min): inverted, not clipped
+    for t in (0.5 * (schedule.t_min + schedule.t_end) if schedule.t_end > schedule.t_min else schedule.t_min + 0.5,
+              0.5 * (schedule.t_end + schedule.t_start)):
+        assert time_of_level(schedule, float(schedule.s(t))) == pytest.approx(t, rel=1e-9)
 
 
 @pytest.mark.parametrize("steps", [1, 2, 5, 10])

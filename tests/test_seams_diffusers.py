@@ -22,16 +22,7 @@ import pndmkit  # noqa: E402
 from pndmkit.integrations.diffusers import (PNDMKitScheduler, SOURCES, ConventionWarning, network_model,  # noqa: E402
                                             schedule_from_config, translate)
 
-pytestmark = [pytest.mark.peers, pytest.mark.torch]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with torch.no_grad():
-        yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.peers, pytest.mark.torch, pytest.mark.usefixtures("inference")]
 
 
 def noise(shape, seed=0):

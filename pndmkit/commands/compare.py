@@ -28,7 +28,8 @@ from pathlib import Path
 
 from pndmkit._io import check_writable_folder
 from pndmkit.commands.args import MAX_STEPS, int_in_range, nonnegative_int, positive_int, step_count
-from pndmkit.commands.network import NETWORK_HELP, add_cache_options, add_network_options
+from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
+                                      refuse_without_model, resolve_cache)
 from pndmkit.errors import UsageError
 from pndmkit.studies.grid_opt import MAX_NOISES
 from pndmkit.studies.statistics import INTERVAL_MIN_SAMPLES
@@ -56,13 +57,9 @@ def _problem(text: str) -> str:
 
 def _check_model_options(args: argparse.Namespace) -> None:
     """Options that belong to ``--model`` alone, or that a ``--model`` run does not take, are refused by name."""
+    refuse_without_model(args, ("cache", "rebuild_cache", "first_noise", "peer_times", "scheduler_config"),
+                         "a network head-to-head")
     if args.model is None:
-        for name, given in (("cache", args.cache is not None), ("rebuild_cache", args.rebuild_cache),
-                            ("first_noise", args.first_noise is not None), ("peer_times", args.peer_times is not None),
-                            ("scheduler_config", args.scheduler_config is not None)):
-            if given:
-                option = "--" + name.replace("_", "-")
-                raise UsageError(name, f"{option} applies to a network head-to-head; it needs --model")
         return
     for name in ("problem", "schedule"):
         if getattr(args, name) is not None:
@@ -72,9 +69,7 @@ def _check_model_options(args: argparse.Namespace) -> None:
         raise UsageError("optimized_grids", "--optimized-grids is not run with --model (optimising a grid on a "
                                             "network costs CPU-hours: pndmkit grid optimize --model, or python -m "
                                             "analysis.grid_opt); drop it")
-    if args.rebuild_cache and (args.cache or "").lower() == "none":
-        raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged cache entries; --cache none caches "
-                                          "nothing: drop one of them")
+    resolve_cache(args)  # --rebuild-cache with --cache none, refused before anything runs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,12 +100,10 @@ def run(args: argparse.Namespace) -> int:
         check_writable_folder(args.out, "out")  # before the comparison, not after it
     log = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr))
     if args.model is not None:
-        from pndmkit.commands.network import default_cache, open_model
         from pndmkit.studies.compare import compare_model
 
-        cache = default_cache() if args.cache is None else args.cache
         result = compare_model(open_model(args), cfg, first=args.first_noise or 0,
-                               cache=None if cache.lower() == "none" else cache, rebuild_cache=args.rebuild_cache,
+                               cache=resolve_cache(args), rebuild_cache=args.rebuild_cache,
                                peer_times=args.peer_times or "level", log=log)
         result["config"]["model"] = args.model
     else:

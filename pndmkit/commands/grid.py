@@ -12,7 +12,8 @@ import json
 import sys
 
 from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
-from pndmkit.commands.network import NETWORK_HELP, add_cache_options, add_network_options
+from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
+                                      refuse_without_model, resolve_cache)
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS
 from pndmkit.problems import PROBLEMS
@@ -55,10 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("method", f"unknown method {args.method!r}; known: {', '.join(METHODS)}")
     if args.model is not None and args.model in PROBLEMS:
         raise UsageError("model", f"{args.model!r} is a built-in problem, not a network; use --problem {args.model}")
-    if args.model is None:
-        for option in ("scheduler_config", "device", "max_minutes"):
-            if getattr(args, option) is not None:
-                raise UsageError(option, f"--{option.replace('_', '-')} applies to a network; it needs --model")
+    refuse_without_model(args, ("scheduler_config", "device", "max_minutes"), "a network")
     try:
         with warnings.catch_warnings():  # the report says it, in its last line
             warnings.simplefilter("ignore", GridFallbackWarning)
@@ -90,7 +88,6 @@ def _optimize_network(args: argparse.Namespace):
 
     import torch
 
-    from pndmkit.commands.network import default_cache, open_model
     from pndmkit.methods import get_method, steps_for_nfe
     from pndmkit.studies.grid_opt import BUILTIN_KINDS, check_start, default_noises, optimize
     from pndmkit.studies.monitor import StudyMonitor, TimeBudgetExceeded, duration
@@ -104,9 +101,9 @@ def _optimize_network(args: argparse.Namespace):
     if steps is None:
         raise UsageError("nfe", f"nfe={args.nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
     check_start(args.start, steps)  # before any reference: they cost minutes
-    cache = default_cache() if args.cache is None else args.cache
+    cache = resolve_cache(args)
     with tempfile.TemporaryDirectory(prefix="pndmkit-references-") as scratch:
-        folder = scratch if cache.lower() == "none" else cache
+        folder = scratch if cache is None else cache
         target = StudyTarget.resolve(ckpt, cache=folder, seed=args.seed, rebuild_cache=args.rebuild_cache)
         default_cal, default_held = default_noises(target)
         calibration = default_cal if args.calibration is None else args.calibration

@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Optional, Sequence
 
 from pndmkit.commands.args import positive_float
+from pndmkit.errors import UsageError
 
-__all__ = ["add_cache_options", "add_network_options", "default_device", "default_cache", "open_model", "NETWORK_HELP"]
+__all__ = ["add_cache_options", "add_network_options", "default_device", "default_cache", "open_model",
+           "refuse_without_model", "resolve_cache", "NETWORK_HELP"]
 
 #: what ``--model`` / ``--checkpoint`` accept
 NETWORK_HELP = ("a pndmkit checkpoint (shipped name or path), a diffusers folder (DDPMPipeline.save_pretrained, or a "
@@ -53,6 +55,35 @@ def add_cache_options(p: argparse.ArgumentParser, *, holds: str = "cached refere
     p.add_argument("--rebuild-cache", action="store_true",
                    help="--model only: remove a damaged cache entry (named on stderr) and compute it again, instead "
                         "of stopping with an error")
+
+
+def refuse_without_model(args: argparse.Namespace, options: Sequence[str], what: str,
+                         messages: Optional[Mapping[str, str]] = None) -> None:
+    """Without ``--model``, refuse the first of ``options`` (argparse destinations, checked in order) that was given.
+
+    An option counts as given unless its value is None or False (a flag left off). The error is a
+    :class:`~pndmkit.errors.UsageError` naming the option: ``messages[option]`` where there is one, else
+    ``"--option applies to <what>; it needs --model"``."""
+    if args.model is not None:
+        return
+    for name in options:
+        value = getattr(args, name)
+        if value is None or value is False:
+            continue
+        text = (messages or {}).get(name) or f"--{name.replace('_', '-')} applies to {what}; it needs --model"
+        raise UsageError(name, text)
+
+
+def resolve_cache(args: argparse.Namespace) -> Optional[str]:
+    """The reference cache folder of a ``--model`` run: ``--cache``, else :func:`default_cache`; None for ``none``
+    (caches nothing), where ``--rebuild-cache`` is a :class:`~pndmkit.errors.UsageError` naming it."""
+    cache = default_cache() if args.cache is None else args.cache
+    if cache.lower() != "none":
+        return cache
+    if args.rebuild_cache:
+        raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged cache entries; --cache none caches "
+                                          "nothing: drop one of them")
+    return None
 
 
 def open_model(args: argparse.Namespace, option: str = "model") -> Any:

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from pndmkit.commands.args import MAX_STEPS, finite_float, nonnegative_int, positive_int
-from pndmkit.commands.network import NETWORK_HELP, add_cache_options, add_network_options
+from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
+                                      refuse_without_model, resolve_cache)
 from pndmkit.errors import UsageError, blame
 
 from pndmkit.schedules import SCHEDULES
@@ -70,15 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model is not None:
         return _run_model(args, tty)
-    for option in ("scheduler_config", "device", "max_minutes"):
-        if getattr(args, option) is not None:
-            raise UsageError(option, f"--{option.replace('_', '-')} applies to a network study; it needs --model")
-    if args.cache is not None:
-        raise UsageError("cache", "--cache DIR holds the network study's references; it needs --model (the "
-                                  "Gaussian-mixture study has exact ones and caches nothing)")
-    if args.rebuild_cache:
-        raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged entries of a network study's cache; "
-                                          "it needs --model")
+    refuse_without_model(args, ("scheduler_config", "device", "max_minutes", "cache", "rebuild_cache"),
+                         "a network study", messages={
+                             "cache": "--cache DIR holds the network study's references; it needs --model (the "
+                                      "Gaussian-mixture study has exact ones and caches nothing)",
+                             "rebuild_cache": "--rebuild-cache recomputes damaged entries of a network study's "
+                                              "cache; it needs --model"})
     args.steps = args.steps or list(DEFAULT_STEPS)
     with blame("t_start", "t_end", "grid", "schedule", "problem", "batch", "seed"):
         study = make_study(args.problem or "gmm2d", args.schedule or "linear-vp", grid=args.grid,
@@ -107,7 +105,6 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
     import numpy as np
     import torch
 
-    from pndmkit.commands.network import default_cache, open_model
     from pndmkit.methods import get_method
     from pndmkit.noise import per_sample_noise
     from pndmkit.studies.monitor import StudyMonitor, TimeBudgetExceeded, duration
@@ -118,11 +115,7 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
             raise UsageError(option, f"--{option} chooses a Gaussian-mixture study; --model uses the network's own "
                                      f"schedule and has no --{option}")
     monitor = StudyMonitor(max_minutes=args.max_minutes)
-    cache = default_cache() if args.cache is None else args.cache
-    if args.rebuild_cache and cache.lower() == "none":
-        raise UsageError("rebuild_cache", "--rebuild-cache recomputes damaged cache entries; --cache none caches "
-                                          "nothing: drop one of them")
-    cache = None if cache.lower() == "none" else cache
+    cache = resolve_cache(args)
     steps = args.steps or list(DEFAULT_MODEL_STEPS)
     batch = 4 if args.batch is None else args.batch
     ckpt = open_model(args)

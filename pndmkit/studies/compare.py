@@ -89,7 +89,7 @@ from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.stability import StabilityWarning
 
 __all__ = ["CompareConfig", "SCHEDULES", "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "MODEL_NOISES",
-           "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "auto_choice",
+           "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "case_best_peer", "auto_choice",
            "auto_calibration_samples", "optimized_methods", "pndmkit_methods"]
 
 #: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
@@ -407,7 +407,7 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
     or, given ``model(x, t)`` (a network), that model told the time of the scheduler's own level
     (``peer_times="level"``) or driven by :func:`pndmkit.studies.peers.peer_sample`, which tells it the
     scheduler's integer timestep where there is one (``"timestep"``)."""
-    from pndmkit.studies.peers import PEERS, call_levels, make_scheduler, peer_sample, run_scheduler
+    from pndmkit.studies.peers import PEERS, call_levels, make_scheduler, peer_sample, run_scheduler, time_of_level
 
     from pndmkit.schedules import levels_from_s
 
@@ -442,7 +442,7 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
                     if model is not None and peer_times == "timestep":
                         out = peer_sample(model, x, schedule=schedule, peer=spec, steps=steps, scheduler=sched)
                     elif model is not None:
-                        out = run_scheduler(sched, lambda x, timestep, s: model(x, _time_of_level(schedule, s)), x,
+                        out = run_scheduler(sched, lambda x, timestep, s: model(x, time_of_level(schedule, s)), x,
                                             prediction=spec.prediction)
                     else:
                         out = run_scheduler(sched, level_model, x, prediction=spec.prediction)
@@ -828,6 +828,16 @@ def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, di
     return out
 
 
+def case_best_peer(case: dict, target: int) -> Optional[dict]:
+    """The row of ``case["best"]`` of the peer with its own options (peers run on a pndmkit grid left out) that
+    has the smallest finite error at NFE ``target``; None where no such peer ran."""
+    from pndmkit.studies.peers import PEERS
+
+    custom = {name for name, spec in PEERS.items() if not spec.builtin}
+    return min((r for r in case["best"] if r["side"] == "peer" and r["nfe_target"] == target
+                and r["method"] not in custom and math.isfinite(r["error"])), key=lambda r: r["error"], default=None)
+
+
 def by_nfe_auto(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
     """For each target NFE: what each rule of :data:`AUTO_RULES` chose, scored on the cases' own samples.
 
@@ -860,9 +870,7 @@ def by_nfe_auto(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
             g = math.exp(sum(math.log(r["error"]) for r in rows) / len(rows))
             per_case = []
             for case, row in zip(cases, rows):
-                peer = min((r for r in case["best"] if r["side"] == "peer" and r["nfe_target"] == target
-                            and r["method"] not in custom and math.isfinite(r["error"])),
-                           key=lambda r: r["error"], default=None)
+                peer = case_best_peer(case, target)
                 per_case.append({"case": f"{case['problem']}/{case['schedule']}",
                                  **{k: row[k] for k in ("method", "option", "optimized", "nfe", "error",
                                                         "calibration_error")},
@@ -959,33 +967,16 @@ class _CountedNetwork:
         return self(x, t)
 
 
-def _time_of_level(schedule: NoiseSchedule, s: float) -> float:
-    """The time whose level is ``s`` (``schedule.t_from_s``), ``s`` clipped to the schedule's levels: a peer's
-    float32 top level may lie just above them."""
-    s_hi, s_lo = _s(schedule, schedule.t_start), _s(schedule, schedule.t_end)
-    if s >= s_hi:
-        return float(schedule.t_start)
-    if s <= s_lo:
-        return float(schedule.t_end)
-    return float(schedule.t_from_s(s))
-
-
 def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, s_to: float
            ) -> tuple[np.ndarray, float, int]:
     """``x`` at level ``s_from`` carried along the network's ODE to ``s_to`` (a short interval): DOP853 at
-    :data:`LEVEL_RTOL` and at half of it; returns the tighter end point, the largest change between the two and
-    the network evaluations spent. The network is told :func:`_time_of_level` of each level."""
-    from pndmkit.problems.reference import solve_pf_ode
+    :data:`LEVEL_RTOL` and at half of it (:func:`pndmkit.studies.real.converged_flow`); returns the tighter end
+    point, the largest change between the two and the network evaluations spent. The network is told
+    :func:`~pndmkit.studies.peers.time_of_level` of each level."""
+    from pndmkit.studies.peers import time_of_level
+    from pndmkit.studies.real import converged_flow
 
-    count = [0]
-
-    def eps_of_s(x: np.ndarray, s: float) -> np.ndarray:
-        count[0] += 1
-        return problem.eps_numpy(x, _time_of_level(schedule, s))
-
-    loose = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=0.1, rtol=LEVEL_RTOL, atol=LEVEL_RTOL)
-    tight = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=0.1, rtol=LEVEL_RTOL / 2, atol=LEVEL_RTOL / 2)
-    return tight, float(np.max(np.abs(tight - loose))), count[0]
+    return converged_flow(problem, x, s_from, s_to, lambda s: time_of_level(schedule, s), rtol=LEVEL_RTOL, scale=0.1)
 
 
 def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *, first: int = 0,
@@ -1121,6 +1112,7 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
             _given_times(schedule, method, key, grid)
     pieces = reference_blocks(first, n)
     uncached = [not target.is_cached(i, k) for i, k in pieces]
+    each = None  # seconds of one network evaluation of one noise, once timed
     probed = 0
     if any(uncached) or shape is not None:  # one evaluation up front: the shape checked, a solve's cost timed
         x_probe = target.noises(first, min(n, REFERENCE_BLOCK))
@@ -1156,7 +1148,8 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     try:
         with _one_blas_thread(), warnings.catch_warnings():
             warnings.simplefilter("ignore", StabilityWarning)
-            case = _model_case(net, name, schedule, x_T, x_ref, ref_error, first, cfg, given, peer_times, log)
+            case = _model_case(net, name, schedule, x_T, x_ref, ref_error, first, cfg, given, peer_times, log,
+                               seconds_per_noise=each)
             case["timing_evaluations"] += probed
     finally:
         if torch_threads is not None:
@@ -1186,22 +1179,28 @@ PROBE_TIMINGS = 2
 
 def _probe_network(target: Any, x: np.ndarray, shape: Optional[Sequence[int]]) -> float:
     """Seconds of one network evaluation of ``x`` at the top time on one thread: the fastest of
-    :data:`PROBE_TIMINGS` calls after a first one that warms the network up and checks its output (as
-    :meth:`pndmkit.studies.monitor.StudyMonitor.time_evaluation` times); a network that refuses samples of the
-    given ``shape`` is a :class:`UsageError` naming ``shape``."""
+    :data:`PROBE_TIMINGS` calls after a first one that warms the network up
+    (:meth:`pndmkit.studies.monitor.StudyMonitor.time_evaluation`); every output is checked, and a network that
+    refuses samples of the given ``shape`` is a :class:`UsageError` naming ``shape``."""
+    from pndmkit.studies.monitor import StudyMonitor
     from pndmkit.studies.real import NetworkProblem, load_model
 
     loaded = load_model(target.source, target.schedule, shape=target.shape)
     network = NetworkProblem(loaded.model, x.shape[1:], loaded.name)
-    try:
-        out = network.eps_numpy(x, float(target.schedule.t_start))
-    except (ValueError, RuntimeError) as exc:
-        if shape is None:
-            raise
-        raise UsageError("shape", f"shape={tuple(shape)!r} is not a sample shape the network takes: {exc}") from exc
-    if tuple(np.shape(out)) != x.shape:
-        raise UsageError("shape", f"the network returns eps of shape {tuple(np.shape(out))} for samples of shape "
-                                  f"{x.shape} (shape={None if shape is None else tuple(shape)!r})")
+
+    def checked(x: np.ndarray, t: float) -> np.ndarray:
+        try:
+            out = network.eps_numpy(x, t)
+        except (ValueError, RuntimeError) as exc:
+            if shape is None:
+                raise
+            raise UsageError("shape", f"shape={tuple(shape)!r} is not a sample shape the network takes: "
+                                      f"{exc}") from exc
+        if tuple(np.shape(out)) != x.shape:
+            raise UsageError("shape", f"the network returns eps of shape {tuple(np.shape(out))} for samples of shape "
+                                      f"{x.shape} (shape={None if shape is None else tuple(shape)!r})")
+        return out
+
     threads = None
     try:
         import torch
@@ -1211,15 +1210,11 @@ def _probe_network(target: Any, x: np.ndarray, shape: Optional[Sequence[int]]) -
     except ModuleNotFoundError:  # pragma: no cover - a numpy network
         pass
     try:
-        seconds = []
-        for _ in range(PROBE_TIMINGS):  # the fastest: a busy machine's pauses are not the network's cost
-            t0 = time.perf_counter()
-            network.eps_numpy(x, float(target.schedule.t_start))
-            seconds.append(time.perf_counter() - t0)
+        return StudyMonitor(log=lambda line: None).time_evaluation(checked, x, float(target.schedule.t_start),
+                                                                   repeats=PROBE_TIMINGS)
     finally:
         if threads is not None:
             torch.set_num_threads(threads)
-    return min(seconds)
 
 
 def _check_given_grids(given: Any, nfes: Sequence[int]) -> dict[str, dict[int, tuple[float, ...]]]:
@@ -1299,8 +1294,9 @@ def _plan_given(net: Any, schedule: NoiseSchedule, given: dict[str, dict[int, tu
 
 def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: np.ndarray, x_ref: np.ndarray,
                 ref_error: float, first: int, cfg: CompareConfig, given: dict, peer_times: str,
-                log: Callable[[str], None]) -> dict:
-    """Plan, carry the reference to every level a run starts or ends at, run and score (:func:`compare_model`)."""
+                log: Callable[[str], None], seconds_per_noise: Optional[float] = None) -> dict:
+    """Plan, carry the reference to every level a run starts or ends at, run and score (:func:`compare_model`).
+    The cost said up front uses ``seconds_per_noise`` (the network timed already), else one timed evaluation."""
     runs = _plan_pndmkit(net, schedule, cfg) + _plan_given(net, schedule, given, cfg.nfes)
     if cfg.peers is None or cfg.peers:
         runs += _plan_peers(net, schedule, cfg, model=net, peer_times=peer_times)
@@ -1335,9 +1331,12 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
         log(f"reference carried from s = {anchor:.12g} to {level:.12g} (abar {1 / (1 + anchor * anchor):.12g} to "
             f"{1 / (1 + level * level):.12g}): {nfe} evaluations, change at half the tolerance {err:.1e}")
     cost = sum(r.nfe for r in runs)
-    t0 = time.perf_counter()
-    net.problem.eps_numpy(x_T.copy(), float(schedule.t_start))  # one timed evaluation: the cost, said up front
-    each = time.perf_counter() - t0
+    if seconds_per_noise is None:
+        t0 = time.perf_counter()
+        net.problem.eps_numpy(x_T.copy(), float(schedule.t_start))  # one timed evaluation: the cost, said up front
+        each = time.perf_counter() - t0
+    else:
+        each = seconds_per_noise * len(x_T)
     log(f"{name}: {len(runs)} runs planned, {cost} network evaluations of {len(x_T)} noises at {1000 * each:.0f} ms "
         f"each (timed): about {cost * each / 60:.0f} minutes")
     best, shared, _, all_rows, optimized, _ = _score_runs(
@@ -1347,7 +1346,8 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
         return sorted(rows, key=lambda r: (r["nfe_target"], r["side"], r["error"]))
 
     case = {"problem": name, "schedule": repr(schedule), "n": len(x_T), "first": first, "sw_floor": None,
-            "reference_error": ref_error, "reference_points": points, "timing_evaluations": 1,
+            "reference_error": ref_error, "reference_points": points,
+            "timing_evaluations": int(seconds_per_noise is None),
             "best": order(best.values()),
             "best_shared_grids": order(shared.values()), "runs": all_rows}
     if given:

@@ -49,7 +49,7 @@ import numpy as np
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
 __all__ = ["PEERS", "PeerSpec", "PeerRun", "import_diffusers", "diffusers_available", "peer_table",
-           "make_scheduler", "call_levels", "run_scheduler", "peer_sample", "peer_nfe"]
+           "make_scheduler", "call_levels", "run_scheduler", "time_of_level", "peer_sample", "peer_nfe"]
 
 #: level-aware model used by the driver: ``(x_vp, timestep, s) -> eps`` (``s`` the scheduler's level)
 LevelModel = Callable[[Any, float, float], Any]
@@ -292,13 +292,42 @@ def _is_ve(scheduler: Any) -> bool:
                                         "EulerAncestralDiscreteScheduler", "KDPM2DiscreteScheduler")
 
 
+def time_of_level(schedule: NoiseSchedule, s: float) -> float:
+    """The time whose noise-to-signal ratio is ``s`` (``schedule.t_from_s``), ``s`` clipped to the schedule's
+    levels ``[s(t_min), s(t_max)]``.
+
+    A scheduler's levels are its float32 tables read as float64, so its top level may lie just above
+    ``s(t_max)`` (IPNDM's ``sigma`` rounded up to 1 even gives ``s = inf``) and its bottom one just below
+    ``s(t_min)``; ``t_from_s`` would refuse those (:class:`~pndmkit.schedules.DiscreteVP`) or return a time
+    outside ``[t_min, t_max]`` that the model refuses. A level at or beyond an end is that end's time, exactly.
+
+    Parameters
+    ----------
+    schedule : NoiseSchedule
+        The schedule whose time units the result is in.
+    s : float
+        Noise-to-signal ratio ``sigma / alpha`` (``inf`` allowed).
+
+    Returns
+    -------
+    float
+        A time in ``[schedule.t_min, schedule.t_max]``.
+    """
+    s_hi, s_lo = float(schedule.s(schedule.t_max)), float(schedule.s(schedule.t_min))
+    if s >= s_hi:
+        return float(schedule.t_max)
+    if s <= s_lo:
+        return float(schedule.t_min)
+    return float(schedule.t_from_s(s))
+
+
 def peer_sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSchedule, peer: PeerSpec | str,
                 steps: int, scheduler: Optional[Any] = None, **options: Any) -> PeerRun:
     """Sample with a diffusers scheduler and a pndmkit model ``model(x, t) -> eps`` (``t`` in the schedule's units).
 
     The scheduler runs on ``schedule``'s table (:func:`peer_table`). A call at an integer timestep of a
     :class:`~pndmkit.schedules.DiscreteVP` gives the model that timestep; any other call (interpolated sigmas,
-    a continuous schedule) gives it the time whose level equals the scheduler's (``schedule.t_from_s``).
+    a continuous schedule) gives it the time whose level equals the scheduler's (:func:`time_of_level`).
     ``x_T`` is the VP sample at the scheduler's first level; the result is at its last level.
     """
     spec = PEERS[peer] if isinstance(peer, str) else peer
@@ -309,7 +338,7 @@ def peer_sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: Noise
     def level_model(x: Any, timestep: float, s: float) -> Any:
         if not own_units and timestep == int(timestep):
             return model(x, float(table_times[int(timestep)]))
-        return model(x, float(schedule.t_from_s(s)))
+        return model(x, time_of_level(schedule, s))
 
     return run_scheduler(sched, level_model, x_T, prediction=spec.prediction)
 

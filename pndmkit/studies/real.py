@@ -58,7 +58,7 @@ from pndmkit.studies.convergence import MethodResult, Study
 from pndmkit.studies.statistics import rank_correlation
 
 __all__ = ["ModelStudy", "NetworkProblem", "LoadedModel", "load_model", "model_study", "cached_model_study",
-           "cache_key", "reference_solution", "sweep",
+           "cache_key", "reference_solution", "converged_flow", "sweep",
            "run_model_study", "steps_for_nfe", "check_cache", "errors_at_nfe", "check_reference", "mixture_study",
            "rank_correlation", "DamagedCacheWarning", "DEFAULT_MODEL_STEPS", "PIXEL_SCALE"]
 
@@ -226,16 +226,35 @@ def load_model(model: Any, schedule: Optional[NoiseSchedule] = None, *, shape: O
 def reference_solution(problem: NetworkProblem, schedule: NoiseSchedule, x_T: NDArray[np.float64], t_start: float,
                        t_end: float, *, rtol: float = 1e-9, scale: float = 0.1, progress: bool = False
                        ) -> tuple[NDArray[np.float64], float, int]:
-    """Converged end points of ``dy/ds = eps`` from ``x_T``: DOP853 at ``rtol`` and at ``rtol / 2``.
+    """Converged end points of ``dy/ds = eps`` from ``x_T`` at ``t_start`` to ``t_end``: DOP853 at ``rtol`` and
+    at ``rtol / 2`` (:func:`converged_flow`).
 
     Returns ``(x_ref, reference_error, nfe)``: the end points of the tighter solve, the largest absolute
     change between the two solves (the reference's error estimate) and the network evaluations spent.
     ``scale`` is the length ``c`` of the ``asinh(s/c)`` variable (about the data's smallest spread).
     """
+    s0, s1 = float(schedule.s(t_start)), float(schedule.s(t_end))
+
+    def time_of(s: float) -> float:
+        # the interval's ends map to their own times exactly (t_from_s(s(t)) can round out of the schedule)
+        return t_start if s >= s0 else t_end if s <= s1 else float(schedule.t_from_s(s))
+
+    return converged_flow(problem, x_T, s0, s1, time_of, rtol=rtol, scale=scale, progress=progress)
+
+
+def converged_flow(problem: Any, x: NDArray[np.float64], s_from: float, s_to: float, time_of: Callable[[float], float],
+                   *, rtol: float = 1e-9, scale: float = 0.1, progress: bool = False
+                   ) -> tuple[NDArray[np.float64], float, int]:
+    """``x`` at noise level ``s_from`` carried along ``dy/ds = eps`` to ``s_to``: DOP853 at ``rtol`` and at
+    ``rtol / 2`` (:func:`pndmkit.problems.reference.solve_pf_ode`, ``atol = rtol``).
+
+    ``problem.eps_numpy(x, t)`` is the network; ``time_of(s)`` the time it is told at level ``s``. Returns the
+    end points of the tighter solve, the largest absolute change between the two solves and the network
+    evaluations spent. ``scale`` is the length ``c`` of the ``asinh(s/c)`` variable; ``progress`` shows a bar.
+    """
     from pndmkit.problems.reference import solve_pf_ode
 
-    s0, s1 = float(schedule.s(t_start)), float(schedule.s(t_end))
-    w0, w1 = math.asinh(s0 / scale), math.asinh(s1 / scale)
+    w0, w1 = math.asinh(s_from / scale), math.asinh(s_to / scale)
     count = [0]
     bar = progress_bar(200, desc=f"reference (DOP853, rtol {rtol:.0e} and {rtol / 2:.0e})", leave=False) \
         if progress else None
@@ -247,14 +266,12 @@ def reference_solution(problem: NetworkProblem, schedule: NoiseSchedule, x_T: ND
             done = 100 * passes[0] + int(100 * (w0 - math.asinh(s / scale)) / (w0 - w1 or 1.0))
             bar.update(max(0, done - bar.n))
             bar.set_postfix(nfe=count[0], refresh=False)
-        # the interval's ends map to their own times exactly (t_from_s(s(t)) can round out of the schedule)
-        t = t_start if s >= s0 else t_end if s <= s1 else float(schedule.t_from_s(s))
-        return problem.eps_numpy(x, t)
+        return problem.eps_numpy(x, time_of(s))
 
     try:
-        loose = solve_pf_ode(eps_of_s, x_T, s0, s1, scale=scale, rtol=rtol, atol=rtol)
+        loose = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=scale, rtol=rtol, atol=rtol)
         passes[0] = 1
-        tight = solve_pf_ode(eps_of_s, x_T, s0, s1, scale=scale, rtol=rtol / 2, atol=rtol / 2)
+        tight = solve_pf_ode(eps_of_s, x, s_from, s_to, scale=scale, rtol=rtol / 2, atol=rtol / 2)
     finally:
         if bar is not None:
             bar.close()

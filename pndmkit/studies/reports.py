@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -198,8 +197,7 @@ def optimized_summary(result: dict, markdown: bool = False) -> str:
     if markdown:
         return "\n".join(["| " + " | ".join(cols) + " |", "|---:|---|---:|---|---:|---|---:|---:|---:|---|"]
                          + ["| " + " | ".join(r) + " |" for r in rows])
-    width = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)).rstrip() for r in [cols, *rows])
+    return _text_table(cols, rows)
 
 
 def auto_summary(result: dict, markdown: bool = False) -> str:
@@ -235,26 +233,21 @@ def auto_summary(result: dict, markdown: bool = False) -> str:
                                                                         or c.startswith("auto") else "---"
                                                                         for i, c in enumerate(cols)) + "|"]
                          + ["| " + " | ".join(r) + " |" for r in rows])
-    width = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)).rstrip() for r in [cols, *rows])
+    return _text_table(cols, rows)
 
 
 def auto_case_table(result: dict) -> str:
     """Markdown: per case, the ratio to the case's best peer at each NFE of the best built-in pndmkit run, the
     best optimised grid (where they ran; both picked on the case's own samples) and each rule's choice (picked
     on calibration noises alone)."""
-    from pndmkit.studies.compare import AUTO_RULES
+    from pndmkit.studies.compare import AUTO_RULES, case_best_peer
 
-    from pndmkit.studies.peers import PEERS
-
-    custom = {name for name, spec in PEERS.items() if not spec.builtin}
     nfes = [int(n) for n in result.get("by_nfe_auto", {})]
     out = ["| case | pndmkit | " + " | ".join(map(str, nfes)) + " |", "|---|---|" + "---:|" * len(nfes)]
     for case in result["cases"]:
         name = f"{case['problem']}/{case['schedule']}"
-        # the case's best peer with its own options (peers run on a pndmkit grid left out), as by_nfe_auto scores
-        peer = {t: min((r["error"] for r in case["best"] if r["side"] == "peer" and r["nfe_target"] == t
-                        and r["method"] not in custom and math.isfinite(r["error"])), default=None) for t in nfes}
+        # the case's best peer with its own options, as by_nfe_auto scores
+        peer = {t: None if (best := case_best_peer(case, t)) is None else best["error"] for t in nfes}
         lines = []
         for label, key in (("best built-in (picked on these samples)", "best"),
                            ("best optimised (picked on these samples)", "optimized")):
