@@ -201,6 +201,44 @@ def test_optimized_grid_beats_the_methods_best_builtin_grid_at_small_nfe(problem
         assert entry["vs_builtin"] < 0.9 and "best_peer" not in entry  # peers=()
 
 
+def test_the_optimisations_of_a_case_share_one_reference_solve_of_their_calibration_noises(monkeypatch):
+    """Every method and NFE of a case is optimised on the same calibration noises: their reference is solved
+    once (each tolerance), counted at the solver, and the rows equal those of optimisations that solve it anew."""
+    from pndmkit.problems import GaussianMixture
+    from pndmkit.studies import targets
+
+    calls = []
+    solve = GaussianMixture.reference
+
+    def counted(self, x_T, *args, **kwargs):
+        calls.append((len(x_T), kwargs["rtol"]))
+        return solve(self, x_T, *args, **kwargs)
+
+    cfg = cmp.with_options(OPT, schedules=("discrete-linear",), methods=("ddim", "ipndm"),
+                           optimized_grids=("ddim", "ipndm"), optimize_maxfev=20)
+    monkeypatch.setattr(GaussianMixture, "reference", counted)
+    targets.clear_problem_references()
+    shared = cmp.compare(cfg)["cases"][0]["optimized"]
+    assert len(shared) == 4  # two methods at two NFEs
+    assert calls == [(16, 1e-12), (16, 1e-13), (1, 1e-12), (1, 1e-13)]  # calibration and held-out noise, once
+
+    def forgetful(*args, **kwargs):
+        targets.clear_problem_references()
+        return optimize(*args, **kwargs)
+
+    from pndmkit.studies.grid_opt import optimize
+
+    monkeypatch.setattr("pndmkit.studies.grid_opt.optimize", forgetful)
+    calls.clear()
+    anew = cmp.compare(cfg)["cases"][0]["optimized"]
+    assert len(calls) == 4 * 4
+
+    def timeless(rows):
+        return [{k: v for k, v in r.items() if k not in ("seconds", "optimize_seconds")} for r in rows]
+
+    assert timeless(anew) == timeless(shared)
+
+
 def test_optimized_summary_scores_as_by_nfe(optimized_result):
     """best_optimized / best_builtin are geometric means over the cases of the rows, as by_nfe's are."""
     for target, entry in optimized_result["by_nfe_optimized"].items():
@@ -414,7 +452,9 @@ def test_auto_command_prints_and_writes_its_own_table(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name, label", [("compare_auto.json", "8192"), ("compare_auto_1024.json", "1024"),
-                                         ("compare_auto_digits_gmm.json", "256")])
+                                         ("compare_auto_digits_gmm.json", "256"),
+                                         ("compare_auto_digits_gmm_opt.json", "256"),
+                                         ("compare_auto_digits_gmm_opt_more.json", "256")])
 def test_readme_auto_ratios_are_the_json(name, label):
     """The README's tables of the automatic choice are the saved results: each case's ratio to its best peer
     (recomputed from the rows) and, for the mixtures, the geometric-mean ratio of each rule."""

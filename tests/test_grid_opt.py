@@ -393,3 +393,60 @@ def test_optimize_is_reproducible_given_a_seed_and_the_seed_picks_the_noises():
     other = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=8, maxfev=40, seed=1)
     assert other.seed == 1 and other.calibration_error != first.calibration_error
     assert other.builtin_errors != first.builtin_errors  # other held-out noises too
+
+
+def test_a_problems_reference_is_solved_once_for_many_optimisations_and_results_are_unchanged(monkeypatch):
+    """Optimisations of several methods and NFEs on the same calibration noises share one reference solve of
+    those noises (and one of the held-out ones): counted at the solver, and every result equals the result of
+    the same optimisation with the memory emptied before it (the reference solved afresh)."""
+    from pndmkit.problems import GaussianMixture
+
+    calls = []
+    solve = GaussianMixture.reference
+
+    def counted(self, x_T, *args, **kwargs):
+        calls.append((len(x_T), kwargs["rtol"]))
+        return solve(self, x_T, *args, **kwargs)
+
+    monkeypatch.setattr(GaussianMixture, "reference", counted)
+    jobs = [("ipndm", 5), ("ipndm", 8), ("ddim", 6), ("unipc-3", 6)]
+
+    def run(method, nfe):
+        return grid_opt.optimize(method, "gmm2d", nfe, calibration=24, heldout=12, maxfev=20, fallback=False)
+
+    fresh = []
+    for job in jobs:
+        targets.clear_problem_references()
+        fresh.append(run(*job))
+    # each optimisation from an empty memory solves both noise sets at both tolerances
+    assert calls == [(24, 1e-12), (24, 1e-13), (12, 1e-12), (12, 1e-13)] * len(jobs)
+    calls.clear()
+    targets.clear_problem_references()
+    shared = [run(*job) for job in jobs]
+    assert calls == [(24, 1e-12), (24, 1e-13), (12, 1e-12), (12, 1e-13)]  # once, for all four optimisations
+    assert shared == fresh and all(a.grid.tobytes() == b.grid.tobytes() for a, b in zip(shared, fresh))
+    # another interval, other noises or another mixture is another solve
+    calls.clear()
+    grid_opt.optimize("ipndm", "gmm2d", 5, calibration=24, heldout=12, maxfev=20, seed=1, fallback=False)
+    grid_opt.optimize("ipndm", "gmm2d", 5, t_end=0.5, calibration=24, heldout=12, maxfev=20, fallback=False)
+    gm = pndmkit.problems.get_problem("gmm2d")
+    other = GaussianMixture(gm.weights, gm.means + 1e-9, gm.covs)
+    grid_opt.optimize("ipndm", other, 5, calibration=24, heldout=12, maxfev=20, fallback=False)
+    assert len(calls) == 12
+
+
+def test_a_problem_reference_read_back_is_a_copy_and_the_memory_is_bounded(monkeypatch):
+    gm = pndmkit.problems.get_problem("gmm2d")
+    target = StudyTarget.resolve(gm)
+    targets.clear_problem_references()
+    a = target.study(0, 8)
+    a.reference[:] = 0.0  # a caller that writes into its study does not change the next one
+    b = target.study(0, 8)
+    assert np.all(b.reference != 0.0)
+    np.testing.assert_array_equal(b.reference, StudyTarget.resolve("gmm2d").study(0, 8).reference)
+    # the memory keeps at most PROBLEM_REFERENCE_BYTES: past it the least recently used entry goes
+    monkeypatch.setattr(targets, "PROBLEM_REFERENCE_BYTES", 2 * b.reference.nbytes)
+    targets.clear_problem_references()
+    for first in (0, 8, 16):
+        target.study(first, 8)
+    assert len(targets._PROBLEM_REFERENCES) == 2

@@ -299,3 +299,56 @@ def test_builtin_problems_are_image_scaled(name):
     assert gm.min_std >= (0.031 if name == "digits-gmm" else 0.12)  # digits-gmm: real data, reg_covar = 1e-3
     x = gm.sample(2000, rng=0)
     assert np.quantile(np.abs(x), 0.99) < 1.6
+
+
+def _dense_eps_and_log_prob(gm, x, abar, om):
+    """eps and log p_t of a mixture from its covariance matrices alone: a Cholesky factor of each C_k, no eigenvectors."""
+    from scipy.linalg import solve_triangular
+
+    K, d = gm.n_components, gm.dim
+    log_comp, solved = np.empty((len(x), K)), np.empty((len(x), K, d))
+    for k in range(K):
+        L = np.linalg.cholesky(abar * gm.covs[k] + om * np.eye(d))
+        resid = x - math.sqrt(abar) * gm.means[k]
+        z = solve_triangular(L, resid.T, lower=True)  # L^{-1} resid
+        solved[:, k] = solve_triangular(L.T, z, lower=False).T  # C_k^{-1} resid
+        log_comp[:, k] = (math.log(gm.weights[k]) - 0.5 * (d * math.log(2 * math.pi) + 2 * np.log(np.diag(L)).sum())
+                          - 0.5 * np.sum(z * z, axis=0))
+    top = log_comp.max(axis=1, keepdims=True)
+    resp = np.exp(log_comp - top)
+    total = resp.sum(axis=1, keepdims=True)
+    return math.sqrt(om) * np.einsum("bk,bkd->bd", resp / total, solved), (top + np.log(total))[:, 0]
+
+
+@pytest.mark.parametrize("name", ["digits-gmm", "gmm32d"])
+def test_eps_and_log_prob_equal_a_dense_cholesky_formula(name):
+    """The eigenvector form (low-rank plus floor on digits-gmm: 54 of 256 eigenvectors per component; every
+    eigenvector on gmm32d) equals the textbook formula with a Cholesky factor of each C_k, from data end to noise."""
+    gm = get_problem(name)
+    assert gm.rank == (54 if name == "digits-gmm" else gm.dim)
+    z = np.random.default_rng(0).standard_normal((32, gm.dim))
+    x0 = gm.sample(32, rng=1)
+    for abar in (1 - 1e-6, 1 - 1e-3, 0.9, 0.5, 1e-2, 1e-4):
+        om = 1.0 - abar
+        for x in (math.sqrt(abar) * x0 + math.sqrt(om) * z, z):  # near the data and far from every mode
+            eps, log_p = _dense_eps_and_log_prob(gm, x, abar, om)
+            scale = np.max(np.abs(eps))
+            assert np.max(np.abs(gm.eps_at_levels(x, abar, om) - eps)) <= 1e-12 * scale, (abar, name)
+            np.testing.assert_allclose(gm._parts(x, abar, om)[2], log_p, rtol=1e-12, atol=0)
+
+
+def test_the_low_rank_form_is_used_only_where_the_floor_is_tied():
+    """A floor broken by more than eigh's accuracy keeps every eigenvector; either way eps and log p_t equal the
+    dense Cholesky formula."""
+    rng = np.random.default_rng(0)
+    d, K = 12, 3
+    covs = np.stack([W @ W.T + 1e-2 * np.eye(d) for W in rng.standard_normal((K, d, 3))])
+    tied = GaussianMixture(np.full(K, 1 / K), rng.standard_normal((K, d)), covs)
+    broken = GaussianMixture(tied.weights, tied.means, covs + np.diag(np.linspace(0, 1e-9, d)))
+    assert (tied.rank, broken.rank) == (3, d)
+    x = rng.standard_normal((16, d))
+    for gm in (tied, broken):
+        for abar in (1 - 1e-6, 0.5, 1e-3):
+            eps, log_p = _dense_eps_and_log_prob(gm, x, abar, 1 - abar)
+            assert np.max(np.abs(gm.eps_at_levels(x, abar, 1 - abar) - eps)) <= 1e-12 * np.max(np.abs(eps))
+            np.testing.assert_allclose(gm._parts(x, abar, 1 - abar)[2], log_p, rtol=1e-12, atol=0)

@@ -15,6 +15,14 @@ eigenvectors :math:`U_k` and has eigenvalues :math:`D_k = \bar\alpha\lambda_k + 
 call costs two matrix products of the batch with the stacked :math:`U_k` (none for diagonal
 covariances) and no factorisation.
 
+A fitted mixture is often a low-rank covariance plus a floor: ``reg_covar`` added to the covariance of data
+that span fewer dimensions than ``d`` (``digits-gmm``: 16x16 images upsampled from 8x8, at most 64 of 256
+dimensions vary, so about 205 eigenvalues of each component are ``reg_covar``). Where every component's
+eigenvalues beyond its largest ``r <= d / 2`` are one value :math:`\nu_k` (to within :data:`EIGEN_TIE`
+times the largest, eigh's own accuracy), :math:`C_k^{-1} = \bar U_k\,\mathrm{diag}(1/\bar D_k)\,\bar U_k^\top
++ (I - \bar U_k \bar U_k^\top)/(\bar\alpha\nu_k + 1 - \bar\alpha)` with only the top ``r`` eigenvectors
+:math:`\bar U_k`, and the two products shrink from ``K d`` to ``K r`` columns (:attr:`GaussianMixture.rank`).
+
 Examples
 --------
 >>> import numpy as np
@@ -137,6 +145,9 @@ class GaussianMixture:
         Eigenvalues :math:`\lambda_k` of each :math:`\Sigma_k`.
     diagonal : bool
         Whether every covariance is diagonal (then the eigenvectors are the identity and eps costs O(K d)).
+    rank : int
+        Eigenvectors per component that eps uses: ``d``, or fewer where every component's other eigenvalues
+        are one floor value (the low-rank form of the module docstring; ``digits-gmm``: 54 of 256).
     dim, n_components : int
 
     Notes
@@ -171,11 +182,14 @@ class GaussianMixture:
         self.dim, self.n_components = d, K
         self.covs = np.stack([np.diag(l) for l in lam]) if U is None else np.einsum("kij,kj,klj->kil", U, lam, U)
         self._log_w = np.log(self.weights)
-        if U is not None:
-            self._U_cat = np.concatenate(list(U), axis=1)  # (d, K d): x @ U_cat = [U_k^T x]_k
-            self._mu_rot = np.einsum("kij,ki->kj", U, mu)  # U_k^T mu_k
-        else:
-            self._mu_rot = mu
+        self.rank = d if U is None else _floor_rank(lam)
+        if U is not None and self.rank < d:  # top-r eigenpairs and one floor value per component (module doc)
+            r = self.rank
+            U = U[:, :, d - r:]  # eigh sorts ascending: the top r eigenvectors
+            self._floor = lam[:, :d - r].mean(axis=1)  # (K,)
+            self._lam_top = lam[:, d - r:]  # (K, r)
+        self._U_cat = None if U is None else np.concatenate(list(U), axis=1)  # (d, K r): x @ U_cat = [U_k^T x]_k
+        self._mu_rot = mu if U is None else np.einsum("kij,ki->kj", U, mu)  # U_k^T mu_k
 
     def __repr__(self) -> str:
         kind = "diagonal" if self.diagonal else "full"
@@ -271,30 +285,52 @@ class GaussianMixture:
 
     # -- core evaluation at given noise levels ----------------------------------------------------
     def _parts(self, x: NDArray[np.float64], abar: float, om: float):
-        """Rotated residuals scaled by C_k^{-1}, responsibilities and log p_t at (abar, 1-abar)."""
+        """Pieces of ``C_k^{-1}`` applied to the residuals, responsibilities and log p_t at (abar, 1-abar).
+
+        The pieces are ``(q, None)`` with ``q = D^{-1} U_k^T (x - sqrt(abar) mu_k)`` (every eigenvector), or, on
+        the low-rank form (module docstring), ``(q, B)`` with ``q`` the top eigenvectors' part of
+        ``C_k^{-1} - I / D_floor`` and ``B`` the batch: ``C_k^{-1} resid_k = U_k q_k + resid_k / D_floor_k``.
+        """
         if x.shape[-1] != self.dim:
             raise ValueError(f"x must have last dimension d={self.dim}, got shape {x.shape}")
         B = x.reshape(-1, self.dim)
         K, d = self.n_components, self.dim
-        rot = (B @ self._U_cat).reshape(-1, K, d) if self._U is not None else B[:, None, :]
-        resid = rot - math.sqrt(abar) * self._mu_rot  # U_k^T (x - sqrt(abar) mu_k), (batch, K, d)
-        D = abar * self.eigvals + om  # (K, d) eigenvalues of C_k
-        q = resid / D
-        log_norm = self._log_w - 0.5 * (d * _LOG_2PI + np.log(D).sum(axis=1))  # (K,)
-        log_comp = log_norm - 0.5 * np.einsum("bkd,bkd->bk", q, resid)
+        low = self.rank < d
+        rot = (B @ self._U_cat).reshape(-1, K, self.rank) if self._U_cat is not None else B[:, None, :]
+        resid = rot - math.sqrt(abar) * self._mu_rot  # U_k^T (x - sqrt(abar) mu_k), (batch, K, r)
+        if low:
+            D = abar * self._lam_top + om  # (K, r) top eigenvalues of C_k
+            D_floor = abar * self._floor + om  # (K,) the floor eigenvalue of C_k
+            q = resid * ((D_floor[:, None] - D) / (D * D_floor[:, None]))  # (1/D - 1/D_floor) U_k^T resid_k
+            full = B[:, None, :] - math.sqrt(abar) * self.means  # (batch, K, d): x - sqrt(abar) mu_k
+            quad = np.einsum("bkd,bkd->bk", full, full) / D_floor + np.einsum("bkr,bkr->bk", q, resid)
+            log_det = np.log(D).sum(axis=1) + (d - self.rank) * np.log(D_floor)
+        else:
+            D = abar * self.eigvals + om  # (K, d) eigenvalues of C_k
+            q = resid / D
+            quad = np.einsum("bkd,bkd->bk", q, resid)
+            log_det = np.log(D).sum(axis=1)
+        log_norm = self._log_w - 0.5 * (d * _LOG_2PI + log_det)  # (K,)
+        log_comp = log_norm - 0.5 * quad
         top = log_comp.max(axis=1, keepdims=True)  # log-sum-exp over components
         r = np.exp(log_comp - top)
         total = r.sum(axis=1, keepdims=True)
-        return q, r / total, (top + np.log(total))[:, 0]
+        resp = r / total
+        if low:
+            return (q, B, D_floor), resp, (top + np.log(total))[:, 0]
+        return (q, None, None), resp, (top + np.log(total))[:, 0]
 
     def _precision_residual(self, x: NDArray[np.float64], abar: float, om: float) -> NDArray[np.float64]:
         """``sum_k r_k C_k^{-1} (x - sqrt(abar) mu_k)``, i.e. ``-score``, with the shape of ``x``."""
-        q, resp, _ = self._parts(x, abar, om)
+        (q, B, D_floor), resp, _ = self._parts(x, abar, om)
         v = q * resp[:, :, None]
-        if self._U is None:
+        if self._U_cat is None:
             out = v.sum(axis=1)
         else:
             out = v.reshape(v.shape[0], -1) @ self._U_cat.T
+        if B is not None:  # the floor's part: sum_k r_k (x - sqrt(abar) mu_k) / D_floor_k
+            w = resp / D_floor
+            out += B * w.sum(axis=1, keepdims=True) - math.sqrt(abar) * (w @ self.means)
         return out.reshape(x.shape)
 
     def eps_at_levels(self, x: NDArray[np.float64], abar: float, one_minus_abar: float) -> NDArray[np.float64]:
@@ -403,6 +439,20 @@ class GaussianMixture:
         from pndmkit.problems.reference import reference_trajectory
 
         return reference_trajectory(self, x_T, schedule, t_start, t_end, rtol=rtol, atol=atol, times=times)
+
+
+#: eigenvalues of one component within this many times its largest (a few ulps of eigh's accuracy) of its
+#: smallest count as one floor value (:attr:`GaussianMixture.rank`)
+EIGEN_TIE = 16 * np.finfo(np.float64).eps
+
+
+def _floor_rank(lam: NDArray[np.float64]) -> int:
+    """Smallest ``r`` such that every component's eigenvalues (ascending) below its top ``r`` are one value to within
+    :data:`EIGEN_TIE` times its largest; ``d`` where that ``r`` is over ``d / 2`` (the low-rank form would not pay)."""
+    K, d = lam.shape
+    tied = lam - lam[:, :1] <= EIGEN_TIE * lam[:, -1:]  # (K, d), a prefix of True per row (ascending)
+    r = int(d - tied.sum(axis=1).min())
+    return r if 2 * r <= d else d
 
 
 def _decompose(covs: NDArray[np.float64], K: int, d: int) -> tuple[NDArray[np.float64], Optional[NDArray[np.float64]]]:

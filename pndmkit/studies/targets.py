@@ -5,7 +5,10 @@ gives the :class:`~pndmkit.studies.convergence.Study` of any range of its noises
 :func:`pndmkit.noise.per_sample_noise` with the target's seed, for a problem and for a network alike.
 
 * A Gaussian mixture (a built-in problem name or a :class:`~pndmkit.problems.GaussianMixture`) has an exact
-  reference: DOP853 at ``1e-13`` (its error estimated against ``1e-12``).
+  reference: DOP853 at ``1e-13`` (its error estimated against ``1e-12``). It is solved once per process for
+  the same mixture, noises and interval and kept in memory (:func:`problem_reference`): every optimisation of a
+  grid on the same calibration noises -- each method, each NFE -- reads it back instead of solving it again,
+  which on ``digits-gmm`` (256 dimensions) is most of one optimisation's cost.
 * A network (what :func:`pndmkit.studies.real.load_model` accepts) has the converged float64 reference of
   :func:`pndmkit.studies.real.model_study` at :data:`REFERENCE_RTOL`, solved and cached (when ``cache`` is
   given) per block of :data:`REFERENCE_BLOCK` noises aligned on the noise index: ranges of any size reuse the
@@ -15,7 +18,9 @@ gives the :class:`~pndmkit.studies.convergence.Study` of any range of its noises
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
 
@@ -27,13 +32,81 @@ from pndmkit.noise import per_sample_noise
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 from pndmkit.studies.convergence import Study
 
-__all__ = ["StudyTarget", "is_problem", "reference_blocks", "REFERENCE_BLOCK", "REFERENCE_RTOL"]
+__all__ = ["StudyTarget", "is_problem", "reference_blocks", "problem_reference", "clear_problem_references",
+           "REFERENCE_BLOCK", "REFERENCE_RTOL", "PROBLEM_REFERENCE_BYTES"]
 
 #: a network's reference is solved and cached per block of this many noises (aligned on the noise index)
 REFERENCE_BLOCK = 32
 
 #: DOP853 tolerance of a network's reference (its error is estimated by a second solve at half of it)
 REFERENCE_RTOL = 1e-8
+
+
+#: most bytes of reference end points :func:`problem_reference` keeps in memory (least recently used dropped first)
+PROBLEM_REFERENCE_BYTES = 256 * 2**20
+
+_PROBLEM_REFERENCES: "OrderedDict[tuple, tuple[NDArray[np.float64], float]]" = OrderedDict()
+
+
+def _fingerprint(*arrays: NDArray[Any]) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def problem_reference(gm: Any, x_T: NDArray[np.float64], schedule: NoiseSchedule, t_start: float,
+                      t_end: float) -> tuple[NDArray[np.float64], float]:
+    """Exact end points of a Gaussian mixture's probability-flow ODE from ``x_T``, solved once per process.
+
+    DOP853 at ``rtol = atol = 1e-13`` (:meth:`~pndmkit.problems.GaussianMixture.reference`) and the max change
+    against ``1e-12``, the error estimate. The result is kept in memory keyed by what the solve depends on: the
+    mixture (a digest of its weights, means and covariances), the start points (a digest of ``x_T``), the end
+    levels ``s`` and, on a schedule of another family than VP, the scales at both ends. A second call with equal
+    inputs -- from any :class:`StudyTarget`, e.g. each :func:`pndmkit.studies.grid_opt.optimize` of a
+    comparison -- solves nothing and returns a copy, equal bit for bit. At most :data:`PROBLEM_REFERENCE_BYTES`
+    are kept (least recently used dropped first); :func:`clear_problem_references` empties the memory.
+
+    Parameters
+    ----------
+    gm : GaussianMixture
+    x_T : ndarray, shape (n, dim), float64
+        Start points at ``t_start``.
+    schedule : NoiseSchedule
+    t_start, t_end : float
+        The interval, in the schedule's time ``t``.
+
+    Returns
+    -------
+    (ndarray, float)
+        The end points, shape ``(n, dim)`` float64 (a fresh copy), and the reference error estimate.
+    """
+    from pndmkit.schedules import VPSchedule
+
+    vp = isinstance(schedule, VPSchedule)
+    ends = tuple(float(schedule.s(t)) for t in (t_start, t_end))
+    scales = () if vp else tuple(float(schedule.scale(t)) for t in (t_start, t_end))
+    x = np.asarray(x_T, dtype=np.float64)
+    key = (_fingerprint(gm.weights, gm.means, gm.covs), _fingerprint(x), ends, vp, scales)
+    hit = _PROBLEM_REFERENCES.get(key)
+    if hit is None:
+        loose = gm.reference(x, schedule, t_start, t_end, rtol=1e-12, atol=1e-12)
+        tight = gm.reference(x, schedule, t_start, t_end, rtol=1e-13, atol=1e-13)
+        hit = (np.array(tight, dtype=np.float64), float(np.max(np.abs(loose - tight))))
+        _PROBLEM_REFERENCES[key] = hit
+        while len(_PROBLEM_REFERENCES) > 1 and sum(r.nbytes for r, _ in _PROBLEM_REFERENCES.values()) \
+                > PROBLEM_REFERENCE_BYTES:
+            _PROBLEM_REFERENCES.popitem(last=False)
+    else:
+        _PROBLEM_REFERENCES.move_to_end(key)
+    return hit[0].copy(), hit[1]
+
+
+def clear_problem_references() -> None:
+    """Forget every reference :func:`problem_reference` keeps (the next call of each solves it again)."""
+    _PROBLEM_REFERENCES.clear()
 
 
 def is_problem(obj: Any) -> bool:
@@ -186,7 +259,8 @@ class StudyTarget:
     def study(self, first: int, n: int, *, progress: bool = False) -> Study:
         """The study of noises ``first .. first + n - 1`` on the target's interval, with its reference.
 
-        A problem's study holds the noises flattened to ``(n, dim)``; a network's is a
+        A problem's study holds the noises flattened to ``(n, dim)`` and the exact reference of
+        :func:`problem_reference` (solved once per process for equal noises and interval); a network's is a
         :class:`~pndmkit.studies.real.ModelStudy` whose reference comes from the cache where it is there.
         ``progress`` shows a bar over each block's reference solve.
         """
@@ -195,12 +269,10 @@ class StudyTarget:
 
             gm = get_problem(self.source) if isinstance(self.source, str) else self.source
             x = self.noises(first, n).reshape(n, -1)
-            ends = (self.schedule, self.t_start, self.t_end)
-            loose = gm.reference(x, *ends, rtol=1e-12, atol=1e-12)
-            tight = gm.reference(x, *ends, rtol=1e-13, atol=1e-13)
+            tight, error = problem_reference(gm, x, self.schedule, self.t_start, self.t_end)
             return Study(problem=gm, problem_name=str(self.source), schedule=self.schedule,
                          schedule_name=repr(self.schedule), grid="custom", t_start=self.t_start, t_end=self.t_end,
-                         x_T=x, reference=tight, reference_error=float(np.max(np.abs(loose - tight))))
+                         x_T=x, reference=tight, reference_error=error)
         parts = [self._block(i, k, progress) for i, k in reference_blocks(first, n)]
         if len(parts) == 1:
             return parts[0]
