@@ -178,7 +178,8 @@ def grid_weights(variable: Variable, phi: Any, times: Sequence[float]) -> Callab
     return in_t
 
 
-def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float]) -> Callable[
+def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float],
+                      values: Sequence[float] | None = None) -> Callable[
         [Sequence[tuple[Sequence[float], float, float]]], list[tuple[float, ...]]]:
     """:func:`grid_weights` for many steps at once: ``many(requests)`` with ``requests`` a sequence of
     ``(nodes, t, t_next)`` returns the weights of each, the same floats as :func:`grid_weights` gives one by one.
@@ -186,15 +187,16 @@ def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float]) -> C
     Requests with the same number of nodes are computed together, as arrays, where the formula allows it
     (the transfer's own coordinate, ``lambda`` with the built-in exponential transfers, ``t``); other variables
     are computed one by one. What an estimator's plan uses: a grid's weights cost a few array operations
-    instead of a Python loop per step.
+    instead of a Python loop per step. ``values``: :func:`grid_coordinates` of ``variable`` on ``times``, where
+    the caller has it (for ``"native"`` and ``"lambda"``; otherwise ignored).
     """
     grid = [float(t) for t in times]
     native = is_native(variable, phi)
     sign = 0.0
     if native:
-        coordinates = dict(zip(grid, grid_coordinates("native", phi, grid)))
+        coordinates = dict(zip(grid, grid_coordinates("native", phi, grid) if values is None else values))
     elif variable == "lambda" and type(phi) in (DDIMTransfer, DataTransfer):
-        coordinates = dict(zip(grid, grid_coordinates(variable, phi, grid)))
+        coordinates = dict(zip(grid, grid_coordinates(variable, phi, grid) if values is None else values))
         sign = 1.0 if type(phi) is DataTransfer else -1.0
     elif variable == "t" and len(grid) >= 2:
         coordinates = {t: t for t in grid}
