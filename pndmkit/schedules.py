@@ -505,6 +505,7 @@ class DiscreteVP(VPSchedule):
         self.alphas_cumprod = np.cumprod(1.0 - b)
         self._table = np.concatenate([[1.0], self.alphas_cumprod])  # knots -1..T-1
         self._table_log = np.log(self._table)
+        self._neg_table_log = -self._table_log  # increasing: what _invert searches
         self._knots = np.arange(-1.0, b.size)
         self._spline = CubicSpline(self._knots, self._table_log)
         self._dspline = self._spline.derivative()
@@ -565,13 +566,18 @@ class DiscreteVP(VPSchedule):
     def t_from_log_abar(self, log_abar: ArrayLike) -> FloatOrArray:
         la = np.asarray(log_abar, dtype=np.float64)
         lo, hi = self._table_log[-1], 0.0
+        if la.ndim == 0:  # one value (a stage time of a plan): no array round trip
+            value = float(la)
+            if value > hi or value < lo:
+                raise ValueError(f"log abar={log_abar!r} is outside the schedule's range [{lo}, {hi}]")
+            return self._invert(value)
         if np.any(la > hi) or np.any(la < lo):
             raise ValueError(f"log abar={log_abar!r} is outside the schedule's range [{lo}, {hi}]")
         flat = [self._invert(float(v)) for v in la.ravel()]
         return _out(np.asarray(flat, dtype=np.float64).reshape(la.shape))
 
     def _invert(self, la: float) -> float:
-        k = int(np.searchsorted(-self._table_log, -la))  # knots are decreasing in value
+        k = int(np.searchsorted(self._neg_table_log, -la))  # knots are decreasing in value
         if k < len(self._knots) and self._table_log[k] == la:
             return float(self._knots[k])
         lo, hi = self._knots[max(k - 1, 0)], self._knots[min(k, len(self._knots) - 1)]
