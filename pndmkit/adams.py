@@ -18,8 +18,8 @@ from pndmkit._backend import LinComb
 from pndmkit._checks import check_bool, check_int
 from pndmkit.estimators import GradientEstimator, Step, Warmup, capped_order, ramped_order
 from pndmkit.transfers import apply_planned, planned_coefficients, planned_coefficients_many
-from pndmkit.variables import (Variable, check_variable, exact_weights, grid_weights_many, infinite_times,
-                               is_finite_step)
+from pndmkit.variables import (Variable, check_variable, exact_weights, grid_coordinates, grid_weights_many,
+                               infinite_times, is_finite_step)
 
 __all__ = ["LinearMultistep", "AdamsPC"]
 
@@ -68,18 +68,31 @@ class _Adams(GradientEstimator):
             return _fixed(kind, len(nodes))
         return exact_weights(self.variable, phi, nodes, t, t_next)
 
-    def _plan_weights(self, phi: Any, times: Any, requests: list) -> list:
-        """``_weights`` of every ``(kind, nodes, t, t_next)`` in ``requests`` (nodes and steps of the grid
-        ``times``), computed together from coordinates computed once: the same floats."""
-        if self.weights == "fixed":
-            return [_fixed(kind, len(nodes)) for kind, nodes, _, _ in requests]
-        return grid_weights_many(self.variable, phi, times)([(nodes, t, t_next) for _, nodes, t, t_next in requests])
+    def _nodes(self, t: float, t_next: float, past: tuple, finite: Any) -> Optional[list[float]]:
+        """The nodes ``[t, *past]`` of the step's formula, or ``None`` where a coordinate is infinite (then the
+        step is order 1, module :mod:`pndmkit.variables`; ``finite``: ``is_finite_step`` on nodes)."""
+        nodes = [t, *past]
+        if self.weights == "exact" and not finite(nodes + [t_next]):
+            return None
+        return nodes
 
-    def _finite(self, phi: Any, times: Any) -> Any:
-        """``is_finite_step`` on grid nodes, from one evaluation of the coordinates on the whole grid."""
+    def _grid(self, phi: Any, times: Any) -> tuple[list[float], Any, Any]:
+        """What a plan needs of the grid ``times``: its times as floats, ``is_finite_step`` on its nodes and
+        ``many(requests)``, the ``_weights`` of every ``(kind, nodes, t, t_next)`` of ``requests`` computed
+        together (the same floats), from the coordinates of the grid computed once."""
+        grid = [float(t) for t in times]
         if self.weights != "exact":
-            return lambda nodes: True
-        return infinite_times(self.variable, phi, times).isdisjoint
+            return grid, lambda nodes: True, lambda requests: [_fixed(kind, len(nodes)) for kind, nodes, _, _ in
+                                                               requests]
+        values = grid_coordinates(self.variable, phi, grid)
+        weights = grid_weights_many(self.variable, phi, grid, values)
+        return (grid, infinite_times(self.variable, phi, grid, values).isdisjoint,
+                lambda requests: weights([(nodes, t, t_next) for _, nodes, t, t_next in requests]))
+
+    def _unplannable(self, past: tuple) -> bool:
+        """Whether a fresh run's step with the history ``past`` cannot be taken (without a ramp the history must
+        be full, or the step raises): its plan entry is ``None``."""
+        return not self.ramp and len(past) < self._memory()
 
 
 class LinearMultistep(_Adams):
@@ -156,28 +169,23 @@ class LinearMultistep(_Adams):
 
     def _ab_plan(self, times: Any, phi: Any) -> tuple:
         """Per step ``(past times, weights or None)`` of a fresh run (its history grows by one node a step)."""
-        grid, finite = [float(t) for t in times], self._finite(phi, times)
+        grid, finite, many = self._grid(phi, times)
         keys, where, requests, past = [], [], [], ()
         for t, t_next in zip(grid[:-1], grid[1:]):
-            k = min(len(past) + 1, self.formula_order)
-            key = past[: k - 1]
-            nodes = [t, *key]
-            keys.append(key)
-            if self.weights == "exact" and not finite(nodes + [t_next]):
-                where.append(None)  # infinite coordinate: order 1 (module pndmkit.variables)
-            else:
-                where.append(len(requests))
+            key = past[: min(len(past) + 1, self.formula_order) - 1]
+            nodes = None if self._unplannable(past) else self._nodes(t, t_next, key, finite)
+            keys.append(None if self._unplannable(past) else key)
+            where.append(None if nodes is None else len(requests))
+            if nodes is not None:
                 requests.append(("ab", nodes, t, t_next))
             past = ((t,) + past)[: self._memory()]
-        weights = self._plan_weights(phi, times, requests)
-        return tuple((key, None if i is None else weights[i]) for key, i in zip(keys, where))
+        weights = many(requests)
+        return tuple(None if key is None else (key, None if i is None else weights[i]) for key, i in zip(keys, where))
 
     def _ab_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any) -> Optional[tuple]:
         """Weights on the gradients at ``t`` and ``past`` (``None``: an infinite coordinate, order 1)."""
-        nodes = [t, *past]
-        if self.weights == "exact" and not finite(nodes + [t_next]):
-            return None  # infinite coordinate: order 1 (module pndmkit.variables)
-        return self._weights("ab", nodes, t, t_next, phi)
+        nodes = self._nodes(t, t_next, past, finite)
+        return None if nodes is None else self._weights("ab", nodes, t, t_next, phi)
 
     def _ab_step(self, x, t, t_next, phi, history, plan=None):
         if not self.ramp and len(history) < self.formula_order - 1:
@@ -300,30 +308,28 @@ class AdamsPC(_Adams):
     def plan(self, times, phi):
         # per step (past times, (predictor weights, corrector weights, the transfer's coefficients) or None),
         # every weight set of the grid computed together and the coefficients from one schedule evaluation
-        grid, finite = [float(t) for t in times], self._finite(phi, times)
-        keys, planned, past = [], [], ()
-        for t, t_next in zip(grid[:-1], grid[1:]):
+        grid, finite, many = self._grid(phi, times)
+        entries, planned, past = [], [], ()
+        for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
             key = past[: self._k(len(past)) - 1]
-            keys.append(key)
-            nodes = [t, *key]
-            if self.weights != "exact" or finite(nodes + [t_next]):  # else order 1 (module pndmkit.variables)
-                planned.append((len(keys) - 1, nodes, t, t_next))
+            nodes = None if self._unplannable(past) else self._nodes(t, t_next, key, finite)
+            entries.append(None if self._unplannable(past) else (key, None))  # None: order 1 where not planned
+            if nodes is not None:
+                planned.append((i, nodes, t, t_next))
             past = ((t,) + past)[: self._memory()]
-        weights = self._plan_weights(phi, times, [request for _, nodes, t, t_next in planned
-                                                  for request in (("ab", nodes, t, t_next),
-                                                                  ("am", [t_next] + nodes, t, t_next))])
+        weights = many([request for _, nodes, t, t_next in planned
+                        for request in (("ab", nodes, t, t_next), ("am", [t_next] + nodes, t, t_next))])
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # every step's: the run's plan has them
-        entries = [(key, None) for key in keys]
         for n, (i, _, _, _) in enumerate(planned):
-            entries[i] = (keys[i], (weights[2 * n], weights[2 * n + 1], steps[i]))
+            entries[i] = (entries[i][0], (weights[2 * n], weights[2 * n + 1], steps[i]))
         return tuple(entries)
 
     def _pc_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any) -> Optional[tuple]:
         """``(predictor weights, corrector weights, the transfer's coefficients of the step)``; ``None`` at an
         infinite coordinate (order 1)."""
-        nodes = [t, *past]
-        if self.weights == "exact" and not finite(nodes + [t_next]):
-            return None  # infinite coordinate: order 1 (module pndmkit.variables)
+        nodes = self._nodes(t, t_next, past, finite)
+        if nodes is None:
+            return None
         return (self._weights("ab", nodes, t, t_next, phi), self._weights("am", [t_next] + nodes, t, t_next, phi),
                 planned_coefficients(phi, t, t_next))
 

@@ -247,8 +247,8 @@ def infinite_times(variable: Variable, phi: Any, times: Sequence[float],
     (:func:`grid_coordinates`). What an estimator's plan uses."""
     grid = [float(t) for t in times]
     values = grid_coordinates(variable, phi, grid) if values is None else values
-    return frozenset(t for t, v, u in zip(grid, values, grid_coordinates("native", phi, grid))
-                     if not (math.isfinite(v) and math.isfinite(u)))
+    native = values if is_native(variable, phi) else grid_coordinates("native", phi, grid)
+    return frozenset(t for t, v, u in zip(grid, values, native) if not (math.isfinite(v) and math.isfinite(u)))
 
 
 def is_finite_step(variable: Variable, phi: Any, times: Sequence[float]) -> bool:
