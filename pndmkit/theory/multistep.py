@@ -40,6 +40,7 @@ __all__ = [
     "backward_differentiation",
     "lagrange_weights",
     "lagrange_weights_float",
+    "other_indices",
     "lagrange_weights_float_many",
     "variable_step_weights",
     "LinearMultistepMethod",
@@ -262,30 +263,38 @@ def lagrange_weights_float_many(nodes: np.ndarray, u: np.ndarray, u_next: np.nda
     u, u_next = np.asarray(u, dtype=np.float64), np.asarray(u_next, dtype=np.float64)
     length = u_next - u
     if nodes.ndim != 2 or not 1 <= nodes.shape[1] <= 2 * len(_EVEN_MOMENTS) or \
-            not np.all((length != 0.0) & np.isfinite(length)):
+            not ((length != 0.0) & np.isfinite(length)).all():
         _first_failure(nodes, u, u_next)
     steps, k = nodes.shape
+    if k == 1:
+        return np.ones((steps, 1))  # the scalar version's 1.0 * 1.0 / 1.0
     sigma = (nodes - u[:, None]) * (1.0 / length)[:, None] - 0.5
     # one row per (step, basis polynomial j): sigma_j and the other nodes in their order, so that each row runs
     # the scalar version's loop for its j
-    others = np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
     sj = sigma.reshape(-1)
-    rest = sigma[:, others].reshape(steps * k, k - 1)
+    rest = sigma[:, other_indices(k)].reshape(steps * k, k - 1)
     coeffs: list = [1.0]  # ascending powers of sigma of prod_{i != j} (sigma - sigma_i)
     denominator: Any = 1.0
     for n in range(k - 1):
         si = rest[:, n]
-        coeffs.append(0.0)
-        for m in range(len(coeffs) - 1, 0, -1):
+        coeffs.append(1.0)  # the leading coefficient stays 1.0 (the scalar version's 1.0 - s_i * 0.0)
+        for m in range(len(coeffs) - 2, 0, -1):
             coeffs[m] = coeffs[m - 1] - si * coeffs[m]
         coeffs[0] = coeffs[0] * -si
         denominator = denominator * (sj - si)
-    if not np.all((denominator != 0.0) & np.isfinite(denominator)):
+    if not ((denominator != 0.0) & np.isfinite(denominator)).all():
         _first_failure(nodes, u, u_next)
     integral: Any = 0.0
     for m in range(0, len(coeffs), 2):
         integral = integral + coeffs[m] * _EVEN_MOMENTS[m >> 1]
-    return np.broadcast_to(integral / denominator, (steps * k,)).reshape(steps, k).copy()  # k = 1: scalars
+    return (integral / denominator).reshape(steps, k)
+
+
+@lru_cache(maxsize=None)
+def other_indices(k: int) -> np.ndarray:
+    """Row ``j``: the indices ``0..k-1`` other than ``j``, in order (int64, shape ``(k, k - 1)``): the nodes
+    each basis polynomial of a batched Lagrange formula runs over."""
+    return np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
 
 
 def _first_failure(nodes: np.ndarray, u: np.ndarray, u_next: np.ndarray) -> None:
