@@ -370,8 +370,6 @@ def lambda_weights_many(lams: np.ndarray, lam: np.ndarray, lam_next: np.ndarray,
 def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray, r_q: np.ndarray) -> np.ndarray:
     """:func:`_quadrature_weights` of many steps (rows of ``v_nodes``, ``k >= 2`` finite nodes each): the scalar
     version's operations on arrays, in its order, so the same floats."""
-    from pndmkit.theory.multistep import other_indices
-
     k = v_nodes.shape[1]
     sig_nodes = (v_nodes - v0[:, None]) / (v1 - v0)[:, None]
     # one matrix-vector product per step, as the scalar version (one matrix-matrix product would sum in another
@@ -379,7 +377,7 @@ def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray
     moments = np.matmul(_GL_POWERS[: k - 1], (_GL_W * r_q)[:, :, None])[:, :, 0] * _M_FACTORS[: k - 1]
     # entry (step, j) of each array below is the scalar version's value for basis polynomial j of that step;
     # column n of ``rest`` holds the n-th node other than j, in the scalar loop's order
-    rest = sig_nodes[:, other_indices(k)]
+    rest = sig_nodes[:, _others(k)]
     # the first factor: coefficients (-s_i, 1), denominator s_j - s_i, at_one 1 - s_i (the products with the
     # scalar version's initial 1.0 are exact)
     si = rest[:, :, 0]
@@ -402,6 +400,11 @@ def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray
 #: m = 1, 2, ...: the factors of the moments ``m int sigma^(m-1) r``
 _M_FACTORS = np.arange(1.0, 9.0)
 
+
+@lru_cache(maxsize=None)
+def _others(k: int) -> np.ndarray:
+    """Row ``j``: the indices ``0..k-1`` other than ``j``, in order."""
+    return np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
 
 _GL_POWERS = _GL_X[None, :] ** np.arange(8.0)[:, None]  # sigma^n at the Gauss-Legendre nodes, n = 0..7
 

@@ -40,7 +40,6 @@ __all__ = [
     "backward_differentiation",
     "lagrange_weights",
     "lagrange_weights_float",
-    "other_indices",
     "lagrange_weights_float_many",
     "variable_step_weights",
     "LinearMultistepMethod",
@@ -272,7 +271,7 @@ def lagrange_weights_float_many(nodes: np.ndarray, u: np.ndarray, u_next: np.nda
     # one row per (step, basis polynomial j): sigma_j and the other nodes in their order, so that each row runs
     # the scalar version's loop for its j
     sj = sigma.reshape(-1)
-    rest = sigma[:, other_indices(k)].reshape(steps * k, k - 1)
+    rest = sigma[:, _others(k)].reshape(steps * k, k - 1)
     coeffs: list = [1.0]  # ascending powers of sigma of prod_{i != j} (sigma - sigma_i)
     denominator: Any = 1.0
     for n in range(k - 1):
@@ -291,9 +290,8 @@ def lagrange_weights_float_many(nodes: np.ndarray, u: np.ndarray, u_next: np.nda
 
 
 @lru_cache(maxsize=None)
-def other_indices(k: int) -> np.ndarray:
-    """Row ``j``: the indices ``0..k-1`` other than ``j``, in order (int64, shape ``(k, k - 1)``): the nodes
-    each basis polynomial of a batched Lagrange formula runs over."""
+def _others(k: int) -> np.ndarray:
+    """Row ``j``: the indices ``0..k-1`` other than ``j``, in order (made once per ``k``)."""
     return np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
 
 
