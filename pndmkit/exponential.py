@@ -470,15 +470,17 @@ class UniPC(GradientEstimator):
             rows.append([key_c, w_c, key_p, k, request(k, nodes, t, t_next, k == 2)])
             past, previous = ((t,) + past)[: self.formula_order], (t, k)
         solved = grid_weights_many("lambda", phi, grid, values)(exact)
-        entries = []
+        entries, previous = [], (0, None)  # the previous step's predictor: its number of nodes and weights
         for i, (key_c, w_c, key_p, k, w_p) in enumerate(rows):
-            w_c, w_p = (solved[w] if isinstance(w, int) else w for w in (w_c, w_p))
-            ab_c = steps[i - 1] if key_c is not None else None
-            fused = None
-            if steps[i] is not None and (key_c is None or ab_c is not None):
-                fused = _fused_plan(w_c, rows[i - 1][3] if key_c is not None else 0,
-                                    entries[i - 1][4] if key_c is not None else None, ab_c, w_p, steps[i])
-            entries.append((key_c, w_c, key_p, k, w_p, ab_c, steps[i], fused))
+            if type(w_c) is int:
+                w_c = solved[w_c]
+            if type(w_p) is int:
+                w_p = solved[w_p]
+            ab, ab_c = steps[i], (None if key_c is None else steps[i - 1])
+            fused = None if ab is None or (key_c is not None and ab_c is None) else \
+                _fused_plan(w_c, *previous, ab_c, w_p, ab)
+            entries.append((key_c, w_c, key_p, k, w_p, ab_c, ab, fused))
+            previous = (k, w_p)
         return tuple(entries)
 
     def step(self, x, t, t_next, phi, state, plan=None):
