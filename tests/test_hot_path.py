@@ -197,6 +197,18 @@ def test_a_grids_transfer_coefficients_computed_together_are_the_coefficients_on
                                                             for a, b in zip(starts, ends)]
 
 
+@pytest.mark.parametrize("sched", [DiscreteVP.linear(), LinearVP(), pndmkit.schedules.EDM()], ids=repr)
+def test_a_grids_gradient_coefficients_computed_together_are_the_coefficients_one_by_one(sched):
+    from pndmkit.transfers import planned_gradients_many
+
+    phi = pndmkit.transfers.DataTransfer(sched)
+    grid = [float(t) for t in make_grid(sched, 9)]
+    if isinstance(sched, DiscreteVP):
+        grid = grid[:-1] + [0.5, -1.0]  # a time between the table's entries, and abar = 1 at the end
+    assert planned_gradients_many(phi, grid) == tuple(phi.gradient_coefficients(t) for t in grid)
+    assert planned_gradients_many(pndmkit.transfers.DDIMTransfer(sched), grid) is None  # its gradient is eps
+
+
 def test_a_discrete_schedule_on_training_timesteps_reads_its_table():
     sched = DiscreteVP.linear()
     t = np.array([999.0, 500.0, 0.0, -1.0])
