@@ -170,17 +170,22 @@ class LinearMultistep(_Adams):
     def _ab_plan(self, times: Any, phi: Any) -> tuple:
         """Per step ``(past times, weights or None)`` of a fresh run (its history grows by one node a step)."""
         grid, finite, many = self._grid(phi, times)
-        keys, where, requests, past = [], [], [], ()
-        for t, t_next in zip(grid[:-1], grid[1:]):
-            key = past[: min(len(past) + 1, self.formula_order) - 1]
-            nodes = None if self._unplannable(past) else self._nodes(t, t_next, key, finite)
-            keys.append(None if self._unplannable(past) else key)
-            where.append(None if nodes is None else len(requests))
-            if nodes is not None:
-                requests.append(("ab", nodes, t, t_next))
-            past = ((t,) + past)[: self._memory()]
-        weights = many(requests)
-        return tuple(None if key is None else (key, None if i is None else weights[i]) for key, i in zip(keys, where))
+        memory, entries, planned, requests, past = self._memory(), [], [], [], ()
+        for i in range(len(grid) - 1):
+            t, t_next = grid[i], grid[i + 1]
+            if self._unplannable(past):
+                entries.append(None)
+            else:
+                key = past[: min(len(past) + 1, self.formula_order) - 1]
+                entries.append((key, None))  # order 1 where no weights are planned
+                nodes = self._nodes(t, t_next, key, finite)
+                if nodes is not None:
+                    planned.append(i)
+                    requests.append(("ab", nodes, t, t_next))
+            past = ((t,) + past)[:memory]
+        for i, w in zip(planned, many(requests)):
+            entries[i] = (entries[i][0], w)
+        return tuple(entries)
 
     def _ab_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any) -> Optional[tuple]:
         """Weights on the gradients at ``t`` and ``past`` (``None``: an infinite coordinate, order 1)."""
@@ -309,18 +314,22 @@ class AdamsPC(_Adams):
         # per step (past times, (predictor weights, corrector weights, the transfer's coefficients) or None),
         # every weight set of the grid computed together and the coefficients from one schedule evaluation
         grid, finite, many = self._grid(phi, times)
-        entries, planned, past = [], [], ()
-        for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
-            key = past[: self._k(len(past)) - 1]
-            nodes = None if self._unplannable(past) else self._nodes(t, t_next, key, finite)
-            entries.append(None if self._unplannable(past) else (key, None))  # None: order 1 where not planned
-            if nodes is not None:
-                planned.append((i, nodes, t, t_next))
-            past = ((t,) + past)[: self._memory()]
-        weights = many([request for _, nodes, t, t_next in planned
-                        for request in (("ab", nodes, t, t_next), ("am", [t_next] + nodes, t, t_next))])
+        memory, entries, planned, requests, past = self._memory(), [], [], [], ()
+        for i in range(len(grid) - 1):
+            t, t_next = grid[i], grid[i + 1]
+            if self._unplannable(past):
+                entries.append(None)
+            else:
+                key = past[: self._k(len(past)) - 1]
+                entries.append((key, None))  # order 1 where no weights are planned
+                nodes = self._nodes(t, t_next, key, finite)
+                if nodes is not None:
+                    planned.append(i)
+                    requests += (("ab", nodes, t, t_next), ("am", [t_next, *nodes], t, t_next))
+            past = ((t,) + past)[:memory]
+        weights = many(requests)
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # every step's: the run's plan has them
-        for n, (i, _, _, _) in enumerate(planned):
+        for n, i in enumerate(planned):
             entries[i] = (entries[i][0], (weights[2 * n], weights[2 * n + 1], steps[i]))
         return tuple(entries)
 

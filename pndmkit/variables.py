@@ -221,6 +221,16 @@ def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float],
                 groups.setdefault(len(nodes), []).append(i)
         for k, rows in groups.items():
             picked = [requests[i] for i in rows]
+            if len(rows) <= _FEW and (native or sign):  # the scalar formula is cheaper than arrays here
+                for i, (nodes, t, t_next) in zip(rows, picked):
+                    nodes_v = [coordinates[n] for n in nodes]
+                    if native:
+                        from pndmkit.theory.multistep import lagrange_weights_float
+
+                        out[i] = tuple(lagrange_weights_float(nodes_v, coordinates[t], coordinates[t_next]).tolist())
+                    else:
+                        out[i] = lambda_weights(nodes_v, coordinates[t], coordinates[t_next], sign)
+                continue
             v = np.array([coordinates[n] for nodes, _, _ in picked for n in nodes]).reshape(len(rows), k)
             v0 = np.array([coordinates[t] for _, t, _ in picked])
             v1 = np.array([coordinates[t_next] for _, _, t_next in picked])
@@ -237,6 +247,10 @@ def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float],
         return out
 
     return many
+
+
+#: groups of at most this many weight sets are computed one by one (the same floats, without the array set-up)
+_FEW = 2
 
 
 def infinite_times(variable: Variable, phi: Any, times: Sequence[float],
