@@ -89,10 +89,24 @@ class _Adams(GradientEstimator):
         return (grid, infinite_times(self.variable, phi, grid, values).isdisjoint,
                 lambda requests: weights([(nodes, t, t_next) for _, nodes, t, t_next in requests]))
 
-    def _unplannable(self, past: tuple) -> bool:
-        """Whether a fresh run's step with the history ``past`` cannot be taken (without a ramp the history must
-        be full, or the step raises): its plan entry is ``None``."""
-        return not self.ramp and len(past) < self._memory()
+    def _fresh_steps(self, grid: list[float], finite: Any, nodes_for: Any) -> tuple[list, list]:
+        """The steps of a fresh run on ``grid`` (its history grows by one node a step; ``nodes_for(n)``: the
+        formula's nodes with a history of ``n``): the plan's ``entries``, ``(past times, None)`` each (weights to
+        fill in; ``None`` stays: order 1) or ``None`` for a step that cannot be taken (without a ramp the history
+        must be full, or the step raises), and ``(i, nodes, t, t_next)`` of every step whose weights are planned."""
+        memory, entries, planned, past = self._memory(), [], [], ()
+        for i in range(len(grid) - 1):
+            t, t_next = grid[i], grid[i + 1]
+            if not self.ramp and len(past) < memory:
+                entries.append(None)
+            else:
+                key = past[: nodes_for(len(past)) - 1]
+                entries.append((key, None))
+                nodes = self._nodes(t, t_next, key, finite)
+                if nodes is not None:
+                    planned.append((i, nodes, t, t_next))
+            past = ((t,) + past)[:memory]
+        return entries, planned
 
 
 class LinearMultistep(_Adams):
@@ -170,20 +184,8 @@ class LinearMultistep(_Adams):
     def _ab_plan(self, times: Any, phi: Any) -> tuple:
         """Per step ``(past times, weights or None)`` of a fresh run (its history grows by one node a step)."""
         grid, finite, many = self._grid(phi, times)
-        memory, entries, planned, requests, past = self._memory(), [], [], [], ()
-        for i in range(len(grid) - 1):
-            t, t_next = grid[i], grid[i + 1]
-            if self._unplannable(past):
-                entries.append(None)
-            else:
-                key = past[: min(len(past) + 1, self.formula_order) - 1]
-                entries.append((key, None))  # order 1 where no weights are planned
-                nodes = self._nodes(t, t_next, key, finite)
-                if nodes is not None:
-                    planned.append(i)
-                    requests.append(("ab", nodes, t, t_next))
-            past = ((t,) + past)[:memory]
-        for i, w in zip(planned, many(requests)):
+        entries, planned = self._fresh_steps(grid, finite, lambda n: min(n + 1, self.formula_order))
+        for (i, _, _, _), w in zip(planned, many([("ab", nodes, t, t_next) for _, nodes, t, t_next in planned])):
             entries[i] = (entries[i][0], w)
         return tuple(entries)
 
@@ -314,22 +316,11 @@ class AdamsPC(_Adams):
         # per step (past times, (predictor weights, corrector weights, the transfer's coefficients) or None),
         # every weight set of the grid computed together and the coefficients from one schedule evaluation
         grid, finite, many = self._grid(phi, times)
-        memory, entries, planned, requests, past = self._memory(), [], [], [], ()
-        for i in range(len(grid) - 1):
-            t, t_next = grid[i], grid[i + 1]
-            if self._unplannable(past):
-                entries.append(None)
-            else:
-                key = past[: self._k(len(past)) - 1]
-                entries.append((key, None))  # order 1 where no weights are planned
-                nodes = self._nodes(t, t_next, key, finite)
-                if nodes is not None:
-                    planned.append(i)
-                    requests += (("ab", nodes, t, t_next), ("am", [t_next, *nodes], t, t_next))
-            past = ((t,) + past)[:memory]
-        weights = many(requests)
+        entries, planned = self._fresh_steps(grid, finite, self._k)
+        weights = many([request for _, nodes, t, t_next in planned
+                        for request in (("ab", nodes, t, t_next), ("am", [t_next, *nodes], t, t_next))])
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # every step's: the run's plan has them
-        for n, i in enumerate(planned):
+        for n, (i, _, _, _) in enumerate(planned):
             entries[i] = (entries[i][0], (weights[2 * n], weights[2 * n + 1], steps[i]))
         return tuple(entries)
 
