@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence, Tuple, Union
 
 import numpy as np
 
+from pndmkit.schedules import VPSchedule
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["Variable", "VARIABLES", "check_variable", "coordinate", "time_at", "is_finite_step",
@@ -261,8 +262,19 @@ def infinite_times(variable: Variable, phi: Any, times: Sequence[float],
     (:func:`grid_coordinates`). What an estimator's plan uses."""
     grid = [float(t) for t in times]
     values = grid_coordinates(variable, phi, grid) if values is None else values
-    native = values if is_native(variable, phi) else grid_coordinates("native", phi, grid)
+    if is_native(variable, phi) or (variable == "lambda" and type(phi) in (DDIMTransfer, DataTransfer)
+                                    and _vp_forms(phi.schedule)):
+        # on a VP schedule e = expm1(-log abar) gives lambda = -log(e)/2 and s = sqrt(e): both are finite exactly
+        # where e is positive and finite, and so is 1/s (s >= sqrt of the smallest subnormal): one test suffices
+        return frozenset(t for t, v in zip(grid, values) if not math.isfinite(v))
+    native = grid_coordinates("native", phi, grid)
     return frozenset(t for t, v, u in zip(grid, values, native) if not (math.isfinite(v) and math.isfinite(u)))
+
+
+def _vp_forms(schedule: Any) -> bool:
+    """Whether ``schedule`` computes ``s`` and ``lambda`` by the VP forms from ``log abar``."""
+    kind = type(schedule)
+    return isinstance(schedule, VPSchedule) and kind.s is VPSchedule.s and kind.lam is VPSchedule.lam
 
 
 def is_finite_step(variable: Variable, phi: Any, times: Sequence[float]) -> bool:

@@ -209,6 +209,20 @@ def test_a_grids_gradient_coefficients_computed_together_are_the_coefficients_on
     assert planned_gradients_many(pndmkit.transfers.DDIMTransfer(sched), grid) is None  # its gradient is eps
 
 
+@pytest.mark.parametrize("transfer", ["DDIMTransfer", "DataTransfer"])
+@pytest.mark.parametrize("sched", [DiscreteVP.linear(), LinearVP(), pndmkit.schedules.EDM()], ids=repr)
+def test_a_grids_infinite_times_are_those_of_both_coordinates(transfer, sched):
+    import math
+
+    from pndmkit.variables import infinite_times
+
+    phi = getattr(pndmkit.transfers, transfer)(sched)
+    grid = [float(t) for t in make_grid(sched, 9)]  # DiscreteVP and EDM end at s = 0: lambda is infinite
+    both = {t for t in grid if not (math.isfinite(float(sched.lam(t))) and math.isfinite(phi.coordinate(t)))}
+    assert infinite_times("lambda", phi, grid) == both
+    assert (grid[-1] in both) == (not isinstance(sched, LinearVP))  # LinearVP ends at t = 1e-3
+
+
 def test_a_discrete_schedule_on_training_timesteps_reads_its_table():
     sched = DiscreteVP.linear()
     t = np.array([999.0, 500.0, 0.0, -1.0])
