@@ -446,29 +446,37 @@ class UniPC(GradientEstimator):
         finite = infinite.isdisjoint
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # the transfer's (a, b) of every step
         caps = _caps(self.init(None, grid[0], phi, times)[0], len(grid) - 1)
-        rows, exact = [], []  # per step [key_c, corrector request, key_p, k, predictor request]; exact requests
-
-        def request(k: int, nodes: list[float], t: float, t_next: float, fixed_half: bool) -> Any:
-            """The weights where they are one formula (k = 1, rho = 1/2), else the index of an exact request."""
-            if k == 1 or fixed_half:
-                return self._weights(k, nodes, t, t_next, phi, sign, fixed_half, [lams[n] for n in nodes],
-                                     lams[t_next])
-            exact.append((nodes, t, t_next))
-            return len(exact) - 1
-
+        # per step [key_c, corrector weights, key_p, k, predictor weights], the weights where they are one formula
+        # (k = 1, or rho = 1/2 on two nodes), else the index of an exact request
+        rows, exact, order = [], [], self.formula_order
         past, previous = (), None
-        for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
+        for i in range(len(grid) - 1):
+            t, t_next = grid[i], grid[i + 1]
             key_c = w_c = None
             if previous is not None and self.corrector:
                 t_prev, p = previous
-                key_c = (t_prev, p, past[1:p])
-                nodes = [t_prev, t, *past[1:p]]  # as _corrector
-                w_c = request(p + 1, nodes, t_prev, t, p == 1) if finite(nodes) else None
-            key_p = past[: min(self.formula_order, len(past) + 1, caps[i]) - 1]
-            nodes = [t, *key_p] if finite([t, *key_p, t_next]) else [t]  # as _predictor
+                older = past[1:p]
+                key_c = (t_prev, p, older)
+                nodes = [t_prev, t, *older]  # as _corrector
+                if not finite(nodes):
+                    pass
+                elif p == 1:
+                    w_c = self._weights(2, nodes, t_prev, t, phi, sign, True, [lams[t_prev], lams[t]], lams[t])
+                else:
+                    w_c = len(exact)
+                    exact.append((nodes, t_prev, t))
+            key_p = past[: min(order, len(past) + 1, caps[i]) - 1]
+            nodes = [t, *key_p]  # as _predictor
+            if t_next in infinite or not finite(nodes):
+                nodes = [t]
             k = len(nodes)
-            rows.append([key_c, w_c, key_p, k, request(k, nodes, t, t_next, k == 2)])
-            past, previous = ((t,) + past)[: self.formula_order], (t, k)
+            if k <= 2:
+                w_p = self._weights(k, nodes, t, t_next, phi, sign, True, [lams[n] for n in nodes], lams[t_next])
+            else:
+                w_p = len(exact)
+                exact.append((nodes, t, t_next))
+            rows.append((key_c, w_c, key_p, k, w_p))
+            past, previous = ((t,) + past)[:order], (t, k)
         solved = grid_weights_many("lambda", phi, grid, values)(exact)
         entries, previous = [], (0, None)  # the previous step's predictor: its number of nodes and weights
         for i, (key_c, w_c, key_p, k, w_p) in enumerate(rows):
