@@ -190,6 +190,19 @@ def _unplanned(phi: Any) -> tuple[Any, Any]:
     return finite, lam
 
 
+def _corrector_nodes(t_prev: float, t: float, older: tuple, finite: Any) -> Optional[list[float]]:
+    """UniC's nodes ``t_{n-1}`` (the base), ``t_n`` (the new evaluation) and the ``older`` ones; ``None`` where
+    a coordinate is infinite there (no correction). ``finite``: ``is_finite_step`` on nodes."""
+    nodes = [t_prev, t, *older]
+    return nodes if finite(nodes) else None
+
+
+def _predictor_nodes(t: float, t_next: float, past: tuple, finite: Any) -> list[float]:
+    """UniP's nodes ``t`` and ``past``, or ``t`` alone (order 1) where a coordinate of the step is infinite."""
+    nodes = [t, *past]
+    return nodes if finite(nodes + [t_next]) else [t]
+
+
 def _fused_plan(w_c: Optional[tuple], p: int, w_prev: Optional[tuple], ab_c: Optional[tuple], w_p: tuple,
                 ab: tuple) -> tuple[Optional[tuple], tuple]:
     r"""A UniPC step as one combination of the step's input ``x_n`` (the sample the previous step predicted), the
@@ -421,17 +434,15 @@ class UniPC(GradientEstimator):
     def _corrector(self, t_prev: float, t: float, p: int, older: tuple, phi: Any, sign: float, finite: Any,
                    lam: Any) -> Optional[tuple[float, ...]]:
         """UniC's weights on ``m_{n-1}, m_n`` and the ``older`` nodes (``None``: an infinite coordinate)."""
-        nodes = [t_prev, t, *older]  # base m_{n-1}, the new m_n, older ones
-        if not finite(nodes):
+        nodes = _corrector_nodes(t_prev, t, older, finite)
+        if nodes is None:
             return None
         return self._weights(p + 1, nodes, t_prev, t, phi, sign, p == 1, [lam(n) for n in nodes], lam(t))
 
     def _predictor(self, t: float, t_next: float, past: tuple, phi: Any, sign: float, finite: Any,
                    lam: Any) -> tuple[int, tuple[float, ...]]:
         """UniP's order and weights on ``m_n`` and the ``past`` nodes (order 1 at an infinite coordinate)."""
-        nodes = [t, *past]
-        if not finite(nodes + [t_next]):
-            nodes = [t]
+        nodes = _predictor_nodes(t, t_next, past, finite)
         k = len(nodes)
         return k, self._weights(k, nodes, t, t_next, phi, sign, k == 2, [lam(n) for n in nodes], lam(t_next))
 
@@ -457,8 +468,8 @@ class UniPC(GradientEstimator):
                 t_prev, p = previous
                 older = past[1:p]
                 key_c = (t_prev, p, older)
-                nodes = [t_prev, t, *older]  # as _corrector
-                if not finite(nodes):
+                nodes = _corrector_nodes(t_prev, t, older, finite)
+                if nodes is None:
                     pass
                 elif p == 1:
                     w_c = self._weights(2, nodes, t_prev, t, phi, sign, True, [lams[t_prev], lams[t]], lams[t])
@@ -466,9 +477,7 @@ class UniPC(GradientEstimator):
                     w_c = len(exact)
                     exact.append((nodes, t_prev, t))
             key_p = past[: min(order, len(past) + 1, caps[i]) - 1]
-            nodes = [t, *key_p]  # as _predictor
-            if t_next in infinite or not finite(nodes):
-                nodes = [t]
+            nodes = _predictor_nodes(t, t_next, key_p, finite)
             k = len(nodes)
             if k <= 2:
                 w_p = self._weights(k, nodes, t, t_next, phi, sign, True, [lams[n] for n in nodes], lams[t_next])
