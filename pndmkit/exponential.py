@@ -220,13 +220,15 @@ def _fused_plan(w_c: Optional[tuple], p: int, w_prev: Optional[tuple], ab_c: Opt
     if w_c is None:
         return None, (a, *[b * w for w in w_p])
     b_c = ab_c[1]
-    d = [b_c * w_c[1], b_c * (w_c[0] - w_prev[0]), *[b_c * (w_c[j] - w_prev[j - 1]) for j in range(2, p + 1)]]
-    x_c = (1.0, *d)
+    x_c = [1.0, b_c * w_c[1], b_c * (w_c[0] - w_prev[0])]
+    for j in range(2, p + 1):
+        x_c.append(b_c * (w_c[j] - w_prev[j - 1]))
     # the predictor's k nodes are at most p + 1 except after steps lowered to order 1 (infinite coordinates)
-    n = max(p + 1, len(w_p))
-    d += [0.0] * (n - p - 1)
-    w = [*w_p, *[0.0] * (n - len(w_p))]
-    return x_c, (a, *[a * dj + b * wj for dj, wj in zip(d, w)])
+    k = len(w_p)
+    x_next = [a]
+    for j in range(1, max(p + 1, k) + 1):
+        x_next.append(a * (x_c[j] if j <= p + 1 else 0.0) + b * (w_p[j - 1] if j <= k else 0.0))
+    return tuple(x_c), tuple(x_next)
 
 
 # -- DPM-Solver / DPM-Solver++ / DEIS multistep -----------------------------------------------------------
