@@ -504,7 +504,8 @@ class UniPC(GradientEstimator):
 
     def step(self, x, t, t_next, phi, state, plan=None):
         progress, history, previous = state
-        sign = _log_sign(phi)
+        if plan is None:
+            _log_sign(phi)  # a transfer that is not exponential fails before any evaluation (as the plan checks)
         m = yield x, t
         corrected = previous is not None and self.corrector
         past = tuple([tk for tk, _ in history[: progress.cap(min(self.formula_order, len(history) + 1)) - 1]])
@@ -523,6 +524,7 @@ class UniPC(GradientEstimator):
             w_c, ab, w_p = plan[1], plan[5], plan[4]
         else:
             w_c = ab = None
+            sign = _log_sign(phi)
             if corrected:
                 p = previous[2]
                 w_c = self._corrector(previous[0], t, p, tuple([tk for tk, _ in history[1:p]]), phi, sign,
