@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Optional
 
-from pndmkit._backend import LinComb
+from pndmkit._backend import LinComb, lincomb
 from pndmkit._checks import check_bool, check_int
 from pndmkit.estimators import GradientEstimator, Step, Warmup, capped_order, ramped_order
 from pndmkit.transfers import apply_planned, planned_coefficients, planned_coefficients_many
@@ -43,6 +43,16 @@ def _check_weights(weights: Any) -> str:
         raise ValueError(f"weights must be 'fixed' (uniform-step Adams weights) or 'exact' (exact on the actual "
                          f"nodes in `variable`), got {weights!r}")
     return "exact" if weights == "variable" else weights
+
+
+def _predicted(coefficients: Optional[tuple[float, float]], weights: tuple[float, ...]) -> Optional[tuple]:
+    """The predicted point ``phi(x, sum_k w_k e_k, t, t_next) = a x + sum_k (b w_k) e_k`` as weights on
+    ``(x, e_0, e_1, ...)``, the terms the transfer's combination expands to (the same floats); ``None`` for a
+    transfer without planned ``(a, b)`` (:func:`pndmkit.transfers.planned_coefficients`)."""
+    if coefficients is None:
+        return None
+    a, b = coefficients
+    return (a, *[b * w for w in weights])
 
 
 class _Adams(GradientEstimator):
@@ -321,17 +331,19 @@ class AdamsPC(_Adams):
                         for request in (("ab", nodes, t, t_next), ("am", [t_next, *nodes], t, t_next))])
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # every step's: the run's plan has them
         for n, (i, _, _, _) in enumerate(planned):
-            entries[i] = (entries[i][0], (weights[2 * n], weights[2 * n + 1], steps[i]))
+            entries[i] = (entries[i][0], (weights[2 * n], weights[2 * n + 1], steps[i],
+                                          _predicted(steps[i], weights[2 * n])))
         return tuple(entries)
 
     def _pc_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any) -> Optional[tuple]:
-        """``(predictor weights, corrector weights, the transfer's coefficients of the step)``; ``None`` at an
-        infinite coordinate (order 1)."""
+        """``(predictor weights, corrector weights, the transfer's coefficients of the step, the predicted point's
+        weights on x and the gradients)`` (:func:`_predicted`); ``None`` at an infinite coordinate (order 1)."""
         nodes = self._nodes(t, t_next, past, finite)
         if nodes is None:
             return None
-        return (self._weights("ab", nodes, t, t_next, phi), self._weights("am", [t_next] + nodes, t, t_next, phi),
-                planned_coefficients(phi, t, t_next))
+        ab, coefficients = self._weights("ab", nodes, t, t_next, phi), planned_coefficients(phi, t, t_next)
+        return (ab, self._weights("am", [t_next] + nodes, t, t_next, phi), coefficients,
+                _predicted(coefficients, ab))
 
     def step(self, x, t, t_next, phi, state, plan=None):
         history, pending = state
@@ -353,7 +365,8 @@ class AdamsPC(_Adams):
             w = self._pc_weights(t, t_next, key, phi, lambda nodes: is_finite_step(self.variable, phi, nodes))
         if w is None:
             return Step((new_history, None), e=e)
-        x_p = apply_planned(phi, w[2], x, LinComb(w[0], es), t, t_next)
+        x_p = lincomb(w[3], [x] + es) if w[3] is not None else apply_planned(phi, None, x, LinComb(w[0], es), t,
+                                                                               t_next)
         e_new = yield x_p, t_next
         pending = (t_next, e_new) if self.mode == "PEC" else None
         return Step((new_history, pending), e=LinComb(w[1], [e_new] + es))
