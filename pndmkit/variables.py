@@ -401,26 +401,29 @@ def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray
     # one matrix-vector product per step, as the scalar version (one matrix-matrix product would sum in another
     # order)
     moments = np.matmul(_GL_POWERS[: k - 1], (_GL_W * r_q)[:, :, None])[:, :, 0] * _M_FACTORS[: k - 1]
-    # entry (step, j) of each array below is the scalar version's value for basis polynomial j of that step;
-    # column n of ``rest`` holds the n-th node other than j, in the scalar loop's order
-    rest = sig_nodes[:, _others(k)]
+    # entry (j, step) of each array below is the scalar version's value for basis polynomial j of that step (one
+    # contiguous block per factor n: ``rest[n]`` holds the n-th node other than j, in the scalar loop's order)
+    rest = sig_nodes.T[_others(k).T]
+    # the factors of every step at once: -s_i, s_j - s_i and 1 - s_i (the scalar version's values, one array each)
+    negative, differences, at_ones = -rest, sig_nodes.T - rest, 1.0 - rest
     # the first factor: coefficients (-s_i, 1), denominator s_j - s_i, at_one 1 - s_i (the products with the
     # scalar version's initial 1.0 are exact)
-    si = rest[:, :, 0]
-    coeffs: list = [-si, 1.0]
-    denominator, at_one = sig_nodes - si, 1.0 - si
+    coeffs: list = [negative[0], 1.0]
+    denominator, at_one = differences[0], at_ones[0]
     for n in range(1, k - 1):
-        si = rest[:, :, n]
+        si = rest[n]
         coeffs.append(1.0)  # the leading coefficient stays 1.0 (1.0 - s_i * 0.0 for finite s_i)
-        for m in range(len(coeffs) - 2, 0, -1):
+        coeffs[n] = coeffs[n - 1] - si  # the scalar version's c - s_i * 1.0
+        for m in range(n - 1, 0, -1):
             coeffs[m] = coeffs[m - 1] - si * coeffs[m]
-        coeffs[0] = coeffs[0] * -si
-        denominator = denominator * (sig_nodes - si)
-        at_one = at_one * (1.0 - si)
+        coeffs[0] = coeffs[0] * negative[n]
+        denominator = denominator * differences[n]
+        at_one = at_one * at_ones[n]
+    moments = moments.T  # row m - 1: the moment of every step
     total: Any = 0
     for m in range(1, k):
-        total = total + coeffs[m] * moments[:, m - 1: m]
-    return (at_one - total) / denominator
+        total = total + coeffs[m] * moments[m - 1]
+    return np.ascontiguousarray(((at_one - total) / denominator).T)
 
 
 #: m = 1, 2, ...: the factors of the moments ``m int sigma^(m-1) r``
