@@ -508,10 +508,11 @@ class UniPC(GradientEstimator):
             _log_sign(phi)  # a transfer that is not exponential fails before any evaluation (as the plan checks)
         m = yield x, t
         corrected = previous is not None and self.corrector
-        past = tuple([tk for tk, _ in history[: progress.cap(min(self.formula_order, len(history) + 1)) - 1]])
+        times = tuple([tk for tk, _ in history])
+        past = times[: progress.cap(min(self.formula_order, len(history) + 1)) - 1]
         new_history = (((t, m),) + history)[: self.formula_order]
         if plan is not None and plan[2] == past and plan[0] == (
-                (previous[0], previous[2], tuple([tk for tk, _ in history[1:previous[2]]])) if corrected else None):
+                (previous[0], previous[2], times[1:previous[2]]) if corrected else None):
             k, fused = plan[3], plan[7]
             if fused is not None:  # the corrector and the predictor in one combination (_fused_plan)
                 x_c, weights = fused
@@ -527,8 +528,7 @@ class UniPC(GradientEstimator):
             sign = _log_sign(phi)
             if corrected:
                 p = previous[2]
-                w_c = self._corrector(previous[0], t, p, tuple([tk for tk, _ in history[1:p]]), phi, sign,
-                                      *_unplanned(phi))
+                w_c = self._corrector(previous[0], t, p, times[1:p], phi, sign, *_unplanned(phi))
             k, w_p = self._predictor(t, t_next, past, phi, sign, *_unplanned(phi))
         x_c = x
         if corrected and w_c is not None:
