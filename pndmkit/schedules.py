@@ -509,7 +509,9 @@ class DiscreteVP(VPSchedule):
         self._knots = np.arange(-1.0, b.size)
         self._spline = CubicSpline(self._knots, self._table_log)
         self._dspline = self._spline.derivative()
-        self._pieces = (self._knots.tolist(), self._spline.c.T.tolist())  # knots and coefficients as Python floats
+        # the knots as Python floats, and each piece's coefficients as Python floats once a root search reads that
+        # piece (a list of all 1000 would cost more to make and to free than the schedule's arrays together)
+        self._pieces = (self._knots.tolist(), self._spline.c.T, {})
         T = b.size
         self.num_train_timesteps = T
         self.t_min, self.t_max, self.t_start, self.t_end = -1.0, float(T - 1), float(T - 1), -1.0
@@ -586,9 +588,11 @@ class DiscreteVP(VPSchedule):
     def _log_abar_minus(self, x: float, la: float) -> float:
         """``spline(x) - la`` for one float, in plain Python: the same sum, term by term, as the spline's own
         evaluation (so the same floats), without the overhead of an array call at every root-finding step."""
-        knots, coeffs = self._pieces
+        knots, coeffs, read = self._pieces
         i = min(max(bisect.bisect_right(knots, x) - 1, 0), len(coeffs) - 1)
-        c = coeffs[i]
+        c = read.get(i)
+        if c is None:
+            c = read[i] = coeffs[i].tolist()
         s = x - knots[i]
         return _power_sum(c, s) - la
 
