@@ -99,20 +99,22 @@ class _Adams(GradientEstimator):
         return (grid, infinite_times(self.variable, phi, grid, values).isdisjoint,
                 lambda requests: weights([(nodes, t, t_next) for _, nodes, t, t_next in requests]))
 
-    def _fresh_steps(self, grid: list[float], finite: Any, nodes_for: Any) -> tuple[list, list]:
-        """The steps of a fresh run on ``grid`` (its history grows by one node a step; ``nodes_for(n)``: the
-        formula's nodes with a history of ``n``): the plan's ``entries``, ``(past times, None)`` each (weights to
+    def _fresh_steps(self, grid: list[float], finite: Any) -> tuple[list, list]:
+        """The steps of a fresh run on ``grid``: the plan's ``entries``, ``(past times, None)`` each (weights to
         fill in; ``None`` stays: order 1) or ``None`` for a step that cannot be taken (without a ramp the history
-        must be full, or the step raises), and ``(i, nodes, t, t_next)`` of every step whose weights are planned."""
+        must be full, or the step raises), and ``(i, nodes, t, t_next)`` of every step whose weights are planned.
+
+        The history grows by one node a step up to ``_memory()``, and a step's formula uses all of it (its nodes
+        are the step's start and the whole history, with or without a ramp), so the key is the history itself.
+        """
         memory, entries, planned, past = self._memory(), [], [], ()
         for i in range(len(grid) - 1):
             t, t_next = grid[i], grid[i + 1]
             if not self.ramp and len(past) < memory:
                 entries.append(None)
             else:
-                key = past[: nodes_for(len(past)) - 1]
-                entries.append((key, None))
-                nodes = self._nodes(t, t_next, key, finite)
+                entries.append((past, None))
+                nodes = self._nodes(t, t_next, past, finite)
                 if nodes is not None:
                     planned.append((i, nodes, t, t_next))
             past = ((t,) + past)[:memory]
@@ -194,7 +196,7 @@ class LinearMultistep(_Adams):
     def _ab_plan(self, times: Any, phi: Any) -> tuple:
         """Per step ``(past times, weights or None)`` of a fresh run (its history grows by one node a step)."""
         grid, finite, many = self._grid(phi, times)
-        entries, planned = self._fresh_steps(grid, finite, lambda n: min(n + 1, self.formula_order))
+        entries, planned = self._fresh_steps(grid, finite)
         for (i, _, _, _), w in zip(planned, many([("ab", nodes, t, t_next) for _, nodes, t, t_next in planned])):
             entries[i] = (entries[i][0], w)
         return tuple(entries)
@@ -326,7 +328,7 @@ class AdamsPC(_Adams):
         # per step (past times, (predictor weights, corrector weights, the transfer's coefficients) or None),
         # every weight set of the grid computed together and the coefficients from one schedule evaluation
         grid, finite, many = self._grid(phi, times)
-        entries, planned = self._fresh_steps(grid, finite, self._k)
+        entries, planned = self._fresh_steps(grid, finite)
         weights = many([request for _, nodes, t, t_next in planned
                         for request in (("ab", nodes, t, t_next), ("am", [t_next, *nodes], t, t_next))])
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # every step's: the run's plan has them

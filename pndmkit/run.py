@@ -183,7 +183,12 @@ class Run:
             raise RuntimeError(f"the x that ask() handed out for t={t_eval} was modified in place; the run is "
                                f"immutable: a model must return a new tensor and leave its input unchanged")
         out = check_output(output, x_eval, t_eval, self.nfe + 1, self.check_finite)
-        g = _gradient(self, out, x_eval, t_eval)
+        plan = self.plan
+        g = None
+        if plan is not None and plan.gradients is not None and self.prediction == "eps":
+            g = _planned_gradient(plan, self.index, out, x_eval, t_eval)
+        if g is None:
+            g = self.integrator.transfer.gradient_of(out, x_eval, t_eval, self.prediction)
         cursor = self._cursor
         if cursor is None or cursor.position != len(self.told):
             cursor = _Cursor(self._replay(), len(self.told))
@@ -272,17 +277,12 @@ def _checked_request(request: Any, run: Run) -> tuple[Any, float]:
     return read_only(x), float(t)
 
 
-def _gradient(run: Run, out: Any, x: Any, t: float) -> Any:
-    """The transfer's gradient of the model's output ``out`` at ``(x, t)``: from the plan's coefficients where
-    ``t`` is the start or the end of the current step (the same floats), else ``gradient_of``."""
-    plan = run.plan
-    if plan is not None and plan.gradients is not None and run.prediction == "eps":
-        i = run.index
-        coefficients = plan.gradients[i] if plan.grid[i] == t else plan.gradients[i + 1] if plan.grid[i + 1] == t \
-            else None
-        if coefficients is not None:
-            return lincomb(coefficients, (x, out))
-    return run.integrator.transfer.gradient_of(out, x, t, run.prediction)
+def _planned_gradient(plan: "Plan", index: int, out: Any, x: Any, t: float) -> Any:
+    """The transfer's gradient of an ``eps`` output ``out`` at ``(x, t)`` from the plan's coefficients where ``t``
+    is the start or the end of step ``index`` (the same floats as ``gradient_of``); ``None`` elsewhere."""
+    coefficients = plan.gradients[index] if plan.grid[index] == t else \
+        plan.gradients[index + 1] if plan.grid[index + 1] == t else None
+    return None if coefficients is None else lincomb(coefficients, (x, out))
 
 
 def _replace(run: Run, **changes: Any) -> Run:
