@@ -194,7 +194,8 @@ class LinearMultistep(_Adams):
         return self._ab_plan(times, phi)
 
     def _ab_plan(self, times: Any, phi: Any) -> tuple:
-        """Per step ``(past times, weights or None)`` of a fresh run (its history grows by one node a step)."""
+        """Per step ``(past times, weights or None)`` of a fresh run (its history grows by one node a step), or
+        ``None`` for a step it cannot take (:meth:`_fresh_steps`)."""
         grid, finite, many = self._grid(phi, times)
         entries, planned = self._fresh_steps(grid, finite)
         for (i, _, _, _), w in zip(planned, many([("ab", nodes, t, t_next) for _, nodes, t, t_next in planned])):
@@ -325,8 +326,9 @@ class AdamsPC(_Adams):
         return min(history_length + 1, self.formula_order - 1) if self.ramp else self.formula_order - 1
 
     def plan(self, times, phi):
-        # per step (past times, (predictor weights, corrector weights, the transfer's coefficients) or None),
-        # every weight set of the grid computed together and the coefficients from one schedule evaluation
+        # per step (past times, (predictor weights, corrector weights, the transfer's coefficients, the predicted
+        # point's weights) or None: order 1), or None for a step that cannot be taken (_fresh_steps); every weight
+        # set of the grid computed together and the coefficients from one schedule evaluation
         grid, finite, many = self._grid(phi, times)
         entries, planned = self._fresh_steps(grid, finite)
         weights = many([request for _, nodes, t, t_next in planned
