@@ -311,16 +311,20 @@ def planned_gradients_many(phi: Transfer, times: Sequence[float]) -> tuple[tuple
     Only a :class:`DataTransfer` (the type itself) gets coefficients: its gradient of an ``eps`` output is
     ``lincomb(gradient_coefficients(t), (x, eps))``, which a run can form from the plan. The DDIM transfer's
     gradient is ``eps`` itself (nothing to combine); other transfers are asked at each evaluation. On a VP
-    schedule ``log abar`` is evaluated once, on the whole array; on other families a time where an ``eps``
-    gives no ``x0`` (``alpha = 0``) gets ``None``, and an evaluation there calls ``gradient_of`` (which says why).
+    schedule ``log abar`` is evaluated once, on the whole array. A time where the coefficients cannot be formed
+    (``alpha = 0``, or ``1/alpha`` overflowing) gets ``None``, and an evaluation there calls ``gradient_of``
+    (which says why).
     """
     if type(phi) is not DataTransfer:
         return None
     times = [float(t) for t in times]
     if not isinstance(phi.schedule, VPSchedule) or not times:
         return tuple(_or_none(phi.gradient_coefficients, t) for t in times)
-    return tuple(_x0_vp(la) for la in np.reshape(phi.schedule.log_abar(np.asarray(times, dtype=np.float64)),
-                                                 -1).tolist())
+    log_abar = np.reshape(phi.schedule.log_abar(np.asarray(times, dtype=np.float64)), -1).tolist()
+    try:
+        return tuple(_x0_vp(la) for la in log_abar)
+    except (ArithmeticError, ValueError):  # 1/alpha overflows at some time: None there (as elsewhere)
+        return tuple(_or_none(_x0_vp, la) for la in log_abar)
 
 
 def _or_none(f: Any, t: float) -> Any:
