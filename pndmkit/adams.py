@@ -14,12 +14,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Optional
 
-from pndmkit._backend import LinComb
+from pndmkit._backend import LinComb, lincomb
 from pndmkit._checks import check_bool, check_int
 from pndmkit.estimators import GradientEstimator, Step, Warmup, capped_order, ramped_order
 from pndmkit.transfers import apply_planned, planned_coefficients, planned_coefficients_many
-from pndmkit.variables import (Variable, check_variable, exact_weights, grid_weights_many, infinite_times,
-                               is_finite_step)
+from pndmkit.variables import (Variable, check_variable, exact_weights, grid_coordinates, grid_weights_many,
+                               infinite_times, is_finite_step)
 
 __all__ = ["LinearMultistep", "AdamsPC"]
 
@@ -45,6 +45,16 @@ def _check_weights(weights: Any) -> str:
     return "exact" if weights == "variable" else weights
 
 
+def _predicted(coefficients: Optional[tuple[float, float]], weights: tuple[float, ...]) -> Optional[tuple]:
+    """The predicted point ``phi(x, sum_k w_k e_k, t, t_next) = a x + sum_k (b w_k) e_k`` as weights on
+    ``(x, e_0, e_1, ...)``, the terms the transfer's combination expands to (the same floats); ``None`` for a
+    transfer without planned ``(a, b)`` (:func:`pndmkit.transfers.planned_coefficients`)."""
+    if coefficients is None:
+        return None
+    a, b = coefficients
+    return (a, *[b * w for w in weights])
+
+
 class _Adams(GradientEstimator):
     """Shared parts of the Adams estimators: the history state and the weight rule."""
 
@@ -68,18 +78,47 @@ class _Adams(GradientEstimator):
             return _fixed(kind, len(nodes))
         return exact_weights(self.variable, phi, nodes, t, t_next)
 
-    def _plan_weights(self, phi: Any, times: Any, requests: list) -> list:
-        """``_weights`` of every ``(kind, nodes, t, t_next)`` in ``requests`` (nodes and steps of the grid
-        ``times``), computed together from coordinates computed once: the same floats."""
-        if self.weights == "fixed":
-            return [_fixed(kind, len(nodes)) for kind, nodes, _, _ in requests]
-        return grid_weights_many(self.variable, phi, times)([(nodes, t, t_next) for _, nodes, t, t_next in requests])
+    def _nodes(self, t: float, t_next: float, past: tuple, finite: Any) -> Optional[list[float]]:
+        """The nodes ``[t, *past]`` of the step's formula, or ``None`` where a coordinate is infinite (then the
+        step is order 1, module :mod:`pndmkit.variables`; ``finite``: ``is_finite_step`` on nodes)."""
+        nodes = [t, *past]
+        if self.weights == "exact" and not finite(nodes + [t_next]):
+            return None
+        return nodes
 
-    def _finite(self, phi: Any, times: Any) -> Any:
-        """``is_finite_step`` on grid nodes, from one evaluation of the coordinates on the whole grid."""
+    def _grid(self, phi: Any, times: Any) -> tuple[list[float], Any, Any]:
+        """What a plan needs of the grid ``times``: its times as floats, ``is_finite_step`` on its nodes and
+        ``many(requests)``, the ``_weights`` of every ``(kind, nodes, t, t_next)`` of ``requests`` computed
+        together (the same floats), from the coordinates of the grid computed once."""
+        grid = [float(t) for t in times]
         if self.weights != "exact":
-            return lambda nodes: True
-        return infinite_times(self.variable, phi, times).isdisjoint
+            return grid, lambda nodes: True, lambda requests: [_fixed(kind, len(nodes)) for kind, nodes, _, _ in
+                                                               requests]
+        values = grid_coordinates(self.variable, phi, grid)
+        weights = grid_weights_many(self.variable, phi, grid, values)
+        return (grid, infinite_times(self.variable, phi, grid, values).isdisjoint,
+                lambda requests: weights([(nodes, t, t_next) for _, nodes, t, t_next in requests]))
+
+    def _fresh_steps(self, grid: list[float], finite: Any) -> tuple[list, list]:
+        """The steps of a fresh run on ``grid``: the plan's ``entries``, ``(past times, None)`` each (weights to
+        fill in; ``None`` stays: order 1) or ``None`` for a step that cannot be taken (without a ramp the history
+        must be full, or the step raises), and ``(i, nodes, t, t_next)`` of every step whose weights are planned.
+
+        The history grows by one node a step up to ``_memory()``, and a step's formula uses all of it (its nodes
+        are the step's start and the whole history, with or without a ramp), so the key is the history itself.
+        """
+        memory, entries, planned, past = self._memory(), [], [], ()
+        for i in range(len(grid) - 1):
+            t, t_next = grid[i], grid[i + 1]
+            if not self.ramp and len(past) < memory:
+                entries.append(None)
+            else:
+                entries.append((past, None))
+                nodes = self._nodes(t, t_next, past, finite)
+                if nodes is not None:
+                    planned.append((i, nodes, t, t_next))
+            past = ((t,) + past)[:memory]
+        return entries, planned
 
 
 class LinearMultistep(_Adams):
@@ -155,29 +194,18 @@ class LinearMultistep(_Adams):
         return self._ab_plan(times, phi)
 
     def _ab_plan(self, times: Any, phi: Any) -> tuple:
-        """Per step ``(past times, weights or None)`` of a fresh run (its history grows by one node a step)."""
-        grid, finite = [float(t) for t in times], self._finite(phi, times)
-        keys, where, requests, past = [], [], [], ()
-        for t, t_next in zip(grid[:-1], grid[1:]):
-            k = min(len(past) + 1, self.formula_order)
-            key = past[: k - 1]
-            nodes = [t, *key]
-            keys.append(key)
-            if self.weights == "exact" and not finite(nodes + [t_next]):
-                where.append(None)  # infinite coordinate: order 1 (module pndmkit.variables)
-            else:
-                where.append(len(requests))
-                requests.append(("ab", nodes, t, t_next))
-            past = ((t,) + past)[: self._memory()]
-        weights = self._plan_weights(phi, times, requests)
-        return tuple((key, None if i is None else weights[i]) for key, i in zip(keys, where))
+        """Per step ``(past times, weights or None)`` of a fresh run (its history grows by one node a step), or
+        ``None`` for a step it cannot take (:meth:`_fresh_steps`)."""
+        grid, finite, many = self._grid(phi, times)
+        entries, planned = self._fresh_steps(grid, finite)
+        for (i, _, _, _), w in zip(planned, many([("ab", nodes, t, t_next) for _, nodes, t, t_next in planned])):
+            entries[i] = (entries[i][0], w)
+        return tuple(entries)
 
     def _ab_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any) -> Optional[tuple]:
         """Weights on the gradients at ``t`` and ``past`` (``None``: an infinite coordinate, order 1)."""
-        nodes = [t, *past]
-        if self.weights == "exact" and not finite(nodes + [t_next]):
-            return None  # infinite coordinate: order 1 (module pndmkit.variables)
-        return self._weights("ab", nodes, t, t_next, phi)
+        nodes = self._nodes(t, t_next, past, finite)
+        return None if nodes is None else self._weights("ab", nodes, t, t_next, phi)
 
     def _ab_step(self, x, t, t_next, phi, history, plan=None):
         if not self.ramp and len(history) < self.formula_order - 1:
@@ -298,34 +326,28 @@ class AdamsPC(_Adams):
         return min(history_length + 1, self.formula_order - 1) if self.ramp else self.formula_order - 1
 
     def plan(self, times, phi):
-        # per step (past times, (predictor weights, corrector weights, the transfer's coefficients) or None),
-        # every weight set of the grid computed together and the coefficients from one schedule evaluation
-        grid, finite = [float(t) for t in times], self._finite(phi, times)
-        keys, planned, past = [], [], ()
-        for t, t_next in zip(grid[:-1], grid[1:]):
-            key = past[: self._k(len(past)) - 1]
-            keys.append(key)
-            nodes = [t, *key]
-            if self.weights != "exact" or finite(nodes + [t_next]):  # else order 1 (module pndmkit.variables)
-                planned.append((len(keys) - 1, nodes, t, t_next))
-            past = ((t,) + past)[: self._memory()]
-        weights = self._plan_weights(phi, times, [request for _, nodes, t, t_next in planned
-                                                  for request in (("ab", nodes, t, t_next),
-                                                                  ("am", [t_next] + nodes, t, t_next))])
+        # per step (past times, (predictor weights, corrector weights, the transfer's coefficients, the predicted
+        # point's weights) or None: order 1), or None for a step that cannot be taken (_fresh_steps); every weight
+        # set of the grid computed together and the coefficients from one schedule evaluation
+        grid, finite, many = self._grid(phi, times)
+        entries, planned = self._fresh_steps(grid, finite)
+        weights = many([request for _, nodes, t, t_next in planned
+                        for request in (("ab", nodes, t, t_next), ("am", [t_next, *nodes], t, t_next))])
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # every step's: the run's plan has them
-        entries = [(key, None) for key in keys]
         for n, (i, _, _, _) in enumerate(planned):
-            entries[i] = (keys[i], (weights[2 * n], weights[2 * n + 1], steps[i]))
+            entries[i] = (entries[i][0], (weights[2 * n], weights[2 * n + 1], steps[i],
+                                          _predicted(steps[i], weights[2 * n])))
         return tuple(entries)
 
     def _pc_weights(self, t: float, t_next: float, past: tuple, phi: Any, finite: Any) -> Optional[tuple]:
-        """``(predictor weights, corrector weights, the transfer's coefficients of the step)``; ``None`` at an
-        infinite coordinate (order 1)."""
-        nodes = [t, *past]
-        if self.weights == "exact" and not finite(nodes + [t_next]):
-            return None  # infinite coordinate: order 1 (module pndmkit.variables)
-        return (self._weights("ab", nodes, t, t_next, phi), self._weights("am", [t_next] + nodes, t, t_next, phi),
-                planned_coefficients(phi, t, t_next))
+        """``(predictor weights, corrector weights, the transfer's coefficients of the step, the predicted point's
+        weights on x and the gradients)`` (:func:`_predicted`); ``None`` at an infinite coordinate (order 1)."""
+        nodes = self._nodes(t, t_next, past, finite)
+        if nodes is None:
+            return None
+        ab, coefficients = self._weights("ab", nodes, t, t_next, phi), planned_coefficients(phi, t, t_next)
+        return (ab, self._weights("am", [t_next] + nodes, t, t_next, phi), coefficients,
+                _predicted(coefficients, ab))
 
     def step(self, x, t, t_next, phi, state, plan=None):
         history, pending = state
@@ -347,7 +369,8 @@ class AdamsPC(_Adams):
             w = self._pc_weights(t, t_next, key, phi, lambda nodes: is_finite_step(self.variable, phi, nodes))
         if w is None:
             return Step((new_history, None), e=e)
-        x_p = apply_planned(phi, w[2], x, LinComb(w[0], es), t, t_next)
+        x_p = lincomb(w[3], [x] + es) if w[3] is not None else apply_planned(phi, None, x, LinComb(w[0], es), t,
+                                                                               t_next)
         e_new = yield x_p, t_next
         pending = (t_next, e_new) if self.mode == "PEC" else None
         return Step((new_history, pending), e=LinComb(w[1], [e_new] + es))

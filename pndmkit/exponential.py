@@ -46,12 +46,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from pndmkit._backend import LinComb
+from pndmkit._backend import LinComb, lincomb
 from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator, Step
 from pndmkit.transfers import DataTransfer, DDIMTransfer, apply_planned, planned_coefficients_many
-from pndmkit.variables import (exact_weights, grid_coordinates, infinite_times, is_finite_step, lambda_weights,
-                               lambda_weights_many)
+from pndmkit.variables import (exact_weights, grid_coordinates, grid_weights_many, infinite_times, is_finite_step,
+                               lambda_weights)
 
 __all__ = ["ExponentialMultistep", "UniPC", "dpm_solver_multistep", "deis_multistep",
            "WEIGHTS", "VARIANTS"]
@@ -177,26 +177,6 @@ def _exact(phi: Any, nodes: Sequence[float], t: float, t_next: float, sign: floa
     return exact_weights("lambda", phi, nodes, t, t_next)
 
 
-def _exact_many(requests: Sequence[tuple], sign: float, lam: dict) -> list[tuple[float, ...]]:
-    """:func:`_exact` with a built-in exponential transfer for every ``(_, nodes, t, t_next)`` of ``requests``
-    (``lam``: ``lambda`` at every time), those with the same number of nodes computed together
-    (:func:`pndmkit.variables.lambda_weights_many`): the same floats as one by one."""
-    out: list = [None] * len(requests)
-    groups: dict[int, list[int]] = {}
-    for n, (_, nodes, _, _) in enumerate(requests):
-        groups.setdefault(len(nodes), []).append(n)
-    for k, rows in groups.items():
-        if k == 1:
-            for n in rows:
-                out[n] = (1.0,)
-            continue
-        lams = np.array([[lam[u] for u in requests[n][1]] for n in rows])
-        lam_next = np.array([lam[requests[n][3]] for n in rows])
-        for n, w in zip(rows, lambda_weights_many(lams, lams[:, 0], lam_next, sign).tolist()):
-            out[n] = tuple(w)
-    return out
-
-
 def _unplanned(phi: Any) -> tuple[Any, Any]:
     """``(finite, lam)`` of a step without a plan entry: finiteness of ``lambda`` and the transfer's coordinate
     at nodes, and ``lambda`` at a time, from the schedule."""
@@ -210,13 +190,45 @@ def _unplanned(phi: Any) -> tuple[Any, Any]:
     return finite, lam
 
 
-class _Deferred:
-    """A weight set of a plan computed later, with the others (its position in the batch)."""
+def _corrector_nodes(t_prev: float, t: float, older: tuple, finite: Any) -> Optional[list[float]]:
+    """UniC's nodes ``t_{n-1}`` (the base), ``t_n`` (the new evaluation) and the ``older`` ones; ``None`` where
+    a coordinate is infinite there (no correction). ``finite``: ``is_finite_step`` on nodes."""
+    nodes = [t_prev, t, *older]
+    return nodes if finite(nodes) else None
 
-    __slots__ = ("index",)
 
-    def __init__(self, index: int) -> None:
-        self.index = index
+def _predictor_nodes(t: float, t_next: float, past: tuple, finite: Any) -> list[float]:
+    """UniP's nodes ``t`` and ``past``, or ``t`` alone (order 1) where a coordinate of the step is infinite."""
+    nodes = [t, *past]
+    return nodes if finite(nodes + [t_next]) else [t]
+
+
+def _fused_plan(w_c: Optional[tuple], p: int, w_prev: Optional[tuple], ab_c: Optional[tuple], w_p: tuple,
+                ab: tuple) -> tuple[Optional[tuple], tuple]:
+    r"""A UniPC step as one combination of the step's input ``x_n`` (the sample the previous step predicted), the
+    new gradient ``m_n`` and the past ones ``m_{n-1}, m_{n-2}, ...``: ``(x_c, x_next)``, the weights of the
+    corrected sample (``None``: not corrected, ``x_n^c = x_n``) and of the step's result, on those arrays in
+    that order.
+
+    The previous step predicted ``x_n = a' x_{n-1}^c + b' sum_j w'_j m_{n-1-j}`` (``w_prev``, its ``p``
+    weights; ``ab_c = (a', b')``) and the corrector replaces that gradient by UniC's, ``w_c`` on
+    ``m_{n-1}, m_n, m_{n-2}, ..., m_{n-p}``, so ``x_n^c = x_n + b' (sum w_c m - sum w' m)``, with no need of
+    ``x_{n-1}^c``. The predictor ``x_{n+1} = a x_n^c + b sum_j w_p[j] m_{n-j}`` (``ab = (a, b)``) is then one
+    combination: ``a x_n + sum_j (a D_j + b w_p[j]) m_{n-j}`` with ``D`` the corrector's weights above.
+    """
+    a, b = ab
+    if w_c is None:
+        return None, (a, *[b * w for w in w_p])
+    b_c = ab_c[1]
+    x_c = [1.0, b_c * w_c[1], b_c * (w_c[0] - w_prev[0])]
+    for j in range(2, p + 1):
+        x_c.append(b_c * (w_c[j] - w_prev[j - 1]))
+    # the predictor's k nodes are at most p + 1 except after steps lowered to order 1 (infinite coordinates)
+    k = len(w_p)
+    x_next = [a]
+    for j in range(1, max(p + 1, k) + 1):
+        x_next.append(a * (x_c[j] if j <= p + 1 else 0.0) + b * (w_p[j - 1] if j <= k else 0.0))
+    return tuple(x_c), tuple(x_next)
 
 
 # -- DPM-Solver / DPM-Solver++ / DEIS multistep -----------------------------------------------------------
@@ -285,8 +297,8 @@ class ExponentialMultistep(GradientEstimator):
                 planned.append((len(keys) - 1, nodes, t, t_next))
             past = ((t,) + past)[: self.formula_order - 1]
         entries = [(key, None) for key in keys]
-        if self.weights == "exact" and type(phi) in (DataTransfer, DDIMTransfer):
-            weights = _exact_many(planned, sign, lam)  # every step's weights together, the same floats
+        if self.weights == "exact":  # every step's weights together, the same floats as one by one
+            weights = grid_weights_many("lambda", phi, grid, values)([request[1:] for request in planned])
         else:
             weights = [self._weights(phi, nodes, t, t_next, sign, [lam[n] for n in nodes], lam[t_next])
                        for _, nodes, t, t_next in planned]
@@ -362,7 +374,9 @@ class UniPC(GradientEstimator):
     ``B``; where it fixes ``rho = 1/2`` (UniP-2, UniC-1) they depend on the variant.
 
     The state is ``(progress, history, previous)``: steps left, the start gradients ``((t_k, m_k), ...)``
-    newest first, and ``(t_{n-1}, x_{n-1}^c, p)`` of the step to correct (or ``None``).
+    newest first, and ``(t_{n-1}, x_{n-1}^c, p)`` of the step to correct (or ``None``). A planned step is one
+    combination of ``x_n`` and the gradients (the corrector folded in, :func:`_fused_plan`); its ``x_n^c`` is
+    then kept as a lazy :class:`~pndmkit._backend.LinComb`, evaluated only by a step the plan did not foresee.
 
     Parameters
     ----------
@@ -422,86 +436,106 @@ class UniPC(GradientEstimator):
     def _corrector(self, t_prev: float, t: float, p: int, older: tuple, phi: Any, sign: float, finite: Any,
                    lam: Any) -> Optional[tuple[float, ...]]:
         """UniC's weights on ``m_{n-1}, m_n`` and the ``older`` nodes (``None``: an infinite coordinate)."""
-        nodes = [t_prev, t, *older]  # base m_{n-1}, the new m_n, older ones
-        if not finite(nodes):
+        nodes = _corrector_nodes(t_prev, t, older, finite)
+        if nodes is None:
             return None
         return self._weights(p + 1, nodes, t_prev, t, phi, sign, p == 1, [lam(n) for n in nodes], lam(t))
 
     def _predictor(self, t: float, t_next: float, past: tuple, phi: Any, sign: float, finite: Any,
                    lam: Any) -> tuple[int, tuple[float, ...]]:
         """UniP's order and weights on ``m_n`` and the ``past`` nodes (order 1 at an infinite coordinate)."""
-        nodes = [t, *past]
-        if not finite(nodes + [t_next]):
-            nodes = [t]
+        nodes = _predictor_nodes(t, t_next, past, finite)
         k = len(nodes)
         return k, self._weights(k, nodes, t, t_next, phi, sign, k == 2, [lam(n) for n in nodes], lam(t_next))
 
     def plan(self, times, phi):
         # per step, for a fresh run: corrector key and weights, predictor key, order and weights, the transfer's
-        # coefficients of the corrector (previous step) and of the step
+        # coefficients of the corrector (previous step) and of the step, and the step as one combination
+        # (_fused_plan); the exact weight sets (UniPC's solved rho) of every step are computed together
         sign = _log_sign(phi)
         grid = [float(t) for t in times]
         values = grid_coordinates("lambda", phi, grid)
         lams, infinite = dict(zip(grid, values)), infinite_times("lambda", phi, grid, values)
         finite = infinite.isdisjoint
-
-        # the exact weight sets (UniPC's solved rho) of every step are computed together at the end, the same
-        # floats as one by one; _Deferred marks where they go
-        batch = type(phi) in (DataTransfer, DDIMTransfer)
-        exact: list = []
-
-        def weights(k: int, nodes: list[float], t: float, t_next: float, fixed_half: bool) -> Any:
-            if batch and k > 1 and not fixed_half:
-                exact.append((None, nodes, t, t_next))
-                return _Deferred(len(exact) - 1)
-            return self._weights(k, nodes, t, t_next, phi, sign, fixed_half, [lams[n] for n in nodes], lams[t_next])
-
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # the transfer's (a, b) of every step
         caps = _caps(self.init(None, grid[0], phi, times)[0], len(grid) - 1)
-        past, previous, entries = (), None, []
-        for i, (t, t_next) in enumerate(zip(grid[:-1], grid[1:])):
+        # per step [key_c, corrector weights, key_p, k, predictor weights], the weights where they are one formula
+        # (k = 1, or rho = 1/2 on two nodes), else the index of an exact request
+        rows, exact, order = [], [], self.formula_order
+        past, previous = (), None
+        for i in range(len(grid) - 1):
+            t, t_next = grid[i], grid[i + 1]
             key_c = w_c = None
             if previous is not None and self.corrector:
                 t_prev, p = previous
-                key_c = (t_prev, p, past[1:p])
-                nodes = [t_prev, t, *past[1:p]]  # as _corrector
-                w_c = weights(p + 1, nodes, t_prev, t, p == 1) if finite(nodes) else None
-            key_p = past[: min(self.formula_order, len(past) + 1, caps[i]) - 1]
-            nodes = [t, *key_p] if finite([t, *key_p, t_next]) else [t]  # as _predictor
+                older = past[1:p]
+                key_c = (t_prev, p, older)
+                nodes = _corrector_nodes(t_prev, t, older, finite)
+                if nodes is None:
+                    pass
+                elif p == 1:
+                    w_c = self._weights(2, nodes, t_prev, t, phi, sign, True, [lams[t_prev], lams[t]], lams[t])
+                else:
+                    w_c = len(exact)
+                    exact.append((nodes, t_prev, t))
+            key_p = past[: min(order, len(past) + 1, caps[i]) - 1]
+            nodes = _predictor_nodes(t, t_next, key_p, finite)
             k = len(nodes)
-            w_p = weights(k, nodes, t, t_next, k == 2)
-            entries.append([key_c, w_c, key_p, k, w_p, steps[i - 1] if previous is not None else None, steps[i]])
-            past, previous = ((t,) + past)[: self.formula_order], (t, k)
-        solved = _exact_many(exact, sign, lams)
-        for entry in entries:
-            for j in (1, 4):
-                if isinstance(entry[j], _Deferred):
-                    entry[j] = solved[entry[j].index]
-        return tuple(tuple(entry) for entry in entries)
+            if k <= 2:
+                w_p = self._weights(k, nodes, t, t_next, phi, sign, True, [lams[n] for n in nodes], lams[t_next])
+            else:
+                w_p = len(exact)
+                exact.append((nodes, t, t_next))
+            rows.append((key_c, w_c, key_p, k, w_p))
+            past, previous = ((t,) + past)[:order], (t, k)
+        solved = grid_weights_many("lambda", phi, grid, values)(exact)
+        entries, previous = [], (0, None)  # the previous step's predictor: its number of nodes and weights
+        for i, (key_c, w_c, key_p, k, w_p) in enumerate(rows):
+            if type(w_c) is int:
+                w_c = solved[w_c]
+            if type(w_p) is int:
+                w_p = solved[w_p]
+            ab, ab_c = steps[i], (None if key_c is None else steps[i - 1])
+            fused = None if ab is None or (key_c is not None and ab_c is None) else \
+                _fused_plan(w_c, *previous, ab_c, w_p, ab)
+            entries.append((key_c, w_c, key_p, k, w_p, ab_c, ab, fused))
+            previous = (k, w_p)
+        return tuple(entries)
 
     def step(self, x, t, t_next, phi, state, plan=None):
         progress, history, previous = state
-        sign = _log_sign(phi)
+        if plan is None:
+            _log_sign(phi)  # a transfer that is not exponential fails before any evaluation (as the plan checks)
         m = yield x, t
-        x_c = x
-        if previous is not None and self.corrector:
-            t_prev, x_prev, p = previous
-            older = tuple([tk for tk, _ in history[1:p]])
-            ab = None
-            if plan is not None and plan[0] == (t_prev, p, older):
-                w, ab = plan[1], plan[5]
-            else:
-                w = self._corrector(t_prev, t, p, older, phi, sign, *_unplanned(phi))
-            if w is not None:
-                arrays = [history[0][1], m] + [ek for _, ek in history[1:p]]
-                x_c = apply_planned(phi, ab, x_prev, LinComb(w, arrays), t_prev, t)
-        past = tuple([tk for tk, _ in history[: progress.cap(min(self.formula_order, len(history) + 1)) - 1]])
-        if plan is not None and plan[2] == past:
-            k, w = plan[3], plan[4]
-        else:
-            k, w = self._predictor(t, t_next, past, phi, sign, *_unplanned(phi))
-        e = LinComb(w, [m] + [ek for _, ek in history[: k - 1]])
+        corrected = previous is not None and self.corrector
+        times = tuple([tk for tk, _ in history])
+        past = times[: progress.cap(min(self.formula_order, len(history) + 1)) - 1]
         new_history = (((t, m),) + history)[: self.formula_order]
+        if plan is not None and plan[2] == past and plan[0] == (
+                (previous[0], previous[2], times[1:previous[2]]) if corrected else None):
+            k, fused = plan[3], plan[7]
+            if fused is not None:  # the corrector and the predictor in one combination (_fused_plan)
+                x_c, weights = fused
+                arrays = (x, m) + tuple([ek for _, ek in history[: len(weights) - 2]])
+                if x_c is not None:  # the corrected state, for a step that is not planned (never evaluated here)
+                    x_c = LinComb(x_c, arrays[: len(x_c)])
+                else:
+                    x_c = x
+                return Step((progress.next(), new_history, (t, x_c, k)), x=lincomb(weights, arrays))
+            w_c, ab, w_p = plan[1], plan[5], plan[4]
+        else:
+            w_c = ab = None
+            sign = _log_sign(phi)
+            if corrected:
+                p = previous[2]
+                w_c = self._corrector(previous[0], t, p, times[1:p], phi, sign, *_unplanned(phi))
+            k, w_p = self._predictor(t, t_next, past, phi, sign, *_unplanned(phi))
+        x_c = x
+        if corrected and w_c is not None:
+            t_prev, x_prev, p = previous
+            arrays = [history[0][1], m] + [ek for _, ek in history[1:p]]
+            x_c = apply_planned(phi, ab, x_prev, LinComb(w_c, arrays), t_prev, t)
+        e = LinComb(w_p, [m] + [ek for _, ek in history[: k - 1]])
         x_next = apply_planned(phi, None if plan is None else plan[6], x_c, e, t, t_next)
         return Step((progress.next(), new_history, (t, x_c, k)), x=x_next)
 

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from pndmkit._backend import LinComb, all_finite, cast, lincomb, read_only, version_counter
 from pndmkit.estimators import Step, planned_step
 from pndmkit.models import check_output
-from pndmkit.transfers import planned_coefficients_many
+from pndmkit.transfers import planned_coefficients_many, planned_gradients_many
 
 __all__ = ["Run", "Solution", "Callback", "Plan", "make_plan", "start_run", "gradient_array"]
 
@@ -182,9 +182,13 @@ class Run:
         if self._request_version is not None and x_eval._version != self._request_version:
             raise RuntimeError(f"the x that ask() handed out for t={t_eval} was modified in place; the run is "
                                f"immutable: a model must return a new tensor and leave its input unchanged")
-        phi = self.integrator.transfer
         out = check_output(output, x_eval, t_eval, self.nfe + 1, self.check_finite)
-        g = phi.gradient_of(out, x_eval, t_eval, self.prediction)
+        plan = self.plan
+        g = None
+        if plan is not None and plan.gradients is not None and self.prediction == "eps":
+            g = _planned_gradient(plan, self.index, out, x_eval, t_eval)
+        if g is None:
+            g = self.integrator.transfer.gradient_of(out, x_eval, t_eval, self.prediction)
         cursor = self._cursor
         if cursor is None or cursor.position != len(self.told):
             cursor = _Cursor(self._replay(), len(self.told))
@@ -273,6 +277,14 @@ def _checked_request(request: Any, run: Run) -> tuple[Any, float]:
     return read_only(x), float(t)
 
 
+def _planned_gradient(plan: "Plan", index: int, out: Any, x: Any, t: float) -> Any:
+    """The transfer's gradient of an ``eps`` output ``out`` at ``(x, t)`` from the plan's coefficients where ``t``
+    is the start or the end of step ``index`` (the same floats as ``gradient_of``); ``None`` elsewhere."""
+    coefficients = plan.gradients[index] if plan.grid[index] == t else \
+        plan.gradients[index + 1] if plan.grid[index + 1] == t else None
+    return None if coefficients is None else lincomb(coefficients, (x, out))
+
+
 def _replace(run: Run, **changes: Any) -> Run:
     """A copy of ``run`` with ``changes`` (the fields were validated when the first run was built)."""
     new = object.__new__(Run)
@@ -322,11 +334,16 @@ class Plan:
         overrides ``__call__`` (then each step calls it).
     estimator : tuple or None
         The estimator's plan (:meth:`~pndmkit.estimators.GradientEstimator.plan`), one entry per step.
+    gradients : tuple of ((float, float) or None) or None
+        The transfer's ``gradient_coefficients`` at every time of the grid, where its gradient of an ``eps``
+        output is that combination of ``(x, eps)`` (:func:`~pndmkit.transfers.planned_gradients_many`); ``None``
+        (the whole or at a time): an evaluation there calls ``gradient_of``.
     """
 
     grid: tuple
     coefficients: Optional[tuple]
     estimator: Optional[tuple]
+    gradients: Optional[tuple] = None
 
 
 def make_plan(integrator: Any, times: NDArray[np.float64]) -> Plan:
@@ -364,7 +381,7 @@ def _plan(integrator: Any, times: NDArray[np.float64]) -> Plan:
     if entries is not None and (not isinstance(entries, tuple) or len(entries) != steps):
         raise TypeError(f"{estimator!r}.plan must return None or a tuple of one entry per step ({steps}), got "
                         f"{type(entries).__name__}" + (f" of length {len(entries)}" if isinstance(entries, tuple) else ""))
-    return Plan(grid, coefficients, entries)
+    return Plan(grid, coefficients, entries, planned_gradients_many(phi, grid))
 
 
 def start_run(integrator: Any, x: Any, times: NDArray[np.float64], *, prediction: str,

@@ -20,7 +20,8 @@ from pndmkit._backend import LinComb
 from pndmkit.estimators import GradientEstimator, Step, capped_order
 from pndmkit.tableaus import ButcherTableau
 from pndmkit.transfers import apply_planned, planned_coefficients_many
-from pndmkit.variables import Variable, check_variable, coordinate, grid_coordinates, is_finite_step, time_at
+from pndmkit.variables import (Variable, check_variable, coordinate, grid_coordinates, is_finite_step, is_native,
+                               time_at)
 
 __all__ = ["RungeKutta"]
 
@@ -92,7 +93,8 @@ class RungeKutta(GradientEstimator):
         if self.variable == "t":
             stages = [self.stage_times(t, t_next, phi) for t, t_next in zip(grid[:-1], grid[1:])]
         else:
-            v, u = grid_coordinates(self.variable, phi, grid), grid_coordinates("native", phi, grid)
+            v = grid_coordinates(self.variable, phi, grid)
+            u = v if is_native(self.variable, phi) else grid_coordinates("native", phi, grid)
             finite = [math.isfinite(a) and math.isfinite(b) for a, b in zip(v, u)]
             stages = [self._stage_times(grid[i], grid[i + 1], phi, v[i], v[i + 1]) if finite[i] and finite[i + 1]
                       else None for i in range(len(grid) - 1)]

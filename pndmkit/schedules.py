@@ -520,6 +520,7 @@ class DiscreteVP(VPSchedule):
         self.alphas_cumprod = np.cumprod(1.0 - b)
         self._table = np.concatenate([[1.0], self.alphas_cumprod])  # knots -1..T-1
         self._table_log = np.log(self._table)
+        self._neg_table_log = -self._table_log  # increasing: what _invert searches
         self._knots = np.arange(-1.0, b.size)
         spline = CubicSpline(self._knots, self._table_log)
         self.extension = "cubic"
@@ -527,7 +528,9 @@ class DiscreteVP(VPSchedule):
             spline, self.extension = PchipInterpolator(self._knots, self._table_log), "pchip"
         self._spline = spline
         self._dspline = self._spline.derivative()
-        self._pieces = (self._knots.tolist(), self._spline.c.T.tolist())  # knots and coefficients as Python floats
+        # the knots as Python floats, and each piece's coefficients as Python floats once a root search reads that
+        # piece (a list of all 1000 would cost more to make and to free than the schedule's arrays together)
+        self._pieces = (self._knots.tolist(), self._spline.c.T, {})
         T = b.size
         self.num_train_timesteps = T
         self.t_min, self.t_max, self.t_start, self.t_end = -1.0, float(T - 1), float(T - 1), -1.0
@@ -584,13 +587,18 @@ class DiscreteVP(VPSchedule):
     def t_from_log_abar(self, log_abar: ArrayLike) -> FloatOrArray:
         la = np.asarray(log_abar, dtype=np.float64)
         lo, hi = self._table_log[-1], 0.0
+        if la.ndim == 0:  # one value (a stage time of a plan): no array round trip
+            value = float(la)
+            if value > hi or value < lo:
+                raise ValueError(f"log abar={log_abar!r} is outside the schedule's range [{lo}, {hi}]")
+            return self._invert(value)
         if np.any(la > hi) or np.any(la < lo):
             raise ValueError(f"log abar={log_abar!r} is outside the schedule's range [{lo}, {hi}]")
         flat = [self._invert(float(v)) for v in la.ravel()]
         return _out(np.asarray(flat, dtype=np.float64).reshape(la.shape))
 
     def _invert(self, la: float) -> float:
-        k = int(np.searchsorted(-self._table_log, -la))  # knots are decreasing in value
+        k = int(np.searchsorted(self._neg_table_log, -la))  # knots are decreasing in value
         if k < len(self._knots) and self._table_log[k] == la:
             return float(self._knots[k])
         lo, hi = self._knots[max(k - 1, 0)], self._knots[min(k, len(self._knots) - 1)]
@@ -599,9 +607,11 @@ class DiscreteVP(VPSchedule):
     def _log_abar_minus(self, x: float, la: float) -> float:
         """``spline(x) - la`` for one float, in plain Python: the same sum, term by term, as the spline's own
         evaluation (so the same floats), without the overhead of an array call at every root-finding step."""
-        knots, coeffs = self._pieces
+        knots, coeffs, read = self._pieces
         i = min(max(bisect.bisect_right(knots, x) - 1, 0), len(coeffs) - 1)
-        c = coeffs[i]
+        c = read.get(i)
+        if c is None:
+            c = read[i] = coeffs[i].tolist()
         s = x - knots[i]
         return _power_sum(c, s) - la
 

@@ -35,7 +35,7 @@ from pndmkit._backend import LinComb, lincomb
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer", "planned_coefficients",
-           "planned_coefficients_many", "apply_planned"]
+           "planned_coefficients_many", "planned_gradients_many", "apply_planned"]
 
 
 class Transfer(ABC):
@@ -295,9 +295,44 @@ def _x0_coefficients(schedule: NoiseSchedule, t: float) -> tuple[float, float]:
     """``(1/alpha, -s)`` at ``t``: ``x0 = x / alpha - s eps``."""
     if not isinstance(schedule, VPSchedule):  # x0 = (x - sigma eps) / alpha
         return 1.0 / float(schedule.alpha(t)), -float(schedule.s(t))
-    la = float(schedule.log_abar(t))
+    return _x0_vp(float(schedule.log_abar(t)))
+
+
+def _x0_vp(la: float) -> tuple[float, float]:
+    """:func:`_x0_coefficients` on a VP schedule from ``log abar``."""
     inv_alpha = math.exp(-0.5 * la)
     return inv_alpha, -math.sqrt(-math.expm1(la)) * inv_alpha
+
+
+def planned_gradients_many(phi: Transfer, times: Sequence[float]) -> tuple[tuple[float, float], ...] | None:
+    """``phi.gradient_coefficients(t)`` at every time of ``times`` for a plan (the same floats), or ``None`` where
+    a told ``eps`` must go through ``phi.gradient_of``.
+
+    Only a :class:`DataTransfer` (the type itself) gets coefficients: its gradient of an ``eps`` output is
+    ``lincomb(gradient_coefficients(t), (x, eps))``, which a run can form from the plan. The DDIM transfer's
+    gradient is ``eps`` itself (nothing to combine); other transfers are asked at each evaluation. On a VP
+    schedule ``log abar`` is evaluated once, on the whole array. A time where the coefficients cannot be formed
+    (``alpha = 0``, or ``1/alpha`` overflowing) gets ``None``, and an evaluation there calls ``gradient_of``
+    (which says why).
+    """
+    if type(phi) is not DataTransfer:
+        return None
+    times = [float(t) for t in times]
+    if not isinstance(phi.schedule, VPSchedule) or not times:
+        return tuple(_or_none(phi.gradient_coefficients, t) for t in times)
+    log_abar = np.reshape(phi.schedule.log_abar(np.asarray(times, dtype=np.float64)), -1).tolist()
+    try:
+        return tuple(_x0_vp(la) for la in log_abar)
+    except (ArithmeticError, ValueError):  # 1/alpha overflows at some time: None there (as elsewhere)
+        return tuple(_or_none(_x0_vp, la) for la in log_abar)
+
+
+def _or_none(f: Any, t: float) -> Any:
+    """``f(t)``, or ``None`` where it fails (then the caller asks again where it is needed, and raises there)."""
+    try:
+        return f(t)
+    except (ArithmeticError, ValueError):
+        return None
 
 
 class LinearTransfer(Transfer):

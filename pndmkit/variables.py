@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence, Tuple, Union
 
 import numpy as np
 
+from pndmkit.schedules import VPSchedule
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["Variable", "VARIABLES", "check_variable", "coordinate", "time_at", "is_finite_step",
@@ -178,7 +179,8 @@ def grid_weights(variable: Variable, phi: Any, times: Sequence[float]) -> Callab
     return in_t
 
 
-def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float]) -> Callable[
+def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float],
+                      values: Sequence[float] | None = None) -> Callable[
         [Sequence[tuple[Sequence[float], float, float]]], list[tuple[float, ...]]]:
     """:func:`grid_weights` for many steps at once: ``many(requests)`` with ``requests`` a sequence of
     ``(nodes, t, t_next)`` returns the weights of each, the same floats as :func:`grid_weights` gives one by one.
@@ -186,15 +188,16 @@ def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float]) -> C
     Requests with the same number of nodes are computed together, as arrays, where the formula allows it
     (the transfer's own coordinate, ``lambda`` with the built-in exponential transfers, ``t``); other variables
     are computed one by one. What an estimator's plan uses: a grid's weights cost a few array operations
-    instead of a Python loop per step.
+    instead of a Python loop per step. ``values``: :func:`grid_coordinates` of ``variable`` on ``times``, where
+    the caller has it (for ``"native"`` and ``"lambda"``; otherwise ignored).
     """
     grid = [float(t) for t in times]
     native = is_native(variable, phi)
     sign = 0.0
     if native:
-        coordinates = dict(zip(grid, grid_coordinates("native", phi, grid)))
+        coordinates = dict(zip(grid, grid_coordinates("native", phi, grid) if values is None else values))
     elif variable == "lambda" and type(phi) in (DDIMTransfer, DataTransfer):
-        coordinates = dict(zip(grid, grid_coordinates(variable, phi, grid)))
+        coordinates = dict(zip(grid, grid_coordinates(variable, phi, grid) if values is None else values))
         sign = 1.0 if type(phi) is DataTransfer else -1.0
     elif variable == "t" and len(grid) >= 2:
         coordinates = {t: t for t in grid}
@@ -218,9 +221,20 @@ def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float]) -> C
             else:
                 groups.setdefault(len(nodes), []).append(i)
         for k, rows in groups.items():
-            v = np.array([[coordinates[n] for n in requests[i][0]] for i in rows])
-            v0 = np.array([coordinates[requests[i][1]] for i in rows])
-            v1 = np.array([coordinates[requests[i][2]] for i in rows])
+            picked = [requests[i] for i in rows]
+            if len(rows) <= _FEW and (native or sign):  # the scalar formula is cheaper than arrays here
+                for i, (nodes, t, t_next) in zip(rows, picked):
+                    nodes_v = [coordinates[n] for n in nodes]
+                    if native:
+                        from pndmkit.theory.multistep import lagrange_weights_float
+
+                        out[i] = tuple(lagrange_weights_float(nodes_v, coordinates[t], coordinates[t_next]).tolist())
+                    else:
+                        out[i] = lambda_weights(nodes_v, coordinates[t], coordinates[t_next], sign)
+                continue
+            v = np.array([coordinates[n] for nodes, _, _ in picked for n in nodes]).reshape(len(rows), k)
+            v0 = np.array([coordinates[t] for _, t, _ in picked])
+            v1 = np.array([coordinates[t_next] for _, _, t_next in picked])
             if native:
                 from pndmkit.theory.multistep import lagrange_weights_float_many
 
@@ -228,13 +242,16 @@ def grid_weights_many(variable: Variable, phi: Any, times: Sequence[float]) -> C
             elif sign:
                 w = lambda_weights_many(v, v0, v1, sign)
             else:
-                w = _quadrature_weights_many(v, v0, v1, r_steps[[step_row[(requests[i][1], requests[i][2])]
-                                                                 for i in rows]])
+                w = _quadrature_weights_many(v, v0, v1, r_steps[[step_row[(t, t_next)] for _, t, t_next in picked]])
             for i, row in zip(rows, w.tolist()):
                 out[i] = tuple(row)
         return out
 
     return many
+
+
+#: groups of at most this many weight sets are computed one by one (the same floats, without the array set-up)
+_FEW = 2
 
 
 def infinite_times(variable: Variable, phi: Any, times: Sequence[float],
@@ -245,8 +262,19 @@ def infinite_times(variable: Variable, phi: Any, times: Sequence[float],
     (:func:`grid_coordinates`). What an estimator's plan uses."""
     grid = [float(t) for t in times]
     values = grid_coordinates(variable, phi, grid) if values is None else values
-    return frozenset(t for t, v, u in zip(grid, values, grid_coordinates("native", phi, grid))
-                     if not (math.isfinite(v) and math.isfinite(u)))
+    if is_native(variable, phi) or (variable == "lambda" and type(phi) in (DDIMTransfer, DataTransfer)
+                                    and _vp_forms(phi.schedule)):
+        # on a VP schedule e = expm1(-log abar) gives lambda = -log(e)/2 and s = sqrt(e): both are finite exactly
+        # where e is positive and finite, and so is 1/s (s >= sqrt of the smallest subnormal): one test suffices
+        return frozenset(t for t, v in zip(grid, values) if not math.isfinite(v))
+    native = grid_coordinates("native", phi, grid)
+    return frozenset(t for t, v, u in zip(grid, values, native) if not (math.isfinite(v) and math.isfinite(u)))
+
+
+def _vp_forms(schedule: Any) -> bool:
+    """Whether ``schedule`` computes ``s`` and ``lambda`` by the VP forms from ``log abar``."""
+    kind = type(schedule)
+    return isinstance(schedule, VPSchedule) and kind.s is VPSchedule.s and kind.lam is VPSchedule.lam
 
 
 def is_finite_step(variable: Variable, phi: Any, times: Sequence[float]) -> bool:
@@ -373,26 +401,29 @@ def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray
     # one matrix-vector product per step, as the scalar version (one matrix-matrix product would sum in another
     # order)
     moments = np.matmul(_GL_POWERS[: k - 1], (_GL_W * r_q)[:, :, None])[:, :, 0] * _M_FACTORS[: k - 1]
-    # entry (step, j) of each array below is the scalar version's value for basis polynomial j of that step;
-    # column n of ``rest`` holds the n-th node other than j, in the scalar loop's order
-    rest = sig_nodes[:, _others(k)]
+    # entry (j, step) of each array below is the scalar version's value for basis polynomial j of that step (one
+    # contiguous block per factor n: ``rest[n]`` holds the n-th node other than j, in the scalar loop's order)
+    rest = sig_nodes.T[_others(k).T]
+    # the factors of every step at once: -s_i, s_j - s_i and 1 - s_i (the scalar version's values, one array each)
+    negative, differences, at_ones = -rest, sig_nodes.T - rest, 1.0 - rest
     # the first factor: coefficients (-s_i, 1), denominator s_j - s_i, at_one 1 - s_i (the products with the
     # scalar version's initial 1.0 are exact)
-    si = rest[:, :, 0]
-    coeffs: list = [-si, 1.0]
-    denominator, at_one = sig_nodes - si, 1.0 - si
+    coeffs: list = [negative[0], 1.0]
+    denominator, at_one = differences[0], at_ones[0]
     for n in range(1, k - 1):
-        si = rest[:, :, n]
+        si = rest[n]
         coeffs.append(1.0)  # the leading coefficient stays 1.0 (1.0 - s_i * 0.0 for finite s_i)
-        for m in range(len(coeffs) - 2, 0, -1):
+        coeffs[n] = coeffs[n - 1] - si  # the scalar version's c - s_i * 1.0
+        for m in range(n - 1, 0, -1):
             coeffs[m] = coeffs[m - 1] - si * coeffs[m]
-        coeffs[0] = coeffs[0] * -si
-        denominator = denominator * (sig_nodes - si)
-        at_one = at_one * (1.0 - si)
+        coeffs[0] = coeffs[0] * negative[n]
+        denominator = denominator * differences[n]
+        at_one = at_one * at_ones[n]
+    moments = moments.T  # row m - 1: the moment of every step
     total: Any = 0
     for m in range(1, k):
-        total = total + coeffs[m] * moments[:, m - 1: m]
-    return (at_one - total) / denominator
+        total = total + coeffs[m] * moments[m - 1]
+    return np.ascontiguousarray(((at_one - total) / denominator).T)
 
 
 #: m = 1, 2, ...: the factors of the moments ``m int sigma^(m-1) r``

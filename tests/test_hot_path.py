@@ -66,6 +66,23 @@ def test_a_planned_run_equals_the_run_without_a_plan(name, sched, steps):
     np.testing.assert_allclose(planned.x, plain.x, rtol=2e-15, atol=1e-15)
 
 
+def test_a_planned_unipc_run_from_an_infinite_log_snr_equals_the_run_without_a_plan():
+    """From t = 1 of flow matching (alpha = 0, lambda = -inf) the first steps fall back to order 1, so a later
+    predictor has more nodes than the corrector it follows: the fused step must still combine every gradient."""
+    sched = pndmkit.schedules.FlowMatching(t_max=1.0)
+    integrator, grid = METHODS["unipc-3"].build(sched), np.linspace(1.0, 0.05, 9)
+    orders = [entry[3] for entry in integrator.start(np.ones(3), grid, prediction="flow").plan.estimator]
+    assert any(k > p + 1 for p, k in zip(orders, orders[1:])), orders  # a predictor beyond the corrector's nodes
+    results = []
+    for kit in (integrator, _unplanned(integrator)):
+        run = kit.start(np.array([0.4, -1.2, 2.5]), grid, prediction="flow")
+        while not run.done:
+            x, t = run.ask()
+            run = run.tell(np.sin(3 * x) + t)
+        results.append(run.solution().x)
+    np.testing.assert_allclose(results[0], results[1], rtol=2e-15, atol=1e-15)
+
+
 @pytest.mark.parametrize("name", ["ipndm-v", "f-pndm-s", "pec-s", "unipc-3", "dpm-solver++-3m", "deis-3",
                                   "pece-x0"])
 def test_a_run_started_from_another_state_ignores_the_plan_where_it_does_not_apply(name):
@@ -178,6 +195,32 @@ def test_a_grids_transfer_coefficients_computed_together_are_the_coefficients_on
     starts, ends = grid[:-1] + grid[:3], grid[1:] + [grid[0]] * 3  # stages: pairs that are not steps
     assert planned_coefficients_many(phi, starts, ends) == [planned_coefficients(phi, a, b)
                                                             for a, b in zip(starts, ends)]
+
+
+@pytest.mark.parametrize("sched", [DiscreteVP.linear(), LinearVP(), pndmkit.schedules.EDM()], ids=repr)
+def test_a_grids_gradient_coefficients_computed_together_are_the_coefficients_one_by_one(sched):
+    from pndmkit.transfers import planned_gradients_many
+
+    phi = pndmkit.transfers.DataTransfer(sched)
+    grid = [float(t) for t in make_grid(sched, 9)]
+    if isinstance(sched, DiscreteVP):
+        grid = grid[:-1] + [0.5, -1.0]  # a time between the table's entries, and abar = 1 at the end
+    assert planned_gradients_many(phi, grid) == tuple(phi.gradient_coefficients(t) for t in grid)
+    assert planned_gradients_many(pndmkit.transfers.DDIMTransfer(sched), grid) is None  # its gradient is eps
+
+
+@pytest.mark.parametrize("transfer", ["DDIMTransfer", "DataTransfer"])
+@pytest.mark.parametrize("sched", [DiscreteVP.linear(), LinearVP(), pndmkit.schedules.EDM()], ids=repr)
+def test_a_grids_infinite_times_are_those_of_both_coordinates(transfer, sched):
+    import math
+
+    from pndmkit.variables import infinite_times
+
+    phi = getattr(pndmkit.transfers, transfer)(sched)
+    grid = [float(t) for t in make_grid(sched, 9)]  # DiscreteVP and EDM end at s = 0: lambda is infinite
+    both = {t for t in grid if not (math.isfinite(float(sched.lam(t))) and math.isfinite(phi.coordinate(t)))}
+    assert infinite_times("lambda", phi, grid) == both
+    assert (grid[-1] in both) == (not isinstance(sched, LinearVP))  # LinearVP ends at t = 1e-3
 
 
 def test_a_discrete_schedule_on_training_timesteps_reads_its_table():

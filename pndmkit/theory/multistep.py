@@ -262,30 +262,41 @@ def lagrange_weights_float_many(nodes: np.ndarray, u: np.ndarray, u_next: np.nda
     u, u_next = np.asarray(u, dtype=np.float64), np.asarray(u_next, dtype=np.float64)
     length = u_next - u
     if nodes.ndim != 2 or not 1 <= nodes.shape[1] <= 2 * len(_EVEN_MOMENTS) or \
-            not np.all((length != 0.0) & np.isfinite(length)):
+            not ((length != 0.0) & np.isfinite(length)).all():
         _first_failure(nodes, u, u_next)
     steps, k = nodes.shape
+    if k == 1:
+        return np.ones((steps, 1))  # the scalar version's 1.0 * 1.0 / 1.0
     sigma = (nodes - u[:, None]) * (1.0 / length)[:, None] - 0.5
-    # one row per (step, basis polynomial j): sigma_j and the other nodes in their order, so that each row runs
-    # the scalar version's loop for its j
-    others = np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
-    sj = sigma.reshape(-1)
-    rest = sigma[:, others].reshape(steps * k, k - 1)
-    coeffs: list = [1.0]  # ascending powers of sigma of prod_{i != j} (sigma - sigma_i)
-    denominator: Any = 1.0
-    for n in range(k - 1):
-        si = rest[:, n]
-        coeffs.append(0.0)
-        for m in range(len(coeffs) - 1, 0, -1):
+    # entry (j, step) of each array below is the scalar version's value for basis polynomial j of that step (one
+    # contiguous block per factor n: ``rest[n]`` holds the n-th node other than j, in the scalar loop's order)
+    rest = sigma.T[_others(k).T]
+    # the factors of every row at once: -s_i and s_j - s_i (the scalar version's values, one array each)
+    negative, differences = -rest, sigma.T - rest
+    # ascending powers of sigma of prod_{i != j} (sigma - sigma_i); the first factor gives (-s_i, 1) and the
+    # denominator s_j - s_i (the scalar version's products with its initial 1.0 are exact)
+    coeffs: list = [negative[0], 1.0]
+    denominator: Any = differences[0]
+    for n in range(1, k - 1):
+        si = rest[n]
+        coeffs.append(1.0)  # the leading coefficient stays 1.0 (the scalar version's 1.0 - s_i * 0.0)
+        coeffs[n] = coeffs[n - 1] - si  # the scalar version's c - s_i * 1.0
+        for m in range(n - 1, 0, -1):
             coeffs[m] = coeffs[m - 1] - si * coeffs[m]
-        coeffs[0] = coeffs[0] * -si
-        denominator = denominator * (sj - si)
-    if not np.all((denominator != 0.0) & np.isfinite(denominator)):
+        coeffs[0] = coeffs[0] * negative[n]
+        denominator = denominator * differences[n]
+    if not ((denominator != 0.0) & np.isfinite(denominator)).all():
         _first_failure(nodes, u, u_next)
     integral: Any = 0.0
     for m in range(0, len(coeffs), 2):
         integral = integral + coeffs[m] * _EVEN_MOMENTS[m >> 1]
-    return np.broadcast_to(integral / denominator, (steps * k,)).reshape(steps, k).copy()  # k = 1: scalars
+    return np.ascontiguousarray((integral / denominator).T)
+
+
+@lru_cache(maxsize=None)
+def _others(k: int) -> np.ndarray:
+    """Row ``j``: the indices ``0..k-1`` other than ``j``, in order (made once per ``k``)."""
+    return np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
 
 
 def _first_failure(nodes: np.ndarray, u: np.ndarray, u_next: np.ndarray) -> None:
