@@ -454,7 +454,8 @@ def test_auto_command_prints_and_writes_its_own_table(tmp_path, capsys):
 @pytest.mark.parametrize("name, label", [("compare_auto.json", "8192"), ("compare_auto_1024.json", "1024"),
                                          ("compare_auto_digits_gmm.json", "256"),
                                          ("compare_auto_digits_gmm_opt.json", "256"),
-                                         ("compare_auto_digits_gmm_opt_more.json", "256")])
+                                         ("compare_auto_digits_gmm_opt_more.json", "256"),
+                                         ("compare_auto_digits_gmm_opt_8192.json", "8192")])
 def test_readme_auto_ratios_are_the_json(name, label):
     """The README's tables of the automatic choice are the saved results: each case's ratio to its best peer
     (recomputed from the rows) and, for the mixtures, the geometric-mean ratio of each rule."""
