@@ -7,7 +7,7 @@ and 1000-step DDIM. Every run uses the grid uniform in ``t`` from ``t = 999`` to
 the trailing spacing), the grid of fig1 and of the network's error study; DDIM's convention (leading spacing)
 starts at ``t = 800`` at 5 steps and spends its last step from ``t = 0`` to ``abar = 1``, which costs the
 data-prediction multistep methods most of their quality at few steps (UniPC-3 at 5 steps: digits-FID 267 there
-against 19.6 here, 300 samples). Digits-FID is the Frechet distance
+against 19.6 here, 300 samples, a one-off check not kept in the results; 225 against 22.4 on another 300 noises). Digits-FID is the Frechet distance
 between the shipped digits classifier's features of the samples and of all 1797 digits
 (:func:`pndmkit.nn.frechet.digits_fid`).
 
