@@ -347,6 +347,13 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
 
     Notes
     -----
+    On a DiscreteVP grid that ends at ``t = -1`` (the default ``ddim`` convention), a method with a stage at the
+    end of a step (``pie``, ``prk``, ``rk4``, ``pec-s``, ``pece-s``, ...; not the default) calls the model at
+    ``t = -1`` (and ``-0.5``), below the training indices ``0 .. T - 1``. ``sample`` does not warn about it, unlike
+    the diffusers scheduler's ``TrainingRangeWarning`` (which always drives a trained network): its model may be
+    closed-form (:mod:`pndmkit.problems`), exact there. :meth:`pndmkit.Integrator.evaluation_times` lists the
+    times before a run; ``convention="diffusers-pndm"`` ends the grid at ``t = 0``.
+
     ``sample`` follows torch's grad mode: a model with parameters called under the default mode records the
     graph of every step (to differentiate through the sampler). Sample under ``torch.no_grad()`` or
     ``torch.inference_mode()`` otherwise; :class:`pndmkit.nn.NetworkModel` calls its network under
