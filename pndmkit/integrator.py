@@ -251,13 +251,30 @@ class Integrator:
                     raise refused from None
         else:
             grid = steps
+        return len(self.evaluation_times(grid))
+
+    def evaluation_times(self, grid: Sequence[float] | NDArray[np.float64]) -> list[float]:
+        """The time of every model evaluation of a run on ``grid``, in order (their number is :meth:`nfe`).
+
+        Derived by a dry run of the protocol on a scalar state (zero ``eps`` outputs), without a model: a
+        fixed-step method's evaluation times depend on the grid alone, so a caller can refuse a run that would
+        evaluate where the model's prediction gives no ``eps`` before calling the model once
+        (:func:`pndmkit.sample` does). Times are in the schedule's units.
+
+        Raises
+        ------
+        ValueError
+            A bad grid (:func:`pndmkit.grids.check_grid`).
+        """
         # a dry run without a plan: counting needs no weights, and the plans of real grids stay cached
         run = start_run(self, np.zeros(1), check_grid(self.transfer.schedule, grid), prediction="eps",
                         check_finite=False, out_dtype="float64", planned=False)
         zero = np.zeros(1)
+        times: list[float] = []
         while run.request is not None:
+            times.append(float(run.request[1]))
             run = run.tell(zero)
-        return run.nfe
+        return times
 
 
 def _same_value(a: Any, b: Any, seen: set) -> bool:

@@ -41,7 +41,7 @@ from typing import Any, Callable
 from pndmkit._backend import all_finite, dtype_name, is_torch, lincomb, match_dtype
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
-__all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "check_conversion_schedule", "CountedModel", "eps_coefficients", "to_eps",
+__all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "check_conversion_schedule", "CountedModel", "eps_coefficients", "undefined_eps_times", "to_eps",
            "as_eps", "shift_time", "converted_from"]
 
 #: the model contract: a callable ``model(x, t)`` returning a prediction shaped like ``x`` (``eps`` unless told
@@ -216,6 +216,31 @@ def eps_coefficients(schedule: NoiseSchedule, t: float, prediction: str, min_sig
         raise ValueError(f"a flow-prediction model cannot give eps at t={t}, where dx/dt is singular "
                          f"(alpha sigma' - sigma alpha' = {det!r}); end the grid earlier")
     return -dalpha / det, alpha / det
+
+
+def undefined_eps_times(schedule: NoiseSchedule, times: Any, prediction: str) -> list[float]:
+    """The times among ``times`` where a ``prediction`` model gives no ``eps`` (:func:`eps_coefficients` raises).
+
+    An ``x0`` prediction has none where ``sigma = 0`` (``abar = 1``, ``t = -1`` of a default
+    :class:`~pndmkit.schedules.DiscreteVP` grid), a ``flow`` prediction none where ``dx/dt`` is singular.
+    Given the evaluation times of a run (:meth:`pndmkit.Integrator.evaluation_times`) it says before any model
+    call whether the run would fail at one of them. ``eps``, ``v`` and ``score`` predictions are defined
+    everywhere (an empty list).
+
+    >>> from pndmkit.schedules import DiscreteVP
+    >>> undefined_eps_times(DiscreteVP.linear(), [999.0, 500.0, 0.0, -1.0], "x0")
+    [-1.0]
+    """
+    check_prediction(prediction, schedule)
+    if prediction not in ("x0", "flow"):
+        return []
+    bad = []
+    for t in dict.fromkeys(float(v) for v in times):
+        try:
+            eps_coefficients(schedule, t, prediction)
+        except ValueError:
+            bad.append(t)
+    return bad
 
 
 def converted_from(model: Any) -> str | None:

@@ -47,8 +47,8 @@ from pndmkit.estimators import GradientEstimator
 from pndmkit.grids import check_grid, make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.run import Callback, Solution
-from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
-from pndmkit.models import as_eps, check_output, shift_time
+from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method
+from pndmkit.models import as_eps, check_output, shift_time, undefined_eps_times
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
 
 __all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGridWarning", "ignored_grid_message",
@@ -328,6 +328,16 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     Solution
         ``.x`` the final sample, ``.nfe`` model evaluations, ``.times`` the grid.
 
+    Raises
+    ------
+    ValueError
+        Besides bad arguments: a fixed-step method that would evaluate an ``x0`` model where ``sigma = 0`` (the
+        stages of a last step to ``t = -1`` of a default DiscreteVP grid: ``pie``, ``prk``, ``rk4``, ``pec-s``,
+        ``pece-s``, ``f-pndm`` below 4 steps, ...) or a ``flow`` model where ``dx/dt`` is singular. The
+        evaluation times are known before the run (:meth:`pndmkit.Integrator.evaluation_times`), so this is
+        refused before the first model call, naming the method, the prediction, the grid's end and the methods
+        that run on that grid. An adaptive method (``pf``) chooses its times as it goes and is not checked.
+
     Warns
     -----
     PriorScaleWarning
@@ -337,6 +347,13 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
 
     Notes
     -----
+    On a DiscreteVP grid that ends at ``t = -1`` (the default ``ddim`` convention), a method with a stage at the
+    end of a step (``pie``, ``prk``, ``rk4``, ``pec-s``, ``pece-s``, ...; not the default) calls the model at
+    ``t = -1`` (and ``-0.5``), below the training indices ``0 .. T - 1``. ``sample`` does not warn about it, unlike
+    the diffusers scheduler's ``TrainingRangeWarning`` (which always drives a trained network): its model may be
+    closed-form (:mod:`pndmkit.problems`), exact there. :meth:`pndmkit.Integrator.evaluation_times` lists the
+    times before a run; ``convention="diffusers-pndm"`` ends the grid at ``t = 0``.
+
     ``sample`` follows torch's grad mode: a model with parameters called under the default mode records the
     graph of every step (to differentiate through the sampler). Sample under ``torch.no_grad()`` or
     ``torch.inference_mode()`` otherwise; :class:`pndmkit.nn.NetworkModel` calls its network under
@@ -405,8 +422,46 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         model = partial(model, **model_kwargs)
     check_bool(denoise, "denoise")
     eps_model = shift_time(as_eps(model, schedule, prediction), shift)
+    if isinstance(integrator, Integrator):
+        _check_evaluation_times(integrator, schedule, times, prediction, shift)
     solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
     return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
+
+
+def _check_evaluation_times(integrator: Integrator, schedule: NoiseSchedule, times: NDArray[np.float64],
+                            prediction: str, shift: float) -> None:
+    """Refuse, before any model call, a fixed-step run that would evaluate where ``prediction`` gives no ``eps``
+    (an ``x0`` model at ``sigma = 0``, a ``flow`` model where ``dx/dt`` is singular)."""
+    if prediction not in ("x0", "flow"):
+        return
+    try:
+        evaluated = integrator.evaluation_times(times)
+    except (ValueError, ArithmeticError):  # an eps dry run fails on a flow grid from alpha = 0: the run decides
+        return
+    bad = undefined_eps_times(schedule, [t - shift for t in evaluated], prediction)
+    if not bad:
+        return
+    name = integrator.name or repr(integrator)
+    where = ("sigma = 0, abar = 1" if prediction == "x0" else "dx/dt is singular")
+    others = []
+    for other in dict.fromkeys([DEFAULT_METHOD, *METHODS]):  # the default first
+        spec = METHODS[other]
+        if other == integrator.name or len(others) == 4:
+            continue
+        try:
+            candidate = built(spec, schedule)
+            if isinstance(candidate, Integrator) and not undefined_eps_times(
+                    schedule, [t - shift for t in candidate.evaluation_times(times)], prediction):
+                others.append(other)
+        except (TypeError, ValueError):
+            continue
+    end = (" (on a DiscreteVP: convention='diffusers-pndm', i.e. final_alpha='first' with offset=1, ends it at "
+           "t = 0, as do explicit grid times that end there)" if isinstance(schedule, DiscreteVP) else "")
+    instead = f", or a method that does not evaluate there ({', '.join(others)}, ...)" if others else ""
+    raise ValueError(f"method={name!r} with prediction={prediction!r} would evaluate the model at t="
+                     f"{', '.join(f'{t:g}' for t in bad)}, where a {prediction!r} prediction gives no eps ({where}); "
+                     f"the grid ends at t={float(times[-1]):g} and {len(evaluated)} evaluations were planned, none "
+                     f"made. End the grid earlier{end}{instead}")
 
 
 def final_denoise(eps_model: Callable[[Any, float], Any], solution: Solution, schedule: NoiseSchedule,

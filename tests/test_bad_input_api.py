@@ -286,3 +286,40 @@ def test_runs_work_under_inference_mode_where_tensors_keep_no_version_counter():
         sol = sample(lambda x, t: 0.1 * x, torch.ones(4, 3), schedule=VP, method="ipndm", steps=4)
     ref = sample(lambda x, t: 0.1 * x, torch.ones(4, 3), schedule=VP, method="ipndm", steps=4)
     assert torch.equal(sol.x, ref.x)
+
+
+@pytest.mark.parametrize("method, steps", [("pec-s", 20), ("pie", 20), ("prk", 20), ("rk4", 20), ("pec-s-ramp", 20),
+                                           ("pece-s", 20), ("f-pndm", 3)])
+def test_an_x0_model_is_refused_before_any_call_where_the_method_evaluates_at_sigma_zero(method, steps):
+    calls = []
+
+    def model(x, t):
+        calls.append(t)
+        return 0.5 * x
+
+    with pytest.raises(ValueError) as err:
+        sample(model, np.ones(3), schedule=DiscreteVP.linear(), method=method, steps=steps, prediction="x0")
+    assert calls == []  # refused from the planned evaluation times, not at the last one
+    text = str(err.value)
+    for part in (f"method={method!r}", "prediction='x0'", "t=-1", "grid ends at t=-1", "diffusers-pndm", "ipndm"):
+        assert part in text, (part, text)
+    # the advice works: ending the grid at t = 0 runs the same method on every evaluation
+    sol = sample(model, np.ones(3), schedule=DiscreteVP.linear(), method=method, steps=steps, prediction="x0",
+                 convention="diffusers-pndm")
+    assert sol.nfe == len(calls) == get_method(method).build(DiscreteVP.linear()).nfe(sol.times)
+
+
+@pytest.mark.parametrize("method", ["ipndm", "plms", "ddim"])
+def test_methods_that_do_not_evaluate_at_the_end_run_an_x0_model_to_t_minus_one(method):
+    sol = sample(lambda x, t: 0.5 * x, np.ones(3), schedule=DiscreteVP.linear(), method=method, steps=20,
+                 prediction="x0")
+    assert sol.times[-1] == -1.0 and np.all(np.isfinite(sol.x))
+
+
+def test_evaluation_times_are_the_times_a_run_asks_for():
+    sched = DiscreteVP.linear()
+    integrator = get_method("pie").build(sched)
+    grid = make_grid(sched, 5)
+    asked = []
+    integrator.solve(lambda x, t: asked.append(t) or 0.1 * x, np.ones(2), grid)
+    assert integrator.evaluation_times(grid) == asked and integrator.nfe(5) == len(asked)

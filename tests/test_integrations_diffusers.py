@@ -353,3 +353,52 @@ def test_add_noise_and_begin_index():
         fpndm.set_begin_index(1)
     with pytest.raises(ValueError, match="begin_index=15.*warm-up"):
         fpndm.set_begin_index(15)
+
+
+@pytest.mark.parametrize("source", ["DDIMScheduler", "DDPMScheduler"])
+@pytest.mark.parametrize("method, steps", [("pie", 10), ("prk", 10), ("rk4", 10), ("pec-s", 10), ("pec-s-ramp", 10),
+                                           ("pece-s", 10), ("f-pndm", 2)])
+def test_clip_sample_is_refused_by_name_where_the_method_evaluates_at_abar_one(source, method, steps):
+    import warnings
+
+    config = getattr(diffusers, source)().config  # clip_sample=True by default
+    sched = PNDMKitScheduler.from_config(config, method=method)
+    with pytest.raises(ValueError) as err:
+        sched.set_timesteps(steps)
+    text = str(err.value)
+    for part in ("clip_sample=True", f"method={method!r}", "clip_sample=False", "ipndm", "t=-1"):
+        assert part in text, (part, text)
+    assert "x0-prediction model" not in text  # the user's model predicts eps: the message says why x0 arises
+    # each advice works: without clipping, or with the last step ending at t = 0, the run goes through
+    for fix in ({"clip_sample": False}, {"set_alpha_to_one": False, "steps_offset": 1}):
+        ok = PNDMKitScheduler.from_config(config, method=method, **fix)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ok.set_timesteps(steps)
+        x = torch.ones(1, 2)
+        calls = 0
+        for t in ok.timesteps:
+            calls += 1
+            x = ok.step(0.1 * x, t, x).prev_sample
+        assert calls == ok.nfe and torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("source", ["DDPMScheduler", "DPMSolverMultistepScheduler"])
+def test_set_alpha_to_one_false_ends_the_grid_at_t_zero_for_configs_without_the_field(source):
+    import warnings
+
+    from pndmkit.integrations.diffusers import TrainingRangeWarning
+
+    # a 'leading' grid needs steps_offset=1 to end at t = 0, as the warning says
+    config = getattr(diffusers, source)(clip_sample=False, steps_offset=1).config if source == "DDPMScheduler" \
+        else getattr(diffusers, source)().config
+    default = PNDMKitScheduler.from_config(config, method="pie")
+    with pytest.warns(TrainingRangeWarning, match="set_alpha_to_one=False"):
+        default.set_timesteps(10)
+    assert default.grid[-1] == -1.0
+    honoured = PNDMKitScheduler.from_config(config, method="pie", set_alpha_to_one=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingRangeWarning)  # the warning's advice silences it
+        honoured.set_timesteps(10)
+    assert honoured.grid[-1] == 0.0 and np.array_equal(honoured.grid[:-1], default.grid[:-1])
+    assert min(float(t) for t in honoured.timesteps) >= 0.0

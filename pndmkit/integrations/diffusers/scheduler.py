@@ -63,6 +63,7 @@ from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, La
                                                    train_timesteps, trained_betas, translate)
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
+from pndmkit.models import undefined_eps_times
 from pndmkit.run import Run
 from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
 
@@ -372,14 +373,19 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated); custom
             ``timesteps`` not finite, not strictly decreasing or outside the schedule's times (the message names
             ``timesteps[i]``); a combination the config's source refuses, or a grid the config cannot give (the
-            message names the config fields), or a method that cannot run on that grid.
+            message names the config fields), or a method that cannot run on that grid; ``clip_sample=True``
+            with a method that evaluates at ``abar = 1`` (the clipped ``x0`` gives no ``eps`` there: the
+            message names ``clip_sample`` and the method), refused before any step. ``set_alpha_to_one=False``
+            ends the last step at ``t = 0`` on every VP config (DDPM's and the sigma schedulers' too), and is
+            refused where the last step already starts there.
 
         Warns
         -----
         TrainingRangeWarning
-            A VP config whose method evaluates the network outside the training indices ``0 .. T - 1``: a
-            method with a stage at the end of a step (``pie``, ``prk``, ``rk4``, ``f-pndm`` at fewer than 4
-            steps, whose steps are all Runge-Kutta) on a last step that ends at ``t = -1`` (``abar = 1``,
+            A VP config whose method evaluates the network outside the training indices ``0 .. T - 1`` (found
+            from the method's evaluation times, not a list): a method with a stage at the end of a step
+            (``pie``, ``prk``, ``rk4``, the correctors ``pec-s``, ``pec-s-ramp``, ``pece-s``, ``f-pndm`` at
+            fewer than 4 steps, whose steps are all Runge-Kutta) on a last step that ends at ``t = -1`` (``abar = 1``,
             ``set_alpha_to_one=True``) lists timesteps such as ``-0.5`` and ``-1``. The run is what the method
             defines (its stages lie on the step), but the network is called where it was never trained.
         """
@@ -394,7 +400,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             layout = tr.layout(num_inference_steps, timesteps, sigmas, mu)
         else:
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
-        grid = layout.grid
+        grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
+        self._refuse_undefined_eps(grid)
         times, starts_at = evaluation_times(self.integrator, grid, tr.told_prediction)
         at = {float(t): j for j, t in enumerate(grid[:-1])}
         net = [layout.timesteps[at[t]] if t in at else tr.network_time(t) for t in times]
@@ -412,6 +419,46 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             else 1
         self._begin_index = None
         self._reset()
+
+    def _honour_alpha_to_one(self, grid: np.ndarray) -> np.ndarray:
+        """``set_alpha_to_one=False`` on a VP config whose source ends at ``abar = 1`` (``t = -1``; DDPM and the
+        sigma schedulers, which have no such field): the last step ends at ``abar_0`` (``t = 0``) instead, as
+        DDIM's own field does."""
+        if self.translation.family != "vp" or self.config.set_alpha_to_one or grid[-1] != -1.0:
+            return grid
+        if grid.size < 2 or grid[-2] <= 0.0:
+            raise ValueError(f"set_alpha_to_one=False ends the last step at t=0 (abar_0), but the grid's last step "
+                             f"already starts at t={grid[-2]:g}: a step of length zero cannot be integrated; use "
+                             f"steps_offset=1 ('leading' spacing) or set_alpha_to_one=True")
+        grid = grid.copy()
+        grid[-1] = 0.0
+        return grid
+
+    def _refuse_undefined_eps(self, grid: np.ndarray) -> None:
+        """Refuse, before any step, a grid on which the method evaluates where the told prediction gives no
+        ``eps`` (the clipped ``x0`` of ``clip_sample`` at ``abar = 1``)."""
+        tr = self.translation
+        told = tr.told_prediction
+        if told not in ("x0", "flow"):
+            return
+        try:
+            planned = self.integrator.evaluation_times(grid)
+        except (ValueError, ArithmeticError):  # the eps dry run cannot run this grid (a flow grid from alpha = 0)
+            return
+        bad = undefined_eps_times(self.schedule, planned, told)
+        if not bad:
+            return
+        name = self.integrator.name or "the method"
+        at = ", ".join(f"{t:g}" for t in bad)
+        if tr.clip is not None and tr.family != "edm":
+            raise ValueError(f"clip_sample=True with method={name!r}: clip_sample tells the method the clipped x0 "
+                             f"estimate, and {name!r} evaluates the network at t={at} (abar = 1, the end of the "
+                             f"last step with set_alpha_to_one=True), where an x0 estimate gives no eps. Pass "
+                             f"clip_sample=False, set_alpha_to_one=False (the last step ends at t=0), or a method "
+                             f"that does not evaluate at abar = 1 (ipndm, plms, ddim, ...)")
+        raise ValueError(f"method={name!r} evaluates at t={at}, where the scheduler's {told!r} output gives no eps "
+                         f"(the grid ends at t={grid[-1]:g}); end the grid earlier or use a method that does not "
+                         f"evaluate at its end (ipndm, plms, ddim, ...)")
 
     def _warn_outside_training(self, times: list) -> None:
         """A VP network is trained at the indices ``0 .. T - 1``; stages of a last step that ends at ``t = -1``
