@@ -317,7 +317,10 @@ def _read_run(run_file: Path) -> dict[str, Any] | None:
         old = json.loads(run_file.read_text())
     except (OSError, ValueError) as exc:
         raise UsageError("out", f"{run_file} is unreadable ({exc}); use another out folder") from None
-    if not isinstance(old, dict) or old.get("format") != RUN_FORMAT:
+    if not isinstance(old, dict):
+        raise UsageError("out", f"{run_file} is not a pndmkit run record (a JSON object expected, got "
+                                f"{type(old).__name__}); restore the file or use another out folder")
+    if old.get("format") != RUN_FORMAT:
         raise UsageError("resume", f"{run_file} was written by an older pndmkit without checkpoint hashes; "
                                    "it cannot be checked, so it cannot be resumed: use another out folder")
     shard, hashes = old.get("shard_size"), old.get("checkpoint_sha256")
