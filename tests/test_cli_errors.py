@@ -31,6 +31,8 @@ CASES = [
     (["methods", "extra"], "unrecognized arguments: extra"),
     # order
     (["order", "--methods", "f-pndmm"], "--methods: unknown method(s) ['f-pndmm']; known: ddim"),
+    (["order", "--methods", ""], "--methods: the list of methods is empty (got ''); give comma-separated names"),
+    (["order", "--methods", " , "], "--methods: the list of methods is empty (got ' , ')"),
     (["order", "--steps", "5"], "--steps:"),
     (["order", "--t-start", "abc"], "--t-start: expected a finite number, got 'abc'"),
     (["order", "--problem", "gmm3d"], "--problem: invalid choice: 'gmm3d' (choose from"),
