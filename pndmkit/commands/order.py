@@ -57,7 +57,7 @@ def _methods(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     if not names:
         raise argparse.ArgumentTypeError(f"the list of methods is empty (got {text!r}); give comma-separated "
-                                         f"names, e.g. ddim,pndm; known: {', '.join(METHODS)}")
+                                         f"names, e.g. ddim,f-pndm; known: {', '.join(METHODS)}")
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
