@@ -30,7 +30,8 @@ evaluations (float32, batches of 256): 14 minutes on one lightly loaded CPU thre
 evaluation), of which the 1000-step DDIM side of the claim is 9.6 (``--threads 2`` spreads it over two
 cores); the intervals take 15 s. Full size
 for a GPU (``PNDMKIT_DIGITS_DEVICE=cuda``): ``PNDMKIT_FID_SAMPLES=10000`` and every fixed-step method
-(``PNDMKIT_FID_METHODS=$(pndmkit methods --names)`` or a list), about 3e7 evaluations of a 0.65 M-parameter
+(``PNDMKIT_FID_METHODS=$(python -c "import pndmkit; print(','.join(n for n, m in pndmkit.METHODS.items() if not
+m.adaptive))")`` or a list), about 3e7 evaluations of a 0.65 M-parameter
 UNet; intervals shrink as ``1/sqrt(n)``.
 
 Per-sample features are kept in ``<table>.features.npz`` while the study runs, so an interrupted run resumes

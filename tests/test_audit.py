@@ -156,6 +156,11 @@ def test_pndmkit_methods_and_integrators_are_audited_in_their_own_time(diffusers
     ("diffusers:NoSuchScheduler", {}, "diffusers has no scheduler class 'NoSuchScheduler'"),
     ("diffusers:DDIMScheduler", {"solver_order": 3}, "config solver_order=3: DDIMScheduler has no such option"),
     ("diffusers:DDIMScheduler", {"beta_schedule": "nope"}, "config beta_schedule='nope': DDIMScheduler refused it"),
+    ("diffusers:DPMSolverMultistepScheduler", {"solver_order": "abc"},
+     "^config solver_order='abc': DPMSolverMultistepScheduler takes an integer for solver_order \\(default 2\\)$"),
+    ("diffusers:DPMSolverMultistepScheduler", {"algorithm_type": "nope"},
+     "^config algorithm_type='nope': DPMSolverMultistepScheduler takes one of 'dpmsolver', 'dpmsolver\\+\\+', "
+     "'sde-dpmsolver', 'sde-dpmsolver\\+\\+' for algorithm_type \\(default 'dpmsolver\\+\\+'\\)$"),
     ("diffusers:FlowMatchEulerDiscreteScheduler", {}, "FlowMatchEulerDiscreteScheduler has no VP table"),
     ("diffusers:EDMEulerScheduler", {}, "EDMEulerScheduler has no VP table"),
     ("diffusers:DDPMScheduler", {}, "DDPMScheduler is stochastic: two runs from the same start"),
@@ -171,6 +176,8 @@ def test_bad_targets_are_usage_errors_naming_them(target, config, match, diffuse
     (["audit", "nosuchmodule_xyz:f"], "pndmkit audit: error: target: cannot import module 'nosuchmodule_xyz'"),
     (["audit", "diffusers:DDIMScheduler", "--config", "foo=1"], "--config: config foo=1: DDIMScheduler has no such"),
     (["audit", "diffusers:DDIMScheduler", "--config", "foo"], "--config: --config 'foo' must be KEY=VALUE"),
+    (["audit", "diffusers:DPMSolverMultistepScheduler", "--config", "solver_order=abc"],
+     "--config: config solver_order='abc': DPMSolverMultistepScheduler takes an integer for solver_order (default 2)"),
     (["audit", "ddim", "--quik"], "unrecognized arguments: --quik (did you mean --quick?)"),
     (["audit", "os:sep"], "target: target 'os:sep' is a str, not a callable sampler"),
 ])

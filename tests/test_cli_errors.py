@@ -31,6 +31,8 @@ CASES = [
     (["methods", "extra"], "unrecognized arguments: extra"),
     # order
     (["order", "--methods", "f-pndmm"], "--methods: unknown method(s) ['f-pndmm']; known: ddim"),
+    (["order", "--methods", ""], "--methods: the list of methods is empty (got ''); give comma-separated names"),
+    (["order", "--methods", " , "], "--methods: the list of methods is empty (got ' , ')"),
     (["order", "--steps", "5"], "--steps:"),
     (["order", "--t-start", "abc"], "--t-start: expected a finite number, got 'abc'"),
     (["order", "--problem", "gmm3d"], "--problem: invalid choice: 'gmm3d' (choose from"),
@@ -339,6 +341,24 @@ def test_train_resume_at_its_steps_keeps_the_checkpoint_so_samples_resume(tmp_pa
     assert "the run is already at step 2 (steps=2): nothing to train" in capsys.readouterr().err
     assert main(sample + ["--resume"]) == 0
     assert sorted(p.name for p in (tmp_path / "s").glob("shard-*.npz")) == ["shard-00000.npz", "shard-00001.npz"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--resume"], ["--classifier"]])
+@pytest.mark.parametrize("keep", [(".safetensors", ".json"), (".json",)])
+def test_train_never_overwrites_a_checkpoint_it_did_not_write(ckpt, tmp_path, run_cli, extra, keep):
+    """A finished checkpoint copied into a folder without train_state.pt was silently replaced by a fresh run."""
+    pytest.importorskip("torch")
+    run = tmp_path / "run"
+    run.mkdir()
+    for ext in keep:
+        (run / f"digits{ext}").write_bytes(Path(ckpt + ext).read_bytes())
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    code, out, err = run_cli(["train", "--out", str(run), "--preset", "tiny", "--steps", "1", "--batch-size", "8",
+                              "--seed", "5", *extra])
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"pndmkit train: error: --out/--name: {run / ('digits' + keep[0])} exists and {run} "
+                          "holds no train_state.pt to resume: choose another out or name"), err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
 def test_sample_resume_with_no_run_says_it_starts_afresh(ckpt, tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -74,6 +75,20 @@ def test_adaptive_methods_are_reported_per_nfe(study):
     assert result.adaptive and result.measured_order is None and result.steps == [None, None]
     assert len(result.nfe) == len(result.errors) == 2
     assert result.nfe[1] > result.nfe[0] and result.errors[1] < result.errors[0]
+
+
+def test_adaptive_sweep_passes_no_steps_or_grid_it_would_ignore(study, capsys):
+    """`pndmkit order` warned that steps=1 and grid='uniform' were ignored, options the user never gave: the
+    study handed its grid and a dummy step count to the adaptive method."""
+    from pndmkit.sampling import IgnoredGridWarning, IgnoredStepsWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = sweep(study, "pf", tolerances=[1e-4])
+        assert main(["order", "--json", "--methods", "pf", "--steps", "25,50", "--batch", "2"]) == 0
+    ignored = [w for w in caught if issubclass(w.category, (IgnoredStepsWarning, IgnoredGridWarning))]
+    assert ignored == [] and "Ignored" not in capsys.readouterr().err
+    assert result.nfe[0] > 0 and result.errors[0] < 1e-2
 
 
 def test_fit_order_picks_the_asymptotic_range_and_stops_before_round_off():

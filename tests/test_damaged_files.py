@@ -447,6 +447,19 @@ def test_sample_resume_refuses_a_damaged_run_json(field, value, phrase, good, tm
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
+@pytest.mark.parametrize("text, kind", [("[1, 2]", "list"), ("3", "int"), ('"run"', "str")])
+def test_sample_resume_names_a_run_json_that_is_not_an_object(text, kind, good, tmp_path, run_cli):
+    """run.json holding [1, 2] was reported as written by an older pndmkit without checkpoint hashes."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "run.json").write_text(text)
+    code, _, err = _sample_run(good, out, run_cli, "--resume")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == (f"pndmkit sample: error: --out: {out / 'run.json'} is not a pndmkit run record (a JSON object "
+                   f"expected, got {kind}); restore the file or use another out folder\n")
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+
+
 def test_sample_refuses_a_shard_path_that_is_a_folder_before_sampling(good, tmp_path, run_cli, monkeypatch):
     import pndmkit.nn.generate as generate
 

@@ -266,6 +266,24 @@ def test_study_sizes_from_the_environment():
             quality_nfe.sizes(environ={var: bad})
 
 
+def test_the_docstrings_every_method_command_runs_and_is_accepted():
+    """The docstring suggested `pndmkit methods --names`, an option that does not exist."""
+    import re
+    import subprocess
+    import sys
+
+    import pndmkit
+
+    command = re.search(r"PNDMKIT_FID_METHODS=\$\((.*?)\)``", " ".join(quality_nfe.__doc__.split())).group(1)
+    assert command.startswith("python -c ")
+    proc = subprocess.run(["bash", "-c", sys.executable + command[len("python"):]], capture_output=True, text=True,
+                          check=True)
+    size = quality_nfe.sizes(environ={"PNDMKIT_FID_METHODS": proc.stdout.strip()})
+    fixed = [n for n, m in pndmkit.METHODS.items() if not m.adaptive]  # here with the tests' own methods too
+    assert size["methods"] == [n for n in fixed if n in size["methods"]] and len(size["methods"]) > 20
+    assert {"ddim", "f-pndm", "unipc-3"} <= set(size["methods"]) and "pf" not in size["methods"]
+
+
 def test_study_plan_shares_runs_between_budgets():
     runs = quality_nfe.plan({"methods": ["ddim", "f-pndm"], "nfes": [5, 6, 8, 20], "claim": ("f-pndm", 50, "ddim", 1000)})
     # F-PNDM's 1-step run costs 4 evaluations (fits 5 and 6), 2 steps 8, 11 steps 20 = 11 + 9

@@ -105,6 +105,25 @@ def test_resume_after_a_crash_loses_and_duplicates_nothing(ckpt, tmp_path, monke
     np.testing.assert_allclose(x, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_resuming_a_finished_run_keeps_its_summary(ckpt, tmp_path):
+    """A resume with every shard done generated nothing and rewrote summary.json with nfe_per_sample null,
+    generated_by_rank0 0 and seconds_rank0 0.0, losing the run's record."""
+    out = tmp_path / "run"
+    first = sample_to_dir(_cfg(ckpt, out, num_samples=4, batch_size=4, shard_size=2, steps=3, method="ddim"))
+    assert first["nfe_per_sample"] == 3 and first["generated_by_rank0"] == 4
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    logs = []
+    again = sample_to_dir(_cfg(ckpt, out, num_samples=4, batch_size=4, shard_size=2, steps=3, method="ddim",
+                               resume=True), log=logs.append)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    assert logs[-1] == f"nothing to do: all 2 shards of the run in {out} are done; summary.json left as it is"
+    assert again["generated"] == 0 and again["nfe_per_sample"] == 3 and again["generated_by_rank0"] == 4
+    # a finished run whose summary.json is missing gets one written again
+    (out / "summary.json").unlink()
+    sample_to_dir(_cfg(ckpt, out, num_samples=4, batch_size=4, shard_size=2, steps=3, method="ddim", resume=True))
+    assert (out / "summary.json").is_file()
+
+
 def test_resume_refuses_a_changed_checkpoint(ckpt, tmp_path):
     """Overwrite the weights, delete a shard, resume: refused, naming the file whose hash changed."""
     from pndmkit.errors import UsageError

@@ -55,8 +55,11 @@ def _plot_file(text: str) -> str:
 
 def _methods(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"the list of methods is empty (got {text!r}); give comma-separated "
+                                         f"names, e.g. ddim,f-pndm; known: {', '.join(METHODS)}")
     unknown = [n for n in names if n not in METHODS]
-    if unknown or not names:
+    if unknown:
         raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
     return names
 

@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "digits upsampled to 16x16. Writes OUT/NAME.safetensors + OUT/NAME.json (EMA weights) "
                     "and OUT/train_state.pt for --resume (also on Ctrl-C). Settings are checked before the model "
                     "is built: the preset must take one-channel images and the batch must fit in free memory. "
-                    "--resume refuses settings that shape the training differently from the saved run "
+                    "A fresh run refuses an OUT that already holds NAME.safetensors or NAME.json (it never "
+                    "overwrites a checkpoint). --resume refuses settings that shape the training differently from the saved run "
                     "(only --steps, --max-minutes, --threads, --device, --checkpoint-every, --name may change).")
     p.add_argument("--out", default="runs/digits", help="output folder")
     p.add_argument("--name", default="digits", help="checkpoint name inside OUT, a plain file name without folder")
@@ -84,9 +85,10 @@ def _train_classifier(args: argparse.Namespace) -> int:
 
     from pndmkit.nn.checkpoint import save_checkpoint
     from pndmkit.nn.classifier import train_classifier
-    from pndmkit.nn.train import check_name
+    from pndmkit.nn.train import check_name, check_no_checkpoint
 
     check_name(args.name)
+    check_no_checkpoint(args.out, args.name)
     if args.threads:
         torch.set_num_threads(args.threads)
     net, info = train_classifier(seed=args.seed)

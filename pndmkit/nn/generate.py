@@ -24,7 +24,8 @@ steps are its own (``summary.json``'s ``nfe_per_sample`` is their mean). It runs
 on the batch size, and ``run.json`` records its options (tolerances, solver, per-sample control) as
 ``method_options``. Resuming with any of them different is refused with a message naming what
 changed, so shards from different weights or settings are never mixed. Temporary files of a killed
-write are deleted on the next run. A batch with a non-finite sample raises ``FloatingPointError``
+write are deleted on the next run. Resuming a run whose shards are all done generates nothing, logs "nothing
+to do" and leaves its ``summary.json`` as it is (a missing or unreadable one is written anew). A batch with a non-finite sample raises ``FloatingPointError``
 naming the first such sample; its shard is not written.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each process initialises ``torch.distributed`` (NCCL on CUDA,
@@ -189,6 +190,20 @@ def _shard_path(out: Path, k: int, suffix: str) -> Path:
     return out / f"shard-{k:05d}{suffix}"
 
 
+def _shard_indices(k: int, shard_size: int, num_samples: int) -> np.ndarray:
+    """The sample indices of shard ``k``."""
+    return np.arange(k * shard_size, min((k + 1) * shard_size, num_samples), dtype=np.int64)
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or ``None`` when it is missing or not one (then it is written anew)."""
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
 def _shard_done(path: Path, expected: np.ndarray) -> bool:
     if not path.is_file():
         return False
@@ -302,7 +317,10 @@ def _read_run(run_file: Path) -> dict[str, Any] | None:
         old = json.loads(run_file.read_text())
     except (OSError, ValueError) as exc:
         raise UsageError("out", f"{run_file} is unreadable ({exc}); use another out folder") from None
-    if not isinstance(old, dict) or old.get("format") != RUN_FORMAT:
+    if not isinstance(old, dict):
+        raise UsageError("out", f"{run_file} is not a pndmkit run record (a JSON object expected, got "
+                                f"{type(old).__name__}); restore the file or use another out folder")
+    if old.get("format") != RUN_FORMAT:
         raise UsageError("resume", f"{run_file} was written by an older pndmkit without checkpoint hashes; "
                                    "it cannot be checked, so it cannot be resumed: use another out folder")
     shard, hashes = old.get("shard_size"), old.get("checkpoint_sha256")
@@ -396,6 +414,13 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
                 raise UsageError("out", f"{path} is not a file (a folder?), so shard {k} cannot be written there; "
                                         "remove it and run again")
 
+    n_shards = math.ceil(cfg.num_samples / shard_size)
+    # a resume of a finished run: keep its summary (the NFE, counts and times of the sittings that made it);
+    # checked before any rank writes, so a shard written in this sitting cannot count as done before it
+    kept = _read_summary(out / "summary.json") if rank == 0 and old is not None and all(
+        _shard_done(_shard_path(out, k, ".npz"), _shard_indices(k, shard_size, cfg.num_samples))
+        for k in range(n_shards)) else None
+
     if rank == 0:  # from here on files are written
         if cfg.resume and old is None:  # a script may always pass --resume: it starts the run, but says so
             log(f"no previous run to resume in {out} (no run.json): starting a fresh one")
@@ -409,14 +434,15 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     if rank == 0 and old is None:
         write_json(run_file, ident)
 
-    n_shards = math.ceil(cfg.num_samples / shard_size)
     mine = []
     for k in range(rank, n_shards, world):
-        idx = np.arange(k * shard_size, min((k + 1) * shard_size, cfg.num_samples), dtype=np.int64)
+        idx = _shard_indices(k, shard_size, cfg.num_samples)
         if not _shard_done(_shard_path(out, k, ".npz"), idx):
             mine.append((k, idx))
 
-    if cfg.resume:
+    if kept is not None:
+        log(f"nothing to do: all {n_shards} shards of the run in {out} are done; summary.json left as it is")
+    elif cfg.resume:
         log(f"rank {rank}/{world}: {len(mine)} shards to do, {len(range(rank, n_shards, world)) - len(mine)} done")
     todo = sum(len(idx) for _, idx in mine)
     bar = None
@@ -461,7 +487,9 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     summary = {**{k: v for k, v in ident.items() if k != "times"}, "world_size": world, "shards": n_shards,
                "nfe_per_sample": nfe, "generated_by_rank0": done if rank == 0 else None,
                "seconds_rank0": round(seconds, 3)}
-    if rank == 0:
+    if kept is not None:
+        summary = kept
+    elif rank == 0:
         write_json(out / "summary.json", summary)
     return {**summary, "generated": done, "rank": rank, "seconds": round(seconds, 3)}
 

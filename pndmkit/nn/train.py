@@ -27,7 +27,9 @@ saved model's metadata describes one run with one set of settings; continue with
 starting a new run from the saved weights instead. Each sitting (start step and command) is recorded.
 Resuming a run already at (or past) ``steps`` trains nothing and leaves its checkpoint untouched (it is
 written only if it is missing, e.g. under a new ``name``), so that samples resumed from that checkpoint stay
-valid; ``resume=True`` with no ``train_state.pt`` in ``out`` says so and starts a fresh run.
+valid; ``resume=True`` with no ``train_state.pt`` in ``out`` says so and starts a fresh run. A fresh run
+refuses an ``out`` that already holds ``<name>.safetensors`` or ``<name>.json`` (:func:`check_no_checkpoint`):
+it never overwrites a checkpoint it did not write.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ from pndmkit.nn.data import load_digits_images
 from pndmkit.nn.unet import PRESETS, UNet, UNetConfig, count_parameters
 from pndmkit.schedules import DiscreteVP, FlowMatching
 
-__all__ = ["TrainConfig", "Trainer", "train", "resume", "check_name", "RESUMABLE", "OBJECTIVES", "FLOW_TIME_SCALE"]
+__all__ = ["TrainConfig", "Trainer", "train", "resume", "check_name", "check_no_checkpoint", "RESUMABLE", "OBJECTIVES",
+           "FLOW_TIME_SCALE"]
 
 #: settings that may differ when a run is resumed (all others must match the saved run)
 RESUMABLE = ("out", "name", "steps", "max_minutes", "threads", "device", "checkpoint_every")
@@ -198,6 +201,26 @@ def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None
                                                f"(only {', '.join(RESUMABLE[2:])} may change) or train in another out")
 
 
+def check_no_checkpoint(out: str | Path, name: str) -> None:
+    """Refuse to start a run whose checkpoint ``<out>/<name>.safetensors`` or ``.json`` already exists.
+
+    A fresh run (no ``train_state.pt`` to resume in ``out``) would overwrite it on its first save, losing a
+    finished model; checked before anything is built.
+
+    Raises
+    ------
+    UsageError
+        About ``out`` and ``name``, naming the file that exists.
+    """
+    stem = Path(out) / name
+    for ext in (".safetensors", ".json"):
+        path = stem.with_name(stem.name + ext)
+        if path.exists():
+            raise UsageError(("out", "name"), f"{path} exists and {Path(out)} holds no train_state.pt to resume: "
+                                              "choose another out or name; an existing checkpoint is never "
+                                              "overwritten")
+
+
 def _check_memory(config: UNetConfig, batch_size: int, device: torch.device) -> None:
     need, have = memory_estimate(config, batch_size, training=True), available_bytes(device)
     if have is not None and need > have:
@@ -239,6 +262,8 @@ class Trainer:
         elif not resume and state_path.exists():
             raise UsageError(("out", "resume"), f"{state_path} exists: pass --resume (resume=True) to continue it "
                                                 "or choose another out folder")
+        if self.saved is None:  # a fresh run must not overwrite a checkpoint it did not write
+            check_no_checkpoint(self.out, cfg.name)
         config = cfg.unet_config()
         _check_memory(config, cfg.batch_size, self.device)
         if cfg.threads:

@@ -475,6 +475,34 @@ def _sampler_runner(fn: Any, text: str, config: dict) -> _KDiffusion:
     return _KDiffusion(fn, text)
 
 
+def _annotated_kind(annotation: Any) -> Optional[tuple[Callable[[Any], bool], str]]:
+    """``(accepts(value), what it takes)`` for a scheduler option annotated ``int``, ``float``, ``bool``, ``str``
+    or a ``Literal`` (optionally with ``None``); ``None`` for any other annotation (nothing is said about it)."""
+    import types
+    import typing
+
+    args = typing.get_args(annotation)
+    optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args
+    if optional:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) != 1:
+            return None
+        annotation = rest[0]
+    if typing.get_origin(annotation) is typing.Literal:
+        values = [*typing.get_args(annotation), *([None] if optional else [])]
+        return (lambda v: v in values), "one of " + ", ".join(repr(v) for v in values)
+    simple = {int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+              float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+              bool: (lambda v: isinstance(v, bool), "true or false"),
+              str: (lambda v: isinstance(v, str), "a string")}
+    if annotation not in simple:
+        return None
+    accepts, what = simple[annotation]
+    if optional:
+        return (lambda v: v is None or accepts(v)), what + " or none"
+    return accepts, what
+
+
 def _scheduler_runner(cls: type, config: dict) -> _Scheduler:
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
@@ -487,6 +515,11 @@ def _scheduler_runner(cls: type, config: dict) -> _Scheduler:
     try:
         runner.make(10)
     except Exception as exc:  # noqa: BLE001 - the scheduler's own refusal of a value, in one line
+        for key, value in config.items():  # name the option whose value is not of its annotated type, if one is
+            wanted = _annotated_kind(params[key].annotation) if key in params else None
+            if wanted is not None and not wanted[0](value):
+                raise UsageError("config", f"config {key}={value!r}: {cls.__name__} takes {wanted[1]} for {key} "
+                                           f"(default {params[key].default!r})") from None
         shown = ", ".join(f"{k}={v!r}" for k, v in config.items()) or "its defaults"
         raise UsageError("config", f"config {shown}: {cls.__name__} refused it: {type(exc).__name__}: "
                                    f"{' '.join(str(exc).split())}") from None

@@ -214,9 +214,12 @@ def fit_order(steps: Sequence[float], errors: Sequence[float], floor: float = 0.
     return round(float(slope), 2), (first, last - 1), note
 
 
-def _run(study: Study, method: Any, x_T: Any, steps: int) -> tuple[Any, int]:
+def _run(study: Study, method: Any, x_T: Any, steps: Optional[int]) -> tuple[Any, int]:
+    """Sample ``study`` with ``method``; ``steps=None`` for an adaptive method, which gets no grid either (it
+    chooses its own steps, and would warn that a given ``steps`` or ``grid`` is ignored)."""
+    grid = None if steps is None else study.grid
     sol = sample(lambda x, t: study.problem.eps(x, t, study.schedule), x_T, schedule=study.schedule,
-                 method=method, steps=steps, grid=study.grid, t_start=study.t_start, t_end=study.t_end)
+                 method=method, steps=steps, grid=grid, t_start=study.t_start, t_end=study.t_end)
     return sol.x, sol.nfe
 
 
@@ -251,7 +254,7 @@ def sweep(study: Study, method: str | MethodSpec, steps: Sequence[int] = DEFAULT
         for tol in tols:
             say(f"{spec.name} tol={tol}")
             integrator = replace(base, rtol=tol, atol=tol) if tol is not None else base
-            x, k = _run(study, integrator, x_T, 1)
+            x, k = _run(study, integrator, x_T, None)
             nfe.append(k)
             errors.append(study.error(x))
         return MethodResult(spec.name, spec.order, True, [None] * len(tols), nfe, errors,
