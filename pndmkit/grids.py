@@ -142,11 +142,13 @@ def _positive_floor(schedule: NoiseSchedule, t_start: float, t_end: float) -> fl
 
 
 def _check_options(schedule: NoiseSchedule, kind: str, rho: float | None, final_alpha: str | None,
-                   offset: int | None) -> None:
-    """Refuse options that the grid kind would ignore (a misplaced option is a mistake, not a no-op)."""
+                   offset: int | None, defaulted: bool = False) -> None:
+    """Refuse options that the grid kind would ignore (a misplaced option is a mistake, not a no-op);
+    ``defaulted``: no kind was given and ``kind`` is the schedule's default (the messages say so)."""
+    which = f"grid {kind!r} (the default grid of {schedule!r}; no grid was given)" if defaulted else f"grid {kind!r}"
     if rho is not None:
         if not GRID_KINDS[kind].takes_rho:
-            raise ValueError(f"rho applies to grid 'karras' only, not to grid {kind!r}")
+            raise ValueError(f"rho applies to grid 'karras' only, not to {which}: pass grid='karras' with rho")
         if check_real(rho, "rho") <= 0:
             raise ValueError(f"rho must be > 0, got {rho}")
     if final_alpha is not None:
@@ -158,7 +160,7 @@ def _check_options(schedule: NoiseSchedule, kind: str, rho: float | None, final_
         check_int(offset, "offset", minimum=0)
         if kind != "leading" or not isinstance(schedule, DiscreteVP):
             raise ValueError(f"offset applies to grid 'leading' of a DiscreteVP only (diffusers' steps_offset), "
-                             f"not to grid {kind!r} on {schedule!r}")
+                             f"not to {which} on {schedule!r}")
 
 
 def _end_time(schedule: NoiseSchedule, t_end: float | None, final_alpha: str | None) -> float:
@@ -272,10 +274,11 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
     t_start = None if t_start is None else check_real(t_start, "t_start")
     t_end = None if t_end is None else check_real(t_end, "t_end")
     discrete = isinstance(schedule, DiscreteVP)
+    defaulted = kind is None
     if kind is None:
         kind = ("leading" if t_start is None else "linspace") if discrete else (schedule.default_grid or "uniform")
     kind = check_choice(kind, "grid kind", GRIDS)
-    _check_options(schedule, kind, rho, final_alpha, offset)
+    _check_options(schedule, kind, rho, final_alpha, offset, defaulted)
     for name, t in (("t_start", t_start), ("t_end", t_end)):
         if t is not None:
             schedule.check_time(t, name=name)

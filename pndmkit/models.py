@@ -78,8 +78,9 @@ def check_output(e: Any, like: Any, t: float, evaluation: int, check_finite: boo
     """
     shape = tuple(like.shape)
     if tuple(getattr(e, "shape", ())) != shape or not hasattr(e, "dtype"):
-        raise ValueError(f"model output must be an array of shape {shape} like x; got "
-                         f"{type(e).__name__} of shape {tuple(getattr(e, 'shape', ()))} at t={t}")
+        got = (f"{type(e).__name__} of shape {tuple(e.shape)}" if hasattr(e, "shape") and hasattr(e, "dtype")
+               else f"a {type(e).__name__}, not an array")
+        raise ValueError(f"model output must be an array of shape {shape} like x; got {got} at t={t}")
     if type(e) is not type(like):
         raise TypeError(f"model output must be a {type(like).__name__} like x, got {type(e).__name__} at t={t}")
     if is_torch(e) and e.device != like.device:  # e.g. torch's 'meta' device, which holds no values

@@ -88,6 +88,11 @@ CASES = [
      r"steps=4 contradicts the explicit grid"),
     ("sample rho on uniform", lambda: sample(model, X, schedule=VP, grid="uniform", rho=3.0), ValueError,
      r"rho applies to grid 'karras' only"),
+    ("sample rho on the default grid", lambda: sample(model, X, schedule=D, rho=3.0), ValueError,
+     r"not to grid 'leading' \(the default grid of DiscreteVP.linear\(T=1000\); no grid was given\): pass "
+     r"grid='karras' with rho"),
+    ("sample model returns a list", lambda: sample(lambda x, t: [1.0] * X.size, X, schedule=D, steps=2), ValueError,
+     r"model output must be an array of shape .* like x; got a list, not an array at t="),
     ("sample leading mid-trajectory", lambda: sample(model, X, schedule=D, grid="leading", steps=10, t_start=300),
      ValueError, r"grid 'leading' with steps=10 starts at t=900, so it cannot start at t_start=300"),
     # make_grid / check_grid
