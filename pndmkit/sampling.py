@@ -49,12 +49,12 @@ from pndmkit.integrator import Integrator
 from pndmkit.run import Callback, Solution
 from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method
 from pndmkit.models import as_eps, check_output, shift_time, undefined_eps_times
-from pndmkit.schedules import DiscreteVP, NoiseSchedule
+from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule
 
 __all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGridWarning", "ignored_grid_message",
            "adaptive_end_times", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning",
            "check_start_scale",
-           "START_SCALE_FACTOR", "final_denoise"]
+           "START_SCALE_FACTOR", "final_denoise", "planned_undefined_eps_times"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
 CONVENTIONS: dict[str, dict[str, Any]] = {
@@ -421,45 +421,102 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
 
         model = partial(model, **model_kwargs)
     check_bool(denoise, "denoise")
-    eps_model = shift_time(as_eps(model, schedule, prediction), shift)
+    eps_model = as_eps(model, schedule, prediction)  # checks the model against the prediction and the schedule
+    if shift:
+        # the network is told t - shift, but the sample is at the level of t: an x0, v or flow output converts
+        # to eps there
+        eps_model = as_eps(shift_time(model, shift), schedule, prediction)
     if isinstance(integrator, Integrator):
-        _check_evaluation_times(integrator, schedule, times, prediction, shift)
+        _check_evaluation_times(integrator, schedule, times, prediction)
+    else:
+        _check_adaptive_ends(integrator, schedule, times, prediction)
     solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
     return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
 
 
+def planned_undefined_eps_times(integrator: Integrator, grid: NDArray[np.float64], prediction: str) -> list[float]:
+    """The times at which a run of ``integrator`` on ``grid`` would evaluate a ``prediction`` model where it gives
+    no ``eps`` (:func:`pndmkit.models.undefined_eps_times`), found before any model call.
+
+    Parameters
+    ----------
+    integrator : Integrator
+        A fixed-step integrator (its evaluation times depend on the grid alone,
+        :meth:`pndmkit.Integrator.evaluation_times`).
+    grid : ndarray of float64, shape (N + 1,)
+        Checked grid times in the schedule's units.
+    prediction : str
+        What the model predicts (:data:`pndmkit.models.PREDICTIONS`). Its output converts to ``eps`` at the
+        sample's own time, whatever time the model is told (``model_time_offset``).
+
+    Returns
+    -------
+    list of float
+        The evaluation times with no ``eps``, each once, in order of first evaluation; empty for
+        ``eps``, ``v`` and ``score`` predictions, and for a grid that starts where ``alpha = 0`` (a flow grid
+        from pure noise: a dry run on zero ``eps`` outputs cannot take a step from there, so the run itself
+        checks those).
+    """
+    if prediction not in ("x0", "flow"):
+        return []
+    schedule = integrator.transfer.schedule
+    if not math.isfinite(float(schedule.s(float(grid[0])))):
+        return []
+    return undefined_eps_times(schedule, integrator.evaluation_times(grid), prediction)
+
+
+def _no_eps_where(schedule: NoiseSchedule, prediction: str) -> str:
+    """Why a ``prediction`` output gives no ``eps`` at its undefined times, in the schedule's own terms."""
+    if prediction == "x0":
+        return "sigma = 0, abar = 1" if isinstance(schedule, VPSchedule) else "sigma = 0"
+    return "dx/dt is singular"
+
+
+def _check_adaptive_ends(integrator: Any, schedule: NoiseSchedule, times: NDArray[np.float64],
+                         prediction: str) -> None:
+    """Refuse, before any model call, an adaptive run whose interval starts or ends where ``prediction`` gives no
+    ``eps``: its steps are chosen as it goes, but it evaluates the model at both ends of its interval."""
+    if not math.isfinite(float(schedule.s(float(times[0])))):
+        return  # a flow run from pure noise: the run itself checks its start
+    bad = undefined_eps_times(schedule, [float(times[0]), float(times[-1])], prediction)
+    if bad:
+        name = getattr(integrator, "name", None) or repr(integrator)
+        end = " (final_alpha='first' ends a DiscreteVP run at t = 0)" if isinstance(schedule, DiscreteVP) else ""
+        raise ValueError(f"method={name!r} with prediction={prediction!r} integrates from t={float(times[0]):g} to "
+                         f"t={float(times[-1]):g} and evaluates the model at both ends, but a model predicting "
+                         f"{prediction!r} gives no eps at t={', '.join(f'{t:g}' for t in bad)} "
+                         f"({_no_eps_where(schedule, prediction)}); no evaluation was made. Pass t_end above "
+                         f"that time{end}")
+
+
 def _check_evaluation_times(integrator: Integrator, schedule: NoiseSchedule, times: NDArray[np.float64],
-                            prediction: str, shift: float) -> None:
+                            prediction: str) -> None:
     """Refuse, before any model call, a fixed-step run that would evaluate where ``prediction`` gives no ``eps``
     (an ``x0`` model at ``sigma = 0``, a ``flow`` model where ``dx/dt`` is singular)."""
-    if prediction not in ("x0", "flow"):
-        return
-    try:
-        evaluated = integrator.evaluation_times(times)
-    except (ValueError, ArithmeticError):  # an eps dry run fails on a flow grid from alpha = 0: the run decides
-        return
-    bad = undefined_eps_times(schedule, [t - shift for t in evaluated], prediction)
+    bad = planned_undefined_eps_times(integrator, times, prediction)
     if not bad:
         return
+    evaluated = integrator.evaluation_times(times)
     name = integrator.name or repr(integrator)
-    where = ("sigma = 0, abar = 1" if prediction == "x0" else "dx/dt is singular")
+    where = _no_eps_where(schedule, prediction)
     others = []
     for other in dict.fromkeys([DEFAULT_METHOD, *METHODS]):  # the default first
-        spec = METHODS[other]
-        if other == integrator.name or len(others) == 4:
+        if len(others) == 4:
+            break
+        if other == integrator.name:
             continue
         try:
-            candidate = built(spec, schedule)
-            if isinstance(candidate, Integrator) and not undefined_eps_times(
-                    schedule, [t - shift for t in candidate.evaluation_times(times)], prediction):
+            candidate = built(METHODS[other], schedule)
+            if isinstance(candidate, Integrator) and not planned_undefined_eps_times(candidate, times, prediction):
                 others.append(other)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, ArithmeticError):  # a method that cannot run this grid is no suggestion
             continue
     end = (" (on a DiscreteVP: convention='diffusers-pndm', i.e. final_alpha='first' with offset=1, ends it at "
            "t = 0, as do explicit grid times that end there)" if isinstance(schedule, DiscreteVP) else "")
     instead = f", or a method that does not evaluate there ({', '.join(others)}, ...)" if others else ""
     raise ValueError(f"method={name!r} with prediction={prediction!r} would evaluate the model at t="
-                     f"{', '.join(f'{t:g}' for t in bad)}, where a {prediction!r} prediction gives no eps ({where}); "
+                     f"{', '.join(f'{t:g}' for t in bad)}, where a model predicting {prediction!r} gives no eps "
+                     f"({where}); "
                      f"the grid ends at t={float(times[-1]):g} and {len(evaluated)} evaluations were planned, none "
                      f"made. End the grid earlier{end}{instead}")
 

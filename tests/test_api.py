@@ -1,11 +1,14 @@
 """The public ``pndmkit.sample`` API: backends, prediction types, conventions and bad input."""
 
+import math
+
 import numpy as np
 import pytest
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pndmkit
 from pndmkit import METHODS, sample
 from pndmkit.grids import GRIDS
 from pndmkit.models import as_eps
@@ -332,3 +335,59 @@ def test_pf_creates_no_float64_tensor_for_a_float32_state():
                          method="pf")
         assert out.x.dtype == dtype
         assert mode.seen and not {f for f, d in mode.seen if d == torch.float64}, mode.seen
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+@pytest.mark.parametrize("convention", ["ddim", "diffusers-pndm", "official-pndm"])
+def test_x0_and_v_models_convert_at_the_samples_own_level_under_every_convention(convention, prediction):
+    """A point mass at c: the exact eps, x0 or v of the sample's own level makes DDIM exact. official-pndm tells
+    the network t - 1 while the sample is at abar(t); converting x0 or v at the network's time was off by 1e-2."""
+    sched = DiscreteVP.linear()
+    rng = np.random.default_rng(1)
+    c, z = rng.standard_normal(16), rng.standard_normal(16)
+    offset = pndmkit.CONVENTIONS[convention]["model_time_offset"] or 0.0
+    told = []
+
+    def model(x, t):
+        told.append(t)
+        a = float(sched.abar(t + offset))  # the level of the sample the network is asked about
+        return {"eps": z, "x0": c, "v": math.sqrt(a) * z - math.sqrt(1 - a) * c}[prediction]
+
+    grid = pndmkit.sample(lambda x, t: 0 * x, np.ones(16), schedule=sched, method="ddim", steps=5,
+                          convention=convention).times
+    a0, a1 = float(sched.abar(grid[0])), float(sched.abar(grid[-1]))
+    out = pndmkit.sample(model, math.sqrt(a0) * c + math.sqrt(1 - a0) * z, schedule=sched, method="ddim", steps=5,
+                         convention=convention, prediction=prediction)
+    np.testing.assert_allclose(out.x, math.sqrt(a1) * c + math.sqrt(1 - a1) * z, rtol=0, atol=1e-13)
+    assert told == [float(t) - offset for t in grid[:-1]]
+
+
+def test_an_x0_model_under_official_pndm_runs_methods_that_evaluate_at_the_grids_end():
+    """official-pndm ends the grid at t = 0 (abar_0 > 0): an x0 output converts there, so pie is not refused."""
+    seen = []
+
+    def model(x, t):
+        seen.append(t)
+        return 0.5 * x
+
+    out = pndmkit.sample(model, np.ones(4), schedule=DiscreteVP.linear(), method="pie", steps=5,
+                         convention="official-pndm", prediction="x0")
+    assert np.all(np.isfinite(out.x)) and len(seen) == out.nfe == 10 and min(seen) == -1.0
+
+
+@pytest.mark.parametrize("schedule", [DiscreteVP.linear(10), DiscreteVP.linear(), LinearVP(t_end=0.0)])
+def test_an_adaptive_run_to_abar_one_with_an_x0_model_is_refused_before_any_call(schedule):
+    """pf evaluates at both ends of its interval: an x0 model at sigma = 0 failed after 67-175 calls."""
+    calls = []
+
+    def model(x, t):
+        calls.append(t)
+        return 0.5 * x
+
+    with pytest.raises(ValueError, match=r"method='pf' with prediction='x0' integrates from t=.* evaluates the "
+                                         r"model at both ends, but a model predicting 'x0' gives no eps at t="):
+        sample(model, np.ones(3), schedule=schedule, method="pf", prediction="x0", t_end=schedule.t_end)
+    assert calls == []
+    if isinstance(schedule, DiscreteVP):  # ending at t = 0 (abar_0 < 1) runs
+        out = sample(model, np.ones(3), schedule=schedule, method="pf", prediction="x0", final_alpha="first")
+        assert np.all(np.isfinite(out.x)) and out.nfe == len(calls) > 0

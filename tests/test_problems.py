@@ -352,3 +352,19 @@ def test_the_low_rank_form_is_used_only_where_the_floor_is_tied():
             eps, log_p = _dense_eps_and_log_prob(gm, x, abar, 1 - abar)
             assert np.max(np.abs(gm.eps_at_levels(x, abar, 1 - abar) - eps)) <= 1e-12 * np.max(np.abs(eps))
             np.testing.assert_allclose(gm._parts(x, abar, 1 - abar)[2], log_p, rtol=1e-12, atol=0)
+
+
+def test_isotropic_full_covariances_keep_one_eigenpair_and_match_the_dense_formula():
+    """Every eigenvalue tied (Q 2I Q^T): the low-rank form keeps one eigenpair above the floor, instead of none
+    (which failed to reshape the batch), and still equals the dense Cholesky formula."""
+    rng = np.random.default_rng(1)
+    d, K = 6, 2
+    Q = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    covs = np.stack([Q @ (2.0 * np.eye(d)) @ Q.T] * K)
+    gm = GaussianMixture(np.full(K, 1 / K), rng.standard_normal((K, d)), covs)
+    assert not gm.diagonal and gm.rank == 1
+    x = rng.standard_normal((8, d))
+    for abar in (1 - 1e-6, 0.5, 1e-3):
+        eps, log_p = _dense_eps_and_log_prob(gm, x, abar, 1 - abar)
+        assert np.max(np.abs(gm.eps_at_levels(x, abar, 1 - abar) - eps)) <= 1e-12 * np.max(np.abs(eps))
+        np.testing.assert_allclose(gm._parts(x, abar, 1 - abar)[2], log_p, rtol=1e-12, atol=0)

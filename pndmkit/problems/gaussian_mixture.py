@@ -287,9 +287,10 @@ class GaussianMixture:
     def _parts(self, x: NDArray[np.float64], abar: float, om: float):
         """Pieces of ``C_k^{-1}`` applied to the residuals, responsibilities and log p_t at (abar, 1-abar).
 
-        The pieces are ``(q, None)`` with ``q = D^{-1} U_k^T (x - sqrt(abar) mu_k)`` (every eigenvector), or, on
-        the low-rank form (module docstring), ``(q, B)`` with ``q`` the top eigenvectors' part of
-        ``C_k^{-1} - I / D_floor`` and ``B`` the batch: ``C_k^{-1} resid_k = U_k q_k + resid_k / D_floor_k``.
+        The pieces are ``(q, None, None)`` with ``q = D^{-1} U_k^T (x - sqrt(abar) mu_k)`` (every eigenvector),
+        or, on the low-rank form (module docstring), ``(q, B, D_floor)`` with ``q`` the top eigenvectors' part of
+        ``C_k^{-1} - I / D_floor``, ``B`` the batch and ``D_floor`` (K,) the floor eigenvalue of each ``C_k``:
+        ``C_k^{-1} resid_k = U_k q_k + resid_k / D_floor_k``.
         """
         if x.shape[-1] != self.dim:
             raise ValueError(f"x must have last dimension d={self.dim}, got shape {x.shape}")
@@ -448,10 +449,11 @@ EIGEN_TIE = 16 * np.finfo(np.float64).eps
 
 def _floor_rank(lam: NDArray[np.float64]) -> int:
     """Smallest ``r`` such that every component's eigenvalues (ascending) below its top ``r`` are one value to within
-    :data:`EIGEN_TIE` times its largest; ``d`` where that ``r`` is over ``d / 2`` (the low-rank form would not pay)."""
+    :data:`EIGEN_TIE` times its largest, and at least 1 (an isotropic covariance keeps one eigenpair above its
+    floor value); ``d`` where that ``r`` is over ``d / 2`` (the low-rank form would not pay)."""
     K, d = lam.shape
     tied = lam - lam[:, :1] <= EIGEN_TIE * lam[:, -1:]  # (K, d), a prefix of True per row (ascending)
-    r = int(d - tied.sum(axis=1).min())
+    r = max(1, int(d - tied.sum(axis=1).min()))
     return r if 2 * r <= d else d
 
 

@@ -63,7 +63,7 @@ from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, La
                                                    train_timesteps, trained_betas, translate)
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
-from pndmkit.models import undefined_eps_times
+from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
 from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
 
@@ -439,13 +439,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         ``eps`` (the clipped ``x0`` of ``clip_sample`` at ``abar = 1``)."""
         tr = self.translation
         told = tr.told_prediction
-        if told not in ("x0", "flow"):
-            return
-        try:
-            planned = self.integrator.evaluation_times(grid)
-        except (ValueError, ArithmeticError):  # the eps dry run cannot run this grid (a flow grid from alpha = 0)
-            return
-        bad = undefined_eps_times(self.schedule, planned, told)
+        bad = planned_undefined_eps_times(self.integrator, grid, told)
         if not bad:
             return
         name = self.integrator.name or "the method"
