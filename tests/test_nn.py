@@ -268,6 +268,7 @@ def test_training_resume_refuses_other_settings(tmp_path, change):
     for key, value in change.items():
         old = common.get(key, TrainConfig.__dataclass_fields__[key].default)
         assert f"{key}={old!r} in the run, {value!r} now" in str(info.value)
+    assert "(only name, steps, max_minutes, threads, device, checkpoint_every may change)" in str(info.value)
     assert (tmp_path / "train_state.pt").read_bytes() == before
     # the settings that may change: the step budget, the device, the checkpoint interval
     Trainer(TrainConfig(steps=3, **{**common, "checkpoint_every": 1}), log=lambda m: None, resume=True).run()

@@ -198,7 +198,7 @@ def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None
     if changed:
         what = "; ".join(f"{k}={old.get(k)!r} in the run, {new[k]!r} now" for k in changed)
         raise UsageError(("resume", *changed), f"cannot resume {path}: {what}; resume with the run's settings "
-                                               f"(only {', '.join(RESUMABLE[2:])} may change) or train in another out")
+                                               f"(only {', '.join(RESUMABLE[1:])} may change) or train in another out")
 
 
 def check_no_checkpoint(out: str | Path, name: str) -> None:
