@@ -1164,8 +1164,11 @@ def audit(target: Any, *, problem: Any = "gmm2d", steps: Optional[Sequence[int]]
     Raises
     ------
     UsageError
-        Unknown module, function, class or method; a configuration keyword or value the scheduler refuses;
-        a target that is not callable or does not take k-diffusion's arguments (the message names it).
+        Unknown module, function, class or method; a configuration keyword or value the scheduler refuses, or
+        under which it fails on the audit's runs (the message names the scheduler, the options and the error);
+        a ``prediction_type`` other than :data:`PREDICTION_TYPES` (a scheduler is given the exact ``eps``
+        converted to its prediction type); a target that is not callable or does not take k-diffusion's
+        arguments (the message names it).
     """
     from pndmkit.problems import get_problem
 
