@@ -136,6 +136,28 @@ def test_heun_costs_two_calls_per_step_less_one_and_ddim_linspace_tells_the_mode
     assert "off the sample's" in lin.verdict
 
 
+@pytest.mark.parametrize("target, config", [
+    ("diffusers:DPMSolverMultistepScheduler", {"prediction_type": "sample"}),
+    ("diffusers:EulerDiscreteScheduler", {"prediction_type": "v_prediction"}),
+])
+def test_a_scheduler_predicting_x0_or_v_is_given_the_exact_eps_converted(target, config, diffusers):
+    """The probe's exact eps is converted to the scheduler's prediction type: the same scheduler measures the
+    same whatever it predicts (up to float32 rounding inside its steps)."""
+    rep = audit(target, quick=True, **config)
+    ref = audit(target, quick=True)
+    if config["prediction_type"] == "sample":
+        assert rep.verdict == ref.verdict
+    # Euler's v step rounds the sample to float32: its last-step weights at drives 1e-3 and 10 differ by 2e-4,
+    # which the linearity check (1e-4) reads as clipping; the weights themselves agree
+    assert rep.weights["recovered"] == pytest.approx(ref.weights["recovered"], abs=1e-4)
+    assert rep.weights["first_broken"] == ref.weights["first_broken"] and rep.calls_per_step == ref.calls_per_step
+    assert rep.weights["implied_order"] == ref.weights["implied_order"] >= 1
+    assert rep.order == pytest.approx(ref.order, abs=1e-3)
+    for name in ("smooth", "data"):
+        assert rep.intervals[name]["errors"] == pytest.approx(ref.intervals[name]["errors"], rel=1e-3, abs=1e-6)
+    assert rep.consistency["ok"] == ref.consistency["ok"] and np.isfinite(rep.consistency["end_level"])
+
+
 def test_pndmkit_methods_and_integrators_are_audited_in_their_own_time(diffusers):
     import pndmkit
 
@@ -180,6 +202,17 @@ def test_bad_targets_are_usage_errors_naming_them(target, config, match, diffuse
      "--config: config solver_order='abc': DPMSolverMultistepScheduler takes an integer for solver_order (default 2)"),
     (["audit", "ddim", "--quik"], "unrecognized arguments: --quik (did you mean --quick?)"),
     (["audit", "os:sep"], "target: target 'os:sep' is a str, not a callable sampler"),
+    (["audit", "diffusers:DPMSolverMultistepScheduler", "--quick", "--config", "thresholding=True"],
+     "--config: DPMSolverMultistepScheduler with config thresholding=True fails on the audit's runs (5 steps, a "
+     "batch of 2-D samples): TypeError: reshape()"),
+    (["audit", "diffusers:DPMSolverMultistepScheduler", "--quick", "--config", "num_train_timesteps=10"],
+     "--config: DPMSolverMultistepScheduler with config num_train_timesteps=10 fails on the audit's runs (20 steps, "
+     "a batch of 2-D samples): IndexError: index 21 is out of bounds"),
+    (["audit", "diffusers:DPMSolverMultistepScheduler", "--config", "solver_order=3", "--config", "solver_order=2"],
+     "--config: --config 'solver_order=2': solver_order is already set (solver_order=3); give each option once"),
+    (["audit", "diffusers:DDIMScheduler", "--config", "prediction_type=flow_prediction"],
+     "--config: config prediction_type='flow_prediction': the audit drives DDIMScheduler with the exact eps "
+     "converted to its prediction type, and can convert to epsilon, sample, v_prediction only"),
 ])
 def test_cli_bad_input_is_one_line(argv, expected, usage_error, diffusers):
     err = usage_error(argv)

@@ -8,6 +8,7 @@ timesteps (batched in two halves under guidance). ``f-pndm`` and ``plms`` reprod
 
 from __future__ import annotations
 
+import ast
 import os
 
 import numpy as np
@@ -355,6 +356,27 @@ def test_add_noise_and_begin_index():
         fpndm.set_begin_index(15)
 
 
+@pytest.mark.parametrize("source, overrides, fixes", [
+    ("DDIMScheduler", {"set_alpha_to_one": False}, ("steps_offset=1", "set_alpha_to_one=True")),
+    ("PNDMScheduler", {}, ("steps_offset=1", "set_alpha_to_one=True")),  # set_alpha_to_one=False by default
+    ("DDIMScheduler", {"set_alpha_to_one": False, "timestep_spacing": "linspace"},
+     ("timestep_spacing='trailing'", "set_alpha_to_one=True")),
+])
+def test_a_last_step_of_length_zero_is_refused_with_the_values_that_work(source, overrides, fixes):
+    """A last step that starts at t=0 (leading spacing with steps_offset=0, or linspace) and ends there
+    (set_alpha_to_one=False) is refused naming the values that lengthen it; each of them then works."""
+    config = getattr(diffusers, source)().config
+    with pytest.raises(ValueError, match="not strictly decreasing") as err:
+        PNDMKitScheduler.from_config(config, method="ipndm", **overrides).set_timesteps(10)
+    text = str(err.value)
+    for fix in fixes:
+        assert f"pass {fix}" in text or f"or {fix}" in text, (fix, text)
+        key, value = fix.split("=")
+        ok = PNDMKitScheduler.from_config(config, method="ipndm", **{**overrides, key: ast.literal_eval(value)})
+        ok.set_timesteps(10)
+        assert len(ok.timesteps) == 10 and np.all(np.diff(ok.grid) < 0)
+
+
 @pytest.mark.parametrize("source", ["DDIMScheduler", "DDPMScheduler"])
 @pytest.mark.parametrize("method, steps", [("pie", 10), ("prk", 10), ("rk4", 10), ("pec-s", 10), ("pec-s-ramp", 10),
                                            ("pece-s", 10), ("f-pndm", 2)])
@@ -366,7 +388,8 @@ def test_clip_sample_is_refused_by_name_where_the_method_evaluates_at_abar_one(s
     with pytest.raises(ValueError) as err:
         sched.set_timesteps(steps)
     text = str(err.value)
-    for part in ("clip_sample=True", f"method={method!r}", "clip_sample=False", "ipndm", "t=-1"):
+    for part in ("clip_sample=True", f"method={method!r}", "clip_sample=False", "ipndm", "t=-1",
+                 "set_alpha_to_one=False with steps_offset=1"):  # leading spacing, steps_offset=0 by default
         assert part in text, (part, text)
     assert "x0-prediction model" not in text  # the user's model predicts eps: the message says why x0 arises
     # each advice works: without clipping, or with the last step ending at t = 0, the run goes through

@@ -30,13 +30,18 @@ def _config_value(text: str) -> object:
 
 def parse_config(items: list[str] | None) -> dict:
     """``["solver_order=3", "algorithm_type=dpmsolver++"]`` -> ``{"solver_order": 3, ...}`` (values as Python
-    literals where they parse, ``true``/``false``/``none`` too, else strings)."""
+    literals where they parse, ``true``/``false``/``none`` too, else strings); a key given twice raises
+    ``UsageError``."""
     out: dict = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip().isidentifier():
             raise UsageError("config", f"--config {item!r} must be KEY=VALUE with KEY a scheduler option name")
-        out[key.strip()] = _config_value(value)
+        key = key.strip()
+        if key in out:
+            raise UsageError("config", f"--config {item!r}: {key} is already set ({key}={out[key]!r}); give each "
+                                       f"option once")
+        out[key] = _config_value(value)
     return out
 
 

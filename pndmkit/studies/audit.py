@@ -81,6 +81,7 @@ Examples
 from __future__ import annotations
 
 import importlib
+import contextlib
 import inspect
 import math
 import os
@@ -88,7 +89,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -177,6 +178,22 @@ def _from_x(x_vp: NDArray, level: float, kind: str) -> NDArray:
     return x_vp if kind == "x" else x_vp / _alpha(level)
 
 
+#: The diffusers ``prediction_type`` values the audit gives a scheduler (the exact eps, converted).
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+
+
+def _eps_as(prediction: str, e: NDArray, x_vp: NDArray, s: float) -> NDArray:
+    """The exact ``eps`` at the VP sample ``x_vp`` (level ``s = sigma/alpha``) as a ``prediction`` output:
+    ``x0 = (x - sigma eps) / alpha`` for ``"sample"``, ``v = alpha eps - sigma x0`` for ``"v_prediction"``
+    (Salimans and Ho 2022, section 4), with ``alpha = 1/sqrt(1 + s^2)``, ``sigma = s alpha``."""
+    if prediction == "epsilon":
+        return e
+    alpha = _alpha(s)
+    sigma = s * alpha
+    x0 = (x_vp - sigma * e) / alpha
+    return x0 if prediction == "sample" else alpha * e - sigma * x0
+
+
 # -- runners: one per kind of target -----------------------------------------------------------------
 class _KDiffusion:
     kind, variable, state_kind = "k-diffusion", "sigma", "y"
@@ -226,6 +243,7 @@ class _Scheduler:
 
     def __init__(self, cls: type, config: dict, name: str) -> None:
         self.cls, self.config, self.name = cls, dict(config), name
+        self.given: tuple = tuple(config)  # the options the user set (the rest are a saved config's)
         self.state_kind = "x"
 
     def make(self, n: int) -> Any:
@@ -236,7 +254,7 @@ class _Scheduler:
         level = diffusers_logging.get_verbosity()
         diffusers_logging.set_verbosity_error()  # its notes on adjusted options would repeat for every run
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), self.failing(n):
                 warnings.simplefilter("ignore")
                 sch = self.cls(**self.config)
                 sch.set_timesteps(n)
@@ -246,6 +264,32 @@ class _Scheduler:
             if isinstance(value, torch.Tensor) and value.dtype == torch.float32:
                 setattr(sch, key, value.double())
         return sch
+
+    @contextlib.contextmanager
+    def failing(self, n: int) -> Iterator[None]:
+        """Turns an error the scheduler itself raises (building, ``set_timesteps``, ``scale_model_input``,
+        ``step``) under the user's configuration into one ``UsageError`` naming the scheduler, the options given,
+        the step count and the error."""
+        try:
+            yield
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the scheduler's own failure, whatever its type, in one line
+            given = {k: v for k, v in self.config.items() if k in self.given}
+            shown = ", ".join(f"{k}={v!r}" for k, v in given.items()) or "its defaults"
+            raise UsageError("config", f"{self.cls.__name__} with config {shown} fails on the audit's runs "
+                                       f"({n} steps, a batch of 2-D samples): {type(exc).__name__}: "
+                                       f"{' '.join(str(exc).split())}") from None
+
+    def prediction(self, sch: Any) -> str:
+        """The scheduler's ``prediction_type`` (``"epsilon"`` when it has none); one the audit cannot give
+        from the exact ``eps`` is refused by name."""
+        kind = getattr(sch.config, "prediction_type", None) or "epsilon"
+        if kind not in PREDICTION_TYPES:
+            raise UsageError("config", f"config prediction_type={kind!r}: the audit drives {self.cls.__name__} "
+                                       f"with the exact eps converted to its prediction type, and can convert to "
+                                       f"{', '.join(PREDICTION_TYPES)} only")
+        return kind
 
     def regular_steps(self, candidates: Sequence[int], most: int = 6) -> list[int]:
         """Step counts whose timesteps (after the first third, past any warm-up half steps) are evenly spaced,
@@ -287,19 +331,25 @@ class _Scheduler:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ones = torch.ones(1, dtype=torch.float64)
-                c0 = float(sch.scale_model_input(ones, sch.timesteps[0]))
+                with self.failing(n):
+                    c0 = float(sch.scale_model_input(ones, sch.timesteps[0]))
                 kind = "x" if abs(c0 - 1.0) < 1e-12 else "y"
                 self.state_kind = kind
+                prediction = self.prediction(sch)
                 sample = torch.from_numpy(_from_x(x_vp, levels[0], kind).copy())
                 calls, stop_state = [], None
                 for i, t in enumerate(sch.timesteps):
-                    x_in = sch.scale_model_input(sample, t)
+                    with self.failing(n):
+                        x_in = sch.scale_model_input(sample, t)
                     state = _np(sample)
                     if i == stop_index:
                         stop_state = state.copy()
                     calls.append(_Call(levels[i], state.copy()))
-                    e = eps(_np(x_in) if kind == "y" else state, levels[i])
-                    sample = sch.step(torch.from_numpy(np.asarray(e, dtype=np.float64)), t, sample).prev_sample
+                    x_vp_now = _np(x_in) if kind == "y" else state
+                    e = np.asarray(eps(x_vp_now, levels[i]), dtype=np.float64)
+                    out = torch.from_numpy(_eps_as(prediction, e, x_vp_now, levels[i]))
+                    with self.failing(n):
+                        sample = sch.step(out, t, sample).prev_sample
         finally:
             torch.set_default_dtype(old)
         end = self.declared_end(sch)
@@ -433,7 +483,7 @@ def resolve_target(target: Any, schedule: Optional[NoiseSchedule] = None, **conf
             cls, base = target, {}
         else:
             cls, base = type(target), {k: v for k, v in dict(target.config).items() if not k.startswith("_")}
-        return _scheduler_runner(cls, {**base, **config})
+        return _scheduler_runner(cls, {**base, **config}, given=tuple(config))
     return _sampler_runner(target, getattr(target, "__name__", repr(target)), config)
 
 
@@ -457,7 +507,7 @@ def _folder_runner(text: str, schedule: Optional[NoiseSchedule], config: dict) -
     fields = set(inspect.signature(cls.__init__).parameters)
     base = {k: v for k, v in saved.items() if k in fields and k != "self"}
     base["prediction_type"] = "epsilon"
-    runner = _scheduler_runner(cls, {**base, **config})
+    runner = _scheduler_runner(cls, {**base, **config}, given=tuple(config))
     runner.name = f"{cls.__name__} of {located.name}" + "".join(f" {k}={v}" for k, v in config.items())
     return runner
 
@@ -503,7 +553,7 @@ def _annotated_kind(annotation: Any) -> Optional[tuple[Callable[[Any], bool], st
     return accepts, what
 
 
-def _scheduler_runner(cls: type, config: dict) -> _Scheduler:
+def _scheduler_runner(cls: type, config: dict, given: Optional[tuple] = None) -> _Scheduler:
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         unknown = [k for k in config if k not in params]
@@ -512,6 +562,8 @@ def _scheduler_runner(cls: type, config: dict) -> _Scheduler:
             raise UsageError("config", f"config {unknown[0]}={config[unknown[0]]!r}: {cls.__name__} has no such "
                                        f"option; options: {', '.join(allowed)}")
     runner = _Scheduler(cls, config, cls.__name__ + "".join(f" {k}={v}" for k, v in config.items()))
+    if given is not None:
+        runner.given = given
     try:
         runner.make(10)
     except Exception as exc:  # noqa: BLE001 - the scheduler's own refusal of a value, in one line
@@ -524,6 +576,7 @@ def _scheduler_runner(cls: type, config: dict) -> _Scheduler:
         raise UsageError("config", f"config {shown}: {cls.__name__} refused it: {type(exc).__name__}: "
                                    f"{' '.join(str(exc).split())}") from None
     sch = runner.make(10)
+    runner.prediction(sch)  # before any run: one the audit cannot give is refused by name
     if not hasattr(sch, "alphas_cumprod"):
         raise UsageError("target", f"{runner.name} has no VP table (alphas_cumprod): the audit runs diffusers "
                                    f"schedulers on a variance-preserving schedule's exact ground truth, and a "
@@ -545,7 +598,7 @@ def _is_stochastic(runner: "_Scheduler") -> bool:
         sch = runner.make(5)
         sample = torch.ones(1, 2, dtype=torch.float32)
         torch.manual_seed(seed)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), runner.failing(5):
             warnings.simplefilter("ignore")
             for t in sch.timesteps:
                 x_in = sch.scale_model_input(sample, t)
@@ -1111,8 +1164,11 @@ def audit(target: Any, *, problem: Any = "gmm2d", steps: Optional[Sequence[int]]
     Raises
     ------
     UsageError
-        Unknown module, function, class or method; a configuration keyword or value the scheduler refuses;
-        a target that is not callable or does not take k-diffusion's arguments (the message names it).
+        Unknown module, function, class or method; a configuration keyword or value the scheduler refuses, or
+        under which it fails on the audit's runs (the message names the scheduler, the options and the error);
+        a ``prediction_type`` other than :data:`PREDICTION_TYPES` (a scheduler is given the exact ``eps``
+        converted to its prediction type); a target that is not callable or does not take k-diffusion's
+        arguments (the message names it).
     """
     from pndmkit.problems import get_problem
 

@@ -427,8 +427,21 @@ class Translation:
                                if key in self.config)
             raise ValueError(f"the {self.source} grid for {kwargs} with {fields} is not strictly decreasing in "
                              f"pndmkit's time ({grid_arr.tolist()}): a step of length zero (e.g. from t=0 to the "
-                             f"end abar_0) cannot be integrated; change one of those fields")
+                             f"end abar_0) cannot be integrated; {self._grid_fix(grid_arr)}")
         return Layout(grid_arr, steps, integral, init)
+
+    def _grid_fix(self, grid: np.ndarray) -> str:
+        """What to pass when the source's grid has a step of length zero: its last step starts at ``t = 0``
+        (``'leading'`` spacing with ``steps_offset=0``, or ``'linspace'``) and ends at ``abar_0`` (``t = 0``,
+        ``set_alpha_to_one=False``)."""
+        cfg = self.config
+        if grid.size >= 2 and grid[-1] == 0.0 and grid[-2] <= 0.0 and not cfg.get("set_alpha_to_one", True):
+            spacing = cfg.get("timestep_spacing", "leading")
+            start = (f"steps_offset=1 (with 'leading' spacing the last step then starts at t=1)"
+                     if spacing == "leading" else "timestep_spacing='trailing' (the last step then starts above t=0)")
+            return (f"the last step starts at t=0, where set_alpha_to_one=False ends it: pass {start}, or "
+                    f"set_alpha_to_one=True (the last step then ends at abar = 1, t=-1)")
+        return "change one of those fields"
 
     def _custom_layout(self, timesteps: Any, sigmas: Any) -> Layout:
         """Custom step starts on a VP source whose ``set_timesteps`` does not take them (DDIM, PNDM): training

@@ -448,11 +448,23 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError(f"clip_sample=True with method={name!r}: clip_sample tells the method the clipped x0 "
                              f"estimate, and {name!r} evaluates the network at t={at} (abar = 1, the end of the "
                              f"last step with set_alpha_to_one=True), where an x0 estimate gives no eps. Pass "
-                             f"clip_sample=False, set_alpha_to_one=False (the last step ends at t=0), or a method "
-                             f"that does not evaluate at abar = 1 (ipndm, plms, ddim, ...)")
+                             f"clip_sample=False, {self._alpha_to_one_false_advice()}, or a method that does not "
+                             f"evaluate at abar = 1 (ipndm, plms, ddim, ...)")
         raise ValueError(f"method={name!r} evaluates at t={at}, where the scheduler's {told!r} output gives no eps "
                          f"(the grid ends at t={grid[-1]:g}); end the grid earlier or use a method that does not "
                          f"evaluate at its end (ipndm, plms, ddim, ...)")
+
+    def _alpha_to_one_false_advice(self) -> str:
+        """``set_alpha_to_one=False`` and what else it needs on this config: with ``'leading'`` spacing and
+        ``steps_offset=0`` (or ``'linspace'``) the last step starts at ``t = 0``, where it would end."""
+        spacing = self.config.get("timestep_spacing", "leading")
+        if spacing == "leading" and int(self.config.get("steps_offset", 0)) == 0:
+            return ("set_alpha_to_one=False with steps_offset=1 (the last step ends at t=0; 'leading' spacing with "
+                    "steps_offset=0 starts it there too)")
+        if spacing == "linspace":
+            return ("set_alpha_to_one=False with timestep_spacing='trailing' (the last step ends at t=0; "
+                    "'linspace' spacing starts it there too)")
+        return "set_alpha_to_one=False (the last step ends at t=0)"
 
     def _warn_outside_training(self, times: list) -> None:
         """A VP network is trained at the indices ``0 .. T - 1``; stages of a last step that ends at ``t = -1``
