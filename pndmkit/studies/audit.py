@@ -1098,7 +1098,9 @@ def _weights(runner: Any, n: int = WEIGHT_STEPS, q_max: int = 5) -> dict:
     W1 = _recover(runner, n, "weights" if runner.kind != "diffusers" else "data", out["form"], drive=1e-3)[0]
     W2 = _recover(runner, n, "weights" if runner.kind != "diffusers" else "data", out["form"], drive=10.0)[0]
     fin = np.isfinite(W1) & np.isfinite(W2)
-    out["linear"] = bool(np.allclose(W1[fin], W2[fin], rtol=1e-4, atol=1e-4 * max(1.0, float(np.max(np.abs(W1[fin]))))))
+    # clipping or thresholding a large x0 changes a weight by O(1); a float32 scheduler's weights recovered from
+    # the small drive carry its rounding divided by the drive (2.4e-4 on Euler's v step), which is not a sign of it
+    out["linear"] = bool(np.allclose(W1[fin], W2[fin], rtol=1e-2, atol=1e-2 * max(1.0, float(np.max(np.abs(W1[fin]))))))
     return out
 
 
