@@ -118,14 +118,53 @@ def set_threads(n: int) -> None:
 
 # -- command lines of the grid searches ----------------------------------------------------------------
 def ints(text: str) -> list[int]:
-    """``"5,6"`` -> ``[5, 6]`` (an argparse type: comma-separated integers, empty entries skipped)."""
+    """``"5,6"`` -> ``[5, 6]`` (an argparse type: comma-separated integers, empty entries skipped).
+
+    Parameters
+    ----------
+    text : str
+        Comma-separated integers; spaces around an entry are allowed, an empty or blank entry is skipped.
+
+    Returns
+    -------
+    list of int
+        The integers in the order given (empty for ``""``); no range or duplicate check.
+
+    Raises
+    ------
+    ValueError
+        An entry that is not an integer (argparse reports it as an invalid value of the option).
+    """
     return [int(v) for v in text.split(",") if v.strip()]
 
 
 def add_search_options(p: argparse.ArgumentParser, *, popsize: int, generations: int, bound: float,
                        polish: int) -> None:
     """``--popsize``, ``--generations``, ``--bound``, ``--polish`` and ``--seed`` of a differential-evolution
-    search polished by Nelder-Mead, with these defaults (``--seed`` 0)."""
+    search polished by Nelder-Mead, with these defaults (``--seed`` 0).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The parser the options are added to (in place).
+    popsize : int
+        Default of ``--popsize``: differential-evolution members per parameter (the option takes an int >= 1).
+    generations : int
+        Default of ``--generations``: differential-evolution generations (an int >= 1).
+    bound : float
+        Default of ``--bound``: each parameter is searched in ``[-bound, bound]`` (a float > 0).
+    polish : int
+        Default of ``--polish``: Nelder-Mead evaluations per parameter (an int >= 1).
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    argparse.ArgumentError
+        Where ``p`` already has one of these options.
+    """
     from pndmkit.commands.args import nonnegative_int, positive_float, positive_int
 
     p.add_argument("--popsize", type=positive_int, default=popsize,

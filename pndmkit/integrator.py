@@ -261,8 +261,22 @@ class Integrator:
         evaluate where the model's prediction gives no ``eps`` before calling the model once
         (:func:`pndmkit.sample` does). Times are in the schedule's units.
 
+        Parameters
+        ----------
+        grid : sequence of float or ndarray, shape (steps + 1,)
+            The step boundaries in the schedule's time ``t``: at least 2 finite times, strictly decreasing
+            (from noise to data), inside ``[schedule.t_min, schedule.t_max]``.
+
+        Returns
+        -------
+        list of float
+            The time, in the schedule's time ``t``, of each model evaluation in the order the run asks for them
+            (Python floats; a time repeats where the method evaluates there twice); its length is the run's NFE.
+
         Raises
         ------
+        TypeError
+            ``grid`` is not a sequence of numbers (:func:`pndmkit.grids.check_grid`).
         ValueError
             A bad grid (:func:`pndmkit.grids.check_grid`).
         """

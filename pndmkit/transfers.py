@@ -314,6 +314,22 @@ def planned_gradients_many(phi: Transfer, times: Sequence[float]) -> tuple[tuple
     schedule ``log abar`` is evaluated once, on the whole array. A time where the coefficients cannot be formed
     (``alpha = 0``, or ``1/alpha`` overflowing) gets ``None``, and an evaluation there calls ``gradient_of``
     (which says why).
+
+    Parameters
+    ----------
+    phi : Transfer
+        The run's transfer.
+    times : sequence of float
+        The times of the planned evaluations, in ``phi.schedule``'s time ``t`` (any order; converted to float).
+
+    Returns
+    -------
+    tuple or None
+        ``None`` when ``phi`` is not exactly a :class:`DataTransfer`; otherwise one entry per time of ``times``,
+        in order: the Python floats ``(c_x, c_e)`` with ``gradient = c_x * x + c_e * eps`` (for a
+        :class:`DataTransfer` ``c_x = 1 / alpha``, ``c_e = -s``, so the gradient is the data prediction
+        ``x0``), equal to ``phi.gradient_coefficients(t)``, or ``None`` at a time where they cannot be formed.
+        An empty ``times`` gives ``()``. Raises nothing where the coefficients fail (see above).
     """
     if type(phi) is not DataTransfer:
         return None

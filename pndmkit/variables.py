@@ -432,8 +432,11 @@ _M_FACTORS = np.arange(1.0, 9.0)
 
 @lru_cache(maxsize=None)
 def _others(k: int) -> np.ndarray:
-    """Row ``j``: the indices ``0..k-1`` other than ``j``, in order."""
-    return np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
+    """Row ``j``: the indices ``0..k-1`` other than ``j``, in order (read-only, as every caller shares
+    the cached array and only indexes with it)."""
+    out = np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
+    out.setflags(write=False)
+    return out
 
 _GL_POWERS = _GL_X[None, :] ** np.arange(8.0)[:, None]  # sigma^n at the Gauss-Legendre nodes, n = 0..7
 

@@ -12,7 +12,7 @@ import pndmkit
 import pndmkit.studies.grid_opt
 from pndmkit.errors import UsageError
 from pndmkit.grids import make_grid
-from pndmkit.schedules import DiscreteVP
+from pndmkit.schedules import DiscreteVP, get_schedule
 from pndmkit.studies import grid_opt, targets
 from pndmkit.studies.targets import StudyTarget, reference_blocks
 
@@ -450,3 +450,35 @@ def test_a_problem_reference_read_back_is_a_copy_and_the_memory_is_bounded(monke
     for first in (0, 8, 16):
         target.study(first, 8)
     assert len(targets._PROBLEM_REFERENCES) == 2
+
+
+def test_a_problem_reference_larger_than_the_cap_is_solved_and_returned_but_not_kept(monkeypatch):
+    gm = pndmkit.problems.get_problem("gmm2d")
+    sched = get_schedule("linear-vp")
+    x_T = np.random.default_rng(0).standard_normal((8, 2))
+    targets.clear_problem_references()
+    kept, kept_err = targets.problem_reference(gm, x_T, sched, sched.t_start, sched.t_end)
+    assert len(targets._PROBLEM_REFERENCES) == 1
+    # a cap below one result's size: the result is still solved and returned, equal bit for bit, but the
+    # memory neither keeps it nor drops what it held to make room for it
+    monkeypatch.setattr(targets, "PROBLEM_REFERENCE_BYTES", kept.nbytes - 1)
+    calls = []
+    solve = type(gm).reference
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs["rtol"])
+        return solve(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(gm), "reference", counted)
+    y_T = x_T + 1.0
+    for _ in range(2):  # not kept: each call solves it again
+        big, big_err = targets.problem_reference(gm, y_T, sched, sched.t_start, sched.t_end)
+    assert calls == [1e-12, 1e-13, 1e-12, 1e-13]
+    assert len(targets._PROBLEM_REFERENCES) == 1  # only the entry kept under the old cap
+    first, _ = targets.problem_reference(gm, x_T, sched, sched.t_start, sched.t_end)
+    assert first.tobytes() == kept.tobytes() and len(calls) == 4  # still read back, not solved
+    targets.clear_problem_references()
+    monkeypatch.setattr(targets, "PROBLEM_REFERENCE_BYTES", 2**30)
+    again, again_err = targets.problem_reference(gm, y_T, sched, sched.t_start, sched.t_end)
+    assert big.tobytes() == again.tobytes() and big_err == again_err
+    assert big.shape == (8, 2) and big.dtype == np.float64

@@ -147,6 +147,19 @@ def test_batched_lagrange_weights_are_the_scalar_floats(k):
         assert many[i].tolist() == lagrange_weights_float(nodes[i].tolist(), float(u[i]), float(u_next[i])).tolist()
 
 
+@pytest.mark.parametrize("module", ["pndmkit.variables", "pndmkit.theory.multistep"])
+def test_the_cached_index_table_of_the_batched_weights_is_read_only(module):
+    import importlib
+
+    others = importlib.import_module(module)._others
+    table = others(4)
+    assert table.tolist() == [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]
+    assert others(4) is table and not table.flags.writeable  # shared across calls, so no caller may write it
+    with pytest.raises(ValueError, match="read-only"):
+        table[0, 0] = 0
+    assert others(4).tolist()[0] == [1, 2, 3]
+
+
 def test_batched_lagrange_weights_refuse_a_bad_row_as_the_scalar_version():
     from pndmkit.theory.multistep import lagrange_weights_float_many
 

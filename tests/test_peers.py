@@ -218,6 +218,14 @@ def test_time_of_level_clips_to_the_schedule_and_inverts_inside(schedule):
         assert time_of_level(schedule, float(schedule.s(t))) == pytest.approx(t, rel=1e-9)
 
 
+@pytest.mark.parametrize("schedule", [DiscreteVP.linear(), LinearVP(), CosineVP()], ids=repr)
+def test_time_of_level_refuses_nan_naming_s(schedule):
+    # NaN passes both clips (every comparison is False): it is refused instead of reaching t_from_s
+    for s in (math.nan, np.float32("nan")):
+        with pytest.raises(ValueError, match=r"^s must be .*got s=nan"):
+            time_of_level(schedule, s)
+
+
 @pytest.mark.parametrize("steps", [1, 2, 5, 10])
 def test_ipndm_native_schedule_starts_at_pure_noise(x_T, steps):
     """IPNDM's own schedule starts at abar = 0 exactly (s = inf), where pndmkit's phi is undefined; there

@@ -63,7 +63,31 @@ def refuse_without_model(args: argparse.Namespace, options: Sequence[str], what:
 
     An option counts as given unless its value is None or False (a flag left off). The error is a
     :class:`~pndmkit.errors.UsageError` naming the option: ``messages[option]`` where there is one, else
-    ``"--option applies to <what>; it needs --model"``."""
+    ``"--option applies to <what>; it needs --model"``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line; ``args.model`` and each of ``options`` are read.
+    options : sequence of str
+        argparse destinations (``"rebuild_cache"`` for ``--rebuild-cache``), checked in this order.
+    what : str
+        What those options apply to, for the default message (e.g. ``"a network"``).
+    messages : mapping of str to str, optional
+        Messages of their own, keyed by destination, used instead of the default one.
+
+    Returns
+    -------
+    None
+        When ``args.model`` is given or none of ``options`` was.
+
+    Raises
+    ------
+    UsageError
+        The first of ``options`` given without ``--model``, named as its destination.
+    AttributeError
+        ``args`` has no attribute of that name (a programming error: a destination the parser lacks).
+    """
     if args.model is not None:
         return
     for name in options:
@@ -76,7 +100,25 @@ def refuse_without_model(args: argparse.Namespace, options: Sequence[str], what:
 
 def resolve_cache(args: argparse.Namespace) -> Optional[str]:
     """The reference cache folder of a ``--model`` run: ``--cache``, else :func:`default_cache`; None for ``none``
-    (caches nothing), where ``--rebuild-cache`` is a :class:`~pndmkit.errors.UsageError` naming it."""
+    (caches nothing), where ``--rebuild-cache`` is a :class:`~pndmkit.errors.UsageError` naming it.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line; ``args.cache`` (a path, ``"none"`` in any case, or None for the default) and
+        ``args.rebuild_cache`` (a flag) are read.
+
+    Returns
+    -------
+    str or None
+        The cache folder as given (not checked, not created: :func:`pndmkit.studies.real.check_cache` does
+        that), or None for ``--cache none``.
+
+    Raises
+    ------
+    UsageError
+        ``--cache none`` together with ``--rebuild-cache`` (named ``rebuild_cache``).
+    """
     cache = default_cache() if args.cache is None else args.cache
     if cache.lower() != "none":
         return cache

@@ -830,7 +830,28 @@ def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, di
 
 def case_best_peer(case: dict, target: int) -> Optional[dict]:
     """The row of ``case["best"]`` of the peer with its own options (peers run on a pndmkit grid left out) that
-    has the smallest finite error at NFE ``target``; None where no such peer ran."""
+    has the smallest finite error at NFE ``target``; None where no such peer ran.
+
+    Parameters
+    ----------
+    case : dict
+        One entry of the ``"cases"`` of :func:`compare` or :func:`compare_model`: its ``"best"`` rows (each
+        with ``"side"``, ``"method"``, ``"nfe_target"`` and ``"error"``) are read, nothing is changed.
+    target : int
+        The target number of network evaluations (NFE), compared with each row's ``"nfe_target"``.
+
+    Returns
+    -------
+    dict or None
+        That row itself (not a copy): ``"side"`` is ``"peer"``, ``"error"`` the finite RMS error of its end
+        points in ``y = x sqrt(1 + s^2)`` against the reference; None when no peer with its own options has a
+        finite error at ``target`` in this case.
+
+    Raises
+    ------
+    KeyError
+        ``case`` has no ``"best"`` rows, or a row lacks one of the keys above.
+    """
     from pndmkit.studies.peers import PEERS
 
     custom = {name for name, spec in PEERS.items() if not spec.builtin}

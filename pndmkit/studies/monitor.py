@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any, Callable, Optional, Sequence
 
+from pndmkit._checks import check_int
+
 __all__ = ["StudyMonitor", "TimeBudgetExceeded", "duration"]
 
 
@@ -83,7 +85,35 @@ class StudyMonitor:
 
     def time_evaluation(self, model: Callable[[Any, float], Any], x: Any, t: float, repeats: int = 1) -> float:
         """Seconds of one call ``model(x, t)``: the fastest of ``repeats`` timed calls (a busy machine's pauses are
-        not the network's cost), after a first call that warms the network up."""
+        not the network's cost), after a first call that warms the network up.
+
+        Sets :attr:`seconds_per_evaluation` and :attr:`batch` (``len(x)``), which :meth:`cost` scales from.
+
+        Parameters
+        ----------
+        model : callable
+            ``model(x, t)``, the network; an output with a ``cpu()`` method (a torch tensor) is moved to the
+            CPU inside the timing, so a device's queued work is counted.
+        x : array or torch.Tensor, shape (batch, ...)
+            One batch of inputs, in the model's own dtype and device.
+        t : float
+            The time passed to the model, in the model's schedule's time ``t``.
+        repeats : int
+            Number of timed calls, an integer >= 1 (default 1); the warm-up call is not counted.
+
+        Returns
+        -------
+        float
+            Wall-clock seconds (:func:`time.perf_counter`) of the fastest timed call.
+
+        Raises
+        ------
+        TypeError
+            ``repeats`` is not an integer.
+        ValueError
+            ``repeats`` is below 1.
+        """
+        repeats = check_int(repeats, "repeats", minimum=1)
         model(x, t)
         seconds = []
         for _ in range(repeats):

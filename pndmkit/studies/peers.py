@@ -312,7 +312,15 @@ def time_of_level(schedule: NoiseSchedule, s: float) -> float:
     -------
     float
         A time in ``[schedule.t_min, schedule.t_max]``.
+
+    Raises
+    ------
+    ValueError
+        ``s`` is NaN (no level: it would pass both clips and reach ``t_from_s``).
     """
+    s = float(s)
+    if math.isnan(s):
+        raise ValueError(f"s must be a noise-to-signal ratio (a number; inf allowed), got s={s}")
     s_hi, s_lo = float(schedule.s(schedule.t_max)), float(schedule.s(schedule.t_min))
     if s >= s_hi:
         return float(schedule.t_max)

@@ -251,6 +251,38 @@ def converged_flow(problem: Any, x: NDArray[np.float64], s_from: float, s_to: fl
     ``problem.eps_numpy(x, t)`` is the network; ``time_of(s)`` the time it is told at level ``s``. Returns the
     end points of the tighter solve, the largest absolute change between the two solves and the network
     evaluations spent. ``scale`` is the length ``c`` of the ``asinh(s/c)`` variable; ``progress`` shows a bar.
+
+    Parameters
+    ----------
+    problem : NetworkProblem
+        Anything with ``eps_numpy(x, t)``: the predicted noise, a float64 array shaped like ``x``.
+    x : ndarray, shape (batch, ...), float64
+        The VP state ``x`` (not ``y = x sqrt(1 + s^2)``) at level ``s_from``, e.g. ``(batch, C, H, W)``
+        images; read, not changed (converted to float64 if it is not).
+    s_from, s_to : float
+        Start and end noise-to-signal ratios ``s = sigma / alpha``, finite and ``>= 0`` (either order;
+        ``s_from > s_to`` is sampling).
+    time_of : callable
+        ``time_of(s) -> float``: the network's time (its schedule's ``t``) at level ``s``.
+    rtol : float
+        Tolerance of the looser solve (``rtol = atol``); the tighter one runs at half of it.
+    scale : float
+        The length ``c > 0`` of the ``asinh(s / c)`` variable (about the data's smallest spread).
+    progress : bool
+        Show a progress bar of both solves.
+
+    Returns
+    -------
+    (ndarray, float, int)
+        The end points ``x`` at ``s_to``, float64 shaped like ``x``; the largest absolute change between the
+        two solves (the reference's error estimate, in ``x``); the number of network evaluations of both
+        solves together.
+
+    Raises
+    ------
+    ValueError
+        From :func:`~pndmkit.problems.reference.solve_pf_ode`: ``s_from`` or ``s_to`` negative or not finite,
+        or ``scale`` not positive.
     """
     from pndmkit.problems.reference import solve_pf_ode
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
@@ -46,6 +47,7 @@ REFERENCE_RTOL = 1e-8
 PROBLEM_REFERENCE_BYTES = 256 * 2**20
 
 _PROBLEM_REFERENCES: "OrderedDict[tuple, tuple[NDArray[np.float64], float]]" = OrderedDict()
+_PROBLEM_REFERENCES_LOCK = threading.Lock()
 
 
 def _fingerprint(*arrays: NDArray[Any]) -> str:
@@ -62,26 +64,43 @@ def problem_reference(gm: Any, x_T: NDArray[np.float64], schedule: NoiseSchedule
     """Exact end points of a Gaussian mixture's probability-flow ODE from ``x_T``, solved once per process.
 
     DOP853 at ``rtol = atol = 1e-13`` (:meth:`~pndmkit.problems.GaussianMixture.reference`) and the max change
-    against ``1e-12``, the error estimate. The result is kept in memory keyed by what the solve depends on: the
-    mixture (a digest of its weights, means and covariances), the start points (a digest of ``x_T``), the end
-    levels ``s`` and, on a schedule of another family than VP, the scales at both ends. A second call with equal
+    against ``1e-12``, the error estimate. The solve runs in the level ``s`` (the log signal-to-noise ratio
+    of :meth:`~pndmkit.schedules.NoiseSchedule.s`) and reads the schedule only through ``s`` at both ends and,
+    off VP, the scales at both ends (the state is divided by the start scale and multiplied by the end one).
+    The result is kept in memory keyed by exactly those inputs: the mixture (a digest of its weights, means
+    and covariances), the start points (a digest of ``x_T`` as float64), the end levels
+    ``(s(t_start), s(t_end))``, whether the schedule is VP and, off VP, the scales at both ends. On a VP
+    schedule the key holds no other trace of the schedule: two VP schedules (e.g. linear and cosine) with the
+    same end levels share one entry, as their solves are the same computation. A second call with equal
     inputs -- from any :class:`StudyTarget`, e.g. each :func:`pndmkit.studies.grid_opt.optimize` of a
-    comparison -- solves nothing and returns a copy, equal bit for bit. At most :data:`PROBLEM_REFERENCE_BYTES`
-    are kept (least recently used dropped first); :func:`clear_problem_references` empties the memory.
+    comparison -- solves nothing and returns a copy of the kept end points, equal bit for bit to what the
+    first call returned. At most :data:`PROBLEM_REFERENCE_BYTES` of end points are kept (least recently used
+    dropped first); a single result larger than that is returned without being kept.
+    :func:`clear_problem_references` empties the memory. Safe to call from several threads (the memory is
+    guarded by a lock; two threads missing the same key at once may both solve it, with equal results).
 
     Parameters
     ----------
     gm : GaussianMixture
-    x_T : ndarray, shape (n, dim), float64
-        Start points at ``t_start``.
+        The problem (:class:`~pndmkit.problems.GaussianMixture`).
+    x_T : array_like, shape (n, dim)
+        Start points at ``t_start`` (converted to float64).
     schedule : NoiseSchedule
+        Any family; read only through ``s`` and, off VP, ``scale`` at ``t_start`` and ``t_end``.
     t_start, t_end : float
         The interval, in the schedule's time ``t``.
 
     Returns
     -------
     (ndarray, float)
-        The end points, shape ``(n, dim)`` float64 (a fresh copy), and the reference error estimate.
+        The end points at ``t_end``, shape ``(n, dim)`` float64 (a fresh copy the caller may write into), and
+        the reference error estimate (max absolute difference of the ``1e-12`` and ``1e-13`` solves).
+
+    Raises
+    ------
+    ValueError
+        From :meth:`~pndmkit.problems.GaussianMixture.reference`: ``t_start`` or ``t_end`` not finite or
+        outside the schedule's domain.
     """
     from pndmkit.schedules import VPSchedule
 
@@ -90,23 +109,27 @@ def problem_reference(gm: Any, x_T: NDArray[np.float64], schedule: NoiseSchedule
     scales = () if vp else tuple(float(schedule.scale(t)) for t in (t_start, t_end))
     x = np.asarray(x_T, dtype=np.float64)
     key = (_fingerprint(gm.weights, gm.means, gm.covs), _fingerprint(x), ends, vp, scales)
-    hit = _PROBLEM_REFERENCES.get(key)
+    with _PROBLEM_REFERENCES_LOCK:
+        hit = _PROBLEM_REFERENCES.get(key)
+        if hit is not None:
+            _PROBLEM_REFERENCES.move_to_end(key)
     if hit is None:
         loose = gm.reference(x, schedule, t_start, t_end, rtol=1e-12, atol=1e-12)
         tight = gm.reference(x, schedule, t_start, t_end, rtol=1e-13, atol=1e-13)
         hit = (np.array(tight, dtype=np.float64), float(np.max(np.abs(loose - tight))))
-        _PROBLEM_REFERENCES[key] = hit
-        while len(_PROBLEM_REFERENCES) > 1 and sum(r.nbytes for r, _ in _PROBLEM_REFERENCES.values()) \
-                > PROBLEM_REFERENCE_BYTES:
-            _PROBLEM_REFERENCES.popitem(last=False)
-    else:
-        _PROBLEM_REFERENCES.move_to_end(key)
+        if hit[0].nbytes <= PROBLEM_REFERENCE_BYTES:
+            with _PROBLEM_REFERENCES_LOCK:
+                _PROBLEM_REFERENCES[key] = hit
+                _PROBLEM_REFERENCES.move_to_end(key)
+                while sum(r.nbytes for r, _ in _PROBLEM_REFERENCES.values()) > PROBLEM_REFERENCE_BYTES:
+                    _PROBLEM_REFERENCES.popitem(last=False)
     return hit[0].copy(), hit[1]
 
 
 def clear_problem_references() -> None:
     """Forget every reference :func:`problem_reference` keeps (the next call of each solves it again)."""
-    _PROBLEM_REFERENCES.clear()
+    with _PROBLEM_REFERENCES_LOCK:
+        _PROBLEM_REFERENCES.clear()
 
 
 def is_problem(obj: Any) -> bool:

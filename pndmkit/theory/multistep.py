@@ -295,8 +295,11 @@ def lagrange_weights_float_many(nodes: np.ndarray, u: np.ndarray, u_next: np.nda
 
 @lru_cache(maxsize=None)
 def _others(k: int) -> np.ndarray:
-    """Row ``j``: the indices ``0..k-1`` other than ``j``, in order (made once per ``k``)."""
-    return np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
+    """Row ``j``: the indices ``0..k-1`` other than ``j``, in order (made once per ``k``; read-only, as every
+    caller shares the cached array and only indexes with it)."""
+    out = np.array([[i for i in range(k) if i != j] for j in range(k)], dtype=np.int64).reshape(k, k - 1)
+    out.setflags(write=False)
+    return out
 
 
 def _first_failure(nodes: np.ndarray, u: np.ndarray, u_next: np.ndarray) -> None:
