@@ -48,7 +48,7 @@ from pndmkit.grids import check_grid, make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.run import Callback, Solution
 from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method
-from pndmkit.models import as_eps, check_output, shift_time, undefined_eps_times
+from pndmkit.models import as_eps, check_output, converted_from, shift_time, undefined_eps_times
 from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule
 
 __all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGridWarning", "ignored_grid_message",
@@ -424,7 +424,13 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     eps_model = as_eps(model, schedule, prediction)  # checks the model against the prediction and the schedule
     if shift:
         # the network is told t - shift, but the sample is at the level of t: an x0, v or flow output converts
-        # to eps there
+        # to eps there, which a wrapper that converts inside cannot do
+        inner = converted_from(model)
+        if inner not in (None, "eps"):
+            raise ValueError(f"model_time_offset={shift:g} tells the network t - {shift:g}, but the model converts "
+                             f"its network's {inner!r} prediction to eps itself, at the time it is told, not at the "
+                             f"sample's level t: give the network unwrapped with prediction={inner!r}, or use a "
+                             f"convention without a network time offset")
         eps_model = as_eps(shift_time(model, shift), schedule, prediction)
     if isinstance(integrator, Integrator):
         _check_evaluation_times(integrator, schedule, times, prediction)

@@ -391,3 +391,21 @@ def test_an_adaptive_run_to_abar_one_with_an_x0_model_is_refused_before_any_call
     if isinstance(schedule, DiscreteVP):  # ending at t = 0 (abar_0 < 1) runs
         out = sample(model, np.ones(3), schedule=schedule, method="pf", prediction="x0", final_alpha="first")
         assert np.all(np.isfinite(out.x)) and out.nfe == len(calls) > 0
+
+
+def test_a_wrapper_converting_x0_itself_is_refused_under_a_network_time_offset():
+    """A wrapper that converts inside would convert at the network's time t - 1, not at the sample's level."""
+    calls = []
+
+    def network(x, t):
+        calls.append(t)
+        return 0.5 * x
+
+    sched = DiscreteVP.linear()
+    wrapped = as_eps(network, sched, "x0")
+    with pytest.raises(ValueError, match=r"model_time_offset=1 tells the network t - 1, but the model converts its "
+                                         r"network's 'x0' prediction to eps itself"):
+        sample(wrapped, np.ones(3), schedule=sched, steps=5, convention="official-pndm")
+    assert calls == []
+    out = sample(network, np.ones(3), schedule=sched, steps=5, convention="official-pndm", prediction="x0")
+    assert np.all(np.isfinite(out.x)) and len(calls) == out.nfe
