@@ -207,11 +207,20 @@ def test_bad_targets_are_usage_errors_naming_them(target, config, match, diffuse
     (["audit", "diffusers:DPMSolverMultistepScheduler", "--quick", "--config", "num_train_timesteps=10"],
      "--config: DPMSolverMultistepScheduler with config num_train_timesteps=10 fails on the audit's runs (20 steps, "
      "a batch of 2-D samples): IndexError: index 21 is out of bounds"),
+    (["audit", "diffusers:DDIMScheduler", "--quick", "--config", "clip_sample=maybe"],
+     "--config: config clip_sample='maybe': DDIMScheduler takes true or false for clip_sample (default True)"),
+    (["audit", "diffusers:DDIMScheduler", "--quick", "--config", "clip_sample=0"],
+     "--config: config clip_sample=0: DDIMScheduler takes true or false for clip_sample (default True)"),
+    (["audit", "diffusers:PNDMScheduler", "--quick", "--config", "num_train_timesteps=10"],
+     "target: PNDMScheduler num_train_timesteps=10: no finite step weight could be recovered from its runs"),
     (["audit", "diffusers:DPMSolverMultistepScheduler", "--config", "solver_order=3", "--config", "solver_order=2"],
      "--config: --config 'solver_order=2': solver_order is already set (solver_order=3); give each option once"),
-    (["audit", "diffusers:DDIMScheduler", "--config", "prediction_type=flow_prediction"],
-     "--config: config prediction_type='flow_prediction': the audit drives DDIMScheduler with the exact eps "
-     "converted to its prediction type, and can convert to epsilon, sample, v_prediction only"),
+    (["audit", "diffusers:DPMSolverMultistepScheduler", "--config", "prediction_type=flow_prediction"],
+     "--config: config prediction_type='flow_prediction': the audit drives DPMSolverMultistepScheduler with the "
+     "exact eps converted to its prediction type, and can convert to epsilon, sample, v_prediction only"),
+    (["audit", "diffusers:DDIMScheduler", "--config", "prediction_type=flow_prediction"],  # DDIM's own type refuses
+     "--config: config prediction_type='flow_prediction': DDIMScheduler takes one of 'epsilon', 'sample', "
+     "'v_prediction' for prediction_type (default 'epsilon')"),
 ])
 def test_cli_bad_input_is_one_line(argv, expected, usage_error, diffusers):
     err = usage_error(argv)
@@ -304,3 +313,9 @@ def test_fixed_adams_weights_on_a_karras_grid_are_second_order(torch):
     np.testing.assert_allclose(w["uniform"]["recovered"], w["uniform"]["exact"], atol=1e-12)
     assert w["first_broken"] == 1 and w["conditions"][1]["rate"] == 1.0 and w["implied_order"] == 2
     assert abs(rep.intervals["smooth"]["finest_local_order"] - 2.0) < 0.3, rep.intervals["smooth"]
+
+
+def test_config_values_of_numpy_types_are_taken_like_python_ones(diffusers):
+    """The annotated-type check runs before the scheduler sees the config: numpy integers and floats pass it."""
+    rep = audit("diffusers:DPMSolverMultistepScheduler", quick=True, solver_order=np.int64(2))
+    assert rep.weights["linear"] and rep.target == "DPMSolverMultistepScheduler solver_order=2" and rep.order > 1.9

@@ -377,6 +377,21 @@ def test_a_last_step_of_length_zero_is_refused_with_the_values_that_work(source,
         assert len(ok.timesteps) == 10 and np.all(np.diff(ok.grid) < 0)
 
 
+@pytest.mark.parametrize("steps_offset", [0, 1])
+def test_a_linspace_ddpm_grid_ending_at_abar_0_is_refused_with_advice_that_works(steps_offset):
+    """DDPM has no set_alpha_to_one field; pndmkit honours it, and on 'linspace' spacing (which ignores
+    steps_offset) the refusal names timestep_spacing='trailing', which then runs."""
+    config = {**diffusers.DDPMScheduler(clip_sample=False).config, "set_alpha_to_one": False,
+              "timestep_spacing": "linspace", "steps_offset": steps_offset}
+    with pytest.raises(ValueError, match=r"pass timestep_spacing='trailing' \('linspace' spacing ignores "
+                                         r"steps_offset.*or set_alpha_to_one=True"):
+        PNDMKitScheduler.from_config(config, method="ipndm").set_timesteps(10)
+    for fix in ({"timestep_spacing": "trailing"}, {"set_alpha_to_one": True}):
+        ok = PNDMKitScheduler.from_config({**config, **fix}, method="ipndm")
+        ok.set_timesteps(10)
+        assert len(ok.timesteps) == 10 and np.all(np.diff(ok.grid) < 0)
+
+
 @pytest.mark.parametrize("source", ["DDIMScheduler", "DDPMScheduler"])
 @pytest.mark.parametrize("method, steps", [("pie", 10), ("prk", 10), ("rk4", 10), ("pec-s", 10), ("pec-s-ramp", 10),
                                            ("pece-s", 10), ("f-pndm", 2)])

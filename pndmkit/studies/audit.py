@@ -84,6 +84,7 @@ import importlib
 import contextlib
 import inspect
 import math
+import numbers
 import os
 import sys
 import time
@@ -541,9 +542,9 @@ def _annotated_kind(annotation: Any) -> Optional[tuple[Callable[[Any], bool], st
     if typing.get_origin(annotation) is typing.Literal:
         values = [*typing.get_args(annotation), *([None] if optional else [])]
         return (lambda v: v in values), "one of " + ", ".join(repr(v) for v in values)
-    simple = {int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-              float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
-              bool: (lambda v: isinstance(v, bool), "true or false"),
+    simple = {int: (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)), "an integer"),
+              float: (lambda v: isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)), "a number"),
+              bool: (lambda v: isinstance(v, (bool, np.bool_)), "true or false"),
               str: (lambda v: isinstance(v, str), "a string")}
     if annotation not in simple:
         return None
@@ -561,17 +562,18 @@ def _scheduler_runner(cls: type, config: dict, given: Optional[tuple] = None) ->
             allowed = [k for k in params if k != "self"]
             raise UsageError("config", f"config {unknown[0]}={config[unknown[0]]!r}: {cls.__name__} has no such "
                                        f"option; options: {', '.join(allowed)}")
+    for key, value in config.items():  # a value not of its option's annotated type, before the scheduler sees it:
+        # diffusers accepts many silently ('maybe' for a bool option is truthy)
+        wanted = _annotated_kind(params[key].annotation) if key in params else None
+        if wanted is not None and not wanted[0](value):
+            raise UsageError("config", f"config {key}={value!r}: {cls.__name__} takes {wanted[1]} for {key} "
+                                       f"(default {params[key].default!r})")
     runner = _Scheduler(cls, config, cls.__name__ + "".join(f" {k}={v}" for k, v in config.items()))
     if given is not None:
         runner.given = given
     try:
         runner.make(10)
     except Exception as exc:  # noqa: BLE001 - the scheduler's own refusal of a value, in one line
-        for key, value in config.items():  # name the option whose value is not of its annotated type, if one is
-            wanted = _annotated_kind(params[key].annotation) if key in params else None
-            if wanted is not None and not wanted[0](value):
-                raise UsageError("config", f"config {key}={value!r}: {cls.__name__} takes {wanted[1]} for {key} "
-                                           f"(default {params[key].default!r})") from None
         shown = ", ".join(f"{k}={v!r}" for k, v in config.items()) or "its defaults"
         raise UsageError("config", f"config {shown}: {cls.__name__} refused it: {type(exc).__name__}: "
                                    f"{' '.join(str(exc).split())}") from None
@@ -1098,6 +1100,10 @@ def _weights(runner: Any, n: int = WEIGHT_STEPS, q_max: int = 5) -> dict:
     W1 = _recover(runner, n, "weights" if runner.kind != "diffusers" else "data", out["form"], drive=1e-3)[0]
     W2 = _recover(runner, n, "weights" if runner.kind != "diffusers" else "data", out["form"], drive=10.0)[0]
     fin = np.isfinite(W1) & np.isfinite(W2)
+    if not fin.any():
+        raise UsageError("target", f"{runner.name}: no finite step weight could be recovered from its runs (every "
+                                   f"one is inf or NaN), so there is nothing to audit; with a short training table "
+                                   f"(num_train_timesteps) the audit's step counts may not fit it")
     # clipping or thresholding a large x0 changes a weight by O(1); a float32 scheduler's weights recovered from
     # the small drive carry its rounding divided by the drive (2.4e-4 on Euler's v step), which is not a sign of it
     out["linear"] = bool(np.allclose(W1[fin], W2[fin], rtol=1e-2, atol=1e-2 * max(1.0, float(np.max(np.abs(W1[fin]))))))

@@ -427,9 +427,13 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         if self.translation.family != "vp" or self.config.set_alpha_to_one or grid[-1] != -1.0:
             return grid
         if grid.size < 2 or grid[-2] <= 0.0:
+            spacing = self.config.get("timestep_spacing", "leading")
+            start = ("steps_offset=1 (the last step then starts at t=1)" if spacing == "leading" else
+                     f"timestep_spacing='trailing' ({spacing!r} spacing ignores steps_offset; trailing starts the "
+                     f"last step above t=0)")
             raise ValueError(f"set_alpha_to_one=False ends the last step at t=0 (abar_0), but the grid's last step "
-                             f"already starts at t={grid[-2]:g}: a step of length zero cannot be integrated; use "
-                             f"steps_offset=1 ('leading' spacing) or set_alpha_to_one=True")
+                             f"already starts at t={grid[-2]:g}: a step of length zero cannot be integrated; pass "
+                             f"{start}, or set_alpha_to_one=True")
         grid = grid.copy()
         grid[-1] = 0.0
         return grid
