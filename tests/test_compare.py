@@ -279,8 +279,12 @@ def test_optimized_grids_default_set_and_bad_input():
     (["--optimized-grids", "ipndm", "ipndm"], "--optimized-grids: optimized_grids names 'ipndm' more than once"),
     (["--optimize-maxfev", "10"], "--optimize-maxfev: --optimize-maxfev tunes --optimized-grids, which is not given"),
     (["--optimized-grids", "--optimize-calibration", "0"], "--optimize-calibration: expected an integer >= 1"),
+    (["--auto-calibration", "64"], "--auto-calibration: --auto-calibration tunes --auto, which is not given"),
+    (["--auto", "--auto-calibration", "0"], "--auto-calibration: expected an integer in [8, 1000000], got '0'"),
+    (["--auto", "--auto-calibration", "4"], "--auto-calibration: expected an integer in [8, 1000000], got '4'"),
+    (["--auto", "--auto-calibration", "1"], "--auto-calibration: expected an integer in [8, 1000000], got '1'"),
 ])
-def test_optimized_grids_bad_command_line_is_one_line(argv, expected, usage_error):
+def test_optimized_grids_and_auto_bad_command_line_is_one_line(argv, expected, usage_error):
     err = usage_error(["compare", "--quick", "--peers", *argv])
     assert err.startswith("pndmkit compare: error: ") and expected in err, err
 
@@ -420,17 +424,6 @@ def test_auto_bad_input_names_the_parameter():
     with pytest.raises(UsageError, match="errors must map each candidate to a non-empty 1-D array") as info:
         cmp.auto_choice({"a": np.ones(8), "b": np.ones(9)}, "rms")
     assert info.value.params == ("errors",)
-
-
-@pytest.mark.parametrize("argv, expected", [
-    (["--auto-calibration", "64"], "--auto-calibration: --auto-calibration tunes --auto, which is not given"),
-    (["--auto", "--auto-calibration", "0"], "--auto-calibration: expected an integer in [8, 1000000], got '0'"),
-    (["--auto", "--auto-calibration", "4"], "--auto-calibration: expected an integer in [8, 1000000], got '4'"),
-    (["--auto", "--auto-calibration", "1"], "--auto-calibration: expected an integer in [8, 1000000], got '1'"),
-])
-def test_auto_bad_command_line_is_one_line(argv, expected, usage_error):
-    err = usage_error(["compare", "--quick", "--peers", *argv])
-    assert err.startswith("pndmkit compare: error: ") and expected in err, err
 
 
 def test_auto_command_prints_and_writes_its_own_table(tmp_path, capsys):
