@@ -42,7 +42,7 @@ from pndmkit._backend import all_finite, dtype_name, is_torch, lincomb, match_dt
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "check_conversion_schedule", "CountedModel", "eps_coefficients", "undefined_eps_times", "to_eps",
-           "as_eps", "shift_time", "converted_from"]
+           "as_eps", "shift_time", "can_shift_time", "converted_from"]
 
 #: the model contract: a callable ``model(x, t)`` returning a prediction shaped like ``x`` (``eps`` unless told
 #: otherwise), ``t`` a Python float in the schedule's time units
@@ -337,15 +337,56 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
     eps_model.__wrapped__ = model  # type: ignore[attr-defined]
     eps_model.converted_from = prediction  # type: ignore[attr-defined]
     eps_model.schedule = schedule  # type: ignore[attr-defined]  (the schedule its conversion uses)
+    # the network told t - offset, its output converted at the sample's level t (shift_time)
+    eps_model.with_time_offset = lambda offset: as_eps(shift_time(model, offset), schedule, prediction)  # type: ignore[attr-defined]
     return eps_model
 
 
-def shift_time(model: Callable[[Any, float], Any], offset: float) -> Callable[[Any, float], Any]:
-    """Call ``model`` at ``t - offset``: the official PNDM code gives the network index ``t`` while it
-    reads ``abar`` at ``t + 1`` (``offset = 1``)."""
+def can_shift_time(model: Any) -> bool:
+    """Whether :func:`shift_time` can tell ``model``'s network ``t - offset`` while keeping the sample's level ``t``.
+
+    True for a model that converts nothing itself (:func:`converted_from` is ``None`` or ``"eps"``) and for a
+    converting wrapper that offers ``with_time_offset(offset)`` (:func:`as_eps`, :func:`guided`,
+    :class:`pndmkit.nn.NetworkModel`); ``functools.partial`` objects are looked through.
+    """
+    while isinstance(model, partial):
+        model = model.func
+    return converted_from(model) in (None, "eps") or callable(getattr(model, "with_time_offset", None))
+
+
+def shift_time(model: Callable[..., Any], offset: float) -> Callable[..., Any]:
+    """A model whose network is told ``t - offset`` while its output stays that of the sample at level ``t``.
+
+    The official PNDM code gives the network index ``t - 1`` for a sample at the noise level of index ``t``
+    (``offset = 1``, ``model_time_offset`` of :func:`pndmkit.sample`). A model that returns its network's output
+    unconverted is called at ``t - offset``. A wrapper that converts an ``x0``, ``v`` or ``flow`` output to
+    ``eps`` itself must convert with the sample's ``abar(t)``, not at the time its network is told, so it is
+    rebuilt by its ``with_time_offset(offset)`` (:func:`as_eps`, :func:`guided`,
+    :class:`pndmkit.nn.NetworkModel` offer it). Keyword arguments (conditioning) pass through, and a
+    ``functools.partial`` keeps its bound arguments.
+
+    Raises
+    ------
+    ValueError
+        A converting wrapper without ``with_time_offset`` (:func:`can_shift_time` is False): shifting it from
+        outside would convert at ``t - offset``.
+    """
     if offset == 0:
         return model
-    return lambda x, t: model(x, t - offset)
+    if isinstance(model, partial):
+        return partial(shift_time(model.func, offset), *model.args, **model.keywords)
+    if converted_from(model) not in (None, "eps"):
+        hook = getattr(model, "with_time_offset", None)
+        if not callable(hook):
+            raise ValueError(f"{_wrapper_label(model)} converts its network's {converted_from(model)!r} prediction "
+                             f"to eps itself and offers no with_time_offset(offset): called at t - {offset:g} it "
+                             f"would convert at that time, not at the sample's level t")
+        return hook(offset)
+
+    def shifted(x: Any, t: float, **kwargs: Any) -> Any:
+        return model(x, t - offset, **kwargs)
+
+    return shifted
 
 
 # -- classifier-free guidance ------------------------------------------------------------------------------
@@ -436,4 +477,7 @@ def guided(model: Callable[..., Any], scale: float, uncond: dict[str, Any], *, s
     guided_model.__wrapped__ = model  # type: ignore[attr-defined]
     guided_model.converted_from = prediction  # type: ignore[attr-defined]  (it returns eps: converted_from)
     guided_model.schedule = schedule  # type: ignore[attr-defined]  (the schedule its conversion uses)
+    # the network told t - offset, both halves converted at the sample's level t (shift_time)
+    guided_model.with_time_offset = lambda offset: guided(  # type: ignore[attr-defined]
+        shift_time(model, offset), scale, uncond, schedule=schedule, prediction=prediction)
     return guided_model

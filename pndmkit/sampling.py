@@ -48,7 +48,7 @@ from pndmkit.grids import check_grid, make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.run import Callback, Solution
 from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method
-from pndmkit.models import as_eps, check_output, converted_from, shift_time, undefined_eps_times
+from pndmkit.models import as_eps, can_shift_time, check_output, converted_from, shift_time, undefined_eps_times
 from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule
 
 __all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGridWarning", "ignored_grid_message",
@@ -300,7 +300,9 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         ``final_alpha`` and ``model_time_offset``, so those may be passed with it only if they agree. With an
         adaptive method only its end (``final_alpha``) and ``model_time_offset`` apply.
     model_time_offset : float, optional
-        The network is called at ``t - model_time_offset`` (1 for the official PNDM code).
+        The network is called at ``t - model_time_offset`` (1 for the official PNDM code); an ``x0``, ``v`` or
+        ``flow`` output still converts to ``eps`` at the sample's own level ``t``, also inside pndmkit's wrappers
+        (:func:`pndmkit.models.shift_time`).
     rho, final_alpha, offset : optional
         Grid options of :func:`~pndmkit.grids.make_grid` (``karras`` exponent; DiscreteVP end ``"one"`` or
         ``"first"``; ``leading`` steps offset). An option the grid kind would ignore raises, for an adaptive
@@ -424,13 +426,14 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     eps_model = as_eps(model, schedule, prediction)  # checks the model against the prediction and the schedule
     if shift:
         # the network is told t - shift, but the sample is at the level of t: an x0, v or flow output converts
-        # to eps there, which a wrapper that converts inside cannot do
-        inner = converted_from(model)
-        if inner not in (None, "eps"):
+        # to eps there; pndmkit's wrappers rebuild themselves so (with_time_offset), a foreign one cannot
+        if not can_shift_time(model):
+            inner = converted_from(model)
             raise ValueError(f"model_time_offset={shift:g} tells the network t - {shift:g}, but the model converts "
                              f"its network's {inner!r} prediction to eps itself, at the time it is told, not at the "
-                             f"sample's level t: give the network unwrapped with prediction={inner!r}, or use a "
-                             f"convention without a network time offset")
+                             f"sample's level t, and offers no with_time_offset(offset): give the network "
+                             f"unwrapped with prediction={inner!r}, or use a convention without a network time "
+                             f"offset")
         eps_model = as_eps(shift_time(model, shift), schedule, prediction)
     if isinstance(integrator, Integrator):
         _check_evaluation_times(integrator, schedule, times, prediction)

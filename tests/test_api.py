@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import pndmkit
 from pndmkit import METHODS, sample
 from pndmkit.grids import GRIDS
-from pndmkit.models import as_eps
+from pndmkit.models import as_eps, shift_time
 from pndmkit.sampling import CONVENTIONS
 from pndmkit.schedules import DiscreteVP, LinearVP
 
@@ -393,19 +393,73 @@ def test_an_adaptive_run_to_abar_one_with_an_x0_model_is_refused_before_any_call
         assert np.all(np.isfinite(out.x)) and out.nfe == len(calls) > 0
 
 
-def test_a_wrapper_converting_x0_itself_is_refused_under_a_network_time_offset():
-    """A wrapper that converts inside would convert at the network's time t - 1, not at the sample's level."""
+def test_a_foreign_wrapper_converting_x0_itself_is_refused_under_a_network_time_offset():
+    """A wrapper that converts inside and cannot be rebuilt would convert at the network's time t - 1, not at
+    the sample's level: refused before any call."""
     calls = []
 
-    def network(x, t):
-        calls.append(t)
-        return 0.5 * x
+    class Converting:
+        converted_from = "x0"
+
+        def __call__(self, x, t):
+            calls.append(t)
+            return 0.5 * x
 
     sched = DiscreteVP.linear()
-    wrapped = as_eps(network, sched, "x0")
     with pytest.raises(ValueError, match=r"model_time_offset=1 tells the network t - 1, but the model converts its "
-                                         r"network's 'x0' prediction to eps itself"):
-        sample(wrapped, np.ones(3), schedule=sched, steps=5, convention="official-pndm")
+                                         r"network's 'x0' prediction to eps itself, .* offers no "
+                                         r"with_time_offset\(offset\)"):
+        sample(Converting(), np.ones(3), schedule=sched, steps=5, convention="official-pndm")
     assert calls == []
-    out = sample(network, np.ones(3), schedule=sched, steps=5, convention="official-pndm", prediction="x0")
-    assert np.all(np.isfinite(out.x)) and len(calls) == out.nfe
+    with pytest.raises(ValueError, match=r"converts its network's 'x0' prediction to eps itself and offers no "
+                                         r"with_time_offset"):
+        shift_time(Converting(), 1.0)
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+@pytest.mark.parametrize("wrapper", ["as_eps", "guided", "guided-batched", "NetworkModel"])
+def test_pndmkits_converting_wrappers_convert_at_the_samples_level_under_official_pndm(wrapper, prediction):
+    """official-pndm tells the network t - 1; as_eps, guided and NetworkModel convert inside and are rebuilt by
+    with_time_offset so that they still convert at abar(t): DDIM on a point mass is then exact, as for an
+    unwrapped network (they were refused before)."""
+    torch = pytest.importorskip("torch")
+    from pndmkit.models import guided
+    from pndmkit.nn import NetworkModel
+
+    sched = DiscreteVP.linear()
+    rng = np.random.default_rng(2)
+    c, z = rng.standard_normal((1, 16)), rng.standard_normal((1, 16))
+    told = []
+
+    def network(x, t, gain=None):  # a point mass at c from noise z, told t - 1 for a sample at abar(t)
+        told.append(float(t))
+        a = float(sched.abar(float(t) + 1.0))
+        out = {"x0": c, "v": math.sqrt(a) * z - math.sqrt(1 - a) * c}[prediction]
+        return out if gain is None else out * gain  # gain: conditioning, 1 in both halves of a guided call
+
+    kwargs = {}
+    if wrapper == "as_eps":
+        model = as_eps(network, sched, prediction)
+    elif wrapper == "guided":
+        model = guided(network, 1.0, {}, schedule=sched, prediction=prediction)
+    elif wrapper == "guided-batched":  # both halves in one call, conditioning bound by model_kwargs (a partial)
+        model = guided(network, 3.0, {"gain": np.ones((1, 1))}, schedule=sched, prediction=prediction)
+        kwargs = {"model_kwargs": {"gain": np.ones((1, 1))}}
+    else:
+        c, z = torch.from_numpy(c), torch.from_numpy(z)
+
+        def net(x, t_batch):  # NetworkModel hands a float32 batch of times
+            assert t_batch.dtype == torch.float32 and t_batch.shape == (x.shape[0],)
+            return network(x, t_batch[0].item())
+
+        model = NetworkModel(net, sched, prediction=prediction)
+    grid = sample(lambda x, t: 0 * x, np.ones(16), schedule=sched, method="ddim", steps=5,
+                  convention="official-pndm").times
+    a0, a1 = float(sched.abar(grid[0])), float(sched.abar(grid[-1]))
+    out = sample(model, math.sqrt(a0) * c + math.sqrt(1 - a0) * z, schedule=sched, method="ddim", steps=5,
+                 convention="official-pndm", **kwargs)
+    np.testing.assert_allclose(np.asarray(out.x), np.asarray(math.sqrt(a1) * c + math.sqrt(1 - a1) * z), rtol=0,
+                               atol=1e-13)
+    assert told == [float(t) - 1.0 for t in grid[:-1]]  # one network call per step (guided: one batched call)
+    if wrapper == "NetworkModel":
+        assert model.nfe == 0 and model.time_offset == 0.0  # the caller's model is left as it was

@@ -217,6 +217,34 @@ def test_sample_cli_writes_shards_and_png(ckpt, tmp_path, capsys):
     assert (out / "shard-00000.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_official_pndm_samples_a_v_checkpoint_converting_at_the_samples_level(tmp_path):
+    """``pndmkit sample --convention official-pndm`` with a v-prediction checkpoint (refused before): the CLI's
+    NetworkModel tells the network t - 1 and converts v at abar(t), as pndmkit.sample does for the bare network
+    told t - 1 with prediction='v'."""
+    from pndmkit import sample
+    from pndmkit.cli import main
+
+    torch.manual_seed(1)
+    net = UNet.preset("tiny").eval()
+    stem = save_checkpoint(tmp_path / "v", net, schedule=DiscreteVP.linear(), prediction="v")
+    out = tmp_path / "run"
+    assert main(["sample", "--checkpoint", str(stem) + ".json", "--out", str(out), "--method", "f-pndm",
+                 "--steps", "6", "--convention", "official-pndm", "--num-samples", "3", "--no-progress"]) == 0
+    _, x = read_samples(out, expect=3)
+    told = []
+
+    def bare(x, t):  # the network unwrapped: pndmkit.sample shifts its time and converts its v output
+        told.append(t)
+        with torch.no_grad():
+            return net(x, torch.full((x.shape[0],), float(t), dtype=torch.float32))
+
+    ref = sample(bare, initial_noise(range(3), (1, 8, 8), seed=0), schedule=DiscreteVP.linear(), method="f-pndm",
+                 steps=6, convention="official-pndm", prediction="v")
+    assert told[0] == float(ref.times[0]) - 1.0  # the network is told t - 1
+    np.testing.assert_allclose(x, ref.x.numpy(), rtol=0, atol=1e-5)
+    assert np.abs(x - ref.x.numpy()).max() < 1e-3 * np.abs(x).max()
+
+
 def test_torchrun_two_processes_with_gloo_match_one_process(ckpt, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.exists():

@@ -28,6 +28,8 @@ torch.Size([3, 1, 8, 8])
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Any, Callable
 
 import torch
@@ -100,6 +102,30 @@ class NetworkModel:
             return None
         param = next(iter(self.net.parameters()), None)
         return None if param is None else param.device
+
+    def with_time_offset(self, offset: float) -> "NetworkModel":
+        """The same network told ``t - offset`` more, its output still converted at the sampler time ``t``.
+
+        :func:`pndmkit.sample` uses it for ``model_time_offset`` (the official PNDM convention): the network of
+        the returned model receives ``(t - time_offset - offset) * time_scale``; the conversion reads
+        ``abar(t)``. The returned model is a new object with its own ``nfe`` count.
+
+        Parameters
+        ----------
+        offset : float
+            Added to ``time_offset``; finite.
+
+        Raises
+        ------
+        ValueError
+            A non-finite ``offset``.
+        """
+        if not math.isfinite(float(offset)):
+            raise ValueError(f"offset must be a finite number, got {offset!r}")
+        shifted = copy.copy(self)
+        shifted.time_offset = self.time_offset + float(offset)
+        shifted.nfe = 0
+        return shifted
 
     def network_time(self, t: float) -> float:
         """The time value the network receives for sampler time ``t``."""
