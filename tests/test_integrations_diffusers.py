@@ -440,3 +440,29 @@ def test_set_alpha_to_one_false_ends_the_grid_at_t_zero_for_configs_without_the_
         honoured.set_timesteps(10)
     assert honoured.grid[-1] == 0.0 and np.array_equal(honoured.grid[:-1], default.grid[:-1])
     assert min(float(t) for t in honoured.timesteps) >= 0.0
+
+
+@pytest.mark.parametrize("source, overrides, method, walked", [
+    ("DDIMScheduler", {"clip_sample": True, "set_alpha_to_one": False, "steps_offset": 1}, "pie", "eps"),  # x0-told
+    ("DDIMScheduler", {"prediction_type": "v_prediction"}, "f-pndm", "eps"),
+    ("FlowMatchEulerDiscreteScheduler", {}, "dpm-solver++-2m", "flow"),  # from t = 1, where eps says nothing of x0
+])
+def test_set_timesteps_walks_the_protocol_once(monkeypatch, source, overrides, method, walked):
+    """The refusal of evaluations without eps and the list of timesteps share one dry run (the eps walk, or
+    the told prediction's from alpha = 0), which a second set_timesteps of the same grid does not repeat."""
+    import warnings
+
+    import pndmkit.integrator as integrator_module
+
+    walks = []
+    real = integrator_module._walk
+    monkeypatch.setattr(integrator_module, "_walk", lambda *a: walks.append(a[2]) or real(*a))
+    integrator_module._cached_walk.cache_clear()
+    sched = PNDMKitScheduler.from_config(getattr(diffusers, source)(**overrides).config, method=method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched.set_timesteps(10)
+        first = sched.timesteps.tolist()
+        sched.set_timesteps(10)
+    assert walks == [walked] and sched.timesteps.tolist() == first
+    assert len(first) == (sched.integrator.nfe(sched.grid) if walked == "eps" else 10)  # one evaluation a step

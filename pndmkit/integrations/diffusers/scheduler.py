@@ -39,7 +39,6 @@ it against the evaluation asked, at no device cost); only the first ``step`` of 
 
 from __future__ import annotations
 
-from functools import lru_cache
 import inspect
 import math
 import numbers
@@ -66,6 +65,7 @@ from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
 from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
+from pndmkit.stability import warn_if_unstable
 
 __all__ = ["PNDMKitScheduler", "evaluation_times"]
 
@@ -73,8 +73,19 @@ _MARKER = "integrator:"
 
 
 def evaluation_times(integrator: Integrator, grid: Any, prediction: str = "eps") -> tuple[list[float], dict[int, int]]:
-    """Every model evaluation time of ``integrator`` on ``grid``, by a dry run of the ask/tell protocol (with
-    outputs of kind ``prediction``: a flow-matching grid from ``t = 1`` runs only on ``flow`` outputs).
+    """Every model evaluation time of ``integrator`` on ``grid`` and the evaluations that start its steps, by a
+    dry run of the ask/tell protocol (:meth:`pndmkit.Integrator.dry_run`, which walks each integrator and grid
+    once: a pipeline calls ``set_timesteps`` before every batch).
+
+    Parameters
+    ----------
+    integrator : Integrator
+        A fixed-step method.
+    grid : sequence of float
+        The step boundaries, decreasing, in the schedule's time ``t``.
+    prediction : str
+        What the run is told (pndmkit's names: ``"eps"``, ``"x0"``, ``"v"``, ``"flow"``); a flow-matching grid
+        from ``t = 1`` runs only on ``flow`` (or ``x0``) outputs.
 
     Returns
     -------
@@ -83,38 +94,14 @@ def evaluation_times(integrator: Integrator, grid: Any, prediction: str = "eps")
     starts : dict
         ``{k: j}`` for each evaluation ``k`` that is the first of grid step ``j`` and lies at ``grid[j]``.
 
-    The dry run is done once per integrator, grid and prediction (the 32 most recent are kept): a pipeline
-    calls ``set_timesteps`` before every batch.
+    Raises
+    ------
+    ValueError
+        As :meth:`pndmkit.Integrator.dry_run`: a bad grid or prediction, or an evaluation where ``prediction``
+        gives no ``eps``.
     """
-    grid = np.asarray(grid, dtype=np.float64)
-    try:
-        hash(integrator)
-    except TypeError:  # an unhashable integrator: no cache
-        times, starts = _dry_run(integrator, grid, prediction)
-    else:
-        times, starts = _cached_dry_run(integrator, grid.tobytes(), prediction)
-    return list(times), dict(starts)
-
-
-@lru_cache(maxsize=32)
-def _cached_dry_run(integrator: Integrator, grid: bytes, prediction: str) -> tuple[tuple[float, ...],
-                                                                                  tuple[tuple[int, int], ...]]:
-    times, starts = _dry_run(integrator, np.frombuffer(grid, dtype=np.float64), prediction)
-    return tuple(times), tuple(starts.items())
-
-
-def _dry_run(integrator: Integrator, grid: Any, prediction: str) -> tuple[list[float], dict[int, int]]:
-    run = integrator.start(np.zeros(1), grid, prediction=prediction)
-    zero = np.zeros(1)
-    times: list[float] = []
-    starts: dict[int, int] = {}
-    while not run.done:
-        t = run.ask()[1]
-        if not run.told and t == run.t:
-            starts[len(times)] = run.index
-        times.append(t)
-        run = run.tell(zero)
-    return times, starts
+    walk = integrator.dry_run(grid, prediction)
+    return list(walk.times), dict(walk.starts)
 
 
 def _same_schedule(a: NoiseSchedule, b: NoiseSchedule) -> bool:
@@ -388,6 +375,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             fewer than 4 steps, whose steps are all Runge-Kutta) on a last step that ends at ``t = -1`` (``abar = 1``,
             ``set_alpha_to_one=True``) lists timesteps such as ``-0.5`` and ``-1``. The run is what the method
             defines (its stages lie on the step), but the network is called where it was never trained.
+        StabilityWarning
+            The method's eps-form transfer would amplify its stage errors on this grid
+            (:func:`pndmkit.stability.check_stability`; the message names the step and a stable method).
         """
         if num_inference_steps is not None and (isinstance(num_inference_steps, (bool, np.bool_)) or not isinstance(
                 num_inference_steps, numbers.Integral) or num_inference_steps < 1):
@@ -401,7 +391,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         else:
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
         grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
-        self._refuse_undefined_eps(grid)
+        self._refuse_undefined_eps(grid)  # on the eps dry run, which the next line reuses for every prediction
+        if tr.source is not None:  # a native layout's Integrator.start has warned already
+            warn_if_unstable(self.integrator, grid)
         times, starts_at = evaluation_times(self.integrator, grid, tr.told_prediction)
         at = {float(t): j for j, t in enumerate(grid[:-1])}
         net = [layout.timesteps[at[t]] if t in at else tr.network_time(t) for t in times]
