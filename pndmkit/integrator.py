@@ -31,10 +31,12 @@ Adams-Bashforth, both through the DDIM transfer.
 from __future__ import annotations
 
 import functools
+import math
 import types
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from functools import lru_cache
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,12 +45,12 @@ from pndmkit._backend import cast, check_array, dtype_name, outside_graph
 from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator
 from pndmkit.grids import check_grid, make_grid
-from pndmkit.models import Model, check_prediction
+from pndmkit.models import Model, check_prediction, undefined_eps_times
 from pndmkit.run import Callback, Run, Solution, gradient_array, start_run
 from pndmkit.stability import warn_if_unstable
 from pndmkit.transfers import Transfer
 
-__all__ = ["Integrator", "Solution", "Model", "Callback", "same_method"]
+__all__ = ["Integrator", "DryRun", "Solution", "Model", "Callback", "same_method"]
 
 _LOW_PRECISION = ("float16", "bfloat16")
 _STATE_DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -259,7 +261,8 @@ class Integrator:
         Derived by a dry run of the protocol on a scalar state (zero ``eps`` outputs), without a model: a
         fixed-step method's evaluation times depend on the grid alone, so a caller can refuse a run that would
         evaluate where the model's prediction gives no ``eps`` before calling the model once
-        (:func:`pndmkit.sample` does). Times are in the schedule's units.
+        (:func:`pndmkit.sample` does). Times are in the schedule's units. ``dry_run(grid).times`` as a list
+        (:meth:`dry_run`).
 
         Parameters
         ----------
@@ -278,17 +281,125 @@ class Integrator:
         TypeError
             ``grid`` is not a sequence of numbers (:func:`pndmkit.grids.check_grid`).
         ValueError
-            A bad grid (:func:`pndmkit.grids.check_grid`).
+            A bad grid (:func:`pndmkit.grids.check_grid`), or one on which an ``eps`` output cannot be converted
+            to the method's gradient (a grid that starts where ``alpha = 0``: see :meth:`dry_run`).
         """
-        # a dry run without a plan: counting needs no weights, and the plans of real grids stay cached
-        run = start_run(self, np.zeros(1), check_grid(self.transfer.schedule, grid), prediction="eps",
-                        check_finite=False, out_dtype="float64", planned=False)
-        zero = np.zeros(1)
-        times: list[float] = []
-        while run.request is not None:
-            times.append(float(run.request[1]))
+        return list(self.dry_run(grid).times)
+
+    def dry_run(self, grid: Sequence[float] | NDArray[np.float64], prediction: str = "eps") -> "DryRun":
+        """Every model evaluation of a run on ``grid`` told ``prediction`` outputs, without a model.
+
+        The run is walked through the ask/tell protocol on a scalar state with zero outputs. A fixed-step
+        method's evaluations depend on the grid alone, not on the outputs nor on their prediction type, so one
+        walk serves every prediction: it is told ``eps`` outputs wherever the grid starts at a finite
+        noise-to-signal ratio (an ``x0`` walk would divide by ``sigma = 0`` at ``abar = 1``), and outputs of
+        kind ``prediction`` on a grid that starts where ``alpha = 0`` (a flow grid from ``t = 1``, where an
+        ``eps`` output carries no information on ``x0``). An ``x0`` or ``flow`` prediction is then refused
+        where the run would evaluate it at a time where it gives no ``eps``
+        (:func:`pndmkit.models.undefined_eps_times`). The walk is done once per integrator, grid and walk
+        prediction (the 64 most recent are kept; an unhashable integrator is walked every time): a scheduler
+        lays out the same grid before every batch.
+
+        Parameters
+        ----------
+        grid : sequence of float or ndarray, shape (steps + 1,)
+            The step boundaries in the schedule's time ``t``: at least 2 finite times, strictly decreasing
+            (from noise to data), inside ``[schedule.t_min, schedule.t_max]``.
+        prediction : {"eps", "x0", "v", "score", "flow"}
+            What the run would be told (:data:`pndmkit.models.PREDICTIONS`, one the schedule defines).
+
+        Returns
+        -------
+        DryRun
+            ``times``: the time of each evaluation in the schedule's time ``t``, in the order the run asks for
+            them (its length is the run's NFE); ``starts``: ``(k, j)`` for each evaluation ``k`` that is the first
+            of grid step ``j`` and lies at ``grid[j]``.
+
+        Raises
+        ------
+        TypeError
+            ``grid`` is not a sequence of numbers (:func:`pndmkit.grids.check_grid`).
+        ValueError
+            A bad grid (:func:`pndmkit.grids.check_grid`) or ``prediction``
+            (:func:`pndmkit.models.check_prediction`); an ``x0`` or ``flow`` prediction with an evaluation where
+            it gives no ``eps`` (the message names the times); a walk that cannot convert its outputs at an
+            evaluation (an ``eps`` walk on a grid from ``alpha = 0``), naming the time.
+
+        Examples
+        --------
+        >>> from pndmkit.methods import METHODS
+        >>> from pndmkit.schedules import DiscreteVP
+        >>> pie = METHODS["pie"].build(DiscreteVP.linear())
+        >>> walk = pie.dry_run([999.0, 499.0, 0.0], prediction="x0")
+        >>> walk.times, walk.starts                  # Heun: at both ends of each step
+        ((999.0, 499.0, 499.0, 0.0), ((0, 0), (2, 1)))
+        """
+        schedule = self.transfer.schedule
+        times = check_grid(schedule, grid)
+        check_prediction(prediction, schedule)
+        walk_with = prediction if prediction == "eps" or not math.isfinite(float(schedule.s(float(times[0])))) \
+            else "eps"
+        try:
+            hash(self)
+        except TypeError:  # an unhashable integrator (a hand-built part with a list, ...): no cache
+            walk = _walk(self, times, walk_with)
+        else:
+            walk = _cached_walk(self, times.tobytes(), walk_with)
+        if walk_with != prediction:
+            bad = undefined_eps_times(schedule, walk.times, prediction)
+            if bad:
+                raise ValueError(f"prediction={prediction!r}: {self.name or 'the method'!r} evaluates at t="
+                                 f"{', '.join(f'{t:g}' for t in bad)}, where a model predicting {prediction!r} gives no "
+                                 f"eps; "
+                                 f"end the grid earlier or use a method that does not evaluate there")
+        return walk
+
+
+class DryRun(NamedTuple):
+    """The model evaluations of a fixed-step run, found by :meth:`Integrator.dry_run` before any model call.
+
+    Attributes
+    ----------
+    times : tuple of float
+        The time of each evaluation in the schedule's time ``t``, in the order the run asks for them (a time
+        repeats where the method evaluates there twice); ``len(times)`` is the run's NFE.
+    starts : tuple of (int, int)
+        ``(k, j)`` for each evaluation ``k`` (an index into ``times``) that is the first of grid step ``j`` and
+        lies at the step's start ``grid[j]``, in increasing ``k``: where a run can be started afresh and ask for
+        ``times[k:]`` if the method has no warm-up. A step with no such evaluation (none at all, or a first one
+        elsewhere) has no entry.
+    """
+
+    times: tuple[float, ...]
+    starts: tuple[tuple[int, int], ...]
+
+
+@lru_cache(maxsize=64)
+def _cached_walk(integrator: Integrator, grid: bytes, prediction: str) -> DryRun:
+    return _walk(integrator, np.frombuffer(grid, dtype=np.float64), prediction)
+
+
+def _walk(integrator: Integrator, grid: NDArray[np.float64], prediction: str) -> DryRun:
+    """The dry run of ``integrator`` on a checked ``grid`` told zero ``prediction`` outputs."""
+    # no plan: counting needs no weights, and the plans of real grids stay cached
+    run = start_run(integrator, np.zeros(1), grid, prediction=prediction, check_finite=False, out_dtype="float64",
+                    planned=False)
+    zero = np.zeros(1)
+    times: list[float] = []
+    starts: list[tuple[int, int]] = []
+    while run.request is not None:
+        t = float(run.request[1])
+        if not run.told and t == run.t:
+            starts.append((len(times), run.index))
+        times.append(t)
+        try:
             run = run.tell(zero)
-        return times
+        except ZeroDivisionError as exc:
+            raise ValueError(f"a dry run of {integrator.name or 'the method'!r} with prediction={prediction!r} "
+                             f"cannot convert its output at t={t:g} into the method's gradient ({exc}): a grid "
+                             f"that starts where alpha = 0 needs the prediction the model makes, e.g. 'flow'") \
+                from exc
+    return DryRun(tuple(times), tuple(starts))
 
 
 def _same_value(a: Any, b: Any, seen: set) -> bool:

@@ -127,6 +127,39 @@ def test_ddim_is_first_order_exact_and_consistent_but_clips_by_default(diffusers
     assert audit(diffusers.DDIMScheduler(clip_sample=False), quick=True).weights["linear"] is True
 
 
+@pytest.mark.parametrize("target, config, like", [
+    ("diffusers:DPMSolverMultistepScheduler", {"thresholding": True}, {}),
+    ("diffusers:DDIMScheduler", {"thresholding": True, "clip_sample": False}, {"clip_sample": True}),
+])
+def test_thresholding_is_audited_as_a_clip_of_large_x0(target, config, like, diffusers):
+    """Dynamic thresholding takes a percentile of each sample's |x0| over its channels and pixels, so the audit's
+    samples reach the scheduler as images (batch, d, 1, 1). It leaves small x0 alone (the threshold is at least 1):
+    the weights and orders are those of the scheduler without it, and the verdict says the large drive is cut,
+    as it says for clip_sample=True."""
+    rep = audit(target, quick=True, **config)
+    ref = audit(target, quick=True, **like)
+    assert rep.weights["linear"] is False and "clipped or thresholded" in rep.verdict
+    assert rep.weights["recovered"] == pytest.approx(ref.weights["recovered"], abs=1e-9)
+    assert rep.order == pytest.approx(ref.order, abs=1e-6) and rep.point_mass["exact"] and rep.calls_per_step == "N"
+    if like:  # DDIM's clip_sample=True: the same report, thresholding named the same way
+        assert rep.verdict == ref.verdict
+    else:  # without thresholding DPM-Solver++ is linear: the only new line of the verdict is the cut
+        assert ref.weights["linear"] is True
+        assert rep.verdict == "not linear in the model output (a large x0 is clipped or thresholded): weights are " \
+                              "for small outputs only; " + ref.verdict
+
+
+def test_cli_audits_a_thresholding_scheduler(capsys, diffusers):
+    from pndmkit.cli import main
+
+    assert main(["audit", "diffusers:DPMSolverMultistepScheduler", "--quick", "--config", "thresholding=True",
+                 "--json"]) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["weights"]["linear"] is False and report["target"].endswith("thresholding=True")
+
+
 def test_heun_costs_two_calls_per_step_less_one_and_ddim_linspace_tells_the_model_the_wrong_level(diffusers):
     heun = audit("diffusers:HeunDiscreteScheduler", quick=True)
     assert heun.calls_per_step == "2N - 1" and heun.weights["recovered"] == pytest.approx([0.5, 0.5], abs=1e-6)
@@ -201,12 +234,9 @@ def test_bad_targets_are_usage_errors_naming_them(target, config, match, diffuse
      "--config: config solver_order='abc': DPMSolverMultistepScheduler takes an integer for solver_order (default 2)"),
     (["audit", "ddim", "--quik"], "unrecognized arguments: --quik (did you mean --quick?)"),
     (["audit", "os:sep"], "target: target 'os:sep' is a str, not a callable sampler"),
-    (["audit", "diffusers:DPMSolverMultistepScheduler", "--quick", "--config", "thresholding=True"],
-     "--config: DPMSolverMultistepScheduler with config thresholding=True fails on the audit's runs (5 steps, a "
-     "batch of 2-D samples): TypeError: reshape()"),
     (["audit", "diffusers:DPMSolverMultistepScheduler", "--quick", "--config", "num_train_timesteps=10"],
      "--config: DPMSolverMultistepScheduler with config num_train_timesteps=10 fails on the audit's runs (20 steps, "
-     "a batch of 2-D samples): IndexError: index 21 is out of bounds"),
+     "a batch of samples shaped (batch, d, 1, 1)): IndexError: index 21 is out of bounds"),
     (["audit", "diffusers:DDIMScheduler", "--quick", "--config", "clip_sample=maybe"],
      "--config: config clip_sample='maybe': DDIMScheduler takes true or false for clip_sample (default True)"),
     (["audit", "diffusers:DDIMScheduler", "--quick", "--config", "clip_sample=0"],

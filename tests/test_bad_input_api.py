@@ -175,6 +175,19 @@ CASES = [
      ValueError, r"estimator_state is not a state of LinearMultistep"),
     ("start estimator_state of another method", lambda: get_method("f-pndm").build(VP).start(
         X, [1.0, 0.5, 0.1], estimator_state=()), ValueError, r"estimator_state is not a state of Warmup"),
+    ("dry_run prediction", lambda: get_method("pie").build(D).dry_run([999.0, 0.0], prediction="sample"),
+     ValueError, r"prediction must be one of \('eps', 'x0', 'v', 'score', 'flow'\), got 'sample'"),
+    ("dry_run prediction of another family", lambda: get_method("pie").build(FlowMatching()).dry_run([0.9, 0.0],
+                                                                                                   "v"),
+     ValueError, r"prediction='v' is not defined for FlowMatching"),
+    ("dry_run x0 at abar 1", lambda: get_method("pie").build(D).dry_run([999.0, 0.0, -1.0], "x0"), ValueError,
+     r"prediction='x0': 'pie' evaluates at t=-1, where a model predicting 'x0' gives no eps"),
+    ("dry_run eps from alpha 0", lambda: get_method("ddim").build(FlowMatching(t_max=1.0)).dry_run(
+        [1.0, 0.5, 0.0]), ValueError, r"a dry run of 'ddim' with prediction='eps' cannot convert its output at t=1 "),
+    ("dry_run eps-gradient method from alpha 0", lambda: get_method("ipndm").build(FlowMatching(t_max=1.0)).dry_run(
+        [1.0, 0.5, 0.0], "flow"), ValueError, r"the DDIM transfer \(an eps gradient\) cannot start at t=1.0"),
+    ("dry_run grid", lambda: get_method("pie").build(D).dry_run([0.0, 999.0]), ValueError,
+     r"grid must be strictly decreasing"),
     # schedules given as functions, and maps outside their domain
     ("CustomSchedule scalar functions", lambda: CustomSchedule(lambda t: 1.0, lambda t: 0.5, 0.0, 1.0), ValueError,
      r"s = sigma / alpha must increase strictly"),
@@ -328,3 +341,46 @@ def test_evaluation_times_are_the_times_a_run_asks_for():
     asked = []
     integrator.solve(lambda x, t: asked.append(t) or 0.1 * x, np.ones(2), grid)
     assert integrator.evaluation_times(grid) == asked and integrator.nfe(5) == len(asked)
+
+
+@pytest.mark.filterwarnings("ignore::pndmkit.stability.StabilityWarning")
+@pytest.mark.parametrize("schedule, method, grid, prediction", [
+    (D, "pie", [999.0, 600.0, 250.0, 0.0], "x0"),  # an x0 walk would divide by sigma = 0 only at abar = 1
+    (D, "f-pndm", [999.0, 800.0, 600.0, 400.0, 200.0, 0.0, -1.0], "eps"),  # 3 Runge-Kutta steps, then AB4
+    (D, "prk", [999.0, 500.0, -1.0], "v"),
+    (FlowMatching(t_max=1.0), "dpm-solver++-2m", [1.0, 0.75, 0.5, 0.25, 0.0], "flow"),  # from alpha = 0
+])
+def test_dry_run_lists_the_evaluations_and_step_starts_a_run_asks_for(schedule, method, grid, prediction):
+    """The dry run's times and step starts are those of a real run told outputs of that prediction."""
+    integrator = get_method(method).build(schedule)
+    run = integrator.start(np.ones(2), grid, prediction=prediction)
+    times, starts = [], []
+    while not run.done:
+        t = run.ask()[1]
+        if not run.told and t == run.t:
+            starts.append((len(times), run.index))
+        times.append(t)
+        run = run.tell(0.1 * run.ask()[0])
+    walk = integrator.dry_run(grid, prediction)
+    assert walk.times == tuple(times) and walk.starts == tuple(starts) and len(times) == run.nfe
+    if prediction != "flow":
+        assert integrator.evaluation_times(grid) == list(walk.times)
+    else:  # an eps walk cannot leave alpha = 0: the flow walk is the one that runs
+        with pytest.raises(ValueError, match=r"with prediction='eps' cannot convert its output at t=1 "):
+            integrator.evaluation_times(grid)
+    assert [j for _, j in walk.starts][:2] == [0, 1]  # every method here evaluates at the start of each step
+
+
+def test_dry_run_walks_each_grid_once_for_every_prediction(monkeypatch):
+    """An x0 or v dry run reuses the eps walk of the same grid (their evaluations are the same): one walk."""
+    import pndmkit.integrator as integrator_module
+
+    walks = []
+    real = integrator_module._walk
+    monkeypatch.setattr(integrator_module, "_walk", lambda *a: walks.append(a[2]) or real(*a))
+    integrator_module._cached_walk.cache_clear()
+    pie = get_method("pie").build(D)
+    grid = [999.0, 700.0, 300.0, 0.0]
+    assert pie.dry_run(grid, "x0") == pie.dry_run(grid, "v") == pie.dry_run(grid) == pie.dry_run(grid, "eps")
+    assert walks == ["eps"]
+

@@ -440,3 +440,95 @@ def test_set_alpha_to_one_false_ends_the_grid_at_t_zero_for_configs_without_the_
         honoured.set_timesteps(10)
     assert honoured.grid[-1] == 0.0 and np.array_equal(honoured.grid[:-1], default.grid[:-1])
     assert min(float(t) for t in honoured.timesteps) >= 0.0
+
+
+@pytest.mark.parametrize("source, overrides, method, walked", [
+    ("DDIMScheduler", {"clip_sample": True, "set_alpha_to_one": False, "steps_offset": 1}, "pie", "eps"),  # x0-told
+    ("DDIMScheduler", {"prediction_type": "v_prediction"}, "f-pndm", "eps"),
+    ("FlowMatchEulerDiscreteScheduler", {}, "dpm-solver++-2m", "flow"),  # from t = 1, where eps says nothing of x0
+])
+def test_set_timesteps_walks_the_protocol_once(monkeypatch, source, overrides, method, walked):
+    """The refusal of evaluations without eps and the list of timesteps share one dry run (the eps walk, or
+    the told prediction's from alpha = 0), which a second set_timesteps of the same grid does not repeat."""
+    import warnings
+
+    import pndmkit.integrator as integrator_module
+
+    walks = []
+    real = integrator_module._walk
+    monkeypatch.setattr(integrator_module, "_walk", lambda *a: walks.append(a[2]) or real(*a))
+    integrator_module._cached_walk.cache_clear()
+    sched = PNDMKitScheduler.from_config(getattr(diffusers, source)(**overrides).config, method=method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched.set_timesteps(10)
+        first = sched.timesteps.tolist()
+        sched.set_timesteps(10)
+    assert walks == [walked] and sched.timesteps.tolist() == first
+    assert len(first) == (sched.integrator.nfe(sched.grid) if walked == "eps" else 10)  # one evaluation a step
+
+
+def _advised(message):
+    """The changes a refusal advises, in its order: the ``field=value`` alternatives after "pass" (one joined to the
+    next by "with" is one change), then each method of a "(a, b, ...)" list, as dicts of config changes."""
+    import re
+
+    text = message[message.lower().index("pass "):]
+    methods = [{"method": name} for group in re.findall(r"\(((?:[\w+.-]+, )+)\.\.\.\)", text)
+               for name in group.split(", ") if name]
+    while "(" in text:  # drop the notes in parentheses (they name the current fields)
+        text = re.sub(r"\([^()]*\)", "", text)
+    changes = []
+    for part in re.split(r",? or |, |; ", text):
+        pairs = re.findall(r"(\w+)=('[^']*'|True|False|\d+)", part)
+        if pairs:
+            changes.append({key: ast.literal_eval(value) for key, value in pairs})
+    return changes + methods
+
+
+@pytest.mark.parametrize("source, config, method, steps, advised", [
+    # the loop that was: set_alpha_to_one=True alone led to the clip_sample refusal of pie at abar = 1
+    ("DDIMScheduler", dict(clip_sample=True, set_alpha_to_one=False, timestep_spacing="linspace"), "pie", 10,
+     [{"timestep_spacing": "trailing"}, {"set_alpha_to_one": True, "clip_sample": False}]),
+    ("DDIMScheduler", dict(clip_sample=True, timestep_spacing="linspace"), "pie", 10,
+     [{"clip_sample": False}, {"set_alpha_to_one": False, "timestep_spacing": "trailing"}, {"method": "ipndm"},
+      {"method": "plms"}, {"method": "ddim"}]),
+    # an x0-predicting network: clip_sample=False would leave pie at abar = 1, so it is not advised
+    ("DDIMScheduler", dict(prediction_type="sample"), "pie", 10,
+     [{"set_alpha_to_one": False, "steps_offset": 1}, {"method": "ipndm"}, {"method": "plms"}, {"method": "ddim"}]),
+    # plms's one step is a Runge-Kutta step that evaluates at its end: plms is not among the methods advised
+    ("DDIMScheduler", dict(), "plms", 1,
+     [{"clip_sample": False}, {"set_alpha_to_one": False, "steps_offset": 1}, {"method": "ipndm"},
+      {"method": "ddim"}, {"method": "dpm-solver++-2m"}]),
+    ("DDPMScheduler", dict(timestep_spacing="linspace", set_alpha_to_one=False), "prk", 10,
+     [{"timestep_spacing": "trailing"}, {"set_alpha_to_one": True, "clip_sample": False}]),
+    ("DPMSolverMultistepScheduler", dict(prediction_type="sample"), "pie", 10,
+     [{"set_alpha_to_one": False}, {"final_sigmas_type": "sigma_min"}, {"method": "ipndm"}, {"method": "plms"},
+      {"method": "ddim"}]),
+    (None, dict(prediction_type="sample", set_alpha_to_one=False, timestep_spacing="linspace"), "pie", 10,
+     [{"timestep_spacing": "trailing"}, {"set_alpha_to_one": True, "method": "ipndm"}]),
+])
+def test_every_advice_of_a_refusal_runs_when_followed(source, config, method, steps, advised):
+    """Each change a set_timesteps refusal advises, applied alone, gives a scheduler whose whole loop runs: no
+    advice leads to another refusal (it names the second change where one is needed)."""
+    import warnings
+
+    def scheduler(changes):
+        changes = dict(changes)
+        name = changes.pop("method", method)
+        if source is None:
+            return PNDMKitScheduler(method=name, **{**config, **changes})
+        return PNDMKitScheduler.from_config({**getattr(diffusers, source)().config, **config, **changes}, method=name)
+
+    with pytest.raises(ValueError) as err:
+        scheduler({}).set_timesteps(steps)
+    assert _advised(str(err.value)) == advised, str(err.value)
+    for changes in advised:
+        ok = scheduler(changes)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ok.set_timesteps(steps)
+        x = torch.ones(1, 2)
+        for t in ok.timesteps:
+            x = ok.step(0.1 * x, t, x).prev_sample
+        assert ok.run.done and ok.nfe == len(ok.timesteps) and torch.isfinite(x).all(), changes

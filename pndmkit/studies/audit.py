@@ -9,7 +9,8 @@ precision). Targets:
   noise``;
 * a **diffusers scheduler**: a class, an instance, or ``"diffusers:ClassName"`` (``config`` keywords such as
   ``solver_order=3`` go to its constructor); it runs on its own table (``alphas_cumprod``) and its own
-  timesteps, driven as a pipeline drives it (``scale_model_input``, one model call per ``step``);
+  timesteps, driven as a pipeline drives it (``scale_model_input``, one model call per ``step``), on samples
+  shaped as images ``(batch, d, 1, 1)`` (``thresholding=True`` needs the channel and pixel axes);
 * the scheduler a **diffusers folder** ships (a ``save_pretrained`` pipeline or model folder, a
   ``scheduler_config.json``, or a hub id in the local Hugging Face cache), on its saved config;
 * a **pndmkit method** (registry name, :class:`~pndmkit.methods.MethodSpec` or
@@ -279,7 +280,8 @@ class _Scheduler:
             given = {k: v for k, v in self.config.items() if k in self.given}
             shown = ", ".join(f"{k}={v!r}" for k, v in given.items()) or "its defaults"
             raise UsageError("config", f"{self.cls.__name__} with config {shown} fails on the audit's runs "
-                                       f"({n} steps, a batch of 2-D samples): {type(exc).__name__}: "
+                                       f"({n} steps, a batch of samples shaped (batch, d, 1, 1)): "
+                                       f"{type(exc).__name__}: "
                                        f"{' '.join(str(exc).split())}") from None
 
     def prediction(self, sch: Any) -> str:
@@ -309,7 +311,13 @@ class _Scheduler:
         return picked[:most]
 
     def run(self, eps: EpsFn, x_vp: NDArray, n: int, interval: str, stop: Optional[float] = DIFFUSERS_STOP) -> _Trace:
+        """One sampling loop as a pipeline runs it, from ``x_vp`` (shape ``(batch, d)``), the model answered by
+        ``eps``. The scheduler sees the samples as images, ``(batch, d, 1, 1)``: its per-sample operations
+        (``thresholding``'s percentile of each sample's ``|x0|``, over its ``d`` entries) need the channel and
+        pixel axes an image has, and every elementwise one gives the same numbers on either shape."""
         import torch
+
+        image = (x_vp.shape[0], -1, 1, 1)
 
         sch = self.make(n)
         table = np.sqrt(np.maximum(1.0 - _np(sch.alphas_cumprod), 0.0) / _np(sch.alphas_cumprod))
@@ -337,24 +345,24 @@ class _Scheduler:
                 kind = "x" if abs(c0 - 1.0) < 1e-12 else "y"
                 self.state_kind = kind
                 prediction = self.prediction(sch)
-                sample = torch.from_numpy(_from_x(x_vp, levels[0], kind).copy())
+                sample = torch.from_numpy(_from_x(x_vp, levels[0], kind).copy()).reshape(image)
                 calls, stop_state = [], None
                 for i, t in enumerate(sch.timesteps):
                     with self.failing(n):
                         x_in = sch.scale_model_input(sample, t)
-                    state = _np(sample)
+                    state = _np(sample).reshape(x_vp.shape)
                     if i == stop_index:
                         stop_state = state.copy()
                     calls.append(_Call(levels[i], state.copy()))
-                    x_vp_now = _np(x_in) if kind == "y" else state
+                    x_vp_now = _np(x_in).reshape(x_vp.shape) if kind == "y" else state
                     e = np.asarray(eps(x_vp_now, levels[i]), dtype=np.float64)
-                    out = torch.from_numpy(_eps_as(prediction, e, x_vp_now, levels[i]))
+                    out = torch.from_numpy(_eps_as(prediction, e, x_vp_now, levels[i])).reshape(image)
                     with self.failing(n):
                         sample = sch.step(out, t, sample).prev_sample
         finally:
             torch.set_default_dtype(old)
         end = self.declared_end(sch)
-        return _Trace(calls, _np(sample), end, kind, levels[0], stop_state,
+        return _Trace(calls, _np(sample).reshape(x_vp.shape), end, kind, levels[0], stop_state,
                       levels[stop_index] if stop_index is not None else None)
 
     @staticmethod
@@ -598,7 +606,7 @@ def _is_stochastic(runner: "_Scheduler") -> bool:
     finals = []
     for seed in (0, 1):
         sch = runner.make(5)
-        sample = torch.ones(1, 2, dtype=torch.float32)
+        sample = torch.ones(1, 2, 1, 1, dtype=torch.float32)  # an image, as the audit's runs give it
         torch.manual_seed(seed)
         with warnings.catch_warnings(), runner.failing(5):
             warnings.simplefilter("ignore")

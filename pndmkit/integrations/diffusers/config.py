@@ -50,7 +50,7 @@ import inspect
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -368,14 +368,25 @@ class Translation:
         return cls(**{key: value for key, value in self.config.items() if key in keys})
 
     def layout(self, num_inference_steps: Optional[int] = None, timesteps: Any = None, sigmas: Any = None,
-               mu: Optional[float] = None) -> Layout:
+               mu: Optional[float] = None, *, end_advice: Optional[Callable[[], Optional[str]]] = None) -> Layout:
         """The source's ``set_timesteps(...)`` read into pndmkit's grid (see the module documentation).
+
+        Parameters
+        ----------
+        num_inference_steps, timesteps, sigmas, mu
+            As the source's ``set_timesteps`` takes them (``None``: not given).
+        end_advice : callable, optional
+            Called only to refuse a last step of length zero: the change that ends the last step at
+            ``abar = 1`` instead and runs (e.g. ``"set_alpha_to_one=True with clip_sample=False"`` for a
+            method the clipped ``x0`` cannot serve there), or ``None`` where none does. Default:
+            ``"set_alpha_to_one=True"``.
 
         Raises
         ------
         ValueError
             The source refuses the arguments (its message, prefixed by what was asked), or takes no ``sigmas``,
-            ``timesteps`` or ``mu`` where they were given.
+            ``timesteps`` or ``mu`` where they were given; a grid with a step of length zero (the message names
+            the fields that lengthen it).
         """
         src = self.source_scheduler()
         accepted = set(inspect.signature(src.set_timesteps).parameters)
@@ -427,10 +438,10 @@ class Translation:
                                if key in self.config)
             raise ValueError(f"the {self.source} grid for {kwargs} with {fields} is not strictly decreasing in "
                              f"pndmkit's time ({grid_arr.tolist()}): a step of length zero (e.g. from t=0 to the "
-                             f"end abar_0) cannot be integrated; {self._grid_fix(grid_arr)}")
+                             f"end abar_0) cannot be integrated; {self._grid_fix(grid_arr, end_advice)}")
         return Layout(grid_arr, steps, integral, init)
 
-    def _grid_fix(self, grid: np.ndarray) -> str:
+    def _grid_fix(self, grid: np.ndarray, end_advice: Optional[Callable[[], Optional[str]]] = None) -> str:
         """What to pass when the source's grid has a step of length zero: its last step starts at ``t = 0``
         (``'leading'`` spacing with ``steps_offset=0``, or ``'linspace'``) and ends at ``abar_0`` (``t = 0``,
         ``set_alpha_to_one=False``)."""
@@ -439,8 +450,9 @@ class Translation:
             spacing = cfg.get("timestep_spacing", "leading")
             start = (f"steps_offset=1 (with 'leading' spacing the last step then starts at t=1)"
                      if spacing == "leading" else "timestep_spacing='trailing' (the last step then starts above t=0)")
-            return (f"the last step starts at t=0, where set_alpha_to_one=False ends it: pass {start}, or "
-                    f"set_alpha_to_one=True (the last step then ends at abar = 1, t=-1)")
+            alternative = "set_alpha_to_one=True" if end_advice is None else end_advice()
+            return (f"the last step starts at t=0, where set_alpha_to_one=False ends it: pass {start}" + (
+                f", or {alternative} (the last step then ends at abar = 1, t=-1)" if alternative else ""))
         return "change one of those fields"
 
     def _custom_layout(self, timesteps: Any, sigmas: Any) -> Layout:

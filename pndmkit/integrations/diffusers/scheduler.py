@@ -39,7 +39,6 @@ it against the evaluation asked, at no device cost); only the first ``step`` of 
 
 from __future__ import annotations
 
-from functools import lru_cache
 import inspect
 import math
 import numbers
@@ -66,15 +65,29 @@ from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
 from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
+from pndmkit.stability import warn_if_unstable
 
 __all__ = ["PNDMKitScheduler", "evaluation_times"]
 
 _MARKER = "integrator:"
+#: the advice of a refusal where no change that was tried runs
+_NOTHING_RUNS = "no change of the config or of the method that was tried runs"
 
 
 def evaluation_times(integrator: Integrator, grid: Any, prediction: str = "eps") -> tuple[list[float], dict[int, int]]:
-    """Every model evaluation time of ``integrator`` on ``grid``, by a dry run of the ask/tell protocol (with
-    outputs of kind ``prediction``: a flow-matching grid from ``t = 1`` runs only on ``flow`` outputs).
+    """Every model evaluation time of ``integrator`` on ``grid`` and the evaluations that start its steps, by a
+    dry run of the ask/tell protocol (:meth:`pndmkit.Integrator.dry_run`, which walks each integrator and grid
+    once: a pipeline calls ``set_timesteps`` before every batch).
+
+    Parameters
+    ----------
+    integrator : Integrator
+        A fixed-step method.
+    grid : sequence of float
+        The step boundaries, decreasing, in the schedule's time ``t``.
+    prediction : str
+        What the run is told (pndmkit's names: ``"eps"``, ``"x0"``, ``"v"``, ``"flow"``); a flow-matching grid
+        from ``t = 1`` runs only on ``flow`` (or ``x0``) outputs.
 
     Returns
     -------
@@ -83,38 +96,14 @@ def evaluation_times(integrator: Integrator, grid: Any, prediction: str = "eps")
     starts : dict
         ``{k: j}`` for each evaluation ``k`` that is the first of grid step ``j`` and lies at ``grid[j]``.
 
-    The dry run is done once per integrator, grid and prediction (the 32 most recent are kept): a pipeline
-    calls ``set_timesteps`` before every batch.
+    Raises
+    ------
+    ValueError
+        As :meth:`pndmkit.Integrator.dry_run`: a bad grid or prediction, or an evaluation where ``prediction``
+        gives no ``eps``.
     """
-    grid = np.asarray(grid, dtype=np.float64)
-    try:
-        hash(integrator)
-    except TypeError:  # an unhashable integrator: no cache
-        times, starts = _dry_run(integrator, grid, prediction)
-    else:
-        times, starts = _cached_dry_run(integrator, grid.tobytes(), prediction)
-    return list(times), dict(starts)
-
-
-@lru_cache(maxsize=32)
-def _cached_dry_run(integrator: Integrator, grid: bytes, prediction: str) -> tuple[tuple[float, ...],
-                                                                                  tuple[tuple[int, int], ...]]:
-    times, starts = _dry_run(integrator, np.frombuffer(grid, dtype=np.float64), prediction)
-    return tuple(times), tuple(starts.items())
-
-
-def _dry_run(integrator: Integrator, grid: Any, prediction: str) -> tuple[list[float], dict[int, int]]:
-    run = integrator.start(np.zeros(1), grid, prediction=prediction)
-    zero = np.zeros(1)
-    times: list[float] = []
-    starts: dict[int, int] = {}
-    while not run.done:
-        t = run.ask()[1]
-        if not run.told and t == run.t:
-            starts[len(times)] = run.index
-        times.append(t)
-        run = run.tell(zero)
-    return times, starts
+    walk = integrator.dry_run(grid, prediction)
+    return list(walk.times), dict(walk.starts)
 
 
 def _same_schedule(a: NoiseSchedule, b: NoiseSchedule) -> bool:
@@ -213,6 +202,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
 
     order = 1
     _compatibles = list(SOURCES)
+    #: whether a refusal checks its advice on trial schedulers (off in those trials: no advice is given there)
+    _advising = True
 
     @register_to_config
     def __init__(self, method: Union[str, MethodSpec, Integrator] = DEFAULT_METHOD, num_train_timesteps: int = 1000,
@@ -244,6 +235,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self._net_times: list[float] = []
         self._starts: dict[int, int] = {}
         self._begin_index: Optional[int] = None
+        self._asked: Optional[dict] = None  # the arguments of the last set_timesteps (for trials of advice)
         self._reset()
 
     def _configure(self) -> None:
@@ -377,7 +369,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             with a method that evaluates at ``abar = 1`` (the clipped ``x0`` gives no ``eps`` there: the
             message names ``clip_sample`` and the method), refused before any step. ``set_alpha_to_one=False``
             ends the last step at ``t = 0`` on every VP config (DDPM's and the sigma schedulers' too), and is
-            refused where the last step already starts there.
+            refused where the last step already starts there. Every change a refusal advises is tried first on a
+            fresh scheduler with the same arguments, so followed it runs (where one change is not enough, the
+            message names the second: ``set_alpha_to_one=True with clip_sample=False``).
 
         Warns
         -----
@@ -388,6 +382,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             fewer than 4 steps, whose steps are all Runge-Kutta) on a last step that ends at ``t = -1`` (``abar = 1``,
             ``set_alpha_to_one=True``) lists timesteps such as ``-0.5`` and ``-1``. The run is what the method
             defines (its stages lie on the step), but the network is called where it was never trained.
+        StabilityWarning
+            The method's eps-form transfer would amplify its stage errors on this grid
+            (:func:`pndmkit.stability.check_stability`; the message names the step and a stable method).
         """
         if num_inference_steps is not None and (isinstance(num_inference_steps, (bool, np.bool_)) or not isinstance(
                 num_inference_steps, numbers.Integral) or num_inference_steps < 1):
@@ -395,13 +392,17 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                              f"{num_inference_steps!r}")
         if num_inference_steps is not None:
             num_inference_steps = int(num_inference_steps)
+        self._asked = dict(num_inference_steps=num_inference_steps, timesteps=timesteps, sigmas=sigmas, mu=mu)
         tr = self.translation
         if tr.source is not None:
-            layout = tr.layout(num_inference_steps, timesteps, sigmas, mu)
+            layout = tr.layout(num_inference_steps, timesteps, sigmas, mu,
+                               end_advice=self._alpha_to_one_true_advice)
         else:
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
         grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
-        self._refuse_undefined_eps(grid)
+        self._refuse_undefined_eps(grid)  # on the eps dry run, which the next line reuses for every prediction
+        if tr.source is not None:  # a native layout's Integrator.start has warned already
+            warn_if_unstable(self.integrator, grid)
         times, starts_at = evaluation_times(self.integrator, grid, tr.told_prediction)
         at = {float(t): j for j, t in enumerate(grid[:-1])}
         net = [layout.timesteps[at[t]] if t in at else tr.network_time(t) for t in times]
@@ -427,20 +428,18 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         if self.translation.family != "vp" or self.config.set_alpha_to_one or grid[-1] != -1.0:
             return grid
         if grid.size < 2 or grid[-2] <= 0.0:
-            spacing = self.config.get("timestep_spacing", "leading")
-            start = ("steps_offset=1 (the last step then starts at t=1)" if spacing == "leading" else
-                     f"timestep_spacing='trailing' ({spacing!r} spacing ignores steps_offset; trailing starts the "
-                     f"last step above t=0)")
             raise ValueError(f"set_alpha_to_one=False ends the last step at t=0 (abar_0), but the grid's last step "
                              f"already starts at t={grid[-2]:g}: a step of length zero cannot be integrated; pass "
-                             f"{start}, or set_alpha_to_one=True")
+                             f"{self._zero_length_advice()}")
         grid = grid.copy()
         grid[-1] = 0.0
         return grid
 
     def _refuse_undefined_eps(self, grid: np.ndarray) -> None:
         """Refuse, before any step, a grid on which the method evaluates where the told prediction gives no
-        ``eps`` (the clipped ``x0`` of ``clip_sample`` at ``abar = 1``)."""
+        ``eps`` (the clipped ``x0`` of ``clip_sample`` at ``abar = 1``). Every change the message advises is
+        tried first on a fresh scheduler with the same ``set_timesteps`` arguments: only changes that run are
+        named."""
         tr = self.translation
         told = tr.told_prediction
         bad = planned_undefined_eps_times(self.integrator, grid, told)
@@ -448,27 +447,100 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             return
         name = self.integrator.name or "the method"
         at = ", ".join(f"{t:g}" for t in bad)
+        methods = self._methods_that_run()
+        others = f"a method that does not evaluate at abar = 1 ({', '.join(methods)}, ...)" if methods else ""
         if tr.clip is not None and tr.family != "edm":
+            fixes = [fix for fix in ("clip_sample=False" if self._runs(clip_sample=False) else "",
+                                     self._alpha_to_one_false_advice(), others) if fix]
             raise ValueError(f"clip_sample=True with method={name!r}: clip_sample tells the method the clipped x0 "
                              f"estimate, and {name!r} evaluates the network at t={at} (abar = 1, the end of the "
-                             f"last step with set_alpha_to_one=True), where an x0 estimate gives no eps. Pass "
-                             f"clip_sample=False, {self._alpha_to_one_false_advice()}, or a method that does not "
-                             f"evaluate at abar = 1 (ipndm, plms, ddim, ...)")
+                             f"last step with set_alpha_to_one=True), where an x0 estimate gives no eps. "
+                             f"{'Pass ' + _or(fixes) if fixes else _NOTHING_RUNS.capitalize()}")
+        earlier = [text for changes, text in self._earlier_ends() if changes and self._runs(**changes)]
+        fixes = ([f"end the grid earlier: pass {_or(earlier)}"] if earlier else []) + (
+            [f"use a method that does not evaluate at its end ({', '.join(methods)}, ...)"] if methods else [])
         raise ValueError(f"method={name!r} evaluates at t={at}, where the scheduler's {told!r} output gives no eps "
-                         f"(the grid ends at t={grid[-1]:g}); end the grid earlier or use a method that does not "
-                         f"evaluate at its end (ipndm, plms, ddim, ...)")
+                         f"(the grid ends at t={grid[-1]:g}); "
+                         f"{'; or '.join(fixes) or _NOTHING_RUNS}")
+
+    def _runs(self, **changes: Any) -> bool:
+        """Whether the scheduler with the config ``changes`` (``method=`` included) accepts the arguments of the
+        last :meth:`set_timesteps` (a trial on a fresh scheduler, warnings silenced; ``False`` inside a trial)."""
+        if not self._advising or self._asked is None:
+            return False
+        method = changes.pop("method", self._method)
+        config = {key: value for key, value in dict(self.config).items() if not key.startswith("_")}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                trial = type(self).from_config({**config, **changes, "method": method})
+                trial._advising = False
+                trial.set_timesteps(**self._asked)
+        except Exception:  # noqa: BLE001 - a trial that fails in any way is advice not to give
+            return False
+        return True
+
+    def _methods_that_run(self) -> list:
+        """Up to three registered methods with which the last :meth:`set_timesteps` runs (tried in turn)."""
+        found = []
+        for name in ("ipndm", "plms", "ddim", "dpm-solver++-2m", "unipc-3", "euler"):
+            if len(found) == 3:
+                break
+            if name != self.integrator.name and self._runs(method=name):
+                found.append(name)
+        return found
+
+    def _earlier_ends(self) -> list:
+        """Config changes that end the grid before ``sigma = 0``, as ``(changes, text)`` (not yet tried)."""
+        ends = []
+        if self.translation.family == "vp" and self.config.get("set_alpha_to_one", True):
+            ends.append(self._alpha_to_one_false())
+        if self.config.get("final_sigmas_type", "zero") == "zero" and self.translation.source is not None and \
+                "final_sigmas_type" in inspect.signature(type(self.translation.source_scheduler()).__init__).parameters:
+            ends.append(({"final_sigmas_type": "sigma_min"}, "final_sigmas_type='sigma_min'"))
+        return ends
+
+    def _alpha_to_one_false(self) -> tuple:
+        """``set_alpha_to_one=False`` and what else it needs to run on this config, as ``(changes, text)``: with
+        ``'leading'`` spacing and ``steps_offset=0`` (or ``'linspace'``) the last step starts at ``t = 0``,
+        where it would end. The first of those that runs (tried by :meth:`_runs`); ``({}, "")`` if none does."""
+        spacing = self.config.get("timestep_spacing", "leading")
+        candidates = [({"set_alpha_to_one": False}, "set_alpha_to_one=False (the last step ends at t=0)")]
+        if spacing == "leading" and int(self.config.get("steps_offset", 0)) == 0:
+            candidates.append(({"set_alpha_to_one": False, "steps_offset": 1},
+                               "set_alpha_to_one=False with steps_offset=1 (the last step ends at t=0; 'leading' "
+                               "spacing with steps_offset=0 starts it there too)"))
+        elif spacing != "trailing":
+            candidates.append(({"set_alpha_to_one": False, "timestep_spacing": "trailing"},
+                               f"set_alpha_to_one=False with timestep_spacing='trailing' (the last step ends at t=0; "
+                               f"{spacing!r} spacing starts it there too)"))
+        return next(((changes, text) for changes, text in candidates if self._runs(**changes)), ({}, ""))
 
     def _alpha_to_one_false_advice(self) -> str:
-        """``set_alpha_to_one=False`` and what else it needs on this config: with ``'leading'`` spacing and
-        ``steps_offset=0`` (or ``'linspace'``) the last step starts at ``t = 0``, where it would end."""
+        """The text of :meth:`_alpha_to_one_false` (empty where no such change runs)."""
+        return self._alpha_to_one_false()[1]
+
+    def _alpha_to_one_true_advice(self) -> Optional[str]:
+        """``set_alpha_to_one=True`` and what else this method needs to run with it (the clipped or predicted
+        ``x0`` gives no ``eps`` at ``abar = 1``, where a stage at the end of the last step evaluates), tried by
+        :meth:`_runs`; ``None`` where nothing was found."""
+        if self._runs(set_alpha_to_one=True):
+            return "set_alpha_to_one=True"
+        if self.translation.clip is not None and self._runs(set_alpha_to_one=True, clip_sample=False):
+            return "set_alpha_to_one=True with clip_sample=False"
+        for name in ("ipndm", "plms", "ddim"):
+            if self._runs(set_alpha_to_one=True, method=name):
+                return f"set_alpha_to_one=True with method={name!r}"
+        return None
+
+    def _zero_length_advice(self) -> str:
+        """What lengthens a last step that starts at ``t = 0``, where ``set_alpha_to_one=False`` ends it."""
         spacing = self.config.get("timestep_spacing", "leading")
-        if spacing == "leading" and int(self.config.get("steps_offset", 0)) == 0:
-            return ("set_alpha_to_one=False with steps_offset=1 (the last step ends at t=0; 'leading' spacing with "
-                    "steps_offset=0 starts it there too)")
-        if spacing == "linspace":
-            return ("set_alpha_to_one=False with timestep_spacing='trailing' (the last step ends at t=0; "
-                    "'linspace' spacing starts it there too)")
-        return "set_alpha_to_one=False (the last step ends at t=0)"
+        start = ("steps_offset=1 (the last step then starts at t=1)" if spacing == "leading" else
+                 f"timestep_spacing='trailing' ({spacing!r} spacing ignores steps_offset; trailing starts the "
+                 f"last step above t=0)")
+        alternative = self._alpha_to_one_true_advice()
+        return f"{start}, or {alternative}" if alternative else start
 
     def _warn_outside_training(self, times: list) -> None:
         """A VP network is trained at the indices ``0 .. T - 1``; stages of a last step that ends at ``t = -1``
@@ -519,11 +591,25 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                 grid = make_grid(self.schedule, int(num_inference_steps), kind, offset=offset,
                                  final_alpha="one" if cfg.set_alpha_to_one else "first")
             except ValueError as exc:
-                raise ValueError(f"num_inference_steps={num_inference_steps} with timestep_spacing={kind!r}, "
-                                 f"steps_offset={cfg.steps_offset}, set_alpha_to_one={cfg.set_alpha_to_one}: "
-                                 f"{exc}") from exc
+                asked = (f"num_inference_steps={num_inference_steps} with timestep_spacing={kind!r}, "
+                         f"steps_offset={cfg.steps_offset}, set_alpha_to_one={cfg.set_alpha_to_one}")
+                if not cfg.set_alpha_to_one and self._starts_last_step_at_zero(int(num_inference_steps), kind, offset):
+                    raise ValueError(f"{asked}: the grid's last step already starts at t=0, where set_alpha_to_one="
+                                     f"False ends it: a step of length zero cannot be integrated; pass "
+                                     f"{self._zero_length_advice()}") from exc
+                raise ValueError(f"{asked}: {exc}") from exc
         grid = np.asarray(self.integrator.start(np.zeros(1), grid).times)
         return Layout(grid, [float(t) for t in grid[:-1]], True, 1.0)
+
+    def _starts_last_step_at_zero(self, steps: int, kind: str, offset: Optional[int]) -> bool:
+        """Whether the native grid of ``steps`` steps ending at ``abar = 1`` has its last step start at ``t = 0``
+        (``'leading'`` spacing with ``steps_offset=0``, ``'linspace'``): ``set_alpha_to_one=False`` cannot end
+        it there."""
+        try:
+            grid = make_grid(self.schedule, steps, kind, offset=offset, final_alpha="one")
+        except ValueError:
+            return False
+        return len(grid) >= 2 and float(grid[-2]) <= 0.0
 
     def _eval_index(self, timestep: Any) -> int:
         """Index of the next evaluation; the first step of a loop without set_begin_index finds it from
@@ -769,6 +855,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         x = sample if scale == 1.0 else sample / scale
         self._run = self.integrator.start(x, run.times[run.index:], prediction=run.prediction,
                                           estimator_state=run.state)
+
+
+def _or(fixes: list) -> str:
+    """``"a, b, or c"`` (``fixes`` not empty)."""
+    return fixes[0] if len(fixes) == 1 else ", ".join(fixes[:-1]) + ", or " + fixes[-1]
 
 
 def _registry() -> dict:
