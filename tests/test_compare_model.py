@@ -355,3 +355,25 @@ def test_help_says_which_options_are_model_only_and_their_limits(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--scheduler-config FILE --model only:" in text
     assert "--auto-calibration N --auto: calibration noises of the choice, from 8" in text
+
+
+def test_network_ratios_have_intervals_and_rows_keep_their_sample_errors_where_asked():
+    """Eight cached digits noises, ddim against DDIMScheduler on the same leading grid: the interval holds the
+    ratio (about 1: the same method, float32 tables on one side); with ``sample_errors`` each row keeps its
+    per-sample errors, whose RMS is its error, and from which the interval is recomputed."""
+    from pndmkit.studies.statistics import ratio_interval
+
+    cfg = CompareConfig(nfes=(5,), n=8, methods=("ddim",), peers=("ddim",), grids=False)
+    result = compare_model("digits", cfg, first=40, cache=CACHE, sample_errors=True)
+    entry = result["by_nfe"]["5"]
+    low, high = entry["ratio_interval"]
+    assert low <= entry["ratio"] <= high and abs(entry["ratio"] - 1) < 1e-4 and high - low < 1e-4
+    rows = {r["side"]: r for r in result["cases"][0]["best"]}
+    for row in rows.values():
+        assert len(row["sample_errors"]) == 8
+        assert row["error"] == pytest.approx(math.sqrt(np.mean(row["sample_errors"])), rel=1e-12)
+    assert list(ratio_interval([(rows["pndmkit"]["sample_errors"], rows["peer"]["sample_errors"])])) == [low, high]
+    json.dumps(result)  # lists of floats: serialisable
+    plain = compare_model("digits", cfg, first=40, cache=CACHE)
+    assert "sample_errors" not in json.dumps(plain) and plain["by_nfe"]["5"]["ratio_interval"] == [low, high]
+
