@@ -63,16 +63,25 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     tic = time.perf_counter()
     given = optimised_grids(Path(args.grids)) if args.grids else None
-    cfg = CompareConfig(nfes=NFES, n=args.n, methods=METHODS)
-    result = compare_model("digits", cfg, first=args.first, cache=args.cache, given_grids=given, log=print)
+    run(CompareConfig(nfes=NFES, n=args.n, methods=METHODS), args.first, args.cache, given, Path(args.out), tic)
+    return 0
+
+
+def run(cfg: CompareConfig, first: int, cache: str, given: dict | None, out: Path, tic: float,
+        sample_errors: bool = False) -> dict:
+    """:func:`compare_model` on the digits UNet; its results written to ``out`` (the config's paths relative to
+    the source tree, its wall time since ``tic`` as ``seconds``) and its tables printed. ``sample_errors``: the
+    rows keep their per-sample errors (``compare_model``'s option)."""
+    result = compare_model("digits", cfg, first=first, cache=cache, given_grids=given, sample_errors=sample_errors,
+                           log=print)
     result["config"] = portable(result["config"])
     result["config"]["seconds"] = time.perf_counter() - tic
-    for path in write_compare_results(result, Path(args.out)):
+    for path in write_compare_results(result, out):
         print(f"wrote {path}")
     print(compare_summary(result))
     if "by_nfe_optimized" in result:
         print(optimized_summary(result))
-    return 0
+    return result
 
 
 if __name__ == "__main__":

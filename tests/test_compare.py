@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -60,8 +61,8 @@ def test_peers_with_no_names_runs_pndmkit_alone_and_reports_a_table(capsys):
     assert lines[0].split()[:3] == ["NFE", "best", "pndmkit"]
     rows = [line.split() for line in lines[1:]]
     assert [r[0] for r in rows] == ["5", "10"]
-    for r in rows:  # method, (NFE), grid option, error; no peer, no ratio
-        assert r[1] in ("ddim", "ipndm") and r[3] == "leading" and float(r[4]) > 0 and r[5:] == ["-"] * 4
+    for r in rows:  # method, (NFE), grid option, error; no peer, option, error, ratio, interval
+        assert r[1] in ("ddim", "ipndm") and r[3] == "leading" and float(r[4]) > 0 and r[5:] == ["-"] * 5
     assert float(rows[1][4]) < float(rows[0][4])  # more NFE, smaller error
 
 
@@ -300,7 +301,9 @@ def test_optimized_grids_command_prints_and_writes_its_own_table(tmp_path, capsy
     head = lines.index("optimised grids (apart from the table above; error / error ratios as above):")
     assert lines[head + 1].split()[:3] == ["NFE", "best", "optimised"]
     row = lines[head + 2].split()
-    assert row[:3] == ["5", "ipndm", "(5)"] and row[-2:] == ["ipndm", row[-1]] and float(row[-1]) > 0
+    # the last cell: "ipndm <ratio> [<low>, <high>]", the optimised / own built-in ratio and its interval
+    assert row[:3] == ["5", "ipndm", "(5)"] and row[-4] == "ipndm" and float(row[-3]) > 0
+    assert float(row[-2].strip("[,")) <= float(row[-3]) <= float(row[-1].strip("]"))
     assert "ipndm NFE 5 (5 steps): " in text.err and "calibration runs in" in text.err  # cost shown
     saved = json.loads((out / "compare.json").read_text())
     assert set(saved["by_nfe_optimized"]) == {"5"} and saved["config"]["optimized_grids"] == ["ipndm"]
@@ -486,7 +489,7 @@ def test_peers_on_pndmkit_grids_alone_still_give_every_nfe_row(tmp_path, capsys)
     assert main([*TINY, "--peers", "ipndm-pndmkit-grid", "--out", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     rows = [line.split() for line in lines[1:3]]
-    assert [r[0] for r in rows] == ["5", "10"] and all(r[5:] == ["-"] * 4 for r in rows), lines
+    assert [r[0] for r in rows] == ["5", "10"] and all(r[5:] == ["-"] * 5 for r in rows), lines
     assert lines[3].startswith("-: no peer with its own options ran at that NFE")
     on_grid = lines.index("peers also on pndmkit's grids (ipndm-pndmkit-grid):")
     assert [line.split()[0] for line in lines[on_grid + 2:on_grid + 4]] == ["5", "10"]
@@ -561,3 +564,143 @@ def test_without_grid_options_a_peer_on_pndmkit_grids_runs_the_grid_pndmkit_runs
         mine, peer = entry["best_pndmkit"], entry["best_peer"]
         assert peer["options"] == [f"grid={mine['options'][0]}"], (nfe, peer["options"], mine["options"])
         assert peer["error"] == pytest.approx(mine["error"], rel=1e-4)
+
+
+# -- 95% paired bootstrap intervals of the head-to-head's ratios ----------------------------------------------
+def test_ratio_interval_is_exact_where_the_ratio_is_the_same_in_every_sample():
+    from pndmkit.studies.statistics import INTERVAL_MIN_SAMPLES, ratio_interval, reduction_interval
+
+    rng = np.random.default_rng(4)
+    base = rng.chisquare(2, size=40)  # per-sample squared errors
+    assert ratio_interval([(base, base)]) == (1.0, 1.0)  # identical errors
+    assert ratio_interval([(0.25 * base, base)]) == (0.5, 0.5)  # every error halved
+    assert ratio_interval([(9.0 * base, base)]) == pytest.approx((3.0, 3.0), rel=1e-14)
+    # two cases, ratios 2 and 1/2 in every sample: the geometric mean is 1 on every resample
+    other = rng.chisquare(3, size=25)
+    assert ratio_interval([(4 * base, base), (other / 4, other)]) == pytest.approx((1.0, 1.0), rel=1e-14)
+    # one case: 1 - the reduction's interval, end for end (the same paired resamples)
+    mixed = base * rng.uniform(0.1, 1.5, size=40)
+    low, high = ratio_interval([(mixed, base)])
+    cut = reduction_interval(mixed, base)
+    assert (low, high) == pytest.approx((1 - cut[1], 1 - cut[0]), rel=1e-12)
+    assert low < float(np.sqrt(mixed.mean() / base.mean())) < high
+    assert ratio_interval([(mixed, base)], level=0.5)[0] > low  # narrower at a lower level
+    n = INTERVAL_MIN_SAMPLES
+    assert all(np.isnan(ratio_interval([(base, base), (base[:n - 1], base[:n - 1])])))  # a case too small
+    assert all(np.isnan(ratio_interval([(base[:n], np.zeros(n))])))  # a zero baseline: unbounded
+    for pairs, params, shown in [([], ("pairs",), "non-empty"), ([(base,)], ("pairs",), "pairs"),
+                                 ([(base, base[:-1])], ("errors", "baseline"), "got 40 and 39 values"),
+                                 ([(base, -base)], ("baseline",), "at index 0")]:
+        with pytest.raises(UsageError, match=shown) as info:
+            ratio_interval(pairs)
+        assert info.value.params == params
+
+
+def _case(name, rows):
+    return {"problem": name, "schedule": "s", "n": 16, "best": rows, "best_shared_grids": rows, "runs": rows}
+
+
+def _row(side, method, target, sq):
+    return {"side": side, "method": method, "option": "o", "nfe_target": target, "nfe": target,
+            "error": float(np.sqrt(np.mean(sq))), cmp.SAMPLE_ERRORS: np.asarray(sq)}
+
+
+def test_by_nfe_interval_is_exact_on_constructed_cases():
+    """pndmkit's per-sample errors c times the peer's in every sample of every case: the ratio is c and every
+    bootstrap resample gives c; without per-sample errors (results read back) there is no interval."""
+    rng = np.random.default_rng(5)
+    cases = []
+    for name in ("a", "b"):
+        sq = rng.chisquare(2, size=16)
+        cases.append(_case(name, [_row("pndmkit", "ipndm", 5, 0.36 * sq), _row("pndmkit", "ddim", 5, 4 * sq),
+                                  _row("peer", "dpm-3m", 5, sq), _row("peer", "ddim", 5, 9 * sq)]))
+    entry = cmp.by_nfe(cases, (5,))["5"]
+    assert (entry["best_pndmkit"]["method"], entry["best_peer"]["method"]) == ("ipndm", "dpm-3m")
+    assert entry["ratio"] == pytest.approx(0.6, rel=1e-14)
+    assert entry["ratio_interval"] == pytest.approx([0.6, 0.6], rel=1e-14)
+    for case in cases:
+        for row in case["best"]:
+            row.pop(cmp.SAMPLE_ERRORS)
+    assert cmp.by_nfe(cases, (5,))["5"]["ratio_interval"] is None
+
+
+def _inside(ratio, interval):
+    return interval is not None and interval[0] <= ratio <= interval[1] and interval[0] < interval[1]
+
+
+def test_every_head_to_head_ratio_has_its_interval_in_the_json_table_and_report(tmp_path, capsys):
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    assert main([*TINY, "--peers", "ddim", "pndm-plms", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[0].split()[-3:] == ["ratio", "95%", "interval"]
+    assert printed[3].startswith("95% interval: paired bootstrap over samples of the ratio, the best solver of "
+                                 "each side (and its grid option) fixed as chosen on all the samples")
+    saved = json.loads((out / "compare.json").read_text())
+    assert "sample_errors" not in (out / "compare.json").read_text()  # per-sample errors are not kept
+    for key in ("by_nfe", "by_nfe_shared_grids", "by_nfe_peers_on_pndmkit_grids"):
+        for nfe, entry in saved[key].items():
+            assert _inside(entry["ratio"], entry["ratio_interval"]), (key, nfe)
+            low, high = entry["ratio_interval"]
+            assert f"{entry['ratio']:.3f}  [{low:.3f}, {high:.3f}]" in "\n".join(printed)
+    md = (out / "compare.md").read_text()
+    assert "| ratio | 95% interval |" in md
+    low, high = saved["by_nfe"]["5"]["ratio_interval"]
+    assert f"| {saved['by_nfe']['5']['ratio']:.2f} | [{low:.2f}, {high:.2f}] |" in md
+
+
+def test_optimised_and_auto_ratios_have_intervals(optimized_result, auto_result):
+    for entry in optimized_result["by_nfe_optimized"].values():
+        assert _inside(entry["vs_builtin"], entry["vs_builtin_interval"])
+        for m in entry["methods"].values():
+            assert _inside(m["ratio"], m["ratio_interval"])
+    for entry in auto_result["by_nfe_auto"].values():
+        for e in entry["rules"].values():
+            assert e["vs_builtin"] == 1.0 and e["vs_builtin_interval"] == [1.0, 1.0] or \
+                _inside(e["vs_builtin"], e["vs_builtin_interval"])
+    for result in (optimized_result, auto_result):
+        assert "sample_errors" not in json.dumps(result)
+
+
+# -- candidates: a re-run restricted to the runs that led ------------------------------------------------------
+def test_candidates_restrict_the_runs_and_a_candidate_that_names_no_run_is_refused():
+    cfg = cmp.CompareConfig(problems=("gmm2d",), schedules=("discrete-linear",), nfes=(5, 6), n=16,
+                            methods=("ddim", "ipndm"), peers=(), candidates=(("pndmkit", "ipndm", "quadratic", 5),
+                                                                             ("pndmkit", "ddim", "leading", 6)))
+    rows = cmp.compare(cfg)["cases"][0]["runs"]
+    assert [(r["method"], r["option"], r["nfe_target"]) for r in rows] == [("ddim", "leading", 6),
+                                                                            ("ipndm", "quadratic", 5)]
+    full = cmp.compare(dataclasses.replace(cfg, candidates=None))["cases"][0]["runs"]
+    assert len(full) == 2 * 2 * 7  # every grid kind of each method at each NFE
+    same = {(f["method"], f["option"], f["nfe_target"]): f["error"] for f in full}
+    for r in rows:  # the same runs (the reference is read at fewer levels: its last digits may move)
+        assert r["error"] == pytest.approx(same[(r["method"], r["option"], r["nfe_target"])], rel=1e-6)
+    with pytest.raises(UsageError, match=r"candidate \('pndmkit', 'ipndm', 'lead', 5\) names no planned run: the "
+                                         r"options of pndmkit 'ipndm' are karras, leading") as info:
+        cmp.compare(cmp.with_options(cfg, candidates=(("pndmkit", "ipndm", "lead", 5),)))
+    assert info.value.params == ("candidates",)
+    for bad, shown in [((("pndmkit", "plms", "leading", 5),), "'plms' is not among the methods that run"),
+                       ((("pndmkit", "ipndm", "leading", 7),), "NFE 7 is not among nfes"),
+                       ((("ours", "ipndm", "leading", 5),), "side 'pndmkit' or 'peer'"), ((), "non-empty")]:
+        with pytest.raises(UsageError, match=shown) as info:
+            cmp.with_options(cfg, candidates=bad)
+        assert info.value.params == ("candidates",)
+
+
+# -- variants: a peer's configuration run by name ------------------------------------------------------------
+def test_the_nolof_variant_runs_only_where_named_and_is_not_registered():
+    from pndmkit.methods import METHODS
+
+    assert "dpm-solver++-3m-nolof" not in METHODS and "dpm-solver++-3m-nolof" in cmp.compare_methods()
+    assert "dpm-solver++-3m-nolof" not in cmp.pndmkit_methods()  # the default methods
+    spec = cmp.VARIANTS["dpm-solver++-3m-nolof"]
+    built = spec.build(DiscreteVP.linear())
+    assert built.name == spec.name and built.estimator.lower_order_final is False and spec.nfe(5) == 5
+    cfg = cmp.CompareConfig(problems=("gmm2d",), schedules=("discrete-linear",), nfes=(5,), n=16,
+                            methods=("dpm-solver++-3m", "dpm-solver++-3m-nolof"), peers=(), grids=False)
+    rows = {r["method"]: r for r in cmp.compare(cfg)["cases"][0]["runs"]}
+    assert rows["dpm-solver++-3m-nolof"]["nfe"] == 5 and rows["dpm-solver++-3m-nolof"]["option"] == "leading"
+    assert rows["dpm-solver++-3m-nolof"]["error"] != rows["dpm-solver++-3m"]["error"]  # the last steps differ
+    with pytest.raises(UsageError, match="unknown method 'dpm-solver\\+\\+-3m-nolof' in optimized_grids"):
+        cmp.with_options(cfg, optimized_grids=("dpm-solver++-3m-nolof",))

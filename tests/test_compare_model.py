@@ -355,3 +355,81 @@ def test_help_says_which_options_are_model_only_and_their_limits(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--scheduler-config FILE --model only:" in text
     assert "--auto-calibration N --auto: calibration noises of the choice, from 8" in text
+
+
+def test_network_ratios_have_intervals_and_rows_keep_their_sample_errors_where_asked():
+    """Eight cached digits noises, ddim against DDIMScheduler on the same leading grid: the interval holds the
+    ratio (about 1: the same method, float32 tables on one side); with ``sample_errors`` each row keeps its
+    per-sample errors, whose RMS is its error, and from which the interval is recomputed."""
+    from pndmkit.studies.statistics import ratio_interval
+
+    cfg = CompareConfig(nfes=(5,), n=8, methods=("ddim",), peers=("ddim",), grids=False)
+    result = compare_model("digits", cfg, first=40, cache=CACHE, sample_errors=True)
+    entry = result["by_nfe"]["5"]
+    low, high = entry["ratio_interval"]
+    assert low <= entry["ratio"] <= high and abs(entry["ratio"] - 1) < 1e-4 and high - low < 1e-4
+    rows = {r["side"]: r for r in result["cases"][0]["best"]}
+    for row in rows.values():
+        assert len(row["sample_errors"]) == 8
+        assert row["error"] == pytest.approx(math.sqrt(np.mean(row["sample_errors"])), rel=1e-12)
+    assert list(ratio_interval([(rows["pndmkit"]["sample_errors"], rows["peer"]["sample_errors"])])) == [low, high]
+    json.dumps(result)  # lists of floats: serialisable
+    plain = compare_model("digits", cfg, first=40, cache=CACHE)
+    assert "sample_errors" not in json.dumps(plain) and plain["by_nfe"]["5"]["ratio_interval"] == [low, high]
+
+
+RESULTS = Path(__file__).resolve().parent.parent / "analysis" / "results"
+
+
+def _e(value):
+    """The README's form of an error: 6.42e-2."""
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def readme_160_lines(data):
+    """The rows of the README's table of the 160-noise head-to-head, from its compare.json."""
+    from analysis.compare_digits_160 import heldout_ratios, per_noise
+
+    nfes = list(data["by_nfe"])
+    by, opt, held, spread = data["by_nfe"], data.get("by_nfe_optimized", {}), heldout_ratios(data), per_noise(data)
+
+    def row(label, cells):
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    def iv(interval):
+        return f"[{interval[0]:.2f}, {interval[1]:.2f}]"
+
+    return [
+        "| NFE | " + " | ".join(nfes) + " |",
+        row("best pndmkit", [_e(by[n]["best_pndmkit"]["error"]) for n in nfes]),
+        row("its method, grid", [f"{by[n]['best_pndmkit']['method']}, {by[n]['best_pndmkit']['options'][0]}"
+                                 for n in nfes]),
+        row("best peer", [_e(by[n]["best_peer"]["error"]) for n in nfes]),
+        row("its scheduler, option", [f"{by[n]['best_peer']['method']}, {by[n]['best_peer']['options'][0]}"
+                                      for n in nfes]),
+        row("ratio (goal: at most 0.5)", [f"{by[n]['ratio']:.2f}" for n in nfes]),
+        row("95% interval", [iv(by[n]["ratio_interval"]) for n in nfes]),
+        row("ratio on noises 144-287 alone, 95% interval",
+            [f"{held[n]['ratio']:.2f} {iv(held[n]['ratio_interval'])}" for n in nfes]),
+        row("`dpm-solver++-3m-nolof`, pndmkit's leading grid / best peer",
+            [f"{held_all[n]['nolof']:.2f} {iv(held_all[n]['nolof_interval'])}"
+             for held_all in [heldout_ratios(data, skip=0)] for n in nfes]),
+        row("optimised `unipc-2` grid / best peer",
+            [f"{opt[n]['vs_peer']:.2f} {iv(opt[n]['vs_peer_interval'])}" if n in opt else "-" for n in nfes]),
+        row("per noise: median ratio; pndmkit smaller on",
+            [f"{spread[n]['median_ratio']:.2f}; {100 * spread[n]['pndmkit_smaller']:.0f}%" for n in nfes]),
+        row("share of the squared error on the 5 worst noises: pndmkit / peer",
+            [f"{100 * spread[n]['worst5_pndmkit']:.0f}% / {100 * spread[n]['worst5_peer']:.0f}%" for n in nfes]),
+    ]
+
+
+def test_readme_160_noise_table_is_the_json():
+    """The README's 160-noise head-to-head rows are analysis/results/compare_digits_160/compare.json: the
+    summaries with their intervals, and the ratios on noises 144-287 alone recomputed from its per-sample errors."""
+    data = json.loads((RESULTS / "compare_digits_160" / "compare.json").read_text())
+    assert (data["config"]["first"], data["config"]["n"]) == (128, 160) and list(data["by_nfe"]) == [
+        "5", "6", "8", "10", "15", "20", "50"]
+    readme = (RESULTS.parent.parent / "README.md").read_text()
+    for line in readme_160_lines(data):
+        assert line in readme, line

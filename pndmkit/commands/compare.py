@@ -1,10 +1,12 @@
 """``pndmkit compare``: pndmkit's methods against diffusers' schedulers at equal NFE on exact ground truth.
 
 Prints the by-NFE table: a row per NFE with the best pndmkit method and the best peer (each with its grid
-option; ``-`` for a side with no run at that NFE) and their error ratio, then, where a peer ran on pndmkit's
-grids (``ipndm-pndmkit-grid``, ...), the same table with those peers in (``--json``: one JSON object whose
-``by_nfe`` maps each NFE to the best pndmkit method, the best peer and their error ratio). Files are written
-only with ``--out DIR``: ``compare.json`` (summaries and the best option per solver, NFE and case), ``compare.csv`` (the same best rows),
+option; ``-`` for a side with no run at that NFE), their error ratio and its 95% paired bootstrap interval over
+samples (both best runs fixed as chosen on all the samples; ``-`` below 8 samples), then, where a peer ran on
+pndmkit's grids (``ipndm-pndmkit-grid``, ...), the same table with those peers in (``--json``: one JSON object
+whose ``by_nfe`` maps each NFE to the best pndmkit method, the best peer, their error ratio and
+``ratio_interval``). Files are written only with ``--out DIR``: ``compare.json`` (summaries and the best option
+per solver, NFE and case), ``compare.csv`` (the same best rows),
 ``compare_runs.csv`` (every run) and ``compare.md`` (summary tables). ``--peers`` with no names runs
 pndmkit's methods alone (no diffusers needed) and reports their best per NFE. ``--optimized-grids`` also
 optimises the grids of some methods per case and NFE and prints (and writes) them in a table of their own;
@@ -38,13 +40,13 @@ from pndmkit.studies.reports import auto_summary, compare_summary, optimized_sum
 
 
 def _fixed_step_method(text: str) -> str:
-    """A registered method with a fixed NFE (argparse type): unknown and adaptive names are usage errors."""
-    from pndmkit.methods import METHODS
+    """A registered method with a fixed NFE or a compare variant (argparse type): unknown and adaptive names are
+    usage errors."""
+    from pndmkit.studies.compare import compare_methods
 
-    spec = METHODS.get(text)
-    if spec is None or spec.adaptive:
-        known = ", ".join(n for n, m in METHODS.items() if not m.adaptive)
-        raise argparse.ArgumentTypeError(f"unknown or adaptive method {text!r}; fixed-step methods: {known}")
+    known = compare_methods()
+    if text not in known:
+        raise argparse.ArgumentTypeError(f"unknown or adaptive method {text!r}; fixed-step methods: {', '.join(known)}")
     return text
 
 
@@ -162,7 +164,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                    "--model the noises, default 32)")
     p.add_argument("--seed", type=nonnegative_int, help="seed of the start samples (default 0)")
     p.add_argument("--methods", nargs="+", type=_fixed_step_method,
-                   help="pndmkit methods (default: every non-adaptive one)")
+                   help="pndmkit methods (default: every non-adaptive registered one; also the variants of "
+                        "pndmkit.studies.compare.VARIANTS, such as dpm-solver++-3m-nolof, run only when named)")
     p.add_argument("--peers", nargs="*", help="peers (default: all; give none to run pndmkit only)")
     p.add_argument("--no-grids", action="store_true", help="default grid only, no search over grid options")
     p.add_argument("--optimized-grids", nargs="*", type=_fixed_step_method, metavar="METHOD",

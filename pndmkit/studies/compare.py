@@ -39,6 +39,11 @@ grids diffusers offers: its spacings, uniform in ``t``, Karras and log-SNR) and
 ``by_nfe_peers_on_pndmkit_grids`` (adds peers run on pndmkit's grids: ``ipndm-pndmkit-grid``, IPNDMScheduler
 given the quadratic or s-uniform grid through ``trained_betas``, which is pndmkit's ``ipndm`` on that grid,
 and ``dpm-2m/3m-pndmkit-grid``, DPM-Solver++ given the quadratic grid's rounded timesteps).
+Each ratio of a summary comes with a 95% paired bootstrap interval over samples
+(:func:`pndmkit.studies.statistics.ratio_interval`): the best solver of each side (and its grid option) is the one
+chosen on all the samples and stays fixed; the samples of each case are resampled, for both sides jointly, and
+the ratio recomputed (with several cases, each case's samples on their own). It says how far the ratio may move
+on other samples of the same law, not how likely another choice of the best solver would be.
 
 **Optimised grids** (``optimized_grids``, opt-in): for each case and NFE, :func:`pndmkit.studies.grid_opt.optimize` fits
 the grid of each chosen method (default :data:`OPTIMIZED_DEFAULT`) on its own calibration noises (N(0, I),
@@ -83,14 +88,18 @@ import numpy as np
 
 from pndmkit.errors import UsageError
 from pndmkit.grids import DISCRETE_SPACINGS, GRID_KINDS, make_grid
-from pndmkit.methods import METHODS, steps_for_nfe
+from pndmkit.exponential import dpm_solver_multistep
+from pndmkit.integrator import Integrator
+from pndmkit.methods import METHODS, MethodSpec, steps_for_nfe
 from pndmkit.schedules import SCHEDULE_ALIASES, DiscreteVP, NoiseSchedule, get_schedule
 from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.stability import StabilityWarning
+from pndmkit.transfers import DataTransfer
 
-__all__ = ["CompareConfig", "SCHEDULES", "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "MODEL_NOISES",
+__all__ = ["CompareConfig", "SCHEDULES", "SAMPLE_ERRORS",
+           "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "MODEL_NOISES",
            "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "case_best_peer", "auto_choice",
-           "auto_calibration_samples", "optimized_methods", "pndmkit_methods"]
+           "auto_calibration_samples", "optimized_methods", "pndmkit_methods", "VARIANTS", "compare_methods"]
 
 #: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
 #: table keeps the name its saved results use, discrete-linear (an alias of ddpm-linear)
@@ -102,6 +111,10 @@ NFES = (5, 6, 8, 10, 15, 20, 50)
 #: a run whose first level is within this relative distance of the top level starts on the reference
 #: trajectory at its own level (float32 tables move the top level by up to 7e-4 relative)
 TOP_TOLERANCE = 1e-3
+
+#: key under which a row carries the per-sample mean squared errors of its end points (over the sample's
+#: dimensions, in ``y``) while the summaries' intervals are computed; the result returned holds none of them
+SAMPLE_ERRORS = "sample_errors"
 
 #: DOP853 tolerance of the reference trajectory (errors reported are above 1e-7)
 REFERENCE_TOL = 1e-10
@@ -138,6 +151,36 @@ def pndmkit_methods() -> list[str]:
     return [name for name, spec in METHODS.items() if not spec.adaptive]
 
 
+def _dpm_3m_nolof(schedule: NoiseSchedule) -> Integrator:
+    return Integrator(dpm_solver_multistep(3, lower_order_final=False), DataTransfer(schedule),
+                      "dpm-solver++-3m-nolof")
+
+
+#: method variants the head-to-head runs when ``methods`` names them, besides the registry's fixed-step methods
+#: (not registered, so not in :data:`pndmkit.methods.METHODS` nor run by default): a peer's configuration that a
+#: registered method does not cover. ``dpm-solver++-3m-nolof`` is ``DPMSolverMultistepScheduler(solver_order=3,
+#: lower_order_final=False)``, the best peer on the digits UNet at NFE 5-6 (``leading``), where the registered
+#: ``dpm-solver++-3m`` lowers its last two steps (as diffusers' default ``lower_order_final=True`` does below 15
+#: steps); ``tests/test_exponential.py`` checks it against the scheduler step for step.
+VARIANTS: dict[str, MethodSpec] = {spec.name: spec for spec in (
+    MethodSpec("dpm-solver++-3m-nolof", _dpm_3m_nolof, 2,
+               "x0 multistep in lambda: DPM-Solver++(3M) as diffusers computes it, ramp 1, 2, 3, no lower-order "
+               "final steps", "phi (data, exact Euler in e^lambda)",
+               "Lu et al. 2022 (DPM-Solver++), arXiv 2211.01095; diffusers DPMSolverMultistepScheduler("
+               "solver_order=3, lower_order_final=False)"),
+)}
+
+
+def compare_methods() -> list[str]:
+    """Every method ``methods`` may name: :func:`pndmkit_methods` and the :data:`VARIANTS`."""
+    return pndmkit_methods() + [name for name in VARIANTS if name not in METHODS]
+
+
+def _spec(name: str) -> MethodSpec:
+    """The registered method ``name``, else the variant of that name."""
+    return METHODS[name] if name in METHODS else VARIANTS[name]
+
+
 @dataclass(frozen=True)
 class CompareConfig:
     """What :func:`compare` runs.
@@ -156,7 +199,8 @@ class CompareConfig:
     seed : int
         Seed of the start samples.
     methods, peers : tuple of str, optional
-        pndmkit methods and peers (default: all).
+        pndmkit methods and peers (default: all; ``methods`` may also name a :data:`VARIANTS` entry, which runs
+        only when named).
     grids : bool
         Try every grid option (``False``: pndmkit's default grid and each peer's first option only).
     optimized_grids : bool or tuple of str
@@ -183,6 +227,13 @@ class CompareConfig:
         in each built-in mixture case at NFE 5-50 (``analysis/results/compare_auto.md``). Every candidate runs
         on them: on ``gmm32d`` that costs about as much as 32 cases of 256 samples; a costly problem
         (``digits-gmm``) takes fewer.
+    candidates : tuple of (side, method, option, nfe), optional
+        Run only these of the planned built-in runs (default ``None``: every one): ``side`` ``"pndmkit"`` or
+        ``"peer"``, ``method`` one of ``methods`` / ``peers`` (or of all, where those are not given), ``option``
+        the grid option as the rows name it (``"leading"``, ``"logsnr"``, ``"timestep_spacing=leading"``,
+        ``"use_karras_sigmas=True"``, ...) and ``nfe`` one of ``nfes``. For a costly re-run of the runs that led
+        before, on more samples; each must match a planned run (else a :class:`UsageError` naming
+        ``candidates``, with the options that method has). Optimised and given grids are not filtered.
     """
 
     problems: tuple = ("gmm2d", "gmm32d")
@@ -198,13 +249,14 @@ class CompareConfig:
     optimize_calibration: int = 128
     auto: bool = False
     auto_calibration: int = 8192
+    candidates: Optional[tuple] = None
 
     def __post_init__(self) -> None:
         from pndmkit.problems import PROBLEMS
         from pndmkit.studies.peers import PEERS
 
         for name, what, known in (("problems", "problem", PROBLEMS), ("schedules", "schedule", SCHEDULES),
-                                  ("methods", "fixed-step method", pndmkit_methods()), ("peers", "peer", PEERS)):
+                                  ("methods", "fixed-step method", compare_methods()), ("peers", "peer", PEERS)):
             given = getattr(self, name)
             if given is not None and not given and name in ("problems", "schedules"):
                 raise UsageError(name, f"{name} must name at least one {what}; known: {', '.join(known)}")
@@ -212,6 +264,7 @@ class CompareConfig:
             if unknown:
                 raise UsageError(name, f"unknown {what} {unknown[0]!r} in {name}; known: {', '.join(known)}")
         self._check_optimized_grids()
+        self._check_candidates()
         for name, low in (("nfes", 1), ("n", 1), ("seed", 0), ("optimize_maxfev", 1), ("optimize_calibration", 1)):
             values = getattr(self, name)
             for v in values if name == "nfes" else (() if values is None else (values,)):
@@ -232,6 +285,31 @@ class CompareConfig:
                 INTERVAL_MIN_SAMPLES <= cal <= MAX_NOISES):
             raise UsageError("auto_calibration", f"auto_calibration must be an integer from {INTERVAL_MIN_SAMPLES} "
                                                  f"(the interval rule's bootstrap) to {MAX_NOISES}, got {cal!r}")
+
+    def _check_candidates(self) -> None:
+        """The shape of ``candidates`` (whether each names a planned run is checked when the runs are planned)."""
+        from pndmkit.studies.peers import PEERS
+
+        if self.candidates is None:
+            return
+        if not isinstance(self.candidates, (tuple, list)) or not self.candidates:
+            raise UsageError("candidates", f"candidates must be None or a non-empty tuple of (side, method, option, "
+                                           f"nfe), got {self.candidates!r}")
+        for c in self.candidates:
+            ok = isinstance(c, (tuple, list)) and len(c) == 4 and c[0] in ("pndmkit", "peer") and \
+                isinstance(c[2], str) and not isinstance(c[3], bool) and isinstance(c[3], (int, np.integer))
+            if not ok:
+                raise UsageError("candidates", f"each candidate must be (side, method, option, nfe) with side "
+                                               f"'pndmkit' or 'peer', got {c!r}")
+            side, method, _, nfe = c
+            known = (self.methods or compare_methods()) if side == "pndmkit" else (self.peers or tuple(PEERS))
+            if method not in known:
+                raise UsageError("candidates", f"candidate {tuple(c)!r}: {method!r} is not among the "
+                                               f"{'methods' if side == 'pndmkit' else 'peers'} that run: "
+                                               f"{', '.join(known)}")
+            if nfe not in self.nfes:
+                raise UsageError("candidates", f"candidate {tuple(c)!r}: NFE {nfe} is not among nfes "
+                                               f"({', '.join(map(str, self.nfes))})")
 
     def _check_optimized_grids(self) -> None:
         given = self.optimized_grids
@@ -298,7 +376,7 @@ def _s(schedule: NoiseSchedule, t: float) -> float:
 def _t_end(schedule: NoiseSchedule, method: str) -> Optional[float]:
     """Where a pndmkit method's grid ends: ``t = 0`` (``abar = 1``) for a pseudo method on a continuous
     schedule, else the schedule's own end (None; a DiscreteVP's ends at ``abar = 1`` already)."""
-    if isinstance(schedule, DiscreteVP) or METHODS[method].kind == "classical":
+    if isinstance(schedule, DiscreteVP) or _spec(method).kind == "classical":
         return None
     return 0.0
 
@@ -328,7 +406,7 @@ def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> 
     runs = []
     methods = cfg.methods or tuple(pndmkit_methods())
     for name in methods:
-        spec = METHODS[name]
+        spec = _spec(name)
         integrator = spec.build(schedule)
         nfe_of = integrator.nfe
         for target in cfg.nfes:
@@ -343,6 +421,20 @@ def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> 
     return runs
 
 
+def _only_candidates(runs: list[_Run], cfg: CompareConfig) -> list[_Run]:
+    """The built-in runs of ``runs`` that ``cfg.candidates`` names (all of them without it), and every optimised
+    or given grid; a candidate that names no planned run is a :class:`UsageError` naming ``candidates``."""
+    if cfg.candidates is None:
+        return runs
+    wanted = {(side, method, option, int(nfe)) for side, method, option, nfe in cfg.candidates}
+    planned = {(r.side, r.method, r.option, r.target) for r in runs if not r.optimized}
+    for c in sorted(wanted - planned):
+        options = sorted({r.option for r in runs if (r.side, r.method) == c[:2] and not r.optimized})
+        raise UsageError("candidates", f"candidate {c!r} names no planned run: the options of {c[0]} {c[1]!r} are "
+                                       f"{', '.join(options) or 'none'} (and it must fit NFE {c[3]})")
+    return [r for r in runs if r.optimized or (r.side, r.method, r.option, r.target) in wanted]
+
+
 def optimized_methods(cfg: CompareConfig) -> tuple[str, ...]:
     """The methods whose grids :func:`compare` optimises under ``cfg`` (none when the option is off).
 
@@ -354,7 +446,7 @@ def optimized_methods(cfg: CompareConfig) -> tuple[str, ...]:
     """
     given = cfg.optimized_grids
     if given is True:
-        ran = tuple(cfg.methods or pndmkit_methods())
+        ran = tuple(m for m in cfg.methods or pndmkit_methods() if m in METHODS)  # the optimiser takes the registry's
         return tuple(m for m in OPTIMIZED_DEFAULT if m in ran) or ran
     return tuple(given or ())
 
@@ -630,8 +722,9 @@ def _y(x: np.ndarray, s: float) -> np.ndarray:
 def _score_runs(runs: Sequence[_Run], on_top: Sequence[bool], start_of: Callable[[_Run, bool], np.ndarray],
                 ref: dict[float, np.ndarray], log: Callable[[str], None]) -> tuple:
     """Launch every run from ``start_of(run, on_top)`` and score its end point against ``ref[run.s_end]`` (RMS in
-    ``y``); return ``(best, best_shared_grids, outputs, rows, optimized_rows, rows_of_run)``, the first three keyed
-    by (side, method, NFE), the last by the run's index in ``runs``."""
+    ``y``; each finite row also carries its per-sample mean squared errors under :data:`SAMPLE_ERRORS` until
+    :func:`_drop_sample_errors`); return ``(best, best_shared_grids, outputs, rows, optimized_rows,
+    rows_of_run)``, the first three keyed by (side, method, NFE), the last by the run's index in ``runs``."""
     best: dict[tuple[str, str, int], dict] = {}
     shared: dict[tuple[str, str, int], dict] = {}  # best over the grid options diffusers also has
     outputs: dict[tuple[str, str, int], np.ndarray] = {}
@@ -642,15 +735,19 @@ def _score_runs(runs: Sequence[_Run], on_top: Sequence[bool], start_of: Callable
         try:
             with np.errstate(all="ignore"):
                 x_end, nfe = r.launch(start_of(r, top))
-            err = float(np.sqrt(np.mean((_y(x_end, r.s_end) - _y(ref[r.s_end], r.s_end)) ** 2)))
+            diff = _y(x_end, r.s_end) - _y(ref[r.s_end], r.s_end)
+            err = float(np.sqrt(np.mean(diff ** 2)))
+            per_sample = np.mean(diff.reshape(len(diff), -1) ** 2, axis=1)
         except (ValueError, FloatingPointError, RuntimeError) as exc:  # a solver that refuses or breaks down
-            x_end, nfe, err = None, r.nfe, math.inf
+            x_end, nfe, err, per_sample = None, r.nfe, math.inf, None
             log(f"  {r.side} {r.method} [{r.option}] N={r.steps}: {type(exc).__name__}: {exc}")
         if not math.isfinite(err):
             err = math.inf
         row = {"side": r.side, "method": r.method, "option": r.option, "nfe_target": r.target, "steps": r.steps,
                "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end, "starts_at_top": top,
                "seconds": time.perf_counter() - t0}
+        if per_sample is not None and math.isfinite(err):  # for the summaries' intervals; dropped from the result
+            row[SAMPLE_ERRORS] = per_sample
         rows_of_run[index] = row
         key = (r.side, r.method, r.target)
         if r.optimized:
@@ -681,10 +778,11 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     runs = _plan_pndmkit(problem, schedule, cfg)
     if cfg.peers is None or cfg.peers:
         runs += _plan_peers(problem, schedule, cfg)
+    runs = _only_candidates(runs, cfg)
     if not runs:
         fewest = []
         for m in cfg.methods or pndmkit_methods():
-            nfe_of = METHODS[m].build(schedule).nfe
+            nfe_of = _spec(m).build(schedule).nfe
             n = _first_valid(nfe_of, 1000)
             fewest.append(f"{m} {nfe_of(n) if n is not None else 'none'}")
         raise UsageError(("nfes", "methods", "peers"),
@@ -744,7 +842,8 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
             row = rows_of_run[index]
             auto.append({"rule": rule, **{k: row[k] for k in ("side", "method", "option", "nfe_target", "steps",
                                                               "nfe", "error", "s_start", "s_end", "starts_at_top")},
-                         "optimized": runs[index].optimized, **scores[index]})
+                         "optimized": runs[index].optimized, **scores[index],
+                         **({SAMPLE_ERRORS: row[SAMPLE_ERRORS]} if SAMPLE_ERRORS in row else {})})
         case["auto"] = sorted(auto, key=lambda r: (r["nfe_target"], AUTO_RULES.index(r["rule"])))
         case["auto_calibration"] = cfg.auto_calibration
         case["auto_seconds"] = t_auto
@@ -758,7 +857,12 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
     A solver's error is the geometric mean over the cases of its best-option error (it must have run in
     every case). Every NFE where either side ran has an entry: ``best_pndmkit`` and ``best_peer`` where that
     side ran, ``ratio`` only where both did (where no peer ran at all, ``peers=()``, each NFE has
-    ``best_pndmkit`` only). ``key="best_shared_grids"`` restricts pndmkit to the grids diffusers also offers;
+    ``best_pndmkit`` only). Where ``ratio`` is, ``ratio_interval`` is its 95% paired bootstrap interval over
+    samples (:func:`pndmkit.studies.statistics.ratio_interval`): the two solvers (and their grid options) fixed as
+    chosen on all the samples, each case's samples resampled jointly for both; ``None`` where the rows carry no
+    per-sample errors (results read back from a file) or a
+    case has fewer than :data:`pndmkit.studies.statistics.INTERVAL_MIN_SAMPLES` samples.
+    ``key="best_shared_grids"`` restricts pndmkit to the grids diffusers also offers;
     ``builtin_only`` leaves out peers run on a grid of pndmkit (IPNDM through ``trained_betas``).
     """
     from pndmkit.studies.peers import PEERS
@@ -773,6 +877,8 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
                 entry[label] = min(scored.values(), key=lambda e: e["error"])
         if "best_pndmkit" in entry and "best_peer" in entry:
             entry["ratio"] = entry["best_pndmkit"]["error"] / entry["best_peer"]["error"]
+            entry["ratio_interval"] = _interval(cases, target, (key, "pndmkit", entry["best_pndmkit"]["method"]),
+                                                (key, "peer", entry["best_peer"]["method"]))
         if entry:  # one side alone: its best solver, no ratio
             out[str(target)] = entry
     return out
@@ -797,14 +903,56 @@ def _scored(cases: Sequence[dict], key: str, side: str, target: int, leave_out: 
     return out
 
 
+def _case_row(case: dict, key: str, side: str, method: str, target: int) -> Optional[dict]:
+    """The row of ``case[key]`` of ``(side, method)`` at NFE ``target`` with the smallest error (its best option)."""
+    return min((r for r in case.get(key, ()) if r["side"] == side and r["method"] == method
+                and r["nfe_target"] == target), key=lambda r: r["error"], default=None)
+
+
+def _interval(cases: Sequence[dict], target: int, judged: Any, baseline: Any) -> Optional[list[float]]:
+    """95% paired bootstrap interval over samples of the ratio of ``judged``'s error to ``baseline``'s at NFE
+    ``target``, each ``(key, side, method)`` (its best option in each case, as chosen on all the samples) or a list
+    of rows, one per case: :func:`pndmkit.studies.statistics.ratio_interval` of their per-sample errors (the
+    geometric mean over the cases of the per-case RMS ratios, each case's samples resampled jointly for both).
+    ``[low, high]``, or None where a row or its per-sample errors are missing or the interval is undefined."""
+    from pndmkit.studies.statistics import ratio_interval
+
+    def rows(which: Any) -> list:
+        if isinstance(which, tuple):
+            return [_case_row(case, *which, target) for case in cases]
+        return list(which)
+
+    a, b = rows(judged), rows(baseline)
+    if len(a) != len(cases) or len(b) != len(cases) or \
+            any(r is None or SAMPLE_ERRORS not in r for r in (*a, *b)):
+        return None
+    low, high = ratio_interval([(x[SAMPLE_ERRORS], y[SAMPLE_ERRORS]) for x, y in zip(a, b)])
+    return None if math.isnan(low) else [low, high]
+
+
+def _drop_sample_errors(cases: Sequence[dict], keep: bool = False) -> None:
+    """Remove the per-sample errors (:data:`SAMPLE_ERRORS`) from every row of ``cases``, once the summaries are
+    made, so that the result stays small and JSON-serialisable; ``keep``: turn them into lists of floats instead."""
+    for case in cases:
+        for value in case.values():
+            if isinstance(value, list):
+                for row in value:
+                    if isinstance(row, dict) and SAMPLE_ERRORS in row:
+                        errors = row.pop(SAMPLE_ERRORS)
+                        if keep:
+                            row[SAMPLE_ERRORS] = [float(e) for e in errors]
+
+
 def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
     """For each target NFE: the best optimised grid against the best built-in pndmkit grid and the best peer.
 
     Scored as :func:`by_nfe` scores (geometric mean over the cases). Each NFE has ``best_optimized`` (over
     the methods whose grid was optimised), ``best_builtin`` (every pndmkit method on every built-in grid,
     i.e. :func:`by_nfe`'s ``best_pndmkit``), ``best_peer`` (peers with their own options; absent without
-    peers), the ratios ``vs_builtin`` and ``vs_peer`` of the optimised error to theirs, and ``methods``: per
-    optimised method its optimised and best built-in error and their ratio (what optimising buys that method).
+    peers), the ratios ``vs_builtin`` and ``vs_peer`` of the optimised error to theirs with their 95% paired
+    bootstrap intervals over samples ``vs_builtin_interval`` and ``vs_peer_interval`` (as :func:`by_nfe`'s
+    ``ratio_interval``), and ``methods``: per optimised method its optimised and best built-in error, their ratio
+    (what optimising buys that method) and its ``ratio_interval``.
     """
     from pndmkit.studies.peers import PEERS
 
@@ -817,12 +965,17 @@ def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, di
         builtin = _scored(cases, "best", "pndmkit", target)
         peers = _scored(cases, "best", "peer", target, custom)
         entry: dict[str, Any] = {"best_optimized": min(opt.values(), key=lambda e: e["error"])}
-        for label, scored in (("builtin", builtin), ("peer", peers)):
+        best_opt = ("optimized", "pndmkit", entry["best_optimized"]["method"])
+        for label, scored, side in (("builtin", builtin, "pndmkit"), ("peer", peers, "peer")):
             if scored:
                 entry[f"best_{label}"] = min(scored.values(), key=lambda e: e["error"])
                 entry[f"vs_{label}"] = entry["best_optimized"]["error"] / entry[f"best_{label}"]["error"]
+                entry[f"vs_{label}_interval"] = _interval(cases, target, best_opt,
+                                                          ("best", side, entry[f"best_{label}"]["method"]))
         entry["methods"] = {m: {"optimized": e["error"], "builtin": builtin[m]["error"],
-                                "builtin_options": builtin[m]["options"], "ratio": e["error"] / builtin[m]["error"]}
+                                "builtin_options": builtin[m]["options"], "ratio": e["error"] / builtin[m]["error"],
+                                "ratio_interval": _interval(cases, target, ("optimized", "pndmkit", m),
+                                                            ("best", "pndmkit", m))}
                             for m, e in opt.items() if m in builtin}
         out[str(target)] = entry
     return out
@@ -865,7 +1018,9 @@ def by_nfe_auto(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
     Scored as :func:`by_nfe` scores. Each NFE has ``best_builtin`` and ``best_peer`` (:func:`by_nfe`'s
     ``best_pndmkit`` and ``best_peer``; the latter absent without peers) and ``rules``: per rule (where it chose
     in every case, with a finite error) ``error`` (the geometric mean over the cases of its chosen runs'
-    errors), ``vs_builtin`` and ``vs_peer`` (that error over theirs) and ``cases``: per case the chosen
+    errors), ``vs_builtin`` and ``vs_peer`` (that error over theirs) with their 95% paired bootstrap intervals
+    over samples ``vs_builtin_interval`` and ``vs_peer_interval`` (as :func:`by_nfe`'s ``ratio_interval``) and
+    ``cases``: per case the chosen
     ``method``, ``option`` and ``optimized``, its ``error``, ``calibration_error``, the case's best peer
     (``peer`` and ``peer_error``, the smallest error of a peer with its own options in that case) and
     ``vs_peer``.
@@ -899,9 +1054,11 @@ def by_nfe_auto(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
                                  "peer_error": None if peer is None else peer["error"],
                                  "vs_peer": None if peer is None else row["error"] / peer["error"]})
             e: dict[str, Any] = {"error": g}
-            for label in ("builtin", "peer"):
+            for label, side in (("builtin", "pndmkit"), ("peer", "peer")):
                 if f"best_{label}" in entry:
                     e[f"vs_{label}"] = g / entry[f"best_{label}"]["error"]
+                    e[f"vs_{label}_interval"] = _interval(cases, target, rows,
+                                                          ("best", side, entry[f"best_{label}"]["method"]))
             e["cases"] = per_case
             entry["rules"][rule] = e
         out[str(target)] = entry
@@ -955,6 +1112,7 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
         result["by_nfe_optimized"] = by_nfe_optimized(cases, cfg.nfes)
     if cfg.auto:
         result["by_nfe_auto"] = by_nfe_auto(cases, cfg.nfes)
+    _drop_sample_errors(cases)
     return {**result, "cases": cases}
 
 
@@ -1003,7 +1161,8 @@ def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, 
 def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *, first: int = 0,
                   cache: Any = None, rebuild_cache: bool = False, schedule: Optional[NoiseSchedule] = None,
                   shape: Optional[Sequence[int]] = None, given_grids: Optional[dict] = None,
-                  peer_times: str = "level", log: Callable[[str], None] = lambda s: None) -> dict:
+                  peer_times: str = "level", sample_errors: bool = False,
+                  log: Callable[[str], None] = lambda s: None) -> dict:
     r"""The head-to-head on a network: pndmkit's methods and diffusers' schedulers, equal NFE, same noises.
 
     Every pndmkit method of ``cfg`` on every grid kind (as :func:`compare` plans them) and every peer of
@@ -1071,6 +1230,10 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         built-in grids have at that NFE (:func:`pndmkit.methods.steps_for_nfe`), so that it runs at equal NFE.
     log : callable
         Receives progress lines.
+    sample_errors : bool
+        Keep, in every row with a finite error, its per-sample mean squared errors (over pixels, in ``y``; in the
+        order of the noises) as the list ``sample_errors``, from which any ratio's interval can be recomputed
+        (:func:`pndmkit.studies.statistics.ratio_interval`); default: left out, the summaries' intervals only.
 
     Returns
     -------
@@ -1186,6 +1349,7 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
               "by_nfe_peers_on_pndmkit_grids": by_nfe([case], cfg.nfes, builtin_only=False)}
     if given:
         result["by_nfe_optimized"] = by_nfe_optimized([case], cfg.nfes)
+    _drop_sample_errors([case], keep=bool(sample_errors))
     return {**result, "cases": [case]}
 
 
@@ -1251,9 +1415,9 @@ def _check_given_grids(given: Any, nfes: Sequence[int]) -> dict[str, dict[int, t
                                         f"{type(given).__name__}")
     out: dict[str, dict[int, tuple[float, ...]]] = {}
     for method, by in given.items():
-        if method not in METHODS or METHODS[method].adaptive:
+        if method not in compare_methods():
             raise UsageError("given_grids", f"given_grids names {method!r}, which is not a fixed-step method; known: "
-                                            f"{', '.join(pndmkit_methods())}")
+                                            f"{', '.join(compare_methods())}")
         if not isinstance(by, dict):
             raise UsageError("given_grids", f"given_grids[{method!r}] must map NFE to times, got {by!r}")
         out[method] = {}
@@ -1268,12 +1432,12 @@ def _check_given_grids(given: Any, nfes: Sequence[int]) -> dict[str, dict[int, t
                 raise UsageError("given_grids", f"{where}: NFE {key} is not among the NFEs that run (nfes: "
                                                 f"{', '.join(map(str, nfes))}); key each grid by one of them")
             steps = len(grid) - 1
-            want = steps_for_nfe(METHODS[method], key)
+            want = steps_for_nfe(_spec(method), key)
             if steps >= 1 and want is not None and steps != want:
-                cost = METHODS[method].nfe(steps) if steps >= 1 else 0
+                cost = _spec(method).nfe(steps) if steps >= 1 else 0
                 raise UsageError("given_grids", f"{where} has {steps} steps, whose run costs {method} {cost} model "
                                                 f"calls, not the NFE {key} of its key: at NFE {key} {method} runs "
-                                                f"{want} steps ({METHODS[method].nfe(want)} model calls); give a grid "
+                                                f"{want} steps ({_spec(method).nfe(want)} model calls); give a grid "
                                                 f"of {want + 1} times")
             out[method][key] = grid
     return out
@@ -1296,7 +1460,7 @@ def _plan_given(net: Any, schedule: NoiseSchedule, given: dict[str, dict[int, tu
     """The runs of ``given_grids`` at the NFEs of ``nfes``, reported apart (option ``"optimized"``)."""
     runs = []
     for method, by in given.items():
-        integrator = METHODS[method].build(schedule)
+        integrator = _spec(method).build(schedule)
         for target, grid in sorted(by.items()):
             if target not in nfes:
                 continue
@@ -1321,6 +1485,7 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
     runs = _plan_pndmkit(net, schedule, cfg) + _plan_given(net, schedule, given, cfg.nfes)
     if cfg.peers is None or cfg.peers:
         runs += _plan_peers(net, schedule, cfg, model=net, peer_times=peer_times)
+    runs = _only_candidates(runs, cfg)
     if not runs:
         raise UsageError(("nfes", "methods", "peers"), f"no solver runs within nfes={list(cfg.nfes)}; give larger "
                                                        f"nfes or other methods")

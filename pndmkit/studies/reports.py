@@ -123,6 +123,22 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
     return paths
 
 
+def _interval(value: Any, spec: str = ".2f") -> str:
+    """A 95% interval ``[low, high]`` as ``[0.81, 0.93]``; ``-`` where there is none."""
+    return "-" if not value else f"[{value[0]:{spec}}, {value[1]:{spec}}]"
+
+
+def _with_interval(ratio: Any, interval: Any, spec: str = ".2f") -> str:
+    """A ratio and its 95% interval in one cell: ``0.87 [0.81, 0.93]`` (the ratio alone where there is none)."""
+    return _fmt(ratio, spec) if ratio is None or not interval else f"{ratio:{spec}} {_interval(interval, spec)}"
+
+
+#: what the intervals of the head-to-head's tables are, said under each table that has them
+INTERVAL_NOTE = ("95% interval: paired bootstrap over samples of the ratio, the best solver of each side (and its "
+                 "grid option) fixed as chosen on all the samples, the samples resampled jointly for both sides "
+                 "(each case's on their own)")
+
+
 def _solver(row: dict | None) -> str:
     return "-" if row is None else f"{row['method']} ({row['nfe']})"
 
@@ -154,15 +170,18 @@ def compare_summary(result: dict, key: str = "by_nfe") -> str:
     summary = result[key]
     cases = len(result.get("cases", ())) or 1
     grid = "grid" if cases == 1 else f"grid (per case, {cases} cases)"
-    cols = ["NFE", "best pndmkit", grid, "error", "best peer", "option", "error", "ratio"]
+    cols = ["NFE", "best pndmkit", grid, "error", "best peer", "option", "error", "ratio", "95% interval"]
     rows = []
     for nfe, row in summary.items():
         p, q = row.get("best_pndmkit"), row.get("best_peer")
         rows.append([nfe, _solver(p), _grid(p), "-" if p is None else f"{p['error']:.2e}", _solver(q), _grid(q),
-                     "-" if q is None else f"{q['error']:.2e}", f"{row['ratio']:.3f}" if "ratio" in row else "-"])
+                     "-" if q is None else f"{q['error']:.2e}", f"{row['ratio']:.3f}" if "ratio" in row else "-",
+                     _interval(row.get("ratio_interval"), ".3f")])
     if not rows:
         return "no solver ran at any NFE of the run: no row to report"
     lines = [_text_table(cols, rows)]
+    if any(row.get("ratio_interval") for row in summary.values()):
+        lines.append(INTERVAL_NOTE)
     peers_ran = any(r["side"] == "peer" for c in result.get("cases", ()) for r in c.get("best", ()))
     if any("best_peer" not in row for row in summary.values()):
         if not peers_ran:
@@ -179,8 +198,9 @@ def compare_summary(result: dict, key: str = "by_nfe") -> str:
 
 def optimized_summary(result: dict, markdown: bool = False) -> str:
     """``by_nfe_optimized`` as a text (or Markdown) table: the best optimised grid, the best built-in pndmkit
-    grid, the best peer, the ratios, and per optimised method its optimised / own best built-in error. The text
-    table names the grid option of the best built-in run and of the best peer in brackets (one per case)."""
+    grid, the best peer, the ratios (each with its 95% interval in brackets where the result has one), and per
+    optimised method its optimised / own best built-in error. The text table names the grid option of the best
+    built-in run and of the best peer in brackets (one per case)."""
     cols = ["NFE", "best optimised", "error", "best built-in", "error", "best peer", "error", "opt/built-in",
             "opt/peer", "per method: optimised / own built-in"]
     rows = []
@@ -191,8 +211,10 @@ def optimized_summary(result: dict, markdown: bool = False) -> str:
             name = _solver(best) if markdown or best is None or label == "optimized" else \
                 f"{_solver(best)} [{_grid(best)}]"
             cells += [name, "-" if best is None else f"{best['error']:.2e}"]
-        cells += [_fmt(row.get("vs_builtin")), _fmt(row.get("vs_peer"))]
-        cells.append(", ".join(f"{m} {v['ratio']:.2f}" for m, v in row["methods"].items()))
+        cells += [_with_interval(row.get("vs_builtin"), row.get("vs_builtin_interval")),
+                  _with_interval(row.get("vs_peer"), row.get("vs_peer_interval"))]
+        cells.append(", ".join(f"{m} {_with_interval(v['ratio'], v.get('ratio_interval'))}"
+                               for m, v in row["methods"].items()))
         rows.append(cells)
     if markdown:
         return "\n".join(["| " + " | ".join(cols) + " |", "|---:|---|---:|---|---:|---|---:|---:|---:|---|"]
@@ -202,7 +224,8 @@ def optimized_summary(result: dict, markdown: bool = False) -> str:
 
 def auto_summary(result: dict, markdown: bool = False) -> str:
     """``by_nfe_auto`` as a text (or Markdown) table: per NFE the best peer, the best built-in pndmkit run and,
-    per rule of the automatic choice, its error (geometric mean over the cases) and its ratio to the best peer.
+    per rule of the automatic choice, its error (geometric mean over the cases) and its ratio to the best peer
+    (with its 95% interval in brackets where the result has one).
     The text table also names the grid option of the best peer and best built-in run in brackets, and what each
     rule picked: ``method [grid]`` per case (joined by ``;``; ``[optimized]``: an optimised grid)."""
     from pndmkit.studies.compare import AUTO_RULES
@@ -221,9 +244,11 @@ def auto_summary(result: dict, markdown: bool = False) -> str:
             cells += [name, "-" if best is None else f"{best['error']:.2e}"]
         peer, built = entry.get("best_peer"), entry.get("best_builtin")
         cells.append(_fmt(None if peer is None or built is None else built["error"] / peer["error"]))
+        # (the built-in/peer ratio is by_nfe's; its interval is in by_nfe's table)
         for rule in rules:
             e = entry["rules"].get(rule)
-            cells += ["-" if e is None else f"{e['error']:.2e}", _fmt(None if e is None else e.get("vs_peer"))]
+            cells += ["-" if e is None else f"{e['error']:.2e}",
+                      _fmt(None) if e is None else _with_interval(e.get("vs_peer"), e.get("vs_peer_interval"))]
             if not markdown:
                 cells.append("-" if e is None else _once(
                     [f"{c['method']} [{c['option']}]" for c in e["cases"]], "; "))
@@ -301,14 +326,17 @@ def compare_markdown(result: dict) -> str:
                                                          "(IPNDM via trained_betas, DPM-Solver++ via timesteps=)")):
         if key == "by_nfe_peers_on_pndmkit_grids" and not on_pndmkit_grids:
             continue  # no peer ran on a pndmkit grid: the table would repeat the first one
-        out += [f"## {title}", "", "| NFE | best pndmkit (NFE) | error | best peer (NFE) | error | ratio |",
-                "|---:|---|---:|---|---:|---:|"]
+        out += [f"## {title}", "",
+                "| NFE | best pndmkit (NFE) | error | best peer (NFE) | error | ratio | 95% interval |",
+                "|---:|---|---:|---|---:|---:|---:|"]
         for nfe, row in result.get(key, {}).items():
             p, q = row.get("best_pndmkit"), row.get("best_peer")
             ours = "- | -" if p is None else f"{_solver(p)} | {p['error']:.2e}"
             peer = "- | -" if q is None else f"{_solver(q)} | {q['error']:.2e}"
             ratio = f"{row['ratio']:.2f}" if "ratio" in row else "-"
-            out.append(f"| {nfe} | {ours} | {peer} | {ratio} |")
+            out.append(f"| {nfe} | {ours} | {peer} | {ratio} | {_interval(row.get('ratio_interval'))} |")
+        if any(row.get("ratio_interval") for row in result.get(key, {}).values()):
+            out += ["", INTERVAL_NOTE + "."]
         out.append("")
     if "by_nfe_optimized" in result:
         cfg = result["config"]
@@ -321,6 +349,9 @@ def compare_markdown(result: dict) -> str:
             "case's own samples, as every row above.")
         out += ["## Optimised grids (reported apart: never in the tables above)", "", how, "",
                 optimized_summary(result, markdown=True), "",
+                *([INTERVAL_NOTE + " (in brackets).", ""] if any(
+                    e.get("vs_peer_interval") or e.get("vs_builtin_interval")
+                    for e in result["by_nfe_optimized"].values()) else []),
                 "Per case (the best optimised grid and the best built-in pndmkit grid of that case):", "",
                 "| case | NFE | optimised | error | SW | built-in | grid | error | SW | ratio |",
                 "|---|---:|---|---:|---:|---|---|---:|---:|---:|"]
@@ -348,6 +379,9 @@ def compare_markdown(result: dict) -> str:
                 f"optimised grid's 95% paired bootstrap interval of the cut lies above 0; tail, the smallest RMS "
                 f"over the worst {100 * AUTO_TAIL:g}% of the calibration noises. The chosen run is scored on the "
                 f"case's own samples, as every row above.", "", auto_summary(result, markdown=True), "",
+                *([INTERVAL_NOTE + " (in brackets; the rule's choice fixed as made on calibration noises).", ""]
+                  if any(r.get("vs_peer_interval") for e in result["by_nfe_auto"].values()
+                         for r in e["rules"].values()) else []),
                 "Per case, error / the case's best peer (goal: at most 0.5; (opt): an optimised grid was chosen):",
                 "", auto_case_table(result), ""]
     for case in result["cases"]:

@@ -1,7 +1,9 @@
-"""Statistics of the studies: paired bootstrap intervals of an error cut, and rank correlation of two tables.
+"""Statistics of the studies: paired bootstrap intervals of an error cut or ratio, and rank correlation of two tables.
 
 * :func:`reduction_interval`: how sure a cut ``1 - RMS(errors) / RMS(baseline)`` measured on a few samples is
   (per-sample errors on a network are heavy-tailed, so a cut on a few noises can be far from the next few's).
+* :func:`ratio_interval`: the same for a ratio ``RMS(errors) / RMS(baseline)``, or its geometric mean over
+  several cases (each case's samples resampled on their own): the head-to-head's ratios.
 * :func:`rank_correlation`: whether two problems rank the methods alike (Spearman's rho of their errors at equal
   NFE), e.g. a network against a Gaussian-mixture surrogate of its data.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +20,8 @@ from numpy.typing import NDArray
 from pndmkit._checks import check_real
 from pndmkit.errors import UsageError, blame
 
-__all__ = ["reduction_interval", "rank_correlation", "INTERVAL_LEVEL", "INTERVAL_RESAMPLES", "INTERVAL_MIN_SAMPLES"]
+__all__ = ["reduction_interval", "ratio_interval", "rank_correlation",
+           "INTERVAL_LEVEL", "INTERVAL_RESAMPLES", "INTERVAL_MIN_SAMPLES"]
 
 
 #: confidence level and resamples of the held-out reduction's paired bootstrap interval
@@ -47,6 +50,39 @@ def _per_sample(name: str, value: Any) -> NDArray[np.float64]:
     return arr
 
 
+def _level(level: Any) -> float:
+    """``level`` checked: a real number in ``(0, 1)``, else a UsageError naming ``level``."""
+    with blame("level"):
+        level = check_real(level, "level")
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
+    return level
+
+
+def _paired(errors: Any, baseline: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``errors`` and ``baseline`` as per-sample arrays of one length, else a UsageError naming them."""
+    a, b = _per_sample("errors", errors), _per_sample("baseline", baseline)
+    if a.size != b.size:
+        raise UsageError(("errors", "baseline"), f"errors and baseline must have one value per sample of the same "
+                                                 f"samples, got {a.size} and {b.size} values")
+    return a, b
+
+
+def _percentile_interval(samples: tuple, statistic: Any, level: float, **options: Any) -> tuple[float, float]:
+    """:func:`scipy.stats.bootstrap`'s percentile interval (:data:`INTERVAL_RESAMPLES`, seed 0); ``(nan, nan)``
+    where an end is not finite."""
+    from scipy.stats import bootstrap
+
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = bootstrap(samples, statistic, vectorized=True, n_resamples=INTERVAL_RESAMPLES, confidence_level=level,
+                        method="percentile", random_state=np.random.default_rng(0), **options)
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return (math.nan, math.nan)
+    return (low, high)
+
+
 def reduction_interval(errors: NDArray[np.float64], baseline: NDArray[np.float64],
                        level: float = INTERVAL_LEVEL) -> tuple[float, float]:
     """Paired bootstrap interval of ``1 - RMS(errors) / RMS(baseline)`` over samples.
@@ -72,16 +108,8 @@ def reduction_interval(errors: NDArray[np.float64], baseline: NDArray[np.float64
         Naming ``errors`` or ``baseline`` (not a 1-D array of finite real values >= 0, or of different
         lengths) or ``level`` (not a real number in ``(0, 1)``).
     """
-    from scipy.stats import bootstrap
-
-    with blame("level"):
-        level = check_real(level, "level")
-        if not 0.0 < level < 1.0:
-            raise ValueError(f"level must be in (0, 1), got {level!r}")
-    a, b = _per_sample("errors", errors), _per_sample("baseline", baseline)
-    if a.size != b.size:
-        raise UsageError(("errors", "baseline"), f"errors and baseline must have one value per sample of the same "
-                                                 f"samples, got {a.size} and {b.size} values")
+    level = _level(level)
+    a, b = _paired(errors, baseline)
     if a.size < INTERVAL_MIN_SAMPLES:
         return (math.nan, math.nan)
 
@@ -89,14 +117,67 @@ def reduction_interval(errors: NDArray[np.float64], baseline: NDArray[np.float64
         with np.errstate(divide="ignore", invalid="ignore"):
             return 1.0 - np.sqrt(np.mean(x, axis=axis) / np.mean(y, axis=axis))
 
-    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = bootstrap((a, b), cut, paired=True, vectorized=True, n_resamples=INTERVAL_RESAMPLES,
-                        confidence_level=level, method="percentile", random_state=np.random.default_rng(0))
-    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return (math.nan, math.nan)
-    return (low, high)
+    return _percentile_interval((a, b), cut, level, paired=True)
+
+
+def ratio_interval(pairs: Sequence[tuple[NDArray[np.float64], NDArray[np.float64]]],
+                   level: float = INTERVAL_LEVEL) -> tuple[float, float]:
+    """Paired bootstrap interval of the geometric mean over cases of ``RMS(errors) / RMS(baseline)``.
+
+    With one case this is the ratio of RMS errors of two solvers on the same samples; its interval is
+    ``1 -`` :func:`reduction_interval`'s, end for end (the same resamples). With several cases (each its own
+    samples) each case's samples are resampled on their own (a stratified bootstrap), errors and baseline
+    jointly, and the statistic is the geometric mean over the cases of the per-case ratios: the ratio
+    :func:`pndmkit.studies.compare.by_nfe` reports.
+
+    Parameters
+    ----------
+    pairs : sequence of (errors, baseline)
+        Per case, the mean squared end-point error of each sample (over its dimensions) of the solver judged and
+        of the baseline, two 1-D arrays of real values >= 0 from the same samples in the same order.
+    level : float
+        Confidence level, in ``(0, 1)``.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        Percentile interval of :func:`scipy.stats.bootstrap` (:data:`INTERVAL_RESAMPLES` resamples, fixed seed:
+        the same numbers every run). ``(nan, nan)`` (no interval) where a case has fewer than
+        :data:`INTERVAL_MIN_SAMPLES` samples or some resample's ratio is not finite (a zero baseline error).
+
+    Raises
+    ------
+    UsageError
+        Naming ``pairs`` (empty, or not pairs), ``errors`` or ``baseline`` (not 1-D arrays of finite real
+        values >= 0 of one length) or ``level`` (not a real number in ``(0, 1)``).
+
+    Examples
+    --------
+    >>> e = np.array([1.0, 4.0, 9.0, 0.5, 2.0, 3.0, 7.0, 1.5])
+    >>> ratio_interval([(4 * e, e)])  # every error doubled: the ratio is 2 on every resample
+    (2.0, 2.0)
+    """
+    level = _level(level)
+    try:
+        cases = [tuple(p) for p in pairs]
+    except TypeError:
+        raise UsageError("pairs", f"pairs must be a sequence of (errors, baseline) pairs, got {pairs!r}") from None
+    if not cases or any(len(p) != 2 for p in cases):
+        raise UsageError("pairs", f"pairs must be a non-empty sequence of (errors, baseline) pairs, one per case, "
+                                  f"got {len(cases)} entries of lengths {sorted({len(p) for p in cases})}")
+    stacked = []
+    for errors, baseline in cases:
+        a, b = _paired(errors, baseline)
+        if a.size < INTERVAL_MIN_SAMPLES:
+            return (math.nan, math.nan)
+        stacked.append(np.stack([a, b]))
+
+    def ratio(*samples: NDArray[np.float64], axis: int = -1) -> NDArray[np.float64]:
+        # each sample is (2, ..., n): errors and baseline resampled together along the last axis
+        per_case = [np.sqrt(np.mean(x[0], axis=axis) / np.mean(x[1], axis=axis)) for x in samples]
+        return np.prod(per_case, axis=0) ** (1.0 / len(per_case))  # exact for one case
+
+    return _percentile_interval(tuple(stacked), ratio, level, paired=False, axis=-1)
 
 
 def rank_correlation(a: dict[str, dict[int, Optional[dict]]], b: dict[str, dict[int, Optional[dict]]]
