@@ -180,6 +180,30 @@ def test_batched_lambda_weights_are_the_scalar_floats(k, sign):
         assert tuple(many[i].tolist()) == lambda_weights(lams[i].tolist(), float(lam[i]), float(lam_next[i]), sign)
 
 
+@pytest.mark.parametrize("sizes", [(2, 3), (3, 4), (2, 3, 4, 5), (4, 4)])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_lambda_weights_of_every_size_in_one_batch_are_the_scalar_floats(sizes, sign):
+    """Rows with different numbers of nodes, padded with nan to the widest: each row's weights are its own scalar
+    floats (its padding's factors skipped), and the entries past its nodes are nan."""
+    from pndmkit.variables import lambda_weights, lambda_weights_many
+
+    rng = np.random.default_rng(sum(sizes) + int(sign > 0))
+    k, counts, lams, lam, lam_next = max(sizes), [], [], [], []
+    for size in sizes:
+        nodes, start, end = _random_steps(rng, 7, size)
+        counts += [size] * len(start)
+        lams.append(np.pad(nodes, ((0, 0), (0, k - size)), constant_values=np.nan))
+        lam.append(start)
+        lam_next.append(end)
+    many = lambda_weights_many(np.concatenate(lams), np.concatenate(lam), np.concatenate(lam_next), sign, counts)
+    rows = np.concatenate(lams)
+    for i, count in enumerate(counts):
+        scalar = lambda_weights(rows[i, :count].tolist(), float(np.concatenate(lam)[i]),
+                                float(np.concatenate(lam_next)[i]), sign)
+        assert tuple(many[i, :count].tolist()) == scalar
+        assert np.isnan(many[i, count:]).all()
+
+
 @pytest.mark.parametrize("variable, transfer", [("native", "DDIMTransfer"), ("native", "DataTransfer"),
                                                 ("lambda", "DDIMTransfer"), ("lambda", "DataTransfer"),
                                                 ("t", "DDIMTransfer"), ("t", "DataTransfer"), ("t", "LinearTransfer")])
