@@ -392,3 +392,21 @@ def test_the_per_evaluation_array_checks_answer_as_before_for_every_kind_of_arra
     a = np.ones(2)
     view = read_only(a)
     assert not view.flags.writeable and a.flags.writeable and view.base is a and read_only(view) is view
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_a_combination_of_two_arrays_is_the_general_sums_floats(kind):
+    """``lincomb`` of two plain arrays (every transfer step and data prediction) takes a short path: its result is
+    the general path's (reached here through a third, zero-weighted array) bit for bit, zero weights skipped."""
+    from pndmkit._backend import LinComb, lincomb
+
+    rng = np.random.default_rng(3)
+    x, e = rng.standard_normal((2, 5, 7))
+    if kind == "torch":
+        torch = pytest.importorskip("torch")
+        x, e = torch.from_numpy(x).float(), torch.from_numpy(e).float()
+    for w in [(0.9137, -0.4217), (1.0, 1e-8), (0.0, 2.5), (-1.5, 0.0), (0.0, 0.0)]:
+        short, general = lincomb(w, (x, e)), lincomb((*w, 0.0), (x, e, x))
+        assert type(short) is type(general) and short.dtype == general.dtype
+        assert np.array_equal(np.asarray(short), np.asarray(general))
+        assert np.array_equal(np.asarray(lincomb(w, (x, LinComb((1.0,), (e,))))), np.asarray(general))
