@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence, Tuple, Union
 
 import numpy as np
 
-from pndmkit.schedules import VPSchedule
+from pndmkit.schedules import VPSchedule, grid_log_abar, lam_from_log_abar
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["Variable", "VARIABLES", "check_variable", "coordinate", "time_at", "is_finite_step",
@@ -125,6 +125,8 @@ def grid_coordinates(variable: Variable, phi: Any, times: Sequence[float]) -> li
     times = np.asarray(times, dtype=np.float64)
     if variable == "t":
         values = times
+    elif variable == "lambda" and _vp_forms(phi.schedule):  # from log abar, as the plan's other parts read it
+        values = np.asarray(lam_from_log_abar(grid_log_abar(phi.schedule, times.tolist())), dtype=np.float64)
     elif variable == "lambda":
         with np.errstate(divide="ignore"):
             values = np.asarray(phi.schedule.lam(times), dtype=np.float64)

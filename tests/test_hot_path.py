@@ -410,3 +410,29 @@ def test_a_combination_of_two_arrays_is_the_general_sums_floats(kind):
         assert type(short) is type(general) and short.dtype == general.dtype
         assert np.array_equal(np.asarray(short), np.asarray(general))
         assert np.array_equal(np.asarray(lincomb(w, (x, LinComb((1.0,), (e,))))), np.asarray(general))
+
+
+def test_a_data_prediction_plan_evaluates_log_abar_once_on_its_grid():
+    """The transfer's coefficients, the x0 coefficients and lambda of a UniPC plan all read log abar on the grid:
+    one schedule call on the grid's array (a new schedule object: a new evaluation), the same floats as the
+    schedule's own lam."""
+    from pndmkit.run import make_plan
+    from pndmkit.schedules import grid_log_abar, lam_from_log_abar
+
+    class Counted(DiscreteVP):
+        calls = 0
+
+        def log_abar(self, t):
+            if np.ndim(t):
+                Counted.calls += 1
+            return super().log_abar(t)
+
+    sched = Counted(DiscreteVP.linear().betas)
+    grid = make_grid(sched, 12)
+    make_plan(METHODS["unipc-3"].build(sched), grid)
+    assert Counted.calls == 1
+    make_plan(METHODS["unipc-3"].build(Counted(sched.betas)), grid)
+    assert Counted.calls == 2
+    values = grid_log_abar(sched, grid)
+    assert values == tuple(sched.log_abar(np.asarray(grid)).tolist()) and Counted.calls == 3
+    assert lam_from_log_abar(np.asarray(values)).tolist() == sched.lam(np.asarray(grid)).tolist()
