@@ -232,23 +232,20 @@ def _fused_plan(w_c: Optional[tuple], p: int, w_prev: Optional[tuple], ab_c: Opt
 
 
 def _solve(exact: dict, solved: list, width: int, sign: float) -> None:
-    """Fill ``solved`` with the exact weight sets in ``lambda`` of ``exact`` (number of nodes -> lambda at the nodes,
-    each set padded with nan to ``width`` entries; at the step's start; at its end; the set's index in
-    ``solved``), all of them in one batch of :func:`pndmkit.variables.lambda_weights_many`: the same floats as
-    :func:`pndmkit.variables.lambda_weights` of each."""
+    """Fill ``solved`` with the exact weight sets in ``lambda`` of ``exact`` (number of nodes -> the sets of that
+    size: ``lambda`` at their nodes, the first at the step's start, padded with nan to ``width - 1`` entries, then
+    at the step's end, one row of ``width`` each; their indices in ``solved``), all of them in one batch of
+    :func:`pndmkit.variables.lambda_weights_many`: the same floats as :func:`pndmkit.variables.lambda_weights`."""
     sizes = sorted(exact)
-    lams, start, end, index, counts = [], [], [], [], []
+    rows, index, counts = [], [], []
     for size in sizes:
-        size_lams, size_start, size_end, size_index = exact[size]
-        lams += size_lams
-        start += size_start
-        end += size_end
+        size_rows, size_index = exact[size]
+        rows += size_rows
         index += size_index
         counts += [size] * len(size_index)
-    nodes = np.array(lams, dtype=np.float64).reshape(len(index), width)[:, : sizes[-1]]
-    for i, count, row in zip(index, counts, lambda_weights_many(nodes, np.array(start, dtype=np.float64),
-                                                                np.array(end, dtype=np.float64), sign,
-                                                                counts).tolist()):
+    table = np.array(rows, dtype=np.float64).reshape(len(index), width)
+    weights = lambda_weights_many(table[:, : sizes[-1]], table[:, 0], table[:, -1], sign, counts)
+    for i, count, row in zip(index, counts, weights.tolist()):
         solved[i] = tuple(row[:count])
 
 
@@ -483,7 +480,8 @@ class UniPC(GradientEstimator):
         batch = type(phi) in (DataTransfer, DDIMTransfer)  # else each exact set by exact_weights, one by one
         # per step [key_c, corrector weights, key_p, k, predictor weights], the weights where they are one formula
         # (k = 1, or rho = 1/2 on two nodes), else the index of an exact set; the exact sets by number of nodes:
-        # lambda at their nodes (padded with nan to width ``order + 1``), at the step's start and end, and index
+        # lambda at their nodes (the first the step's start; padded with nan to ``order + 1``) and at the step's
+        # end, one row each, and their indices
         rows, exact, solved, order = [], {}, [], self.formula_order
         pad = [math.nan] * order
         past, previous = (), None
@@ -502,10 +500,8 @@ class UniPC(GradientEstimator):
                 elif batch:
                     w_c = len(solved)
                     solved.append(None)
-                    lams, start, end, index = exact.get(p + 1) or exact.setdefault(p + 1, ([], [], [], []))
-                    lams += [values[i - 1], values[i], *values[i - p: i - 1][::-1], *pad[p:]]
-                    start.append(values[i - 1])
-                    end.append(values[i])
+                    table, index = exact.get(p + 1) or exact.setdefault(p + 1, ([], []))
+                    table += [values[i - 1], values[i], *values[i - p: i - 1][::-1], *pad[p:], values[i]]
                     index.append(w_c)
                 else:
                     w_c = _exact(phi, nodes, t_prev, t, sign, [values[i - 1], values[i], *values[i - p: i - 1][::-1]],
@@ -518,17 +514,15 @@ class UniPC(GradientEstimator):
             elif batch:
                 w_p = len(solved)
                 solved.append(None)
-                lams, start, end, index = exact.get(k) or exact.setdefault(k, ([], [], [], []))
-                lams += [*values[i + 1 - k: i + 1][::-1], *pad[k - 1:]]
-                start.append(values[i])
-                end.append(values[i + 1])
+                table, index = exact.get(k) or exact.setdefault(k, ([], []))
+                table += [*values[i + 1 - k: i + 1][::-1], *pad[k - 1:], values[i + 1]]
                 index.append(w_p)
             else:
                 w_p = _exact(phi, nodes, t, t_next, sign, values[i + 1 - k: i + 1][::-1], values[i + 1])
             rows.append((key_c, w_c, key_p, k, w_p))
             past, previous = ((t,) + past)[:order], (t, k)
         if exact:
-            _solve(exact, solved, order + 1, sign)
+            _solve(exact, solved, order + 2, sign)
         entries, previous = [], (0, None)  # the previous step's predictor: its number of nodes and weights
         for i, (key_c, w_c, key_p, k, w_p) in enumerate(rows):
             if type(w_c) is int:

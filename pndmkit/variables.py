@@ -418,17 +418,15 @@ def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray
     # one matrix-vector product per step, as the scalar version (one matrix-matrix product would sum in another
     # order)
     weighted = (_GL_W * r_q)[:, :, None]
-    if counts is None or counts[0] == k:
-        moments = np.matmul(_GL_POWERS[: k - 1], weighted)[:, :, 0] * _M_FACTORS[: k - 1]
-    else:  # each size's own product (the sums of a matrix-vector product depend on the matrix's rows)
-        moments = np.zeros((len(counts), k - 1))
-        first = 0
-        while first < len(counts):
-            count = counts[first]
-            end = bisect.bisect_right(counts, count, first)
-            moments[first:end, : count - 1] = np.matmul(_GL_POWERS[: count - 1], weighted[first:end])[:, :, 0]
-            first = end
-        moments *= _M_FACTORS[: k - 1]
+    moments = np.matmul(_GL_POWERS[: k - 1], weighted)[:, :, 0]
+    first = 0
+    while counts is not None and first < len(counts) and counts[first] < k:  # the smaller sizes: their own
+        # products (a matrix-vector product's sums may depend on its number of rows), over the largest's
+        end = bisect.bisect_right(counts, counts[first], first)
+        moments[first:end, : counts[first] - 1] = np.matmul(_GL_POWERS[: counts[first] - 1],
+                                                            weighted[first:end])[:, :, 0]
+        first = end
+    moments = moments * _M_FACTORS[: k - 1]
     # entry (j, step) of each array below is the scalar version's value for basis polynomial j of that step (one
     # contiguous block per factor n: ``rest[n]`` holds the n-th node other than j, in the scalar loop's order)
     rest = sig_nodes.T[_others(k).T]
@@ -461,8 +459,8 @@ def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray
         denominator = denominator * differences[n]
         at_one = at_one * at_ones[n]
     moments = moments.T  # row m - 1: the moment of every step
-    total: Any = 0
-    for m in range(1, k):  # a row's coefficients beyond its degree are 0.0: adding 0.0 leaves its sum as it is
+    total = coeffs[1] * moments[0]  # the scalar sum's 0 + x is x (a zero's sign aside, which no weight shows)
+    for m in range(2, k):  # a row's coefficients beyond its degree are 0.0: adding 0.0 leaves its sum as it is
         total = total + coeffs[m] * moments[m - 1]
     return np.ascontiguousarray(((at_one - total) / denominator).T)
 
