@@ -439,16 +439,22 @@ def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray
     for n in range(1, k - 1):
         si = rest[n]
         first = 0 if counts is None else bisect.bisect_left(counts, n + 2)  # the rows with an (n + 1)-th factor
-        if first:  # rows before ``first`` keep their values, and their coefficient of sigma^(n + 1) is 0.0
-            take = np.arange(len(counts)) >= first
-            coeffs.append(take * 1.0)
-            coeffs[n] = np.where(take, coeffs[n - 1] - si, coeffs[n])
+        if first:  # the rows from ``first`` on, in place (every array here is the last factor's result, or a
+            # row of a factor array no later factor reads); the rows before keep their values, and their
+            # coefficient of sigma^(n + 1) is 0.0
+            take = slice(first, None)
+            top = np.zeros(len(counts))
+            top[take] = 1.0
+            leading = coeffs[n - 1] - si
+            leading[:, :first] = coeffs[n] if np.ndim(coeffs[n]) == 0 else coeffs[n][:first]
             for m in range(n - 1, 0, -1):
-                coeffs[m] = np.where(take, coeffs[m - 1] - si * coeffs[m], coeffs[m])
+                np.subtract(coeffs[m - 1][:, take], si[:, take] * coeffs[m][:, take], out=coeffs[m][:, take])
+            coeffs[n] = leading
+            coeffs.append(top)
             if n < k - 2:  # the constant coefficient enters the next factor's products, not the weights
-                coeffs[0] = np.where(take, coeffs[0] * negative[n], coeffs[0])
-            denominator = np.where(take, denominator * differences[n], denominator)
-            at_one = np.where(take, at_one * at_ones[n], at_one)
+                np.multiply(coeffs[0][:, take], negative[n][:, take], out=coeffs[0][:, take])
+            np.multiply(denominator[:, take], differences[n][:, take], out=denominator[:, take])
+            np.multiply(at_one[:, take], at_ones[n][:, take], out=at_one[:, take])
             continue
         coeffs.append(1.0)  # the leading coefficient stays 1.0 (1.0 - s_i * 0.0 for finite s_i)
         coeffs[n] = coeffs[n - 1] - si  # the scalar version's c - s_i * 1.0
