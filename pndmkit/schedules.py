@@ -1000,19 +1000,42 @@ class CustomSchedule(NoiseSchedule):
 
 def lam_from_log_abar(log_abar: ArrayLike) -> FloatOrArray:
     r"""Half log-SNR :math:`\lambda = -\log(\mathrm{expm1}(-\log\bar\alpha))/2` of a VP schedule from
-    :math:`\log\bar\alpha` (float or float64 array; ``+inf`` where ``abar = 1``): what :meth:`VPSchedule.lam`
-    computes, for a caller that has ``log abar`` already (:func:`grid_log_abar`)."""
+    :math:`\log\bar\alpha`: what :meth:`VPSchedule.lam` computes, for a caller that has ``log abar`` already
+    (:func:`grid_log_abar`).
+
+    Parameters
+    ----------
+    log_abar : float or array_like
+        :math:`\log\bar\alpha \le 0` (float64).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``lambda`` (float64, the input's shape; a float for a scalar), ``+inf`` where ``abar = 1``.
+    """
     la = np.asarray(log_abar, dtype=np.float64)
     with np.errstate(divide="ignore"):
         return _out(-0.5 * np.log(np.expm1(-la)))
 
 
 def grid_log_abar(schedule: VPSchedule, times: Sequence[float]) -> tuple[float, ...]:
-    """``schedule.log_abar`` at every time of ``times`` (Python floats), from one call on the whole array.
+    """``schedule.log_abar`` at every time of ``times``, from one call on the whole array.
 
-    The most recent grids of each schedule object are remembered: a plan reads ``log abar`` on its grid for the
-    transfer's coefficients, for the data prediction's coefficients and for ``lambda``, and evaluates it once.
-    An unhashable schedule is evaluated at each call.
+    The most recent grids of each schedule object are remembered (64 in all): a plan reads ``log abar`` on its
+    grid for the transfer's coefficients, for the data prediction's coefficients and for ``lambda``, and
+    evaluates it once. An unhashable schedule is evaluated at each call.
+
+    Parameters
+    ----------
+    schedule : VPSchedule
+        The schedule (a new object is a new evaluation).
+    times : sequence of float
+        Times in the schedule's own units.
+
+    Returns
+    -------
+    tuple of float
+        ``log abar`` at each time, in order (the floats of ``schedule.log_abar`` on the array of ``times``).
     """
     times = tuple(float(t) for t in times)
     try:
