@@ -57,7 +57,7 @@ from pndmkit._checks import check_choice, check_int, check_real
 
 __all__ = ["NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching",
            "CustomSchedule", "FAMILIES", "levels_from_s", "SCHEDULES", "SCHEDULE_ALIASES", "get_schedule", "schedule_to_dict",
-           "schedule_from_dict", "lam_from_log_abar", "grid_log_abar"]
+           "schedule_from_dict", "lam_from_log_abar", "s_from_log_abar", "grid_log_abar"]
 
 FloatOrArray = Union[float, NDArray[np.float64]]
 
@@ -331,8 +331,7 @@ class VPSchedule(NoiseSchedule):
 
     def s(self, t: ArrayLike) -> FloatOrArray:
         r"""Noise-to-signal ratio :math:`s = \sqrt{(1-\bar\alpha)/\bar\alpha}`, computed without cancellation."""
-        la = np.asarray(self.log_abar(t), dtype=np.float64)
-        return _out(np.sqrt(np.expm1(-la)))
+        return s_from_log_abar(self.log_abar(t))
 
     def lam(self, t: ArrayLike) -> FloatOrArray:
         r"""Half log-SNR :math:`\lambda = \log(1/s)` (``+inf`` where ``abar = 1``)."""
@@ -1016,6 +1015,13 @@ def lam_from_log_abar(log_abar: ArrayLike) -> FloatOrArray:
     la = np.asarray(log_abar, dtype=np.float64)
     with np.errstate(divide="ignore"):
         return _out(-0.5 * np.log(np.expm1(-la)))
+
+
+def s_from_log_abar(log_abar: ArrayLike) -> FloatOrArray:
+    r""":math:`s = \sqrt{\mathrm{expm1}(-\log\bar\alpha)}` (float64, 0 where ``abar = 1``; a float for a scalar)
+    from :math:`\log\bar\alpha \le 0`, as :meth:`VPSchedule.s` computes it: :func:`lam_from_log_abar`'s
+    counterpart for the noise-to-signal ratio."""
+    return _out(np.sqrt(np.expm1(-np.asarray(log_abar, dtype=np.float64))))
 
 
 def grid_log_abar(schedule: VPSchedule, times: Sequence[float]) -> tuple[float, ...]:

@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence, Tuple, Union
 
 import numpy as np
 
-from pndmkit.schedules import VPSchedule, grid_log_abar, lam_from_log_abar
+from pndmkit.schedules import VPSchedule, grid_log_abar, lam_from_log_abar, s_from_log_abar
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["Variable", "VARIABLES", "check_variable", "coordinate", "time_at", "is_finite_step",
@@ -130,6 +130,12 @@ def grid_coordinates(variable: Variable, phi: Any, times: Sequence[float]) -> li
     elif variable == "lambda":
         with np.errstate(divide="ignore"):
             values = np.asarray(phi.schedule.lam(times), dtype=np.float64)
+    elif (variable == "native" or is_native(variable, phi)) and type(phi) in (DDIMTransfer, DataTransfer) and \
+            _vp_forms(phi.schedule):  # s or 1/s from log abar, as the plan's other parts read it
+        values = np.asarray(s_from_log_abar(grid_log_abar(phi.schedule, times.tolist())), dtype=np.float64)
+        if type(phi) is DataTransfer:
+            with np.errstate(divide="ignore"):
+                values = 1.0 / values
     elif variable == "native" or is_native(variable, phi):
         values = _coordinates(phi, times)
     else:

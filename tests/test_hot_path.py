@@ -412,12 +412,13 @@ def test_a_combination_of_two_arrays_is_the_general_sums_floats(kind):
         assert np.array_equal(np.asarray(lincomb(w, (x, LinComb((1.0,), (e,))))), np.asarray(general))
 
 
-def test_a_data_prediction_plan_evaluates_log_abar_once_on_its_grid():
-    """The transfer's coefficients, the x0 coefficients and lambda of a UniPC plan all read log abar on the grid:
-    one schedule call on the grid's array (a new schedule object: a new evaluation), the same floats as the
-    schedule's own lam."""
+@pytest.mark.parametrize("name", ["unipc-3", "dpm-solver++-3m", "pec-s-ramp", "ipndm-v", "deis-3"])
+def test_a_plan_evaluates_log_abar_once_on_its_grid(name):
+    """The transfer's coefficients, the x0 coefficients and the coordinates of a plan (lambda; s or 1/s) all read
+    log abar on the grid: one schedule call on the grid's array (a new schedule object: a new evaluation), the
+    same floats as the schedule's own lam and s."""
     from pndmkit.run import make_plan
-    from pndmkit.schedules import grid_log_abar, lam_from_log_abar
+    from pndmkit.schedules import grid_log_abar, lam_from_log_abar, s_from_log_abar
 
     class Counted(DiscreteVP):
         calls = 0
@@ -429,10 +430,11 @@ def test_a_data_prediction_plan_evaluates_log_abar_once_on_its_grid():
 
     sched = Counted(DiscreteVP.linear().betas)
     grid = make_grid(sched, 12)
-    make_plan(METHODS["unipc-3"].build(sched), grid)
+    make_plan(METHODS[name].build(sched), grid)
     assert Counted.calls == 1
-    make_plan(METHODS["unipc-3"].build(Counted(sched.betas)), grid)
+    make_plan(METHODS[name].build(Counted(sched.betas)), grid)
     assert Counted.calls == 2
     values = grid_log_abar(sched, grid)
     assert values == tuple(sched.log_abar(np.asarray(grid)).tolist()) and Counted.calls == 3
     assert lam_from_log_abar(np.asarray(values)).tolist() == sched.lam(np.asarray(grid)).tolist()
+    assert s_from_log_abar(np.asarray(values)).tolist() == sched.s(np.asarray(grid)).tolist()
