@@ -214,6 +214,12 @@ def lincomb(weights: Sequence[float], arrays: Sequence[Any]) -> Any:
     >>> lincomb([1.0, 2.0], [np.ones(2), LinComb([0.5, 0.5], [np.ones(2), np.zeros(2)])]).tolist()
     [2.0, 2.0]
     """
+    if len(arrays) == 2 and not isinstance(arrays[0], LinComb) and not isinstance(arrays[1], LinComb):
+        # two arrays (a transfer's a x + b e, a data prediction's c_x x + c_e eps: asked at every step): the sum
+        # below without its lists
+        w0, w1 = float(weights[0]), float(weights[1])
+        if w0 != 0.0 and w1 != 0.0:
+            return _accumulate(arrays[0] * w0, ((w1, arrays[1]),))
     terms: list[tuple[float, Any]] = []
     for w, a in zip(weights, arrays):
         if isinstance(a, LinComb):
@@ -224,13 +230,17 @@ def lincomb(weights: Sequence[float], arrays: Sequence[Any]) -> Any:
     if not nonzero:
         return 0.0 * terms[0][1]
     w0, a0 = nonzero[0]
-    out = a0 * w0
+    return _accumulate(a0 * w0, nonzero[1:])
+
+
+def _accumulate(out: Any, terms: Sequence[tuple[float, Any]]) -> Any:
+    """``out`` (a fresh array) plus ``w * a`` for each ``(w, a)`` of ``terms``, accumulated in place."""
     if is_torch(out):
-        for w, a in nonzero[1:]:
+        for w, a in terms:
             out.add_(a, alpha=w)
-    elif len(nonzero) > 1:
+    elif terms:
         scratch = np.empty_like(out)
-        for w, a in nonzero[1:]:
+        for w, a in terms:
             np.multiply(a, w, out=scratch)
             out += scratch
     return out

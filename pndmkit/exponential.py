@@ -51,7 +51,7 @@ from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator, Step
 from pndmkit.transfers import DataTransfer, DDIMTransfer, apply_planned, planned_coefficients_many
 from pndmkit.variables import (exact_weights, grid_coordinates, grid_weights_many, infinite_times, is_finite_step,
-                               lambda_weights)
+                               lambda_weights, lambda_weights_many)
 
 __all__ = ["ExponentialMultistep", "UniPC", "dpm_solver_multistep", "deis_multistep",
            "WEIGHTS", "VARIANTS"]
@@ -229,6 +229,24 @@ def _fused_plan(w_c: Optional[tuple], p: int, w_prev: Optional[tuple], ab_c: Opt
     for j in range(1, max(p + 1, k) + 1):
         x_next.append(a * (x_c[j] if j <= p + 1 else 0.0) + b * (w_p[j - 1] if j <= k else 0.0))
     return tuple(x_c), tuple(x_next)
+
+
+def _solve(exact: dict, solved: list, width: int, sign: float) -> None:
+    """Fill ``solved`` with the exact weight sets in ``lambda`` of ``exact`` (number of nodes -> the sets of that
+    size: ``lambda`` at their nodes, the first at the step's start, padded with nan to ``width - 1`` entries, then
+    at the step's end, one row of ``width`` each; their indices in ``solved``), all of them in one batch of
+    :func:`pndmkit.variables.lambda_weights_many`: the same floats as :func:`pndmkit.variables.lambda_weights`."""
+    sizes = sorted(exact)
+    rows, index, counts = [], [], []
+    for size in sizes:
+        size_rows, size_index = exact[size]
+        rows += size_rows
+        index += size_index
+        counts += [size] * len(size_index)
+    table = np.array(rows, dtype=np.float64).reshape(len(index), width)
+    weights = lambda_weights_many(table[:, : sizes[-1]], table[:, 0], table[:, -1], sign, counts)
+    for i, count, row in zip(index, counts, weights.tolist()):
+        solved[i] = tuple(row[:count])
 
 
 # -- DPM-Solver / DPM-Solver++ / DEIS multistep -----------------------------------------------------------
@@ -451,17 +469,21 @@ class UniPC(GradientEstimator):
     def plan(self, times, phi):
         # per step, for a fresh run: corrector key and weights, predictor key, order and weights, the transfer's
         # coefficients of the corrector (previous step) and of the step, and the step as one combination
-        # (_fused_plan); the exact weight sets (UniPC's solved rho) of every step are computed together
+        # (_fused_plan); the exact weight sets (UniPC's solved rho) of every step are computed together, in one
+        # batch of every size (a step's past nodes are the grid times just before it, newest first)
         sign = _log_sign(phi)
         grid = [float(t) for t in times]
         values = grid_coordinates("lambda", phi, grid)
-        lams, infinite = dict(zip(grid, values)), infinite_times("lambda", phi, grid, values)
-        finite = infinite.isdisjoint
+        finite = infinite_times("lambda", phi, grid, values).isdisjoint
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # the transfer's (a, b) of every step
         caps = _caps(self.init(None, grid[0], phi, times)[0], len(grid) - 1)
+        batch = type(phi) in (DataTransfer, DDIMTransfer)  # else each exact set by exact_weights, one by one
         # per step [key_c, corrector weights, key_p, k, predictor weights], the weights where they are one formula
-        # (k = 1, or rho = 1/2 on two nodes), else the index of an exact request
-        rows, exact, order = [], [], self.formula_order
+        # (k = 1, or rho = 1/2 on two nodes), else the index of an exact set; the exact sets by number of nodes:
+        # lambda at their nodes (the first the step's start; padded with nan to ``order + 1``) and at the step's
+        # end, one row each, and their indices
+        rows, exact, solved, order = [], {}, [], self.formula_order
+        pad = [math.nan] * order
         past, previous = (), None
         for i in range(len(grid) - 1):
             t, t_next = grid[i], grid[i + 1]
@@ -474,21 +496,33 @@ class UniPC(GradientEstimator):
                 if nodes is None:
                     pass
                 elif p == 1:
-                    w_c = self._weights(2, nodes, t_prev, t, phi, sign, True, [lams[t_prev], lams[t]], lams[t])
+                    w_c = self._weights(2, nodes, t_prev, t, phi, sign, True, [values[i - 1], values[i]], values[i])
+                elif batch:
+                    w_c = len(solved)
+                    solved.append(None)
+                    table, index = exact.get(p + 1) or exact.setdefault(p + 1, ([], []))
+                    table += [values[i - 1], values[i], *values[i - p: i - 1][::-1], *pad[p:], values[i]]
+                    index.append(w_c)
                 else:
-                    w_c = len(exact)
-                    exact.append((nodes, t_prev, t))
+                    w_c = _exact(phi, nodes, t_prev, t, sign, [values[i - 1], values[i], *values[i - p: i - 1][::-1]],
+                                 values[i])
             key_p = past[: min(order, len(past) + 1, caps[i]) - 1]
             nodes = _predictor_nodes(t, t_next, key_p, finite)
             k = len(nodes)
             if k <= 2:
-                w_p = self._weights(k, nodes, t, t_next, phi, sign, True, [lams[n] for n in nodes], lams[t_next])
+                w_p = self._weights(k, nodes, t, t_next, phi, sign, True, values[i + 1 - k: i + 1][::-1], values[i + 1])
+            elif batch:
+                w_p = len(solved)
+                solved.append(None)
+                table, index = exact.get(k) or exact.setdefault(k, ([], []))
+                table += [*values[i + 1 - k: i + 1][::-1], *pad[k - 1:], values[i + 1]]
+                index.append(w_p)
             else:
-                w_p = len(exact)
-                exact.append((nodes, t, t_next))
+                w_p = _exact(phi, nodes, t, t_next, sign, values[i + 1 - k: i + 1][::-1], values[i + 1])
             rows.append((key_c, w_c, key_p, k, w_p))
             past, previous = ((t,) + past)[:order], (t, k)
-        solved = grid_weights_many("lambda", phi, grid, values)(exact)
+        if exact:
+            _solve(exact, solved, order + 2, sign)
         entries, previous = [], (0, None)  # the previous step's predictor: its number of nodes and weights
         for i, (key_c, w_c, key_p, k, w_p) in enumerate(rows):
             if type(w_c) is int:

@@ -45,7 +45,8 @@ from __future__ import annotations
 import bisect
 import math
 from abc import ABC, abstractmethod
-from typing import Callable, Union
+from functools import lru_cache
+from typing import Callable, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -56,7 +57,7 @@ from pndmkit._checks import check_choice, check_int, check_real
 
 __all__ = ["NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching",
            "CustomSchedule", "FAMILIES", "levels_from_s", "SCHEDULES", "SCHEDULE_ALIASES", "get_schedule", "schedule_to_dict",
-           "schedule_from_dict"]
+           "schedule_from_dict", "lam_from_log_abar", "s_from_log_abar", "grid_log_abar"]
 
 FloatOrArray = Union[float, NDArray[np.float64]]
 
@@ -330,14 +331,11 @@ class VPSchedule(NoiseSchedule):
 
     def s(self, t: ArrayLike) -> FloatOrArray:
         r"""Noise-to-signal ratio :math:`s = \sqrt{(1-\bar\alpha)/\bar\alpha}`, computed without cancellation."""
-        la = np.asarray(self.log_abar(t), dtype=np.float64)
-        return _out(np.sqrt(np.expm1(-la)))
+        return s_from_log_abar(self.log_abar(t))
 
     def lam(self, t: ArrayLike) -> FloatOrArray:
         r"""Half log-SNR :math:`\lambda = \log(1/s)` (``+inf`` where ``abar = 1``)."""
-        la = np.asarray(self.log_abar(t), dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            return _out(-0.5 * np.log(np.expm1(-la)))
+        return lam_from_log_abar(self.log_abar(t))
 
     def ode_coefficients(self, t: float) -> tuple[float, float]:
         r"""``(c_x, c_e)`` of ``dx/dt = c_x x + c_e eps`` in the paper's form (PNDM eq. 6),
@@ -997,6 +995,64 @@ class CustomSchedule(NoiseSchedule):
             return float(brentq(lambda t: float(self.s(t)) - v, self.t_min, self.t_max, xtol=1e-14, rtol=1e-15))
 
         return _out(np.asarray([invert(float(v)) for v in s.ravel()], dtype=np.float64).reshape(s.shape))
+
+
+def lam_from_log_abar(log_abar: ArrayLike) -> FloatOrArray:
+    r"""Half log-SNR :math:`\lambda = -\log(\mathrm{expm1}(-\log\bar\alpha))/2` of a VP schedule from
+    :math:`\log\bar\alpha`: what :meth:`VPSchedule.lam` computes, for a caller that has ``log abar`` already
+    (:func:`grid_log_abar`).
+
+    Parameters
+    ----------
+    log_abar : float or array_like
+        :math:`\log\bar\alpha \le 0` (float64).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``lambda`` (float64, the input's shape; a float for a scalar), ``+inf`` where ``abar = 1``.
+    """
+    la = np.asarray(log_abar, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return _out(-0.5 * np.log(np.expm1(-la)))
+
+
+def s_from_log_abar(log_abar: ArrayLike) -> FloatOrArray:
+    r""":math:`s = \sqrt{\mathrm{expm1}(-\log\bar\alpha)}` (float64, 0 where ``abar = 1``; a float for a scalar)
+    from :math:`\log\bar\alpha \le 0`, as :meth:`VPSchedule.s` computes it: :func:`lam_from_log_abar`'s
+    counterpart for the noise-to-signal ratio."""
+    return _out(np.sqrt(np.expm1(-np.asarray(log_abar, dtype=np.float64))))
+
+
+def grid_log_abar(schedule: VPSchedule, times: Sequence[float]) -> tuple[float, ...]:
+    """``schedule.log_abar`` at every time of ``times``, from one call on the whole array.
+
+    The most recent grids of each schedule object are remembered (64 in all): a plan reads ``log abar`` on its
+    grid for the transfer's coefficients, for the data prediction's coefficients and for ``lambda``, and
+    evaluates it once. An unhashable schedule is evaluated at each call.
+
+    Parameters
+    ----------
+    schedule : VPSchedule
+        The schedule (a new object is a new evaluation).
+    times : sequence of float
+        Times in the schedule's own units.
+
+    Returns
+    -------
+    tuple of float
+        ``log abar`` at each time, in order (the floats of ``schedule.log_abar`` on the array of ``times``).
+    """
+    times = tuple(float(t) for t in times)
+    try:
+        return _grid_log_abar(schedule, times)
+    except TypeError:  # an unhashable schedule
+        return _grid_log_abar.__wrapped__(schedule, times)
+
+
+@lru_cache(maxsize=64)
+def _grid_log_abar(schedule: VPSchedule, times: tuple) -> tuple[float, ...]:
+    return tuple(np.reshape(schedule.log_abar(np.asarray(times, dtype=np.float64)), -1).tolist())
 
 
 def levels_from_s(s: float) -> tuple[float, float]:

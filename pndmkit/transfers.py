@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from pndmkit._backend import LinComb, lincomb
-from pndmkit.schedules import NoiseSchedule, VPSchedule
+from pndmkit.schedules import NoiseSchedule, VPSchedule, grid_log_abar
 
 __all__ = ["Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer", "planned_coefficients",
            "planned_coefficients_many", "planned_gradients_many", "apply_planned"]
@@ -141,8 +141,9 @@ def _coefficients_many(phi: Transfer, starts: tuple, ends: tuple) -> tuple:
     formula = _VP_FORMULAS.get(type(phi))
     if formula is None or not isinstance(phi.schedule, VPSchedule) or not starts:
         return tuple(phi.coefficients(t, t_next) for t, t_next in zip(starts, ends))
-    times = sorted(set(starts) | set(ends))
-    la = dict(zip(times, np.reshape(phi.schedule.log_abar(np.asarray(times, dtype=np.float64)), -1).tolist()))
+    # a grid's steps (each ending where the next starts) read log abar on the grid, as its other plan parts do
+    times = starts + ends[-1:] if starts[1:] == ends[:-1] else sorted(set(starts) | set(ends))
+    la = dict(zip(times, grid_log_abar(phi.schedule, times)))
     return tuple(formula(t, t_next, la[t], la[t_next]) for t, t_next in zip(starts, ends))
 
 
@@ -336,7 +337,7 @@ def planned_gradients_many(phi: Transfer, times: Sequence[float]) -> tuple[tuple
     times = [float(t) for t in times]
     if not isinstance(phi.schedule, VPSchedule) or not times:
         return tuple(_or_none(phi.gradient_coefficients, t) for t in times)
-    log_abar = np.reshape(phi.schedule.log_abar(np.asarray(times, dtype=np.float64)), -1).tolist()
+    log_abar = grid_log_abar(phi.schedule, times)
     try:
         return tuple(_x0_vp(la) for la in log_abar)
     except (ArithmeticError, ValueError):  # 1/alpha overflows at some time: None there (as elsewhere)

@@ -33,13 +33,14 @@ last step to ``sigma = 0``). :func:`is_finite_step` tells an estimator when it a
 
 from __future__ import annotations
 
+import bisect
 import math
 from functools import lru_cache
 from typing import Any, Callable, Sequence, Tuple, Union
 
 import numpy as np
 
-from pndmkit.schedules import VPSchedule
+from pndmkit.schedules import VPSchedule, grid_log_abar, lam_from_log_abar, s_from_log_abar
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["Variable", "VARIABLES", "check_variable", "coordinate", "time_at", "is_finite_step",
@@ -124,9 +125,17 @@ def grid_coordinates(variable: Variable, phi: Any, times: Sequence[float]) -> li
     times = np.asarray(times, dtype=np.float64)
     if variable == "t":
         values = times
+    elif variable == "lambda" and _vp_forms(phi.schedule):  # from log abar, as the plan's other parts read it
+        values = np.asarray(lam_from_log_abar(grid_log_abar(phi.schedule, times.tolist())), dtype=np.float64)
     elif variable == "lambda":
         with np.errstate(divide="ignore"):
             values = np.asarray(phi.schedule.lam(times), dtype=np.float64)
+    elif (variable == "native" or is_native(variable, phi)) and type(phi) in (DDIMTransfer, DataTransfer) and \
+            _vp_forms(phi.schedule):  # s or 1/s from log abar, as the plan's other parts read it
+        values = np.asarray(s_from_log_abar(grid_log_abar(phi.schedule, times.tolist())), dtype=np.float64)
+        if type(phi) is DataTransfer:
+            with np.errstate(divide="ignore"):
+                values = 1.0 / values
     elif variable == "native" or is_native(variable, phi):
         values = _coordinates(phi, times)
     else:
@@ -369,38 +378,61 @@ def _quadrature_weights(v_nodes: Sequence[float], v0: float, v1: float, r_q: np.
     return tuple(out)
 
 
-def lambda_weights_many(lams: np.ndarray, lam: np.ndarray, lam_next: np.ndarray, sign: float) -> np.ndarray:
-    """:func:`lambda_weights` of many steps with the same number of nodes: row ``i`` is
-    ``lambda_weights(lams[i], lam[i], lam_next[i], sign)``, the same floats (the same operations, on arrays).
+def lambda_weights_many(lams: np.ndarray, lam: np.ndarray, lam_next: np.ndarray, sign: float,
+                        counts: Sequence[int] | None = None) -> np.ndarray:
+    """:func:`lambda_weights` of many steps: row ``i`` is ``lambda_weights(lams[i], lam[i], lam_next[i], sign)``
+    (its first ``counts[i]`` nodes and entries, with ``counts``), the same floats (the same operations, on
+    arrays).
 
     Parameters
     ----------
     lams : numpy.ndarray
-        float64, shape ``(S, k)`` with ``k >= 2``: ``lambda`` at the nodes of each step (finite, distinct).
+        float64, shape ``(S, k)`` with ``k >= 2``: ``lambda`` at the nodes of each step (finite, distinct);
+        with ``counts``, row ``i``'s nodes are its first ``counts[i]`` entries and the rest is ``nan``.
     lam, lam_next : numpy.ndarray
         float64, shape ``(S,)``: ``lambda`` at the start and end of each step.
     sign : float
         ``1.0`` or ``-1.0``, as for :func:`lambda_weights`.
+    counts : sequence of int, optional
+        The number of nodes of each row, ascending, each from 2 to ``k`` (steps of different orders in one
+        batch); ``None``: every row has ``k``.
 
     Returns
     -------
     numpy.ndarray
-        float64, shape ``(S, k)``.
+        float64, shape ``(S, k)``; with ``counts``, the entries past a row's count are not weights (``nan``).
     """
     lam, lam_next = np.asarray(lam, dtype=np.float64), np.asarray(lam_next, dtype=np.float64)
     h = sign * (lam_next - lam)
     r_q = np.expm1(h[:, None] * _GL_X) / np.array([math.expm1(x) for x in h.tolist()])[:, None]
-    return _quadrature_weights_many(np.asarray(lams, dtype=np.float64), lam, lam_next, r_q)
+    return _quadrature_weights_many(np.asarray(lams, dtype=np.float64), lam, lam_next, r_q, counts)
 
 
-def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray, r_q: np.ndarray) -> np.ndarray:
+def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray, r_q: np.ndarray,
+                             counts: Sequence[int] | None = None) -> np.ndarray:
     """:func:`_quadrature_weights` of many steps (rows of ``v_nodes``, ``k >= 2`` finite nodes each): the scalar
-    version's operations on arrays, in its order, so the same floats."""
+    version's operations on arrays, in its order, so the same floats.
+
+    ``counts``: the number of nodes of each row, ascending, where rows have different numbers (``None``: every
+    row has ``v_nodes.shape[1]``). A row's nodes come first and the rest of it is padding (``nan``); its weights
+    are the first ``counts[i]`` entries of its output row, the same floats as a batch of rows of that size
+    (the factors of the padding are skipped row by row, so every product and sum is the scalar one, and the
+    moments of the rows of each size are that size's matrix-vector product).
+    """
     k = v_nodes.shape[1]
     sig_nodes = (v_nodes - v0[:, None]) / (v1 - v0)[:, None]
     # one matrix-vector product per step, as the scalar version (one matrix-matrix product would sum in another
     # order)
-    moments = np.matmul(_GL_POWERS[: k - 1], (_GL_W * r_q)[:, :, None])[:, :, 0] * _M_FACTORS[: k - 1]
+    weighted = (_GL_W * r_q)[:, :, None]
+    moments = np.matmul(_GL_POWERS[: k - 1], weighted)[:, :, 0]
+    first = 0
+    while counts is not None and first < len(counts) and counts[first] < k:  # the smaller sizes: their own
+        # products (a matrix-vector product's sums may depend on its number of rows), over the largest's
+        end = bisect.bisect_right(counts, counts[first], first)
+        moments[first:end, : counts[first] - 1] = np.matmul(_GL_POWERS[: counts[first] - 1],
+                                                            weighted[first:end])[:, :, 0]
+        first = end
+    moments = moments * _M_FACTORS[: k - 1]
     # entry (j, step) of each array below is the scalar version's value for basis polynomial j of that step (one
     # contiguous block per factor n: ``rest[n]`` holds the n-th node other than j, in the scalar loop's order)
     rest = sig_nodes.T[_others(k).T]
@@ -412,16 +444,35 @@ def _quadrature_weights_many(v_nodes: np.ndarray, v0: np.ndarray, v1: np.ndarray
     denominator, at_one = differences[0], at_ones[0]
     for n in range(1, k - 1):
         si = rest[n]
+        first = 0 if counts is None else bisect.bisect_left(counts, n + 2)  # the rows with an (n + 1)-th factor
+        if first:  # the rows from ``first`` on, in place (every array here is the last factor's result, or a
+            # row of a factor array no later factor reads); the rows before keep their values, and their
+            # coefficient of sigma^(n + 1) is 0.0
+            take = slice(first, None)
+            top = np.zeros(len(counts))
+            top[take] = 1.0
+            leading = coeffs[n - 1] - si
+            leading[:, :first] = coeffs[n] if np.ndim(coeffs[n]) == 0 else coeffs[n][:first]
+            for m in range(n - 1, 0, -1):
+                np.subtract(coeffs[m - 1][:, take], si[:, take] * coeffs[m][:, take], out=coeffs[m][:, take])
+            coeffs[n] = leading
+            coeffs.append(top)
+            if n < k - 2:  # the constant coefficient enters the next factor's products, not the weights
+                np.multiply(coeffs[0][:, take], negative[n][:, take], out=coeffs[0][:, take])
+            np.multiply(denominator[:, take], differences[n][:, take], out=denominator[:, take])
+            np.multiply(at_one[:, take], at_ones[n][:, take], out=at_one[:, take])
+            continue
         coeffs.append(1.0)  # the leading coefficient stays 1.0 (1.0 - s_i * 0.0 for finite s_i)
         coeffs[n] = coeffs[n - 1] - si  # the scalar version's c - s_i * 1.0
         for m in range(n - 1, 0, -1):
             coeffs[m] = coeffs[m - 1] - si * coeffs[m]
-        coeffs[0] = coeffs[0] * negative[n]
+        if n < k - 2:
+            coeffs[0] = coeffs[0] * negative[n]
         denominator = denominator * differences[n]
         at_one = at_one * at_ones[n]
     moments = moments.T  # row m - 1: the moment of every step
-    total: Any = 0
-    for m in range(1, k):
+    total = coeffs[1] * moments[0]  # the scalar sum's 0 + x is x (a zero's sign aside, which no weight shows)
+    for m in range(2, k):  # a row's coefficients beyond its degree are 0.0: adding 0.0 leaves its sum as it is
         total = total + coeffs[m] * moments[m - 1]
     return np.ascontiguousarray(((at_one - total) / denominator).T)
 

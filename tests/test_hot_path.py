@@ -180,6 +180,30 @@ def test_batched_lambda_weights_are_the_scalar_floats(k, sign):
         assert tuple(many[i].tolist()) == lambda_weights(lams[i].tolist(), float(lam[i]), float(lam_next[i]), sign)
 
 
+@pytest.mark.parametrize("sizes", [(2, 3), (3, 4), (2, 3, 4, 5), (4, 4)])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_lambda_weights_of_every_size_in_one_batch_are_the_scalar_floats(sizes, sign):
+    """Rows with different numbers of nodes, padded with nan to the widest: each row's weights are its own scalar
+    floats (its padding's factors skipped), and the entries past its nodes are nan."""
+    from pndmkit.variables import lambda_weights, lambda_weights_many
+
+    rng = np.random.default_rng(sum(sizes) + int(sign > 0))
+    k, counts, lams, lam, lam_next = max(sizes), [], [], [], []
+    for size in sizes:
+        nodes, start, end = _random_steps(rng, 7, size)
+        counts += [size] * len(start)
+        lams.append(np.pad(nodes, ((0, 0), (0, k - size)), constant_values=np.nan))
+        lam.append(start)
+        lam_next.append(end)
+    many = lambda_weights_many(np.concatenate(lams), np.concatenate(lam), np.concatenate(lam_next), sign, counts)
+    rows = np.concatenate(lams)
+    for i, count in enumerate(counts):
+        scalar = lambda_weights(rows[i, :count].tolist(), float(np.concatenate(lam)[i]),
+                                float(np.concatenate(lam_next)[i]), sign)
+        assert tuple(many[i, :count].tolist()) == scalar
+        assert np.isnan(many[i, count:]).all()
+
+
 @pytest.mark.parametrize("variable, transfer", [("native", "DDIMTransfer"), ("native", "DataTransfer"),
                                                 ("lambda", "DDIMTransfer"), ("lambda", "DataTransfer"),
                                                 ("t", "DDIMTransfer"), ("t", "DataTransfer"), ("t", "LinearTransfer")])
@@ -368,3 +392,49 @@ def test_the_per_evaluation_array_checks_answer_as_before_for_every_kind_of_arra
     a = np.ones(2)
     view = read_only(a)
     assert not view.flags.writeable and a.flags.writeable and view.base is a and read_only(view) is view
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_a_combination_of_two_arrays_is_the_general_sums_floats(kind):
+    """``lincomb`` of two plain arrays (every transfer step and data prediction) takes a short path: its result is
+    the general path's (reached here through a third, zero-weighted array) bit for bit, zero weights skipped."""
+    from pndmkit._backend import LinComb, lincomb
+
+    rng = np.random.default_rng(3)
+    x, e = rng.standard_normal((2, 5, 7))
+    if kind == "torch":
+        torch = pytest.importorskip("torch")
+        x, e = torch.from_numpy(x).float(), torch.from_numpy(e).float()
+    for w in [(0.9137, -0.4217), (1.0, 1e-8), (0.0, 2.5), (-1.5, 0.0), (0.0, 0.0)]:
+        short, general = lincomb(w, (x, e)), lincomb((*w, 0.0), (x, e, x))
+        assert type(short) is type(general) and short.dtype == general.dtype
+        assert np.array_equal(np.asarray(short), np.asarray(general))
+        assert np.array_equal(np.asarray(lincomb(w, (x, LinComb((1.0,), (e,))))), np.asarray(general))
+
+
+@pytest.mark.parametrize("name", ["unipc-3", "dpm-solver++-3m", "pec-s-ramp", "ipndm-v", "deis-3"])
+def test_a_plan_evaluates_log_abar_once_on_its_grid(name):
+    """The transfer's coefficients, the x0 coefficients and the coordinates of a plan (lambda; s or 1/s) all read
+    log abar on the grid: one schedule call on the grid's array (a new schedule object: a new evaluation), the
+    same floats as the schedule's own lam and s."""
+    from pndmkit.run import make_plan
+    from pndmkit.schedules import grid_log_abar, lam_from_log_abar, s_from_log_abar
+
+    class Counted(DiscreteVP):
+        calls = 0
+
+        def log_abar(self, t):
+            if np.ndim(t):
+                Counted.calls += 1
+            return super().log_abar(t)
+
+    sched = Counted(DiscreteVP.linear().betas)
+    grid = make_grid(sched, 12)
+    make_plan(METHODS[name].build(sched), grid)
+    assert Counted.calls == 1
+    make_plan(METHODS[name].build(Counted(sched.betas)), grid)
+    assert Counted.calls == 2
+    values = grid_log_abar(sched, grid)
+    assert values == tuple(sched.log_abar(np.asarray(grid)).tolist()) and Counted.calls == 3
+    assert lam_from_log_abar(np.asarray(values)).tolist() == sched.lam(np.asarray(grid)).tolist()
+    assert s_from_log_abar(np.asarray(values)).tolist() == sched.s(np.asarray(grid)).tolist()
