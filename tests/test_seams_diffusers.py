@@ -146,18 +146,60 @@ def test_heun_config_with_pie():
     assert rel(b, a) < 1e-4  # the last step differs (second order here, Euler there) on a tiny sigma
 
 
-def test_clip_sample_is_honoured_as_ddim_with_clipped_model_output():
-    theirs = diffusers.DDIMScheduler()  # clip_sample=True, the default
+def ddim_clipped(x, steps, use_clipped_model_output):
+    """DDIM's clipped step in float64, written out: x0 clipped to [-1, 1], eps re-derived from it only with
+    ``use_clipped_model_output``."""
+    table = diffusers.DDIMScheduler()
+    table.set_timesteps(steps)
+    abar = table.alphas_cumprod.double()
+    x = x.double()
+    for t in table.timesteps.tolist():
+        a, t_prev = abar[t], t - 1000 // steps
+        a_prev = abar[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+        eps = net(x.float(), t).double() * 3
+        x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+        if use_clipped_model_output:
+            eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    return x
+
+
+@pytest.mark.parametrize("use_clipped_model_output", [None, False, True])
+def test_clip_sample_is_honoured_as_ddim_steps_it(use_clipped_model_output):
+    """DDIM's default step pairs the clipped x0 with the unclipped eps; use_clipped_model_output=True re-derives eps
+    from the clipped x0. method='ddim' on a DDIM config follows the keyword, as DDIMScheduler.step does."""
+    theirs = counted(diffusers.DDIMScheduler())  # clip_sample=True, the default
     ours = PNDMKitScheduler.from_config(theirs.config, method="ddim")
     assert ours.translation.clip == 1.0 and ours.translation.told_prediction == "x0"
+    kwargs = {} if use_clipped_model_output is None else dict(use_clipped_model_output=use_clipped_model_output)
     theirs.set_timesteps(10)
-    x = y = noise((4, 16), 4) * 3
+    x = y = start = noise((4, 16), 4) * 3
     for t in theirs.timesteps:
-        x = theirs.step(net(x, t) * 3, t, x, use_clipped_model_output=True).prev_sample
+        x = theirs.step(net(x, t) * 3, t, x, **kwargs).prev_sample
     ours.set_timesteps(10)
     for t in ours.timesteps:
-        y = ours.step(net(y, t) * 3, t, y).prev_sample
-    assert rel(y, x) < 1e-6
+        y = ours.step(net(y, t) * 3, t, y, **kwargs).prev_sample
+    assert theirs.steps == 10 == ours.nfe and ours.run.done
+    exact = ddim_clipped(start, 10, use_clipped_model_output)
+    other = ddim_clipped(start, 10, not use_clipped_model_output)
+    # both round x0 = x / sqrt(abar) - ... in float32, with 1 / sqrt(abar) = 60 at the first step
+    assert float((x.double() - exact).abs().max()) < 2e-5 and float((y.double() - exact).abs().max()) < 2e-5
+    assert float((y - x).abs().max()) < 2e-5 < 0.1 < float((exact - other).abs().max())
+
+
+def test_use_clipped_model_output_false_is_refused_where_no_ddim_step_takes_it():
+    ours = PNDMKitScheduler.from_config(diffusers.DDIMScheduler().config, method="ipndm")
+    ours.set_timesteps(10)
+    x = noise((4, 16), 4)
+    t = ours.timesteps[0]
+    with pytest.raises(ValueError, match=r"^use_clipped_model_output=False cannot be honoured by 'ipndm' on a "
+                                         r"DDIMScheduler config.*only method='ddim'.*use_clipped_model_output=True"):
+        ours.step(net(x, t), t, x, use_clipped_model_output=False)
+    with pytest.raises(ValueError, match=r"^use_clipped_model_output must be True, False or None, got 'yes'"):
+        ours.step(net(x, t), t, x, use_clipped_model_output="yes")
+    assert ours.run is None  # refused before the run started
+    ours.step(net(x, t), t, x, use_clipped_model_output=True)  # the clipped x0 told: what ipndm runs by default
+    assert ours.nfe == 1
 
 
 def test_ddim_strides_that_skip_its_timesteps_are_said():
@@ -315,13 +357,15 @@ def unet():
                                  up_block_types=("UpBlock2D",) * 2).eval()
 
 
-def test_ddim_pipeline_default_config_clips_like_ddim(unet):
-    """DDIMScheduler's default config (clip_sample=True) swapped naively: DDIM with clipped model output."""
+@pytest.mark.parametrize("use_clipped_model_output, atol", [(True, 2e-6), (None, 5e-5)])
+def test_ddim_pipeline_default_config_clips_like_ddim(unet, use_clipped_model_output, atol):
+    """DDIMScheduler's default config (clip_sample=True) swapped naively: DDIM's clipped step, with the pipeline's
+    use_clipped_model_output (None, its default, pairs the clipped x0 with the unclipped eps)."""
     pipe = diffusers.DDIMPipeline(unet, diffusers.DDIMScheduler())
     pipe.set_progress_bar_config(disable=True)
     theirs = counted(pipe.scheduler)
     run = lambda: pipe(batch_size=2, num_inference_steps=8, generator=torch.Generator().manual_seed(1),  # noqa: E731
-                       output_type="np", use_clipped_model_output=True).images
+                       output_type="np", use_clipped_model_output=use_clipped_model_output).images
     with Calls(unet) as calls_theirs:
         out_theirs = run()
     ours = pipe.scheduler = PNDMKitScheduler.from_config(theirs.config, method="ddim")
@@ -329,7 +373,7 @@ def test_ddim_pipeline_default_config_clips_like_ddim(unet):
         out_ours = run()
     assert type(theirs) is diffusers.DDIMScheduler and theirs.steps == len(calls_theirs) == 8
     assert ours.run.done and ours.nfe == len(calls_ours) == 8 and calls_ours == calls_theirs
-    np.testing.assert_allclose(out_ours, out_theirs, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(out_ours, out_theirs, rtol=0, atol=atol)  # images in [0, 1]
 
 
 def test_ddpm_pipeline_default_config(unet):

@@ -33,10 +33,11 @@ family         schedule and time units                              network time
 A field that would change the result and that pndmkit cannot honour is refused by :func:`translate` with a
 message naming it (:data:`REFUSED`). ``clip_sample`` is honoured: the ``x0`` estimate of every evaluation is
 clipped to ``clip_sample_range`` and told as the model's prediction, before the method combines anything (the
-clipped denoiser DDPM's posterior uses, and DDIM's step with ``use_clipped_model_output=True``; DDIM's default
-step pairs the clipped ``x0`` with the unclipped ``eps``, which no single prediction expresses). Fields that only
-choose the
-*source's* own method (``solver_order``, ``skip_prk_steps``, ``algorithm_type``, ...) play no part: the
+clipped denoiser DDPM's posterior uses, and DDIM's step with ``use_clipped_model_output=True``). DDIM's default
+step pairs the clipped ``x0`` with the unclipped ``eps``, which no prediction of a multistep method expresses;
+``method='ddim'`` on a ``DDIMScheduler`` config, one DDIM step per evaluation with nothing kept between steps,
+takes it exactly (:meth:`PNDMKitScheduler.step <pndmkit.integrations.diffusers.PNDMKitScheduler.step>`, its
+``use_clipped_model_output``). Fields that only choose the *source's* own method (``solver_order``, ``skip_prk_steps``, ``algorithm_type``, ...) play no part: the
 method is pndmkit's. They stay in the config, so a config survives a round trip through pndmkit.
 
 The other direction, a pndmkit schedule as a diffusers table, is :func:`table_from_schedule`;

@@ -56,6 +56,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
                       "pip install 'pndmkit[peers,torch]'") from exc
 
 from pndmkit.adaptive import AdaptiveIntegrator
+from pndmkit.estimators import Single
 from pndmkit.grids import GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, TrainingRangeWarning,
                                                    Translation, check_timesteps, infer_source, refuse_foreign,
@@ -66,6 +67,7 @@ from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
 from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
 from pndmkit.stability import warn_if_unstable
+from pndmkit.transfers import DataTransfer, DDIMTransfer
 
 __all__ = ["PNDMKitScheduler", "evaluation_times"]
 
@@ -717,7 +719,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         return self.add_noise(sample, noise, timestep)
 
     def step(self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, return_dict: bool = True,
-             eta: float = 0.0, generator: Any = None, **unused: Any) -> Union[SchedulerOutput, tuple]:
+             eta: float = 0.0, generator: Any = None, use_clipped_model_output: Optional[bool] = None,
+             **unused: Any) -> Union[SchedulerOutput, tuple]:
         """Tell the model output at ``timestep``; return the point of the next evaluation (or the final sample).
 
         Parameters
@@ -733,6 +736,13 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             Return a ``SchedulerOutput`` rather than a tuple.
         eta : float
             Must be 0: the methods are deterministic (accepted because DDIM pipelines pass it).
+        use_clipped_model_output : bool, optional
+            DDIM's keyword, read where ``clip_sample=True``. On a ``DDIMScheduler`` config with a method whose
+            every step is one DDIM step of one evaluation (``ddim``), ``None`` / ``False`` is DDIM's default
+            step, the clipped ``x0`` paired with the unclipped ``eps``, and ``True`` derives ``eps`` from the
+            clipped ``x0``, as ``DDIMScheduler.step`` does. Every other method (and every other source) is told
+            the clipped ``x0`` as the model's prediction, ``eps`` following it (as ``True``); an explicit
+            ``False`` is refused there.
         generator, **unused
             Ignored (pipelines pass them to stochastic schedulers).
 
@@ -744,10 +754,12 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             ``model_output`` or ``sample`` is not a tensor, ``timestep`` not a number.
         ValueError
             ``timestep`` has more than one element, ``eta`` is not 0, ``timestep`` (when it is a number or a CPU tensor) is not the evaluation the method
-            asks for, or the sample was changed in the middle of a step.
+            asks for, or the sample was changed in the middle of a step; ``use_clipped_model_output`` not a bool
+            or ``None``, or ``False`` with ``clip_sample=True`` where the method is not DDIM on a DDIM config.
         """
         if eta not in (None, 0, 0.0):
             raise ValueError(f"eta={eta} cannot be honoured: pndmkit's methods are deterministic (eta = 0)")
+        self._check_clipped_model_output(use_clipped_model_output)
         self._require_timesteps()
         for name, value in (("model_output", model_output), ("sample", sample)):
             if not isinstance(value, torch.Tensor):
@@ -775,7 +787,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                 raise ValueError(f"step got timestep={given:g}, but evaluation {self.nfe + 1} of "
                                  f"{run.integrator.name!r} is at timestep {want:g} (t={t:g}): pass the scheduler's "
                                  f"timesteps in order, after set_timesteps")
-        output = self._told(model_output, x_eval, t)
+        output = self._told(model_output, x_eval, t, self._ddim_default_step(use_clipped_model_output))
         run = self._run = run.tell(output)
         self._k = k + 1
         if run.done:
@@ -791,8 +803,39 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         return SchedulerOutput(prev_sample=prev) if return_dict else (prev,)
 
     # -- internals ------------------------------------------------------------------------------------
-    def _told(self, output: torch.Tensor, x: torch.Tensor, t: float) -> torch.Tensor:
-        """The model output as the run's prediction: EDM-preconditioned, or with its ``x0`` clipped."""
+    def _one_ddim_step_per_evaluation(self) -> bool:
+        """Whether every step of the method is one DDIM step of the evaluation at its start (``ddim``: the
+        :class:`~pndmkit.estimators.Single` estimator through the DDIM transfer or its data form, the same map)."""
+        integrator = self.integrator
+        return type(integrator.estimator) is Single and type(integrator.transfer) in (DDIMTransfer, DataTransfer)
+
+    def _check_clipped_model_output(self, value: Any) -> None:
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"use_clipped_model_output must be True, False or None, got {value!r}")
+        if value is None or value or self.translation.clip is None or self._ddim_default_step(False):
+            return
+        raise ValueError(f"use_clipped_model_output=False cannot be honoured by {self.integrator.name!r} on a "
+                         f"{self.translation.source or 'PNDMKitScheduler'} config: it is DDIMScheduler's default "
+                         f"step, the clipped x0 paired with the unclipped eps in one DDIM step, which only "
+                         f"method='ddim' on a DDIMScheduler config takes; with clip_sample=True every other method is "
+                         f"told the clipped x0 (eps following it). Pass use_clipped_model_output=True or None, or "
+                         f"clip_sample=False")
+
+    def _ddim_default_step(self, use_clipped_model_output: Optional[bool]) -> bool:
+        """Whether this evaluation is DDIM's default clipped step: a ``DDIMScheduler`` config with
+        ``clip_sample=True``, a method of one DDIM step per evaluation, ``use_clipped_model_output`` not set."""
+        return (not use_clipped_model_output and self.translation.clip is not None and
+                self.translation.source == "DDIMScheduler" and self._one_ddim_step_per_evaluation())
+
+    def _told(self, output: torch.Tensor, x: torch.Tensor, t: float, ddim_default: bool = False) -> torch.Tensor:
+        """The model output as the run's prediction: EDM-preconditioned, or with its ``x0`` clipped.
+
+        With ``ddim_default`` (:meth:`_ddim_default_step`) the step to ``t'`` must land where
+        ``DDIMScheduler.step`` does by default, ``alpha' x0c + sigma' eps`` with ``x0c`` the clipped ``x0``
+        and ``eps`` the unclipped one. A DDIM step told ``x0`` lands on ``alpha' x0 + sigma' (x - alpha x0) /
+        sigma``, so it is told ``x0 + (x0c - x0) s / (s - s')`` (``s = sigma / alpha``), which gives exactly that
+        (``x0c`` itself at ``s' = 0``); the method keeps nothing between steps, so nothing else reads it.
+        """
         tr = self.translation
         output = output.to(x.dtype) if output.dtype != x.dtype else output
         if tr.family == "edm":
@@ -804,7 +847,12 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             alpha, sigma = float(self.schedule.alpha(t)), float(self.schedule.sigma(t))
             e_x, e_o = eps_coefficients(self.schedule, t, tr.prediction)
             eps = output if (e_x, e_o) == (0.0, 1.0) else torch.add(x * e_x, output, alpha=e_o)
-            output = torch.add(x / alpha, eps, alpha=-sigma / alpha).clamp(-tr.clip, tr.clip)
+            x0 = torch.add(x / alpha, eps, alpha=-sigma / alpha)
+            output = x0.clamp(-tr.clip, tr.clip)
+            if ddim_default:
+                run = self._run
+                s, s_next = float(self.schedule.s(t)), float(self.schedule.s(float(run.times[run.index + 1])))
+                output = torch.add(x0, output - x0, alpha=s / (s - s_next))
         return output
 
     def _require_timesteps(self) -> None:
