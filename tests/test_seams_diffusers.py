@@ -527,9 +527,50 @@ def test_configs_of_schedulers_pndmkit_does_not_read_are_refused_by_their_fields
     from pndmkit.integrations.diffusers import PNDMKitScheduler
 
     config = getattr(diffusers, source)().config
+    with pytest.raises(ValueError, match=r"^LCMScheduler or TCDScheduler \(the same fields\) configs cannot be "
+                                         r"honoured: pndmkit reads the configs of DDPMScheduler, DDIMScheduler"):
+        PNDMKitScheduler.from_config(config, method="ddim")
+    # a plain mapping of the same fields (no marks of a diffusers config): refused by the fields no source has
+    plain = {key: value for key, value in config.items() if not key.startswith("_")}
     with pytest.raises(ValueError, match=r"config fields \['original_inference_steps', 'timestep_scaling'\] belong to "
                                          r"a scheduler pndmkit does not read"):
-        PNDMKitScheduler.from_config(config, method="ddim")
+        PNDMKitScheduler.from_config(plain, method="ddim")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy 2 on KDPM2's own constructor
+@pytest.mark.parametrize("source, named", [
+    ("IPNDMScheduler", "IPNDMScheduler"),
+    ("KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler or KDPM2DiscreteScheduler"),
+    ("DDIMInverseScheduler", "DDIMInverseScheduler"),
+    ("DPMSolverMultistepInverseScheduler", "DPMSolverMultistepInverseScheduler"),
+    ("SASolverScheduler", "SASolverScheduler"),
+])
+def test_in_memory_configs_of_schedulers_pndmkit_does_not_read_are_refused_by_class(source, named):
+    """An in-memory config carries no _class_name: its class is recognised by its fields and the defaults it lists
+    (IPNDM's config would otherwise lay out a DDPM grid; KDPM2 takes exactly LMS's fields, with its own defaults)."""
+    from pndmkit.integrations.diffusers import scheduler_class, translate
+
+    config = getattr(diffusers, source)().config
+    assert "_class_name" not in config and scheduler_class(config) in named.split(" or ")
+    for read in (lambda: PNDMKitScheduler.from_config(config, method="ipndm"), lambda: translate(config)):
+        with pytest.raises(ValueError, match=rf"^{named}( \(the same fields\))? configs cannot be honoured: pndmkit "
+                                             rf"reads the configs of DDPMScheduler, .*, FlowMatchEulerDiscreteScheduler$"):
+            read()
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_in_memory_configs_of_the_sources_are_recognised(source):
+    """Every source's own config, and a DDIM config made from it (which keeps its non-default fields), reads as
+    the class that made it; LMS's config is not KDPM2's, whose fields are the same."""
+    from pndmkit.integrations.diffusers import scheduler_class
+
+    config = getattr(diffusers, source)().config
+    assert scheduler_class(config) == source and scheduler_class(dict(config)) == source
+    assert PNDMKitScheduler.from_config(config, method="ddim", clip_sample=False).config.source == source
+    if source not in ("EDMEulerScheduler", "EDMDPMSolverMultistepScheduler", "FlowMatchEulerDiscreteScheduler"):
+        made = getattr(diffusers, source)(beta_schedule="scaled_linear", num_train_timesteps=500)
+        chained = diffusers.DDIMScheduler.from_config(made.config).config
+        assert chained.num_train_timesteps == 500 and scheduler_class(chained) == "DDIMScheduler"
 
 
 def test_the_sde_variant_of_dpm_solver_is_refused_by_name():

@@ -8,7 +8,7 @@ the last one, the final sample). All sampler state lives in that run: ``set_time
 schedulers made from one config share nothing.
 
 The config is read by :mod:`pndmkit.integrations.diffusers.config`: a config from one of its ``SOURCES``
-(``_class_name``) keeps that source's grid, end point, start scale and network timesteps; a config of
+(its ``_class_name``, or the class recognised by its fields) keeps that source's grid, end point, start scale and network timesteps; a config of
 pndmkit's own (no source) uses :func:`pndmkit.grids.make_grid` with ``timestep_spacing`` as the grid kind
 (``leading`` / ``linspace`` / ``trailing`` as in DDIM, or a pndmkit kind such as ``karras``, ``logsnr``),
 ``steps_offset`` for ``leading``, and the last step to ``t = -1`` (``abar = 1``) if ``set_alpha_to_one`` else
@@ -269,14 +269,17 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     def from_config(cls, config: Any = None, return_unused_kwargs: bool = False, **kwargs: Any) -> Any:
         """Build from any diffusers scheduler config; ``kwargs`` (``method=...``, overrides) win over it.
 
-        The source is the config's ``_class_name`` when it is one of ``SOURCES`` (or the ``source`` field of
-        a PNDMKitScheduler config); every field of the config is kept in the new one, so that
+        The source is the class that made the config when it is one of ``SOURCES``: its ``_class_name``, or, for
+        the in-memory config of a scheduler built in code, the class recognised by its fields
+        (:func:`~pndmkit.integrations.diffusers.config.scheduler_class`), or the ``source`` field of a
+        PNDMKitScheduler config. Every field of the config is kept in the new one, so that
         ``DDIMScheduler.from_config(pndmkit_scheduler.config)`` gets the original settings back.
 
         Raises
         ------
         ValueError
-            A field of ``REFUSED`` at a value that changes the result, an unknown ``beta_schedule`` or
+            The config of a diffusers scheduler pndmkit does not read (``IPNDMScheduler``, ``LCMScheduler``, ...,
+            named), a field of ``REFUSED`` at a value that changes the result, an unknown ``beta_schedule`` or
             ``prediction_type``, or a bad ``method``.
         """
         if config is None:
@@ -285,11 +288,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
         # every field is the source's own setting, its defaults included (diffusers would otherwise replace the
         # fields it lists as defaults by this class's defaults, e.g. DPM-Solver's linspace spacing by leading)
-        config = {key: value for key, value in config.items() if key != "_use_default_values"}
         keys = _init_keys()
-        refuse_foreign(config, frozenset(keys))
+        refuse_foreign(config, frozenset(keys))  # the config as given: its class is recognised by its marks too
         if "source" not in kwargs and "method" not in config:
             kwargs["source"] = infer_source(config)
+        config = {key: value for key, value in config.items() if key != "_use_default_values"}
         extra = {key: kwargs.pop(key) for key in list(kwargs) if key not in keys}
         config.update(extra)
         translate({**config, **kwargs})  # refuse early, naming the field
