@@ -15,6 +15,9 @@ from pndmkit.integrations import k_diffusion as K  # noqa: E402
 from pndmkit.integrations.diffusers import PNDMKitScheduler, TrainingRangeWarning  # noqa: E402
 
 
+_DDIM = __import__("diffusers").DDIMScheduler()
+
+
 def _sched(**kw):
     return PNDMKitScheduler(**kw)
 
@@ -44,6 +47,10 @@ CASES = [
     ("betas 2-D", lambda: _sched(trained_betas=[[0.01] * 10] * 100), ValueError, r"trained_betas .*shape \(100, 10\)"),
     ("from_config T", lambda: PNDMKitScheduler.from_config({"num_train_timesteps": -3}, method="ddim"), ValueError,
      r"num_train_timesteps must be an integer >= 2.*got -3"),
+    ("from_config methd", lambda: PNDMKitScheduler.from_config(_DDIM.config, methd="unipc-3"), TypeError,
+     r"^PNDMKitScheduler.from_config\(\) got an unexpected keyword argument 'methd'; did you mean 'method'\?$"),
+    ("from_config field", lambda: PNDMKitScheduler.from_config(_DDIM.config, method="ddim", clip_sampel=False),
+     TypeError, r"unexpected keyword argument 'clip_sampel'; did you mean 'clip_sample'\?"),
     # set_timesteps
     ("steps 2.5", lambda: _sched().set_timesteps(2.5), ValueError, r"num_inference_steps must be an integer >= 1, got float 2.5"),
     ("steps string", lambda: _sched().set_timesteps("10"), ValueError, r"num_inference_steps must be .*got str '10'"),
@@ -99,6 +106,10 @@ def test_bad_input_raises_a_clear_error(name, call, error, message):
 
 
 def test_good_input_next_to_the_bad_still_works():
+    # keywords that are fields of a source's config override it, whichever source they belong to
+    s = PNDMKitScheduler.from_config(_DDIM.config, method="unipc-3", clip_sample=False, solver_order=2)
+    assert (s.integrator.name, s.config.clip_sample, s.config.solver_order, s.translation.clip) == ("unipc-3", False, 2,
+                                                                                                    None)
     s = _sched(num_train_timesteps=1000.0)  # an integral float (JSON) is an integer
     assert s.schedule.num_train_timesteps == 1000
     noisy = s.add_noise(ONES, ZEROS, torch.tensor([10, 20]))  # one timestep per sample

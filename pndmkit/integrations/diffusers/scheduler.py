@@ -55,6 +55,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("pndmkit.integrations.diffusers needs diffusers and torch: "
                       "pip install 'pndmkit[peers,torch]'") from exc
 
+from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Single
 from pndmkit.grids import GRIDS, make_grid
@@ -137,6 +138,13 @@ def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
 
 def _init_keys() -> set:
     return set(inspect.signature(PNDMKitScheduler.__init__).parameters) - {"self"}
+
+
+def _source_fields(name: str) -> set:
+    """The config fields of the diffusers scheduler ``name`` (its constructor's parameters)."""
+    import diffusers
+
+    return set(inspect.signature(getattr(diffusers, name).__init__).parameters) - {"self", "kwargs"}
 
 
 class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
@@ -277,18 +285,24 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
 
         Raises
         ------
+        TypeError
+            A keyword that is neither a field of PNDMKitScheduler nor one of any source's config (a misspelt
+            ``methd=``), naming the closest known one.
         ValueError
             The config of a diffusers scheduler pndmkit does not read (``IPNDMScheduler``, ``LCMScheduler``, ...,
             named), a field of ``REFUSED`` at a value that changes the result, an unknown ``beta_schedule`` or
             ``prediction_type``, or a bad ``method``.
         """
+        keys = _init_keys()
+        known = keys | set().union(*(_source_fields(name) for name in SOURCES))
+        reject_unknown(f"{cls.__name__}.from_config", {key: value for key, value in kwargs.items()
+                                                      if not key.startswith("_") and key not in known}, sorted(known))
         if config is None:
             config = {}
         if not isinstance(config, dict):  # FrozenDict is a dict; anything else diffusers loads itself
             return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
         # every field is the source's own setting, its defaults included (diffusers would otherwise replace the
         # fields it lists as defaults by this class's defaults, e.g. DPM-Solver's linspace spacing by leading)
-        keys = _init_keys()
         refuse_foreign(config, frozenset(keys))  # the config as given: its class is recognised by its marks too
         if "source" not in kwargs and "method" not in config:
             kwargs["source"] = infer_source(config)
