@@ -85,6 +85,14 @@ FAMILIES = [
     ("UniPCMultistepScheduler", dict(), "unipc-2", 1e-6),
     ("UniPCMultistepScheduler", dict(solver_order=3), "unipc-3", 1e-6),
     ("UniPCMultistepScheduler", dict(use_karras_sigmas=True), "unipc-2", 2e-6),
+    # bh1 ends at sigma_min: to sigma = 0 diffusers' bh1 is NaN (tests/test_exponential.py)
+    ("UniPCMultistepScheduler", dict(solver_type="bh1", final_sigmas_type="sigma_min"), "unipc-2", 1e-6),
+    ("UniPCMultistepScheduler", dict(solver_type="bh1", solver_order=3, final_sigmas_type="sigma_min"), "unipc-3",
+     1e-6),
+    ("DPMSolverMultistepScheduler", dict(solver_type="heun"), "dpm-solver++-2m", 1e-6),
+    ("DPMSolverMultistepScheduler", dict(solver_type="heun", algorithm_type="dpmsolver",
+                                         final_sigmas_type="sigma_min"), "dpm-solver-2m", 1e-6),
+    ("EDMDPMSolverMultistepScheduler", dict(solver_type="heun"), "dpm-solver++-2m", 3e-6),
     ("DEISMultistepScheduler", dict(solver_order=3), "deis-3", 1e-6),
     ("EulerDiscreteScheduler", dict(), "ddim", 1e-6),
     ("EulerDiscreteScheduler", dict(timestep_spacing="leading", steps_offset=1), "ddim", 1e-6),
@@ -122,6 +130,41 @@ def test_naive_swap_is_the_source_sampler(source, config, method, tol, steps):
         np.testing.assert_allclose(ours.sigmas.double().numpy(), theirs.sigmas.double().numpy(), rtol=2e-6,
                                    atol=1e-12)  # the same levels, the same end
     assert rel(b, a) < tol
+
+
+@pytest.mark.parametrize("source, config, method, built, default", [
+    ("UniPCMultistepScheduler", dict(solver_type="bh1", solver_order=3, final_sigmas_type="sigma_min"), "unipc-3",
+     "UniPC(order=3, variant='bh1'", "bh2"),
+    ("DPMSolverMultistepScheduler", dict(solver_type="heun"), "dpm-solver++-2m",
+     "ExponentialMultistep(order=2, weights='exact'", "midpoint"),
+])
+def test_solver_type_chooses_the_variant_the_source_runs(source, config, method, built, default):
+    """solver_type picks UniPC's B(h) and DPM-Solver-2M's second-order step: the swap builds that variant, and the
+    default variant on the same config is far from the source (so the parity of the swap is not vacuous)."""
+    theirs = counted(getattr(diffusers, source)(**config))
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    assert repr(ours.integrator.estimator).startswith(built) and ours.integrator.name == method
+    default = PNDMKitScheduler.from_config({**theirs.config, "solver_type": default}, method=method)
+    assert repr(default.integrator.estimator) == repr(pndmkit.get_method(method).build(default.schedule).estimator)
+    x_T = noise((4, 16), 1)
+    a, calls_theirs = pipeline_loop(theirs, 10, x_T)
+    b, calls_ours = pipeline_loop(ours, 10, x_T)
+    c, _ = pipeline_loop(default, 10, x_T)
+    assert theirs.steps == calls_theirs == 10 == ours.nfe
+    assert rel(b, a) < 1e-6 < 1e-2 < rel(c, a)
+
+
+def test_solver_types_pndmkit_does_not_have_are_refused_by_name():
+    config = diffusers.DPMSolverMultistepScheduler(solver_type="heun", solver_order=3).config
+    with pytest.raises(ValueError, match=r"^solver_type='heun' cannot be honoured by 'dpm-solver\+\+-3m': .*pass "
+                                         r"solver_type='midpoint', or method='dpm-solver\+\+-2m'"):
+        PNDMKitScheduler.from_config(config, method="dpm-solver++-3m")
+    PNDMKitScheduler.from_config(config, method="deis-3")  # a method the field does not choose: as registered
+    unipc = diffusers.UniPCMultistepScheduler(solver_type="bh1").config
+    built = pndmkit.get_method("unipc-2").build(schedule_from_config(unipc))  # bh2, passed as built
+    with pytest.raises(ValueError, match=r"^method is an Integrator with UniPC\(order=2, variant='bh2'.*"
+                                         r"solver_type='bh1' chooses UniPC\(order=2, variant='bh1'"):
+        PNDMKitScheduler.from_config(unipc, method=built)
 
 
 def test_euler_ancestral_config_runs_its_ode_part():

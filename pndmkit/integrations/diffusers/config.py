@@ -37,8 +37,12 @@ clipped denoiser DDPM's posterior uses, and DDIM's step with ``use_clipped_model
 step pairs the clipped ``x0`` with the unclipped ``eps``, which no prediction of a multistep method expresses;
 ``method='ddim'`` on a ``DDIMScheduler`` config, one DDIM step per evaluation with nothing kept between steps,
 takes it exactly (:meth:`PNDMKitScheduler.step <pndmkit.integrations.diffusers.PNDMKitScheduler.step>`, its
-``use_clipped_model_output``). Fields that only choose the *source's* own method (``solver_order``, ``skip_prk_steps``, ``algorithm_type``, ...) play no part: the
-method is pndmkit's. They stay in the config, so a config survives a round trip through pndmkit.
+``use_clipped_model_output``). Fields that only choose the *source's* own method (``solver_order``,
+``skip_prk_steps``, ``algorithm_type``, ...) play no part: the method is pndmkit's. ``solver_type`` chooses the
+variant of a method both have, and is followed there: UniPC's ``B(h)`` (``"bh1"``, ``"bh2"``) for ``unipc-2/3`` on
+a UniPC config, DPM-Solver-2M's ``"heun"`` step for ``dpm-solver++-2m`` and ``dpm-solver-2m`` on a DPM-Solver
+multistep config (refused by name with ``dpm-solver++-3m``). Every field stays in the config, so a config survives a
+round trip through pndmkit.
 
 The other direction, a pndmkit schedule as a diffusers table, is :func:`table_from_schedule`;
 :func:`scheduler_levels` reads the noise level a configured diffusers scheduler assumes at each of its

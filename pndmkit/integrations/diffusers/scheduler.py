@@ -39,6 +39,7 @@ it against the evaluation asked, at no device cost); only the first ``step`` of 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import numbers
@@ -58,6 +59,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Single
+from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
 from pndmkit.grids import GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, TrainingRangeWarning,
                                                    Translation, check_timesteps, infer_source, refuse_foreign,
@@ -134,6 +136,48 @@ def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
         raise ValueError(f"method={spec.name!r} is adaptive (it chooses its own steps), so it has no timesteps to "
                          f"give a pipeline; choose a fixed-step method")
     return built
+
+
+#: sources whose ``solver_type`` chooses the variant of a method pndmkit has too: DPM-Solver's ``"midpoint"`` /
+#: ``"heun"`` second-order step, UniPC's ``B(h)``
+_DPM_SOURCES = ("DPMSolverMultistepScheduler", "EDMDPMSolverMultistepScheduler")
+
+
+def _solver_variant(integrator: Integrator, method: Any, translation: Translation) -> Integrator:
+    """The variant of ``integrator`` that the config's ``solver_type`` chooses, where the source has the method
+    too: UniPC's ``B(h)`` (``"bh1"``, ``"bh2"``) on a UniPC config, and on a DPM-Solver multistep config the
+    ``"heun"`` second-order step of DPM-Solver(++)-2M (:class:`~pndmkit.exponential.ExponentialMultistep` with
+    ``"exact"`` weights rather than the ``"midpoint"`` ``"dpm-solver"`` ones). Other methods, for which the field
+    only chooses the source's own method, are returned unchanged.
+
+    Raises
+    ------
+    ValueError
+        A variant pndmkit does not have (``solver_type="heun"`` with DPM-Solver++(3M), whose heun ramp step it
+        does not take), or an :class:`Integrator` passed as ``method`` that is the other variant (it is used as
+        built, so the message names both).
+    """
+    solver_type = translation.config.get("solver_type", None)
+    estimator = integrator.estimator
+    name = integrator.name or "the method"
+    if isinstance(estimator, UniPC) and translation.source == "UniPCMultistepScheduler" and solver_type in VARIANTS:
+        if estimator.variant == solver_type:
+            return integrator
+        variant = UniPC(estimator.formula_order, solver_type, estimator.lower_order_final, estimator.corrector)
+    elif (isinstance(estimator, ExponentialMultistep) and estimator.weights == "dpm-solver" and
+          translation.source in _DPM_SOURCES and solver_type == "heun"):
+        if estimator.formula_order != 2:
+            raise ValueError(f"solver_type='heun' cannot be honoured by {name!r}: {translation.source}'s heun variant "
+                             f"changes the second-order step of its order ramp, which pndmkit's "
+                             f"{estimator.formula_order}M takes as 'midpoint'; pass solver_type='midpoint', or "
+                             f"method='dpm-solver++-2m' (its heun variant runs)")
+        variant = ExponentialMultistep(2, "exact", estimator.lower_order_final, estimator.few_steps)
+    else:
+        return integrator
+    if isinstance(method, Integrator):
+        raise ValueError(f"method is an Integrator with {estimator!r}, but the config's solver_type={solver_type!r} "
+                         f"chooses {variant!r}: build it with that estimator, or pass solver_type= to match yours")
+    return dataclasses.replace(integrator, estimator=variant)
 
 
 def _init_keys() -> set:
@@ -252,7 +296,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         """Read the config (again, once ``from_config`` has added the source's fields) and build the method."""
         self.translation: Translation = translate(dict(self.config))
         self.schedule = self.translation.schedule
-        self.integrator = _integrator(self._method, self.schedule)
+        self.integrator = _solver_variant(_integrator(self._method, self.schedule), self._method, self.translation)
         method = self._method
         if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
             name = method.name
