@@ -508,6 +508,29 @@ def test_image_to_image_keeps_the_strength_or_refuses_naming_it(sd_parts, source
         assert calls_ours == calls_theirs and rel(out_ours, out_theirs) < 2e-6
 
 
+@pytest.mark.parametrize("method", ["ddim", "ipndm", "plms", "prk", "dpm-solver++-2m", "unipc-3"])
+def test_image_to_image_strength_that_keeps_no_step_is_refused_naming_it(sd_parts, method):
+    """strength 0.05 of 10 steps keeps int(10 * 0.05) = 0 steps: refused before any network call, naming strength
+    and the range that runs (diffusers' own DDIM returns an empty batch there); 0.1 runs the last step."""
+    image = noise((1, 3, 16, 16), 6).clamp(-1, 1) / 2 + 0.5
+    cls = diffusers.StableDiffusionImg2ImgPipeline
+    theirs = counted(diffusers.DDIMScheduler(**SD))
+    empty, calls_theirs = run_sd(sd_parts, theirs, cls, image=image, strength=0.05, num_inference_steps=10)
+    assert empty.shape[0] == 0 and calls_theirs == [] and theirs.steps == 0
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method, clip_sample=False)
+    with pytest.raises(ValueError, match=r"starts image-to-image after the last of the 10 steps: the strength asked runs "
+                                         r"no step .*none for strength < 1/10 = 0.1\); pass strength in \[0.1, 1\], or "
+                                         r"more num_inference_steps$"):
+        run_sd(sd_parts, ours, cls, image=image, strength=0.05, num_inference_steps=10)
+    assert ours.run is None
+    if method in ("ddim", "ipndm", "dpm-solver++-2m", "unipc-3"):  # one step: the last, first order in each
+        out, calls_ours = run_sd(sd_parts, ours, cls, image=image, strength=0.1, num_inference_steps=10)
+        ddim = counted(diffusers.DDIMScheduler(**SD, clip_sample=False))
+        out_theirs, calls_theirs = run_sd(sd_parts, ddim, cls, image=image, strength=0.1, num_inference_steps=10)
+        assert calls_ours == calls_theirs == [1.0] and ours.nfe == 1 == ddim.steps and ours.run.done
+        assert rel(out, out_theirs) < 2e-6
+
+
 @pytest.fixture(scope="module")
 def sd3_parts():
     torch.manual_seed(0)

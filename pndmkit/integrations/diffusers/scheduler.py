@@ -28,7 +28,7 @@ index. ``order`` is the number of evaluations of every step when the method has 
 (``pie`` 2, ``prk`` / ``prk-s`` / ``rk4`` 4, single-evaluation methods 1), so the slice starts at grid step
 ``t_start`` at the strength asked. A method whose fresh start there would evaluate at other times than the
 slice (warm-ups of ``f-pndm``, ``plms``, ...) is refused by ``set_begin_index`` with a message naming the
-strength.
+strength, and so is a strength that keeps no step (``begin_index`` past the last step).
 
 Host synchronisation
 --------------------
@@ -701,7 +701,10 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Raises
         ------
         ValueError
-            The method started afresh at the grid step of ``begin_index`` would not evaluate at
+            ``begin_index`` past the last step (an image-to-image strength that keeps no step, below
+            ``1 / num_inference_steps`` in Stable Diffusion pipelines: the message names ``strength`` and the range
+            that runs; diffusers' own schedulers return an empty batch or fail inside the pipeline there), or the
+            method started afresh at the grid step of ``begin_index`` would not evaluate at
             ``timesteps[begin_index:]`` (the message names the strength this is).
         """
         self._require_timesteps()
@@ -923,6 +926,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     def _starting_step(self, k: int) -> int:
         """The grid step at which evaluation ``k`` starts a fresh run whose evaluations are ``times[k:]``."""
         n = self.num_inference_steps
+        if k == n * self.order:  # what image-to-image pipelines pass when the strength keeps no step
+            raise ValueError(f"begin_index={k} (t_start {n} * order {self.order}) starts image-to-image after the last "
+                             f"of the {n} steps: the strength asked runs no step (Stable Diffusion pipelines run "
+                             f"int({n} * strength) steps, none for strength < 1/{n} = {1 / n:g}); pass strength in "
+                             f"[{1 / n:g}, 1], or more num_inference_steps")
         if not 0 <= k < len(self._times):
             raise ValueError(f"begin_index={k} must lie in [0, {len(self._times)}), the evaluations of this loop")
         strength = (f"image-to-image at strength {(n - k / self.order) / n:g} of {n} steps (begin_index={k} = "
