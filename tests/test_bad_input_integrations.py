@@ -28,6 +28,17 @@ def _stepped(n=10):
     return s
 
 
+def _batch_changed(method, keep=None):
+    """Four evaluations on a batch of 2, then a batch of 3 (or the first ``keep`` samples)."""
+    s = PNDMKitScheduler(method=method, set_alpha_to_one=False, steps_offset=1)
+    s.set_timesteps(10)
+    x = torch.ones(2, 2)
+    for i, t in enumerate(s.timesteps):
+        if i == 4:
+            x = torch.cat([x, x[:1]]) if keep is None else x[:keep]
+        x = s.step(0.1 * x, t, x).prev_sample
+
+
 def _den(x, sigma):
     return np.full_like(x, 0.5)
 
@@ -87,6 +98,14 @@ CASES = [
      TypeError, r"sample must be a torch.Tensor, got ndarray"),
     ("step string timestep", lambda: (lambda s: s.step(torch.zeros(1, 2), "900", torch.ones(1, 2)))(_stepped()),
      TypeError, r"timestep must be a number .*'900'"),
+    ("step output shape", lambda: (lambda s: s.step(torch.zeros(3, 2), s.timesteps[0], torch.ones(2, 2)))(_stepped()),
+     ValueError, r"^model_output of shape \(3, 2\) must have the shape of sample, \(2, 2\)"),
+    ("step batch grows", lambda: _batch_changed("ipndm"), ValueError,
+     r"^step got a sample of shape \(3, 2\) at evaluation 5 of 10, but this sampling loop runs samples of shape "
+     r"\(2, 2\): the batch size and sample shape cannot change in the middle of a loop; call set_timesteps"),
+    ("step batch shrinks", lambda: _batch_changed("prk", keep=1), ValueError,
+     r"^step got a sample of shape \(1, 2\) at evaluation 5 of 40, but this sampling loop runs samples of shape "
+     r"\(2, 2\)"),
     # k-diffusion-style samplers
     ("kd list x", lambda: K.sample(_den, Y.tolist(), SIGMAS, disable=True), TypeError,
      r"x must be a torch.Tensor or numpy.ndarray .*got list"),

@@ -818,7 +818,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             ``model_output`` or ``sample`` is not a tensor, ``timestep`` not a number.
         ValueError
             ``timestep`` has more than one element, ``eta`` is not 0, ``timestep`` (when it is a number or a CPU tensor) is not the evaluation the method
-            asks for, or the sample was changed in the middle of a step; ``use_clipped_model_output`` not a bool
+            asks for, or the sample was changed in the middle of a step; ``sample`` of another shape (another
+            batch size) than the loop's, ``model_output`` of another shape than ``sample``;
+            ``use_clipped_model_output`` not a bool
             or ``None``, or ``False`` with ``clip_sample=True`` where the method is not DDIM on a DDIM config.
         """
         if eta not in (None, 0, 0.0):
@@ -834,12 +836,20 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         if not isinstance(timestep, (torch.Tensor, numbers.Real)) or isinstance(timestep, bool):
             raise TypeError(f"timestep must be a number or a one-element tensor (the current element of "
                             f"scheduler.timesteps), got {type(timestep).__name__} {timestep!r}")
+        if model_output.shape != sample.shape:
+            raise ValueError(f"model_output of shape {tuple(model_output.shape)} must have the shape of sample, "
+                             f"{tuple(sample.shape)} (the network's prediction for each sample)")
         tr = self.translation
         if self._run is None:
             self._start(timestep, sample)
         elif self._run.done:
             raise RuntimeError("the sampling loop is over: call set_timesteps before the next one")
         elif sample is not self._last:
+            if self._last is not None and sample.shape != self._last.shape:
+                raise ValueError(f"step got a sample of shape {tuple(sample.shape)} at evaluation {self.nfe + 1} of "
+                                 f"{len(self._times)}, but this sampling loop runs samples of shape "
+                                 f"{tuple(self._last.shape)}: the batch size and sample shape cannot change in the "
+                                 f"middle of a loop; call set_timesteps to start a new loop with them")
             self._follow(sample)
         run = self._run
         x_eval, t = run.ask()
