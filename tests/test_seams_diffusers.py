@@ -614,14 +614,13 @@ def test_configs_of_schedulers_pndmkit_does_not_read_are_refused_by_their_fields
 def test_in_memory_configs_of_schedulers_pndmkit_does_not_read_are_refused_by_class(source, named):
     """An in-memory config carries no _class_name: its class is recognised by its fields and the defaults it lists
     (IPNDM's config would otherwise lay out a DDPM grid; KDPM2 takes exactly LMS's fields, with its own defaults)."""
-    from pndmkit.integrations.diffusers import scheduler_class, translate
+    from pndmkit.integrations.diffusers import scheduler_class
 
     config = getattr(diffusers, source)().config
     assert "_class_name" not in config and scheduler_class(config) in named.split(" or ")
-    for read in (lambda: PNDMKitScheduler.from_config(config, method="ipndm"), lambda: translate(config)):
-        with pytest.raises(ValueError, match=rf"^{named}( \(the same fields\))? configs cannot be honoured: pndmkit "
-                                             rf"reads the configs of DDPMScheduler, .*, FlowMatchEulerDiscreteScheduler$"):
-            read()
+    with pytest.raises(ValueError, match=rf"^{named}( \(the same fields\))? configs cannot be honoured: pndmkit "
+                                         rf"reads the configs of DDPMScheduler, .*, FlowMatchEulerDiscreteScheduler$"):
+        PNDMKitScheduler.from_config(config, method="ipndm")
 
 
 @pytest.mark.parametrize("source", SOURCES)

@@ -653,12 +653,17 @@ def translate(config: Any, **overrides: Any) -> Translation:
 
     The source class is the config's ``source`` field (a PNDMKitScheduler config) or the class that made it
     (:func:`scheduler_class`: its ``_class_name``, else recognised by its fields) when that is one of
-    :data:`SOURCES`; a mapping no class is recognised in takes pndmkit's own grid rules (``source=None``).
+    :data:`SOURCES`; otherwise pndmkit's own grid rules apply (``source=None``).
+
+    A config of another diffusers scheduler (``IPNDMScheduler``, ``LCMScheduler``, ...) is read for its noise
+    schedule and prediction alone, with pndmkit's own grid rules: :meth:`PNDMKitScheduler.from_config
+    <pndmkit.integrations.diffusers.PNDMKitScheduler.from_config>`, which would lay out its grid, refuses it
+    (:func:`refuse_foreign`).
 
     Raises
     ------
     ValueError
-        The config of a diffusers scheduler outside :data:`SOURCES` (naming it); a field of :data:`REFUSED` at another value than the harmless one, an unknown ``prediction_type`` or
+        A field of :data:`REFUSED` at another value than the harmless one, an unknown ``prediction_type`` or
         one the family does not define, or a bad schedule (messages name the field).
     """
     cfg = {key: value for key, value in dict(config or {}).items()}
@@ -672,8 +677,6 @@ def translate(config: Any, **overrides: Any) -> Translation:
     if isinstance(algorithm, str) and algorithm.startswith("sde-"):
         raise ValueError(f"algorithm_type={algorithm!r} cannot be honoured: the SDE variant adds noise at every step; "
                          f"pndmkit's methods are deterministic (use algorithm_type='dpmsolver++')")
-    if cfg.get("method", None) is None and cfg.get("source", None) is None:
-        _refuse_class(cfg)
     source = _source(cfg)
     family = _family(cfg)
     spacing = cfg.get("timestep_spacing", None)
