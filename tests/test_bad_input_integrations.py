@@ -15,6 +15,9 @@ from pndmkit.integrations import k_diffusion as K  # noqa: E402
 from pndmkit.integrations.diffusers import PNDMKitScheduler, TrainingRangeWarning  # noqa: E402
 
 
+_DDIM = __import__("diffusers").DDIMScheduler()
+
+
 def _sched(**kw):
     return PNDMKitScheduler(**kw)
 
@@ -23,6 +26,17 @@ def _stepped(n=10):
     s = PNDMKitScheduler()
     s.set_timesteps(n)
     return s
+
+
+def _batch_changed(method, keep=None):
+    """Four evaluations on a batch of 2, then a batch of 3 (or the first ``keep`` samples)."""
+    s = PNDMKitScheduler(method=method, set_alpha_to_one=False, steps_offset=1)
+    s.set_timesteps(10)
+    x = torch.ones(2, 2)
+    for i, t in enumerate(s.timesteps):
+        if i == 4:
+            x = torch.cat([x, x[:1]]) if keep is None else x[:keep]
+        x = s.step(0.1 * x, t, x).prev_sample
 
 
 def _den(x, sigma):
@@ -44,6 +58,10 @@ CASES = [
     ("betas 2-D", lambda: _sched(trained_betas=[[0.01] * 10] * 100), ValueError, r"trained_betas .*shape \(100, 10\)"),
     ("from_config T", lambda: PNDMKitScheduler.from_config({"num_train_timesteps": -3}, method="ddim"), ValueError,
      r"num_train_timesteps must be an integer >= 2.*got -3"),
+    ("from_config methd", lambda: PNDMKitScheduler.from_config(_DDIM.config, methd="unipc-3"), TypeError,
+     r"^PNDMKitScheduler.from_config\(\) got an unexpected keyword argument 'methd'; did you mean 'method'\?$"),
+    ("from_config field", lambda: PNDMKitScheduler.from_config(_DDIM.config, method="ddim", clip_sampel=False),
+     TypeError, r"unexpected keyword argument 'clip_sampel'; did you mean 'clip_sample'\?"),
     # set_timesteps
     ("steps 2.5", lambda: _sched().set_timesteps(2.5), ValueError, r"num_inference_steps must be an integer >= 1, got float 2.5"),
     ("steps string", lambda: _sched().set_timesteps("10"), ValueError, r"num_inference_steps must be .*got str '10'"),
@@ -80,6 +98,14 @@ CASES = [
      TypeError, r"sample must be a torch.Tensor, got ndarray"),
     ("step string timestep", lambda: (lambda s: s.step(torch.zeros(1, 2), "900", torch.ones(1, 2)))(_stepped()),
      TypeError, r"timestep must be a number .*'900'"),
+    ("step output shape", lambda: (lambda s: s.step(torch.zeros(3, 2), s.timesteps[0], torch.ones(2, 2)))(_stepped()),
+     ValueError, r"^model_output of shape \(3, 2\) must have the shape of sample, \(2, 2\)"),
+    ("step batch grows", lambda: _batch_changed("ipndm"), ValueError,
+     r"^step got a sample of shape \(3, 2\) at evaluation 5 of 10, but this sampling loop runs samples of shape "
+     r"\(2, 2\): the batch size and sample shape cannot change in the middle of a loop; call set_timesteps"),
+    ("step batch shrinks", lambda: _batch_changed("prk", keep=1), ValueError,
+     r"^step got a sample of shape \(1, 2\) at evaluation 5 of 40, but this sampling loop runs samples of shape "
+     r"\(2, 2\)"),
     # k-diffusion-style samplers
     ("kd list x", lambda: K.sample(_den, Y.tolist(), SIGMAS, disable=True), TypeError,
      r"x must be a torch.Tensor or numpy.ndarray .*got list"),
@@ -99,6 +125,10 @@ def test_bad_input_raises_a_clear_error(name, call, error, message):
 
 
 def test_good_input_next_to_the_bad_still_works():
+    # keywords that are fields of a source's config override it, whichever source they belong to
+    s = PNDMKitScheduler.from_config(_DDIM.config, method="unipc-3", clip_sample=False, solver_order=2)
+    assert (s.integrator.name, s.config.clip_sample, s.config.solver_order, s.translation.clip) == ("unipc-3", False, 2,
+                                                                                                    None)
     s = _sched(num_train_timesteps=1000.0)  # an integral float (JSON) is an integer
     assert s.schedule.num_train_timesteps == 1000
     noisy = s.add_noise(ONES, ZEROS, torch.tensor([10, 20]))  # one timestep per sample

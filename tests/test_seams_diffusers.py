@@ -85,6 +85,14 @@ FAMILIES = [
     ("UniPCMultistepScheduler", dict(), "unipc-2", 1e-6),
     ("UniPCMultistepScheduler", dict(solver_order=3), "unipc-3", 1e-6),
     ("UniPCMultistepScheduler", dict(use_karras_sigmas=True), "unipc-2", 2e-6),
+    # bh1 ends at sigma_min: to sigma = 0 diffusers' bh1 is NaN (tests/test_exponential.py)
+    ("UniPCMultistepScheduler", dict(solver_type="bh1", final_sigmas_type="sigma_min"), "unipc-2", 1e-6),
+    ("UniPCMultistepScheduler", dict(solver_type="bh1", solver_order=3, final_sigmas_type="sigma_min"), "unipc-3",
+     1e-6),
+    ("DPMSolverMultistepScheduler", dict(solver_type="heun"), "dpm-solver++-2m", 1e-6),
+    ("DPMSolverMultistepScheduler", dict(solver_type="heun", algorithm_type="dpmsolver",
+                                         final_sigmas_type="sigma_min"), "dpm-solver-2m", 1e-6),
+    ("EDMDPMSolverMultistepScheduler", dict(solver_type="heun"), "dpm-solver++-2m", 3e-6),
     ("DEISMultistepScheduler", dict(solver_order=3), "deis-3", 1e-6),
     ("EulerDiscreteScheduler", dict(), "ddim", 1e-6),
     ("EulerDiscreteScheduler", dict(timestep_spacing="leading", steps_offset=1), "ddim", 1e-6),
@@ -124,6 +132,41 @@ def test_naive_swap_is_the_source_sampler(source, config, method, tol, steps):
     assert rel(b, a) < tol
 
 
+@pytest.mark.parametrize("source, config, method, built, default", [
+    ("UniPCMultistepScheduler", dict(solver_type="bh1", solver_order=3, final_sigmas_type="sigma_min"), "unipc-3",
+     "UniPC(order=3, variant='bh1'", "bh2"),
+    ("DPMSolverMultistepScheduler", dict(solver_type="heun"), "dpm-solver++-2m",
+     "ExponentialMultistep(order=2, weights='exact'", "midpoint"),
+])
+def test_solver_type_chooses_the_variant_the_source_runs(source, config, method, built, default):
+    """solver_type picks UniPC's B(h) and DPM-Solver-2M's second-order step: the swap builds that variant, and the
+    default variant on the same config is far from the source (so the parity of the swap is not vacuous)."""
+    theirs = counted(getattr(diffusers, source)(**config))
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    assert repr(ours.integrator.estimator).startswith(built) and ours.integrator.name == method
+    default = PNDMKitScheduler.from_config({**theirs.config, "solver_type": default}, method=method)
+    assert repr(default.integrator.estimator) == repr(pndmkit.get_method(method).build(default.schedule).estimator)
+    x_T = noise((4, 16), 1)
+    a, calls_theirs = pipeline_loop(theirs, 10, x_T)
+    b, calls_ours = pipeline_loop(ours, 10, x_T)
+    c, _ = pipeline_loop(default, 10, x_T)
+    assert theirs.steps == calls_theirs == 10 == ours.nfe
+    assert rel(b, a) < 1e-6 < 1e-2 < rel(c, a)
+
+
+def test_solver_types_pndmkit_does_not_have_are_refused_by_name():
+    config = diffusers.DPMSolverMultistepScheduler(solver_type="heun", solver_order=3).config
+    with pytest.raises(ValueError, match=r"^solver_type='heun' cannot be honoured by 'dpm-solver\+\+-3m': .*pass "
+                                         r"solver_type='midpoint', or method='dpm-solver\+\+-2m'"):
+        PNDMKitScheduler.from_config(config, method="dpm-solver++-3m")
+    PNDMKitScheduler.from_config(config, method="deis-3")  # a method the field does not choose: as registered
+    unipc = diffusers.UniPCMultistepScheduler(solver_type="bh1").config
+    built = pndmkit.get_method("unipc-2").build(schedule_from_config(unipc))  # bh2, passed as built
+    with pytest.raises(ValueError, match=r"^method is an Integrator with UniPC\(order=2, variant='bh2'.*"
+                                         r"solver_type='bh1' chooses UniPC\(order=2, variant='bh1'"):
+        PNDMKitScheduler.from_config(unipc, method=built)
+
+
 def test_euler_ancestral_config_runs_its_ode_part():
     """EulerAncestral's config swapped: the deterministic part, diffusers' Euler on the same config."""
     config = diffusers.EulerAncestralDiscreteScheduler().config
@@ -146,18 +189,60 @@ def test_heun_config_with_pie():
     assert rel(b, a) < 1e-4  # the last step differs (second order here, Euler there) on a tiny sigma
 
 
-def test_clip_sample_is_honoured_as_ddim_with_clipped_model_output():
-    theirs = diffusers.DDIMScheduler()  # clip_sample=True, the default
+def ddim_clipped(x, steps, use_clipped_model_output):
+    """DDIM's clipped step in float64, written out: x0 clipped to [-1, 1], eps re-derived from it only with
+    ``use_clipped_model_output``."""
+    table = diffusers.DDIMScheduler()
+    table.set_timesteps(steps)
+    abar = table.alphas_cumprod.double()
+    x = x.double()
+    for t in table.timesteps.tolist():
+        a, t_prev = abar[t], t - 1000 // steps
+        a_prev = abar[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+        eps = net(x.float(), t).double() * 3
+        x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+        if use_clipped_model_output:
+            eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    return x
+
+
+@pytest.mark.parametrize("use_clipped_model_output", [None, False, True])
+def test_clip_sample_is_honoured_as_ddim_steps_it(use_clipped_model_output):
+    """DDIM's default step pairs the clipped x0 with the unclipped eps; use_clipped_model_output=True re-derives eps
+    from the clipped x0. method='ddim' on a DDIM config follows the keyword, as DDIMScheduler.step does."""
+    theirs = counted(diffusers.DDIMScheduler())  # clip_sample=True, the default
     ours = PNDMKitScheduler.from_config(theirs.config, method="ddim")
     assert ours.translation.clip == 1.0 and ours.translation.told_prediction == "x0"
+    kwargs = {} if use_clipped_model_output is None else dict(use_clipped_model_output=use_clipped_model_output)
     theirs.set_timesteps(10)
-    x = y = noise((4, 16), 4) * 3
+    x = y = start = noise((4, 16), 4) * 3
     for t in theirs.timesteps:
-        x = theirs.step(net(x, t) * 3, t, x, use_clipped_model_output=True).prev_sample
+        x = theirs.step(net(x, t) * 3, t, x, **kwargs).prev_sample
     ours.set_timesteps(10)
     for t in ours.timesteps:
-        y = ours.step(net(y, t) * 3, t, y).prev_sample
-    assert rel(y, x) < 1e-6
+        y = ours.step(net(y, t) * 3, t, y, **kwargs).prev_sample
+    assert theirs.steps == 10 == ours.nfe and ours.run.done
+    exact = ddim_clipped(start, 10, use_clipped_model_output)
+    other = ddim_clipped(start, 10, not use_clipped_model_output)
+    # both round x0 = x / sqrt(abar) - ... in float32, with 1 / sqrt(abar) = 60 at the first step
+    assert float((x.double() - exact).abs().max()) < 2e-5 and float((y.double() - exact).abs().max()) < 2e-5
+    assert float((y - x).abs().max()) < 2e-5 < 0.1 < float((exact - other).abs().max())
+
+
+def test_use_clipped_model_output_false_is_refused_where_no_ddim_step_takes_it():
+    ours = PNDMKitScheduler.from_config(diffusers.DDIMScheduler().config, method="ipndm")
+    ours.set_timesteps(10)
+    x = noise((4, 16), 4)
+    t = ours.timesteps[0]
+    with pytest.raises(ValueError, match=r"^use_clipped_model_output=False cannot be honoured by 'ipndm' on a "
+                                         r"DDIMScheduler config.*only method='ddim'.*use_clipped_model_output=True"):
+        ours.step(net(x, t), t, x, use_clipped_model_output=False)
+    with pytest.raises(ValueError, match=r"^use_clipped_model_output must be True, False or None, got 'yes'"):
+        ours.step(net(x, t), t, x, use_clipped_model_output="yes")
+    assert ours.run is None  # refused before the run started
+    ours.step(net(x, t), t, x, use_clipped_model_output=True)  # the clipped x0 told: what ipndm runs by default
+    assert ours.nfe == 1
 
 
 def test_ddim_strides_that_skip_its_timesteps_are_said():
@@ -315,13 +400,15 @@ def unet():
                                  up_block_types=("UpBlock2D",) * 2).eval()
 
 
-def test_ddim_pipeline_default_config_clips_like_ddim(unet):
-    """DDIMScheduler's default config (clip_sample=True) swapped naively: DDIM with clipped model output."""
+@pytest.mark.parametrize("use_clipped_model_output, atol", [(True, 2e-6), (None, 5e-5)])
+def test_ddim_pipeline_default_config_clips_like_ddim(unet, use_clipped_model_output, atol):
+    """DDIMScheduler's default config (clip_sample=True) swapped naively: DDIM's clipped step, with the pipeline's
+    use_clipped_model_output (None, its default, pairs the clipped x0 with the unclipped eps)."""
     pipe = diffusers.DDIMPipeline(unet, diffusers.DDIMScheduler())
     pipe.set_progress_bar_config(disable=True)
     theirs = counted(pipe.scheduler)
     run = lambda: pipe(batch_size=2, num_inference_steps=8, generator=torch.Generator().manual_seed(1),  # noqa: E731
-                       output_type="np", use_clipped_model_output=True).images
+                       output_type="np", use_clipped_model_output=use_clipped_model_output).images
     with Calls(unet) as calls_theirs:
         out_theirs = run()
     ours = pipe.scheduler = PNDMKitScheduler.from_config(theirs.config, method="ddim")
@@ -329,7 +416,7 @@ def test_ddim_pipeline_default_config_clips_like_ddim(unet):
         out_ours = run()
     assert type(theirs) is diffusers.DDIMScheduler and theirs.steps == len(calls_theirs) == 8
     assert ours.run.done and ours.nfe == len(calls_ours) == 8 and calls_ours == calls_theirs
-    np.testing.assert_allclose(out_ours, out_theirs, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(out_ours, out_theirs, rtol=0, atol=atol)  # images in [0, 1]
 
 
 def test_ddpm_pipeline_default_config(unet):
@@ -421,6 +508,29 @@ def test_image_to_image_keeps_the_strength_or_refuses_naming_it(sd_parts, source
         assert calls_ours == calls_theirs and rel(out_ours, out_theirs) < 2e-6
 
 
+@pytest.mark.parametrize("method", ["ddim", "ipndm", "plms", "prk", "dpm-solver++-2m", "unipc-3"])
+def test_image_to_image_strength_that_keeps_no_step_is_refused_naming_it(sd_parts, method):
+    """strength 0.05 of 10 steps keeps int(10 * 0.05) = 0 steps: refused before any network call, naming strength
+    and the range that runs (diffusers' own DDIM returns an empty batch there); 0.1 runs the last step."""
+    image = noise((1, 3, 16, 16), 6).clamp(-1, 1) / 2 + 0.5
+    cls = diffusers.StableDiffusionImg2ImgPipeline
+    theirs = counted(diffusers.DDIMScheduler(**SD))
+    empty, calls_theirs = run_sd(sd_parts, theirs, cls, image=image, strength=0.05, num_inference_steps=10)
+    assert empty.shape[0] == 0 and calls_theirs == [] and theirs.steps == 0
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method, clip_sample=False)
+    with pytest.raises(ValueError, match=r"starts image-to-image after the last of the 10 steps: the strength asked runs "
+                                         r"no step .*none for strength < 1/10 = 0.1\); pass strength in \[0.1, 1\], or "
+                                         r"more num_inference_steps$"):
+        run_sd(sd_parts, ours, cls, image=image, strength=0.05, num_inference_steps=10)
+    assert ours.run is None
+    if method in ("ddim", "ipndm", "dpm-solver++-2m", "unipc-3"):  # one step: the last, first order in each
+        out, calls_ours = run_sd(sd_parts, ours, cls, image=image, strength=0.1, num_inference_steps=10)
+        ddim = counted(diffusers.DDIMScheduler(**SD, clip_sample=False))
+        out_theirs, calls_theirs = run_sd(sd_parts, ddim, cls, image=image, strength=0.1, num_inference_steps=10)
+        assert calls_ours == calls_theirs == [1.0] and ours.nfe == 1 == ddim.steps and ours.run.done
+        assert rel(out, out_theirs) < 2e-6
+
+
 @pytest.fixture(scope="module")
 def sd3_parts():
     torch.manual_seed(0)
@@ -483,9 +593,49 @@ def test_configs_of_schedulers_pndmkit_does_not_read_are_refused_by_their_fields
     from pndmkit.integrations.diffusers import PNDMKitScheduler
 
     config = getattr(diffusers, source)().config
+    with pytest.raises(ValueError, match=r"^LCMScheduler or TCDScheduler \(the same fields\) configs cannot be "
+                                         r"honoured: pndmkit reads the configs of DDPMScheduler, DDIMScheduler"):
+        PNDMKitScheduler.from_config(config, method="ddim")
+    # a plain mapping of the same fields (no marks of a diffusers config): refused by the fields no source has
+    plain = {key: value for key, value in config.items() if not key.startswith("_")}
     with pytest.raises(ValueError, match=r"config fields \['original_inference_steps', 'timestep_scaling'\] belong to "
                                          r"a scheduler pndmkit does not read"):
-        PNDMKitScheduler.from_config(config, method="ddim")
+        PNDMKitScheduler.from_config(plain, method="ddim")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy 2 on KDPM2's own constructor
+@pytest.mark.parametrize("source, named", [
+    ("IPNDMScheduler", "IPNDMScheduler"),
+    ("KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler or KDPM2DiscreteScheduler"),
+    ("DDIMInverseScheduler", "DDIMInverseScheduler"),
+    ("DPMSolverMultistepInverseScheduler", "DPMSolverMultistepInverseScheduler"),
+    ("SASolverScheduler", "SASolverScheduler"),
+])
+def test_in_memory_configs_of_schedulers_pndmkit_does_not_read_are_refused_by_class(source, named):
+    """An in-memory config carries no _class_name: its class is recognised by its fields and the defaults it lists
+    (IPNDM's config would otherwise lay out a DDPM grid; KDPM2 takes exactly LMS's fields, with its own defaults)."""
+    from pndmkit.integrations.diffusers import scheduler_class
+
+    config = getattr(diffusers, source)().config
+    assert "_class_name" not in config and scheduler_class(config) in named.split(" or ")
+    with pytest.raises(ValueError, match=rf"^{named}( \(the same fields\))? configs cannot be honoured: pndmkit "
+                                         rf"reads the configs of DDPMScheduler, .*, FlowMatchEulerDiscreteScheduler$"):
+        PNDMKitScheduler.from_config(config, method="ipndm")
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_in_memory_configs_of_the_sources_are_recognised(source):
+    """Every source's own config, and a DDIM config made from it (which keeps its non-default fields), reads as
+    the class that made it; LMS's config is not KDPM2's, whose fields are the same."""
+    from pndmkit.integrations.diffusers import scheduler_class
+
+    config = getattr(diffusers, source)().config
+    assert scheduler_class(config) == source and scheduler_class(dict(config)) == source
+    assert PNDMKitScheduler.from_config(config, method="ddim", clip_sample=False).config.source == source
+    if source not in ("EDMEulerScheduler", "EDMDPMSolverMultistepScheduler", "FlowMatchEulerDiscreteScheduler"):
+        made = getattr(diffusers, source)(beta_schedule="scaled_linear", num_train_timesteps=500)
+        chained = diffusers.DDIMScheduler.from_config(made.config).config
+        assert chained.num_train_timesteps == 500 and scheduler_class(chained) == "DDIMScheduler"
 
 
 def test_the_sde_variant_of_dpm_solver_is_refused_by_name():

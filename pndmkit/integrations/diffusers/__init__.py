@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from pndmkit.integrations.diffusers.config import (BETA_SCHEDULES, PREDICTION_TYPES, REFUSED, SOURCES,
                                                    ConventionWarning, Layout, TrainingRangeWarning,
-                                                   Translation, scheduler_levels, schedule_from_config,
-                                                   table_from_schedule, translate)
+                                                   Translation, scheduler_class, scheduler_levels,
+                                                   schedule_from_config, table_from_schedule, translate)
 from pndmkit.integrations.diffusers.network import network_model
 from pndmkit.integrations.diffusers.scheduler import PNDMKitScheduler, evaluation_times
 
 __all__ = ["PNDMKitScheduler", "schedule_from_config", "translate", "Translation", "Layout", "network_model",
            "table_from_schedule", "scheduler_levels", "evaluation_times", "BETA_SCHEDULES", "PREDICTION_TYPES",
-           "REFUSED", "SOURCES", "ConventionWarning", "TrainingRangeWarning"]
+           "REFUSED", "SOURCES", "ConventionWarning", "TrainingRangeWarning", "scheduler_class"]
 
 _PRETRAINED = ("open_network", "locate", "Located", "Conditioned", "load_embeddings", "read_scheduler_config")
 __all__ += list(_PRETRAINED)

@@ -5,7 +5,7 @@ training noise table or flow/EDM parameters, what the network predicts, and the 
 ``set_timesteps`` lays out the grid. pndmkit describes it by a :class:`~pndmkit.schedules.NoiseSchedule`, a
 ``prediction`` and a grid of times in the schedule's units. :func:`translate` reads a config once into a
 :class:`Translation`; :meth:`Translation.layout` then asks *the source scheduler itself* (the diffusers
-class named by the config's ``_class_name``) to lay out its grid for the arguments a pipeline passes, and
+class that made the config, :func:`scheduler_class`) to lay out its grid for the arguments a pipeline passes, and
 reads its timesteps, noise levels, end point and start scale (``init_noise_sigma``). So a swapped-in
 :class:`~pndmkit.integrations.diffusers.PNDMKitScheduler` follows every grid field the source honours
 (``timestep_spacing``, ``steps_offset``, ``set_alpha_to_one``, ``final_sigmas_type``, ``use_karras_sigmas``,
@@ -33,11 +33,16 @@ family         schedule and time units                              network time
 A field that would change the result and that pndmkit cannot honour is refused by :func:`translate` with a
 message naming it (:data:`REFUSED`). ``clip_sample`` is honoured: the ``x0`` estimate of every evaluation is
 clipped to ``clip_sample_range`` and told as the model's prediction, before the method combines anything (the
-clipped denoiser DDPM's posterior uses, and DDIM's step with ``use_clipped_model_output=True``; DDIM's default
-step pairs the clipped ``x0`` with the unclipped ``eps``, which no single prediction expresses). Fields that only
-choose the
-*source's* own method (``solver_order``, ``skip_prk_steps``, ``algorithm_type``, ...) play no part: the
-method is pndmkit's. They stay in the config, so a config survives a round trip through pndmkit.
+clipped denoiser DDPM's posterior uses, and DDIM's step with ``use_clipped_model_output=True``). DDIM's default
+step pairs the clipped ``x0`` with the unclipped ``eps``, which no prediction of a multistep method expresses;
+``method='ddim'`` on a ``DDIMScheduler`` config, one DDIM step per evaluation with nothing kept between steps,
+takes it exactly (:meth:`PNDMKitScheduler.step <pndmkit.integrations.diffusers.PNDMKitScheduler.step>`, its
+``use_clipped_model_output``). Fields that only choose the *source's* own method (``solver_order``,
+``skip_prk_steps``, ``algorithm_type``, ...) play no part: the method is pndmkit's. ``solver_type`` chooses the
+variant of a method both have, and is followed there: UniPC's ``B(h)`` (``"bh1"``, ``"bh2"``) for ``unipc-2/3`` on
+a UniPC config, DPM-Solver-2M's ``"heun"`` step for ``dpm-solver++-2m`` and ``dpm-solver-2m`` on a DPM-Solver
+multistep config (refused by name with ``dpm-solver++-3m``). Every field stays in the config, so a config survives a
+round trip through pndmkit.
 
 The other direction, a pndmkit schedule as a diffusers table, is :func:`table_from_schedule`;
 :func:`scheduler_levels` reads the noise level a configured diffusers scheduler assumes at each of its
@@ -50,6 +55,7 @@ import inspect
 import math
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -58,7 +64,7 @@ from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
-           "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "TrainingRangeWarning",
+           "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "scheduler_class", "TrainingRangeWarning",
            "train_timesteps", "trained_betas", "check_timesteps"]
 
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
@@ -171,24 +177,101 @@ def schedule_from_config(config: Any) -> NoiseSchedule:
 def infer_source(config: Any) -> Optional[str]:
     """The diffusers scheduler class a config belongs to (one of :data:`SOURCES`, or None).
 
-    A PNDMKitScheduler config (it has ``method``) names it in ``source``; a saved config in ``_class_name``.
-    An in-memory config (``scheduler.config``) does not carry its class: it is the source whose constructor
-    fields the config holds, the largest such set (a config that went through other schedulers keeps their
-    fields too). None when no source's fields are all there.
+    A PNDMKitScheduler config (it has ``method``) names it in ``source``; any other config is read by
+    :func:`scheduler_class`, and None is returned where that class is not one of :data:`SOURCES` (or none is
+    recognised).
     """
     if _get(config, "method", None) is not None:
         name = _get(config, "source", None)
         return name if name in SOURCES else None
+    name = scheduler_class(config)
+    return name if name in SOURCES else None
+
+
+def scheduler_class(config: Any) -> Optional[str]:
+    """The diffusers scheduler class that made ``config``, among every scheduler class diffusers has (None where
+    none is recognised).
+
+    A saved config names its class in ``_class_name``, and so does the in-memory config of a scheduler loaded by
+    ``from_pretrained`` (diffusers keeps the field). An in-memory config of a scheduler built in code
+    (``DDIMScheduler().config``) does not: it is recognised by its fields. diffusers registers every constructor
+    argument of a scheduler in its config and lists those left at their defaults in ``_use_default_values``; the
+    class is the one with the most fields among those whose fields are all in the config and include every field
+    left at its default (a config passed through ``from_config`` of another scheduler keeps that one's fields
+    too). Classes with the same fields are told apart by those defaults where they differ
+    (``KDPM2DiscreteScheduler().config`` has KDPM2's ``beta_start=0.00085`` among them, not
+    ``LMSDiscreteScheduler``'s ``0.0001``).
+
+    Two limits, where nothing in the config tells classes apart: classes with the same fields and no telling
+    default read as the first of them in :data:`SOURCES` (a ``KDPM2DiscreteScheduler`` built with its betas
+    given, as ``LMSDiscreteScheduler``; ``DDIMParallelScheduler`` and ``DDPMParallelScheduler``, the same
+    samplers, as ``DDIMScheduler`` and ``DDPMScheduler``), and a plain mapping without the marks of a diffusers
+    config (``_use_default_values``, diffusers' ``FrozenDict``) is matched against :data:`SOURCES` only, so that
+    a few fields written by hand are not taken for another scheduler's config.
+    """
+    names = _recognised(config)
+    return names[0] if names else None
+
+
+def _recognised(config: Any) -> tuple:
+    """The classes :func:`scheduler_class` cannot tell apart (its answer first; empty where none fits)."""
     name = _get(config, "_class_name", None)
-    if name is not None:
-        return name if name in SOURCES else None
-    present = {key for key in (config.keys() if hasattr(config, "keys") else ()) if not key.startswith("_")}
-    best, size = None, -1
-    for candidate in SOURCES:
-        fields = _init_fields(candidate)
-        if fields and fields <= present and len(fields) > size:
-            best, size = candidate, len(fields)
-    return best
+    if isinstance(name, str):
+        return (name,)
+    if not hasattr(config, "keys"):
+        return ()
+    present = {key for key in config.keys() if not key.startswith("_")}
+    defaults = _get(config, "_use_default_values", None)
+    marked = defaults is not None or type(config).__name__ == "FrozenDict"
+    defaults = set(defaults or ())
+    classes = _scheduler_fields()
+    fitting = [name for name, fields in classes.items()
+               if (marked or name in SOURCES) and fields and defaults <= set(fields) <= present]
+    if not fitting:
+        return ()
+    size = max(len(classes[name]) for name in fitting)
+    tied = [name for name in fitting if len(classes[name]) == size]  # SOURCES first: a tie reads as the source
+    told = [name for name in tied if all(_same(config[key], classes[name][key]) for key in defaults)]
+    return tuple(told or tied)
+
+
+def _refuse_class(config: Any) -> None:
+    """Refuse the config of a scheduler class outside :data:`SOURCES` (:func:`scheduler_class`), naming it."""
+    names = _recognised(config)
+    if not names or names[0] in SOURCES or names[0] == "PNDMKitScheduler":
+        return
+    which = names[0] if len(names) == 1 else f"{' or '.join(names)} (the same fields)"
+    raise ValueError(f"{which} configs cannot be honoured: pndmkit reads the configs of {', '.join(SOURCES)}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # arrays
+        return False
+
+
+@lru_cache(maxsize=1)
+def _scheduler_fields() -> dict:
+    """Every diffusers scheduler class that imports here, by name (:data:`SOURCES` first), with its constructor
+    fields and their defaults (``{name: {field: default}}``)."""
+    try:
+        import diffusers
+        from diffusers.schedulers.scheduling_utils import SchedulerMixin
+    except ImportError:  # pragma: no cover - without diffusers no config is a diffusers one
+        return {}
+    out: dict = {}
+    for name in list(SOURCES) + sorted(dir(diffusers)):
+        if not name.endswith("Scheduler") or name in out:
+            continue
+        try:
+            cls = getattr(diffusers, name)
+        except (ImportError, AttributeError, RuntimeError):  # pragma: no cover - a module that fails to import
+            continue
+        if isinstance(cls, type) and issubclass(cls, SchedulerMixin) and type(cls).__name__ != "DummyObject":
+            out[name] = {key: p.default for key, p in inspect.signature(cls.__init__).parameters.items()
+                         if key not in ("self", "kwargs")}
+    return out
 
 
 def _init_fields(name: str) -> frozenset:
@@ -213,13 +296,12 @@ def refuse_foreign(cfg: dict, own: frozenset = frozenset()) -> None:
     Raises
     ------
     ValueError
-        A ``_class_name`` outside :data:`SOURCES`, or fields no source has (naming them).
+        A class outside :data:`SOURCES` (by ``_class_name`` or recognised by :func:`scheduler_class`), or fields no
+        source has (naming them).
     """
     if cfg.get("method", None) is not None:
         return  # a PNDMKitScheduler config
-    name = cfg.get("_class_name", None)
-    if name is not None and name not in SOURCES and name != "PNDMKitScheduler":
-        raise ValueError(f"a {name} config cannot be honoured: pndmkit reads the configs of {', '.join(SOURCES)}")
+    _refuse_class(cfg)
     known = frozenset().union(*(_init_fields(source) for source in SOURCES))
     if not known:
         return  # no diffusers installed: nothing to compare with
@@ -569,8 +651,14 @@ def _dedupe(steps: list, levels: list) -> tuple[list, list]:
 def translate(config: Any, **overrides: Any) -> Translation:
     """Read a diffusers scheduler config (``overrides`` win over its fields).
 
-    The source class is the config's ``source`` field (a PNDMKitScheduler config) or its ``_class_name``
-    when that is one of :data:`SOURCES`; otherwise pndmkit's own grid rules apply (``source=None``).
+    The source class is the config's ``source`` field (a PNDMKitScheduler config) or the class that made it
+    (:func:`scheduler_class`: its ``_class_name``, else recognised by its fields) when that is one of
+    :data:`SOURCES`; otherwise pndmkit's own grid rules apply (``source=None``).
+
+    A config of another diffusers scheduler (``IPNDMScheduler``, ``LCMScheduler``, ...) is read for its noise
+    schedule and prediction alone, with pndmkit's own grid rules: :meth:`PNDMKitScheduler.from_config
+    <pndmkit.integrations.diffusers.PNDMKitScheduler.from_config>`, which would lay out its grid, refuses it
+    (:func:`refuse_foreign`).
 
     Raises
     ------

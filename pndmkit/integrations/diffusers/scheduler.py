@@ -8,7 +8,7 @@ the last one, the final sample). All sampler state lives in that run: ``set_time
 schedulers made from one config share nothing.
 
 The config is read by :mod:`pndmkit.integrations.diffusers.config`: a config from one of its ``SOURCES``
-(``_class_name``) keeps that source's grid, end point, start scale and network timesteps; a config of
+(its ``_class_name``, or the class recognised by its fields) keeps that source's grid, end point, start scale and network timesteps; a config of
 pndmkit's own (no source) uses :func:`pndmkit.grids.make_grid` with ``timestep_spacing`` as the grid kind
 (``leading`` / ``linspace`` / ``trailing`` as in DDIM, or a pndmkit kind such as ``karras``, ``logsnr``),
 ``steps_offset`` for ``leading``, and the last step to ``t = -1`` (``abar = 1``) if ``set_alpha_to_one`` else
@@ -28,7 +28,7 @@ index. ``order`` is the number of evaluations of every step when the method has 
 (``pie`` 2, ``prk`` / ``prk-s`` / ``rk4`` 4, single-evaluation methods 1), so the slice starts at grid step
 ``t_start`` at the strength asked. A method whose fresh start there would evaluate at other times than the
 slice (warm-ups of ``f-pndm``, ``plms``, ...) is refused by ``set_begin_index`` with a message naming the
-strength.
+strength, and so is a strength that keeps no step (``begin_index`` past the last step).
 
 Host synchronisation
 --------------------
@@ -39,6 +39,7 @@ it against the evaluation asked, at no device cost); only the first ``step`` of 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import numbers
@@ -55,7 +56,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("pndmkit.integrations.diffusers needs diffusers and torch: "
                       "pip install 'pndmkit[peers,torch]'") from exc
 
+from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
+from pndmkit.estimators import Single
+from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
 from pndmkit.grids import GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, TrainingRangeWarning,
                                                    Translation, check_timesteps, infer_source, refuse_foreign,
@@ -66,6 +70,7 @@ from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
 from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
 from pndmkit.stability import warn_if_unstable
+from pndmkit.transfers import DataTransfer, DDIMTransfer
 
 __all__ = ["PNDMKitScheduler", "evaluation_times"]
 
@@ -133,8 +138,57 @@ def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
     return built
 
 
+#: sources whose ``solver_type`` chooses the variant of a method pndmkit has too: DPM-Solver's ``"midpoint"`` /
+#: ``"heun"`` second-order step, UniPC's ``B(h)``
+_DPM_SOURCES = ("DPMSolverMultistepScheduler", "EDMDPMSolverMultistepScheduler")
+
+
+def _solver_variant(integrator: Integrator, method: Any, translation: Translation) -> Integrator:
+    """The variant of ``integrator`` that the config's ``solver_type`` chooses, where the source has the method
+    too: UniPC's ``B(h)`` (``"bh1"``, ``"bh2"``) on a UniPC config, and on a DPM-Solver multistep config the
+    ``"heun"`` second-order step of DPM-Solver(++)-2M (:class:`~pndmkit.exponential.ExponentialMultistep` with
+    ``"exact"`` weights rather than the ``"midpoint"`` ``"dpm-solver"`` ones). Other methods, for which the field
+    only chooses the source's own method, are returned unchanged.
+
+    Raises
+    ------
+    ValueError
+        A variant pndmkit does not have (``solver_type="heun"`` with DPM-Solver++(3M), whose heun ramp step it
+        does not take), or an :class:`Integrator` passed as ``method`` that is the other variant (it is used as
+        built, so the message names both).
+    """
+    solver_type = translation.config.get("solver_type", None)
+    estimator = integrator.estimator
+    name = integrator.name or "the method"
+    if isinstance(estimator, UniPC) and translation.source == "UniPCMultistepScheduler" and solver_type in VARIANTS:
+        if estimator.variant == solver_type:
+            return integrator
+        variant = UniPC(estimator.formula_order, solver_type, estimator.lower_order_final, estimator.corrector)
+    elif (isinstance(estimator, ExponentialMultistep) and estimator.weights == "dpm-solver" and
+          translation.source in _DPM_SOURCES and solver_type == "heun"):
+        if estimator.formula_order != 2:
+            raise ValueError(f"solver_type='heun' cannot be honoured by {name!r}: {translation.source}'s heun variant "
+                             f"changes the second-order step of its order ramp, which pndmkit's "
+                             f"{estimator.formula_order}M takes as 'midpoint'; pass solver_type='midpoint', or "
+                             f"method='dpm-solver++-2m' (its heun variant runs)")
+        variant = ExponentialMultistep(2, "exact", estimator.lower_order_final, estimator.few_steps)
+    else:
+        return integrator
+    if isinstance(method, Integrator):
+        raise ValueError(f"method is an Integrator with {estimator!r}, but the config's solver_type={solver_type!r} "
+                         f"chooses {variant!r}: build it with that estimator, or pass solver_type= to match yours")
+    return dataclasses.replace(integrator, estimator=variant)
+
+
 def _init_keys() -> set:
     return set(inspect.signature(PNDMKitScheduler.__init__).parameters) - {"self"}
+
+
+def _source_fields(name: str) -> set:
+    """The config fields of the diffusers scheduler ``name`` (its constructor's parameters)."""
+    import diffusers
+
+    return set(inspect.signature(getattr(diffusers, name).__init__).parameters) - {"self", "kwargs"}
 
 
 class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
@@ -242,7 +296,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         """Read the config (again, once ``from_config`` has added the source's fields) and build the method."""
         self.translation: Translation = translate(dict(self.config))
         self.schedule = self.translation.schedule
-        self.integrator = _integrator(self._method, self.schedule)
+        self.integrator = _solver_variant(_integrator(self._method, self.schedule), self._method, self.translation)
         method = self._method
         if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
             name = method.name
@@ -267,27 +321,36 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     def from_config(cls, config: Any = None, return_unused_kwargs: bool = False, **kwargs: Any) -> Any:
         """Build from any diffusers scheduler config; ``kwargs`` (``method=...``, overrides) win over it.
 
-        The source is the config's ``_class_name`` when it is one of ``SOURCES`` (or the ``source`` field of
-        a PNDMKitScheduler config); every field of the config is kept in the new one, so that
+        The source is the class that made the config when it is one of ``SOURCES``: its ``_class_name``, or, for
+        the in-memory config of a scheduler built in code, the class recognised by its fields
+        (:func:`~pndmkit.integrations.diffusers.config.scheduler_class`), or the ``source`` field of a
+        PNDMKitScheduler config. Every field of the config is kept in the new one, so that
         ``DDIMScheduler.from_config(pndmkit_scheduler.config)`` gets the original settings back.
 
         Raises
         ------
+        TypeError
+            A keyword that is neither a field of PNDMKitScheduler nor one of any source's config (a misspelt
+            ``methd=``), naming the closest known one.
         ValueError
-            A field of ``REFUSED`` at a value that changes the result, an unknown ``beta_schedule`` or
+            The config of a diffusers scheduler pndmkit does not read (``IPNDMScheduler``, ``LCMScheduler``, ...,
+            named), a field of ``REFUSED`` at a value that changes the result, an unknown ``beta_schedule`` or
             ``prediction_type``, or a bad ``method``.
         """
+        keys = _init_keys()
+        known = keys | set().union(*(_source_fields(name) for name in SOURCES))
+        reject_unknown(f"{cls.__name__}.from_config", {key: value for key, value in kwargs.items()
+                                                      if not key.startswith("_") and key not in known}, sorted(known))
         if config is None:
             config = {}
         if not isinstance(config, dict):  # FrozenDict is a dict; anything else diffusers loads itself
             return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
         # every field is the source's own setting, its defaults included (diffusers would otherwise replace the
         # fields it lists as defaults by this class's defaults, e.g. DPM-Solver's linspace spacing by leading)
-        config = {key: value for key, value in config.items() if key != "_use_default_values"}
-        keys = _init_keys()
-        refuse_foreign(config, frozenset(keys))
+        refuse_foreign(config, frozenset(keys))  # the config as given: its class is recognised by its marks too
         if "source" not in kwargs and "method" not in config:
             kwargs["source"] = infer_source(config)
+        config = {key: value for key, value in config.items() if key != "_use_default_values"}
         extra = {key: kwargs.pop(key) for key in list(kwargs) if key not in keys}
         config.update(extra)
         translate({**config, **kwargs})  # refuse early, naming the field
@@ -638,7 +701,10 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Raises
         ------
         ValueError
-            The method started afresh at the grid step of ``begin_index`` would not evaluate at
+            ``begin_index`` past the last step (an image-to-image strength that keeps no step, below
+            ``1 / num_inference_steps`` in Stable Diffusion pipelines: the message names ``strength`` and the range
+            that runs; diffusers' own schedulers return an empty batch or fail inside the pipeline there), or the
+            method started afresh at the grid step of ``begin_index`` would not evaluate at
             ``timesteps[begin_index:]`` (the message names the strength this is).
         """
         self._require_timesteps()
@@ -717,7 +783,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         return self.add_noise(sample, noise, timestep)
 
     def step(self, model_output: torch.Tensor, timestep: Any, sample: torch.Tensor, return_dict: bool = True,
-             eta: float = 0.0, generator: Any = None, **unused: Any) -> Union[SchedulerOutput, tuple]:
+             eta: float = 0.0, generator: Any = None, use_clipped_model_output: Optional[bool] = None,
+             **unused: Any) -> Union[SchedulerOutput, tuple]:
         """Tell the model output at ``timestep``; return the point of the next evaluation (or the final sample).
 
         Parameters
@@ -733,6 +800,13 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             Return a ``SchedulerOutput`` rather than a tuple.
         eta : float
             Must be 0: the methods are deterministic (accepted because DDIM pipelines pass it).
+        use_clipped_model_output : bool, optional
+            DDIM's keyword, read where ``clip_sample=True``. On a ``DDIMScheduler`` config with a method whose
+            every step is one DDIM step of one evaluation (``ddim``), ``None`` / ``False`` is DDIM's default
+            step, the clipped ``x0`` paired with the unclipped ``eps``, and ``True`` derives ``eps`` from the
+            clipped ``x0``, as ``DDIMScheduler.step`` does. Every other method (and every other source) is told
+            the clipped ``x0`` as the model's prediction, ``eps`` following it (as ``True``); an explicit
+            ``False`` is refused there.
         generator, **unused
             Ignored (pipelines pass them to stochastic schedulers).
 
@@ -744,10 +818,14 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             ``model_output`` or ``sample`` is not a tensor, ``timestep`` not a number.
         ValueError
             ``timestep`` has more than one element, ``eta`` is not 0, ``timestep`` (when it is a number or a CPU tensor) is not the evaluation the method
-            asks for, or the sample was changed in the middle of a step.
+            asks for, or the sample was changed in the middle of a step; ``sample`` of another shape (another
+            batch size) than the loop's, ``model_output`` of another shape than ``sample``;
+            ``use_clipped_model_output`` not a bool
+            or ``None``, or ``False`` with ``clip_sample=True`` where the method is not DDIM on a DDIM config.
         """
         if eta not in (None, 0, 0.0):
             raise ValueError(f"eta={eta} cannot be honoured: pndmkit's methods are deterministic (eta = 0)")
+        self._check_clipped_model_output(use_clipped_model_output)
         self._require_timesteps()
         for name, value in (("model_output", model_output), ("sample", sample)):
             if not isinstance(value, torch.Tensor):
@@ -758,12 +836,20 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         if not isinstance(timestep, (torch.Tensor, numbers.Real)) or isinstance(timestep, bool):
             raise TypeError(f"timestep must be a number or a one-element tensor (the current element of "
                             f"scheduler.timesteps), got {type(timestep).__name__} {timestep!r}")
+        if model_output.shape != sample.shape:
+            raise ValueError(f"model_output of shape {tuple(model_output.shape)} must have the shape of sample, "
+                             f"{tuple(sample.shape)} (the network's prediction for each sample)")
         tr = self.translation
         if self._run is None:
             self._start(timestep, sample)
         elif self._run.done:
             raise RuntimeError("the sampling loop is over: call set_timesteps before the next one")
         elif sample is not self._last:
+            if self._last is not None and sample.shape != self._last.shape:
+                raise ValueError(f"step got a sample of shape {tuple(sample.shape)} at evaluation {self.nfe + 1} of "
+                                 f"{len(self._times)}, but this sampling loop runs samples of shape "
+                                 f"{tuple(self._last.shape)}: the batch size and sample shape cannot change in the "
+                                 f"middle of a loop; call set_timesteps to start a new loop with them")
             self._follow(sample)
         run = self._run
         x_eval, t = run.ask()
@@ -775,7 +861,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                 raise ValueError(f"step got timestep={given:g}, but evaluation {self.nfe + 1} of "
                                  f"{run.integrator.name!r} is at timestep {want:g} (t={t:g}): pass the scheduler's "
                                  f"timesteps in order, after set_timesteps")
-        output = self._told(model_output, x_eval, t)
+        output = self._told(model_output, x_eval, t, self._ddim_default_step(use_clipped_model_output))
         run = self._run = run.tell(output)
         self._k = k + 1
         if run.done:
@@ -791,8 +877,39 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         return SchedulerOutput(prev_sample=prev) if return_dict else (prev,)
 
     # -- internals ------------------------------------------------------------------------------------
-    def _told(self, output: torch.Tensor, x: torch.Tensor, t: float) -> torch.Tensor:
-        """The model output as the run's prediction: EDM-preconditioned, or with its ``x0`` clipped."""
+    def _one_ddim_step_per_evaluation(self) -> bool:
+        """Whether every step of the method is one DDIM step of the evaluation at its start (``ddim``: the
+        :class:`~pndmkit.estimators.Single` estimator through the DDIM transfer or its data form, the same map)."""
+        integrator = self.integrator
+        return type(integrator.estimator) is Single and type(integrator.transfer) in (DDIMTransfer, DataTransfer)
+
+    def _check_clipped_model_output(self, value: Any) -> None:
+        if value is not None and not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"use_clipped_model_output must be True, False or None, got {value!r}")
+        if value is None or value or self.translation.clip is None or self._ddim_default_step(False):
+            return
+        raise ValueError(f"use_clipped_model_output=False cannot be honoured by {self.integrator.name!r} on a "
+                         f"{self.translation.source or 'PNDMKitScheduler'} config: it is DDIMScheduler's default "
+                         f"step, the clipped x0 paired with the unclipped eps in one DDIM step, which only "
+                         f"method='ddim' on a DDIMScheduler config takes; with clip_sample=True every other method is "
+                         f"told the clipped x0 (eps following it). Pass use_clipped_model_output=True or None, or "
+                         f"clip_sample=False")
+
+    def _ddim_default_step(self, use_clipped_model_output: Optional[bool]) -> bool:
+        """Whether this evaluation is DDIM's default clipped step: a ``DDIMScheduler`` config with
+        ``clip_sample=True``, a method of one DDIM step per evaluation, ``use_clipped_model_output`` not set."""
+        return (not use_clipped_model_output and self.translation.clip is not None and
+                self.translation.source == "DDIMScheduler" and self._one_ddim_step_per_evaluation())
+
+    def _told(self, output: torch.Tensor, x: torch.Tensor, t: float, ddim_default: bool = False) -> torch.Tensor:
+        """The model output as the run's prediction: EDM-preconditioned, or with its ``x0`` clipped.
+
+        With ``ddim_default`` (:meth:`_ddim_default_step`) the step to ``t'`` must land where
+        ``DDIMScheduler.step`` does by default, ``alpha' x0c + sigma' eps`` with ``x0c`` the clipped ``x0``
+        and ``eps`` the unclipped one. A DDIM step told ``x0`` lands on ``alpha' x0 + sigma' (x - alpha x0) /
+        sigma``, so it is told ``x0 + (x0c - x0) s / (s - s')`` (``s = sigma / alpha``), which gives exactly that
+        (``x0c`` itself at ``s' = 0``); the method keeps nothing between steps, so nothing else reads it.
+        """
         tr = self.translation
         output = output.to(x.dtype) if output.dtype != x.dtype else output
         if tr.family == "edm":
@@ -804,7 +921,12 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             alpha, sigma = float(self.schedule.alpha(t)), float(self.schedule.sigma(t))
             e_x, e_o = eps_coefficients(self.schedule, t, tr.prediction)
             eps = output if (e_x, e_o) == (0.0, 1.0) else torch.add(x * e_x, output, alpha=e_o)
-            output = torch.add(x / alpha, eps, alpha=-sigma / alpha).clamp(-tr.clip, tr.clip)
+            x0 = torch.add(x / alpha, eps, alpha=-sigma / alpha)
+            output = x0.clamp(-tr.clip, tr.clip)
+            if ddim_default:
+                run = self._run
+                s, s_next = float(self.schedule.s(t)), float(self.schedule.s(float(run.times[run.index + 1])))
+                output = torch.add(x0, output - x0, alpha=s / (s - s_next))
         return output
 
     def _require_timesteps(self) -> None:
@@ -814,6 +936,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     def _starting_step(self, k: int) -> int:
         """The grid step at which evaluation ``k`` starts a fresh run whose evaluations are ``times[k:]``."""
         n = self.num_inference_steps
+        if k == n * self.order:  # what image-to-image pipelines pass when the strength keeps no step
+            raise ValueError(f"begin_index={k} (t_start {n} * order {self.order}) starts image-to-image after the last "
+                             f"of the {n} steps: the strength asked runs no step (Stable Diffusion pipelines run "
+                             f"int({n} * strength) steps, none for strength < 1/{n} = {1 / n:g}); pass strength in "
+                             f"[{1 / n:g}, 1], or more num_inference_steps")
         if not 0 <= k < len(self._times):
             raise ValueError(f"begin_index={k} must lie in [0, {len(self._times)}), the evaluations of this loop")
         strength = (f"image-to-image at strength {(n - k / self.order) / n:g} of {n} steps (begin_index={k} = "
