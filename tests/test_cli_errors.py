@@ -545,3 +545,15 @@ def test_compare_refuses_too_many_calibration_noises_before_planning(usage_error
                        "unused"])
     assert err == ("pndmkit compare: error: --optimize-calibration: optimize_calibration must be at most 1000000, "
                    "got 1000001\n")
+
+
+def test_order_plot_never_overwrites_a_file_unless_told(tmp_path, run_cli):
+    plot = tmp_path / "mine.png"
+    plot.write_bytes(b"an earlier figure")
+    argv = ["order", "--methods", "ddim", "--steps", "5,10", "--plot", str(plot)]
+    code, _, err = run_cli(argv)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "--plot" in err and "already exists" in err and "--overwrite" in err, err
+    assert plot.read_bytes() == b"an earlier figure" and list(tmp_path.iterdir()) == [plot]
+    assert run_cli([*argv, "--overwrite"])[0] == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and list(tmp_path.iterdir()) == [plot]  # no temporary left
