@@ -292,10 +292,10 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
     if not (hasattr(x, "shape") and hasattr(x, "dtype")) or isinstance(x, np.generic):
         raise TypeError(f"x must be a torch.Tensor or numpy.ndarray (the sample at sigmas[0]), got "
                         f"{type(x).__name__}: convert it first (torch.as_tensor(x) or numpy.asarray(x))")
-    check_array(x, "x", finite=True)  # pndmkit.sample's checks of x_T: floating dtype, finite entries
     if len(x.shape) == 0:
         raise ValueError("x must have a batch axis first, shape (batch, ...), as k-diffusion's samplers take it "
                          "(model(x, sigma) gets one sigma per batch element), got a 0-d array; pass x[None]")
+    check_array(x, "x", finite=True)  # pndmkit.sample's checks of x_T: floating dtype, finite entries
     if extra_args is not None and not isinstance(extra_args, Mapping):
         raise TypeError(f"extra_args must be a dict of keyword arguments of every model call, got "
                         f"{type(extra_args).__name__} {extra_args!r}")
