@@ -230,6 +230,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE", type=_plot_file, default=None,
                    help="write a log-log plot of error vs NFE to FILE: .png, .pdf, .svg or another matplotlib format "
-                        "(atomically; an existing FILE is refused unless --overwrite)")
+                        "written atomically; an existing FILE is refused unless --overwrite (default: no plot)")
     p.add_argument("--overwrite", action="store_true", help="let --plot replace an existing FILE (default: refuse it)")
     p.set_defaults(func=run)
