@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["RESULTS", "Log", "stderr_log", "write_csv", "read_csv", "write_json", "read_json", "study_main",
+__all__ = ["RESULTS", "Log", "stderr_log", "write_csv", "read_csv", "write_json", "write_json_if_changed",
+           "same_numbers", "read_json", "study_main",
            "set_threads", "ints", "add_search_options"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,6 +74,35 @@ def write_json(path: Path, obj: Any, *, compact: bool = False) -> Path:
     tmp.write_text(text + "\n")
     os.replace(tmp, path)
     return path
+
+
+def same_numbers(a: Any, b: Any, rtol: float) -> bool:
+    """Whether two JSON documents are equal, numbers within relative tolerance ``rtol`` (NaN equal to NaN;
+    keys, lengths, strings and booleans exactly)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_numbers(a[k], b[k], rtol) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_numbers(x, y, rtol) for x, y in zip(a, b))
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=rtol, abs_tol=0.0)
+    return type(a) is type(b) and a == b
+
+
+def write_json_if_changed(path: Path, obj: Any, *, rtol: float) -> bool:
+    """Write ``obj`` as :func:`write_json` does unless ``path`` already holds the same document, numbers within
+    ``rtol`` (:func:`same_numbers`); return whether it wrote. Re-running a study whose floats move in their last
+    digits (another BLAS, thread count or CPU) then leaves a shipped results file, and the checkout, untouched."""
+    path = Path(path)
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    new = json.loads(json.dumps(obj, default=_jsonable))  # as it would read back (tuples as lists, ...)
+    if old is not None and same_numbers(old, new, rtol):
+        return False
+    write_json(path, obj)
+    return True
 
 
 def _jsonable(v: Any) -> Any:

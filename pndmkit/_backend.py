@@ -48,7 +48,11 @@ def _is_floating(x: Any) -> bool:
 
 
 def check_array(x: Any, name: str, *, finite: bool = False) -> None:
-    """Raise ``TypeError`` unless ``x`` is a floating numpy array or torch tensor.
+    """Raise ``TypeError`` unless ``x`` is a floating numpy array or torch tensor (a sampler's start).
+
+    A 0-d numpy array is refused (``ValueError``): numpy arithmetic turns it into a numpy scalar (``0.1 * x``
+    is a ``numpy.float64``, not an array), so neither the sampler state nor a model written as array
+    arithmetic would stay an array. A 0-d torch tensor stays one through arithmetic and is accepted.
 
     With ``finite=True`` also raise ``ValueError`` if an entry is NaN or infinite, naming ``name``, the count
     and the first such index (one device synchronisation for a torch tensor on a GPU: check once, up front;
@@ -63,6 +67,10 @@ def check_array(x: Any, name: str, *, finite: bool = False) -> None:
         raise TypeError(f"{name} must be a numpy.ndarray or a torch.Tensor, got {type(x).__name__}")
     if not _is_floating(x):
         raise TypeError(f"{name} must have a floating dtype, got {dtype_name(x)}")
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        raise ValueError(f"{name} must have at least one axis as a numpy array, got a 0-d array ({float(x)!r}): "
+                         f"numpy arithmetic turns it into a numpy scalar, not an array; pass {name}.reshape(1) "
+                         f"(or a 0-d torch tensor)")
     if finite and not (is_torch(x) and x.device.type == "meta") and not all_finite(x):
         bad = ~(x.isfinite() if is_torch(x) else np.isfinite(x))
         where = tuple(int(i) for i in (bad.nonzero()[0] if is_torch(x) else np.argwhere(bad)[0]))
@@ -118,7 +126,7 @@ def from_host(v: np.ndarray, like: Any) -> Any:
         import torch
 
         host_dtype = dtype_name(like) if dtype_name(like) in _HOST_SHARED else "float32"
-        host = torch.from_numpy(np.ascontiguousarray(v, dtype=host_dtype))
+        host = torch.from_numpy(np.ascontiguousarray(v, dtype=host_dtype)).reshape(v.shape)  # 0-d stays 0-d
         return host.to(like.dtype).to(like.device)
     return np.asarray(v).astype(like.dtype, copy=False)
 

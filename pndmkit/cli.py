@@ -95,8 +95,10 @@ class _Parser(argparse.ArgumentParser):
 EPILOG = ("Your own method: register it (pndmkit.register_method) in a module named in PNDMKIT_PLUGINS "
           "(comma-separated modules) or an entry point of the group pndmkit.methods; every command then knows it "
           "(docs/protocol.md; README.md, \"Ten lines\" and \"Command line\"). Your own network: pndmkit order "
-          "--model and pndmkit grid optimize --model take a pndmkit checkpoint; any callable or diffusers UNet goes "
-          "through pndmkit.studies.real.model_study in Python (README.md, \"Accuracy on real networks\"). A "
+          "--model, pndmkit grid optimize --model and pndmkit compare --model take a pndmkit checkpoint, a "
+          "diffusers folder (a saved DDPM pipeline, or a UNet2DModel folder with its scheduler config) or a hub id "
+          "in the local Hugging Face cache; any other callable goes through pndmkit.studies.real.model_study in "
+          "Python (README.md, \"Accuracy on real networks\"). A "
           "pndmkit method in a diffusers pipeline: README.md, \"Use a pndmkit method in a diffusers pipeline\". "
           "Figures: python -m paper_figures --help.")
 

@@ -146,8 +146,19 @@ class Integrator:
         TypeError
             ``x`` is not a floating numpy array or torch tensor.
         ValueError
-            A bad grid, prediction or state_dtype.
+            ``x`` has a NaN or infinite entry (checked here once, one device synchronisation for a tensor on a
+            GPU; the steps never synchronise, and a told output is checked only with ``check_finite``), or
+            is a 0-d numpy array; a bad grid, prediction or state_dtype.
         """
+        check_array(x, "x", finite=True)
+        return self._begin(x, grid, prediction=prediction, check_finite=check_finite, state_dtype=state_dtype,
+                           estimator_state=estimator_state)
+
+    @outside_graph
+    def _begin(self, x: Any, grid: Sequence[float] | NDArray[np.float64], *, prediction: str = "eps",
+               check_finite: bool = False, state_dtype: Optional[str] = None, estimator_state: Any = None) -> Run:
+        """:meth:`start` from an ``x`` whose entries the caller has checked (:func:`pndmkit.sample` checks its
+        ``x_T`` up front, by that name): its type is checked again, its values not (no second device sync)."""
         check_array(x, "x")
         check_bool(check_finite, "check_finite")
         times = check_grid(self.transfer.schedule, grid)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import Any, Callable, Optional, Union
 
@@ -43,7 +44,7 @@ from pndmkit.schedules import DiscreteVP, LinearVP, NoiseSchedule
 from pndmkit.tableaus import HEUN, RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
-__all__ = ["MethodSpec", "METHODS", "BUILTIN", "DEFAULT_METHOD", "KINDS", "get_method", "register_method",
+__all__ = ["MethodSpec", "MethodRegistry", "METHODS", "BUILTIN", "DEFAULT_METHOD", "KINDS", "get_method", "register_method",
            "unregister_method", "steps_for_nfe", "identifier"]
 
 Built = Union[Integrator, AdaptiveIntegrator]
@@ -320,8 +321,41 @@ _SPECS = [
                "pndmkit: Adams-Bashforth-Moulton with the data-prediction transfer"),
 ]
 
-#: every registered method by name (built-in ones first; :func:`register_method` adds more)
-METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in _SPECS}
+class MethodRegistry(Mapping):
+    """The registered methods by name, read-only: :func:`register_method` adds one (after checking it) and
+    :func:`unregister_method` removes one; ``METHODS[name] = ...`` and ``del METHODS[name]`` raise ``TypeError``.
+
+    A read-only mapping (``[]``, ``get``, ``in``, ``items``, iteration in registration order), so that every
+    entry is a :class:`MethodSpec` that :func:`register_method` has checked.
+    """
+
+    def __init__(self, specs: Any) -> None:
+        self._specs: dict[str, MethodSpec] = {spec.name: spec for spec in specs}
+
+    def __getitem__(self, name: str) -> MethodSpec:
+        return self._specs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __repr__(self) -> str:
+        return f"MethodRegistry({', '.join(self._specs)})"
+
+    def __setitem__(self, name: Any, value: Any) -> None:
+        raise TypeError(f"METHODS is read-only: METHODS[{name!r}] = {type(value).__name__} {value!r:.60} is refused; "
+                        f"register a method with pndmkit.register_method(MethodSpec(name, build, order)), which "
+                        f"checks it first")
+
+    def __delitem__(self, name: Any) -> None:
+        raise TypeError(f"METHODS is read-only: del METHODS[{name!r}] is refused; remove a registered method with "
+                        f"pndmkit.unregister_method({name!r})")
+
+
+#: every registered method by name (built-in ones first; :func:`register_method` adds more), read-only
+METHODS: MethodRegistry = MethodRegistry(_SPECS)
 #: names of the methods pndmkit ships (the README's methods table lists exactly these)
 BUILTIN: tuple[str, ...] = tuple(METHODS)
 #: the method used when none is named (``pndmkit.sample``, ``pndmkit sample``, the integrations): iPNDM, N
@@ -388,7 +422,7 @@ def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     reported = spec.reported_order()
     if spec.order != reported:
         raise ValueError(f"spec.order={spec.order!r} for {spec.name!r}, but its integrator reports order {reported!r}")
-    METHODS[spec.name] = spec
+    METHODS._specs[spec.name] = spec
     return spec
 
 
@@ -403,7 +437,7 @@ def unregister_method(name: str) -> MethodSpec:
     if name in BUILTIN:
         raise ValueError(f"built-in method {name!r} cannot be unregistered")
     spec = get_method(name)
-    del METHODS[name]
+    del METHODS._specs[name]
     return spec
 
 

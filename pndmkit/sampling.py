@@ -439,7 +439,11 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         _check_evaluation_times(integrator, schedule, times, prediction)
     else:
         _check_adaptive_ends(integrator, schedule, times, prediction)
-    solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
+    if isinstance(integrator, Integrator):  # x_T's entries were checked above: start without a second sync
+        run = integrator._begin(x_T, times, check_finite=check_finite)
+        solution = integrator.solve(eps_model, callback=callback, run=run)
+    else:
+        solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
     return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
 
 

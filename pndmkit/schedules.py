@@ -236,7 +236,9 @@ class NoiseSchedule(ABC):
         evaluated as written at any real ``t``, so that they stay cheap inside the sampling loop; every time that
         enters sampling (grids, ``t_start``/``t_end``, the times a run asks the model at, scheduler timesteps)
         is checked here first. Maps with no meaning outside their interval refuse such input themselves
-        (:meth:`FlowMatching.shift_time`, ``t_from_s`` of a negative ``s``)."""
+        (:meth:`FlowMatching.shift_time`, ``t_from_s`` of a negative ``s``, and :class:`DiscreteVP`, whose
+        ``alpha``, ``sigma``, ``abar``, ``log_abar`` and ``dlog_abar`` come from a table and its spline, not a
+        formula, and refuse a NaN ``t`` or one outside ``[-1, T - 1]`` by this check)."""
         arr = np.asarray(t, dtype=np.float64)
         tol = 1e-9 * max(1.0, abs(self.t_max))
         bad = ~np.isfinite(arr) | (arr < self.t_min - tol) | (arr > self.t_max + tol)
@@ -480,6 +482,11 @@ class DiscreteVP(VPSchedule):
     ``log abar`` jumps at the integer knots, which a convergence-order study with steps shorter than one
     index can see.
 
+    The domain is ``[t_min, t_max] = [-1, T - 1]``, the knots: ``abar``, ``log_abar``, ``dlog_abar`` and the
+    functions made from them (``alpha``, ``sigma``, ``s``, ...) raise ``ValueError`` naming ``t`` for a NaN
+    ``t`` or one outside it beyond :meth:`check_time`'s rounding tolerance (the spline's extrapolation means
+    nothing there); the check is one comparison per Python-float call.
+
     Parameters
     ----------
     betas : array_like
@@ -557,17 +564,27 @@ class DiscreteVP(VPSchedule):
         return cls(np.minimum(1 - f[1:] / f[:-1], max_beta), name="cosine")
 
     def _lookup(self, t: ArrayLike, table: NDArray[np.float64], between: Callable) -> FloatOrArray:
+        """The table at integer ``t``, ``between`` (the extension) elsewhere; a ``t`` outside ``[-1, T - 1]``
+        (beyond :meth:`check_time`'s rounding tolerance) or NaN is refused, since the spline's extrapolation
+        has no meaning there (one comparison on the scalar path, a min and max on the array one)."""
         if isinstance(t, (float, int)):  # the sampler's hot path: one Python float per call
             if float(t).is_integer() and -1 <= t <= self.t_max:
                 return float(table[int(t) + 1])
+            if not -1.0 <= t <= self.t_max:  # NaN fails it too
+                self.check_time(t)
             return float(between(float(t)))
         t = np.asarray(t, dtype=np.float64)
         ti = np.rint(t)
         exact = (t == ti) & (ti >= -1) & (ti <= self.t_max)
         if np.ndim(t) == 0:
-            return float(table[int(ti) + 1]) if exact else float(between(t))
+            if exact:
+                return float(table[int(ti) + 1])
+            self.check_time(t)
+            return float(between(t))
         if exact.all():  # a grid of training timesteps: the table alone, no spline call
             return table[ti.astype(np.int64) + 1]
+        if t.size and not (t.min() >= -1.0 and t.max() <= self.t_max):  # NaN fails it too
+            self.check_time(t)
         out = np.asarray(between(t), dtype=np.float64)
         out[exact] = table[ti[exact].astype(np.int64) + 1]
         return out
@@ -580,7 +597,14 @@ class DiscreteVP(VPSchedule):
         return self._lookup(t, self._table, lambda u: np.exp(self._spline(u)))
 
     def dlog_abar(self, t: ArrayLike) -> FloatOrArray:
-        return _out(np.asarray(self._dspline(np.asarray(t, dtype=np.float64))))
+        if isinstance(t, (float, int)):
+            if not -1.0 <= t <= self.t_max:  # as _lookup: no extrapolated derivative
+                self.check_time(t)
+            return float(self._dspline(float(t)))
+        t = np.asarray(t, dtype=np.float64)
+        if t.size and not (t.min() >= -1.0 and t.max() <= self.t_max):
+            self.check_time(t)
+        return _out(np.asarray(self._dspline(t)))
 
     def t_from_log_abar(self, log_abar: ArrayLike) -> FloatOrArray:
         la = np.asarray(log_abar, dtype=np.float64)

@@ -4,6 +4,7 @@ says each default once and what --out is."""
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -66,3 +67,26 @@ def test_help_says_each_default_once_and_what_out_is(module, capsys, monkeypatch
         assert option.count("(default") <= 1, option
     out = next(o for o in options if o.startswith("--out"))
     assert out.startswith(("--out FILE.json", "--out DIR")) and ("JSON file path" in out or "folder" in out), out
+
+
+def test_a_results_file_is_rewritten_only_where_a_number_moved(tmp_path):
+    """Re-running python -m analysis.real_orders rewrote the shipped JSON with last-digit float differences,
+    leaving the checkout dirty; it now keeps a file whose numbers all agree within REWRITE_RTOL."""
+    from analysis.real_orders import REWRITE_RTOL
+    from analysis.tables import same_numbers, write_json_if_changed
+
+    path = tmp_path / "r.json"
+    doc = {"a": [1.0, 0.1 + 0.2, float("nan")], "b": {"n": 3, "s": "x", "ok": True}}
+    assert write_json_if_changed(path, doc, rtol=REWRITE_RTOL) and not list(tmp_path.glob("*.tmp"))
+    text = path.read_text()
+    nudged = {"a": [1.0 + 2e-16, 0.3, float("nan")], "b": {"n": 3, "s": "x", "ok": True}}
+    assert not write_json_if_changed(path, nudged, rtol=REWRITE_RTOL) and path.read_text() == text
+    moved = {"a": [1.0 + 1e-6, 0.3, float("nan")], "b": {"n": 3, "s": "x", "ok": True}}
+    assert write_json_if_changed(path, moved, rtol=REWRITE_RTOL) and json.loads(path.read_text())["a"][0] == 1.0 + 1e-6
+    for other in ({"a": [1.0, 0.3], "b": {}}, {"a": [1.0, 0.3, 0.0], "b": {"n": 3, "s": "y", "ok": True}},
+                  {"a": [1.0, 0.3, float("nan")], "b": {"n": 3, "s": "x", "ok": 1}}):
+        assert not same_numbers(json.loads(path.read_text()), other, REWRITE_RTOL)
+    shipped = Path(__file__).resolve().parent.parent / "analysis" / "results" / "real_orders.json"
+    before = (shipped.read_text(), shipped.stat().st_mtime_ns)
+    assert not write_json_if_changed(shipped, json.loads(before[0]), rtol=REWRITE_RTOL)
+    assert (shipped.read_text(), shipped.stat().st_mtime_ns) == before

@@ -59,6 +59,14 @@ CASES = [
      r"x_T must have a floating dtype, got int64"),
     ("sample x_T nan", lambda: sample(model, np.array([NAN, 0.0]), schedule=VP), ValueError, r"x_T must be finite"),
     ("sample x_T inf", lambda: sample(model, np.array([0.0, INF]), schedule=VP), ValueError, r"x_T must be finite"),
+    ("sample x_T 0-d numpy", lambda: sample(model, np.array(1.0), schedule=VP), ValueError,
+     r"x_T must have at least one axis as a numpy array, got a 0-d array \(1.0\).*x_T.reshape\(1\)"),
+    ("start x nan", lambda: ddim().start(np.full((2, 3), NAN), [1.0, 0.5, 0.1]), ValueError,
+     r"x must be finite; 6 of 6 entries are NaN or infinite"),
+    ("start x inf", lambda: ddim().start(np.array([0.0, -INF]), [1.0, 0.5, 0.1]), ValueError,
+     r"x must be finite; 1 of 2 entries .*index \(1,\), -inf"),
+    ("start x 0-d numpy", lambda: ddim().start(np.array(1.0), [1.0, 0.5, 0.1]), ValueError,
+     r"x must have at least one axis as a numpy array"),
     ("sample model", lambda: sample(None, X, schedule=VP), TypeError, r"model must be callable"),
     ("sample schedule", lambda: sample(model, X, schedule="linear"), TypeError, r"schedule must be a NoiseSchedule"),
     ("sample method", lambda: sample(model, X, schedule=VP, method="pndm"), ValueError, r"unknown method 'pndm'"),
@@ -384,3 +392,13 @@ def test_dry_run_walks_each_grid_once_for_every_prediction(monkeypatch):
     assert pie.dry_run(grid, "x0") == pie.dry_run(grid, "v") == pie.dry_run(grid) == pie.dry_run(grid, "eps")
     assert walks == ["eps"]
 
+
+
+@pytest.mark.parametrize("method", ["ddim", "ipndm", "pf"])
+def test_a_0d_tensor_start_runs_as_a_one_entry_start(method):
+    """torch keeps a 0-d tensor 0-d through arithmetic, so a 0-d start is a sampler state like any other (a
+    0-d numpy start is refused above: numpy turns it into a scalar); the adaptive solver kept a 0-d tensor 1-d."""
+    torch = pytest.importorskip("torch")
+    zero_d = sample(model, torch.tensor(1.0, dtype=torch.float64), schedule=VP, method=method, steps=10)
+    one = sample(model, torch.tensor([1.0], dtype=torch.float64), schedule=VP, method=method, steps=10)
+    assert zero_d.x.shape == () and float(zero_d.x) == float(one.x[0]) and zero_d.nfe == one.nfe

@@ -146,6 +146,13 @@ CASES = [
      "--model: checkpoint 'nonexistent' not found"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--model", "gmm2d"],
      "--model: 'gmm2d' is a built-in problem, not a network; use --problem gmm2d"),
+    (["grid", "optimize", "--method", "f-pndm", "--nfe", "6", "--problem", "gmm2d"],
+     "--nfe: --nfe 6 buys f-pndm one step, using only 4 of the 6 evaluations; one step's grid is its two end times, "
+     "with no interior time to optimise: give --nfe 8 or more (two steps)"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "1", "--model", "digits"],
+     "--nfe: --nfe 1 buys ddim one step; one step's grid"),
+    (["audit", "/nonexistent/folder"], "target: /nonexistent/folder: no such file or folder"),
+    (["audit", "{out}/a/b"], "/a/b: no such file or folder"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--start", "lineer"],
      "--start: start must be one of the grid kinds ['karras', 'logsnr', 'quadratic', 's-uniform', 'uniform'] or a sequence of times, got 'lineer'"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "2", "--problem", "gmm2d", "--start", "999,10"],
@@ -412,11 +419,11 @@ def test_python_dash_m_pndmkit_sample_misspelt_method(tmp_path):
 
 def test_warnings_print_as_one_line_naming_the_command(tmp_path):
     """A StabilityWarning printed the library's file, line and source line (``sys.exit(main())``)."""
-    proc = _subprocess([sys.executable, "-m", "pndmkit", "grid", "optimize", "--method", "f-pndm", "--nfe", "6",
+    proc = _subprocess([sys.executable, "-m", "pndmkit", "grid", "optimize", "--method", "f-pndm", "--nfe", "8",
                         "--problem", "gmm1d", "--calibration", "2", "--heldout", "2", "--maxfev", "5"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
-    assert lines and all(line.startswith("pndmkit grid optimize: warning: StabilityWarning: f-pndm: step 1")
+    assert lines and all(line.startswith("pndmkit grid optimize: warning: StabilityWarning: f-pndm: step 2")
                          for line in lines), proc.stderr
     assert ".py:" not in proc.stderr and "main()" not in proc.stderr
 
@@ -545,3 +552,26 @@ def test_compare_refuses_too_many_calibration_noises_before_planning(usage_error
                        "unused"])
     assert err == ("pndmkit compare: error: --optimize-calibration: optimize_calibration must be at most 1000000, "
                    "got 1000001\n")
+
+
+def test_order_plot_never_overwrites_a_file_unless_told(tmp_path, run_cli):
+    plot = tmp_path / "mine.png"
+    plot.write_bytes(b"an earlier figure")
+    argv = ["order", "--methods", "ddim", "--steps", "5,10", "--plot", str(plot)]
+    code, _, err = run_cli(argv)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "--plot" in err and "already exists" in err and "--overwrite" in err, err
+    assert plot.read_bytes() == b"an earlier figure" and list(tmp_path.iterdir()) == [plot]
+    assert run_cli([*argv, "--overwrite"])[0] == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and list(tmp_path.iterdir()) == [plot]  # no temporary left
+
+
+def test_help_says_what_model_takes():
+    """--model takes diffusers folders and cached hub ids too; the help once said a pndmkit checkpoint only."""
+    from pndmkit.cli import EPILOG
+
+    parser = build_parser()
+    optimize = next(p for p in _all_parsers(parser) if p.prog.endswith("grid optimize"))
+    for text in (EPILOG, optimize.description):
+        flat = " ".join(text.split())
+        assert "diffusers folder" in flat and "hub id" in flat and "take a pndmkit checkpoint;" not in flat, flat

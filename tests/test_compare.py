@@ -704,3 +704,22 @@ def test_the_nolof_variant_runs_only_where_named_and_is_not_registered():
     assert rows["dpm-solver++-3m-nolof"]["error"] != rows["dpm-solver++-3m"]["error"]  # the last steps differ
     with pytest.raises(UsageError, match="unknown method 'dpm-solver\\+\\+-3m-nolof' in optimized_grids"):
         cmp.with_options(cfg, optimized_grids=("dpm-solver++-3m-nolof",))
+
+
+def test_compare_never_overwrites_an_earlier_run_unless_told(tmp_path, run_cli):
+    """A second run into the same --out is refused in one line before it runs, the earlier files keep their
+    bytes; --overwrite replaces them (atomically: no temporary file is left), and alone it is refused."""
+    out = tmp_path / "mine"
+    assert run_cli([*TINY, "--peers", "--out", str(out)])[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "compare.md").write_text("my notes\n")  # an earlier run's file, edited by hand
+    code, _, err = run_cli([*TINY[:-1], "--peers", "--out", str(out)])  # a different run: with grids
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "--out" in err and "already holds compare.json, compare.csv, compare_runs.csv, compare.md" in err, err
+    assert "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {**before, "compare.md": b"my notes\n"}
+    assert run_cli([*TINY, "--peers", "--out", str(out), "--overwrite"])[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+    assert (out / "compare.md").read_bytes() == before["compare.md"]
+    code, _, err = run_cli([*TINY, "--peers", "--overwrite"])
+    assert code == 2 and "--overwrite" in err and "--out" in err and err.count("\n") == 1, err

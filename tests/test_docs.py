@@ -49,7 +49,8 @@ def test_protocol_notes_example_runs_and_registers_a_method():
                              steps=5)
         assert sol.nfe == 6 and pndmkit.METHODS["pec-trapezoid"].order == 2
     finally:
-        pndmkit.METHODS.pop("pec-trapezoid", None)
+        if "pec-trapezoid" in pndmkit.METHODS:
+            pndmkit.unregister_method("pec-trapezoid")
 
 
 def test_readme_shows_the_two_commands():

@@ -211,6 +211,20 @@ def test_a_run_with_zero_calibration_error_is_kept_not_a_crash():
     assert "(1 step), 0 grid parameters, 0 calibration runs" in one.report()
 
 
+def test_a_one_step_budget_says_what_it_uses_and_that_nothing_was_optimised():
+    """f-pndm at NFE 6 runs one four-evaluation step: the report once said 'NFE 6 (1 step)' and gave a
+    '+0.0% to +0.0%' interval as if a search had found no gain."""
+    with pytest.warns(grid_opt.GridFallbackWarning, match="one step leaves no interior time"):
+        res = grid_opt.optimize("f-pndm", "gmm2d", 6, calibration=4, heldout=4)
+    lines = res.report().splitlines()
+    assert lines[0].startswith("f-pndm at NFE 6 (1 step, 4 evaluations used), 0 grid parameters")
+    assert lines[3] == ("no interval of the cut: one step leaves no interior time to optimise (every grid is the "
+                        "two end times; a second step needs NFE 8)")
+    assert "+0.0%" not in res.report() and res.grid.tolist() == [999.0, -1.0]
+    two = grid_opt.optimize("f-pndm", "gmm2d", 9, calibration=4, heldout=4, maxfev=4)
+    assert two.report().startswith("f-pndm at NFE 9 (2 steps, 8 evaluations used)")
+
+
 def test_blocks_cut_noise_ranges_at_multiples_of_the_block_size():
     assert reference_blocks(0, 96) == [(0, 32), (32, 32), (64, 32)]
     assert reference_blocks(30, 5) == [(30, 2), (32, 3)]

@@ -313,6 +313,29 @@ def test_sample_synchronises_with_the_device_only_at_the_ends_of_a_run(name):
     assert checked == 2 + nfe
 
 
+def test_start_checks_its_x_with_one_synchronisation_and_a_step_with_none():
+    """Integrator.start refuses a NaN or infinite x (as sample refuses x_T) at the cost of one device sync; the
+    told outputs are not checked (only with check_finite), so the steps stay free of syncs."""
+    torch = pytest.importorskip("torch")
+    integrator = METHODS["ipndm"].build(DiscreteVP.linear())
+    grid = make_grid(DiscreteVP.linear(), 6)
+    x = torch.randn(2, 3)
+    runs = []
+    assert _count_syncs(torch, lambda: runs.append(integrator.start(x, grid))) == 1
+    run = runs[0]
+
+    def steps():
+        nonlocal run
+        while run.request is not None:
+            run = run.tell(torch.full_like(x, float("nan")) if run.index == 2 else 0.1 * run.ask()[0])
+
+    assert _count_syncs(torch, steps) == 0  # a NaN output passes unchecked (check_finite=False) ...
+    with pytest.raises(FloatingPointError):  # ... and the final sample says so
+        run.solution()
+    with pytest.raises(ValueError, match=r"x must be finite; 1 of 6 entries"):
+        integrator.start(torch.where(torch.arange(6).reshape(2, 3) == 4, float("inf"), x), grid)
+
+
 # --- torch.compile -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("driver, name", [("sample", "unipc-3"), ("ask/tell", "f-pndm-s")])
 def test_a_function_that_samples_compiles_and_equals_eager(driver, name):

@@ -383,3 +383,32 @@ def test_no_autograd_graph_is_kept_and_the_dtype_is_kept():
     assert sol.x.requires_grad
     half = kd.sample(lambda x, s: (0.3 * x).float(), x.half(), karras(6), method="prk", disable=True)
     assert half.dtype == torch.float16  # the data step returns the model output in x's dtype
+
+
+def _kd_bad_starts():
+    torch = pytest.importorskip("torch")
+    return [
+        (np.array(80.0), ValueError, r"x must have a batch axis first.*got a 0-d array"),
+        (torch.tensor(80.0), ValueError, r"x must have a batch axis first.*got a 0-d array"),
+        (torch.randint(-80, 80, (4, 3)), TypeError, r"x must have a floating dtype, got int64"),
+        (np.arange(12).reshape(4, 3), TypeError, r"x must have a floating dtype, got int64"),
+        (np.full((4, 3), np.nan), ValueError, r"x must be finite; 12 of 12 entries are NaN"),
+    ]
+
+
+def test_a_bad_start_is_refused_as_pndmkit_sample_refuses_it():
+    """A 0-d, integer or NaN x gets one message naming x and what is allowed (a 0-d one once blamed its type,
+    "got float64", or raised IndexError; an integer one ran on), before the denoiser is ever called."""
+    calls = []
+
+    def never(x, sigma):
+        calls.append(sigma)
+        return x
+
+    for x, error, message in _kd_bad_starts():
+        with pytest.raises(error, match=message):
+            kd.sample(never, x, np.array([80.0, 1.0, 0.0]), method="ipndm", disable=True)
+    assert calls == []
+    out = kd.sample(denoiser, np.array([[80.0, 0.0, -80.0]]), np.array([80.0, 1.0, 0.0]), method="ipndm",
+                    disable=True)  # the same start with its batch axis runs
+    assert out.shape == (1, 3) and np.isfinite(out).all()

@@ -76,6 +76,22 @@ def _readme_form(value: float) -> str:
     return text[:-2] if text.endswith("e0") else text
 
 
+def test_the_flow_gradients_table_shows_the_nfe_each_run_used():
+    """The table once said 'NFE ~10' over runs of 5, 8, 9 and 10 evaluations: each cell now gives its NFE,
+    which the registry's count of that many steps confirms for the eps and u rows."""
+    from analysis import flow_gradients as fg
+
+    rows = _flow_rows()
+    for (method, gradient), row in rows.items():
+        cells = [c.strip() for c in row.strip("|").split("|")][3:]
+        used = [int(re.fullmatch(r"\S+ \((\d+)\)", c).group(1)) for c in cells]
+        assert all(u <= n for u, n in zip(used, fg.NFES)) and used == sorted(used), row
+        if gradient != "x0 in e^lambda":  # the data transfer's runs skip evaluations (see the table)
+            s = fg.spec(method, gradient)
+            assert used == [s.nfe(fg.steps_for(s, n)) for n in fg.NFES], row
+    assert {r.split("|")[4].strip() for r in rows.values()} >= {"5.7 (8)", "2.5e-1 (5)", "1.4e-1 (9)"}
+
+
 def test_the_flow_gradients_script_names_its_methods_as_the_registry_allows():
     from analysis import flow_gradients as fg
     from pndmkit.methods import register_method, unregister_method
@@ -102,7 +118,7 @@ def test_the_flow_gradients_table_is_what_the_script_prints():
     printed = {}
     for line in out.getvalue().splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split("|")]
-        errors = [_readme_form(float(c.split()[0])) for c in cells[3:]]
+        errors = [f"{_readme_form(float(c.split()[0]))} {c.split()[1]}" for c in cells[3:]]  # "5.7 (8)": the NFE run
         printed[(cells[0], cells[1])] = f"| {cells[0]} | {cells[1]} | {cells[2]} | " + " | ".join(errors) + " |"
     assert printed == _flow_rows()
 

@@ -61,11 +61,11 @@ def test_point_mass_check_catches_a_classical_method():
 def _pretend_pseudo(name):
     spec = METHODS[name]
     fake = MethodSpec("test-fake-pseudo", lambda sched: _relabel(spec.build(sched)), spec.order)
-    METHODS[fake.name] = fake  # bypass register_method's kind check on purpose
+    METHODS._specs[fake.name] = fake  # bypass register_method's kind check on purpose
     try:
         conformance.check_point_mass(fake.name)
     finally:
-        del METHODS[fake.name]
+        del METHODS._specs[fake.name]
 
 
 def _relabel(integrator):
@@ -122,6 +122,24 @@ def test_register_method_refuses_what_it_cannot_honour():
     with pytest.raises(ValueError, match="built-in"):
         unregister_method("ddim")
     assert "test-wrong-order" not in METHODS
+
+
+def test_the_registry_is_read_only_so_every_entry_is_a_checked_spec():
+    """METHODS["foo"] = 1 once went in, and sample(method="foo") then failed with AttributeError on 'build'."""
+    from pndmkit import sample
+    from pndmkit.schedules import LinearVP
+
+    before = dict(METHODS)
+    for value in (1, METHODS["ddim"]):
+        with pytest.raises(TypeError, match=r"METHODS is read-only: METHODS\['foo'\] = .*register_method"):
+            METHODS["foo"] = value
+    with pytest.raises(TypeError, match=r"del METHODS\['ddim'\] is refused.*unregister_method\('ddim'\)"):
+        del METHODS["ddim"]
+    for name in ("pop", "update", "setdefault", "clear"):
+        assert not hasattr(METHODS, name)
+    assert dict(METHODS) == before and "foo" not in METHODS and METHODS.get("foo") is None
+    with pytest.raises(ValueError, match=r"unknown method 'foo'"):
+        sample(lambda x, t: 0.1 * x, np.ones(2), schedule=LinearVP(), method="foo")
 
 
 def test_register_then_unregister_round_trip():

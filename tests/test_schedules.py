@@ -113,6 +113,29 @@ def test_tables_whose_spline_decreases_keep_the_c2_spline():
     assert {getattr(DiscreteVP, k)(50).extension for k in ("quad", "cosine")} == {"cubic"}
 
 
+@pytest.mark.parametrize("t, message", [
+    (2000.0, r"t=2000.0 lies outside the domain \[-1.0, 999.0\] of DiscreteVP.linear\(T=1000\)"),
+    (999.5, r"t=999.5 lies outside the domain"), (-1.5, r"t=-1.5 lies outside the domain"),
+    (-2, r"t=-2.0 lies outside the domain"), (float("nan"), r"t=nan must be finite"),
+    (np.array(float("nan")), r"t=nan must be finite"),
+    (np.array([500.5, 1e4]), r"t\[1\]=10000.0 lies outside the domain"),
+    (np.array([3.0, float("nan")]), r"t\[1\]=nan must be finite"),
+])
+@pytest.mark.parametrize("fn", ["alpha", "sigma", "abar", "log_abar", "dlog_abar", "s"])
+def test_a_discrete_schedule_refuses_times_outside_its_table(fn, t, message):
+    """alpha(2000) once extrapolated the spline silently and alpha(nan) returned nan."""
+    with pytest.raises(ValueError, match=message):
+        getattr(DiscreteVP.linear(), fn)(t)
+
+
+def test_a_discrete_schedule_keeps_its_ends_and_check_time_s_rounding():
+    d = DiscreteVP.linear()
+    assert d.alpha(-1) == 1.0 and d.abar(999) == d.alphas_cumprod[-1] and d.alpha(-1.0 - 1e-8) == pytest.approx(1.0)
+    np.testing.assert_array_equal(d.abar(np.array([-1.0, 0.0, 999.0])), [1.0, *d.alphas_cumprod[[0, -1]]])
+    assert d.dlog_abar(999.0 + 1e-7) == pytest.approx(d.dlog_abar(999.0))
+    assert d.dlog_abar(500.5) == float(d.dlog_abar(np.array([500.5]))[0])
+
+
 @pytest.mark.parametrize("method", ["rk4", "prk"])
 def test_runge_kutta_stages_strictly_between_minus_one_and_zero_are_evaluated_finite_on_a_short_table(method):
     # rk4 and prk put a half-step stage at t = -0.5 on the last step of a short DiscreteVP table (which ends at

@@ -5,8 +5,9 @@ option; ``-`` for a side with no run at that NFE), their error ratio and its 95%
 samples (both best runs fixed as chosen on all the samples; ``-`` below 8 samples), then, where a peer ran on
 pndmkit's grids (``ipndm-pndmkit-grid``, ...), the same table with those peers in (``--json``: one JSON object
 whose ``by_nfe`` maps each NFE to the best pndmkit method, the best peer, their error ratio and
-``ratio_interval``). Files are written only with ``--out DIR``: ``compare.json`` (summaries and the best option
-per solver, NFE and case), ``compare.csv`` (the same best rows),
+``ratio_interval``). Files are written only with ``--out DIR``, each atomically, and never over an earlier run's
+files there unless ``--overwrite`` says so: ``compare.json`` (summaries and the best option per solver, NFE and
+case), ``compare.csv`` (the same best rows),
 ``compare_runs.csv`` (every run) and ``compare.md`` (summary tables). ``--peers`` with no names runs
 pndmkit's methods alone (no diffusers needed) and reports their best per NFE. ``--optimized-grids`` also
 optimises the grids of some methods per case and NFE and prints (and writes) them in a table of their own;
@@ -36,7 +37,8 @@ from pndmkit.errors import UsageError
 from pndmkit.studies.grid_opt import MAX_NOISES
 from pndmkit.studies.statistics import INTERVAL_MIN_SAMPLES
 from pndmkit.studies.compare import NFES, OPTIMIZED_DEFAULT, SCHEDULES, CompareConfig, compare, with_options
-from pndmkit.studies.reports import auto_summary, compare_summary, optimized_summary, write_compare_results
+from pndmkit.studies.reports import (auto_summary, compare_result_paths, compare_summary, optimized_summary,
+                                     write_compare_results)
 
 
 def _fixed_step_method(text: str) -> str:
@@ -100,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
                                              "drop --auto-calibration")
     if args.out is not None:
         check_writable_folder(args.out, "out")  # before the comparison, not after it
+        taken = [p.name for p in compare_result_paths(Path(args.out)) if p.exists()]
+        if taken and not args.overwrite:
+            raise UsageError("out", f"--out {args.out!r} already holds {', '.join(taken)} (an earlier run's "
+                                    f"results); choose another folder, or add --overwrite to replace them")
+    elif args.overwrite:
+        raise UsageError("overwrite", "--overwrite lets --out replace an earlier run's files, and no --out is "
+                                      "given; add --out DIR or drop --overwrite")
     log = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr))
     if args.model is not None:
         from pndmkit.studies.compare import compare_model
@@ -187,5 +196,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers)")
     p.add_argument("--json", action="store_true", help="print one JSON object (by_nfe, config)")
     p.add_argument("--out", metavar="DIR", help="write compare.{json,csv,md} and compare_runs.csv into DIR "
-                                                "(default: write no files, print only)")
+                                                "(default: write no files, print only); refused where DIR already "
+                                                "holds one of them, unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --out replace the files of an earlier run in DIR (default: refuse them)")
     p.set_defaults(func=run)

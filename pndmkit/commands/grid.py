@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None and args.model in PROBLEMS:
         raise UsageError("model", f"{args.model!r} is a built-in problem, not a network; use --problem {args.model}")
     refuse_without_model(args, ("scheduler_config", "device", "max_minutes"), "a network")
+    _check_steps(args.method, args.nfe)
     try:
         with warnings.catch_warnings():  # the report says it, in its last line
             warnings.simplefilter("ignore", GridFallbackWarning)
@@ -79,6 +80,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_steps(method: str, nfe: int) -> int:
+    """The steps an NFE budget buys ``method``; a budget of less than two steps is refused before any work: one
+    step's grid is its two end times, which leaves nothing to optimise (the API hands such a run back, marked)."""
+    from pndmkit.methods import get_method, steps_for_nfe
+
+    spec = get_method(method)
+    steps = steps_for_nfe(spec, nfe)
+    if steps is None:
+        raise UsageError("nfe", f"nfe={nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
+    if steps == 1:
+        used = "" if spec.nfe(1) == nfe else f", using only {spec.nfe(1)} of the {nfe} evaluations"
+        raise UsageError("nfe", f"--nfe {nfe} buys {spec.name} one step{used}; one step's grid is its two end "
+                                f"times, with no interior time to optimise: give --nfe {spec.nfe(2)} or more "
+                                f"(two steps)")
+    return steps
+
+
 def _optimize_network(args: argparse.Namespace):
     """``--model``: the cost first (reference blocks, network evaluations, time from one timed evaluation), then
     the references block by block (a line each, cached as they finish; with ``--cache none`` in a temporary
@@ -88,7 +106,7 @@ def _optimize_network(args: argparse.Namespace):
 
     import torch
 
-    from pndmkit.methods import get_method, steps_for_nfe
+    from pndmkit.methods import get_method
     from pndmkit.studies.grid_opt import BUILTIN_KINDS, check_start, default_noises, optimize
     from pndmkit.studies.monitor import StudyMonitor, TimeBudgetExceeded, duration
     from pndmkit.studies.real import load_model
@@ -97,9 +115,7 @@ def _optimize_network(args: argparse.Namespace):
     monitor = StudyMonitor(max_minutes=args.max_minutes)
     ckpt = open_model(args)
     spec = get_method(args.method)
-    steps = steps_for_nfe(spec, args.nfe)
-    if steps is None:
-        raise UsageError("nfe", f"nfe={args.nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
+    steps = _check_steps(args.method, args.nfe)
     check_start(args.start, steps)  # before any reference: they cost minutes
     cache = resolve_cache(args)
     with tempfile.TemporaryDirectory(prefix="pndmkit-references-") as scratch:
@@ -166,8 +182,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     o = actions.add_parser("optimize", help="optimise a grid on calibration noises, report held-out errors",
                            description=DESCRIPTION + " A --problem has an exact reference (seconds); a --model "
                            "needs a converged float64 one (minutes to an hour per new noises on a CPU; cached "
-                           "with --cache). A network of your own: pndmkit.studies.grid_opt.optimize in Python "
-                           "(README.md, \"Accuracy on real networks\").")
+                           "with --cache). --model takes a pndmkit checkpoint, a diffusers folder or a cached hub id; "
+                           "any other callable network: pndmkit.studies.grid_opt.optimize in Python (README.md, "
+                           "\"Accuracy on real networks\").")
     o.add_argument("--method", required=True, help="a fixed-step method (see pndmkit methods)")
     o.add_argument("--nfe", type=step_count, required=True, help=f"budget of model evaluations (at most {MAX_STEPS})")
     o.add_argument("--problem", choices=sorted(PROBLEMS), default=None,

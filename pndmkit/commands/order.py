@@ -2,7 +2,8 @@
 
 Runs :func:`pndmkit.studies.convergence.run_study` on a built-in Gaussian-mixture problem and prints, per method,
 the declared order, the order fitted on the asymptotic range it picked, the error at each step count
-and the NFE; ``--json`` prints one JSON object instead, ``--plot FILE`` writes error against NFE.
+and the NFE; ``--json`` prints one JSON object instead, ``--plot FILE`` writes error against NFE
+(never over an existing file unless ``--overwrite``).
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r\033[K{msg}")
             sys.stderr.flush()
 
+    if args.plot and Path(args.plot).exists() and not args.overwrite:
+        raise UsageError("plot", f"--plot {args.plot!r} already exists; choose another file, or add --overwrite "
+                                 f"to replace it")
+    if args.overwrite and not args.plot:
+        raise UsageError("overwrite", "--overwrite lets --plot replace an existing file, and no --plot is given; "
+                                      "add --plot FILE or drop --overwrite")
     if args.model is not None:
         return _run_model(args, tty)
     refuse_without_model(args, ("scheduler_config", "device", "max_minutes", "cache", "rebuild_cache"),
@@ -222,5 +229,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of x_T")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE", type=_plot_file, default=None,
-                   help="write a log-log plot of error vs NFE to FILE: .png, .pdf, .svg or another matplotlib format")
+                   help="write a log-log plot of error vs NFE to FILE: .png, .pdf, .svg or another matplotlib format "
+                        "written atomically; an existing FILE is refused unless --overwrite (default: no plot)")
+    p.add_argument("--overwrite", action="store_true", help="let --plot replace an existing FILE (default: refuse it)")
     p.set_defaults(func=run)

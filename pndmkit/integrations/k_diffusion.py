@@ -48,7 +48,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pndmkit import schedules as _schedules
-from pndmkit._backend import match_dtype
+from pndmkit._backend import check_array, match_dtype
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.integrator import Integrator
@@ -237,7 +237,8 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         Denoiser ``model(x, sigma, **extra_args)`` returning the ``x0`` estimate; ``sigma`` has one entry
         per batch element (the first axis of ``x``).
     x : torch.Tensor or numpy.ndarray
-        Sample at ``sigmas[0]`` in k-diffusion's scaling: ``x0 + sigma * noise``, so a start from noise is
+        Sample at ``sigmas[0]``, shape ``(batch, ...)`` (at least one axis: the batch one ``sigma`` follows),
+        floating dtype, finite entries (checked as :func:`pndmkit.sample` checks ``x_T``), in k-diffusion's scaling: ``x0 + sigma * noise``, so a start from noise is
         ``noise * sigmas[0]`` (k-diffusion's ``torch.randn(...) * sigmas[0]``), not unit noise. A start whose
         root mean square is below ``sigmas[0] / 4`` or above ``4 sqrt(1 + sigmas[0]^2)`` warns
         (:class:`pndmkit.PriorScaleWarning`).
@@ -268,7 +269,8 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
     Raises
     ------
     TypeError, ValueError
-        Bad ``sigmas``, an adaptive or unknown method, a model that returns ``eps`` instead of ``x0`` (a
+        Bad ``sigmas``; an ``x`` that is not a floating array or tensor with a batch axis, or has a NaN or
+        infinite entry; an adaptive or unknown method, a model that returns ``eps`` instead of ``x0`` (a
         :func:`pndmkit.models.guided` model), ``s_churn`` or ``eta`` other than 0, an unknown keyword.
 
     Notes
@@ -290,6 +292,10 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
     if not (hasattr(x, "shape") and hasattr(x, "dtype")) or isinstance(x, np.generic):
         raise TypeError(f"x must be a torch.Tensor or numpy.ndarray (the sample at sigmas[0]), got "
                         f"{type(x).__name__}: convert it first (torch.as_tensor(x) or numpy.asarray(x))")
+    if len(x.shape) == 0:
+        raise ValueError("x must have a batch axis first, shape (batch, ...), as k-diffusion's samplers take it "
+                         "(model(x, sigma) gets one sigma per batch element), got a 0-d array; pass x[None]")
+    check_array(x, "x", finite=True)  # pndmkit.sample's checks of x_T: floating dtype, finite entries
     if extra_args is not None and not isinstance(extra_args, Mapping):
         raise TypeError(f"extra_args must be a dict of keyword arguments of every model call, got "
                         f"{type(extra_args).__name__} {extra_args!r}")

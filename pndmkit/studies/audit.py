@@ -463,10 +463,11 @@ def resolve_target(target: Any, schedule: Optional[NoiseSchedule] = None, **conf
             return resolve_target(fn, schedule, **config) if isinstance(fn, type) else _sampler_runner(fn, text, config)
         if text in METHODS:
             return resolve_target(METHODS[text], schedule, **config)
-        if os.path.exists(text) or text.count("/") == 1:
-            return _folder_runner(text, schedule, config)
+        if os.path.exists(text) or "/" in text or os.sep in text:  # a folder, a hub id, or a missing path
+            return _folder_runner(text, schedule, config)  # says which: no such file or folder, no cached id
         raise UsageError("target", f"unknown target {text!r}: give MODULE:FUNCTION (a k-diffusion-style sampler), "
-                                   f"diffusers:ClassName or a method name ({', '.join(METHODS)})")
+                                   f"diffusers:ClassName, a method name ({', '.join(METHODS)}), or a diffusers "
+                                   f"folder or cached hub id (a path or org/name)")
     if isinstance(target, (MethodSpec, Integrator)):
         _no_config(config, "a pndmkit method")
         from pndmkit.schedules import LinearVP

@@ -45,7 +45,7 @@ from pndmkit._checks import MAX_STEPS, check_bool, check_choice, check_int, chec
 from pndmkit._io import progress_bar
 from pndmkit.errors import UsageError, blame
 from pndmkit.grids import GRID_KINDS, make_grid
-from pndmkit.methods import MethodSpec, get_method, steps_for_nfe
+from pndmkit.methods import METHODS, MethodSpec, get_method, steps_for_nfe
 from pndmkit.sampling import sample
 from pndmkit.schedules import NoiseSchedule
 from pndmkit.stability import StabilityWarning
@@ -186,21 +186,34 @@ class OptimizedGrid:
         return 0.0 if self.fell_back else self.reduction
 
     def report(self) -> str:
-        """A few lines for people: the grid, the held-out errors and the reduction."""
+        """A few lines for people: the grid, the held-out errors and the reduction.
+
+        Where the steps use fewer evaluations than the budget ``nfe`` (four-evaluation steps of ``f-pndm``
+        in a budget of 6) the first line says how many they use; a one-step run says that its grid, the two
+        end times, leaves nothing to optimise instead of giving an interval.
+        """
         kinds = ", ".join(f"{k} {e:.2e}" for k, e in sorted(self.builtin_errors.items(), key=lambda kv: kv[1]))
+        used = _evaluations(self.method, self.steps)
+        used_text = f", {used} evaluations used" if used is not None and used != self.nfe else ""
+        interval = (
+            f"no interval of the cut: one step leaves no interior time to optimise (every grid is the two end "
+            f"times{'' if used is None else f'; a second step needs NFE {_evaluations(self.method, 2)}'})"
+            if self.steps == 1 else
+            f"no interval of the cut: {_count(self.heldout, 'held-out sample')} (an interval needs at least "
+            f"{INTERVAL_MIN_SAMPLES} and a non-zero baseline error)" if math.isnan(self.heldout_interval[0]) else
+            f"{100 * INTERVAL_LEVEL:.0f}% interval of the cut over the {_count(self.heldout, 'held-out sample')} "
+            f"(paired bootstrap): {100 * self.heldout_interval[0]:+.1f}% to {100 * self.heldout_interval[1]:+.1f}%"
+            f" (+ = smaller)")
         return "\n".join([
-            f"{self.method} at NFE {self.nfe} ({_count(self.steps, 'step')}), {_count(self.degree, 'grid parameter')}"
+            f"{self.method} at NFE {self.nfe} ({_count(self.steps, 'step')}{used_text}), "
+            f"{_count(self.degree, 'grid parameter')}"
             f"{' (every step free)' if self.degree == self.steps - 1 and self.degree > 0 else ''}, "
             f"{_count(self.evaluations, 'calibration run')}",
             f"{'searched grid' if self.fell_back else 'grid'}: " + " ".join(f"{t:.4g}" for t in self.searched_grid),
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
             f"{abs(100 * self.reduction):.1f}% {'smaller' if self.reduction >= 0 else 'larger'} "
             f"(calibration error {self.calibration_error:.3e})",
-            f"no interval of the cut: {_count(self.heldout, 'held-out sample')} (an interval needs at least "
-            f"{INTERVAL_MIN_SAMPLES} and a non-zero baseline error)" if math.isnan(self.heldout_interval[0]) else
-            f"{100 * INTERVAL_LEVEL:.0f}% interval of the cut over the {_count(self.heldout, 'held-out sample')} "
-            f"(paired bootstrap): {100 * self.heldout_interval[0]:+.1f}% to {100 * self.heldout_interval[1]:+.1f}%"
-            f" (+ = smaller)",
+            interval,
             f"built-in grids (held-out): {kinds}",
             f"reference error {self.reference_error:.1e}",
         ] + ([f"the search stopped early ({self.stopped}): the grid is the best of its "
@@ -223,6 +236,12 @@ class OptimizedGrid:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _evaluations(method: str, steps: int) -> Optional[int]:
+    """Model evaluations of ``steps`` steps of the registered ``method`` (``None`` if it is not registered)."""
+    spec = METHODS.get(method)
+    return None if spec is None else spec.nfe(steps)
 
 
 def sample_errors(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -659,6 +678,8 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     searched = best["grid"]
     judged = _judge(held, spec, searched, kinds)
     reason = _fallback_reason(judged["interval"], int(heldout)) if fallback else ""
+    if reason and steps == 1:  # not a failed search: there was nothing to search
+        reason = "one step leaves no interior time to optimise: every grid is the two end times"
     grid = builtin_grids(held, steps, [judged["baseline_kind"]])[judged["baseline_kind"]] if reason else searched
     if reason:
         warnings.warn(f"optimize({spec.name!r}, nfe={nfe}): handing back the {judged['baseline_kind']} grid, not the "

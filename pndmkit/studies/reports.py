@@ -19,7 +19,8 @@ from typing import Any, Optional, Sequence
 from pndmkit._io import atomic_path, write_text
 from pndmkit.studies.convergence import MethodResult, Study
 
-__all__ = ["methods_markdown_table", "order_table", "order_json", "order_plot", "write_compare_results", "compare_summary",
+__all__ = ["methods_markdown_table", "order_table", "order_json", "order_plot", "write_compare_results",
+           "COMPARE_FILES", "compare_result_paths", "compare_summary",
            "compare_markdown", "optimized_summary", "auto_summary", "auto_case_table", "BEST_FIELDS", "RUN_FIELDS"]
 
 
@@ -92,7 +93,8 @@ def order_plot(study: Study, results: dict[str, MethodResult], path: str) -> Non
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=150)
+    with atomic_path(path) as tmp:  # the temporary name keeps the suffix, which picks the format
+        fig.savefig(tmp, dpi=150)
     plt.close(fig)
 
 
@@ -110,10 +112,24 @@ def _write_csv(path: Path, fields: tuple, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+#: The files :func:`write_compare_results` writes into its folder, in this order.
+COMPARE_FILES = ("compare.json", "compare.csv", "compare_runs.csv", "compare.md")
+
+
+def compare_result_paths(out: Path) -> list[Path]:
+    """The paths :func:`write_compare_results` writes under ``out`` (:data:`COMPARE_FILES`)."""
+    return [Path(out) / name for name in COMPARE_FILES]
+
+
 def write_compare_results(result: dict, out: Path) -> list[Path]:
-    """Write ``compare.json``, ``compare.csv``, ``compare_runs.csv`` and ``compare.md`` under ``out``; return their paths."""
+    """Write ``compare.json``, ``compare.csv``, ``compare_runs.csv`` and ``compare.md`` under ``out``; return their paths.
+
+    Each file is written atomically (a temporary file, then a rename), and existing ones are replaced: a
+    caller that must not replace an earlier run's files checks :func:`compare_result_paths` first, as
+    ``pndmkit compare`` does without ``--overwrite``.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "compare.json", out / "compare.csv", out / "compare_runs.csv", out / "compare.md"]
+    paths = compare_result_paths(out)
     slim = {**result, "cases": [{k: v for k, v in c.items() if k != "runs"} for c in result["cases"]]}
     write_text(paths[0], json.dumps(slim, indent=1) + "\n")  # every run is in compare_runs.csv
     tag = [{"problem": c["problem"], "schedule": c["schedule"]} for c in result["cases"]]
