@@ -339,6 +339,7 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
     eps_model.schedule = schedule  # type: ignore[attr-defined]  (the schedule its conversion uses)
     # the network told t - offset, its output converted at the sample's level t (shift_time)
     eps_model.with_time_offset = lambda offset: as_eps(shift_time(model, offset), schedule, prediction)  # type: ignore[attr-defined]
+    eps_model.unconverted = lambda: model  # type: ignore[attr-defined]  (pndmkit.sample from alpha = 0)
     return eps_model
 
 
