@@ -382,3 +382,20 @@ def test_methods_that_cannot_start_at_alpha_0_are_refused_by_the_sample_command(
     assert "method='plms' with prediction='flow' cannot start at t=1, where alpha = 0 (pure noise)" in err
     assert "Methods that run this grid with prediction='flow': ddim, fon, euler" in err
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("argv, option, fix", [
+    (["order", "--methods", "euler", "--steps", "2,4"], "--t-start", "pass t_start below it, e.g. t_start=0.999"),
+    (["grid", "optimize", "--method", "euler", "--nfe", "3", "--calibration", "2", "--heldout", "2"], "--model",
+     "grid optimize searches grids from the network's own first time and has no --t-start"),
+    (["compare", "--methods", "euler", "--nfe", "3", "--n", "2"], "--model",
+     "compare runs every sampler over the network's whole schedule and has no t_start"),
+])
+def test_studies_of_a_flow_matching_folder_refuse_its_start_in_one_line(flow_folder, capsys, argv, option, fix):
+    """The converged reference solves dy/ds = eps in s = sigma/alpha, infinite at t = 1: refused before any solve."""
+    where = 2 if argv[0] == "grid" else 1
+    assert _main(argv[:where] + ["--model", flow_folder] + argv[where:] + ["--cache", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and "s_start and s_end" not in err
+    assert f"error: {option}: the study would start at t=1, where alpha = 0 on FlowMatching(shift=3.0, " \
+           f"t_max=1.0) (pure noise)" in err and fix in err
