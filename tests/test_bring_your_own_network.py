@@ -399,3 +399,10 @@ def test_studies_of_a_flow_matching_folder_refuse_its_start_in_one_line(flow_fol
     assert err.count("\n") == 0 and "Traceback" not in err and "s_start and s_end" not in err
     assert f"error: {option}: the study would start at t=1, where alpha = 0 on FlowMatching(shift=3.0, " \
            f"t_max=1.0) (pure noise)" in err and fix in err
+
+
+def test_audit_of_a_flow_matching_folder_says_it_has_no_vp_table(flow_folder, capsys):
+    assert _main(["audit", flow_folder, "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--config" not in err
+    assert "target: FlowMatchEulerDiscreteScheduler of fm has no VP table (alphas_cumprod)" in err
