@@ -285,7 +285,8 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
 
 def _zero_model(prediction: str) -> Any:
     """A model returning zeros that presents itself as :class:`~pndmkit.nn.NetworkModel` does: an ``eps`` model
-    converted from ``prediction`` (:func:`pndmkit.models.converted_from`) that hands back an unconverted one."""
+    converted from ``prediction`` (:func:`pndmkit.models.converted_from`) that hands back an unconverted one and
+    can be told another time (``with_time_offset``, for the ``official-pndm`` convention)."""
 
     def zero(x: Any, t: float) -> Any:
         return x * 0.0
@@ -295,6 +296,7 @@ def _zero_model(prediction: str) -> Any:
 
     converted.converted_from = prediction  # type: ignore[attr-defined]
     converted.unconverted = lambda: zero  # type: ignore[attr-defined]
+    converted.with_time_offset = lambda offset: converted  # type: ignore[attr-defined]  (zeros at any time)
     return converted
 
 
