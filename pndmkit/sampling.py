@@ -530,7 +530,8 @@ def _check_start_at_rest(integrator: Any, schedule: NoiseSchedule, times: NDArra
     where = f"cannot start at t={t0:g}, where alpha = 0 (pure noise)" if at_start else \
         f"cannot run this grid from t={t0:g} (alpha = 0)"
     raise ValueError(f"method={name!r} with prediction={prediction!r} {where}: {why}; no evaluation was made. "
-                     f"{instead} start below t={t0:g} (t_start={later:.4g}, where sigma/alpha = 1000)")
+                     f"{instead} start below t={t0:g} (t_start={later:.4g} of pndmkit.sample, where sigma/alpha = "
+                     f"1000)")
 
 
 def _walk_failure(integrator: Any, times: NDArray[np.float64], prediction: str) -> Exception | None:
