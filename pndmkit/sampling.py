@@ -297,7 +297,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         its own gradient (:meth:`pndmkit.transfers.Transfer.gradient_of`: a velocity ``u`` gives
         ``x0 = x - t u`` and ``dx/dt = u``; an ``x0`` output gives both too), as the diffusers scheduler's run
         is; a wrapper that converts its network's output to ``eps`` itself (:func:`pndmkit.as_eps`,
-        :class:`pndmkit.nn.NetworkModel`) is asked for it unconverted (``unconverted()``).
+        :func:`pndmkit.models.guided`, :class:`pndmkit.nn.NetworkModel`) is asked for it unconverted
+        (``unconverted()``).
     t_start, t_end : float, optional
         Start and end times of a generated grid: start mid-trajectory by passing ``t_start`` and ``x_t``
         (on a DiscreteVP the default grid is then ``linspace`` over the indices ``0..t_start``).
@@ -464,8 +465,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
 def _told_at_rest(model: Any, prediction: str) -> tuple[Any, str]:
     """The model whose outputs a run from ``alpha = 0`` is told, and their prediction: ``model`` itself, or for a
     pndmkit wrapper that converts its network's output to ``eps`` (:func:`pndmkit.models.converted_from`) and can
-    hand it back unconverted (``unconverted()``: :func:`pndmkit.as_eps`, :class:`pndmkit.nn.NetworkModel`), that
-    unconverted model with the network's prediction."""
+    hand it back unconverted (``unconverted()``: :func:`pndmkit.as_eps`, :func:`pndmkit.models.guided`,
+    :class:`pndmkit.nn.NetworkModel`), that unconverted model with the network's prediction."""
     inner = model
     while isinstance(inner, partial):
         inner = inner.func

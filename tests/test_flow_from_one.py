@@ -159,6 +159,21 @@ def test_a_converting_wrapper_from_t_1_is_told_its_network_output():
                                                        steps=10, prediction="flow").x)
 
 
+def test_a_guided_flow_model_from_t_1_guides_the_velocities():
+    """guided(flow network) returns eps; from t = 1 sample asks it for the guided velocity u_u + w (u_c - u_u)."""
+    from pndmkit.models import guided
+
+    def net(x, t, c):  # a conditional velocity: the Gaussian flow shifted by the condition
+        return gaussian_velocity(x, t) + c
+
+    c = np.full((5, 3), 0.25)
+    g = guided(net, 3.0, {"c": np.zeros((5, 3))}, schedule=FM, prediction="flow")
+    ours = pndmkit.sample(g, Z, schedule=FM, method="dpm-solver++-2m", steps=8, model_kwargs={"c": c}).x
+    by_hand = lambda x, t: net(x, t, 0 * c) + 3.0 * (net(x, t, c) - net(x, t, 0 * c))  # noqa: E731
+    want = pndmkit.sample(by_hand, Z, schedule=FM, method="dpm-solver++-2m", steps=8, prediction="flow").x
+    np.testing.assert_allclose(ours, want, rtol=1e-14, atol=1e-14)
+
+
 def _never(x, t):
     raise AssertionError(f"the model was called at t={t}")
 
