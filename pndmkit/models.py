@@ -339,6 +339,7 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
     eps_model.schedule = schedule  # type: ignore[attr-defined]  (the schedule its conversion uses)
     # the network told t - offset, its output converted at the sample's level t (shift_time)
     eps_model.with_time_offset = lambda offset: as_eps(shift_time(model, offset), schedule, prediction)  # type: ignore[attr-defined]
+    eps_model.unconverted = lambda: model  # type: ignore[attr-defined]  (pndmkit.sample from alpha = 0)
     return eps_model
 
 
@@ -480,4 +481,7 @@ def guided(model: Callable[..., Any], scale: float, uncond: dict[str, Any], *, s
     # the network told t - offset, both halves converted at the sample's level t (shift_time)
     guided_model.with_time_offset = lambda offset: guided(  # type: ignore[attr-defined]
         shift_time(model, offset), scale, uncond, schedule=schedule, prediction=prediction)
+    # the same guidance on the network's own outputs (pndmkit.sample from alpha = 0): the conversion to eps is
+    # affine in the output and the guidance weights (1 - scale, scale) sum to 1, so the two commute exactly
+    guided_model.unconverted = lambda: guided(model, scale, uncond)  # type: ignore[attr-defined]
     return guided_model

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
@@ -291,7 +291,14 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         What the model predicts; converted to ``eps`` before any combination. A model that already returns
         ``eps`` (:func:`pndmkit.models.guided`, :func:`pndmkit.as_eps`, :class:`pndmkit.nn.NetworkModel`:
         :func:`pndmkit.models.converted_from`) takes the default ``"eps"``; another value raises ``ValueError``
-        naming ``prediction`` (it would convert twice).
+        naming ``prediction`` (it would convert twice). A grid that starts where ``alpha = 0`` (flow matching
+        from pure noise, ``FlowMatching(t_max=1)`` at ``t = 1``) is the exception: ``eps = x`` carries no
+        information on ``x0`` there, so the run is told the outputs themselves and each step converts them to
+        its own gradient (:meth:`pndmkit.transfers.Transfer.gradient_of`: a velocity ``u`` gives
+        ``x0 = x - t u`` and ``dx/dt = u``; an ``x0`` output gives both too), as the diffusers scheduler's run
+        is; a wrapper that converts its network's output to ``eps`` itself (:func:`pndmkit.as_eps`,
+        :func:`pndmkit.models.guided`, :class:`pndmkit.nn.NetworkModel`) is asked for it unconverted
+        (``unconverted()``).
     t_start, t_end : float, optional
         Start and end times of a generated grid: start mid-trajectory by passing ``t_start`` and ``x_t``
         (on a DiscreteVP the default grid is then ``linspace`` over the indices ``0..t_start``).
@@ -339,6 +346,11 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         evaluation times are known before the run (:meth:`pndmkit.Integrator.evaluation_times`), so this is
         refused before the first model call, naming the method, the prediction, the grid's end and the methods
         that run on that grid. An adaptive method (``pf``) chooses its times as it goes and is not checked.
+        From ``alpha = 0`` a method that cannot take the prediction there is refused likewise, in one line naming
+        the method, the prediction, why and the methods that run: an ``eps`` (or ``score``) model always (it says
+        nothing about ``x0`` there), the eps-form methods (``plms``, ``pie``, ``ipndm``, ``deis-3``, ...) and
+        ``fon-official`` with any prediction, and the adaptive ``pf``. ``ddim``, ``euler``, ``rk4``, ``fon``,
+        the DPM-Solver++ and UniPC methods and the ``-x0`` methods run on a ``flow`` model.
 
     Warns
     -----
@@ -419,8 +431,6 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         if not isinstance(model_kwargs, dict):
             raise TypeError(f"model_kwargs must be a dict of keyword arguments for model, got "
                             f"{type(model_kwargs).__name__}")
-        from functools import partial
-
         model = partial(model, **model_kwargs)
     check_bool(denoise, "denoise")
     eps_model = as_eps(model, schedule, prediction)  # checks the model against the prediction and the schedule
@@ -435,6 +445,15 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
                              f"unwrapped with prediction={inner!r}, or use a convention without a network time "
                              f"offset")
         eps_model = as_eps(shift_time(model, shift), schedule, prediction)
+    if not math.isfinite(float(schedule.s(float(times[0])))):
+        # pure noise (alpha = 0): eps carries no information on x0 there, so the run is told the model's own
+        # prediction (a flow velocity gives x0 = x - t u and dx/dt = u), as the diffusers scheduler's run is
+        own, told = _told_at_rest(model, prediction)
+        _check_start_at_rest(integrator, schedule, times, told)
+        if shift:
+            own = shift_time(own, shift)
+        solution = integrator.solve(own, x_T, times, callback=callback, check_finite=check_finite, prediction=told)
+        return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
     if isinstance(integrator, Integrator):
         _check_evaluation_times(integrator, schedule, times, prediction)
     else:
@@ -445,6 +464,93 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     else:
         solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
     return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
+
+
+def _told_at_rest(model: Any, prediction: str) -> tuple[Any, str]:
+    """The model whose outputs a run from ``alpha = 0`` is told, and their prediction: ``model`` itself, or for a
+    pndmkit wrapper that converts its network's output to ``eps`` (:func:`pndmkit.models.converted_from`) and can
+    hand it back unconverted (``unconverted()``: :func:`pndmkit.as_eps`, :func:`pndmkit.models.guided`,
+    :class:`pndmkit.nn.NetworkModel`), that unconverted model with the network's prediction."""
+    inner = model
+    while isinstance(inner, partial):
+        inner = inner.func
+    source = converted_from(inner)
+    hook = getattr(inner, "unconverted", None)
+    if prediction != "eps" or source in (None, "eps") or not callable(hook):
+        return model, prediction
+    layers = []
+    while isinstance(model, partial):  # model_kwargs bound by sample, or by the caller: bound again, in order
+        layers.append(model)
+        model = model.func
+    own = hook()
+    for layer in reversed(layers):
+        own = partial(own, *layer.args, **layer.keywords)
+    return own, source
+
+
+#: the gradient each built-in transfer combines, as a refusal from alpha = 0 names it
+_GRADIENT_NAMES = {"DDIMTransfer": "eps", "DataTransfer": "x0", "LinearTransfer": "dx/dt"}
+
+
+def _check_start_at_rest(integrator: Any, schedule: NoiseSchedule, times: NDArray[np.float64],
+                         prediction: str) -> None:
+    """Refuse, before any model call and in one line, a run from ``alpha = 0`` (``t = times[0]``, pure noise) that
+    cannot take ``prediction`` outputs, naming why and the methods that run there."""
+    failure = _walk_failure(integrator, times, prediction)
+    if failure is None:
+        return
+    t0 = float(times[0])
+    name = getattr(integrator, "name", "") or repr(integrator)
+    at_start = len(times) == 2 or _walk_failure(integrator, times[:2], prediction) is not None
+    if not at_start:  # the start is fine; a later evaluation is not (an x0 model at sigma = 0, say)
+        why = str(failure).splitlines()[0].rstrip(".")
+    elif prediction in ("eps", "score"):
+        why = (f"an {prediction!r} output carries no information on x0 where x_t = sigma eps; a model that predicts "
+               f"the flow velocity (prediction='flow') or x0 starts there")
+    elif not isinstance(integrator, Integrator):
+        why = "its adaptive solver integrates the eps form of the ODE, which is singular there"
+    else:
+        gradient = _GRADIENT_NAMES.get(type(integrator.transfer).__name__, "gradient")
+        if gradient == "eps":
+            why = "its steps combine eps, which carries no information on x0 at alpha = 0"
+        elif prediction == "flow" and gradient in ("x0", "dx/dt"):  # the output gives it: the estimator does not
+            why = (f"it re-expresses {gradient} through eps between its stages (base-point derivatives), which is "
+                   f"singular at alpha = 0")
+        else:
+            why = f"its steps combine {gradient}, which a {prediction!r} output does not give there"
+    others = []
+    for other in dict.fromkeys([DEFAULT_METHOD, *METHODS]):
+        if len(others) == 5:
+            break
+        if other == getattr(integrator, "name", None):
+            continue
+        try:
+            if _walk_failure(built(METHODS[other], schedule), times, prediction) is None:
+                others.append(other)
+        except (TypeError, ValueError, ArithmeticError):  # a method that cannot be built here is no suggestion
+            continue
+    instead = (f"Methods that run this grid with prediction={prediction!r}: {', '.join(others)}, ...; or"
+               if others else f"No method runs this grid with prediction={prediction!r}:")
+    later = float(schedule.t_from_s(1e3))
+    where = f"cannot start at t={t0:g}, where alpha = 0 (pure noise)" if at_start else \
+        f"cannot run this grid from t={t0:g} (alpha = 0)"
+    raise ValueError(f"method={name!r} with prediction={prediction!r} {where}: {why}; no evaluation was made. "
+                     f"{instead} start below t={t0:g} (t_start={later:.4g} of pndmkit.sample, where sigma/alpha = "
+                     f"1000)")
+
+
+def _walk_failure(integrator: Any, times: NDArray[np.float64], prediction: str) -> Exception | None:
+    """Why a run of ``integrator`` on ``times`` (from ``alpha = 0``) told ``prediction`` outputs fails (its dry
+    run's error), or ``None`` where it runs."""
+    if not isinstance(integrator, Integrator):
+        return ValueError("an adaptive method integrates the eps form of the ODE")
+    if prediction in ("eps", "score"):
+        return ValueError("eps carries no information on x0 at alpha = 0")
+    try:
+        integrator.dry_run(times, prediction)
+    except (ValueError, ArithmeticError) as exc:
+        return exc
+    return None
 
 
 def planned_undefined_eps_times(integrator: Integrator, grid: NDArray[np.float64], prediction: str) -> list[float]:

@@ -238,10 +238,13 @@ class DataTransfer(Transfer):
     def gradient_of(self, output: Any, x: Any, t: float, prediction: str = "eps") -> Any:
         """As :meth:`Transfer.gradient_of`; a ``flow`` velocity ``u = alpha' x0 + sigma' eps`` gives the data
         estimate directly, ``x0 = (sigma' x - sigma u) / (alpha sigma' - sigma alpha')`` (``x - t u`` on flow
-        matching, finite at ``t = 1``)."""
+        matching, finite at ``t = 1``). Where ``alpha = 0`` an ``x0`` output is the gradient itself (its detour
+        through ``eps`` would divide by ``alpha``)."""
+        sched = self.schedule
+        if prediction == "x0" and float(sched.alpha(t)) == 0.0:
+            return output
         if prediction != "flow":
             return super().gradient_of(output, x, t, prediction)
-        sched = self.schedule
         alpha, sigma = float(sched.alpha(t)), float(sched.sigma(t))
         dalpha, dsigma = float(sched.dalpha(t)), float(sched.dsigma(t))
         det = alpha * dsigma - sigma * dalpha
@@ -400,9 +403,13 @@ class LinearTransfer(Transfer):
 
     def gradient_of(self, output: Any, x: Any, t: float, prediction: str = "eps") -> Any:
         """As :meth:`Transfer.gradient_of`; with ``rhs="ode"`` a ``flow`` velocity is the right-hand side
-        itself (``(alpha'/alpha) x + alpha s' eps = u`` identically), so it is used as it is."""
+        itself (``(alpha'/alpha) x + alpha s' eps = u`` identically), so it is used as it is; where ``alpha = 0``
+        an ``x0`` output gives it as ``(sigma'/sigma) x + alpha' x0`` (``x = sigma eps`` there)."""
         if prediction == "flow" and self.rhs == "ode":
             return output
+        if prediction == "x0" and self.rhs == "ode" and float(self.schedule.alpha(t)) == 0.0:
+            sched = self.schedule  # u = alpha' x0 + sigma' eps: finite where the eps form divides by alpha
+            return lincomb((float(sched.dsigma(t)) / float(sched.sigma(t)), float(sched.dalpha(t))), (x, output))
         return super().gradient_of(output, x, t, prediction)
 
     def gradient_coefficients(self, t: float) -> tuple[float, float]:

@@ -333,3 +333,76 @@ def test_cuda_where_there_is_none_is_one_line_naming_device(folders, capsys):
     assert info.value.params == ("device",)
     assert _main(["order", "--model", folders / "pipe", "--device", "cuda"]) == 2
     assert "--device: device 'cuda' is not usable here" in capsys.readouterr().err
+
+
+# -- a flow-matching folder (SD3/Flux-style scheduler: sigma = 1, alpha = 0 at the start) ----------------------
+@pytest.fixture(scope="module")
+def flow_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flow") / "fm"
+    torch.manual_seed(5)
+    diffusers.DDPMPipeline(unet=diffusers.UNet2DModel(**UNET),
+                           scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0)).save_pretrained(root)
+    return root
+
+
+def _diffusers_flow_loop(folder, n):
+    """diffusers' own FlowMatchEulerDiscreteScheduler on the folder's network from the sample command's noises."""
+    from pndmkit.nn.generate import initial_noise
+
+    unet = diffusers.UNet2DModel.from_pretrained(folder / "unet").eval()
+    theirs = diffusers.FlowMatchEulerDiscreteScheduler.from_pretrained(folder / "scheduler")
+    theirs.set_timesteps(sigmas=list(1 - np.arange(n) / n))  # shifted by the scheduler: pndmkit's default grid
+    x = initial_noise(range(2), (1, 8, 8), 0)
+    with torch.no_grad():
+        for t in theirs.timesteps:
+            x = theirs.step(unet(x, t).sample, t, x).prev_sample
+    return theirs.sigmas.double().numpy(), x.numpy()
+
+
+@pytest.mark.parametrize("method", ["ddim", "euler"])
+def test_sample_on_a_flow_matching_folder_starts_from_pure_noise(flow_folder, tmp_path, capsys, method):
+    out = tmp_path / method
+    assert _main(["sample", "--checkpoint", flow_folder, "--method", method, "--steps", "3", "--num-samples", "2",
+                  "--out", out, "--no-progress"]) == 0
+    from pndmkit.nn.generate import read_samples
+
+    run = json.loads((out / "run.json").read_text())
+    sigmas, expected = _diffusers_flow_loop(flow_folder, 3)
+    np.testing.assert_allclose(run["times"], sigmas, rtol=0, atol=1e-7)
+    assert run["times"][0] == 1.0 and run["method"] == method
+    indices, x = read_samples(out, expect=2)
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)  # DDIM on flow matching is Euler in t
+
+
+def test_methods_that_cannot_start_at_alpha_0_are_refused_by_the_sample_command(flow_folder, tmp_path, capsys):
+    assert _main(["sample", "--checkpoint", flow_folder, "--method", "plms", "--steps", "3", "--out",
+                  tmp_path / "no"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert "method='plms' with prediction='flow' cannot start at t=1, where alpha = 0 (pure noise)" in err
+    assert "Methods that run this grid with prediction='flow': ddim, fon, euler" in err
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("argv, option, fix", [
+    (["order", "--methods", "euler", "--steps", "2,4"], "--t-start", "pass t_start below it, e.g. t_start=0.999"),
+    (["grid", "optimize", "--method", "euler", "--nfe", "3", "--calibration", "2", "--heldout", "2"], "--model",
+     "grid optimize searches grids from the network's own first time and has no --t-start"),
+    (["compare", "--methods", "euler", "--nfe", "3", "--n", "2"], "--model",
+     "compare runs every sampler over the network's whole schedule and has no t_start"),
+])
+def test_studies_of_a_flow_matching_folder_refuse_its_start_in_one_line(flow_folder, capsys, argv, option, fix):
+    """The converged reference solves dy/ds = eps in s = sigma/alpha, infinite at t = 1: refused before any solve."""
+    where = 2 if argv[0] == "grid" else 1
+    assert _main(argv[:where] + ["--model", flow_folder] + argv[where:] + ["--cache", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and "s_start and s_end" not in err
+    assert f"error: {option}: the study would start at t=1, where alpha = 0 on FlowMatching(shift=3.0, " \
+           f"t_max=1.0) (pure noise)" in err and fix in err
+
+
+def test_audit_of_a_flow_matching_folder_says_it_has_no_vp_table(flow_folder, capsys):
+    assert _main(["audit", flow_folder, "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--config" not in err
+    assert "target: FlowMatchEulerDiscreteScheduler of fm has no VP table (alphas_cumprod)" in err

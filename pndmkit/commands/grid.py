@@ -109,7 +109,7 @@ def _optimize_network(args: argparse.Namespace):
     from pndmkit.methods import get_method
     from pndmkit.studies.grid_opt import BUILTIN_KINDS, check_start, default_noises, optimize
     from pndmkit.studies.monitor import StudyMonitor, TimeBudgetExceeded, duration
-    from pndmkit.studies.real import load_model
+    from pndmkit.studies.real import check_reference_start, load_model
     from pndmkit.studies.targets import StudyTarget, reference_blocks
 
     monitor = StudyMonitor(max_minutes=args.max_minutes)
@@ -117,6 +117,11 @@ def _optimize_network(args: argparse.Namespace):
     spec = get_method(args.method)
     steps = _check_steps(args.method, args.nfe)
     check_start(args.start, steps)  # before any reference: they cost minutes
+    check_reference_start(ckpt.schedule, ckpt.schedule.t_start, "model", (
+        "grid optimize searches grids from the network's own first time and has no --t-start: optimize from "
+        "t_start={later} in Python (pndmkit.studies.grid_opt.optimize(..., t_start={later})), or measure the "
+        "methods there with pndmkit order --model " + str(args.model).replace("{", "{{").replace("}", "}}")
+        + " --t-start {later}"))
     cache = resolve_cache(args)
     with tempfile.TemporaryDirectory(prefix="pndmkit-references-") as scratch:
         folder = scratch if cache is None else cache

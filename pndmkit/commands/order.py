@@ -118,7 +118,8 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
     from pndmkit.methods import get_method
     from pndmkit.noise import per_sample_noise
     from pndmkit.studies.monitor import StudyMonitor, TimeBudgetExceeded, duration
-    from pndmkit.studies.real import cached_model_study, check_reference, load_model, model_study, sweep
+    from pndmkit.studies.real import (cached_model_study, check_reference, check_reference_start, load_model,
+                                      model_study, sweep)
 
     for option in ("problem", "schedule"):
         if getattr(args, option) is not None:
@@ -132,6 +133,7 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
     loaded = load_model(ckpt)
     if loaded.shape is None:
         raise UsageError("model", f"{args.model}: the network's config gives no sample shape")
+    check_reference_start(loaded.schedule, loaded.schedule.t_start if args.t_start is None else args.t_start)
     x_T = per_sample_noise(range(batch), loaded.shape, args.seed).astype(np.float64)
     common = dict(x_T=x_T, grid=args.grid, t_start=args.t_start, t_end=args.t_end, cache=cache,
                   rebuild_cache=args.rebuild_cache)

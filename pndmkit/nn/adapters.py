@@ -83,16 +83,32 @@ class NetworkModel:
             dtype = param.dtype if param is not None else None
         self.dtype = dtype
         self.nfe = 0
+        self._convert = True
 
     def __repr__(self) -> str:
         return (f"NetworkModel({type(self.net).__name__}, {self.schedule!r}, prediction={self.prediction!r}, "
-                f"time_offset={self.time_offset}, time_scale={self.time_scale})")
+                f"time_offset={self.time_offset}, time_scale={self.time_scale}"
+                f"{'' if self._convert else ', unconverted'})")
 
     @property
-    def converted_from(self) -> str:
+    def converted_from(self) -> str | None:
         """What the network predicts; the model itself returns ``eps`` (:func:`pndmkit.models.converted_from`),
-        so ``pndmkit.sample`` takes it with ``prediction="eps"`` and refuses another prediction."""
-        return self.prediction
+        so ``pndmkit.sample`` takes it with ``prediction="eps"`` and refuses another prediction. ``None`` for the
+        model of :meth:`unconverted`, which converts nothing."""
+        return self.prediction if self._convert else None
+
+    def unconverted(self) -> "NetworkModel":
+        """The same network returning its own prediction (``self.prediction``) instead of ``eps``.
+
+        :func:`pndmkit.sample` uses it where a run starts at ``alpha = 0`` (flow matching from pure noise,
+        ``t = 1``): there ``eps = x`` carries no information on ``x0``, and the run is told the network's flow
+        velocity itself. The returned model is a new object with its own ``nfe`` count; its time conventions
+        (``time_offset``, ``time_scale``, ``dtype``) are this model's.
+        """
+        raw = copy.copy(self)
+        raw._convert = False
+        raw.nfe = 0
+        return raw
 
     @property
     def device(self) -> torch.device | None:
@@ -141,6 +157,8 @@ class NetworkModel:
             out = out.sample if hasattr(out, "sample") else out[0]
         out = out.to(device=x.device, dtype=x.dtype)
         self.nfe += 1
+        if not self._convert:
+            return out
         c_x, c_out = eps_coefficients(self.schedule, t, self.prediction, self.min_sigma)
         if c_x == 0.0:
             return out if c_out == 1.0 else out * c_out

@@ -246,9 +246,11 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
         raise UsageError("checkpoint", f"checkpoint {str(stem)!r} is not a diffusion model (a "
                                        f"{type(ckpt.net).__name__} without a noise schedule)")
     method, method_options = _batch_independent(cfg.method, ckpt.schedule)
-    # the combination, by a dry run on one number (the types are right here: a TypeError would be a bug)
+    # the combination, by a dry run on one number (the types are right here: a TypeError would be a bug), with
+    # a zero model that converts as the network's model does: from alpha = 0 (flow matching from pure noise)
+    # pndmkit.sample tells the run the network's own prediction, and the dry run must walk it so too
     with blame("steps", "grid", "convention", "method", errors=(ValueError,)):
-        dry = pndmkit.sample(lambda x, t: x * 0.0, np.zeros(1), schedule=ckpt.schedule, method=method,
+        dry = pndmkit.sample(_zero_model(ckpt.prediction), np.zeros(1), schedule=ckpt.schedule, method=method,
                              steps=cfg.steps, grid=cfg.grid, convention=cfg.convention)
     c = ckpt.net.config
     shape = ckpt.shape
@@ -279,6 +281,23 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
         identity["method_options"] = method_options
         identity["steps_chosen_per_sample"] = True
     return _Plan(ckpt, model, method, device, shape, shard_size, identity)
+
+
+def _zero_model(prediction: str) -> Any:
+    """A model returning zeros that presents itself as :class:`~pndmkit.nn.NetworkModel` does: an ``eps`` model
+    converted from ``prediction`` (:func:`pndmkit.models.converted_from`) that hands back an unconverted one and
+    can be told another time (``with_time_offset``, for the ``official-pndm`` convention)."""
+
+    def zero(x: Any, t: float) -> Any:
+        return x * 0.0
+
+    def converted(x: Any, t: float) -> Any:
+        return x * 0.0
+
+    converted.converted_from = prediction  # type: ignore[attr-defined]
+    converted.unconverted = lambda: zero  # type: ignore[attr-defined]
+    converted.with_time_offset = lambda offset: converted  # type: ignore[attr-defined]  (zeros at any time)
+    return converted
 
 
 def _batch_independent(name: str, schedule: Any) -> tuple[Any, dict[str, Any] | None]:

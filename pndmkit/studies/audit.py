@@ -516,10 +516,10 @@ def _folder_runner(text: str, schedule: Optional[NoiseSchedule], config: dict) -
                                    f"network (e.g. diffusers:DDIMScheduler with --config options)")
     fields = set(inspect.signature(cls.__init__).parameters)
     base = {k: v for k, v in saved.items() if k in fields and k != "self"}
-    base["prediction_type"] = "epsilon"
-    runner = _scheduler_runner(cls, {**base, **config}, given=tuple(config))
-    runner.name = f"{cls.__name__} of {located.name}" + "".join(f" {k}={v}" for k, v in config.items())
-    return runner
+    if "prediction_type" in fields:  # a flow-matching scheduler has none (nor a VP table: refused below)
+        base["prediction_type"] = "epsilon"
+    name = f"{cls.__name__} of {located.name}" + "".join(f" {k}={v}" for k, v in config.items())
+    return _scheduler_runner(cls, {**base, **config}, given=tuple(config), name=name)
 
 
 def _no_config(config: dict, what: str) -> None:
@@ -563,7 +563,8 @@ def _annotated_kind(annotation: Any) -> Optional[tuple[Callable[[Any], bool], st
     return accepts, what
 
 
-def _scheduler_runner(cls: type, config: dict, given: Optional[tuple] = None) -> _Scheduler:
+def _scheduler_runner(cls: type, config: dict, given: Optional[tuple] = None, name: Optional[str] = None
+                      ) -> _Scheduler:
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         unknown = [k for k in config if k not in params]
@@ -574,10 +575,12 @@ def _scheduler_runner(cls: type, config: dict, given: Optional[tuple] = None) ->
     for key, value in config.items():  # a value not of its option's annotated type, before the scheduler sees it:
         # diffusers accepts many silently ('maybe' for a bool option is truthy)
         wanted = _annotated_kind(params[key].annotation) if key in params else None
+        if value is None and key in params and params[key].default is None:
+            continue  # the option's own default (a saved config writes it out, whatever the annotation says)
         if wanted is not None and not wanted[0](value):
             raise UsageError("config", f"config {key}={value!r}: {cls.__name__} takes {wanted[1]} for {key} "
                                        f"(default {params[key].default!r})")
-    runner = _Scheduler(cls, config, cls.__name__ + "".join(f" {k}={v}" for k, v in config.items()))
+    runner = _Scheduler(cls, config, name or cls.__name__ + "".join(f" {k}={v}" for k, v in config.items()))
     if given is not None:
         runner.given = given
     try:

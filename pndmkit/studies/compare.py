@@ -1287,6 +1287,11 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         if "problem_or_model" in exc.params:
             raise UsageError(("model",) + tuple(p for p in exc.params if p != "problem_or_model"),
                              str(exc).split("; or one of the built-in problems")[0]) from exc
+        if "t_start" in exc.params:  # a network whose schedule starts at alpha = 0 (flow matching from t = 1)
+            raise UsageError("model", f"{str(exc).split('; ', 1)[0]}; compare runs every sampler over the "
+                                      f"network's whole schedule and has no t_start: measure the methods from "
+                                      f"just below with pndmkit order --model ... --t-start (e.g. 0.999 on flow "
+                                      f"matching; pndmkit.studies.real.model_study(..., t_start=0.999))") from exc
         raise
     if new_cache:  # created as every --cache user creates it (pndmkit.studies.real.check_cache): said here
         log(f"created the cache folder {os.fspath(cache)} (it did not exist): references solved here are kept there")

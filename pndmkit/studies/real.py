@@ -58,7 +58,7 @@ from pndmkit.studies.convergence import MethodResult, Study
 from pndmkit.studies.statistics import rank_correlation
 
 __all__ = ["ModelStudy", "NetworkProblem", "LoadedModel", "load_model", "model_study", "cached_model_study",
-           "cache_key", "reference_solution", "converged_flow", "sweep",
+           "cache_key", "reference_solution", "converged_flow", "sweep", "check_reference_start",
            "run_model_study", "steps_for_nfe", "check_cache", "errors_at_nfe", "check_reference", "mixture_study",
            "rank_correlation", "DamagedCacheWarning", "DEFAULT_MODEL_STEPS", "PIXEL_SCALE"]
 
@@ -221,6 +221,44 @@ def load_model(model: Any, schedule: Optional[NoiseSchedule] = None, *, shape: O
                            getattr(model, "__name__", "model"), None)
     raise UsageError("model", f"model must be a checkpoint name or path, a Checkpoint, a NetworkModel or a "
                               f"callable model(x, t), got {type(model).__name__}")
+
+
+def check_reference_start(schedule: NoiseSchedule, t_start: float, param: str = "t_start",
+                          fix: Optional[str] = None) -> None:
+    """Refuse a study whose interval starts where ``alpha = 0`` (flow matching from pure noise, ``t = 1``).
+
+    A study's reference is the probability-flow ODE ``dy/ds = eps`` solved in ``s = sigma / alpha``
+    (:func:`converged_flow`, :func:`pndmkit.problems.reference.solve_pf_ode`), infinite there, and its methods
+    are driven by ``eps``, which says nothing about ``x0`` where ``x_t = sigma eps``: nothing whose error is
+    measured starts there. A start just below (``sigma / alpha = 1000``, ``t = 0.999`` on flow matching) is a
+    finite level from which both the reference and the methods run, on the same noises.
+
+    Parameters
+    ----------
+    schedule : NoiseSchedule
+        The study's schedule.
+    t_start : float
+        The interval's first time, in the schedule's time ``t``.
+    param : str
+        The parameter the error names (``"t_start"``, ``"grid"``, ...).
+    fix : str, optional
+        What to do instead (default: pass ``param`` below ``t_start``); ``{later}`` in it becomes the time where
+        ``sigma / alpha = 1000`` (computed only for the refusal).
+
+    Raises
+    ------
+    UsageError
+        Naming ``param``: ``alpha(t_start) = 0`` (``s(t_start)`` infinite).
+    """
+    t0 = float(t_start)
+    if math.isfinite(float(schedule.s(t0))):
+        return
+    later = f"{float(schedule.t_from_s(1e3)):.4g}"
+    fix = (fix or f"pass {param} below it, e.g. {param}={{later}} (where sigma/alpha = 1000)").format(later=later)
+    raise UsageError(param, f"the study would start at t={t0:g}, where alpha = 0 on {schedule!r} (pure noise): "
+                            f"its converged reference solves dy/ds = eps in s = sigma/alpha, infinite there, and "
+                            f"eps holds no information on x0 there, so no study with a measured reference error "
+                            f"starts at t={t0:g}; {fix}")
 
 
 def reference_solution(problem: NetworkProblem, schedule: NoiseSchedule, x_T: NDArray[np.float64], t_start: float,
@@ -431,6 +469,7 @@ def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T
                                  f"share no reference end point; use a continuous grid kind such as 'uniform'")
     t0 = sched.t_start if t_start is None else float(t_start)
     t1 = float(sched.t_from_s(convergence.DEFAULT_S_END)) if t_end is None else float(t_end)
+    check_reference_start(sched, t0)
     try:
         make_grid(sched, 2, grid, t_start=t0, t_end=t1)
     except (TypeError, ValueError) as exc:

@@ -240,7 +240,7 @@ class StudyTarget:
             Naming ``problem_or_model`` (neither a problem nor a loadable network), ``shape`` (a network without
             one), ``cache`` (not a writable folder path), or the end times (outside the schedule's domain, or not ``t_end < t_start``).
         """
-        from pndmkit.studies.real import check_cache, load_model
+        from pndmkit.studies.real import check_cache, check_reference_start, load_model
 
         if is_problem(problem_or_model):
             from pndmkit.problems import get_problem
@@ -270,6 +270,7 @@ class StudyTarget:
         t0 = sched.t_start if t_start is None else float(t_start)
         t1 = sched.t_end if t_end is None else float(t_end)
         _check_ends(sched, float(t0), float(t1), ends)
+        check_reference_start(sched, t0, ends[0].split("[")[0])
         if not isinstance(rebuild_cache, bool):
             raise UsageError("rebuild_cache", f"rebuild_cache must be True or False, got {rebuild_cache!r}")
         return cls(source=problem_or_model, schedule=sched, t_start=float(t0), t_end=float(t1), shape=shp,
