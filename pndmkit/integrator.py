@@ -164,6 +164,7 @@ class Integrator:
         times = check_grid(self.transfer.schedule, grid)
         times.setflags(write=False)
         check_prediction(prediction, self.transfer.schedule)
+        self._check_start_at_rest(times, prediction)
         warn_if_unstable(self, times, self.data_form)  # a StabilityWarning naming the cause and a remedy
         out_dtype = dtype_name(x)
         x_state = cast(x, _state_dtype(x, state_dtype))
@@ -182,6 +183,25 @@ class Integrator:
                                  f"run.state)") from exc
         return start_run(self, x_state, times, prediction=prediction, check_finite=bool(check_finite),
                          out_dtype=out_dtype, estimator_state=estimator_state)
+
+    def _check_start_at_rest(self, times: NDArray[np.float64], prediction: str) -> None:
+        """Refuse a run from ``alpha = 0`` (pure noise, e.g. flow matching at ``t = 1``) that cannot take
+        ``prediction`` outputs there, in one line naming the time, before any model call (its dry run, instead of
+        a division by zero in its first step; :func:`pndmkit.sample` refuses the same runs naming the methods
+        that do run)."""
+        t0 = float(times[0])
+        if float(self.transfer.schedule.alpha(t0)) != 0.0:
+            return
+        try:
+            self.dry_run(times, prediction)
+        except (ValueError, ArithmeticError) as exc:
+            why = (f"an {prediction!r} output carries no information on x0 there; tell the run what the model "
+                   f"predicts (prediction='flow' or 'x0'), or start the grid below t={t0:g}"
+                   if prediction in ("eps", "score") else str(exc).splitlines()[0])
+        else:
+            return
+        raise ValueError(f"{self.name or 'this method'} with prediction={prediction!r} cannot run this grid from "
+                         f"t={t0:g}, where alpha = 0 (pure noise): {why}")
 
     def solve(self, model: Model, x: Any = None, grid: Sequence[float] | NDArray[np.float64] | None = None, *,
               callback: Callback | None = None, check_finite: Optional[bool] = None, prediction: Optional[str] = None,

@@ -65,7 +65,9 @@ def test_float32_keeps_its_digits_near_t_1(method):
 def test_eps_methods_refuse_t_1_by_name():
     with pytest.raises(ValueError, match="DDIM transfer .* cannot start at t=1.0"):
         pndmkit.get_method("plms").build(FM).solve(velocity, np.ones(2), GRID, prediction="flow")
-    with pytest.raises(ValueError, match="singular at t=1.0 where alpha = 0"):
+    with pytest.raises(ValueError, match=r"euler with prediction='eps' cannot run this grid from t=1, where alpha = 0 "
+                                         r"\(pure noise\): an 'eps' output carries no information on x0 there; tell "
+                                         r"the run what the model predicts \(prediction='flow' or 'x0'\)"):
         pndmkit.get_method("euler").build(FM).solve(lambda x, t: x, np.ones(2), GRID, prediction="eps")
 
 
@@ -209,3 +211,27 @@ def test_an_x0_model_evaluated_at_sigma_0_is_refused_naming_the_end():
     with pytest.raises(ValueError, match=r"^method='rk4' with prediction='x0' cannot run this grid from t=1 \(alpha "
                                          r"= 0\): an x0-prediction model cannot give eps at t=0.0, where sigma = 0"):
         pndmkit.sample(_never, Z, schedule=FM, method="rk4", steps=4, prediction="x0")
+
+
+@pytest.mark.parametrize("method, prediction, shown", [
+    ("ddim", "eps", r"^ddim with prediction='eps' cannot run this grid from t=1, where alpha = 0 \(pure noise\): an "
+                    r"'eps' output carries no information on x0 there; tell the run what the model predicts"),
+    ("plms", "flow", r"plms with prediction='flow' cannot run this grid from t=1, where alpha = 0"),
+])
+def test_integrator_solve_from_t_1_refuses_in_one_line_before_any_call(method, prediction, shown):
+    """Integrator.solve / start directly (not through pndmkit.sample) from alpha = 0: a ZeroDivisionError in the
+    first step before; now a ValueError naming the time, and the model is never called."""
+    calls = []
+
+    def model(x, t):
+        calls.append(t)
+        return x
+
+    integrator = pndmkit.get_method(method).build(FlowMatching(shift=3.0, t_max=1.0))
+    grid = np.array([1.0, 0.75, 0.5, 0.25, 0.0])
+    with pytest.raises(ValueError, match=shown):
+        integrator.solve(model, np.ones((2, 3)), grid, prediction=prediction)
+    assert calls == []
+    out = pndmkit.get_method("ddim").build(FlowMatching(shift=3.0, t_max=1.0)).solve(
+        lambda x, t: -x, np.ones((2, 3)), grid, prediction="flow")  # a flow model runs from there
+    assert np.all(np.isfinite(out.x)) and out.nfe == 4
