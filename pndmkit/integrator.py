@@ -119,7 +119,8 @@ class Integrator:
     # -- the protocol ---------------------------------------------------------------------------------
     @outside_graph  # host-side set-up in float64 numpy: eager under torch.compile
     def start(self, x: Any, grid: Sequence[float] | NDArray[np.float64], *, prediction: str = "eps",
-              check_finite: bool = False, state_dtype: Optional[str] = None, estimator_state: Any = None) -> Run:
+              check_finite: bool = False, state_dtype: Optional[str] = None, estimator_state: Any = None,
+              check_x: bool = True) -> Run:
         """An ask/tell :class:`~pndmkit.run.Run` from ``x`` at ``grid[0]`` along ``grid``.
 
         Parameters
@@ -140,26 +141,23 @@ class Integrator:
         estimator_state : object, optional
             The estimator's state to start from instead of ``estimator.init(...)`` (e.g. a known multistep
             history ``((t_1, e_1), ...)`` when continuing another sampler's run).
+        check_x : bool
+            Check ``x`` for NaN/inf entries (default): one pass over ``x`` and, for a tensor on a GPU, one device
+            synchronisation per run (the steps never synchronise). ``False`` for a caller that has checked ``x``
+            itself (:func:`pndmkit.sample` checks ``x_T`` up front, by that name) or that must not synchronise
+            (the diffusers scheduler inside a pipeline's loop); the type of ``x`` is checked either way.
 
         Raises
         ------
         TypeError
             ``x`` is not a floating numpy array or torch tensor.
         ValueError
-            ``x`` has a NaN or infinite entry (checked here once, one device synchronisation for a tensor on a
-            GPU; the steps never synchronise, and a told output is checked only with ``check_finite``), or
-            is a 0-d numpy array; a bad grid, prediction or state_dtype.
+            ``x`` has a NaN or infinite entry (with ``check_x``; a told output is checked only with
+            ``check_finite``), or is a 0-d numpy array; a bad grid, prediction or state_dtype; a grid from
+            ``alpha = 0`` that the method cannot run with ``prediction``.
         """
-        check_array(x, "x", finite=True)
-        return self._begin(x, grid, prediction=prediction, check_finite=check_finite, state_dtype=state_dtype,
-                           estimator_state=estimator_state)
-
-    @outside_graph
-    def _begin(self, x: Any, grid: Sequence[float] | NDArray[np.float64], *, prediction: str = "eps",
-               check_finite: bool = False, state_dtype: Optional[str] = None, estimator_state: Any = None) -> Run:
-        """:meth:`start` from an ``x`` whose entries the caller has checked (:func:`pndmkit.sample` checks its
-        ``x_T`` up front, by that name): its type is checked again, its values not (no second device sync)."""
-        check_array(x, "x")
+        check_bool(check_x, "check_x")
+        check_array(x, "x", finite=check_x)
         check_bool(check_finite, "check_finite")
         times = check_grid(self.transfer.schedule, grid)
         times.setflags(write=False)

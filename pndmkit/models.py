@@ -343,16 +343,36 @@ def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, predicti
     return eps_model
 
 
+def _converts(model: Any) -> bool:
+    """Whether ``model`` is a wrapper converting an ``x0``, ``v``, ``score`` or ``flow`` output to ``eps`` itself."""
+    return converted_from(model) not in (None, "eps")
+
+
 def can_shift_time(model: Any) -> bool:
     """Whether :func:`shift_time` can tell ``model``'s network ``t - offset`` while keeping the sample's level ``t``.
 
-    True for a model that converts nothing itself (:func:`converted_from` is ``None`` or ``"eps"``) and for a
-    converting wrapper that offers ``with_time_offset(offset)`` (:func:`as_eps`, :func:`guided`,
-    :class:`pndmkit.nn.NetworkModel`); ``functools.partial`` objects are looked through.
+    Parameters
+    ----------
+    model : callable
+        A model ``model(x, t, **kwargs)``.
+
+    Returns
+    -------
+    bool
+        True for a model that converts nothing itself (:func:`converted_from` is ``None`` or ``"eps"``: it is
+        simply called at ``t - offset``, whatever it is, ``functools.partial`` objects included) and for a
+        converting wrapper that offers ``with_time_offset(offset)`` (:func:`as_eps`, :func:`guided`,
+        :class:`pndmkit.nn.NetworkModel`), also inside a ``functools.partial`` that binds keyword arguments
+        only; False otherwise (a foreign converting wrapper, or a converting wrapper inside a partial that binds
+        positional arguments).
     """
+    if not _converts(model):
+        return True
     while isinstance(model, partial):
+        if model.args:
+            return False
         model = model.func
-    return converted_from(model) in (None, "eps") or callable(getattr(model, "with_time_offset", None))
+    return callable(getattr(model, "with_time_offset", None))
 
 
 def shift_time(model: Callable[..., Any], offset: float) -> Callable[..., Any]:
@@ -360,28 +380,41 @@ def shift_time(model: Callable[..., Any], offset: float) -> Callable[..., Any]:
 
     The official PNDM code gives the network index ``t - 1`` for a sample at the noise level of index ``t``
     (``offset = 1``, ``model_time_offset`` of :func:`pndmkit.sample`). A model that returns its network's output
-    unconverted is called at ``t - offset``. A wrapper that converts an ``x0``, ``v`` or ``flow`` output to
-    ``eps`` itself must convert with the sample's ``abar(t)``, not at the time its network is told, so it is
-    rebuilt by its ``with_time_offset(offset)`` (:func:`as_eps`, :func:`guided`,
-    :class:`pndmkit.nn.NetworkModel` offer it). Keyword arguments (conditioning) pass through, and a
-    ``functools.partial`` keeps its bound arguments.
+    unconverted is called at ``t - offset`` (any callable: a ``functools.partial`` with bound positional
+    arguments too). A wrapper that converts an ``x0``, ``v`` or ``flow`` output to ``eps`` itself must convert
+    with the sample's ``abar(t)``, not at the time its network is told, so it is rebuilt by its
+    ``with_time_offset(offset)`` (:func:`as_eps`, :func:`guided`, :class:`pndmkit.nn.NetworkModel` offer it);
+    a ``functools.partial`` of one keeps its bound keyword arguments (conditioning).
+
+    Parameters
+    ----------
+    model : callable
+        ``model(x, t, **kwargs)``.
+    offset : float
+        Subtracted from the time the network is told.
+
+    Returns
+    -------
+    callable
+        ``model`` itself for ``offset == 0``, else the shifted model.
 
     Raises
     ------
     ValueError
-        A converting wrapper without ``with_time_offset`` (:func:`can_shift_time` is False): shifting it from
-        outside would convert at ``t - offset``.
+        A converting wrapper that cannot be rebuilt (:func:`can_shift_time` is False): shifting it from outside
+        would convert at ``t - offset``.
     """
     if offset == 0:
         return model
-    if isinstance(model, partial):
-        return partial(shift_time(model.func, offset), *model.args, **model.keywords)
-    if converted_from(model) not in (None, "eps"):
+    if _converts(model):
+        if isinstance(model, partial) and not model.args:
+            return partial(shift_time(model.func, offset), **model.keywords)
         hook = getattr(model, "with_time_offset", None)
         if not callable(hook):
             raise ValueError(f"{_wrapper_label(model)} converts its network's {converted_from(model)!r} prediction "
-                             f"to eps itself and offers no with_time_offset(offset): called at t - {offset:g} it "
-                             f"would convert at that time, not at the sample's level t")
+                             f"to eps itself and offers no with_time_offset(offset) (or binds positional "
+                             f"arguments in a functools.partial): called at t - {offset:g} it would convert at "
+                             f"that time, not at the sample's level t")
         return hook(offset)
 
     def shifted(x: Any, t: float, **kwargs: Any) -> Any:

@@ -452,14 +452,18 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         _check_start_at_rest(integrator, schedule, times, told)
         if shift:
             own = shift_time(own, shift)
-        solution = integrator.solve(own, x_T, times, callback=callback, check_finite=check_finite, prediction=told)
+        if isinstance(integrator, Integrator):  # x_T's entries were checked above: start without a second sync
+            run = integrator.start(x_T, times, prediction=told, check_finite=check_finite, check_x=False)
+            solution = integrator.solve(own, callback=callback, run=run)
+        else:
+            solution = integrator.solve(own, x_T, times, callback=callback, check_finite=check_finite, prediction=told)
         return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
     if isinstance(integrator, Integrator):
         _check_evaluation_times(integrator, schedule, times, prediction)
     else:
         _check_adaptive_ends(integrator, schedule, times, prediction)
     if isinstance(integrator, Integrator):  # x_T's entries were checked above: start without a second sync
-        run = integrator._begin(x_T, times, check_finite=check_finite)
+        run = integrator.start(x_T, times, check_finite=check_finite, check_x=False)
         solution = integrator.solve(eps_model, callback=callback, run=run)
     else:
         solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)

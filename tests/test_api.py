@@ -463,3 +463,39 @@ def test_pndmkits_converting_wrappers_convert_at_the_samples_level_under_officia
     assert told == [float(t) - 1.0 for t in grid[:-1]]  # one network call per step (guided: one batched call)
     if wrapper == "NetworkModel":
         assert model.nfe == 0 and model.time_offset == 0.0  # the caller's model is left as it was
+
+
+def test_model_time_offset_shifts_a_partial_with_bound_positional_arguments():
+    """A plain model given as functools.partial(net, params) is called at t - 1 under official-pndm (a shifted
+    wrapper that passed the partial's positional arguments on again broke it); a converting wrapper inside a
+    partial that binds positional arguments cannot be rebuilt and is refused by name."""
+    from functools import partial
+
+    from pndmkit.models import can_shift_time
+
+    told = []
+
+    def net(params, x, t):
+        told.append(t)
+        return params * x
+
+    sched = DiscreteVP.linear()
+    out = sample(partial(net, 0.0), np.ones(2), schedule=sched, steps=5, convention="official-pndm")
+    assert told == [float(t) - 1.0 for t in out.times[:-1]]
+    converting = partial(lambda scale, x, t: as_eps(lambda x, t: scale * x, sched, "x0")(x, t), 0.5)
+    assert can_shift_time(converting)  # a plain function: converts nothing pndmkit can see
+    wrapped = partial(as_eps(lambda x, t, scale: scale * x, sched, "x0"), scale=0.5)
+    assert can_shift_time(wrapped) and shift_time(wrapped, 1.0).keywords == {"scale": 0.5}
+
+    class Converting:
+        converted_from = "x0"
+
+        def with_time_offset(self, offset):
+            return self
+
+        def __call__(self, a, x, t):
+            return x
+
+    assert not can_shift_time(partial(Converting(), 1.0))
+    with pytest.raises(ValueError, match=r"binds positional arguments in a functools.partial"):
+        shift_time(partial(Converting(), 1.0), 1.0)

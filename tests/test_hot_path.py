@@ -336,6 +336,34 @@ def test_start_checks_its_x_with_one_synchronisation_and_a_step_with_none():
         integrator.start(torch.where(torch.arange(6).reshape(2, 3) == 4, float("inf"), x), grid)
 
 
+@pytest.mark.parametrize("method", ["ddim", "unipc-3", "prk"])
+def test_the_diffusers_scheduler_loop_never_synchronises(method):
+    """The steps of a PNDMKitScheduler loop (step per timestep, as a pipeline calls it) synchronise once, for the
+    finiteness of the final sample at the last step: the latent is not checked for NaN at the loop's start
+    (Integrator.start with check_x=False), as diffusers' schedulers do not check it, and no step in between
+    reads the device. Timesteps are passed as Python numbers (a CPU tensor timestep is read, at no device cost, and
+    would count here); set_timesteps reads the CPU table only and is left out."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    import diffusers
+
+    from pndmkit.integrations.diffusers import PNDMKitScheduler
+
+    sched = PNDMKitScheduler.from_config(diffusers.DDIMScheduler(clip_sample=False).config, method=method)
+    x0 = torch.randn(2, 3, 4, 4)
+
+    def loop():
+        x = x0
+        for t in sched.timesteps.tolist():
+            x = sched.step(0.1 * x, t, x).prev_sample
+        return x
+
+    for count in (False, True):  # the first loop warms plans and caches
+        sched.set_timesteps(6)
+        syncs = _count_syncs(torch, loop) if count else loop()
+    assert syncs == 1 and sched.run.done
+
+
 # --- torch.compile -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("driver, name", [("sample", "unipc-3"), ("ask/tell", "f-pndm-s")])
 def test_a_function_that_samples_compiles_and_equals_eager(driver, name):

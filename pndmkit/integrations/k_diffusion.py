@@ -314,7 +314,7 @@ def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float],
            callback: Optional[Callable[[dict], Any]], disable: Optional[bool]) -> Any:
     scale = lambda s: math.sqrt(1.0 + s * s)  # noqa: E731  (y = x_vp * sqrt(1 + sigma^2))
     last = len(levels) - 2  # index of the last step
-    run = integrator.start(x / scale(levels[0]), levels, prediction="x0")
+    run = integrator.start(x / scale(levels[0]), levels, prediction="x0", check_x=False)  # x checked by sample
     bar = _progress(len(levels) - 1, disable)
 
     def evaluate(x_vp: Any, s: float, index: int, at_start: bool) -> tuple[Any, Any]:

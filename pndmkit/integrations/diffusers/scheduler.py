@@ -34,7 +34,9 @@ Host synchronisation
 --------------------
 ``step`` keeps its own evaluation counter: it reads a tensor timestep only when it lives on the CPU (to check
 it against the evaluation asked, at no device cost); only the first ``step`` of a loop without
-``set_begin_index`` reads its timestep to find where the loop starts, as diffusers' schedulers do.
+``set_begin_index`` reads its timestep to find where the loop starts, as diffusers' schedulers do. The latent
+is not checked for NaN/inf (that would be a device synchronisation per loop), as diffusers' schedulers do not:
+``Integrator.start(..., check_x=False)``.
 """
 
 from __future__ import annotations
@@ -966,7 +968,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         scale = self.translation.sample_scale(t0)
         x = sample if scale == 1.0 else sample / scale
         self._k = k
-        self._run = self.integrator.start(x, self.grid[j:], prediction=self.translation.told_prediction)
+        # no NaN check of the latent (a device sync inside the pipeline's loop), as diffusers' schedulers
+        self._run = self.integrator.start(x, self.grid[j:], prediction=self.translation.told_prediction,
+                                          check_x=False)
 
     def _follow(self, sample: torch.Tensor) -> None:
         """The pipeline passed a sample other than the one returned: restart the current step from it."""
@@ -981,7 +985,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self._nfe_before += run.nfe
         x = sample if scale == 1.0 else sample / scale
         self._run = self.integrator.start(x, run.times[run.index:], prediction=run.prediction,
-                                          estimator_state=run.state)
+                                          estimator_state=run.state, check_x=False)
 
 
 def _or(fixes: list) -> str:
