@@ -449,7 +449,7 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         # pure noise (alpha = 0): eps carries no information on x0 there, so the run is told the model's own
         # prediction (a flow velocity gives x0 = x - t u and dx/dt = u), as the diffusers scheduler's run is
         own, told = _told_at_rest(model, prediction)
-        _check_start_at_rest(integrator, schedule, times, told)
+        _check_start_at_rest(integrator, schedule, times, told, converted_from(own))
         if shift:
             own = shift_time(own, shift)
         if isinstance(integrator, Integrator):  # x_T's entries were checked above: start without a second sync
@@ -497,9 +497,10 @@ _GRADIENT_NAMES = {"DDIMTransfer": "eps", "DataTransfer": "x0", "LinearTransfer"
 
 
 def _check_start_at_rest(integrator: Any, schedule: NoiseSchedule, times: NDArray[np.float64],
-                         prediction: str) -> None:
+                         prediction: str, converts: str | None = None) -> None:
     """Refuse, before any model call and in one line, a run from ``alpha = 0`` (``t = times[0]``, pure noise) that
-    cannot take ``prediction`` outputs, naming why and the methods that run there."""
+    cannot take ``prediction`` outputs, naming why and the methods that run there. ``converts``: what the model
+    converts to eps itself (:func:`pndmkit.models.converted_from`), when it cannot hand its output back."""
     failure = _walk_failure(integrator, times, prediction)
     if failure is None:
         return
@@ -508,6 +509,10 @@ def _check_start_at_rest(integrator: Any, schedule: NoiseSchedule, times: NDArra
     at_start = len(times) == 2 or _walk_failure(integrator, times[:2], prediction) is not None
     if not at_start:  # the start is fine; a later evaluation is not (an x0 model at sigma = 0, say)
         why = str(failure).splitlines()[0].rstrip(".")
+    elif prediction in ("eps", "score") and converts not in (None, "eps"):
+        why = (f"the model converts its network's {converts!r} prediction to eps itself and cannot hand it back "
+               f"(no unconverted()), and eps carries no information on x0 where x_t = sigma eps; give the network "
+               f"unwrapped with prediction={converts!r}")
     elif prediction in ("eps", "score"):
         why = (f"an {prediction!r} output carries no information on x0 where x_t = sigma eps; a model that predicts "
                f"the flow velocity (prediction='flow') or x0 starts there")

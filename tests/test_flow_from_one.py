@@ -235,3 +235,18 @@ def test_integrator_solve_from_t_1_refuses_in_one_line_before_any_call(method, p
     out = pndmkit.get_method("ddim").build(FlowMatching(shift=3.0, t_max=1.0)).solve(
         lambda x, t: -x, np.ones((2, 3)), grid, prediction="flow")  # a flow model runs from there
     assert np.all(np.isfinite(out.x)) and out.nfe == 4
+
+
+def test_a_foreign_converting_wrapper_from_t_1_is_told_to_give_the_network_unwrapped():
+    """A wrapper that converts its flow output to eps itself and cannot hand it back: the refusal does not advise
+    prediction='flow' (as_eps would refuse that wrapper: it would convert twice) but the bare network."""
+    class Converting:
+        converted_from = "flow"
+
+        def __call__(self, x, t):
+            return x
+
+    with pytest.raises(ValueError, match=r"converts its network's 'flow' prediction to eps itself and cannot hand "
+                                         r"it back .* give the network unwrapped with prediction='flow'"):
+        pndmkit.sample(Converting(), np.ones((2, 3)), schedule=FlowMatching(shift=3.0, t_max=1.0), method="ddim",
+                       steps=3)
