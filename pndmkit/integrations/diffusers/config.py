@@ -65,7 +65,7 @@ from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
            "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "scheduler_class", "TrainingRangeWarning",
-           "train_timesteps", "trained_betas", "check_timesteps"]
+           "train_timesteps", "trained_betas", "check_timesteps", "init_fields"]
 
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -274,7 +274,20 @@ def _scheduler_fields() -> dict:
     return out
 
 
-def _init_fields(name: str) -> frozenset:
+def init_fields(name: str) -> frozenset:
+    """The config fields of the diffusers scheduler class ``name``: its constructor's parameters.
+
+    Parameters
+    ----------
+    name : str
+        A class name in ``diffusers`` (``"DDIMScheduler"``, ...).
+
+    Returns
+    -------
+    frozenset of str
+        The fields; empty where diffusers is not installed or its installed version has no such class (so that a
+        name of :data:`SOURCES` that an older diffusers lacks adds no field and refuses nothing).
+    """
     try:
         import diffusers
     except ImportError:  # pragma: no cover - without diffusers no config is a diffusers one
@@ -302,7 +315,7 @@ def refuse_foreign(cfg: dict, own: frozenset = frozenset()) -> None:
     if cfg.get("method", None) is not None:
         return  # a PNDMKitScheduler config
     _refuse_class(cfg)
-    known = frozenset().union(*(_init_fields(source) for source in SOURCES))
+    known = frozenset().union(*(init_fields(source) for source in SOURCES))
     if not known:
         return  # no diffusers installed: nothing to compare with
     foreign = sorted(key for key in cfg if not key.startswith("_") and key not in known and key not in own)

@@ -62,8 +62,8 @@ from pndmkit.estimators import Single
 from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
 from pndmkit.grids import GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, TrainingRangeWarning,
-                                                   Translation, check_timesteps, infer_source, refuse_foreign,
-                                                   train_timesteps, trained_betas, translate)
+                                                   Translation, check_timesteps, infer_source, init_fields,
+                                                   refuse_foreign, train_timesteps, trained_betas, translate)
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.sampling import planned_undefined_eps_times
@@ -182,13 +182,6 @@ def _solver_variant(integrator: Integrator, method: Any, translation: Translatio
 
 def _init_keys() -> set:
     return set(inspect.signature(PNDMKitScheduler.__init__).parameters) - {"self"}
-
-
-def _source_fields(name: str) -> set:
-    """The config fields of the diffusers scheduler ``name`` (its constructor's parameters)."""
-    import diffusers
-
-    return set(inspect.signature(getattr(diffusers, name).__init__).parameters) - {"self", "kwargs"}
 
 
 class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
@@ -327,24 +320,42 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         PNDMKitScheduler config. Every field of the config is kept in the new one, so that
         ``DDIMScheduler.from_config(pndmkit_scheduler.config)`` gets the original settings back.
 
+        Parameters
+        ----------
+        config : dict, FrozenDict, optional
+            A diffusers scheduler config (``scheduler.config``), or a PNDMKitScheduler one.
+        return_unused_kwargs : bool
+            Return ``(scheduler, unused)``: ``unused`` holds, as in diffusers, the entries nothing read, unknown
+            keywords included (diffusers' ``from_pretrained`` passes its loading keywords, ``variant=...``,
+            ``low_cpu_mem_usage=...``, on to here this way).
+        **kwargs
+            ``method=...`` and overrides of config fields.
+
+        Returns
+        -------
+        PNDMKitScheduler, or (PNDMKitScheduler, dict) with ``return_unused_kwargs=True``
+
         Raises
         ------
         TypeError
-            A keyword that is neither a field of PNDMKitScheduler nor one of any source's config (a misspelt
-            ``methd=``), naming the closest known one.
+            With ``return_unused_kwargs=False``, a keyword that is neither a field of PNDMKitScheduler nor one of
+            any source's config (a misspelt ``methd=``), naming the closest known one.
         ValueError
             The config of a diffusers scheduler pndmkit does not read (``IPNDMScheduler``, ``LCMScheduler``, ...,
             named), a field of ``REFUSED`` at a value that changes the result, an unknown ``beta_schedule`` or
             ``prediction_type``, or a bad ``method``.
         """
         keys = _init_keys()
-        known = keys | set().union(*(_source_fields(name) for name in SOURCES))
-        reject_unknown(f"{cls.__name__}.from_config", {key: value for key, value in kwargs.items()
-                                                      if not key.startswith("_") and key not in known}, sorted(known))
+        known = keys | set().union(*(init_fields(name) for name in SOURCES))
+        unknown = {key: value for key, value in kwargs.items() if not key.startswith("_") and key not in known}
+        if not return_unused_kwargs:
+            reject_unknown(f"{cls.__name__}.from_config", unknown, sorted(known))
+        kwargs = {key: value for key, value in kwargs.items() if key not in unknown}
         if config is None:
             config = {}
         if not isinstance(config, dict):  # FrozenDict is a dict; anything else diffusers loads itself
-            return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
+            out = super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
+            return (out[0], {**out[1], **unknown}) if return_unused_kwargs else out
         # every field is the source's own setting, its defaults included (diffusers would otherwise replace the
         # fields it lists as defaults by this class's defaults, e.g. DPM-Solver's linspace spacing by leading)
         refuse_foreign(config, frozenset(keys))  # the config as given: its class is recognised by its marks too
@@ -356,6 +367,45 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         translate({**config, **kwargs})  # refuse early, naming the field
         model, unused = super().from_config(config, return_unused_kwargs=True, **kwargs)
         model._configure()  # now with the source's fields, which diffusers registers after __init__
+        if not return_unused_kwargs:
+            return model
+        kept = model.config  # the source's fields, which diffusers reports unused, are kept there
+        return model, {**{key: value for key, value in unused.items() if key not in kept}, **unknown}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any = None, subfolder: Optional[str] = None,
+                        return_unused_kwargs: bool = False, **kwargs: Any) -> Any:
+        """Load ``scheduler_config.json`` from a folder (or the Hub cache), as diffusers' schedulers do.
+
+        Parameters
+        ----------
+        pretrained_model_name_or_path : str or os.PathLike
+            A folder holding ``scheduler_config.json`` (or a pipeline folder, with ``subfolder="scheduler"``), or
+            a Hub repository id (read from the local cache: pndmkit runs with ``HF_HUB_OFFLINE=1``).
+        subfolder : str, optional
+            The folder inside it (``"scheduler"`` for a saved pipeline).
+        return_unused_kwargs : bool
+            Return ``(scheduler, unused)``, where ``unused`` holds the keywords and config entries nothing read.
+        **kwargs
+            diffusers' loading keywords (``cache_dir``, ``local_files_only``, ``revision``, ``variant``,
+            ``low_cpu_mem_usage``, ...), which a pipeline's ``from_pretrained`` passes to every component, and
+            overrides of config fields (``method=...``), as in :meth:`from_config`. A keyword that is neither is
+            left unused, as diffusers' own schedulers leave it (:meth:`from_config` with
+            ``return_unused_kwargs=True``).
+
+        Returns
+        -------
+        PNDMKitScheduler, or (PNDMKitScheduler, dict) with ``return_unused_kwargs=True``
+
+        Raises
+        ------
+        ValueError
+            Every refusal of :meth:`from_config` (a foreign scheduler's config, a field pndmkit cannot honour).
+        OSError
+            No ``scheduler_config.json`` where it was asked for (diffusers' ``load_config``).
+        """
+        model, unused = super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
+                                                return_unused_kwargs=True, **kwargs)
         return (model, unused) if return_unused_kwargs else model
 
     def save_config(self, save_directory: Any, push_to_hub: bool = False, **kwargs: Any) -> None:
