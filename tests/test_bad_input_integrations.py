@@ -208,3 +208,16 @@ def test_from_pretrained_takes_diffusers_loading_keywords(tmp_path, loading):
                                                               return_unused_kwargs=True, **loading)
     left = {key for key in loading if key in their_unused}
     assert left and {key: unused[key] for key in left} == {key: their_unused[key] for key in left}
+
+
+def test_a_source_class_missing_from_the_installed_diffusers_adds_no_field(monkeypatch):
+    """The known fields of from_config come from config.init_fields, which reads a class an older diffusers lacks
+    as no fields rather than raising."""
+    from pndmkit.integrations.diffusers import config, scheduler
+
+    assert config.init_fields("NoSuchScheduler") == frozenset()
+    assert "clip_sample" in config.init_fields("DDIMScheduler") and "self" not in config.init_fields("DDIMScheduler")
+    monkeypatch.setattr(scheduler, "SOURCES", scheduler.SOURCES + ("NoSuchScheduler",))
+    assert PNDMKitScheduler.from_config(_DDIM.config, method="ipndm").config.method == "ipndm"
+    with pytest.raises(TypeError, match=r"did you mean 'method'\?"):
+        PNDMKitScheduler.from_config(_DDIM.config, methd="ipndm")
