@@ -532,3 +532,54 @@ def test_every_advice_of_a_refusal_runs_when_followed(source, config, method, st
         for t in ok.timesteps:
             x = ok.step(0.1 * x, t, x).prev_sample
         assert ok.run.done and ok.nfe == len(ok.timesteps) and torch.isfinite(x).all(), changes
+
+
+@pytest.mark.parametrize("variance_type", ["learned", "learned_range"])
+def test_a_learned_variance_output_is_read_by_its_prediction_half_as_diffusers_does(variance_type):
+    """A DDPM config with a learned variance (IF-style networks output 2C channels: the prediction, then the
+    variance) is stepped on the first C channels, the half DDPMScheduler.step takes as its prediction: a DDIM
+    run matches DDIMScheduler told that half, and the first step matches the DDIM update of the x0 DDPMScheduler
+    derives from the 2C output."""
+    config = diffusers.DDPMScheduler(variance_type=variance_type, clip_sample=False).config
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)
+    variance = 1e3 * torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)  # wrong half: a loud mismatch
+
+    def eps(x, t):
+        return 0.1 * x + 1e-3 * float(t)
+
+    ours = PNDMKitScheduler.from_config(config, method="ddim")
+    theirs = diffusers.DDIMScheduler.from_config(config)  # same table and spacing; ends at abar = 1 like DDPM
+    ours.set_timesteps(10)
+    theirs.set_timesteps(10)
+    assert ours.timesteps.tolist() == theirs.timesteps.tolist()
+    x, y = x0.clone(), x0.clone()
+    for i, t in enumerate(ours.timesteps):
+        if i == 0:  # the x0 DDPMScheduler derives from the 2C output, carried one DDIM step
+            ddpm = diffusers.DDPMScheduler.from_config(config)
+            ddpm.set_timesteps(10)
+            e = eps(x, t)
+            x0_hat = ddpm.step(torch.cat([e, variance], dim=1), t, x, generator=gen).pred_original_sample
+            a_next = float(ddpm.alphas_cumprod[int(t) - 100])
+            first = a_next ** 0.5 * x0_hat + (1 - a_next) ** 0.5 * e
+        x = ours.step(torch.cat([eps(x, t), variance], dim=1), t, x).prev_sample
+        if i == 0:
+            torch.testing.assert_close(x, first, rtol=1e-5, atol=1e-6)  # diffusers keeps its table in float32
+        y = theirs.step(eps(y, t), t, y).prev_sample
+    torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
+
+
+def test_a_doubled_output_without_a_learned_variance_is_refused_naming_variance_type():
+    sched = PNDMKitScheduler.from_config(diffusers.DDPMScheduler(clip_sample=False).config, method="ddim")
+    sched.set_timesteps(10)
+    x = torch.ones(2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"^model_output of shape \(2, 6, 4, 4\) must have the shape of sample, "
+                                         r"\(2, 3, 4, 4\) .*variance_type='fixed_small'.*'learned' or 'learned_range'"):
+        sched.step(torch.ones(2, 6, 4, 4), sched.timesteps[0], x)
+    learned = PNDMKitScheduler.from_config(diffusers.DDPMScheduler(clip_sample=False, variance_type="learned_range")
+                                           .config, method="ddim")
+    learned.set_timesteps(10)
+    with pytest.raises(ValueError, match=r"shape \(2, 5, 4, 4\) must have the shape of sample, \(2, 3, 4, 4\) .*, "
+                                         r"or \(2, 6, 4, 4\) \(the prediction and its learned variance, with "
+                                         r"variance_type='learned_range'\)"):
+        learned.step(torch.ones(2, 5, 4, 4), learned.timesteps[0], x)

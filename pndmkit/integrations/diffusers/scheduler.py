@@ -184,6 +184,10 @@ def _init_keys() -> set:
     return set(inspect.signature(PNDMKitScheduler.__init__).parameters) - {"self"}
 
 
+#: ``variance_type`` values of a network that outputs its variance after its prediction (``2 C`` channels)
+_LEARNED_VARIANCE = ("learned", "learned_range")
+
+
 class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     """A pndmkit method as a diffusers scheduler (see the module documentation).
 
@@ -840,7 +844,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Parameters
         ----------
         model_output : torch.Tensor
-            The network's prediction (``config.prediction_type``) at the current evaluation.
+            The network's prediction (``config.prediction_type``) at the current evaluation, of the shape of
+            ``sample``; with ``variance_type="learned"`` or ``"learned_range"`` in the config (a DDPM config of a
+            network that also predicts its variance, as DeepFloyd IF's), twice the channels of ``sample`` (dim 1)
+            are accepted too: the prediction and the variance, split there as ``DDPMScheduler.step`` splits them.
+            The methods are deterministic and use the prediction only.
         timestep : int, float or torch.Tensor
             The current element of :attr:`timesteps`.
         sample : torch.Tensor
@@ -869,7 +877,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         ValueError
             ``timestep`` has more than one element, ``eta`` is not 0, ``timestep`` (when it is a number or a CPU tensor) is not the evaluation the method
             asks for, or the sample was changed in the middle of a step; ``sample`` of another shape (another
-            batch size) than the loop's, ``model_output`` of another shape than ``sample``;
+            batch size) than the loop's, ``model_output`` of another shape than ``sample`` (twice its channels
+            only with a learned ``variance_type``, named in the message);
             ``use_clipped_model_output`` not a bool
             or ``None``, or ``False`` with ``clip_sample=True`` where the method is not DDIM on a DDIM config.
         """
@@ -886,9 +895,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         if not isinstance(timestep, (torch.Tensor, numbers.Real)) or isinstance(timestep, bool):
             raise TypeError(f"timestep must be a number or a one-element tensor (the current element of "
                             f"scheduler.timesteps), got {type(timestep).__name__} {timestep!r}")
-        if model_output.shape != sample.shape:
-            raise ValueError(f"model_output of shape {tuple(model_output.shape)} must have the shape of sample, "
-                             f"{tuple(sample.shape)} (the network's prediction for each sample)")
+        model_output = self._prediction_part(model_output, sample)
         tr = self.translation
         if self._run is None:
             self._start(timestep, sample)
@@ -950,6 +957,26 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         ``clip_sample=True``, a method of one DDIM step per evaluation, ``use_clipped_model_output`` not set."""
         return (not use_clipped_model_output and self.translation.clip is not None and
                 self.translation.source == "DDIMScheduler" and self._one_ddim_step_per_evaluation())
+
+    def _prediction_part(self, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """``model_output`` itself, or its first ``C`` channels where a learned ``variance_type`` has the network
+        output ``2 C`` (the prediction, then the variance, as ``DDPMScheduler.step`` reads them)."""
+        if model_output.shape == sample.shape:
+            return model_output
+        variance_type = self.config.get("variance_type", None)
+        learned = variance_type in _LEARNED_VARIANCE
+        if learned and model_output.ndim == sample.ndim >= 2 and model_output.shape[1] == 2 * sample.shape[1] and \
+                model_output.shape[:1] + model_output.shape[2:] == sample.shape[:1] + sample.shape[2:]:
+            return model_output[:, :sample.shape[1]]
+        doubled = list(sample.shape)
+        if len(doubled) >= 2:
+            doubled[1] *= 2
+        allowed = (f", or {tuple(doubled)} (the prediction and its learned variance, with variance_type="
+                   f"{variance_type!r})" if learned and len(doubled) >= 2 else
+                   f"; variance_type={variance_type!r} (twice the channels, the prediction and a learned variance, "
+                   f"are read only with variance_type 'learned' or 'learned_range')")
+        raise ValueError(f"model_output of shape {tuple(model_output.shape)} must have the shape of sample, "
+                         f"{tuple(sample.shape)} (the network's prediction for each sample){allowed}")
 
     def _told(self, output: torch.Tensor, x: torch.Tensor, t: float, ddim_default: bool = False) -> torch.Tensor:
         """The model output as the run's prediction: EDM-preconditioned, or with its ``x0`` clipped.
