@@ -583,3 +583,31 @@ def test_a_doubled_output_without_a_learned_variance_is_refused_naming_variance_
                                          r"or \(2, 6, 4, 4\) \(the prediction and its learned variance, with "
                                          r"variance_type='learned_range'\)"):
         learned.step(torch.ones(2, 5, 4, 4), learned.timesteps[0], x)
+
+
+@pytest.mark.parametrize("case", ["native leading", "DDIM leading", "DDIM linspace", "DDPM linspace",
+                                  "clip_sample leading", "clip_sample linspace"])
+def test_every_zero_length_last_step_refusal_gives_the_one_advice(case):
+    """The advice that lengthens a last step starting at t=0 has one wording, config.zero_length_fix, wherever
+    it is given: the native grid, a source's grid, the DDPM end that pndmkit moves to abar_0, and the change a
+    clip_sample refusal proposes."""
+    from pndmkit.integrations.diffusers.config import zero_length_fix
+
+    spacing = case.split()[-1]
+    if case == "native leading":
+        make = lambda: PNDMKitScheduler(method="ipndm", steps_offset=0, set_alpha_to_one=False)  # noqa: E731
+    elif case.startswith("clip_sample"):
+        config = diffusers.DDIMScheduler(timestep_spacing=spacing).config  # clip_sample=True by default
+        make = lambda: PNDMKitScheduler.from_config(config, method="pie")  # noqa: E731
+    else:
+        source = getattr(diffusers, case.split()[0] + "Scheduler")
+        config = {**source(clip_sample=False, timestep_spacing=spacing).config, "set_alpha_to_one": False}
+        make = lambda: PNDMKitScheduler.from_config(config, method="ipndm")  # noqa: E731
+    with pytest.raises(ValueError) as err:
+        make().set_timesteps(10)
+    text = str(err.value)
+    if case.startswith("clip_sample"):
+        expected = f"set_alpha_to_one=False with {zero_length_fix(spacing)[1]}"
+    else:
+        expected = f"pass {zero_length_fix(spacing, 'set_alpha_to_one=True')[1]}"
+    assert expected in text, (expected, text)

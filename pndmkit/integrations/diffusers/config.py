@@ -65,7 +65,8 @@ from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
            "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "scheduler_class", "TrainingRangeWarning",
-           "train_timesteps", "trained_betas", "check_timesteps", "init_fields"]
+           "train_timesteps", "trained_betas", "check_timesteps", "init_fields",
+           "zero_length_fix"]
 
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -542,12 +543,8 @@ class Translation:
         ``set_alpha_to_one=False``)."""
         cfg = self.config
         if grid.size >= 2 and grid[-1] == 0.0 and grid[-2] <= 0.0 and not cfg.get("set_alpha_to_one", True):
-            spacing = cfg.get("timestep_spacing", "leading")
-            start = (f"steps_offset=1 (with 'leading' spacing the last step then starts at t=1)"
-                     if spacing == "leading" else "timestep_spacing='trailing' (the last step then starts above t=0)")
             alternative = "set_alpha_to_one=True" if end_advice is None else end_advice()
-            return (f"the last step starts at t=0, where set_alpha_to_one=False ends it: pass {start}" + (
-                f", or {alternative} (the last step then ends at abar = 1, t=-1)" if alternative else ""))
+            return f"pass {zero_length_fix(cfg.get('timestep_spacing', 'leading'), alternative)[1]}"
         return "change one of those fields"
 
     def _custom_layout(self, timesteps: Any, sigmas: Any) -> Layout:
@@ -646,6 +643,38 @@ class Translation:
         """What the scheduler tells pndmkit: ``x0`` for EDM (preconditioned) and clipped outputs, else
         :attr:`prediction`."""
         return "x0" if self.family == "edm" or self.clip is not None else self.prediction
+
+
+def zero_length_fix(spacing: str, alternative: Optional[str] = None) -> tuple[dict, str]:
+    """The config change that lengthens a last step of length zero: one that starts at ``t = 0``, where
+    ``set_alpha_to_one=False`` ends it (``'leading'`` spacing with ``steps_offset=0``, or ``'linspace'``).
+
+    Parameters
+    ----------
+    spacing : str
+        The config's ``timestep_spacing``.
+    alternative : str, optional
+        Another change that runs (``"set_alpha_to_one=True"``, ...), offered after it in the text.
+
+    Returns
+    -------
+    changes : dict
+        The config fields to set: ``{"steps_offset": 1}`` for ``'leading'`` spacing, else
+        ``{"timestep_spacing": "trailing"}``.
+    text : str
+        The advice, to follow "pass" in a message: the change, why it works and the alternative.
+    """
+    if spacing == "leading":
+        changes = {"steps_offset": 1}
+        text = ("steps_offset=1 ('leading' spacing with steps_offset=0 starts the last step at t=0, where "
+                "set_alpha_to_one=False ends it; steps_offset=1 starts it at t=1)")
+    else:
+        changes = {"timestep_spacing": "trailing"}
+        text = (f"timestep_spacing='trailing' ({spacing!r} spacing ignores steps_offset and starts the last step at "
+                f"t=0, where set_alpha_to_one=False ends it; 'trailing' starts it above t=0)")
+    if alternative:
+        text += f", or {alternative} (the last step then ends at abar = 1, t=-1)"
+    return changes, text
 
 
 def _dedupe(steps: list, levels: list) -> tuple[list, list]:

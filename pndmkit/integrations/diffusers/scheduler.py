@@ -63,7 +63,8 @@ from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
 from pndmkit.grids import GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, TrainingRangeWarning,
                                                    Translation, check_timesteps, infer_source, init_fields,
-                                                   refuse_foreign, train_timesteps, trained_betas, translate)
+                                                   refuse_foreign, train_timesteps, trained_betas, translate,
+                                                   zero_length_fix)
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.sampling import planned_undefined_eps_times
@@ -623,14 +624,10 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         where it would end. The first of those that runs (tried by :meth:`_runs`); ``({}, "")`` if none does."""
         spacing = self.config.get("timestep_spacing", "leading")
         candidates = [({"set_alpha_to_one": False}, "set_alpha_to_one=False (the last step ends at t=0)")]
-        if spacing == "leading" and int(self.config.get("steps_offset", 0)) == 0:
-            candidates.append(({"set_alpha_to_one": False, "steps_offset": 1},
-                               "set_alpha_to_one=False with steps_offset=1 (the last step ends at t=0; 'leading' "
-                               "spacing with steps_offset=0 starts it there too)"))
-        elif spacing != "trailing":
-            candidates.append(({"set_alpha_to_one": False, "timestep_spacing": "trailing"},
-                               f"set_alpha_to_one=False with timestep_spacing='trailing' (the last step ends at t=0; "
-                               f"{spacing!r} spacing starts it there too)"))
+        offset = int(self.config.get("steps_offset", 0))
+        if spacing not in ("leading", "trailing") or (spacing == "leading" and offset == 0):
+            changes, text = zero_length_fix(spacing)
+            candidates.append(({"set_alpha_to_one": False, **changes}, f"set_alpha_to_one=False with {text}"))
         return next(((changes, text) for changes, text in candidates if self._runs(**changes)), ({}, ""))
 
     def _alpha_to_one_false_advice(self) -> str:
@@ -652,12 +649,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
 
     def _zero_length_advice(self) -> str:
         """What lengthens a last step that starts at ``t = 0``, where ``set_alpha_to_one=False`` ends it."""
-        spacing = self.config.get("timestep_spacing", "leading")
-        start = ("steps_offset=1 (the last step then starts at t=1)" if spacing == "leading" else
-                 f"timestep_spacing='trailing' ({spacing!r} spacing ignores steps_offset; trailing starts the "
-                 f"last step above t=0)")
-        alternative = self._alpha_to_one_true_advice()
-        return f"{start}, or {alternative}" if alternative else start
+        return zero_length_fix(self.config.get("timestep_spacing", "leading"), self._alpha_to_one_true_advice())[1]
 
     def _warn_outside_training(self, times: list) -> None:
         """A VP network is trained at the indices ``0 .. T - 1``; stages of a last step that ends at ``t = -1``
