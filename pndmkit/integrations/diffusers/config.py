@@ -209,6 +209,19 @@ def scheduler_class(config: Any) -> Optional[str]:
     samplers, as ``DDIMScheduler`` and ``DDPMScheduler``), and a plain mapping without the marks of a diffusers
     config (``_use_default_values``, diffusers' ``FrozenDict``) is matched against :data:`SOURCES` only, so that
     a few fields written by hand are not taken for another scheduler's config.
+
+    Parameters
+    ----------
+    config : mapping
+        A scheduler config: ``scheduler.config`` (diffusers' ``FrozenDict``), the contents of
+        ``scheduler_config.json``, or a plain ``dict``.
+
+    Returns
+    -------
+    str or None
+        The class name (``"DDIMScheduler"``, ...), not necessarily one of :data:`SOURCES`; ``None`` where no
+        class fits (or ``config`` is not a mapping). Nothing is raised: :func:`translate` refuses the classes
+        pndmkit does not read.
     """
     names = _recognised(config)
     return names[0] if names else None
