@@ -330,26 +330,87 @@ class MethodRegistry(Mapping):
     """
 
     def __init__(self, specs: Any) -> None:
+        """Hold ``specs`` by name.
+
+        Parameters
+        ----------
+        specs : iterable of MethodSpec
+            The methods, in registration order (a later spec of the same name replaces an earlier one; nothing
+            is checked here: :func:`register_method` checks what it adds).
+        """
         self._specs: dict[str, MethodSpec] = {spec.name: spec for spec in specs}
 
     def __getitem__(self, name: str) -> MethodSpec:
+        """The spec registered as ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A method name (``"ipndm"``, ...).
+
+        Returns
+        -------
+        MethodSpec
+
+        Raises
+        ------
+        KeyError
+            ``name`` is not registered (as in any mapping; :func:`get_method` raises ``ValueError`` listing the
+            known names instead).
+        """
         return self._specs[name]
 
     def __iter__(self) -> Iterator[str]:
+        """The registered names, in registration order (built-in methods first).
+
+        Returns
+        -------
+        iterator of str
+        """
         return iter(self._specs)
 
     def __len__(self) -> int:
+        """The number of registered methods.
+
+        Returns
+        -------
+        int
+        """
         return len(self._specs)
 
     def __repr__(self) -> str:
         return f"MethodRegistry({', '.join(self._specs)})"
 
     def __setitem__(self, name: Any, value: Any) -> None:
+        """Refused: the registry is changed only through :func:`register_method`, which checks the method.
+
+        Parameters
+        ----------
+        name, value : Any
+            The key and value of ``METHODS[name] = value``.
+
+        Raises
+        ------
+        TypeError
+            Always, naming ``name`` and the function to call instead.
+        """
         raise TypeError(f"METHODS is read-only: METHODS[{name!r}] = {type(value).__name__} {value!r:.60} is refused; "
                         f"register a method with pndmkit.register_method(MethodSpec(name, build, order)), which "
                         f"checks it first")
 
     def __delitem__(self, name: Any) -> None:
+        """Refused: a method is removed only through :func:`unregister_method`.
+
+        Parameters
+        ----------
+        name : Any
+            The key of ``del METHODS[name]``.
+
+        Raises
+        ------
+        TypeError
+            Always, naming ``name`` and the function to call instead.
+        """
         raise TypeError(f"METHODS is read-only: del METHODS[{name!r}] is refused; remove a registered method with "
                         f"pndmkit.unregister_method({name!r})")
 

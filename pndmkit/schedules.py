@@ -1042,9 +1042,22 @@ def lam_from_log_abar(log_abar: ArrayLike) -> FloatOrArray:
 
 
 def s_from_log_abar(log_abar: ArrayLike) -> FloatOrArray:
-    r""":math:`s = \sqrt{\mathrm{expm1}(-\log\bar\alpha)}` (float64, 0 where ``abar = 1``; a float for a scalar)
-    from :math:`\log\bar\alpha \le 0`, as :meth:`VPSchedule.s` computes it: :func:`lam_from_log_abar`'s
-    counterpart for the noise-to-signal ratio."""
+    r"""Noise-to-signal ratio :math:`s = \sigma/\alpha = \sqrt{(1 - \bar\alpha)/\bar\alpha}
+    = \sqrt{\mathrm{expm1}(-\log\bar\alpha)}` of a VP schedule from :math:`\log\bar\alpha`, as
+    :meth:`VPSchedule.s` computes it: :func:`lam_from_log_abar`'s counterpart (``s = exp(-lambda)``), for a caller
+    that has ``log abar`` already (:func:`grid_log_abar`).
+
+    Parameters
+    ----------
+    log_abar : float or array_like
+        :math:`\log\bar\alpha \le 0` (float64).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        ``s`` (float64, the input's shape; a float for a scalar), 0 where ``abar = 1``. Nothing is checked: a
+        positive ``log_abar`` (``abar > 1``, no VP level) gives NaN, with numpy's invalid-value warning.
+    """
     return _out(np.sqrt(np.expm1(-np.asarray(log_abar, dtype=np.float64))))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -86,7 +87,10 @@ def test_a_results_file_is_rewritten_only_where_a_number_moved(tmp_path):
     for other in ({"a": [1.0, 0.3], "b": {}}, {"a": [1.0, 0.3, 0.0], "b": {"n": 3, "s": "y", "ok": True}},
                   {"a": [1.0, 0.3, float("nan")], "b": {"n": 3, "s": "x", "ok": 1}}):
         assert not same_numbers(json.loads(path.read_text()), other, REWRITE_RTOL)
-    shipped = Path(__file__).resolve().parent.parent / "analysis" / "results" / "real_orders.json"
-    before = (shipped.read_text(), shipped.stat().st_mtime_ns)
+    # the shipped results file, its own document written back: a copy, so that a broken function cannot dirty
+    # the checkout (the copy keeps the file's bytes and mtime)
+    shipped = tmp_path / "real_orders.json"
+    shutil.copy2(ROOT / "analysis" / "results" / "real_orders.json", shipped)
+    before = (shipped.read_bytes(), shipped.stat().st_mtime_ns)
     assert not write_json_if_changed(shipped, json.loads(before[0]), rtol=REWRITE_RTOL)
-    assert (shipped.read_text(), shipped.stat().st_mtime_ns) == before
+    assert (shipped.read_bytes(), shipped.stat().st_mtime_ns) == before

@@ -180,3 +180,44 @@ def test_check_order_names_a_bad_tolerance_before_it_runs(tol):
 
     with pytest.raises(ValueError, match=rf"tol must be a finite number >= 0 .*got {tol!r}"):
         PT.check_order("ddim", steps=(100, 200), tol=tol)
+
+
+def test_from_config_hands_unknown_keywords_back_where_asked_as_diffusers_does():
+    """With return_unused_kwargs=True an unknown keyword is handed back in ``unused`` (DDIMScheduler's contract),
+    not refused; without it the misspelling is refused naming the closest field."""
+    diffusers = pytest.importorskip("diffusers")
+    theirs, their_unused = diffusers.DDIMScheduler.from_config(_DDIM.config, return_unused_kwargs=True, foo=1)
+    ours, unused = PNDMKitScheduler.from_config(_DDIM.config, return_unused_kwargs=True, foo=1, method="ipndm")
+    assert their_unused == {"foo": 1} and unused == {"foo": 1}
+    assert isinstance(ours, PNDMKitScheduler) and ours.config.method == "ipndm" and "foo" not in ours.config
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'methd'; did you mean 'method'\?"):
+        PNDMKitScheduler.from_config(_DDIM.config, methd="ipndm")
+
+
+@pytest.mark.parametrize("loading", [dict(variant=None), dict(low_cpu_mem_usage=True),
+                                     dict(variant=None, low_cpu_mem_usage=True, local_files_only=True)])
+def test_from_pretrained_takes_diffusers_loading_keywords(tmp_path, loading):
+    """A pipeline's from_pretrained passes its loading keywords to every component; those diffusers' load_config
+    does not read reach from_config as leftovers, which diffusers' schedulers leave unused."""
+    diffusers = pytest.importorskip("diffusers")
+    PNDMKitScheduler.from_config(_DDIM.config, method="ipndm", steps_offset=1).save_pretrained(tmp_path / "scheduler")
+    back = PNDMKitScheduler.from_pretrained(tmp_path, subfolder="scheduler", **loading)
+    assert back.config.method == "ipndm" and back.config.steps_offset == 1 and back.config.source == "DDIMScheduler"
+    _, unused = PNDMKitScheduler.from_pretrained(tmp_path, subfolder="scheduler", return_unused_kwargs=True, **loading)
+    _, their_unused = diffusers.DDIMScheduler.from_pretrained(tmp_path, subfolder="scheduler",
+                                                              return_unused_kwargs=True, **loading)
+    left = {key for key in loading if key in their_unused}
+    assert left and {key: unused[key] for key in left} == {key: their_unused[key] for key in left}
+
+
+def test_a_source_class_missing_from_the_installed_diffusers_adds_no_field(monkeypatch):
+    """The known fields of from_config come from config.init_fields, which reads a class an older diffusers lacks
+    as no fields rather than raising."""
+    from pndmkit.integrations.diffusers import config, scheduler
+
+    assert config.init_fields("NoSuchScheduler") == frozenset()
+    assert "clip_sample" in config.init_fields("DDIMScheduler") and "self" not in config.init_fields("DDIMScheduler")
+    monkeypatch.setattr(scheduler, "SOURCES", scheduler.SOURCES + ("NoSuchScheduler",))
+    assert PNDMKitScheduler.from_config(_DDIM.config, method="ipndm").config.method == "ipndm"
+    with pytest.raises(TypeError, match=r"did you mean 'method'\?"):
+        PNDMKitScheduler.from_config(_DDIM.config, methd="ipndm")

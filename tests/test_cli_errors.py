@@ -81,6 +81,10 @@ CASES = [
      "f-pndm 4"),
     (["compare", "--methods", "foo"], "--methods: unknown or adaptive method 'foo'; fixed-step methods: ddim"),
     (["compare", "--methods", "pf"], "--methods: unknown or adaptive method 'pf'"),
+    (["compare", "--quick", "--optimized-grids", "dpm-solver++-3m-nolof"],
+     "--optimized-grids: 'dpm-solver++-3m-nolof' is a compare variant (run by --methods), not a registered method; "
+     "grids are optimised for registered fixed-step methods: ddim,"),
+    (["compare", "--quick", "--optimized-grids", "pf"], "--optimized-grids: unknown or adaptive method 'pf'; grids"),
     (["compare", "--problem", "gmm3d"], "--problem: unknown problem 'gmm3d'; built-in problems: gmm1d"),
     (["compare", "--schedule", "foo"], "--schedule: invalid choice: 'foo'"),
     (["compare", "--n", "x"], "--n: expected an integer >= 1, got 'x'"),

@@ -56,3 +56,32 @@ def test_protocol_notes_example_runs_and_registers_a_method():
 def test_readme_shows_the_two_commands():
     text = (ROOT / "README.md").read_text()
     assert "make demo" in text and "make test" in text
+
+
+NUMPYDOC_SECTIONS = [
+    ("pndmkit.integrations.diffusers", "scheduler_class", ("Parameters", "Returns")),
+    ("pndmkit.integrations.diffusers.config", "init_fields", ("Parameters", "Returns")),
+    ("pndmkit.integrations.diffusers.config", "zero_length_fix", ("Parameters", "Returns")),
+    ("pndmkit.schedules", "s_from_log_abar", ("Parameters", "Returns")),
+    ("pndmkit.studies.compare", "compare_methods", ("Returns",)),
+    ("pndmkit.studies.reports", "compare_result_paths", ("Parameters", "Returns")),
+    ("pndmkit.methods", "MethodRegistry.__init__", ("Parameters",)),
+    ("pndmkit.methods", "MethodRegistry.__getitem__", ("Parameters", "Returns", "Raises")),
+    ("pndmkit.methods", "MethodRegistry.__iter__", ("Returns",)),
+    ("pndmkit.methods", "MethodRegistry.__len__", ("Returns",)),
+    ("pndmkit.methods", "MethodRegistry.__setitem__", ("Parameters", "Raises")),
+    ("pndmkit.methods", "MethodRegistry.__delitem__", ("Parameters", "Raises")),
+]
+
+
+@pytest.mark.parametrize("module_name, name, sections", NUMPYDOC_SECTIONS,
+                         ids=[f"{m}.{n}" for m, n, _ in NUMPYDOC_SECTIONS])
+def test_public_names_have_their_numpydoc_sections(module_name, name, sections):
+    if module_name.startswith("pndmkit.integrations.diffusers"):
+        pytest.importorskip("diffusers")
+    obj = importlib.import_module(module_name)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    doc = inspect.getdoc(obj) or ""
+    for section in sections:
+        assert f"\n{section}\n{'-' * len(section)}\n" in doc, f"{module_name}.{name} has no {section} section"

@@ -532,3 +532,82 @@ def test_every_advice_of_a_refusal_runs_when_followed(source, config, method, st
         for t in ok.timesteps:
             x = ok.step(0.1 * x, t, x).prev_sample
         assert ok.run.done and ok.nfe == len(ok.timesteps) and torch.isfinite(x).all(), changes
+
+
+@pytest.mark.parametrize("variance_type", ["learned", "learned_range"])
+def test_a_learned_variance_output_is_read_by_its_prediction_half_as_diffusers_does(variance_type):
+    """A DDPM config with a learned variance (IF-style networks output 2C channels: the prediction, then the
+    variance) is stepped on the first C channels, the half DDPMScheduler.step takes as its prediction: a DDIM
+    run matches DDIMScheduler told that half, and the first step matches the DDIM update of the x0 DDPMScheduler
+    derives from the 2C output."""
+    config = diffusers.DDPMScheduler(variance_type=variance_type, clip_sample=False).config
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)
+    variance = 1e3 * torch.randn(2, 3, 4, 4, generator=gen, dtype=torch.float64)  # wrong half: a loud mismatch
+
+    def eps(x, t):
+        return 0.1 * x + 1e-3 * float(t)
+
+    ours = PNDMKitScheduler.from_config(config, method="ddim")
+    theirs = diffusers.DDIMScheduler.from_config(config)  # same table and spacing; ends at abar = 1 like DDPM
+    ours.set_timesteps(10)
+    theirs.set_timesteps(10)
+    assert ours.timesteps.tolist() == theirs.timesteps.tolist()
+    x, y = x0.clone(), x0.clone()
+    for i, t in enumerate(ours.timesteps):
+        if i == 0:  # the x0 DDPMScheduler derives from the 2C output, carried one DDIM step
+            ddpm = diffusers.DDPMScheduler.from_config(config)
+            ddpm.set_timesteps(10)
+            e = eps(x, t)
+            x0_hat = ddpm.step(torch.cat([e, variance], dim=1), t, x, generator=gen).pred_original_sample
+            a_next = float(ddpm.alphas_cumprod[int(t) - 100])
+            first = a_next ** 0.5 * x0_hat + (1 - a_next) ** 0.5 * e
+        x = ours.step(torch.cat([eps(x, t), variance], dim=1), t, x).prev_sample
+        if i == 0:
+            torch.testing.assert_close(x, first, rtol=1e-5, atol=1e-6)  # diffusers keeps its table in float32
+        y = theirs.step(eps(y, t), t, y).prev_sample
+    torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
+
+
+def test_a_doubled_output_without_a_learned_variance_is_refused_naming_variance_type():
+    sched = PNDMKitScheduler.from_config(diffusers.DDPMScheduler(clip_sample=False).config, method="ddim")
+    sched.set_timesteps(10)
+    x = torch.ones(2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"^model_output of shape \(2, 6, 4, 4\) must have the shape of sample, "
+                                         r"\(2, 3, 4, 4\) .*variance_type='fixed_small'.*'learned' or 'learned_range'"):
+        sched.step(torch.ones(2, 6, 4, 4), sched.timesteps[0], x)
+    learned = PNDMKitScheduler.from_config(diffusers.DDPMScheduler(clip_sample=False, variance_type="learned_range")
+                                           .config, method="ddim")
+    learned.set_timesteps(10)
+    with pytest.raises(ValueError, match=r"shape \(2, 5, 4, 4\) must have the shape of sample, \(2, 3, 4, 4\) .*, "
+                                         r"or \(2, 6, 4, 4\) \(the prediction and its learned variance, with "
+                                         r"variance_type='learned_range'\)"):
+        learned.step(torch.ones(2, 5, 4, 4), learned.timesteps[0], x)
+
+
+@pytest.mark.parametrize("case", ["native leading", "DDIM leading", "DDIM linspace", "DDPM linspace",
+                                  "clip_sample leading", "clip_sample linspace"])
+def test_every_zero_length_last_step_refusal_gives_the_one_advice(case):
+    """The advice that lengthens a last step starting at t=0 has one wording, config.zero_length_fix, wherever
+    it is given: the native grid, a source's grid, the DDPM end that pndmkit moves to abar_0, and the change a
+    clip_sample refusal proposes."""
+    from pndmkit.integrations.diffusers.config import zero_length_fix
+
+    spacing = case.split()[-1]
+    if case == "native leading":
+        make = lambda: PNDMKitScheduler(method="ipndm", steps_offset=0, set_alpha_to_one=False)  # noqa: E731
+    elif case.startswith("clip_sample"):
+        config = diffusers.DDIMScheduler(timestep_spacing=spacing).config  # clip_sample=True by default
+        make = lambda: PNDMKitScheduler.from_config(config, method="pie")  # noqa: E731
+    else:
+        source = getattr(diffusers, case.split()[0] + "Scheduler")
+        config = {**source(clip_sample=False, timestep_spacing=spacing).config, "set_alpha_to_one": False}
+        make = lambda: PNDMKitScheduler.from_config(config, method="ipndm")  # noqa: E731
+    with pytest.raises(ValueError) as err:
+        make().set_timesteps(10)
+    text = str(err.value)
+    if case.startswith("clip_sample"):
+        expected = f"set_alpha_to_one=False with {zero_length_fix(spacing)[1]}"
+    else:
+        expected = f"pass {zero_length_fix(spacing, 'set_alpha_to_one=True')[1]}"
+    assert expected in text, (expected, text)

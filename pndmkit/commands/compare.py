@@ -52,6 +52,20 @@ def _fixed_step_method(text: str) -> str:
     return text
 
 
+def _registered_fixed_step_method(text: str) -> str:
+    """A registered method with a fixed NFE (argparse type of ``--optimized-grids``): the compare variants, which
+    run only when ``--methods`` names them, and unknown and adaptive names are usage errors."""
+    from pndmkit.studies.compare import VARIANTS, pndmkit_methods
+
+    known = pndmkit_methods()
+    if text in known:
+        return text
+    what = (f"{text!r} is a compare variant (run by --methods), not a registered method" if text in VARIANTS
+            else f"unknown or adaptive method {text!r}")
+    raise argparse.ArgumentTypeError(f"{what}; grids are optimised for registered fixed-step methods: "
+                                     f"{', '.join(known)}")
+
+
 def _problem(text: str) -> str:
     from pndmkit.problems import PROBLEMS
 
@@ -177,7 +191,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "pndmkit.studies.compare.VARIANTS, such as dpm-solver++-3m-nolof, run only when named)")
     p.add_argument("--peers", nargs="*", help="peers (default: all; give none to run pndmkit only)")
     p.add_argument("--no-grids", action="store_true", help="default grid only, no search over grid options")
-    p.add_argument("--optimized-grids", nargs="*", type=_fixed_step_method, metavar="METHOD",
+    p.add_argument("--optimized-grids", nargs="*", type=_registered_fixed_step_method, metavar="METHOD",
                    help="also optimise these methods' grids per case and NFE (pndmkit.studies.grid_opt.optimize) and report "
                         f"them apart (default: none; no names: {' '.join(OPTIMIZED_DEFAULT)})")
     p.add_argument("--optimize-maxfev", type=positive_int, metavar="N",

@@ -172,7 +172,15 @@ VARIANTS: dict[str, MethodSpec] = {spec.name: spec for spec in (
 
 
 def compare_methods() -> list[str]:
-    """Every method ``methods`` may name: :func:`pndmkit_methods` and the :data:`VARIANTS`."""
+    """Every method the ``methods`` field of :class:`CompareConfig` (``pndmkit compare --methods``) may name.
+
+    Returns
+    -------
+    list of str
+        :func:`pndmkit_methods` (the registered fixed-step methods, in registration order), then the
+        :data:`VARIANTS` that are not registered under the same name. Only the first part may be named by
+        ``optimized_grids``.
+    """
     return pndmkit_methods() + [name for name in VARIANTS if name not in METHODS]
 
 

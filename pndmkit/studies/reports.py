@@ -117,7 +117,18 @@ COMPARE_FILES = ("compare.json", "compare.csv", "compare_runs.csv", "compare.md"
 
 
 def compare_result_paths(out: Path) -> list[Path]:
-    """The paths :func:`write_compare_results` writes under ``out`` (:data:`COMPARE_FILES`)."""
+    """The paths :func:`write_compare_results` writes under ``out`` (:data:`COMPARE_FILES`).
+
+    Parameters
+    ----------
+    out : str or pathlib.Path
+        The results folder (it need not exist; nothing is read or written).
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``out / name`` for each name of :data:`COMPARE_FILES`, in that order (``compare.json`` first).
+    """
     return [Path(out) / name for name in COMPARE_FILES]
 
 

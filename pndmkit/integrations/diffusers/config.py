@@ -65,7 +65,8 @@ from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
            "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "scheduler_class", "TrainingRangeWarning",
-           "train_timesteps", "trained_betas", "check_timesteps"]
+           "train_timesteps", "trained_betas", "check_timesteps", "init_fields",
+           "zero_length_fix"]
 
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -208,6 +209,19 @@ def scheduler_class(config: Any) -> Optional[str]:
     samplers, as ``DDIMScheduler`` and ``DDPMScheduler``), and a plain mapping without the marks of a diffusers
     config (``_use_default_values``, diffusers' ``FrozenDict``) is matched against :data:`SOURCES` only, so that
     a few fields written by hand are not taken for another scheduler's config.
+
+    Parameters
+    ----------
+    config : mapping
+        A scheduler config: ``scheduler.config`` (diffusers' ``FrozenDict``), the contents of
+        ``scheduler_config.json``, or a plain ``dict``.
+
+    Returns
+    -------
+    str or None
+        The class name (``"DDIMScheduler"``, ...), not necessarily one of :data:`SOURCES`; ``None`` where no
+        class fits (or ``config`` is not a mapping). Nothing is raised: :func:`translate` refuses the classes
+        pndmkit does not read.
     """
     names = _recognised(config)
     return names[0] if names else None
@@ -274,7 +288,20 @@ def _scheduler_fields() -> dict:
     return out
 
 
-def _init_fields(name: str) -> frozenset:
+def init_fields(name: str) -> frozenset:
+    """The config fields of the diffusers scheduler class ``name``: its constructor's parameters.
+
+    Parameters
+    ----------
+    name : str
+        A class name in ``diffusers`` (``"DDIMScheduler"``, ...).
+
+    Returns
+    -------
+    frozenset of str
+        The fields; empty where diffusers is not installed or its installed version has no such class (so that a
+        name of :data:`SOURCES` that an older diffusers lacks adds no field and refuses nothing).
+    """
     try:
         import diffusers
     except ImportError:  # pragma: no cover - without diffusers no config is a diffusers one
@@ -302,7 +329,7 @@ def refuse_foreign(cfg: dict, own: frozenset = frozenset()) -> None:
     if cfg.get("method", None) is not None:
         return  # a PNDMKitScheduler config
     _refuse_class(cfg)
-    known = frozenset().union(*(_init_fields(source) for source in SOURCES))
+    known = frozenset().union(*(init_fields(source) for source in SOURCES))
     if not known:
         return  # no diffusers installed: nothing to compare with
     foreign = sorted(key for key in cfg if not key.startswith("_") and key not in known and key not in own)
@@ -529,12 +556,8 @@ class Translation:
         ``set_alpha_to_one=False``)."""
         cfg = self.config
         if grid.size >= 2 and grid[-1] == 0.0 and grid[-2] <= 0.0 and not cfg.get("set_alpha_to_one", True):
-            spacing = cfg.get("timestep_spacing", "leading")
-            start = (f"steps_offset=1 (with 'leading' spacing the last step then starts at t=1)"
-                     if spacing == "leading" else "timestep_spacing='trailing' (the last step then starts above t=0)")
             alternative = "set_alpha_to_one=True" if end_advice is None else end_advice()
-            return (f"the last step starts at t=0, where set_alpha_to_one=False ends it: pass {start}" + (
-                f", or {alternative} (the last step then ends at abar = 1, t=-1)" if alternative else ""))
+            return f"pass {zero_length_fix(cfg.get('timestep_spacing', 'leading'), alternative)[1]}"
         return "change one of those fields"
 
     def _custom_layout(self, timesteps: Any, sigmas: Any) -> Layout:
@@ -633,6 +656,38 @@ class Translation:
         """What the scheduler tells pndmkit: ``x0`` for EDM (preconditioned) and clipped outputs, else
         :attr:`prediction`."""
         return "x0" if self.family == "edm" or self.clip is not None else self.prediction
+
+
+def zero_length_fix(spacing: str, alternative: Optional[str] = None) -> tuple[dict, str]:
+    """The config change that lengthens a last step of length zero: one that starts at ``t = 0``, where
+    ``set_alpha_to_one=False`` ends it (``'leading'`` spacing with ``steps_offset=0``, or ``'linspace'``).
+
+    Parameters
+    ----------
+    spacing : str
+        The config's ``timestep_spacing``.
+    alternative : str, optional
+        Another change that runs (``"set_alpha_to_one=True"``, ...), offered after it in the text.
+
+    Returns
+    -------
+    changes : dict
+        The config fields to set: ``{"steps_offset": 1}`` for ``'leading'`` spacing, else
+        ``{"timestep_spacing": "trailing"}``.
+    text : str
+        The advice, to follow "pass" in a message: the change, why it works and the alternative.
+    """
+    if spacing == "leading":
+        changes = {"steps_offset": 1}
+        text = ("steps_offset=1 ('leading' spacing with steps_offset=0 starts the last step at t=0, where "
+                "set_alpha_to_one=False ends it; steps_offset=1 starts it at t=1)")
+    else:
+        changes = {"timestep_spacing": "trailing"}
+        text = (f"timestep_spacing='trailing' ({spacing!r} spacing ignores steps_offset and starts the last step at "
+                f"t=0, where set_alpha_to_one=False ends it; 'trailing' starts it above t=0)")
+    if alternative:
+        text += f", or {alternative} (the last step then ends at abar = 1, t=-1)"
+    return changes, text
 
 
 def _dedupe(steps: list, levels: list) -> tuple[list, list]:

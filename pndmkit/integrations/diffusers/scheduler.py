@@ -64,8 +64,9 @@ from pndmkit.estimators import Single
 from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
 from pndmkit.grids import GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, TrainingRangeWarning,
-                                                   Translation, check_timesteps, infer_source, refuse_foreign,
-                                                   train_timesteps, trained_betas, translate)
+                                                   Translation, check_timesteps, infer_source, init_fields,
+                                                   refuse_foreign, train_timesteps, trained_betas, translate,
+                                                   zero_length_fix)
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.sampling import planned_undefined_eps_times
@@ -186,11 +187,8 @@ def _init_keys() -> set:
     return set(inspect.signature(PNDMKitScheduler.__init__).parameters) - {"self"}
 
 
-def _source_fields(name: str) -> set:
-    """The config fields of the diffusers scheduler ``name`` (its constructor's parameters)."""
-    import diffusers
-
-    return set(inspect.signature(getattr(diffusers, name).__init__).parameters) - {"self", "kwargs"}
+#: ``variance_type`` values of a network that outputs its variance after its prediction (``2 C`` channels)
+_LEARNED_VARIANCE = ("learned", "learned_range")
 
 
 class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
@@ -329,24 +327,42 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         PNDMKitScheduler config. Every field of the config is kept in the new one, so that
         ``DDIMScheduler.from_config(pndmkit_scheduler.config)`` gets the original settings back.
 
+        Parameters
+        ----------
+        config : dict, FrozenDict, optional
+            A diffusers scheduler config (``scheduler.config``), or a PNDMKitScheduler one.
+        return_unused_kwargs : bool
+            Return ``(scheduler, unused)``: ``unused`` holds, as in diffusers, the entries nothing read, unknown
+            keywords included (diffusers' ``from_pretrained`` passes its loading keywords, ``variant=...``,
+            ``low_cpu_mem_usage=...``, on to here this way).
+        **kwargs
+            ``method=...`` and overrides of config fields.
+
+        Returns
+        -------
+        PNDMKitScheduler, or (PNDMKitScheduler, dict) with ``return_unused_kwargs=True``
+
         Raises
         ------
         TypeError
-            A keyword that is neither a field of PNDMKitScheduler nor one of any source's config (a misspelt
-            ``methd=``), naming the closest known one.
+            With ``return_unused_kwargs=False``, a keyword that is neither a field of PNDMKitScheduler nor one of
+            any source's config (a misspelt ``methd=``), naming the closest known one.
         ValueError
             The config of a diffusers scheduler pndmkit does not read (``IPNDMScheduler``, ``LCMScheduler``, ...,
             named), a field of ``REFUSED`` at a value that changes the result, an unknown ``beta_schedule`` or
             ``prediction_type``, or a bad ``method``.
         """
         keys = _init_keys()
-        known = keys | set().union(*(_source_fields(name) for name in SOURCES))
-        reject_unknown(f"{cls.__name__}.from_config", {key: value for key, value in kwargs.items()
-                                                      if not key.startswith("_") and key not in known}, sorted(known))
+        known = keys | set().union(*(init_fields(name) for name in SOURCES))
+        unknown = {key: value for key, value in kwargs.items() if not key.startswith("_") and key not in known}
+        if not return_unused_kwargs:
+            reject_unknown(f"{cls.__name__}.from_config", unknown, sorted(known))
+        kwargs = {key: value for key, value in kwargs.items() if key not in unknown}
         if config is None:
             config = {}
         if not isinstance(config, dict):  # FrozenDict is a dict; anything else diffusers loads itself
-            return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
+            out = super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
+            return (out[0], {**out[1], **unknown}) if return_unused_kwargs else out
         # every field is the source's own setting, its defaults included (diffusers would otherwise replace the
         # fields it lists as defaults by this class's defaults, e.g. DPM-Solver's linspace spacing by leading)
         refuse_foreign(config, frozenset(keys))  # the config as given: its class is recognised by its marks too
@@ -358,6 +374,45 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         translate({**config, **kwargs})  # refuse early, naming the field
         model, unused = super().from_config(config, return_unused_kwargs=True, **kwargs)
         model._configure()  # now with the source's fields, which diffusers registers after __init__
+        if not return_unused_kwargs:
+            return model
+        kept = model.config  # the source's fields, which diffusers reports unused, are kept there
+        return model, {**{key: value for key, value in unused.items() if key not in kept}, **unknown}
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any = None, subfolder: Optional[str] = None,
+                        return_unused_kwargs: bool = False, **kwargs: Any) -> Any:
+        """Load ``scheduler_config.json`` from a folder (or the Hub cache), as diffusers' schedulers do.
+
+        Parameters
+        ----------
+        pretrained_model_name_or_path : str or os.PathLike
+            A folder holding ``scheduler_config.json`` (or a pipeline folder, with ``subfolder="scheduler"``), or
+            a Hub repository id (read from the local cache: pndmkit runs with ``HF_HUB_OFFLINE=1``).
+        subfolder : str, optional
+            The folder inside it (``"scheduler"`` for a saved pipeline).
+        return_unused_kwargs : bool
+            Return ``(scheduler, unused)``, where ``unused`` holds the keywords and config entries nothing read.
+        **kwargs
+            diffusers' loading keywords (``cache_dir``, ``local_files_only``, ``revision``, ``variant``,
+            ``low_cpu_mem_usage``, ...), which a pipeline's ``from_pretrained`` passes to every component, and
+            overrides of config fields (``method=...``), as in :meth:`from_config`. A keyword that is neither is
+            left unused, as diffusers' own schedulers leave it (:meth:`from_config` with
+            ``return_unused_kwargs=True``).
+
+        Returns
+        -------
+        PNDMKitScheduler, or (PNDMKitScheduler, dict) with ``return_unused_kwargs=True``
+
+        Raises
+        ------
+        ValueError
+            Every refusal of :meth:`from_config` (a foreign scheduler's config, a field pndmkit cannot honour).
+        OSError
+            No ``scheduler_config.json`` where it was asked for (diffusers' ``load_config``).
+        """
+        model, unused = super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
+                                                return_unused_kwargs=True, **kwargs)
         return (model, unused) if return_unused_kwargs else model
 
     def save_config(self, save_directory: Any, push_to_hub: bool = False, **kwargs: Any) -> None:
@@ -571,14 +626,10 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         where it would end. The first of those that runs (tried by :meth:`_runs`); ``({}, "")`` if none does."""
         spacing = self.config.get("timestep_spacing", "leading")
         candidates = [({"set_alpha_to_one": False}, "set_alpha_to_one=False (the last step ends at t=0)")]
-        if spacing == "leading" and int(self.config.get("steps_offset", 0)) == 0:
-            candidates.append(({"set_alpha_to_one": False, "steps_offset": 1},
-                               "set_alpha_to_one=False with steps_offset=1 (the last step ends at t=0; 'leading' "
-                               "spacing with steps_offset=0 starts it there too)"))
-        elif spacing != "trailing":
-            candidates.append(({"set_alpha_to_one": False, "timestep_spacing": "trailing"},
-                               f"set_alpha_to_one=False with timestep_spacing='trailing' (the last step ends at t=0; "
-                               f"{spacing!r} spacing starts it there too)"))
+        offset = int(self.config.get("steps_offset", 0))
+        if spacing not in ("leading", "trailing") or (spacing == "leading" and offset == 0):
+            changes, text = zero_length_fix(spacing)
+            candidates.append(({"set_alpha_to_one": False, **changes}, f"set_alpha_to_one=False with {text}"))
         return next(((changes, text) for changes, text in candidates if self._runs(**changes)), ({}, ""))
 
     def _alpha_to_one_false_advice(self) -> str:
@@ -600,12 +651,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
 
     def _zero_length_advice(self) -> str:
         """What lengthens a last step that starts at ``t = 0``, where ``set_alpha_to_one=False`` ends it."""
-        spacing = self.config.get("timestep_spacing", "leading")
-        start = ("steps_offset=1 (the last step then starts at t=1)" if spacing == "leading" else
-                 f"timestep_spacing='trailing' ({spacing!r} spacing ignores steps_offset; trailing starts the "
-                 f"last step above t=0)")
-        alternative = self._alpha_to_one_true_advice()
-        return f"{start}, or {alternative}" if alternative else start
+        return zero_length_fix(self.config.get("timestep_spacing", "leading"), self._alpha_to_one_true_advice())[1]
 
     def _warn_outside_training(self, times: list) -> None:
         """A VP network is trained at the indices ``0 .. T - 1``; stages of a last step that ends at ``t = -1``
@@ -792,7 +838,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Parameters
         ----------
         model_output : torch.Tensor
-            The network's prediction (``config.prediction_type``) at the current evaluation.
+            The network's prediction (``config.prediction_type``) at the current evaluation, of the shape of
+            ``sample``; with ``variance_type="learned"`` or ``"learned_range"`` in the config (a DDPM config of a
+            network that also predicts its variance, as DeepFloyd IF's), twice the channels of ``sample`` (dim 1)
+            are accepted too: the prediction and the variance, split there as ``DDPMScheduler.step`` splits them.
+            The methods are deterministic and use the prediction only.
         timestep : int, float or torch.Tensor
             The current element of :attr:`timesteps`.
         sample : torch.Tensor
@@ -821,7 +871,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         ValueError
             ``timestep`` has more than one element, ``eta`` is not 0, ``timestep`` (when it is a number or a CPU tensor) is not the evaluation the method
             asks for, or the sample was changed in the middle of a step; ``sample`` of another shape (another
-            batch size) than the loop's, ``model_output`` of another shape than ``sample``;
+            batch size) than the loop's, ``model_output`` of another shape than ``sample`` (twice its channels
+            only with a learned ``variance_type``, named in the message);
             ``use_clipped_model_output`` not a bool
             or ``None``, or ``False`` with ``clip_sample=True`` where the method is not DDIM on a DDIM config.
         """
@@ -838,9 +889,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         if not isinstance(timestep, (torch.Tensor, numbers.Real)) or isinstance(timestep, bool):
             raise TypeError(f"timestep must be a number or a one-element tensor (the current element of "
                             f"scheduler.timesteps), got {type(timestep).__name__} {timestep!r}")
-        if model_output.shape != sample.shape:
-            raise ValueError(f"model_output of shape {tuple(model_output.shape)} must have the shape of sample, "
-                             f"{tuple(sample.shape)} (the network's prediction for each sample)")
+        model_output = self._prediction_part(model_output, sample)
         tr = self.translation
         if self._run is None:
             self._start(timestep, sample)
@@ -902,6 +951,26 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         ``clip_sample=True``, a method of one DDIM step per evaluation, ``use_clipped_model_output`` not set."""
         return (not use_clipped_model_output and self.translation.clip is not None and
                 self.translation.source == "DDIMScheduler" and self._one_ddim_step_per_evaluation())
+
+    def _prediction_part(self, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """``model_output`` itself, or its first ``C`` channels where a learned ``variance_type`` has the network
+        output ``2 C`` (the prediction, then the variance, as ``DDPMScheduler.step`` reads them)."""
+        if model_output.shape == sample.shape:
+            return model_output
+        variance_type = self.config.get("variance_type", None)
+        learned = variance_type in _LEARNED_VARIANCE
+        if learned and model_output.ndim == sample.ndim >= 2 and model_output.shape[1] == 2 * sample.shape[1] and \
+                model_output.shape[:1] + model_output.shape[2:] == sample.shape[:1] + sample.shape[2:]:
+            return model_output[:, :sample.shape[1]]
+        doubled = list(sample.shape)
+        if len(doubled) >= 2:
+            doubled[1] *= 2
+        allowed = (f", or {tuple(doubled)} (the prediction and its learned variance, with variance_type="
+                   f"{variance_type!r})" if learned and len(doubled) >= 2 else
+                   f"; variance_type={variance_type!r} (twice the channels, the prediction and a learned variance, "
+                   f"are read only with variance_type 'learned' or 'learned_range')")
+        raise ValueError(f"model_output of shape {tuple(model_output.shape)} must have the shape of sample, "
+                         f"{tuple(sample.shape)} (the network's prediction for each sample){allowed}")
 
     def _told(self, output: torch.Tensor, x: torch.Tensor, t: float, ddim_default: bool = False) -> torch.Tensor:
         """The model output as the run's prediction: EDM-preconditioned, or with its ``x0`` clipped.
