@@ -273,7 +273,7 @@ def test_optimized_grids_default_set_and_bad_input():
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--optimized-grids", "foo"], "--optimized-grids: unknown or adaptive method 'foo'; fixed-step methods: ddim"),
+    (["--optimized-grids", "foo"], "--optimized-grids: unknown or adaptive method 'foo'; grids are optimised for registered fixed-step methods: ddim"),
     (["--optimized-grids", "pf"], "--optimized-grids: unknown or adaptive method 'pf'"),
     (["--methods", "ddim", "--optimized-grids", "ipndm"],
      "--optimized-grids/--methods: optimized_grids names 'ipndm', which is not among methods (ddim)"),
