@@ -61,6 +61,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -296,6 +298,10 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
     if not t0 > t1:
         raise ValueError(f"t_start={t0} must be larger than t_end={t1} (time runs from noise to data)")
     spec = GRID_KINDS[kind]
+    if kind in _LEVEL_KINDS and not math.isfinite(float(schedule.s(t0))):
+        raise ValueError(f"grid {kind!r} is equally spaced in {_LEVEL_KINDS[kind]}, which is infinite at t_start={t0:g} "
+                         f"on {schedule!r} (alpha = 0, pure noise): start the grid below t={t0:g} (t_start=) or use "
+                         f"a kind spaced in t ({', '.join(k for k in ('uniform', 'shifted') if k in GRID_KINDS)})")
     r = 7.0 if rho is None else float(rho)
     # a floored kind ending at abar = 1 (s = 0, lambda = inf) stops at the lowest positive level and takes
     # one last step to t_end, as EDM does with sigma_min
@@ -309,6 +315,10 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
     if np.any(np.diff(g) >= 0):  # e.g. 10**6 steps of a 1e-3 interval: neighbouring floats coincide
         raise ValueError(f"steps={steps} of grid {kind!r} between t={t0} and t={t1} do not give distinct times")
     return check_grid(schedule, g)
+
+
+#: the kinds equally spaced in a function of the level s (infinite where alpha = 0), and that function
+_LEVEL_KINDS = {"logsnr": "lambda = -log s", "karras": "s**(1/rho)", "s-uniform": "s"}
 
 
 def _t_uniform(sch: NoiseSchedule, steps: int, t0: float, t1: float, rho: float) -> NDArray[np.float64]:

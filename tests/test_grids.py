@@ -276,3 +276,18 @@ def test_a_discrete_grid_has_exactly_steps_steps_or_a_reason(kind, steps, t_star
     assert len(g) == steps + 1 and np.all(np.diff(g) < 0)
     assert t_start is None or g[0] == t_start
     assert g[-1] == ({"one": -1.0, "first": 0.0}[final_alpha] if final_alpha else -1.0 if t_end is None else t_end)
+
+
+@pytest.mark.parametrize("kind, variable", [("logsnr", "lambda = -log s"), ("karras", r"s\*\*\(1/rho\)"),
+                                            ("s-uniform", "s")])
+def test_level_spaced_kinds_refuse_a_start_at_alpha_0_by_name(kind, variable):
+    """On flow matching from t = 1 (alpha = 0) the level s is infinite: the kinds equally spaced in a function of
+    s were a ValueError about NaN levels; now one line naming the kind, the start and the kinds that work."""
+    from pndmkit.schedules import FlowMatching
+
+    fm = FlowMatching(shift=3.0, t_max=1.0)
+    with pytest.raises(ValueError, match=rf"^grid '{kind}' is equally spaced in {variable}, which is infinite at "
+                                         rf"t_start=1 on FlowMatching\(.*\) \(alpha = 0, pure noise\): start the grid "
+                                         rf"below t=1 \(t_start=\) or use a kind spaced in t \(uniform, shifted\)$"):
+        make_grid(fm, 5, kind)
+    assert make_grid(fm, 5, kind, t_start=0.999)[0] == 0.999 and make_grid(fm, 5, "uniform")[0] == 1.0
