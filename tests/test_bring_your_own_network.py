@@ -374,6 +374,22 @@ def test_sample_on_a_flow_matching_folder_starts_from_pure_noise(flow_folder, tm
     np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)  # DDIM on flow matching is Euler in t
 
 
+def test_sampling_a_diffusers_folder_in_its_own_dtype_logs_no_cast_warning(flow_folder, tmp_path):
+    """diffusers' ModelMixin.to logs 'There are modules ... that should be kept in float32: []' whenever it is given
+    a dtype, even an unchanged one: the sample command casts only when --dtype differs from the network's. In a
+    fresh process, where diffusers' log handler writes to the real stderr."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-m", "pndmkit", "sample", "--checkpoint", str(flow_folder), "--method",
+                           "ddim", "--steps", "2", "--num-samples", "1", "--out", str(tmp_path / "o"),
+                           "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "should be kept in float32" not in done.stderr, done.stderr
+
+
 def test_methods_that_cannot_start_at_alpha_0_are_refused_by_the_sample_command(flow_folder, tmp_path, capsys):
     assert _main(["sample", "--checkpoint", flow_folder, "--method", "plms", "--steps", "3", "--out",
                   tmp_path / "no"]) == 2

@@ -263,7 +263,10 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
         log(f"warning: batch_size={batch} may need up to {gib(need)} on {device} (an upper bound), "
             f"{gib(have)} is free; lower --batch-size if the run fails for memory")
     with blame("dtype", "device"):
-        net = ckpt.net.to(device=device, dtype=DTYPES[cfg.dtype]).eval()
+        # cast only when needed: diffusers' ModelMixin.to logs a float32-modules warning on any dtype argument
+        param = next(iter(ckpt.net.parameters()), None)
+        same = param is None or param.dtype == DTYPES[cfg.dtype]
+        net = (ckpt.net.to(device=device) if same else ckpt.net.to(device=device, dtype=DTYPES[cfg.dtype])).eval()
     model = ckpt.model(dtype=DTYPES[cfg.dtype])
     model.net = torch.compile(net) if cfg.compile else net
     if method_options is None:
