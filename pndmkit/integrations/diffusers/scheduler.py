@@ -1014,8 +1014,10 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                              f"[{1 / n:g}, 1], or more num_inference_steps")
         if not 0 <= k < len(self._times):
             raise ValueError(f"begin_index={k} must lie in [0, {len(self._times)}), the evaluations of this loop")
-        strength = (f"image-to-image at strength {(n - k / self.order) / n:g} of {n} steps (begin_index={k} = "
-                    f"t_start {k / self.order:g} * order {self.order})")
+        kept = n - k / self.order  # Stable Diffusion pipelines keep int(n * strength) steps
+        strength = (f"image-to-image running the last {kept:g} of {n} steps (strength in [{kept / n:g}, "
+                    f"{min(kept + 1, n) / n if kept < n else 1:g}{')' if kept < n else ']'}; begin_index={k} = t_start "
+                    f"{k / self.order:g} * order {self.order})")
         if k not in self._starts:
             raise ValueError(f"{strength} cannot be honoured by {self.integrator.name!r}: begin_index={k} (t="
                              f"{self._times[k]:g}) falls inside a step; its steps start at the evaluations "
