@@ -723,3 +723,25 @@ def test_compare_never_overwrites_an_earlier_run_unless_told(tmp_path, run_cli):
     assert (out / "compare.md").read_bytes() == before["compare.md"]
     code, _, err = run_cli([*TINY, "--peers", "--overwrite"])
     assert code == 2 and "--overwrite" in err and "--out" in err and err.count("\n") == 1, err
+
+
+def test_readme_head_to_head_ratios_and_intervals_are_the_json():
+    """The README's head-to-head table (ratios and their 95% intervals, all grids and diffusers' grid families)
+    is analysis/results/compare.json, and each interval holds its ratio."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    data = json.loads((root / "analysis" / "results" / "compare.json").read_text())
+    for key, label in (("by_nfe", "ratio (goal: at most 0.5)"),
+                       ("by_nfe_shared_grids", "ratio, pndmkit limited to diffusers' grid families (goal: at most 1.0)")):
+        rows = data[key]
+        assert list(rows) == ["5", "6", "8", "10", "15", "20", "50"]
+        for row in rows.values():
+            low, high = row["ratio_interval"]
+            assert low <= row["ratio"] <= high
+        goal = 0.5 if key == "by_nfe" else 1.0  # misses are in bold
+        ratios = " | ".join(f"**{r['ratio']:.2f}**" if round(r["ratio"], 2) > goal else f"{r['ratio']:.2f}"
+                            for r in rows.values())
+        intervals = " | ".join(f"{r['ratio_interval'][0]:.2f}-{r['ratio_interval'][1]:.2f}" for r in rows.values())
+        assert f"| {label} | {ratios} |\n| its 95% interval | {intervals} |" in readme, (ratios, intervals)
