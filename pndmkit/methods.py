@@ -394,7 +394,7 @@ class MethodRegistry(Mapping):
         TypeError
             Always, naming ``name`` and the function to call instead.
         """
-        raise TypeError(f"METHODS is read-only: METHODS[{name!r}] = {type(value).__name__} {value!r:.60} is refused; "
+        raise TypeError(f"METHODS is read-only: METHODS[{name!r}] = (a {type(value).__name__}) is refused; "
                         f"register a method with pndmkit.register_method(MethodSpec(name, build, order)), which "
                         f"checks it first")
 
