@@ -745,3 +745,18 @@ def test_readme_head_to_head_ratios_and_intervals_are_the_json():
                             for r in rows.values())
         intervals = " | ".join(f"{r['ratio_interval'][0]:.2f}-{r['ratio_interval'][1]:.2f}" for r in rows.values())
         assert f"| {label} | {ratios} |\n| its 95% interval | {intervals} |" in readme, (ratios, intervals)
+
+
+def test_readme_digits_gmm_auto_intervals_are_the_json():
+    """The README's 95% intervals of the digits-gmm automatic choice (rule 'interval') are the saved JSON's."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    data = json.loads((root / "analysis" / "results" / "compare_auto_digits_gmm_opt.json").read_text())
+    cells = []
+    for row in data["by_nfe_auto"].values():
+        rule = row["rules"]["interval"]
+        low, high = rule["vs_peer_interval"]
+        assert low <= rule["vs_peer"] <= high
+        cells.append(f"{low:.2f}-{high:.2f}")
+    assert "are " + " / ".join(cells) + " at NFE 5-50" in " ".join((root / "README.md").read_text().split())
