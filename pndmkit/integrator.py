@@ -203,14 +203,14 @@ class Integrator:
 
     def solve(self, model: Model, x: Any = None, grid: Sequence[float] | NDArray[np.float64] | None = None, *,
               callback: Callback | None = None, check_finite: Optional[bool] = None, prediction: Optional[str] = None,
-              state_dtype: Optional[str] = None, run: Optional[Run] = None) -> Solution:
+              state_dtype: Optional[str] = None, run: Optional[Run] = None, check_x: bool = True) -> Solution:
         """Integrate along ``grid`` (decreasing times, ``grid[0]`` the start) from ``x``, calling ``model``.
 
         ``run`` resumes a saved (e.g. unpickled) :class:`~pndmkit.run.Run` instead of starting from ``x``;
         the result is bit-identical to an uninterrupted run. The run carries its sample, grid, prediction type,
         finiteness check and state dtype: with ``run=`` those parameters are refused unless they repeat the
-        run's own. Other parameters as :meth:`start` (defaults ``prediction="eps"``, ``check_finite=False``);
-        ``callback(t_next, x_next, e')`` is called after every step. ``model`` must not write into its input
+        run's own. Other parameters as :meth:`start` (defaults ``prediction="eps"``, ``check_finite=False``,
+        ``check_x=True``); ``callback(t_next, x_next, e')`` is called after every step. ``model`` must not write into its input
         (a numpy input is read-only; a tensor written in place is refused by :meth:`~pndmkit.run.Run.tell`).
 
         Raises
@@ -228,7 +228,8 @@ class Integrator:
             if x is None or grid is None:
                 raise TypeError("solve needs x and grid (or run= to resume a saved run)")
             run = self.start(x, grid, prediction="eps" if prediction is None else prediction,
-                             check_finite=False if check_finite is None else check_finite, state_dtype=state_dtype)
+                             check_finite=False if check_finite is None else check_finite, state_dtype=state_dtype,
+                             check_x=check_x)
         else:
             self._check_resume(run, x, grid, prediction, check_finite, state_dtype)
         while run.request is not None:

@@ -453,8 +453,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         if shift:
             own = shift_time(own, shift)
         if isinstance(integrator, Integrator):  # x_T's entries were checked above: start without a second sync
-            run = integrator.start(x_T, times, prediction=told, check_finite=check_finite, check_x=False)
-            solution = integrator.solve(own, callback=callback, run=run)
+            solution = integrator.solve(own, x_T, times, callback=callback, check_finite=check_finite,
+                                        prediction=told, check_x=False)
         else:
             solution = integrator.solve(own, x_T, times, callback=callback, check_finite=check_finite, prediction=told)
         return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
@@ -463,8 +463,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     else:
         _check_adaptive_ends(integrator, schedule, times, prediction)
     if isinstance(integrator, Integrator):  # x_T's entries were checked above: start without a second sync
-        run = integrator.start(x_T, times, check_finite=check_finite, check_x=False)
-        solution = integrator.solve(eps_model, callback=callback, run=run)
+        solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite,
+                                    check_x=False)
     else:
         solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
     return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
