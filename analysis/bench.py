@@ -379,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="timed repeats of each case, best kept (default: 5)")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: 1)")
     parser.add_argument("--out", type=writable_folder, default=str(RESULTS), metavar="DIR",
-                        help="folder bench.json and bench.md are written to (default: analysis/results)")
+                        help="folder bench.json, bench.md and bench_nn.json are written to (default: analysis/results)")
     parser.add_argument("--no-nn", action="store_true", help="skip analysis.bench_nn")
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), metavar="TABLE",
                         help=f"which of the three tables to run ({', '.join(TABLES)}; default all); the results "
@@ -399,8 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.name != "analysis.bench_nn":
             raise
         return 0
-    if hasattr(bench_nn, "main"):
-        return int(bench_nn.main([]) or 0)
+    if hasattr(bench_nn, "main"):  # its results beside this run's (a run into --out DIR never writes the shipped file)
+        return int(bench_nn.main(["--out", str(out / "bench_nn.json")]) or 0)
     return 0
 
 

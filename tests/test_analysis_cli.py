@@ -94,3 +94,19 @@ def test_a_results_file_is_rewritten_only_where_a_number_moved(tmp_path):
     before = (shipped.read_bytes(), shipped.stat().st_mtime_ns)
     assert not write_json_if_changed(shipped, json.loads(before[0]), rtol=REWRITE_RTOL)
     assert (shipped.read_bytes(), shipped.stat().st_mtime_ns) == before
+
+
+def test_bench_into_out_writes_the_network_benchmark_there_too(tmp_path, monkeypatch):
+    """`python -m analysis.bench --out DIR` ran analysis.bench_nn with its default output, so a trial run into a
+    scratch folder overwrote the shipped analysis/results/bench_nn.json; the network results now go to DIR."""
+    bench = importlib.import_module("analysis.bench")
+    bench_nn = importlib.import_module("analysis.bench_nn")
+    monkeypatch.setattr(bench, "run", lambda **kwargs: {"stub": True})
+    monkeypatch.setattr(bench, "markdown", lambda result: "stub\n")
+    told = []
+    monkeypatch.setattr(bench_nn, "main", lambda argv: told.append(list(argv)) or 0)
+    shipped = (ROOT / "analysis" / "results" / "bench_nn.json").read_bytes()
+    assert bench.main(["--out", str(tmp_path)]) == 0
+    assert told == [["--out", str(tmp_path / "bench_nn.json")]]
+    assert json.loads((tmp_path / "bench.json").read_text()) == {"stub": True}
+    assert (ROOT / "analysis" / "results" / "bench_nn.json").read_bytes() == shipped
