@@ -193,13 +193,26 @@ class Integrator:
         try:
             self.dry_run(times, prediction)
         except (ValueError, ArithmeticError) as exc:
-            why = (f"an {prediction!r} output carries no information on x0 there; tell the run what the model "
-                   f"predicts (prediction='flow' or 'x0'), or start the grid below t={t0:g}"
-                   if prediction in ("eps", "score") else str(exc).splitlines()[0])
+            if prediction in ("eps", "score"):
+                runs = [p for p in ("flow", "x0") if self._runs_from_rest(times, p)]
+                tell = (f"tell the run what the model predicts (prediction={' or '.join(map(repr, runs))}), or "
+                        if runs else "no prediction starts this method there: ")
+                why = f"an {prediction!r} output carries no information on x0 there; {tell}start the grid below t={t0:g}"
+            else:
+                why = str(exc).splitlines()[0]
         else:
             return
         raise ValueError(f"{self.name or 'this method'} with prediction={prediction!r} cannot run this grid from "
                          f"t={t0:g}, where alpha = 0 (pure noise): {why}")
+
+    def _runs_from_rest(self, times: NDArray[np.float64], prediction: str) -> bool:
+        """Whether a run on ``times`` from ``alpha = 0`` told ``prediction`` outputs takes every step (dry run)."""
+        try:
+            check_prediction(prediction, self.transfer.schedule)
+            self.dry_run(times, prediction)
+        except (ValueError, ArithmeticError):
+            return False
+        return True
 
     def solve(self, model: Model, x: Any = None, grid: Sequence[float] | NDArray[np.float64] | None = None, *,
               callback: Callback | None = None, check_finite: Optional[bool] = None, prediction: Optional[str] = None,

@@ -509,7 +509,7 @@ def _check_start_at_rest(integrator: Any, schedule: NoiseSchedule, times: NDArra
     at_start = len(times) == 2 or _walk_failure(integrator, times[:2], prediction) is not None
     if not at_start:  # the start is fine; a later evaluation is not (an x0 model at sigma = 0, say)
         why = str(failure).splitlines()[0].rstrip(".")
-    elif prediction in ("eps", "score") and converts not in (None, "eps"):
+    elif prediction in ("eps", "score") and converts in ("x0", "flow"):
         why = (f"the model converts its network's {converts!r} prediction to eps itself and cannot hand it back "
                f"(no unconverted()), and eps carries no information on x0 where x_t = sigma eps; give the network "
                f"unwrapped with prediction={converts!r}")

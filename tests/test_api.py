@@ -482,10 +482,26 @@ def test_model_time_offset_shifts_a_partial_with_bound_positional_arguments():
     sched = DiscreteVP.linear()
     out = sample(partial(net, 0.0), np.ones(2), schedule=sched, steps=5, convention="official-pndm")
     assert told == [float(t) - 1.0 for t in out.times[:-1]]
-    converting = partial(lambda scale, x, t: as_eps(lambda x, t: scale * x, sched, "x0")(x, t), 0.5)
-    assert can_shift_time(converting)  # a plain function: converts nothing pndmkit can see
-    wrapped = partial(as_eps(lambda x, t, scale: scale * x, sched, "x0"), scale=0.5)
-    assert can_shift_time(wrapped) and shift_time(wrapped, 1.0).keywords == {"scale": 0.5}
+    # a guided x0 model bound by the caller to its conditioning (a partial with keywords): rebuilt, told t - 1,
+    # converting at the sample's level, equal to passing the conditioning through model_kwargs
+    from pndmkit.models import guided
+
+    seen = []
+
+    def x0_net(x, t, c):
+        seen.append(t)
+        return 0.5 * x + c
+
+    g = guided(x0_net, 2.0, {"c": np.zeros((1, 2))}, schedule=sched, prediction="x0")
+    bound = partial(g, c=np.ones((1, 2)))
+    shifted = shift_time(bound, 1.0)
+    assert can_shift_time(bound) and isinstance(shifted, partial) and set(shifted.keywords) == {"c"}
+    a = sample(bound, np.ones((1, 2)), schedule=sched, steps=5, convention="official-pndm")
+    told, seen[:] = list(seen), []
+    b = sample(g, np.ones((1, 2)), schedule=sched, steps=5, convention="official-pndm",
+               model_kwargs={"c": np.ones((1, 2))})
+    np.testing.assert_array_equal(a.x, b.x)
+    assert told == seen == [float(t) - 1.0 for t in a.times[:-1]]
 
     class Converting:
         converted_from = "x0"

@@ -210,6 +210,19 @@ def test_from_pretrained_takes_diffusers_loading_keywords(tmp_path, loading):
     assert left and {key: unused[key] for key in left} == {key: their_unused[key] for key in left}
 
 
+def test_from_pretrained_refuses_a_misspelt_override_but_not_a_loading_keyword(tmp_path):
+    """from_pretrained(d, methd=...) loaded the saved method and dropped the misspelling silently; it is refused
+    naming the closest field, while diffusers' loading keywords still pass (and return_unused_kwargs=True hands an
+    unknown keyword back, as diffusers' schedulers do)."""
+    PNDMKitScheduler.from_config(_DDIM.config, method="ipndm").save_pretrained(tmp_path)
+    with pytest.raises(TypeError, match=r"from_pretrained\(\) got an unexpected keyword argument 'methd'; did you "
+                                        r"mean 'method'\?"):
+        PNDMKitScheduler.from_pretrained(tmp_path, methd="unipc-3")
+    assert PNDMKitScheduler.from_pretrained(tmp_path, method="unipc-3", variant=None).config.method == "unipc-3"
+    _, unused = PNDMKitScheduler.from_pretrained(tmp_path, return_unused_kwargs=True, methd="unipc-3")
+    assert unused.get("methd") == "unipc-3"
+
+
 def test_a_source_class_missing_from_the_installed_diffusers_adds_no_field(monkeypatch):
     """The known fields of from_config come from config.init_fields, which reads a class an older diffusers lacks
     as no fields rather than raising."""

@@ -217,6 +217,9 @@ def test_an_x0_model_evaluated_at_sigma_0_is_refused_naming_the_end():
     ("ddim", "eps", r"^ddim with prediction='eps' cannot run this grid from t=1, where alpha = 0 \(pure noise\): an "
                     r"'eps' output carries no information on x0 there; tell the run what the model predicts"),
     ("plms", "flow", r"plms with prediction='flow' cannot run this grid from t=1, where alpha = 0"),
+    ("plms", "eps", r"^plms with prediction='eps' cannot run this grid from t=1, where alpha = 0 \(pure noise\): an "
+                    r"'eps' output carries no information on x0 there; no prediction starts this method there: "
+                    r"start the grid below t=1$"),  # no advice to tell it 'flow' or 'x0', which it refuses too
 ])
 def test_integrator_solve_from_t_1_refuses_in_one_line_before_any_call(method, prediction, shown):
     """Integrator.solve / start directly (not through pndmkit.sample) from alpha = 0: a ZeroDivisionError in the
@@ -250,3 +253,8 @@ def test_a_foreign_converting_wrapper_from_t_1_is_told_to_give_the_network_unwra
                                          r"it back .* give the network unwrapped with prediction='flow'"):
         pndmkit.sample(Converting(), np.ones((2, 3)), schedule=FlowMatching(shift=3.0, t_max=1.0), method="ddim",
                        steps=3)
+    Converting.converted_from = "score"  # a score network cannot start there either: no advice to unwrap it
+    with pytest.raises(ValueError) as info:
+        pndmkit.sample(Converting(), np.ones((2, 3)), schedule=FlowMatching(shift=3.0, t_max=1.0), method="ddim",
+                       steps=3)
+    assert "unwrapped" not in str(info.value) and "prediction='flow'" in str(info.value)

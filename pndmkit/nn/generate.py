@@ -264,8 +264,7 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
             f"{gib(have)} is free; lower --batch-size if the run fails for memory")
     with blame("dtype", "device"):
         # cast only when needed: diffusers' ModelMixin.to logs a float32-modules warning on any dtype argument
-        param = next(iter(ckpt.net.parameters()), None)
-        same = param is None or param.dtype == DTYPES[cfg.dtype]
+        same = all(param.dtype == DTYPES[cfg.dtype] for param in ckpt.net.parameters())
         net = (ckpt.net.to(device=device) if same else ckpt.net.to(device=device, dtype=DTYPES[cfg.dtype])).eval()
     model = ckpt.model(dtype=DTYPES[cfg.dtype])
     model.net = torch.compile(net) if cfg.compile else net

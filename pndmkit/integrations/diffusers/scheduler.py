@@ -191,6 +191,14 @@ def _init_keys() -> set:
 _LEARNED_VARIANCE = ("learned", "learned_range")
 
 
+#: keywords diffusers' ``from_pretrained`` accepts for loading (not config fields): a pipeline may pass them to
+#: every component, so :meth:`PNDMKitScheduler.from_pretrained` accepts them and refuses any other unknown keyword
+LOADING_KEYWORDS = frozenset({
+    "cache_dir", "force_download", "resume_download", "proxies", "token", "use_auth_token", "local_files_only",
+    "revision", "user_agent", "variant", "low_cpu_mem_usage", "torch_dtype", "use_safetensors", "device_map",
+    "output_loading_info", "return_commit_hash", "dduf_entries", "trust_remote_code", "mirror"})
+
+
 class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     """A pndmkit method as a diffusers scheduler (see the module documentation).
 
@@ -396,9 +404,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         **kwargs
             diffusers' loading keywords (``cache_dir``, ``local_files_only``, ``revision``, ``variant``,
             ``low_cpu_mem_usage``, ...), which a pipeline's ``from_pretrained`` passes to every component, and
-            overrides of config fields (``method=...``), as in :meth:`from_config`. A keyword that is neither is
-            left unused, as diffusers' own schedulers leave it (:meth:`from_config` with
-            ``return_unused_kwargs=True``).
+            overrides of config fields (``method=...``), as in :meth:`from_config`. A keyword that is neither
+            (:data:`LOADING_KEYWORDS` lists the loading ones) is refused, naming the closest known one, unless
+            ``return_unused_kwargs=True`` hands it back in ``unused``, as diffusers' schedulers do.
 
         Returns
         -------
@@ -406,11 +414,19 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
 
         Raises
         ------
+        TypeError
+            With ``return_unused_kwargs=False``, a keyword that is neither a loading keyword nor a config field
+            (a misspelt ``methd=``).
         ValueError
             Every refusal of :meth:`from_config` (a foreign scheduler's config, a field pndmkit cannot honour).
         OSError
             No ``scheduler_config.json`` where it was asked for (diffusers' ``load_config``).
         """
+        if not return_unused_kwargs:  # a misspelt override (methd=) is refused as from_config refuses it
+            known = _init_keys() | set().union(*(init_fields(name) for name in SOURCES)) | LOADING_KEYWORDS
+            reject_unknown(f"{cls.__name__}.from_pretrained",
+                           {key: value for key, value in kwargs.items() if not key.startswith("_") and key not in known},
+                           sorted(known))
         model, unused = super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
                                                 return_unused_kwargs=True, **kwargs)
         return (model, unused) if return_unused_kwargs else model
@@ -1014,10 +1030,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                              f"[{1 / n:g}, 1], or more num_inference_steps")
         if not 0 <= k < len(self._times):
             raise ValueError(f"begin_index={k} must lie in [0, {len(self._times)}), the evaluations of this loop")
-        kept = n - k / self.order  # Stable Diffusion pipelines keep int(n * strength) steps
-        strength = (f"image-to-image running the last {kept:g} of {n} steps (strength in [{kept / n:g}, "
-                    f"{min(kept + 1, n) / n if kept < n else 1:g}{')' if kept < n else ']'}; begin_index={k} = t_start "
-                    f"{k / self.order:g} * order {self.order})")
+        kept = n - k / self.order  # the steps the pipeline's strength keeps (how it rounds depends on the pipeline)
+        strength = (f"image-to-image running the last {kept:g} of {n} steps (the strength asked keeps {kept:g}; "
+                    f"begin_index={k} = t_start {k / self.order:g} * order {self.order})")
         if k not in self._starts:
             raise ValueError(f"{strength} cannot be honoured by {self.integrator.name!r}: begin_index={k} (t="
                              f"{self._times[k]:g}) falls inside a step; its steps start at the evaluations "
