@@ -647,3 +647,20 @@ def test_the_sde_variant_of_dpm_solver_is_refused_by_name():
     config = diffusers.DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++").config
     with pytest.raises(ValueError, match=r"algorithm_type='sde-dpmsolver\+\+' cannot be honoured: the SDE variant adds"):
         PNDMKitScheduler.from_config(config, method="dpm-solver++-2m")
+
+
+def test_a_trailing_grid_that_ends_in_a_zero_length_step_is_not_told_to_use_trailing():
+    """'trailing' spacing at num_inference_steps = num_train_timesteps starts its last step at t=0, where
+    set_alpha_to_one=False ends it (from N > 2 T / 3 on): the advice was to pass timestep_spacing='trailing' again.
+    It names at most 2 T / 3 steps (followed: it runs) or set_alpha_to_one=True; a long grid is shown by its ends."""
+    config = diffusers.DDIMScheduler(clip_sample=False, timestep_spacing="trailing", set_alpha_to_one=False).config
+    sched = PNDMKitScheduler.from_config(config, method="ipndm")
+    with pytest.raises(ValueError) as info:
+        sched.set_timesteps(1000)
+    message = str(info.value)
+    assert "timestep_spacing='trailing' (" not in message and "at most 2/3 of num_train_timesteps" in message, message
+    assert "[999.0, 998.0, 997.0, ..., 2.0, 1.0, 0.0, 0.0]" in message and len(message) < 1000, message
+    with pytest.raises(ValueError, match="at most 2/3 of num_train_timesteps"):
+        sched.set_timesteps(667)
+    sched.set_timesteps(666)  # the advice followed
+    assert sched.grid[-1] == 0.0 and sched.grid[-2] == 1.0

@@ -545,8 +545,10 @@ class Translation:
             fields = ", ".join(f"{key}={self.config[key]!r}" for key in ("timestep_spacing", "steps_offset",
                                                                           "set_alpha_to_one", "final_sigmas_type")
                                if key in self.config)
+            shown = grid_arr.tolist() if grid_arr.size <= 12 else \
+                f"[{', '.join(map(str, grid_arr[:3].tolist()))}, ..., {', '.join(map(str, grid_arr[-4:].tolist()))}]"
             raise ValueError(f"the {self.source} grid for {kwargs} with {fields} is not strictly decreasing in "
-                             f"pndmkit's time ({grid_arr.tolist()}): a step of length zero (e.g. from t=0 to the "
+                             f"pndmkit's time ({shown}): a step of length zero (e.g. from t=0 to the "
                              f"end abar_0) cannot be integrated; {self._grid_fix(grid_arr, end_advice)}")
         return Layout(grid_arr, steps, integral, init)
 
@@ -672,12 +674,16 @@ def zero_length_fix(spacing: str, alternative: Optional[str] = None) -> tuple[di
     Returns
     -------
     changes : dict
-        The config fields to set: ``{"steps_offset": 1}`` for ``'leading'`` spacing, else
-        ``{"timestep_spacing": "trailing"}``.
+        The config fields to set: ``{"steps_offset": 1}`` for ``'leading'`` spacing, none for ``'trailing'``
+        (fewer steps is the change), else ``{"timestep_spacing": "trailing"}``.
     text : str
         The advice, to follow "pass" in a message: the change, why it works and the alternative.
     """
-    if spacing == "leading":
+    if spacing == "trailing":  # its last step starts at round(T / N) - 1: t = 0 for N > 2 T / 3
+        changes = {}
+        text = ("at most 2/3 of num_train_timesteps as num_inference_steps ('trailing' spacing starts the last step "
+                "at t = round(T / N) - 1, which is t=0 for more steps, where set_alpha_to_one=False ends it)")
+    elif spacing == "leading":
         changes = {"steps_offset": 1}
         text = ("steps_offset=1 ('leading' spacing with steps_offset=0 starts the last step at t=0, where "
                 "set_alpha_to_one=False ends it; steps_offset=1 starts it at t=1)")
