@@ -330,8 +330,10 @@ def test_the_noise_keywords_are_accepted_where_they_add_no_noise(y_start):
     ({"s_tmax": float("nan")}, ValueError, "s_tmax must be a number, got nan"),
     ({"noise_sampler": 3}, TypeError, "noise_sampler must be callable as noise_sampler(sigma, sigma_next) or None, "
                                       "got int"),
-    ({"s_chrun": 0.0}, TypeError, "sample() got an unexpected keyword argument 's_chrun'; did you mean 's_churn'?"),
-    ({"decorate_sigma_hat": abs}, TypeError, "sample() got an unexpected keyword argument 'decorate_sigma_hat'"),
+    ({"s_chrun": 0.0}, TypeError,  # named as the sampler called
+     "sample_ipndm() got an unexpected keyword argument 's_chrun'; did you mean 's_churn'?"),
+    ({"decorate_sigma_hat": abs}, TypeError,
+     "sample_ipndm() got an unexpected keyword argument 'decorate_sigma_hat'"),
 ])
 def test_the_noise_keywords_are_refused_by_name(kwargs, error, message, y_start):
     with pytest.raises(error) as info:
@@ -412,3 +414,14 @@ def test_a_bad_start_is_refused_as_pndmkit_sample_refuses_it():
     out = kd.sample(denoiser, np.array([[80.0, 0.0, -80.0]]), np.array([80.0, 1.0, 0.0]), method="ipndm",
                     disable=True)  # the same start with its batch axis runs
     assert out.shape == (1, 3) and np.isfinite(out).all()
+
+
+def test_a_sampler_names_itself_when_it_refuses_an_unknown_keyword():
+    """sample_ddim(..., foo=1) said 'sample() got an unexpected keyword argument'; it names sample_ddim now, with
+    the closest keyword it takes."""
+    from pndmkit.integrations.k_diffusion import SAMPLERS
+
+    run = SAMPLERS["sample_ddim"]
+    with pytest.raises(TypeError, match=r"^sample_ddim\(\) got an unexpected keyword argument 'callbak'; did you "
+                                        r"mean 'callback'\?"):
+        run(lambda x, sigma: 0 * x, np.ones((1, 2)), np.array([80.0, 1.0, 0.0]), callbak=None)

@@ -382,6 +382,8 @@ def sampler(method: Union[str, MethodSpec]) -> Callable[..., Any]:
 
     def run(model: Denoiser, x: Any, sigmas: Any, extra_args: Optional[dict] = None,
             callback: Optional[Callable[[dict], Any]] = None, disable: Optional[bool] = None, **options: Any) -> Any:
+        reject_unknown(run.__name__, {k: v for k, v in options.items() if k not in NOISE_KEYWORDS},
+                       [k for k in _KEYWORDS if k != "method"])  # named as the sampler called, not sample
         return sample(model, x, sigmas, method=spec, extra_args=extra_args, callback=callback, disable=disable,
                       **options)
 
