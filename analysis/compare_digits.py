@@ -50,17 +50,23 @@ def optimised_grids(path: Path) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default=str(RESULTS / "compare_digits"), metavar="DIR",
+def parser(description: str, folder: str, n: int) -> argparse.ArgumentParser:
+    """The options of the digits head-to-head scripts: results into ``analysis/results/<folder>``, ``n`` noises
+    from noise 128, the shipped references and optimised grids."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--out", default=str(RESULTS / folder), metavar="DIR",
                    help="folder compare.json, compare.csv, compare_runs.csv and compare.md are written to "
-                        "(default: analysis/results/compare_digits)")
-    p.add_argument("--n", type=int, default=16, help="noises (default 16)")
+                        f"(default: analysis/results/{folder})")
+    p.add_argument("--n", type=int, default=n, help=f"noises (default {n})")
     p.add_argument("--first", type=int, default=128, help="first noise (default 128)")
     p.add_argument("--cache", default=str(RESULTS / "real_cache"))
     p.add_argument("--grids", default=str(RESULTS / "grid_opt_digits.json"),
                    help="the optimised grids to run apart ('' for none)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser(__doc__.split("\n\n")[0], "compare_digits", 16).parse_args(argv)
     tic = time.perf_counter()
     given = optimised_grids(Path(args.grids)) if args.grids else None
     run(CompareConfig(nfes=NFES, n=args.n, methods=METHODS), args.first, args.cache, given, Path(args.out), tic)

@@ -26,7 +26,6 @@ batch of 160 noises; it only reads the cache (every reference is there).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from pndmkit.studies.compare import NFES, CompareConfig
-from analysis.compare_digits import optimised_grids, run
+from analysis.compare_digits import optimised_grids, parser, run
 from analysis.tables import RESULTS
 
 #: runs of each side kept per NFE from the 16-noise run
@@ -136,16 +135,8 @@ def per_noise(data: dict) -> dict[str, dict]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default=str(RESULTS / "compare_digits_160"), metavar="DIR",
-                   help="folder compare.json, compare.csv, compare_runs.csv and compare.md are written to "
-                        "(default: analysis/results/compare_digits_160)")
-    p.add_argument("--n", type=int, default=160, help="noises (default 160)")
-    p.add_argument("--first", type=int, default=128, help="first noise (default 128)")
+    p = parser(__doc__.split("\n\n")[0], "compare_digits_160", 160)
     p.add_argument("--nfe", type=int, nargs="+", default=list(NFES), help="NFEs (default: 5 6 8 10 15 20 50)")
-    p.add_argument("--cache", default=str(RESULTS / "real_cache"))
-    p.add_argument("--grids", default=str(RESULTS / "grid_opt_digits.json"),
-                   help="the optimised grids to run apart ('' for none)")
     args = p.parse_args(argv)
     tic = time.perf_counter()
     nfes = tuple(args.nfe)

@@ -187,6 +187,14 @@ def _init_keys() -> set:
     return set(inspect.signature(PNDMKitScheduler.__init__).parameters) - {"self"}
 
 
+def _unknown_keywords(kwargs: dict, also: frozenset = frozenset()) -> tuple[dict, list]:
+    """The keywords of ``kwargs`` that are neither PNDMKitScheduler's fields, nor any source's config fields, nor
+    in ``also`` (private ``_...`` keys pass), and the sorted known names a "did you mean" is chosen from."""
+    known = _init_keys() | set().union(*(init_fields(name) for name in SOURCES)) | also
+    return ({key: value for key, value in kwargs.items() if not key.startswith("_") and key not in known},
+            sorted(known))
+
+
 #: ``variance_type`` values of a network that outputs its variance after its prediction (``2 C`` channels)
 _LEARNED_VARIANCE = ("learned", "learned_range")
 
@@ -361,10 +369,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             ``prediction_type``, or a bad ``method``.
         """
         keys = _init_keys()
-        known = keys | set().union(*(init_fields(name) for name in SOURCES))
-        unknown = {key: value for key, value in kwargs.items() if not key.startswith("_") and key not in known}
+        unknown, known = _unknown_keywords(kwargs)
         if not return_unused_kwargs:
-            reject_unknown(f"{cls.__name__}.from_config", unknown, sorted(known))
+            reject_unknown(f"{cls.__name__}.from_config", unknown, known)
         kwargs = {key: value for key, value in kwargs.items() if key not in unknown}
         if config is None:
             config = {}
@@ -423,10 +430,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             No ``scheduler_config.json`` where it was asked for (diffusers' ``load_config``).
         """
         if not return_unused_kwargs:  # a misspelt override (methd=) is refused as from_config refuses it
-            known = _init_keys() | set().union(*(init_fields(name) for name in SOURCES)) | LOADING_KEYWORDS
-            reject_unknown(f"{cls.__name__}.from_pretrained",
-                           {key: value for key, value in kwargs.items() if not key.startswith("_") and key not in known},
-                           sorted(known))
+            reject_unknown(f"{cls.__name__}.from_pretrained", *_unknown_keywords(kwargs, LOADING_KEYWORDS))
         model, unused = super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder,
                                                 return_unused_kwargs=True, **kwargs)
         return (model, unused) if return_unused_kwargs else model
