@@ -182,6 +182,32 @@ class Integrator:
         return start_run(self, x_state, times, prediction=prediction, check_finite=bool(check_finite),
                          out_dtype=out_dtype, estimator_state=estimator_state)
 
+    def walk_failure(self, grid: Sequence[float] | NDArray[np.float64], prediction: str = "eps"
+                     ) -> Optional[Exception]:
+        """Why a run on ``grid`` told ``prediction`` outputs would fail before its end, found by its dry run
+        (:meth:`dry_run`) without a model call; ``None`` where it runs.
+
+        Parameters
+        ----------
+        grid : sequence of float
+            Checked, decreasing grid times in the schedule's units.
+        prediction : str
+            What the told outputs predict (:data:`pndmkit.models.PREDICTIONS`).
+
+        Returns
+        -------
+        Exception or None
+            The ``ValueError`` of a prediction the schedule does not define, or the ``ValueError`` /
+            ``ArithmeticError`` of the first step that cannot take the outputs (e.g. an ``eps`` output at
+            ``alpha = 0``, an ``x0`` output where ``sigma = 0``); ``None`` where every step runs.
+        """
+        try:
+            check_prediction(prediction, self.transfer.schedule)
+            self.dry_run(grid, prediction)
+        except (ValueError, ArithmeticError) as exc:
+            return exc
+        return None
+
     def _check_start_at_rest(self, times: NDArray[np.float64], prediction: str) -> None:
         """Refuse a run from ``alpha = 0`` (pure noise, e.g. flow matching at ``t = 1``) that cannot take
         ``prediction`` outputs there, in one line naming the time, before any model call (its dry run, instead of
@@ -190,29 +216,18 @@ class Integrator:
         t0 = float(times[0])
         if float(self.transfer.schedule.alpha(t0)) != 0.0:
             return
-        try:
-            self.dry_run(times, prediction)
-        except (ValueError, ArithmeticError) as exc:
-            if prediction in ("eps", "score"):
-                runs = [p for p in ("flow", "x0") if self._runs_from_rest(times, p)]
-                tell = (f"tell the run what the model predicts (prediction={' or '.join(map(repr, runs))}), or "
-                        if runs else "no prediction starts this method there: ")
-                why = f"an {prediction!r} output carries no information on x0 there; {tell}start the grid below t={t0:g}"
-            else:
-                why = str(exc).splitlines()[0]
-        else:
+        failure = self.walk_failure(times, prediction)
+        if failure is None:
             return
+        if prediction in ("eps", "score"):
+            runs = [p for p in ("flow", "x0") if self.walk_failure(times, p) is None]
+            tell = (f"tell the run what the model predicts (prediction={' or '.join(map(repr, runs))}), or "
+                    if runs else "no prediction starts this method there: ")
+            why = f"an {prediction!r} output carries no information on x0 there; {tell}start the grid below t={t0:g}"
+        else:
+            why = str(failure).splitlines()[0]
         raise ValueError(f"{self.name or 'this method'} with prediction={prediction!r} cannot run this grid from "
                          f"t={t0:g}, where alpha = 0 (pure noise): {why}")
-
-    def _runs_from_rest(self, times: NDArray[np.float64], prediction: str) -> bool:
-        """Whether a run on ``times`` from ``alpha = 0`` told ``prediction`` outputs takes every step (dry run)."""
-        try:
-            check_prediction(prediction, self.transfer.schedule)
-            self.dry_run(times, prediction)
-        except (ValueError, ArithmeticError):
-            return False
-        return True
 
     def solve(self, model: Model, x: Any = None, grid: Sequence[float] | NDArray[np.float64] | None = None, *,
               callback: Callback | None = None, check_finite: Optional[bool] = None, prediction: Optional[str] = None,

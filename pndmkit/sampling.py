@@ -555,11 +555,7 @@ def _walk_failure(integrator: Any, times: NDArray[np.float64], prediction: str) 
         return ValueError("an adaptive method integrates the eps form of the ODE")
     if prediction in ("eps", "score"):
         return ValueError("eps carries no information on x0 at alpha = 0")
-    try:
-        integrator.dry_run(times, prediction)
-    except (ValueError, ArithmeticError) as exc:
-        return exc
-    return None
+    return integrator.walk_failure(times, prediction)
 
 
 def planned_undefined_eps_times(integrator: Integrator, grid: NDArray[np.float64], prediction: str) -> list[float]:
