@@ -232,13 +232,29 @@ class NoiseSchedule(ABC):
         """Raise ``ValueError`` naming ``name`` (and the first bad entry of an array) if a time is not
         finite or lies outside ``[t_min, t_max]``.
 
-        The domain rule: closed-form schedule functions (``alpha``, ``sigma``, ``s``, ``lam``, ...) are
-        evaluated as written at any real ``t``, so that they stay cheap inside the sampling loop; every time that
-        enters sampling (grids, ``t_start``/``t_end``, the times a run asks the model at, scheduler timesteps)
-        is checked here first. Maps with no meaning outside their interval refuse such input themselves
-        (:meth:`FlowMatching.shift_time`, ``t_from_s`` of a negative ``s``, and :class:`DiscreteVP`, whose
-        ``alpha``, ``sigma``, ``abar``, ``log_abar`` and ``dlog_abar`` come from a table and its spline, not a
-        formula, and refuse a NaN ``t`` or one outside ``[-1, T - 1]`` by this check)."""
+        The domain rule: every time that enters sampling (grids, ``t_start``/``t_end``, the times a run asks
+        the model at, scheduler timesteps) is checked here first, and every schedule function of ``t``
+        (``alpha``, ``sigma``, their derivatives, ``s``, ``lam``, ``scale``, and ``abar``, ``log_abar``,
+        ``dlog_abar`` of a VP schedule) refuses a NaN ``t`` or one outside ``[t_min, t_max]`` beyond the rounding
+        tolerance below by this check, rather than extrapolate its formula or table (``LinearVP().alpha(2.0)``,
+        ``FlowMatching().alpha(1.5) = -0.5``). A time inside the domain costs one comparison per Python-float call
+        and a min and a max per array call; this check runs only for a time that fails them. Maps with no meaning
+        outside their interval refuse such input themselves (:meth:`FlowMatching.shift_time`, ``t_from_s`` of a
+        negative ``s``).
+
+        Parameters
+        ----------
+        t : float or array_like
+            Time(s) in the schedule's own units.
+        name : str
+            The name the message gives ``t`` (``"t"``, ``"grid"``, ``"t_start"``, ...).
+
+        Raises
+        ------
+        ValueError
+            One line: ``name`` (with the index of the first bad entry of an array), its value, and the domain
+            ``[t_min, t_max]`` with the schedule; a time within ``1e-9 * max(1, |t_max|)`` of the domain passes
+            (rounding of grid arithmetic)."""
         arr = np.asarray(t, dtype=np.float64)
         tol = 1e-9 * max(1.0, abs(self.t_max))
         bad = ~np.isfinite(arr) | (arr < self.t_min - tol) | (arr > self.t_max + tol)
@@ -248,6 +264,18 @@ class NoiseSchedule(ABC):
             what = "must be finite" if not math.isfinite(value) else (
                 f"lies outside the domain [{self.t_min}, {self.t_max}] of {self!r}")
             raise ValueError(f"{where}={value!r} {what}")
+
+    def _domain(self, t: ArrayLike) -> NDArray[np.float64]:
+        """``t`` as a float64 array, refused by :meth:`check_time` where NaN or outside ``[t_min, t_max]``
+        (beyond its rounding tolerance): one comparison for a Python float, a min and a max for an array."""
+        if isinstance(t, (float, int)):  # the sampler's hot path: one Python float per call
+            if not self.t_min <= t <= self.t_max:  # NaN fails it too
+                self.check_time(t)
+            return np.asarray(t, dtype=np.float64)
+        arr = np.asarray(t, dtype=np.float64)
+        if arr.size and not (arr.min() >= self.t_min and arr.max() <= self.t_max):
+            self.check_time(arr)
+        return arr
 
     # -- the VP description, defined for VP schedules only ------------------------------------
     def _not_vp(self, what: str) -> ValueError:
@@ -325,7 +353,7 @@ class VPSchedule(NoiseSchedule):
 
     def scale(self, t: ArrayLike) -> FloatOrArray:
         """Exactly 1: ``alpha^2 + sigma^2 = 1``."""
-        return _out(np.ones_like(_arr(t)))
+        return _out(np.ones_like(self._domain(t)))
 
     def _prior_scale(self, t: float, data_std: float) -> float:
         # sqrt(abar d^2 + 1 - abar) written so that unit data give exactly 1 (no rounding of abar + (1 - abar))
@@ -398,11 +426,11 @@ class LinearVP(VPSchedule):
         return f"LinearVP(beta_min={self.beta_min}, beta_max={self.beta_max})"
 
     def log_abar(self, t: ArrayLike) -> FloatOrArray:
-        t = np.asarray(t, dtype=np.float64)
+        t = self._domain(t)
         return _out(-(self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t * t))
 
     def dlog_abar(self, t: ArrayLike) -> FloatOrArray:
-        t = np.asarray(t, dtype=np.float64)
+        t = self._domain(t)
         return _out(-(self.beta_min + (self.beta_max - self.beta_min) * t))
 
     def t_from_log_abar(self, log_abar: ArrayLike) -> FloatOrArray:
@@ -442,12 +470,12 @@ class CosineVP(VPSchedule):
         return (t + self.s0) / (1 + self.s0) * (np.pi / 2)
 
     def log_abar(self, t: ArrayLike) -> FloatOrArray:
-        t = np.asarray(t, dtype=np.float64)
+        t = self._domain(t)
         # at most 0: np.log and math.log (of _log_f0) may round apart by 1e-19 at t = 0, where abar = 1 exactly
         return _out(np.minimum(2.0 * np.log(np.cos(self._angle(t))) - self._log_f0, 0.0))
 
     def dlog_abar(self, t: ArrayLike) -> FloatOrArray:
-        t = np.asarray(t, dtype=np.float64)
+        t = self._domain(t)
         return _out(-np.pi / (1 + self.s0) * np.tan(self._angle(t)))
 
     def t_from_log_abar(self, log_abar: ArrayLike) -> FloatOrArray:
@@ -723,20 +751,20 @@ class EDM(NoiseSchedule):
         return f"EDM(sigma_min={self.sigma_min}, sigma_max={self.sigma_max})"
 
     def alpha(self, t: ArrayLike) -> FloatOrArray:
-        return _out(np.ones_like(_arr(t)))
+        return _out(np.ones_like(self._domain(t)))
 
     def sigma(self, t: ArrayLike) -> FloatOrArray:
-        return _out(_arr(t) + 0.0)
+        return _out(self._domain(t) + 0.0)
 
     def dalpha(self, t: ArrayLike) -> FloatOrArray:
-        return _out(np.zeros_like(_arr(t)))
+        return _out(np.zeros_like(self._domain(t)))
 
     def dsigma(self, t: ArrayLike) -> FloatOrArray:
-        return _out(np.ones_like(_arr(t)))
+        return _out(np.ones_like(self._domain(t)))
 
     def s(self, t: ArrayLike) -> FloatOrArray:
         """``s = sigma = t``."""
-        return _out(_arr(t) + 0.0)
+        return _out(self._domain(t) + 0.0)
 
     def t_from_s(self, s: ArrayLike) -> FloatOrArray:
         return _out(_nonnegative_s(s) + 0.0)
@@ -769,13 +797,13 @@ class VE(NoiseSchedule):
         return f"VE(sigma_min={self.sigma_min}, sigma_max={self.sigma_max})"
 
     def alpha(self, t: ArrayLike) -> FloatOrArray:
-        return _out(np.ones_like(_arr(t)))
+        return _out(np.ones_like(self._domain(t)))
 
     def sigma(self, t: ArrayLike) -> FloatOrArray:
-        return _out(self.sigma_min * np.exp(self._log_ratio * _arr(t)))
+        return _out(self.sigma_min * np.exp(self._log_ratio * self._domain(t)))
 
     def dalpha(self, t: ArrayLike) -> FloatOrArray:
-        return _out(np.zeros_like(_arr(t)))
+        return _out(np.zeros_like(self._domain(t)))
 
     def dsigma(self, t: ArrayLike) -> FloatOrArray:
         return _out(self._log_ratio * _arr(self.sigma(t)))
@@ -785,9 +813,9 @@ class VE(NoiseSchedule):
         return self.sigma(t)
 
     def lam(self, t: ArrayLike) -> FloatOrArray:
-        """``lambda = -log sigma(t)``: the closed form, evaluated as written at any ``t`` (see
-        :meth:`NoiseSchedule.check_time` for where the domain is enforced)."""
-        return _out(-(math.log(self.sigma_min) + self._log_ratio * _arr(t)))
+        """``lambda = -log sigma(t)`` in closed form (a ``t`` outside ``[0, 1]`` is refused, as
+        :meth:`NoiseSchedule.check_time` describes)."""
+        return _out(-(math.log(self.sigma_min) + self._log_ratio * self._domain(t)))
 
     def t_from_s(self, s: ArrayLike) -> FloatOrArray:
         s = _arr(s)
@@ -861,20 +889,20 @@ class FlowMatching(NoiseSchedule):
         return _out(t / (self.shift - (self.shift - 1.0) * t))
 
     def alpha(self, t: ArrayLike) -> FloatOrArray:
-        return _out(1.0 - _arr(t))
+        return _out(1.0 - self._domain(t))
 
     def sigma(self, t: ArrayLike) -> FloatOrArray:
-        return _out(_arr(t) + 0.0)
+        return _out(self._domain(t) + 0.0)
 
     def dalpha(self, t: ArrayLike) -> FloatOrArray:
-        return _out(-np.ones_like(_arr(t)))
+        return _out(-np.ones_like(self._domain(t)))
 
     def dsigma(self, t: ArrayLike) -> FloatOrArray:
-        return _out(np.ones_like(_arr(t)))
+        return _out(np.ones_like(self._domain(t)))
 
     def s(self, t: ArrayLike) -> FloatOrArray:
         """``s = t / (1 - t)`` (``+inf`` at ``t = 1``)."""
-        t = _arr(t)
+        t = self._domain(t)
         with np.errstate(divide="ignore"):
             return _out(t / (1.0 - t))
 
@@ -988,10 +1016,10 @@ class CustomSchedule(NoiseSchedule):
         return value.astype(np.float64)
 
     def alpha(self, t: ArrayLike) -> FloatOrArray:
-        return _out(self._evaluate(self._alpha, t, "alpha"))
+        return _out(self._evaluate(self._alpha, self._domain(t), "alpha"))
 
     def sigma(self, t: ArrayLike) -> FloatOrArray:
-        return _out(self._evaluate(self._sigma, t, "sigma"))
+        return _out(self._evaluate(self._sigma, self._domain(t), "sigma"))
 
     def _derivative(self, f: Callable[[ArrayLike], FloatOrArray], t: ArrayLike) -> FloatOrArray:
         t = _arr(t)
@@ -1000,9 +1028,11 @@ class CustomSchedule(NoiseSchedule):
         return _out((_arr(f(hi)) - _arr(f(lo))) / (hi - lo))
 
     def dalpha(self, t: ArrayLike) -> FloatOrArray:
+        t = self._domain(t)
         return _out(self._evaluate(self._dalpha, t, "dalpha")) if self._dalpha else self._derivative(self.alpha, t)
 
     def dsigma(self, t: ArrayLike) -> FloatOrArray:
+        t = self._domain(t)
         return _out(self._evaluate(self._dsigma, t, "dsigma")) if self._dsigma else self._derivative(self.sigma, t)
 
     def t_from_s(self, s: ArrayLike) -> FloatOrArray:

@@ -1,6 +1,7 @@
 """Schedules: closed forms, exact agreement with DDPM tables, inverse maps, smoothness of the extension."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import pndmkit
-from pndmkit.schedules import EDM, VE, CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP
+from pndmkit.schedules import EDM, VE, CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP, get_schedule
+from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.testing.strategies import schedules
 
 SCHEDULES = [LinearVP(), CosineVP(), DiscreteVP.linear(), DiscreteVP.quad(), DiscreteVP.cosine()]
@@ -134,6 +136,60 @@ def test_a_discrete_schedule_keeps_its_ends_and_check_time_s_rounding():
     np.testing.assert_array_equal(d.abar(np.array([-1.0, 0.0, 999.0])), [1.0, *d.alphas_cumprod[[0, -1]]])
     assert d.dlog_abar(999.0 + 1e-7) == pytest.approx(d.dlog_abar(999.0))
     assert d.dlog_abar(500.5) == float(d.dlog_abar(np.array([500.5]))[0])
+
+
+def _catalogue_and_custom():
+    named = [(name, get_schedule(name)) for name in CATALOGUE]
+    return named + [("custom", CustomSchedule(np.cos, np.sin, 0.0, 1.5))]
+
+
+def _functions_of_t(sched):
+    names = ["alpha", "sigma", "dalpha", "dsigma", "s", "lam", "scale"]
+    return names + (["abar", "log_abar", "dlog_abar", "dabar"] if sched.family == "vp" else [])
+
+
+@pytest.mark.parametrize("key, sched", _catalogue_and_custom(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_schedule_function_refuses_a_time_outside_the_domain(key, sched):
+    """FlowMatching().alpha(1.5) gave -0.5 and LinearVP().alpha(2.0) an abar past the schedule's end: the closed
+    forms extrapolated silently, where DiscreteVP's table refused. Each function now names t, its value and the
+    domain, for a float, a 0-d array, an array (the first bad entry) and NaN."""
+    lo, hi = sched.t_min, sched.t_max
+    span = hi - lo
+    domain = re.escape(f"[{lo}, {hi}] of {sched!r}")
+    above, below = hi + 0.5 * span, lo - 0.25 * span
+    cases = [(above, rf"^t={re.escape(repr(above))} lies outside the domain {domain}$"),
+             (below, rf"^t={re.escape(repr(below))} lies outside the domain {domain}$"),
+             (np.array(above), rf"^t={re.escape(repr(above))} lies outside the domain"),
+             (np.array([lo, 0.5 * (lo + hi), above]), rf"^t\[2\]={re.escape(repr(above))} lies outside the domain"),
+             (float("nan"), r"^t=nan must be finite$"),
+             (np.array([hi, float("nan")]), r"^t\[1\]=nan must be finite$")]
+    for fn in _functions_of_t(sched):
+        for t, message in cases:
+            with pytest.raises(ValueError, match=message):
+                getattr(sched, fn)(t)
+
+
+@pytest.mark.parametrize("key, sched", _catalogue_and_custom(), ids=lambda v: v if isinstance(v, str) else "")
+def test_schedule_functions_keep_the_domain_ends_and_check_time_s_rounding(key, sched):
+    """A time past an end by less than check_time's tolerance (grid arithmetic) is evaluated, not refused:
+    the refusal is for extrapolation, not rounding; inside the domain an array gives the floats' values."""
+    lo, hi = sched.t_min, sched.t_max
+    tol = 0.5e-9 * max(1.0, abs(hi))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for fn in _functions_of_t(sched):
+            f = getattr(sched, fn)
+            f(lo - tol), f(hi + tol), f(np.array([lo - tol, hi + tol]))  # no refusal
+            inside = np.linspace(lo, hi, 7)
+            np.testing.assert_array_equal(f(inside), [float(f(float(t))) for t in inside])
+        for end, nudged in ((lo, lo - tol), (hi, hi + tol)):
+            assert sched.alpha(nudged) == pytest.approx(sched.alpha(end), rel=1e-6, abs=1e-9)
+
+
+def test_flow_matching_refuses_t_beyond_its_t_max_and_keeps_t_one_where_t_max_is_one():
+    with pytest.raises(ValueError, match=r"^t=1.0 lies outside the domain \[0.0, 0.999\] of FlowMatching"):
+        FlowMatching().alpha(1.0)
+    one = FlowMatching(t_max=1.0)
+    assert one.alpha(1.0) == 0.0 and one.sigma(1.0) == 1.0 and one.s(1.0) == math.inf
 
 
 @pytest.mark.parametrize("method", ["rk4", "prk"])
