@@ -54,7 +54,7 @@ from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule
 __all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGridWarning", "ignored_grid_message",
            "adaptive_end_times", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning",
            "check_start_scale",
-           "START_SCALE_FACTOR", "final_denoise", "planned_undefined_eps_times"]
+           "START_SCALE_FACTOR", "final_denoise", "planned_undefined_eps_times", "StartAtRestError"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
 CONVENTIONS: dict[str, dict[str, Any]] = {
@@ -147,6 +147,35 @@ def check_start_scale(x: Any, schedule: NoiseSchedule, t: float, *, name: str = 
 
 Method = Union[str, MethodSpec, Integrator, AdaptiveIntegrator]
 Grid = Union[str, Sequence[float], NDArray[np.float64], None]
+
+
+class StartAtRestError(ValueError):
+    """:func:`sample` refuses a run from ``alpha = 0`` (pure noise, ``t = 1`` of flow matching) that its method and
+    prediction cannot take, before any model call (a ``ValueError``).
+
+    The message is one line that ends by suggesting a later start, ``t_start=... of pndmkit.sample``; a caller
+    that offers the start under another name (the ``--t-start`` option of ``pndmkit sample``) words the same
+    refusal with :meth:`advising`.
+
+    Attributes
+    ----------
+    reason : str
+        The message up to the suggestion (what cannot start where, why, which methods run there).
+    t_start : float
+        The suggested start: the time where ``sigma / alpha = 1000`` (the schedule's own units).
+    """
+
+    def __init__(self, reason: str, t_start: float) -> None:
+        self.reason, self.t_start = reason, float(t_start)
+        super().__init__(self.advising("t_start={} of pndmkit.sample"))
+
+    def advising(self, option: str) -> str:
+        """The message with the start suggested as ``option`` (a format string: ``"--t-start {}"``), filled with
+        :attr:`t_start` to 4 significant digits."""
+        return f"{self.reason} ({option.format(f'{self.t_start:.4g}')}, where sigma/alpha = 1000)"
+
+    def __reduce__(self):  # picklable despite the two-argument constructor
+        return (type(self), (self.reason, self.t_start))
 
 
 class IgnoredGridWarning(UserWarning):
@@ -543,9 +572,8 @@ def _check_start_at_rest(integrator: Any, schedule: NoiseSchedule, times: NDArra
     later = float(schedule.t_from_s(1e3))
     where = f"cannot start at t={t0:g}, where alpha = 0 (pure noise)" if at_start else \
         f"cannot run this grid from t={t0:g} (alpha = 0)"
-    raise ValueError(f"method={name!r} with prediction={prediction!r} {where}: {why}; no evaluation was made. "
-                     f"{instead} start below t={t0:g} (t_start={later:.4g} of pndmkit.sample, where sigma/alpha = "
-                     f"1000)")
+    raise StartAtRestError(f"method={name!r} with prediction={prediction!r} {where}: {why}; no evaluation was made. "
+                           f"{instead} start below t={t0:g}", later)
 
 
 def _walk_failure(integrator: Any, times: NDArray[np.float64], prediction: str) -> Exception | None:

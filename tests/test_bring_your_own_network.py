@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -397,7 +398,57 @@ def test_methods_that_cannot_start_at_alpha_0_are_refused_by_the_sample_command(
     assert err.count("\n") == 0 and "Traceback" not in err
     assert "method='plms' with prediction='flow' cannot start at t=1, where alpha = 0 (pure noise)" in err
     assert "Methods that run this grid with prediction='flow': ddim, fon, euler" in err
+    # the start it suggests is the option this command has (it named t_start= of pndmkit.sample, which it had not)
+    assert err.endswith("start below t=1 (--t-start 0.999, where sigma/alpha = 1000)") and "pndmkit.sample" not in err
+    assert "error: --method/--t-start: " in err
     assert not (tmp_path / "no").exists()
+
+
+def test_the_sample_command_starts_where_t_start_says(flow_folder, tmp_path):
+    """--t-start 0.999 runs the method the start at t = 1 refused, on the grid pndmkit.sample makes from there, from
+    the command's noise scaled to x_t's spread (prior_scale), and records the start for --resume."""
+    out = tmp_path / "later"
+    assert _main(["sample", "--checkpoint", flow_folder, "--method", "plms", "--steps", "3", "--num-samples", "2",
+                  "--t-start", "0.999", "--out", out, "--no-progress"]) == 0
+    import pndmkit
+    from pndmkit.grids import make_grid
+    from pndmkit.nn.generate import initial_noise, read_samples
+
+    run = json.loads((out / "run.json").read_text())
+    ckpt = open_network(flow_folder)
+    assert run["t_start"] == 0.999 and run["times"] == make_grid(ckpt.schedule, 3, t_start=0.999).tolist()
+    x_T = initial_noise(range(2), (1, 8, 8), 0) * ckpt.schedule.prior_scale(0.999)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", pndmkit.StabilityWarning)  # plms's first step from 0.999: said by the command
+        expected = pndmkit.sample(ckpt.model(), x_T, schedule=ckpt.schedule, method="plms", steps=3, t_start=0.999).x
+    np.testing.assert_allclose(read_samples(out, expect=2)[1], expected.numpy(), rtol=1e-5, atol=1e-5)
+    assert _main(["sample", "--checkpoint", flow_folder, "--method", "plms", "--steps", "3", "--num-samples", "2",
+                  "--out", out, "--resume", "--no-progress"]) == 2  # another start is another run
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("2", "--t-start: t_start=2.0 lies outside the domain [0.0, 1.0] of FlowMatching(shift=3.0, t_max=1.0)"),
+    ("0", "--t-start: t_start=0.0 must be larger than t_end=0.0 (time runs from noise to data)"),
+    ("nan", "--t-start: expected a finite number, got 'nan'"),
+])
+def test_a_bad_t_start_of_the_sample_command_is_one_line_naming_it(flow_folder, tmp_path, capsys, value, shown):
+    assert _main(["sample", "--checkpoint", flow_folder, "--method", "euler", "--steps", "3", "--t-start", value,
+                  "--out", tmp_path / "no"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and shown in err, err
+    assert not (tmp_path / "no").exists()
+
+
+def test_sample_to_dir_suggests_the_start_as_its_config_takes_it(flow_folder, tmp_path):
+    from pndmkit.nn.generate import SampleConfig, sample_to_dir
+
+    cfg = SampleConfig(checkpoint=str(flow_folder), method="plms", steps=3, out=str(tmp_path / "no"), progress=False)
+    with pytest.raises(UsageError, match=r"start below t=1 \(SampleConfig\(t_start=0.999\), where sigma/alpha = "
+                                         r"1000\)$") as info:
+        sample_to_dir(cfg, opener=open_network)
+    assert info.value.params == ("method", "t_start") and "--t-start" not in str(info.value)
+    with pytest.raises(UsageError, match=r"^t_start must be a finite number, got inf$"):
+        SampleConfig(t_start=float("inf"))
 
 
 @pytest.mark.parametrize("argv, option, fix", [

@@ -193,6 +193,9 @@ def test_methods_that_cannot_start_at_alpha_0_are_refused_before_any_call(method
         with pytest.raises(ValueError) as info:
             pndmkit.sample(_never, Z, schedule=FM, method=method, steps=4, prediction=prediction)
     text = str(info.value)
+    assert isinstance(info.value, pndmkit.sampling.StartAtRestError)
+    assert info.value.t_start == pytest.approx(1000 / 1001, rel=1e-15)  # where s = 1000
+    assert info.value.advising("--t-start {}") == f"{info.value.reason} (--t-start 0.999, where sigma/alpha = 1000)"
     assert "\n" not in text and text.startswith(f"method={method!r} with prediction={prediction!r} cannot start at "
                                                 f"t=1, where alpha = 0 (pure noise): {why}")
     assert "no evaluation was made" in text

@@ -13,7 +13,7 @@ from pndmkit.methods import DEFAULT_METHOD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from pndmkit.commands.args import positive_int, nonnegative_int
+    from pndmkit.commands.args import finite_float, positive_int, nonnegative_int
 
     p = subparsers.add_parser(
         "sample", help="generate images from a UNet checkpoint (sharded, resumable, multi-process)",
@@ -36,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "times only: it ignores --grid, with a warning, and records none)")
     p.add_argument("--convention", default=None, choices=("ddim", "diffusers-pndm", "official-pndm"),
                    help="timestep convention for discrete schedules (default: none, i.e. ddim's grid)")
+    p.add_argument("--t-start", type=finite_float, default=None,
+                   help="start time in the schedule's units, inside its domain and above its end (default: the "
+                        "schedule's start, t = 1 on a flow-matching folder); the start noise is scaled to the "
+                        "spread of x_t there (prior_scale: 1 at every default start)")
     p.add_argument("--num-samples", type=positive_int, default=64, help="number of samples")
     p.add_argument("--batch-size", type=positive_int, default=64, help="samples per network call")
     p.add_argument("--shard-size", type=positive_int, default=None,
@@ -80,7 +84,15 @@ def run(args: argparse.Namespace) -> int:
     def opener(name: str):
         return open_network(name, scheduler_config=args.scheduler_config, param="checkpoint")
 
-    summary = sample_to_dir(config_from_args(SampleConfig, args, progress=not args.no_progress), opener=opener)
+    from pndmkit.errors import UsageError
+    from pndmkit.sampling import StartAtRestError
+
+    try:
+        summary = sample_to_dir(config_from_args(SampleConfig, args, progress=not args.no_progress), opener=opener)
+    except UsageError as exc:
+        if isinstance(exc.__cause__, StartAtRestError):  # suggest the option this command has
+            raise UsageError(exc.params, exc.__cause__.advising("--t-start {}")) from exc.__cause__
+        raise
     if summary["rank"] == 0:
         print(json.dumps(summary))
     return 0

@@ -108,6 +108,12 @@ class SampleConfig:
     ``None``) with a :class:`~pndmkit.sampling.IgnoredStepsWarning`, and a ``grid`` kind with an
     :class:`~pndmkit.sampling.IgnoredGridWarning`, as :func:`pndmkit.sample` does. Invalid values
     raise :class:`~pndmkit.errors.UsageError` naming the field.
+
+    ``t_start=None`` starts every sample at the schedule's own start (``t = 1``, pure noise, on a flow-matching
+    folder). A number starts the grid there instead, in the schedule's units (checked by :func:`pndmkit.sample`:
+    inside the schedule's domain and above the end time), from unit noise times
+    :meth:`~pndmkit.schedules.NoiseSchedule.prior_scale` at that time (the variance of ``x_t`` for data of unit
+    variance; 1 at the default start of every schedule a checkpoint has).
     """
 
     checkpoint: str = "digits"
@@ -120,6 +126,7 @@ class SampleConfig:
     seed: int = 0
     grid: str | None = None
     convention: str | None = None
+    t_start: float | None = None
     device: str = "cpu"
     dtype: str = "float32"
     compile: bool = False
@@ -127,7 +134,7 @@ class SampleConfig:
     progress: bool = True
     png_max: int = 256
 
-    IDENTITY = ("method", "steps", "num_samples", "shard_size", "seed", "grid", "convention", "dtype")
+    IDENTITY = ("method", "steps", "num_samples", "shard_size", "seed", "grid", "convention", "dtype", "t_start")
 
     def __post_init__(self) -> None:
         for name in ("steps", "num_samples", "batch_size", "shard_size", "png_max", "seed"):
@@ -137,6 +144,11 @@ class SampleConfig:
             low = 0 if name in ("png_max", "seed") else 1
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise UsageError(name, f"{name} must be an integer >= {low}, got {value!r}")
+        if self.t_start is not None:
+            from pndmkit._checks import check_real
+
+            with blame("t_start"):
+                self.t_start = check_real(self.t_start, "t_start")
         if self.dtype not in DTYPES:
             raise UsageError("dtype", f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         from pndmkit.grids import GRIDS
@@ -249,9 +261,17 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
     # the combination, by a dry run on one number (the types are right here: a TypeError would be a bug), with
     # a zero model that converts as the network's model does: from alpha = 0 (flow matching from pure noise)
     # pndmkit.sample tells the run the network's own prediction, and the dry run must walk it so too
-    with blame("steps", "grid", "convention", "method", errors=(ValueError,)):
-        dry = pndmkit.sample(_zero_model(ckpt.prediction), np.zeros(1), schedule=ckpt.schedule, method=method,
-                             steps=cfg.steps, grid=cfg.grid, convention=cfg.convention)
+    from pndmkit.sampling import StartAtRestError
+
+    try:
+        with blame("t_start", "steps", "grid", "convention", "method", errors=(ValueError,)):
+            dry = pndmkit.sample(_zero_model(ckpt.prediction), np.zeros(1), schedule=ckpt.schedule, method=method,
+                                 steps=cfg.steps, grid=cfg.grid, convention=cfg.convention, t_start=cfg.t_start)
+    except UsageError as exc:
+        if isinstance(exc.__cause__, StartAtRestError):  # suggest the start as this caller passes it
+            raise UsageError(("method", "t_start"), exc.__cause__.advising("SampleConfig(t_start={})")) \
+                from exc.__cause__
+        raise
     c = ckpt.net.config
     shape = ckpt.shape
     batch = min(cfg.batch_size, shard_size, cfg.num_samples)
@@ -274,7 +294,7 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
         from pndmkit.sampling import CONVENTIONS, adaptive_end_times
 
         final_alpha = None if cfg.convention is None else CONVENTIONS[cfg.convention]["final_alpha"]
-        times = adaptive_end_times(ckpt.schedule, final_alpha=final_alpha)
+        times = adaptive_end_times(ckpt.schedule, t_start=cfg.t_start, final_alpha=final_alpha)
     identity = {"format": RUN_FORMAT, "checkpoint": str(stem.resolve()),
                 "checkpoint_sha256": {s: file_sha256(f) for s, f in ckpt.content_files().items()},
                 **{k: getattr(cfg, k) for k in cfg.IDENTITY}, "shard_size": shard_size,
@@ -476,10 +496,14 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
             chunks = []
             for b in range(0, len(idx), cfg.batch_size):
                 batch = idx[b:b + cfg.batch_size]
-                x_T = initial_noise(batch, plan.shape, cfg.seed).to(plan.device, non_blocking=True)
+                x_T = initial_noise(batch, plan.shape, cfg.seed)
+                if cfg.t_start is not None:  # the Gaussian of x_t's variance there (exactly 1 at a default start)
+                    x_T = x_T * plan.ckpt.schedule.prior_scale(cfg.t_start)
+                x_T = x_T.to(plan.device, non_blocking=True)
                 try:
                     sol = pndmkit.sample(plan.model, x_T, schedule=plan.ckpt.schedule, method=plan.method,
-                                         steps=cfg.steps, grid=cfg.grid, convention=cfg.convention)
+                                         steps=cfg.steps, grid=cfg.grid, convention=cfg.convention,
+                                         t_start=cfg.t_start)
                     x_b, nfe = sol.x, sol.nfe
                     evaluations += sol.nfe
                 except FloatingPointError as exc:  # the core's end-of-run check: name the sample below
