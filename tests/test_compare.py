@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 
@@ -307,6 +308,13 @@ def test_optimized_grids_command_prints_and_writes_its_own_table(tmp_path, capsy
     assert "ipndm NFE 5 (5 steps): " in text.err and "calibration runs in" in text.err  # cost shown
     saved = json.loads((out / "compare.json").read_text())
     assert set(saved["by_nfe_optimized"]) == {"5"} and saved["config"]["optimized_grids"] == ["ipndm"]
+    with (out / "compare.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    entry = saved["by_nfe_optimized"]["5"]
+    assert rows and entry["vs_builtin_interval"] is not None and "vs_peer" not in entry  # --peers with no names
+    for r in rows:
+        assert float(r["vs_builtin"]) == entry["vs_builtin"] and r["vs_peer"] == r["vs_peer_interval_lo"] == ""
+        assert [float(r["vs_builtin_interval_lo"]), float(r["vs_builtin_interval_hi"])] == entry["vs_builtin_interval"]
     md = (out / "compare.md").read_text()
     assert "## Optimised grids (reported apart" in md and "| gmm2d/discrete-linear | 5 | ipndm | " in md
 
@@ -502,6 +510,36 @@ def test_peers_on_pndmkit_grids_alone_still_give_every_nfe_row(tmp_path, capsys)
     assert "## Peers may also take pndmkit's quadratic grid" in md and "| 5 | ipndm (5) | " in md
 
 
+def test_a_peer_that_is_pndmkit_s_own_method_on_its_grid_is_marked_a_parity_check(tmp_path, capsys):
+    """ipndm against ipndm-pndmkit-grid (IPNDMScheduler handed ipndm's grid) read 1.000 [1.000, 1.000] as if two
+    methods were compared: the entry says parity, and the text and markdown tables mark the row and say why."""
+    from pndmkit.cli import main
+    from pndmkit.studies.reports import PARITY_NOTE
+
+    out = tmp_path / "o"
+    assert main([*TINY, "--peers", "ipndm-pndmkit-grid", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    saved = json.loads((out / "compare.json").read_text())
+    table = saved["by_nfe_peers_on_pndmkit_grids"]
+    assert all(e["best_pndmkit"]["method"] == "ipndm" and e["parity"] is True for e in table.values()), table
+    assert all(e["ratio"] == pytest.approx(1.0, abs=1e-3) for e in table.values())
+    on_grid = lines.index("peers also on pndmkit's grids (ipndm-pndmkit-grid):")
+    assert all(line.endswith("]  parity check") for line in lines[on_grid + 2:on_grid + 4]), lines
+    assert PARITY_NOTE in lines[on_grid + 4:]
+    md = (out / "compare.md").read_text()
+    assert "| 5 | ipndm (5) | " in md and " (parity check) | [" in md
+    assert "Parity check: the best peer at that NFE is the best pndmkit method itself on the same grid" in md
+
+
+def test_is_parity_needs_the_reproduced_method_on_the_same_grid_in_every_case():
+    ours = {"method": "ipndm", "options": ["quadratic", "s-uniform"]}
+    assert cmp.is_parity(ours, {"method": "ipndm-pndmkit-grid", "options": ["grid=quadratic", "grid=s-uniform"]})
+    assert not cmp.is_parity(ours, {"method": "ipndm-pndmkit-grid", "options": ["grid=quadratic", "grid=quadratic"]})
+    assert not cmp.is_parity({**ours, "method": "ddim"}, {"method": "ipndm-pndmkit-grid",
+                                                         "options": ["grid=quadratic", "grid=s-uniform"]})
+    assert not cmp.is_parity(ours, {"method": "ipndm", "options": ["grid=quadratic", "grid=s-uniform"]})
+
+
 def test_summaries_name_the_grid_of_each_best_run_and_the_auto_picks(tmp_path, capsys):
     from pndmkit.cli import main
 
@@ -648,6 +686,22 @@ def test_every_head_to_head_ratio_has_its_interval_in_the_json_table_and_report(
     assert "| ratio | 95% interval |" in md
     low, high = saved["by_nfe"]["5"]["ratio_interval"]
     assert f"| {saved['by_nfe']['5']['ratio']:.2f} | [{low:.2f}, {high:.2f}] |" in md
+    assert not any("parity" in e for key in ("by_nfe", "by_nfe_peers_on_pndmkit_grids") for e in saved[key].values())
+    assert "parity check" not in "\n".join(printed) + md  # two implementations of different methods
+    # compare.csv carries the same ratios and intervals, appended after its own columns
+    from pndmkit.studies.reports import BEST_FIELDS, SUMMARY_FIELDS
+
+    with (out / "compare.csv").open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == BEST_FIELDS + SUMMARY_FIELDS and BEST_FIELDS[:3] == ("problem", "schedule",
+                                                                                          "nfe_target")
+    assert {r["nfe_target"] for r in rows} == {"5", "10"}
+    for r in rows:
+        entry = saved["by_nfe"][r["nfe_target"]]
+        assert float(r["ratio"]) == entry["ratio"]
+        assert [float(r["ratio_interval_lo"]), float(r["ratio_interval_hi"])] == entry["ratio_interval"]
+        assert all(r[name] == "" for name in SUMMARY_FIELDS[3:])  # no optimised grids in this run
 
 
 def test_optimised_and_auto_ratios_have_intervals(optimized_result, auto_result):

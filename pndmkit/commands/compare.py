@@ -3,11 +3,13 @@
 Prints the by-NFE table: a row per NFE with the best pndmkit method and the best peer (each with its grid
 option; ``-`` for a side with no run at that NFE), their error ratio and its 95% paired bootstrap interval over
 samples (both best runs fixed as chosen on all the samples; ``-`` below 8 samples), then, where a peer ran on
-pndmkit's grids (``ipndm-pndmkit-grid``, ...), the same table with those peers in (``--json``: one JSON object
-whose ``by_nfe`` maps each NFE to the best pndmkit method, the best peer, their error ratio and
-``ratio_interval``). Files are written only with ``--out DIR``, each atomically, and never over an earlier run's
+pndmkit's grids (``ipndm-pndmkit-grid``, ...), the same table with those peers in; a row there whose best peer is
+pndmkit's own method on the same grid (``ipndm-pndmkit-grid`` against ``ipndm``) is marked ``parity check``, since
+it checks two implementations of one method. ``--json`` prints one JSON object whose ``by_nfe`` maps each NFE to
+the best pndmkit method, the best peer, their error ratio and ``ratio_interval``. Files are written only with ``--out DIR``, each atomically, and never over an earlier run's
 files there unless ``--overwrite`` says so: ``compare.json`` (summaries and the best option per solver, NFE and
-case), ``compare.csv`` (the same best rows),
+case), ``compare.csv`` (the same best rows, then the summaries of each row's NFE: ``ratio``, ``vs_builtin``,
+``vs_peer`` and the ends of their 95% intervals),
 ``compare_runs.csv`` (every run) and ``compare.md`` (summary tables). ``--peers`` with no names runs
 pndmkit's methods alone (no diffusers needed) and reports their best per NFE. ``--optimized-grids`` also
 optimises the grids of some methods per case and NFE and prints (and writes) them in a table of their own;

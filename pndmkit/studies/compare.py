@@ -98,7 +98,7 @@ from pndmkit.transfers import DataTransfer
 
 __all__ = ["CompareConfig", "SCHEDULES", "SAMPLE_ERRORS",
            "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "MODEL_NOISES",
-           "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "case_best_peer", "auto_choice",
+           "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "case_best_peer", "is_parity", "auto_choice",
            "auto_calibration_samples", "optimized_methods", "pndmkit_methods", "VARIANTS", "compare_methods"]
 
 #: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
@@ -871,7 +871,10 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
     per-sample errors (results read back from a file) or a
     case has fewer than :data:`pndmkit.studies.statistics.INTERVAL_MIN_SAMPLES` samples.
     ``key="best_shared_grids"`` restricts pndmkit to the grids diffusers also offers;
-    ``builtin_only`` leaves out peers run on a grid of pndmkit (IPNDM through ``trained_betas``).
+    ``builtin_only`` leaves out peers run on a grid of pndmkit (IPNDM through ``trained_betas``). Where the best
+    peer is the best pndmkit method itself on the same grid in every case (``ipndm-pndmkit-grid`` against
+    ``ipndm``: :attr:`pndmkit.studies.peers.PeerSpec.reproduces`), the entry has ``parity: True``: its ratio
+    checks that the two implementations agree (1 up to rounding) and compares no two methods.
     """
     from pndmkit.studies.peers import PEERS
 
@@ -887,9 +890,33 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
             entry["ratio"] = entry["best_pndmkit"]["error"] / entry["best_peer"]["error"]
             entry["ratio_interval"] = _interval(cases, target, (key, "pndmkit", entry["best_pndmkit"]["method"]),
                                                 (key, "peer", entry["best_peer"]["method"]))
+            if is_parity(entry["best_pndmkit"], entry["best_peer"]):
+                entry["parity"] = True
         if entry:  # one side alone: its best solver, no ratio
             out[str(target)] = entry
     return out
+
+
+def is_parity(ours: dict, peer: dict) -> bool:
+    """Whether a summary's best pndmkit solver and best peer are one method on one grid: the peer
+    reproduces that pndmkit method (:attr:`pndmkit.studies.peers.PeerSpec.reproduces`) and was handed, in every
+    case, the grid pndmkit's best run used (its option ``grid=KIND`` for pndmkit's ``KIND``).
+
+    Parameters
+    ----------
+    ours, peer : dict
+        Summary entries of :func:`by_nfe` (``best_pndmkit``, ``best_peer``): ``method`` and ``options`` (one
+        grid option per case).
+
+    Returns
+    -------
+    bool
+    """
+    from pndmkit.studies.peers import PEERS
+
+    spec = PEERS.get(peer["method"])
+    return spec is not None and spec.reproduces == ours["method"] and \
+        list(peer["options"]) == [f"grid={option}" for option in ours["options"]]
 
 
 def _scored(cases: Sequence[dict], key: str, side: str, target: int, leave_out: Iterable[str] = ()

@@ -97,6 +97,10 @@ class PeerSpec:
     builtin : bool
         Whether those options are the scheduler's own (False: a grid of pndmkit handed in through
         ``trained_betas``, reported apart).
+    reproduces : str or None
+        The pndmkit method this peer is, step for step, when its option ``grid=KIND`` hands it pndmkit's grid
+        ``KIND`` (``ipndm-pndmkit-grid`` is ``ipndm``): a summary that pairs the two on the same grid is a parity
+        check, not a comparison (:func:`pndmkit.studies.compare.by_nfe` marks it ``parity``). None: no such method.
     """
 
     name: str
@@ -106,6 +110,7 @@ class PeerSpec:
     prediction: str = "eps"
     options: tuple = ({},)
     builtin: bool = True
+    reproduces: str | None = None
 
 
 _SPACINGS = tuple({"timestep_spacing": s} for s in ("leading", "linspace", "trailing"))
@@ -123,7 +128,7 @@ _PEER_LIST = [
     PeerSpec("pndm-plms", "PNDMScheduler", {"set_alpha_to_one": True, "skip_prk_steps": True}, options=_SPACINGS),
     PeerSpec("ipndm", "IPNDMScheduler", prediction="v",
              options=tuple({"grid": g} for g in ("leading", "linspace", "trailing"))),
-    PeerSpec("ipndm-pndmkit-grid", "IPNDMScheduler", prediction="v", builtin=False,
+    PeerSpec("ipndm-pndmkit-grid", "IPNDMScheduler", prediction="v", builtin=False, reproduces="ipndm",
              options=tuple({"grid": g} for g in ("quadratic", "s-uniform"))),
     PeerSpec("dpm-2m", "DPMSolverMultistepScheduler", _dpm(2, True), options=_DPM_GRIDS),
     PeerSpec("dpm-2m-nolof", "DPMSolverMultistepScheduler", _dpm(2, False), options=_DPM_GRIDS),

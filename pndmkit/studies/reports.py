@@ -101,8 +101,29 @@ def order_plot(study: Study, results: dict[str, MethodResult], path: str) -> Non
 
 BEST_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", "steps", "nfe", "error", "sw",
                "nll", "s_start", "s_end")
+#: the columns ``compare.csv`` appends to :data:`BEST_FIELDS`: the summaries of each row's NFE (the same on every
+#: row of that ``nfe_target``), each ratio with the ends of its 95% paired bootstrap interval (empty where the
+#: summary has none): ``ratio`` of ``by_nfe`` (best pndmkit / best peer with its own options), ``vs_builtin`` and
+#: ``vs_peer`` of ``by_nfe_optimized`` (best optimised grid / best built-in pndmkit grid, / best peer)
+SUMMARY_FIELDS = ("ratio", "ratio_interval_lo", "ratio_interval_hi", "vs_builtin", "vs_builtin_interval_lo",
+                  "vs_builtin_interval_hi", "vs_peer", "vs_peer_interval_lo", "vs_peer_interval_hi")
 RUN_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", "steps", "nfe", "error", "s_start",
               "s_end", "seconds")
+
+
+def _summary_columns(result: dict, target: Any) -> dict:
+    """:data:`SUMMARY_FIELDS` of NFE ``target``: ``by_nfe``'s ratio and ``by_nfe_optimized``'s ratios, each with
+    its interval's ends (absent keys: empty cells)."""
+    out: dict[str, Any] = {}
+    for key, names in (("by_nfe", ("ratio",)), ("by_nfe_optimized", ("vs_builtin", "vs_peer"))):
+        entry = result.get(key, {}).get(str(target), {})
+        for name in names:
+            if name in entry:
+                out[name] = entry[name]
+            interval = entry.get(f"{name}_interval")
+            if interval:
+                out[f"{name}_interval_lo"], out[f"{name}_interval_hi"] = interval
+    return out
 
 
 def _write_csv(path: Path, fields: tuple, rows: list[dict]) -> None:
@@ -135,6 +156,9 @@ def compare_result_paths(out: Path) -> list[Path]:
 def write_compare_results(result: dict, out: Path) -> list[Path]:
     """Write ``compare.json``, ``compare.csv``, ``compare_runs.csv`` and ``compare.md`` under ``out``; return their paths.
 
+    ``compare.csv`` holds the best rows of every case (:data:`BEST_FIELDS`) followed by the summaries of the
+    row's NFE with their 95% intervals (:data:`SUMMARY_FIELDS`, as ``compare.json`` and ``compare.md`` carry them).
+
     Each file is written atomically (a temporary file, then a rename), and existing ones are replaced: a
     caller that must not replace an earlier run's files checks :func:`compare_result_paths` first, as
     ``pndmkit compare`` does without ``--overwrite``.
@@ -144,7 +168,8 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
     slim = {**result, "cases": [{k: v for k, v in c.items() if k != "runs"} for c in result["cases"]]}
     write_text(paths[0], json.dumps(slim, indent=1) + "\n")  # every run is in compare_runs.csv
     tag = [{"problem": c["problem"], "schedule": c["schedule"]} for c in result["cases"]]
-    _write_csv(paths[1], BEST_FIELDS, [{**t, **r} for t, c in zip(tag, result["cases"]) for r in c["best"]])
+    _write_csv(paths[1], BEST_FIELDS + SUMMARY_FIELDS, [{**t, **r, **_summary_columns(result, r["nfe_target"])}
+                                                        for t, c in zip(tag, result["cases"]) for r in c["best"]])
     _write_csv(paths[2], RUN_FIELDS, [{**t, **r} for t, c in zip(tag, result["cases"]) for r in c["runs"]])
     write_text(paths[3], compare_markdown(result) + "\n")
     return paths
@@ -158,6 +183,12 @@ def _interval(value: Any, spec: str = ".2f") -> str:
 def _with_interval(ratio: Any, interval: Any, spec: str = ".2f") -> str:
     """A ratio and its 95% interval in one cell: ``0.87 [0.81, 0.93]`` (the ratio alone where there is none)."""
     return _fmt(ratio, spec) if ratio is None or not interval else f"{ratio:{spec}} {_interval(interval, spec)}"
+
+
+#: said under a table with a row marked ``parity check`` (a summary entry with ``parity``, :func:`pndmkit.studies.compare.is_parity`)
+PARITY_NOTE = ("parity check: the best peer at that NFE is the best pndmkit method itself on the same grid, run "
+               "through diffusers (ipndm-pndmkit-grid is ipndm handed pndmkit's grid); its ratio checks that the two "
+               "implementations agree, and compares no two methods")
 
 
 #: what the intervals of the head-to-head's tables are, said under each table that has them
@@ -203,12 +234,14 @@ def compare_summary(result: dict, key: str = "by_nfe") -> str:
         p, q = row.get("best_pndmkit"), row.get("best_peer")
         rows.append([nfe, _solver(p), _grid(p), "-" if p is None else f"{p['error']:.2e}", _solver(q), _grid(q),
                      "-" if q is None else f"{q['error']:.2e}", f"{row['ratio']:.3f}" if "ratio" in row else "-",
-                     _interval(row.get("ratio_interval"), ".3f")])
+                     _interval(row.get("ratio_interval"), ".3f") + ("  parity check" if row.get("parity") else "")])
     if not rows:
         return "no solver ran at any NFE of the run: no row to report"
     lines = [_text_table(cols, rows)]
     if any(row.get("ratio_interval") for row in summary.values()):
         lines.append(INTERVAL_NOTE)
+    if any(row.get("parity") for row in summary.values()):
+        lines.append(PARITY_NOTE)
     peers_ran = any(r["side"] == "peer" for c in result.get("cases", ()) for r in c.get("best", ()))
     if any("best_peer" not in row for row in summary.values()):
         if not peers_ran:
@@ -361,9 +394,12 @@ def compare_markdown(result: dict) -> str:
             ours = "- | -" if p is None else f"{_solver(p)} | {p['error']:.2e}"
             peer = "- | -" if q is None else f"{_solver(q)} | {q['error']:.2e}"
             ratio = f"{row['ratio']:.2f}" if "ratio" in row else "-"
-            out.append(f"| {nfe} | {ours} | {peer} | {ratio} | {_interval(row.get('ratio_interval'))} |")
+            parity = " (parity check)" if row.get("parity") else ""
+            out.append(f"| {nfe} | {ours} | {peer} | {ratio}{parity} | {_interval(row.get('ratio_interval'))} |")
         if any(row.get("ratio_interval") for row in result.get(key, {}).values()):
             out += ["", INTERVAL_NOTE + "."]
+        if any(row.get("parity") for row in result.get(key, {}).values()):
+            out += ["", PARITY_NOTE[0].upper() + PARITY_NOTE[1:] + "."]
         out.append("")
     if "by_nfe_optimized" in result:
         cfg = result["config"]
