@@ -109,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
 def _run_model(args: argparse.Namespace, tty: bool) -> int:
     """``--model``: the network study of :mod:`pndmkit.studies.real`, reported like the mixture study.
 
-    Prints its cost before it starts (reference solves, network evaluations, time from one timed evaluation)
-    and a line per finished block on stderr; Ctrl-C or ``--max-minutes`` stops it with the methods finished so
+    Prints its cost before it starts (the sweeps' network evaluations and their time from one timed evaluation;
+    for an uncached reference the time of 1000 evaluations and no total, said so, since DOP853 chooses how many
+    as it goes) and a line per finished block on stderr; Ctrl-C or ``--max-minutes`` stops it with the methods finished so
     far (their sweeps and a finished reference stay in the cache)."""
     import numpy as np
     import torch
@@ -145,17 +146,22 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
     monitor.line(f"{loaded.name} on {getattr(loaded.model, 'device', None) or 'cpu'}: {batch} "
                  f"noises of shape {loaded.shape}; one network evaluation of them takes "
                  f"{1000 * monitor.seconds_per_evaluation:.1f} ms (timed)")
+    # the reference's cost is not estimated: DOP853 chooses its steps from the error it meets as it goes, so its
+    # evaluation count (the time) is known only once it is done
     monitor.line("reference: cached" if study is not None else
-                 f"reference: 2 DOP853 solves from the {batch} noises (DOP853 chooses how many evaluations: "
-                 f"about {duration(monitor.cost(1000))} per 1000)")
+                 f"reference: 2 DOP853 solves from the {batch} noises, time not estimated (DOP853 chooses how many "
+                 f"network evaluations as it goes; each 1000 take about {duration(monitor.cost(1000))})")
     monitor.line(f"sweeps: {len(methods)} methods x {len(steps)} step counts = {sweep_evals} network evaluations, "
-                 f"about {duration(monitor.cost(sweep_evals))} (cached sweeps cost nothing)")
+                 f"about {duration(monitor.cost(sweep_evals))} (cached sweeps cost nothing)"
+                 + ("" if study is not None else "; the reference solve comes first and is not in this time"))
     results: dict = {}
     stopped: BaseException | None = None
     try:
         if study is None:
+            began = monitor.elapsed()
             study = model_study(ckpt, **common, progress=tty)
-            monitor.line(f"reference done: {study.reference_nfe} evaluations, error estimate "
+            monitor.line(f"reference done: {study.reference_nfe} evaluations in {duration(monitor.elapsed() - began)}, "
+                         f"error estimate "
                          f"{study.reference_error:.1e}" + ("" if cache is None else f", cached in {study.cache}"))
         took: list[float] = []
         for i, name in enumerate(methods):
