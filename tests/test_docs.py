@@ -53,6 +53,22 @@ def test_protocol_notes_example_runs_and_registers_a_method():
             pndmkit.unregister_method("pec-trapezoid")
 
 
+def test_theory_notes_flow_order_example_prints_the_table_shown_below_it(capsys):
+    """docs/theory.md's advice to measure flow-matching orders on grid="uniform" rests on the numbers its block
+    prints: the block runs, and prints the text block that follows it, line for line."""
+    text = (ROOT / "docs" / "theory.md").read_text()
+    part = text.split('**Measuring orders on flow matching: use `grid="uniform"`.**', 1)[1]
+    code = part.split("```python", 1)[1].split("```", 1)[0]
+    shown = part.split("```text", 1)[1].split("```", 1)[0].strip().splitlines()
+    exec(compile(code, "docs/theory.md", "exec"), {})
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed == shown
+    assert [line.split()[:2] for line in shown] == [["shifted", "rk4"], ["shifted", "fon"], ["uniform", "rk4"],
+                                                    ["uniform", "fon"]]
+    uniform_orders = [float(v) for line in shown[2:] for v in line.split("orders")[1].split()[1:]]
+    assert all(3.9 < v < 4.6 for v in uniform_orders)  # order 4 from 20 steps on, on the uniform grid
+
+
 def test_readme_shows_the_two_commands():
     text = (ROOT / "README.md").read_text()
     assert "make demo" in text and "make test" in text
