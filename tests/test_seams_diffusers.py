@@ -9,6 +9,8 @@ Tiny random networks, built offline.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 
 import numpy as np
@@ -165,6 +167,163 @@ def test_solver_types_pndmkit_does_not_have_are_refused_by_name():
     with pytest.raises(ValueError, match=r"^method is an Integrator with UniPC\(order=2, variant='bh2'.*"
                                          r"solver_type='bh1' chooses UniPC\(order=2, variant='bh1'"):
         PNDMKitScheduler.from_config(unipc, method=built)
+
+
+# -- every variant field of a method both have: followed (parity), or refused by name ----------------------------
+from pndmkit.estimators import Final, Single  # noqa: E402
+from pndmkit.exponential import ExponentialMultistep, UniPC  # noqa: E402
+from pndmkit.integrations.diffusers.scheduler import VARIANT_FIELDS  # noqa: E402
+from pndmkit.transfers import DataTransfer, DDIMTransfer  # noqa: E402
+
+LOWER, SIGMA_MIN = dict(lower_order_final=False), dict(final_sigmas_type="sigma_min")
+# (source, config, field set away from its default, pndmkit method, the estimator and transfer the swap must build,
+#  steps where the field changes the source's result, relative tolerance)
+HONOURED = [
+    ("DPMSolverMultistepScheduler", dict(solver_order=3, **LOWER), "lower_order_final", "dpm-solver++-3m",
+     ExponentialMultistep(3, "dpm-solver", False), DataTransfer, 8, 1e-6),
+    ("DPMSolverMultistepScheduler", dict(**LOWER, **SIGMA_MIN), "lower_order_final", "dpm-solver++-2m",
+     ExponentialMultistep(2, "dpm-solver", False), DataTransfer, 8, 1e-6),
+    ("DPMSolverMultistepScheduler", dict(algorithm_type="dpmsolver", **LOWER, **SIGMA_MIN), "lower_order_final",
+     "dpm-solver-2m", ExponentialMultistep(2, "dpm-solver", False), DDIMTransfer, 8, 1e-6),
+    ("DPMSolverMultistepScheduler", dict(solver_type="heun", **LOWER, **SIGMA_MIN), "lower_order_final",
+     "dpm-solver++-2m", ExponentialMultistep(2, "exact", False), DataTransfer, 8, 2e-6),
+    ("DPMSolverMultistepScheduler", dict(euler_at_final=True, **SIGMA_MIN), "euler_at_final", "dpm-solver++-2m",
+     Final(ExponentialMultistep(2, "dpm-solver"), (Single(),)), DataTransfer, 20, 1e-6),
+    ("DPMSolverMultistepScheduler", dict(solver_order=3, euler_at_final=True, **SIGMA_MIN), "euler_at_final",
+     "dpm-solver++-3m", Final(ExponentialMultistep(3, "dpm-solver"), (Single(),)), DataTransfer, 20, 1e-6),
+    ("EDMDPMSolverMultistepScheduler", dict(solver_order=3, **LOWER), "lower_order_final", "dpm-solver++-3m",
+     ExponentialMultistep(3, "dpm-solver", False), DataTransfer, 8, 3e-6),
+    ("DEISMultistepScheduler", dict(solver_order=3, **LOWER), "lower_order_final", "deis-3",
+     ExponentialMultistep(3, "exact", False), DDIMTransfer, 8, 1e-6),
+    ("UniPCMultistepScheduler", dict(**LOWER, **SIGMA_MIN), "lower_order_final", "unipc-2",
+     UniPC(2, "bh2", False), DataTransfer, 8, 1e-6),
+    ("UniPCMultistepScheduler", dict(solver_order=3, **LOWER, **SIGMA_MIN), "lower_order_final", "unipc-3",
+     UniPC(3, "bh2", False), DataTransfer, 8, 5e-6),
+    ("UniPCMultistepScheduler", dict(predict_x0=False, **SIGMA_MIN), "predict_x0", "unipc-2",
+     UniPC(2, "bh2"), DDIMTransfer, 8, 1e-6),
+    ("UniPCMultistepScheduler", dict(solver_order=3, predict_x0=False, solver_type="bh1", **SIGMA_MIN), "predict_x0",
+     "unipc-3", UniPC(3, "bh1"), DDIMTransfer, 8, 1e-6),
+    # EDM grids end at sigma = 0, where the last step is first order anyway: followed, but it changes nothing there
+    ("EDMDPMSolverMultistepScheduler", dict(solver_order=3, euler_at_final=True), "euler_at_final",
+     "dpm-solver++-3m", Final(ExponentialMultistep(3, "dpm-solver"), (Single(),)), DataTransfer, 20, 3e-6),
+]
+#: HONOURED cases whose field changes nothing on the grids pndmkit runs
+UNCHANGED = {("EDMDPMSolverMultistepScheduler", "euler_at_final")}
+
+
+@pytest.mark.parametrize("source, config, field, method, built, transfer, steps, tol", HONOURED,
+                         ids=[f"{s}-{m}-{'-'.join(f'{k}={v}' for k, v in c.items())}"
+                              for s, c, _, m, *_ in HONOURED])
+def test_variant_fields_are_followed(source, config, field, method, built, transfer, steps, tol):
+    """The swap builds the variant the source runs (its estimator and transfer) and equals the source; the same
+    config with the field at its default gives the registered method, far from the source here (the field
+    matters at these steps, so the parity is not vacuous)."""
+    theirs = counted(getattr(diffusers, source)(**config))
+    assert theirs.config[field] == config[field]  # diffusers kept the field (it runs that variant)
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    assert repr(ours.integrator.estimator) == repr(built) and type(ours.integrator.transfer) is transfer
+    assert ours.integrator.name == method
+    default = inspect.signature(getattr(diffusers, source).__init__).parameters[field].default
+    plain = PNDMKitScheduler.from_config({**theirs.config, field: default}, method=method)
+    assert (repr(plain.integrator.estimator), type(plain.integrator.transfer)) != (repr(built), transfer)
+    if not set(config) - {field} & set(VARIANT_FIELDS[source]):  # no other variant field: the registered method
+        assert repr(plain.integrator) == repr(pndmkit.get_method(method).build(plain.schedule))
+    x_T = noise((4, 16), 1)
+    a, calls_theirs = pipeline_loop(theirs, steps, x_T)
+    b, calls_ours = pipeline_loop(ours, steps, x_T)
+    c, _ = pipeline_loop(plain, steps, x_T)
+    assert theirs.steps == calls_theirs == steps == ours.nfe == calls_ours
+    assert rel(b, a) < tol
+    if (source, field) in UNCHANGED:
+        assert rel(c, a) < tol
+    else:
+        assert 1e-4 < rel(c, a)
+
+
+# (source, config, method, the refusal's start)
+REFUSED_VARIANTS = [
+    ("UniPCMultistepScheduler", dict(disable_corrector=[0]), "unipc-2",
+     r"disable_corrector=\[0\] cannot be honoured by 'unipc-2': .*pass disable_corrector=\[\]$"),
+    ("UniPCMultistepScheduler", dict(solver_p=diffusers.DDIMScheduler()), "unipc-3",
+     r"solver_p=DDIMScheduler cannot be honoured by 'unipc-3': .*pass solver_p=None$"),
+    ("UniPCMultistepScheduler", dict(predict_x0=False, use_flow_sigmas=True, prediction_type="flow_prediction"),
+     "unipc-2", r"predict_x0=False cannot be honoured by 'unipc-2' on a flow-matching config: .*pass "
+                r"predict_x0=True$"),
+    ("DPMSolverMultistepScheduler", dict(solver_order=3, solver_type="heun"), "dpm-solver++-3m",
+     r"solver_type='heun' cannot be honoured by 'dpm-solver\+\+-3m': .*pass solver_type='midpoint'"),
+    ("DPMSolverMultistepScheduler", dict(lower_order_final="no"), "dpm-solver++-2m",
+     r"lower_order_final='no' must be True or False$"),
+]
+
+
+@pytest.mark.parametrize("source, config, method, message", REFUSED_VARIANTS,
+                         ids=[f"{s}-{next(iter(c))}" for s, c, *_ in REFUSED_VARIANTS])
+def test_variants_pndmkit_does_not_have_are_refused_by_name(source, config, method, message):
+    cfg = {**getattr(diffusers, source)().config, **config}
+    with pytest.raises(ValueError, match="^" + message):
+        PNDMKitScheduler.from_config(cfg, method=method)
+    # a method the field does not choose runs as registered
+    assert PNDMKitScheduler.from_config(cfg, method="ddim").integrator.name == "ddim"
+
+
+@pytest.mark.parametrize("source, config, method, estimator, fields", [
+    ("DPMSolverMultistepScheduler", dict(solver_order=3, **LOWER), "dpm-solver++-3m", None, "lower_order_final="),
+    ("DPMSolverMultistepScheduler", dict(euler_at_final=True, **SIGMA_MIN), "dpm-solver++-2m", None,
+     "euler_at_final="),
+    ("DEISMultistepScheduler", dict(solver_order=3, **LOWER), "deis-3", None, "lower_order_final="),
+    ("UniPCMultistepScheduler", dict(predict_x0=False, **SIGMA_MIN), "unipc-2", None, "predict_x0="),
+    ("UniPCMultistepScheduler", dict(), "unipc-2", UniPC(2, "bh2", corrector=False), "disable_corrector="),
+])
+def test_hand_built_methods_that_contradict_a_variant_field_are_refused(source, config, method, estimator, fields):
+    """An Integrator (or an unregistered MethodSpec) runs as built: a variant field that chooses another variant is
+    refused, naming the field; the variant the config chooses, built by hand, runs."""
+    cfg = getattr(diffusers, source)(**config).config
+    schedule = schedule_from_config(cfg)
+    registered = pndmkit.get_method(method)
+    mine = registered.build(schedule)
+    if estimator is not None:
+        mine = dataclasses.replace(mine, estimator=estimator)
+    spec = dataclasses.replace(registered, name=method + "-mine",
+                               build=lambda s, mine=mine: dataclasses.replace(mine, transfer=type(mine.transfer)(s)))
+    for given, what in ((mine, "an Integrator"), (spec, "a MethodSpec .* that builds an Integrator")):
+        with pytest.raises(ValueError, match=rf"^method is {what} with .* but the config's {fields}.* chooses .*: "
+                                             rf"build it with that, or pass {fields} to match yours$"):
+            PNDMKitScheduler.from_config(cfg, method=given)
+    chosen = PNDMKitScheduler.from_config(cfg, method=method).integrator
+    assert PNDMKitScheduler.from_config(cfg, method=chosen).integrator is chosen
+
+
+#: every ``__init__`` field of every source (the installed diffusers), as the audit of the variant fields sorted
+#: it: a variant of a method pndmkit has too (VARIANT_FIELDS: followed or refused, tested above), or a field that
+#: only chooses the source's own method, or one that sets the noise table, the grid or the network's convention
+#: (followed by the source's own set_timesteps and the translation, tested by test_naive_swap_is_the_source_sampler
+#: and the config tests; refused ones are in config.REFUSED)
+OWN_METHOD_FIELDS = {"solver_order", "algorithm_type", "skip_prk_steps", "solver_type"}
+#: ... and per source (DPM-Solver singlestep's lower_order_final lowers the steps of a method pndmkit does not have)
+OWN_METHOD_FIELDS_OF = {"DPMSolverSinglestepScheduler": {"lower_order_final"}}
+TABLE_FIELDS = {"variance_type", 
+    "num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type",
+    "clip_sample", "clip_sample_range", "thresholding", "dynamic_thresholding_ratio", "sample_max_value",
+    "timestep_spacing", "steps_offset", "rescale_betas_zero_snr", "set_alpha_to_one", "use_karras_sigmas",
+    "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas", "use_flow_sigmas", "flow_shift",
+    "final_sigmas_type", "lambda_min_clipped", "use_dynamic_shifting", "time_shift_type", "sigma_min", "sigma_max",
+    "shift_terminal", "interpolation_type", "timestep_type", "sigma_data", "sigma_schedule", "rho", "shift",
+    "base_shift", "max_shift", "base_image_seq_len", "max_image_seq_len", "invert_sigmas", "stochastic_sampling"}
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_source_field_is_sorted_and_every_variant_field_is_tested(source):
+    """A field diffusers adds to a source fails here until it is sorted; a field added to VARIANT_FIELDS fails
+    until a parity or refusal case above covers it."""
+    fields = set(inspect.signature(getattr(diffusers, source).__init__).parameters) - {"self"}
+    variant = set(VARIANT_FIELDS.get(source, ()))
+    assert variant <= fields
+    sorted_out = OWN_METHOD_FIELDS | OWN_METHOD_FIELDS_OF.get(source, set()) | TABLE_FIELDS
+    assert fields - variant <= sorted_out, sorted(fields - variant - sorted_out)
+    tested = {(s, f) for s, _, f, *_ in HONOURED} | {(s, k) for s, c, *_ in REFUSED_VARIANTS for k in c
+                                                     if k in VARIANT_FIELDS.get(s, ())}
+    tested |= {(s, k) for s, c, *_ in FAMILIES for k in c if k in VARIANT_FIELDS.get(s, ())}  # solver_type
+    assert {(source, f) for f in variant} <= tested, sorted(variant - {f for s, f in tested if s == source})
 
 
 def test_euler_ancestral_config_runs_its_ode_part():

@@ -38,11 +38,23 @@ step pairs the clipped ``x0`` with the unclipped ``eps``, which no prediction of
 ``method='ddim'`` on a ``DDIMScheduler`` config, one DDIM step per evaluation with nothing kept between steps,
 takes it exactly (:meth:`PNDMKitScheduler.step <pndmkit.integrations.diffusers.PNDMKitScheduler.step>`, its
 ``use_clipped_model_output``). Fields that only choose the *source's* own method (``solver_order``,
-``skip_prk_steps``, ``algorithm_type``, ...) play no part: the method is pndmkit's. ``solver_type`` chooses the
-variant of a method both have, and is followed there: UniPC's ``B(h)`` (``"bh1"``, ``"bh2"``) for ``unipc-2/3`` on
-a UniPC config, DPM-Solver-2M's ``"heun"`` step for ``dpm-solver++-2m`` and ``dpm-solver-2m`` on a DPM-Solver
-multistep config (refused by name with ``dpm-solver++-3m``). Every field stays in the config, so a config survives a
-round trip through pndmkit.
+``skip_prk_steps``, ``algorithm_type``, ...) play no part: the method is pndmkit's. The fields that choose the
+*variant* of a method both have (``VARIANT_FIELDS`` of :mod:`pndmkit.integrations.diffusers.scheduler`) are followed
+where the method is the source's counterpart, or refused by name where pndmkit has no such variant:
+
+* ``DPMSolverMultistepScheduler`` and ``EDMDPMSolverMultistepScheduler`` with ``dpm-solver++-2m/3m`` (and
+  ``dpm-solver-2m``): followed, ``solver_type="heun"`` (2M only; refused by name with 3M), ``lower_order_final``
+  (``False``: no lowered last steps below 15 steps) and ``euler_at_final`` (a first-order last step on every grid);
+* ``UniPCMultistepScheduler`` with ``unipc-2/3``: followed, ``solver_type`` (``B(h)``), ``lower_order_final`` and
+  ``predict_x0=False`` (UniPC on ``eps``, through the DDIM transfer; refused on flow matching, as the source refuses
+  it); refused by name, a non-empty ``disable_corrector`` and a ``solver_p``;
+* ``DEISMultistepScheduler`` with ``deis-3``: followed, ``lower_order_final``.
+
+A method passed built (an ``Integrator``, or a ``MethodSpec`` not registered under its name) is used as built, and
+a variant field that chooses another variant is refused naming the field. Every other field of these sources
+(``solver_order``, ``algorithm_type``, DEIS's ``solver_type``, DPM-Solver singlestep's ``lower_order_final``, ...)
+chooses the source's own method, or sets its grid, table or network convention (above). Every field stays in the
+config, so a config survives a round trip through pndmkit.
 
 The other direction, a pndmkit schedule as a diffusers table, is :func:`table_from_schedule`;
 :func:`scheduler_levels` reads the noise level a configured diffusers scheduler assumes at each of its

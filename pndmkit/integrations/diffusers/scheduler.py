@@ -60,7 +60,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
-from pndmkit.estimators import Single
+from pndmkit.estimators import Final, Single
 from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
 from pndmkit.grids import GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, TrainingRangeWarning,
@@ -75,7 +75,7 @@ from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
 from pndmkit.stability import warn_if_unstable
 from pndmkit.transfers import DataTransfer, DDIMTransfer
 
-__all__ = ["PNDMKitScheduler", "evaluation_times"]
+__all__ = ["PNDMKitScheduler", "evaluation_times", "VARIANT_FIELDS"]
 
 _MARKER = "integrator:"
 #: the advice of a refusal where no change that was tried runs
@@ -141,46 +141,138 @@ def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
     return built
 
 
-#: sources whose ``solver_type`` chooses the variant of a method pndmkit has too: DPM-Solver's ``"midpoint"`` /
-#: ``"heun"`` second-order step, UniPC's ``B(h)``
+#: sources whose variant fields (``solver_type``, ``lower_order_final``, ``euler_at_final``) choose the variant of
+#: DPM-Solver(++) multistep, which pndmkit has too
 _DPM_SOURCES = ("DPMSolverMultistepScheduler", "EDMDPMSolverMultistepScheduler")
+#: the config fields that choose the variant of a method a source and pndmkit both have, by source (read by
+#: :func:`_config_variant`; every other field of a source chooses its grid, its network convention, or its own method)
+VARIANT_FIELDS = {
+    "DPMSolverMultistepScheduler": ("solver_type", "lower_order_final", "euler_at_final"),
+    "EDMDPMSolverMultistepScheduler": ("solver_type", "lower_order_final", "euler_at_final"),
+    "UniPCMultistepScheduler": ("solver_type", "lower_order_final", "predict_x0", "disable_corrector", "solver_p"),
+    "DEISMultistepScheduler": ("lower_order_final",),
+}
 
 
-def _solver_variant(integrator: Integrator, method: Any, translation: Translation) -> Integrator:
-    """The variant of ``integrator`` that the config's ``solver_type`` chooses, where the source has the method
-    too: UniPC's ``B(h)`` (``"bh1"``, ``"bh2"``) on a UniPC config, and on a DPM-Solver multistep config the
-    ``"heun"`` second-order step of DPM-Solver(++)-2M (:class:`~pndmkit.exponential.ExponentialMultistep` with
-    ``"exact"`` weights rather than the ``"midpoint"`` ``"dpm-solver"`` ones). Other methods, for which the field
-    only chooses the source's own method, are returned unchanged.
+def _flag(config: Any, key: str, default: bool) -> bool:
+    """The config's ``key`` as a bool; ``default`` (the method's own setting) where the config lacks it."""
+    value = config.get(key, default)
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{key}={value!r} must be True or False")
+    return bool(value)
+
+
+def _exponential_body(estimator: Any) -> tuple[Optional[ExponentialMultistep], bool]:
+    """``(multistep, euler_at_final)``: an :class:`ExponentialMultistep`, or one whose last step a first-order step
+    takes (``Final(multistep, (Single(),))``, DPM-Solver's ``euler_at_final``); ``(None, False)`` for anything else."""
+    if isinstance(estimator, ExponentialMultistep):
+        return estimator, False
+    if (isinstance(estimator, Final) and isinstance(estimator.body, ExponentialMultistep) and
+            len(estimator.finals) == 1 and type(estimator.finals[0]) is Single and estimator.few_steps is None):
+        return estimator.body, True
+    return None, False
+
+
+def _config_variant(integrator: Integrator, hand_built: Optional[str], translation: Translation) -> Integrator:
+    """The variant of ``integrator`` that the config's variant fields (:data:`VARIANT_FIELDS`) choose, where the
+    source has the method too; every other method (for which those fields only choose the source's own method) is
+    returned unchanged.
+
+    * ``UniPCMultistepScheduler`` with :class:`~pndmkit.exponential.UniPC`: ``solver_type`` is ``B(h)``
+      (``"bh1"``, ``"bh2"``), ``lower_order_final`` the estimator's, ``predict_x0`` the transfer
+      (:class:`~pndmkit.transfers.DataTransfer` for ``True``, :class:`~pndmkit.transfers.DDIMTransfer`, UniPC on
+      ``eps``, for ``False``; refused on a flow-matching config, as the source refuses it); a non-empty
+      ``disable_corrector`` (UniC skipped after the steps listed) and a ``solver_p`` (another scheduler as
+      predictor) are refused.
+    * ``DPMSolverMultistepScheduler`` / ``EDMDPMSolverMultistepScheduler`` with DPM-Solver(++) multistep
+      (:class:`~pndmkit.exponential.ExponentialMultistep`, ``"dpm-solver"`` weights): ``solver_type="heun"``
+      takes 2M's second-order step with ``"exact"`` weights, ``lower_order_final`` is the estimator's (last two
+      steps lowered below 15 steps), and ``euler_at_final=True`` takes the last step at first order on every grid
+      (:class:`~pndmkit.estimators.Final` with :class:`~pndmkit.estimators.Single`).
+    * ``DEISMultistepScheduler`` with DEIS multistep (``"exact"`` weights on the DDIM transfer):
+      ``lower_order_final``.
+
+    Parameters
+    ----------
+    integrator : Integrator
+        The method as built (or as passed).
+    hand_built : str or None
+        What the caller passed where it built the method itself (``"an Integrator"``, ``"a MethodSpec ..."``);
+        it is then used as built, and a variant field that contradicts it is refused rather than followed.
+        ``None`` for a registered method, whose variant the config chooses.
+    translation : Translation
+        The config read.
 
     Raises
     ------
     ValueError
-        A variant pndmkit does not have (``solver_type="heun"`` with DPM-Solver++(3M), whose heun ramp step it
-        does not take), or an :class:`Integrator` passed as ``method`` that is the other variant (it is used as
-        built, so the message names both).
+        A variant pndmkit does not have (``solver_type="heun"`` with DPM-Solver++(3M), a non-empty
+        ``disable_corrector``, a ``solver_p``, ``predict_x0=False`` on flow matching), a variant field that is not
+        a bool, or a hand-built ``integrator`` that is another variant than the config chooses (the message names
+        the fields and both estimators).
     """
-    solver_type = translation.config.get("solver_type", None)
-    estimator = integrator.estimator
+    config, source = translation.config, translation.source
+    estimator, transfer = integrator.estimator, integrator.transfer
     name = integrator.name or "the method"
-    if isinstance(estimator, UniPC) and translation.source == "UniPCMultistepScheduler" and solver_type in VARIANTS:
-        if estimator.variant == solver_type:
-            return integrator
-        variant = UniPC(estimator.formula_order, solver_type, estimator.lower_order_final, estimator.corrector)
-    elif (isinstance(estimator, ExponentialMultistep) and estimator.weights == "dpm-solver" and
-          translation.source in _DPM_SOURCES and solver_type == "heun"):
-        if estimator.formula_order != 2:
-            raise ValueError(f"solver_type='heun' cannot be honoured by {name!r}: {translation.source}'s heun variant "
-                             f"changes the second-order step of its order ramp, which pndmkit's "
-                             f"{estimator.formula_order}M takes as 'midpoint'; pass solver_type='midpoint', or "
-                             f"method='dpm-solver++-2m' (its heun variant runs)")
-        variant = ExponentialMultistep(2, "exact", estimator.lower_order_final, estimator.few_steps)
+    solver_type = config.get("solver_type", None)
+    if isinstance(estimator, UniPC) and source == "UniPCMultistepScheduler":
+        solver_p, skipped = config.get("solver_p", None), config.get("disable_corrector", None)
+        if solver_p is not None:
+            raise ValueError(f"solver_p={type(solver_p).__name__} cannot be honoured by {name!r}: {source} then "
+                             f"predicts with that scheduler's step and corrects with UniC, pndmkit's UniPC predicts "
+                             f"with UniP; pass solver_p=None")
+        if skipped:
+            raise ValueError(f"disable_corrector={skipped!r} cannot be honoured by {name!r}: {source} skips UniC "
+                             f"after the steps listed, pndmkit's UniPC corrects after every step; pass "
+                             f"disable_corrector=[]")
+        predict_x0 = _flag(config, "predict_x0", isinstance(transfer, DataTransfer))
+        if not predict_x0 and translation.family == "flow":
+            raise ValueError(f"predict_x0=False cannot be honoured by {name!r} on a flow-matching config: {source} "
+                             f"takes flow_prediction only with predict_x0=True (UniPC on x0); pass predict_x0=True")
+        wanted = UniPC(estimator.formula_order, solver_type if solver_type in VARIANTS else estimator.variant,
+                       _flag(config, "lower_order_final", estimator.lower_order_final), corrector=True)
+        kind = DataTransfer if predict_x0 else DDIMTransfer
+        lowered = wanted.lower_order_final
+        chosen = [("solver_type", solver_type, wanted.variant != estimator.variant),
+                  ("lower_order_final", lowered, lowered != estimator.lower_order_final),
+                  ("predict_x0", predict_x0, type(transfer) is not kind),
+                  ("disable_corrector", [], not estimator.corrector)]
     else:
+        body, at_final = _exponential_body(estimator)
+        if body is None:
+            return integrator
+        if source in _DPM_SOURCES and (body.weights == "dpm-solver" or
+                                       (solver_type == "heun" and body.formula_order == 2)):
+            if solver_type == "heun" and body.formula_order != 2:
+                raise ValueError(f"solver_type='heun' cannot be honoured by {name!r}: {source}'s heun variant changes "
+                                 f"the second-order step of its order ramp, which pndmkit's {body.formula_order}M "
+                                 f"takes as 'midpoint'; pass solver_type='midpoint', or method='dpm-solver++-2m' "
+                                 f"(its heun variant runs)")
+            weights = "exact" if solver_type == "heun" else "dpm-solver"
+            euler = _flag(config, "euler_at_final", at_final)
+        elif (source == "DEISMultistepScheduler" and body.weights == "exact" and not at_final and
+              isinstance(transfer, DDIMTransfer)):
+            weights, euler = "exact", False
+        else:
+            return integrator
+        lowered = _flag(config, "lower_order_final", body.lower_order_final)
+        inner = ExponentialMultistep(body.formula_order, weights, lowered, body.few_steps)
+        wanted = Final(inner, (Single(),)) if euler else inner
+        kind = type(transfer)
+        chosen = [("solver_type", solver_type, weights != body.weights),
+                  ("lower_order_final", lowered, lowered != body.lower_order_final),
+                  ("euler_at_final", euler, euler != at_final)]
+    if repr(wanted) == repr(estimator) and type(transfer) is kind:
         return integrator
-    if isinstance(method, Integrator):
-        raise ValueError(f"method is an Integrator with {estimator!r}, but the config's solver_type={solver_type!r} "
-                         f"chooses {variant!r}: build it with that estimator, or pass solver_type= to match yours")
-    return dataclasses.replace(integrator, estimator=variant)
+    if hand_built:
+        differ = [(key, value) for key, value, differs in chosen if differs]
+        fields = " and ".join(f"{key}={value!r}" for key, value in differ)
+        raise ValueError(f"method is {hand_built} with {estimator!r} on {type(transfer).__name__}, but the config's "
+                         f"{fields} {'chooses' if len(differ) == 1 else 'choose'} {wanted!r} on {kind.__name__}: "
+                         f"build it with that, or pass {' and '.join(key + '=' for key, _ in differ)} to match yours")
+    if type(transfer) is not kind:
+        transfer = kind(transfer.schedule)
+    return dataclasses.replace(integrator, estimator=wanted, transfer=transfer)
 
 
 def _init_keys() -> set:
@@ -214,7 +306,10 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     ----------
     method : str, MethodSpec or Integrator
         A name in :data:`pndmkit.METHODS` (any fixed-step one, hand-built registered methods included) or an
-        :class:`~pndmkit.integrator.Integrator` built on :func:`schedule_from_config` of the same config.
+        :class:`~pndmkit.integrator.Integrator` built on :func:`schedule_from_config` of the same config. A
+        registered method that is the source's counterpart runs the variant the config's :data:`VARIANT_FIELDS`
+        choose (``lower_order_final=False`` on a DPM-Solver config gives ``dpm-solver++-3m`` without lowered last
+        steps); a method passed built runs as built, and is refused where those fields choose another variant.
     num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas
         The training noise schedule, as in diffusers.
     prediction_type : {"epsilon", "v_prediction", "sample", "flow_prediction"}
@@ -235,7 +330,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     ------
     ValueError
         ``num_train_timesteps`` not an integer >= 2, ``trained_betas`` not a 1-D sequence of betas in (0, 1),
-        and every refusal of :func:`~pndmkit.integrations.diffusers.config.translate` (each names the field).
+        every refusal of :func:`~pndmkit.integrations.diffusers.config.translate` (each names the field), and a
+        field of :data:`VARIANT_FIELDS` that chooses a variant pndmkit does not have, or another variant than a
+        method passed built (each names the field; :mod:`pndmkit.integrations.diffusers.config` lists them).
 
     Attributes
     ----------
@@ -312,7 +409,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         """Read the config (again, once ``from_config`` has added the source's fields) and build the method."""
         self.translation: Translation = translate(dict(self.config))
         self.schedule = self.translation.schedule
-        self.integrator = _solver_variant(_integrator(self._method, self.schedule), self._method, self.translation)
+        self.integrator = _config_variant(_integrator(self._method, self.schedule), self._hand_built(),
+                                          self.translation)
         method = self._method
         if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
             name = method.name
@@ -325,6 +423,19 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         src = self.translation.source_scheduler()
         init = 1.0 if src is None else getattr(src, "init_noise_sigma", 1.0)
         self.init_noise_sigma = float(init.item() if hasattr(init, "item") else init)
+
+    def _hand_built(self) -> Optional[str]:
+        """What the method is where it was passed built (an Integrator, or a MethodSpec that is not the one
+        registered under its name), for messages; ``None`` for a registered method. The config's variant fields
+        check a built method rather than choose it."""
+        method = self._method
+        if isinstance(method, Integrator):
+            return "an Integrator"
+        if isinstance(method, MethodSpec):
+            known = _registry().get(method.name)
+            if not (known is not None and (known is method or known == method)):
+                return f"a MethodSpec ({method.name!r}, not registered under that name) that builds an Integrator"
+        return None
 
     def _reset(self) -> None:
         self._run: Optional[Run] = None
