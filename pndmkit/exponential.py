@@ -474,29 +474,43 @@ class UniPC(GradientEstimator):
         sign = _log_sign(phi)
         grid = [float(t) for t in times]
         values = grid_coordinates("lambda", phi, grid)
-        finite = infinite_times("lambda", phi, grid, values).isdisjoint
+        infinite = infinite_times("lambda", phi, grid, values)
+        # a step's nodes are consecutive times of the grid, indices lo..hi, all finite exactly where the last
+        # index <= hi with an infinite coordinate (-1: none) is below lo
+        last_infinite, last = [], -1
+        for i, t in enumerate(grid):
+            if t in infinite:
+                last = i
+            last_infinite.append(last)
         steps = planned_coefficients_many(phi, grid[:-1], grid[1:])  # the transfer's (a, b) of every step
         caps = _caps(self.init(None, grid[0], phi, times)[0], len(grid) - 1)
         batch = type(phi) in (DataTransfer, DDIMTransfer)  # else each exact set by exact_weights, one by one
+        kappa = self._kappa
+
+        def half(lam0: float, lam1: float, lam_next: float) -> tuple[float, float]:
+            # _weights with rho = 1/2 on the nodes (lam0, lam1), the same floats
+            h = lam_next - lam0
+            r = (lam1 - lam0) / h
+            c = 0.5 * kappa(sign * h) / r
+            return (1.0 - c, c)
+
         # per step [key_c, corrector weights, key_p, k, predictor weights], the weights where they are one formula
         # (k = 1, or rho = 1/2 on two nodes), else the index of an exact set; the exact sets by number of nodes:
         # lambda at their nodes (the first the step's start; padded with nan to ``order + 1``) and at the step's
-        # end, one row each, and their indices
-        rows, exact, solved, order = [], {}, [], self.formula_order
+        # end, one row each, and their indices. The past nodes of step i are the times grid[i - 1], grid[i - 2],
+        # ... (at most ``order``), and UniC corrects step i - 1 with the p nodes of its predictor (p = 0: none)
+        rows, exact, solved, order, corrector = [], {}, [], self.formula_order, self.corrector
         pad = [math.nan] * order
-        past, previous = (), None
+        p = 0
         for i in range(len(grid) - 1):
-            t, t_next = grid[i], grid[i + 1]
             key_c = w_c = None
-            if previous is not None and self.corrector:
-                t_prev, p = previous
-                older = past[1:p]
-                key_c = (t_prev, p, older)
-                nodes = _corrector_nodes(t_prev, t, older, finite)
-                if nodes is None:
+            if p and corrector:
+                older = tuple(grid[i - p: i - 1][::-1])
+                key_c = (grid[i - 1], p, older)
+                if last_infinite[i] >= i - p:  # an infinite coordinate at a node: no correction
                     pass
                 elif p == 1:
-                    w_c = self._weights(2, nodes, t_prev, t, phi, sign, True, [values[i - 1], values[i]], values[i])
+                    w_c = half(values[i - 1], values[i], values[i])
                 elif batch:
                     w_c = len(solved)
                     solved.append(None)
@@ -504,13 +518,16 @@ class UniPC(GradientEstimator):
                     table += [values[i - 1], values[i], *values[i - p: i - 1][::-1], *pad[p:], values[i]]
                     index.append(w_c)
                 else:
-                    w_c = _exact(phi, nodes, t_prev, t, sign, [values[i - 1], values[i], *values[i - p: i - 1][::-1]],
-                                 values[i])
-            key_p = past[: min(order, len(past) + 1, caps[i]) - 1]
-            nodes = _predictor_nodes(t, t_next, key_p, finite)
-            k = len(nodes)
-            if k <= 2:
-                w_p = self._weights(k, nodes, t, t_next, phi, sign, True, values[i + 1 - k: i + 1][::-1], values[i + 1])
+                    w_c = _exact(phi, [grid[i - 1], grid[i], *older], grid[i - 1], grid[i], sign,
+                                 [values[i - 1], values[i], *values[i - p: i - 1][::-1]], values[i])
+            k = min(order, i + 1, caps[i])
+            key_p = tuple(grid[i + 1 - k: i][::-1])
+            if last_infinite[i + 1] >= i + 1 - k:  # order 1 where a coordinate of the step is infinite
+                k = 1
+            if k == 1:
+                w_p = (1.0,)
+            elif k == 2:
+                w_p = half(values[i], values[i - 1], values[i + 1])
             elif batch:
                 w_p = len(solved)
                 solved.append(None)
@@ -518,9 +535,10 @@ class UniPC(GradientEstimator):
                 table += [*values[i + 1 - k: i + 1][::-1], *pad[k - 1:], values[i + 1]]
                 index.append(w_p)
             else:
-                w_p = _exact(phi, nodes, t, t_next, sign, values[i + 1 - k: i + 1][::-1], values[i + 1])
+                w_p = _exact(phi, [grid[i], *key_p], grid[i], grid[i + 1], sign, values[i + 1 - k: i + 1][::-1],
+                             values[i + 1])
             rows.append((key_c, w_c, key_p, k, w_p))
-            past, previous = ((t,) + past)[:order], (t, k)
+            p = k
         if exact:
             _solve(exact, solved, order + 2, sign)
         entries, previous = [], (0, None)  # the previous step's predictor: its number of nodes and weights
