@@ -37,7 +37,7 @@ CPU-minutes each).
 Run: ``python -m analysis.grid_opt [--nfe 5,6,8,10] [--calibration 96] [--heldout 96]
 [--out analysis/results/grid_opt_digits.json]``. About 40 CPU-minutes with the references shipped in
 ``analysis/results/real_cache`` (noises 0-287), about 2 hours more from scratch (six blocks of 32 noises,
-17-25 CPU-minutes each on one core). The shipped JSON was made by two processes, ``--nfe 5,8`` and
+17-28 CPU-minutes each on one core). The shipped JSON was made by two processes, ``--nfe 5,8`` and
 ``--nfe 6,10``, with their ``by_nfe`` and ``builtin`` entries merged (every number is deterministic; only
 ``seconds`` depends on the split).
 """

@@ -1244,8 +1244,9 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         Index of the first noise.
     cache : path, optional
         Folder of cached references (:func:`pndmkit.studies.real.model_study`); an uncached block of 32 noises
-        costs 17-25 CPU-minutes on the digits UNet, and ``log`` says so (with the timed cost of one evaluation)
-        before it is solved. A folder that does not exist is created, as by every ``--cache`` user
+        costs 17-28 CPU-minutes on the digits UNet (about 12,000-12,500 evaluations of the batch; the upper
+        end measured on a loaded machine), and ``log`` says so (with the timed cost of one evaluation) before it
+        is solved. A folder that does not exist is created, as by every ``--cache`` user
         (:func:`pndmkit.studies.real.check_cache`), and ``log`` says so. ``None``: solve, keep nothing.
     rebuild_cache : bool
         Solve a damaged cached reference again instead of refusing it.
@@ -1307,7 +1308,7 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
                                             "CPU-hours (python -m analysis.grid_opt); leave it off")
     if cfg.auto:
         raise UsageError("auto", "auto is not run on a network: its calibration noises would each need a converged "
-                                 "reference (17-25 CPU-minutes per 32 on the digits UNet); leave it off")
+                                 "reference (17-28 CPU-minutes per 32 on the digits UNet); leave it off")
     n = MODEL_NOISES if cfg.n is None else int(cfg.n)
     tic = time.perf_counter()
     given = _check_given_grids(given_grids, cfg.nfes)

@@ -69,7 +69,7 @@ DEFAULT_DEGREE = 3
 PROBLEM_NOISES = (256, 256)
 
 #: default calibration and held-out noises on a network with no cached references beyond this many: one
-#: reference block each (the reference of one block costs 17-25 CPU-minutes on the digits UNet)
+#: reference block each (the reference of one block costs 17-28 CPU-minutes on the digits UNet)
 NETWORK_NOISES = (REFERENCE_BLOCK, REFERENCE_BLOCK)
 
 #: most reference blocks :func:`default_noises` looks for in a network's cache
