@@ -438,12 +438,18 @@ class Layout:
         Whether the source gives ``int64`` timesteps.
     init_noise_sigma : float
         The source's start scale: the pipeline's initial latents are ``init_noise_sigma`` times unit noise.
+    zero_length_final : float or None
+        Where the source's noise levels end with the last one twice (``sigma_min`` as the last step's start and
+        end: the sigma grids of DPM-Solver and UniPC with ``final_sigmas_type='sigma_min'``, DEIS's always),
+        the source's timestep of that step of length zero, which ``grid`` leaves out; ``None`` where there is
+        none. The source still evaluates the network there and counts the step (module documentation).
     """
 
     grid: np.ndarray
     timesteps: list
     integral: bool
     init_noise_sigma: float
+    zero_length_final: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -537,13 +543,15 @@ class Translation:
             raise ValueError(f"set_timesteps({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) on a "
                              f"{self.source} config: {exc or type(exc).__name__}") from exc
         ts = src.timesteps.detach().cpu()
-        integral = not ts.dtype.is_floating_point
+        integral, zero_final = not ts.dtype.is_floating_point, None
         steps = [float(v) for v in ts.double().tolist()]
         init = getattr(src, "init_noise_sigma", 1.0)
         init = float(init.item() if hasattr(init, "item") else init)
         if getattr(src, "sigmas", None) is not None and self.source not in ("DDIMScheduler", "PNDMScheduler",
                                                                            "DDPMScheduler"):
             levels = [float(v) for v in src.sigmas.detach().cpu().double().tolist()]
+            if len(levels) >= 3 and len(steps) == len(levels) - 1 and levels[-1] == levels[-2] != levels[-3]:
+                zero_final = steps[-1]  # a last step of length zero (sigma_min twice), evaluated by the source
             steps, levels = _dedupe(steps, levels)
             grid = [self._time_of_level(s, tau) for s, tau in zip(levels, steps + [None])]
         else:
@@ -562,7 +570,7 @@ class Translation:
             raise ValueError(f"the {self.source} grid for {kwargs} with {fields} is not strictly decreasing in "
                              f"pndmkit's time ({shown}): a step of length zero (e.g. from t=0 to the "
                              f"end abar_0) cannot be integrated; {self._grid_fix(grid_arr, end_advice)}")
-        return Layout(grid_arr, steps, integral, init)
+        return Layout(grid_arr, steps, integral, init, zero_final)
 
     def _grid_fix(self, grid: np.ndarray, end_advice: Optional[Callable[[], Optional[str]]] = None) -> str:
         """What to pass when the source's grid has a step of length zero: its last step starts at ``t = 0``
