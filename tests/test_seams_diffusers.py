@@ -922,3 +922,32 @@ def test_zero_length_fix_runs_for_a_method_passed_built():
     x_T = noise((4, 16), 1)
     a, b = samples(theirs, 8, x_T), samples(ours, 8, x_T)
     assert theirs.steps == ours.nfe == 8 and ours.integrator is built and rel(b[-1], a[-1]) < 2e-6
+
+
+# -- PNDMScheduler's PRK stages ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("steps", [5, 8, 9, 10, 12])
+def test_f_pndm_follows_pndm_schedulers_prk_stages(steps):
+    """PNDMScheduler offsets its PRK midpoint stages by T // N // 2 training steps: with an odd stride T // N
+    (8, 9, 12 steps of 1000) its first midpoint stage lies at t - 62 for 8 steps and its second at t_next + 62,
+    both evaluated at timestep t_next + 62 (its prk_timesteps). The swap takes f-pndm's warm-up there (SourcePRK)
+    and lists the source's timesteps; the paper's midpoint (t + t_next) / 2, which pndmkit's own f-pndm keeps, is
+    3e-4 or more from the source at odd strides."""
+    from pndmkit.integrations.diffusers.scheduler import SourcePRK
+
+    theirs = counted(diffusers.PNDMScheduler(steps_offset=1))
+    ours = PNDMKitScheduler.from_config(theirs.config, method="f-pndm")
+    x_T = noise((4, 16), 1)
+    a, b = samples(theirs, steps, x_T), samples(ours, steps, x_T)
+    half = 1000 // steps // 2
+    assert repr(ours.integrator.estimator.first) == repr(SourcePRK(half)) and ours.integrator.name == "f-pndm"
+    assert theirs.steps == len(a) - 1 == ours.nfe and ours.run.done
+    assert ours.timesteps.dtype == torch.int64 and ours.timesteps.tolist() == theirs.timesteps.tolist()
+    assert rel(b[-1], a[-1]) < 1e-6
+    paper = PNDMKitScheduler.from_config(theirs.config, method=pndmkit.get_method("f-pndm").build(ours.schedule))
+    c = samples(paper, steps, x_T)
+    t, t_next = paper.grid[:2]
+    assert paper._times[1:3] == [(t + t_next) / 2] * 2  # the method passed built: the paper's midpoints
+    if (1000 // steps) % 2:
+        assert rel(c[-1], a[-1]) > 1e-5
+    else:
+        assert rel(c[-1], a[-1]) < 1e-6

@@ -60,7 +60,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
-from pndmkit.estimators import Final, Single
+from pndmkit.estimators import Final, Single, Warmup
 from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
 from pndmkit.grids import GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, ConventionWarning, Layout,
@@ -72,11 +72,13 @@ from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
+from pndmkit.runge_kutta import RungeKutta
 from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
 from pndmkit.stability import warn_if_unstable
+from pndmkit.tableaus import RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer
 
-__all__ = ["PNDMKitScheduler", "evaluation_times", "VARIANT_FIELDS"]
+__all__ = ["PNDMKitScheduler", "evaluation_times", "VARIANT_FIELDS", "SourcePRK"]
 
 _MARKER = "integrator:"
 #: the advice of a refusal where no change that was tried runs
@@ -285,6 +287,50 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
     if type(transfer) is not kind:
         transfer = kind(transfer.schedule)
     return dataclasses.replace(integrator, estimator=wanted, transfer=transfer)
+
+
+class SourcePRK(RungeKutta):
+    """PNDM's pseudo RK4 (PRK) with its midpoint stages where diffusers' ``PNDMScheduler`` puts them.
+
+    The paper's PRK (Liu et al. 2022, arXiv 2202.09778, eq. 12) and the official code (``gen_order_4`` of
+    ``runner/method.py`` in github.com/luping-liu/PNDM) take both midpoint stages of a step ``t -> t_next`` at
+    ``(t + t_next) / 2``, as pndmkit's ``prk`` and ``f-pndm`` do. ``PNDMScheduler`` offsets them by
+    ``half = num_train_timesteps // N // 2`` training steps, rounded down: the first midpoint stage is moved to
+    ``t - half`` and the second to ``t_next + half``, and the network is told ``t_next + half`` for both (its
+    ``prk_timesteps``). Where the stride ``t - t_next`` is ``2 * half`` (``'leading'`` spacing with an even
+    ``num_train_timesteps // N``: 5, 6, 7 or 10 steps of 1000) both are the midpoint; with an odd stride (8, 9 or
+    12 steps) the first stage lies half a training step after it and the second half a step before.
+
+    Parameters
+    ----------
+    half : int
+        ``num_train_timesteps // N // 2`` (>= 1), in training steps.
+    """
+
+    def __init__(self, half: int) -> None:
+        super().__init__(RK4)
+        self.half = int(half)
+
+    def __repr__(self) -> str:
+        return f"SourcePRK(half={self.half})"
+
+    def stage_times(self, t: float, t_next: float, phi: Any) -> list[float]:
+        """``[t, t - half, t_next + half, t_next]``."""
+        return [t, t - self.half, t_next + self.half, t_next]
+
+    def network_times(self, grid: Any) -> dict:
+        """``{t - half: t_next + half}`` for each step of ``grid``: the timestep ``PNDMScheduler`` tells the network
+        at its first midpoint stage."""
+        return {float(t) - self.half: float(t_next) + self.half for t, t_next in zip(grid[:-1], grid[1:])}
+
+
+def _source_prk(estimator: Any, half: int) -> Any:
+    """``estimator`` with the PRK warm-up of F-PNDM (``PNDMScheduler``'s method) replaced by :class:`SourcePRK`;
+    ``None`` for any other estimator (``prk`` alone, which ``PNDMScheduler`` does not have, keeps the paper's
+    midpoints)."""
+    if isinstance(estimator, Warmup) and repr(estimator.first) == repr(RungeKutta(RK4)):
+        return Warmup(SourcePRK(half), estimator.steps, estimator.then)
+    return None
 
 
 def _init_keys() -> set:
@@ -671,6 +717,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         times, starts_at = evaluation_times(self.integrator, grid, tr.told_prediction)
         at = {float(t): j for j, t in enumerate(grid[:-1])}
         told = {} if layout.zero_length_final is None else {float(grid[-1]): layout.zero_length_final}
+        for estimator in (self.integrator.estimator, getattr(self.integrator.estimator, "first", None)):
+            if isinstance(estimator, SourcePRK):
+                told.update(estimator.network_times(grid))
         net = [layout.timesteps[at[t]] if t in at else told[t] if t in told else tr.network_time(t) for t in times]
         self.grid = np.asarray(grid)
         self.num_inference_steps = len(grid) - 1
@@ -689,9 +738,17 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
 
     def _grid_variant(self, layout: Layout, num_inference_steps: Optional[int]) -> Integrator:
         """The method as it runs on ``layout``: the configured one, or the source's counterpart adapted to a
-        convention of the source's grid, a last step of length zero (:meth:`_zero_length_variant`)."""
+        convention of the source's grid, a last step of length zero (:meth:`_zero_length_variant`) or
+        ``PNDMScheduler``'s PRK stages on a grid of ``num_inference_steps`` (:class:`SourcePRK`; a method passed
+        built runs as built)."""
+        tr = self.translation
         if layout.zero_length_final is not None:
             return self._zero_length_variant()
+        if tr.source == "PNDMScheduler" and num_inference_steps is not None and not self._hand_built():
+            half = train_timesteps(tr.config) // num_inference_steps // 2
+            estimator = _source_prk(self._configured.estimator, half) if half >= 1 else None
+            if estimator is not None:
+                return dataclasses.replace(self._configured, estimator=estimator)
         return self._configured
 
     def _zero_length_variant(self) -> Integrator:
