@@ -50,6 +50,30 @@ where the method is the source's counterpart, or refused by name where pndmkit h
   it); refused by name, a non-empty ``disable_corrector`` and a ``solver_p``;
 * ``DEISMultistepScheduler`` with ``deis-3``: followed, ``lower_order_final``.
 
+Two conventions of a source's grid are followed where the method is the source's counterpart:
+
+* A last step of length zero. The sigma grids of DPM-Solver multistep and UniPC with
+  ``final_sigmas_type='sigma_min'`` (Karras, exponential, beta, Lu or flow sigmas), and DEIS's always, end at
+  ``sigma_min`` twice. :meth:`Translation.layout` leaves that step out of the grid and names the source's timestep
+  there (:attr:`Layout.zero_length_final`). The source still counts it: its ``lower_order_final`` lowers that step,
+  so its last real step runs at order 2 (DPM-Solver++(3M): the one before at order 3), and its threshold of 15 steps
+  counts it. DPM-Solver and DEIS take it at first order, the identity, so pndmkit calls the network once less; UniPC
+  evaluates there and corrects its last real step with UniC, which pndmkit does too. The counterpart is built with
+  ``zero_length_final=True`` (:class:`~pndmkit.exponential.ExponentialMultistep`,
+  :class:`~pndmkit.exponential.UniPC`), and DPM-Solver's ``euler_at_final`` chooses nothing there (it lowers the
+  zero-length step). A method passed built runs as built with a :class:`ConventionWarning` that names the fix,
+  ``final_sigmas_type='zero'``. From 15 steps on ``DPMSolverMultistepScheduler(solver_order=3)`` takes that step at
+  order 3, whose formula divides by its length: its sample is NaN; the swap returns the sample it had before.
+* ``PNDMScheduler``'s PRK stages. With a stride ``T // N`` it offsets its midpoint stages by ``T // N // 2``
+  rounded down (the first at ``t - 62``, the second at ``t_next + 62`` for 8 steps of 1000, both evaluated at
+  timestep ``t_next + 62``); ``f-pndm``'s PRK warm-up takes them there on such a config
+  (:class:`~pndmkit.integrations.diffusers.scheduler.SourcePRK`). pndmkit's own ``f-pndm`` keeps the paper's
+  midpoint ``(t + t_next) / 2``, as the official code does; the two differ where the stride is odd (8, 9, 12 steps).
+
+DEIS with ``prediction_type='sample'`` is 5e-5 from the source at 20 steps in float32 and 6e-14 in float64 on the
+same noise levels: its conversion of ``x0`` to ``eps`` divides float32 rounding by ``sigma`` (about 0.01 at the
+last steps).
+
 A method passed built (an ``Integrator``, or a ``MethodSpec`` not registered under its name) is used as built, and
 a variant field that chooses another variant is refused naming the field. Every other field of these sources
 (``solver_order``, ``algorithm_type``, DEIS's ``solver_type``, DPM-Solver singlestep's ``lower_order_final``, ...)
