@@ -128,7 +128,11 @@ def _caps(progress: _Progress, steps: int) -> list[int]:
 _NO_CAP = 1 << 30
 
 
-def _progress(steps: int, lower_order_final: bool, few_steps: Optional[int]) -> _Progress:
+def _progress(steps: int, lower_order_final: bool, few_steps: Optional[int], zero_length_final: bool = False
+              ) -> _Progress:
+    """Where a run on ``steps`` steps starts; ``zero_length_final`` counts one more step after them (a source's
+    last step of length zero, not taken), for the order caps and the ``few_steps`` threshold alike."""
+    steps += int(zero_length_final)
     lowered = lower_order_final and (few_steps is None or steps < few_steps)
     return _Progress(steps, lowered)
 
@@ -272,6 +276,12 @@ class ExponentialMultistep(GradientEstimator):
     few_steps : int or None
         Grids with fewer steps than this get the lowered final steps; ``None``: every grid. Default 15,
         the references' threshold.
+    zero_length_final : bool
+        The grid stands for a source's grid with one more step of length zero after its end (diffusers' sigma
+        grids that end at ``sigma_min`` twice), which is not taken: the lowering counts that step as the
+        source does, so the grid's last step is lowered as the one before the last (order at most 2) and
+        ``few_steps`` compares one step more. The zero-length step itself changes nothing: its first-order step
+        is the identity.
 
     Raises
     ------
@@ -281,20 +291,22 @@ class ExponentialMultistep(GradientEstimator):
     """
 
     def __init__(self, order: int, weights: str = "dpm-solver", lower_order_final: bool = True,
-                 few_steps: Optional[int] = 15) -> None:
+                 few_steps: Optional[int] = 15, zero_length_final: bool = False) -> None:
         order = _check_order(order)
         if weights not in WEIGHTS:
             raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
         self.formula_order, self.weights = order, weights
         self.lower_order_final = check_bool(lower_order_final, "lower_order_final")
         self.few_steps = _check_few_steps(few_steps)
+        self.zero_length_final = check_bool(zero_length_final, "zero_length_final")
 
     def __repr__(self) -> str:
+        extra = ", zero_length_final=True" if self.zero_length_final else ""
         return (f"ExponentialMultistep(order={self.formula_order}, weights={self.weights!r}, "
-                f"lower_order_final={self.lower_order_final}, few_steps={self.few_steps})")
+                f"lower_order_final={self.lower_order_final}, few_steps={self.few_steps}{extra})")
 
     def init(self, x, t, phi, times):
-        return (_progress(len(times) - 1, self.lower_order_final, self.few_steps), ())
+        return (_progress(len(times) - 1, self.lower_order_final, self.few_steps, self.zero_length_final), ())
 
     def observe(self, state, t, e):
         progress, history = state
@@ -407,6 +419,12 @@ class UniPC(GradientEstimator):
         on every grid, as ``UniPCMultistepScheduler`` does.
     corrector : bool
         Apply UniC (``False``: UniP alone).
+    zero_length_final : bool
+        The grid stands for a source's grid with one more step of length zero after its end (diffusers' sigma
+        grids that end at ``sigma_min`` twice). That step evaluates the model at the end of the last step, where
+        UniC corrects the last step as it corrects every other one (with the corrector), and its own predictor
+        is the identity: so the last step is corrected here too, at one more evaluation (NFE = N + 1), and the
+        order caps count the zero-length step (the last step's predictor is of order at most 2).
 
     Raises
     ------
@@ -415,20 +433,22 @@ class UniPC(GradientEstimator):
     """
 
     def __init__(self, order: int, variant: str = "bh2", lower_order_final: bool = True,
-                 corrector: bool = True) -> None:
+                 corrector: bool = True, zero_length_final: bool = False) -> None:
         order = _check_order(order)
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         self.formula_order, self.variant = order, variant
         self.lower_order_final = check_bool(lower_order_final, "lower_order_final")
         self.corrector = check_bool(corrector, "corrector")
+        self.zero_length_final = check_bool(zero_length_final, "zero_length_final")
 
     def __repr__(self) -> str:
+        extra = ", zero_length_final=True" if self.zero_length_final else ""
         return (f"UniPC(order={self.formula_order}, variant={self.variant!r}, lower_order_final={self.lower_order_final}, "
-                f"corrector={self.corrector})")
+                f"corrector={self.corrector}{extra})")
 
     def init(self, x, t, phi, times):
-        return (_progress(len(times) - 1, self.lower_order_final, None), (), None)
+        return (_progress(len(times) - 1, self.lower_order_final, None, self.zero_length_final), (), None)
 
     def observe(self, state, t, e):
         progress, history, _ = state
@@ -573,7 +593,10 @@ class UniPC(GradientEstimator):
                     x_c = LinComb(x_c, arrays[: len(x_c)])
                 else:
                     x_c = x
-                return Step((progress.next(), new_history, (t, x_c, k)), x=lincomb(weights, arrays))
+                x_next, new_state = lincomb(weights, arrays), (progress.next(), new_history, (t, x_c, k))
+                if self._corrects_last(progress):
+                    return (yield from self._correct_last(new_state, x_next, t_next, m, history, phi))
+                return Step(new_state, x=x_next)
             w_c, ab, w_p = plan[1], plan[5], plan[4]
         else:
             w_c = ab = None
@@ -589,11 +612,36 @@ class UniPC(GradientEstimator):
             x_c = apply_planned(phi, ab, x_prev, LinComb(w_c, arrays), t_prev, t)
         e = LinComb(w_p, [m] + [ek for _, ek in history[: k - 1]])
         x_next = apply_planned(phi, None if plan is None else plan[6], x_c, e, t, t_next)
-        return Step((progress.next(), new_history, (t, x_c, k)), x=x_next)
+        new_state = (progress.next(), new_history, (t, x_c, k))
+        if self._corrects_last(progress):
+            return (yield from self._correct_last(new_state, x_next, t_next, m, history, phi))
+        return Step(new_state, x=x_next)
+
+    def _corrects_last(self, progress: _Progress) -> bool:
+        """Whether this step is the grid's last and a zero-length step's evaluation corrects it."""
+        return self.zero_length_final and self.corrector and progress.remaining == 2
+
+    def _correct_last(self, state: tuple, x_next: Any, t_next: float, m: Any, history: tuple, phi: Any):
+        """The last step (``state`` after it, whose ``(t, x_c, k)`` it corrects) corrected by UniC-``k`` from an
+        evaluation at its end, the zero-length step after it; uncorrected where a coordinate is infinite there."""
+        t, x_c, k = state[2]
+        sign = _log_sign(phi)
+        finite, lam = _unplanned(phi)
+        older = tuple(tk for tk, _ in history[: k - 1])
+        w_c = self._corrector(t, t_next, k, older, phi, sign, finite, lam)
+        if w_c is None:
+            return Step(state, x=x_next)
+        m_end = yield x_next, t_next
+        arrays = [m, m_end] + [ek for _, ek in history[: k - 1]]
+        return Step(state, x=apply_planned(phi, None, x_c, LinComb(w_c, arrays), t, t_next))
 
     def order(self, phi):
         _log_sign(phi)
         full = self.formula_order + 1 if self.corrector else self.formula_order
         start = 3 if self.corrector else 2  # first step: Euler, corrected by UniC-1 (rho = 1/2)
-        final = 2 if self.lower_order_final else self.formula_order + 1  # the last step is never corrected
+        if self.zero_length_final:  # the last predictor of order min(p, 2), corrected when the corrector is on
+            last = min(self.formula_order, 2) if self.lower_order_final else self.formula_order
+            final = last + 2 if self.corrector else last + 1
+        else:
+            final = 2 if self.lower_order_final else self.formula_order + 1  # the last step is never corrected
         return min(full, start, final)

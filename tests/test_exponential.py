@@ -23,6 +23,7 @@ import pytest
 import pndmkit
 from pndmkit import DiscreteVP
 from pndmkit.adams import LinearMultistep
+from pndmkit.estimators import Final
 from pndmkit.exponential import ExponentialMultistep, UniPC, deis_multistep, dpm_solver_multistep
 from pndmkit.integrator import Integrator
 from pndmkit.problems import get_problem
@@ -132,6 +133,40 @@ def test_grid_integrator_lowers_the_final_steps_only_on_short_grids():
         a = Integrator(dpm_solver_multistep(3, True), DataTransfer(sched)).solve(model, x, grid).x
         b = Integrator(dpm_solver_multistep(3, False), DataTransfer(sched)).solve(model, x, grid).x
         assert np.array_equal(a, b) == same
+
+
+def test_zero_length_final_counts_one_more_step():
+    """zero_length_final: the grid stands for one with a step of length zero after it, which the lowering counts.
+    3M then takes the grid's last step at order 2 (as the one before the last) below 14 steps, as a 3M body whose
+    last step a 2M final takes, and nothing is lowered from 14 steps on (14 + 1 is not below 15)."""
+    sched = CosineVP()
+    x = np.array([0.3, -1.2, 2.0])
+    model = gaussian_eps(sched)
+    for steps in (6, 10, 13, 14, 20):
+        grid = np.linspace(0.9, 0.05, steps + 1)
+        a = Integrator(ExponentialMultistep(3, zero_length_final=True), DataTransfer(sched)).solve(model, x, grid).x
+        full = ExponentialMultistep(3, lower_order_final=False)
+        last2 = Final(full, (ExponentialMultistep(2, lower_order_final=False),))
+        b = Integrator(last2 if steps < 14 else full, DataTransfer(sched)).solve(model, x, grid).x
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+        plain = Integrator(ExponentialMultistep(3), DataTransfer(sched)).solve(model, x, grid).x
+        assert np.array_equal(a, plain) == (steps >= 15)
+
+
+def test_unipc_zero_length_final_corrects_the_last_step_from_an_evaluation_at_its_end():
+    """UniPC with zero_length_final evaluates once more, at the grid's end (the zero-length step's evaluation),
+    and corrects the last step with it: one evaluation more than N, and a run that differs from the uncorrected."""
+    sched = CosineVP()
+    x = np.array([0.3, -1.2, 2.0])
+    model = gaussian_eps(sched)
+    grid = np.linspace(0.9, 0.05, 9)
+    ours = Integrator(UniPC(2, zero_length_final=True), DataTransfer(sched))
+    walk = ours.dry_run(grid, "eps")
+    assert list(walk.times) == [*grid[:-1], grid[-1]]
+    sol = ours.solve(model, x, grid)
+    plain = Integrator(UniPC(2), DataTransfer(sched)).solve(model, x, grid)
+    assert sol.nfe == 9 == plain.nfe + 1 and not np.allclose(sol.x, plain.x, rtol=1e-6)
+    assert repr(UniPC(2, zero_length_final=True)).endswith("zero_length_final=True)")
 
 
 @pytest.mark.parametrize("make, match", [

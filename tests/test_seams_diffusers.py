@@ -54,7 +54,7 @@ W = noise((16, 16), 9) * 0.2
 
 def net(x, t):
     """A smooth stand-in network that depends on its timestep."""
-    return torch.tanh(x @ W) * (1 + 1e-3 * float(t)) + 0.1 * x
+    return torch.tanh(x @ W.to(x.dtype)) * (1 + 1e-3 * float(t)) + 0.1 * x
 
 
 def pipeline_loop(sched, steps, x_T, **kwargs):
@@ -823,3 +823,149 @@ def test_a_trailing_grid_that_ends_in_a_zero_length_step_is_not_told_to_use_trai
         sched.set_timesteps(667)
     sched.set_timesteps(666)  # the advice followed
     assert sched.grid[-1] == 0.0 and sched.grid[-2] == 1.0
+
+
+# -- a source grid whose last step has length zero (sigma_min twice) ----------------------------------------------
+def samples(sched, steps, x_T, dtype=torch.float32, levels=None):
+    """Every sample of a pipeline loop (the start first); ``levels``: the source's sigmas replaced after
+    ``set_timesteps`` (a float64 run on given noise levels)."""
+    sched.set_timesteps(steps)
+    if levels is not None:
+        sched.sigmas = torch.as_tensor(levels, dtype=torch.float64)
+    x = (x_T * getattr(sched, "init_noise_sigma", 1.0)).to(dtype)
+    out = [x]
+    for t in sched.timesteps:
+        x = sched.step(net(sched.scale_model_input(x, t), t), t, x).prev_sample
+        out.append(x)
+    return out
+
+
+KARRAS, EXPONENTIAL, BETA, LU = (dict(use_karras_sigmas=True), dict(use_exponential_sigmas=True),
+                                 dict(use_beta_sigmas=True), dict(use_lu_lambdas=True))
+FLOW = dict(use_flow_sigmas=True, flow_shift=3.0, prediction_type="flow_prediction")
+# (source, config, method, whether its zero-length step corrects the last step, relative tolerance): every sigma
+# kind each source has, ending at sigma_min twice
+ZERO_LENGTH = [("DPMSolverMultistepScheduler", dict(**kind, **SIGMA_MIN, **more), method, False, tol)
+               for more, method in ((dict(), "dpm-solver++-2m"), (dict(solver_order=3), "dpm-solver++-3m"),
+                                    (dict(algorithm_type="dpmsolver"), "dpm-solver-2m"))
+               for kind, tol in ((KARRAS, 2e-6), (EXPONENTIAL, 2e-6), (BETA, 5e-6), (LU, 2e-6))] + [
+    ("UniPCMultistepScheduler", dict(**kind, **SIGMA_MIN, **more), method, True, tol)
+    for more, method in ((dict(), "unipc-2"), (dict(solver_order=3), "unipc-3"))
+    for kind, tol in ((KARRAS, 2e-6), (EXPONENTIAL, 2e-6), (BETA, 1e-5), (FLOW, 2e-6))] + [
+    # DEIS ends its sigma grids at sigma_min twice whatever the config; float32 rounding of its third-order weights
+    # (differences of antiderivatives) moves it by up to 1e-3 from pndmkit on beta sigmas, so DEIS runs in float64
+    # on the source's own noise levels (below)
+    ("DEISMultistepScheduler", dict(solver_order=3, **kind), "deis-3", False, 1e-6)
+    for kind in (KARRAS, EXPONENTIAL, BETA, FLOW)]
+
+
+@pytest.mark.parametrize("steps", [5, 8, 20])
+@pytest.mark.parametrize("source, config, method, corrects, tol", ZERO_LENGTH,
+                         ids=[f"{s}-{m}-{'-'.join(f'{k}={v}' for k, v in c.items())}" for s, c, m, *_ in ZERO_LENGTH])
+def test_a_zero_length_last_step_is_counted_as_the_source_counts_it(source, config, method, corrects, tol, steps):
+    """The source's sigmas end at sigma_min twice: its last step has length zero. pndmkit leaves that step out but
+    counts it as the source does (its order caps and its threshold of 15 steps), so its real steps run at the
+    source's orders: the last one at order 2 (3M: the one before at order 3). The source's zero-length step is the
+    identity for DPM-Solver and DEIS (pndmkit calls the network once less); for UniPC its evaluation corrects the
+    last real step, which pndmkit does from an evaluation there. From 15 steps on, DPM-Solver++(3M) takes the
+    zero-length step at order 3, whose formula divides by its length: diffusers' sample is NaN, and pndmkit returns
+    the sample the source had before it. The method as pndmkit counts alone (passed built: a warning), which lowers
+    the last real step, is far from the source (so the parity is not vacuous)."""
+    theirs = counted(getattr(diffusers, source)(**config))
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    theirs.set_timesteps(steps)
+    assert float(theirs.sigmas[-1]) == float(theirs.sigmas[-2])  # the source's last step has length zero
+    x_T = noise((4, 16), 1)
+    wide = source == "DEISMultistepScheduler"
+    if wide:  # float64 on both sides, on the source's own levels
+        theirs.set_timesteps(steps)
+        a = samples(theirs, steps, x_T.double(), torch.float64, theirs.sigmas.double())
+        b = samples(ours, steps, x_T.double(), torch.float64)
+    else:
+        a, b = samples(theirs, steps, x_T), samples(ours, steps, x_T)
+    assert theirs.steps == len(a) - 1 == steps and ours.run.done
+    assert len(ours.grid) == steps  # steps - 1 steps: the zero-length one is left out
+    estimator = ours.integrator.estimator
+    assert type(estimator) is (UniPC if corrects else ExponentialMultistep) and estimator.zero_length_final
+    assert ours.integrator.name == method and ours._configured.estimator.zero_length_final is False
+    if corrects:  # UniPC: the source's last evaluation corrects the last step; pndmkit evaluates there too
+        assert ours.nfe == steps and ours.timesteps.tolist() == theirs.timesteps.tolist()
+        assert not torch.equal(a[-1], a[-2])
+    elif method == "dpm-solver++-3m" and steps >= 15:  # diffusers: third order on a zero-length step, NaN
+        assert torch.isnan(a.pop()).all() and torch.isfinite(a[-1]).all()
+    else:  # the source's zero-length step changes nothing; pndmkit does not take it
+        assert ours.nfe == steps - 1 and ours.timesteps.tolist() == theirs.timesteps[:-1].tolist()
+        assert torch.equal(a[-1], a[-2])
+    assert rel(b[-1], a[-1]) < tol
+    with pytest.warns(ConventionWarning, match=r"ends with a step of length zero"):
+        own = dataclasses.replace(pndmkit.get_method(method), name=f"{method}-own")  # passed built: as built
+        plain = PNDMKitScheduler.from_config(theirs.config, method=own)
+        plain.set_timesteps(steps)
+    assert repr(plain.integrator.estimator) == repr(ours._configured.estimator)  # as built: pndmkit's own count
+    if steps == 5:  # where the count matters for every sigma kind (at 20 steps it may not)
+        with pytest.warns(ConventionWarning):
+            c = samples(plain, steps, x_T.double() if wide else x_T, torch.float64 if wide else torch.float32)
+        assert rel(c[-1], a[-1]) > 10 * tol
+
+
+def test_zero_length_fix_runs_for_a_method_passed_built():
+    """A method passed built runs as built on a zero-length grid, with a warning naming the field and its fix;
+    the fix (final_sigmas_type='zero') gives a grid without that step, where it is the source's sampler."""
+    config = dict(solver_order=3, **KARRAS)
+    built = pndmkit.get_method("unipc-3").build(schedule_from_config(diffusers.UniPCMultistepScheduler().config))
+    with pytest.warns(ConventionWarning, match=r"UniPCMultistepScheduler grid ends with a step of length zero "
+                                               r"\(final_sigmas_type='sigma_min'\).*pass final_sigmas_type='zero'$"):
+        PNDMKitScheduler.from_config(diffusers.UniPCMultistepScheduler(**config, **SIGMA_MIN).config,
+                                     method=built).set_timesteps(8)
+    theirs = counted(diffusers.UniPCMultistepScheduler(**config, final_sigmas_type="zero"))
+    ours = PNDMKitScheduler.from_config(theirs.config, method=built)
+    x_T = noise((4, 16), 1)
+    a, b = samples(theirs, 8, x_T), samples(ours, 8, x_T)
+    assert theirs.steps == ours.nfe == 8 and ours.integrator is built and rel(b[-1], a[-1]) < 2e-6
+
+
+# -- PNDMScheduler's PRK stages ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("steps", [5, 8, 9, 10, 12])
+def test_f_pndm_follows_pndm_schedulers_prk_stages(steps):
+    """PNDMScheduler offsets its PRK midpoint stages by T // N // 2 training steps: with an odd stride T // N
+    (8, 9, 12 steps of 1000) its first midpoint stage lies at t - 62 for 8 steps and its second at t_next + 62,
+    both evaluated at timestep t_next + 62 (its prk_timesteps). The swap takes f-pndm's warm-up there (SourcePRK)
+    and lists the source's timesteps; the paper's midpoint (t + t_next) / 2, which pndmkit's own f-pndm keeps, is
+    3e-4 or more from the source at odd strides."""
+    from pndmkit.integrations.diffusers.scheduler import SourcePRK
+
+    theirs = counted(diffusers.PNDMScheduler(steps_offset=1))
+    ours = PNDMKitScheduler.from_config(theirs.config, method="f-pndm")
+    x_T = noise((4, 16), 1)
+    a, b = samples(theirs, steps, x_T), samples(ours, steps, x_T)
+    half = 1000 // steps // 2
+    assert repr(ours.integrator.estimator.first) == repr(SourcePRK(half)) and ours.integrator.name == "f-pndm"
+    assert theirs.steps == len(a) - 1 == ours.nfe and ours.run.done
+    assert ours.timesteps.dtype == torch.int64 and ours.timesteps.tolist() == theirs.timesteps.tolist()
+    assert rel(b[-1], a[-1]) < 1e-6
+    paper = PNDMKitScheduler.from_config(theirs.config, method=pndmkit.get_method("f-pndm").build(ours.schedule))
+    c = samples(paper, steps, x_T)
+    t, t_next = paper.grid[:2]
+    assert paper._times[1:3] == [(t + t_next) / 2] * 2  # the method passed built: the paper's midpoints
+    if (1000 // steps) % 2:
+        assert rel(c[-1], a[-1]) > 1e-5
+    else:
+        assert rel(c[-1], a[-1]) < 1e-6
+
+
+# -- DEIS with prediction_type='sample' ---------------------------------------------------------------------------
+def test_deis_sample_prediction_is_the_source_in_float64():
+    """DEIS on x0 outputs converts them to eps, (x - alpha x0) / sigma, whose float32 rounding grows by 1 / sigma at
+    the last steps (sigma about 0.01): 5e-5 apart at 20 steps in float32. In float64 on the same noise levels the two
+    are one sampler."""
+    theirs = counted(diffusers.DEISMultistepScheduler(solver_order=3, prediction_type="sample"))
+    ours = PNDMKitScheduler.from_config(theirs.config, method="deis-3")
+    assert ours.translation.prediction == "x0"
+    assert repr(ours.integrator.estimator) == repr(ExponentialMultistep(3, "exact"))
+    x_T = noise((4, 16), 1).double()
+    ours.set_timesteps(20)
+    levels = [float(ours.schedule.s(t)) for t in ours.grid]  # pndmkit's levels (the table's at integer timesteps)
+    a = samples(theirs, 20, x_T, torch.float64, levels)
+    b = samples(ours, 20, x_T, torch.float64)
+    assert theirs.steps == 20 == ours.nfe and ours.run.done and a[-1].dtype == b[-1].dtype == torch.float64
+    assert rel(b[-1], a[-1]) < 1e-11

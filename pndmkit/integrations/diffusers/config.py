@@ -50,6 +50,30 @@ where the method is the source's counterpart, or refused by name where pndmkit h
   it); refused by name, a non-empty ``disable_corrector`` and a ``solver_p``;
 * ``DEISMultistepScheduler`` with ``deis-3``: followed, ``lower_order_final``.
 
+Two conventions of a source's grid are followed where the method is the source's counterpart:
+
+* A last step of length zero. The sigma grids of DPM-Solver multistep and UniPC with
+  ``final_sigmas_type='sigma_min'`` (Karras, exponential, beta, Lu or flow sigmas), and DEIS's always, end at
+  ``sigma_min`` twice. :meth:`Translation.layout` leaves that step out of the grid and names the source's timestep
+  there (:attr:`Layout.zero_length_final`). The source still counts it: its ``lower_order_final`` lowers that step,
+  so its last real step runs at order 2 (DPM-Solver++(3M): the one before at order 3), and its threshold of 15 steps
+  counts it. DPM-Solver and DEIS take it at first order, the identity, so pndmkit calls the network once less; UniPC
+  evaluates there and corrects its last real step with UniC, which pndmkit does too. The counterpart is built with
+  ``zero_length_final=True`` (:class:`~pndmkit.exponential.ExponentialMultistep`,
+  :class:`~pndmkit.exponential.UniPC`), and DPM-Solver's ``euler_at_final`` chooses nothing there (it lowers the
+  zero-length step). A method passed built runs as built with a :class:`ConventionWarning` that names the fix,
+  ``final_sigmas_type='zero'``. From 15 steps on ``DPMSolverMultistepScheduler(solver_order=3)`` takes that step at
+  order 3, whose formula divides by its length: its sample is NaN; the swap returns the sample it had before.
+* ``PNDMScheduler``'s PRK stages. With a stride ``T // N`` it offsets its midpoint stages by ``T // N // 2``
+  rounded down (the first at ``t - 62``, the second at ``t_next + 62`` for 8 steps of 1000, both evaluated at
+  timestep ``t_next + 62``); ``f-pndm``'s PRK warm-up takes them there on such a config
+  (:class:`~pndmkit.integrations.diffusers.scheduler.SourcePRK`). pndmkit's own ``f-pndm`` keeps the paper's
+  midpoint ``(t + t_next) / 2``, as the official code does; the two differ where the stride is odd (8, 9, 12 steps).
+
+DEIS with ``prediction_type='sample'`` is 5e-5 from the source at 20 steps in float32 and 6e-14 in float64 on the
+same noise levels: its conversion of ``x0`` to ``eps`` divides float32 rounding by ``sigma`` (about 0.01 at the
+last steps).
+
 A method passed built (an ``Integrator``, or a ``MethodSpec`` not registered under its name) is used as built, and
 a variant field that chooses another variant is refused naming the field. Every other field of these sources
 (``solver_order``, ``algorithm_type``, DEIS's ``solver_type``, DPM-Solver singlestep's ``lower_order_final``, ...)
@@ -438,12 +462,18 @@ class Layout:
         Whether the source gives ``int64`` timesteps.
     init_noise_sigma : float
         The source's start scale: the pipeline's initial latents are ``init_noise_sigma`` times unit noise.
+    zero_length_final : float or None
+        Where the source's noise levels end with the last one twice (``sigma_min`` as the last step's start and
+        end: the sigma grids of DPM-Solver and UniPC with ``final_sigmas_type='sigma_min'``, DEIS's always),
+        the source's timestep of that step of length zero, which ``grid`` leaves out; ``None`` where there is
+        none. The source still evaluates the network there and counts the step (module documentation).
     """
 
     grid: np.ndarray
     timesteps: list
     integral: bool
     init_noise_sigma: float
+    zero_length_final: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -537,13 +567,15 @@ class Translation:
             raise ValueError(f"set_timesteps({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) on a "
                              f"{self.source} config: {exc or type(exc).__name__}") from exc
         ts = src.timesteps.detach().cpu()
-        integral = not ts.dtype.is_floating_point
+        integral, zero_final = not ts.dtype.is_floating_point, None
         steps = [float(v) for v in ts.double().tolist()]
         init = getattr(src, "init_noise_sigma", 1.0)
         init = float(init.item() if hasattr(init, "item") else init)
         if getattr(src, "sigmas", None) is not None and self.source not in ("DDIMScheduler", "PNDMScheduler",
                                                                            "DDPMScheduler"):
             levels = [float(v) for v in src.sigmas.detach().cpu().double().tolist()]
+            if len(levels) >= 3 and len(steps) == len(levels) - 1 and levels[-1] == levels[-2] != levels[-3]:
+                zero_final = steps[-1]  # a last step of length zero (sigma_min twice), evaluated by the source
             steps, levels = _dedupe(steps, levels)
             grid = [self._time_of_level(s, tau) for s, tau in zip(levels, steps + [None])]
         else:
@@ -562,7 +594,7 @@ class Translation:
             raise ValueError(f"the {self.source} grid for {kwargs} with {fields} is not strictly decreasing in "
                              f"pndmkit's time ({shown}): a step of length zero (e.g. from t=0 to the "
                              f"end abar_0) cannot be integrated; {self._grid_fix(grid_arr, end_advice)}")
-        return Layout(grid_arr, steps, integral, init)
+        return Layout(grid_arr, steps, integral, init, zero_final)
 
     def _grid_fix(self, grid: np.ndarray, end_advice: Optional[Callable[[], Optional[str]]] = None) -> str:
         """What to pass when the source's grid has a step of length zero: its last step starts at ``t = 0``

@@ -60,10 +60,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
-from pndmkit.estimators import Final, Single
+from pndmkit.estimators import Final, Single, Warmup
 from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
 from pndmkit.grids import GRIDS, make_grid
-from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Layout, TrainingRangeWarning,
+from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, ConventionWarning, Layout,
+                                                   TrainingRangeWarning,
                                                    Translation, check_timesteps, infer_source, init_fields,
                                                    refuse_foreign, train_timesteps, trained_betas, translate,
                                                    zero_length_fix)
@@ -71,11 +72,13 @@ from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
+from pndmkit.runge_kutta import RungeKutta
 from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
 from pndmkit.stability import warn_if_unstable
+from pndmkit.tableaus import RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer
 
-__all__ = ["PNDMKitScheduler", "evaluation_times", "VARIANT_FIELDS"]
+__all__ = ["PNDMKitScheduler", "evaluation_times", "VARIANT_FIELDS", "SourcePRK"]
 
 _MARKER = "integrator:"
 #: the advice of a refusal where no change that was tried runs
@@ -173,7 +176,8 @@ def _exponential_body(estimator: Any) -> tuple[Optional[ExponentialMultistep], b
     return None, False
 
 
-def _config_variant(integrator: Integrator, hand_built: Optional[str], translation: Translation) -> Integrator:
+def _config_variant(integrator: Integrator, hand_built: Optional[str], translation: Translation,
+                    zero_length_final: bool = False) -> Integrator:
     """The variant of ``integrator`` that the config's variant fields (:data:`VARIANT_FIELDS`) choose, where the
     source has the method too; every other method (for which those fields only choose the source's own method) is
     returned unchanged.
@@ -192,6 +196,13 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
     * ``DEISMultistepScheduler`` with DEIS multistep (``"exact"`` weights on the DDIM transfer):
       ``lower_order_final``.
 
+    With ``zero_length_final`` (the source's grid ends with a step of length zero, which pndmkit's grid leaves
+    out: :attr:`~pndmkit.integrations.diffusers.config.Layout.zero_length_final`) the estimator counts that step
+    as the source does (``zero_length_final=True`` of :class:`~pndmkit.exponential.ExponentialMultistep` and
+    :class:`~pndmkit.exponential.UniPC`: the order caps and the threshold of 15 steps count it, and UniPC corrects
+    the last step from an evaluation at its end), and ``euler_at_final`` chooses nothing: DPM-Solver takes that
+    zero-length step, the identity, at first order.
+
     Parameters
     ----------
     integrator : Integrator
@@ -202,6 +213,8 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
         ``None`` for a registered method, whose variant the config chooses.
     translation : Translation
         The config read.
+    zero_length_final : bool
+        The grid stands for the source's grid with a last step of length zero (above).
 
     Raises
     ------
@@ -230,7 +243,8 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
             raise ValueError(f"predict_x0=False cannot be honoured by {name!r} on a flow-matching config: {source} "
                              f"takes flow_prediction only with predict_x0=True (UniPC on x0); pass predict_x0=True")
         wanted = UniPC(estimator.formula_order, solver_type if solver_type in VARIANTS else estimator.variant,
-                       _flag(config, "lower_order_final", estimator.lower_order_final), corrector=True)
+                       _flag(config, "lower_order_final", estimator.lower_order_final), corrector=True,
+                       zero_length_final=zero_length_final)
         kind = DataTransfer if predict_x0 else DDIMTransfer
         lowered = wanted.lower_order_final
         chosen = [("solver_type", solver_type, wanted.variant != estimator.variant),
@@ -256,8 +270,8 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
         else:
             return integrator
         lowered = _flag(config, "lower_order_final", body.lower_order_final)
-        inner = ExponentialMultistep(body.formula_order, weights, lowered, body.few_steps)
-        wanted = Final(inner, (Single(),)) if euler else inner
+        inner = ExponentialMultistep(body.formula_order, weights, lowered, body.few_steps, zero_length_final)
+        wanted = Final(inner, (Single(),)) if euler and not zero_length_final else inner
         kind = type(transfer)
         chosen = [("solver_type", solver_type, weights != body.weights),
                   ("lower_order_final", lowered, lowered != body.lower_order_final),
@@ -273,6 +287,50 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
     if type(transfer) is not kind:
         transfer = kind(transfer.schedule)
     return dataclasses.replace(integrator, estimator=wanted, transfer=transfer)
+
+
+class SourcePRK(RungeKutta):
+    """PNDM's pseudo RK4 (PRK) with its midpoint stages where diffusers' ``PNDMScheduler`` puts them.
+
+    The paper's PRK (Liu et al. 2022, arXiv 2202.09778, eq. 12) and the official code (``gen_order_4`` of
+    ``runner/method.py`` in github.com/luping-liu/PNDM) take both midpoint stages of a step ``t -> t_next`` at
+    ``(t + t_next) / 2``, as pndmkit's ``prk`` and ``f-pndm`` do. ``PNDMScheduler`` offsets them by
+    ``half = num_train_timesteps // N // 2`` training steps, rounded down: the first midpoint stage is moved to
+    ``t - half`` and the second to ``t_next + half``, and the network is told ``t_next + half`` for both (its
+    ``prk_timesteps``). Where the stride ``t - t_next`` is ``2 * half`` (``'leading'`` spacing with an even
+    ``num_train_timesteps // N``: 5, 6, 7 or 10 steps of 1000) both are the midpoint; with an odd stride (8, 9 or
+    12 steps) the first stage lies half a training step after it and the second half a step before.
+
+    Parameters
+    ----------
+    half : int
+        ``num_train_timesteps // N // 2`` (>= 1), in training steps.
+    """
+
+    def __init__(self, half: int) -> None:
+        super().__init__(RK4)
+        self.half = int(half)
+
+    def __repr__(self) -> str:
+        return f"SourcePRK(half={self.half})"
+
+    def stage_times(self, t: float, t_next: float, phi: Any) -> list[float]:
+        """``[t, t - half, t_next + half, t_next]``."""
+        return [t, t - self.half, t_next + self.half, t_next]
+
+    def network_times(self, grid: Any) -> dict:
+        """``{t - half: t_next + half}`` for each step of ``grid``: the timestep ``PNDMScheduler`` tells the network
+        at its first midpoint stage."""
+        return {float(t) - self.half: float(t_next) + self.half for t, t_next in zip(grid[:-1], grid[1:])}
+
+
+def _source_prk(estimator: Any, half: int) -> Any:
+    """``estimator`` with the PRK warm-up of F-PNDM (``PNDMScheduler``'s method) replaced by :class:`SourcePRK`;
+    ``None`` for any other estimator (``prk`` alone, which ``PNDMScheduler`` does not have, keeps the paper's
+    midpoints)."""
+    if isinstance(estimator, Warmup) and repr(estimator.first) == repr(RungeKutta(RK4)):
+        return Warmup(SourcePRK(half), estimator.steps, estimator.then)
+    return None
 
 
 def _init_keys() -> set:
@@ -411,6 +469,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self.schedule = self.translation.schedule
         self.integrator = _config_variant(_integrator(self._method, self.schedule), self._hand_built(),
                                           self.translation)
+        self._configured = self.integrator  # the method on grids without a zero-length last step
         method = self._method
         if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
             name = method.name
@@ -650,13 +709,18 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                                end_advice=self._alpha_to_one_true_advice)
         else:
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
+        self.integrator = self._grid_variant(layout, num_inference_steps)
         grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
         self._refuse_undefined_eps(grid)  # on the eps dry run, which the next line reuses for every prediction
         if tr.source is not None:  # a native layout's Integrator.start has warned already
             warn_if_unstable(self.integrator, grid)
         times, starts_at = evaluation_times(self.integrator, grid, tr.told_prediction)
         at = {float(t): j for j, t in enumerate(grid[:-1])}
-        net = [layout.timesteps[at[t]] if t in at else tr.network_time(t) for t in times]
+        told = {} if layout.zero_length_final is None else {float(grid[-1]): layout.zero_length_final}
+        for estimator in (self.integrator.estimator, getattr(self.integrator.estimator, "first", None)):
+            if isinstance(estimator, SourcePRK):
+                told.update(estimator.network_times(grid))
+        net = [layout.timesteps[at[t]] if t in at else told[t] if t in told else tr.network_time(t) for t in times]
         self.grid = np.asarray(grid)
         self.num_inference_steps = len(grid) - 1
         self._times, self._net_times, self._starts = times, net, starts_at
@@ -671,6 +735,45 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             else 1
         self._begin_index = None
         self._reset()
+
+    def _grid_variant(self, layout: Layout, num_inference_steps: Optional[int]) -> Integrator:
+        """The method as it runs on ``layout``: the configured one, or the source's counterpart adapted to a
+        convention of the source's grid, a last step of length zero (:meth:`_zero_length_variant`) or
+        ``PNDMScheduler``'s PRK stages on a grid of ``num_inference_steps`` (:class:`SourcePRK`; a method passed
+        built runs as built)."""
+        tr = self.translation
+        if layout.zero_length_final is not None:
+            return self._zero_length_variant()
+        if tr.source == "PNDMScheduler" and num_inference_steps is not None and not self._hand_built():
+            half = train_timesteps(tr.config) // num_inference_steps // 2
+            estimator = _source_prk(self._configured.estimator, half) if half >= 1 else None
+            if estimator is not None:
+                return dataclasses.replace(self._configured, estimator=estimator)
+        return self._configured
+
+    def _zero_length_variant(self) -> Integrator:
+        """The method on a source grid that ends with a step of length zero (sigma_min twice), which the grid
+        leaves out: the source's counterpart counts that step as the source does (:func:`_config_variant`), so
+        its real steps run at the source's orders and UniPC's last step is corrected from an evaluation at its end,
+        where the source evaluates the network for that step. A method passed built runs as built, with a
+        ``ConventionWarning`` where the source's counterpart would count the step."""
+        configured = self._configured
+        chosen = _config_variant(configured, None, self.translation, zero_length_final=True)
+        if repr(chosen.estimator) == repr(configured.estimator):
+            return configured
+        if self._hand_built():
+            tr = self.translation
+            field = ("final_sigmas_type='sigma_min'" if "final_sigmas_type" in tr.config else
+                     "its sigmas, which end at sigma_min twice")
+            fix = ("final_sigmas_type='zero'" if "final_sigmas_type" in tr.config else
+                   f"method={configured.name!r} by name")
+            warnings.warn(f"the {tr.source} grid ends with a step of length zero ({field}), which pndmkit leaves out "
+                          f"and {tr.source} counts in its order of the last steps; the method passed built, "
+                          f"{configured.estimator!r}, does not count it (the source's counterpart is "
+                          f"{chosen.estimator!r}), so its samples differ from {tr.source}'s: pass {fix}",
+                          ConventionWarning, stacklevel=4)
+            return configured
+        return chosen
 
     def _honour_alpha_to_one(self, grid: np.ndarray) -> np.ndarray:
         """``set_alpha_to_one=False`` on a VP config whose source ends at ``abar = 1`` (``t = -1``; DDPM and the
