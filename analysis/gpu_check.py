@@ -71,6 +71,7 @@ SHARE_GOAL = 0.02
 #: the overhead tables, one call each
 TABLES = ("shared", "methods", "bound")
 FILES = ("gpu_check.json", "gpu_check.md")
+QUICK = " --quick: tiny sizes and one repeat, so the numbers test the code paths, not the speed."
 
 
 def one_line(exc: BaseException) -> str:
@@ -286,7 +287,7 @@ def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [f"# GPU check on {m['card'] or 'the CPU'}", "",
              f"`{' '.join(result['argv'])}`: {m['device']}, torch {m['torch']} (CUDA {m['cuda']}), diffusers "
-             f"{m['diffusers']}, {result['elapsed_s']:.0f} s{', --quick' if result['quick'] else ''}.", ""]
+             f"{m['diffusers']}, {result['elapsed_s']:.0f} s." + (QUICK if result["quick"] else ""), ""]
     sync = result["sync"]
     bad = [r for r in sync["rows"] if not r["passed"]]
     lines += ["## Host synchronisation", "", sync["how"], "",
@@ -372,7 +373,8 @@ def summary(result: dict[str, Any]) -> str:
     """A few lines: the card, the verdicts, the network numbers, the overhead ratios, what was skipped."""
     m, rows = result["machine"], result["sync"]["rows"]
     bad = [r for r in rows if not r["passed"]]
-    lines = [f"{m['card'] or 'CPU'} ({m['device']}), torch {m['torch']}, {result['elapsed_s']:.0f} s",
+    lines = [f"{m['card'] or 'CPU'} ({m['device']}), torch {m['torch']}, {result['elapsed_s']:.0f} s."
+             + (QUICK if result["quick"] else ""),
              f"host synchronisation: {len(rows) - len(bad)}/{len(rows)} runs pass ({result['sync']['how']})"]
     lines += [f"  FAIL {r['method']} ({r['driver']}): {r.get('error') or r['first_offending']}" for r in bad]
     for r in result["networks"]:
