@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test bench figures install clean
+.PHONY: demo test bench gpu-check figures install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: install
 
 bench: install
 	$(BIN)/python -m analysis.bench
+
+# The prepared GPU check (analysis/gpu_check.py): no install, since a GPU machine's own python3 holds the CUDA build
+# of torch (the pinned one here is CPU-only). GPU_CHECK_OUT=DIR writes elsewhere; add --overwrite to replace a result.
+GPU_CHECK_OUT ?= analysis/results/gpu_check
+gpu-check:
+	PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m analysis.gpu_check --out $(GPU_CHECK_OUT)
 
 figures: install
 	$(BIN)/python -m paper_figures

@@ -68,23 +68,30 @@ SHARED = {
 GOALS = {"sample": 0.6, "scheduler": 1.0, "vs_ipndm": 1.5, "bound": 2.0}
 
 
-def copy_bandwidth(torch: Any, numel: int = 16 * 2**20, repeats: int = 7) -> float:
-    """Bytes per second of ``dst.copy_(src)`` (read + write) on float32 tensors of ``numel`` entries.
+def copy_bandwidth(torch: Any, numel: int = 16 * 2**20, repeats: int = 7, device: str = "cpu") -> float:
+    """Bytes per second of ``dst.copy_(src)`` (read + write) on float32 tensors of ``numel`` entries on ``device``.
 
     Best of ``repeats`` timings of a loop long enough (about 64 MiB moved) to time small, cache-resident
     sizes too.
     """
-    src = torch.rand(numel)
+    src = torch.rand(numel, device=device)
     dst = torch.empty_like(src)
     loops = max(1, (16 * 2**20) // numel)
 
     def copies() -> None:
         for _ in range(loops):
             dst.copy_(src)
+        synchronize(torch, device)
 
     copies()
     best = min(_timed(copies) for _ in range(repeats))
     return 2 * numel * 4 * loops / best
+
+
+def synchronize(torch: Any, device: str) -> None:
+    """Wait for the work queued on ``device`` (CUDA's kernels run asynchronously); nothing to wait for on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -107,19 +114,23 @@ def _kit_scheduler(method: str, spacing: str, set_alpha_to_one: bool) -> Any:
                             steps_offset=1 if spacing == "leading" else 0)
 
 
-def sample_loop(torch: Any, method: str, shape: Sequence[int], grid: Any) -> tuple[Callable[[], Any], int]:
-    """``pndmkit.sample`` on ``grid`` with a model returning zeros; the loop and its number of evaluations."""
+def sample_loop(torch: Any, method: str, shape: Sequence[int], grid: Any,
+                device: str = "cpu") -> tuple[Callable[[], Any], int]:
+    """``pndmkit.sample`` on ``grid`` with a model returning zeros, tensors on ``device``; the loop (which waits
+    for the device before it returns) and its number of evaluations."""
     import pndmkit
     import pndmkit.grids
 
     schedule = pndmkit.DiscreteVP.linear()
-    e, x = torch.zeros(shape), torch.randn(shape)
+    e, x = torch.zeros(shape, device=device), torch.randn(shape, device=device)
 
     def model(x: Any, t: float) -> Any:
         return e
 
     def loop() -> Any:
-        return pndmkit.sample(model, x, schedule=schedule, method=method, grid=grid)
+        solution = pndmkit.sample(model, x, schedule=schedule, method=method, grid=grid)
+        synchronize(torch, device)
+        return solution
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -127,15 +138,18 @@ def sample_loop(torch: Any, method: str, shape: Sequence[int], grid: Any) -> tup
     return loop, nfe
 
 
-def scheduler_loop(torch: Any, scheduler: Any, shape: Sequence[int], steps: int) -> tuple[Callable[[], Any], int]:
-    """A pipeline's loop over a diffusers-style ``scheduler``: ``set_timesteps``, one ``step`` per evaluation."""
-    e, x = torch.zeros(shape), torch.randn(shape)
+def scheduler_loop(torch: Any, scheduler: Any, shape: Sequence[int], steps: int,
+                   device: str = "cpu") -> tuple[Callable[[], Any], int]:
+    """A pipeline's loop over a diffusers-style ``scheduler``: ``set_timesteps`` (timesteps on ``device``, where
+    the tensors are), one ``step`` per evaluation; the loop waits for the device before it returns."""
+    e, x = torch.zeros(shape, device=device), torch.randn(shape, device=device)
 
     def loop() -> Any:
-        scheduler.set_timesteps(steps)
+        scheduler.set_timesteps(steps, device=device)
         sample = x
         for t in scheduler.timesteps:
             sample = scheduler.step(e, t, sample).prev_sample
+        synchronize(torch, device)
         return sample
 
     loop()
@@ -143,7 +157,7 @@ def scheduler_loop(torch: Any, scheduler: Any, shape: Sequence[int], steps: int)
 
 
 def shared_row(torch: Any, method: str, shape: Sequence[int], steps: int, repeats: int,
-               between: Callable[[], None] | None = None) -> dict[str, Any]:
+               between: Callable[[], None] | None = None, device: str = "cpu") -> dict[str, Any]:
     """Time per evaluation of the three loops of ``method`` at ``shape`` (interleaved, best of ``repeats``)."""
     from pndmkit.studies.peers import import_diffusers
 
@@ -152,9 +166,9 @@ def shared_row(torch: Any, method: str, shape: Sequence[int], steps: int, repeat
     peer = peer_cls(**options)
     kit = _kit_scheduler(method, spacing, bool(peer.config.get("set_alpha_to_one", True)))
     kit.set_timesteps(steps)
-    loops = {"sample": sample_loop(torch, method, shape, [float(t) for t in kit.grid]),
-             "scheduler": scheduler_loop(torch, kit, shape, steps),
-             "diffusers": scheduler_loop(torch, peer, shape, steps)}
+    loops = {"sample": sample_loop(torch, method, shape, [float(t) for t in kit.grid], device),
+             "scheduler": scheduler_loop(torch, kit, shape, steps, device),
+             "diffusers": scheduler_loop(torch, peer, shape, steps, device)}
     best = {name: float("inf") for name in loops}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -170,8 +184,9 @@ def shared_row(torch: Any, method: str, shape: Sequence[int], steps: int, repeat
             "scheduler_ratio": best["scheduler"] / best["diffusers"]}
 
 
-def method_costs(torch: Any, shape: Sequence[int], steps: int, repeats: int) -> list[dict[str, Any]]:
-    """``pndmkit.sample``'s time per evaluation for every registered fixed-step method at ``shape``."""
+def method_costs(torch: Any, shape: Sequence[int], steps: int, repeats: int,
+                 device: str = "cpu") -> list[dict[str, Any]]:
+    """``pndmkit.sample``'s time per evaluation for every registered fixed-step method at ``shape`` on ``device``."""
     import pndmkit
     import pndmkit.grids
 
@@ -184,7 +199,7 @@ def method_costs(torch: Any, shape: Sequence[int], steps: int, repeats: int) -> 
     grid = [float(t) for t in pndmkit.grids.make_grid(schedule, steps)]
     times = np.asarray(grid)
     names = [name for name in BUILTIN if not METHODS[name].adaptive]
-    loops = {name: sample_loop(torch, name, shape, grid) for name in names}
+    loops = {name: sample_loop(torch, name, shape, grid, device) for name in names}
     best = {name: float("inf") for name in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -193,7 +208,7 @@ def method_costs(torch: Any, shape: Sequence[int], steps: int, repeats: int) -> 
                 best[name] = min(best[name], _timed(loop) / nfe)
     plan = {name: min(_timed(lambda: make_plan(METHODS[name].build(schedule), times)) for _ in range(repeats))
             for name in names}  # a fresh integrator: nothing cached
-    first = first_calls(torch, names, shape, grid, repeats)
+    first = first_calls(torch, names, shape, grid, repeats, device)
     base, first_base = best["ipndm"], first["ipndm"]
     return [{"method": name, "shape": list(shape), "steps": steps, "nfe": loops[name][1], "us": best[name] * 1e6,
              "vs_ipndm": best[name] / base, "plan_us": plan[name] * 1e6, "first_us": first[name] * 1e6,
@@ -201,14 +216,14 @@ def method_costs(torch: Any, shape: Sequence[int], steps: int, repeats: int) -> 
 
 
 def first_calls(torch: Any, names: Sequence[str], shape: Sequence[int], grid: Sequence[float],
-                repeats: int) -> dict[str, float]:
+                repeats: int, device: str = "cpu") -> dict[str, float]:
     """Seconds per evaluation of a first call of ``pndmkit.sample`` with each method (best of ``repeats``,
     interleaved): each call gets a schedule object built beforehand and never sampled with, so the integrator,
     its plan and every cache keyed on the schedule or its transfers are computed in the call, as on the first
     call of a program (its imports excepted)."""
     import pndmkit
 
-    e, x = torch.zeros(shape), torch.randn(shape)
+    e, x = torch.zeros(shape, device=device), torch.randn(shape, device=device)
 
     def model(x: Any, t: float) -> Any:
         return e
@@ -222,11 +237,13 @@ def first_calls(torch: Any, names: Sequence[str], shape: Sequence[int], grid: Se
                 schedule = fresh.pop()
                 tic = time.perf_counter()
                 sol = pndmkit.sample(model, x, schedule=schedule, method=name, grid=grid)
+                synchronize(torch, device)
                 best[name] = min(best[name], (time.perf_counter() - tic) / sol.nfe)
     return best
 
 
-def bound_row(torch: Any, shape: Sequence[int], steps: int, repeats: int, dram: float) -> dict[str, Any]:
+def bound_row(torch: Any, shape: Sequence[int], steps: int, repeats: int, dram: float,
+              device: str = "cpu") -> dict[str, Any]:
     """``plms`` through ``pndmkit.sample`` and the diffusers PNDM loop against the bandwidth bound at ``shape``."""
     numel = _numel(shape)
     # the bound uses the copy bandwidth at the size of the step's working set (6 arrays): small shapes stay in
@@ -235,9 +252,9 @@ def bound_row(torch: Any, shape: Sequence[int], steps: int, repeats: int, dram: 
     bandwidths = [dram]
 
     def between() -> None:
-        bandwidths.append(copy_bandwidth(torch, numel * ARRAYS_PER_STEP // 2, repeats=3))
+        bandwidths.append(copy_bandwidth(torch, numel * ARRAYS_PER_STEP // 2, repeats=3, device=device))
 
-    row = shared_row(torch, "plms", shape, steps, repeats, between=between)
+    row = shared_row(torch, "plms", shape, steps, repeats, between=between, device=device)
     shape_bw = max(bandwidths)
     bound = ARRAYS_PER_STEP * numel * 4 / shape_bw
     return {"shape": list(shape), "steps": steps, "bound_us": bound * 1e6, "copy_bandwidth_GBps": shape_bw / 1e9,
@@ -252,13 +269,13 @@ def _repeats(repeats: int, shape: Sequence[int]) -> int:
     return 3 * repeats if _numel(shape) < 2**16 else repeats
 
 
-def profile_sample(torch: Any, method: str, shape: Sequence[int], top: int = 12) -> str:
+def profile_sample(torch: Any, method: str, shape: Sequence[int], top: int = 12, device: str = "cpu") -> str:
     """cProfile of ``pndmkit.sample`` with ``method`` at ``shape`` (own time), as text."""
     import pndmkit
     import pndmkit.grids
 
     loop, _ = sample_loop(torch, method, shape, [float(t) for t in
-                                                 pndmkit.grids.make_grid(pndmkit.DiscreteVP.linear(), STEPS)])
+                                                 pndmkit.grids.make_grid(pndmkit.DiscreteVP.linear(), STEPS)], device)
     prof = cProfile.Profile()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -277,27 +294,31 @@ TABLES = ("shared", "methods", "bound")
 
 def run(repeats: int = 5, threads: int = 1, shapes: Sequence[Sequence[int]] = SHAPES,
         methods: Sequence[str] = tuple(SHARED), log: Callable[[str], None] = print,
-        tables: Sequence[str] = TABLES) -> dict[str, Any]:
+        tables: Sequence[str] = TABLES, device: str = "cpu", profile: bool = True) -> dict[str, Any]:
+    """The tables named in ``tables``, tensors on ``device`` (``"cpu"``, as ``make bench`` runs them, or a CUDA
+    device: the copy bandwidth and the bound are then the device's), and with ``profile`` a profile of
+    ``unipc-3`` at :data:`SMALL_SHAPE`."""
     import torch
 
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        dram = copy_bandwidth(torch)
+        dram = copy_bandwidth(torch, device=device)
         shared = []
         for shape in shapes if "shared" in tables else ():
             for method in methods:
-                row = shared_row(torch, method, shape, STEPS, _repeats(repeats, shape))
+                row = shared_row(torch, method, shape, STEPS, _repeats(repeats, shape), device=device)
                 shared.append(row)
                 log(f"{method:>16} {str(tuple(shape)):>18}: sample {row['sample_us']:9.1f} us, scheduler "
                     f"{row['scheduler_us']:9.1f} us, diffusers {row['diffusers_us']:9.1f} us per evaluation; "
                     f"ratios {row['sample_ratio']:.2f}, {row['scheduler_ratio']:.2f}")
-        costs = method_costs(torch, SMALL_SHAPE, STEPS, _repeats(repeats, SMALL_SHAPE)) if "methods" in tables else []
+        costs = (method_costs(torch, SMALL_SHAPE, STEPS, _repeats(repeats, SMALL_SHAPE), device)
+                 if "methods" in tables else [])
         for row in costs:
             log(f"{row['method']:>16} {str(SMALL_SHAPE)}: {row['us']:8.1f} us per evaluation, "
                 f"{row['vs_ipndm']:.2f}x ipndm; first call {row['first_us']:8.1f} us per evaluation, "
                 f"{row['first_vs_ipndm']:.2f}x ipndm's")
-        bounds = ([bound_row(torch, shape, STEPS, _repeats(repeats, shape), dram) for shape in shapes]
+        bounds = ([bound_row(torch, shape, STEPS, _repeats(repeats, shape), dram, device) for shape in shapes]
                   if "bound" in tables else [])
         for row in bounds:
             log(f"plms {str(tuple(row['shape'])):>18}: sample {row['sample_us']:9.1f} us, bound {row['bound_us']:8.1f} "
@@ -306,11 +327,13 @@ def run(repeats: int = 5, threads: int = 1, shapes: Sequence[Sequence[int]] = SH
                               "torch": torch.__version__, "diffusers": _version("diffusers"), "threads": threads,
                               "cpu_count": os.cpu_count(), "copy_bandwidth_GBps": dram / 1e9,
                               "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-                              "device": "cpu"},
+                              "device": device,
+                              "cuda": torch.cuda.get_device_name(device) if device.startswith("cuda") else None},
                   "repeats": repeats, "steps": STEPS, "goals": GOALS, "tables": list(tables), "shared": shared,
                   "methods": costs,
                   "arrays_per_step_bound": ARRAYS_PER_STEP, "bound": bounds}
-        result["profile_small_shape"] = profile_sample(torch, "unipc-3", SMALL_SHAPE)
+        if profile:
+            result["profile_small_shape"] = profile_sample(torch, "unipc-3", SMALL_SHAPE, device=device)
     finally:
         torch.set_num_threads(old_threads)
     return result
@@ -332,9 +355,11 @@ def markdown(result: dict[str, Any]) -> str:
     only those."""
     m, goals = result["machine"], result["goals"]
     load = m.get("load_average")
-    lines = [f"Solver overhead per model evaluation without the model (torch {m['torch']} CPU float32, "
+    where = f"{m['cuda']} (CUDA)" if m.get("cuda") else "CPU"
+    lines = [f"Solver overhead per model evaluation without the model (torch {m['torch']} {where} float32, "
              f"{m['threads']} thread, diffusers {m['diffusers']}, {result['steps']} steps, best of {result['repeats']} "
-             f"interleaved repeats ({_repeats(result['repeats'], SMALL_SHAPE)} below 2**16 entries), DRAM copy bandwidth {m['copy_bandwidth_GBps']:.1f} GB/s"
+             f"interleaved repeats ({_repeats(result['repeats'], SMALL_SHAPE)} below 2**16 entries), "
+             f"{'DRAM' if where == 'CPU' else 'device'} copy bandwidth {m['copy_bandwidth_GBps']:.1f} GB/s"
              + (f", load average {load[0]:.1f} on {m['cpu_count']} cores" if load else "") + ")."]
     if result["shared"]:
         lines += ["", f"Methods with a diffusers counterpart (goals: `pndmkit.sample` <= {goals['sample']}x and the "

@@ -55,7 +55,7 @@ def test_a_bad_option_is_one_usage_line(module, argv, said, capsys, monkeypatch)
 
 @pytest.mark.parametrize("module", ["analysis.grid_bound", "analysis.grid_opt", "analysis.grid_opt_ceiling",
                                     "analysis.grid_opt_defaults", "analysis.bench", "analysis.bench_nn",
-                                    "analysis.real_orders", "analysis.audit_table"])
+                                    "analysis.real_orders", "analysis.audit_table", "analysis.gpu_check"])
 def test_help_says_each_default_once_and_what_out_is(module, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")
     main = importlib.import_module(module).main
