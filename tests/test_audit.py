@@ -349,3 +349,80 @@ def test_config_values_of_numpy_types_are_taken_like_python_ones(diffusers):
     """The annotated-type check runs before the scheduler sees the config: numpy integers and floats pass it."""
     rep = audit("diffusers:DPMSolverMultistepScheduler", quick=True, solver_order=np.int64(2))
     assert rep.weights["linear"] and rep.target == "DPMSolverMultistepScheduler solver_order=2" and rep.order > 1.9
+
+
+# -- a user's sampler that fails, calls no model, returns the wrong shape or NaN -------------------------------
+BROKEN_SAMPLERS = '''
+def _euler(model, x, sigmas):
+    for i in range(len(sigmas) - 1):
+        d = (x - model(x, sigmas[i] * x.new_ones([x.shape[0]]))) / sigmas[i]
+        x = x + (sigmas[i + 1] - sigmas[i]) * d
+    return x
+
+def sample_nan(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    return x * float("nan")
+
+def sample_first_row(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    return _euler(model, x, sigmas)[:1]
+
+def sample_boom(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    raise RuntimeError("boom")
+
+def sample_euler_nan(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    return _euler(model, x, sigmas) * float("nan")
+
+def sample_euler_nan_at_zero(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    return _euler(model, x, sigmas) * (float("nan") if float(sigmas[-1]) == 0 else 1.0)
+'''
+
+
+@pytest.fixture
+def broken(tmp_path, monkeypatch):
+    (tmp_path / "broken_samplers.py").write_text(BROKEN_SAMPLERS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(__import__("sys").modules, "broken_samplers", raising=False)
+    return "broken_samplers"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("sample_nan", "target: sampler broken_samplers:sample_nan made 0 model calls (on 16 steps, sigmas 80 to 0.1): "
+                   "the audit measures a sampler through its calls of model(x, sigma)"),
+    ("sample_first_row", "target: sampler broken_samplers:sample_first_row returned shape (1, 2) for x of shape "
+                         "(8, 2) (on 16 steps, sigmas 80 to 0.1): a sampler returns the sample at sigmas[-1], "
+                         "shaped as x"),
+    ("sample_boom", "target: sampler broken_samplers:sample_boom raised RuntimeError: boom (on 16 steps, sigmas 80 "
+                    "to 0.1, x of shape (8, 2)); its traceback: run with PNDMKIT_TRACEBACK=1"),
+])
+def test_cli_a_sampler_that_fails_calls_no_model_or_returns_another_shape_is_one_line(name, expected, broken,
+                                                                                       usage_error, torch):
+    err = usage_error(["audit", f"{broken}:{name}", "--quick"])
+    assert expected in err, err
+
+
+def test_the_exception_a_sampler_raises_is_kept_as_the_cause_with_its_traceback(broken, torch):
+    with pytest.raises(UsageError, match="sampler broken_samplers:sample_boom raised RuntimeError: boom") as info:
+        audit(f"{broken}:sample_boom", quick=True)
+    cause = info.value.__cause__
+    assert isinstance(cause, RuntimeError) and str(cause) == "boom" and info.value.params == ("target",)
+    frames = [f.name for f in __import__("traceback").extract_tb(cause.__traceback__)]
+    assert frames[-1] == "sample_boom"  # the user's own frame, for debugging
+
+
+def test_a_sampler_returning_nan_gets_no_report_and_no_verdict(broken, capsys, torch):
+    with pytest.raises(FloatingPointError, match="sample_euler_nan: its output is not finite \\(NaN or inf "
+                                                 "entries\\) at N=16, 32, 64 steps on the smooth interval"):
+        audit(f"{broken}:sample_euler_nan", quick=True)
+    from pndmkit.cli import main
+
+    with pytest.raises(SystemExit) as info:  # the command line's exit status of a run with non-finite values
+        main(["audit", f"{broken}:sample_euler_nan", "--quick"])
+    captured = capsys.readouterr()
+    assert info.value.code == 1 and captured.out == "" and captured.err.count("\n") == 1, captured
+    assert "no verdict" in captured.err and "round-off floor" not in captured.err
+
+
+def test_a_sampler_returning_nan_only_at_sigma_zero_is_a_finding_on_that_interval(broken, torch):
+    rep = audit(f"{broken}:sample_euler_nan_at_zero", quick=True)
+    data = rep.intervals["data"]
+    assert data["note"].startswith("output not finite (NaN or inf) at N=16, 32, 64") and data["order"] is None
+    assert round(rep.order) == 1 and rep.intervals["smooth"]["note"] == ""

@@ -235,8 +235,26 @@ class _KDiffusion:
                 return self.torch.from_numpy(denoised).to(dtype=x.dtype, device=x.device)
             return denoised
 
-        out = self.sampler(model, self._wrap(x_vp / _alpha(sigmas[0])), self._wrap(sigmas), extra_args={},
-                           callback=None, disable=True)
+        start = x_vp / _alpha(sigmas[0])
+        where = f"on {n} steps, sigmas {sigmas[0]:.4g} to {sigmas[-1]:.4g}"
+        try:
+            out = self.sampler(model, self._wrap(start), self._wrap(sigmas), extra_args={}, callback=None,
+                               disable=True)
+        except UsageError:
+            raise
+        except Exception as exc:  # the user's own code failed: one line here, its traceback as the cause
+            raise UsageError("target", f"sampler {self.name} raised {type(exc).__name__}: "
+                                       f"{' '.join(str(exc).split())} ({where}, x of shape {start.shape}); "
+                                       f"its traceback: run with PNDMKIT_TRACEBACK=1 (the command line) or read "
+                                       f"this error's __cause__") from exc
+        if not calls:
+            raise UsageError("target", f"sampler {self.name} made 0 model calls ({where}): the audit measures a "
+                                       f"sampler through its calls of model(x, sigma)")
+        shape = getattr(out, "shape", None)
+        if shape is None or tuple(shape) != start.shape:
+            got = f"shape {tuple(shape)}" if shape is not None else f"a {type(out).__name__}, not an array"
+            raise UsageError("target", f"sampler {self.name} returned {got} for x of shape {start.shape} "
+                                       f"({where}): a sampler returns the sample at sigmas[-1], shaped as x")
         return _Trace(calls, _np(out), float(sigmas[-1]), "y", float(sigmas[0]))
 
 
@@ -788,6 +806,7 @@ def _sweep(runner: Any, problem: Any, steps: Sequence[int], x_T: NDArray) -> dic
     out = {name: {"steps": [], "nfe": [], "errors": [], "start_level": None, "end_level": None}
            for name in ("smooth", "data")}
     failures: dict = {}
+    nonfinite: dict = {name: [] for name in out}  # step counts whose end point has a NaN or infinite entry
     for n in steps:
         if runner.kind == "diffusers":
             tr = runner.run(eps, x_T, n, "data")
@@ -802,10 +821,13 @@ def _sweep(runner: Any, problem: Any, steps: Sequence[int], x_T: NDArray) -> dic
                 except Exception as exc:  # noqa: BLE001 - a target that refuses to end at abar = 1 is a finding
                     if name != "data":
                         raise
-                    failures[n] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                    cause = exc.__cause__ if isinstance(exc, UsageError) and exc.__cause__ is not None else exc
+                    failures[n] = f"{type(cause).__name__}: {' '.join(str(cause).split())}"
                     continue
                 runs.append((name, tr, tr.end_state, tr.end_level))
         for name, tr, state, level in runs:
+            if not np.all(np.isfinite(state)):
+                nonfinite[name].append(int(n))
             ref_x = reference(tr.start_level, [level])[0]
             err = float(np.sqrt(np.mean((state - _from_x(ref_x, level, tr.state_kind)) ** 2)))
             r = out[name]
@@ -813,6 +835,13 @@ def _sweep(runner: Any, problem: Any, steps: Sequence[int], x_T: NDArray) -> dic
             r["nfe"].append(len(tr.calls))
             r["errors"].append(err)
             r["start_level"], r["end_level"] = tr.start_level, level
+    if nonfinite["smooth"]:  # a finite start, a finite model and a smooth interval: no sampler may give NaN here
+        r = out["smooth"]
+        raise FloatingPointError(
+            f"{runner.name}: its output is not finite (NaN or inf entries) at N="
+            f"{', '.join(str(k) for k in nonfinite['smooth'])} steps on the smooth interval (s from "
+            f"{r['start_level']:.4g} to {r['end_level']:.4g}), from a finite start and a finite model: nothing "
+            f"can be measured, so the audit gives no report and no verdict")
     # below these the error is round-off: the reference's (1e-13) and the sample's float32 rounding inside some
     # diffusers steps (DPM-Solver casts the sample to float32 every step)
     floor = 5e-7 if runner.kind == "diffusers" else 3e-11
@@ -829,6 +858,10 @@ def _sweep(runner: Any, problem: Any, steps: Sequence[int], x_T: NDArray) -> dic
         else:
             r["order"], r["fit_range"], r["finest_local_order"] = None, None, None
             r["note"] = "fewer than two runs reach the end of this interval"
+    if nonfinite["data"]:  # a finding, as a failure is: the fit uses the finite errors before the first other
+        r = out["data"]
+        r["note"] = "; ".join(filter(None, [f"output not finite (NaN or inf) at N="
+                                            f"{', '.join(str(k) for k in nonfinite['data'])}", r["note"]]))
     if failures:
         n, message = next(iter(failures.items()))
         out["data"]["note"] = f"the run to abar = 1 fails at N={n}: {message}"
@@ -1188,7 +1221,13 @@ def audit(target: Any, *, problem: Any = "gmm2d", steps: Optional[Sequence[int]]
         under which it fails on the audit's runs (the message names the scheduler, the options and the error);
         a ``prediction_type`` other than :data:`PREDICTION_TYPES` (a scheduler is given the exact ``eps``
         converted to its prediction type); a target that is not callable or does not take k-diffusion's
-        arguments (the message names it).
+        arguments (the message names it). A k-diffusion-style sampler that raises (the message names the sampler,
+        its exception and the run; the exception is the ``__cause__``, with the sampler's own traceback), that
+        makes no model call, or that returns something not shaped as its ``x``.
+    FloatingPointError
+        The target's end point has a NaN or infinite entry on the smooth interval (from a finite start, with a
+        finite model): there is nothing to measure, so there is no report and no verdict. On the interval
+        ending where ``abar = 1`` a non-finite end point is a finding, said in that interval's ``note``.
     """
     from pndmkit.problems import get_problem
 
