@@ -425,3 +425,92 @@ def test_a_sampler_names_itself_when_it_refuses_an_unknown_keyword():
     with pytest.raises(TypeError, match=r"^sample_ddim\(\) got an unexpected keyword argument 'callbak'; did you "
                                         r"mean 'callback'\?"):
         run(lambda x, sigma: 0 * x, np.ones((1, 2)), np.array([80.0, 1.0, 0.0]), callbak=None)
+
+
+# -- k-diffusion's names mean k-diffusion's algorithms --------------------------------------------------------
+#: every sampler of ``k_diffusion.sampling`` (k-diffusion 0.1.1)
+K_DIFFUSION_SAMPLERS = ("sample_euler", "sample_euler_ancestral", "sample_heun", "sample_dpm_2",
+                        "sample_dpm_2_ancestral", "sample_lms", "sample_dpm_fast", "sample_dpm_adaptive",
+                        "sample_dpmpp_2s_ancestral", "sample_dpmpp_sde", "sample_dpmpp_2m", "sample_dpmpp_2m_sde",
+                        "sample_dpmpp_3m_sde")
+#: k-diffusion's algorithms, each written above from its definition
+DEFINITIONS = {"sample_euler": euler_from_its_definition, "sample_heun": heun_from_its_definition,
+               "sample_lms": lms_from_its_definition, "sample_dpmpp_2m": dpmpp_2m_from_its_definition}
+
+
+@pytest.mark.parametrize("n", [5, 20])
+def test_every_k_diffusion_name_defined_here_means_k_diffusions_algorithm(n, y_start):
+    defined = [name for name in K_DIFFUSION_SAMPLERS if hasattr(kd, name)]
+    assert sorted(defined) == sorted(DEFINITIONS) == sorted(kd.K_DIFFUSION_EQUIVALENTS)
+    sigmas = karras(n)
+    for name in defined:
+        f = getattr(kd, name)
+        assert f.__name__ == name and name in dir(kd) and repr(kd.K_DIFFUSION_EQUIVALENTS[name]) in f.__doc__
+        np.testing.assert_allclose(f(denoiser, y_start, sigmas, disable=True),
+                                   DEFINITIONS[name](denoiser, y_start, sigmas), rtol=1e-12, atol=1e-12)
+        method = kd.K_DIFFUSION_EQUIVALENTS[name]  # the equivalent pndmkit sampler runs the same numbers
+        np.testing.assert_array_equal(f(denoiser, y_start, sigmas, disable=True),
+                                      kd.SAMPLERS[kd.sampler_name(method)](denoiser, y_start, sigmas, disable=True))
+    from pndmkit.integrations.k_diffusion import sample_euler  # an import statement reaches the alias too
+
+    assert sample_euler.__name__ == "sample_euler"
+
+
+def test_pndmkits_euler_has_its_own_name_and_is_not_k_diffusions(y_start):
+    """pndmkit's ``euler`` steps the VP sample x, k-diffusion's Euler steps y = x / alpha: on these data at 10
+    Karras steps they differ by 0.38, so they must not share a name."""
+    assert kd.sampler_name("euler") == "sample_euler_pndmkit" == kd.sampler("euler").__name__
+    assert not set(K_DIFFUSION_SAMPLERS) & set(kd.SAMPLERS)  # every name in the table means one pndmkit method
+    assert len(kd.SAMPLERS) == len(FIXED) and len({kd.sampler_name(n) for n in FIXED}) == len(FIXED)
+    sigmas = karras(10)
+    ours = kd.sample_euler_pndmkit(denoiser, y_start, sigmas, disable=True)
+    np.testing.assert_array_equal(ours, kd.sample(denoiser, y_start, sigmas, method="euler", disable=True))
+    theirs = kd.sample_euler(denoiser, y_start, sigmas, disable=True)
+    assert np.abs(ours - theirs).max() == pytest.approx(0.38, abs=0.005)
+
+
+def test_sample_lms_takes_the_orders_that_have_an_equivalent(y_start):
+    sigmas = karras(12)
+    np.testing.assert_allclose(kd.sample_lms(denoiser, y_start, sigmas, disable=True, order=1),
+                               lms_from_its_definition(denoiser, y_start, sigmas, order=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(kd.sample_lms(denoiser, y_start, sigmas, disable=True, order=np.int64(4)),
+                                  kd.sample_ipndm_v(denoiser, y_start, sigmas, disable=True))
+    for order in (2, 3, 5, True, 4.0):
+        with pytest.raises(ValueError, match=f"order={order!r}: k-diffusion's sample_lms of order {order!r} has no "
+                                             f"equivalent here; orders: 4 \\(pndmkit's 'ipndm-v', the default\\) and "
+                                             f"1 \\(pndmkit's 'ddim'\\)"):
+            kd.sample_lms(denoiser, y_start, sigmas, disable=True, order=order)
+    with pytest.raises(TypeError, match="sample_lms\\(\\) got an unexpected keyword argument 'ordr'; did you mean "
+                                        "'order'"):
+        kd.sample_lms(denoiser, y_start, sigmas, disable=True, ordr=4)
+    with pytest.raises(TypeError, match="sample_heun\\(\\) got an unexpected keyword argument 'churn'"):
+        kd.sample_heun(denoiser, y_start, sigmas, disable=True, churn=1.0)
+    with pytest.raises(ValueError, match="s_churn=0.5 asks for churn"):  # k-diffusion's keywords, as before
+        kd.sample_euler(denoiser, y_start, sigmas, disable=True, s_churn=0.5)
+
+
+@pytest.mark.parametrize("name", [n for n in K_DIFFUSION_SAMPLERS if n not in DEFINITIONS])
+def test_k_diffusion_names_without_an_equivalent_are_undefined_and_name_the_nearest(name):
+    import re
+
+    assert not hasattr(kd, name) and name not in dir(kd) and name not in kd.SAMPLERS
+    assert set(kd.K_DIFFUSION_WITHOUT_EQUIVALENT) == set(K_DIFFUSION_SAMPLERS) - set(DEFINITIONS)
+    with pytest.raises(AttributeError, match=f"has no attribute '{name}': k-diffusion's") as info:
+        getattr(kd, name)
+    nearest = set(re.findall(r"sample_\w+", str(info.value))) - {name}
+    assert all(hasattr(kd, n) for n in nearest), nearest  # what the message points to exists
+
+
+def test_a_method_registered_under_a_k_diffusion_name_gets_the_suffix(y_start):
+    from pndmkit.methods import MethodSpec, register_method, unregister_method
+
+    euler = METHODS["euler"]
+    register_method(MethodSpec("heun", euler.build, euler.order, reference="a plugin's method named heun"))
+    try:
+        assert kd.sampler_name("heun") == "sample_heun_pndmkit" and "sample_heun_pndmkit" in kd.SAMPLERS
+        np.testing.assert_array_equal(kd.sample_heun_pndmkit(denoiser, y_start, karras(5), disable=True),
+                                      kd.sample_euler_pndmkit(denoiser, y_start, karras(5), disable=True))
+        np.testing.assert_allclose(kd.sample_heun(denoiser, y_start, karras(5), disable=True),  # still k-diffusion's
+                                   heun_from_its_definition(denoiser, y_start, karras(5)), rtol=1e-12, atol=1e-12)
+    finally:
+        unregister_method("heun")

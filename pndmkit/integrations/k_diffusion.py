@@ -14,11 +14,21 @@ The denoiser's output is converted to ``eps`` at each evaluation, before any com
 
 Every fixed-step method of :data:`pndmkit.METHODS` (methods registered later included) has a sampler whose
 name is a Python identifier, :func:`sampler_name`: ``sample_f_pndm``, ``sample_prk_s``,
-``sample_dpm_solver_pp_2m`` for ``dpm-solver++-2m``; :data:`SAMPLERS` maps these names to the samplers, for
-code that looks samplers up by name, and the module exposes them as attributes. k-diffusion's own names mean
-other things here: its ``sample_euler`` is pndmkit's ``sample_ddim`` (pndmkit's ``euler`` is classical Euler
-in ``t``), its ``sample_heun`` is ``sample_pie``, its ``sample_lms`` ``sample_ipndm_v`` and its
-``sample_dpmpp_2m`` ``sample_dpm_solver_pp_2m``.
+``sample_dpm_solver_pp_2m`` for ``dpm-solver++-2m``; :data:`SAMPLERS` maps these names to the samplers, one
+name per method, for code that looks samplers up by name, and the module exposes them as attributes.
+
+k-diffusion's own names mean k-diffusion's algorithms here, so that code written for
+``import k_diffusion.sampling as K`` runs the same method with this module in its place
+(:data:`K_DIFFUSION_EQUIVALENTS`): ``sample_euler`` (Karras et al. 2022, Algorithm 2 with Euler steps) is
+pndmkit's ``ddim``, ``sample_heun`` (Algorithm 2) is ``pie``, ``sample_lms`` (linear multistep in ``sigma``,
+``order=4``) is ``ipndm-v`` (``order=1`` is ``ddim``; other orders are refused by name) and ``sample_dpmpp_2m`` is
+``dpm-solver++-2m``. k-diffusion's other samplers have no deterministic equivalent here
+(:data:`K_DIFFUSION_WITHOUT_EQUIVALENT`: ancestral and SDE samplers add noise; ``sample_dpm_2``,
+``sample_dpm_fast`` and ``sample_dpm_adaptive`` are single-step solvers pndmkit does not have): those names are
+not defined, and reading one raises ``AttributeError`` naming the nearest sampler here. A pndmkit method whose
+``sample_<identifier>`` would be one of k-diffusion's names gets the suffix ``_pndmkit`` instead: pndmkit's
+``euler`` (classical Euler on the VP sample ``x``, not k-diffusion's Euler on ``x / alpha``) is
+``sample_euler_pndmkit``.
 
 Sigmas ending at 0 are taken by every method without evaluating the denoiser at ``sigma = 0``, where ``eps``
 cannot be recovered from it: a method that evaluates at step starts takes its own last step, a
@@ -56,7 +66,8 @@ from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method, ide
 from pndmkit.models import converted_from
 from pndmkit.sampling import check_start_scale
 
-__all__ = ["SigmaVP", "sample", "sampler", "sampler_name", "SAMPLERS", "NOISE_KEYWORDS"]
+__all__ = ["SigmaVP", "sample", "sampler", "sampler_name", "SAMPLERS", "NOISE_KEYWORDS", "K_DIFFUSION_EQUIVALENTS",
+           "K_DIFFUSION_WITHOUT_EQUIVALENT", "LMS_ORDERS", "CLASH_SUFFIX"]
 
 Denoiser = Callable[..., Any]
 _Base = getattr(_schedules, "VPSchedule", _schedules.NoiseSchedule)
@@ -365,12 +376,87 @@ def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float],
     return match_dtype(result, x)
 
 
+#: k-diffusion's sampler names (``k_diffusion.sampling``) that mean the same algorithm here -> the pndmkit
+#: method that is it (``tests/test_integrations_k_diffusion.py`` checks each against the algorithm written from
+#: its definition, to 1e-12): Euler and Heun steps of Karras et al. (2022), Algorithm 2, without churn; the
+#: linear multistep method in sigma (order 4); DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Algorithm 2)
+K_DIFFUSION_EQUIVALENTS: Mapping[str, str] = {"sample_euler": "ddim", "sample_heun": "pie", "sample_lms": "ipndm-v",
+                                              "sample_dpmpp_2m": "dpm-solver++-2m"}
+
+#: k-diffusion's ``sample_lms(order=...)`` values that have an equivalent here -> the pndmkit method
+LMS_ORDERS: Mapping[int, str] = {1: "ddim", 4: "ipndm-v"}
+
+_SECOND_ORDER = "the deterministic second-order samplers here are sample_heun (pndmkit's 'pie') and sample_dpmpp_2m"
+
+#: k-diffusion's other sampler names -> why this module does not define them, and the nearest sampler here
+K_DIFFUSION_WITHOUT_EQUIVALENT: Mapping[str, str] = {
+    "sample_euler_ancestral": "k-diffusion's Euler ancestral sampler adds noise after every step (eta); every "
+                              "sampler here is deterministic: its noise-free counterpart is sample_euler",
+    "sample_dpm_2": "k-diffusion's DPM-2 takes a midpoint step with a stage between the sigmas, a method pndmkit does "
+                    f"not have; {_SECOND_ORDER}",
+    "sample_dpm_2_ancestral": "k-diffusion's DPM-2 ancestral sampler adds noise after every step; every sampler here "
+                              f"is deterministic, and {_SECOND_ORDER}",
+    "sample_dpm_fast": "k-diffusion's DPM-Solver (single-step, orders 1-3, its own signature with n, sigma_min and "
+                       "sigma_max) has no equivalent here; the multistep DPM-Solvers here are sample_dpm_solver_2m "
+                       "and sample_dpmpp_2m",
+    "sample_dpm_adaptive": "k-diffusion's adaptive DPM-Solver chooses its own steps; pndmkit's adaptive methods run "
+                           "with pndmkit.sample(model, x, schedule=..., method=...), not over given sigmas",
+    "sample_dpmpp_2s_ancestral": "k-diffusion's DPM-Solver++(2S) ancestral sampler adds noise after every step; "
+                                 f"every sampler here is deterministic, and {_SECOND_ORDER}",
+    "sample_dpmpp_sde": "k-diffusion's DPM-Solver++ SDE sampler adds noise; every sampler here is deterministic: "
+                        "the nearest is sample_dpmpp_2m",
+    "sample_dpmpp_2m_sde": "k-diffusion's DPM-Solver++(2M) SDE sampler adds noise; every sampler here is "
+                           "deterministic: the nearest is sample_dpmpp_2m",
+    "sample_dpmpp_3m_sde": "k-diffusion's DPM-Solver++(3M) SDE sampler adds noise; every sampler here is "
+                           "deterministic: the nearest are sample_dpmpp_2m and sample_dpm_solver_pp_3m (pndmkit's "
+                           "'dpm-solver++-3m')",
+}
+
+#: the suffix of a method's sampler name where ``sample_<identifier>`` is one of k-diffusion's names
+CLASH_SUFFIX = "_pndmkit"
+
+
 def sampler_name(method: Union[str, MethodSpec]) -> str:
     """The Python identifier of ``method``'s sampler: ``sample_`` + :func:`pndmkit.methods.identifier` of its
-    name (``"dpm-solver++-2m"`` -> ``"sample_dpm_solver_pp_2m"``, ``"f-pndm-s"`` -> ``"sample_f_pndm_s"``); the
-    registry refuses two names with one identifier, so every sampler name is one method's."""
+    name (``"dpm-solver++-2m"`` -> ``"sample_dpm_solver_pp_2m"``, ``"f-pndm-s"`` -> ``"sample_f_pndm_s"``), with
+    :data:`CLASH_SUFFIX` appended where that is one of k-diffusion's sampler names, which mean k-diffusion's
+    algorithms here (:data:`K_DIFFUSION_EQUIVALENTS`): ``"euler"`` -> ``"sample_euler_pndmkit"``. The registry
+    refuses two names with one identifier, so every sampler name is one method's."""
     name = method.name if isinstance(method, MethodSpec) else str(method)
-    return "sample_" + identifier(name)
+    out = "sample_" + identifier(name)
+    if out in K_DIFFUSION_EQUIVALENTS or out in K_DIFFUSION_WITHOUT_EQUIVALENT:
+        out += CLASH_SUFFIX
+    return out
+
+
+def _k_diffusion_sampler(attr: str) -> Callable[..., Any]:
+    """k-diffusion's sampler ``attr`` (a key of :data:`K_DIFFUSION_EQUIVALENTS`) as its equivalent here."""
+    method = K_DIFFUSION_EQUIVALENTS[attr]
+    if attr == "sample_lms":
+        def run(model: Denoiser, x: Any, sigmas: Any, extra_args: Optional[dict] = None,
+                callback: Optional[Callable[[dict], Any]] = None, disable: Optional[bool] = None, order: int = 4,
+                **options: Any) -> Any:
+            reject_unknown(attr, {k: v for k, v in options.items() if k not in NOISE_KEYWORDS},
+                           [k for k in _KEYWORDS if k != "method"] + ["order"])
+            if not isinstance(order, (int, np.integer)) or isinstance(order, (bool, np.bool_)) \
+                    or int(order) not in LMS_ORDERS:
+                raise ValueError(f"order={order!r}: k-diffusion's sample_lms of order {order!r} has no equivalent "
+                                 f"here; orders: 4 (pndmkit's 'ipndm-v', the default) and 1 (pndmkit's 'ddim')")
+            return sample(model, x, sigmas, method=LMS_ORDERS[int(order)], extra_args=extra_args,
+                          callback=callback, disable=disable, **options)
+    else:
+        def run(model: Denoiser, x: Any, sigmas: Any, extra_args: Optional[dict] = None,
+                callback: Optional[Callable[[dict], Any]] = None, disable: Optional[bool] = None,
+                **options: Any) -> Any:
+            reject_unknown(attr, {k: v for k, v in options.items() if k not in NOISE_KEYWORDS},
+                           [k for k in _KEYWORDS if k != "method"])
+            return sample(model, x, sigmas, method=method, extra_args=extra_args, callback=callback,
+                          disable=disable, **options)
+
+    run.__name__ = run.__qualname__ = attr
+    run.__doc__ = (f"k-diffusion's {attr}, as pndmkit's {method!r} (the same algorithm; see "
+                   f":data:`K_DIFFUSION_EQUIVALENTS` and :func:`sample`).")
+    return run
 
 
 def sampler(method: Union[str, MethodSpec]) -> Callable[..., Any]:
@@ -429,7 +515,14 @@ SAMPLERS: Mapping[str, Callable[..., Any]] = _Samplers()
 
 
 def __getattr__(attr: str) -> Any:
-    """``sample_<name>`` (:func:`sampler_name`) for every fixed-step registered method."""
+    """``sample_<name>`` (:func:`sampler_name`) for every fixed-step registered method, and k-diffusion's names
+    of :data:`K_DIFFUSION_EQUIVALENTS`; k-diffusion's names without an equivalent raise ``AttributeError`` naming
+    the nearest sampler here."""
+    if attr in K_DIFFUSION_EQUIVALENTS:
+        return _k_diffusion_sampler(attr)
+    if attr in K_DIFFUSION_WITHOUT_EQUIVALENT:
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}: "
+                             f"{K_DIFFUSION_WITHOUT_EQUIVALENT[attr]}")
     if attr.startswith("sample_"):
         try:
             return SAMPLERS[attr]
@@ -449,4 +542,4 @@ def __getattr__(attr: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(SAMPLERS))
+    return sorted(set(globals()) | set(SAMPLERS) | set(K_DIFFUSION_EQUIVALENTS))
