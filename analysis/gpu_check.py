@@ -10,15 +10,15 @@ it skipped, so that the whole check ends within 10 minutes:
    with a model that costs nothing, at 4 and at 9 steps. On CUDA, ``torch.cuda.set_sync_debug_mode("warn")``
    reports every operation that waits for the device, and each is recorded with the line of Python that called
    it. ``"error"`` would stop a run at its first synchronisation, and a run has a few by design, at its ends:
-   ``pndmkit.sample`` checks that ``x_T`` is finite and of the schedule's scale and that the result is finite;
-   the scheduler reads the first timestep it is given and checks the final sample. A method **passes** when no
-   location is reached more often at 9 steps than at 4: there is no synchronisation inside a step. Every
-   location and its count per run is recorded. On the CPU the sync-debug mode does not exist (on a CPU-only
-   build of torch, ``torch.cuda.set_sync_debug_mode`` raises ``AssertionError``), so a dispatch mode records
-   instead the operations that would wait for a GPU (``.item()`` and ``bool()`` of a tensor, ``equal``,
-   ``nonzero``), with the same rule. That is a lower bound of what CUDA reports: a copy to the host is a
-   synchronisation on CUDA only. The CPU scheduler loop passes the timesteps as Python numbers (a CPU
-   timestep tensor is read at every step, at no device cost).
+   ``pndmkit.sample`` checks that ``x_T`` is finite and of the schedule's scale (one reduction, read once) and
+   that the result is finite; the scheduler reads the first timestep it is given and checks the final sample. A
+   method **passes** when no location is reached more often at 9 steps than at 4: there is no synchronisation
+   inside a step. Every location and its count per run is recorded. On the CPU the sync-debug mode does not
+   exist (on a CPU-only build of torch, ``torch.cuda.set_sync_debug_mode`` raises ``AssertionError``), so a
+   dispatch mode records instead the operations that would wait for a GPU (``.item()`` and ``bool()`` of a
+   tensor, ``equal``, ``nonzero``), with the same rule. That is a lower bound of what CUDA reports: a copy to
+   the host is a synchronisation on CUDA only. The CPU scheduler loop passes the timesteps as Python numbers (a
+   CPU timestep tensor is read at every step, at no device cost).
 2. **Networks**: :func:`analysis.bench_nn.bench_case` on the shipped digits UNet and on the ``ddpm-cifar10`` preset
    (random weights), f-pndm at 50 steps, at batch 256 in float32, float16 and bfloat16 (the network's dtype; the
    sampler's state stays float32), plus the CUDA cases of ``make bench`` (:data:`analysis.bench_nn.DEVICE_CASES`):

@@ -53,7 +53,7 @@ from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule
 
 __all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGridWarning", "ignored_grid_message",
            "adaptive_end_times", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning",
-           "check_start_scale",
+           "check_start_scale", "check_start",
            "START_SCALE_FACTOR", "final_denoise", "planned_undefined_eps_times", "StartAtRestError"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
@@ -89,8 +89,59 @@ class PriorScaleWarning(UserWarning):
     EDM or VE schedule, whose start is ``sigma_max`` times larger): see :func:`check_start_scale`."""
 
 
+def _start_rms(x: Any) -> float | None:
+    """The root mean square of a start ``x`` as :func:`check_start_scale` measures it (in float64), ``None`` for
+    fewer than 8 entries and for a torch tensor on the ``meta`` device (no device synchronisation then; one
+    otherwise). NaN or infinite when an entry is (or, for float64 entries above about 1e154, when the sum of
+    squares overflows)."""
+    size = int(x.numel()) if is_torch(x) else int(np.size(x))
+    if size < START_SCALE_MIN_SIZE or (is_torch(x) and x.device.type == "meta"):
+        return None
+    if is_torch(x):
+        import torch
+
+        return float(torch.linalg.vector_norm(x.detach(), dtype=torch.float64)) / math.sqrt(size)
+    return math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+
+
+def check_start(x: Any, name: str = "x_T") -> float | None:
+    """Check a sampler's start as ``check_array(x, name, finite=True)`` does, and measure its root mean square for
+    :func:`check_start_scale`, with one device synchronisation for a torch tensor on a GPU instead of two.
+
+    The sum of squares is finite exactly when every entry is (a NaN or infinite entry makes it NaN or infinite),
+    so a finite measure proves the finiteness; otherwise the full check runs (a second synchronisation, only
+    on the way to its error, or where float64 squares overflow) and raises its own message.
+
+    Parameters
+    ----------
+    x : numpy.ndarray or torch.Tensor
+        The start (floating dtype).
+    name : str
+        How error messages name ``x``.
+
+    Returns
+    -------
+    float or None
+        The root mean square (in float64, as :func:`check_start_scale` measures it), to pass to it as ``rms``;
+        ``None`` when not measured (fewer than 8 entries, a ``meta`` tensor).
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not a floating numpy array or torch tensor.
+    ValueError
+        ``x`` is a 0-d numpy array, or has a NaN or infinite entry (the message names ``name``, the count and the
+        first such index).
+    """
+    check_array(x, name)
+    rms = _start_rms(x)
+    if rms is None or not math.isfinite(rms):
+        check_array(x, name, finite=True)
+    return rms
+
+
 def check_start_scale(x: Any, schedule: NoiseSchedule, t: float, *, name: str = "x_T", fix: str | None = None,
-                      stacklevel: int = 1) -> float | None:
+                      stacklevel: int = 1, rms: float | None = None) -> float | None:
     """Warn (:class:`PriorScaleWarning`) when the start ``x`` at time ``t`` is off scale by a large factor.
 
     ``x_t = alpha x0 + sigma eps`` has a root mean square of at least ``sigma(t)`` whatever the data
@@ -113,21 +164,20 @@ def check_start_scale(x: Any, schedule: NoiseSchedule, t: float, *, name: str = 
         The message's advice (default: multiply unit noise by ``schedule.prior_scale(t)``).
     stacklevel : int
         Whose line the warning shows: 1 the caller of this function, 2 its caller, ...
+    rms : float, optional
+        ``x``'s root mean square measured already (what :func:`check_start` returns), so that it is not measured
+        again; ``None`` measures it here.
 
     Returns
     -------
     float or None
-        The measured root mean square (one device synchronisation for a torch tensor), ``None`` if not measured.
+        The root mean square (measuring it is one device synchronisation for a torch tensor), ``None`` if not
+        measured.
     """
-    size = int(x.numel()) if is_torch(x) else int(np.size(x))
-    if size < START_SCALE_MIN_SIZE or (is_torch(x) and x.device.type == "meta"):
-        return None
-    if is_torch(x):
-        import torch
-
-        rms = float(torch.linalg.vector_norm(x.detach(), dtype=torch.float64)) / math.sqrt(size)
-    else:
-        rms = math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+    if rms is None:
+        rms = _start_rms(x)
+        if rms is None:
+            return None
     t = float(t)
     sigma, scale, factor = float(schedule.sigma(t)), schedule.prior_scale(t), START_SCALE_FACTOR
     if sigma / factor <= rms <= factor * scale:
@@ -409,7 +459,7 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         raise TypeError(f"schedule must be a NoiseSchedule (LinearVP, CosineVP, DiscreteVP, EDM, VE, FlowMatching, "
                         f"CustomSchedule), got "
                         f"{type(schedule).__name__}")
-    check_array(x_T, "x_T", finite=True)
+    measured_rms = check_start(x_T, "x_T")  # finite entries and the scale measured with one device sync
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable as callback(t, x, e), got {type(callback).__name__}")
     check_bool(check_finite, "check_finite")
@@ -455,7 +505,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
             raise
         raise ValueError(f"convention={convention!r} (grid 'leading', offset={settings['offset']}, final_alpha="
                          f"{settings['final_alpha']!r}): {exc}") from exc
-    check_start_scale(x_T, schedule, float(times[0]), stacklevel=2)  # unit noise on EDM / VE, say
+    # unit noise on EDM / VE, say (measured above)
+    check_start_scale(x_T, schedule, float(times[0]), stacklevel=2, rms=measured_rms)
     if model_kwargs is not None:  # conditioning, e.g. for pndmkit.models.guided
         if not isinstance(model_kwargs, dict):
             raise TypeError(f"model_kwargs must be a dict of keyword arguments for model, got "

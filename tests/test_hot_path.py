@@ -295,7 +295,8 @@ def _count_syncs(torch, fn):
 def test_sample_synchronises_with_the_device_only_at_the_ends_of_a_run(name):
     """``.item()``/``float(tensor)`` (``aten._local_scalar_dense``), ``equal`` and ``nonzero`` wait for a GPU.
     pndmkit.sample has two per run whatever the number of steps (the finiteness of ``x_T`` and of the result),
-    none in a step; ``check_finite=True`` adds one per evaluation."""
+    none in a step; ``check_finite=True`` adds one per evaluation. (This ``x_T`` has 6 entries, too few to be
+    measured against the schedule's scale; a larger one costs no more: see the next test.)"""
     torch = pytest.importorskip("torch")
     sched = DiscreteVP.linear()
     x = torch.randn(2, 3, dtype=torch.float32)
@@ -311,6 +312,48 @@ def test_sample_synchronises_with_the_device_only_at_the_ends_of_a_run(name):
     checked = _count_syncs(torch, lambda: pndmkit.sample(model, x, schedule=sched, method=name, steps=9,
                                                          check_finite=True))
     assert checked == 2 + nfe
+
+
+@pytest.mark.parametrize("name", ["ddim", "ipndm", "unipc-3"])
+def test_sample_of_a_realistic_x_T_synchronises_twice_and_checks_it_as_before(name):
+    """From 8 entries up ``x_T`` is also measured against the schedule's scale (:func:`pndmkit.sampling.check_start`):
+    one reduction gives both its finiteness and its root mean square, so a run still synchronises twice (x_T, the
+    result), not three times. The checks answer as the separate ones did: the same NaN/inf message, the same
+    PriorScaleWarning at the same root mean square, and float64 entries whose squares overflow pass as finite."""
+    torch = pytest.importorskip("torch")
+    from pndmkit.sampling import START_SCALE_MIN_SIZE, PriorScaleWarning, check_start_scale, resolve_grid
+
+    sched = DiscreteVP.linear()
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float32)
+    assert x.numel() >= START_SCALE_MIN_SIZE
+
+    def model(x, t):
+        return 0.1 * x
+
+    counts = {steps: _count_syncs(torch, lambda: pndmkit.sample(model, x, schedule=sched, method=name, steps=steps))
+              for steps in (4, 9)}
+    assert counts == {4: 2, 9: 2}, counts
+    nfe = METHODS[name].build(sched).nfe(9)
+    assert _count_syncs(torch, lambda: pndmkit.sample(model, x, schedule=sched, method=name, steps=9,
+                                                      check_finite=True)) == 2 + nfe
+    bad = x.clone()
+    bad[0, 1, 2, 3] = float("nan")
+    bad[1, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"^x_T must be finite; 2 of 96 entries are NaN or infinite \(the first at "
+                                         r"index \(0, 1, 2, 3\), nan\)$"):
+        pndmkit.sample(model, bad, schedule=sched, method=name, steps=4)
+    big = 50 * x  # warns, at the root mean square check_start_scale measures on its own
+    with pytest.warns(PriorScaleWarning) as caught:
+        pndmkit.sample(model, big, schedule=sched, method=name, steps=4)
+    with pytest.warns(PriorScaleWarning) as alone:  # measured by itself, at the run's first time
+        rms = check_start_scale(big, sched, float(resolve_grid(sched, 4, None)[0]))
+    assert rms == float(torch.linalg.vector_norm(big, dtype=torch.float64)) / 96 ** 0.5
+    assert len(caught) == 1 and str(caught[0].message) == str(alone[0].message)
+    assert f"root mean square {rms:.4g} at" in str(caught[0].message)
+    huge = torch.full((2, 8), 1e200, dtype=torch.float64)  # finite, but the float64 sum of squares overflows
+    with pytest.warns(PriorScaleWarning, match=r"x_T has root mean square inf at .* inf times above"):
+        out = pndmkit.sample(lambda x, t: 0 * x, huge, schedule=sched, method=name, steps=3)
+    assert torch.isfinite(out.x).all()
 
 
 def test_start_checks_its_x_with_one_synchronisation_and_a_step_with_none():

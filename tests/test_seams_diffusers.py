@@ -969,3 +969,20 @@ def test_deis_sample_prediction_is_the_source_in_float64():
     b = samples(ours, 20, x_T, torch.float64)
     assert theirs.steps == 20 == ours.nfe and ours.run.done and a[-1].dtype == b[-1].dtype == torch.float64
     assert rel(b[-1], a[-1]) < 1e-11
+
+
+# -- the source classes' fields, read once ------------------------------------------------------------------------
+def test_the_source_fields_are_read_once_per_class():
+    """from_config asks for every source's config fields at each call; each class's are read from diffusers once
+    (its constructor's parameters) and remembered, so a second call reads none again."""
+    from pndmkit.integrations.diffusers import config
+
+    cfg = diffusers.DDIMScheduler(clip_sample=False).config
+    PNDMKitScheduler.from_config(cfg)
+    misses = config.init_fields.cache_info().misses
+    hits = config.init_fields.cache_info().hits
+    PNDMKitScheduler.from_config(cfg, method="ipndm")
+    assert config.init_fields.cache_info().misses == misses and config.init_fields.cache_info().hits > hits
+    for name in SOURCES:
+        own = frozenset(inspect.signature(getattr(diffusers, name).__init__).parameters) - {"self", "kwargs"}
+        assert config.init_fields(name) == own and config.init_fields(name) is config.init_fields(name)

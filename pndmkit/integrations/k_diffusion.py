@@ -58,13 +58,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pndmkit import schedules as _schedules
-from pndmkit._backend import check_array, match_dtype
+from pndmkit._backend import match_dtype
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method, identifier
 from pndmkit.models import converted_from
-from pndmkit.sampling import check_start_scale
+from pndmkit.sampling import check_start, check_start_scale
 
 __all__ = ["SigmaVP", "sample", "sampler", "sampler_name", "SAMPLERS", "NOISE_KEYWORDS", "K_DIFFUSION_EQUIVALENTS",
            "K_DIFFUSION_WITHOUT_EQUIVALENT", "LMS_ORDERS", "CLASH_SUFFIX"]
@@ -306,7 +306,8 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
     if len(x.shape) == 0:
         raise ValueError("x must have a batch axis first, shape (batch, ...), as k-diffusion's samplers take it "
                          "(model(x, sigma) gets one sigma per batch element), got a 0-d array; pass x[None]")
-    check_array(x, "x", finite=True)  # pndmkit.sample's checks of x_T: floating dtype, finite entries
+    # pndmkit.sample's checks of x_T: floating dtype, finite entries; the scale measured with the same device sync
+    measured_rms = check_start(x, "x")
     if extra_args is not None and not isinstance(extra_args, Mapping):
         raise TypeError(f"extra_args must be a dict of keyword arguments of every model call, got "
                         f"{type(extra_args).__name__} {extra_args!r}")
@@ -316,7 +317,7 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
     extra = dict(extra_args or {})
     check_start_scale(x, _schedules.EDM(min(0.002, levels[0] / 2), levels[0]), levels[0], name="x",
                       fix="k-diffusion's samplers take x = x0 + sigma * noise: unit noise times sigmas[0]",
-                      stacklevel=2)
+                      stacklevel=2, rms=measured_rms)
     with _no_grad(x):
         return _drive(integrator, model, x, levels, extra, callback, disable)
 

@@ -246,6 +246,11 @@ def scheduler_class(config: Any) -> Optional[str]:
     config (``_use_default_values``, diffusers' ``FrozenDict``) is matched against :data:`SOURCES` only, so that
     a few fields written by hand are not taken for another scheduler's config.
 
+    Recognising a config by its fields reads every scheduler class, so the first such call in a process imports
+    every diffusers scheduler module (remembered after). That costs about what diffusers' own first ``from_config``
+    costs, which imports the compatible classes of the scheduler it builds: most of it is ``scipy.stats``, which
+    several of diffusers' scheduler modules import.
+
     Parameters
     ----------
     config : mapping
@@ -324,8 +329,12 @@ def _scheduler_fields() -> dict:
     return out
 
 
+@lru_cache(maxsize=None)
 def init_fields(name: str) -> frozenset:
     """The config fields of the diffusers scheduler class ``name``: its constructor's parameters.
+
+    Read once per class and remembered: ``from_config`` asks for every source's fields at each call, and
+    ``inspect.signature`` is slow.
 
     Parameters
     ----------
