@@ -691,6 +691,48 @@ def test_image_to_image_strength_that_keeps_no_step_is_refused_naming_it(sd_part
         assert rel(out, out_theirs) < 2e-6
 
 
+def image_to_image_loop(sched, steps, strength, x0, z):
+    """What Stable Diffusion's image-to-image pipeline does with a scheduler: the last ``int(steps * strength)``
+    steps, from ``x0`` noised to the first of them."""
+    sched.set_timesteps(steps)
+    begin = (steps - int(steps * strength)) * sched.order
+    sched.set_begin_index(begin)
+    timesteps = sched.timesteps[begin:]
+    x = sched.add_noise(x0, z, timesteps[:1])
+    for t in timesteps:
+        x = sched.step(net(sched.scale_model_input(x, t), t), t, x).prev_sample
+    return x, len(timesteps)
+
+
+@pytest.mark.parametrize("source, config, method", [
+    ("DPMSolverMultistepScheduler", dict(solver_order=3), "dpm-solver++-3m"),
+    ("DEISMultistepScheduler", dict(solver_order=3), "deis-3"),
+    ("UniPCMultistepScheduler", dict(solver_order=3), "unipc-3"),
+    ("DPMSolverMultistepScheduler", dict(solver_order=2), "dpm-solver++-2m"),
+])
+@pytest.mark.parametrize("steps, strength", [(20, 0.5), (25, 0.3), (20, 0.8), (10, 0.5)])
+def test_image_to_image_lowers_the_last_steps_as_the_source_counts_them(source, config, method, steps, strength):
+    """DPM-Solver and DEIS lower their last two steps on grids of fewer than 15 steps, counting the whole grid
+    (``len(timesteps)``) also where image-to-image runs only its last steps; their warm-up starts at the first step
+    run. The swap runs the same orders: 20 steps at strength 0.5 keep 10, and neither side lowers them."""
+    x0, z = noise((2, 16), 1), noise((2, 16), 2)
+    theirs = counted(getattr(diffusers, source)(**config))
+    out_theirs, kept = image_to_image_loop(theirs, steps, strength, x0, z)
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    out_ours, kept_ours = image_to_image_loop(ours, steps, strength, x0, z)
+    assert theirs.steps == kept == kept_ours == ours.nfe == int(steps * strength) and ours.run.done
+    # DEISMultistepScheduler computes its weights from float32 alphas: 3e-6 at 25 steps, in float64 samples too
+    assert rel(out_ours, out_theirs) < (1e-5 if method == "deis-3" else 2e-6)
+    lowered = ours.run.integrator.estimator.lower_order_final
+    assert lowered == (steps < 15 or method.startswith("unipc"))  # UniPC caps by the steps left alone
+    if not lowered and kept < 15 and method != "dpm-solver++-2m":  # a fresh run on the slice alone lowers: 1e-3 off
+        begin = steps - kept
+        fresh = pndmkit.sample(net, ours.add_noise(x0, z, ours.timesteps[begin:begin + 1]), schedule=ours.schedule,
+                               method=ours.integrator, grid=ours.grid[begin:])
+        assert fresh.nfe == kept and ours.integrator.estimator.lower_order_final
+        assert rel(fresh.x, out_theirs) > 1e-3
+
+
 @pytest.fixture(scope="module")
 def sd3_parts():
     torch.manual_seed(0)

@@ -28,7 +28,13 @@ index. ``order`` is the number of evaluations of every step when the method has 
 (``pie`` 2, ``prk`` / ``prk-s`` / ``rk4`` 4, single-evaluation methods 1), so the slice starts at grid step
 ``t_start`` at the strength asked. A method whose fresh start there would evaluate at other times than the
 slice (warm-ups of ``f-pndm``, ``plms``, ...) is refused by ``set_begin_index`` with a message naming the
-strength, and so is a strength that keeps no step (``begin_index`` past the last step).
+strength, and so is a strength that keeps no step (``begin_index`` past the last step). The run from there warms
+up from its first step, as diffusers' multistep schedulers do (their ``lower_order_nums`` counts from the first
+``step``), and lowers its last steps by the whole grid, as DPM-Solver and DEIS count ``len(timesteps)``: a
+``few_steps`` threshold of 15 that the ``N`` steps of ``set_timesteps`` reach lowers nothing, however few steps the
+strength keeps (20 steps at strength 0.5 run their last 10 at full order; a fresh pndmkit run on those 10 alone
+would lower its last two, 3e-3 to 1e-2 from the source for ``dpm-solver++-3m`` and ``deis-3``). UniPC caps its
+order by the steps left, the same on the slice.
 
 Host synchronisation
 --------------------
@@ -331,6 +337,41 @@ def _source_prk(estimator: Any, half: int) -> Any:
     if isinstance(estimator, Warmup) and repr(estimator.first) == repr(RungeKutta(RK4)):
         return Warmup(SourcePRK(half), estimator.steps, estimator.then)
     return None
+
+
+def _counted_on_whole_grid(estimator: Any, steps: int) -> Any:
+    """``estimator`` for a run on the last steps of a grid of ``steps`` steps (image-to-image), whose lowering of
+    its last steps counts the whole grid, as diffusers' ``DPMSolverMultistepScheduler`` and
+    ``DEISMultistepScheduler`` count ``len(timesteps)``: a ``few_steps`` threshold the whole grid reaches lowers
+    nothing, however few steps the run keeps. The order caps of a lowered run count the steps left, the same on
+    the slice as on the whole grid, so nothing else changes (UniPC, which has no threshold, is returned as it is).
+
+    Parameters
+    ----------
+    estimator : GradientEstimator
+        The method's estimator as configured for the whole grid.
+    steps : int
+        Steps of the whole grid that ``set_timesteps`` laid out (``zero_length_final`` counts one more).
+
+    Returns
+    -------
+    GradientEstimator
+        ``estimator`` itself, or a copy with ``lower_order_final=False`` (an
+        :class:`~pndmkit.exponential.ExponentialMultistep`) or without its final estimators (a
+        :class:`~pndmkit.estimators.Final` with a ``few_steps`` threshold) where the whole grid reaches the threshold.
+    """
+    if isinstance(estimator, ExponentialMultistep):
+        whole = steps + int(estimator.zero_length_final)
+        if estimator.lower_order_final and estimator.few_steps is not None and whole >= estimator.few_steps:
+            return ExponentialMultistep(estimator.formula_order, estimator.weights, False, estimator.few_steps,
+                                        estimator.zero_length_final)
+        return estimator
+    if isinstance(estimator, Final):
+        body = _counted_on_whole_grid(estimator.body, steps)
+        if estimator.few_steps is not None and steps >= estimator.few_steps:
+            return body
+        return estimator if body is estimator.body else Final(body, estimator.finals, estimator.few_steps)
+    return estimator
 
 
 def _init_keys() -> set:
@@ -1272,9 +1313,13 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         scale = self.translation.sample_scale(t0)
         x = sample if scale == 1.0 else sample / scale
         self._k = k
+        integrator = self.integrator
+        if j:  # image-to-image: the last steps' lowering counts the whole grid, as the sources count it
+            estimator = _counted_on_whole_grid(integrator.estimator, self.num_inference_steps)
+            if estimator is not integrator.estimator:
+                integrator = dataclasses.replace(integrator, estimator=estimator)
         # no NaN check of the latent (a device sync inside the pipeline's loop), as diffusers' schedulers
-        self._run = self.integrator.start(x, self.grid[j:], prediction=self.translation.told_prediction,
-                                          check_x=False)
+        self._run = integrator.start(x, self.grid[j:], prediction=self.translation.told_prediction, check_x=False)
 
     def _follow(self, sample: torch.Tensor) -> None:
         """The pipeline passed a sample other than the one returned: restart the current step from it."""
@@ -1288,8 +1333,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                              f"at t={t_asked:g}); a changed sample can be followed only at the start of a step")
         self._nfe_before += run.nfe
         x = sample if scale == 1.0 else sample / scale
-        self._run = self.integrator.start(x, run.times[run.index:], prediction=run.prediction,
-                                          estimator_state=run.state, check_x=False)
+        self._run = run.integrator.start(x, run.times[run.index:], prediction=run.prediction,
+                                         estimator_state=run.state, check_x=False)
 
 
 def _or(fixes: list) -> str:
