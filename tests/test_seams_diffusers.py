@@ -532,6 +532,40 @@ def test_translate_reads_families_and_the_network_loader_uses_it():
     assert PNDMKitScheduler.from_config(config, method=integrator).config.method == "euler"
 
 
+@pytest.mark.parametrize("source, config, method", [
+    ("UniPCMultistepScheduler", dict(solver_order=2), "unipc-2"),
+    ("DPMSolverMultistepScheduler", dict(), "dpm-solver++-2m"),
+    ("DEISMultistepScheduler", dict(solver_order=3), "deis-3"),
+])
+def test_an_integrator_built_on_a_flow_sigmas_config_is_accepted(source, config, method):
+    """use_flow_sigmas=True makes a UniPC, DPM-Solver or DEIS config flow matching, which only the source's fields
+    say: an Integrator built on schedule_from_config of it runs (the same sample as the method by name), and one
+    built on another schedule is refused, naming both."""
+    theirs = counted(getattr(diffusers, source)(**config, **FLOW))
+    schedule = schedule_from_config(theirs.config)
+    assert isinstance(schedule, pndmkit.schedules.FlowMatching)
+    integrator = pndmkit.get_method(method).build(schedule)
+    ours = PNDMKitScheduler.from_config(theirs.config, method=integrator)
+    assert ours.integrator is integrator and ours.config.method == method and repr(ours.schedule) == repr(schedule)
+    named = PNDMKitScheduler.from_config(theirs.config, method=method)
+    x_T = noise((4, 16), 1)
+    if source == "DEISMultistepScheduler":  # DEIS's flow sigmas end at sigma_min twice: a built method runs as built
+        with pytest.warns(ConventionWarning, match=r"DEISMultistepScheduler grid ends with a step of length zero"):
+            b, calls_ours = pipeline_loop(ours, 8, x_T)
+    else:
+        b, calls_ours = pipeline_loop(ours, 8, x_T)
+        a, calls_theirs = pipeline_loop(theirs, 8, x_T)
+        assert theirs.steps == calls_theirs == calls_ours == ours.nfe and ours.run.done
+        assert rel(b, a) < 1e-6
+        c, _ = pipeline_loop(named, 8, x_T)
+        assert torch.equal(b, c)
+    wrong = pndmkit.get_method(method).build(schedule_from_config(diffusers.DDIMScheduler().config))
+    with pytest.raises(ValueError, match=r"^method is an Integrator built on DiscreteVP.linear\(T=1000\), but the "
+                                         r"config describes FlowMatching\(shift=3.0, t_max=1.0\): build it on "
+                                         r"pndmkit.integrations.diffusers.schedule_from_config\(config\)$"):
+        PNDMKitScheduler.from_config(theirs.config, method=wrong)
+
+
 # -- pipelines --------------------------------------------------------------------------------------------
 class Calls(list):
     """Records the timestep of every forward call of a module while active."""

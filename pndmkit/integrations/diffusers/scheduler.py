@@ -598,7 +598,14 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         extra = {key: kwargs.pop(key) for key in list(kwargs) if key not in keys}
         config.update(extra)
         translate({**config, **kwargs})  # refuse early, naming the field
+        # an Integrator is checked against the schedule of the whole config: __init__ sees only its own fields
+        # (a UniPC config with use_flow_sigmas=True is a noise table there), so it builds a placeholder first
+        built = kwargs.get("method", config.get("method"))
+        if isinstance(built, Integrator):
+            kwargs["method"] = DEFAULT_METHOD
         model, unused = super().from_config(config, return_unused_kwargs=True, **kwargs)
+        if isinstance(built, Integrator):
+            model._method = built
         model._configure()  # now with the source's fields, which diffusers registers after __init__
         if not return_unused_kwargs:
             return model
