@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -337,15 +338,27 @@ def test_euler_ancestral_config_runs_its_ode_part():
     assert rel(b, a) < 1e-6
 
 
-def test_heun_config_with_pie():
-    """Heun is pie with a last Euler step to sigma = 0: the same grid and start scale, one more evaluation."""
-    theirs = counted(diffusers.HeunDiscreteScheduler())
+@pytest.mark.parametrize("config", [dict(), dict(timestep_spacing="trailing"), dict(prediction_type="v_prediction"),
+                                    dict(timestep_spacing="trailing", prediction_type="v_prediction")])
+def test_heun_config_with_pie(config):
+    """Heun is pie with its last step, to sigma = 0, by one Euler step: the swap takes it so (2 N - 1 evaluations,
+    none at sigma = 0). pie's second stage there was 1.4e-3 (trailing: a long last step) and 4e-4 (v_prediction)
+    from the source; a pie passed built still takes it, with a ConventionWarning naming the fix."""
+    theirs = counted(diffusers.HeunDiscreteScheduler(**config))
     ours = PNDMKitScheduler.from_config(theirs.config, method="pie")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pndmkit.integrations.diffusers.TrainingRangeWarning)  # nothing at t = -1
+        b, calls_ours = pipeline_loop(ours, 10, noise((4, 16), 3))
     a, calls_theirs = pipeline_loop(theirs, 10, noise((4, 16), 3))
-    b, calls_ours = pipeline_loop(ours, 10, noise((4, 16), 3))
-    assert (calls_theirs, calls_ours, ours.order, theirs.order) == (19, 20, 2, 2)
+    assert (calls_theirs, calls_ours, ours.nfe, theirs.steps, ours.order, theirs.order) == (19, 19, 19, 19, 2, 2)
+    assert ours.timesteps.double().tolist() == theirs.timesteps.double().tolist()
     assert ours.init_noise_sigma == pytest.approx(float(theirs.init_noise_sigma), rel=1e-6)
-    assert rel(b, a) < 1e-4  # the last step differs (second order here, Euler there) on a tiny sigma
+    assert rel(b, a) < 1e-6
+    built = PNDMKitScheduler.from_config(theirs.config, method=pndmkit.get_method("pie").build(ours.schedule))
+    with pytest.warns(ConventionWarning, match=r"^HeunDiscreteScheduler takes its last step, to sigma = 0, by one "
+                                               r"Euler step .*: pass method='pie' by name$"):
+        c, calls_built = pipeline_loop(built, 10, noise((4, 16), 3))
+    assert calls_built == 20 and rel(c, a) > (1e-4 if config else 1e-6)
 
 
 def ddim_clipped(x, steps, use_clipped_model_output):
@@ -736,6 +749,20 @@ def image_to_image_loop(sched, steps, strength, x0, z):
     for t in timesteps:
         x = sched.step(net(sched.scale_model_input(x, t), t), t, x).prev_sample
     return x, len(timesteps)
+
+
+@pytest.mark.parametrize("steps, strength", [(10, 0.5), (20, 0.8)])
+def test_heun_image_to_image(steps, strength):
+    """Heun's order 2 slices its timesteps at the start of a step, its last (Euler) step of one evaluation
+    included: the swap's order is 2 too, and runs the same evaluations."""
+    x0, z = noise((2, 16), 1), noise((2, 16), 2)
+    theirs = counted(diffusers.HeunDiscreteScheduler(timestep_spacing="trailing"))
+    out_theirs, kept = image_to_image_loop(theirs, steps, strength, x0, z)
+    ours = PNDMKitScheduler.from_config(theirs.config, method="pie")
+    out_ours, kept_ours = image_to_image_loop(ours, steps, strength, x0, z)
+    assert ours.order == theirs.order == 2 and ours.run.done
+    assert theirs.steps == kept == kept_ours == ours.nfe == 2 * int(steps * strength) - 1
+    assert rel(out_ours, out_theirs) < 1e-6
 
 
 @pytest.mark.parametrize("source, config, method", [

@@ -24,8 +24,9 @@ pndmkit integrates the timesteps themselves and says so there (a ``ConventionWar
 Image-to-image
 --------------
 Pipelines slice ``scheduler.timesteps[t_start * scheduler.order:]`` and call ``set_begin_index`` with that
-index. ``order`` is the number of evaluations of every step when the method has the same number in each
-(``pie`` 2, ``prk`` / ``prk-s`` / ``rk4`` 4, single-evaluation methods 1), so the slice starts at grid step
+index. ``order`` is the number of evaluations of every step when the method has the same number in each, the last
+step allowed fewer (``pie`` 2, also on a ``HeunDiscreteScheduler`` config, whose last step is one Euler step;
+``prk`` / ``prk-s`` / ``rk4`` 4; single-evaluation methods 1), so the slice starts at grid step
 ``t_start`` at the strength asked. A method whose fresh start there would evaluate at other times than the
 slice (warm-ups of ``f-pndm``, ``plms``, ...) is refused by ``set_begin_index`` with a message naming the
 strength, and so is a strength that keeps no step (``begin_index`` past the last step). The run from there warms
@@ -446,7 +447,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     timesteps : torch.Tensor or None
         The network timestep of every model evaluation in order (``len`` = NFE).
     order : int
-        Evaluations per step when every step has the same number, else 1 (pipelines slice by it).
+        Evaluations per step when every step has the same number (the last one may have fewer), else 1 (pipelines
+        slice by it).
     init_noise_sigma : float
         The start scale: pipelines multiply unit noise by it (the source's own).
     run : Run or None
@@ -757,8 +759,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                                end_advice=self._alpha_to_one_true_advice)
         else:
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
-        self.integrator = self._grid_variant(layout, num_inference_steps)
         grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
+        self.integrator = self._grid_variant(layout, num_inference_steps, grid)
         self._refuse_undefined_eps(grid)  # on the eps dry run, which the next line reuses for every prediction
         if tr.source is not None:  # a native layout's Integrator.start has warned already
             warn_if_unstable(self.integrator, grid)
@@ -779,19 +781,24 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self.init_noise_sigma = layout.init_noise_sigma
         self._warn_outside_training(times)
         counts = np.diff(sorted(starts_at) + [len(times)])
-        self.order = int(counts[0]) if len(starts_at) == self.num_inference_steps and np.all(counts == counts[0]) \
-            else 1
+        # pipelines slice timesteps[t_start * order:] with t_start < N: a last step of fewer evaluations (Heun's
+        # Euler step to sigma = 0) keeps every slice at the start of a step
+        self.order = int(counts[0]) if len(starts_at) == self.num_inference_steps and np.all(
+            counts[:-1] == counts[0]) and counts[-1] <= counts[0] else 1
         self._begin_index = None
         self._reset()
 
-    def _grid_variant(self, layout: Layout, num_inference_steps: Optional[int]) -> Integrator:
-        """The method as it runs on ``layout``: the configured one, or the source's counterpart adapted to a
-        convention of the source's grid, a last step of length zero (:meth:`_zero_length_variant`) or
-        ``PNDMScheduler``'s PRK stages on a grid of ``num_inference_steps`` (:class:`SourcePRK`; a method passed
-        built runs as built)."""
+    def _grid_variant(self, layout: Layout, num_inference_steps: Optional[int], grid: np.ndarray) -> Integrator:
+        """The method as it runs on ``layout`` (whose step times are ``grid``): the configured one, or the source's
+        counterpart adapted to a convention of the source's grid, a last step of length zero
+        (:meth:`_zero_length_variant`), ``HeunDiscreteScheduler``'s Euler step to ``sigma = 0``
+        (:meth:`_heun_variant`) or ``PNDMScheduler``'s PRK stages on a grid of ``num_inference_steps``
+        (:class:`SourcePRK`; a method passed built runs as built)."""
         tr = self.translation
         if layout.zero_length_final is not None:
             return self._zero_length_variant()
+        if tr.source == "HeunDiscreteScheduler" and float(grid[-1]) == -1.0:
+            return self._heun_variant()
         if tr.source == "PNDMScheduler" and num_inference_steps is not None and not self._hand_built():
             half = train_timesteps(tr.config) // num_inference_steps // 2
             estimator = _source_prk(self._configured.estimator, half) if half >= 1 else None
@@ -822,6 +829,25 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                           ConventionWarning, stacklevel=4)
             return configured
         return chosen
+
+    def _heun_variant(self) -> Integrator:
+        """``pie`` on a ``HeunDiscreteScheduler`` grid that ends at ``sigma = 0`` (``t = -1``, abar = 1): its last
+        step by one Euler (DDIM) step from the evaluation at its start, as the source takes it (its ``timesteps``
+        list ``2 N - 1`` evaluations; Heun's second stage would evaluate the network at ``sigma = 0``, where it was
+        never trained, and divide by it): ``Final(pie's estimator, (Single(),))``. A method passed built runs as
+        built, with a ``ConventionWarning`` where it is ``pie``'s estimator; every other method as configured."""
+        configured = self._configured
+        pie = get_method("pie").build(self.schedule)
+        if repr(configured.estimator) != repr(pie.estimator) or type(configured.transfer) is not type(pie.transfer):
+            return configured
+        if self._hand_built():
+            warnings.warn(f"HeunDiscreteScheduler takes its last step, to sigma = 0, by one Euler step (it never "
+                          f"evaluates the network at sigma = 0); the method passed built, {configured.estimator!r}, "
+                          f"takes it at second order and evaluates there, so its samples differ from "
+                          f"HeunDiscreteScheduler's (1e-3 at 10 steps with timestep_spacing='trailing', whose last "
+                          f"step is long): pass method='pie' by name", ConventionWarning, stacklevel=4)
+            return configured
+        return dataclasses.replace(configured, estimator=Final(configured.estimator, (Single(),)))
 
     def _honour_alpha_to_one(self, grid: np.ndarray) -> np.ndarray:
         """``set_alpha_to_one=False`` on a VP config whose source ends at ``abar = 1`` (``t = -1``; DDPM and the
