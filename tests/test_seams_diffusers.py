@@ -361,6 +361,45 @@ def test_heun_config_with_pie(config):
     assert calls_built == 20 and rel(c, a) > (1e-4 if config else 1e-6)
 
 
+@pytest.mark.parametrize("config, method", [(dict(skip_prk_steps=True, steps_offset=1), "plms"),
+                                            (dict(steps_offset=1), "f-pndm")])
+def test_pndm_v_prediction_converts_before_combining_and_says_so(config, method):
+    """PNDMScheduler combines v outputs and converts the sum to eps once; pndmkit converts each v at its own (x, t),
+    so the swap on a v config is PNDMScheduler on the eps of the same network (1e-6), 0.18 from PNDMScheduler on
+    its v at 10 steps, and says so once per set_timesteps (a ConventionWarning naming the field)."""
+    theirs_v = counted(diffusers.PNDMScheduler(**config, prediction_type="v_prediction"))
+    theirs_eps = counted(diffusers.PNDMScheduler(**config))
+    abar = theirs_eps.alphas_cumprod.double()
+
+    def eps_of_v(x, t):
+        a = abar[int(t)].to(x.dtype)
+        return a.sqrt() * net(x, t) + (1 - a).sqrt() * x
+
+    def run(sched, model):
+        sched.set_timesteps(10)
+        x = noise((4, 16), 1)
+        for t in sched.timesteps:
+            x = sched.step(model(x, t), t, x).prev_sample
+        return x
+
+    ours = PNDMKitScheduler.from_config(theirs_v.config, method=method)
+    for _ in range(2):  # once per set_timesteps
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            b = run(ours, net)
+        said = [str(w.message) for w in seen if issubclass(w.category, ConventionWarning)]
+        assert len(said) == 1 and said[0].startswith("PNDMScheduler with prediction_type='v_prediction' combines the "
+                                                     "v outputs of its evaluations")
+        assert f"{method!r} converts each v to eps" in said[0] and "0.2 at 8 to 10" in said[0]
+    a, c = run(theirs_v, net), run(theirs_eps, eps_of_v)
+    assert theirs_v.steps == theirs_eps.steps == ours.nfe and ours.run.done
+    assert rel(b, c) < 1e-6 and rel(b, a) > 0.1
+    eps = PNDMKitScheduler.from_config(theirs_eps.config, method=method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)  # eps: nothing to say
+        run(eps, eps_of_v)
+
+
 def ddim_clipped(x, steps, use_clipped_model_output):
     """DDIM's clipped step in float64, written out: x0 clipped to [-1, 1], eps re-derived from it only with
     ``use_clipped_model_output``."""
