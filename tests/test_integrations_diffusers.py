@@ -356,6 +356,33 @@ def test_add_noise_and_begin_index():
         fpndm.set_begin_index(15)
 
 
+def test_begin_index_lowers_final_steps_by_the_whole_grid():
+    """A few_steps threshold counts the steps set_timesteps laid out, not those image-to-image keeps: 20 steps at
+    strength 0.5 run the last 10 with the body alone (20 >= 15), as a fresh run of the body on them; 10 steps
+    keep the finals, as a fresh run of the whole method on the last 5."""
+    from pndmkit.adams import LinearMultistep
+    from pndmkit.estimators import Final, Single
+    from pndmkit.transfers import DDIMTransfer
+
+    schedule = schedule_from_config(SD_CONFIG)
+    body = LinearMultistep(4)
+    lowered = pndmkit.Integrator(Final(body, (Single(), LinearMultistep(2)), few_steps=15), DDIMTransfer(schedule))
+    plain = pndmkit.Integrator(body, DDIMTransfer(schedule))
+    x0, z = noise((2, 3), 1), noise((2, 3), 2)
+    for steps, begin, expected in ((20, 10, plain), (10, 5, lowered)):
+        sched = PNDMKitScheduler(method=lowered, **SD_CONFIG)
+        sched.set_timesteps(steps)
+        sched.set_begin_index(begin)
+        x = sched.add_noise(x0, z, sched.timesteps[begin:begin + 1])
+        ours = loop(sched, x, toy, start=begin)
+        sol = pndmkit.sample(toy, x, schedule=schedule, method=expected, grid=sched.grid[begin:])
+        other = pndmkit.sample(toy, x, schedule=schedule, method=plain if expected is lowered else lowered,
+                               grid=sched.grid[begin:])
+        assert sched.nfe == sol.nfe == steps - begin and sched.run.done
+        torch.testing.assert_close(ours, sol.x, rtol=0, atol=0)
+        assert float((other.x - sol.x).abs().max()) > 1e-4  # the other choice is another sample
+
+
 @pytest.mark.parametrize("source, overrides, fixes", [
     ("DDIMScheduler", {"set_alpha_to_one": False}, ("steps_offset=1", "set_alpha_to_one=True")),
     ("PNDMScheduler", {}, ("steps_offset=1", "set_alpha_to_one=True")),  # set_alpha_to_one=False by default

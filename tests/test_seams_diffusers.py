@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -337,15 +338,66 @@ def test_euler_ancestral_config_runs_its_ode_part():
     assert rel(b, a) < 1e-6
 
 
-def test_heun_config_with_pie():
-    """Heun is pie with a last Euler step to sigma = 0: the same grid and start scale, one more evaluation."""
-    theirs = counted(diffusers.HeunDiscreteScheduler())
+@pytest.mark.parametrize("config", [dict(), dict(timestep_spacing="trailing"), dict(prediction_type="v_prediction"),
+                                    dict(timestep_spacing="trailing", prediction_type="v_prediction")])
+def test_heun_config_with_pie(config):
+    """Heun is pie with its last step, to sigma = 0, by one Euler step: the swap takes it so (2 N - 1 evaluations,
+    none at sigma = 0). pie's second stage there was 1.4e-3 (trailing: a long last step) and 4e-4 (v_prediction)
+    from the source; a pie passed built still takes it, with a ConventionWarning naming the fix."""
+    theirs = counted(diffusers.HeunDiscreteScheduler(**config))
     ours = PNDMKitScheduler.from_config(theirs.config, method="pie")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pndmkit.integrations.diffusers.TrainingRangeWarning)  # nothing at t = -1
+        b, calls_ours = pipeline_loop(ours, 10, noise((4, 16), 3))
     a, calls_theirs = pipeline_loop(theirs, 10, noise((4, 16), 3))
-    b, calls_ours = pipeline_loop(ours, 10, noise((4, 16), 3))
-    assert (calls_theirs, calls_ours, ours.order, theirs.order) == (19, 20, 2, 2)
+    assert (calls_theirs, calls_ours, ours.nfe, theirs.steps, ours.order, theirs.order) == (19, 19, 19, 19, 2, 2)
+    assert ours.timesteps.double().tolist() == theirs.timesteps.double().tolist()
     assert ours.init_noise_sigma == pytest.approx(float(theirs.init_noise_sigma), rel=1e-6)
-    assert rel(b, a) < 1e-4  # the last step differs (second order here, Euler there) on a tiny sigma
+    assert rel(b, a) < 1e-6
+    built = PNDMKitScheduler.from_config(theirs.config, method=pndmkit.get_method("pie").build(ours.schedule))
+    with pytest.warns(ConventionWarning, match=r"^HeunDiscreteScheduler takes its last step, to sigma = 0, by one "
+                                               r"Euler step .*: pass method='pie' by name$"):
+        c, calls_built = pipeline_loop(built, 10, noise((4, 16), 3))
+    assert calls_built == 20 and rel(c, a) > (1e-4 if config else 1e-6)
+
+
+@pytest.mark.parametrize("config, method", [(dict(skip_prk_steps=True, steps_offset=1), "plms"),
+                                            (dict(steps_offset=1), "f-pndm")])
+def test_pndm_v_prediction_converts_before_combining_and_says_so(config, method):
+    """PNDMScheduler combines v outputs and converts the sum to eps once; pndmkit converts each v at its own (x, t),
+    so the swap on a v config is PNDMScheduler on the eps of the same network (1e-6), 0.18 from PNDMScheduler on
+    its v at 10 steps, and says so once per set_timesteps (a ConventionWarning naming the field)."""
+    theirs_v = counted(diffusers.PNDMScheduler(**config, prediction_type="v_prediction"))
+    theirs_eps = counted(diffusers.PNDMScheduler(**config))
+    abar = theirs_eps.alphas_cumprod.double()
+
+    def eps_of_v(x, t):
+        a = abar[int(t)].to(x.dtype)
+        return a.sqrt() * net(x, t) + (1 - a).sqrt() * x
+
+    def run(sched, model):
+        sched.set_timesteps(10)
+        x = noise((4, 16), 1)
+        for t in sched.timesteps:
+            x = sched.step(model(x, t), t, x).prev_sample
+        return x
+
+    ours = PNDMKitScheduler.from_config(theirs_v.config, method=method)
+    for _ in range(2):  # once per set_timesteps
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            b = run(ours, net)
+        said = [str(w.message) for w in seen if issubclass(w.category, ConventionWarning)]
+        assert len(said) == 1 and said[0].startswith("PNDMScheduler with prediction_type='v_prediction' combines the "
+                                                     "v outputs of its evaluations")
+        assert f"{method!r} converts each v to eps" in said[0] and "0.2 at 8 to 10" in said[0]
+    a, c = run(theirs_v, net), run(theirs_eps, eps_of_v)
+    assert theirs_v.steps == theirs_eps.steps == ours.nfe and ours.run.done
+    assert rel(b, c) < 1e-6 and rel(b, a) > 0.1
+    eps = PNDMKitScheduler.from_config(theirs_eps.config, method=method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)  # eps: nothing to say
+        run(eps, eps_of_v)
 
 
 def ddim_clipped(x, steps, use_clipped_model_output):
@@ -532,6 +584,40 @@ def test_translate_reads_families_and_the_network_loader_uses_it():
     assert PNDMKitScheduler.from_config(config, method=integrator).config.method == "euler"
 
 
+@pytest.mark.parametrize("source, config, method", [
+    ("UniPCMultistepScheduler", dict(solver_order=2), "unipc-2"),
+    ("DPMSolverMultistepScheduler", dict(), "dpm-solver++-2m"),
+    ("DEISMultistepScheduler", dict(solver_order=3), "deis-3"),
+])
+def test_an_integrator_built_on_a_flow_sigmas_config_is_accepted(source, config, method):
+    """use_flow_sigmas=True makes a UniPC, DPM-Solver or DEIS config flow matching, which only the source's fields
+    say: an Integrator built on schedule_from_config of it runs (the same sample as the method by name), and one
+    built on another schedule is refused, naming both."""
+    theirs = counted(getattr(diffusers, source)(**config, **FLOW))
+    schedule = schedule_from_config(theirs.config)
+    assert isinstance(schedule, pndmkit.schedules.FlowMatching)
+    integrator = pndmkit.get_method(method).build(schedule)
+    ours = PNDMKitScheduler.from_config(theirs.config, method=integrator)
+    assert ours.integrator is integrator and ours.config.method == method and repr(ours.schedule) == repr(schedule)
+    named = PNDMKitScheduler.from_config(theirs.config, method=method)
+    x_T = noise((4, 16), 1)
+    if source == "DEISMultistepScheduler":  # DEIS's flow sigmas end at sigma_min twice: a built method runs as built
+        with pytest.warns(ConventionWarning, match=r"DEISMultistepScheduler grid ends with a step of length zero"):
+            b, calls_ours = pipeline_loop(ours, 8, x_T)
+    else:
+        b, calls_ours = pipeline_loop(ours, 8, x_T)
+        a, calls_theirs = pipeline_loop(theirs, 8, x_T)
+        assert theirs.steps == calls_theirs == calls_ours == ours.nfe and ours.run.done
+        assert rel(b, a) < 1e-6
+        c, _ = pipeline_loop(named, 8, x_T)
+        assert torch.equal(b, c)
+    wrong = pndmkit.get_method(method).build(schedule_from_config(diffusers.DDIMScheduler().config))
+    with pytest.raises(ValueError, match=r"^method is an Integrator built on DiscreteVP.linear\(T=1000\), but the "
+                                         r"config describes FlowMatching\(shift=3.0, t_max=1.0\): build it on "
+                                         r"pndmkit.integrations.diffusers.schedule_from_config\(config\)$"):
+        PNDMKitScheduler.from_config(theirs.config, method=wrong)
+
+
 # -- pipelines --------------------------------------------------------------------------------------------
 class Calls(list):
     """Records the timestep of every forward call of a module while active."""
@@ -689,6 +775,62 @@ def test_image_to_image_strength_that_keeps_no_step_is_refused_naming_it(sd_part
         out_theirs, calls_theirs = run_sd(sd_parts, ddim, cls, image=image, strength=0.1, num_inference_steps=10)
         assert calls_ours == calls_theirs == [1.0] and ours.nfe == 1 == ddim.steps and ours.run.done
         assert rel(out, out_theirs) < 2e-6
+
+
+def image_to_image_loop(sched, steps, strength, x0, z):
+    """What Stable Diffusion's image-to-image pipeline does with a scheduler: the last ``int(steps * strength)``
+    steps, from ``x0`` noised to the first of them."""
+    sched.set_timesteps(steps)
+    begin = (steps - int(steps * strength)) * sched.order
+    sched.set_begin_index(begin)
+    timesteps = sched.timesteps[begin:]
+    x = sched.add_noise(x0, z, timesteps[:1])
+    for t in timesteps:
+        x = sched.step(net(sched.scale_model_input(x, t), t), t, x).prev_sample
+    return x, len(timesteps)
+
+
+@pytest.mark.parametrize("steps, strength", [(10, 0.5), (20, 0.8)])
+def test_heun_image_to_image(steps, strength):
+    """Heun's order 2 slices its timesteps at the start of a step, its last (Euler) step of one evaluation
+    included: the swap's order is 2 too, and runs the same evaluations."""
+    x0, z = noise((2, 16), 1), noise((2, 16), 2)
+    theirs = counted(diffusers.HeunDiscreteScheduler(timestep_spacing="trailing"))
+    out_theirs, kept = image_to_image_loop(theirs, steps, strength, x0, z)
+    ours = PNDMKitScheduler.from_config(theirs.config, method="pie")
+    out_ours, kept_ours = image_to_image_loop(ours, steps, strength, x0, z)
+    assert ours.order == theirs.order == 2 and ours.run.done
+    assert theirs.steps == kept == kept_ours == ours.nfe == 2 * int(steps * strength) - 1
+    assert rel(out_ours, out_theirs) < 1e-6
+
+
+@pytest.mark.parametrize("source, config, method", [
+    ("DPMSolverMultistepScheduler", dict(solver_order=3), "dpm-solver++-3m"),
+    ("DEISMultistepScheduler", dict(solver_order=3), "deis-3"),
+    ("UniPCMultistepScheduler", dict(solver_order=3), "unipc-3"),
+    ("DPMSolverMultistepScheduler", dict(solver_order=2), "dpm-solver++-2m"),
+])
+@pytest.mark.parametrize("steps, strength", [(20, 0.5), (25, 0.3), (20, 0.8), (10, 0.5)])
+def test_image_to_image_lowers_the_last_steps_as_the_source_counts_them(source, config, method, steps, strength):
+    """DPM-Solver and DEIS lower their last two steps on grids of fewer than 15 steps, counting the whole grid
+    (``len(timesteps)``) also where image-to-image runs only its last steps; their warm-up starts at the first step
+    run. The swap runs the same orders: 20 steps at strength 0.5 keep 10, and neither side lowers them."""
+    x0, z = noise((2, 16), 1), noise((2, 16), 2)
+    theirs = counted(getattr(diffusers, source)(**config))
+    out_theirs, kept = image_to_image_loop(theirs, steps, strength, x0, z)
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    out_ours, kept_ours = image_to_image_loop(ours, steps, strength, x0, z)
+    assert theirs.steps == kept == kept_ours == ours.nfe == int(steps * strength) and ours.run.done
+    # DEISMultistepScheduler computes its weights from float32 alphas: 3e-6 at 25 steps, in float64 samples too
+    assert rel(out_ours, out_theirs) < (1e-5 if method == "deis-3" else 2e-6)
+    lowered = ours.run.integrator.estimator.lower_order_final
+    assert lowered == (steps < 15 or method.startswith("unipc"))  # UniPC caps by the steps left alone
+    if not lowered and kept < 15 and method != "dpm-solver++-2m":  # a fresh run on the slice alone lowers: 1e-3 off
+        begin = steps - kept
+        fresh = pndmkit.sample(net, ours.add_noise(x0, z, ours.timesteps[begin:begin + 1]), schedule=ours.schedule,
+                               method=ours.integrator, grid=ours.grid[begin:])
+        assert fresh.nfe == kept and ours.integrator.estimator.lower_order_final
+        assert rel(fresh.x, out_theirs) > 1e-3
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,18 @@ pndmkit integrates the timesteps themselves and says so there (a ``ConventionWar
 Image-to-image
 --------------
 Pipelines slice ``scheduler.timesteps[t_start * scheduler.order:]`` and call ``set_begin_index`` with that
-index. ``order`` is the number of evaluations of every step when the method has the same number in each
-(``pie`` 2, ``prk`` / ``prk-s`` / ``rk4`` 4, single-evaluation methods 1), so the slice starts at grid step
+index. ``order`` is the number of evaluations of every step when the method has the same number in each, the last
+step allowed fewer (``pie`` 2, also on a ``HeunDiscreteScheduler`` config, whose last step is one Euler step;
+``prk`` / ``prk-s`` / ``rk4`` 4; single-evaluation methods 1), so the slice starts at grid step
 ``t_start`` at the strength asked. A method whose fresh start there would evaluate at other times than the
 slice (warm-ups of ``f-pndm``, ``plms``, ...) is refused by ``set_begin_index`` with a message naming the
-strength, and so is a strength that keeps no step (``begin_index`` past the last step).
+strength, and so is a strength that keeps no step (``begin_index`` past the last step). The run from there warms
+up from its first step, as diffusers' multistep schedulers do (their ``lower_order_nums`` counts from the first
+``step``), and lowers its last steps by the whole grid, as DPM-Solver and DEIS count ``len(timesteps)``: a
+``few_steps`` threshold of 15 that the ``N`` steps of ``set_timesteps`` reach lowers nothing, however few steps the
+strength keeps (20 steps at strength 0.5 run their last 10 at full order; a fresh pndmkit run on those 10 alone
+would lower its last two, 3e-3 to 1e-2 from the source for ``dpm-solver++-3m`` and ``deis-3``). UniPC caps its
+order by the steps left, the same on the slice.
 
 Host synchronisation
 --------------------
@@ -333,6 +340,41 @@ def _source_prk(estimator: Any, half: int) -> Any:
     return None
 
 
+def _counted_on_whole_grid(estimator: Any, steps: int) -> Any:
+    """``estimator`` for a run on the last steps of a grid of ``steps`` steps (image-to-image), whose lowering of
+    its last steps counts the whole grid, as diffusers' ``DPMSolverMultistepScheduler`` and
+    ``DEISMultistepScheduler`` count ``len(timesteps)``: a ``few_steps`` threshold the whole grid reaches lowers
+    nothing, however few steps the run keeps. The order caps of a lowered run count the steps left, the same on
+    the slice as on the whole grid, so nothing else changes (UniPC, which has no threshold, is returned as it is).
+
+    Parameters
+    ----------
+    estimator : GradientEstimator
+        The method's estimator as configured for the whole grid.
+    steps : int
+        Steps of the whole grid that ``set_timesteps`` laid out (``zero_length_final`` counts one more).
+
+    Returns
+    -------
+    GradientEstimator
+        ``estimator`` itself, or a copy with ``lower_order_final=False`` (an
+        :class:`~pndmkit.exponential.ExponentialMultistep`) or without its final estimators (a
+        :class:`~pndmkit.estimators.Final` with a ``few_steps`` threshold) where the whole grid reaches the threshold.
+    """
+    if isinstance(estimator, ExponentialMultistep):
+        whole = steps + int(estimator.zero_length_final)
+        if estimator.lower_order_final and estimator.few_steps is not None and whole >= estimator.few_steps:
+            return ExponentialMultistep(estimator.formula_order, estimator.weights, False, estimator.few_steps,
+                                        estimator.zero_length_final)
+        return estimator
+    if isinstance(estimator, Final):
+        body = _counted_on_whole_grid(estimator.body, steps)
+        if estimator.few_steps is not None and steps >= estimator.few_steps:
+            return body
+        return estimator if body is estimator.body else Final(body, estimator.finals, estimator.few_steps)
+    return estimator
+
+
 def _init_keys() -> set:
     return set(inspect.signature(PNDMKitScheduler.__init__).parameters) - {"self"}
 
@@ -405,7 +447,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     timesteps : torch.Tensor or None
         The network timestep of every model evaluation in order (``len`` = NFE).
     order : int
-        Evaluations per step when every step has the same number, else 1 (pipelines slice by it).
+        Evaluations per step when every step has the same number (the last one may have fewer), else 1 (pipelines
+        slice by it).
     init_noise_sigma : float
         The start scale: pipelines multiply unit noise by it (the source's own).
     run : Run or None
@@ -557,7 +600,14 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         extra = {key: kwargs.pop(key) for key in list(kwargs) if key not in keys}
         config.update(extra)
         translate({**config, **kwargs})  # refuse early, naming the field
+        # an Integrator is checked against the schedule of the whole config: __init__ sees only its own fields
+        # (a UniPC config with use_flow_sigmas=True is a noise table there), so it builds a placeholder first
+        built = kwargs.get("method", config.get("method"))
+        if isinstance(built, Integrator):
+            kwargs["method"] = DEFAULT_METHOD
         model, unused = super().from_config(config, return_unused_kwargs=True, **kwargs)
+        if isinstance(built, Integrator):
+            model._method = built
         model._configure()  # now with the source's fields, which diffusers registers after __init__
         if not return_unused_kwargs:
             return model
@@ -709,8 +759,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                                end_advice=self._alpha_to_one_true_advice)
         else:
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
-        self.integrator = self._grid_variant(layout, num_inference_steps)
         grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
+        self.integrator = self._grid_variant(layout, num_inference_steps, grid)
         self._refuse_undefined_eps(grid)  # on the eps dry run, which the next line reuses for every prediction
         if tr.source is not None:  # a native layout's Integrator.start has warned already
             warn_if_unstable(self.integrator, grid)
@@ -730,20 +780,26 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self.sigmas = torch.tensor([self._level(t) for t in grid], dtype=torch.float32)
         self.init_noise_sigma = layout.init_noise_sigma
         self._warn_outside_training(times)
+        self._warn_v_combined()
         counts = np.diff(sorted(starts_at) + [len(times)])
-        self.order = int(counts[0]) if len(starts_at) == self.num_inference_steps and np.all(counts == counts[0]) \
-            else 1
+        # pipelines slice timesteps[t_start * order:] with t_start < N: a last step of fewer evaluations (Heun's
+        # Euler step to sigma = 0) keeps every slice at the start of a step
+        self.order = int(counts[0]) if len(starts_at) == self.num_inference_steps and np.all(
+            counts[:-1] == counts[0]) and counts[-1] <= counts[0] else 1
         self._begin_index = None
         self._reset()
 
-    def _grid_variant(self, layout: Layout, num_inference_steps: Optional[int]) -> Integrator:
-        """The method as it runs on ``layout``: the configured one, or the source's counterpart adapted to a
-        convention of the source's grid, a last step of length zero (:meth:`_zero_length_variant`) or
-        ``PNDMScheduler``'s PRK stages on a grid of ``num_inference_steps`` (:class:`SourcePRK`; a method passed
-        built runs as built)."""
+    def _grid_variant(self, layout: Layout, num_inference_steps: Optional[int], grid: np.ndarray) -> Integrator:
+        """The method as it runs on ``layout`` (whose step times are ``grid``): the configured one, or the source's
+        counterpart adapted to a convention of the source's grid, a last step of length zero
+        (:meth:`_zero_length_variant`), ``HeunDiscreteScheduler``'s Euler step to ``sigma = 0``
+        (:meth:`_heun_variant`) or ``PNDMScheduler``'s PRK stages on a grid of ``num_inference_steps``
+        (:class:`SourcePRK`; a method passed built runs as built)."""
         tr = self.translation
         if layout.zero_length_final is not None:
             return self._zero_length_variant()
+        if tr.source == "HeunDiscreteScheduler" and float(grid[-1]) == -1.0:
+            return self._heun_variant()
         if tr.source == "PNDMScheduler" and num_inference_steps is not None and not self._hand_built():
             half = train_timesteps(tr.config) // num_inference_steps // 2
             estimator = _source_prk(self._configured.estimator, half) if half >= 1 else None
@@ -774,6 +830,25 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                           ConventionWarning, stacklevel=4)
             return configured
         return chosen
+
+    def _heun_variant(self) -> Integrator:
+        """``pie`` on a ``HeunDiscreteScheduler`` grid that ends at ``sigma = 0`` (``t = -1``, abar = 1): its last
+        step by one Euler (DDIM) step from the evaluation at its start, as the source takes it (its ``timesteps``
+        list ``2 N - 1`` evaluations; Heun's second stage would evaluate the network at ``sigma = 0``, where it was
+        never trained, and divide by it): ``Final(pie's estimator, (Single(),))``. A method passed built runs as
+        built, with a ``ConventionWarning`` where it is ``pie``'s estimator; every other method as configured."""
+        configured = self._configured
+        pie = get_method("pie").build(self.schedule)
+        if repr(configured.estimator) != repr(pie.estimator) or type(configured.transfer) is not type(pie.transfer):
+            return configured
+        if self._hand_built():
+            warnings.warn(f"HeunDiscreteScheduler takes its last step, to sigma = 0, by one Euler step (it never "
+                          f"evaluates the network at sigma = 0); the method passed built, {configured.estimator!r}, "
+                          f"takes it at second order and evaluates there, so its samples differ from "
+                          f"HeunDiscreteScheduler's (1e-3 at 10 steps with timestep_spacing='trailing', whose last "
+                          f"step is long): pass method='pie' by name", ConventionWarning, stacklevel=4)
+            return configured
+        return dataclasses.replace(configured, estimator=Final(configured.estimator, (Single(),)))
 
     def _honour_alpha_to_one(self, grid: np.ndarray) -> np.ndarray:
         """``set_alpha_to_one=False`` on a VP config whose source ends at ``abar = 1`` (``t = -1``; DDPM and the
@@ -902,6 +977,23 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                           f"set_alpha_to_one=False (the last step ends at t=0; steps_offset=1 for 'leading' "
                           f"spacing) avoids them", TrainingRangeWarning,
                           stacklevel=3)
+
+    def _warn_v_combined(self) -> None:
+        """``PNDMScheduler`` with ``prediction_type='v_prediction'`` combines the v outputs of its evaluations (PLMS's
+        past steps, PRK's stages) and converts the combination to eps once, at the current sample and timestep;
+        pndmkit converts each v to eps at its own ``(x, t)`` before any combination. Said once per
+        :meth:`set_timesteps` for a method that combines evaluations (one DDIM step per evaluation combines none)."""
+        tr = self.translation
+        if tr.source != "PNDMScheduler" or tr.prediction != "v" or self._one_ddim_step_per_evaluation():
+            return
+        warnings.warn(f"PNDMScheduler with prediction_type='v_prediction' combines the v outputs of its evaluations "
+                      f"(PLMS's past steps, PRK's stages) and converts the sum to eps once, with the coefficients of "
+                      f"the current sample and timestep; {self.integrator.name or 'the method'!r} converts each v to "
+                      f"eps = sqrt(abar) v + sqrt(1 - abar) x at its own (x, t) before combining, as a multistep or "
+                      f"Runge-Kutta combination of one right-hand side needs (the source's way is first order). So "
+                      f"its samples differ from PNDMScheduler's, by O(h): on smooth test networks 0.4 of the sample's "
+                      f"norm at 5 steps, 0.2 at 8 to 10, 0.08 at 20 (README: 'v-prediction: pndmkit converts before "
+                      f"combining'); no config field gives the source's combination", ConventionWarning, stacklevel=3)
 
     def _level(self, t: float) -> float:
         """The source's noise level at pndmkit time ``t`` (flow/EDM sigma, else ``s``)."""
@@ -1272,9 +1364,13 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         scale = self.translation.sample_scale(t0)
         x = sample if scale == 1.0 else sample / scale
         self._k = k
+        integrator = self.integrator
+        if j:  # image-to-image: the last steps' lowering counts the whole grid, as the sources count it
+            estimator = _counted_on_whole_grid(integrator.estimator, self.num_inference_steps)
+            if estimator is not integrator.estimator:
+                integrator = dataclasses.replace(integrator, estimator=estimator)
         # no NaN check of the latent (a device sync inside the pipeline's loop), as diffusers' schedulers
-        self._run = self.integrator.start(x, self.grid[j:], prediction=self.translation.told_prediction,
-                                          check_x=False)
+        self._run = integrator.start(x, self.grid[j:], prediction=self.translation.told_prediction, check_x=False)
 
     def _follow(self, sample: torch.Tensor) -> None:
         """The pipeline passed a sample other than the one returned: restart the current step from it."""
@@ -1288,8 +1384,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                              f"at t={t_asked:g}); a changed sample can be followed only at the start of a step")
         self._nfe_before += run.nfe
         x = sample if scale == 1.0 else sample / scale
-        self._run = self.integrator.start(x, run.times[run.index:], prediction=run.prediction,
-                                          estimator_state=run.state, check_x=False)
+        self._run = run.integrator.start(x, run.times[run.index:], prediction=run.prediction,
+                                         estimator_state=run.state, check_x=False)
 
 
 def _or(fixes: list) -> str:
