@@ -24,11 +24,17 @@ Discrete DDPM grids (diffusers' ``timestep_spacing``; integer training indices) 
 * ``linspace``: ``round(linspace(0, T - 1, N))`` reversed (starts at 999); one step is ``[T - 1]`` (diffusers'
   rule gives ``[0]``, a step from the data end that returns the noise nearly unchanged);
 * ``trailing``: ``round(arange(T, 0, -T/N)) - 1`` (starts at 999, ends near the data);
+* ``leading-multistep``: ``t = k * (T // (N + 1)) + offset`` for ``k = N..1``: the ``leading`` spacing of
+  diffusers' multistep schedulers (``DPMSolverMultistepScheduler``, ``UniPCMultistepScheduler``,
+  ``DEISMultistepScheduler``), which divide the table into ``N + 1`` parts and drop the last start, ``t = 0``
+  (830, 664, 498, 332, 166 for 5 of 1000 steps; 980, ..., 20 for 49), so the last step runs from one stride
+  above the data end;
 
 each followed by the final time: ``final_alpha="one"`` ends at ``t = -1`` where ``abar = 1`` (DDIM's padded
 table, pndmkit's default), ``final_alpha="first"`` ends at ``t = 0`` where ``abar = abar_0 = 1 - beta_0``
-(diffusers ``set_alpha_to_one=False`` and the official PNDM code). ``offset`` is diffusers' ``steps_offset``
-(``leading`` spacing only, as in diffusers).
+(diffusers ``set_alpha_to_one=False`` and the official PNDM code). The multistep schedulers end at ``t = -1``
+with ``final_sigmas_type="zero"`` (DPM-Solver's and UniPC's default) and at ``t = 0`` with ``"sigma_min"``
+(DEIS always). ``offset`` is diffusers' ``steps_offset`` (the two ``leading`` spacings only, as in diffusers).
 
 Every grid has exactly the ``steps`` steps asked for; where a rule cannot give them, :func:`make_grid` says
 why instead of returning something else:
@@ -37,12 +43,13 @@ why instead of returning something else:
   the grid already reaches ``t = 0``) is refused, not dropped;
 * ``leading`` spacing starts one step below the top when ``steps`` divides ``T`` (980 for 50 of 1000); where
   ``T // steps`` truncates it starts lower, and it is refused once that costs more than a tenth of the table
-  beyond its own first step (600 of 1000 steps: stride 1, start at ``t = 599``); a single ``leading`` step
+  beyond its own first step (600 of 1000 steps: stride 1, start at ``t = 599``; ``leading-multistep`` the
+  same with ``T // (steps + 1)``: 500 steps start at ``t = 500``); a single ``leading`` step
   starts at ``t = offset`` (diffusers' rule, kept for parity with it: use ``trailing`` or ``linspace`` for one
   step); ``trailing`` and ``linspace`` start at ``T - 1`` for every ``steps``, one included;
 * starting mid-trajectory at an integer ``t_start``, the discrete spacings spread their steps over the indices
-  ``0..t_start`` (``t_start = T - 1`` gives the full-table grid); ``leading`` cannot start at a chosen time,
-  so the default grid of a :class:`DiscreteVP` with ``t_start`` is ``linspace``;
+  ``0..t_start`` (``t_start = T - 1`` gives the full-table grid); the ``leading`` spacings cannot start at a
+  chosen time, so the default grid of a :class:`DiscreteVP` with ``t_start`` is ``linspace``;
 * options a kind would ignore (``rho`` off ``karras``, ``offset`` off ``leading``, ``final_alpha`` on a
   continuous schedule) raise.
 
@@ -53,6 +60,8 @@ Examples
 [980.0, 960.0, 940.0]
 >>> make_grid(DiscreteVP.linear(), 5, "leading", final_alpha="first", offset=1).tolist()
 [801.0, 601.0, 401.0, 201.0, 1.0, 0.0]
+>>> make_grid(DiscreteVP.linear(), 5, "leading-multistep").tolist()
+[830.0, 664.0, 498.0, 332.0, 166.0, -1.0]
 >>> make_grid(LinearVP(), 4).round(6).tolist()
 [1.0, 0.75025, 0.5005, 0.25075, 0.001]
 >>> make_grid(DiscreteVP.linear(), 4, t_start=300).tolist()   # mid-trajectory: linspace over 0..300
@@ -74,7 +83,7 @@ from pndmkit.schedules import DiscreteVP, NoiseSchedule
 __all__ = ["make_grid", "check_grid", "GRIDS", "GRID_KINDS", "GridKind", "DISCRETE_SPACINGS",
            "S_FLOOR"]
 
-DISCRETE_SPACINGS = ("leading", "linspace", "trailing")
+DISCRETE_SPACINGS = ("leading", "linspace", "trailing", "leading-multistep")
 
 
 def check_grid(schedule: NoiseSchedule, grid: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
@@ -160,9 +169,9 @@ def _check_options(schedule: NoiseSchedule, kind: str, rho: float | None, final_
                              f"pass t_end for {schedule!r}")
     if offset is not None:
         check_int(offset, "offset", minimum=0)
-        if kind != "leading" or not isinstance(schedule, DiscreteVP):
-            raise ValueError(f"offset applies to grid 'leading' of a DiscreteVP only (diffusers' steps_offset), "
-                             f"not to {which} on {schedule!r}")
+        if not GRID_KINDS[kind].takes_offset or not isinstance(schedule, DiscreteVP):
+            raise ValueError(f"offset applies to grid 'leading' or 'leading-multistep' of a DiscreteVP only "
+                             f"(diffusers' steps_offset), not to {which} on {schedule!r}")
 
 
 def _end_time(schedule: NoiseSchedule, t_end: float | None, final_alpha: str | None) -> float:
@@ -183,18 +192,23 @@ def _integer_index(t: float, name: str, kind: str) -> int:
     return int(t)
 
 
-def _leading(T: int, steps: int, offset: int) -> NDArray[np.float64]:
-    stride = T // steps
-    ts = np.arange(steps - 1, -1, -1) * stride + offset
+def _leading(T: int, steps: int, offset: int, multistep: bool = False) -> NDArray[np.float64]:
+    """``leading``: ``steps`` of the ``steps`` parts of the table from ``t = 0`` up; ``multistep``
+    (``leading-multistep``): ``steps`` of ``steps + 1`` parts from one stride up (``t = 0`` dropped)."""
+    parts = steps + 1 if multistep else steps
+    stride = T // parts
+    ts = np.arange(parts - 1, parts - 1 - steps, -1) * stride + offset
     if ts[0] > T - 1:
         raise ValueError(f"offset={offset} moves the first time {ts[0]} past the last training index {T - 1}")
     # the rule starts one step below the top (980 of 1000 for 50 steps); where T // steps truncates a lot it
     # starts far lower (600 steps: stride 1, t = 599), leaving a large part of the trajectory unsampled
-    if ts[0] + T / steps < (1.0 - LEADING_SLACK) * T - 1:
+    if ts[0] + T / parts < (1.0 - LEADING_SLACK) * T - 1:
+        kind, divisor = ("leading-multistep", "(steps + 1)") if multistep else ("leading", "steps")
         raise ValueError(
-            f"grid 'leading' with steps={steps} of T={T} takes stride T // steps = {stride} and would start at "
-            f"t={ts[0]}, skipping {100 * (T - 1 - ts[0]) / T:.0f}% of the trajectory; choose steps that divide "
-            f"{T} or grid='trailing' / 'linspace' (which start at t={T - 1} for every steps)")
+            f"grid {kind!r} with steps={steps} of T={T} takes stride T // {divisor} = {stride} and would start at "
+            f"t={ts[0]}, skipping {100 * (T - 1 - ts[0]) / T:.0f}% of the trajectory; choose steps "
+            f"{'+ 1 ' if multistep else ''}that divide{'s' if multistep else ''} {T} or grid='trailing' / "
+            f"'linspace' (which start at t={T - 1} for every steps)")
     return ts.astype(np.float64)
 
 
@@ -209,15 +223,15 @@ def _discrete(schedule: DiscreteVP, steps: int, spacing: str, t_start: float | N
     n = top + 1  # indices 0..top: the whole table unless starting mid-trajectory
     if steps > n:
         raise ValueError(f"steps={steps} exceeds the {n} training indices 0..{top} of {schedule!r}")
-    if spacing == "leading":
-        ts = _leading(T, steps, offset)
+    if spacing in ("leading", "leading-multistep"):
+        ts = _leading(T, steps, offset, multistep=spacing == "leading-multistep")
     elif spacing == "linspace":
         # diffusers' round(linspace(0, top, N)) reversed; one point of it would be [0], a "step" from the data
         # end that returns the noise nearly unchanged: one step starts at the top like every other step count
         ts = np.linspace(0, top, steps).round()[::-1] if steps > 1 else np.array([float(top)])
     else:  # trailing: round(arange(n, 0, -n / steps)) - 1, written without arange's float length
         ts = np.round(n - np.arange(steps) * (n / steps)) - 1
-    if t_start is not None and ts[0] != top:  # leading starts where its stride puts it
+    if t_start is not None and ts[0] != top:  # the leading spacings start where their stride puts them
         raise ValueError(
             f"grid {spacing!r} with steps={steps} starts at t={ts[0]:g}, so it cannot start at t_start={t_start:g}; "
             f"use grid='trailing' or 'linspace' (or leave grid unset), which start at t_start")
@@ -252,14 +266,15 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
         First and last time (default: the schedule's ``t_start`` and ``t_end``); ``t_start`` below it starts
         mid-trajectory (img2img). Discrete spacings (``leading``, ``trailing`` and, ending at ``-1`` or ``0``,
         ``linspace``, the default with ``t_start``) need an integer ``t_start`` and spread their steps over
-        the indices ``0..t_start``; ``leading`` accepts only its own first time.
+        the indices ``0..t_start``; ``leading`` and ``leading-multistep`` accept only their own first time.
     rho : float, optional
         Exponent of the ``karras`` grid (7).
     final_alpha : {"one", "first"}, optional
         :class:`DiscreteVP` only: end at ``abar = 1`` (``t = -1``, the default) or ``abar_0`` (``t = 0``);
         the same as ``t_end = -1`` or ``0``.
     offset : int, optional
-        diffusers' ``steps_offset``, ``leading`` spacing of a :class:`DiscreteVP` only (0).
+        diffusers' ``steps_offset``, ``leading`` and ``leading-multistep`` spacings of a :class:`DiscreteVP`
+        only (0).
 
     Raises
     ------
@@ -377,6 +392,8 @@ class GridKind(NamedTuple):
         ``"discrete"`` / ``"continuous"``: :func:`make_grid`'s kind for those schedules when none is given.
     takes_rho : bool
         Whether the kind has the exponent ``rho`` (``karras``).
+    takes_offset : bool
+        Whether the kind has diffusers' ``steps_offset`` (the ``leading`` spacings).
     """
 
     uniform_in: str
@@ -387,6 +404,7 @@ class GridKind(NamedTuple):
     floored: bool = False
     default_for: str | None = None
     takes_rho: bool = False
+    takes_offset: bool = False
 
 
 #: every grid kind: a new kind is one entry here (its ``build`` function above)
@@ -399,8 +417,12 @@ GRID_KINDS = {
     "s-uniform": GridKind("s", _s_uniform),
     "shifted": GridKind("u with t = shift u / (1 + (shift - 1) u)", _shifted, same_as="uniform"),
     "leading": GridKind("training index, stride T // N", _training_indices, discrete_only=True, in_diffusers=True,
-                        default_for="discrete"),
+                        default_for="discrete", takes_offset=True),
     "trailing": GridKind("training index, from the top", _training_indices, discrete_only=True, in_diffusers=True),
+    # diffusers' timestep_spacing="leading" of DPMSolverMultistepScheduler, UniPCMultistepScheduler and
+    # DEISMultistepScheduler (not DDIM's, PNDM's or DDPM's, which are "leading" above)
+    "leading-multistep": GridKind("training index, stride T // (N + 1), from one stride up", _training_indices,
+                                  discrete_only=True, in_diffusers=True, takes_offset=True),
 }
 
 #: grid kinds accepted by :func:`make_grid` (the keys of :data:`GRID_KINDS`)

@@ -23,7 +23,8 @@ def test_registry_describes_every_grid_kind_once():
 
 
 @pytest.mark.parametrize("schedule, expected", [
-    (DiscreteVP.linear(), ["leading", "uniform", "quadratic", "logsnr", "karras", "s-uniform", "trailing"]),
+    (DiscreteVP.linear(), ["leading", "uniform", "quadratic", "logsnr", "karras", "s-uniform", "trailing",
+                           "leading-multistep"]),
     (LinearVP(), ["uniform", "quadratic", "logsnr", "karras", "s-uniform"]),
 ])
 def test_compare_tries_the_registry_kinds_default_first(schedule, expected):
@@ -45,7 +46,8 @@ def test_compare_floors_karras_and_logsnr_where_grids_does():
         grid = make_grid(schedule, 8, kind, t_end=0.0)
         assert float(schedule.s(grid[-2])) == pytest.approx(S_FLOOR, rel=1e-9)
         assert runs[f"{kind} to t=0"].s_end == 0.0
-    assert set(cmp.SHARED_GRIDS) == {"leading", "linspace", "trailing", "uniform", "karras", "logsnr"}
+    assert set(cmp.SHARED_GRIDS) == {"leading", "linspace", "trailing", "uniform", "karras", "logsnr",
+                                     "leading-multistep"}
     np.testing.assert_array_equal(make_grid(DiscreteVP.linear(), 4, "karras")[-2:], [0.0, -1.0])  # first index
 
 
@@ -726,7 +728,7 @@ def test_candidates_restrict_the_runs_and_a_candidate_that_names_no_run_is_refus
     assert [(r["method"], r["option"], r["nfe_target"]) for r in rows] == [("ddim", "leading", 6),
                                                                             ("ipndm", "quadratic", 5)]
     full = cmp.compare(dataclasses.replace(cfg, candidates=None))["cases"][0]["runs"]
-    assert len(full) == 2 * 2 * 7  # every grid kind of each method at each NFE
+    assert len(full) == 2 * 2 * 8  # every grid kind of each method at each NFE (leading-multistep the eighth)
     same = {(f["method"], f["option"], f["nfe_target"]): f["error"] for f in full}
     for r in rows:  # the same runs (the reference is read at fewer levels: its last digits may move)
         assert r["error"] == pytest.approx(same[(r["method"], r["option"], r["nfe_target"])], rel=1e-6)

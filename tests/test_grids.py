@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pndmkit.grids import GRIDS, check_grid, make_grid
+from pndmkit.grids import GRID_KINDS, GRIDS, check_grid, make_grid
 from pndmkit.sampling import sample
 from pndmkit.schedules import CosineVP, DiscreteVP, LinearVP
 
@@ -59,7 +59,7 @@ def test_continuous_grids_are_uniform_in_their_variable():
     np.testing.assert_allclose(q, 1e-3 + (1 - 1e-3) * np.array([1, 0.5625, 0.25, 0.0625, 0]))
 
 
-@pytest.mark.parametrize("kind", [k for k in GRIDS if k not in ("leading", "trailing")])
+@pytest.mark.parametrize("kind", [k for k in GRIDS if not GRID_KINDS[k].discrete_only])  # these on any schedule
 @pytest.mark.parametrize("sched", [LinearVP(), CosineVP(), LIN], ids=repr)
 def test_every_grid_is_decreasing_with_exact_ends(kind, sched):
     g = make_grid(sched, 7, kind, t_start=sched.t_start)
@@ -108,6 +108,65 @@ def test_the_leading_rule_refuses_exactly_the_grids_that_start_too_low():
     assert {250, 500, 1000} <= set(accepted) and not {334, 400, 600} & set(accepted) and 999 in accepted
     for steps in accepted:
         assert (steps - 1) * (1000 // steps) + 1000 / steps >= 0.9 * 1000 - 1
+
+
+# -- the multistep schedulers' leading spacing ----------------------------------------------------------------
+def test_leading_multistep_divides_the_table_into_steps_plus_one_parts():
+    """5 of 1000 steps: 830, ..., 166 (stride 1000 // 6), then abar = 1; DDIM's leading is 800, ..., 0."""
+    np.testing.assert_array_equal(make_grid(LIN, 5, "leading-multistep"), [830, 664, 498, 332, 166, -1])
+    np.testing.assert_array_equal(make_grid(LIN, 5, "leading-multistep", offset=1, final_alpha="first"),
+                                  [831, 665, 499, 333, 167, 0])
+    np.testing.assert_array_equal(make_grid(LIN, 1, "leading-multistep"), [500, -1])
+    for steps in (1, 2, 7, 49, 50, 99, 499):
+        g = make_grid(LIN, steps, "leading-multistep")
+        stride = 1000 // (steps + 1)
+        assert len(g) == steps + 1 and g[0] == steps * stride and g[-2] == stride
+        assert np.all(np.diff(g[:-1]) == -stride)
+
+
+def test_leading_multistep_is_refused_where_its_stride_starts_too_low():
+    with pytest.raises(ValueError, match=r"grid 'leading-multistep' with steps=500 of T=1000 takes stride "
+                                         r"T // \(steps \+ 1\) = 1 and would start at t=500, skipping 50% of the "
+                                         r"trajectory; choose steps \+ 1 that divides 1000"):
+        make_grid(LIN, 500, "leading-multistep")
+    with pytest.raises(ValueError, match=r"grid 'leading-multistep' with steps=5 starts at t=830, so it cannot "
+                                         r"start at t_start=999"):
+        make_grid(LIN, 5, "leading-multistep", t_start=999)
+    with pytest.raises(ValueError, match=r"offset=170 moves the first time 1000 past the last training index 999"):
+        make_grid(LIN, 5, "leading-multistep", offset=170)
+
+
+MULTISTEP = [("DPMSolverMultistepScheduler", {"solver_order": 3, "lower_order_final": False}, -1.0),
+             ("UniPCMultistepScheduler", {}, -1.0),
+             ("UniPCMultistepScheduler", {"final_sigmas_type": "sigma_min"}, 0.0),
+             ("DEISMultistepScheduler", {}, 0.0)]
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("cls, config, end", MULTISTEP, ids=[f"{c}-{e:g}" for c, _, e in MULTISTEP])
+def test_leading_multistep_is_the_multistep_schedulers_leading_spacing(cls, config, end, offset):
+    """diffusers' own ``set_timesteps`` (``timestep_spacing="leading"``) gives the grid's step starts, and its
+    last level (``sigmas[-1]``: 0 or ``sigma_min``) its end: ``t = -1`` (``abar = 1``) or ``t = 0`` (``abar_0``).
+    The scheduler that ran is the diffusers class named (its module is diffusers'), laid out for ``N`` steps, and
+    pndmkit's ``leading`` kind is another grid at each ``N``, so the comparison tells the two kinds apart."""
+    pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    import warnings
+
+    for steps in (1, 2, 3, 5, 6, 8, 10, 20, 49, 50, 100):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scheduler = getattr(diffusers, cls)(timestep_spacing="leading", steps_offset=offset, **config)
+            scheduler.set_timesteps(steps)
+        assert type(scheduler).__module__.startswith("diffusers.schedulers.") and type(scheduler).__name__ == cls
+        theirs = scheduler.timesteps.numpy().astype(np.float64)
+        assert len(theirs) == scheduler.num_inference_steps == steps
+        assert (float(scheduler.sigmas[-1]) == 0.0) == (end == -1.0)  # the end the scheduler itself integrates to
+        final_alpha = "one" if end == -1.0 else "first"
+        g = make_grid(LIN, steps, "leading-multistep", offset=offset, final_alpha=final_alpha)
+        np.testing.assert_array_equal(g, np.append(theirs, end))
+        assert not np.array_equal(make_grid(LIN, steps, "leading", offset=offset, final_alpha="one")[:-1], theirs)
 
 
 # -- starting mid-trajectory ----------------------------------------------------------------------------------
@@ -215,7 +274,7 @@ def test_final_alpha_is_the_end_of_every_grid_on_a_discrete_schedule():
     ({"kind": "karras", "rho": -1.0}, ValueError, r"rho must be > 0, got -1.0"),
     ({"kind": "karras", "rho": float("nan")}, ValueError, r"rho must be a finite number, got nan"),
     ({"final_alpha": "one"}, ValueError, r"final_alpha applies to DiscreteVP schedules only"),
-    ({"offset": 1}, ValueError, r"offset applies to grid 'leading' of a DiscreteVP only"),
+    ({"offset": 1}, ValueError, r"offset applies to grid 'leading' or 'leading-multistep' of a DiscreteVP only"),
 ])
 def test_grid_errors_name_the_parameter(kwargs, error, message):
     kwargs = {"steps": 3, **kwargs}

@@ -226,6 +226,19 @@ def test_unhonourable_config_is_refused_by_field(config, field):
         == "ddim"  # the message's override works
 
 
+@pytest.mark.parametrize("offset", [0, 1])
+def test_leading_multistep_spacing_takes_steps_offset_as_the_multistep_schedulers_do(offset):
+    """A config of pndmkit's own with ``timestep_spacing="leading-multistep"`` lays out
+    ``DPMSolverMultistepScheduler``'s ``"leading"`` timesteps, ``steps_offset`` included (not dropped)."""
+    ours = PNDMKitScheduler(method="dpm-solver++-3m", timestep_spacing="leading-multistep", steps_offset=offset)
+    theirs = diffusers.DPMSolverMultistepScheduler(timestep_spacing="leading", steps_offset=offset)
+    for steps in (5, 6, 20):
+        ours.set_timesteps(steps)
+        theirs.set_timesteps(steps)
+        assert ours.timesteps.tolist() == theirs.timesteps.tolist() == [k * (1000 // (steps + 1)) + offset
+                                                                         for k in range(steps, 0, -1)]
+
+
 def test_zero_length_last_step_names_the_fields():
     sched = PNDMKitScheduler(steps_offset=0, set_alpha_to_one=False)
     with pytest.raises(ValueError, match="steps_offset=0.*set_alpha_to_one=False"):

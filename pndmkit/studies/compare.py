@@ -24,7 +24,8 @@ Fair ground rules (every solver gets the same treatment):
   sliced Wasserstein-2 distance of ``y_end`` to ``p_0`` (with its finite-sample floor, the distance of
   the exact reference end points, reported as ``sw_floor``); ``nll`` the average ``-log p_0(y_end)``.
 * **Grids.** pndmkit methods try every kind of :data:`pndmkit.grids.GRID_KINDS` the schedule has (the
-  integer spacings ``leading / trailing`` on discrete schedules; ``uniform / quadratic / logsnr / karras /
+  integer spacings ``leading / trailing / leading-multistep`` on discrete schedules, the last the ``leading``
+  timesteps of the peers' multistep schedulers; ``uniform / quadratic / logsnr / karras /
   s-uniform``; ``linspace`` only as ``uniform``), made by :func:`pndmkit.grids.make_grid` itself, so a
   Karras or log-SNR grid ending at ``abar = 1`` stops at the same lowest positive level as everywhere
   else (the first table index, ``s = S_FLOOR`` on continuous schedules); peers try their
@@ -159,7 +160,8 @@ def _dpm_3m_nolof(schedule: NoiseSchedule) -> Integrator:
 #: method variants the head-to-head runs when ``methods`` names them, besides the registry's fixed-step methods
 #: (not registered, so not in :data:`pndmkit.methods.METHODS` nor run by default): a peer's configuration that a
 #: registered method does not cover. ``dpm-solver++-3m-nolof`` is ``DPMSolverMultistepScheduler(solver_order=3,
-#: lower_order_final=False)``, the best peer on the digits UNet at NFE 5-6 (``leading``), where the registered
+#: lower_order_final=False)``, the best peer on the digits UNet at NFE 5-6 (its ``leading`` timesteps: pndmkit's
+#: grid ``leading-multistep``), where the registered
 #: ``dpm-solver++-3m`` lowers its last two steps (as diffusers' default ``lower_order_final=True`` does below 15
 #: steps); ``tests/test_exponential.py`` checks it against the scheduler step for step.
 VARIANTS: dict[str, MethodSpec] = {spec.name: spec for spec in (

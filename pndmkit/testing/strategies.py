@@ -282,9 +282,14 @@ def _valid_kinds(schedule: NoiseSchedule) -> tuple[str, ...]:
     return tuple(k for k, info in GRID_KINDS.items() if discrete or not info.discrete_only) + (EXPLICIT,)
 
 
-def _leading_cap(T: int) -> int:
-    """Most steps drawn for ``leading``: it starts low where ``T // steps`` truncates, never up to ``T // 10 + 1``."""
-    return T // 10 + 1
+#: the kinds with a stride and ``offset``: they start where the stride puts them (no ``t_start``)
+_LEADING = tuple(k for k, info in GRID_KINDS.items() if info.takes_offset)
+
+
+def _leading_cap(T: int, kind: str = "leading") -> int:
+    """Most steps drawn for ``leading``: it starts low where ``T // steps`` truncates, never up to ``T // 10 + 1``
+    (``leading-multistep``, stride ``T // (steps + 1)``: up to ``T // 10``)."""
+    return T // 10 + (0 if kind == "leading-multistep" else 1)
 
 
 @st.composite
@@ -292,11 +297,11 @@ def _grid_spec(draw: Any, schedule: NoiseSchedule, kinds: tuple[str, ...], min_s
                end_at_data: Optional[bool]) -> GridSpec:
     discrete = isinstance(schedule, DiscreteVP)
     T = schedule.num_train_timesteps if discrete else 0
-    options = [k for k in kinds if k != "leading" or _leading_cap(T) >= min_steps]
+    options = [k for k in kinds if k not in _LEADING or _leading_cap(T, k) >= min_steps]
     kind = draw(st.sampled_from(options))
     to_zero = _has_zero(schedule) and (draw(st.booleans()) if end_at_data is None else end_at_data)
     steps = draw(st.integers(min_steps, max_steps))
-    if discrete and (kind in ("leading", "trailing") or (kind == "linspace" and to_zero)):
+    if discrete and (kind in (*_LEADING, "trailing") or (kind == "linspace" and to_zero)):
         return _discrete_spec(draw, schedule, kind, steps, to_zero)
     # the end: the data (s = 0) or a low positive noise level
     s_lo = float(schedule.s(schedule.t_min))
@@ -328,14 +333,16 @@ def _grid_spec(draw: Any, schedule: NoiseSchedule, kinds: tuple[str, ...], min_s
 
 
 def _discrete_spec(draw: Any, schedule: DiscreteVP, kind: str, steps: int, to_zero: bool) -> GridSpec:
-    """diffusers' integer spacings: ``leading`` (with ``offset``), ``trailing`` and ``linspace``, ending at
-    ``t = -1`` (``final_alpha="one"``, ``abar = 1``) or ``t = 0`` (``"first"``)."""
+    """diffusers' integer spacings: ``leading`` and ``leading-multistep`` (with ``offset``), ``trailing`` and
+    ``linspace``, ending at ``t = -1`` (``final_alpha="one"``, ``abar = 1``) or ``t = 0`` (``"first"``)."""
     T = schedule.num_train_timesteps
     kwargs: dict[str, Any] = {"final_alpha": "one" if to_zero else "first"}
-    if kind == "leading":
-        steps = min(steps, _leading_cap(T))
-        stride = T // steps
-        low = 0 if to_zero else 1  # ending at t = 0 needs a last index above 0
+    if kind in _LEADING:
+        steps = min(steps, _leading_cap(T, kind))
+        multistep = kind == "leading-multistep"
+        stride = T // (steps + 1 if multistep else steps)
+        # ending at t = 0 needs a last index above 0 (leading-multistep's is stride + offset)
+        low = 0 if to_zero or multistep else 1
         offset = draw(st.integers(low, max(low, min(2, stride - 1))))
         if offset:
             kwargs["offset"] = offset
@@ -380,8 +387,9 @@ def grid_specs(schedule: NoiseSchedule, *, kinds: Union[str, Sequence[str], None
     Every kind of :data:`pndmkit.grids.GRID_KINDS` valid for the schedule is drawn through
     :func:`pndmkit.grids.make_grid`: the continuous kinds over the whole trajectory or from a later start
     (mid-trajectory, a fraction 0.3-1 of the way up in ``t``), ``karras`` with or without ``rho``; on a
-    :class:`~pndmkit.schedules.DiscreteVP` also diffusers' integer spacings ``leading`` (with ``offset``),
-    ``trailing`` and ``linspace`` (from the top or an integer ``t_start``). :data:`EXPLICIT` grids are strictly
+    :class:`~pndmkit.schedules.DiscreteVP` also diffusers' integer spacings ``leading`` and
+    ``leading-multistep`` (with ``offset``), ``trailing`` and ``linspace`` (from the top or an integer
+    ``t_start``). :data:`EXPLICIT` grids are strictly
     decreasing times whose step lengths stand in ratios of at most 10, equal in ``t`` or in ``log s``. Grids end
     at the data (``s = 0``, ``abar = 1``: ``t_min``) where the schedule reaches it, or at a positive level
     (``s`` in [1e-3, 0.1], the schedule's ``t_end``, or ``t = 0`` for a discrete ``final_alpha="first"``).
@@ -393,8 +401,8 @@ def grid_specs(schedule: NoiseSchedule, *, kinds: Union[str, Sequence[str], None
     kinds : str or sequence of str, optional
         Grid kinds to draw (default: every kind valid for ``schedule`` and :data:`EXPLICIT`).
     min_steps, max_steps : int
-        Range of the number of steps (``leading`` draws at most ``T // 10 + 1``, where its rule never starts
-        low; ``trailing`` ending at ``t = 0`` at most ``T // 2``).
+        Range of the number of steps (``leading`` draws at most ``T // 10 + 1``, ``leading-multistep`` at most
+        ``T // 10``, where their rule never starts low; ``trailing`` ending at ``t = 0`` at most ``T // 2``).
     end_at_data : bool, optional
         True: every grid ends where ``s = 0``; False: never; None: either (where the schedule has ``s = 0``).
         Classical methods need ``False`` on VP schedules, whose ODE in ``t`` is singular at ``abar = 1``.
@@ -427,10 +435,11 @@ def grid_specs(schedule: NoiseSchedule, *, kinds: Union[str, Sequence[str], None
     if end_at_data and not _has_zero(schedule):
         raise ValueError(f"end_at_data=True: {schedule!r} never reaches s = 0 (its lowest s is "
                          f"{float(schedule.s(schedule.t_min))!r})")
-    cap = _leading_cap(schedule.num_train_timesteps) if isinstance(schedule, DiscreteVP) else 0
-    if chosen == ("leading",) and cap < min_steps:
-        raise ValueError(f"grid 'leading' of {schedule!r} is drawn with at most {cap} steps, fewer than "
-                         f"min_steps={min_steps}")
+    if len(chosen) == 1 and chosen[0] in _LEADING:
+        cap = _leading_cap(schedule.num_train_timesteps, chosen[0])
+        if cap < min_steps:
+            raise ValueError(f"grid {chosen[0]!r} of {schedule!r} is drawn with at most {cap} steps, fewer than "
+                             f"min_steps={min_steps}")
     return _grid_spec(schedule, tuple(chosen), min_steps, max_steps, end_at_data)
 
 

@@ -11,7 +11,7 @@ The config is read by :mod:`pndmkit.integrations.diffusers.config`: a config fro
 (its ``_class_name``, or the class recognised by its fields) keeps that source's grid, end point, start scale and network timesteps; a config of
 pndmkit's own (no source) uses :func:`pndmkit.grids.make_grid` with ``timestep_spacing`` as the grid kind
 (``leading`` / ``linspace`` / ``trailing`` as in DDIM, or a pndmkit kind such as ``karras``, ``logsnr``),
-``steps_offset`` for ``leading``, and the last step to ``t = -1`` (``abar = 1``) if ``set_alpha_to_one`` else
+``steps_offset`` for ``leading`` and ``leading-multistep``, and the last step to ``t = -1`` (``abar = 1``) if ``set_alpha_to_one`` else
 to ``t = 0``.
 
 The pipeline sees the source's conventions: ``timesteps`` are the source's network timesteps at the grid
@@ -69,7 +69,7 @@ from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Final, Single, Warmup
 from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
-from pndmkit.grids import GRIDS, make_grid
+from pndmkit.grids import GRID_KINDS, GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, ConventionWarning, Layout,
                                                    TrainingRangeWarning,
                                                    Translation, check_timesteps, infer_source, init_fields,
@@ -418,7 +418,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Without a source: ``"leading"``, ``"linspace"``, ``"trailing"`` or another grid kind of
         :data:`pndmkit.grids.GRIDS`; with one, whatever the source takes.
     steps_offset : int
-        Offset of ``leading`` grids.
+        Offset of ``leading`` and ``leading-multistep`` grids (diffusers' ``steps_offset``).
     set_alpha_to_one : bool
         Without a source: end at ``abar = 1`` (``t = -1``) rather than at ``abar_0`` (``t = 0``).
     source : str, optional
@@ -1023,7 +1023,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             grid = np.array(starts + [end])
         else:
             kind = cfg.timestep_spacing
-            offset = int(cfg.steps_offset) if kind == "leading" else None
+            offset = int(cfg.steps_offset) if kind in GRID_KINDS and GRID_KINDS[kind].takes_offset else None
             try:
                 grid = make_grid(self.schedule, int(num_inference_steps), kind, offset=offset,
                                  final_alpha="one" if cfg.set_alpha_to_one else "first")
