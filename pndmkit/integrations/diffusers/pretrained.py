@@ -21,7 +21,11 @@ label for a class-conditional ``UNet2DModel`` (``num_class_embeds``), prompt emb
 (:class:`Conditioned`).
 
 A folder that cannot be used raises :class:`~pndmkit.errors.UsageError` with one line naming the path and what
-is missing.
+is missing or wrong, before the network runs: among them a scheduler config of a class pndmkit does not read
+(:func:`~pndmkit.integrations.diffusers.config.refuse_foreign`, the check
+:meth:`PNDMKitScheduler.from_config <pndmkit.integrations.diffusers.PNDMKitScheduler.from_config>` makes: an
+``IPNDMScheduler`` or ``ScoreSdeVeScheduler`` config holds no noise table, an ``LCMScheduler`` one belongs to a
+distilled sampler).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any, Optional
 import torch
 
 from pndmkit.errors import UsageError
-from pndmkit.integrations.diffusers.config import ConventionWarning, translate
+from pndmkit.integrations.diffusers.config import ConventionWarning, refuse_foreign, translate
 
 __all__ = ["open_network", "locate", "Located", "Conditioned", "load_embeddings", "read_scheduler_config",
            "UNET_CLASSES", "WEIGHT_FILES"]
@@ -436,6 +440,11 @@ def _open_diffusers(source: Any, scheduler_config: Any, class_label: Any, prompt
     located = locate(source, scheduler_config=scheduler_config, param=param)
     config_param = "scheduler_config" if scheduler_config is not None else param
     config = read_scheduler_config(located.scheduler_config, config_param)
+    try:
+        refuse_foreign(config)  # the check PNDMKitScheduler.from_config makes: a class pndmkit does not read
+    except ValueError as exc:
+        raise UsageError(config_param, f"{located.scheduler_config}: {exc}; give the config of one of those "
+                                       f"(--scheduler-config FILE, scheduler_config=FILE)") from None
     if config.get("clip_sample", False):
         warnings.warn(f"{located.scheduler_config} sets clip_sample=True: pndmkit's methods integrate the network's "
                       f"probability-flow ODE without clipping its x0 estimates", ConventionWarning, stacklevel=3)
