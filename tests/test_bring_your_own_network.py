@@ -485,12 +485,16 @@ def test_audit_of_a_flow_matching_folder_says_it_has_no_vp_table(flow_folder, ca
 @pytest.fixture(scope="module")
 def unread_folders(tmp_path_factory):
     """The same tiny UNet beside a scheduler config of a class pndmkit does not read (a VE SDE, IPNDM: no noise
-    table; LCM: a table, but a distilled sampler)."""
+    table; LCM: a table, but a distilled sampler), and beside a DDIM config with one weight filled with NaN."""
     root = tmp_path_factory.mktemp("unread")
     for name, scheduler in (("ve", diffusers.ScoreSdeVeScheduler()), ("ipndm", diffusers.IPNDMScheduler()),
-                            ("lcm", diffusers.LCMScheduler())):
+                            ("lcm", diffusers.LCMScheduler()), ("nan", diffusers.DDIMScheduler(clip_sample=False))):
         torch.manual_seed(6)
-        diffusers.UNet2DModel(**UNET).save_pretrained(root / name)
+        unet = diffusers.UNet2DModel(**UNET)
+        if name == "nan":
+            with torch.no_grad():
+                unet.conv_in.bias.fill_(float("nan"))
+        unet.save_pretrained(root / name)
         scheduler.save_pretrained(root / name)
     return root
 
@@ -562,3 +566,26 @@ def test_audit_of_a_scheduler_with_no_table_names_why(unread_folders, capsys):
                         "alone, so they are no table of the network's training; audit it as a k-diffusion-style "
                         "sampler (MODULE:FUNCTION) in sigma instead")
 
+
+def test_nan_weights_in_a_diffusers_folder_are_refused_before_any_work(unread_folders, tmp_path, capsys):
+    """They ran the network (sample: exit 1 and a run.json left; order: a scipy traceback from the reference's
+    time inversion); now the check a pndmkit checkpoint gets names the file and the first tensor."""
+    path = unread_folders / "nan"
+    weights = path / "diffusion_pytorch_model.safetensors"
+    said = f"checkpoint file {weights} holds non-finite weights (first: 'conv_in.bias')"
+    with pytest.raises(UsageError) as info:
+        open_network(path)
+    assert str(info.value) == f"{path}: {said}; the network cannot be used (e.g. a training run that diverged): " \
+                              f"use another checkpoint"
+    assert info.value.params == ("model",)
+    for argv, option in (
+            (["sample", "--checkpoint", path, "--steps", "2", "--num-samples", "1", "--out", tmp_path / "no",
+              "--no-progress"], "--checkpoint"),
+            (["order", "--model", path, "--methods", "ddim", "--steps", "2,4", "--batch", "1", "--cache", "none",
+              "--t-start", "50", "--device", "cpu"], "--model"),
+            (["compare", "--model", path, "--methods", "ddim", "--nfe", "3", "--n", "2", "--cache", "none"],
+             "--model")):
+        assert _main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "Traceback" not in err and f"error: {option}: {path}: {said}" in err, err
+    assert not (tmp_path / "no").exists()
