@@ -139,8 +139,17 @@ def check_prediction(prediction: Any, schedule: NoiseSchedule | None = None) -> 
     if not isinstance(prediction, str) or prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
     if schedule is not None and prediction not in schedule.predictions:
-        hint = (" (v = alpha eps - sigma x0 is the velocity of variance-preserving schedules; a flow-matching "
-                "network's velocity eps - x0 is prediction='flow')" if prediction == "v" else "")
+        hint = ""
+        if prediction == "v":  # 'flow' is dx/dt of this schedule; eps - x0 only where alpha = 1 - t, sigma = t
+            own = ("prediction='flow' is the schedule's own velocity u = dx/dt = alpha'(t) x0 + sigma'(t) eps "
+                   "in its time t")
+            if schedule.family == "flow":
+                own += ", which is eps - x0 here (alpha = 1 - t, sigma = t)"
+            else:
+                own += (" (sigma'(t) eps here, where alpha = 1)" if schedule.family == "ve" else "") + \
+                    ", not a flow-matching network's eps - x0, which is dx/dt only where alpha = 1 - t and sigma = t " \
+                    "(FlowMatching)"
+            hint = f" (v = alpha eps - sigma x0 is the velocity of variance-preserving schedules; {own})"
         raise ValueError(f"prediction={prediction!r} is not defined for {schedule!r}, a {schedule.family!r} schedule; "
                          f"it defines {schedule.predictions}{hint}")
     return prediction

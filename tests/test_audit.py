@@ -215,8 +215,15 @@ def test_pndmkit_methods_and_integrators_are_audited_in_their_own_time(diffusers
     ("diffusers:DPMSolverMultistepScheduler", {"algorithm_type": "nope"},
      "^config algorithm_type='nope': DPMSolverMultistepScheduler takes one of 'dpmsolver', 'dpmsolver\\+\\+', "
      "'sde-dpmsolver', 'sde-dpmsolver\\+\\+' for algorithm_type \\(default 'dpmsolver\\+\\+'\\)$"),
-    ("diffusers:FlowMatchEulerDiscreteScheduler", {}, "FlowMatchEulerDiscreteScheduler has no VP table"),
-    ("diffusers:EDMEulerScheduler", {}, "EDMEulerScheduler has no VP table"),
+    ("diffusers:ScoreSdeVeScheduler", {}, "^diffusers' ScoreSdeVeScheduler has no step\\(\\) \\(it steps by "
+                                          "step_correct, step_pred\\); the audit runs schedulers as a pipeline does"),
+    ("diffusers:FlowMatchEulerDiscreteScheduler", {}, "FlowMatchEulerDiscreteScheduler has no VP table .*, and "
+                                                      "FlowMatchEulerDiscreteScheduler, a flow-matching scheduler, "
+                                                      "has none \\(its levels are flow sigmas\\)"),
+    ("diffusers:EDMEulerScheduler", {}, "EDMEulerScheduler has no VP table .*, and EDMEulerScheduler, an EDM "
+                                        "scheduler, has none"),
+    ("diffusers:CMStochasticIterativeScheduler", {}, "has no VP table .*, and CMStochasticIterativeScheduler has "
+                                                     "none: its levels are sigmas from sigma_min to sigma_max"),
     ("diffusers:DDPMScheduler", {}, "DDPMScheduler is stochastic: two runs from the same start"),
     ("diffusers:EulerAncestralDiscreteScheduler", {}, "EulerAncestralDiscreteScheduler is stochastic"),
 ])

@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 
 from pndmkit.errors import UsageError  # noqa: E402
-from pndmkit.integrations.diffusers import translate  # noqa: E402
+from pndmkit.integrations.diffusers import PNDMKitScheduler, translate  # noqa: E402
 from pndmkit.integrations.diffusers.pretrained import Conditioned, load_embeddings, open_network  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
@@ -479,3 +479,113 @@ def test_audit_of_a_flow_matching_folder_says_it_has_no_vp_table(flow_folder, ca
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--config" not in err
     assert "target: FlowMatchEulerDiscreteScheduler of fm has no VP table (alphas_cumprod)" in err
+
+
+# -- folders pndmkit cannot read: refused in one line, before the network runs --------------------------------
+@pytest.fixture(scope="module")
+def unread_folders(tmp_path_factory):
+    """The same tiny UNet beside a scheduler config of a class pndmkit does not read (a VE SDE, IPNDM: no noise
+    table; LCM: a table, but a distilled sampler), and beside a DDIM config with one weight filled with NaN."""
+    root = tmp_path_factory.mktemp("unread")
+    for name, scheduler in (("ve", diffusers.ScoreSdeVeScheduler()), ("ipndm", diffusers.IPNDMScheduler()),
+                            ("lcm", diffusers.LCMScheduler()), ("nan", diffusers.DDIMScheduler(clip_sample=False))):
+        torch.manual_seed(6)
+        unet = diffusers.UNet2DModel(**UNET)
+        if name == "nan":
+            with torch.no_grad():
+                unet.conv_in.bias.fill_(float("nan"))
+        unet.save_pretrained(root / name)
+        scheduler.save_pretrained(root / name)
+    return root
+
+
+@pytest.mark.parametrize("name, cls, why", [
+    ("ve", "ScoreSdeVeScheduler", "configs hold no noise table (no beta_schedule, beta_start or beta_end)"),
+    ("ipndm", "IPNDMScheduler", "configs hold no noise table (no beta_schedule, beta_start or beta_end)"),
+    ("lcm", "LCMScheduler", "configs cannot be honoured: pndmkit reads the configs of DDPMScheduler"),
+])
+def test_a_folder_whose_scheduler_pndmkit_does_not_read_is_refused_by_class(unread_folders, tmp_path, capsys, name,
+                                                                            cls, why):
+    """They opened with diffusers' DDPM defaults (a VE network sampled as DiscreteVP.linear(T=2000)); now the check
+    PNDMKitScheduler.from_config makes refuses them, on every command that opens a network."""
+    path = unread_folders / name
+    with pytest.raises(UsageError) as info:
+        open_network(path)
+    message = str(info.value)
+    assert message.startswith(f"{path / 'scheduler_config.json'}: {cls} {why}") and "\n" not in message
+    assert info.value.params == ("model",)
+    with pytest.raises(ValueError, match=rf"^{cls} configs"):  # the same class check as the network's own
+        PNDMKitScheduler.from_config(json.loads((path / "scheduler_config.json").read_text()), method="ddim")
+    for argv in (["sample", "--checkpoint", path, "--steps", "2", "--num-samples", "1", "--out", tmp_path / "no",
+                  "--no-progress"],
+                 ["order", "--model", path, "--methods", "ddim", "--steps", "2,4", "--batch", "1", "--cache", "none",
+                  "--t-start", "50", "--device", "cpu"]):
+        assert _main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        option = "--checkpoint" if argv[0] == "sample" else "--model"
+        assert err.count("\n") == 0 and f"error: {option}: {path / 'scheduler_config.json'}: {cls} {why}" in err
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("config", [diffusers.IPNDMScheduler().config, diffusers.ScoreSdeVeScheduler().config,
+                                    {"_class_name": "IPNDMScheduler", "num_train_timesteps": 1000}],
+                         ids=["ipndm", "ve", "saved-ipndm"])
+def test_translate_refuses_a_config_with_no_noise_table_to_read(config):
+    """In memory too: no field of the schedule is in these configs, so there is nothing to read (diffusers' DDPM
+    defaults would fill in); the class is recognised as scheduler_class recognises it."""
+    from pndmkit.integrations.diffusers import network_model, schedule_from_config
+
+    cls = "ScoreSdeVeScheduler" if "sigma_max" in config else "IPNDMScheduler"
+    pattern = rf"^{cls} configs hold no noise table \(no beta_schedule, beta_start or beta_end\)"
+    for read in (translate, schedule_from_config, lambda c: network_model(lambda x, t: x, c)):
+        with pytest.raises(ValueError, match=pattern):
+            read(config)
+
+
+def test_translate_reads_the_table_of_a_scheduler_that_has_one():
+    """A class outside the sources with a DDPM table (LCM: scaled_linear betas from 0.00085 to 0.012) is read for
+    its table and prediction, as the translate docstring says; only its grid and network are refused."""
+    from pndmkit.schedules import DiscreteVP
+
+    tr = translate(diffusers.LCMScheduler(prediction_type="v_prediction").config)
+    assert tr.source is None and tr.prediction == "v"
+    np.testing.assert_array_equal(tr.schedule.betas, DiscreteVP.quad(1000, 0.00085, 0.012).betas)
+
+
+def test_audit_of_a_scheduler_with_no_table_names_why(unread_folders, capsys):
+    assert _main(["audit", unread_folders / "ipndm", "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "flow-matching or EDM" not in err
+    assert "IPNDMScheduler configs hold no noise table (no beta_schedule, beta_start or beta_end)" in err
+    assert _main(["audit", "diffusers:IPNDMScheduler", "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "flow-matching or EDM" not in err
+    assert err.endswith("IPNDMScheduler has no VP table (alphas_cumprod): the audit runs diffusers schedulers on a "
+                        "variance-preserving schedule's exact ground truth, and IPNDMScheduler has none: "
+                        "set_timesteps makes the noise levels of each run (betas, alphas) from its number of steps "
+                        "alone, so they are no table of the network's training; audit it as a k-diffusion-style "
+                        "sampler (MODULE:FUNCTION) in sigma instead")
+
+
+def test_nan_weights_in_a_diffusers_folder_are_refused_before_any_work(unread_folders, tmp_path, capsys):
+    """They ran the network (sample: exit 1 and a run.json left; order: a scipy traceback from the reference's
+    time inversion); now the check a pndmkit checkpoint gets names the file and the first tensor."""
+    path = unread_folders / "nan"
+    weights = path / "diffusion_pytorch_model.safetensors"
+    said = f"checkpoint file {weights} holds non-finite weights (first: 'conv_in.bias')"
+    with pytest.raises(UsageError) as info:
+        open_network(path)
+    assert str(info.value) == f"{path}: {said}; the network cannot be used (e.g. a training run that diverged): " \
+                              f"use another checkpoint"
+    assert info.value.params == ("model",)
+    for argv, option in (
+            (["sample", "--checkpoint", path, "--steps", "2", "--num-samples", "1", "--out", tmp_path / "no",
+              "--no-progress"], "--checkpoint"),
+            (["order", "--model", path, "--methods", "ddim", "--steps", "2,4", "--batch", "1", "--cache", "none",
+              "--t-start", "50", "--device", "cpu"], "--model"),
+            (["compare", "--model", path, "--methods", "ddim", "--nfe", "3", "--n", "2", "--cache", "none"],
+             "--model")):
+        assert _main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "Traceback" not in err and f"error: {option}: {path}: {said}" in err, err
+    assert not (tmp_path / "no").exists()

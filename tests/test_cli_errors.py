@@ -384,7 +384,8 @@ def test_sample_resume_with_no_run_says_it_starts_afresh(ckpt, tmp_path, capsys)
 def test_non_finite_samples_exit_1_with_one_line(tmp_path, run_cli):
     """Finite weights (a checkpoint with non-finite ones is refused up front) whose output, 3e38 everywhere, is
     finite in float32 but overflows DDIM's x0 = (x - sigma eps) / alpha at the top level (alpha about 0.006):
-    the run ends with exit 1, one line naming the first sample, and no shard written."""
+    the run ends with exit 1, one line naming the first sample, no shard written, and no run.json left (a fresh
+    run with no sample is no run to resume: the folder it made is gone)."""
     torch = pytest.importorskip("torch")
     from pndmkit.nn.checkpoint import save_checkpoint
     from pndmkit.nn.unet import UNet
@@ -403,7 +404,11 @@ def test_non_finite_samples_exit_1_with_one_line(tmp_path, run_cli):
     assert err.startswith("pndmkit sample: error: sample 0 is not finite (NaN or inf) after ddim with 2 steps "
                           "(3 of the 3 in its batch); shard 0 was not written")
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert not list(out.glob("shard-*"))
+    assert not out.exists()
+    out.mkdir()  # a folder that was there before the run stays, empty
+    code, _, err = run_cli(["sample", "--checkpoint", str(tmp_path / "m"), "--out", str(out), "--method", "ddim",
+                            "--steps", "2", "--num-samples", "3", "--no-progress"])
+    assert code == 1 and out.is_dir() and not list(out.iterdir()), err
 
 
 # -- the real entry points ------------------------------------------------------------------------------

@@ -115,9 +115,29 @@ def test_every_prediction_the_family_defines_converts_to_eps(sched, prediction):
     np.testing.assert_allclose(np.asarray(to_eps(out, x, t, sched, prediction)), eps, rtol=1e-10, atol=1e-12)
 
 
-def test_v_is_refused_off_vp_schedules_with_the_flow_hint():
-    with pytest.raises(ValueError, match=r"prediction='v' is not defined for EDM.* is prediction='flow'"):
-        as_eps(lambda x, t: x, EDM(), "v")
+@pytest.mark.parametrize("sched, here", [
+    (EDM(), "(sigma'(t) eps here, where alpha = 1), not a flow-matching network's eps - x0, which is dx/dt only "
+            "where alpha = 1 - t and sigma = t (FlowMatching))"),
+    (VE(), "(sigma'(t) eps here, where alpha = 1), not a flow-matching network's eps - x0"),
+    (FlowMatching(shift=3.0), ", which is eps - x0 here (alpha = 1 - t, sigma = t))"),
+], ids=repr)
+def test_v_is_refused_off_vp_schedules_with_what_flow_means_there(sched, here):
+    """The hint says what prediction='flow' is on the schedule at hand: its own dx/dt, which is eps - x0 on
+    FlowMatching only. Both halves checked: dx/dt told as 'flow' gives the exact eps on every schedule, and eps - x0
+    told as 'flow' gives it on FlowMatching and misses it by O(1) on EDM and VE."""
+    with pytest.raises(ValueError) as info:
+        as_eps(lambda x, t: x, sched, "v")
+    message = str(info.value)
+    assert message.startswith(f"prediction='v' is not defined for {sched!r}")
+    assert "prediction='flow' is the schedule's own velocity u = dx/dt = alpha'(t) x0 + sigma'(t) eps in its " \
+           "time t" in message and here in message
+    t = _inner(sched, 0.5)
+    x0, eps = np.array([0.5, -1.0]), np.array([0.25, 0.75])
+    x = _alpha(sched, t) * x0 + float(sched.sigma(t)) * eps
+    dxdt = float(sched.dalpha(t)) * x0 + float(sched.dsigma(t)) * eps
+    np.testing.assert_allclose(np.asarray(to_eps(dxdt, x, t, sched, "flow")), eps, rtol=1e-10, atol=1e-12)
+    miss = np.abs(np.asarray(to_eps(eps - x0, x, t, sched, "flow")) - eps).max()
+    assert (miss < 1e-10) if sched.family == "flow" else (miss > 0.1)
     with pytest.raises(ValueError, match=r"prediction must be one of"):
         as_eps(lambda x, t: x, FlowMatching(), "velocity")
 

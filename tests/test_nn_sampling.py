@@ -203,6 +203,7 @@ def test_a_non_finite_sample_is_never_written(ckpt, tmp_path, monkeypatch):
     with pytest.raises(FloatingPointError, match=r"sample 4 is not finite .* shard 1 was not written"):
         sample_to_dir(_cfg(ckpt, out, batch_size=3))
     assert sorted(p.name for p in out.glob("shard-*")) == ["shard-00000.npz", "shard-00000.png"]
+    assert (out / "run.json").is_file()  # its finished shard is a run to resume
 
 
 def test_sample_cli_writes_shards_and_png(ckpt, tmp_path, capsys):

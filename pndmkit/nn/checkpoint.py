@@ -30,7 +30,8 @@ from pndmkit.errors import BadFileError
 from pndmkit.models import PREDICTIONS
 from pndmkit.schedules import NoiseSchedule, schedule_from_dict, schedule_to_dict
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "DATA_DIR"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "resolve_checkpoint", "check_finite_weights",
+           "DATA_DIR"]
 
 #: folder of the shipped checkpoints
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -215,9 +216,32 @@ def _check_weights(net: torch.nn.Module, state: dict[str, torch.Tensor], path: P
         raise BadFileError(path, f"checkpoint file {path} does not fit the network of {config_path}: "
                                  f"{'; '.join(problems)}; the two files come from different checkpoints: "
                                  f"use the pair saved together")
+    check_finite_weights(state, path)
+
+
+def check_finite_weights(state: dict[str, torch.Tensor], path: str | os.PathLike[str]) -> None:
+    """Refuse weights that hold NaN or inf, naming the first such tensor.
+
+    The one check of a network's weights when it is opened: :func:`load_checkpoint` runs it on a pndmkit
+    checkpoint, :func:`pndmkit.integrations.diffusers.pretrained.open_network` on a diffusers network's
+    ``state_dict()``, so such a network is refused before any work rather than found out by its samples.
+
+    Parameters
+    ----------
+    state : dict of str to torch.Tensor
+        The weights by name (a ``state_dict``); tensors that are not floating point are not checked.
+    path : str or path
+        The weights file, named in the message.
+
+    Raises
+    ------
+    pndmkit.errors.BadFileError
+        One line: ``checkpoint file PATH holds non-finite weights (first: 'NAME'); the network cannot be used
+        ...``.
+    """
     bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())), None)
     if bad is not None:
-        raise _damaged(path, f"holds non-finite weights (first: {bad!r})",
+        raise _damaged(Path(path), f"holds non-finite weights (first: {bad!r})",
                        "the network cannot be used (e.g. a training run that diverged): use another checkpoint")
 
 

@@ -12,7 +12,9 @@ default shard size is the batch size, so an interrupt loses at most one batch.
 
 Everything is checked before anything is written (method, grid, convention and steps by a dry run of
 :func:`pndmkit.sample` with a zero model; checkpoint, its weights' finiteness, device; a memory
-estimate warns when the batch may not fit): a bad option leaves no folder or ``run.json`` behind.
+estimate warns when the batch may not fit): a bad option leaves no folder or ``run.json`` behind. A non-finite
+sample stops the run without writing its shard; a fresh run stopped so before its first shard leaves no
+``run.json`` either (nor the folder it made).
 ``run.json`` records what determines the samples: the settings, the grid's times and the SHA-256 of the
 checkpoint's two files. An adaptive method (``pf``) chooses its own steps, so a ``steps`` given with it is
 dropped with a :class:`~pndmkit.sampling.IgnoredStepsWarning` and a ``grid`` kind with a
@@ -417,6 +419,17 @@ def _check_finite(x: torch.Tensor, batch: np.ndarray, cfg: SampleConfig, shard: 
             f"(the shards already in {cfg.out} are finite); check the checkpoint and --dtype")
 
 
+def _forget_run(out: Path, run_file: Path, made_out: bool) -> None:
+    """Remove the ``run.json`` of a fresh run that stopped before its first shard (and ``out``, where this run made
+    it and nothing else is in it): a record of settings with no sample would read as a run to resume."""
+    run_file.unlink(missing_ok=True)
+    if made_out:
+        try:
+            out.rmdir()
+        except OSError:  # something else is in it
+            pass
+
+
 def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]:
     """Generate ``cfg.num_samples`` samples into ``cfg.out`` (see the module docstring); return a summary.
 
@@ -430,7 +443,8 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
         For a bad option, an existing run without ``resume``, or a resume whose settings, grid or
         checkpoint files differ from the run's (nothing is written then).
     FloatingPointError
-        When a sample is not finite (its shard is not written).
+        When a sample is not finite (its shard is not written; where no shard of a fresh run was written, its
+        ``run.json`` is removed too, so the folder holds no run to resume).
     """
     import pndmkit
 
@@ -462,6 +476,7 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
         _shard_done(_shard_path(out, k, ".npz"), _shard_indices(k, shard_size, cfg.num_samples))
         for k in range(n_shards)) else None
 
+    made_out = not out.exists()
     if rank == 0:  # from here on files are written
         if cfg.resume and old is None:  # a script may always pass --resume: it starts the run, but says so
             log(f"no previous run to resume in {out} (no run.json): starting a fresh one")
@@ -521,6 +536,10 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
                 with open(tmp, "wb") as fh:
                     np.savez(fh, indices=idx, x=x.numpy(), images=images)
             done += len(idx)
+    except FloatingPointError:
+        if rank == 0 and old is None and not any(out.glob("shard-*.npz")):
+            _forget_run(out, run_file, made_out)  # a fresh run with no sample: no run.json to resume
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -429,6 +429,10 @@ def _diffusers_class(name: str) -> type:
 
     diffusers = import_diffusers()
     cls = getattr(diffusers, name, None)
+    if isinstance(cls, type) and hasattr(cls, "set_timesteps") and not hasattr(cls, "step"):
+        steps = sorted(n for n in dir(cls) if n.startswith("step_"))
+        raise UsageError("target", f"diffusers' {name} has no step() (it steps by {', '.join(steps) or 'other means'}); "
+                                   f"the audit runs schedulers as a pipeline does, one step() per model call")
     if not (isinstance(cls, type) and hasattr(cls, "set_timesteps") and hasattr(cls, "step")):
         known = sorted(n for n in dir(diffusers) if n.endswith("Scheduler") and isinstance(getattr(diffusers, n, None),
                                                                                             type))
@@ -611,14 +615,29 @@ def _scheduler_runner(cls: type, config: dict, given: Optional[tuple] = None, na
     runner.prediction(sch)  # before any run: one the audit cannot give is refused by name
     if not hasattr(sch, "alphas_cumprod"):
         raise UsageError("target", f"{runner.name} has no VP table (alphas_cumprod): the audit runs diffusers "
-                                   f"schedulers on a variance-preserving schedule's exact ground truth, and a "
-                                   f"flow-matching or EDM scheduler has none; audit it as a k-diffusion-style "
-                                   f"sampler (MODULE:FUNCTION) in sigma instead")
+                                   f"schedulers on a variance-preserving schedule's exact ground truth, and "
+                                   f"{_why_no_table(cls, sch)}; audit it as a k-diffusion-style sampler "
+                                   f"(MODULE:FUNCTION) in sigma instead")
     if _is_stochastic(runner):
         raise UsageError("target", f"{runner.name} is stochastic: two runs from the same start with the same model "
                                    f"and different random seeds differ (its step adds noise); the audit measures "
                                    f"deterministic samplers (ODE solvers), e.g. its deterministic counterpart")
     return runner
+
+
+def _why_no_table(cls: type, sch: Any) -> str:
+    """Why a diffusers scheduler without ``alphas_cumprod`` has no VP training table, from what it keeps."""
+    name = cls.__name__
+    if "Flow" in name:
+        return f"{name}, a flow-matching scheduler, has none (its levels are flow sigmas)"
+    if "EDM" in name:
+        return f"{name}, an EDM scheduler, has none (its levels are EDM sigmas)"
+    if hasattr(sch.config, "sigma_min") and hasattr(sch.config, "sigma_max"):
+        return f"{name} has none: its levels are sigmas from sigma_min to sigma_max"
+    if hasattr(sch, "betas") and hasattr(sch, "alphas"):  # IPNDMScheduler
+        return (f"{name} has none: set_timesteps makes the noise levels of each run (betas, alphas) from its "
+                f"number of steps alone, so they are no table of the network's training")
+    return f"{name} keeps none"
 
 
 def _is_stochastic(runner: "_Scheduler") -> bool:

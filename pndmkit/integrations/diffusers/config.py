@@ -219,8 +219,11 @@ def schedule_from_config(config: Any) -> NoiseSchedule:
     Raises
     ------
     ValueError
-        An unknown ``beta_schedule``, ``trained_betas`` whose length is not ``num_train_timesteps``.
+        An unknown ``beta_schedule``, ``trained_betas`` whose length is not ``num_train_timesteps``, or the config
+        of a scheduler class with no noise table to read (``IPNDMScheduler``, ``ScoreSdeVeScheduler``, ...; see
+        :func:`translate`).
     """
+    _refuse_tableless(config)
     return _schedule(config, _family(config))
 
 
@@ -310,6 +313,32 @@ def _refuse_class(config: Any) -> None:
         return
     which = names[0] if len(names) == 1 else f"{' or '.join(names)} (the same fields)"
     raise ValueError(f"{which} configs cannot be honoured: pndmkit reads the configs of {', '.join(SOURCES)}")
+
+
+def _refuse_tableless(config: Any) -> None:
+    """Refuse the config of a scheduler class outside :data:`SOURCES` that has no noise table to read.
+
+    Such a class (``IPNDMScheduler``, ``ScoreSdeVeScheduler``, ``FlowMatchHeunDiscreteScheduler``, ...) has no
+    ``beta_schedule`` among its fields: every field :func:`translate` reads for the schedule (``beta_schedule``,
+    ``beta_start``, ``beta_end``) would be diffusers' DDPM default filled in, not the network's. A class with
+    a table (``LCMScheduler``, ``KDPM2DiscreteScheduler``, ...) is read for it. A PNDMKitScheduler config (it
+    has ``method``) is not foreign.
+    """
+    if _get(config, "method", None) is not None:
+        return
+    names = _recognised(config)
+    if not names or names[0] in SOURCES or names[0] == "PNDMKitScheduler":
+        return
+    fields = _scheduler_fields().get(names[0])
+    if fields is None:  # a class the installed diffusers lacks (saved by another version): its saved fields
+        fields = {key: None for key in config.keys() if not key.startswith("_")} if hasattr(config, "keys") else {}
+    if "beta_schedule" in fields:
+        return
+    which = names[0] if len(names) == 1 else f"{' or '.join(names)} (the same fields)"
+    raise ValueError(f"{which} configs hold no noise table (no beta_schedule, beta_start or beta_end), so the "
+                     f"network's schedule cannot be read from them (diffusers' DDPM defaults would fill it in): "
+                     f"pndmkit reads the configs of {', '.join(SOURCES)}, and the noise table and prediction type "
+                     f"of other schedulers with a beta_schedule")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -782,17 +811,26 @@ def translate(config: Any, **overrides: Any) -> Translation:
     (:func:`scheduler_class`: its ``_class_name``, else recognised by its fields) when that is one of
     :data:`SOURCES`; otherwise pndmkit's own grid rules apply (``source=None``).
 
-    A config of another diffusers scheduler (``IPNDMScheduler``, ``LCMScheduler``, ...) is read for its noise
-    schedule and prediction alone, with pndmkit's own grid rules: :meth:`PNDMKitScheduler.from_config
-    <pndmkit.integrations.diffusers.PNDMKitScheduler.from_config>`, which would lay out its grid, refuses it
-    (:func:`refuse_foreign`).
+    A config of another diffusers scheduler with a DDPM noise table (``LCMScheduler``, ``KDPM2DiscreteScheduler``,
+    ...: a ``beta_schedule`` among its fields) is read for that table and its ``prediction_type`` alone, with
+    pndmkit's own grid rules: :meth:`PNDMKitScheduler.from_config
+    <pndmkit.integrations.diffusers.PNDMKitScheduler.from_config>`, which would lay out its grid, and
+    :func:`~pndmkit.integrations.diffusers.pretrained.open_network`, which would sample its network, refuse it
+    (:func:`refuse_foreign`). A config of a scheduler class with no such table (``IPNDMScheduler``, which makes
+    its noise levels from the step count; ``ScoreSdeVeScheduler``, a variance-exploding SDE; the flow-matching
+    classes other than :data:`FLOW_SOURCES`, ...) is refused by class: there is no schedule in it to read, and the
+    fields the schedule is read from would be diffusers' DDPM defaults filled in. Its class is recognised as
+    :func:`scheduler_class` recognises it (``_class_name``, or the fields and ``_use_default_values`` of an
+    in-memory config).
 
     Raises
     ------
     ValueError
         A field of :data:`REFUSED` at another value than the harmless one, an unknown ``prediction_type`` or
-        one the family does not define, or a bad schedule (messages name the field).
+        one the family does not define, a bad schedule (messages name the field), or the config of a scheduler
+        class with no noise table (the message names the class).
     """
+    _refuse_tableless(config or {})
     cfg = {key: value for key, value in dict(config or {}).items()}
     cfg.update(overrides)
     for key, (ok, why) in REFUSED.items():

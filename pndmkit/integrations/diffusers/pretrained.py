@@ -21,7 +21,12 @@ label for a class-conditional ``UNet2DModel`` (``num_class_embeds``), prompt emb
 (:class:`Conditioned`).
 
 A folder that cannot be used raises :class:`~pndmkit.errors.UsageError` with one line naming the path and what
-is missing.
+is missing or wrong, before the network runs: among them a scheduler config of a class pndmkit does not read
+(:func:`~pndmkit.integrations.diffusers.config.refuse_foreign`, the check
+:meth:`PNDMKitScheduler.from_config <pndmkit.integrations.diffusers.PNDMKitScheduler.from_config>` makes: an
+``IPNDMScheduler`` or ``ScoreSdeVeScheduler`` config holds no noise table, an ``LCMScheduler`` one belongs to a
+distilled sampler), and weights that hold NaN or inf (:func:`pndmkit.nn.checkpoint.check_finite_weights`, the
+check a pndmkit checkpoint gets).
 """
 
 from __future__ import annotations
@@ -36,8 +41,8 @@ from typing import Any, Optional
 
 import torch
 
-from pndmkit.errors import UsageError
-from pndmkit.integrations.diffusers.config import ConventionWarning, translate
+from pndmkit.errors import BadFileError, UsageError
+from pndmkit.integrations.diffusers.config import ConventionWarning, refuse_foreign, translate
 
 __all__ = ["open_network", "locate", "Located", "Conditioned", "load_embeddings", "read_scheduler_config",
            "UNET_CLASSES", "WEIGHT_FILES"]
@@ -431,11 +436,16 @@ def open_network(source: Any, *, scheduler_config: Optional[str | os.PathLike] =
 
 def _open_diffusers(source: Any, scheduler_config: Any, class_label: Any, prompt_embeds: Any, param: str) -> Any:
     from pndmkit.integrations.diffusers.network import network_model
-    from pndmkit.nn.checkpoint import Checkpoint
+    from pndmkit.nn.checkpoint import Checkpoint, check_finite_weights
 
     located = locate(source, scheduler_config=scheduler_config, param=param)
     config_param = "scheduler_config" if scheduler_config is not None else param
     config = read_scheduler_config(located.scheduler_config, config_param)
+    try:
+        refuse_foreign(config)  # the check PNDMKitScheduler.from_config makes: a class pndmkit does not read
+    except ValueError as exc:
+        raise UsageError(config_param, f"{located.scheduler_config}: {exc}; give the config of one of those "
+                                       f"(--scheduler-config FILE, scheduler_config=FILE)") from None
     if config.get("clip_sample", False):
         warnings.warn(f"{located.scheduler_config} sets clip_sample=True: pndmkit's methods integrate the network's "
                       f"probability-flow ODE without clipping its x0 estimates", ConventionWarning, stacklevel=3)
@@ -457,12 +467,16 @@ def _open_diffusers(source: Any, scheduler_config: Any, class_label: Any, prompt
         raise UsageError(param, f"{located.unet}: diffusers cannot load this {located.unet_class}: "
                                 f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
     unet.eval()
+    weights = next(located.unet / w for w in WEIGHT_FILES if (located.unet / w).is_file())
+    try:
+        check_finite_weights(unet.state_dict(), weights)
+    except BadFileError as exc:
+        raise UsageError(param, f"{os.fspath(source)}: {exc}") from exc
     net, extra = _conditioning(unet, located, class_label, prompt_embeds, param)
     try:
         model = network_model(net, {**config, "clip_sample": False})
     except ValueError as exc:
         raise UsageError(config_param, f"{located.scheduler_config}: {exc}") from None
-    weights = next(located.unet / w for w in WEIGHT_FILES if (located.unet / w).is_file())
     files = {"config.json": located.unet / "config.json", weights.name: weights,
              "scheduler_config.json": located.scheduler_config, **extra}
     meta = {"name": located.name, "source": "diffusers", "network": located.unet_class,
