@@ -341,10 +341,10 @@ def test_the_summary_says_what_was_measured():
 
 
 def test_fixed_adams_weights_on_a_karras_grid_are_second_order(torch):
-    """pndmkit's k-diffusion ``sample_ipndm`` is iPNDM with the classical AB4 weights, made for uniform steps: on a
-    uniform sigma grid they are the exact ones, on the Karras-spaced grid they break q = 1 by O(h), so the weights
-    imply order 2, and the order between the finest step counts is about 2 (not 4)."""
-    rep = audit("pndmkit.integrations.k_diffusion:sample_ipndm", steps=(32, 64, 128, 256))
+    """pndmkit's k-diffusion-style ``sample_ipndm_pndmkit`` is iPNDM with the classical AB4 weights, made for
+    uniform steps: on a uniform sigma grid they are the exact ones, on the Karras-spaced grid they break q = 1 by
+    O(h), so the weights imply order 2, and the order between the finest step counts is about 2 (not 4)."""
+    rep = audit("pndmkit.integrations.k_diffusion:sample_ipndm_pndmkit", steps=(32, 64, 128, 256))
     w = rep.weights
     np.testing.assert_allclose(np.array(w["uniform"]["recovered"]) * 24, [55, -59, 37, -9], atol=1e-9)
     np.testing.assert_allclose(w["uniform"]["recovered"], w["uniform"]["exact"], atol=1e-12)

@@ -280,7 +280,7 @@ def test_dpm_solver_pp_2m_and_ipndm_v_are_k_diffusions_dpmpp_2m_and_lms(n, y_sta
     sigmas = karras(n)
     np.testing.assert_allclose(kd.sample_dpm_solver_pp_2m(denoiser, y_start, sigmas, disable=True),
                                dpmpp_2m_from_its_definition(denoiser, y_start, sigmas), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(kd.sample_ipndm_v(denoiser, y_start, sigmas, disable=True),
+    np.testing.assert_allclose(kd.sample_ipndm_v_pndmkit(denoiser, y_start, sigmas, disable=True),
                                lms_from_its_definition(denoiser, y_start, sigmas), rtol=1e-12, atol=1e-12)
 
 
@@ -331,13 +331,13 @@ def test_the_noise_keywords_are_accepted_where_they_add_no_noise(y_start):
     ({"noise_sampler": 3}, TypeError, "noise_sampler must be callable as noise_sampler(sigma, sigma_next) or None, "
                                       "got int"),
     ({"s_chrun": 0.0}, TypeError,  # named as the sampler called
-     "sample_ipndm() got an unexpected keyword argument 's_chrun'; did you mean 's_churn'?"),
+     "sample_ipndm_pndmkit() got an unexpected keyword argument 's_chrun'; did you mean 's_churn'?"),
     ({"decorate_sigma_hat": abs}, TypeError,
-     "sample_ipndm() got an unexpected keyword argument 'decorate_sigma_hat'"),
+     "sample_ipndm_pndmkit() got an unexpected keyword argument 'decorate_sigma_hat'"),
 ])
 def test_the_noise_keywords_are_refused_by_name(kwargs, error, message, y_start):
     with pytest.raises(error) as info:
-        kd.sample_ipndm(denoiser, y_start, karras(4), disable=True, **kwargs)
+        kd.sample_ipndm_pndmkit(denoiser, y_start, karras(4), disable=True, **kwargs)
     assert str(info.value) == message
 
 
@@ -469,20 +469,29 @@ def test_pndmkits_euler_has_its_own_name_and_is_not_k_diffusions(y_start):
     assert np.abs(ours - theirs).max() == pytest.approx(0.38, abs=0.005)
 
 
+def assert_refuses_other_values(run, keyword, message, y_start, sigmas):
+    """``run`` refuses a value of ``keyword`` without an equivalent with one message that lists the allowed ones,
+    and a misspelt ``keyword`` naming both spellings."""
+    import re
+
+    for value in (2, 3, 5, True, 4.0):
+        with pytest.raises(ValueError) as info:
+            run(denoiser, y_start, sigmas, disable=True, **{keyword: value})
+        assert str(info.value) == f"{keyword}={value!r}: " + message.format(value=value)
+    with pytest.raises(TypeError, match=re.escape(f"{run.__name__}() got an unexpected keyword argument "
+                                                  f"'{keyword[:-2]}'; did you mean '{keyword}'")):
+        run(denoiser, y_start, sigmas, disable=True, **{keyword[:-2]: 4})
+
+
 def test_sample_lms_takes_the_orders_that_have_an_equivalent(y_start):
     sigmas = karras(12)
     np.testing.assert_allclose(kd.sample_lms(denoiser, y_start, sigmas, disable=True, order=1),
                                lms_from_its_definition(denoiser, y_start, sigmas, order=1), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(kd.sample_lms(denoiser, y_start, sigmas, disable=True, order=np.int64(4)),
-                                  kd.sample_ipndm_v(denoiser, y_start, sigmas, disable=True))
-    for order in (2, 3, 5, True, 4.0):
-        with pytest.raises(ValueError, match=f"order={order!r}: k-diffusion's sample_lms of order {order!r} has no "
-                                             f"equivalent here; orders: 4 \\(pndmkit's 'ipndm-v', the default\\) and "
-                                             f"1 \\(pndmkit's 'ddim'\\)"):
-            kd.sample_lms(denoiser, y_start, sigmas, disable=True, order=order)
-    with pytest.raises(TypeError, match="sample_lms\\(\\) got an unexpected keyword argument 'ordr'; did you mean "
-                                        "'order'"):
-        kd.sample_lms(denoiser, y_start, sigmas, disable=True, ordr=4)
+                                  kd.sample_ipndm_v_pndmkit(denoiser, y_start, sigmas, disable=True))
+    assert_refuses_other_values(kd.sample_lms, "order", "k-diffusion's sample_lms of order {value!r} has no "
+                                "equivalent here; orders: 4 (pndmkit's 'ipndm-v', the default) and 1 (pndmkit's "
+                                "'ddim')", y_start, sigmas)
     with pytest.raises(TypeError, match="sample_heun\\(\\) got an unexpected keyword argument 'churn'"):
         kd.sample_heun(denoiser, y_start, sigmas, disable=True, churn=1.0)
     with pytest.raises(ValueError, match="s_churn=0.5 asks for churn"):  # k-diffusion's keywords, as before
@@ -514,3 +523,122 @@ def test_a_method_registered_under_a_k_diffusion_name_gets_the_suffix(y_start):
                                    heun_from_its_definition(denoiser, y_start, karras(5)), rtol=1e-12, atol=1e-12)
     finally:
         unregister_method("heun")
+
+
+# -- ComfyUI's names mean ComfyUI's algorithms -----------------------------------------------------------------
+#: every sampler of ComfyUI's copy of k-diffusion's module (comfy/k_diffusion/sampling.py, ComfyUI repository,
+#: commit 02159d814dee609acc27994c1bf25fc5b40e2aaa)
+COMFYUI_SAMPLERS = (
+    "sample_euler", "sample_euler_ancestral", "sample_euler_ancestral_RF", "sample_heun", "sample_dpm_2",
+    "sample_dpm_2_ancestral", "sample_dpm_2_ancestral_RF", "sample_lms", "sample_dpm_fast", "sample_dpm_adaptive",
+    "sample_dpmpp_2s_ancestral", "sample_dpmpp_2s_ancestral_RF", "sample_dpmpp_sde", "sample_dpmpp_2m",
+    "sample_dpmpp_2m_sde", "sample_dpmpp_2m_sde_heun", "sample_dpmpp_3m_sde", "sample_dpmpp_3m_sde_gpu",
+    "sample_dpmpp_2m_sde_heun_gpu", "sample_dpmpp_2m_sde_gpu", "sample_dpmpp_sde_gpu", "sample_ddpm", "sample_lcm",
+    "sample_heunpp2", "sample_ipndm", "sample_ipndm_v", "sample_deis", "sample_euler_ancestral_cfg_pp",
+    "sample_euler_cfg_pp", "sample_dpmpp_2s_ancestral_cfg_pp", "sample_dpmpp_2s_ancestral_RF_cfg_pp",
+    "sample_dpmpp_2m_cfg_pp", "sample_res_multistep", "sample_res_multistep_cfg_pp", "sample_res_multistep_ancestral",
+    "sample_res_multistep_ancestral_cfg_pp", "sample_gradient_estimation", "sample_gradient_estimation_cfg_pp",
+    "sample_er_sde", "sample_seeds_2", "sample_exp_heun_2_x0", "sample_exp_heun_2_x0_sde", "sample_seeds_3",
+    "sample_sa_solver", "sample_sa_solver_pece", "sample_ar_video")
+
+#: Adams-Bashforth weights on uniform steps, newest gradient first
+AB = {1: [1.0], 2: [3 / 2, -1 / 2], 3: [23 / 12, -16 / 12, 5 / 12], 4: [55 / 24, -59 / 24, 37 / 24, -9 / 24]}
+
+
+def comfyui_ipndm_from_its_definition(model, x, sigmas, max_order=4, weights=AB):
+    """ComfyUI's sample_ipndm: d = (x - D) / sigma at each step start; the step (sigma' - sigma) times the fixed
+    Adams-Bashforth combination of the last min(i + 1, max_order) d's, newest first (AB1, AB2, AB3, then AB4), and
+    the data step x = D where sigma' = 0."""
+    ds = []
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * np.ones(x.shape[0]))
+        ds = ([(x - denoised) / sigmas[i]] + ds)[:max_order]
+        if sigmas[i + 1] == 0:
+            x = denoised
+        else:
+            x = x + (sigmas[i + 1] - sigmas[i]) * sum(w * d for w, d in zip(weights[len(ds)], ds))
+    return x
+
+
+@pytest.mark.parametrize("n", [5, 20])
+def test_every_comfyui_name_defined_here_means_comfyuis_algorithm(n, y_start):
+    defined = [name for name in COMFYUI_SAMPLERS if hasattr(kd, name)]
+    assert sorted(defined) == sorted([*kd.K_DIFFUSION_EQUIVALENTS, *kd.COMFYUI_EQUIVALENTS])
+    assert not set(COMFYUI_SAMPLERS) & set(kd.SAMPLERS)  # pndmkit's own samplers keep names ComfyUI does not use
+    for sigmas in (karras(n), karras(n)[:-1]):  # ending at 0 (ComfyUI's schedulers) and above 0
+        seen = []
+        out = kd.sample_ipndm(denoiser, y_start, sigmas, disable=True, callback=seen.append)
+        np.testing.assert_allclose(out, comfyui_ipndm_from_its_definition(denoiser, y_start, sigmas),
+                                   rtol=1e-12, atol=1e-12)
+        assert [c["i"] for c in seen] == list(range(len(sigmas) - 1))  # one callback per step, as ComfyUI's
+        at_zero, above_zero = kd.COMFYUI_EQUIVALENTS["sample_ipndm"]
+        method = at_zero if sigmas[-1] == 0 else above_zero
+        np.testing.assert_array_equal(out, kd.SAMPLERS[kd.sampler_name(method)](denoiser, y_start, sigmas,
+                                                                                 disable=True))
+    assert kd.sample_ipndm.__name__ == "sample_ipndm" and "'ipndm-lof1'" in kd.sample_ipndm.__doc__
+
+
+def test_comfyuis_ipndm_is_not_pndmkits_on_sigmas_ending_at_zero(y_start):
+    """ComfyUI's data step to 0 against iPNDM's AB4 step to 0: 0.014 apart at 5 Karras steps on these data, so
+    pndmkit's ipndm has its own name."""
+    sigmas = karras(5)
+    assert kd.sampler_name("ipndm") == "sample_ipndm_pndmkit" == kd.sampler("ipndm").__name__
+    ours = kd.sample_ipndm_pndmkit(denoiser, y_start, sigmas, disable=True)
+    np.testing.assert_array_equal(ours, kd.sample(denoiser, y_start, sigmas, method="ipndm", disable=True))
+    theirs = kd.sample_ipndm(denoiser, y_start, sigmas, disable=True)
+    assert np.abs(ours - theirs).max() == pytest.approx(0.0137, abs=0.0005)
+    np.testing.assert_array_equal(kd.sample_ipndm(denoiser, y_start, sigmas[:-1], disable=True),
+                                  kd.sample_ipndm_pndmkit(denoiser, y_start, sigmas[:-1], disable=True))
+
+
+def test_sample_ipndm_takes_the_max_orders_that_have_an_equivalent(y_start):
+    sigmas = karras(12)
+    np.testing.assert_allclose(kd.sample_ipndm(denoiser, y_start, sigmas, disable=True, max_order=1),
+                               comfyui_ipndm_from_its_definition(denoiser, y_start, sigmas, max_order=1),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(kd.sample_ipndm(denoiser, y_start, sigmas, disable=True, max_order=np.int64(4)),
+                                  kd.sample_ipndm(denoiser, y_start, sigmas, disable=True))
+    assert_refuses_other_values(kd.sample_ipndm, "max_order", "ComfyUI's sample_ipndm of max_order {value!r} has no "
+                                "equivalent here; max_orders: 4 (pndmkit's 'ipndm-lof1' on sigmas ending at 0, "
+                                "'ipndm' otherwise; the default) and 1 (pndmkit's 'ddim')", y_start, sigmas)
+    with pytest.raises(ValueError, match="eta=1.0 asks for ancestral noise"):  # k-diffusion's keywords, as before
+        kd.sample_ipndm(denoiser, y_start, sigmas, disable=True, eta=1.0)
+
+
+def test_comfyuis_ipndm_v_has_other_weights_than_pndmkits_ipndm_v(y_start):
+    """ComfyUI's sample_ipndm_v takes AB1-AB3 and then, on uniform steps, the weights (57, -65, 43, -11)/24 (not
+    AB4's): on 20 uniform steps ending above 0, where pndmkit's ipndm and ipndm-v coincide, it is 1.8e-3 away from
+    them. So the name is refused and pndmkit's ipndm-v is sample_ipndm_v_pndmkit."""
+    sigmas = np.linspace(10.0, 0.5, 21)
+    comfyui = comfyui_ipndm_from_its_definition(denoiser, y_start, sigmas,
+                                                weights={**AB, 4: [57 / 24, -65 / 24, 43 / 24, -11 / 24]})
+    ours = kd.sample_ipndm_v_pndmkit(denoiser, y_start, sigmas, disable=True)
+    np.testing.assert_allclose(ours, comfyui_ipndm_from_its_definition(denoiser, y_start, sigmas),
+                               rtol=1e-12, atol=1e-12)
+    assert np.abs(ours - comfyui).max() == pytest.approx(1.75e-3, abs=5e-5)
+    assert kd.sampler_name("ipndm-v") == "sample_ipndm_v_pndmkit"
+
+
+def test_comfyuis_lms_takes_a_data_step_to_zero_and_sample_lms_stays_k_diffusions(y_start):
+    """ComfyUI's sample_lms is k-diffusion's with x = D(x, sigma) where sigma' = 0; sample_lms here is
+    k-diffusion's (its own step to 0), 2.6e-3 away at 5 Karras steps, and equals ComfyUI's on sigmas ending above 0."""
+    sigmas = karras(5)
+    head = lms_from_its_definition(denoiser, y_start, sigmas[:-1])
+    comfyui = denoiser(head, np.full(4, sigmas[-2]))
+    ours = kd.sample_lms(denoiser, y_start, sigmas, disable=True)
+    np.testing.assert_allclose(ours, lms_from_its_definition(denoiser, y_start, sigmas), rtol=1e-12, atol=1e-12)
+    assert np.abs(ours - comfyui).max() == pytest.approx(2.6e-3, abs=1e-4)
+    np.testing.assert_allclose(kd.sample_lms(denoiser, y_start, sigmas[:-1], disable=True), head, rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["sample_ipndm_v", "sample_deis"])
+def test_comfyui_names_without_an_equivalent_are_undefined_and_name_the_nearest(name):
+    import re
+
+    assert set(kd.COMFYUI_WITHOUT_EQUIVALENT) == {"sample_ipndm_v", "sample_deis"}
+    assert not hasattr(kd, name) and name not in dir(kd) and name not in kd.SAMPLERS
+    with pytest.raises(AttributeError, match=f"has no attribute '{name}': ComfyUI's") as info:
+        getattr(kd, name)
+    nearest = set(re.findall(r"sample_\w+", str(info.value))) - {name}
+    assert nearest and all(hasattr(kd, n) for n in nearest), nearest

@@ -30,6 +30,19 @@ not defined, and reading one raises ``AttributeError`` naming the nearest sample
 ``euler`` (classical Euler on the VP sample ``x``, not k-diffusion's Euler on ``x / alpha``) is
 ``sample_euler_pndmkit``.
 
+ComfyUI ships its own copy of k-diffusion's module (``comfy/k_diffusion/sampling.py``) with more samplers, some named
+as pndmkit's methods; there too a name means ComfyUI's algorithm, checked against its definition on Karras sigmas
+(:data:`COMFYUI_EQUIVALENTS`). ComfyUI's ``sample_ipndm`` (``max_order=4``; ``max_order=1`` is ``ddim``, others are
+refused by name) is AB1-AB4 with fixed weights and a data step ``x = D(x, sigma)`` to ``sigma = 0``: pndmkit's
+``ipndm-lof1`` on sigmas ending at 0 and ``ipndm`` otherwise, so pndmkit's ``ipndm`` is ``sample_ipndm_pndmkit``.
+ComfyUI's ``sample_ipndm_v`` uses order-4 weights that are not Adams-Bashforth's ((57, -65, 43, -11)/24 on
+uniform steps) and ``sample_deis`` interpolates in the time of a fitted VP schedule with a numerical integral: neither
+has an equivalent here (:data:`COMFYUI_WITHOUT_EQUIVALENT`), reading one raises ``AttributeError`` naming the nearest
+sampler, and pndmkit's ``ipndm-v`` is ``sample_ipndm_v_pndmkit`` (also k-diffusion's ``sample_lms``; ComfyUI's
+``sample_lms`` differs from k-diffusion's on its last step to 0, a data step, and ``sample_lms`` here is
+k-diffusion's). ComfyUI's ``sample_euler``, ``sample_heun`` and ``sample_dpmpp_2m`` are k-diffusion's. Its other
+names (noise-adding, CFG++ and samplers pndmkit does not have) are not defined here.
+
 Sigmas ending at 0 are taken by every method without evaluating the denoiser at ``sigma = 0``, where ``eps``
 cannot be recovered from it: a method that evaluates at step starts takes its own last step, a
 predictor-corrector its predictor, and a step with a stage at the end (``pie``, ``prk``, ``rk4``, a
@@ -67,7 +80,8 @@ from pndmkit.models import converted_from
 from pndmkit.sampling import check_start, check_start_scale
 
 __all__ = ["SigmaVP", "sample", "sampler", "sampler_name", "SAMPLERS", "NOISE_KEYWORDS", "K_DIFFUSION_EQUIVALENTS",
-           "K_DIFFUSION_WITHOUT_EQUIVALENT", "LMS_ORDERS", "CLASH_SUFFIX"]
+           "K_DIFFUSION_WITHOUT_EQUIVALENT", "LMS_ORDERS", "COMFYUI_EQUIVALENTS", "COMFYUI_WITHOUT_EQUIVALENT",
+           "IPNDM_MAX_ORDERS", "CLASH_SUFFIX"]
 
 Denoiser = Callable[..., Any]
 _Base = getattr(_schedules, "VPSchedule", _schedules.NoiseSchedule)
@@ -413,50 +427,108 @@ K_DIFFUSION_WITHOUT_EQUIVALENT: Mapping[str, str] = {
                            "'dpm-solver++-3m')",
 }
 
-#: the suffix of a method's sampler name where ``sample_<identifier>`` is one of k-diffusion's names
+#: ComfyUI's sampler names (``comfy/k_diffusion/sampling.py`` in the ComfyUI repository, its copy of
+#: k-diffusion's module with more samplers) that are not k-diffusion's and mean the same algorithm here -> (the
+#: pndmkit method on sigmas ending at 0, the one on sigmas ending above 0); ``tests/test_integrations_k_diffusion.py``
+#: checks each against the algorithm written from its definition, to 1e-12. ComfyUI's iPNDM (``max_order=4``: AB1,
+#: AB2, AB3, then AB4 with the fixed weights (55, -59, 37, -9)/24 on ``d = (x - D) / sigma``) takes the data step
+#: ``x = D(x, sigma)`` to ``sigma = 0``: that is the DDIM last step of pndmkit's ``ipndm-lof1``. ComfyUI's copies of
+#: k-diffusion's ``sample_euler``, ``sample_heun`` and ``sample_dpmpp_2m`` are k-diffusion's algorithms; its
+#: ``sample_lms`` also takes the data step to ``sigma = 0``, which k-diffusion's (the one ``sample_lms`` means here)
+#: does not
+COMFYUI_EQUIVALENTS: Mapping[str, tuple[str, str]] = {"sample_ipndm": ("ipndm-lof1", "ipndm")}
+
+#: ComfyUI's ``sample_ipndm(max_order=...)`` values that have an equivalent here -> (the method on sigmas ending at 0,
+#: the one on sigmas ending above 0)
+IPNDM_MAX_ORDERS: Mapping[int, tuple[str, str]] = {1: ("ddim", "ddim"), 4: ("ipndm-lof1", "ipndm")}
+
+#: ComfyUI's names that would be pndmkit's sampler names, or name a method pndmkit has, but mean another
+#: algorithm -> why this module does not define them, and the nearest sampler here
+COMFYUI_WITHOUT_EQUIVALENT: Mapping[str, str] = {
+    "sample_ipndm_v": "ComfyUI's iPNDM_v uses order-4 weights that are (57, -65, 43, -11)/24 on uniform steps, not "
+                      "Adams-Bashforth's (55, -59, 37, -9)/24, order-3 weights that are the variable-step ones only "
+                      "on uniform steps, and the data step to sigma = 0; pndmkit's 'ipndm-v' (variable-step "
+                      "Adams-Bashforth weights, exact on any sigmas) is sample_ipndm_v_pndmkit, and k-diffusion's "
+                      "sample_lms is the same method",
+    "sample_deis": "ComfyUI's DEIS (deis_mode='tab') interpolates d in the time of a VP schedule fitted to sigmas in "
+                   "[0.002, 80] and integrates the interpolant with a 10000-point Riemann sum, a method pndmkit does "
+                   "not have; pndmkit's DEIS, 'deis-3' (Lagrange in log sigma, integrated exactly), is sample_deis_3",
+}
+
+#: the suffix of a method's sampler name where ``sample_<identifier>`` is one of k-diffusion's or ComfyUI's names
+#: that mean another algorithm here
 CLASH_SUFFIX = "_pndmkit"
+
+
+_FOREIGN_NAMES = frozenset(K_DIFFUSION_EQUIVALENTS) | frozenset(K_DIFFUSION_WITHOUT_EQUIVALENT) \
+    | frozenset(COMFYUI_EQUIVALENTS) | frozenset(COMFYUI_WITHOUT_EQUIVALENT)
 
 
 def sampler_name(method: Union[str, MethodSpec]) -> str:
     """The Python identifier of ``method``'s sampler: ``sample_`` + :func:`pndmkit.methods.identifier` of its
     name (``"dpm-solver++-2m"`` -> ``"sample_dpm_solver_pp_2m"``, ``"f-pndm-s"`` -> ``"sample_f_pndm_s"``), with
-    :data:`CLASH_SUFFIX` appended where that is one of k-diffusion's sampler names, which mean k-diffusion's
-    algorithms here (:data:`K_DIFFUSION_EQUIVALENTS`): ``"euler"`` -> ``"sample_euler_pndmkit"``. The registry
-    refuses two names with one identifier, so every sampler name is one method's."""
+    :data:`CLASH_SUFFIX` appended where that is one of k-diffusion's or ComfyUI's sampler names, which mean their
+    algorithms here or are refused (:data:`K_DIFFUSION_EQUIVALENTS`, :data:`COMFYUI_EQUIVALENTS`):
+    ``"euler"`` -> ``"sample_euler_pndmkit"``, ``"ipndm"`` -> ``"sample_ipndm_pndmkit"``. The registry refuses two
+    names with one identifier, so every sampler name is one method's."""
     name = method.name if isinstance(method, MethodSpec) else str(method)
     out = "sample_" + identifier(name)
-    if out in K_DIFFUSION_EQUIVALENTS or out in K_DIFFUSION_WITHOUT_EQUIVALENT:
+    if out in _FOREIGN_NAMES:
         out += CLASH_SUFFIX
     return out
 
 
-def _k_diffusion_sampler(attr: str) -> Callable[..., Any]:
-    """k-diffusion's sampler ``attr`` (a key of :data:`K_DIFFUSION_EQUIVALENTS`) as its equivalent here."""
-    method = K_DIFFUSION_EQUIVALENTS[attr]
-    if attr == "sample_lms":
-        def run(model: Denoiser, x: Any, sigmas: Any, extra_args: Optional[dict] = None,
-                callback: Optional[Callable[[dict], Any]] = None, disable: Optional[bool] = None, order: int = 4,
-                **options: Any) -> Any:
-            reject_unknown(attr, {k: v for k, v in options.items() if k not in NOISE_KEYWORDS},
-                           [k for k in _KEYWORDS if k != "method"] + ["order"])
-            if not isinstance(order, (int, np.integer)) or isinstance(order, (bool, np.bool_)) \
-                    or int(order) not in LMS_ORDERS:
-                raise ValueError(f"order={order!r}: k-diffusion's sample_lms of order {order!r} has no equivalent "
-                                 f"here; orders: 4 (pndmkit's 'ipndm-v', the default) and 1 (pndmkit's 'ddim')")
-            return sample(model, x, sigmas, method=LMS_ORDERS[int(order)], extra_args=extra_args,
-                          callback=callback, disable=disable, **options)
-    else:
-        def run(model: Denoiser, x: Any, sigmas: Any, extra_args: Optional[dict] = None,
-                callback: Optional[Callable[[dict], Any]] = None, disable: Optional[bool] = None,
-                **options: Any) -> Any:
-            reject_unknown(attr, {k: v for k, v in options.items() if k not in NOISE_KEYWORDS},
-                           [k for k in _KEYWORDS if k != "method"])
-            return sample(model, x, sigmas, method=method, extra_args=extra_args, callback=callback,
-                          disable=disable, **options)
+def _alias_methods(attr: str) -> tuple[str, str]:
+    """(method on sigmas ending at 0, method on sigmas ending above 0) of k-diffusion's or ComfyUI's name ``attr``."""
+    if attr in K_DIFFUSION_EQUIVALENTS:
+        return K_DIFFUSION_EQUIVALENTS[attr], K_DIFFUSION_EQUIVALENTS[attr]
+    return COMFYUI_EQUIVALENTS[attr]
+
+
+#: the keyword of an alias that picks among equivalents: (keyword, default, value -> (method on sigmas ending at 0,
+#: method otherwise), what the refusal lists)
+_ALIAS_OPTIONS: dict[str, tuple[str, int, Mapping[int, tuple[str, str]], str]] = {
+    "sample_lms": ("order", 4, {k: (v, v) for k, v in LMS_ORDERS.items()},
+                   "k-diffusion's sample_lms of order {value!r} has no equivalent here; orders: 4 (pndmkit's "
+                   "'ipndm-v', the default) and 1 (pndmkit's 'ddim')"),
+    "sample_ipndm": ("max_order", 4, IPNDM_MAX_ORDERS,
+                     "ComfyUI's sample_ipndm of max_order {value!r} has no equivalent here; max_orders: 4 (pndmkit's "
+                     "'ipndm-lof1' on sigmas ending at 0, 'ipndm' otherwise; the default) and 1 (pndmkit's 'ddim')"),
+}
+
+
+def _alias(attr: str) -> Callable[..., Any]:
+    """k-diffusion's or ComfyUI's sampler ``attr`` (a key of :data:`K_DIFFUSION_EQUIVALENTS` or
+    :data:`COMFYUI_EQUIVALENTS`) as its equivalent here."""
+    at_zero, above_zero = _alias_methods(attr)
+    option = _ALIAS_OPTIONS.get(attr)
+    keywords = [k for k in _KEYWORDS if k != "method"] + ([option[0]] if option else [])
+
+    def run(model: Denoiser, x: Any, sigmas: Any, extra_args: Optional[dict] = None,
+            callback: Optional[Callable[[dict], Any]] = None, disable: Optional[bool] = None,
+            **options: Any) -> Any:
+        reject_unknown(attr, {k: v for k, v in options.items() if k not in NOISE_KEYWORDS and
+                              (option is None or k != option[0])}, keywords)
+        methods = (at_zero, above_zero)
+        if option is not None:
+            keyword, default, table, message = option
+            value = options.pop(keyword, default)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) \
+                    or int(value) not in table:
+                raise ValueError(f"{keyword}={value!r}: " + message.format(value=value))
+            methods = table[int(value)]
+        method = methods[0] if _sigmas(sigmas)[-1] == 0.0 else methods[1]
+        return sample(model, x, sigmas, method=method, extra_args=extra_args, callback=callback, disable=disable,
+                      **options)
 
     run.__name__ = run.__qualname__ = attr
-    run.__doc__ = (f"k-diffusion's {attr}, as pndmkit's {method!r} (the same algorithm; see "
-                   f":data:`K_DIFFUSION_EQUIVALENTS` and :func:`sample`).")
+    if at_zero == above_zero:
+        run.__doc__ = (f"k-diffusion's {attr}, as pndmkit's {at_zero!r} (the same algorithm; see "
+                       f":data:`K_DIFFUSION_EQUIVALENTS` and :func:`sample`).")
+    else:
+        run.__doc__ = (f"ComfyUI's {attr}, as pndmkit's {at_zero!r} on sigmas ending at 0 and {above_zero!r} on "
+                       f"sigmas ending above 0 (the same algorithm; see :data:`COMFYUI_EQUIVALENTS` and "
+                       f":func:`sample`).")
     return run
 
 
@@ -516,14 +588,15 @@ SAMPLERS: Mapping[str, Callable[..., Any]] = _Samplers()
 
 
 def __getattr__(attr: str) -> Any:
-    """``sample_<name>`` (:func:`sampler_name`) for every fixed-step registered method, and k-diffusion's names
-    of :data:`K_DIFFUSION_EQUIVALENTS`; k-diffusion's names without an equivalent raise ``AttributeError`` naming
-    the nearest sampler here."""
-    if attr in K_DIFFUSION_EQUIVALENTS:
-        return _k_diffusion_sampler(attr)
-    if attr in K_DIFFUSION_WITHOUT_EQUIVALENT:
-        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}: "
-                             f"{K_DIFFUSION_WITHOUT_EQUIVALENT[attr]}")
+    """``sample_<name>`` (:func:`sampler_name`) for every fixed-step registered method, and k-diffusion's and
+    ComfyUI's names of :data:`K_DIFFUSION_EQUIVALENTS` and :data:`COMFYUI_EQUIVALENTS`; their names without an
+    equivalent (:data:`K_DIFFUSION_WITHOUT_EQUIVALENT`, :data:`COMFYUI_WITHOUT_EQUIVALENT`) raise
+    ``AttributeError`` naming the nearest sampler here."""
+    if attr in K_DIFFUSION_EQUIVALENTS or attr in COMFYUI_EQUIVALENTS:
+        return _alias(attr)
+    without = {**K_DIFFUSION_WITHOUT_EQUIVALENT, **COMFYUI_WITHOUT_EQUIVALENT}
+    if attr in without:
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}: {without[attr]}")
     if attr.startswith("sample_"):
         try:
             return SAMPLERS[attr]
@@ -543,4 +616,4 @@ def __getattr__(attr: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(SAMPLERS) | set(K_DIFFUSION_EQUIVALENTS))
+    return sorted(set(globals()) | set(SAMPLERS) | set(K_DIFFUSION_EQUIVALENTS) | set(COMFYUI_EQUIVALENTS))
