@@ -381,6 +381,17 @@ def test_sample_resume_with_no_run_says_it_starts_afresh(ckpt, tmp_path, capsys)
     assert (out / "run.json").is_file() and (out / "shard-00000.npz").is_file()
 
 
+
+def test_sample_t_start_at_the_grid_s_end_names_t_start(ckpt, tmp_path, run_cli):
+    """--t-start -1 (abar = 1) was blamed on --steps ("steps=3 exceeds the 0 training indices 0..-1")."""
+    out = tmp_path / "o"
+    code, _, err = run_cli(["sample", "--checkpoint", ckpt, "--out", str(out), "--method", "ddim", "--steps", "3",
+                            "--num-samples", "2", "--t-start", "-1", "--no-progress"])
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("pndmkit sample: error: --t-start/--grid: t_start=-1 does not lie above the grid's end t=-1 "
+                          "(abar = 1, the data), so no step starts there; t_start of grid 'linspace' on "), err
+    assert err.endswith(" must be a training index in 0..999\n") and not out.exists()
+
 def test_non_finite_samples_exit_1_with_one_line(tmp_path, run_cli):
     """Finite weights (a checkpoint with non-finite ones is refused up front) whose output, 3e38 everywhere, is
     finite in float32 but overflows DDIM's x0 = (x - sigma eps) / alpha at the top level (alpha about 0.006):
