@@ -7,6 +7,7 @@ in a case stands for a fresh folder that must still not exist afterwards.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import os
 import shlex
@@ -381,6 +382,33 @@ def test_sample_resume_with_no_run_says_it_starts_afresh(ckpt, tmp_path, capsys)
     assert (out / "run.json").is_file() and (out / "shard-00000.npz").is_file()
 
 
+
+
+def _sample_argv(ckpt, out, steps="2", method="ddim"):
+    return ["sample", "--checkpoint", ckpt, "--out", str(out), "--method", method, "--steps", steps,
+            "--num-samples", "3", "--batch-size", "2", "--no-progress"]
+
+
+@pytest.mark.parametrize("record, phrase", [
+    ({}, "is not a run record of this pndmkit (format=None, 2 expected; an older pndmkit's has no checkpoint hashes)"),
+    ({"format": 2, "shard_size": 0}, "is damaged: shard_size=0 (an integer >= 1 expected)"),
+])
+def test_sample_words_an_unreadable_run_json_for_the_call_made(ckpt, tmp_path, run_cli, record, phrase):
+    """A run.json holding {} without --resume was reported as "--resume: ... cannot be resumed"."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps(record))
+    code, _, err = run_cli(_sample_argv(ckpt, out))
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == (f"pndmkit sample: error: --out: {out / 'run.json'} {phrase}; {out} holds a run this pndmkit "
+                   f"cannot check, and a fresh run does not overwrite it: "
+                   f"{'restore the file or ' if record else ''}use another out folder\n"), err
+    code, _, err = run_cli(_sample_argv(ckpt, out) + ["--resume"])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == (f"pndmkit sample: error: {'--out' if record else '--resume'}: {out / 'run.json'} {phrase}; it "
+                   f"cannot be checked, so the run cannot be resumed: {'restore the file or ' if record else ''}use "
+                   "another out folder\n"), err
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
 
 def test_sample_t_start_at_the_grid_s_end_names_t_start(ckpt, tmp_path, run_cli):
     """--t-start -1 (abar = 1) was blamed on --steps ("steps=3 exceeds the 0 training indices 0..-1")."""

@@ -346,9 +346,13 @@ def _batch_independent(name: str, schedule: Any) -> tuple[Any, dict[str, Any] | 
     return built, options
 
 
-def _read_run(run_file: Path) -> dict[str, Any] | None:
+def _read_run(run_file: Path, resume: bool) -> dict[str, Any] | None:
     """The run recorded in ``run_file`` (``None`` when there is none), its fields checked; a damaged record is a
-    :class:`UsageError` about ``out`` naming the file."""
+    :class:`UsageError` naming the file, worded for the call made (``resume`` or a fresh run)."""
+    # what a record that cannot be checked means for this call: a resume cannot go on; a fresh run must not
+    # overwrite the folder's record (its shards would lose the only account of what made them)
+    then = ("it cannot be checked, so the run cannot be resumed" if resume else
+            f"{run_file.parent} holds a run this pndmkit cannot check, and a fresh run does not overwrite it")
     if not run_file.exists() and not run_file.is_symlink():
         return None
     if not run_file.is_file():
@@ -362,8 +366,10 @@ def _read_run(run_file: Path) -> dict[str, Any] | None:
         raise UsageError("out", f"{run_file} is not a pndmkit run record (a JSON object expected, got "
                                 f"{type(old).__name__}); restore the file or use another out folder")
     if old.get("format") != RUN_FORMAT:
-        raise UsageError("resume", f"{run_file} was written by an older pndmkit without checkpoint hashes; "
-                                   "it cannot be checked, so it cannot be resumed: use another out folder")
+        raise UsageError("resume" if resume else "out",
+                         f"{run_file} is not a run record of this pndmkit (format={old.get('format')!r}, "
+                         f"{RUN_FORMAT} expected; an older pndmkit's has no checkpoint hashes); {then}: use another "
+                         "out folder")
     shard, hashes = old.get("shard_size"), old.get("checkpoint_sha256")
     problem = None
     if isinstance(shard, bool) or not isinstance(shard, int) or shard < 1:
@@ -373,8 +379,8 @@ def _read_run(run_file: Path) -> dict[str, Any] | None:
     elif not isinstance(old.get("times"), list):
         problem = f"times={old.get('times')!r} (the grid's times expected)"
     if problem is not None:
-        raise UsageError("out", f"{run_file} is damaged: {problem}; it cannot be checked, so the run cannot be "
-                                "resumed: restore the file or use another out folder")
+        raise UsageError("out", f"{run_file} is damaged: {problem}; {then}: restore the file or use another out "
+                                "folder")
     return old
 
 
@@ -439,7 +445,7 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     out = Path(cfg.out)
     check_writable_folder(out, "out")  # before the work, not when its first shard is written
     run_file = out / "run.json"
-    old = _read_run(run_file)
+    old = _read_run(run_file, cfg.resume)
     if old is not None and not cfg.resume:
         raise UsageError(("out", "resume"), f"{out} already holds a sampling run ({run_file}); "
                                             "pass --resume (resume=True) to continue it, or another out folder")
