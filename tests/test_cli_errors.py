@@ -389,6 +389,28 @@ def _sample_argv(ckpt, out, steps="2", method="ddim"):
             "--num-samples", "3", "--batch-size", "2", "--no-progress"]
 
 
+@pytest.mark.parametrize("extra", [[], ["--resume"]])
+@pytest.mark.parametrize("left", [("run.json", "summary.json"), ("run.json",), ("run.json", "summary.json", "npz")])
+def test_sample_refuses_output_that_no_run_json_describes(ckpt, tmp_path, run_cli, extra, left):
+    """With run.json (and summary.json) removed, a fresh run with other settings kept the old shards, reported
+    "generated": 0 and wrote a run.json describing them as its own; --resume adopted them likewise."""
+    out = tmp_path / "o"
+    assert run_cli(_sample_argv(ckpt, out, steps="3", method="ipndm"))[0] == 0
+    for name in left:
+        for path in out.glob(name if name != "npz" else "shard-*.npz"):
+            path.unlink()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, stdout, err = run_cli(_sample_argv(ckpt, out) + extra)
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and "Traceback" not in err, err
+    kept = sorted(before)
+    names = ", ".join(kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
+    assert err == (f"pndmkit sample: error: --out: {out} holds sample output that no run.json describes ({names}), "
+                   f"so {'--resume (resume=True) cannot check it against this run and ' if extra else ''}a fresh "
+                   "run would mix it with its own or overwrite it: move those files away or use another out "
+                   "folder\n"), err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 @pytest.mark.parametrize("record, phrase", [
     ({}, "is not a run record of this pndmkit (format=None, 2 expected; an older pndmkit's has no checkpoint hashes)"),
     ({"format": 2, "shard_size": 0}, "is damaged: shard_size=0 (an integer >= 1 expected)"),
