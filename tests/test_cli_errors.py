@@ -34,6 +34,13 @@ CASES = [
     (["order", "--methods", "f-pndmm"], "--methods: unknown method(s) ['f-pndmm']; known: ddim"),
     (["order", "--methods", ""], "--methods: the list of methods is empty (got ''); give comma-separated names"),
     (["order", "--methods", " , "], "--methods: the list of methods is empty (got ' , ')"),
+    (["order", "--methods", "ddim,,ipndm"], "--methods: entry 2 of 'ddim,,ipndm' is empty; give comma-separated "
+                                            "method names without empty entries"),
+    (["order", "--methods", "ddim,"], "--methods: entry 2 of 'ddim,' is empty"),
+    (["order", "--methods", "ddim,ipndm,ddim"], "--methods: method(s) ['ddim'] named more than once in "
+                                                "'ddim,ipndm,ddim'; name each once"),
+    (["order", "--steps", "5,,10"], "--steps: entry 2 of '5,,10' is empty; give comma-separated step counts "
+                                    "without empty entries"),
     (["order", "--steps", "5"], "--steps:"),
     (["order", "--t-start", "abc"], "--t-start: expected a finite number, got 'abc'"),
     (["order", "--problem", "gmm3d"], "--problem: invalid choice: 'gmm3d' (choose from"),
