@@ -220,9 +220,15 @@ def _discrete(schedule: DiscreteVP, steps: int, spacing: str, t_start: float | N
         raise ValueError(f"grid {spacing!r} ends at t=-1 (final_alpha='one') or t=0 ('first'), not at t_end={end}; "
                          f"use a continuous kind such as grid='uniform' for other ends")
     top = T - 1 if t_start is None else _integer_index(t_start, "t_start", spacing)
+    if top <= end:  # t = -1 is abar = 1 (the data), t = 0 its first level: no step starts there
+        where = "abar = 1, the data" if end < 0 else "abar_0, final_alpha='first'"
+        raise ValueError(f"t_start={t_start:g} does not lie above the grid's end t={end:g} ({where}), so no step "
+                         f"starts there; t_start of grid {spacing!r} on {schedule!r} must be a training index in "
+                         f"{int(end) + 1}..{T - 1}")
     n = top + 1  # indices 0..top: the whole table unless starting mid-trajectory
     if steps > n:
-        raise ValueError(f"steps={steps} exceeds the {n} training indices 0..{top} of {schedule!r}")
+        below = "" if t_start is None else f" up to t_start={t_start:g} (give fewer steps or a later t_start)"
+        raise ValueError(f"steps={steps} exceeds the {n} training indices 0..{top} of {schedule!r}{below}")
     if spacing in ("leading", "leading-multistep"):
         ts = _leading(T, steps, offset, multistep=spacing == "leading-multistep")
     elif spacing == "linspace":
@@ -265,8 +271,9 @@ def make_grid(schedule: NoiseSchedule, steps: int, kind: str | None = None, *, t
     t_start, t_end : float, optional
         First and last time (default: the schedule's ``t_start`` and ``t_end``); ``t_start`` below it starts
         mid-trajectory (img2img). Discrete spacings (``leading``, ``trailing`` and, ending at ``-1`` or ``0``,
-        ``linspace``, the default with ``t_start``) need an integer ``t_start`` and spread their steps over
-        the indices ``0..t_start``; ``leading`` and ``leading-multistep`` accept only their own first time.
+        ``linspace``, the default with ``t_start``) need an integer ``t_start`` above the grid's end (a training
+        index ``0..T-1``, ``1..T-1`` with ``final_alpha="first"``) and spread their steps over the indices
+        ``0..t_start``; ``leading`` and ``leading-multistep`` accept only their own first time.
     rho : float, optional
         Exponent of the ``karras`` grid (7).
     final_alpha : {"one", "first"}, optional

@@ -7,6 +7,7 @@ in a case stands for a fresh folder that must still not exist afterwards.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import os
 import shlex
@@ -33,6 +34,13 @@ CASES = [
     (["order", "--methods", "f-pndmm"], "--methods: unknown method(s) ['f-pndmm']; known: ddim"),
     (["order", "--methods", ""], "--methods: the list of methods is empty (got ''); give comma-separated names"),
     (["order", "--methods", " , "], "--methods: the list of methods is empty (got ' , ')"),
+    (["order", "--methods", "ddim,,ipndm"], "--methods: entry 2 of 'ddim,,ipndm' is empty; give comma-separated "
+                                            "method names without empty entries"),
+    (["order", "--methods", "ddim,"], "--methods: entry 2 of 'ddim,' is empty"),
+    (["order", "--methods", "ddim,ipndm,ddim"], "--methods: method(s) ['ddim'] named more than once in "
+                                                "'ddim,ipndm,ddim'; name each once"),
+    (["order", "--steps", "5,,10"], "--steps: entry 2 of '5,,10' is empty; give comma-separated step counts "
+                                    "without empty entries"),
     (["order", "--steps", "5"], "--steps:"),
     (["order", "--t-start", "abc"], "--t-start: expected a finite number, got 'abc'"),
     (["order", "--problem", "gmm3d"], "--problem: invalid choice: 'gmm3d' (choose from"),
@@ -144,6 +152,9 @@ CASES = [
      "--cache: --cache DIR holds a network's references; it needs --model"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--degree", "0"],
      "--degree: expected an integer >= 1 or 'free', got '0'"),
+    (["grid", "optimize", "--method", "ipndm", "--nfe", "6", "--problem", "gmm2d", "--degree", "99"],
+     "--degree: degree=99 is more than a grid of 6 steps can use: its 5 interior times take a polynomial of degree "
+     "1 to 5 (degree 5, or None, 'free' at the command line, moves every step)"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--start", "999,a"],
      "--start: expected a grid kind or comma-separated numbers, got '999,a'"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--model", "nonexistent"],
@@ -380,6 +391,66 @@ def test_sample_resume_with_no_run_says_it_starts_afresh(ckpt, tmp_path, capsys)
     assert err.splitlines()[0] == f"no previous run to resume in {out} (no run.json): starting a fresh one"
     assert (out / "run.json").is_file() and (out / "shard-00000.npz").is_file()
 
+
+
+
+def _sample_argv(ckpt, out, steps="2", method="ddim"):
+    return ["sample", "--checkpoint", ckpt, "--out", str(out), "--method", method, "--steps", steps,
+            "--num-samples", "3", "--batch-size", "2", "--no-progress"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--resume"]])
+@pytest.mark.parametrize("left", [("run.json", "summary.json"), ("run.json",), ("run.json", "summary.json", "npz")])
+def test_sample_refuses_output_that_no_run_json_describes(ckpt, tmp_path, run_cli, extra, left):
+    """With run.json (and summary.json) removed, a fresh run with other settings kept the old shards, reported
+    "generated": 0 and wrote a run.json describing them as its own; --resume adopted them likewise."""
+    out = tmp_path / "o"
+    assert run_cli(_sample_argv(ckpt, out, steps="3", method="ipndm"))[0] == 0
+    for name in left:
+        for path in out.glob(name if name != "npz" else "shard-*.npz"):
+            path.unlink()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code, stdout, err = run_cli(_sample_argv(ckpt, out) + extra)
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and "Traceback" not in err, err
+    kept = sorted(before)
+    names = ", ".join(kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
+    assert err == (f"pndmkit sample: error: --out: {out} holds sample output that no run.json describes ({names}), "
+                   f"so {'--resume (resume=True) cannot check it against this run and ' if extra else ''}a fresh "
+                   "run would mix it with its own or overwrite it: move those files away or use another out "
+                   "folder\n"), err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("record, phrase", [
+    ({}, "is not a run record of this pndmkit (format=None, 2 expected; an older pndmkit's has no checkpoint hashes)"),
+    ({"format": 2, "shard_size": 0}, "is damaged: shard_size=0 (an integer >= 1 expected)"),
+])
+def test_sample_words_an_unreadable_run_json_for_the_call_made(ckpt, tmp_path, run_cli, record, phrase):
+    """A run.json holding {} without --resume was reported as "--resume: ... cannot be resumed"."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps(record))
+    code, _, err = run_cli(_sample_argv(ckpt, out))
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == (f"pndmkit sample: error: --out: {out / 'run.json'} {phrase}; {out} holds a run this pndmkit "
+                   f"cannot check, and a fresh run does not overwrite it: "
+                   f"{'restore the file or ' if record else ''}use another out folder\n"), err
+    code, _, err = run_cli(_sample_argv(ckpt, out) + ["--resume"])
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == (f"pndmkit sample: error: {'--out' if record else '--resume'}: {out / 'run.json'} {phrase}; it "
+                   f"cannot be checked, so the run cannot be resumed: {'restore the file or ' if record else ''}use "
+                   "another out folder\n"), err
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+
+def test_sample_t_start_at_the_grid_s_end_names_t_start(ckpt, tmp_path, run_cli):
+    """--t-start -1 (abar = 1) was blamed on --steps ("steps=3 exceeds the 0 training indices 0..-1")."""
+    out = tmp_path / "o"
+    code, _, err = run_cli(["sample", "--checkpoint", ckpt, "--out", str(out), "--method", "ddim", "--steps", "3",
+                            "--num-samples", "2", "--t-start", "-1", "--no-progress"])
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("pndmkit sample: error: --t-start/--grid: t_start=-1 does not lie above the grid's end t=-1 "
+                          "(abar = 1, the data), so no step starts there; t_start of grid 'linspace' on "), err
+    assert err.endswith(" must be a training index in 0..999\n") and not out.exists()
 
 def test_non_finite_samples_exit_1_with_one_line(tmp_path, run_cli):
     """Finite weights (a checkpoint with non-finite ones is refused up front) whose output, 3e38 everywhere, is

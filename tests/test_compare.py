@@ -534,12 +534,46 @@ def test_a_peer_that_is_pndmkit_s_own_method_on_its_grid_is_marked_a_parity_chec
 
 
 def test_is_parity_needs_the_reproduced_method_on_the_same_grid_in_every_case():
-    ours = {"method": "ipndm", "options": ["quadratic", "s-uniform"]}
-    assert cmp.is_parity(ours, {"method": "ipndm-pndmkit-grid", "options": ["grid=quadratic", "grid=s-uniform"]})
-    assert not cmp.is_parity(ours, {"method": "ipndm-pndmkit-grid", "options": ["grid=quadratic", "grid=quadratic"]})
-    assert not cmp.is_parity({**ours, "method": "ddim"}, {"method": "ipndm-pndmkit-grid",
-                                                         "options": ["grid=quadratic", "grid=s-uniform"]})
-    assert not cmp.is_parity(ours, {"method": "ipndm", "options": ["grid=quadratic", "grid=s-uniform"]})
+    quadratic, s_uniform = [152.17, 11.36, 2.54, 0.0], [152.17, 20.1, 4.3, 0.0]
+    ours = {"method": "ipndm", "options": ["quadratic", "quadratic to t=0"],
+            cmp.GRID_LEVELS: [quadratic, quadratic]}
+
+    def peer(method, *grids):
+        return {"method": method, "options": ["grid=quadratic"] * len(grids), cmp.GRID_LEVELS: list(grids)}
+
+    # the names differ ("quadratic to t=0" against "grid=quadratic"): the levels decide, to GRID_RTOL
+    float32 = [152.22, 11.359701, 2.542124, 0.0]
+    assert cmp.is_parity(ours, peer("ipndm-pndmkit-grid", quadratic, float32))
+    assert not cmp.is_parity(ours, peer("ipndm-pndmkit-grid", quadratic, s_uniform))
+    assert not cmp.is_parity(ours, peer("ipndm-pndmkit-grid", quadratic, quadratic[:-1]))
+    assert not cmp.is_parity(ours, peer("ipndm-pndmkit-grid", quadratic))  # not run in every case
+    assert not cmp.is_parity({**ours, "method": "ddim"}, peer("ipndm-pndmkit-grid", quadratic, quadratic))
+    assert not cmp.is_parity(ours, peer("ipndm", quadratic, quadratic))  # diffusers' own grids: a comparison
+    assert not cmp.is_parity({k: v for k, v in ours.items() if k != cmp.GRID_LEVELS},
+                             peer("ipndm-pndmkit-grid", quadratic, quadratic))  # a summary without levels
+
+
+@pytest.mark.peers
+def test_parity_is_marked_in_a_real_compare_on_the_continuous_schedule(tmp_path, capsys):
+    """On linear-vp pndmkit names its grid "quadratic to t=0" and the peer handed it "grid=quadratic": the marking
+    compared those names and never fired; the ipndm row read 1.00 [1.00, 1.00] unmarked."""
+    pytest.importorskip("diffusers")
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    assert main(["compare", "--problem", "gmm2d", "--schedule", "discrete-linear", "linear-vp", "--nfe", "6",
+                 "--n", "16", "--methods", "ipndm", "--peers", "ipndm-pndmkit-grid", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    entry = json.loads((out / "compare.json").read_text())["by_nfe_peers_on_pndmkit_grids"]["6"]
+    assert entry["best_pndmkit"]["options"] == ["quadratic", "quadratic to t=0"]  # the two cases' names differ
+    assert entry["best_peer"]["options"] == ["grid=quadratic", "grid=quadratic"]
+    assert entry["parity"] is True and entry["ratio"] == pytest.approx(1.0, abs=1e-3)
+    levels = entry["best_pndmkit"][cmp.GRID_LEVELS][1]
+    assert len(levels) == 7 and levels[-1] == 0.0  # 6 steps to abar = 1
+    np.testing.assert_allclose(entry["best_peer"][cmp.GRID_LEVELS][1], levels, rtol=cmp.GRID_RTOL)
+    on_grid = lines.index("peers also on pndmkit's grids (ipndm-pndmkit-grid):")
+    assert lines[on_grid + 2].endswith("]  parity check"), lines
+    assert " (parity check) | [" in (out / "compare.md").read_text()
 
 
 def test_summaries_name_the_grid_of_each_best_run_and_the_auto_picks(tmp_path, capsys):

@@ -52,14 +52,29 @@ def test_grid_family_contains_its_start_and_every_grid_at_full_degree():
     assert np.max(np.abs(fam.grid(fam.theta(other)) - other)) > 1.0  # degree 3 does not
 
 
-def test_a_degree_at_or_above_the_free_count_frees_every_step_and_says_so():
-    capped = grid_opt.optimize("ipndm", "gmm1d", 4, calibration=2, heldout=2, degree=6, maxfev=5)
+def test_a_degree_at_the_free_count_frees_every_step_and_says_so():
+    capped = grid_opt.optimize("ipndm", "gmm1d", 4, calibration=2, heldout=2, degree=3, maxfev=5)
     free = grid_opt.optimize("ipndm", "gmm1d", 4, calibration=2, heldout=2, degree=None, maxfev=5)
     assert capped.degree == free.degree == 3 and np.array_equal(capped.grid, free.grid)
     assert "3 grid parameters (every step free)" in capped.report()
     assert "(every step free)" not in grid_opt.optimize("ipndm", "gmm1d", 4, calibration=2, heldout=2, degree=2,
                                                         maxfev=5).report()
 
+
+
+@pytest.mark.parametrize("degree", [4, 6, 99])
+def test_a_degree_above_what_the_grid_can_use_is_refused_by_name(degree):
+    """degree=99 on ipndm at NFE 4 (4 steps, 3 interior times) was accepted and silently lowered to 3."""
+    from pndmkit.errors import UsageError
+
+    with pytest.raises(UsageError, match=rf"^degree={degree} is more than a grid of 4 steps can use: its 3 interior "
+                                         r"times take a polynomial of degree 1 to 3 \(degree 3, or None, 'free' at "
+                                         r"the command line, moves every step\)$") as info:
+        grid_opt.optimize("ipndm", "gmm1d", 4, calibration=2, heldout=2, degree=degree, maxfev=5)
+    assert info.value.params == ("degree",)
+    assert grid_opt.check_degree(None, 4) == grid_opt.check_degree(3, 4) == 3
+    # the default degree is lowered on grids with fewer steps, as documented
+    assert grid_opt.check_degree(grid_opt.DEFAULT_DEGREE, 2) == 1 and grid_opt.check_degree(2, 6) == 2
 
 def test_degree_and_start_options():
     free = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=16, degree=None)

@@ -250,6 +250,24 @@ def test_sample_refuses_a_non_integer_t_start_on_a_discrete_schedule():
         sample(lambda x, t: np.zeros_like(x), np.ones(2), schedule=DiscreteVP.linear(), steps=10, t_start=300.5)
 
 
+
+@pytest.mark.parametrize("kind", [None, "linspace", "trailing"])
+def test_a_t_start_at_or_below_the_grid_s_end_is_blamed_on_t_start(kind):
+    """t_start=-1 (abar = 1, where the grid ends) was reported as "steps=3 exceeds the 0 training indices 0..-1"."""
+    from pndmkit import sample
+
+    with pytest.raises(ValueError, match=r"^t_start=-1 does not lie above the grid's end t=-1 \(abar = 1, the data\), "
+                                         r"so no step starts there; t_start of grid '\w+' on DiscreteVP.linear\(T=1000\) "
+                                         r"must be a training index in 0..999$"):
+        sample(lambda x, t: np.zeros_like(x), np.ones(2), schedule=LIN, method="ddim", steps=3, t_start=-1, grid=kind)
+    with pytest.raises(ValueError, match=r"^t_start=0 does not lie above the grid's end t=0 \(abar_0, "
+                                         r"final_alpha='first'\).* must be a training index in 1..999$"):
+        make_grid(LIN, 1, kind, t_start=0, final_alpha="first")
+    np.testing.assert_array_equal(make_grid(LIN, 1, kind, t_start=0), [0, -1])  # the lowest start that has a step
+    with pytest.raises(ValueError, match=r"^steps=3 exceeds the 1 training indices 0..0 of DiscreteVP.linear\(T=1000\) "
+                                         r"up to t_start=0 \(give fewer steps or a later t_start\)$"):
+        make_grid(LIN, 3, kind, t_start=0)
+
 def test_final_alpha_is_the_end_of_every_grid_on_a_discrete_schedule():
     assert make_grid(LIN, 4, "uniform", final_alpha="first")[-1] == 0.0
     assert make_grid(LIN, 4, "karras", final_alpha="one")[-1] == -1.0

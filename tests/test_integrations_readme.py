@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,15 @@ def blocks(heading: str) -> list[str]:
 
 
 def run(code: str) -> str:
+    """Run a README block; what it prints. A warning it raises fails the test (the README shows none), but for
+    the deprecation warnings of other packages, which Python does not show outside ``__main__``."""
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         exec(compile(code, str(README), "exec"), {})
+    shown = [w for w in caught if not (issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))
+                                       and not Path(w.filename).resolve().is_relative_to(README.parent))]
+    assert not shown, [f"{w.filename}:{w.lineno} {w.category.__name__}: {w.message}" for w in shown]
     return out.getvalue()
 
 

@@ -17,7 +17,7 @@ from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_netwo
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS
 from pndmkit.problems import PROBLEMS
-from pndmkit.studies.grid_opt import DEFAULT_DEGREE
+from pndmkit.studies.grid_opt import DEFAULT_DEGREE, check_degree
 
 
 def _degree(text: str) -> int | None:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None and args.model in PROBLEMS:
         raise UsageError("model", f"{args.model!r} is a built-in problem, not a network; use --problem {args.model}")
     refuse_without_model(args, ("scheduler_config", "device", "max_minutes"), "a network")
-    _check_steps(args.method, args.nfe)
+    check_degree(args.degree, _check_steps(args.method, args.nfe))  # before any reference: they cost minutes
     try:
         with warnings.catch_warnings():  # the report says it, in its last line
             warnings.simplefilter("ignore", GridFallbackWarning)
@@ -207,7 +207,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="objective evaluations (default 100 per grid parameter, at least 100)")
     o.add_argument("--degree", type=_degree, default=DEFAULT_DEGREE, metavar="N|free",
                    help="grid family: log step lengths of the start grid moved by a Legendre polynomial of degree N "
-                        "in the step index; 'free' moves every step (fits few calibration noises too closely)")
+                        "in the step index, 1 to steps - 1 (default 3, lowered to steps - 1 on shorter grids); "
+                        "'free' moves every step (fits few calibration noises too closely)")
     o.add_argument("--start", type=_start, default=None, metavar="KIND|T0,T1,...",
                    help="start grid: a grid kind or comma-separated times with the run's end times "
                         "(default: the built-in kind with the smallest calibration error)")

@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="network dtype; the sampler state stays float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in OUT (none there: say so and start afresh)")
+                   help="continue an interrupted run in OUT (no run.json there: say so and start afresh, unless OUT "
+                        "holds sample output that no run.json describes, which is refused, as without --resume)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run, resume_hint=resume_hint)

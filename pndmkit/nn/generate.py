@@ -7,7 +7,9 @@ the batch size, the device or the number of processes. The index range ``[0, num
 ``shard-KKKKK.npz`` (``indices``, ``x`` float32 NCHW, ``images`` uint8 NHWC), each through a temporary
 file and ``os.replace``, so a shard file is either complete or absent. ``resume=True`` skips shards whose
 NPZ exists (and checks their indices): after a crash nothing is lost and nothing is done twice; with no
-run in ``out`` it logs one line saying so and starts a fresh one (so a script may always pass it). The
+run in ``out`` it logs one line saying so and starts a fresh one (so a script may always pass it), unless
+``out`` holds sample output (shards, ``summary.json``) that no ``run.json`` describes: that is refused, with or
+without ``resume``, since nothing says which settings made it (it is never adopted, mixed or overwritten). The
 default shard size is the batch size, so an interrupt loses at most one batch.
 
 Everything is checked before anything is written (method, grid, convention and steps by a dry run of
@@ -348,9 +350,13 @@ def _batch_independent(name: str, schedule: Any) -> tuple[Any, dict[str, Any] | 
     return built, options
 
 
-def _read_run(run_file: Path) -> dict[str, Any] | None:
+def _read_run(run_file: Path, resume: bool) -> dict[str, Any] | None:
     """The run recorded in ``run_file`` (``None`` when there is none), its fields checked; a damaged record is a
-    :class:`UsageError` about ``out`` naming the file."""
+    :class:`UsageError` naming the file, worded for the call made (``resume`` or a fresh run)."""
+    # what a record that cannot be checked means for this call: a resume cannot go on; a fresh run must not
+    # overwrite the folder's record (its shards would lose the only account of what made them)
+    then = ("it cannot be checked, so the run cannot be resumed" if resume else
+            f"{run_file.parent} holds a run this pndmkit cannot check, and a fresh run does not overwrite it")
     if not run_file.exists() and not run_file.is_symlink():
         return None
     if not run_file.is_file():
@@ -364,8 +370,10 @@ def _read_run(run_file: Path) -> dict[str, Any] | None:
         raise UsageError("out", f"{run_file} is not a pndmkit run record (a JSON object expected, got "
                                 f"{type(old).__name__}); restore the file or use another out folder")
     if old.get("format") != RUN_FORMAT:
-        raise UsageError("resume", f"{run_file} was written by an older pndmkit without checkpoint hashes; "
-                                   "it cannot be checked, so it cannot be resumed: use another out folder")
+        raise UsageError("resume" if resume else "out",
+                         f"{run_file} is not a run record of this pndmkit (format={old.get('format')!r}, "
+                         f"{RUN_FORMAT} expected; an older pndmkit's has no checkpoint hashes); {then}: use another "
+                         "out folder")
     shard, hashes = old.get("shard_size"), old.get("checkpoint_sha256")
     problem = None
     if isinstance(shard, bool) or not isinstance(shard, int) or shard < 1:
@@ -375,9 +383,26 @@ def _read_run(run_file: Path) -> dict[str, Any] | None:
     elif not isinstance(old.get("times"), list):
         problem = f"times={old.get('times')!r} (the grid's times expected)"
     if problem is not None:
-        raise UsageError("out", f"{run_file} is damaged: {problem}; it cannot be checked, so the run cannot be "
-                                "resumed: restore the file or use another out folder")
+        raise UsageError("out", f"{run_file} is damaged: {problem}; {then}: restore the file or use another out "
+                                "folder")
     return old
+
+
+#: the files a sampling run writes besides ``run.json``: a folder holding any of them without a ``run.json``
+#: holds output nothing describes (:func:`_refuse_unrecorded_output`)
+OUTPUT_PATTERNS = ("shard-*.npz", "shard-*.png", "summary.json")
+
+
+def _refuse_unrecorded_output(out: Path, resume: bool) -> None:
+    """Refuse an ``out`` with sample output but no ``run.json``: nothing says which settings made it, so a fresh
+    run would mix its shards with them (or overwrite them and keep the rest), and a resume cannot check them."""
+    found = sorted({p.name for pattern in OUTPUT_PATTERNS for p in out.glob(pattern)}) if out.is_dir() else []
+    if found:
+        names = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise UsageError("out", f"{out} holds sample output that no run.json describes ({names}), so "
+                                + ("--resume (resume=True) cannot check it against this run and " if resume else "")
+                                + "a fresh run would mix it with its own or overwrite it: move those files away or "
+                                  "use another out folder")
 
 
 def _check_resume(old: dict[str, Any], new: dict[str, Any], run_file: Path) -> None:
@@ -440,8 +465,9 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     Raises
     ------
     UsageError
-        For a bad option, an existing run without ``resume``, or a resume whose settings, grid or
-        checkpoint files differ from the run's (nothing is written then).
+        For a bad option, an existing run without ``resume``, sample output in ``out`` that no ``run.json``
+        describes, or a resume whose settings, grid or checkpoint files differ from the run's (nothing is
+        written then).
     FloatingPointError
         When a sample is not finite (its shard is not written; where no shard of a fresh run was written, its
         ``run.json`` is removed too, so the folder holds no run to resume).
@@ -453,10 +479,12 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     out = Path(cfg.out)
     check_writable_folder(out, "out")  # before the work, not when its first shard is written
     run_file = out / "run.json"
-    old = _read_run(run_file)
+    old = _read_run(run_file, cfg.resume)
     if old is not None and not cfg.resume:
         raise UsageError(("out", "resume"), f"{out} already holds a sampling run ({run_file}); "
                                             "pass --resume (resume=True) to continue it, or another out folder")
+    if old is None:
+        _refuse_unrecorded_output(out, cfg.resume)
     shard_size = cfg.shard_size or (old["shard_size"] if old is not None else min(cfg.batch_size, cfg.num_samples))
     plan = _prepare(cfg, shard_size, log, opener)
     ident = plan.identity

@@ -97,7 +97,7 @@ from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.stability import StabilityWarning
 from pndmkit.transfers import DataTransfer
 
-__all__ = ["CompareConfig", "SCHEDULES", "SAMPLE_ERRORS",
+__all__ = ["CompareConfig", "SCHEDULES", "SAMPLE_ERRORS", "GRID_LEVELS", "GRID_RTOL",
            "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "MODEL_NOISES",
            "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "case_best_peer", "is_parity", "auto_choice",
            "auto_calibration_samples", "optimized_methods", "pndmkit_methods", "VARIANTS", "compare_methods"]
@@ -116,6 +116,16 @@ TOP_TOLERANCE = 1e-3
 #: key under which a row carries the per-sample mean squared errors of its end points (over the sample's
 #: dimensions, in ``y``) while the summaries' intervals are computed; the result returned holds none of them
 SAMPLE_ERRORS = "sample_errors"
+
+#: the row field of a run's grid as noise levels ``s = sigma / alpha``, first to last: a pndmkit run's grid times,
+#: a peer's levels at its model calls and its end level. Levels, not option names: pndmkit names its grid
+#: ``"quadratic to t=0"`` where the peer handed it names it ``"grid=quadratic"``
+GRID_LEVELS = "grid_levels"
+
+#: relative tolerance of :func:`is_parity` on grid levels: one grid on pndmkit's float64 schedule and on a
+#: peer's float32 table differs by up to 4e-4 at the top level (152.17 against 152.22 on ``linear-vp``); two
+#: different grid kinds differ by far more
+GRID_RTOL = 1e-3
 
 #: DOP853 tolerance of the reference trajectory (errors reported are above 1e-7)
 REFERENCE_TOL = 1e-10
@@ -377,6 +387,7 @@ class _Run:
     launch: Callable[[np.ndarray], tuple[np.ndarray, int]] = field(repr=False)
     optimized: bool = False  # an optimised grid: reported apart, never in the built-in summaries
     extra: dict = field(default_factory=dict)  # fields added to its row
+    grid_levels: tuple = ()  # the levels s of its grid, first to last (its row's GRID_LEVELS; is_parity)
 
 
 def _s(schedule: NoiseSchedule, t: float) -> float:
@@ -427,7 +438,8 @@ def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> 
                 times = make_grid(schedule, steps, kind, **opts)
                 label = kind + ("" if "t_end" not in opts else f" to t={opts['t_end']:g}")
                 runs.append(_Run("pndmkit", name, label, target, steps, nfe_of(steps), _s(schedule, times[0]),
-                                 _s(schedule, times[-1]), _launcher(problem, schedule, integrator, times)))
+                                 _s(schedule, times[-1]), _launcher(problem, schedule, integrator, times),
+                                 grid_levels=tuple(_s(schedule, t) for t in times)))
     return runs
 
 
@@ -551,7 +563,7 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
                     return out.x, out.nfe
 
                 runs.append(_Run("peer", name, _option_label(opts), target, steps, nfe_of(steps), levels[0], s_end,
-                                 launch))
+                                 launch, grid_levels=(*levels, s_end)))
     return runs
 
 
@@ -756,6 +768,8 @@ def _score_runs(runs: Sequence[_Run], on_top: Sequence[bool], start_of: Callable
         row = {"side": r.side, "method": r.method, "option": r.option, "nfe_target": r.target, "steps": r.steps,
                "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end, "starts_at_top": top,
                "seconds": time.perf_counter() - t0}
+        if r.grid_levels:
+            row[GRID_LEVELS] = [float(s) for s in r.grid_levels]
         if per_sample is not None and math.isfinite(err):  # for the summaries' intervals; dropped from the result
             row[SAMPLE_ERRORS] = per_sample
         rows_of_run[index] = row
@@ -901,14 +915,17 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
 
 def is_parity(ours: dict, peer: dict) -> bool:
     """Whether a summary's best pndmkit solver and best peer are one method on one grid: the peer
-    reproduces that pndmkit method (:attr:`pndmkit.studies.peers.PeerSpec.reproduces`) and was handed, in every
-    case, the grid pndmkit's best run used (its option ``grid=KIND`` for pndmkit's ``KIND``).
+    reproduces that pndmkit method (:attr:`pndmkit.studies.peers.PeerSpec.reproduces`) and ran, in every case,
+    the grid pndmkit's best run used: the same number of levels, each equal to :data:`GRID_RTOL` (relative).
+    The grids themselves are compared, not their option names (``"quadratic to t=0"`` and ``"grid=quadratic"``
+    name one grid on ``linear-vp``).
 
     Parameters
     ----------
     ours, peer : dict
-        Summary entries of :func:`by_nfe` (``best_pndmkit``, ``best_peer``): ``method`` and ``options`` (one
-        grid option per case).
+        Summary entries of :func:`by_nfe` (``best_pndmkit``, ``best_peer``): ``method`` and :data:`GRID_LEVELS`
+        (one list of levels per case; entries without them, as written before they were recorded, are no
+        parity).
 
     Returns
     -------
@@ -917,8 +934,13 @@ def is_parity(ours: dict, peer: dict) -> bool:
     from pndmkit.studies.peers import PEERS
 
     spec = PEERS.get(peer["method"])
-    return spec is not None and spec.reproduces == ours["method"] and \
-        list(peer["options"]) == [f"grid={option}" for option in ours["options"]]
+    if spec is None or spec.reproduces != ours["method"]:
+        return False
+    a, b = ours.get(GRID_LEVELS), peer.get(GRID_LEVELS)
+    if not a or not b or len(a) != len(b):
+        return False
+    return all(x is not None and y is not None and len(x) == len(y)
+               and np.allclose(x, y, rtol=GRID_RTOL, atol=0.0) for x, y in zip(a, b))
 
 
 def _scored(cases: Sequence[dict], key: str, side: str, target: int, leave_out: Iterable[str] = ()
@@ -936,7 +958,7 @@ def _scored(cases: Sequence[dict], key: str, side: str, target: int, leave_out: 
             continue
         g = math.exp(sum(math.log(r["error"]) for r in rows) / len(rows))
         out[method] = {"method": method, "error": g, "nfe": max(r["nfe"] for r in rows),
-                       "options": [r["option"] for r in rows]}
+                       "options": [r["option"] for r in rows], GRID_LEVELS: [r.get(GRID_LEVELS) for r in rows]}
     return out
 
 

@@ -54,7 +54,7 @@ from pndmkit.studies.statistics import (INTERVAL_LEVEL, INTERVAL_MIN_SAMPLES, IN
                                        reduction_interval)
 from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget, is_problem
 
-__all__ = ["OptimizedGrid", "GridFallbackWarning", "optimize", "evaluate", "check_start", "default_noises", "PROBLEM_NOISES", "NETWORK_NOISES", "reduction_interval", "sample_errors", "rms_error",
+__all__ = ["OptimizedGrid", "GridFallbackWarning", "optimize", "evaluate", "check_start", "check_degree", "default_noises", "PROBLEM_NOISES", "NETWORK_NOISES", "reduction_interval", "sample_errors", "rms_error",
            "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
            "INTERVAL_LEVEL", "INTERVAL_MIN_SAMPLES", "INTERVAL_RESAMPLES"]
 
@@ -415,6 +415,43 @@ def check_start(start: Any, steps: int, kinds: Sequence[str] = BUILTIN_KINDS) ->
     _check_start_early(start, kinds, steps)
 
 
+def check_degree(degree: Any, steps: int) -> int:
+    """The number of parameters of the grid family :func:`optimize` searches for ``degree`` on a grid of ``steps``
+    steps; a degree it would refuse is a :class:`~pndmkit.errors.UsageError` naming ``degree``.
+
+    A grid of ``steps`` steps has ``steps - 1`` interior times: a degree from 1 to ``steps - 1`` moves them by a
+    polynomial of that degree, and ``steps - 1`` (as ``None``) reaches every grid with the same end times
+    (:class:`GridFamily`). A higher degree would add nothing, so it is refused, except that the default,
+    :data:`DEFAULT_DEGREE`, is lowered to ``steps - 1`` on grids of fewer steps.
+
+    Parameters
+    ----------
+    degree : int or None
+        Degree of the Legendre polynomial in the step index, or None (every step free).
+    steps : int
+        Steps of the grid (``>= 1``).
+
+    Returns
+    -------
+    int
+        ``min(degree, steps - 1)``, or ``steps - 1`` for None.
+
+    Raises
+    ------
+    UsageError
+        ``degree`` not None nor an integer >= 1, or above ``max(steps - 1, DEFAULT_DEGREE)``.
+    """
+    if degree is None:
+        return steps - 1
+    if not (isinstance(degree, (int, np.integer)) and not isinstance(degree, bool) and degree >= 1):
+        raise UsageError("degree", f"degree must be an integer >= 1 or None (every step free), got {degree!r}")
+    if degree > max(steps - 1, DEFAULT_DEGREE):
+        raise UsageError("degree", f"degree={degree} is more than a grid of {steps} steps can use: its {steps - 1} "
+                                   f"interior times take a polynomial of degree 1 to {steps - 1} (degree {steps - 1}, "
+                                   f"or None, 'free' at the command line, moves every step)")
+    return min(int(degree), steps - 1)
+
+
 def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, heldout: Any, seed: Any, shape: Any,
                 kinds: Any, cache: Any, t_start: Any = None, t_end: Any = None, maxfev: Any = None,
                 progress: Any = False, calibration_minimum: int = 1) -> MethodSpec:
@@ -571,7 +608,8 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         Parameters of the grid family: the log step lengths of the start grid move by a Legendre polynomial of
         this degree in the step index (``min(degree, steps - 1)`` parameters). ``None`` frees every step
         (``steps - 1`` parameters), which fits few calibration noises too closely on high-dimensional data
-        (see the module docstring); the default, 3, keeps the grid smooth.
+        (see the module docstring); the default, 3, keeps the grid smooth. A degree above ``steps - 1`` adds
+        nothing and is refused (:func:`check_degree`), but for the default, lowered to ``steps - 1``.
     start : str or sequence of float, optional
         Start grid: a kind of ``kinds`` or an explicit grid with ``steps + 1`` times and the same end times (e.g.
         one optimised on a surrogate, refined here). Default: the built-in kind with the smallest calibration
@@ -606,9 +644,6 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
                        cache=cache, progress=progress)
     with blame("fallback"):
         check_bool(fallback, "fallback")
-    if degree is not None and not (isinstance(degree, (int, np.integer)) and not isinstance(degree, bool)
-                                   and degree >= 1):
-        raise UsageError("degree", f"degree must be an integer >= 1 or None (every step free), got {degree!r}")
     with blame("nfe"):
         nfe = check_int(nfe, "nfe", minimum=1)
         if nfe > MAX_STEPS:
@@ -616,6 +651,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     steps = steps_for_nfe(spec, nfe)
     if steps is None:
         raise UsageError("nfe", f"nfe={nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
+    parameters = check_degree(degree, steps)
     _check_start_early(start, kinds, steps)  # before the references: on a network they cost minutes
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=t_start, t_end=t_end,
                                  cache=cache, rebuild_cache=rebuild_cache)
@@ -648,7 +684,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         g0[[0, -1]] = cal.t_start, cal.t_end
         best = {"err": rms_error(cal, spec, g0), "grid": g0}
     start_grid = best["grid"]
-    family = GridFamily(best["grid"], steps - 1 if degree is None else min(int(degree), steps - 1))
+    family = GridFamily(best["grid"], parameters)
     budget = maxfev or max(100, 100 * family.size)
     count = [0]
     bar = progress_bar(budget, desc=f"optimising the {spec.name} grid at NFE {nfe}", leave=False) if progress else None
