@@ -518,8 +518,178 @@ def test_set_timesteps_takes_what_diffusers_takes():
     with pytest.raises(ValueError, match="mu= cannot be honoured"):
         PNDMKitScheduler(method="ddim").set_timesteps(5, mu=0.5)
     native = PNDMKitScheduler(method="ddim")
-    native.set_timesteps(sigmas=[10.0, 1.0, 0.1])
-    np.testing.assert_allclose(native.schedule.s(native.grid[:-1]), [10.0, 1.0, 0.1], rtol=1e-9)
+    native.set_timesteps(sigmas=[10.0, 1.0, 0.1])  # Euler's reading: two steps, the last one ending at 0.1
+    np.testing.assert_allclose(native.schedule.s(native.grid), [10.0, 1.0, 0.1], rtol=1e-9)
+
+
+# -- custom timesteps and sigmas: one rule on every VP config ------------------------------------------------
+VP_SOURCES = [name for name in SOURCES if translate(getattr(diffusers, name)().config).family == "vp"]
+
+
+def _takes(name, keyword):
+    """Whether the source's own set_timesteps takes ``keyword`` on a VP table (UniPC's sigmas are flow sigmas)."""
+    if name is None:  # pndmkit's own config
+        return False
+    takes = keyword in inspect.signature(getattr(diffusers, name).set_timesteps).parameters
+    return takes and not (name == "UniPCMultistepScheduler" and keyword == "sigmas")
+
+
+def _vp(name, **fields):
+    if name is None:
+        return PNDMKitScheduler(method="ddim", **fields)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return PNDMKitScheduler.from_config(getattr(diffusers, name)(**fields).config, method="ddim")
+
+
+def _end(source):
+    """Where the config's own grids end (10 steps, 'trailing' spacing, whose last step starts above t = 0)."""
+    fields = inspect.signature(getattr(diffusers, source or "DDIMScheduler").__init__).parameters
+    return _set(_vp(source, **({"timestep_spacing": "trailing"} if "timestep_spacing" in fields else {})), 10).grid[-1]
+
+
+def _set(sched, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched.set_timesteps(*args, **kwargs)
+    return sched
+
+
+def test_every_vp_source_is_covered():
+    assert set(VP_SOURCES) == {"DDPMScheduler", "DDIMScheduler", "PNDMScheduler", "DPMSolverMultistepScheduler",
+                               "DPMSolverSinglestepScheduler", "UniPCMultistepScheduler", "DEISMultistepScheduler",
+                               "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "HeunDiscreteScheduler",
+                               "LMSDiscreteScheduler"}
+    assert [n for n in VP_SOURCES if _takes(n, "timesteps")] == ["DDPMScheduler", "DPMSolverMultistepScheduler",
+                                                                 "DPMSolverSinglestepScheduler",
+                                                                 "EulerDiscreteScheduler", "HeunDiscreteScheduler"]
+    assert [n for n in VP_SOURCES if _takes(n, "sigmas")] == ["EulerDiscreteScheduler"]
+
+
+@pytest.mark.parametrize("source", VP_SOURCES + [None])
+def test_custom_timesteps_are_training_indices_on_every_vp_config(source):
+    given = [901, 501, 101]
+    ours = _set(_vp(source), timesteps=given)
+    assert ours.timesteps.tolist() == given and ours.grid[:-1].tolist() == given
+    assert ours.grid[-1] == _end(source)
+    if _takes(source, "timesteps"):  # the source lays them out: its timesteps are these
+        theirs = getattr(diffusers, source)()
+        theirs.set_timesteps(timesteps=given)
+        assert sorted(set(theirs.timesteps.tolist()), reverse=True) == given
+    same = _set(_vp(source), 3, timesteps=given)  # num_inference_steps that agrees is accepted
+    assert same.timesteps.tolist() == given and np.array_equal(same.grid, ours.grid)
+    with pytest.raises(ValueError, match=r"num_inference_steps=10 contradicts timesteps=\[901, 501, 101\], which "
+                                         r"give 3 steps; pass timesteps alone or num_inference_steps=3 with it"):
+        _vp(source).set_timesteps(10, timesteps=given)
+    with pytest.raises(ValueError, match="pass timesteps or sigmas, not both"):
+        _vp(source).set_timesteps(timesteps=given, sigmas=[10.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("source", VP_SOURCES + [None])
+def test_fractional_timesteps_reach_the_network_as_given_or_are_refused_by_name(source):
+    given = [901.0, 500.5, 101.25]
+    if source in ("DDPMScheduler", "DPMSolverMultistepScheduler", "DPMSolverSinglestepScheduler"):
+        theirs = getattr(diffusers, source)()
+        theirs.set_timesteps(timesteps=given)  # the source casts them to integers
+        assert theirs.timesteps.tolist()[:3] == [901, 500, 101]
+        with pytest.raises(ValueError, match=rf"timesteps\[1\]=500.5 cannot be honoured for a {source} config: its "
+                                             r"set_timesteps makes it 500 \(it takes integer timesteps\); pass "
+                                             r"integers"):
+            _vp(source).set_timesteps(timesteps=given)
+        return
+    ours = _set(_vp(source), timesteps=given)
+    assert ours.timesteps.dtype == torch.float32 and ours.timesteps.tolist() == given
+    seen = []
+    x = noise((2, 16))
+    for t in ours.timesteps:  # what a pipeline's loop hands the network
+        seen.append(float(t))
+        x = ours.step(net(x, t), t, x).prev_sample
+    assert seen == given and ours.run.done
+
+
+TABLE = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
+
+
+def _euler_timesteps(sigmas, config):
+    """Euler's map from a noise level to a timestep, recomputed in float64: linear in log sigma between the
+    table's integer indices (an independent computation, not pndmkit's)."""
+    assert config["beta_schedule"] == "linear"
+    abar = np.cumprod(1.0 - np.linspace(config["beta_start"], config["beta_end"], config["num_train_timesteps"]))
+    log_sigma = np.log(np.sqrt((1.0 - abar) / abar))  # increasing in the index
+    return np.interp(np.log(sigmas), log_sigma, np.arange(abar.size, dtype=np.float64))
+
+
+@pytest.mark.parametrize("source", VP_SOURCES + [None])
+def test_custom_sigmas_read_as_euler_reads_them_on_every_vp_config(source):
+    sigmas = [10.0, 1.0, 0.1]
+    ours = _set(_vp(source), sigmas=sigmas)
+    # N + 1 levels: the first N start the steps, the last is where the last step ends
+    assert ours.num_inference_steps == 2 and len(ours.timesteps) == 2
+    np.testing.assert_allclose(ours.schedule.s(ours.grid), sigmas, rtol=1e-7)  # Euler: float32 levels
+    np.testing.assert_allclose(ours.sigmas.double().numpy(), sigmas, rtol=1e-6)
+    expected = _euler_timesteps(sigmas[:-1], ours.config)
+    np.testing.assert_allclose(ours.timesteps.double().numpy(), expected, rtol=2e-6)  # fractional, as given
+    euler = diffusers.EulerDiscreteScheduler(**{key: ours.config[key] for key in TABLE})
+    euler.set_timesteps(sigmas=sigmas)  # diffusers' own sigma scheduler on the same table
+    assert len(euler.timesteps) == 2 and euler.sigmas[-1] == np.float32(0.1)
+    np.testing.assert_allclose(ours.timesteps.double().numpy(), euler.timesteps.double().numpy(), rtol=1e-5)
+    to_zero = _set(_vp(source), sigmas=sigmas + [0.0])  # a last level 0 ends at the config's own end point
+    assert to_zero.num_inference_steps == 3 and to_zero.grid[-1] == _end(source)
+    np.testing.assert_allclose(to_zero.grid[:-1], ours.grid, rtol=0, atol=1e-9)
+    same = _set(_vp(source), 2, sigmas=sigmas)
+    assert np.array_equal(same.grid, ours.grid)
+    with pytest.raises(ValueError, match=r"num_inference_steps=3 contradicts sigmas=\[10.0, 1.0, 0.1\], which give 2 "
+                                         r"steps; pass sigmas alone or num_inference_steps=2 with it"):
+        _vp(source).set_timesteps(3, sigmas=sigmas)
+
+
+@pytest.mark.parametrize("sigmas, message", [
+    ([10.0], r"sigmas must be a 1-D sequence of at least two noise levels \(the start of each step, then where the "
+             r"last one ends, 0 for the config's end point\), got \[10.0\]"),
+    ([10.0, 10.0, 0.0], r"sigmas must be strictly decreasing \(from noise to data\); sigmas\[1\]=10.0 >= "
+                        r"sigmas\[0\]=10.0"),
+    ([1e6, 1.0, 0.0], r"sigmas\[0\]=1000000.0 lies outside \(0, 157.4\d*\], the noise levels "
+                      r"sqrt\(\(1 - abar\) / abar\) of DiscreteVP"),
+    ([10.0, 0.0, 0.0], r"sigmas\[1\]=0.0 lies outside .*only the last sigma, where the last step ends, may be 0"),
+    ([10.0, float("nan")], r"sigmas\[1\]=nan must be finite"),
+    ("abc", r"sigmas must be a sequence of numbers, got 'abc'"),
+])
+@pytest.mark.parametrize("source", ["DDIMScheduler", None])
+def test_bad_custom_sigmas_are_refused_by_name(source, sigmas, message):
+    with pytest.raises(ValueError, match=message):
+        _vp(source).set_timesteps(sigmas=sigmas)
+    with pytest.raises(ValueError, match="pass num_inference_steps, timesteps or sigmas" if source is None else
+                       "missing 1 required positional argument: 'num_inference_steps'"):
+        _vp(source).set_timesteps()
+
+
+def test_a_last_step_that_would_start_at_the_end_point_is_refused():
+    sched = _vp("DDIMScheduler", set_alpha_to_one=False)  # ends at abar_0, t = 0, s(0) = 0.01
+    with pytest.raises(ValueError, match=r"the last step starts at t=-0.5\d* but the config's end point is t=0"):
+        sched.set_timesteps(sigmas=[10.0, float(sched.schedule.s(-0.5)), 0.0])
+
+
+def test_pipelines_retrieve_timesteps_passes_custom_grids_through():
+    """A pipeline's retrieve_timesteps hands timesteps= / sigmas= to a scheduler whose set_timesteps names them:
+    PNDMKitScheduler names both, so on a DDIM config (whose own set_timesteps names neither) they run."""
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import retrieve_timesteps
+
+    with pytest.raises(ValueError, match="does not support custom timestep"):
+        retrieve_timesteps(diffusers.DDIMScheduler(), timesteps=[901, 501, 101])
+    ours = _vp("DDIMScheduler")
+    timesteps, n = retrieve_timesteps(ours, timesteps=[901, 501, 101])
+    assert timesteps.tolist() == [901, 501, 101] and n == 3
+    timesteps, n = retrieve_timesteps(ours, sigmas=[10.0, 1.0, 0.1, 0.0])
+    assert n == 3 and np.allclose(timesteps.double().numpy(), _euler_timesteps([10.0, 1.0, 0.1], ours.config),
+                                  rtol=2e-6)
+    # the network's timestep (Euler's, linear in log sigma) and pndmkit's time of sigma = 0.1 are 4e-3 apart
+    assert 3.5e-3 < float(timesteps[2]) - ours.grid[2] < 4.5e-3
+    timesteps, n = retrieve_timesteps(ours, sigmas=[10.0, 1.0, 0.1])
+    assert n == 2 and np.round(timesteps.double().numpy(), 2).tolist() == [673.67, 258.09]  # the README's numbers
+    edm = PNDMKitScheduler.from_config(diffusers.EDMDPMSolverMultistepScheduler().config, method="ddim")
+    with pytest.raises(ValueError, match=r"sigmas= cannot be honoured for a EDMDPMSolverMultistepScheduler config: "
+                                         r"its set_timesteps takes \['num_inference_steps'\]"):
+        retrieve_timesteps(edm, sigmas=[10.0, 1.0, 0.1])
 
 
 def test_no_host_read_of_device_timesteps():

@@ -114,7 +114,7 @@ from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
            "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "scheduler_class", "TrainingRangeWarning",
-           "train_timesteps", "trained_betas", "check_timesteps", "init_fields",
+           "train_timesteps", "trained_betas", "check_timesteps", "custom_layout", "init_fields",
            "zero_length_fix"]
 
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
@@ -161,6 +161,17 @@ class TrainingRangeWarning(UserWarning):
     stages of a last step that ends at ``abar = 1``, ``t = -1``); the message says which and how to avoid them."""
 
 
+def _numbers(values: Any, name: str) -> np.ndarray:
+    """``values`` (a sequence, array or tensor) as a float64 array; refused naming ``name`` where not numbers."""
+    if isinstance(values, (str, bytes)):
+        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}")
+    raw = values.detach().cpu().numpy() if hasattr(values, "detach") else values
+    try:
+        return np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a 1-D sequence of numbers, got {values!r}") from None
+
+
 def check_timesteps(values: Any, name: str, schedule: NoiseSchedule, end: Optional[float] = None) -> list:
     """Custom step start times as floats: finite, strictly decreasing, in the schedule's domain and above
     ``end`` (where the last step ends).
@@ -170,13 +181,7 @@ def check_timesteps(values: Any, name: str, schedule: NoiseSchedule, end: Option
     ValueError
         The message names ``name`` (``timesteps`` or ``sigmas``), the entry and what is allowed.
     """
-    if isinstance(values, (str, bytes)):
-        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}")
-    raw = values.detach().cpu().numpy() if hasattr(values, "detach") else values
-    try:
-        arr = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a 1-D sequence of numbers, got {values!r}") from None
+    arr = _numbers(values, name)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a 1-D sequence of at least one step start, got {values!r}")
     out = [float(v) for v in arr]
@@ -193,6 +198,78 @@ def check_timesteps(values: Any, name: str, schedule: NoiseSchedule, end: Option
             raise ValueError(f"{name} must be strictly decreasing (from noise to data); {name}[{i}]={v!r} >= "
                              f"{name}[{i - 1}]={out[i - 1]!r}")
     return out
+
+
+def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, sigmas: Any = None) -> "Layout":
+    """The grid of custom ``timesteps`` or ``sigmas`` on a VP schedule, as pndmkit reads them wherever the config's
+    own ``set_timesteps`` takes no such argument (DDIM, PNDM, ... and pndmkit's own configs).
+
+    ``timesteps`` are the ``N`` step starts in training indices, the network's timesteps as given (a fractional
+    one is passed to the network as is, as ``EulerDiscreteScheduler`` passes its own); the last step ends at
+    ``end``. ``sigmas`` are the ``N + 1`` noise levels ``sigma = sqrt((1 - abar) / abar)`` of the grid, as
+    ``EulerDiscreteScheduler.set_timesteps(sigmas=...)`` reads them on the same table (pndmkit's ``s``): the
+    first ``N`` start the steps, at ``t = schedule.t_from_s(sigma)``, and the last is where the last step ends
+    (``0``: at ``end``, the config's own end point; a positive level: at its time). The network's timestep at
+    a level is Euler's, linear in ``log sigma`` between the table's integer indices (fractional, given to the
+    network as is); pndmkit's time there interpolates the table as the schedule does, 4e-3 apart at
+    ``sigma = 0.1`` on the default linear table (as on an ``EulerDiscreteScheduler`` config).
+
+    Parameters
+    ----------
+    schedule : NoiseSchedule
+        A VP schedule (time in training indices for :class:`~pndmkit.schedules.DiscreteVP`).
+    end : float
+        The config's end point in the schedule's time (``-1``: ``abar = 1``; ``0``: ``abar_0``).
+    timesteps, sigmas : sequence of float, optional
+        Exactly one of them.
+
+    Returns
+    -------
+    Layout
+        ``grid``: ``N + 1`` strictly decreasing times (float64), the last one where the last step ends;
+        ``timesteps``: the network's timestep at each of the first ``N``; start scale 1.
+
+    Raises
+    ------
+    ValueError
+        Both or neither given; an entry that is not finite, not decreasing, outside the schedule (a sigma above
+        ``s(t_max)``, the table's largest; a negative one; a timestep outside ``(end, t_max]``), fewer than two
+        sigmas, or a zero sigma before the last; the message names ``timesteps[i]`` or ``sigmas[i]``.
+    """
+    if timesteps is not None and sigmas is not None:
+        raise ValueError("pass timesteps or sigmas, not both (sigmas are the noise levels of the step times)")
+    if timesteps is None and sigmas is None:
+        raise ValueError("pass timesteps or sigmas")
+    if timesteps is not None:
+        starts = check_timesteps(timesteps, "timesteps", schedule, end)
+        return Layout(np.asarray(starts + [end], dtype=np.float64), starts, all(t.is_integer() for t in starts), 1.0)
+    levels = _numbers(sigmas, "sigmas")
+    if levels.ndim != 1 or levels.size < 2:
+        raise ValueError(f"sigmas must be a 1-D sequence of at least two noise levels (the start of each step, then "
+                         f"where the last one ends, 0 for the config's end point), got {sigmas!r}")
+    top = float(schedule.s(schedule.t_max))
+    for i, v in enumerate(levels.tolist()):
+        if not math.isfinite(v):
+            raise ValueError(f"sigmas[{i}]={v!r} must be finite")
+        if i and not v < levels[i - 1]:
+            raise ValueError(f"sigmas must be strictly decreasing (from noise to data); sigmas[{i}]={v!r} >= "
+                             f"sigmas[{i - 1}]={float(levels[i - 1])!r}")
+        if v < 0 or v > top or (v == 0 and i < levels.size - 1):
+            raise ValueError(f"sigmas[{i}]={v!r} lies outside (0, {top:g}], the noise levels sqrt((1 - abar) / abar) "
+                             f"of {schedule!r} (only the last sigma, where the last step ends, may be 0)")
+    last = float(levels[-1])
+    times = [float(schedule.t_from_s(v)) for v in levels[:-1].tolist()]
+    grid = np.asarray(times + [end if last == 0.0 else float(schedule.t_from_s(last))], dtype=np.float64)
+    steps = times
+    if isinstance(schedule, DiscreteVP):  # the network's timestep: linear in log sigma between table indices
+        index = np.arange(schedule.num_train_timesteps, dtype=np.float64)
+        steps = np.interp(np.log(levels[:-1]), np.log(np.asarray(schedule.s(index), dtype=np.float64)),
+                          index).tolist()
+    if not np.all(np.diff(grid) < 0):
+        raise ValueError(f"sigmas={levels.tolist()!r}: the last step starts at t={grid[-2]:g} but the config's end "
+                         f"point is t={end:g}; the last step start must lie above it (sigmas[-2] > "
+                         f"{float(schedule.s(end)) if end > schedule.t_min else 0.0:g})")
+    return Layout(grid, [float(t) for t in steps], False, 1.0)
 
 
 def _get(config: Any, key: str, default: Any = None) -> Any:
@@ -526,6 +603,25 @@ class Layout:
     init_noise_sigma: float
     zero_length_final: Optional[float] = None
 
+    @property
+    def steps(self) -> int:
+        """The steps ``N`` as the source counts them (a last step of length zero included)."""
+        return len(self.grid) - 1 + (self.zero_length_final is not None)
+
+    def agree(self, num_inference_steps: Optional[int], name: str, values: Any) -> "Layout":
+        """This layout of custom ``values`` (``name``: ``timesteps`` or ``sigmas``), where ``num_inference_steps``
+        is ``None`` or the number of steps they give.
+
+        Raises
+        ------
+        ValueError
+            ``num_inference_steps`` contradicts the steps of ``values`` (the message names both).
+        """
+        if num_inference_steps is not None and num_inference_steps != self.steps:
+            raise ValueError(f"num_inference_steps={num_inference_steps} contradicts {name}={values!r}, which give "
+                             f"{self.steps} steps; pass {name} alone or num_inference_steps={self.steps} with it")
+        return self
+
 
 @dataclass(frozen=True)
 class Translation:
@@ -576,7 +672,10 @@ class Translation:
         Parameters
         ----------
         num_inference_steps, timesteps, sigmas, mu
-            As the source's ``set_timesteps`` takes them (``None``: not given).
+            As the source's ``set_timesteps`` takes them (``None``: not given). On a VP config custom
+            ``timesteps`` or ``sigmas`` that the source's ``set_timesteps`` does not take are read by
+            :func:`custom_layout`; ``num_inference_steps`` may come with either where it is the number of steps they
+            give (the source counts them; :meth:`Layout.agree`).
         end_advice : callable, optional
             Called only to refuse a last step of length zero: the change that ends the last step at
             ``abar = 1`` instead and runs (e.g. ``"set_alpha_to_one=True with clip_sample=False"`` for a
@@ -586,13 +685,23 @@ class Translation:
         Raises
         ------
         ValueError
-            The source refuses the arguments (its message, prefixed by what was asked), or takes no ``sigmas``,
-            ``timesteps`` or ``mu`` where they were given; a grid with a step of length zero (the message names
-            the fields that lengthen it).
+            The source refuses the arguments (its message, prefixed by what was asked), or (flow and EDM
+            configs) takes no ``sigmas``, ``timesteps`` or ``mu`` where they were given; ``timesteps`` with
+            ``sigmas``; ``num_inference_steps`` that contradicts them; custom ``timesteps`` the source changes
+            (DDPM and DPM-Solver cast them to integers); a grid with a step of length zero (the message names the
+            fields that lengthen it).
         """
         src = self.source_scheduler()
         accepted = set(inspect.signature(src.set_timesteps).parameters)
+        if self.source == "UniPCMultistepScheduler" and self.family == "vp":
+            accepted.discard("sigmas")  # UniPC takes sigmas only as flow sigmas (use_flow_sigmas=True)
         custom = timesteps if timesteps is not None else sigmas
+        if timesteps is not None and sigmas is not None:
+            raise ValueError("pass timesteps or sigmas, not both (sigmas are the noise levels of the step times)")
+        if custom is not None and num_inference_steps is not None:
+            name = "timesteps" if timesteps is not None else "sigmas"
+            return self.layout(None, timesteps, sigmas, mu, end_advice=end_advice).agree(num_inference_steps, name,
+                                                                                        custom)
         if self.family == "vp" and custom is not None and num_inference_steps is None and mu is None and (
                 ("timesteps" if timesteps is not None else "sigmas") not in accepted):
             return self._custom_layout(timesteps, sigmas)
@@ -635,6 +744,8 @@ class Translation:
             grid = steps + [end]
             if timesteps is None:
                 self._warn_if_inconsistent(steps)
+        if timesteps is not None:
+            self._check_kept(timesteps, steps)
         grid_arr = np.asarray(grid, dtype=np.float64)
         if not np.all(np.diff(grid_arr) < 0):
             fields = ", ".join(f"{key}={self.config[key]!r}" for key in ("timestep_spacing", "steps_offset",
@@ -658,8 +769,8 @@ class Translation:
         return "change one of those fields"
 
     def _custom_layout(self, timesteps: Any, sigmas: Any) -> Layout:
-        """Custom step starts on a VP source whose ``set_timesteps`` does not take them (DDIM, PNDM): training
-        indices as given, or noise-to-signal ratios ``s`` (a trailing 0 dropped), ending where the source ends."""
+        """Custom ``timesteps`` or ``sigmas`` on a VP source whose ``set_timesteps`` does not take them (DDIM, PNDM,
+        DEIS, LMS, ...): read by :func:`custom_layout`, the last step ending where the source's grids end."""
         src = self.source_scheduler()
         final = getattr(src, "final_alpha_cumprod", None)
         if final is not None or self.source == "DDPMScheduler":
@@ -669,18 +780,16 @@ class Translation:
                 warnings.simplefilter("ignore")
                 src.set_timesteps(10)
             end = self._time_of_level(float(src.sigmas[-1]), None)
-        custom = timesteps if timesteps is not None else sigmas
-        if timesteps is not None:
-            check_timesteps(timesteps, "timesteps", self.schedule, end)
-        values = [float(v) for v in (custom.tolist() if hasattr(custom, "tolist") else custom)]
-        if sigmas is not None:
-            values = [self._time_of_level(v, None) for v in values if v != 0.0]
-        grid = np.asarray(values + [end], dtype=np.float64)
-        name = "timesteps" if timesteps is not None else "sigmas"
-        if not (len(grid) > 1 and np.all(np.diff(grid) < 0)):
-            raise ValueError(f"{name}={custom!r} must decrease and end above the {self.source} config's end point "
-                             f"t={end:g}")
-        return Layout(grid, [float(t) for t in grid[:-1]], all(float(t).is_integer() for t in grid[:-1]), 1.0)
+        return custom_layout(self.schedule, end, timesteps, sigmas)
+
+    def _check_kept(self, timesteps: Any, steps: list) -> None:
+        """Refuse custom ``timesteps`` that the source changed (DDPM and DPM-Solver cast them to ``int64``): the
+        network would not be evaluated at the timesteps asked."""
+        given = check_timesteps(timesteps, "timesteps", self.schedule)
+        for i, (v, w) in enumerate(zip(given, steps)):
+            if abs(v - w) > 1e-6 * max(1.0, abs(v)):
+                raise ValueError(f"timesteps[{i}]={v!r} cannot be honoured for a {self.source} config: its "
+                                 f"set_timesteps makes it {w:g} (it takes integer timesteps); pass integers")
 
     def _warn_if_inconsistent(self, steps: list) -> None:
         """DDPM, DDIM and PNDM move a sample from ``t`` to ``t - T // N`` whatever the next timestep is; where the

@@ -72,7 +72,7 @@ from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
 from pndmkit.grids import GRID_KINDS, GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, ConventionWarning, Layout,
                                                    TrainingRangeWarning,
-                                                   Translation, check_timesteps, infer_source, init_fields,
+                                                   Translation, custom_layout, infer_source, init_fields,
                                                    refuse_foreign, train_timesteps, trained_betas, translate,
                                                    zero_length_fix)
 from pndmkit.integrator import Integrator
@@ -708,21 +708,36 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Parameters
         ----------
         num_inference_steps : int, optional
-            Steps ``N`` of the grid.
+            Steps ``N`` of the grid; with ``timesteps`` or ``sigmas`` only where it is the number of steps they
+            give (a pipeline's ``retrieve_timesteps`` passes them alone).
         device : str or torch.device, optional
             Where :attr:`timesteps` live.
         timesteps : sequence of int or float, optional
-            Custom step start times, decreasing, as diffusers takes them.
+            Custom step starts, decreasing: the ``N`` network timesteps of the steps. A source whose own
+            ``set_timesteps`` takes ``timesteps`` (DDPM, DPM-Solver, Euler, Heun, flow matching) lays them out
+            as it does, except that timesteps it would change (DDPM and DPM-Solver cast them to integers) are
+            refused; on every other VP config (DDIM, PNDM, UniPC, DEIS, LMS, Euler ancestral, pndmkit's own)
+            they are training indices, a fractional one given to the network as is, and the last step ends at
+            the config's end point (:func:`~pndmkit.integrations.diffusers.config.custom_layout`).
         sigmas : sequence of float, optional
-            Custom noise levels of the step starts (a source that takes ``sigmas``; without a source, VP
-            noise-to-signal ratios ``s``, the last step ending as ``set_alpha_to_one`` says).
+            Custom noise levels. A source whose own ``set_timesteps`` takes ``sigmas`` (Euler, UniPC with flow
+            sigmas, EDM Euler, flow matching) reads them as it does; on every other VP config they are read as
+            ``EulerDiscreteScheduler`` reads them on the same table: the ``N + 1`` levels
+            ``sigma = sqrt((1 - abar) / abar)`` (pndmkit's ``s``) of the grid, the first ``N`` starting the steps
+            at ``t = schedule.t_from_s(sigma)``, where the network is given Euler's fractional timestep (linear
+            in ``log sigma`` between table indices), and the last one where the last step ends (``0``: the
+            config's end point). A flow or EDM config whose source takes no ``timesteps`` (``sigmas``) refuses
+            them by name.
         mu : float, optional
             The dynamic time shift of flow-matching configs with ``use_dynamic_shifting``.
 
         Raises
         ------
         ValueError
-            ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated); custom
+            ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated), or given with
+            ``timesteps`` or ``sigmas`` but not the number of steps they give; both ``timesteps`` and ``sigmas``;
+            custom ``sigmas`` not finite, not strictly decreasing, above the table's largest level or fewer than
+            two (the message names ``sigmas[i]``); custom
             ``timesteps`` not finite, not strictly decreasing or outside the schedule's times (the message names
             ``timesteps[i]``); a combination the config's source refuses, or a grid the config cannot give (the
             message names the config fields), or a method that cannot run on that grid; ``clip_sample=True``
@@ -760,7 +775,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         else:
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
         grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
-        self.integrator = self._grid_variant(layout, num_inference_steps, grid)
+        custom = timesteps is not None or sigmas is not None  # a custom grid has no source stride (PNDM's PRK)
+        self.integrator = self._grid_variant(layout, None if custom else num_inference_steps, grid)
         self._refuse_undefined_eps(grid)  # on the eps dry run, which the next line reuses for every prediction
         if tr.source is not None:  # a native layout's Integrator.start has warned already
             warn_if_unstable(self.integrator, grid)
@@ -1006,21 +1022,14 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         if mu is not None:
             raise ValueError("mu= cannot be honoured: it is the dynamic shift of flow-matching configs "
                              "(FlowMatchEulerDiscreteScheduler with use_dynamic_shifting=True)")
-        given = [v for v in (num_inference_steps, timesteps, sigmas) if v is not None]
-        if len(given) != 1:
-            raise ValueError("pass exactly one of num_inference_steps, timesteps and sigmas")
-        if sigmas is not None:
-            levels = [float(s) for s in (sigmas.tolist() if hasattr(sigmas, "tolist") else sigmas)]
-            if levels and levels[-1] == 0.0:
-                levels = levels[:-1]
-            starts = [float(self.schedule.t_from_s(s)) for s in levels]
-            if not starts or starts[-1] <= end:
-                raise ValueError(f"sigmas must be positive and decreasing, ending above the end level of "
-                                 f"set_alpha_to_one={cfg.set_alpha_to_one}; got {levels}")
-            grid = np.array(starts + [end])
-        elif timesteps is not None:
-            starts = check_timesteps(timesteps, "timesteps", self.schedule, end)
-            grid = np.array(starts + [end])
+        custom = timesteps if timesteps is not None else sigmas
+        if custom is not None:
+            layout = custom_layout(self.schedule, end, timesteps, sigmas)
+            layout.agree(num_inference_steps, "timesteps" if timesteps is not None else "sigmas", custom)
+            self.integrator.start(np.zeros(1), layout.grid)  # checks the grid for the method (and warns) as below
+            return layout
+        elif num_inference_steps is None:
+            raise ValueError("pass num_inference_steps, timesteps or sigmas")
         else:
             kind = cfg.timestep_spacing
             offset = int(cfg.steps_offset) if kind in GRID_KINDS and GRID_KINDS[kind].takes_offset else None
