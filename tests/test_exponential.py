@@ -169,6 +169,83 @@ def test_unipc_zero_length_final_corrects_the_last_step_from_an_evaluation_at_it
     assert repr(UniPC(2, zero_length_final=True)).endswith("zero_length_final=True)")
 
 
+# --- the last step corrected from the zero-length step's evaluation, against UniPC's formulas -------------
+def _unipc_update(form, variant, lam_s, lam_t, alpha_t, sigma_t, m0, nodes, fixed_half):
+    """The gradient part of one UniPC update from ``lambda_s`` to ``lambda_t``, written out from Zhao et al. 2023
+    (arXiv 2302.04867): the exact exponential-integrator term of the base gradient ``m0`` plus
+    ``-B(h) sum_m rho_m D_m / r_m`` (times ``alpha_t`` for the x0 form, ``sigma_t`` for the eps form),
+    ``D_m = m_m - m0``, ``r_m = (lambda_m - lambda_s) / h``, ``h = lambda_t - lambda_s``; ``B = -h`` (bh1) or
+    ``e^-h - 1`` (bh2) for x0, ``h`` or ``e^h - 1`` for eps. ``rho`` solves the order conditions: the
+    correction's weight on ``h^k f^(k) / k!`` equals the exact one, ``I_k`` (x0) or ``-I_k`` (eps), the weight
+    of ``tau^k``, ``tau = (lambda - lambda_s) / h``, in the exact solution (here by quadrature), for
+    k = 1..len(nodes); or rho = 1/2 where UniPC fixes it (one node)."""
+    from scipy.integrate import quad
+
+    h = lam_t - lam_s
+    if form == "x0":  # x_t = (sigma_t/sigma_s) x_s + sigma_t int e^lam x0 dlam
+        kernel = lambda tau: h * math.exp(-h * (1.0 - tau))  # noqa: E731
+        B = -h if variant == "bh1" else math.expm1(-h)
+        scale, sign = alpha_t, 1.0
+    else:  # x_t = (alpha_t/alpha_s) x_s - alpha_t int e^-lam eps dlam
+        kernel = lambda tau: h * math.exp(h * (1.0 - tau))  # noqa: E731
+        B = h if variant == "bh1" else math.expm1(h)
+        scale, sign = sigma_t, -1.0
+    I = [quad(lambda tau, k=k: kernel(tau) * tau ** k, 0.0, 1.0, epsabs=0.0, epsrel=1e-13)[0]
+         for k in range(len(nodes) + 1)]
+    base = sign * scale * I[0] * m0
+    if not nodes:
+        return base
+    r = np.array([(lam_m - lam_s) / h for lam_m, _ in nodes])
+    if fixed_half:
+        rho = np.array([0.5])
+    else:
+        R = np.array([r ** (k - 1) for k in range(1, len(nodes) + 1)])
+        rho = np.linalg.solve(R, np.array(I[1:]) / (-sign * B))
+    return base - scale * B * sum(rho_m * (m - m0) / r_m for rho_m, r_m, (_, m) in zip(rho, r, nodes))
+
+
+@pytest.mark.parametrize("form", ["x0", "eps"])
+@pytest.mark.parametrize("variant", ["bh1", "bh2"])
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_unipc_zero_length_final_correction_is_unic_written_out(order, variant, form):
+    """The last step's correction, recomputed by hand from the evaluations the run made (float64, 1e-12). Its
+    predictor UniP-k (k = min(order, 2): the zero-length step counts as the last) moved the corrected sample
+    ``x^c`` at ``t_{N-1}`` to ``x_N``, where the extra evaluation ``m_N`` is made; UniC-k replaces the
+    predictor's gradient part by its own on ``m_{N-1}, m_N`` and ``m_{N-2}`` (k = 2), so the result is
+    ``x_N - P + C`` with ``P, C`` the two gradient parts. UniC-1 fixes ``rho = 1/2`` (B(h) matters), UniC-2
+    solves for ``rho`` (it does not); UniP-2 fixes ``rho = 1/2``."""
+    sched = CosineVP()
+    eps_model = gaussian_eps(sched)
+    calls = []
+
+    def model(x, t):
+        e = eps_model(x, t)
+        calls.append((np.array(x, dtype=np.float64), float(t), np.array(e, dtype=np.float64)))
+        return e
+
+    transfer = DataTransfer(sched) if form == "x0" else DDIMTransfer(sched)
+    grid = np.linspace(0.9, 0.2, 5)
+    x = np.array([0.3, -1.2, 2.0])
+    out = Integrator(UniPC(order, variant, zero_length_final=True), transfer).solve(model, x, grid).x
+    assert len(calls) == len(grid) and [t for _, t, _ in calls] == pytest.approx(list(grid), abs=0)
+
+    def m(i):  # the gradient the transfer integrates, at the i-th evaluation
+        xi, ti, ei = calls[i]
+        return (xi - sched.sigma(ti) * ei) / sched.alpha(ti) if form == "x0" else ei
+
+    lam = [float(sched.lam(t)) for t in grid]
+    alpha_t, sigma_t = float(sched.alpha(grid[-1])), float(sched.sigma(grid[-1]))
+    k = min(order, 2)
+    older = [(lam[-3], m(-3))] if k == 2 else []
+    args = (form, variant, lam[-2], lam[-1], alpha_t, sigma_t, m(-2))
+    predictor = _unipc_update(*args, older, fixed_half=(k == 2))
+    corrector = _unipc_update(*args, [(lam[-1], m(-1))] + older, fixed_half=(k == 1))
+    x_N = calls[-1][0]
+    by_hand = x_N - predictor + corrector
+    np.testing.assert_allclose(out, by_hand, rtol=1e-12, atol=0)
+    assert np.max(np.abs(out - x_N)) > 1e-6 * np.max(np.abs(x_N))  # the correction is not negligible here
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: ExponentialMultistep(4), r"order must be 1, 2 or 3 \(an integer\), got 4"),
     (lambda: ExponentialMultistep(2, weights="heun"), "weights must be one of"),
