@@ -246,6 +246,59 @@ def test_unipc_zero_length_final_correction_is_unic_written_out(order, variant, 
     assert np.max(np.abs(out - x_N)) > 1e-6 * np.max(np.abs(x_N))  # the correction is not negligible here
 
 
+# the study (t_start) and step counts of each measurement below: from t = 0.9 the x0 form of UniPC(3) hides the
+# third-order error of its first step (Euler corrected by UniC-1, a single O(h^3) local error) because the x0
+# estimate barely moves in lambda at that noise level: measured 4.2 (errors ~ h^4 there), 3.0 from t = 0.3 and
+# in the eps form from t = 0.9. The 3M bodies with exact weights (third order) measure 2.4-2.6 on N = 100-800
+# until their first-order ramp step's O(h^2) dominates: 2.1 on N = 400-3200. 3M with the default few_steps is
+# not lowered on these grids (as dpm-solver++-3m): 1.87, its errors' ratios 3.0, 3.5, 3.8 rising to 4.
+_ZLF_FAST, _ZLF_FINE = (100, 200, 400, 800), (400, 800, 1600, 3200)
+ZERO_LENGTH_FINAL_ORDERS = [
+    # (estimator, transfer, declared order, study t_start, step counts)
+    (ExponentialMultistep(3, zero_length_final=True), DataTransfer, 2, 0.9, _ZLF_FAST),  # few_steps: not lowered
+    (ExponentialMultistep(3, zero_length_final=True, few_steps=None), DataTransfer, 2, 0.9, _ZLF_FAST),
+    (ExponentialMultistep(3, zero_length_final=True, few_steps=None), DDIMTransfer, 2, 0.9, _ZLF_FINE),
+    (ExponentialMultistep(3, "exact", zero_length_final=True, few_steps=None), DataTransfer, 2, 0.9, _ZLF_FINE),
+    (UniPC(1, "bh1", zero_length_final=True), DataTransfer, 2, 0.9, _ZLF_FAST),
+    (UniPC(1, "bh2", zero_length_final=True), DataTransfer, 2, 0.9, _ZLF_FAST),
+    (UniPC(2, "bh1", zero_length_final=True), DataTransfer, 3, 0.9, _ZLF_FAST),
+    (UniPC(2, "bh2", zero_length_final=True), DataTransfer, 3, 0.9, _ZLF_FAST),
+    (UniPC(2, "bh2", zero_length_final=True), DDIMTransfer, 3, 0.9, _ZLF_FAST),
+    (UniPC(2, corrector=False, zero_length_final=True), DataTransfer, 2, 0.9, _ZLF_FAST),
+    (UniPC(3, zero_length_final=True), DataTransfer, 3, 0.3, _ZLF_FAST),
+    (UniPC(3, zero_length_final=True), DDIMTransfer, 3, 0.9, _ZLF_FAST),
+    (UniPC(3, lower_order_final=False, zero_length_final=True), DataTransfer, 3, 0.3, _ZLF_FINE),
+]
+
+
+@pytest.fixture(scope="module")
+def zlf_studies():
+    from pndmkit.studies.convergence import make_study
+
+    return {t: make_study("gmm2d", "cosine-vp", t_start=t, batch=4) for t in (0.9, 0.3)}
+
+
+@pytest.mark.parametrize("estimator, transfer, declared, t_start, steps", ZERO_LENGTH_FINAL_ORDERS,
+                         ids=[f"{e!r}-{t.__name__}" for e, t, *_ in ZERO_LENGTH_FINAL_ORDERS])
+def test_zero_length_final_declared_order_is_measured(zlf_studies, estimator, transfer, declared, t_start, steps):
+    """zero_length_final's orders, reported and measured (within 0.3, gmm2d on cosine VP as the registry's
+    study). With the zero-length step counted, UniPC's last predictor is of order min(p, 2) and corrected, so
+    UniPC(2) is third order (second without the correction; UniPC(2) without zero_length_final, its last step
+    first order and uncorrected, is second order); UniPC(3) stays third order through its first step. The
+    multistep bodies are second order from their ramp, however their last steps are lowered."""
+    from pndmkit import MethodSpec
+
+    sched = CosineVP()
+    assert estimator.order(transfer(sched)) == declared
+    spec = MethodSpec("zlf-order", lambda s: Integrator(estimator, transfer(s), "zlf-order"), declared)
+    check_order(spec, zlf_studies[t_start], steps, 0.3)
+
+
+def test_zero_length_final_raises_unipc_2_from_second_to_third_order():
+    sched = CosineVP()
+    assert (UniPC(2).order(DataTransfer(sched)), UniPC(2, zero_length_final=True).order(DataTransfer(sched))) == (2, 3)
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: ExponentialMultistep(4), r"order must be 1, 2 or 3 \(an integer\), got 4"),
     (lambda: ExponentialMultistep(2, weights="heun"), "weights must be one of"),
