@@ -409,7 +409,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         :class:`~pndmkit.integrator.Integrator` built on :func:`schedule_from_config` of the same config. A
         registered method that is the source's counterpart runs the variant the config's :data:`VARIANT_FIELDS`
         choose (``lower_order_final=False`` on a DPM-Solver config gives ``dpm-solver++-3m`` without lowered last
-        steps); a method passed built runs as built, and is refused where those fields choose another variant.
+        steps). The registered method's own build passed as an Integrator (the same ``repr`` as
+        ``get_method(name).build(schedule)``) is that method by name: variants as for the name, the name in the
+        config. Any other method passed built runs as built, and is refused where those fields choose another
+        variant; its config records it as hand-built (``"integrator:<name>"``), which ``from_config`` refuses
+        rather than rebuilds as something else.
     num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas
         The training noise schedule, as in diffusers.
     prediction_type : {"epsilon", "v_prediction", "sample", "flow_prediction"}
@@ -510,34 +514,39 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         """Read the config (again, once ``from_config`` has added the source's fields) and build the method."""
         self.translation: Translation = translate(dict(self.config))
         self.schedule = self.translation.schedule
-        self.integrator = _config_variant(_integrator(self._method, self.schedule), self._hand_built(),
-                                          self.translation)
-        self._configured = self.integrator  # the method on grids without a zero-length last step
         method = self._method
+        self._registered = isinstance(method, str) or self._is_registered(method)
+        self.integrator = _config_variant(_integrator(method, self.schedule), self._hand_built(), self.translation)
+        self._configured = self.integrator  # the method on grids without a zero-length last step
         if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
             name = method.name
-            known = _registry().get(name)
-            if isinstance(method, MethodSpec):  # the registered spec itself, not one that only shares its name
-                registered = known is not None and (known is method or known == method)
-            else:
-                registered = known is not None and repr(known.build(self.schedule)) == repr(method)
-            self.register_to_config(method=name if registered else f"{_MARKER}{name or 'unnamed'}")
+            self.register_to_config(method=name if self._registered else f"{_MARKER}{name or 'unnamed'}")
         src = self.translation.source_scheduler()
         init = 1.0 if src is None else getattr(src, "init_noise_sigma", 1.0)
         self.init_noise_sigma = float(init.item() if hasattr(init, "item") else init)
 
+    def _is_registered(self, method: Union[MethodSpec, Integrator]) -> bool:
+        """Whether ``method`` is the method registered under its name: that MethodSpec itself, or an Integrator
+        whose ``repr`` is that of the registered build on this config's schedule. Such a method is treated as the
+        name in every respect (the config's variant fields choose its variant, the config records the name), so
+        a config round trip rebuilds what ran; anything else runs as built and is recorded as hand-built."""
+        known = _registry().get(method.name)
+        if known is None:
+            return False
+        if isinstance(method, MethodSpec):  # the registered spec itself, not one that only shares its name
+            return known is method or known == method
+        return repr(known.build(self.schedule)) == repr(method)
+
     def _hand_built(self) -> Optional[str]:
-        """What the method is where it was passed built (an Integrator, or a MethodSpec that is not the one
-        registered under its name), for messages; ``None`` for a registered method. The config's variant fields
-        check a built method rather than choose it."""
-        method = self._method
-        if isinstance(method, Integrator):
+        """What the method is where it was passed built and is not the registered method of its name (an
+        Integrator, or a MethodSpec), for messages; ``None`` for a registered method (by name, or passed equal to
+        the registered one: :meth:`_is_registered`). The config's variant fields check a built method rather than
+        choose it."""
+        if self._registered:
+            return None
+        if isinstance(self._method, Integrator):
             return "an Integrator"
-        if isinstance(method, MethodSpec):
-            known = _registry().get(method.name)
-            if not (known is not None and (known is method or known == method)):
-                return f"a MethodSpec ({method.name!r}, not registered under that name) that builds an Integrator"
-        return None
+        return f"a MethodSpec ({self._method.name!r}, not registered under that name) that builds an Integrator"
 
     def _reset(self) -> None:
         self._run: Optional[Run] = None
