@@ -1320,6 +1320,38 @@ def test_f_pndm_follows_pndm_schedulers_prk_stages(steps):
         assert rel(c[-1], a[-1]) < 1e-6
 
 
+def test_a_set_timesteps_that_fails_leaves_the_scheduler_as_it_was():
+    """set_timesteps builds the method's variant for the grid (here SourcePRK with T // N // 2, which changes with
+    N), its evaluations and timesteps before it assigns any of them: a call that fails, here on its
+    ConventionWarning raised as an error, leaves the method, grid, timesteps and loop of the last call; the next
+    valid call lays out what a fresh scheduler does."""
+    config = diffusers.PNDMScheduler(steps_offset=1, prediction_type="v_prediction").config
+    sched = PNDMKitScheduler.from_config(config, method="f-pndm")
+    x = noise((2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConventionWarning)
+        sched.set_timesteps(10)
+        sched.step(torch.zeros_like(x), sched.timesteps[0], x)
+    before = (repr(sched.integrator), sched.grid.copy(), sched.timesteps.clone(), sched.sigmas.clone(), sched.order,
+              sched.num_inference_steps, sched.run, sched.step_index, sched.init_noise_sigma)
+    assert repr(sched.integrator.estimator.first) == "SourcePRK(half=50)"
+    with warnings.catch_warnings(), pytest.raises(ConventionWarning, match="^PNDMScheduler with prediction_type"):
+        warnings.simplefilter("error", ConventionWarning)
+        sched.set_timesteps(20)  # SourcePRK(half=25) on 20 steps, had it run
+    after = (repr(sched.integrator), sched.grid, sched.timesteps, sched.sigmas, sched.order,
+             sched.num_inference_steps, sched.run, sched.step_index, sched.init_noise_sigma)
+    for old, new in zip(before, after):
+        assert (torch.equal(old, new) if isinstance(old, torch.Tensor) else np.array_equal(old, new)
+                if isinstance(old, np.ndarray) else old is new or old == new)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConventionWarning)
+        sched.set_timesteps(20)
+        fresh = PNDMKitScheduler.from_config(config, method="f-pndm")
+        fresh.set_timesteps(20)
+    assert repr(sched.integrator) == repr(fresh.integrator) and "SourcePRK(half=25)" in repr(sched.integrator)
+    assert torch.equal(sched.timesteps, fresh.timesteps) and sched.run is None
+
+
 # -- DEIS with prediction_type='sample' ---------------------------------------------------------------------------
 def test_deis_sample_prediction_is_the_source_in_float64():
     """DEIS on x0 outputs converts them to eps, (x - alpha x0) / sigma, whose float32 rounding grows by 1 / sigma at
