@@ -1290,6 +1290,34 @@ def test_a_registered_build_passed_as_an_integrator_is_the_method_by_name(source
             PNDMKitScheduler.from_config(cfg, method=mine)
 
 
+@pytest.mark.parametrize("steps", [6, 7, 8])
+def test_image_to_image_counts_the_whole_grid_as_each_estimator_counts_it(steps):
+    """A run on the last steps of a grid lowers its last steps as the run on the whole grid does. An estimator with
+    zero_length_final counts the source's step of length zero, which the grid leaves out (counted_steps: 7 steps
+    taken reach a threshold of 8); a Final, which has no such flag, counts the steps taken, as its own run on the
+    whole grid counts them (counting the zero-length step there would drop its finals at strength < 1 where
+    strength 1 takes them)."""
+    from pndmkit.exponential import counted_steps
+    from pndmkit.integrations.diffusers.scheduler import _counted_on_whole_grid
+
+    assert (counted_steps(steps, True), counted_steps(steps, False)) == (steps + 1, steps)
+    counting = ExponentialMultistep(2, "dpm-solver", True, 8, zero_length_final=True)
+    assert _counted_on_whole_grid(counting, steps).lower_order_final == (steps + 1 < 8)
+    final = Final(ExponentialMultistep(2, "dpm-solver", False), (Single(),), few_steps=8)
+    assert isinstance(_counted_on_whole_grid(final, steps), Final) == (steps < 8)
+    # through the scheduler: a Final passed built on a grid that ends with a zero-length step (7 steps taken of 8)
+    cfg = diffusers.DPMSolverMultistepScheduler(**KARRAS, **SIGMA_MIN).config
+    built = dataclasses.replace(pndmkit.get_method("dpm-solver++-2m").build(schedule_from_config(cfg)),
+                                estimator=final, name="final-mine")
+    sched = PNDMKitScheduler.from_config(cfg, method=built)
+    sched.set_timesteps(8)
+    assert len(sched.grid) - 1 == 7 and sched.order == 1
+    sched.set_begin_index(3)
+    x = noise((2, 3))
+    sched.step(torch.zeros_like(x), sched.timesteps[3], x)
+    assert repr(sched.run.integrator.estimator) == repr(final)  # lowered, as strength 1 on these 7 steps
+
+
 # -- PNDMScheduler's PRK stages ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("steps", [5, 8, 9, 10, 12])
 def test_f_pndm_follows_pndm_schedulers_prk_stages(steps):

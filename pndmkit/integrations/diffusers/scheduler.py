@@ -68,7 +68,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Final, Single, Warmup
-from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
+from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC, counted_steps
 from pndmkit.grids import GRID_KINDS, GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, ConventionWarning, Layout,
                                                    TrainingRangeWarning,
@@ -347,12 +347,17 @@ def _counted_on_whole_grid(estimator: Any, steps: int) -> Any:
     nothing, however few steps the run keeps. The order caps of a lowered run count the steps left, the same on
     the slice as on the whole grid, so nothing else changes (UniPC, which has no threshold, is returned as it is).
 
+    Each estimator counts the whole grid as it counts a grid of its own (:func:`~pndmkit.exponential.counted_steps`):
+    one with ``zero_length_final`` counts the source's step of length zero, which the grid leaves out; a
+    :class:`~pndmkit.estimators.Final`, which has no such flag, counts the steps taken, as its run on the whole grid
+    (strength 1) counts them, so that a strength below 1 lowers the same last steps as strength 1.
+
     Parameters
     ----------
     estimator : GradientEstimator
         The method's estimator as configured for the whole grid.
     steps : int
-        Steps of the whole grid that ``set_timesteps`` laid out (``zero_length_final`` counts one more).
+        Steps of the whole grid that ``set_timesteps`` laid out (taken: a step of length zero is not among them).
 
     Returns
     -------
@@ -361,15 +366,15 @@ def _counted_on_whole_grid(estimator: Any, steps: int) -> Any:
         :class:`~pndmkit.exponential.ExponentialMultistep`) or without its final estimators (a
         :class:`~pndmkit.estimators.Final` with a ``few_steps`` threshold) where the whole grid reaches the threshold.
     """
+    whole = counted_steps(steps, getattr(estimator, "zero_length_final", False))
     if isinstance(estimator, ExponentialMultistep):
-        whole = steps + int(estimator.zero_length_final)
         if estimator.lower_order_final and estimator.few_steps is not None and whole >= estimator.few_steps:
             return ExponentialMultistep(estimator.formula_order, estimator.weights, False, estimator.few_steps,
                                         estimator.zero_length_final)
         return estimator
     if isinstance(estimator, Final):
         body = _counted_on_whole_grid(estimator.body, steps)
-        if estimator.few_steps is not None and steps >= estimator.few_steps:
+        if estimator.few_steps is not None and whole >= estimator.few_steps:
             return body
         return estimator if body is estimator.body else Final(body, estimator.finals, estimator.few_steps)
     return estimator
