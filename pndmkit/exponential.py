@@ -54,7 +54,7 @@ from pndmkit.variables import (exact_weights, grid_coordinates, grid_weights_man
                                lambda_weights, lambda_weights_many)
 
 __all__ = ["ExponentialMultistep", "UniPC", "dpm_solver_multistep", "deis_multistep",
-           "WEIGHTS", "VARIANTS"]
+           "WEIGHTS", "VARIANTS", "counted_steps"]
 
 #: weight rules of :class:`ExponentialMultistep`
 WEIGHTS = ("dpm-solver", "exact")
@@ -128,11 +128,34 @@ def _caps(progress: _Progress, steps: int) -> list[int]:
 _NO_CAP = 1 << 30
 
 
+def counted_steps(steps: int, zero_length_final: bool) -> int:
+    """The steps of a grid as its source counts them: the ``steps`` taken, and with ``zero_length_final`` one more
+    after them, the source's last step of length zero (``sigma_min`` twice at the end of the sigma grids of
+    diffusers' DPM-Solver, UniPC and DEIS), which pndmkit's grid leaves out but the source's order caps and its
+    ``few_steps`` threshold count. Every count of that step (the estimators' ``zero_length_final``, the diffusers
+    scheduler's layout and its image-to-image runs) is this one.
+
+    Parameters
+    ----------
+    steps : int
+        Steps of the grid taken (``len(times) - 1``).
+    zero_length_final : bool
+        Whether the source's grid ends with a step of length zero after them.
+
+    Returns
+    -------
+    int
+        ``steps + 1`` with ``zero_length_final``, else ``steps``.
+    """
+    return int(steps) + int(bool(zero_length_final))
+
+
 def _progress(steps: int, lower_order_final: bool, few_steps: Optional[int], zero_length_final: bool = False
               ) -> _Progress:
     """Where a run on ``steps`` steps starts; ``zero_length_final`` counts one more step after them (a source's
-    last step of length zero, not taken), for the order caps and the ``few_steps`` threshold alike."""
-    steps += int(zero_length_final)
+    last step of length zero, not taken: :func:`counted_steps`), for the order caps and the ``few_steps``
+    threshold alike."""
+    steps = counted_steps(steps, zero_length_final)
     lowered = lower_order_final and (few_steps is None or steps < few_steps)
     return _Progress(steps, lowered)
 

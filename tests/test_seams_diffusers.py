@@ -164,7 +164,8 @@ def test_solver_types_pndmkit_does_not_have_are_refused_by_name():
         PNDMKitScheduler.from_config(config, method="dpm-solver++-3m")
     PNDMKitScheduler.from_config(config, method="deis-3")  # a method the field does not choose: as registered
     unipc = diffusers.UniPCMultistepScheduler(solver_type="bh1").config
-    built = pndmkit.get_method("unipc-2").build(schedule_from_config(unipc))  # bh2, passed as built
+    built = dataclasses.replace(pndmkit.get_method("unipc-2").build(schedule_from_config(unipc)),
+                                name="unipc-2-mine")  # bh2, passed built (not the registered unipc-2)
     with pytest.raises(ValueError, match=r"^method is an Integrator with UniPC\(order=2, variant='bh2'.*"
                                          r"solver_type='bh1' chooses UniPC\(order=2, variant='bh1'"):
         PNDMKitScheduler.from_config(unipc, method=built)
@@ -276,12 +277,14 @@ def test_variants_pndmkit_does_not_have_are_refused_by_name(source, config, meth
     ("UniPCMultistepScheduler", dict(), "unipc-2", UniPC(2, "bh2", corrector=False), "disable_corrector="),
 ])
 def test_hand_built_methods_that_contradict_a_variant_field_are_refused(source, config, method, estimator, fields):
-    """An Integrator (or an unregistered MethodSpec) runs as built: a variant field that chooses another variant is
-    refused, naming the field; the variant the config chooses, built by hand, runs."""
+    """An Integrator (or an unregistered MethodSpec) that is not the registered method of its name runs as built: a
+    variant field that chooses another variant is refused, naming the field; the variant the config chooses, built
+    by hand, runs. The registered method's own build passed as an Integrator is the method by name: the field
+    chooses its variant, and the config records the name."""
     cfg = getattr(diffusers, source)(**config).config
     schedule = schedule_from_config(cfg)
     registered = pndmkit.get_method(method)
-    mine = registered.build(schedule)
+    mine = dataclasses.replace(registered.build(schedule), name=method + "-mine")
     if estimator is not None:
         mine = dataclasses.replace(mine, estimator=estimator)
     spec = dataclasses.replace(registered, name=method + "-mine",
@@ -292,6 +295,10 @@ def test_hand_built_methods_that_contradict_a_variant_field_are_refused(source, 
             PNDMKitScheduler.from_config(cfg, method=given)
     chosen = PNDMKitScheduler.from_config(cfg, method=method).integrator
     assert PNDMKitScheduler.from_config(cfg, method=chosen).integrator is chosen
+    if estimator is None:  # the registered build, passed built: the field chooses as for the name
+        as_name = PNDMKitScheduler.from_config(cfg, method=registered.build(schedule))
+        assert repr(as_name.integrator) == repr(chosen) != repr(registered.build(schedule))
+        assert as_name.config.method == method
 
 
 #: every ``__init__`` field of every source (the installed diffusers), as the audit of the variant fields sorted
@@ -354,7 +361,8 @@ def test_heun_config_with_pie(config):
     assert ours.timesteps.double().tolist() == theirs.timesteps.double().tolist()
     assert ours.init_noise_sigma == pytest.approx(float(theirs.init_noise_sigma), rel=1e-6)
     assert rel(b, a) < 1e-6
-    built = PNDMKitScheduler.from_config(theirs.config, method=pndmkit.get_method("pie").build(ours.schedule))
+    built = PNDMKitScheduler.from_config(theirs.config, method=dataclasses.replace(
+        pndmkit.get_method("pie").build(ours.schedule), name="pie-mine"))  # not the registered pie
     with pytest.warns(ConventionWarning, match=r"^HeunDiscreteScheduler takes its last step, to sigma = 0, by one "
                                                r"Euler step .*: pass method='pie' by name$"):
         c, calls_built = pipeline_loop(built, 10, noise((4, 16), 3))
@@ -771,16 +779,15 @@ def test_an_integrator_built_on_a_flow_sigmas_config_is_accepted(source, config,
     assert ours.integrator is integrator and ours.config.method == method and repr(ours.schedule) == repr(schedule)
     named = PNDMKitScheduler.from_config(theirs.config, method=method)
     x_T = noise((4, 16), 1)
-    if source == "DEISMultistepScheduler":  # DEIS's flow sigmas end at sigma_min twice: a built method runs as built
-        with pytest.warns(ConventionWarning, match=r"DEISMultistepScheduler grid ends with a step of length zero"):
-            b, calls_ours = pipeline_loop(ours, 8, x_T)
-    else:
+    with warnings.catch_warnings():  # the registered build is the method by name: no warning, on DEIS's
+        warnings.simplefilter("error", ConventionWarning)  # zero-length last step (its flow sigmas) neither
         b, calls_ours = pipeline_loop(ours, 8, x_T)
+    c, _ = pipeline_loop(named, 8, x_T)
+    assert torch.equal(b, c) and repr(ours.integrator) == repr(named.integrator)
+    if source != "DEISMultistepScheduler":  # DEIS is compared with its source in float64 (the zero-length tests)
         a, calls_theirs = pipeline_loop(theirs, 8, x_T)
         assert theirs.steps == calls_theirs == calls_ours == ours.nfe and ours.run.done
         assert rel(b, a) < 1e-6
-        c, _ = pipeline_loop(named, 8, x_T)
-        assert torch.equal(b, c)
     wrong = pndmkit.get_method(method).build(schedule_from_config(diffusers.DDIMScheduler().config))
     with pytest.raises(ValueError, match=r"^method is an Integrator built on DiscreteVP.linear\(T=1000\), but the "
                                          r"config describes FlowMatching\(shift=3.0, t_max=1.0\): build it on "
@@ -1221,10 +1228,13 @@ def test_a_zero_length_last_step_is_counted_as_the_source_counts_it(source, conf
 
 
 def test_zero_length_fix_runs_for_a_method_passed_built():
-    """A method passed built runs as built on a zero-length grid, with a warning naming the field and its fix;
-    the fix (final_sigmas_type='zero') gives a grid without that step, where it is the source's sampler."""
+    """A method passed built (not the registered one of its name) runs as built on a zero-length grid, with a
+    warning naming the field and its fix; the fix (final_sigmas_type='zero') gives a grid without that step, where
+    it is the source's sampler."""
     config = dict(solver_order=3, **KARRAS)
-    built = pndmkit.get_method("unipc-3").build(schedule_from_config(diffusers.UniPCMultistepScheduler().config))
+    built = dataclasses.replace(
+        pndmkit.get_method("unipc-3").build(schedule_from_config(diffusers.UniPCMultistepScheduler().config)),
+        name="unipc-3-mine")
     with pytest.warns(ConventionWarning, match=r"UniPCMultistepScheduler grid ends with a step of length zero "
                                                r"\(final_sigmas_type='sigma_min'\).*pass final_sigmas_type='zero'$"):
         PNDMKitScheduler.from_config(diffusers.UniPCMultistepScheduler(**config, **SIGMA_MIN).config,
@@ -1234,6 +1244,78 @@ def test_zero_length_fix_runs_for_a_method_passed_built():
     x_T = noise((4, 16), 1)
     a, b = samples(theirs, 8, x_T), samples(ours, 8, x_T)
     assert theirs.steps == ours.nfe == 8 and ours.integrator is built and rel(b[-1], a[-1]) < 2e-6
+
+
+@pytest.mark.parametrize("source, config, method", [
+    ("UniPCMultistepScheduler", dict(solver_order=3, **KARRAS, **SIGMA_MIN), "unipc-3"),
+    ("DPMSolverMultistepScheduler", dict(lower_order_final=False), "dpm-solver++-2m"),
+])
+def test_a_registered_build_passed_as_an_integrator_is_the_method_by_name(source, config, method):
+    """The registered method's own build passed as an Integrator is that method by name in every respect: the
+    config's variant fields and the source's zero-length last step choose its variant as they do for the name (no
+    warning, no refusal), the config records the name, and a config round trip gives the same samples. An
+    Integrator that is not the registered build (here renamed) runs as built and its config is refused on reload,
+    naming the remedy, rather than rebuilt as something else; passed again it gives the same samples."""
+    cfg = getattr(diffusers, source)(**config).config
+    schedule = schedule_from_config(cfg)
+    built = pndmkit.get_method(method).build(schedule)
+    named = PNDMKitScheduler.from_config(cfg, method=method)
+    x_T = noise((4, 16), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)
+        ours = PNDMKitScheduler.from_config(cfg, method=built)
+        a = samples(ours, 6, x_T)
+        back = PNDMKitScheduler.from_config(ours.config)
+        b = samples(back, 6, x_T)
+    n = samples(named, 6, x_T)
+    assert ours.config.method == back.config.method == method
+    assert repr(ours.integrator) == repr(back.integrator) == repr(named.integrator) != repr(built)
+    assert torch.equal(a[-1], b[-1]) and torch.equal(a[-1], n[-1])
+    mine = dataclasses.replace(built, name=f"{method}-mine")  # hand-built: runs as built
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConventionWarning)  # UniPC's zero-length step: said, tested above
+        hand = PNDMKitScheduler.from_config(cfg, method=mine) if source.startswith("UniPC") else None
+    if hand is not None:
+        assert hand.config.method == f"integrator:{method}-mine"
+        with pytest.raises(ValueError, match=r"is the config of a hand-built Integrator, which a config cannot "
+                                             r"restore: pass method= the Integrator again"):
+            PNDMKitScheduler.from_config(hand.config)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConventionWarning)
+            c = samples(hand, 6, x_T)
+            d = samples(PNDMKitScheduler.from_config(hand.config, method=mine), 6, x_T)
+        assert hand.integrator is mine and torch.equal(c[-1], d[-1]) and not torch.equal(c[-1], a[-1])
+    else:  # lower_order_final=False contradicts it: refused, naming the field
+        with pytest.raises(ValueError, match=r"^method is an Integrator with .* lower_order_final=False chooses"):
+            PNDMKitScheduler.from_config(cfg, method=mine)
+
+
+@pytest.mark.parametrize("steps", [6, 7, 8])
+def test_image_to_image_counts_the_whole_grid_as_each_estimator_counts_it(steps):
+    """A run on the last steps of a grid lowers its last steps as the run on the whole grid does. An estimator with
+    zero_length_final counts the source's step of length zero, which the grid leaves out (counted_steps: 7 steps
+    taken reach a threshold of 8); a Final, which has no such flag, counts the steps taken, as its own run on the
+    whole grid counts them (counting the zero-length step there would drop its finals at strength < 1 where
+    strength 1 takes them)."""
+    from pndmkit.exponential import counted_steps
+    from pndmkit.integrations.diffusers.scheduler import _counted_on_whole_grid
+
+    assert (counted_steps(steps, True), counted_steps(steps, False)) == (steps + 1, steps)
+    counting = ExponentialMultistep(2, "dpm-solver", True, 8, zero_length_final=True)
+    assert _counted_on_whole_grid(counting, steps).lower_order_final == (steps + 1 < 8)
+    final = Final(ExponentialMultistep(2, "dpm-solver", False), (Single(),), few_steps=8)
+    assert isinstance(_counted_on_whole_grid(final, steps), Final) == (steps < 8)
+    # through the scheduler: a Final passed built on a grid that ends with a zero-length step (7 steps taken of 8)
+    cfg = diffusers.DPMSolverMultistepScheduler(**KARRAS, **SIGMA_MIN).config
+    built = dataclasses.replace(pndmkit.get_method("dpm-solver++-2m").build(schedule_from_config(cfg)),
+                                estimator=final, name="final-mine")
+    sched = PNDMKitScheduler.from_config(cfg, method=built)
+    sched.set_timesteps(8)
+    assert len(sched.grid) - 1 == 7 and sched.order == 1
+    sched.set_begin_index(3)
+    x = noise((2, 3))
+    sched.step(torch.zeros_like(x), sched.timesteps[3], x)
+    assert repr(sched.run.integrator.estimator) == repr(final)  # lowered, as strength 1 on these 7 steps
 
 
 # -- PNDMScheduler's PRK stages ---------------------------------------------------------------------------------
@@ -1255,7 +1337,8 @@ def test_f_pndm_follows_pndm_schedulers_prk_stages(steps):
     assert theirs.steps == len(a) - 1 == ours.nfe and ours.run.done
     assert ours.timesteps.dtype == torch.int64 and ours.timesteps.tolist() == theirs.timesteps.tolist()
     assert rel(b[-1], a[-1]) < 1e-6
-    paper = PNDMKitScheduler.from_config(theirs.config, method=pndmkit.get_method("f-pndm").build(ours.schedule))
+    paper = PNDMKitScheduler.from_config(theirs.config, method=dataclasses.replace(
+        pndmkit.get_method("f-pndm").build(ours.schedule), name="f-pndm-paper"))  # not the registered f-pndm
     c = samples(paper, steps, x_T)
     t, t_next = paper.grid[:2]
     assert paper._times[1:3] == [(t + t_next) / 2] * 2  # the method passed built: the paper's midpoints
@@ -1263,6 +1346,38 @@ def test_f_pndm_follows_pndm_schedulers_prk_stages(steps):
         assert rel(c[-1], a[-1]) > 1e-5
     else:
         assert rel(c[-1], a[-1]) < 1e-6
+
+
+def test_a_set_timesteps_that_fails_leaves_the_scheduler_as_it_was():
+    """set_timesteps builds the method's variant for the grid (here SourcePRK with T // N // 2, which changes with
+    N), its evaluations and timesteps before it assigns any of them: a call that fails, here on its
+    ConventionWarning raised as an error, leaves the method, grid, timesteps and loop of the last call; the next
+    valid call lays out what a fresh scheduler does."""
+    config = diffusers.PNDMScheduler(steps_offset=1, prediction_type="v_prediction").config
+    sched = PNDMKitScheduler.from_config(config, method="f-pndm")
+    x = noise((2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConventionWarning)
+        sched.set_timesteps(10)
+        sched.step(torch.zeros_like(x), sched.timesteps[0], x)
+    before = (repr(sched.integrator), sched.grid.copy(), sched.timesteps.clone(), sched.sigmas.clone(), sched.order,
+              sched.num_inference_steps, sched.run, sched.step_index, sched.init_noise_sigma)
+    assert repr(sched.integrator.estimator.first) == "SourcePRK(half=50)"
+    with warnings.catch_warnings(), pytest.raises(ConventionWarning, match="^PNDMScheduler with prediction_type"):
+        warnings.simplefilter("error", ConventionWarning)
+        sched.set_timesteps(20)  # SourcePRK(half=25) on 20 steps, had it run
+    after = (repr(sched.integrator), sched.grid, sched.timesteps, sched.sigmas, sched.order,
+             sched.num_inference_steps, sched.run, sched.step_index, sched.init_noise_sigma)
+    for old, new in zip(before, after):
+        assert (torch.equal(old, new) if isinstance(old, torch.Tensor) else np.array_equal(old, new)
+                if isinstance(old, np.ndarray) else old is new or old == new)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConventionWarning)
+        sched.set_timesteps(20)
+        fresh = PNDMKitScheduler.from_config(config, method="f-pndm")
+        fresh.set_timesteps(20)
+    assert repr(sched.integrator) == repr(fresh.integrator) and "SourcePRK(half=25)" in repr(sched.integrator)
+    assert torch.equal(sched.timesteps, fresh.timesteps) and sched.run is None
 
 
 # -- DEIS with prediction_type='sample' ---------------------------------------------------------------------------

@@ -109,6 +109,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from pndmkit.exponential import counted_steps
 from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
@@ -606,7 +607,7 @@ class Layout:
     @property
     def steps(self) -> int:
         """The steps ``N`` as the source counts them (a last step of length zero included)."""
-        return len(self.grid) - 1 + (self.zero_length_final is not None)
+        return counted_steps(len(self.grid) - 1, self.zero_length_final is not None)
 
     def agree(self, num_inference_steps: Optional[int], name: str, values: Any) -> "Layout":
         """This layout of custom ``values`` (``name``: ``timesteps`` or ``sigmas``), where ``num_inference_steps``

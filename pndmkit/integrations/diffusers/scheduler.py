@@ -68,7 +68,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Final, Single, Warmup
-from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
+from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC, counted_steps
 from pndmkit.grids import GRID_KINDS, GRIDS, make_grid
 from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, ConventionWarning, Layout,
                                                    TrainingRangeWarning,
@@ -347,12 +347,17 @@ def _counted_on_whole_grid(estimator: Any, steps: int) -> Any:
     nothing, however few steps the run keeps. The order caps of a lowered run count the steps left, the same on
     the slice as on the whole grid, so nothing else changes (UniPC, which has no threshold, is returned as it is).
 
+    Each estimator counts the whole grid as it counts a grid of its own (:func:`~pndmkit.exponential.counted_steps`):
+    one with ``zero_length_final`` counts the source's step of length zero, which the grid leaves out; a
+    :class:`~pndmkit.estimators.Final`, which has no such flag, counts the steps taken, as its run on the whole grid
+    (strength 1) counts them, so that a strength below 1 lowers the same last steps as strength 1.
+
     Parameters
     ----------
     estimator : GradientEstimator
         The method's estimator as configured for the whole grid.
     steps : int
-        Steps of the whole grid that ``set_timesteps`` laid out (``zero_length_final`` counts one more).
+        Steps of the whole grid that ``set_timesteps`` laid out (taken: a step of length zero is not among them).
 
     Returns
     -------
@@ -361,15 +366,15 @@ def _counted_on_whole_grid(estimator: Any, steps: int) -> Any:
         :class:`~pndmkit.exponential.ExponentialMultistep`) or without its final estimators (a
         :class:`~pndmkit.estimators.Final` with a ``few_steps`` threshold) where the whole grid reaches the threshold.
     """
+    whole = counted_steps(steps, getattr(estimator, "zero_length_final", False))
     if isinstance(estimator, ExponentialMultistep):
-        whole = steps + int(estimator.zero_length_final)
         if estimator.lower_order_final and estimator.few_steps is not None and whole >= estimator.few_steps:
             return ExponentialMultistep(estimator.formula_order, estimator.weights, False, estimator.few_steps,
                                         estimator.zero_length_final)
         return estimator
     if isinstance(estimator, Final):
         body = _counted_on_whole_grid(estimator.body, steps)
-        if estimator.few_steps is not None and steps >= estimator.few_steps:
+        if estimator.few_steps is not None and whole >= estimator.few_steps:
             return body
         return estimator if body is estimator.body else Final(body, estimator.finals, estimator.few_steps)
     return estimator
@@ -409,7 +414,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         :class:`~pndmkit.integrator.Integrator` built on :func:`schedule_from_config` of the same config. A
         registered method that is the source's counterpart runs the variant the config's :data:`VARIANT_FIELDS`
         choose (``lower_order_final=False`` on a DPM-Solver config gives ``dpm-solver++-3m`` without lowered last
-        steps); a method passed built runs as built, and is refused where those fields choose another variant.
+        steps). The registered method's own build passed as an Integrator (the same ``repr`` as
+        ``get_method(name).build(schedule)``) is that method by name: variants as for the name, the name in the
+        config. Any other method passed built runs as built, and is refused where those fields choose another
+        variant; its config records it as hand-built (``"integrator:<name>"``), which ``from_config`` refuses
+        rather than rebuilds as something else.
     num_train_timesteps, beta_start, beta_end, beta_schedule, trained_betas
         The training noise schedule, as in diffusers.
     prediction_type : {"epsilon", "v_prediction", "sample", "flow_prediction"}
@@ -510,34 +519,39 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         """Read the config (again, once ``from_config`` has added the source's fields) and build the method."""
         self.translation: Translation = translate(dict(self.config))
         self.schedule = self.translation.schedule
-        self.integrator = _config_variant(_integrator(self._method, self.schedule), self._hand_built(),
-                                          self.translation)
-        self._configured = self.integrator  # the method on grids without a zero-length last step
         method = self._method
+        self._registered = isinstance(method, str) or self._is_registered(method)
+        self.integrator = _config_variant(_integrator(method, self.schedule), self._hand_built(), self.translation)
+        self._configured = self.integrator  # the method on grids without a zero-length last step
         if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
             name = method.name
-            known = _registry().get(name)
-            if isinstance(method, MethodSpec):  # the registered spec itself, not one that only shares its name
-                registered = known is not None and (known is method or known == method)
-            else:
-                registered = known is not None and repr(known.build(self.schedule)) == repr(method)
-            self.register_to_config(method=name if registered else f"{_MARKER}{name or 'unnamed'}")
+            self.register_to_config(method=name if self._registered else f"{_MARKER}{name or 'unnamed'}")
         src = self.translation.source_scheduler()
         init = 1.0 if src is None else getattr(src, "init_noise_sigma", 1.0)
         self.init_noise_sigma = float(init.item() if hasattr(init, "item") else init)
 
+    def _is_registered(self, method: Union[MethodSpec, Integrator]) -> bool:
+        """Whether ``method`` is the method registered under its name: that MethodSpec itself, or an Integrator
+        whose ``repr`` is that of the registered build on this config's schedule. Such a method is treated as the
+        name in every respect (the config's variant fields choose its variant, the config records the name), so
+        a config round trip rebuilds what ran; anything else runs as built and is recorded as hand-built."""
+        known = _registry().get(method.name)
+        if known is None:
+            return False
+        if isinstance(method, MethodSpec):  # the registered spec itself, not one that only shares its name
+            return known is method or known == method
+        return repr(known.build(self.schedule)) == repr(method)
+
     def _hand_built(self) -> Optional[str]:
-        """What the method is where it was passed built (an Integrator, or a MethodSpec that is not the one
-        registered under its name), for messages; ``None`` for a registered method. The config's variant fields
-        check a built method rather than choose it."""
-        method = self._method
-        if isinstance(method, Integrator):
+        """What the method is where it was passed built and is not the registered method of its name (an
+        Integrator, or a MethodSpec), for messages; ``None`` for a registered method (by name, or passed equal to
+        the registered one: :meth:`_is_registered`). The config's variant fields check a built method rather than
+        choose it."""
+        if self._registered:
+            return None
+        if isinstance(self._method, Integrator):
             return "an Integrator"
-        if isinstance(method, MethodSpec):
-            known = _registry().get(method.name)
-            if not (known is not None and (known is method or known == method)):
-                return f"a MethodSpec ({method.name!r}, not registered under that name) that builds an Integrator"
-        return None
+        return f"a MethodSpec ({self._method.name!r}, not registered under that name) that builds an Integrator"
 
     def _reset(self) -> None:
         self._run: Optional[Run] = None
@@ -776,32 +790,37 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
         grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
         custom = timesteps is not None or sigmas is not None  # a custom grid has no source stride (PNDM's PRK)
-        self.integrator = self._grid_variant(layout, None if custom else num_inference_steps, grid)
-        self._refuse_undefined_eps(grid)  # on the eps dry run, which the next line reuses for every prediction
+        # everything is built into locals first and assigned together at the end: a refusal, or a warning raised
+        # as an error, leaves the scheduler as it was
+        integrator = self._grid_variant(layout, None if custom else num_inference_steps, grid)
+        self._refuse_undefined_eps(integrator, grid)  # on the eps dry run, which the next line reuses
         if tr.source is not None:  # a native layout's Integrator.start has warned already
-            warn_if_unstable(self.integrator, grid)
-        times, starts_at = evaluation_times(self.integrator, grid, tr.told_prediction)
+            warn_if_unstable(integrator, grid)
+        times, starts_at = evaluation_times(integrator, grid, tr.told_prediction)
         at = {float(t): j for j, t in enumerate(grid[:-1])}
         told = {} if layout.zero_length_final is None else {float(grid[-1]): layout.zero_length_final}
-        for estimator in (self.integrator.estimator, getattr(self.integrator.estimator, "first", None)):
+        for estimator in (integrator.estimator, getattr(integrator.estimator, "first", None)):
             if isinstance(estimator, SourcePRK):
                 told.update(estimator.network_times(grid))
         net = [layout.timesteps[at[t]] if t in at else told[t] if t in told else tr.network_time(t) for t in times]
-        self.grid = np.asarray(grid)
-        self.num_inference_steps = len(grid) - 1
-        self._times, self._net_times, self._starts = times, net, starts_at
         integral = layout.integral and all(float(v).is_integer() for v in net)
         values = torch.tensor(net, dtype=torch.int64 if integral else torch.float32)
-        self.timesteps = values.to(device) if device is not None else values
-        self.sigmas = torch.tensor([self._level(t) for t in grid], dtype=torch.float32)
-        self.init_noise_sigma = layout.init_noise_sigma
-        self._warn_outside_training(times)
-        self._warn_v_combined()
+        sigma_levels = torch.tensor([self._level(t) for t in grid], dtype=torch.float32)
+        self._warn_outside_training(integrator, grid, times)
+        self._warn_v_combined(integrator)
         counts = np.diff(sorted(starts_at) + [len(times)])
         # pipelines slice timesteps[t_start * order:] with t_start < N: a last step of fewer evaluations (Heun's
         # Euler step to sigma = 0) keeps every slice at the start of a step
-        self.order = int(counts[0]) if len(starts_at) == self.num_inference_steps and np.all(
+        order = int(counts[0]) if len(starts_at) == len(grid) - 1 and np.all(
             counts[:-1] == counts[0]) and counts[-1] <= counts[0] else 1
+        self.integrator = integrator
+        self.grid = np.asarray(grid)
+        self.num_inference_steps = len(grid) - 1
+        self._times, self._net_times, self._starts = times, net, starts_at
+        self.timesteps = values.to(device) if device is not None else values
+        self.sigmas = sigma_levels
+        self.init_noise_sigma = layout.init_noise_sigma
+        self.order = order
         self._begin_index = None
         self._reset()
 
@@ -880,19 +899,19 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         grid[-1] = 0.0
         return grid
 
-    def _refuse_undefined_eps(self, grid: np.ndarray) -> None:
-        """Refuse, before any step, a grid on which the method evaluates where the told prediction gives no
-        ``eps`` (the clipped ``x0`` of ``clip_sample`` at ``abar = 1``). Every change the message advises is
-        tried first on a fresh scheduler with the same ``set_timesteps`` arguments: only changes that run are
+    def _refuse_undefined_eps(self, integrator: Integrator, grid: np.ndarray) -> None:
+        """Refuse, before any step, a grid on which the method ``integrator`` evaluates where the told prediction
+        gives no ``eps`` (the clipped ``x0`` of ``clip_sample`` at ``abar = 1``). Every change the message advises
+        is tried first on a fresh scheduler with the same ``set_timesteps`` arguments: only changes that run are
         named."""
         tr = self.translation
         told = tr.told_prediction
-        bad = planned_undefined_eps_times(self.integrator, grid, told)
+        bad = planned_undefined_eps_times(integrator, grid, told)
         if not bad:
             return
-        name = self.integrator.name or "the method"
+        name = integrator.name or "the method"
         at = ", ".join(f"{t:g}" for t in bad)
-        methods = self._methods_that_run()
+        methods = self._methods_that_run(integrator.name)
         others = f"a method that does not evaluate at abar = 1 ({', '.join(methods)}, ...)" if methods else ""
         if tr.clip is not None and tr.family != "edm":
             fixes = [fix for fix in ("clip_sample=False" if self._runs(clip_sample=False) else "",
@@ -925,13 +944,14 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             return False
         return True
 
-    def _methods_that_run(self) -> list:
-        """Up to three registered methods with which the last :meth:`set_timesteps` runs (tried in turn)."""
+    def _methods_that_run(self, current: str) -> list:
+        """Up to three registered methods other than ``current`` with which the last :meth:`set_timesteps` runs
+        (tried in turn)."""
         found = []
         for name in ("ipndm", "plms", "ddim", "dpm-solver++-2m", "unipc-3", "euler"):
             if len(found) == 3:
                 break
-            if name != self.integrator.name and self._runs(method=name):
+            if name != current and self._runs(method=name):
                 found.append(name)
         return found
 
@@ -978,33 +998,33 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         """What lengthens a last step that starts at ``t = 0``, where ``set_alpha_to_one=False`` ends it."""
         return zero_length_fix(self.config.get("timestep_spacing", "leading"), self._alpha_to_one_true_advice())[1]
 
-    def _warn_outside_training(self, times: list) -> None:
+    def _warn_outside_training(self, integrator: Integrator, grid: np.ndarray, times: list) -> None:
         """A VP network is trained at the indices ``0 .. T - 1``; stages of a last step that ends at ``t = -1``
-        (``abar = 1``) evaluate it below them."""
+        (``abar = 1``) evaluate it below them (``times``: the evaluations of ``integrator`` on ``grid``)."""
         if self.translation.family != "vp":
             return
         top = float(self.config.num_train_timesteps) - 1.0
         outside = sorted({t for t in times if t < 0.0 or t > top}, reverse=True)
         if outside:
-            warnings.warn(f"{self.integrator.name or 'the method'} evaluates the network at timesteps "
+            warnings.warn(f"{integrator.name or 'the method'} evaluates the network at timesteps "
                           f"{[round(t, 6) for t in outside]}, outside its training indices 0..{top:g}: stages of the "
-                          f"last step, which ends at t={self.grid[-1]:g}. The network has never seen them; a method "
+                          f"last step, which ends at t={grid[-1]:g}. The network has never seen them; a method "
                           f"with no stage at the end of a step (ddim, ipndm, plms, f-pndm at >= 4 steps, ...) or "
                           f"set_alpha_to_one=False (the last step ends at t=0; steps_offset=1 for 'leading' "
                           f"spacing) avoids them", TrainingRangeWarning,
                           stacklevel=3)
 
-    def _warn_v_combined(self) -> None:
+    def _warn_v_combined(self, integrator: Integrator) -> None:
         """``PNDMScheduler`` with ``prediction_type='v_prediction'`` combines the v outputs of its evaluations (PLMS's
         past steps, PRK's stages) and converts the combination to eps once, at the current sample and timestep;
         pndmkit converts each v to eps at its own ``(x, t)`` before any combination. Said once per
         :meth:`set_timesteps` for a method that combines evaluations (one DDIM step per evaluation combines none)."""
         tr = self.translation
-        if tr.source != "PNDMScheduler" or tr.prediction != "v" or self._one_ddim_step_per_evaluation():
+        if tr.source != "PNDMScheduler" or tr.prediction != "v" or _one_ddim_step_per_evaluation(integrator):
             return
         warnings.warn(f"PNDMScheduler with prediction_type='v_prediction' combines the v outputs of its evaluations "
                       f"(PLMS's past steps, PRK's stages) and converts the sum to eps once, with the coefficients of "
-                      f"the current sample and timestep; {self.integrator.name or 'the method'!r} converts each v to "
+                      f"the current sample and timestep; {integrator.name or 'the method'!r} converts each v to "
                       f"eps = sqrt(abar) v + sqrt(1 - abar) x at its own (x, t) before combining, as a multistep or "
                       f"Runge-Kutta combination of one right-hand side needs (the source's way is first order). So "
                       f"its samples differ from PNDMScheduler's, by O(h): on smooth test networks 0.4 of the sample's "
@@ -1026,7 +1046,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         if custom is not None:
             layout = custom_layout(self.schedule, end, timesteps, sigmas)
             layout.agree(num_inference_steps, "timesteps" if timesteps is not None else "sigmas", custom)
-            self.integrator.start(np.zeros(1), layout.grid)  # checks the grid for the method (and warns) as below
+            self._configured.start(np.zeros(1), layout.grid)  # checks the grid for the method (and warns) as below
             return layout
         elif num_inference_steps is None:
             raise ValueError("pass num_inference_steps, timesteps or sigmas")
@@ -1044,7 +1064,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                                      f"False ends it: a step of length zero cannot be integrated; pass "
                                      f"{self._zero_length_advice()}") from exc
                 raise ValueError(f"{asked}: {exc}") from exc
-        grid = np.asarray(self.integrator.start(np.zeros(1), grid).times)
+        grid = np.asarray(self._configured.start(np.zeros(1), grid).times)
         return Layout(grid, [float(t) for t in grid[:-1]], True, 1.0)
 
     def _starts_last_step_at_zero(self, steps: int, kind: str, offset: Optional[int]) -> bool:
@@ -1263,12 +1283,6 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         return SchedulerOutput(prev_sample=prev) if return_dict else (prev,)
 
     # -- internals ------------------------------------------------------------------------------------
-    def _one_ddim_step_per_evaluation(self) -> bool:
-        """Whether every step of the method is one DDIM step of the evaluation at its start (``ddim``: the
-        :class:`~pndmkit.estimators.Single` estimator through the DDIM transfer or its data form, the same map)."""
-        integrator = self.integrator
-        return type(integrator.estimator) is Single and type(integrator.transfer) in (DDIMTransfer, DataTransfer)
-
     def _check_clipped_model_output(self, value: Any) -> None:
         if value is not None and not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"use_clipped_model_output must be True, False or None, got {value!r}")
@@ -1285,7 +1299,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         """Whether this evaluation is DDIM's default clipped step: a ``DDIMScheduler`` config with
         ``clip_sample=True``, a method of one DDIM step per evaluation, ``use_clipped_model_output`` not set."""
         return (not use_clipped_model_output and self.translation.clip is not None and
-                self.translation.source == "DDIMScheduler" and self._one_ddim_step_per_evaluation())
+                self.translation.source == "DDIMScheduler" and _one_ddim_step_per_evaluation(self.integrator))
 
     def _prediction_part(self, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """``model_output`` itself, or its first ``C`` channels where a learned ``variance_type`` has the network
@@ -1395,6 +1409,12 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         x = sample if scale == 1.0 else sample / scale
         self._run = run.integrator.start(x, run.times[run.index:], prediction=run.prediction,
                                          estimator_state=run.state, check_x=False)
+
+
+def _one_ddim_step_per_evaluation(integrator: Integrator) -> bool:
+    """Whether every step of ``integrator`` is one DDIM step of the evaluation at its start (``ddim``: the
+    :class:`~pndmkit.estimators.Single` estimator through the DDIM transfer or its data form, the same map)."""
+    return type(integrator.estimator) is Single and type(integrator.transfer) in (DDIMTransfer, DataTransfer)
 
 
 def _or(fixes: list) -> str:
