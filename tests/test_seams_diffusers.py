@@ -252,8 +252,6 @@ REFUSED_VARIANTS = [
                 r"predict_x0=True$"),
     ("DPMSolverMultistepScheduler", dict(solver_order=3, solver_type="heun"), "dpm-solver++-3m",
      r"solver_type='heun' cannot be honoured by 'dpm-solver\+\+-3m': .*pass solver_type='midpoint'"),
-    ("DPMSolverMultistepScheduler", dict(lower_order_final="no"), "dpm-solver++-2m",
-     r"lower_order_final='no' must be True or False$"),
 ]
 
 
@@ -266,6 +264,20 @@ def test_variants_pndmkit_does_not_have_are_refused_by_name(source, config, meth
     # a method the field does not choose runs as registered
     assert PNDMKitScheduler.from_config(cfg, method="ddim").integrator.name == "ddim"
 
+
+@pytest.mark.parametrize("source, field, method", [
+    ("DPMSolverMultistepScheduler", "lower_order_final", "dpm-solver++-2m"),
+    ("DPMSolverMultistepScheduler", "euler_at_final", "dpm-solver++-2m"),
+    ("EDMDPMSolverMultistepScheduler", "lower_order_final", "dpm-solver++-2m"),
+    ("UniPCMultistepScheduler", "lower_order_final", "unipc-2"),
+    ("UniPCMultistepScheduler", "predict_x0", "unipc-2"),
+    ("DEISMultistepScheduler", "lower_order_final", "deis-3"),
+])
+def test_a_variant_flag_that_is_not_a_bool_is_refused_naming_source_and_field(source, field, method):
+    cfg = {**getattr(diffusers, source)().config, field: "no"}
+    with pytest.raises(TypeError, match=rf"^{source}'s {field} must be True or False, got 'no'$"):
+        PNDMKitScheduler.from_config(cfg, method=method)
+    assert PNDMKitScheduler.from_config(cfg, method="ddim").integrator.name == "ddim"  # a field it does not read
 
 @pytest.mark.parametrize("source, config, method, estimator, fields", [
     ("DPMSolverMultistepScheduler", dict(solver_order=3, **LOWER), "dpm-solver++-3m", None, "lower_order_final="),

@@ -65,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("pndmkit.integrations.diffusers needs diffusers and torch: "
                       "pip install 'pndmkit[peers,torch]'") from exc
 
-from pndmkit._checks import reject_unknown
+from pndmkit._checks import check_bool, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Final, Single, Warmup
 from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC
@@ -164,12 +164,11 @@ VARIANT_FIELDS = {
 }
 
 
-def _flag(config: Any, key: str, default: bool) -> bool:
-    """The config's ``key`` as a bool; ``default`` (the method's own setting) where the config lacks it."""
-    value = config.get(key, default)
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{key}={value!r} must be True or False")
-    return bool(value)
+def _flag(config: Any, key: str, default: bool, source: Optional[str]) -> bool:
+    """The config's ``key`` as a bool; ``default`` (the method's own setting) where the config lacks it.
+    ``TypeError`` naming ``source`` (the config's scheduler class) and ``key`` for a value not ``True`` or
+    ``False``."""
+    return check_bool(config.get(key, default), f"{source or 'the config'}'s {key}")
 
 
 def _exponential_body(estimator: Any) -> tuple[Optional[ExponentialMultistep], bool]:
@@ -245,12 +244,12 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
             raise ValueError(f"disable_corrector={skipped!r} cannot be honoured by {name!r}: {source} skips UniC "
                              f"after the steps listed, pndmkit's UniPC corrects after every step; pass "
                              f"disable_corrector=[]")
-        predict_x0 = _flag(config, "predict_x0", isinstance(transfer, DataTransfer))
+        predict_x0 = _flag(config, "predict_x0", isinstance(transfer, DataTransfer), source)
         if not predict_x0 and translation.family == "flow":
             raise ValueError(f"predict_x0=False cannot be honoured by {name!r} on a flow-matching config: {source} "
                              f"takes flow_prediction only with predict_x0=True (UniPC on x0); pass predict_x0=True")
         wanted = UniPC(estimator.formula_order, solver_type if solver_type in VARIANTS else estimator.variant,
-                       _flag(config, "lower_order_final", estimator.lower_order_final), corrector=True,
+                       _flag(config, "lower_order_final", estimator.lower_order_final, source), corrector=True,
                        zero_length_final=zero_length_final)
         kind = DataTransfer if predict_x0 else DDIMTransfer
         lowered = wanted.lower_order_final
@@ -270,13 +269,13 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
                                  f"takes as 'midpoint'; pass solver_type='midpoint', or method='dpm-solver++-2m' "
                                  f"(its heun variant runs)")
             weights = "exact" if solver_type == "heun" else "dpm-solver"
-            euler = _flag(config, "euler_at_final", at_final)
+            euler = _flag(config, "euler_at_final", at_final, source)
         elif (source == "DEISMultistepScheduler" and body.weights == "exact" and not at_final and
               isinstance(transfer, DDIMTransfer)):
             weights, euler = "exact", False
         else:
             return integrator
-        lowered = _flag(config, "lower_order_final", body.lower_order_final)
+        lowered = _flag(config, "lower_order_final", body.lower_order_final, source)
         inner = ExponentialMultistep(body.formula_order, weights, lowered, body.few_steps, zero_length_final)
         wanted = Final(inner, (Single(),)) if euler and not zero_length_final else inner
         kind = type(transfer)
