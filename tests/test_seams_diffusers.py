@@ -682,6 +682,7 @@ def test_eulers_own_sigmas_are_read_on_every_vp_config_and_table(source, beta_sc
         np.testing.assert_allclose(ours.timesteps.numpy(), euler.timesteps.numpy(), rtol=0, atol=1e-3)
     else:  # the source's float32 table, as Euler interpolates it: Euler's own timesteps
         assert ours.timesteps.tolist() == euler.timesteps.tolist()[:10 - zero]
+    assert ours._source_steps == 10  # the zero-length step counted, as the pipeline counts it
     if zero:  # the grid ends where the zero-length step starts, Euler's sigmas[-2]
         assert float(ours.schedule.s(ours.grid[-1])) == pytest.approx(float(euler.sigmas[-2]), rel=1e-7)
     same = _set(_vp(source, beta_schedule=beta_schedule), 10, sigmas=euler.sigmas)  # the source's count: 10
@@ -984,7 +985,7 @@ def test_image_to_image_strength_that_keeps_no_step_is_refused_naming_it(sd_part
     assert empty.shape[0] == 0 and calls_theirs == [] and theirs.steps == 0
     ours = PNDMKitScheduler.from_config(theirs.config, method=method, clip_sample=False)
     with pytest.raises(ValueError, match=r"starts image-to-image after the last of the 10 steps: the strength asked runs "
-                                         r"no step .*none for strength < 1/10 = 0.1\); pass strength in \[0.1, 1\], or "
+                                         r"no step .*none for strength < 1/10\); pass strength in \[0.1, 1\], or "
                                          r"more num_inference_steps$"):
         run_sd(sd_parts, ours, cls, image=image, strength=0.05, num_inference_steps=10)
     assert ours.run is None
@@ -995,6 +996,29 @@ def test_image_to_image_strength_that_keeps_no_step_is_refused_naming_it(sd_part
         assert calls_ours == calls_theirs == [1.0] and ours.nfe == 1 == ddim.steps and ours.run.done
         assert rel(out, out_theirs) < 2e-6
 
+
+def test_image_to_image_strength_on_a_zero_length_grid_counts_the_source_steps(sd_parts):
+    """DPM-Solver with Karras sigmas and final_sigmas_type='sigma_min': of 10 steps the last has length zero, so
+    pndmkit takes 9, but the pipeline counts 10 (t_start = 10 - int(10 * strength)). strength 0.15 keeps only the
+    zero-length step: refused, naming 0.2 (not 1/9, which int(10 * strength) also rounds to one step); 0.2 runs the
+    last real step, as the source (whose zero-length step is the identity) does."""
+    image = noise((1, 3, 16, 16), 6).clamp(-1, 1) / 2 + 0.5
+    cls = diffusers.StableDiffusionImg2ImgPipeline
+    theirs = counted(diffusers.DPMSolverMultistepScheduler(**SD, **KARRAS, **SIGMA_MIN))
+    ours = PNDMKitScheduler.from_config(theirs.config, method="dpm-solver++-2m")
+    with pytest.raises(ValueError, match=r"begin_index=9 \(t_start 9 \* order 1\) starts image-to-image after the last "
+                                         r"of the 10 steps, the last of length zero, which pndmkit leaves out \(its "
+                                         r"num_inference_steps is 9\): .*none for strength < 2/10\); pass strength in "
+                                         r"\[0.2, 1\], or more num_inference_steps$"):
+        run_sd(sd_parts, ours, cls, image=image, strength=0.15, num_inference_steps=10)
+    assert ours.num_inference_steps == 9 and len(ours.timesteps) == 9 and ours.run is None
+    with pytest.raises(ValueError, match=r"begin_index=10 \(t_start 10 \* order 1\) .*pass strength in \[0.2, 1\]"):
+        run_sd(sd_parts, ours, cls, image=image, strength=0.05, num_inference_steps=10)  # t_start past pndmkit's 9
+    out, calls_ours = run_sd(sd_parts, ours, cls, image=image, strength=0.2, num_inference_steps=10)
+    out_theirs, calls_theirs = run_sd(sd_parts, theirs, cls, image=image, strength=0.2, num_inference_steps=10)
+    last, zero = theirs.timesteps[-2:].tolist()
+    assert calls_ours == [last] and calls_theirs == [last, zero]  # the source's second: its zero-length step
+    assert ours.run.done and rel(out, out_theirs) < 2e-6
 
 def image_to_image_loop(sched, steps, strength, x0, z):
     """What Stable Diffusion's image-to-image pipeline does with a scheduler: the last ``int(steps * strength)``

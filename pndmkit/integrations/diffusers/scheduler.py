@@ -782,6 +782,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         times, starts_at = evaluation_times(self.integrator, grid, tr.told_prediction)
         at = {float(t): j for j, t in enumerate(grid[:-1])}
         told = {} if layout.zero_length_final is None else {float(grid[-1]): layout.zero_length_final}
+        self._source_steps = layout.steps  # as the source and the pipeline count them (a zero-length step included)
         for estimator in (self.integrator.estimator, getattr(self.integrator.estimator, "first", None)):
             if isinstance(estimator, SourcePRK):
                 told.update(estimator.network_times(grid))
@@ -1084,8 +1085,10 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         ------
         ValueError
             ``begin_index`` past the last step (an image-to-image strength that keeps no step, below
-            ``1 / num_inference_steps`` in Stable Diffusion pipelines: the message names ``strength`` and the range
-            that runs; diffusers' own schedulers return an empty batch or fail inside the pipeline there), or the
+            ``1 / num_inference_steps`` in Stable Diffusion pipelines, ``2 / num_inference_steps`` where the
+            source's last step has length zero, which pndmkit leaves out but the pipeline counts: the message names
+            ``strength`` and the range that runs; diffusers' own schedulers return an empty batch or fail inside
+            the pipeline there), or the
             method started afresh at the grid step of ``begin_index`` would not evaluate at
             ``timesteps[begin_index:]`` (the message names the strength this is).
         """
@@ -1341,11 +1344,16 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     def _starting_step(self, k: int) -> int:
         """The grid step at which evaluation ``k`` starts a fresh run whose evaluations are ``times[k:]``."""
         n = self.num_inference_steps
-        if k == n * self.order:  # what image-to-image pipelines pass when the strength keeps no step
-            raise ValueError(f"begin_index={k} (t_start {n} * order {self.order}) starts image-to-image after the last "
-                             f"of the {n} steps: the strength asked runs no step (Stable Diffusion pipelines run "
-                             f"int({n} * strength) steps, none for strength < 1/{n} = {1 / n:g}); pass strength in "
-                             f"[{1 / n:g}, 1], or more num_inference_steps")
+        whole = getattr(self, "_source_steps", n)  # the pipeline's num_inference_steps, a zero-length step counted
+        if k in (n * self.order, whole * self.order):  # what image-to-image pipelines pass when no step is kept
+            least = whole - n + 1  # the steps int(whole * strength) must keep for one to run
+            lowest = -(-least * 10 ** 6 // whole) / 10 ** 6  # least / whole rounded up: int(whole * lowest) >= least
+            zero = "" if whole == n else (f", the last of length zero, which pndmkit leaves out (its "
+                                          f"num_inference_steps is {n})")
+            raise ValueError(f"begin_index={k} (t_start {k // self.order} * order {self.order}) starts image-to-image "
+                             f"after the last of the {whole} steps{zero}: the strength asked runs no step (Stable "
+                             f"Diffusion pipelines run int({whole} * strength) of the {whole} steps, none for strength "
+                             f"< {least}/{whole}); pass strength in [{lowest:g}, 1], or more num_inference_steps")
         if not 0 <= k < len(self._times):
             raise ValueError(f"begin_index={k} must lie in [0, {len(self._times)}), the evaluations of this loop")
         kept = n - k / self.order  # the steps the pipeline's strength keeps (how it rounds depends on the pipeline)
