@@ -219,8 +219,9 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
     ``sigma = 0.1`` on the default linear table (as on an ``EulerDiscreteScheduler`` config).
 
     Another scheduler's sigmas on the same table are float32 levels of a float32 table: a level within
-    :data:`LEVEL_RTOL` (relative, above or below) of ``s(t_max)`` is read as ``s(t_max)``, and ``sigmas[-2]`` within it of the
-    end point's level, with a last sigma ``0``, starts a last step of length zero, which the grid leaves out
+    :data:`LEVEL_RTOL` (relative, above or below) of ``s(t_max)`` is read as ``s(t_max)``, and ``sigmas[-2]``
+    within it of the end point's level, with a last sigma ``0``, starts a last step of length zero, which the grid
+    leaves out
     (:attr:`Layout.zero_length_final`: its network timestep), as the sigma grids of DEIS, DPM-Solver and UniPC
     that end at ``sigma_min`` twice.
 
@@ -277,7 +278,8 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
     given, levels = levels, np.where(np.abs(levels - top) <= LEVEL_RTOL * top, top, levels)  # float32 roundings
     last = float(levels[-1])
     bottom = float(schedule.s(end)) if end > schedule.t_min else 0.0
-    zero_final = levels.size >= 3 and last == 0.0 and bottom > 0.0 and abs(float(levels[-2]) - bottom) <= LEVEL_RTOL * bottom
+    zero_final = (levels.size >= 3 and last == 0.0 and bottom > 0.0 and
+                  abs(float(levels[-2]) - bottom) <= LEVEL_RTOL * bottom)
     times = [float(schedule.t_from_s(v)) for v in levels[:-1].tolist()]
     if zero_final:  # sigmas[-2] is the end point's level: the last step has length zero
         times[-1] = end
@@ -291,8 +293,9 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
     if zero_final:
         grid, steps, zero_step = grid[:-1], steps[:-1], float(steps[-1])
     if not np.all(np.diff(grid) < 0):
-        raise ValueError(f"sigmas={levels.tolist()!r}: the last step starts at t={float(grid[-2])!r} but the config's end "
-                         f"point is t={end!r}; the last step start must lie above it (sigmas[-2] > {bottom!r})")
+        raise ValueError(f"sigmas={levels.tolist()!r}: the last step starts at t={float(grid[-2])!r} but the "
+                         f"config's end point is t={end!r}; the last step start must lie above it (sigmas[-2] > "
+                         f"{bottom!r})")
     return Layout(grid, [float(t) for t in steps], False, 1.0, zero_step)
 
 
