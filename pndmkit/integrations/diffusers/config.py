@@ -115,9 +115,12 @@ from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
            "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "scheduler_class", "TrainingRangeWarning",
-           "train_timesteps", "trained_betas", "check_timesteps", "custom_layout", "init_fields",
+           "train_timesteps", "trained_betas", "check_timesteps", "custom_layout", "init_fields", "LEVEL_RTOL",
            "zero_length_fix"]
 
+#: relative tolerance on another scheduler's noise levels: diffusers' tables are float32 cumulative products of
+#: up to 1000 betas (the top level of ``squaredcos_cap_v2`` is 6.6e-6 above pndmkit's float64 one)
+LEVEL_RTOL = 3e-5
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 #: diffusers ``prediction_type`` -> pndmkit's prediction name
@@ -201,7 +204,8 @@ def check_timesteps(values: Any, name: str, schedule: NoiseSchedule, end: Option
     return out
 
 
-def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, sigmas: Any = None) -> "Layout":
+def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, sigmas: Any = None,
+                  table: Any = None) -> "Layout":
     """The grid of custom ``timesteps`` or ``sigmas`` on a VP schedule, as pndmkit reads them wherever the config's
     own ``set_timesteps`` takes no such argument (DDIM, PNDM, ... and pndmkit's own configs).
 
@@ -215,6 +219,13 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
     network as is); pndmkit's time there interpolates the table as the schedule does, 4e-3 apart at
     ``sigma = 0.1`` on the default linear table (as on an ``EulerDiscreteScheduler`` config).
 
+    Another scheduler's sigmas on the same table are float32 levels of a float32 table: a level within
+    :data:`LEVEL_RTOL` (relative, above or below) of ``s(t_max)`` is read as ``s(t_max)``, and ``sigmas[-2]``
+    within it of the end point's level, with a last sigma ``0``, starts a last step of length zero, which the grid
+    leaves out
+    (:attr:`Layout.zero_length_final`: its network timestep), as the sigma grids of DEIS, DPM-Solver and UniPC
+    that end at ``sigma_min`` twice.
+
     Parameters
     ----------
     schedule : NoiseSchedule
@@ -223,12 +234,17 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
         The config's end point in the schedule's time (``-1``: ``abar = 1``; ``0``: ``abar_0``).
     timesteps, sigmas : sequence of float, optional
         Exactly one of them.
+    table : sequence of float, optional
+        The source's own noise levels at the training indices ``0 .. T-1`` (its float32 table), from which the
+        network's timestep of each sigma is interpolated as ``EulerDiscreteScheduler`` does (so its own sigmas
+        give its own integer timesteps); default: the schedule's float64 levels.
 
     Returns
     -------
     Layout
         ``grid``: ``N + 1`` strictly decreasing times (float64), the last one where the last step ends;
-        ``timesteps``: the network's timestep at each of the first ``N``; start scale 1.
+        ``timesteps``: the network's timestep at each of the first ``N``; start scale 1 (``N`` real steps; with
+        a last step of length zero, ``N - 1`` of them and ``zero_length_final``).
 
     Raises
     ------
@@ -248,6 +264,7 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
     if levels.ndim != 1 or levels.size < 2:
         raise ValueError(f"sigmas must be a 1-D sequence of at least two noise levels (the start of each step, then "
                          f"where the last one ends, 0 for the config's end point), got {sigmas!r}")
+    levels = np.array(levels, dtype=np.float64)
     top = float(schedule.s(schedule.t_max))
     for i, v in enumerate(levels.tolist()):
         if not math.isfinite(v):
@@ -255,22 +272,32 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
         if i and not v < levels[i - 1]:
             raise ValueError(f"sigmas must be strictly decreasing (from noise to data); sigmas[{i}]={v!r} >= "
                              f"sigmas[{i - 1}]={float(levels[i - 1])!r}")
-        if v < 0 or v > top or (v == 0 and i < levels.size - 1):
-            raise ValueError(f"sigmas[{i}]={v!r} lies outside (0, {top:g}], the noise levels sqrt((1 - abar) / abar) "
-                             f"of {schedule!r} (only the last sigma, where the last step ends, may be 0)")
+        if v < 0 or v > top * (1.0 + LEVEL_RTOL) or (v == 0 and i < levels.size - 1):
+            raise ValueError(f"sigmas[{i}]={v!r} lies outside (0, {top!r}], the noise levels sqrt((1 - abar) / abar) "
+                             f"of {schedule!r} (only the last sigma, where the last step ends, may be 0; a float32 "
+                             f"level within {LEVEL_RTOL:g} of the top is read as the top)")
+    given, levels = levels, np.where(np.abs(levels - top) <= LEVEL_RTOL * top, top, levels)  # float32 roundings
     last = float(levels[-1])
+    bottom = float(schedule.s(end)) if end > schedule.t_min else 0.0
+    zero_final = (levels.size >= 3 and last == 0.0 and bottom > 0.0 and
+                  abs(float(levels[-2]) - bottom) <= LEVEL_RTOL * bottom)
     times = [float(schedule.t_from_s(v)) for v in levels[:-1].tolist()]
+    if zero_final:  # sigmas[-2] is the end point's level: the last step has length zero
+        times[-1] = end
     grid = np.asarray(times + [end if last == 0.0 else float(schedule.t_from_s(last))], dtype=np.float64)
     steps = times
     if isinstance(schedule, DiscreteVP):  # the network's timestep: linear in log sigma between table indices
         index = np.arange(schedule.num_train_timesteps, dtype=np.float64)
-        steps = np.interp(np.log(levels[:-1]), np.log(np.asarray(schedule.s(index), dtype=np.float64)),
-                          index).tolist()
+        ref = np.asarray(schedule.s(index) if table is None else table, dtype=np.float64)
+        steps = np.interp(np.log(given[:-1]), np.log(ref), index).tolist()
+    zero_step = None
+    if zero_final:
+        grid, steps, zero_step = grid[:-1], steps[:-1], float(steps[-1])
     if not np.all(np.diff(grid) < 0):
-        raise ValueError(f"sigmas={levels.tolist()!r}: the last step starts at t={grid[-2]:g} but the config's end "
-                         f"point is t={end:g}; the last step start must lie above it (sigmas[-2] > "
-                         f"{float(schedule.s(end)) if end > schedule.t_min else 0.0:g})")
-    return Layout(grid, [float(t) for t in steps], False, 1.0)
+        raise ValueError(f"sigmas={levels.tolist()!r}: the last step starts at t={float(grid[-2])!r} but the "
+                         f"config's end point is t={end!r}; the last step start must lie above it (sigmas[-2] > "
+                         f"{bottom!r})")
+    return Layout(grid, [float(t) for t in steps], False, 1.0, zero_step)
 
 
 def _get(config: Any, key: str, default: Any = None) -> Any:
@@ -735,8 +762,12 @@ class Translation:
         if getattr(src, "sigmas", None) is not None and self.source not in ("DDIMScheduler", "PNDMScheduler",
                                                                            "DDPMScheduler"):
             levels = [float(v) for v in src.sigmas.detach().cpu().double().tolist()]
-            if len(levels) >= 3 and len(steps) == len(levels) - 1 and levels[-1] == levels[-2] != levels[-3]:
-                zero_final = steps[-1]  # a last step of length zero (sigma_min twice), evaluated by the source
+            if len(levels) >= 3 and len(steps) == len(levels) - 1 and levels[-3] > levels[-2] > 0 and \
+                    abs(levels[-1] - levels[-2]) <= LEVEL_RTOL * levels[-2]:
+                # a last step of length zero (sigma_min twice), evaluated by the source; the two may differ by
+                # float32 rounding either way (Lu lambdas of squaredcos_cap_v2 end 1.4e-9 below sigma_min)
+                zero_final = steps[-1]
+                levels[-1] = levels[-2]
             steps, levels = _dedupe(steps, levels)
             grid = [self._time_of_level(s, tau) for s, tau in zip(levels, steps + [None])]
         else:
@@ -781,7 +812,11 @@ class Translation:
                 warnings.simplefilter("ignore")
                 src.set_timesteps(10)
             end = self._time_of_level(float(src.sigmas[-1]), None)
-        return custom_layout(self.schedule, end, timesteps, sigmas)
+        table = None
+        if getattr(src, "alphas_cumprod", None) is not None:  # the source's float32 table (as Euler reads sigmas)
+            abar = src.alphas_cumprod.detach().cpu()
+            table = (((1 - abar) / abar) ** 0.5).double().numpy()
+        return custom_layout(self.schedule, end, timesteps, sigmas, table)
 
     def _check_kept(self, timesteps: Any, steps: list) -> None:
         """Refuse custom ``timesteps`` that the source changed (DDPM and DPM-Solver cast them to ``int64``): the
@@ -821,6 +856,9 @@ class Translation:
             t = float(timestep)
             if abs(float(sched.s(t)) - level) <= 1e-5 * level:
                 return t
+        top = float(sched.s(sched.t_max))
+        if abs(level - top) <= LEVEL_RTOL * top:  # the float32 table's top level (6.6e-6 above on squaredcos_cap_v2)
+            return float(sched.t_max)
         t = float(sched.t_from_s(level))
         nearest = round(t)
         if abs(float(sched.s(nearest)) - level) <= 1e-5 * level and sched.t_min <= nearest <= sched.t_max:

@@ -65,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("pndmkit.integrations.diffusers needs diffusers and torch: "
                       "pip install 'pndmkit[peers,torch]'") from exc
 
-from pndmkit._checks import reject_unknown
+from pndmkit._checks import check_bool, reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Final, Single, Warmup
 from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC, counted_steps
@@ -164,12 +164,11 @@ VARIANT_FIELDS = {
 }
 
 
-def _flag(config: Any, key: str, default: bool) -> bool:
-    """The config's ``key`` as a bool; ``default`` (the method's own setting) where the config lacks it."""
-    value = config.get(key, default)
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{key}={value!r} must be True or False")
-    return bool(value)
+def _flag(config: Any, key: str, default: bool, source: Optional[str]) -> bool:
+    """The config's ``key`` as a bool; ``default`` (the method's own setting) where the config lacks it.
+    ``TypeError`` naming ``source`` (the config's scheduler class) and ``key`` for a value not ``True`` or
+    ``False``."""
+    return check_bool(config.get(key, default), f"{source or 'the config'}'s {key}")
 
 
 def _exponential_body(estimator: Any) -> tuple[Optional[ExponentialMultistep], bool]:
@@ -245,12 +244,12 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
             raise ValueError(f"disable_corrector={skipped!r} cannot be honoured by {name!r}: {source} skips UniC "
                              f"after the steps listed, pndmkit's UniPC corrects after every step; pass "
                              f"disable_corrector=[]")
-        predict_x0 = _flag(config, "predict_x0", isinstance(transfer, DataTransfer))
+        predict_x0 = _flag(config, "predict_x0", isinstance(transfer, DataTransfer), source)
         if not predict_x0 and translation.family == "flow":
             raise ValueError(f"predict_x0=False cannot be honoured by {name!r} on a flow-matching config: {source} "
                              f"takes flow_prediction only with predict_x0=True (UniPC on x0); pass predict_x0=True")
         wanted = UniPC(estimator.formula_order, solver_type if solver_type in VARIANTS else estimator.variant,
-                       _flag(config, "lower_order_final", estimator.lower_order_final), corrector=True,
+                       _flag(config, "lower_order_final", estimator.lower_order_final, source), corrector=True,
                        zero_length_final=zero_length_final)
         kind = DataTransfer if predict_x0 else DDIMTransfer
         lowered = wanted.lower_order_final
@@ -270,13 +269,13 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
                                  f"takes as 'midpoint'; pass solver_type='midpoint', or method='dpm-solver++-2m' "
                                  f"(its heun variant runs)")
             weights = "exact" if solver_type == "heun" else "dpm-solver"
-            euler = _flag(config, "euler_at_final", at_final)
+            euler = _flag(config, "euler_at_final", at_final, source)
         elif (source == "DEISMultistepScheduler" and body.weights == "exact" and not at_final and
               isinstance(transfer, DDIMTransfer)):
             weights, euler = "exact", False
         else:
             return integrator
-        lowered = _flag(config, "lower_order_final", body.lower_order_final)
+        lowered = _flag(config, "lower_order_final", body.lower_order_final, source)
         inner = ExponentialMultistep(body.formula_order, weights, lowered, body.few_steps, zero_length_final)
         wanted = Final(inner, (Single(),)) if euler and not zero_length_final else inner
         kind = type(transfer)
@@ -816,6 +815,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self.integrator = integrator
         self.grid = np.asarray(grid)
         self.num_inference_steps = len(grid) - 1
+        self._source_steps = layout.steps  # as the source and the pipeline count them (a zero-length step included)
         self._times, self._net_times, self._starts = times, net, starts_at
         self.timesteps = values.to(device) if device is not None else values
         self.sigmas = sigma_levels
@@ -1105,8 +1105,10 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         ------
         ValueError
             ``begin_index`` past the last step (an image-to-image strength that keeps no step, below
-            ``1 / num_inference_steps`` in Stable Diffusion pipelines: the message names ``strength`` and the range
-            that runs; diffusers' own schedulers return an empty batch or fail inside the pipeline there), or the
+            ``1 / num_inference_steps`` in Stable Diffusion pipelines, ``2 / num_inference_steps`` where the
+            source's last step has length zero, which pndmkit leaves out but the pipeline counts: the message names
+            ``strength`` and the range that runs; diffusers' own schedulers return an empty batch or fail inside
+            the pipeline there), or the
             method started afresh at the grid step of ``begin_index`` would not evaluate at
             ``timesteps[begin_index:]`` (the message names the strength this is).
         """
@@ -1356,11 +1358,16 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
     def _starting_step(self, k: int) -> int:
         """The grid step at which evaluation ``k`` starts a fresh run whose evaluations are ``times[k:]``."""
         n = self.num_inference_steps
-        if k == n * self.order:  # what image-to-image pipelines pass when the strength keeps no step
-            raise ValueError(f"begin_index={k} (t_start {n} * order {self.order}) starts image-to-image after the last "
-                             f"of the {n} steps: the strength asked runs no step (Stable Diffusion pipelines run "
-                             f"int({n} * strength) steps, none for strength < 1/{n} = {1 / n:g}); pass strength in "
-                             f"[{1 / n:g}, 1], or more num_inference_steps")
+        whole = getattr(self, "_source_steps", n)  # the pipeline's num_inference_steps, a zero-length step counted
+        if k in (n * self.order, whole * self.order):  # what image-to-image pipelines pass when no step is kept
+            least = whole - n + 1  # the steps int(whole * strength) must keep for one to run
+            lowest = -(-least * 10 ** 6 // whole) / 10 ** 6  # least / whole rounded up: int(whole * lowest) >= least
+            zero = "" if whole == n else (f", the last of length zero, which pndmkit leaves out (its "
+                                          f"num_inference_steps is {n})")
+            raise ValueError(f"begin_index={k} (t_start {k // self.order} * order {self.order}) starts image-to-image "
+                             f"after the last of the {whole} steps{zero}: the strength asked runs no step (Stable "
+                             f"Diffusion pipelines run int({whole} * strength) of the {whole} steps, none for strength "
+                             f"< {least}/{whole}); pass strength in [{lowest:g}, 1], or more num_inference_steps")
         if not 0 <= k < len(self._times):
             raise ValueError(f"begin_index={k} must lie in [0, {len(self._times)}), the evaluations of this loop")
         kept = n - k / self.order  # the steps the pipeline's strength keeps (how it rounds depends on the pipeline)
