@@ -525,6 +525,8 @@ def test_a_peer_that_is_pndmkit_s_own_method_on_its_grid_is_marked_a_parity_chec
     table = saved["by_nfe_peers_on_pndmkit_grids"]
     assert all(e["best_pndmkit"]["method"] == "ipndm" and e["parity"] is True for e in table.values()), table
     assert all(e["ratio"] == pytest.approx(1.0, abs=1e-3) for e in table.values())
+    # the grid levels that decided it are the run's scratch: the file keeps the flag, not the levels
+    assert cmp.GRID_LEVELS not in (out / "compare.json").read_text()
     on_grid = lines.index("peers also on pndmkit's grids (ipndm-pndmkit-grid):")
     assert all(line.endswith("]  parity check") for line in lines[on_grid + 2:on_grid + 4]), lines
     assert PARITY_NOTE in lines[on_grid + 4:]
@@ -554,12 +556,21 @@ def test_is_parity_needs_the_reproduced_method_on_the_same_grid_in_every_case():
 
 
 @pytest.mark.peers
-def test_parity_is_marked_in_a_real_compare_on_the_continuous_schedule(tmp_path, capsys):
+def test_parity_is_marked_in_a_real_compare_on_the_continuous_schedule(tmp_path, capsys, monkeypatch):
     """On linear-vp pndmkit names its grid "quadratic to t=0" and the peer handed it "grid=quadratic": the marking
-    compared those names and never fired; the ipndm row read 1.00 [1.00, 1.00] unmarked."""
+    compared those names and never fired; the ipndm row read 1.00 [1.00, 1.00] unmarked. The levels compared are
+    the runs' own (seen by a spy on is_parity) and are not written to the file."""
     pytest.importorskip("diffusers")
     from pndmkit.cli import main
 
+    compared = []
+
+    def spy(ours, peer):
+        compared.append((ours, peer))
+        return is_parity(ours, peer)
+
+    is_parity = cmp.is_parity
+    monkeypatch.setattr(cmp, "is_parity", spy)
     out = tmp_path / "o"
     assert main(["compare", "--problem", "gmm2d", "--schedule", "discrete-linear", "linear-vp", "--nfe", "6",
                  "--n", "16", "--methods", "ipndm", "--peers", "ipndm-pndmkit-grid", "--out", str(out)]) == 0
@@ -568,9 +579,11 @@ def test_parity_is_marked_in_a_real_compare_on_the_continuous_schedule(tmp_path,
     assert entry["best_pndmkit"]["options"] == ["quadratic", "quadratic to t=0"]  # the two cases' names differ
     assert entry["best_peer"]["options"] == ["grid=quadratic", "grid=quadratic"]
     assert entry["parity"] is True and entry["ratio"] == pytest.approx(1.0, abs=1e-3)
-    levels = entry["best_pndmkit"][cmp.GRID_LEVELS][1]
+    ours, peer = next((o, p) for o, p in compared if p["method"] == "ipndm-pndmkit-grid")
+    levels = ours[cmp.GRID_LEVELS][1]
     assert len(levels) == 7 and levels[-1] == 0.0  # 6 steps to abar = 1
-    np.testing.assert_allclose(entry["best_peer"][cmp.GRID_LEVELS][1], levels, rtol=cmp.GRID_RTOL)
+    np.testing.assert_allclose(peer[cmp.GRID_LEVELS][1], levels, rtol=cmp.GRID_RTOL)
+    assert cmp.GRID_LEVELS not in (out / "compare.json").read_text()  # scratch of the run, not kept
     on_grid = lines.index("peers also on pndmkit's grids (ipndm-pndmkit-grid):")
     assert lines[on_grid + 2].endswith("]  parity check"), lines
     assert " (parity check) | [" in (out / "compare.md").read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import re
 from pathlib import Path
 
@@ -159,3 +160,73 @@ def test_the_real_orders_cost_with_the_shipped_cache_is_the_cached_path():
     fixed = [name for name in BUILTIN if not get_method(name).adaptive]
     assert {f"{name}|{steps}" for name in fixed} <= swept
     assert set(shipped["network"]["orders"]) == set(fixed)
+
+
+def _at_most(value: float) -> str:
+    """A bound in the README's one-digit form, rounded up: 8.6e-08 -> 9e-8, 2.7e-06 -> 3e-6."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    digit, exponent = math.ceil(float(mantissa)), int(exponent)
+    if digit == 10:
+        digit, exponent = 1, exponent + 1
+    return f"{digit}e{exponent}"
+
+
+def _rows(data: dict, nfe: int, scan: bool) -> list[dict]:
+    """The rows of one NFE: the tuned start grids (``starts t0..t_last (scan)``) or the built-in grids."""
+    return [r for r in data["rows"] if r["nfe"] == nfe and r["grid"].endswith("(scan)") == scan]
+
+
+def _scan_ends(row: dict) -> tuple[int, int]:
+    t0, t_last = re.fullmatch(r"starts (\d+)\.\.(\d+) \(scan\)", row["grid"]).groups()
+    return int(t0), int(t_last)
+
+
+def _ratio(row: dict, digits: int = 2) -> str:
+    low, high = row["to_peer"]["interval"]
+    return f"{row['to_peer']['ratio']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def test_the_digits_unet_leading_multistep_numbers_are_the_results_files():
+    """The README's paragraph on pndmkit's ``leading-multistep`` grid on the digits UNet (160 noises) is
+    analysis/results/compare_digits_160/leading_multistep.json (and the finer scan, leading_multistep_refined.json):
+    the parity with the best peer, the other methods' ratios on that grid, ipndm-v at NFE 8 and the tuned starts."""
+    flat = " ".join(README.split())
+    folder = RESULTS / "compare_digits_160"
+    data, refined = _json(folder / "leading_multistep.json"), _json(folder / "leading_multistep_refined.json")
+    nolof = "dpm-solver++-3m-nolof"
+
+    # dpm-solver++-3m-nolof on leading-multistep is the best peer (DPMSolverMultistep, leading) at NFE 5 and 6
+    assert sorted(data["parity"]) == ["5", "6"]
+    assert all(data["shipped"][n]["peer"] == "dpm-3m-nolof, timestep_spacing=leading" for n in data["parity"])
+    relative = max(p["relative"] for p in data["parity"].values())
+    per_noise = max(p["max_per_noise"] for p in data["parity"].values())
+    assert (f"RMS errors equal to {_at_most(relative)} relative at NFE 5 and 6, every noise's to "
+            f"{_at_most(per_noise)}") in flat
+    on_grid = {n: {r["method"]: r for r in _rows(data, n, scan=False)} for n in (5, 6, 8)}
+    assert all(r["grid"] == "leading-multistep" for rows in on_grid.values() for r in rows.values())
+    for n in (5, 6):
+        best = min(on_grid[n].values(), key=lambda r: r["error"])
+        assert best["method"] == nolof and f"{best['to_peer']['ratio']:.3f}" == "1.000"  # no other beats it
+
+    # the other methods on that grid at NFE 5-6, named in the order of their ratios at NFE 5
+    others = sorted((m for m in on_grid[5] if m not in (nolof, "ipndm")), key=lambda m: on_grid[5][m]["error"])
+    ratios = [on_grid[n][m]["to_peer"]["ratio"] for n in (5, 6) for m in others]
+    ipndm = [on_grid[n]["ipndm"]["to_peer"]["ratio"] for n in (5, 6)]
+    assert (f"({', '.join(f'`{m}`' for m in others)}: {min(ratios):.2f}-{max(ratios):.2f} times the peer; "
+            f"`ipndm` {min(ipndm):.1f}-{max(ipndm):.1f})") in flat
+
+    # at NFE 8 the best on leading-multistep is ipndm-v, against the best peer (DEIS)
+    best8 = min(on_grid[8].values(), key=lambda r: r["error"])
+    assert best8["method"] == "ipndm-v" and data["shipped"]["8"]["peer"].startswith("deis, ")
+    assert f"at NFE 8 `ipndm-v` on it is {_ratio(best8)} times the best peer (DEIS)" in flat
+
+    # tuned equal spacings: the best of the scan at NFE 5 and 6, and the finer scan keeps t_last and the ratios
+    best = {n: min(_rows(data, n, scan=True), key=lambda r: r["error"]) for n in (5, 6)}
+    cells = [f"{_ratio(best[n])} (`{best[n]['method']}`, {_scan_ends(best[n])[0]} to {_scan_ends(best[n])[1]}) "
+             f"at NFE {n}" for n in (5, 6)]
+    assert f"give {cells[0]} and {cells[1]}" in flat
+    assert "keeps `t_last = 100` and these ratios to 0.01" in flat
+    for n in (5, 6):
+        finer = min(_rows(refined, n, scan=True), key=lambda r: r["error"])
+        assert _scan_ends(finer)[1] == _scan_ends(best[n])[1] == 100
+        assert abs(round(finer["to_peer"]["ratio"], 2) - round(best[n]["to_peer"]["ratio"], 2)) <= 0.01

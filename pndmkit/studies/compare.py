@@ -117,9 +117,11 @@ TOP_TOLERANCE = 1e-3
 #: dimensions, in ``y``) while the summaries' intervals are computed; the result returned holds none of them
 SAMPLE_ERRORS = "sample_errors"
 
-#: the row field of a run's grid as noise levels ``s = sigma / alpha``, first to last: a pndmkit run's grid times,
-#: a peer's levels at its model calls and its end level. Levels, not option names: pndmkit names its grid
-#: ``"quadratic to t=0"`` where the peer handed it names it ``"grid=quadratic"``
+#: key under which a row carries its run's grid as noise levels ``s = sigma / alpha``, first to last (a pndmkit
+#: run's grid times, a peer's levels at its model calls and its end level) while the summaries mark their parity
+#: checks (:func:`is_parity`); the result returned holds none of them, only each summary's ``parity`` flag.
+#: Levels, not option names: pndmkit names its grid ``"quadratic to t=0"`` where the peer handed it names it
+#: ``"grid=quadratic"``
 GRID_LEVELS = "grid_levels"
 
 #: relative tolerance of :func:`is_parity` on grid levels: one grid on pndmkit's float64 schedule and on a
@@ -744,9 +746,10 @@ def _y(x: np.ndarray, s: float) -> np.ndarray:
 def _score_runs(runs: Sequence[_Run], on_top: Sequence[bool], start_of: Callable[[_Run, bool], np.ndarray],
                 ref: dict[float, np.ndarray], log: Callable[[str], None]) -> tuple:
     """Launch every run from ``start_of(run, on_top)`` and score its end point against ``ref[run.s_end]`` (RMS in
-    ``y``; each finite row also carries its per-sample mean squared errors under :data:`SAMPLE_ERRORS` until
-    :func:`_drop_sample_errors`); return ``(best, best_shared_grids, outputs, rows, optimized_rows,
-    rows_of_run)``, the first three keyed by (side, method, NFE), the last by the run's index in ``runs``."""
+    ``y``; each finite row also carries its per-sample mean squared errors under :data:`SAMPLE_ERRORS` and its
+    grid levels under :data:`GRID_LEVELS` until :func:`_drop_scratch`); return ``(best, best_shared_grids,
+    outputs, rows, optimized_rows, rows_of_run)``, the first three keyed by (side, method, NFE), the last by the
+    run's index in ``runs``."""
     best: dict[tuple[str, str, int], dict] = {}
     shared: dict[tuple[str, str, int], dict] = {}  # best over the grid options diffusers also has
     outputs: dict[tuple[str, str, int], np.ndarray] = {}
@@ -768,7 +771,7 @@ def _score_runs(runs: Sequence[_Run], on_top: Sequence[bool], start_of: Callable
         row = {"side": r.side, "method": r.method, "option": r.option, "nfe_target": r.target, "steps": r.steps,
                "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end, "starts_at_top": top,
                "seconds": time.perf_counter() - t0}
-        if r.grid_levels:
+        if r.grid_levels:  # for the summaries' parity checks; dropped from the result
             row[GRID_LEVELS] = [float(s) for s in r.grid_levels]
         if per_sample is not None and math.isfinite(err):  # for the summaries' intervals; dropped from the result
             row[SAMPLE_ERRORS] = per_sample
@@ -906,7 +909,9 @@ def by_nfe(cases: Sequence[dict], nfes: Iterable[int], key: str = "best", builti
             entry["ratio"] = entry["best_pndmkit"]["error"] / entry["best_peer"]["error"]
             entry["ratio_interval"] = _interval(cases, target, (key, "pndmkit", entry["best_pndmkit"]["method"]),
                                                 (key, "peer", entry["best_peer"]["method"]))
-            if is_parity(entry["best_pndmkit"], entry["best_peer"]):
+            ours, peer = ({**entry[label], GRID_LEVELS: _case_levels(cases, key, side, entry[label]["method"], target)}
+                          for side, label in (("pndmkit", "best_pndmkit"), ("peer", "best_peer")))
+            if is_parity(ours, peer):
                 entry["parity"] = True
         if entry:  # one side alone: its best solver, no ratio
             out[str(target)] = entry
@@ -923,9 +928,10 @@ def is_parity(ours: dict, peer: dict) -> bool:
     Parameters
     ----------
     ours, peer : dict
-        Summary entries of :func:`by_nfe` (``best_pndmkit``, ``best_peer``): ``method`` and :data:`GRID_LEVELS`
-        (one list of levels per case; entries without them, as written before they were recorded, are no
-        parity).
+        Summary entries of :func:`by_nfe` (``best_pndmkit``, ``best_peer``): ``method``, and :data:`GRID_LEVELS`
+        (one list of levels per case, or None for a case whose row has none), which :func:`by_nfe` adds from
+        the case rows while those still carry them; entries without levels (a summary made from results read
+        back from a file) are no parity.
 
     Returns
     -------
@@ -958,8 +964,14 @@ def _scored(cases: Sequence[dict], key: str, side: str, target: int, leave_out: 
             continue
         g = math.exp(sum(math.log(r["error"]) for r in rows) / len(rows))
         out[method] = {"method": method, "error": g, "nfe": max(r["nfe"] for r in rows),
-                       "options": [r["option"] for r in rows], GRID_LEVELS: [r.get(GRID_LEVELS) for r in rows]}
+                       "options": [r["option"] for r in rows]}
     return out
+
+
+def _case_levels(cases: Sequence[dict], key: str, side: str, method: str, target: int) -> list:
+    """The grid levels (:data:`GRID_LEVELS`) of ``(side, method)``'s row of ``case[key]`` at NFE ``target`` in each
+    case, None where a case has no such row or the row no levels (rows read back from a file)."""
+    return [(_case_row(case, key, side, method, target) or {}).get(GRID_LEVELS) for case in cases]
 
 
 def _case_row(case: dict, key: str, side: str, method: str, target: int) -> Optional[dict]:
@@ -989,13 +1001,16 @@ def _interval(cases: Sequence[dict], target: int, judged: Any, baseline: Any) ->
     return None if math.isnan(low) else [low, high]
 
 
-def _drop_sample_errors(cases: Sequence[dict], keep: bool = False) -> None:
-    """Remove the per-sample errors (:data:`SAMPLE_ERRORS`) from every row of ``cases``, once the summaries are
-    made, so that the result stays small and JSON-serialisable; ``keep``: turn them into lists of floats instead."""
+def _drop_scratch(cases: Sequence[dict], keep: bool = False) -> None:
+    """Remove the grid levels (:data:`GRID_LEVELS`) and per-sample errors (:data:`SAMPLE_ERRORS`) from every row
+    of ``cases``, once the summaries are made, so that the result stays small and JSON-serialisable; ``keep``:
+    turn the per-sample errors into lists of floats instead."""
     for case in cases:
         for value in case.values():
             if isinstance(value, list):
                 for row in value:
+                    if isinstance(row, dict):
+                        row.pop(GRID_LEVELS, None)
                     if isinstance(row, dict) and SAMPLE_ERRORS in row:
                         errors = row.pop(SAMPLE_ERRORS)
                         if keep:
@@ -1171,7 +1186,7 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
         result["by_nfe_optimized"] = by_nfe_optimized(cases, cfg.nfes)
     if cfg.auto:
         result["by_nfe_auto"] = by_nfe_auto(cases, cfg.nfes)
-    _drop_sample_errors(cases)
+    _drop_scratch(cases)
     return {**result, "cases": cases}
 
 
@@ -1414,7 +1429,7 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
               "by_nfe_peers_on_pndmkit_grids": by_nfe([case], cfg.nfes, builtin_only=False)}
     if given:
         result["by_nfe_optimized"] = by_nfe_optimized([case], cfg.nfes)
-    _drop_sample_errors([case], keep=bool(sample_errors))
+    _drop_scratch([case], keep=bool(sample_errors))
     return {**result, "cases": [case]}
 
 
