@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import re
 import warnings
 
 import numpy as np
@@ -1502,3 +1503,75 @@ def test_the_source_fields_are_read_once_per_class():
     for name in SOURCES:
         own = frozenset(inspect.signature(getattr(diffusers, name).__init__).parameters) - {"self", "kwargs"}
         assert config.init_fields(name) == own and config.init_fields(name) is config.init_fields(name)
+
+
+# -- a method of the source's own family, of another order or algorithm than the config's: said, with the fix ------
+OWN_METHOD = [  # (source, config, method run, expected message, the registered method that reproduces the source)
+    ("DEISMultistepScheduler", dict(), "deis-3",
+     r"^DEISMultistepScheduler's solver_order=2 runs DEIS-2M, which pndmkit does not have; method='deis-3' runs "
+     r"DEIS-3M instead \(the method is pndmkit's: the config's solver_order chooses only the source's own\)$", None),
+    ("DPMSolverMultistepScheduler", dict(solver_order=3), "dpm-solver++-2m",
+     r"^DPMSolverMultistepScheduler's solver_order=3 runs DPM-Solver\+\+\(3M\); method='dpm-solver\+\+-2m' runs "
+     r"DPM-Solver\+\+\(2M\) instead: pass method='dpm-solver\+\+-3m' to reproduce it$", "dpm-solver++-3m"),
+    ("DPMSolverMultistepScheduler", dict(algorithm_type="dpmsolver", final_sigmas_type="sigma_min"),
+     "dpm-solver++-2m",
+     r"^DPMSolverMultistepScheduler's algorithm_type='dpmsolver' runs DPM-Solver\(2M\); method='dpm-solver\+\+-2m' "
+     r"runs DPM-Solver\+\+\(2M\) instead: pass method='dpm-solver-2m' to reproduce it$", "dpm-solver-2m"),
+    ("UniPCMultistepScheduler", dict(solver_order=2), "unipc-3",
+     r"^UniPCMultistepScheduler's solver_order=2 runs UniPC-2; method='unipc-3' runs UniPC-3 instead: pass "
+     r"method='unipc-2' to reproduce it$", "unipc-2"),
+    ("DPMSolverMultistepScheduler", dict(solver_order=1), "dpm-solver++-2m",
+     r"^DPMSolverMultistepScheduler's solver_order=1 runs first-order steps \(DDIM's\); method='dpm-solver\+\+-2m' "
+     r"runs DPM-Solver\+\+\(2M\) instead: pass method='ddim' to reproduce it$", "ddim"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # diffusers deprecates algorithm_type='dpmsolver'
+@pytest.mark.parametrize("source,config,method,message,fix", OWN_METHOD)
+def test_a_method_of_the_sources_family_but_not_its_order_or_algorithm_is_said_once(source, config, method,
+                                                                                      message, fix):
+    """solver_order / algorithm_type choose only the source's own method, which pndmkit does not follow (the
+    method passed runs); where the method passed is the source's counterpart of another order or algorithm, one
+    ConventionWarning at from_config names the field, its value, the method that runs and the one that reproduces
+    the config. The method that runs is not the source's (its samples differ), and the one named reproduces it."""
+    theirs = counted(getattr(diffusers, source)(**config))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+        ours.set_timesteps(10)
+    said = [str(w.message) for w in seen if issubclass(w.category, ConventionWarning)]
+    assert len(said) == 1 and re.match(message, said[0]), said
+    x_T = noise((4, 16), 1)
+    a, calls = pipeline_loop(theirs, 10, x_T)
+    b, _ = pipeline_loop(ours, 10, x_T)
+    assert theirs.steps == calls == 10 and ours.integrator.name == method
+    assert rel(b, a) > 1e-3
+    if fix is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConventionWarning)
+            fixed = PNDMKitScheduler.from_config(theirs.config, method=fix)
+            c, _ = pipeline_loop(fixed, 10, x_T)
+        assert rel(c, a) < 2e-5
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("source,config,method", [
+    ("DPMSolverMultistepScheduler", dict(), "dpm-solver++-2m"),  # defaults and the default counterpart
+    ("DPMSolverMultistepScheduler", dict(solver_order=3), "dpm-solver++-3m"),
+    ("DPMSolverMultistepScheduler", dict(solver_type="heun"), "dpm-solver++-2m"),
+    ("DPMSolverMultistepScheduler", dict(algorithm_type="dpmsolver", final_sigmas_type="sigma_min"), "dpm-solver-2m"),
+    ("DPMSolverMultistepScheduler", dict(solver_order=3), "ipndm"),  # another family: the method is pndmkit's
+    ("DPMSolverMultistepScheduler", dict(solver_order=3), "deis-3"),
+    ("UniPCMultistepScheduler", dict(), "unipc-2"),
+    ("UniPCMultistepScheduler", dict(solver_order=3), "unipc-3"),
+    ("UniPCMultistepScheduler", dict(solver_order=3), "dpm-solver++-3m"),
+    ("DEISMultistepScheduler", dict(solver_order=3), "deis-3"),
+    ("DEISMultistepScheduler", dict(), "f-pndm"),
+])
+def test_a_method_matching_the_configs_order_and_algorithm_or_of_another_family_is_not_told(source, config,
+                                                                                             method, recwarn):
+    """No word where the method is what the config's solver_order / algorithm_type run, or of another family."""
+    cfg = getattr(diffusers, source)(**config).config
+    PNDMKitScheduler.from_config(cfg, method=method).set_timesteps(10)
+    said = [str(w.message) for w in recwarn if issubclass(w.category, ConventionWarning)]
+    assert not [text for text in said if "solver_order" in text or "algorithm_type" in text], said

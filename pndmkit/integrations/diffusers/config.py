@@ -38,7 +38,17 @@ step pairs the clipped ``x0`` with the unclipped ``eps``, which no prediction of
 ``method='ddim'`` on a ``DDIMScheduler`` config, one DDIM step per evaluation with nothing kept between steps,
 takes it exactly (:meth:`PNDMKitScheduler.step <pndmkit.integrations.diffusers.PNDMKitScheduler.step>`, its
 ``use_clipped_model_output``). Fields that only choose the *source's* own method (``solver_order``,
-``skip_prk_steps``, ``algorithm_type``, ...) play no part: the method is pndmkit's. The fields that choose the
+``skip_prk_steps``, ``algorithm_type``, ...) play no part: the method is pndmkit's, the one passed. Where that
+method is the source's counterpart of another order or algorithm than the config's ``solver_order`` (and DPM-Solver's
+``algorithm_type``) choose, ``from_config`` says so once with a :class:`ConventionWarning` naming the field, its
+value, the method that runs and the registered method that reproduces the config, or that pndmkit has none
+(``OWN_METHOD_FIELDS`` of :mod:`pndmkit.integrations.diffusers.scheduler`; where the config holds one of them, as
+every diffusers scheduler's config does, the source's defaults filling the other): ``deis-3`` on
+``DEISMultistepScheduler()``, whose default ``solver_order=2`` runs DEIS-2M, which pndmkit does not have;
+``dpm-solver++-2m`` on ``solver_order=3`` (pass ``dpm-solver++-3m``) or on
+``algorithm_type='dpmsolver'`` (pass ``dpm-solver-2m``); ``unipc-3`` on ``solver_order=2`` (pass ``unipc-2``);
+``solver_order=1`` of DPM-Solver and DEIS is a DDIM step (pass ``ddim``). A method of another family (``ipndm`` on a
+DPM-Solver config) runs with no word. The fields that choose the
 *variant* of a method both have (``VARIANT_FIELDS`` of :mod:`pndmkit.integrations.diffusers.scheduler`) are followed
 where the method is the source's counterpart, or refused by name where pndmkit has no such variant:
 
@@ -48,7 +58,8 @@ where the method is the source's counterpart, or refused by name where pndmkit h
 * ``UniPCMultistepScheduler`` with ``unipc-2/3``: followed, ``solver_type`` (``B(h)``), ``lower_order_final`` and
   ``predict_x0=False`` (UniPC on ``eps``, through the DDIM transfer; refused on flow matching, as the source refuses
   it); refused by name, a non-empty ``disable_corrector`` and a ``solver_p``;
-* ``DEISMultistepScheduler`` with ``deis-3``: followed, ``lower_order_final``.
+* ``DEISMultistepScheduler`` with ``deis-3``: followed, ``lower_order_final`` (``deis-3`` is the source's
+  ``solver_order=3``; its default ``solver_order=2``, DEIS-2M, has no pndmkit counterpart).
 
 Three conventions of a source's grid are followed where the method is the source's counterpart:
 
@@ -90,7 +101,8 @@ moves each sample to ``t - T // N`` and evaluates the next one elsewhere; pndmki
 A method passed built (an ``Integrator``, or a ``MethodSpec`` not registered under its name) is used as built, and
 a variant field that chooses another variant is refused naming the field. Every other field of these sources
 (``solver_order``, ``algorithm_type``, DEIS's ``solver_type``, DPM-Solver singlestep's ``lower_order_final``, ...)
-chooses the source's own method, or sets its grid, table or network convention (above). Every field stays in the
+chooses the source's own method (told where it differs from the method passed, above), or sets its grid, table or
+network convention (above). Every field stays in the
 config, so a config survives a round trip through pndmkit.
 
 The other direction, a pndmkit schedule as a diffusers table, is :func:`table_from_schedule`;

@@ -295,6 +295,91 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
     return dataclasses.replace(integrator, estimator=wanted, transfer=transfer)
 
 
+#: the fields by which a source chooses its *own* method within the family pndmkit has counterparts of, by source
+#: (read by :func:`_own_method_note`): not followed, since the method is the one passed, but told where they differ
+OWN_METHOD_FIELDS = {
+    "DPMSolverMultistepScheduler": ("solver_order", "algorithm_type"),
+    "EDMDPMSolverMultistepScheduler": ("solver_order", "algorithm_type"),
+    "UniPCMultistepScheduler": ("solver_order",),
+    "DEISMultistepScheduler": ("solver_order",),
+}
+#: the registered pndmkit method that runs what a source's own method fields choose, by family and
+#: ``(order, algorithm)`` (``None`` where pndmkit has none); order 1 is a DDIM step in each family but UniPC's,
+#: whose corrector still runs
+_OWN_METHODS = {
+    "dpm": {(1, "dpmsolver++"): "ddim", (1, "dpmsolver"): "ddim", (2, "dpmsolver++"): "dpm-solver++-2m",
+            (3, "dpmsolver++"): "dpm-solver++-3m", (2, "dpmsolver"): "dpm-solver-2m"},
+    "unipc": {(2, None): "unipc-2", (3, None): "unipc-3"},
+    "deis": {(1, None): "ddim", (3, None): "deis-3"},
+}
+
+
+def _own_method_name(family: str, order: int, algorithm: Optional[str]) -> str:
+    """The name of a source's own multistep method, for messages (``DPM-Solver++(3M)``, ``UniPC-2``, ``DEIS-2M``)."""
+    if family == "dpm":
+        return f"DPM-Solver{'++' if algorithm == 'dpmsolver++' else ''}({order}M)"
+    return f"UniPC-{order}" if family == "unipc" else f"DEIS-{order}M"
+
+
+def _own_method_note(integrator: Integrator, translation: Translation) -> Optional[str]:
+    """What a :class:`ConventionWarning` tells where ``integrator`` is of the source's own family but another
+    order or algorithm than the config's own method fields (:data:`OWN_METHOD_FIELDS`: ``solver_order``, and
+    ``algorithm_type`` of DPM-Solver) choose; ``None`` where they agree, where the method is of another family
+    (``ipndm`` on a DPM-Solver config: the method is pndmkit's), and where the config holds none of those fields
+    (a scheduler's own config holds them all; the source's defaults fill any one missing).
+
+    The families: DPM-Solver(++) multistep (:class:`~pndmkit.exponential.ExponentialMultistep` with
+    ``"dpm-solver"`` weights, DPM-Solver++ on :class:`~pndmkit.transfers.DataTransfer`, DPM-Solver on
+    :class:`~pndmkit.transfers.DDIMTransfer`) on ``DPMSolverMultistepScheduler`` and
+    ``EDMDPMSolverMultistepScheduler``; :class:`~pndmkit.exponential.UniPC` on ``UniPCMultistepScheduler``; DEIS
+    multistep (``"exact"`` weights on the DDIM transfer) on ``DEISMultistepScheduler``. The message names the
+    fields, their values, the method that runs and the registered method that reproduces the config (or says
+    that pndmkit has none: DEIS-2M, DEIS's default, and DPM-Solver(3M) on ``eps``).
+
+    Parameters
+    ----------
+    integrator : Integrator
+        The method as built from the name (or as passed), before the config's variant fields.
+    translation : Translation
+        The config read.
+    """
+    source, config = translation.source, translation.config
+    fields = OWN_METHOD_FIELDS.get(source, ())
+    if not any(key in config for key in fields):
+        return None
+    estimator, transfer = integrator.estimator, integrator.transfer
+    body, _ = _exponential_body(estimator)
+    if isinstance(estimator, UniPC) and source == "UniPCMultistepScheduler":
+        family, order, algorithm = "unipc", estimator.formula_order, None
+    elif body is not None and body.weights == "dpm-solver" and source in _DPM_SOURCES:
+        family, order = "dpm", body.formula_order
+        algorithm = "dpmsolver++" if isinstance(transfer, DataTransfer) else "dpmsolver"
+    elif (body is not None and body is estimator and body.weights == "exact" and isinstance(transfer, DDIMTransfer)
+          and source == "DEISMultistepScheduler"):
+        family, order, algorithm = "deis", body.formula_order, None
+    else:
+        return None
+    import diffusers
+
+    defaults = inspect.signature(getattr(diffusers, source).__init__).parameters
+    value = {key: config.get(key, defaults[key].default) for key in fields}
+    theirs = (value["solver_order"], value.get("algorithm_type"))
+    if theirs == (order, algorithm):
+        return None
+    differ = [key for key, ran in zip(fields, (order, algorithm)) if value[key] != ran]
+    named = " and ".join(f"{key}={value[key]!r}" for key in differ)
+    verb = "runs" if len(differ) == 1 else "run"
+    runs = ("first-order steps (DDIM's)" if theirs[0] == 1 and family != "unipc"
+            else _own_method_name(family, *theirs))
+    ours = f"method={integrator.name or 'the method'!r} runs {_own_method_name(family, order, algorithm)}"
+    fix = _OWN_METHODS[family].get(theirs)
+    if fix is None:
+        chooses = "chooses" if len(differ) == 1 else "choose"
+        return (f"{source}'s {named} {verb} {runs}, which pndmkit does not have; {ours} instead (the method is "
+                f"pndmkit's: the config's {' and '.join(differ)} {chooses} only the source's own)")
+    return f"{source}'s {named} {verb} {runs}; {ours} instead: pass method={fix!r} to reproduce it"
+
+
 class SourcePRK(RungeKutta):
     """PNDM's pseudo RK4 (PRK) with its midpoint stages where diffusers' ``PNDMScheduler`` puts them.
 
@@ -520,7 +605,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self.schedule = self.translation.schedule
         method = self._method
         self._registered = isinstance(method, str) or self._is_registered(method)
-        self.integrator = _config_variant(_integrator(method, self.schedule), self._hand_built(), self.translation)
+        built = _integrator(method, self.schedule)
+        self.integrator = _config_variant(built, self._hand_built(), self.translation)
+        note = _own_method_note(built, self.translation)
+        if note is not None:  # from_config builds twice: first without the source's fields, so this says it once
+            warnings.warn(note, ConventionWarning, stacklevel=3)
         self._configured = self.integrator  # the method on grids without a zero-length last step
         if not isinstance(method, str):  # a config is JSON: keep a registered name, mark anything else
             name = method.name
