@@ -391,7 +391,12 @@ class GridKind(NamedTuple):
         :class:`DiscreteVP` it is ``uniform`` rounded to training indices; ``shifted`` is ``uniform`` on
         every schedule without a time shift).
     in_diffusers : bool
-        diffusers offers it (``timestep_spacing``, ``use_karras_sigmas``, ``use_lu_lambdas``).
+        diffusers offers it (``timestep_spacing``, ``use_karras_sigmas``, ``use_lu_lambdas``) for some of its
+        schedulers: ``linspace`` is the ``timestep_spacing="linspace"`` of DDIM, DDPM and PNDM only (999, 749, 500,
+        250, 0 at 5 steps of 1000); DPM-Solver multistep, UniPC and DEIS lay out ``N + 1`` points and drop the
+        last (999, 799, 599, 400, 200), Euler does not round (999, 749.25, ...), and neither layout is a grid kind
+        (:class:`~pndmkit.integrations.diffusers.PNDMKitScheduler` reproduces both from the source's own
+        ``set_timesteps``).
     floored : bool
         Ending at ``abar = 1`` it stops at the lowest positive level (the first table index of a
         discrete schedule, ``s = S_FLOOR`` otherwise) and takes one last step to the end.
@@ -417,6 +422,11 @@ class GridKind(NamedTuple):
 #: every grid kind: a new kind is one entry here (its ``build`` function above)
 GRID_KINDS = {
     "uniform": GridKind("t", _t_uniform, in_diffusers=True, default_for="continuous"),
+    # diffusers' timestep_spacing="linspace" of DDIMScheduler, DDPMScheduler and PNDMScheduler only (999, 749, 500,
+    # 250, 0 at 5 steps of 1000). DPMSolverMultistepScheduler, UniPCMultistepScheduler and DEISMultistepScheduler lay
+    # out N + 1 points and drop the last (999, 799, 599, 400, 200), and EulerDiscreteScheduler does not round
+    # (999, 749.25, ...): neither is a make_grid kind (PNDMKitScheduler reproduces both, from the source's own
+    # set_timesteps)
     "linspace": GridKind("t (training indices on a DiscreteVP)", _t_uniform, same_as="uniform", in_diffusers=True),
     "quadratic": GridKind("sqrt(t - t_end)", _quadratic),
     "logsnr": GridKind("lambda = -log s", _logsnr, in_diffusers=True, floored=True),
