@@ -456,6 +456,50 @@ def test_every_k_diffusion_name_defined_here_means_k_diffusions_algorithm(n, y_s
     assert sample_euler.__name__ == "sample_euler"
 
 
+def start_at(sigma, seed=0):
+    """A start x = x0 + sigma * noise of the test's data at sigma."""
+    rng = np.random.default_rng(seed)
+    return MU + np.sqrt(VAR) * rng.standard_normal((4, 3)) + sigma * rng.standard_normal((4, 3))
+
+
+def sigmas_not_ending_at_zero(n):
+    """Karras sigmas ending at sigma_min (``get_sigmas_karras(n, ...)[:-1]``), the first half of a split of 2n
+    Karras steps (ending above 0), and its second half (ComfyUI's ``SplitSigmas``), which ends at 0 and starts
+    low."""
+    full = karras(2 * n)
+    return {"sigma_min": karras(n)[:-1], "first half": full[: n + 1], "second half": full[n:]}
+
+
+@pytest.mark.parametrize("n", [3, 5, 12])
+def test_every_k_diffusion_name_means_k_diffusions_algorithm_on_sigmas_not_ending_at_zero(n):
+    """k-diffusion's algorithms do not depend on the sigmas ending at 0 (they step at first order to 0 only), so
+    neither may the samplers of their names: ComfyUI's split schedules start low or end above 0."""
+    for kind, sigmas in sigmas_not_ending_at_zero(n).items():
+        x = start_at(sigmas[0])
+        for name, definition in DEFINITIONS.items():
+            np.testing.assert_allclose(getattr(kd, name)(denoiser, x, sigmas, disable=True),
+                                       definition(denoiser, x, sigmas), rtol=1e-12, atol=1e-12,
+                                       err_msg=f"{name} {kind}")
+        np.testing.assert_allclose(kd.sample_ipndm(denoiser, x, sigmas, disable=True),  # ComfyUI's, to the same
+                                   comfyui_ipndm_from_its_definition(denoiser, x, sigmas), rtol=1e-12, atol=1e-12,
+                                   err_msg=f"sample_ipndm {kind}")
+
+
+def test_sample_dpmpp_2m_does_not_lower_its_last_step_above_zero():
+    """The registered dpm-solver++-2m lowers the last of fewer than 15 steps to first order, as diffusers does;
+    k-diffusion does not, and on 5 Karras sigmas ending at sigma_min the two are this far apart on the test's data
+    (on sigmas ending at 0 the lowered step is the first-order step to 0 of both: the same numbers)."""
+    sigmas = karras(5)[:-1]
+    x = start_at(sigmas[0])
+    ours = kd.sample_dpmpp_2m(denoiser, x, sigmas, disable=True)
+    lowered = kd.sample_dpm_solver_pp_2m(denoiser, x, sigmas, disable=True)
+    assert np.abs(ours - lowered).max() == pytest.approx(0.239, abs=0.001)
+    np.testing.assert_allclose(ours, dpmpp_2m_from_its_definition(denoiser, x, sigmas), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(kd.sample_dpmpp_2m(denoiser, x, karras(5), disable=True),
+                                  kd.sample_dpm_solver_pp_2m(denoiser, x, karras(5), disable=True))
+    assert "lower_order_final=False" in kd.sample_dpmpp_2m.__doc__
+
+
 def test_pndmkits_euler_has_its_own_name_and_is_not_k_diffusions(y_start):
     """pndmkit's ``euler`` steps the VP sample x, k-diffusion's Euler steps y = x / alpha: on these data at 10
     Karras steps they differ by 0.38, so they must not share a name."""

@@ -17,15 +17,19 @@ name is a Python identifier, :func:`sampler_name`: ``sample_f_pndm``, ``sample_p
 ``sample_dpm_solver_pp_2m`` for ``dpm-solver++-2m``; :data:`SAMPLERS` maps these names to the samplers, one
 name per method, for code that looks samplers up by name, and the module exposes them as attributes.
 
-k-diffusion's own names mean k-diffusion's algorithms here, so that code written for
-``import k_diffusion.sampling as K`` runs the same method with this module in its place
-(:data:`K_DIFFUSION_EQUIVALENTS`): ``sample_euler`` (Karras et al. 2022, Algorithm 2 with Euler steps) is
-pndmkit's ``ddim``, ``sample_heun`` (Algorithm 2) is ``pie``, ``sample_lms`` (linear multistep in ``sigma``,
-``order=4``) is ``ipndm-v`` (``order=1`` is ``ddim``; other orders are refused by name) and ``sample_dpmpp_2m`` is
-``dpm-solver++-2m``. k-diffusion's other samplers have no deterministic equivalent here
-(:data:`K_DIFFUSION_WITHOUT_EQUIVALENT`: ancestral and SDE samplers add noise; ``sample_dpm_2``,
-``sample_dpm_fast`` and ``sample_dpm_adaptive`` are single-step solvers pndmkit does not have): those names are
-not defined, and reading one raises ``AttributeError`` naming the nearest sampler here. A pndmkit method whose
+k-diffusion's own names mean k-diffusion's algorithms here, so that code written for ``import k_diffusion.sampling
+as K`` runs the same method with this module in its place (:data:`K_DIFFUSION_EQUIVALENTS`): ``sample_euler``
+(Karras et al. 2022, Algorithm 2 with Euler steps) is pndmkit's ``ddim``, ``sample_heun`` (Algorithm 2) is ``pie``,
+``sample_lms`` (linear multistep in ``sigma``, ``order=4``) is ``ipndm-v`` (``order=1`` is ``ddim``; other orders
+are refused by name) and ``sample_dpmpp_2m`` is ``dpm-solver++-2m`` without its lowered last step
+(``lower_order_final=False``: k-diffusion takes a first-order step only first and to ``sigma = 0``; the registered
+method also lowers the last step of fewer than 15, as diffusers does, which is the same step on sigmas ending at 0
+but not on sigmas ending above 0). These equivalences hold on any strictly decreasing sigmas, ending at 0 or above
+it (a split schedule's second half, as ComfyUI's ``SplitSigmas`` gives, included):
+``tests/test_integrations_k_diffusion.py`` checks each to 1e-12. k-diffusion's other samplers have no deterministic
+equivalent here (:data:`K_DIFFUSION_WITHOUT_EQUIVALENT`: ancestral and SDE samplers add noise; ``sample_dpm_2``,
+``sample_dpm_fast`` and ``sample_dpm_adaptive`` are single-step solvers pndmkit does not have): those names are not
+defined, and reading one raises ``AttributeError`` naming the nearest sampler here. A pndmkit method whose
 ``sample_<identifier>`` would be one of k-diffusion's names gets the suffix ``_pndmkit`` instead: pndmkit's
 ``euler`` (classical Euler on the VP sample ``x``, not k-diffusion's Euler on ``x / alpha``) is
 ``sample_euler_pndmkit``.
@@ -74,10 +78,12 @@ from pndmkit import schedules as _schedules
 from pndmkit._backend import match_dtype
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
+from pndmkit.exponential import dpm_solver_multistep
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method, identifier
 from pndmkit.models import converted_from
 from pndmkit.sampling import check_start, check_start_scale
+from pndmkit.transfers import DataTransfer
 
 __all__ = ["SigmaVP", "sample", "sampler", "sampler_name", "SAMPLERS", "NOISE_KEYWORDS", "K_DIFFUSION_EQUIVALENTS",
            "K_DIFFUSION_WITHOUT_EQUIVALENT", "LMS_ORDERS", "COMFYUI_EQUIVALENTS", "COMFYUI_WITHOUT_EQUIVALENT",
@@ -393,8 +399,10 @@ def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float],
 
 #: k-diffusion's sampler names (``k_diffusion.sampling``) that mean the same algorithm here -> the pndmkit
 #: method that is it (``tests/test_integrations_k_diffusion.py`` checks each against the algorithm written from
-#: its definition, to 1e-12): Euler and Heun steps of Karras et al. (2022), Algorithm 2, without churn; the
-#: linear multistep method in sigma (order 4); DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Algorithm 2)
+#: its definition, to 1e-12, on sigmas ending at 0 and above 0): Euler and Heun steps of Karras et al. (2022),
+#: Algorithm 2, without churn; the linear multistep method in sigma (order 4); DPM-Solver++(2M) (Lu et al. 2022,
+#: arXiv 2211.01095, Algorithm 2), which ``sample_dpmpp_2m`` runs with ``lower_order_final=False`` (the registered
+#: ``dpm-solver++-2m`` is the same numbers on sigmas ending at 0 and on 15 steps or more)
 K_DIFFUSION_EQUIVALENTS: Mapping[str, str] = {"sample_euler": "ddim", "sample_heun": "pie", "sample_lms": "ipndm-v",
                                               "sample_dpmpp_2m": "dpm-solver++-2m"}
 
@@ -497,6 +505,20 @@ _ALIAS_OPTIONS: dict[str, tuple[str, int, Mapping[int, tuple[str, str]], str]] =
 }
 
 
+def _k_diffusion_dpmpp_2m(sigma_max: float) -> Integrator:
+    """k-diffusion's DPM-Solver++(2M) on :class:`SigmaVP`: pndmkit's ``dpm-solver++-2m`` estimator without the lowered
+    last step (``lower_order_final=False``). k-diffusion takes a first-order step only first and to ``sigma = 0``
+    (where ``lambda`` is infinite, which every exponential multistep step takes at first order); the registered
+    ``dpm-solver++-2m`` also lowers the last step of a grid of fewer than 15 steps, as diffusers does, which on
+    sigmas ending at 0 is that same step to 0 and on sigmas ending above 0 is not."""
+    return Integrator(dpm_solver_multistep(2, lower_order_final=False), DataTransfer(SigmaVP(sigma_max)),
+                      "dpm-solver++-2m (lower_order_final=False)")
+
+
+#: aliases that run an unregistered variant of their equivalent method: alias -> the builder on SigmaVP(sigmas[0])
+_ALIAS_VARIANTS: dict[str, Callable[[float], Integrator]] = {"sample_dpmpp_2m": _k_diffusion_dpmpp_2m}
+
+
 def _alias(attr: str) -> Callable[..., Any]:
     """k-diffusion's or ComfyUI's sampler ``attr`` (a key of :data:`K_DIFFUSION_EQUIVALENTS` or
     :data:`COMFYUI_EQUIVALENTS`) as its equivalent here."""
@@ -517,12 +539,19 @@ def _alias(attr: str) -> Callable[..., Any]:
                     or int(value) not in table:
                 raise ValueError(f"{keyword}={value!r}: " + message.format(value=value))
             methods = table[int(value)]
-        method = methods[0] if _sigmas(sigmas)[-1] == 0.0 else methods[1]
+        levels = _sigmas(sigmas)
+        method: Union[str, Integrator] = methods[0] if levels[-1] == 0.0 else methods[1]
+        if attr in _ALIAS_VARIANTS:
+            method = _ALIAS_VARIANTS[attr](levels[0])
         return sample(model, x, sigmas, method=method, extra_args=extra_args, callback=callback, disable=disable,
                       **options)
 
     run.__name__ = run.__qualname__ = attr
-    if at_zero == above_zero:
+    if attr in _ALIAS_VARIANTS:
+        run.__doc__ = (f"k-diffusion's {attr}, as pndmkit's {at_zero!r} without its lowered last step "
+                       f"(lower_order_final=False; the same algorithm on any sigmas; see "
+                       f":data:`K_DIFFUSION_EQUIVALENTS` and :func:`sample`).")
+    elif at_zero == above_zero:
         run.__doc__ = (f"k-diffusion's {attr}, as pndmkit's {at_zero!r} (the same algorithm; see "
                        f":data:`K_DIFFUSION_EQUIVALENTS` and :func:`sample`).")
     else:
