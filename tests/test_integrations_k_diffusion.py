@@ -500,6 +500,29 @@ def test_sample_dpmpp_2m_does_not_lower_its_last_step_above_zero():
     assert "lower_order_final=False" in kd.sample_dpmpp_2m.__doc__
 
 
+def test_a_denoiser_that_returns_nan_raises_at_the_end(y_start):
+    """k-diffusion returns the NaNs silently; pndmkit.sample raises FloatingPointError at the end, and so do these
+    samplers (one check of the end, on sigmas ending at 0, where the last step is the data step, and above 0)."""
+    calls = []
+
+    def nan_at_one(x, sigma):
+        calls.append(float(sigma[0]))
+        out = denoiser(x, sigma)
+        return out * np.nan if len(calls) == 2 else out
+
+    for sigmas, run in ((karras(6), kd.sample_heun), (karras(6)[:-1], kd.sample_heun), (karras(6), kd.sample_dpmpp_2m),
+                        (karras(6)[:-1], kd.sample_lms)):
+        calls.clear()
+        with pytest.raises(FloatingPointError) as info:
+            run(nan_at_one, y_start, sigmas, disable=True)
+        assert str(info.value).startswith(f"the sample at sigmas[-1] = {sigmas[-1]:g} of pndmkit's ")
+        assert str(info.value).endswith(" is not finite (NaN or inf) although x was: the denoiser returned a NaN or "
+                                        "infinite x0 at some sigma (or the steps overflowed); check model(x, sigma) "
+                                        "on these sigmas")
+        assert info.value.x.shape == y_start.shape and np.isnan(info.value.x).all()
+        assert len(calls) > 2  # the run went on to its end: no check per step
+
+
 def test_pndmkits_euler_has_its_own_name_and_is_not_k_diffusions(y_start):
     """pndmkit's ``euler`` steps the VP sample x, k-diffusion's Euler steps y = x / alpha: on these data at 10
     Karras steps they differ by 0.38, so they must not share a name."""

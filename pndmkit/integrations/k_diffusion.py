@@ -75,7 +75,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pndmkit import schedules as _schedules
-from pndmkit._backend import match_dtype
+from pndmkit._backend import all_finite, match_dtype
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.exponential import dpm_solver_multistep
@@ -303,6 +303,10 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         Bad ``sigmas``; an ``x`` that is not a floating array or tensor with a batch axis, or has a NaN or
         infinite entry; an adaptive or unknown method, a model that returns ``eps`` instead of ``x0`` (a
         :func:`pndmkit.models.guided` model), ``s_churn`` or ``eta`` other than 0, an unknown keyword.
+    FloatingPointError
+        The sample at ``sigmas[-1]`` has a NaN or infinite entry (a denoiser that returned one), checked once at
+        the end of the run as :func:`pndmkit.sample` checks it, with no per-step synchronisation; the sample is
+        the exception's ``x`` attribute.
 
     Notes
     -----
@@ -392,9 +396,25 @@ def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float],
         if result is not None:
             bar.update(1)
         bar.close()
-    if result is None:
-        return run.solution().x * scale(levels[-1])
+    if result is None:  # Run.solution checks the end once for NaN and inf, as pndmkit.sample does; so does this
+        try:
+            return run.solution().x * scale(levels[-1])
+        except FloatingPointError as exc:
+            raise _not_finite(integrator, levels, exc.run.x * scale(levels[-1])) from None  # type: ignore[attr-defined]
+    if not all_finite(result):
+        raise _not_finite(integrator, levels, result)
     return match_dtype(result, x)
+
+
+def _not_finite(integrator: Integrator, levels: list[float], y: Any) -> FloatingPointError:
+    """The error of a run whose end ``y`` has a NaN or infinite entry from a finite start; ``y`` travels as its
+    ``x`` attribute."""
+    err = FloatingPointError(
+        f"the sample at sigmas[-1] = {levels[-1]:g} of pndmkit's {integrator.name or 'method'!r} is not finite "
+        f"(NaN or inf) although x was: the denoiser returned a NaN or infinite x0 at some sigma (or the steps "
+        f"overflowed); check model(x, sigma) on these sigmas")
+    err.x = y  # type: ignore[attr-defined]
+    return err
 
 
 #: k-diffusion's sampler names (``k_diffusion.sampling``) that mean the same algorithm here -> the pndmkit
