@@ -357,8 +357,17 @@ def test_unit_noise_warns_with_k_diffusions_fix():
         kd.sample(denoiser_any, z, karras(4, sigma_max=80.0), disable=True)
     assert len(record) == 1 and record[0].filename == __file__
     message = str(record[0].message)
-    assert message.startswith("x has root mean square ") and " at t=80 of EDM(" in message
-    assert message.endswith("; k-diffusion's samplers take x = x0 + sigma * noise: unit noise times sigmas[0]")
+    rms = float(np.sqrt(np.mean(z**2)))
+    assert message == (f"x has root mean square {rms:.4g}, {80 / rms:.3g} times below sigmas[0] = 80, the least root "
+                       f"mean square a start x = x0 + sigmas[0] * noise has (a start from noise has about "
+                       f"{math.sqrt(1 + 80**2):.6g}); k-diffusion's samplers take x = x0 + sigma * noise: start from "
+                       f"noise with x = noise * sigmas[0]")
+    assert "EDM" not in message and "t=" not in message  # nothing the k-diffusion user did not set up
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"5 times above 80.0062, the root mean square of x = x0 \+ "
+                                                        r"sigmas\[0\] \* noise for unit-variance data") as record:
+        kd.sample_euler(denoiser_any, 5 * 80.00624975587844 * np.ones((8, 4)), karras(4, sigma_max=80.0),
+                        disable=True)  # an alias names its caller's line too
+    assert len(record) == 1 and record[0].filename == __file__
 
 
 def denoiser_any(x, sigma):
@@ -523,6 +532,16 @@ def test_a_denoiser_that_returns_nan_raises_at_the_end(y_start):
         assert len(calls) > 2  # the run went on to its end: no check per step
 
 
+def test_sigmas_of_more_than_one_axis_are_refused_with_their_shape(y_start):
+    for sigmas, shape in ((karras(3)[None], "(1, 4)"), (karras(3).reshape(2, 2), "(2, 2)")):
+        with pytest.raises(TypeError) as info:
+            kd.sample_euler(denoiser, y_start, sigmas, disable=True)
+        assert str(info.value) == (f"sigmas must be a 1-D sequence of numbers, got ndarray of shape {shape}; "
+                                   f"pass sigmas.flatten()")
+    with pytest.raises(TypeError, match=r"^sigmas must be a 1-D sequence of numbers, got ndarray of shape \(\)$"):
+        kd.sample_euler(denoiser, y_start, np.array(3.0), disable=True)
+
+
 def test_pndmkits_euler_has_its_own_name_and_is_not_k_diffusions(y_start):
     """pndmkit's ``euler`` steps the VP sample x, k-diffusion's Euler steps y = x / alpha: on these data at 10
     Karras steps they differ by 0.38, so they must not share a name."""
@@ -537,14 +556,20 @@ def test_pndmkits_euler_has_its_own_name_and_is_not_k_diffusions(y_start):
 
 
 def assert_refuses_other_values(run, keyword, message, y_start, sigmas):
-    """``run`` refuses a value of ``keyword`` without an equivalent with one message that lists the allowed ones,
-    and a misspelt ``keyword`` naming both spellings."""
+    """``run`` refuses an integer value of ``keyword`` without an equivalent with one message that lists the allowed
+    ones, a value that is not an integer saying that ``keyword`` must be one (with the allowed values), and a misspelt
+    ``keyword`` naming both spellings."""
     import re
 
-    for value in (2, 3, 5, True, 4.0):
+    allowed = message.split("; ", 1)[1]
+    for value in (2, 3, 5, np.int64(2)):
         with pytest.raises(ValueError) as info:
             run(denoiser, y_start, sigmas, disable=True, **{keyword: value})
         assert str(info.value) == f"{keyword}={value!r}: " + message.format(value=value)
+    for value in ("4", True, 4.0, None):
+        with pytest.raises(TypeError) as info:
+            run(denoiser, y_start, sigmas, disable=True, **{keyword: value})
+        assert str(info.value) == f"{keyword} must be an integer, got {type(value).__name__} {value!r}; {allowed}"
     with pytest.raises(TypeError, match=re.escape(f"{run.__name__}() got an unexpected keyword argument "
                                                   f"'{keyword[:-2]}'; did you mean '{keyword}'")):
         run(denoiser, y_start, sigmas, disable=True, **{keyword[:-2]: 4})

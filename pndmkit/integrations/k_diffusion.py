@@ -67,7 +67,9 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, Optional, Union
 
@@ -82,7 +84,7 @@ from pndmkit.exponential import dpm_solver_multistep
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method, identifier
 from pndmkit.models import converted_from
-from pndmkit.sampling import check_start, check_start_scale
+from pndmkit.sampling import START_SCALE_FACTOR, PriorScaleWarning, check_start
 from pndmkit.transfers import DataTransfer
 
 __all__ = ["SigmaVP", "sample", "sampler", "sampler_name", "SAMPLERS", "NOISE_KEYWORDS", "K_DIFFUSION_EQUIVALENTS",
@@ -165,6 +167,10 @@ class SigmaVP(_Base):  # type: ignore[misc, valid-type]
 
 
 def _sigmas(sigmas: Any) -> list[float]:
+    shape = getattr(sigmas, "shape", None)
+    if shape is not None and len(shape) != 1:
+        raise TypeError(f"sigmas must be a 1-D sequence of numbers, got {type(sigmas).__name__} of shape "
+                        f"{tuple(shape)}" + ("; pass sigmas.flatten()" if len(shape) > 1 else ""))
     values = sigmas.tolist() if hasattr(sigmas, "tolist") else list(sigmas)
     try:
         out = [float(s) for s in values]
@@ -272,7 +278,7 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         floating dtype, finite entries (checked as :func:`pndmkit.sample` checks ``x_T``), in k-diffusion's scaling: ``x0 + sigma * noise``, so a start from noise is
         ``noise * sigmas[0]`` (k-diffusion's ``torch.randn(...) * sigmas[0]``), not unit noise. A start whose
         root mean square is below ``sigmas[0] / 4`` or above ``4 sqrt(1 + sigmas[0]^2)`` warns
-        (:class:`pndmkit.PriorScaleWarning`).
+        (:class:`pndmkit.PriorScaleWarning`, naming the line that called the sampler).
     sigmas : sequence of float or tensor
         Noise levels, strictly decreasing, ``>= 0`` (the last may be 0, as k-diffusion's ``get_sigmas_*`` give).
     method : str, MethodSpec or Integrator
@@ -339,11 +345,34 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         raise TypeError(f"callback must be callable as callback(dict) or None, got {type(callback).__name__} "
                         f"{callback!r}")
     extra = dict(extra_args or {})
-    check_start_scale(x, _schedules.EDM(min(0.002, levels[0] / 2), levels[0]), levels[0], name="x",
-                      fix="k-diffusion's samplers take x = x0 + sigma * noise: unit noise times sigmas[0]",
-                      stacklevel=2, rms=measured_rms)
+    _check_scale(measured_rms, levels[0])
     with _no_grad(x):
         return _drive(integrator, model, x, levels, extra, callback, disable)
+
+
+def _check_scale(rms: Optional[float], sigma: float) -> None:
+    """Warn (:class:`pndmkit.PriorScaleWarning`) when ``x``, of root mean square ``rms``, is not a sample
+    ``x0 + sigma * noise`` at ``sigma = sigmas[0]``: below ``sigma / F`` (the least such a sample has whatever the
+    data) or above ``F sqrt(1 + sigma^2)`` (its root mean square for unit-variance data, times ``F``),
+    ``F =`` :data:`pndmkit.sampling.START_SCALE_FACTOR`; the bounds of :func:`pndmkit.sampling.check_start_scale`
+    in k-diffusion's variables. The warning names the caller of :func:`sample` or of a sampler."""
+    if rms is None:
+        return
+    scale, factor = math.sqrt(1.0 + sigma * sigma), START_SCALE_FACTOR
+    if sigma / factor <= rms <= factor * scale:
+        return
+    if rms < sigma / factor:
+        times = f"{sigma / rms:.3g} times" if rms > 0 else "infinitely far"
+        what = (f"{times} below sigmas[0] = {sigma:.6g}, the least root mean square a start x = x0 + sigmas[0] * "
+                f"noise has (a start from noise has about {scale:.6g})")
+    else:
+        what = (f"{rms / scale:.3g} times above {scale:.6g}, the root mean square of x = x0 + sigmas[0] * noise for "
+                f"unit-variance data")
+    level, frame = 1, inspect.currentframe()
+    while frame is not None and frame.f_globals.get("__name__") == __name__:  # the first frame outside this module
+        level, frame = level + 1, frame.f_back
+    warnings.warn(f"x has root mean square {rms:.4g}, {what}; k-diffusion's samplers take x = x0 + sigma * noise: "
+                  f"start from noise with x = noise * sigmas[0]", PriorScaleWarning, stacklevel=level)
 
 
 def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float], extra: dict,
@@ -514,14 +543,15 @@ def _alias_methods(attr: str) -> tuple[str, str]:
 
 
 #: the keyword of an alias that picks among equivalents: (keyword, default, value -> (method on sigmas ending at 0,
-#: method otherwise), what the refusal lists)
-_ALIAS_OPTIONS: dict[str, tuple[str, int, Mapping[int, tuple[str, str]], str]] = {
+#: method otherwise), the refusal of an integer without an equivalent, the values allowed)
+_ALIAS_OPTIONS: dict[str, tuple[str, int, Mapping[int, tuple[str, str]], str, str]] = {
     "sample_lms": ("order", 4, {k: (v, v) for k, v in LMS_ORDERS.items()},
-                   "k-diffusion's sample_lms of order {value!r} has no equivalent here; orders: 4 (pndmkit's "
-                   "'ipndm-v', the default) and 1 (pndmkit's 'ddim')"),
+                   "k-diffusion's sample_lms of order {value!r} has no equivalent here",
+                   "orders: 4 (pndmkit's 'ipndm-v', the default) and 1 (pndmkit's 'ddim')"),
     "sample_ipndm": ("max_order", 4, IPNDM_MAX_ORDERS,
-                     "ComfyUI's sample_ipndm of max_order {value!r} has no equivalent here; max_orders: 4 (pndmkit's "
-                     "'ipndm-lof1' on sigmas ending at 0, 'ipndm' otherwise; the default) and 1 (pndmkit's 'ddim')"),
+                     "ComfyUI's sample_ipndm of max_order {value!r} has no equivalent here",
+                     "max_orders: 4 (pndmkit's 'ipndm-lof1' on sigmas ending at 0, 'ipndm' otherwise; the default) "
+                     "and 1 (pndmkit's 'ddim')"),
 }
 
 
@@ -553,11 +583,12 @@ def _alias(attr: str) -> Callable[..., Any]:
                               (option is None or k != option[0])}, keywords)
         methods = (at_zero, above_zero)
         if option is not None:
-            keyword, default, table, message = option
+            keyword, default, table, message, allowed = option
             value = options.pop(keyword, default)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) \
-                    or int(value) not in table:
-                raise ValueError(f"{keyword}={value!r}: " + message.format(value=value))
+            if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{keyword} must be an integer, got {type(value).__name__} {value!r}; {allowed}")
+            if int(value) not in table:
+                raise ValueError(f"{keyword}={value!r}: {message.format(value=value)}; {allowed}")
             methods = table[int(value)]
         levels = _sigmas(sigmas)
         method: Union[str, Integrator] = methods[0] if levels[-1] == 0.0 else methods[1]
