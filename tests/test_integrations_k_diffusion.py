@@ -357,8 +357,17 @@ def test_unit_noise_warns_with_k_diffusions_fix():
         kd.sample(denoiser_any, z, karras(4, sigma_max=80.0), disable=True)
     assert len(record) == 1 and record[0].filename == __file__
     message = str(record[0].message)
-    assert message.startswith("x has root mean square ") and " at t=80 of EDM(" in message
-    assert message.endswith("; k-diffusion's samplers take x = x0 + sigma * noise: unit noise times sigmas[0]")
+    rms = float(np.sqrt(np.mean(z**2)))
+    assert message == (f"x has root mean square {rms:.4g}, {80 / rms:.3g} times below sigmas[0] = 80, the least root "
+                       f"mean square a start x = x0 + sigmas[0] * noise has (a start from noise has about "
+                       f"{math.sqrt(1 + 80**2):.6g}); k-diffusion's samplers take x = x0 + sigma * noise: start from "
+                       f"noise with x = noise * sigmas[0]")
+    assert "EDM" not in message and "t=" not in message  # nothing the k-diffusion user did not set up
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"5 times above 80.0062, the root mean square of x = x0 \+ "
+                                                        r"sigmas\[0\] \* noise for unit-variance data") as record:
+        kd.sample_euler(denoiser_any, 5 * 80.00624975587844 * np.ones((8, 4)), karras(4, sigma_max=80.0),
+                        disable=True)  # an alias names its caller's line too
+    assert len(record) == 1 and record[0].filename == __file__
 
 
 def denoiser_any(x, sigma):
@@ -456,6 +465,83 @@ def test_every_k_diffusion_name_defined_here_means_k_diffusions_algorithm(n, y_s
     assert sample_euler.__name__ == "sample_euler"
 
 
+def start_at(sigma, seed=0):
+    """A start x = x0 + sigma * noise of the test's data at sigma."""
+    rng = np.random.default_rng(seed)
+    return MU + np.sqrt(VAR) * rng.standard_normal((4, 3)) + sigma * rng.standard_normal((4, 3))
+
+
+def sigmas_not_ending_at_zero(n):
+    """Karras sigmas ending at sigma_min (``get_sigmas_karras(n, ...)[:-1]``), the first half of a split of 2n
+    Karras steps (ending above 0), and its second half (ComfyUI's ``SplitSigmas``), which ends at 0 and starts
+    low."""
+    full = karras(2 * n)
+    return {"sigma_min": karras(n)[:-1], "first half": full[: n + 1], "second half": full[n:]}
+
+
+@pytest.mark.parametrize("n", [3, 5, 12])
+def test_every_k_diffusion_name_means_k_diffusions_algorithm_on_sigmas_not_ending_at_zero(n):
+    """k-diffusion's algorithms do not depend on the sigmas ending at 0 (they step at first order to 0 only), so
+    neither may the samplers of their names: ComfyUI's split schedules start low or end above 0."""
+    for kind, sigmas in sigmas_not_ending_at_zero(n).items():
+        x = start_at(sigmas[0])
+        for name, definition in DEFINITIONS.items():
+            np.testing.assert_allclose(getattr(kd, name)(denoiser, x, sigmas, disable=True),
+                                       definition(denoiser, x, sigmas), rtol=1e-12, atol=1e-12,
+                                       err_msg=f"{name} {kind}")
+        np.testing.assert_allclose(kd.sample_ipndm(denoiser, x, sigmas, disable=True),  # ComfyUI's, to the same
+                                   comfyui_ipndm_from_its_definition(denoiser, x, sigmas), rtol=1e-12, atol=1e-12,
+                                   err_msg=f"sample_ipndm {kind}")
+
+
+def test_sample_dpmpp_2m_does_not_lower_its_last_step_above_zero():
+    """The registered dpm-solver++-2m lowers the last of fewer than 15 steps to first order, as diffusers does;
+    k-diffusion does not, and on 5 Karras sigmas ending at sigma_min the two are this far apart on the test's data
+    (on sigmas ending at 0 the lowered step is the first-order step to 0 of both: the same numbers)."""
+    sigmas = karras(5)[:-1]
+    x = start_at(sigmas[0])
+    ours = kd.sample_dpmpp_2m(denoiser, x, sigmas, disable=True)
+    lowered = kd.sample_dpm_solver_pp_2m(denoiser, x, sigmas, disable=True)
+    assert np.abs(ours - lowered).max() == pytest.approx(0.239, abs=0.001)
+    np.testing.assert_allclose(ours, dpmpp_2m_from_its_definition(denoiser, x, sigmas), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(kd.sample_dpmpp_2m(denoiser, x, karras(5), disable=True),
+                                  kd.sample_dpm_solver_pp_2m(denoiser, x, karras(5), disable=True))
+    assert "lower_order_final=False" in kd.sample_dpmpp_2m.__doc__
+
+
+def test_a_denoiser_that_returns_nan_raises_at_the_end(y_start):
+    """k-diffusion returns the NaNs silently; pndmkit.sample raises FloatingPointError at the end, and so do these
+    samplers (one check of the end, on sigmas ending at 0, where the last step is the data step, and above 0)."""
+    calls = []
+
+    def nan_at_one(x, sigma):
+        calls.append(float(sigma[0]))
+        out = denoiser(x, sigma)
+        return out * np.nan if len(calls) == 2 else out
+
+    for sigmas, run in ((karras(6), kd.sample_heun), (karras(6)[:-1], kd.sample_heun), (karras(6), kd.sample_dpmpp_2m),
+                        (karras(6)[:-1], kd.sample_lms)):
+        calls.clear()
+        with pytest.raises(FloatingPointError) as info:
+            run(nan_at_one, y_start, sigmas, disable=True)
+        assert str(info.value).startswith(f"the sample at sigmas[-1] = {sigmas[-1]:g} of pndmkit's ")
+        assert str(info.value).endswith(" is not finite (NaN or inf) although x was: the denoiser returned a NaN or "
+                                        "infinite x0 at some sigma (or the steps overflowed); check model(x, sigma) "
+                                        "on these sigmas")
+        assert info.value.x.shape == y_start.shape and np.isnan(info.value.x).all()
+        assert len(calls) > 2  # the run went on to its end: no check per step
+
+
+def test_sigmas_of_more_than_one_axis_are_refused_with_their_shape(y_start):
+    for sigmas, shape in ((karras(3)[None], "(1, 4)"), (karras(3).reshape(2, 2), "(2, 2)")):
+        with pytest.raises(TypeError) as info:
+            kd.sample_euler(denoiser, y_start, sigmas, disable=True)
+        assert str(info.value) == (f"sigmas must be a 1-D sequence of numbers, got ndarray of shape {shape}; "
+                                   f"pass sigmas.flatten()")
+    with pytest.raises(TypeError, match=r"^sigmas must be a 1-D sequence of numbers, got ndarray of shape \(\)$"):
+        kd.sample_euler(denoiser, y_start, np.array(3.0), disable=True)
+
+
 def test_pndmkits_euler_has_its_own_name_and_is_not_k_diffusions(y_start):
     """pndmkit's ``euler`` steps the VP sample x, k-diffusion's Euler steps y = x / alpha: on these data at 10
     Karras steps they differ by 0.38, so they must not share a name."""
@@ -470,14 +556,20 @@ def test_pndmkits_euler_has_its_own_name_and_is_not_k_diffusions(y_start):
 
 
 def assert_refuses_other_values(run, keyword, message, y_start, sigmas):
-    """``run`` refuses a value of ``keyword`` without an equivalent with one message that lists the allowed ones,
-    and a misspelt ``keyword`` naming both spellings."""
+    """``run`` refuses an integer value of ``keyword`` without an equivalent with one message that lists the allowed
+    ones, a value that is not an integer saying that ``keyword`` must be one (with the allowed values), and a misspelt
+    ``keyword`` naming both spellings."""
     import re
 
-    for value in (2, 3, 5, True, 4.0):
+    allowed = message.split("; ", 1)[1]
+    for value in (2, 3, 5, np.int64(2)):
         with pytest.raises(ValueError) as info:
             run(denoiser, y_start, sigmas, disable=True, **{keyword: value})
         assert str(info.value) == f"{keyword}={value!r}: " + message.format(value=value)
+    for value in ("4", True, 4.0, None):
+        with pytest.raises(TypeError) as info:
+            run(denoiser, y_start, sigmas, disable=True, **{keyword: value})
+        assert str(info.value) == f"{keyword} must be an integer, got {type(value).__name__} {value!r}; {allowed}"
     with pytest.raises(TypeError, match=re.escape(f"{run.__name__}() got an unexpected keyword argument "
                                                   f"'{keyword[:-2]}'; did you mean '{keyword}'")):
         run(denoiser, y_start, sigmas, disable=True, **{keyword[:-2]: 4})

@@ -17,15 +17,19 @@ name is a Python identifier, :func:`sampler_name`: ``sample_f_pndm``, ``sample_p
 ``sample_dpm_solver_pp_2m`` for ``dpm-solver++-2m``; :data:`SAMPLERS` maps these names to the samplers, one
 name per method, for code that looks samplers up by name, and the module exposes them as attributes.
 
-k-diffusion's own names mean k-diffusion's algorithms here, so that code written for
-``import k_diffusion.sampling as K`` runs the same method with this module in its place
-(:data:`K_DIFFUSION_EQUIVALENTS`): ``sample_euler`` (Karras et al. 2022, Algorithm 2 with Euler steps) is
-pndmkit's ``ddim``, ``sample_heun`` (Algorithm 2) is ``pie``, ``sample_lms`` (linear multistep in ``sigma``,
-``order=4``) is ``ipndm-v`` (``order=1`` is ``ddim``; other orders are refused by name) and ``sample_dpmpp_2m`` is
-``dpm-solver++-2m``. k-diffusion's other samplers have no deterministic equivalent here
-(:data:`K_DIFFUSION_WITHOUT_EQUIVALENT`: ancestral and SDE samplers add noise; ``sample_dpm_2``,
-``sample_dpm_fast`` and ``sample_dpm_adaptive`` are single-step solvers pndmkit does not have): those names are
-not defined, and reading one raises ``AttributeError`` naming the nearest sampler here. A pndmkit method whose
+k-diffusion's own names mean k-diffusion's algorithms here, so that code written for ``import k_diffusion.sampling
+as K`` runs the same method with this module in its place (:data:`K_DIFFUSION_EQUIVALENTS`): ``sample_euler``
+(Karras et al. 2022, Algorithm 2 with Euler steps) is pndmkit's ``ddim``, ``sample_heun`` (Algorithm 2) is ``pie``,
+``sample_lms`` (linear multistep in ``sigma``, ``order=4``) is ``ipndm-v`` (``order=1`` is ``ddim``; other orders
+are refused by name) and ``sample_dpmpp_2m`` is ``dpm-solver++-2m`` without its lowered last step
+(``lower_order_final=False``: k-diffusion takes a first-order step only first and to ``sigma = 0``; the registered
+method also lowers the last step of fewer than 15, as diffusers does, which is the same step on sigmas ending at 0
+but not on sigmas ending above 0). These equivalences hold on any strictly decreasing sigmas, ending at 0 or above
+it (a split schedule's second half, as ComfyUI's ``SplitSigmas`` gives, included):
+``tests/test_integrations_k_diffusion.py`` checks each to 1e-12. k-diffusion's other samplers have no deterministic
+equivalent here (:data:`K_DIFFUSION_WITHOUT_EQUIVALENT`: ancestral and SDE samplers add noise; ``sample_dpm_2``,
+``sample_dpm_fast`` and ``sample_dpm_adaptive`` are single-step solvers pndmkit does not have): those names are not
+defined, and reading one raises ``AttributeError`` naming the nearest sampler here. A pndmkit method whose
 ``sample_<identifier>`` would be one of k-diffusion's names gets the suffix ``_pndmkit`` instead: pndmkit's
 ``euler`` (classical Euler on the VP sample ``x``, not k-diffusion's Euler on ``x / alpha``) is
 ``sample_euler_pndmkit``.
@@ -63,7 +67,9 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, Iterator, Optional, Union
 
@@ -71,13 +77,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pndmkit import schedules as _schedules
-from pndmkit._backend import match_dtype
+from pndmkit._backend import all_finite, match_dtype
 from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
+from pndmkit.exponential import dpm_solver_multistep
 from pndmkit.integrator import Integrator
 from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method, identifier
 from pndmkit.models import converted_from
-from pndmkit.sampling import check_start, check_start_scale
+from pndmkit.sampling import START_SCALE_FACTOR, PriorScaleWarning, check_start
+from pndmkit.transfers import DataTransfer
 
 __all__ = ["SigmaVP", "sample", "sampler", "sampler_name", "SAMPLERS", "NOISE_KEYWORDS", "K_DIFFUSION_EQUIVALENTS",
            "K_DIFFUSION_WITHOUT_EQUIVALENT", "LMS_ORDERS", "COMFYUI_EQUIVALENTS", "COMFYUI_WITHOUT_EQUIVALENT",
@@ -159,6 +167,10 @@ class SigmaVP(_Base):  # type: ignore[misc, valid-type]
 
 
 def _sigmas(sigmas: Any) -> list[float]:
+    shape = getattr(sigmas, "shape", None)
+    if shape is not None and len(shape) != 1:
+        raise TypeError(f"sigmas must be a 1-D sequence of numbers, got {type(sigmas).__name__} of shape "
+                        f"{tuple(shape)}" + ("; pass sigmas.flatten()" if len(shape) > 1 else ""))
     values = sigmas.tolist() if hasattr(sigmas, "tolist") else list(sigmas)
     try:
         out = [float(s) for s in values]
@@ -266,7 +278,7 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         floating dtype, finite entries (checked as :func:`pndmkit.sample` checks ``x_T``), in k-diffusion's scaling: ``x0 + sigma * noise``, so a start from noise is
         ``noise * sigmas[0]`` (k-diffusion's ``torch.randn(...) * sigmas[0]``), not unit noise. A start whose
         root mean square is below ``sigmas[0] / 4`` or above ``4 sqrt(1 + sigmas[0]^2)`` warns
-        (:class:`pndmkit.PriorScaleWarning`).
+        (:class:`pndmkit.PriorScaleWarning`, naming the line that called the sampler).
     sigmas : sequence of float or tensor
         Noise levels, strictly decreasing, ``>= 0`` (the last may be 0, as k-diffusion's ``get_sigmas_*`` give).
     method : str, MethodSpec or Integrator
@@ -297,6 +309,10 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         Bad ``sigmas``; an ``x`` that is not a floating array or tensor with a batch axis, or has a NaN or
         infinite entry; an adaptive or unknown method, a model that returns ``eps`` instead of ``x0`` (a
         :func:`pndmkit.models.guided` model), ``s_churn`` or ``eta`` other than 0, an unknown keyword.
+    FloatingPointError
+        The sample at ``sigmas[-1]`` has a NaN or infinite entry (a denoiser that returned one), checked once at
+        the end of the run as :func:`pndmkit.sample` checks it, with no per-step synchronisation; the sample is
+        the exception's ``x`` attribute.
 
     Notes
     -----
@@ -329,11 +345,34 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         raise TypeError(f"callback must be callable as callback(dict) or None, got {type(callback).__name__} "
                         f"{callback!r}")
     extra = dict(extra_args or {})
-    check_start_scale(x, _schedules.EDM(min(0.002, levels[0] / 2), levels[0]), levels[0], name="x",
-                      fix="k-diffusion's samplers take x = x0 + sigma * noise: unit noise times sigmas[0]",
-                      stacklevel=2, rms=measured_rms)
+    _check_scale(measured_rms, levels[0])
     with _no_grad(x):
         return _drive(integrator, model, x, levels, extra, callback, disable)
+
+
+def _check_scale(rms: Optional[float], sigma: float) -> None:
+    """Warn (:class:`pndmkit.PriorScaleWarning`) when ``x``, of root mean square ``rms``, is not a sample
+    ``x0 + sigma * noise`` at ``sigma = sigmas[0]``: below ``sigma / F`` (the least such a sample has whatever the
+    data) or above ``F sqrt(1 + sigma^2)`` (its root mean square for unit-variance data, times ``F``),
+    ``F =`` :data:`pndmkit.sampling.START_SCALE_FACTOR`; the bounds of :func:`pndmkit.sampling.check_start_scale`
+    in k-diffusion's variables. The warning names the caller of :func:`sample` or of a sampler."""
+    if rms is None:
+        return
+    scale, factor = math.sqrt(1.0 + sigma * sigma), START_SCALE_FACTOR
+    if sigma / factor <= rms <= factor * scale:
+        return
+    if rms < sigma / factor:
+        times = f"{sigma / rms:.3g} times" if rms > 0 else "infinitely far"
+        what = (f"{times} below sigmas[0] = {sigma:.6g}, the least root mean square a start x = x0 + sigmas[0] * "
+                f"noise has (a start from noise has about {scale:.6g})")
+    else:
+        what = (f"{rms / scale:.3g} times above {scale:.6g}, the root mean square of x = x0 + sigmas[0] * noise for "
+                f"unit-variance data")
+    level, frame = 1, inspect.currentframe()
+    while frame is not None and frame.f_globals.get("__name__") == __name__:  # the first frame outside this module
+        level, frame = level + 1, frame.f_back
+    warnings.warn(f"x has root mean square {rms:.4g}, {what}; k-diffusion's samplers take x = x0 + sigma * noise: "
+                  f"start from noise with x = noise * sigmas[0]", PriorScaleWarning, stacklevel=level)
 
 
 def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float], extra: dict,
@@ -386,15 +425,33 @@ def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float],
         if result is not None:
             bar.update(1)
         bar.close()
-    if result is None:
-        return run.solution().x * scale(levels[-1])
+    if result is None:  # Run.solution checks the end once for NaN and inf, as pndmkit.sample does; so does this
+        try:
+            return run.solution().x * scale(levels[-1])
+        except FloatingPointError as exc:
+            raise _not_finite(integrator, levels, exc.run.x * scale(levels[-1])) from None  # type: ignore[attr-defined]
+    if not all_finite(result):
+        raise _not_finite(integrator, levels, result)
     return match_dtype(result, x)
+
+
+def _not_finite(integrator: Integrator, levels: list[float], y: Any) -> FloatingPointError:
+    """The error of a run whose end ``y`` has a NaN or infinite entry from a finite start; ``y`` travels as its
+    ``x`` attribute."""
+    err = FloatingPointError(
+        f"the sample at sigmas[-1] = {levels[-1]:g} of pndmkit's {integrator.name or 'method'!r} is not finite "
+        f"(NaN or inf) although x was: the denoiser returned a NaN or infinite x0 at some sigma (or the steps "
+        f"overflowed); check model(x, sigma) on these sigmas")
+    err.x = y  # type: ignore[attr-defined]
+    return err
 
 
 #: k-diffusion's sampler names (``k_diffusion.sampling``) that mean the same algorithm here -> the pndmkit
 #: method that is it (``tests/test_integrations_k_diffusion.py`` checks each against the algorithm written from
-#: its definition, to 1e-12): Euler and Heun steps of Karras et al. (2022), Algorithm 2, without churn; the
-#: linear multistep method in sigma (order 4); DPM-Solver++(2M) (Lu et al. 2022, arXiv 2211.01095, Algorithm 2)
+#: its definition, to 1e-12, on sigmas ending at 0 and above 0): Euler and Heun steps of Karras et al. (2022),
+#: Algorithm 2, without churn; the linear multistep method in sigma (order 4); DPM-Solver++(2M) (Lu et al. 2022,
+#: arXiv 2211.01095, Algorithm 2), which ``sample_dpmpp_2m`` runs with ``lower_order_final=False`` (the registered
+#: ``dpm-solver++-2m`` is the same numbers on sigmas ending at 0 and on 15 steps or more)
 K_DIFFUSION_EQUIVALENTS: Mapping[str, str] = {"sample_euler": "ddim", "sample_heun": "pie", "sample_lms": "ipndm-v",
                                               "sample_dpmpp_2m": "dpm-solver++-2m"}
 
@@ -486,15 +543,30 @@ def _alias_methods(attr: str) -> tuple[str, str]:
 
 
 #: the keyword of an alias that picks among equivalents: (keyword, default, value -> (method on sigmas ending at 0,
-#: method otherwise), what the refusal lists)
-_ALIAS_OPTIONS: dict[str, tuple[str, int, Mapping[int, tuple[str, str]], str]] = {
+#: method otherwise), the refusal of an integer without an equivalent, the values allowed)
+_ALIAS_OPTIONS: dict[str, tuple[str, int, Mapping[int, tuple[str, str]], str, str]] = {
     "sample_lms": ("order", 4, {k: (v, v) for k, v in LMS_ORDERS.items()},
-                   "k-diffusion's sample_lms of order {value!r} has no equivalent here; orders: 4 (pndmkit's "
-                   "'ipndm-v', the default) and 1 (pndmkit's 'ddim')"),
+                   "k-diffusion's sample_lms of order {value!r} has no equivalent here",
+                   "orders: 4 (pndmkit's 'ipndm-v', the default) and 1 (pndmkit's 'ddim')"),
     "sample_ipndm": ("max_order", 4, IPNDM_MAX_ORDERS,
-                     "ComfyUI's sample_ipndm of max_order {value!r} has no equivalent here; max_orders: 4 (pndmkit's "
-                     "'ipndm-lof1' on sigmas ending at 0, 'ipndm' otherwise; the default) and 1 (pndmkit's 'ddim')"),
+                     "ComfyUI's sample_ipndm of max_order {value!r} has no equivalent here",
+                     "max_orders: 4 (pndmkit's 'ipndm-lof1' on sigmas ending at 0, 'ipndm' otherwise; the default) "
+                     "and 1 (pndmkit's 'ddim')"),
 }
+
+
+def _k_diffusion_dpmpp_2m(sigma_max: float) -> Integrator:
+    """k-diffusion's DPM-Solver++(2M) on :class:`SigmaVP`: pndmkit's ``dpm-solver++-2m`` estimator without the lowered
+    last step (``lower_order_final=False``). k-diffusion takes a first-order step only first and to ``sigma = 0``
+    (where ``lambda`` is infinite, which every exponential multistep step takes at first order); the registered
+    ``dpm-solver++-2m`` also lowers the last step of a grid of fewer than 15 steps, as diffusers does, which on
+    sigmas ending at 0 is that same step to 0 and on sigmas ending above 0 is not."""
+    return Integrator(dpm_solver_multistep(2, lower_order_final=False), DataTransfer(SigmaVP(sigma_max)),
+                      "dpm-solver++-2m (lower_order_final=False)")
+
+
+#: aliases that run an unregistered variant of their equivalent method: alias -> the builder on SigmaVP(sigmas[0])
+_ALIAS_VARIANTS: dict[str, Callable[[float], Integrator]] = {"sample_dpmpp_2m": _k_diffusion_dpmpp_2m}
 
 
 def _alias(attr: str) -> Callable[..., Any]:
@@ -511,18 +583,26 @@ def _alias(attr: str) -> Callable[..., Any]:
                               (option is None or k != option[0])}, keywords)
         methods = (at_zero, above_zero)
         if option is not None:
-            keyword, default, table, message = option
+            keyword, default, table, message, allowed = option
             value = options.pop(keyword, default)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) \
-                    or int(value) not in table:
-                raise ValueError(f"{keyword}={value!r}: " + message.format(value=value))
+            if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{keyword} must be an integer, got {type(value).__name__} {value!r}; {allowed}")
+            if int(value) not in table:
+                raise ValueError(f"{keyword}={value!r}: {message.format(value=value)}; {allowed}")
             methods = table[int(value)]
-        method = methods[0] if _sigmas(sigmas)[-1] == 0.0 else methods[1]
+        levels = _sigmas(sigmas)
+        method: Union[str, Integrator] = methods[0] if levels[-1] == 0.0 else methods[1]
+        if attr in _ALIAS_VARIANTS:
+            method = _ALIAS_VARIANTS[attr](levels[0])
         return sample(model, x, sigmas, method=method, extra_args=extra_args, callback=callback, disable=disable,
                       **options)
 
     run.__name__ = run.__qualname__ = attr
-    if at_zero == above_zero:
+    if attr in _ALIAS_VARIANTS:
+        run.__doc__ = (f"k-diffusion's {attr}, as pndmkit's {at_zero!r} without its lowered last step "
+                       f"(lower_order_final=False; the same algorithm on any sigmas; see "
+                       f":data:`K_DIFFUSION_EQUIVALENTS` and :func:`sample`).")
+    elif at_zero == above_zero:
         run.__doc__ = (f"k-diffusion's {attr}, as pndmkit's {at_zero!r} (the same algorithm; see "
                        f":data:`K_DIFFUSION_EQUIVALENTS` and :func:`sample`).")
     else:
