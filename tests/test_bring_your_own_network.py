@@ -589,3 +589,30 @@ def test_nan_weights_in_a_diffusers_folder_are_refused_before_any_work(unread_fo
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "Traceback" not in err and f"error: {option}: {path}: {said}" in err, err
     assert not (tmp_path / "no").exists()
+
+
+# -- scheduler config fields the folder path cannot honour, or does not read ---------------------------------
+def _unet_with(root: Path, scheduler) -> Path:
+    torch.manual_seed(6)
+    diffusers.UNet2DModel(**UNET).save_pretrained(root)
+    scheduler.save_config(root)
+    return root
+
+
+@pytest.mark.parametrize("field, scheduler", [
+    ("shift", lambda v: diffusers.FlowMatchEulerDiscreteScheduler(shift=v)),
+    ("flow_shift", lambda v: diffusers.UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=v,
+                                                               prediction_type="flow_prediction")),
+])
+def test_a_shift_of_zero_is_refused_by_name_not_read_as_none(tmp_path, capsys, field, scheduler):
+    from pndmkit.integrations.diffusers import schedule_from_config
+
+    assert repr(schedule_from_config(scheduler(2.5).config)) == "FlowMatching(shift=2.5, t_max=1.0)"
+    for value in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=f"^{field} must be a finite number > 0 .*, got {value}$"):
+            schedule_from_config(scheduler(value).config)
+    folder = _unet_with(tmp_path / "zero", scheduler(0.0))
+    assert _main(["sample", "--checkpoint", folder, "--method", "euler", "--steps", "3", "--out", tmp_path / "no"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"error: --checkpoint: {folder / 'scheduler_config.json'}: {field} must be " \
+                                     f"a finite number > 0" in err and err.endswith("got 0.0")

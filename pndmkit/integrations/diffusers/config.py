@@ -324,9 +324,9 @@ def schedule_from_config(config: Any) -> NoiseSchedule:
     Raises
     ------
     ValueError
-        An unknown ``beta_schedule``, ``trained_betas`` whose length is not ``num_train_timesteps``, or the config
-        of a scheduler class with no noise table to read (``IPNDMScheduler``, ``ScoreSdeVeScheduler``, ...; see
-        :func:`translate`).
+        An unknown ``beta_schedule``, ``trained_betas`` whose length is not ``num_train_timesteps``, a ``shift``
+        or ``flow_shift`` that is not a finite number > 0, or the config of a scheduler class with no noise table
+        to read (``IPNDMScheduler``, ``ScoreSdeVeScheduler``, ...; see :func:`translate`).
     """
     _refuse_tableless(config)
     return _schedule(config, _family(config))
@@ -541,8 +541,8 @@ def _family(config: Any) -> str:
 
 def _schedule(config: Any, family: str) -> NoiseSchedule:
     if family == "flow":
-        shift = _get(config, "shift", None) or _get(config, "flow_shift", None) or 1.0
-        return FlowMatching(shift=1.0 if _get(config, "use_dynamic_shifting", False) else float(shift), t_max=1.0)
+        shift = _flow_shift(config)
+        return FlowMatching(shift=1.0 if _get(config, "use_dynamic_shifting", False) else shift, t_max=1.0)
     if family == "edm":
         return EDM(float(_get(config, "sigma_min", 0.002)), float(_get(config, "sigma_max", 80.0)))
     T = train_timesteps(config)
@@ -564,6 +564,24 @@ def _schedule(config: Any, family: str) -> NoiseSchedule:
     if kind == "squaredcos_cap_v2":
         return DiscreteVP.cosine(T)
     raise ValueError(f"beta_schedule={kind!r} cannot be honoured: pndmkit reads {BETA_SCHEDULES} or trained_betas")
+
+
+def _flow_shift(config: Any) -> float:
+    """The config's flow time shift: ``shift`` (FlowMatchEulerDiscreteScheduler), else ``flow_shift`` (the
+    ``use_flow_sigmas`` schedulers), else 1; each one set must be a finite number > 0 (a shift of 0 would be
+    read as none by a truthiness test, so it is refused by name)."""
+    for name in ("shift", "flow_shift"):
+        value = _get(config, name, None)
+        if value is None:
+            continue
+        ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer, float, np.floating)) \
+            and math.isfinite(float(value)) and float(value) > 0
+        if not ok:
+            raise ValueError(f"{name} must be a finite number > 0 (the flow-matching time shift, "
+                             f"t -> shift t / (1 + (shift - 1) t); 1: none), got {value!r}")
+    shift = _get(config, "shift", None)
+    shift = _get(config, "flow_shift", None) if shift is None else shift
+    return 1.0 if shift is None else float(shift)
 
 
 def train_timesteps(config: Any) -> int:
