@@ -599,6 +599,24 @@ def _unet_with(root: Path, scheduler) -> Path:
     return root
 
 
+def test_a_dynamic_shifting_folder_is_refused_naming_the_field_and_the_way_out(tmp_path, capsys):
+    """Its shift depends on the image size (mu, which a pipeline passes to set_timesteps): a network opened alone
+    would run unshifted, so it is refused before anything is written, with the config field to change."""
+    folder = _unet_with(tmp_path / "flux", diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0,
+                                                                                      use_dynamic_shifting=True))
+    with pytest.raises(UsageError, match="sets use_dynamic_shifting=true") as info:
+        open_network(folder)
+    assert info.value.params == ("model",) and "use_dynamic_shifting=false" in str(info.value)
+    assert _main(["sample", "--checkpoint", folder, "--method", "euler", "--steps", "3", "--out", tmp_path / "no"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "error: --checkpoint: " in err and "sets use_dynamic_shifting=true" in err
+    assert "--scheduler-config FILE" in err and not (tmp_path / "no").exists()
+    # the way out it names: the same config with a fixed shift, given beside the folder
+    fixed = tmp_path / "fixed"
+    diffusers.FlowMatchEulerDiscreteScheduler(shift=2.0).save_config(fixed)
+    assert repr(open_network(folder, scheduler_config=fixed).schedule) == "FlowMatching(shift=2.0, t_max=1.0)"
+
+
 @pytest.mark.parametrize("field, scheduler", [
     ("shift", lambda v: diffusers.FlowMatchEulerDiscreteScheduler(shift=v)),
     ("flow_shift", lambda v: diffusers.UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=v,
@@ -616,3 +634,12 @@ def test_a_shift_of_zero_is_refused_by_name_not_read_as_none(tmp_path, capsys, f
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"error: --checkpoint: {folder / 'scheduler_config.json'}: {field} must be " \
                                      f"a finite number > 0" in err and err.endswith("got 0.0")
+
+
+def test_dynamic_shifting_in_memory_is_the_unshifted_process():
+    """In memory the schedule of a dynamic-shifting config is the flow with shift 1: its time is the flow sigma
+    whatever the shift, and PNDMKitScheduler lays out the shifted grid from set_timesteps(mu=...)."""
+    from pndmkit.integrations.diffusers import schedule_from_config
+
+    config = diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True).config
+    assert repr(schedule_from_config(config)) == "FlowMatching(shift=1.0, t_max=1.0)"

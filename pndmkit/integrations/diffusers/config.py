@@ -321,6 +321,17 @@ def schedule_from_config(config: Any) -> NoiseSchedule:
         :class:`~pndmkit.schedules.DiscreteVP` for DDPM-style configs, :class:`~pndmkit.schedules.FlowMatching`
         (``t_max = 1``) for flow-matching ones, :class:`~pndmkit.schedules.EDM` for EDM ones.
 
+        A flow-matching schedule's time is the flow sigma, the network's own time (it receives
+        ``num_train_timesteps`` times it), whatever the shift: ``shift`` (or ``flow_shift``) moves the sampling
+        times only, and is kept as the schedule's ``shift``, which its default grid ``"shifted"`` applies. With
+        ``use_dynamic_shifting=True`` the shift is not in the config: diffusers' pipelines compute ``mu`` from the
+        image size and pass it to ``set_timesteps`` (the shift is then ``exp(mu)`` with
+        ``time_shift_type='exponential'``, ``mu`` with ``'linear'``), so the schedule returned has ``shift=1``:
+        the same process, with an unshifted default grid. :class:`PNDMKitScheduler` lays out the shifted grid
+        from ``set_timesteps(..., mu=...)`` as the source does; elsewhere give the grid yourself (a
+        ``FlowMatching(shift=exp(mu), t_max=1.0)`` schedule's default grid, say). ``open_network`` refuses such
+        a config, as it has no ``mu`` to pass.
+
     Raises
     ------
     ValueError
