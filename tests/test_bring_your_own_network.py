@@ -643,3 +643,29 @@ def test_dynamic_shifting_in_memory_is_the_unshifted_process():
 
     config = diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True).config
     assert repr(schedule_from_config(config)) == "FlowMatching(shift=1.0, t_max=1.0)"
+
+
+def test_sample_on_a_folder_says_which_grid_fields_it_does_not_use(tmp_path, capsys):
+    """A DPM-Solver config with Karras sigmas: the command samples pndmkit's own grid for the schedule (the run's
+    times are make_grid's), and says once on stderr that use_karras_sigmas is not used and how to get it."""
+    from pndmkit.grids import make_grid
+
+    folder = _unet_with(tmp_path / "karras", diffusers.DPMSolverMultistepScheduler(use_karras_sigmas=True))
+    out = tmp_path / "out"
+    assert _main(["sample", "--checkpoint", folder, "--method", "ddim", "--steps", "3", "--num-samples", "1",
+                  "--out", out, "--no-progress"]) == 0
+    err = capsys.readouterr().err.strip()
+    notes = [line for line in err.splitlines() if "grid fields not used here" in line]
+    assert len(notes) == 1, err
+    assert "ConventionWarning" in notes[0] and "(use_karras_sigmas=True)" in notes[0]
+    assert "--grid" in notes[0] and "PNDMKitScheduler.from_config" in notes[0]
+    assert "timestep_spacing" not in notes[0]  # left at the class's default
+    run = json.loads((out / "run.json").read_text())
+    with pytest.warns(UserWarning, match="grid fields not used here"):
+        schedule = open_network(folder).schedule
+    assert run["times"] == make_grid(schedule, 3).tolist()
+    # a config with its grid fields at their defaults says nothing
+    plain = _unet_with(tmp_path / "plain", diffusers.DPMSolverMultistepScheduler())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        open_network(plain)

@@ -116,7 +116,7 @@ __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
            "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "scheduler_class", "TrainingRangeWarning",
            "train_timesteps", "trained_betas", "check_timesteps", "custom_layout", "init_fields", "LEVEL_RTOL",
-           "zero_length_fix"]
+           "zero_length_fix", "GRID_FIELDS", "grid_fields_set"]
 
 #: relative tolerance on another scheduler's noise levels: diffusers' tables are float32 cumulative products of
 #: up to 1000 betas (the top level of ``squaredcos_cap_v2`` is 6.6e-6 above pndmkit's float64 one)
@@ -593,6 +593,38 @@ def _flow_shift(config: Any) -> float:
     shift = _get(config, "shift", None)
     shift = _get(config, "flow_shift", None) if shift is None else shift
     return 1.0 if shift is None else float(shift)
+
+
+#: config fields that place the source's sampling grid (its timesteps or sigmas), not the noise schedule
+GRID_FIELDS = ("timestep_spacing", "steps_offset", "set_alpha_to_one", "final_sigmas_type", "use_karras_sigmas",
+               "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas", "lambda_min_clipped",
+               "shift_terminal", "interpolation_type", "sigma_schedule", "rho")
+
+
+def grid_fields_set(config: Any) -> dict:
+    """The fields of :data:`GRID_FIELDS` that ``config`` sets to something other than its scheduler class's default.
+
+    They place the source scheduler's sampling grid, which :class:`PNDMKitScheduler` lays out as the source does
+    and which a model built on :func:`schedule_from_config` alone (``open_network``, ``pndmkit sample
+    --checkpoint``) does not use: it samples on the grid it is given (pndmkit's default for the schedule).
+
+    Parameters
+    ----------
+    config : mapping
+        A diffusers scheduler config (``_class_name`` or its fields name the class, :func:`scheduler_class`).
+
+    Returns
+    -------
+    dict
+        ``{field: value}`` in the order of :data:`GRID_FIELDS`; empty where the class is not recognised or
+        diffusers is not installed.
+    """
+    defaults = _scheduler_fields().get(scheduler_class(config) or "", {})
+    out = {}
+    for key in GRID_FIELDS:
+        if key in defaults and hasattr(config, "get") and key in config and not _same(config[key], defaults[key]):
+            out[key] = config[key]
+    return out
 
 
 def train_timesteps(config: Any) -> int:
