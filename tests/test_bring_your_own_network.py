@@ -589,3 +589,83 @@ def test_nan_weights_in_a_diffusers_folder_are_refused_before_any_work(unread_fo
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "Traceback" not in err and f"error: {option}: {path}: {said}" in err, err
     assert not (tmp_path / "no").exists()
+
+
+# -- scheduler config fields the folder path cannot honour, or does not read ---------------------------------
+def _unet_with(root: Path, scheduler) -> Path:
+    torch.manual_seed(6)
+    diffusers.UNet2DModel(**UNET).save_pretrained(root)
+    scheduler.save_config(root)
+    return root
+
+
+def test_a_dynamic_shifting_folder_is_refused_naming_the_field_and_the_way_out(tmp_path, capsys):
+    """Its shift depends on the image size (mu, which a pipeline passes to set_timesteps): a network opened alone
+    would run unshifted, so it is refused before anything is written, with the config field to change."""
+    folder = _unet_with(tmp_path / "flux", diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0,
+                                                                                      use_dynamic_shifting=True))
+    with pytest.raises(UsageError, match="sets use_dynamic_shifting=true") as info:
+        open_network(folder)
+    assert info.value.params == ("model",) and "use_dynamic_shifting=false" in str(info.value)
+    assert _main(["sample", "--checkpoint", folder, "--method", "euler", "--steps", "3", "--out", tmp_path / "no"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "error: --checkpoint: " in err and "sets use_dynamic_shifting=true" in err
+    assert "--scheduler-config FILE" in err and not (tmp_path / "no").exists()
+    # the way out it names: the same config with a fixed shift, given beside the folder
+    fixed = tmp_path / "fixed"
+    diffusers.FlowMatchEulerDiscreteScheduler(shift=2.0).save_config(fixed)
+    assert repr(open_network(folder, scheduler_config=fixed).schedule) == "FlowMatching(shift=2.0, t_max=1.0)"
+
+
+@pytest.mark.parametrize("field, scheduler", [
+    ("shift", lambda v: diffusers.FlowMatchEulerDiscreteScheduler(shift=v)),
+    ("flow_shift", lambda v: diffusers.UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=v,
+                                                               prediction_type="flow_prediction")),
+])
+def test_a_shift_of_zero_is_refused_by_name_not_read_as_none(tmp_path, capsys, field, scheduler):
+    from pndmkit.integrations.diffusers import schedule_from_config
+
+    assert repr(schedule_from_config(scheduler(2.5).config)) == "FlowMatching(shift=2.5, t_max=1.0)"
+    for value in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=f"^{field} must be a finite number > 0 .*, got {value}$"):
+            schedule_from_config(scheduler(value).config)
+    folder = _unet_with(tmp_path / "zero", scheduler(0.0))
+    assert _main(["sample", "--checkpoint", folder, "--method", "euler", "--steps", "3", "--out", tmp_path / "no"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"error: --checkpoint: {folder / 'scheduler_config.json'}: {field} must be " \
+                                     f"a finite number > 0" in err and err.endswith("got 0.0")
+
+
+def test_dynamic_shifting_in_memory_is_the_unshifted_process():
+    """In memory the schedule of a dynamic-shifting config is the flow with shift 1: its time is the flow sigma
+    whatever the shift, and PNDMKitScheduler lays out the shifted grid from set_timesteps(mu=...)."""
+    from pndmkit.integrations.diffusers import schedule_from_config
+
+    config = diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True).config
+    assert repr(schedule_from_config(config)) == "FlowMatching(shift=1.0, t_max=1.0)"
+
+
+def test_sample_on_a_folder_says_which_grid_fields_it_does_not_use(tmp_path, capsys):
+    """A DPM-Solver config with Karras sigmas: the command samples pndmkit's own grid for the schedule (the run's
+    times are make_grid's), and says once on stderr that use_karras_sigmas is not used and how to get it."""
+    from pndmkit.grids import make_grid
+
+    folder = _unet_with(tmp_path / "karras", diffusers.DPMSolverMultistepScheduler(use_karras_sigmas=True))
+    out = tmp_path / "out"
+    assert _main(["sample", "--checkpoint", folder, "--method", "ddim", "--steps", "3", "--num-samples", "1",
+                  "--out", out, "--no-progress"]) == 0
+    err = capsys.readouterr().err.strip()
+    notes = [line for line in err.splitlines() if "grid fields not used here" in line]
+    assert len(notes) == 1, err
+    assert "ConventionWarning" in notes[0] and "(use_karras_sigmas=True)" in notes[0]
+    assert "--grid" in notes[0] and "PNDMKitScheduler.from_config" in notes[0]
+    assert "timestep_spacing" not in notes[0]  # left at the class's default
+    run = json.loads((out / "run.json").read_text())
+    with pytest.warns(UserWarning, match="grid fields not used here"):
+        schedule = open_network(folder).schedule
+    assert run["times"] == make_grid(schedule, 3).tolist()
+    # a config with its grid fields at their defaults says nothing
+    plain = _unet_with(tmp_path / "plain", diffusers.DPMSolverMultistepScheduler())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        open_network(plain)

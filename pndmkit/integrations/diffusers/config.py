@@ -128,7 +128,7 @@ __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
            "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "scheduler_class", "TrainingRangeWarning",
            "train_timesteps", "trained_betas", "check_timesteps", "custom_layout", "init_fields", "LEVEL_RTOL",
-           "zero_length_fix"]
+           "zero_length_fix", "GRID_FIELDS", "grid_fields_set"]
 
 #: relative tolerance on another scheduler's noise levels: diffusers' tables are float32 cumulative products of
 #: up to 1000 betas (the top level of ``squaredcos_cap_v2`` is 6.6e-6 above pndmkit's float64 one)
@@ -333,12 +333,23 @@ def schedule_from_config(config: Any) -> NoiseSchedule:
         :class:`~pndmkit.schedules.DiscreteVP` for DDPM-style configs, :class:`~pndmkit.schedules.FlowMatching`
         (``t_max = 1``) for flow-matching ones, :class:`~pndmkit.schedules.EDM` for EDM ones.
 
+        A flow-matching schedule's time is the flow sigma, the network's own time (it receives
+        ``num_train_timesteps`` times it), whatever the shift: ``shift`` (or ``flow_shift``) moves the sampling
+        times only, and is kept as the schedule's ``shift``, which its default grid ``"shifted"`` applies. With
+        ``use_dynamic_shifting=True`` the shift is not in the config: diffusers' pipelines compute ``mu`` from the
+        image size and pass it to ``set_timesteps`` (the shift is then ``exp(mu)`` with
+        ``time_shift_type='exponential'``, ``mu`` with ``'linear'``), so the schedule returned has ``shift=1``:
+        the same process, with an unshifted default grid. :class:`PNDMKitScheduler` lays out the shifted grid
+        from ``set_timesteps(..., mu=...)`` as the source does; elsewhere give the grid yourself (a
+        ``FlowMatching(shift=exp(mu), t_max=1.0)`` schedule's default grid, say). ``open_network`` refuses such
+        a config, as it has no ``mu`` to pass.
+
     Raises
     ------
     ValueError
-        An unknown ``beta_schedule``, ``trained_betas`` whose length is not ``num_train_timesteps``, or the config
-        of a scheduler class with no noise table to read (``IPNDMScheduler``, ``ScoreSdeVeScheduler``, ...; see
-        :func:`translate`).
+        An unknown ``beta_schedule``, ``trained_betas`` whose length is not ``num_train_timesteps``, a ``shift``
+        or ``flow_shift`` that is not a finite number > 0, or the config of a scheduler class with no noise table
+        to read (``IPNDMScheduler``, ``ScoreSdeVeScheduler``, ...; see :func:`translate`).
     """
     _refuse_tableless(config)
     return _schedule(config, _family(config))
@@ -553,8 +564,8 @@ def _family(config: Any) -> str:
 
 def _schedule(config: Any, family: str) -> NoiseSchedule:
     if family == "flow":
-        shift = _get(config, "shift", None) or _get(config, "flow_shift", None) or 1.0
-        return FlowMatching(shift=1.0 if _get(config, "use_dynamic_shifting", False) else float(shift), t_max=1.0)
+        shift = _flow_shift(config)
+        return FlowMatching(shift=1.0 if _get(config, "use_dynamic_shifting", False) else shift, t_max=1.0)
     if family == "edm":
         return EDM(float(_get(config, "sigma_min", 0.002)), float(_get(config, "sigma_max", 80.0)))
     T = train_timesteps(config)
@@ -576,6 +587,56 @@ def _schedule(config: Any, family: str) -> NoiseSchedule:
     if kind == "squaredcos_cap_v2":
         return DiscreteVP.cosine(T)
     raise ValueError(f"beta_schedule={kind!r} cannot be honoured: pndmkit reads {BETA_SCHEDULES} or trained_betas")
+
+
+def _flow_shift(config: Any) -> float:
+    """The config's flow time shift: ``shift`` (FlowMatchEulerDiscreteScheduler), else ``flow_shift`` (the
+    ``use_flow_sigmas`` schedulers), else 1; each one set must be a finite number > 0 (a shift of 0 would be
+    read as none by a truthiness test, so it is refused by name)."""
+    for name in ("shift", "flow_shift"):
+        value = _get(config, name, None)
+        if value is None:
+            continue
+        ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, np.integer, float, np.floating)) \
+            and math.isfinite(float(value)) and float(value) > 0
+        if not ok:
+            raise ValueError(f"{name} must be a finite number > 0 (the flow-matching time shift, "
+                             f"t -> shift t / (1 + (shift - 1) t); 1: none), got {value!r}")
+    shift = _get(config, "shift", None)
+    shift = _get(config, "flow_shift", None) if shift is None else shift
+    return 1.0 if shift is None else float(shift)
+
+
+#: config fields that place the source's sampling grid (its timesteps or sigmas), not the noise schedule
+GRID_FIELDS = ("timestep_spacing", "steps_offset", "set_alpha_to_one", "final_sigmas_type", "use_karras_sigmas",
+               "use_exponential_sigmas", "use_beta_sigmas", "use_lu_lambdas", "lambda_min_clipped",
+               "shift_terminal", "interpolation_type", "sigma_schedule", "rho")
+
+
+def grid_fields_set(config: Any) -> dict:
+    """The fields of :data:`GRID_FIELDS` that ``config`` sets to something other than its scheduler class's default.
+
+    They place the source scheduler's sampling grid, which :class:`PNDMKitScheduler` lays out as the source does
+    and which a model built on :func:`schedule_from_config` alone (``open_network``, ``pndmkit sample
+    --checkpoint``) does not use: it samples on the grid it is given (pndmkit's default for the schedule).
+
+    Parameters
+    ----------
+    config : mapping
+        A diffusers scheduler config (``_class_name`` or its fields name the class, :func:`scheduler_class`).
+
+    Returns
+    -------
+    dict
+        ``{field: value}`` in the order of :data:`GRID_FIELDS`; empty where the class is not recognised or
+        diffusers is not installed.
+    """
+    defaults = _scheduler_fields().get(scheduler_class(config) or "", {})
+    out = {}
+    for key in GRID_FIELDS:
+        if key in defaults and hasattr(config, "get") and key in config and not _same(config[key], defaults[key]):
+            out[key] = config[key]
+    return out
 
 
 def train_timesteps(config: Any) -> int:
