@@ -28,8 +28,9 @@ it skipped, so that the whole check ends within 10 minutes:
 
 ``--quick`` runs the same code at tiny sizes: the same synchronisation check, each network and dtype once at
 batch 2 with 1 DDIM step (the preset at width 8 on 16 x 16 images), the overhead tables at one small shape with two
-methods and one repeat. ``--device cpu --quick`` takes 15-30 s on two shared cores and is what
-``tests/test_gpu_check.py`` runs. ``--device cuda`` without CUDA exits 2 with one line.
+methods and one repeat. ``--device cpu --quick`` takes 15-30 s on two shared cores; ``tests/test_gpu_check.py``
+runs it with three of the six network cases (each network and each dtype once), most of the time being the
+networks' CPU forward passes. ``--device cuda`` without CUDA exits 2 with one line.
 
 Writes ``gpu_check.json`` and ``gpu_check.md`` into ``--out`` after each part (a run stopped early keeps what it
 measured; an existing result is kept unless ``--overwrite``) and prints a summary. A case that fails (out of

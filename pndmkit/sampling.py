@@ -92,25 +92,44 @@ class PriorScaleWarning(UserWarning):
 def _start_rms(x: Any) -> float | None:
     """The root mean square of a start ``x`` as :func:`check_start_scale` measures it (in float64), ``None`` for
     fewer than 8 entries and for a torch tensor on the ``meta`` device (no device synchronisation then; one
-    otherwise). NaN or infinite when an entry is (or, for float64 entries above about 1e154, when the sum of
-    squares overflows)."""
+    otherwise). NaN or infinite exactly when an entry is: where the float64 sum of squares overflows (entries
+    above about 1e154) the measure is taken again as ``max|x| * rms(x / max|x|)``, a second synchronisation on
+    that path only."""
     size = int(x.numel()) if is_torch(x) else int(np.size(x))
     if size < START_SCALE_MIN_SIZE or (is_torch(x) and x.device.type == "meta"):
         return None
     if is_torch(x):
         import torch
 
-        return float(torch.linalg.vector_norm(x.detach(), dtype=torch.float64)) / math.sqrt(size)
-    return math.sqrt(float(np.mean(np.square(x, dtype=np.float64))))
+        x = x.detach()
+
+        def rms_of(v: Any) -> float:
+            return float(torch.linalg.vector_norm(v, dtype=torch.float64)) / math.sqrt(size)
+
+        def largest() -> float:  # NaN if an entry is (amax propagates NaN), inf if one is
+            return float(x.abs().amax())
+    else:
+        def rms_of(v: Any) -> float:
+            with np.errstate(over="ignore"):  # an overflowing square is measured again below
+                return math.sqrt(float(np.mean(np.square(v, dtype=np.float64))))
+
+        def largest() -> float:  # NaN if an entry is (max propagates NaN), inf if one is
+            return float(np.max(np.abs(x)))
+    rms = rms_of(x)
+    if math.isfinite(rms):
+        return rms
+    top = largest()  # only float64 entries (or wider) overflow the sum of squares, so x / top keeps their dtype
+    return top * rms_of(x / top) if math.isfinite(top) else rms
 
 
 def check_start(x: Any, name: str = "x_T") -> float | None:
     """Check a sampler's start as ``check_array(x, name, finite=True)`` does, and measure its root mean square for
     :func:`check_start_scale`, with one device synchronisation for a torch tensor on a GPU instead of two.
 
-    The sum of squares is finite exactly when every entry is (a NaN or infinite entry makes it NaN or infinite),
-    so a finite measure proves the finiteness; otherwise the full check runs (a second synchronisation, only
-    on the way to its error, or where float64 squares overflow) and raises its own message.
+    The measure is finite exactly when every entry is (a NaN or infinite entry makes it NaN or infinite; a sum of
+    squares that overflows in float64 is measured again, scaled by the largest entry, which is finite only when
+    every entry is), so a finite measure proves the finiteness; otherwise the full check runs (a second
+    synchronisation, only on the way to its error) and raises its own message.
 
     Parameters
     ----------

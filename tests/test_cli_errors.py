@@ -151,7 +151,10 @@ CASES = [
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--cache", "{out}"],
      "--cache: --cache DIR holds a network's references; it needs --model"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--degree", "0"],
-     "--degree: expected an integer >= 1 or 'free', got '0'"),
+     "--degree: expected an integer >= 1, 'free' or 'auto', got '0'"),
+    (["grid", "optimize", "--method", "ipndm", "--nfe", "2", "--problem", "gmm2d", "--degree", "3"],
+     "--degree: degree=3 is more than a grid of 2 steps can use: its 1 interior time takes a polynomial of degree 1 "
+     "(degree 1, or None, 'free' at the command line, moves every step)"),
     (["grid", "optimize", "--method", "ipndm", "--nfe", "6", "--problem", "gmm2d", "--degree", "99"],
      "--degree: degree=99 is more than a grid of 6 steps can use: its 5 interior times take a polynomial of degree "
      "1 to 5 (degree 5, or None, 'free' at the command line, moves every step)"),

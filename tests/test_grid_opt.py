@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -62,19 +63,50 @@ def test_a_degree_at_the_free_count_frees_every_step_and_says_so():
 
 
 
-@pytest.mark.parametrize("degree", [4, 6, 99])
-def test_a_degree_above_what_the_grid_can_use_is_refused_by_name(degree):
+@pytest.mark.parametrize("steps, degree, times", [
+    (4, 4, "3 interior times take a polynomial of degree 1 to 3 (degree 3"),
+    (4, 6, "3 interior times take a polynomial of degree 1 to 3 (degree 3"),
+    (4, 99, "3 interior times take a polynomial of degree 1 to 3 (degree 3"),
+    # a number is never lowered: 2 and 3 on 2 steps were lowered to 1 while 4 was refused
+    (2, 2, "1 interior time takes a polynomial of degree 1 (degree 1"),
+    (2, 3, "1 interior time takes a polynomial of degree 1 (degree 1"),
+])
+def test_a_degree_above_what_the_grid_can_use_is_refused_by_name(steps, degree, times):
     """degree=99 on ipndm at NFE 4 (4 steps, 3 interior times) was accepted and silently lowered to 3."""
-    from pndmkit.errors import UsageError
-
-    with pytest.raises(UsageError, match=rf"^degree={degree} is more than a grid of 4 steps can use: its 3 interior "
-                                         r"times take a polynomial of degree 1 to 3 \(degree 3, or None, 'free' at "
-                                         r"the command line, moves every step\)$") as info:
-        grid_opt.optimize("ipndm", "gmm1d", 4, calibration=2, heldout=2, degree=degree, maxfev=5)
+    with pytest.raises(UsageError, match="^" + re.escape(
+            f"degree={degree} is more than a grid of {steps} steps can use: its {times}, or None, 'free' at the "
+            "command line, moves every step)") + "$") as info:
+        grid_opt.optimize("ipndm", "gmm1d", steps, calibration=2, heldout=2, degree=degree, maxfev=5)
     assert info.value.params == ("degree",)
     assert grid_opt.check_degree(None, 4) == grid_opt.check_degree(3, 4) == 3
-    # the default degree is lowered on grids with fewer steps, as documented
-    assert grid_opt.check_degree(grid_opt.DEFAULT_DEGREE, 2) == 1 and grid_opt.check_degree(2, 6) == 2
+    # only the default, "auto", is lowered on grids with fewer steps
+    assert grid_opt.optimize("ipndm", "gmm1d", 2, calibration=2, heldout=2, maxfev=5).degree == 1
+    assert grid_opt.check_degree("auto", 2) == 1 and grid_opt.check_degree("auto", 9) == grid_opt.DEFAULT_DEGREE
+    assert grid_opt.check_degree(2, 6) == 2
+
+
+def test_a_one_step_grid_takes_no_degree():
+    """One step has no interior time: a number is refused by name (it read 'degree 1 to 0'); the default and
+    None give no parameters, and the run is handed back marked."""
+    for degree in (1, 3, 4):
+        with pytest.raises(UsageError, match=rf"^degree={degree} has nothing to move: a grid of 1 step is its two "
+                                             r"end times, with no interior time to optimise \(leave degree at "
+                                             r"'auto', which hands the run back marked, or give a budget of 2 "
+                                             r"steps or more\)$") as info:
+            grid_opt.check_degree(degree, 1)
+        assert info.value.params == ("degree",)
+    assert grid_opt.check_degree("auto", 1) == grid_opt.check_degree(None, 1) == 0
+    with pytest.warns(grid_opt.GridFallbackWarning, match="one step leaves no interior time"):
+        one = grid_opt.optimize("ddim", "gmm1d", 1, calibration=2, heldout=2, maxfev=5)
+    assert one.degree == 0 and one.evaluations == 0 and one.fell_back
+
+
+@pytest.mark.parametrize("degree", [0, -1, 2.0, True, "Auto", "free"])
+def test_a_degree_of_another_kind_is_refused_by_name(degree):
+    with pytest.raises(UsageError, match=r"^degree must be an integer >= 1, None \(every step free\) or 'auto' "
+                                         rf"\(3, lowered on shorter grids\), got {re.escape(repr(degree))}$"):
+        grid_opt.check_degree(degree, 6)
+
 
 def test_degree_and_start_options():
     free = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=8, heldout=16, degree=None)

@@ -4,6 +4,7 @@ device, a sampling function compiles with torch.compile, and the README's benchm
 import json
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -319,9 +320,11 @@ def test_sample_of_a_realistic_x_T_synchronises_twice_and_checks_it_as_before(na
     """From 8 entries up ``x_T`` is also measured against the schedule's scale (:func:`pndmkit.sampling.check_start`):
     one reduction gives both its finiteness and its root mean square, so a run still synchronises twice (x_T, the
     result), not three times. The checks answer as the separate ones did: the same NaN/inf message, the same
-    PriorScaleWarning at the same root mean square, and float64 entries whose squares overflow pass as finite."""
+    PriorScaleWarning at the same root mean square, and float64 entries whose squares overflow pass as finite,
+    measured at their true root mean square (scaled by the largest entry), with no overflow warning."""
     torch = pytest.importorskip("torch")
-    from pndmkit.sampling import START_SCALE_MIN_SIZE, PriorScaleWarning, check_start_scale, resolve_grid
+    from pndmkit.sampling import (START_SCALE_MIN_SIZE, PriorScaleWarning, check_start, check_start_scale,
+                                  resolve_grid)
 
     sched = DiscreteVP.linear()
     x = torch.randn(2, 3, 4, 4, dtype=torch.float32)
@@ -351,9 +354,23 @@ def test_sample_of_a_realistic_x_T_synchronises_twice_and_checks_it_as_before(na
     assert len(caught) == 1 and str(caught[0].message) == str(alone[0].message)
     assert f"root mean square {rms:.4g} at" in str(caught[0].message)
     huge = torch.full((2, 8), 1e200, dtype=torch.float64)  # finite, but the float64 sum of squares overflows
-    with pytest.warns(PriorScaleWarning, match=r"x_T has root mean square inf at .* inf times above"):
+    huge[0, 0] = 4e200  # true root mean square: 1e200 * sqrt((16 + 15) / 16)
+    with warnings.catch_warnings(record=True) as caught:  # the true root mean square, and no overflow warning
+        warnings.simplefilter("always")
         out = pndmkit.sample(lambda x, t: 0 * x, huge, schedule=sched, method=name, steps=3)
+    assert [w.category for w in caught] == [PriorScaleWarning]
+    true_rms = 1e200 * (31 / 16) ** 0.5
+    message = str(caught[0].message)  # prior_scale is 1 on a VP schedule
+    assert message.startswith(f"x_T has root mean square {true_rms:.4g} at t=") and "1.392e+200 at" in message
+    assert f", {true_rms:.3g} times above the root mean square 1 of x_t" in message
     assert torch.isfinite(out.x).all()
+    for start in (huge, huge.numpy()):  # torch and numpy measure it alike, to rounding
+        assert check_start(start) == pytest.approx(true_rms, rel=1e-15)
+        bad = start.clone() if start is huge else start.copy()
+        bad[1, 2] = float("nan")  # a NaN among overflowing squares: the same message as before
+        with pytest.raises(ValueError, match=r"^x_T must be finite; 1 of 16 entries are NaN or infinite \(the first "
+                                             r"at index \(1, 2\), nan\)$"):
+            check_start(bad)
 
 
 def test_start_checks_its_x_with_one_synchronisation_and_a_step_with_none():

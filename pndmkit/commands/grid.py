@@ -17,16 +17,19 @@ from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_netwo
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS
 from pndmkit.problems import PROBLEMS
-from pndmkit.studies.grid_opt import DEFAULT_DEGREE, check_degree
+from pndmkit.studies.grid_opt import AUTO_DEGREE, DEFAULT_DEGREE, check_degree
 
 
-def _degree(text: str) -> int | None:
+def _degree(text: str) -> int | str | None:
     if text == "free":
         return None
+    if text == AUTO_DEGREE:
+        return text
     try:
         return positive_int(text)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'free', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, 'free' or {AUTO_DEGREE!r}, got {text!r}") \
+            from None
 
 
 def _start(text: str) -> str | list[float]:
@@ -133,7 +136,7 @@ def _optimize_network(args: argparse.Namespace):
         pieces = reference_blocks(0, calibration) + reference_blocks(calibration, heldout)
         monitor.time_evaluation(loaded.model, torch.from_numpy(target.noises(0, calibration)),
                                 target.t_start)
-        runs = args.maxfev or 100 * max(1, min(steps - 1, args.degree or steps - 1))
+        runs = args.maxfev or 100 * max(1, check_degree(args.degree, steps))
         search = (runs + len(BUILTIN_KINDS)) * spec.nfe(steps)
         judge = (len(BUILTIN_KINDS) + 1) * spec.nfe(steps)
         monitor.line(f"{loaded.name} on {getattr(loaded.model, 'device', None) or 'cpu'}: one network evaluation "
@@ -205,10 +208,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noises")
     o.add_argument("--maxfev", type=positive_int, default=None,
                    help="objective evaluations (default 100 per grid parameter, at least 100)")
-    o.add_argument("--degree", type=_degree, default=DEFAULT_DEGREE, metavar="N|free",
+    o.add_argument("--degree", type=_degree, default=AUTO_DEGREE, metavar="N|free|auto",
                    help="grid family: log step lengths of the start grid moved by a Legendre polynomial of degree N "
-                        "in the step index, 1 to steps - 1 (default 3, lowered to steps - 1 on shorter grids); "
-                        "'free' moves every step (fits few calibration noises too closely)")
+                        "in the step index, 1 to steps - 1 (a larger N is refused); 'free' moves every step (fits "
+                        f"few calibration noises too closely); 'auto' (the default) is {DEFAULT_DEGREE}, lowered to "
+                        "steps - 1 on shorter grids")
     o.add_argument("--start", type=_start, default=None, metavar="KIND|T0,T1,...",
                    help="start grid: a grid kind or comma-separated times with the run's end times "
                         "(default: the built-in kind with the smallest calibration error)")

@@ -54,15 +54,20 @@ from pndmkit.studies.statistics import (INTERVAL_LEVEL, INTERVAL_MIN_SAMPLES, IN
                                        reduction_interval)
 from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget, is_problem
 
-__all__ = ["OptimizedGrid", "GridFallbackWarning", "optimize", "evaluate", "check_start", "check_degree", "default_noises", "PROBLEM_NOISES", "NETWORK_NOISES", "reduction_interval", "sample_errors", "rms_error",
-           "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
+__all__ = ["OptimizedGrid", "GridFallbackWarning", "optimize", "evaluate", "check_start", "check_degree", "AUTO_DEGREE",
+           "DEFAULT_DEGREE", "default_noises", "PROBLEM_NOISES", "NETWORK_NOISES", "reduction_interval",
+           "sample_errors", "rms_error", "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
            "INTERVAL_LEVEL", "INTERVAL_MIN_SAMPLES", "INTERVAL_RESAMPLES"]
 
 #: largest number of calibration / held-out noises or objective evaluations accepted (NFE: ``MAX_STEPS``)
 MAX_NOISES = 1_000_000
 
-#: default degree of the grid family (:func:`optimize`)
+#: default degree of the grid family (:func:`optimize`), lowered to ``steps - 1`` on grids of fewer steps
 DEFAULT_DEGREE = 3
+
+#: the ``degree`` that stands for :data:`DEFAULT_DEGREE` lowered to what the grid can use (:func:`check_degree`);
+#: a degree given as a number is never lowered
+AUTO_DEGREE = "auto"
 
 #: default calibration and held-out noises on a Gaussian-mixture problem (exact reference; a run costs
 #: milliseconds on the built-in problems, so hundreds of noises cost seconds)
@@ -421,35 +426,46 @@ def check_degree(degree: Any, steps: int) -> int:
 
     A grid of ``steps`` steps has ``steps - 1`` interior times: a degree from 1 to ``steps - 1`` moves them by a
     polynomial of that degree, and ``steps - 1`` (as ``None``) reaches every grid with the same end times
-    (:class:`GridFamily`). A higher degree would add nothing, so it is refused, except that the default,
-    :data:`DEFAULT_DEGREE`, is lowered to ``steps - 1`` on grids of fewer steps.
+    (:class:`GridFamily`). A higher degree would add nothing, so a degree given as a number is refused above
+    ``steps - 1``; only :data:`AUTO_DEGREE`, the default, stands for :data:`DEFAULT_DEGREE` lowered to
+    ``steps - 1`` on grids of fewer steps. A grid of one step has no interior time: ``AUTO_DEGREE`` and ``None``
+    give no parameters there (:func:`optimize` hands the run back, marked), and any number is refused.
 
     Parameters
     ----------
-    degree : int or None
-        Degree of the Legendre polynomial in the step index, or None (every step free).
+    degree : int, None or ``"auto"``
+        Degree of the Legendre polynomial in the step index, None (every step free) or :data:`AUTO_DEGREE`.
     steps : int
         Steps of the grid (``>= 1``).
 
     Returns
     -------
     int
-        ``min(degree, steps - 1)``, or ``steps - 1`` for None.
+        ``degree``; ``steps - 1`` for None; ``min(DEFAULT_DEGREE, steps - 1)`` for ``"auto"``.
 
     Raises
     ------
     UsageError
-        ``degree`` not None nor an integer >= 1, or above ``max(steps - 1, DEFAULT_DEGREE)``.
+        ``degree`` not None, ``"auto"`` nor an integer >= 1, or an integer above ``steps - 1``.
     """
     if degree is None:
         return steps - 1
+    if isinstance(degree, str) and degree == AUTO_DEGREE:
+        return min(DEFAULT_DEGREE, steps - 1)
     if not (isinstance(degree, (int, np.integer)) and not isinstance(degree, bool) and degree >= 1):
-        raise UsageError("degree", f"degree must be an integer >= 1 or None (every step free), got {degree!r}")
-    if degree > max(steps - 1, DEFAULT_DEGREE):
+        raise UsageError("degree", f"degree must be an integer >= 1, None (every step free) or {AUTO_DEGREE!r} "
+                                   f"({DEFAULT_DEGREE}, lowered on shorter grids), got {degree!r}")
+    if steps == 1:
+        raise UsageError("degree", f"degree={degree} has nothing to move: a grid of 1 step is its two end times, "
+                                   f"with no interior time to optimise (leave degree at {AUTO_DEGREE!r}, which "
+                                   f"hands the run back marked, or give a budget of 2 steps or more)")
+    if degree > steps - 1:
+        times = "time takes a polynomial of degree 1" if steps == 2 else \
+            f"times take a polynomial of degree 1 to {steps - 1}"
         raise UsageError("degree", f"degree={degree} is more than a grid of {steps} steps can use: its {steps - 1} "
-                                   f"interior times take a polynomial of degree 1 to {steps - 1} (degree {steps - 1}, "
-                                   f"or None, 'free' at the command line, moves every step)")
-    return min(int(degree), steps - 1)
+                                   f"interior {times} (degree {steps - 1}, or None, 'free' at the command line, "
+                                   f"moves every step)")
+    return int(degree)
 
 
 def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, heldout: Any, seed: Any, shape: Any,
@@ -567,7 +583,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
              t_start: Optional[float] = None, t_end: Optional[float] = None, calibration: Optional[int] = None,
              heldout: Optional[int] = None, seed: int = 0, maxfev: Optional[int] = None,
              shape: Optional[Sequence[int]] = None, kinds: Sequence[str] = BUILTIN_KINDS, cache: Any = None,
-             progress: bool = False, degree: Optional[int] = DEFAULT_DEGREE, start: Any = None,
+             progress: bool = False, degree: int | None | str = AUTO_DEGREE, start: Any = None,
              rebuild_cache: bool = False, stop_early: Optional[Any] = None, fallback: bool = True) -> OptimizedGrid:
     """Optimise the grid of ``method`` at an NFE budget on calibration noises; judge it on held-out noises.
 
@@ -604,12 +620,13 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         solved (a part of a cached block is read from it).
     progress : bool
         tqdm bars over the objective evaluations and, for a network, over each block's reference solve.
-    degree : int or None
+    degree : int, None or ``"auto"``
         Parameters of the grid family: the log step lengths of the start grid move by a Legendre polynomial of
-        this degree in the step index (``min(degree, steps - 1)`` parameters). ``None`` frees every step
-        (``steps - 1`` parameters), which fits few calibration noises too closely on high-dimensional data
-        (see the module docstring); the default, 3, keeps the grid smooth. A degree above ``steps - 1`` adds
-        nothing and is refused (:func:`check_degree`), but for the default, lowered to ``steps - 1``.
+        this degree in the step index (``degree`` parameters). ``None`` frees every step (``steps - 1``
+        parameters), which fits few calibration noises too closely on high-dimensional data (see the module
+        docstring). The default, ``"auto"`` (:data:`AUTO_DEGREE`), is 3, which keeps the grid smooth, lowered to
+        ``steps - 1`` on shorter grids. A degree given as a number above ``steps - 1`` adds nothing and is
+        refused (:func:`check_degree`); so is any number on a grid of one step, which has no interior time.
     start : str or sequence of float, optional
         Start grid: a kind of ``kinds`` or an explicit grid with ``steps + 1`` times and the same end times (e.g.
         one optimised on a surrogate, refined here). Default: the built-in kind with the smallest calibration
