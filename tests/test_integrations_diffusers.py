@@ -402,19 +402,20 @@ def test_begin_index_lowers_final_steps_by_the_whole_grid():
     ("DDIMScheduler", {"set_alpha_to_one": False, "timestep_spacing": "linspace"},
      ("timestep_spacing='trailing'", "set_alpha_to_one=True")),
 ])
-def test_a_last_step_of_length_zero_is_refused_with_the_values_that_work(source, overrides, fixes):
-    """A last step that starts at t=0 (leading spacing with steps_offset=0, or linspace) and ends there
-    (set_alpha_to_one=False) is refused naming the values that lengthen it; each of them then works."""
+def test_a_grid_whose_only_step_has_length_zero_is_refused_with_the_values_that_work(source, overrides, fixes):
+    """One step that starts at t=0 (leading spacing with steps_offset=0, or linspace) and ends there
+    (set_alpha_to_one=False) leaves no step to take: refused naming the values that lengthen it; each of them then
+    works. (With more steps that last step of length zero is left out, as the source's identity step.)"""
     config = getattr(diffusers, source)().config
     with pytest.raises(ValueError, match="not strictly decreasing") as err:
-        PNDMKitScheduler.from_config(config, method="ipndm", **overrides).set_timesteps(10)
+        PNDMKitScheduler.from_config(config, method="ipndm", **overrides).set_timesteps(1)
     text = str(err.value)
     for fix in fixes:
         assert f"pass {fix}" in text or f"or {fix}" in text, (fix, text)
         key, value = fix.split("=")
         ok = PNDMKitScheduler.from_config(config, method="ipndm", **{**overrides, key: ast.literal_eval(value)})
-        ok.set_timesteps(10)
-        assert len(ok.timesteps) == 10 and np.all(np.diff(ok.grid) < 0)
+        ok.set_timesteps(1)
+        assert len(ok.timesteps) == 1 and np.all(np.diff(ok.grid) < 0)
 
 
 @pytest.mark.parametrize("steps_offset", [0, 1])
@@ -443,12 +444,17 @@ def test_clip_sample_is_refused_by_name_where_the_method_evaluates_at_abar_one(s
     with pytest.raises(ValueError) as err:
         sched.set_timesteps(steps)
     text = str(err.value)
-    for part in ("clip_sample=True", f"method={method!r}", "clip_sample=False", "ipndm", "t=-1",
-                 "set_alpha_to_one=False with steps_offset=1"):  # leading spacing, steps_offset=0 by default
+    # leading spacing, steps_offset=0 by default: DDIM's own grid then ends with a step of length zero, which the
+    # swap leaves out as the source's identity; pndmkit's end at abar_0 for DDPM needs steps_offset=1
+    alpha = ("set_alpha_to_one=False (the last step ends at t=0)" if source == "DDIMScheduler" else
+             "set_alpha_to_one=False with steps_offset=1")
+    for part in ("clip_sample=True", f"method={method!r}", "clip_sample=False", "ipndm", "t=-1", alpha):
         assert part in text, (part, text)
     assert "x0-prediction model" not in text  # the user's model predicts eps: the message says why x0 arises
     # each advice works: without clipping, or with the last step ending at t = 0, the run goes through
-    for fix in ({"clip_sample": False}, {"set_alpha_to_one": False, "steps_offset": 1}):
+    for fix in ({"clip_sample": False}, {"set_alpha_to_one": False, "steps_offset": 1}, {"set_alpha_to_one": False}):
+        if "steps_offset" not in fix and source == "DDPMScheduler":
+            continue
         ok = PNDMKitScheduler.from_config(config, method=method, **fix)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -528,14 +534,15 @@ def _advised(message):
 
 @pytest.mark.parametrize("source, config, method, steps, advised", [
     # the loop that was: set_alpha_to_one=True alone led to the clip_sample refusal of pie at abar = 1
-    ("DDIMScheduler", dict(clip_sample=True, set_alpha_to_one=False, timestep_spacing="linspace"), "pie", 10,
+    ("DDPMScheduler", dict(clip_sample=True, set_alpha_to_one=False, timestep_spacing="linspace"), "pie", 10,
      [{"timestep_spacing": "trailing"}, {"set_alpha_to_one": True, "clip_sample": False}]),
+    # DDIM's linspace grid ending at abar_0 ends with a step of length zero, left out: no second change needed
     ("DDIMScheduler", dict(clip_sample=True, timestep_spacing="linspace"), "pie", 10,
-     [{"clip_sample": False}, {"set_alpha_to_one": False, "timestep_spacing": "trailing"}, {"method": "ipndm"},
-      {"method": "plms"}, {"method": "ddim"}]),
+     [{"clip_sample": False}, {"set_alpha_to_one": False}, {"method": "ipndm"}, {"method": "plms"},
+      {"method": "ddim"}]),
     # an x0-predicting network: clip_sample=False would leave pie at abar = 1, so it is not advised
     ("DDIMScheduler", dict(prediction_type="sample"), "pie", 10,
-     [{"set_alpha_to_one": False, "steps_offset": 1}, {"method": "ipndm"}, {"method": "plms"}, {"method": "ddim"}]),
+     [{"set_alpha_to_one": False}, {"method": "ipndm"}, {"method": "plms"}, {"method": "ddim"}]),
     # plms's one step is a Runge-Kutta step that evaluates at its end: plms is not among the methods advised
     ("DDIMScheduler", dict(), "plms", 1,
      [{"clip_sample": False}, {"set_alpha_to_one": False, "steps_offset": 1}, {"method": "ipndm"},
@@ -625,19 +632,18 @@ def test_a_doubled_output_without_a_learned_variance_is_refused_naming_variance_
         learned.step(torch.ones(2, 5, 4, 4), learned.timesteps[0], x)
 
 
-@pytest.mark.parametrize("case", ["native leading", "DDIM leading", "DDIM linspace", "DDPM linspace",
-                                  "clip_sample leading", "clip_sample linspace"])
+@pytest.mark.parametrize("case", ["native leading", "DDPM linspace", "clip_sample leading", "clip_sample linspace"])
 def test_every_zero_length_last_step_refusal_gives_the_one_advice(case):
     """The advice that lengthens a last step starting at t=0 has one wording, config.zero_length_fix, wherever
-    it is given: the native grid, a source's grid, the DDPM end that pndmkit moves to abar_0, and the change a
-    clip_sample refusal proposes."""
+    it is given: the native grid, the DDPM end that pndmkit moves to abar_0, and the change a clip_sample refusal
+    proposes (a source's own grid with such a step, DDIM's or PNDM's, leaves the step out and runs)."""
     from pndmkit.integrations.diffusers.config import zero_length_fix
 
     spacing = case.split()[-1]
     if case == "native leading":
         make = lambda: PNDMKitScheduler(method="ipndm", steps_offset=0, set_alpha_to_one=False)  # noqa: E731
     elif case.startswith("clip_sample"):
-        config = diffusers.DDIMScheduler(timestep_spacing=spacing).config  # clip_sample=True by default
+        config = diffusers.DDPMScheduler(timestep_spacing=spacing).config  # clip_sample=True by default
         make = lambda: PNDMKitScheduler.from_config(config, method="pie")  # noqa: E731
     else:
         source = getattr(diffusers, case.split()[0] + "Scheduler")
@@ -651,3 +657,4 @@ def test_every_zero_length_last_step_refusal_gives_the_one_advice(case):
     else:
         expected = f"pass {zero_length_fix(spacing, 'set_alpha_to_one=True')[1]}"
     assert expected in text, (expected, text)
+

@@ -64,6 +64,13 @@ Three conventions of a source's grid are followed where the method is the source
   zero-length step). A method passed built runs as built with a :class:`ConventionWarning` that names the fix,
   ``final_sigmas_type='zero'``. From 15 steps on ``DPMSolverMultistepScheduler(solver_order=3)`` takes that step at
   order 3, whose formula divides by its length: its sample is NaN; the swap returns the sample it had before.
+  The timestep grids of ``DDIMScheduler`` and ``PNDMScheduler`` whose last step starts at ``t = 0`` and ends at
+  ``abar_0`` (``set_alpha_to_one=False``, ``PNDMScheduler``'s default, with ``'leading'`` spacing and
+  ``steps_offset=0``, ``'linspace'``, or ``'trailing'`` above ``2 T / 3`` steps) end with such a step too: DDIM's
+  and PLMS's update with ``alpha_prev = alpha_t`` returns the sample unchanged, though the source calls the network
+  there. :meth:`Translation.layout` leaves it out the same way (one network call fewer, the same sample); with
+  ``clip_sample=True`` DDIM's step there clips the ``x0`` estimate, which the scheduler says with a
+  :class:`ConventionWarning`. Only a grid whose one step has length zero is refused.
 * ``PNDMScheduler``'s PRK stages. With a stride ``T // N`` it offsets its midpoint stages by ``T // N // 2``
   rounded down (the first at ``t - 62``, the second at ``t_next + 62`` for 8 steps of 1000, both evaluated at
   timestep ``t_next + 62``); ``f-pndm``'s PRK warm-up takes them there on such a config
@@ -620,7 +627,8 @@ class Layout:
         The source's start scale: the pipeline's initial latents are ``init_noise_sigma`` times unit noise.
     zero_length_final : float or None
         Where the source's noise levels end with the last one twice (``sigma_min`` as the last step's start and
-        end: the sigma grids of DPM-Solver and UniPC with ``final_sigmas_type='sigma_min'``, DEIS's always),
+        end: the sigma grids of DPM-Solver and UniPC with ``final_sigmas_type='sigma_min'``, DEIS's always), or its
+        timesteps with a last step from ``t = 0`` to ``abar_0`` (DDIM and PNDM with ``set_alpha_to_one=False``),
         the source's timestep of that step of length zero, which ``grid`` leaves out; ``None`` where there is
         none. The source still evaluates the network there and counts the step (module documentation).
     """
@@ -716,7 +724,7 @@ class Translation:
             The source refuses the arguments (its message, prefixed by what was asked), or (flow and EDM
             configs) takes no ``sigmas``, ``timesteps`` or ``mu`` where they were given; ``timesteps`` with
             ``sigmas``; ``num_inference_steps`` that contradicts them; custom ``timesteps`` the source changes
-            (DDPM and DPM-Solver cast them to integers); a grid with a step of length zero (the message names the
+            (DDPM and DPM-Solver cast them to integers); a grid whose only step has length zero (the message names the
             fields that lengthen it).
         """
         src = self.source_scheduler()
@@ -773,9 +781,13 @@ class Translation:
         else:
             final = getattr(src, "final_alpha_cumprod", None)
             end = -1.0 if final is None or float(final) >= 1.0 else 0.0
-            grid = steps + [end]
             if timesteps is None:
                 self._warn_if_inconsistent(steps)
+            if len(steps) >= 2 and end == 0.0 and steps[-1] == end:
+                # the last step starts at t = 0 and ends at abar_0 (t = 0): length zero, the identity in DDIM's and
+                # PLMS's update (alpha_prev = alpha_t), though the source still calls the network there
+                zero_final, steps = steps[-1], steps[:-1]
+            grid = steps + [end]
         if timesteps is not None:
             self._check_kept(timesteps, steps)
         grid_arr = np.asarray(grid, dtype=np.float64)
@@ -791,9 +803,10 @@ class Translation:
         return Layout(grid_arr, steps, integral, init, zero_final)
 
     def _grid_fix(self, grid: np.ndarray, end_advice: Optional[Callable[[], Optional[str]]] = None) -> str:
-        """What to pass when the source's grid has a step of length zero: its last step starts at ``t = 0``
-        (``'leading'`` spacing with ``steps_offset=0``, or ``'linspace'``) and ends at ``abar_0`` (``t = 0``,
-        ``set_alpha_to_one=False``)."""
+        """What to pass when the source's grid has no step of positive length: its only step starts at ``t = 0``
+        (``'leading'`` spacing with ``steps_offset=0``, or ``'linspace'``, at one step) and ends at ``abar_0``
+        (``t = 0``, ``set_alpha_to_one=False``); a last step of length zero after others is left out
+        (:attr:`Layout.zero_length_final`)."""
         cfg = self.config
         if grid.size >= 2 and grid[-1] == 0.0 and grid[-2] <= 0.0 and not cfg.get("set_alpha_to_one", True):
             alternative = "set_alpha_to_one=True" if end_advice is None else end_advice()

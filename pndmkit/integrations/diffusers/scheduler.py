@@ -757,7 +757,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             with a method that evaluates at ``abar = 1`` (the clipped ``x0`` gives no ``eps`` there: the
             message names ``clip_sample`` and the method), refused before any step. ``set_alpha_to_one=False``
             ends the last step at ``t = 0`` on every VP config (DDPM's and the sigma schedulers' too), and is
-            refused where the last step already starts there. Every change a refusal advises is tried first on a
+            refused where the last step already starts there (a ``DDIMScheduler`` or ``PNDMScheduler`` grid leaves
+            that step of length zero out instead, the source's identity, where it is not the only step). Every
+            change a refusal advises is tried first on a
             fresh scheduler with the same arguments, so followed it runs (where one change is not enough, the
             message names the second: ``set_alpha_to_one=True with clip_sample=False``).
 
@@ -787,8 +789,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                                end_advice=self._alpha_to_one_true_advice)
         else:
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
-        grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
         custom = timesteps is not None or sigmas is not None  # a custom grid has no source stride (PNDM's PRK)
+        grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
         # everything is built into locals first and assigned together at the end: a refusal, or a warning raised
         # as an error, leaves the scheduler as it was
         integrator = self._grid_variant(layout, None if custom else num_inference_steps, grid)
@@ -807,6 +809,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         sigma_levels = torch.tensor([self._level(t) for t in grid], dtype=torch.float32)
         self._warn_outside_training(integrator, grid, times)
         self._warn_v_combined(integrator)
+        self._warn_zero_length_clips(layout)
         counts = np.diff(sorted(starts_at) + [len(times)])
         # pipelines slice timesteps[t_start * order:] with t_start < N: a last step of fewer evaluations (Heun's
         # Euler step to sigma = 0) keeps every slice at the start of a step
@@ -831,15 +834,16 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         (:meth:`_heun_variant`) or ``PNDMScheduler``'s PRK stages on a grid of ``num_inference_steps``
         (:class:`SourcePRK`; a method passed built runs as built)."""
         tr = self.translation
-        if layout.zero_length_final is not None:
-            return self._zero_length_variant()
-        if tr.source == "HeunDiscreteScheduler" and float(grid[-1]) == -1.0:
-            return self._heun_variant()
         if tr.source == "PNDMScheduler" and num_inference_steps is not None and not self._hand_built():
+            # the source's stride counts its zero-length last step (leading spacing, steps_offset=0)
             half = train_timesteps(tr.config) // num_inference_steps // 2
             estimator = _source_prk(self._configured.estimator, half) if half >= 1 else None
             if estimator is not None:
                 return dataclasses.replace(self._configured, estimator=estimator)
+        if layout.zero_length_final is not None:
+            return self._zero_length_variant()
+        if tr.source == "HeunDiscreteScheduler" and float(grid[-1]) == -1.0:
+            return self._heun_variant()
         return self._configured
 
     def _zero_length_variant(self) -> Integrator:
@@ -1030,6 +1034,23 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                       f"its samples differ from PNDMScheduler's, by O(h): on smooth test networks 0.4 of the sample's "
                       f"norm at 5 steps, 0.2 at 8 to 10, 0.08 at 20 (README: 'v-prediction: pndmkit converts before "
                       f"combining'); no config field gives the source's combination", ConventionWarning, stacklevel=3)
+
+    def _warn_zero_length_clips(self, layout: Layout) -> None:
+        """A ``DDIMScheduler`` grid whose last step goes from ``t = 0`` to ``abar_0`` (``set_alpha_to_one=False``
+        with ``'leading'`` spacing and ``steps_offset=0``, or ``'linspace'``) has length zero, which pndmkit leaves
+        out. Without ``clip_sample`` that step is the identity; with it, DDIM's default step there replaces the
+        sample by ``sqrt(abar_0) clip(x0) + sqrt(1 - abar_0) eps``, which differs where the ``x0`` estimate lies
+        outside the clip range."""
+        tr = self.translation
+        if layout.zero_length_final is None or tr.family != "vp" or tr.clip is None or tr.source != "DDIMScheduler":
+            return
+        warnings.warn(f"{tr.source}'s last step goes from t=0 to abar_0 (set_alpha_to_one=False with timestep_spacing="
+                      f"{self.config.get('timestep_spacing')!r}, steps_offset={self.config.get('steps_offset')}): "
+                      f"length zero, which pndmkit leaves out (one network call fewer). With clip_sample=True the "
+                      f"source's step there is not the identity: it clips the x0 estimate to "
+                      f"[-{tr.clip:g}, {tr.clip:g}] (unless step() gets use_clipped_model_output=True), so its "
+                      f"samples differ where that estimate lies outside; pass clip_sample=False, or steps_offset=1 "
+                      f"(the last step then starts at t=1)", ConventionWarning, stacklevel=3)
 
     def _level(self, t: float) -> float:
         """The source's noise level at pndmkit time ``t`` (flow/EDM sigma, else ``s``)."""
