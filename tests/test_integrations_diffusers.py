@@ -658,3 +658,19 @@ def test_every_zero_length_last_step_refusal_gives_the_one_advice(case):
         expected = f"pass {zero_length_fix(spacing, 'set_alpha_to_one=True')[1]}"
     assert expected in text, (expected, text)
 
+
+@pytest.mark.parametrize("begin_index", [2.5, 2.0, True, "2"])
+def test_set_begin_index_refuses_a_non_integer_by_name(begin_index):
+    """set_begin_index(2.5) was floored to 2: a non-integer (a bool too) is refused naming begin_index; an integer
+    of any integral type (numpy's included) is taken."""
+    import re
+
+    sched = PNDMKitScheduler.from_config(diffusers.DPMSolverMultistepScheduler().config, method="dpm-solver++-2m")
+    sched.set_timesteps(10)
+    with pytest.raises(ValueError, match=rf"^begin_index must be an integer \(an index into timesteps\), got "
+                                         rf"{type(begin_index).__name__} {re.escape(repr(begin_index))}$"):
+        sched.set_begin_index(begin_index)
+    assert sched.begin_index is None
+    sched.set_begin_index(np.int64(2))
+    assert sched.begin_index == 2 and type(sched.begin_index) is int
+

@@ -1125,7 +1125,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Raises
         ------
         ValueError
-            ``begin_index`` past the last step (an image-to-image strength that keeps no step, below
+            ``begin_index`` not an integer (``2.5`` and ``True`` are refused, not truncated); ``begin_index`` past
+            the last step (an image-to-image strength that keeps no step, below
             ``1 / num_inference_steps`` in Stable Diffusion pipelines, ``2 / num_inference_steps`` where the
             source's last step has length zero, which pndmkit leaves out but the pipeline counts: the message names
             ``strength`` and the range that runs; diffusers' own schedulers return an empty batch or fail inside
@@ -1134,6 +1135,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             ``timesteps[begin_index:]`` (the message names the strength this is).
         """
         self._require_timesteps()
+        if isinstance(begin_index, (bool, np.bool_)) or not isinstance(begin_index, numbers.Integral):
+            raise ValueError(f"begin_index must be an integer (an index into timesteps), got "
+                             f"{type(begin_index).__name__} {begin_index!r}")
         self._starting_step(int(begin_index))
         self._begin_index = int(begin_index)
         self._reset()
