@@ -674,3 +674,25 @@ def test_set_begin_index_refuses_a_non_integer_by_name(begin_index):
     sched.set_begin_index(np.int64(2))
     assert sched.begin_index == 2 and type(sched.begin_index) is int
 
+
+@pytest.mark.parametrize("source, steps, most", [("DPMSolverMultistepScheduler", 2000, 999),
+                                                 ("DPMSolverMultistepScheduler", 1000, 999),
+                                                 ("UniPCMultistepScheduler", 2000, 999)])
+def test_more_steps_than_distinct_timesteps_are_refused_with_the_range(source, steps, most):
+    """DPMSolverMultistepScheduler at 2000 steps of 1000 lists each timestep twice (1000 distinct): the swap took
+    1000 steps silently, where 2000 evaluations were asked. Refused naming the count and the range that runs; its
+    top runs with as many evaluations as steps."""
+    config = getattr(diffusers, source)().config
+    theirs = getattr(diffusers, source)()
+    theirs.set_timesteps(steps)
+    distinct = len(torch.unique(theirs.timesteps))
+    assert distinct < steps
+    sched = PNDMKitScheduler.from_config(config, method="ddim")
+    with pytest.raises(ValueError, match=rf"^num_inference_steps={steps} cannot be honoured on a {source} config "
+                                         rf"\(num_train_timesteps=1000\): its grid repeats timesteps, {distinct} "
+                                         rf"distinct, .* not the {steps} asked; pass num_inference_steps in "
+                                         rf"\[1, {most}\]$"):
+        sched.set_timesteps(steps)
+    assert sched.timesteps is None
+    sched.set_timesteps(most)
+    assert len(sched.timesteps) == most and len(torch.unique(sched.timesteps)) == most

@@ -747,7 +747,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Raises
         ------
         ValueError
-            ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated), or given with
+            ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated), or more than the
+            source's grid has distinct timesteps (``DPMSolverMultistepScheduler`` at 2000 of 1000 training steps
+            lists each twice: refused, naming the range that runs, rather than run as 1000 steps), or given with
             ``timesteps`` or ``sigmas`` but not the number of steps they give; both ``timesteps`` and ``sigmas``;
             custom ``sigmas`` not finite, not strictly decreasing, above the table's largest level or fewer than
             two (the message names ``sigmas[i]``); custom
@@ -790,6 +792,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         else:
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
         custom = timesteps is not None or sigmas is not None  # a custom grid has no source stride (PNDM's PRK)
+        if not custom and num_inference_steps is not None and layout.steps != num_inference_steps:
+            self._refuse_repeated_timesteps(num_inference_steps, layout.steps)
         grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
         # everything is built into locals first and assigned together at the end: a refusal, or a warning raised
         # as an error, leaves the scheduler as it was
@@ -826,6 +830,29 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self.order = order
         self._begin_index = None
         self._reset()
+
+    def _refuse_repeated_timesteps(self, asked: int, distinct: int) -> None:
+        """The source's grid of ``asked`` steps repeats timesteps (more steps than its table has indices:
+        ``DPMSolverMultistepScheduler`` at 2000 of 1000 lists each twice), which pndmkit would run as ``distinct``
+        steps: refused, the user asked for ``asked`` evaluations."""
+        tr = self.translation
+        top = train_timesteps(tr.config) if tr.family == "vp" else asked - 1
+        most = None
+        for n in sorted({min(top, asked - 1), distinct, distinct - 1} - {0}, reverse=True):  # longest without repeats
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if tr.layout(n).steps == n:
+                        most = n
+                        break
+            except ValueError:
+                continue
+        allowed = f"; pass num_inference_steps in [1, {most}]" if most is not None else \
+            "; pass fewer num_inference_steps"
+        raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config "
+                         f"(num_train_timesteps={train_timesteps(tr.config)}): its grid repeats timesteps, "
+                         f"{distinct} distinct, and pndmkit would take {distinct} steps, not the {asked} asked"
+                         f"{allowed}")
 
     def _grid_variant(self, layout: Layout, num_inference_steps: Optional[int], grid: np.ndarray) -> Integrator:
         """The method as it runs on ``layout`` (whose step times are ``grid``): the configured one, or the source's
