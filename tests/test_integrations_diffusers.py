@@ -696,3 +696,38 @@ def test_more_steps_than_distinct_timesteps_are_refused_with_the_range(source, s
     assert sched.timesteps is None
     sched.set_timesteps(most)
     assert len(sched.timesteps) == most and len(torch.unique(sched.timesteps)) == most
+
+
+@pytest.mark.parametrize("source, kwargs, message", [
+    # NaN was cast to int64 first: "t=-9.223372036854776e+18 lies outside ..."
+    ("DPMSolverMultistepScheduler", dict(timesteps=[900, float("nan"), 100]), r"timesteps[1]=nan must be finite"),
+    ("DDIMScheduler", dict(timesteps=[900, float("nan"), 100]), r"timesteps[1]=nan must be finite"),
+    ("EulerDiscreteScheduler", dict(sigmas=[10.0, float("inf"), 0.1, 0.0]), r"sigmas[1]=inf must be finite"),
+    # the shifted time was named: "t=1.125 lies outside [0,1]"
+    ("FlowMatchEulerDiscreteScheduler", dict(sigmas=[1.5, 0.5, 0.1]),
+     "sigmas[0]=1.5 lies outside (0, 1], the noise levels of a flow-matching config"),
+    # the VP grid message (timestep_spacing, steps_offset, abar_0) was given
+    ("FlowMatchEulerDiscreteScheduler", dict(sigmas=[0.1, 0.5, 0.9]),
+     "sigmas must be strictly decreasing (from noise to data); sigmas[1]=0.5 >= sigmas[0]=0.1"),
+])
+def test_bad_custom_entries_are_named_as_given(source, kwargs, message):
+    config = getattr(diffusers, source)(**({"shift": 3.0} if source.startswith("Flow") else {})).config
+    sched = PNDMKitScheduler.from_config(config, method="euler" if source.startswith("Flow") else "ddim")
+    with pytest.raises(ValueError) as err:
+        sched.set_timesteps(**kwargs)
+    assert str(err.value).startswith(message), str(err.value)
+    assert "steps_offset" not in str(err.value) and "e+18" not in str(err.value)
+
+
+def test_a_flow_shift_that_is_zero_or_degenerate_is_named():
+    """shift=0.0 was read as 1 for pndmkit's schedule while the source's grid was NaN, and shift=1e-9 (valid, but
+    the source's float32 shift of its sigmas gives NaN) got the VP grid message: now 'shift must be > 0' and a
+    message naming the shift and the NaN levels."""
+    flow = diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0).config
+    with pytest.raises(ValueError, match=r"^shift must be > 0, got 0.0$"):
+        PNDMKitScheduler.from_config(flow, method="euler", shift=0.0)
+    sched = PNDMKitScheduler.from_config(flow, method="euler", shift=1e-9)
+    with pytest.raises(ValueError, match=r"with shift=1e-09 has noise levels that are not finite \(\[nan, .*pass a "
+                                         r"larger shift") as err:
+        sched.set_timesteps(10)
+    assert "steps_offset" not in str(err.value) and "abar_0" not in str(err.value)

@@ -548,7 +548,8 @@ def _family(config: Any) -> str:
 
 def _schedule(config: Any, family: str) -> NoiseSchedule:
     if family == "flow":
-        shift = _get(config, "shift", None) or _get(config, "flow_shift", None) or 1.0
+        shift = next((value for value in (_get(config, "shift", None), _get(config, "flow_shift", None))
+                      if value is not None), 1.0)  # shift=0.0 is refused by FlowMatching, not read as 1
         return FlowMatching(shift=1.0 if _get(config, "use_dynamic_shifting", False) else float(shift), t_max=1.0)
     if family == "edm":
         return EDM(float(_get(config, "sigma_min", 0.002)), float(_get(config, "sigma_max", 80.0)))
@@ -724,9 +725,13 @@ class Translation:
             The source refuses the arguments (its message, prefixed by what was asked), or (flow and EDM
             configs) takes no ``sigmas``, ``timesteps`` or ``mu`` where they were given; ``timesteps`` with
             ``sigmas``; ``num_inference_steps`` that contradicts them; custom ``timesteps`` the source changes
-            (DDPM and DPM-Solver cast them to integers); a grid whose only step has length zero (the message names the
-            fields that lengthen it).
+            (DDPM and DPM-Solver cast them to integers); a custom entry that is not finite, or on a flow-matching
+            config a sigma outside ``(0, 1]`` or sigmas that do not decrease (named as given, ``timesteps[i]`` or
+            ``sigmas[i]``, before the source casts or shifts them); a flow-matching grid whose levels are not
+            finite (a ``shift`` too small for the source's float32 arithmetic: the message names it); a grid whose
+            only step has length zero (the message names the fields that lengthen it).
         """
+        self._check_custom(timesteps, sigmas)
         src = self.source_scheduler()
         accepted = set(inspect.signature(src.set_timesteps).parameters)
         if self.source == "UniPCMultistepScheduler" and self.family == "vp":
@@ -791,16 +796,48 @@ class Translation:
         if timesteps is not None:
             self._check_kept(timesteps, steps)
         grid_arr = np.asarray(grid, dtype=np.float64)
+        if self.family == "flow" and not np.all(np.isfinite(grid_arr)):
+            shift = self.config.get("shift", self.config.get("flow_shift"))
+            raise ValueError(f"the {self.source} grid for {kwargs} with shift={shift!r} has noise levels that are not "
+                             f"finite ({_shown(grid_arr)}): the source's own float32 shift of its sigmas, "
+                             f"shift * s / (1 + (shift - 1) * s), degenerates for so small a shift (every sigma "
+                             f"below 1 shrinks towards 0); pass a larger shift (1.0 leaves the sigmas as they are)")
         if not np.all(np.diff(grid_arr) < 0):
             fields = ", ".join(f"{key}={self.config[key]!r}" for key in ("timestep_spacing", "steps_offset",
                                                                           "set_alpha_to_one", "final_sigmas_type")
                                if key in self.config)
-            shown = grid_arr.tolist() if grid_arr.size <= 12 else \
-                f"[{', '.join(map(str, grid_arr[:3].tolist()))}, ..., {', '.join(map(str, grid_arr[-4:].tolist()))}]"
+            shown = _shown(grid_arr)
             raise ValueError(f"the {self.source} grid for {kwargs} with {fields} is not strictly decreasing in "
                              f"pndmkit's time ({shown}): a step of length zero (e.g. from t=0 to the "
                              f"end abar_0) cannot be integrated; {self._grid_fix(grid_arr, end_advice)}")
         return Layout(grid_arr, steps, integral, init, zero_final)
+
+    def _check_custom(self, timesteps: Any, sigmas: Any) -> None:
+        """Refuse, before the source reads them, custom entries it would cast or shift out of recognition: one
+        that is not finite (DDPM and DPM-Solver cast ``nan`` to an ``int64``), and on a flow-matching config a
+        sigma outside ``(0, 1]`` or sigmas that do not decrease (the source shifts them first, and a message on
+        the shifted times would name values the user never gave). The message names ``timesteps[i]`` or
+        ``sigmas[i]`` and what is allowed."""
+        for name, values in (("timesteps", timesteps), ("sigmas", sigmas)):
+            if values is None:
+                continue
+            arr = _numbers(values, name)
+            if arr.ndim != 1:
+                continue  # the source's reading, or check_timesteps, names the shape
+            for i, v in enumerate(arr.tolist()):
+                if not math.isfinite(v):
+                    raise ValueError(f"{name}[{i}]={v!r} must be finite")
+            if name != "sigmas" or self.family != "flow":
+                continue
+            for i, v in enumerate(arr.tolist()):
+                if not 0.0 < v <= 1.0:
+                    raise ValueError(f"sigmas[{i}]={v!r} lies outside (0, 1], the noise levels of a flow-matching "
+                                     f"config (1: pure noise; the source shifts them by shift="
+                                     f"{self.config.get('shift', self.config.get('flow_shift'))!r} and appends the "
+                                     f"final 0 itself)")
+                if i and not v < arr[i - 1]:
+                    raise ValueError(f"sigmas must be strictly decreasing (from noise to data); sigmas[{i}]={v!r} >= "
+                                     f"sigmas[{i - 1}]={float(arr[i - 1])!r}")
 
     def _grid_fix(self, grid: np.ndarray, end_advice: Optional[Callable[[], Optional[str]]] = None) -> str:
         """What to pass when the source's grid has no step of positive length: its only step starts at ``t = 0``
@@ -950,6 +987,13 @@ def zero_length_fix(spacing: str, alternative: Optional[str] = None) -> tuple[di
     if alternative:
         text += f", or {alternative} (the last step then ends at abar = 1, t=-1)"
     return changes, text
+
+
+def _shown(grid: np.ndarray) -> Any:
+    """A grid for a message: whole up to 12 points, else its first 3 and last 4."""
+    if grid.size <= 12:
+        return grid.tolist()
+    return f"[{', '.join(map(str, grid[:3].tolist()))}, ..., {', '.join(map(str, grid[-4:].tolist()))}]"
 
 
 def _dedupe(steps: list, levels: list) -> tuple[list, list]:
