@@ -402,19 +402,20 @@ def test_begin_index_lowers_final_steps_by_the_whole_grid():
     ("DDIMScheduler", {"set_alpha_to_one": False, "timestep_spacing": "linspace"},
      ("timestep_spacing='trailing'", "set_alpha_to_one=True")),
 ])
-def test_a_last_step_of_length_zero_is_refused_with_the_values_that_work(source, overrides, fixes):
-    """A last step that starts at t=0 (leading spacing with steps_offset=0, or linspace) and ends there
-    (set_alpha_to_one=False) is refused naming the values that lengthen it; each of them then works."""
+def test_a_grid_whose_only_step_has_length_zero_is_refused_with_the_values_that_work(source, overrides, fixes):
+    """One step that starts at t=0 (leading spacing with steps_offset=0, or linspace) and ends there
+    (set_alpha_to_one=False) leaves no step to take: refused naming the values that lengthen it; each of them then
+    works. (With more steps that last step of length zero is left out, as the source's identity step.)"""
     config = getattr(diffusers, source)().config
     with pytest.raises(ValueError, match="not strictly decreasing") as err:
-        PNDMKitScheduler.from_config(config, method="ipndm", **overrides).set_timesteps(10)
+        PNDMKitScheduler.from_config(config, method="ipndm", **overrides).set_timesteps(1)
     text = str(err.value)
     for fix in fixes:
         assert f"pass {fix}" in text or f"or {fix}" in text, (fix, text)
         key, value = fix.split("=")
         ok = PNDMKitScheduler.from_config(config, method="ipndm", **{**overrides, key: ast.literal_eval(value)})
-        ok.set_timesteps(10)
-        assert len(ok.timesteps) == 10 and np.all(np.diff(ok.grid) < 0)
+        ok.set_timesteps(1)
+        assert len(ok.timesteps) == 1 and np.all(np.diff(ok.grid) < 0)
 
 
 @pytest.mark.parametrize("steps_offset", [0, 1])
@@ -443,12 +444,17 @@ def test_clip_sample_is_refused_by_name_where_the_method_evaluates_at_abar_one(s
     with pytest.raises(ValueError) as err:
         sched.set_timesteps(steps)
     text = str(err.value)
-    for part in ("clip_sample=True", f"method={method!r}", "clip_sample=False", "ipndm", "t=-1",
-                 "set_alpha_to_one=False with steps_offset=1"):  # leading spacing, steps_offset=0 by default
+    # leading spacing, steps_offset=0 by default: DDIM's own grid then ends with a step of length zero, which the
+    # swap leaves out as the source's identity; pndmkit's end at abar_0 for DDPM needs steps_offset=1
+    alpha = ("set_alpha_to_one=False (the last step ends at t=0)" if source == "DDIMScheduler" else
+             "set_alpha_to_one=False with steps_offset=1")
+    for part in ("clip_sample=True", f"method={method!r}", "clip_sample=False", "ipndm", "t=-1", alpha):
         assert part in text, (part, text)
     assert "x0-prediction model" not in text  # the user's model predicts eps: the message says why x0 arises
     # each advice works: without clipping, or with the last step ending at t = 0, the run goes through
-    for fix in ({"clip_sample": False}, {"set_alpha_to_one": False, "steps_offset": 1}):
+    for fix in ({"clip_sample": False}, {"set_alpha_to_one": False, "steps_offset": 1}, {"set_alpha_to_one": False}):
+        if "steps_offset" not in fix and source == "DDPMScheduler":
+            continue
         ok = PNDMKitScheduler.from_config(config, method=method, **fix)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -528,14 +534,15 @@ def _advised(message):
 
 @pytest.mark.parametrize("source, config, method, steps, advised", [
     # the loop that was: set_alpha_to_one=True alone led to the clip_sample refusal of pie at abar = 1
-    ("DDIMScheduler", dict(clip_sample=True, set_alpha_to_one=False, timestep_spacing="linspace"), "pie", 10,
+    ("DDPMScheduler", dict(clip_sample=True, set_alpha_to_one=False, timestep_spacing="linspace"), "pie", 10,
      [{"timestep_spacing": "trailing"}, {"set_alpha_to_one": True, "clip_sample": False}]),
+    # DDIM's linspace grid ending at abar_0 ends with a step of length zero, left out: no second change needed
     ("DDIMScheduler", dict(clip_sample=True, timestep_spacing="linspace"), "pie", 10,
-     [{"clip_sample": False}, {"set_alpha_to_one": False, "timestep_spacing": "trailing"}, {"method": "ipndm"},
-      {"method": "plms"}, {"method": "ddim"}]),
+     [{"clip_sample": False}, {"set_alpha_to_one": False}, {"method": "ipndm"}, {"method": "plms"},
+      {"method": "ddim"}]),
     # an x0-predicting network: clip_sample=False would leave pie at abar = 1, so it is not advised
     ("DDIMScheduler", dict(prediction_type="sample"), "pie", 10,
-     [{"set_alpha_to_one": False, "steps_offset": 1}, {"method": "ipndm"}, {"method": "plms"}, {"method": "ddim"}]),
+     [{"set_alpha_to_one": False}, {"method": "ipndm"}, {"method": "plms"}, {"method": "ddim"}]),
     # plms's one step is a Runge-Kutta step that evaluates at its end: plms is not among the methods advised
     ("DDIMScheduler", dict(), "plms", 1,
      [{"clip_sample": False}, {"set_alpha_to_one": False, "steps_offset": 1}, {"method": "ipndm"},
@@ -625,19 +632,18 @@ def test_a_doubled_output_without_a_learned_variance_is_refused_naming_variance_
         learned.step(torch.ones(2, 5, 4, 4), learned.timesteps[0], x)
 
 
-@pytest.mark.parametrize("case", ["native leading", "DDIM leading", "DDIM linspace", "DDPM linspace",
-                                  "clip_sample leading", "clip_sample linspace"])
+@pytest.mark.parametrize("case", ["native leading", "DDPM linspace", "clip_sample leading", "clip_sample linspace"])
 def test_every_zero_length_last_step_refusal_gives_the_one_advice(case):
     """The advice that lengthens a last step starting at t=0 has one wording, config.zero_length_fix, wherever
-    it is given: the native grid, a source's grid, the DDPM end that pndmkit moves to abar_0, and the change a
-    clip_sample refusal proposes."""
+    it is given: the native grid, the DDPM end that pndmkit moves to abar_0, and the change a clip_sample refusal
+    proposes (a source's own grid with such a step, DDIM's or PNDM's, leaves the step out and runs)."""
     from pndmkit.integrations.diffusers.config import zero_length_fix
 
     spacing = case.split()[-1]
     if case == "native leading":
         make = lambda: PNDMKitScheduler(method="ipndm", steps_offset=0, set_alpha_to_one=False)  # noqa: E731
     elif case.startswith("clip_sample"):
-        config = diffusers.DDIMScheduler(timestep_spacing=spacing).config  # clip_sample=True by default
+        config = diffusers.DDPMScheduler(timestep_spacing=spacing).config  # clip_sample=True by default
         make = lambda: PNDMKitScheduler.from_config(config, method="pie")  # noqa: E731
     else:
         source = getattr(diffusers, case.split()[0] + "Scheduler")
@@ -651,3 +657,77 @@ def test_every_zero_length_last_step_refusal_gives_the_one_advice(case):
     else:
         expected = f"pass {zero_length_fix(spacing, 'set_alpha_to_one=True')[1]}"
     assert expected in text, (expected, text)
+
+
+@pytest.mark.parametrize("begin_index", [2.5, 2.0, True, "2"])
+def test_set_begin_index_refuses_a_non_integer_by_name(begin_index):
+    """set_begin_index(2.5) was floored to 2: a non-integer (a bool too) is refused naming begin_index; an integer
+    of any integral type (numpy's included) is taken."""
+    import re
+
+    sched = PNDMKitScheduler.from_config(diffusers.DPMSolverMultistepScheduler().config, method="dpm-solver++-2m")
+    sched.set_timesteps(10)
+    with pytest.raises(ValueError, match=rf"^begin_index must be an integer \(an index into timesteps\), got "
+                                         rf"{type(begin_index).__name__} {re.escape(repr(begin_index))}$"):
+        sched.set_begin_index(begin_index)
+    assert sched.begin_index is None
+    sched.set_begin_index(np.int64(2))
+    assert sched.begin_index == 2 and type(sched.begin_index) is int
+
+
+@pytest.mark.parametrize("source, steps, most", [("DPMSolverMultistepScheduler", 2000, 999),
+                                                 ("DPMSolverMultistepScheduler", 1000, 999),
+                                                 ("UniPCMultistepScheduler", 2000, 999)])
+def test_more_steps_than_distinct_timesteps_are_refused_with_the_range(source, steps, most):
+    """DPMSolverMultistepScheduler at 2000 steps of 1000 lists each timestep twice (1000 distinct): the swap took
+    1000 steps silently, where 2000 evaluations were asked. Refused naming the count and the range that runs; its
+    top runs with as many evaluations as steps."""
+    config = getattr(diffusers, source)().config
+    theirs = getattr(diffusers, source)()
+    theirs.set_timesteps(steps)
+    distinct = len(torch.unique(theirs.timesteps))
+    assert distinct < steps
+    sched = PNDMKitScheduler.from_config(config, method="ddim")
+    with pytest.raises(ValueError, match=rf"^num_inference_steps={steps} cannot be honoured on a {source} config "
+                                         rf"\(num_train_timesteps=1000\): its grid repeats timesteps, {distinct} "
+                                         rf"distinct, .* not the {steps} asked; pass num_inference_steps in "
+                                         rf"\[1, {most}\]$"):
+        sched.set_timesteps(steps)
+    assert sched.timesteps is None
+    sched.set_timesteps(most)
+    assert len(sched.timesteps) == most and len(torch.unique(sched.timesteps)) == most
+
+
+@pytest.mark.parametrize("source, kwargs, message", [
+    # NaN was cast to int64 first: "t=-9.223372036854776e+18 lies outside ..."
+    ("DPMSolverMultistepScheduler", dict(timesteps=[900, float("nan"), 100]), r"timesteps[1]=nan must be finite"),
+    ("DDIMScheduler", dict(timesteps=[900, float("nan"), 100]), r"timesteps[1]=nan must be finite"),
+    ("EulerDiscreteScheduler", dict(sigmas=[10.0, float("inf"), 0.1, 0.0]), r"sigmas[1]=inf must be finite"),
+    # the shifted time was named: "t=1.125 lies outside [0,1]"
+    ("FlowMatchEulerDiscreteScheduler", dict(sigmas=[1.5, 0.5, 0.1]),
+     "sigmas[0]=1.5 lies outside (0, 1], the noise levels of a flow-matching config"),
+    # the VP grid message (timestep_spacing, steps_offset, abar_0) was given
+    ("FlowMatchEulerDiscreteScheduler", dict(sigmas=[0.1, 0.5, 0.9]),
+     "sigmas must be strictly decreasing (from noise to data); sigmas[1]=0.5 >= sigmas[0]=0.1"),
+])
+def test_bad_custom_entries_are_named_as_given(source, kwargs, message):
+    config = getattr(diffusers, source)(**({"shift": 3.0} if source.startswith("Flow") else {})).config
+    sched = PNDMKitScheduler.from_config(config, method="euler" if source.startswith("Flow") else "ddim")
+    with pytest.raises(ValueError) as err:
+        sched.set_timesteps(**kwargs)
+    assert str(err.value).startswith(message), str(err.value)
+    assert "steps_offset" not in str(err.value) and "e+18" not in str(err.value)
+
+
+def test_a_flow_shift_that_is_zero_or_degenerate_is_named():
+    """shift=0.0 was read as 1 for pndmkit's schedule while the source's grid was NaN, and shift=1e-9 (valid, but
+    the source's float32 shift of its sigmas gives NaN) got the VP grid message: now 'shift must be > 0' and a
+    message naming the shift and the NaN levels."""
+    flow = diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0).config
+    with pytest.raises(ValueError, match=r"^shift must be > 0, got 0.0$"):
+        PNDMKitScheduler.from_config(flow, method="euler", shift=0.0)
+    sched = PNDMKitScheduler.from_config(flow, method="euler", shift=1e-9)
+    with pytest.raises(ValueError, match=r"with shift=1e-09 has noise levels that are not finite \(\[nan, .*pass a "
+                                         r"larger shift") as err:
+        sched.set_timesteps(10)
+    assert "steps_offset" not in str(err.value) and "abar_0" not in str(err.value)

@@ -789,7 +789,7 @@ def test_refusals_name_the_field(source, config, message):
 def test_refusals_at_set_timesteps_and_for_methods():
     pndm = PNDMKitScheduler.from_config(diffusers.PNDMScheduler().config, method="plms")  # steps_offset=0
     with pytest.raises(ValueError, match="steps_offset=0, set_alpha_to_one=False.*step of length zero"):
-        pndm.set_timesteps(10)
+        pndm.set_timesteps(1)  # its only step has length zero (at 10 steps the last is left out: it runs)
     flow = PNDMKitScheduler.from_config(diffusers.FlowMatchEulerDiscreteScheduler().config, method="plms")
     with pytest.raises(ValueError, match="cannot start at t=1.0, where alpha = 0"):
         flow.set_timesteps(10)
@@ -1201,21 +1201,19 @@ def test_the_sde_variant_of_dpm_solver_is_refused_by_name():
         PNDMKitScheduler.from_config(config, method="dpm-solver++-2m")
 
 
-def test_a_trailing_grid_that_ends_in_a_zero_length_step_is_not_told_to_use_trailing():
-    """'trailing' spacing at num_inference_steps = num_train_timesteps starts its last step at t=0, where
-    set_alpha_to_one=False ends it (from N > 2 T / 3 on): the advice was to pass timestep_spacing='trailing' again.
-    It names at most 2 T / 3 steps (followed: it runs) or set_alpha_to_one=True; a long grid is shown by its ends."""
+def test_a_trailing_grid_that_ends_in_a_zero_length_step_runs_without_it():
+    """'trailing' spacing from N > 2 T / 3 steps on starts its last step at t=0, where set_alpha_to_one=False ends
+    it: a step of length zero, which the swap leaves out as it does on 'leading' grids (once refused)."""
     config = diffusers.DDIMScheduler(clip_sample=False, timestep_spacing="trailing", set_alpha_to_one=False).config
     sched = PNDMKitScheduler.from_config(config, method="ipndm")
-    with pytest.raises(ValueError) as info:
-        sched.set_timesteps(1000)
-    message = str(info.value)
-    assert "timestep_spacing='trailing' (" not in message and "at most 2/3 of num_train_timesteps" in message, message
-    assert "[999.0, 998.0, 997.0, ..., 2.0, 1.0, 0.0, 0.0]" in message and len(message) < 1000, message
-    with pytest.raises(ValueError, match="at most 2/3 of num_train_timesteps"):
-        sched.set_timesteps(667)
-    sched.set_timesteps(666)  # the advice followed
-    assert sched.grid[-1] == 0.0 and sched.grid[-2] == 1.0
+    theirs = diffusers.DDIMScheduler.from_config(config)
+    for steps in (1000, 667):
+        sched.set_timesteps(steps)
+        theirs.set_timesteps(steps)
+        assert theirs.timesteps[-1] == 0 and sched.timesteps.tolist() == theirs.timesteps.tolist()[:-1]
+        assert sched.grid[-1] == 0.0 < sched.grid[-2] and sched.num_inference_steps == steps - 1
+    sched.set_timesteps(666)  # no step of length zero
+    assert sched.grid[-1] == 0.0 and sched.grid[-2] == 1.0 and sched.num_inference_steps == 666
 
 
 # -- a source grid whose last step has length zero (sigma_min twice) ----------------------------------------------
@@ -1436,6 +1434,85 @@ def test_f_pndm_follows_pndm_schedulers_prk_stages(steps):
         assert rel(c[-1], a[-1]) > 1e-5
     else:
         assert rel(c[-1], a[-1]) < 1e-6
+
+
+# -- a last step from t = 0 to abar_0: length zero, the source's identity ------------------------------------------
+ZERO_LAST = [("PNDMScheduler", dict(skip_prk_steps=True), "plms"), ("PNDMScheduler", dict(), "f-pndm"),
+             ("DDIMScheduler", dict(set_alpha_to_one=False, clip_sample=False), "ddim"),
+             ("DDIMScheduler", dict(set_alpha_to_one=False, clip_sample=False, timestep_spacing="trailing"), "ddim")]
+
+
+@pytest.mark.parametrize("steps", [5, 10, 20])
+@pytest.mark.parametrize("source, config, method", ZERO_LAST, ids=[f"{s}-{m}-{len(c)}" for s, c, m in ZERO_LAST])
+def test_a_last_step_from_t0_to_abar0_is_left_out_as_the_sources_identity(source, config, method, steps):
+    """PNDMScheduler's default config and DDIMScheduler(set_alpha_to_one=False) ('leading' spacing, steps_offset=0)
+    start their last step at t=0 and end it at abar_0, t=0 again: DDIM's and PLMS's update with alpha_prev =
+    alpha_t returns the sample unchanged, though the source calls the network there. The swap leaves that step
+    out: one network call fewer, the same sample (f-pndm with the source's PRK stride, T // N counting the step).
+    'trailing' spacing (no such step) is the control: the same calls on both sides."""
+    theirs = counted(getattr(diffusers, source)(**config))
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    x_T = noise((4, 16), 1)
+    a, b = samples(theirs, steps, x_T), samples(ours, steps, x_T)
+    zero = config.get("timestep_spacing", "leading") == "leading"
+    assert theirs.steps == len(a) - 1 and ours.nfe == len(b) - 1 and ours.run.done
+    assert theirs.steps == ours.nfe + zero
+    if zero:
+        assert theirs.timesteps[-1] == 0 and ours.grid[-2] > ours.grid[-1] == 0.0 and ours.num_inference_steps == \
+            steps - 1
+        torch.testing.assert_close(a[-1], a[-2], rtol=1e-6, atol=1e-6)  # the source's last step: the identity
+    if method == "ddim":
+        assert ours.timesteps.tolist() == theirs.timesteps.tolist()[:len(ours.timesteps)]
+    assert rel(b[-1], a[-1]) < 1e-6
+
+
+def test_ddim_pipeline_with_a_zero_length_last_step(unet):
+    """DDIMPipeline with DDIMScheduler(set_alpha_to_one=False, clip_sample=False) at 10 steps: the swap calls the
+    network at the source's first 9 timesteps, not at its last (t=0, a step of length zero), and gives its images."""
+    pipe = diffusers.DDIMPipeline(unet, diffusers.DDIMScheduler(set_alpha_to_one=False, clip_sample=False))
+    pipe.set_progress_bar_config(disable=True)
+    theirs = counted(pipe.scheduler)
+    run = lambda: pipe(batch_size=2, num_inference_steps=10, generator=torch.Generator().manual_seed(1),  # noqa: E731
+                       output_type="np").images
+    with Calls(unet) as calls_theirs:
+        out_theirs = run()
+    ours = pipe.scheduler = PNDMKitScheduler.from_config(theirs.config, method="ddim")
+    with Calls(unet) as calls_ours:
+        out_ours = run()
+    assert theirs.steps == len(calls_theirs) == 10 and calls_theirs[-1] == 0
+    assert ours.run.done and ours.nfe == len(calls_ours) == 9 and calls_ours == calls_theirs[:-1]
+    np.testing.assert_allclose(out_ours, out_theirs, rtol=0, atol=2e-6)
+
+
+def test_a_zero_length_last_step_with_clip_sample_is_said():
+    """With clip_sample=True DDIM's step from t=0 to abar_0 clips the x0 estimate (not the identity): the swap
+    leaves it out and says so, naming the fields that avoid it."""
+    config = diffusers.DDIMScheduler(set_alpha_to_one=False).config
+    ours = PNDMKitScheduler.from_config(config, method="ddim")
+    with pytest.warns(ConventionWarning, match=r"last step goes from t=0 to abar_0 .*clips the x0 estimate to "
+                                               r"\[-1, 1\].*pass clip_sample=False, or steps_offset=1"):
+        ours.set_timesteps(10)
+    assert len(ours.timesteps) == 9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)
+        PNDMKitScheduler.from_config({**config, "clip_sample": False}, method="ddim").set_timesteps(10)
+
+
+@pytest.mark.parametrize("strength", [0.6, 0.1])
+def test_image_to_image_on_a_zero_length_last_step(strength):
+    """Image-to-image on DDIMScheduler(set_alpha_to_one=False): the pipeline's t_start counts the source's 20 steps;
+    the swap starts at the same timestep and ends at the same sample, one network call fewer."""
+    theirs = diffusers.DDIMScheduler(set_alpha_to_one=False, clip_sample=False)
+    ours = PNDMKitScheduler.from_config(theirs.config, method="ddim")
+    x0, z = noise((4, 16), 2), noise((4, 16), 3)
+    b, calls = image_to_image_loop(ours, 20, strength, x0, z)
+    theirs.set_timesteps(20)
+    timesteps = theirs.timesteps[20 - int(20 * strength):]
+    x = theirs.add_noise(x0, z, timesteps[:1])
+    for t in timesteps:
+        x = theirs.step(net(x, t), t, x).prev_sample
+    assert calls == len(timesteps) - 1 == ours.nfe and ours.run.done
+    assert rel(b, x) < 1e-6
 
 
 def test_a_set_timesteps_that_fails_leaves_the_scheduler_as_it_was():

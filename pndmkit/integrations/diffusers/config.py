@@ -75,6 +75,13 @@ Three conventions of a source's grid are followed where the method is the source
   zero-length step). A method passed built runs as built with a :class:`ConventionWarning` that names the fix,
   ``final_sigmas_type='zero'``. From 15 steps on ``DPMSolverMultistepScheduler(solver_order=3)`` takes that step at
   order 3, whose formula divides by its length: its sample is NaN; the swap returns the sample it had before.
+  The timestep grids of ``DDIMScheduler`` and ``PNDMScheduler`` whose last step starts at ``t = 0`` and ends at
+  ``abar_0`` (``set_alpha_to_one=False``, ``PNDMScheduler``'s default, with ``'leading'`` spacing and
+  ``steps_offset=0``, ``'linspace'``, or ``'trailing'`` above ``2 T / 3`` steps) end with such a step too: DDIM's
+  and PLMS's update with ``alpha_prev = alpha_t`` returns the sample unchanged, though the source calls the network
+  there. :meth:`Translation.layout` leaves it out the same way (one network call fewer, the same sample); with
+  ``clip_sample=True`` DDIM's step there clips the ``x0`` estimate, which the scheduler says with a
+  :class:`ConventionWarning`. Only a grid whose one step has length zero is refused.
 * ``PNDMScheduler``'s PRK stages. With a stride ``T // N`` it offsets its midpoint stages by ``T // N // 2``
   rounded down (the first at ``t - 62``, the second at ``t_next + 62`` for 8 steps of 1000, both evaluated at
   timestep ``t_next + 62``); ``f-pndm``'s PRK warm-up takes them there on such a config
@@ -693,7 +700,8 @@ class Layout:
         The source's start scale: the pipeline's initial latents are ``init_noise_sigma`` times unit noise.
     zero_length_final : float or None
         Where the source's noise levels end with the last one twice (``sigma_min`` as the last step's start and
-        end: the sigma grids of DPM-Solver and UniPC with ``final_sigmas_type='sigma_min'``, DEIS's always),
+        end: the sigma grids of DPM-Solver and UniPC with ``final_sigmas_type='sigma_min'``, DEIS's always), or its
+        timesteps with a last step from ``t = 0`` to ``abar_0`` (DDIM and PNDM with ``set_alpha_to_one=False``),
         the source's timestep of that step of length zero, which ``grid`` leaves out; ``None`` where there is
         none. The source still evaluates the network there and counts the step (module documentation).
     """
@@ -789,9 +797,13 @@ class Translation:
             The source refuses the arguments (its message, prefixed by what was asked), or (flow and EDM
             configs) takes no ``sigmas``, ``timesteps`` or ``mu`` where they were given; ``timesteps`` with
             ``sigmas``; ``num_inference_steps`` that contradicts them; custom ``timesteps`` the source changes
-            (DDPM and DPM-Solver cast them to integers); a grid with a step of length zero (the message names the
-            fields that lengthen it).
+            (DDPM and DPM-Solver cast them to integers); a custom entry that is not finite, or on a flow-matching
+            config a sigma outside ``(0, 1]`` or sigmas that do not decrease (named as given, ``timesteps[i]`` or
+            ``sigmas[i]``, before the source casts or shifts them); a flow-matching grid whose levels are not
+            finite (a ``shift`` too small for the source's float32 arithmetic: the message names it); a grid whose
+            only step has length zero (the message names the fields that lengthen it).
         """
+        self._check_custom(timesteps, sigmas)
         src = self.source_scheduler()
         accepted = set(inspect.signature(src.set_timesteps).parameters)
         if self.source == "UniPCMultistepScheduler" and self.family == "vp":
@@ -846,27 +858,64 @@ class Translation:
         else:
             final = getattr(src, "final_alpha_cumprod", None)
             end = -1.0 if final is None or float(final) >= 1.0 else 0.0
-            grid = steps + [end]
             if timesteps is None:
                 self._warn_if_inconsistent(steps)
+            if len(steps) >= 2 and end == 0.0 and steps[-1] == end:
+                # the last step starts at t = 0 and ends at abar_0 (t = 0): length zero, the identity in DDIM's and
+                # PLMS's update (alpha_prev = alpha_t), though the source still calls the network there
+                zero_final, steps = steps[-1], steps[:-1]
+            grid = steps + [end]
         if timesteps is not None:
             self._check_kept(timesteps, steps)
         grid_arr = np.asarray(grid, dtype=np.float64)
+        if self.family == "flow" and not np.all(np.isfinite(grid_arr)):
+            shift = self.config.get("shift", self.config.get("flow_shift"))
+            raise ValueError(f"the {self.source} grid for {kwargs} with shift={shift!r} has noise levels that are not "
+                             f"finite ({_shown(grid_arr)}): the source's own float32 shift of its sigmas, "
+                             f"shift * s / (1 + (shift - 1) * s), degenerates for so small a shift (every sigma "
+                             f"below 1 shrinks towards 0); pass a larger shift (1.0 leaves the sigmas as they are)")
         if not np.all(np.diff(grid_arr) < 0):
             fields = ", ".join(f"{key}={self.config[key]!r}" for key in ("timestep_spacing", "steps_offset",
                                                                           "set_alpha_to_one", "final_sigmas_type")
                                if key in self.config)
-            shown = grid_arr.tolist() if grid_arr.size <= 12 else \
-                f"[{', '.join(map(str, grid_arr[:3].tolist()))}, ..., {', '.join(map(str, grid_arr[-4:].tolist()))}]"
+            shown = _shown(grid_arr)
             raise ValueError(f"the {self.source} grid for {kwargs} with {fields} is not strictly decreasing in "
                              f"pndmkit's time ({shown}): a step of length zero (e.g. from t=0 to the "
                              f"end abar_0) cannot be integrated; {self._grid_fix(grid_arr, end_advice)}")
         return Layout(grid_arr, steps, integral, init, zero_final)
 
+    def _check_custom(self, timesteps: Any, sigmas: Any) -> None:
+        """Refuse, before the source reads them, custom entries it would cast or shift out of recognition: one
+        that is not finite (DDPM and DPM-Solver cast ``nan`` to an ``int64``), and on a flow-matching config a
+        sigma outside ``(0, 1]`` or sigmas that do not decrease (the source shifts them first, and a message on
+        the shifted times would name values the user never gave). The message names ``timesteps[i]`` or
+        ``sigmas[i]`` and what is allowed."""
+        for name, values in (("timesteps", timesteps), ("sigmas", sigmas)):
+            if values is None:
+                continue
+            arr = _numbers(values, name)
+            if arr.ndim != 1:
+                continue  # the source's reading, or check_timesteps, names the shape
+            for i, v in enumerate(arr.tolist()):
+                if not math.isfinite(v):
+                    raise ValueError(f"{name}[{i}]={v!r} must be finite")
+            if name != "sigmas" or self.family != "flow":
+                continue
+            for i, v in enumerate(arr.tolist()):
+                if not 0.0 < v <= 1.0:
+                    raise ValueError(f"sigmas[{i}]={v!r} lies outside (0, 1], the noise levels of a flow-matching "
+                                     f"config (1: pure noise; the source shifts them by shift="
+                                     f"{self.config.get('shift', self.config.get('flow_shift'))!r} and appends the "
+                                     f"final 0 itself)")
+                if i and not v < arr[i - 1]:
+                    raise ValueError(f"sigmas must be strictly decreasing (from noise to data); sigmas[{i}]={v!r} >= "
+                                     f"sigmas[{i - 1}]={float(arr[i - 1])!r}")
+
     def _grid_fix(self, grid: np.ndarray, end_advice: Optional[Callable[[], Optional[str]]] = None) -> str:
-        """What to pass when the source's grid has a step of length zero: its last step starts at ``t = 0``
-        (``'leading'`` spacing with ``steps_offset=0``, or ``'linspace'``) and ends at ``abar_0`` (``t = 0``,
-        ``set_alpha_to_one=False``)."""
+        """What to pass when the source's grid has no step of positive length: its only step starts at ``t = 0``
+        (``'leading'`` spacing with ``steps_offset=0``, or ``'linspace'``, at one step) and ends at ``abar_0``
+        (``t = 0``, ``set_alpha_to_one=False``); a last step of length zero after others is left out
+        (:attr:`Layout.zero_length_final`)."""
         cfg = self.config
         if grid.size >= 2 and grid[-1] == 0.0 and grid[-2] <= 0.0 and not cfg.get("set_alpha_to_one", True):
             alternative = "set_alpha_to_one=True" if end_advice is None else end_advice()
@@ -1010,6 +1059,13 @@ def zero_length_fix(spacing: str, alternative: Optional[str] = None) -> tuple[di
     if alternative:
         text += f", or {alternative} (the last step then ends at abar = 1, t=-1)"
     return changes, text
+
+
+def _shown(grid: np.ndarray) -> Any:
+    """A grid for a message: whole up to 12 points, else its first 3 and last 4."""
+    if grid.size <= 12:
+        return grid.tolist()
+    return f"[{', '.join(map(str, grid[:3].tolist()))}, ..., {', '.join(map(str, grid[-4:].tolist()))}]"
 
 
 def _dedupe(steps: list, levels: list) -> tuple[list, list]:

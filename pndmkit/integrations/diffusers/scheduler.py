@@ -836,7 +836,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Raises
         ------
         ValueError
-            ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated), or given with
+            ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated), or more than the
+            source's grid has distinct timesteps (``DPMSolverMultistepScheduler`` at 2000 of 1000 training steps
+            lists each twice: refused, naming the range that runs, rather than run as 1000 steps), or given with
             ``timesteps`` or ``sigmas`` but not the number of steps they give; both ``timesteps`` and ``sigmas``;
             custom ``sigmas`` not finite, not strictly decreasing, above the table's largest level or fewer than
             two (the message names ``sigmas[i]``); custom
@@ -846,7 +848,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             with a method that evaluates at ``abar = 1`` (the clipped ``x0`` gives no ``eps`` there: the
             message names ``clip_sample`` and the method), refused before any step. ``set_alpha_to_one=False``
             ends the last step at ``t = 0`` on every VP config (DDPM's and the sigma schedulers' too), and is
-            refused where the last step already starts there. Every change a refusal advises is tried first on a
+            refused where the last step already starts there (a ``DDIMScheduler`` or ``PNDMScheduler`` grid leaves
+            that step of length zero out instead, the source's identity, where it is not the only step). Every
+            change a refusal advises is tried first on a
             fresh scheduler with the same arguments, so followed it runs (where one change is not enough, the
             message names the second: ``set_alpha_to_one=True with clip_sample=False``).
 
@@ -876,8 +880,10 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                                end_advice=self._alpha_to_one_true_advice)
         else:
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
-        grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
         custom = timesteps is not None or sigmas is not None  # a custom grid has no source stride (PNDM's PRK)
+        if not custom and num_inference_steps is not None and layout.steps != num_inference_steps:
+            self._refuse_repeated_timesteps(num_inference_steps, layout.steps)
+        grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
         # everything is built into locals first and assigned together at the end: a refusal, or a warning raised
         # as an error, leaves the scheduler as it was
         integrator = self._grid_variant(layout, None if custom else num_inference_steps, grid)
@@ -896,6 +902,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         sigma_levels = torch.tensor([self._level(t) for t in grid], dtype=torch.float32)
         self._warn_outside_training(integrator, grid, times)
         self._warn_v_combined(integrator)
+        self._warn_zero_length_clips(layout)
         counts = np.diff(sorted(starts_at) + [len(times)])
         # pipelines slice timesteps[t_start * order:] with t_start < N: a last step of fewer evaluations (Heun's
         # Euler step to sigma = 0) keeps every slice at the start of a step
@@ -913,6 +920,29 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self._begin_index = None
         self._reset()
 
+    def _refuse_repeated_timesteps(self, asked: int, distinct: int) -> None:
+        """The source's grid of ``asked`` steps repeats timesteps (more steps than its table has indices:
+        ``DPMSolverMultistepScheduler`` at 2000 of 1000 lists each twice), which pndmkit would run as ``distinct``
+        steps: refused, the user asked for ``asked`` evaluations."""
+        tr = self.translation
+        top = train_timesteps(tr.config) if tr.family == "vp" else asked - 1
+        most = None
+        for n in sorted({min(top, asked - 1), distinct, distinct - 1} - {0}, reverse=True):  # longest without repeats
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if tr.layout(n).steps == n:
+                        most = n
+                        break
+            except ValueError:
+                continue
+        allowed = f"; pass num_inference_steps in [1, {most}]" if most is not None else \
+            "; pass fewer num_inference_steps"
+        raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config "
+                         f"(num_train_timesteps={train_timesteps(tr.config)}): its grid repeats timesteps, "
+                         f"{distinct} distinct, and pndmkit would take {distinct} steps, not the {asked} asked"
+                         f"{allowed}")
+
     def _grid_variant(self, layout: Layout, num_inference_steps: Optional[int], grid: np.ndarray) -> Integrator:
         """The method as it runs on ``layout`` (whose step times are ``grid``): the configured one, or the source's
         counterpart adapted to a convention of the source's grid, a last step of length zero
@@ -920,15 +950,16 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         (:meth:`_heun_variant`) or ``PNDMScheduler``'s PRK stages on a grid of ``num_inference_steps``
         (:class:`SourcePRK`; a method passed built runs as built)."""
         tr = self.translation
-        if layout.zero_length_final is not None:
-            return self._zero_length_variant()
-        if tr.source == "HeunDiscreteScheduler" and float(grid[-1]) == -1.0:
-            return self._heun_variant()
         if tr.source == "PNDMScheduler" and num_inference_steps is not None and not self._hand_built():
+            # the source's stride counts its zero-length last step (leading spacing, steps_offset=0)
             half = train_timesteps(tr.config) // num_inference_steps // 2
             estimator = _source_prk(self._configured.estimator, half) if half >= 1 else None
             if estimator is not None:
                 return dataclasses.replace(self._configured, estimator=estimator)
+        if layout.zero_length_final is not None:
+            return self._zero_length_variant()
+        if tr.source == "HeunDiscreteScheduler" and float(grid[-1]) == -1.0:
+            return self._heun_variant()
         return self._configured
 
     def _zero_length_variant(self) -> Integrator:
@@ -1120,6 +1151,23 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                       f"norm at 5 steps, 0.2 at 8 to 10, 0.08 at 20 (README: 'v-prediction: pndmkit converts before "
                       f"combining'); no config field gives the source's combination", ConventionWarning, stacklevel=3)
 
+    def _warn_zero_length_clips(self, layout: Layout) -> None:
+        """A ``DDIMScheduler`` grid whose last step goes from ``t = 0`` to ``abar_0`` (``set_alpha_to_one=False``
+        with ``'leading'`` spacing and ``steps_offset=0``, or ``'linspace'``) has length zero, which pndmkit leaves
+        out. Without ``clip_sample`` that step is the identity; with it, DDIM's default step there replaces the
+        sample by ``sqrt(abar_0) clip(x0) + sqrt(1 - abar_0) eps``, which differs where the ``x0`` estimate lies
+        outside the clip range."""
+        tr = self.translation
+        if layout.zero_length_final is None or tr.family != "vp" or tr.clip is None or tr.source != "DDIMScheduler":
+            return
+        warnings.warn(f"{tr.source}'s last step goes from t=0 to abar_0 (set_alpha_to_one=False with timestep_spacing="
+                      f"{self.config.get('timestep_spacing')!r}, steps_offset={self.config.get('steps_offset')}): "
+                      f"length zero, which pndmkit leaves out (one network call fewer). With clip_sample=True the "
+                      f"source's step there is not the identity: it clips the x0 estimate to "
+                      f"[-{tr.clip:g}, {tr.clip:g}] (unless step() gets use_clipped_model_output=True), so its "
+                      f"samples differ where that estimate lies outside; pass clip_sample=False, or steps_offset=1 "
+                      f"(the last step then starts at t=1)", ConventionWarning, stacklevel=3)
+
     def _level(self, t: float) -> float:
         """The source's noise level at pndmkit time ``t`` (flow/EDM sigma, else ``s``)."""
         return float(t) if self.translation.family in ("flow", "edm") else float(self.schedule.s(t))
@@ -1193,7 +1241,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Raises
         ------
         ValueError
-            ``begin_index`` past the last step (an image-to-image strength that keeps no step, below
+            ``begin_index`` not an integer (``2.5`` and ``True`` are refused, not truncated); ``begin_index`` past
+            the last step (an image-to-image strength that keeps no step, below
             ``1 / num_inference_steps`` in Stable Diffusion pipelines, ``2 / num_inference_steps`` where the
             source's last step has length zero, which pndmkit leaves out but the pipeline counts: the message names
             ``strength`` and the range that runs; diffusers' own schedulers return an empty batch or fail inside
@@ -1202,6 +1251,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             ``timesteps[begin_index:]`` (the message names the strength this is).
         """
         self._require_timesteps()
+        if isinstance(begin_index, (bool, np.bool_)) or not isinstance(begin_index, numbers.Integral):
+            raise ValueError(f"begin_index must be an integer (an index into timesteps), got "
+                             f"{type(begin_index).__name__} {begin_index!r}")
         self._starting_step(int(begin_index))
         self._begin_index = int(begin_index)
         self._reset()
