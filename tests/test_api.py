@@ -205,7 +205,7 @@ def test_explicit_grid_with_agreeing_and_contradicting_arguments():
 def test_grid_options_the_kind_would_ignore_are_refused():
     with pytest.raises(ValueError, match=r"rho applies to grid 'karras' only, not to grid 'uniform'"):
         sample(eps_model, np.ones(2), schedule=SCHED, steps=5, grid="uniform", rho=3.0)
-    with pytest.raises(ValueError, match=r"offset applies to grid 'leading' of a DiscreteVP only"):
+    with pytest.raises(ValueError, match=r"offset applies to grid 'leading' or 'leading-multistep' of a DiscreteVP only"):
         sample(eps_model, np.ones(2), schedule=DiscreteVP.linear(), steps=5, grid="trailing", offset=1)
 
 

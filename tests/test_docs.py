@@ -60,7 +60,7 @@ def test_theory_notes_flow_order_example_prints_the_table_shown_below_it(capsys)
     part = text.split('**Measuring orders on flow matching: use `grid="uniform"`.**', 1)[1]
     code = part.split("```python", 1)[1].split("```", 1)[0]
     shown = part.split("```text", 1)[1].split("```", 1)[0].strip().splitlines()
-    exec(compile(code, "docs/theory.md", "exec"), {})
+    exec(compile(code, str(ROOT / "docs" / "theory.md"), "exec"), {})
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed == shown
     assert [line.split()[:2] for line in shown] == [["shifted", "rk4"], ["shifted", "fon"], ["uniform", "rk4"],

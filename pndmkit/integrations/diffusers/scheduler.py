@@ -85,7 +85,7 @@ from pndmkit.stability import warn_if_unstable
 from pndmkit.tableaus import RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer
 
-__all__ = ["PNDMKitScheduler", "evaluation_times", "VARIANT_FIELDS", "SourcePRK"]
+__all__ = ["PNDMKitScheduler", "evaluation_times", "VARIANT_FIELDS", "OWN_METHOD_FIELDS", "SourcePRK"]
 
 _MARKER = "integrator:"
 #: the advice of a refusal where no change that was tried runs
