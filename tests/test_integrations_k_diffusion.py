@@ -724,6 +724,26 @@ def test_comfyuis_lms_takes_a_data_step_to_zero_and_sample_lms_stays_k_diffusion
                                atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["sample_ipndm_v", "sample_dpm_2"])
+def test_only_attribute_access_carries_the_explanation_as_the_readme_says(name):
+    """The README promised an AttributeError naming the nearest sampler for these names; ``from ... import`` gets
+    Python's own ImportError, without it. The README now says which access carries the explanation."""
+    import importlib
+    import pathlib
+
+    with pytest.raises(AttributeError, match=f"has no attribute '{name}': .*sample_"):
+        getattr(kd, name)
+    with pytest.raises(ImportError, match=f"^cannot import name '{name}' from 'pndmkit.integrations.k_diffusion'") \
+            as info:
+        exec(f"from pndmkit.integrations.k_diffusion import {name}", {})
+    assert "nearest" not in str(info.value) and "sample_" + name[7:] + "_pndmkit" not in str(info.value)
+    assert importlib.import_module("pndmkit.integrations.k_diffusion") is kd
+    readme = " ".join((pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert f"reading one as an attribute (`K.{name}`) raises `AttributeError` naming the nearest sampler" in readme
+    assert f"`K.sample_ipndm_v` raises `AttributeError` naming the nearest sampler, `from ... import` Python's " \
+           f"`ImportError`" in readme
+
+
 @pytest.mark.parametrize("name", ["sample_ipndm_v", "sample_deis"])
 def test_comfyui_names_without_an_equivalent_are_undefined_and_name_the_nearest(name):
     import re
