@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 
 import numpy as np
 import pytest
@@ -687,11 +688,15 @@ def test_more_steps_than_distinct_timesteps_are_refused_with_the_range(source, s
     theirs.set_timesteps(steps)
     distinct = len(torch.unique(theirs.timesteps))
     assert distinct < steps
+    values, counts = torch.unique(theirs.timesteps, return_counts=True)
+    twice = sorted(values[counts > 1].tolist(), reverse=True)
+    named = f"timestep {twice[0]}" if len(twice) == 1 else f"timesteps {', '.join(map(str, twice[:4]))}, ..."
     sched = PNDMKitScheduler.from_config(config, method="ddim")
     with pytest.raises(ValueError, match=rf"^num_inference_steps={steps} cannot be honoured on a {source} config "
-                                         rf"\(num_train_timesteps=1000\): its grid repeats timesteps, {distinct} "
-                                         rf"distinct, .* not the {steps} asked; pass num_inference_steps in "
-                                         rf"\[1, {most}\]$"):
+                                         rf"\(num_train_timesteps=1000\): its grid lists {re.escape(named)}.* "
+                                         rf"twice, where the source steps by length zero .*nothing is lost.*: "
+                                         rf"{distinct} distinct, .* not the {steps} asked; pass num_inference_steps "
+                                         rf"in \[1, {most}\]$"):
         sched.set_timesteps(steps)
     assert sched.timesteps is None
     sched.set_timesteps(most)
@@ -728,7 +733,18 @@ def test_a_flow_shift_that_is_zero_or_degenerate_is_named():
                                          r".*\), got 0.0$"):
         PNDMKitScheduler.from_config(flow, method="euler", shift=0.0)
     sched = PNDMKitScheduler.from_config(flow, method="euler", shift=1e-9)
-    with pytest.raises(ValueError, match=r"with shift=1e-09 has noise levels that are not finite \(\[nan, .*pass a "
-                                         r"larger shift") as err:
+    with pytest.raises(ValueError, match=r"with shift=1e-09 has noise levels that are not finite or lie above 1 "
+                                         r"\(\[nan, .*pass a larger shift") as err:
         sched.set_timesteps(10)
     assert "steps_offset" not in str(err.value) and "abar_0" not in str(err.value)
+    # shift=1e-3: the float32 shift puts the first level at 1.013, which was named as a time outside [0, 1] of
+    # pndmkit's schedule; now the same message, naming the shift
+    theirs = diffusers.FlowMatchEulerDiscreteScheduler(shift=1e-3)
+    theirs.set_timesteps(10)
+    assert float(theirs.sigmas[0]) > 1.0 + 1e-6
+    sched = PNDMKitScheduler.from_config(flow, method="euler", shift=1e-3)
+    with pytest.raises(ValueError, match=r"with shift=0.001 has noise levels that are not finite or lie above 1 "
+                                         r"\(\[1.01.*float32 shift.*pass a larger shift") as err:
+        sched.set_timesteps(10)
+    assert "outside the domain" not in str(err.value)
+    PNDMKitScheduler.from_config(flow, method="euler", shift=1.0).set_timesteps(10)  # the advised shift runs

@@ -1498,6 +1498,80 @@ def test_a_zero_length_last_step_with_clip_sample_is_said():
         PNDMKitScheduler.from_config({**config, "clip_sample": False}, method="ddim").set_timesteps(10)
 
 
+@pytest.mark.parametrize("spacing, offset", [("linspace", 1), ("linspace", 0), ("trailing", 1)])
+def test_a_zero_length_clip_warning_offers_only_fixes_that_apply(spacing, offset):
+    """'linspace' and 'trailing' spacings ignore steps_offset: the warning offered steps_offset=1 there (and with
+    steps_offset=1 already set); it now offers clip_sample=False or set_alpha_to_one=True, and both silence it."""
+    config = diffusers.DDIMScheduler(set_alpha_to_one=False, timestep_spacing=spacing, steps_offset=offset).config
+    steps = 10 if spacing == "linspace" else 1000  # 'trailing' starts its last step at t=0 above 2/3 T steps
+    ours = PNDMKitScheduler.from_config(config, method="ddim")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ours.set_timesteps(steps)
+    said = [str(w.message) for w in seen if "last step goes from t=0" in str(w.message)]
+    assert len(said) == 1, said
+    assert said[0].endswith(f"pass clip_sample=False, or set_alpha_to_one=True (the last step then ends at abar = 1, "
+                            f"t=-1; timestep_spacing={spacing!r} ignores steps_offset)"), said[0]
+    assert "steps_offset=1" not in said[0].split("; pass ")[-1]
+    for change in ({"clip_sample": False}, {"set_alpha_to_one": True}):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            PNDMKitScheduler.from_config({**config, **change}, method="ddim").set_timesteps(steps)
+        assert not [w for w in seen if "last step goes from t=0" in str(w.message)], change
+
+
+@pytest.mark.parametrize("source, kwargs, fix", [
+    ("DEISMultistepScheduler", dict(use_karras_sigmas=True), None),
+    ("UniPCMultistepScheduler", dict(use_karras_sigmas=True, final_sigmas_type="sigma_min"), "final_sigmas_type"),
+])
+def test_a_one_step_grid_of_length_zero_is_refused_by_its_length(source, kwargs, fix):
+    """At one step these grids go from their first level to the same level ([157.4, 157.4]): the refusal said
+    '0 distinct, and pndmkit would take 0 steps, not the 1 asked'; it now names the zero length and the changes,
+    which run."""
+    config = getattr(diffusers, source)(**kwargs).config
+    theirs = getattr(diffusers, source)(**kwargs)
+    theirs.set_timesteps(1)
+    assert len(theirs.sigmas) == 2 and float(theirs.sigmas[0]) == float(theirs.sigmas[1])
+    ours = PNDMKitScheduler.from_config(config, method="ddim")
+    advice = "num_inference_steps >= 2" + (", or final_sigmas_type='zero' (the step then ends at sigma = 0)"
+                                           if fix else "")
+    with pytest.raises(ValueError, match=rf"^num_inference_steps=1 cannot be honoured on a {source} config with "
+                                         rf"use_karras_sigmas=True.*: its only step goes from "
+                                         rf"sigma={float(theirs.sigmas[0]):.6g} to the same level .*length zero, "
+                                         rf"which cannot be integrated; pass {re.escape(advice)}$") as err:
+        ours.set_timesteps(1)
+    assert "distinct" not in str(err.value) and ours.timesteps is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours.set_timesteps(2)  # the advised count runs: a step of nonzero length
+        assert len(ours.timesteps) >= 1 and np.all(np.diff(ours.grid) < 0)
+        if fix:
+            zero = PNDMKitScheduler.from_config({**config, "final_sigmas_type": "zero"}, method="ddim")
+            zero.set_timesteps(1)
+            assert len(zero.timesteps) == 1 and zero.grid[-1] < zero.grid[0]
+
+
+@pytest.mark.parametrize("kwargs, method, message", [
+    (dict(), "dpm-solver++-2m", r"^DPMSolverSinglestepScheduler's solver_order=2 \(algorithm_type='dpmsolver\+\+'\) "
+     r"runs singlestep DPM-Solver steps of order 2, and pndmkit has no singlestep DPM-Solver of that order; "
+     r"method='dpm-solver\+\+-2m' runs the multistep DPM-Solver\+\+\(2M\) instead"),
+    (dict(solver_order=3), "dpm-solver++-3m", r"solver_order=3 .*no singlestep DPM-Solver of that order"),
+    (dict(solver_order=1), "dpm-solver++-2m", r"solver_order=1 runs first-order steps \(DDIM's\).*pass "
+     r"method='ddim'"),
+])
+def test_a_multistep_dpm_solver_on_a_singlestep_config_is_said(kwargs, method, message):
+    """DPMSolverSinglestepScheduler was not among the own-method sources: dpm-solver++-2m on its default config
+    (singlestep order 2) ran without a word. Its orders >= 2 are singlestep methods pndmkit does not have, said;
+    order 1 is a DDIM step, which ddim runs without a warning."""
+    config = diffusers.DPMSolverSinglestepScheduler(**kwargs).config
+    with pytest.warns(ConventionWarning, match=message):
+        PNDMKitScheduler.from_config(config, method=method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)
+        PNDMKitScheduler.from_config(diffusers.DPMSolverSinglestepScheduler(solver_order=1).config, method="ddim")
+        PNDMKitScheduler.from_config(config, method="ipndm")  # another family: the method is pndmkit's
+
+
 @pytest.mark.parametrize("strength", [0.6, 0.1])
 def test_image_to_image_on_a_zero_length_last_step(strength):
     """Image-to-image on DDIMScheduler(set_alpha_to_one=False): the pipeline's t_start counts the source's 20 steps;

@@ -704,6 +704,9 @@ class Layout:
         timesteps with a last step from ``t = 0`` to ``abar_0`` (DDIM and PNDM with ``set_alpha_to_one=False``),
         the source's timestep of that step of length zero, which ``grid`` leaves out; ``None`` where there is
         none. The source still evaluates the network there and counts the step (module documentation).
+    repeated : tuple of (float, float)
+        The ``(timestep, level)`` pairs the source lists again right after the same level (a step of length zero
+        inside a sigma grid, or a two-stage source's second visit of a point), which ``grid`` lists once.
     """
 
     grid: np.ndarray
@@ -711,6 +714,7 @@ class Layout:
     integral: bool
     init_noise_sigma: float
     zero_length_final: Optional[float] = None
+    repeated: tuple = ()
 
     @property
     def steps(self) -> int:
@@ -840,7 +844,7 @@ class Translation:
             raise ValueError(f"set_timesteps({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) on a "
                              f"{self.source} config: {exc or type(exc).__name__}") from exc
         ts = src.timesteps.detach().cpu()
-        integral, zero_final = not ts.dtype.is_floating_point, None
+        integral, zero_final, repeated = not ts.dtype.is_floating_point, None, ()
         steps = [float(v) for v in ts.double().tolist()]
         init = getattr(src, "init_noise_sigma", 1.0)
         init = float(init.item() if hasattr(init, "item") else init)
@@ -853,6 +857,7 @@ class Translation:
                 # float32 rounding either way (Lu lambdas of squaredcos_cap_v2 end 1.4e-9 below sigma_min)
                 zero_final = steps[-1]
                 levels[-1] = levels[-2]
+            repeated = tuple((steps[i], levels[i]) for i in range(1, len(steps)) if levels[i] == levels[i - 1])
             steps, levels = _dedupe(steps, levels)
             grid = [self._time_of_level(s, tau) for s, tau in zip(levels, steps + [None])]
         else:
@@ -868,12 +873,13 @@ class Translation:
         if timesteps is not None:
             self._check_kept(timesteps, steps)
         grid_arr = np.asarray(grid, dtype=np.float64)
-        if self.family == "flow" and not np.all(np.isfinite(grid_arr)):
+        if self.family == "flow" and not (np.all(np.isfinite(grid_arr)) and np.all(grid_arr <= 1.0 + 1e-6)):
             shift = self.config.get("shift", self.config.get("flow_shift"))
             raise ValueError(f"the {self.source} grid for {kwargs} with shift={shift!r} has noise levels that are not "
-                             f"finite ({_shown(grid_arr)}): the source's own float32 shift of its sigmas, "
-                             f"shift * s / (1 + (shift - 1) * s), degenerates for so small a shift (every sigma "
-                             f"below 1 shrinks towards 0); pass a larger shift (1.0 leaves the sigmas as they are)")
+                             f"finite or lie above 1 ({_shown(grid_arr)}): the source's own float32 shift of its "
+                             f"sigmas, shift * s / (1 + (shift - 1) * s), degenerates for so small a shift (every "
+                             f"sigma below 1 shrinks towards 0); pass a larger shift (1.0 leaves the sigmas as they "
+                             f"are)")
         if not np.all(np.diff(grid_arr) < 0):
             fields = ", ".join(f"{key}={self.config[key]!r}" for key in ("timestep_spacing", "steps_offset",
                                                                           "set_alpha_to_one", "final_sigmas_type")
@@ -882,7 +888,7 @@ class Translation:
             raise ValueError(f"the {self.source} grid for {kwargs} with {fields} is not strictly decreasing in "
                              f"pndmkit's time ({shown}): a step of length zero (e.g. from t=0 to the "
                              f"end abar_0) cannot be integrated; {self._grid_fix(grid_arr, end_advice)}")
-        return Layout(grid_arr, steps, integral, init, zero_final)
+        return Layout(grid_arr, steps, integral, init, zero_final, repeated)
 
     def _check_custom(self, timesteps: Any, sigmas: Any) -> None:
         """Refuse, before the source reads them, custom entries it would cast or shift out of recognition: one

@@ -154,6 +154,8 @@ def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
 #: sources whose variant fields (``solver_type``, ``lower_order_final``, ``euler_at_final``) choose the variant of
 #: DPM-Solver(++) multistep, which pndmkit has too
 _DPM_SOURCES = ("DPMSolverMultistepScheduler", "EDMDPMSolverMultistepScheduler")
+#: DPM-Solver's singlestep source: its order 1 is a DDIM step, its higher orders singlestep methods pndmkit lacks
+_SINGLESTEP = "DPMSolverSinglestepScheduler"
 #: the config fields that choose the variant of a method a source and pndmkit both have, by source (read by
 #: :func:`_config_variant`; every other field of a source chooses its grid, its network convention, or its own method)
 VARIANT_FIELDS = {
@@ -300,6 +302,7 @@ def _config_variant(integrator: Integrator, hand_built: Optional[str], translati
 OWN_METHOD_FIELDS = {
     "DPMSolverMultistepScheduler": ("solver_order", "algorithm_type"),
     "EDMDPMSolverMultistepScheduler": ("solver_order", "algorithm_type"),
+    "DPMSolverSinglestepScheduler": ("solver_order", "algorithm_type"),
     "UniPCMultistepScheduler": ("solver_order",),
     "DEISMultistepScheduler": ("solver_order",),
 }
@@ -332,9 +335,12 @@ def _own_method_note(integrator: Integrator, translation: Translation) -> Option
     ``"dpm-solver"`` weights, DPM-Solver++ on :class:`~pndmkit.transfers.DataTransfer`, DPM-Solver on
     :class:`~pndmkit.transfers.DDIMTransfer`) on ``DPMSolverMultistepScheduler`` and
     ``EDMDPMSolverMultistepScheduler``; :class:`~pndmkit.exponential.UniPC` on ``UniPCMultistepScheduler``; DEIS
-    multistep (``"exact"`` weights on the DDIM transfer) on ``DEISMultistepScheduler``. The message names the
-    fields, their values, the method that runs and the registered method that reproduces the config (or says
-    that pndmkit has none: DEIS-2M, DEIS's default, and DPM-Solver(3M) on ``eps``).
+    multistep (``"exact"`` weights on the DDIM transfer) on ``DEISMultistepScheduler``; the DPM-Solver multistep
+    methods on ``DPMSolverSinglestepScheduler`` too, whose ``solver_order=1`` is a DDIM step (pass ``ddim``) and
+    whose higher orders are singlestep methods pndmkit does not have (said at every order, its own included). The
+    message names the fields, their values, the method that runs and the registered method that reproduces the
+    config (or says that pndmkit has none: DEIS-2M, DEIS's default, DPM-Solver(3M) on ``eps``, and the singlestep
+    DPM-Solvers of order >= 2).
 
     Parameters
     ----------
@@ -351,7 +357,7 @@ def _own_method_note(integrator: Integrator, translation: Translation) -> Option
     body, _ = _exponential_body(estimator)
     if isinstance(estimator, UniPC) and source == "UniPCMultistepScheduler":
         family, order, algorithm = "unipc", estimator.formula_order, None
-    elif body is not None and body.weights == "dpm-solver" and source in _DPM_SOURCES:
+    elif body is not None and body.weights == "dpm-solver" and (source in _DPM_SOURCES or source == _SINGLESTEP):
         family, order = "dpm", body.formula_order
         algorithm = "dpmsolver++" if isinstance(transfer, DataTransfer) else "dpmsolver"
     elif (body is not None and body is estimator and body.weights == "exact" and isinstance(transfer, DDIMTransfer)
@@ -364,6 +370,13 @@ def _own_method_note(integrator: Integrator, translation: Translation) -> Option
     defaults = inspect.signature(getattr(diffusers, source).__init__).parameters
     value = {key: config.get(key, defaults[key].default) for key in fields}
     theirs = (value["solver_order"], value.get("algorithm_type"))
+    if source == _SINGLESTEP and theirs[0] >= 2:  # singlestep steps of order >= 2: pndmkit has none
+        return (f"{source}'s solver_order={theirs[0]!r} (algorithm_type={theirs[1]!r}) runs singlestep "
+                f"DPM-Solver steps of order {theirs[0]}, and pndmkit has no singlestep DPM-Solver of that order; "
+                f"method={integrator.name or 'the method'!r} runs the multistep "
+                f"{_own_method_name(family, order, algorithm)} instead (the method is pndmkit's: the config's "
+                f"solver_order and algorithm_type choose only the source's own; solver_order=1, a DDIM step, is "
+                f"method='ddim')")
     if theirs == (order, algorithm):
         return None
     differ = [key for key, ran in zip(fields, (order, algorithm)) if value[key] != ran]
@@ -838,7 +851,11 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         ValueError
             ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated), or more than the
             source's grid has distinct timesteps (``DPMSolverMultistepScheduler`` at 2000 of 1000 training steps
-            lists each twice: refused, naming the range that runs, rather than run as 1000 steps), or given with
+            lists each twice, and at 1000 of 1000 lists timestep 500 twice, a step of length zero where the source's
+            own sample turns NaN: refused, naming the repeated timesteps and the range that runs, rather than run
+            as fewer steps), or 1 where that only step has length zero (``DEISMultistepScheduler`` with
+            ``use_karras_sigmas=True``: the message asks for 2 or more, or ``final_sigmas_type='zero'`` where the
+            config has it), or given with
             ``timesteps`` or ``sigmas`` but not the number of steps they give; both ``timesteps`` and ``sigmas``;
             custom ``sigmas`` not finite, not strictly decreasing, above the table's largest level or fewer than
             two (the message names ``sigmas[i]``); custom
@@ -882,7 +899,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             layout = self._native_layout(num_inference_steps, timesteps, sigmas, mu)
         custom = timesteps is not None or sigmas is not None  # a custom grid has no source stride (PNDM's PRK)
         if not custom and num_inference_steps is not None and layout.steps != num_inference_steps:
-            self._refuse_repeated_timesteps(num_inference_steps, layout.steps)
+            if layout.steps == 0:
+                self._refuse_zero_length_only_step(num_inference_steps, layout)
+            self._refuse_repeated_timesteps(num_inference_steps, layout)
         grid = self._honour_alpha_to_one(np.asarray(layout.grid, dtype=np.float64))
         # everything is built into locals first and assigned together at the end: a refusal, or a warning raised
         # as an error, leaves the scheduler as it was
@@ -920,11 +939,35 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         self._begin_index = None
         self._reset()
 
-    def _refuse_repeated_timesteps(self, asked: int, distinct: int) -> None:
-        """The source's grid of ``asked`` steps repeats timesteps (more steps than its table has indices:
-        ``DPMSolverMultistepScheduler`` at 2000 of 1000 lists each twice), which pndmkit would run as ``distinct``
-        steps: refused, the user asked for ``asked`` evaluations."""
+    def _refuse_zero_length_only_step(self, asked: int, layout: Layout) -> None:
+        """The source's grid of ``asked`` steps has no step of nonzero length (``DEISMultistepScheduler`` with
+        ``use_karras_sigmas=True`` at one step lists ``sigma_min`` as that step's start and end): refused, naming
+        the level and the changes that give a step to integrate."""
         tr = self.translation
+        level = self._level(float(layout.grid[0]))
+        fields = [f"{key}={self.config[key]!r}" for key in ("use_karras_sigmas", "use_exponential_sigmas",
+                                                             "use_beta_sigmas", "use_lu_lambdas", "final_sigmas_type")
+                  if self.config.get(key) not in (None, False)]
+        fix = "num_inference_steps >= 2"
+        if "final_sigmas_type" in self.config and self.config["final_sigmas_type"] != "zero":
+            fix += ", or final_sigmas_type='zero' (the step then ends at sigma = 0)"
+        raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config"
+                         f"{' with ' + ', '.join(fields) if fields else ''}: its only step goes from sigma="
+                         f"{level:.6g} to the same level (the grid ends at the level it starts from): length zero, "
+                         f"which cannot be integrated; pass {fix}")
+
+    def _refuse_repeated_timesteps(self, asked: int, layout: Layout) -> None:
+        """The source's grid of ``asked`` steps repeats timesteps (more steps than its table has indices:
+        ``DPMSolverMultistepScheduler`` at 2000 of 1000 lists each twice; at 1000 of 1000 the default
+        ``'linspace'`` spacing of DPM-Solver, UniPC and DEIS rounds two points to timestep 500), which pndmkit would
+        run as fewer, distinct steps: refused, the user asked for ``asked`` evaluations. The message names the
+        repeated timesteps: the source steps by length zero there (its own sample turns NaN from there), so a step
+        count without repeats loses nothing."""
+        tr = self.translation
+        distinct = layout.steps
+        if distinct > asked:  # not a repeat: the source gave more steps than asked
+            raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config: its grid "
+                             f"has {distinct} steps, not the {asked} asked")
         top = train_timesteps(tr.config) if tr.family == "vp" else asked - 1
         most = None
         for n in sorted({min(top, asked - 1), distinct, distinct - 1} - {0}, reverse=True):  # longest without repeats
@@ -938,8 +981,17 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                 continue
         allowed = f"; pass num_inference_steps in [1, {most}]" if most is not None else \
             "; pass fewer num_inference_steps"
+        shown = sorted({v for v, _ in layout.repeated}, reverse=True)
+        if shown:
+            listed = ", ".join(f"{v:g}" for v in shown[:4]) + (f", ... ({len(shown)} in all)" if len(shown) > 4
+                                                                 else "")
+            where = (f"timestep{'s' if len(shown) > 1 else ''} {listed} twice, where the source steps by length "
+                     f"zero (its own sample turns NaN from there), so nothing is lost without "
+                     f"{'them' if len(shown) > 1 else 'it'}: ")
+        else:
+            where = "repeated timesteps: "
         raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config "
-                         f"(num_train_timesteps={train_timesteps(tr.config)}): its grid repeats timesteps, "
+                         f"(num_train_timesteps={train_timesteps(tr.config)}): its grid lists {where}"
                          f"{distinct} distinct, and pndmkit would take {distinct} steps, not the {asked} asked"
                          f"{allowed}")
 
@@ -1160,13 +1212,18 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         tr = self.translation
         if layout.zero_length_final is None or tr.family != "vp" or tr.clip is None or tr.source != "DDIMScheduler":
             return
+        spacing, offset = self.config.get("timestep_spacing", "leading"), self.config.get("steps_offset", 0)
+        if spacing == "leading" and not offset:  # the one grid whose steps_offset lengthens that step
+            fix = f"clip_sample=False, or {zero_length_fix(spacing)[1]}"
+        else:  # 'linspace' and 'trailing' ignore steps_offset
+            fix = (f"clip_sample=False, or set_alpha_to_one=True (the last step then ends at abar = 1, t=-1; "
+                   f"timestep_spacing={spacing!r} ignores steps_offset)")
         warnings.warn(f"{tr.source}'s last step goes from t=0 to abar_0 (set_alpha_to_one=False with timestep_spacing="
-                      f"{self.config.get('timestep_spacing')!r}, steps_offset={self.config.get('steps_offset')}): "
+                      f"{spacing!r}, steps_offset={offset}): "
                       f"length zero, which pndmkit leaves out (one network call fewer). With clip_sample=True the "
                       f"source's step there is not the identity: it clips the x0 estimate to "
                       f"[-{tr.clip:g}, {tr.clip:g}] (unless step() gets use_clipped_model_output=True), so its "
-                      f"samples differ where that estimate lies outside; pass clip_sample=False, or steps_offset=1 "
-                      f"(the last step then starts at t=1)", ConventionWarning, stacklevel=3)
+                      f"samples differ where that estimate lies outside; pass {fix}", ConventionWarning, stacklevel=3)
 
     def _level(self, t: float) -> float:
         """The source's noise level at pndmkit time ``t`` (flow/EDM sigma, else ``s``)."""
