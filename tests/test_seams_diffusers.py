@@ -1726,3 +1726,23 @@ def test_a_method_matching_the_configs_order_and_algorithm_or_of_another_family_
     PNDMKitScheduler.from_config(cfg, method=method).set_timesteps(10)
     said = [str(w.message) for w in recwarn if issubclass(w.category, ConventionWarning)]
     assert not [text for text in said if "solver_order" in text or "algorithm_type" in text], said
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("source,top", [("DDIMScheduler", 1000), ("EulerDiscreteScheduler", 1000),
+                                        ("DPMSolverMultistepScheduler", 999)])
+def test_leading_steps_offset_beyond_the_training_indices_is_refused_naming_the_fit(source, top):
+    """'leading' spacing with steps_offset=1 lays out timestep T at the top step count (N = T, or T - 1 where the
+    source divides by N + 1): refused in one line naming steps_offset, the timestep and the largest count that
+    fits, which lays out (its top timestep is T - 1) and so does steps_offset=0 at the refused count."""
+    cfg = getattr(diffusers, source)(timestep_spacing="leading", steps_offset=1).config
+    with pytest.raises(ValueError, match=re.escape(
+            f"{source} with timestep_spacing='leading', steps_offset=1 lays out timestep 1000 for "
+            f"num_inference_steps={top}, beyond the training indices 0..999; pass num_inference_steps <= "
+            f"{top - 1} or steps_offset=0")):
+        PNDMKitScheduler.from_config(cfg, method="ddim").set_timesteps(top)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert max(translate(cfg).layout(top - 1).timesteps) == 999.0
+        zero = getattr(diffusers, source)(timestep_spacing="leading", steps_offset=0).config
+        assert max(translate(zero).layout(top).timesteps) == 999.0

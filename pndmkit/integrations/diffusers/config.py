@@ -846,6 +846,8 @@ class Translation:
         ts = src.timesteps.detach().cpu()
         integral, zero_final, repeated = not ts.dtype.is_floating_point, None, ()
         steps = [float(v) for v in ts.double().tolist()]
+        if self.family == "vp" and custom is None:
+            self._check_training_range(src, kwargs, steps)
         init = getattr(src, "init_noise_sigma", 1.0)
         init = float(init.item() if hasattr(init, "item") else init)
         if getattr(src, "sigmas", None) is not None and self.source not in ("DDIMScheduler", "PNDMScheduler",
@@ -889,6 +891,38 @@ class Translation:
                              f"pndmkit's time ({shown}): a step of length zero (e.g. from t=0 to the "
                              f"end abar_0) cannot be integrated; {self._grid_fix(grid_arr, end_advice)}")
         return Layout(grid_arr, steps, integral, init, zero_final, repeated)
+
+    def _check_training_range(self, src: Any, kwargs: dict, steps: list) -> None:
+        """Refuse a source grid whose timesteps lie beyond the training indices ``0 .. T - 1``: ``'leading'``
+        spacing adds ``steps_offset`` to ``arange(N) * (T // N)``, which reaches ``T`` at the top step counts
+        (``N = T`` for DDIM, DDPM, PNDM, Euler, Heun, LMS; ``N = T - 1`` for DPM-Solver, UniPC, DEIS, whose
+        ``'leading'`` layout divides by ``N + 1``). The message names ``steps_offset``, the timestep and the
+        largest ``num_inference_steps`` (found by laying out smaller counts with the source) that fits."""
+        T = train_timesteps(self.config)
+        bad = max(steps, default=0.0)
+        if bad <= T - 1:
+            return
+        n = kwargs.get("num_inference_steps")
+        fit = None
+        if isinstance(n, int):
+            trial = type(src).from_config(src.config)
+            for m in range(n - 1, 0, -1):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        trial.set_timesteps(**dict(kwargs, num_inference_steps=m))
+                except (ValueError, AssertionError, TypeError):
+                    continue
+                if float(trial.timesteps.max()) <= T - 1:
+                    fit = m
+                    break
+        spacing = self.config.get("timestep_spacing", "leading")
+        offset = self.config.get("steps_offset", 0)
+        fixes = ([f"num_inference_steps <= {fit}"] if fit is not None else []) + (["steps_offset=0"] if offset
+                                                                                  else [])
+        raise ValueError(f"{self.source} with timestep_spacing={spacing!r}, steps_offset={offset!r} lays out "
+                         f"timestep {bad:g} for num_inference_steps={n!r}, beyond the training indices "
+                         f"0..{T - 1}; pass {' or '.join(fixes) or 'fewer num_inference_steps'}")
 
     def _check_custom(self, timesteps: Any, sigmas: Any) -> None:
         """Refuse, before the source reads them, custom entries it would cast or shift out of recognition: one
