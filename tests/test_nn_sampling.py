@@ -124,6 +124,28 @@ def test_resuming_a_finished_run_keeps_its_summary(ckpt, tmp_path):
     assert (out / "summary.json").is_file()
 
 
+def test_resume_names_a_damaged_shard_and_regenerates_it(ckpt, tmp_path, capsys):
+    """A shard cut short (a copy interrupted, a full disk) is regenerated on --resume, and the run says so on
+    stderr in one line naming the file; the intact shard is left as it is."""
+    out = tmp_path / "run"
+    kw = dict(num_samples=4, batch_size=4, shard_size=2, steps=3, method="ddim")
+    sample_to_dir(_cfg(ckpt, out, **kw))
+    _, ref = read_samples(out, expect=4)
+    damaged, intact = out / "shard-00000.npz", out / "shard-00001.npz"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    kept = intact.stat().st_mtime_ns
+    capsys.readouterr()
+    summary = sample_to_dir(_cfg(ckpt, out, resume=True, **kw))
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if str(damaged) in line]
+    assert len(said) == 1 and said[0].startswith(f"{damaged} is damaged (") and \
+        said[0].endswith(": regenerating shard 0"), err
+    assert str(intact) not in err and intact.stat().st_mtime_ns == kept
+    assert summary["generated"] == 2
+    _, x = read_samples(out, expect=4)
+    np.testing.assert_array_equal(x, ref)
+
+
 def test_resume_refuses_a_changed_checkpoint(ckpt, tmp_path):
     """Overwrite the weights, delete a shard, resume: refused, naming the file whose hash changed."""
     from pndmkit.errors import UsageError

@@ -220,14 +220,22 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) else None
 
 
-def _shard_done(path: Path, expected: np.ndarray) -> bool:
+def _shard_problem(path: Path, expected: np.ndarray) -> str | None:
+    """Why the shard file at ``path`` must be (re)written: ``None`` when it holds the samples ``expected``, ``""``
+    when there is none, else what is wrong with it (damaged, e.g. cut short, or holding other samples)."""
     if not path.is_file():
-        return False
+        return ""
     try:
         with np.load(path) as z:
-            return bool(np.array_equal(z["indices"], expected))
-    except Exception:  # a damaged file (e.g. from a different tool) is redone
-        return False
+            if np.array_equal(z["indices"], expected):
+                return None
+            return "holds other sample indices than this shard's"
+    except Exception as exc:  # a damaged file (e.g. cut short, or from a different tool) is redone
+        return f"is damaged ({type(exc).__name__}: {exc})" if str(exc) else f"is damaged ({type(exc).__name__})"
+
+
+def _shard_done(path: Path, expected: np.ndarray) -> bool:
+    return _shard_problem(path, expected) is None
 
 
 @dataclass
@@ -521,7 +529,11 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     mine = []
     for k in range(rank, n_shards, world):
         idx = _shard_indices(k, shard_size, cfg.num_samples)
-        if not _shard_done(_shard_path(out, k, ".npz"), idx):
+        path = _shard_path(out, k, ".npz")
+        problem = _shard_problem(path, idx)
+        if problem:
+            log(f"{path} {problem}: regenerating shard {k}")
+        if problem is not None:
             mine.append((k, idx))
 
     if kept is not None:
