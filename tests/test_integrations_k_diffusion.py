@@ -423,6 +423,10 @@ def test_a_bad_start_is_refused_as_pndmkit_sample_refuses_it():
     out = kd.sample(denoiser, np.array([[80.0, 0.0, -80.0]]), np.array([80.0, 1.0, 0.0]), method="ipndm",
                     disable=True)  # the same start with its batch axis runs
     assert out.shape == (1, 3) and np.isfinite(out).all()
+    # with every datum at 0 the flow is x = sigma * noise, eps is constant and the run ends at 0 to rounding
+    at_zero = kd.sample(denoiser_any, np.array([[80.0, 0.0, -80.0]]), np.array([80.0, 1.0, 0.0]), method="ipndm",
+                        disable=True)
+    np.testing.assert_allclose(at_zero, np.zeros((1, 3)), rtol=0, atol=1e-12)
 
 
 def test_a_sampler_names_itself_when_it_refuses_an_unknown_keyword():
