@@ -536,6 +536,35 @@ def test_a_denoiser_that_returns_nan_raises_at_the_end(y_start):
         assert len(calls) > 2  # the run went on to its end: no check per step
 
 
+def test_a_wrong_shape_denoiser_output_names_the_denoiser_the_sigma_and_both_shapes(y_start):
+    """The refusal speaks k-diffusion's language: the denoiser, the sigma it was called at (its third call here, at a
+    Runge-Kutta stage of prk's first step, a sigma of no grid point), the shape it returned and the one expected."""
+    calls = []
+
+    def drops_a_column(x, sigma):
+        calls.append(float(sigma[0]))
+        return denoiser(x, sigma)[:, :2] if len(calls) == 3 else denoiser(x, sigma)
+
+    sigmas = karras(6)
+    with pytest.raises(ValueError) as info:
+        kd.sample(drops_a_column, y_start, sigmas, method="prk", disable=True)
+    assert calls[2] not in sigmas.tolist()
+    assert str(info.value) == (
+        f"denoiser 'test_a_wrong_shape_denoiser_output_names_the_denoiser_the_sigma_and_both_shapes.<locals>."
+        f"drops_a_column' called at sigma={calls[2]!r} returned ndarray of shape (4, 2); expected shape (4, 3), the "
+        f"shape of x (model(x, sigma) returns the x0 estimate, shaped like x)")
+    assert "t=" not in str(info.value)
+
+    class Denoiser:  # a callable object (an nn.Module, say) is named by its class
+        def __call__(self, x, sigma):
+            return (x,)
+
+    with pytest.raises(ValueError) as info:
+        kd.sample_euler(Denoiser(), y_start, sigmas, disable=True)
+    assert str(info.value).startswith(f"denoiser 'Denoiser' called at sigma={float(sigmas[0])!r} returned a tuple, "
+                                      f"not an array; expected shape (4, 3), the shape of x")
+
+
 def test_sigmas_of_more_than_one_axis_are_refused_with_their_shape(y_start):
     for sigmas, shape in ((karras(3)[None], "(1, 4)"), (karras(3).reshape(2, 2), "(2, 2)")):
         with pytest.raises(TypeError) as info:

@@ -308,7 +308,9 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
     TypeError, ValueError
         Bad ``sigmas``; an ``x`` that is not a floating array or tensor with a batch axis, or has a NaN or
         infinite entry; an adaptive or unknown method, a model that returns ``eps`` instead of ``x0`` (a
-        :func:`pndmkit.models.guided` model), ``s_churn`` or ``eta`` other than 0, an unknown keyword.
+        :func:`pndmkit.models.guided` model), ``s_churn`` or ``eta`` other than 0, an unknown keyword; a denoiser
+        output that is not an array shaped like ``x`` (``ValueError`` naming the denoiser, the sigma it was called
+        at, the shape returned and the shape expected).
     FloatingPointError
         The sample at ``sigmas[-1]`` has a NaN or infinite entry (a denoiser that returned one), checked once at
         the end of the run as :func:`pndmkit.sample` checks it, with no per-step synchronisation; the sample is
@@ -375,6 +377,21 @@ def _check_scale(rms: Optional[float], sigma: float) -> None:
                   f"start from noise with x = noise * sigmas[0]", PriorScaleWarning, stacklevel=level)
 
 
+def _check_denoised(model: Denoiser, denoised: Any, y: Any, sigma: float) -> None:
+    """Refuse a denoiser output that is not an array shaped like the sample ``y`` it was called on at ``sigma``,
+    naming the denoiser, that sigma (k-diffusion's noise level, not pndmkit's time), the shape returned and the
+    shape expected. The output's array type, device, dtype and finiteness are checked where the method takes it."""
+    expected = tuple(y.shape)
+    array = hasattr(denoised, "shape") and hasattr(denoised, "dtype")
+    if array and tuple(denoised.shape) == expected:
+        return
+    name = getattr(model, "__qualname__", None) or type(model).__name__
+    got = f"{type(denoised).__name__} of shape {tuple(denoised.shape)}" if array else \
+        f"a {type(denoised).__name__}, not an array"
+    raise ValueError(f"denoiser {name!r} called at sigma={sigma!r} returned {got}; expected shape {expected}, the "
+                     f"shape of x (model(x, sigma) returns the x0 estimate, shaped like x)")
+
+
 def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float], extra: dict,
            callback: Optional[Callable[[dict], Any]], disable: Optional[bool]) -> Any:
     scale = lambda s: math.sqrt(1.0 + s * s)  # noqa: E731  (y = x_vp * sqrt(1 + sigma^2))
@@ -385,6 +402,7 @@ def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float],
     def evaluate(x_vp: Any, s: float, index: int, at_start: bool) -> tuple[Any, Any]:
         y = x_vp * scale(s)
         denoised = model(y, _batch_sigma(y, s), **extra)
+        _check_denoised(model, denoised, y, s)
         if callback is not None and at_start:
             callback({"x": y, "i": index, "sigma": levels[index], "sigma_hat": levels[index], "denoised": denoised})
         return y, denoised
