@@ -45,7 +45,7 @@ from pndmkit.tableaus import HEUN, RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["MethodSpec", "MethodRegistry", "METHODS", "BUILTIN", "DEFAULT_METHOD", "KINDS", "get_method", "register_method",
-           "unregister_method", "steps_for_nfe", "identifier"]
+           "unregister_method", "steps_for_nfe", "identifier", "RESERVED_NAMES", "reserved_name"]
 
 Built = Union[Integrator, AdaptiveIntegrator]
 _NAME = re.compile(r"[a-z0-9][a-z0-9+._-]*")
@@ -63,6 +63,125 @@ def identifier(name: str) -> str:
     """
     spelled = re.sub(r"\++", lambda m: "_" + "p" * len(m.group()) + "_", name)
     return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]", "_", spelled)).strip("_")
+
+
+_SECOND_ORDER = "the deterministic second-order samplers here are sample_heun (pndmkit's 'pie') and sample_dpmpp_2m"
+_NOISE = "every sampler here is deterministic"
+_CFG_PP = ("is CFG++ (Chung et al. 2024): its step uses the unconditional denoiser's output apart from the guided "
+           "one, which a sampler here, given one denoiser, does not see")
+
+#: names that k-diffusion (``k_diffusion.sampling.sample_<name>``) and ComfyUI (its sampler list: the
+#: ``sample_<name>`` functions of ``comfy/k_diffusion/sampling.py`` in the ComfyUI repository) give to algorithms
+#: pndmkit does not implement -> (whose name it is, why pndmkit has no equivalent and the nearest sampler of
+#: :mod:`pndmkit.integrations.k_diffusion`). The names are reserved for those algorithms, in every spelling with
+#: their :func:`identifier` (``"res_multistep"``, ``"res-multistep"``): :func:`register_method` refuses them, so
+#: that code written for k-diffusion or ComfyUI never runs another algorithm under their name, :func:`get_method`
+#: says that pndmkit does not implement the algorithm, and the k-diffusion integration does not define
+#: ``sample_<name>`` (reading it raises ``AttributeError`` with the reason). A built-in method whose identifier is
+#: one of them keeps its registry name and gets another sampler name (``ipndm-v``: ``sample_ipndm_v_pndmkit``).
+#: ComfyUI's samplers that are k-diffusion's are listed as k-diffusion's.
+RESERVED_NAMES: Mapping[str, tuple[str, str]] = {
+    "euler_ancestral": ("k-diffusion", "k-diffusion's Euler ancestral sampler adds noise after every step (eta); "
+                                       f"{_NOISE}: its noise-free counterpart is sample_euler"),
+    "dpm_2": ("k-diffusion", "k-diffusion's DPM-2 takes a midpoint step with a stage between the sigmas, a method "
+                             f"pndmkit does not have; {_SECOND_ORDER}"),
+    "dpm_2_ancestral": ("k-diffusion", "k-diffusion's DPM-2 ancestral sampler adds noise after every step; "
+                                       f"{_NOISE}, and {_SECOND_ORDER}"),
+    "dpm_fast": ("k-diffusion", "k-diffusion's DPM-Solver (single-step, orders 1-3, its own signature with n, "
+                                "sigma_min and sigma_max) has no equivalent here; the multistep DPM-Solvers here are "
+                                "sample_dpm_solver_2m and sample_dpmpp_2m"),
+    "dpm_adaptive": ("k-diffusion", "k-diffusion's adaptive DPM-Solver chooses its own steps; pndmkit's adaptive "
+                                    "methods run with pndmkit.sample(model, x, schedule=..., method=...), not over "
+                                    "given sigmas"),
+    "dpmpp_2s_ancestral": ("k-diffusion", "k-diffusion's DPM-Solver++(2S) ancestral sampler adds noise after every "
+                                          f"step; {_NOISE}, and {_SECOND_ORDER}"),
+    "dpmpp_sde": ("k-diffusion", f"k-diffusion's DPM-Solver++ SDE sampler adds noise; {_NOISE}: the nearest is "
+                                 f"sample_dpmpp_2m"),
+    "dpmpp_2m_sde": ("k-diffusion", f"k-diffusion's DPM-Solver++(2M) SDE sampler adds noise; {_NOISE}: the nearest "
+                                    f"is sample_dpmpp_2m"),
+    "dpmpp_3m_sde": ("k-diffusion", f"k-diffusion's DPM-Solver++(3M) SDE sampler adds noise; {_NOISE}: the nearest "
+                                    f"are sample_dpmpp_2m and sample_dpm_solver_pp_3m (pndmkit's 'dpm-solver++-3m')"),
+    "ipndm_v": ("ComfyUI", "ComfyUI's iPNDM_v uses order-4 weights that are (57, -65, 43, -11)/24 on uniform steps, "
+                           "not Adams-Bashforth's (55, -59, 37, -9)/24, order-3 weights that are the variable-step "
+                           "ones only on uniform steps, and the data step to sigma = 0; pndmkit's 'ipndm-v' "
+                           "(variable-step Adams-Bashforth weights, exact on any sigmas) is sample_ipndm_v_pndmkit, "
+                           "and k-diffusion's sample_lms is the same method"),
+    "deis": ("ComfyUI", "ComfyUI's DEIS (deis_mode='tab') interpolates d in the time of a VP schedule fitted to sigmas "
+                        "in [0.002, 80] and integrates the interpolant with a 10000-point Riemann sum, a method "
+                        "pndmkit does not have; pndmkit's DEIS, 'deis-3' (Lagrange in log sigma, integrated "
+                        "exactly), is sample_deis_3"),
+    "res_multistep": ("ComfyUI", "ComfyUI's RES multistep sampler (second order, exponential-integrator weights in "
+                                 "phi functions on the data prediction; Zhang et al., arXiv 2308.02157) is a method "
+                                 "pndmkit does not have; the nearest is sample_dpmpp_2m"),
+    "heunpp2": ("ComfyUI", "ComfyUI's Heun++ takes a third evaluation away from the end of the sigmas and blends the "
+                           "three slopes with sigma-dependent weights, a method pndmkit does not have; "
+                           f"{_SECOND_ORDER}"),
+    "gradient_estimation": ("ComfyUI", "ComfyUI's gradient-estimation sampler (Euler steps plus (ge_gamma - 1) times "
+                                       "the change of the slope since the last step; Permenter and Yuan 2024) is a "
+                                       "method pndmkit does not have; with ge_gamma=1 it is sample_euler"),
+    "exp_heun_2_x0": ("ComfyUI", "ComfyUI's exponential Heun (single-step, second order, two evaluations a step on "
+                                 "the data prediction in log-SNR time) is a method pndmkit does not have; "
+                                 f"{_SECOND_ORDER}"),
+    **{name: ("ComfyUI", f"ComfyUI's {what} adds noise; {_NOISE}: the nearest is {nearest}") for name, what, nearest in (
+        ("euler_ancestral_RF", "Euler ancestral sampler for rectified-flow models", "sample_euler"),
+        ("dpm_2_ancestral_RF", "DPM-2 ancestral sampler for rectified-flow models", "sample_heun"),
+        ("dpmpp_2s_ancestral_RF", "DPM-Solver++(2S) ancestral sampler for rectified-flow models", "sample_dpmpp_2m"),
+        ("dpmpp_sde_gpu", "DPM-Solver++ SDE sampler (noise drawn on the GPU)", "sample_dpmpp_2m"),
+        ("dpmpp_2m_sde_gpu", "DPM-Solver++(2M) SDE sampler (noise drawn on the GPU)", "sample_dpmpp_2m"),
+        ("dpmpp_2m_sde_heun", "DPM-Solver++(2M) SDE sampler with Heun's solver type", "sample_dpmpp_2m"),
+        ("dpmpp_2m_sde_heun_gpu", "DPM-Solver++(2M) SDE sampler with Heun's solver type (noise drawn on the GPU)",
+         "sample_dpmpp_2m"),
+        ("dpmpp_3m_sde_gpu", "DPM-Solver++(3M) SDE sampler (noise drawn on the GPU)", "sample_dpm_solver_pp_3m"),
+        ("ddpm", "DDPM sampler (ancestral sampling, fresh noise at every step)", "sample_euler"),
+        ("lcm", "LCM sampler (the denoised sample, noised afresh at every step)", "sample_euler"),
+        ("res_multistep_ancestral", "RES multistep ancestral sampler", "sample_dpmpp_2m"),
+        ("er_sde", "ER-SDE solver (extended reverse-time SDE)", "sample_dpmpp_2m"),
+        ("seeds_2", "SEEDS-2 (stochastic exponential derivative-free solver)", "sample_dpmpp_2m"),
+        ("seeds_3", "SEEDS-3 (stochastic exponential derivative-free solver)", "sample_dpm_solver_pp_3m"),
+        ("exp_heun_2_x0_sde", "stochastic exponential Heun sampler", "sample_dpmpp_2m"),
+        ("sa_solver", "SA-Solver (stochastic Adams)", "sample_ipndm_v_pndmkit"),
+        ("sa_solver_pece", "SA-Solver in PECE mode (stochastic Adams predictor-corrector)", "sample_pece_s"),
+        ("ar_video", "autoregressive video sampler (blocks of frames denoised with a causal video model's "
+                     "key-value cache and noised afresh between steps)", "sample_euler"),
+    )},
+    **{name: ("ComfyUI", f"ComfyUI's {name} {_CFG_PP}; the nearest is {nearest} with a guided denoiser")
+       for name, nearest in (
+           ("euler_cfg_pp", "sample_euler"), ("euler_ancestral_cfg_pp", "sample_euler"),
+           ("dpmpp_2s_ancestral_cfg_pp", "sample_dpmpp_2m"), ("dpmpp_2s_ancestral_RF_cfg_pp", "sample_dpmpp_2m"),
+           ("dpmpp_2m_cfg_pp", "sample_dpmpp_2m"), ("res_multistep_cfg_pp", "sample_dpmpp_2m"),
+           ("res_multistep_ancestral_cfg_pp", "sample_dpmpp_2m"), ("gradient_estimation_cfg_pp", "sample_euler"))},
+}
+
+#: identifier of each reserved name (lower case: ComfyUI's ``euler_ancestral_RF``) -> the name
+_RESERVED_BY_IDENTIFIER = {identifier(name.lower()): name for name in RESERVED_NAMES}
+
+
+def reserved_name(name: str) -> Optional[str]:
+    """The :data:`RESERVED_NAMES` entry that ``name`` spells (the same :func:`identifier`, any case), or ``None``.
+
+    Parameters
+    ----------
+    name : str
+        A method name as a user writes it (``"res-multistep"``); anything else is no reserved name.
+
+    Returns
+    -------
+    str or None
+        The reserved name, as k-diffusion or ComfyUI spells it (``"res_multistep"``, ``"euler_ancestral_RF"``).
+
+    Examples
+    --------
+    >>> reserved_name("res-multistep"), reserved_name("res_multistep"), reserved_name("ipndm")
+    ('res_multistep', 'res_multistep', None)
+    """
+    return _RESERVED_BY_IDENTIFIER.get(identifier(name.lower())) if isinstance(name, str) else None
+
+
+def _not_implemented(name: str, reserved: str) -> str:
+    """Why a lookup of ``name``, which spells the reserved name ``reserved``, finds no method."""
+    whose, why = RESERVED_NAMES[reserved]
+    return (f"{name!r} names {whose}'s sampler {reserved!r} (sample_{reserved}), an algorithm pndmkit does not "
+            f"implement: {why}")
 
 
 @dataclass(frozen=True)
@@ -426,11 +545,18 @@ DEFAULT_METHOD = "ipndm"
 
 
 def get_method(name: str) -> MethodSpec:
-    """Look up a method; unknown names raise ``ValueError`` listing the known ones."""
+    """Look up a method; unknown names raise ``ValueError`` listing the known ones.
+
+    A name of :data:`RESERVED_NAMES` (in any spelling with its :func:`identifier`, ``"res-multistep"`` included) that
+    no method is registered under raises ``ValueError`` saying that pndmkit does not implement that algorithm, whose
+    name it is, and the nearest sampler here.
+    """
     try:
         return METHODS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}") from None
+        reserved = reserved_name(name)
+        why = f": {_not_implemented(name, reserved)}" if reserved is not None else ""
+        raise ValueError(f"unknown method {name!r}{why}; known methods: {', '.join(METHODS)}") from None
 
 
 def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
@@ -458,7 +584,8 @@ def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     TypeError
         ``spec`` is not a MethodSpec, its build does not return an integrator, or ``replace`` is not a bool.
     ValueError
-        A bad or taken name (a built-in one, or one whose Python identifier another method has), a build that
+        A bad or taken name (a built-in one, one whose Python identifier another method has, or one reserved for
+        an algorithm of k-diffusion or ComfyUI that pndmkit does not implement, :data:`RESERVED_NAMES`), a build that
         fails or ignores the schedule it is given, an unknown kind, or a declared order that differs from the
         reported one.
     """
@@ -470,6 +597,11 @@ def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
                          f"replaced; register yours under another name")
     if spec.name in METHODS and not replace:
         raise ValueError(f"method {spec.name!r} is already registered; pass replace=True to replace it")
+    reserved = reserved_name(spec.name)
+    if reserved is not None:
+        raise ValueError(f"method name {spec.name!r} is reserved: {_not_implemented(spec.name, reserved)}. "
+                         f"Registered, another algorithm would run under the name that code written for "
+                         f"{RESERVED_NAMES[reserved][0]} uses for this one; choose another name")
     twin = next((n for n in METHODS if n != spec.name and identifier(n) == identifier(spec.name)), None)
     if twin is not None:
         raise ValueError(f"method name {spec.name!r} is taken: {twin!r} is registered and both become the Python "

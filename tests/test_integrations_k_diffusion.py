@@ -629,7 +629,8 @@ def test_k_diffusion_names_without_an_equivalent_are_undefined_and_name_the_near
 
     assert not hasattr(kd, name) and name not in dir(kd) and name not in kd.SAMPLERS
     assert set(kd.K_DIFFUSION_WITHOUT_EQUIVALENT) == set(K_DIFFUSION_SAMPLERS) - set(DEFINITIONS)
-    with pytest.raises(AttributeError, match=f"has no attribute '{name}': k-diffusion's") as info:
+    with pytest.raises(AttributeError, match=f"has no attribute '{name}': pndmkit does not implement that "
+                                             f"algorithm; k-diffusion's") as info:
         getattr(kd, name)
     nearest = set(re.findall(r"sample_\w+", str(info.value))) - {name}
     assert all(hasattr(kd, n) for n in nearest), nearest  # what the message points to exists
@@ -777,13 +778,69 @@ def test_only_attribute_access_carries_the_explanation_as_the_readme_says(name):
            f"`ImportError`" in readme
 
 
-@pytest.mark.parametrize("name", ["sample_ipndm_v", "sample_deis"])
+COMFYUI_WITHOUT = sorted(set(COMFYUI_SAMPLERS) - set(K_DIFFUSION_SAMPLERS) - set(kd.COMFYUI_EQUIVALENTS))
+
+
+@pytest.mark.parametrize("name", COMFYUI_WITHOUT)
 def test_comfyui_names_without_an_equivalent_are_undefined_and_name_the_nearest(name):
     import re
 
-    assert set(kd.COMFYUI_WITHOUT_EQUIVALENT) == {"sample_ipndm_v", "sample_deis"}
+    assert set(kd.COMFYUI_WITHOUT_EQUIVALENT) == set(COMFYUI_WITHOUT)  # every name ComfyUI offers, sample_res_multistep...
     assert not hasattr(kd, name) and name not in dir(kd) and name not in kd.SAMPLERS
-    with pytest.raises(AttributeError, match=f"has no attribute '{name}': ComfyUI's") as info:
+    with pytest.raises(AttributeError, match=f"has no attribute '{name}': pndmkit does not implement that algorithm; "
+                                             f"ComfyUI's") as info:
         getattr(kd, name)
     nearest = set(re.findall(r"sample_\w+", str(info.value))) - {name}
     assert nearest and all(hasattr(kd, n) for n in nearest), nearest
+
+
+# -- the names of k-diffusion's and ComfyUI's algorithms without an equivalent are reserved ---------------------
+@pytest.mark.parametrize("name", ["res_multistep", "res-multistep", "res.multistep", "dpm-2", "deis", "lcm",
+                                  "euler-ancestral-rf", "dpmpp-2m-cfg-pp"])
+def test_a_reserved_name_cannot_be_registered_and_asking_for_it_says_pndmkit_lacks_it(name, y_start):
+    """Registering a method under a name of k-diffusion's or ComfyUI's sampler that pndmkit does not implement (any
+    spelling with its identifier) would make ``sample_<name>`` here run another algorithm than the one code written for
+    ComfyUI asks for: it is refused, and every lookup says that pndmkit does not implement the algorithm."""
+    from pndmkit.methods import RESERVED_NAMES, MethodSpec, get_method, register_method, reserved_name
+
+    reserved = reserved_name(name)
+    whose, why = RESERVED_NAMES[reserved]
+    sampler_attr = f"sample_{reserved}"
+    assert sampler_attr in (kd.K_DIFFUSION_WITHOUT_EQUIVALENT if whose == "k-diffusion" else
+                            kd.COMFYUI_WITHOUT_EQUIVALENT)
+    said = (f"{name!r} names {whose}'s sampler {reserved!r} ({sampler_attr}), an algorithm pndmkit does not implement: "
+            f"{why}")
+    ddim = METHODS["ddim"]
+    with pytest.raises(ValueError) as info:
+        register_method(MethodSpec(name, ddim.build, ddim.order, reference="another algorithm"))
+    assert str(info.value) == (f"method name {name!r} is reserved: {said}. Registered, another algorithm would run "
+                               f"under the name that code written for {whose} uses for this one; choose another name")
+    assert name not in METHODS and sampler_attr not in kd.SAMPLERS and not hasattr(kd, sampler_attr)
+    for ask in (lambda: get_method(name), lambda: kd.sampler(name),
+                lambda: kd.sample(denoiser, y_start, karras(4), method=name, disable=True)):
+        with pytest.raises(ValueError) as info:
+            ask()
+        assert str(info.value) == f"unknown method {name!r}: {said}; known methods: {', '.join(METHODS)}"
+    with pytest.raises(AttributeError, match=f"^module 'pndmkit.integrations.k_diffusion' has no attribute "
+                                             f"'{sampler_attr}': pndmkit does not implement that algorithm; "):
+        getattr(kd, sampler_attr)
+
+
+def test_reserved_names_are_exactly_the_names_without_an_equivalent_and_taken_by_no_new_method():
+    """One table: k-diffusion's and ComfyUI's names without an equivalent here are the reserved names; each reason
+    points to samplers that exist; a built-in method whose identifier is reserved (ipndm-v) keeps its registry name
+    and its sampler takes the suffix, and a name that has an equivalent (heun) stays registrable, suffixed."""
+    import re
+
+    from pndmkit.methods import RESERVED_NAMES, get_method, identifier, reserved_name
+
+    assert {f"sample_{n}" for n in RESERVED_NAMES} == set(kd.K_DIFFUSION_WITHOUT_EQUIVALENT) | \
+        set(kd.COMFYUI_WITHOUT_EQUIVALENT) == (set(K_DIFFUSION_SAMPLERS) | set(COMFYUI_SAMPLERS)) - \
+        set(kd.K_DIFFUSION_EQUIVALENTS) - set(kd.COMFYUI_EQUIVALENTS)
+    for name, (whose, why) in RESERVED_NAMES.items():
+        assert whose in ("k-diffusion", "ComfyUI") and why.startswith(f"{whose}'s ")
+        assert all(hasattr(kd, n) for n in re.findall(r"sample_\w+", why)), (name, why)
+    assert [n for n in BUILTIN if reserved_name(n)] == ["ipndm-v"]  # a built-in spelling of ComfyUI's ipndm_v:
+    assert get_method("ipndm-v") is METHODS["ipndm-v"] and kd.sampler_name("ipndm-v") == "sample_ipndm_v_pndmkit"
+    assert identifier("ipndm-v") == "ipndm_v"
+    assert reserved_name("heun") is None and reserved_name("ipndm") is None and reserved_name("lms") is None

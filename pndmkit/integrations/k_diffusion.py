@@ -45,7 +45,14 @@ has an equivalent here (:data:`COMFYUI_WITHOUT_EQUIVALENT`), reading one raises 
 sampler, and pndmkit's ``ipndm-v`` is ``sample_ipndm_v_pndmkit`` (also k-diffusion's ``sample_lms``; ComfyUI's
 ``sample_lms`` differs from k-diffusion's on its last step to 0, a data step, and ``sample_lms`` here is
 k-diffusion's). ComfyUI's ``sample_euler``, ``sample_heun`` and ``sample_dpmpp_2m`` are k-diffusion's. Its other
-names (noise-adding, CFG++ and samplers pndmkit does not have) are not defined here.
+names (noise-adding, CFG++ and samplers pndmkit does not have, such as ``sample_res_multistep``) are in
+:data:`COMFYUI_WITHOUT_EQUIVALENT` too: not defined, and reading one raises ``AttributeError`` saying why.
+
+Every name of k-diffusion or ComfyUI without an equivalent here is reserved for their algorithm
+(:data:`pndmkit.methods.RESERVED_NAMES`, in every spelling with the same :func:`pndmkit.methods.identifier`:
+``res_multistep``, ``res-multistep``): :func:`pndmkit.register_method` refuses it, so no later method can run another
+algorithm under that name here, and ``sample(..., method="res_multistep")``, :func:`sampler` and
+:func:`pndmkit.methods.get_method` say that pndmkit does not implement it.
 
 Sigmas ending at 0 are taken by every method without evaluating the denoiser at ``sigma = 0``, where ``eps``
 cannot be recovered from it: a method that evaluates at step starts takes its own last step, a
@@ -82,7 +89,7 @@ from pndmkit._checks import reject_unknown
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.exponential import dpm_solver_multistep
 from pndmkit.integrator import Integrator
-from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method, identifier
+from pndmkit.methods import DEFAULT_METHOD, METHODS, RESERVED_NAMES, MethodSpec, get_method, identifier
 from pndmkit.models import converted_from
 from pndmkit.sampling import START_SCALE_FACTOR, PriorScaleWarning, check_start
 from pndmkit.transfers import DataTransfer
@@ -476,31 +483,11 @@ K_DIFFUSION_EQUIVALENTS: Mapping[str, str] = {"sample_euler": "ddim", "sample_he
 #: k-diffusion's ``sample_lms(order=...)`` values that have an equivalent here -> the pndmkit method
 LMS_ORDERS: Mapping[int, str] = {1: "ddim", 4: "ipndm-v"}
 
-_SECOND_ORDER = "the deterministic second-order samplers here are sample_heun (pndmkit's 'pie') and sample_dpmpp_2m"
-
-#: k-diffusion's other sampler names -> why this module does not define them, and the nearest sampler here
-K_DIFFUSION_WITHOUT_EQUIVALENT: Mapping[str, str] = {
-    "sample_euler_ancestral": "k-diffusion's Euler ancestral sampler adds noise after every step (eta); every "
-                              "sampler here is deterministic: its noise-free counterpart is sample_euler",
-    "sample_dpm_2": "k-diffusion's DPM-2 takes a midpoint step with a stage between the sigmas, a method pndmkit does "
-                    f"not have; {_SECOND_ORDER}",
-    "sample_dpm_2_ancestral": "k-diffusion's DPM-2 ancestral sampler adds noise after every step; every sampler here "
-                              f"is deterministic, and {_SECOND_ORDER}",
-    "sample_dpm_fast": "k-diffusion's DPM-Solver (single-step, orders 1-3, its own signature with n, sigma_min and "
-                       "sigma_max) has no equivalent here; the multistep DPM-Solvers here are sample_dpm_solver_2m "
-                       "and sample_dpmpp_2m",
-    "sample_dpm_adaptive": "k-diffusion's adaptive DPM-Solver chooses its own steps; pndmkit's adaptive methods run "
-                           "with pndmkit.sample(model, x, schedule=..., method=...), not over given sigmas",
-    "sample_dpmpp_2s_ancestral": "k-diffusion's DPM-Solver++(2S) ancestral sampler adds noise after every step; "
-                                 f"every sampler here is deterministic, and {_SECOND_ORDER}",
-    "sample_dpmpp_sde": "k-diffusion's DPM-Solver++ SDE sampler adds noise; every sampler here is deterministic: "
-                        "the nearest is sample_dpmpp_2m",
-    "sample_dpmpp_2m_sde": "k-diffusion's DPM-Solver++(2M) SDE sampler adds noise; every sampler here is "
-                           "deterministic: the nearest is sample_dpmpp_2m",
-    "sample_dpmpp_3m_sde": "k-diffusion's DPM-Solver++(3M) SDE sampler adds noise; every sampler here is "
-                           "deterministic: the nearest are sample_dpmpp_2m and sample_dpm_solver_pp_3m (pndmkit's "
-                           "'dpm-solver++-3m')",
-}
+#: k-diffusion's other sampler names -> why this module does not define them, and the nearest sampler here (the
+#: k-diffusion entries of :data:`pndmkit.methods.RESERVED_NAMES`, which reserves these names for k-diffusion's
+#: algorithms: no registered method can take them)
+K_DIFFUSION_WITHOUT_EQUIVALENT: Mapping[str, str] = {f"sample_{name}": why for name, (whose, why) in
+                                                     RESERVED_NAMES.items() if whose == "k-diffusion"}
 
 #: ComfyUI's sampler names (``comfy/k_diffusion/sampling.py`` in the ComfyUI repository, its copy of
 #: k-diffusion's module with more samplers) that are not k-diffusion's and mean the same algorithm here -> (the
@@ -517,18 +504,12 @@ COMFYUI_EQUIVALENTS: Mapping[str, tuple[str, str]] = {"sample_ipndm": ("ipndm-lo
 #: the one on sigmas ending above 0)
 IPNDM_MAX_ORDERS: Mapping[int, tuple[str, str]] = {1: ("ddim", "ddim"), 4: ("ipndm-lof1", "ipndm")}
 
-#: ComfyUI's names that would be pndmkit's sampler names, or name a method pndmkit has, but mean another
-#: algorithm -> why this module does not define them, and the nearest sampler here
-COMFYUI_WITHOUT_EQUIVALENT: Mapping[str, str] = {
-    "sample_ipndm_v": "ComfyUI's iPNDM_v uses order-4 weights that are (57, -65, 43, -11)/24 on uniform steps, not "
-                      "Adams-Bashforth's (55, -59, 37, -9)/24, order-3 weights that are the variable-step ones only "
-                      "on uniform steps, and the data step to sigma = 0; pndmkit's 'ipndm-v' (variable-step "
-                      "Adams-Bashforth weights, exact on any sigmas) is sample_ipndm_v_pndmkit, and k-diffusion's "
-                      "sample_lms is the same method",
-    "sample_deis": "ComfyUI's DEIS (deis_mode='tab') interpolates d in the time of a VP schedule fitted to sigmas in "
-                   "[0.002, 80] and integrates the interpolant with a 10000-point Riemann sum, a method pndmkit does "
-                   "not have; pndmkit's DEIS, 'deis-3' (Lagrange in log sigma, integrated exactly), is sample_deis_3",
-}
+#: ComfyUI's other sampler names (not k-diffusion's; noise-adding, CFG++, and methods pndmkit does not have, some
+#: named as pndmkit's methods but another algorithm) -> why this module does not define them, and the nearest sampler
+#: here (the ComfyUI entries of :data:`pndmkit.methods.RESERVED_NAMES`, which reserves these names for ComfyUI's
+#: algorithms: no registered method can take them)
+COMFYUI_WITHOUT_EQUIVALENT: Mapping[str, str] = {f"sample_{name}": why for name, (whose, why) in RESERVED_NAMES.items()
+                                                 if whose == "ComfyUI"}
 
 #: the suffix of a method's sampler name where ``sample_<identifier>`` is one of k-diffusion's or ComfyUI's names
 #: that mean another algorithm here
@@ -694,7 +675,8 @@ def __getattr__(attr: str) -> Any:
         return _alias(attr)
     without = {**K_DIFFUSION_WITHOUT_EQUIVALENT, **COMFYUI_WITHOUT_EQUIVALENT}
     if attr in without:
-        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}: {without[attr]}")
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}: pndmkit does not implement that "
+                             f"algorithm; {without[attr]}")
     if attr.startswith("sample_"):
         try:
             return SAMPLERS[attr]
