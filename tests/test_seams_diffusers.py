@@ -697,6 +697,22 @@ def test_eulers_own_sigmas_are_read_on_every_vp_config_and_table(source, beta_sc
     same = _set(_vp(source, beta_schedule=beta_schedule), 10, sigmas=euler.sigmas)  # the source's count: 10
     assert np.array_equal(same.grid, ours.grid)
 
+
+def test_the_float32_level_tolerance_has_its_own_name_apart_from_the_reference_ode_tolerance():
+    """Two tolerances once shared the name LEVEL_RTOL: diffusers' float32 level matching (3e-5) and the compare
+    study's reference ODE tolerance (1e-10). The float32 one is FLOAT32_LEVEL_RTOL, the bound within which a swapped
+    scheduler reads another scheduler's top sigma as its own top."""
+    from pndmkit.integrations.diffusers import config
+    from pndmkit.studies import compare
+
+    assert config.FLOAT32_LEVEL_RTOL == 3e-5 and "FLOAT32_LEVEL_RTOL" in config.__all__
+    assert not hasattr(config, "LEVEL_RTOL") and compare.LEVEL_RTOL == 1e-10
+    top = float(_vp(None).schedule.s(_vp(None).schedule.t_max))
+    inside = _set(_vp(None), sigmas=[top * (1 + 0.9 * config.FLOAT32_LEVEL_RTOL), 1.0, 0.0])
+    assert inside.grid[0] == inside.schedule.t_max
+    with pytest.raises(ValueError, match=r"a float32 level within 3e-05 of the top is read as the top"):
+        _set(_vp(None), sigmas=[top * (1 + 1.1 * config.FLOAT32_LEVEL_RTOL), 1.0, 0.0])
+
 @pytest.mark.parametrize("sigmas, message", [
     ([10.0], r"sigmas must be a 1-D sequence of at least two noise levels \(the start of each step, then where the "
              r"last one ends, 0 for the config's end point\), got \[10.0\]"),

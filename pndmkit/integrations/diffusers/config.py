@@ -134,12 +134,13 @@ from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_config", "table_from_schedule",
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
            "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "scheduler_class", "TrainingRangeWarning",
-           "train_timesteps", "trained_betas", "check_timesteps", "custom_layout", "init_fields", "LEVEL_RTOL",
-           "zero_length_fix", "GRID_FIELDS", "grid_fields_set"]
+           "train_timesteps", "trained_betas", "check_timesteps", "custom_layout", "init_fields",
+           "FLOAT32_LEVEL_RTOL", "zero_length_fix", "GRID_FIELDS", "grid_fields_set"]
 
 #: relative tolerance on another scheduler's noise levels: diffusers' tables are float32 cumulative products of
-#: up to 1000 betas (the top level of ``squaredcos_cap_v2`` is 6.6e-6 above pndmkit's float64 one)
-LEVEL_RTOL = 3e-5
+#: up to 1000 betas (the top level of ``squaredcos_cap_v2`` is 6.6e-6 above pndmkit's float64 one). Not the
+#: reference ODE tolerance :data:`pndmkit.studies.compare.LEVEL_RTOL`
+FLOAT32_LEVEL_RTOL = 3e-5
 #: diffusers ``beta_schedule`` names pndmkit reads (DiscreteVP ``.linear`` / ``.quad`` / ``.cosine``)
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 #: diffusers ``prediction_type`` -> pndmkit's prediction name
@@ -239,11 +240,10 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
     ``sigma = 0.1`` on the default linear table (as on an ``EulerDiscreteScheduler`` config).
 
     Another scheduler's sigmas on the same table are float32 levels of a float32 table: a level within
-    :data:`LEVEL_RTOL` (relative, above or below) of ``s(t_max)`` is read as ``s(t_max)``, and ``sigmas[-2]``
-    within it of the end point's level, with a last sigma ``0``, starts a last step of length zero, which the grid
-    leaves out
-    (:attr:`Layout.zero_length_final`: its network timestep), as the sigma grids of DEIS, DPM-Solver and UniPC
-    that end at ``sigma_min`` twice.
+    :data:`FLOAT32_LEVEL_RTOL` (relative, above or below) of ``s(t_max)`` is read as ``s(t_max)``, and
+    ``sigmas[-2]`` within it of the end point's level, with a last sigma ``0``, starts a last step of length zero,
+    which the grid leaves out (:attr:`Layout.zero_length_final`: its network timestep), as the sigma grids of DEIS,
+    DPM-Solver and UniPC that end at ``sigma_min`` twice.
 
     Parameters
     ----------
@@ -291,15 +291,15 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
         if i and not v < levels[i - 1]:
             raise ValueError(f"sigmas must be strictly decreasing (from noise to data); sigmas[{i}]={v!r} >= "
                              f"sigmas[{i - 1}]={float(levels[i - 1])!r}")
-        if v < 0 or v > top * (1.0 + LEVEL_RTOL) or (v == 0 and i < levels.size - 1):
+        if v < 0 or v > top * (1.0 + FLOAT32_LEVEL_RTOL) or (v == 0 and i < levels.size - 1):
             raise ValueError(f"sigmas[{i}]={v!r} lies outside (0, {top!r}], the noise levels sqrt((1 - abar) / abar) "
                              f"of {schedule!r} (only the last sigma, where the last step ends, may be 0; a float32 "
-                             f"level within {LEVEL_RTOL:g} of the top is read as the top)")
-    given, levels = levels, np.where(np.abs(levels - top) <= LEVEL_RTOL * top, top, levels)  # float32 roundings
+                             f"level within {FLOAT32_LEVEL_RTOL:g} of the top is read as the top)")
+    given, levels = levels, np.where(np.abs(levels - top) <= FLOAT32_LEVEL_RTOL * top, top, levels)  # float32 roundings
     last = float(levels[-1])
     bottom = float(schedule.s(end)) if end > schedule.t_min else 0.0
     zero_final = (levels.size >= 3 and last == 0.0 and bottom > 0.0 and
-                  abs(float(levels[-2]) - bottom) <= LEVEL_RTOL * bottom)
+                  abs(float(levels[-2]) - bottom) <= FLOAT32_LEVEL_RTOL * bottom)
     times = [float(schedule.t_from_s(v)) for v in levels[:-1].tolist()]
     if zero_final:  # sigmas[-2] is the end point's level: the last step has length zero
         times[-1] = end
@@ -854,7 +854,7 @@ class Translation:
                                                                            "DDPMScheduler"):
             levels = [float(v) for v in src.sigmas.detach().cpu().double().tolist()]
             if len(levels) >= 3 and len(steps) == len(levels) - 1 and levels[-3] > levels[-2] > 0 and \
-                    abs(levels[-1] - levels[-2]) <= LEVEL_RTOL * levels[-2]:
+                    abs(levels[-1] - levels[-2]) <= FLOAT32_LEVEL_RTOL * levels[-2]:
                 # a last step of length zero (sigma_min twice), evaluated by the source; the two may differ by
                 # float32 rounding either way (Lu lambdas of squaredcos_cap_v2 end 1.4e-9 below sigma_min)
                 zero_final = steps[-1]
@@ -1019,7 +1019,7 @@ class Translation:
             if abs(float(sched.s(t)) - level) <= 1e-5 * level:
                 return t
         top = float(sched.s(sched.t_max))
-        if abs(level - top) <= LEVEL_RTOL * top:  # the float32 table's top level (6.6e-6 above on squaredcos_cap_v2)
+        if abs(level - top) <= FLOAT32_LEVEL_RTOL * top:  # the float32 table's top (6.6e-6 above on squaredcos_cap_v2)
             return float(sched.t_max)
         t = float(sched.t_from_s(level))
         nearest = round(t)
