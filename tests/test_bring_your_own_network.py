@@ -617,6 +617,26 @@ def test_a_dynamic_shifting_folder_is_refused_naming_the_field_and_the_way_out(t
     assert repr(open_network(folder, scheduler_config=fixed).schedule) == "FlowMatching(shift=2.0, t_max=1.0)"
 
 
+def test_network_model_refuses_a_dynamic_shifting_config_as_the_folder_path_does(tmp_path):
+    """Wrapped directly, a dynamic-shifting config would run with shift 1 (its shift is mu's, from the image size):
+    network_model refuses it with the folder path's message, the same check, only the subject differs."""
+    from pndmkit.integrations.diffusers import network_model
+
+    scheduler = diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
+    with pytest.raises(ValueError) as direct:
+        network_model(lambda x, t: x, scheduler.config)
+    folder = _unet_with(tmp_path / "flux", scheduler)
+    with pytest.raises(UsageError) as opened:
+        open_network(folder)
+    path = str(folder / "scheduler_config.json")
+    assert str(direct.value).startswith("scheduler_config sets use_dynamic_shifting=true: ")
+    assert str(opened.value).startswith(f"{path} sets use_dynamic_shifting=true: ")
+    assert str(direct.value)[len("scheduler_config"):] == str(opened.value)[len(path):]
+    assert "use_dynamic_shifting=false and the shift you want" in str(direct.value)
+    fixed = {**scheduler.config, "use_dynamic_shifting": False}  # the way out it names
+    assert repr(network_model(lambda x, t: x, fixed).schedule) == "FlowMatching(shift=3.0, t_max=1.0)"
+
+
 @pytest.mark.parametrize("field, scheduler", [
     ("shift", lambda v: diffusers.FlowMatchEulerDiscreteScheduler(shift=v)),
     ("flow_shift", lambda v: diffusers.UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=v,

@@ -135,7 +135,7 @@ __all__ = ["Translation", "Layout", "translate", "infer_source", "schedule_from_
            "scheduler_levels", "SOURCES", "FLOW_SOURCES", "EDM_SOURCES", "SAMPLE_OVER_ALPHA", "BETA_SCHEDULES",
            "PREDICTION_TYPES", "REFUSED", "ConventionWarning", "refuse_foreign", "scheduler_class", "TrainingRangeWarning",
            "train_timesteps", "trained_betas", "check_timesteps", "custom_layout", "init_fields",
-           "FLOAT32_LEVEL_RTOL", "zero_length_fix", "GRID_FIELDS", "grid_fields_set"]
+           "FLOAT32_LEVEL_RTOL", "zero_length_fix", "GRID_FIELDS", "grid_fields_set", "refuse_dynamic_shifting"]
 
 #: relative tolerance on another scheduler's noise levels: diffusers' tables are float32 cumulative products of
 #: up to 1000 betas (the top level of ``squaredcos_cap_v2`` is 6.6e-6 above pndmkit's float64 one). Not the
@@ -348,8 +348,8 @@ def schedule_from_config(config: Any) -> NoiseSchedule:
         ``time_shift_type='exponential'``, ``mu`` with ``'linear'``), so the schedule returned has ``shift=1``:
         the same process, with an unshifted default grid. :class:`PNDMKitScheduler` lays out the shifted grid
         from ``set_timesteps(..., mu=...)`` as the source does; elsewhere give the grid yourself (a
-        ``FlowMatching(shift=exp(mu), t_max=1.0)`` schedule's default grid, say). ``open_network`` refuses such
-        a config, as it has no ``mu`` to pass.
+        ``FlowMatching(shift=exp(mu), t_max=1.0)`` schedule's default grid, say). ``open_network`` and
+        ``network_model`` refuse such a config (:func:`refuse_dynamic_shifting`), as they have no ``mu`` to pass.
 
     Raises
     ------
@@ -558,6 +558,34 @@ def refuse_foreign(cfg: dict, own: frozenset = frozenset()) -> None:
     if foreign:
         raise ValueError(f"config fields {foreign} belong to a scheduler pndmkit does not read (an LCM or TCD "
                          f"scheduler, say): it reads the configs of {', '.join(SOURCES)}")
+
+
+def refuse_dynamic_shifting(config: Any, subject: str) -> None:
+    """Refuse a flow-matching config with ``use_dynamic_shifting=True`` where no ``mu`` can be given: a network
+    wrapped or opened alone (:func:`~pndmkit.integrations.diffusers.network_model`, ``open_network``).
+
+    Its time shift depends on the image size: diffusers' pipelines compute ``mu`` from it and pass it to
+    ``set_timesteps`` (:class:`~pndmkit.integrations.diffusers.PNDMKitScheduler` takes it there too), while
+    :func:`schedule_from_config` reads such a config with shift 1; a model wrapped from it would sample unshifted.
+
+    Parameters
+    ----------
+    config : mapping
+        A diffusers scheduler config.
+    subject : str
+        What the message calls the config: its file, or the parameter it was given as.
+
+    Raises
+    ------
+    ValueError
+        ``use_dynamic_shifting`` is set, naming the field and the way out: a copy of the config with a fixed shift.
+    """
+    if _get(config, "use_dynamic_shifting", False):
+        raise ValueError(f"{subject} sets use_dynamic_shifting=true: its flow time shift depends on the image size (a "
+                         f"pipeline computes mu from it and passes it to set_timesteps), which a network wrapped or "
+                         f"opened alone cannot know; save a copy with use_dynamic_shifting=false and the shift you want (exp(mu) for "
+                         f"time_shift_type='exponential', mu for 'linear') and pass it as the scheduler config "
+                         f"(--scheduler-config FILE, scheduler_config=FILE or a mapping)")
 
 
 def _family(config: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pndmkit.integrations.diffusers.config import translate
+from pndmkit.integrations.diffusers.config import refuse_dynamic_shifting, translate
 
 __all__ = ["network_model"]
 
@@ -34,8 +34,10 @@ def network_model(net: Any, scheduler_config: Any, *, time_offset: float = 0.0, 
     Raises
     ------
     ValueError
-        A config field that cannot be honoured (:func:`translate`), or an EDM config, whose networks take
-        preconditioned inputs (use :class:`~pndmkit.integrations.diffusers.PNDMKitScheduler` there).
+        A config field that cannot be honoured (:func:`translate`); a flow-matching config with
+        ``use_dynamic_shifting=True``, whose shift comes from the image size (``mu``), as ``open_network`` refuses it
+        (:func:`~pndmkit.integrations.diffusers.config.refuse_dynamic_shifting`); or an EDM config, whose networks
+        take preconditioned inputs (use :class:`~pndmkit.integrations.diffusers.PNDMKitScheduler` there).
 
     Examples
     --------
@@ -46,7 +48,9 @@ def network_model(net: Any, scheduler_config: Any, *, time_offset: float = 0.0, 
     """
     from pndmkit.nn.adapters import NetworkModel
 
-    tr = translate(dict(scheduler_config or {}))
+    config = dict(scheduler_config or {})
+    refuse_dynamic_shifting(config, "scheduler_config")  # its shift is mu's, which no caller passes here
+    tr = translate(config)
     if tr.family == "edm":
         raise ValueError(f"a {tr.source} config preconditions the network's input and output (EDM), which a plain "
                          f"model(x, t) -> eps wrapper does not: use PNDMKitScheduler.from_config(config, method=...)")

@@ -42,7 +42,8 @@ from typing import Any, Optional
 import torch
 
 from pndmkit.errors import BadFileError, UsageError
-from pndmkit.integrations.diffusers.config import ConventionWarning, grid_fields_set, refuse_foreign, translate
+from pndmkit.integrations.diffusers.config import (ConventionWarning, grid_fields_set, refuse_dynamic_shifting,
+                                                   refuse_foreign, translate)
 
 __all__ = ["open_network", "locate", "Located", "Conditioned", "load_embeddings", "read_scheduler_config",
            "UNET_CLASSES", "WEIGHT_FILES"]
@@ -446,13 +447,10 @@ def _open_diffusers(source: Any, scheduler_config: Any, class_label: Any, prompt
     except ValueError as exc:
         raise UsageError(config_param, f"{located.scheduler_config}: {exc}; give the config of one of those "
                                        f"(--scheduler-config FILE, scheduler_config=FILE)") from None
-    if config.get("use_dynamic_shifting", False):
-        raise UsageError(config_param, f"{located.scheduler_config} sets use_dynamic_shifting=true: its flow time "
-                                       f"shift depends on the image size (a pipeline computes mu from it and passes it "
-                                       f"to set_timesteps), which a network opened alone cannot know; save a copy with "
-                                       f"use_dynamic_shifting=false and the shift you want (exp(mu) for "
-                                       f"time_shift_type='exponential', mu for 'linear') and pass it with "
-                                       f"--scheduler-config FILE (scheduler_config=FILE)")
+    try:
+        refuse_dynamic_shifting(config, str(located.scheduler_config))  # as network_model refuses it in memory
+    except ValueError as exc:
+        raise UsageError(config_param, str(exc)) from None
     unread = grid_fields_set(config)
     if unread:
         fields = ", ".join(f"{key}={value!r}" for key, value in unread.items())
