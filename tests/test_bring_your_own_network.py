@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
 
 from pndmkit.errors import UsageError  # noqa: E402
-from pndmkit.integrations.diffusers import PNDMKitScheduler, translate  # noqa: E402
+from pndmkit.integrations.diffusers import ConventionWarning, PNDMKitScheduler, translate  # noqa: E402
 from pndmkit.integrations.diffusers.pretrained import Conditioned, load_embeddings, open_network  # noqa: E402
 
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
@@ -656,6 +656,44 @@ def test_a_shift_of_zero_is_refused_by_name_not_read_as_none(tmp_path, capsys, f
                                      f"a finite number > 0" in err and err.endswith("got 0.0")
 
 
+class _Opened(Exception):
+    """Raised where a command goes on with the network it opened: the notice is out, nothing else need run."""
+
+
+@pytest.mark.parametrize("argv, chosen", [
+    (["order", "--methods", "ddim", "--steps", "2,4", "--batch", "1", "--cache", "none", "--device", "cpu"],
+     " (--grid)"),
+    (["compare", "--methods", "ddim", "--nfe", "3", "--n", "2", "--cache", "none"],
+     " (the study's grid options; --no-grids keeps the default grid only, --optimized-grids adds searched ones)"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "3", "--cache", "none", "--device", "cpu"],
+     " (--start, the grid the search starts from, and --degree)"),
+], ids=["order", "compare", "grid-optimize"])
+def test_the_grid_fields_notice_names_the_options_the_command_has(tmp_path, capsys, monkeypatch, argv, chosen):
+    """The notice that a folder's grid fields are not used names what chooses pndmkit's grid on that command:
+    order has --grid but no --convention, compare its grid options, grid optimize its start grid; from Python, the
+    grid= argument. Each command is stopped right after it opened the network."""
+    from pndmkit.integrations.diffusers.pretrained import API_GRID_OPTIONS
+    from pndmkit.studies import real
+
+    def stop(*args, **kwargs):
+        raise _Opened()
+
+    monkeypatch.setattr(real, "load_model", stop)
+    folder = _unet_with(tmp_path / "karras", diffusers.DPMSolverMultistepScheduler(use_karras_sigmas=True))
+    with pytest.raises(_Opened):
+        _main(argv + ["--model", folder])
+    notes = [line for line in capsys.readouterr().err.splitlines() if "grid fields not used here" in line]
+    command = " ".join(argv[:2] if argv[0] == "grid" else argv[:1])
+    assert notes == [f"pndmkit {command}: warning: ConventionWarning: {folder / 'scheduler_config.json'} sets grid "
+                     f"fields not used here (use_karras_sigmas=True): only the schedule and prediction type are read, "
+                     f"and pndmkit samples its own grid{chosen}; for the source's grid use "
+                     f"PNDMKitScheduler.from_config(config, method=...) in the diffusers pipeline"]
+    assert "--convention" not in notes[0] and (argv[0] != "compare" or "--grid" not in notes[0].replace("-grids", ""))
+    with pytest.warns(ConventionWarning, match=re.escape(f"its own grid ({API_GRID_OPTIONS}); ")):
+        open_network(folder)
+    assert API_GRID_OPTIONS == "grid= of pndmkit.sample and the studies"
+
+
 def test_dynamic_shifting_in_memory_is_the_unshifted_process():
     """In memory the schedule of a dynamic-shifting config is the flow with shift 1: its time is the flow sigma
     whatever the shift, and PNDMKitScheduler lays out the shifted grid from set_timesteps(mu=...)."""
@@ -678,7 +716,8 @@ def test_sample_on_a_folder_says_which_grid_fields_it_does_not_use(tmp_path, cap
     notes = [line for line in err.splitlines() if "grid fields not used here" in line]
     assert len(notes) == 1, err
     assert "ConventionWarning" in notes[0] and "(use_karras_sigmas=True)" in notes[0]
-    assert "--grid" in notes[0] and "PNDMKitScheduler.from_config" in notes[0]
+    assert "pndmkit samples its own grid (--grid, --convention); " in notes[0]
+    assert "PNDMKitScheduler.from_config" in notes[0]
     assert "timestep_spacing" not in notes[0]  # left at the class's default
     run = json.loads((out / "run.json").read_text())
     with pytest.warns(UserWarning, match="grid fields not used here"):

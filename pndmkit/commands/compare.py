@@ -129,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:
         from pndmkit.studies.compare import compare_model
 
-        result = compare_model(open_model(args), cfg, first=args.first_noise or 0,
+        ckpt = open_model(args, grid_options="the study's grid options; --no-grids keeps the default grid only, "
+                                             "--optimized-grids adds searched ones")
+        result = compare_model(ckpt, cfg, first=args.first_noise or 0,
                                cache=resolve_cache(args), rebuild_cache=args.rebuild_cache,
                                peer_times=args.peer_times or "level", log=log)
         result["config"]["model"] = args.model

@@ -116,7 +116,7 @@ def _optimize_network(args: argparse.Namespace):
     from pndmkit.studies.targets import StudyTarget, reference_blocks
 
     monitor = StudyMonitor(max_minutes=args.max_minutes)
-    ckpt = open_model(args)
+    ckpt = open_model(args, grid_options="--start, the grid the search starts from, and --degree")
     spec = get_method(args.method)
     steps = _check_steps(args.method, args.nfe)
     check_start(args.start, steps)  # before any reference: they cost minutes

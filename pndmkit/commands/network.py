@@ -128,10 +128,13 @@ def resolve_cache(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
-def open_model(args: argparse.Namespace, option: str = "model") -> Any:
+def open_model(args: argparse.Namespace, option: str = "model", *, grid_options: Optional[str]) -> Any:
     """The network of ``args.<option>`` (:func:`pndmkit.integrations.diffusers.pretrained.open_network`) on
-    ``args.device`` (default :func:`default_device`), as a :class:`pndmkit.nn.Checkpoint`."""
+    ``args.device`` (default :func:`default_device`), as a :class:`pndmkit.nn.Checkpoint`; ``grid_options`` are the
+    command's options that choose its grid (``None``: it has none), which the notice on a diffusers config's unused
+    grid fields names."""
     from pndmkit.integrations.diffusers.pretrained import open_network
 
     device = getattr(args, "device", None) or default_device()
-    return open_network(getattr(args, option), scheduler_config=args.scheduler_config, device=device, param=option)
+    return open_network(getattr(args, option), scheduler_config=args.scheduler_config, device=device, param=option,
+                        grid_options=grid_options)

@@ -145,7 +145,7 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
     cache = resolve_cache(args)
     steps = args.steps or list(DEFAULT_MODEL_STEPS)
     batch = 4 if args.batch is None else args.batch
-    ckpt = open_model(args)
+    ckpt = open_model(args, grid_options="--grid")
     loaded = load_model(ckpt)
     if loaded.shape is None:
         raise UsageError("model", f"{args.model}: the network's config gives no sample shape")

@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from pndmkit.integrations.diffusers.pretrained import open_network
 
     def opener(name: str):
-        return open_network(name, scheduler_config=args.scheduler_config, param="checkpoint")
+        return open_network(name, scheduler_config=args.scheduler_config, param="checkpoint",
+                            grid_options="--grid, --convention")
 
     from pndmkit.errors import UsageError
     from pndmkit.sampling import StartAtRestError

@@ -46,7 +46,11 @@ from pndmkit.integrations.diffusers.config import (ConventionWarning, grid_field
                                                    refuse_foreign, translate)
 
 __all__ = ["open_network", "locate", "Located", "Conditioned", "load_embeddings", "read_scheduler_config",
-           "UNET_CLASSES", "WEIGHT_FILES"]
+           "UNET_CLASSES", "WEIGHT_FILES", "API_GRID_OPTIONS"]
+
+#: what chooses pndmkit's grid when :func:`open_network` is called from Python, as its notice on a config's unused
+#: grid fields names it (commands name their own options instead)
+API_GRID_OPTIONS = "grid= of pndmkit.sample and the studies"
 
 #: diffusers network classes :func:`open_network` loads
 UNET_CLASSES = ("UNet2DModel", "UNet2DConditionModel")
@@ -373,7 +377,7 @@ def _conditioning(unet: Any, located: Located, class_label: Any, prompt_embeds: 
 
 def open_network(source: Any, *, scheduler_config: Optional[str | os.PathLike] = None,
                  class_label: Optional[int] = None, prompt_embeds: Any = None, device: Any = None,
-                 param: str = "model") -> Any:
+                 param: str = "model", grid_options: Optional[str] = API_GRID_OPTIONS) -> Any:
     """Load a network as users have it into a :class:`pndmkit.nn.Checkpoint` (see the module documentation).
 
     Parameters
@@ -391,6 +395,10 @@ def open_network(source: Any, *, scheduler_config: Optional[str | os.PathLike] =
         Where the network runs (the models of :class:`pndmkit.nn.NetworkModel` move their inputs there).
     param : str
         The parameter errors name.
+    grid_options : str, optional
+        What chooses pndmkit's grid where the network is used, named by the notice (a :class:`ConventionWarning`)
+        that a diffusers config's grid fields are not used: the options of the command that opens it (``"--grid"``
+        for ``pndmkit order``), by default :data:`API_GRID_OPTIONS`; ``None`` names none.
 
     Returns
     -------
@@ -422,7 +430,7 @@ def open_network(source: Any, *, scheduler_config: Optional[str | os.PathLike] =
         except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:  # the cause says what kind (BadFileError)
             raise UsageError(param, f"{os.fspath(source)}: {exc}") from exc
     else:
-        ckpt = _open_diffusers(source, scheduler_config, class_label, prompt_embeds, param)
+        ckpt = _open_diffusers(source, scheduler_config, class_label, prompt_embeds, param, grid_options)
     if device is not None:
         try:
             dev = torch.device(device)
@@ -435,7 +443,8 @@ def open_network(source: Any, *, scheduler_config: Optional[str | os.PathLike] =
     return ckpt
 
 
-def _open_diffusers(source: Any, scheduler_config: Any, class_label: Any, prompt_embeds: Any, param: str) -> Any:
+def _open_diffusers(source: Any, scheduler_config: Any, class_label: Any, prompt_embeds: Any, param: str,
+                    grid_options: Optional[str]) -> Any:
     from pndmkit.integrations.diffusers.network import network_model
     from pndmkit.nn.checkpoint import Checkpoint, check_finite_weights
 
@@ -454,10 +463,11 @@ def _open_diffusers(source: Any, scheduler_config: Any, class_label: Any, prompt
     unread = grid_fields_set(config)
     if unread:
         fields = ", ".join(f"{key}={value!r}" for key, value in unread.items())
+        chosen = f" ({grid_options})" if grid_options else ""
         warnings.warn(f"{located.scheduler_config} sets grid fields not used here ({fields}): only the "
-                      f"schedule and prediction type are read, and pndmkit samples its own grid (--grid, "
-                      f"--convention; grid= in the API); for the source's grid use PNDMKitScheduler.from_config("
-                      f"config, method=...) in the diffusers pipeline", ConventionWarning, stacklevel=3)
+                      f"schedule and prediction type are read, and pndmkit samples its own grid{chosen}; for the "
+                      f"source's grid use PNDMKitScheduler.from_config(config, method=...) in the diffusers pipeline",
+                      ConventionWarning, stacklevel=3)
     if config.get("clip_sample", False):
         warnings.warn(f"{located.scheduler_config} sets clip_sample=True: pndmkit's methods integrate the network's "
                       f"probability-flow ODE without clipping its x0 estimates", ConventionWarning, stacklevel=3)
