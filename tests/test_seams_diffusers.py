@@ -1057,6 +1057,74 @@ def image_to_image_loop(sched, steps, strength, x0, z):
     return x, len(timesteps)
 
 
+def pndm_image_to_image_by_hand(sched, steps, strength, x0, z):
+    """Stable Diffusion's image-to-image loop written out for a scheduler without ``set_begin_index``
+    (``PNDMScheduler``): set_timesteps, keep ``timesteps[t_start * order:]`` with ``t_start = steps -
+    int(steps * strength)``, noise ``x0`` to the first kept timestep, step. Returns the sample, the kept timesteps and
+    the (from, to) timesteps of every step the scheduler took."""
+    sched.set_timesteps(steps)
+    t_start = steps - min(int(steps * strength), steps)
+    timesteps = sched.timesteps[t_start * sched.order:]
+    moves, inner = [], sched._get_prev_sample
+
+    def spy(sample, timestep, prev_timestep, model_output):
+        moves.append((int(timestep), int(prev_timestep)))
+        return inner(sample, timestep, prev_timestep, model_output)
+
+    sched._get_prev_sample = spy
+    x = sched.add_noise(x0, z, timesteps[:1])
+    for t in timesteps:
+        x = sched.step(net(sched.scale_model_input(x, t), t), t, x).prev_sample
+    return x, timesteps.tolist(), moves
+
+
+@pytest.mark.parametrize("steps", [10, 20])
+def test_plms_image_to_image_on_a_zero_length_pndm_config_is_refused_where_pndm_itself_is_inconsistent(steps):
+    """The default PNDMScheduler config (skip_prk_steps, 'leading', set_alpha_to_one=False) ends with a step of
+    length zero. At strength 1 the swap's plms is PNDMScheduler's loop (1e-6). Below 1 the pipeline's slice drops the
+    warm-up's repeated timestep and PNDMScheduler, whose step counts calls, steps its third sample from the timestep
+    after the one it reached: no solution of the ODE from the noised image (0.16 to 0.46 from the converged one here,
+    where PLMS run consistently from the same start is 10 or more times closer). pndmkit's plms cannot run on that
+    slice (its warm-up needs the repeated timestep) and refuses, counting the steps as the pipeline does and saying
+    that PNDMScheduler gives no reference there."""
+    x0, z = noise((2, 16), 1), noise((2, 16), 2)
+    theirs = counted(diffusers.PNDMScheduler(skip_prk_steps=True))
+    whole, kept, moves = pndm_image_to_image_by_hand(theirs, steps, 1.0, x0, z)
+    ours = PNDMKitScheduler.from_config(theirs.config, method="plms")
+    out_ours, kept_ours = image_to_image_loop(ours, steps, 1.0, x0, z)
+    assert theirs.steps == len(kept) == steps + 1 and kept_ours == ours.nfe == steps and ours.run.done
+    assert [to for _, to in moves[1:-1]] == [start for start, _ in moves[2:]]  # an unbroken chain of steps
+    assert rel(out_ours, whole) < 1e-6
+    jump = 1000 // steps
+    for strength in (0.3, 0.5, 0.8):
+        theirs = counted(diffusers.PNDMScheduler(skip_prk_steps=True))
+        out_theirs, kept, moves = pndm_image_to_image_by_hand(theirs, steps, strength, x0, z)
+        start, n = kept[0], int(steps * strength)
+        assert theirs.steps == len(kept) == n + 1 and kept[-1] == 0  # the zero-length step's evaluation included
+        assert moves[:3] == [(start, start - jump), (start, start - jump), (start - 2 * jump, start - 3 * jump)]
+        # against the converged ODE solution from the same noised start, and PLMS run consistently from it
+        x_start = theirs.add_noise(x0, z, torch.tensor([start]))
+        model = lambda x, t: net(x, t)  # noqa: E731
+        exact = pndmkit.sample(model, x_start, schedule=ours.schedule, method="rk4",
+                               grid=np.linspace(start, 0.0, 401)).x
+        plms = pndmkit.sample(model, x_start, schedule=ours.schedule, method="plms",
+                              grid=np.arange(start, -1, -jump, dtype=float)).x
+        assert rel(out_theirs, exact) > 0.15 and rel(out_theirs, exact) > 8 * rel(plms, exact)  # 11 to 150
+        ours = PNDMKitScheduler.from_config(theirs.config, method="plms")
+        with pytest.raises(ValueError) as info:
+            image_to_image_loop(ours, steps, strength, x0, z)
+        t_start = steps - n
+        assert str(info.value).startswith(
+            f"image-to-image running the last {n} of {steps} steps, the last of length zero, which pndmkit leaves out "
+            f"(the strength asked keeps {n}; begin_index={t_start} = t_start {t_start} * order 1) cannot be honoured "
+            f"by 'plms': begin_index={t_start}: started afresh at t={start}")
+        assert str(info.value).endswith(
+            "or strength=1; diffusers' PNDMScheduler gives no reference to match there: its step counts its calls, not "
+            "the timesteps it is passed, so on the pipeline's slice it steps samples from other timesteps than theirs "
+            "(in PLMS mode from its third call: the slice lacks the warm-up's repeated timestep)")
+        assert ours.run is None and ours.num_inference_steps == steps - 1
+
+
 @pytest.mark.parametrize("steps, strength", [(10, 0.5), (20, 0.8)])
 def test_heun_image_to_image(steps, strength):
     """Heun's order 2 slices its timesteps at the start of a step, its last (Euler) step of one evaluation

@@ -1568,21 +1568,31 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                              f"< {least}/{whole}); pass strength in [{lowest:g}, 1], or more num_inference_steps")
         if not 0 <= k < len(self._times):
             raise ValueError(f"begin_index={k} must lie in [0, {len(self._times)}), the evaluations of this loop")
-        kept = n - k / self.order  # the steps the pipeline's strength keeps (how it rounds depends on the pipeline)
-        strength = (f"image-to-image running the last {kept:g} of {n} steps (the strength asked keeps {kept:g}; "
-                    f"begin_index={k} = t_start {k / self.order:g} * order {self.order})")
+        # the steps the pipeline's strength keeps, counted as it counts them (a zero-length last step included;
+        # how it rounds depends on the pipeline)
+        kept = whole - k / self.order
+        zero = "" if whole == n else f", the last of length zero, which pndmkit leaves out"
+        strength = (f"image-to-image running the last {kept:g} of {whole} steps{zero} (the strength asked keeps "
+                    f"{kept:g}; begin_index={k} = t_start {k / self.order:g} * order {self.order})")
+        # diffusers' PNDMScheduler counts its calls from set_timesteps, not the timesteps it is passed: on a slice it
+        # steps samples from other timesteps than theirs, so its own run is no reference to match
+        source = ("; diffusers' PNDMScheduler gives no reference to match there: its step counts its calls, not the "
+                  "timesteps it is passed, so on the pipeline's slice it steps samples from other timesteps than "
+                  "theirs (in PLMS mode from its third call: the slice lacks the warm-up's repeated timestep)"
+                  if self.translation.source == "PNDMScheduler" else "")
         if k not in self._starts:
             raise ValueError(f"{strength} cannot be honoured by {self.integrator.name!r}: begin_index={k} (t="
                              f"{self._times[k]:g}) falls inside a step; its steps start at the evaluations "
                              f"{sorted(self._starts)}. Use a method with the same evaluations in every step "
-                             f"(ddim, pie, prk, ipndm, dpm-solver++-2m, unipc-3, ...) or strength=1")
+                             f"(ddim, pie, prk, ipndm, dpm-solver++-2m, unipc-3, ...) or strength=1{source}")
         j = self._starts[k]
         if k and evaluation_times(self.integrator, self.grid[j:], self.translation.told_prediction)[0] != \
                 self._times[k:]:
             raise ValueError(f"{strength} cannot be honoured by {self.integrator.name!r}: begin_index={k}: started "
                              f"afresh at t={self.grid[j]:g} (warm-up included) it evaluates at other times than "
                              f"timesteps[{k}:], which the pipeline runs; use a method with the same evaluations in "
-                             f"every step (ddim, pie, prk, ipndm, dpm-solver++-2m, unipc-3, ...) or strength=1")
+                             f"every step (ddim, pie, prk, ipndm, dpm-solver++-2m, unipc-3, ...) or strength=1"
+                             f"{source}")
         return j
 
     def _start(self, timestep: Any, sample: torch.Tensor) -> None:
