@@ -1571,7 +1571,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         # the steps the pipeline's strength keeps, counted as it counts them (a zero-length last step included;
         # how it rounds depends on the pipeline)
         kept = whole - k / self.order
-        zero = "" if whole == n else f", the last of length zero, which pndmkit leaves out"
+        zero = "" if whole == n else ", the last of length zero, which pndmkit leaves out"
         strength = (f"image-to-image running the last {kept:g} of {whole} steps{zero} (the strength asked keeps "
                     f"{kept:g}; begin_index={k} = t_start {k / self.order:g} * order {self.order})")
         # diffusers' PNDMScheduler counts its calls from set_timesteps, not the timesteps it is passed: on a slice it
