@@ -45,7 +45,8 @@ from pndmkit.tableaus import HEUN, RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["MethodSpec", "MethodRegistry", "METHODS", "BUILTIN", "DEFAULT_METHOD", "KINDS", "get_method", "register_method",
-           "unregister_method", "steps_for_nfe", "identifier", "RESERVED_NAMES", "reserved_name"]
+           "unregister_method", "steps_for_nfe", "identifier", "RESERVED_NAMES", "reserved_name",
+           "unknown_method_reason"]
 
 Built = Union[Integrator, AdaptiveIntegrator]
 _NAME = re.compile(r"[a-z0-9][a-z0-9+._-]*")
@@ -182,6 +183,21 @@ def _not_implemented(name: str, reserved: str) -> str:
     whose, why = RESERVED_NAMES[reserved]
     return (f"{name!r} names {whose}'s sampler {reserved!r} (sample_{reserved}), an algorithm pndmkit does not "
             f"implement: {why}")
+
+
+def unknown_method_reason(name: str) -> str:
+    """The clause an "unknown method" message adds for ``name``: ``""``, or, where ``name`` spells a name of
+    :data:`RESERVED_NAMES`, ``": 'res-multistep' names ComfyUI's sampler ..."`` (whose name it is, that pndmkit
+    does not implement that algorithm, and the nearest sampler here). The CLI's method options use it, so that
+    every entry point answers a reserved name as :func:`get_method` does.
+
+    >>> unknown_method_reason("no-such-method")
+    ''
+    >>> unknown_method_reason("res-multistep").startswith(": 'res-multistep' names ComfyUI's sampler")
+    True
+    """
+    reserved = reserved_name(name) if isinstance(name, str) else None
+    return f": {_not_implemented(name, reserved)}" if reserved is not None else ""
 
 
 @dataclass(frozen=True)
@@ -554,9 +570,8 @@ def get_method(name: str) -> MethodSpec:
     try:
         return METHODS[name]
     except (KeyError, TypeError):
-        reserved = reserved_name(name)
-        why = f": {_not_implemented(name, reserved)}" if reserved is not None else ""
-        raise ValueError(f"unknown method {name!r}{why}; known methods: {', '.join(METHODS)}") from None
+        raise ValueError(f"unknown method {name!r}{unknown_method_reason(name)}; known methods: "
+                         f"{', '.join(METHODS)}") from None
 
 
 def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:

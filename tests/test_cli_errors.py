@@ -175,6 +175,16 @@ CASES = [
      "--start: start must be one of the grid kinds ['karras', 'logsnr', 'quadratic', 's-uniform', 'uniform'] or a sequence of times, got 'lineer'"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "2", "--problem", "gmm2d", "--start", "999,10"],
      "--start: start must be a decreasing grid of 3 finite times"),
+    # a name k-diffusion or ComfyUI gives an algorithm pndmkit lacks: every method option says so, as get_method does
+    (["order", "--methods", "ddim,res_multistep"],
+     "--methods: unknown method(s) ['res_multistep']: 'res_multistep' names ComfyUI's sampler 'res_multistep' "
+     "(sample_res_multistep), an algorithm pndmkit does not implement"),
+    (["compare", "--methods", "res-multistep"],
+     "--methods: unknown or adaptive method 'res-multistep': 'res-multistep' names ComfyUI's sampler"),
+    (["compare", "--optimized-grids", "DPM_2"],
+     "--optimized-grids: unknown or adaptive method 'DPM_2': 'DPM_2' names k-diffusion's sampler 'dpm_2'"),
+    (["grid", "optimize", "--method", "euler-ancestral", "--nfe", "5", "--problem", "gmm2d"],
+     "--method: unknown method 'euler-ancestral': 'euler-ancestral' names k-diffusion's sampler 'euler_ancestral'"),
 ]
 TORCH_COMMANDS = ("sample", "train")
 

@@ -36,6 +36,7 @@ from pndmkit.commands.args import MAX_STEPS, int_in_range, nonnegative_int, posi
 from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
                                       refuse_without_model, resolve_cache)
 from pndmkit.errors import UsageError
+from pndmkit.methods import unknown_method_reason
 from pndmkit.studies.grid_opt import MAX_NOISES
 from pndmkit.studies.statistics import INTERVAL_MIN_SAMPLES
 from pndmkit.studies.compare import NFES, OPTIMIZED_DEFAULT, SCHEDULES, CompareConfig, compare, with_options
@@ -50,7 +51,8 @@ def _fixed_step_method(text: str) -> str:
 
     known = compare_methods()
     if text not in known:
-        raise argparse.ArgumentTypeError(f"unknown or adaptive method {text!r}; fixed-step methods: {', '.join(known)}")
+        raise argparse.ArgumentTypeError(f"unknown or adaptive method {text!r}{unknown_method_reason(text)}; "
+                                         f"fixed-step methods: {', '.join(known)}")
     return text
 
 
@@ -63,7 +65,7 @@ def _registered_fixed_step_method(text: str) -> str:
     if text in known:
         return text
     what = (f"{text!r} is a compare variant (run by --methods), not a registered method" if text in VARIANTS
-            else f"unknown or adaptive method {text!r}")
+            else f"unknown or adaptive method {text!r}{unknown_method_reason(text)}")
     raise argparse.ArgumentTypeError(f"{what}; grids are optimised for registered fixed-step methods: "
                                      f"{', '.join(known)}")
 

@@ -15,7 +15,7 @@ from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step
 from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
                                       refuse_without_model, resolve_cache)
 from pndmkit.errors import UsageError
-from pndmkit.methods import METHODS
+from pndmkit.methods import METHODS, unknown_method_reason
 from pndmkit.problems import PROBLEMS
 from pndmkit.studies.grid_opt import AUTO_DEGREE, DEFAULT_DEGREE, check_degree
 
@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
                                           "--model (--cache DIR, by default $PNDMKIT_CACHE or ~/.cache/pndmkit/real); "
                                           "it needs --model and a cache other than 'none'")
     if args.method not in METHODS:
-        raise UsageError("method", f"unknown method {args.method!r}; known: {', '.join(METHODS)}")
+        raise UsageError("method", f"unknown method {args.method!r}{unknown_method_reason(args.method)}; known: "
+                                   f"{', '.join(METHODS)}")
     if args.model is not None and args.model in PROBLEMS:
         raise UsageError("model", f"{args.model!r} is a built-in problem, not a network; use --problem {args.model}")
     refuse_without_model(args, ("scheduler_config", "device", "max_minutes"), "a network")

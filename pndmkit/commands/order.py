@@ -22,7 +22,7 @@ from pndmkit.schedules import SCHEDULES
 from pndmkit.studies.convergence import DEFAULT_STEPS, make_study, run_study
 from pndmkit.studies.reports import order_json, order_plot, order_table
 from pndmkit.grids import GRID_KINDS
-from pndmkit.methods import METHODS
+from pndmkit.methods import METHODS, unknown_method_reason
 from pndmkit.problems import PROBLEMS
 from pndmkit.studies.real import DEFAULT_MODEL_STEPS
 
@@ -73,7 +73,8 @@ def _methods(text: str) -> list[str]:
                                          f"names, e.g. ddim,f-pndm; known: {', '.join(METHODS)}")
     unknown = [n for n in names if n not in METHODS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+        why = "".join(unknown_method_reason(n) for n in unknown)
+        raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}{why}; known: {', '.join(METHODS)}")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise argparse.ArgumentTypeError(f"method(s) {twice} named more than once in {text!r}; name each once")
