@@ -488,6 +488,15 @@ def test_readme_auto_ratios_are_the_json(name, label):
             line = (f"| auto, {rule}, {label} calibration noises | "
                     + " | ".join(f"{data['by_nfe_auto'][n]['rules'][rule]['vs_peer']:.2f}" for n in nfes) + " |")
             assert line in readme, line
+    if name == "compare_auto.json":  # the intervals of `interval` at 8192 the README quotes, each below the goal
+        flat = " ".join(readme.split())
+        rules = [data["by_nfe_auto"][n]["rules"]["interval"] for n in nfes]
+        quoted = ", ".join(f"{r['vs_peer']:.2f} [{r['vs_peer_interval'][0]:.2f}, {r['vs_peer_interval'][1]:.2f}]"
+                           for r in rules[:-1])
+        last = rules[-1]
+        assert (f"at 8192 reads {quoted} and {last['vs_peer']:.2f} [{last['vs_peer_interval'][0]:.2f}, "
+                f"{last['vs_peer_interval'][1]:.2f}] at NFE 5-50") in flat
+        assert max(r["vs_peer_interval"][1] for r in rules) < 0.5
 
 
 def test_peers_on_pndmkit_grids_alone_still_give_every_nfe_row(tmp_path, capsys):
