@@ -230,3 +230,23 @@ def test_the_digits_unet_leading_multistep_numbers_are_the_results_files():
         finer = min(_rows(refined, n, scan=True), key=lambda r: r["error"])
         assert _scan_ends(finer)[1] == _scan_ends(best[n])[1] == 100
         assert abs(round(finer["to_peer"]["ratio"], 2) - round(best[n]["to_peer"]["ratio"], 2)) <= 0.01
+
+
+def test_the_digits_unet_analytic_start_numbers_are_the_results_file():
+    """The README's paragraph on the analytic start (the data's Gaussian flow from t = 999 to t1) is
+    analysis/results/compare_digits_160/analytic_start.json: the floors of each start, the held-out ratios of the
+    start chosen on calibration noises, and that the Gaussian start's interval holds the identity start's ratio."""
+    flat = " ".join(README.split())
+    data = _json(RESULTS / "compare_digits_160" / "analytic_start.json")
+    floor = {(f["start"], f["t1"]): f["error"] for f in data["floors"]}
+    assert f"whose own error is {short(floor[('identity', 999)])}" in flat
+    assert (f"is {short(floor[('gaussian', 800)])} against {short(floor[('identity', 800)])} at `t1 = 800`, and "
+            f"{short(floor[('gaussian', 600)])} against {short(floor[('identity', 600)])} at `t1 = 600`") in flat
+    assert abs(floor[("digits-gmm", 800)] / floor[("gaussian", 800)] - 1) < 0.05  # the mixture is no better
+    rows = {r["start"]: r for r in data["rows"] if r["nfe"] == 5}
+    assert rows["gaussian"]["method"] == rows["identity"]["method"] == "unipc-3"
+    assert (rows["gaussian"]["t1"], rows["gaussian"]["t_last"]) == (800, 100)
+    assert (f"the Gaussian start reads {_ratio(rows['gaussian'], 2)} of the best peer at NFE 5 on the 160 held-out "
+            f"noises, the same grid from `x_T` itself {_ratio(rows['identity'], 2)}") in flat
+    low, high = rows["gaussian"]["to_peer"]["interval"]
+    assert low < rows["identity"]["to_peer"]["ratio"] < high  # "the gain is within the interval"
