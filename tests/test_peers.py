@@ -91,6 +91,85 @@ def test_pndm_methods_reproduce_pndm_scheduler(matched, x_T, method, peer, steps
     assert rel(ours.x, run.x) < F32
 
 
+def _drive(scheduler, matched, x_T, steps):
+    """``scheduler`` (diffusers' or pndmkit's) driven as a pipeline drives it, on the exact mixture eps at each
+    integer timestep it lists; returns ``(x, calls)``."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scheduler.set_timesteps(steps)
+        x, calls = torch.from_numpy(x_T.copy()), 0
+        for t in scheduler.timesteps:
+            assert float(t) == int(t)
+            eps = eps_at(x.numpy(), float(matched.alphas_cumprod[int(t)]))
+            x, calls = scheduler.step(torch.from_numpy(eps), int(t), x).prev_sample, calls + 1
+    return x.numpy(), calls
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2])
+@pytest.mark.parametrize("method, skip_prk", [("f-pndm", False), ("plms", True)])
+def test_which_pndm_scheduler_steps_offset_each_path_reproduces(matched, x_T, method, skip_prk, offset):
+    """``convention="diffusers-pndm"`` is ``PNDMScheduler(steps_offset=1)``; diffusers' default is
+    ``steps_offset=0``, whose grid ends with a step of length zero (t = 0 to abar_0: a call that changes nothing),
+    so it takes N - 1 real steps, which no convention lays out. The scheduler swap reproduces every offset (one
+    call fewer at 0: the zero-length step is left out); so do the grid options, or the source's times."""
+    from pndmkit.integrations.diffusers import PNDMKitScheduler
+
+    model = model_for(matched)
+    assert diffusers.PNDMScheduler().config.steps_offset == 0  # diffusers' default
+    for steps in (4, 10, 50):
+        theirs = diffusers.PNDMScheduler(steps_offset=offset, set_alpha_to_one=False, skip_prk_steps=skip_prk)
+        x_theirs, calls = _drive(theirs, matched, x_T, steps)
+        ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+        x_swap, swap_calls = _drive(ours, matched, x_T, steps)
+        assert type(theirs) is diffusers.PNDMScheduler and ours.run.done and ours.nfe == swap_calls
+        assert swap_calls == calls - (offset == 0) and rel(x_swap, x_theirs) < 1e-5
+        conv = pndmkit.sample(model, x_T, schedule=matched, method=method, steps=steps, convention="diffusers-pndm")
+        if offset == 1:
+            assert conv.nfe == calls and rel(conv.x, x_theirs) < F32
+        else:
+            assert rel(conv.x, x_theirs) > 1e-3
+        if offset:
+            explicit = pndmkit.sample(model, x_T, schedule=matched, method=method, steps=steps, grid="leading",
+                                      offset=offset, final_alpha="first")
+        else:  # the source's N timesteps, the last step of length zero left out
+            explicit = pndmkit.sample(model, x_T, schedule=matched, method=method,
+                                      grid=np.arange(steps - 1, -1, -1) * float(1000 // steps))
+        assert explicit.nfe == calls - (offset == 0) and rel(explicit.x, x_theirs) < F32
+
+
+def test_the_readme_parity_numbers_for_steps_offset_are_measured(matched, x_T):
+    """The README's parity paragraph names the offset the convention reproduces and quotes, for diffusers'
+    default offset 0, how far the convention is off and how close the scheduler swap is: measured here."""
+    from pathlib import Path
+
+    from pndmkit.integrations.diffusers import PNDMKitScheduler
+
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    model, conv, swap = model_for(matched), {}, []
+    for method, skip_prk in (("f-pndm", False), ("plms", True)):
+        for offset in (0, 1, 2):
+            for steps in (4, 5, 10, 20, 50):
+                theirs = diffusers.PNDMScheduler(steps_offset=offset, set_alpha_to_one=False, skip_prk_steps=skip_prk)
+                x_theirs, _ = _drive(theirs, matched, x_T, steps)
+                x_swap, _ = _drive(PNDMKitScheduler.from_config(theirs.config, method=method), matched, x_T, steps)
+                swap.append(rel(x_swap, x_theirs))
+                if offset == 0:
+                    conv[method, steps] = rel(pndmkit.sample(model, x_T, schedule=matched, method=method, steps=steps,
+                                                             convention="diffusers-pndm").x, x_theirs)
+
+    def pct(*values):
+        low, high = (f"{100 * v:.2g}" for v in (min(values), max(values)))
+        return f"{low}%" if low == high else f"{low}-{high}%"
+
+    few = pct(*(conv[m, n] for m in ("f-pndm", "plms") for n in (4, 5)))
+    assert "`f-pndm` with `convention=\"diffusers-pndm\"` reproduces `PNDMScheduler(steps_offset=1, " in readme
+    assert (f"off by {few} at 4-5 steps, {pct(conv['f-pndm', 10], conv['plms', 10])} at 10 and "
+            f"{pct(conv['f-pndm', 50], conv['plms', 50])} at 50, for `f-pndm` and `plms`") in readme
+    assert f"within {max(swap):.2g}".replace("e-06", "e-6") + " of it for k = 0, 1, 2" in readme
+
+
 @pytest.mark.parametrize("steps", [1, 2, 3])
 def test_pndm_scheduler_refuses_fewer_steps_than_its_warm_up(matched, x_T, steps):
     """diffusers' PRK mode fails in set_timesteps for N < 4; pndmkit runs PRK on every step (4N calls)."""
