@@ -457,3 +457,61 @@ def test_compare_quick_json(capsys):
             assert set(row[side]) >= {"method", "error"} and isinstance(row[side]["method"], str)
             assert row[side]["error"] > 0
         assert row["ratio"] == pytest.approx(row["best_pndmkit"]["error"] / row["best_peer"]["error"])
+
+
+# --- the naive scheduler swap: which spacings give the source's samples ------------------------------------
+SWAP_SOURCES = [("DPMSolverMultistepScheduler", "dpm-solver++-2m", {"solver_order": 2}),
+                ("UniPCMultistepScheduler", "unipc-2", {"solver_order": 2}),
+                ("DEISMultistepScheduler", "deis-3", {"solver_order": 3}),
+                ("DDIMScheduler", "ddim", {"clip_sample": False}),
+                ("PNDMScheduler", "plms", {"skip_prk_steps": True}), ("PNDMScheduler", "f-pndm", {})]
+
+
+def _swap(cls, method, steps, **config):
+    """``(relative difference, ConventionWarnings of set_timesteps)`` of the naive swap against the source."""
+    import warnings
+
+    from pndmkit.integrations.diffusers import ConventionWarning, PNDMKitScheduler
+
+    ac = diffusers.DDIMScheduler().alphas_cumprod.double().numpy()
+    matched = DiscreteVP(1.0 - ac / np.concatenate([[1.0], ac[:-1]]))
+    x_T = np.random.default_rng(5).standard_normal((16, 2))
+    theirs = getattr(diffusers, cls)(**config)
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ours.set_timesteps(steps)
+    said = [str(w.message) for w in seen if issubclass(w.category, ConventionWarning)]
+    x_ours, _ = _drive(ours, matched, x_T, steps)
+    x_theirs, _ = _drive(theirs, matched, x_T, steps)
+    assert type(theirs).__name__ == cls and ours.run.done
+    return rel(x_ours, x_theirs), said
+
+
+def test_the_naive_swap_reproduces_the_source_where_it_integrates_its_own_timesteps():
+    """The README's first paragraph on the swap, measured: the multistep schedulers for every spacing, DDIM and
+    PNDM for 'leading' and for 'trailing' at a step count that divides T, give the source's samples; DDIM and
+    PNDM with 'linspace', or 'trailing' at 12 of 1000 steps, step to t - T // N while the next call is told
+    another timestep, and set_timesteps says so with a ConventionWarning."""
+    from pathlib import Path
+
+    same = []
+    for cls, method, config in SWAP_SOURCES:
+        multistep = cls not in ("DDIMScheduler", "PNDMScheduler")
+        for spacing, offset in (("leading", 0), ("leading", 1), ("linspace", 0), ("trailing", 0)):
+            for steps in (5, 10, 12, 20):
+                consistent = multistep or spacing == "leading" or (spacing == "trailing" and 1000 % steps == 0)
+                diff, said = _swap(cls, method, steps, timestep_spacing=spacing, steps_offset=offset, **config)
+                if consistent:
+                    assert not said, (cls, spacing, steps, said)
+                    same.append(diff)
+                else:
+                    assert diff > 1e-3 and len(said) == 1 and f"timestep_spacing={spacing!r} and {steps} steps moves " \
+                        f"each sample from t to t - 1000//{steps}" in said[0], (cls, spacing, steps, diff, said)
+    linspace, _ = _swap("DDIMScheduler", "ddim", 5, timestep_spacing="linspace", clip_sample=False)
+    trailing, _ = _swap("DDIMScheduler", "ddim", 12, timestep_spacing="trailing", clip_sample=False)
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    section = readme.split("## Use a pndmkit method in a diffusers pipeline", 1)[1].split("```python", 1)[0]
+    assert f"(within {max(same):.2g} relative".replace("e-05", "e-5") in section, max(same)
+    assert (f"(DDIM: {100 * linspace:.2g}% at 5 steps with `'linspace'`, {100 * trailing:.2g}% at 12 with "
+            "`'trailing'`)") in section, (linspace, trailing)
