@@ -114,7 +114,32 @@ def test_plateau_is_reported():
     converge, but not to the exact probability-flow trajectory."""
     small = make_study("gmm2d", "ddpm-linear", batch=2)
     result = sweep(small, "rk4", [100, 200, 400])
-    assert result.measured_order < 0.5 and "plateau" in result.note
+    assert result.measured_order < 0.5 and result.note.startswith("error plateau: the error stops falling")
+    assert "not yet asymptotic" not in result.note
+    # from fewer steps the error first falls below that other limit, then rises to it: a plateau all the same
+    result = sweep(small, "rk4", [20, 40, 80])
+    assert result.measured_order < 0.5 and "error plateau: the error stops falling" in result.note, result.note
+
+
+def test_a_range_that_is_not_yet_asymptotic_is_no_plateau(capsys):
+    """DDIM on EDM to t = 0 falls 0.37 -> 0.31 on N = 10-40 (a fitted 0.12) and 0.37 -> 0.04 on N = 10-640: it
+    converges, only slowly from few steps. The note said "error plateau: ... another limit"; it says what the
+    errors show: still falling, faster at each larger step count."""
+    study = make_study("gmm2d", "edm", t_end=0.0, batch=8)
+    result = sweep(study, "ddim", [10, 20, 40])
+    assert result.measured_order < 0.5 and "plateau" not in result.note and "another limit" not in result.note
+    assert result.note == ("not yet asymptotic: the error still falls, faster at each larger step count (local "
+                           "order 0.08 at N=10-20, 0.16 at N=20-40), so 0.12 is no convergence order; try larger "
+                           "step counts"), result.note
+    assert sweep(study, "ddim", [10, 40, 160, 640]).errors[-1] < 0.05  # where larger step counts lead
+    # two step counts cannot tell the two apart: the note says so rather than guess
+    two = sweep(study, "ddim", [10, 20])
+    assert two.note.startswith("the error barely falls (order 0.08 at N=10-20): a plateau (another limit than "
+                               "the exact PF-ODE) or a range not yet asymptotic; "), two.note
+    # the command as the report ran it
+    assert main(["order", "--methods", "ddim", "--steps", "10,20,40", "--schedule", "edm", "--t-end", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "ddim: not yet asymptotic: the error still falls" in out and "plateau" not in out
 
 
 def test_cli_json_shape(capsys):

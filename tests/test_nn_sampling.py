@@ -327,3 +327,129 @@ def test_compile_flag_gives_the_same_samples(ckpt, tmp_path):
     _, eager = read_samples(tmp_path / "eager", expect=7)
     _, compiled = read_samples(tmp_path / "compiled", expect=7)
     np.testing.assert_allclose(compiled, eager, rtol=1e-4, atol=1e-4)
+
+
+def _forbid_sampling(monkeypatch):
+    """Make any sampling call on torch tensors fail: what follows must not sample (the dry run uses numpy)."""
+    import pndmkit
+
+    real = pndmkit.sample
+
+    def refusing(model, x, *args, **kwargs):
+        if isinstance(x, torch.Tensor):
+            raise AssertionError("sampled")
+        return real(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(pndmkit, "sample", refusing)
+
+
+def test_resume_regenerates_a_shard_holding_a_non_finite_sample(ckpt, tmp_path, capsys):
+    """A shard edited to hold a NaN opened fine, so a resume said "nothing to do", though a run never writes a
+    non-finite sample: it is named and regenerated as a damaged shard is, bit-identical to the fresh run."""
+    out = tmp_path / "run"
+    kw = dict(num_samples=4, batch_size=4, shard_size=2, steps=3, method="ddim")
+    sample_to_dir(_cfg(ckpt, out, **kw))
+    _, ref = read_samples(out, expect=4)
+    edited, intact = out / "shard-00001.npz", out / "shard-00000.npz"
+    z = dict(np.load(edited))
+    z["x"][1, 0, 0, 0] = np.nan
+    np.savez(edited, **z)
+    kept = intact.stat().st_mtime_ns
+    capsys.readouterr()
+    summary = sample_to_dir(_cfg(ckpt, out, resume=True, **kw))
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if str(edited) in line]
+    assert said == [f"{edited} holds non-finite samples (1 of its 2, first: sample 3), which a run never writes: "
+                    "regenerating shard 1"], err
+    assert "nothing to do" not in err and str(intact) not in err and intact.stat().st_mtime_ns == kept
+    assert summary["generated"] == 2
+    _, x = read_samples(out, expect=4)
+    np.testing.assert_array_equal(x, ref)
+
+
+@pytest.mark.parametrize("edit, phrase", [
+    ("images", "is damaged (its images are not those of its samples x)"),
+    ("noimages", "is damaged (no images array)"),
+    ("shape", "is damaged (x has shape (2, 1, 4, 4) and dtype float32; (2, 1, 8, 8) float32 expected)")])
+def test_resume_regenerates_a_shard_whose_arrays_do_not_fit(ckpt, tmp_path, edit, phrase):
+    """The check that finds other indices also finds arrays that are not this run's samples (their images are
+    what a PNG is rewritten from, so they are checked against x)."""
+    out = tmp_path / "run"
+    kw = dict(num_samples=4, batch_size=4, shard_size=2, steps=3, method="ddim")
+    sample_to_dir(_cfg(ckpt, out, **kw))
+    _, ref = read_samples(out, expect=4)
+    shard = out / "shard-00000.npz"
+    z = dict(np.load(shard))
+    if edit == "images":
+        z["images"] = z["images"] ^ np.uint8(1)
+    elif edit == "noimages":
+        del z["images"]
+    else:
+        z["x"] = np.ascontiguousarray(z["x"][:, :, :4, :4])
+    np.savez(shard, **z)
+    logs = []
+    summary = sample_to_dir(_cfg(ckpt, out, resume=True, **kw), log=logs.append)
+    assert f"{shard} {phrase}: regenerating shard 0" in logs, logs
+    assert summary["generated"] == 2
+    np.testing.assert_array_equal(read_samples(out, expect=4)[1], ref)
+
+
+def test_resume_names_a_file_no_run_describes_and_leaves_it(ckpt, tmp_path, monkeypatch):
+    """A stray shard-00007.npz beside a run of 3 shards was passed over without a word (and read_samples reads
+    it): the resume names it in a warning and leaves it, and every other file, as it is."""
+    out = tmp_path / "run"
+    sample_to_dir(_cfg(ckpt, out))  # 7 samples in shards of 3: shards 0-2
+    (out / "shard-00007.npz").write_bytes((out / "shard-00000.npz").read_bytes())
+    (out / "shard-7.png").write_bytes(b"not a run's")
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    _forbid_sampling(monkeypatch)
+    logs = []
+    sample_to_dir(_cfg(ckpt, out, resume=True), log=logs.append)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    warned = [m for m in logs if m.startswith("warning:")]
+    assert warned == [f"warning: {out} holds shard-00007.npz and shard-7.png, which the run in run.json does not "
+                      "describe (its shards are shard-00000 to shard-00002): left as they are; read_samples reads "
+                      "every shard-*.npz in a folder, so move them away before reading the samples"], logs
+    assert logs[-1] == f"nothing to do: all 3 shards of the run in {out} are done; summary.json left as it is"
+
+
+def test_resume_rewrites_missing_or_cut_images_from_their_shards_without_sampling(ckpt, tmp_path, monkeypatch):
+    """A deleted shard-00000.png got "nothing to do": the image beside a shard is derived from the shard's
+    images, so a resume rewrites it from there (no sampling), byte for byte what the fresh run wrote."""
+    out = tmp_path / "run"
+    sample_to_dir(_cfg(ckpt, out))
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "shard-00000.png").unlink()
+    (out / "shard-00002.png").write_bytes(files["shard-00002.png"][:-20])  # cut short
+    intact = (out / "shard-00001.png").stat().st_mtime_ns
+    _forbid_sampling(monkeypatch)
+    logs = []
+    summary = sample_to_dir(_cfg(ckpt, out, resume=True), log=logs.append)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    assert (out / "shard-00001.png").stat().st_mtime_ns == intact
+    assert [m for m in logs if ".png" in m] == [
+        f"{out / 'shard-00000.png'} is missing: rewrote it from shard-00000.npz",
+        f"{out / 'shard-00002.png'} is cut short (no PNG end): rewrote it from shard-00002.npz"]
+    assert logs[-1] == (f"nothing to sample: all 3 shards of the run in {out} are done (2 images rewritten from "
+                        "their shards); summary.json left as it is")
+    assert summary["generated"] == 0
+
+
+def test_sample_cli_resume_regenerates_a_non_finite_shard(ckpt, tmp_path, capsys):
+    """The command as the report ran it: a NaN put into a shard is regenerated by ``pndmkit sample --resume``."""
+    from pndmkit.cli import main
+
+    out = tmp_path / "cli"
+    argv = ["sample", "--checkpoint", ckpt, "--out", str(out), "--method", "ddim", "--steps", "3",
+            "--num-samples", "5", "--batch-size", "2", "--no-progress"]
+    assert main(argv) == 0
+    _, ref = read_samples(out, expect=5)
+    shard = out / "shard-00000.npz"
+    z = dict(np.load(shard))
+    z["x"][0, 0, 0, 0] = np.nan
+    np.savez(shard, **z)
+    capsys.readouterr()
+    assert main(argv + ["--resume"]) == 0
+    err = capsys.readouterr().err
+    assert f"{shard} holds non-finite samples (1 of its 2, first: sample 0)" in err and "nothing to do" not in err
+    np.testing.assert_array_equal(read_samples(out, expect=5)[1], ref)

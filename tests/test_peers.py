@@ -91,6 +91,85 @@ def test_pndm_methods_reproduce_pndm_scheduler(matched, x_T, method, peer, steps
     assert rel(ours.x, run.x) < F32
 
 
+def _drive(scheduler, matched, x_T, steps):
+    """``scheduler`` (diffusers' or pndmkit's) driven as a pipeline drives it, on the exact mixture eps at each
+    integer timestep it lists; returns ``(x, calls)``."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scheduler.set_timesteps(steps)
+        x, calls = torch.from_numpy(x_T.copy()), 0
+        for t in scheduler.timesteps:
+            assert float(t) == int(t)
+            eps = eps_at(x.numpy(), float(matched.alphas_cumprod[int(t)]))
+            x, calls = scheduler.step(torch.from_numpy(eps), int(t), x).prev_sample, calls + 1
+    return x.numpy(), calls
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2])
+@pytest.mark.parametrize("method, skip_prk", [("f-pndm", False), ("plms", True)])
+def test_which_pndm_scheduler_steps_offset_each_path_reproduces(matched, x_T, method, skip_prk, offset):
+    """``convention="diffusers-pndm"`` is ``PNDMScheduler(steps_offset=1)``; diffusers' default is
+    ``steps_offset=0``, whose grid ends with a step of length zero (t = 0 to abar_0: a call that changes nothing),
+    so it takes N - 1 real steps, which no convention lays out. The scheduler swap reproduces every offset (one
+    call fewer at 0: the zero-length step is left out); so do the grid options, or the source's times."""
+    from pndmkit.integrations.diffusers import PNDMKitScheduler
+
+    model = model_for(matched)
+    assert diffusers.PNDMScheduler().config.steps_offset == 0  # diffusers' default
+    for steps in (4, 10, 50):
+        theirs = diffusers.PNDMScheduler(steps_offset=offset, set_alpha_to_one=False, skip_prk_steps=skip_prk)
+        x_theirs, calls = _drive(theirs, matched, x_T, steps)
+        ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+        x_swap, swap_calls = _drive(ours, matched, x_T, steps)
+        assert type(theirs) is diffusers.PNDMScheduler and ours.run.done and ours.nfe == swap_calls
+        assert swap_calls == calls - (offset == 0) and rel(x_swap, x_theirs) < 1e-5
+        conv = pndmkit.sample(model, x_T, schedule=matched, method=method, steps=steps, convention="diffusers-pndm")
+        if offset == 1:
+            assert conv.nfe == calls and rel(conv.x, x_theirs) < F32
+        else:
+            assert rel(conv.x, x_theirs) > 1e-3
+        if offset:
+            explicit = pndmkit.sample(model, x_T, schedule=matched, method=method, steps=steps, grid="leading",
+                                      offset=offset, final_alpha="first")
+        else:  # the source's N timesteps, the last step of length zero left out
+            explicit = pndmkit.sample(model, x_T, schedule=matched, method=method,
+                                      grid=np.arange(steps - 1, -1, -1) * float(1000 // steps))
+        assert explicit.nfe == calls - (offset == 0) and rel(explicit.x, x_theirs) < F32
+
+
+def test_the_readme_parity_numbers_for_steps_offset_are_measured(matched, x_T):
+    """The README's parity paragraph names the offset the convention reproduces and quotes, for diffusers'
+    default offset 0, how far the convention is off and how close the scheduler swap is: measured here."""
+    from pathlib import Path
+
+    from pndmkit.integrations.diffusers import PNDMKitScheduler
+
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    model, conv, swap = model_for(matched), {}, []
+    for method, skip_prk in (("f-pndm", False), ("plms", True)):
+        for offset in (0, 1, 2):
+            for steps in (4, 5, 10, 20, 50):
+                theirs = diffusers.PNDMScheduler(steps_offset=offset, set_alpha_to_one=False, skip_prk_steps=skip_prk)
+                x_theirs, _ = _drive(theirs, matched, x_T, steps)
+                x_swap, _ = _drive(PNDMKitScheduler.from_config(theirs.config, method=method), matched, x_T, steps)
+                swap.append(rel(x_swap, x_theirs))
+                if offset == 0:
+                    conv[method, steps] = rel(pndmkit.sample(model, x_T, schedule=matched, method=method, steps=steps,
+                                                             convention="diffusers-pndm").x, x_theirs)
+
+    def pct(*values):
+        low, high = (f"{100 * v:.2g}" for v in (min(values), max(values)))
+        return f"{low}%" if low == high else f"{low}-{high}%"
+
+    few = pct(*(conv[m, n] for m in ("f-pndm", "plms") for n in (4, 5)))
+    assert "`f-pndm` with `convention=\"diffusers-pndm\"` reproduces `PNDMScheduler(steps_offset=1, " in readme
+    assert (f"off by {few} at 4-5 steps, {pct(conv['f-pndm', 10], conv['plms', 10])} at 10 and "
+            f"{pct(conv['f-pndm', 50], conv['plms', 50])} at 50, for `f-pndm` and `plms`") in readme
+    assert f"within {max(swap):.2g}".replace("e-06", "e-6") + " of it for k = 0, 1, 2" in readme
+
+
 @pytest.mark.parametrize("steps", [1, 2, 3])
 def test_pndm_scheduler_refuses_fewer_steps_than_its_warm_up(matched, x_T, steps):
     """diffusers' PRK mode fails in set_timesteps for N < 4; pndmkit runs PRK on every step (4N calls)."""
@@ -378,3 +457,61 @@ def test_compare_quick_json(capsys):
             assert set(row[side]) >= {"method", "error"} and isinstance(row[side]["method"], str)
             assert row[side]["error"] > 0
         assert row["ratio"] == pytest.approx(row["best_pndmkit"]["error"] / row["best_peer"]["error"])
+
+
+# --- the naive scheduler swap: which spacings give the source's samples ------------------------------------
+SWAP_SOURCES = [("DPMSolverMultistepScheduler", "dpm-solver++-2m", {"solver_order": 2}),
+                ("UniPCMultistepScheduler", "unipc-2", {"solver_order": 2}),
+                ("DEISMultistepScheduler", "deis-3", {"solver_order": 3}),
+                ("DDIMScheduler", "ddim", {"clip_sample": False}),
+                ("PNDMScheduler", "plms", {"skip_prk_steps": True}), ("PNDMScheduler", "f-pndm", {})]
+
+
+def _swap(cls, method, steps, **config):
+    """``(relative difference, ConventionWarnings of set_timesteps)`` of the naive swap against the source."""
+    import warnings
+
+    from pndmkit.integrations.diffusers import ConventionWarning, PNDMKitScheduler
+
+    ac = diffusers.DDIMScheduler().alphas_cumprod.double().numpy()
+    matched = DiscreteVP(1.0 - ac / np.concatenate([[1.0], ac[:-1]]))
+    x_T = np.random.default_rng(5).standard_normal((16, 2))
+    theirs = getattr(diffusers, cls)(**config)
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ours.set_timesteps(steps)
+    said = [str(w.message) for w in seen if issubclass(w.category, ConventionWarning)]
+    x_ours, _ = _drive(ours, matched, x_T, steps)
+    x_theirs, _ = _drive(theirs, matched, x_T, steps)
+    assert type(theirs).__name__ == cls and ours.run.done
+    return rel(x_ours, x_theirs), said
+
+
+def test_the_naive_swap_reproduces_the_source_where_it_integrates_its_own_timesteps():
+    """The README's first paragraph on the swap, measured: the multistep schedulers for every spacing, DDIM and
+    PNDM for 'leading' and for 'trailing' at a step count that divides T, give the source's samples; DDIM and
+    PNDM with 'linspace', or 'trailing' at 12 of 1000 steps, step to t - T // N while the next call is told
+    another timestep, and set_timesteps says so with a ConventionWarning."""
+    from pathlib import Path
+
+    same = []
+    for cls, method, config in SWAP_SOURCES:
+        multistep = cls not in ("DDIMScheduler", "PNDMScheduler")
+        for spacing, offset in (("leading", 0), ("leading", 1), ("linspace", 0), ("trailing", 0)):
+            for steps in (5, 10, 12, 20):
+                consistent = multistep or spacing == "leading" or (spacing == "trailing" and 1000 % steps == 0)
+                diff, said = _swap(cls, method, steps, timestep_spacing=spacing, steps_offset=offset, **config)
+                if consistent:
+                    assert not said, (cls, spacing, steps, said)
+                    same.append(diff)
+                else:
+                    assert diff > 1e-3 and len(said) == 1 and f"timestep_spacing={spacing!r} and {steps} steps moves " \
+                        f"each sample from t to t - 1000//{steps}" in said[0], (cls, spacing, steps, diff, said)
+    linspace, _ = _swap("DDIMScheduler", "ddim", 5, timestep_spacing="linspace", clip_sample=False)
+    trailing, _ = _swap("DDIMScheduler", "ddim", 12, timestep_spacing="trailing", clip_sample=False)
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    section = readme.split("## Use a pndmkit method in a diffusers pipeline", 1)[1].split("```python", 1)[0]
+    assert f"(within {max(same):.2g} relative".replace("e-05", "e-5") in section, max(same)
+    assert (f"(DDIM: {100 * linspace:.2g}% at 5 steps with `'linspace'`, {100 * trailing:.2g}% at 12 with "
+            "`'trailing'`)") in section, (linspace, trailing)

@@ -52,8 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="network dtype; the sampler state stays float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in OUT (no run.json there: say so and start afresh, unless OUT "
-                        "holds sample output that no run.json describes, which is refused, as without --resume)")
+                   help="continue an interrupted run in OUT: regenerate each shard that is missing, damaged or holds "
+                        "a non-finite sample, rewrite a missing PNG from its shard, and warn about (but leave) "
+                        "shard files the run does not describe (no run.json there: say so and start afresh, unless "
+                        "OUT holds sample output that no run.json describes, which is refused, as without --resume)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run, resume_hint=resume_hint)

@@ -6,8 +6,12 @@ the batch size, the device or the number of processes. The index range ``[0, num
 ``k % world_size``. A finished shard is written as ``shard-KKKKK.png`` (a grid) and then
 ``shard-KKKKK.npz`` (``indices``, ``x`` float32 NCHW, ``images`` uint8 NHWC), each through a temporary
 file and ``os.replace``, so a shard file is either complete or absent. ``resume=True`` skips shards whose
-NPZ exists (and checks their indices): after a crash nothing is lost and nothing is done twice; with no
-run in ``out`` it logs one line saying so and starts a fresh one (so a script may always pass it), unless
+NPZ holds what a run writes: its indices, ``x`` and ``images`` of the run's shape and dtype, every sample finite,
+``images`` those of ``x``; a shard that does not (cut short, garbage, another shard's, a non-finite sample) is
+named in one line and regenerated. A missing or cut-short PNG beside a good shard is rewritten from the shard's
+``images`` (nothing is sampled; the bytes are those the run wrote). Files named like shards that are no shard of
+the run (``shard-00007.npz`` beside a run of 3 shards) are named in one warning and left as they are. After a crash
+nothing is lost and nothing is done twice; with no run in ``out`` it logs one line saying so and starts a fresh one (so a script may always pass it), unless
 ``out`` holds sample output (shards, ``summary.json``) that no ``run.json`` describes: that is refused, with or
 without ``resume``, since nothing says which settings made it (it is never adopted, mixed or overwritten). The
 default shard size is the batch size, so an interrupt loses at most one batch.
@@ -29,7 +33,7 @@ on the batch size, and ``run.json`` records its options (tolerances, solver, per
 ``method_options``. Resuming with any of them different is refused with a message naming what
 changed, so shards from different weights or settings are never mixed. Temporary files of a killed
 write are deleted on the next run. Resuming a run whose shards are all done generates nothing, logs "nothing
-to do" and leaves its ``summary.json`` as it is (a missing or unreadable one is written anew). A batch with a non-finite sample raises ``FloatingPointError``
+to do" ("nothing to sample" where it rewrote an image) and leaves its ``summary.json`` as it is (a missing or unreadable one is written anew). A batch with a non-finite sample raises ``FloatingPointError``
 naming the first such sample; its shard is not written.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each process initialises ``torch.distributed`` (NCCL on CUDA,
@@ -220,22 +224,62 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
     return summary if isinstance(summary, dict) else None
 
 
-def _shard_problem(path: Path, expected: np.ndarray) -> str | None:
-    """Why the shard file at ``path`` must be (re)written: ``None`` when it holds the samples ``expected``, ``""``
-    when there is none, else what is wrong with it (damaged, e.g. cut short, or holding other samples)."""
+def _shard_problem(path: Path, expected: np.ndarray, shape: Sequence[int]) -> str | None:
+    """Why the shard file at ``path`` must be (re)written: ``None`` when it holds the samples ``expected`` as a run
+    writes them, ``""`` when there is none, else what is wrong with it: damaged (e.g. cut short, an array missing or
+    of another shape or dtype, its ``images`` not those of its ``x``), other sample indices, or a non-finite sample
+    (which a run never writes). ``shape`` is one sample's ``(C, H, W)``."""
     if not path.is_file():
         return ""
     try:
         with np.load(path) as z:
-            if np.array_equal(z["indices"], expected):
-                return None
-            return "holds other sample indices than this shard's"
+            if not np.array_equal(z["indices"], expected):
+                return "holds other sample indices than this shard's"
+            missing = [key for key in ("x", "images") if key not in z.files]
+            if missing:
+                return f"is damaged (no {missing[0]} array)"
+            x, images = z["x"], z["images"]
     except Exception as exc:  # a damaged file (e.g. cut short, or from a different tool) is redone
         return f"is damaged ({type(exc).__name__}: {exc})" if str(exc) else f"is damaged ({type(exc).__name__})"
+    n, (c, h, w) = len(expected), shape
+    if x.shape != (n, c, h, w) or x.dtype != np.float32:
+        return (f"is damaged (x has shape {x.shape} and dtype {x.dtype}; {(n, c, h, w)} float32 expected)")
+    if images.shape != (n, h, w, c) or images.dtype != np.uint8:
+        return (f"is damaged (images has shape {images.shape} and dtype {images.dtype}; {(n, h, w, c)} uint8 "
+                "expected)")
+    finite = np.isfinite(x.reshape(n, -1)).all(axis=1)
+    if not finite.all():
+        return (f"holds non-finite samples ({int((~finite).sum())} of its {n}, first: sample "
+                f"{int(expected[int(np.argmin(finite))])}), which a run never writes")
+    if not np.array_equal(images, to_uint8(torch.from_numpy(x))):
+        return "is damaged (its images are not those of its samples x)"
+    return None
 
 
-def _shard_done(path: Path, expected: np.ndarray) -> bool:
-    return _shard_problem(path, expected) is None
+#: the first and last bytes of every complete PNG file: its signature and its IEND chunk
+PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _image_problem(path: Path) -> str | None:
+    """Why the PNG beside a finished shard must be rewritten (``None``: it is whole). Only its first and last bytes
+    are read: a missing, cut-short or non-PNG file is found; a whole PNG of other pixels is not."""
+    if not path.is_file():
+        return "is missing"
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(len(PNG_SIGNATURE))
+        fh.seek(max(size - len(PNG_END), 0))
+        tail = fh.read()
+    if head != PNG_SIGNATURE:
+        return "is not a PNG file"
+    if tail != PNG_END:
+        return "is cut short (no PNG end)"
+    return None
+
+
+def _save_shard_png(out: Path, k: int, images: np.ndarray, cfg: SampleConfig, shape: Sequence[int]) -> None:
+    """Write shard ``k``'s image grid (its first ``cfg.png_max`` images; doubled when they are 32 pixels or less)."""
+    save_png(_shard_path(out, k, ".png"), images[:cfg.png_max], scale=2 if shape[1] <= 32 else 1)
 
 
 @dataclass
@@ -413,6 +457,21 @@ def _refuse_unrecorded_output(out: Path, resume: bool) -> None:
                                   "use another out folder")
 
 
+def _warn_undescribed(out: Path, n_shards: int, log: Any) -> None:
+    """Name, in one warning, the shard-like files in ``out`` that are no shard of its run (a stray copy, another
+    run's): they are left as they are (never deleted: they may be the only copy of someone's samples)."""
+    ours = {_shard_path(out, k, suffix).name for k in range(n_shards) for suffix in (".npz", ".png")}
+    stray = sorted({p.name for pattern in OUTPUT_PATTERNS if pattern.startswith("shard-") for p in out.glob(pattern)}
+                   - ours)
+    if stray:
+        names = (", ".join(stray[:-1]) + " and " + stray[-1]) if len(stray) > 1 else stray[0]
+        them, are = ("them", "they are") if len(stray) > 1 else ("it", "it is")
+        log(f"warning: {out} holds {names}, which the run in run.json does not describe (its shards are "
+            f"{_shard_path(out, 0, '').name} to {_shard_path(out, n_shards - 1, '').name}): left as {are}"
+            + (f"; read_samples reads every shard-*.npz in a folder, so move {them} away before reading the samples"
+               if any(name.endswith(".npz") for name in stray) else ""))
+
+
 def _check_resume(old: dict[str, Any], new: dict[str, Any], run_file: Path) -> None:
     """Refuse to continue a run whose samples would differ: name every setting that changed."""
     changed, fields = [], []
@@ -508,9 +567,12 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     n_shards = math.ceil(cfg.num_samples / shard_size)
     # a resume of a finished run: keep its summary (the NFE, counts and times of the sittings that made it);
     # checked before any rank writes, so a shard written in this sitting cannot count as done before it
-    kept = _read_summary(out / "summary.json") if rank == 0 and old is not None and all(
-        _shard_done(_shard_path(out, k, ".npz"), _shard_indices(k, shard_size, cfg.num_samples))
-        for k in range(n_shards)) else None
+    problems: dict[int, str | None] = {}
+    if rank == 0 and old is not None:
+        problems = {k: _shard_problem(_shard_path(out, k, ".npz"), _shard_indices(k, shard_size, cfg.num_samples),
+                                      plan.shape) for k in range(n_shards)}
+    kept = _read_summary(out / "summary.json") if problems and all(
+        problem is None for problem in problems.values()) else None
 
     made_out = not out.exists()
     if rank == 0:  # from here on files are written
@@ -519,6 +581,8 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
         out.mkdir(parents=True, exist_ok=True)
         for p in remove_stale_temporaries(out):
             log(f"removed {p.name}, left by an interrupted write")
+        if old is not None:
+            _warn_undescribed(out, n_shards, log)
     if world > 1:  # every rank has checked run.json before rank 0 writes it
         import torch.distributed as dist
 
@@ -526,17 +590,29 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     if rank == 0 and old is None:
         write_json(run_file, ident)
 
-    mine = []
+    mine, rewritten = [], 0
     for k in range(rank, n_shards, world):
         idx = _shard_indices(k, shard_size, cfg.num_samples)
         path = _shard_path(out, k, ".npz")
-        problem = _shard_problem(path, idx)
+        problem = problems[k] if k in problems else _shard_problem(path, idx, plan.shape)
         if problem:
             log(f"{path} {problem}: regenerating shard {k}")
         if problem is not None:
             mine.append((k, idx))
+            continue
+        png = _shard_path(out, k, ".png")
+        why = _image_problem(png)
+        if why is not None:  # derived from the checked shard: rewritten from it, nothing is sampled again
+            with np.load(path) as z:
+                _save_shard_png(out, k, z["images"], cfg, plan.shape)
+            log(f"{png} {why}: rewrote it from {path.name}")
+            rewritten += 1
 
-    if kept is not None:
+    if kept is not None and rewritten:
+        log(f"nothing to sample: all {n_shards} shards of the run in {out} are done ({rewritten} image"
+            f"{'s' if rewritten > 1 else ''} rewritten from {'their shards' if rewritten > 1 else 'its shard'}); "
+            "summary.json left as it is")
+    elif kept is not None:
         log(f"nothing to do: all {n_shards} shards of the run in {out} are done; summary.json left as it is")
     elif cfg.resume:
         log(f"rank {rank}/{world}: {len(mine)} shards to do, {len(range(rank, n_shards, world)) - len(mine)} done")
@@ -571,7 +647,7 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
                     bar.update(len(batch))
             x = torch.cat(chunks)
             images = to_uint8(x)
-            save_png(_shard_path(out, k, ".png"), images[:cfg.png_max], scale=2 if plan.shape[1] <= 32 else 1)
+            _save_shard_png(out, k, images, cfg, plan.shape)
             with atomic_path(_shard_path(out, k, ".npz")) as tmp:
                 with open(tmp, "wb") as fh:
                     np.savez(fh, indices=idx, x=x.numpy(), images=images)

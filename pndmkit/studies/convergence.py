@@ -10,7 +10,10 @@ For each method and step count ``N`` it records
 * the **NFE** of the run (what users pay);
 * a **fitted order**: the least-squares slope of ``-log error`` against ``log N`` on an asymptotic range
   that :func:`fit_order` chooses and reports (points below the round-off floor are dropped first; then
-  the longest run of largest step counts whose successive local orders agree).
+  the longest run of largest step counts whose successive local orders agree). A fitted order below 0.5 with
+  errors far above the reference's comes with a note that tells an error plateau (the method converges to
+  another limit) from a range not yet asymptotic (errors still falling: try larger step counts), from the
+  errors at the three largest step counts (:func:`_slow_order_note`).
 
 Adaptive methods (``pf``) have no step count: they are swept over solver tolerances and reported by
 error per NFE only (``measured_order`` is ``None``; ``nfe_slope`` is the slope of ``-log error`` against
@@ -214,6 +217,47 @@ def fit_order(steps: Sequence[float], errors: Sequence[float], floor: float = 0.
     return round(float(slope), 2), (first, last - 1), note
 
 
+def _slow_order_note(steps: Sequence[float], errors: Sequence[float], order: float) -> str:
+    """Why a fitted order is below 0.5 while the errors are far above the reference's: what the errors at the
+    three largest step counts show.
+
+    With the slopes ``s_i = (e_i - e_{i+1}) / log(N_{i+1} / N_i)`` of the last two intervals and their ratio
+    ``r = s_2 / s_1``:
+
+    * ``|r| < 1`` (the change per step count dies out) and the Aitken limit ``e_3 - (e_2 - e_3) r / (1 - r)``
+      above half the last error: an **error plateau**, the method converges to another limit than the exact
+      PF-ODE (e.g. a unit-difference right-hand side);
+    * the error falling, and not so: **not yet asymptotic** (its fall speeds up, or dies out towards a limit
+      well below the last error), so the fitted order is no convergence order: try larger step counts;
+    * the error growing, and not settling: it grows with ``N`` on this range.
+
+    ``steps`` and ``errors`` are the points up to the end of the fitted range (at least two); with two, the
+    plateau and a range not yet asymptotic cannot be told apart, and the note says so. ``order`` is the fitted
+    order the note qualifies.
+    """
+    n, e = np.asarray(steps, dtype=np.float64), np.asarray(errors, dtype=np.float64)
+    local = -np.diff(np.log(e)) / np.diff(np.log(n))
+    span = [f"N={int(a)}-{int(b)}" for a, b in zip(n[:-1], n[1:])]
+    if len(e) < 3:
+        return (f"the error barely falls (order {local[-1]:.2f} at {span[-1]}): a plateau (another limit than the "
+                "exact PF-ODE) or a range not yet asymptotic; add larger step counts to tell them apart")
+    (e1, e2, e3), (n1, n2, n3) = e[-3:], n[-3:]
+    s1, s2 = (e1 - e2) / np.log(n2 / n1), (e2 - e3) / np.log(n3 / n2)
+    ratio = s2 / s1 if s1 != 0 else (0.0 if s2 == 0 else math.inf)
+    if abs(ratio) < 1:
+        limit = e3 - (e2 - e3) * ratio / (1 - ratio)
+        if limit > e3 / 2:
+            return (f"error plateau: the error stops falling ({e2:.3g} at N={int(n2)}, {e3:.3g} at N={int(n3)}; "
+                    f"extrapolated limit {limit:.3g}): the method converges to another limit than the exact PF-ODE "
+                    "(e.g. a unit-difference right-hand side)")
+    if e3 < e2:
+        how = "faster at each larger step count" if abs(ratio) >= 1 else "towards a limit well below it"
+        return (f"not yet asymptotic: the error still falls, {how} (local order {local[-2]:.2f} at {span[-2]}, "
+                f"{local[-1]:.2f} at {span[-1]}), so {order:.2f} is no convergence order; try larger step counts")
+    return (f"the error grows with N ({e2:.3g} at N={int(n2)}, {e3:.3g} at N={int(n3)}): the method does not "
+            "converge on this range")
+
+
 def _run(study: Study, method: Any, x_T: Any, steps: Optional[int]) -> tuple[Any, int]:
     """Sample ``study`` with ``method``; ``steps=None`` for an adaptive method, which gets no grid either (it
     chooses its own steps, and would warn that a given ``steps`` or ``grid`` is ignored)."""
@@ -267,8 +311,7 @@ def sweep(study: Study, method: str | MethodSpec, steps: Sequence[int] = DEFAULT
         errors.append(study.error(x))
     order, idx, note = fit_order(steps, errors, study.floor)
     if order is not None and order < 0.5 and idx and errors[idx[1]] > 1e3 * study.floor:
-        note = (note + "; " if note else "") + ("error plateau: the method converges to another limit than the "
-                                                 "exact PF-ODE (e.g. a unit-difference right-hand side)")
+        note = (note + "; " if note else "") + _slow_order_note(steps[:idx[1] + 1], errors[:idx[1] + 1], order)
     return MethodResult(spec.name, spec.order, False, [int(n) for n in steps], nfe, errors,
                         measured_order=order, fit_range=(int(steps[idx[0]]), int(steps[idx[1]])) if idx else None,
                         nfe_slope=_slope(nfe, errors), note=note)
