@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import Any, Callable, Optional, Union
 
-from pndmkit._checks import check_bool, check_int
+from pndmkit._checks import check_bool, check_int, with_article
 from pndmkit.adams import AdamsPC, LinearMultistep
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Final, GradientEstimator, Single, Warmup
@@ -529,7 +529,7 @@ class MethodRegistry(Mapping):
         TypeError
             Always, naming ``name`` and the function to call instead.
         """
-        raise TypeError(f"METHODS is read-only: METHODS[{name!r}] = (a {type(value).__name__}) is refused; "
+        raise TypeError(f"METHODS is read-only: METHODS[{name!r}] = ({with_article(type(value).__name__)}) is refused; "
                         f"register a method with pndmkit.register_method(MethodSpec(name, build, order)), which "
                         f"checks it first")
 

@@ -38,6 +38,7 @@ import math
 from functools import partial
 from typing import Any, Callable
 
+from pndmkit._checks import with_article
 from pndmkit._backend import all_finite, dtype_name, is_torch, lincomb, match_dtype
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
@@ -79,10 +80,10 @@ def check_output(e: Any, like: Any, t: float, evaluation: int, check_finite: boo
     shape = tuple(like.shape)
     if tuple(getattr(e, "shape", ())) != shape or not hasattr(e, "dtype"):
         got = (f"{type(e).__name__} of shape {tuple(e.shape)}" if hasattr(e, "shape") and hasattr(e, "dtype")
-               else f"a {type(e).__name__}, not an array")
+               else f"{with_article(type(e).__name__)}, not an array")
         raise ValueError(f"model output must be an array of shape {shape} like x; got {got} at t={t}")
     if type(e) is not type(like):
-        raise TypeError(f"model output must be a {type(like).__name__} like x, got {type(e).__name__} at t={t}")
+        raise TypeError(f"model output must be {with_article(type(like).__name__)} like x, got {type(e).__name__} at t={t}")
     if is_torch(e) and e.device != like.device:  # e.g. torch's 'meta' device, which holds no values
         raise ValueError(f"model output is on device {e.device}, x on {like.device}, at t={t}: return the output on "
                          f"x's device")
@@ -303,7 +304,7 @@ def _wrapper_label(model: Any) -> str:
     while isinstance(model, partial):
         model = model.func
     name = getattr(model, "__name__", type(model).__name__)
-    return {"guided_model": "guided(...)", "eps_model": "as_eps(...)"}.get(name, f"a {type(model).__name__}")
+    return {"guided_model": "guided(...)", "eps_model": "as_eps(...)"}.get(name, f"{with_article(type(model).__name__)}")
 
 
 def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, prediction: str = "eps"

@@ -160,6 +160,21 @@ def test_a_method_spec_saves_only_when_it_is_the_registered_one(tmp_path):
         unregister_method("my-unregistered")
 
 
+def test_a_generated_article_fits_the_class_name():
+    """Messages that name a class chosen at run time said "a EDMEulerScheduler config"."""
+    from pndmkit._checks import with_article
+
+    assert [with_article(n) for n in ("EDMEulerScheduler", "LMSDiscreteScheduler", "DDIMScheduler",
+                                      "UniPCMultistepScheduler", "EulerDiscreteScheduler", "Integrator", "ndarray",
+                                      "Tensor", "UNet2DModel")] == [
+        "an EDMEulerScheduler", "an LMSDiscreteScheduler", "a DDIMScheduler", "a UniPCMultistepScheduler",
+        "an EulerDiscreteScheduler", "an Integrator", "an ndarray", "a Tensor", "a UNet2DModel"]
+    diffusers = __import__("diffusers")
+    with pytest.raises(ValueError, match=r"^timesteps= cannot be honoured for an EDMEulerScheduler config: "):
+        PNDMKitScheduler.from_config(diffusers.EDMEulerScheduler().config, method="euler").set_timesteps(
+            1, timesteps=[5.0])
+
+
 def test_stages_outside_the_training_indices_warn_and_are_documented():
     s = PNDMKitScheduler(method="f-pndm")  # 2 steps are all Runge-Kutta: stages at -0.5 and -1 (abar = 1)
     with pytest.warns(TrainingRangeWarning, match=r"timesteps \[-0.5, -1.0\], outside its training indices 0..999"):

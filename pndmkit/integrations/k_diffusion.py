@@ -85,7 +85,7 @@ from numpy.typing import ArrayLike
 
 from pndmkit import schedules as _schedules
 from pndmkit._backend import all_finite, match_dtype
-from pndmkit._checks import reject_unknown
+from pndmkit._checks import reject_unknown, with_article
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.exponential import dpm_solver_multistep
 from pndmkit.integrator import Integrator
@@ -394,7 +394,7 @@ def _check_denoised(model: Denoiser, denoised: Any, y: Any, sigma: float) -> Non
         return
     name = getattr(model, "__qualname__", None) or type(model).__name__
     got = f"{type(denoised).__name__} of shape {tuple(denoised.shape)}" if array else \
-        f"a {type(denoised).__name__}, not an array"
+        f"{with_article(type(denoised).__name__)}, not an array"
     raise ValueError(f"denoiser {name!r} called at sigma={sigma!r} returned {got}; expected shape {expected}, the "
                      f"shape of x (model(x, sigma) returns the x0 estimate, shaped like x)")
 

@@ -52,6 +52,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from pndmkit._checks import with_article
 from pndmkit.errors import UsageError, blame
 from pndmkit.methods import DEFAULT_METHOD
 from pndmkit.nn._checks import available_bytes, check_device, file_sha256, gib, memory_estimate
@@ -267,8 +268,8 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
             stem = resolve_checkpoint(cfg.checkpoint)
             ckpt = load_checkpoint(stem)
     if ckpt.schedule is None or ckpt.shape is None:
-        raise UsageError("checkpoint", f"checkpoint {str(stem)!r} is not a diffusion model (a "
-                                       f"{type(ckpt.net).__name__} without a noise schedule)")
+        raise UsageError("checkpoint", f"checkpoint {str(stem)!r} is not a diffusion model ("
+                                       f"{with_article(type(ckpt.net).__name__)} without a noise schedule)")
     method, method_options = _batch_independent(cfg.method, ckpt.schedule)
     # the combination, by a dry run on one number (the types are right here: a TypeError would be a bug), with
     # a zero model that converts as the network's model does: from alpha = 0 (flow matching from pure noise)

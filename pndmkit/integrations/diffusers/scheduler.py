@@ -65,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("pndmkit.integrations.diffusers needs diffusers and torch: "
                       "pip install 'pndmkit[peers,torch]'") from exc
 
-from pndmkit._checks import check_bool, reject_unknown
+from pndmkit._checks import check_bool, reject_unknown, with_article
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Final, Single, Warmup
 from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC, counted_steps
@@ -951,7 +951,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         fix = "num_inference_steps >= 2"
         if "final_sigmas_type" in self.config and self.config["final_sigmas_type"] != "zero":
             fix += ", or final_sigmas_type='zero' (the step then ends at sigma = 0)"
-        raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config"
+        raise ValueError(f"num_inference_steps={asked} cannot be honoured on {with_article(tr.source)} config"
                          f"{' with ' + ', '.join(fields) if fields else ''}: its only step goes from sigma="
                          f"{level:.6g} to the same level (the grid ends at the level it starts from): length zero, "
                          f"which cannot be integrated; pass {fix}")
@@ -966,7 +966,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         tr = self.translation
         distinct = layout.steps
         if distinct > asked:  # not a repeat: the source gave more steps than asked
-            raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config: its grid "
+            raise ValueError(f"num_inference_steps={asked} cannot be honoured on {with_article(tr.source)} config: its grid "
                              f"has {distinct} steps, not the {asked} asked")
         top = train_timesteps(tr.config) if tr.family == "vp" else asked - 1
         most = None
@@ -990,7 +990,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                      f"{'them' if len(shown) > 1 else 'it'}: ")
         else:
             where = "repeated timesteps: "
-        raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config "
+        raise ValueError(f"num_inference_steps={asked} cannot be honoured on {with_article(tr.source)} config "
                          f"(num_train_timesteps={train_timesteps(tr.config)}): its grid lists {where}"
                          f"{distinct} distinct, and pndmkit would take {distinct} steps, not the {asked} asked"
                          f"{allowed}")
