@@ -41,7 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pndmkit._backend import check_array, is_torch, lincomb, outside_graph
-from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown
+from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown, with_article
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import GradientEstimator
 from pndmkit.grids import check_grid, make_grid
@@ -49,7 +49,7 @@ from pndmkit.integrator import Integrator
 from pndmkit.run import Callback, Solution
 from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method
 from pndmkit.models import as_eps, can_shift_time, check_output, converted_from, shift_time, undefined_eps_times
-from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule
+from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule, same_schedule
 
 __all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGridWarning", "ignored_grid_message",
            "adaptive_end_times", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning",
@@ -370,10 +370,13 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         far off (below ``sigma(t) / 4`` or above ``4 prior_scale(t)``) warns with a
         :class:`PriorScaleWarning` (:func:`check_start_scale`).
     schedule : NoiseSchedule
-        The noise schedule the model was trained with.
+        The noise schedule the model was trained with. Always required: the grid is laid out on it.
     method : str, MethodSpec or Integrator
         A name in :data:`pndmkit.METHODS` or a hand-built integrator; default
-        :data:`pndmkit.methods.DEFAULT_METHOD` (``"ipndm"``: the README's "Default method" says why).
+        :data:`pndmkit.methods.DEFAULT_METHOD` (``"ipndm"``: the README's "Default method" says why). A built
+        method (``Integrator``, ``AdaptiveIntegrator``) must be built on ``schedule``
+        (:func:`pndmkit.schedules.same_schedule`: an equal schedule built separately will do), or ``ValueError``
+        naming both; anything else raises ``TypeError``.
     steps : int, optional
         Number of steps ``N`` of a generated grid (default :data:`DEFAULT_STEPS`). The result has exactly
         ``N`` steps, or the call raises. With explicit grid times leave it unset (or equal to their steps).
@@ -438,7 +441,9 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     Raises
     ------
     ValueError
-        Besides bad arguments: a fixed-step method that would evaluate an ``x0`` model where ``sigma = 0`` (the
+        Besides bad arguments: a built method whose own schedule is not ``schedule`` (its steps would use
+        another ``alpha`` and ``sigma`` than the grid); a fixed-step method that would evaluate an ``x0`` model
+        where ``sigma = 0`` (the
         stages of a last step to ``t = -1`` of a default DiscreteVP grid: ``pie``, ``prk``, ``rk4``, ``pec-s``,
         ``pece-s``, ``f-pndm`` below 4 steps, ...) or a ``flow`` model where ``dx/dt`` is singular. The
         evaluation times are known before the run (:meth:`pndmkit.Integrator.evaluation_times`), so this is
@@ -488,6 +493,7 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     shift = 0.0 if settings["model_time_offset"] is None else check_real(settings["model_time_offset"],
                                                                          "model_time_offset")
     if isinstance(method, (Integrator, AdaptiveIntegrator)):
+        _check_own_schedule(method, schedule)
         integrator = method
     elif isinstance(method, (str, MethodSpec)):
         spec = method if isinstance(method, MethodSpec) else get_method(method)
@@ -567,6 +573,20 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     else:
         solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
     return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
+
+
+def _check_own_schedule(integrator: Integrator | AdaptiveIntegrator, schedule: NoiseSchedule) -> None:
+    """Refuse a built method whose own schedule is not ``schedule``: the grid is laid out on ``schedule``, but
+    the steps combine the integrator's own ``alpha`` and ``sigma``, a silently wrong sample. The comparison is
+    :func:`pndmkit.schedules.same_schedule` (equal schedules built separately pass)."""
+    theirs = integrator.transfer.schedule if isinstance(integrator, Integrator) else integrator.schedule
+    if same_schedule(theirs, schedule):
+        return
+    kind = type(integrator).__name__
+    raise ValueError(f"method is {with_article(kind)} built on {theirs!r}, but schedule={schedule!r}: the grid "
+                     f"would be laid out on schedule= and the steps taken with the {kind}'s own schedule; pass the schedule it was "
+                     f"built on, or build it on this one (METHODS[name].build(schedule), or DDIMTransfer(schedule) "
+                     f"for a hand-built one), or pass the method's name")
 
 
 def _told_at_rest(model: Any, prediction: str) -> tuple[Any, str]:

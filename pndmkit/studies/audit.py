@@ -98,7 +98,7 @@ from numpy.typing import NDArray
 
 from pndmkit._checks import with_article
 from pndmkit.errors import UsageError
-from pndmkit.schedules import NoiseSchedule, VPSchedule, levels_from_s
+from pndmkit.schedules import NoiseSchedule, VPSchedule, levels_from_s, same_schedule
 
 __all__ = ["audit", "resolve_target", "AuditReport", "karras_sigmas", "FORMS", "S_SMOOTH", "DEFAULT_STEPS",
            "QUICK_STEPS", "WEIGHT_STEPS"]
@@ -504,7 +504,7 @@ def resolve_target(target: Any, schedule: Optional[NoiseSchedule] = None, **conf
                 raise UsageError("target", f"method {target.name!r} is adaptive: it chooses its own steps, so it has "
                                            f"no order in the number of steps to audit")
             return _Method(target.build(sched), sched, target.name)
-        if schedule is not None and schedule is not target.transfer.schedule:
+        if schedule is not None and not same_schedule(schedule, target.transfer.schedule):
             raise UsageError("schedule", f"the Integrator runs on its own schedule {target.transfer.schedule!r}; "
                                          f"leave schedule out")
         return _Method(target, sched, target.name or repr(target))

@@ -43,7 +43,7 @@ from numpy.typing import ArrayLike
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.integrator import Integrator
 from pndmkit.methods import MethodSpec, get_method
-from pndmkit.schedules import LinearVP, NoiseSchedule
+from pndmkit.schedules import LinearVP, NoiseSchedule, same_schedule
 
 __all__ = ["check_nfe", "check_ask_tell", "check_point_mass", "check_schedule_invariance", "check_predictions",
            "check_torch", "check_order", "gaussian_eps"]
@@ -121,7 +121,7 @@ def _build(method: Method, schedule: Optional[NoiseSchedule]) -> tuple[Integrato
         raise ValueError(f"{_label(method)} is adaptive: this check needs a fixed-step method")
     if isinstance(method, Integrator):
         own = method.transfer.schedule
-        if schedule is not None and schedule is not own:
+        if schedule is not None and not same_schedule(own, schedule):
             raise ValueError(f"the integrator {_label(method)} was built for {own!r}, not for schedule={schedule!r}; "
                              f"pass its registry name or MethodSpec to check it on another schedule")
         return method, own

@@ -80,7 +80,7 @@ from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
 from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
 from pndmkit.runge_kutta import RungeKutta
-from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
+from pndmkit.schedules import NoiseSchedule, same_schedule
 from pndmkit.stability import warn_if_unstable
 from pndmkit.tableaus import RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer
@@ -124,14 +124,6 @@ def evaluation_times(integrator: Integrator, grid: Any, prediction: str = "eps")
     return list(walk.times), dict(walk.starts)
 
 
-def _same_schedule(a: NoiseSchedule, b: NoiseSchedule) -> bool:
-    if isinstance(a, DiscreteVP) and isinstance(b, DiscreteVP):
-        return np.array_equal(a.betas, b.betas)
-    if isinstance(a, FlowMatching) and isinstance(b, FlowMatching):  # the shift moves default grids, not the process
-        return a.t_max == b.t_max
-    return type(a) is type(b) and repr(a) == repr(b)
-
-
 def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
     if isinstance(method, str) and method.startswith(_MARKER):
         raise ValueError(f"method={method!r} is the config of a hand-built Integrator, which a config cannot "
@@ -139,7 +131,7 @@ def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
                          f"and pass its name")
     if isinstance(method, Integrator):
         theirs = method.transfer.schedule
-        if not _same_schedule(theirs, schedule):
+        if not same_schedule(theirs, schedule):
             raise ValueError(f"method is an Integrator built on {theirs!r}, but the config describes {schedule!r}: "
                              f"build it on pndmkit.integrations.diffusers.schedule_from_config(config)")
         return method
@@ -966,8 +958,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         tr = self.translation
         distinct = layout.steps
         if distinct > asked:  # not a repeat: the source gave more steps than asked
-            raise ValueError(f"num_inference_steps={asked} cannot be honoured on {with_article(tr.source)} config: its grid "
-                             f"has {distinct} steps, not the {asked} asked")
+            raise ValueError(f"num_inference_steps={asked} cannot be honoured on {with_article(tr.source)} config: "
+                             f"its grid has {distinct} steps, not the {asked} asked")
         top = train_timesteps(tr.config) if tr.family == "vp" else asked - 1
         most = None
         for n in sorted({min(top, asked - 1), distinct, distinct - 1} - {0}, reverse=True):  # longest without repeats
