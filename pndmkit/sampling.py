@@ -43,11 +43,10 @@ from numpy.typing import NDArray
 from pndmkit._backend import check_array, is_torch, lincomb, outside_graph
 from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown, with_article
 from pndmkit.adaptive import AdaptiveIntegrator
-from pndmkit.estimators import GradientEstimator
 from pndmkit.grids import check_grid, make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.run import Callback, Solution
-from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method
+from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, check_method_type, get_method
 from pndmkit.models import as_eps, can_shift_time, check_output, converted_from, shift_time, undefined_eps_times
 from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule, same_schedule
 
@@ -492,17 +491,13 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         settings = _apply_convention(convention, schedule, settings)
     shift = 0.0 if settings["model_time_offset"] is None else check_real(settings["model_time_offset"],
                                                                          "model_time_offset")
+    check_method_type(method)
     if isinstance(method, (Integrator, AdaptiveIntegrator)):
         _check_own_schedule(method, schedule)
         integrator = method
-    elif isinstance(method, (str, MethodSpec)):
+    else:
         spec = method if isinstance(method, MethodSpec) else get_method(method)
         integrator = built(spec, schedule)
-    else:
-        hint = (f"; an estimator needs a transfer map: method=Integrator({method!r}, DDIMTransfer(schedule))"
-                if isinstance(method, GradientEstimator) else "")
-        raise TypeError(f"method must be a method name (pndmkit.METHODS), a MethodSpec or an Integrator, got "
-                        f"{type(method).__name__} {method!r}{hint}")
     if steps is not None:  # a bad value is an error whatever the method, ignored or not
         check_int(steps, "steps", minimum=1)
     grid_request = settings["grid"]

@@ -70,6 +70,8 @@ CASES = [
     ("sample model", lambda: sample(None, X, schedule=VP), TypeError, r"model must be callable"),
     ("sample schedule", lambda: sample(model, X, schedule="linear"), TypeError, r"schedule must be a NoiseSchedule"),
     ("sample method", lambda: sample(model, X, schedule=VP, method="pndm"), ValueError, r"unknown method 'pndm'"),
+    ("sample method None", lambda: sample(model, X, schedule=VP, method=None), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
     ("sample Integrator on another schedule", lambda: sample(model, X, schedule=CosineVP(), method=ddim()),
      ValueError, r"^method is an Integrator built on LinearVP\(.*\), but schedule=CosineVP\(.*\): "),
     ("sample prediction", lambda: sample(model, X, schedule=VP, prediction="noise"), ValueError,

@@ -114,6 +114,19 @@ CASES = [
     ("kd callback int", lambda: K.sample(_den, Y, SIGMAS, callback=5, disable=True), TypeError,
      r"callback must be callable .*got int 5"),
     ("kd sampler pf", lambda: K.sampler("pf"), ValueError, r"method='pf' is adaptive.*pndmkit.sample"),
+    # method=None: the TypeError of pndmkit.sample at every entry point (an AttributeError or "unknown method None")
+    ("from_config method None", lambda: PNDMKitScheduler.from_config(_DDIM.config, method=None), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
+    ("scheduler method None", lambda: _sched(method=None), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
+    ("scheduler method estimator", lambda: _sched(method=LinearMultistep(2)), TypeError,
+     r"^method must be .* got LinearMultistep .*; an estimator needs a transfer map: method=Integrator\("),
+    ("kd method None", lambda: K.sample(_den, Y, SIGMAS, method=None, disable=True), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
+    ("kd sampler None", lambda: K.sampler(None), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\) or a MethodSpec, got NoneType None$"),
+    ("kd sampler_name None", lambda: K.sampler_name(None), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\) or a MethodSpec, got NoneType None$"),
     ("kd sample_pf", lambda: K.sample_pf, AttributeError, r"sample_pf.*method='pf' is adaptive"),
 ]
 

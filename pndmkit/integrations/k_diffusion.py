@@ -89,7 +89,8 @@ from pndmkit._checks import reject_unknown, with_article
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.exponential import dpm_solver_multistep
 from pndmkit.integrator import Integrator
-from pndmkit.methods import DEFAULT_METHOD, METHODS, RESERVED_NAMES, MethodSpec, get_method, identifier
+from pndmkit.methods import (DEFAULT_METHOD, METHODS, RESERVED_NAMES, MethodSpec, check_method_type, get_method,
+                             identifier)
 from pndmkit.models import converted_from
 from pndmkit.sampling import START_SCALE_FACTOR, PriorScaleWarning, check_start
 from pndmkit.transfers import DataTransfer
@@ -193,6 +194,7 @@ def _sigmas(sigmas: Any) -> list[float]:
 
 
 def _integrator(method: Union[str, MethodSpec, Integrator], sigma_max: float) -> Integrator:
+    check_method_type(method, (Integrator,))
     if isinstance(method, Integrator):
         schedule = method.transfer.schedule
         if not isinstance(schedule, SigmaVP) or schedule.sigma_max < sigma_max:
@@ -314,7 +316,8 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
     ------
     TypeError, ValueError
         Bad ``sigmas``; an ``x`` that is not a floating array or tensor with a batch axis, or has a NaN or
-        infinite entry; an adaptive or unknown method, a model that returns ``eps`` instead of ``x0`` (a
+        infinite entry; an adaptive or unknown method, a ``method`` of another type (``None``: the ``TypeError`` of
+        :func:`pndmkit.sample`), a model that returns ``eps`` instead of ``x0`` (a
         :func:`pndmkit.models.guided` model), ``s_churn`` or ``eta`` other than 0, an unknown keyword; a denoiser
         output that is not an array shaped like ``x`` (``ValueError`` naming the denoiser, the sigma it was called
         at, the shape returned and the shape expected).
@@ -527,7 +530,8 @@ def sampler_name(method: Union[str, MethodSpec]) -> str:
     algorithms here or are refused (:data:`K_DIFFUSION_EQUIVALENTS`, :data:`COMFYUI_EQUIVALENTS`):
     ``"euler"`` -> ``"sample_euler_pndmkit"``, ``"ipndm"`` -> ``"sample_ipndm_pndmkit"``. The registry refuses two
     names with one identifier, so every sampler name is one method's."""
-    name = method.name if isinstance(method, MethodSpec) else str(method)
+    check_method_type(method, ())
+    name = method.name if isinstance(method, MethodSpec) else method
     out = "sample_" + identifier(name)
     if out in _FOREIGN_NAMES:
         out += CLASH_SUFFIX
@@ -614,6 +618,7 @@ def _alias(attr: str) -> Callable[..., Any]:
 def sampler(method: Union[str, MethodSpec]) -> Callable[..., Any]:
     """``sample`` with ``method`` fixed: ``sampler("f-pndm")(model, x, sigmas, extra_args, callback, disable)``,
     named :func:`sampler_name` of the method (k-diffusion's noise keywords pass through to :func:`sample`)."""
+    check_method_type(method, ())
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     if spec.adaptive:
         raise ValueError(_adaptive_message(spec.name))

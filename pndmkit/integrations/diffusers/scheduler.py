@@ -76,7 +76,7 @@ from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Co
                                                    refuse_foreign, train_timesteps, trained_betas, translate,
                                                    zero_length_fix)
 from pndmkit.integrator import Integrator
-from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
+from pndmkit.methods import DEFAULT_METHOD, MethodSpec, check_method_type, get_method
 from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
 from pndmkit.runge_kutta import RungeKutta
@@ -526,6 +526,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
 
     Raises
     ------
+    TypeError
+        ``method`` is not a name, a MethodSpec or an Integrator (``None`` included, in :meth:`from_config` too): the
+        error :func:`pndmkit.sample` gives (:func:`pndmkit.methods.check_method_type`).
     ValueError
         ``num_train_timesteps`` not an integer >= 2, ``trained_betas`` not a 1-D sequence of betas in (0, 1),
         every refusal of :func:`~pndmkit.integrations.diffusers.config.translate` (each names the field), and a
@@ -588,6 +591,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError(f"steps_offset must be an integer >= 0, got {steps_offset!r}")
         if not isinstance(set_alpha_to_one, (bool, np.bool_)):
             raise ValueError(f"set_alpha_to_one must be True or False, got {set_alpha_to_one!r}")
+        check_method_type(method, (Integrator,))  # None, an estimator, ...: the TypeError pndmkit.sample gives
         train_timesteps({"num_train_timesteps": num_train_timesteps})
         if trained_betas is not None:
             self.register_to_config(trained_betas=_betas(trained_betas).tolist())
