@@ -306,7 +306,28 @@ def resolve_grid(schedule: NoiseSchedule, steps: int | None, grid: Grid, *, t_st
     checked by :func:`~pndmkit.grids.check_grid`; ``steps``, ``t_start`` and ``t_end`` may accompany them
     only where they agree with them, and the options of generated grids (``rho``, ``final_alpha``,
     ``offset``) may not.
+
+    Raises
+    ------
+    TypeError
+        ``steps`` is not an integer (a grid kind given as ``steps``: the arguments are ``(schedule, steps,
+        grid)``), or ``grid`` is neither a kind name nor a sequence of times; each message names the parameter.
+    ValueError
+        As :func:`~pndmkit.grids.make_grid` and :func:`~pndmkit.grids.check_grid`, and for options that contradict
+        explicit times.
     """
+    if steps is not None and not isinstance(steps, bool) and not isinstance(steps, (int, np.integer)):
+        from pndmkit.grids import GRIDS
+
+        hint = (f"; {steps!r} is a grid kind, which goes to grid= (the arguments are schedule, steps, grid)"
+                if isinstance(steps, str) and steps in GRIDS else "")
+        raise TypeError(f"steps must be an integer >= 1 (the number of steps), got {type(steps).__name__} "
+                        f"{steps!r}{hint}")
+    if grid is not None and not isinstance(grid, str) and np.ndim(grid) == 0:
+        from pndmkit.grids import GRIDS
+
+        raise TypeError(f"grid must be a grid kind ({', '.join(GRIDS)}) or a 1-D sequence of decreasing times, got "
+                        f"{type(grid).__name__} {grid!r}")
     if grid is None or isinstance(grid, str):
         return make_grid(schedule, DEFAULT_STEPS if steps is None else steps, grid, t_start=t_start, t_end=t_end,
                          rho=rho, final_alpha=final_alpha, offset=offset)

@@ -12,6 +12,7 @@ from pndmkit.adams import LinearMultistep
 from pndmkit.estimators import Single
 from pndmkit.runge_kutta import RungeKutta
 from pndmkit.grids import check_grid
+from pndmkit.sampling import resolve_grid
 from pndmkit.problems import GaussianMixture
 from pndmkit.schedules import CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP
 from pndmkit.tableaus import ButcherTableau
@@ -72,6 +73,15 @@ CASES = [
     ("sample method", lambda: sample(model, X, schedule=VP, method="pndm"), ValueError, r"unknown method 'pndm'"),
     ("sample method None", lambda: sample(model, X, schedule=VP, method=None), TypeError,
      r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
+    ("Integrator nfe float steps", lambda: ddim().nfe(2.5), TypeError,
+     r"^steps must be an integer >= 1 \(a step count of the schedule's default grid\) or a grid .*, got float 2.5$"),
+    ("Integrator nfe string steps", lambda: ddim().nfe("5"), TypeError,
+     r"^steps must be an integer >= 1 .* got str '5'$"),
+    ("resolve_grid steps and grid swapped", lambda: resolve_grid(D, "leading-multistep", 5), TypeError,
+     r"^steps must be an integer >= 1 \(the number of steps\), got str 'leading-multistep'; 'leading-multistep' is "
+     r"a grid kind, which goes to grid="),
+    ("resolve_grid grid number", lambda: resolve_grid(D, 5, 7), TypeError,
+     r"^grid must be a grid kind \(uniform, .*\) or a 1-D sequence of decreasing times, got int 7$"),
     ("sample Integrator on another schedule", lambda: sample(model, X, schedule=CosineVP(), method=ddim()),
      ValueError, r"^method is an Integrator built on LinearVP\(.*\), but schedule=CosineVP\(.*\): "),
     ("sample prediction", lambda: sample(model, X, schedule=VP, prediction="noise"), ValueError,
