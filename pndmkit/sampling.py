@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from pndmkit._backend import check_array, is_torch, lincomb, outside_graph
 from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown, with_article
 from pndmkit.adaptive import AdaptiveIntegrator
-from pndmkit.grids import check_grid, make_grid
+from pndmkit.grids import LEADING_SLACK, check_grid, make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.run import Callback, Solution
 from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, check_method_type, get_method
@@ -51,6 +51,7 @@ from pndmkit.models import as_eps, can_shift_time, check_output, converted_from,
 from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule, same_schedule
 
 __all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGridWarning", "ignored_grid_message",
+           "GridStartWarning", "LOW_START_FRACTION",
            "adaptive_end_times", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning",
            "check_start_scale", "check_start",
            "START_SCALE_FACTOR", "final_denoise", "planned_undefined_eps_times", "StartAtRestError"]
@@ -244,6 +245,43 @@ class StartAtRestError(ValueError):
 
     def __reduce__(self):  # picklable despite the two-argument constructor
         return (type(self), (self.reason, self.t_start))
+
+
+class GridStartWarning(UserWarning):
+    """A grid that :func:`sample` generated (no explicit times, no ``t_start``) starts so close to the data end
+    that the run leaves nearly all of ``x_T``'s noise: one ``leading`` step of a :class:`~pndmkit.schedules.DiscreteVP`
+    starts at ``t = offset`` (diffusers' rule, kept for parity: ``[0, -1]`` by default), where ``abar`` is almost
+    1, so the sampler treats unit noise as nearly clean data and returns it almost unchanged. The message gives the
+    grid and the fix, ``grid='trailing'`` (one step from ``T - 1``). Explicit grid times never warn."""
+
+
+#: a generated DiscreteVP grid warns (:class:`GridStartWarning`) when it starts in this lowest fraction of the table
+#: (the slack the ``leading`` spacing is allowed below its top, :data:`pndmkit.grids.LEADING_SLACK`)
+LOW_START_FRACTION = LEADING_SLACK
+
+
+def _warn_low_start(schedule: NoiseSchedule, times: NDArray[np.float64], grid: str | None,
+                    convention: str | None) -> None:
+    """:class:`GridStartWarning` for a generated ``DiscreteVP`` grid that starts in the lowest
+    :data:`LOW_START_FRACTION` of the table (one ``leading`` step: ``[offset, end]``)."""
+    if not isinstance(schedule, DiscreteVP):
+        return  # continuous schedules start their generated grids at t_start, the top
+    T, t0 = schedule.num_train_timesteps, float(times[0])
+    if t0 >= LOW_START_FRACTION * T:
+        return
+    steps = times.size - 1
+    if convention is not None:
+        source = f"convention={convention!r} lays out diffusers' 'leading' grid, which"
+    elif grid is not None:
+        source = f"grid {grid!r} is diffusers' spacing, which"
+    else:
+        source = "the default grid of a DiscreteVP is diffusers' 'leading' spacing, which"
+    fix = "leave convention unset and pass grid='trailing'" if convention is not None else "pass grid='trailing'"
+    warnings.warn(f"the generated grid with steps={steps} is {times.tolist()}: it starts at t={t0:g}, where abar = "
+                  f"{float(schedule.abar(t0)):.4g}, so the run takes x_T for nearly noise-free data and returns it "
+                  f"almost unchanged ({source} puts a single step at t = offset, diffusers' steps_offset); {fix} "
+                  f"(--grid trailing) or 'linspace', which start at t={T - 1}, or use more steps",
+                  GridStartWarning, stacklevel=3)
 
 
 class IgnoredGridWarning(UserWarning):
@@ -546,6 +584,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
             raise
         raise ValueError(f"convention={convention!r} (grid 'leading', offset={settings['offset']}, final_alpha="
                          f"{settings['final_alpha']!r}): {exc}") from exc
+    if not adaptive_range and (grid_request is None or isinstance(grid_request, str)) and t_start is None:
+        _warn_low_start(schedule, times, grid, convention)  # explicit grid times are the caller's own choice
     # unit noise on EDM / VE, say (measured above)
     check_start_scale(x_T, schedule, float(times[0]), stacklevel=2, rms=measured_rms)
     if model_kwargs is not None:  # conditioning, e.g. for pndmkit.models.guided

@@ -188,6 +188,45 @@ def test_the_start_scale_check_bounds():
         check_start_scale(z, EDM(), 80.0, name="x", fix="my advice")
 
 
+def test_a_generated_grid_that_starts_at_the_data_end_warns():
+    """One default step of a DDPM table is diffusers' leading [0, -1]: x_T came back almost unchanged, without a
+    word. Every generated grid that starts in the lowest tenth of the table warns with the grid and the fix;
+    explicit times, other grids and the diffusers scheduler (which reproduces diffusers) do not."""
+    d = DiscreteVP.linear()
+    z = np.random.default_rng(0).standard_normal((4, 4))
+    eps = lambda x, t: 0.1 * x  # noqa: E731
+    for kw, grid, source in (({}, [0.0, -1.0], "the default grid of a DiscreteVP is diffusers' 'leading' spacing"),
+                             ({"grid": "leading"}, [0.0, -1.0], "grid 'leading' is diffusers' spacing"),
+                             ({"convention": "diffusers-pndm"}, [1.0, 0.0],
+                              "convention='diffusers-pndm' lays out diffusers' 'leading' grid")):
+        with pytest.warns(pndmkit.GridStartWarning) as caught:
+            sol = pndmkit.sample(eps, z, schedule=d, method="ddim", steps=1, **kw)
+        assert len(caught) == 1 and caught[0].filename == __file__  # the caller's line
+        message = str(caught[0].message)
+        assert message.startswith(f"the generated grid with steps=1 is {grid}: it starts at t={grid[0]:g}, where "
+                                  f"abar = 0.999"), message
+        assert source in message and "pass grid='trailing' (--grid trailing) or 'linspace', which start at t=999" \
+            in message
+        assert sol.times.tolist() == grid and np.abs(sol.x - z).max() < 3e-3  # the noise, nearly unchanged
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pndmkit.GridStartWarning)
+        far = pndmkit.sample(eps, z, schedule=d, method="ddim", steps=1, grid="trailing")
+        assert far.times.tolist() == [999.0, -1.0] and np.abs(far.x - z).max() > 100
+        pndmkit.sample(eps, z, schedule=d, method="ddim", grid=[0.0, -1.0])  # explicit: the caller's choice
+        pndmkit.sample(eps, z, schedule=d, method="ddim", steps=2)  # [500, 0, -1]
+        pndmkit.sample(eps, 0.1 * z, schedule=d, method="ddim", steps=1, t_start=50)  # mid-trajectory, asked for
+        pndmkit.sample(eps, z, schedule=LinearVP(), method="ddim", steps=1)
+        torch = pytest.importorskip("torch")
+        from pndmkit.integrations.diffusers import PNDMKitScheduler
+
+        sched = PNDMKitScheduler(method="ddim")  # diffusers' one-step grid, reproduced in silence
+        sched.set_timesteps(1)
+        x = torch.from_numpy(z)
+        for t in sched.timesteps:
+            x = sched.step(0.1 * x, t, x).prev_sample
+        assert sched.grid.tolist() == [0.0, -1.0]
+
+
 def test_the_start_scale_of_a_torch_start():
     torch = pytest.importorskip("torch")
     from pndmkit.sampling import check_start_scale
