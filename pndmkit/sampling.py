@@ -54,7 +54,8 @@ __all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGri
            "GridStartWarning", "LOW_START_FRACTION",
            "adaptive_end_times", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning",
            "check_start_scale", "check_start",
-           "START_SCALE_FACTOR", "final_denoise", "planned_undefined_eps_times", "StartAtRestError"]
+           "START_SCALE_FACTOR", "START_SCALE_MIN_SIZE", "start_scale_low_factor", "final_denoise",
+           "planned_undefined_eps_times", "StartAtRestError"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
 CONVENTIONS: dict[str, dict[str, Any]] = {
@@ -68,8 +69,38 @@ DEFAULT_STEPS = 50
 
 #: a start warns when its root mean square lies below ``sigma(t) / F`` or above ``F * prior_scale(t)``
 START_SCALE_FACTOR = 4.0
-#: fewer entries than this measure no scale (8 unit normals fall below 1/4 in RMS with probability 3e-5)
+#: from this many entries up a start warns below ``sigma(t) / START_SCALE_FACTOR``; unit noise of 8 entries falls
+#: below 1/4 in root mean square with probability 1.3e-4, and smaller starts warn only further below
+#: (:func:`start_scale_low_factor`), so that unit noise of any size warns as rarely
 START_SCALE_MIN_SIZE = 8
+
+
+@lru_cache(maxsize=None)
+def start_scale_low_factor(size: int) -> float:
+    """The factor ``F`` below which a start of ``size`` entries warns, ``rms < sigma(t) / F``
+    (:func:`check_start_scale`).
+
+    :data:`START_SCALE_FACTOR` (4) from :data:`START_SCALE_MIN_SIZE` (8) entries up. Fewer entries measure a scale
+    less surely: the root mean square of ``n`` unit normals falls below ``1 / F`` with the chi-square probability
+    ``P(chi2_n < n / F^2)``, 1.3e-4 for 8 entries and ``F = 4`` but 0.2 for one entry. A smaller start gets the
+    factor at which that probability is the same 1.3e-4: 4.63 for 7 entries, 5.62 for 6, 11.0 for 4, 21.8 for 3,
+    86.6 for 2 and 5983 for 1, so unit noise given to ``EDM()`` (80 times too small) warns from 3 entries up, and
+    a start no larger than 2 entries cannot reveal it. The upper bound stays ``4 prior_scale(t)`` for every size:
+    unit noise exceeds it with probability below 6.4e-5 even for one entry.
+
+    Raises
+    ------
+    ValueError
+        ``size`` below 1.
+    """
+    size = check_int(size, "size", minimum=1)
+    if size >= START_SCALE_MIN_SIZE:
+        return START_SCALE_FACTOR
+    from scipy.special import gammainc, gammaincinv
+
+    n0 = START_SCALE_MIN_SIZE
+    chance = gammainc(n0 / 2, n0 / (2 * START_SCALE_FACTOR**2))  # P(chi2_8 < 8 / 16)
+    return math.sqrt(size / (2 * float(gammaincinv(size / 2, chance))))
 
 
 class IgnoredStepsWarning(UserWarning):
@@ -91,12 +122,12 @@ class PriorScaleWarning(UserWarning):
 
 def _start_rms(x: Any) -> float | None:
     """The root mean square of a start ``x`` as :func:`check_start_scale` measures it (in float64), ``None`` for
-    fewer than 8 entries and for a torch tensor on the ``meta`` device (no device synchronisation then; one
+    an empty start and for a torch tensor on the ``meta`` device (no device synchronisation then; one
     otherwise). NaN or infinite exactly when an entry is: where the float64 sum of squares overflows (entries
     above about 1e154) the measure is taken again as ``max|x| * rms(x / max|x|)``, a second synchronisation on
     that path only."""
     size = int(x.numel()) if is_torch(x) else int(np.size(x))
-    if size < START_SCALE_MIN_SIZE or (is_torch(x) and x.device.type == "meta"):
+    if size == 0 or (is_torch(x) and x.device.type == "meta"):
         return None
     if is_torch(x):
         import torch
@@ -142,7 +173,7 @@ def check_start(x: Any, name: str = "x_T") -> float | None:
     -------
     float or None
         The root mean square (in float64, as :func:`check_start_scale` measures it), to pass to it as ``rms``;
-        ``None`` when not measured (fewer than 8 entries, a ``meta`` tensor).
+        ``None`` when not measured (an empty start, a ``meta`` tensor).
 
     Raises
     ------
@@ -167,8 +198,10 @@ def check_start_scale(x: Any, schedule: NoiseSchedule, t: float, *, name: str = 
     (:meth:`~pndmkit.schedules.NoiseSchedule.prior_scale`); a start below ``sigma(t) / F`` or above
     ``F * prior_scale(t)`` (data of root mean square up to ``F``), ``F =`` :data:`START_SCALE_FACTOR`, is not
     a sample of ``x_t``: typically ``N(0, I)`` noise given to a schedule whose start is larger (EDM, VE), where
-    the sampler would silently shrink every sample by ``prior_scale(t)``. Starts of fewer than 8 entries, and
-    torch tensors on the ``meta`` device, are not measured.
+    the sampler would silently shrink every sample by ``prior_scale(t)``. A start of fewer than 8 entries
+    measures its scale less surely and warns only below ``sigma(t) / F_n`` (:func:`start_scale_low_factor`: 5.62
+    for 6 entries, 86.6 for 2), where unit noise of its size falls as rarely as 8 entries fall below
+    ``sigma(t) / 4``. Empty starts and torch tensors on the ``meta`` device are not measured.
 
     Parameters
     ----------
@@ -198,13 +231,15 @@ def check_start_scale(x: Any, schedule: NoiseSchedule, t: float, *, name: str = 
         if rms is None:
             return None
     t = float(t)
+    size = int(x.numel()) if is_torch(x) else int(np.size(x))
     sigma, scale, factor = float(schedule.sigma(t)), schedule.prior_scale(t), START_SCALE_FACTOR
-    if sigma / factor <= rms <= factor * scale:
+    low = start_scale_low_factor(size) if size else factor
+    if sigma / low <= rms <= factor * scale:
         return rms
     advice = fix or (f"pass x_T in the schedule's own variable x_t = alpha x0 + sigma eps: unit noise times "
                      f"schedule.prior_scale(t) = {scale:.6g} (pndmkit never rescales it)")
     where = f"{name} has root mean square {rms:.4g} at t={t:g} of {schedule!r}, "
-    if rms < sigma / factor:
+    if rms < sigma / low:
         times = f"{sigma / rms:.3g} times" if rms > 0 else "infinitely far"
         what = (f"{times} below sigma(t) = {sigma:.6g}, the least root mean square x_t has there "
                 f"(a start from noise has {scale:.6g})")
@@ -425,8 +460,9 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         (:meth:`~pndmkit.schedules.NoiseSchedule.prior_scale`, diffusers' ``init_noise_sigma``), which is
         ``N(0, I)`` itself on variance-preserving schedules but ``sqrt(1 + sigma_max^2) z`` on
         :class:`~pndmkit.schedules.EDM` and :class:`~pndmkit.schedules.VE`. A start whose root mean square is
-        far off (below ``sigma(t) / 4`` or above ``4 prior_scale(t)``) warns with a
-        :class:`PriorScaleWarning` (:func:`check_start_scale`).
+        far off (below ``sigma(t) / 4`` or above ``4 prior_scale(t)``; a start of fewer than 8 entries only
+        further below, :func:`start_scale_low_factor`) warns with a :class:`PriorScaleWarning`
+        (:func:`check_start_scale`).
     schedule : NoiseSchedule
         The noise schedule the model was trained with. Always required: the grid is laid out on it.
     method : str, MethodSpec or Integrator

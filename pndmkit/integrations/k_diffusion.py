@@ -92,7 +92,7 @@ from pndmkit.integrator import Integrator
 from pndmkit.methods import (DEFAULT_METHOD, METHODS, RESERVED_NAMES, MethodSpec, check_method_type, get_method,
                              identifier)
 from pndmkit.models import converted_from
-from pndmkit.sampling import START_SCALE_FACTOR, PriorScaleWarning, check_start
+from pndmkit.sampling import START_SCALE_FACTOR, PriorScaleWarning, check_start, start_scale_low_factor
 from pndmkit.transfers import DataTransfer
 
 __all__ = ["SigmaVP", "sample", "sampler", "sampler_name", "SAMPLERS", "NOISE_KEYWORDS", "K_DIFFUSION_EQUIVALENTS",
@@ -286,7 +286,8 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         Sample at ``sigmas[0]``, shape ``(batch, ...)`` (at least one axis: the batch one ``sigma`` follows),
         floating dtype, finite entries (checked as :func:`pndmkit.sample` checks ``x_T``), in k-diffusion's scaling: ``x0 + sigma * noise``, so a start from noise is
         ``noise * sigmas[0]`` (k-diffusion's ``torch.randn(...) * sigmas[0]``), not unit noise. A start whose
-        root mean square is below ``sigmas[0] / 4`` or above ``4 sqrt(1 + sigmas[0]^2)`` warns
+        root mean square is below ``sigmas[0] / 4`` (with fewer than 8 entries further below:
+        :func:`pndmkit.sampling.start_scale_low_factor`) or above ``4 sqrt(1 + sigmas[0]^2)`` warns
         (:class:`pndmkit.PriorScaleWarning`, naming the line that called the sampler).
     sigmas : sequence of float or tensor
         Noise levels, strictly decreasing, ``>= 0`` (the last may be 0, as k-diffusion's ``get_sigmas_*`` give).
@@ -357,23 +358,25 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         raise TypeError(f"callback must be callable as callback(dict) or None, got {type(callback).__name__} "
                         f"{callback!r}")
     extra = dict(extra_args or {})
-    _check_scale(measured_rms, levels[0])
+    _check_scale(measured_rms, levels[0], int(x.numel()) if hasattr(x, "numel") else int(np.size(x)))
     with _no_grad(x):
         return _drive(integrator, model, x, levels, extra, callback, disable)
 
 
-def _check_scale(rms: Optional[float], sigma: float) -> None:
-    """Warn (:class:`pndmkit.PriorScaleWarning`) when ``x``, of root mean square ``rms``, is not a sample
-    ``x0 + sigma * noise`` at ``sigma = sigmas[0]``: below ``sigma / F`` (the least such a sample has whatever the
-    data) or above ``F sqrt(1 + sigma^2)`` (its root mean square for unit-variance data, times ``F``),
+def _check_scale(rms: Optional[float], sigma: float, size: int) -> None:
+    """Warn (:class:`pndmkit.PriorScaleWarning`) when ``x``, of root mean square ``rms`` over ``size`` entries, is
+    not a sample ``x0 + sigma * noise`` at ``sigma = sigmas[0]``: below ``sigma / F_n`` (the least such a sample
+    has whatever the data; ``F_n =`` :func:`pndmkit.sampling.start_scale_low_factor` of the size, 4 from 8 entries
+    up) or above ``F sqrt(1 + sigma^2)`` (its root mean square for unit-variance data, times ``F``),
     ``F =`` :data:`pndmkit.sampling.START_SCALE_FACTOR`; the bounds of :func:`pndmkit.sampling.check_start_scale`
     in k-diffusion's variables. The warning names the caller of :func:`sample` or of a sampler."""
     if rms is None:
         return
     scale, factor = math.sqrt(1.0 + sigma * sigma), START_SCALE_FACTOR
-    if sigma / factor <= rms <= factor * scale:
+    low = start_scale_low_factor(size)
+    if sigma / low <= rms <= factor * scale:
         return
-    if rms < sigma / factor:
+    if rms < sigma / low:
         times = f"{sigma / rms:.3g} times" if rms > 0 else "infinitely far"
         what = (f"{times} below sigmas[0] = {sigma:.6g}, the least root mean square a start x = x0 + sigmas[0] * "
                 f"noise has (a start from noise has about {scale:.6g})")

@@ -274,12 +274,14 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
     # the combination, by a dry run on one number (the types are right here: a TypeError would be a bug), with
     # a zero model that converts as the network's model does: from alpha = 0 (flow matching from pure noise)
     # pndmkit.sample tells the run the network's own prediction, and the dry run must walk it so too
-    from pndmkit.sampling import GridStartWarning, StartAtRestError
+    from pndmkit.sampling import GridStartWarning, PriorScaleWarning, StartAtRestError
 
     try:
         with blame("t_start", "steps", "grid", "convention", "method", errors=(ValueError,)), \
                 warnings.catch_warnings():
-            warnings.simplefilter("ignore", GridStartWarning)  # the first batch warns about the grid, once
+            # its one zero entry is no start to measure, and the first batch warns about the grid once
+            warnings.simplefilter("ignore", PriorScaleWarning)
+            warnings.simplefilter("ignore", GridStartWarning)
             dry = pndmkit.sample(_zero_model(ckpt.prediction), np.zeros(1), schedule=ckpt.schedule, method=method,
                                  steps=cfg.steps, grid=cfg.grid, convention=cfg.convention, t_start=cfg.t_start)
     except UsageError as exc:
