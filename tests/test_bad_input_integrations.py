@@ -173,6 +173,24 @@ def test_a_method_spec_saves_only_when_it_is_the_registered_one(tmp_path):
         unregister_method("my-unregistered")
 
 
+def test_a_saved_config_of_a_plugin_method_says_how_to_load_it(tmp_path):
+    """A config names the method that ran; a user's method exists only where its module was imported, so a new
+    process that reloads the config was told only "unknown method"."""
+    spec = MethodSpec("my-plugin-ddim", lambda sc: Integrator(LinearMultistep(1), DDIMTransfer(sc)), 1)
+    register_method(spec)
+    try:
+        PNDMKitScheduler(method="my-plugin-ddim").save_config(tmp_path)
+    finally:
+        unregister_method("my-plugin-ddim")  # as in a new process that has not imported the plugin
+    with pytest.raises(ValueError, match=r"^unknown method 'my-plugin-ddim'; if a module of your own registers it "
+                                         r"\(pndmkit.register_method\), import that module before building the "
+                                         r"scheduler from this config: .*PNDMKIT_PLUGINS.*; known methods: ddim, "):
+        PNDMKitScheduler.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"^unknown method 'res_multistep': 'res_multistep' names ComfyUI's") as info:
+        PNDMKitScheduler(method="res_multistep")  # a reserved name keeps its own answer
+    assert "PNDMKIT_PLUGINS" not in str(info.value)
+
+
 def test_a_generated_article_fits_the_class_name():
     """Messages that name a class chosen at run time said "a EDMEulerScheduler config"."""
     from pndmkit._checks import with_article

@@ -76,7 +76,7 @@ from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Co
                                                    refuse_foreign, train_timesteps, trained_betas, translate,
                                                    zero_length_fix)
 from pndmkit.integrator import Integrator
-from pndmkit.methods import DEFAULT_METHOD, MethodSpec, check_method_type, get_method
+from pndmkit.methods import DEFAULT_METHOD, MethodSpec, check_method_type, get_method, reserved_name
 from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
 from pndmkit.runge_kutta import RungeKutta
@@ -135,6 +135,15 @@ def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
             raise ValueError(f"method is an Integrator built on {theirs!r}, but the config describes {schedule!r}: "
                              f"build it on pndmkit.integrations.diffusers.schedule_from_config(config)")
         return method
+    if isinstance(method, str) and method not in _registry() and reserved_name(method) is None:
+        # a saved config names the method that ran; a user's method is registered by the process that imports its
+        # module, not by the one that reloads the config
+        raise ValueError(f"unknown method {method!r}; if a module of your own registers it "
+                         f"(pndmkit.register_method), import that module before building the scheduler from this "
+                         f"config: a registered method lives only in the process that registered it (the pndmkit "
+                         f"command imports the modules named in PNDMKIT_PLUGINS and the pndmkit.methods entry "
+                         f"points); known methods: "
+                         f"{', '.join(_registry())}")
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     built = spec.build(schedule)
     if isinstance(built, AdaptiveIntegrator):
