@@ -127,6 +127,13 @@ CASES = [
      r"^method must be a method name \(pndmkit.METHODS\) or a MethodSpec, got NoneType None$"),
     ("kd sampler_name None", lambda: K.sampler_name(None), TypeError,
      r"^method must be a method name \(pndmkit.METHODS\) or a MethodSpec, got NoneType None$"),
+    # a batch of sigma rows: flatten() would join them into one sequence of 18 levels
+    ("kd sigmas rows", lambda: K.sample_euler(_den, Y, np.stack([SIGMAS, SIGMAS]), disable=True), TypeError,
+     r"^sigmas must be a 1-D sequence of numbers, got ndarray of shape \(2, 9\); sigmas is one sequence of noise "
+     r"levels shared by the whole batch .*; a batch of sigma rows is not supported: call the sampler once per row"),
+    ("kd sigmas column", lambda: K.sample_euler(_den, Y, SIGMAS[:, None], disable=True), TypeError,
+     r"^sigmas must be a 1-D sequence of numbers, got ndarray of shape \(9, 1\); it holds one sequence of levels: "
+     r"pass sigmas.flatten\(\)$"),
     ("kd sample_pf", lambda: K.sample_pf, AttributeError, r"sample_pf.*method='pf' is adaptive"),
 ]
 

@@ -177,8 +177,17 @@ class SigmaVP(_Base):  # type: ignore[misc, valid-type]
 def _sigmas(sigmas: Any) -> list[float]:
     shape = getattr(sigmas, "shape", None)
     if shape is not None and len(shape) != 1:
+        rows = [int(n) for n in shape if int(n) > 1]
+        if len(shape) == 0:
+            advice = ""
+        elif len(rows) <= 1:  # (1, N) or (N, 1): one sequence with extra axes
+            advice = "; it holds one sequence of levels: pass sigmas.flatten()"
+        else:  # (2, 11): a row of levels per sample, which flatten() would join into one sequence
+            advice = ("; sigmas is one sequence of noise levels shared by the whole batch (each step calls the model "
+                      "at one sigma for every sample, as k-diffusion does); a batch of sigma rows is not supported: "
+                      "call the sampler once per row, with sigmas[i] and the samples that row is for")
         raise TypeError(f"sigmas must be a 1-D sequence of numbers, got {type(sigmas).__name__} of shape "
-                        f"{tuple(shape)}" + ("; pass sigmas.flatten()" if len(shape) > 1 else ""))
+                        f"{tuple(shape)}{advice}")
     values = sigmas.tolist() if hasattr(sigmas, "tolist") else list(sigmas)
     try:
         out = [float(s) for s in values]
@@ -290,7 +299,8 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         :func:`pndmkit.sampling.start_scale_low_factor`) or above ``4 sqrt(1 + sigmas[0]^2)`` warns
         (:class:`pndmkit.PriorScaleWarning`, naming the line that called the sampler).
     sigmas : sequence of float or tensor
-        Noise levels, strictly decreasing, ``>= 0`` (the last may be 0, as k-diffusion's ``get_sigmas_*`` give).
+        Noise levels, strictly decreasing, ``>= 0`` (the last may be 0, as k-diffusion's ``get_sigmas_*`` give):
+        one 1-D sequence shared by the whole batch (a 2-D batch of rows is refused).
     method : str, MethodSpec or Integrator
         A fixed-step method of :data:`pndmkit.METHODS`, or an Integrator built on :class:`SigmaVP`.
     extra_args : dict, optional
