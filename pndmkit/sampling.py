@@ -121,9 +121,10 @@ class PriorScaleWarning(UserWarning):
 
 
 def _start_rms(x: Any) -> float | None:
-    """The root mean square of a start ``x`` as :func:`check_start_scale` measures it (in float64), ``None`` for
+    """The root mean square of a start ``x`` as :func:`check_start_scale` measures it (in float64; a torch start
+    of fewer than 8 entries that is not float64 in float32, so that it makes no float64 tensor), ``None`` for
     an empty start and for a torch tensor on the ``meta`` device (no device synchronisation then; one
-    otherwise). NaN or infinite exactly when an entry is: where the float64 sum of squares overflows (entries
+    otherwise). NaN or infinite exactly when an entry is: where the sum of squares overflows (float64 entries
     above about 1e154) the measure is taken again as ``max|x| * rms(x / max|x|)``, a second synchronisation on
     that path only."""
     size = int(x.numel()) if is_torch(x) else int(np.size(x))
@@ -133,9 +134,12 @@ def _start_rms(x: Any) -> float | None:
         import torch
 
         x = x.detach()
+        # a start of fewer than 8 entries (the toy starts of tests and examples) is summed in float32, which is
+        # exact enough for a factor of 4, so that a float32 start makes no float64 tensor there (MPS has none)
+        wide = torch.float64 if size >= START_SCALE_MIN_SIZE or x.dtype == torch.float64 else torch.float32
 
         def rms_of(v: Any) -> float:
-            return float(torch.linalg.vector_norm(v, dtype=torch.float64)) / math.sqrt(size)
+            return float(torch.linalg.vector_norm(v, dtype=wide)) / math.sqrt(size)
 
         def largest() -> float:  # NaN if an entry is (amax propagates NaN), inf if one is
             return float(x.abs().amax())
