@@ -16,7 +16,7 @@ from pndmkit.methods import METHODS, MethodSpec, get_method, register_method, un
 from pndmkit.models import as_eps, guided, to_eps
 from pndmkit.run import Run, Solution
 from pndmkit.runge_kutta import RungeKutta
-from pndmkit.sampling import CONVENTIONS, PriorScaleWarning, sample
+from pndmkit.sampling import CONVENTIONS, GridStartWarning, PriorScaleWarning, sample
 from pndmkit.schedules import (EDM, VE, CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP, NoiseSchedule,
                                VPSchedule)
 from pndmkit.stability import StabilityWarning
@@ -30,5 +30,5 @@ __all__ = [
     "AdamsPC", "Warmup", "Final", "Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer",
     "NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching", "CustomSchedule",
     "make_grid", "GRID_KINDS", "as_eps", "to_eps", "guided",
-    "StabilityWarning", "PriorScaleWarning",
+    "StabilityWarning", "PriorScaleWarning", "GridStartWarning",
 ]

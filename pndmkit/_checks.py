@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["check_bool", "check_int", "check_real", "check_choice", "reject_unknown"]
+__all__ = ["check_bool", "check_int", "check_real", "check_choice", "reject_unknown", "with_article"]
 
 
 #: the most steps or model calls a run may be asked for (the API and the command line share it)
@@ -81,3 +81,31 @@ def reject_unknown(function: str, unknown: dict[str, Any], known: Iterable[str])
     hint = f"; did you mean {close[0]!r}?" if close else ""
     others = f" (and {len(unknown) - 1} more: {sorted(unknown)[1:]})" if len(unknown) > 1 else ""
     raise TypeError(f"{function}() got an unexpected keyword argument {name!r}{hint}{others}")
+
+
+#: letters whose name starts with a vowel sound, read out in an initialism ("an EDM...", "an LMS...", "an SDE")
+_VOWEL_SOUND_LETTERS = frozenset("AEFHILMNORSX")
+#: word starts written with a vowel but said with a consonant ("a UniPC...", "a user", "a one-step")
+_CONSONANT_SOUND_STARTS = ("uni", "unet", "use", "usu", "uti", "one", "once")
+
+
+def with_article(noun: str) -> str:
+    """``noun`` after the indefinite article it is read with: ``"a DDIMScheduler"``, ``"an EDMEulerScheduler"``,
+    ``"an Integrator"``, ``"a UniPCMultistepScheduler"``, ``"an ndarray"``.
+
+    For messages that name a class or type chosen at run time (``f"{with_article(type(x).__name__)} config"``).
+    A name that opens with two capitals is an initialism, read letter by letter (``EDM``, ``LMS``, ``DPM``); a
+    word opening with a vowel letter takes "an" unless it is said with a consonant (``Uni``, ``use``);
+    ``nd...`` (numpy's ``ndarray``) is read "en-dee".
+
+    >>> [with_article(n) for n in ("EDMEulerScheduler", "DDIMScheduler", "Integrator", "UniPCMultistepScheduler")]
+    ['an EDMEulerScheduler', 'a DDIMScheduler', 'an Integrator', 'a UniPCMultistepScheduler']
+    """
+    word = str(noun)
+    if len(word) >= 2 and word[0].isupper() and word[1].isupper():
+        vowel = word[0] in _VOWEL_SOUND_LETTERS
+    elif word.lower().startswith(_CONSONANT_SOUND_STARTS):
+        vowel = False
+    else:
+        vowel = word[:1].lower() in ("a", "e", "i", "o", "u") or word.startswith("nd")
+    return f"{'an' if vowel else 'a'} {word}"

@@ -300,8 +300,19 @@ class Integrator:
         refuses ``steps`` (a ``leading`` grid of a DDPM table that would skip the start of the trajectory,
         e.g. 600 steps of 1000) it is counted on the ``uniform`` grid of as many steps: the count stays an
         increasing function of ``steps``, which :func:`pndmkit.methods.steps_for_nfe` bisects.
+
+        Raises
+        ------
+        TypeError
+            ``steps`` is neither an integer nor a sequence of times (``2.5``, ``True``, a string), naming ``steps``.
+        ValueError
+            An integer below 1 (naming ``steps``), or a bad grid (as :func:`pndmkit.grids.check_grid`).
         """
-        if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool):
+        if isinstance(steps, (str, bytes, bool, np.bool_)) or (np.ndim(steps) == 0 and
+                                                                not isinstance(steps, (int, np.integer))):
+            raise TypeError(f"steps must be an integer >= 1 (a step count of the schedule's default grid) or a grid "
+                            f"(a 1-D sequence of at least 2 times), got {type(steps).__name__} {steps!r}")
+        if isinstance(steps, (int, np.integer)):
             try:
                 grid = make_grid(self.transfer.schedule, int(steps))
             except ValueError as refused:

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import Any, Callable, Optional, Union
 
-from pndmkit._checks import check_bool, check_int
+from pndmkit._checks import check_bool, check_int, with_article
 from pndmkit.adams import AdamsPC, LinearMultistep
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Final, GradientEstimator, Single, Warmup
@@ -46,7 +46,7 @@ from pndmkit.transfers import DataTransfer, DDIMTransfer, LinearTransfer
 
 __all__ = ["MethodSpec", "MethodRegistry", "METHODS", "BUILTIN", "DEFAULT_METHOD", "KINDS", "get_method", "register_method",
            "unregister_method", "steps_for_nfe", "identifier", "RESERVED_NAMES", "reserved_name",
-           "unknown_method_reason"]
+           "unknown_method_reason", "check_method_type"]
 
 Built = Union[Integrator, AdaptiveIntegrator]
 _NAME = re.compile(r"[a-z0-9][a-z0-9+._-]*")
@@ -529,7 +529,7 @@ class MethodRegistry(Mapping):
         TypeError
             Always, naming ``name`` and the function to call instead.
         """
-        raise TypeError(f"METHODS is read-only: METHODS[{name!r}] = (a {type(value).__name__}) is refused; "
+        raise TypeError(f"METHODS is read-only: METHODS[{name!r}] = ({with_article(type(value).__name__)}) is refused; "
                         f"register a method with pndmkit.register_method(MethodSpec(name, build, order)), which "
                         f"checks it first")
 
@@ -572,6 +572,33 @@ def get_method(name: str) -> MethodSpec:
     except (KeyError, TypeError):
         raise ValueError(f"unknown method {name!r}{unknown_method_reason(name)}; known methods: "
                          f"{', '.join(METHODS)}") from None
+
+
+def check_method_type(method: Any, built: tuple[type, ...] = (Integrator, AdaptiveIntegrator)) -> None:
+    """Refuse a ``method=`` argument of the wrong type (``None``, an estimator, a number) with the one
+    ``TypeError`` every entry point gives, before anything reads it.
+
+    Parameters
+    ----------
+    method : object
+        The argument: a name in :data:`METHODS` or a :class:`MethodSpec` pass, and an instance of ``built``.
+    built : tuple of type
+        The built methods the entry point takes (``Integrator`` and ``AdaptiveIntegrator`` for
+        :func:`pndmkit.sample`, ``Integrator`` for the diffusers scheduler, none for a sampler factory).
+
+    Raises
+    ------
+    TypeError
+        ``method`` is none of those; the message names ``method``, its type and value, and what is allowed (for a
+        gradient estimator, how to make it a method).
+    """
+    if isinstance(method, (str, MethodSpec)) or (built and isinstance(method, built)):
+        return
+    allowed = "a method name (pndmkit.METHODS), a MethodSpec or an Integrator" if built else \
+        "a method name (pndmkit.METHODS) or a MethodSpec"
+    hint = (f"; an estimator needs a transfer map: method=Integrator({method!r}, DDIMTransfer(schedule))"
+            if built and isinstance(method, GradientEstimator) else "")
+    raise TypeError(f"method must be {allowed}, got {type(method).__name__} {method!r}{hint}")
 
 
 def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:

@@ -38,8 +38,9 @@ import math
 from functools import partial
 from typing import Any, Callable
 
+from pndmkit._checks import with_article
 from pndmkit._backend import all_finite, dtype_name, is_torch, lincomb, match_dtype
-from pndmkit.schedules import NoiseSchedule, VPSchedule
+from pndmkit.schedules import NoiseSchedule, VPSchedule, same_schedule
 
 __all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "check_conversion_schedule", "CountedModel", "eps_coefficients", "undefined_eps_times", "to_eps",
            "as_eps", "shift_time", "can_shift_time", "converted_from"]
@@ -79,10 +80,11 @@ def check_output(e: Any, like: Any, t: float, evaluation: int, check_finite: boo
     shape = tuple(like.shape)
     if tuple(getattr(e, "shape", ())) != shape or not hasattr(e, "dtype"):
         got = (f"{type(e).__name__} of shape {tuple(e.shape)}" if hasattr(e, "shape") and hasattr(e, "dtype")
-               else f"a {type(e).__name__}, not an array")
+               else f"{with_article(type(e).__name__)}, not an array")
         raise ValueError(f"model output must be an array of shape {shape} like x; got {got} at t={t}")
     if type(e) is not type(like):
-        raise TypeError(f"model output must be a {type(like).__name__} like x, got {type(e).__name__} at t={t}")
+        raise TypeError(f"model output must be {with_article(type(like).__name__)} like x, got {type(e).__name__} "
+                        f"at t={t}")
     if is_torch(e) and e.device != like.device:  # e.g. torch's 'meta' device, which holds no values
         raise ValueError(f"model output is on device {e.device}, x on {like.device}, at t={t}: return the output on "
                          f"x's device")
@@ -284,16 +286,17 @@ def check_conversion_schedule(model: Any, schedule: NoiseSchedule) -> None:
     Raises
     ------
     ValueError
-        The wrapper's schedule is not ``schedule`` (same type and parameters).
+        The wrapper's schedule is not ``schedule`` (:func:`pndmkit.schedules.same_schedule`: the same process,
+        equal schedules built separately included).
     """
     source = converted_from(model)
     inner = model
     while isinstance(inner, partial):
         inner = inner.func
     theirs = getattr(inner, "schedule", None)
-    if source in (None, "eps") or not isinstance(theirs, NoiseSchedule) or theirs is schedule:
+    if source in (None, "eps") or not isinstance(theirs, NoiseSchedule):
         return
-    if type(theirs) is not type(schedule) or repr(theirs) != repr(schedule):
+    if not same_schedule(theirs, schedule):
         raise ValueError(f"the model, {_wrapper_label(model)}, converts its network's {source!r} prediction to eps "
                          f"with {theirs!r}, but it is sampled on schedule={schedule!r}: build the wrapper with the "
                          f"schedule you sample on")
@@ -303,7 +306,7 @@ def _wrapper_label(model: Any) -> str:
     while isinstance(model, partial):
         model = model.func
     name = getattr(model, "__name__", type(model).__name__)
-    return {"guided_model": "guided(...)", "eps_model": "as_eps(...)"}.get(name, f"a {type(model).__name__}")
+    return {"guided_model": "guided(...)", "eps_model": "as_eps(...)"}.get(name, with_article(type(model).__name__))
 
 
 def as_eps(model: Callable[[Any, float], Any], schedule: NoiseSchedule, prediction: str = "eps"

@@ -41,20 +41,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pndmkit._backend import check_array, is_torch, lincomb, outside_graph
-from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown
+from pndmkit._checks import check_bool, check_choice, check_int, check_real, reject_unknown, with_article
 from pndmkit.adaptive import AdaptiveIntegrator
-from pndmkit.estimators import GradientEstimator
-from pndmkit.grids import check_grid, make_grid
+from pndmkit.grids import LEADING_SLACK, check_grid, make_grid
 from pndmkit.integrator import Integrator
 from pndmkit.run import Callback, Solution
-from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, get_method
+from pndmkit.methods import DEFAULT_METHOD, METHODS, MethodSpec, check_method_type, get_method
 from pndmkit.models import as_eps, can_shift_time, check_output, converted_from, shift_time, undefined_eps_times
-from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule
+from pndmkit.schedules import DiscreteVP, NoiseSchedule, VPSchedule, same_schedule
 
 __all__ = ["sample", "IgnoredStepsWarning", "ignored_steps_message", "IgnoredGridWarning", "ignored_grid_message",
+           "GridStartWarning", "LOW_START_FRACTION",
            "adaptive_end_times", "CONVENTIONS", "resolve_grid", "DEFAULT_STEPS", "PriorScaleWarning",
            "check_start_scale", "check_start",
-           "START_SCALE_FACTOR", "final_denoise", "planned_undefined_eps_times", "StartAtRestError"]
+           "START_SCALE_FACTOR", "START_SCALE_MIN_SIZE", "start_scale_low_factor", "final_denoise",
+           "planned_undefined_eps_times", "StartAtRestError"]
 
 #: timestep conventions for discrete schedules: grid options and the network's time offset
 CONVENTIONS: dict[str, dict[str, Any]] = {
@@ -68,8 +69,38 @@ DEFAULT_STEPS = 50
 
 #: a start warns when its root mean square lies below ``sigma(t) / F`` or above ``F * prior_scale(t)``
 START_SCALE_FACTOR = 4.0
-#: fewer entries than this measure no scale (8 unit normals fall below 1/4 in RMS with probability 3e-5)
+#: from this many entries up a start warns below ``sigma(t) / START_SCALE_FACTOR``; unit noise of 8 entries falls
+#: below 1/4 in root mean square with probability 1.3e-4, and smaller starts warn only further below
+#: (:func:`start_scale_low_factor`), so that unit noise of any size warns as rarely
 START_SCALE_MIN_SIZE = 8
+
+
+@lru_cache(maxsize=None)
+def start_scale_low_factor(size: int) -> float:
+    """The factor ``F`` below which a start of ``size`` entries warns, ``rms < sigma(t) / F``
+    (:func:`check_start_scale`).
+
+    :data:`START_SCALE_FACTOR` (4) from :data:`START_SCALE_MIN_SIZE` (8) entries up. Fewer entries measure a scale
+    less surely: the root mean square of ``n`` unit normals falls below ``1 / F`` with the chi-square probability
+    ``P(chi2_n < n / F^2)``, 1.3e-4 for 8 entries and ``F = 4`` but 0.2 for one entry. A smaller start gets the
+    factor at which that probability is the same 1.3e-4: 4.63 for 7 entries, 5.62 for 6, 11.0 for 4, 21.8 for 3,
+    86.6 for 2 and 5983 for 1, so unit noise given to ``EDM()`` (80 times too small) warns from 3 entries up, and
+    a start no larger than 2 entries cannot reveal it. The upper bound stays ``4 prior_scale(t)`` for every size:
+    unit noise exceeds it with probability below 6.4e-5 even for one entry.
+
+    Raises
+    ------
+    ValueError
+        ``size`` below 1.
+    """
+    size = check_int(size, "size", minimum=1)
+    if size >= START_SCALE_MIN_SIZE:
+        return START_SCALE_FACTOR
+    from scipy.special import gammainc, gammaincinv
+
+    n0 = START_SCALE_MIN_SIZE
+    chance = gammainc(n0 / 2, n0 / (2 * START_SCALE_FACTOR**2))  # P(chi2_8 < 8 / 16)
+    return math.sqrt(size / (2 * float(gammaincinv(size / 2, chance))))
 
 
 class IgnoredStepsWarning(UserWarning):
@@ -90,21 +121,25 @@ class PriorScaleWarning(UserWarning):
 
 
 def _start_rms(x: Any) -> float | None:
-    """The root mean square of a start ``x`` as :func:`check_start_scale` measures it (in float64), ``None`` for
-    fewer than 8 entries and for a torch tensor on the ``meta`` device (no device synchronisation then; one
-    otherwise). NaN or infinite exactly when an entry is: where the float64 sum of squares overflows (entries
+    """The root mean square of a start ``x`` as :func:`check_start_scale` measures it (in float64; a torch start
+    of fewer than 8 entries that is not float64 in float32, so that it makes no float64 tensor), ``None`` for
+    an empty start and for a torch tensor on the ``meta`` device (no device synchronisation then; one
+    otherwise). NaN or infinite exactly when an entry is: where the sum of squares overflows (float64 entries
     above about 1e154) the measure is taken again as ``max|x| * rms(x / max|x|)``, a second synchronisation on
     that path only."""
     size = int(x.numel()) if is_torch(x) else int(np.size(x))
-    if size < START_SCALE_MIN_SIZE or (is_torch(x) and x.device.type == "meta"):
+    if size == 0 or (is_torch(x) and x.device.type == "meta"):
         return None
     if is_torch(x):
         import torch
 
         x = x.detach()
+        # a start of fewer than 8 entries (the toy starts of tests and examples) is summed in float32, which is
+        # exact enough for a factor of 4, so that a float32 start makes no float64 tensor there (MPS has none)
+        wide = torch.float64 if size >= START_SCALE_MIN_SIZE or x.dtype == torch.float64 else torch.float32
 
         def rms_of(v: Any) -> float:
-            return float(torch.linalg.vector_norm(v, dtype=torch.float64)) / math.sqrt(size)
+            return float(torch.linalg.vector_norm(v, dtype=wide)) / math.sqrt(size)
 
         def largest() -> float:  # NaN if an entry is (amax propagates NaN), inf if one is
             return float(x.abs().amax())
@@ -142,7 +177,7 @@ def check_start(x: Any, name: str = "x_T") -> float | None:
     -------
     float or None
         The root mean square (in float64, as :func:`check_start_scale` measures it), to pass to it as ``rms``;
-        ``None`` when not measured (fewer than 8 entries, a ``meta`` tensor).
+        ``None`` when not measured (an empty start, a ``meta`` tensor).
 
     Raises
     ------
@@ -167,8 +202,10 @@ def check_start_scale(x: Any, schedule: NoiseSchedule, t: float, *, name: str = 
     (:meth:`~pndmkit.schedules.NoiseSchedule.prior_scale`); a start below ``sigma(t) / F`` or above
     ``F * prior_scale(t)`` (data of root mean square up to ``F``), ``F =`` :data:`START_SCALE_FACTOR`, is not
     a sample of ``x_t``: typically ``N(0, I)`` noise given to a schedule whose start is larger (EDM, VE), where
-    the sampler would silently shrink every sample by ``prior_scale(t)``. Starts of fewer than 8 entries, and
-    torch tensors on the ``meta`` device, are not measured.
+    the sampler would silently shrink every sample by ``prior_scale(t)``. A start of fewer than 8 entries
+    measures its scale less surely and warns only below ``sigma(t) / F_n`` (:func:`start_scale_low_factor`: 5.62
+    for 6 entries, 86.6 for 2), where unit noise of its size falls as rarely as 8 entries fall below
+    ``sigma(t) / 4``. Empty starts and torch tensors on the ``meta`` device are not measured.
 
     Parameters
     ----------
@@ -198,13 +235,15 @@ def check_start_scale(x: Any, schedule: NoiseSchedule, t: float, *, name: str = 
         if rms is None:
             return None
     t = float(t)
+    size = int(x.numel()) if is_torch(x) else int(np.size(x))
     sigma, scale, factor = float(schedule.sigma(t)), schedule.prior_scale(t), START_SCALE_FACTOR
-    if sigma / factor <= rms <= factor * scale:
+    low = start_scale_low_factor(size) if size else factor
+    if sigma / low <= rms <= factor * scale:
         return rms
     advice = fix or (f"pass x_T in the schedule's own variable x_t = alpha x0 + sigma eps: unit noise times "
                      f"schedule.prior_scale(t) = {scale:.6g} (pndmkit never rescales it)")
     where = f"{name} has root mean square {rms:.4g} at t={t:g} of {schedule!r}, "
-    if rms < sigma / factor:
+    if rms < sigma / low:
         times = f"{sigma / rms:.3g} times" if rms > 0 else "infinitely far"
         what = (f"{times} below sigma(t) = {sigma:.6g}, the least root mean square x_t has there "
                 f"(a start from noise has {scale:.6g})")
@@ -245,6 +284,43 @@ class StartAtRestError(ValueError):
 
     def __reduce__(self):  # picklable despite the two-argument constructor
         return (type(self), (self.reason, self.t_start))
+
+
+class GridStartWarning(UserWarning):
+    """A grid that :func:`sample` generated (no explicit times, no ``t_start``) starts so close to the data end
+    that the run leaves nearly all of ``x_T``'s noise: one ``leading`` step of a :class:`~pndmkit.schedules.DiscreteVP`
+    starts at ``t = offset`` (diffusers' rule, kept for parity: ``[0, -1]`` by default), where ``abar`` is almost
+    1, so the sampler treats unit noise as nearly clean data and returns it almost unchanged. The message gives the
+    grid and the fix, ``grid='trailing'`` (one step from ``T - 1``). Explicit grid times never warn."""
+
+
+#: a generated DiscreteVP grid warns (:class:`GridStartWarning`) when it starts in this lowest fraction of the table
+#: (the slack the ``leading`` spacing is allowed below its top, :data:`pndmkit.grids.LEADING_SLACK`)
+LOW_START_FRACTION = LEADING_SLACK
+
+
+def _warn_low_start(schedule: NoiseSchedule, times: NDArray[np.float64], grid: str | None,
+                    convention: str | None) -> None:
+    """:class:`GridStartWarning` for a generated ``DiscreteVP`` grid that starts in the lowest
+    :data:`LOW_START_FRACTION` of the table (one ``leading`` step: ``[offset, end]``)."""
+    if not isinstance(schedule, DiscreteVP):
+        return  # continuous schedules start their generated grids at t_start, the top
+    T, t0 = schedule.num_train_timesteps, float(times[0])
+    if t0 >= LOW_START_FRACTION * T:
+        return
+    steps = times.size - 1
+    if convention is not None:
+        source = f"convention={convention!r} lays out diffusers' 'leading' grid, which"
+    elif grid is not None:
+        source = f"grid {grid!r} is diffusers' spacing, which"
+    else:
+        source = "the default grid of a DiscreteVP is diffusers' 'leading' spacing, which"
+    fix = "leave convention unset and pass grid='trailing'" if convention is not None else "pass grid='trailing'"
+    warnings.warn(f"the generated grid with steps={steps} is {times.tolist()}: it starts at t={t0:g}, where abar = "
+                  f"{float(schedule.abar(t0)):.4g}, so the run takes x_T for nearly noise-free data and returns it "
+                  f"almost unchanged ({source} puts a single step at t = offset, diffusers' steps_offset); {fix} "
+                  f"(--grid trailing) or 'linspace', which start at t={T - 1}, or use more steps",
+                  GridStartWarning, stacklevel=3)
 
 
 class IgnoredGridWarning(UserWarning):
@@ -307,7 +383,28 @@ def resolve_grid(schedule: NoiseSchedule, steps: int | None, grid: Grid, *, t_st
     checked by :func:`~pndmkit.grids.check_grid`; ``steps``, ``t_start`` and ``t_end`` may accompany them
     only where they agree with them, and the options of generated grids (``rho``, ``final_alpha``,
     ``offset``) may not.
+
+    Raises
+    ------
+    TypeError
+        ``steps`` is not an integer (a grid kind given as ``steps``: the arguments are ``(schedule, steps,
+        grid)``), or ``grid`` is neither a kind name nor a sequence of times; each message names the parameter.
+    ValueError
+        As :func:`~pndmkit.grids.make_grid` and :func:`~pndmkit.grids.check_grid`, and for options that contradict
+        explicit times.
     """
+    if steps is not None and not isinstance(steps, bool) and not isinstance(steps, (int, np.integer)):
+        from pndmkit.grids import GRIDS
+
+        hint = (f"; {steps!r} is a grid kind, which goes to grid= (the arguments are schedule, steps, grid)"
+                if isinstance(steps, str) and steps in GRIDS else "")
+        raise TypeError(f"steps must be an integer >= 1 (the number of steps), got {type(steps).__name__} "
+                        f"{steps!r}{hint}")
+    if grid is not None and not isinstance(grid, str) and np.ndim(grid) == 0:
+        from pndmkit.grids import GRIDS
+
+        raise TypeError(f"grid must be a grid kind ({', '.join(GRIDS)}) or a 1-D sequence of decreasing times, got "
+                        f"{type(grid).__name__} {grid!r}")
     if grid is None or isinstance(grid, str):
         return make_grid(schedule, DEFAULT_STEPS if steps is None else steps, grid, t_start=t_start, t_end=t_end,
                          rho=rho, final_alpha=final_alpha, offset=offset)
@@ -367,13 +464,17 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         (:meth:`~pndmkit.schedules.NoiseSchedule.prior_scale`, diffusers' ``init_noise_sigma``), which is
         ``N(0, I)`` itself on variance-preserving schedules but ``sqrt(1 + sigma_max^2) z`` on
         :class:`~pndmkit.schedules.EDM` and :class:`~pndmkit.schedules.VE`. A start whose root mean square is
-        far off (below ``sigma(t) / 4`` or above ``4 prior_scale(t)``) warns with a
-        :class:`PriorScaleWarning` (:func:`check_start_scale`).
+        far off (below ``sigma(t) / 4`` or above ``4 prior_scale(t)``; a start of fewer than 8 entries only
+        further below, :func:`start_scale_low_factor`) warns with a :class:`PriorScaleWarning`
+        (:func:`check_start_scale`).
     schedule : NoiseSchedule
-        The noise schedule the model was trained with.
+        The noise schedule the model was trained with. Always required: the grid is laid out on it.
     method : str, MethodSpec or Integrator
         A name in :data:`pndmkit.METHODS` or a hand-built integrator; default
-        :data:`pndmkit.methods.DEFAULT_METHOD` (``"ipndm"``: the README's "Default method" says why).
+        :data:`pndmkit.methods.DEFAULT_METHOD` (``"ipndm"``: the README's "Default method" says why). A built
+        method (``Integrator``, ``AdaptiveIntegrator``) must be built on ``schedule``
+        (:func:`pndmkit.schedules.same_schedule`: an equal schedule built separately will do), or ``ValueError``
+        naming both; anything else raises ``TypeError``.
     steps : int, optional
         Number of steps ``N`` of a generated grid (default :data:`DEFAULT_STEPS`). The result has exactly
         ``N`` steps, or the call raises. With explicit grid times leave it unset (or equal to their steps).
@@ -438,7 +539,9 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     Raises
     ------
     ValueError
-        Besides bad arguments: a fixed-step method that would evaluate an ``x0`` model where ``sigma = 0`` (the
+        Besides bad arguments: a built method whose own schedule is not ``schedule`` (its steps would use
+        another ``alpha`` and ``sigma`` than the grid); a fixed-step method that would evaluate an ``x0`` model
+        where ``sigma = 0`` (the
         stages of a last step to ``t = -1`` of a default DiscreteVP grid: ``pie``, ``prk``, ``rk4``, ``pec-s``,
         ``pece-s``, ``f-pndm`` below 4 steps, ...) or a ``flow`` model where ``dx/dt`` is singular. The
         evaluation times are known before the run (:meth:`pndmkit.Integrator.evaluation_times`), so this is
@@ -487,16 +590,13 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
         settings = _apply_convention(convention, schedule, settings)
     shift = 0.0 if settings["model_time_offset"] is None else check_real(settings["model_time_offset"],
                                                                          "model_time_offset")
+    check_method_type(method)
     if isinstance(method, (Integrator, AdaptiveIntegrator)):
+        _check_own_schedule(method, schedule)
         integrator = method
-    elif isinstance(method, (str, MethodSpec)):
+    else:
         spec = method if isinstance(method, MethodSpec) else get_method(method)
         integrator = built(spec, schedule)
-    else:
-        hint = (f"; an estimator needs a transfer map: method=Integrator({method!r}, DDIMTransfer(schedule))"
-                if isinstance(method, GradientEstimator) else "")
-        raise TypeError(f"method must be a method name (pndmkit.METHODS), a MethodSpec or an Integrator, got "
-                        f"{type(method).__name__} {method!r}{hint}")
     if steps is not None:  # a bad value is an error whatever the method, ignored or not
         check_int(steps, "steps", minimum=1)
     grid_request = settings["grid"]
@@ -524,6 +624,8 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
             raise
         raise ValueError(f"convention={convention!r} (grid 'leading', offset={settings['offset']}, final_alpha="
                          f"{settings['final_alpha']!r}): {exc}") from exc
+    if not adaptive_range and (grid_request is None or isinstance(grid_request, str)) and t_start is None:
+        _warn_low_start(schedule, times, grid, convention)  # explicit grid times are the caller's own choice
     # unit noise on EDM / VE, say (measured above)
     check_start_scale(x_T, schedule, float(times[0]), stacklevel=2, rms=measured_rms)
     if model_kwargs is not None:  # conditioning, e.g. for pndmkit.models.guided
@@ -567,6 +669,20 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
     else:
         solution = integrator.solve(eps_model, x_T, times, callback=callback, check_finite=check_finite)
     return final_denoise(eps_model, solution, schedule, check_finite) if denoise else solution
+
+
+def _check_own_schedule(integrator: Integrator | AdaptiveIntegrator, schedule: NoiseSchedule) -> None:
+    """Refuse a built method whose own schedule is not ``schedule``: the grid is laid out on ``schedule``, but
+    the steps combine the integrator's own ``alpha`` and ``sigma``, a silently wrong sample. The comparison is
+    :func:`pndmkit.schedules.same_schedule` (equal schedules built separately pass)."""
+    theirs = integrator.transfer.schedule if isinstance(integrator, Integrator) else integrator.schedule
+    if same_schedule(theirs, schedule):
+        return
+    kind = type(integrator).__name__
+    raise ValueError(f"method is {with_article(kind)} built on {theirs!r}, but schedule={schedule!r}: the grid "
+                     f"would be laid out on schedule= and the steps taken with the {kind}'s own schedule; pass the schedule it was "
+                     f"built on, or build it on this one (METHODS[name].build(schedule), or DDIMTransfer(schedule) "
+                     f"for a hand-built one), or pass the method's name")
 
 
 def _told_at_rest(model: Any, prediction: str) -> tuple[Any, str]:

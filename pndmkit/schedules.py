@@ -57,7 +57,7 @@ from pndmkit._checks import check_choice, check_int, check_real
 
 __all__ = ["NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching",
            "CustomSchedule", "FAMILIES", "levels_from_s", "SCHEDULES", "SCHEDULE_ALIASES", "get_schedule", "schedule_to_dict",
-           "schedule_from_dict", "lam_from_log_abar", "s_from_log_abar", "grid_log_abar"]
+           "schedule_from_dict", "lam_from_log_abar", "s_from_log_abar", "grid_log_abar", "same_schedule"]
 
 FloatOrArray = Union[float, NDArray[np.float64]]
 
@@ -1152,6 +1152,39 @@ SCHEDULES: dict[str, Callable[[], NoiseSchedule]] = {
 
 #: older spellings still read (saved compare results name the DDPM table ``discrete-linear``)
 SCHEDULE_ALIASES = {"discrete-linear": "ddpm-linear"}
+
+
+def same_schedule(a: NoiseSchedule, b: NoiseSchedule) -> bool:
+    """Whether two schedules describe the same noising process ``x_t = alpha(t) x0 + sigma(t) eps`` in the same
+    time variable, so that a method built on one runs correctly on the grids of the other.
+
+    The one comparison of every entry point that takes a built method together with a schedule
+    (:func:`pndmkit.sample`, the diffusers scheduler, :mod:`pndmkit.testing`, the audit). Equal schedules built
+    separately are the same (two ``DiscreteVP.linear()``); settings that move default grids only are ignored
+    (``t_end``, and the time shift of :class:`FlowMatching`, which leaves the process unchanged). A
+    :class:`DiscreteVP` is compared by its betas (two custom tables share a ``repr``), a :class:`CustomSchedule`
+    by its functions (the same objects) and domain, any other schedule by its type and ``repr``.
+
+    Examples
+    --------
+    >>> same_schedule(DiscreteVP.linear(), DiscreteVP.linear()), same_schedule(DiscreteVP.linear(), DiscreteVP.cosine())
+    (True, False)
+    >>> same_schedule(FlowMatching(shift=3.0), FlowMatching()), same_schedule(EDM(), EDM(sigma_max=10.0))
+    (True, False)
+    """
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, DiscreteVP):
+        return bool(np.array_equal(a.betas, b.betas))
+    if isinstance(a, FlowMatching):
+        return a.t_max == b.t_max
+    if isinstance(a, CustomSchedule):
+        own = (a._alpha, a._sigma, a._dalpha, a._dsigma)
+        other = (b._alpha, b._sigma, b._dalpha, b._dsigma)  # type: ignore[attr-defined]
+        return all(f is g for f, g in zip(own, other)) and (a.t_min, a.t_max) == (b.t_min, b.t_max)
+    return repr(a) == repr(b)
 
 
 def get_schedule(name: str) -> NoiseSchedule:

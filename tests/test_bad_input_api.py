@@ -12,6 +12,7 @@ from pndmkit.adams import LinearMultistep
 from pndmkit.estimators import Single
 from pndmkit.runge_kutta import RungeKutta
 from pndmkit.grids import check_grid
+from pndmkit.sampling import resolve_grid
 from pndmkit.problems import GaussianMixture
 from pndmkit.schedules import CosineVP, CustomSchedule, DiscreteVP, FlowMatching, LinearVP
 from pndmkit.tableaus import ButcherTableau
@@ -70,6 +71,19 @@ CASES = [
     ("sample model", lambda: sample(None, X, schedule=VP), TypeError, r"model must be callable"),
     ("sample schedule", lambda: sample(model, X, schedule="linear"), TypeError, r"schedule must be a NoiseSchedule"),
     ("sample method", lambda: sample(model, X, schedule=VP, method="pndm"), ValueError, r"unknown method 'pndm'"),
+    ("sample method None", lambda: sample(model, X, schedule=VP, method=None), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
+    ("Integrator nfe float steps", lambda: ddim().nfe(2.5), TypeError,
+     r"^steps must be an integer >= 1 \(a step count of the schedule's default grid\) or a grid .*, got float 2.5$"),
+    ("Integrator nfe string steps", lambda: ddim().nfe("5"), TypeError,
+     r"^steps must be an integer >= 1 .* got str '5'$"),
+    ("resolve_grid steps and grid swapped", lambda: resolve_grid(D, "leading-multistep", 5), TypeError,
+     r"^steps must be an integer >= 1 \(the number of steps\), got str 'leading-multistep'; 'leading-multistep' is "
+     r"a grid kind, which goes to grid="),
+    ("resolve_grid grid number", lambda: resolve_grid(D, 5, 7), TypeError,
+     r"^grid must be a grid kind \(uniform, .*\) or a 1-D sequence of decreasing times, got int 7$"),
+    ("sample Integrator on another schedule", lambda: sample(model, X, schedule=CosineVP(), method=ddim()),
+     ValueError, r"^method is an Integrator built on LinearVP\(.*\), but schedule=CosineVP\(.*\): "),
     ("sample prediction", lambda: sample(model, X, schedule=VP, prediction="noise"), ValueError,
      r"prediction must be one of"),
     ("sample model_time_offset nan", lambda: sample(model, X, schedule=D, model_time_offset=NAN), ValueError,
@@ -402,3 +416,54 @@ def test_a_0d_tensor_start_runs_as_a_one_entry_start(method):
     zero_d = sample(model, torch.tensor(1.0, dtype=torch.float64), schedule=VP, method=method, steps=10)
     one = sample(model, torch.tensor([1.0], dtype=torch.float64), schedule=VP, method=method, steps=10)
     assert zero_d.x.shape == () and float(zero_d.x) == float(one.x[0]) and zero_d.nfe == one.nfe
+
+
+def test_a_built_method_runs_only_on_its_own_schedule():
+    """sample lays the grid out on schedule= and steps with the integrator's own schedule: on two schedules it
+    took cosine grid times with linear alphas (84.5 off the named method, without a word). It now refuses
+    that, naming both, as the diffusers scheduler does, and runs an equal schedule built separately exactly as
+    the named method."""
+    from pndmkit.schedules import same_schedule
+
+    lin, cos = DiscreteVP.linear(), DiscreteVP.cosine()
+    x = np.random.default_rng(0).standard_normal((4, 4))
+    with pytest.raises(ValueError, match=r"^method is an Integrator built on DiscreteVP.linear\(T=1000\), but "
+                                         r"schedule=DiscreteVP.cosine\(T=1000\): the grid would be laid out on "
+                                         r"schedule= and the steps taken with the Integrator's own schedule"):
+        sample(model, x, schedule=cos, method=_ddim_on(lin), steps=10)
+    with pytest.raises(ValueError, match=r"^method is an AdaptiveIntegrator built on DiscreteVP.linear"):
+        sample(model, x, schedule=cos, method=get_method("pf").build(lin))
+    ours = sample(model, x, schedule=DiscreteVP.linear(), method=_ddim_on(lin), steps=10)
+    named = sample(model, x, schedule=lin, method="ddim", steps=10)
+    assert np.array_equal(ours.x, named.x) and ours.times.tolist() == named.times.tolist()
+    # what counts as the same: the process, not the object or the grid settings
+    assert same_schedule(DiscreteVP.linear(), DiscreteVP.linear())
+    assert same_schedule(FlowMatching(shift=3.0), FlowMatching()) and same_schedule(LinearVP(t_end=1e-5), VP)
+    assert not same_schedule(DiscreteVP(D.betas * 1.01), DiscreteVP(D.betas))  # one repr, other tables
+    assert repr(DiscreteVP(D.betas * 1.01)) == repr(DiscreteVP(D.betas))
+    cos_sin = (np.cos, np.sin)
+    assert same_schedule(CustomSchedule(*cos_sin, 0.0, 1.5), CustomSchedule(*cos_sin, 0.0, 1.5))
+    assert not same_schedule(CustomSchedule(np.cos, np.sin, 0.0, 1.5),
+                             CustomSchedule(np.cos, lambda t: 2 * np.sin(t), 0.0, 1.5))
+    assert not same_schedule(VP, CosineVP()) and not same_schedule(D, LinearVP())
+
+
+def test_the_checks_of_pndmkit_testing_take_an_equal_schedule_built_separately():
+    """pndmkit.testing compared schedules by identity: an integrator on DiscreteVP.linear() was refused on another
+    DiscreteVP.linear(). It compares as sample does now, and still refuses another schedule."""
+    from pndmkit.testing import check_nfe
+
+    check_nfe(_ddim_on(DiscreteVP.linear()), steps=(2, 3), schedule=DiscreteVP.linear())
+    with pytest.raises(ValueError, match=r"was built for DiscreteVP.linear\(T=1000\), not for "
+                                         r"schedule=DiscreteVP.cosine\(T=1000\)"):
+        check_nfe(_ddim_on(DiscreteVP.linear()), steps=(2,), schedule=DiscreteVP.cosine())
+
+
+def test_a_converting_wrapper_on_another_table_of_the_same_repr_is_refused():
+    """A wrapper's schedule was compared by type and repr, which every custom DDPM table of one length shares."""
+    mine, other = DiscreteVP(D.betas * 1.01), DiscreteVP(D.betas)
+    wrapped = as_eps(lambda x, t: 0 * x, mine, "x0")
+    with pytest.raises(ValueError, match=r"converts its network's 'x0' prediction to eps with DiscreteVP\(T=1000\), "
+                                         r"but it is sampled on schedule=DiscreteVP\(T=1000\)"):
+        sample(wrapped, X, schedule=other, method="ddim", steps=5)
+    sample(wrapped, X, schedule=DiscreteVP(D.betas * 1.01), method="ddim", steps=5)  # equal, built separately

@@ -114,6 +114,26 @@ CASES = [
     ("kd callback int", lambda: K.sample(_den, Y, SIGMAS, callback=5, disable=True), TypeError,
      r"callback must be callable .*got int 5"),
     ("kd sampler pf", lambda: K.sampler("pf"), ValueError, r"method='pf' is adaptive.*pndmkit.sample"),
+    # method=None: the TypeError of pndmkit.sample at every entry point (an AttributeError or "unknown method None")
+    ("from_config method None", lambda: PNDMKitScheduler.from_config(_DDIM.config, method=None), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
+    ("scheduler method None", lambda: _sched(method=None), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
+    ("scheduler method estimator", lambda: _sched(method=LinearMultistep(2)), TypeError,
+     r"^method must be .* got LinearMultistep .*; an estimator needs a transfer map: method=Integrator\("),
+    ("kd method None", lambda: K.sample(_den, Y, SIGMAS, method=None, disable=True), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
+    ("kd sampler None", lambda: K.sampler(None), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\) or a MethodSpec, got NoneType None$"),
+    ("kd sampler_name None", lambda: K.sampler_name(None), TypeError,
+     r"^method must be a method name \(pndmkit.METHODS\) or a MethodSpec, got NoneType None$"),
+    # a batch of sigma rows: flatten() would join them into one sequence of 18 levels
+    ("kd sigmas rows", lambda: K.sample_euler(_den, Y, np.stack([SIGMAS, SIGMAS]), disable=True), TypeError,
+     r"^sigmas must be a 1-D sequence of numbers, got ndarray of shape \(2, 9\); sigmas is one sequence of noise "
+     r"levels shared by the whole batch .*; a batch of sigma rows is not supported: call the sampler once per row"),
+    ("kd sigmas column", lambda: K.sample_euler(_den, Y, SIGMAS[:, None], disable=True), TypeError,
+     r"^sigmas must be a 1-D sequence of numbers, got ndarray of shape \(9, 1\); it holds one sequence of levels: "
+     r"pass sigmas.flatten\(\)$"),
     ("kd sample_pf", lambda: K.sample_pf, AttributeError, r"sample_pf.*method='pf' is adaptive"),
 ]
 
@@ -158,6 +178,39 @@ def test_a_method_spec_saves_only_when_it_is_the_registered_one(tmp_path):
         assert back.config.method == "my-unregistered" and back.integrator.name == "my-unregistered"
     finally:
         unregister_method("my-unregistered")
+
+
+def test_a_saved_config_of_a_plugin_method_says_how_to_load_it(tmp_path):
+    """A config names the method that ran; a user's method exists only where its module was imported, so a new
+    process that reloads the config was told only "unknown method"."""
+    spec = MethodSpec("my-plugin-ddim", lambda sc: Integrator(LinearMultistep(1), DDIMTransfer(sc)), 1)
+    register_method(spec)
+    try:
+        PNDMKitScheduler(method="my-plugin-ddim").save_config(tmp_path)
+    finally:
+        unregister_method("my-plugin-ddim")  # as in a new process that has not imported the plugin
+    with pytest.raises(ValueError, match=r"^unknown method 'my-plugin-ddim'; if a module of your own registers it "
+                                         r"\(pndmkit.register_method\), import that module before building the "
+                                         r"scheduler from this config: .*PNDMKIT_PLUGINS.*; known methods: ddim, "):
+        PNDMKitScheduler.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"^unknown method 'res_multistep': 'res_multistep' names ComfyUI's") as info:
+        PNDMKitScheduler(method="res_multistep")  # a reserved name keeps its own answer
+    assert "PNDMKIT_PLUGINS" not in str(info.value)
+
+
+def test_a_generated_article_fits_the_class_name():
+    """Messages that name a class chosen at run time said "a EDMEulerScheduler config"."""
+    from pndmkit._checks import with_article
+
+    assert [with_article(n) for n in ("EDMEulerScheduler", "LMSDiscreteScheduler", "DDIMScheduler",
+                                      "UniPCMultistepScheduler", "EulerDiscreteScheduler", "Integrator", "ndarray",
+                                      "Tensor", "UNet2DModel")] == [
+        "an EDMEulerScheduler", "an LMSDiscreteScheduler", "a DDIMScheduler", "a UniPCMultistepScheduler",
+        "an EulerDiscreteScheduler", "an Integrator", "an ndarray", "a Tensor", "a UNet2DModel"]
+    diffusers = __import__("diffusers")
+    with pytest.raises(ValueError, match=r"^timesteps= cannot be honoured for an EDMEulerScheduler config: "):
+        PNDMKitScheduler.from_config(diffusers.EDMEulerScheduler().config, method="euler").set_timesteps(
+            1, timesteps=[5.0])
 
 
 def test_stages_outside_the_training_indices_warn_and_are_documented():

@@ -269,6 +269,11 @@ def test_optimized_grids_default_set_and_bad_input():
          "optimized_grids names 'ipndm', which is not among methods"),
         ({"optimize_maxfev": 0}, ("optimize_maxfev",), "optimize_maxfev must be an integer >= 1, got 0"),
         ({"optimized_grids": ("ipndm", "ipndm")}, ("optimized_grids",), "names 'ipndm' more than once"),
+        # every list option: a repeated value ran, and reported its row, twice
+        ({"nfes": (5, 10, 5)}, ("nfes",), "^nfes names 5 more than once; name each once$"),
+        ({"methods": ("ddim", "ipndm", "ddim")}, ("methods",), "^methods names 'ddim' more than once"),
+        ({"peers": ("ddim", "ddim")}, ("peers",), "^peers names 'ddim' more than once"),
+        ({"schedules": ("linear-vp", "linear-vp")}, ("schedules",), "^schedules names 'linear-vp' more than once"),
     ]:
         with pytest.raises(UsageError, match=message) as info:
             cmp.CompareConfig(**changes)
@@ -281,6 +286,8 @@ def test_optimized_grids_default_set_and_bad_input():
     (["--methods", "ddim", "--optimized-grids", "ipndm"],
      "--optimized-grids/--methods: optimized_grids names 'ipndm', which is not among methods (ddim)"),
     (["--optimized-grids", "ipndm", "ipndm"], "--optimized-grids: optimized_grids names 'ipndm' more than once"),
+    (["--nfe", "5", "5"], "--nfe: nfes names 5 more than once; name each once"),
+    (["--methods", "ddim", "ddim"], "--methods: methods names 'ddim' more than once"),
     (["--optimize-maxfev", "10"], "--optimize-maxfev: --optimize-maxfev tunes --optimized-grids, which is not given"),
     (["--optimized-grids", "--optimize-calibration", "0"], "--optimize-calibration: expected an integer >= 1"),
     (["--auto-calibration", "64"], "--auto-calibration: --auto-calibration tunes --auto, which is not given"),

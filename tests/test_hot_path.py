@@ -296,8 +296,9 @@ def _count_syncs(torch, fn):
 def test_sample_synchronises_with_the_device_only_at_the_ends_of_a_run(name):
     """``.item()``/``float(tensor)`` (``aten._local_scalar_dense``), ``equal`` and ``nonzero`` wait for a GPU.
     pndmkit.sample has two per run whatever the number of steps (the finiteness of ``x_T`` and of the result),
-    none in a step; ``check_finite=True`` adds one per evaluation. (This ``x_T`` has 6 entries, too few to be
-    measured against the schedule's scale; a larger one costs no more: see the next test.)"""
+    none in a step; ``check_finite=True`` adds one per evaluation. (This ``x_T`` has 6 entries, measured against
+    the schedule's scale by the reduction that checks its finiteness; a larger one costs no more: see the next
+    test.)"""
     torch = pytest.importorskip("torch")
     sched = DiscreteVP.linear()
     x = torch.randn(2, 3, dtype=torch.float32)
@@ -317,7 +318,7 @@ def test_sample_synchronises_with_the_device_only_at_the_ends_of_a_run(name):
 
 @pytest.mark.parametrize("name", ["ddim", "ipndm", "unipc-3"])
 def test_sample_of_a_realistic_x_T_synchronises_twice_and_checks_it_as_before(name):
-    """From 8 entries up ``x_T`` is also measured against the schedule's scale (:func:`pndmkit.sampling.check_start`):
+    """``x_T`` is also measured against the schedule's scale (:func:`pndmkit.sampling.check_start`):
     one reduction gives both its finiteness and its root mean square, so a run still synchronises twice (x_T, the
     result), not three times. The checks answer as the separate ones did: the same NaN/inf message, the same
     PriorScaleWarning at the same root mean square, and float64 entries whose squares overflow pass as finite,

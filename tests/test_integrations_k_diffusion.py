@@ -566,11 +566,19 @@ def test_a_wrong_shape_denoiser_output_names_the_denoiser_the_sigma_and_both_sha
 
 
 def test_sigmas_of_more_than_one_axis_are_refused_with_their_shape(y_start):
-    for sigmas, shape in ((karras(3)[None], "(1, 4)"), (karras(3).reshape(2, 2), "(2, 2)")):
-        with pytest.raises(TypeError) as info:
-            kd.sample_euler(denoiser, y_start, sigmas, disable=True)
-        assert str(info.value) == (f"sigmas must be a 1-D sequence of numbers, got ndarray of shape {shape}; "
-                                   f"pass sigmas.flatten()")
+    """flatten() is the fix only where the extra axes have length 1: it joins a batch of sigma rows into one
+    sequence twice as long, which no k-diffusion sampler means."""
+    with pytest.raises(TypeError) as info:
+        kd.sample_euler(denoiser, y_start, karras(3)[None], disable=True)
+    assert str(info.value) == ("sigmas must be a 1-D sequence of numbers, got ndarray of shape (1, 4); it holds one "
+                               "sequence of levels: pass sigmas.flatten()")
+    with pytest.raises(TypeError) as info:
+        kd.sample_euler(denoiser, y_start, np.stack([karras(10)] * 2), disable=True)
+    assert str(info.value) == (
+        "sigmas must be a 1-D sequence of numbers, got ndarray of shape (2, 11); sigmas is one sequence of noise "
+        "levels shared by the whole batch (each step calls the model at one sigma for every sample, as k-diffusion "
+        "does); a batch of sigma rows is not supported: call the sampler once per row, with sigmas[i] and the "
+        "samples that row is for")
     with pytest.raises(TypeError, match=r"^sigmas must be a 1-D sequence of numbers, got ndarray of shape \(\)$"):
         kd.sample_euler(denoiser, y_start, np.array(3.0), disable=True)
 

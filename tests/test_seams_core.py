@@ -170,7 +170,8 @@ def test_the_start_scale_check_bounds():
         for t, x in ((1.0, z), (1.0, 3.9 * z), (1.0, 0.26 * z),   # sigma(1) = 0.999978: bound 0.2499945
                      (0.01, 0.05 * z), (0.01, 3.9 * z)):          # near the data (sigma 0.0446): data-sized starts
             assert check_start_scale(x, sched, t) == pytest.approx(float(np.sqrt(np.mean(x**2))), rel=1e-12)
-        assert check_start_scale(np.zeros(7), sched, 1.0) is None  # fewer than 8 entries: no scale measured
+        # a start of 6 unit entries, with the wider low factor of its size (5.62): silent
+        assert check_start_scale(np.full(6, 0.18), sched, 1.0) == pytest.approx(0.18)
         pndmkit.sample(lambda x, t: 0.1 * x, np.ones((2, 3)), schedule=sched, steps=3)  # the README's 6 entries
         # mid-trajectory from data: x_t at t = 0.05 of data with rms 2 is allowed (sigma(0.05) / 4 < 2 < 4)
         pndmkit.sample(lambda x, t: 0.1 * x, 2.0 * z, schedule=DiscreteVP.linear(), steps=5, t_start=50)
@@ -186,6 +187,83 @@ def test_the_start_scale_check_bounds():
         check_start_scale(np.zeros((4, 4)), sched, 1.0)  # zeros are no start of x_t
     with pytest.warns(pndmkit.PriorScaleWarning, match=r"; my advice$"):
         check_start_scale(z, EDM(), 80.0, name="x", fix="my advice")
+
+
+def test_a_small_start_is_measured_with_the_factor_of_its_size():
+    """Starts of fewer than 8 entries were not measured at all: unit noise of 6 entries on EDM ran 80 times too
+    small in silence. Each size now warns below sigma / F_n, where unit noise of n entries falls as rarely as 8
+    entries fall below sigma / 4 (a chi-square quantile), so that noise of the right scale stays silent."""
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from pndmkit.integrations import k_diffusion as kd
+    from pndmkit.sampling import START_SCALE_FACTOR, check_start_scale, start_scale_low_factor
+
+    chance = scipy_stats.chi2.cdf(8 / START_SCALE_FACTOR**2, 8)  # 1.3e-4
+    for n in range(1, 8):
+        factor = start_scale_low_factor(n)
+        assert scipy_stats.chi2.cdf(n / factor**2, n) == pytest.approx(chance, rel=1e-9), n
+        assert factor > start_scale_low_factor(n + 1)
+    assert [start_scale_low_factor(n) for n in (8, 9, 4096)] == [START_SCALE_FACTOR] * 3
+    assert round(start_scale_low_factor(6), 2) == 5.62 and round(start_scale_low_factor(2), 1) == 86.6
+    z = np.random.default_rng(0).standard_normal((2, 3))
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square .* at t=80 of EDM\(.*\), "
+                                                        r"[0-9.]+ times below sigma\(t\) = 80"):
+        pndmkit.sample(lambda x, t: 0 * x, z, schedule=EDM(), steps=3, prediction="x0")
+    torch = pytest.importorskip("torch")
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x has root mean square .* times below sigmas\[0\] = 80"):
+        kd.sample_euler(lambda x, s: 0 * x, torch.from_numpy(z), torch.tensor([80.0, 1.0, 0.0]), disable=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pndmkit.sample(lambda x, t: 0 * x, 80 * z, schedule=EDM(), steps=3, prediction="x0")  # the right scale
+        kd.sample_euler(lambda x, s: 0 * x, 80 * torch.from_numpy(z), torch.tensor([80.0, 1.0, 0.0]), disable=True)
+        # below sigma / 4 but above sigma / 5.62: a scale 6 entries cannot tell from chance
+        assert check_start_scale(np.full(6, 0.2), LinearVP(), 1.0) == pytest.approx(0.2)
+        # two entries cannot reveal unit noise on EDM (86.6 > 80): measured, and silent
+        assert check_start_scale(np.ones(2), EDM(), 80.0) == pytest.approx(1.0)
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"infinitely far below"):
+        check_start_scale(np.zeros(7), LinearVP(), 1.0)  # measured from one entry up
+    with pytest.warns(pndmkit.PriorScaleWarning, match=r"4.5 times above"):
+        check_start_scale(np.array([4.5]), LinearVP(), 1.0)  # the upper bound is 4 prior_scale for every size
+    with pytest.raises(ValueError, match=r"^size must be an integer >= 1, got 0$"):
+        start_scale_low_factor(0)
+
+
+def test_a_generated_grid_that_starts_at_the_data_end_warns():
+    """One default step of a DDPM table is diffusers' leading [0, -1]: x_T came back almost unchanged, without a
+    word. Every generated grid that starts in the lowest tenth of the table warns with the grid and the fix;
+    explicit times, other grids and the diffusers scheduler (which reproduces diffusers) do not."""
+    d = DiscreteVP.linear()
+    z = np.random.default_rng(0).standard_normal((4, 4))
+    eps = lambda x, t: 0.1 * x  # noqa: E731
+    for kw, grid, source in (({}, [0.0, -1.0], "the default grid of a DiscreteVP is diffusers' 'leading' spacing"),
+                             ({"grid": "leading"}, [0.0, -1.0], "grid 'leading' is diffusers' spacing"),
+                             ({"convention": "diffusers-pndm"}, [1.0, 0.0],
+                              "convention='diffusers-pndm' lays out diffusers' 'leading' grid")):
+        with pytest.warns(pndmkit.GridStartWarning) as caught:
+            sol = pndmkit.sample(eps, z, schedule=d, method="ddim", steps=1, **kw)
+        assert len(caught) == 1 and caught[0].filename == __file__  # the caller's line
+        message = str(caught[0].message)
+        assert message.startswith(f"the generated grid with steps=1 is {grid}: it starts at t={grid[0]:g}, where "
+                                  f"abar = 0.999"), message
+        assert source in message and "pass grid='trailing' (--grid trailing) or 'linspace', which start at t=999" \
+            in message
+        assert sol.times.tolist() == grid and np.abs(sol.x - z).max() < 3e-3  # the noise, nearly unchanged
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pndmkit.GridStartWarning)
+        far = pndmkit.sample(eps, z, schedule=d, method="ddim", steps=1, grid="trailing")
+        assert far.times.tolist() == [999.0, -1.0] and np.abs(far.x - z).max() > 100
+        pndmkit.sample(eps, z, schedule=d, method="ddim", grid=[0.0, -1.0])  # explicit: the caller's choice
+        pndmkit.sample(eps, z, schedule=d, method="ddim", steps=2)  # [500, 0, -1]
+        pndmkit.sample(eps, 0.1 * z, schedule=d, method="ddim", steps=1, t_start=50)  # mid-trajectory, asked for
+        pndmkit.sample(eps, z, schedule=LinearVP(), method="ddim", steps=1)
+        torch = pytest.importorskip("torch")
+        from pndmkit.integrations.diffusers import PNDMKitScheduler
+
+        sched = PNDMKitScheduler(method="ddim")  # diffusers' one-step grid, reproduced in silence
+        sched.set_timesteps(1)
+        x = torch.from_numpy(z)
+        for t in sched.timesteps:
+            x = sched.step(0.1 * x, t, x).prev_sample
+        assert sched.grid.tolist() == [0.0, -1.0]
 
 
 def test_the_start_scale_of_a_torch_start():

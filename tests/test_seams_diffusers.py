@@ -762,7 +762,7 @@ def test_pipelines_retrieve_timesteps_passes_custom_grids_through():
     timesteps, n = retrieve_timesteps(ours, sigmas=[10.0, 1.0, 0.1])
     assert n == 2 and np.round(timesteps.double().numpy(), 2).tolist() == [673.67, 258.09]  # the README's numbers
     edm = PNDMKitScheduler.from_config(diffusers.EDMDPMSolverMultistepScheduler().config, method="ddim")
-    with pytest.raises(ValueError, match=r"sigmas= cannot be honoured for a EDMDPMSolverMultistepScheduler config: "
+    with pytest.raises(ValueError, match=r"sigmas= cannot be honoured for an EDMDPMSolverMultistepScheduler config: "
                                          r"its set_timesteps takes \['num_inference_steps'\]"):
         retrieve_timesteps(edm, sigmas=[10.0, 1.0, 0.1])
 

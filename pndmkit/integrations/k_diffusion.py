@@ -85,13 +85,14 @@ from numpy.typing import ArrayLike
 
 from pndmkit import schedules as _schedules
 from pndmkit._backend import all_finite, match_dtype
-from pndmkit._checks import reject_unknown
+from pndmkit._checks import reject_unknown, with_article
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.exponential import dpm_solver_multistep
 from pndmkit.integrator import Integrator
-from pndmkit.methods import DEFAULT_METHOD, METHODS, RESERVED_NAMES, MethodSpec, get_method, identifier
+from pndmkit.methods import (DEFAULT_METHOD, METHODS, RESERVED_NAMES, MethodSpec, check_method_type, get_method,
+                             identifier)
 from pndmkit.models import converted_from
-from pndmkit.sampling import START_SCALE_FACTOR, PriorScaleWarning, check_start
+from pndmkit.sampling import START_SCALE_FACTOR, PriorScaleWarning, check_start, start_scale_low_factor
 from pndmkit.transfers import DataTransfer
 
 __all__ = ["SigmaVP", "sample", "sampler", "sampler_name", "SAMPLERS", "NOISE_KEYWORDS", "K_DIFFUSION_EQUIVALENTS",
@@ -176,8 +177,17 @@ class SigmaVP(_Base):  # type: ignore[misc, valid-type]
 def _sigmas(sigmas: Any) -> list[float]:
     shape = getattr(sigmas, "shape", None)
     if shape is not None and len(shape) != 1:
+        rows = [int(n) for n in shape if int(n) > 1]
+        if len(shape) == 0:
+            advice = ""
+        elif len(rows) <= 1:  # (1, N) or (N, 1): one sequence with extra axes
+            advice = "; it holds one sequence of levels: pass sigmas.flatten()"
+        else:  # (2, 11): a row of levels per sample, which flatten() would join into one sequence
+            advice = ("; sigmas is one sequence of noise levels shared by the whole batch (each step calls the model "
+                      "at one sigma for every sample, as k-diffusion does); a batch of sigma rows is not supported: "
+                      "call the sampler once per row, with sigmas[i] and the samples that row is for")
         raise TypeError(f"sigmas must be a 1-D sequence of numbers, got {type(sigmas).__name__} of shape "
-                        f"{tuple(shape)}" + ("; pass sigmas.flatten()" if len(shape) > 1 else ""))
+                        f"{tuple(shape)}{advice}")
     values = sigmas.tolist() if hasattr(sigmas, "tolist") else list(sigmas)
     try:
         out = [float(s) for s in values]
@@ -193,6 +203,7 @@ def _sigmas(sigmas: Any) -> list[float]:
 
 
 def _integrator(method: Union[str, MethodSpec, Integrator], sigma_max: float) -> Integrator:
+    check_method_type(method, (Integrator,))
     if isinstance(method, Integrator):
         schedule = method.transfer.schedule
         if not isinstance(schedule, SigmaVP) or schedule.sigma_max < sigma_max:
@@ -284,10 +295,12 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         Sample at ``sigmas[0]``, shape ``(batch, ...)`` (at least one axis: the batch one ``sigma`` follows),
         floating dtype, finite entries (checked as :func:`pndmkit.sample` checks ``x_T``), in k-diffusion's scaling: ``x0 + sigma * noise``, so a start from noise is
         ``noise * sigmas[0]`` (k-diffusion's ``torch.randn(...) * sigmas[0]``), not unit noise. A start whose
-        root mean square is below ``sigmas[0] / 4`` or above ``4 sqrt(1 + sigmas[0]^2)`` warns
+        root mean square is below ``sigmas[0] / 4`` (with fewer than 8 entries further below:
+        :func:`pndmkit.sampling.start_scale_low_factor`) or above ``4 sqrt(1 + sigmas[0]^2)`` warns
         (:class:`pndmkit.PriorScaleWarning`, naming the line that called the sampler).
     sigmas : sequence of float or tensor
-        Noise levels, strictly decreasing, ``>= 0`` (the last may be 0, as k-diffusion's ``get_sigmas_*`` give).
+        Noise levels, strictly decreasing, ``>= 0`` (the last may be 0, as k-diffusion's ``get_sigmas_*`` give):
+        one 1-D sequence shared by the whole batch (a 2-D batch of rows is refused).
     method : str, MethodSpec or Integrator
         A fixed-step method of :data:`pndmkit.METHODS`, or an Integrator built on :class:`SigmaVP`.
     extra_args : dict, optional
@@ -314,7 +327,8 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
     ------
     TypeError, ValueError
         Bad ``sigmas``; an ``x`` that is not a floating array or tensor with a batch axis, or has a NaN or
-        infinite entry; an adaptive or unknown method, a model that returns ``eps`` instead of ``x0`` (a
+        infinite entry; an adaptive or unknown method, a ``method`` of another type (``None``: the ``TypeError`` of
+        :func:`pndmkit.sample`), a model that returns ``eps`` instead of ``x0`` (a
         :func:`pndmkit.models.guided` model), ``s_churn`` or ``eta`` other than 0, an unknown keyword; a denoiser
         output that is not an array shaped like ``x`` (``ValueError`` naming the denoiser, the sigma it was called
         at, the shape returned and the shape expected).
@@ -354,23 +368,25 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         raise TypeError(f"callback must be callable as callback(dict) or None, got {type(callback).__name__} "
                         f"{callback!r}")
     extra = dict(extra_args or {})
-    _check_scale(measured_rms, levels[0])
+    _check_scale(measured_rms, levels[0], int(x.numel()) if hasattr(x, "numel") else int(np.size(x)))
     with _no_grad(x):
         return _drive(integrator, model, x, levels, extra, callback, disable)
 
 
-def _check_scale(rms: Optional[float], sigma: float) -> None:
-    """Warn (:class:`pndmkit.PriorScaleWarning`) when ``x``, of root mean square ``rms``, is not a sample
-    ``x0 + sigma * noise`` at ``sigma = sigmas[0]``: below ``sigma / F`` (the least such a sample has whatever the
-    data) or above ``F sqrt(1 + sigma^2)`` (its root mean square for unit-variance data, times ``F``),
+def _check_scale(rms: Optional[float], sigma: float, size: int) -> None:
+    """Warn (:class:`pndmkit.PriorScaleWarning`) when ``x``, of root mean square ``rms`` over ``size`` entries, is
+    not a sample ``x0 + sigma * noise`` at ``sigma = sigmas[0]``: below ``sigma / F_n`` (the least such a sample
+    has whatever the data; ``F_n =`` :func:`pndmkit.sampling.start_scale_low_factor` of the size, 4 from 8 entries
+    up) or above ``F sqrt(1 + sigma^2)`` (its root mean square for unit-variance data, times ``F``),
     ``F =`` :data:`pndmkit.sampling.START_SCALE_FACTOR`; the bounds of :func:`pndmkit.sampling.check_start_scale`
     in k-diffusion's variables. The warning names the caller of :func:`sample` or of a sampler."""
     if rms is None:
         return
     scale, factor = math.sqrt(1.0 + sigma * sigma), START_SCALE_FACTOR
-    if sigma / factor <= rms <= factor * scale:
+    low = start_scale_low_factor(size)
+    if sigma / low <= rms <= factor * scale:
         return
-    if rms < sigma / factor:
+    if rms < sigma / low:
         times = f"{sigma / rms:.3g} times" if rms > 0 else "infinitely far"
         what = (f"{times} below sigmas[0] = {sigma:.6g}, the least root mean square a start x = x0 + sigmas[0] * "
                 f"noise has (a start from noise has about {scale:.6g})")
@@ -394,7 +410,7 @@ def _check_denoised(model: Denoiser, denoised: Any, y: Any, sigma: float) -> Non
         return
     name = getattr(model, "__qualname__", None) or type(model).__name__
     got = f"{type(denoised).__name__} of shape {tuple(denoised.shape)}" if array else \
-        f"a {type(denoised).__name__}, not an array"
+        f"{with_article(type(denoised).__name__)}, not an array"
     raise ValueError(f"denoiser {name!r} called at sigma={sigma!r} returned {got}; expected shape {expected}, the "
                      f"shape of x (model(x, sigma) returns the x0 estimate, shaped like x)")
 
@@ -527,7 +543,8 @@ def sampler_name(method: Union[str, MethodSpec]) -> str:
     algorithms here or are refused (:data:`K_DIFFUSION_EQUIVALENTS`, :data:`COMFYUI_EQUIVALENTS`):
     ``"euler"`` -> ``"sample_euler_pndmkit"``, ``"ipndm"`` -> ``"sample_ipndm_pndmkit"``. The registry refuses two
     names with one identifier, so every sampler name is one method's."""
-    name = method.name if isinstance(method, MethodSpec) else str(method)
+    check_method_type(method, ())
+    name = method.name if isinstance(method, MethodSpec) else method
     out = "sample_" + identifier(name)
     if out in _FOREIGN_NAMES:
         out += CLASH_SUFFIX
@@ -614,6 +631,7 @@ def _alias(attr: str) -> Callable[..., Any]:
 def sampler(method: Union[str, MethodSpec]) -> Callable[..., Any]:
     """``sample`` with ``method`` fixed: ``sampler("f-pndm")(model, x, sigmas, extra_args, callback, disable)``,
     named :func:`sampler_name` of the method (k-diffusion's noise keywords pass through to :func:`sample`)."""
+    check_method_type(method, ())
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     if spec.adaptive:
         raise ValueError(_adaptive_message(spec.name))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
+from pndmkit._checks import with_article
 from pndmkit.nn.checkpoint import load_checkpoint
 from pndmkit.nn.classifier import DigitsClassifier, train_classifier
 
@@ -65,7 +66,7 @@ def load_feature_network(name: str = "digits_classifier") -> DigitsClassifier:
     """The shipped digits classifier (eval mode, CPU, float32)."""
     net = load_checkpoint(name).net
     if not isinstance(net, DigitsClassifier):
-        raise TypeError(f"checkpoint {name!r} holds a {type(net).__name__}, not a DigitsClassifier")
+        raise TypeError(f"checkpoint {name!r} holds {with_article(type(net).__name__)}, not a DigitsClassifier")
     return net
 
 

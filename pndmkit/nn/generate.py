@@ -56,6 +56,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from pndmkit._checks import with_article
 from pndmkit.errors import UsageError, blame
 from pndmkit.methods import DEFAULT_METHOD
 from pndmkit.nn._checks import available_bytes, check_device, file_sha256, gib, memory_estimate
@@ -311,16 +312,20 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
             stem = resolve_checkpoint(cfg.checkpoint)
             ckpt = load_checkpoint(stem)
     if ckpt.schedule is None or ckpt.shape is None:
-        raise UsageError("checkpoint", f"checkpoint {str(stem)!r} is not a diffusion model (a "
-                                       f"{type(ckpt.net).__name__} without a noise schedule)")
+        raise UsageError("checkpoint", f"checkpoint {str(stem)!r} is not a diffusion model ("
+                                       f"{with_article(type(ckpt.net).__name__)} without a noise schedule)")
     method, method_options = _batch_independent(cfg.method, ckpt.schedule)
     # the combination, by a dry run on one number (the types are right here: a TypeError would be a bug), with
     # a zero model that converts as the network's model does: from alpha = 0 (flow matching from pure noise)
     # pndmkit.sample tells the run the network's own prediction, and the dry run must walk it so too
-    from pndmkit.sampling import StartAtRestError
+    from pndmkit.sampling import GridStartWarning, PriorScaleWarning, StartAtRestError
 
     try:
-        with blame("t_start", "steps", "grid", "convention", "method", errors=(ValueError,)):
+        with blame("t_start", "steps", "grid", "convention", "method", errors=(ValueError,)), \
+                warnings.catch_warnings():
+            # its one zero entry is no start to measure, and the first batch warns about the grid once
+            warnings.simplefilter("ignore", PriorScaleWarning)
+            warnings.simplefilter("ignore", GridStartWarning)
             dry = pndmkit.sample(_zero_model(ckpt.prediction), np.zeros(1), schedule=ckpt.schedule, method=method,
                                  steps=cfg.steps, grid=cfg.grid, convention=cfg.convention, t_start=cfg.t_start)
     except UsageError as exc:

@@ -96,8 +96,9 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from pndmkit._checks import with_article
 from pndmkit.errors import UsageError
-from pndmkit.schedules import NoiseSchedule, VPSchedule, levels_from_s
+from pndmkit.schedules import NoiseSchedule, VPSchedule, levels_from_s, same_schedule
 
 __all__ = ["audit", "resolve_target", "AuditReport", "karras_sigmas", "FORMS", "S_SMOOTH", "DEFAULT_STEPS",
            "QUICK_STEPS", "WEIGHT_STEPS"]
@@ -252,7 +253,7 @@ class _KDiffusion:
                                        f"sampler through its calls of model(x, sigma)")
         shape = getattr(out, "shape", None)
         if shape is None or tuple(shape) != start.shape:
-            got = f"shape {tuple(shape)}" if shape is not None else f"a {type(out).__name__}, not an array"
+            got = f"shape {tuple(shape)}" if shape is not None else f"{with_article(type(out).__name__)}, not an array"
             raise UsageError("target", f"sampler {self.name} returned {got} for x of shape {start.shape} "
                                        f"({where}): a sampler returns the sample at sigmas[-1], shaped as x")
         return _Trace(calls, _np(out), float(sigmas[-1]), "y", float(sigmas[0]))
@@ -442,7 +443,7 @@ def _diffusers_class(name: str) -> type:
 
 def _check_sampler(fn: Any, text: str) -> None:
     if not callable(fn):
-        raise UsageError("target", f"target {text!r} is a {type(fn).__name__}, not a callable sampler "
+        raise UsageError("target", f"target {text!r} is {with_article(type(fn).__name__)}, not a callable sampler "
                                    f"sampler(model, x, sigmas, extra_args=None, callback=None, disable=None)")
     try:
         inspect.signature(fn).bind(None, None, None, extra_args=None, callback=None, disable=True)
@@ -503,7 +504,7 @@ def resolve_target(target: Any, schedule: Optional[NoiseSchedule] = None, **conf
                 raise UsageError("target", f"method {target.name!r} is adaptive: it chooses its own steps, so it has "
                                            f"no order in the number of steps to audit")
             return _Method(target.build(sched), sched, target.name)
-        if schedule is not None and schedule is not target.transfer.schedule:
+        if schedule is not None and not same_schedule(schedule, target.transfer.schedule):
             raise UsageError("schedule", f"the Integrator runs on its own schedule {target.transfer.schedule!r}; "
                                          f"leave schedule out")
         return _Method(target, sched, target.name or repr(target))

@@ -185,6 +185,15 @@ VARIANTS: dict[str, MethodSpec] = {spec.name: spec for spec in (
 )}
 
 
+def _once(name: str, values: Any) -> None:
+    """Refuse a list option of :class:`CompareConfig` that names a value more than once (it would run, and report,
+    that value twice), naming the option and the values."""
+    values = list(values)
+    twice = [v for i, v in enumerate(values) if values.count(v) > 1 and values.index(v) == i]
+    if twice:
+        raise UsageError(name, f"{name} names {', '.join(map(repr, twice))} more than once; name each once")
+
+
 def compare_methods() -> list[str]:
     """Every method the ``methods`` field of :class:`CompareConfig` (``pndmkit compare --methods``) may name.
 
@@ -285,6 +294,7 @@ class CompareConfig:
             unknown = [v for v in (given or ()) if v not in known]
             if unknown:
                 raise UsageError(name, f"unknown {what} {unknown[0]!r} in {name}; known: {', '.join(known)}")
+            _once(name, given or ())
         self._check_optimized_grids()
         self._check_candidates()
         for name, low in (("nfes", 1), ("n", 1), ("seed", 0), ("optimize_maxfev", 1), ("optimize_calibration", 1)):
@@ -293,6 +303,7 @@ class CompareConfig:
                 if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                     raise UsageError(name, f"{name} must be {'integers' if name == 'nfes' else 'an integer'} "
                                            f">= {low}, got {v!r}")
+        _once("nfes", self.nfes)  # a repeated NFE would run and report its row twice
         from pndmkit.studies.grid_opt import MAX_NOISES
 
         if self.optimize_calibration > MAX_NOISES:  # checked here, before any run is planned
@@ -340,9 +351,7 @@ class CompareConfig:
         if not isinstance(given, (tuple, list)) or not all(isinstance(v, str) for v in given):
             raise UsageError("optimized_grids", f"optimized_grids must be True, False or a tuple of fixed-step "
                                                 f"methods, got {given!r}")
-        twice = sorted({v for v in given if list(given).count(v) > 1})
-        if twice:
-            raise UsageError("optimized_grids", f"optimized_grids names {', '.join(map(repr, twice))} more than once")
+        _once("optimized_grids", given)
         for v in given:
             if v not in METHODS or METHODS[v].adaptive:
                 what = (f"unknown method {v!r}" if v not in METHODS

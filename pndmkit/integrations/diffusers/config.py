@@ -128,6 +128,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from pndmkit._checks import with_article
 from pndmkit.exponential import counted_steps
 from pndmkit.schedules import EDM, DiscreteVP, FlowMatching, NoiseSchedule
 
@@ -856,8 +857,8 @@ class Translation:
             if value is None:
                 continue
             if name not in accepted:
-                raise ValueError(f"{name}= cannot be honoured for a {self.source} config: its set_timesteps takes "
-                                 f"{sorted(accepted - {'self', 'device'})}")
+                raise ValueError(f"{name}= cannot be honoured for {with_article(self.source)} config: its "
+                                 f"set_timesteps takes {sorted(accepted - {'self', 'device'})}")
             kwargs[name] = value.tolist() if name in ("timesteps", "sigmas") and hasattr(value, "tolist") else value
         if self.source == "PNDMScheduler":  # its step times are DDIM's; its timesteps add its own PRK stages
             import diffusers
@@ -869,8 +870,8 @@ class Translation:
                 warnings.simplefilter("ignore")
                 src.set_timesteps(**kwargs)
         except (ValueError, AssertionError, TypeError) as exc:
-            raise ValueError(f"set_timesteps({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) on a "
-                             f"{self.source} config: {exc or type(exc).__name__}") from exc
+            raise ValueError(f"set_timesteps({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) on "
+                             f"{with_article(self.source)} config: {exc or type(exc).__name__}") from exc
         ts = src.timesteps.detach().cpu()
         integral, zero_final, repeated = not ts.dtype.is_floating_point, None, ()
         steps = [float(v) for v in ts.double().tolist()]
@@ -1014,7 +1015,7 @@ class Translation:
         given = check_timesteps(timesteps, "timesteps", self.schedule)
         for i, (v, w) in enumerate(zip(given, steps)):
             if abs(v - w) > 1e-6 * max(1.0, abs(v)):
-                raise ValueError(f"timesteps[{i}]={v!r} cannot be honoured for a {self.source} config: its "
+                raise ValueError(f"timesteps[{i}]={v!r} cannot be honoured for {with_article(self.source)} config: its "
                                  f"set_timesteps makes it {w:g} (it takes integer timesteps); pass integers")
 
     def _warn_if_inconsistent(self, steps: list) -> None:
@@ -1191,8 +1192,8 @@ def translate(config: Any, **overrides: Any) -> Translation:
     family = _family(cfg)
     spacing = cfg.get("timestep_spacing", None)
     if source is not None and spacing is not None and spacing not in _SPACINGS:
-        raise ValueError(f"timestep_spacing={spacing!r} cannot be honoured for a {source} config: diffusers lays out "
-                         f"{_SPACINGS}; pndmkit's own grid kinds are for PNDMKitScheduler configs without a source")
+        raise ValueError(f"timestep_spacing={spacing!r} cannot be honoured for {with_article(source)} config: "
+                         f"diffusers lays out {_SPACINGS}; pndmkit's own grid kinds are for PNDMKitScheduler configs without a source")
     kind = cfg.get("prediction_type", "flow_prediction" if family == "flow" else "epsilon")
     if family == "flow" and source in FLOW_SOURCES:
         kind = "flow_prediction"  # FlowMatchEuler has no prediction_type: its networks predict the velocity

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pndmkit._checks import with_article
 from pndmkit.integrations.diffusers.config import refuse_dynamic_shifting, translate
 
 __all__ = ["network_model"]
@@ -52,8 +53,8 @@ def network_model(net: Any, scheduler_config: Any, *, time_offset: float = 0.0, 
     refuse_dynamic_shifting(config, "scheduler_config")  # its shift is mu's, which no caller passes here
     tr = translate(config)
     if tr.family == "edm":
-        raise ValueError(f"a {tr.source} config preconditions the network's input and output (EDM), which a plain "
-                         f"model(x, t) -> eps wrapper does not: use PNDMKitScheduler.from_config(config, method=...)")
+        raise ValueError(f"{with_article(tr.source)} config preconditions the network's input and output (EDM), which "
+                         f"a plain model(x, t) -> eps wrapper does not: use PNDMKitScheduler.from_config(config, method=...)")
     if tr.clip is not None:
         raise ValueError("clip_sample=True cannot be honoured by a model wrapper (the clipping is the scheduler's): "
                          "pass the config with clip_sample=False, or use PNDMKitScheduler")

@@ -41,6 +41,7 @@ from typing import Any, Optional
 
 import torch
 
+from pndmkit._checks import with_article
 from pndmkit.errors import BadFileError, UsageError
 from pndmkit.integrations.diffusers.config import (ConventionWarning, grid_fields_set, refuse_dynamic_shifting,
                                                    refuse_foreign, translate)
@@ -187,14 +188,15 @@ def locate(source: str | os.PathLike, *, scheduler_config: Optional[str | os.Pat
             key = "unet" if "unet" in names else names[0]
             unet, unet_class = path / key, parts[key]
             if not (unet / "config.json").is_file():
-                raise UsageError(param, f"{unet}/config.json is missing (model_index.json names {key!r} a "
-                                        f"{unet_class})")
+                raise UsageError(param, f"{unet}/config.json is missing (model_index.json names {key!r} "
+                                        f"{with_article(unet_class)})")
     elif (path / "config.json").is_file() or (path / "unet" / "config.json").is_file():
         unet = path if (path / "config.json").is_file() else path / "unet"  # a pipeline folder without its index
         config = _read_json(unet / "config.json", param)
         unet_class = config.get("_class_name")
         if unet_class not in UNET_CLASSES:
-            raise UsageError(param, f"{unet}/config.json describes a {unet_class or 'model without _class_name'}; "
+            what = with_article(unet_class) if unet_class else "a model without _class_name"
+            raise UsageError(param, f"{unet}/config.json describes {what}; "
                                     f"expected one of {', '.join(UNET_CLASSES)}")
     elif need_unet or not (path / "scheduler_config.json").is_file():
         raise UsageError(param, f"{path} is not a diffusers model folder: it has no model_index.json (a pipeline) "
@@ -358,7 +360,8 @@ def _conditioning(unet: Any, located: Located, class_label: Any, prompt_embeds: 
     classes = getattr(cfg, "num_class_embeds", None)
     conditional = classes is not None or getattr(cfg, "class_embed_type", None) is not None
     if prompt_embeds is not None:
-        raise UsageError("prompt_embeds", f"{where} is a {located.unet_class}; it takes no prompt embeddings")
+        raise UsageError("prompt_embeds", f"{where} is {with_article(located.unet_class)}; it takes no prompt "
+                                          f"embeddings")
     if not conditional:
         if class_label is not None:
             raise UsageError("class_label", f"{where} is an unconditional {located.unet_class}; it takes no "

@@ -65,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("pndmkit.integrations.diffusers needs diffusers and torch: "
                       "pip install 'pndmkit[peers,torch]'") from exc
 
-from pndmkit._checks import check_bool, reject_unknown
+from pndmkit._checks import check_bool, reject_unknown, with_article
 from pndmkit.adaptive import AdaptiveIntegrator
 from pndmkit.estimators import Final, Single, Warmup
 from pndmkit.exponential import VARIANTS, ExponentialMultistep, UniPC, counted_steps
@@ -76,11 +76,11 @@ from pndmkit.integrations.diffusers.config import (PREDICTION_TYPES, SOURCES, Co
                                                    refuse_foreign, train_timesteps, trained_betas, translate,
                                                    zero_length_fix)
 from pndmkit.integrator import Integrator
-from pndmkit.methods import DEFAULT_METHOD, MethodSpec, get_method
+from pndmkit.methods import DEFAULT_METHOD, MethodSpec, check_method_type, get_method, reserved_name
 from pndmkit.sampling import planned_undefined_eps_times
 from pndmkit.run import Run
 from pndmkit.runge_kutta import RungeKutta
-from pndmkit.schedules import DiscreteVP, FlowMatching, NoiseSchedule
+from pndmkit.schedules import NoiseSchedule, same_schedule
 from pndmkit.stability import warn_if_unstable
 from pndmkit.tableaus import RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer
@@ -124,14 +124,6 @@ def evaluation_times(integrator: Integrator, grid: Any, prediction: str = "eps")
     return list(walk.times), dict(walk.starts)
 
 
-def _same_schedule(a: NoiseSchedule, b: NoiseSchedule) -> bool:
-    if isinstance(a, DiscreteVP) and isinstance(b, DiscreteVP):
-        return np.array_equal(a.betas, b.betas)
-    if isinstance(a, FlowMatching) and isinstance(b, FlowMatching):  # the shift moves default grids, not the process
-        return a.t_max == b.t_max
-    return type(a) is type(b) and repr(a) == repr(b)
-
-
 def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
     if isinstance(method, str) and method.startswith(_MARKER):
         raise ValueError(f"method={method!r} is the config of a hand-built Integrator, which a config cannot "
@@ -139,10 +131,19 @@ def _integrator(method: Any, schedule: NoiseSchedule) -> Integrator:
                          f"and pass its name")
     if isinstance(method, Integrator):
         theirs = method.transfer.schedule
-        if not _same_schedule(theirs, schedule):
+        if not same_schedule(theirs, schedule):
             raise ValueError(f"method is an Integrator built on {theirs!r}, but the config describes {schedule!r}: "
                              f"build it on pndmkit.integrations.diffusers.schedule_from_config(config)")
         return method
+    if isinstance(method, str) and method not in _registry() and reserved_name(method) is None:
+        # a saved config names the method that ran; a user's method is registered by the process that imports its
+        # module, not by the one that reloads the config
+        raise ValueError(f"unknown method {method!r}; if a module of your own registers it "
+                         f"(pndmkit.register_method), import that module before building the scheduler from this "
+                         f"config: a registered method lives only in the process that registered it (the pndmkit "
+                         f"command imports the modules named in PNDMKIT_PLUGINS and the pndmkit.methods entry "
+                         f"points); known methods: "
+                         f"{', '.join(_registry())}")
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     built = spec.build(schedule)
     if isinstance(built, AdaptiveIntegrator):
@@ -534,6 +535,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
 
     Raises
     ------
+    TypeError
+        ``method`` is not a name, a MethodSpec or an Integrator (``None`` included, in :meth:`from_config` too): the
+        error :func:`pndmkit.sample` gives (:func:`pndmkit.methods.check_method_type`).
     ValueError
         ``num_train_timesteps`` not an integer >= 2, ``trained_betas`` not a 1-D sequence of betas in (0, 1),
         every refusal of :func:`~pndmkit.integrations.diffusers.config.translate` (each names the field), and a
@@ -596,6 +600,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             raise ValueError(f"steps_offset must be an integer >= 0, got {steps_offset!r}")
         if not isinstance(set_alpha_to_one, (bool, np.bool_)):
             raise ValueError(f"set_alpha_to_one must be True or False, got {set_alpha_to_one!r}")
+        check_method_type(method, (Integrator,))  # None, an estimator, ...: the TypeError pndmkit.sample gives
         train_timesteps({"num_train_timesteps": num_train_timesteps})
         if trained_betas is not None:
             self.register_to_config(trained_betas=_betas(trained_betas).tolist())
@@ -951,7 +956,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         fix = "num_inference_steps >= 2"
         if "final_sigmas_type" in self.config and self.config["final_sigmas_type"] != "zero":
             fix += ", or final_sigmas_type='zero' (the step then ends at sigma = 0)"
-        raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config"
+        raise ValueError(f"num_inference_steps={asked} cannot be honoured on {with_article(tr.source)} config"
                          f"{' with ' + ', '.join(fields) if fields else ''}: its only step goes from sigma="
                          f"{level:.6g} to the same level (the grid ends at the level it starts from): length zero, "
                          f"which cannot be integrated; pass {fix}")
@@ -966,8 +971,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         tr = self.translation
         distinct = layout.steps
         if distinct > asked:  # not a repeat: the source gave more steps than asked
-            raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config: its grid "
-                             f"has {distinct} steps, not the {asked} asked")
+            raise ValueError(f"num_inference_steps={asked} cannot be honoured on {with_article(tr.source)} config: "
+                             f"its grid has {distinct} steps, not the {asked} asked")
         top = train_timesteps(tr.config) if tr.family == "vp" else asked - 1
         most = None
         for n in sorted({min(top, asked - 1), distinct, distinct - 1} - {0}, reverse=True):  # longest without repeats
@@ -990,7 +995,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
                      f"{'them' if len(shown) > 1 else 'it'}: ")
         else:
             where = "repeated timesteps: "
-        raise ValueError(f"num_inference_steps={asked} cannot be honoured on a {tr.source} config "
+        raise ValueError(f"num_inference_steps={asked} cannot be honoured on {with_article(tr.source)} config "
                          f"(num_train_timesteps={train_timesteps(tr.config)}): its grid lists {where}"
                          f"{distinct} distinct, and pndmkit would take {distinct} steps, not the {asked} asked"
                          f"{allowed}")
