@@ -231,3 +231,34 @@ def test_readme_ceiling_table_is_the_json_and_the_in_sample_search_bounds_every_
     assert f"logsnr, errs {second / held['quadratic']:.1f} times as much" in readme and \
         min(held, key=lambda k: held[k] if k != "quadratic" else np.inf) == "logsnr"
 
+
+def test_readme_free_start_ceiling_is_the_json_and_moves_only_the_first_time_below_999():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    data = json.loads((RESULTS / "grid_opt_ceiling.json").read_text())
+    free = data["free_start"]
+    ceiling, bound = free["ceiling"], free["in_sample_on_heldout"]
+    for row in (ceiling, bound):
+        g = np.asarray(row["grid"])
+        assert row["settings"]["free_start"] is True and row["stage"].endswith("Nelder-Mead")
+        assert g[1] < g[0] < 999.0 and g[-1] == -1.0 and np.all(np.diff(g) < 0)
+        assert row["start_kind"] == "quadratic"
+    assert {ceiling["judged"]["baseline_kind"], bound["judged_third"]["baseline_kind"]} == {"quadratic"}
+    # the baselines are the built-in grids from 999, as for the fixed first time
+    assert ceiling["heldout_builtin"] == data["ceiling"]["heldout_builtin"]
+    assert ceiling["judged"]["reduction"] == pytest.approx(ceiling["heldout_reduction"], rel=1e-12)
+    assert bound["calibration_reduction"] >= ceiling["judged"]["reduction"]  # the in-sample bound holds
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    interval = lambda r: f"{pct(r[0])} to {pct(r[1])}"  # noqa: E731
+    cut, low = ceiling["judged"]["reduction"], ceiling["judged"]["reduction_interval"][0]
+    gain = cut - data["ceiling"]["judged"]["reduction"]
+    assert low < 0.30 < cut  # so the README's "past 30%" with the interval's lower end below it
+    for text in (
+            f"(`--free-start`, about {round(free['cpu_seconds'] / 60)} CPU-minutes more:",
+            f"search fitted on noises 0-4095 starts at t = {ceiling['grid'][0]:.0f} and cuts {pct(cut)} on "
+            f"4096-8191 ({interval(ceiling['judged']['reduction_interval'])}) against the quadratic grid from 999;",
+            f"fitted on 4096-8191 it cuts {pct(bound['calibration_reduction'])} there (in sample) and "
+            f"{pct(bound['judged_third']['reduction'])} on 8192-12287 "
+            f"({interval(bound['judged_third']['reduction_interval'])}).",
+            f"worth about {100 * gain:.0f} points here and lifts the held-out cut past 30% (the interval's lower "
+            f"end is {pct(low)});"):
+        assert text in readme, text
