@@ -135,7 +135,7 @@ def _bad(root: Path, case: str) -> Path:
 @pytest.mark.parametrize("case, missing", [
     ("missing", "not found: expected"),
     ("empty", "no model_index.json (a pipeline) and no config.json"),
-    ("vae", "describes a AutoencoderKL"),
+    ("vae", "describes an AutoencoderKL"),
     ("no-weights", "has no weights: expected diffusion_pytorch_model.safetensors"),
     ("no-scheduler", "has no scheduler config"),
     ("refused", "thresholding=True cannot be honoured"),
