@@ -373,15 +373,16 @@ def test_resume_regenerates_a_shard_holding_a_non_finite_sample(ckpt, tmp_path, 
     ("shape", "is damaged (x has shape (2, 1, 4, 4) and dtype float32; (2, 1, 8, 8) float32 expected)")])
 def test_resume_regenerates_a_shard_whose_arrays_do_not_fit(ckpt, tmp_path, edit, phrase):
     """The check that finds other indices also finds arrays that are not this run's samples (their images are
-    what a PNG is rewritten from, so they are checked against x)."""
+    what a PNG is rewritten from, so they are checked against x before a PNG is rewritten)."""
     out = tmp_path / "run"
     kw = dict(num_samples=4, batch_size=4, shard_size=2, steps=3, method="ddim")
     sample_to_dir(_cfg(ckpt, out, **kw))
     _, ref = read_samples(out, expect=4)
     shard = out / "shard-00000.npz"
     z = dict(np.load(shard))
-    if edit == "images":
+    if edit == "images":  # checked where the PNG is rewritten from them: its PNG is gone
         z["images"] = z["images"] ^ np.uint8(1)
+        (out / "shard-00000.png").unlink()
     elif edit == "noimages":
         del z["images"]
     else:

@@ -228,8 +228,8 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
 def _shard_problem(path: Path, expected: np.ndarray, shape: Sequence[int]) -> str | None:
     """Why the shard file at ``path`` must be (re)written: ``None`` when it holds the samples ``expected`` as a run
     writes them, ``""`` when there is none, else what is wrong with it: damaged (e.g. cut short, an array missing or
-    of another shape or dtype, its ``images`` not those of its ``x``), other sample indices, or a non-finite sample
-    (which a run never writes). ``shape`` is one sample's ``(C, H, W)``."""
+    of another shape or dtype), other sample indices, or a non-finite sample (which a run never writes). Whether its
+    ``images`` are those of its ``x`` is checked where a PNG is rewritten from them (:func:`_images_of`). ``shape`` is one sample's ``(C, H, W)``."""
     if not path.is_file():
         return ""
     try:
@@ -252,9 +252,16 @@ def _shard_problem(path: Path, expected: np.ndarray, shape: Sequence[int]) -> st
     if not finite.all():
         return (f"holds non-finite samples ({int((~finite).sum())} of its {n}, first: sample "
                 f"{int(expected[int(np.argmin(finite))])}), which a run never writes")
-    if not np.array_equal(images, to_uint8(torch.from_numpy(x))):
-        return "is damaged (its images are not those of its samples x)"
     return None
+
+
+def _images_of(path: Path) -> np.ndarray | None:
+    """The ``images`` of the checked shard at ``path`` when they are those of its samples ``x`` (what its PNG is
+    rewritten from), else ``None``. Checked only where a PNG is rewritten: quantising every shard of a large run
+    on each resume would cost about as much as reading it twice."""
+    with np.load(path) as z:
+        x, images = z["x"], z["images"]
+    return images if np.array_equal(images, to_uint8(torch.from_numpy(x))) else None
 
 
 #: the first and last bytes of every complete PNG file: its signature and its IEND chunk
@@ -608,8 +615,13 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
         png = _shard_path(out, k, ".png")
         why = _image_problem(png)
         if why is not None:  # derived from the checked shard: rewritten from it, nothing is sampled again
-            with np.load(path) as z:
-                _save_shard_png(out, k, z["images"], cfg, plan.shape)
+            images = _images_of(path)
+            if images is None:
+                log(f"{path} is damaged (its images are not those of its samples x): regenerating shard {k}")
+                mine.append((k, idx))
+                kept = None
+                continue
+            _save_shard_png(out, k, images, cfg, plan.shape)
             log(f"{png} {why}: rewrote it from {path.name}")
             rewritten += 1
 
