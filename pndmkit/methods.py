@@ -597,7 +597,9 @@ def check_method_type(method: Any, built: tuple[type, ...] = (Integrator, Adapti
     allowed = "a method name (pndmkit.METHODS), a MethodSpec or an Integrator" if built else \
         "a method name (pndmkit.METHODS) or a MethodSpec"
     hint = (f"; an estimator needs a transfer map: method=Integrator({method!r}, DDIMTransfer(schedule))"
-            if built and isinstance(method, GradientEstimator) else "")
+            if built and isinstance(method, GradientEstimator) else
+            "; an adaptive method chooses its own steps, which this entry point lays out itself: give a fixed-step "
+            "method (pndmkit.sample runs adaptive ones)" if isinstance(method, AdaptiveIntegrator) else "")
     raise TypeError(f"method must be {allowed}, got {type(method).__name__} {method!r}{hint}")
 
 

@@ -84,8 +84,9 @@ def start_scale_low_factor(size: int) -> float:
     less surely: the root mean square of ``n`` unit normals falls below ``1 / F`` with the chi-square probability
     ``P(chi2_n < n / F^2)``, 1.3e-4 for 8 entries and ``F = 4`` but 0.2 for one entry. A smaller start gets the
     factor at which that probability is the same 1.3e-4: 4.63 for 7 entries, 5.62 for 6, 11.0 for 4, 21.8 for 3,
-    86.6 for 2 and 5983 for 1, so unit noise given to ``EDM()`` (80 times too small) warns from 3 entries up, and
-    a start no larger than 2 entries cannot reveal it. The upper bound stays ``4 prior_scale(t)`` for every size:
+    86.6 for 2 and 5983 for 1, so unit noise given to ``EDM()`` (80 times too small) warns from 3 entries up, at 2
+    entries only when their root mean square falls below 80 / 86.6 (probability 1 - exp(-0.85), about 0.57), and at
+    1 entry never. The upper bound stays ``4 prior_scale(t)`` for every size:
     unit noise exceeds it with probability below 6.4e-5 even for one entry.
 
     Raises

@@ -433,3 +433,18 @@ def test_a_sampler_returning_nan_only_at_sigma_zero_is_a_finding_on_that_interva
     data = rep.intervals["data"]
     assert data["note"].startswith("output not finite (NaN or inf) at N=16, 32, 64") and data["order"] is None
     assert round(rep.order) == 1 and rep.intervals["smooth"]["note"] == ""
+
+
+def test_auditing_a_k_diffusion_sampler_warns_nothing_about_its_zero_probes(torch):
+    """The audit probes a k-diffusion-style sampler from zero starts (to recover its weights): pndmkit's own
+    samplers measure a start's scale, and those probes are not a user's start, so no PriorScaleWarning reaches
+    the report (it said 'x has root mean square 0, infinitely far below sigmas[0] = 80' twice)."""
+    import warnings
+
+    from pndmkit.sampling import PriorScaleWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rep = audit("pndmkit.integrations.k_diffusion:sample_dpmpp_2m", quick=True)
+    assert not [w for w in caught if issubclass(w.category, PriorScaleWarning)], [str(w.message) for w in caught]
+    assert rep.order > 1.5  # the audit ran: DPM-Solver++(2M) measured near its order 2

@@ -11,6 +11,8 @@ pytest.importorskip("diffusers")
 
 from pndmkit import DDIMTransfer, Integrator, METHODS, MethodSpec, register_method, unregister_method  # noqa: E402
 from pndmkit.adams import LinearMultistep  # noqa: E402
+from pndmkit.methods import get_method  # noqa: E402
+from pndmkit.schedules import DiscreteVP  # noqa: E402
 from pndmkit.integrations import k_diffusion as K  # noqa: E402
 from pndmkit.integrations.diffusers import PNDMKitScheduler, TrainingRangeWarning  # noqa: E402
 
@@ -121,6 +123,9 @@ CASES = [
      r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
     ("scheduler method estimator", lambda: _sched(method=LinearMultistep(2)), TypeError,
      r"^method must be .* got LinearMultistep .*; an estimator needs a transfer map: method=Integrator\("),
+    ("scheduler method adaptive", lambda: _sched(method=get_method("pf").build(DiscreteVP.linear())), TypeError,
+     r"^method must be .* got AdaptiveIntegrator .*; an adaptive method chooses its own steps, which this entry "
+     r"point lays out itself: give a fixed-step method \(pndmkit.sample runs adaptive ones\)$"),
     ("kd method None", lambda: K.sample(_den, Y, SIGMAS, method=None, disable=True), TypeError,
      r"^method must be a method name \(pndmkit.METHODS\), a MethodSpec or an Integrator, got NoneType None$"),
     ("kd sampler None", lambda: K.sampler(None), TypeError,

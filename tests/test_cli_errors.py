@@ -179,6 +179,8 @@ CASES = [
     (["order", "--methods", "ddim,res_multistep"],
      "--methods: unknown method(s) ['res_multistep']: 'res_multistep' names ComfyUI's sampler 'res_multistep' "
      "(sample_res_multistep), an algorithm pndmkit does not implement"),
+    (["order", "--methods", "res_multistep,dpm_2"], "the nearest is sample_dpmpp_2m; 'dpm_2' names k-diffusion's "
+                                                   "sampler 'dpm_2' (sample_dpm_2)"),
     (["compare", "--methods", "res-multistep"],
      "--methods: unknown or adaptive method 'res-multistep': 'res-multistep' names ComfyUI's sampler"),
     (["compare", "--optimized-grids", "DPM_2"],

@@ -217,8 +217,14 @@ def test_a_small_start_is_measured_with_the_factor_of_its_size():
         kd.sample_euler(lambda x, s: 0 * x, 80 * torch.from_numpy(z), torch.tensor([80.0, 1.0, 0.0]), disable=True)
         # below sigma / 4 but above sigma / 5.62: a scale 6 entries cannot tell from chance
         assert check_start_scale(np.full(6, 0.2), LinearVP(), 1.0) == pytest.approx(0.2)
-        # two entries cannot reveal unit noise on EDM (86.6 > 80): measured, and silent
+        # two entries of RMS 1 on EDM are above 80 / 86.6: measured, and silent (unit noise falls below about half
+        # the time, then it warns: below)
         assert check_start_scale(np.ones(2), EDM(), 80.0) == pytest.approx(1.0)
+    with pytest.warns(pndmkit.PriorScaleWarning):
+        check_start_scale(np.full(2, 0.9), EDM(), 80.0)
+    # how often two unit normals warn on EDM: P(chi2_2 < 2 (80 / 86.6)^2) = 1 - exp(-(80 / 86.6)^2), about 0.57
+    rms = np.sqrt(np.mean(np.random.default_rng(1).standard_normal((4000, 2)) ** 2, axis=1))
+    assert abs(np.mean(rms < 80.0 / start_scale_low_factor(2)) - (1 - np.exp(-(80.0 / 86.6) ** 2))) < 0.03
     with pytest.warns(pndmkit.PriorScaleWarning, match=r"infinitely far below"):
         check_start_scale(np.zeros(7), LinearVP(), 1.0)  # measured from one entry up
     with pytest.warns(pndmkit.PriorScaleWarning, match=r"4.5 times above"):

@@ -73,7 +73,8 @@ def _methods(text: str) -> list[str]:
                                          f"names, e.g. ddim,f-pndm; known: {', '.join(METHODS)}")
     unknown = [n for n in names if n not in METHODS]
     if unknown:
-        why = "".join(unknown_method_reason(n) for n in unknown)
+        reasons = [unknown_method_reason(n).removeprefix(": ") for n in unknown]
+        why = (": " + "; ".join(r for r in reasons if r)) if any(reasons) else ""
         raise argparse.ArgumentTypeError(f"unknown method(s) {unknown}{why}; known: {', '.join(METHODS)}")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:

@@ -98,6 +98,7 @@ from numpy.typing import NDArray
 
 from pndmkit._checks import with_article
 from pndmkit.errors import UsageError
+from pndmkit.sampling import PriorScaleWarning
 from pndmkit.schedules import NoiseSchedule, VPSchedule, levels_from_s, same_schedule
 
 __all__ = ["audit", "resolve_target", "AuditReport", "karras_sigmas", "FORMS", "S_SMOOTH", "DEFAULT_STEPS",
@@ -239,8 +240,10 @@ class _KDiffusion:
         start = x_vp / _alpha(sigmas[0])
         where = f"on {n} steps, sigmas {sigmas[0]:.4g} to {sigmas[-1]:.4g}"
         try:
-            out = self.sampler(model, self._wrap(start), self._wrap(sigmas), extra_args={}, callback=None,
-                               disable=True)
+            with warnings.catch_warnings():  # the probes start from zeros on purpose: no scale to warn about
+                warnings.simplefilter("ignore", PriorScaleWarning)
+                out = self.sampler(model, self._wrap(start), self._wrap(sigmas), extra_args={}, callback=None,
+                                   disable=True)
         except UsageError:
             raise
         except Exception as exc:  # the user's own code failed: one line here, its traceback as the cause
