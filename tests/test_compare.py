@@ -504,6 +504,13 @@ def test_readme_auto_ratios_are_the_json(name, label):
         assert (f"at 8192 reads {quoted} and {last['vs_peer']:.2f} [{last['vs_peer_interval'][0]:.2f}, "
                 f"{last['vs_peer_interval'][1]:.2f}] at NFE 5-50") in flat
         assert max(r["vs_peer_interval"][1] for r in rules) < 0.5
+    if name == "compare_auto_digits_gmm_opt_8192.json":  # the intervals the README quotes for rms and interval
+        flat = " ".join(readme.split())
+        for rule in ("rms", "interval"):
+            rules = [data["by_nfe_auto"][n]["rules"][rule] for n in nfes]
+            cells = [f"{r['vs_peer']:.2f} [{r['vs_peer_interval'][0]:.2f}, {r['vs_peer_interval'][1]:.2f}]"
+                     for r in rules]
+            assert f"{', '.join(cells[:-1])} and {cells[-1]} at NFE 5-50" in flat, cells
 
 
 def test_peers_on_pndmkit_grids_alone_still_give_every_nfe_row(tmp_path, capsys):
