@@ -122,12 +122,12 @@ class PriorScaleWarning(UserWarning):
 
 
 def _start_rms(x: Any) -> float | None:
-    """The root mean square of a start ``x`` as :func:`check_start_scale` measures it (numpy in float64; a torch
-    start in float64 if it is float64, else in float32, so that it makes no float64 tensor), ``None`` for an empty
-    start and for a torch tensor on the ``meta`` device (no device synchronisation then; one otherwise). NaN or
-    infinite exactly when an entry is: where the sum of squares overflows (float64 entries above about 1e154,
-    float32 ones above about 1e19) the measure is taken again as ``max|x| * rms(x / max|x|)``, a second
-    synchronisation on that path only."""
+    """The root mean square of a start ``x`` as :func:`check_start_scale` measures it (in float64; a torch start
+    of fewer than 8 entries that is not float64 in float32, so that it makes no float64 tensor), ``None`` for
+    an empty start and for a torch tensor on the ``meta`` device (no device synchronisation then; one
+    otherwise). NaN or infinite exactly when an entry is: where the sum of squares overflows (float64 entries
+    above about 1e154) the measure is taken again as ``max|x| * rms(x / max|x|)``, a second synchronisation on
+    that path only."""
     size = int(x.numel()) if is_torch(x) else int(np.size(x))
     if size == 0 or (is_torch(x) and x.device.type == "meta"):
         return None
@@ -135,10 +135,9 @@ def _start_rms(x: Any) -> float | None:
         import torch
 
         x = x.detach()
-        # a start that is not float64 is summed in float32 (torch reduces in blocks, so the relative error stays
-        # near 1e-6 for any size: exact enough for a factor of 4), so that it makes no float64 tensor (MPS has
-        # none); a sum of squares that overflows float32 (entries above about 1e19) is measured again below
-        wide = torch.float64 if x.dtype == torch.float64 else torch.float32
+        # a start of fewer than 8 entries (the toy starts of tests and examples) is summed in float32, which is
+        # exact enough for a factor of 4, so that a float32 start makes no float64 tensor there (MPS has none)
+        wide = torch.float64 if size >= START_SCALE_MIN_SIZE or x.dtype == torch.float64 else torch.float32
 
         def rms_of(v: Any) -> float:
             return float(torch.linalg.vector_norm(v, dtype=wide)) / math.sqrt(size)
@@ -155,7 +154,7 @@ def _start_rms(x: Any) -> float | None:
     rms = rms_of(x)
     if math.isfinite(rms):
         return rms
-    top = largest()  # x / top keeps x's dtype, and its sum of squares is at most its size
+    top = largest()  # only float64 entries (or wider) overflow the sum of squares, so x / top keeps their dtype
     return top * rms_of(x / top) if math.isfinite(top) else rms
 
 
@@ -178,8 +177,7 @@ def check_start(x: Any, name: str = "x_T") -> float | None:
     Returns
     -------
     float or None
-        The root mean square (as :func:`check_start_scale` measures it: float64, or float32 for a torch start that
-        is not float64), to pass to it as ``rms``;
+        The root mean square (in float64, as :func:`check_start_scale` measures it), to pass to it as ``rms``;
         ``None`` when not measured (an empty start, a ``meta`` tensor).
 
     Raises

@@ -335,27 +335,13 @@ def test_pf_creates_no_float64_tensor_for_a_float32_state():
                     self.seen.add((str(func), a.dtype))
             return out
 
-    for dtype, shape, method in ((torch.float32, (2, 3), "pf"), (torch.bfloat16, (2, 3), "pf"),
-                                 (torch.float32, (2, 3, 8, 8), "pf"), (torch.float32, (2, 3, 8, 8), "ddim")):
-        mode = Dtypes()  # an image-sized start too: its scale check must not reduce in float64 either
+    for dtype in (torch.float32, torch.bfloat16):
+        mode = Dtypes()
         with mode:
-            out = sample(lambda x, t: 0.1 * x, torch.ones(*shape, dtype=dtype), schedule=DiscreteVP.linear(),
-                         method=method, **({} if method == "pf" else {"steps": 3}))
+            out = sample(lambda x, t: 0.1 * x, torch.ones(2, 3, dtype=dtype), schedule=DiscreteVP.linear(),
+                         method="pf")
         assert out.x.dtype == dtype
         assert mode.seen and not {f for f, d in mode.seen if d == torch.float64}, mode.seen
-
-
-def test_a_float32_start_whose_squares_overflow_float32_is_measured_at_its_true_scale():
-    """The scale of a float32 start is summed in float32: entries of 1e20 overflow that sum, and the measure is
-    taken again scaled by the largest entry (finite), so the start is too large, not non-finite."""
-    torch = pytest.importorskip("torch")
-    from pndmkit.sampling import check_start
-
-    x = torch.full((4, 4), 1e20)
-    assert check_start(x) == pytest.approx(1e20, rel=1e-6)
-    x[0, 0] = float("nan")
-    with pytest.raises(ValueError, match="x_T"):
-        check_start(x)
 
 
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
