@@ -6,10 +6,11 @@ the batch size, the device or the number of processes. The index range ``[0, num
 ``k % world_size``. A finished shard is written as ``shard-KKKKK.png`` (a grid) and then
 ``shard-KKKKK.npz`` (``indices``, ``x`` float32 NCHW, ``images`` uint8 NHWC), each through a temporary
 file and ``os.replace``, so a shard file is either complete or absent. ``resume=True`` skips shards whose
-NPZ holds what a run writes: its indices, ``x`` and ``images`` of the run's shape and dtype, every sample finite,
-``images`` those of ``x``; a shard that does not (cut short, garbage, another shard's, a non-finite sample) is
-named in one line and regenerated. A missing or cut-short PNG beside a good shard is rewritten from the shard's
-``images`` (nothing is sampled; the bytes are those the run wrote). Files named like shards that are no shard of
+NPZ holds what a run writes: its indices, ``x`` and ``images`` of the run's shape and dtype, every sample finite;
+a shard that does not (cut short, garbage, another shard's, a non-finite sample) is named in one line and
+regenerated. A missing or cut-short PNG beside a good shard is rewritten from the shard's ``images`` (nothing is
+sampled; the bytes are those the run wrote) once they are checked to be those of its ``x`` (else the shard is
+regenerated); with the PNG in place the ``images`` are not read, as nothing else in pndmkit reads them. Files named like shards that are no shard of
 the run (``shard-00007.npz`` beside a run of 3 shards) are named in one warning and left as they are. After a crash
 nothing is lost and nothing is done twice; with no run in ``out`` it logs one line saying so and starts a fresh one (so a script may always pass it), unless
 ``out`` holds sample output (shards, ``summary.json``) that no ``run.json`` describes: that is refused, with or
@@ -253,6 +254,10 @@ def _shard_problem(path: Path, expected: np.ndarray, shape: Sequence[int]) -> st
         return (f"holds non-finite samples ({int((~finite).sum())} of its {n}, first: sample "
                 f"{int(expected[int(np.argmin(finite))])}), which a run never writes")
     return None
+
+
+#: why a shard whose PNG must be rewritten is regenerated instead
+IMAGES_NOT_OF_X = "is damaged (its images are not those of its samples x)"
 
 
 def _images_of(path: Path) -> np.ndarray | None:
@@ -583,6 +588,10 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     if rank == 0 and old is not None:
         problems = {k: _shard_problem(_shard_path(out, k, ".npz"), _shard_indices(k, shard_size, cfg.num_samples),
                                       plan.shape) for k in range(n_shards)}
+        for k, problem in problems.items():  # a PNG rewritten from images that are not its x's: the shard is redone
+            if problem is None and _image_problem(_shard_path(out, k, ".png")) is not None \
+                    and _images_of(_shard_path(out, k, ".npz")) is None:
+                problems[k] = IMAGES_NOT_OF_X
     kept = _read_summary(out / "summary.json") if problems and all(
         problem is None for problem in problems.values()) else None
 
@@ -616,10 +625,9 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
         why = _image_problem(png)
         if why is not None:  # derived from the checked shard: rewritten from it, nothing is sampled again
             images = _images_of(path)
-            if images is None:
-                log(f"{path} is damaged (its images are not those of its samples x): regenerating shard {k}")
+            if images is None:  # found by rank 0's scan too, so no rank keeps the summary
+                log(f"{path} {IMAGES_NOT_OF_X}: regenerating shard {k}")
                 mine.append((k, idx))
-                kept = None
                 continue
             _save_shard_png(out, k, images, cfg, plan.shape)
             log(f"{png} {why}: rewrote it from {path.name}")
