@@ -240,7 +240,7 @@ class _KDiffusion:
         start = x_vp / _alpha(sigmas[0])
         where = f"on {n} steps, sigmas {sigmas[0]:.4g} to {sigmas[-1]:.4g}"
         try:
-            with warnings.catch_warnings():  # the probes start from zeros on purpose: no scale to warn about
+            with warnings.catch_warnings():  # the audit's own probe starts (zeros, unit vectors): not a user's scale
                 warnings.simplefilter("ignore", PriorScaleWarning)
                 out = self.sampler(model, self._wrap(start), self._wrap(sigmas), extra_args={}, callback=None,
                                    disable=True)
