@@ -543,3 +543,26 @@ def test_a_problem_reference_larger_than_the_cap_is_solved_and_returned_but_not_
     again, again_err = targets.problem_reference(gm, y_T, sched, sched.t_start, sched.t_end)
     assert big.tobytes() == again.tobytes() and big_err == again_err
     assert big.shape == (8, 2) and big.dtype == np.float64
+
+
+@pytest.mark.parametrize("schedule", ["edm", "ve"])
+def test_a_study_target_off_vp_starts_from_the_family_s_pure_noise(schedule):
+    """Off VP the start is scale(t_start) times unit noise (80.006 on EDM), as make_study draws it: unit noise
+    started every optimisation run 50-80 times too small, with a PriorScaleWarning from pndmkit's own call and
+    errors that meant nothing (9e-8 held out)."""
+    import warnings
+
+    from pndmkit.noise import per_sample_noise
+    from pndmkit.sampling import PriorScaleWarning
+    from pndmkit.schedules import get_schedule
+    from pndmkit.studies.targets import StudyTarget
+
+    sched = get_schedule(schedule)
+    target = StudyTarget.resolve("gmm2d", schedule=sched)
+    unit = per_sample_noise(range(3, 7), (2,), 0).astype(np.float64)
+    np.testing.assert_array_equal(target.noises(3, 4), unit * float(sched.scale(sched.t_start)))
+    assert float(sched.scale(sched.t_start)) > 50
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PriorScaleWarning)
+        result = grid_opt.optimize("ipndm", "gmm2d", 6, schedule=sched, calibration=16, heldout=16)
+    assert result.heldout_error > 1e-4  # a real few-step error at the family's scale, not the 9e-8 of tiny starts

@@ -277,8 +277,12 @@ class StudyTarget:
                    seed=int(seed), cache=folder, rebuild_cache=rebuild_cache)
 
     def noises(self, first: int, n: int) -> NDArray[np.float64]:
-        """Noises ``first .. first + n - 1``, float64 ``(n, *shape)`` (:func:`pndmkit.noise.per_sample_noise`)."""
-        return per_sample_noise(range(first, first + n), self.shape, self.seed).astype(np.float64)
+        """Start noises ``first .. first + n - 1``, float64 ``(n, *shape)``: :func:`pndmkit.noise.per_sample_noise`,
+        times ``schedule.scale(t_start)`` off VP (pure noise of EDM or VE at its start is that many times
+        ``N(0, I)``, as :func:`pndmkit.studies.convergence.make_study` draws it; unit noise there would start
+        every run 80 times too small)."""
+        z = per_sample_noise(range(first, first + n), self.shape, self.seed).astype(np.float64)
+        return z if self.schedule.family == "vp" else z * float(self.schedule.scale(self.t_start))
 
     def study(self, first: int, n: int, *, progress: bool = False) -> Study:
         """The study of noises ``first .. first + n - 1`` on the target's interval, with its reference.
