@@ -566,3 +566,12 @@ def test_a_study_target_off_vp_starts_from_the_family_s_pure_noise(schedule):
         warnings.simplefilter("error", PriorScaleWarning)
         result = grid_opt.optimize("ipndm", "gmm2d", 6, schedule=sched, calibration=16, heldout=16)
     assert result.heldout_error > 1e-4  # a real few-step error at the family's scale, not the 9e-8 of tiny starts
+
+
+def test_a_grid_kind_named_twice_is_refused():
+    """The CLI refuses a value named twice in its list options; optimize's kinds= ran both silently."""
+    from pndmkit.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"^kinds names \['uniform'\] more than once in \['uniform', 'quadratic', "
+                                         r"'uniform'\]; name each grid kind once$"):
+        grid_opt.optimize("ipndm", "gmm2d", 6, kinds=["uniform", "quadratic", "uniform"], calibration=8, heldout=8)

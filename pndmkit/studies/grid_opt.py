@@ -507,6 +507,9 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
     for kind in kinds:
         with blame("kinds"):
             check_choice(kind, "kinds", BUILTIN_KINDS)
+    twice = sorted({k for k in kinds if list(kinds).count(k) > 1})
+    if twice:
+        raise UsageError("kinds", f"kinds names {twice} more than once in {list(kinds)!r}; name each grid kind once")
     if is_problem(target):
         for name, value in (("cache", cache), ("shape", shape)):
             if value is not None:
