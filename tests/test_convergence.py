@@ -142,6 +142,19 @@ def test_a_range_that_is_not_yet_asymptotic_is_no_plateau(capsys):
     assert "ddim: not yet asymptotic: the error still falls" in out and "plateau" not in out
 
 
+def test_a_fit_on_two_step_counts_or_far_above_the_declared_order_is_said(capsys):
+    """prk fitted 11.81 on N = 1, 2 and 3.60 on N = 2-8 without a word (declared 2): a fit on two step counts and an
+    order more than 1 above the declared one each get a note; a fit on three counts near its order gets neither."""
+    assert main(["order", "--json", "--methods", "prk,pie", "--steps", "1,2"]) == 0
+    res = {r["name"] if "name" in r else k: r for k, r in json.loads(capsys.readouterr().out)["methods"].items()}
+    assert res["prk"]["measured_order"] > 3
+    assert "fitted on two step counts only (N=1, 2)" in res["prk"]["note"]
+    assert f"{res['prk']['measured_order']:.2f} is more than 1 above the declared order 2" in res["prk"]["note"]
+    assert main(["order", "--json", "--methods", "pie", "--steps", "20,40,80"]) == 0
+    pie = json.loads(capsys.readouterr().out)["methods"]["pie"]
+    assert abs(pie["measured_order"] - 2) < 0.3 and "two step counts" not in pie["note"] and "above" not in pie["note"]
+
+
 def test_cli_json_shape(capsys):
     assert main(["order", "--json", "--methods", "ddim,pie,pf", "--steps", "20,40,80", "--batch", "2"]) == 0
     out = json.loads(capsys.readouterr().out)

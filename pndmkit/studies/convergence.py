@@ -312,6 +312,14 @@ def sweep(study: Study, method: str | MethodSpec, steps: Sequence[int] = DEFAULT
     order, idx, note = fit_order(steps, errors, study.floor)
     if order is not None and order < 0.5 and idx and errors[idx[1]] > 1e3 * study.floor:
         note = (note + "; " if note else "") + _slow_order_note(steps[:idx[1] + 1], errors[:idx[1] + 1], order)
+    if order is not None and idx and idx[1] == idx[0] + 1:
+        note = (note + "; " if note else "") + (
+            f"fitted on two step counts only (N={int(steps[idx[0]])}, {int(steps[idx[1]])}): nothing shows that they "
+            "are in the asymptotic range; give three or more")
+    if order is not None and spec.order is not None and order > spec.order + 1:
+        note = (note + "; " if note else "") + (
+            f"{order:.2f} is more than 1 above the declared order {spec.order}: the errors still fall faster than "
+            "the order, so the step counts are not yet in the asymptotic range; try larger step counts")
     return MethodResult(spec.name, spec.order, False, [int(n) for n in steps], nfe, errors,
                         measured_order=order, fit_range=(int(steps[idx[0]]), int(steps[idx[1]])) if idx else None,
                         nfe_slope=_slope(nfe, errors), note=note)
