@@ -318,8 +318,10 @@ def sweep(study: Study, method: str | MethodSpec, steps: Sequence[int] = DEFAULT
             "are in the asymptotic range; give three or more")
     if order is not None and spec.order is not None and order > spec.order + 1:
         note = (note + "; " if note else "") + (
-            f"{order:.2f} is more than 1 above the declared order {spec.order}: the errors still fall faster than "
-            "the order, so the step counts are not yet in the asymptotic range; try larger step counts")
+            f"{order:.2f} is more than 1 above the declared order {spec.order}: on these step counts the errors "
+            "fall faster than that order (a range not yet asymptotic, or the part that limits the order, such as "
+            "a lower-order warm-up or first step, costs little error here); the declared order shows at larger N "
+            "or from a start mid-trajectory")
     return MethodResult(spec.name, spec.order, False, [int(n) for n in steps], nfe, errors,
                         measured_order=order, fit_range=(int(steps[idx[0]]), int(steps[idx[1]])) if idx else None,
                         nfe_slope=_slope(nfe, errors), note=note)
