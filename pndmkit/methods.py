@@ -315,10 +315,18 @@ class MethodSpec:
     def describe(self) -> dict[str, Any]:
         """One row of ``pndmkit methods``: name, kind, gradient, transfer, NFE formula, order, reference."""
         probe = self._probe
-        gradient = self.gradient or repr(getattr(probe, "estimator", probe))
-        transfer = self.transfer or repr(getattr(probe, "transfer", ""))
+        gradient = self.gradient or _shown(getattr(probe, "estimator", probe))
+        transfer = self.transfer or _shown(getattr(probe, "transfer", ""))
         return {"name": self.name, "kind": self.kind, "gradient": gradient, "transfer": transfer,
                 "nfe": self.nfe_formula(), "order": self.order, "reference": self.reference}
+
+
+def _shown(part: Any) -> str:
+    """How ``pndmkit methods`` shows a method's part: its ``repr``, or its class name where the ``repr`` is
+    Python's default (``<module.Class object at 0x...>``, a user's estimator without one), which says nothing
+    stable."""
+    text = repr(part)
+    return type(part).__name__ if text.startswith("<") and " object at 0x" in text else text
 
 
 @dataclass(frozen=True)

@@ -252,3 +252,26 @@ def test_a_plugin_that_fails_while_registering_is_named(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert ("PNDMKIT_PLUGINS: module 'badplug' failed while registering its methods: ValueError: spec.order=3 for "
             "'bad-heun', but its integrator reports order 2") in bad.stderr
+
+
+def test_a_user_estimator_without_a_repr_is_listed_by_its_class_name():
+    """`pndmkit methods` showed a plugin's gradient part as '<module.Class object at 0x7f...>': the part without a
+    repr of its own is listed by its class name, and parts with one keep it."""
+    from pndmkit import DDIMTransfer, Integrator
+    from pndmkit.estimators import GradientEstimator, Step
+
+    class PlainEuler(GradientEstimator):  # no __repr__, as a user's first estimator often has
+        def step(self, x, t, t_next, phi, state):
+            e = yield x, t
+            return Step(state, e=e)
+
+        def order(self, phi):
+            return 1
+
+    spec = register_method(MethodSpec("test-plain-euler", lambda sched: Integrator(PlainEuler(), DDIMTransfer(sched)),
+                                      1))
+    try:
+        row = spec.describe()
+        assert row["gradient"] == "PlainEuler" and row["transfer"].startswith("DDIMTransfer(")
+    finally:
+        unregister_method("test-plain-euler")
