@@ -72,21 +72,12 @@ def carry(law, x_T: np.ndarray, schedule, t1: float) -> np.ndarray:
     return law.reference(flat, schedule, schedule.t_start, float(t1), rtol=FLOW_TOL, atol=FLOW_TOL).reshape(x_T.shape)
 
 
-def errors(runner: Runner, x1: np.ndarray, method: str, grid) -> np.ndarray:
-    """Per-noise mean squared error at ``abar = 1`` of ``method`` on ``grid`` from ``x1`` at ``grid[0]``."""
-    from pndmkit.methods import METHODS as REGISTRY
-    from pndmkit.studies.compare import VARIANTS
-
-    spec = REGISTRY[method] if method in REGISTRY else VARIANTS[method]
-    sol = spec.build(runner.schedule).solve(runner.model, x1.copy(), np.asarray(grid, dtype=np.float64))
-    runner.evaluations += sol.nfe
-    return np.mean((sol.x - runner.ref).reshape(len(x1), -1) ** 2, axis=1)
-
-
 def run(nfes, cache: str, log=print) -> dict:
-    from pndmkit.methods import METHODS as REGISTRY
     from pndmkit.methods import steps_for_nfe
-    from pndmkit.studies.compare import VARIANTS
+    from pndmkit.studies.compare import compare_spec
+
+    def steps_of(method: str, nfe: int) -> int:
+        return steps_for_nfe(compare_spec(method).build(schedule).nfe, nfe)
 
     laws = start_laws()
     cal = Runner(*CALIBRATION, cache)
@@ -97,7 +88,7 @@ def run(nfes, cache: str, log=print) -> dict:
     for (name, t1), x1 in starts.items():
         if t1 not in FLOOR_T1S:
             continue
-        e = _rms(errors(cal, x1, FLOOR_METHOD, spaced(t1, 1, FLOOR_STEPS)))
+        e = _rms(cal.errors(FLOOR_METHOD, spaced(t1, 1, FLOOR_STEPS), x1))
         floors.append({"start": name, "t1": t1, "error": e})
         log(f"floor {name} t1={t1}: {e:.4e}")
     chosen = []
@@ -106,9 +97,7 @@ def run(nfes, cache: str, log=print) -> dict:
         for method, (key, x1), t_last in itertools.product(METHODS, starts.items(), TLASTS):
             if key[0] != name or key[1] not in T1S:
                 continue
-            spec = REGISTRY[method] if method in REGISTRY else VARIANTS[method]
-            steps = steps_for_nfe(spec.build(schedule).nfe, nfe)
-            tried[(method, key[1], t_last)] = _rms(errors(cal, x1, method, spaced(key[1], t_last, steps)))
+            tried[(method, key[1], t_last)] = _rms(cal.errors(method, spaced(key[1], t_last, steps_of(method, nfe)), x1))
         best = min(tried, key=tried.get)
         chosen.append({"start": name, "nfe": nfe, "method": best[0], "t1": best[1], "t_last": best[2],
                        "calibration_error": tried[best]})
@@ -117,10 +106,8 @@ def run(nfes, cache: str, log=print) -> dict:
     held = Runner(config["first"], config["n"], cache, config["seed"])
     rows = []
     for c in chosen:
-        spec = REGISTRY[c["method"]] if c["method"] in REGISTRY else VARIANTS[c["method"]]
-        steps = steps_for_nfe(spec.build(schedule).nfe, c["nfe"])
         x1 = carry(laws[c["start"]], held.x_T, schedule, c["t1"])
-        e = errors(held, x1, c["method"], spaced(c["t1"], c["t_last"], steps))
+        e = held.errors(c["method"], spaced(c["t1"], c["t_last"], steps_of(c["method"], c["nfe"])), x1)
         best = shipped[c["nfe"]]
         rows.append({**c, "error": _rms(e), "to_peer": against(e, best["peer"]["sample_errors"]),
                      "to_pndmkit": against(e, best["pndmkit"]["sample_errors"])})

@@ -95,14 +95,15 @@ class Runner:
         self.ref = np.concatenate([b.reference for b in blocks])
         self.evaluations = 0
 
-    def errors(self, method: str, grid) -> np.ndarray:
-        from pndmkit.studies.compare import VARIANTS
-        from pndmkit.methods import METHODS
+    def errors(self, method: str, grid, x_start: np.ndarray | None = None) -> np.ndarray:
+        """Per-noise mean squared errors of ``method`` on ``grid``, started from ``x_start`` at ``grid[0]`` (default:
+        the noises ``x_T`` themselves)."""
+        from pndmkit.studies.compare import compare_spec
 
-        spec = METHODS[method] if method in METHODS else VARIANTS[method]
-        sol = spec.build(self.schedule).solve(self.model, self.x_T.copy(), np.asarray(grid, dtype=np.float64))
+        x = self.x_T if x_start is None else x_start
+        sol = compare_spec(method).build(self.schedule).solve(self.model, x.copy(), np.asarray(grid, dtype=np.float64))
         self.evaluations += sol.nfe
-        d = (sol.x - self.ref).reshape(len(self.x_T), -1)
+        d = (sol.x - self.ref).reshape(len(x), -1)
         return np.mean(d ** 2, axis=1)
 
 
@@ -118,13 +119,12 @@ def scan(nfes, methods, cache: str, t0s=T0S, t_lasts=TLASTS, log=print) -> dict:
     smallest RMS error on the calibration noises."""
     from pndmkit.grids import make_grid
     from pndmkit.methods import steps_for_nfe
-    from pndmkit.studies.compare import VARIANTS
-    from pndmkit.methods import METHODS
+    from pndmkit.studies.compare import compare_spec
 
     cal = Runner(*CALIBRATION, cache)
     chosen = {}
     for method, nfe in itertools.product(methods, nfes):
-        spec = METHODS[method] if method in METHODS else VARIANTS[method]
+        spec = compare_spec(method)
         steps = steps_for_nfe(spec.build(cal.schedule).nfe, nfe)
         lm = make_grid(cal.schedule, steps, KIND)
         tried = {}

@@ -97,7 +97,7 @@ from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.stability import StabilityWarning
 from pndmkit.transfers import DataTransfer
 
-__all__ = ["CompareConfig", "SCHEDULES", "SAMPLE_ERRORS", "GRID_LEVELS", "GRID_RTOL",
+__all__ = ["CompareConfig", "compare_spec", "SCHEDULES", "SAMPLE_ERRORS", "GRID_LEVELS", "GRID_RTOL",
            "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "MODEL_NOISES",
            "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "case_best_peer", "is_parity", "auto_choice",
            "auto_calibration_samples", "optimized_methods", "pndmkit_methods", "VARIANTS", "compare_methods"]
@@ -207,8 +207,9 @@ def compare_methods() -> list[str]:
     return pndmkit_methods() + [name for name in VARIANTS if name not in METHODS]
 
 
-def _spec(name: str) -> MethodSpec:
-    """The registered method ``name``, else the variant of that name."""
+def compare_spec(name: str) -> MethodSpec:
+    """The registered method ``name``, else the compare variant of that name (:data:`VARIANTS`); ``KeyError`` for
+    neither."""
     return METHODS[name] if name in METHODS else VARIANTS[name]
 
 
@@ -408,7 +409,7 @@ def _s(schedule: NoiseSchedule, t: float) -> float:
 def _t_end(schedule: NoiseSchedule, method: str) -> Optional[float]:
     """Where a pndmkit method's grid ends: ``t = 0`` (``abar = 1``) for a pseudo method on a continuous
     schedule, else the schedule's own end (None; a DiscreteVP's ends at ``abar = 1`` already)."""
-    if isinstance(schedule, DiscreteVP) or _spec(method).kind == "classical":
+    if isinstance(schedule, DiscreteVP) or compare_spec(method).kind == "classical":
         return None
     return 0.0
 
@@ -438,7 +439,7 @@ def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> 
     runs = []
     methods = cfg.methods or tuple(pndmkit_methods())
     for name in methods:
-        spec = _spec(name)
+        spec = compare_spec(name)
         integrator = spec.build(schedule)
         nfe_of = integrator.nfe
         for target in cfg.nfes:
@@ -818,7 +819,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     if not runs:
         fewest = []
         for m in cfg.methods or pndmkit_methods():
-            nfe_of = _spec(m).build(schedule).nfe
+            nfe_of = compare_spec(m).build(schedule).nfe
             n = _first_valid(nfe_of, 1000)
             fewest.append(f"{m} {nfe_of(n) if n is not None else 'none'}")
         raise UsageError(("nfes", "methods", "peers"),
@@ -1521,12 +1522,12 @@ def _check_given_grids(given: Any, nfes: Sequence[int]) -> dict[str, dict[int, t
                 raise UsageError("given_grids", f"{where}: NFE {key} is not among the NFEs that run (nfes: "
                                                 f"{', '.join(map(str, nfes))}); key each grid by one of them")
             steps = len(grid) - 1
-            want = steps_for_nfe(_spec(method), key)
+            want = steps_for_nfe(compare_spec(method), key)
             if steps >= 1 and want is not None and steps != want:
-                cost = _spec(method).nfe(steps) if steps >= 1 else 0
+                cost = compare_spec(method).nfe(steps) if steps >= 1 else 0
                 raise UsageError("given_grids", f"{where} has {steps} steps, whose run costs {method} {cost} model "
                                                 f"calls, not the NFE {key} of its key: at NFE {key} {method} runs "
-                                                f"{want} steps ({_spec(method).nfe(want)} model calls); give a grid "
+                                                f"{want} steps ({compare_spec(method).nfe(want)} model calls); give a grid "
                                                 f"of {want + 1} times")
             out[method][key] = grid
     return out
@@ -1549,7 +1550,7 @@ def _plan_given(net: Any, schedule: NoiseSchedule, given: dict[str, dict[int, tu
     """The runs of ``given_grids`` at the NFEs of ``nfes``, reported apart (option ``"optimized"``)."""
     runs = []
     for method, by in given.items():
-        integrator = _spec(method).build(schedule)
+        integrator = compare_spec(method).build(schedule)
         for target, grid in sorted(by.items()):
             if target not in nfes:
                 continue
