@@ -585,13 +585,15 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     # a resume of a finished run: keep its summary (the NFE, counts and times of the sittings that made it);
     # checked before any rank writes, so a shard written in this sitting cannot count as done before it
     problems: dict[int, str | None] = {}
+    checked: dict[int, np.ndarray | None] = {}  # images rank 0's scan read for a PNG to rewrite, reused below
     if rank == 0 and old is not None:
         problems = {k: _shard_problem(_shard_path(out, k, ".npz"), _shard_indices(k, shard_size, cfg.num_samples),
                                       plan.shape) for k in range(n_shards)}
         for k, problem in problems.items():  # a PNG rewritten from images that are not its x's: the shard is redone
-            if problem is None and _image_problem(_shard_path(out, k, ".png")) is not None \
-                    and _images_of(_shard_path(out, k, ".npz")) is None:
-                problems[k] = IMAGES_NOT_OF_X
+            if problem is None and _image_problem(_shard_path(out, k, ".png")) is not None:
+                checked[k] = _images_of(_shard_path(out, k, ".npz"))
+                if checked[k] is None:
+                    problems[k] = IMAGES_NOT_OF_X
     kept = _read_summary(out / "summary.json") if problems and all(
         problem is None for problem in problems.values()) else None
 
@@ -624,7 +626,7 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
         png = _shard_path(out, k, ".png")
         why = _image_problem(png)
         if why is not None:  # derived from the checked shard: rewritten from it, nothing is sampled again
-            images = _images_of(path)
+            images = checked[k] if k in checked else _images_of(path)
             if images is None:  # found by rank 0's scan too, so no rank keeps the summary
                 log(f"{path} {IMAGES_NOT_OF_X}: regenerating shard {k}")
                 mine.append((k, idx))
