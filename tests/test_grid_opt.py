@@ -91,14 +91,22 @@ def test_a_one_step_grid_takes_no_degree():
     for degree in (1, 3, 4):
         with pytest.raises(UsageError, match=rf"^degree={degree} has nothing to move: a grid of 1 step is its two "
                                              r"end times, with no interior time to optimise \(leave degree at "
-                                             r"'auto', which hands the run back marked, or give a budget of 2 "
-                                             r"steps or more\)$") as info:
+                                             r"'auto': optimize then searches the first time alone with "
+                                             r"first_time='free' and hands the run back marked with 'fixed'; or "
+                                             r"give a budget of 2 steps or more\)$") as info:
             grid_opt.check_degree(degree, 1)
         assert info.value.params == ("degree",)
     assert grid_opt.check_degree("auto", 1) == grid_opt.check_degree(None, 1) == 0
     with pytest.warns(grid_opt.GridFallbackWarning, match="one step leaves no interior time"):
-        one = grid_opt.optimize("ddim", "gmm1d", 1, calibration=2, heldout=2, maxfev=5)
+        one = grid_opt.optimize("ddim", "gmm1d", 1, calibration=2, heldout=2, maxfev=5, first_time="fixed")
     assert one.degree == 0 and one.evaluations == 0 and one.fell_back
+    # with the first time free, it is the one parameter: searched, below 999 only where that helps in sample
+    late = grid_opt.optimize("ddim", "gmm1d", 1, calibration=64, heldout=64, maxfev=40, fallback=False)
+    assert late.degree == 0 and late.evaluations > 1 and late.first_time == "free"
+    assert late.grid[-1] == one.grid[-1] and late.grid[0] <= 999.0
+    fixed_error = grid_opt.rms_error(StudyTarget.resolve("gmm1d").study(0, 64), pndmkit.get_method("ddim"),
+                                     np.array([999.0, one.grid[-1]]))
+    assert late.calibration_error <= fixed_error
 
 
 @pytest.mark.parametrize("degree", [0, -1, 2.0, True, "Auto", "free"])
@@ -127,7 +135,7 @@ def test_optimised_grid_beats_the_best_builtin_grid_on_held_out_noises():
     # never worse than its start on the calibration noises; on held-out noises 82% smaller (measured)
     assert res.reduction > 0.3 and res.heldout_error < min(res.builtin_errors.values())
     assert set(res.builtin_errors) == set(grid_opt.BUILTIN_KINDS) and res.reference_error < 1e-10
-    same = grid_opt.evaluate("ipndm", "gmm2d", res.grid, calibration=8, heldout=16)
+    same = grid_opt.evaluate("ipndm", "gmm2d", res.grid, calibration=8, heldout=16, t_start=res.t_start)
     assert same["error"] == res.heldout_error and same["builtin_errors"] == res.builtin_errors
     best = make_grid(DiscreteVP.linear(), 6, res.baseline_kind)
     assert grid_opt.evaluate("ipndm", "gmm2d", best, calibration=8, heldout=16)["reduction"] == 0.0
@@ -254,15 +262,18 @@ def test_bad_positional_arguments_name_the_parameter(args, param):
 def test_a_run_with_zero_calibration_error_is_kept_not_a_crash():
     res = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=1, heldout=2, maxfev=20)  # log(0) crashed here
     assert res.grid.size == 7 and np.isfinite(res.heldout_error)
-    one = grid_opt.optimize("ddim", "gmm1d", 1, calibration=1, heldout=1)
+    one = grid_opt.optimize("ddim", "gmm1d", 1, calibration=1, heldout=1, first_time="fixed")
     assert "(1 step), 0 grid parameters, 0 calibration runs" in one.report()
+    # with the first time free, one noise of a 1-d problem is met exactly by some first time (error ~1e-16)
+    late = grid_opt.optimize("ddim", "gmm1d", 1, calibration=1, heldout=1)
+    assert "(1 step), 0 grid parameters and the first time" in late.report() and late.calibration_error < 1e-12
 
 
 def test_a_one_step_budget_says_what_it_uses_and_that_nothing_was_optimised():
     """f-pndm at NFE 6 runs one four-evaluation step: the report once said 'NFE 6 (1 step)' and gave a
     '+0.0% to +0.0%' interval as if a search had found no gain."""
     with pytest.warns(grid_opt.GridFallbackWarning, match="one step leaves no interior time"):
-        res = grid_opt.optimize("f-pndm", "gmm2d", 6, calibration=4, heldout=4)
+        res = grid_opt.optimize("f-pndm", "gmm2d", 6, calibration=4, heldout=4, first_time="fixed")
     lines = res.report().splitlines()
     assert lines[0].startswith("f-pndm at NFE 6 (1 step, 4 evaluations used), 0 grid parameters")
     assert lines[3] == ("no interval of the cut: one step leaves no interior time to optimise (every grid is the "
@@ -369,18 +380,20 @@ def _mixture_8d() -> "object":
 
 def test_defaults_follow_the_cost_of_a_problem_and_cut_the_held_out_error():
     res = grid_opt.optimize("ipndm", _mixture_8d(), 6)
-    assert (res.calibration, res.heldout) == grid_opt.PROBLEM_NOISES == (256, 256)
-    # measured: 1.626e-2 against quadratic's 2.127e-2 (23.6% smaller, interval 7.3% to 38.6%) in about 1 s
+    assert (res.calibration, res.heldout) == (2048, 2048) and res.first_time == "free" and res.t_start == 999.0
+    # measured: 1.307e-2 against quadratic's 1.893e-2 (30.9% smaller, interval 28.2% to 33.5%), first time 782.7
     assert not res.fell_back and res.fallback_reason == "" and np.array_equal(res.grid, res.searched_grid)
-    assert res.baseline_kind == "quadratic" and 0.2 < res.reduction == res.gain < 0.3
-    assert res.heldout_interval[0] > 0 and "FELL BACK" not in res.report()
-    # evaluate() defaults to the same noises
-    assert grid_opt.evaluate("ipndm", _mixture_8d(), res.grid)["error"] == res.heldout_error
+    assert res.baseline_kind == "quadratic" and 0.29 < res.reduction == res.gain < 0.33
+    assert res.heldout_interval[0] > 0.26 and "FELL BACK" not in res.report()
+    assert 700 < res.grid[0] < 850 and "first time 782.7, below the noise's time 999" in res.report()
+    # evaluate() defaults to the same noises; the late first time needs the noise's time
+    assert grid_opt.evaluate("ipndm", _mixture_8d(), res.grid, t_start=res.t_start)["error"] == res.heldout_error
+    assert grid_opt.evaluate("ipndm", _mixture_8d(), res.grid)["error"] != res.heldout_error  # reference from 782.7
 
 
 def test_a_grid_whose_held_out_interval_shows_no_gain_falls_back_to_the_best_builtin_grid_and_says_so():
     with pytest.warns(grid_opt.GridFallbackWarning, match="handing back the quadratic grid"):
-        res = grid_opt.optimize("ipndm", _mixture_8d(), 6, calibration=8, heldout=16)
+        res = grid_opt.optimize("ipndm", _mixture_8d(), 6, calibration=8, heldout=16, first_time="fixed")
     # 8 calibration noises: the searched grid is 48.5% worse on held-out noises (interval -82% to -20%)
     assert res.heldout_error > res.baseline_error and res.heldout_interval[1] < 0
     assert res.fell_back and res.gain == 0.0 and res.reduction < 0 and "does not lie above 0" in res.fallback_reason
@@ -428,7 +441,11 @@ def test_network_defaults_are_the_cached_noises_split_in_two_halves_of_whole_blo
     assert grid_opt.default_noises(StudyTarget.resolve("digits", seed=1, cache=shipped)) == (32, 32)
     assert grid_opt.default_noises(StudyTarget.resolve("digits", cache=tmp_path)) == grid_opt.NETWORK_NOISES
     assert grid_opt.default_noises(StudyTarget.resolve("digits")) == (32, 32)
-    assert grid_opt.default_noises(StudyTarget.resolve("gmm2d")) == grid_opt.PROBLEM_NOISES
+    # a problem: 2048 noises each up to 8 dimensions, halved as the dimension doubles, at least 256
+    assert grid_opt.default_noises(StudyTarget.resolve("gmm2d")) == (2048, 2048) == (grid_opt.PROBLEM_NOISE_RANGE[1],) * 2
+    assert grid_opt.default_noises(StudyTarget.resolve(_mixture_8d())) == (2048, 2048)
+    assert grid_opt.default_noises(StudyTarget.resolve("gmm32d")) == (512, 512)
+    assert grid_opt.default_noises(StudyTarget.resolve("digits-gmm")) == (256, 256) == (grid_opt.PROBLEM_NOISE_RANGE[0],) * 2
 
 
 @pytest.mark.parametrize("problem, nfe, calibration, heldout", [
@@ -438,7 +455,8 @@ def test_with_the_fallback_the_grid_handed_back_is_never_worse_than_the_baseline
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", grid_opt.GridFallbackWarning)
         res = grid_opt.optimize("ipndm", problem, nfe, calibration=calibration, heldout=heldout, maxfev=40)
-    judged = grid_opt.evaluate("ipndm", problem, res.grid, calibration=calibration, heldout=heldout)
+    judged = grid_opt.evaluate("ipndm", problem, res.grid, calibration=calibration, heldout=heldout,
+                               t_start=res.t_start)
     assert judged["baseline_kind"] == res.baseline_kind and judged["baseline_error"] == res.baseline_error
     assert judged["error"] <= res.baseline_error
     if res.fell_back:  # the best built-in grid itself, so no cut and no loss

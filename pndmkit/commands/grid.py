@@ -17,7 +17,7 @@ from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_netwo
 from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS, unknown_method_reason
 from pndmkit.problems import PROBLEMS
-from pndmkit.studies.grid_opt import AUTO_DEGREE, DEFAULT_DEGREE, check_degree
+from pndmkit.studies.grid_opt import AUTO_DEGREE, DEFAULT_DEGREE, FIRST_TIMES, check_degree
 
 
 def _degree(text: str) -> int | str | None:
@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None and args.model in PROBLEMS:
         raise UsageError("model", f"{args.model!r} is a built-in problem, not a network; use --problem {args.model}")
     refuse_without_model(args, ("scheduler_config", "device", "max_minutes"), "a network")
-    check_degree(args.degree, _check_steps(args.method, args.nfe))  # before any reference: they cost minutes
+    steps = _check_steps(args.method, args.nfe, args.first_time)  # before any reference: they cost minutes
+    if steps > 1 or args.first_time == "fixed" or args.degree != AUTO_DEGREE:
+        check_degree(args.degree, steps)
     try:
         with warnings.catch_warnings():  # the report says it, in its last line
             warnings.simplefilter("ignore", GridFallbackWarning)
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 result = optimize(args.method, args.problem, args.nfe, calibration=args.calibration,
                                   heldout=args.heldout, seed=args.seed, maxfev=args.maxfev, cache=args.cache,
                                   progress=sys.stderr.isatty(), degree=args.degree, start=args.start,
-                                  fallback=args.fallback)
+                                  fallback=args.fallback, first_time=args.first_time)
     except UsageError as exc:
         if "problem_or_model" not in exc.params:
             raise
@@ -84,20 +86,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_steps(method: str, nfe: int) -> int:
-    """The steps an NFE budget buys ``method``; a budget of less than two steps is refused before any work: one
-    step's grid is its two end times, which leaves nothing to optimise (the API hands such a run back, marked)."""
+def _check_steps(method: str, nfe: int, first_time: str = "fixed") -> int:
+    """The steps an NFE budget buys ``method``; with ``first_time="fixed"`` a budget of less than two steps is
+    refused before any work: one step's grid is then its two end times, which leaves nothing to optimise (the API
+    hands such a run back, marked). With a free first time that time is the one parameter of a one-step grid."""
     from pndmkit.methods import get_method, steps_for_nfe
 
     spec = get_method(method)
     steps = steps_for_nfe(spec, nfe)
     if steps is None:
         raise UsageError("nfe", f"nfe={nfe} is less than one step of {spec.name!r} costs ({spec.nfe(1)})")
-    if steps == 1:
+    if steps == 1 and first_time == "fixed":
         used = "" if spec.nfe(1) == nfe else f", using only {spec.nfe(1)} of the {nfe} evaluations"
         raise UsageError("nfe", f"--nfe {nfe} buys {spec.name} one step{used}; one step's grid is its two end "
                                 f"times, with no interior time to optimise: give --nfe {spec.nfe(2)} or more "
-                                f"(two steps)")
+                                f"(two steps), or --first-time free (the first time is then searched)")
     return steps
 
 
@@ -119,7 +122,7 @@ def _optimize_network(args: argparse.Namespace):
     monitor = StudyMonitor(max_minutes=args.max_minutes)
     ckpt = open_model(args, grid_options="--start, the grid the search starts from, and --degree")
     spec = get_method(args.method)
-    steps = _check_steps(args.method, args.nfe)
+    steps = _check_steps(args.method, args.nfe, args.first_time)
     check_start(args.start, steps)  # before any reference: they cost minutes
     check_reference_start(ckpt.schedule, ckpt.schedule.t_start, "model", (
         "grid optimize searches grids from the network's own first time and has no --t-start: optimize from "
@@ -137,7 +140,8 @@ def _optimize_network(args: argparse.Namespace):
         pieces = reference_blocks(0, calibration) + reference_blocks(calibration, heldout)
         monitor.time_evaluation(loaded.model, torch.from_numpy(target.noises(0, calibration)),
                                 target.t_start)
-        runs = args.maxfev or 100 * max(1, check_degree(args.degree, steps))
+        runs = args.maxfev or 100 * max(1, (check_degree(args.degree, steps) if steps > 1 else 0)
+                                        + (args.first_time == "free"))
         search = (runs + len(BUILTIN_KINDS)) * spec.nfe(steps)
         judge = (len(BUILTIN_KINDS) + 1) * spec.nfe(steps)
         monitor.line(f"{loaded.name} on {getattr(loaded.model, 'device', None) or 'cpu'}: one network evaluation "
@@ -172,7 +176,7 @@ def _optimize_network(args: argparse.Namespace):
         result = optimize(args.method, ckpt, args.nfe, calibration=calibration, heldout=heldout,
                           seed=args.seed, maxfev=args.maxfev, cache=folder, progress=sys.stderr.isatty(),
                           degree=args.degree, start=args.start, rebuild_cache=args.rebuild_cache,
-                          stop_early=monitor.check, fallback=args.fallback)
+                          stop_early=monitor.check, fallback=args.fallback, first_time=args.first_time)
         result = dataclasses.replace(result, problem=str(args.model))  # as the user named it
         monitor.line(f"done: {result.evaluations} runs" + (f" (stopped early: {result.stopped})" if result.stopped
                                                           else ""))
@@ -201,11 +205,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--model", default=None, metavar="digits|PATH|ORG/NAME",
                    help="a network: " + NETWORK_HELP + " (default: none; give --problem or --model)")
     o.add_argument("--calibration", type=positive_int, default=None,
-                   help="noises the grid is fitted on (default: 256 on a problem; on a network the first half of "
-                        "the noises whose references --cache holds, else 32)")
+                   help="noises the grid is fitted on (default on a problem: 2048 for 8 dimensions or fewer, "
+                        "halved as the dimension doubles, at least 256; on a network the first half of the noises "
+                        "whose references --cache holds, else 32)")
     o.add_argument("--heldout", type=positive_int, default=None,
-                   help="noises it is judged on (default: 256 on a problem; on a network the other half of the "
-                        "cached noises, else 32)")
+                   help="noises it is judged on (default: as many as --calibration's default on a problem; on a "
+                        "network the other half of the cached noises, else 32)")
     o.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noises")
     o.add_argument("--maxfev", type=positive_int, default=None,
                    help="objective evaluations (default 100 per grid parameter, at least 100)")
@@ -217,6 +222,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--start", type=_start, default=None, metavar="KIND|T0,T1,...",
                    help="start grid: a grid kind or comma-separated times with the run's end times "
                         "(default: the built-in kind with the smallest calibration error)")
+    o.add_argument("--first-time", choices=FIRST_TIMES, default="free",
+                   help="'free' (the default): search the grid's first time too, at or below the noise's time (the "
+                        "noise is taken as the state there: on a VP schedule the noise itself, as diffusers' "
+                        "'leading' grids start below the last training step), the error still measured against "
+                        "the flow from the noise's time; 'fixed': start at the noise's time, as the built-in grids do")
     add_cache_options(o)
     add_network_options(o)
     o.add_argument("--no-fallback", dest="fallback", action="store_false",
