@@ -121,29 +121,71 @@ class PriorScaleWarning(UserWarning):
     EDM or VE schedule, whose start is ``sigma_max`` times larger): see :func:`check_start_scale`."""
 
 
+#: a torch start that is not float64 is summed in float32 by blocks of this many entries, then across the blocks
+#: (:func:`_blocked_norm`)
+_START_NORM_BLOCK = 1024
+#: a root mean square below this, summed in float32, may have lost entries whose squares underflow (below about
+#: 1e-19): the start is measured again scaled by its largest entry
+_FLOAT32_RMS_FLOOR = 1e-18
+
+
+def _blocked_norm(v: Any) -> Any:
+    """The 2-norm of the torch tensor ``v``, a 0-d float32 tensor on ``v``'s device, summed in float32 by blocks:
+    the norms of blocks of :data:`_START_NORM_BLOCK` entries (the last one shorter), then the norm of those norms,
+    in blocks again while there are more than a block of them. A single float32 reduction of ``n`` entries is not
+    pairwise on the CPU and drifts with ``n`` (for unit normals -1e-5 at 2**20 entries, -5e-3 at 2**26, -1.4e-2
+    at 2**27; float16 and bfloat16 entries, whose squares round alike, drift by 1e-6 to 3e-6 over 65536); by
+    blocks of 1024 it stays within 3e-7 of the float64 norm at those sizes and dtypes, as fast, and no float64
+    tensor is made (Apple's MPS has none)."""
+    import torch
+
+    flat = v.reshape(-1)
+    size = int(flat.numel())
+    if size <= _START_NORM_BLOCK:
+        return torch.linalg.vector_norm(flat, dtype=torch.float32)
+    whole = size - size % _START_NORM_BLOCK
+    norms = torch.linalg.vector_norm(flat[:whole].view(-1, _START_NORM_BLOCK), dim=1, dtype=torch.float32)
+    if whole < size:
+        norms = torch.cat([norms, torch.linalg.vector_norm(flat[whole:], dtype=torch.float32).reshape(1)])
+    return _blocked_norm(norms)
+
+
 def _start_rms(x: Any) -> float | None:
-    """The root mean square of a start ``x`` as :func:`check_start_scale` measures it (in float64; a torch start
-    of fewer than 8 entries that is not float64 in float32, so that it makes no float64 tensor), ``None`` for
-    an empty start and for a torch tensor on the ``meta`` device (no device synchronisation then; one
-    otherwise). NaN or infinite exactly when an entry is: where the sum of squares overflows (float64 entries
-    above about 1e154) the measure is taken again as ``max|x| * rms(x / max|x|)``, a second synchronisation on
-    that path only."""
+    """The root mean square of a start ``x`` as :func:`check_start_scale` measures it, ``None`` for an empty start
+    and for a torch tensor on the ``meta`` device (no device synchronisation then; one otherwise).
+
+    A numpy start and a float64 torch start are summed in float64. A torch start of another dtype (float32,
+    float16, bfloat16) is summed in float32 by blocks (:func:`_blocked_norm`), within about 1e-6 of the float64
+    measure at any size, and makes no float64 tensor on its device (Apple's MPS has none; float64 is slow on
+    GPUs).
+
+    NaN or infinite exactly when an entry is: where the sum of squares overflows (float64 entries above about
+    1e154; float32 or bfloat16 entries above about 1e19, squared in float32) the measure is taken again as
+    ``max|x| * rms(x / max|x|)``, a second synchronisation on that path only. A float32 sum whose root mean
+    square is below 1e-18, where squares of entries below about 1e-19 underflow, is measured again the same way
+    (0 when every entry is)."""
     size = int(x.numel()) if is_torch(x) else int(np.size(x))
     if size == 0 or (is_torch(x) and x.device.type == "meta"):
         return None
+    floor = 0.0  # below this root mean square the sum may have lost underflowing squares
     if is_torch(x):
         import torch
 
         x = x.detach()
-        # a start of fewer than 8 entries (the toy starts of tests and examples) is summed in float32, which is
-        # exact enough for a factor of 4, so that a float32 start makes no float64 tensor there (MPS has none)
-        wide = torch.float64 if size >= START_SCALE_MIN_SIZE or x.dtype == torch.float64 else torch.float32
+        wide = x.dtype == torch.float64
 
         def rms_of(v: Any) -> float:
-            return float(torch.linalg.vector_norm(v, dtype=wide)) / math.sqrt(size)
+            norm = torch.linalg.vector_norm(v, dtype=torch.float64) if wide else _blocked_norm(v)
+            return float(norm) / math.sqrt(size)
 
         def largest() -> float:  # NaN if an entry is (amax propagates NaN), inf if one is
             return float(x.abs().amax())
+
+        def scaled(top: float) -> Any:  # x / top in the dtype it is summed in
+            return x / top if wide or x.dtype == torch.float32 else x.to(torch.float32).div_(top)
+
+        if not wide:
+            floor = _FLOAT32_RMS_FLOOR
     else:
         def rms_of(v: Any) -> float:
             with np.errstate(over="ignore"):  # an overflowing square is measured again below
@@ -151,11 +193,16 @@ def _start_rms(x: Any) -> float | None:
 
         def largest() -> float:  # NaN if an entry is (max propagates NaN), inf if one is
             return float(np.max(np.abs(x)))
+
+        def scaled(top: float) -> Any:  # only float64 entries (or wider) overflow, so x / top keeps their dtype
+            return x / top
     rms = rms_of(x)
-    if math.isfinite(rms):
+    if math.isfinite(rms) and rms >= floor:
         return rms
-    top = largest()  # only float64 entries (or wider) overflow the sum of squares, so x / top keeps their dtype
-    return top * rms_of(x / top) if math.isfinite(top) else rms
+    top = largest()
+    if not math.isfinite(top):
+        return rms
+    return top * rms_of(scaled(top)) if top > 0 else 0.0
 
 
 def check_start(x: Any, name: str = "x_T") -> float | None:
@@ -163,7 +210,7 @@ def check_start(x: Any, name: str = "x_T") -> float | None:
     :func:`check_start_scale`, with one device synchronisation for a torch tensor on a GPU instead of two.
 
     The measure is finite exactly when every entry is (a NaN or infinite entry makes it NaN or infinite; a sum of
-    squares that overflows in float64 is measured again, scaled by the largest entry, which is finite only when
+    squares that overflows is measured again, scaled by the largest entry, which is finite only when
     every entry is), so a finite measure proves the finiteness; otherwise the full check runs (a second
     synchronisation, only on the way to its error) and raises its own message.
 
@@ -177,7 +224,8 @@ def check_start(x: Any, name: str = "x_T") -> float | None:
     Returns
     -------
     float or None
-        The root mean square (in float64, as :func:`check_start_scale` measures it), to pass to it as ``rms``;
+        The root mean square (summed in float64, or for a torch start that is not float64 in float32 by blocks,
+        as :func:`check_start_scale` measures it), to pass to it as ``rms``;
         ``None`` when not measured (an empty start, a ``meta`` tensor).
 
     Raises

@@ -242,15 +242,20 @@ def test_order_model_on_a_pipeline_folder_prints_its_cost_and_a_line_per_block(f
 
 @pytest.mark.parametrize("stop", ["budget", "ctrl-c"])
 def test_order_model_stops_early_with_the_finished_methods(folders, tmp_path, capsys, monkeypatch, stop):
-    from pndmkit.studies import monitor
+    from pndmkit.studies import monitor, real
 
-    calls = []
+    swept = []
+    plain_sweep = real.sweep
 
-    def check(self):
-        calls.append(1)
-        if len(calls) > 1:  # the first method runs, the second is stopped
+    def sweep(*args, **kwargs):
+        swept.append(plain_sweep(*args, **kwargs))
+        return swept[-1]
+
+    def check(self):  # the reference and the first method run, the second is stopped
+        if swept:
             raise monitor.TimeBudgetExceeded("spent") if stop == "budget" else KeyboardInterrupt()
 
+    monkeypatch.setattr(real, "sweep", sweep)
     monkeypatch.setattr(monitor.StudyMonitor, "check", check)
     argv = ["order", "--model", folders / "pipe", "--methods", "ddim,pie", "--steps", "2,4", "--batch", "1",
             "--t-start", "40", "--cache", tmp_path, "--device", "cpu", "--max-minutes", "30"]
@@ -266,21 +271,101 @@ def test_order_model_stops_early_with_the_finished_methods(folders, tmp_path, ca
     assert "reference: cached" in capsys.readouterr().err
 
 
+def test_order_model_budget_bounds_the_reference_solve(folders, tmp_path, capsys, monkeypatch):
+    """A budget spent during the reference solve stops it there (not after it): nothing cached, exit status 1,
+    and the message says the reference was not finished and how to go on; a rerun without the budget solves it."""
+    from pndmkit.studies import monitor, real
+
+    evaluations = []
+    plain_eps = real.NetworkProblem.eps_numpy
+
+    def eps_numpy(self, x, t):
+        evaluations.append(t)
+        return plain_eps(self, x, t)
+
+    checks = []
+
+    def check(self):  # the budget is spent at the third check: two into the reference solve
+        checks.append(len(evaluations))
+        if len(checks) >= 3:
+            raise monitor.TimeBudgetExceeded("spent")
+
+    monkeypatch.setattr(real.NetworkProblem, "eps_numpy", eps_numpy)
+    monkeypatch.setattr(monitor.StudyMonitor, "check", check)
+    argv = ["order", "--model", folders / "pipe", "--methods", "ddim,pie", "--steps", "2,4", "--batch", "1",
+            "--t-start", "40", "--cache", tmp_path, "--device", "cpu", "--max-minutes", "30"]
+    assert _main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err
+    # checked before the solve and before each of its evaluations; stopped at the third check, after 1 evaluation
+    assert checks == [0, 0, 1] and len(evaluations) == 1
+    assert "reference done" not in err and not list(tmp_path.rglob("reference.npz"))
+    assert (f"stopped (--max-minutes is spent) before the reference was finished: nothing to report; the reference "
+            f"is solved whole or not at all, so none of it was kept (what earlier runs cached in {tmp_path} stays): "
+            f"rerun with the same --cache and a larger --max-minutes (or none)") in err, err
+    # --cache none: nothing is kept, and the message says so
+    checks.clear()
+    assert _main(argv[:-6] + ["--cache", "none", "--device", "cpu", "--max-minutes", "30"]) == 1
+    assert "--cache none keeps nothing: rerun with a --cache DIR" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert _main(argv[:-2]) == 0
+    assert re.search(r"reference done: \d+ evaluations", capsys.readouterr().err)
+
+
+def test_order_model_budget_spent_right_after_the_reference(folders, tmp_path, capsys, monkeypatch):
+    """The budget spent after the reference and before any method: the message says the reference is finished
+    (and cached), not that it is not."""
+    from pndmkit.studies import monitor, real
+
+    solved = []
+    plain_study = real.model_study
+
+    def model_study(*args, **kwargs):
+        study = plain_study(*args, **kwargs)
+        solved.append(study)
+        return study
+
+    def check(self):
+        if solved:
+            raise monitor.TimeBudgetExceeded("spent")
+
+    monkeypatch.setattr(real, "model_study", model_study)
+    monkeypatch.setattr(monitor.StudyMonitor, "check", check)
+    argv = ["order", "--model", folders / "pipe", "--methods", "ddim", "--steps", "2,4", "--batch", "1",
+            "--t-start", "40", "--cache", tmp_path, "--device", "cpu", "--max-minutes", "30"]
+    assert _main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(solved) == 1 and len(list(tmp_path.rglob("reference.npz"))) == 1
+    assert ("stopped (--max-minutes is spent) after 0 of 1 methods; the reference is finished, no method is: nothing "
+            "to report; what is finished stays cached: rerun the same command to go on") in err, err
+    assert "reference was not finished" not in err
+
+
 def test_grid_optimize_model_on_a_unet_folder_with_a_budget(folders, tmp_path, capsys, monkeypatch):
     from pndmkit.studies import monitor, targets
 
     monkeypatch.setattr(targets, "REFERENCE_RTOL", 1e-4)  # cheap references (the study's own knob)
     scheduler = json.loads((folders / "pipe" / "scheduler" / "scheduler_config.json").read_text())
     (tmp_path / "sched.json").write_text(json.dumps({**scheduler, "num_train_timesteps": 50}))
+    from pndmkit.studies import grid_opt
+
     calls = []
     real_check = monitor.StudyMonitor.check
+    plain_optimize = grid_opt.optimize
 
-    def check(self):  # the two reference blocks and three search runs, then the budget is spent
-        calls.append(1)
-        if len(calls) > 5:
+    def optimize(*args, **kwargs):
+        calls.append("search")
+        return plain_optimize(*args, **kwargs)
+
+    def check(self):  # the two reference blocks (checked in their solves too) and three search runs, then spent
+        if calls:
+            calls.append(1)
+        if len(calls) > 4:
             raise monitor.TimeBudgetExceeded("the time budget of 1 min is spent")
         real_check(self)
 
+    monkeypatch.setattr(grid_opt, "optimize", optimize)
     monkeypatch.setattr(monitor.StudyMonitor, "check", check)
     argv = ["grid", "optimize", "--model", folders / "unet", "--scheduler-config", tmp_path / "sched.json",
             "--method", "ddim", "--nfe", "3", "--calibration", "1", "--heldout", "1", "--maxfev", "20",
@@ -295,6 +380,41 @@ def test_grid_optimize_model_on_a_unet_folder_with_a_budget(folders, tmp_path, c
     assert re.search(r"reference block 1 of 2 \(noises 0-0\): \d+ evaluations", err)
     assert re.search(r"reference block 2 of 2 \(noises 1-1\): \d+ evaluations", err)
     assert len(list((tmp_path / "cache").rglob("reference.npz"))) == 2
+
+
+def test_grid_optimize_model_budget_bounds_a_reference_block(folders, tmp_path, capsys, monkeypatch):
+    """A budget spent inside the second reference block's solve stops it there: the first block stays cached, the
+    second is not written, exit status 1."""
+    from pndmkit.studies import monitor, targets
+
+    monkeypatch.setattr(targets, "REFERENCE_RTOL", 1e-4)
+    scheduler = json.loads((folders / "pipe" / "scheduler" / "scheduler_config.json").read_text())
+    (tmp_path / "sched.json").write_text(json.dumps({**scheduler, "num_train_timesteps": 50}))
+    blocks = []
+    plain_study = targets.StudyTarget.study
+
+    def study(self, first, n, **kwargs):
+        blocks.append(first)
+        return plain_study(self, first, n, **kwargs)
+
+    inside = []
+
+    def check(self):  # spent at the second evaluation of the second block's solve
+        if len(blocks) == 2:
+            inside.append(1)
+            if len(inside) > 1:
+                raise monitor.TimeBudgetExceeded("spent")
+
+    monkeypatch.setattr(targets.StudyTarget, "study", study)
+    monkeypatch.setattr(monitor.StudyMonitor, "check", check)
+    argv = ["grid", "optimize", "--model", folders / "unet", "--scheduler-config", tmp_path / "sched.json",
+            "--method", "ddim", "--nfe", "3", "--calibration", "1", "--heldout", "1", "--maxfev", "20",
+            "--cache", tmp_path / "cache", "--device", "cpu", "--max-minutes", "1"]
+    assert _main(argv) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(list((tmp_path / "cache").rglob("reference.npz"))) == 1
+    assert "stopped (--max-minutes is spent) after 1 of 2 reference blocks; the finished ones stay cached" \
+        in captured.err
 
 
 def test_sample_checkpoint_takes_a_diffusers_folder(folders, tmp_path, capsys):

@@ -886,3 +886,32 @@ def test_readme_digits_gmm_auto_intervals_are_the_json():
         assert low <= rule["vs_peer"] <= high
         cells.append(f"{low:.2f}-{high:.2f}")
     assert "are " + " / ".join(cells) + " at NFE 5-50" in " ".join((root / "README.md").read_text().split())
+
+
+def test_solvers_left_out_at_an_nfe_are_named_with_the_reason(capsys):
+    """A method that costs more than the NFE in one step (pie: 2 evaluations; f-pndm: a 4-evaluation warm-up step)
+    and a peer whose scheduler refuses small step counts (diffusers' PNDMScheduler with its Runge-Kutta steps)
+    used to be left out of the table without a word; the table names each with the reason, and --json keeps them
+    as ``skipped``. ddim runs at every NFE on both sides and is named nowhere."""
+    from pndmkit.cli import main
+    from pndmkit.methods import get_method
+
+    argv = ["compare", "--problem", "gmm2d", "--schedule", "discrete-linear", "--nfe", "1", "3", "5", "--n", "16",
+            "--methods", "ddim", "pie", "f-pndm", "--peers", "ddim", "pndm", "--no-grids"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    notes = lines[lines.index("left out (no run at that NFE, so not in the table):") + 1:]
+    assert notes[0].startswith("  peer pndm at NFE 1, 3, 5: its scheduler refuses N=1..3 steps (ValueError: ")
+    assert notes[0].endswith(") and 4 steps cost 13 evaluations")
+    assert notes[1:] == ["  pndmkit f-pndm at NFE 1, 3: one step costs 4 evaluations (its first steps are warm-up "
+                         "steps of 4 evaluations each; later steps cost 1)",
+                         "  pndmkit pie at NFE 1: one step costs 2 evaluations"]
+    spec = get_method("f-pndm")  # the warm-up the note names: three steps of 4 evaluations, then 1 each
+    assert [spec.nfe(n) for n in (1, 2, 3, 4, 5)] == [4, 8, 12, 13, 14]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    skipped = {(e["side"], e["method"], e["nfe_target"]) for e in out["skipped"]}
+    assert skipped == {("peer", "pndm", 1), ("peer", "pndm", 3), ("peer", "pndm", 5), ("pndmkit", "pie", 1),
+                       ("pndmkit", "f-pndm", 1), ("pndmkit", "f-pndm", 3)}
+    assert all(e["cases"] == ["gmm2d/discrete-linear"] for e in out["skipped"])
+    assert out["by_nfe"]["1"]["best_pndmkit"]["method"] == "ddim"  # the existing fields are as they were

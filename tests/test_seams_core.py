@@ -277,10 +277,111 @@ def test_the_start_scale_of_a_torch_start():
     from pndmkit.sampling import check_start_scale
 
     z = torch.randn(4, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float16)
-    assert check_start_scale(z, EDM(), 1.0) == pytest.approx(float(z.double().square().mean().sqrt()), rel=1e-12)
+    # summed in float32 (no float64 tensor on the start's device): float64's measure to float32 rounding
+    assert check_start_scale(z, EDM(), 1.0) == pytest.approx(float(z.double().square().mean().sqrt()), rel=1e-6)
     assert check_start_scale(torch.empty(4, 64, device="meta"), EDM(), 80.0) is None
     with pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square"):
         pndmkit.sample(lambda x, t: 0 * x, z.float(), schedule=EDM(), steps=2, prediction="x0")
+
+
+def _float64_rms(x):
+    """The root mean square of a torch tensor in numpy float64, summed by chunks (no float64 copy of all of it)."""
+    flat = x.detach().reshape(-1).float().numpy()
+    chunks = range(0, flat.size, 1 << 22)
+    return math.sqrt(math.fsum(float(np.sum(np.square(flat[i:i + (1 << 22)], dtype=np.float64))) for i in chunks)
+                     / flat.size)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_a_torch_start_is_measured_with_no_float64_tensor_and_one_synchronisation(dtype):
+    """Apple's MPS has no float64: a float32, float16 or bfloat16 start of 2**20 entries is measured by float32
+    reductions (no float64 tensor made), with one device synchronisation, to 1e-6 of numpy's float64 measure,
+    and a run from such a start makes no float64 tensor either. A float64 start is still summed in float64 (the
+    mode sees that tensor, so it would see one made from a float32 start)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from pndmkit.sampling import _start_rms, check_start
+
+    class Seen(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.dtypes, self.syncs = set(), 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            self.syncs += func is torch.ops.aten._local_scalar_dense.default
+            for a in torch.utils._pytree.tree_leaves((args, kwargs, out)):
+                if isinstance(a, torch.Tensor):
+                    self.dtypes.add(a.dtype)
+            return out
+
+    x = torch.randn(16, 4, 128, 128, generator=torch.Generator().manual_seed(1)).to(getattr(torch, dtype))
+    mode = Seen()
+    with mode:
+        rms = check_start(x)
+    assert torch.float32 in mode.dtypes and torch.float64 not in mode.dtypes, mode.dtypes
+    assert mode.syncs == 1
+    assert rms == pytest.approx(_float64_rms(x), rel=1e-6)
+    mode = Seen()
+    with mode, pytest.warns(pndmkit.PriorScaleWarning, match=r"^x_T has root mean square 0.97"):
+        out = pndmkit.sample(lambda x, t: 0.1 * x, x[:2, :3, :8, :8], schedule=EDM(), steps=2, prediction="x0",
+                             method="ddim")  # unit noise on EDM: the start warns, measured in float32
+    assert out.x.dtype == x.dtype and torch.float64 not in mode.dtypes, mode.dtypes
+    mode = Seen()
+    with mode:
+        assert _start_rms(x.double()) == pytest.approx(_float64_rms(x), rel=1e-14)
+    assert torch.float64 in mode.dtypes and mode.syncs == 1
+
+
+@pytest.mark.parametrize("size", [1 << 20, (1 << 26) + 12345])
+def test_a_large_float32_start_is_measured_as_numpy_measures_it_in_float64(size):
+    """One float32 reduction of all entries is not pairwise on the CPU and drifts with size (for unit normals
+    -1e-5 at 2**20 entries, -5e-3 at 2**26, -1.4e-2 at 2**27 with torch 2.13); summed by blocks, the measure stays
+    within 1e-6 of numpy's float64 measure, here with a short last block and a transposed (non-contiguous) view."""
+    torch = pytest.importorskip("torch")
+    from pndmkit.sampling import _start_rms
+
+    x = torch.randn(size, generator=torch.Generator().manual_seed(2))
+    assert _start_rms(x) == pytest.approx(_float64_rms(x), rel=1e-6)
+    grid = x[:size - size % 1024].view(-1, 1024)
+    assert _start_rms(grid.T) == pytest.approx(_float64_rms(grid), rel=1e-6)
+
+
+def test_block_norms_of_block_norms_reach_every_entry(monkeypatch):
+    """With blocks of 16 entries, 1000 entries take three levels (1000 -> 63 -> 4 -> 1 norms), each with a short
+    last block: every entry counts once (entry k is k + 1, so a lost or repeated block changes the sum)."""
+    torch = pytest.importorskip("torch")
+    from pndmkit import sampling
+
+    monkeypatch.setattr(sampling, "_START_NORM_BLOCK", 16)
+    for n in (1, 16, 17, 1000):
+        x = torch.arange(1, n + 1, dtype=torch.float32)
+        assert sampling._start_rms(x) == pytest.approx(math.sqrt((n + 1) * (2 * n + 1) / 6), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_a_torch_start_whose_float32_squares_overflow_or_underflow_is_measured_scaled(dtype):
+    """Squares of float32 (or bfloat16) entries above about 1.8e19 overflow the float32 sum, and below about 1e-19
+    underflow: such a start is measured again as max|x| * rms(x / max|x|), finite and within 1e-6 of numpy's
+    float64 measure (float16 entries, at most 65504, neither overflow nor reach the floor). Zeros measure 0; a NaN
+    or an infinite entry, also among overflowing ones, is refused by check_start with its message."""
+    torch = pytest.importorskip("torch")
+    from pndmkit.sampling import check_start
+
+    z = torch.randn(4, 1024, generator=torch.Generator().manual_seed(3))
+    scales = (1e20, 3e37, 1e-25, 1e-40) if dtype != "float16" else (6e3, 1e-5)
+    for scale in scales:
+        x = (scale * z.double()).to(getattr(torch, dtype))
+        assert 0 < check_start(x) < math.inf
+        assert check_start(x) == pytest.approx(_float64_rms(x), rel=1e-6)
+    assert check_start(torch.zeros(4, 1024, dtype=getattr(torch, dtype))) == 0.0
+    for bad, shown in ((float("nan"), "nan"), (float("inf"), "inf"), (-float("inf"), "-inf")):
+        x = (scales[0] * z).to(getattr(torch, dtype))
+        x[2, 5] = bad
+        with pytest.raises(ValueError, match=rf"^x_T must be finite; 1 of 4096 entries are NaN or infinite \(the "
+                                             rf"first at index \(2, 5\), {shown}\)$"):
+            check_start(x)
 
 
 def test_the_readme_start_scale_example_runs_silently():

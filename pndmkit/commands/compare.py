@@ -6,7 +6,9 @@ samples (both best runs fixed as chosen on all the samples; ``-`` below 8 sample
 pndmkit's grids (``ipndm-pndmkit-grid``, ...), the same table with those peers in; a row there whose best peer is
 pndmkit's own method on the same grid (``ipndm-pndmkit-grid`` against ``ipndm``) is marked ``parity check``, since
 it checks two implementations of one method. ``--json`` prints one JSON object whose ``by_nfe`` maps each NFE to
-the best pndmkit method, the best peer, their error ratio and ``ratio_interval``. Files are written only with ``--out DIR``, each atomically, and never over an earlier run's
+the best pndmkit method, the best peer, their error ratio and ``ratio_interval``, and ``skipped`` lists each
+solver with no run at an NFE (``side``, ``method``, ``nfe_target``, ``reason``, ``cases``), which the table names
+under it with the reason. Files are written only with ``--out DIR``, each atomically, and never over an earlier run's
 files there unless ``--overwrite`` says so: ``compare.json`` (summaries and the best option per solver, NFE and
 case), ``compare.csv`` (the same best rows, then the summaries of each row's NFE: ``ratio``, ``vs_builtin``,
 ``vs_peer`` and the ends of their 95% intervals),
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
                           "by_nfe_peers_on_pndmkit_grids": result["by_nfe_peers_on_pndmkit_grids"],
                           **{k: result[k] for k in ("by_nfe_optimized", "by_nfe_auto") if k in result},
-                          "config": result["config"],
+                          "config": result["config"], "skipped": result["skipped"],
                           "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
         print(compare_summary(result))

@@ -159,7 +159,7 @@ def _optimize_network(args: argparse.Namespace):
             for j, (first, n) in enumerate(pieces):
                 monitor.check()
                 began = monitor.elapsed()
-                block = target.study(first, n, progress=sys.stderr.isatty())
+                block = target.study(first, n, progress=sys.stderr.isatty(), stop_early=monitor.check)
                 if block.reference_nfe:
                     took.append(monitor.elapsed() - began)
                 monitor.line(f"reference block {j + 1} of {len(pieces)} (noises {first}-{first + n - 1}): " +

@@ -42,8 +42,10 @@ def add_network_options(p: argparse.ArgumentParser, *, study: bool = True, model
                        help="where the network runs: cpu, cuda, cuda:1, ... (default: cuda when there is one); the "
                             "study itself stays in float64 on the CPU")
         p.add_argument("--max-minutes", type=positive_float, default=None, metavar="M",
-                       help="stop after about M minutes with what is finished (finished blocks stay cached; Ctrl-C "
-                            "does the same) (default: no limit)")
+                       help="stop after about M minutes with what is finished, reference solves included (checked "
+                            "before each network evaluation; finished blocks stay cached, an unfinished one is not "
+                            "kept; Ctrl-C does the same); exit status 1 when the references were not finished and "
+                            "there is nothing to report (default: no limit)")
 
 
 def add_cache_options(p: argparse.ArgumentParser, *, holds: str = "cached references", note: str = "") -> None:

@@ -129,7 +129,10 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
     Prints its cost before it starts (the sweeps' network evaluations and their time from one timed evaluation;
     for an uncached reference the time of 1000 evaluations and no total, said so, since DOP853 chooses how many
     as it goes) and a line per finished block on stderr; Ctrl-C or ``--max-minutes`` stops it with the methods finished so
-    far (their sweeps and a finished reference stay in the cache)."""
+    far (their sweeps and a finished reference stay in the cache). The budget covers the reference solve too: it is
+    checked before each of its network evaluations, and a budget spent before the reference is finished stops the
+    command with nothing to report and exit status 1 (as ``grid optimize --model`` does), the unfinished reference
+    not cached; a budget spent with some methods finished reports them, exit status 0."""
     import numpy as np
     import torch
 
@@ -175,8 +178,10 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
     stopped: BaseException | None = None
     try:
         if study is None:
+            monitor.check()
             began = monitor.elapsed()
-            study = model_study(ckpt, **common, progress=tty)
+            # the budget bounds the solve itself (checked before each network evaluation), not only the sweeps
+            study = model_study(ckpt, **common, progress=tty, stop_early=monitor.check)
             monitor.line(f"reference done: {study.reference_nfe} evaluations in {duration(monitor.elapsed() - began)}, "
                          f"error estimate "
                          f"{study.reference_error:.1e}" + ("" if cache is None else f", cached in {study.cache}"))
@@ -193,10 +198,19 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
         stopped = exc
     if stopped is not None:
         why = "--max-minutes is spent" if isinstance(stopped, TimeBudgetExceeded) else "interrupted"
-        monitor.line(f"stopped ({why}) after {len(results)} of {len(methods)} methods" +
-                     ("; the reference was not finished: nothing to report" if study is None or not results else
-                      "; the report shows the finished ones") +
-                     ("" if cache is None else "; what is finished stays cached: rerun the same command to go on"))
+        if study is None:
+            monitor.line(f"stopped ({why}) before the reference was finished: nothing to report; " +
+                         ("--cache none keeps nothing: rerun with a --cache DIR and a larger --max-minutes (or "
+                          "none)" if cache is None else
+                          f"the reference is solved whole or not at all, so none of it was kept (what earlier runs "
+                          f"cached in {cache} stays): rerun with the same --cache and a larger --max-minutes (or "
+                          f"none); once it is finished it is cached and later runs skip it"))
+        else:
+            monitor.line(f"stopped ({why}) after {len(results)} of {len(methods)} methods" +
+                         ("; the reference is finished, no method is: nothing to report" if not results else
+                          "; the report shows the finished ones") +
+                         ("" if cache is None else
+                          "; what is finished stays cached: rerun the same command to go on"))
         if not results:
             if isinstance(stopped, TimeBudgetExceeded):
                 return 1

@@ -100,7 +100,8 @@ from pndmkit.transfers import DataTransfer
 __all__ = ["CompareConfig", "compare_spec", "SCHEDULES", "SAMPLE_ERRORS", "GRID_LEVELS", "GRID_RTOL",
            "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "MODEL_NOISES",
            "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "case_best_peer", "is_parity", "auto_choice",
-           "auto_calibration_samples", "optimized_methods", "pndmkit_methods", "VARIANTS", "compare_methods"]
+           "auto_calibration_samples", "optimized_methods", "pndmkit_methods", "VARIANTS", "compare_methods",
+           "why_no_run", "left_out", "skipped_summary"]
 
 #: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
 #: table keeps the name its saved results use, discrete-linear (an alias of ddpm-linear)
@@ -384,6 +385,95 @@ def _first_valid(nfe_of: Callable[[int], int], hi: int) -> Optional[int]:
     return None
 
 
+def why_no_run(nfe_of: Callable[[int], int], target: int) -> str:
+    """Why no step count of a solver fits NFE ``target`` (where :func:`pndmkit.methods.steps_for_nfe` gives None).
+
+    ``nfe_of(N)`` is the solver's cost of ``N`` steps (a peer's raises ``ValueError`` for the step counts its
+    scheduler refuses). The reason names the fewest evaluations a run costs, whether its first steps cost more
+    than later ones (a warm-up), and the first refusal's message; it does not depend on ``target`` beyond that,
+    so that one reason can name several NFEs.
+
+    >>> from pndmkit.methods import get_method
+    >>> why_no_run(get_method("f-pndm").nfe, 3)
+    'one step costs 4 evaluations (its first steps are warm-up steps of 4 evaluations each; later steps cost 1)'
+    >>> why_no_run(get_method("pie").nfe, 1)
+    'one step costs 2 evaluations'
+    """
+    refused: Optional[tuple[int, ValueError]] = None
+    for n in range(1, max(target, 100) + 1):
+        try:
+            cost = nfe_of(n)
+        except ValueError as exc:
+            refused = refused or (n, exc)
+            continue
+        if refused is not None:
+            return (f"its scheduler refuses N={refused[0]}..{n - 1} steps ({type(refused[1]).__name__}: "
+                    f"{str(refused[1]).strip()}) and {n} steps cost {cost} evaluations")
+        why = f"one step costs {cost} evaluations"
+        try:
+            later = nfe_of(n + 21) - nfe_of(n + 20)
+        except ValueError:
+            later = None
+        if later is not None and cost > later:
+            why += f" (its first steps are warm-up steps of {cost} evaluations each; later steps cost {later})"
+        return why
+    assert refused is not None
+    return (f"its scheduler refused every step count from {refused[0]} to {max(target, 100)} "
+            f"({type(refused[1]).__name__}: {str(refused[1]).strip()})")
+
+
+def _skip(skipped: Optional[list], side: str, method: str, option: str, target: int,
+          nfe_of: Callable[[int], int]) -> None:
+    """Record in ``skipped`` (when it is a list) that ``method`` has no run at NFE ``target``, and why."""
+    if skipped is not None:
+        skipped.append({"side": side, "method": method, "option": option, "nfe_target": target,
+                        "reason": why_no_run(nfe_of, target)})
+
+
+def left_out(skips: Sequence[dict], rows: Sequence[dict]) -> list[dict]:
+    """The solvers of a case with no finite-error run at an NFE, and why.
+
+    Parameters
+    ----------
+    skips : sequence of dict
+        What the planning left out: ``side``, ``method``, ``option``, ``nfe_target`` and ``reason`` (no step
+        count fits the NFE, :func:`why_no_run`).
+    rows : sequence of dict
+        The case's built-in runs (``case["runs"]``); a row whose ``error`` is not finite is a run that was refused
+        or broke down (its ``failure`` says how, where it raised).
+
+    Returns
+    -------
+    list of dict
+        ``side``, ``method``, ``nfe_target`` and ``reason`` (the reasons of its options, each once, joined by
+        ``; ``) for each (side, method, NFE) with no option that ran to a finite error; sorted by NFE, side and
+        method.
+    """
+    ran = {(r["side"], r["method"], r["nfe_target"]) for r in rows if math.isfinite(r["error"])}
+    reasons: dict[tuple[str, str, int], list[str]] = {}
+    for skip in skips:
+        reasons.setdefault((skip["side"], skip["method"], skip["nfe_target"]), []).append(skip["reason"])
+    for r in rows:
+        if not math.isfinite(r["error"]):
+            reasons.setdefault((r["side"], r["method"], r["nfe_target"]), []).append(
+                f"N={r['steps']} [{r['option']}] " + r.get("failure", "ended at a non-finite point (it blew up)"))
+    return [{"side": side, "method": method, "nfe_target": target, "reason": "; ".join(dict.fromkeys(why))}
+            for (side, method, target), why in sorted(reasons.items(), key=lambda kv: (kv[0][2], *kv[0][:2]))
+            if (side, method, target) not in ran]
+
+
+def skipped_summary(cases: Sequence[dict]) -> list[dict]:
+    """The cases' ``skipped`` entries (:func:`left_out`) merged: one per side, method, NFE and reason, with the
+    ``cases`` (``"problem/schedule"``) it holds in; sorted by NFE, side and method."""
+    merged: dict[tuple, list[str]] = {}
+    for case in cases:
+        for e in case.get("skipped", ()):
+            key = (e["nfe_target"], e["side"], e["method"], e["reason"])
+            merged.setdefault(key, []).append(f"{case['problem']}/{case['schedule']}")
+    return [{"side": side, "method": method, "nfe_target": target, "reason": reason, "cases": where}
+            for (target, side, method, reason), where in sorted(merged.items())]
+
+
 # ------------------------------------------------------------------------------------------------------
 # planning: which runs, with which grids, starting and ending at which levels
 @dataclass
@@ -435,7 +525,9 @@ def _pndmkit_grids(schedule: NoiseSchedule, method: str, all_grids: bool) -> lis
     return [(k, {} if k in DISCRETE_SPACINGS else end) for k in kinds]
 
 
-def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> list[_Run]:
+def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, skipped: Optional[list] = None
+                  ) -> list[_Run]:
+    """Every pndmkit method, grid and NFE of ``cfg``; a method that fits no NFE is recorded in ``skipped``."""
     runs = []
     methods = cfg.methods or tuple(pndmkit_methods())
     for name in methods:
@@ -445,6 +537,7 @@ def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> 
         for target in cfg.nfes:
             steps = steps_for_nfe(nfe_of, target)
             if steps is None:
+                _skip(skipped, "pndmkit", name, "", target, nfe_of)
                 continue
             for kind, opts in _pndmkit_grids(schedule, name, cfg.grids):
                 times = make_grid(schedule, steps, kind, **opts)
@@ -453,6 +546,14 @@ def _plan_pndmkit(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig) -> 
                                  _s(schedule, times[-1]), _launcher(problem, schedule, integrator, times),
                                  grid_levels=tuple(_s(schedule, t) for t in times)))
     return runs
+
+
+def _candidate_skips(skips: list[dict], cfg: CompareConfig) -> list[dict]:
+    """The entries of ``skips`` whose solver ``cfg.candidates`` names (all of them without it)."""
+    if cfg.candidates is None:
+        return skips
+    named = {(side, method) for side, method, _, _ in cfg.candidates}
+    return [s for s in skips if (s["side"], s["method"]) in named]
 
 
 def _only_candidates(runs: list[_Run], cfg: CompareConfig) -> list[_Run]:
@@ -528,8 +629,9 @@ def _option_label(opts: dict) -> str:
 
 
 def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
-                model: Optional[Callable[[Any, float], Any]] = None, peer_times: str = "level") -> list[_Run]:
-    """Every peer, option and NFE of ``cfg``. The model is the problem's exact eps at the scheduler's own level
+                model: Optional[Callable[[Any, float], Any]] = None, peer_times: str = "level",
+                skipped: Optional[list] = None) -> list[_Run]:
+    """Every peer, option and NFE of ``cfg`` (an option that fits no NFE is recorded in ``skipped``). The model is the problem's exact eps at the scheduler's own level
     or, given ``model(x, t)`` (a network), that model told the time of the scheduler's own level
     (``peer_times="level"``) or driven by :func:`pndmkit.studies.peers.peer_sample`, which tells it the
     scheduler's integer timestep where there is one (``"timestep"``)."""
@@ -560,6 +662,7 @@ def _plan_peers(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig,
             for target in cfg.nfes:
                 steps = steps_for_nfe(nfe_of, target)
                 if steps is None:
+                    _skip(skipped, "peer", name, _option_label(opts), target, nfe_of)
                     continue
                 levels, s_end = call_levels(built[steps])
 
@@ -775,12 +878,15 @@ def _score_runs(runs: Sequence[_Run], on_top: Sequence[bool], start_of: Callable
             per_sample = np.mean(diff.reshape(len(diff), -1) ** 2, axis=1)
         except (ValueError, FloatingPointError, RuntimeError) as exc:  # a solver that refuses or breaks down
             x_end, nfe, err, per_sample = None, r.nfe, math.inf, None
-            log(f"  {r.side} {r.method} [{r.option}] N={r.steps}: {type(exc).__name__}: {exc}")
+            failure = f"{type(exc).__name__}: {exc}"
+            log(f"  {r.side} {r.method} [{r.option}] N={r.steps}: {failure}")
         if not math.isfinite(err):
             err = math.inf
         row = {"side": r.side, "method": r.method, "option": r.option, "nfe_target": r.target, "steps": r.steps,
                "nfe": nfe, "error": err, "s_start": r.s_start, "s_end": r.s_end, "starts_at_top": top,
                "seconds": time.perf_counter() - t0}
+        if x_end is None:  # what it raised, for the reports' list of solvers left out
+            row["failure"] = failure
         if r.grid_levels:  # for the summaries' parity checks; dropped from the result
             row[GRID_LEVELS] = [float(s) for s in r.grid_levels]
         if per_sample is not None and math.isfinite(err):  # for the summaries' intervals; dropped from the result
@@ -812,9 +918,10 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     schedule = get_schedule(schedule_name)
     n = cfg.n or (1000 if problem.dim < 8 else 256)
     tic = time.perf_counter()
-    runs = _plan_pndmkit(problem, schedule, cfg)
+    skips: list[dict] = []
+    runs = _plan_pndmkit(problem, schedule, cfg, skips)
     if cfg.peers is None or cfg.peers:
-        runs += _plan_peers(problem, schedule, cfg)
+        runs += _plan_peers(problem, schedule, cfg, skipped=skips)
     runs = _only_candidates(runs, cfg)
     if not runs:
         fewest = []
@@ -869,7 +976,8 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         return sorted(rows, key=lambda r: (r["nfe_target"], r["side"], r["error"]))
 
     case = {"problem": problem_name, "schedule": schedule_name, "n": n, "sw_floor": floor,
-            "best": order(best.values()), "best_shared_grids": order(shared.values()), "runs": all_rows}
+            "best": order(best.values()), "best_shared_grids": order(shared.values()), "runs": all_rows,
+            "skipped": left_out(_candidate_skips(skips, cfg), all_rows)}
     if optimizing:
         case["optimized"] = order(optimized)
         case["optimize_seconds"] = sum(r["optimize_seconds"] for r in optimized)
@@ -1168,6 +1276,9 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
     case ``auto`` (per rule and NFE the chosen run's row on the case's samples, with ``optimized``,
     ``calibration_error`` and ``calibration_tail``), ``auto_calibration`` and ``auto_seconds``.
 
+    ``skipped`` (:func:`skipped_summary`) names each solver with no finite-error run at an NFE, why and in which
+    cases, and each case has its own ``skipped`` (:func:`left_out`); a run that raised has a ``failure`` field.
+
     Needs diffusers (and torch) unless ``cfg.peers`` is empty (pndmkit's methods alone).
     """
     torch_threads = None
@@ -1191,7 +1302,8 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
     config = asdict(cfg)
     result = {"config": config, "by_nfe": by_nfe(cases, cfg.nfes),
               "by_nfe_shared_grids": by_nfe(cases, cfg.nfes, "best_shared_grids"),
-              "by_nfe_peers_on_pndmkit_grids": by_nfe(cases, cfg.nfes, builtin_only=False)}
+              "by_nfe_peers_on_pndmkit_grids": by_nfe(cases, cfg.nfes, builtin_only=False),
+              "skipped": skipped_summary(cases)}
     if optimized_methods(cfg):
         result["by_nfe_optimized"] = by_nfe_optimized(cases, cfg.nfes)
     if cfg.auto:
@@ -1325,7 +1437,8 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     dict
         JSON-serialisable: ``config`` (``cfg`` without ``problems`` and ``schedules``, which a network run does
         not use, plus ``model``, ``first``, ``n``, ``cache``, ``peer_times``), ``by_nfe``,
-        ``by_nfe_shared_grids`` and ``by_nfe_peers_on_pndmkit_grids`` (as :func:`compare`'s, over the one case)
+        ``by_nfe_shared_grids``, ``by_nfe_peers_on_pndmkit_grids`` and ``skipped`` (as :func:`compare`'s, over the
+        one case)
         and ``cases``: one case with ``problem`` (the network's name), ``schedule``, ``n``, ``first``,
         ``reference_error`` (the cached reference's), ``reference_points`` (the short solves), ``best``,
         ``best_shared_grids``, ``runs`` and, with ``given_grids``, ``optimized``; then also ``by_nfe_optimized``. Every row has ``model_calls``, the network evaluations the run made,
@@ -1436,7 +1549,8 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
         config["given_grids"] = {m: {str(k): list(v) for k, v in by.items()} for m, by in given.items()}
     result = {"config": config, "by_nfe": by_nfe([case], cfg.nfes),
               "by_nfe_shared_grids": by_nfe([case], cfg.nfes, "best_shared_grids"),
-              "by_nfe_peers_on_pndmkit_grids": by_nfe([case], cfg.nfes, builtin_only=False)}
+              "by_nfe_peers_on_pndmkit_grids": by_nfe([case], cfg.nfes, builtin_only=False),
+              "skipped": skipped_summary([case])}
     if given:
         result["by_nfe_optimized"] = by_nfe_optimized([case], cfg.nfes)
     _drop_scratch([case], keep=bool(sample_errors))
@@ -1572,9 +1686,10 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
                 log: Callable[[str], None], seconds_per_noise: Optional[float] = None) -> dict:
     """Plan, carry the reference to every level a run starts or ends at, run and score (:func:`compare_model`).
     The cost said up front uses ``seconds_per_noise`` (the network timed already), else one timed evaluation."""
-    runs = _plan_pndmkit(net, schedule, cfg) + _plan_given(net, schedule, given, cfg.nfes)
+    skips: list[dict] = []
+    runs = _plan_pndmkit(net, schedule, cfg, skips) + _plan_given(net, schedule, given, cfg.nfes)
     if cfg.peers is None or cfg.peers:
-        runs += _plan_peers(net, schedule, cfg, model=net, peer_times=peer_times)
+        runs += _plan_peers(net, schedule, cfg, model=net, peer_times=peer_times, skipped=skips)
     runs = _only_candidates(runs, cfg)
     if not runs:
         raise UsageError(("nfes", "methods", "peers"), f"no solver runs within nfes={list(cfg.nfes)}; give larger "
@@ -1625,7 +1740,8 @@ def _model_case(net: _CountedNetwork, name: str, schedule: NoiseSchedule, x_T: n
             "reference_error": ref_error, "reference_points": points,
             "timing_evaluations": int(seconds_per_noise is None),
             "best": order(best.values()),
-            "best_shared_grids": order(shared.values()), "runs": all_rows}
+            "best_shared_grids": order(shared.values()), "runs": all_rows,
+            "skipped": left_out(_candidate_skips(skips, cfg), all_rows)}
     if given:
         case["optimized"] = order(optimized)
     return case

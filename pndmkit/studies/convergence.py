@@ -258,6 +258,18 @@ def _slow_order_note(steps: Sequence[float], errors: Sequence[float], order: flo
             "converge on this range")
 
 
+def _below_order_note(order: float, declared: int, study: Study) -> str:
+    """What a fitted order far below the declared one (more than 1 below, or below half) may come from, and how
+    to tell the causes apart."""
+    return (f"{order:.2f} is far below the declared order {declared}: the step counts may not be in the asymptotic "
+            f"range yet, the errors may near a floor (the reference's error {study.reference_error:.1e}, or float "
+            f"precision), the grid may end where the ODE is not smooth (abar = 1, e.g. t = 0 on EDM, where the "
+            f"last steps cost the order), or the method may be wrong; larger step counts raise the fitted order "
+            f"only in the first case, errors close to the reference's error point to the second (a tighter "
+            f"reference lowers it), and an end short of abar = 1 (a larger --t-end) restores the order in the "
+            f"third")
+
+
 def _run(study: Study, method: Any, x_T: Any, steps: Optional[int]) -> tuple[Any, int]:
     """Sample ``study`` with ``method``; ``steps=None`` for an adaptive method, which gets no grid either (it
     chooses its own steps, and would warn that a given ``steps`` or ``grid`` is ignored)."""
@@ -310,7 +322,8 @@ def sweep(study: Study, method: str | MethodSpec, steps: Sequence[int] = DEFAULT
         nfe.append(k)
         errors.append(study.error(x))
     order, idx, note = fit_order(steps, errors, study.floor)
-    if order is not None and order < 0.5 and idx and errors[idx[1]] > 1e3 * study.floor:
+    slow = order is not None and order < 0.5 and bool(idx) and errors[idx[1]] > 1e3 * study.floor
+    if slow:
         note = (note + "; " if note else "") + _slow_order_note(steps[:idx[1] + 1], errors[:idx[1] + 1], order)
     if order is not None and idx and idx[1] == idx[0] + 1:
         note = (note + "; " if note else "") + (
@@ -322,6 +335,10 @@ def sweep(study: Study, method: str | MethodSpec, steps: Sequence[int] = DEFAULT
             "fall faster than that order (a range not yet asymptotic, or the part that limits the order, such as "
             "a lower-order warm-up or first step, costs little error here); the declared order shows at larger N "
             "or from a start mid-trajectory")
+    # far below the declared order (more than 1 below, or below half); a slow order already has its own note
+    if (order is not None and spec.order is not None and not slow
+            and (order < spec.order - 1 or order < spec.order / 2)):
+        note = (note + "; " if note else "") + _below_order_note(order, spec.order, study)
     return MethodResult(spec.name, spec.order, False, [int(n) for n in steps], nfe, errors,
                         measured_order=order, fit_range=(int(steps[idx[0]]), int(steps[idx[1]])) if idx else None,
                         nfe_slope=_slope(nfe, errors), note=note)

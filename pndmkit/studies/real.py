@@ -262,14 +262,15 @@ def check_reference_start(schedule: NoiseSchedule, t_start: float, param: str = 
 
 
 def reference_solution(problem: NetworkProblem, schedule: NoiseSchedule, x_T: NDArray[np.float64], t_start: float,
-                       t_end: float, *, rtol: float = 1e-9, scale: float = 0.1, progress: bool = False
-                       ) -> tuple[NDArray[np.float64], float, int]:
+                       t_end: float, *, rtol: float = 1e-9, scale: float = 0.1, progress: bool = False,
+                       stop_early: Optional[Callable[[], None]] = None) -> tuple[NDArray[np.float64], float, int]:
     """Converged end points of ``dy/ds = eps`` from ``x_T`` at ``t_start`` to ``t_end``: DOP853 at ``rtol`` and
     at ``rtol / 2`` (:func:`converged_flow`).
 
     Returns ``(x_ref, reference_error, nfe)``: the end points of the tighter solve, the largest absolute
     change between the two solves (the reference's error estimate) and the network evaluations spent.
-    ``scale`` is the length ``c`` of the ``asinh(s/c)`` variable (about the data's smallest spread).
+    ``scale`` is the length ``c`` of the ``asinh(s/c)`` variable (about the data's smallest spread);
+    ``stop_early`` is called before each network evaluation (see :func:`converged_flow`).
     """
     s0, s1 = float(schedule.s(t_start)), float(schedule.s(t_end))
 
@@ -277,12 +278,13 @@ def reference_solution(problem: NetworkProblem, schedule: NoiseSchedule, x_T: ND
         # the interval's ends map to their own times exactly (t_from_s(s(t)) can round out of the schedule)
         return t_start if s >= s0 else t_end if s <= s1 else float(schedule.t_from_s(s))
 
-    return converged_flow(problem, x_T, s0, s1, time_of, rtol=rtol, scale=scale, progress=progress)
+    return converged_flow(problem, x_T, s0, s1, time_of, rtol=rtol, scale=scale, progress=progress,
+                          stop_early=stop_early)
 
 
 def converged_flow(problem: Any, x: NDArray[np.float64], s_from: float, s_to: float, time_of: Callable[[float], float],
-                   *, rtol: float = 1e-9, scale: float = 0.1, progress: bool = False
-                   ) -> tuple[NDArray[np.float64], float, int]:
+                   *, rtol: float = 1e-9, scale: float = 0.1, progress: bool = False,
+                   stop_early: Optional[Callable[[], None]] = None) -> tuple[NDArray[np.float64], float, int]:
     """``x`` at noise level ``s_from`` carried along ``dy/ds = eps`` to ``s_to``: DOP853 at ``rtol`` and at
     ``rtol / 2`` (:func:`pndmkit.problems.reference.solve_pf_ode`, ``atol = rtol``).
 
@@ -308,6 +310,10 @@ def converged_flow(problem: Any, x: NDArray[np.float64], s_from: float, s_to: fl
         The length ``c > 0`` of the ``asinh(s / c)`` variable (about the data's smallest spread).
     progress : bool
         Show a progress bar of both solves.
+    stop_early : callable, optional
+        Called with no argument before each network evaluation; whatever it raises (e.g.
+        :class:`pndmkit.studies.monitor.TimeBudgetExceeded`, a ``KeyboardInterrupt``) ends the solve and
+        propagates, as Ctrl-C would, with nothing returned: a solve is all or nothing.
 
     Returns
     -------
@@ -331,6 +337,8 @@ def converged_flow(problem: Any, x: NDArray[np.float64], s_from: float, s_to: fl
     passes = [0]
 
     def eps_of_s(x: NDArray[np.float64], s: float) -> NDArray[np.float64]:
+        if stop_early is not None:
+            stop_early()
         count[0] += 1
         if bar is not None:
             done = 100 * passes[0] + int(100 * (w0 - math.asinh(s / scale)) / (w0 - w1 or 1.0))
@@ -381,7 +389,8 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
                 seed: int = 0, shape: Optional[Sequence[int]] = None, grid: str = "uniform",
                 t_start: Optional[float] = None, t_end: Optional[float] = None, rtol: float = 1e-9,
                 scale: float = 0.1, pixel_scale: float = PIXEL_SCALE, cache: Optional[str | os.PathLike] = None,
-                progress: bool = False, rebuild_cache: bool = False) -> ModelStudy:
+                progress: bool = False, rebuild_cache: bool = False,
+                stop_early: Optional[Callable[[], None]] = None) -> ModelStudy:
     """Set up a convergence study of a network: noises ``x_T`` and the converged reference from them.
 
     Parameters
@@ -411,6 +420,11 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
     rebuild_cache : bool
         A damaged cache entry (see the module docstring) is removed with a :class:`DamagedCacheWarning` and
         computed again, instead of refused.
+    stop_early : callable, optional
+        Called before each network evaluation of an uncached reference solve; what it raises (e.g.
+        :class:`pndmkit.studies.monitor.TimeBudgetExceeded`) propagates and nothing is cached (a reference is
+        written only once both solves are done). ``pndmkit order --model --max-minutes`` passes the budget's
+        :meth:`~pndmkit.studies.monitor.StudyMonitor.check`.
 
     Raises
     ------
@@ -420,7 +434,8 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
     """
     study = _build_model_study(model, schedule, x_T, batch=batch, seed=seed, shape=shape, grid=grid,
                                t_start=t_start, t_end=t_end, rtol=rtol, scale=scale, pixel_scale=pixel_scale,
-                               cache=cache, progress=progress, rebuild_cache=rebuild_cache)
+                               cache=cache, progress=progress, rebuild_cache=rebuild_cache,
+                               stop_early=stop_early)
     assert study is not None  # solve=True always returns a study
     return study
 
@@ -442,7 +457,8 @@ def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T
                        t_start: Optional[float] = None, t_end: Optional[float] = None, rtol: float = 1e-9,
                        scale: float = 0.1, pixel_scale: float = PIXEL_SCALE,
                        cache: Optional[str | os.PathLike] = None, progress: bool = False, solve: bool = True,
-                       rebuild_cache: bool = False) -> Optional[ModelStudy]:
+                       rebuild_cache: bool = False, stop_early: Optional[Callable[[], None]] = None
+                       ) -> Optional[ModelStudy]:
     """:func:`model_study`; with ``solve=False`` it returns ``None`` instead of solving an uncached reference."""
     from pndmkit.grids import make_grid
 
@@ -482,7 +498,8 @@ def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T
     if stored is None and not solve:
         return None
     if stored is None:
-        ref, err, nfe = reference_solution(problem, sched, x0, t0, t1, rtol=rtol, scale=scale, progress=progress)
+        ref, err, nfe = reference_solution(problem, sched, x0, t0, t1, rtol=rtol, scale=scale, progress=progress,
+                                           stop_early=stop_early)
         if folder is not None:
             _write_reference(folder, ref, err, nfe, {"model": name, "schedule": repr(sched), "t_start": t0,
                                                      "t_end": t1, "rtol": rtol, "scale": scale, "batch": len(x0)})

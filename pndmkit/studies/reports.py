@@ -218,12 +218,38 @@ def _text_table(cols: list[str], rows: list[list[str]]) -> str:
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, width)).rstrip() for r in [cols, *rows])
 
 
+def skipped_lines(result: dict, key: str = "by_nfe") -> list[str]:
+    """Lines naming each solver left out of the summary ``key`` at an NFE and why (``result["skipped"]``,
+    :func:`pndmkit.studies.compare.skipped_summary`): one line per solver and reason, its NFEs joined, and the
+    cases where not all. ``by_nfe`` and ``by_nfe_shared_grids`` leave out the peers run on pndmkit's grids;
+    ``by_nfe_peers_on_pndmkit_grids`` names only those (the others are said under ``by_nfe``). None for a result
+    without the field (read back from an older file)."""
+    from pndmkit.studies.peers import PEERS
+
+    custom = {name for name, spec in PEERS.items() if not spec.builtin}
+    mine = key == "by_nfe_peers_on_pndmkit_grids"
+    grouped: dict[tuple, list[str]] = {}
+    cases = len(result.get("cases", ())) or 1
+    for e in result.get("skipped", ()):
+        if (e["side"] == "peer" and e["method"] in custom) != mine:
+            continue
+        where = "" if len(e["cases"]) >= cases else f" (on {', '.join(e['cases'])})"
+        grouped.setdefault((e["side"], e["method"], e["reason"], where), []).append(str(e["nfe_target"]))
+    if not grouped:
+        return []
+    return ["left out (no run at that NFE, so not in the table):"] + [
+        f"  {side} {method} at NFE {', '.join(nfes)}{where}: {reason}"
+        for (side, method, reason, where), nfes in grouped.items()]
+
+
 def compare_summary(result: dict, key: str = "by_nfe") -> str:
     """The by-NFE table as text, with the grid option of each best run (one per case, joined by ``/``).
 
     Every NFE where a solver ran has a row; a side with no run at that NFE reads ``-`` (without peers,
-    ``--peers`` with no names, the peer columns do), and a line below the table says why. A summary with no
-    row at all says so in one line instead of the table.
+    ``--peers`` with no names, the peer columns do), and a line below the table says why. Below it each solver
+    left out at an NFE is named with the reason (:func:`skipped_lines`: fewer evaluations than its first step
+    costs, a warm-up that costs more, a scheduler that refused the step counts, a run that raised or blew up).
+    A summary with no row at all says so in one line instead of the table.
     """
     summary = result[key]
     cases = len(result.get("cases", ())) or 1
@@ -253,6 +279,7 @@ def compare_summary(result: dict, key: str = "by_nfe") -> str:
                          "ipndm-pndmkit-grid, are left out of this table)")
     if any("best_pndmkit" not in row for row in summary.values()):
         lines.append("-: no pndmkit method fits that NFE")
+    lines += skipped_lines(result, key)
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -284,13 +284,17 @@ class StudyTarget:
         z = per_sample_noise(range(first, first + n), self.shape, self.seed).astype(np.float64)
         return z if self.schedule.family == "vp" else z * float(self.schedule.scale(self.t_start))
 
-    def study(self, first: int, n: int, *, progress: bool = False) -> Study:
+    def study(self, first: int, n: int, *, progress: bool = False,
+              stop_early: Optional[Callable[[], None]] = None) -> Study:
         """The study of noises ``first .. first + n - 1`` on the target's interval, with its reference.
 
         A problem's study holds the noises flattened to ``(n, dim)`` and the exact reference of
         :func:`problem_reference` (solved once per process for equal noises and interval); a network's is a
         :class:`~pndmkit.studies.real.ModelStudy` whose reference comes from the cache where it is there.
-        ``progress`` shows a bar over each block's reference solve.
+        ``progress`` shows a bar over each block's reference solve; ``stop_early`` is called before each network
+        evaluation of a block's solve (:func:`pndmkit.studies.real.model_study`): what it raises (e.g.
+        :class:`pndmkit.studies.monitor.TimeBudgetExceeded`) propagates, the blocks finished before it stay
+        cached and the unfinished one is not written.
         """
         if self.is_problem:
             from pndmkit.problems import get_problem
@@ -301,7 +305,7 @@ class StudyTarget:
             return Study(problem=gm, problem_name=str(self.source), schedule=self.schedule,
                          schedule_name=repr(self.schedule), grid="custom", t_start=self.t_start, t_end=self.t_end,
                          x_T=x, reference=tight, reference_error=error)
-        parts = [self._block(i, k, progress) for i, k in reference_blocks(first, n)]
+        parts = [self._block(i, k, progress, stop_early) for i, k in reference_blocks(first, n)]
         if len(parts) == 1:
             return parts[0]
         from pndmkit.studies.real import cache_key
@@ -334,7 +338,7 @@ class StudyTarget:
                 return False
         return True
 
-    def _block(self, i: int, k: int, progress: bool) -> Study:
+    def _block(self, i: int, k: int, progress: bool, stop_early: Optional[Callable[[], None]] = None) -> Study:
         """The network study of noises ``i .. i + k - 1``, all in one block of :data:`REFERENCE_BLOCK`."""
         from pndmkit.studies.real import cache_key, cached_model_study, model_study
 
@@ -347,4 +351,5 @@ class StudyTarget:
             if whole is not None:
                 return replace(whole, x_T=whole.x_T[i - b:i - b + k], reference=whole.reference[i - b:i - b + k],
                                reference_nfe=0, key=cache_key(whole.key, i, k), cache=None)
-        return model_study(self.source, self.schedule, self.noises(i, k), progress=progress, **common)
+        return model_study(self.source, self.schedule, self.noises(i, k), progress=progress, stop_early=stop_early,
+                           **common)
