@@ -2,7 +2,9 @@
 
 ``python -m paper_figures [--quick] [--out DIR] [--only NAMES]`` (or ``make figures``) makes them all. Each
 figure is a module with ``NAME`` and ``make(cfg)``; it reads its table from ``analysis/results/`` (computed by
-the matching study in ``analysis/`` when missing) and writes PNG, PDF and a caption ``.txt``.
+the matching study in ``analysis/`` when missing) and writes PNG, PDF and a caption ``.txt``. Like the
+``pndmkit`` command, it first loads a user's methods from the modules named in ``PNDMKIT_PLUGINS`` (and the
+``pndmkit.methods`` entry points), so a figure drawing every registered method draws them too.
 
 ========================  =========================================================================
 figure                    content
@@ -86,6 +88,16 @@ def write_index(cfg: Config, outcomes: dict[str, Outcome]) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Make the figures (``python -m paper_figures --help``); return the exit status (1: a figure failed).
+
+    A user's methods are loaded first, as the ``pndmkit`` command loads them (modules named in ``PNDMKIT_PLUGINS``
+    and entry points of the group ``pndmkit.methods``: :func:`pndmkit.commands.plugins.load_plugins`), so the
+    figures that draw every registered method draw them too; a plugin that fails is one line on stderr and
+    ``SystemExit(2)``, as with ``pndmkit``.
+    """
+    from pndmkit.commands.plugins import load_plugins_or_exit
+
+    load_plugins_or_exit("python -m paper_figures")
     p = argparse.ArgumentParser(prog="python -m paper_figures", description=__doc__.strip().splitlines()[0])
     p.add_argument("--quick", action="store_true",
                    help="small sizes for tests (seconds); results go to OUT/results, never to analysis/results")

@@ -203,7 +203,13 @@ def _nan(v: float) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Draw the figure of an ``orders.json`` into one PNG (no caption, no table); exit status 0, or 2."""
+    """Draw the figure of an ``orders.json`` into one PNG (no caption, no table); exit status 0, or 2.
+
+    A user's methods are loaded first from ``PNDMKIT_PLUGINS``, as ``pndmkit`` and ``python -m paper_figures``
+    load them (a failing plugin: one line, exit 2), so an ``orders.json`` made with them draws them."""
+    from pndmkit.commands.plugins import load_plugins_or_exit
+
+    load_plugins_or_exit("python -m paper_figures.fig4_orders")
     parser = argparse.ArgumentParser(prog="python -m paper_figures.fig4_orders", allow_abbrev=False,
                                      description="Draw fig4 (error against NFE, every registered method) into a PNG.")
     parser.add_argument("png", type=Path, help="output file, e.g. docs/orders.png")

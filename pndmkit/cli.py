@@ -249,12 +249,10 @@ def _sigterm_interrupts() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (bad input: one line on stderr, then ``SystemExit(2)``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from pndmkit.commands.plugins import PLUGIN_ENV, load_plugins
+    from pndmkit.commands.plugins import load_plugins_or_exit
 
-    try:  # user methods registered by modules named in PNDMKIT_PLUGINS or by installed entry points
-        load_plugins()
-    except Exception as exc:  # noqa: BLE001 - a plugin's own error is the user's to fix, in one line
-        raise _fail("pndmkit", f"{PLUGIN_ENV}: {exc}" if PLUGIN_ENV not in str(exc) else str(exc)) from None
+    # user methods registered by modules named in PNDMKIT_PLUGINS or by installed entry points
+    load_plugins_or_exit("pndmkit")
     parser = build_parser()
     prog, args = parser.prog, None
     try:

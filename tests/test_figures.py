@@ -409,6 +409,61 @@ def test_fig4_main_draws_one_png_of_an_orders_json(tmp_path, capsys):
     assert not (tmp_path / "x.png").exists()
 
 
+# -- a user's methods (PNDMKIT_PLUGINS), loaded as the pndmkit command loads them -------------------------
+def test_paper_figures_draws_a_method_registered_by_a_plugin(tmp_path, monkeypatch, request):
+    """`pndmkit order` knew a PNDMKIT_PLUGINS method, `python -m paper_figures` did not: fig4 (every registered
+    method) left its curve out of an orders.json made with it. Now the plugin is loaded first and the method is
+    drawn, in the panel of its kind."""
+    import sys
+
+    import pndmkit
+
+    (tmp_path / "figplugin.py").write_text(
+        "import dataclasses\nimport pndmkit\n"
+        "pndmkit.register_method(dataclasses.replace(pndmkit.METHODS['prk-s'], name='test-user-prk'))\n")
+    monkeypatch.setenv("PNDMKIT_PLUGINS", "figplugin")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    request.addfinalizer(lambda: (sys.modules.pop("figplugin", None), pndmkit.METHODS.get("test-user-prk") and
+                                  pndmkit.unregister_method("test-user-prk")))
+    assert "test-user-prk" not in pndmkit.METHODS
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "orders.json").write_text(json.dumps(fake_orders(list(pndmkit.METHODS) + ["test-user-prk"])))
+    real, figures = fig4_orders.draw, []
+    monkeypatch.setattr(fig4_orders, "draw", lambda data: figures.append(real(data)) or figures[-1])
+    assert main(["--only", "fig4_orders", "--results", str(results), "--out", str(tmp_path / "out")]) == 0
+    (fig, missing), = figures
+    left, middle, right = legend_texts(fig)
+    assert [t for t in middle if t.startswith("test-user-prk: ")] == ["test-user-prk: 2.00 (declared 2)"]
+    assert missing == [] and (tmp_path / "out" / "fig4_orders.png").is_file()
+
+
+@pytest.mark.parametrize("plugins, detail", [
+    ("no_such_figure_plugin", "PNDMKIT_PLUGINS: cannot import 'no_such_figure_plugin' (No module named "
+                              "'no_such_figure_plugin')"),
+    ("badfigplugin", "PNDMKIT_PLUGINS: module 'badfigplugin' failed while registering its methods: ValueError: "
+                     "spec.order=3 for 'bad-heun', but its integrator reports order 2")])
+def test_a_failing_plugin_is_one_line_and_exit_2_as_on_the_command_line(tmp_path, monkeypatch, capsys, plugins,
+                                                                        detail):
+    import sys
+
+    from pndmkit.cli import main as pndmkit_main
+
+    (tmp_path / "badfigplugin.py").write_text("from pndmkit import METHODS, MethodSpec, register_method\n"
+                                              "register_method(MethodSpec('bad-heun', METHODS['pie'].build, 3))\n")
+    monkeypatch.setenv("PNDMKIT_PLUGINS", plugins)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for prog, run in (("pndmkit", lambda: pndmkit_main(["methods"])),
+                      ("python -m paper_figures", lambda: main(["--only", "fig4_orders", "--out", str(tmp_path),
+                                                                "--results", str(tmp_path)])),
+                      ("python -m paper_figures.fig4_orders", lambda: fig4_orders.main([str(tmp_path / "o.png")]))):
+        sys.modules.pop("badfigplugin", None)  # a failed import leaves nothing behind; imported again each time
+        with pytest.raises(SystemExit) as stop:
+            run()
+        assert stop.value.code == 2 and capsys.readouterr() == ("", f"{prog}: error: {detail}\n")
+    assert not list(tmp_path.glob("*.png")) and "bad-heun" not in __import__("pndmkit").METHODS  # nothing made
+
+
 # -- fig7: the strongest other compositions come from the results ---------------------------------------
 def test_fig7_strongest_others_are_the_per_nfe_winners_outside_the_drawn_methods():
     from paper_figures import fig7_peers

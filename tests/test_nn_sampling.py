@@ -56,7 +56,7 @@ def test_results_do_not_depend_on_batch_size(ckpt, tmp_path):
     np.testing.assert_allclose(runs[2], runs[7], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(runs[1], runs[7], rtol=1e-5, atol=1e-5)
     assert sorted(p.name for p in (tmp_path / "b7").iterdir()) == [
-        "run.json", "shard-00000.npz", "shard-00000.png", "shard-00001.npz", "shard-00001.png",
+        generate.LOCK_FILE, "run.json", "shard-00000.npz", "shard-00000.png", "shard-00001.npz", "shard-00001.png",
         "shard-00002.npz", "shard-00002.png", "summary.json"]
     with np.load(tmp_path / "b7" / "shard-00002.npz") as z:
         assert z["indices"].tolist() == [6] and z["images"].shape == (1, 8, 8, 1) and z["images"].dtype == np.uint8
@@ -487,3 +487,144 @@ def test_sample_cli_resume_regenerates_a_non_finite_shard(ckpt, tmp_path, capsys
     err = capsys.readouterr().err
     assert f"{shard} holds non-finite samples (1 of its 2, first: sample 0)" in err and "nothing to do" not in err
     np.testing.assert_array_equal(read_samples(out, expect=5)[1], ref)
+
+
+# -- one run at a time per folder -------------------------------------------------------------------
+def _hold_lock(folder):
+    """A separate process holding ``folder``'s sampling lock (as a run in another shell does) until its stdin
+    closes; returned once it holds it."""
+    code = ("import sys; from pathlib import Path; from filelock import FileLock; "
+            "Path(sys.argv[1]).mkdir(parents=True, exist_ok=True); "
+            "lock = FileLock(Path(sys.argv[1]) / sys.argv[2]); lock.acquire(timeout=0); "
+            "print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder), generate.LOCK_FILE], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def _in_use(out):
+    lock = out / generate.LOCK_FILE
+    return (f"pndmkit sample: error: --out: {out} is in use by another sampling run: a process holds its lock {lock} "
+            f"(`fuser {lock}` names it); wait for that run to end or use another out folder. The operating system "
+            "releases the lock when the process holding it ends, even by a crash or a kill, so it is never stale: "
+            "the file needs no deleting\n")
+
+
+def _snapshot(folder):
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def test_sample_cli_refuses_a_folder_another_run_is_using_and_runs_once_it_is_released(ckpt, tmp_path, capsys):
+    """Two runs started into one folder wrote the same shards: the second is refused at once (one line, exit 2),
+    before it writes anything there; once the first ends, the same command runs."""
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    argv = ["sample", "--checkpoint", ckpt, "--out", str(out), "--method", "ddim", "--steps", "2",
+            "--num-samples", "3", "--no-progress"]
+    holder = _hold_lock(out)
+    try:
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2 and capsys.readouterr().err == _in_use(out)
+        assert sorted(p.name for p in out.iterdir()) == [generate.LOCK_FILE]  # no run.json, no shard
+    finally:
+        holder.communicate("")  # the first run ends
+    assert main(argv) == 0
+    assert read_samples(out, expect=3)[1].shape == (3, 1, 8, 8)
+
+
+def test_resume_into_a_folder_in_use_changes_nothing_and_a_killed_holder_leaves_no_stale_lock(ckpt, tmp_path,
+                                                                                                capsys):
+    """A rerun with --resume while the first run still writes is refused and changes nothing; the lock of a run
+    killed with SIGKILL is released by the operating system, and its lock file is no sample output to the resume
+    (no warning, no refusal, never read as a shard)."""
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    argv = ["sample", "--checkpoint", ckpt, "--out", str(out), "--method", "ddim", "--steps", "2",
+            "--num-samples", "4", "--batch-size", "2", "--no-progress"]
+    assert main(argv) == 0
+    _, ref = read_samples(out, expect=4)
+    (out / "shard-00001.npz").unlink()  # what an interrupted run leaves to do
+    before = _snapshot(out)
+    holder = _hold_lock(out)
+    try:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            main(argv + ["--resume"])
+        assert info.value.code == 2 and capsys.readouterr().err == _in_use(out)
+        assert _snapshot(out) == before
+    finally:
+        holder.kill()  # SIGKILL: no cleanup runs in the holder
+        holder.wait()
+    assert holder.returncode == -9 and (out / generate.LOCK_FILE).is_file()
+    assert main(argv + ["--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err and "lock" not in err and "rank 0/1: 1 shards to do, 1 done" in err
+    np.testing.assert_array_equal(read_samples(out, expect=4)[1], ref)
+
+
+def test_the_run_holds_the_lock_from_its_scan_to_its_last_write(ckpt, tmp_path, monkeypatch):
+    """While it samples (and so while it writes shards) the folder's lock is taken: another taker is refused."""
+    from filelock import FileLock, Timeout
+
+    import pndmkit
+
+    real, taken = pndmkit.sample, []
+
+    def probing(model, x, *args, **kwargs):
+        if isinstance(x, torch.Tensor):
+            try:
+                FileLock(tmp_path / "o" / generate.LOCK_FILE).acquire(timeout=0)
+                taken.append(True)
+            except Timeout:
+                taken.append(False)
+        return real(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(pndmkit, "sample", probing)
+    sample_to_dir(_cfg(ckpt, tmp_path / "o", method="ddim", steps=2))
+    assert taken == [False, False, False]  # one batch per shard of 3 of the 7 samples
+    after = FileLock(tmp_path / "o" / generate.LOCK_FILE)
+    after.acquire(timeout=0)  # released when the run returned
+    assert after.is_locked
+
+
+def test_a_run_json_written_while_the_options_were_checked_is_refused(ckpt, tmp_path, monkeypatch):
+    """A run that saw no run.json, then (under the lock) finds one another run wrote meanwhile, does not start a
+    fresh run over it."""
+    from pndmkit.errors import UsageError
+
+    other = tmp_path / "other"
+    sample_to_dir(_cfg(ckpt, other, method="ddim", steps=2))
+    out = tmp_path / "o"
+    real = generate._prepare
+
+    def racing(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        out.mkdir()
+        (out / "run.json").write_bytes((other / "run.json").read_bytes())  # the other run got there first
+        return plan
+
+    monkeypatch.setattr(generate, "_prepare", racing)
+    with pytest.raises(UsageError, match=r"another run wrote .*run.json while this one was checking its options; "
+                                         r"run the command again \(with --resume to continue that run\)"):
+        sample_to_dir(_cfg(ckpt, out, method="ddim", steps=2))
+    assert sorted(p.name for p in out.iterdir()) == [generate.LOCK_FILE, "run.json"]
+
+
+def test_torchrun_run_into_a_folder_in_use_is_refused_by_rank_0_and_writes_nothing(ckpt, tmp_path):
+    """Under torchrun only rank 0 takes the lock (the ranks of one run share it: the other torchrun tests here run
+    two ranks into one folder); refused, rank 0 stops before the barrier behind which any rank writes, and the
+    run ends (torchrun stops the other rank) instead of waiting there."""
+    out = tmp_path / "dist"
+    cmd, env = _torchrun_sample(ckpt, out, "--method", "ddim", "--steps", "2", "--num-samples", "4",
+                                "--batch-size", "2")
+    holder = _hold_lock(out)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    finally:
+        holder.communicate("")
+    assert proc.returncode != 0 and _in_use(out).strip() in proc.stderr, proc.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == [generate.LOCK_FILE]

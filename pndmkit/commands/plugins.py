@@ -1,14 +1,15 @@
 """Plugins: modules and installed packages that register methods when the ``pndmkit`` command starts.
 
 The registry (:mod:`pndmkit.methods`) lives in one process; the command line loads plugins before it parses
-its arguments, so a user's methods appear in ``pndmkit methods``, ``order``, ``compare`` and the rest.
+its arguments, so a user's methods appear in ``pndmkit methods``, ``order``, ``compare`` and the rest, and
+``python -m paper_figures`` does the same (:func:`load_plugins_or_exit`), so a figure knows them too.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-__all__ = ["PLUGIN_ENV", "PLUGIN_GROUP", "load_plugins"]
+__all__ = ["PLUGIN_ENV", "PLUGIN_GROUP", "load_plugins", "load_plugins_or_exit"]
 
 #: environment variable naming modules (comma-separated) that register methods when ``pndmkit`` starts
 PLUGIN_ENV = "PNDMKIT_PLUGINS"
@@ -71,3 +72,39 @@ def load_plugins(modules: Optional[str] = None) -> list[str]:
                               f"registering its methods: {type(exc).__name__}: {exc}") from exc
         loaded.append(entry.name)
     return loaded
+
+
+def load_plugins_or_exit(prog: str) -> list[str]:
+    """:func:`load_plugins`, a failure reported as the ``pndmkit`` command reports it: one line on stderr,
+    ``PROG: error: PNDMKIT_PLUGINS: ...`` (naming the module and its error), then ``SystemExit(2)``.
+
+    For every command line that reads the registry (``pndmkit``, ``python -m paper_figures``): a plugin that
+    cannot be imported, or fails while registering, is the user's to fix, so it shows no traceback.
+
+    Parameters
+    ----------
+    prog : str
+        The command the message starts with, e.g. ``"pndmkit"``.
+
+    Returns
+    -------
+    list of str
+        The modules and entry points :func:`load_plugins` loaded.
+
+    Raises
+    ------
+    SystemExit
+        Exit status 2 (argparse's, and the ``pndmkit`` command's, for bad input), after printing the line; its
+        ``str`` is the line printed.
+    """
+    import sys
+
+    try:
+        return load_plugins()
+    except Exception as exc:  # noqa: BLE001 - a plugin's own error is the user's to fix, in one line
+        detail = str(exc) if PLUGIN_ENV in str(exc) else f"{PLUGIN_ENV}: {exc}"
+        line = f"{prog}: error: {' '.join(detail.split())}"
+        print(line, file=sys.stderr, flush=True)
+        stop = SystemExit(2)
+        stop.args = (line,)  # the status stays 2; str() is the line, as for the pndmkit command's errors
+        raise stop from None

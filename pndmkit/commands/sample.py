@@ -1,7 +1,8 @@
 """``pndmkit sample``: generate images from a checkpoint with any method (needs the ``torch`` extra).
 
 Runs on one process or under ``torchrun --nproc_per_node N -m pndmkit sample ...`` (every rank takes its
-share of the shards). Output: ``OUT/shard-*.npz`` + ``OUT/shard-*.png``, ``OUT/run.json``, ``OUT/summary.json``.
+share of the shards). Output: ``OUT/shard-*.npz`` + ``OUT/shard-*.png``, ``OUT/run.json``, ``OUT/summary.json``,
+and the lock ``OUT/.pndmkit-sample.lock`` that keeps a second run out of the folder while one runs.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="samples per output shard (default: --batch-size, so an interrupt loses at most one batch; "
                         "with --resume: the run's)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="noise seed (sample i uses seed (SEED, i))")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True,
+                   help="output folder; one run at a time: a run holds the lock OUT/.pndmkit-sample.lock (rank 0 "
+                        "for all ranks under torchrun), and a second run into a folder in use is refused at once, "
+                        "changing nothing; the operating system releases the lock when its run ends, even by a "
+                        "crash or a kill, so it never goes stale (the file stays, empty)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ...")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                    help="network dtype; the sampler state stays float32")

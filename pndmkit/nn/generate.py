@@ -21,7 +21,7 @@ Everything is checked before anything is written (method, grid, convention and s
 :func:`pndmkit.sample` with a zero model; checkpoint, its weights' finiteness, device; a memory
 estimate warns when the batch may not fit): a bad option leaves no folder or ``run.json`` behind. A non-finite
 sample stops the run without writing its shard; a fresh run stopped so before its first shard leaves no
-``run.json`` either (nor the folder it made).
+``run.json`` either (nor the lock file or the folder it made).
 ``run.json`` records what determines the samples: the settings, the grid's times and the SHA-256 of the
 checkpoint's two files. An adaptive method (``pf``) chooses its own steps, so a ``steps`` given with it is
 dropped with a :class:`~pndmkit.sampling.IgnoredStepsWarning` and a ``grid`` kind with a
@@ -39,6 +39,14 @@ naming the first such sample; its shard is not written.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each process initialises ``torch.distributed`` (NCCL on CUDA,
 gloo on CPU), takes its shards, and all meet at a barrier before rank 0 writes ``summary.json``.
+
+One run at a time writes to a folder: from its first look at the shards to its last write, a run (rank 0 of a
+``torchrun`` run, for all its ranks) holds the lock ``out/.pndmkit-sample.lock`` (:data:`LOCK_FILE`, a
+:class:`filelock.FileLock`), and a second run started into the same folder is refused at once with a
+:class:`~pndmkit.errors.UsageError` naming the folder and the lock file, before it changes anything there. The
+lock is the operating system's (``flock``): it is released when the process holding it ends, even by a crash or
+SIGKILL, so it never goes stale. The (empty) lock file stays in the folder; it is no shard, image or sample output
+to ``resume``'s scan, its warning about undescribed files or :func:`read_samples`.
 """
 
 from __future__ import annotations
@@ -50,9 +58,10 @@ import os
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -528,15 +537,77 @@ def _check_finite(x: torch.Tensor, batch: np.ndarray, cfg: SampleConfig, shard: 
             f"(the shards already in {cfg.out} are finite); check the checkpoint and --dtype")
 
 
-def _forget_run(out: Path, run_file: Path, made_out: bool) -> None:
-    """Remove the ``run.json`` of a fresh run that stopped before its first shard (and ``out``, where this run made
-    it and nothing else is in it): a record of settings with no sample would read as a run to resume."""
+def _forget_run(out: Path, run_file: Path, made: tuple[bool, bool]) -> None:
+    """Remove the ``run.json`` of a fresh run that stopped before its first shard, and what else this run made where
+    nothing more is in ``out``: the lock file, and ``out`` itself (``made``: whether this run made each). A record of
+    settings with no sample would read as a run to resume."""
     run_file.unlink(missing_ok=True)
-    if made_out:
-        try:
-            out.rmdir()
-        except OSError:  # something else is in it
-            pass
+    made_out, made_lock = made
+    if made_lock and [p.name for p in out.iterdir()] == [LOCK_FILE]:
+        # unlinked while still held: filelock finds an unlinked file it locked and tries again (on a local
+        # filesystem; NFS keeps an open unlinked file under another name, a race of three runs at once)
+        (out / LOCK_FILE).unlink()
+        if made_out:
+            try:
+                out.rmdir()
+            except OSError:  # something else came in meanwhile
+                pass
+
+
+#: the lock file of a sampling run in its ``out`` folder (see :func:`_locked_output`)
+LOCK_FILE = ".pndmkit-sample.lock"
+
+
+@contextmanager
+def _locked_output(out: Path, rank: int, old: dict[str, Any] | None, resume: bool) -> Iterator[tuple[bool, bool]]:
+    """Make ``out`` and hold its lock while the run reads and writes it (rank 0 only); yield whether this run made
+    ``out`` and whether it made the lock file (both ``False`` on the other ranks).
+
+    The lock is :class:`filelock.FileLock` on ``out/.pndmkit-sample.lock``: ``flock(2)`` on Linux and macOS
+    (a file lock of the system on Windows), so the operating system releases it when the process holding it ends,
+    however it ends (a crash, SIGKILL): it cannot go stale, and the file it leaves needs no deleting. (On a
+    filesystem without ``flock`` filelock falls back, with a warning, to a marker file.) A second run is refused at
+    once rather than made to wait: its settings may differ, and it would only find the folder changed. Only rank 0
+    of a ``torchrun`` run takes it: the other ranks write nothing before the barrier that rank 0 passes holding the
+    lock, and rank 0 keeps it until every rank has passed the last barrier; refused, rank 0 stops before that
+    barrier, and torchrun stops the other ranks. ``run.json`` is read again under the lock, since another run may
+    have written it while this one was checking its options.
+
+    Raises
+    ------
+    UsageError
+        Naming ``out``: another process holds the lock, or wrote ``run.json`` (or sample output) after this run
+        read the folder.
+    """
+    if rank != 0:
+        yield False, False
+        return
+    from filelock import FileLock, Timeout
+
+    made_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock_file = out / LOCK_FILE
+    made_lock = not lock_file.exists()
+    lock = FileLock(lock_file)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UsageError("out", f"{out} is in use by another sampling run: a process holds its lock {lock_file} "
+                                f"(`fuser {lock_file}` names it); wait for that run to end or use another out "
+                                "folder. The operating system releases the lock when the process holding it ends, "
+                                "even by a crash or a kill, so it is never stale: the file needs no deleting"
+                         ) from None
+    try:
+        run_file = out / "run.json"
+        if _read_run(run_file, resume) != old:
+            raise UsageError("out", f"another run wrote {run_file} while this one was checking its options; run "
+                                    "the command again" + (" (with --resume to continue that run)" if old is None
+                                                           else ""))
+        if old is None:
+            _refuse_unrecorded_output(out, resume)
+        yield made_out, made_lock
+    finally:
+        lock.release()
 
 
 def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]:
@@ -551,13 +622,12 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     UsageError
         For a bad option, an existing run without ``resume``, sample output in ``out`` that no ``run.json``
         describes, or a resume whose settings, grid or checkpoint files differ from the run's (nothing is
-        written then).
+        written then), or an ``out`` that another sampling run is using (it holds the folder's lock,
+        :data:`LOCK_FILE`; nothing in ``out`` is changed then).
     FloatingPointError
         When a sample is not finite (its shard is not written; where no shard of a fresh run was written, its
         ``run.json`` is removed too, so the folder holds no run to resume).
     """
-    import pndmkit
-
     log = log or (lambda msg: print(msg, file=sys.stderr))
     rank, world = _dist_info()
     out = Path(cfg.out)
@@ -581,6 +651,17 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
                 raise UsageError("out", f"{path} is not a file (a folder?), so shard {k} cannot be written there; "
                                         "remove it and run again")
 
+    with _locked_output(out, rank, old, cfg.resume) as made:
+        return _sample_locked(cfg, plan, old, rank, world, made, log)
+
+
+def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, rank: int, world: int,
+                   made: tuple[bool, bool], log: Any) -> dict[str, Any]:
+    """The part of :func:`sample_to_dir` that reads shards and writes, run while rank 0 holds the folder's lock."""
+    import pndmkit
+
+    out, shard_size, ident = Path(cfg.out), plan.shard_size, plan.identity
+    run_file = out / "run.json"
     n_shards = math.ceil(cfg.num_samples / shard_size)
     # a resume of a finished run: keep its summary (the NFE, counts and times of the sittings that made it);
     # checked before any rank writes, so a shard written in this sitting cannot count as done before it
@@ -597,11 +678,9 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     kept = _read_summary(out / "summary.json") if problems and all(
         problem is None for problem in problems.values()) else None
 
-    made_out = not out.exists()
-    if rank == 0:  # from here on files are written
+    if rank == 0:  # from here on files are written (out was made by _locked_output)
         if cfg.resume and old is None:  # a script may always pass --resume: it starts the run, but says so
             log(f"no previous run to resume in {out} (no run.json): starting a fresh one")
-        out.mkdir(parents=True, exist_ok=True)
         for p in remove_stale_temporaries(out):
             log(f"removed {p.name}, left by an interrupted write")
         if old is not None:
@@ -681,7 +760,7 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
             done += len(idx)
     except FloatingPointError:
         if rank == 0 and old is None and not any(out.glob("shard-*.npz")):
-            _forget_run(out, run_file, made_out)  # a fresh run with no sample: no run.json to resume
+            _forget_run(out, run_file, made)  # a fresh run with no sample: no run.json to resume
         raise
     finally:
         if bar is not None:
