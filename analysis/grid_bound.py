@@ -48,40 +48,14 @@ from analysis import portable
 from analysis.tables import RESULTS, add_search_options, ints, write_json
 
 
-class FreeStart:
-    """A grid family with its first time free as well: ``family``'s grid with the first time moved down.
-
-    The last parameter ``f`` puts the first time at ``t_start - f (t_start - t_1)``, ``t_1`` the family grid's
-    second time: ``f = 0`` is the family grid itself (first time ``t_start``, the start of the interval), ``f``
-    in ``[0, 1)`` spans every first time in ``(t_1, t_start]``; ``f = 1`` would repeat ``t_1`` (not decreasing).
-    An ``f`` outside ``[0, 1]`` (a Nelder-Mead step, which is unbounded) is clipped to it.
-    The other parameters are ``family``'s, so every decreasing grid with the same last time and a first time
-    at or below ``t_start`` is reached. The sampler takes the noise as the state at the first time.
-    """
-
-    def __init__(self, family: grid_opt.GridFamily) -> None:
-        self.family = family
-
-    @property
-    def size(self) -> int:
-        """Number of parameters: the family's and the first time's."""
-        return self.family.size + 1
-
-    def grid(self, theta: np.ndarray) -> np.ndarray:
-        """The grid of parameters ``theta`` (``size`` values; the last one is ``f``)."""
-        theta = np.asarray(theta, dtype=np.float64)
-        g = self.family.grid(theta[:-1])
-        g[0] = g[0] - float(np.clip(theta[-1], 0.0, 1.0)) * (g[0] - g[1])
-        return g
-
-
 def search(cal, held, method: str, nfe: int, *, popsize: int, generations: int, bound: float, polish: int,
            seed: int, save, free_start: bool = False) -> dict:
     """Differential evolution then Nelder-Mead over every free step of ``method``'s grid at ``nfe``.
 
     The first and last times are the study's (``cal.t_start``, ``cal.t_end``); with ``free_start`` the first
-    time is searched too, in ``(t_1, cal.t_start]`` (:class:`FreeStart`, its parameter in ``[0, 1]``; the noise
-    is the state at the first time, the reference still the flow from ``cal.t_start``), and the row's
+    time is searched too, in ``(t_1, cal.t_start]`` (:class:`pndmkit.studies.grid_opt.FreeFirstTime`, its
+    parameter in ``[0, 1]``; the noise is the state at the first time, the reference still the flow from
+    ``cal.t_start``, as ``optimize(first_time="free")`` does), and the row's
     ``settings`` say ``free_start``. The built-in grids it starts from and is measured against keep both ends.
     """
     from scipy.optimize import differential_evolution, minimize
@@ -96,7 +70,7 @@ def search(cal, held, method: str, nfe: int, *, popsize: int, generations: int, 
     family = grid_opt.GridFamily(grid_opt.builtin_grids(cal, steps, [kind])[kind], steps - 1)
     bounds = [(-bound, bound)] * family.size
     if free_start:
-        family, bounds = FreeStart(family), bounds + [(0.0, 1.0)]
+        family, bounds = grid_opt.FreeFirstTime(family, cal.t_start), bounds + [(0.0, 1.0)]
     best = {"err": cal_builtin[kind], "grid": family.grid(np.zeros(family.size)), "theta": np.zeros(family.size)}
     count = [0]
     t0 = time.perf_counter()

@@ -13,16 +13,17 @@ is a few points wide (on 256 noises it is about 30 points wide):
    grid cuts more on those noises (as far as a randomised search can tell), so this bounds what any grid,
    fitted on anything, can show there. Its grid is judged once more on a third set (the next ``heldout``
    noises).
-3. **The defaults.** :func:`pndmkit.studies.grid_opt.optimize` with every default (256 calibration noises
-   ``0-255``, 256 held-out ``256-511``, degree 3, fallback on): what it reports, and its searched grid judged
-   on the large held-out set of 1.
-4. **How noisy 256 held-out noises are.** The cut of the defaults' grid and of the ceiling grid on each
+3. **The defaults.** :func:`pndmkit.studies.grid_opt.optimize` with every default (2048 calibration noises
+   ``0-2047``, 2048 held-out ``2048-4095``, degree 3, the first time free, fallback on): what it reports, and its
+   searched grid judged on the large held-out set of 1; key ``defaults``. The same with ``first_time="fixed"``
+   (key ``defaults_fixed``): what the free first time adds.
+4. **How noisy 256 held-out noises are.** The cut of the defaults' grids and of the ceiling grid on each
    disjoint block of 256 noises of the held-out set of 1.
 5. **The first time free as well** (``--free-start``, off by default; key ``free_start``). 1 and 2 again with
    the first time searched too, in ``(t_1, 999]`` (``free_start`` of :func:`analysis.grid_bound.search`): the
    noise ``x_T`` is taken as the state at the grid's first time (as diffusers' 'leading' spacing does), the
    error still measured against the exact flow from ``x_T`` at ``t = 999``, and the baseline the best built-in
-   grid from 999 as in 1-2. ``optimize`` keeps both end points.
+   grid from 999 as in 1-2. This is the ceiling of ``optimize``'s default, ``first_time="free"``.
 
 The baseline of every cut is the best built-in grid kind *on the noises the cut is measured on* (as
 ``optimize`` reports it); the best kind on the fit noises is reported too (``start_kind``).
@@ -98,6 +99,29 @@ def ceilings(fit, held, third, settings: dict, free_start: bool = False) -> tupl
     return out_of_sample, in_sample
 
 
+def run_defaults(mixture, held, **options) -> tuple[dict, "grid_opt.OptimizedGrid"]:
+    """Part 3: :func:`pndmkit.studies.grid_opt.optimize` with its defaults (and ``options``), what it reports and
+    its searched grid judged on ``held``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", grid_opt.GridFallbackWarning)  # recorded
+        t = time.perf_counter()
+        res = grid_opt.optimize(METHOD, mixture, NFE, **options)
+        seconds = time.perf_counter() - t
+    row = {"calibration": res.calibration, "heldout": res.heldout, "degree": res.degree,
+           "first_time": res.first_time, "evaluations": res.evaluations, "seconds": seconds,
+           "fell_back": res.fell_back, "calibration_error": res.calibration_error,
+           "start_kind": grid_opt.evaluate(METHOD, mixture, res.start_grid, calibration=0,
+                                           heldout=res.calibration)["baseline_kind"],
+           "reported": {"error": res.heldout_error, "baseline_kind": res.baseline_kind,
+                        "baseline_error": res.baseline_error, "reduction": res.reduction,
+                        "reduction_interval": list(res.heldout_interval)},
+           "searched_grid": res.searched_grid.tolist(), "judged": judge(held, res.searched_grid)}
+    print(f"defaults{''.join(f', {k}={v}' for k, v in options.items())}: reported {100 * res.reduction:.1f}% on "
+          f"{res.heldout}, {100 * row['judged']['reduction']:.1f}% on the {len(held.x_T)} held-out noises",
+          flush=True)
+    return row, res
+
+
 def main(argv: list[str] | None = None) -> dict:
     from pndmkit.commands.args import positive_int
 
@@ -125,31 +149,18 @@ def main(argv: list[str] | None = None) -> dict:
     out_of_sample, in_sample = ceilings(fit, held, third, settings)
     grid = np.asarray(out_of_sample["grid"])
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", grid_opt.GridFallbackWarning)  # recorded
-        t = time.perf_counter()
-        res = grid_opt.optimize(METHOD, mixture, NFE)
-        seconds = time.perf_counter() - t
-    defaults = {"calibration": res.calibration, "heldout": res.heldout, "degree": res.degree,
-                "evaluations": res.evaluations, "seconds": seconds, "fell_back": res.fell_back,
-                "calibration_error": res.calibration_error, "start_kind": grid_opt.evaluate(
-                    METHOD, mixture, res.start_grid, calibration=0, heldout=res.calibration)["baseline_kind"],
-                "reported": {"error": res.heldout_error, "baseline_kind": res.baseline_kind,
-                             "baseline_error": res.baseline_error, "reduction": res.reduction,
-                             "reduction_interval": list(res.heldout_interval)},
-                "searched_grid": res.searched_grid.tolist(), "judged": judge(held, res.searched_grid)}
-    print(f"defaults: reported {100 * res.reduction:.1f}% on {res.heldout}, "
-          f"{100 * defaults['judged']['reduction']:.1f}%"
-          f" on the {args.heldout} held-out noises", flush=True)
-
-    spread = {"block": BLOCK, "defaults": blocks(held, res.searched_grid), "ceiling": blocks(held, grid)}
+    defaults, res = run_defaults(mixture, held)
+    fixed, res_fixed = run_defaults(mixture, held, first_time="fixed")
+    spread = {"block": BLOCK, "defaults": blocks(held, res.searched_grid),
+              "defaults_fixed": blocks(held, res_fixed.searched_grid), "ceiling": blocks(held, grid)}
     out = {"problem": "gmm32d(dim=8, n_components=4)", "method": METHOD, "nfe": NFE, "noise_seed": 0,
            "fit": [0, args.fit], "heldout": [args.fit, args.fit + args.heldout],
            "third": [args.fit + args.heldout, args.fit + 2 * args.heldout], "config": portable(config),
            "ceiling": out_of_sample, "in_sample_on_heldout": in_sample, "defaults": defaults,
+           "defaults_fixed": fixed,
            "blocks_of_256": spread, "seconds": time.perf_counter() - tic,
            "cpu_seconds": time.process_time() - cpu}
-    for name in ("defaults", "ceiling"):
+    for name in ("defaults", "defaults_fixed", "ceiling"):
         v = np.asarray(spread[name])
         print(f"{name} grid on {v.size} blocks of {BLOCK}: cut {100 * v.min():.0f}% to {100 * v.max():.0f}% "
               f"(median {100 * np.median(v):.0f}%)", flush=True)

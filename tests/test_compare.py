@@ -188,6 +188,26 @@ def test_optimized_grid_keeps_the_builtin_end_points_and_costs_the_nfe(optimized
             assert 1 <= row["evaluations"] <= OPT.optimize_maxfev and row["calibration_error"] > 0
 
 
+def test_optimized_grids_with_a_free_first_time_start_from_the_case_noise_there():
+    """optimize_first_time="free": the optimised grid may start below the top, the case's noise taken as the
+    state there (on this VP schedule the noise itself); its error is that run's, against the case's reference."""
+    from pndmkit.errors import UsageError
+
+    with pytest.raises(UsageError) as info:
+        cmp.with_options(OPT, optimize_first_time="late")
+    assert info.value.params == ("optimize_first_time",)
+    cfg = cmp.with_options(OPT, schedules=("discrete-linear",), methods=("ipndm",), optimized_grids=("ipndm",),
+                           nfes=(6,), optimize_first_time="free")
+    result = cmp.compare(cfg)
+    assert result["config"]["optimize_first_time"] == "free"
+    (row,) = result["cases"][0]["optimized"]
+    times = np.array(row["times"])
+    assert row["first_time"] == "free" and times[0] < 999.0 and times[-1] == -1.0  # measured: about 870
+    fixed = cmp.compare(cmp.with_options(cfg, optimize_first_time="fixed"))["cases"][0]["optimized"][0]
+    assert fixed["first_time"] == "fixed" and fixed["times"][0] == 999.0
+    assert row["s_start"] != fixed["s_start"]
+
+
 @pytest.mark.parametrize("problem", ["gmm1d", "gmm2d"])
 def test_optimized_grid_beats_the_methods_best_builtin_grid_at_small_nfe(problem):
     """Measured (seeds 0-3, both schedules, NFE 4 and 6, 64 samples, 60 runs on 16 calibration noises):
@@ -289,6 +309,10 @@ def test_optimized_grids_default_set_and_bad_input():
     (["--nfe", "5", "5"], "--nfe: nfes names 5 more than once; name each once"),
     (["--methods", "ddim", "ddim"], "--methods: methods names 'ddim' more than once"),
     (["--optimize-maxfev", "10"], "--optimize-maxfev: --optimize-maxfev tunes --optimized-grids, which is not given"),
+    (["--optimize-first-time", "free"],
+     "--optimize-first-time: --optimize-first-time tunes --optimized-grids, which is not given"),
+    (["--optimized-grids", "--optimize-first-time", "late"],
+     "--optimize-first-time: invalid choice: 'late' (choose from 'fixed', 'free')"),
     (["--optimized-grids", "--optimize-calibration", "0"], "--optimize-calibration: expected an integer >= 1"),
     (["--auto-calibration", "64"], "--auto-calibration: --auto-calibration tunes --auto, which is not given"),
     (["--auto", "--auto-calibration", "0"], "--auto-calibration: expected an integer in [8, 1000000], got '0'"),

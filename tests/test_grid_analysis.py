@@ -45,7 +45,7 @@ def test_global_search_on_a_mixture_keeps_the_ends_and_never_ends_above_its_star
 def test_free_start_family_moves_only_the_first_time_within_its_bounds():
     cal = StudyTarget.resolve("gmm2d").study(0, 6)
     family = grid_opt.GridFamily(grid_opt.builtin_grids(cal, 5, ["quadratic"])["quadratic"], 4)
-    free = grid_bound.FreeStart(family)
+    free = grid_opt.FreeFirstTime(family, 999.0)
     assert free.size == family.size + 1 == 5
     theta = np.array([0.3, -0.2, 0.1, 0.05])
     g = family.grid(theta)
@@ -132,14 +132,16 @@ def test_readme_global_search_numbers_are_the_json():
 def test_readme_noise_count_table_is_the_json():
     readme = (ROOT / "README.md").read_text()
     data = json.loads((RESULTS / "grid_opt_defaults.json").read_text())
-    assert [(r["calibration"], r["heldout"]) for r in data["rows"] if r["default"]] == [(256, 256)]
+    assert [(r["calibration"], r["heldout"], r["first_time"]) for r in data["rows"] if r["default"]] == [
+        (2048, 2048, "free"), (2048, 2048, "fixed")]
     for r in data["rows"]:
         low, high = r["heldout_interval"]
-        label = f"{r['calibration']} / {r['heldout']}"
+        assert (r["first"] == 999.0) == (r["first_time"] == "fixed") and r["first"] <= 999.0
+        label = f"{r['calibration']} / {r['heldout']}{' (the default)' if r['default'] and r['first_time'] == 'free' else ''} | {r['first_time']}"
         line = (f"| {r['heldout_error']:.2e} | {r['baseline_error']:.2e} | {100 * r['reduction']:.0f}% | "
                 f"{100 * low:.0f}% to {100 * high:.0f}% | "
                 f"{'the ' + r['baseline_kind'] + ' grid' if r['fell_back'] else 'the searched grid'} |")
-        found = [ln for ln in readme.splitlines() if ln.startswith(f"| {label}") and ln.endswith(line)]
+        found = [ln for ln in readme.splitlines() if ln.startswith(f"| {label} ") and ln.endswith(line)]
         assert len(found) == 1, f"one README row for {label} noises ending {line!r}"
         assert r["fell_back"] == (low <= 0)  # the rule: the interval must lie above 0
     seeds = data["other_seeds"]
@@ -196,12 +198,19 @@ def test_readme_ceiling_table_is_the_json_and_the_in_sample_search_bounds_every_
     readme = " ".join((ROOT / "README.md").read_text().split())
     data = json.loads((RESULTS / "grid_opt_ceiling.json").read_text())
     ceiling, bound, defaults = data["ceiling"], data["in_sample_on_heldout"], data["defaults"]
+    fixed, free_bound = data["defaults_fixed"], data["free_start"]["in_sample_on_heldout"]
     assert data["fit"] == [0, 4096] and data["heldout"] == [4096, 8192] and data["third"] == [8192, 12288]
     assert ceiling["stage"].endswith("Nelder-Mead") and bound["stage"].endswith("Nelder-Mead")
-    # the search fitted on the held-out noises is the best grid seen there, hence a bound on the others
+    assert (defaults["first_time"], fixed["first_time"]) == ("free", "fixed")
+    assert defaults["searched_grid"][0] < 999.0 == fixed["searched_grid"][0]
+    assert (defaults["calibration"], defaults["heldout"]) == (fixed["calibration"], fixed["heldout"]) == (2048, 2048)
+    # the search fitted on the held-out noises is the best grid seen there, hence a bound on the others: with the
+    # first time at 999 on the fixed-first-time grids, with it free on every grid
     assert ceiling["judged"]["reduction"] == pytest.approx(ceiling["heldout_reduction"], rel=1e-12)
-    assert bound["calibration_reduction"] >= max(ceiling["judged"]["reduction"], defaults["judged"]["reduction"])
-    assert bound["calibration_reduction"] < 0.30  # so the README's "no grid meets it"
+    assert bound["calibration_reduction"] >= max(ceiling["judged"]["reduction"], fixed["judged"]["reduction"])
+    assert free_bound["calibration_reduction"] >= max(bound["calibration_reduction"], defaults["judged"]["reduction"])
+    assert bound["calibration_reduction"] < 0.30  # so the README's "30% lies above the ceiling" (first time fixed)
+    assert defaults["judged"]["reduction"] > 0.30 and defaults["reported"]["reduction"] > 0.30  # "met by the defaults"
     pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
     interval = lambda r: f"{pct(r[0])} to {pct(r[1])}"  # noqa: E731
     rows = [
@@ -210,21 +219,30 @@ def test_readme_ceiling_table_is_the_json_and_the_in_sample_search_bounds_every_
         f"| noises 4096-8191 | {pct(bound['calibration_reduction'])} there (in sample), "
         f"{pct(bound['judged_third']['reduction'])} on 8192-12287 | "
         f"{interval(bound['judged_third']['reduction_interval'])} (8192-12287) |",
-        f"| noises 0-255 | {pct(defaults['reported']['reduction'])} on 256-511 (reported), "
-        f"{pct(defaults['judged']['reduction'])} on 4096-8191 | {interval(defaults['judged']['reduction_interval'])} "
-        f"(4096-8191) |"]
+        *(f"| noises 0-2047 | {pct(d['reported']['reduction'])} on 2048-4095 (reported), "
+          f"{pct(d['judged']['reduction'])} on 4096-8191 | {interval(d['judged']['reduction_interval'])} "
+          f"(4096-8191) |" for d in (defaults, fixed))]
     for row in rows:
         assert row in readme, row
     assert (f"fitted in sample the search cuts {pct(ceiling['calibration_reduction'])} on noises 0-4095 and "
             f"{pct(bound['calibration_reduction'])} on 4096-8191") in readme
-    for name in ("defaults", "ceiling"):
+    assert (f"report {pct(defaults['reported']['reduction'])} ({interval(defaults['reported']['reduction_interval'])})"
+            f" on their own 2048 held-out noises") in readme
+    assert f"with the first time fixed they report {pct(fixed['reported']['reduction'])} where 4096 noises show " \
+           f"{pct(fixed['judged']['reduction'])}" in readme
+    assert f"The defaults reach {100 * defaults['judged']['reduction']:.1f} of those " \
+           f"{100 * free_bound['calibration_reduction']:.1f} points" in readme
+    assert f"{defaults['searched_grid'][0]:.0f} in the defaults'" in readme
+    for name in ("defaults", "defaults_fixed", "ceiling"):
         v = data["blocks_of_256"][name]
         assert len(v) == 16
         assert f"{100 * min(v):.0f}% to {100 * max(v):.0f}% (median {100 * np.median(v):.0f}%)" in readme, name
-    assert f"`python -m analysis.grid_opt_ceiling`, about {round(data['cpu_seconds'] / 60)} CPU-minutes" in readme
+    assert (f"`python -m analysis.grid_opt_ceiling --free-start`, about {round(data['cpu_seconds'] / 60)} CPU-minutes "
+            f"and {round(data['free_start']['cpu_seconds'] / 60)} more for the free first time") in readme
     kinds = [ceiling["start_kind"], bound["start_kind"], ceiling["judged"]["baseline_kind"],
-             bound["judged_third"]["baseline_kind"],
-             defaults["start_kind"], defaults["reported"]["baseline_kind"], defaults["judged"]["baseline_kind"]]
+             bound["judged_third"]["baseline_kind"]] + [
+        d[k] if k == "start_kind" else d[k]["baseline_kind"] for d in (defaults, fixed)
+        for k in ("start_kind", "reported", "judged")]
     assert set(kinds) == {"quadratic"}
     held = ceiling["heldout_builtin"]
     second = sorted(held.values())[1]
@@ -253,12 +271,12 @@ def test_readme_free_start_ceiling_is_the_json_and_moves_only_the_first_time_bel
     gain = cut - data["ceiling"]["judged"]["reduction"]
     assert low < 0.30 < cut  # so the README's "past 30%" with the interval's lower end below it
     for text in (
-            f"(`--free-start`, about {round(free['cpu_seconds'] / 60)} CPU-minutes more:",
-            f"search fitted on noises 0-4095 starts at t = {ceiling['grid'][0]:.0f} and cuts {pct(cut)} on "
-            f"4096-8191 ({interval(ceiling['judged']['reduction_interval'])}) against the quadratic grid from 999;",
-            f"fitted on 4096-8191 it cuts {pct(bound['calibration_reduction'])} there (in sample) and "
-            f"{pct(bound['judged_third']['reduction'])} on 8192-12287 "
-            f"({interval(bound['judged_third']['reduction_interval'])}).",
-            f"worth about {100 * gain:.0f} points here and lifts the held-out cut past 30% (the interval's lower "
-            f"end is {pct(low)});"):
+            f"| global search, every step and the first time free | noises 0-4095 | {pct(cut)} on 4096-8191 | "
+            f"{interval(ceiling['judged']['reduction_interval'])} |",
+            f"| noises 4096-8191 | {pct(bound['calibration_reduction'])} there (in sample), "
+            f"{pct(bound['judged_third']['reduction'])} on 8192-12287 | "
+            f"{interval(bound['judged_third']['reduction_interval'])} (8192-12287) |",
+            f"and {pct(bound['calibration_reduction'])} with it free",
+            f"(t = {ceiling['grid'][0]:.0f} and {bound['grid'][0]:.0f} in the two free searches",
+            f"is worth about {100 * gain:.0f} points"):
         assert text in readme, text

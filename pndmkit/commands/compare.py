@@ -107,14 +107,15 @@ def run(args: argparse.Namespace) -> int:
     if args.no_grids:
         cfg = with_options(cfg, grids=False)
     if args.optimized_grids is None:
-        for name in ("optimize_maxfev", "optimize_calibration"):
+        for name in ("optimize_maxfev", "optimize_calibration", "optimize_first_time"):
             if getattr(args, name) is not None:
                 option = "--" + name.replace("_", "-")
                 raise UsageError(name, f"{option} tunes --optimized-grids, which is not given; add --optimized-grids "
                                        f"or drop {option}")
     else:  # the option with no names: the default set
         cfg = with_options(cfg, optimized_grids=tuple(args.optimized_grids) or True,
-                           optimize_maxfev=args.optimize_maxfev, optimize_calibration=args.optimize_calibration)
+                           optimize_maxfev=args.optimize_maxfev, optimize_calibration=args.optimize_calibration,
+                           optimize_first_time=args.optimize_first_time)
     if args.auto:
         cfg = with_options(cfg, auto=True, auto_calibration=args.auto_calibration)
     elif args.auto_calibration is not None:
@@ -208,6 +209,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optimize-calibration", type=positive_int, metavar="N",
                    help=f"--optimized-grids: calibration noises per optimisation (default "
                         f"{CompareConfig.optimize_calibration})")
+    p.add_argument("--optimize-first-time", choices=("fixed", "free"), default=None,
+                   help=f"--optimized-grids: 'fixed' keeps the built-in grids' first time (default "
+                        f"{CompareConfig.optimize_first_time}: every row of a case starts from the same state); 'free' "
+                        "searches it too, as pndmkit grid optimize does by default")
     p.add_argument("--auto", action="store_true",
                    help="also choose one pndmkit method and grid per case and NFE from calibration noises of its own "
                         "(every rule of pndmkit.studies.compare.AUTO_RULES) among the built-in grids (and the "

@@ -246,6 +246,11 @@ class CompareConfig:
     optimize_calibration : int
         Calibration noises of each optimisation: N(0, I) draws with per-sample seeds, disjoint from the case's
         own samples, which then serve as held-out noises.
+    optimize_first_time : {"fixed", "free"}
+        ``first_time`` of each optimisation. ``"fixed"`` (the default here, unlike :func:`optimize`'s) keeps the
+        built-in grids' first time, so every row of a case starts from the same state at the same time;
+        ``"free"`` searches it too, the case's noise then taken as the state at the grid's first time
+        (:func:`pndmkit.studies.grid_opt.noise_at`).
     auto : bool
         Also choose, per case and NFE, one pndmkit (method, grid) by each rule of :data:`AUTO_RULES` from
         calibration noises alone, and report the choices apart (:func:`by_nfe_auto`).
@@ -280,6 +285,7 @@ class CompareConfig:
     optimized_grids: Any = False
     optimize_maxfev: int = 400
     optimize_calibration: int = 128
+    optimize_first_time: str = "fixed"
     auto: bool = False
     auto_calibration: int = 8192
     candidates: Optional[tuple] = None
@@ -308,6 +314,9 @@ class CompareConfig:
         _once("nfes", self.nfes)  # a repeated NFE would run and report its row twice
         from pndmkit.studies.grid_opt import MAX_NOISES
 
+        if self.optimize_first_time not in ("fixed", "free"):
+            raise UsageError("optimize_first_time", f"optimize_first_time must be 'fixed' or 'free', got "
+                                                    f"{self.optimize_first_time!r}")
         if self.optimize_calibration > MAX_NOISES:  # checked here, before any run is planned
             raise UsageError("optimize_calibration", f"optimize_calibration must be at most {MAX_NOISES}, got "
                                                      f"{self.optimize_calibration}")
@@ -504,9 +513,16 @@ def _t_end(schedule: NoiseSchedule, method: str) -> Optional[float]:
     return 0.0
 
 
-def _launcher(problem: Any, schedule: NoiseSchedule, integrator: Any, times: np.ndarray
-              ) -> Callable[[np.ndarray], tuple[np.ndarray, int]]:
+def _launcher(problem: Any, schedule: NoiseSchedule, integrator: Any, times: np.ndarray,
+              t_noise: Optional[float] = None) -> Callable[[np.ndarray], tuple[np.ndarray, int]]:
+    """Run ``integrator`` on ``times`` from the case's noise ``x``; with ``t_noise`` (the time ``x`` was drawn at,
+    above ``times[0]``) ``x`` is taken as the state at ``times[0]`` at that time's scale
+    (:func:`pndmkit.studies.grid_opt.noise_at`: ``x`` itself on a VP schedule), as :func:`optimize` judged it."""
+    from pndmkit.studies.grid_opt import noise_at
+
     def launch(x: np.ndarray) -> tuple[np.ndarray, int]:
+        if t_noise is not None and times[0] < t_noise:
+            x = noise_at(schedule, x, t_noise, float(times[0]))
         sol = integrator.solve(lambda x, t: problem.eps(x, t, schedule), x, times)
         return sol.x, sol.nfe
 
@@ -592,7 +608,8 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
 
     The grid keeps the end points of the method's built-in grids (the schedule's top; ``abar = 1``, or
     ``t_end`` for a classical method on a continuous schedule), so its run is scored against the same
-    reference levels as theirs.
+    reference levels as theirs; with ``cfg.optimize_first_time == "free"`` its first time is searched below the
+    top, the case's noise taken as the state there.
     """
     from pndmkit.studies.grid_opt import optimize
 
@@ -600,7 +617,7 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
     if not methods:
         return []
     log(f"  optimising the grids of {', '.join(methods)}: at most {cfg.optimize_maxfev} runs on "
-        f"{cfg.optimize_calibration} calibration noises per method and NFE")
+        f"{cfg.optimize_calibration} calibration noises per method and NFE, first time {cfg.optimize_first_time}")
     runs = []
     for name in methods:
         integrator = METHODS[name].build(schedule)
@@ -610,15 +627,17 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
             tic = time.perf_counter()
             res = optimize(name, problem, target, schedule=schedule, t_end=_t_end(schedule, name),
                            calibration=cfg.optimize_calibration, heldout=1, seed=cfg.seed, maxfev=cfg.optimize_maxfev,
-                           fallback=False)  # judged here, on the case's own (held-out) samples
+                           fallback=False,  # judged here, on the case's own (held-out) samples
+                           first_time=cfg.optimize_first_time)
             seconds = time.perf_counter() - tic
             times = np.asarray(res.grid, dtype=np.float64)
             log(f"    {name} NFE {target} ({res.steps} steps): {res.evaluations} calibration runs in {seconds:.1f} s, "
                 f"calibration error {res.calibration_error:.2e}")
             runs.append(_Run("pndmkit", name, "optimized", target, res.steps, integrator.nfe(res.steps),
                              _s(schedule, times[0]), _s(schedule, times[-1]),
-                             _launcher(problem, schedule, integrator, times), optimized=True,
+                             _launcher(problem, schedule, integrator, times, t_noise=res.t_start), optimized=True,
                              extra={"times": [float(t) for t in times], "evaluations": res.evaluations,
+                                    "first_time": res.first_time,
                                     "optimize_seconds": seconds, "calibration_error": res.calibration_error,
                                     "grid_parameters": getattr(res, "degree", None)}))
     return runs

@@ -1,7 +1,9 @@
 r"""Optimised timestep grids: the ``N + 1`` times that minimise a method's end-point error, training-free.
 
 For a method and an NFE budget the step count ``N`` is the largest whose run fits the budget
-(:func:`pndmkit.methods.steps_for_nfe`). The grid keeps its two end times. Its ``N`` step lengths in ``t``
+(:func:`pndmkit.methods.steps_for_nfe`). The grid keeps its last time; its first time is searched at or below
+``t_start`` by default (``first_time="free"``, :class:`FreeFirstTime`: the noise is taken as the state there,
+:func:`noise_at`, and the error still measured against the flow from ``t_start``). Its ``N`` step lengths in ``t``
 start from a start grid (by default the best built-in grid on the calibration noises) and move by a smooth
 family: ``log h_i`` changes by a Legendre polynomial of degree ``degree`` (default 3) in the step index, and
 the lengths are rescaled to the fixed interval, so every parameter vector is a valid decreasing grid and
@@ -13,7 +15,8 @@ the held-out samples (:func:`reduction_interval`): per-sample errors on a networ
 measured on a few noises can be far from the one on the next few, and the interval says how far.
 
 Why a smooth family: on ``gmm2d`` (iPNDM, 8 calibration noises) degree 3 reaches the held-out gains of the
-free grid (70/81/60/76% against 69/82/60/78% at NFE 5/6/8/10) in about a fifth of the runs, which matters
+free grid (70/81/60/76% against 69/82/60/78% at NFE 5/6/8/10, first time fixed; 75/85/61/76% against
+76/87/65/77% with it free) in a fifth to a half of the runs, which matters
 when one run is a network's; on 256-dimensional data (``digits-gmm``) a free grid fitted to 8 noises does
 worse on held-out noises than where it started, so calibrate on tens of noises there.
 
@@ -467,7 +470,7 @@ def default_noises(target: StudyTarget) -> tuple[int, int]:
       :data:`PROBLEM_NOISE_BUDGET` ``/ d``, within :data:`PROBLEM_NOISE_RANGE` (its reference is exact and a run
       costs milliseconds): 2048 for ``d <= 8``, 512 for ``gmm32d``'s 32 dimensions, 256 from 64 dimensions up
       (``digits-gmm``'s 256, whose reference of 2048 noises would cost minutes). On 256 held-out noises the 95%
-      interval of a cut is about 30 points wide; on 2048 about 4.
+      interval of a cut is about 30 points wide; on 2048 about 5.
     * A network whose cache holds the references of noises ``0 .. n - 1`` (whole blocks of
       :data:`REFERENCE_BLOCK`, this seed and interval) with ``n >= 2 * REFERENCE_BLOCK``: the first
       ``n // 2`` rounded down to whole blocks for calibration and the rest held out, so nothing is solved.
@@ -728,7 +731,8 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         grid's last time. The grid's first time is ``t_start`` or, with ``first_time="free"``, searched below it.
     calibration, heldout : int, optional
         Numbers of noises the grid is fitted on and judged on (disjoint per-sample seeds). Default: as many as
-        the target's cost allows (:func:`default_noises`): 256 and 256 on a problem; on a network, the noises
+        the target's cost allows (:func:`default_noises`): 2048 and 2048 on a problem of up to 8 dimensions, fewer
+        in higher dimension (at least 256); on a network, the noises
         whose references ``cache`` holds, split in two halves of whole blocks, else 32 and 32. Few noises fit
         the grid to them and judge it loosely: with 8 calibration noises, iPNDM's grid at NFE 6 on an 8-d
         mixture is 49% worse on held-out noises than the best built-in grid.
