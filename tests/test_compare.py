@@ -939,3 +939,32 @@ def test_solvers_left_out_at_an_nfe_are_named_with_the_reason(capsys):
                        ("pndmkit", "f-pndm", 1), ("pndmkit", "f-pndm", 3)}
     assert all(e["cases"] == ["gmm2d/discrete-linear"] for e in out["skipped"])
     assert out["by_nfe"]["1"]["best_pndmkit"]["method"] == "ddim"  # the existing fields are as they were
+
+
+def test_readme_first_time_free_compare_numbers_are_the_json():
+    """The README's paragraphs on the head-to-head with the optimised grids' first time searched quote the saved
+    runs (mixtures: best optimised grid / best peer and / best built-in; digits-gmm: rms and interval with
+    intervals), and those runs are what they say: first time free, and below the top where it helped."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = " ".join((root / "README.md").read_text().split())
+    nfes = ["5", "6", "8", "10", "15", "20", "50"]
+    mix = json.loads((root / "analysis" / "results" / "compare_optimized_free.json").read_text())
+    assert mix["config"]["optimize_first_time"] == "free" and mix["config"]["auto"] is False
+    by = mix["by_nfe_optimized"]
+    for key in ("vs_peer", "vs_builtin"):
+        assert " / ".join(f"{by[n][key]:.2f}" for n in nfes) in readme, key
+    rows = [r for case in mix["cases"] for r in case["optimized"]]
+    assert all(r["first_time"] == "free" and r["times"][0] <= cmp.SCHEDULES[case["schedule"]]().t_start
+               for case in mix["cases"] for r in case["optimized"])
+    assert any(r["times"][0] < 999.0 for r in rows if r["method"] == "ipndm")
+    dg = json.loads((root / "analysis" / "results" / "compare_auto_digits_gmm_opt_free.json").read_text())
+    assert dg["config"]["optimize_first_time"] == "free" and dg["config"]["auto_calibration"] == 256
+    for rule in ("rms", "interval"):
+        quoted = ", ".join(
+            f"{r['vs_peer']:.2f} [{r['vs_peer_interval'][0]:.2f}, {r['vs_peer_interval'][1]:.2f}]"
+            for r in (dg["by_nfe_auto"][n]["rules"][rule] for n in nfes[:-1]))
+        last = dg["by_nfe_auto"]["50"]["rules"][rule]
+        assert (f"read {quoted} and {last['vs_peer']:.2f} [{last['vs_peer_interval'][0]:.2f}, "
+                f"{last['vs_peer_interval'][1]:.2f}] at NFE 5-50") in readme, rule
