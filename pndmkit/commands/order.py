@@ -154,8 +154,11 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
     loaded = load_model(ckpt)
     if loaded.shape is None:
         raise UsageError("model", f"{args.model}: the network's config gives no sample shape")
-    check_reference_start(loaded.schedule, loaded.schedule.t_start if args.t_start is None else args.t_start)
-    x_T = per_sample_noise(range(batch), loaded.shape, args.seed).astype(np.float64)
+    t_top = loaded.schedule.t_start if args.t_start is None else args.t_start
+    check_reference_start(loaded.schedule, t_top)
+    # pure noise of the network's schedule at the start: unit noise on VP (scale 1), sigma_max times it on EDM or VE
+    x_T = per_sample_noise(range(batch), loaded.shape, args.seed).astype(np.float64) * float(
+        loaded.schedule.scale(t_top))
     common = dict(x_T=x_T, grid=args.grid, t_start=args.t_start, t_end=args.t_end, cache=cache,
                   rebuild_cache=args.rebuild_cache)
     with blame("t_start", "t_end", "grid"):

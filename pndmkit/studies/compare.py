@@ -1364,13 +1364,15 @@ class _CountedNetwork:
 def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, s_to: float
            ) -> tuple[np.ndarray, float, int]:
     """``x`` at level ``s_from`` carried along the network's ODE to ``s_to`` (a short interval): DOP853 at
-    :data:`LEVEL_RTOL` and at half of it (:func:`pndmkit.studies.real.converged_flow`); returns the tighter end
-    point, the largest change between the two and the network evaluations spent. The network is told
+    :data:`LEVEL_RTOL` and at half of it (:func:`pndmkit.studies.real.schedule_flow`: ``x`` is a state of
+    ``schedule``, scaled to and from the VP state off VP); returns the tighter end point, the largest change
+    between the two and the network evaluations spent. The network is told
     :func:`~pndmkit.studies.peers.time_of_level` of each level."""
     from pndmkit.studies.peers import time_of_level
-    from pndmkit.studies.real import converged_flow
+    from pndmkit.studies.real import schedule_flow
 
-    return converged_flow(problem, x, s_from, s_to, lambda s: time_of_level(schedule, s), rtol=LEVEL_RTOL, scale=0.1)
+    return schedule_flow(problem, schedule, x, s_from, s_to, lambda s: time_of_level(schedule, s), rtol=LEVEL_RTOL,
+                         scale=0.1)
 
 
 def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *, first: int = 0,
