@@ -1035,3 +1035,14 @@ def test_the_saved_optimised_grids_run_through_pndmkit_sample_give_the_saved_err
             assert float(np.sqrt(np.mean((sol.x - ref) ** 2))) == pytest.approx(g["error"], rel=1e-6)
         md = (out / "compare.md").read_text()
         assert f"| gmm2d/discrete-linear | ipndm | 5 | {first} | {', '.join(f'{t:.6g}' for t in grids[0]['times'])} |" in md
+
+
+def test_json_output_carries_the_optimised_grids_and_what_was_left_out(capsys):
+    from pndmkit.cli import main
+
+    assert main(["compare", "--quick", "--peers", "--nfe", "1", "5", "--optimized-grids", "--optimize-maxfev", "20",
+                 "--optimize-calibration", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(g["method"], g["nfe_target"], len(g["times"])) for g in out["optimized_grids"]] == [("ipndm", 5, 6)]
+    assert {(e["method"], e["nfe_target"]) for e in out["optimized_skipped"]} == {
+        ("ipndm", 1), ("unipc-3", 1), ("unipc-3", 5), ("dpm-solver++-3m", 1), ("dpm-solver++-3m", 5)}

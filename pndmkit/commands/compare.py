@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
                           "by_nfe_peers_on_pndmkit_grids": result["by_nfe_peers_on_pndmkit_grids"],
-                          **{k: result[k] for k in ("by_nfe_optimized", "by_nfe_auto") if k in result},
+                          **{k: result[k] for k in ("by_nfe_optimized", "optimized_skipped", "optimized_grids",
+                                                    "by_nfe_auto") if k in result},
                           "config": result["config"], "skipped": result["skipped"],
                           "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
