@@ -187,7 +187,9 @@ def test_default_shard_is_one_batch_and_resume_keeps_the_runs_shard_size(ckpt, t
     ({"method": "f-pndmm"}, "method"), ({"checkpoint": "nope"}, "checkpoint"), ({"grid": "lineer"}, "grid"),
     ({"device": "cdua"}, "device"), ({"steps": 0}, "steps"), ({"convention": "ddpm"}, "convention"),
     ({"dtype": "float8"}, "dtype"), ({"num_samples": -1}, "num_samples"), ({"shard_size": 0}, "shard_size"),
-    ({"grid": "trailing", "steps": 1001, "method": "ddim"}, "steps")])
+    ({"grid": "trailing", "steps": 1001, "method": "ddim"}, "steps"), ({"grid": [999.0, 1000.0, -1.0]}, "grid"),
+    ({"grid": [999.0, True]}, "grid"), ({"grid": [999.0]}, "grid"), ({"grid": [999.0, 500.0, -1.0], "steps": 3}, "grid"),
+    ({"grid": [1200.0, 500.0, -1.0]}, "grid")])
 def test_bad_options_write_nothing(ckpt, tmp_path, bad, param):
     from pndmkit.errors import UsageError
 
@@ -628,3 +630,52 @@ def test_torchrun_run_into_a_folder_in_use_is_refused_by_rank_0_and_writes_nothi
         holder.communicate("")
     assert proc.returncode != 0 and _in_use(out).strip() in proc.stderr, proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == [generate.LOCK_FILE]
+
+
+def test_sample_cli_takes_explicit_grid_times_and_resume_checks_them(ckpt, tmp_path, capsys):
+    """--grid T0,T1,...: the times a grid kind gives, passed explicitly, give the same samples bit for bit (so the
+    explicit times are what the sampler ran); they define the step count, run.json records them, a resume with
+    them goes on and one with other times is refused naming the grid."""
+    from pndmkit.cli import main
+
+    common = ["sample", "--checkpoint", ckpt + ".json", "--method", "ipndm", "--num-samples", "4", "--batch-size",
+              "2", "--no-progress"]
+    kind = tmp_path / "kind"
+    assert main([*common, "--out", str(kind), "--grid", "quadratic", "--steps", "4"]) == 0
+    times = json.loads((kind / "run.json").read_text())["times"]
+    assert len(times) == 5
+    given = tmp_path / "given"
+    text = ",".join(repr(t) for t in times)
+    assert main([*common, "--out", str(given), "--grid", text]) == 0  # no --steps: the times give 4
+    run = json.loads((given / "run.json").read_text())
+    assert run["grid"] == times and run["times"] == times and run["steps"] == 4
+    assert np.array_equal(read_samples(given, expect=4)[1], read_samples(kind, expect=4)[1])
+    other = tmp_path / "other"
+    assert main([*common, "--out", str(other), "--grid", "999,500,100,20,-1"]) == 0
+    assert not np.array_equal(read_samples(other, expect=4)[1], read_samples(kind, expect=4)[1])
+    capsys.readouterr()
+    (given / "shard-00001.npz").unlink()
+    assert main([*common, "--out", str(given), "--grid", text, "--steps", "4", "--resume"]) == 0
+    assert np.array_equal(read_samples(given, expect=4)[1], read_samples(kind, expect=4)[1])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([*common, "--out", str(given), "--grid", "999,500,100,20,-1", "--resume"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "cannot resume" in err, err
+    assert err.startswith("pndmkit sample: error: --resume/--grid: ") and "in run.json, [999.0, 500.0, 100.0, 20.0, -1.0] now" in err
+
+
+@pytest.mark.parametrize("grid, extra, expected", [
+    ("999,a,-1", [], "--grid: expected a grid kind or comma-separated numbers, got '999,a,-1'"),
+    ("500,999,-1", [], "--grid: grid must be a grid kind or at least two finite, strictly decreasing times in the "
+                       "schedule's units (first = start), got 500, 999, -1"),
+    ("999,nan,-1", [], "--grid: grid must be a grid kind or at least two finite, strictly decreasing times"),
+    ("999,", [], "--grid: expected a grid kind or comma-separated numbers, got '999,'"),
+    ("999,500,-1", ["--steps", "5"], "--steps/--grid: steps=5 but grid has 3 times (2 steps)"),
+    ("5000,500,-1", [], "--grid: grid[0]=5000.0 lies outside the domain [-1.0, 999.0] of DiscreteVP.linear(T=1000)"),
+    ("lineer", [], "--grid: unknown grid kind 'lineer'; known: "),
+])
+def test_sample_cli_refuses_bad_explicit_grids_in_one_line(ckpt, tmp_path, usage_error, grid, extra, expected):
+    err = usage_error(["sample", "--checkpoint", ckpt + ".json", "--out", str(tmp_path / "o"), "--method", "ipndm",
+                       "--num-samples", "2", "--no-progress", "--grid", grid, *extra])
+    assert expected in err and not (tmp_path / "o").exists(), err

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from pndmkit._checks import MAX_STEPS
 
 __all__ = ["positive_int", "nonnegative_int", "int_in_range", "step_count", "finite_float", "positive_float", "nonnegative_float",
-           "fraction", "writable_folder", "MAX_STEPS"]
+           "fraction", "writable_folder", "grid_or_times", "MAX_STEPS"]
 
 
 def _number(text: str, kind: type, test: Callable[[Any], bool], allowed: str) -> Any:
@@ -73,6 +73,24 @@ def nonnegative_float(text: str) -> float:
 def fraction(text: str) -> float:
     """argparse type: a number in [0, 1)."""
     return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def grid_or_times(text: str) -> str | list[float]:
+    """argparse type: a grid kind (the text as is, checked by the command) or explicit times ``T0,T1,...``.
+
+    Text with a comma is a list of numbers (what they must satisfy -- finite, decreasing, their count, the
+    schedule's domain -- the command checks, where it knows the schedule and the step count); a comma-separated
+    text with anything else is refused.
+
+    >>> grid_or_times("quadratic"), grid_or_times("999,500,-1")
+    ('quadratic', [999.0, 500.0, -1.0])
+    """
+    if "," not in text:
+        return text
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a grid kind or comma-separated numbers, got {text!r}") from None
 
 
 def writable_folder(text: str) -> str:

@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
                           "by_nfe_peers_on_pndmkit_grids": result["by_nfe_peers_on_pndmkit_grids"],
-                          **{k: result[k] for k in ("by_nfe_optimized", "by_nfe_auto") if k in result},
+                          **{k: result[k] for k in ("by_nfe_optimized", "optimized_skipped", "optimized_grids",
+                                                    "by_nfe_auto") if k in result},
                           "config": result["config"], "skipped": result["skipped"],
                           "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
@@ -202,7 +203,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-grids", action="store_true", help="default grid only, no search over grid options")
     p.add_argument("--optimized-grids", nargs="*", type=_registered_fixed_step_method, metavar="METHOD",
                    help="also optimise these methods' grids per case and NFE (pndmkit.studies.grid_opt.optimize) and report "
-                        f"them apart (default: none; no names: {' '.join(OPTIMIZED_DEFAULT)})")
+                        f"them apart (default: none; no names: those of {' '.join(OPTIMIZED_DEFAULT)} among --methods, "
+                        "the others named under the table); a method and NFE with nothing to search (one step with "
+                        "the first time fixed, or no step that fits) is named under the table, not optimised; "
+                        "--out's compare.json holds each grid's times (optimized_grids)")
     p.add_argument("--optimize-maxfev", type=positive_int, metavar="N",
                    help=f"--optimized-grids: runs per optimisation, at most (default "
                         f"{CompareConfig.optimize_maxfev})")
@@ -220,7 +224,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--auto-calibration", type=int_in_range(INTERVAL_MIN_SAMPLES, MAX_NOISES), metavar="N",
                    help=f"--auto: calibration noises of the choice, from {INTERVAL_MIN_SAMPLES} (the interval rule's "
                         f"bootstrap) to {MAX_NOISES} (default {CompareConfig.auto_calibration})")
-    p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers)")
+    p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers, each "
+                                                         "method on its default grid only, as --no-grids: 'best "
+                                                         "built-in' is then that grid)")
     p.add_argument("--json", action="store_true", help="print one JSON object (by_nfe, config)")
     p.add_argument("--out", metavar="DIR", help="write compare.{json,csv,md} and compare_runs.csv into DIR "
                                                 "(default: write no files, print only); refused where DIR already "

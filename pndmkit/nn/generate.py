@@ -133,6 +133,12 @@ class SampleConfig:
     inside the schedule's domain and above the end time), from unit noise times
     :meth:`~pndmkit.schedules.NoiseSchedule.prior_scale` at that time (the variance of ``x_t`` for data of unit
     variance; 1 at the default start of every schedule a checkpoint has).
+
+    ``grid`` is a grid kind (:data:`pndmkit.grids.GRIDS`) or explicit times in the schedule's units (first =
+    start): at least two, finite and strictly decreasing (kept as a list of floats, which ``run.json`` records),
+    inside the schedule's domain (checked by :func:`pndmkit.sample`); they define the step count, and a ``steps``
+    given with them must equal it (else a :class:`~pndmkit.errors.UsageError` naming ``steps`` and ``grid``). An
+    adaptive method uses only their end times.
     """
 
     checkpoint: str = "digits"
@@ -143,7 +149,7 @@ class SampleConfig:
     batch_size: int = 64
     shard_size: int | None = None
     seed: int = 0
-    grid: str | None = None
+    grid: str | Sequence[float] | None = None
     convention: str | None = None
     t_start: float | None = None
     device: str = "cpu"
@@ -176,14 +182,25 @@ class SampleConfig:
 
         with blame("method"):
             spec = get_method(self.method)
-        if self.grid is not None and self.grid not in GRIDS:
-            raise UsageError("grid", f"unknown grid kind {self.grid!r}; known: {', '.join(GRIDS)}")
+        if isinstance(self.grid, str) and self.grid not in GRIDS:
+            raise UsageError("grid", f"unknown grid kind {self.grid!r}; known: {', '.join(GRIDS)}; or explicit "
+                                     "times T0,T1,... (decreasing)")
+        if self.grid is not None and not isinstance(self.grid, str):
+            self.grid = _explicit_times(self.grid)
+            if spec.adaptive:
+                pass  # its end times only, as pndmkit.sample uses them
+            elif self.steps is None:
+                self.steps = len(self.grid) - 1  # the times define the step count
+            elif self.steps != len(self.grid) - 1:
+                raise UsageError(("steps", "grid"), f"steps={self.steps} but grid has {len(self.grid)} times "
+                                                    f"({len(self.grid) - 1} steps): give as many steps as the "
+                                                    "times make, or leave steps out")
         if spec.adaptive and self.steps is not None:
             from pndmkit.sampling import ignored_steps_message, IgnoredStepsWarning
 
             warnings.warn(ignored_steps_message(self.steps, self.method), IgnoredStepsWarning, stacklevel=3)
             self.steps = None  # what the run uses, and what run.json records
-        if spec.adaptive and self.grid is not None:
+        if spec.adaptive and isinstance(self.grid, str):
             from pndmkit.sampling import ignored_grid_message, IgnoredGridWarning
 
             warnings.warn(ignored_grid_message({"grid": self.grid}, self.method), IgnoredGridWarning, stacklevel=3)
@@ -192,6 +209,22 @@ class SampleConfig:
             self.steps = DEFAULT_STEPS
         if self.convention is not None and self.convention not in CONVENTIONS:
             raise UsageError("convention", f"unknown convention {self.convention!r}; known: {', '.join(CONVENTIONS)}")
+
+
+def _explicit_times(grid: Any) -> list[float]:
+    """``grid`` given as times: a list of at least two finite, strictly decreasing floats (what ``run.json``
+    records), else a :class:`~pndmkit.errors.UsageError` naming ``grid``, the value and what is allowed. Whether
+    they lie in the schedule's domain is checked by :func:`pndmkit.sample`, which knows the schedule."""
+    allowed = ("a grid kind or at least two finite, strictly decreasing times in the schedule's units (first = "
+               "start)")
+    try:
+        times = [float(t) for t in grid]
+    except (TypeError, ValueError):
+        raise UsageError("grid", f"grid must be {allowed}, got {grid!r}") from None
+    if (len(times) < 2 or any(isinstance(t, (bool, str, bytes)) for t in grid) or not all(map(math.isfinite, times))
+            or any(b >= a for a, b in zip(times, times[1:]))):
+        raise UsageError("grid", f"grid must be {allowed}, got {', '.join(f'{t:g}' for t in times)}")
+    return times
 
 
 def _dist_info() -> tuple[int, int]:
