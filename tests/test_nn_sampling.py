@@ -490,19 +490,6 @@ def test_sample_cli_resume_regenerates_a_non_finite_shard(ckpt, tmp_path, capsys
 
 
 # -- one run at a time per folder -------------------------------------------------------------------
-def _hold_lock(folder):
-    """A separate process holding ``folder``'s sampling lock (as a run in another shell does) until its stdin
-    closes; returned once it holds it."""
-    code = ("import sys; from pathlib import Path; from filelock import FileLock; "
-            "Path(sys.argv[1]).mkdir(parents=True, exist_ok=True); "
-            "lock = FileLock(Path(sys.argv[1]) / sys.argv[2]); lock.acquire(timeout=0); "
-            "print('held', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(folder), generate.LOCK_FILE], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline() == "held\n"
-    return holder
-
-
 def _in_use(out):
     lock = out / generate.LOCK_FILE
     return (f"pndmkit sample: error: --out: {out} is in use by another sampling run: a process holds its lock {lock} "
@@ -515,7 +502,8 @@ def _snapshot(folder):
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
 
 
-def test_sample_cli_refuses_a_folder_another_run_is_using_and_runs_once_it_is_released(ckpt, tmp_path, capsys):
+def test_sample_cli_refuses_a_folder_another_run_is_using_and_runs_once_it_is_released(ckpt, tmp_path, capsys,
+                                                                                        hold_lock):
     """Two runs started into one folder wrote the same shards: the second is refused at once (one line, exit 2),
     before it writes anything there; once the first ends, the same command runs."""
     from pndmkit.cli import main
@@ -523,7 +511,7 @@ def test_sample_cli_refuses_a_folder_another_run_is_using_and_runs_once_it_is_re
     out = tmp_path / "o"
     argv = ["sample", "--checkpoint", ckpt, "--out", str(out), "--method", "ddim", "--steps", "2",
             "--num-samples", "3", "--no-progress"]
-    holder = _hold_lock(out)
+    holder = hold_lock(out, generate.LOCK_FILE)
     try:
         with pytest.raises(SystemExit) as info:
             main(argv)
@@ -536,7 +524,7 @@ def test_sample_cli_refuses_a_folder_another_run_is_using_and_runs_once_it_is_re
 
 
 def test_resume_into_a_folder_in_use_changes_nothing_and_a_killed_holder_leaves_no_stale_lock(ckpt, tmp_path,
-                                                                                                capsys):
+                                                                                                capsys, hold_lock):
     """A rerun with --resume while the first run still writes is refused and changes nothing; the lock of a run
     killed with SIGKILL is released by the operating system, and its lock file is no sample output to the resume
     (no warning, no refusal, never read as a shard)."""
@@ -549,7 +537,7 @@ def test_resume_into_a_folder_in_use_changes_nothing_and_a_killed_holder_leaves_
     _, ref = read_samples(out, expect=4)
     (out / "shard-00001.npz").unlink()  # what an interrupted run leaves to do
     before = _snapshot(out)
-    holder = _hold_lock(out)
+    holder = hold_lock(out, generate.LOCK_FILE)
     try:
         capsys.readouterr()
         with pytest.raises(SystemExit) as info:
@@ -614,14 +602,14 @@ def test_a_run_json_written_while_the_options_were_checked_is_refused(ckpt, tmp_
     assert sorted(p.name for p in out.iterdir()) == [generate.LOCK_FILE, "run.json"]
 
 
-def test_torchrun_run_into_a_folder_in_use_is_refused_by_rank_0_and_writes_nothing(ckpt, tmp_path):
+def test_torchrun_run_into_a_folder_in_use_is_refused_by_rank_0_and_writes_nothing(ckpt, tmp_path, hold_lock):
     """Under torchrun only rank 0 takes the lock (the ranks of one run share it: the other torchrun tests here run
     two ranks into one folder); refused, rank 0 stops before the barrier behind which any rank writes, and the
     run ends (torchrun stops the other rank) instead of waiting there."""
     out = tmp_path / "dist"
     cmd, env = _torchrun_sample(ckpt, out, "--method", "ddim", "--steps", "2", "--num-samples", "4",
                                 "--batch-size", "2")
-    holder = _hold_lock(out)
+    holder = hold_lock(out, generate.LOCK_FILE)
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     finally:

@@ -70,7 +70,8 @@ from pndmkit._checks import with_article
 from pndmkit.errors import UsageError, blame
 from pndmkit.methods import DEFAULT_METHOD
 from pndmkit.nn._checks import available_bytes, check_device, file_sha256, gib, memory_estimate
-from pndmkit._io import atomic_path, check_writable_folder, progress_bar, remove_stale_temporaries, write_json
+from pndmkit._io import (atomic_path, check_writable_folder, locked_folder, progress_bar, remove_stale_temporaries,
+                         write_json)
 from pndmkit.nn.data import to_uint8
 from pndmkit.noise import per_sample_noise, sample_seed  # noqa: F401  (sample_seed: public here too)
 
@@ -537,41 +538,22 @@ def _check_finite(x: torch.Tensor, batch: np.ndarray, cfg: SampleConfig, shard: 
             f"(the shards already in {cfg.out} are finite); check the checkpoint and --dtype")
 
 
-def _forget_run(out: Path, run_file: Path, made: tuple[bool, bool]) -> None:
-    """Remove the ``run.json`` of a fresh run that stopped before its first shard, and what else this run made where
-    nothing more is in ``out``: the lock file, and ``out`` itself (``made``: whether this run made each). A record of
-    settings with no sample would read as a run to resume."""
-    run_file.unlink(missing_ok=True)
-    made_out, made_lock = made
-    if made_lock and [p.name for p in out.iterdir()] == [LOCK_FILE]:
-        # unlinked while still held: filelock finds an unlinked file it locked and tries again (on a local
-        # filesystem; NFS keeps an open unlinked file under another name, a race of three runs at once)
-        (out / LOCK_FILE).unlink()
-        if made_out:
-            try:
-                out.rmdir()
-            except OSError:  # something else came in meanwhile
-                pass
-
-
 #: the lock file of a sampling run in its ``out`` folder (see :func:`_locked_output`)
 LOCK_FILE = ".pndmkit-sample.lock"
 
 
 @contextmanager
-def _locked_output(out: Path, rank: int, old: dict[str, Any] | None, resume: bool) -> Iterator[tuple[bool, bool]]:
-    """Make ``out`` and hold its lock while the run reads and writes it (rank 0 only); yield whether this run made
-    ``out`` and whether it made the lock file (both ``False`` on the other ranks).
+def _locked_output(out: Path, rank: int, old: dict[str, Any] | None, resume: bool) -> Iterator[None]:
+    """Make ``out`` and hold its lock while the run reads and writes it (rank 0 only).
 
-    The lock is :class:`filelock.FileLock` on ``out/.pndmkit-sample.lock``: ``flock(2)`` on Linux and macOS
-    (a file lock of the system on Windows), so the operating system releases it when the process holding it ends,
-    however it ends (a crash, SIGKILL): it cannot go stale, and the file it leaves needs no deleting. (On a
-    filesystem without ``flock`` filelock falls back, with a warning, to a marker file.) A second run is refused at
-    once rather than made to wait: its settings may differ, and it would only find the folder changed. Only rank 0
-    of a ``torchrun`` run takes it: the other ranks write nothing before the barrier that rank 0 passes holding the
+    The lock is :func:`pndmkit._io.locked_folder` on ``out/.pndmkit-sample.lock`` (a :class:`filelock.FileLock`,
+    released by the operating system when its holder ends, so never stale). A second run is refused at once rather
+    than made to wait: its settings may differ, and it would only find the folder changed. Only rank 0 of a
+    ``torchrun`` run takes it: the other ranks write nothing before the barrier that rank 0 passes holding the
     lock, and rank 0 keeps it until every rank has passed the last barrier; refused, rank 0 stops before that
     barrier, and torchrun stops the other ranks. ``run.json`` is read again under the lock, since another run may
-    have written it while this one was checking its options.
+    have written it while this one was checking its options. A run that leaves nothing but the lock file in
+    ``out`` (a fresh run stopped before its first shard) removes the lock file, and ``out`` where it made it.
 
     Raises
     ------
@@ -580,24 +562,9 @@ def _locked_output(out: Path, rank: int, old: dict[str, Any] | None, resume: boo
         read the folder.
     """
     if rank != 0:
-        yield False, False
+        yield
         return
-    from filelock import FileLock, Timeout
-
-    made_out = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    lock_file = out / LOCK_FILE
-    made_lock = not lock_file.exists()
-    lock = FileLock(lock_file)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise UsageError("out", f"{out} is in use by another sampling run: a process holds its lock {lock_file} "
-                                f"(`fuser {lock_file}` names it); wait for that run to end or use another out "
-                                "folder. The operating system releases the lock when the process holding it ends, "
-                                "even by a crash or a kill, so it is never stale: the file needs no deleting"
-                         ) from None
-    try:
+    with locked_folder(out, LOCK_FILE, what="sampling run"):
         run_file = out / "run.json"
         if _read_run(run_file, resume) != old:
             raise UsageError("out", f"another run wrote {run_file} while this one was checking its options; run "
@@ -605,9 +572,7 @@ def _locked_output(out: Path, rank: int, old: dict[str, Any] | None, resume: boo
                                                            else ""))
         if old is None:
             _refuse_unrecorded_output(out, resume)
-        yield made_out, made_lock
-    finally:
-        lock.release()
+        yield
 
 
 def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]:
@@ -651,12 +616,12 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
                 raise UsageError("out", f"{path} is not a file (a folder?), so shard {k} cannot be written there; "
                                         "remove it and run again")
 
-    with _locked_output(out, rank, old, cfg.resume) as made:
-        return _sample_locked(cfg, plan, old, rank, world, made, log)
+    with _locked_output(out, rank, old, cfg.resume):
+        return _sample_locked(cfg, plan, old, rank, world, log)
 
 
 def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, rank: int, world: int,
-                   made: tuple[bool, bool], log: Any) -> dict[str, Any]:
+                   log: Any) -> dict[str, Any]:
     """The part of :func:`sample_to_dir` that reads shards and writes, run while rank 0 holds the folder's lock."""
     import pndmkit
 
@@ -760,7 +725,9 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
             done += len(idx)
     except FloatingPointError:
         if rank == 0 and old is None and not any(out.glob("shard-*.npz")):
-            _forget_run(out, run_file, made)  # a fresh run with no sample: no run.json to resume
+            # a fresh run with no sample: no run.json to resume (the lock then removes its file, and out if it
+            # made it, as nothing else is there)
+            run_file.unlink(missing_ok=True)
         raise
     finally:
         if bar is not None:
