@@ -40,6 +40,17 @@ naming the first such sample; its shard is not written.
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each process initialises ``torch.distributed`` (NCCL on CUDA,
 gloo on CPU), takes its shards, and all meet at a barrier before rank 0 writes ``summary.json``.
 
+``summary.json`` describes the whole run, over every sitting that made it (a first run and its resumes, those
+that were interrupted included): the settings (those of ``run.json`` but the grid's times), ``shards``,
+``nfe_per_sample`` (network evaluations per sample; with per-sample step-size control, their mean over every
+sample of the run) and ``sampling_seconds`` (the seconds spent sampling every shard, summed over sittings and
+ranks: compute time, not wall time; ``null`` where a shard written by an older pndmkit does not record its own,
+as is the mean NFE of per-sample control then).
+Each shard records the seconds and evaluations per sample it took (``seconds``, ``nfe_per_sample`` in its NPZ), so
+a sitting killed before its end still counts. What the last sitting alone did is under ``this_sitting``:
+``resumed``, ``world_size``, ``generated_by_rank0`` (the samples rank 0 generated; the other ranks' are theirs)
+and ``seconds_rank0`` (rank 0's wall time sampling).
+
 One run at a time writes to a folder: from its first look at the shards to its last write, a run (rank 0 of a
 ``torchrun`` run, for all its ranks) holds the lock ``out/.pndmkit-sample.lock`` (:data:`LOCK_FILE`, a
 :class:`filelock.FileLock`), and a second run started into the same folder is refused at once with a
@@ -695,7 +706,7 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
     nfe, t0, done, evaluations = None, time.perf_counter(), 0, 0
     try:
         for k, idx in mine:
-            chunks = []
+            chunks, t_shard, shard_evaluations = [], time.perf_counter(), 0
             for b in range(0, len(idx), cfg.batch_size):
                 batch = idx[b:b + cfg.batch_size]
                 x_T = initial_noise(batch, plan.shape, cfg.seed)
@@ -708,6 +719,8 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
                                          t_start=cfg.t_start)
                     x_b, nfe = sol.x, sol.nfe
                     evaluations += sol.nfe
+                    # per sample: a fixed-step method's nfe is each sample's; per-sample control's, their total
+                    shard_evaluations += sol.nfe if "method_options" in ident else sol.nfe * len(batch)
                 except FloatingPointError as exc:  # the core's end-of-run check: name the sample below
                     if getattr(exc, "run", None) is None:
                         raise
@@ -721,7 +734,9 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
             _save_shard_png(out, k, images, cfg, plan.shape)
             with atomic_path(_shard_path(out, k, ".npz")) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, indices=idx, x=x.numpy(), images=images)
+                    np.savez(fh, indices=idx, x=x.numpy(), images=images,
+                             seconds=np.float64(time.perf_counter() - t_shard),
+                             nfe_per_sample=np.float64(shard_evaluations / len(idx)))
             done += len(idx)
     except FloatingPointError:
         if rank == 0 and old is None and not any(out.glob("shard-*.npz")):
@@ -737,14 +752,37 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
         dist.barrier()
     if "method_options" in ident and done:  # per-sample control: the NFE differs by sample; report the mean
         nfe = round(evaluations / done, 1)
-    summary = {**{k: v for k, v in ident.items() if k != "times"}, "world_size": world, "shards": n_shards,
-               "nfe_per_sample": nfe, "generated_by_rank0": done if rank == 0 else None,
-               "seconds_rank0": round(seconds, 3)}
+    summary = {**{k: v for k, v in ident.items() if k != "times"}, "shards": n_shards, "nfe_per_sample": nfe,
+               "sampling_seconds": None,
+               "this_sitting": {"resumed": old is not None, "world_size": world,
+                                "generated_by_rank0": done if rank == 0 else None, "seconds_rank0": round(seconds, 3)}}
     if kept is not None:
         summary = kept
-    elif rank == 0:
+    elif rank == 0:  # every rank's shards are written (the barrier above): the whole run, over all its sittings
+        summary.update(_run_totals(out, n_shards, fixed_nfe=nfe if "method_options" not in ident else None))
         write_json(out / "summary.json", summary)
     return {**summary, "generated": done, "rank": rank, "seconds": round(seconds, 3)}
+
+
+def _run_totals(out: Path, n_shards: int, fixed_nfe: int | None) -> dict[str, Any]:
+    """``nfe_per_sample`` and ``sampling_seconds`` of the whole run in ``out``, from what each shard records of the
+    sitting that made it (``nfe_per_sample``, ``seconds``): the mean over all samples, and the total. A shard
+    written without them (by an older pndmkit) makes the total ``None``; a fixed-step method's NFE, the same for
+    every sample, is ``fixed_nfe`` when it is known (``None``: this sitting sampled nothing)."""
+    weights, nfes, seconds = [], [], 0.0
+    for k in range(n_shards):
+        with np.load(_shard_path(out, k, ".npz")) as z:
+            if "seconds" not in z.files or "nfe_per_sample" not in z.files:
+                seconds = None
+                continue
+            weights.append(len(z["indices"]))
+            nfes.append(float(z["nfe_per_sample"]))
+            if seconds is not None:
+                seconds += float(z["seconds"])
+    if fixed_nfe is None and nfes and len(weights) == n_shards:
+        mean = float(np.average(nfes, weights=weights))
+        fixed_nfe = int(mean) if all(v == nfes[0] for v in nfes) and mean.is_integer() else round(mean, 1)
+    return {"nfe_per_sample": fixed_nfe, "sampling_seconds": None if seconds is None else round(seconds, 3)}
 
 
 def read_samples(out: str | os.PathLike[str], *, expect: int | None = None) -> tuple[np.ndarray, np.ndarray]:
