@@ -89,7 +89,8 @@ def test_compare_writes_files_only_where_out_says(tmp_path, monkeypatch, capsys)
     assert not any(tmp_path.rglob("*.*"))  # nothing written anywhere
     out = tmp_path / "mine"
     assert main([*TINY, "--peers", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "compare.json", "compare.md", "compare_runs.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".pndmkit-compare.lock", "compare.csv", "compare.json",
+                                                     "compare.md", "compare_runs.csv"]  # the lock stays, empty
     assert not any((tmp_path / "analysis" / "results").iterdir())
     saved = json.loads((out / "compare.json").read_text())
     assert set(saved["by_nfe"]) == {"5", "10"}
@@ -873,6 +874,37 @@ def test_compare_never_overwrites_an_earlier_run_unless_told(tmp_path, run_cli):
     assert (out / "compare.md").read_bytes() == before["compare.md"]
     code, _, err = run_cli([*TINY, "--peers", "--overwrite"])
     assert code == 2 and "--overwrite" in err and "--out" in err and err.count("\n") == 1, err
+
+
+def test_compare_refuses_an_out_folder_another_run_is_using(tmp_path, run_cli, hold_lock):
+    """Two compare runs started into one --out at once both passed the "already holds" check, and the second
+    replaced the first's results: the folder is locked from that check to the last write, and a run that finds it
+    locked is refused at once (one line naming --out, the folder and the lock file, exit 2), writing nothing; once
+    the lock is released the same command runs, and a run that wrote nothing leaves no lock file behind."""
+    from pndmkit.commands.compare import LOCK_FILE
+
+    out = tmp_path / "same"
+    argv = ["compare", "--quick", "--nfe", "5", "--peers", "--methods", "ddim", "--no-grids", "--n", "16",
+            "--out", str(out)]
+    lock = out / LOCK_FILE
+    holder = hold_lock(out, LOCK_FILE)
+    try:
+        code, printed, err = run_cli(argv)
+        assert code == 2 and printed == "" and err == (
+            f"pndmkit compare: error: --out: {out} is in use by another compare run: a process holds its lock {lock} "
+            f"(`fuser {lock}` names it); wait for that run to end or use another out folder. The operating system "
+            "releases the lock when the process holding it ends, even by a crash or a kill, so it is never stale: "
+            "the file needs no deleting\n")
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing written
+    finally:
+        holder.communicate("")
+    assert run_cli(argv)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_FILE, "compare.csv", "compare.json", "compare.md",
+                                                            "compare_runs.csv"])
+    # a run refused inside the lock (here: by a bad option) leaves neither the folder nor a lock file it made
+    fresh = tmp_path / "fresh"
+    code, _, err = run_cli(argv[:-1] + [str(fresh), "--optimize-maxfev", "3"])
+    assert code == 2 and "--optimize-maxfev" in err and not fresh.exists(), err
 
 
 def test_readme_head_to_head_ratios_and_intervals_are_the_json():
