@@ -87,51 +87,87 @@ def write_index(cfg: Config, outcomes: dict[str, Outcome]) -> Path:
     return path
 
 
+#: the lock a figures run holds on its output folder (:func:`pndmkit._io.locked_folder`)
+LOCK_FILE = ".pndmkit-figures.lock"
+PROG = "python -m paper_figures"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m paper_figures``: pndmkit's (no abbreviated options, defaults in ``--help``, errors
+    raised as :class:`pndmkit.commands.args.ArgumentLineError`), each value checked by its type."""
+    from pndmkit.commands.args import CommandParser, name_list, positive_int, writable_folder
+
+    p = CommandParser(prog=PROG, description=__doc__.strip().splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes for tests (seconds); results go to OUT/results, never to analysis/results")
+    p.add_argument("--out", type=writable_folder, default=None, metavar="OUT",
+                   help=f"output folder (default: {DEFAULT_OUT.relative_to(DEFAULT_OUT.parents[1])}, or its subfolder "
+                        "quick/ with --quick); one run at a time: a run holds the lock OUT/" + LOCK_FILE + " while it "
+                        "writes, and a second run into OUT is refused at once, changing nothing")
+    p.add_argument("--only", type=name_list(list(FIGURES), "figure names"), default=None, metavar="NAMES",
+                   help=f"comma-separated figure names, each once, among: {', '.join(FIGURES)} (default: all; "
+                        "index.md and summary.json are written by a full run only)")
+    p.add_argument("--results", type=writable_folder, default=None, metavar="DIR",
+                   help="folder of the analysis tables, written where one is missing (default: analysis/results, "
+                        "or OUT/results with --quick)")
+    p.add_argument("--recompute", action="store_true", help="recompute the tables even when they exist")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="torch threads for the digits model (default: torch's)")
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Make the figures (``python -m paper_figures --help``); return the exit status (1: a figure failed).
 
     A user's methods are loaded first, as the ``pndmkit`` command loads them (modules named in ``PNDMKIT_PLUGINS``
     and entry points of the group ``pndmkit.methods``: :func:`pndmkit.commands.plugins.load_plugins`), so the
-    figures that draw every registered method draw them too; a plugin that fails is one line on stderr and
-    ``SystemExit(2)``, as with ``pndmkit``.
+    figures that draw every registered method draw them too. Bad input (a plugin that fails, an unknown or
+    repeated figure name, an output folder that cannot be written, ``--threads 0``, an abbreviated option) is one
+    line on stderr, ``python -m paper_figures: error: --option: ...``, and ``SystemExit(2)``, as with ``pndmkit``,
+    before anything is written; so is an output folder another run is writing into (it holds ``OUT/``
+    :data:`LOCK_FILE`).
     """
+    from pndmkit.commands.args import ArgumentLineError, locked_out_folder, usage_exit
     from pndmkit.commands.plugins import load_plugins_or_exit
 
-    load_plugins_or_exit("python -m paper_figures")
-    p = argparse.ArgumentParser(prog="python -m paper_figures", description=__doc__.strip().splitlines()[0])
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes for tests (seconds); results go to OUT/results, never to analysis/results")
-    p.add_argument("--out", type=Path, default=None,
-                   help=f"output folder (default: {DEFAULT_OUT.relative_to(DEFAULT_OUT.parents[1])}, "
-                        "or its subfolder quick/ with --quick)")
-    p.add_argument("--only", default=None, help=f"comma-separated figure names among: {', '.join(FIGURES)}")
-    p.add_argument("--results", type=Path, default=None,
-                   help="folder of the analysis tables (default: analysis/results, or OUT/results with --quick)")
-    p.add_argument("--recompute", action="store_true", help="recompute the tables even when they exist")
-    p.add_argument("--threads", type=int, default=None, help="torch threads for the digits model")
-    args = p.parse_args(argv)
-    out = args.out or (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)
-    results = args.results or (out / "results" if args.quick else DEFAULT_RESULTS)
+    load_plugins_or_exit(PROG)
+    p = build_parser()
+    try:
+        args = p.parse_args(argv)
+    except ArgumentLineError as exc:
+        raise usage_exit(exc.prog, exc.message) from None
+    out = Path(args.out) if args.out else (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)
+    results = Path(args.results) if args.results else (out / "results" if args.quick else DEFAULT_RESULTS)
     cfg = Config(out=out.resolve(), results=results.resolve(), quick=args.quick, recompute=args.recompute,
                  threads=args.threads, command=command_line(argv))
     if args.threads:
         from analysis.tables import set_threads
 
         set_threads(args.threads)
+    with locked_out_folder(PROG, cfg.out, LOCK_FILE, what="paper_figures run"):
+        return _make(cfg, args.only)
+
+
+def _make(cfg: Config, only: Sequence[str] | None) -> int:
+    """Make the figures into ``cfg.out`` (held locked by :func:`main`), print the table of outcomes and, after a
+    full run, write ``index.md`` and ``summary.json``; return the exit status."""
     t0 = time.perf_counter()
-    outcomes = make_all(cfg, args.only.split(",") if args.only else None)
+    outcomes = make_all(cfg, only)
     print(f"\n{'figure':24s} {'seconds':>8s}  result")
     for name, o in outcomes.items():
         print(f"{name:24s} {o.seconds:8.1f}  " + (f"skipped: {o.skipped}" if o.skipped else
                                                   ", ".join(str(f.name) for f in o.files)))
     total = time.perf_counter() - t0
     print(f"total {total:.1f} s; outputs in {cfg.out}")
-    if args.only:  # index.md and summary.json describe a whole run; a partial run leaves them as they are
-        print("--only: index.md and summary.json left unchanged (a full run rewrites them)")
-        return 1 if any(o.notes.get("failed") for o in outcomes.values()) else 0
+    failed = 1 if any(o.notes.get("failed") for o in outcomes.values()) else 0
+    if only:  # index.md and summary.json describe a whole run; a partial run leaves them as they are
+        kept = [name for name in ("index.md", "summary.json") if (cfg.out / name).is_file()]
+        print(f"--only: {' and '.join(kept)} left unchanged (a full run rewrites {'them' if len(kept) > 1 else 'it'})"
+              if kept else "--only: index.md and summary.json not written (a full run writes them)")
+        return failed
     write_index(cfg, outcomes)
     write_json(cfg.out / "summary.json", {"command": cfg.command, "quick": cfg.quick, "seconds": round(total, 1),
                                           "figures": {n: {"files": [f.name for f in o.files], "skipped": o.skipped,
                                                           "seconds": round(o.seconds, 1), **o.notes}
                                                       for n, o in outcomes.items()}})
-    return 1 if any(o.notes.get("failed") for o in outcomes.values()) else 0
+    return failed

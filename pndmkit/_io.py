@@ -1,4 +1,5 @@
-"""Harness file I/O: atomic writes, JSON, progress bars (torch-free; tqdm is imported only when a bar is made).
+"""Harness file I/O: atomic writes, JSON, progress bars, output-folder locks (torch-free; tqdm and filelock are
+imported only when a bar is made or a lock taken).
 
 An atomic write writes a temporary file in the target's folder, then ``os.replace``-s it.
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 __all__ = ["atomic_path", "write_json", "read_json", "write_text", "progress_bar", "remove_stale_temporaries",
-           "check_writable_folder"]
+           "check_writable_folder", "locked_folder"]
 
 _TEMP_PATTERN = ".*.tmp*"
 
@@ -81,6 +82,72 @@ def check_writable_folder(path: str | os.PathLike[str], param: str) -> Path:
         raise UsageError(param, f"cannot write into {base}{where}: {exc.strerror or exc}; choose a writable "
                                 f"{param} folder") from None
     return p
+
+
+@contextmanager
+def locked_folder(folder: str | os.PathLike[str], lock_name: str, *, what: str, param: str = "out"
+                  ) -> Iterator[tuple[bool, bool]]:
+    """Make ``folder`` and hold the lock ``folder/lock_name`` while a command reads and writes there; refuse at once
+    if another process holds it. Yield whether this call made ``folder`` and whether it made the lock file.
+
+    One command at a time writes results into an output folder: the lock is a :class:`filelock.FileLock`,
+    ``flock(2)`` on Linux and macOS (a file lock of the system on Windows), so the operating system releases it
+    when the process holding it ends, however it ends (a crash, SIGKILL): it cannot go stale, and the (empty) file
+    it leaves needs no deleting. (On a filesystem without ``flock`` filelock falls back, with a warning, to a
+    marker file.) A second taker is refused rather than made to wait: its settings may differ, and it would only
+    find the folder changed. Whatever a command checks about the folder's contents (results already there, a run
+    to resume) it checks again inside this block, where no other command can change them.
+
+    On leaving, where this call made the lock file and nothing else is in ``folder`` (the command stopped, or was
+    refused, before writing anything), the lock file is removed, and ``folder`` too where this call made it.
+
+    Parameters
+    ----------
+    folder : path
+        The output folder (made, with its parents, when missing).
+    lock_name : str
+        File name of the lock inside ``folder`` (``.pndmkit-sample.lock``, ...).
+    what : str
+        What holds such a lock, for the refusal (``"sampling run"``: "... is in use by another sampling run").
+    param : str
+        The parameter (option destination) the refusal names.
+
+    Raises
+    ------
+    pndmkit.errors.UsageError
+        Naming ``param``, ``folder`` and the lock file: another process holds the lock.
+    """
+    from filelock import FileLock, Timeout
+
+    from pndmkit.errors import UsageError
+
+    folder = Path(folder)
+    made_folder = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_file = folder / lock_name
+    made_lock = not lock_file.exists()
+    lock = FileLock(lock_file)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UsageError(param, f"{folder} is in use by another {what}: a process holds its lock {lock_file} "
+                                f"(`fuser {lock_file}` names it); wait for that run to end or use another {param} "
+                                "folder. The operating system releases the lock when the process holding it ends, "
+                                "even by a crash or a kill, so it is never stale: the file needs no deleting"
+                         ) from None
+    try:
+        yield made_folder, made_lock
+    finally:
+        if made_lock and [p.name for p in folder.iterdir()] == [lock_name]:
+            # unlinked while still held: filelock finds an unlinked file it locked and tries again (on a local
+            # filesystem; NFS keeps an open unlinked file under another name, a race of three runs at once)
+            lock_file.unlink(missing_ok=True)
+            if made_folder:
+                try:
+                    folder.rmdir()
+                except OSError:  # something else came in meanwhile
+                    pass
+        lock.release()
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:

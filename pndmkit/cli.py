@@ -30,7 +30,6 @@ the command line found the error. Step counts and NFE budgets are at most :data:
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import os
 import re
@@ -41,8 +40,9 @@ import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
-from pndmkit.commands.args import (MAX_STEPS, finite_float, fraction, nonnegative_float, nonnegative_int,
-                                   positive_float, positive_int, step_count)
+from pndmkit.commands.args import (EXIT_USAGE, MAX_STEPS, ArgumentLineError, CommandParser, finite_float, fraction,
+                                   nonnegative_float, nonnegative_int, positive_float, positive_int, step_count,
+                                   unrecognized_message, usage_exit)
 from pndmkit.errors import UsageError
 
 # the argparse value types live in pndmkit.commands.args (the sub-commands use them); these names stay here too
@@ -52,45 +52,14 @@ __all__ = ["main", "build_parser", "positive_int", "nonnegative_int", "step_coun
 #: sub-command modules, in the order ``pndmkit --help`` lists them
 COMMANDS = ("methods", "order", "coefficients", "compare", "sample", "train", "grid", "audit")
 
-#: exit status for bad input (argparse's) and for a run that produced non-finite values
-EXIT_USAGE, EXIT_FAILED = 2, 1
+#: exit status for a run that produced non-finite values (bad input: EXIT_USAGE, argparse's 2)
+EXIT_FAILED = 1
 
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                 PermissionError)
 
 
 # -- parser -------------------------------------------------------------------------------------------
-class _ArgumentError(Exception):
-    """An argparse error, raised instead of printing usage and exiting (see :meth:`_Parser.error`)."""
-
-    def __init__(self, prog: str, message: str) -> None:
-        super().__init__(message)
-        self.prog, self.message = prog, message
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    """Appends ``(default: ...)`` to every option that takes a value, unless its help mentions the default."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if (not action.option_strings or action.nargs == 0 or action.required
-                or action.default is argparse.SUPPRESS or "default" in text.lower()):
-            return action.help
-        return f"{text} (default: %(default)s)".strip()
-
-
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser with ``allow_abbrev=False``, defaults in ``--help`` and errors raised, not printed."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["allow_abbrev"] = False
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _ArgumentError(self.prog, re.sub(r"^argument ", "", message))
-
-
 #: where ``pndmkit --help`` sends a newcomer for what no sub-command's options cover
 EPILOG = ("Your own method: register it (pndmkit.register_method) in a module named in PNDMKIT_PLUGINS "
           "(comma-separated modules) or an entry point of the group pndmkit.methods; every command then knows it "
@@ -105,7 +74,7 @@ EPILOG = ("Your own method: register it (pndmkit.register_method) in a module na
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every available sub-command registered."""
-    parser = _Parser(
+    parser = CommandParser(
         prog="pndmkit",
         description="Pseudo numerical methods for diffusion models: samplers, exact coefficients, ground truth.",
         epilog=EPILOG,
@@ -185,13 +154,6 @@ def _blamed_options(exc: BaseException, parser: argparse.ArgumentParser, argv: S
     return list(dict.fromkeys(named)) or None
 
 
-def _exit(code: int, message: str) -> SystemExit:
-    """A ``SystemExit(code)`` whose ``str`` is the message already printed (for tests matching on it)."""
-    exc = SystemExit(code)
-    exc.args = (message,)
-    return exc
-
-
 #: the interpreter's own warning printer (replaced only while a command runs and nobody else replaced it)
 _PLAIN_SHOWWARNING = warnings.showwarning
 
@@ -211,17 +173,11 @@ def _one_line_warnings(prog: str) -> Iterator[None]:
 
 
 def _fail(prog: str, detail: str, code: int = EXIT_USAGE) -> SystemExit:
-    line = f"{prog}: error: {' '.join(detail.split())}"
-    print(line, file=sys.stderr, flush=True)
-    return _exit(code, line)
+    return usage_exit(prog, detail, code)
 
 
 def _unrecognized(parser: argparse.ArgumentParser, extras: list[str]) -> str:
-    flags = [o for p in _parsers(parser) for a in p._actions for o in a.option_strings]
-    text = f"unrecognized arguments: {' '.join(extras)}"
-    unknown = [e.split("=", 1)[0] for e in extras if e.startswith("-")]
-    close = difflib.get_close_matches(unknown[0], flags, n=1) if unknown else []
-    return text + (f" (did you mean {close[0]}?)" if close else "")
+    return unrecognized_message([o for p in _parsers(parser) for a in p._actions for o in a.option_strings], extras)
 
 
 # -- interrupts -------------------------------------------------------------------------------------
@@ -261,8 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             command_parser, unchosen = _command_parser(parser, args)
             prog = command_parser.prog
             if extras:
-                raise _ArgumentError(prog, _unrecognized(command_parser, extras))
-        except _ArgumentError as exc:
+                raise ArgumentLineError(prog, _unrecognized(command_parser, extras))
+        except ArgumentLineError as exc:
             raise _fail(exc.prog, exc.message) from None
         if unchosen is not None:
             what = unchosen.metavar or "COMMAND"

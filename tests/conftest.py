@@ -74,3 +74,32 @@ def inference(one_thread):
 
     with torch.no_grad():
         yield
+
+
+@pytest.fixture
+def hold_lock():
+    """``hold_lock(folder, name)`` starts a separate process that makes ``folder`` and holds the
+    :class:`filelock.FileLock` ``folder/name`` (as a run in another shell does) until its stdin closes
+    (``holder.communicate("")``), and returns it once it holds the lock; a holder still running at the end of the
+    test is killed."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from filelock import FileLock; "
+            "Path(sys.argv[1]).mkdir(parents=True, exist_ok=True); "
+            "lock = FileLock(Path(sys.argv[1]) / sys.argv[2]); lock.acquire(timeout=0); "
+            "print('held', flush=True); sys.stdin.read()")
+    holders = []
+
+    def hold(folder, name):
+        holder = subprocess.Popen([sys.executable, "-c", code, str(folder), name], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        holders.append(holder)
+        assert holder.stdout.readline() == "held\n"
+        return holder
+
+    yield hold
+    for holder in holders:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()

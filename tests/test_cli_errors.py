@@ -164,10 +164,12 @@ CASES = [
      "--model: checkpoint 'nonexistent' not found"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--model", "gmm2d"],
      "--model: 'gmm2d' is a built-in problem, not a network; use --problem gmm2d"),
-    (["grid", "optimize", "--method", "f-pndm", "--nfe", "6", "--problem", "gmm2d"],
+    # one step with the first time fixed leaves nothing to search (the default, a free first time, searches it)
+    (["grid", "optimize", "--method", "f-pndm", "--nfe", "6", "--problem", "gmm2d", "--first-time", "fixed"],
      "--nfe: --nfe 6 buys f-pndm one step, using only 4 of the 6 evaluations; one step's grid is its two end times, "
-     "with no interior time to optimise: give --nfe 8 or more (two steps)"),
-    (["grid", "optimize", "--method", "ddim", "--nfe", "1", "--model", "digits"],
+     "with no interior time to optimise: give --nfe 8 or more (two steps), or --first-time free (the first time is "
+     "then searched)"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "1", "--model", "digits", "--first-time", "fixed"],
      "--nfe: --nfe 1 buys ddim one step; one step's grid"),
     (["audit", "/nonexistent/folder"], "target: /nonexistent/folder: no such file or folder"),
     (["audit", "{out}/a/b"], "/a/b: no such file or folder"),
@@ -517,7 +519,8 @@ def test_python_dash_m_pndmkit_sample_misspelt_method(tmp_path):
 def test_warnings_print_as_one_line_naming_the_command(tmp_path):
     """A StabilityWarning printed the library's file, line and source line (``sys.exit(main())``)."""
     proc = _subprocess([sys.executable, "-m", "pndmkit", "grid", "optimize", "--method", "f-pndm", "--nfe", "8",
-                        "--problem", "gmm1d", "--calibration", "2", "--heldout", "2", "--maxfev", "5"], tmp_path)
+                        "--problem", "gmm1d", "--calibration", "2", "--heldout", "2", "--maxfev", "5",
+                        "--first-time", "fixed"], tmp_path)  # f-pndm's 2 steps from 999 warn; a late start may not
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert lines and all(line.startswith("pndmkit grid optimize: warning: StabilityWarning: f-pndm: step 2")

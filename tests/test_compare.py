@@ -89,7 +89,8 @@ def test_compare_writes_files_only_where_out_says(tmp_path, monkeypatch, capsys)
     assert not any(tmp_path.rglob("*.*"))  # nothing written anywhere
     out = tmp_path / "mine"
     assert main([*TINY, "--peers", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "compare.json", "compare.md", "compare_runs.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".pndmkit-compare.lock", "compare.csv", "compare.json",
+                                                     "compare.md", "compare_runs.csv"]  # the lock stays, empty
     assert not any((tmp_path / "analysis" / "results").iterdir())
     saved = json.loads((out / "compare.json").read_text())
     assert set(saved["by_nfe"]) == {"5", "10"}
@@ -875,6 +876,37 @@ def test_compare_never_overwrites_an_earlier_run_unless_told(tmp_path, run_cli):
     assert code == 2 and "--overwrite" in err and "--out" in err and err.count("\n") == 1, err
 
 
+def test_compare_refuses_an_out_folder_another_run_is_using(tmp_path, run_cli, hold_lock):
+    """Two compare runs started into one --out at once both passed the "already holds" check, and the second
+    replaced the first's results: the folder is locked from that check to the last write, and a run that finds it
+    locked is refused at once (one line naming --out, the folder and the lock file, exit 2), writing nothing; once
+    the lock is released the same command runs, and a run that wrote nothing leaves no lock file behind."""
+    from pndmkit.commands.compare import LOCK_FILE
+
+    out = tmp_path / "same"
+    argv = ["compare", "--quick", "--nfe", "5", "--peers", "--methods", "ddim", "--no-grids", "--n", "16",
+            "--out", str(out)]
+    lock = out / LOCK_FILE
+    holder = hold_lock(out, LOCK_FILE)
+    try:
+        code, printed, err = run_cli(argv)
+        assert code == 2 and printed == "" and err == (
+            f"pndmkit compare: error: --out: {out} is in use by another compare run: a process holds its lock {lock} "
+            f"(`fuser {lock}` names it); wait for that run to end or use another out folder. The operating system "
+            "releases the lock when the process holding it ends, even by a crash or a kill, so it is never stale: "
+            "the file needs no deleting\n")
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing written
+    finally:
+        holder.communicate("")
+    assert run_cli(argv)[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_FILE, "compare.csv", "compare.json", "compare.md",
+                                                            "compare_runs.csv"])
+    # a run refused inside the lock (here: by a bad option) leaves neither the folder nor a lock file it made
+    fresh = tmp_path / "fresh"
+    code, _, err = run_cli(argv[:-1] + [str(fresh), "--optimize-maxfev", "3"])
+    assert code == 2 and "--optimize-maxfev" in err and not fresh.exists(), err
+
+
 def test_readme_head_to_head_ratios_and_intervals_are_the_json():
     """The README's head-to-head table (ratios and their 95% intervals, all grids and diffusers' grid families)
     is analysis/results/compare.json, and each interval holds its ratio."""
@@ -968,3 +1000,110 @@ def test_readme_first_time_free_compare_numbers_are_the_json():
         last = dg["by_nfe_auto"]["50"]["rules"][rule]
         assert (f"read {quoted} and {last['vs_peer']:.2f} [{last['vs_peer_interval'][0]:.2f}, "
                 f"{last['vs_peer_interval'][1]:.2f}] at NFE 5-50") in readme, rule
+
+
+# -- optimised grids: what is left out, and where their times are saved ---------------------------------------
+ONE_STEP = cmp.CompareConfig(problems=("gmm2d",), schedules=("discrete-linear",), nfes=(1, 2, 4), n=32,
+                             methods=("ipndm", "prk", "f-pndm"), peers=(), optimized_grids=("ipndm", "prk", "f-pndm"),
+                             optimize_maxfev=20, optimize_calibration=8)
+
+
+def test_a_one_step_grid_with_the_first_time_fixed_is_not_optimised_and_is_named_under_the_table():
+    """One step with its first time fixed is the two end times: no optimised row, no credit in the summary; the
+    (method, NFE) is named under the optimised table with the reason, as a method that fits no step is."""
+    from pndmkit.studies.reports import compare_markdown, optimized_summary
+
+    result = cmp.compare(ONE_STEP)
+    rows = result["cases"][0]["optimized"]
+    assert sorted((r["method"], r["nfe_target"]) for r in rows) == [("ipndm", 2), ("ipndm", 4)]
+    assert set(result["by_nfe_optimized"]) == {"2", "4"}
+    assert set(result["by_nfe_optimized"]["4"]["methods"]) == {"ipndm"}
+    reasons = {(e["method"], e["nfe_target"]): e["reason"] for e in result["optimized_skipped"]}
+    assert {k for k, v in reasons.items() if v == cmp.ONE_STEP_REASON} == {("ipndm", 1), ("prk", 4), ("f-pndm", 4)}
+    assert reasons[("prk", 1)] == reasons[("prk", 2)] == "one step costs 4 evaluations"
+    text = optimized_summary(result)
+    assert "left out (no optimised grid at that NFE, so not in the table):" in text
+    assert f"  pndmkit ipndm at NFE 1: {cmp.ONE_STEP_REASON}" in text.splitlines()
+    md = compare_markdown(result)
+    assert f"- pndmkit prk at NFE 4: {cmp.ONE_STEP_REASON}" in md.splitlines()
+    # the time spent is said at a precision that shows it (under a second here, not "0 s")
+    spent = result["cases"][0]["optimize_seconds"]
+    assert 0 < spent < 10 and f"({spent:.1f} s in all)" in md
+
+
+def test_a_one_step_grid_with_a_free_first_time_is_optimised(capsys):
+    """With the first time free one step has that time to search: it runs, and its progress line says "1 step"."""
+    logged = []
+    result = cmp.compare(cmp.with_options(ONE_STEP, nfes=(1, 4), optimize_first_time="free"), log=logged.append)
+    rows = {(r["method"], r["nfe_target"]): r for r in result["cases"][0]["optimized"]}
+    assert set(rows) == {("ipndm", 1), ("ipndm", 4), ("prk", 4), ("f-pndm", 4)}
+    for key in (("ipndm", 1), ("prk", 4)):
+        assert rows[key]["steps"] == 1 and rows[key]["first_time"] == "free" and rows[key]["evaluations"] >= 1
+        assert rows[key]["times"][-1] == -1.0 and rows[key]["times"][0] <= 999.0
+    assert [e["method"] for e in result["optimized_skipped"]] == ["f-pndm", "prk"]  # at NFE 1: no step fits
+    assert any(line.startswith("    ipndm NFE 1 (1 step): ") for line in logged), logged
+    assert not any("(1 steps)" in line for line in logged)
+
+
+def test_the_default_set_names_the_methods_it_drops_because_they_do_not_run(capsys):
+    """--quick runs ipndm of the default set only: the others are named in the log and under the optimised table,
+    and the built-in column says it holds the default grid only (--quick searches no grid options)."""
+    from pndmkit.cli import main
+
+    assert cmp.optimized_left_out(cmp.with_options(cmp.CompareConfig.quick(), optimized_grids=True)) == (
+        "unipc-3", "dpm-solver++-3m")
+    assert cmp.optimized_left_out(cmp.CompareConfig(optimized_grids=True)) == ()
+    assert cmp.optimized_left_out(cmp.CompareConfig(methods=("ddim",), optimized_grids=True)) == ()  # ddim instead
+    assert main(["compare", "--quick", "--peers", "--optimized-grids", "--optimize-maxfev", "20",
+                 "--optimize-calibration", "8"]) == 0
+    text = capsys.readouterr()
+    assert f"  not optimising unipc-3, dpm-solver++-3m: {cmp.DEFAULT_LEFT_OUT_REASON}" in text.err.splitlines()
+    lines = text.out.splitlines()
+    assert f"  pndmkit unipc-3 at NFE 5, 10: {cmp.DEFAULT_LEFT_OUT_REASON}" in lines
+    assert f"  pndmkit dpm-solver++-3m at NFE 5, 10: {cmp.DEFAULT_LEFT_OUT_REASON}" in lines
+    head = lines.index("optimised grids (apart from the table above; error / error ratios as above):")
+    assert "best built-in (default grid only)" in lines[head + 1]
+
+
+def test_the_saved_optimised_grids_run_through_pndmkit_sample_give_the_saved_error(tmp_path):
+    """compare.json's optimized_grids holds each optimised grid (times, first time, schedule name): run through
+    pndmkit.sample from the case's samples, each gives the error the table reports, first time fixed or free."""
+    import pndmkit
+    from pndmkit.cli import main
+    from pndmkit.problems import get_problem
+    from pndmkit.schedules import get_schedule
+
+    for first in ("fixed", "free"):
+        out = tmp_path / first
+        assert main([*TINY, "--peers", "--optimized-grids", "ipndm", "--optimize-maxfev", "30",
+                     "--optimize-calibration", "8", "--optimize-first-time", first, "--out", str(out)]) == 0
+        saved = json.loads((out / "compare.json").read_text())
+        grids = saved["optimized_grids"]
+        assert [(g["method"], g["nfe_target"]) for g in grids] == [("ipndm", 5), ("ipndm", 10)]
+        assert {g["first_time"] for g in grids} == {first} and all(g["noise_time"] == 999.0 for g in grids)
+        case = saved["cases"][0]
+        assert [g["error"] for g in grids] == [r["error"] for r in case["optimized"]]
+        problem, schedule = get_problem(case["problem"]), get_schedule(grids[0]["schedule"])
+        s_max = float(schedule.s(schedule.t_start))
+        x = cmp._case_samples(problem, case["n"], s_max, saved["config"]["seed"])  # the noise at the top
+        ref = cmp._reference(problem, x, s_max, np.array([0.0]))[0.0]  # every grid ends at abar = 1 here
+        for g in grids:
+            assert g["schedule"] == "discrete-linear" and g["problem"] == "gmm2d"
+            assert (g["times"][0] < 999.0) == (first == "free")  # measured: a free first time moves down
+            sol = pndmkit.sample(lambda x, t: problem.eps(x, t, schedule), x, schedule=schedule, method=g["method"],
+                                 grid=g["times"])
+            assert sol.nfe == g["nfe"]
+            assert float(np.sqrt(np.mean((sol.x - ref) ** 2))) == pytest.approx(g["error"], rel=1e-6)
+        md = (out / "compare.md").read_text()
+        assert f"| gmm2d/discrete-linear | ipndm | 5 | {first} | {', '.join(f'{t:.6g}' for t in grids[0]['times'])} |" in md
+
+
+def test_json_output_carries_the_optimised_grids_and_what_was_left_out(capsys):
+    from pndmkit.cli import main
+
+    assert main(["compare", "--quick", "--peers", "--nfe", "1", "5", "--optimized-grids", "--optimize-maxfev", "20",
+                 "--optimize-calibration", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(g["method"], g["nfe_target"], len(g["times"])) for g in out["optimized_grids"]] == [("ipndm", 5, 6)]
+    assert {(e["method"], e["nfe_target"]) for e in out["optimized_skipped"]} == {
+        ("ipndm", 1), ("unipc-3", 1), ("unipc-3", 5), ("dpm-solver++-3m", 1), ("dpm-solver++-3m", 5)}

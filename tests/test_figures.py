@@ -464,6 +464,94 @@ def test_a_failing_plugin_is_one_line_and_exit_2_as_on_the_command_line(tmp_path
     assert not list(tmp_path.glob("*.png")) and "bad-heun" not in __import__("pndmkit").METHODS  # nothing made
 
 
+# -- the command line: bad input is one line and exit 2, as with pndmkit ---------------------------------
+KNOWN = ", ".join(FIGURES)
+
+
+def _refused(argv, monkeypatch, capsys):
+    """The one line ``python -m paper_figures ARGV`` prints, having refused ARGV (exit 2) before any figure."""
+    import paper_figures
+
+    monkeypatch.setattr(paper_figures, "make_all", lambda *a, **k: pytest.fail("a figure was started"))
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    printed, err = capsys.readouterr()
+    assert stop.value.code == 2 and printed == "" and err.count("\n") == 1 and "Traceback" not in err, err
+    return err.removeprefix("python -m paper_figures: error: ").rstrip("\n")
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--only", "fig9"], f"--only: unknown figure name 'fig9'; known: {KNOWN}"),
+    (["--only", "fig4"], f"--only: unknown figure name 'fig4' (did you mean 'fig4_orders'?); known: {KNOWN}"),
+    (["--only", ""], f"--only: the list of figure names is empty (got ''); give one or more, comma-separated, among: "
+                     f"{KNOWN}"),
+    (["--only", "fig4_orders,"], "--only: entry 2 of 'fig4_orders,' is empty; give comma-separated figure names "
+                                 "without empty entries"),
+    (["--only", "fig4_orders,fig4_orders"], "--only: 'fig4_orders' named more than once in 'fig4_orders,fig4_orders'; "
+                                            "name each once"),
+    (["--threads", "-3"], "--threads: expected an integer >= 1, got '-3'"),
+    (["--threads", "0"], "--threads: expected an integer >= 1, got '0'"),
+    (["--thread", "2"], "unrecognized arguments: --thread 2 (did you mean --threads?)"),
+    (["--out", "/proc/foo"], "--out: cannot write into /proc (to create /proc/foo in it): No such file or directory; "
+                             "choose a writable out folder"),
+    (["--out", "{file}"], "--out: '{file}' exists and is not a folder"),
+    (["--out", "{file}/sub"], "--out: cannot create '{file}/sub': {file} is a file, not a folder"),
+    (["--results", "{file}"], "--results: '{file}' exists and is not a folder"),
+])
+def test_paper_figures_refuses_bad_input_in_one_line_before_any_work(argv, said, tmp_path, monkeypatch, capsys):
+    """`--only fig9` and `--threads -3` ended in tracebacks (exit 1), an --out or --results that cannot be written
+    made every figure fail, and `--only ""`, a repeated name, `--threads 0` and the abbreviation `--thread` were
+    taken: each is now refused in one line naming the option, the value and what is allowed (exit 2), and nothing
+    is written."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    argv = [a.replace("{file}", str(afile)) for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    assert _refused(argv, monkeypatch, capsys) == said.replace("{file}", str(afile))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no --out folder made
+
+
+def test_paper_figures_refuses_an_out_folder_another_run_is_using(tmp_path, monkeypatch, capsys, hold_lock):
+    """Two runs into one --out wrote the same files at once: the second is refused (one line, exit 2), writing
+    nothing."""
+    from paper_figures import LOCK_FILE
+
+    out = tmp_path / "out"
+    holder = hold_lock(out, LOCK_FILE)
+    lock = out / LOCK_FILE
+    assert _refused(["--only", "fig4_orders", "--out", str(out)], monkeypatch, capsys) == (
+        f"--out: {out} is in use by another paper_figures run: a process holds its lock {lock} (`fuser {lock}` names "
+        "it); wait for that run to end or use another out folder. The operating system releases the lock when the "
+        "process holding it ends, even by a crash or a kill, so it is never stale: the file needs no deleting")
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]
+    holder.communicate("")
+
+
+def test_only_says_what_became_of_index_and_summary(tmp_path, monkeypatch, capsys):
+    """`--only` in a fresh --out said "index.md and summary.json left unchanged" where neither existed: it says
+    they were not written, and "left unchanged" only of those that exist, which keep their bytes."""
+    import paper_figures
+
+    made = []
+    monkeypatch.setattr(paper_figures, "make_all", lambda cfg, only: made.append(only) or {})
+    out = tmp_path / "out"
+    assert main(["--only", "fig4_orders", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == ("--only: index.md and summary.json not written (a full run "
+                                                        "writes them)")
+    assert not out.exists()  # the stand-in figures wrote nothing, so the run leaves no folder (nor lock file)
+    out.mkdir()
+    (out / "summary.json").write_text("{}\n")
+    assert main(["--only", "fig4_orders,fig6_gradient_change", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "--only: summary.json left unchanged (a full run rewrites it)"
+    (out / "index.md").write_text("# mine\n")
+    assert main(["--only", "fig4_orders", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == ("--only: index.md and summary.json left unchanged (a full "
+                                                        "run rewrites them)")
+    assert (out / "summary.json").read_text() == "{}\n" and (out / "index.md").read_text() == "# mine\n"
+    assert made == [["fig4_orders"], ["fig4_orders", "fig6_gradient_change"], ["fig4_orders"]]
+
+
 # -- fig7: the strongest other compositions come from the results ---------------------------------------
 def test_fig7_strongest_others_are_the_per_nfe_winners_outside_the_drawn_methods():
     from paper_figures import fig7_peers

@@ -276,7 +276,8 @@ def test_a_one_step_budget_says_what_it_uses_and_that_nothing_was_optimised():
         res = grid_opt.optimize("f-pndm", "gmm2d", 6, calibration=4, heldout=4, first_time="fixed")
     lines = res.report().splitlines()
     assert lines[0].startswith("f-pndm at NFE 6 (1 step, 4 evaluations used), 0 grid parameters")
-    assert lines[3] == ("no interval of the cut: one step leaves no interior time to optimise (every grid is the "
+    assert lines[2] == "schedule DiscreteVP.linear(T=1000): times from 999 (the noise) to -1"
+    assert lines[4] == ("no interval of the cut: one step leaves no interior time to optimise (every grid is the "
                         "two end times; a second step needs NFE 8)")
     assert "+0.0%" not in res.report() and res.grid.tolist() == [999.0, -1.0]
     two = grid_opt.optimize("f-pndm", "gmm2d", 9, calibration=4, heldout=4, maxfev=4)
@@ -385,7 +386,8 @@ def test_defaults_follow_the_cost_of_a_problem_and_cut_the_held_out_error():
     assert not res.fell_back and res.fallback_reason == "" and np.array_equal(res.grid, res.searched_grid)
     assert res.baseline_kind == "quadratic" and 0.29 < res.reduction == res.gain < 0.33
     assert res.heldout_interval[0] > 0.26 and "FELL BACK" not in res.report()
-    assert 700 < res.grid[0] < 850 and "first time 782.7, below the noise's time 999" in res.report()
+    assert 700 < res.grid[0] < 850 and ("first time 782.7352, below the noise's time 999: the noise itself is the "
+                                        "state there (scale 1 on this schedule)") in res.report()
     # evaluate() defaults to the same noises; the late first time needs the noise's time
     assert grid_opt.evaluate("ipndm", _mixture_8d(), res.grid, t_start=res.t_start)["error"] == res.heldout_error
     assert grid_opt.evaluate("ipndm", _mixture_8d(), res.grid)["error"] != res.heldout_error  # reference from 782.7
@@ -675,3 +677,51 @@ def test_cli_grid_optimize_first_time(capsys):
     assert main(base + ["--nfe", "1"]) == 0
     one = json.loads(capsys.readouterr().out)
     assert one["steps"] == 1 and one["evaluations"] > 1 and one["degree"] == 0
+
+
+def test_a_late_first_time_off_vp_is_judged_alike_on_a_network_and_on_the_problem():
+    """A network's study judged a late first time from the unscaled noise (0.079 against 0.0061 on flow
+    matching); now both paths start from noise_at's state, and the report names the factor and the call."""
+    pytest.importorskip("torch")
+    import torch
+    from dataclasses import replace
+
+    from pndmkit.schedules import get_schedule
+
+    sched = get_schedule("flow")
+    gm = pndmkit.problems.get_problem("gmm2d")
+    net = StudyTarget.resolve(lambda x, t: torch.as_tensor(gm.eps(x.numpy(), float(t), sched)), sched,
+                              shape=(2,)).study(0, 16)
+    problem = StudyTarget.resolve("gmm2d", sched).study(0, 16)
+    net = replace(net, reference=problem.reference)  # the same reference: only the start is compared
+    grid = np.array([0.8, 0.6, 0.4, 0.25, 0.12, 0.04, 0.0])
+    spec = pndmkit.get_method("ipndm")
+    np.testing.assert_allclose(grid_opt.sample_errors(net, spec, grid), grid_opt.sample_errors(problem, spec, grid),
+                               rtol=1e-8)
+    res = grid_opt.OptimizedGrid(method="ipndm", nfe=6, steps=6, grid=grid, calibration_error=0.0, heldout_error=0.0,
+                                 baseline_kind="quadratic", baseline_error=1.0, first_time="free",
+                                 t_start=sched.t_start, schedule=repr(sched),
+                                 start_scale=float(sched.scale(0.8) / sched.scale(sched.t_start)))
+    line = res.late_start()
+    assert line.startswith(f"first time 0.8, below the noise's time {sched.t_start:.7g}: the state there is the noise "
+                           f"times {res.start_scale:.6g} = scale(0.8) / scale(0.999)")
+    assert "grid_opt.noise_at(schedule, x_T, 0.999, 0.8)" in line and line in res.report()
+    assert f"schedule {sched!r}: times from 0.999 (the noise) to 0" in res.report()
+
+
+def test_evaluate_takes_the_optimised_grid_itself_and_a_one_step_free_search_reports_its_interval():
+    res = grid_opt.optimize("f-pndm", "gmm2d", 6, calibration=64, heldout=64)
+    assert res.steps == 1 and res.first_time == "free" and res.grid[0] < 999.0 and not res.fell_back
+    lines = res.report().splitlines()
+    assert lines[0].startswith("f-pndm at NFE 6 (1 step, 4 evaluations used), 0 grid parameters and the first time")
+    assert "one step leaves no interior time" not in res.report() and "95% interval of the cut" in res.report()
+    assert res.schedule == "DiscreteVP.linear(T=1000)" and res.start_scale == 1.0
+    assert "the noise itself is the state there (scale 1 on this schedule)" in res.report()
+    again = grid_opt.evaluate("f-pndm", "gmm2d", res)  # its grid, noises and noise time
+    assert again["error"] == res.heldout_error and again["baseline_error"] == res.baseline_error
+    assert tuple(again["reduction_interval"]) == res.heldout_interval
+    with pytest.raises(UsageError) as info:
+        grid_opt.evaluate("ipndm", "gmm2d", res)
+    assert info.value.params == ("method", "grid") and "optimised for 'f-pndm'" in str(info.value)
+    d = res.to_dict()
+    assert (d["schedule"], d["start_scale"], d["t_start"], d["first_time"]) == (res.schedule, 1.0, 999.0, "free")

@@ -107,19 +107,69 @@ def test_resume_after_a_crash_loses_and_duplicates_nothing(ckpt, tmp_path, monke
     np.testing.assert_allclose(x, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_summary_after_a_resume_describes_the_whole_run(ckpt, tmp_path, monkeypatch):
+    """After a resume, summary.json showed the last sitting only ("generated_by_rank0": 8, "seconds_rank0" of
+    those 8, for a 64-sample run) with nothing saying so. The run's NFE and sampling time now cover every shard,
+    the interrupted sitting's too (each shard records its own), and the last sitting's numbers are under
+    this_sitting."""
+    _crash_on_call(monkeypatch, 3)  # shards 0 and 1 (one batch each) done, then an interrupt
+    out = tmp_path / "run"
+    kw = dict(num_samples=5, batch_size=2, shard_size=2, steps=3, method="ddim")
+    with pytest.raises(KeyboardInterrupt):
+        sample_to_dir(_cfg(ckpt, out, **kw))
+    assert not (out / "summary.json").exists()  # the interrupted sitting wrote none
+    recorded = []
+    for k in (0, 1):
+        with np.load(out / f"shard-0000{k}.npz") as z:
+            assert float(z["nfe_per_sample"]) == 3 and float(z["seconds"]) > 0
+            recorded.append(float(z["seconds"]))
+    monkeypatch.undo()
+    resumed = sample_to_dir(_cfg(ckpt, out, resume=True, **kw))
+    summary = json.loads((out / "summary.json").read_text())
+    assert resumed["generated"] == 1 and summary == {k: v for k, v in resumed.items()
+                                                     if k not in ("generated", "rank", "seconds")}
+    assert summary["this_sitting"] == {"resumed": True, "world_size": 1, "generated_by_rank0": 1,
+                                       "seconds_rank0": resumed["seconds"]}
+    assert summary["num_samples"] == 5 and summary["shards"] == 3 and summary["nfe_per_sample"] == 3
+    with np.load(out / "shard-00002.npz") as z:
+        recorded.append(float(z["seconds"]))
+    assert summary["sampling_seconds"] == round(sum(recorded), 3)
+    assert summary["sampling_seconds"] > summary["this_sitting"]["seconds_rank0"]  # the first sitting's counted
+    assert "generated_by_rank0" not in summary and "seconds_rank0" not in summary  # no unlabelled sitting numbers
+
+
+def test_adaptive_run_summary_averages_the_nfe_over_every_sample_of_the_run(ckpt, tmp_path):
+    """With per-sample step-size control, nfe_per_sample is the mean over the run's samples, whichever sitting
+    made them; a shard written without its own record (an older pndmkit) leaves the sampling time unknown."""
+    out = tmp_path / "pf"
+    kw = dict(num_samples=3, batch_size=3, shard_size=1, method="pf", steps=None)
+    first = sample_to_dir(_cfg(ckpt, out, **kw))
+    nfes = []
+    for k in range(3):
+        with np.load(out / f"shard-0000{k}.npz") as z:
+            nfes.append(float(z["nfe_per_sample"]))
+    assert first["nfe_per_sample"] == round(sum(nfes) / 3, 1)
+    (out / "shard-00001.npz").unlink()
+    old = dict(np.load(out / "shard-00002.npz"))
+    np.savez(out / "shard-00002.npz", **{k: v for k, v in old.items() if k not in ("seconds", "nfe_per_sample")})
+    again = sample_to_dir(_cfg(ckpt, out, resume=True, **kw))
+    assert again["this_sitting"]["generated_by_rank0"] == 1 and again["sampling_seconds"] is None
+    assert again["nfe_per_sample"] is None  # shard 2's evaluations are not recorded: no mean over the run
+
+
 def test_resuming_a_finished_run_keeps_its_summary(ckpt, tmp_path):
     """A resume with every shard done generated nothing and rewrote summary.json with nfe_per_sample null,
     generated_by_rank0 0 and seconds_rank0 0.0, losing the run's record."""
     out = tmp_path / "run"
     first = sample_to_dir(_cfg(ckpt, out, num_samples=4, batch_size=4, shard_size=2, steps=3, method="ddim"))
-    assert first["nfe_per_sample"] == 3 and first["generated_by_rank0"] == 4
+    assert first["nfe_per_sample"] == 3 and first["this_sitting"]["generated_by_rank0"] == 4
     files = {p.name: p.read_bytes() for p in out.iterdir()}
     logs = []
     again = sample_to_dir(_cfg(ckpt, out, num_samples=4, batch_size=4, shard_size=2, steps=3, method="ddim",
                                resume=True), log=logs.append)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == files
     assert logs[-1] == f"nothing to do: all 2 shards of the run in {out} are done; summary.json left as it is"
-    assert again["generated"] == 0 and again["nfe_per_sample"] == 3 and again["generated_by_rank0"] == 4
+    assert again["generated"] == 0 and again["nfe_per_sample"] == 3 and again["this_sitting"]["generated_by_rank0"] == 4
     # a finished run whose summary.json is missing gets one written again
     (out / "summary.json").unlink()
     sample_to_dir(_cfg(ckpt, out, num_samples=4, batch_size=4, shard_size=2, steps=3, method="ddim", resume=True))
@@ -187,7 +237,9 @@ def test_default_shard_is_one_batch_and_resume_keeps_the_runs_shard_size(ckpt, t
     ({"method": "f-pndmm"}, "method"), ({"checkpoint": "nope"}, "checkpoint"), ({"grid": "lineer"}, "grid"),
     ({"device": "cdua"}, "device"), ({"steps": 0}, "steps"), ({"convention": "ddpm"}, "convention"),
     ({"dtype": "float8"}, "dtype"), ({"num_samples": -1}, "num_samples"), ({"shard_size": 0}, "shard_size"),
-    ({"grid": "trailing", "steps": 1001, "method": "ddim"}, "steps")])
+    ({"grid": "trailing", "steps": 1001, "method": "ddim"}, "steps"), ({"grid": [999.0, 1000.0, -1.0]}, "grid"),
+    ({"grid": [999.0, True]}, "grid"), ({"grid": [999.0]}, "grid"), ({"grid": [999.0, 500.0, -1.0], "steps": 3}, "grid"),
+    ({"grid": [1200.0, 500.0, -1.0]}, "grid")])
 def test_bad_options_write_nothing(ckpt, tmp_path, bad, param):
     from pndmkit.errors import UsageError
 
@@ -302,7 +354,7 @@ def test_torchrun_resume_regenerates_another_rank_s_shard_whose_images_are_not_i
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, ref = read_samples(out, expect=4)
-    assert json.loads((out / "summary.json").read_text())["generated_by_rank0"] == 2  # shard 0
+    assert json.loads((out / "summary.json").read_text())["this_sitting"]["generated_by_rank0"] == 2  # shard 0
     shard = out / "shard-00001.npz"  # rank 1's
     z = dict(np.load(shard))
     z["images"] = z["images"] ^ np.uint8(1)
@@ -312,8 +364,12 @@ def test_torchrun_resume_regenerates_another_rank_s_shard_whose_images_are_not_i
     assert proc.returncode == 0, proc.stderr[-3000:]
     said = proc.stdout + proc.stderr
     assert "nothing to do" not in said and f"{shard} is damaged (its images are not those of its samples x)" in said
-    # rewritten by this sitting, where rank 0 made nothing (kept, it would still say the first sitting's 2)
-    assert json.loads((out / "summary.json").read_text())["generated_by_rank0"] == 0
+    # rewritten by this sitting, where rank 0 made nothing (kept, it would still say the first sitting's 2); the
+    # run's totals are every shard's, whichever rank and sitting made it
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["this_sitting"] == {**summary["this_sitting"], "generated_by_rank0": 0, "resumed": True,
+                                       "world_size": 2}
+    assert summary["nfe_per_sample"] == 3 and summary["sampling_seconds"] > 0
     with np.load(shard) as fixed:
         np.testing.assert_array_equal(fixed["images"], to_uint8(torch.from_numpy(fixed["x"])))
     np.testing.assert_array_equal(read_samples(out, expect=4)[1], ref)
@@ -490,19 +546,6 @@ def test_sample_cli_resume_regenerates_a_non_finite_shard(ckpt, tmp_path, capsys
 
 
 # -- one run at a time per folder -------------------------------------------------------------------
-def _hold_lock(folder):
-    """A separate process holding ``folder``'s sampling lock (as a run in another shell does) until its stdin
-    closes; returned once it holds it."""
-    code = ("import sys; from pathlib import Path; from filelock import FileLock; "
-            "Path(sys.argv[1]).mkdir(parents=True, exist_ok=True); "
-            "lock = FileLock(Path(sys.argv[1]) / sys.argv[2]); lock.acquire(timeout=0); "
-            "print('held', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(folder), generate.LOCK_FILE], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline() == "held\n"
-    return holder
-
-
 def _in_use(out):
     lock = out / generate.LOCK_FILE
     return (f"pndmkit sample: error: --out: {out} is in use by another sampling run: a process holds its lock {lock} "
@@ -515,7 +558,8 @@ def _snapshot(folder):
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
 
 
-def test_sample_cli_refuses_a_folder_another_run_is_using_and_runs_once_it_is_released(ckpt, tmp_path, capsys):
+def test_sample_cli_refuses_a_folder_another_run_is_using_and_runs_once_it_is_released(ckpt, tmp_path, capsys,
+                                                                                        hold_lock):
     """Two runs started into one folder wrote the same shards: the second is refused at once (one line, exit 2),
     before it writes anything there; once the first ends, the same command runs."""
     from pndmkit.cli import main
@@ -523,7 +567,7 @@ def test_sample_cli_refuses_a_folder_another_run_is_using_and_runs_once_it_is_re
     out = tmp_path / "o"
     argv = ["sample", "--checkpoint", ckpt, "--out", str(out), "--method", "ddim", "--steps", "2",
             "--num-samples", "3", "--no-progress"]
-    holder = _hold_lock(out)
+    holder = hold_lock(out, generate.LOCK_FILE)
     try:
         with pytest.raises(SystemExit) as info:
             main(argv)
@@ -536,7 +580,7 @@ def test_sample_cli_refuses_a_folder_another_run_is_using_and_runs_once_it_is_re
 
 
 def test_resume_into_a_folder_in_use_changes_nothing_and_a_killed_holder_leaves_no_stale_lock(ckpt, tmp_path,
-                                                                                                capsys):
+                                                                                                capsys, hold_lock):
     """A rerun with --resume while the first run still writes is refused and changes nothing; the lock of a run
     killed with SIGKILL is released by the operating system, and its lock file is no sample output to the resume
     (no warning, no refusal, never read as a shard)."""
@@ -549,7 +593,7 @@ def test_resume_into_a_folder_in_use_changes_nothing_and_a_killed_holder_leaves_
     _, ref = read_samples(out, expect=4)
     (out / "shard-00001.npz").unlink()  # what an interrupted run leaves to do
     before = _snapshot(out)
-    holder = _hold_lock(out)
+    holder = hold_lock(out, generate.LOCK_FILE)
     try:
         capsys.readouterr()
         with pytest.raises(SystemExit) as info:
@@ -614,17 +658,66 @@ def test_a_run_json_written_while_the_options_were_checked_is_refused(ckpt, tmp_
     assert sorted(p.name for p in out.iterdir()) == [generate.LOCK_FILE, "run.json"]
 
 
-def test_torchrun_run_into_a_folder_in_use_is_refused_by_rank_0_and_writes_nothing(ckpt, tmp_path):
+def test_torchrun_run_into_a_folder_in_use_is_refused_by_rank_0_and_writes_nothing(ckpt, tmp_path, hold_lock):
     """Under torchrun only rank 0 takes the lock (the ranks of one run share it: the other torchrun tests here run
     two ranks into one folder); refused, rank 0 stops before the barrier behind which any rank writes, and the
     run ends (torchrun stops the other rank) instead of waiting there."""
     out = tmp_path / "dist"
     cmd, env = _torchrun_sample(ckpt, out, "--method", "ddim", "--steps", "2", "--num-samples", "4",
                                 "--batch-size", "2")
-    holder = _hold_lock(out)
+    holder = hold_lock(out, generate.LOCK_FILE)
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     finally:
         holder.communicate("")
     assert proc.returncode != 0 and _in_use(out).strip() in proc.stderr, proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == [generate.LOCK_FILE]
+
+
+def test_sample_cli_takes_explicit_grid_times_and_resume_checks_them(ckpt, tmp_path, capsys):
+    """--grid T0,T1,...: the times a grid kind gives, passed explicitly, give the same samples bit for bit (so the
+    explicit times are what the sampler ran); they define the step count, run.json records them, a resume with
+    them goes on and one with other times is refused naming the grid."""
+    from pndmkit.cli import main
+
+    common = ["sample", "--checkpoint", ckpt + ".json", "--method", "ipndm", "--num-samples", "4", "--batch-size",
+              "2", "--no-progress"]
+    kind = tmp_path / "kind"
+    assert main([*common, "--out", str(kind), "--grid", "quadratic", "--steps", "4"]) == 0
+    times = json.loads((kind / "run.json").read_text())["times"]
+    assert len(times) == 5
+    given = tmp_path / "given"
+    text = ",".join(repr(t) for t in times)
+    assert main([*common, "--out", str(given), "--grid", text]) == 0  # no --steps: the times give 4
+    run = json.loads((given / "run.json").read_text())
+    assert run["grid"] == times and run["times"] == times and run["steps"] == 4
+    assert np.array_equal(read_samples(given, expect=4)[1], read_samples(kind, expect=4)[1])
+    other = tmp_path / "other"
+    assert main([*common, "--out", str(other), "--grid", "999,500,100,20,-1"]) == 0
+    assert not np.array_equal(read_samples(other, expect=4)[1], read_samples(kind, expect=4)[1])
+    capsys.readouterr()
+    (given / "shard-00001.npz").unlink()
+    assert main([*common, "--out", str(given), "--grid", text, "--steps", "4", "--resume"]) == 0
+    assert np.array_equal(read_samples(given, expect=4)[1], read_samples(kind, expect=4)[1])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main([*common, "--out", str(given), "--grid", "999,500,100,20,-1", "--resume"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "cannot resume" in err, err
+    assert err.startswith("pndmkit sample: error: --resume/--grid: ") and "in run.json, [999.0, 500.0, 100.0, 20.0, -1.0] now" in err
+
+
+@pytest.mark.parametrize("grid, extra, expected", [
+    ("999,a,-1", [], "--grid: expected a grid kind or comma-separated numbers, got '999,a,-1'"),
+    ("500,999,-1", [], "--grid: grid must be a grid kind or at least two finite, strictly decreasing times in the "
+                       "schedule's units (first = start), got 500, 999, -1"),
+    ("999,nan,-1", [], "--grid: grid must be a grid kind or at least two finite, strictly decreasing times"),
+    ("999,", [], "--grid: expected a grid kind or comma-separated numbers, got '999,'"),
+    ("999,500,-1", ["--steps", "5"], "--steps/--grid: steps=5 but grid has 3 times (2 steps)"),
+    ("5000,500,-1", [], "--grid: grid[0]=5000.0 lies outside the domain [-1.0, 999.0] of DiscreteVP.linear(T=1000)"),
+    ("lineer", [], "--grid: unknown grid kind 'lineer'; known: "),
+])
+def test_sample_cli_refuses_bad_explicit_grids_in_one_line(ckpt, tmp_path, usage_error, grid, extra, expected):
+    err = usage_error(["sample", "--checkpoint", ckpt + ".json", "--out", str(tmp_path / "o"), "--method", "ipndm",
+                       "--num-samples", "2", "--no-progress", "--grid", grid, *extra])
+    assert expected in err and not (tmp_path / "o").exists(), err

@@ -35,6 +35,31 @@ def test_mixture_through_the_network_path_matches_the_exact_study():
         assert a.measured_order == pytest.approx(b.measured_order, abs=0.02)
 
 
+@pytest.mark.parametrize("name", ["edm", "ve", "flow", "linear-vp"])
+def test_a_network_reference_off_vp_is_the_exact_flow_of_the_schedule_s_state(name):
+    """Off VP a state is scale(t) times the VP state: the reference solve once carried the schedule's state as if
+    it were VP's and called the network there (rk4 errors flat at 0.226 on flow matching, 10.3 on EDM). The default
+    noises are pure noise of the schedule at its start (scale(t_start) times unit noise), as make_study draws them."""
+    from pndmkit.schedules import get_schedule
+
+    gm, sched = get_problem("gmm2d"), get_schedule(name)
+    exact = convergence.make_study(gm, sched, batch=3, seed=1)
+    study = real.model_study(_gmm_model(gm, sched), sched, exact.x_T, t_end=exact.t_end, rtol=1e-10,
+                             scale=gm.min_std)
+    assert study.reference_error < 1e-7
+    np.testing.assert_allclose(study.reference, exact.reference, rtol=0, atol=10 * study.reference_error + 1e-10)
+    drawn = real.model_study(_gmm_model(gm, sched), sched, shape=(2,), batch=3, seed=1, t_end=exact.t_end,
+                             rtol=1e-8, scale=gm.min_std)
+    from pndmkit.noise import per_sample_noise
+
+    unit = per_sample_noise(range(3), (2,), 1).astype(np.float64)  # pure noise of the schedule, as make_study scales
+    np.testing.assert_array_equal(drawn.x_T, unit * float(sched.scale(sched.t_start)))
+    # the convergence study through the network path measures the method's order, as on the exact problem
+    a = real.sweep(study, "rk4", [40, 80, 160])
+    b = convergence.sweep(exact, "rk4", [40, 80, 160])
+    np.testing.assert_allclose(a.errors, b.errors, rtol=1e-4, atol=1e-9)
+
+
 def test_steps_for_nfe_follows_each_methods_nfe_formula():
     assert real.steps_for_nfe("ddim", 7) == 7
     assert real.steps_for_nfe("pie", 7) == 3          # 2N

@@ -1,5 +1,8 @@
-"""argparse value types shared by the sub-commands: each parses one option's text or raises
-``argparse.ArgumentTypeError`` saying what is allowed (the command line prints it after the option's name).
+"""argparse pieces shared by the command lines (``pndmkit`` and ``python -m paper_figures``): value types, each of
+which parses one option's text or raises ``argparse.ArgumentTypeError`` saying what is allowed (the command line
+prints it after the option's name), the parser class (:class:`CommandParser`: no abbreviated options, defaults in
+``--help``, errors raised as :class:`ArgumentLineError`) and :func:`usage_exit`, which prints the one line
+``PROG: error: ...`` of bad input and gives the ``SystemExit(2)`` to raise.
 
 :data:`MAX_STEPS` bounds every step count and NFE budget: 100 times the 1000 of a DDPM table, far past where
 any error stops falling, and still minutes rather than hours on the built-in problems.
@@ -8,13 +11,22 @@ any error stops falling, and still minutes rather than hours on the built-in pro
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
-from typing import Any, Callable
+import re
+import sys
+from contextlib import ExitStack, contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 from pndmkit._checks import MAX_STEPS
 
 __all__ = ["positive_int", "nonnegative_int", "int_in_range", "step_count", "finite_float", "positive_float", "nonnegative_float",
-           "fraction", "writable_folder", "MAX_STEPS"]
+           "fraction", "writable_folder", "grid_or_times", "comma_entries", "name_list", "MAX_STEPS", "EXIT_USAGE",
+           "CommandParser", "ArgumentLineError", "DefaultsHelpFormatter", "usage_exit", "unrecognized_message",
+           "locked_out_folder"]
+
+#: exit status of bad input (argparse's)
+EXIT_USAGE = 2
 
 
 def _number(text: str, kind: type, test: Callable[[Any], bool], allowed: str) -> Any:
@@ -75,6 +87,24 @@ def fraction(text: str) -> float:
     return _number(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
+def grid_or_times(text: str) -> str | list[float]:
+    """argparse type: a grid kind (the text as is, checked by the command) or explicit times ``T0,T1,...``.
+
+    Text with a comma is a list of numbers (what they must satisfy -- finite, decreasing, their count, the
+    schedule's domain -- the command checks, where it knows the schedule and the step count); a comma-separated
+    text with anything else is refused.
+
+    >>> grid_or_times("quadratic"), grid_or_times("999,500,-1")
+    ('quadratic', [999.0, 500.0, -1.0])
+    """
+    if "," not in text:
+        return text
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a grid kind or comma-separated numbers, got {text!r}") from None
+
+
 def writable_folder(text: str) -> str:
     """argparse type: an output folder that exists and is writable, or can be created; checked before any work.
 
@@ -89,3 +119,139 @@ def writable_folder(text: str) -> str:
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc).replace(f"out={text!r}", repr(text))) from None
     return text
+
+
+def comma_entries(text: str, what: str) -> list[str]:
+    """The comma-separated entries of ``text``, stripped (none where every entry is blank); an empty one among
+    others (``a,,b``, a trailing comma) is refused, naming its position, rather than dropped.
+
+    >>> comma_entries(" a, b", "names")
+    ['a', 'b']
+    """
+    entries = [v.strip() for v in text.split(",")]
+    if not any(entries):  # nothing at all: the caller says what an empty list means
+        return []
+    if "" in entries:
+        raise argparse.ArgumentTypeError(f"entry {entries.index('') + 1} of {text!r} is empty; give comma-separated "
+                                         f"{what} without empty entries")
+    return entries
+
+
+def name_list(known: Sequence[str], what: str) -> Callable[[str], list[str]]:
+    """argparse type factory: comma-separated names, each among ``known``, each once, at least one.
+
+    An empty list, an empty entry, an unknown name (with the known names it begins, or else the nearest known one
+    where one is close: "did you mean") and a name given twice are refused, each saying what is allowed.
+
+    >>> name_list(["fig1", "fig2"], "figure names")("fig2,fig1")
+    ['fig2', 'fig1']
+    """
+    def parse(text: str) -> list[str]:
+        names = comma_entries(text, what)
+        if not names:
+            raise argparse.ArgumentTypeError(f"the list of {what} is empty (got {text!r}); give one or more, "
+                                             f"comma-separated, among: {', '.join(known)}")
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            close = [c for n in unknown
+                     for c in ([k for k in known if k.startswith(n)][:3] or difflib.get_close_matches(n, known, n=1))]
+            raise argparse.ArgumentTypeError(
+                f"unknown {what.rstrip('s')}{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+                + (f" (did you mean {', '.join(map(repr, dict.fromkeys(close)))}?)" if close else "")
+                + f"; known: {', '.join(known)}")
+        twice = [n for n in dict.fromkeys(names) if names.count(n) > 1]
+        if twice:
+            raise argparse.ArgumentTypeError(f"{', '.join(map(repr, twice))} named more than once in {text!r}; "
+                                             "name each once")
+        return names
+
+    parse.__name__ = what
+    return parse
+
+
+# -- the parser ---------------------------------------------------------------------------------------
+class ArgumentLineError(Exception):
+    """An argparse error, raised instead of printing usage and exiting (see :meth:`CommandParser.error`).
+
+    Attributes
+    ----------
+    prog : str
+        The (sub-)command whose parser found it, e.g. ``"pndmkit grid optimize"``.
+    message : str
+        What is wrong, starting with the option (``"--only: ..."``).
+    """
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog, self.message = prog, message
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: ...)`` to every option that takes a value, unless its help mentions the default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (not action.option_strings or action.nargs == 0 or action.required
+                or action.default is argparse.SUPPRESS or "default" in text.lower()):
+            return action.help
+        return f"{text} (default: %(default)s)".strip()
+
+
+class CommandParser(argparse.ArgumentParser):
+    """ArgumentParser with ``allow_abbrev=False`` (``--thread`` is no ``--threads``), defaults in ``--help``
+    (:class:`DefaultsHelpFormatter`) and errors raised as :class:`ArgumentLineError`, not printed; the command
+    line prints them with :func:`usage_exit`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ArgumentLineError(self.prog, re.sub(r"^argument ", "", message))
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """argparse's, with the nearest option named where an unknown one is given (``--thread``: did you mean
+        ``--threads``?)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(unrecognized_message([o for a in self._actions for o in a.option_strings], extras))
+        return parsed
+
+
+def unrecognized_message(flags: Sequence[str], extras: Sequence[str]) -> str:
+    """The error for arguments no parser took, with the nearest of ``flags`` to the first unknown option.
+
+    >>> unrecognized_message(["--threads"], ["--thread", "2"])
+    'unrecognized arguments: --thread 2 (did you mean --threads?)'
+    """
+    text = f"unrecognized arguments: {' '.join(extras)}"
+    unknown = [e.split("=", 1)[0] for e in extras if e.startswith("-")]
+    close = difflib.get_close_matches(unknown[0], flags, n=1) if unknown else []
+    return text + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def usage_exit(prog: str, detail: str, code: int = EXIT_USAGE) -> SystemExit:
+    """Print ``PROG: error: DETAIL`` (whitespace folded into one line) on stderr; return the ``SystemExit(code)``
+    to raise, whose ``str`` is that line (for tests matching on it)."""
+    line = f"{prog}: error: {' '.join(detail.split())}"
+    print(line, file=sys.stderr, flush=True)
+    exc = SystemExit(code)
+    exc.args = (line,)
+    return exc
+
+
+@contextmanager
+def locked_out_folder(prog: str, folder: Any, lock_name: str, *, what: str, option: str = "--out") -> Iterator[None]:
+    """Hold the lock of a command's output folder (:func:`pndmkit._io.locked_folder`) for a command line that is
+    not a ``pndmkit`` sub-command (``python -m paper_figures``): a folder another process is writing into is the
+    one line ``PROG: error: --out: ... is in use by another WHAT ...`` and ``SystemExit(2)``, nothing written."""
+    from pndmkit._io import locked_folder
+    from pndmkit.errors import UsageError
+
+    with ExitStack() as held:
+        try:
+            held.enter_context(locked_folder(folder, lock_name, what=what, param=option.lstrip("-")))
+        except UsageError as exc:
+            raise usage_exit(prog, f"{option}: {exc.message}") from None
+        yield

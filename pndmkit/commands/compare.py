@@ -9,7 +9,8 @@ it checks two implementations of one method. ``--json`` prints one JSON object w
 the best pndmkit method, the best peer, their error ratio and ``ratio_interval``, and ``skipped`` lists each
 solver with no run at an NFE (``side``, ``method``, ``nfe_target``, ``reason``, ``cases``), which the table names
 under it with the reason. Files are written only with ``--out DIR``, each atomically, and never over an earlier run's
-files there unless ``--overwrite`` says so: ``compare.json`` (summaries and the best option per solver, NFE and
+files there unless ``--overwrite`` says so (one run at a time: a run holds the lock ``DIR/.pndmkit-compare.lock``
+from that check to its last write, and a second run into DIR is refused at once): ``compare.json`` (summaries and the best option per solver, NFE and
 case), ``compare.csv`` (the same best rows, then the summaries of each row's NFE: ``ratio``, ``vs_builtin``,
 ``vs_peer`` and the ends of their 95% intervals),
 ``compare_runs.csv`` (every run) and ``compare.md`` (summary tables). ``--peers`` with no names runs
@@ -33,7 +34,7 @@ import json
 import sys
 from pathlib import Path
 
-from pndmkit._io import check_writable_folder
+from pndmkit._io import check_writable_folder, locked_folder
 from pndmkit.commands.args import MAX_STEPS, int_in_range, nonnegative_int, positive_int, step_count
 from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
                                       refuse_without_model, resolve_cache)
@@ -96,7 +97,30 @@ def _check_model_options(args: argparse.Namespace) -> None:
     resolve_cache(args)  # --rebuild-cache with --cache none, refused before anything runs
 
 
+#: the lock a compare run holds on its --out folder (:func:`pndmkit._io.locked_folder`)
+LOCK_FILE = ".pndmkit-compare.lock"
+
+
+def _refuse_earlier_results(args: argparse.Namespace) -> None:
+    """Refuse an --out that holds an earlier run's results, unless --overwrite."""
+    taken = [p.name for p in compare_result_paths(Path(args.out)) if p.exists()]
+    if taken and not args.overwrite:
+        raise UsageError("out", f"--out {args.out!r} already holds {', '.join(taken)} (an earlier run's "
+                                f"results); choose another folder, or add --overwrite to replace them")
+
+
 def run(args: argparse.Namespace) -> int:
+    """One run at a time writes into --out: it holds the folder's lock from its check of the folder to its last
+    write, and a second run is refused at once (one line, exit 2), writing nothing."""
+    if args.out is None:
+        return _run(args)
+    check_writable_folder(args.out, "out")  # before anything is made
+    _refuse_earlier_results(args)  # here too, so that a refused run leaves no lock file behind
+    with locked_folder(args.out, LOCK_FILE, what="compare run"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     _check_model_options(args)
     cfg = CompareConfig.quick() if args.quick else CompareConfig()
     cfg = with_options(cfg, problems=tuple(args.problem) if args.problem else None,
@@ -123,10 +147,7 @@ def run(args: argparse.Namespace) -> int:
                                              "drop --auto-calibration")
     if args.out is not None:
         check_writable_folder(args.out, "out")  # before the comparison, not after it
-        taken = [p.name for p in compare_result_paths(Path(args.out)) if p.exists()]
-        if taken and not args.overwrite:
-            raise UsageError("out", f"--out {args.out!r} already holds {', '.join(taken)} (an earlier run's "
-                                    f"results); choose another folder, or add --overwrite to replace them")
+        _refuse_earlier_results(args)  # under the lock (see run), where no other run can write them any more
     elif args.overwrite:
         raise UsageError("overwrite", "--overwrite lets --out replace an earlier run's files, and no --out is "
                                       "given; add --out DIR or drop --overwrite")
@@ -148,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
                           "by_nfe_peers_on_pndmkit_grids": result["by_nfe_peers_on_pndmkit_grids"],
-                          **{k: result[k] for k in ("by_nfe_optimized", "by_nfe_auto") if k in result},
+                          **{k: result[k] for k in ("by_nfe_optimized", "optimized_skipped", "optimized_grids",
+                                                    "by_nfe_auto") if k in result},
                           "config": result["config"], "skipped": result["skipped"],
                           "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
@@ -202,7 +224,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-grids", action="store_true", help="default grid only, no search over grid options")
     p.add_argument("--optimized-grids", nargs="*", type=_registered_fixed_step_method, metavar="METHOD",
                    help="also optimise these methods' grids per case and NFE (pndmkit.studies.grid_opt.optimize) and report "
-                        f"them apart (default: none; no names: {' '.join(OPTIMIZED_DEFAULT)})")
+                        f"them apart (default: none; no names: those of {' '.join(OPTIMIZED_DEFAULT)} among --methods, "
+                        "the others named under the table); a method and NFE with nothing to search (one step with "
+                        "the first time fixed, or no step that fits) is named under the table, not optimised; "
+                        "--out's compare.json holds each grid's times (optimized_grids)")
     p.add_argument("--optimize-maxfev", type=positive_int, metavar="N",
                    help=f"--optimized-grids: runs per optimisation, at most (default "
                         f"{CompareConfig.optimize_maxfev})")
@@ -220,11 +245,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--auto-calibration", type=int_in_range(INTERVAL_MIN_SAMPLES, MAX_NOISES), metavar="N",
                    help=f"--auto: calibration noises of the choice, from {INTERVAL_MIN_SAMPLES} (the interval rule's "
                         f"bootstrap) to {MAX_NOISES} (default {CompareConfig.auto_calibration})")
-    p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers)")
+    p.add_argument("--quick", action="store_true", help="a few-second run (one problem, two NFEs, few solvers, each "
+                                                         "method on its default grid only, as --no-grids: 'best "
+                                                         "built-in' is then that grid)")
     p.add_argument("--json", action="store_true", help="print one JSON object (by_nfe, config)")
     p.add_argument("--out", metavar="DIR", help="write compare.{json,csv,md} and compare_runs.csv into DIR "
                                                 "(default: write no files, print only); refused where DIR already "
-                                                "holds one of them, unless --overwrite")
+                                                "holds one of them, unless --overwrite; one run at a time: a run "
+                                                f"holds the lock DIR/{LOCK_FILE} from its check of DIR to its last "
+                                                "write, and a second run into DIR is refused at once, changing "
+                                                "nothing (the operating system releases the lock when its run "
+                                                "ends, even by a crash or a kill)")
     p.add_argument("--overwrite", action="store_true",
                    help="let --out replace the files of an earlier run in DIR (default: refuse them)")
     p.set_defaults(func=run)

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from pndmkit.commands.args import MAX_STEPS, nonnegative_int, positive_int, step_count
+from pndmkit.commands.args import MAX_STEPS, grid_or_times, nonnegative_int, positive_int, step_count
 from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
                                       refuse_without_model, resolve_cache)
 from pndmkit.errors import UsageError
@@ -30,15 +30,6 @@ def _degree(text: str) -> int | str | None:
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, 'free' or {AUTO_DEGREE!r}, got {text!r}") \
             from None
-
-
-def _start(text: str) -> str | list[float]:
-    if "," not in text:
-        return text
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a grid kind or comma-separated numbers, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -219,7 +210,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "in the step index, 1 to steps - 1 (a larger N is refused); 'free' moves every step (fits "
                         f"few calibration noises too closely); 'auto' (the default) is {DEFAULT_DEGREE}, lowered to "
                         "steps - 1 on shorter grids")
-    o.add_argument("--start", type=_start, default=None, metavar="KIND|T0,T1,...",
+    o.add_argument("--start", type=grid_or_times, default=None, metavar="KIND|T0,T1,...",
                    help="start grid: a grid kind or comma-separated times with the run's end times "
                         "(default: the built-in kind with the smallest calibration error)")
     o.add_argument("--first-time", choices=FIRST_TIMES, default="free",

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from pndmkit.commands.args import MAX_STEPS, finite_float, nonnegative_int, positive_int
+from pndmkit.commands.args import MAX_STEPS, comma_entries, finite_float, nonnegative_int, positive_int
 from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
                                       refuse_without_model, resolve_cache)
 from pndmkit.errors import UsageError, blame
@@ -27,21 +27,9 @@ from pndmkit.problems import PROBLEMS
 from pndmkit.studies.real import DEFAULT_MODEL_STEPS
 
 
-def _entries(text: str, what: str) -> list[str]:
-    """The comma-separated entries of ``text``, stripped (none where every entry is blank); an empty one among
-    others (``a,,b``, a trailing comma) is refused, naming its position, rather than dropped."""
-    entries = [v.strip() for v in text.split(",")]
-    if not any(entries):  # nothing at all: the caller says what an empty list means
-        return []
-    if "" in entries:
-        raise argparse.ArgumentTypeError(f"entry {entries.index('') + 1} of {text!r} is empty; give comma-separated "
-                                         f"{what} without empty entries")
-    return entries
-
-
 def _int_list(text: str) -> list[int]:
     try:
-        values = [int(v) for v in _entries(text, "step counts")]
+        values = [int(v) for v in comma_entries(text, "step counts")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if len(values) < 2 or any(v < 1 for v in values) or values != sorted(set(values)):
@@ -67,7 +55,7 @@ def _plot_file(text: str) -> str:
 
 
 def _methods(text: str) -> list[str]:
-    names = _entries(text, "method names")
+    names = comma_entries(text, "method names")
     if not names:
         raise argparse.ArgumentTypeError(f"the list of methods is empty (got {text!r}); give comma-separated "
                                          f"names, e.g. ddim,f-pndm; known: {', '.join(METHODS)}")
@@ -154,8 +142,11 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
     loaded = load_model(ckpt)
     if loaded.shape is None:
         raise UsageError("model", f"{args.model}: the network's config gives no sample shape")
-    check_reference_start(loaded.schedule, loaded.schedule.t_start if args.t_start is None else args.t_start)
-    x_T = per_sample_noise(range(batch), loaded.shape, args.seed).astype(np.float64)
+    t_top = loaded.schedule.t_start if args.t_start is None else args.t_start
+    check_reference_start(loaded.schedule, t_top)
+    # pure noise of the network's schedule at the start: unit noise on VP (scale 1), sigma_max times it on EDM or VE
+    x_T = per_sample_noise(range(batch), loaded.shape, args.seed).astype(np.float64) * float(
+        loaded.schedule.scale(t_top))
     common = dict(x_T=x_T, grid=args.grid, t_start=args.t_start, t_end=args.t_end, cache=cache,
                   rebuild_cache=args.rebuild_cache)
     with blame("t_start", "t_end", "grid"):

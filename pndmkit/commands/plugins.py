@@ -97,14 +97,9 @@ def load_plugins_or_exit(prog: str) -> list[str]:
         Exit status 2 (argparse's, and the ``pndmkit`` command's, for bad input), after printing the line; its
         ``str`` is the line printed.
     """
-    import sys
+    from pndmkit.commands.args import usage_exit
 
     try:
         return load_plugins()
     except Exception as exc:  # noqa: BLE001 - a plugin's own error is the user's to fix, in one line
-        detail = str(exc) if PLUGIN_ENV in str(exc) else f"{PLUGIN_ENV}: {exc}"
-        line = f"{prog}: error: {' '.join(detail.split())}"
-        print(line, file=sys.stderr, flush=True)
-        stop = SystemExit(2)
-        stop.args = (line,)  # the status stays 2; str() is the line, as for the pndmkit command's errors
-        raise stop from None
+        raise usage_exit(prog, str(exc) if PLUGIN_ENV in str(exc) else f"{PLUGIN_ENV}: {exc}") from None

@@ -14,7 +14,7 @@ from pndmkit.methods import DEFAULT_METHOD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from pndmkit.commands.args import finite_float, positive_int, nonnegative_int
+    from pndmkit.commands.args import finite_float, grid_or_times, positive_int, nonnegative_int
 
     p = subparsers.add_parser(
         "sample", help="generate images from a UNet checkpoint (sharded, resumable, multi-process)",
@@ -32,9 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, default=None,
                    help="number of steps N (default: 50; the adaptive pf chooses its own steps and controls each "
                         "sample's step size on its own: it ignores --steps, with a warning, and records none)")
-    p.add_argument("--grid", default=None,
-                   help="grid kind (default: the schedule's, or the --convention's; pf integrates between the end "
-                        "times only: it ignores --grid, with a warning, and records none)")
+    p.add_argument("--grid", type=grid_or_times, default=None, metavar="KIND|T0,T1,...",
+                   help="grid kind (default: the schedule's, or the --convention's), or explicit times T0,T1,... in "
+                        "the schedule's units (decreasing, finite, inside its domain; as many steps as --steps, "
+                        "which they define when it is not given; e.g. the times of a grid optimised by pndmkit grid "
+                        "optimize or compare --optimized-grids); pf integrates between the end times only: it "
+                        "ignores a grid kind, with a warning, and records none")
     p.add_argument("--convention", default=None, choices=("ddim", "diffusers-pndm", "official-pndm"),
                    help="timestep convention for discrete schedules (default: none, i.e. ddim's grid)")
     p.add_argument("--t-start", type=finite_float, default=None,

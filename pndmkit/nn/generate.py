@@ -40,6 +40,17 @@ naming the first such sample; its shard is not written.
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each process initialises ``torch.distributed`` (NCCL on CUDA,
 gloo on CPU), takes its shards, and all meet at a barrier before rank 0 writes ``summary.json``.
 
+``summary.json`` describes the whole run, over every sitting that made it (a first run and its resumes, those
+that were interrupted included): the settings (those of ``run.json`` but the grid's times), ``shards``,
+``nfe_per_sample`` (network evaluations per sample; with per-sample step-size control, their mean over every
+sample of the run) and ``sampling_seconds`` (the seconds spent sampling every shard, summed over sittings and
+ranks: compute time, not wall time; ``null`` where a shard written by an older pndmkit does not record its own,
+as is the mean NFE of per-sample control then).
+Each shard records the seconds and evaluations per sample it took (``seconds``, ``nfe_per_sample`` in its NPZ), so
+a sitting killed before its end still counts. What the last sitting alone did is under ``this_sitting``:
+``resumed``, ``world_size``, ``generated_by_rank0`` (the samples rank 0 generated; the other ranks' are theirs)
+and ``seconds_rank0`` (rank 0's wall time sampling).
+
 One run at a time writes to a folder: from its first look at the shards to its last write, a run (rank 0 of a
 ``torchrun`` run, for all its ranks) holds the lock ``out/.pndmkit-sample.lock`` (:data:`LOCK_FILE`, a
 :class:`filelock.FileLock`), and a second run started into the same folder is refused at once with a
@@ -70,7 +81,8 @@ from pndmkit._checks import with_article
 from pndmkit.errors import UsageError, blame
 from pndmkit.methods import DEFAULT_METHOD
 from pndmkit.nn._checks import available_bytes, check_device, file_sha256, gib, memory_estimate
-from pndmkit._io import atomic_path, check_writable_folder, progress_bar, remove_stale_temporaries, write_json
+from pndmkit._io import (atomic_path, check_writable_folder, locked_folder, progress_bar, remove_stale_temporaries,
+                         write_json)
 from pndmkit.nn.data import to_uint8
 from pndmkit.noise import per_sample_noise, sample_seed  # noqa: F401  (sample_seed: public here too)
 
@@ -133,6 +145,12 @@ class SampleConfig:
     inside the schedule's domain and above the end time), from unit noise times
     :meth:`~pndmkit.schedules.NoiseSchedule.prior_scale` at that time (the variance of ``x_t`` for data of unit
     variance; 1 at the default start of every schedule a checkpoint has).
+
+    ``grid`` is a grid kind (:data:`pndmkit.grids.GRIDS`) or explicit times in the schedule's units (first =
+    start): at least two, finite and strictly decreasing (kept as a list of floats, which ``run.json`` records),
+    inside the schedule's domain (checked by :func:`pndmkit.sample`); they define the step count, and a ``steps``
+    given with them must equal it (else a :class:`~pndmkit.errors.UsageError` naming ``steps`` and ``grid``). An
+    adaptive method uses only their end times.
     """
 
     checkpoint: str = "digits"
@@ -143,7 +161,7 @@ class SampleConfig:
     batch_size: int = 64
     shard_size: int | None = None
     seed: int = 0
-    grid: str | None = None
+    grid: str | Sequence[float] | None = None
     convention: str | None = None
     t_start: float | None = None
     device: str = "cpu"
@@ -176,14 +194,25 @@ class SampleConfig:
 
         with blame("method"):
             spec = get_method(self.method)
-        if self.grid is not None and self.grid not in GRIDS:
-            raise UsageError("grid", f"unknown grid kind {self.grid!r}; known: {', '.join(GRIDS)}")
+        if isinstance(self.grid, str) and self.grid not in GRIDS:
+            raise UsageError("grid", f"unknown grid kind {self.grid!r}; known: {', '.join(GRIDS)}; or explicit "
+                                     "times T0,T1,... (decreasing)")
+        if self.grid is not None and not isinstance(self.grid, str):
+            self.grid = _explicit_times(self.grid)
+            if spec.adaptive:
+                pass  # its end times only, as pndmkit.sample uses them
+            elif self.steps is None:
+                self.steps = len(self.grid) - 1  # the times define the step count
+            elif self.steps != len(self.grid) - 1:
+                raise UsageError(("steps", "grid"), f"steps={self.steps} but grid has {len(self.grid)} times "
+                                                    f"({len(self.grid) - 1} steps): give as many steps as the "
+                                                    "times make, or leave steps out")
         if spec.adaptive and self.steps is not None:
             from pndmkit.sampling import ignored_steps_message, IgnoredStepsWarning
 
             warnings.warn(ignored_steps_message(self.steps, self.method), IgnoredStepsWarning, stacklevel=3)
             self.steps = None  # what the run uses, and what run.json records
-        if spec.adaptive and self.grid is not None:
+        if spec.adaptive and isinstance(self.grid, str):
             from pndmkit.sampling import ignored_grid_message, IgnoredGridWarning
 
             warnings.warn(ignored_grid_message({"grid": self.grid}, self.method), IgnoredGridWarning, stacklevel=3)
@@ -192,6 +221,22 @@ class SampleConfig:
             self.steps = DEFAULT_STEPS
         if self.convention is not None and self.convention not in CONVENTIONS:
             raise UsageError("convention", f"unknown convention {self.convention!r}; known: {', '.join(CONVENTIONS)}")
+
+
+def _explicit_times(grid: Any) -> list[float]:
+    """``grid`` given as times: a list of at least two finite, strictly decreasing floats (what ``run.json``
+    records), else a :class:`~pndmkit.errors.UsageError` naming ``grid``, the value and what is allowed. Whether
+    they lie in the schedule's domain is checked by :func:`pndmkit.sample`, which knows the schedule."""
+    allowed = ("a grid kind or at least two finite, strictly decreasing times in the schedule's units (first = "
+               "start)")
+    try:
+        times = [float(t) for t in grid]
+    except (TypeError, ValueError):
+        raise UsageError("grid", f"grid must be {allowed}, got {grid!r}") from None
+    if (len(times) < 2 or any(isinstance(t, (bool, str, bytes)) for t in grid) or not all(map(math.isfinite, times))
+            or any(b >= a for a, b in zip(times, times[1:]))):
+        raise UsageError("grid", f"grid must be {allowed}, got {', '.join(f'{t:g}' for t in times)}")
+    return times
 
 
 def _dist_info() -> tuple[int, int]:
@@ -537,41 +582,22 @@ def _check_finite(x: torch.Tensor, batch: np.ndarray, cfg: SampleConfig, shard: 
             f"(the shards already in {cfg.out} are finite); check the checkpoint and --dtype")
 
 
-def _forget_run(out: Path, run_file: Path, made: tuple[bool, bool]) -> None:
-    """Remove the ``run.json`` of a fresh run that stopped before its first shard, and what else this run made where
-    nothing more is in ``out``: the lock file, and ``out`` itself (``made``: whether this run made each). A record of
-    settings with no sample would read as a run to resume."""
-    run_file.unlink(missing_ok=True)
-    made_out, made_lock = made
-    if made_lock and [p.name for p in out.iterdir()] == [LOCK_FILE]:
-        # unlinked while still held: filelock finds an unlinked file it locked and tries again (on a local
-        # filesystem; NFS keeps an open unlinked file under another name, a race of three runs at once)
-        (out / LOCK_FILE).unlink()
-        if made_out:
-            try:
-                out.rmdir()
-            except OSError:  # something else came in meanwhile
-                pass
-
-
 #: the lock file of a sampling run in its ``out`` folder (see :func:`_locked_output`)
 LOCK_FILE = ".pndmkit-sample.lock"
 
 
 @contextmanager
-def _locked_output(out: Path, rank: int, old: dict[str, Any] | None, resume: bool) -> Iterator[tuple[bool, bool]]:
-    """Make ``out`` and hold its lock while the run reads and writes it (rank 0 only); yield whether this run made
-    ``out`` and whether it made the lock file (both ``False`` on the other ranks).
+def _locked_output(out: Path, rank: int, old: dict[str, Any] | None, resume: bool) -> Iterator[None]:
+    """Make ``out`` and hold its lock while the run reads and writes it (rank 0 only).
 
-    The lock is :class:`filelock.FileLock` on ``out/.pndmkit-sample.lock``: ``flock(2)`` on Linux and macOS
-    (a file lock of the system on Windows), so the operating system releases it when the process holding it ends,
-    however it ends (a crash, SIGKILL): it cannot go stale, and the file it leaves needs no deleting. (On a
-    filesystem without ``flock`` filelock falls back, with a warning, to a marker file.) A second run is refused at
-    once rather than made to wait: its settings may differ, and it would only find the folder changed. Only rank 0
-    of a ``torchrun`` run takes it: the other ranks write nothing before the barrier that rank 0 passes holding the
+    The lock is :func:`pndmkit._io.locked_folder` on ``out/.pndmkit-sample.lock`` (a :class:`filelock.FileLock`,
+    released by the operating system when its holder ends, so never stale). A second run is refused at once rather
+    than made to wait: its settings may differ, and it would only find the folder changed. Only rank 0 of a
+    ``torchrun`` run takes it: the other ranks write nothing before the barrier that rank 0 passes holding the
     lock, and rank 0 keeps it until every rank has passed the last barrier; refused, rank 0 stops before that
     barrier, and torchrun stops the other ranks. ``run.json`` is read again under the lock, since another run may
-    have written it while this one was checking its options.
+    have written it while this one was checking its options. A run that leaves nothing but the lock file in
+    ``out`` (a fresh run stopped before its first shard) removes the lock file, and ``out`` where it made it.
 
     Raises
     ------
@@ -580,24 +606,9 @@ def _locked_output(out: Path, rank: int, old: dict[str, Any] | None, resume: boo
         read the folder.
     """
     if rank != 0:
-        yield False, False
+        yield
         return
-    from filelock import FileLock, Timeout
-
-    made_out = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    lock_file = out / LOCK_FILE
-    made_lock = not lock_file.exists()
-    lock = FileLock(lock_file)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise UsageError("out", f"{out} is in use by another sampling run: a process holds its lock {lock_file} "
-                                f"(`fuser {lock_file}` names it); wait for that run to end or use another out "
-                                "folder. The operating system releases the lock when the process holding it ends, "
-                                "even by a crash or a kill, so it is never stale: the file needs no deleting"
-                         ) from None
-    try:
+    with locked_folder(out, LOCK_FILE, what="sampling run"):
         run_file = out / "run.json"
         if _read_run(run_file, resume) != old:
             raise UsageError("out", f"another run wrote {run_file} while this one was checking its options; run "
@@ -605,9 +616,7 @@ def _locked_output(out: Path, rank: int, old: dict[str, Any] | None, resume: boo
                                                            else ""))
         if old is None:
             _refuse_unrecorded_output(out, resume)
-        yield made_out, made_lock
-    finally:
-        lock.release()
+        yield
 
 
 def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]:
@@ -651,12 +660,12 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
                 raise UsageError("out", f"{path} is not a file (a folder?), so shard {k} cannot be written there; "
                                         "remove it and run again")
 
-    with _locked_output(out, rank, old, cfg.resume) as made:
-        return _sample_locked(cfg, plan, old, rank, world, made, log)
+    with _locked_output(out, rank, old, cfg.resume):
+        return _sample_locked(cfg, plan, old, rank, world, log)
 
 
 def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, rank: int, world: int,
-                   made: tuple[bool, bool], log: Any) -> dict[str, Any]:
+                   log: Any) -> dict[str, Any]:
     """The part of :func:`sample_to_dir` that reads shards and writes, run while rank 0 holds the folder's lock."""
     import pndmkit
 
@@ -730,7 +739,7 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
     nfe, t0, done, evaluations = None, time.perf_counter(), 0, 0
     try:
         for k, idx in mine:
-            chunks = []
+            chunks, t_shard, shard_evaluations = [], time.perf_counter(), 0
             for b in range(0, len(idx), cfg.batch_size):
                 batch = idx[b:b + cfg.batch_size]
                 x_T = initial_noise(batch, plan.shape, cfg.seed)
@@ -743,6 +752,8 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
                                          t_start=cfg.t_start)
                     x_b, nfe = sol.x, sol.nfe
                     evaluations += sol.nfe
+                    # per sample: a fixed-step method's nfe is each sample's; per-sample control's, their total
+                    shard_evaluations += sol.nfe if "method_options" in ident else sol.nfe * len(batch)
                 except FloatingPointError as exc:  # the core's end-of-run check: name the sample below
                     if getattr(exc, "run", None) is None:
                         raise
@@ -756,11 +767,15 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
             _save_shard_png(out, k, images, cfg, plan.shape)
             with atomic_path(_shard_path(out, k, ".npz")) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, indices=idx, x=x.numpy(), images=images)
+                    np.savez(fh, indices=idx, x=x.numpy(), images=images,
+                             seconds=np.float64(time.perf_counter() - t_shard),
+                             nfe_per_sample=np.float64(shard_evaluations / len(idx)))
             done += len(idx)
     except FloatingPointError:
         if rank == 0 and old is None and not any(out.glob("shard-*.npz")):
-            _forget_run(out, run_file, made)  # a fresh run with no sample: no run.json to resume
+            # a fresh run with no sample: no run.json to resume (the lock then removes its file, and out if it
+            # made it, as nothing else is there)
+            run_file.unlink(missing_ok=True)
         raise
     finally:
         if bar is not None:
@@ -770,14 +785,37 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
         dist.barrier()
     if "method_options" in ident and done:  # per-sample control: the NFE differs by sample; report the mean
         nfe = round(evaluations / done, 1)
-    summary = {**{k: v for k, v in ident.items() if k != "times"}, "world_size": world, "shards": n_shards,
-               "nfe_per_sample": nfe, "generated_by_rank0": done if rank == 0 else None,
-               "seconds_rank0": round(seconds, 3)}
+    summary = {**{k: v for k, v in ident.items() if k != "times"}, "shards": n_shards, "nfe_per_sample": nfe,
+               "sampling_seconds": None,
+               "this_sitting": {"resumed": old is not None, "world_size": world,
+                                "generated_by_rank0": done if rank == 0 else None, "seconds_rank0": round(seconds, 3)}}
     if kept is not None:
         summary = kept
-    elif rank == 0:
+    elif rank == 0:  # every rank's shards are written (the barrier above): the whole run, over all its sittings
+        summary.update(_run_totals(out, n_shards, fixed_nfe=nfe if "method_options" not in ident else None))
         write_json(out / "summary.json", summary)
     return {**summary, "generated": done, "rank": rank, "seconds": round(seconds, 3)}
+
+
+def _run_totals(out: Path, n_shards: int, fixed_nfe: int | None) -> dict[str, Any]:
+    """``nfe_per_sample`` and ``sampling_seconds`` of the whole run in ``out``, from what each shard records of the
+    sitting that made it (``nfe_per_sample``, ``seconds``): the mean over all samples, and the total. A shard
+    written without them (by an older pndmkit) makes the total ``None``; a fixed-step method's NFE, the same for
+    every sample, is ``fixed_nfe`` when it is known (``None``: this sitting sampled nothing)."""
+    weights, nfes, seconds = [], [], 0.0
+    for k in range(n_shards):
+        with np.load(_shard_path(out, k, ".npz")) as z:
+            if "seconds" not in z.files or "nfe_per_sample" not in z.files:
+                seconds = None
+                continue
+            weights.append(len(z["indices"]))
+            nfes.append(float(z["nfe_per_sample"]))
+            if seconds is not None:
+                seconds += float(z["seconds"])
+    if fixed_nfe is None and nfes and len(weights) == n_shards:
+        mean = float(np.average(nfes, weights=weights))
+        fixed_nfe = int(mean) if all(v == nfes[0] for v in nfes) and mean.is_integer() else round(mean, 1)
+    return {"nfe_per_sample": fixed_nfe, "sampling_seconds": None if seconds is None else round(seconds, 3)}
 
 
 def read_samples(out: str | os.PathLike[str], *, expect: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -101,7 +101,8 @@ __all__ = ["CompareConfig", "compare_spec", "SCHEDULES", "SAMPLE_ERRORS", "GRID_
            "OPTIMIZED_DEFAULT", "AUTO_RULES", "AUTO_TAIL", "AUTO_STREAM", "MODEL_NOISES",
            "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "case_best_peer", "is_parity", "auto_choice",
            "auto_calibration_samples", "optimized_methods", "pndmkit_methods", "VARIANTS", "compare_methods",
-           "why_no_run", "left_out", "skipped_summary"]
+           "why_no_run", "left_out", "skipped_summary", "optimized_left_out", "optimized_grids",
+           "OPTIMIZED_GRID_FIELDS", "ONE_STEP_REASON", "DEFAULT_LEFT_OUT_REASON"]
 
 #: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
 #: table keeps the name its saved results use, discrete-linear (an alias of ddpm-linear)
@@ -471,12 +472,13 @@ def left_out(skips: Sequence[dict], rows: Sequence[dict]) -> list[dict]:
             if (side, method, target) not in ran]
 
 
-def skipped_summary(cases: Sequence[dict]) -> list[dict]:
-    """The cases' ``skipped`` entries (:func:`left_out`) merged: one per side, method, NFE and reason, with the
-    ``cases`` (``"problem/schedule"``) it holds in; sorted by NFE, side and method."""
+def skipped_summary(cases: Sequence[dict], key: str = "skipped") -> list[dict]:
+    """The cases' ``skipped`` entries (:func:`left_out`; or those under ``key``, such as ``"optimized_skipped"``)
+    merged: one per side, method, NFE and reason, with the ``cases`` (``"problem/schedule"``) it holds in; sorted
+    by NFE, side and method."""
     merged: dict[tuple, list[str]] = {}
     for case in cases:
-        for e in case.get("skipped", ()):
+        for e in case.get(key, ()):
             key = (e["nfe_target"], e["side"], e["method"], e["reason"])
             merged.setdefault(key, []).append(f"{case['problem']}/{case['schedule']}")
     return [{"side": side, "method": method, "nfe_target": target, "reason": reason, "cases": where}
@@ -602,14 +604,42 @@ def optimized_methods(cfg: CompareConfig) -> tuple[str, ...]:
     return tuple(given or ())
 
 
-def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log: Callable[[str], None]
-                    ) -> list[_Run]:
+def optimized_left_out(cfg: CompareConfig) -> tuple[str, ...]:
+    """The methods of :data:`OPTIMIZED_DEFAULT` that ``optimized_grids=True`` leaves out under ``cfg``: those not
+    among ``cfg.methods`` (a grid is optimised only for a method that runs, to be reported against its built-in
+    grids). Empty when ``optimized_grids`` names its methods, is off, or none of the default set runs (every
+    method of ``cfg.methods`` is then optimised instead).
+
+    >>> optimized_left_out(CompareConfig(optimized_grids=True, methods=("ddim", "ipndm")))
+    ('unipc-3', 'dpm-solver++-3m')
+    """
+    if cfg.optimized_grids is not True:
+        return ()
+    chosen = optimized_methods(cfg)
+    if not any(m in chosen for m in OPTIMIZED_DEFAULT):
+        return ()
+    return tuple(m for m in OPTIMIZED_DEFAULT if m not in chosen)
+
+
+#: why :func:`compare` optimises no grid for a method of :data:`OPTIMIZED_DEFAULT` (:func:`optimized_left_out`)
+DEFAULT_LEFT_OUT_REASON = ("in the default set of optimized_grids (--optimized-grids with no names) but not among "
+                           "methods (--methods): grids are optimised only for methods that run")
+
+#: why :func:`compare` optimises no grid for a (method, NFE) whose step count is one with the first time fixed
+ONE_STEP_REASON = ("one step with the first time fixed (optimize_first_time 'fixed'): its grid is the two end "
+                   "times, nothing to optimise; 'free' (--optimize-first-time free) searches its first time")
+
+
+def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log: Callable[[str], None],
+                    skipped: Optional[list] = None) -> list[_Run]:
     """Optimise the grid of each method of :func:`optimized_methods` at each NFE on calibration noises.
 
     The grid keeps the end points of the method's built-in grids (the schedule's top; ``abar = 1``, or
     ``t_end`` for a classical method on a continuous schedule), so its run is scored against the same
     reference levels as theirs; with ``cfg.optimize_first_time == "free"`` its first time is searched below the
-    top, the case's noise taken as the state there.
+    top, the case's noise taken as the state there. A (method, NFE) with nothing to search is not optimised and
+    is recorded in ``skipped`` (when it is a list) with the reason: no step count fits the NFE
+    (:func:`why_no_run`), or one step with the first time fixed (:data:`ONE_STEP_REASON`).
     """
     from pndmkit.studies.grid_opt import optimize
 
@@ -618,11 +648,21 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
         return []
     log(f"  optimising the grids of {', '.join(methods)}: at most {cfg.optimize_maxfev} runs on "
         f"{cfg.optimize_calibration} calibration noises per method and NFE, first time {cfg.optimize_first_time}")
+    if optimized_left_out(cfg):
+        log(f"  not optimising {', '.join(optimized_left_out(cfg))}: {DEFAULT_LEFT_OUT_REASON}")
     runs = []
     for name in methods:
         integrator = METHODS[name].build(schedule)
         for target in cfg.nfes:
-            if steps_for_nfe(integrator.nfe, target) is None:
+            steps = steps_for_nfe(integrator.nfe, target)
+            if steps is None:
+                _skip(skipped, "pndmkit", name, "optimized", target, integrator.nfe)
+                continue
+            if steps == 1 and cfg.optimize_first_time == "fixed":
+                log(f"    {name} NFE {target} (1 step): not optimised: {ONE_STEP_REASON}")
+                if skipped is not None:
+                    skipped.append({"side": "pndmkit", "method": name, "option": "optimized", "nfe_target": target,
+                                    "reason": ONE_STEP_REASON})
                 continue
             tic = time.perf_counter()
             res = optimize(name, problem, target, schedule=schedule, t_end=_t_end(schedule, name),
@@ -631,16 +671,39 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
                            first_time=cfg.optimize_first_time)
             seconds = time.perf_counter() - tic
             times = np.asarray(res.grid, dtype=np.float64)
-            log(f"    {name} NFE {target} ({res.steps} steps): {res.evaluations} calibration runs in {seconds:.1f} s, "
+            log(f"    {name} NFE {target} ({res.steps} step{'' if res.steps == 1 else 's'}): {res.evaluations} "
+                f"calibration runs in {seconds:.1f} s, "
                 f"calibration error {res.calibration_error:.2e}")
             runs.append(_Run("pndmkit", name, "optimized", target, res.steps, integrator.nfe(res.steps),
                              _s(schedule, times[0]), _s(schedule, times[-1]),
                              _launcher(problem, schedule, integrator, times, t_noise=res.t_start), optimized=True,
                              extra={"times": [float(t) for t in times], "evaluations": res.evaluations,
-                                    "first_time": res.first_time,
+                                    "first_time": res.first_time, "noise_time": float(res.t_start),
                                     "optimize_seconds": seconds, "calibration_error": res.calibration_error,
                                     "grid_parameters": getattr(res, "degree", None)}))
     return runs
+
+
+#: the fields of each entry of :func:`optimized_grids`, in this order
+OPTIMIZED_GRID_FIELDS = ("problem", "schedule", "method", "nfe_target", "steps", "nfe", "first_time", "noise_time",
+                         "times", "error", "calibration_error")
+
+
+def optimized_grids(cases: Sequence[dict]) -> list[dict]:
+    """Every optimised grid of ``cases`` (:func:`compare`'s), in a form to run again: one entry per case, method and
+    NFE with the fields of :data:`OPTIMIZED_GRID_FIELDS`.
+
+    ``times`` is the grid (decreasing, in the units of the schedule named by ``schedule``,
+    :func:`pndmkit.schedules.get_schedule`: training indices on a DiscreteVP); ``first_time`` says whether its
+    first time was searched (``"free"``) or kept at the schedule's top (``"fixed"``); ``noise_time`` is the time
+    the case's noise is drawn at (the top), which a grid starting below it takes as its state at ``times[0]``
+    (:func:`pndmkit.studies.grid_opt.noise_at`: the noise itself on a VP schedule). ``error`` is the run's error on
+    the case's samples (as in ``case["optimized"]``): ``pndmkit.sample(..., method=method, grid=times)`` from
+    those samples gives it again.
+    """
+    return [{"problem": case["problem"], "schedule": case["schedule"],
+             **{k: row.get(k) for k in OPTIMIZED_GRID_FIELDS[2:]}}
+            for case in cases for row in case.get("optimized", ()) if row.get("times") is not None]
 
 
 def _option_label(opts: dict) -> str:
@@ -955,7 +1018,8 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     if optimizing:
         log(f"{problem_name} / {schedule_name}: {len(runs)} built-in runs planned")
     t_opt = time.perf_counter()
-    runs += _plan_optimized(problem, schedule, cfg, log)  # before the reference, at the built-in runs' levels
+    opt_skips: list[dict] = []
+    runs += _plan_optimized(problem, schedule, cfg, log, opt_skips)  # before the reference, at the built-in levels
     t_opt = time.perf_counter() - t_opt
     # the top level is the schedule's (a peer's float32 table may put its own a little higher), never the
     # start of whichever grids happen to run: a late-starting grid is measured against the same trajectory
@@ -999,6 +1063,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
             "skipped": left_out(_candidate_skips(skips, cfg), all_rows)}
     if optimizing:
         case["optimized"] = order(optimized)
+        case["optimized_skipped"] = left_out(opt_skips, optimized)
         case["optimize_seconds"] = sum(r["optimize_seconds"] for r in optimized)
     if cfg.auto:
         auto = []
@@ -1325,6 +1390,11 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
               "skipped": skipped_summary(cases)}
     if optimized_methods(cfg):
         result["by_nfe_optimized"] = by_nfe_optimized(cases, cfg.nfes)
+        where = [f"{c['problem']}/{c['schedule']}" for c in cases]
+        result["optimized_skipped"] = skipped_summary(cases, "optimized_skipped") + [
+            {"side": "pndmkit", "method": m, "nfe_target": t, "reason": DEFAULT_LEFT_OUT_REASON, "cases": where}
+            for m in optimized_left_out(cfg) for t in cfg.nfes]
+        result["optimized_grids"] = optimized_grids(cases)
     if cfg.auto:
         result["by_nfe_auto"] = by_nfe_auto(cases, cfg.nfes)
     _drop_scratch(cases)
@@ -1364,13 +1434,15 @@ class _CountedNetwork:
 def _carry(problem: Any, schedule: NoiseSchedule, x: np.ndarray, s_from: float, s_to: float
            ) -> tuple[np.ndarray, float, int]:
     """``x`` at level ``s_from`` carried along the network's ODE to ``s_to`` (a short interval): DOP853 at
-    :data:`LEVEL_RTOL` and at half of it (:func:`pndmkit.studies.real.converged_flow`); returns the tighter end
-    point, the largest change between the two and the network evaluations spent. The network is told
+    :data:`LEVEL_RTOL` and at half of it (:func:`pndmkit.studies.real.schedule_flow`: ``x`` is a state of
+    ``schedule``, scaled to and from the VP state off VP); returns the tighter end point, the largest change
+    between the two and the network evaluations spent. The network is told
     :func:`~pndmkit.studies.peers.time_of_level` of each level."""
     from pndmkit.studies.peers import time_of_level
-    from pndmkit.studies.real import converged_flow
+    from pndmkit.studies.real import schedule_flow
 
-    return converged_flow(problem, x, s_from, s_to, lambda s: time_of_level(schedule, s), rtol=LEVEL_RTOL, scale=0.1)
+    return schedule_flow(problem, schedule, x, s_from, s_to, lambda s: time_of_level(schedule, s), rtol=LEVEL_RTOL,
+                         scale=0.1)
 
 
 def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *, first: int = 0,

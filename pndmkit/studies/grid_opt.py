@@ -151,6 +151,11 @@ class OptimizedGrid:
         ``"free"`` (searched at or below :attr:`t_start`) or ``"fixed"`` (at :attr:`t_start`).
     t_start : float
         Time of the noise and start of the reference flow (``nan``: not recorded, e.g. in results built by hand).
+    schedule : str
+        ``repr`` of the schedule the times are in (``""``: not recorded).
+    start_scale : float
+        What the noise at :attr:`t_start` is multiplied by to be the state at the searched grid's first time
+        (:func:`noise_at`): 1 on a VP schedule and where the first time is :attr:`t_start`.
     """
 
     method: str
@@ -178,6 +183,8 @@ class OptimizedGrid:
     fallback_reason: str = ""
     first_time: str = "fixed"
     t_start: float = math.nan
+    schedule: str = ""
+    start_scale: float = 1.0
 
     def __post_init__(self) -> None:
         # frozen means frozen: the times are read-only copies, so a result cannot drift from its report
@@ -224,7 +231,7 @@ class OptimizedGrid:
         interval = (
             f"no interval of the cut: one step leaves no interior time to optimise (every grid is the two end "
             f"times{'' if used is None else f'; a second step needs NFE {_evaluations(self.method, 2)}'})"
-            if self.steps == 1 else
+            if self.steps == 1 and self.first_time != "free" else
             f"no interval of the cut: {_count(self.heldout, 'held-out sample')} (an interval needs at least "
             f"{INTERVAL_MIN_SAMPLES} and a non-zero baseline error)" if math.isnan(self.heldout_interval[0]) else
             f"{100 * INTERVAL_LEVEL:.0f}% interval of the cut over the {_count(self.heldout, 'held-out sample')} "
@@ -237,9 +244,8 @@ class OptimizedGrid:
             f"{' and the first time' if self.first_time == 'free' else ''}, "
             f"{_count(self.evaluations, 'calibration run')}",
             f"{'searched grid' if self.fell_back else 'grid'}: " + " ".join(f"{t:.4g}" for t in self.searched_grid),
-        ] + ([f"first time {self.searched_grid[0]:.4g}, below the noise's time {self.t_start:.4g}: the noise is taken "
-              f"as the state there (pure noise of that time; on a VP schedule the noise itself), the error measured "
-              f"against the flow from {self.t_start:.4g}"] if self.searched_grid[0] < self.t_start else []) + [
+        ] + ([f"schedule {self.schedule}: times from {_time(self.t_start)} (the noise) to {_time(self.grid[-1])}"]
+             if self.schedule else []) + ([self.late_start()] if self.searched_grid[0] < self.t_start else []) + [
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
             f"{abs(100 * self.reduction):.1f}% {'smaller' if self.reduction >= 0 else 'larger'} "
             f"(calibration error {self.calibration_error:.3e})",
@@ -250,6 +256,18 @@ class OptimizedGrid:
               f"{_count(self.evaluations, 'run')}"] if self.stopped else [])
           + ([f"FELL BACK to the best built-in grid ({self.baseline_kind}): {self.fallback_reason}; "
               f"the grid handed back is: " + " ".join(f"{t:.4g}" for t in self.grid)] if self.fell_back else []))
+
+    def late_start(self) -> str:
+        """How to start from the searched grid's first time where it lies below :attr:`t_start` (a report line)."""
+        first = _time(self.searched_grid[0])
+        if self.start_scale == 1.0:
+            how = "the noise itself is the state there (scale 1 on this schedule)"
+        else:
+            how = (f"the state there is the noise times {self.start_scale:.6g} = scale({first}) / "
+                   f"scale({_time(self.t_start)}), pure noise of that time: "
+                   f"pndmkit.studies.grid_opt.noise_at(schedule, x_T, {_time(self.t_start)}, {first})")
+        return (f"first time {first}, below the noise's time {_time(self.t_start)}: {how}; the error is measured "
+                f"against the flow from {_time(self.t_start)}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (``grid`` as a list, ``reduction`` included)."""
@@ -263,6 +281,11 @@ class OptimizedGrid:
         out["interval_level"] = INTERVAL_LEVEL
         out["t_start"] = None if math.isnan(self.t_start) else self.t_start
         return out
+
+
+def _time(t: float) -> str:
+    """A time for a report line, with digits enough to tell it from times 1e-6 away."""
+    return f"{float(t):.7g}"
 
 
 def _count(n: int, noun: str) -> str:
@@ -356,7 +379,7 @@ def sample_errors(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) -> 
     if not is_problem(study.problem):
         import torch
 
-        x_T = torch.from_numpy(study.x_T.copy())
+        x_T = torch.from_numpy(np.array(x_T, dtype=np.float64))  # a copy: the network may write into its input
     sol = sample(lambda x, t: study.problem.eps(x, t, study.schedule), x_T, schedule=study.schedule, method=spec,
                  grid=grid)
     x = sol.x.detach().cpu().double().numpy() if hasattr(sol.x, "detach") else np.asarray(sol.x, dtype=np.float64)
@@ -629,9 +652,9 @@ def _check_args(method: Any, target: Any, *, schedule: Any, calibration: Any, he
     return spec
 
 
-def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[float], *,
+def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: "Sequence[float] | OptimizedGrid", *,
              schedule: Optional[NoiseSchedule] = None, heldout: Optional[int] = None,
-             calibration: Optional[int] = None, seed: int = 0,
+             calibration: Optional[int] = None, seed: Optional[int] = None,
              shape: Optional[Sequence[int]] = None, kinds: Sequence[str] = BUILTIN_KINDS,
              cache: Any = None, rebuild_cache: bool = False, t_start: Optional[float] = None) -> dict[str, Any]:
     """Held-out error of ``grid`` (e.g. optimised on a surrogate) and of every built-in kind with its step count.
@@ -641,7 +664,9 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
     default as in :func:`optimize` (:func:`default_noises`). ``t_start`` is the time of the noise, where the
     reference flow and the built-in grids start (default ``grid[0]``); a grid that starts below it (one of
     :func:`optimize`'s with ``first_time="free"``, pass its :attr:`OptimizedGrid.t_start`) takes the noise as its
-    state at ``grid[0]`` (:func:`noise_at`), as :func:`optimize` judged it.
+    state at ``grid[0]`` (:func:`noise_at`), as :func:`optimize` judged it. ``grid`` may be the
+    :class:`OptimizedGrid` itself: its :attr:`~OptimizedGrid.grid` is judged, and ``t_start``, ``calibration``,
+    ``heldout`` and ``seed`` left out are its own, so the numbers are the optimisation's held-out ones.
 
     Returns
     -------
@@ -657,6 +682,16 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: Sequence[flo
         ``grid[0]``, or any argument :func:`optimize` also rejects; ``kinds`` when none of them gives the grid's
         step count.
     """
+    if isinstance(grid, OptimizedGrid):
+        if isinstance(method, (str, MethodSpec)) and (method if isinstance(method, str) else method.name) != grid.method:
+            raise UsageError(("method", "grid"), f"grid was optimised for {grid.method!r}, not {method!r}: judge it "
+                                                 f"with the method it was optimised for")
+        t_start = grid.t_start if t_start is None and not math.isnan(grid.t_start) else t_start
+        calibration = grid.calibration if calibration is None else calibration
+        heldout = grid.heldout if heldout is None else heldout
+        seed = grid.seed if seed is None else seed
+        grid = grid.grid
+    seed = 0 if seed is None else seed
     spec = _check_args(method, problem_or_model, schedule=schedule, calibration=calibration, heldout=heldout,
                        seed=seed, shape=shape, kinds=kinds, cache=cache, calibration_minimum=0)
     what = "a decreasing 1-D sequence of at least 2 finite times"
@@ -908,4 +943,5 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
                              getattr(problem_or_model, "meta", {}).get("name") or type(problem_or_model).__name__),
                          calibration=int(calibration), heldout=int(heldout), seed=int(seed), stopped=stopped,
                          searched_grid=searched, fell_back=bool(reason), fallback_reason=reason,
-                         first_time=first_time, t_start=cal.t_start)
+                         first_time=first_time, t_start=cal.t_start, schedule=repr(cal.schedule),
+                         start_scale=float(cal.schedule.scale(searched[0])) / float(cal.schedule.scale(cal.t_start)))

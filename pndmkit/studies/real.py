@@ -58,7 +58,7 @@ from pndmkit.studies.convergence import MethodResult, Study
 from pndmkit.studies.statistics import rank_correlation
 
 __all__ = ["ModelStudy", "NetworkProblem", "LoadedModel", "load_model", "model_study", "cached_model_study",
-           "cache_key", "reference_solution", "converged_flow", "sweep", "check_reference_start",
+           "cache_key", "reference_solution", "converged_flow", "schedule_flow", "sweep", "check_reference_start",
            "run_model_study", "steps_for_nfe", "check_cache", "errors_at_nfe", "check_reference", "mixture_study",
            "rank_correlation", "DamagedCacheWarning", "DEFAULT_MODEL_STEPS", "PIXEL_SCALE"]
 
@@ -267,6 +267,9 @@ def reference_solution(problem: NetworkProblem, schedule: NoiseSchedule, x_T: ND
     """Converged end points of ``dy/ds = eps`` from ``x_T`` at ``t_start`` to ``t_end``: DOP853 at ``rtol`` and
     at ``rtol / 2`` (:func:`converged_flow`).
 
+    ``x_T`` and the end points are states of ``schedule`` (what its samplers carry and its network is called
+    with), scaled to and from the VP state off VP (:func:`schedule_flow`).
+
     Returns ``(x_ref, reference_error, nfe)``: the end points of the tighter solve, the largest absolute
     change between the two solves (the reference's error estimate) and the network evaluations spent.
     ``scale`` is the length ``c`` of the ``asinh(s/c)`` variable (about the data's smallest spread);
@@ -278,8 +281,42 @@ def reference_solution(problem: NetworkProblem, schedule: NoiseSchedule, x_T: ND
         # the interval's ends map to their own times exactly (t_from_s(s(t)) can round out of the schedule)
         return t_start if s >= s0 else t_end if s <= s1 else float(schedule.t_from_s(s))
 
-    return converged_flow(problem, x_T, s0, s1, time_of, rtol=rtol, scale=scale, progress=progress,
-                          stop_early=stop_early)
+    return schedule_flow(problem, schedule, x_T, s0, s1, time_of, rtol=rtol, scale=scale, progress=progress,
+                         stop_early=stop_early)
+
+
+def schedule_flow(problem: Any, schedule: NoiseSchedule, x: NDArray[np.float64], s_from: float, s_to: float,
+                  time_of: Callable[[float], float], *, rtol: float = 1e-9, scale: float = 0.1,
+                  progress: bool = False, stop_early: Optional[Callable[[], None]] = None
+                  ) -> tuple[NDArray[np.float64], float, int]:
+    """:func:`converged_flow` for states of ``schedule``: ``x`` at level ``s_from`` carried to ``s_to``.
+
+    Off VP (EDM, VE, flow matching) a state is ``scale(t)`` times the VP state with the same ``s``
+    (:meth:`~pndmkit.schedules.NoiseSchedule.scale`, ``t = time_of(s)``): the solve carries ``x / scale``, calls
+    the network at ``scale(t)`` times the VP state, and returns the end points and the error estimate times
+    ``scale`` at ``s_to``. On a VP schedule (scale 1) it is :func:`converged_flow` itself.
+
+    Parameters and returns are :func:`converged_flow`'s, ``x`` and the end points in ``schedule``'s state.
+    """
+    if schedule.family == "vp":
+        return converged_flow(problem, x, s_from, s_to, time_of, rtol=rtol, scale=scale, progress=progress,
+                              stop_early=stop_early)
+    c_from, c_to = (float(schedule.scale(time_of(v))) for v in (s_from, s_to))
+    x_vp, err, nfe = converged_flow(_ScaledNetwork(problem, schedule), np.asarray(x, dtype=np.float64) / c_from,
+                                    s_from, s_to, time_of, rtol=rtol, scale=scale, progress=progress,
+                                    stop_early=stop_early)
+    return x_vp * c_to, err * c_to, nfe
+
+
+class _ScaledNetwork:
+    """``problem`` seen from the VP state off VP: ``eps_numpy(x_vp, t)`` calls the network at the schedule's state
+    ``scale(t) x_vp`` (its eps is the same: it is the noise of the one point both states describe)."""
+
+    def __init__(self, problem: Any, schedule: NoiseSchedule) -> None:
+        self.problem, self.schedule = problem, schedule
+
+    def eps_numpy(self, x: NDArray[np.float64], t: float) -> NDArray[np.float64]:
+        return self.problem.eps_numpy(x * float(self.schedule.scale(t)), t)
 
 
 def converged_flow(problem: Any, x: NDArray[np.float64], s_from: float, s_to: float, time_of: Callable[[float], float],
@@ -398,8 +435,9 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
     model, schedule, shape
         See :func:`load_model`.
     x_T : array, optional
-        Initial noises ``(batch, *shape)``; default ``pndmkit.noise.per_sample_noise(range(batch), shape, seed)``
-        (per-sample seeds, as ``pndmkit sample`` draws them).
+        Initial noises ``(batch, *shape)``, states of the schedule at ``t_start``; default
+        ``pndmkit.noise.per_sample_noise(range(batch), shape, seed)`` (per-sample seeds, as ``pndmkit sample`` draws
+        them), times ``schedule.scale(t_start)`` off VP (pure noise of EDM, VE or flow matching there).
     batch, seed : int
         Number and seed of the default noises.
     grid : str
@@ -473,6 +511,9 @@ def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T
         if not (isinstance(batch, int) and batch >= 1):
             raise UsageError("batch", f"batch must be an integer >= 1, got {batch!r}")
         x0 = per_sample_noise(range(batch), shp, seed).astype(np.float64)
+        t_top = sched.t_start if t_start is None else float(t_start)
+        if sched.family != "vp":  # pure noise of EDM, VE or flow at the start, as make_study draws it
+            x0 = x0 * float(sched.scale(t_top))
     else:
         x0 = np.array(x_T.detach().cpu().numpy() if hasattr(x_T, "detach") else x_T, dtype=np.float64)
         if x0.ndim < 2 or not np.all(np.isfinite(x0)):
@@ -491,7 +532,10 @@ def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T
     except (TypeError, ValueError) as exc:
         raise UsageError(("grid", "t_start", "t_end"), str(exc)) from exc
     problem = NetworkProblem(eps_model, x0.shape[1:], name)
-    key = cache_key(_FORMAT, fingerprint, repr(sched), t0, t1, rtol, scale, x0) if fingerprint else ""
+    # off VP the key says the reference is solved in the schedule's own state (schedule_flow): a reference cached
+    # before that was solved from the state as if it were VP's, and is not read back
+    state = () if sched.family == "vp" else ("schedule-state",)
+    key = cache_key(_FORMAT, fingerprint, repr(sched), t0, t1, rtol, scale, x0, *state) if fingerprint else ""
     folder = Path(cache) / key if cache is not None and key else None
     with blame("cache", errors=(BadFileError,)):
         stored = _read_reference(folder, x0.shape, rebuild_cache) if folder is not None else None

@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 
 from pndmkit._io import atomic_path, write_text
 from pndmkit.studies.convergence import MethodResult, Study
+from pndmkit.studies.monitor import duration
 
 __all__ = ["methods_markdown_table", "order_table", "order_json", "order_plot", "write_compare_results",
            "COMPARE_FILES", "compare_result_paths", "compare_summary",
@@ -222,22 +223,27 @@ def skipped_lines(result: dict, key: str = "by_nfe") -> list[str]:
     """Lines naming each solver left out of the summary ``key`` at an NFE and why (``result["skipped"]``,
     :func:`pndmkit.studies.compare.skipped_summary`): one line per solver and reason, its NFEs joined, and the
     cases where not all. ``by_nfe`` and ``by_nfe_shared_grids`` leave out the peers run on pndmkit's grids;
-    ``by_nfe_peers_on_pndmkit_grids`` names only those (the others are said under ``by_nfe``). None for a result
-    without the field (read back from an older file)."""
+    ``by_nfe_peers_on_pndmkit_grids`` names only those (the others are said under ``by_nfe``);
+    ``by_nfe_optimized`` names the methods and NFEs whose grid was not optimised (``result["optimized_skipped"]``:
+    no step count fits, one step with the first time fixed, or a method of the default set that did not run). None
+    for a result without the field (read back from an older file)."""
     from pndmkit.studies.peers import PEERS
 
     custom = {name for name, spec in PEERS.items() if not spec.builtin}
     mine = key == "by_nfe_peers_on_pndmkit_grids"
+    optimized = key == "by_nfe_optimized"
     grouped: dict[tuple, list[str]] = {}
     cases = len(result.get("cases", ())) or 1
-    for e in result.get("skipped", ()):
-        if (e["side"] == "peer" and e["method"] in custom) != mine:
+    for e in result.get("optimized_skipped" if optimized else "skipped", ()):
+        if not optimized and (e["side"] == "peer" and e["method"] in custom) != mine:
             continue
         where = "" if len(e["cases"]) >= cases else f" (on {', '.join(e['cases'])})"
         grouped.setdefault((e["side"], e["method"], e["reason"], where), []).append(str(e["nfe_target"]))
     if not grouped:
         return []
-    return ["left out (no run at that NFE, so not in the table):"] + [
+    head = ("left out (no optimised grid at that NFE, so not in the table):" if optimized else
+            "left out (no run at that NFE, so not in the table):")
+    return [head] + [
         f"  {side} {method} at NFE {', '.join(nfes)}{where}: {reason}"
         for (side, method, reason, where), nfes in grouped.items()]
 
@@ -287,8 +293,11 @@ def optimized_summary(result: dict, markdown: bool = False) -> str:
     """``by_nfe_optimized`` as a text (or Markdown) table: the best optimised grid, the best built-in pndmkit
     grid, the best peer, the ratios (each with its 95% interval in brackets where the result has one), and per
     optimised method its optimised / own best built-in error. The text table names the grid option of the best
-    built-in run and of the best peer in brackets (one per case)."""
-    cols = ["NFE", "best optimised", "error", "best built-in", "error", "best peer", "error", "opt/built-in",
+    built-in run and of the best peer in brackets (one per case). Where the run searched no grid options (``grids``
+    off, as ``--quick`` and ``--no-grids`` run) the built-in column says it holds the default grid only. The text
+    table is followed by the methods and NFEs left out of it and why (:func:`skipped_lines`)."""
+    builtin = "best built-in" if result.get("config", {}).get("grids", True) else "best built-in (default grid only)"
+    cols = ["NFE", "best optimised", "error", builtin, "error", "best peer", "error", "opt/built-in",
             "opt/peer", "per method: optimised / own built-in"]
     rows = []
     for nfe, row in result.get("by_nfe_optimized", {}).items():
@@ -306,7 +315,7 @@ def optimized_summary(result: dict, markdown: bool = False) -> str:
     if markdown:
         return "\n".join(["| " + " | ".join(cols) + " |", "|---:|---|---:|---|---:|---|---:|---:|---:|---|"]
                          + ["| " + " | ".join(r) + " |" for r in rows])
-    return _text_table(cols, rows)
+    return "\n".join([_text_table(cols, rows), *skipped_lines(result, "by_nfe_optimized")])
 
 
 def auto_summary(result: dict, markdown: bool = False) -> str:
@@ -435,10 +444,14 @@ def compare_markdown(result: dict) -> str:
             f"{m} at NFE {', '.join(by)}" for m, by in cfg.get("given_grids", {}).items()) + "), fitted elsewhere; "
                "scored on this run's noises, as every row above.") if network else (
             f"pndmkit.studies.grid_opt.optimize per case and NFE, at most {cfg['optimize_maxfev']} runs on "
-            f"{cfg['optimize_calibration']} calibration noises each ({spent:.0f} s in all); scored on the "
-            "case's own samples, as every row above.")
+            f"{cfg['optimize_calibration']} calibration noises each ({duration(spent)} in all); scored on the "
+            "case's own samples, as every row above. Each optimised grid's times are in compare.json "
+            "(optimized_grids) and listed below.") + ("" if cfg.get("grids", True) else (
+                " Built-in: the default grid only (the run searched no grid options: --quick or --no-grids)."))
         out += ["## Optimised grids (reported apart: never in the tables above)", "", how, "",
                 optimized_summary(result, markdown=True), "",
+                *(["Left out:", "", *(f"- {line.strip()}" for line in skipped_lines(result, "by_nfe_optimized")[1:]),
+                   ""] if skipped_lines(result, "by_nfe_optimized") else []),
                 *([INTERVAL_NOTE + " (in brackets).", ""] if any(
                     e.get("vs_peer_interval") or e.get("vs_builtin_interval")
                     for e in result["by_nfe_optimized"].values()) else []),
@@ -456,6 +469,13 @@ def compare_markdown(result: dict) -> str:
                            f"{_fmt(o.get('sw'), '.4f')} | {b['method']} | {b['option']} | {b['error']:.2e} | "
                            f"{_fmt(b.get('sw'), '.4f')} | {o['error'] / b['error']:.2f} |")
         out.append("")
+        if result.get("optimized_grids"):
+            out += ["The optimised grids (times in the schedule's units, first to last; first time fixed: the "
+                    "schedule's top, free: searched below it, the noise taken as the state there):", "",
+                    "| case | method | NFE | first time | times |", "|---|---|---:|---|---|"]
+            out += [f"| {g['problem']}/{g['schedule']} | {g['method']} | {g['nfe_target']} | {g['first_time']} | "
+                    f"{', '.join(f'{t:.6g}' for t in g['times'])} |" for g in result["optimized_grids"]]
+            out.append("")
     if "by_nfe_auto" in result:
         from pndmkit.studies.compare import AUTO_TAIL
 
