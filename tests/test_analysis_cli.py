@@ -46,6 +46,7 @@ def _main_error(module: str, argv: list[str], capsys, monkeypatch) -> str:
     ("analysis.grid_opt", ["--heldout", "0"], "--heldout: expected an integer >= 1, got '0'"),
     ("analysis.grid_opt_ceiling", ["--bound", "0"], "--bound: expected a finite number > 0, got '0'"),
     ("analysis.bench", ["--out", __file__], f"--out: {__file__!r} exists and is not a folder"),
+    ("analysis.unet_free_grid", ["--maxfev", "0"], "--maxfev: expected an integer >= 1, got '0'"),
 ])
 def test_a_bad_option_is_one_usage_line(module, argv, said, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", [module])

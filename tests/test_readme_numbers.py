@@ -250,3 +250,33 @@ def test_the_digits_unet_analytic_start_numbers_are_the_results_file():
             f"noises, the same grid from `x_T` itself {_ratio(rows['identity'], 2)}") in flat
     low, high = rows["gaussian"]["to_peer"]["interval"]
     assert low < rows["identity"]["to_peer"]["ratio"] < high  # "the gain is within the interval"
+
+
+def test_the_digits_unet_free_grid_numbers_are_the_results_file():
+    """The README's paragraph on refining the start scan's grids with a searched first time is
+    analysis/results/compare_digits_160/free_grid.json: each search starts from the scan's grid and never ends worse
+    on the calibration noises; the pick per NFE is by calibration error; the quoted ratios are those rows'."""
+    flat = " ".join(README.split())
+    data = _json(RESULTS / "compare_digits_160" / "free_grid.json")
+    scan = {(s["method"], s["nfe"]): s["grid"] for s in _json(RESULTS / "compare_digits_160" /
+                                                              "leading_multistep.json")["scan"]}
+    cuts = []
+    for r in data["rows"]:
+        assert r["start_grid"] == scan[(r["method"], r["nfe"])] and r["grid"][0] <= 999.0 and r["grid"][-1] == -1.0
+        assert r["calibration_error"] <= r["calibration_error_start"]
+        cuts.append(1 - r["calibration_error"] / r["calibration_error_start"])
+    assert f"cuts the calibration error by {100 * min(cuts):.0f}-{100 * max(cuts):.0f}%" in flat
+    for nfe, label in ((5, "NFE 5"), (6, "at NFE 6")):  # "0.86 [...] of the best peer at NFE 5", "0.88 [...] at NFE 6"
+        rows = [r for r in data["rows"] if r["nfe"] == nfe]
+        pick = min(rows, key=lambda r: r["calibration_error"])
+        assert pick["method"] == "unipc-3"
+        assert f"{_ratio(pick['searched'], 2)} {'of the best peer at' if nfe == 5 else ''} {label}".replace(
+            "  ", " ") in flat, nfe
+        assert f"({pick['grid'][0]:.0f})" in flat or f"(first time {pick['grid'][0]:.0f})" in flat
+    picks = {r["nfe"]: r for r in data["rows"] if r["method"] == "unipc-3"}
+    assert (f"against {picks[5]['scan']['to_peer']['ratio']:.2f} and {picks[6]['scan']['to_peer']['ratio']:.2f} "
+            f"for `unipc-3`'s scan grids") in flat
+    other = next(r for r in data["rows"] if r["method"] == "ipndm-v" and r["nfe"] == 6)
+    assert f"`ipndm-v` at NFE 6 reads {_ratio(other['searched'], 2)}" in flat
+    assert other["calibration_error"] > picks[6]["calibration_error"]  # "it has the larger calibration error"
+    assert picks[5]["searched"]["to_peer"]["interval"][1] < 1.0  # "a lead established at NFE 5"
