@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.compare_digits_leading_multistep import CALIBRATION, Runner, against, shipped_rows, spaced
+from analysis.compare_digits_leading_multistep import CALIBRATION, Runner, against, rms, shipped_rows, spaced
 from analysis.tables import RESULTS
 
 STARTS = ("identity", "gaussian", "digits-gmm")
@@ -48,10 +48,6 @@ METHODS = ("unipc-3",)
 FLOOR_METHOD, FLOOR_STEPS = "unipc-3", 60
 #: tolerances of the mixtures' flows (their error is far below the network's)
 FLOW_TOL = 1e-9
-
-
-def _rms(mean_squared) -> float:
-    return float(np.sqrt(np.mean(mean_squared)))
 
 
 def start_laws() -> dict:
@@ -88,7 +84,7 @@ def run(nfes, cache: str, log=print) -> dict:
     for (name, t1), x1 in starts.items():
         if t1 not in FLOOR_T1S:
             continue
-        e = _rms(cal.errors(FLOOR_METHOD, spaced(t1, 1, FLOOR_STEPS), x1))
+        e = rms(cal.errors(FLOOR_METHOD, spaced(t1, 1, FLOOR_STEPS), x1))
         floors.append({"start": name, "t1": t1, "error": e})
         log(f"floor {name} t1={t1}: {e:.4e}")
     chosen = []
@@ -97,7 +93,7 @@ def run(nfes, cache: str, log=print) -> dict:
         for method, (key, x1), t_last in itertools.product(METHODS, starts.items(), TLASTS):
             if key[0] != name or key[1] not in T1S:
                 continue
-            tried[(method, key[1], t_last)] = _rms(cal.errors(method, spaced(key[1], t_last, steps_of(method, nfe)), x1))
+            tried[(method, key[1], t_last)] = rms(cal.errors(method, spaced(key[1], t_last, steps_of(method, nfe)), x1))
         best = min(tried, key=tried.get)
         chosen.append({"start": name, "nfe": nfe, "method": best[0], "t1": best[1], "t_last": best[2],
                        "calibration_error": tried[best]})
@@ -109,7 +105,7 @@ def run(nfes, cache: str, log=print) -> dict:
         x1 = carry(laws[c["start"]], held.x_T, schedule, c["t1"])
         e = held.errors(c["method"], spaced(c["t1"], c["t_last"], steps_of(c["method"], c["nfe"])), x1)
         best = shipped[c["nfe"]]
-        rows.append({**c, "error": _rms(e), "to_peer": against(e, best["peer"]["sample_errors"]),
+        rows.append({**c, "error": rms(e), "to_peer": against(e, best["peer"]["sample_errors"]),
                      "to_pndmkit": against(e, best["pndmkit"]["sample_errors"])})
     return {"floors": floors, "rows": rows, "evaluations": cal.evaluations + held.evaluations,
             "peers": {nfe: {"peer": f"{s['peer']['method']}, {s['peer']['option']}", "peer_error": s["peer"]["error"]}

@@ -42,7 +42,8 @@ TLASTS = (100, 150, 200, 250)
 CALIBRATION = (0, 96)
 
 
-def _rms(e) -> float:
+def rms(e) -> float:
+    """Root mean square of per-noise mean squared errors ``e`` (the RMS error over noises and pixels)."""
     return float(np.sqrt(np.mean(e)))
 
 
@@ -65,7 +66,7 @@ def against(row_errors, base_errors) -> dict:
     from pndmkit.studies.statistics import ratio_interval
 
     a, b = np.asarray(row_errors, dtype=np.float64), np.asarray(base_errors, dtype=np.float64)
-    return {"ratio": _rms(a) / _rms(b), "interval": list(ratio_interval([(a, b)]))}
+    return {"ratio": rms(a) / rms(b), "interval": list(ratio_interval([(a, b)]))}
 
 
 def candidates(nfes, methods, config: dict, cache: str, log=print) -> list[dict]:
@@ -130,7 +131,7 @@ def scan(nfes, methods, cache: str, t0s=T0S, t_lasts=TLASTS, log=print) -> dict:
         tried = {}
         for t0, t_last in sorted(set(itertools.product(t0s, t_lasts)) | {(int(lm[0]), int(lm[-2]))}):
             if t_last < t0:
-                tried[(t0, t_last)] = _rms(cal.errors(method, spaced(t0, t_last, steps)))
+                tried[(t0, t_last)] = rms(cal.errors(method, spaced(t0, t_last, steps)))
         best = min(tried, key=tried.get)
         chosen[(method, nfe)] = {"grid": spaced(*best, steps), "t0": best[0], "t_last": best[1],
                                  "calibration_error": tried[best],
@@ -215,7 +216,7 @@ def main(argv=None) -> int:
                      "to_pndmkit": against(r["sample_errors"], best["pndmkit"]["sample_errors"])})
         if r["method"] == "dpm-solver++-3m-nolof" and best["peer"]["method"] == "dpm-3m-nolof":
             a, b = np.asarray(r["sample_errors"]), np.asarray(best["peer"]["sample_errors"])
-            parity[r["nfe_target"]] = {"ours": _rms(a), "peer": _rms(b), "relative": abs(_rms(a) / _rms(b) - 1),
+            parity[r["nfe_target"]] = {"ours": rms(a), "peer": rms(b), "relative": abs(rms(a) / rms(b) - 1),
                                        "max_per_noise": float(np.max(np.abs(np.sqrt(a / b) - 1)))}
     scanned = []
     if args.scan:
@@ -230,7 +231,7 @@ def main(argv=None) -> int:
             best = shipped[nfe]
             scanned.append({"nfe": nfe, "method": method, **c})
             rows.append({"nfe": nfe, "method": method, "grid": f"starts {c['t0']}..{c['t_last']} (scan)",
-                         "error": _rms(errors), "to_peer": against(errors, best["peer"]["sample_errors"]),
+                         "error": rms(errors), "to_peer": against(errors, best["peer"]["sample_errors"]),
                          "to_pndmkit": against(errors, best["pndmkit"]["sample_errors"])})
     rows.sort(key=lambda r: (r["nfe"], r["error"]))
     report = {"command": "python -m analysis.compare_digits_leading_multistep "

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.compare_digits_leading_multistep import Runner, _rms, against, shipped_rows
+from analysis.compare_digits_leading_multistep import Runner, rms, against, shipped_rows
 from analysis.tables import RESULTS
 
 SCAN = RESULTS / "compare_digits_160" / "leading_multistep.json"
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
                "evaluations": res.evaluations, "seconds": seconds,
                "calibration_error_start": s["calibration_error"], "calibration_error": res.calibration_error}
         for name, e in errors.items():
-            row[name] = {"error": _rms(e), "to_peer": against(e, best["peer"]["sample_errors"]),
+            row[name] = {"error": rms(e), "to_peer": against(e, best["peer"]["sample_errors"]),
                          "to_pndmkit": against(e, best["pndmkit"]["sample_errors"])}
         rows.append(row)
         print(f"{method} NFE {nfe}: calibration {s['calibration_error']:.4g} -> {res.calibration_error:.4g} "
