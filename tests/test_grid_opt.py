@@ -725,3 +725,23 @@ def test_evaluate_takes_the_optimised_grid_itself_and_a_one_step_free_search_rep
     assert info.value.params == ("method", "grid") and "optimised for 'f-pndm'" in str(info.value)
     d = res.to_dict()
     assert (d["schedule"], d["start_scale"], d["t_start"], d["first_time"]) == (res.schedule, 1.0, 999.0, "free")
+
+
+def test_a_result_describes_the_grid_it_hands_back_and_is_judged_on_its_own_schedule():
+    """After a fallback the report and start_scale described the discarded late grid (following them with the
+    handed-back grid cost 9x); evaluate(res) read EDM times as DDPM timesteps (a -519% verdict); noise_at took a
+    first time above t_start."""
+    from pndmkit.schedules import get_schedule
+
+    flow, edm = get_schedule("flow"), get_schedule("edm")
+    with pytest.warns(grid_opt.GridFallbackWarning):
+        fell = grid_opt.optimize("ipndm", "gmm2d", 6, schedule=flow, calibration=128, heldout=128)
+    assert fell.fell_back and fell.searched_grid[0] < fell.t_start == fell.grid[0]  # measured: searched 0.835
+    assert fell.start_scale == 1.0 and "the state there is the noise times" not in fell.report()
+    res = grid_opt.optimize("ipndm", "gmm2d", 6, schedule=edm, calibration=64, heldout=64)
+    with pytest.raises(UsageError) as info:
+        grid_opt.evaluate("ipndm", "gmm2d", res)
+    assert info.value.params == ("schedule",) and "grid was optimised on EDM(" in str(info.value)
+    assert grid_opt.evaluate("ipndm", "gmm2d", res, schedule=edm)["error"] == res.heldout_error
+    with pytest.raises(ValueError, match=r"^first=20\.0 must be at or below t_start=10\.0"):
+        grid_opt.noise_at(edm, np.ones(2), 10.0, 20.0)

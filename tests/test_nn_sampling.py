@@ -721,3 +721,22 @@ def test_sample_cli_refuses_bad_explicit_grids_in_one_line(ckpt, tmp_path, usage
     err = usage_error(["sample", "--checkpoint", ckpt + ".json", "--out", str(tmp_path / "o"), "--method", "ipndm",
                        "--num-samples", "2", "--no-progress", "--grid", grid, *extra])
     assert expected in err and not (tmp_path / "o").exists(), err
+
+
+def test_explicit_times_starting_late_draw_the_noise_at_their_first_time_off_vp(tmp_path):
+    """`--grid 0.8,0.5,0` on a flow-matching checkpoint started from unit noise, 1.21x too large at t = 0.8 (pure
+    noise there is 0.82 of it); now explicit times that start below the schedule's start draw the noise there, as
+    --t-start does: the two runs are the same samples. On VP the scale is 1, so nothing changes there."""
+    from pndmkit.schedules import FlowMatching
+
+    torch.manual_seed(0)
+    stem = tmp_path / "flow"
+    save_checkpoint(stem, UNet.preset("tiny"), schedule=FlowMatching(), prediction="flow")
+    common = dict(checkpoint=str(stem), method="ddim", steps=None, num_samples=2, batch_size=2, shard_size=2,
+                  seed=3, progress=False, grid=[0.8, 0.5, 0.0])
+    sample_to_dir(SampleConfig(out=str(tmp_path / "times"), **common))
+    sample_to_dir(SampleConfig(out=str(tmp_path / "t_start"), t_start=0.8, **common))
+    _, a = read_samples(tmp_path / "times", expect=2)
+    _, b = read_samples(tmp_path / "t_start", expect=2)
+    np.testing.assert_array_equal(a, b)
+    assert abs(float(FlowMatching().prior_scale(0.8)) - 0.8246) < 1e-4  # the factor the noise was 1.21x off by

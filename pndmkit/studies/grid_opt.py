@@ -154,8 +154,8 @@ class OptimizedGrid:
     schedule : str
         ``repr`` of the schedule the times are in (``""``: not recorded).
     start_scale : float
-        What the noise at :attr:`t_start` is multiplied by to be the state at the searched grid's first time
-        (:func:`noise_at`): 1 on a VP schedule and where the first time is :attr:`t_start`.
+        What the noise at :attr:`t_start` is multiplied by to be the state at :attr:`grid`'s first time (the grid
+        handed back; :func:`noise_at`): 1 on a VP schedule and where the first time is :attr:`t_start`.
     """
 
     method: str
@@ -245,7 +245,7 @@ class OptimizedGrid:
             f"{_count(self.evaluations, 'calibration run')}",
             f"{'searched grid' if self.fell_back else 'grid'}: " + " ".join(f"{t:.4g}" for t in self.searched_grid),
         ] + ([f"schedule {self.schedule}: times from {_time(self.t_start)} (the noise) to {_time(self.grid[-1])}"]
-             if self.schedule else []) + ([self.late_start()] if self.searched_grid[0] < self.t_start else []) + [
+             if self.schedule else []) + ([self.late_start()] if self.grid[0] < self.t_start else []) + [
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
             f"{abs(100 * self.reduction):.1f}% {'smaller' if self.reduction >= 0 else 'larger'} "
             f"(calibration error {self.calibration_error:.3e})",
@@ -258,8 +258,9 @@ class OptimizedGrid:
               f"the grid handed back is: " + " ".join(f"{t:.4g}" for t in self.grid)] if self.fell_back else []))
 
     def late_start(self) -> str:
-        """How to start from the searched grid's first time where it lies below :attr:`t_start` (a report line)."""
-        first = _time(self.searched_grid[0])
+        """How to start from the handed-back :attr:`grid`'s first time where it lies below :attr:`t_start` (a
+        report line)."""
+        first = _time(self.grid[0])
         if self.start_scale == 1.0:
             how = "the noise itself is the state there (scale 1 on this schedule)"
         else:
@@ -319,8 +320,18 @@ def noise_at(schedule: NoiseSchedule, x_T: NDArray[np.float64], t_start: float, 
     -------
     ndarray
         ``x_T`` (the same object) where the scales are equal, else a scaled copy.
+
+    Raises
+    ------
+    ValueError
+        ``first`` above ``t_start``, or a time outside the schedule's domain (naming ``first``).
     """
-    ratio = float(schedule.scale(first)) / float(schedule.scale(t_start))
+    if not first <= t_start:
+        raise ValueError(f"first={first!r} must be at or below t_start={t_start!r}, the time the noise is drawn at")
+    with blame("first"):
+        top = float(schedule.scale(t_start))
+    with blame("first"):
+        ratio = float(schedule.scale(first)) / top
     return x_T if ratio == 1.0 else x_T * ratio
 
 
@@ -686,6 +697,12 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: "Sequence[fl
         if isinstance(method, (str, MethodSpec)) and (method if isinstance(method, str) else method.name) != grid.method:
             raise UsageError(("method", "grid"), f"grid was optimised for {grid.method!r}, not {method!r}: judge it "
                                                  f"with the method it was optimised for")
+        if grid.schedule:
+            resolved = schedule if schedule is not None else StudyTarget.resolve(problem_or_model, None,
+                                                                                shape=shape).schedule
+            if repr(resolved) != grid.schedule:
+                raise UsageError("schedule", f"grid was optimised on {grid.schedule}, and this evaluation runs on "
+                                             f"{resolved!r}: pass schedule= the schedule it was optimised on")
         t_start = grid.t_start if t_start is None and not math.isnan(grid.t_start) else t_start
         calibration = grid.calibration if calibration is None else calibration
         heldout = grid.heldout if heldout is None else heldout
@@ -944,4 +961,4 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
                          calibration=int(calibration), heldout=int(heldout), seed=int(seed), stopped=stopped,
                          searched_grid=searched, fell_back=bool(reason), fallback_reason=reason,
                          first_time=first_time, t_start=cal.t_start, schedule=repr(cal.schedule),
-                         start_scale=float(cal.schedule.scale(searched[0])) / float(cal.schedule.scale(cal.t_start)))
+                         start_scale=float(cal.schedule.scale(grid[0])) / float(cal.schedule.scale(cal.t_start)))
