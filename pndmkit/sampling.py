@@ -373,8 +373,8 @@ def _warn_low_start(schedule: NoiseSchedule, times: NDArray[np.float64], grid: s
 
 
 class IgnoredGridWarning(UserWarning):
-    """A grid kind, ``rho`` or ``offset`` given to an adaptive method, which integrates between the grid's end
-    times only (:func:`adaptive_end_times`) with steps it chooses itself (:func:`sample` and ``pndmkit sample
+    """A grid kind, ``rho``, ``offset`` or explicit interior times given to an adaptive method, which integrates
+    between the grid's end times only (:func:`adaptive_end_times`) with steps it chooses itself (:func:`sample` and ``pndmkit sample
     --grid`` ignore them, saying so, and run as without them)."""
 
 
@@ -452,8 +452,11 @@ def resolve_grid(schedule: NoiseSchedule, steps: int | None, grid: Grid, *, t_st
     if grid is not None and not isinstance(grid, str) and np.ndim(grid) == 0:
         from pndmkit.grids import GRIDS
 
+        shown = repr(grid) if len(repr(grid)) <= 80 else repr(grid)[:76] + " ..."
+        hint = (f"; for an optimisation result pass its times, grid={type(grid).__name__.lower()}.grid"
+                if hasattr(grid, "grid") else "")
         raise TypeError(f"grid must be a grid kind ({', '.join(GRIDS)}) or a 1-D sequence of decreasing times, got "
-                        f"{type(grid).__name__} {grid!r}")
+                        f"{type(grid).__name__} {shown}{hint}")
     if grid is None or isinstance(grid, str):
         return make_grid(schedule, DEFAULT_STEPS if steps is None else steps, grid, t_start=t_start, t_end=t_end,
                          rho=rho, final_alpha=final_alpha, offset=offset)
@@ -660,6 +663,16 @@ def sample(model: Callable[[Any, float], Any], x_T: Any, *, schedule: NoiseSched
             resolve_grid(schedule, DEFAULT_STEPS if steps is None else steps, grid, t_start=t_start, t_end=t_end,
                          rho=rho, final_alpha=settings["final_alpha"], offset=offset)
             warnings.warn(ignored_grid_message(ignored, name), IgnoredGridWarning, stacklevel=2)
+    elif integrator.kind == "adaptive":  # explicit times: the run goes from the first to the last of them
+        name = integrator.name or "given"
+        if steps is not None:
+            warnings.warn(ignored_steps_message(steps, name), IgnoredStepsWarning, stacklevel=2)
+        interior = int(np.size(grid_request)) - 2
+        if interior > 0:
+            warnings.warn(f"the {interior} interior time{'s' if interior > 1 else ''} of grid "
+                          f"{'are' if interior > 1 else 'is'} ignored by the adaptive method {name!r}: it integrates "
+                          f"from grid[0] to grid[-1] with steps it chooses itself; give the two end times only",
+                          IgnoredGridWarning, stacklevel=2)
     try:
         if adaptive_range:
             # only the end times matter: the whole trajectory (from T - 1 on a DiscreteVP, whatever a spacing of

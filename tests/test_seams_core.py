@@ -556,3 +556,37 @@ def test_a_wrapper_that_converts_with_another_schedule_is_refused():
         sample(g, np.ones(2), schedule=DiscreteVP.linear(), method="ddim", steps=5, model_kwargs={"c": np.ones(2)})
     ok = sample(g, np.ones(2) * 0.5, schedule=FlowMatching(), method="ddim", steps=5, model_kwargs={"c": np.ones(2)})
     assert ok.nfe == 5
+
+
+def test_an_adaptive_method_says_it_ignores_explicit_interior_times_and_steps():
+    """pf ran explicit times [999, 500, -1] and steps=2 as [999, -1] in silence (a grid kind warned); an
+    optimisation result given as grid= answered with a 1202-character TypeError of its repr."""
+    import warnings
+
+    import pndmkit
+    from pndmkit.sampling import IgnoredGridWarning, IgnoredStepsWarning
+    from pndmkit.schedules import DiscreteVP
+
+    sched = DiscreteVP.linear()
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    model = lambda x, t: 0.1 * x  # noqa: E731
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        a = pndmkit.sample(model, x, schedule=sched, method="pf", grid=[999.0, 500.0, 200.0, -1.0], steps=3)
+    kinds = {type(w.message) for w in seen}
+    assert kinds == {IgnoredGridWarning, IgnoredStepsWarning}
+    assert any("the 2 interior times of grid are ignored by the adaptive method 'pf'" in str(w.message) for w in seen)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the two end times alone: nothing ignored, nothing said
+        b = pndmkit.sample(model, x, schedule=sched, method="pf", grid=[999.0, -1.0])
+    np.testing.assert_array_equal(a.x, b.x)
+
+    class Result:
+        grid = [999.0, -1.0]
+
+        def __repr__(self):
+            return "Result(" + "x" * 2000 + ")"
+
+    with pytest.raises(TypeError) as info:
+        pndmkit.sample(model, x, schedule=sched, grid=Result())
+    assert len(str(info.value)) < 350 and str(info.value).endswith("pass its times, grid=result.grid")

@@ -730,7 +730,8 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
             f"{'s' if rewritten > 1 else ''} rewritten from {'their shards' if rewritten > 1 else 'its shard'}); "
             "summary.json left as it is")
     elif kept is not None:
-        log(f"nothing to do: all {n_shards} shards of the run in {out} are done; summary.json left as it is")
+        log(f"nothing to do: {'the only shard' if n_shards == 1 else f'all {n_shards} shards'} of the run in {out} "
+            f"{'is' if n_shards == 1 else 'are'} done; summary.json left as it is")
     elif cfg.resume:
         log(f"rank {rank}/{world}: {len(mine)} shards to do, {len(range(rank, n_shards, world)) - len(mine)} done")
     todo = sum(len(idx) for _, idx in mine)
