@@ -745,3 +745,13 @@ def test_a_result_describes_the_grid_it_hands_back_and_is_judged_on_its_own_sche
     assert grid_opt.evaluate("ipndm", "gmm2d", res, schedule=edm)["error"] == res.heldout_error
     with pytest.raises(ValueError, match=r"^first=20\.0 must be at or below t_start=10\.0"):
         grid_opt.noise_at(edm, np.ones(2), 10.0, 20.0)
+
+
+def test_the_report_prints_times_that_paste_back_as_the_same_grid():
+    """The report printed 4 significant digits: on EDM a searched grid read 'grid: 9.587 9.587 1.874 ...', which
+    --grid and pndmkit.sample refuse as not decreasing; 7 digits keep every searched time apart here."""
+    res = grid_opt.optimize("ipndm", "gmm2d", 6, calibration=16, heldout=16, maxfev=30, fallback=False)
+    line = next(ln for ln in res.report().splitlines() if ln.startswith("grid: "))
+    pasted = np.array([float(v) for v in line[len("grid: "):].split()])
+    np.testing.assert_allclose(pasted, res.grid, rtol=1e-6, atol=0)
+    assert np.all(np.diff(pasted) < 0)

@@ -243,7 +243,7 @@ class OptimizedGrid:
             f"{' (every step free)' if self.degree == self.steps - 1 and self.degree > 0 else ''}"
             f"{' and the first time' if self.first_time == 'free' else ''}, "
             f"{_count(self.evaluations, 'calibration run')}",
-            f"{'searched grid' if self.fell_back else 'grid'}: " + " ".join(f"{t:.4g}" for t in self.searched_grid),
+            f"{'searched grid' if self.fell_back else 'grid'}: " + " ".join(_time(t) for t in self.searched_grid),
         ] + ([f"schedule {self.schedule}: times from {_time(self.t_start)} (the noise) to {_time(self.grid[-1])}"]
              if self.schedule else []) + ([self.late_start()] if self.grid[0] < self.t_start else []) + [
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
@@ -255,7 +255,7 @@ class OptimizedGrid:
         ] + ([f"the search stopped early ({self.stopped}): the grid is the best of its "
               f"{_count(self.evaluations, 'run')}"] if self.stopped else [])
           + ([f"FELL BACK to the best built-in grid ({self.baseline_kind}): {self.fallback_reason}; "
-              f"the grid handed back is: " + " ".join(f"{t:.4g}" for t in self.grid)] if self.fell_back else []))
+              f"the grid handed back is: " + " ".join(_time(t) for t in self.grid)] if self.fell_back else []))
 
     def late_start(self) -> str:
         """How to start from the handed-back :attr:`grid`'s first time where it lies below :attr:`t_start` (a
