@@ -126,6 +126,7 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
 
     from pndmkit.methods import get_method
     from pndmkit.noise import per_sample_noise
+    from pndmkit.studies.convergence import pure_noise
     from pndmkit.studies.monitor import StudyMonitor, TimeBudgetExceeded, duration
     from pndmkit.studies.real import (cached_model_study, check_reference, check_reference_start, load_model,
                                       model_study, sweep)
@@ -144,9 +145,8 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
         raise UsageError("model", f"{args.model}: the network's config gives no sample shape")
     t_top = loaded.schedule.t_start if args.t_start is None else args.t_start
     check_reference_start(loaded.schedule, t_top)
-    # pure noise of the network's schedule at the start: unit noise on VP (scale 1), sigma_max times it on EDM or VE
-    x_T = per_sample_noise(range(batch), loaded.shape, args.seed).astype(np.float64) * float(
-        loaded.schedule.scale(t_top))
+    x_T = pure_noise(loaded.schedule, per_sample_noise(range(batch), loaded.shape, args.seed).astype(np.float64),
+                     t_top)
     common = dict(x_T=x_T, grid=args.grid, t_start=args.t_start, t_end=args.t_end, cache=cache,
                   rebuild_cache=args.rebuild_cache)
     with blame("t_start", "t_end", "grid"):

@@ -66,7 +66,7 @@ from pndmkit.sampling import sample
 from pndmkit.schedules import SCHEDULES, NoiseSchedule, get_schedule
 
 __all__ = ["SCHEDULES", "DEFAULT_STEPS", "DEFAULT_TOLERANCES", "Study", "MethodResult", "make_study", "sweep",
-           "fit_order", "run_study"]
+           "fit_order", "run_study", "pure_noise"]
 
 #: step counts of the default study
 DEFAULT_STEPS = (25, 50, 100, 200, 400, 800)
@@ -120,6 +120,13 @@ class Study:
         return float(np.sqrt(np.mean((arr - self.reference) ** 2)))
 
 
+def pure_noise(schedule: NoiseSchedule, z: NDArray[np.float64], t: float) -> NDArray[np.float64]:
+    """Pure noise of ``schedule`` at time ``t`` from unit noise ``z`` (any shape): ``z`` itself (the same array) on a
+    VP schedule, ``scale(t) z`` on EDM, VE or flow matching (:meth:`~pndmkit.schedules.NoiseSchedule.scale`; the
+    same ``y = x / alpha`` as a VP schedule's at the same ``s``). How every study draws its start points."""
+    return z if schedule.family == "vp" else z * float(schedule.scale(t))
+
+
 def make_study(problem: str | GaussianMixture = "gmm2d", schedule: str | NoiseSchedule = "linear-vp", *,
                grid: str = "uniform", t_start: Optional[float] = None, t_end: Optional[float] = None,
                batch: int = 8, seed: int = 0) -> Study:
@@ -142,9 +149,7 @@ def make_study(problem: str | GaussianMixture = "gmm2d", schedule: str | NoiseSc
     make_grid(sched, 2, grid, t_start=t0, t_end=t1)  # validates grid kind and interval early
     if not (isinstance(batch, int) and batch >= 1):
         raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
-    x_T = np.random.default_rng(seed).standard_normal((batch, gm.dim))
-    if sched.family != "vp":
-        x_T = x_T * float(sched.scale(t0))
+    x_T = pure_noise(sched, np.random.default_rng(seed).standard_normal((batch, gm.dim)), t0)
     loose = gm.reference(x_T, sched, t0, t1, rtol=1e-12, atol=1e-12)
     tight = gm.reference(x_T, sched, t0, t1, rtol=1e-13, atol=1e-13)
     return Study(problem=gm, problem_name=problem if isinstance(problem, str) else repr(problem),

@@ -329,9 +329,7 @@ def noise_at(schedule: NoiseSchedule, x_T: NDArray[np.float64], t_start: float, 
     if not first <= t_start:
         raise ValueError(f"first={first!r} must be at or below t_start={t_start!r}, the time the noise is drawn at")
     with blame("first"):
-        top = float(schedule.scale(t_start))
-    with blame("first"):
-        ratio = float(schedule.scale(first)) / top
+        ratio = float(schedule.scale(first)) / float(schedule.scale(t_start))
     return x_T if ratio == 1.0 else x_T * ratio
 
 
@@ -693,16 +691,12 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: "Sequence[fl
         ``grid[0]``, or any argument :func:`optimize` also rejects; ``kinds`` when none of them gives the grid's
         step count.
     """
+    optimised_on = ""  # the schedule an OptimizedGrid records, checked against the target's once it is resolved
     if isinstance(grid, OptimizedGrid):
         if isinstance(method, (str, MethodSpec)) and (method if isinstance(method, str) else method.name) != grid.method:
             raise UsageError(("method", "grid"), f"grid was optimised for {grid.method!r}, not {method!r}: judge it "
                                                  f"with the method it was optimised for")
-        if grid.schedule:
-            resolved = schedule if schedule is not None else StudyTarget.resolve(problem_or_model, None,
-                                                                                shape=shape).schedule
-            if repr(resolved) != grid.schedule:
-                raise UsageError("schedule", f"grid was optimised on {grid.schedule}, and this evaluation runs on "
-                                             f"{resolved!r}: pass schedule= the schedule it was optimised on")
+        optimised_on = grid.schedule
         t_start = grid.t_start if t_start is None and not math.isnan(grid.t_start) else t_start
         calibration = grid.calibration if calibration is None else calibration
         heldout = grid.heldout if heldout is None else heldout
@@ -721,10 +715,18 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: "Sequence[fl
         if t_start < times[0]:
             raise UsageError("t_start", f"t_start={t_start:g} is below the grid's first time {times[0]:g}: the noise "
                                         f"is drawn at t_start and the grid starts at or below it")
+    def check_schedule(used: NoiseSchedule) -> None:
+        if optimised_on and repr(used) != optimised_on:
+            raise UsageError("schedule", f"grid was optimised on {optimised_on}, and this evaluation runs on "
+                                         f"{used!r}: pass schedule= the schedule it was optimised on")
+
+    if schedule is not None:
+        check_schedule(schedule)  # before the times are checked against its domain
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed,
                                  t_start=times[0] if t_start is None else t_start, t_end=times[-1],
                                  cache=cache, rebuild_cache=rebuild_cache,
                                  ends=("grid[0]" if t_start is None else "t_start", "grid[-1]"))
+    check_schedule(target.schedule)
     if calibration is None or heldout is None:
         default_cal, default_held = default_noises(target)
         calibration = default_cal if calibration is None else calibration

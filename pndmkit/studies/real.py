@@ -510,10 +510,8 @@ def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T
             raise UsageError("shape", f"cannot draw noises for {name}: pass shape= (one sample) or x_T=")
         if not (isinstance(batch, int) and batch >= 1):
             raise UsageError("batch", f"batch must be an integer >= 1, got {batch!r}")
-        x0 = per_sample_noise(range(batch), shp, seed).astype(np.float64)
-        t_top = sched.t_start if t_start is None else float(t_start)
-        if sched.family != "vp":  # pure noise of EDM, VE or flow at the start, as make_study draws it
-            x0 = x0 * float(sched.scale(t_top))
+        x0 = convergence.pure_noise(sched, per_sample_noise(range(batch), shp, seed).astype(np.float64),
+                                    sched.t_start if t_start is None else float(t_start))
     else:
         x0 = np.array(x_T.detach().cpu().numpy() if hasattr(x_T, "detach") else x_T, dtype=np.float64)
         if x0.ndim < 2 or not np.all(np.isfinite(x0)):

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from pndmkit.errors import BadFileError, UsageError, blame
 from pndmkit.noise import per_sample_noise
 from pndmkit.schedules import DiscreteVP, NoiseSchedule
-from pndmkit.studies.convergence import Study
+from pndmkit.studies.convergence import Study, pure_noise
 
 __all__ = ["StudyTarget", "is_problem", "reference_blocks", "problem_reference", "clear_problem_references",
            "REFERENCE_BLOCK", "REFERENCE_RTOL", "PROBLEM_REFERENCE_BYTES"]
@@ -281,8 +281,8 @@ class StudyTarget:
         times ``schedule.scale(t_start)`` off VP (pure noise of EDM or VE at its start is that many times
         ``N(0, I)``, as :func:`pndmkit.studies.convergence.make_study` draws it; unit noise there would start
         every run 80 times too small)."""
-        z = per_sample_noise(range(first, first + n), self.shape, self.seed).astype(np.float64)
-        return z if self.schedule.family == "vp" else z * float(self.schedule.scale(self.t_start))
+        return pure_noise(self.schedule, per_sample_noise(range(first, first + n), self.shape, self.seed).astype(
+            np.float64), self.t_start)
 
     def study(self, first: int, n: int, *, progress: bool = False,
               stop_early: Optional[Callable[[], None]] = None) -> Study:
