@@ -171,6 +171,28 @@ def test_optimized_rows_stay_out_of_the_builtin_results(optimized_result):
         assert len(with_opt["optimized"]) == 3 * 2  # every method at every NFE
 
 
+def test_compare_runs_csv_holds_every_run_the_optimised_ones_with_their_exact_times(optimized_result, tmp_path):
+    """compare_runs.csv said it held every run and left out the optimised grids: now they follow the built-in and
+    peer runs, their times in one cell that reads back to the JSON's floats exactly."""
+    from pndmkit.studies.reports import RUN_FIELDS, write_compare_results
+
+    write_compare_results(optimized_result, tmp_path)
+    with (tmp_path / "compare_runs.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == RUN_FIELDS
+    cases = optimized_result["cases"]
+    assert len(rows) == sum(len(c["runs"]) + len(c["optimized"]) for c in cases)
+    opt = [r for r in rows if r["option"] == "optimized"]
+    expected = [(c["schedule"], r) for c in cases for r in c["optimized"]]
+    assert len(opt) == len(expected) == 2 * 3 * 2
+    for got, (schedule, want) in zip(opt, expected):
+        assert got["schedule"] == schedule and (got["method"], int(got["nfe_target"])) == (want["method"],
+                                                                                          want["nfe_target"])
+        assert [float(t) for t in got["times"].split()] == want["times"]  # bit for bit
+        assert float(got["error"]) == want["error"] and got["first_time"] == want["first_time"]
+    assert all(r["times"] == r["first_time"] == "" for r in rows if r["option"] != "optimized")
+
+
 def test_optimized_grid_keeps_the_builtin_end_points_and_costs_the_nfe(optimized_result):
     from pndmkit.methods import METHODS
 

@@ -13,7 +13,7 @@ files there unless ``--overwrite`` says so (one run at a time: a run holds the l
 from that check to its last write, and a second run into DIR is refused at once): ``compare.json`` (summaries and the best option per solver, NFE and
 case), ``compare.csv`` (the same best rows, then the summaries of each row's NFE: ``ratio``, ``vs_builtin``,
 ``vs_peer`` and the ends of their 95% intervals),
-``compare_runs.csv`` (every run) and ``compare.md`` (summary tables). ``--peers`` with no names runs
+``compare_runs.csv`` (every run, the optimised grids' with their times) and ``compare.md`` (summary tables). ``--peers`` with no names runs
 pndmkit's methods alone (no diffusers needed) and reports their best per NFE. ``--optimized-grids`` also
 optimises the grids of some methods per case and NFE and prints (and writes) them in a table of their own;
 they never enter the built-in summaries. ``--auto`` also chooses, per case and NFE, one pndmkit method and grid

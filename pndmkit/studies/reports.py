@@ -108,8 +108,19 @@ BEST_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", 
 #: ``vs_peer`` of ``by_nfe_optimized`` (best optimised grid / best built-in pndmkit grid, / best peer)
 SUMMARY_FIELDS = ("ratio", "ratio_interval_lo", "ratio_interval_hi", "vs_builtin", "vs_builtin_interval_lo",
                   "vs_builtin_interval_hi", "vs_peer", "vs_peer_interval_lo", "vs_peer_interval_hi")
+#: the columns of ``compare_runs.csv``: every run of every case, the built-in grids' and the peers' first, then
+#: the optimised grids' (``option`` ``optimized``), whose ``times`` (the grid, space-separated, full float
+#: precision: paste into ``pndmkit sample --grid`` after replacing the spaces by commas) and ``first_time``
+#: (``fixed`` or ``free``) are empty on the other rows
 RUN_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", "steps", "nfe", "error", "s_start",
-              "s_end", "seconds")
+              "s_end", "seconds", "times", "first_time")
+
+
+def _run_row(row: dict) -> dict:
+    """A run as a ``compare_runs.csv`` row: an optimised run's grid as one space-separated cell."""
+    if "times" not in row:
+        return row
+    return {**row, "times": " ".join(repr(float(t)) for t in row["times"])}
 
 
 def _summary_columns(result: dict, target: Any) -> dict:
@@ -159,6 +170,8 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
 
     ``compare.csv`` holds the best rows of every case (:data:`BEST_FIELDS`) followed by the summaries of the
     row's NFE with their 95% intervals (:data:`SUMMARY_FIELDS`, as ``compare.json`` and ``compare.md`` carry them).
+    ``compare_runs.csv`` holds every run (:data:`RUN_FIELDS`): those of the built-in grids and the peers, then
+    the optimised grids' with their times.
 
     Each file is written atomically (a temporary file, then a rename), and existing ones are replaced: a
     caller that must not replace an earlier run's files checks :func:`compare_result_paths` first, as
@@ -167,11 +180,12 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = compare_result_paths(out)
     slim = {**result, "cases": [{k: v for k, v in c.items() if k != "runs"} for c in result["cases"]]}
-    write_text(paths[0], json.dumps(slim, indent=1) + "\n")  # every run is in compare_runs.csv
+    write_text(paths[0], json.dumps(slim, indent=1) + "\n")  # every run is in compare_runs.csv, optimised ones too
     tag = [{"problem": c["problem"], "schedule": c["schedule"]} for c in result["cases"]]
     _write_csv(paths[1], BEST_FIELDS + SUMMARY_FIELDS, [{**t, **r, **_summary_columns(result, r["nfe_target"])}
                                                         for t, c in zip(tag, result["cases"]) for r in c["best"]])
-    _write_csv(paths[2], RUN_FIELDS, [{**t, **r} for t, c in zip(tag, result["cases"]) for r in c["runs"]])
+    _write_csv(paths[2], RUN_FIELDS, [{**t, **_run_row(r)} for t, c in zip(tag, result["cases"])
+                                      for r in [*c["runs"], *c.get("optimized", [])]])
     write_text(paths[3], compare_markdown(result) + "\n")
     return paths
 
