@@ -10,7 +10,8 @@ allowed``, and exit status 2 (like argparse, :func:`main` raises ``SystemExit(2)
 exception is taken for bad input when
 
 * it is a :class:`pndmkit.errors.UsageError` (the library's own "this input is wrong"; its ``params``
-  name the options), or an argparse error, or a sub-command's ``SystemExit("message")``; or
+  name the options), or an argparse error (an option that takes a value given twice among them:
+  :class:`pndmkit.commands.args.StoreOnce`; a flag may repeat), or a sub-command's ``SystemExit("message")``; or
 * it is a ``ValueError``, ``TypeError`` or ``FileNotFoundError``/``FileExistsError`` (and the like)
   whose message names an option the user gave on the command line: its destination (``steps``,
   ``t_start``), its flag (``--steps``), or its value as the library quotes it (``'f-pndmm'``) or as the

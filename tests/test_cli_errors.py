@@ -189,6 +189,18 @@ CASES = [
      "--optimized-grids: unknown or adaptive method 'DPM_2': 'DPM_2' names k-diffusion's sampler 'dpm_2'"),
     (["grid", "optimize", "--method", "euler-ancestral", "--nfe", "5", "--problem", "gmm2d"],
      "--method: unknown method 'euler-ancestral': 'euler-ancestral' names k-diffusion's sampler 'euler_ancestral'"),
+    # an option that takes a value, given twice: refused, not the last one kept in silence
+    (["sample", "--out", "{out}", "--steps", "10", "--steps", "20"],
+     "--steps: given twice ('10', then '20'); give it once"),
+    (["order", "--max-minutes", "1", "--max-minutes", "2"], "--max-minutes: given twice ('1.0', then '2.0'); give it once"),
+    (["order", "--methods", "ddim", "--methods=ipndm"], "--methods: given twice ('ddim', then 'ipndm'); give it once"),
+    (["order", "--steps", "5,10", "--steps", "5,20"], "--steps: given twice ('5,10', then '5,20'); give it once"),
+    (["train", "--out", "{out}", "--out", "{out}"], "--out: given twice ("),
+    (["compare", "--nfe", "5", "--nfe", "5"], "--nfe: given twice ('5', then '5'); give it once"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--method", "ipndm"],
+     "--method: given twice ('ddim', then 'ipndm'); give it once"),
+    (["coefficients", "lmm", "--alpha=-1,1", "--beta", "1,1", "--alpha=1,-1"],
+     "--alpha: given twice ('-1,1', then '1,-1'); give it once"),
 ]
 TORCH_COMMANDS = ("sample", "train")
 
@@ -239,6 +251,25 @@ def test_no_abbreviations_and_every_value_option_says_its_default():
     sample = next(p for p in _all_parsers(build_parser()) if p.prog.endswith(" sample"))
     text = sample.format_help()
     assert "default: --batch-size, so an interrupt loses at most one batch" in " ".join(text.split())
+
+
+def test_every_option_that_takes_a_value_refuses_a_repeat_and_flags_may_repeat(run_cli):
+    """argparse kept the last of `--steps 10 --steps 20` in silence. Every option of every sub-command that takes
+    a value is now the parser's once-only action (a repeatable option says so: action="append"), so an option
+    added later gets the refusal too; a flag given twice means what it means once."""
+    from pndmkit.commands.args import StoreOnce
+
+    unguarded = [f"{parser.prog} {action.option_strings[0]}" for parser in _all_parsers(build_parser())
+                 for action in parser._actions
+                 if action.option_strings and action.nargs != 0
+                 and not isinstance(action, (StoreOnce, argparse._AppendAction, argparse._HelpAction))]
+    assert unguarded == []
+    assert run_cli(["methods", "--json", "--json"]) == run_cli(["methods", "--json"])
+    assert run_cli(["methods", "--json"])[0] == 0
+    # the record of what was given starts afresh with each parse: the same parser parses twice
+    parser = build_parser()
+    assert parser.parse_args(["order", "--steps", "5,10"]).steps == [5, 10]
+    assert parser.parse_args(["order", "--steps", "5,20"]).steps == [5, 20]
 
 
 def test_a_bug_keeps_its_traceback_and_a_user_error_does_not(monkeypatch, run_cli):
