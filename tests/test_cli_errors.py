@@ -189,6 +189,17 @@ CASES = [
      "--optimized-grids: unknown or adaptive method 'DPM_2': 'DPM_2' names k-diffusion's sampler 'dpm_2'"),
     (["grid", "optimize", "--method", "euler-ancestral", "--nfe", "5", "--problem", "gmm2d"],
      "--method: unknown method 'euler-ancestral': 'euler-ancestral' names k-diffusion's sampler 'euler_ancestral'"),
+    # advice names the option, not the Python parameter pndmkit.sample's message names (t_start, steps)
+    (["sample", "--out", "{out}", "--grid", "999,500,-1", "--t-start", "900"],
+     "--t-start/--grid: t_start=900.0 contradicts the explicit grid, which runs from 999.0 to -1.0; leave --t-start "
+     "out\n"),
+    (["sample", "--out", "{out}", "--grid", "999,500,-1", "--steps", "5"],
+     "--steps/--grid: steps=5 but grid has 3 times (2 steps): give as many steps as the times make, or leave --steps "
+     "out\n"),
+    (["sample", "--out", "{out}", "--convention", "official-pndm", "--grid", "999,500,-1"],
+     "--grid/--convention: --convention official-pndm generates its own grid and cannot be combined with explicit "
+     "--grid times; give the times without --convention (the network is then told t itself, where official-pndm "
+     "tells it t - 1: pndmkit sample has no option for that shift)\n"),
     # an option that takes a value, given twice: refused, not the last one kept in silence
     (["sample", "--out", "{out}", "--steps", "10", "--steps", "20"],
      "--steps: given twice ('10', then '20'); give it once"),
