@@ -717,3 +717,68 @@ def test_help_says_what_model_takes():
     for text in (EPILOG, optimize.description):
         flat = " ".join(text.split())
         assert "diffusers folder" in flat and "hub id" in flat and "take a pndmkit checkpoint;" not in flat, flat
+
+
+@pytest.mark.parametrize("extra", [[], ["--resume"], ["--classifier"]])
+def test_train_refuses_an_out_folder_another_run_is_using_and_runs_once_it_is_released(tmp_path, run_cli, hold_lock,
+                                                                                       in_use, extra):
+    """Two `pndmkit train --out DIR` at once saved over each other's train_state.pt and checkpoint (sample, compare
+    and paper_figures lock their folder, train did not): the second is refused at once, in one line naming --out,
+    the folder and the lock file, as sample says it, writing nothing; once the first ends, the same command runs."""
+    pytest.importorskip("torch")
+    from pndmkit.nn.train import LOCK_FILE
+
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--preset", "tiny", "--steps", "1", "--batch-size", "4", "--threads", "1",
+            *extra]
+    if extra == ["--resume"]:  # a run to resume, and a second run resuming it while the first still trains
+        assert run_cli(argv[:-1])[0] == 0
+        argv[argv.index("--steps") + 1] = "2"
+    before = {p.name: p.read_bytes() for p in out.iterdir()} if out.exists() else {}
+    holder = hold_lock(out, LOCK_FILE)
+    try:
+        code, printed, err = run_cli(argv)
+        assert code == 2 and printed == "" and err == in_use("pndmkit train", out, LOCK_FILE, "training run"), err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == {**before, LOCK_FILE: b""}  # nothing written
+    finally:
+        holder.communicate("")  # the first run ends
+    if extra != ["--classifier"]:  # (the classifier trains 30 epochs: its lock is what is tested here)
+        assert run_cli(argv)[0] == 0
+        assert (out / "digits.safetensors").is_file() and (out / "train_state.pt").is_file()
+
+
+def test_a_training_run_holds_its_lock_while_it_writes(tmp_path, monkeypatch):
+    """The lock is held from the run's look at the folder to its last save: another taker is refused meanwhile."""
+    pytest.importorskip("torch")
+    from filelock import FileLock, Timeout
+
+    from pndmkit.nn import train
+
+    real, tried = train.Trainer.save, []
+
+    def save(self):
+        try:
+            FileLock(self.out / train.LOCK_FILE).acquire(timeout=0)
+            tried.append("taken")
+        except Timeout:
+            tried.append("refused")
+        return real(self)
+
+    monkeypatch.setattr(train.Trainer, "save", save)
+    assert main(["train", "--out", str(tmp_path), "--preset", "tiny", "--steps", "2", "--batch-size", "4",
+                 "--threads", "1", "--checkpoint-every", "1"]) == 0
+    assert tried == ["refused", "refused"]
+
+
+def test_train_refuses_a_state_another_run_wrote_while_it_was_checking(tmp_path, capsys):
+    """A train_state.pt that appears between the settings' check and the lock is no run of this one's to overwrite."""
+    pytest.importorskip("torch")
+    from pndmkit.errors import UsageError
+    from pndmkit.nn.train import TrainConfig, Trainer
+
+    trainer = Trainer(TrainConfig(out=str(tmp_path), preset="tiny", steps=1, batch_size=4, threads=1), log=print)
+    (tmp_path / "train_state.pt").write_bytes(b"another run's")
+    with pytest.raises(UsageError, match=r"another run wrote .*train_state.pt while this one was checking its "
+                                         r"settings; run the command again \(with --resume to continue that run\)"):
+        trainer.run()
+    assert (tmp_path / "train_state.pt").read_bytes() == b"another run's"
