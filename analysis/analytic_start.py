@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.compare_digits_leading_multistep import CALIBRATION, Runner, against, rms, shipped_rows, spaced
-from analysis.tables import RESULTS
+from analysis.tables import RESULTS, add_cache_and_out
 
 STARTS = ("identity", "gaussian", "digits-gmm")
 #: the times the floors are measured at (999: the control) and the first step starts the scan tries
@@ -142,10 +142,7 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nfe", type=int, nargs="+", default=[5], help="NFEs of the scan (default: 5)")
-    p.add_argument("--cache", default=str(RESULTS / "real_cache"),
-                   help="the references (default: the shipped analysis/results/real_cache)")
-    p.add_argument("--out", default=str(RESULTS / "compare_digits_160" / "analytic_start"), metavar="PATH",
-                   help="PATH.json and PATH.md are written (default: analysis/results/compare_digits_160/analytic_start)")
+    add_cache_and_out(p, RESULTS / "compare_digits_160" / "analytic_start", metavar="PATH", writes="PATH.json and PATH.md are written")
     args = p.parse_args(argv)
     tic = time.perf_counter()
     report = run(args.nfe, args.cache)

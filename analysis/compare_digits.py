@@ -34,7 +34,7 @@ from pathlib import Path
 from pndmkit.studies.compare import NFES, CompareConfig, compare_model
 from pndmkit.studies.reports import compare_summary, optimized_summary, write_compare_results
 from analysis import portable
-from analysis.tables import RESULTS
+from analysis.tables import RESULTS, add_cache_and_out
 
 #: analysis/grid_opt.py's candidates and pec-s
 METHODS = ("ddim", "ipndm", "ipndm-v", "plms", "unipc-2", "unipc-3", "dpm-solver++-2m", "dpm-solver++-3m",
@@ -54,12 +54,10 @@ def parser(description: str, folder: str, n: int) -> argparse.ArgumentParser:
     """The options of the digits head-to-head scripts: results into ``analysis/results/<folder>``, ``n`` noises
     from noise 128, the shipped references and optimised grids."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--out", default=str(RESULTS / folder), metavar="DIR",
-                   help="folder compare.json, compare.csv, compare_runs.csv and compare.md are written to "
-                        f"(default: analysis/results/{folder})")
+    add_cache_and_out(p, RESULTS / folder, metavar="DIR",
+                      writes="folder compare.json, compare.csv, compare_runs.csv and compare.md are written to")
     p.add_argument("--n", type=int, default=n, help=f"noises (default {n})")
     p.add_argument("--first", type=int, default=128, help="first noise (default 128)")
-    p.add_argument("--cache", default=str(RESULTS / "real_cache"))
     p.add_argument("--grids", default=str(RESULTS / "grid_opt_digits.json"),
                    help="the optimised grids to run apart ('' for none)")
     return p

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.tables import RESULTS
+from analysis.tables import RESULTS, add_cache_and_out
 
 SHIPPED = RESULTS / "compare_digits_160" / "compare.json"
 KIND = "leading-multistep"
@@ -197,11 +197,7 @@ def main(argv=None) -> int:
                    f"{' '.join(map(str, T0S))})")
     p.add_argument("--t-last", type=int, nargs="+", default=list(TLASTS), help="last starts of the scan (default: "
                    f"{' '.join(map(str, TLASTS))})")
-    p.add_argument("--cache", default=str(RESULTS / "real_cache"),
-                   help="the references (default: the shipped analysis/results/real_cache)")
-    p.add_argument("--out", default=str(RESULTS / "compare_digits_160" / "leading_multistep"), metavar="PATH",
-                   help="PATH.json and PATH.md are written (default: "
-                        "analysis/results/compare_digits_160/leading_multistep)")
+    add_cache_and_out(p, RESULTS / "compare_digits_160" / "leading_multistep", metavar="PATH", writes="PATH.json and PATH.md are written")
     args = p.parse_args(argv)
     tic = time.perf_counter()
     config, shipped = shipped_rows()

@@ -45,7 +45,7 @@ from pndmkit.studies import grid_opt
 from pndmkit.studies.targets import StudyTarget
 
 from analysis import portable
-from analysis.tables import RESULTS, add_search_options, ints, write_json
+from analysis.tables import RESULTS, add_cache_and_out, add_search_options, ints, write_json
 
 
 def search(cal, held, method: str, nfe: int, *, popsize: int, generations: int, bound: float, polish: int,
@@ -123,9 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--heldout", type=positive_int, default=96, help="the next N noises, the result is judged on")
     add_search_options(p, popsize=5, generations=12, bound=1.5, polish=60)
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads")
-    p.add_argument("--cache", default=str(RESULTS / "real_cache"), help="reference cache (new blocks are written here)")
-    p.add_argument("--out", default=str(RESULTS / "grid_bound_digits.json"), metavar="FILE.json",
-                   help="JSON file path the results are written to (the default is the shipped one, overwritten)")
+    add_cache_and_out(p, RESULTS / "grid_bound_digits.json", metavar="FILE.json", writes="JSON file path the results are written to (the shipped one is overwritten)")
     args = p.parse_args(argv)
     import torch
 

@@ -58,7 +58,7 @@ from pndmkit.stability import StabilityWarning
 from pndmkit.studies import grid_opt
 from pndmkit.studies.targets import StudyTarget
 from analysis import portable
-from analysis.tables import RESULTS, ints, write_json
+from analysis.tables import RESULTS, add_cache_and_out, ints, write_json
 
 #: methods compared on the built-in grids (the strongest of each family at NFE 5-10)
 CANDIDATES = ("ddim", "ipndm", "ipndm-v", "plms", "unipc-2", "unipc-3", "dpm-solver++-2m", "dpm-solver++-3m",
@@ -173,9 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--surrogate-degree", default="free", help="grid family degree on the surrogate")
     p.add_argument("--maxfev", type=positive_int, default=None, help="objective evaluations per optimisation")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads")
-    p.add_argument("--cache", default=str(RESULTS / "real_cache"), help="reference cache (new blocks are written here)")
-    p.add_argument("--out", default=str(RESULTS / "grid_opt_digits.json"), metavar="FILE.json",
-                   help="JSON file path the results are written to (the default is the shipped one, overwritten)")
+    add_cache_and_out(p, RESULTS / "grid_opt_digits.json", metavar="FILE.json", writes="JSON file path the results are written to (the shipped one is overwritten)")
     p.add_argument("--add-intervals", action="store_true",
                    help="only judge the grids stored in --out again: add the held-out cuts' bootstrap intervals, "
                         "or, with --recheck N, judge them on N held-out noises")

@@ -51,7 +51,7 @@ from pndmkit.stability import StabilityWarning
 from pndmkit.studies import grid_opt
 from pndmkit.studies.targets import StudyTarget
 from analysis import portable
-from analysis.tables import RESULTS, add_search_options
+from analysis.tables import RESULTS, add_cache_and_out, add_search_options
 
 
 METHOD, NFE, BLOCK = "ipndm", 6, 256
@@ -132,8 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     add_search_options(p, popsize=10, generations=40, bound=2.0, polish=200)
     p.add_argument("--free-start", action="store_true",
                    help="also measure the ceiling with the first time searched (part 5, key 'free_start')")
-    p.add_argument("--out", default=str(RESULTS / "grid_opt_ceiling.json"), metavar="FILE.json",
-                   help="JSON file path the results are written to (the default is the shipped one, overwritten)")
+    add_cache_and_out(p, RESULTS / "grid_opt_ceiling.json", metavar="FILE.json", writes="JSON file path the results are written to (the shipped one is overwritten)", cache=False)
     args = p.parse_args(argv)
     warnings.simplefilter("ignore", StabilityWarning)  # diverging trial grids are measured, not warned about
     tic, cpu = time.perf_counter(), time.process_time()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pndmkit.problems.builtin import gmm32d
 from pndmkit.studies import grid_opt
-from analysis.tables import RESULTS
+from analysis.tables import RESULTS, add_cache_and_out
 
 
 #: (calibration, heldout) splits; ``None`` is optimize's default
@@ -49,9 +49,7 @@ def row(mixture: object, calibration: int | None, heldout: int | None, first_tim
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m analysis.grid_opt_defaults", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(RESULTS / "grid_opt_defaults.json"), metavar="FILE.json",
-                   help="JSON file path the results are written to (default: analysis/results/grid_opt_defaults.json, "
-                        "the shipped one, overwritten)")
+    add_cache_and_out(p, RESULTS / "grid_opt_defaults.json", metavar="FILE.json", writes="JSON file path the results are written to (the shipped one is overwritten)", cache=False)
     args = p.parse_args(argv)
     out = {"problem": "gmm32d(dim=8, n_components=4)", "method": "ipndm", "nfe": 6,
            "rows": [row(gmm32d(dim=8, n_components=4), c, h, f) for c, h in SPLITS for f in ("free", "fixed")],

@@ -39,7 +39,7 @@ from pndmkit.schedules import LinearVP
 from pndmkit.studies.compare import NFES, CompareConfig, by_nfe, compare
 from pndmkit.tableaus import RK4
 from pndmkit.transfers import DataTransfer, DDIMTransfer
-from analysis.tables import RESULTS
+from analysis.tables import RESULTS, add_cache_and_out
 
 PEERS = ("dpm-2m", "dpm-3m")
 PRK_S = RungeKutta(RK4, variable="native")
@@ -133,7 +133,7 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
-    parser.add_argument("--out", default=str(RESULTS / "levers"), help="path stem of the .json and .md results")
+    add_cache_and_out(parser, RESULTS / "levers", metavar="PATH", writes="PATH.json and PATH.md are written", cache=False)
     parser.add_argument("--quick", action="store_true", help="one case, NFE 5 and 10, few samples (a smoke run)")
     args = parser.parse_args(argv)
     added = register_variants()

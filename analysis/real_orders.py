@@ -21,7 +21,7 @@ from pathlib import Path
 from pndmkit.methods import METHODS
 from pndmkit.studies import convergence, real
 from analysis import portable
-from analysis.tables import RESULTS, ints, write_json_if_changed
+from analysis.tables import RESULTS, add_cache_and_out, ints, write_json_if_changed
 
 #: a run whose numbers all agree with the stored file within this relative tolerance leaves the file as it is:
 #: the float64 sweeps move in their last digits between machines and thread counts, not by more
@@ -36,10 +36,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=ints, default=list(real.DEFAULT_MODEL_STEPS))
     p.add_argument("--nfe", type=ints, default=[5, 10, 15, 20])
     p.add_argument("--methods", default=None, help="comma-separated (default: every fixed-step method)")
-    p.add_argument("--cache", default=str(RESULTS / "real_cache"))
-    p.add_argument("--out", default=str(RESULTS / "real_orders.json"), metavar="FILE.json",
-                   help="JSON file path the results are written to (default: analysis/results/real_orders.json, "
-                        f"the shipped one, rewritten only where a number moved by more than rtol {REWRITE_RTOL:g})")
+    add_cache_and_out(p, RESULTS / "real_orders.json", metavar="FILE.json",
+                      writes="JSON file path the results are written to (the shipped one is rewritten only where a "
+                             f"number moved by more than rtol {REWRITE_RTOL:g})")
     args = p.parse_args(argv)
     names = args.methods.split(",") if args.methods else [n for n, s in METHODS.items() if not s.adaptive]
     net = real.model_study(args.model, batch=args.batch, cache=args.cache, progress=True)

@@ -17,9 +17,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 __all__ = ["RESULTS", "Log", "stderr_log", "write_csv", "read_csv", "write_json", "write_json_if_changed",
            "same_numbers", "read_json", "study_main",
-           "set_threads", "ints", "add_search_options"]
+           "set_threads", "ints", "add_search_options", "add_cache_and_out", "REAL_CACHE"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: the digits network's reference cache the network studies share (shipped; references they solve are added)
+REAL_CACHE = RESULTS / "real_cache"
 Log = Callable[[str], None]
 
 
@@ -166,6 +168,48 @@ def ints(text: str) -> list[int]:
         An entry that is not an integer (argparse reports it as an invalid value of the option).
     """
     return [int(v) for v in text.split(",") if v.strip()]
+
+
+def add_cache_and_out(p: argparse.ArgumentParser, out: Path, *, metavar: str, writes: str, cache: bool = True) -> None:
+    """``--out`` of a study script and, unless ``cache=False``, its ``--cache``: the definitions every script in
+    ``analysis/`` shares.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The parser the options are added to (in place).
+    out : Path
+        Default of ``--out`` (a path under :data:`RESULTS`, shown relative to the repository in ``--help``).
+    metavar : str
+        How ``--help`` shows the value: ``"FILE.json"``, ``"DIR"``, or ``"PATH"`` for a stem of ``.json`` and ``.md``.
+    writes : str
+        What the script writes there, for ``--help`` (``"JSON file path the results are written to"``).
+    cache : bool
+        Add ``--cache DIR`` too: the reference cache, default :data:`REAL_CACHE`; references the study solves are
+        added to it.
+
+    Returns
+    -------
+    None
+        Each option takes its text as is (a path, not checked here); the default is said once in ``--help``, by
+        ``p``'s formatter where it is :class:`argparse.ArgumentDefaultsHelpFormatter`.
+
+    Raises
+    ------
+    argparse.ArgumentError
+        Where ``p`` already has one of these options.
+    """
+    said = issubclass(p.formatter_class, argparse.ArgumentDefaultsHelpFormatter)  # it adds "(default: ...)" itself
+
+    def default(text: str) -> str:
+        return "" if said else f" (default: {text})"
+
+    if cache:
+        p.add_argument("--cache", default=str(REAL_CACHE), metavar="DIR",
+                       help="reference cache; references solved here are added to it"
+                            + default("the shipped analysis/results/real_cache"))
+    p.add_argument("--out", default=str(out), metavar=metavar,
+                   help=writes + default(str(out.relative_to(RESULTS.parent.parent))))
 
 
 def add_search_options(p: argparse.ArgumentParser, *, popsize: int, generations: int, bound: float,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.compare_digits_leading_multistep import Runner, rms, against, shipped_rows
-from analysis.tables import RESULTS
+from analysis.tables import RESULTS, add_cache_and_out
 
 SCAN = RESULTS / "compare_digits_160" / "leading_multistep.json"
 
@@ -38,10 +38,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--maxfev", type=positive_int, default=120, help="search runs per (method, NFE) (default 120)")
-    p.add_argument("--cache", default=str(RESULTS / "real_cache"),
-                   help="the references (default: the shipped analysis/results/real_cache)")
-    p.add_argument("--out", default=str(RESULTS / "compare_digits_160" / "free_grid"), metavar="PATH",
-                   help="PATH.json and PATH.md are written (default: analysis/results/compare_digits_160/free_grid)")
+    add_cache_and_out(p, RESULTS / "compare_digits_160" / "free_grid", metavar="PATH", writes="PATH.json and PATH.md are written")
     args = p.parse_args(argv)
     tic = time.perf_counter()
     config, shipped = shipped_rows()

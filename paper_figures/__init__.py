@@ -95,19 +95,19 @@ PROG = "python -m paper_figures"
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m paper_figures``: pndmkit's (no abbreviated options, defaults in ``--help``, errors
     raised as :class:`pndmkit.commands.args.ArgumentLineError`), each value checked by its type."""
-    from pndmkit.commands.args import CommandParser, name_list, positive_int, writable_folder
+    from pndmkit.commands.args import CommandParser, name_list, positive_int, writable_folder_for
 
     p = CommandParser(prog=PROG, description=__doc__.strip().splitlines()[0])
     p.add_argument("--quick", action="store_true",
                    help="small sizes for tests (seconds); results go to OUT/results, never to analysis/results")
-    p.add_argument("--out", type=writable_folder, default=None, metavar="OUT",
+    p.add_argument("--out", type=writable_folder_for("--out"), default=None, metavar="OUT",
                    help=f"output folder (default: {DEFAULT_OUT.relative_to(DEFAULT_OUT.parents[1])}, or its subfolder "
                         "quick/ with --quick); one run at a time: a run holds the lock OUT/" + LOCK_FILE + " while it "
                         "writes, and a second run into OUT is refused at once, changing nothing")
     p.add_argument("--only", type=name_list(list(FIGURES), "figure names"), default=None, metavar="NAMES",
                    help=f"comma-separated figure names, each once, among: {', '.join(FIGURES)} (default: all; "
                         "index.md and summary.json are written by a full run only)")
-    p.add_argument("--results", type=writable_folder, default=None, metavar="DIR",
+    p.add_argument("--results", type=writable_folder_for("--results"), default=None, metavar="DIR",
                    help="folder of the analysis tables, written where one is missing (default: analysis/results, "
                         "or OUT/results with --quick)")
     p.add_argument("--recompute", action="store_true", help="recompute the tables even when they exist")
@@ -122,20 +122,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     A user's methods are loaded first, as the ``pndmkit`` command loads them (modules named in ``PNDMKIT_PLUGINS``
     and entry points of the group ``pndmkit.methods``: :func:`pndmkit.commands.plugins.load_plugins`), so the
     figures that draw every registered method draw them too. Bad input (a plugin that fails, an unknown or
-    repeated figure name, an output folder that cannot be written, ``--threads 0``, an abbreviated option) is one
+    repeated figure name, an option given twice, an output folder that cannot be written, ``--threads 0``, an
+    abbreviated option) is one
     line on stderr, ``python -m paper_figures: error: --option: ...``, and ``SystemExit(2)``, as with ``pndmkit``,
     before anything is written; so is an output folder another run is writing into (it holds ``OUT/``
     :data:`LOCK_FILE`).
     """
-    from pndmkit.commands.args import ArgumentLineError, locked_out_folder, usage_exit
+    from pndmkit.commands.args import locked_out_folder, parse_command_line
     from pndmkit.commands.plugins import load_plugins_or_exit
 
     load_plugins_or_exit(PROG)
-    p = build_parser()
-    try:
-        args = p.parse_args(argv)
-    except ArgumentLineError as exc:
-        raise usage_exit(exc.prog, exc.message) from None
+    args = parse_command_line(build_parser(), argv)
     out = Path(args.out) if args.out else (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)
     results = Path(args.results) if args.results else (out / "results" if args.quick else DEFAULT_RESULTS)
     cfg = Config(out=out.resolve(), results=results.resolve(), quick=args.quick, recompute=args.recompute,

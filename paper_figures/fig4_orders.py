@@ -7,7 +7,6 @@ README's ``docs/orders.png``, from ``analysis/results/orders.json``, the default
 
 from __future__ import annotations
 
-import argparse
 import math
 import warnings
 from pathlib import Path
@@ -206,18 +205,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Draw the figure of an ``orders.json`` into one PNG (no caption, no table); exit status 0, or 2.
 
     A user's methods are loaded first from ``PNDMKIT_PLUGINS``, as ``pndmkit`` and ``python -m paper_figures``
-    load them (a failing plugin: one line, exit 2), so an ``orders.json`` made with them draws them."""
+    load them (a failing plugin: one line, exit 2), so an ``orders.json`` made with them draws them. Bad input (no
+    PNG, a missing ``--data`` file, an unknown, abbreviated or repeated option) is one line on stderr, ``python -m
+    paper_figures.fig4_orders: error: ...``, and ``SystemExit(2)``, as with ``python -m paper_figures``."""
+    from pndmkit.commands.args import CommandParser, parse_command_line, usage_exit
     from pndmkit.commands.plugins import load_plugins_or_exit
 
-    load_plugins_or_exit("python -m paper_figures.fig4_orders")
-    parser = argparse.ArgumentParser(prog="python -m paper_figures.fig4_orders", allow_abbrev=False,
-                                     description="Draw fig4 (error against NFE, every registered method) into a PNG.")
+    prog = "python -m paper_figures.fig4_orders"
+    load_plugins_or_exit(prog)
+    parser = CommandParser(prog=prog, description="Draw fig4 (error against NFE, every registered method) into a PNG.")
     parser.add_argument("png", type=Path, help="output file, e.g. docs/orders.png")
     parser.add_argument("--data", type=Path, default=DEFAULT_RESULTS / "orders.json",
                         help="an orders.json (default: analysis/results/orders.json)")
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     if not args.data.is_file():
-        parser.error(f"--data: no file {args.data}; make it with python -m analysis.orders")
+        raise usage_exit(prog, f"--data: no file {args.data}; make it with python -m analysis.orders")
     import matplotlib.pyplot as plt
 
     fig, missing = draw(read_json(args.data))

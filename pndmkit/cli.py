@@ -10,11 +10,16 @@ allowed``, and exit status 2 (like argparse, :func:`main` raises ``SystemExit(2)
 exception is taken for bad input when
 
 * it is a :class:`pndmkit.errors.UsageError` (the library's own "this input is wrong"; its ``params``
-  name the options), or an argparse error, or a sub-command's ``SystemExit("message")``; or
+  name the options), or an argparse error (an option that takes a value given twice among them:
+  :class:`pndmkit.commands.args.StoreOnce`; a flag may repeat), or a sub-command's ``SystemExit("message")``; or
 * it is a ``ValueError``, ``TypeError`` or ``FileNotFoundError``/``FileExistsError`` (and the like)
   whose message names an option the user gave on the command line: its destination (``steps``,
   ``t_start``), its flag (``--steps``), or its value as the library quotes it (``'f-pndmm'``) or as the
   file name of an ``OSError``.
+
+Advice in such a message that names a Python parameter this command has as an option names the option
+(``leave t_start unset`` is printed ``leave --t-start out``; ``pass grid='trailing'``, ``pass --grid trailing``);
+what the message reports (``t_start=2.0 lies outside ...``) keeps the library's words.
 
 Anything else is a bug and shows its traceback (``PNDMKIT_TRACEBACK=1`` shows it for every error).
 A ``FloatingPointError`` (non-finite samples) prints one line and exits 1. An interrupt (Ctrl-C, or
@@ -154,6 +159,25 @@ def _blamed_options(exc: BaseException, parser: argparse.ArgumentParser, argv: S
     return list(dict.fromkeys(named)) or None
 
 
+def _as_options(message: str, parser: argparse.ArgumentParser) -> str:
+    """A library message as advice to a command-line user: where it advises a Python parameter that is an option
+    of this command, the option is named instead (``leave t_start unset`` -> ``leave --t-start out``, ``pass
+    grid='trailing'`` -> ``pass --grid trailing``). What the message reports (``t_start=2.0 lies outside ...``)
+    keeps the parameter's name, as the library says it; a parameter the command has no option for stays as it is.
+
+    >>> p = CommandParser(prog="p"); _ = p.add_argument("--t-start"); _ = p.add_argument("--grid")
+    >>> _as_options("t_start=0.5 contradicts the grid; leave t_start unset, or pass grid='trailing'", p)
+    't_start=0.5 contradicts the grid; leave --t-start out, or pass --grid trailing'
+    """
+    flags = {dest: flag for dest, flag in _options(parser).items() if flag.startswith("-")}
+    if not flags:
+        return message
+    names = "|".join(re.escape(d) for d in sorted(flags, key=len, reverse=True))
+    message = re.sub(rf"\bleave ({names}) (?:unset|out)\b", lambda m: f"leave {flags[m[1]]} out", message)
+    return re.sub(rf"\b(pass|give|use) ({names})=('[^']*'|\S+?)(?=[\s,;)]|$)",
+                  lambda m: f"{m[1]} {flags[m[2]]} {m[3].strip(chr(39))}", message)
+
+
 #: the interpreter's own warning printer (replaced only while a command runs and nobody else replaced it)
 _PLAIN_SHOWWARNING = warnings.showwarning
 
@@ -255,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         blamed = _blamed_options(exc, _command_parser(parser, args)[0], argv)
         if blamed is None or os.environ.get("PNDMKIT_TRACEBACK"):
             raise
-        raise _fail(prog, f"{'/'.join(blamed)}: {exc}") from None
+        raise _fail(prog, f"{'/'.join(blamed)}: {_as_options(str(exc), _command_parser(parser, args)[0])}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -86,12 +86,22 @@ __all__ = ["make_grid", "check_grid", "GRIDS", "GRID_KINDS", "GridKind", "DISCRE
 DISCRETE_SPACINGS = ("leading", "linspace", "trailing", "leading-multistep")
 
 
-def check_grid(schedule: NoiseSchedule, grid: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
+def check_grid(schedule: NoiseSchedule | None, grid: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
     """Validate a grid and return it as a float64 array: the one place the grid rules live.
 
     A grid is a 1-D sequence of at least 2 finite times, strictly decreasing (from noise to data), inside
     the schedule's domain ``[t_min, t_max]``. :func:`make_grid`, :func:`pndmkit.sample` and
     :meth:`pndmkit.Integrator.solve` all check grids here, so they refuse a bad grid with the same words.
+
+    Parameters
+    ----------
+    schedule : NoiseSchedule or None
+        The schedule whose domain the times must lie in (times within ``1e-9 * max(1, |t_max|)`` of it are
+        clipped onto it); ``None`` checks every rule but the domain, for times whose schedule is not known yet
+        (``pndmkit sample --grid T0,T1,...`` before the checkpoint is opened; :func:`pndmkit.sample` checks them
+        against the schedule later).
+    grid : sequence of float
+        The times, in the schedule's own units.
 
     Raises
     ------
@@ -105,6 +115,8 @@ def check_grid(schedule: NoiseSchedule, grid: Sequence[float] | NDArray[np.float
     Traceback (most recent call last):
         ...
     ValueError: grid must be strictly decreasing (from noise to data); grid[1]=0.7 >= grid[0]=0.5
+    >>> check_grid(None, [999, 500, -1])  # no schedule: no domain
+    array([999., 500.,  -1.])
     """
     if isinstance(grid, (str, bytes)):
         raise TypeError(f"grid must be a sequence of times, got {type(grid).__name__} {grid!r} (a kind name such "
@@ -115,8 +127,13 @@ def check_grid(schedule: NoiseSchedule, grid: Sequence[float] | NDArray[np.float
         raise TypeError(f"grid must be a 1-D sequence of numbers, got {type(grid).__name__}") from None
     if g.ndim != 1 or g.size < 2:
         raise ValueError(f"grid must be a 1-D sequence of at least 2 times, got shape {g.shape}")
-    schedule.check_time(g, name="grid")  # finite, inside the domain up to rounding (1e-9 relative) ...
-    g = np.clip(g, schedule.t_min, schedule.t_max)  # ... which is removed: t = -1e-45 would give abar > 1
+    if schedule is None:
+        bad = np.nonzero(~np.isfinite(g))[0]
+        if bad.size:
+            raise ValueError(f"grid[{int(bad[0])}]={g[bad[0]]} must be finite")
+    else:
+        schedule.check_time(g, name="grid")  # finite, inside the domain up to rounding (1e-9 relative) ...
+        g = np.clip(g, schedule.t_min, schedule.t_max)  # ... which is removed: t = -1e-45 would give abar > 1
     bad = np.nonzero(np.diff(g) >= 0)[0]
     if bad.size:
         i = int(bad[0])

@@ -77,6 +77,20 @@ def inference(one_thread):
 
 
 @pytest.fixture
+def in_use():
+    """``in_use(prog, folder, lock_name, what)``: the one line (with its newline) a command prints on stderr when
+    another process holds the lock ``folder/lock_name`` of its ``--out`` (:func:`pndmkit._io.locked_folder`)."""
+    def line(prog, folder, lock_name, what):
+        lock = folder / lock_name
+        return (f"{prog}: error: --out: {folder} is in use by another {what}: a process holds its lock {lock} "
+                f"(`fuser {lock}` names it); wait for that run to end or use another out folder. The operating "
+                "system releases the lock when the process holding it ends, even by a crash or a kill, so it is never "
+                "stale: the file needs no deleting\n")
+
+    return line
+
+
+@pytest.fixture
 def hold_lock():
     """``hold_lock(folder, name)`` starts a separate process that makes ``folder`` and holds the
     :class:`filelock.FileLock` ``folder/name`` (as a run in another shell does) until its stdin closes

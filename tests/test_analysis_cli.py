@@ -111,3 +111,51 @@ def test_bench_into_out_writes_the_network_benchmark_there_too(tmp_path, monkeyp
     assert told == [["--out", str(tmp_path / "bench_nn.json")]]
     assert json.loads((tmp_path / "bench.json").read_text()) == {"stub": True}
     assert (ROOT / "analysis" / "results" / "bench_nn.json").read_bytes() == shipped
+
+
+class _Parsed(Exception):
+    """Raised in place of a script's work: the parser it built and what it parsed."""
+
+    def __init__(self, parser, args):
+        super().__init__()
+        self.parser, self.parsed = parser, args
+
+
+@pytest.mark.parametrize("module, out, cache", [
+    ("analysis.analytic_start", "compare_digits_160/analytic_start", True),
+    ("analysis.compare_digits", "compare_digits", True),
+    ("analysis.compare_digits_160", "compare_digits_160", True),
+    ("analysis.compare_digits_leading_multistep", "compare_digits_160/leading_multistep", True),
+    ("analysis.grid_bound", "grid_bound_digits.json", True),
+    ("analysis.grid_opt", "grid_opt_digits.json", True),
+    ("analysis.real_orders", "real_orders.json", True),
+    ("analysis.unet_free_grid", "compare_digits_160/free_grid", True),
+    ("analysis.grid_opt_ceiling", "grid_opt_ceiling.json", False),
+    ("analysis.grid_opt_defaults", "grid_opt_defaults.json", False),
+    ("analysis.levers", "levers", False),
+])
+def test_cache_and_out_are_one_definition_shared_by_every_script(module, out, cache, monkeypatch):
+    """Each script spelled --cache and --out itself (some --cache without help or metavar): they are now the one
+    helper analysis.tables.add_cache_and_out, the same default cache, option text and help in every script, each
+    default said once."""
+    import argparse
+
+    from analysis.tables import REAL_CACHE, RESULTS
+
+    def parsed(self, args=None, namespace=None):
+        raise _Parsed(self, real(self, args, namespace))
+
+    real = argparse.ArgumentParser.parse_args
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parsed)
+    with pytest.raises(_Parsed) as caught:
+        importlib.import_module(module).main([])
+    parser, args = caught.value.parser, caught.value.parsed
+    assert args.out == str(RESULTS / out)
+    actions = {a.dest: a for a in parser._actions}
+    assert (args.cache == str(REAL_CACHE)) if cache else "cache" not in actions
+    if cache:
+        assert (actions["cache"].metavar, actions["cache"].help.split(" (default")[0]) == (
+            "DIR", "reference cache; references solved here are added to it")
+    for dest in ("cache", "out")[not cache:]:
+        text = parser._get_formatter()._expand_help(actions[dest])
+        assert text.count("(default") == 1, text

@@ -189,6 +189,29 @@ CASES = [
      "--optimized-grids: unknown or adaptive method 'DPM_2': 'DPM_2' names k-diffusion's sampler 'dpm_2'"),
     (["grid", "optimize", "--method", "euler-ancestral", "--nfe", "5", "--problem", "gmm2d"],
      "--method: unknown method 'euler-ancestral': 'euler-ancestral' names k-diffusion's sampler 'euler_ancestral'"),
+    # advice names the option, not the Python parameter pndmkit.sample's message names (t_start, steps)
+    (["sample", "--out", "{out}", "--grid", "999,500,-1", "--t-start", "900"],
+     "--t-start/--grid: t_start=900.0 contradicts the explicit grid, which runs from 999.0 to -1.0; leave --t-start "
+     "out\n"),
+    (["sample", "--out", "{out}", "--grid", "999,500,-1", "--steps", "5"],
+     "--steps/--grid: steps=5 but grid has 3 times (2 steps): give as many steps as the times make, or leave --steps "
+     "out\n"),
+    (["sample", "--out", "{out}", "--convention", "official-pndm", "--grid", "999,500,-1"],
+     "--grid/--convention: --convention official-pndm generates its own grid and cannot be combined with explicit "
+     "--grid times; give the times without --convention (the network is then told t itself, where official-pndm "
+     "tells it t - 1: pndmkit sample has no option for that shift)\n"),
+    # an option that takes a value, given twice: refused, not the last one kept in silence
+    (["sample", "--out", "{out}", "--steps", "10", "--steps", "20"],
+     "--steps: given twice ('10', then '20'); give it once"),
+    (["order", "--max-minutes", "1", "--max-minutes", "2"], "--max-minutes: given twice ('1.0', then '2.0'); give it once"),
+    (["order", "--methods", "ddim", "--methods=ipndm"], "--methods: given twice ('ddim', then 'ipndm'); give it once"),
+    (["order", "--steps", "5,10", "--steps", "5,20"], "--steps: given twice ('5,10', then '5,20'); give it once"),
+    (["train", "--out", "{out}", "--out", "{out}"], "--out: given twice ("),
+    (["compare", "--nfe", "5", "--nfe", "5"], "--nfe: given twice ('5', then '5'); give it once"),
+    (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--method", "ipndm"],
+     "--method: given twice ('ddim', then 'ipndm'); give it once"),
+    (["coefficients", "lmm", "--alpha=-1,1", "--beta", "1,1", "--alpha=1,-1"],
+     "--alpha: given twice ('-1,1', then '1,-1'); give it once"),
 ]
 TORCH_COMMANDS = ("sample", "train")
 
@@ -239,6 +262,25 @@ def test_no_abbreviations_and_every_value_option_says_its_default():
     sample = next(p for p in _all_parsers(build_parser()) if p.prog.endswith(" sample"))
     text = sample.format_help()
     assert "default: --batch-size, so an interrupt loses at most one batch" in " ".join(text.split())
+
+
+def test_every_option_that_takes_a_value_refuses_a_repeat_and_flags_may_repeat(run_cli):
+    """argparse kept the last of `--steps 10 --steps 20` in silence. Every option of every sub-command that takes
+    a value is now the parser's once-only action (a repeatable option says so: action="append"), so an option
+    added later gets the refusal too; a flag given twice means what it means once."""
+    from pndmkit.commands.args import StoreOnce
+
+    unguarded = [f"{parser.prog} {action.option_strings[0]}" for parser in _all_parsers(build_parser())
+                 for action in parser._actions
+                 if action.option_strings and action.nargs != 0
+                 and not isinstance(action, (StoreOnce, argparse._AppendAction, argparse._HelpAction))]
+    assert unguarded == []
+    assert run_cli(["methods", "--json", "--json"]) == run_cli(["methods", "--json"])
+    assert run_cli(["methods", "--json"])[0] == 0
+    # the record of what was given starts afresh with each parse: the same parser parses twice
+    parser = build_parser()
+    assert parser.parse_args(["order", "--steps", "5,10"]).steps == [5, 10]
+    assert parser.parse_args(["order", "--steps", "5,20"]).steps == [5, 20]
 
 
 def test_a_bug_keeps_its_traceback_and_a_user_error_does_not(monkeypatch, run_cli):
@@ -675,3 +717,68 @@ def test_help_says_what_model_takes():
     for text in (EPILOG, optimize.description):
         flat = " ".join(text.split())
         assert "diffusers folder" in flat and "hub id" in flat and "take a pndmkit checkpoint;" not in flat, flat
+
+
+@pytest.mark.parametrize("extra", [[], ["--resume"], ["--classifier"]])
+def test_train_refuses_an_out_folder_another_run_is_using_and_runs_once_it_is_released(tmp_path, run_cli, hold_lock,
+                                                                                       in_use, extra):
+    """Two `pndmkit train --out DIR` at once saved over each other's train_state.pt and checkpoint (sample, compare
+    and paper_figures lock their folder, train did not): the second is refused at once, in one line naming --out,
+    the folder and the lock file, as sample says it, writing nothing; once the first ends, the same command runs."""
+    pytest.importorskip("torch")
+    from pndmkit.nn.train import LOCK_FILE
+
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--preset", "tiny", "--steps", "1", "--batch-size", "4", "--threads", "1",
+            *extra]
+    if extra == ["--resume"]:  # a run to resume, and a second run resuming it while the first still trains
+        assert run_cli(argv[:-1])[0] == 0
+        argv[argv.index("--steps") + 1] = "2"
+    before = {p.name: p.read_bytes() for p in out.iterdir()} if out.exists() else {}
+    holder = hold_lock(out, LOCK_FILE)
+    try:
+        code, printed, err = run_cli(argv)
+        assert code == 2 and printed == "" and err == in_use("pndmkit train", out, LOCK_FILE, "training run"), err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == {**before, LOCK_FILE: b""}  # nothing written
+    finally:
+        holder.communicate("")  # the first run ends
+    if extra != ["--classifier"]:  # (the classifier trains 30 epochs: its lock is what is tested here)
+        assert run_cli(argv)[0] == 0
+        assert (out / "digits.safetensors").is_file() and (out / "train_state.pt").is_file()
+
+
+def test_a_training_run_holds_its_lock_while_it_writes(tmp_path, monkeypatch):
+    """The lock is held from the run's look at the folder to its last save: another taker is refused meanwhile."""
+    pytest.importorskip("torch")
+    from filelock import FileLock, Timeout
+
+    from pndmkit.nn import train
+
+    real, tried = train.Trainer.save, []
+
+    def save(self):
+        try:
+            FileLock(self.out / train.LOCK_FILE).acquire(timeout=0)
+            tried.append("taken")
+        except Timeout:
+            tried.append("refused")
+        return real(self)
+
+    monkeypatch.setattr(train.Trainer, "save", save)
+    assert main(["train", "--out", str(tmp_path), "--preset", "tiny", "--steps", "2", "--batch-size", "4",
+                 "--threads", "1", "--checkpoint-every", "1"]) == 0
+    assert tried == ["refused", "refused"]
+
+
+def test_train_refuses_a_state_another_run_wrote_while_it_was_checking(tmp_path, capsys):
+    """A train_state.pt that appears between the settings' check and the lock is no run of this one's to overwrite."""
+    pytest.importorskip("torch")
+    from pndmkit.errors import UsageError
+    from pndmkit.nn.train import TrainConfig, Trainer
+
+    trainer = Trainer(TrainConfig(out=str(tmp_path), preset="tiny", steps=1, batch_size=4, threads=1), log=print)
+    (tmp_path / "train_state.pt").write_bytes(b"another run's")
+    with pytest.raises(UsageError, match=r"another run wrote .*train_state.pt while this one was checking its "
+                                         r"settings; run the command again \(with --resume to continue that run\)"):
+        trainer.run()
+    assert (tmp_path / "train_state.pt").read_bytes() == b"another run's"

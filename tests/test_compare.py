@@ -898,7 +898,7 @@ def test_compare_never_overwrites_an_earlier_run_unless_told(tmp_path, run_cli):
     assert code == 2 and "--overwrite" in err and "--out" in err and err.count("\n") == 1, err
 
 
-def test_compare_refuses_an_out_folder_another_run_is_using(tmp_path, run_cli, hold_lock):
+def test_compare_refuses_an_out_folder_another_run_is_using(tmp_path, run_cli, hold_lock, in_use):
     """Two compare runs started into one --out at once both passed the "already holds" check, and the second
     replaced the first's results: the folder is locked from that check to the last write, and a run that finds it
     locked is refused at once (one line naming --out, the folder and the lock file, exit 2), writing nothing; once
@@ -908,15 +908,10 @@ def test_compare_refuses_an_out_folder_another_run_is_using(tmp_path, run_cli, h
     out = tmp_path / "same"
     argv = ["compare", "--quick", "--nfe", "5", "--peers", "--methods", "ddim", "--no-grids", "--n", "16",
             "--out", str(out)]
-    lock = out / LOCK_FILE
     holder = hold_lock(out, LOCK_FILE)
     try:
         code, printed, err = run_cli(argv)
-        assert code == 2 and printed == "" and err == (
-            f"pndmkit compare: error: --out: {out} is in use by another compare run: a process holds its lock {lock} "
-            f"(`fuser {lock}` names it); wait for that run to end or use another out folder. The operating system "
-            "releases the lock when the process holding it ends, even by a crash or a kill, so it is never stale: "
-            "the file needs no deleting\n")
+        assert code == 2 and printed == "" and err == in_use("pndmkit compare", out, LOCK_FILE, "compare run")
         assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing written
     finally:
         holder.communicate("")

@@ -403,9 +403,17 @@ def test_fig4_main_draws_one_png_of_an_orders_json(tmp_path, capsys):
     assert fig4_orders.main([str(tmp_path / "docs" / "orders.png"), "--data", str(data)]) == 0
     assert (tmp_path / "docs" / "orders.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"not in {data} (rerun python -m analysis.orders): {names[0]}" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as stop:
-        fig4_orders.main([str(tmp_path / "x.png"), "--data", str(tmp_path / "missing.json")])
-    assert stop.value.code == 2 and "--data: no file" in capsys.readouterr().err
+    prog = "python -m paper_figures.fig4_orders: error: "
+    for argv, said in (([str(tmp_path / "x.png"), "--data", str(tmp_path / "missing.json")],
+                        f"--data: no file {tmp_path / 'missing.json'}; make it with python -m analysis.orders"),
+                       ([], "the following arguments are required: png"),
+                       ([str(tmp_path / "x.png"), "--dat", str(data)],
+                        f"unrecognized arguments: --dat {data} (did you mean --data?)"),
+                       ([str(tmp_path / "x.png"), "--data", str(data), "--data", str(data)],
+                        f"--data: given twice ({str(data)!r}, then {str(data)!r}); give it once")):
+        with pytest.raises(SystemExit) as stop:  # one line, as python -m paper_figures says it: no usage block
+            fig4_orders.main(argv)
+        assert stop.value.code == 2 and capsys.readouterr() == ("", f"{prog}{said}\n")
     assert not (tmp_path / "x.png").exists()
 
 
@@ -493,7 +501,12 @@ def _refused(argv, monkeypatch, capsys):
     (["--threads", "0"], "--threads: expected an integer >= 1, got '0'"),
     (["--thread", "2"], "unrecognized arguments: --thread 2 (did you mean --threads?)"),
     (["--out", "/proc/foo"], "--out: cannot write into /proc (to create /proc/foo in it): No such file or directory; "
-                             "choose a writable out folder"),
+                             "choose a writable folder for --out"),
+    (["--results", "/proc/foo"], "--results: cannot write into /proc (to create /proc/foo in it): No such file or "
+                                 "directory; choose a writable folder for --results"),
+    (["--threads", "1", "--threads", "2"], "--threads: given twice ('1', then '2'); give it once"),
+    (["--only", "fig4_orders", "--only", "fig1_samples"],
+     "--only: given twice ('fig4_orders', then 'fig1_samples'); give it once"),
     (["--out", "{file}"], "--out: '{file}' exists and is not a folder"),
     (["--out", "{file}/sub"], "--out: cannot create '{file}/sub': {file} is a file, not a folder"),
     (["--results", "{file}"], "--results: '{file}' exists and is not a folder"),

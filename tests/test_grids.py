@@ -335,6 +335,24 @@ def test_check_grid_states_the_rule_and_the_entry(grid, error, message):
         check_grid(LinearVP(), grid)
 
 
+@pytest.mark.parametrize(("grid", "error", "message"), [
+    ([0.5, 0.7], ValueError, r"^grid must be strictly decreasing \(from noise to data\); grid\[1\]=0.7 >= grid\[0\]=0.5$"),
+    ([0.5], ValueError, r"^grid must be a 1-D sequence of at least 2 times, got shape \(1,\)$"),
+    ([0.9, float("nan"), 0.1], ValueError, r"^grid\[1\]=nan must be finite$"),
+    ([0.9, float("inf")], ValueError, r"^grid\[1\]=inf must be finite$"),
+    ("uniform", TypeError, r"grid must be a sequence of times"),
+])
+def test_check_grid_without_a_schedule_keeps_every_rule_but_the_domain(grid, error, message):
+    """check_grid(None, ...) checks times whose schedule is not known yet (pndmkit sample --grid before the
+    checkpoint is opened) by the same rules and words, and no domain: times of any schedule pass."""
+    with pytest.raises(error, match=message):
+        check_grid(None, grid)
+    out = check_grid(None, [5000, 500.5, -7])
+    assert out.dtype == np.float64 and out.tolist() == [5000.0, 500.5, -7.0]
+    with pytest.raises(ValueError, match=r"grid\[0\]=5000.0 lies outside the domain"):  # the schedule's mode: as before
+        check_grid(DiscreteVP.linear(), [5000, 500.5, -1])
+
+
 KINDS = st.sampled_from((None,) + tuple(GRIDS))
 OPTIONAL_TIME = st.one_of(st.none(), st.integers(-1, 999).map(float), st.floats(-1.0, 999.0))
 

@@ -283,7 +283,7 @@ def test_resuming_a_finished_run_leaves_its_checkpoint_as_it_is(tmp_path):
     common = dict(preset="tiny", batch_size=4, checkpoint_every=2, out=str(tmp_path))
     Trainer(TrainConfig(steps=2, **common), log=lambda m: None).run()
     files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    assert set(files) == {"digits.json", "digits.safetensors", "train_state.pt"}
+    assert set(files) == {"digits.json", "digits.safetensors", "train_state.pt", ".pndmkit-train.lock"}  # (empty)
     for steps in (2, 1):  # at steps, past steps
         logged = []
         trainer = Trainer(TrainConfig(steps=steps, **common), log=logged.append, resume=True)

@@ -723,6 +723,25 @@ def test_sample_cli_refuses_bad_explicit_grids_in_one_line(ckpt, tmp_path, usage
     assert expected in err and not (tmp_path / "o").exists(), err
 
 
+def test_sample_config_checks_explicit_times_with_check_grid(monkeypatch):
+    """SampleConfig repeated check_grid's rules (two or more finite, strictly decreasing times) in its own code;
+    it now calls check_grid without a schedule (the domain is checked where the schedule is known), keeping its
+    message."""
+    import pndmkit.grids
+    from pndmkit.errors import UsageError
+
+    seen, real = [], pndmkit.grids.check_grid
+    monkeypatch.setattr(pndmkit.grids, "check_grid", lambda schedule, grid: seen.append((schedule, list(grid))) or
+                        real(schedule, grid))
+    assert _cfg("digits", "unused", steps=None, grid=[5000, 500, -1]).grid == [5000.0, 500.0, -1.0]  # outside any table: checked later
+    assert seen == [(None, [5000.0, 500.0, -1.0])]
+    for bad, shown in (([999, 999, -1], "999, 999, -1"), ([999, float("nan")], "999, nan"), ([999], "999"),
+                       ([999, True], "999, 1"), ([999, "5"], "999, 5")):
+        with pytest.raises(UsageError, match="^grid must be a grid kind or at least two finite, strictly decreasing "
+                                             rf"times in the schedule's units \(first = start\), got {shown}$"):
+            _cfg("digits", "unused", steps=None, grid=bad)
+
+
 def test_explicit_times_starting_late_draw_the_noise_at_their_first_time_off_vp(tmp_path):
     """`--grid 0.8,0.5,0` on a flow-matching checkpoint started from unit noise, 1.21x too large at t = 0.8 (pure
     noise there is 0.82 of it); now explicit times that start below the schedule's start draw the noise there, as

@@ -1,8 +1,9 @@
 """argparse pieces shared by the command lines (``pndmkit`` and ``python -m paper_figures``): value types, each of
 which parses one option's text or raises ``argparse.ArgumentTypeError`` saying what is allowed (the command line
 prints it after the option's name), the parser class (:class:`CommandParser`: no abbreviated options, defaults in
-``--help``, errors raised as :class:`ArgumentLineError`) and :func:`usage_exit`, which prints the one line
-``PROG: error: ...`` of bad input and gives the ``SystemExit(2)`` to raise.
+``--help``, an option that takes one value refused when given twice (:class:`StoreOnce`), errors raised as
+:class:`ArgumentLineError`) and :func:`usage_exit`, which prints the one line ``PROG: error: ...`` of bad input and
+gives the ``SystemExit(2)`` to raise.
 
 :data:`MAX_STEPS` bounds every step count and NFE budget: 100 times the 1000 of a DDPM table, far past where
 any error stops falling, and still minutes rather than hours on the built-in problems.
@@ -21,8 +22,9 @@ from typing import Any, Callable, Iterator, Sequence
 from pndmkit._checks import MAX_STEPS
 
 __all__ = ["positive_int", "nonnegative_int", "int_in_range", "step_count", "finite_float", "positive_float", "nonnegative_float",
-           "fraction", "writable_folder", "grid_or_times", "comma_entries", "name_list", "MAX_STEPS", "EXIT_USAGE",
-           "CommandParser", "ArgumentLineError", "DefaultsHelpFormatter", "usage_exit", "unrecognized_message",
+           "fraction", "writable_folder", "writable_folder_for", "grid_or_times", "comma_entries", "name_list", "MAX_STEPS", "EXIT_USAGE",
+           "CommandParser", "StoreOnce", "ArgumentLineError", "DefaultsHelpFormatter", "usage_exit",
+           "parse_command_line", "unrecognized_message",
            "locked_out_folder"]
 
 #: exit status of bad input (argparse's)
@@ -105,20 +107,34 @@ def grid_or_times(text: str) -> str | list[float]:
         raise argparse.ArgumentTypeError(f"expected a grid kind or comma-separated numbers, got {text!r}") from None
 
 
-def writable_folder(text: str) -> str:
-    """argparse type: an output folder that exists and is writable, or can be created; checked before any work.
+def writable_folder_for(option: str) -> Callable[[str], str]:
+    """argparse type factory: an output folder, given as ``option``, that exists and is writable, or can be
+    created; checked before any work.
 
     Nothing is created (:func:`pndmkit._io.check_writable_folder`); a file in the way or a folder without write
-    rights is refused with what was found.
-    """
-    from pndmkit._io import check_writable_folder
-    from pndmkit.errors import UsageError
+    rights is refused with what was found, its advice naming ``option`` (``choose a writable folder for
+    --results``), not a Python parameter.
 
-    try:
-        check_writable_folder(text, "out")
-    except UsageError as exc:
-        raise argparse.ArgumentTypeError(str(exc).replace(f"out={text!r}", repr(text))) from None
-    return text
+    >>> writable_folder_for("--results")(".")
+    '.'
+    """
+    def parse(text: str) -> str:
+        from pndmkit._io import check_writable_folder
+        from pndmkit.errors import UsageError
+
+        try:
+            check_writable_folder(text, "out")
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc).replace(f"out={text!r}", repr(text)).replace(
+                "choose a writable out folder", f"choose a writable folder for {option}")) from None
+        return text
+
+    parse.__name__ = f"folder for {option}"
+    return parse
+
+
+#: argparse type: a writable output folder given as ``--out`` (:func:`writable_folder_for`)
+writable_folder = writable_folder_for("--out")
 
 
 def comma_entries(text: str, what: str) -> list[str]:
@@ -197,15 +213,61 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)".strip()
 
 
+def _shown(value: Any) -> str:
+    """A parsed option value as the user would type it: a list comma-separated (``--steps 5,10``)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(_shown(v) for v in value)
+    return str(value)
+
+
+class StoreOnce(argparse.Action):
+    """argparse's ``store`` action (the default of ``add_argument``), refusing an option given a second time.
+
+    argparse keeps the last of ``--steps 10 --steps 20`` in silence; a command line built by appending options
+    to a stored one then runs with a value nobody chose to keep. :class:`CommandParser` makes this the default
+    action, so every option that takes a value (a single value or a comma-separated list, which is one value
+    too) is refused when repeated: ``--steps: given twice ('10', then '20'); give it once``. Flags
+    (``store_true``) given twice mean the same as once and are accepted; ``action="append"`` options stay
+    repeatable. Raises ``argparse.ArgumentError`` (one line, naming the option, through
+    :meth:`CommandParser.error`).
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, nargs: Any = None, **kwargs: Any) -> None:
+        if nargs == 0:
+            raise ValueError("nargs=0 stores nothing: use action='store_true' or 'store_const' for a flag")
+        super().__init__(option_strings, dest, nargs=nargs, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        given = parser.__dict__.setdefault("_given_once", {})
+        if self.option_strings and self.dest in given:
+            first, then = given[self.dest]
+            flag = f" ({option_string}, then {then})" if then != option_string else ""
+            raise argparse.ArgumentError(self, f"given twice{flag} ({_shown(first)!r}, then {_shown(values)!r}); "
+                                               "give it once")
+        given[self.dest] = (values, option_string)
+        setattr(namespace, self.dest, values)
+
+
 class CommandParser(argparse.ArgumentParser):
     """ArgumentParser with ``allow_abbrev=False`` (``--thread`` is no ``--threads``), defaults in ``--help``
-    (:class:`DefaultsHelpFormatter`) and errors raised as :class:`ArgumentLineError`, not printed; the command
-    line prints them with :func:`usage_exit`."""
+    (:class:`DefaultsHelpFormatter`), every option that takes a value refused when given twice
+    (:class:`StoreOnce`, the default action; flags may repeat) and errors raised as :class:`ArgumentLineError`,
+    not printed; the command line prints them with :func:`usage_exit`. Sub-command parsers
+    (``add_subparsers().add_parser``) are of the same class, so they inherit all of this."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["allow_abbrev"] = False
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
+        self.register("action", None, StoreOnce)
+        self.register("action", "store", StoreOnce)
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's, with the record of the options given (:class:`StoreOnce`) started afresh."""
+        self.__dict__["_given_once"] = {}
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise ArgumentLineError(self.prog, re.sub(r"^argument ", "", message))
@@ -217,6 +279,17 @@ class CommandParser(argparse.ArgumentParser):
         if extras:
             self.error(unrecognized_message([o for a in self._actions for o in a.option_strings], extras))
         return parsed
+
+
+def parse_command_line(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args(argv)`` for a command line that is not a ``pndmkit`` sub-command (``python -m
+    paper_figures``, ``python -m paper_figures.fig4_orders``): bad input (a :class:`CommandParser`'s
+    :class:`ArgumentLineError`) is the one line ``PROG: error: ...`` on stderr and ``SystemExit(2)``
+    (:func:`usage_exit`), as with ``pndmkit``."""
+    try:
+        return parser.parse_args(argv)
+    except ArgumentLineError as exc:
+        raise usage_exit(exc.prog, exc.message) from None
 
 
 def unrecognized_message(flags: Sequence[str], extras: Sequence[str]) -> str:

@@ -79,8 +79,17 @@ def resume_hint(args: argparse.Namespace, argv: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from pndmkit.errors import UsageError
     from pndmkit.nn import config_from_args, missing_torch
+    from pndmkit.sampling import CONVENTIONS
 
+    if args.convention is not None and isinstance(args.grid, list):
+        # pndmkit.sample's refusal advises model_time_offset=, a parameter this command has no option for
+        shift = CONVENTIONS[args.convention]["model_time_offset"]
+        raise UsageError(("grid", "convention"), f"--convention {args.convention} generates its own grid and cannot be "
+                         "combined with explicit --grid times; give the times without --convention" + (
+                             "" if not shift else f" (the network is then told t itself, where {args.convention} "
+                             f"tells it t - {shift}: pndmkit sample has no option for that shift)"))
     if missing_torch("sample"):
         print(missing_torch("sample"), file=sys.stderr)
         return 1
@@ -96,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
         return open_network(name, scheduler_config=args.scheduler_config, param="checkpoint",
                             grid_options="--grid, --convention")
 
-    from pndmkit.errors import UsageError
     from pndmkit.sampling import StartAtRestError
 
     try:

@@ -18,7 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "A fresh run refuses an OUT that already holds NAME.safetensors or NAME.json (it never "
                     "overwrites a checkpoint). --resume refuses settings that shape the training differently from the saved run "
                     "(only --steps, --max-minutes, --threads, --device, --checkpoint-every, --name may change).")
-    p.add_argument("--out", default="runs/digits", help="output folder")
+    p.add_argument("--out", default="runs/digits",
+                   help="output folder; one run at a time: a run holds the lock OUT/.pndmkit-train.lock while it "
+                        "writes there, and a second run into a folder in use is refused at once, changing nothing "
+                        "(the operating system releases the lock when its run ends, even by a crash or a kill)")
     p.add_argument("--name", default="digits", help="checkpoint name inside OUT, a plain file name without folder")
     p.add_argument("--preset", default="digits",
                    help="UNet preset: digits or tiny (ddpm-cifar10 is for 3-channel 32x32 images, not the digits)")
@@ -85,14 +88,16 @@ def _train_classifier(args: argparse.Namespace) -> int:
 
     from pndmkit.nn.checkpoint import save_checkpoint
     from pndmkit.nn.classifier import train_classifier
-    from pndmkit.nn.train import check_name, check_no_checkpoint
+    from pndmkit.nn.train import check_name, check_no_checkpoint, locked_out
 
     check_name(args.name)
     check_no_checkpoint(args.out, args.name)
     if args.threads:
         torch.set_num_threads(args.threads)
-    net, info = train_classifier(seed=args.seed)
-    info["command"] = " ".join(["pndmkit", *sys.argv[1:]])
-    stem = save_checkpoint(Path(args.out) / args.name, net, schedule=None, prediction="logits", meta=info)
+    with locked_out(args.out):  # as a training run holds it: one run at a time writes into OUT
+        check_no_checkpoint(args.out, args.name)  # again: another run may have saved it meanwhile
+        net, info = train_classifier(seed=args.seed)
+        info["command"] = " ".join(["pndmkit", *sys.argv[1:]])
+        stem = save_checkpoint(Path(args.out) / args.name, net, schedule=None, prediction="logits", meta=info)
     print(json.dumps({"checkpoint": str(stem), **info}))
     return 0

@@ -227,18 +227,23 @@ class SampleConfig:
 
 def _explicit_times(grid: Any) -> list[float]:
     """``grid`` given as times: a list of at least two finite, strictly decreasing floats (what ``run.json``
-    records), else a :class:`~pndmkit.errors.UsageError` naming ``grid``, the value and what is allowed. Whether
-    they lie in the schedule's domain is checked by :func:`pndmkit.sample`, which knows the schedule."""
+    records; the rules of :func:`pndmkit.grids.check_grid` without a schedule), else a
+    :class:`~pndmkit.errors.UsageError` naming ``grid``, the value and what is allowed. Whether they lie in the
+    schedule's domain is checked by :func:`pndmkit.sample`, which knows the schedule."""
+    from pndmkit.grids import check_grid
+
     allowed = ("a grid kind or at least two finite, strictly decreasing times in the schedule's units (first = "
                "start)")
     try:
         times = [float(t) for t in grid]
     except (TypeError, ValueError):
         raise UsageError("grid", f"grid must be {allowed}, got {grid!r}") from None
-    if (len(times) < 2 or any(isinstance(t, (bool, str, bytes)) for t in grid) or not all(map(math.isfinite, times))
-            or any(b >= a for a, b in zip(times, times[1:]))):
-        raise UsageError("grid", f"grid must be {allowed}, got {', '.join(f'{t:g}' for t in times)}")
-    return times
+    try:
+        if any(isinstance(t, (bool, str, bytes)) for t in grid):  # numbers, not what float() makes of True, '1'
+            raise TypeError("grid entries must be numbers")
+        return check_grid(None, times).tolist()
+    except (TypeError, ValueError):
+        raise UsageError("grid", f"grid must be {allowed}, got {', '.join(f'{t:g}' for t in times)}") from None
 
 
 def _dist_info() -> tuple[int, int]:

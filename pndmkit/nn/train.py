@@ -29,7 +29,8 @@ Resuming a run already at (or past) ``steps`` trains nothing and leaves its chec
 written only if it is missing, e.g. under a new ``name``), so that samples resumed from that checkpoint stay
 valid; ``resume=True`` with no ``train_state.pt`` in ``out`` says so and starts a fresh run. A fresh run
 refuses an ``out`` that already holds ``<name>.safetensors`` or ``<name>.json`` (:func:`check_no_checkpoint`):
-it never overwrites a checkpoint it did not write.
+it never overwrites a checkpoint it did not write. One run at a time trains into an ``out``: a run holds the lock
+``<out>/.pndmkit-train.lock`` (:func:`locked_out`) while it writes there, and a second is refused at once.
 """
 
 from __future__ import annotations
@@ -49,14 +50,17 @@ import torch.nn.functional as F
 
 from pndmkit.errors import UsageError, blame
 from pndmkit.nn._checks import available_bytes, check_device, gib, memory_estimate
-from pndmkit._io import atomic_path, check_writable_folder, progress_bar, remove_stale_temporaries
+from pndmkit._io import atomic_path, check_writable_folder, locked_folder, progress_bar, remove_stale_temporaries
 from pndmkit.nn.checkpoint import save_checkpoint
 from pndmkit.nn.data import load_digits_images
 from pndmkit.nn.unet import PRESETS, UNet, UNetConfig, count_parameters
 from pndmkit.schedules import DiscreteVP, FlowMatching
 
 __all__ = ["TrainConfig", "Trainer", "train", "resume", "check_name", "check_no_checkpoint", "RESUMABLE", "OBJECTIVES",
-           "FLOW_TIME_SCALE"]
+           "FLOW_TIME_SCALE", "LOCK_FILE", "locked_out"]
+
+#: the lock a training run holds on its ``out`` folder while it writes there (:func:`locked_out`)
+LOCK_FILE = ".pndmkit-train.lock"
 
 #: settings that may differ when a run is resumed (all others must match the saved run)
 RESUMABLE = ("out", "name", "steps", "max_minutes", "threads", "device", "checkpoint_every")
@@ -221,6 +225,29 @@ def check_no_checkpoint(out: str | Path, name: str) -> None:
                                               "overwritten")
 
 
+def locked_out(out: str | Path):
+    """Hold the lock ``<out>/.pndmkit-train.lock`` (:data:`LOCK_FILE`) while a training run writes into ``out``: a
+    context manager, :func:`pndmkit._io.locked_folder` as ``pndmkit sample`` and ``pndmkit compare`` use it (a
+    :class:`filelock.FileLock`, released by the operating system when its holder ends, however it ends, so it
+    never goes stale). Two runs into one folder would save over each other's ``train_state.pt`` and checkpoint.
+
+    Raises
+    ------
+    UsageError
+        About ``out``, naming the folder and the lock file: another process holds the lock.
+    """
+    return locked_folder(out, LOCK_FILE, what="training run")
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """What tells whether ``path`` changed: its modification time and size (``None``: it does not exist)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 def _check_memory(config: UNetConfig, batch_size: int, device: torch.device) -> None:
     need, have = memory_estimate(config, batch_size, training=True), available_bytes(device)
     if have is not None and need > have:
@@ -264,6 +291,7 @@ class Trainer:
                                                 "or choose another out folder")
         if self.saved is None:  # a fresh run must not overwrite a checkpoint it did not write
             check_no_checkpoint(self.out, cfg.name)
+        self._state_stamp = _stamp(state_path)  # what run() finds again under the lock, or refuses
         config = cfg.unet_config()
         _check_memory(config, cfg.batch_size, self.device)
         if cfg.threads:
@@ -371,7 +399,23 @@ class Trainer:
         return self.net(xt, i.to(torch.float32)), eps
 
     def run(self) -> Path:
-        """Train up to ``cfg.steps`` (saving on an interrupt, then re-raising it); return the checkpoint stem."""
+        """Train up to ``cfg.steps`` (saving on an interrupt, then re-raising it); return the checkpoint stem.
+
+        The run holds the lock of ``cfg.out`` (:func:`locked_out`) from its first look at the folder to its last
+        save: a second run into the same folder is refused at once (:class:`~pndmkit.errors.UsageError` about
+        ``out``), writing nothing, and so is a run whose folder another run changed since this one checked it
+        (a ``train_state.pt`` written meanwhile, or a checkpoint it would overwrite)."""
+        with locked_out(self.out):
+            state_path = self.out / "train_state.pt"
+            if _stamp(state_path) != self._state_stamp:
+                raise UsageError("out", f"another run wrote {state_path} while this one was checking its settings; "
+                                        "run the command again" + ("" if self.resume else
+                                                                   " (with --resume to continue that run)"))
+            if self.saved is None:
+                check_no_checkpoint(self.out, self.cfg.name)
+            return self._run()
+
+    def _run(self) -> Path:
         cfg = self.cfg
         for p in remove_stale_temporaries(self.out):
             self.log(f"removed {p.name}, left by an interrupted write")
