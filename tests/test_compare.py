@@ -54,6 +54,8 @@ def test_compare_floors_karras_and_logsnr_where_grids_does():
 # -- the command line (promises in --help hold) --------------------------------------------------------------
 TINY = ["compare", "--problem", "gmm2d", "--schedule", "discrete-linear", "--nfe", "5", "10", "--n", "16",
         "--methods", "ddim", "ipndm", "--no-grids"]
+#: TINY at NFE 5 alone (an option that takes a value may be given once)
+TINY_NFE5 = [*TINY[:TINY.index("--nfe") + 1], "5", *TINY[TINY.index("--nfe") + 3:]]
 
 
 def test_peers_with_no_names_runs_pndmkit_alone_and_reports_a_table(capsys):
@@ -351,7 +353,7 @@ def test_optimized_grids_command_prints_and_writes_its_own_table(tmp_path, capsy
     from pndmkit.cli import main
 
     out = tmp_path / "o"
-    assert main([*TINY, "--nfe", "5", "--peers", "--optimized-grids", "ipndm", "--optimize-maxfev", "30",
+    assert main([*TINY_NFE5, "--peers", "--optimized-grids", "ipndm", "--optimize-maxfev", "30",
                  "--optimize-calibration", "8", "--out", str(out)]) == 0
     text = capsys.readouterr()
     lines = text.out.strip().splitlines()
@@ -497,7 +499,7 @@ def test_auto_command_prints_and_writes_its_own_table(tmp_path, capsys):
     from pndmkit.cli import main
 
     out = tmp_path / "a"
-    assert main([*TINY, "--nfe", "5", "--peers", "--auto", "--auto-calibration", "16", "--out", str(out)]) == 0
+    assert main([*TINY_NFE5, "--peers", "--auto", "--auto-calibration", "16", "--out", str(out)]) == 0
     text = capsys.readouterr()
     lines = text.out.strip().splitlines()
     head = lines.index("automatic choice from calibration noises (apart from the tables above; error / error ratios "
@@ -663,7 +665,7 @@ def test_summaries_name_the_grid_of_each_best_run_and_the_auto_picks(tmp_path, c
     from pndmkit.cli import main
 
     out = tmp_path / "o"
-    assert main([*TINY, "--nfe", "5", "--peers", "ddim", "--auto", "--auto-calibration", "16",
+    assert main([*TINY_NFE5, "--peers", "ddim", "--auto", "--auto-calibration", "16",
                  "--out", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     saved = json.loads((out / "compare.json").read_text())
