@@ -580,7 +580,7 @@ def test_train_resume_refuses_a_damaged_state_before_training(kind, phrase, trai
 
 
 # -- pf on the command line: batch-independent, its options recorded ----------------------------------------
-PF = ["sample", "--no-progress", "--method", "pf", "--num-samples", "3", "--threads", "1"]
+PF = ["sample", "--no-progress", "--method", "pf", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -668,6 +668,6 @@ def test_a_pf_run_of_the_batch_wide_step_control_is_not_resumed(good, tmp_path, 
         "steps": 50, "num_samples": 3, "shard_size": 3, "seed": 0, "grid": None, "convention": None,
         "dtype": "float32", "times": []}
     (out / "run.json").write_text(json.dumps(ident))
-    code, _, err = run_cli([*PF, "--checkpoint", str(good), "--out", str(out), "--resume"])
+    code, _, err = run_cli([*PF, "--num-samples", "3", "--checkpoint", str(good), "--out", str(out), "--resume"])
     assert code == 2 and err.count("\n") == 1
     assert "steps=50 in run.json, None now" in err and "method_options=None in run.json" in err
