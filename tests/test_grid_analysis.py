@@ -280,3 +280,25 @@ def test_readme_free_start_ceiling_is_the_json_and_moves_only_the_first_time_bel
             f"(t = {ceiling['grid'][0]:.0f} and {bound['grid'][0]:.0f} in the two free searches",
             f"is worth about {100 * gain:.0f} points"):
         assert text in readme, text
+
+
+def test_first_time_panel_never_ends_free_above_fixed_on_calibration_and_the_readme_quotes_it():
+    """analysis/results/grid_opt_first_time.json: on every case the free first time's calibration error is at most
+    the fixed one's (the free search starts from the fixed search's best grid, whose error it records), and the
+    README's summary of the panel is its numbers."""
+    data = json.loads((RESULTS / "grid_opt_first_time.json").read_text())
+    rows, s = data["rows"], data["summary"]
+    assert len(rows) == s["rows"] == 48 and data["noises"] == [128, 128]
+    for r in rows:
+        fixed, free = r["fixed"], r["free"]
+        assert free["calibration_error"] <= fixed["calibration_error"] == free["fixed_calibration_error"]
+        assert free["fixed_evaluations"] == fixed["evaluations"] <= free["evaluations"] <= 400
+        assert free["first_time_won"] == ("free" if free["first"] < free["t_start"] else "fixed")
+    assert s["free_worse_calibration"] == 0
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"now in {s['free_worse_calibration']} and {s['free_worse_heldout']} ({s['free_worse_heldout_5pct']}), "
+            f"and its held-out error is {s['geomean_heldout_ratio']:.3f} of the fixed search's") in readme
+    edm = next(r for r in rows if (r["schedule"], r["problem"], r["method"], r["nfe"]) == ("edm", "gmm2d", "unipc-2", 6))
+    short = lambda v: f"{v:.1e}".replace("e-0", "e-")  # noqa: E731  (4.6e-3 as the README writes it)
+    assert (f"with the first time fixed; {short(edm['free']['heldout_error'])} now" in readme
+            and f"against {short(edm['fixed']['heldout_error'])} with the first time fixed" in readme)

@@ -204,7 +204,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "network the other half of the cached noises, else 32)")
     o.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the noises")
     o.add_argument("--maxfev", type=positive_int, default=None,
-                   help="objective evaluations (default 100 per grid parameter, at least 100)")
+                   help="objective evaluations of the whole search (default 100 per grid parameter, the free first "
+                        "time included, at least 100); with --first-time free the first N d / (d + 1) of them, d the "
+                        "grid parameters, search with the first time at the noise's, the rest search it too")
     o.add_argument("--degree", type=_degree, default=AUTO_DEGREE, metavar="N|free|auto",
                    help="grid family: log step lengths of the start grid moved by a Legendre polynomial of degree N "
                         "in the step index, 1 to steps - 1 (a larger N is refused); 'free' moves every step (fits "

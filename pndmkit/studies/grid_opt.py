@@ -15,8 +15,8 @@ the held-out samples (:func:`reduction_interval`): per-sample errors on a networ
 measured on a few noises can be far from the one on the next few, and the interval says how far.
 
 Why a smooth family: on ``gmm2d`` (iPNDM, 8 calibration noises) degree 3 reaches the held-out gains of the
-free grid (70/81/60/76% against 69/82/60/78% at NFE 5/6/8/10, first time fixed; 75/85/61/76% against
-76/87/65/77% with it free) in a fifth to a half of the runs, which matters
+free grid (70/81/60/76% against 69/82/60/78% at NFE 5/6/8/10 in an eighth to two thirds of the runs, first time
+fixed; 75/85/61/77% against 76/82/60/78% in two fifths to four fifths of them with it free), which matters
 when one run is a network's; on 256-dimensional data (``digits-gmm``) a free grid fitted to 8 noises does
 worse on held-out noises than where it started, so calibrate on tens of noises there.
 
@@ -128,7 +128,15 @@ class OptimizedGrid:
         (:func:`reduction_interval`): how far the cut can be trusted at this many held-out noises; ``(nan, nan)``
         with fewer than :data:`INTERVAL_MIN_SAMPLES` of them (``None`` in :meth:`to_dict`).
     evaluations : int
-        Objective evaluations (sampling runs on the calibration noises).
+        Objective evaluations (sampling runs on the calibration noises), both phases of a free first time's
+        search together, at most the search's budget (``maxfev``); the start grids' runs are not counted.
+    fixed_calibration_error : float
+        Calibration error of the best grid with the first time at :attr:`t_start` (the fixed phase of the search;
+        :attr:`calibration_error` itself with ``first_time="fixed"``): :attr:`calibration_error` is never above
+        it. ``nan``: not recorded (results built by hand); ``inf``: the fixed phase ran no grid.
+    fixed_evaluations : int
+        Of :attr:`evaluations`, the runs of the fixed phase (all of them with ``first_time="fixed"``); the rest
+        searched the first time too, starting from the fixed phase's best grid.
     reference_error : float
         Error estimate of the held-out reference.
     degree : int
@@ -169,6 +177,8 @@ class OptimizedGrid:
     builtin_errors: dict[str, float] = field(default_factory=dict)
     heldout_interval: tuple[float, float] = (math.nan, math.nan)
     evaluations: int = 0
+    fixed_calibration_error: float = math.nan
+    fixed_evaluations: int = 0
     reference_error: float = 0.0
     degree: int = 0
     start_grid: Optional[NDArray[np.float64]] = None
@@ -218,6 +228,13 @@ class OptimizedGrid:
         """Relative cut of the handed-back :attr:`grid`'s held-out error: :attr:`reduction`, or 0 where it fell back."""
         return 0.0 if self.fell_back else self.reduction
 
+    @property
+    def first_time_won(self) -> str:
+        """Which first time the search kept: ``"free"`` where :attr:`searched_grid` starts below :attr:`t_start` (a
+        late first time beat, on the calibration noises, the best grid with it at :attr:`t_start`, whose error
+        is :attr:`fixed_calibration_error`), else ``"fixed"`` (always with ``first_time="fixed"``)."""
+        return "free" if self.searched_grid[0] < self.t_start else "fixed"
+
     def report(self) -> str:
         """A few lines for people: the grid, the held-out errors and the reduction.
 
@@ -244,7 +261,8 @@ class OptimizedGrid:
             f"{' and the first time' if self.first_time == 'free' else ''}, "
             f"{_count(self.evaluations, 'calibration run')}",
             f"{'searched grid' if self.fell_back else 'grid'}: " + " ".join(_time(t) for t in self.searched_grid),
-        ] + ([f"schedule {self.schedule}: times from {_time(self.t_start)} (the noise) to {_time(self.grid[-1])}"]
+        ] + ([self.first_time_line()] if self.first_time == "free" and not math.isnan(self.fixed_calibration_error)
+             else []) + ([f"schedule {self.schedule}: times from {_time(self.t_start)} (the noise) to {_time(self.grid[-1])}"]
              if self.schedule else []) + ([self.late_start()] if self.grid[0] < self.t_start else []) + [
             f"held-out error {self.heldout_error:.3e} vs best built-in {self.baseline_kind} {self.baseline_error:.3e}: "
             f"{abs(100 * self.reduction):.1f}% {'smaller' if self.reduction >= 0 else 'larger'} "
@@ -256,6 +274,17 @@ class OptimizedGrid:
               f"{_count(self.evaluations, 'run')}"] if self.stopped else [])
           + ([f"FELL BACK to the best built-in grid ({self.baseline_kind}): {self.fallback_reason}; "
               f"the grid handed back is: " + " ".join(_time(t) for t in self.grid)] if self.fell_back else []))
+
+    def first_time_line(self) -> str:
+        """Which first time the free search kept and what each phase cost (a report line)."""
+        runs = (f"{self.fixed_evaluations} of the {_count(self.evaluations, 'run')} with it at {_time(self.t_start)}, "
+                f"the rest with it searched from there")
+        if self.first_time_won == "free":
+            return (f"first time searched: {_time(self.searched_grid[0])} kept, calibration error "
+                    f"{self.calibration_error:.3e} against {self.fixed_calibration_error:.3e} with the best grid from "
+                    f"{_time(self.t_start)} ({runs})")
+        return (f"first time searched: {_time(self.t_start)} kept, no later first time did better on the calibration "
+                f"noises ({runs})")
 
     def late_start(self) -> str:
         """How to start from the handed-back :attr:`grid`'s first time where it lies below :attr:`t_start` (a
@@ -281,6 +310,9 @@ class OptimizedGrid:
         out["heldout_interval"] = [None if math.isnan(v) else v for v in self.heldout_interval]  # JSON has no NaN
         out["interval_level"] = INTERVAL_LEVEL
         out["t_start"] = None if math.isnan(self.t_start) else self.t_start
+        out["first_time_won"] = self.first_time_won
+        err = self.fixed_calibration_error
+        out["fixed_calibration_error"] = err if math.isfinite(err) else None  # JSON has no NaN nor inf
         return out
 
 
@@ -792,7 +824,12 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         mixture is 49% worse on held-out noises than the best built-in grid.
     seed : int
     maxfev : int, optional
-        Objective evaluations of Nelder-Mead (default ``100`` per parameter, at least 100).
+        The whole search's budget of objective evaluations (sampling runs on the calibration noises; default
+        ``100`` per parameter, the free first time's included, at least 100). With ``first_time="free"`` the
+        search runs in two phases within it: the first time at ``t_start`` on ``maxfev * d // (d + 1)`` runs
+        (``d`` the grid parameters: 300 of the default 400 at degree 3, the budget of the fixed search by
+        default, so that phase is that search run for run), then the first time searched too from its best grid
+        on the runs left (:attr:`OptimizedGrid.fixed_evaluations` counts the first phase's).
     shape : sequence of int, optional
         Sample shape of a bare callable model.
     kinds : sequence of str
@@ -833,7 +870,12 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         callers that judge it on noises of their own).
     first_time : {"free", "fixed"}
         ``"free"`` (default): the first time is searched too, in ``(t_1, t_start]`` (:class:`FreeFirstTime`, one
-        more parameter; ``t_1`` the grid's second time), the noise taken as the state there (:func:`noise_at`:
+        more parameter; ``t_1`` the grid's second time), after the search with it at ``t_start`` and from that
+        search's best grid (see ``maxfev``), so the calibration error is never above that search's
+        (:attr:`OptimizedGrid.fixed_calibration_error`; :attr:`OptimizedGrid.first_time_won` says which first
+        time was kept). Searched from the start grid at once, the free search could stall above the fixed one
+        with a first step of almost zero length (EDM, ``unipc-2`` at NFE 6 on ``gmm2d``, 128 / 128 noises: 2.0e-2
+        held out against 9.6e-3; 4.6e-3 now). The noise is taken as the state at the first time (:func:`noise_at`:
         ``x_T`` itself on a VP schedule, as diffusers' ``leading`` grids start below the last training step) and
         the error still measured against the flow from ``t_start``; the built-in grids it starts from and is
         judged against start at ``t_start``. A late start trades the error it leaves (the noise is not the
@@ -907,46 +949,72 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     start_grid = best["grid"]
     lifted = start_grid.copy()
     lifted[0] = cal.t_start  # the family spans the whole interval; a late first time is the last parameter's
-    family: GridFamily | FreeFirstTime = GridFamily(lifted, parameters)
-    theta0 = np.zeros(family.size)
-    if free:
-        family = FreeFirstTime(family, cal.t_start)
-        theta0 = np.append(theta0, family.fraction(start_grid))
-    best["theta"] = theta0
-    budget = maxfev or max(100, 100 * family.size)
+    interior = GridFamily(lifted, parameters)
+    late_start = bool(start_grid[0] < cal.t_start)
+    # the search with the first time at t_start: the whole search with first_time="fixed", the first phase of it
+    # with "free" (from the lifted start grid where a given start starts late, the late grid kept aside)
+    fixed = {"err": math.inf, "grid": lifted} if late_start else dict(best)
+    fixed["theta"] = np.zeros(interior.size)
+    budget = maxfev or max(100, 100 * (interior.size + free))
+    # "free" spends the share of the budget a fixed search of these parameters would take by default on the fixed
+    # phase (all of it at the default budget, 100 runs a parameter), and the rest on the free phase
+    fixed_budget = budget * interior.size // (interior.size + 1) if free else budget
     count = [0]
     bar = progress_bar(budget, desc=f"optimising the {spec.name} grid at NFE {nfe}", leave=False) if progress else None
+    objective = search_objective(cal, spec, interior, fixed, count, bar)
 
-    objective = search_objective(cal, spec, family, best, count, bar)
-    if stop_early is not None:
-        plain = objective
+    def run(objective: Any, theta0: NDArray[np.float64], step: NDArray[np.float64], most: int) -> None:
+        if stop_early is not None:
+            plain = objective
 
-        def objective(theta: NDArray[np.float64]) -> float:
-            stop_early()
-            return plain(theta)
+            def objective(theta: NDArray[np.float64]) -> float:
+                stop_early()
+                return plain(theta)
+
+        minimize(objective, theta0, method="Nelder-Mead", options={
+            "maxfev": most, "xatol": 1e-4, "fatol": 1e-5, "initial_simplex": np.vstack([theta0, theta0 + step])})
 
     stopped = ""
-    if family.size >= 1:
+
+    def interrupted(exc: KeyboardInterrupt) -> str:
+        if stop_early is None:
+            raise exc
+        return f"{str(exc) or 'interrupted'} after {count[0]} of at most {budget} runs"
+
+    try:
         try:
-            # initial simplex: each Legendre mode moves the log step lengths by up to +-0.3 (steps x/÷ 1.35), and
-            # a free first time moves 0.3 of the way to the second (or back up where it starts below 0.5)
-            step = 0.3 * np.eye(family.size)
-            if free and theta0[-1] >= 0.5:
-                step[-1, -1] = -0.3
-            simplex = np.vstack([theta0, theta0 + step])
-            minimize(objective, theta0, method="Nelder-Mead",
-                     options={"maxfev": budget, "xatol": 1e-4, "fatol": 1e-5, "initial_simplex": simplex})
+            # initial simplex: each Legendre mode moves the log step lengths by up to +-0.3 (steps x/÷ 1.35)
+            if interior.size >= 1 and fixed_budget >= 1:
+                run(objective, fixed["theta"], 0.3 * np.eye(interior.size), fixed_budget)
         except KeyboardInterrupt as exc:
-            if stop_early is None:
-                raise
-            stopped = f"{str(exc) or 'interrupted'} after {count[0]} of at most {budget} runs"
-        finally:
-            if bar is not None:
-                bar.close()
+            stopped = interrupted(exc)
+        fixed_runs = count[0]
+        best = best if late_start and best["err"] <= fixed["err"] else fixed
+        if free and not stopped and budget > count[0]:
+            # the free phase starts from the best grid so far (the fixed phase's, or a late start grid that is
+            # better): the free family holds every grid of the fixed one (a first-time fraction of 0), so the
+            # result is never worse on calibration than the fixed search. Searched from the start grid, the free
+            # search could stall with a degenerate first step, worse than the fixed search (EDM, unipc-2 at NFE 6
+            # on gmm2d: 1.8e-2 against 9.5e-3 on 128 calibration noises)
+            family = FreeFirstTime(interior, cal.t_start)
+            theta = best["theta"] if best is fixed else np.zeros(interior.size)
+            best = dict(best, theta=np.append(theta, family.fraction(best["grid"])))
+            # the first time moves 0.3 of the way to the second (or back up where it starts below 0.5), the
+            # interior as in the fixed phase
+            step = 0.3 * np.eye(family.size)
+            if best["theta"][-1] >= 0.5:
+                step[-1, -1] = -0.3
+            try:
+                run(search_objective(cal, spec, family, best, count, bar), best["theta"], step, budget - count[0])
+            except KeyboardInterrupt as exc:
+                stopped = interrupted(exc)
+    finally:
+        if bar is not None:
+            bar.close()
     searched = best["grid"]
     judged = _judge(held, spec, searched, kinds)
     reason = _fallback_reason(judged["interval"], int(heldout)) if fallback else ""
-    if reason and family.size == 0:  # not a failed search: there was nothing to search
+    if reason and interior.size == 0 and not free:  # not a failed search: there was nothing to search
         reason = "one step leaves no interior time to optimise: every grid is the two end times"
     grid = builtin_grids(held, steps, [judged["baseline_kind"]])[judged["baseline_kind"]] if reason else searched
     if reason:
@@ -956,6 +1024,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
                          heldout_error=judged["error"], baseline_kind=judged["baseline_kind"],
                          baseline_error=judged["baseline_error"], builtin_errors=judged["builtin_errors"],
                          heldout_interval=judged["interval"], evaluations=count[0],
+                         fixed_calibration_error=fixed["err"], fixed_evaluations=fixed_runs,
                          reference_error=held.reference_error, degree=parameters, start_grid=start_grid,
                          problem=problem_or_model if isinstance(problem_or_model, str) else (
                              str(problem_or_model) if isinstance(problem_or_model, os.PathLike) else
