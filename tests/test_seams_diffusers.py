@@ -922,6 +922,37 @@ def test_ddpm_pipeline_default_config(unet):
     assert ours.grid[-1] == -1.0  # DDPM ends at abar = 1
 
 
+@pytest.mark.parametrize("use_clipped_model_output", [None, False, True])
+def test_ddim_on_a_clipping_ddpm_config_is_ddim_from_config(unet, use_clipped_model_output):
+    """DDPMScheduler's default config (clip_sample=True, what DDPM checkpoints ship) with method='ddim': the DDIM
+    that DDIMScheduler.from_config of that config runs, in both of its conventions. DDIMPipeline turns the DDPM
+    scheduler it is given into that DDIMScheduler; the swap is then put in its place."""
+    ddpm = diffusers.DDPMScheduler(variance_type="fixed_large")
+    pipe = diffusers.DDIMPipeline(unet, ddpm)
+    pipe.set_progress_bar_config(disable=True)
+    theirs = counted(pipe.scheduler)
+    assert type(theirs) is diffusers.DDIMScheduler and theirs.config.clip_sample is True
+
+    def run(**kwargs):
+        return pipe(batch_size=2, num_inference_steps=10, generator=torch.Generator().manual_seed(1),
+                    output_type="np", **kwargs).images
+
+    kwargs = {} if use_clipped_model_output is None else dict(use_clipped_model_output=use_clipped_model_output)
+    with Calls(unet) as calls_theirs:
+        out_theirs = run(**kwargs)
+    ours = pipe.scheduler = PNDMKitScheduler.from_config(ddpm.config, method="ddim")
+    assert ours.translation.source == "DDPMScheduler" and ours.translation.clip == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)  # the convention is DDIM's: nothing to say
+        with Calls(unet) as calls_ours:
+            out_ours = run(**kwargs)
+    assert pipe.scheduler is ours and ours.run.done and ours.nfe == len(calls_ours) == 10
+    assert theirs.steps == len(calls_theirs) == 10 and calls_ours == calls_theirs
+    np.testing.assert_allclose(out_ours, out_theirs, rtol=0, atol=5e-5)  # images in [0, 1]
+    other = run(use_clipped_model_output=not use_clipped_model_output)  # the other convention: far off
+    assert float(np.abs(other - out_theirs).max()) > 0.1
+
+
 @pytest.fixture(scope="module")
 def sd_parts():
     transformers = pytest.importorskip("transformers")

@@ -35,8 +35,8 @@ message naming it (:data:`REFUSED`). ``clip_sample`` is honoured: the ``x0`` est
 clipped to ``clip_sample_range`` and told as the model's prediction, before the method combines anything (the
 clipped denoiser DDPM's posterior uses, and DDIM's step with ``use_clipped_model_output=True``). DDIM's default
 step pairs the clipped ``x0`` with the unclipped ``eps``, which no prediction of a multistep method expresses;
-``method='ddim'`` on a ``DDIMScheduler`` config, one DDIM step per evaluation with nothing kept between steps,
-takes it exactly (:meth:`PNDMKitScheduler.step <pndmkit.integrations.diffusers.PNDMKitScheduler.step>`, its
+``method='ddim'``, one DDIM step per evaluation with nothing kept between steps, takes it exactly, on every
+config (on a ``DDPMScheduler`` config it steps as ``DDIMScheduler.from_config`` of that config does) (:meth:`PNDMKitScheduler.step <pndmkit.integrations.diffusers.PNDMKitScheduler.step>`, its
 ``use_clipped_model_output``). Fields that only choose the *source's* own method (``solver_order``,
 ``skip_prk_steps``, ``algorithm_type``, ...) play no part: the method is pndmkit's, the one passed. Where that
 method is the source's counterpart of another order or algorithm than the config's ``solver_order`` (and DPM-Solver's

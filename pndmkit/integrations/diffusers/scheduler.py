@@ -1413,12 +1413,12 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         eta : float
             Must be 0: the methods are deterministic (accepted because DDIM pipelines pass it).
         use_clipped_model_output : bool, optional
-            DDIM's keyword, read where ``clip_sample=True``. On a ``DDIMScheduler`` config with a method whose
-            every step is one DDIM step of one evaluation (``ddim``), ``None`` / ``False`` is DDIM's default
-            step, the clipped ``x0`` paired with the unclipped ``eps``, and ``True`` derives ``eps`` from the
-            clipped ``x0``, as ``DDIMScheduler.step`` does. Every other method (and every other source) is told
-            the clipped ``x0`` as the model's prediction, ``eps`` following it (as ``True``); an explicit
-            ``False`` is refused there.
+            DDIM's keyword, read where ``clip_sample=True``. With a method whose every step is one DDIM step of
+            one evaluation (``ddim``), ``None`` / ``False`` is DDIM's default step, the clipped ``x0`` paired
+            with the unclipped ``eps``, and ``True`` derives ``eps`` from the clipped ``x0``, as
+            ``DDIMScheduler.step`` does, on every config (on a ``DDPMScheduler`` config ``ddim`` is what
+            ``DDIMScheduler.from_config`` of it runs). Every other method is told the clipped ``x0`` as the
+            model's prediction, ``eps`` following it (as ``True``); an explicit ``False`` is refused there.
         generator, **unused
             Ignored (pipelines pass them to stochastic schedulers).
 
@@ -1434,7 +1434,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             batch size) than the loop's, ``model_output`` of another shape than ``sample`` (twice its channels
             only with a learned ``variance_type``, named in the message);
             ``use_clipped_model_output`` not a bool
-            or ``None``, or ``False`` with ``clip_sample=True`` where the method is not DDIM on a DDIM config.
+            or ``None``, or ``False`` with ``clip_sample=True`` where the method is not ``ddim``.
         """
         if eta not in (None, 0, 0.0):
             raise ValueError(f"eta={eta} cannot be honoured: pndmkit's methods are deterministic (eta = 0)")
@@ -1496,15 +1496,15 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         raise ValueError(f"use_clipped_model_output=False cannot be honoured by {self.integrator.name!r} on a "
                          f"{self.translation.source or 'PNDMKitScheduler'} config: it is DDIMScheduler's default "
                          f"step, the clipped x0 paired with the unclipped eps in one DDIM step, which only "
-                         f"method='ddim' on a DDIMScheduler config takes; with clip_sample=True every other method is "
-                         f"told the clipped x0 (eps following it). Pass use_clipped_model_output=True or None, or "
-                         f"clip_sample=False")
+                         f"method='ddim' takes; with clip_sample=True every other method is told the clipped x0 (eps "
+                         f"following it). Pass use_clipped_model_output=True or None, or clip_sample=False")
 
     def _ddim_default_step(self, use_clipped_model_output: Optional[bool]) -> bool:
-        """Whether this evaluation is DDIM's default clipped step: a ``DDIMScheduler`` config with
-        ``clip_sample=True``, a method of one DDIM step per evaluation, ``use_clipped_model_output`` not set."""
+        """Whether this evaluation is DDIM's default clipped step: ``clip_sample=True`` (on any config: DDPM's
+        too, which ``DDIMScheduler.from_config`` steps the same way), a method of one DDIM step per evaluation,
+        ``use_clipped_model_output`` not set."""
         return (not use_clipped_model_output and self.translation.clip is not None and
-                self.translation.source == "DDIMScheduler" and _one_ddim_step_per_evaluation(self.integrator))
+                _one_ddim_step_per_evaluation(self.integrator))
 
     def _prediction_part(self, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """``model_output`` itself, or its first ``C`` channels where a learned ``variance_type`` has the network
