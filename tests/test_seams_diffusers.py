@@ -733,6 +733,55 @@ def test_bad_custom_sigmas_are_refused_by_name(source, sigmas, message):
         _vp(source).set_timesteps()
 
 
+TOO_FEW_STEP_STARTS = r"timesteps must be a 1-D sequence of at least one step start, got \[\]$"
+TOO_FEW_LEVELS = (r"sigmas must be a 1-D sequence of at least two noise levels \(the start of each step, then where "
+                  r"the last one ends, 0 for the config's end point\), got \[%s\]$")
+TOO_FEW_APPENDED = (r"sigmas must be a 1-D sequence of at least one noise level \(the start of each step; the source "
+                    r"appends where the last one ends\), got \[\]$")
+
+
+@pytest.mark.parametrize("source, options, method", [
+    ("DDPMScheduler", {}, "ddim"),  # DDPM's own set_timesteps indexed the empty list: a bare IndexError
+    ("DDPMScheduler", dict(clip_sample=False), "ddim"),
+    ("DDIMScheduler", {}, "ddim"),
+    ("DPMSolverMultistepScheduler", {}, "dpm-solver++-2m"),
+    ("EulerDiscreteScheduler", {}, "ddim"),  # Euler's own took the maximum of no sigmas: a RuntimeError
+    ("HeunDiscreteScheduler", {}, "pie"),
+    ("UniPCMultistepScheduler", {}, "unipc-2"),
+])
+def test_custom_grids_without_a_step_are_refused_by_name_on_every_vp_config(source, options, method):
+    """timesteps=[] , sigmas=[] and a single sigma make no step: one ValueError naming the argument and the count
+    allowed on every VP config, before the source's set_timesteps reads them; the scheduler is left as it was. A
+    single step start is one step."""
+    config = getattr(diffusers, source)(**options).config
+    ours = PNDMKitScheduler.from_config(config, method=method)
+    for kwargs, message in ((dict(timesteps=[]), TOO_FEW_STEP_STARTS), (dict(sigmas=[]), TOO_FEW_LEVELS % ""),
+                            (dict(sigmas=[10.0]), TOO_FEW_LEVELS % "10.0"),
+                            (dict(timesteps=torch.tensor([])), r"timesteps must be .* got tensor\(\[\]\)$")):
+        with pytest.raises(ValueError, match="^" + message):
+            ours.set_timesteps(**kwargs)
+        assert ours.timesteps is None
+    ours.set_timesteps(timesteps=[500])
+    assert ours.timesteps.tolist() == [500.0] * ours.order and ours.num_inference_steps == 1
+
+
+@pytest.mark.parametrize("source", ["FlowMatchEulerDiscreteScheduler", "EDMEulerScheduler"])
+def test_custom_sigmas_without_a_step_are_refused_where_the_source_appends_the_end(source):
+    """Flow-matching and EDM sources take only the step starts as sigmas (they append the end): none is refused
+    by name, one is one step, as the source lays it out (EDMEulerScheduler's own set_timesteps fails on a list, so
+    the swap hands it a tensor)."""
+    config = getattr(diffusers, source)().config
+    ours = PNDMKitScheduler.from_config(config, method="euler" if source.startswith("Flow") else "ddim")
+    with pytest.raises(ValueError, match="^" + TOO_FEW_APPENDED):
+        ours.set_timesteps(sigmas=[])
+    for sigmas in ([0.5], [0.9, 0.4] if source.startswith("Flow") else [0.2, 0.6]):  # EDM's: its ramp, 0 at the top
+        theirs = getattr(diffusers, source)()
+        theirs.set_timesteps(sigmas=torch.tensor(sigmas, dtype=torch.float64) if source.startswith("EDM") else sigmas)
+        ours.set_timesteps(sigmas=sigmas)
+        assert ours.num_inference_steps == len(sigmas)
+        np.testing.assert_allclose(ours.timesteps.double().numpy(), theirs.timesteps.double().numpy(), rtol=1e-6)
+
+
 def test_a_last_step_that_would_start_at_the_end_point_is_refused():
     sched = _vp("DDIMScheduler", set_alpha_to_one=False)  # ends at abar_0, t = 0, s(0) = 0.01
     with pytest.raises(ValueError, match=r"the last step starts at t=-0.49999999999999994 but the config's end point "
