@@ -1137,6 +1137,73 @@ def image_to_image_loop(sched, steps, strength, x0, z):
     return x, len(timesteps)
 
 
+def lms_image_to_image(sched, steps, strength, x0, z, consistent=False):
+    """image_to_image_loop on an ``LMSDiscreteScheduler``; with ``consistent`` each step is given the order of the
+    derivatives it holds since begin_index (``order=min(len(derivatives) + 1, 4)``) rather than the order its step
+    index implies."""
+    sched.set_timesteps(steps)
+    begin = steps - int(steps * strength)
+    sched.set_begin_index(begin)
+    timesteps = sched.timesteps[begin:]
+    x = sched.add_noise(x0, z, timesteps[:1])
+    for t in timesteps:
+        kwargs = dict(order=min(len(sched.derivatives) + 1, 4)) if consistent else {}
+        x = sched.step(net(sched.scale_model_input(x, t), t), t, x, **kwargs).prev_sample
+    return x
+
+
+@pytest.mark.parametrize("steps, strength", [(10, 0.5), (20, 0.3)])
+def test_lms_image_to_image_says_where_lms_itself_is_inconsistent(steps, strength):
+    """On an image-to-image slice LMSDiscreteScheduler takes the order of its formula from its step index, not from
+    the derivatives it holds since begin_index, so its first steps are not consistent steps. The swap's ipndm-v
+    (LMS in s) is LMSDiscreteScheduler given the order of the derivatives it holds (1e-6 here), several percent
+    from the source's own run, and says so with a ConventionWarning; at strength 1 both agree and nothing is
+    said."""
+    x0, z = noise((2, 16), 1), noise((2, 16), 2)
+    config = diffusers.LMSDiscreteScheduler().config
+    ours = PNDMKitScheduler.from_config(config, method="ipndm-v")
+    with pytest.warns(ConventionWarning, match=rf"^image-to-image from begin_index={steps - int(steps * strength)} on "
+                                               r"an LMSDiscreteScheduler config: diffusers' LMSDiscreteScheduler gives "
+                                               r"no reference to match there: its step takes the order .* from the "
+                                               r"step index") as said:
+        out_ours = image_to_image_loop(ours, steps, strength, x0, z)[0]
+    assert len([w for w in said if w.category is ConventionWarning]) == 1
+    theirs, fixed = counted(diffusers.LMSDiscreteScheduler()), counted(diffusers.LMSDiscreteScheduler())
+    out_theirs = lms_image_to_image(theirs, steps, strength, x0, z)
+    out_fixed = lms_image_to_image(fixed, steps, strength, x0, z, consistent=True)
+    assert ours.run.done and ours.nfe == theirs.steps == fixed.steps == int(steps * strength)
+    assert rel(out_ours, out_fixed) < 1e-6 < 1e-2 < rel(out_ours, out_theirs)
+    ours, theirs = PNDMKitScheduler.from_config(config, method="ipndm-v"), counted(diffusers.LMSDiscreteScheduler())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)  # begin_index 0: the source's own run, nothing to say
+        out_ours = image_to_image_loop(ours, steps, 1.0, x0, z)[0]
+    assert theirs.steps == 0 and rel(out_ours, lms_image_to_image(theirs, steps, 1.0, x0, z)) < 1e-6
+    assert theirs.steps == steps
+
+
+@pytest.mark.parametrize("options, method", [(dict(solver_type="bh1"), "unipc-2"),
+                                             (dict(solver_type="bh1", solver_order=3), "unipc-3"),
+                                             (dict(predict_x0=False), "unipc-2")])
+def test_unipc_last_step_to_sigma_zero_is_finite_where_the_source_returns_nan(options, method):
+    """UniPC's last step to sigma = 0 (final_sigmas_type='zero') has an infinite log-SNR step h; with B(h) = h (bh1)
+    or on eps (predict_x0=False) diffusers' UniPCMultistepScheduler returns NaN there. The swap equals it on every
+    step before and returns a finite sample."""
+    x_T = noise((2, 16), 7)
+    theirs = counted(diffusers.UniPCMultistepScheduler(**options))
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    samples = {}
+    for name, sched in (("theirs", theirs), ("ours", ours)):
+        sched.set_timesteps(6)
+        x, samples[name] = x_T, []
+        for t in sched.timesteps:
+            x = sched.step(net(x, t), t, x).prev_sample
+            samples[name].append(x)
+    assert theirs.steps == ours.nfe == 6 and ours.run.done
+    for a, b in zip(samples["ours"][:-1], samples["theirs"][:-1]):
+        assert rel(a, b) < 1e-6
+    assert torch.isnan(samples["theirs"][-1]).all() and torch.isfinite(samples["ours"][-1]).all()
+
+
 def pndm_image_to_image_by_hand(sched, steps, strength, x0, z):
     """Stable Diffusion's image-to-image loop written out for a scheduler without ``set_begin_index``
     (``PNDMScheduler``): set_timesteps, keep ``timesteps[t_start * order:]`` with ``t_start = steps -

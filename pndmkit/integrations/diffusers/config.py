@@ -105,6 +105,17 @@ sample's norm at 5 steps, 0.08 at 20, on smooth test networks), and DDIM, DDPM o
 whose steps are not ``T // N`` apart (``'linspace'``; ``'trailing'`` where ``N`` does not divide ``T``: the source
 moves each sample to ``t - T // N`` and evaluates the next one elsewhere; pndmkit integrates the timesteps it lists).
 
+Where the source itself is inconsistent, the swap does not follow it, and says so where a pipeline would not
+notice. On an image-to-image slice (``set_begin_index`` past 0) ``LMSDiscreteScheduler`` takes the order of its
+formula from the step index counted from ``set_timesteps``, not from the derivatives it holds since the slice began,
+so its first steps there are not consistent steps: the swap runs its method from the slice's start as a fresh run
+(``ipndm-v``, LMS in ``s``, equals ``LMSDiscreteScheduler.step`` given ``order=min(len(derivatives) + 1, 4)``) and
+says so with a :class:`ConventionWarning` (``PNDMScheduler`` on a slice, which counts its calls rather than the
+timesteps it is given, is said in the refusal of the methods whose warm-up needs the whole grid).
+``UniPCMultistepScheduler`` with ``solver_type='bh1'`` or ``predict_x0=False`` returns NaN at a last step to
+``sigma = 0`` (an infinite log-SNR step ``h`` enters ``B(h) = h`` and the eps form's ``expm1(h)``); the swap's
+sample there is finite, and equal to the source's on every step before.
+
 A method passed built (an ``Integrator``, or a ``MethodSpec`` not registered under its name) is used as built, and
 a variant field that chooses another variant is refused naming the field. Every other field of these sources
 (``solver_order``, ``algorithm_type``, DEIS's ``solver_type``, DPM-Solver singlestep's ``lower_order_final``, ...)
