@@ -9,6 +9,7 @@ grid instead of (55, -59, 37, -9)/24.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,7 @@ def test_the_buggy_ipndm_is_third_order_and_its_weights_are_recovered(buggy):
     np.testing.assert_allclose(np.array(w["recovered"]) - w["exact"], BUG, atol=1e-9)  # Karras-spaced grid
     # sum w (-j)^3 = 3/4 instead of 1/4: cubic gradients are integrated wrong, the weights imply order 3
     assert w["first_broken_outright"] == 3 and w["implied_order"] == 3 and 3 in w["limiting"]
-    assert "q=3 fails" in buggy.verdict
+    assert "q=3 does not hold" in buggy.verdict and "the weights imply order 3, as measured (3." in buggy.verdict
 
 
 def test_the_correct_ipndm_is_fourth_order(correct, buggy):
@@ -331,6 +332,30 @@ def test_bad_options_name_the_parameter(options, param, match):
     with pytest.raises(UsageError, match=match) as info:
         audit("ddim", **options)
     assert info.value.params == (param,)
+
+
+def sample_euler_textbook(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """k-diffusion's Euler written out: d = (x - denoised) / sigma, x += d (sigma_next - sigma)."""
+    extra_args = extra_args or {}
+    ones = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        d = (x - model(x, sigmas[i] * ones, **extra_args)) / sigmas[i]
+        x = x + d * (sigmas[i + 1] - sigmas[i])
+    return x
+
+
+def test_the_verdict_on_a_correct_euler_says_its_order_is_what_it_should_be(torch):
+    """A correct first-order sampler does not meet the q = 1 order condition, which is what order 1 means: the
+    verdict says that the weights imply order 1, that the measured order agrees, that the condition that does not
+    hold is what fixes the order (a defect only where a higher order is due), and that nothing else was found."""
+    rep = audit(sample_euler_textbook, quick=True)
+    assert rep.weights["implied_order"] == 1 and rep.point_mass["exact"] and rep.weights["describes_order"]
+    assert re.fullmatch(
+        r"the weights imply order 1, as measured \(1\.0\d\) \(order conditions for eps polynomial in s, integrated "
+        r"in s: q=1 does not hold; order 1 needs every q < 1 to hold, and the first q that does not limits it: what "
+        r"a method of order 1 shows, a defect only where the sampler should have a higher order\); nothing else "
+        r"found: consistent, exact for a point mass", rep.verdict), rep.verdict
+    assert "fails" not in rep.summary()
 
 
 def test_the_summary_says_what_was_measured():

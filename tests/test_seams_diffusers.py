@@ -733,6 +733,55 @@ def test_bad_custom_sigmas_are_refused_by_name(source, sigmas, message):
         _vp(source).set_timesteps()
 
 
+TOO_FEW_STEP_STARTS = r"timesteps must be a 1-D sequence of at least one step start, got \[\]$"
+TOO_FEW_LEVELS = (r"sigmas must be a 1-D sequence of at least two noise levels \(the start of each step, then where "
+                  r"the last one ends, 0 for the config's end point\), got \[%s\]$")
+TOO_FEW_APPENDED = (r"sigmas must be a 1-D sequence of at least one noise level \(the start of each step; the source "
+                    r"appends where the last one ends\), got \[\]$")
+
+
+@pytest.mark.parametrize("source, options, method", [
+    ("DDPMScheduler", {}, "ddim"),  # DDPM's own set_timesteps indexed the empty list: a bare IndexError
+    ("DDPMScheduler", dict(clip_sample=False), "ddim"),
+    ("DDIMScheduler", {}, "ddim"),
+    ("DPMSolverMultistepScheduler", {}, "dpm-solver++-2m"),
+    ("EulerDiscreteScheduler", {}, "ddim"),  # Euler's own took the maximum of no sigmas: a RuntimeError
+    ("HeunDiscreteScheduler", {}, "pie"),
+    ("UniPCMultistepScheduler", {}, "unipc-2"),
+])
+def test_custom_grids_without_a_step_are_refused_by_name_on_every_vp_config(source, options, method):
+    """timesteps=[] , sigmas=[] and a single sigma make no step: one ValueError naming the argument and the count
+    allowed on every VP config, before the source's set_timesteps reads them; the scheduler is left as it was. A
+    single step start is one step."""
+    config = getattr(diffusers, source)(**options).config
+    ours = PNDMKitScheduler.from_config(config, method=method)
+    for kwargs, message in ((dict(timesteps=[]), TOO_FEW_STEP_STARTS), (dict(sigmas=[]), TOO_FEW_LEVELS % ""),
+                            (dict(sigmas=[10.0]), TOO_FEW_LEVELS % "10.0"),
+                            (dict(timesteps=torch.tensor([])), r"timesteps must be .* got tensor\(\[\]\)$")):
+        with pytest.raises(ValueError, match="^" + message):
+            ours.set_timesteps(**kwargs)
+        assert ours.timesteps is None
+    ours.set_timesteps(timesteps=[500])
+    assert ours.timesteps.tolist() == [500.0] * ours.order and ours.num_inference_steps == 1
+
+
+@pytest.mark.parametrize("source", ["FlowMatchEulerDiscreteScheduler", "EDMEulerScheduler"])
+def test_custom_sigmas_without_a_step_are_refused_where_the_source_appends_the_end(source):
+    """Flow-matching and EDM sources take only the step starts as sigmas (they append the end): none is refused
+    by name, one is one step, as the source lays it out (EDMEulerScheduler's own set_timesteps fails on a list, so
+    the swap hands it a tensor)."""
+    config = getattr(diffusers, source)().config
+    ours = PNDMKitScheduler.from_config(config, method="euler" if source.startswith("Flow") else "ddim")
+    with pytest.raises(ValueError, match="^" + TOO_FEW_APPENDED):
+        ours.set_timesteps(sigmas=[])
+    for sigmas in ([0.5], [0.9, 0.4] if source.startswith("Flow") else [0.2, 0.6]):  # EDM's: its ramp, 0 at the top
+        theirs = getattr(diffusers, source)()
+        theirs.set_timesteps(sigmas=torch.tensor(sigmas, dtype=torch.float64) if source.startswith("EDM") else sigmas)
+        ours.set_timesteps(sigmas=sigmas)
+        assert ours.num_inference_steps == len(sigmas)
+        np.testing.assert_allclose(ours.timesteps.double().numpy(), theirs.timesteps.double().numpy(), rtol=1e-6)
+
+
 def test_a_last_step_that_would_start_at_the_end_point_is_refused():
     sched = _vp("DDIMScheduler", set_alpha_to_one=False)  # ends at abar_0, t = 0, s(0) = 0.01
     with pytest.raises(ValueError, match=r"the last step starts at t=-0.49999999999999994 but the config's end point "
@@ -922,6 +971,37 @@ def test_ddpm_pipeline_default_config(unet):
     assert ours.grid[-1] == -1.0  # DDPM ends at abar = 1
 
 
+@pytest.mark.parametrize("use_clipped_model_output", [None, False, True])
+def test_ddim_on_a_clipping_ddpm_config_is_ddim_from_config(unet, use_clipped_model_output):
+    """DDPMScheduler's default config (clip_sample=True, what DDPM checkpoints ship) with method='ddim': the DDIM
+    that DDIMScheduler.from_config of that config runs, in both of its conventions. DDIMPipeline turns the DDPM
+    scheduler it is given into that DDIMScheduler; the swap is then put in its place."""
+    ddpm = diffusers.DDPMScheduler(variance_type="fixed_large")
+    pipe = diffusers.DDIMPipeline(unet, ddpm)
+    pipe.set_progress_bar_config(disable=True)
+    theirs = counted(pipe.scheduler)
+    assert type(theirs) is diffusers.DDIMScheduler and theirs.config.clip_sample is True
+
+    def run(**kwargs):
+        return pipe(batch_size=2, num_inference_steps=10, generator=torch.Generator().manual_seed(1),
+                    output_type="np", **kwargs).images
+
+    kwargs = {} if use_clipped_model_output is None else dict(use_clipped_model_output=use_clipped_model_output)
+    with Calls(unet) as calls_theirs:
+        out_theirs = run(**kwargs)
+    ours = pipe.scheduler = PNDMKitScheduler.from_config(ddpm.config, method="ddim")
+    assert ours.translation.source == "DDPMScheduler" and ours.translation.clip == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)  # the convention is DDIM's: nothing to say
+        with Calls(unet) as calls_ours:
+            out_ours = run(**kwargs)
+    assert pipe.scheduler is ours and ours.run.done and ours.nfe == len(calls_ours) == 10
+    assert theirs.steps == len(calls_theirs) == 10 and calls_ours == calls_theirs
+    np.testing.assert_allclose(out_ours, out_theirs, rtol=0, atol=5e-5)  # images in [0, 1]
+    other = run(use_clipped_model_output=not use_clipped_model_output)  # the other convention: far off
+    assert float(np.abs(other - out_theirs).max()) > 0.1
+
+
 @pytest.fixture(scope="module")
 def sd_parts():
     transformers = pytest.importorskip("transformers")
@@ -1055,6 +1135,73 @@ def image_to_image_loop(sched, steps, strength, x0, z):
     for t in timesteps:
         x = sched.step(net(sched.scale_model_input(x, t), t), t, x).prev_sample
     return x, len(timesteps)
+
+
+def lms_image_to_image(sched, steps, strength, x0, z, consistent=False):
+    """image_to_image_loop on an ``LMSDiscreteScheduler``; with ``consistent`` each step is given the order of the
+    derivatives it holds since begin_index (``order=min(len(derivatives) + 1, 4)``) rather than the order its step
+    index implies."""
+    sched.set_timesteps(steps)
+    begin = steps - int(steps * strength)
+    sched.set_begin_index(begin)
+    timesteps = sched.timesteps[begin:]
+    x = sched.add_noise(x0, z, timesteps[:1])
+    for t in timesteps:
+        kwargs = dict(order=min(len(sched.derivatives) + 1, 4)) if consistent else {}
+        x = sched.step(net(sched.scale_model_input(x, t), t), t, x, **kwargs).prev_sample
+    return x
+
+
+@pytest.mark.parametrize("steps, strength", [(10, 0.5), (20, 0.3)])
+def test_lms_image_to_image_says_where_lms_itself_is_inconsistent(steps, strength):
+    """On an image-to-image slice LMSDiscreteScheduler takes the order of its formula from its step index, not from
+    the derivatives it holds since begin_index, so its first steps are not consistent steps. The swap's ipndm-v
+    (LMS in s) is LMSDiscreteScheduler given the order of the derivatives it holds (1e-6 here), several percent
+    from the source's own run, and says so with a ConventionWarning; at strength 1 both agree and nothing is
+    said."""
+    x0, z = noise((2, 16), 1), noise((2, 16), 2)
+    config = diffusers.LMSDiscreteScheduler().config
+    ours = PNDMKitScheduler.from_config(config, method="ipndm-v")
+    with pytest.warns(ConventionWarning, match=rf"^image-to-image from begin_index={steps - int(steps * strength)} on "
+                                               r"an LMSDiscreteScheduler config: diffusers' LMSDiscreteScheduler gives "
+                                               r"no reference to match there: its step takes the order .* from the "
+                                               r"step index") as said:
+        out_ours = image_to_image_loop(ours, steps, strength, x0, z)[0]
+    assert len([w for w in said if w.category is ConventionWarning]) == 1
+    theirs, fixed = counted(diffusers.LMSDiscreteScheduler()), counted(diffusers.LMSDiscreteScheduler())
+    out_theirs = lms_image_to_image(theirs, steps, strength, x0, z)
+    out_fixed = lms_image_to_image(fixed, steps, strength, x0, z, consistent=True)
+    assert ours.run.done and ours.nfe == theirs.steps == fixed.steps == int(steps * strength)
+    assert rel(out_ours, out_fixed) < 1e-6 < 1e-2 < rel(out_ours, out_theirs)
+    ours, theirs = PNDMKitScheduler.from_config(config, method="ipndm-v"), counted(diffusers.LMSDiscreteScheduler())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConventionWarning)  # begin_index 0: the source's own run, nothing to say
+        out_ours = image_to_image_loop(ours, steps, 1.0, x0, z)[0]
+    assert theirs.steps == 0 and rel(out_ours, lms_image_to_image(theirs, steps, 1.0, x0, z)) < 1e-6
+    assert theirs.steps == steps
+
+
+@pytest.mark.parametrize("options, method", [(dict(solver_type="bh1"), "unipc-2"),
+                                             (dict(solver_type="bh1", solver_order=3), "unipc-3"),
+                                             (dict(predict_x0=False), "unipc-2")])
+def test_unipc_last_step_to_sigma_zero_is_finite_where_the_source_returns_nan(options, method):
+    """UniPC's last step to sigma = 0 (final_sigmas_type='zero') has an infinite log-SNR step h; with B(h) = h (bh1)
+    or on eps (predict_x0=False) diffusers' UniPCMultistepScheduler returns NaN there. The swap equals it on every
+    step before and returns a finite sample."""
+    x_T = noise((2, 16), 7)
+    theirs = counted(diffusers.UniPCMultistepScheduler(**options))
+    ours = PNDMKitScheduler.from_config(theirs.config, method=method)
+    samples = {}
+    for name, sched in (("theirs", theirs), ("ours", ours)):
+        sched.set_timesteps(6)
+        x, samples[name] = x_T, []
+        for t in sched.timesteps:
+            x = sched.step(net(x, t), t, x).prev_sample
+            samples[name].append(x)
+    assert theirs.steps == ours.nfe == 6 and ours.run.done
+    for a, b in zip(samples["ours"][:-1], samples["theirs"][:-1]):
+        assert rel(a, b) < 1e-6
+    assert torch.isnan(samples["theirs"][-1]).all() and torch.isfinite(samples["ours"][-1]).all()
 
 
 def pndm_image_to_image_by_hand(sched, steps, strength, x0, z):

@@ -1181,16 +1181,24 @@ def _weights(runner: Any, n: int = WEIGHT_STEPS, q_max: int = 5) -> dict:
 def _verdict(rep: AuditReport) -> str:
     parts = []
     w = rep.weights
+    order_said = bool(w["describes_order"]) and w["implied_order"] is not None
     if not w["linear"]:
         parts.append("not linear in the model output (a large x0 is clipped or thresholded): weights are for small "
                      "outputs only")
     if not w["describes_order"]:
         parts.append("the node-to-node weights do not describe this sampler (stages off the schedule, or a "
                      "corrector / single-step stages the node states do not show: its measured order exceeds theirs)")
-    elif w["implied_order"] is not None:
-        conds = ", ".join(f"q={q} " + ("fails" if not w["conditions"][q]["rate"] else
-                                       f"holds to O(h^{w['conditions'][q]['rate']:g})") for q in w["limiting"])
-        parts.append(f"order conditions for {w['variable']}: {conds}: the weights imply order {w['implied_order']:g}")
+    elif order_said:
+        # a method of order p meets the conditions q < p and not q = p: the condition that does not hold is what
+        # fixes the order, a finding only where that order is below the one the sampler should have
+        p = w["implied_order"]
+        conds = ", ".join(f"q={q} " + ("does not hold" if not w["conditions"][q]["rate"] else
+                                       f"holds only to O(h^{w['conditions'][q]['rate']:g})") for q in w["limiting"])
+        measured = "" if rep.order is None else (f", as measured ({rep.order:.2f})" if abs(rep.order - p) <= 0.5
+                                                 else f"; measured {rep.order:.2f}")
+        parts.append(f"the weights imply order {p:g}{measured} (order conditions for {w['variable']}: {conds}; "
+                     f"order {p:g} needs every q < {p:g} to hold, and the first q that does not limits it: what a "
+                     f"method of order {p:g} shows, a defect only where the sampler should have a higher order)")
     o, od = rep.order, rep.order_to_data
     if o is not None and od is not None and od < o - 0.5:
         parts.append(f"order drops from {o:.2f} to {od:.2f} on the interval ending at s="
@@ -1207,6 +1215,8 @@ def _verdict(rep: AuditReport) -> str:
         parts.append(f"its schedule ends at s={c['end_level']:.3g}, not where abar = 1")
     if not rep.point_mass["exact"]:
         parts.append(f"not exact for data at one point (error {rep.point_mass['error']:.1e})")
+    if len(parts) == 1 and order_said:  # the order the weights fix is all there is to say
+        return parts[0] + "; nothing else found: consistent, exact for a point mass"
     return "; ".join(parts) or "nothing found: consistent, exact for a point mass, order conditions hold"
 
 

@@ -35,8 +35,8 @@ message naming it (:data:`REFUSED`). ``clip_sample`` is honoured: the ``x0`` est
 clipped to ``clip_sample_range`` and told as the model's prediction, before the method combines anything (the
 clipped denoiser DDPM's posterior uses, and DDIM's step with ``use_clipped_model_output=True``). DDIM's default
 step pairs the clipped ``x0`` with the unclipped ``eps``, which no prediction of a multistep method expresses;
-``method='ddim'`` on a ``DDIMScheduler`` config, one DDIM step per evaluation with nothing kept between steps,
-takes it exactly (:meth:`PNDMKitScheduler.step <pndmkit.integrations.diffusers.PNDMKitScheduler.step>`, its
+``method='ddim'``, one DDIM step per evaluation with nothing kept between steps, takes it exactly, on every
+config (on a ``DDPMScheduler`` config it steps as ``DDIMScheduler.from_config`` of that config does) (:meth:`PNDMKitScheduler.step <pndmkit.integrations.diffusers.PNDMKitScheduler.step>`, its
 ``use_clipped_model_output``). Fields that only choose the *source's* own method (``solver_order``,
 ``skip_prk_steps``, ``algorithm_type``, ...) play no part: the method is pndmkit's, the one passed. Where that
 method is the source's counterpart of another order or algorithm than the config's ``solver_order`` (and DPM-Solver's
@@ -104,6 +104,17 @@ converts the sum to eps once, a first-order error; pndmkit converts each v at it
 sample's norm at 5 steps, 0.08 at 20, on smooth test networks), and DDIM, DDPM or PNDM with a ``timestep_spacing``
 whose steps are not ``T // N`` apart (``'linspace'``; ``'trailing'`` where ``N`` does not divide ``T``: the source
 moves each sample to ``t - T // N`` and evaluates the next one elsewhere; pndmkit integrates the timesteps it lists).
+
+Where the source itself is inconsistent, the swap does not follow it, and says so where a pipeline would not
+notice. On an image-to-image slice (``set_begin_index`` past 0) ``LMSDiscreteScheduler`` takes the order of its
+formula from the step index counted from ``set_timesteps``, not from the derivatives it holds since the slice began,
+so its first steps there are not consistent steps: the swap runs its method from the slice's start as a fresh run
+(``ipndm-v``, LMS in ``s``, equals ``LMSDiscreteScheduler.step`` given ``order=min(len(derivatives) + 1, 4)``) and
+says so with a :class:`ConventionWarning` (``PNDMScheduler`` on a slice, which counts its calls rather than the
+timesteps it is given, is said in the refusal of the methods whose warm-up needs the whole grid).
+``UniPCMultistepScheduler`` with ``solver_type='bh1'`` or ``predict_x0=False`` returns NaN at a last step to
+``sigma = 0`` (an infinite log-SNR step ``h`` enters ``B(h) = h`` and the eps form's ``expm1(h)``); the swap's
+sample there is finite, and equal to the source's on every step before.
 
 A method passed built (an ``Integrator``, or a ``MethodSpec`` not registered under its name) is used as built, and
 a variant field that chooses another variant is refused naming the field. Every other field of these sources
@@ -197,6 +208,21 @@ def _numbers(values: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be a 1-D sequence of numbers, got {values!r}") from None
 
 
+def _check_length(arr: np.ndarray, values: Any, name: str, levels_appended: bool = False) -> None:
+    """Refuse custom ``timesteps`` or ``sigmas`` (``arr``, read from ``values`` by :func:`_numbers`) that are not 1-D
+    or too short to make one step: ``timesteps`` are the step starts (at least one); ``sigmas`` are the step
+    starts and then where the last step ends (at least two), or only the step starts where the source appends the
+    end itself (``levels_appended``: flow-matching and EDM configs; at least one)."""
+    if name == "timesteps" or levels_appended:
+        if arr.ndim != 1 or arr.size == 0:
+            what = "step start" if name == "timesteps" else \
+                "noise level (the start of each step; the source appends where the last one ends)"
+            raise ValueError(f"{name} must be a 1-D sequence of at least one {what}, got {values!r}")
+    elif arr.ndim != 1 or arr.size < 2:
+        raise ValueError(f"sigmas must be a 1-D sequence of at least two noise levels (the start of each step, then "
+                         f"where the last one ends, 0 for the config's end point), got {values!r}")
+
+
 def check_timesteps(values: Any, name: str, schedule: NoiseSchedule, end: Optional[float] = None) -> list:
     """Custom step start times as floats: finite, strictly decreasing, in the schedule's domain and above
     ``end`` (where the last step ends).
@@ -207,8 +233,7 @@ def check_timesteps(values: Any, name: str, schedule: NoiseSchedule, end: Option
         The message names ``name`` (``timesteps`` or ``sigmas``), the entry and what is allowed.
     """
     arr = _numbers(values, name)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a 1-D sequence of at least one step start, got {values!r}")
+    _check_length(arr, values, name, levels_appended=True)
     out = [float(v) for v in arr]
     lo, hi = (schedule.t_min, schedule.t_max) if end is None else (end, schedule.t_max)
     for i, v in enumerate(out):
@@ -281,9 +306,7 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
         starts = check_timesteps(timesteps, "timesteps", schedule, end)
         return Layout(np.asarray(starts + [end], dtype=np.float64), starts, all(t.is_integer() for t in starts), 1.0)
     levels = _numbers(sigmas, "sigmas")
-    if levels.ndim != 1 or levels.size < 2:
-        raise ValueError(f"sigmas must be a 1-D sequence of at least two noise levels (the start of each step, then "
-                         f"where the last one ends, 0 for the config's end point), got {sigmas!r}")
+    _check_length(levels, sigmas, "sigmas")
     levels = np.array(levels, dtype=np.float64)
     top = float(schedule.s(schedule.t_max))
     for i, v in enumerate(levels.tolist()):
@@ -830,7 +853,8 @@ class Translation:
             The source refuses the arguments (its message, prefixed by what was asked), or (flow and EDM
             configs) takes no ``sigmas``, ``timesteps`` or ``mu`` where they were given; ``timesteps`` with
             ``sigmas``; ``num_inference_steps`` that contradicts them; custom ``timesteps`` the source changes
-            (DDPM and DPM-Solver cast them to integers); a custom entry that is not finite, or on a flow-matching
+            (DDPM and DPM-Solver cast them to integers); custom ``timesteps`` or ``sigmas`` too few for one step
+            (none; one sigma on a VP config) or not 1-D; a custom entry that is not finite, or on a flow-matching
             config a sigma outside ``(0, 1]`` or sigmas that do not decrease (named as given, ``timesteps[i]`` or
             ``sigmas[i]``, before the source casts or shifts them); a flow-matching grid whose levels are not
             finite (a ``shift`` too small for the source's float32 arithmetic: the message names it); a grid whose
@@ -860,6 +884,10 @@ class Translation:
                 raise ValueError(f"{name}= cannot be honoured for {with_article(self.source)} config: its "
                                  f"set_timesteps takes {sorted(accepted - {'self', 'device'})}")
             kwargs[name] = value.tolist() if name in ("timesteps", "sigmas") and hasattr(value, "tolist") else value
+        if self.family == "edm" and "sigmas" in kwargs:  # the EDM schedulers call sigmas.to(...): a list fails there
+            import torch
+
+            kwargs["sigmas"] = torch.as_tensor(kwargs["sigmas"], dtype=torch.float64)
         if self.source == "PNDMScheduler":  # its step times are DDIM's; its timesteps add its own PRK stages
             import diffusers
 
@@ -954,17 +982,17 @@ class Translation:
                          f"0..{T - 1}; pass {' or '.join(fixes) or 'fewer num_inference_steps'}")
 
     def _check_custom(self, timesteps: Any, sigmas: Any) -> None:
-        """Refuse, before the source reads them, custom entries it would cast or shift out of recognition: one
-        that is not finite (DDPM and DPM-Solver cast ``nan`` to an ``int64``), and on a flow-matching config a
-        sigma outside ``(0, 1]`` or sigmas that do not decrease (the source shifts them first, and a message on
-        the shifted times would name values the user never gave). The message names ``timesteps[i]`` or
-        ``sigmas[i]`` and what is allowed."""
+        """Refuse, before the source reads them, custom entries it would cast or shift out of recognition or
+        fail on: too few of them for one step, or not 1-D (DDPM's ``set_timesteps`` indexes an empty list, Euler's
+        takes the maximum of no sigmas); one that is not finite (DDPM and DPM-Solver cast ``nan`` to an
+        ``int64``), and on a flow-matching config a sigma outside ``(0, 1]`` or sigmas that do not decrease (the
+        source shifts them first, and a message on the shifted times would name values the user never gave). The
+        message names ``timesteps``, ``timesteps[i]``, ``sigmas`` or ``sigmas[i]`` and what is allowed."""
         for name, values in (("timesteps", timesteps), ("sigmas", sigmas)):
             if values is None:
                 continue
             arr = _numbers(values, name)
-            if arr.ndim != 1:
-                continue  # the source's reading, or check_timesteps, names the shape
+            _check_length(arr, values, name, levels_appended=self.family in ("flow", "edm"))
             for i, v in enumerate(arr.tolist()):
                 if not math.isfinite(v):
                     raise ValueError(f"{name}[{i}]={v!r} must be finite")

@@ -1413,12 +1413,12 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         eta : float
             Must be 0: the methods are deterministic (accepted because DDIM pipelines pass it).
         use_clipped_model_output : bool, optional
-            DDIM's keyword, read where ``clip_sample=True``. On a ``DDIMScheduler`` config with a method whose
-            every step is one DDIM step of one evaluation (``ddim``), ``None`` / ``False`` is DDIM's default
-            step, the clipped ``x0`` paired with the unclipped ``eps``, and ``True`` derives ``eps`` from the
-            clipped ``x0``, as ``DDIMScheduler.step`` does. Every other method (and every other source) is told
-            the clipped ``x0`` as the model's prediction, ``eps`` following it (as ``True``); an explicit
-            ``False`` is refused there.
+            DDIM's keyword, read where ``clip_sample=True``. With a method whose every step is one DDIM step of
+            one evaluation (``ddim``), ``None`` / ``False`` is DDIM's default step, the clipped ``x0`` paired
+            with the unclipped ``eps``, and ``True`` derives ``eps`` from the clipped ``x0``, as
+            ``DDIMScheduler.step`` does, on every config (on a ``DDPMScheduler`` config ``ddim`` is what
+            ``DDIMScheduler.from_config`` of it runs). Every other method is told the clipped ``x0`` as the
+            model's prediction, ``eps`` following it (as ``True``); an explicit ``False`` is refused there.
         generator, **unused
             Ignored (pipelines pass them to stochastic schedulers).
 
@@ -1434,7 +1434,14 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             batch size) than the loop's, ``model_output`` of another shape than ``sample`` (twice its channels
             only with a learned ``variance_type``, named in the message);
             ``use_clipped_model_output`` not a bool
-            or ``None``, or ``False`` with ``clip_sample=True`` where the method is not DDIM on a DDIM config.
+            or ``None``, or ``False`` with ``clip_sample=True`` where the method is not ``ddim``.
+
+        Warns
+        -----
+        ConventionWarning
+            At the first step of an image-to-image loop (``set_begin_index`` past 0) on an
+            ``LMSDiscreteScheduler`` config: that source's own step is inconsistent there (it takes its order from
+            the step index, not from the derivatives it holds), so its results are no reference to match.
         """
         if eta not in (None, 0, 0.0):
             raise ValueError(f"eta={eta} cannot be honoured: pndmkit's methods are deterministic (eta = 0)")
@@ -1496,15 +1503,15 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         raise ValueError(f"use_clipped_model_output=False cannot be honoured by {self.integrator.name!r} on a "
                          f"{self.translation.source or 'PNDMKitScheduler'} config: it is DDIMScheduler's default "
                          f"step, the clipped x0 paired with the unclipped eps in one DDIM step, which only "
-                         f"method='ddim' on a DDIMScheduler config takes; with clip_sample=True every other method is "
-                         f"told the clipped x0 (eps following it). Pass use_clipped_model_output=True or None, or "
-                         f"clip_sample=False")
+                         f"method='ddim' takes; with clip_sample=True every other method is told the clipped x0 (eps "
+                         f"following it). Pass use_clipped_model_output=True or None, or clip_sample=False")
 
     def _ddim_default_step(self, use_clipped_model_output: Optional[bool]) -> bool:
-        """Whether this evaluation is DDIM's default clipped step: a ``DDIMScheduler`` config with
-        ``clip_sample=True``, a method of one DDIM step per evaluation, ``use_clipped_model_output`` not set."""
+        """Whether this evaluation is DDIM's default clipped step: ``clip_sample=True`` (on any config: DDPM's
+        too, which ``DDIMScheduler.from_config`` steps the same way), a method of one DDIM step per evaluation,
+        ``use_clipped_model_output`` not set."""
         return (not use_clipped_model_output and self.translation.clip is not None and
-                self.translation.source == "DDIMScheduler" and _one_ddim_step_per_evaluation(self.integrator))
+                _one_ddim_step_per_evaluation(self.integrator))
 
     def _prediction_part(self, model_output: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
         """``model_output`` itself, or its first ``C`` channels where a learned ``variance_type`` has the network
@@ -1584,7 +1591,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         source = ("; diffusers' PNDMScheduler gives no reference to match there: its step counts its calls, not the "
                   "timesteps it is passed, so on the pipeline's slice it steps samples from other timesteps than "
                   "theirs (in PLMS mode from its third call: the slice lacks the warm-up's repeated timestep)"
-                  if self.translation.source == "PNDMScheduler" else "")
+                  if self.translation.source == "PNDMScheduler" else
+                  f"; {_LMS_SLICE}" if self.translation.source == "LMSDiscreteScheduler" else "")
         if k not in self._starts:
             raise ValueError(f"{strength} cannot be honoured by {self.integrator.name!r}: begin_index={k} (t="
                              f"{self._times[k]:g}) falls inside a step; its steps start at the evaluations "
@@ -1608,6 +1616,13 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         x = sample if scale == 1.0 else sample / scale
         self._k = k
         integrator = self.integrator
+        if j and self.translation.source == "LMSDiscreteScheduler":
+            warnings.warn(f"image-to-image from begin_index={k} on an LMSDiscreteScheduler config: {_LMS_SLICE}. "
+                          f"{integrator.name!r} runs from there as a fresh run, its warm-up included (with "
+                          f"'ipndm-v', LMS's method, it equals LMSDiscreteScheduler.step given "
+                          f"order=min(len(scheduler.derivatives) + 1, 4) to 4e-7; the source's own run is 3e-2 to "
+                          f"5e-2 away at 10 and 20 steps, strengths 0.3 to 0.9, on a tiny UNet)",
+                          ConventionWarning, stacklevel=3)
         if j:  # image-to-image: the last steps' lowering counts the whole grid, as the sources count it
             estimator = _counted_on_whole_grid(integrator.estimator, self.num_inference_steps)
             if estimator is not integrator.estimator:
@@ -1629,6 +1644,15 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         x = sample if scale == 1.0 else sample / scale
         self._run = run.integrator.start(x, run.times[run.index:], prediction=run.prediction,
                                          estimator_state=run.state, check_x=False)
+
+
+# diffusers' LMSDiscreteScheduler on an image-to-image slice: its step takes the order of its formula from the step
+# index counted from set_timesteps, min(index + 1, 4), not from the derivatives it has told since begin_index, and
+# pairs the newest derivatives with the first coefficients of that formula (weights that do not sum to the step)
+_LMS_SLICE = ("diffusers' LMSDiscreteScheduler gives no reference to match there: its step takes the order of its "
+              "formula from the step index counted from set_timesteps (min(index + 1, 4)), not from the "
+              "derivatives it holds since begin_index, so its first steps there weight the few derivatives it has "
+              "by part of a higher-order formula's coefficients (not a consistent step)")
 
 
 def _one_ddim_step_per_evaluation(integrator: Integrator) -> bool:
