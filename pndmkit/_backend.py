@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
-__all__ = ["is_torch", "check_array", "match_dtype", "cast", "read_only", "version_counter", "concatenate",
+__all__ = ["is_torch", "check_array", "match_dtype", "cast", "read_only", "version_counter", "copy_array",
+           "owns_memory", "aliases", "concatenate",
            "to_host_float64", "from_host", "all_finite", "dtype_name", "lincomb", "LinComb", "outside_graph"]
 
 #: tensor dtypes numpy shares; others (bfloat16) travel to and from the host as float32
@@ -150,6 +151,61 @@ def version_counter(x: Any) -> Any:
         return x._version
     except RuntimeError:  # an inference tensor: "Inference tensors do not track version counter"
         return None
+
+
+def copy_array(x: Any) -> Any:
+    """A new array with the values of ``x`` (same type, dtype, device, shape); writing to either leaves the other."""
+    return x.clone() if is_torch(x) else x.copy()
+
+
+#: ``(use_count, sole)``: torch's storage use count (``None`` where this torch lacks it) and its value for a storage no
+#: other tensor shares, as :func:`owns_memory` reads it (the tensor's reference and the temporary storage object's);
+#: found once, on a fresh tensor
+_STORAGE_USES: list = []
+
+
+def owns_memory(x: Any) -> bool:
+    """Whether no other array (view, ``detach()``, ``torch.from_numpy``/DLPack import) can reach the memory of ``x``.
+
+    numpy: ``x`` owns its data (views of it hold ``x`` itself as their base, which the caller's reference count
+    shows). torch: the storage is used by this tensor alone (no view, no detached alias) and was allocated by torch
+    (resizable; memory imported with ``from_blob``/DLPack is not). Reads host-side bookkeeping only, never the values
+    (no device synchronisation). ``False`` where it cannot tell (a torch without the storage use count).
+    """
+    if type(x) is np.ndarray:
+        return bool(x.flags.owndata)
+    if not is_torch(x):
+        return False
+    if not _STORAGE_USES:
+        torch = sys.modules["torch"]
+        use_count = getattr(torch._C, "_storage_Use_Count", None)
+        tensor = torch.empty(1)
+        probe = tensor.untyped_storage()  # both held while counted (a temporary's pointer would dangle)
+        _STORAGE_USES.extend((use_count, None if use_count is None else use_count(probe._cdata)))
+    use_count, sole = _STORAGE_USES
+    if use_count is None:
+        return False
+    try:
+        storage = x.untyped_storage()
+        return use_count(storage._cdata) <= sole and storage.resizable()
+    except (RuntimeError, AttributeError, TypeError):  # a tensor subclass or a storage without these
+        return False
+
+
+def aliases(value: Any, array: Any) -> bool:
+    """Whether ``value`` (an array or a :class:`LinComb`) is ``array``, a view of it or a combination holding it.
+
+    Identity and view bases only (host-side attributes, no values read): what a transfer's gradient can be when it
+    passes a model output through unchanged.
+    """
+    if value is array:
+        return True
+    if isinstance(value, LinComb):
+        return any(aliases(a, array) for a in value.arrays)
+    base = getattr(value, "_base" if is_torch(value) else "base", None)
+    if base is None:
+        return False
+    return base is array or base is getattr(array, "_base" if is_torch(array) else "base", None)
 
 
 def concatenate(arrays: Sequence[Any]) -> Any:

@@ -46,7 +46,11 @@ __all__ = ["Model", "PREDICTIONS", "check_prediction", "check_output", "check_co
            "as_eps", "shift_time", "can_shift_time", "converted_from"]
 
 #: the model contract: a callable ``model(x, t)`` returning a prediction shaped like ``x`` (``eps`` unless told
-#: otherwise), ``t`` a Python float in the schedule's time units
+#: otherwise), ``t`` a Python float in the schedule's time units. The model must not write into ``x`` (a numpy ``x``
+#: is read-only; a tensor written in place is refused). It may return the same array every call (a preallocated
+#: output buffer, a CUDA graph's static output): the run copies an output it keeps (multistep history,
+#: Runge-Kutta stages) whenever the caller can still reach its memory, and keeps a new array the model hands
+#: over (held by nothing else) as it is, without a copy (:meth:`pndmkit.run.Run.tell`)
 Model = Callable[[Any, float], Any]
 
 PREDICTIONS = ("eps", "x0", "v", "score", "flow")

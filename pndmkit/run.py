@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Generator, Optional
@@ -31,7 +32,8 @@ from typing import Any, Callable, Generator, Optional
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import LinComb, all_finite, cast, lincomb, read_only, version_counter
+from pndmkit._backend import (LinComb, aliases, all_finite, cast, copy_array, lincomb, owns_memory, read_only,
+                              version_counter)
 from pndmkit.estimators import Step, planned_step
 from pndmkit.models import check_output
 from pndmkit.transfers import planned_coefficients_many, planned_gradients_many
@@ -169,6 +171,15 @@ class Run:
         ``output`` is a prediction of kind :attr:`prediction`, same shape and array type as ``x``; another
         floating dtype is cast to the state's.
 
+        The caller may write into ``output`` after the call (tell the same buffer every evaluation: a
+        preallocated output, a CUDA graph's static output): where the run keeps the output as it is (an ``eps``
+        output of a multistep or Runge-Kutta method, kept for later steps or for replay), it keeps a copy
+        unless nothing but this call holds ``output`` (``run.tell(net(x, t))`` with a network that returns a
+        new array: no variable, attribute, view or ``detach()`` alias; torch's storage use count and numpy's
+        ``owndata``, host-side bookkeeping, no device synchronisation). So the common case costs no copy, and a
+        reused buffer gives the same result bit for bit; outputs converted into a new array (``x0``, ``v``
+        predictions, data-prediction methods) are never copied.
+
         Raises
         ------
         RuntimeError
@@ -176,12 +187,14 @@ class Run:
         ValueError, TypeError, FloatingPointError
             As :func:`check_output`.
         """
+        references = sys.getrefcount(output)  # first: before this method holds it anywhere else
         if self.request is None:
             raise RuntimeError("the run is done: there is nothing to tell")
         x_eval, t_eval = self.request
         if self._request_version is not None and x_eval._version != self._request_version:
             raise RuntimeError(f"the x that ask() handed out for t={t_eval} was modified in place; the run is "
-                               f"immutable: a model must return a new tensor and leave its input unchanged")
+                               f"immutable: the model (or a callback of the driver) must leave it unchanged and "
+                               f"return a new tensor")
         out = check_output(output, x_eval, t_eval, self.nfe + 1, self.check_finite)
         plan = self.plan
         g = None
@@ -189,6 +202,11 @@ class Run:
             g = _planned_gradient(plan, self.index, out, x_eval, t_eval)
         if g is None:
             g = self.integrator.transfer.gradient_of(out, x_eval, t_eval, self.prediction)
+        if out is output and aliases(g, output) and not (references <= _TEMPORARY_REFERENCES and owns_memory(output)):
+            # the run would keep the caller's array (multistep history, Runge-Kutta stages, the replay log): keep a
+            # copy unless the caller cannot write into it again (see _TEMPORARY_REFERENCES)
+            g = copy_array(g) if g is output else self.integrator.transfer.gradient_of(
+                copy_array(out), x_eval, t_eval, self.prediction)
         cursor = self._cursor
         if cursor is None or cursor.position != len(self.told):
             cursor = _Cursor(self._replay(), len(self.told))
@@ -258,6 +276,34 @@ class Run:
             # a copy (pickle, copy.deepcopy) holds a fresh tensor whose version counter starts again: the in-place
             # check compares against the copy's own counter, not the original's
             object.__setattr__(self, "_request_version", version_counter(state["request"][0]))
+
+
+class _Probe:
+    def tell(self, output: Any) -> int:
+        return sys.getrefcount(output)  # what Run.tell reads first
+
+
+def _held_by_local() -> int:
+    output = object()
+    return _Probe().tell(output)
+
+
+def _temporary_references() -> int:
+    """``sys.getrefcount`` of an output as :meth:`Run.tell` reads it when nothing but the call holds it
+    (``run.tell(model(x, t))``), or 0 where this interpreter counts a caller's local variable no higher.
+
+    Below it the caller keeps no reference: no variable, attribute, container, view or closure can write
+    into the output later, so the run may keep it without a copy. A caller that does hold one
+    (``buf[...] = net(x, t); run.tell(buf)``, a model returning a preallocated buffer or a CUDA graph's
+    static output, a pipeline's local) gets its output copied where the run keeps it. Found once, here, on
+    this interpreter (an interpreter that borrows references for calls turns the fast path off: every kept
+    output is copied).
+    """
+    fresh = _Probe().tell(object())
+    return fresh if fresh < _held_by_local() else 0
+
+
+_TEMPORARY_REFERENCES = _temporary_references()
 
 
 def _checked_request(request: Any, run: Run) -> tuple[Any, float]:

@@ -307,7 +307,10 @@ def sample(model: Denoiser, x: Any, sigmas: Any, method: Union[str, MethodSpec, 
         Keyword arguments of every model call (conditioning).
     callback : callable, optional
         Called as k-diffusion does, ``callback({"x", "i", "sigma", "sigma_hat", "denoised"})``, at the
-        evaluation at the start of step ``i`` (every step of a method that evaluates there).
+        evaluation at the start of step ``i`` (every step of a method that evaluates there), after the method has
+        taken ``denoised``: writing into ``denoised`` or ``x`` changes nothing (as in k-diffusion's ``sample_euler``,
+        ``sample_heun`` or ``sample_lms``, which take their derivative first). The denoiser may return one
+        preallocated buffer every call.
     disable : bool, optional
         Turn the progress bar off.
     s_churn, s_tmin, s_tmax, s_noise, eta, noise_sampler : optional
@@ -422,13 +425,17 @@ def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float],
     run = integrator.start(x / scale(levels[0]), levels, prediction="x0", check_x=False)  # x checked by sample
     bar = _progress(len(levels) - 1, disable)
 
-    def evaluate(x_vp: Any, s: float, index: int, at_start: bool) -> tuple[Any, Any]:
+    def evaluate(x_vp: Any, s: float) -> tuple[Any, Any]:
         y = x_vp * scale(s)
         denoised = model(y, _batch_sigma(y, s), **extra)
         _check_denoised(model, denoised, y, s)
-        if callback is not None and at_start:
-            callback({"x": y, "i": index, "sigma": levels[index], "sigma_hat": levels[index], "denoised": denoised})
         return y, denoised
+
+    def call_back(y: Any, index: int, denoised: Any) -> None:
+        """k-diffusion's callback at a step's start, once the run has taken ``denoised`` (its gradient is a new
+        array): a callback that writes into ``denoised`` changes nothing, as in k-diffusion's samplers that take
+        their derivative before the callback (``sample_euler``, ``sample_lms``, ...)."""
+        callback({"x": y, "i": index, "sigma": levels[index], "sigma_hat": levels[index], "denoised": denoised})
 
     def end_without_zero(start: Any, denoised: Any) -> Any:
         """The end of the last step without an evaluation at sigma = 0, or ``None`` if the step makes none.
@@ -454,12 +461,16 @@ def _drive(integrator: Integrator, model: Denoiser, x: Any, levels: list[float],
         if s == 0.0:  # the last step of sigmas ending at 0 reached an evaluation at 0 before any in the step
             result = x_vp  # the end point predicted from the history (a predictor-corrector's predictor)
             break
-        y, denoised = evaluate(x_vp, s, index, at_start)
+        y, denoised = evaluate(x_vp, s)
         if levels[-1] == 0.0 and index == last and at_start:
             result = end_without_zero(run, denoised)
             if result is not None:
+                if callback is not None:
+                    call_back(y, index, denoised)
                 break
         run = run.tell(denoised)
+        if callback is not None and at_start:
+            call_back(y, index, denoised)
         if bar is not None and run.index != index:
             bar.update(run.index - index)
     if bar is not None:
