@@ -3,8 +3,11 @@
 ``make bench`` runs ``python -m analysis.bench``: this benchmark, then ``analysis.bench_nn.main()`` (the
 network benchmark) when that module exists.
 
-The model returns one preallocated tensor (zeros), so what is timed is the sampler's own work: the
-weights, the combinations, the transfer, the bookkeeping, the argument checks. Torch float32 on the CPU,
+The model returns a new tensor (zeros) on each call, as a network does, made before the timed loop
+(:class:`FreshOutputs`), so what is timed is the sampler's own work: the weights, the combinations, the
+transfer, the bookkeeping, the argument checks. (A model that returns one buffer it writes into every call
+costs pndmkit a copy per kept output, which keeps the result exact: ``Run.tell``; a pipeline's scheduler loop,
+whose ``noise_pred`` the pipeline holds, pays that copy here too.) Torch float32 on the CPU,
 one thread (the machine is shared; every side gets the same), interleaved repeats, best of ``repeats``
 (three times as many at shapes below 2**16 entries).
 Three tables:
@@ -95,9 +98,30 @@ def synchronize(torch: Any, device: str) -> None:
 
 
 def _timed(fn: Callable[[], Any]) -> float:
+    """Seconds of one call of ``fn``; its ``prepare`` (where it has one) runs first, untimed."""
+    prepare = getattr(fn, "prepare", None)
+    if prepare is not None:
+        prepare()
     tic = time.perf_counter()
     fn()
     return time.perf_counter() - tic
+
+
+class FreshOutputs:
+    """A model that costs nothing and returns a new tensor of zeros on each call, as a network returns a new
+    output: the tensors are made beforehand (:meth:`refill`, untimed), and each call hands one over, keeping no
+    reference to it (so the sampler may keep it without a copy). Past the pool, a call makes one (untimed loops
+    only: the first call, which counts the evaluations)."""
+
+    def __init__(self, torch: Any, shape: Sequence[int], device: str = "cpu") -> None:
+        self.zeros = torch.zeros(shape, device=device)
+        self.pool: list = []
+
+    def refill(self, n: int) -> None:
+        self.pool = [self.zeros.clone() for _ in range(n)]
+
+    def __call__(self, x: Any = None, t: Any = None) -> Any:
+        return self.pool.pop() if self.pool else self.zeros.clone()
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -122,10 +146,7 @@ def sample_loop(torch: Any, method: str, shape: Sequence[int], grid: Any,
     import pndmkit.grids
 
     schedule = pndmkit.DiscreteVP.linear()
-    e, x = torch.zeros(shape, device=device), torch.randn(shape, device=device)
-
-    def model(x: Any, t: float) -> Any:
-        return e
+    model, x = FreshOutputs(torch, shape, device), torch.randn(shape, device=device)
 
     def loop() -> Any:
         solution = pndmkit.sample(model, x, schedule=schedule, method=method, grid=grid)
@@ -135,6 +156,7 @@ def sample_loop(torch: Any, method: str, shape: Sequence[int], grid: Any,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         nfe = loop().nfe
+    loop.prepare = lambda: model.refill(nfe)  # type: ignore[attr-defined]
     return loop, nfe
 
 
@@ -142,18 +164,21 @@ def scheduler_loop(torch: Any, scheduler: Any, shape: Sequence[int], steps: int,
                    device: str = "cpu") -> tuple[Callable[[], Any], int]:
     """A pipeline's loop over a diffusers-style ``scheduler``: ``set_timesteps`` (timesteps on ``device``, where
     the tensors are), one ``step`` per evaluation; the loop waits for the device before it returns."""
-    e, x = torch.zeros(shape, device=device), torch.randn(shape, device=device)
+    model, x = FreshOutputs(torch, shape, device), torch.randn(shape, device=device)
 
     def loop() -> Any:
         scheduler.set_timesteps(steps, device=device)
         sample = x
         for t in scheduler.timesteps:
-            sample = scheduler.step(e, t, sample).prev_sample
+            noise_pred = model(sample, t)  # held, as a pipeline holds it
+            sample = scheduler.step(noise_pred, t, sample).prev_sample
         synchronize(torch, device)
         return sample
 
     loop()
-    return loop, len(scheduler.timesteps)
+    nfe = len(scheduler.timesteps)
+    loop.prepare = lambda: model.refill(nfe)  # type: ignore[attr-defined]
+    return loop, nfe
 
 
 def shared_row(torch: Any, method: str, shape: Sequence[int], steps: int, repeats: int,
@@ -223,11 +248,7 @@ def first_calls(torch: Any, names: Sequence[str], shape: Sequence[int], grid: Se
     call of a program (its imports excepted)."""
     import pndmkit
 
-    e, x = torch.zeros(shape, device=device), torch.randn(shape, device=device)
-
-    def model(x: Any, t: float) -> Any:
-        return e
-
+    model, x = FreshOutputs(torch, shape, device), torch.randn(shape, device=device)
     fresh = [pndmkit.DiscreteVP.linear() for _ in range(repeats * len(names))]
     best = {name: float("inf") for name in names}
     with warnings.catch_warnings():
@@ -235,6 +256,7 @@ def first_calls(torch: Any, names: Sequence[str], shape: Sequence[int], grid: Se
         for _ in range(repeats):
             for name in names:
                 schedule = fresh.pop()
+                model.refill(4 * len(grid))  # more than any method's evaluations on the grid
                 tic = time.perf_counter()
                 sol = pndmkit.sample(model, x, schedule=schedule, method=name, grid=grid)
                 synchronize(torch, device)

@@ -177,3 +177,23 @@ def test_k_diffusion_callback_writing_into_denoised_changes_nothing():
         meddled = getattr(kd, name)(denoiser, x, sigmas, disable=True, callback=doubles)
         assert torch.equal(plain, meddled), name
         assert seen == list(range(len(sigmas) - 1)), name
+
+
+def test_the_benchmark_model_times_the_common_case_with_no_copy(monkeypatch):
+    """analysis.bench's model hands over a new tensor per call, as a network does: pndmkit.sample keeps them
+    without a copy, so the benchmark times the sampler's work, not the copy a reused buffer costs."""
+    import torch
+
+    from analysis.bench import FreshOutputs, sample_loop
+
+    copies = []
+    real = pndmkit.run.copy_array
+    monkeypatch.setattr(pndmkit.run, "copy_array", lambda a: copies.append(1) or real(a))
+    loop, nfe = sample_loop(torch, "plms", (2, 3, 4, 4), [999.0, 749.0, 499.0, 249.0, 0.0])
+    copies.clear()
+    loop.prepare()
+    assert loop().nfe == nfe and copies == []
+    model = FreshOutputs(torch, (2, 3))
+    model.refill(2)
+    a, b, c = model(), model(), model()
+    assert a.data_ptr() != b.data_ptr() and not model.pool and c.abs().sum() == 0
