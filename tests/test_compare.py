@@ -1126,3 +1126,23 @@ def test_json_output_carries_the_optimised_grids_and_what_was_left_out(capsys):
     assert [(g["method"], g["nfe_target"], len(g["times"])) for g in out["optimized_grids"]] == [("ipndm", 5, 6)]
     assert {(e["method"], e["nfe_target"]) for e in out["optimized_skipped"]} == {
         ("ipndm", 1), ("unipc-3", 1), ("unipc-3", 5), ("dpm-solver++-3m", 1), ("dpm-solver++-3m", 5)}
+
+
+def test_readme_digits_gmm_512_sample_rows_are_the_json():
+    """The README's digits-gmm rows on 512 samples quote the saved runs (rms = interval at every NFE, with their
+    95% intervals), and the runs are what the rows say: 512 samples, 256 calibration noises, the first time
+    fixed or free."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    nfes = ["5", "6", "8", "10", "15", "20", "50"]
+    for name, first in (("compare_auto_digits_gmm_opt_n512", "fixed"), ("compare_auto_digits_gmm_opt_free_n512", "free")):
+        run = json.loads((root / "analysis" / "results" / f"{name}.json").read_text())
+        assert (run["config"]["n"], run["config"]["auto_calibration"]) == (512, 256)
+        assert run["config"]["optimize_first_time"] == first
+        rules = [run["by_nfe_auto"][n]["rules"] for n in nfes]
+        assert all(r["rms"]["vs_peer"] == r["interval"]["vs_peer"] for r in rules)
+        cells = " | ".join(f"{r['rms']['vs_peer']:.2f} [{r['rms']['vs_peer_interval'][0]:.2f}, "
+                           f"{r['rms']['vs_peer_interval'][1]:.2f}]" for r in rules)
+        assert f"| digits-gmm, n = 512 | first time {first} | {cells} |" in readme, name
