@@ -377,7 +377,7 @@ def test_a_table_given_by_its_betas_is_known_by_their_hash():
     # a table called "linear" by hand is not taken for the factory's: its betas say what it is
     assert schedule_key(DiscreteVP(betas * 1.01, name="linear")) == schedule_key(c)
 
-    class Mine(DiscreteVP):  # a class of one's own may compute something else from the same betas: its type is in the key
+    class Mine(DiscreteVP):  # a class of one's own may compute other things from the same betas: its type is keyed
         pass
 
     assert schedule_key(Mine(betas)) == f"{Mine.__module__}.{Mine.__qualname__}:{a!r}" != schedule_key(a)
