@@ -539,8 +539,8 @@ def _same_value(a: Any, b: Any, seen: set) -> bool:
 
 def same_method(a: Any, b: Any) -> bool:
     """Whether two method objects (integrators, estimators, transfers, schedules) describe the same sampler:
-    the same types and the same parameters, arrays compared by value (two schedules with the same ``repr``
-    but other tables are different), functions by identity. A pickled copy of an integrator is the same.
+    the same types and the same parameters, arrays compared by value (two schedules on other tables are
+    different), functions by identity. A pickled copy of an integrator is the same.
 
     >>> from pndmkit.methods import METHODS
     >>> from pndmkit.schedules import DiscreteVP, LinearVP

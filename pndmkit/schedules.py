@@ -43,7 +43,12 @@ Examples
 from __future__ import annotations
 
 import bisect
+import hashlib
+import inspect
 import math
+import threading
+import uuid
+import weakref
 from abc import ABC, abstractmethod
 from functools import lru_cache
 from typing import Callable, Sequence, Union
@@ -57,7 +62,8 @@ from pndmkit._checks import check_choice, check_int, check_real
 
 __all__ = ["NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching",
            "CustomSchedule", "FAMILIES", "levels_from_s", "SCHEDULES", "SCHEDULE_ALIASES", "get_schedule", "schedule_to_dict",
-           "schedule_from_dict", "lam_from_log_abar", "s_from_log_abar", "grid_log_abar", "same_schedule"]
+           "schedule_from_dict", "schedule_key", "lam_from_log_abar", "s_from_log_abar", "grid_log_abar",
+           "same_schedule"]
 
 FloatOrArray = Union[float, NDArray[np.float64]]
 
@@ -525,6 +531,11 @@ class DiscreteVP(VPSchedule):
     extension : {"cubic", "pchip"}
         The continuous extension of ``log abar`` between the integer indices: the C2 cubic spline, or the
         monotone PCHIP interpolant where the spline would not decrease.
+    digest : str
+        SHA-256 (64 hex digits) of ``betas`` as little-endian float64 bytes. A table the factories
+        (:meth:`linear`, :meth:`quad`, :meth:`cosine`) did not make prints as
+        ``DiscreteVP(betas=<sha256:first 16 digits>, T=...)``; a factory's table prints as the call that rebuilds
+        it, with the arguments that differ from the defaults (:func:`schedule_key`).
 
     Examples
     --------
@@ -567,29 +578,50 @@ class DiscreteVP(VPSchedule):
         T = b.size
         self.num_train_timesteps = T
         self.t_min, self.t_max, self.t_start, self.t_end = -1.0, float(T - 1), float(T - 1), -1.0
+        #: SHA-256 (hex) of the betas as little-endian float64 bytes: the table's identity in :meth:`__repr__`
+        self.digest = hashlib.sha256(np.ascontiguousarray(b, dtype="<f8").tobytes()).hexdigest()
+        #: the arguments of the factory (``linear``, ``quad``, ``cosine``) that made the table, or None
+        self._factory: tuple[str, dict] | None = None
+
+    def _made_by(self, factory: str, **args: float) -> "DiscreteVP":
+        """Record that ``factory(**args)`` made this table (what :meth:`__repr__` and
+        :func:`schedule_to_dict` say)."""
+        self._factory = (factory, args)
+        return self
 
     def __repr__(self) -> str:
-        return f"DiscreteVP.{self.name}(T={self.num_train_timesteps})" if self.name != "custom" else (
-            f"DiscreteVP(T={self.num_train_timesteps})")
+        """Exact and distinct for distinct tables: ``DiscreteVP.linear(T=1000)`` for a factory's table, with every
+        argument that differs from the factory's default (``DiscreteVP.linear(T=1000, beta_start=0.00085,
+        beta_end=0.012)``, which rebuilds the same betas); any other table by the first 16 hex digits of
+        :attr:`digest`, ``DiscreteVP(betas=<sha256:0123456789abcdef>, T=1000)``."""
+        T = self.num_train_timesteps
+        if self._factory is None:
+            return f"DiscreteVP(betas=<sha256:{self.digest[:16]}>, T={T})"
+        factory, args = self._factory
+        defaults = inspect.signature(getattr(DiscreteVP, factory)).parameters
+        shown = "".join(f", {k}={v!r}" for k, v in args.items() if v != defaults[k].default)
+        return f"DiscreteVP.{factory}(T={T}{shown})"
 
     @classmethod
     def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "DiscreteVP":
         """DDPM linear schedule: ``betas = linspace(beta_start, beta_end, T)``."""
         T, beta_start, beta_end = _table_args(T, beta_start, beta_end)
-        return cls(np.linspace(beta_start, beta_end, T), name="linear")
+        return cls(np.linspace(beta_start, beta_end, T), name="linear")._made_by(
+            "linear", beta_start=beta_start, beta_end=beta_end)
 
     @classmethod
     def quad(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "DiscreteVP":
         """Quadratic ("scaled linear") schedule: ``betas = linspace(sqrt(beta_start), sqrt(beta_end), T) ** 2``."""
         T, beta_start, beta_end = _table_args(T, beta_start, beta_end)
-        return cls(np.linspace(beta_start**0.5, beta_end**0.5, T) ** 2, name="quad")
+        return cls(np.linspace(beta_start**0.5, beta_end**0.5, T) ** 2, name="quad")._made_by(
+            "quad", beta_start=beta_start, beta_end=beta_end)
 
     @classmethod
     def cosine(cls, T: int = 1000, s0: float = 0.008, max_beta: float = 0.999) -> "DiscreteVP":
         """Improved-DDPM cosine schedule, ``beta_i = min(1 - abar((i+1)/T) / abar(i/T), max_beta)``."""
         T, s0, max_beta = check_int(T, "T", 2), check_real(s0, "s0"), check_real(max_beta, "max_beta")
         f = np.cos((np.arange(T + 1) / T + s0) / (1 + s0) * np.pi / 2) ** 2
-        return cls(np.minimum(1 - f[1:] / f[:-1], max_beta), name="cosine")
+        return cls(np.minimum(1 - f[1:] / f[:-1], max_beta), name="cosine")._made_by("cosine", s0=s0, max_beta=max_beta)
 
     def _lookup(self, t: ArrayLike, table: NDArray[np.float64], between: Callable) -> FloatOrArray:
         """The table at integer ``t``, ``between`` (the extension) elsewhere; a ``t`` outside ``[-1, T - 1]``
@@ -688,6 +720,36 @@ def _power_sum(c: list, s: float) -> float:
         res = res + c[3 - kp] * z
         z *= s
     return res
+
+
+def _function_name(f: Callable) -> str:
+    return getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or type(f).__name__
+
+
+#: id of a function object -> (a weak reference to it, or the object where it takes none; its random token)
+_FUNCTION_TOKENS: dict[int, tuple] = {}
+_FUNCTION_TOKENS_LOCK = threading.Lock()
+
+
+def _function_token(f: Callable) -> str:
+    """A random token naming the function *object* ``f`` while it lives: the same object always gets the same
+    token, another object (an equal formula written again, or a new object at a reused address) another one,
+    in this process or any other. Functions cannot be compared, so their identity is the object, as in
+    :func:`same_schedule`."""
+    key = id(f)
+    with _FUNCTION_TOKENS_LOCK:
+        held = _FUNCTION_TOKENS.get(key)
+        if held is not None:
+            ref, token = held
+            if (ref() if isinstance(ref, weakref.ref) else ref) is f:
+                return token
+        token = uuid.uuid4().hex[:16]
+        try:  # forget the token when f dies, before its address can be reused
+            ref = weakref.ref(f, lambda _, k=key: _FUNCTION_TOKENS.pop(k, None))
+        except TypeError:  # no weak references (numpy ufuncs, builtins): keep the object, which lives on anyway
+            ref = f
+        _FUNCTION_TOKENS[key] = (ref, token)
+        return token
 
 
 def _unit_interval(t: ArrayLike, name: str) -> NDArray[np.float64]:
@@ -968,7 +1030,13 @@ class CustomSchedule(NoiseSchedule):
         self._check(np.linspace(t_min, t_max, check_int(probes, "probes", 3)))
 
     def __repr__(self) -> str:
-        return f"CustomSchedule(t_min={self.t_min}, t_max={self.t_max})"
+        """The functions by name and the domain, ``CustomSchedule(alpha=cos, sigma=sin, t_min=0.0, t_max=1.5)``:
+        for people. Functions cannot be compared, so this is no identity (two lambdas print alike);
+        :func:`schedule_key` is one."""
+        named = "".join(f"{k}={_function_name(f)}, " for k, f in (("alpha", self._alpha), ("sigma", self._sigma),
+                                                                   ("dalpha", self._dalpha), ("dsigma", self._dsigma))
+                        if f is not None)
+        return f"CustomSchedule({named}t_min={self.t_min}, t_max={self.t_max})"
 
     def _check(self, t: NDArray[np.float64]) -> None:
         a, sig = self.alpha(t), self.sigma(t)
@@ -1162,8 +1230,9 @@ def same_schedule(a: NoiseSchedule, b: NoiseSchedule) -> bool:
     (:func:`pndmkit.sample`, the diffusers scheduler, :mod:`pndmkit.testing`, the audit). Equal schedules built
     separately are the same (two ``DiscreteVP.linear()``); settings that move default grids only are ignored
     (``t_end``, and the time shift of :class:`FlowMatching`, which leaves the process unchanged). A
-    :class:`DiscreteVP` is compared by its betas (two custom tables share a ``repr``), a :class:`CustomSchedule`
-    by its functions (the same objects) and domain, any other schedule by its type and ``repr``.
+    :class:`DiscreteVP` is compared by its betas, a :class:`CustomSchedule` by its functions (the same objects:
+    two equal formulas written separately are different schedules, as functions cannot be compared) and domain,
+    any other schedule by :func:`schedule_key` (its type and exact ``repr``).
 
     Examples
     --------
@@ -1184,7 +1253,69 @@ def same_schedule(a: NoiseSchedule, b: NoiseSchedule) -> bool:
         own = (a._alpha, a._sigma, a._dalpha, a._dsigma)
         other = (b._alpha, b._sigma, b._dalpha, b._dsigma)  # type: ignore[attr-defined]
         return all(f is g for f, g in zip(own, other)) and (a.t_min, a.t_max) == (b.t_min, b.t_max)
-    return repr(a) == repr(b)
+    return schedule_key(a) == schedule_key(b)
+
+
+#: the schedule classes whose ``repr`` shows every parameter of the process exactly (floats by ``repr``)
+_EXACT_REPR = (LinearVP, CosineVP, DiscreteVP, EDM, VE, FlowMatching)
+
+
+def schedule_key(schedule: NoiseSchedule) -> str:
+    """The exact identity of a schedule, as a string: equal keys mean the same process in the same time variable.
+
+    What tells schedules apart wherever a string must: the key of a network's cached reference
+    (:func:`pndmkit.studies.real.model_study`) and :attr:`pndmkit.studies.grid_opt.OptimizedGrid.schedule`, which
+    :func:`pndmkit.studies.grid_opt.evaluate` checks. Every argument that sets the process is in it:
+
+    * a built-in schedule: its ``repr``, which shows each parameter, floats exactly (``EDM(sigma_min=0.002,
+      sigma_max=80.0)``); a :class:`DiscreteVP` made by a factory shows the arguments that differ from the
+      factory's defaults (``DiscreteVP.linear(T=1000)``, ``DiscreteVP.linear(T=1000, beta_start=0.00085,
+      beta_end=0.012)``), any other table the SHA-256 of its betas (``DiscreteVP(betas=<sha256:...>, T=1000)``,
+      a 64-bit prefix);
+    * a :class:`CustomSchedule`: the domain and a random token per function *object*, the notion of
+      :func:`same_schedule` (the same function objects match; an equal formula written again does not, and no
+      key is shared with another process, so such a key is never kept on disk);
+    * a schedule class of your own: its module, qualified name and ``repr`` (make the ``repr`` show every
+      parameter).
+
+    The default schedules keep the key they had when the key was the ``repr`` (``DiscreteVP.linear(T=1000)``),
+    so caches written then are still found; non-default tables, whose ``repr`` once left their betas out, now
+    have keys of their own.
+
+    Parameters
+    ----------
+    schedule : NoiseSchedule
+        Any schedule.
+
+    Returns
+    -------
+    str
+        The key (settings that move default grids only, ``t_end``, are not in it; a :class:`FlowMatching`
+        shift is).
+
+    Raises
+    ------
+    TypeError
+        ``schedule`` is not a :class:`NoiseSchedule`.
+
+    Examples
+    --------
+    >>> schedule_key(DiscreteVP.linear())
+    'DiscreteVP.linear(T=1000)'
+    >>> schedule_key(DiscreteVP.linear(beta_start=0.00085, beta_end=0.012))
+    'DiscreteVP.linear(T=1000, beta_start=0.00085, beta_end=0.012)'
+    """
+    if type(schedule) in _EXACT_REPR:
+        return repr(schedule)
+    if isinstance(schedule, CustomSchedule):
+        functions = "".join(f"{k}={_function_name(f)}@{_function_token(f)}, " for k, f in (
+            ("alpha", schedule._alpha), ("sigma", schedule._sigma), ("dalpha", schedule._dalpha),
+            ("dsigma", schedule._dsigma)) if f is not None)
+        return f"CustomSchedule({functions}t_min={schedule.t_min!r}, t_max={schedule.t_max!r})"
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__} {schedule!r}")
+    kind = type(schedule)
+    return f"{kind.__module__}.{kind.__qualname__}:{schedule!r}"
 
 
 def get_schedule(name: str) -> NoiseSchedule:
@@ -1207,7 +1338,7 @@ def get_schedule(name: str) -> NoiseSchedule:
 def schedule_to_dict(schedule: NoiseSchedule) -> dict:
     """JSON description of a schedule; :func:`schedule_from_dict` inverts it exactly.
 
-    Discrete tables named ``linear``/``quad`` are stored by their parameters, every other table by its betas.
+    Tables made by ``DiscreteVP.linear``/``quad`` are stored by their arguments, every other table by its betas.
     :class:`CustomSchedule` holds functions and has no JSON form.
 
     Raises
@@ -1223,10 +1354,12 @@ def schedule_to_dict(schedule: NoiseSchedule) -> dict:
     EDM(sigma_min=0.002, sigma_max=10.0)
     """
     if isinstance(schedule, DiscreteVP):
-        if schedule.name not in ("linear", "quad"):  # cosine and custom tables: store the betas
+        made = schedule._factory
+        if made is None or made[0] not in ("linear", "quad"):  # cosine and other tables: store the betas
             return {"kind": "discrete", "betas": schedule.betas.tolist()}
-        return {"kind": "discrete", "name": schedule.name, "T": schedule.num_train_timesteps,
-                "beta_start": float(schedule.betas[0]), "beta_end": float(schedule.betas[-1])}
+        # the factory's own arguments: quad's betas[0] is sqrt(beta_start)**2, which may be beta_start's neighbour
+        return {"kind": "discrete", "name": made[0], "T": schedule.num_train_timesteps,
+                "beta_start": float(made[1]["beta_start"]), "beta_end": float(made[1]["beta_end"])}
     if isinstance(schedule, LinearVP):
         return {"kind": "linear-vp", "beta_min": schedule.beta_min, "beta_max": schedule.beta_max}
     if isinstance(schedule, CosineVP):

@@ -783,3 +783,26 @@ def test_the_report_prints_times_that_paste_back_as_the_same_grid():
     pasted = np.array([float(v) for v in line[len("grid: "):].split()])
     np.testing.assert_allclose(pasted, res.grid, rtol=1e-6, atol=0)
     assert np.all(np.diff(pasted) < 0)
+
+
+def test_a_result_optimised_on_other_betas_is_refused_on_the_default_table_and_judged_on_its_own():
+    """The recorded schedule was its repr, which left the betas out: a grid optimised on Stable Diffusion's linear
+    table recorded 'DiscreteVP.linear(T=1000)' and evaluate(res) judged it on the DDPM table without a word
+    (error 0.00835 against 0.00567 on its own table)."""
+    from pndmkit.schedules import DiscreteVP, schedule_key
+
+    sd = DiscreteVP.linear(beta_start=0.00085, beta_end=0.012)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", grid_opt.GridFallbackWarning)
+        res = grid_opt.optimize("ipndm", "gmm2d", 5, schedule=sd, calibration=16, heldout=16, maxfev=20)
+    assert res.schedule == schedule_key(sd) == "DiscreteVP.linear(T=1000, beta_start=0.00085, beta_end=0.012)"
+    assert f"schedule {res.schedule}: times from 999" in res.report()
+    for judged_on in (None, DiscreteVP.linear()):  # the target's default table, or the default table given
+        with pytest.raises(UsageError) as info:
+            grid_opt.evaluate("ipndm", "gmm2d", res, schedule=judged_on)
+        assert info.value.params == ("schedule",)
+        assert str(info.value).startswith("grid was optimised on DiscreteVP.linear(T=1000, beta_start=0.00085, "
+                                          "beta_end=0.012), and this evaluation runs on DiscreteVP.linear(T=1000): ")
+    # an equal table built again is the same schedule, and the numbers are the optimisation's held-out ones
+    again = grid_opt.evaluate("ipndm", "gmm2d", res, schedule=DiscreteVP.linear(beta_start=0.00085, beta_end=0.012))
+    assert again["error"] == res.heldout_error and again["baseline_error"] == res.baseline_error

@@ -237,3 +237,72 @@ def test_steps_for_nfe_of_a_built_integrator_on_a_ddpm_table_is_the_largest_fitt
     assert steps_for_nfe(integrator.nfe, nfe) == steps == steps_for_nfe(method, nfe)
     with pytest.raises(ValueError, match="steps"):
         integrator.nfe(0)
+
+
+class _Shrink(torch.nn.Module):
+    """A one-weight "network", eps = w x: weights to hash (so its studies are cached) and a reference solved in
+    milliseconds."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(0.3, dtype=torch.float64))
+
+    def forward(self, x, t):
+        return self.w * x
+
+
+def test_the_reference_cache_keeps_beta_tables_apart(tmp_path):
+    """The cache key held repr(schedule), which left the betas out: the same network on Stable Diffusion's linear
+    table, same interval, read the DDPM table's reference back (reference_nfe 0, 8e-2 off on a UNet)."""
+    from pndmkit.nn.adapters import NetworkModel
+    from pndmkit.schedules import schedule_key
+
+    net = _Shrink()
+    ddpm, sd = DiscreteVP.linear(), DiscreteVP.linear(beta_start=0.00085, beta_end=0.012)
+    kw = dict(shape=(3,), batch=2, t_start=500.0, t_end=-1.0, rtol=1e-6, cache=tmp_path)
+    a = real.model_study(NetworkModel(net, ddpm), ddpm, **kw)
+    b = real.model_study(NetworkModel(net, sd), sd, **kw)
+    assert a.reference_nfe > 0 and b.reference_nfe > 0 and a.key and b.key and a.key != b.key
+    fresh = real.model_study(NetworkModel(net, sd), sd, **{**kw, "cache": None})
+    np.testing.assert_array_equal(b.reference, fresh.reference)
+    assert np.max(np.abs(a.reference - b.reference)) > 1e-2  # the two tables' flows differ: a mix-up would show
+    # each is found again under its own key, and the entry names the schedule exactly
+    again = real.model_study(NetworkModel(net, sd), sd, **kw)
+    assert again.reference_nfe == 0 and again.key == b.key
+    np.testing.assert_array_equal(again.reference, b.reference)
+    info = json.loads(str(np.load(tmp_path / b.key / "reference.npz")["info"]))
+    assert info["schedule"] == schedule_key(sd) == "DiscreteVP.linear(T=1000, beta_start=0.00085, beta_end=0.012)"
+    # a custom table of the same length is another entry too
+    custom = DiscreteVP(ddpm.betas * 1.01)
+    c = real.model_study(NetworkModel(net, custom), custom, **kw)
+    assert c.reference_nfe > 0 and c.key not in (a.key, b.key)
+
+
+def test_a_custom_schedule_is_not_cached(tmp_path):
+    """A CustomSchedule is known by its function objects, which no later run shares: nothing is written."""
+    from pndmkit.nn.adapters import NetworkModel
+    from pndmkit.schedules import CustomSchedule
+
+    sched = CustomSchedule(np.cos, np.sin, 0.0, 1.5)
+    study = real.model_study(NetworkModel(_Shrink(), sched), sched, shape=(3,), batch=1, t_start=1.4, t_end=0.1,
+                             rtol=1e-6, cache=tmp_path)
+    assert study.key == "" and study.cache is None and study.reference_nfe > 0 and not list(tmp_path.iterdir())
+
+
+def test_the_shipped_cache_is_still_found_under_the_default_schedule_s_key():
+    """The default DDPM table keeps the key the shipped references were written with: one block of the digits
+    UNet's noises is read back without solving anything."""
+    from pathlib import Path
+
+    from pndmkit.schedules import schedule_key
+    from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget
+
+    shipped = Path(__file__).resolve().parents[1] / "analysis" / "results" / "real_cache"
+    target = StudyTarget.resolve("digits", cache=shipped)
+    assert schedule_key(target.schedule) == "DiscreteVP.linear(T=1000)"
+    study = real.cached_model_study("digits", target.schedule, target.noises(0, REFERENCE_BLOCK),
+                                    t_start=target.t_start, t_end=target.t_end, rtol=REFERENCE_RTOL, cache=shipped)
+    assert study is not None and study.reference_nfe == 0 and study.reference.shape == (REFERENCE_BLOCK, 1, 16, 16)
+    assert (shipped / study.key / "reference.npz").is_file()
+    info = json.loads(str(np.load(shipped / study.key / "reference.npz")["info"]))
+    assert info["schedule"] == schedule_key(target.schedule) and info["batch"] == REFERENCE_BLOCK

@@ -317,3 +317,93 @@ def test_abar_is_refused_off_vp_schedules():
         EDM().abar(1.0)
     with pytest.raises(ValueError, match=r"s must be >= 0"):
         FlowMatching().t_from_s(-1.0)
+
+
+def test_default_schedules_print_as_before():
+    """The default schedules' repr (and key) is unchanged: caches written under it (the shipped digits references,
+    keyed by 'DiscreteVP.linear(T=1000)') are still found."""
+    from pndmkit.schedules import schedule_key
+
+    expected = {"linear-vp": "LinearVP(beta_min=0.1, beta_max=20.0)", "cosine-vp": "CosineVP(s0=0.008, t_max=0.9946)",
+                "ddpm-linear": "DiscreteVP.linear(T=1000)", "ddpm-quad": "DiscreteVP.quad(T=1000)",
+                "ddpm-cosine": "DiscreteVP.cosine(T=1000)", "edm": "EDM(sigma_min=0.002, sigma_max=80.0)",
+                "ve": "VE(sigma_min=0.01, sigma_max=50.0)", "flow": "FlowMatching(shift=1.0, t_max=0.999)"}
+    assert set(expected) == set(CATALOGUE)
+    for name, text in expected.items():
+        assert repr(get_schedule(name)) == schedule_key(get_schedule(name)) == text
+    assert repr(DiscreteVP.linear(T=500)) == "DiscreteVP.linear(T=500)"
+    assert repr(DiscreteVP.linear(beta_start=1e-4, beta_end=0.02)) == "DiscreteVP.linear(T=1000)"  # the defaults
+
+
+TABLES = [DiscreteVP.linear(), DiscreteVP.linear(beta_start=0.00085, beta_end=0.012), DiscreteVP.linear(beta_end=0.03),
+          DiscreteVP.linear(T=500), DiscreteVP.quad(), DiscreteVP.quad(beta_start=0.00085, beta_end=0.012),
+          DiscreteVP.quad(beta_start=0.00015, beta_end=0.0195), DiscreteVP.cosine(), DiscreteVP.cosine(s0=0.02),
+          DiscreteVP.cosine(max_beta=0.5)]
+
+
+def test_every_discrete_table_prints_apart_and_its_repr_rebuilds_it():
+    """repr once left beta_start/beta_end (and cosine's s0) out, so Stable Diffusion's linear table printed as
+    DDPM's, and every custom table of a length printed alike; repr is the table's identity (schedule_key)."""
+    from pndmkit.schedules import schedule_from_dict, schedule_key, schedule_to_dict
+
+    assert repr(TABLES[1]) == "DiscreteVP.linear(T=1000, beta_start=0.00085, beta_end=0.012)"
+    assert repr(TABLES[6]) == "DiscreteVP.quad(T=1000, beta_start=0.00015, beta_end=0.0195)"
+    assert repr(TABLES[8]) == "DiscreteVP.cosine(T=1000, s0=0.02)"
+    assert len({repr(t) for t in TABLES}) == len(TABLES) == len({schedule_key(t) for t in TABLES})
+    for table in TABLES:
+        rebuilt = eval(repr(table), {"DiscreteVP": DiscreteVP})  # the factory call, every argument that matters
+        np.testing.assert_array_equal(rebuilt.betas, table.betas)
+        back = schedule_from_dict(schedule_to_dict(table))  # the JSON form keeps the identity too
+        np.testing.assert_array_equal(back.betas, table.betas)
+        if table.name != "cosine":  # a cosine table is stored by its betas
+            assert repr(back) == repr(table)
+
+
+def test_a_table_given_by_its_betas_is_known_by_their_hash():
+    import hashlib
+
+    from pndmkit.schedules import same_schedule, schedule_key
+
+    betas = DiscreteVP.linear().betas
+    a, b, c = DiscreteVP(betas), DiscreteVP(betas.copy()), DiscreteVP(betas * 1.01)
+    digest = hashlib.sha256(betas.astype("<f8").tobytes()).hexdigest()
+    assert a.digest == digest and repr(a) == f"DiscreteVP(betas=<sha256:{digest[:16]}>, T=1000)"
+    assert schedule_key(a) == schedule_key(b) != schedule_key(c)
+    assert same_schedule(a, b) and not same_schedule(a, c)
+    # one value changed in its last bit is another table, another key
+    d = betas.copy()
+    d[500] = np.nextafter(d[500], 1.0)
+    assert schedule_key(DiscreteVP(d)) != schedule_key(a)
+    # a table called "linear" by hand is not taken for the factory's: its betas say what it is
+    assert schedule_key(DiscreteVP(betas * 1.01, name="linear")) == schedule_key(c)
+
+    class Mine(DiscreteVP):  # a class of one's own may compute other things from the same betas: its type is keyed
+        pass
+
+    assert schedule_key(Mine(betas)) == f"{Mine.__module__}.{Mine.__qualname__}:{a!r}" != schedule_key(a)
+
+
+def test_a_custom_schedule_is_known_by_its_function_objects():
+    """Functions cannot be compared: the key names each function object by a random token, as same_schedule
+    compares them; an equal formula written again is another schedule, and a token is not reused by a new object."""
+    import gc
+
+    from pndmkit.schedules import same_schedule, schedule_key
+
+    a, b = CustomSchedule(np.cos, np.sin, 0.0, 1.5), CustomSchedule(np.cos, np.sin, 0.0, 1.5)
+    assert schedule_key(a) == schedule_key(b) and same_schedule(a, b)
+    assert re.fullmatch(r"CustomSchedule\(alpha=cos@[0-9a-f]{16}, sigma=sin@[0-9a-f]{16}, t_min=0\.0, t_max=1\.5\)",
+                        schedule_key(a))
+    assert repr(a) == "CustomSchedule(alpha=cos, sigma=sin, t_min=0.0, t_max=1.5)"
+    assert schedule_key(CustomSchedule(np.cos, np.sin, 0.0, 1.4)) != schedule_key(a)
+    keys = set()
+    for _ in range(50):  # new lambdas, often at the address of the last ones, freed: never the same key
+        c = CustomSchedule(lambda t: np.cos(t), lambda t: np.sin(t), 0.0, 1.5)
+        keys.add(schedule_key(c))
+        del c
+        gc.collect()
+    assert len(keys) == 50 and schedule_key(a) not in keys
+    with pytest.raises(TypeError, match="schedule must be a NoiseSchedule, got str"):
+        from pndmkit.schedules import schedule_key as key
+
+        key("ddpm-linear")

@@ -50,7 +50,7 @@ from pndmkit.errors import UsageError, blame
 from pndmkit.grids import GRID_KINDS, make_grid
 from pndmkit.methods import METHODS, MethodSpec, get_method, steps_for_nfe
 from pndmkit.sampling import sample
-from pndmkit.schedules import NoiseSchedule
+from pndmkit.schedules import CustomSchedule, NoiseSchedule, schedule_key
 from pndmkit.stability import StabilityWarning
 from pndmkit.studies.convergence import Study
 from pndmkit.studies.statistics import (INTERVAL_LEVEL, INTERVAL_MIN_SAMPLES, INTERVAL_RESAMPLES,
@@ -160,7 +160,9 @@ class OptimizedGrid:
     t_start : float
         Time of the noise and start of the reference flow (``nan``: not recorded, e.g. in results built by hand).
     schedule : str
-        ``repr`` of the schedule the times are in (``""``: not recorded).
+        :func:`~pndmkit.schedules.schedule_key` of the schedule the times are in, its exact identity (the ``repr``
+        of a built-in schedule, e.g. ``DiscreteVP.linear(T=1000, beta_start=0.00085, beta_end=0.012)``; ``""``:
+        not recorded). :func:`evaluate` refuses to judge the result on a schedule with another key.
     start_scale : float
         What the noise at :attr:`t_start` is multiplied by to be the state at :attr:`grid`'s first time (the grid
         handed back; :func:`noise_at`): 1 on a VP schedule and where the first time is :attr:`t_start`.
@@ -748,9 +750,14 @@ def evaluate(method: str | MethodSpec, problem_or_model: Any, grid: "Sequence[fl
             raise UsageError("t_start", f"t_start={t_start:g} is below the grid's first time {times[0]:g}: the noise "
                                         f"is drawn at t_start and the grid starts at or below it")
     def check_schedule(used: NoiseSchedule) -> None:
-        if optimised_on and repr(used) != optimised_on:
+        key = schedule_key(used)
+        if optimised_on and key != optimised_on:
+            how = ("pass schedule= the schedule it was optimised on" if not isinstance(used, CustomSchedule) else
+                   "a CustomSchedule is known by its function objects, so pass schedule= the one it was optimised "
+                   "on, or judge the times as such: evaluate(method, problem, res.grid, t_start=res.t_start, "
+                   "schedule=...)")
             raise UsageError("schedule", f"grid was optimised on {optimised_on}, and this evaluation runs on "
-                                         f"{used!r}: pass schedule= the schedule it was optimised on")
+                                         f"{key}: {how}")
 
     if schedule is not None:
         check_schedule(schedule)  # before the times are checked against its domain
@@ -1031,5 +1038,5 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
                              getattr(problem_or_model, "meta", {}).get("name") or type(problem_or_model).__name__),
                          calibration=int(calibration), heldout=int(heldout), seed=int(seed), stopped=stopped,
                          searched_grid=searched, fell_back=bool(reason), fallback_reason=reason,
-                         first_time=first_time, t_start=cal.t_start, schedule=repr(cal.schedule),
+                         first_time=first_time, t_start=cal.t_start, schedule=schedule_key(cal.schedule),
                          start_scale=float(cal.schedule.scale(grid[0])) / float(cal.schedule.scale(cal.t_start)))

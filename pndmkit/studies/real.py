@@ -16,7 +16,8 @@ writers of :mod:`pndmkit.studies.reports` work unchanged and results have the sa
 
 The reference costs minutes on a CPU, so :func:`model_study` and :func:`run_model_study` take a ``cache``
 folder: the reference end points and each method's sweep are stored under a key that hashes the network's
-weights, the schedule, the interval, the grid kind, the noises and the tolerance, and a rerun (or an
+weights, the schedule (its exact :func:`~pndmkit.schedules.schedule_key`: another beta table is another entry),
+the interval, the grid kind, the noises and the tolerance, and a rerun (or an
 interrupted run) reuses what is there. What is read back is checked first: a cached reference that cannot be
 read, is a folder, has another shape than the study's noises, holds non-finite values or records a negative
 or non-finite reference error, and a ``sweeps.json`` that is not valid JSON, holds no object, or holds an
@@ -52,7 +53,7 @@ from pndmkit.errors import BadFileError, UsageError, blame
 from pndmkit.methods import METHODS, MethodSpec, get_method
 from pndmkit.methods import steps_for_nfe as methods_steps_for_nfe
 from pndmkit.noise import per_sample_noise
-from pndmkit.schedules import NoiseSchedule
+from pndmkit.schedules import CustomSchedule, NoiseSchedule, schedule_key
 from pndmkit.studies import convergence
 from pndmkit.studies.convergence import MethodResult, Study
 from pndmkit.studies.statistics import rank_correlation
@@ -452,7 +453,11 @@ def model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T: Any =
     pixel_scale : float
         Grey levels per unit of the network's output (127.5 for images in [-1, 1]).
     cache : path, optional
-        Folder for cached references and sweeps (created on demand); ``None`` caches nothing.
+        Folder for cached references and sweeps (created on demand); ``None`` caches nothing. An entry is keyed
+        by the network's weights, the schedule's exact :func:`~pndmkit.schedules.schedule_key` (so the same
+        network on another beta table has its own entry), the interval, ``rtol``, ``scale`` and the noises. A
+        network without weights to hash (a plain function) and a :class:`~pndmkit.schedules.CustomSchedule`
+        (known only by its function objects, which no later run shares) are not cached.
     progress : bool
         Show a tqdm bar while the reference is computed.
     rebuild_cache : bool
@@ -533,7 +538,11 @@ def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T
     # off VP the key says the reference is solved in the schedule's own state (schedule_flow): a reference cached
     # before that was solved from the state as if it were VP's, and is not read back
     state = () if sched.family == "vp" else ("schedule-state",)
-    key = cache_key(_FORMAT, fingerprint, repr(sched), t0, t1, rtol, scale, x0, *state) if fingerprint else ""
+    # the schedule by its exact key (the default tables' keys are the reprs the shipped cache was written with); a
+    # CustomSchedule's key names its function objects, which no later process shares, so it is not cached
+    skey = schedule_key(sched)
+    lasting = fingerprint and not isinstance(sched, CustomSchedule)
+    key = cache_key(_FORMAT, fingerprint, skey, t0, t1, rtol, scale, x0, *state) if lasting else ""
     folder = Path(cache) / key if cache is not None and key else None
     with blame("cache", errors=(BadFileError,)):
         stored = _read_reference(folder, x0.shape, rebuild_cache) if folder is not None else None
@@ -543,7 +552,7 @@ def _build_model_study(model: Any, schedule: Optional[NoiseSchedule] = None, x_T
         ref, err, nfe = reference_solution(problem, sched, x0, t0, t1, rtol=rtol, scale=scale, progress=progress,
                                            stop_early=stop_early)
         if folder is not None:
-            _write_reference(folder, ref, err, nfe, {"model": name, "schedule": repr(sched), "t_start": t0,
+            _write_reference(folder, ref, err, nfe, {"model": name, "schedule": skey, "t_start": t0,
                                                      "t_end": t1, "rtol": rtol, "scale": scale, "batch": len(x0)})
     else:
         ref, err, nfe = stored[0], stored[1], 0
