@@ -104,18 +104,20 @@ def cast(x: Any, dtype: str) -> Any:
     return x.astype(dtype)
 
 
-def to_host_float64(x: Any) -> np.ndarray:
-    """A float64 numpy copy of ``x`` on the host (numpy arrays, tensors on any device, lists).
+def to_host_float64(x: Any, *, copy: bool = False) -> np.ndarray:
+    """``x`` as a float64 numpy array on the host (numpy arrays, tensors on any device, lists).
 
     A tensor goes to the host in its own dtype (float32 for bfloat16, which numpy lacks) and is widened by
-    numpy, so no float64 tensor is ever created on the device (Apple MPS has none). Paired with
-    :func:`from_host`; these are the host round trips of reference-style code (the adaptive solver, the
-    analytic problems), never of the sampling hot path.
+    numpy, so no float64 tensor is ever created on the device (Apple MPS has none); the result is new memory.
+    A float64 numpy array is returned as it is (the same memory, no copy) unless ``copy=True``, which always
+    gives new memory (one copy, also when the dtype changes): for a caller that keeps the result while ``x``
+    may change (a model's reused output buffer). Paired with :func:`from_host`; these are the host round trips
+    of reference-style code (the adaptive solver, the analytic problems), never of the sampling hot path.
     """
     if is_torch(x):
         x = x.detach()
         return (x if dtype_name(x) in _HOST_SHARED else x.float()).cpu().numpy().astype(np.float64)
-    return np.asarray(x, dtype=np.float64)
+    return np.array(x, dtype=np.float64) if copy else np.asarray(x, dtype=np.float64)
 
 
 def from_host(v: np.ndarray, like: Any) -> Any:

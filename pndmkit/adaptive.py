@@ -21,9 +21,9 @@ from typing import Any, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import concatenate, from_host, to_host_float64
+from pndmkit._backend import concatenate, from_host, read_only, to_host_float64
 from pndmkit.models import CountedModel, Model
-from pndmkit.run import Callback, Solution
+from pndmkit.run import Callback, Solution, call_back, call_model
 from pndmkit.schedules import NoiseSchedule, VPSchedule
 
 __all__ = ["AdaptiveIntegrator"]
@@ -80,7 +80,7 @@ class AdaptiveIntegrator:
                      for i in range(x.shape[0])]
             x_end = concatenate([p.x for p in parts])
             if callback is not None:
-                callback(float(grid[-1]), x_end, None)
+                call_back(callback, float(grid[-1]), x_end, None)
             times = max((p.times for p in parts), key=len)
             return Solution(x=x_end, nfe=sum(p.nfe for p in parts), times=times, method=self.name)
         sched = self.schedule
@@ -94,9 +94,11 @@ class AdaptiveIntegrator:
             variable = "t" if _regular(sched, t1) else "s"
 
         def eps(v: NDArray[np.float64], t: float) -> NDArray[np.float64]:
-            return to_host_float64(g(from_host(v.reshape(shape), x), t)).ravel()
+            # the model sees a read-only x (it may be a view of the solver's state) and its output is copied:
+            # scipy keeps the array as a stage, and a model may return one buffer it overwrites every call
+            return to_host_float64(call_model(g, read_only(from_host(v.reshape(shape), x)), t), copy=True).ravel()
 
-        x0 = to_host_float64(x).ravel()
+        x0 = to_host_float64(x, copy=True).ravel()
         if variable == "t":
             def rhs(t, v):
                 c_x, c_e = sched.ode_coefficients(t)
@@ -119,7 +121,7 @@ class AdaptiveIntegrator:
             raise RuntimeError(f"{self.solver} failed after {g.nfe} evaluations: {sol.message}")
         x_end = from_host(end.reshape(shape), x)
         if callback is not None:
-            callback(t1, x_end, None)
+            call_back(callback, t1, x_end, None)
         return Solution(x=x_end, nfe=g.nfe, times=np.asarray(ts, dtype=np.float64), method=self.name)
 
 

@@ -41,12 +41,12 @@ from typing import Any, NamedTuple, Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from pndmkit._backend import cast, check_array, dtype_name, outside_graph, read_only, version_counter
+from pndmkit._backend import cast, check_array, dtype_name, outside_graph
 from pndmkit._checks import check_bool
 from pndmkit.estimators import GradientEstimator
 from pndmkit.grids import check_grid, make_grid
 from pndmkit.models import Model, check_prediction, undefined_eps_times
-from pndmkit.run import Callback, Run, Solution, gradient_array, start_run
+from pndmkit.run import Callback, Run, Solution, call_back, call_model, gradient_array, start_run
 from pndmkit.stability import warn_if_unstable
 from pndmkit.transfers import Transfer
 
@@ -251,7 +251,8 @@ class Integrator:
             ``model`` or ``callback`` not callable, ``run`` not a Run, or neither ``x`` and ``grid`` nor ``run``.
         ValueError
             ``run`` started by another method, or options that contradict the run; ``model`` or ``callback``
-            wrote into a numpy array it was given (naming which).
+            raised numpy's read-only error (a write into the read-only arrays it was given, or into a read-only
+            array of its own: numpy does not say which), chained to the original (:func:`pndmkit.run.call_model`).
         RuntimeError
             ``model`` or ``callback`` modified a tensor it was given in place (naming which).
         """
@@ -272,9 +273,9 @@ class Integrator:
             # the output goes to tell as a temporary, held by no variable here: a model that returns a new array
             # hands it over and the run keeps it as it is; one that returns an array it keeps (a preallocated
             # buffer, a CUDA graph's static output) gets it copied where the run keeps it (Run.tell)
-            run = run.tell(_evaluate(model, *run.request))
+            run = run.tell(call_model(model, *run.request))
             if callback is not None and run.index != index:
-                _call_back(callback, run)
+                call_back(callback, run.t, run.x, gradient_array(run.last_gradient))
         return run.solution()
 
     def _check_resume(self, run: Any, x: Any, grid: Any, prediction: Optional[str], check_finite: Optional[bool],
@@ -424,43 +425,6 @@ class Integrator:
                                  f"eps; "
                                  f"end the grid earlier or use a method that does not evaluate there")
         return walk
-
-
-def _evaluate(model: Model, x: Any, t: float) -> Any:
-    """``model(x, t)``, a write into the read-only ``x`` reported as the model's."""
-    try:
-        return model(x, t)
-    except ValueError as exc:
-        if "read-only" in str(exc):
-            raise ValueError(f"model wrote into its input x at t={t}: the sampler's state is read-only; "
-                             f"return a new array instead of modifying x in place") from exc
-        raise
-
-
-def _call_back(callback: Callback, run: Run) -> None:
-    """``callback(t, x, e')`` after a step, on the run's own arrays, refusing a write into them by name.
-
-    ``x`` is the next step's start and ``e'`` may be a gradient the run keeps (a multistep history entry): numpy
-    arrays are passed as read-only views (no copy) and a write raises inside the callback; a tensor cannot be
-    made read-only, so its version counter (host-side, no device synchronisation) is compared after the call.
-    """
-    x, e = run.x, gradient_array(run.last_gradient)
-    versions = version_counter(x), version_counter(e)
-    try:
-        callback(run.t, read_only(x), read_only(e))
-    except ValueError as exc:
-        if "read-only" in str(exc):
-            raise ValueError(f"callback {_name(callback)} wrote into the x or e' it was given at t={run.t}: they "
-                             f"are the run's own arrays (read-only); copy them before modifying") from exc
-        raise
-    for name, array, version in (("x", x, versions[0]), ("e'", e, versions[1])):
-        if version is not None and array._version != version:
-            raise RuntimeError(f"callback {_name(callback)} modified the {name} it was given at t={run.t} in place; "
-                               f"the run is immutable and keeps that tensor: copy it (.clone()) before modifying")
-
-
-def _name(fn: Any) -> str:
-    return repr(getattr(fn, "__qualname__", None) or type(fn).__name__)
 
 
 class DryRun(NamedTuple):

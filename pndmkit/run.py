@@ -38,7 +38,8 @@ from pndmkit.estimators import Step, planned_step
 from pndmkit.models import check_output
 from pndmkit.transfers import planned_coefficients_many, planned_gradients_many
 
-__all__ = ["Run", "Solution", "Callback", "Plan", "make_plan", "start_run", "gradient_array"]
+__all__ = ["Run", "Solution", "Callback", "Plan", "make_plan", "start_run", "gradient_array", "call_model",
+           "call_back"]
 
 #: called after every step with ``(t_next, x_next, e')`` (``e'`` is ``None`` after a corrector step)
 Callback = Callable[[float, Any, Any], None]
@@ -445,3 +446,59 @@ def start_run(integrator: Any, x: Any, times: NDArray[np.float64], *, prediction
 def gradient_array(e: Any) -> Any:
     """A step's gradient as an array (evaluates a :class:`~pndmkit._backend.LinComb`)."""
     return e.evaluate() if isinstance(e, LinComb) else e
+
+
+def call_model(model: Callable[[Any, float], Any], x: Any, t: float) -> Any:
+    """``model(x, t)`` for a driver that hands the model a read-only ``x`` (the sampler's state).
+
+    numpy's "read-only" error does not say which array was written, so a ``ValueError`` mentioning "read-only"
+    is re-raised (chained) saying what is known: the model raised it, and ``x`` was read-only; the model may
+    equally have written into a read-only array of its own.
+
+    Raises
+    ------
+    ValueError
+        ``model`` raised a read-only error (the original is its ``__cause__``); other errors pass unchanged.
+    """
+    try:
+        return model(x, t)
+    except ValueError as exc:
+        if "read-only" in str(exc):
+            raise ValueError(f"model raised a read-only error at t={t} ({exc}); the x it is given is the sampler's "
+                             f"state and read-only: if the model wrote into x, return a new array instead of "
+                             f"modifying x in place") from exc
+        raise
+
+
+def call_back(callback: Callable[[float, Any, Any], Any], t: float, x: Any, e: Any) -> None:
+    """``callback(t, x, e)`` on arrays a run keeps (its state ``x``, a gradient ``e`` or ``None``), refusing a write.
+
+    numpy arrays are passed as read-only views (no copy), so a write raises inside the callback; a tensor cannot be
+    made read-only, so its version counter (host-side, no device synchronisation) is compared after the call.
+    numpy's "read-only" error does not say which array was written: it is re-raised (chained) saying the callback
+    raised it and that ``x`` and ``e`` were read-only.
+
+    Raises
+    ------
+    ValueError
+        ``callback`` raised a read-only error (the original is its ``__cause__``); other errors pass unchanged.
+    RuntimeError
+        ``callback`` modified the tensor ``x`` or ``e`` in place (naming which).
+    """
+    versions = version_counter(x), version_counter(e)
+    try:
+        callback(t, read_only(x), read_only(e))
+    except ValueError as exc:
+        if "read-only" in str(exc):
+            raise ValueError(f"callback {_name(callback)} raised a read-only error at t={t} ({exc}); the x and e' it "
+                             f"is given are the run's own arrays and read-only: if it wrote into them, copy them "
+                             f"before modifying") from exc
+        raise
+    for name, array, version in (("x", x, versions[0]), ("e'", e, versions[1])):
+        if version is not None and array._version != version:
+            raise RuntimeError(f"callback {_name(callback)} modified the {name} it was given at t={t} in place; "
+                               f"the run keeps that tensor: copy it (.clone()) before modifying")
+
+
+def _name(fn: Any) -> str:
+    return repr(getattr(fn, "__qualname__", None) or type(fn).__name__)

@@ -197,3 +197,74 @@ def test_the_benchmark_model_times_the_common_case_with_no_copy(monkeypatch):
     model.refill(2)
     a, b, c = model(), model(), model()
     assert a.data_ptr() != b.data_ptr() and not model.pool and c.abs().sum() == 0
+
+
+@pytest.mark.parametrize("kind", ["numpy", "numpy-float32", "torch"])
+def test_pf_with_a_reused_output_buffer_gives_the_clean_result(kind):
+    # pf hands host float64 arrays to scipy's RK45, which keeps them as stages: a buffer the model overwrites
+    # must be copied first (the default DiscreteVP grid ends at t=-1, so pf integrates eps itself in s)
+    x = start("torch" if kind == "torch" else "numpy")
+    x = x.astype(np.float32) if kind == "numpy-float32" else x
+    reference = pndmkit.sample(clean, x, schedule=SCHEDULE, method="pf")
+    model = Buffered()
+    buffered = pndmkit.sample(model, x, schedule=SCHEDULE, method="pf")
+    assert model.calls == buffered.nfe == reference.nfe > 0
+    assert equal(buffered.x, reference.x)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_a_pf_callback_that_writes_into_x_is_refused(kind):
+    def meddle(t, x, e):
+        x[...] = 0.0
+
+    with pytest.raises((RuntimeError, ValueError), match=r"callback '.*meddle'.*(modified the x|wrote into)"):
+        pndmkit.sample(clean, start(kind), schedule=SCHEDULE, method="pf", callback=meddle)
+    seen = []
+    reading = pndmkit.sample(clean, start(kind), schedule=SCHEDULE, method="pf",
+                             callback=lambda t, x, e: seen.append((t, x, e)))
+    assert len(seen) == 1 and seen[0][0] == -1.0 and seen[0][2] is None and equal(seen[0][1], reading.x)
+
+
+#: pf chooses its own steps
+STEPS_OF = {"ipndm": {"steps": STEPS}, "pf": {}}
+
+
+@pytest.mark.parametrize("method", ["ipndm", "pf"])
+def test_a_read_only_error_is_attributed_only_as_far_as_numpy_tells(method):
+    own = np.zeros(3)
+    own.flags.writeable = False
+
+    def writes_own(x, t):
+        own[0] = t  # the model's own read-only array: x is untouched
+        return clean(x, t)
+
+    def writes_x(x, t):
+        x *= 0.5
+        return clean(x, t)
+
+    for model in (writes_own, writes_x):
+        with pytest.raises(ValueError, match=r"^model raised a read-only error at t=[0-9.]+ \(.*read-only\); the x it "
+                                             r"is given is the sampler's state and read-only: if the model wrote into "
+                                             r"x, return a new array") as info:
+            pndmkit.sample(model, start("numpy"), schedule=SCHEDULE, method=method, **STEPS_OF[method])
+        assert "read-only" in str(info.value.__cause__) and "wrote into its input" not in str(info.value)
+
+
+@pytest.mark.parametrize("method", ["ipndm", "pf"])
+def test_a_callback_read_only_error_is_attributed_only_as_far_as_numpy_tells(method):
+    own = np.zeros(3)
+    own.flags.writeable = False
+
+    def writes_own(t, x, e):
+        own[0] = t
+
+    def writes_x(t, x, e):
+        x[...] = 0.0
+
+    for callback in (writes_own, writes_x):
+        with pytest.raises(ValueError, match=rf"^callback '.*{callback.__name__}' raised a read-only error at t=.* "
+                                             r"the x and e' it is given are the run's own arrays and read-only: if it "
+                                             r"wrote into them, copy them") as info:
+            pndmkit.sample(clean, start("numpy"), schedule=SCHEDULE, method=method, callback=callback,
+                           **STEPS_OF[method])
+        assert "read-only" in str(info.value.__cause__)
