@@ -599,6 +599,10 @@ def test_resume_into_a_folder_in_use_changes_nothing_and_a_killed_holder_leaves_
         with pytest.raises(SystemExit) as info:
             main(argv + ["--resume"])
         assert info.value.code == 2 and capsys.readouterr().err == _in_use(out)
+        # without --resume too: the refusal names the lock, not advice (--resume) that cannot work while it is held
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2 and capsys.readouterr().err == _in_use(out)
         assert _snapshot(out) == before
     finally:
         holder.kill()  # SIGKILL: no cleanup runs in the holder

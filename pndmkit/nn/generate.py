@@ -651,6 +651,9 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     run_file = out / "run.json"
     old = _read_run(run_file, cfg.resume)
     if old is not None and not cfg.resume:
+        if rank == 0:  # a run still writing there: say so, since --resume cannot go on before it ends either
+            with locked_folder(out, LOCK_FILE, what="sampling run"):
+                pass
         raise UsageError(("out", "resume"), f"{out} already holds a sampling run ({run_file}); "
                                             "pass --resume (resume=True) to continue it, or another out folder")
     if old is None:

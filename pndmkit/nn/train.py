@@ -287,6 +287,8 @@ class Trainer:
             self.saved = _read_state(state_path)
             _check_same_run(self.saved["config"], cfg, state_path)
         elif not resume and state_path.exists():
+            with locked_out(self.out):  # a run still training there: say so (--resume cannot go on before it ends)
+                pass
             raise UsageError(("out", "resume"), f"{state_path} exists: pass --resume (resume=True) to continue it "
                                                 "or choose another out folder")
         if self.saved is None:  # a fresh run must not overwrite a checkpoint it did not write
