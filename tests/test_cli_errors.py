@@ -159,7 +159,7 @@ CASES = [
      "--degree: degree=99 is more than a grid of 6 steps can use: its 5 interior times take a polynomial of degree "
      "1 to 5 (degree 5, or None, 'free' at the command line, moves every step)"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--start", "999,a"],
-     "--start: expected a grid kind or comma-separated numbers, got '999,a'"),
+     "--start: expected a grid kind or numbers separated by commas or spaces, got '999,a'"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--model", "nonexistent"],
      "--model: checkpoint 'nonexistent' not found"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--model", "gmm2d"],

@@ -198,7 +198,7 @@ class SampleConfig:
             spec = get_method(self.method)
         if isinstance(self.grid, str) and self.grid not in GRIDS:
             raise UsageError("grid", f"unknown grid kind {self.grid!r}; known: {', '.join(GRIDS)}; or explicit "
-                                     "times T0,T1,... (decreasing)")
+                                     "times 'T0,T1,...' or 'T0 T1 ...' (decreasing)")
         if self.grid is not None and not isinstance(self.grid, str):
             self.grid = _explicit_times(self.grid)
             if spec.adaptive:
