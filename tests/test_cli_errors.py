@@ -424,7 +424,7 @@ def test_train_resume_at_its_steps_keeps_the_checkpoint_so_samples_resume(tmp_pa
     assert sorted(p.name for p in (tmp_path / "s").glob("shard-*.npz")) == ["shard-00000.npz", "shard-00001.npz"]
 
 
-@pytest.mark.parametrize("extra", [[], ["--resume"], ["--classifier"], "again"])
+@pytest.mark.parametrize("extra", [[], ["--resume"], ["--classifier"]])
 @pytest.mark.parametrize("keep", [(".safetensors", ".json"), (".json",)])
 def test_train_never_overwrites_a_checkpoint_it_did_not_write(ckpt, tmp_path, run_cli, extra, keep):
     """A finished checkpoint copied into a folder without train_state.pt was silently replaced by a fresh run."""
