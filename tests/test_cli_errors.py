@@ -159,7 +159,7 @@ CASES = [
      "--degree: degree=99 is more than a grid of 6 steps can use: its 5 interior times take a polynomial of degree "
      "1 to 5 (degree 5, or None, 'free' at the command line, moves every step)"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--problem", "gmm2d", "--start", "999,a"],
-     "--start: expected a grid kind or comma-separated numbers, got '999,a'"),
+     "--start: expected a grid kind or numbers separated by commas or spaces, got '999,a'"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--model", "nonexistent"],
      "--model: checkpoint 'nonexistent' not found"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5", "--model", "gmm2d"],
@@ -719,18 +719,23 @@ def test_help_says_what_model_takes():
         assert "diffusers folder" in flat and "hub id" in flat and "take a pndmkit checkpoint;" not in flat, flat
 
 
-@pytest.mark.parametrize("extra", [[], ["--resume"], ["--classifier"]])
+@pytest.mark.parametrize("extra", [[], ["--resume"], ["--classifier"], "again"])
 def test_train_refuses_an_out_folder_another_run_is_using_and_runs_once_it_is_released(tmp_path, run_cli, hold_lock,
                                                                                        in_use, extra):
     """Two `pndmkit train --out DIR` at once saved over each other's train_state.pt and checkpoint (sample, compare
     and paper_figures lock their folder, train did not): the second is refused at once, in one line naming --out,
-    the folder and the lock file, as sample says it, writing nothing; once the first ends, the same command runs."""
+    the folder and the lock file, as sample says it, writing nothing; once the first ends, the same command runs.
+    The same command without --resume into a run still training names the lock too, not --resume (which cannot go
+    on before that run ends)."""
     pytest.importorskip("torch")
     from pndmkit.nn.train import LOCK_FILE
 
+    again, extra = extra == "again", [] if extra == "again" else extra
     out = tmp_path / "run"
     argv = ["train", "--out", str(out), "--preset", "tiny", "--steps", "1", "--batch-size", "4", "--threads", "1",
             *extra]
+    if again:
+        assert run_cli(argv)[0] == 0
     if extra == ["--resume"]:  # a run to resume, and a second run resuming it while the first still trains
         assert run_cli(argv[:-1])[0] == 0
         argv[argv.index("--steps") + 1] = "2"
@@ -742,7 +747,7 @@ def test_train_refuses_an_out_folder_another_run_is_using_and_runs_once_it_is_re
         assert {p.name: p.read_bytes() for p in out.iterdir()} == {**before, LOCK_FILE: b""}  # nothing written
     finally:
         holder.communicate("")  # the first run ends
-    if extra != ["--classifier"]:  # (the classifier trains 30 epochs: its lock is what is tested here)
+    if extra != ["--classifier"] and not again:  # (the classifier trains 30 epochs: its lock is what is tested)
         assert run_cli(argv)[0] == 0
         assert (out / "digits.safetensors").is_file() and (out / "train_state.pt").is_file()
 

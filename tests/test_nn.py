@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -373,6 +374,34 @@ def test_train_and_classifier_cli(tmp_path, capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.count("\n") == 1
     assert err.startswith("pndmkit train: error: --resume/--loss: cannot resume") and "loss='l1' in the run" in err
+
+
+
+def test_train_cli_resume_takes_the_runs_own_settings(tmp_path, capsys):
+    """An option left out of ``train --resume`` means the saved run's value (its step budget, name, batch
+    size...), not the option's default; the settings of one sitting (--device, ...) keep their defaults."""
+    from pndmkit.cli import main
+    from pndmkit.nn.train import TrainConfig, saved_config
+
+    first = ["train", "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--grad-clip", "0",
+             "--checkpoint-every", "1", "--name", "m", "--out", str(tmp_path)]
+    assert main(first) == 0
+    capsys.readouterr()
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    # at the run's own 2 steps (not the default 4000): nothing to train, every file left as it is
+    assert main(["train", "--out", str(tmp_path), "--resume"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["steps"] == 2 and json.loads(out)["checkpoint"] == str(tmp_path / "m")
+    assert ("the run's own settings for the options not given: name='m', preset='tiny', steps=2, batch_size=4, "
+            "grad_clip=0.0, checkpoint_every=1") in err
+    assert "already at step 2 (steps=2): nothing to train" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+    # a larger budget given: trains on to it with the run's other settings
+    assert main(["train", "--out", str(tmp_path), "--resume", "--steps", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 3
+    cfg = saved_config(tmp_path)
+    assert (cfg.steps, cfg.batch_size, cfg.grad_clip, cfg.name, cfg.preset) == (3, 4, 0.0, "m", "tiny")
+    assert saved_config(tmp_path / "none") is None and TrainConfig().steps == 4000
 
 
 # -- Frechet distance ----------------------------------------------------------------------------

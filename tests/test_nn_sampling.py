@@ -599,6 +599,10 @@ def test_resume_into_a_folder_in_use_changes_nothing_and_a_killed_holder_leaves_
         with pytest.raises(SystemExit) as info:
             main(argv + ["--resume"])
         assert info.value.code == 2 and capsys.readouterr().err == _in_use(out)
+        # without --resume too: the refusal names the lock, not advice (--resume) that cannot work while it is held
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2 and capsys.readouterr().err == _in_use(out)
         assert _snapshot(out) == before
     finally:
         holder.kill()  # SIGKILL: no cleanup runs in the holder
@@ -707,12 +711,35 @@ def test_sample_cli_takes_explicit_grid_times_and_resume_checks_them(ckpt, tmp_p
     assert err.startswith("pndmkit sample: error: --resume/--grid: ") and "in run.json, [999.0, 500.0, 100.0, 20.0, -1.0] now" in err
 
 
+def test_sample_cli_takes_the_grid_line_grid_optimize_prints(ckpt, tmp_path, capsys):
+    """`grid optimize` prints its grid space-separated (`grid: 840.5406 470.8021 ... -1`); pasted as one argument
+    `--grid "840.5406 470.8021 ... -1"` it was refused as an unknown grid kind. It is now those times, as the same
+    times comma-separated are (run.json records them; the samples are the same bit for bit)."""
+    from pndmkit.cli import main
+
+    assert main(["grid", "optimize", "--method", "ipndm", "--nfe", "4", "--problem", "gmm2d", "--calibration", "32",
+                 "--heldout", "32", "--maxfev", "30"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("grid: "))
+    pasted = line.removeprefix("grid: ")
+    times = [float(v) for v in pasted.split()]
+    assert " " in pasted and "," not in pasted and len(times) == 5 and times[-1] == -1
+    common = ["sample", "--checkpoint", ckpt + ".json", "--method", "ipndm", "--num-samples", "2", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "spaces"), "--grid", pasted]) == 0
+    assert main([*common, "--out", str(tmp_path / "commas"), "--grid", ",".join(pasted.split())]) == 0
+    for name in ("spaces", "commas"):
+        run = json.loads((tmp_path / name / "run.json").read_text())
+        assert run["grid"] == times and run["steps"] == 4
+    np.testing.assert_array_equal(read_samples(tmp_path / "spaces", expect=2)[1],
+                                  read_samples(tmp_path / "commas", expect=2)[1])
+
+
 @pytest.mark.parametrize("grid, extra, expected", [
-    ("999,a,-1", [], "--grid: expected a grid kind or comma-separated numbers, got '999,a,-1'"),
+    ("999,a,-1", [], "--grid: expected a grid kind or numbers separated by commas or spaces, got '999,a,-1'"),
+    ("999 a -1", [], "--grid: expected a grid kind or numbers separated by commas or spaces, got '999 a -1'"),
     ("500,999,-1", [], "--grid: grid must be a grid kind or at least two finite, strictly decreasing times in the "
                        "schedule's units (first = start), got 500, 999, -1"),
     ("999,nan,-1", [], "--grid: grid must be a grid kind or at least two finite, strictly decreasing times"),
-    ("999,", [], "--grid: expected a grid kind or comma-separated numbers, got '999,'"),
+    ("999,", [], "--grid: expected a grid kind or numbers separated by commas or spaces, got '999,'"),
     ("999,500,-1", ["--steps", "5"], "--steps/--grid: steps=5 but grid has 3 times (2 steps)"),
     ("5000,500,-1", [], "--grid: grid[0]=5000.0 lies outside the domain [-1.0, 999.0] of DiscreteVP.linear(T=1000)"),
     ("lineer", [], "--grid: unknown grid kind 'lineer'; known: "),

@@ -728,9 +728,17 @@ def test_the_float32_level_tolerance_has_its_own_name_apart_from_the_reference_o
 def test_bad_custom_sigmas_are_refused_by_name(source, sigmas, message):
     with pytest.raises(ValueError, match=message):
         _vp(source).set_timesteps(sigmas=sigmas)
-    with pytest.raises(ValueError, match="pass num_inference_steps, timesteps or sigmas" if source is None else
-                       "missing 1 required positional argument: 'num_inference_steps'"):
-        _vp(source).set_timesteps()
+
+
+@pytest.mark.parametrize("source", ["DDIMScheduler", "DDPMScheduler", "LMSDiscreteScheduler", None])
+def test_set_timesteps_without_steps_or_a_grid_says_what_to_pass(source):
+    """A source config answered set_timesteps(None) in its own raw words (DDPM: "'>' not supported between
+    instances of 'NoneType' and 'int'"; DDIM: "missing 1 required positional argument"): every config now names
+    num_inference_steps and what to pass."""
+    for call in (lambda s: s.set_timesteps(), lambda s: s.set_timesteps(num_inference_steps=None)):
+        with pytest.raises(ValueError, match=r"^num_inference_steps=None with no custom timesteps or sigmas gives no "
+                                             r"grid: pass num_inference_steps, timesteps or sigmas$"):
+            call(_vp(source))
 
 
 TOO_FEW_STEP_STARTS = r"timesteps must be a 1-D sequence of at least one step start, got \[\]$"

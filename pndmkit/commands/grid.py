@@ -213,7 +213,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"few calibration noises too closely); 'auto' (the default) is {DEFAULT_DEGREE}, lowered to "
                         "steps - 1 on shorter grids")
     o.add_argument("--start", type=grid_or_times, default=None, metavar="KIND|T0,T1,...",
-                   help="start grid: a grid kind or comma-separated times with the run's end times "
+                   help="start grid: a grid kind or times separated by commas or spaces, with the run's end times "
                         "(default: the built-in kind with the smallest calibration error)")
     o.add_argument("--first-time", choices=FIRST_TIMES, default="free",
                    help="'free' (the default): search the grid's first time too, at or below the noise's time (the "

@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="number of steps N (default: 50; the adaptive pf chooses its own steps and controls each "
                         "sample's step size on its own: it ignores --steps, with a warning, and records none)")
     p.add_argument("--grid", type=grid_or_times, default=None, metavar="KIND|T0,T1,...",
-                   help="grid kind (default: the schedule's, or the --convention's), or explicit times T0,T1,... in "
-                        "the schedule's units (decreasing, finite, inside its domain; as many steps as --steps, "
+                   help="grid kind (default: the schedule's, or the --convention's), or explicit times T0,T1,... (commas or "
+                        "spaces, one argument) in the schedule's units (decreasing, finite, inside its domain; as many steps as --steps, "
                         "which they define when it is not given; e.g. the times of a grid optimised by pndmkit grid "
                         "optimize or compare --optimized-grids); pf integrates between the end times only: it "
                         "ignores a grid kind, with a warning, and records none")

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+from dataclasses import asdict
+
+
+#: options that belong to one sitting, not to the run: a ``--resume`` without them takes their defaults, not the
+#: saved run's values (every other option left out of a ``--resume`` takes the saved run's value)
+SITTING = ("out", "max_minutes", "threads", "device")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from pndmkit.commands.args import fraction, nonnegative_float, nonnegative_int, positive_float, positive_int
+    from pndmkit.commands.args import (StoreOnce, fraction, nonnegative_float, nonnegative_int, positive_float,
+                                       positive_int)
+
+    class StoreGiven(StoreOnce):
+        """:class:`StoreOnce` that also records, in ``namespace.given``, which options the command line gave."""
+
+        def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+            super().__call__(parser, namespace, values, option_string)
+            namespace.given = {*getattr(namespace, "given", ()), self.dest}
 
     p = subparsers.add_parser(
         "train", help="train a DDPM (or flow-matching) UNet on the bundled digits data set",
@@ -17,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "is built: the preset must take one-channel images and the batch must fit in free memory. "
                     "A fresh run refuses an OUT that already holds NAME.safetensors or NAME.json (it never "
                     "overwrites a checkpoint). --resume refuses settings that shape the training differently from the saved run "
-                    "(only --steps, --max-minutes, --threads, --device, --checkpoint-every, --name may change).")
+                    "(only --steps, --max-minutes, --threads, --device, --checkpoint-every, --name may change); "
+                    "an option left out of --resume means the saved run's value (its --steps, --name, ...), "
+                    "not the default, except --max-minutes, --threads and --device, which are this sitting's.")
+    p.register("action", None, StoreGiven)  # every option that takes a value records that it was given
     p.add_argument("--out", default="runs/digits",
                    help="output folder; one run at a time: a run holds the lock OUT/.pndmkit-train.lock while it "
                         "writes there, and a second run into a folder in use is refused at once, changing nothing "
@@ -46,8 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ...")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/train_state.pt (none there: say so and start afresh; a run already at "
-                        "--steps: train nothing and leave its checkpoint as it is)")
+                   help="continue from OUT/train_state.pt with its settings (an option given changes only "
+                        "what may change; none there: say so and start afresh; a run already at its steps: "
+                        "train nothing and leave its checkpoint as it is)")
     p.add_argument("--classifier", action="store_true",
                    help="instead train the digits classifier whose features define digits-FID "
                         "(uses --out, --name, --seed; 30 epochs)")
@@ -71,10 +90,19 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.classifier:
         return _train_classifier(args)
-    from pndmkit.nn.train import TrainConfig, Trainer
+    from pndmkit.nn.train import TrainConfig, Trainer, saved_config
 
-    trainer = Trainer(config_from_args(TrainConfig, args), log=lambda msg: print(msg, file=sys.stderr, flush=True),
-                       resume=args.resume)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    cfg = config_from_args(TrainConfig, args)
+    saved = saved_config(args.out) if args.resume else None
+    if saved is not None:  # an option left out means the run's own value, not the default
+        given = {*getattr(args, "given", ()), *SITTING}
+        taken = {k: v for k, v in asdict(saved).items() if k not in given}
+        shown = [f"{k}={v!r}" for k, v in taken.items() if v != getattr(cfg, k)]
+        cfg = dataclasses.replace(cfg, **taken)
+        if shown:
+            log(f"the run's own settings for the options not given: {', '.join(shown)}")
+    trainer = Trainer(cfg, log=log, resume=args.resume)
     stem = trainer.run()
     print(json.dumps({"checkpoint": str(stem), "steps": trainer.step, "seconds": round(trainer.elapsed, 1)}))
     return 0

@@ -198,7 +198,7 @@ class SampleConfig:
             spec = get_method(self.method)
         if isinstance(self.grid, str) and self.grid not in GRIDS:
             raise UsageError("grid", f"unknown grid kind {self.grid!r}; known: {', '.join(GRIDS)}; or explicit "
-                                     "times T0,T1,... (decreasing)")
+                                     "times 'T0,T1,...' or 'T0 T1 ...' (decreasing)")
         if self.grid is not None and not isinstance(self.grid, str):
             self.grid = _explicit_times(self.grid)
             if spec.adaptive:
@@ -651,6 +651,9 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     run_file = out / "run.json"
     old = _read_run(run_file, cfg.resume)
     if old is not None and not cfg.resume:
+        if rank == 0:  # a run still writing there: say so, since --resume cannot go on before it ends either
+            with locked_folder(out, LOCK_FILE, what="sampling run"):
+                pass
         raise UsageError(("out", "resume"), f"{out} already holds a sampling run ({run_file}); "
                                             "pass --resume (resume=True) to continue it, or another out folder")
     if old is None:

@@ -56,7 +56,7 @@ from pndmkit.nn.data import load_digits_images
 from pndmkit.nn.unet import PRESETS, UNet, UNetConfig, count_parameters
 from pndmkit.schedules import DiscreteVP, FlowMatching
 
-__all__ = ["TrainConfig", "Trainer", "train", "resume", "check_name", "check_no_checkpoint", "RESUMABLE", "OBJECTIVES",
+__all__ = ["TrainConfig", "Trainer", "train", "resume", "saved_config", "check_name", "check_no_checkpoint", "RESUMABLE", "OBJECTIVES",
            "FLOW_TIME_SCALE", "LOCK_FILE", "locked_out"]
 
 #: the lock a training run holds on its ``out`` folder while it writes there (:func:`locked_out`)
@@ -287,6 +287,8 @@ class Trainer:
             self.saved = _read_state(state_path)
             _check_same_run(self.saved["config"], cfg, state_path)
         elif not resume and state_path.exists():
+            with locked_out(self.out):  # a run still training there: say so (--resume cannot go on before it ends)
+                pass
             raise UsageError(("out", "resume"), f"{state_path} exists: pass --resume (resume=True) to continue it "
                                                 "or choose another out folder")
         if self.saved is None:  # a fresh run must not overwrite a checkpoint it did not write
@@ -468,6 +470,27 @@ class Trainer:
         self.log(f"the run is already at step {self.step} (steps={self.cfg.steps}): nothing to train; "
                  f"writing the missing checkpoint {stem}")
         return self.save()
+
+
+def saved_config(out: str | Path) -> TrainConfig | None:
+    """The settings of the run saved in ``<out>/train_state.pt`` (``None``: no such file), with ``out`` as given.
+
+    To resume a run with its own settings, changing only some (:data:`RESUMABLE`)::
+
+        resume(dataclasses.replace(saved_config("runs/digits"), steps=8000))
+
+    Raises
+    ------
+    UsageError
+        About ``out``: the file cannot be read as a training state (or its settings as a :class:`TrainConfig`).
+    """
+    path = Path(out) / "train_state.pt"
+    if not path.is_file():
+        return None
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    saved = {k: v for k, v in _read_state(path)["config"].items() if k in names}
+    with blame("out"):
+        return TrainConfig(**{**saved, "out": str(out)})
 
 
 def resume(cfg: TrainConfig, *, log: Callable[[str], None] | None = None) -> Path:

@@ -854,7 +854,8 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
         Raises
         ------
         ValueError
-            ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated), or more than the
+            None of ``num_inference_steps``, ``timesteps`` and ``sigmas`` given (on every config, before its source
+            is asked); ``num_inference_steps`` not an integer >= 1 (``2.5`` is refused, not truncated), or more than the
             source's grid has distinct timesteps (``DPMSolverMultistepScheduler`` at 2000 of 1000 training steps
             lists each twice, and at 1000 of 1000 lists timestep 500 twice, a step of length zero where the source's
             own sample turns NaN: refused, naming the repeated timesteps and the range that runs, rather than run
@@ -889,6 +890,9 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             The method's eps-form transfer would amplify its stage errors on this grid
             (:func:`pndmkit.stability.check_stability`; the message names the step and a stable method).
         """
+        if num_inference_steps is None and timesteps is None and sigmas is None:  # the source's own words are raw
+            raise ValueError("num_inference_steps=None with no custom timesteps or sigmas gives no grid: pass "
+                             "num_inference_steps, timesteps or sigmas")
         if num_inference_steps is not None and (isinstance(num_inference_steps, (bool, np.bool_)) or not isinstance(
                 num_inference_steps, numbers.Integral) or num_inference_steps < 1):
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {type(num_inference_steps).__name__} "
@@ -1247,9 +1251,7 @@ class PNDMKitScheduler(SchedulerMixin, ConfigMixin):
             layout.agree(num_inference_steps, "timesteps" if timesteps is not None else "sigmas", custom)
             self._configured.start(np.zeros(1), layout.grid)  # checks the grid for the method (and warns) as below
             return layout
-        elif num_inference_steps is None:
-            raise ValueError("pass num_inference_steps, timesteps or sigmas")
-        else:
+        else:  # (set_timesteps refused num_inference_steps=None without custom times already)
             kind = cfg.timestep_spacing
             offset = int(cfg.steps_offset) if kind in GRID_KINDS and GRID_KINDS[kind].takes_offset else None
             try:
