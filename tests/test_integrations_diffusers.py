@@ -708,6 +708,12 @@ def test_more_steps_than_distinct_timesteps_are_refused_with_the_range(source, s
     ("DPMSolverMultistepScheduler", dict(timesteps=[900, float("nan"), 100]), r"timesteps[1]=nan must be finite"),
     ("DDIMScheduler", dict(timesteps=[900, float("nan"), 100]), r"timesteps[1]=nan must be finite"),
     ("EulerDiscreteScheduler", dict(sigmas=[10.0, float("inf"), 0.1, 0.0]), r"sigmas[1]=inf must be finite"),
+    # Euler's source read them and pndmkit's time failed on its output: "log abar=... is outside", "s must be >= 0"
+    ("EulerDiscreteScheduler", dict(sigmas=[1e6, 0.0]),
+     "sigmas[0]=1000000.0 lies outside (0, 157.4072808104075], the noise levels sqrt((1 - abar) / abar)"),
+    ("EulerDiscreteScheduler", dict(sigmas=[-1.0, 0.0]), "sigmas[0]=-1.0 lies outside (0, 157.4072808104075]"),
+    ("EulerDiscreteScheduler", dict(sigmas=[0.1, 1.0]),
+     "sigmas must be strictly decreasing (from noise to data); sigmas[1]=1.0 >= sigmas[0]=0.1"),
     # the shifted time was named: "t=1.125 lies outside [0,1]"
     ("FlowMatchEulerDiscreteScheduler", dict(sigmas=[1.5, 0.5, 0.1]),
      "sigmas[0]=1.5 lies outside (0, 1], the noise levels of a flow-matching config"),

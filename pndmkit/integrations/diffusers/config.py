@@ -250,6 +250,24 @@ def check_timesteps(values: Any, name: str, schedule: NoiseSchedule, end: Option
     return out
 
 
+def _check_vp_sigmas(levels: np.ndarray, schedule: NoiseSchedule) -> float:
+    """Refuse custom VP ``sigmas`` (float64, 1-D) that are not finite, not strictly decreasing, or outside
+    ``(0, s(t_max)]`` (only the last, where the last step ends, may be 0); the message names ``sigmas[i]`` and
+    the allowed range. Returns ``s(t_max)``, the table's largest level."""
+    top = float(schedule.s(schedule.t_max))
+    for i, v in enumerate(levels.tolist()):
+        if not math.isfinite(v):
+            raise ValueError(f"sigmas[{i}]={v!r} must be finite")
+        if i and not v < levels[i - 1]:
+            raise ValueError(f"sigmas must be strictly decreasing (from noise to data); sigmas[{i}]={v!r} >= "
+                             f"sigmas[{i - 1}]={float(levels[i - 1])!r}")
+        if v < 0 or v > top * (1.0 + FLOAT32_LEVEL_RTOL) or (v == 0 and i < levels.size - 1):
+            raise ValueError(f"sigmas[{i}]={v!r} lies outside (0, {top!r}], the noise levels sqrt((1 - abar) / abar) "
+                             f"of {schedule!r} (only the last sigma, where the last step ends, may be 0; a float32 "
+                             f"level within {FLOAT32_LEVEL_RTOL:g} of the top is read as the top)")
+    return top
+
+
 def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, sigmas: Any = None,
                   table: Any = None) -> "Layout":
     """The grid of custom ``timesteps`` or ``sigmas`` on a VP schedule, as pndmkit reads them wherever the config's
@@ -308,17 +326,7 @@ def custom_layout(schedule: NoiseSchedule, end: float, timesteps: Any = None, si
     levels = _numbers(sigmas, "sigmas")
     _check_length(levels, sigmas, "sigmas")
     levels = np.array(levels, dtype=np.float64)
-    top = float(schedule.s(schedule.t_max))
-    for i, v in enumerate(levels.tolist()):
-        if not math.isfinite(v):
-            raise ValueError(f"sigmas[{i}]={v!r} must be finite")
-        if i and not v < levels[i - 1]:
-            raise ValueError(f"sigmas must be strictly decreasing (from noise to data); sigmas[{i}]={v!r} >= "
-                             f"sigmas[{i - 1}]={float(levels[i - 1])!r}")
-        if v < 0 or v > top * (1.0 + FLOAT32_LEVEL_RTOL) or (v == 0 and i < levels.size - 1):
-            raise ValueError(f"sigmas[{i}]={v!r} lies outside (0, {top!r}], the noise levels sqrt((1 - abar) / abar) "
-                             f"of {schedule!r} (only the last sigma, where the last step ends, may be 0; a float32 "
-                             f"level within {FLOAT32_LEVEL_RTOL:g} of the top is read as the top)")
+    top = _check_vp_sigmas(levels, schedule)
     given, levels = levels, np.where(np.abs(levels - top) <= FLOAT32_LEVEL_RTOL * top, top, levels)  # float32 roundings
     last = float(levels[-1])
     bottom = float(schedule.s(end)) if end > schedule.t_min else 0.0
@@ -985,8 +993,10 @@ class Translation:
         """Refuse, before the source reads them, custom entries it would cast or shift out of recognition or
         fail on: too few of them for one step, or not 1-D (DDPM's ``set_timesteps`` indexes an empty list, Euler's
         takes the maximum of no sigmas); one that is not finite (DDPM and DPM-Solver cast ``nan`` to an
-        ``int64``), and on a flow-matching config a sigma outside ``(0, 1]`` or sigmas that do not decrease (the
-        source shifts them first, and a message on the shifted times would name values the user never gave). The
+        ``int64``), on a VP config sigmas that do not decrease or lie outside ``(0, s(t_max)]`` (a source that reads
+        them itself, as Euler's, would otherwise fail on pndmkit's times), and on a flow-matching config a sigma
+        outside ``(0, 1]`` or sigmas that do not decrease (the source shifts them first, and a message on the shifted
+        times would name values the user never gave). The
         message names ``timesteps``, ``timesteps[i]``, ``sigmas`` or ``sigmas[i]`` and what is allowed."""
         for name, values in (("timesteps", timesteps), ("sigmas", sigmas)):
             if values is None:
@@ -996,6 +1006,8 @@ class Translation:
             for i, v in enumerate(arr.tolist()):
                 if not math.isfinite(v):
                     raise ValueError(f"{name}[{i}]={v!r} must be finite")
+            if name == "sigmas" and self.family == "vp":  # a source that reads them itself (Euler) would fail later,
+                _check_vp_sigmas(arr, self.schedule)        # in pndmkit's time, on values the user never gave
             if name != "sigmas" or self.family != "flow":
                 continue
             for i, v in enumerate(arr.tolist()):
