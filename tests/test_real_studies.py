@@ -306,3 +306,34 @@ def test_the_shipped_cache_is_still_found_under_the_default_schedule_s_key():
     assert (shipped / study.key / "reference.npz").is_file()
     info = json.loads(str(np.load(shipped / study.key / "reference.npz")["info"]))
     assert info["schedule"] == schedule_key(target.schedule) and info["batch"] == REFERENCE_BLOCK
+
+
+def test_a_numpy_model_runs_a_network_study_on_numpy_arrays():
+    """model_study called every model with torch tensors where torch was installed, so a numpy model
+    (``x.astype``) failed with an AttributeError in the reference solve; it now falls back to numpy arrays for the
+    reference and the sweeps, and gives the errors of the same model written for tensors."""
+    import numpy as np
+    import torch
+
+    from pndmkit.schedules import DiscreteVP
+    from pndmkit.studies.real import model_study, sweep
+
+    def numpy_eps(x, t):
+        return 0.5 * np.tanh(x.astype(np.float64)) * (1.0 + t / 1000.0)
+
+    def torch_eps(x, t):
+        return 0.5 * torch.tanh(x.double()) * (1.0 + t / 1000.0)
+
+    sched = DiscreteVP.linear()
+    studies = [model_study(eps, sched, batch=2, shape=(3,), rtol=1e-6) for eps in (numpy_eps, torch_eps)]
+    assert [s.problem.array for s in studies] == ["numpy", "torch"]
+    np.testing.assert_allclose(studies[0].reference, studies[1].reference, rtol=1e-9, atol=1e-12)
+    numpy_run, torch_run = (sweep(s, "ipndm", [5, 10]) for s in studies)
+    np.testing.assert_allclose(numpy_run.errors, torch_run.errors, rtol=1e-9)
+
+    class Broken(torch.nn.Module):  # a torch module's own error is not taken for a numpy model
+        def forward(self, x, t):
+            return x.no_such_method()
+
+    with pytest.raises(AttributeError, match="no_such_method"):
+        model_study(Broken(), sched, batch=2, shape=(3,), rtol=1e-6)

@@ -90,6 +90,10 @@ class NetworkProblem:
     def __init__(self, model: Callable[[Any, float], Any], shape: Sequence[int], name: str) -> None:
         self.model, self.shape, self.name = model, tuple(int(v) for v in shape), name
         self.dim = int(np.prod(self.shape))
+        #: the array type ``model`` is called with: ``"torch"`` (float64 tensors) where torch is installed, until a
+        #: model that is not a torch module fails on a tensor and works on a numpy array (a numpy model):
+        #: ``"numpy"`` from then on, for the reference and the sweeps alike
+        self.array = "torch" if _has_torch() else "numpy"
 
     def __repr__(self) -> str:
         return f"NetworkProblem({self.name}, shape={self.shape})"
@@ -99,12 +103,28 @@ class NetworkProblem:
         return self.model(x, t)
 
     def eps_numpy(self, x: NDArray[np.float64], t: float) -> NDArray[np.float64]:
-        """eps on a float64 numpy array (the reference solver's calling convention)."""
-        try:
-            import torch
-        except ModuleNotFoundError:  # a numpy model
+        """eps on a float64 numpy array (the reference solver's calling convention).
+
+        The model is called with a float64 torch tensor where torch is installed; a model that is not a
+        ``torch.nn.Module`` and fails on it with an ``AttributeError`` or ``TypeError`` (``x.astype``: a numpy
+        model) is called with the numpy array instead, and with numpy arrays from then on (:attr:`array`); if
+        that fails too, the tensor's error is raised.
+        """
+        if self.array == "numpy":
             return np.asarray(self.model(x, t), dtype=np.float64)
-        out = self.model(torch.from_numpy(np.ascontiguousarray(x)), t)
+        import torch
+
+        try:
+            out = self.model(torch.from_numpy(np.ascontiguousarray(x)), t)
+        except (AttributeError, TypeError) as exc:
+            if isinstance(self.model, torch.nn.Module):
+                raise
+            try:
+                out = np.asarray(self.model(np.array(x, dtype=np.float64), t), dtype=np.float64)
+            except Exception:
+                raise exc from None
+            self.array = "numpy"
+            return out
         return out.detach().cpu().double().numpy() if hasattr(out, "detach") else np.asarray(out, np.float64)
 
 
@@ -679,8 +699,8 @@ def sweep(study: ModelStudy, method: str | MethodSpec, steps: Sequence[int] = DE
           ) -> MethodResult:
     """:func:`pndmkit.studies.convergence.sweep` on a network study, cached in ``study.cache``.
 
-    The network runs on float64 torch tensors; a cached sweep of the same method, steps and tolerances is
-    returned without running anything.
+    The network runs on float64 torch tensors (numpy arrays for a numpy model: :attr:`NetworkProblem.array`); a
+    cached sweep of the same method, steps and tolerances is returned without running anything.
     """
     spec = method if isinstance(method, MethodSpec) else get_method(method)
     steps = [int(n) for n in steps]
@@ -693,7 +713,7 @@ def sweep(study: ModelStudy, method: str | MethodSpec, steps: Sequence[int] = DE
         cached = _check_sweep(table[tag], spec.name, study, path, tag)
         if cached is not None:
             return cached
-    array = "torch" if _has_torch() else "numpy"
+    array = getattr(study.problem, "array", "torch" if _has_torch() else "numpy")  # a numpy model's: numpy
     result = convergence.sweep(study, spec, steps, array=array, tolerances=tolerances, progress=progress)
     if path is not None:  # re-read: another process may have added entries meanwhile
         with blame("cache", errors=(BadFileError,)):
