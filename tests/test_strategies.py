@@ -278,6 +278,32 @@ def test_the_ask_tell_check_catches_state_kept_outside_the_run():
         check_ask_tell(Integrator(Leaky(), DDIMTransfer(LinearVP()), "leaky"), pickle_run=False)
 
 
+class AppendsInPlace(GradientEstimator):
+    """Two-step Adams-Bashforth whose state is a list it appends to: every other check passes (nfe, point mass,
+    order ~2), but two branches told from one run share that list."""
+
+    def init(self, x, t, phi, times):
+        return []
+
+    def step(self, x, t, t_next, phi, state):
+        e = yield x, t
+        state.append(e)
+        return Step(state, e=e if len(state) == 1 else 1.5 * state[-1] - 0.5 * state[-2])
+
+    def order(self, phi):
+        return 2
+
+
+def test_the_ask_tell_check_catches_state_changed_in_place_by_a_branch():
+    """Telling one run twice (a branch) gave a sample 1.47 off solve's, in silence, with state kept in a list."""
+    ab2 = Integrator(AppendsInPlace(), DDIMTransfer(LinearVP()), "ab2-list")
+    check_point_mass(ab2)
+    check_ask_tell(ab2, branch=False)  # a straight run is right
+    with pytest.raises(AssertionError, match=r"'ab2-list': a branch told from the run half-way changed the run "
+                                             r"itself .* the estimator changes its state in place"):
+        check_ask_tell(ab2)
+
+
 def test_the_invariance_check_tells_s_methods_from_t_methods():
     s_grid = np.geomspace(40.0, 0.05, 9)
     assert check_schedule_invariance("prk-s", [EDM(), VE(), LinearVP()], s_grid) < 1e-12

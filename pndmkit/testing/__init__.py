@@ -215,9 +215,9 @@ def check_nfe(method: Method, steps: Optional[Sequence[int]] = None, *, schedule
 
 def check_ask_tell(method: Method, steps: int = 7, *, schedule: Optional[NoiseSchedule] = None,
                    grid: Optional[ArrayLike] = None, model: Optional[Callable[[Any, float], Any]] = None,
-                   x: Optional[Any] = None, pickle_run: bool = True) -> None:
+                   x: Optional[Any] = None, pickle_run: bool = True, branch: bool = True) -> None:
     """A hand-driven run (``ask``/``tell``), pickled half-way, ends bit-identical to ``solve`` with the same
-    number of evaluations.
+    number of evaluations, also after another branch was told from the same run half-way.
 
     Parameters
     ----------
@@ -229,27 +229,49 @@ def check_ask_tell(method: Method, steps: int = 7, *, schedule: Optional[NoiseSc
         As in :func:`check_nfe`.
     pickle_run : bool
         Pickle and restore the run half-way (needs a picklable schedule and method).
+    branch : bool
+        Half-way, first tell the run a different output (1.1 times the model's) and drive that branch to its end,
+        then go on from the same run: a run is immutable, so the branch must leave it unchanged. An estimator
+        whose state is changed in place (a list it appends to) passes every other check and gives a wrong
+        sample here.
 
     Raises
     ------
     AssertionError
-        The evaluations or the end point differ.
+        The evaluations or the end point differ (the message says when only the branch made them differ).
     """
     integrator, schedule = _build(method, schedule)
     model = gaussian_eps(schedule) if model is None else model
     times = _times(schedule, grid, steps)
     x0 = _default_x(schedule, float(times[0]), x, [0.4, -1.1, 2.0])
     reference = integrator.solve(model, x0, times)
-    run, asked = integrator.start(x0, times), 0
-    while not run.done:
-        if pickle_run and asked == reference.nfe // 2:
-            run = pickle.loads(pickle.dumps(run))
-        run = run.tell(model(*run.ask()))
-        asked += 1
-    out = run.solution()
+
+    def drive(branched: bool) -> tuple[Any, int]:
+        run, asked = integrator.start(x0, times), 0
+        while not run.done:
+            if asked == reference.nfe // 2:
+                if pickle_run:
+                    run = pickle.loads(pickle.dumps(run))
+                if branched:  # another branch from the same run, driven to its end first
+                    x_eval, t_eval = run.ask()
+                    side = run.tell(1.1 * model(x_eval, t_eval))
+                    while not side.done:
+                        side = side.tell(model(*side.ask()))
+            run = run.tell(model(*run.ask()))
+            asked += 1
+        return run.solution(), asked
+
+    out, asked = drive(branch)
     assert asked == out.nfe == reference.nfe, (
         f"{_label(method)} on {schedule!r}: ask/tell asked {asked} evaluations and reports nfe={out.nfe}, solve used "
         f"{reference.nfe}")
+    if branch and not np.array_equal(np.asarray(out.x), np.asarray(reference.x)) and \
+            np.array_equal(np.asarray(drive(False)[0].x), np.asarray(reference.x)):
+        raise AssertionError(
+            f"{_label(method)}: a branch told from the run half-way changed the run itself (end point off by "
+            f"{float(np.max(np.abs(np.asarray(out.x) - np.asarray(reference.x)))):.3g} from solve's on {schedule!r}): "
+            f"the estimator changes its state in place (a list or array it appends to or writes into); return new "
+            f"state from init/observe/step instead (a tuple, a new array)")
     np.testing.assert_array_equal(out.x, reference.x, err_msg=f"{_label(method)}: ask/tell end point differs from "
                                                               f"solve's on {schedule!r}, grid {times.tolist()}")
 
