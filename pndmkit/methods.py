@@ -222,8 +222,11 @@ class _NamedBuild:
         else:
             return built  # register_method names the wrong type
         if used is not schedule:
+            other = (f"another object equal to it in print, {used!r}" if repr(used) == repr(schedule) else
+                     f"{used!r}")
             raise ValueError(f"the build of method {self.name!r} ignores the schedule it is given: asked for "
-                             f"{schedule!r}, it built on {used!r} (build(schedule) must use that very object, not one it makes)")
+                             f"{schedule!r}, it built on {other} (build(schedule) must use that very object, not "
+                             f"one it makes)")
         return built if built.name == self.name else dataclasses.replace(built, name=self.name)
 
 #: the kinds of method: pseudo (a transfer that keeps samples on the noise-level manifold), classical
