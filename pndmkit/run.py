@@ -463,10 +463,9 @@ def call_model(model: Callable[[Any, float], Any], x: Any, t: float) -> Any:
     try:
         return model(x, t)
     except ValueError as exc:
-        if "read-only" in str(exc):
-            raise ValueError(f"model raised a read-only error at t={t} ({exc}); the x it is given is the sampler's "
-                             f"state and read-only: if the model wrote into x, return a new array instead of "
-                             f"modifying x in place") from exc
+        _explain_read_only(exc, f"model raised a read-only error at t={t} ({exc}); the x it is given is the "
+                                f"sampler's state and read-only: if the model wrote into x, return a new array "
+                                f"instead of modifying x in place")
         raise
 
 
@@ -489,15 +488,21 @@ def call_back(callback: Callable[[float, Any, Any], Any], t: float, x: Any, e: A
     try:
         callback(t, read_only(x), read_only(e))
     except ValueError as exc:
-        if "read-only" in str(exc):
-            raise ValueError(f"callback {_name(callback)} raised a read-only error at t={t} ({exc}); the x and e' it "
-                             f"is given are the run's own arrays and read-only: if it wrote into them, copy them "
-                             f"before modifying") from exc
+        _explain_read_only(exc, f"callback {_name(callback)} raised a read-only error at t={t} ({exc}); the x and "
+                                f"e' it is given are the run's own arrays and read-only: if it wrote into them, "
+                                f"copy them before modifying")
         raise
     for name, array, version in (("x", x, versions[0]), ("e'", e, versions[1])):
         if version is not None and array._version != version:
             raise RuntimeError(f"callback {_name(callback)} modified the {name} it was given at t={t} in place; "
                                f"the run keeps that tensor: copy it (.clone()) before modifying")
+
+
+def _explain_read_only(exc: ValueError, message: str) -> None:
+    """Raise ``ValueError(message)``, chained to ``exc``, where ``exc`` is numpy's read-only error (which does not
+    say which array was written); return otherwise, for the caller to re-raise ``exc`` as it is."""
+    if "read-only" in str(exc):
+        raise ValueError(message) from exc
 
 
 def _name(fn: Any) -> str:
