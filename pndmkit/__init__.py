@@ -8,7 +8,7 @@ estimate) + a transfer map (the DDIM-derived ``phi`` of eq. 9, or the classical 
 ('N + 9', 'pseudo', 'ipndm')
 """
 
-from pndmkit.adams import AdamsPC, LinearMultistep
+from pndmkit.adams import AdamsPC, LinearMultistep, TabulatedMultistep
 from pndmkit.estimators import Final, GradientEstimator, Single, Step, Warmup
 from pndmkit.grids import GRID_KINDS, make_grid
 from pndmkit.integrator import Integrator
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "METHODS", "MethodSpec", "get_method", "register_method", "unregister_method", "sample", "CONVENTIONS",
-    "Integrator", "Run", "Solution", "GradientEstimator", "Step", "Single", "RungeKutta", "LinearMultistep",
+    "Integrator", "Run", "Solution", "GradientEstimator", "Step", "Single", "RungeKutta", "LinearMultistep", "TabulatedMultistep",
     "AdamsPC", "Warmup", "Final", "Transfer", "DDIMTransfer", "DataTransfer", "LinearTransfer",
     "NoiseSchedule", "VPSchedule", "LinearVP", "CosineVP", "DiscreteVP", "EDM", "VE", "FlowMatching", "CustomSchedule",
     "make_grid", "GRID_KINDS", "as_eps", "to_eps", "guided",

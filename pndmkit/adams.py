@@ -15,13 +15,13 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from pndmkit._backend import LinComb, lincomb
-from pndmkit._checks import check_bool, check_int
+from pndmkit._checks import check_bool, check_int, check_real
 from pndmkit.estimators import GradientEstimator, Step, Warmup, capped_order, ramped_order
 from pndmkit.transfers import apply_planned, planned_coefficients, planned_coefficients_many
 from pndmkit.variables import (Variable, check_variable, exact_weights, grid_coordinates, grid_weights_many,
                                infinite_times, is_finite_step)
 
-__all__ = ["LinearMultistep", "AdamsPC"]
+__all__ = ["LinearMultistep", "AdamsPC", "TabulatedMultistep", "adams_bashforth_table"]
 
 
 @lru_cache(maxsize=None)
@@ -381,3 +381,84 @@ class AdamsPC(_Adams):
         return ramped_order(full, 2, self.ramp, self.formula_order)
 
 
+
+
+def adams_bashforth_table(steps: int, order: int = 4) -> tuple[tuple[float, ...], ...]:
+    """The step weights of a fresh ramped fixed-weight Adams-Bashforth run (iPNDM at ``order=4``), one row a step.
+
+    Row ``i`` holds the weights on ``(e_i, e_{i-1}, ...)``: the uniform-step AB weights of order
+    ``min(i + 1, order)`` (``(1,)``, ``(3/2, -1/2)``, ``(23, -16, 5)/12``, ``(55, -59, 37, -9)/24``, ...), which is
+    what ``LinearMultistep(order, ramp=True)`` combines on any grid. :class:`TabulatedMultistep` of this table is
+    that method (the start of :func:`pndmkit.studies.solver_opt.optimize_solver`).
+
+    >>> adams_bashforth_table(3, order=2)
+    ((1.0,), (1.5, -0.5), (1.5, -0.5))
+    """
+    steps = check_int(steps, "steps", minimum=1)
+    order = _check_order(order)
+    return tuple(_fixed("ab", min(i + 1, order)) for i in range(steps))
+
+
+class TabulatedMultistep(GradientEstimator):
+    r"""Linear multistep gradient with its own weights at every step of one run: ``e'_i = sum_k W[i][k] e_{i-k}``.
+
+    A table of weights fitted to one grid and step count (by :func:`pndmkit.studies.solver_opt.optimize_solver`,
+    as S4S fits a solver's coefficients and times: Frankel et al., "S4S: Solving for a Fast Diffusion Model
+    Solver", ICML 2025) rather than derived from an interpolant: the rows need not sum to
+    one, so the method is not consistent in general and has no order of convergence; it is a sampler for the
+    grid it was fitted on, and runs only on grids of ``len(weights)`` steps. With the rows of
+    :func:`adams_bashforth_table` it is iPNDM (``LinearMultistep(4, ramp=True)``) exactly, on any grid.
+
+    The state is ``(i, (e_i-1, e_i-2, ...))``: the step index and the past start gradients, newest first, as
+    many as the longest row needs.
+
+    Parameters
+    ----------
+    weights : sequence of sequences of float
+        Row ``i`` (one per step, at least one step) holds the weights on the gradients at the start of steps
+        ``i, i - 1, ...``: between 1 and ``i + 1`` finite numbers.
+
+    Raises
+    ------
+    ValueError
+        An empty table, a row of the wrong length or a non-finite weight (the message names ``weights[i]``); a
+        grid of another step count when a run starts.
+    TypeError
+        A weight that is not a real number.
+    """
+
+    def __init__(self, weights: Any) -> None:
+        if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__") or len(weights) == 0:
+            raise ValueError(f"weights must be a non-empty sequence of rows (one per step), got {weights!r}")
+        rows = []
+        for i, row in enumerate(weights):
+            if isinstance(row, (str, bytes)) or not hasattr(row, "__len__") or not 1 <= len(row) <= i + 1:
+                raise ValueError(f"weights[{i}] must hold 1 to {i + 1} weights (on the gradients of steps {i}, "
+                                 f"{i - 1}, ...), got {row!r}")
+            rows.append(tuple(check_real(w, f"weights[{i}][{k}]") for k, w in enumerate(row)))
+        self.weights = tuple(rows)
+        self.memory = max(len(r) for r in rows) - 1
+
+    def __repr__(self) -> str:
+        return f"TabulatedMultistep(steps={len(self.weights)}, memory={self.memory})"
+
+    def init(self, x, t, phi, times):
+        steps = len(times) - 1
+        if steps != len(self.weights):
+            raise ValueError(f"grid has {steps} steps, but this TabulatedMultistep holds weights for "
+                             f"{len(self.weights)} steps (its weights are fitted to one step count)")
+        return (0, ())
+
+    def observe(self, state, t, e):
+        i, past = state
+        return (i + 1, ((e,) + past)[: self.memory])
+
+    def step(self, x, t, t_next, phi, state):
+        i, past = state
+        e = yield x, t
+        w = self.weights[i]
+        return Step((i + 1, ((e,) + past)[: self.memory]), e=LinComb(w, (e, *past[: len(w) - 1])))
+
+    def order(self, phi):
+        """0: fitted weights have no order of convergence (the table holds one step count)."""
+        return 0

@@ -60,7 +60,7 @@ from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget
 __all__ = ["OptimizedGrid", "GridFallbackWarning", "optimize", "evaluate", "check_start", "check_degree", "AUTO_DEGREE",
            "DEFAULT_DEGREE", "default_noises", "PROBLEM_NOISE_RANGE", "PROBLEM_NOISE_BUDGET",
            "FIRST_TIMES", "FreeFirstTime", "noise_at", "NETWORK_NOISES", "reduction_interval",
-           "sample_errors", "rms_error", "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
+           "sample_errors", "end_points", "rms_error", "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
            "INTERVAL_LEVEL", "INTERVAL_MIN_SAMPLES", "INTERVAL_RESAMPLES"]
 
 #: largest number of calibration / held-out noises or objective evaluations accepted (NFE: ``MAX_STEPS``)
@@ -408,11 +408,12 @@ class FreeFirstTime:
         return float((self.t_top - grid[0]) / (self.t_top - grid[1]))
 
 
-def sample_errors(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Mean squared end-point error of each sample (over its dimensions): shape ``(n,)``, float64.
+def end_points(study: Study, spec: Any, grid: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The run's end points from the study's noises on ``grid`` as float64 ``(n, dim)`` (samples flattened).
 
-    A grid whose first time is below the study's ``t_start`` starts from the noise taken as the state there
-    (:func:`noise_at`); the reference is the study's, the flow from ``t_start``.
+    ``spec`` is what :func:`pndmkit.sample` takes as ``method`` (a name, a spec or an integrator built on the
+    study's schedule). A grid whose first time is below the study's ``t_start`` starts from the noise taken as the
+    state there (:func:`noise_at`).
     """
     x_T: Any = study.x_T
     if grid[0] > study.t_start * (1 + 1e-12) + 1e-12:
@@ -426,7 +427,16 @@ def sample_errors(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) -> 
     sol = sample(lambda x, t: study.problem.eps(x, t, study.schedule), x_T, schedule=study.schedule, method=spec,
                  grid=grid)
     x = sol.x.detach().cpu().double().numpy() if hasattr(sol.x, "detach") else np.asarray(sol.x, dtype=np.float64)
-    d = (x - study.reference).reshape(len(study.reference), -1)
+    return x.reshape(len(study.reference), -1)
+
+
+def sample_errors(study: Study, spec: MethodSpec, grid: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Mean squared end-point error of each sample (over its dimensions): shape ``(n,)``, float64.
+
+    A grid whose first time is below the study's ``t_start`` starts from the noise taken as the state there
+    (:func:`noise_at`); the reference is the study's, the flow from ``t_start``.
+    """
+    d = end_points(study, spec, grid) - study.reference.reshape(len(study.reference), -1)
     return np.mean(d * d, axis=1)
 
 

@@ -1,0 +1,419 @@
+r"""Fitted solvers: the grid *and* the step weights of a multistep sampler fitted at one NFE, training-free.
+
+:func:`pndmkit.studies.grid_opt.optimize` moves only the times; at NFE 5-10 on 256-dimensional data that cuts
+iPNDM's error by about a quarter, and the error left is the formula's: a step's weights come from an interpolant
+whose assumptions (a smooth ``eps`` over the step) fail on steps this long. :func:`optimize_solver` frees the
+weights too, as S4S does (Frankel et al., "S4S: Solving for a Fast Diffusion Model Solver", ICML 2025): step
+``i`` combines the gradients of steps ``i, i - 1, ...`` with weights of its own
+(:class:`pndmkit.adams.TabulatedMultistep`, through the method's DDIM transfer), fitted with the grid on
+calibration noises against the reference flow. It starts from iPNDM's weights (:func:`adams_bashforth_table`)
+on iPNDM's optimised grid, so the search starts where :func:`~pndmkit.studies.grid_opt.optimize` ended.
+
+The objective is the same as the grid search's (RMS end-point error on the calibration noises), minimised by
+scipy's trust-region least squares (:func:`scipy.optimize.least_squares`, residuals the per-sample RMS errors,
+Jacobian by forward differences: ``P + 1`` runs per iteration for ``P`` parameters), which needs far fewer runs
+than Nelder-Mead in the 20-80 parameters of a table. The result is judged on held-out noises only, against the
+grid search's result (iPNDM on its handed-back grid) with the same 95% paired bootstrap interval
+(:func:`~pndmkit.studies.statistics.reduction_interval`); where the interval does not lie above 0 it falls back
+to that solver, saying so.
+
+A fitted table is a sampler for one step count and its grid, not a method with an order: its rows need not sum
+to one, and it is reported apart from the built-in methods (``pndmkit compare --optimized-solvers``).
+
+Examples
+--------
+>>> res = optimize_solver("gmm1d", 5, calibration=64, heldout=64, maxfev=200, grid_maxfev=40)
+>>> res.grid.size, len(res.weights), bool(res.heldout_error <= res.baseline_error)
+(6, 5, True)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pndmkit._checks import check_bool, check_choice, check_int
+from pndmkit.adams import TabulatedMultistep, adams_bashforth_table
+from pndmkit.errors import UsageError, blame
+from pndmkit.integrator import Integrator
+from pndmkit.methods import get_method
+from pndmkit.sampling import sample
+from pndmkit.schedules import NoiseSchedule, schedule_key
+from pndmkit.studies.grid_opt import (BUILTIN_KINDS, FIRST_TIMES, MAX_NOISES, FreeFirstTime, GridFallbackWarning,
+                                      GridFamily, OptimizedGrid, check_degree, end_points, noise_at, optimize,
+                                      sample_errors)
+from pndmkit.studies.statistics import INTERVAL_LEVEL, reduction_interval
+from pndmkit.studies.targets import StudyTarget
+
+__all__ = ["OptimizedSolver", "SolverFallbackWarning", "optimize_solver", "BASE_METHOD", "fitted_integrator"]
+
+#: most floats of the residuals' Jacobian (residuals times parameters plus one) before a sample's residuals are
+#: grouped into sums of squares (:func:`optimize_solver`)
+RESIDUAL_LIMIT = 2 ** 24
+
+#: the method whose weights a fitted solver starts from and whose optimised grid it starts on
+BASE_METHOD = "ipndm"
+
+
+class SolverFallbackWarning(GridFallbackWarning):
+    """:func:`optimize_solver` handed back the grid search's solver: the fitted weights' held-out gain is not shown."""
+
+
+def fitted_integrator(weights: Sequence[Sequence[float]], schedule: NoiseSchedule,
+                      name: str = "ipndm-fitted") -> Integrator:
+    """The sampler of a weight table on ``schedule``: :class:`~pndmkit.adams.TabulatedMultistep` through the
+    transfer iPNDM uses there (DDIM's; its data form on flow matching).
+
+    Parameters
+    ----------
+    weights : sequence of sequences of float
+        One row per step (:class:`~pndmkit.adams.TabulatedMultistep`).
+    schedule : NoiseSchedule
+    name : str
+        The name a :class:`~pndmkit.run.Solution` reports.
+
+    Returns
+    -------
+    Integrator
+        Runs only on grids of ``len(weights)`` steps (``ValueError`` otherwise, when a run starts).
+    """
+    transfer = get_method(BASE_METHOD).build(schedule).transfer
+    return Integrator(TabulatedMultistep(weights), transfer, name)
+
+
+@dataclass(frozen=True, eq=False)
+class OptimizedSolver:
+    """A fitted grid and weight table and how they do on held-out noises (:func:`optimize_solver`).
+
+    Attributes
+    ----------
+    nfe, steps : int
+        The budget and the step count (``grid`` has ``steps + 1`` times, ``weights`` ``steps`` rows).
+    grid : ndarray
+        The grid handed back (decreasing times in the schedule's units; the first at or below ``t_start``, the noise
+        then taken as the state there, :func:`~pndmkit.studies.grid_opt.noise_at`).
+    weights : tuple of tuples of float
+        The weight table handed back: the fitted one, or iPNDM's (:func:`~pndmkit.adams.adams_bashforth_table`)
+        where it fell back.
+    calibration_error, heldout_error : float
+        RMS end-point error of the fitted solver on the calibration and held-out noises.
+    baseline_error : float
+        Held-out RMS error of the grid search's solver (iPNDM on :attr:`grid_result`'s grid), the baseline of
+        :attr:`heldout_interval`.
+    builtin_error, builtin_kind : float, str
+        Held-out RMS error of iPNDM on its best built-in grid, and that grid's kind.
+    heldout_interval : (float, float)
+        95% paired bootstrap interval of the fitted solver's held-out cut against the baseline.
+    builtin_interval : (float, float)
+        The same against iPNDM on its best built-in grid.
+    evaluations : int
+        Sampling runs on the calibration noises of the weight search (the grid search's are in
+        :attr:`grid_result`).
+    grid_result : OptimizedGrid
+        The grid search the fit started from.
+    searched_grid, searched_weights : ndarray, tuple
+        The fitted grid and table, kept whether or not handed back.
+    fell_back : bool
+    fallback_reason : str
+    first_time : {"free", "fixed"}
+    t_start : float
+        The time the noise is drawn at (the schedule's top by default).
+    schedule : str
+        :func:`~pndmkit.schedules.schedule_key` of the schedule the solver was fitted on.
+    calibration, heldout, seed : int
+    stopped : str
+        Why the search ended early (``""``: it did not).
+    """
+
+    nfe: int
+    steps: int
+    grid: NDArray[np.float64]
+    weights: tuple
+    calibration_error: float
+    heldout_error: float
+    baseline_error: float
+    builtin_error: float
+    builtin_kind: str
+    heldout_interval: tuple[float, float]
+    builtin_interval: tuple[float, float]
+    evaluations: int
+    grid_result: OptimizedGrid
+    searched_grid: NDArray[np.float64]
+    searched_weights: tuple
+    fell_back: bool
+    fallback_reason: str
+    first_time: str
+    t_start: float
+    schedule: str
+    calibration: int
+    heldout: int
+    seed: int
+    stopped: str = ""
+    _schedule: Any = field(default=None, repr=False)
+
+    @property
+    def reduction(self) -> float:
+        """Held-out cut of the fitted solver against the grid search's: ``1 - heldout_error / baseline_error``."""
+        return 1.0 - self.heldout_error / self.baseline_error
+
+    @property
+    def builtin_reduction(self) -> float:
+        """Held-out cut of the fitted solver against iPNDM on its best built-in grid."""
+        return 1.0 - self.heldout_error / self.builtin_error
+
+    def integrator(self, schedule: Optional[NoiseSchedule] = None) -> Integrator:
+        """The handed-back sampler (:func:`fitted_integrator` of :attr:`weights`) on the schedule it was fitted on.
+
+        Raises
+        ------
+        ValueError
+            ``schedule`` is not the one the solver was fitted on (by :func:`~pndmkit.schedules.schedule_key`).
+        """
+        schedule = self._schedule if schedule is None else schedule
+        if schedule_key(schedule) != self.schedule:
+            raise UsageError("schedule", f"this solver was fitted on {self.schedule}, not {schedule_key(schedule)}: "
+                                         f"its weights hold for that schedule's grid only")
+        return fitted_integrator(self.weights, schedule)
+
+    def sample(self, model: Any, x_T: Any, **kwargs: Any) -> Any:
+        """Sample with the handed-back solver from noises ``x_T`` drawn at :attr:`t_start`.
+
+        ``model(x, t) -> eps`` as :func:`pndmkit.sample` takes it; ``x_T`` is taken as the state at the grid's first
+        time (:func:`~pndmkit.studies.grid_opt.noise_at`); ``kwargs`` go to :func:`pndmkit.sample`
+        (``schedule`` defaults to the one fitted on). Returns its :class:`~pndmkit.run.Solution`.
+        """
+        schedule = kwargs.pop("schedule", self._schedule)
+        x = noise_at(schedule, x_T, self.t_start, float(self.grid[0])) if self.grid[0] < self.t_start else x_T
+        return sample(model, x, schedule=schedule, method=self.integrator(schedule), grid=self.grid, **kwargs)
+
+    def report(self) -> str:
+        """A few lines: the cut against the grid search and the built-in grid, with intervals and the fallback."""
+        lo, hi = self.heldout_interval
+        blo, bhi = self.builtin_interval
+        lines = [f"fitted solver at NFE {self.nfe} ({self.steps} steps, {self.evaluations} calibration runs on "
+                 f"{self.calibration} noises; held out on {self.heldout})",
+                 f"  held-out RMS error {self.heldout_error:.4g}: {100 * self.reduction:.1f}% "
+                 f"[{100 * lo:.1f}, {100 * hi:.1f}] below {BASE_METHOD} on its optimised grid "
+                 f"({self.baseline_error:.4g}), {100 * self.builtin_reduction:.1f}% [{100 * blo:.1f}, "
+                 f"{100 * bhi:.1f}] below {BASE_METHOD} on its best built-in grid, {self.builtin_kind} "
+                 f"({self.builtin_error:.4g})"]
+        if self.fell_back:
+            lines.append(f"  fell back to {BASE_METHOD} on its optimised grid: {self.fallback_reason}")
+        if self.stopped:
+            lines.append(f"  search stopped early: {self.stopped}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields: the handed-back grid and weights, the errors, intervals and the fallback."""
+        return {"nfe": self.nfe, "steps": self.steps, "grid": [float(t) for t in self.grid],
+                "weights": [list(r) for r in self.weights], "calibration_error": self.calibration_error,
+                "heldout_error": self.heldout_error, "baseline_error": self.baseline_error,
+                "builtin_error": self.builtin_error, "builtin_kind": self.builtin_kind,
+                "heldout_interval": list(self.heldout_interval), "builtin_interval": list(self.builtin_interval),
+                "evaluations": self.evaluations, "grid_evaluations": self.grid_result.evaluations,
+                "fell_back": self.fell_back, "fallback_reason": self.fallback_reason,
+                "first_time": self.first_time, "t_start": self.t_start, "schedule": self.schedule,
+                "calibration": self.calibration, "heldout": self.heldout, "seed": self.seed, "stopped": self.stopped}
+
+
+class _Budget(Exception):
+    """The search used its runs."""
+
+
+def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[NoiseSchedule] = None,
+                    t_start: Optional[float] = None, t_end: Optional[float] = None,
+                    calibration: Optional[int] = None, heldout: Optional[int] = None, seed: int = 0,
+                    maxfev: Optional[int] = None, grid_maxfev: Optional[int] = None,
+                    shape: Optional[Sequence[int]] = None, cache: Any = None, progress: bool = False,
+                    first_time: str = "free", fallback: bool = True, rebuild_cache: bool = False,
+                    stop_early: Optional[Any] = None) -> OptimizedSolver:
+    """Fit the grid and step weights of a multistep sampler at an NFE budget; judge them on held-out noises.
+
+    First :func:`pndmkit.studies.grid_opt.optimize` optimises iPNDM's grid (same noises and options; its budget
+    ``grid_maxfev``); then the grid (the same smooth family, its first time too with ``first_time="free"``) and
+    a weight table with one row per step (row ``i`` weighs the gradients of steps ``i .. i - 3``, as iPNDM's
+    order-4 formula does, starting from iPNDM's weights) are fitted together by least squares on the calibration
+    noises' RMS end-point errors.
+
+    Parameters
+    ----------
+    problem_or_model : str, GaussianMixture, checkpoint name/path, NetworkModel or callable
+        As :func:`~pndmkit.studies.grid_opt.optimize` takes it.
+    nfe : int
+        Budget: one evaluation a step, so ``nfe`` steps.
+    schedule, t_start, t_end, calibration, heldout, seed, shape, cache, progress, rebuild_cache, first_time
+        As for :func:`~pndmkit.studies.grid_opt.optimize` (the defaults: as many noises as the target's cost
+        allows, :func:`~pndmkit.studies.grid_opt.default_noises`).
+    maxfev : int, optional
+        Sampling runs of the weight search on the calibration noises, the Jacobian's included (default: 40 per
+        parameter plus one, at least 200: 760 at NFE 5 with the first time free).
+    grid_maxfev : int, optional
+        ``maxfev`` of the grid search (its default otherwise).
+    fallback : bool
+        Hand back iPNDM on the grid search's grid, saying so (:class:`SolverFallbackWarning`), where the 95%
+        paired bootstrap interval of the fitted solver's held-out cut against it does not lie above 0.
+    stop_early : callable, optional
+        Called before each run of the weight search; it may raise ``KeyboardInterrupt`` to end the search, which
+        then judges the best fit so far (:attr:`OptimizedSolver.stopped` says why).
+
+    Returns
+    -------
+    OptimizedSolver
+
+    Raises
+    ------
+    UsageError
+        A bad argument, naming it (the grid search's checks, and ``maxfev`` / ``grid_maxfev``).
+    """
+    from scipy.optimize import least_squares
+
+    with blame("nfe"):
+        nfe = check_int(nfe, "nfe", minimum=1)
+    for name, value in (("maxfev", maxfev), ("grid_maxfev", grid_maxfev)):
+        if value is not None:
+            with blame(name):
+                value = check_int(value, name, minimum=1)
+                if value > MAX_NOISES:
+                    raise ValueError(f"{name} must be at most {MAX_NOISES}, got {value}")
+    with blame("fallback"):
+        check_bool(fallback, "fallback")
+    with blame("first_time"):
+        check_choice(first_time, "first_time", FIRST_TIMES)
+    if stop_early is not None and not callable(stop_early):
+        raise UsageError("stop_early", f"stop_early must be callable or None, got {stop_early!r}")
+    common = dict(schedule=schedule, t_start=t_start, t_end=t_end, calibration=calibration, heldout=heldout,
+                  seed=seed, shape=shape, cache=cache, progress=progress, rebuild_cache=rebuild_cache,
+                  first_time=first_time)
+    with warnings.catch_warnings():  # the grid search's fallback is reported through grid_result
+        warnings.simplefilter("ignore", GridFallbackWarning)
+        og = optimize(BASE_METHOD, problem_or_model, nfe, maxfev=grid_maxfev, **common)
+    target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=t_start, t_end=t_end,
+                                 cache=cache, rebuild_cache=rebuild_cache)
+    cal, held = target.study(0, og.calibration), target.study(og.calibration, og.heldout)
+    sched = cal.schedule
+    steps = og.steps
+    start_grid = np.asarray(og.grid, dtype=np.float64)
+    lifted = start_grid.copy()
+    lifted[0] = cal.t_start
+    interior = GridFamily(lifted, check_degree("auto", steps))
+    free = first_time == "free"
+    family: Any = FreeFirstTime(interior, cal.t_start) if free else interior
+    base = adams_bashforth_table(steps)
+    shape_w = [len(r) for r in base]
+    theta0 = np.zeros(family.size)
+    if free:
+        theta0[-1] = family.fraction(start_grid)
+    p0 = np.concatenate([theta0, np.zeros(sum(shape_w))])
+    budget = maxfev or max(200, 40 * (p0.size + 1))
+
+    def unpack(p: NDArray[np.float64]) -> tuple[NDArray[np.float64], tuple]:
+        g = family.grid(p[:family.size])
+        rows, k = [], family.size
+        for w0 in base:
+            rows.append(tuple(float(v) for v in np.asarray(w0) + p[k:k + len(w0)]))
+            k += len(w0)
+        return g, tuple(rows)
+
+    count = [0]
+    best: dict[str, Any] = {"err": math.inf, "p": p0}
+    bar = None
+    if progress:
+        from pndmkit._io import progress_bar
+
+        bar = progress_bar(budget, desc=f"fitting the weights at NFE {nfe}", leave=False)
+    big = None
+
+    def per_sample(study: Any, g: NDArray[np.float64], rows: tuple) -> NDArray[np.float64]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sample_errors(study, fitted_integrator(rows, sched), g)
+
+    n = cal.reference.shape[0]
+    dim = int(np.prod(cal.reference.shape[1:]))
+    # residuals: each sample's error in `groups` sums of squares (the whole vector where the Jacobian fits in
+    # RESIDUAL_LIMIT floats, which Gauss-Newton uses best; the objective is the same sum of squares either way)
+    groups = int(min(dim, max(1, RESIDUAL_LIMIT // (n * (p0.size + 1)))))
+    reference = cal.reference.reshape(n, -1)
+
+    def split(d: NDArray[np.float64]) -> NDArray[np.float64]:
+        if groups == dim:
+            return d.ravel()
+        cuts = np.array_split(np.arange(dim), groups)
+        return np.sqrt(np.stack([np.sum(d[:, c] ** 2, axis=1) for c in cuts], axis=1)).ravel()
+
+    def residuals(p: NDArray[np.float64]) -> NDArray[np.float64]:
+        nonlocal big
+        if count[0] >= budget:
+            raise _Budget
+        if stop_early is not None:
+            stop_early()
+        count[0] += 1
+        if bar is not None:
+            bar.update(1)
+        g, rows = unpack(p)
+        r = None
+        if np.all(np.diff(g) < 0):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    d = end_points(cal, fitted_integrator(rows, sched), g) - reference
+                if np.all(np.isfinite(d)):
+                    r = split(d) / math.sqrt(d.size)
+            except (ValueError, FloatingPointError):
+                r = None
+        if r is None:  # a failed run scores as 100 times the start's error on every sample
+            return big if big is not None else np.full(n * groups, 1e3)
+        err = float(np.sqrt(np.sum(r * r)))
+        if big is None:
+            big = np.full(r.size, 100.0 * max(err, 1e-12) / math.sqrt(r.size))
+        if err < best["err"]:
+            best.update(err=err, p=np.array(p, dtype=np.float64))
+        return r
+
+    stopped = ""
+    try:
+        residuals(p0)
+        least_squares(residuals, p0, method="trf", diff_step=1e-4, x_scale=1.0, max_nfev=budget)
+    except _Budget:
+        pass
+    except KeyboardInterrupt as exc:
+        if stop_early is None:
+            raise
+        stopped = f"{str(exc) or 'interrupted'} after {count[0]} of at most {budget} runs"
+    finally:
+        if bar is not None:
+            bar.close()
+    grid_s, rows_s = unpack(best["p"])
+    fitted = per_sample(held, grid_s, rows_s)
+    baseline = per_sample(held, start_grid, base)
+    kind = og.baseline_kind
+    from pndmkit.studies.grid_opt import builtin_grids
+
+    builtin = per_sample(held, builtin_grids(held, steps, [kind])[kind], base)
+    interval = reduction_interval(fitted, baseline)
+    reason = ""
+    if fallback:
+        lo, hi = interval
+        if math.isnan(lo):
+            reason = f"no interval of the cut on {og.heldout} held-out samples, so no gain is shown"
+        elif lo <= 0:
+            reason = (f"the {100 * INTERVAL_LEVEL:.0f}% interval of the fitted solver's cut, {100 * lo:+.1f}% to "
+                      f"{100 * hi:+.1f}%, does not lie above 0: no gain is shown")
+    if reason:
+        warnings.warn(f"optimize_solver(nfe={nfe}): handing back {BASE_METHOD} on its optimised grid, not the fitted "
+                      f"weights: {reason}", SolverFallbackWarning, stacklevel=2)
+    return OptimizedSolver(nfe=nfe, steps=steps, grid=start_grid if reason else grid_s,
+                           weights=base if reason else rows_s, calibration_error=best["err"],
+                           heldout_error=float(np.sqrt(np.mean(fitted))),
+                           baseline_error=float(np.sqrt(np.mean(baseline))),
+                           builtin_error=float(np.sqrt(np.mean(builtin))), builtin_kind=kind,
+                           heldout_interval=interval, builtin_interval=reduction_interval(fitted, builtin),
+                           evaluations=count[0], grid_result=og, searched_grid=grid_s, searched_weights=rows_s,
+                           fell_back=bool(reason), fallback_reason=reason, first_time=first_time,
+                           t_start=cal.t_start, schedule=schedule_key(sched), calibration=og.calibration,
+                           heldout=og.heldout, seed=int(seed), stopped=stopped, _schedule=sched)
