@@ -1,0 +1,185 @@
+"""Fitted solvers: the per-step weight table (TabulatedMultistep) and optimize_solver."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from pndmkit import Integrator, TabulatedMultistep, sample
+from pndmkit.adams import adams_bashforth_table
+from pndmkit.errors import UsageError
+from pndmkit.schedules import DiscreteVP, LinearVP
+from pndmkit.studies import grid_opt, solver_opt
+from pndmkit.studies.solver_opt import SolverFallbackWarning, fitted_integrator, optimize_solver
+from pndmkit.studies.targets import StudyTarget
+from pndmkit.testing import check_ask_tell
+from pndmkit.transfers import DDIMTransfer
+
+SCHED = DiscreteVP.linear()
+GRIDS = [np.linspace(999, -1, 7), np.array([999.0, 700, 400, 200, 80, 20, -1])]
+
+
+def model(x, t):
+    return 0.3 * np.tanh(x) + 1e-3 * t * x
+
+
+@pytest.mark.parametrize("grid", GRIDS)
+def test_adams_table_is_ipndm_bit_for_bit(grid):
+    x = np.random.default_rng(0).standard_normal((16, 4))
+    ref = sample(model, x, schedule=SCHED, method="ipndm", grid=grid).x
+    got = sample(model, x, schedule=SCHED, method=fitted_integrator(adams_bashforth_table(6), SCHED), grid=grid).x
+    assert np.array_equal(ref, got)
+
+
+def test_adams_table_is_ipndm_in_torch():
+    torch = pytest.importorskip("torch")
+    x = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def f(x, t):
+        return 0.3 * torch.tanh(x) + 1e-3 * t * x
+
+    ref = sample(f, x, schedule=SCHED, method="ipndm", grid=GRIDS[1]).x
+    got = sample(f, x, schedule=SCHED, method=fitted_integrator(adams_bashforth_table(6), SCHED), grid=GRIDS[1]).x
+    assert torch.equal(ref, got)
+
+
+def test_adams_table_rows():
+    assert adams_bashforth_table(5) == ((1.0,), (1.5, -0.5), (23 / 12, -16 / 12, 5 / 12),
+                                        (55 / 24, -59 / 24, 37 / 24, -9 / 24), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
+    assert adams_bashforth_table(2, order=1) == ((1.0,), (1.0,))
+
+
+def test_table_step_by_hand():
+    """Two steps with weights of our own against DDIM's map written out."""
+    grid = np.array([999.0, 500.0, -1.0])
+    rows = ((0.9,), (1.7, -0.4))
+    x0 = np.array([[0.3, -1.2]])
+    got = sample(model, x0, schedule=SCHED, method=fitted_integrator(rows, SCHED), grid=grid).x
+
+    def ddim(x, e, t, u):
+        a, b = SCHED.abar(t), SCHED.abar(u)
+        return math.sqrt(b / a) * x + (math.sqrt(1 - b) - math.sqrt(b / a) * math.sqrt(1 - a)) * e
+
+    e0 = model(x0, 999.0)
+    x1 = ddim(x0, 0.9 * e0, 999.0, 500.0)
+    e1 = model(x1, 500.0)
+    x2 = ddim(x1, 1.7 * e1 - 0.4 * e0, 500.0, -1.0)
+    np.testing.assert_allclose(got, x2, rtol=1e-13, atol=1e-15)
+
+
+def test_table_ask_tell_branch_and_pickle():
+    rows = ((0.95,), (1.4, -0.35), (2.0, -1.3, 0.4), (2.1, -2.0, 1.0, -0.2))
+    check_ask_tell(fitted_integrator(rows, SCHED), grid=np.array([999.0, 800, 500, 200, -1]), schedule=SCHED)
+
+
+@pytest.mark.parametrize("weights, match", [
+    ((), "non-empty"), ("ab", "non-empty"), (((1.0, 2.0),), r"weights\[0\] must hold 1 to 1"),
+    (((1.0,), ()), r"weights\[1\] must hold 1 to 2"), (((float("nan"),),), r"weights\[0\]\[0\]"),
+])
+def test_table_bad_weights(weights, match):
+    with pytest.raises(ValueError, match=match):
+        TabulatedMultistep(weights)
+
+
+def test_table_wrong_step_count_is_named():
+    with pytest.raises(ValueError, match="grid has 6 steps, but this TabulatedMultistep holds weights for 3 steps"):
+        sample(model, np.ones((2, 2)), schedule=SCHED, method=fitted_integrator(adams_bashforth_table(3), SCHED),
+               grid=GRIDS[0])
+
+
+def test_table_is_immutable_with_no_order():
+    est = TabulatedMultistep(((1.0,),))
+    with pytest.raises(AttributeError):
+        est.weights = ((2.0,),)
+    assert Integrator(est, DDIMTransfer(SCHED)).order() == 0
+
+
+# -- optimize_solver -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fitted():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SolverFallbackWarning)
+        return optimize_solver("gmm2d", 5, calibration=64, heldout=64, maxfev=300, grid_maxfev=60)
+
+
+def test_fit_never_worse_than_its_start_on_calibration(fitted):
+    """The weight search starts from iPNDM on the grid search's grid, evaluated first: it can only go down."""
+    target = StudyTarget.resolve("gmm2d", seed=0)
+    cal = target.study(0, 64)
+    start = grid_opt.rms_error(cal, "ipndm", np.asarray(fitted.grid_result.grid))
+    assert fitted.calibration_error <= start
+    assert fitted.evaluations <= 300
+
+
+def test_fit_numbers_reproduce(fitted):
+    target = StudyTarget.resolve("gmm2d", seed=0)
+    held = target.study(64, 64)
+    searched = grid_opt.sample_errors(held, fitted_integrator(fitted.searched_weights, SCHED), fitted.searched_grid)
+    assert float(np.sqrt(np.mean(searched))) == fitted.heldout_error
+    # the handed-back solver through OptimizedSolver.sample, from the noises drawn at t_start
+    sol = fitted.sample(lambda x, t: held.problem.eps(x, t, SCHED), held.x_T)
+    d = sol.x - held.reference
+    handed = fitted.searched_weights if not fitted.fell_back else adams_bashforth_table(fitted.steps)
+    assert fitted.weights == handed
+    if not fitted.fell_back:
+        assert float(np.sqrt(np.mean(d * d))) == pytest.approx(fitted.heldout_error, rel=1e-12)
+
+
+def test_fit_cuts_gmm2d_error(fitted):
+    """Measured: at NFE 5 on gmm2d the fitted weights cut the optimised grid's held-out error (64 noises)."""
+    assert not fitted.fell_back
+    assert fitted.heldout_interval[0] > 0
+    assert fitted.reduction > 0.2, fitted.report()
+    assert "below ipndm on its optimised grid" in fitted.report()
+
+
+def test_fallback_without_interval():
+    with pytest.warns(SolverFallbackWarning, match="no interval"):
+        res = optimize_solver("gmm1d", 3, calibration=16, heldout=2, maxfev=30, grid_maxfev=20)
+    assert res.fell_back and res.weights == adams_bashforth_table(3)
+    assert np.array_equal(res.grid, res.grid_result.grid)
+    res2 = optimize_solver("gmm1d", 3, calibration=16, heldout=2, maxfev=30, grid_maxfev=20, fallback=False)
+    assert not res2.fell_back and res2.weights == res2.searched_weights
+
+
+def test_grouped_residuals_same_objective(monkeypatch):
+    """Residuals grouped into sums of squares (a Jacobian too big to hold) keep the start's objective value."""
+    kw = dict(calibration=16, heldout=16, maxfev=1, grid_maxfev=10, fallback=False)
+    full = optimize_solver("gmm2d", 4, **kw)
+    monkeypatch.setattr(solver_opt, "RESIDUAL_LIMIT", 1)
+    grouped = optimize_solver("gmm2d", 4, **kw)
+    assert grouped.evaluations == full.evaluations == 1
+    assert grouped.calibration_error == pytest.approx(full.calibration_error, rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, param", [
+    (dict(nfe=0), "nfe"), (dict(maxfev=0), "maxfev"), (dict(grid_maxfev=-1), "grid_maxfev"),
+    (dict(first_time="late"), "first_time"), (dict(fallback="yes"), "fallback"), (dict(stop_early=3), "stop_early"),
+])
+def test_bad_arguments_named(kwargs, param):
+    args = dict(nfe=3, calibration=4, heldout=4)
+    args.update(kwargs)
+    with pytest.raises((UsageError, ValueError, TypeError)) as err:
+        optimize_solver("gmm1d", args.pop("nfe"), **args)
+    assert param in str(err.value)
+
+
+def test_integrator_refuses_another_schedule(fitted):
+    with pytest.raises(UsageError, match="schedule"):
+        fitted.integrator(LinearVP())
+    assert fitted.integrator().estimator.weights == fitted.weights
+
+
+def test_stop_early_judges_best_so_far():
+    calls = [0]
+
+    def stop():
+        calls[0] += 1
+        if calls[0] > 5:
+            raise KeyboardInterrupt("budget")
+
+    res = optimize_solver("gmm1d", 3, calibration=16, heldout=16, maxfev=100, grid_maxfev=20, stop_early=stop,
+                          fallback=False)
+    assert res.stopped.startswith("budget after 5 of at most 100 runs")
+    assert res.evaluations == 5
