@@ -203,6 +203,7 @@ def test_the_same_method_on_the_same_grid_agrees_across_the_two_sides(digits_run
     ({"first": -1}, "first", "first must be an integer >= 0"),
     ({"first": 1.5}, "first", "first must be an integer >= 0"),
     ({"cfg": CompareConfig(optimized_grids=True)}, "optimized_grids", "not run on a network"),
+    ({"cfg": CompareConfig(optimized_solvers=True)}, "optimized_solvers", "not run on a network"),
     ({"cfg": CompareConfig(auto=True)}, "auto", "auto is not run on a network"),
     ({"peer_times": "int"}, "peer_times", "peer_times must be 'level' or 'timestep', got 'int'"),
     ({"cache": 3}, "cache", "cache must be a folder path"),
