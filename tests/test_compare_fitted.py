@@ -3,6 +3,8 @@ same harness on the case's samples and reported apart with the optimised grids (
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 
 import numpy as np
@@ -169,3 +171,30 @@ def test_bad_input_is_refused_naming_the_option():
             cmp.CompareConfig(**changes)
         assert info.value.params == params
     # (a network head-to-head refuses the option: tests/test_compare_model.py)
+
+
+def test_the_command_line_round_trips_the_option_and_writes_the_fitted_solvers(tmp_path, capsys):
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    argv = ["compare", "--problem", "gmm1d", "--schedule", "linear-vp", "--nfe", "3", "--n", "16", "--methods",
+            "ddim", "ipndm", "--no-grids", "--peers", "--optimized-solvers", "--optimize-maxfev", "20",
+            "--optimize-calibration", "8"]
+    assert main([*argv, "--out", str(out)]) == 0
+    text = capsys.readouterr()
+    lines = text.out.splitlines()
+    head = lines.index("fitted solvers (apart from the table above; error / error ratios as above):")
+    assert lines[head + 2].split()[:3] == ["3", "ipndm-fitted", "(3)"]
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["config"]["optimized_solvers"] is True and saved["config"]["optimized_grids"] is False
+    assert (saved["config"]["optimize_maxfev"], saved["config"]["optimize_calibration"]) == (20, 8)
+    (fitted,) = saved["fitted_solvers"]
+    (row,) = saved["cases"][0]["optimized"]
+    assert fitted["weights"] == row["weights"] and fitted["times"] == row["times"]
+    with (out / "compare_runs.csv").open(newline="") as fh:
+        (opt,) = [r for r in csv.DictReader(fh) if r["option"] == "optimized"]
+    assert opt["method"] == "ipndm-fitted" and [float(t) for t in opt["times"].split()] == row["times"]
+    assert [[float(w) for w in r.split()] for r in opt["weights"].split(";")] == row["weights"]  # bit for bit
+    assert main([*argv, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["fitted_solvers"] == saved["fitted_solvers"] and printed["optimized_grids"] == []

@@ -226,6 +226,8 @@ def test_bad_budgets_are_refused_before_anything_runs():
     (["--peer-times", "level"], "--peer-times: --peer-times applies to a network head-to-head; it needs --model"),
     (["--model", "digits", "--problem", "gmm2d"], "--problem: --problem chooses a Gaussian-mixture case"),
     (["--model", "digits", "--optimized-grids"], "--optimized-grids: --optimized-grids is not run with --model"),
+    (["--model", "digits", "--optimized-solvers"],
+     "--optimized-solvers: --optimized-solvers is not run with --model"),
     (["--model", "digits", "--auto"], "--auto: auto is not run on a network"),
     (["--model", "digits", "--first-noise", "-1"], "--first-noise: expected an integer >= 0"),
     (["--model", "nosuch"], "--model: checkpoint 'nosuch' not found"),
