@@ -333,12 +333,18 @@ def test_optimized_grids_default_set_and_bad_input():
     (["--optimized-grids", "ipndm", "ipndm"], "--optimized-grids: optimized_grids names 'ipndm' more than once"),
     (["--nfe", "5", "5"], "--nfe: nfes names 5 more than once; name each once"),
     (["--methods", "ddim", "ddim"], "--methods: methods names 'ddim' more than once"),
-    (["--optimize-maxfev", "10"], "--optimize-maxfev: --optimize-maxfev tunes --optimized-grids, which is not given"),
+    (["--optimize-maxfev", "10"], "--optimize-maxfev: --optimize-maxfev tunes --optimized-grids and "
+                                  "--optimized-solvers, neither of which is given"),
     (["--optimize-first-time", "free"],
-     "--optimize-first-time: --optimize-first-time tunes --optimized-grids, which is not given"),
+     "--optimize-first-time: --optimize-first-time tunes --optimized-grids and --optimized-solvers, neither of which "
+     "is given"),
     (["--optimized-grids", "--optimize-first-time", "late"],
      "--optimize-first-time: invalid choice: 'late' (choose from 'fixed', 'free')"),
     (["--optimized-grids", "--optimize-calibration", "0"], "--optimize-calibration: expected an integer >= 1"),
+    (["--methods", "ddim", "--optimized-solvers"],
+     "--optimized-solvers/--methods: optimized_solvers fits ipndm's grid and step weights, which is not among "
+     "methods (ddim)"),
+    (["--optimized-solvers", "--optimize-maxfev", "0"], "--optimize-maxfev: expected an integer >= 1"),
     (["--auto-calibration", "64"], "--auto-calibration: --auto-calibration tunes --auto, which is not given"),
     (["--auto", "--auto-calibration", "0"], "--auto-calibration: expected an integer in [8, 1000000], got '0'"),
     (["--auto", "--auto-calibration", "4"], "--auto-calibration: expected an integer in [8, 1000000], got '4'"),

@@ -13,13 +13,18 @@ files there unless ``--overwrite`` says so (one run at a time: a run holds the l
 from that check to its last write, and a second run into DIR is refused at once): ``compare.json`` (summaries and the best option per solver, NFE and
 case), ``compare.csv`` (the same best rows, then the summaries of each row's NFE: ``ratio``, ``vs_builtin``,
 ``vs_peer`` and the ends of their 95% intervals),
-``compare_runs.csv`` (every run, the optimised grids' with their times) and ``compare.md`` (summary tables). ``--peers`` with no names runs
-pndmkit's methods alone (no diffusers needed) and reports their best per NFE. ``--optimized-grids`` also
-optimises the grids of some methods per case and NFE and prints (and writes) them in a table of their own;
-they never enter the built-in summaries. ``--auto`` also chooses, per case and NFE, one pndmkit method and grid
-(alone: among the built-in grids; with ``--optimized-grids``, the optimised ones too) from calibration noises of
-its own (each rule of ``pndmkit.studies.compare.AUTO_RULES``), runs the choice on the
-case's samples and prints (and writes) it in a table of its own, also apart from the built-in summaries.
+``compare_runs.csv`` (every run, the optimised grids' and fitted solvers' with their times) and ``compare.md``
+(summary tables). ``--peers`` with no names runs pndmkit's methods alone (no diffusers needed) and reports their
+best per NFE. ``--optimized-grids`` also optimises the grids of some methods per case and NFE and prints (and
+writes) them in a table of their own; they never enter the built-in summaries. ``--optimized-solvers`` also fits,
+per case and NFE, iPNDM's grid and per-step weights on the same calibration noises (``ipndm-fitted``: a sampler for
+one step count, not a method with an order) and reports it in that table, never in the built-in summaries nor among
+``--auto``'s choices; ``--optimize-maxfev``, ``--optimize-calibration`` and ``--optimize-first-time`` tune both;
+``--out``'s ``compare_runs.csv`` holds its weights too, ``compare.json`` its times and weights (``fitted_solvers``).
+``--auto`` also chooses, per case and NFE, one pndmkit method and grid (alone: among the built-in grids; with
+``--optimized-grids``, the optimised ones too) from calibration noises of its own (each rule of
+``pndmkit.studies.compare.AUTO_RULES``), runs the choice on the case's samples and prints (and writes) it in a table
+of its own, also apart from the built-in summaries.
 ``--model digits`` (or a checkpoint path) runs the same head-to-head on
 a network against its converged reference (:func:`pndmkit.studies.compare.compare_model`), reusing the cached
 references of ``--cache`` and saying on stderr, before it starts, each reference block it must solve and its
@@ -94,6 +99,10 @@ def _check_model_options(args: argparse.Namespace) -> None:
         raise UsageError("optimized_grids", "--optimized-grids is not run with --model (optimising a grid on a "
                                             "network costs CPU-hours: pndmkit grid optimize --model, or python -m "
                                             "analysis.grid_opt); drop it")
+    if args.optimized_solvers:
+        raise UsageError("optimized_solvers", "--optimized-solvers is not run with --model (fitting a solver on a "
+                                              "network starts with a grid search that costs CPU-hours: "
+                                              "pndmkit.studies.solver_opt.optimize_solver); drop it")
     resolve_cache(args)  # --rebuild-cache with --cache none, refused before anything runs
 
 
@@ -130,14 +139,15 @@ def _run(args: argparse.Namespace) -> int:
                        peers=tuple(args.peers) if args.peers is not None else None)
     if args.no_grids:
         cfg = with_options(cfg, grids=False)
-    if args.optimized_grids is None:
+    if args.optimized_grids is None and not args.optimized_solvers:
         for name in ("optimize_maxfev", "optimize_calibration", "optimize_first_time"):
             if getattr(args, name) is not None:
                 option = "--" + name.replace("_", "-")
-                raise UsageError(name, f"{option} tunes --optimized-grids, which is not given; add --optimized-grids "
-                                       f"or drop {option}")
-    else:  # the option with no names: the default set
-        cfg = with_options(cfg, optimized_grids=tuple(args.optimized_grids) or True,
+                raise UsageError(name, f"{option} tunes --optimized-grids and --optimized-solvers, neither of which "
+                                       f"is given; add one of them or drop {option}")
+    else:  # --optimized-grids with no names: the default set
+        grids = None if args.optimized_grids is None else tuple(args.optimized_grids) or True
+        cfg = with_options(cfg, optimized_grids=grids, optimized_solvers=args.optimized_solvers or None,
                            optimize_maxfev=args.optimize_maxfev, optimize_calibration=args.optimize_calibration,
                            optimize_first_time=args.optimize_first_time)
     if args.auto:
@@ -170,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
                           "by_nfe_peers_on_pndmkit_grids": result["by_nfe_peers_on_pndmkit_grids"],
                           **{k: result[k] for k in ("by_nfe_optimized", "optimized_skipped", "optimized_grids",
-                                                    "by_nfe_auto") if k in result},
+                                                    "fitted_solvers", "by_nfe_auto") if k in result},
                           "config": result["config"], "skipped": result["skipped"],
                           "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
@@ -182,7 +192,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"\npeers also on pndmkit's grids ({', '.join(sorted(custom & set(cfg.peers or PEERS)))}):\n"
                   f"{compare_summary(result, 'by_nfe_peers_on_pndmkit_grids')}")
         if "by_nfe_optimized" in result:
-            print(f"\noptimised grids (apart from the table above; error / error ratios as above):\n"
+            what = ("optimised grids" if cfg.optimized_grids else "") + (
+                (" and " if cfg.optimized_grids else "") + "fitted solvers" if cfg.optimized_solvers else "")
+            print(f"\n{what} (apart from the table above; error / error ratios as above):\n"
                   f"{optimized_summary(result)}")
         if "by_nfe_auto" in result:
             print(f"\nautomatic choice from calibration noises (apart from the tables above; error / error ratios "
@@ -228,16 +240,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the others named under the table); a method and NFE with nothing to search (one step with "
                         "the first time fixed, or no step that fits) is named under the table, not optimised; "
                         "--out's compare.json holds each grid's times (optimized_grids)")
+    p.add_argument("--optimized-solvers", action="store_true",
+                   help="also fit a solver per case and NFE (pndmkit.studies.solver_opt.optimize_solver: iPNDM's grid "
+                        "and per-step weights fitted on the calibration noises, a sampler for one step count, not a "
+                        "method with an order) and report it apart as ipndm-fitted, with the optimised grids; "
+                        "--methods must then include ipndm, whose built-in grids it is set against; --out's "
+                        "compare.json holds each one's times and weights (fitted_solvers)")
     p.add_argument("--optimize-maxfev", type=positive_int, metavar="N",
-                   help=f"--optimized-grids: runs per optimisation, at most (default "
-                        f"{CompareConfig.optimize_maxfev})")
+                   help=f"--optimized-grids: runs per optimisation, at most; --optimized-solvers: runs of the grid "
+                        f"search each fit starts from, at most (its weight search has optimize_solver's default "
+                        f"budget) (default {CompareConfig.optimize_maxfev})")
     p.add_argument("--optimize-calibration", type=positive_int, metavar="N",
-                   help=f"--optimized-grids: calibration noises per optimisation (default "
+                   help=f"--optimized-grids, --optimized-solvers: calibration noises per optimisation (default "
                         f"{CompareConfig.optimize_calibration})")
     p.add_argument("--optimize-first-time", choices=("fixed", "free"), default=None,
-                   help=f"--optimized-grids: 'fixed' keeps the built-in grids' first time (default "
-                        f"{CompareConfig.optimize_first_time}: every row of a case starts from the same state); 'free' "
-                        "searches it too, as pndmkit grid optimize does by default")
+                   help=f"--optimized-grids, --optimized-solvers: 'fixed' keeps the built-in grids' first time "
+                        f"(default {CompareConfig.optimize_first_time}: every row of a case starts from the same "
+                        "state); 'free' searches it too, as pndmkit grid optimize does by default")
     p.add_argument("--auto", action="store_true",
                    help="also choose one pndmkit method and grid per case and NFE from calibration noises of its own "
                         "(every rule of pndmkit.studies.compare.AUTO_RULES) among the built-in grids (and the "

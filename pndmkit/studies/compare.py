@@ -54,15 +54,23 @@ as held-out noises, against the same reference. Its rows (option ``"optimized"``
 ``optimized`` list, never in ``best`` / ``runs``, so they enter none of the three summaries above;
 :func:`by_nfe_optimized` sets them against the best built-in pndmkit grid and the best peer.
 
+**Fitted solvers** (``optimized_solvers``, opt-in): for each case and NFE,
+:func:`pndmkit.studies.solver_opt.optimize_solver` fits iPNDM's grid *and* a weight per step and past gradient
+(:class:`pndmkit.adams.TabulatedMultistep`) on the same calibration noises as the optimised grids, by least
+squares. The result is a sampler for one step count and its grid, not a method with an order: its row (method
+:data:`FITTED_METHOD`, option ``"optimized"``) runs through this harness on the case's samples, is kept in the
+case's ``optimized`` list with the optimised grids, enters :func:`by_nfe_optimized` (against ``ipndm``'s own
+built-in grids in its per-method entry) and nothing else: no built-in summary, no automatic choice, no entry of
+:func:`optimized_grids` (its times and weights are in :func:`fitted_solvers`).
+
 **Automatic choice** (``auto``, opt-in): for each case and NFE one pndmkit (method, grid) is chosen among every
-pndmkit run of the case at that NFE -- each method on each built-in grid, and the optimised grids when they
-run -- from calibration noises alone: ``auto_calibration`` start samples of the same law as the case's, from a
-random stream of their own (:func:`auto_calibration_samples`), each candidate run on them against a reference
-trajectory of their own. The case's samples are drawn after the choice is made and never reach it. Each rule
-of :data:`AUTO_RULES` makes its own choice (:func:`auto_choice`); the chosen run's error on the case's
-samples is its row in the case's ``auto`` list, and :func:`by_nfe_auto` scores each rule as :func:`by_nfe`
-scores (geometric mean over the cases) against the best peer. The option adds rows and summaries of its own
-and changes no other.
+pndmkit run of the case at that NFE -- each method on each built-in grid, and the optimised grids when they run;
+never a fitted solver -- from calibration noises alone: ``auto_calibration`` start samples of the same law as the
+case's, from a random stream of their own (:func:`auto_calibration_samples`), each candidate run on them against a
+reference trajectory of their own. The case's samples are drawn after the choice is made and never reach it. Each
+rule of :data:`AUTO_RULES` makes its own choice (:func:`auto_choice`); the chosen run's error on the case's samples
+is its row in the case's ``auto`` list, and :func:`by_nfe_auto` scores each rule as :func:`by_nfe` scores (geometric
+mean over the cases) against the best peer. The option adds rows and summaries of its own and changes no other.
 
 **On a network** (:func:`compare_model`, ``pndmkit compare --model``): the same solvers, grids and summaries on
 one case, a network from noises whose converged reference is cached (:mod:`pndmkit.studies.real`), every
@@ -102,7 +110,8 @@ __all__ = ["CompareConfig", "compare_spec", "SCHEDULES", "SAMPLE_ERRORS", "GRID_
            "compare", "compare_model", "by_nfe", "by_nfe_optimized", "by_nfe_auto", "case_best_peer", "is_parity", "auto_choice",
            "auto_calibration_samples", "optimized_methods", "pndmkit_methods", "VARIANTS", "compare_methods",
            "why_no_run", "left_out", "skipped_summary", "optimized_left_out", "optimized_grids",
-           "OPTIMIZED_GRID_FIELDS", "ONE_STEP_REASON", "DEFAULT_LEFT_OUT_REASON"]
+           "OPTIMIZED_GRID_FIELDS", "ONE_STEP_REASON", "DEFAULT_LEFT_OUT_REASON", "FITTED_METHOD", "FITTED_BASE",
+           "FITTED_SOLVER_FIELDS", "fitted_solvers"]
 
 #: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
 #: table keeps the name its saved results use, discrete-linear (an alias of ddpm-linear)
@@ -143,6 +152,15 @@ SHARED_GRIDS = tuple(name for name, kind in GRID_KINDS.items() if kind.in_diffus
 #: cases, and on diffusers' grid families above). A fixed set, not each case's winner, so that every
 #: method has a row in every case and its geometric mean over the cases is defined.
 OPTIMIZED_DEFAULT = ("ipndm", "unipc-3", "dpm-solver++-3m")
+
+#: the method name of a fitted solver's rows (``optimized_solvers``): not a registered method, and never looked up
+#: as one; :func:`pndmkit.studies.solver_opt.fitted_integrator` names its runs so
+FITTED_METHOD = "ipndm-fitted"
+
+#: the registered method whose grid and weights a fitted solver starts from
+#: (:data:`pndmkit.studies.solver_opt.BASE_METHOD`), and whose built-in grids its per-method ratio in
+#: :func:`by_nfe_optimized` is against
+FITTED_BASE = "ipndm"
 
 #: rules of the automatic choice (:func:`auto_choice`), each reported: ``rms``, the smallest RMS error on the
 #: calibration noises; ``interval``, the best built-in grid by that RMS unless an optimised grid's 95% paired
@@ -242,16 +260,24 @@ class CompareConfig:
         (:func:`by_nfe_optimized`): ``True`` for :data:`OPTIMIZED_DEFAULT` (those of ``methods`` that run,
         else every one of ``methods``), or the fixed-step methods to optimise, each one of ``methods``;
         ``False`` or ``()``: none.
+    optimized_solvers : bool
+        Also fit a solver for each case and NFE (:func:`pndmkit.studies.solver_opt.optimize_solver`: iPNDM's grid
+        and a weight table with one row per step, fitted on the calibration noises; not a method with an order),
+        reported apart with the optimised grids as method :data:`FITTED_METHOD` (:func:`by_nfe_optimized`,
+        :func:`fitted_solvers`). ``ipndm`` must be among ``methods`` where they are given: its built-in grids are
+        what the fitted solver is set against.
     optimize_maxfev : int
-        Bound on each optimisation's sampling runs on the calibration noises (Nelder-Mead's ``maxfev``).
+        Bound on each grid optimisation's sampling runs on the calibration noises (Nelder-Mead's ``maxfev``); for
+        a fitted solver, the bound of the grid search it starts from (``grid_maxfev``; its weight search has
+        :func:`~pndmkit.studies.solver_opt.optimize_solver`'s own default budget).
     optimize_calibration : int
-        Calibration noises of each optimisation: N(0, I) draws with per-sample seeds, disjoint from the case's
-        own samples, which then serve as held-out noises.
+        Calibration noises of each optimisation (grid or fitted solver): N(0, I) draws with per-sample seeds,
+        disjoint from the case's own samples, which then serve as held-out noises.
     optimize_first_time : {"fixed", "free"}
-        ``first_time`` of each optimisation. ``"fixed"`` (the default here, unlike :func:`optimize`'s) keeps the
-        built-in grids' first time, so every row of a case starts from the same state at the same time;
-        ``"free"`` searches it too, the case's noise then taken as the state at the grid's first time
-        (:func:`pndmkit.studies.grid_opt.noise_at`).
+        ``first_time`` of each optimisation (grid or fitted solver). ``"fixed"`` (the default here, unlike
+        :func:`optimize`'s) keeps the built-in grids' first time, so every row of a case starts from the same state
+        at the same time; ``"free"`` searches it too, the case's noise then taken as the state at the grid's first
+        time (:func:`pndmkit.studies.grid_opt.noise_at`).
     auto : bool
         Also choose, per case and NFE, one pndmkit (method, grid) by each rule of :data:`AUTO_RULES` from
         calibration noises alone, and report the choices apart (:func:`by_nfe_auto`).
@@ -284,6 +310,7 @@ class CompareConfig:
     peers: Optional[tuple] = None
     grids: bool = True
     optimized_grids: Any = False
+    optimized_solvers: bool = False
     optimize_maxfev: int = 400
     optimize_calibration: int = 128
     optimize_first_time: str = "fixed"
@@ -305,6 +332,7 @@ class CompareConfig:
                 raise UsageError(name, f"unknown {what} {unknown[0]!r} in {name}; known: {', '.join(known)}")
             _once(name, given or ())
         self._check_optimized_grids()
+        self._check_optimized_solvers()
         self._check_candidates()
         for name, low in (("nfes", 1), ("n", 1), ("seed", 0), ("optimize_maxfev", 1), ("optimize_calibration", 1)):
             values = getattr(self, name)
@@ -375,6 +403,16 @@ class CompareConfig:
                                  f"optimized_grids names {v!r}, which is not among methods "
                                  f"({', '.join(self.methods)}): an optimised grid is reported against the same "
                                  f"method's built-in grids, so add it to methods")
+
+    def _check_optimized_solvers(self) -> None:
+        if not isinstance(self.optimized_solvers, (bool, np.bool_)):
+            raise UsageError("optimized_solvers", f"optimized_solvers must be True or False, got "
+                                                  f"{self.optimized_solvers!r}")
+        if self.optimized_solvers and self.methods is not None and FITTED_BASE not in self.methods:
+            raise UsageError(("optimized_solvers", "methods"),
+                             f"optimized_solvers fits {FITTED_BASE}'s grid and step weights, which is not among "
+                             f"methods ({', '.join(self.methods)}): a fitted solver is reported against "
+                             f"{FITTED_BASE}'s built-in grids, so add {FITTED_BASE} to methods")
 
     @classmethod
     def quick(cls) -> "CompareConfig":
@@ -499,6 +537,7 @@ class _Run:
     s_end: float
     launch: Callable[[np.ndarray], tuple[np.ndarray, int]] = field(repr=False)
     optimized: bool = False  # an optimised grid: reported apart, never in the built-in summaries
+    fitted: bool = False  # a fitted solver (optimized too): not a registered method, never an automatic choice
     extra: dict = field(default_factory=dict)  # fields added to its row
     grid_levels: tuple = ()  # the levels s of its grid, first to last (its row's GRID_LEVELS; is_parity)
 
@@ -670,17 +709,60 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
                            fallback=False,  # judged here, on the case's own (held-out) samples
                            first_time=cfg.optimize_first_time)
             seconds = time.perf_counter() - tic
-            times = np.asarray(res.grid, dtype=np.float64)
             log(f"    {name} NFE {target} ({res.steps} step{'' if res.steps == 1 else 's'}): {res.evaluations} "
                 f"calibration runs in {seconds:.1f} s, "
                 f"calibration error {res.calibration_error:.2e}")
-            runs.append(_Run("pndmkit", name, "optimized", target, res.steps, integrator.nfe(res.steps),
-                             _s(schedule, times[0]), _s(schedule, times[-1]),
-                             _launcher(problem, schedule, integrator, times, t_noise=res.t_start), optimized=True,
-                             extra={"times": [float(t) for t in times], "evaluations": res.evaluations,
-                                    "first_time": res.first_time, "noise_time": float(res.t_start),
-                                    "optimize_seconds": seconds, "calibration_error": res.calibration_error,
-                                    "grid_parameters": getattr(res, "degree", None)}))
+            runs.append(_optimized_run(problem, schedule, name, target, res, integrator, seconds,
+                                       grid_parameters=getattr(res, "degree", None)))
+    return runs
+
+
+def _optimized_run(problem: Any, schedule: NoiseSchedule, name: str, target: int, res: Any, integrator: Any,
+                   seconds: float, fitted: bool = False, **extra: Any) -> _Run:
+    """The run, reported apart (option ``"optimized"``), of ``integrator`` on the grid of ``res`` (an
+    :class:`~pndmkit.studies.grid_opt.OptimizedGrid` or :class:`~pndmkit.studies.solver_opt.OptimizedSolver`:
+    its ``grid``, ``steps``, ``t_start``, ``evaluations``, ``first_time`` and ``calibration_error``) from the
+    case's noise drawn at ``res.t_start``; its row's fields are those and ``extra``."""
+    times = np.asarray(res.grid, dtype=np.float64)
+    return _Run("pndmkit", name, "optimized", target, res.steps, integrator.nfe(res.steps), _s(schedule, times[0]),
+                _s(schedule, times[-1]), _launcher(problem, schedule, integrator, times, t_noise=res.t_start),
+                optimized=True, fitted=fitted,
+                extra={"times": [float(t) for t in times], "evaluations": res.evaluations,
+                       "first_time": res.first_time, "noise_time": float(res.t_start), "optimize_seconds": seconds,
+                       "calibration_error": res.calibration_error, **extra})
+
+
+def _plan_fitted(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log: Callable[[str], None]
+                 ) -> list[_Run]:
+    """Fit a solver (:func:`pndmkit.studies.solver_opt.optimize_solver`: :data:`FITTED_BASE`'s grid and a weight
+    table) at each NFE of ``cfg`` on the optimised grids' calibration noises, when ``cfg.optimized_solvers``.
+
+    Its grid ends where :data:`FITTED_BASE`'s built-in grids end and, with the first time fixed, starts at the
+    top, so its run is scored against the same reference levels as theirs; with ``"free"`` the case's noise is
+    taken as the state at its first time. The search is judged here, on the case's own samples (``fallback``
+    off, one held-out noise of its own, whose interval is then undefined and unused).
+    """
+    if not cfg.optimized_solvers:
+        return []
+    from pndmkit.studies.solver_opt import fitted_integrator, optimize_solver
+
+    log(f"  fitting {FITTED_BASE}'s grid and step weights ({FITTED_METHOD}): its grid search at most "
+        f"{cfg.optimize_maxfev} runs, then the weight search, on {cfg.optimize_calibration} calibration noises per "
+        f"NFE, first time {cfg.optimize_first_time}")
+    runs = []
+    for target in cfg.nfes:
+        tic = time.perf_counter()
+        res = optimize_solver(problem, target, schedule=schedule, t_end=_t_end(schedule, FITTED_BASE),
+                              calibration=cfg.optimize_calibration, heldout=1, seed=cfg.seed,
+                              first_time=cfg.optimize_first_time, fallback=False, grid_maxfev=cfg.optimize_maxfev)
+        seconds = time.perf_counter() - tic
+        grid_runs = res.grid_result.evaluations
+        log(f"    {FITTED_METHOD} NFE {target} ({res.steps} step{'' if res.steps == 1 else 's'}): {grid_runs} grid "
+            f"and {res.evaluations} weight calibration runs in {seconds:.1f} s, calibration error "
+            f"{res.calibration_error:.2e}")
+        runs.append(_optimized_run(problem, schedule, FITTED_METHOD, target, res,
+                                   fitted_integrator(res.weights, schedule, FITTED_METHOD), seconds, fitted=True,
+                                   weights=[list(r) for r in res.weights], grid_evaluations=grid_runs))
     return runs
 
 
@@ -699,11 +781,36 @@ def optimized_grids(cases: Sequence[dict]) -> list[dict]:
     the case's noise is drawn at (the top), which a grid starting below it takes as its state at ``times[0]``
     (:func:`pndmkit.studies.grid_opt.noise_at`: the noise itself on a VP schedule). ``error`` is the run's error on
     the case's samples (as in ``case["optimized"]``): ``pndmkit.sample(..., method=method, grid=times)`` from
-    those samples gives it again.
+    those samples gives it again. The fitted solvers' rows (:data:`FITTED_METHOD`, not a registered method) are
+    not here: :func:`fitted_solvers` holds them.
     """
     return [{"problem": case["problem"], "schedule": case["schedule"],
              **{k: row.get(k) for k in OPTIMIZED_GRID_FIELDS[2:]}}
-            for case in cases for row in case.get("optimized", ()) if row.get("times") is not None]
+            for case in cases for row in case.get("optimized", ())
+            if row.get("times") is not None and row["method"] != FITTED_METHOD]
+
+
+#: the fields of each entry of :func:`fitted_solvers`, in this order
+FITTED_SOLVER_FIELDS = ("problem", "schedule", "method", "nfe_target", "steps", "nfe", "first_time", "noise_time",
+                        "times", "weights", "error", "calibration_error", "evaluations", "grid_evaluations")
+
+
+def fitted_solvers(cases: Sequence[dict]) -> list[dict]:
+    """Every fitted solver of ``cases`` (:func:`compare`'s, with ``optimized_solvers``), in a form to run again: one
+    entry per case and NFE with the fields of :data:`FITTED_SOLVER_FIELDS`.
+
+    ``times`` is the grid and ``noise_time`` the time the case's noise is drawn at, as in :func:`optimized_grids`;
+    ``weights`` is the table, one row per step (row ``i`` weighs the gradients of steps ``i, i - 1, ...``,
+    :class:`pndmkit.adams.TabulatedMultistep`). ``method`` is :data:`FITTED_METHOD`, a label, not a registered
+    method: the sampler is :func:`pndmkit.studies.solver_opt.fitted_integrator` of ``weights`` on the schedule
+    named by ``schedule`` (:func:`pndmkit.schedules.get_schedule`), run on ``times`` from the case's samples
+    (taken as the state at ``times[0]``, :func:`pndmkit.studies.grid_opt.noise_at`, where it is below
+    ``noise_time``); that gives ``error`` again. ``evaluations`` and ``grid_evaluations`` are the calibration runs
+    of its weight search and of the grid search it started from.
+    """
+    return [{"problem": case["problem"], "schedule": case["schedule"],
+             **{k: row.get(k) for k in FITTED_SOLVER_FIELDS[2:]}}
+            for case in cases for row in case.get("optimized", ()) if row["method"] == FITTED_METHOD]
 
 
 def _option_label(opts: dict) -> str:
@@ -903,7 +1010,7 @@ def _auto_choose(problem: Any, runs: Sequence[_Run], on_top: Sequence[bool], s_m
     """
     tic = time.perf_counter()
     x_cal = auto_calibration_samples(problem, cfg.auto_calibration, s_max, cfg.seed)
-    picked = [i for i, r in enumerate(runs) if r.side == "pndmkit"]
+    picked = [i for i, r in enumerate(runs) if r.side == "pndmkit" and not r.fitted]  # no fitted solver
     points = [runs[i].s_start for i in picked if on_top[i]] + [runs[i].s_end for i in picked]
     ref = _reference(problem, x_cal, s_max, np.array(points))
     errors: dict[int, np.ndarray] = {}
@@ -1014,12 +1121,13 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         raise UsageError(("nfes", "methods", "peers"),
                          f"no solver runs within nfes={list(cfg.nfes)} on {schedule_name}: the fewest model calls "
                          f"of a run are {', '.join(fewest)}; give larger nfes or other methods")
-    optimizing = bool(optimized_methods(cfg))
+    optimizing = bool(optimized_methods(cfg)) or cfg.optimized_solvers
     if optimizing:
         log(f"{problem_name} / {schedule_name}: {len(runs)} built-in runs planned")
     t_opt = time.perf_counter()
     opt_skips: list[dict] = []
     runs += _plan_optimized(problem, schedule, cfg, log, opt_skips)  # before the reference, at the built-in levels
+    runs += _plan_fitted(problem, schedule, cfg, log)
     t_opt = time.perf_counter() - t_opt
     # the top level is the schedule's (a peer's float32 table may put its own a little higher), never the
     # start of whichever grids happen to run: a late-starting grid is measured against the same trajectory
@@ -1035,7 +1143,9 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     points = [r.s_start for r, top in zip(runs, on_top) if top] + [r.s_end for r in runs]
     ref = _reference(problem, x_max, s_max, np.array(points))
     if optimizing:
-        log(f"  grids optimised in {t_opt:.1f} s; reference in {time.perf_counter() - tic - t_opt - t_auto:.1f} s")
+        done = " and ".join(what for what, on in (("grids optimised", optimized_methods(cfg)),
+                                                  ("solvers fitted", cfg.optimized_solvers)) if on)
+        log(f"  {done} in {t_opt:.1f} s; reference in {time.perf_counter() - tic - t_opt - t_auto:.1f} s")
     elif cfg.auto:
         log(f"  reference in {time.perf_counter() - tic - t_auto:.1f} s")
     else:
@@ -1220,15 +1330,19 @@ def _drop_scratch(cases: Sequence[dict], keep: bool = False) -> None:
 
 
 def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, dict]:
-    """For each target NFE: the best optimised grid against the best built-in pndmkit grid and the best peer.
+    """For each target NFE: the best optimised grid (or fitted solver) against the best built-in pndmkit grid and
+    the best peer.
 
     Scored as :func:`by_nfe` scores (geometric mean over the cases). Each NFE has ``best_optimized`` (over
-    the methods whose grid was optimised), ``best_builtin`` (every pndmkit method on every built-in grid,
+    the methods whose grid was optimised and the fitted solver, :data:`FITTED_METHOD`, where they ran),
+    ``best_builtin`` (every pndmkit method on every built-in grid,
     i.e. :func:`by_nfe`'s ``best_pndmkit``), ``best_peer`` (peers with their own options; absent without
     peers), the ratios ``vs_builtin`` and ``vs_peer`` of the optimised error to theirs with their 95% paired
     bootstrap intervals over samples ``vs_builtin_interval`` and ``vs_peer_interval`` (as :func:`by_nfe`'s
     ``ratio_interval``), and ``methods``: per optimised method its optimised and best built-in error, their ratio
-    (what optimising buys that method) and its ``ratio_interval``.
+    (what optimising buys that method) and its ``ratio_interval``; ``builtin_method`` names the method whose
+    built-in grids that is: the method itself, and for the fitted solver :data:`FITTED_BASE` (what fitting the
+    grid and weights buys over that method on its best built-in grid).
     """
     from pndmkit.studies.peers import PEERS
 
@@ -1248,11 +1362,13 @@ def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, di
                 entry[f"vs_{label}"] = entry["best_optimized"]["error"] / entry[f"best_{label}"]["error"]
                 entry[f"vs_{label}_interval"] = _interval(cases, target, best_opt,
                                                           ("best", side, entry[f"best_{label}"]["method"]))
-        entry["methods"] = {m: {"optimized": e["error"], "builtin": builtin[m]["error"],
-                                "builtin_options": builtin[m]["options"], "ratio": e["error"] / builtin[m]["error"],
+        base = {m: FITTED_BASE if m == FITTED_METHOD else m for m in opt}  # a fitted solver: against ipndm
+        entry["methods"] = {m: {"optimized": e["error"], "builtin_method": base[m],
+                                "builtin": builtin[base[m]]["error"], "builtin_options": builtin[base[m]]["options"],
+                                "ratio": e["error"] / builtin[base[m]]["error"],
                                 "ratio_interval": _interval(cases, target, ("optimized", "pndmkit", m),
-                                                            ("best", "pndmkit", m))}
-                            for m, e in opt.items() if m in builtin}
+                                                            ("best", "pndmkit", base[m]))}
+                            for m, e in opt.items() if base[m] in builtin}
         out[str(target)] = entry
     return out
 
@@ -1355,8 +1471,11 @@ def _one_blas_thread() -> Any:
 def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = lambda s: None) -> dict:
     """Run the head-to-head; return ``{"config", "by_nfe", ..., "cases"}`` (JSON-serialisable); writes no files.
 
-    With ``cfg.optimized_grids`` the result also has ``by_nfe_optimized`` and each case ``optimized`` (its
-    rows) and ``optimize_seconds`` (time spent optimising). With ``cfg.auto`` it has ``by_nfe_auto`` and each
+    With ``cfg.optimized_grids`` the result also has ``by_nfe_optimized``, ``optimized_skipped`` and
+    ``optimized_grids`` (:func:`optimized_grids`), and each case ``optimized`` (its rows) and
+    ``optimize_seconds`` (time spent optimising). With ``cfg.optimized_solvers`` it has those too (the fitted
+    solvers' rows, method :data:`FITTED_METHOD`, in each case's ``optimized``) and ``fitted_solvers``
+    (:func:`fitted_solvers`). With ``cfg.auto`` it has ``by_nfe_auto`` and each
     case ``auto`` (per rule and NFE the chosen run's row on the case's samples, with ``optimized``,
     ``calibration_error`` and ``calibration_tail``), ``auto_calibration`` and ``auto_seconds``.
 
@@ -1388,13 +1507,15 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
               "by_nfe_shared_grids": by_nfe(cases, cfg.nfes, "best_shared_grids"),
               "by_nfe_peers_on_pndmkit_grids": by_nfe(cases, cfg.nfes, builtin_only=False),
               "skipped": skipped_summary(cases)}
-    if optimized_methods(cfg):
+    if optimized_methods(cfg) or cfg.optimized_solvers:
         result["by_nfe_optimized"] = by_nfe_optimized(cases, cfg.nfes)
         where = [f"{c['problem']}/{c['schedule']}" for c in cases]
         result["optimized_skipped"] = skipped_summary(cases, "optimized_skipped") + [
             {"side": "pndmkit", "method": m, "nfe_target": t, "reason": DEFAULT_LEFT_OUT_REASON, "cases": where}
             for m in optimized_left_out(cfg) for t in cfg.nfes]
         result["optimized_grids"] = optimized_grids(cases)
+        if cfg.optimized_solvers:
+            result["fitted_solvers"] = fitted_solvers(cases)
     if cfg.auto:
         result["by_nfe_auto"] = by_nfe_auto(cases, cfg.nfes)
     _drop_scratch(cases)
@@ -1490,8 +1611,8 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     cfg : CompareConfig
         ``methods``, ``peers``, ``nfes``, ``grids`` and ``seed`` as in :func:`compare`; ``n`` is the number of
         noises (default :data:`MODEL_NOISES`); ``problems`` and ``schedules`` are not used (the network has its
-        own schedule). ``optimized_grids`` is refused: optimising a grid on a network costs CPU-hours
-        (``python -m analysis.grid_opt``).
+        own schedule). ``optimized_grids`` and ``optimized_solvers`` are refused: optimising a grid on a network
+        costs CPU-hours (``python -m analysis.grid_opt``), and a fitted solver starts with that search.
     first : int
         Index of the first noise.
     cache : path, optional
@@ -1540,7 +1661,8 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     TypeError
         ``cfg`` is not a :class:`CompareConfig`.
     UsageError
-        Naming ``model`` (not a network), ``first`` (not an integer >= 0), ``optimized_grids``, ``auto``,
+        Naming ``model`` (not a network), ``first`` (not an integer >= 0), ``optimized_grids``,
+        ``optimized_solvers``, ``auto``,
         ``peer_times``, ``given_grids`` (an unknown or adaptive method, a key not in ``cfg.nfes``, a grid that is
         not decreasing from the schedule's first time to its last, or whose step count is not the one its
         method runs at its key's NFE), ``cache``, ``shape`` (samples the network does not take), or
@@ -1559,6 +1681,9 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     if optimized_methods(cfg):
         raise UsageError("optimized_grids", "optimized_grids is not run on a network: optimising a grid there costs "
                                             "CPU-hours (python -m analysis.grid_opt); leave it off")
+    if cfg.optimized_solvers:
+        raise UsageError("optimized_solvers", "optimized_solvers is not run on a network: fitting a solver there "
+                                              "starts with a grid search that costs CPU-hours; leave it off")
     if cfg.auto:
         raise UsageError("auto", "auto is not run on a network: its calibration noises would each need a converged "
                                  "reference (17-28 CPU-minutes per 32 on the digits UNet); leave it off")

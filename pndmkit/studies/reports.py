@@ -109,18 +109,25 @@ BEST_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", 
 SUMMARY_FIELDS = ("ratio", "ratio_interval_lo", "ratio_interval_hi", "vs_builtin", "vs_builtin_interval_lo",
                   "vs_builtin_interval_hi", "vs_peer", "vs_peer_interval_lo", "vs_peer_interval_hi")
 #: the columns of ``compare_runs.csv``: every run of every case, the built-in grids' and the peers' first, then
-#: the optimised grids' (``option`` ``optimized``), whose ``times`` (the grid, space-separated, full float
-#: precision: paste into ``pndmkit sample --grid`` after replacing the spaces by commas) and ``first_time``
-#: (``fixed`` or ``free``) are empty on the other rows
+#: the optimised grids' and fitted solvers' (``option`` ``optimized``), whose ``times`` (the grid, space-separated,
+#: full float precision: paste into ``pndmkit sample --grid`` after replacing the spaces by commas) and
+#: ``first_time`` (``fixed`` or ``free``) are empty on the other rows; ``weights`` is a fitted solver's weight
+#: table (method ``ipndm-fitted``, not a registered method: :func:`pndmkit.studies.solver_opt.fitted_integrator`
+#: runs it), its rows joined by ``;``, each row's weights space-separated at full float precision, empty on the
+#: other rows
 RUN_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", "steps", "nfe", "error", "s_start",
-              "s_end", "seconds", "times", "first_time")
+              "s_end", "seconds", "times", "first_time", "weights")
 
 
 def _run_row(row: dict) -> dict:
-    """A run as a ``compare_runs.csv`` row: an optimised run's grid as one space-separated cell."""
-    if "times" not in row:
-        return row
-    return {**row, "times": " ".join(repr(float(t)) for t in row["times"])}
+    """A run as a ``compare_runs.csv`` row: an optimised run's grid as one space-separated cell, a fitted solver's
+    weight table as one cell (rows joined by ``;``)."""
+    out = dict(row)
+    if "times" in row:
+        out["times"] = " ".join(repr(float(t)) for t in row["times"])
+    if "weights" in row:
+        out["weights"] = ";".join(" ".join(repr(float(w)) for w in r) for r in row["weights"])
+    return out
 
 
 def _summary_columns(result: dict, target: Any) -> dict:
@@ -171,7 +178,7 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
     ``compare.csv`` holds the best rows of every case (:data:`BEST_FIELDS`) followed by the summaries of the
     row's NFE with their 95% intervals (:data:`SUMMARY_FIELDS`, as ``compare.json`` and ``compare.md`` carry them).
     ``compare_runs.csv`` holds every run (:data:`RUN_FIELDS`): those of the built-in grids and the peers, then
-    the optimised grids' with their times.
+    the optimised grids' and fitted solvers' with their times (and a fitted solver's weights).
 
     Each file is written atomically (a temporary file, then a rename), and existing ones are replaced: a
     caller that must not replace an earlier run's files checks :func:`compare_result_paths` first, as
@@ -303,10 +310,26 @@ def compare_summary(result: dict, key: str = "by_nfe") -> str:
     return "\n".join(lines)
 
 
+#: said under an optimised table that holds a fitted solver (``optimized_solvers``, ``pndmkit compare
+#: --optimized-solvers``)
+FITTED_NOTE = ("ipndm-fitted: iPNDM's grid and per-step weights fitted together on the calibration noises "
+               "(pndmkit.studies.solver_opt.optimize_solver), a sampler for that one step count and grid, not a method "
+               "with an order; in the per-method column it is set against ipndm's own best built-in grid")
+
+
+def _has_fitted(result: dict) -> bool:
+    """Whether ``result``'s optimised rows hold a fitted solver (:data:`pndmkit.studies.compare.FITTED_METHOD`)."""
+    from pndmkit.studies.compare import FITTED_METHOD
+
+    return any(r["method"] == FITTED_METHOD for c in result.get("cases", ()) for r in c.get("optimized", ()))
+
+
 def optimized_summary(result: dict, markdown: bool = False) -> str:
-    """``by_nfe_optimized`` as a text (or Markdown) table: the best optimised grid, the best built-in pndmkit
-    grid, the best peer, the ratios (each with its 95% interval in brackets where the result has one), and per
-    optimised method its optimised / own best built-in error. The text table names the grid option of the best
+    """``by_nfe_optimized`` as a text (or Markdown) table: the best optimised grid (or fitted solver), the best
+    built-in pndmkit grid, the best peer, the ratios (each with its 95% interval in brackets where the result has
+    one), and per optimised method its optimised / own best built-in error (a fitted solver's against the
+    built-in grids of the method it was fitted from, ``ipndm-fitted (vs ipndm)``, and :data:`FITTED_NOTE` under
+    the text table). The text table names the grid option of the best
     built-in run and of the best peer in brackets (one per case). Where the run searched no grid options (``grids``
     off, as ``--quick`` and ``--no-grids`` run) the built-in column says it holds the default grid only. The text
     table is followed by the methods and NFEs left out of it and why (:func:`skipped_lines`)."""
@@ -323,13 +346,15 @@ def optimized_summary(result: dict, markdown: bool = False) -> str:
             cells += [name, "-" if best is None else f"{best['error']:.2e}"]
         cells += [_with_interval(row.get("vs_builtin"), row.get("vs_builtin_interval")),
                   _with_interval(row.get("vs_peer"), row.get("vs_peer_interval"))]
-        cells.append(", ".join(f"{m} {_with_interval(v['ratio'], v.get('ratio_interval'))}"
-                               for m, v in row["methods"].items()))
+        cells.append(", ".join(
+            f"{m}{'' if v.get('builtin_method', m) == m else ' (vs ' + v['builtin_method'] + ')'} "
+            f"{_with_interval(v['ratio'], v.get('ratio_interval'))}" for m, v in row["methods"].items()))
         rows.append(cells)
     if markdown:
         return "\n".join(["| " + " | ".join(cols) + " |", "|---:|---|---:|---|---:|---|---:|---:|---:|---|"]
                          + ["| " + " | ".join(r) + " |" for r in rows])
-    return "\n".join([_text_table(cols, rows), *skipped_lines(result, "by_nfe_optimized")])
+    return "\n".join([_text_table(cols, rows), *([FITTED_NOTE] if _has_fitted(result) else []),
+                      *skipped_lines(result, "by_nfe_optimized")])
 
 
 def auto_summary(result: dict, markdown: bool = False) -> str:
@@ -375,7 +400,7 @@ def auto_case_table(result: dict) -> str:
     """Markdown: per case, the ratio to the case's best peer at each NFE of the best built-in pndmkit run, the
     best optimised grid (where they ran; both picked on the case's own samples) and each rule's choice (picked
     on calibration noises alone)."""
-    from pndmkit.studies.compare import AUTO_RULES, case_best_peer
+    from pndmkit.studies.compare import AUTO_RULES, FITTED_METHOD, case_best_peer
 
     nfes = [int(n) for n in result.get("by_nfe_auto", {})]
     out = ["| case | pndmkit | " + " | ".join(map(str, nfes)) + " |", "|---|---|" + "---:|" * len(nfes)]
@@ -386,12 +411,12 @@ def auto_case_table(result: dict) -> str:
         lines = []
         for label, key in (("best built-in (picked on these samples)", "best"),
                            ("best optimised (picked on these samples)", "optimized")):
-            if key not in case:
+            if key not in case or not any(r["method"] != FITTED_METHOD for r in case[key]):
                 continue
             cells = []
-            for t in nfes:
-                err = min((r["error"] for r in case[key] if r["side"] == "pndmkit" and r["nfe_target"] == t),
-                          default=None)
+            for t in nfes:  # (a fitted solver is not a grid, and no rule may choose it: left out)
+                err = min((r["error"] for r in case[key] if r["side"] == "pndmkit" and r["nfe_target"] == t
+                           and r["method"] != FITTED_METHOD), default=None)
                 cells.append("-" if err is None or not peer.get(t) else f"{err / peer[t]:.2f}")
             lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
         for rule in AUTO_RULES:
@@ -403,6 +428,23 @@ def auto_case_table(result: dict) -> str:
             lines.append(f"| {name} | auto, {rule} | " + " | ".join(cells) + " |")
         out += lines
     return "\n".join(out)
+
+
+def _fitted_how(cfg: dict, fitted: list[dict]) -> str:
+    """How the fitted solvers of a compare result (their rows ``fitted``) were made, in words, with their
+    calibration runs and time."""
+    grid_runs = sum(r.get("grid_evaluations") or 0 for r in fitted)
+    weight_runs = sum(r.get("evaluations") or 0 for r in fitted)
+    spent = sum(r.get("optimize_seconds") or 0.0 for r in fitted)
+    return (f"The fitted solver ipndm-fitted is not a method with an order: it is iPNDM's grid and per-step weights "
+            f"(one row per step, weighing the gradients of that step and the ones before it) fitted together by "
+            f"least squares on {cfg['optimize_calibration']} calibration noises per case and NFE "
+            f"(pndmkit.studies.solver_opt.optimize_solver: iPNDM's grid search, at most {cfg['optimize_maxfev']} "
+            f"runs, then the grid and weights from there), {grid_runs + weight_runs} calibration runs in all "
+            f"({grid_runs} of the grid searches, {weight_runs} of the weight searches; {duration(spent)}); scored "
+            f"on the case's own samples, as every row above. In the per-method column it is set against ipndm's own "
+            f"best built-in grid. Each one's times and weights are in compare.json (fitted_solvers) and listed "
+            f"below.")
 
 
 def compare_markdown(result: dict) -> str:
@@ -452,24 +494,33 @@ def compare_markdown(result: dict) -> str:
             out += ["", PARITY_NOTE[0].upper() + PARITY_NOTE[1:] + "."]
         out.append("")
     if "by_nfe_optimized" in result:
+        from pndmkit.studies.compare import FITTED_METHOD
+
         cfg = result["config"]
         spent = sum(c.get("optimize_seconds", 0.0) for c in result["cases"])
+        fitted = [r for c in result["cases"] for r in c.get("optimized", ()) if r["method"] == FITTED_METHOD]
+        grids_ran = network or any(r["method"] != FITTED_METHOD for c in result["cases"]
+                                   for r in c.get("optimized", ())) or bool(cfg.get("optimized_grids"))
+        grid_spent = spent - sum(r.get("optimize_seconds", 0.0) for r in fitted) if fitted else spent
         how = ("Grids given to compare_model (given_grids: " + ", ".join(
             f"{m} at NFE {', '.join(by)}" for m, by in cfg.get("given_grids", {}).items()) + "), fitted elsewhere; "
-               "scored on this run's noises, as every row above.") if network else (
+               "scored on this run's noises, as every row above.") if network else " ".join(filter(None, (
             f"pndmkit.studies.grid_opt.optimize per case and NFE, at most {cfg['optimize_maxfev']} runs on "
-            f"{cfg['optimize_calibration']} calibration noises each ({duration(spent)} in all); scored on the "
+            f"{cfg['optimize_calibration']} calibration noises each ({duration(grid_spent)} in all); scored on the "
             "case's own samples, as every row above. Each optimised grid's times are in compare.json "
-            "(optimized_grids) and listed below.") + ("" if cfg.get("grids", True) else (
+            "(optimized_grids) and listed below." if grids_ran else "",
+            _fitted_how(cfg, fitted) if fitted else ""))) + ("" if cfg.get("grids", True) else (
                 " Built-in: the default grid only (the run searched no grid options: --quick or --no-grids)."))
-        out += ["## Optimised grids (reported apart: never in the tables above)", "", how, "",
+        title = " and ".join(what for what, on in (("optimised grids", grids_ran), ("fitted solvers", fitted)) if on)
+        out += [f"## {title[0].upper() + title[1:]} (reported apart: never in the tables above)", "", how, "",
                 optimized_summary(result, markdown=True), "",
                 *(["Left out:", "", *(f"- {line.strip()}" for line in skipped_lines(result, "by_nfe_optimized")[1:]),
                    ""] if skipped_lines(result, "by_nfe_optimized") else []),
                 *([INTERVAL_NOTE + " (in brackets).", ""] if any(
                     e.get("vs_peer_interval") or e.get("vs_builtin_interval")
                     for e in result["by_nfe_optimized"].values()) else []),
-                "Per case (the best optimised grid and the best built-in pndmkit grid of that case):", "",
+                f"Per case (the best {'optimised grid or fitted solver' if fitted else 'optimised grid'} and the "
+                f"best built-in pndmkit grid of that case):", "",
                 "| case | NFE | optimised | error | SW | built-in | grid | error | SW | ratio |",
                 "|---|---:|---|---:|---:|---|---|---:|---:|---:|"]
         for case in result["cases"]:
@@ -489,6 +540,15 @@ def compare_markdown(result: dict) -> str:
                     "| case | method | NFE | first time | times |", "|---|---|---:|---|---|"]
             out += [f"| {g['problem']}/{g['schedule']} | {g['method']} | {g['nfe_target']} | {g['first_time']} | "
                     f"{', '.join(f'{t:.6g}' for t in g['times'])} |" for g in result["optimized_grids"]]
+            out.append("")
+        if result.get("fitted_solvers"):
+            out += ["The fitted solvers (times as above; weights: one row per step, separated by ';', row i weighing "
+                    "the gradients of steps i, i - 1, ...; full precision in compare.json, fitted_solvers):", "",
+                    "| case | NFE | first time | times | weights |", "|---|---:|---|---|---|"]
+            out += [f"| {f['problem']}/{f['schedule']} | {f['nfe_target']} | {f['first_time']} | "
+                    f"{', '.join(f'{t:.6g}' for t in f['times'])} | "
+                    f"{'; '.join(' '.join(f'{w:.4g}' for w in row) for row in f['weights'])} |"
+                    for f in result["fitted_solvers"]]
             out.append("")
     if "by_nfe_auto" in result:
         from pndmkit.studies.compare import AUTO_TAIL

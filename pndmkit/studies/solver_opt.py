@@ -256,7 +256,10 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         ``maxfev`` of the grid search (its default otherwise).
     fallback : bool
         Hand back iPNDM on the grid search's grid, saying so (:class:`SolverFallbackWarning`), where the 95%
-        paired bootstrap interval of the fitted solver's held-out cut against it does not lie above 0.
+        paired bootstrap interval of the fitted solver's held-out cut against it does not lie above 0. Passed to
+        the grid search too: ``False`` starts the fit on the searched grid whatever the held-out noises show (a
+        caller that judges the result on noises of its own, with as few as one held-out noise here, where the
+        grid search would otherwise always fall back to the built-in grid, having no interval).
     stop_early : callable, optional
         Called before each run of the weight search; it may raise ``KeyboardInterrupt`` to end the search, which
         then judges the best fit so far (:attr:`OptimizedSolver.stopped` says why).
@@ -291,7 +294,7 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
                   first_time=first_time)
     with warnings.catch_warnings():  # the grid search's fallback is reported through grid_result
         warnings.simplefilter("ignore", GridFallbackWarning)
-        og = optimize(BASE_METHOD, problem_or_model, nfe, maxfev=grid_maxfev, **common)
+        og = optimize(BASE_METHOD, problem_or_model, nfe, maxfev=grid_maxfev, fallback=fallback, **common)
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=t_start, t_end=t_end,
                                  cache=cache, rebuild_cache=rebuild_cache)
     cal, held = target.study(0, og.calibration), target.study(og.calibration, og.heldout)

@@ -1,0 +1,200 @@
+"""Fitted solvers in the head-to-head: iPNDM's grid and step weights fitted on calibration noises, run through the
+same harness on the case's samples and reported apart with the optimised grids (``optimized_solvers``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from pndmkit.errors import UsageError
+from pndmkit.schedules import LinearVP
+from pndmkit.studies import compare as cmp
+
+
+def test_a_fitted_solver_judged_elsewhere_starts_on_the_searched_grid_even_with_one_heldout_noise():
+    """compare judges a fitted solver on the case's own samples and gives optimize_solver one held-out noise: with
+    fallback=False the grid search it starts from keeps its searched grid (it fell back to the built-in grid for
+    want of an interval on one noise, and the fit then started there: on linear-vp at NFE 4 from a calibration
+    error of 0.090 instead of the searched grid's 0.015)."""
+    from pndmkit.studies.solver_opt import optimize_solver
+
+    res = optimize_solver("gmm1d", 4, schedule=LinearVP(), t_end=0.0, calibration=8, heldout=1, first_time="fixed",
+                          fallback=False, grid_maxfev=20, maxfev=1)
+    grid = res.grid_result
+    assert not grid.fell_back and not res.fell_back and res.evaluations == 1
+    np.testing.assert_array_equal(grid.grid, grid.searched_grid)
+    np.testing.assert_allclose(res.grid, grid.grid, rtol=1e-9, atol=0.0)  # one run: the start itself
+    assert res.calibration_error == pytest.approx(grid.calibration_error, rel=1e-9)
+    assert all(math.isnan(v) for v in (*res.heldout_interval, *res.builtin_interval))  # one noise: no interval
+
+
+# -- the fitted solver's rows in the head-to-head ----------------------------------------------------------------
+FIT = cmp.CompareConfig(problems=("gmm1d",), schedules=("discrete-linear", "linear-vp"), nfes=(3, 4), n=32,
+                        methods=("ddim", "ipndm"), peers=(), grids=True, optimized_grids=("ipndm",),
+                        optimized_solvers=True, optimize_maxfev=20, optimize_calibration=8, auto=True,
+                        auto_calibration=32)
+
+
+@pytest.fixture(scope="module")
+def fitted_result():
+    return cmp.compare(FIT)
+
+
+@pytest.fixture(scope="module")
+def plain_result():
+    return cmp.compare(cmp.with_options(FIT, optimized_solvers=False))
+
+
+def _timeless(rows):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "optimize_seconds")} for r in rows]
+
+
+def _fitted_rows(case):
+    return [r for r in case["optimized"] if r["method"] == cmp.FITTED_METHOD]
+
+
+def test_the_fitted_solver_is_no_registered_method_and_starts_from_ipndm():
+    from pndmkit.methods import METHODS
+    from pndmkit.studies.solver_opt import BASE_METHOD
+
+    assert cmp.FITTED_METHOD not in METHODS and cmp.FITTED_METHOD not in cmp.compare_methods()
+    assert cmp.FITTED_BASE == BASE_METHOD == "ipndm"
+
+
+def test_fitted_rows_stay_out_of_the_builtin_summaries_the_grids_and_the_automatic_choice(fitted_result, plain_result):
+    """optimized_solvers adds the fitted rows and changes nothing else: every built-in row and summary, every
+    optimised grid, every automatic choice and its table is what the same comparison gives without it."""
+    from pndmkit.studies.reports import auto_case_table
+
+    assert "fitted_solvers" not in plain_result
+    for key in ("by_nfe", "by_nfe_shared_grids", "by_nfe_peers_on_pndmkit_grids", "by_nfe_auto", "skipped",
+                "optimized_grids", "optimized_skipped"):
+        assert fitted_result[key] == plain_result[key], key
+    assert auto_case_table(fitted_result) == auto_case_table(plain_result)
+    for with_fit, without in zip(fitted_result["cases"], plain_result["cases"]):
+        for key in ("best", "best_shared_grids", "runs", "auto"):
+            assert _timeless(with_fit[key]) == _timeless(without[key]), key
+        assert _timeless(r for r in with_fit["optimized"] if r["method"] != cmp.FITTED_METHOD) == \
+            _timeless(without["optimized"])
+        assert [(r["nfe_target"], r["option"]) for r in _fitted_rows(with_fit)] == [(3, "optimized"), (4, "optimized")]
+        assert cmp.FITTED_METHOD not in {r["method"] for key in ("best", "best_shared_grids", "runs", "auto")
+                                         for r in with_fit[key]}
+    assert all(g["method"] == "ipndm" for g in fitted_result["optimized_grids"])
+
+
+def test_the_fitted_row_is_scored_against_the_case_reference_and_reruns_to_the_same_error(fitted_result):
+    """Its row keeps ipndm's reference levels, costs its NFE, and records what runs it again: the fitted integrator
+    of its weights on its times, from the case's own samples, gives its error to 1e-12."""
+    from pndmkit.problems import get_problem
+    from pndmkit.studies.solver_opt import fitted_integrator
+
+    saved = {(s["schedule"], s["nfe_target"]): s for s in fitted_result["fitted_solvers"]}
+    assert len(saved) == 4
+    problem = get_problem("gmm1d")
+    for case in fitted_result["cases"]:
+        schedule = cmp.SCHEDULES[case["schedule"]]()
+        builtin = {r["nfe_target"]: r for r in case["best"] if r["method"] == "ipndm"}
+        s_max = cmp._s(schedule, schedule.t_start)
+        x = cmp._case_samples(problem, case["n"], s_max, FIT.seed)
+        for row in _fitted_rows(case):
+            ref_row = builtin[row["nfe_target"]]
+            assert (row["s_start"], row["s_end"], row["starts_at_top"]) == (ref_row["s_start"], ref_row["s_end"], True)
+            times, weights = np.array(row["times"]), row["weights"]
+            assert row["steps"] == row["nfe"] == row["nfe_target"] == len(weights) == times.size - 1
+            assert [len(w) for w in weights] == [min(i + 1, 4) for i in range(row["steps"])]
+            assert times[0] == schedule.t_start == row["noise_time"] and row["first_time"] == "fixed"
+            assert 1 <= row["grid_evaluations"] <= FIT.optimize_maxfev and row["evaluations"] >= 1
+            assert row["optimize_seconds"] > 0 and row["calibration_error"] > 0
+            ref = cmp._reference(problem, x, s_max, np.array([row["s_start"], row["s_end"]]))
+            sol = fitted_integrator(weights, schedule).solve(lambda x, t: problem.eps(x, t, schedule),
+                                                             ref[row["s_start"]].copy(), times)
+            diff = cmp._y(sol.x, row["s_end"]) - cmp._y(ref[row["s_end"]], row["s_end"])
+            assert sol.nfe == row["nfe"]
+            assert float(np.sqrt(np.mean(diff ** 2))) == pytest.approx(row["error"], rel=1e-12, abs=0.0)
+            entry = saved[(case["schedule"], row["nfe_target"])]
+            assert {k: entry[k] for k in cmp.FITTED_SOLVER_FIELDS[2:]} == {k: row[k] for k in
+                                                                            cmp.FITTED_SOLVER_FIELDS[2:]}
+
+
+def test_the_fitted_solver_enters_the_optimised_summary_against_ipndms_builtin_grids(fitted_result):
+    """by_nfe_optimized scores it as it scores the optimised grids: geometric mean over the cases, best of the
+    optimised rows, its per-method ratio against ipndm's best built-in grid, with paired intervals."""
+    for target, entry in fitted_result["by_nfe_optimized"].items():
+        errors = [r["error"] for c in fitted_result["cases"] for r in _fitted_rows(c) if r["nfe_target"] == int(target)]
+        mine = entry["methods"][cmp.FITTED_METHOD]
+        assert mine["optimized"] == pytest.approx(float(np.exp(np.mean(np.log(errors)))), rel=1e-12)
+        assert mine["builtin_method"] == "ipndm" and entry["methods"]["ipndm"]["builtin_method"] == "ipndm"
+        assert mine["builtin"] == entry["methods"]["ipndm"]["builtin"]
+        assert mine["ratio"] == mine["optimized"] / mine["builtin"]
+        assert mine["ratio_interval"][0] <= mine["ratio"] <= mine["ratio_interval"][1]
+        assert entry["best_optimized"]["error"] == min(v["optimized"] for v in entry["methods"].values())
+        assert entry["best_builtin"] == fitted_result["by_nfe"][target]["best_pndmkit"]
+        assert entry["vs_builtin_interval"][0] <= entry["vs_builtin"] <= entry["vs_builtin_interval"][1]
+    # measured: the fitted solver is the best optimised row at NFE 3 here (0.3 of ipndm's best built-in grid)
+    assert fitted_result["by_nfe_optimized"]["3"]["best_optimized"]["method"] == cmp.FITTED_METHOD
+
+
+def test_fitted_solvers_run_alone_and_the_report_says_what_they_are():
+    from pndmkit.studies.reports import compare_markdown, optimized_summary
+
+    cfg = cmp.with_options(FIT, schedules=("discrete-linear",), nfes=(3,), optimized_grids=False, auto=False)
+    logged = []
+    result = cmp.compare(cfg, log=logged.append)
+    assert result["optimized_grids"] == [] and [f["method"] for f in result["fitted_solvers"]] == ["ipndm-fitted"]
+    assert set(result["by_nfe_optimized"]["3"]["methods"]) == {cmp.FITTED_METHOD}
+    (row,) = result["cases"][0]["optimized"]
+    assert any(line.startswith("    ipndm-fitted NFE 3 (3 steps): ") for line in logged)
+    assert "  solvers fitted in " in "\n".join(logged)
+    text = optimized_summary(result)
+    assert "ipndm-fitted (vs ipndm) " in text and "not a method with an order" in text
+    md = compare_markdown(result)
+    assert "## Fitted solvers (reported apart: never in the tables above)" in md
+    assert "pndmkit.studies.grid_opt.optimize per case" not in md  # no grid was optimised
+    runs = row["evaluations"] + row["grid_evaluations"]
+    assert (f"{runs} calibration runs in all ({row['grid_evaluations']} of the grid searches, "
+            f"{row['evaluations']} of the weight searches;") in md
+    assert "not a method with an order: it is iPNDM's grid and per-step weights" in md
+    assert f"| gmm1d/discrete-linear | 3 | fixed | {', '.join(f'{t:.6g}' for t in row['times'])} | " in md
+
+
+def test_bad_input_is_refused_naming_the_option():
+    for changes, params, message in [
+        ({"optimized_solvers": "yes"}, ("optimized_solvers",), "optimized_solvers must be True or False, got 'yes'"),
+        ({"optimized_solvers": True, "methods": ("ddim",)}, ("optimized_solvers", "methods"),
+         "optimized_solvers fits ipndm's grid and step weights, which is not among methods \\(ddim\\)"),
+    ]:
+        with pytest.raises(UsageError, match=message) as info:
+            cmp.CompareConfig(**changes)
+        assert info.value.params == params
+    # (a network head-to-head refuses the option: tests/test_compare_model.py)
+
+
+def test_the_command_line_round_trips_the_option_and_writes_the_fitted_solvers(tmp_path, capsys):
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    argv = ["compare", "--problem", "gmm1d", "--schedule", "linear-vp", "--nfe", "3", "--n", "16", "--methods",
+            "ddim", "ipndm", "--no-grids", "--peers", "--optimized-solvers", "--optimize-maxfev", "20",
+            "--optimize-calibration", "8"]
+    assert main([*argv, "--out", str(out)]) == 0
+    text = capsys.readouterr()
+    lines = text.out.splitlines()
+    head = lines.index("fitted solvers (apart from the table above; error / error ratios as above):")
+    assert lines[head + 2].split()[:3] == ["3", "ipndm-fitted", "(3)"]
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["config"]["optimized_solvers"] is True and saved["config"]["optimized_grids"] is False
+    assert (saved["config"]["optimize_maxfev"], saved["config"]["optimize_calibration"]) == (20, 8)
+    (fitted,) = saved["fitted_solvers"]
+    (row,) = saved["cases"][0]["optimized"]
+    assert fitted["weights"] == row["weights"] and fitted["times"] == row["times"]
+    with (out / "compare_runs.csv").open(newline="") as fh:
+        (opt,) = [r for r in csv.DictReader(fh) if r["option"] == "optimized"]
+    assert opt["method"] == "ipndm-fitted" and [float(t) for t in opt["times"].split()] == row["times"]
+    assert [[float(w) for w in r.split()] for r in opt["weights"].split(";")] == row["weights"]  # bit for bit
+    assert main([*argv, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["fitted_solvers"] == saved["fitted_solvers"] and printed["optimized_grids"] == []
