@@ -198,3 +198,23 @@ def test_the_command_line_round_trips_the_option_and_writes_the_fitted_solvers(t
     assert main([*argv, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["fitted_solvers"] == saved["fitted_solvers"] and printed["optimized_grids"] == []
+
+
+def test_solver_maxfev_bounds_the_weight_search_and_is_refused_alone(tmp_path, capsys):
+    from pndmkit.cli import main
+
+    argv = ["compare", "--problem", "gmm1d", "--schedule", "linear-vp", "--nfe", "3", "--n", "16", "--methods",
+            "ddim", "ipndm", "--no-grids", "--peers", "--optimize-maxfev", "20", "--optimize-calibration", "8"]
+    assert main([*argv, "--optimized-solvers", "--optimize-solver-maxfev", "7", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["config"]["optimize_solver_maxfev"] == 7
+    (fitted,) = printed["fitted_solvers"]
+    assert fitted["evaluations"] == 7
+    for extra in ([], ["--optimized-grids"]):
+        with pytest.raises(SystemExit) as info:
+            main([*argv, *extra, "--optimize-solver-maxfev", "7"])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert "--optimize-solver-maxfev tunes --optimized-solvers, which is not given" in err
+    with pytest.raises(UsageError, match="optimize_solver_maxfev must be an integer >= 1"):
+        cmp.CompareConfig(optimized_solvers=True, optimize_solver_maxfev=0)

@@ -139,6 +139,9 @@ def _run(args: argparse.Namespace) -> int:
                        peers=tuple(args.peers) if args.peers is not None else None)
     if args.no_grids:
         cfg = with_options(cfg, grids=False)
+    if args.optimize_solver_maxfev is not None and not args.optimized_solvers:
+        raise UsageError("optimize_solver_maxfev", "--optimize-solver-maxfev tunes --optimized-solvers, which is not "
+                                                   "given; add it or drop --optimize-solver-maxfev")
     if args.optimized_grids is None and not args.optimized_solvers:
         for name in ("optimize_maxfev", "optimize_calibration", "optimize_first_time"):
             if getattr(args, name) is not None:
@@ -149,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         grids = None if args.optimized_grids is None else tuple(args.optimized_grids) or True
         cfg = with_options(cfg, optimized_grids=grids, optimized_solvers=args.optimized_solvers or None,
                            optimize_maxfev=args.optimize_maxfev, optimize_calibration=args.optimize_calibration,
+                           optimize_solver_maxfev=args.optimize_solver_maxfev,
                            optimize_first_time=args.optimize_first_time)
     if args.auto:
         cfg = with_options(cfg, auto=True, auto_calibration=args.auto_calibration)
@@ -250,6 +254,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"--optimized-grids: runs per optimisation, at most; --optimized-solvers: runs of the grid "
                         f"search each fit starts from, at most (its weight search has optimize_solver's default "
                         f"budget) (default {CompareConfig.optimize_maxfev})")
+    p.add_argument("--optimize-solver-maxfev", type=positive_int, metavar="N",
+                   help="--optimized-solvers: runs of each weight search, at most, the Jacobian's included (default: "
+                        "40 per parameter, about 160 per step)")
     p.add_argument("--optimize-calibration", type=positive_int, metavar="N",
                    help=f"--optimized-grids, --optimized-solvers: calibration noises per optimisation (default "
                         f"{CompareConfig.optimize_calibration})")

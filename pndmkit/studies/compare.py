@@ -268,8 +268,11 @@ class CompareConfig:
         what the fitted solver is set against.
     optimize_maxfev : int
         Bound on each grid optimisation's sampling runs on the calibration noises (Nelder-Mead's ``maxfev``); for
-        a fitted solver, the bound of the grid search it starts from (``grid_maxfev``; its weight search has
-        :func:`~pndmkit.studies.solver_opt.optimize_solver`'s own default budget).
+        a fitted solver, the bound of the grid search it starts from (``grid_maxfev``).
+    optimize_solver_maxfev : int, optional
+        Bound on each fitted solver's weight search (runs on the calibration noises, the Jacobian's included;
+        ``maxfev`` of :func:`~pndmkit.studies.solver_opt.optimize_solver`). Default ``None``: its own default,
+        40 runs per parameter (about 160 per step: 760 at NFE 5, 8000 at NFE 50).
     optimize_calibration : int
         Calibration noises of each optimisation (grid or fitted solver): N(0, I) draws with per-sample seeds,
         disjoint from the case's own samples, which then serve as held-out noises.
@@ -312,6 +315,7 @@ class CompareConfig:
     optimized_grids: Any = False
     optimized_solvers: bool = False
     optimize_maxfev: int = 400
+    optimize_solver_maxfev: Optional[int] = None
     optimize_calibration: int = 128
     optimize_first_time: str = "fixed"
     auto: bool = False
@@ -334,7 +338,8 @@ class CompareConfig:
         self._check_optimized_grids()
         self._check_optimized_solvers()
         self._check_candidates()
-        for name, low in (("nfes", 1), ("n", 1), ("seed", 0), ("optimize_maxfev", 1), ("optimize_calibration", 1)):
+        for name, low in (("nfes", 1), ("n", 1), ("seed", 0), ("optimize_maxfev", 1), ("optimize_calibration", 1),
+                          ("optimize_solver_maxfev", 1)):
             values = getattr(self, name)
             for v in values if name == "nfes" else (() if values is None else (values,)):
                 if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
@@ -747,14 +752,16 @@ def _plan_fitted(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log:
     from pndmkit.studies.solver_opt import fitted_integrator, optimize_solver
 
     log(f"  fitting {FITTED_BASE}'s grid and step weights ({FITTED_METHOD}): its grid search at most "
-        f"{cfg.optimize_maxfev} runs, then the weight search, on {cfg.optimize_calibration} calibration noises per "
+        f"{cfg.optimize_maxfev} runs, then the weight search, at most "
+        f"{cfg.optimize_solver_maxfev or '40 per parameter and'} runs, on {cfg.optimize_calibration} calibration noises per "
         f"NFE, first time {cfg.optimize_first_time}")
     runs = []
     for target in cfg.nfes:
         tic = time.perf_counter()
         res = optimize_solver(problem, target, schedule=schedule, t_end=_t_end(schedule, FITTED_BASE),
                               calibration=cfg.optimize_calibration, heldout=1, seed=cfg.seed,
-                              first_time=cfg.optimize_first_time, fallback=False, grid_maxfev=cfg.optimize_maxfev)
+                              first_time=cfg.optimize_first_time, fallback=False, grid_maxfev=cfg.optimize_maxfev,
+                              maxfev=cfg.optimize_solver_maxfev)
         seconds = time.perf_counter() - tic
         grid_runs = res.grid_result.evaluations
         log(f"    {FITTED_METHOD} NFE {target} ({res.steps} step{'' if res.steps == 1 else 's'}): {grid_runs} grid "
