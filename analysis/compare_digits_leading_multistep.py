@@ -62,6 +62,26 @@ def shipped_rows(path: Path = SHIPPED) -> tuple[dict, dict]:
     return data["config"], out
 
 
+def judged(errors: dict, best: dict) -> dict:
+    """Per name of ``errors`` (per-noise errors on noises 128-287): its RMS and its ratios to ``best``'s peer and
+    pndmkit rows (:func:`shipped_rows`), with intervals (:func:`against`)."""
+    return {name: {"error": rms(e), "to_peer": against(e, best["peer"]["sample_errors"]),
+                   "to_pndmkit": against(e, best["pndmkit"]["sample_errors"])} for name, e in errors.items()}
+
+
+def ratio_text(entry: dict) -> str:
+    """``ratio [lo, hi]`` of an :func:`against` entry, for a markdown cell."""
+    lo, hi = entry["interval"]
+    return f"{entry['ratio']:.3f} [{lo:.2f}, {hi:.2f}]"
+
+
+def write_report(out, report: dict, markdown) -> None:
+    """``out.json`` (``report``) and ``out.md`` (``markdown(report)``)."""
+    out = Path(out)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(report))
+
+
 def against(row_errors, base_errors) -> dict:
     from pndmkit.studies.statistics import ratio_interval
 
@@ -96,13 +116,14 @@ class Runner:
         self.ref = np.concatenate([b.reference for b in blocks])
         self.evaluations = 0
 
-    def errors(self, method: str, grid, x_start: np.ndarray | None = None) -> np.ndarray:
-        """Per-noise mean squared errors of ``method`` on ``grid``, started from ``x_start`` at ``grid[0]`` (default:
-        the noises ``x_T`` themselves)."""
+    def errors(self, method, grid, x_start: np.ndarray | None = None) -> np.ndarray:
+        """Per-noise mean squared errors of ``method`` (a name, or an integrator built on the schedule) on ``grid``,
+        started from ``x_start`` at ``grid[0]`` (default: the noises ``x_T`` themselves)."""
         from pndmkit.studies.compare import compare_spec
 
         x = self.x_T if x_start is None else x_start
-        sol = compare_spec(method).build(self.schedule).solve(self.model, x.copy(), np.asarray(grid, dtype=np.float64))
+        integrator = method if hasattr(method, "solve") else compare_spec(method).build(self.schedule)
+        sol = integrator.solve(self.model, x.copy(), np.asarray(grid, dtype=np.float64))
         self.evaluations += sol.nfe
         d = (sol.x - self.ref).reshape(len(x), -1)
         return np.mean(d ** 2, axis=1)

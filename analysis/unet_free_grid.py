@@ -21,11 +21,10 @@ import argparse
 import json
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-from analysis.compare_digits_leading_multistep import Runner, rms, against, shipped_rows
+from analysis.compare_digits_leading_multistep import Runner, judged, ratio_text, shipped_rows, write_report
 from analysis.tables import RESULTS, add_cache_and_out
 
 SCAN = RESULTS / "compare_digits_160" / "leading_multistep.json"
@@ -58,9 +57,7 @@ def main(argv=None) -> int:
         row = {"method": method, "nfe": nfe, "start_grid": start, "grid": [float(v) for v in res.grid],
                "evaluations": res.evaluations, "seconds": seconds,
                "calibration_error_start": s["calibration_error"], "calibration_error": res.calibration_error}
-        for name, e in errors.items():
-            row[name] = {"error": rms(e), "to_peer": against(e, best["peer"]["sample_errors"]),
-                         "to_pndmkit": against(e, best["pndmkit"]["sample_errors"])}
+        row.update(judged(errors, best))
         rows.append(row)
         print(f"{method} NFE {nfe}: calibration {s['calibration_error']:.4g} -> {res.calibration_error:.4g} "
               f"({res.evaluations} runs, {seconds:.0f} s), held-out / best peer "
@@ -70,17 +67,12 @@ def main(argv=None) -> int:
                          + (f" --maxfev {args.maxfev}" if args.maxfev != p.get_default("maxfev") else "")
                          + (f" --out {args.out}" if args.out != p.get_default("out") else ""),
               "seconds": time.perf_counter() - tic, "rows": rows}
-    out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown(report))
+    write_report(args.out, report, markdown)
     return 0
 
 
 def markdown(report: dict) -> str:
-    def iv(entry):
-        lo, hi = entry["interval"]
-        return f"{entry['ratio']:.3f} [{lo:.2f}, {hi:.2f}]"
-
+    iv = ratio_text
     lines = ["# Grids with a searched first time on the digits UNet", "",
              f"Command: `{report['command']}` ({report['seconds']:.0f} s wall on the shared 2-core machine).", "",
              "Start: the grid the start scan of `leading_multistep.md` chose on calibration noises 0-95; searched: "

@@ -47,6 +47,9 @@ def _main_error(module: str, argv: list[str], capsys, monkeypatch) -> str:
     ("analysis.grid_opt_ceiling", ["--bound", "0"], "--bound: expected a finite number > 0, got '0'"),
     ("analysis.bench", ["--out", __file__], f"--out: {__file__!r} exists and is not a folder"),
     ("analysis.unet_free_grid", ["--maxfev", "0"], "--maxfev: expected an integer >= 1, got '0'"),
+    ("analysis.unet_fitted", ["--grid-maxfev", "0"], "--grid-maxfev: expected an integer >= 1, got '0'"),
+    ("analysis.unet_fitted", ["--nfe", "7"], "--nfe 7: no unipc-3 grid in "
+     "analysis/results/compare_digits_160/free_grid.json or no row in compare_digits_160 (NFE [5, 6] have both)"),
 ])
 def test_a_bad_option_is_one_usage_line(module, argv, said, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", [module])
@@ -130,6 +133,7 @@ class _Parsed(Exception):
     ("analysis.grid_opt", "grid_opt_digits.json", True),
     ("analysis.real_orders", "real_orders.json", True),
     ("analysis.unet_free_grid", "compare_digits_160/free_grid", True),
+    ("analysis.unet_fitted", "compare_digits_160/fitted", True),
     ("analysis.grid_opt_ceiling", "grid_opt_ceiling.json", False),
     ("analysis.grid_opt_defaults", "grid_opt_defaults.json", False),
     ("analysis.levers", "levers", False),
