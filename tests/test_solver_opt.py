@@ -176,10 +176,22 @@ def test_stop_early_judges_best_so_far():
 
     def stop():
         calls[0] += 1
-        if calls[0] > 5:
+        if calls[0] > 25:
             raise KeyboardInterrupt("budget")
 
     res = optimize_solver("gmm1d", 3, calibration=16, heldout=16, maxfev=100, grid_maxfev=20, stop_early=stop,
                           fallback=False)
-    assert res.stopped.startswith("budget after 5 of at most 100 runs")
-    assert res.evaluations == 5
+    assert res.stopped.startswith("budget after ") and res.stopped.endswith("of at most 100 runs")
+    assert not res.grid_result.stopped and res.grid_result.evaluations == 20
+    assert 1 <= res.evaluations <= 7
+
+
+def test_stop_early_in_the_grid_search_still_runs_the_start():
+    def stop():
+        raise KeyboardInterrupt("now")
+
+    res = optimize_solver("gmm1d", 3, calibration=16, heldout=16, maxfev=100, grid_maxfev=20, stop_early=stop,
+                          fallback=False)
+    assert res.grid_result.stopped.startswith("now") and res.evaluations == 1
+    assert res.stopped.startswith("now after 1 of at most 100 runs")
+    assert math.isfinite(res.calibration_error) and res.searched_weights == adams_bashforth_table(3)

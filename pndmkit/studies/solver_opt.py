@@ -231,7 +231,7 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
                     maxfev: Optional[int] = None, grid_maxfev: Optional[int] = None,
                     shape: Optional[Sequence[int]] = None, cache: Any = None, progress: bool = False,
                     first_time: str = "free", fallback: bool = True, rebuild_cache: bool = False,
-                    stop_early: Optional[Any] = None) -> OptimizedSolver:
+                    start: Any = None, stop_early: Optional[Any] = None) -> OptimizedSolver:
     """Fit the grid and step weights of a multistep sampler at an NFE budget; judge them on held-out noises.
 
     First :func:`pndmkit.studies.grid_opt.optimize` optimises iPNDM's grid (same noises and options; its budget
@@ -254,6 +254,11 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         parameter plus one, at least 200: 760 at NFE 5 with the first time free).
     grid_maxfev : int, optional
         ``maxfev`` of the grid search (its default otherwise).
+    start : str or sequence of float, optional
+        ``start`` of the grid search (:func:`~pndmkit.studies.grid_opt.optimize`): a grid kind, or an explicit grid
+        (e.g. one searched for another method on the same network; with ``first_time="free"`` it may begin below
+        ``t_start``). With a small ``grid_maxfev`` the fit starts there almost at once, which saves most of the
+        runs where one costs a network's evaluation of every calibration noise.
     fallback : bool
         Hand back iPNDM on the grid search's grid, saying so (:class:`SolverFallbackWarning`), where the 95%
         paired bootstrap interval of the fitted solver's held-out cut against it does not lie above 0. Passed to
@@ -261,8 +266,10 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         caller that judges the result on noises of its own, with as few as one held-out noise here, where the
         grid search would otherwise always fall back to the built-in grid, having no interval).
     stop_early : callable, optional
-        Called before each run of the weight search; it may raise ``KeyboardInterrupt`` to end the search, which
-        then judges the best fit so far (:attr:`OptimizedSolver.stopped` says why).
+        Called before each run of the grid search and of the weight search; it may raise ``KeyboardInterrupt`` to
+        end them, and the best fit so far is judged (:attr:`OptimizedSolver.stopped` says why; the weight search
+        runs its start once whatever ``stop_early`` says; a grid search
+        stopped this way is reported in :attr:`OptimizedSolver.grid_result`).
 
     Returns
     -------
@@ -294,7 +301,8 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
                   first_time=first_time)
     with warnings.catch_warnings():  # the grid search's fallback is reported through grid_result
         warnings.simplefilter("ignore", GridFallbackWarning)
-        og = optimize(BASE_METHOD, problem_or_model, nfe, maxfev=grid_maxfev, fallback=fallback, **common)
+        og = optimize(BASE_METHOD, problem_or_model, nfe, maxfev=grid_maxfev, fallback=fallback, start=start,
+                      stop_early=stop_early, **common)
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=t_start, t_end=t_end,
                                  cache=cache, rebuild_cache=rebuild_cache)
     cal, held = target.study(0, og.calibration), target.study(og.calibration, og.heldout)
@@ -353,7 +361,7 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         nonlocal big
         if count[0] >= budget:
             raise _Budget
-        if stop_early is not None:
+        if stop_early is not None and count[0]:  # the start is always run: a result needs one
             stop_early()
         count[0] += 1
         if bar is not None:
