@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json", "read_json", "write_text", "progress_bar", "remove_stale_temporaries",
-           "check_writable_folder", "locked_folder"]
+__all__ = ["atomic_path", "write_json", "read_json", "read_json_object", "write_text", "progress_bar",
+           "remove_stale_temporaries", "check_writable_folder", "locked_folder"]
 
 _TEMP_PATTERN = ".*.tmp*"
 
@@ -203,6 +203,53 @@ def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2, sort_
 def read_json(path: str | os.PathLike[str]) -> Any:
     """The JSON document in ``path``."""
     return json.loads(Path(path).read_text())
+
+
+def read_json_object(path: str | os.PathLike[str], what: str, fix: str) -> dict[str, Any]:
+    """The JSON object in the file ``path``, for a loader that names its files and refuses a damaged one.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+    what : str
+        What such a file is, for the messages (``"checkpoint file"``, ``"solver file"``).
+    fix : str
+        What to do about a damaged one (``"restore the file or save the checkpoint again"``).
+
+    Returns
+    -------
+    dict
+        The object, as :func:`json.loads` reads it.
+
+    Raises
+    ------
+    pndmkit.errors.BadFileError
+        One line, ``"{what} {path} <what is wrong>; {fix}"``: the file cannot be read, is empty, is not valid JSON
+        (with the line and column of the first error, e.g. where the file is cut short) or holds another JSON value
+        than an object.
+    """
+    from pndmkit.errors import BadFileError
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    else:
+        problem = "is empty" if not text.strip() else None
+    if problem is None:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) \
+                else ""
+            problem = f"is not valid JSON{where}, e.g. truncated"
+        else:
+            problem = None if isinstance(data, dict) else f"holds a JSON {type(data).__name__}, not an object"
+    if problem is not None:
+        raise BadFileError(path, f"{what} {path} {problem}; {fix}")
+    return data
 
 
 def _jsonable(v: Any) -> Any:

@@ -141,7 +141,19 @@ CASES = [
     (["train", "--out", "{out}", "--name", "a/b"], "--name: name='a/b' must be a plain file name"),
     (["train", "--out", "{out}", "--name", "..", "--classifier"], "--name: name='..' must be a plain file name"),
     # grid optimize: every message starts "pndmkit grid optimize: error:" (see the test below)
-    (["grid"], "an ACTION is required: optimize (see pndmkit grid --help)"),
+    (["grid"], "an ACTION is required: optimize, fit (see pndmkit grid --help)"),
+    (["grid", "fit", "--nfe", "3", "--problem", "gmm2d"], "the following arguments are required: --out"),
+    (["grid", "fit", "--nfe", "0", "--problem", "gmm2d", "--out", "{out}/s.json"],
+     "--nfe: expected an integer in [1, 100000], got '0'"),
+    (["grid", "fit", "--nfe", "3", "--problem", "gmm2d", "--out", "{out}/s.json", "--cache", "{out}"],
+     "--cache: --cache DIR holds a network's references; it needs --model"),
+    (["grid", "fit", "--nfe", "3", "--model", "nonexistent", "--out", "{out}/s.json"],
+     "--model: checkpoint 'nonexistent' not found"),
+    (["grid", "fit", "--nfe", "3", "--problem", "gmm2d", "--out", "{out}/s.json", "--out", "{out}/t.json"],
+     "--out: given twice ("),
+    (["sample", "--out", "{out}", "--solver", "{out}.json", "--method", "ipndm"],
+     "o.json and --method cannot be given together: the fitted solver's grid and step weights make the run"),
+    (["sample", "--out", "{out}", "--solver", "{out}.json"], "o.json not found"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "5"],
      "--problem/--model: give exactly one of --problem NAME or --model"),
     (["grid", "optimize", "--method", "ddim", "--nfe", "0", "--problem", "gmm2d"],
@@ -228,8 +240,8 @@ def test_bad_input_is_one_line_naming_the_option(argv, expected, tmp_path, run_c
     assert err.count("\n") == 1 and "Traceback" not in err, err
     command = " ".join(a for a in argv[:1] if not a.startswith("-") and a != "smaple")
     assert err.startswith(f"pndmkit{' ' + command if command else ''}") and ": error: " in err, err
-    if argv[:2] == ["grid", "optimize"]:  # one prefix, whichever part of the command line found the error
-        assert err.startswith("pndmkit grid optimize: error: "), err
+    if argv[:2] in (["grid", "optimize"], ["grid", "fit"]):  # one prefix, whichever part found the error
+        assert err.startswith(f"pndmkit grid {argv[1]}: error: "), err
     assert expected in err, err
     assert list(tmp_path.iterdir()) == []  # nothing written, in {out} or beside it (train --name '' wrote o.json)
 

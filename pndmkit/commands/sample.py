@@ -28,7 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default="digits", metavar="digits|PATH|ORG/NAME",
                    help=NETWORK_HELP + " (a pndmkit checkpoint path: stem, .json or .safetensors)")
     add_network_options(p, study=False)
-    p.add_argument("--method", default=DEFAULT_METHOD, help="a name from `pndmkit methods`")
+    p.add_argument("--method", default=None, help=f"a name from `pndmkit methods` (default: {DEFAULT_METHOD})")
+    p.add_argument("--solver", default=None, metavar="FILE",
+                   help="a fitted solver's file (pndmkit grid fit --out FILE): its grid and step weights make the "
+                        "run, from the noise at its first time; it holds for the schedule it was fitted on, which "
+                        "must be the checkpoint's, and cannot be combined with --method, --steps, --grid, "
+                        "--convention or --t-start")
     p.add_argument("--steps", type=positive_int, default=None,
                    help="number of steps N (default: 50; the adaptive pf chooses its own steps and controls each "
                         "sample's step size on its own: it ignores --steps, with a warning, and records none)")
@@ -76,6 +81,26 @@ def resume_hint(args: argparse.Namespace, argv: list[str]) -> str:
     return shlex.join(["pndmkit", *argv, *([] if args.resume else ["--resume"])])
 
 
+#: the options a fitted solver (``--solver``) sets itself: argparse destination -> option
+SET_BY_SOLVER = {"method": "--method", "steps": "--steps", "grid": "--grid", "convention": "--convention",
+                 "t_start": "--t-start"}
+
+
+def _load_solver(args: argparse.Namespace):
+    """``--solver FILE``, read and checked (:func:`pndmkit.studies.solver_opt.load_solver`); an option the solver
+    sets itself is refused, naming both."""
+    from pndmkit.errors import UsageError, blame
+    from pndmkit.studies.solver_opt import load_solver
+
+    for dest, option in SET_BY_SOLVER.items():
+        if getattr(args, dest) is not None:
+            raise UsageError(("solver", dest), f"--solver {args.solver} and {option} cannot be given together: the "
+                                               "fitted solver's grid and step weights make the run (fitted for one "
+                                               f"step count, grid and start); drop {option}")
+    with blame("solver"):
+        return load_solver(args.solver)
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -90,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
                          "combined with explicit --grid times; give the times without --convention" + (
                              "" if not shift else f" (the network is then told t itself, where {args.convention} "
                              f"tells it t - {shift}: pndmkit sample has no option for that shift)"))
+    solver = _load_solver(args) if args.solver is not None else None  # before torch: a bad file costs nothing
     if missing_torch("sample"):
         print(missing_torch("sample"), file=sys.stderr)
         return 1
@@ -108,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     from pndmkit.sampling import StartAtRestError
 
     try:
-        summary = sample_to_dir(config_from_args(SampleConfig, args, progress=not args.no_progress), opener=opener)
+        summary = sample_to_dir(config_from_args(SampleConfig, args, progress=not args.no_progress, solver=solver),
+                                opener=opener)
     except UsageError as exc:
         if isinstance(exc.__cause__, StartAtRestError):  # suggest the option this command has
             raise UsageError(exc.params, exc.__cause__.advising("--t-start {}")) from exc.__cause__

@@ -15,7 +15,6 @@ tensor); and non-finite weights. Every command and study loads checkpoints here.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from pndmkit._io import atomic_path, write_json
+from pndmkit._io import atomic_path, read_json_object, write_json
 from pndmkit.errors import BadFileError
 from pndmkit.models import PREDICTIONS
 from pndmkit.schedules import NoiseSchedule, schedule_from_dict, schedule_to_dict
@@ -146,19 +145,7 @@ def _damaged(path: Path, what: str, fix: str = "restore the file or save the che
 
 def _read_info(path: Path) -> dict[str, Any]:
     """The checkpoint's JSON object, checked field by field (types and allowed values)."""
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _damaged(path, f"cannot be read ({getattr(exc, 'strerror', None) or exc})") from exc
-    if not text.strip():
-        raise _damaged(path, "is empty")
-    try:
-        info = json.loads(text)
-    except ValueError as exc:
-        where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise _damaged(path, f"is not valid JSON{where}, e.g. truncated") from None
-    if not isinstance(info, dict):
-        raise _damaged(path, f"holds a JSON {type(info).__name__}, not a checkpoint's object")
+    info = read_json_object(path, "checkpoint file", "restore the file or save the checkpoint again")
     if info.get("format") != FORMAT:
         raise _damaged(path, f"is not a pndmkit checkpoint (format={info.get('format')!r}, expected {FORMAT!r})",
                        "pass a checkpoint written by pndmkit (save_checkpoint, pndmkit train)")

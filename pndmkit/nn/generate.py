@@ -23,7 +23,7 @@ estimate warns when the batch may not fit): a bad option leaves no folder or ``r
 sample stops the run without writing its shard; a fresh run stopped so before its first shard leaves no
 ``run.json`` either (nor the lock file or the folder it made).
 ``run.json`` records what determines the samples: the settings, the grid's times and the SHA-256 of the
-checkpoint's two files. An adaptive method (``pf``) chooses its own steps, so a ``steps`` given with it is
+checkpoint's two files (with a fitted solver, :attr:`SampleConfig.solver`, the solver's fields too). An adaptive method (``pf``) chooses its own steps, so a ``steps`` given with it is
 dropped with a :class:`~pndmkit.sampling.IgnoredStepsWarning` and a ``grid`` kind with a
 :class:`~pndmkit.sampling.IgnoredGridWarning`, as :func:`pndmkit.sample` does (``run.json`` records
 ``steps: null`` and ``grid: null``, what was used); its ``times`` are the two end times it integrates between
@@ -153,11 +153,22 @@ class SampleConfig:
     inside the schedule's domain (checked by :func:`pndmkit.sample`); they define the step count, and a ``steps``
     given with them must equal it (else a :class:`~pndmkit.errors.UsageError` naming ``steps`` and ``grid``). An
     adaptive method uses only their end times.
+
+    ``method=None`` means :data:`pndmkit.methods.DEFAULT_METHOD`, or the solver's name with a ``solver``.
+
+    ``solver`` is a fitted solver (:class:`pndmkit.studies.solver_opt.FittedSolver`, as
+    :func:`~pndmkit.studies.solver_opt.load_solver` reads it from a file): its grid and weights make the run, each
+    batch sampled by its ``sample(model, x_T, schedule=...)`` from the noise drawn at its ``t_start`` (unit noise
+    times :meth:`~pndmkit.schedules.NoiseSchedule.prior_scale` there, unit noise at the schedule's own start). It
+    sets ``method`` (its name), ``steps`` and ``grid`` (its times), so those may be left out or given as it sets
+    them; ``convention`` and ``t_start`` must be left out (else a :class:`~pndmkit.errors.UsageError` naming
+    ``solver`` and the field). Its schedule must be the checkpoint's (checked when the checkpoint is opened);
+    ``run.json`` records it whole (``solver``, its ``to_dict()``), so a resume with another solver is refused.
     """
 
     checkpoint: str = "digits"
     out: str = "samples"
-    method: str = DEFAULT_METHOD
+    method: str | None = None
     steps: int | None = None
     num_samples: int = 64
     batch_size: int = 64
@@ -172,6 +183,7 @@ class SampleConfig:
     resume: bool = False
     progress: bool = True
     png_max: int = 256
+    solver: Any = None
 
     IDENTITY = ("method", "steps", "num_samples", "shard_size", "seed", "grid", "convention", "dtype", "t_start")
 
@@ -190,6 +202,11 @@ class SampleConfig:
                 self.t_start = check_real(self.t_start, "t_start")
         if self.dtype not in DTYPES:
             raise UsageError("dtype", f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.solver is not None:
+            self._take_solver()
+            return
+        if self.method is None:
+            self.method = DEFAULT_METHOD
         from pndmkit.grids import GRIDS
         from pndmkit.methods import get_method
         from pndmkit.sampling import CONVENTIONS
@@ -223,6 +240,23 @@ class SampleConfig:
             self.steps = DEFAULT_STEPS
         if self.convention is not None and self.convention not in CONVENTIONS:
             raise UsageError("convention", f"unknown convention {self.convention!r}; known: {', '.join(CONVENTIONS)}")
+
+    def _take_solver(self) -> None:
+        """``method``, ``steps`` and ``grid`` from :attr:`solver`, refusing what it cannot run with."""
+        solver = self.solver
+        if not all(hasattr(solver, name) for name in ("grid", "weights", "t_start", "name", "sample", "to_dict")):
+            raise UsageError("solver", f"solver must be a fitted solver (pndmkit.studies.solver_opt.FittedSolver, "
+                                       f"as load_solver reads it), got {solver!r}")
+        sets = {"method": solver.name, "steps": len(solver.weights), "grid": [float(t) for t in solver.grid]}
+        for name, value in (*sets.items(), ("convention", None), ("t_start", None)):
+            given = getattr(self, name)
+            if given is not None and given != value:
+                what = ("its grid and weights make the run" if name in sets else
+                        "it starts from the noise at its own t_start on its own grid")
+                raise UsageError(("solver", name), f"{name}={given!r} cannot be given with a fitted solver: {what}"
+                                                   + (f" ({name}={value!r})" if name in sets else ""))
+        for name, value in sets.items():
+            setattr(self, name, value)
 
 
 def _explicit_times(grid: Any) -> list[float]:
@@ -387,7 +421,10 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
     if ckpt.schedule is None or ckpt.shape is None:
         raise UsageError("checkpoint", f"checkpoint {str(stem)!r} is not a diffusion model ("
                                        f"{with_article(type(ckpt.net).__name__)} without a noise schedule)")
-    method, method_options = _batch_independent(cfg.method, ckpt.schedule)
+    if cfg.solver is not None:
+        method, method_options = _solver_method(cfg.solver, ckpt.schedule, stem), None
+    else:
+        method, method_options = _batch_independent(cfg.method, ckpt.schedule)
     # the combination, by a dry run on one number (the types are right here: a TypeError would be a bug), with
     # a zero model that converts as the network's model does: from alpha = 0 (flow matching from pure noise)
     # pndmkit.sample tells the run the network's own prediction, and the dry run must walk it so too
@@ -399,8 +436,13 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
             # its one zero entry is no start to measure, and the first batch warns about the grid once
             warnings.simplefilter("ignore", PriorScaleWarning)
             warnings.simplefilter("ignore", GridStartWarning)
-            dry = pndmkit.sample(_zero_model(ckpt.prediction), np.zeros(1), schedule=ckpt.schedule, method=method,
-                                 steps=cfg.steps, grid=cfg.grid, convention=cfg.convention, t_start=cfg.t_start)
+            if cfg.solver is not None:
+                with blame("solver", errors=(ValueError,)):
+                    dry = cfg.solver.sample(_zero_model(ckpt.prediction), np.zeros(1), schedule=ckpt.schedule)
+            else:
+                dry = pndmkit.sample(_zero_model(ckpt.prediction), np.zeros(1), schedule=ckpt.schedule,
+                                     method=method, steps=cfg.steps, grid=cfg.grid, convention=cfg.convention,
+                                     t_start=cfg.t_start)
     except UsageError as exc:
         if isinstance(exc.__cause__, StartAtRestError):  # suggest the start as this caller passes it
             raise UsageError(("method", "t_start"), exc.__cause__.advising("SampleConfig(t_start={})")) \
@@ -436,7 +478,25 @@ def _prepare(cfg: SampleConfig, shard_size: int, log: Any, opener: Any = None) -
     if method_options is not None:
         identity["method_options"] = method_options
         identity["steps_chosen_per_sample"] = True
+    if cfg.solver is not None:
+        identity["solver"] = cfg.solver.to_dict()
     return _Plan(ckpt, model, method, device, shape, shard_size, identity)
+
+
+def _solver_method(solver: Any, schedule: Any, stem: Any) -> Any:
+    """The integrator of a fitted solver on the checkpoint's schedule; a solver fitted on another schedule is a
+    :class:`UsageError` naming ``solver`` and ``checkpoint``."""
+    try:
+        return solver.integrator(schedule)
+    except UsageError as exc:
+        if "schedule" not in exc.params:
+            raise
+        from pndmkit.schedules import schedule_key
+
+        raise UsageError(("solver", "checkpoint"), f"the solver was fitted on {solver.schedule}, but checkpoint "
+                                                   f"{str(stem)!r} has the schedule {schedule_key(schedule)}: its "
+                                                   "weights and grid hold for the schedule they were fitted on only; "
+                                                   "fit one for this network (pndmkit grid fit --model ...)") from None
 
 
 def _zero_model(prediction: str) -> Any:
@@ -565,6 +625,12 @@ def _check_resume(old: dict[str, Any], new: dict[str, Any], run_file: Path) -> N
         elif key == "times":
             changed.append("the same settings give other grid times now (another pndmkit version?)")
             fields.append("grid")
+        elif key == "solver":
+            before = old.get(key) if isinstance(old.get(key), dict) else {}
+            differ = [k for k in value if before.get(k) != value[k]]
+            changed.append(f"the fitted solver is not run.json's (its {', '.join(differ)} differ)" if before
+                           else "run.json's run has no fitted solver")
+            fields.append("solver")
         else:
             changed.append(f"{key}={old.get(key)!r} in run.json, {value!r} now")
             fields.append(key)
@@ -751,8 +817,12 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
     # where the noise is drawn: --t-start, else the first of explicit times that start below the schedule's start
     # (an optimised grid with a late first time: off VP its pure noise is smaller, 0.82 of unit noise at a flow
     # model's t = 0.8), else the schedule's start (unit noise)
+    # (a fitted solver: its own t_start, where that is not the schedule's start; it takes its grid's first time
+    # itself)
     noise_time = cfg.t_start
-    if noise_time is None and isinstance(cfg.grid, list) and cfg.grid[0] < float(plan.ckpt.schedule.t_start):
+    if cfg.solver is not None:
+        noise_time = cfg.solver.t_start if cfg.solver.t_start != float(plan.ckpt.schedule.t_start) else None
+    elif noise_time is None and isinstance(cfg.grid, list) and cfg.grid[0] < float(plan.ckpt.schedule.t_start):
         noise_time = cfg.grid[0]
     try:
         for k, idx in mine:
@@ -764,9 +834,12 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
                     x_T = x_T * plan.ckpt.schedule.prior_scale(noise_time)
                 x_T = x_T.to(plan.device, non_blocking=True)
                 try:
-                    sol = pndmkit.sample(plan.model, x_T, schedule=plan.ckpt.schedule, method=plan.method,
-                                         steps=cfg.steps, grid=cfg.grid, convention=cfg.convention,
-                                         t_start=cfg.t_start)
+                    if cfg.solver is not None:
+                        sol = cfg.solver.sample(plan.model, x_T, schedule=plan.ckpt.schedule)
+                    else:
+                        sol = pndmkit.sample(plan.model, x_T, schedule=plan.ckpt.schedule, method=plan.method,
+                                             steps=cfg.steps, grid=cfg.grid, convention=cfg.convention,
+                                             t_start=cfg.t_start)
                     x_b, nfe = sol.x, sol.nfe
                     evaluations += sol.nfe
                     # per sample: a fixed-step method's nfe is each sample's; per-sample control's, their total

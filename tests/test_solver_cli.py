@@ -1,0 +1,408 @@
+"""Fitted solvers kept and used: ``FittedSolver``, ``save_solver`` / ``load_solver``, ``pndmkit grid fit --out FILE``
+and ``pndmkit sample --solver FILE``.
+
+Every fit here is gmm1d at NFE 3 on a few noises (about a second); ``--no-fallback`` keeps the fitted weights, so
+the runs compared below are those of a table that is not iPNDM's (each test checks that it is not).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+import pndmkit
+from pndmkit.adams import adams_bashforth_table
+from pndmkit.errors import BadFileError, UsageError
+from pndmkit.problems import get_problem
+from pndmkit.schedules import DiscreteVP, LinearVP, schedule_key
+from pndmkit.studies.solver_opt import (FITTED_NAME, SOLVER_FORMAT, FittedSolver, load_solver, optimize_solver,
+                                        save_solver)
+
+FIT = dict(calibration=4, heldout=4, maxfev=12, grid_maxfev=8)
+FIT_ARGS = ["--problem", "gmm1d", "--nfe", "3", "--calibration", "4", "--heldout", "4", "--maxfev", "12",
+            "--grid-maxfev", "8"]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """The in-process fit the command line's must equal (fitted weights kept)."""
+    return optimize_solver("gmm1d", 3, fallback=False, **FIT)
+
+
+@pytest.fixture(scope="module")
+def solver_file(tmp_path_factory):
+    """A solver file written by ``pndmkit grid fit`` (the same fit as :func:`fitted`)."""
+    from pndmkit.cli import main
+
+    path = tmp_path_factory.mktemp("fit") / "solver.json"
+    assert main(["grid", "fit", *FIT_ARGS, "--no-fallback", "--out", str(path)]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory, one_thread):
+    """A tiny UNet checkpoint on gmm1d's schedule (DiscreteVP.linear), untrained: what matters is that both
+    sides run the same network."""
+    torch = pytest.importorskip("torch")
+    from pndmkit.nn.checkpoint import save_checkpoint
+    from pndmkit.nn.unet import UNet
+
+    torch.manual_seed(0)
+    stem = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(stem, UNet.preset("tiny"), schedule=DiscreteVP.linear())
+    return str(stem)
+
+
+def _model(schedule):
+    problem = get_problem("gmm1d")
+    return lambda x, t: problem.eps(x, t, schedule)
+
+
+def test_grid_fit_writes_the_solver_the_api_fits_and_reports_it(fitted, tmp_path, run_cli):
+    out = tmp_path / "deeper" / "s.json"
+    code, stdout, err = run_cli(["grid", "fit", *FIT_ARGS, "--no-fallback", "--out", str(out)])
+    assert code == 0, err
+    loaded = load_solver(out)
+    assert loaded == fitted.fitted and loaded.to_dict() == fitted.fitted.to_dict()
+    assert loaded.weights != adams_bashforth_table(3) and not loaded.fell_back  # the fitted table, not iPNDM's
+    assert (loaded.nfe, loaded.steps, loaded.problem, loaded.calibration, loaded.heldout, loaded.seed) == \
+        (3, 3, "gmm1d", 4, 4, 0)
+    assert loaded.heldout_error == fitted.heldout_error and loaded.calibration_error == fitted.calibration_error
+    data = json.loads(out.read_text())
+    assert data["format"] == SOLVER_FORMAT and data["schedule"] == "DiscreteVP.linear(T=1000)"
+    assert data["schedule_spec"] == {"kind": "discrete", "name": "linear", "T": 1000, "beta_start": 0.0001,
+                                     "beta_end": 0.02}
+    lines = stdout.splitlines()
+    assert lines[0].startswith("fitted solver at NFE 3 (3 steps, 12 calibration runs on 4 noises; held out on 4)")
+    assert "  grid: " + " ".join(f"{t:.7g}" for t in fitted.grid) in lines
+    assert any(line.startswith("  started from the grid search: ipndm at NFE 3") for line in lines)
+    assert lines[-1].startswith(f"wrote {out}; sample with it: pndmkit sample --solver {out}")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["s.json"]  # no temporary left
+
+
+def test_grid_fit_json_prints_the_fit_and_writes_the_file_first(fitted, tmp_path, run_cli):
+    out = tmp_path / "s.json"
+    code, stdout, err = run_cli(["grid", "fit", *FIT_ARGS, "--no-fallback", "--out", str(out), "--json"])
+    assert code == 0 and f"wrote {out}" in err
+    printed = json.loads(stdout)
+    assert printed == json.loads(json.dumps(fitted.to_dict())) and load_solver(out) == fitted.fitted
+
+
+def test_a_loaded_solver_samples_as_the_fit_did_bit_for_bit(fitted, solver_file):
+    loaded = load_solver(solver_file)
+    schedule = loaded.noise_schedule
+    model = _model(schedule)
+    x_T = np.random.default_rng(3).standard_normal((6, 1))
+    here, there = fitted.sample(model, x_T), loaded.sample(model, x_T)
+    assert np.array_equal(here.x, there.x) and here.nfe == there.nfe == 3
+    assert np.array_equal(here.times, fitted.grid) and np.array_equal(there.times, loaded.grid)
+    # the fitted weights ran: iPNDM on the same grid from the same state ends elsewhere
+    ipndm = pndmkit.sample(model, x_T, schedule=schedule, method="ipndm", grid=loaded.grid)
+    assert not np.allclose(ipndm.x, there.x)
+    assert fitted.integrator().estimator.weights == loaded.integrator().estimator.weights == fitted.weights
+
+
+def test_optimized_solver_hands_its_sampling_to_its_fitted_solver(fitted, monkeypatch):
+    seen = []
+    real = FittedSolver.sample
+
+    def spy(self, model, x_T, **kwargs):
+        seen.append(self)
+        return real(self, model, x_T, **kwargs)
+
+    monkeypatch.setattr(FittedSolver, "sample", spy)
+    fitted.sample(_model(fitted.fitted.noise_schedule), np.ones((1, 1)))
+    assert seen == [fitted.fitted]
+
+
+def test_a_fallback_records_the_errors_of_the_solver_it_hands_back():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = optimize_solver("gmm1d", 3, **FIT)  # 4 held-out noises: no interval, so it falls back
+    solver = res.fitted
+    assert res.fell_back and solver.fell_back and solver.weights == adams_bashforth_table(3)
+    assert np.array_equal(solver.grid, res.grid_result.grid)
+    assert solver.heldout_error == res.baseline_error and solver.calibration_error == res.baseline_calibration_error
+    assert math.isfinite(solver.calibration_error) and solver.calibration_error != res.calibration_error
+
+
+def test_a_stop_ends_both_searches_and_the_solver_handed_back_is_still_measured():
+    """``stop_early`` (Ctrl-C, ``--max-minutes``) stops the grid search and then the weight search at their first
+    run; what is handed back is the start, its calibration error measured, not ``inf``."""
+    import warnings
+
+    calls = []
+
+    def stop():
+        calls.append(1)
+        raise KeyboardInterrupt("time is up")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = optimize_solver("gmm1d", 3, stop_early=stop, fallback=False, **FIT)
+    assert res.grid_result.stopped and res.stopped.startswith("time is up after 0 of at most 12 runs")
+    assert res.evaluations == 0 and len(calls) >= 2
+    assert math.isfinite(res.calibration_error) and res.weights == adams_bashforth_table(3)
+    assert math.isfinite(res.fitted.calibration_error)
+
+
+def test_sample_solver_writes_what_the_loaded_solver_samples(solver_file, ckpt, tmp_path):
+    torch = pytest.importorskip("torch")
+    from pndmkit.cli import main
+    from pndmkit.nn.checkpoint import load_checkpoint
+    from pndmkit.nn.generate import initial_noise, read_samples
+
+    out = tmp_path / "o"
+    assert main(["sample", "--checkpoint", ckpt + ".json", "--solver", str(solver_file), "--num-samples", "2",
+                 "--seed", "2", "--out", str(out), "--no-progress"]) == 0
+    _, x = read_samples(out, expect=2)
+    solver = load_solver(solver_file)
+    net = load_checkpoint(ckpt)
+    with torch.no_grad():
+        expected = solver.sample(net.model(), initial_noise(range(2), net.shape, 2)).x
+    assert np.array_equal(x, expected.numpy())
+    run = json.loads((out / "run.json").read_text())
+    assert run["method"] == FITTED_NAME and run["steps"] == 3 and run["solver"] == solver.to_dict()
+    assert run["times"] == run["grid"] == [float(t) for t in solver.grid]
+    # the fitted weights ran, not iPNDM's on the same grid
+    with torch.no_grad():
+        ipndm = pndmkit.sample(net.model(), initial_noise(range(2), net.shape, 2), schedule=net.schedule,
+                               method="ipndm", grid=solver.grid).x
+    assert not np.allclose(x, ipndm.numpy())
+
+
+def test_sample_config_takes_the_solver_s_settings_and_refuses_others(solver_file):
+    pytest.importorskip("torch")
+    from pndmkit.nn.generate import SampleConfig
+
+    solver = load_solver(solver_file)
+    cfg = SampleConfig(solver=solver, steps=3)  # what the solver sets, given alike, is no conflict
+    assert (cfg.method, cfg.steps, cfg.grid) == (FITTED_NAME, 3, [float(t) for t in solver.grid])
+    assert SampleConfig().method == pndmkit.methods.DEFAULT_METHOD
+    for kwargs in ({"steps": 4}, {"method": "ipndm"}, {"grid": "quadratic"}, {"t_start": 999.0},
+                   {"convention": "ddim"}):
+        with pytest.raises(UsageError) as info:
+            SampleConfig(solver=solver, **kwargs)
+        assert info.value.params == ("solver", *kwargs), info.value
+    with pytest.raises(UsageError) as info:
+        SampleConfig(solver=str(solver_file))
+    assert info.value.params == ("solver",) and "must be a fitted solver" in str(info.value)
+
+
+def test_sample_solver_resume_refuses_another_solver(solver_file, ckpt, tmp_path, usage_error):
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    common = ["sample", "--checkpoint", ckpt + ".json", "--num-samples", "2", "--out", str(out), "--no-progress"]
+    assert main([*common, "--solver", str(solver_file)]) == 0
+    other = load_solver(solver_file)
+    other_file = save_solver(FittedSolver(grid=other.grid, weights=adams_bashforth_table(3), t_start=other.t_start,
+                                          schedule=other.schedule, noise_schedule=other.noise_schedule),
+                             tmp_path / "other.json")
+    err = usage_error([*common, "--solver", str(other_file), "--resume"])
+    assert err.startswith("pndmkit sample: error: --resume/--solver: cannot resume") and "weights" in err, err
+    assert main([*common, "--solver", str(solver_file), "--resume"]) == 0
+
+
+def _damage(data: dict, edit: str) -> str:
+    if edit == "cut short":
+        return json.dumps(data)[:-40]
+    data = json.loads(json.dumps(data))
+    if edit == "row length":
+        data["weights"][1] = [1.0, 2.0, 3.0]
+    elif edit == "nan weight":
+        data["weights"][2][0] = float("nan")
+    elif edit == "missing field":
+        del data["grid"]
+    elif edit == "not decreasing":
+        data["grid"][1], data["grid"][2] = data["grid"][2], data["grid"][1]
+    elif edit == "grid length":
+        data["grid"] = data["grid"][:2] + data["grid"][3:]
+    elif edit == "format":
+        data["format"] = "pndmkit-checkpoint"
+    elif edit == "schedule spec":
+        data["schedule_spec"] = {"kind": "linear-vp", "beta_min": 0.1, "beta_max": 20.0}
+    elif edit == "nfe":
+        data["nfe"] = 4
+    return json.dumps(data)
+
+
+DAMAGES = [
+    ("cut short", "is not valid JSON (line"),
+    ("row length", "has a bad field 'weights': weights[1] must hold 1 to 2 weights"),
+    ("nan weight", "has a bad field 'weights': weights[2][0] must be a finite number, got nan"),
+    ("missing field", "has no field 'grid'"),
+    ("not decreasing", "has a bad field 'grid': grid must be strictly decreasing"),
+    ("grid length", "has a bad field 'grid': grid has 3 times (2 steps) but weights has 3 rows"),
+    ("format", "is not a pndmkit solver file (field 'format' is 'pndmkit-checkpoint'"),
+    ("schedule spec", "has a bad field 'schedule_spec': it describes LinearVP(beta_min=0.1, beta_max=20.0), but "
+                      "field 'schedule' names DiscreteVP.linear(T=1000)"),
+    ("nfe", "has a bad field 'nfe': nfe=4 but weights has 3 rows"),
+]
+
+
+@pytest.mark.parametrize("edit, expected", DAMAGES)
+def test_a_damaged_solver_file_is_named_with_its_field(solver_file, tmp_path, usage_error, edit, expected):
+    bad = tmp_path / "bad.json"
+    bad.write_text(_damage(json.loads(solver_file.read_text()), edit))
+    with pytest.raises(BadFileError) as info:
+        load_solver(bad)
+    assert str(info.value).startswith(f"solver file {bad} ") and expected in str(info.value), info.value
+    assert info.value.path == str(bad)
+    err = usage_error(["sample", "--solver", str(bad), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert err.startswith(f"pndmkit sample: error: --solver: solver file {bad} ") and expected in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_or_folder_solver_file_is_named(tmp_path, usage_error):
+    err = usage_error(["sample", "--solver", str(tmp_path / "none.json"), "--out", str(tmp_path / "o")])
+    assert f"--solver: solver file {tmp_path / 'none.json'} not found" in err
+    err = usage_error(["sample", "--solver", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert f"--solver: solver file {tmp_path} is not a file" in err
+
+
+@pytest.mark.parametrize("extra, option", [
+    (["--method", "ipndm"], "--method"), (["--steps", "3"], "--steps"), (["--grid", "999,500,-1"], "--grid"),
+    (["--grid", "quadratic"], "--grid"), (["--convention", "ddim"], "--convention"), (["--t-start", "500"], "--t-start"),
+])
+def test_sample_solver_refuses_options_the_solver_sets(solver_file, tmp_path, usage_error, extra, option):
+    err = usage_error(["sample", "--solver", str(solver_file), *extra, "--out", str(tmp_path / "o")])
+    assert err.startswith(f"pndmkit sample: error: --solver/{option}: --solver {solver_file} and {option} cannot be "
+                          "given together"), err
+    assert not (tmp_path / "o").exists()
+
+
+def test_sample_solver_refuses_a_checkpoint_of_another_schedule(solver_file, tmp_path, usage_error):
+    pytest.importorskip("torch")
+    from pndmkit.nn.checkpoint import save_checkpoint
+    from pndmkit.nn.unet import UNet
+
+    stem = save_checkpoint(tmp_path / "vp", UNet.preset("tiny"), schedule=LinearVP())
+    err = usage_error(["sample", "--solver", str(solver_file), "--checkpoint", str(stem) + ".json", "--out",
+                       str(tmp_path / "o"), "--no-progress"])
+    assert "--solver/--checkpoint: the solver was fitted on DiscreteVP.linear(T=1000), but checkpoint" in err
+    assert "has the schedule LinearVP(beta_min=0.1, beta_max=20.0)" in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--nfe", "0"], "--nfe: expected an integer in [1, 100000], got '0'"),
+    (["--nfe", "3", "--maxfev", "0"], "--maxfev: expected an integer >= 1, got '0'"),
+    (["--nfe", "3", "--grid-maxfev", "0"], "--grid-maxfev: expected an integer >= 1, got '0'"),
+    (["--nfe", "3", "--maxfev", "99999999"], "--maxfev: maxfev must be at most"),
+    (["--nfe", "3", "--grid-maxfev", "99999999"], "--grid-maxfev: grid_maxfev must be at most"),
+    (["--nfe", "1", "--first-time", "fixed"], "--nfe: --nfe 1 buys ipndm one step"),
+    (["--nfe", "3", "--calibration", "0"], "--calibration: expected an integer >= 1, got '0'"),
+    (["--nfe", "3", "--cache", "x"], "--cache: --cache DIR holds a network's references; it needs --model"),
+    (["--nfe", "3", "--device", "cpu"], "--device: --device applies to a network; it needs --model"),
+    (["--nfe", "3", "--method", "ddim"], "unrecognized arguments: --method ddim"),
+])
+def test_grid_fit_bad_options_are_named_and_write_nothing(tmp_path, usage_error, args, expected):
+    out = tmp_path / "s.json"
+    err = usage_error(["grid", "fit", "--problem", "gmm1d", *args, "--out", str(out)])
+    assert expected in err and not out.exists(), err
+
+
+def test_grid_fit_out_is_checked_before_the_fit(tmp_path, usage_error, monkeypatch):
+    import pndmkit.studies.solver_opt as solver_opt
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit ran")
+
+    monkeypatch.setattr(solver_opt, "optimize_solver", no_fit)
+    common = ["grid", "fit", "--problem", "gmm1d", "--nfe", "3"]
+    err = usage_error([*common, "--out", str(tmp_path)])
+    assert f"--out: --out {str(tmp_path)!r} is a folder; give the solver file's name" in err
+    taken = tmp_path / "taken.json"
+    taken.write_text("keep me")
+    err = usage_error([*common, "--out", str(taken)])
+    assert "--out: --out" in err and "already exists (an earlier fit?); pass --overwrite" in err
+    assert taken.read_text() == "keep me"
+    file_in_the_way = tmp_path / "file"
+    file_in_the_way.write_text("")
+    err = usage_error([*common, "--out", str(file_in_the_way / "s.json")])
+    assert f"--out: out={str(file_in_the_way)!r} exists and is not a folder" in err
+    err = usage_error(["grid", "fit", "--problem", "gmm1d", "--nfe", "3"])
+    assert "the following arguments are required: --out" in err
+    err = usage_error(["grid", "fit", "--nfe", "3", "--model", "gmm2d", "--out", str(tmp_path / "m.json")])
+    assert "--model: 'gmm2d' is a built-in problem, not a network; use --problem gmm2d" in err
+    err = usage_error(["grid", "fit", "--nfe", "3", "--out", str(tmp_path / "m.json")])
+    assert "--problem/--model: give exactly one of --problem NAME or --model" in err
+
+
+def test_grid_fit_overwrite_replaces_the_file(fitted, tmp_path, run_cli):
+    out = tmp_path / "s.json"
+    out.write_text("old")
+    code, _, err = run_cli(["grid", "fit", *FIT_ARGS, "--no-fallback", "--out", str(out), "--overwrite"])
+    assert code == 0, err
+    assert load_solver(out) == fitted.fitted
+
+
+def test_save_solver_round_trips_exactly_and_refuses_what_it_cannot_write(fitted, tmp_path):
+    path = save_solver(fitted, tmp_path / "a" / "s.json")
+    back = load_solver(path)
+    assert back == fitted.fitted and hash(back) == hash(fitted.fitted)
+    assert np.array_equal(back.grid, fitted.grid) and back.weights == fitted.weights  # every bit of every float
+    assert schedule_key(back.noise_schedule) == schedule_key(fitted.fitted.noise_schedule) == back.schedule
+    with pytest.raises(UsageError) as info:
+        save_solver(fitted, path, overwrite=False)
+    assert info.value.params == ("path",) and "already exists" in str(info.value)
+    with pytest.raises(UsageError) as info:
+        save_solver(fitted, tmp_path)
+    assert info.value.params == ("path",) and "is a folder" in str(info.value)
+    keyless = dataclasses.replace(back, noise_schedule=None)
+    with pytest.raises(UsageError) as info:
+        save_solver(keyless, tmp_path / "k.json")
+    assert info.value.params == ("solver",) and "noise_schedule=" in str(info.value)
+    with pytest.raises(UsageError) as info:
+        keyless.integrator()
+    assert info.value.params == ("schedule",)
+    assert keyless == back  # equal fields; the schedule object is no field of the comparison
+    with pytest.raises(UsageError) as info:
+        save_solver("s.json", tmp_path / "x.json")
+    assert info.value.params == ("solver",)
+
+
+G, W = [999.0, 500.0, 100.0, -1.0], [[1.0], [1.5, -0.5], [1.9, -1.3, 0.4]]
+
+
+@pytest.mark.parametrize("kwargs, params, shown", [
+    ({"weights": W[:2]}, ("grid", "weights"), "grid has 4 times (3 steps) but weights has 2 rows"),
+    ({"weights": [[1.0], [1.0, 2.0, 3.0], [1.0]]}, ("weights",), "weights[1] must hold 1 to 2 weights"),
+    ({"weights": [[1.0], [1.0, math.inf], [1.0]]}, ("weights",), "weights[1][1] must be a finite number"),
+    ({"grid": [999.0, 100.0, 500.0, -1.0]}, ("grid",), "grid must be strictly decreasing"),
+    ({"t_start": 500.0}, ("t_start", "grid"), "grid[0]=999.0 lies above t_start=500.0"),
+    ({"schedule": ""}, ("schedule",), "schedule must be a schedule's key"),
+    ({"nfe": 4}, ("nfe", "weights"), "nfe=4 but weights has 3 rows"),
+    ({"heldout_error": -1.0}, ("heldout_error",), "heldout_error must be a finite number >= 0, or nan"),
+    ({"fell_back": "no"}, ("fell_back",), "fell_back must be"),
+    ({"seed": -1}, ("seed",), "seed must be an integer >= 0"),
+    ({"noise_schedule": LinearVP()}, ("noise_schedule", "schedule"), "noise_schedule is LinearVP"),
+])
+def test_fitted_solver_fields_are_checked_by_name(kwargs, params, shown):
+    base = dict(grid=G, weights=W, t_start=999.0, schedule="DiscreteVP.linear(T=1000)")
+    with pytest.raises(UsageError) as info:
+        FittedSolver(**{**base, **kwargs})
+    assert info.value.params == params and shown in str(info.value), info.value
+
+
+def test_fitted_solver_sample_refuses_what_the_solver_sets_and_other_schedules(fitted):
+    solver = fitted.fitted
+    model = _model(solver.noise_schedule)
+    for key, value in (("method", "ipndm"), ("grid", "quadratic"), ("steps", 3), ("t_start", 500.0)):
+        with pytest.raises(UsageError) as info:
+            solver.sample(model, np.zeros((1, 1)), **{key: value})
+        assert info.value.params == (key,) and "cannot be given with a fitted solver" in str(info.value)
+    with pytest.raises(UsageError) as info:
+        solver.sample(model, np.zeros((1, 1)), schedule=LinearVP())
+    assert info.value.params == ("schedule",) and "fitted on DiscreteVP.linear(T=1000), not LinearVP" in str(
+        info.value)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        solver.nfe = 4
+    with pytest.raises(ValueError):
+        solver.grid[0] = 1.0  # read-only times: a solver cannot drift from its file
