@@ -21,7 +21,13 @@ from pndmkit.transfers import apply_planned, planned_coefficients, planned_coeff
 from pndmkit.variables import (Variable, check_variable, exact_weights, grid_coordinates, grid_weights_many,
                                infinite_times, is_finite_step)
 
-__all__ = ["LinearMultistep", "AdamsPC", "TabulatedMultistep", "adams_bashforth_table"]
+__all__ = ["LinearMultistep", "AdamsPC", "TabulatedMultistep", "adams_bashforth_table", "MAX_TABLE_WEIGHT"]
+
+#: the largest magnitude of a weight :class:`TabulatedMultistep` takes. Fitted weights are of order 1 to 10
+#: (they start from iPNDM's, at most 59/24 in magnitude); a weight of a million already multiplies a gradient far
+#: beyond any sampler's use, and one near float32's range (about 3.4e38) overflows a float32 run outright, so
+#: such a weight is a damaged file or a diverged fit, refused before any run.
+MAX_TABLE_WEIGHT = 1e6
 
 
 @lru_cache(maxsize=None)
@@ -416,13 +422,16 @@ class TabulatedMultistep(GradientEstimator):
     ----------
     weights : sequence of sequences of float
         Row ``i`` (one per step, at least one step) holds the weights on the gradients at the start of steps
-        ``i, i - 1, ...``: between 1 and ``i + 1`` finite numbers.
+        ``i, i - 1, ...``: between 1 and ``i + 1`` finite numbers of magnitude at most :data:`MAX_TABLE_WEIGHT`
+        (``1e6``). This class takes rows as long as ``i + 1`` (every earlier gradient); the tables
+        :func:`~pndmkit.studies.solver_opt.optimize_solver` fits hold at most 4 weights a row, as iPNDM's do.
 
     Raises
     ------
     ValueError
-        An empty table, a row of the wrong length or a non-finite weight (the message names ``weights[i]``); a
-        grid of another step count when a run starts.
+        An empty table, a row of the wrong length (the message names ``weights[i]``), a non-finite weight or one
+        beyond :data:`MAX_TABLE_WEIGHT` in magnitude (naming ``weights[i][k]``); a grid of another step count when
+        a run starts.
     TypeError
         A weight that is not a real number.
     """
@@ -436,6 +445,10 @@ class TabulatedMultistep(GradientEstimator):
                 raise ValueError(f"weights[{i}] must hold 1 to {i + 1} weights (on the gradients of steps {i}, "
                                  f"{i - 1}, ...), got {row!r}")
             rows.append(tuple(check_real(w, f"weights[{i}][{k}]") for k, w in enumerate(row)))
+            for k, w in enumerate(rows[-1]):
+                if abs(w) > MAX_TABLE_WEIGHT:
+                    raise ValueError(f"weights[{i}][{k}]={w!r} exceeds {MAX_TABLE_WEIGHT:g} in magnitude: fitted "
+                                     "weights are of order 1 to 10, so this is a damaged table (or a diverged fit)")
         self.weights = tuple(rows)
         self.memory = max(len(r) for r in rows) - 1
 

@@ -218,6 +218,8 @@ def _damage(data: dict, edit: str) -> str:
         data["weights"][1] = [1.0, 2.0, 3.0]
     elif edit == "nan weight":
         data["weights"][2][0] = float("nan")
+    elif edit == "huge weight":  # finite in float64, beyond float32's range
+        data["weights"][1][0] = 1e39
     elif edit == "missing field":
         del data["grid"]
     elif edit == "not decreasing":
@@ -237,6 +239,7 @@ DAMAGES = [
     ("cut short", "is not valid JSON (line"),
     ("row length", "has a bad field 'weights': weights[1] must hold 1 to 2 weights"),
     ("nan weight", "has a bad field 'weights': weights[2][0] must be a finite number, got nan"),
+    ("huge weight", "has a bad field 'weights': weights[1][0]=1e+39 exceeds 1e+06 in magnitude"),
     ("missing field", "has no field 'grid'"),
     ("not decreasing", "has a bad field 'grid': grid must be strictly decreasing"),
     ("grid length", "has a bad field 'grid': grid has 3 times (2 steps) but weights has 3 rows"),
@@ -375,6 +378,7 @@ G, W = [999.0, 500.0, 100.0, -1.0], [[1.0], [1.5, -0.5], [1.9, -1.3, 0.4]]
     ({"weights": W[:2]}, ("grid", "weights"), "grid has 4 times (3 steps) but weights has 2 rows"),
     ({"weights": [[1.0], [1.0, 2.0, 3.0], [1.0]]}, ("weights",), "weights[1] must hold 1 to 2 weights"),
     ({"weights": [[1.0], [1.0, math.inf], [1.0]]}, ("weights",), "weights[1][1] must be a finite number"),
+    ({"weights": [[1.0], [1.0, -2e6], [1.0]]}, ("weights",), "weights[1][1]=-2000000.0 exceeds 1e+06"),
     ({"grid": [999.0, 100.0, 500.0, -1.0]}, ("grid",), "grid must be strictly decreasing"),
     ({"t_start": 500.0}, ("t_start", "grid"), "grid[0]=999.0 lies above t_start=500.0"),
     ({"schedule": ""}, ("schedule",), "schedule must be a schedule's key"),

@@ -76,10 +76,21 @@ def test_table_ask_tell_branch_and_pickle():
 @pytest.mark.parametrize("weights, match", [
     ((), "non-empty"), ("ab", "non-empty"), (((1.0, 2.0),), r"weights\[0\] must hold 1 to 1"),
     (((1.0,), ()), r"weights\[1\] must hold 1 to 2"), (((float("nan"),),), r"weights\[0\]\[0\]"),
+    (((1.0,), (1e39, 0.0)), r"weights\[1\]\[0\]=1e\+39 exceeds 1e\+06 in magnitude"),
+    (((1.0,), (0.5, -1.000001e6)), r"weights\[1\]\[1\]=-1000001.0 exceeds 1e\+06 in magnitude"),
 ])
 def test_table_bad_weights(weights, match):
     with pytest.raises(ValueError, match=match):
         TabulatedMultistep(weights)
+
+
+def test_table_weight_bound_is_inclusive_and_below_float32_overflow():
+    """A weight of magnitude MAX_TABLE_WEIGHT is taken and runs in float32; 1e39 (finite in float64) would
+    overflow a float32 run and is refused when the table is made."""
+    from pndmkit.adams import MAX_TABLE_WEIGHT
+
+    assert MAX_TABLE_WEIGHT == 1e6 and MAX_TABLE_WEIGHT < np.finfo(np.float32).max < 1e39
+    assert TabulatedMultistep(((1.0,), (-MAX_TABLE_WEIGHT, MAX_TABLE_WEIGHT))).weights[1] == (-1e6, 1e6)
 
 
 def test_table_wrong_step_count_is_named():

@@ -124,8 +124,11 @@ class FittedSolver:
         ``len(weights) + 1`` finite, strictly decreasing times in the schedule's units, the first at or below
         ``t_start`` (kept as a read-only float64 array).
     weights : sequence of sequences of float
-        One row per step: row ``i`` holds 1 to ``i + 1`` finite weights on the gradients of steps ``i, i - 1, ...``
-        (:class:`~pndmkit.adams.TabulatedMultistep`; kept as a tuple of tuples of float).
+        One row per step: row ``i`` holds 1 to ``i + 1`` finite weights on the gradients of steps ``i, i - 1, ...``,
+        each at most :data:`~pndmkit.adams.MAX_TABLE_WEIGHT` (``1e6``) in magnitude
+        (:class:`~pndmkit.adams.TabulatedMultistep`; kept as a tuple of tuples of float). :func:`optimize_solver`
+        fits at most 4 weights a row (``min(i + 1, 4)``, as iPNDM's rows); a table written otherwise may use up
+        to ``i + 1``.
     t_start : float
         The time the noise ``x_T`` is drawn at, in the schedule's units. Where :attr:`grid` starts below it, the noise
         is taken as the state at the grid's first time (:func:`~pndmkit.studies.grid_opt.noise_at`).
