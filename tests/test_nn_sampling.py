@@ -282,6 +282,41 @@ def test_a_non_finite_sample_is_never_written(ckpt, tmp_path, monkeypatch):
     assert (out / "run.json").is_file()  # its finished shard is a run to resume
 
 
+@pytest.mark.parametrize("stop", ["error after the first image", "interrupt in the first batch"])
+def test_a_fresh_run_stopped_before_its_first_shard_leaves_nothing(ckpt, tmp_path, monkeypatch, stop):
+    """Any exception (not only a non-finite sample) that stops a fresh run before its first shard is written
+    takes back its run.json, the image of the shard it did not finish, the lock file and the folder it made, so
+    the same command runs again without --resume; after a written shard run.json stays (a run to resume)."""
+    if stop.startswith("error"):
+        real = generate._save_shard_png
+
+        def png_then_fail(*args, **kwargs):
+            real(*args, **kwargs)
+            raise RuntimeError("value cannot be converted to type float without overflow")
+
+        monkeypatch.setattr(generate, "_save_shard_png", png_then_fail)
+        expected = RuntimeError
+    else:
+        _crash_on_call(monkeypatch, 1)
+        expected = KeyboardInterrupt
+    out = tmp_path / "o"
+    with pytest.raises(expected):
+        sample_to_dir(_cfg(ckpt, out, num_samples=2, batch_size=2, shard_size=2, steps=3, method="ddim"))
+    assert not out.exists()
+    monkeypatch.undo()
+    summary = sample_to_dir(_cfg(ckpt, out, num_samples=2, batch_size=2, shard_size=2, steps=3, method="ddim"))
+    assert summary["generated"] == 2 and not summary["this_sitting"]["resumed"]
+
+
+def test_a_run_stopped_after_its_first_shard_keeps_run_json(ckpt, tmp_path, monkeypatch):
+    _crash_on_call(monkeypatch, 2)
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        sample_to_dir(_cfg(ckpt, out, num_samples=4, batch_size=2, shard_size=2, steps=3, method="ddim"))
+    assert sorted(p.name for p in out.iterdir()) == [generate.LOCK_FILE, "run.json", "shard-00000.npz",
+                                                      "shard-00000.png"]
+
+
 def test_sample_cli_writes_shards_and_png(ckpt, tmp_path, capsys):
     from pndmkit.cli import main
 

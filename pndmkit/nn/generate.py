@@ -20,8 +20,8 @@ default shard size is the batch size, so an interrupt loses at most one batch.
 Everything is checked before anything is written (method, grid, convention and steps by a dry run of
 :func:`pndmkit.sample` with a zero model; checkpoint, its weights' finiteness, device; a memory
 estimate warns when the batch may not fit): a bad option leaves no folder or ``run.json`` behind. A non-finite
-sample stops the run without writing its shard; a fresh run stopped so before its first shard leaves no
-``run.json`` either (nor the lock file or the folder it made).
+sample stops the run without writing its shard; a fresh run stopped so, or by any other error or an interrupt,
+before its first shard leaves no ``run.json`` either (nor a shard's image, the lock file or the folder it made).
 ``run.json`` records what determines the samples: the settings, the grid's times and the SHA-256 of the
 checkpoint's two files (with a fitted solver, :attr:`SampleConfig.solver`, the solver's fields too). An adaptive method (``pf``) chooses its own steps, so a ``steps`` given with it is
 dropped with a :class:`~pndmkit.sampling.IgnoredStepsWarning` and a ``grid`` kind with a
@@ -707,8 +707,9 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
         written then), or an ``out`` that another sampling run is using (it holds the folder's lock,
         :data:`LOCK_FILE`; nothing in ``out`` is changed then).
     FloatingPointError
-        When a sample is not finite (its shard is not written; where no shard of a fresh run was written, its
-        ``run.json`` is removed too, so the folder holds no run to resume).
+        When a sample is not finite (its shard is not written). Where a fresh run stops so, or by any other
+        exception (``KeyboardInterrupt`` included), before any of its shards is written, its ``run.json`` (and any
+        shard image) is removed too, so the folder holds no run to resume.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     rank, world = _dist_info()
@@ -743,8 +744,6 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
 def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, rank: int, world: int,
                    log: Any) -> dict[str, Any]:
     """The part of :func:`sample_to_dir` that reads shards and writes, run while rank 0 holds the folder's lock."""
-    import pndmkit
-
     out, shard_size, ident = Path(cfg.out), plan.shard_size, plan.identity
     run_file = out / "run.json"
     n_shards = math.ceil(cfg.num_samples / shard_size)
@@ -774,9 +773,30 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
         import torch.distributed as dist
 
         dist.barrier()
-    if rank == 0 and old is None:
-        write_json(run_file, ident)
+    try:
+        if rank == 0 and old is None:
+            write_json(run_file, ident)
+        return _sample_shards(cfg, plan, old, rank, world, log, problems, checked, kept)
+    except BaseException:
+        if rank == 0 and old is None and not any(out.glob("shard-*.npz")):
+            # a fresh run stopped before its first shard, by anything (a non-finite sample, an error, Ctrl-C):
+            # no run.json to resume, and no image of a shard that was never written (a fresh run starts in a
+            # folder with no shard files, so any there are this run's); the lock then removes its file, and out
+            # if it made it, as nothing else is there
+            run_file.unlink(missing_ok=True)
+            for k in range(n_shards):
+                _shard_path(out, k, ".png").unlink(missing_ok=True)
+        raise
 
+
+def _sample_shards(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, rank: int, world: int, log: Any,
+                   problems: dict[int, str | None], checked: dict[int, np.ndarray | None],
+                   kept: dict[str, Any] | None) -> dict[str, Any]:
+    """The shards of :func:`_sample_locked`'s run (after ``run.json`` is written), then the summary."""
+    import pndmkit
+
+    out, shard_size, ident = Path(cfg.out), plan.shard_size, plan.identity
+    n_shards = math.ceil(cfg.num_samples / shard_size)
     mine, rewritten = [], 0
     for k in range(rank, n_shards, world):
         idx = _shard_indices(k, shard_size, cfg.num_samples)
@@ -861,17 +881,13 @@ def _sample_locked(cfg: SampleConfig, plan: _Plan, old: dict[str, Any] | None, r
                              seconds=np.float64(time.perf_counter() - t_shard),
                              nfe_per_sample=np.float64(shard_evaluations / len(idx)))
             done += len(idx)
-    except FloatingPointError:
-        if rank == 0 and old is None and not any(out.glob("shard-*.npz")):
-            # a fresh run with no sample: no run.json to resume (the lock then removes its file, and out if it
-            # made it, as nothing else is there)
-            run_file.unlink(missing_ok=True)
-        raise
     finally:
         if bar is not None:
             bar.close()
     seconds = time.perf_counter() - t0
     if world > 1:
+        import torch.distributed as dist
+
         dist.barrier()
     if "method_options" in ident and done:  # per-sample control: the NFE differs by sample; report the mean
         nfe = round(evaluations / done, 1)
