@@ -226,6 +226,10 @@ def _damage(data: dict, edit: str) -> str:
         data["grid"][1], data["grid"][2] = data["grid"][2], data["grid"][1]
     elif edit == "grid length":
         data["grid"] = data["grid"][:2] + data["grid"][3:]
+    elif edit == "grid below the domain":
+        data["grid"][-1] = -50.0
+    elif edit == "t_start above the domain":
+        data["t_start"] = 5000.0
     elif edit == "format":
         data["format"] = "pndmkit-checkpoint"
     elif edit == "schedule spec":
@@ -243,6 +247,9 @@ DAMAGES = [
     ("missing field", "has no field 'grid'"),
     ("not decreasing", "has a bad field 'grid': grid must be strictly decreasing"),
     ("grid length", "has a bad field 'grid': grid has 3 times (2 steps) but weights has 3 rows"),
+    ("grid below the domain", "has a bad field 'grid': grid[3]=-50.0 lies outside the domain [-1.0, 999.0] of "
+                              "DiscreteVP.linear(T=1000)"),
+    ("t_start above the domain", "has a bad field 't_start': t_start=5000.0 lies outside the domain [-1.0, 999.0]"),
     ("format", "is not a pndmkit solver file (field 'format' is 'pndmkit-checkpoint'"),
     ("schedule spec", "has a bad field 'schedule_spec': it describes LinearVP(beta_min=0.1, beta_max=20.0), but "
                       "field 'schedule' names DiscreteVP.linear(T=1000)"),
@@ -387,12 +394,29 @@ G, W = [999.0, 500.0, 100.0, -1.0], [[1.0], [1.5, -0.5], [1.9, -1.3, 0.4]]
     ({"fell_back": "no"}, ("fell_back",), "fell_back must be"),
     ({"seed": -1}, ("seed",), "seed must be an integer >= 0"),
     ({"noise_schedule": LinearVP()}, ("noise_schedule", "schedule"), "noise_schedule is LinearVP"),
+    ({"grid": [999.0, 500.0, 100.0, -50.0], "noise_schedule": DiscreteVP.linear()}, ("grid",),
+     "grid[3]=-50.0 lies outside the domain [-1.0, 999.0] of DiscreteVP.linear(T=1000)"),
+    ({"grid": [2000.0, 500.0, 100.0, -1.0], "t_start": 2000.0, "noise_schedule": DiscreteVP.linear()},
+     ("t_start",), "t_start=2000.0 lies outside the domain"),
 ])
 def test_fitted_solver_fields_are_checked_by_name(kwargs, params, shown):
     base = dict(grid=G, weights=W, t_start=999.0, schedule="DiscreteVP.linear(T=1000)")
     with pytest.raises(UsageError) as info:
         FittedSolver(**{**base, **kwargs})
     assert info.value.params == params and shown in str(info.value), info.value
+
+
+def test_a_solver_made_without_its_schedule_checks_its_times_when_given_one():
+    """The key alone says nothing of the domain: the times are checked against the schedule when it is given."""
+    keyless = FittedSolver(grid=[999.0, 500.0, 100.0, -50.0], weights=W, t_start=999.0,
+                           schedule="DiscreteVP.linear(T=1000)")
+    for call in (lambda: keyless.integrator(DiscreteVP.linear()),
+                 lambda: keyless.sample(_model(DiscreteVP.linear()), np.zeros((1, 1)), schedule=DiscreteVP.linear())):
+        with pytest.raises(UsageError) as info:
+            call()
+        assert info.value.params == ("grid",) and "grid[3]=-50.0 lies outside the domain" in str(info.value)
+    inside = FittedSolver(grid=G, weights=W, t_start=999.0, schedule="DiscreteVP.linear(T=1000)")
+    assert inside.integrator(DiscreteVP.linear()).estimator.weights == tuple(map(tuple, W))
 
 
 def test_fitted_solver_sample_refuses_what_the_solver_sets_and_other_schedules(fitted):

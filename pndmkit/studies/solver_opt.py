@@ -108,6 +108,17 @@ def fitted_integrator(weights: Sequence[Sequence[float]], schedule: NoiseSchedul
     return Integrator(TabulatedMultistep(weights), transfer, name)
 
 
+def _check_domain(schedule: NoiseSchedule, grid: NDArray[np.float64], t_start: float) -> None:
+    """Refuse a solver whose ``t_start`` or ``grid`` leaves ``schedule``'s domain, naming that field (a solver made
+    with its schedule is checked when made; one made with the key alone, when it is given the schedule)."""
+    for name, value in (("t_start", t_start), ("grid", grid)):
+        try:
+            schedule.check_time(value, name)
+        except ValueError as exc:
+            raise UsageError(name, f"{exc}: a fitted solver's {name} lies in the domain of the schedule it was "
+                                   "fitted on") from None
+
+
 @dataclass(frozen=True, eq=False)
 class FittedSolver:
     """A fitted sampler to run or save: a grid, a weight table made for it, the noise's time and the schedule.
@@ -122,7 +133,9 @@ class FittedSolver:
     ----------
     grid : sequence of float
         ``len(weights) + 1`` finite, strictly decreasing times in the schedule's units, the first at or below
-        ``t_start`` (kept as a read-only float64 array).
+        ``t_start``, all inside the schedule's domain (:meth:`~pndmkit.schedules.NoiseSchedule.check_time`:
+        checked here where ``noise_schedule`` is given, else when a schedule is, by :meth:`integrator` or
+        :meth:`sample`); kept as a read-only float64 array.
     weights : sequence of sequences of float
         One row per step: row ``i`` holds 1 to ``i + 1`` finite weights on the gradients of steps ``i, i - 1, ...``,
         each at most :data:`~pndmkit.adams.MAX_TABLE_WEIGHT` (``1e6``) in magnitude
@@ -130,7 +143,8 @@ class FittedSolver:
         fits at most 4 weights a row (``min(i + 1, 4)``, as iPNDM's rows); a table written otherwise may use up
         to ``i + 1``.
     t_start : float
-        The time the noise ``x_T`` is drawn at, in the schedule's units. Where :attr:`grid` starts below it, the noise
+        The time the noise ``x_T`` is drawn at, in the schedule's units, inside its domain (checked as ``grid``
+        is). Where :attr:`grid` starts below it, the noise
         is taken as the state at the grid's first time (:func:`~pndmkit.studies.grid_opt.noise_at`).
     schedule : str
         :func:`~pndmkit.schedules.schedule_key` of the schedule the solver was fitted on.
@@ -221,6 +235,7 @@ class FittedSolver:
                 raise UsageError(("noise_schedule", "schedule"),
                                  f"noise_schedule is {schedule_key(self.noise_schedule)}, but schedule names "
                                  f"{self.schedule}: give the schedule object the key names")
+            _check_domain(self.noise_schedule, grid, t_start)
         for name, value in (("grid", grid), ("weights", rows), ("t_start", t_start), ("nfe", nfe),
                             ("fell_back", bool(self.fell_back)), *errors.items(), *counts.items()):
             object.__setattr__(self, name, value)
@@ -255,6 +270,8 @@ class FittedSolver:
         if schedule_key(schedule) != self.schedule:
             raise UsageError("schedule", f"this solver was fitted on {self.schedule}, not {schedule_key(schedule)}: "
                                          f"its weights hold for that schedule's grid only")
+        if schedule is not self.noise_schedule:
+            _check_domain(schedule, self.grid, self.t_start)
         return schedule
 
     def integrator(self, schedule: Optional[NoiseSchedule] = None) -> Integrator:
@@ -265,7 +282,8 @@ class FittedSolver:
         ------
         UsageError
             Naming ``schedule``: it is not the one the solver was fitted on (by
-            :func:`~pndmkit.schedules.schedule_key`), or none is given and the solver holds none.
+            :func:`~pndmkit.schedules.schedule_key`), or none is given and the solver holds none; naming ``grid``
+            or ``t_start``: the solver's field leaves the schedule's domain (a solver made without its schedule).
         """
         return fitted_integrator(self.weights, self._schedule_for(schedule))
 
@@ -292,7 +310,9 @@ class FittedSolver:
         Raises
         ------
         UsageError
-            A schedule other than the fitted one (naming ``schedule``), or a keyword the solver sets (naming it).
+            A schedule other than the fitted one (naming ``schedule``), a keyword the solver sets (naming it), or
+            (a solver made without its schedule) a ``grid`` or ``t_start`` of the solver outside the schedule's
+            domain (naming that field).
         """
         taken = sorted(set(kwargs) & set(_SET_BY_SOLVER))
         if taken:
@@ -394,8 +414,10 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
     pndmkit.errors.BadFileError
         One line naming the file and the field at fault: not a file, not JSON (e.g. cut short), not a solver file
         (``format``, ``version``), a missing field, or a field that breaks a rule of :class:`FittedSolver` (a row
-        of the wrong length, a non-finite weight, a grid that does not decrease or has not ``rows + 1`` times, a
-        ``schedule_spec`` that does not rebuild the schedule ``schedule`` names, ...).
+        of the wrong length, a non-finite weight or one beyond :data:`~pndmkit.adams.MAX_TABLE_WEIGHT`, a grid
+        that does not decrease or has not ``rows + 1`` times, a ``grid`` or ``t_start`` outside the domain of the
+        schedule ``schedule_spec`` describes, a ``schedule_spec`` that does not rebuild the schedule ``schedule``
+        names, ...).
     """
     path = Path(path)
     fix = "restore the file or fit the solver again (pndmkit grid fit --out FILE)"
@@ -420,11 +442,13 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
         noise_schedule = schedule_from_dict(data["schedule_spec"])
     except (TypeError, ValueError) as exc:
         raise BadFileError(path, f"solver file {path} has a bad field 'schedule_spec': {exc}; {fix}") from None
+    def bad_field(exc: UsageError) -> BadFileError:
+        return BadFileError(path, f"solver file {path} has a bad field {exc.params[0]!r}: {exc.message}; {fix}")
+
     try:
         solver = FittedSolver(**{name: data[name] for name in names})
     except UsageError as exc:
-        raise BadFileError(path, f"solver file {path} has a bad field {exc.params[0]!r}: {exc.message}; {fix}") \
-            from None
+        raise bad_field(exc) from None
     if schedule_key(noise_schedule) != solver.schedule:
         raise BadFileError(path, f"solver file {path} has a bad field 'schedule_spec': it describes "
                                  f"{schedule_key(noise_schedule)}, but field 'schedule' names {solver.schedule}; {fix}")
@@ -432,7 +456,10 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
     if steps != solver.steps:
         raise BadFileError(path, f"solver file {path} has a bad field 'steps': {steps!r}, but weights has "
                                  f"{solver.steps} rows; {fix}")
-    return FittedSolver(**{name: getattr(solver, name) for name in names}, noise_schedule=noise_schedule)
+    try:  # the times against the schedule's domain
+        return FittedSolver(**{name: getattr(solver, name) for name in names}, noise_schedule=noise_schedule)
+    except UsageError as exc:
+        raise bad_field(exc) from None
 
 
 @dataclass(frozen=True, eq=False)
