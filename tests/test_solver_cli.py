@@ -306,7 +306,6 @@ def test_sample_solver_refuses_a_checkpoint_of_another_schedule(solver_file, tmp
     (["--nfe", "3", "--grid-maxfev", "0"], "--grid-maxfev: expected an integer >= 1, got '0'"),
     (["--nfe", "3", "--maxfev", "99999999"], "--maxfev: maxfev must be at most"),
     (["--nfe", "3", "--grid-maxfev", "99999999"], "--grid-maxfev: grid_maxfev must be at most"),
-    (["--nfe", "1", "--first-time", "fixed"], "--nfe: --nfe 1 buys ipndm one step"),
     (["--nfe", "3", "--calibration", "0"], "--calibration: expected an integer >= 1, got '0'"),
     (["--nfe", "3", "--cache", "x"], "--cache: --cache DIR holds a network's references; it needs --model"),
     (["--nfe", "3", "--device", "cpu"], "--device: --device applies to a network; it needs --model"),
@@ -316,6 +315,21 @@ def test_grid_fit_bad_options_are_named_and_write_nothing(tmp_path, usage_error,
     out = tmp_path / "s.json"
     err = usage_error(["grid", "fit", "--problem", "gmm1d", *args, "--out", str(out)])
     assert expected in err and not out.exists(), err
+
+
+def test_grid_fit_one_step_with_the_first_time_fixed_fits_its_weight(tmp_path, run_cli):
+    """One step from the noise's time: no grid to move, but the step's weight is fitted, as the API does."""
+    out = tmp_path / "one.json"
+    kw = dict(first_time="fixed", calibration=8, heldout=8)
+    code, stdout, err = run_cli(["grid", "fit", "--problem", "gmm1d", "--nfe", "1", "--first-time", "fixed",
+                                 "--calibration", "8", "--heldout", "8", "--out", str(out)])
+    assert code == 0, err
+    api = optimize_solver("gmm1d", 1, **kw)
+    loaded = load_solver(out)
+    assert loaded == api.fitted and not loaded.fell_back and loaded.weights != ((1.0,),)
+    assert loaded.grid.tolist() == [999.0, -1.0] and api.grid_result.evaluations == 0
+    assert loaded.heldout_error < 0.5 * api.baseline_error  # the one weight cuts the error (0.503 -> 0.059)
+    assert stdout.startswith("fitted solver at NFE 1 (1 step, ")
 
 
 def test_grid_fit_out_is_checked_before_the_fit(tmp_path, usage_error, monkeypatch):

@@ -121,7 +121,9 @@ def run_fit(args: argparse.Namespace) -> int:
 
     _check_target(args)
     out = _check_out(args)
-    _check_steps(BASE_METHOD, args.nfe, args.first_time)  # before any reference: they cost minutes
+    # before any reference: they cost minutes. One step is no refusal here even with --first-time fixed: the grid
+    # search then has nothing to move, but the fit still has the step's weight
+    _check_steps(BASE_METHOD, args.nfe, "free")
     with _model_errors(), warnings.catch_warnings():  # the report says it
         warnings.simplefilter("ignore", SolverFallbackWarning)
         warnings.simplefilter("ignore", GridFallbackWarning)
@@ -162,8 +164,9 @@ def _fit_report(result: Any) -> str:
 
 def _check_steps(method: str, nfe: int, first_time: str = "fixed") -> int:
     """The steps an NFE budget buys ``method``; with ``first_time="fixed"`` a budget of less than two steps is
-    refused before any work: one step's grid is then its two end times, which leaves nothing to optimise (the API
-    hands such a run back, marked). With a free first time that time is the one parameter of a one-step grid."""
+    refused before any work: one step's grid is then its two end times, which leaves no grid to optimise (the API
+    hands such a run back, marked). With a free first time that time is the one parameter of a one-step grid.
+    (``grid fit`` passes ``"free"`` here whatever its ``--first-time``: one step's weight is still fitted.)"""
     from pndmkit.methods import get_method, steps_for_nfe
 
     spec = get_method(method)
@@ -300,8 +303,9 @@ def _fit_network(args: argparse.Namespace):
     from pndmkit.studies.solver_opt import BASE_METHOD, default_maxfev, optimize_solver
 
     steps = args.nfe  # iPNDM: one evaluation a step
-    grid_runs = args.grid_maxfev or 100 * max(1, (check_degree(AUTO_DEGREE, steps) if steps > 1 else 0)
-                                              + (args.first_time == "free"))
+    grid_parameters = (check_degree(AUTO_DEGREE, steps) if steps > 1 else 0) + (args.first_time == "free")
+    # one step from the noise's time: no grid to search (the fit still has its weight)
+    grid_runs = (args.grid_maxfev or 100 * grid_parameters) if grid_parameters else 0
     runs = grid_runs + (args.maxfev or default_maxfev(steps, args.first_time))
 
     def plan(calibration: int, heldout: int, monitor: Any) -> tuple[int, str]:

@@ -579,7 +579,8 @@ class OptimizedSolver:
         """A few lines: the cut against the grid search and the built-in grid, with intervals and the fallback."""
         lo, hi = self.heldout_interval
         blo, bhi = self.builtin_interval
-        lines = [f"fitted solver at NFE {self.nfe} ({self.steps} steps, {self.evaluations} calibration runs on "
+        steps = f"{self.steps} step" + ("s" if self.steps != 1 else "")
+        lines = [f"fitted solver at NFE {self.nfe} ({steps}, {self.evaluations} calibration runs on "
                  f"{self.calibration} noises; held out on {self.heldout})",
                  f"  held-out RMS error {self.heldout_error:.4g}: {100 * self.reduction:.1f}% "
                  f"[{100 * lo:.1f}, {100 * hi:.1f}] below {BASE_METHOD} on its optimised grid "
