@@ -218,3 +218,28 @@ def test_solver_maxfev_bounds_the_weight_search_and_is_refused_alone(tmp_path, c
         assert "--optimize-solver-maxfev tunes --optimized-solvers, which is not given" in err
     with pytest.raises(UsageError, match="optimize_solver_maxfev must be an integer >= 1"):
         cmp.CompareConfig(optimized_solvers=True, optimize_solver_maxfev=0)
+
+
+def test_budgets_above_the_searches_bound_are_refused_up_front(usage_error, monkeypatch):
+    """The searches take at most grid_opt.MAX_NOISES runs: a larger budget is refused by CompareConfig, naming its
+    field, and by the command line naming the option, before any fit starts."""
+    from pndmkit.studies import solver_opt
+    from pndmkit.studies.grid_opt import MAX_NOISES
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a fit started")
+
+    monkeypatch.setattr(solver_opt, "optimize_solver", no_fit)
+    for name in ("optimize_maxfev", "optimize_solver_maxfev"):
+        assert getattr(cmp.CompareConfig(optimized_solvers=True, **{name: MAX_NOISES}), name) == MAX_NOISES
+        with pytest.raises(UsageError) as info:
+            cmp.CompareConfig(optimized_solvers=True, **{name: MAX_NOISES + 1})
+        assert info.value.params == (name,) and f"{name} must be at most {MAX_NOISES}, got {MAX_NOISES + 1}" in str(
+            info.value)
+    argv = ["compare", "--problem", "gmm1d", "--schedule", "linear-vp", "--nfe", "3", "--n", "16", "--methods",
+            "ddim", "ipndm", "--no-grids", "--peers", "--optimized-solvers"]
+    err = usage_error([*argv, "--optimize-solver-maxfev", "1000001"])
+    assert err.startswith("pndmkit compare: error: --optimize-solver-maxfev: optimize_solver_maxfev must be at most "
+                          "1000000, got 1000001"), err
+    err = usage_error([*argv, "--optimize-maxfev", "2000000"])
+    assert err.startswith("pndmkit compare: error: --optimize-maxfev: optimize_maxfev must be at most 1000000"), err

@@ -268,7 +268,8 @@ class CompareConfig:
         what the fitted solver is set against.
     optimize_maxfev : int
         Bound on each grid optimisation's sampling runs on the calibration noises (Nelder-Mead's ``maxfev``); for
-        a fitted solver, the bound of the grid search it starts from (``grid_maxfev``).
+        a fitted solver, the bound of the grid search it starts from (``grid_maxfev``). At most
+        :data:`pndmkit.studies.grid_opt.MAX_NOISES` (1000000), as the searches take.
     optimize_solver_maxfev : int, optional
         Bound on each fitted solver's weight search (runs on the calibration noises, the Jacobian's included;
         ``maxfev`` of :func:`~pndmkit.studies.solver_opt.optimize_solver`). Default ``None``: its own default,
@@ -338,6 +339,8 @@ class CompareConfig:
         self._check_optimized_grids()
         self._check_optimized_solvers()
         self._check_candidates()
+        from pndmkit.studies.grid_opt import MAX_NOISES
+
         for name, low in (("nfes", 1), ("n", 1), ("seed", 0), ("optimize_maxfev", 1), ("optimize_calibration", 1),
                           ("optimize_solver_maxfev", 1)):
             values = getattr(self, name)
@@ -345,8 +348,10 @@ class CompareConfig:
                 if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                     raise UsageError(name, f"{name} must be {'integers' if name == 'nfes' else 'an integer'} "
                                            f">= {low}, got {v!r}")
+                if name in ("optimize_maxfev", "optimize_solver_maxfev") and v > MAX_NOISES:
+                    # the searches' own bound, checked here before any run is planned
+                    raise UsageError(name, f"{name} must be at most {MAX_NOISES}, got {v!r}")
         _once("nfes", self.nfes)  # a repeated NFE would run and report its row twice
-        from pndmkit.studies.grid_opt import MAX_NOISES
 
         if self.optimize_first_time not in ("fixed", "free"):
             raise UsageError("optimize_first_time", f"optimize_first_time must be 'fixed' or 'free', got "
