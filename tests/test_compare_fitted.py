@@ -185,7 +185,10 @@ def test_the_command_line_round_trips_the_option_and_writes_the_fitted_solvers(t
     lines = text.out.splitlines()
     head = lines.index("fitted solvers (apart from the table above; error / error ratios as above):")
     assert lines[head + 2].split()[:3] == ["3", "ipndm-fitted", "(3)"]
-    saved = json.loads((out / "compare.json").read_text())
+    def refuse(constant):
+        raise AssertionError(f"{constant} in compare.json: no strict JSON")
+
+    saved = json.loads((out / "compare.json").read_text(), parse_constant=refuse)
     assert saved["config"]["optimized_solvers"] is True and saved["config"]["optimized_grids"] is False
     assert (saved["config"]["optimize_maxfev"], saved["config"]["optimize_calibration"]) == (20, 8)
     (fitted,) = saved["fitted_solvers"]

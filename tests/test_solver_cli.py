@@ -92,6 +92,39 @@ def test_grid_fit_json_prints_the_fit_and_writes_the_file_first(fitted, tmp_path
     assert printed == json.loads(json.dumps(fitted.to_dict())) and load_solver(out) == fitted.fitted
 
 
+def _strict_json(text):
+    """``json.loads`` that refuses NaN and Infinity, which strict JSON has not."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is no strict JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_grid_fit_json_on_a_fallback_is_strict_json_and_says_which_solver_each_error_is(tmp_path, run_cli):
+    """4 held-out noises give no interval (nan), so the fit falls back: null intervals, the handed-back table
+    (iPNDM's) apart from the searched one, and the errors of each."""
+    out = tmp_path / "s.json"
+    code, stdout, err = run_cli(["grid", "fit", *FIT_ARGS, "--out", str(out), "--json"])
+    assert code == 0, err
+    printed = _strict_json(stdout)
+    assert printed["fell_back"] and printed["heldout_interval"] == [None, None]
+    assert printed["builtin_interval"] == [None, None]
+    assert printed["weights"] == [list(r) for r in adams_bashforth_table(3)]
+    assert printed["searched_weights"] != printed["weights"] and len(printed["searched_grid"]) == 4
+    saved = _strict_json(out.read_text())
+    assert saved["weights"] == printed["weights"] and saved["grid"] == printed["grid"]
+    assert (saved["calibration_error"], saved["heldout_error"]) == (printed["handed_back_calibration_error"],
+                                                                    printed["handed_back_heldout_error"])
+    assert printed["handed_back_heldout_error"] == printed["baseline_error"] != printed["heldout_error"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        api = optimize_solver("gmm1d", 3, **FIT)
+    assert printed["searched_weights"] == [list(r) for r in api.searched_weights]
+    assert printed["heldout_error"] == api.heldout_error  # the searched fit's, not the handed-back solver's
+
+
 def test_a_loaded_solver_samples_as_the_fit_did_bit_for_bit(fitted, solver_file):
     loaded = load_solver(solver_file)
     schedule = loaded.noise_schedule

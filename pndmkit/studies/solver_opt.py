@@ -477,14 +477,16 @@ class OptimizedSolver:
         The weight table handed back: the fitted one, or iPNDM's (:func:`~pndmkit.adams.adams_bashforth_table`)
         where it fell back.
     calibration_error, heldout_error : float
-        RMS end-point error of the fitted solver on the calibration and held-out noises.
+        RMS end-point error of the searched fit (:attr:`searched_grid`, :attr:`searched_weights`) on the calibration
+        and held-out noises, whether or not it is handed back (the handed-back solver's are :attr:`fitted`'s).
     baseline_error : float
         Held-out RMS error of the grid search's solver (iPNDM on :attr:`grid_result`'s grid), the baseline of
         :attr:`heldout_interval`.
     builtin_error, builtin_kind : float, str
         Held-out RMS error of iPNDM on its best built-in grid, and that grid's kind.
     heldout_interval : (float, float)
-        95% paired bootstrap interval of the fitted solver's held-out cut against the baseline.
+        95% paired bootstrap interval of the searched fit's held-out cut against the baseline (``nan``: too few
+        held-out noises for one).
     builtin_interval : (float, float)
         The same against iPNDM on its best built-in grid.
     evaluations : int
@@ -594,17 +596,40 @@ class OptimizedSolver:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields: the handed-back grid and weights, the errors, intervals and the fallback."""
+        """JSON-ready fields (strict JSON: a ``nan`` or infinite number, such as the interval of a cut on too few
+        held-out noises, is ``None``).
+
+        Which numbers belong to which solver:
+
+        - ``grid``, ``weights``: the solver handed back (:attr:`fitted`: the searched fit, or where ``fell_back``
+          iPNDM's weights on the grid search's grid); ``handed_back_calibration_error`` and
+          ``handed_back_heldout_error`` are its RMS errors (those a saved solver file records);
+        - ``searched_grid``, ``searched_weights``: the fit the weight search found, handed back or not;
+          ``calibration_error``, ``heldout_error`` and the intervals ``heldout_interval``, ``builtin_interval`` are
+          that fit's, whether or not it was handed back;
+        - ``baseline_error``, ``baseline_calibration_error``: iPNDM on the grid search's grid (what a fallback hands
+          back); ``builtin_error``: iPNDM on its best built-in grid, ``builtin_kind``.
+        """
+        def number(value: float) -> Optional[float]:
+            return float(value) if math.isfinite(value) else None
+
+        back = self.fell_back  # the handed-back solver's errors, as :attr:`fitted` records them
         return {"nfe": self.nfe, "steps": self.steps, "grid": [float(t) for t in self.grid],
-                "weights": [list(r) for r in self.weights], "calibration_error": self.calibration_error,
-                "heldout_error": self.heldout_error, "baseline_error": self.baseline_error,
-                "builtin_error": self.builtin_error, "builtin_kind": self.builtin_kind,
-                "heldout_interval": list(self.heldout_interval), "builtin_interval": list(self.builtin_interval),
+                "weights": [list(r) for r in self.weights],
+                "searched_grid": [float(t) for t in self.searched_grid],
+                "searched_weights": [list(r) for r in self.searched_weights],
+                "calibration_error": number(self.calibration_error), "heldout_error": number(self.heldout_error),
+                "handed_back_calibration_error": number(self.baseline_calibration_error if back
+                                                        else self.calibration_error),
+                "handed_back_heldout_error": number(self.baseline_error if back else self.heldout_error),
+                "baseline_error": number(self.baseline_error), "builtin_error": number(self.builtin_error),
+                "builtin_kind": self.builtin_kind, "heldout_interval": [number(v) for v in self.heldout_interval],
+                "builtin_interval": [number(v) for v in self.builtin_interval],
                 "evaluations": self.evaluations, "grid_evaluations": self.grid_result.evaluations,
                 "fell_back": self.fell_back, "fallback_reason": self.fallback_reason,
                 "first_time": self.first_time, "t_start": self.t_start, "schedule": self.schedule,
                 "calibration": self.calibration, "heldout": self.heldout, "seed": self.seed, "stopped": self.stopped,
-                "baseline_calibration_error": self.baseline_calibration_error}
+                "baseline_calibration_error": number(self.baseline_calibration_error)}
 
 
 def default_maxfev(nfe: int, first_time: str = "free") -> int:
