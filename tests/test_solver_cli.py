@@ -263,6 +263,10 @@ def _damage(data: dict, edit: str) -> str:
         data["grid"][-1] = -50.0
     elif edit == "t_start above the domain":
         data["t_start"] = 5000.0
+    elif edit == "no version":
+        del data["version"]
+    elif edit == "unknown field":
+        data["step"] = 4  # a misspelt field
     elif edit == "format":
         data["format"] = "pndmkit-checkpoint"
     elif edit == "schedule spec":
@@ -283,6 +287,8 @@ DAMAGES = [
     ("grid below the domain", "has a bad field 'grid': grid[3]=-50.0 lies outside the domain [-1.0, 999.0] of "
                               "DiscreteVP.linear(T=1000)"),
     ("t_start above the domain", "has a bad field 't_start': t_start=5000.0 lies outside the domain [-1.0, 999.0]"),
+    ("no version", "has no field 'version' (this pndmkit reads version 1)"),
+    ("unknown field", "has unknown field 'step' (a version 1 solver file holds only format, version, nfe, steps, "),
     ("format", "is not a pndmkit solver file (field 'format' is 'pndmkit-checkpoint'"),
     ("schedule spec", "has a bad field 'schedule_spec': it describes LinearVP(beta_min=0.1, beta_max=20.0), but "
                       "field 'schedule' names DiscreteVP.linear(T=1000)"),
@@ -301,6 +307,19 @@ def test_a_damaged_solver_file_is_named_with_its_field(solver_file, tmp_path, us
     err = usage_error(["sample", "--solver", str(bad), "--out", str(tmp_path / "o"), "--no-progress"])
     assert err.startswith(f"pndmkit sample: error: --solver: solver file {bad} ") and expected in err, err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("path", [None, 3, ""])
+def test_load_solver_names_a_path_that_is_not_one(path):
+    with pytest.raises(UsageError) as info:
+        load_solver(path)
+    assert info.value.params == ("path",) and f"got {path!r}" in str(info.value)
+
+
+def test_the_solver_file_holds_exactly_its_documented_fields(solver_file):
+    from pndmkit.studies.solver_opt import SOLVER_FIELDS
+
+    assert sorted(json.loads(solver_file.read_text())) == sorted(SOLVER_FIELDS)
 
 
 def test_a_missing_or_folder_solver_file_is_named(tmp_path, usage_error):

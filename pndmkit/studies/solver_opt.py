@@ -66,7 +66,7 @@ from pndmkit.studies.targets import StudyTarget
 
 __all__ = ["OptimizedSolver", "SolverFallbackWarning", "optimize_solver", "BASE_METHOD", "fitted_integrator",
            "FittedSolver", "save_solver", "load_solver", "default_maxfev", "SOLVER_FORMAT", "SOLVER_VERSION",
-           "FITTED_NAME"]
+           "SOLVER_FIELDS", "FITTED_NAME"]
 
 #: most floats of the residuals' Jacobian (residuals times parameters plus one) before a sample's residuals are
 #: grouped into sums of squares (:func:`optimize_solver`)
@@ -80,6 +80,10 @@ FITTED_NAME = BASE_METHOD + "-fitted"
 
 #: the ``format`` field of a solver file (:func:`save_solver`) and the version of its layout
 SOLVER_FORMAT, SOLVER_VERSION = "pndmkit-fitted-solver", 1
+
+#: every field of a solver file of :data:`SOLVER_VERSION` (``steps`` may be missing; any other field is refused)
+SOLVER_FIELDS = ("format", "version", "nfe", "steps", "grid", "weights", "t_start", "schedule", "schedule_spec",
+                 "calibration_error", "heldout_error", "fell_back", "problem", "calibration", "heldout", "seed")
 
 
 class SolverFallbackWarning(GridFallbackWarning):
@@ -409,16 +413,22 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
 
     Raises
     ------
+    UsageError
+        Naming ``path``: it is not a path (``None``, a number, an empty string).
     FileNotFoundError
         No such file.
     pndmkit.errors.BadFileError
         One line naming the file and the field at fault: not a file, not JSON (e.g. cut short), not a solver file
-        (``format``, ``version``), a missing field, or a field that breaks a rule of :class:`FittedSolver` (a row
+        (``format``, a missing or other ``version``), a missing field, a field a solver file does not hold
+        (:data:`SOLVER_FIELDS`: an unknown field is refused, not ignored), or a field that breaks a rule of :class:`FittedSolver` (a row
         of the wrong length, a non-finite weight or one beyond :data:`~pndmkit.adams.MAX_TABLE_WEIGHT`, a grid
         that does not decrease or has not ``rows + 1`` times, a ``grid`` or ``t_start`` outside the domain of the
         schedule ``schedule_spec`` describes, a ``schedule_spec`` that does not rebuild the schedule ``schedule``
         names, ...).
     """
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise UsageError("path", f"path must be the solver file's path (a non-empty str or os.PathLike), got "
+                                 f"{path!r}")
     path = Path(path)
     fix = "restore the file or fit the solver again (pndmkit grid fit --out FILE)"
     if not path.exists():
@@ -430,14 +440,21 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
         raise BadFileError(path, f"solver file {path} is not a pndmkit solver file (field 'format' is "
                                  f"{data.get('format')!r}, {SOLVER_FORMAT!r} expected); pass a file that save_solver "
                                  "or pndmkit grid fit wrote")
-    if data.get("version") != SOLVER_VERSION:
-        raise BadFileError(path, f"solver file {path} has field 'version' {data.get('version')!r}; this pndmkit reads "
+    if "version" not in data:
+        raise BadFileError(path, f"solver file {path} has no field 'version' (this pndmkit reads version "
+                                 f"{SOLVER_VERSION}); {fix}")
+    if data["version"] != SOLVER_VERSION:
+        raise BadFileError(path, f"solver file {path} has field 'version' {data['version']!r}; this pndmkit reads "
                                  f"version {SOLVER_VERSION}")
     names = ("grid", "weights", "t_start", "schedule", "nfe", "calibration_error", "heldout_error", "fell_back",
              "problem", "calibration", "heldout", "seed")
     missing = [name for name in (*names, "schedule_spec") if name not in data]
     if missing:
         raise BadFileError(path, f"solver file {path} has no field {missing[0]!r}; {fix}")
+    unknown = sorted(set(data) - set(SOLVER_FIELDS))
+    if unknown:  # a misspelt or foreign field would otherwise be dropped without a word
+        raise BadFileError(path, f"solver file {path} has unknown field {unknown[0]!r} (a version {SOLVER_VERSION} "
+                                 f"solver file holds only {', '.join(SOLVER_FIELDS)}); remove it, or {fix}")
     try:
         noise_schedule = schedule_from_dict(data["schedule_spec"])
     except (TypeError, ValueError) as exc:
