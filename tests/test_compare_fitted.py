@@ -246,3 +246,29 @@ def test_budgets_above_the_searches_bound_are_refused_up_front(usage_error, monk
                           "1000000, got 1000001"), err
     err = usage_error([*argv, "--optimize-maxfev", "2000000"])
     assert err.startswith("pndmkit compare: error: --optimize-maxfev: optimize_maxfev must be at most 1000000"), err
+
+
+
+@pytest.mark.parametrize("solver_maxfev, budget", [
+    (None, "at most 360 runs at NFE 3, 720 runs at NFE 5 (40 x (P + 1) for P parameters, at least 200)"),
+    (7, "at most 7 runs")])
+def test_the_plan_line_states_the_weight_search_s_budget(monkeypatch, solver_maxfev, budget):
+    """The weight search's bound in the log: the one given, else its default (default_maxfev) at each NFE."""
+    from pndmkit.studies import solver_opt
+
+    class Planned(Exception):
+        pass
+
+    def no_fit(*args, **kwargs):
+        raise Planned
+
+    monkeypatch.setattr(solver_opt, "optimize_solver", no_fit)
+    assert [solver_opt.default_maxfev(n, "fixed") for n in (3, 5)] == [360, 720]
+    cfg = cmp.CompareConfig(problems=("gmm1d",), schedules=("linear-vp",), nfes=(3, 5), methods=("ipndm",),
+                            optimized_solvers=True, optimize_maxfev=5, optimize_calibration=8,
+                            optimize_solver_maxfev=solver_maxfev)
+    lines = []
+    with pytest.raises(Planned):
+        cmp._plan_fitted("gmm1d", LinearVP(), cfg, lines.append)
+    assert lines == [f"  fitting ipndm's grid and step weights (ipndm-fitted): its grid search at most 5 runs, then "
+                     f"the weight search, {budget}, on 8 calibration noises per NFE, first time fixed"]

@@ -252,11 +252,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "compare.json holds each one's times and weights (fitted_solvers)")
     p.add_argument("--optimize-maxfev", type=positive_int, metavar="N",
                    help=f"--optimized-grids: runs per optimisation, at most; --optimized-solvers: runs of the grid "
-                        f"search each fit starts from, at most (its weight search has optimize_solver's default "
-                        f"budget) (default {CompareConfig.optimize_maxfev})")
+                        f"search each fit starts from, at most (its weight search has its own bound, "
+                        f"--optimize-solver-maxfev) (default {CompareConfig.optimize_maxfev}; at most "
+                        f"{MAX_NOISES})")
     p.add_argument("--optimize-solver-maxfev", type=positive_int, metavar="N",
                    help="--optimized-solvers: runs of each weight search, at most, the Jacobian's included (default: "
-                        "40 per parameter, about 160 per step)")
+                        "40 x (P + 1), at least 200, P the grid's parameters, the first time if free and the table's "
+                        "weights: 720 at NFE 5 with the first time fixed, as here by default, 760 free; at most "
+                        f"{MAX_NOISES})")
     p.add_argument("--optimize-calibration", type=positive_int, metavar="N",
                    help=f"--optimized-grids, --optimized-solvers: calibration noises per optimisation (default "
                         f"{CompareConfig.optimize_calibration})")

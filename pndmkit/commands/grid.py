@@ -418,7 +418,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_target_options(f, "the solver")
     f.add_argument("--maxfev", type=positive_int, default=None,
                    help="sampling runs of the weight search on the calibration noises, its Jacobian's included "
-                        "(default: 40 per parameter plus one, at least 200: 760 at NFE 5 with --first-time free)")
+                        "(default: 40 x (P + 1), at least 200, P the grid's parameters, the first time if free and "
+                        "the table's weights: 760 at NFE 5 with --first-time free, 720 with it fixed)")
     f.add_argument("--grid-maxfev", type=positive_int, default=None,
                    help="--maxfev of the grid search the fit starts from (default: grid optimize's, 100 per grid "
                         "parameter)")

@@ -272,8 +272,12 @@ class CompareConfig:
         :data:`pndmkit.studies.grid_opt.MAX_NOISES` (1000000), as the searches take.
     optimize_solver_maxfev : int, optional
         Bound on each fitted solver's weight search (runs on the calibration noises, the Jacobian's included;
-        ``maxfev`` of :func:`~pndmkit.studies.solver_opt.optimize_solver`). Default ``None``: its own default,
-        40 runs per parameter (about 160 per step: 760 at NFE 5, 8000 at NFE 50).
+        ``maxfev`` of :func:`~pndmkit.studies.solver_opt.optimize_solver`), at most
+        :data:`~pndmkit.studies.grid_opt.MAX_NOISES`. Default ``None``: its own default
+        (:func:`~pndmkit.studies.solver_opt.default_maxfev`), ``40 * (P + 1)`` runs and at least 200, where ``P``
+        counts the grid family's parameters (``min(3, steps - 1)``), the first time where
+        ``optimize_first_time="free"``, and the table's weights (``min(i + 1, 4)`` in row ``i``): at NFE 5 720
+        runs with the first time fixed (the default here) and 760 with it free; at NFE 50 7920 and 7960.
     optimize_calibration : int
         Calibration noises of each optimisation (grid or fitted solver): N(0, I) draws with per-sample seeds,
         disjoint from the case's own samples, which then serve as held-out noises.
@@ -754,12 +758,14 @@ def _plan_fitted(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log:
     """
     if not cfg.optimized_solvers:
         return []
-    from pndmkit.studies.solver_opt import fitted_integrator, optimize_solver
+    from pndmkit.studies.solver_opt import default_maxfev, fitted_integrator, optimize_solver
 
+    budget = (f"at most {cfg.optimize_solver_maxfev} runs" if cfg.optimize_solver_maxfev is not None else
+              "at most " + ", ".join(f"{default_maxfev(n, cfg.optimize_first_time)} runs at NFE {n}" for n in cfg.nfes)
+              + " (40 x (P + 1) for P parameters, at least 200)")
     log(f"  fitting {FITTED_BASE}'s grid and step weights ({FITTED_METHOD}): its grid search at most "
-        f"{cfg.optimize_maxfev} runs, then the weight search, at most "
-        f"{cfg.optimize_solver_maxfev or '40 per parameter and'} runs, on {cfg.optimize_calibration} calibration noises per "
-        f"NFE, first time {cfg.optimize_first_time}")
+        f"{cfg.optimize_maxfev} runs, then the weight search, {budget}, on {cfg.optimize_calibration} calibration "
+        f"noises per NFE, first time {cfg.optimize_first_time}")
     runs = []
     for target in cfg.nfes:
         tic = time.perf_counter()

@@ -10,9 +10,12 @@ calibration noises against the reference flow. It starts from iPNDM's weights (:
 on iPNDM's optimised grid, so the search starts where :func:`~pndmkit.studies.grid_opt.optimize` ended.
 
 The objective is the same as the grid search's (RMS end-point error on the calibration noises), minimised by
-scipy's trust-region least squares (:func:`scipy.optimize.least_squares`, residuals the per-sample RMS errors,
-Jacobian by forward differences: ``P + 1`` runs per iteration for ``P`` parameters), which needs far fewer runs
-than Nelder-Mead in the 20-80 parameters of a table. The result is judged on held-out noises only, against the
+scipy's trust-region least squares (:func:`scipy.optimize.least_squares`, Jacobian by forward differences:
+``P + 1`` runs per iteration for ``P`` parameters), which needs far fewer runs than Nelder-Mead in the 20-80
+parameters of a table. Its residuals are the whole end-point error: all ``n * d`` coordinates of the ``n``
+calibration end points minus their references (scaled by ``1 / sqrt(n d)``, so their sum of squares is the
+squared RMS error); only where the Jacobian would pass :data:`RESIDUAL_LIMIT` floats is each sample's error cut
+into groups of coordinates, each replaced by its root sum of squares (the same objective, fewer residuals). The result is judged on held-out noises only, against the
 grid search's result (iPNDM on its handed-back grid) with the same 95% paired bootstrap interval
 (:func:`~pndmkit.studies.statistics.reduction_interval`); where the interval does not lie above 0 it falls back
 to that solver, saying so.
@@ -650,10 +653,12 @@ class OptimizedSolver:
 
 
 def default_maxfev(nfe: int, first_time: str = "free") -> int:
-    """The weight search's default budget of :func:`optimize_solver`: 40 runs per parameter plus one, at least 200.
+    """The weight search's default budget of :func:`optimize_solver`: ``40 * (P + 1)`` runs, at least 200.
 
-    The parameters are the grid family's (:func:`~pndmkit.studies.grid_opt.check_degree` ``"auto"``, and the first
-    time with ``first_time="free"``) and the weight table's (iPNDM's rows: ``min(i + 1, 4)`` weights in row ``i``).
+    ``P`` counts the parameters: the grid family's (:func:`~pndmkit.studies.grid_opt.check_degree` ``"auto"``:
+    ``min(3, steps - 1)``), the first time with ``first_time="free"``, and the weight table's (iPNDM's rows:
+    ``min(i + 1, 4)`` weights in row ``i``). At NFE 5: ``P = 3 + 14 = 17``, 720 runs with the first time fixed,
+    760 with it free; at NFE 50: 7920 and 7960.
 
     Parameters
     ----------
@@ -664,7 +669,7 @@ def default_maxfev(nfe: int, first_time: str = "free") -> int:
     Returns
     -------
     int
-        Sampling runs on the calibration noises (760 at NFE 5 with the first time free).
+        Sampling runs on the calibration noises (720 at NFE 5 with the first time fixed, 760 free).
 
     Raises
     ------
@@ -673,8 +678,8 @@ def default_maxfev(nfe: int, first_time: str = "free") -> int:
 
     Examples
     --------
-    >>> default_maxfev(5), default_maxfev(3, "fixed")
-    (760, 360)
+    >>> default_maxfev(5), default_maxfev(5, "fixed"), default_maxfev(3, "fixed")
+    (760, 720, 360)
     """
     with blame("nfe"):
         nfe = check_int(nfe, "nfe", minimum=1)
@@ -699,9 +704,11 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
 
     First :func:`pndmkit.studies.grid_opt.optimize` optimises iPNDM's grid (same noises and options; its budget
     ``grid_maxfev``); then the grid (the same smooth family, its first time too with ``first_time="free"``) and
-    a weight table with one row per step (row ``i`` weighs the gradients of steps ``i .. i - 3``, as iPNDM's
-    order-4 formula does, starting from iPNDM's weights) are fitted together by least squares on the calibration
-    noises' RMS end-point errors.
+    a weight table with one row per step (row ``i`` weighs the gradients of steps ``i .. max(i - 3, 0)``:
+    ``min(i + 1, 4)`` weights, as iPNDM's order-4 formula does, starting from iPNDM's weights; a table of one's
+    own, for :class:`~pndmkit.adams.TabulatedMultistep` or a solver file, may use up to ``i + 1``) are fitted
+    together by least squares on the calibration noises' end-point errors (every coordinate a residual, see
+    the module's description).
 
     Parameters
     ----------
@@ -713,8 +720,9 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         As for :func:`~pndmkit.studies.grid_opt.optimize` (the defaults: as many noises as the target's cost
         allows, :func:`~pndmkit.studies.grid_opt.default_noises`).
     maxfev : int, optional
-        Sampling runs of the weight search on the calibration noises, the Jacobian's included (default: 40 per
-        parameter plus one, at least 200: 760 at NFE 5 with the first time free).
+        Sampling runs of the weight search on the calibration noises, the Jacobian's included, at most
+        :data:`~pndmkit.studies.grid_opt.MAX_NOISES` (default :func:`default_maxfev`: ``40 * (P + 1)`` for ``P``
+        parameters, at least 200: 760 at NFE 5 with the first time free, 720 with it fixed).
     grid_maxfev : int, optional
         ``maxfev`` of the grid search (its default otherwise).
     start : str or sequence of float, optional
