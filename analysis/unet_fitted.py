@@ -21,6 +21,8 @@ import json
 import time
 import warnings
 
+from pathlib import Path
+
 import numpy as np
 
 from analysis.compare_digits_leading_multistep import Runner, judged, ratio_text, shipped_rows, write_report
@@ -41,6 +43,9 @@ def main(argv=None) -> int:
     p.add_argument("--maxfev", type=positive_int, default=300, help="weight-search runs per NFE (default 300)")
     p.add_argument("--grid-maxfev", type=positive_int, default=20,
                    help="runs of iPNDM's grid search from the start grid (default 20)")
+    p.add_argument("--continue-from", type=Path, metavar="PATH.json", default=None,
+                   help="continue the fits of an earlier run's PATH.json (its grid and weights per NFE, the grid "
+                        "search skipped); the report counts the runs of both")
     add_cache_and_out(p, RESULTS / "compare_digits_160" / "fitted", metavar="PATH",
                       writes="PATH.json and PATH.md are written")
     args = p.parse_args(argv)
@@ -52,22 +57,39 @@ def main(argv=None) -> int:
         p.error(f"--nfe {missing[0]}: no {START_METHOD} grid in {FREE_GRID.relative_to(RESULTS.parent.parent)} or no "
                 f"row in compare_digits_160 "
                 f"(NFE {sorted(set(starts) & set(shipped))} have both)")
+    earlier = {}
+    if args.continue_from is not None:
+        try:
+            earlier = {r["nfe"]: r for r in json.loads(args.continue_from.read_text())["rows"]}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            p.error(f"--continue-from {args.continue_from}: not a report of this script ({exc})")
+        missing = [n for n in args.nfe if n not in earlier]
+        if missing:
+            p.error(f"--continue-from {args.continue_from}: no row for --nfe {missing[0]} (it has {sorted(earlier)})")
     held = Runner(config["first"], config["n"], args.cache, config["seed"])
     rows = []
     for nfe in args.nfe:
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SolverFallbackWarning)  # judged below, on noises 128-287
-            res = optimize_solver("digits", nfe, calibration=96, heldout=32, cache=args.cache, start=starts[nfe],
-                                  grid_maxfev=args.grid_maxfev, maxfev=args.maxfev, fallback=False)
+            before = earlier.get(nfe)
+            res = optimize_solver("digits", nfe, calibration=96, heldout=32, cache=args.cache,
+                                  start=before["grid"] if before else starts[nfe],
+                                  start_weights=before["weights"] if before else None,
+                                  grid_maxfev=1 if before else args.grid_maxfev, maxfev=args.maxfev, fallback=False)
         seconds = time.perf_counter() - t
         best = shipped[nfe]
-        errors = {"grid": held.errors("ipndm", res.grid_result.grid),
-                  "fitted": held.errors(fitted_integrator(res.weights, held.schedule), res.grid)}
-        row = {"nfe": nfe, "start_grid": starts[nfe], "grid_search": [float(v) for v in res.grid_result.grid],
+        grid_start = before["grid_search"] if before else res.grid_result.grid
+        errors = {"ipndm_on_grid": held.errors("ipndm", grid_start),
+                  "fitted_solver": held.errors(fitted_integrator(res.weights, held.schedule), res.grid)}
+        row = {"nfe": nfe, "start_grid": starts[nfe], "grid_search": [float(v) for v in grid_start],
                "grid": [float(v) for v in res.grid], "weights": [list(w) for w in res.weights],
-               "grid_evaluations": res.grid_result.evaluations, "evaluations": res.evaluations, "seconds": seconds,
-               "calibration_error_grid": res.grid_result.calibration_error,
+               "grid_evaluations": res.grid_result.evaluations + (before["grid_evaluations"] if before else 0),
+               "evaluations": res.evaluations + (before["evaluations"] if before else 0),
+               "seconds": seconds + (before["seconds"] if before else 0.0),
+               "continued_from": str(args.continue_from) if before else None,
+               "calibration_error_grid": before["calibration_error_grid"] if before else
+               res.grid_result.calibration_error,
                "calibration_error": res.calibration_error, "heldout_96_127": res.heldout_error,
                "best_peer": f"{best['peer']['method']}, {best['peer']['option']}",
                "best_pndmkit": f"{best['pndmkit']['method']}, {best['pndmkit']['option']}"}
@@ -75,8 +97,8 @@ def main(argv=None) -> int:
         rows.append(row)
         print(f"NFE {nfe}: calibration {res.grid_result.calibration_error:.4g} (grid) -> {res.calibration_error:.4g} "
               f"(fitted; {res.grid_result.evaluations} + {res.evaluations} runs, {seconds:.0f} s); noises 128-287 / "
-              f"best peer: grid {row['grid']['to_peer']['ratio']:.3f}, fitted {row['fitted']['to_peer']['ratio']:.3f} "
-              f"{np.round(row['fitted']['to_peer']['interval'], 3)}", flush=True)
+              f"best peer: grid {row['ipndm_on_grid']['to_peer']['ratio']:.3f}, fitted "
+              f"{row['fitted_solver']['to_peer']['ratio']:.3f} {np.round(row['fitted_solver']['to_peer']['interval'], 3)}", flush=True)
     report = {"command": "python -m analysis.unet_fitted " + " ".join(argv if argv is not None else []),
               "seconds": time.perf_counter() - tic, "rows": rows}
     write_report(args.out, report, markdown)
@@ -88,18 +110,18 @@ def markdown(report: dict) -> str:
     lines = ["# Fitted solvers on the digits UNet", "",
              f"Command: `{report['command'].strip()}` ({report['seconds']:.0f} s wall on the shared 2-core machine).",
              "",
-             "grid: iPNDM on its grid searched from the unipc-3 grid of `free_grid.md` on calibration noises 0-95; "
-             "fitted: that grid and iPNDM's per-step weights fitted together on the same noises "
+             "ipndm_on_grid: iPNDM on its grid searched from the unipc-3 grid of `free_grid.md` on calibration noises 0-95; "
+             "fitted_solver: that grid and iPNDM's per-step weights fitted together on the same noises "
              "(`pndmkit.studies.solver_opt.optimize_solver`). Errors on noises 128-287 (seed 0), RMS over noises and "
              "pixels at `abar = 1` against the converged reference; ratios to the best peer and the best pndmkit run "
              "of `compare_digits_160`, with 95% paired bootstrap intervals.", "",
              "| NFE | solver | calibration error | held-out error | / best peer | / best pndmkit | runs |",
              "|---:|---|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
-        lines.append(f"| {r['nfe']} | grid | {r['calibration_error_grid']:.4e} | {r['grid']['error']:.4e} | "
-                     f"{iv(r['grid']['to_peer'])} | {iv(r['grid']['to_pndmkit'])} | {r['grid_evaluations']} |")
-        lines.append(f"| {r['nfe']} | fitted | {r['calibration_error']:.4e} | {r['fitted']['error']:.4e} | "
-                     f"{iv(r['fitted']['to_peer'])} | {iv(r['fitted']['to_pndmkit'])} | {r['evaluations']} |")
+        for name, cal, runs in (("ipndm_on_grid", r["calibration_error_grid"], r["grid_evaluations"]),
+                                ("fitted_solver", r["calibration_error"], r["evaluations"])):
+            lines.append(f"| {r['nfe']} | {name} | {cal:.4e} | {r[name]['error']:.4e} | {iv(r[name]['to_peer'])} | "
+                         f"{iv(r[name]['to_pndmkit'])} | {runs} |")
     lines += ["", "Best peer / best pndmkit of `compare_digits_160` per NFE: "
               + "; ".join(f"NFE {r['nfe']}: {r['best_peer']} / {r['best_pndmkit']}" for r in report["rows"])]
     return "\n".join(lines) + "\n"

@@ -206,3 +206,14 @@ def test_stop_early_in_the_grid_search_still_runs_the_start():
     assert res.grid_result.stopped.startswith("now") and res.evaluations == 1
     assert res.stopped.startswith("now after 1 of at most 100 runs")
     assert math.isfinite(res.calibration_error) and res.searched_weights == adams_bashforth_table(3)
+
+
+def test_start_weights_continue_a_fit():
+    kw = dict(calibration=16, heldout=16, grid_maxfev=10, fallback=False)
+    first = optimize_solver("gmm1d", 3, maxfev=40, **kw)
+    again = optimize_solver("gmm1d", 3, maxfev=1, start=first.searched_grid, start_weights=first.searched_weights,
+                            **{**kw, "grid_maxfev": 1})
+    assert again.evaluations == 1 and again.searched_weights == first.searched_weights
+    assert again.calibration_error <= first.calibration_error * (1 + 1e-12)
+    with pytest.raises(UsageError, match=r"start_weights must have rows of lengths \[1, 2, 3\]"):
+        optimize_solver("gmm1d", 3, maxfev=1, start_weights=((1.0,), (1.0,), (1.0,)), **kw)

@@ -699,7 +699,8 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
                     maxfev: Optional[int] = None, grid_maxfev: Optional[int] = None,
                     shape: Optional[Sequence[int]] = None, cache: Any = None, progress: bool = False,
                     first_time: str = "free", fallback: bool = True, rebuild_cache: bool = False,
-                    start: Any = None, stop_early: Optional[Any] = None) -> OptimizedSolver:
+                    start: Any = None, start_weights: Any = None,
+                    stop_early: Optional[Any] = None) -> OptimizedSolver:
     """Fit the grid and step weights of a multistep sampler at an NFE budget; judge them on held-out noises.
 
     First :func:`pndmkit.studies.grid_opt.optimize` optimises iPNDM's grid (same noises and options; its budget
@@ -730,6 +731,10 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         (e.g. one searched for another method on the same network; with ``first_time="free"`` it may begin below
         ``t_start``). With a small ``grid_maxfev`` the fit starts there almost at once, which saves most of the
         runs where one costs a network's evaluation of every calibration noise.
+    start_weights : sequence of sequences of float, optional
+        The table the weight search starts from (default iPNDM's, :func:`~pndmkit.adams.adams_bashforth_table`),
+        with its row lengths (``min(i + 1, 4)``): e.g. the weights of an earlier fit, continued with ``start=`` its
+        grid and a small ``grid_maxfev``. The fallback and the baselines stay iPNDM's.
     fallback : bool
         Hand back iPNDM on the grid search's grid, saying so (:class:`SolverFallbackWarning`), where the 95%
         paired bootstrap interval of the fitted solver's held-out cut against it does not lie above 0. Passed to
@@ -790,7 +795,15 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
     theta0 = np.zeros(family.size)
     if free:
         theta0[-1] = family.fraction(start_grid)
-    p0 = np.concatenate([theta0, np.zeros(sum(shape_w))])
+    delta = np.zeros(sum(shape_w))
+    if start_weights is not None:
+        with blame("start_weights"):
+            given = TabulatedMultistep(start_weights).weights
+        if [len(r) for r in given] != shape_w:
+            raise UsageError("start_weights", f"start_weights must have rows of lengths {shape_w} (iPNDM's table at "
+                                              f"{steps} steps), got {[len(r) for r in given]}")
+        delta = np.concatenate([np.subtract(g, b) for g, b in zip(given, base)])
+    p0 = np.concatenate([theta0, delta])
     budget = maxfev or default_maxfev(steps, first_time)
 
     def unpack(p: NDArray[np.float64]) -> tuple[NDArray[np.float64], tuple]:
