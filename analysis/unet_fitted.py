@@ -17,6 +17,7 @@ costs the network 96 noises x NFE evaluations (about 3 s here), a Jacobian ``4 N
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import time
 import warnings
@@ -99,7 +100,7 @@ def main(argv=None) -> int:
               f"(fitted; {res.grid_result.evaluations} + {res.evaluations} runs, {seconds:.0f} s); noises 128-287 / "
               f"best peer: grid {row['ipndm_on_grid']['to_peer']['ratio']:.3f}, fitted "
               f"{row['fitted_solver']['to_peer']['ratio']:.3f} {np.round(row['fitted_solver']['to_peer']['interval'], 3)}", flush=True)
-    report = {"command": "python -m analysis.unet_fitted " + " ".join(argv if argv is not None else []),
+    report = {"command": " ".join(["python -m analysis.unet_fitted", *(sys.argv[1:] if argv is None else argv)]),
               "seconds": time.perf_counter() - tic, "rows": rows}
     write_report(args.out, report, markdown)
     return 0
