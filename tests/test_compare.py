@@ -1152,3 +1152,22 @@ def test_readme_digits_gmm_512_sample_rows_are_the_json():
         cells = " | ".join(f"{r['rms']['vs_peer']:.2f} [{r['rms']['vs_peer_interval'][0]:.2f}, "
                            f"{r['rms']['vs_peer_interval'][1]:.2f}]" for r in rules)
         assert f"| digits-gmm, n = 512 | first time {first} | {cells} |" in readme, name
+
+
+def test_readme_fitted_solver_ratios_are_the_json():
+    """The README's fitted-solver rows (best optimised / best peer with its 95% interval, NFE 5-50) are
+    analysis/results/compare_digits_gmm_fitted_n512.json and compare_fitted.json."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    for name, label in (("compare_digits_gmm_fitted_n512", "digits-gmm, n = 512, fitted solvers"),
+                        ("compare_fitted", "mixtures (gmm2d, gmm32d x 2 schedules), fitted solvers")):
+        rows = json.loads((root / "analysis" / "results" / f"{name}.json").read_text())["by_nfe_optimized"]
+        assert list(rows) == ["5", "6", "8", "10", "15", "20", "50"]
+        cells = []
+        for row in rows.values():
+            low, high = row["vs_peer_interval"]
+            assert low <= row["vs_peer"] <= high
+            cells.append(f"{row['vs_peer']:.2f} [{low:.2f}, {high:.2f}]")
+        assert f"| {label} | {' | '.join(cells)} |" in readme, cells
