@@ -317,7 +317,7 @@ def test_load_solver_names_a_path_that_is_not_one(path):
 
 
 def test_the_solver_file_holds_exactly_its_documented_fields(solver_file):
-    from pndmkit.studies.solver_opt import SOLVER_FIELDS
+    from pndmkit.studies.solver_file import SOLVER_FIELDS
 
     assert sorted(json.loads(solver_file.read_text())) == sorted(SOLVER_FIELDS)
 

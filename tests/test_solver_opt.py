@@ -217,3 +217,11 @@ def test_start_weights_continue_a_fit():
     assert again.calibration_error <= first.calibration_error * (1 + 1e-12)
     with pytest.raises(UsageError, match=r"start_weights must have rows of lengths \[1, 2, 3\]"):
         optimize_solver("gmm1d", 3, maxfev=1, start_weights=((1.0,), (1.0,), (1.0,)), **kw)
+
+
+def test_the_file_names_are_the_solver_file_modules():
+    """The solver file lives in pndmkit.studies.solver_file; solver_opt re-exports its public names unchanged."""
+    from pndmkit.studies import solver_file
+
+    for name in solver_file.__all__:
+        assert getattr(solver_opt, name) is getattr(solver_file, name) and name in solver_opt.__all__

@@ -90,7 +90,7 @@ def _load_solver(args: argparse.Namespace):
     """``--solver FILE``, read and checked (:func:`pndmkit.studies.solver_opt.load_solver`); an option the solver
     sets itself is refused, naming both."""
     from pndmkit.errors import UsageError, blame
-    from pndmkit.studies.solver_opt import load_solver
+    from pndmkit.studies.solver_file import load_solver
 
     for dest, option in SET_BY_SOLVER.items():
         if getattr(args, dest) is not None:
