@@ -262,13 +262,12 @@ def _optimize_network(args: argparse.Namespace):
     import dataclasses
 
     from pndmkit.methods import get_method
-    from pndmkit.studies.grid_opt import BUILTIN_KINDS, check_start, optimize
+    from pndmkit.studies.grid_opt import BUILTIN_KINDS, check_start, default_grid_maxfev, optimize
     from pndmkit.studies.monitor import duration
 
     spec = get_method(args.method)
     steps = _check_steps(args.method, args.nfe, args.first_time)
-    runs = args.maxfev or 100 * max(1, (check_degree(args.degree, steps) if steps > 1 else 0)
-                                    + (args.first_time == "free"))
+    runs = args.maxfev or default_grid_maxfev(steps, args.degree, args.first_time)
 
     def plan(calibration: int, heldout: int, monitor: Any) -> tuple[int, str]:
         search = (runs + len(BUILTIN_KINDS)) * spec.nfe(steps)
@@ -298,14 +297,14 @@ def _fit_network(args: argparse.Namespace):
     Ctrl-C or ``--max-minutes`` ends with the best so far."""
     import dataclasses
 
-    from pndmkit.studies.grid_opt import BUILTIN_KINDS
+    from pndmkit.studies.grid_opt import BUILTIN_KINDS, default_grid_maxfev
     from pndmkit.studies.monitor import duration
     from pndmkit.studies.solver_opt import BASE_METHOD, default_maxfev, optimize_solver
 
     steps = args.nfe  # iPNDM: one evaluation a step
-    grid_parameters = (check_degree(AUTO_DEGREE, steps) if steps > 1 else 0) + (args.first_time == "free")
     # one step from the noise's time: no grid to search (the fit still has its weight)
-    grid_runs = (args.grid_maxfev or 100 * grid_parameters) if grid_parameters else 0
+    searched = steps > 1 or args.first_time == "free"
+    grid_runs = (args.grid_maxfev or default_grid_maxfev(steps, AUTO_DEGREE, args.first_time)) if searched else 0
     runs = grid_runs + (args.maxfev or default_maxfev(steps, args.first_time))
 
     def plan(calibration: int, heldout: int, monitor: Any) -> tuple[int, str]:

@@ -103,6 +103,7 @@ from pndmkit.methods import METHODS, MethodSpec, steps_for_nfe
 from pndmkit.schedules import SCHEDULE_ALIASES, DiscreteVP, NoiseSchedule, get_schedule
 from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.stability import StabilityWarning
+from pndmkit.studies.solver_file import BASE_METHOD, FITTED_NAME
 from pndmkit.transfers import DataTransfer
 
 __all__ = ["CompareConfig", "compare_spec", "SCHEDULES", "SAMPLE_ERRORS", "GRID_LEVELS", "GRID_RTOL",
@@ -155,12 +156,12 @@ OPTIMIZED_DEFAULT = ("ipndm", "unipc-3", "dpm-solver++-3m")
 
 #: the method name of a fitted solver's rows (``optimized_solvers``): not a registered method, and never looked up
 #: as one; :func:`pndmkit.studies.solver_opt.fitted_integrator` names its runs so
-FITTED_METHOD = "ipndm-fitted"
+FITTED_METHOD = FITTED_NAME
 
 #: the registered method whose grid and weights a fitted solver starts from
 #: (:data:`pndmkit.studies.solver_opt.BASE_METHOD`), and whose built-in grids its per-method ratio in
 #: :func:`by_nfe_optimized` is against
-FITTED_BASE = "ipndm"
+FITTED_BASE = BASE_METHOD
 
 #: rules of the automatic choice (:func:`auto_choice`), each reported: ``rms``, the smallest RMS error on the
 #: calibration noises; ``interval``, the best built-in grid by that RMS unless an optimised grid's 95% paired

@@ -60,7 +60,7 @@ from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget
 __all__ = ["OptimizedGrid", "GridFallbackWarning", "optimize", "evaluate", "check_start", "check_degree", "AUTO_DEGREE",
            "DEFAULT_DEGREE", "default_noises", "PROBLEM_NOISE_RANGE", "PROBLEM_NOISE_BUDGET",
            "FIRST_TIMES", "FreeFirstTime", "noise_at", "NETWORK_NOISES", "reduction_interval",
-           "sample_errors", "end_points", "rms_error", "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
+           "sample_errors", "end_points", "rms_error", "fallback_reason", "default_grid_maxfev", "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
            "INTERVAL_LEVEL", "INTERVAL_MIN_SAMPLES", "INTERVAL_RESAMPLES"]
 
 #: largest number of calibration / held-out noises or objective evaluations accepted (NFE: ``MAX_STEPS``)
@@ -572,16 +572,40 @@ def default_noises(target: StudyTarget) -> tuple[int, int]:
     return cal, cached - cal
 
 
-def _fallback_reason(interval: tuple[float, float], heldout: int) -> str:
-    """Why a searched grid with this held-out ``interval`` is not handed back (``""``: it is)."""
+def fallback_reason(interval: tuple[float, float], heldout: int, what: str = "searched grid") -> str:
+    """Why a search result with this held-out ``interval`` of its cut is not handed back (``""``: it is).
+
+    Parameters
+    ----------
+    interval : (float, float)
+        :func:`reduction_interval` of the result's held-out cut against its baseline (``nan``: none).
+    heldout : int
+        Held-out noises it was judged on.
+    what : str
+        What the result is, for the message (``"searched grid"``; ``"fitted solver"`` in
+        :func:`pndmkit.studies.solver_opt.optimize_solver`).
+
+    >>> fallback_reason((0.1, 0.3), 64), fallback_reason((-0.1, 0.3), 64)
+    ('', "the 95% interval of the searched grid's cut, -10.0% to +30.0%, does not lie above 0: no gain is shown")
+    """
     low, high = interval
     if math.isnan(low):
         return (f"no interval of the cut on {_count(heldout, 'held-out sample')} (an interval needs at least "
                 f"{INTERVAL_MIN_SAMPLES} and a non-zero baseline error), so no gain is shown")
     if low <= 0.0:
-        return (f"the {100 * INTERVAL_LEVEL:.0f}% interval of the searched grid's cut, {100 * low:+.1f}% to "
+        return (f"the {100 * INTERVAL_LEVEL:.0f}% interval of the {what}'s cut, {100 * low:+.1f}% to "
                 f"{100 * high:+.1f}%, does not lie above 0: no gain is shown")
     return ""
+
+
+def default_grid_maxfev(steps: int, degree: int | None | str = AUTO_DEGREE, first_time: str = "free") -> int:
+    """:func:`optimize`'s default budget: 100 runs per parameter (the grid family's, :func:`check_degree`, and
+    the first time with ``first_time="free"``), at least 100 (a grid of one step has no family parameter).
+
+    >>> default_grid_maxfev(6), default_grid_maxfev(6, first_time="fixed"), default_grid_maxfev(1)
+    (400, 300, 100)
+    """
+    return max(100, 100 * ((check_degree(degree, steps) if steps > 1 else 0) + (first_time == "free")))
 
 
 def _check_start_early(start: Any, kinds: Sequence[str], steps: int) -> None:
@@ -972,7 +996,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
     # with "free" (from the lifted start grid where a given start starts late, the late grid kept aside)
     fixed = {"err": math.inf, "grid": lifted} if late_start else dict(best)
     fixed["theta"] = np.zeros(interior.size)
-    budget = maxfev or max(100, 100 * (interior.size + free))
+    budget = maxfev or default_grid_maxfev(steps, degree, first_time)
     # "free" spends the share of the budget a fixed search of these parameters would take by default on the fixed
     # phase (all of it at the default budget, 100 runs a parameter), and the rest on the free phase
     fixed_budget = budget * interior.size // (interior.size + 1) if free else budget
@@ -1030,7 +1054,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
             bar.close()
     searched = best["grid"]
     judged = _judge(held, spec, searched, kinds)
-    reason = _fallback_reason(judged["interval"], int(heldout)) if fallback else ""
+    reason = fallback_reason(judged["interval"], int(heldout)) if fallback else ""
     if reason and interior.size == 0 and not free:  # not a failed search: there was nothing to search
         reason = "one step leaves no interior time to optimise: every grid is the two end times"
     grid = builtin_grids(held, steps, [judged["baseline_kind"]])[judged["baseline_kind"]] if reason else searched

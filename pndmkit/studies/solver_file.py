@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -282,9 +282,10 @@ class FittedSolver:
         if taken:
             raise UsageError(tuple(taken), f"{', '.join(taken)} cannot be given with a fitted solver: its grid and "
                                            "weights make the run (fitted for that grid only)")
-        schedule = self._schedule_for(kwargs.pop("schedule", None))
+        schedule = self._schedule_for(kwargs.pop("schedule", None))  # checked once: the integrator is built here
         x = noise_at(schedule, x_T, self.t_start, float(self.grid[0])) if self.grid[0] < self.t_start else x_T
-        return sample(model, x, schedule=schedule, method=self.integrator(schedule), grid=self.grid, **kwargs)
+        return sample(model, x, schedule=schedule, method=fitted_integrator(self.weights, schedule), grid=self.grid,
+                      **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``nan`` errors as ``None``); :func:`save_solver` writes them with the schedule's
@@ -344,7 +345,8 @@ def save_solver(solver: Any, path: str | os.PathLike[str], *, overwrite: bool = 
         check_bool(overwrite, "overwrite")
     path = Path(path)
     if path.is_dir():
-        raise UsageError("path", f"path={str(path)!r} is a folder; give a file name (e.g. {str(path / 'solver.json')!r})")
+        raise UsageError("path", f"path={str(path)!r} is a folder; give a file name (e.g. "
+                                 f"{str(path / 'solver.json')!r})")
     text = json.dumps({"format": SOLVER_FORMAT, "version": SOLVER_VERSION, **solver.to_dict(), "schedule_spec": spec},
                       indent=2, sort_keys=True) + "\n"
     with atomic_path(path) as tmp:
@@ -406,8 +408,7 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
     if data["version"] != SOLVER_VERSION:
         raise BadFileError(path, f"solver file {path} has field 'version' {data['version']!r}; this pndmkit reads "
                                  f"version {SOLVER_VERSION}")
-    names = ("grid", "weights", "t_start", "schedule", "nfe", "calibration_error", "heldout_error", "fell_back",
-             "problem", "calibration", "heldout", "seed")
+    names = tuple(f.name for f in fields(FittedSolver) if f.name != "noise_schedule")  # what the file holds
     missing = [name for name in (*names, "schedule_spec") if name not in data]
     if missing:
         raise BadFileError(path, f"solver file {path} has no field {missing[0]!r}; {fix}")
@@ -419,6 +420,7 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
         noise_schedule = schedule_from_dict(data["schedule_spec"])
     except (TypeError, ValueError) as exc:
         raise BadFileError(path, f"solver file {path} has a bad field 'schedule_spec': {exc}; {fix}") from None
+
     def bad_field(exc: UsageError) -> BadFileError:
         return BadFileError(path, f"solver file {path} has a bad field {exc.params[0]!r}: {exc.message}; {fix}")
 

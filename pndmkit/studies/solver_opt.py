@@ -55,10 +55,11 @@ from pndmkit.errors import UsageError, blame
 from pndmkit.integrator import Integrator
 from pndmkit.schedules import NoiseSchedule, schedule_key
 from pndmkit.studies.grid_opt import (FIRST_TIMES, MAX_NOISES, FreeFirstTime, GridFallbackWarning, GridFamily,
-                                      OptimizedGrid, check_degree, end_points, optimize, sample_errors)
+                                      OptimizedGrid, builtin_grids, check_degree, end_points, fallback_reason,
+                                      optimize, sample_errors)
 from pndmkit.studies.solver_file import (BASE_METHOD, FITTED_NAME, SOLVER_FIELDS, SOLVER_FORMAT, SOLVER_VERSION,
                                          FittedSolver, fitted_integrator, load_solver, save_solver)
-from pndmkit.studies.statistics import INTERVAL_LEVEL, reduction_interval
+from pndmkit.studies.statistics import reduction_interval
 from pndmkit.studies.targets import StudyTarget
 
 __all__ = ["OptimizedSolver", "SolverFallbackWarning", "optimize_solver", "BASE_METHOD", "fitted_integrator",
@@ -224,15 +225,14 @@ class OptimizedSolver:
         def number(value: float) -> Optional[float]:
             return float(value) if math.isfinite(value) else None
 
-        back = self.fell_back  # the handed-back solver's errors, as :attr:`fitted` records them
+        fitted = self.fitted  # the handed-back solver, with its own errors
         return {"nfe": self.nfe, "steps": self.steps, "grid": [float(t) for t in self.grid],
                 "weights": [list(r) for r in self.weights],
                 "searched_grid": [float(t) for t in self.searched_grid],
                 "searched_weights": [list(r) for r in self.searched_weights],
                 "calibration_error": number(self.calibration_error), "heldout_error": number(self.heldout_error),
-                "handed_back_calibration_error": number(self.baseline_calibration_error if back
-                                                        else self.calibration_error),
-                "handed_back_heldout_error": number(self.baseline_error if back else self.heldout_error),
+                "handed_back_calibration_error": number(fitted.calibration_error),
+                "handed_back_heldout_error": number(fitted.heldout_error),
                 "baseline_error": number(self.baseline_error), "builtin_error": number(self.builtin_error),
                 "builtin_kind": self.builtin_kind, "heldout_interval": [number(v) for v in self.heldout_interval],
                 "builtin_interval": [number(v) for v in self.builtin_interval],
@@ -475,24 +475,13 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         if bar is not None:
             bar.close()
     grid_s, rows_s = unpack(best["p"])
-    if not math.isfinite(best["err"]):  # stopped before its first run finished: the start, measured here
-        best["err"] = float(np.sqrt(np.mean(per_sample(cal, grid_s, rows_s))))
     fitted = per_sample(held, grid_s, rows_s)
     baseline = per_sample(held, start_grid, base)
     baseline_cal = per_sample(cal, start_grid, base)  # what a fallback hands back, on the calibration noises
     kind = og.baseline_kind
-    from pndmkit.studies.grid_opt import builtin_grids
-
     builtin = per_sample(held, builtin_grids(held, steps, [kind])[kind], base)
     interval = reduction_interval(fitted, baseline)
-    reason = ""
-    if fallback:
-        lo, hi = interval
-        if math.isnan(lo):
-            reason = f"no interval of the cut on {og.heldout} held-out samples, so no gain is shown"
-        elif lo <= 0:
-            reason = (f"the {100 * INTERVAL_LEVEL:.0f}% interval of the fitted solver's cut, {100 * lo:+.1f}% to "
-                      f"{100 * hi:+.1f}%, does not lie above 0: no gain is shown")
+    reason = fallback_reason(interval, og.heldout, "fitted solver") if fallback else ""
     if reason:
         warnings.warn(f"optimize_solver(nfe={nfe}): handing back {BASE_METHOD} on its optimised grid, not the fitted "
                       f"weights: {reason}", SolverFallbackWarning, stacklevel=2)
