@@ -2,7 +2,8 @@
 
 For each NFE the fit (:func:`pndmkit.studies.solver_opt.optimize_solver`) starts from the grid that
 ``analysis/unet_free_grid.py`` searched for ``unipc-3`` at that NFE (its best calibration error at NFE 5-6; a
-grid is a start for any method), refines that grid for iPNDM in a few runs (``--grid-maxfev``), then fits the grid
+grid is a start for any method) or, at NFE 8 and 10, where that search did not run, the ``unipc-2`` grid that
+``analysis/grid_opt.py`` optimised on the network (``grid_opt_digits.json``, the best method there), refines that grid for iPNDM in a few runs (``--grid-maxfev``), then fits the grid
 and a weight table together by least squares on calibration noises 0-95 (converged references of
 ``analysis/results/real_cache``; its own held-out set, for its fallback rule, is noises 96-127). The fitted solver is
 judged on noises 128-287 against the best peer and the best pndmkit run of ``analysis/compare_digits_160`` (their
@@ -30,9 +31,20 @@ from analysis.compare_digits_leading_multistep import Runner, judged, ratio_text
 from analysis.tables import RESULTS, add_cache_and_out
 
 FREE_GRID = RESULTS / "compare_digits_160" / "free_grid.json"
+GRID_OPT = RESULTS / "grid_opt_digits.json"
 
-#: the method whose searched grid each fit starts from
-START_METHOD = "unipc-3"
+#: the method whose searched grid each fit starts from (free_grid.json), and where that has no row (grid_opt_digits.json)
+START_METHOD, START_METHOD_OPT = "unipc-3", "unipc-2"
+
+
+def start_grids() -> dict:
+    """NFE -> the grid each fit starts from: ``free_grid.json``'s ``unipc-3`` grid, else ``grid_opt_digits.json``'s
+    ``unipc-2`` grid optimised directly on the network (both searched on calibration noises 0-95)."""
+    starts = {int(n): r["direct"]["grid"] for n, r in json.loads(GRID_OPT.read_text())["by_nfe"].items()
+              if r["method"] == START_METHOD_OPT}
+    starts.update({r["nfe"]: r["grid"] for r in json.loads(FREE_GRID.read_text())["rows"]
+                   if r["method"] == START_METHOD})
+    return starts
 
 
 def main(argv=None) -> int:
@@ -52,12 +64,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     tic = time.perf_counter()
     config, shipped = shipped_rows()
-    starts = {r["nfe"]: r["grid"] for r in json.loads(FREE_GRID.read_text())["rows"] if r["method"] == START_METHOD}
+    starts = start_grids()
     missing = [n for n in args.nfe if n not in starts or n not in shipped]
     if missing:
-        p.error(f"--nfe {missing[0]}: no {START_METHOD} grid in {FREE_GRID.relative_to(RESULTS.parent.parent)} or no "
-                f"row in compare_digits_160 "
-                f"(NFE {sorted(set(starts) & set(shipped))} have both)")
+        p.error(f"--nfe {missing[0]}: no {START_METHOD} grid in {FREE_GRID.relative_to(RESULTS.parent.parent)}, no "
+                f"{START_METHOD_OPT} grid in {GRID_OPT.relative_to(RESULTS.parent.parent)} or no row in "
+                f"compare_digits_160 "
+                f"(NFE {sorted(set(starts) & set(shipped))} have a start grid and a row)")
     earlier = {}
     if args.continue_from is not None:
         try:
@@ -111,7 +124,8 @@ def markdown(report: dict) -> str:
     lines = ["# Fitted solvers on the digits UNet", "",
              f"Command: `{report['command'].strip()}` ({report['seconds']:.0f} s wall on the shared 2-core machine).",
              "",
-             "ipndm_on_grid: iPNDM on its grid searched from the unipc-3 grid of `free_grid.md` on calibration noises 0-95; "
+             "ipndm_on_grid: iPNDM on its grid searched from the unipc-3 grid of `free_grid.md` (NFE 5-6) or the unipc-2 grid "
+             "of `grid_opt_digits.json` (NFE 8-10) on calibration noises 0-95; "
              "fitted_solver: that grid and iPNDM's per-step weights fitted together on the same noises "
              "(`pndmkit.studies.solver_opt.optimize_solver`). Errors on noises 128-287 (seed 0), RMS over noises and "
              "pixels at `abar = 1` against the converged reference; ratios to the best peer and the best pndmkit run "

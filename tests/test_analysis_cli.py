@@ -49,7 +49,8 @@ def _main_error(module: str, argv: list[str], capsys, monkeypatch) -> str:
     ("analysis.unet_free_grid", ["--maxfev", "0"], "--maxfev: expected an integer >= 1, got '0'"),
     ("analysis.unet_fitted", ["--grid-maxfev", "0"], "--grid-maxfev: expected an integer >= 1, got '0'"),
     ("analysis.unet_fitted", ["--nfe", "7"], "--nfe 7: no unipc-3 grid in "
-     "analysis/results/compare_digits_160/free_grid.json or no row in compare_digits_160 (NFE [5, 6] have both)"),
+     "analysis/results/compare_digits_160/free_grid.json, no unipc-2 grid in analysis/results/grid_opt_digits.json or "
+     "no row in compare_digits_160 (NFE [5, 6, 8, 10] have a start grid and a row)"),
 ])
 def test_a_bad_option_is_one_usage_line(module, argv, said, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", [module])
