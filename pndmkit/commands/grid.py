@@ -12,12 +12,12 @@ them) and writes the fitted solver to ``--out FILE`` (:func:`~pndmkit.studies.so
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from pndmkit._io import json_text
 from pndmkit.commands.args import MAX_STEPS, grid_or_times, nonnegative_int, positive_int, step_count
 from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
                                       refuse_without_model, resolve_cache)
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                               fallback=args.fallback, first_time=args.first_time)
     if result is None:  # stopped by --max-minutes before the references were finished
         return 1
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.report())
+    print(json_text(result.to_dict(), indent=2) if args.json else result.report())
     return 0
 
 
@@ -136,7 +136,7 @@ def run_fit(args: argparse.Namespace) -> int:
                                      fallback=args.fallback)
     if result is None:  # stopped by --max-minutes before the references were finished
         return 1
-    report = json.dumps(result.to_dict(), indent=2) if args.json else _fit_report(result)
+    report = json_text(result.to_dict(), indent=2) if args.json else _fit_report(result)
     try:  # first: a reader that stops early (| head) ends the command at its first print
         save_solver(result, out, overwrite=args.overwrite)
     except UsageError as exc:  # a file made there while the fit ran: the report still says what was found

@@ -1490,6 +1490,9 @@ def _one_blas_thread() -> Any:
 def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = lambda s: None) -> dict:
     """Run the head-to-head; return ``{"config", "by_nfe", ..., "cases"}`` (JSON-serialisable); writes no files.
 
+    A run that raised or blew up keeps its ``error`` as ``inf`` here; :func:`pndmkit._io.json_text` (which
+    ``compare.json`` and ``pndmkit compare --json`` are written with) makes it ``null``, as strict JSON needs.
+
     With ``cfg.optimized_grids`` the result also has ``by_nfe_optimized``, ``optimized_skipped`` and
     ``optimized_grids`` (:func:`optimized_grids`), and each case ``optimized`` (its rows) and
     ``optimize_seconds`` (time spent optimising). With ``cfg.optimized_solvers`` it has those too (the fitted

@@ -12,11 +12,10 @@ with these functions; the studies themselves (:mod:`pndmkit.studies.convergence`
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from pndmkit._io import atomic_path, write_text
+from pndmkit._io import atomic_path, write_json, write_text
 from pndmkit.studies.convergence import MethodResult, Study
 from pndmkit.studies.monitor import duration
 
@@ -180,6 +179,10 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
     ``compare_runs.csv`` holds every run (:data:`RUN_FIELDS`): those of the built-in grids and the peers, then
     the optimised grids' and fitted solvers' with their times (and a fitted solver's weights).
 
+    ``compare.json`` is strict JSON (RFC 8259, :func:`pndmkit._io.write_json`): a number that is not finite, such
+    as the ``error`` of a run that raised or blew up (``inf`` in ``result``; an optimised grid or fitted solver
+    whose run on the case's samples failed), is written as ``null``.
+
     Each file is written atomically (a temporary file, then a rename), and existing ones are replaced: a
     caller that must not replace an earlier run's files checks :func:`compare_result_paths` first, as
     ``pndmkit compare`` does without ``--overwrite``.
@@ -187,7 +190,8 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = compare_result_paths(out)
     slim = {**result, "cases": [{k: v for k, v in c.items() if k != "runs"} for c in result["cases"]]}
-    write_text(paths[0], json.dumps(slim, indent=1) + "\n")  # every run is in compare_runs.csv, optimised ones too
+    # every run is in compare_runs.csv, optimised ones too; strict JSON: a failed run's inf error is null
+    write_json(paths[0], slim, indent=1, sort_keys=False)
     tag = [{"problem": c["problem"], "schedule": c["schedule"]} for c in result["cases"]]
     _write_csv(paths[1], BEST_FIELDS + SUMMARY_FIELDS, [{**t, **r, **_summary_columns(result, r["nfe_target"])}
                                                         for t, c in zip(tag, result["cases"]) for r in c["best"]])
