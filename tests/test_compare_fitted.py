@@ -138,6 +138,42 @@ def test_the_fitted_solver_enters_the_optimised_summary_against_ipndms_builtin_g
     assert fitted_result["by_nfe_optimized"]["3"]["best_optimized"]["method"] == cmp.FITTED_METHOD
 
 
+def test_ipndms_grid_search_runs_once_for_its_optimised_grid_and_the_fitted_solver(monkeypatch):
+    """With ipndm among optimized_grids the fitted solver starts from that search (grid_result=) instead of running
+    it again on the same noises: one search per case and NFE, not two, and every row is what the two searches
+    gave, bit for bit."""
+    from pndmkit.studies import grid_opt, solver_opt
+
+    cfg = cmp.with_options(FIT, schedules=("linear-vp",), auto=False, optimize_first_time="free")
+    searches = []
+    search = grid_opt.optimize
+
+    def counted(method, problem, nfe, **kwargs):
+        searches.append((method, nfe))
+        return search(method, problem, nfe, **kwargs)
+
+    monkeypatch.setattr(grid_opt, "optimize", counted)  # compare's optimised grids
+    monkeypatch.setattr(solver_opt, "optimize", counted)  # optimize_solver's own search
+    logged = []
+    once = cmp.compare(cfg, log=logged.append)
+    assert searches == [("ipndm", 3), ("ipndm", 4)]
+    assert "    ipndm-fitted NFE 3 (3 steps): 20 grid (the optimised ipndm grid's search) and " in "\n".join(logged)
+    searches.clear()
+    plan = cmp._plan_fitted
+    monkeypatch.setattr(cmp, "_plan_fitted", lambda *args: plan(*args[:4]))  # no grid results: a search of its own
+    twice = cmp.compare(cfg)
+    assert searches == [("ipndm", 3), ("ipndm", 4), ("ipndm", 3), ("ipndm", 4)]
+    (case_once,), (case_twice,) = once["cases"], twice["cases"]
+    assert _timeless(case_once["optimized"]) == _timeless(case_twice["optimized"])  # every float equal
+    assert once["fitted_solvers"] == twice["fitted_solvers"] and once["optimized_grids"] == twice["optimized_grids"]
+    assert [r["grid_evaluations"] for r in _fitted_rows(case_once)] == [20, 20]
+    assert any(r["times"][0] < r["noise_time"] for r in _fitted_rows(case_once))  # a free first time moved
+    from pndmkit.studies.reports import compare_markdown
+
+    assert ("(40 of the grid searches, the optimised ipndm grids' own, run once for both, "
+            in compare_markdown(once))
+
+
 def test_fitted_solvers_run_alone_and_the_report_says_what_they_are():
     from pndmkit.studies.reports import compare_markdown, optimized_summary
 

@@ -434,9 +434,10 @@ def auto_case_table(result: dict) -> str:
     return "\n".join(out)
 
 
-def _fitted_how(cfg: dict, fitted: list[dict]) -> str:
+def _fitted_how(cfg: dict, fitted: list[dict], shared: bool = False) -> str:
     """How the fitted solvers of a compare result (their rows ``fitted``) were made, in words, with their
-    calibration runs and time."""
+    calibration runs and time; ``shared``: they started from the optimised iPNDM grids' searches, run once for
+    both (whose time is the optimised grids')."""
     grid_runs = sum(r.get("grid_evaluations") or 0 for r in fitted)
     weight_runs = sum(r.get("evaluations") or 0 for r in fitted)
     spent = sum(r.get("optimize_seconds") or 0.0 for r in fitted)
@@ -445,7 +446,10 @@ def _fitted_how(cfg: dict, fitted: list[dict]) -> str:
             f"least squares on {cfg['optimize_calibration']} calibration noises per case and NFE "
             f"(pndmkit.studies.solver_opt.optimize_solver: iPNDM's grid search, at most {cfg['optimize_maxfev']} "
             f"runs, then the grid and weights from there), {grid_runs + weight_runs} calibration runs in all "
-            f"({grid_runs} of the grid searches, {weight_runs} of the weight searches; {duration(spent)}); scored "
+            f"({grid_runs} of the grid searches"
+            + (", the optimised ipndm grids' own, run once for both" if shared else "")
+            + f", {weight_runs} of the weight searches; {duration(spent)}"
+            + (" besides those searches" if shared else "") + "); scored "
             f"on the case's own samples, as every row above. In the per-method column it is set against ipndm's own "
             f"best built-in grid. Each one's times and weights are in compare.json (fitted_solvers) and listed "
             f"below.")
@@ -498,7 +502,7 @@ def compare_markdown(result: dict) -> str:
             out += ["", PARITY_NOTE[0].upper() + PARITY_NOTE[1:] + "."]
         out.append("")
     if "by_nfe_optimized" in result:
-        from pndmkit.studies.compare import FITTED_METHOD
+        from pndmkit.studies.compare import FITTED_BASE, FITTED_METHOD
 
         cfg = result["config"]
         spent = sum(c.get("optimize_seconds", 0.0) for c in result["cases"])
@@ -513,7 +517,9 @@ def compare_markdown(result: dict) -> str:
             f"{cfg['optimize_calibration']} calibration noises each ({duration(grid_spent)} in all); scored on the "
             "case's own samples, as every row above. Each optimised grid's times are in compare.json "
             "(optimized_grids) and listed below." if grids_ran else "",
-            _fitted_how(cfg, fitted) if fitted else ""))) + ("" if cfg.get("grids", True) else (
+            _fitted_how(cfg, fitted, shared=any(r["method"] == FITTED_BASE for c in result["cases"]
+                                                for r in c.get("optimized", ()))) if fitted else ""))) + (
+                "" if cfg.get("grids", True) else (
                 " Built-in: the default grid only (the run searched no grid options: --quick or --no-grids)."))
         title = " and ".join(what for what, on in (("optimised grids", grids_ran), ("fitted solvers", fitted)) if on)
         out += [f"## {title[0].upper() + title[1:]} (reported apart: never in the tables above)", "", how, "",
