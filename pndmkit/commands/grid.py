@@ -98,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_out(args: argparse.Namespace) -> Path:
     """``grid fit --out FILE``, before any work: a file name (not a folder) in a folder that can be written, and no
-    earlier file there unless ``--overwrite``."""
+    earlier file there unless ``--overwrite``. Missing folders on the way are made when the file is written, as
+    every ``--out`` of pndmkit's commands makes its missing folders (``compare``, ``sample`` and ``train``'s
+    ``--out DIR``); checked here is that they can be (the nearest existing one is a writable folder)."""
     from pndmkit._io import check_writable_folder
 
     out = Path(args.out)
@@ -411,8 +413,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--nfe", type=step_count, required=True,
                    help=f"budget of model evaluations: one a step (at most {MAX_STEPS})")
     f.add_argument("--out", required=True, metavar="FILE",
-                   help="the solver file to write (JSON, written atomically; checked before the fit: an existing "
-                        "file is refused unless --overwrite)")
+                   help="the solver file to write (JSON, written atomically; missing folders on its path are "
+                        "created, as compare's and sample's --out DIR are; checked before the fit: an existing file "
+                        "is refused unless --overwrite, and so is a path whose folders cannot be created or written)")
     f.add_argument("--overwrite", action="store_true", help="let --out replace an existing file")
     _add_target_options(f, "the solver")
     f.add_argument("--maxfev", type=positive_int, default=None,
