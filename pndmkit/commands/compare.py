@@ -15,7 +15,8 @@ case), ``compare.csv`` (the same best rows, then the summaries of each row's NFE
 ``vs_peer`` and the ends of their 95% intervals),
 ``compare_runs.csv`` (every run, the optimised grids' and fitted solvers' with their times) and ``compare.md``
 (summary tables). ``compare.json`` and ``--json`` are strict JSON: a number that is not finite (the error of a run
-that raised or blew up) is ``null``. ``--peers`` with no names runs pndmkit's methods alone (no diffusers needed) and reports their
+that raised or blew up) is ``null``.
+``--peers`` with no names runs pndmkit's methods alone (no diffusers needed) and reports their
 best per NFE. ``--optimized-grids`` also optimises the grids of some methods per case and NFE and prints (and
 writes) them in a table of their own; they never enter the built-in summaries. ``--optimized-solvers`` also fits,
 per case and NFE, iPNDM's grid and per-step weights on the same calibration noises (``ipndm-fitted``: a sampler for

@@ -804,8 +804,9 @@ def optimized_grids(cases: Sequence[dict]) -> list[dict]:
     NFE with the fields of :data:`OPTIMIZED_GRID_FIELDS`.
 
     ``times`` is the grid (decreasing, in the units of the schedule named by ``schedule``,
-    :func:`pndmkit.schedules.get_schedule`: training indices on a DiscreteVP); ``first_time`` says whether its
-    first time was searched (``"free"``) or kept at the schedule's top (``"fixed"``); ``noise_time`` is the time
+    :func:`pndmkit.schedules.get_schedule`: training indices on a DiscreteVP); ``first_time`` is the option the
+    search ran with (``optimize_first_time``): ``"fixed"`` kept the first time at the schedule's top, ``"free"``
+    searched it, which may have kept the top too (the first time kept is ``times[0]``); ``noise_time`` is the time
     the case's noise is drawn at (the top), which a grid starting below it takes as its state at ``times[0]``
     (:func:`pndmkit.studies.grid_opt.noise_at`: the noise itself on a VP schedule). ``error`` is the run's error on
     the case's samples (as in ``case["optimized"]``): ``pndmkit.sample(..., method=method, grid=times)`` from
@@ -827,7 +828,8 @@ def fitted_solvers(cases: Sequence[dict]) -> list[dict]:
     """Every fitted solver of ``cases`` (:func:`compare`'s, with ``optimized_solvers``), in a form to run again: one
     entry per case and NFE with the fields of :data:`FITTED_SOLVER_FIELDS`.
 
-    ``times`` is the grid and ``noise_time`` the time the case's noise is drawn at, as in :func:`optimized_grids`;
+    ``times`` is the grid, ``noise_time`` the time the case's noise is drawn at and ``first_time`` the option the
+    fit ran with (the first time kept is ``times[0]``), as in :func:`optimized_grids`;
     ``weights`` is the table, one row per step (row ``i`` weighs the gradients of steps ``i, i - 1, ...``,
     :class:`pndmkit.adams.TabulatedMultistep`). ``method`` is :data:`FITTED_METHOD`, a label, not a registered
     method: the sampler is :func:`pndmkit.studies.solver_opt.fitted_integrator` of ``weights`` on the schedule

@@ -329,12 +329,12 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
     """Fit the grid and step weights of a multistep sampler at an NFE budget; judge them on held-out noises.
 
     First :func:`pndmkit.studies.grid_opt.optimize` optimises iPNDM's grid (same noises and options; its budget
-    ``grid_maxfev``), unless ``grid_result`` hands over that search already run; then the grid (the same smooth family, its first time too with ``first_time="free"``) and
-    a weight table with one row per step (row ``i`` weighs the gradients of steps ``i .. max(i - 3, 0)``:
-    ``min(i + 1, 4)`` weights, as iPNDM's order-4 formula does, starting from iPNDM's weights; a table of one's
-    own, for :class:`~pndmkit.adams.TabulatedMultistep` or a solver file, may use up to ``i + 1``) are fitted
-    together by least squares on the calibration noises' end-point errors (every coordinate a residual, see
-    the module's description).
+    ``grid_maxfev``), unless ``grid_result`` hands over that search already run; then the grid (the same smooth
+    family, its first time too with ``first_time="free"``) and a weight table with one row per step (row ``i``
+    weighs the gradients of steps ``i .. max(i - 3, 0)``: ``min(i + 1, 4)`` weights, as iPNDM's order-4 formula
+    does, starting from iPNDM's weights; a table of one's own, for :class:`~pndmkit.adams.TabulatedMultistep` or a
+    solver file, may use up to ``i + 1``) are fitted together by least squares on the calibration noises' end-point
+    errors (every coordinate a residual, see the module's description).
 
     Parameters
     ----------
