@@ -10,6 +10,7 @@ A temporary file is named ``.<target name>.<random>.tmp<suffix>``; a write kille
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -18,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json", "read_json", "read_json_object", "write_text", "progress_bar",
-           "remove_stale_temporaries", "check_writable_folder", "locked_folder"]
+__all__ = ["atomic_path", "write_json", "json_text", "strict_json", "read_json", "read_json_object", "write_text",
+           "progress_bar", "remove_stale_temporaries", "check_writable_folder", "locked_folder"]
 
 _TEMP_PATTERN = ".*.tmp*"
 
@@ -173,9 +174,80 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
     return Path(path)
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` made ready for strict JSON (RFC 8259 has no NaN and no Infinity): every non-finite float, numpy's
+    included, becomes ``None`` (JSON ``null``).
+
+    Dictionaries, lists and tuples are copied (a tuple as a list); numpy arrays and scalars go through their
+    ``tolist()``; anything else is kept as it is (:func:`json_text` then refuses what JSON cannot hold).
+
+    Parameters
+    ----------
+    obj : object
+        JSON-ready data, possibly holding ``nan`` or ``inf`` (the error of a run that broke down).
+
+    Returns
+    -------
+    object
+        The same data with each non-finite number replaced by ``None``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> strict_json({"error": float("inf"), "errors": np.array([1.0, np.nan]), "n": (3, -float("inf"))})
+    {'error': None, 'errors': [1.0, None], 'n': [3, None]}
+    """
+    if isinstance(obj, float):  # numpy's float64 too
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if not isinstance(obj, (str, bytes)) and hasattr(obj, "tolist"):
+        return strict_json(obj.tolist())
+    return obj
+
+
+def json_text(obj: Any, *, indent: int | None = None, sort_keys: bool = False, compact: bool = False) -> str:
+    """``obj`` as strict JSON text (no final newline): :func:`strict_json` first, so a non-finite number is
+    ``null``, never the ``NaN`` / ``Infinity`` that :func:`json.dumps` writes by default and strict parsers (jq,
+    ``json.loads(..., parse_constant=...)`` that refuses them, most other languages') reject.
+
+    Parameters
+    ----------
+    obj : object
+        JSON-ready data; numpy arrays and scalars are written through their ``tolist()``.
+    indent : int, optional
+        As :func:`json.dumps` takes it (ignored when ``compact``).
+    sort_keys : bool
+        Sort the keys of every dictionary.
+    compact : bool
+        No whitespace at all (for tables of many numbers).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    TypeError
+        An object that is neither JSON-ready nor has ``tolist()``.
+
+    Examples
+    --------
+    >>> json_text({"error": float("nan"), "ratio": 0.5})
+    '{"error": null, "ratio": 0.5}'
+    """
+    data = strict_json(obj)
+    if compact:
+        return json.dumps(data, separators=(",", ":"), sort_keys=sort_keys, default=_jsonable, allow_nan=False)
+    return json.dumps(data, indent=indent, sort_keys=sort_keys, default=_jsonable, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2, sort_keys: bool = True,
                compact: bool = False) -> Path:
-    """Write ``obj`` as JSON, atomically, with a final newline; return the path.
+    """Write ``obj`` as strict JSON (:func:`json_text`: a non-finite number is ``null``), atomically, with a final
+    newline; return the path.
 
     Parameters
     ----------
@@ -195,9 +267,7 @@ def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int = 2, sort_
     TypeError
         An object that is neither JSON-ready nor has ``tolist()``.
     """
-    text = json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys, default=_jsonable) if compact else \
-        json.dumps(obj, indent=indent, sort_keys=sort_keys, default=_jsonable)
-    return write_text(path, text + "\n")
+    return write_text(path, json_text(obj, indent=indent, sort_keys=sort_keys, compact=compact) + "\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

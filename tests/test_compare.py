@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from pndmkit import GradientEstimator, Step
 from pndmkit.errors import UsageError
 from pndmkit.grids import DISCRETE_SPACINGS, GRID_KINDS, GRIDS, S_FLOOR, make_grid
 from pndmkit.schedules import DiscreteVP, LinearVP
@@ -1132,6 +1133,68 @@ def test_json_output_carries_the_optimised_grids_and_what_was_left_out(capsys):
     assert [(g["method"], g["nfe_target"], len(g["times"])) for g in out["optimized_grids"]] == [("ipndm", 5, 6)]
     assert {(e["method"], e["nfe_target"]) for e in out["optimized_skipped"]} == {
         ("ipndm", 1), ("unipc-3", 1), ("unipc-3", 5), ("dpm-solver++-3m", 1), ("dpm-solver++-3m", 5)}
+
+
+class _FailsOnMoreThan8(GradientEstimator):
+    """DDIM's step that raises on a batch of more than 8 samples: it runs on 8 calibration noises (a grid is
+    optimised for it) and breaks down on a case's 16 samples, as a solver that diverges there would."""
+
+    def step(self, x, t, t_next, phi, state):
+        e = yield x, t
+        if np.ndim(e) > 1 and len(e) > 8:  # not the dry run that counts evaluations
+            raise FloatingPointError("broke down on purpose")
+        return Step(state, e=e)
+
+    def order(self, phi):
+        return 1
+
+
+@pytest.fixture
+def failing_method():
+    """The name of a registered method (:class:`_FailsOnMoreThan8`), unregistered after the test."""
+    from pndmkit import DDIMTransfer, Integrator, MethodSpec, register_method, unregister_method
+
+    name = "test-fails-on-16"
+    register_method(MethodSpec(name, lambda sched: Integrator(_FailsOnMoreThan8(), DDIMTransfer(sched), name), 1,
+                               reference="tests/test_compare.py"))
+    try:
+        yield name
+    finally:
+        unregister_method(name)
+
+
+def test_a_failed_run_is_null_in_compare_json_and_json_output_strict_json(tmp_path, capsys, failing_method):
+    """An optimised grid whose run on the case's samples breaks down has an infinite error: compare.json and
+    --json write it as null (strict JSON, RFC 8259: no Infinity or NaN), with the failure kept beside it."""
+    from pndmkit.cli import main
+
+    def strict(text):
+        def refuse(constant):
+            raise AssertionError(f"{constant} in the output: not strict JSON")
+
+        return json.loads(text, parse_constant=refuse)
+
+    out = tmp_path / "o"
+    argv = ["compare", "--problem", "gmm2d", "--schedule", "linear-vp", "--nfe", "3", "--n", "16", "--methods",
+            "ddim", failing_method, "--peers", "--no-grids", "--optimized-grids", "ddim", failing_method,
+            "--optimize-maxfev", "10", "--optimize-calibration", "8"]
+    assert main([*argv, "--out", str(out), "--json"]) == 0
+    printed = strict(capsys.readouterr().out)
+    saved = strict((out / "compare.json").read_text())
+    rows = {r["method"]: r for r in saved["cases"][0]["optimized"]}
+    assert rows[failing_method]["error"] is None and rows[failing_method]["sw"] is None
+    assert rows[failing_method]["failure"] == "FloatingPointError: broke down on purpose"
+    assert rows["ddim"]["error"] > 0  # a finite error stays a number
+    grids = {g["method"]: g for g in saved["optimized_grids"]}
+    assert grids[failing_method]["error"] is None and grids[failing_method]["calibration_error"] > 0
+    assert printed["optimized_grids"] == saved["optimized_grids"]
+    assert [(s["method"], s["reason"]) for s in saved["optimized_skipped"]] == [
+        (failing_method, "N=3 [optimized] FloatingPointError: broke down on purpose")]
+    result = cmp.compare(cmp.CompareConfig(problems=("gmm2d",), schedules=("linear-vp",), nfes=(3,), n=16,
+                                           methods=("ddim", failing_method), peers=(), grids=False,
+                                           optimized_grids=(failing_method,), optimize_maxfev=10,
+                                           optimize_calibration=8))
+    assert result["optimized_grids"][0]["error"] == float("inf")  # in memory, the number itself
 
 
 def test_readme_digits_gmm_512_sample_rows_are_the_json():

@@ -138,6 +138,71 @@ def test_the_fitted_solver_enters_the_optimised_summary_against_ipndms_builtin_g
     assert fitted_result["by_nfe_optimized"]["3"]["best_optimized"]["method"] == cmp.FITTED_METHOD
 
 
+def test_ipndms_grid_search_runs_once_for_its_optimised_grid_and_the_fitted_solver(monkeypatch):
+    """With ipndm among optimized_grids the fitted solver starts from that search (grid_result=) instead of running
+    it again on the same noises: one search per case and NFE, not two, and every row is what the two searches
+    gave, bit for bit."""
+    from pndmkit.studies import grid_opt, solver_opt
+
+    cfg = cmp.with_options(FIT, schedules=("linear-vp",), auto=False, optimize_first_time="free")
+    searches = []
+    search = grid_opt.optimize
+
+    def counted(method, problem, nfe, **kwargs):
+        searches.append((method, nfe))
+        return search(method, problem, nfe, **kwargs)
+
+    monkeypatch.setattr(grid_opt, "optimize", counted)  # compare's optimised grids
+    monkeypatch.setattr(solver_opt, "optimize", counted)  # optimize_solver's own search
+    logged = []
+    once = cmp.compare(cfg, log=logged.append)
+    assert searches == [("ipndm", 3), ("ipndm", 4)]
+    assert "    ipndm-fitted NFE 3 (3 steps): 20 grid (the optimised ipndm grid's search) and " in "\n".join(logged)
+    searches.clear()
+    plan = cmp._plan_fitted
+    monkeypatch.setattr(cmp, "_plan_fitted", lambda *args: plan(*args[:4]))  # no grid results: a search of its own
+    twice = cmp.compare(cfg)
+    assert searches == [("ipndm", 3), ("ipndm", 4), ("ipndm", 3), ("ipndm", 4)]
+    (case_once,), (case_twice,) = once["cases"], twice["cases"]
+    assert _timeless(case_once["optimized"]) == _timeless(case_twice["optimized"])  # every float equal
+    assert once["fitted_solvers"] == twice["fitted_solvers"] and once["optimized_grids"] == twice["optimized_grids"]
+    assert [r["grid_evaluations"] for r in _fitted_rows(case_once)] == [20, 20]
+    assert any(r["times"][0] < r["noise_time"] for r in _fitted_rows(case_once))  # a free first time moved
+    from pndmkit.studies.reports import compare_markdown
+
+    assert ("(40 of the grid searches, the optimised ipndm grids' own, run once for both, "
+            in compare_markdown(once))
+
+
+def test_fitted_and_grid_rows_report_first_time_alike_in_every_file(tmp_path):
+    """first_time is, on an optimised grid's row and a fitted solver's alike, the option the search ran with, in
+    compare.json, compare_runs.csv and compare.md; the first time kept is times[0] (measured here: with "free",
+    both kept the top at NFE 3 and moved below it at NFE 4)."""
+    from pndmkit.studies.reports import write_compare_results
+
+    cfg = cmp.with_options(FIT, problems=("gmm2d",), schedules=("linear-vp",), auto=False, grids=False,
+                           optimize_first_time="free", optimize_maxfev=30, optimize_calibration=16)
+    write_compare_results(cmp.compare(cfg), tmp_path)
+    saved = json.loads((tmp_path / "compare.json").read_text())
+    (case,) = saved["cases"]
+    kept = {(r["method"], r["nfe_target"]): (r["first_time"], r["times"][0] < r["noise_time"])
+            for r in case["optimized"]}
+    assert kept == {("ipndm", 3): ("free", False), (cmp.FITTED_METHOD, 3): ("free", False),
+                    ("ipndm", 4): ("free", True), (cmp.FITTED_METHOD, 4): ("free", True)}
+    listed = [(e["method"], e["nfe_target"], e["first_time"])
+              for e in saved["optimized_grids"] + saved["fitted_solvers"]]
+    assert listed == [("ipndm", 3, "free"), ("ipndm", 4, "free"), (cmp.FITTED_METHOD, 3, "free"),
+                      (cmp.FITTED_METHOD, 4, "free")]
+    with (tmp_path / "compare_runs.csv").open(newline="") as fh:
+        assert {(r["method"], r["first_time"]) for r in csv.DictReader(fh) if r["option"] == "optimized"} == {
+            ("ipndm", "free"), (cmp.FITTED_METHOD, "free")}
+    md = (tmp_path / "compare.md").read_text()
+    for entry in saved["optimized_grids"]:
+        assert f"| gmm2d/linear-vp | ipndm | {entry['nfe_target']} | free | {entry['times'][0]:.6g}, " in md
+    for entry in saved["fitted_solvers"]:
+        assert f"| gmm2d/linear-vp | {entry['nfe_target']} | free | {entry['times'][0]:.6g}, " in md
+
+
 def test_fitted_solvers_run_alone_and_the_report_says_what_they_are():
     from pndmkit.studies.reports import compare_markdown, optimized_summary
 

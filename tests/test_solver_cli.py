@@ -411,6 +411,19 @@ def test_grid_fit_out_is_checked_before_the_fit(tmp_path, usage_error, monkeypat
     assert "--problem/--model: give exactly one of --problem NAME or --model" in err
 
 
+def test_grid_fit_out_makes_missing_folders_as_every_out_does_and_says_so(fitted, tmp_path, run_cli):
+    """The rule of pndmkit's --out options (compare's and sample's --out DIR make their missing folders): grid fit's
+    --out FILE makes the folders on its path, checked writable before the fit, and its --help says so."""
+    code, stdout, _ = run_cli(["grid", "fit", "--help"])
+    assert code == 0
+    assert ("the solver file to write (JSON, written atomically; missing folders on its path are created, as "
+            "compare's and sample's --out DIR are;") in " ".join(stdout.split())
+    out = tmp_path / "a" / "b" / "s.json"
+    code, _, err = run_cli(["grid", "fit", *FIT_ARGS, "--no-fallback", "--out", str(out)])
+    assert code == 0, err
+    assert load_solver(out) == fitted.fitted and sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b"]
+
+
 def test_grid_fit_overwrite_replaces_the_file(fitted, tmp_path, run_cli):
     out = tmp_path / "s.json"
     out.write_text("old")

@@ -217,6 +217,66 @@ def test_start_weights_continue_a_fit():
         optimize_solver("gmm1d", 3, maxfev=1, start_weights=((1.0,), (1.0,), (1.0,)), **kw)
 
 
+def test_a_grid_search_already_run_is_reused_bit_for_bit(monkeypatch):
+    """grid_result= hands over iPNDM's grid search: the fit runs no search of its own and hands back what it
+    hands back when it runs that search itself, bit for bit."""
+    kw = dict(calibration=16, heldout=16, maxfev=30, fallback=False, first_time="fixed")
+    own = optimize_solver("gmm1d", 3, grid_maxfev=20, **kw)
+    searched = grid_opt.optimize("ipndm", "gmm1d", 3, calibration=16, heldout=16, maxfev=20, fallback=False,
+                                 first_time="fixed")
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the grid search ran again")
+
+    monkeypatch.setattr(solver_opt, "optimize", no_search)
+    reused = optimize_solver("gmm1d", 3, grid_result=searched, **kw)
+    assert reused.grid_result is searched and searched == own.grid_result
+    assert reused.to_dict() == own.to_dict()  # grids, weights, errors and intervals: every float equal
+    assert reused.evaluations == own.evaluations and reused.grid_result.evaluations == 20
+
+
+def test_a_grid_search_of_another_fit_is_refused_before_any_work(monkeypatch):
+    """A grid_result that is not the search this call would run is refused, naming grid_result and the
+    parameter it differs in with both values, before any noise's reference is solved or run."""
+    base = dict(calibration=16, heldout=16, maxfev=5, fallback=False, first_time="fixed")
+    searched = grid_opt.optimize("ipndm", "gmm1d", 3, calibration=16, heldout=16, maxfev=5, fallback=False,
+                                 first_time="fixed")
+    other_method = grid_opt.optimize("ddim", "gmm1d", 3, calibration=16, heldout=16, maxfev=5, fallback=False,
+                                     first_time="fixed")
+    with pytest.warns(grid_opt.GridFallbackWarning):  # 2 held-out noises: no interval, so it falls back
+        fell_back = grid_opt.optimize("ipndm", "gmm1d", 3, calibration=16, heldout=2, maxfev=5, first_time="fixed")
+
+    def no_study(*args, **kwargs):
+        raise AssertionError("a reference was solved")
+
+    monkeypatch.setattr(StudyTarget, "study", no_study)
+    for problem, nfe, given, changes, params, message in [
+        ("gmm1d", 3, "grid", {}, ("grid_result",), "grid_result must be an OptimizedGrid"),
+        ("gmm1d", 3, searched, {"start": "uniform"}, ("grid_result", "start"),
+         "start tunes the grid search, which grid_result replaces"),
+        ("gmm1d", 3, searched, {"grid_maxfev": 5}, ("grid_result", "grid_maxfev"),
+         "grid_maxfev tunes the grid search, which grid_result replaces"),
+        ("gmm1d", 3, other_method, {}, ("grid_result",), "grid_result is a search of ddim's grid"),
+        ("gmm2d", 3, searched, {}, ("grid_result", "problem_or_model"),
+         "grid_result was searched with problem 'gmm1d' and this fit has 'gmm2d'"),
+        ("gmm1d", 4, searched, {}, ("grid_result", "nfe"), "grid_result was searched with nfe 3 and this fit has 4"),
+        ("gmm1d", 3, searched, {"first_time": "free"}, ("grid_result", "first_time"),
+         "with first_time 'fixed' and this fit has 'free'"),
+        ("gmm1d", 3, searched, {"seed": 1}, ("grid_result", "seed"), "with seed 0 and this fit has 1"),
+        ("gmm1d", 3, searched, {"calibration": 8}, ("grid_result", "calibration"),
+         "with calibration noises 16 and this fit has 8"),
+        ("gmm1d", 3, searched, {"heldout": None}, ("grid_result", "heldout"),
+         "with held-out noises 16 and this fit has 2048"),  # the default
+        ("gmm1d", 3, searched, {"schedule": LinearVP(), "t_end": 0.0}, ("grid_result", "schedule"),
+         "with schedule"),
+        ("gmm1d", 3, searched, {"t_end": 0.0}, ("grid_result", "t_end"), "with last time -1.0 and this fit has 0.0"),
+        ("gmm1d", 3, fell_back, {"heldout": 2}, ("grid_result", "fallback"), "grid_result fell back"),
+    ]:
+        with pytest.raises(UsageError, match=message) as info:
+            optimize_solver(problem, nfe, grid_result=given, **{**base, **changes})
+        assert info.value.params == params, message
+
+
 def test_the_file_names_are_the_solver_file_modules():
     """The solver file lives in pndmkit.studies.solver_file; solver_opt re-exports its public names unchanged."""
     from pndmkit.studies import solver_file

@@ -14,7 +14,9 @@ from that check to its last write, and a second run into DIR is refused at once)
 case), ``compare.csv`` (the same best rows, then the summaries of each row's NFE: ``ratio``, ``vs_builtin``,
 ``vs_peer`` and the ends of their 95% intervals),
 ``compare_runs.csv`` (every run, the optimised grids' and fitted solvers' with their times) and ``compare.md``
-(summary tables). ``--peers`` with no names runs pndmkit's methods alone (no diffusers needed) and reports their
+(summary tables). ``compare.json`` and ``--json`` are strict JSON: a number that is not finite (the error of a run
+that raised or blew up) is ``null``.
+``--peers`` with no names runs pndmkit's methods alone (no diffusers needed) and reports their
 best per NFE. ``--optimized-grids`` also optimises the grids of some methods per case and NFE and prints (and
 writes) them in a table of their own; they never enter the built-in summaries. ``--optimized-solvers`` also fits,
 per case and NFE, iPNDM's grid and per-step weights on the same calibration noises (``ipndm-fitted``: a sampler for
@@ -35,11 +37,10 @@ are refused without ``--model``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from pndmkit._io import check_writable_folder, locked_folder
+from pndmkit._io import check_writable_folder, json_text, locked_folder
 from pndmkit.commands.args import MAX_STEPS, int_in_range, nonnegative_int, positive_int, step_count
 from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
                                       refuse_without_model, resolve_cache)
@@ -181,12 +182,12 @@ def _run(args: argparse.Namespace) -> int:
         for path in write_compare_results(result, Path(args.out)):
             log(f"wrote {path}")
     if args.json:
-        print(json.dumps({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
-                          "by_nfe_peers_on_pndmkit_grids": result["by_nfe_peers_on_pndmkit_grids"],
-                          **{k: result[k] for k in ("by_nfe_optimized", "optimized_skipped", "optimized_grids",
-                                                    "fitted_solvers", "by_nfe_auto") if k in result},
-                          "config": result["config"], "skipped": result["skipped"],
-                          "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
+        print(json_text({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
+                         "by_nfe_peers_on_pndmkit_grids": result["by_nfe_peers_on_pndmkit_grids"],
+                         **{k: result[k] for k in ("by_nfe_optimized", "optimized_skipped", "optimized_grids",
+                                                   "fitted_solvers", "by_nfe_auto") if k in result},
+                         "config": result["config"], "skipped": result["skipped"],
+                         "sw_floor": {f"{c['problem']}/{c['schedule']}": c["sw_floor"] for c in result["cases"]}}))
     else:
         print(compare_summary(result))
         from pndmkit.studies.peers import PEERS

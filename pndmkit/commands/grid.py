@@ -12,12 +12,12 @@ them) and writes the fitted solver to ``--out FILE`` (:func:`~pndmkit.studies.so
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from pndmkit._io import json_text
 from pndmkit.commands.args import MAX_STEPS, grid_or_times, nonnegative_int, positive_int, step_count
 from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
                                       refuse_without_model, resolve_cache)
@@ -92,13 +92,15 @@ def run(args: argparse.Namespace) -> int:
                               fallback=args.fallback, first_time=args.first_time)
     if result is None:  # stopped by --max-minutes before the references were finished
         return 1
-    print(json.dumps(result.to_dict(), indent=2) if args.json else result.report())
+    print(json_text(result.to_dict(), indent=2) if args.json else result.report())
     return 0
 
 
 def _check_out(args: argparse.Namespace) -> Path:
     """``grid fit --out FILE``, before any work: a file name (not a folder) in a folder that can be written, and no
-    earlier file there unless ``--overwrite``."""
+    earlier file there unless ``--overwrite``. Missing folders on the way are made when the file is written, as
+    every ``--out`` of pndmkit's commands makes its missing folders (``compare``, ``sample`` and ``train``'s
+    ``--out DIR``); checked here is that they can be (the nearest existing one is a writable folder)."""
     from pndmkit._io import check_writable_folder
 
     out = Path(args.out)
@@ -136,7 +138,7 @@ def run_fit(args: argparse.Namespace) -> int:
                                      fallback=args.fallback)
     if result is None:  # stopped by --max-minutes before the references were finished
         return 1
-    report = json.dumps(result.to_dict(), indent=2) if args.json else _fit_report(result)
+    report = json_text(result.to_dict(), indent=2) if args.json else _fit_report(result)
     try:  # first: a reader that stops early (| head) ends the command at its first print
         save_solver(result, out, overwrite=args.overwrite)
     except UsageError as exc:  # a file made there while the fit ran: the report still says what was found
@@ -411,8 +413,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--nfe", type=step_count, required=True,
                    help=f"budget of model evaluations: one a step (at most {MAX_STEPS})")
     f.add_argument("--out", required=True, metavar="FILE",
-                   help="the solver file to write (JSON, written atomically; checked before the fit: an existing "
-                        "file is refused unless --overwrite)")
+                   help="the solver file to write (JSON, written atomically; missing folders on its path are "
+                        "created, as compare's and sample's --out DIR are; checked before the fit: an existing file "
+                        "is refused unless --overwrite, and so is a path whose folders cannot be created or written)")
     f.add_argument("--overwrite", action="store_true", help="let --out replace an existing file")
     _add_target_options(f, "the solver")
     f.add_argument("--maxfev", type=positive_int, default=None,

@@ -9,10 +9,10 @@ and the NFE; ``--json`` prints one JSON object instead, ``--plot FILE`` writes e
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from pndmkit._io import json_text
 from pndmkit.commands.args import MAX_STEPS, comma_entries, finite_float, nonnegative_int, positive_int
 from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
                                       refuse_without_model, resolve_cache)
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         order_plot(study, results, args.plot)
     if args.json:
-        print(json.dumps(order_json(study, results), indent=2))
+        print(json_text(order_json(study, results), indent=2))
     else:
         print(order_table(study, results, args.steps))
         if args.plot:
@@ -220,7 +220,7 @@ def _run_model(args: argparse.Namespace, tty: bool) -> int:
             out["stopped"] = f"after {len(results)} of {len(methods)} methods"
         for name, r in results.items():
             out["methods"][name]["errors_pixel"] = [e * study.pixel_scale for e in r.errors]
-        print(json.dumps(out, indent=2))
+        print(json_text(out, indent=2))
     else:
         print(order_table(study, results, steps))
         print(f"\n{verdict}; errors in 8-bit grey levels: multiply by {study.pixel_scale:g}")

@@ -8,8 +8,8 @@ and the lock ``OUT/.pndmkit-sample.lock`` that keeps a second run out of the fol
 from __future__ import annotations
 
 import argparse
-import json
 
+from pndmkit._io import json_text
 from pndmkit.methods import DEFAULT_METHOD
 
 
@@ -141,5 +141,5 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(exc.params, exc.__cause__.advising("--t-start {}")) from exc.__cause__
         raise
     if summary["rank"] == 0:
-        print(json.dumps(summary))
+        print(json_text(summary))
     return 0

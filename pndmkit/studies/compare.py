@@ -685,7 +685,7 @@ ONE_STEP_REASON = ("one step with the first time fixed (optimize_first_time 'fix
 
 
 def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log: Callable[[str], None],
-                    skipped: Optional[list] = None) -> list[_Run]:
+                    skipped: Optional[list] = None, results: Optional[dict] = None) -> list[_Run]:
     """Optimise the grid of each method of :func:`optimized_methods` at each NFE on calibration noises.
 
     The grid keeps the end points of the method's built-in grids (the schedule's top; ``abar = 1``, or
@@ -693,7 +693,9 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
     reference levels as theirs; with ``cfg.optimize_first_time == "free"`` its first time is searched below the
     top, the case's noise taken as the state there. A (method, NFE) with nothing to search is not optimised and
     is recorded in ``skipped`` (when it is a list) with the reason: no step count fits the NFE
-    (:func:`why_no_run`), or one step with the first time fixed (:data:`ONE_STEP_REASON`).
+    (:func:`why_no_run`), or one step with the first time fixed (:data:`ONE_STEP_REASON`). Each search's
+    :class:`~pndmkit.studies.grid_opt.OptimizedGrid` goes into ``results`` (when it is a dict) under ``(method,
+    NFE)``, for :func:`_plan_fitted` to start from.
     """
     from pndmkit.studies.grid_opt import optimize
 
@@ -724,6 +726,8 @@ def _plan_optimized(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, l
                            fallback=False,  # judged here, on the case's own (held-out) samples
                            first_time=cfg.optimize_first_time)
             seconds = time.perf_counter() - tic
+            if results is not None:
+                results[(name, target)] = res
             log(f"    {name} NFE {target} ({res.steps} step{'' if res.steps == 1 else 's'}): {res.evaluations} "
                 f"calibration runs in {seconds:.1f} s, "
                 f"calibration error {res.calibration_error:.2e}")
@@ -747,15 +751,17 @@ def _optimized_run(problem: Any, schedule: NoiseSchedule, name: str, target: int
                        "calibration_error": res.calibration_error, **extra})
 
 
-def _plan_fitted(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log: Callable[[str], None]
-                 ) -> list[_Run]:
+def _plan_fitted(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log: Callable[[str], None],
+                 grid_results: Optional[dict] = None) -> list[_Run]:
     """Fit a solver (:func:`pndmkit.studies.solver_opt.optimize_solver`: :data:`FITTED_BASE`'s grid and a weight
     table) at each NFE of ``cfg`` on the optimised grids' calibration noises, when ``cfg.optimized_solvers``.
 
     Its grid ends where :data:`FITTED_BASE`'s built-in grids end and, with the first time fixed, starts at the
     top, so its run is scored against the same reference levels as theirs; with ``"free"`` the case's noise is
     taken as the state at its first time. The search is judged here, on the case's own samples (``fallback``
-    off, one held-out noise of its own, whose interval is then undefined and unused).
+    off, one held-out noise of its own, whose interval is then undefined and unused). Where ``grid_results``
+    (:func:`_plan_optimized`'s) holds :data:`FITTED_BASE`'s optimised grid at an NFE, searched with the same noises
+    and options, the fit starts from it (``grid_result=``) instead of running that search again.
     """
     if not cfg.optimized_solvers:
         return []
@@ -769,15 +775,18 @@ def _plan_fitted(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log:
         f"noises per NFE, first time {cfg.optimize_first_time}")
     runs = []
     for target in cfg.nfes:
+        searched = (grid_results or {}).get((FITTED_BASE, target))
         tic = time.perf_counter()
         res = optimize_solver(problem, target, schedule=schedule, t_end=_t_end(schedule, FITTED_BASE),
                               calibration=cfg.optimize_calibration, heldout=1, seed=cfg.seed,
-                              first_time=cfg.optimize_first_time, fallback=False, grid_maxfev=cfg.optimize_maxfev,
-                              maxfev=cfg.optimize_solver_maxfev)
+                              first_time=cfg.optimize_first_time, fallback=False,
+                              grid_maxfev=None if searched else cfg.optimize_maxfev,
+                              maxfev=cfg.optimize_solver_maxfev, grid_result=searched)
         seconds = time.perf_counter() - tic
         grid_runs = res.grid_result.evaluations
         log(f"    {FITTED_METHOD} NFE {target} ({res.steps} step{'' if res.steps == 1 else 's'}): {grid_runs} grid "
-            f"and {res.evaluations} weight calibration runs in {seconds:.1f} s, calibration error "
+            + (f"(the optimised {FITTED_BASE} grid's search) " if searched else "")
+            + f"and {res.evaluations} weight calibration runs in {seconds:.1f} s, calibration error "
             f"{res.calibration_error:.2e}")
         runs.append(_optimized_run(problem, schedule, FITTED_METHOD, target, res,
                                    fitted_integrator(res.weights, schedule, FITTED_METHOD), seconds, fitted=True,
@@ -795,8 +804,9 @@ def optimized_grids(cases: Sequence[dict]) -> list[dict]:
     NFE with the fields of :data:`OPTIMIZED_GRID_FIELDS`.
 
     ``times`` is the grid (decreasing, in the units of the schedule named by ``schedule``,
-    :func:`pndmkit.schedules.get_schedule`: training indices on a DiscreteVP); ``first_time`` says whether its
-    first time was searched (``"free"``) or kept at the schedule's top (``"fixed"``); ``noise_time`` is the time
+    :func:`pndmkit.schedules.get_schedule`: training indices on a DiscreteVP); ``first_time`` is the option the
+    search ran with (``optimize_first_time``): ``"fixed"`` kept the first time at the schedule's top, ``"free"``
+    searched it, which may have kept the top too (the first time kept is ``times[0]``); ``noise_time`` is the time
     the case's noise is drawn at (the top), which a grid starting below it takes as its state at ``times[0]``
     (:func:`pndmkit.studies.grid_opt.noise_at`: the noise itself on a VP schedule). ``error`` is the run's error on
     the case's samples (as in ``case["optimized"]``): ``pndmkit.sample(..., method=method, grid=times)`` from
@@ -818,7 +828,8 @@ def fitted_solvers(cases: Sequence[dict]) -> list[dict]:
     """Every fitted solver of ``cases`` (:func:`compare`'s, with ``optimized_solvers``), in a form to run again: one
     entry per case and NFE with the fields of :data:`FITTED_SOLVER_FIELDS`.
 
-    ``times`` is the grid and ``noise_time`` the time the case's noise is drawn at, as in :func:`optimized_grids`;
+    ``times`` is the grid, ``noise_time`` the time the case's noise is drawn at and ``first_time`` the option the
+    fit ran with (the first time kept is ``times[0]``), as in :func:`optimized_grids`;
     ``weights`` is the table, one row per step (row ``i`` weighs the gradients of steps ``i, i - 1, ...``,
     :class:`pndmkit.adams.TabulatedMultistep`). ``method`` is :data:`FITTED_METHOD`, a label, not a registered
     method: the sampler is :func:`pndmkit.studies.solver_opt.fitted_integrator` of ``weights`` on the schedule
@@ -1145,8 +1156,11 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         log(f"{problem_name} / {schedule_name}: {len(runs)} built-in runs planned")
     t_opt = time.perf_counter()
     opt_skips: list[dict] = []
-    runs += _plan_optimized(problem, schedule, cfg, log, opt_skips)  # before the reference, at the built-in levels
-    runs += _plan_fitted(problem, schedule, cfg, log)
+    # before the reference, at the built-in levels; a fitted solver starts from iPNDM's optimised grid where that
+    # was searched here (the same noises and options), not from a second search
+    searched: dict = {}  # (method, NFE) -> OptimizedGrid
+    runs += _plan_optimized(problem, schedule, cfg, log, opt_skips, searched)
+    runs += _plan_fitted(problem, schedule, cfg, log, searched)
     t_opt = time.perf_counter() - t_opt
     # the top level is the schedule's (a peer's float32 table may put its own a little higher), never the
     # start of whichever grids happen to run: a late-starting grid is measured against the same trajectory
@@ -1489,6 +1503,9 @@ def _one_blas_thread() -> Any:
 
 def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = lambda s: None) -> dict:
     """Run the head-to-head; return ``{"config", "by_nfe", ..., "cases"}`` (JSON-serialisable); writes no files.
+
+    A run that raised or blew up keeps its ``error`` as ``inf`` here; :func:`pndmkit._io.json_text` (which
+    ``compare.json`` and ``pndmkit compare --json`` are written with) makes it ``null``, as strict JSON needs.
 
     With ``cfg.optimized_grids`` the result also has ``by_nfe_optimized``, ``optimized_skipped`` and
     ``optimized_grids`` (:func:`optimized_grids`), and each case ``optimized`` (its rows) and

@@ -58,7 +58,7 @@ from pndmkit.studies.statistics import (INTERVAL_LEVEL, INTERVAL_MIN_SAMPLES, IN
 from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget, is_problem
 
 __all__ = ["OptimizedGrid", "GridFallbackWarning", "optimize", "evaluate", "check_start", "check_degree", "AUTO_DEGREE",
-           "DEFAULT_DEGREE", "default_noises", "PROBLEM_NOISE_RANGE", "PROBLEM_NOISE_BUDGET",
+           "DEFAULT_DEGREE", "default_noises", "problem_name", "PROBLEM_NOISE_RANGE", "PROBLEM_NOISE_BUDGET",
            "FIRST_TIMES", "FreeFirstTime", "noise_at", "NETWORK_NOISES", "reduction_interval",
            "sample_errors", "end_points", "rms_error", "fallback_reason", "default_grid_maxfev", "builtin_grids", "GridFamily", "search_objective", "BUILTIN_KINDS", "REFERENCE_BLOCK", "REFERENCE_RTOL",
            "INTERVAL_LEVEL", "INTERVAL_MIN_SAMPLES", "INTERVAL_RESAMPLES"]
@@ -537,6 +537,32 @@ def search_objective(study: Study, spec: MethodSpec, family: GridFamily, best: d
         return math.log(max(err, 1e-300))  # an exact run (error 0) is the best possible value
 
     return objective
+
+
+def problem_name(problem_or_model: Any) -> str:
+    """What :attr:`OptimizedGrid.problem` records of :func:`optimize`'s ``problem_or_model``: a name or path as
+    given, a network's ``meta["name"]``, else the object's type name.
+
+    Parameters
+    ----------
+    problem_or_model : object
+        As :func:`optimize` takes it.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from pndmkit.problems import get_problem
+    >>> problem_name("gmm2d"), problem_name(get_problem("gmm2d"))
+    ('gmm2d', 'GaussianMixture')
+    """
+    if isinstance(problem_or_model, str):
+        return problem_or_model
+    if isinstance(problem_or_model, os.PathLike):
+        return str(problem_or_model)
+    return getattr(problem_or_model, "meta", {}).get("name") or type(problem_or_model).__name__
 
 
 def default_noises(target: StudyTarget) -> tuple[int, int]:
@@ -1067,9 +1093,7 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
                          heldout_interval=judged["interval"], evaluations=count[0],
                          fixed_calibration_error=fixed["err"], fixed_evaluations=fixed_runs,
                          reference_error=held.reference_error, degree=parameters, start_grid=start_grid,
-                         problem=problem_or_model if isinstance(problem_or_model, str) else (
-                             str(problem_or_model) if isinstance(problem_or_model, os.PathLike) else
-                             getattr(problem_or_model, "meta", {}).get("name") or type(problem_or_model).__name__),
+                         problem=problem_name(problem_or_model),
                          calibration=int(calibration), heldout=int(heldout), seed=int(seed), stopped=stopped,
                          searched_grid=searched, fell_back=bool(reason), fallback_reason=reason,
                          first_time=first_time, t_start=cal.t_start, schedule=schedule_key(cal.schedule),

@@ -719,6 +719,8 @@ def sweep(study: ModelStudy, method: str | MethodSpec, steps: Sequence[int] = DE
         with blame("cache", errors=(BadFileError,)):
             table = _read_sweeps(path, rebuild)
         table[tag] = result.to_dict()
+        # Python's JSON, not strict JSON (pndmkit._io.json_text): a cache only pndmkit reads, whose inf or nan errors
+        # of a run that blew up must read back as they were (a null error makes _check_sweep refuse the entry)
         write_text(path, json.dumps(table, indent=1))
     return result
 

@@ -12,11 +12,10 @@ with these functions; the studies themselves (:mod:`pndmkit.studies.convergence`
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from pndmkit._io import atomic_path, write_text
+from pndmkit._io import atomic_path, write_json, write_text
 from pndmkit.studies.convergence import MethodResult, Study
 from pndmkit.studies.monitor import duration
 
@@ -180,6 +179,10 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
     ``compare_runs.csv`` holds every run (:data:`RUN_FIELDS`): those of the built-in grids and the peers, then
     the optimised grids' and fitted solvers' with their times (and a fitted solver's weights).
 
+    ``compare.json`` is strict JSON (RFC 8259, :func:`pndmkit._io.write_json`): a number that is not finite, such
+    as the ``error`` of a run that raised or blew up (``inf`` in ``result``; an optimised grid or fitted solver
+    whose run on the case's samples failed), is written as ``null``.
+
     Each file is written atomically (a temporary file, then a rename), and existing ones are replaced: a
     caller that must not replace an earlier run's files checks :func:`compare_result_paths` first, as
     ``pndmkit compare`` does without ``--overwrite``.
@@ -187,7 +190,8 @@ def write_compare_results(result: dict, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = compare_result_paths(out)
     slim = {**result, "cases": [{k: v for k, v in c.items() if k != "runs"} for c in result["cases"]]}
-    write_text(paths[0], json.dumps(slim, indent=1) + "\n")  # every run is in compare_runs.csv, optimised ones too
+    # every run is in compare_runs.csv, optimised ones too; strict JSON: a failed run's inf error is null
+    write_json(paths[0], slim, indent=1, sort_keys=False)
     tag = [{"problem": c["problem"], "schedule": c["schedule"]} for c in result["cases"]]
     _write_csv(paths[1], BEST_FIELDS + SUMMARY_FIELDS, [{**t, **r, **_summary_columns(result, r["nfe_target"])}
                                                         for t, c in zip(tag, result["cases"]) for r in c["best"]])
@@ -430,9 +434,10 @@ def auto_case_table(result: dict) -> str:
     return "\n".join(out)
 
 
-def _fitted_how(cfg: dict, fitted: list[dict]) -> str:
+def _fitted_how(cfg: dict, fitted: list[dict], shared: bool = False) -> str:
     """How the fitted solvers of a compare result (their rows ``fitted``) were made, in words, with their
-    calibration runs and time."""
+    calibration runs and time; ``shared``: they started from the optimised iPNDM grids' searches, run once for
+    both (whose time is the optimised grids')."""
     grid_runs = sum(r.get("grid_evaluations") or 0 for r in fitted)
     weight_runs = sum(r.get("evaluations") or 0 for r in fitted)
     spent = sum(r.get("optimize_seconds") or 0.0 for r in fitted)
@@ -441,7 +446,10 @@ def _fitted_how(cfg: dict, fitted: list[dict]) -> str:
             f"least squares on {cfg['optimize_calibration']} calibration noises per case and NFE "
             f"(pndmkit.studies.solver_opt.optimize_solver: iPNDM's grid search, at most {cfg['optimize_maxfev']} "
             f"runs, then the grid and weights from there), {grid_runs + weight_runs} calibration runs in all "
-            f"({grid_runs} of the grid searches, {weight_runs} of the weight searches; {duration(spent)}); scored "
+            f"({grid_runs} of the grid searches"
+            + (", the optimised ipndm grids' own, run once for both" if shared else "")
+            + f", {weight_runs} of the weight searches; {duration(spent)}"
+            + (" besides those searches" if shared else "") + "); scored "
             f"on the case's own samples, as every row above. In the per-method column it is set against ipndm's own "
             f"best built-in grid. Each one's times and weights are in compare.json (fitted_solvers) and listed "
             f"below.")
@@ -494,7 +502,7 @@ def compare_markdown(result: dict) -> str:
             out += ["", PARITY_NOTE[0].upper() + PARITY_NOTE[1:] + "."]
         out.append("")
     if "by_nfe_optimized" in result:
-        from pndmkit.studies.compare import FITTED_METHOD
+        from pndmkit.studies.compare import FITTED_BASE, FITTED_METHOD
 
         cfg = result["config"]
         spent = sum(c.get("optimize_seconds", 0.0) for c in result["cases"])
@@ -509,7 +517,9 @@ def compare_markdown(result: dict) -> str:
             f"{cfg['optimize_calibration']} calibration noises each ({duration(grid_spent)} in all); scored on the "
             "case's own samples, as every row above. Each optimised grid's times are in compare.json "
             "(optimized_grids) and listed below." if grids_ran else "",
-            _fitted_how(cfg, fitted) if fitted else ""))) + ("" if cfg.get("grids", True) else (
+            _fitted_how(cfg, fitted, shared=any(r["method"] == FITTED_BASE for c in result["cases"]
+                                                for r in c.get("optimized", ()))) if fitted else ""))) + (
+                "" if cfg.get("grids", True) else (
                 " Built-in: the default grid only (the run searched no grid options: --quick or --no-grids)."))
         title = " and ".join(what for what, on in (("optimised grids", grids_ran), ("fitted solvers", fitted)) if on)
         out += [f"## {title[0].upper() + title[1:]} (reported apart: never in the tables above)", "", how, "",

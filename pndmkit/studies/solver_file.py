@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pndmkit._checks import check_bool, check_int, check_real
-from pndmkit._io import atomic_path, read_json_object
+from pndmkit._io import atomic_path, json_text, read_json_object
 from pndmkit.adams import TabulatedMultistep
 from pndmkit.errors import BadFileError, UsageError, blame
 from pndmkit.grids import check_grid
@@ -347,8 +347,8 @@ def save_solver(solver: Any, path: str | os.PathLike[str], *, overwrite: bool = 
     if path.is_dir():
         raise UsageError("path", f"path={str(path)!r} is a folder; give a file name (e.g. "
                                  f"{str(path / 'solver.json')!r})")
-    text = json.dumps({"format": SOLVER_FORMAT, "version": SOLVER_VERSION, **solver.to_dict(), "schedule_spec": spec},
-                      indent=2, sort_keys=True) + "\n"
+    text = json_text({"format": SOLVER_FORMAT, "version": SOLVER_VERSION, **solver.to_dict(), "schedule_spec": spec},
+                     indent=2, sort_keys=True) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text)
         if not overwrite:

@@ -55,8 +55,8 @@ from pndmkit.errors import UsageError, blame
 from pndmkit.integrator import Integrator
 from pndmkit.schedules import NoiseSchedule, schedule_key
 from pndmkit.studies.grid_opt import (FIRST_TIMES, MAX_NOISES, FreeFirstTime, GridFallbackWarning, GridFamily,
-                                      OptimizedGrid, builtin_grids, check_degree, end_points, fallback_reason,
-                                      optimize, sample_errors)
+                                      OptimizedGrid, builtin_grids, check_degree, default_noises, end_points,
+                                      fallback_reason, optimize, problem_name, sample_errors)
 from pndmkit.studies.solver_file import (BASE_METHOD, FITTED_NAME, SOLVER_FIELDS, SOLVER_FORMAT, SOLVER_VERSION,
                                          FittedSolver, fitted_integrator, load_solver, save_solver)
 from pndmkit.studies.statistics import reduction_interval
@@ -284,6 +284,40 @@ class _Budget(Exception):
     """The search used its runs."""
 
 
+def _check_grid_result(og: OptimizedGrid, target: StudyTarget, problem_or_model: Any, *, nfe: int,
+                       calibration: Optional[int], heldout: Optional[int], seed: int, first_time: str,
+                       fallback: bool) -> None:
+    """Refuse a ``grid_result`` of :func:`optimize_solver` that is not the grid search the call would run: naming
+    ``grid_result`` and the parameter it differs in, with both values."""
+    if og.method != BASE_METHOD:
+        raise UsageError("grid_result", f"grid_result is a search of {og.method}'s grid; the fit starts from "
+                                        f"{BASE_METHOD}'s (optimize({BASE_METHOD!r}, ...))")
+    if calibration is None or heldout is None:
+        default_cal, default_held = default_noises(target)
+        calibration = default_cal if calibration is None else calibration
+        heldout = default_held if heldout is None else heldout
+    atol = 1e-9 * abs(target.t_start - target.t_end)
+    # (parameter, what it sets, the search's value, this call's)
+    checks = [("problem_or_model", "problem", og.problem, problem_name(problem_or_model)),
+              ("nfe", "nfe", og.nfe, nfe), ("first_time", "first_time", og.first_time, first_time),
+              ("seed", "seed", og.seed, seed), ("calibration", "calibration noises", og.calibration, calibration),
+              ("heldout", "held-out noises", og.heldout, heldout),
+              ("schedule", "schedule", og.schedule, schedule_key(target.schedule))]
+    differs = [(param, what, theirs, ours) for param, what, theirs, ours in checks if theirs != ours]
+    differs += [(param, what, theirs, ours) for param, what, theirs, ours in (
+        ("t_start", "noise time", og.t_start, target.t_start),
+        ("t_end", "last time", float(og.grid[-1]), target.t_end)) if not abs(theirs - ours) <= atol]
+    if differs:
+        param, what, theirs, ours = differs[0]
+        raise UsageError(("grid_result", param), f"grid_result was searched with {what} {theirs!r} and this fit "
+                                                 f"has {ours!r}, so it is not this fit's grid search; pass the search "
+                                                 f"run with this call's {param}, or none")
+    if og.fell_back and not fallback:
+        raise UsageError(("grid_result", "fallback"), "grid_result fell back to a built-in grid, which a search "
+                                                      "with fallback=False never does; pass the search run with "
+                                                      "fallback=False, or none")
+
+
 def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[NoiseSchedule] = None,
                     t_start: Optional[float] = None, t_end: Optional[float] = None,
                     calibration: Optional[int] = None, heldout: Optional[int] = None, seed: int = 0,
@@ -291,16 +325,16 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
                     shape: Optional[Sequence[int]] = None, cache: Any = None, progress: bool = False,
                     first_time: str = "free", fallback: bool = True, rebuild_cache: bool = False,
                     start: Any = None, start_weights: Any = None,
-                    stop_early: Optional[Any] = None) -> OptimizedSolver:
+                    stop_early: Optional[Any] = None, grid_result: Optional[OptimizedGrid] = None) -> OptimizedSolver:
     """Fit the grid and step weights of a multistep sampler at an NFE budget; judge them on held-out noises.
 
     First :func:`pndmkit.studies.grid_opt.optimize` optimises iPNDM's grid (same noises and options; its budget
-    ``grid_maxfev``); then the grid (the same smooth family, its first time too with ``first_time="free"``) and
-    a weight table with one row per step (row ``i`` weighs the gradients of steps ``i .. max(i - 3, 0)``:
-    ``min(i + 1, 4)`` weights, as iPNDM's order-4 formula does, starting from iPNDM's weights; a table of one's
-    own, for :class:`~pndmkit.adams.TabulatedMultistep` or a solver file, may use up to ``i + 1``) are fitted
-    together by least squares on the calibration noises' end-point errors (every coordinate a residual, see
-    the module's description).
+    ``grid_maxfev``), unless ``grid_result`` hands over that search already run; then the grid (the same smooth
+    family, its first time too with ``first_time="free"``) and a weight table with one row per step (row ``i``
+    weighs the gradients of steps ``i .. max(i - 3, 0)``: ``min(i + 1, 4)`` weights, as iPNDM's order-4 formula
+    does, starting from iPNDM's weights; a table of one's own, for :class:`~pndmkit.adams.TabulatedMultistep` or a
+    solver file, may use up to ``i + 1``) are fitted together by least squares on the calibration noises' end-point
+    errors (every coordinate a residual, see the module's description).
 
     Parameters
     ----------
@@ -338,6 +372,18 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         the weight search judges its best fit so far (:attr:`OptimizedSolver.stopped` says why); the weight search
         runs its start once whatever ``stop_early`` says.
 
+    grid_result : OptimizedGrid, optional
+        The grid search already run (:func:`~pndmkit.studies.grid_opt.optimize` of :data:`BASE_METHOD` on the same
+        target, ``nfe``, noises and options, as ``pndmkit compare`` runs it for its optimised iPNDM grids): the
+        fit starts from it instead of running the search again, and the result is the same bit for bit. It is
+        checked against this call before any reference is solved or run: its method, ``nfe``, ``first_time``,
+        ``seed``, problem (:func:`~pndmkit.studies.grid_opt.problem_name`), numbers of calibration and held-out
+        noises (``calibration`` and ``heldout``, or their defaults), noise time, last time and schedule must be
+        this call's, and it must not have fallen back where ``fallback`` is off; ``start`` and ``grid_maxfev``,
+        which tune the search it replaces, are refused beside it. (Options this call cannot see, such as the
+        search's ``degree``, ``kinds`` or ``fallback`` when it did not fall back, are the caller's to keep the
+        same.)
+
     Returns
     -------
     OptimizedSolver
@@ -345,7 +391,8 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
     Raises
     ------
     UsageError
-        A bad argument, naming it (the grid search's checks, and ``maxfev`` / ``grid_maxfev``).
+        A bad argument, naming it (the grid search's checks, and ``maxfev`` / ``grid_maxfev``); a ``grid_result``
+        that is not this call's search, naming ``grid_result`` and the parameter it differs in.
     """
     from scipy.optimize import least_squares
 
@@ -363,15 +410,28 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         check_choice(first_time, "first_time", FIRST_TIMES)
     if stop_early is not None and not callable(stop_early):
         raise UsageError("stop_early", f"stop_early must be callable or None, got {stop_early!r}")
-    common = dict(schedule=schedule, t_start=t_start, t_end=t_end, calibration=calibration, heldout=heldout,
-                  seed=seed, shape=shape, cache=cache, progress=progress, rebuild_cache=rebuild_cache,
-                  first_time=first_time)
-    with warnings.catch_warnings():  # the grid search's fallback is reported through grid_result
-        warnings.simplefilter("ignore", GridFallbackWarning)
-        og = optimize(BASE_METHOD, problem_or_model, nfe, maxfev=grid_maxfev, fallback=fallback, start=start,
-                      stop_early=stop_early, **common)
+    if grid_result is not None:
+        if not isinstance(grid_result, OptimizedGrid):
+            raise UsageError("grid_result", f"grid_result must be an OptimizedGrid (the result of "
+                                            f"pndmkit.studies.grid_opt.optimize) or None, got {grid_result!r}")
+        for name, value in (("start", start), ("grid_maxfev", grid_maxfev)):
+            if value is not None:
+                raise UsageError(("grid_result", name), f"{name} tunes the grid search, which grid_result replaces "
+                                                        f"(it has run already); give one of them, not both")
+        og = grid_result
+    else:
+        common = dict(schedule=schedule, t_start=t_start, t_end=t_end, calibration=calibration, heldout=heldout,
+                      seed=seed, shape=shape, cache=cache, progress=progress, rebuild_cache=rebuild_cache,
+                      first_time=first_time)
+        with warnings.catch_warnings():  # the grid search's fallback is reported through grid_result
+            warnings.simplefilter("ignore", GridFallbackWarning)
+            og = optimize(BASE_METHOD, problem_or_model, nfe, maxfev=grid_maxfev, fallback=fallback, start=start,
+                          stop_early=stop_early, **common)
     target = StudyTarget.resolve(problem_or_model, schedule, shape=shape, seed=seed, t_start=t_start, t_end=t_end,
                                  cache=cache, rebuild_cache=rebuild_cache)
+    if grid_result is not None:
+        _check_grid_result(og, target, problem_or_model, nfe=nfe, calibration=calibration, heldout=heldout,
+                           seed=seed, first_time=first_time, fallback=fallback)
     cal, held = target.study(0, og.calibration), target.study(og.calibration, og.heldout)
     sched = cal.schedule
     steps = og.steps
