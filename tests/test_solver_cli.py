@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,29 +186,33 @@ def test_a_stop_ends_both_searches_and_the_solver_handed_back_is_still_measured(
     assert math.isfinite(res.fitted.calibration_error)
 
 
-def test_sample_solver_writes_what_the_loaded_solver_samples(solver_file, ckpt, tmp_path):
+@pytest.mark.parametrize("which, base", [("solver_file", "ipndm"), ("solver_file_x0", "ipndm-x0")])
+def test_sample_solver_writes_what_the_loaded_solver_samples(which, base, ckpt, tmp_path, request):
+    """``sample --solver FILE`` runs the file's weights on the file's base (it reads the base from the file)."""
     torch = pytest.importorskip("torch")
     from pndmkit.cli import main
     from pndmkit.nn.checkpoint import load_checkpoint
     from pndmkit.nn.generate import initial_noise, read_samples
 
+    solver_file = request.getfixturevalue(which)
     out = tmp_path / "o"
     assert main(["sample", "--checkpoint", ckpt + ".json", "--solver", str(solver_file), "--num-samples", "2",
                  "--seed", "2", "--out", str(out), "--no-progress"]) == 0
     _, x = read_samples(out, expect=2)
     solver = load_solver(solver_file)
+    assert solver.base == base
     net = load_checkpoint(ckpt)
     with torch.no_grad():
         expected = solver.sample(net.model(), initial_noise(range(2), net.shape, 2)).x
     assert np.array_equal(x, expected.numpy())
     run = json.loads((out / "run.json").read_text())
-    assert run["method"] == FITTED_NAME and run["steps"] == 3 and run["solver"] == solver.to_dict()
-    assert run["times"] == run["grid"] == [float(t) for t in solver.grid]
-    # the fitted weights ran, not iPNDM's on the same grid
+    assert run["method"] == base + "-fitted" and run["steps"] == 3 and run["solver"] == solver.to_dict()
+    assert run["solver"]["base"] == base and run["times"] == run["grid"] == [float(t) for t in solver.grid]
+    # the fitted weights ran, not the base method's on the same grid
     with torch.no_grad():
-        ipndm = pndmkit.sample(net.model(), initial_noise(range(2), net.shape, 2), schedule=net.schedule,
-                               method="ipndm", grid=solver.grid).x
-    assert not np.allclose(x, ipndm.numpy())
+        plain = pndmkit.sample(net.model(), initial_noise(range(2), net.shape, 2), schedule=net.schedule,
+                               method=base, grid=solver.grid).x
+    assert not np.allclose(x, plain.numpy())
 
 
 def test_sample_config_takes_the_solver_s_settings_and_refuses_others(solver_file):
@@ -273,6 +278,14 @@ def _damage(data: dict, edit: str) -> str:
         data["schedule_spec"] = {"kind": "linear-vp", "beta_min": 0.1, "beta_max": 20.0}
     elif edit == "nfe":
         data["nfe"] = 4
+    elif edit == "unknown base":
+        data["base"] = "ipndm-v"
+    elif edit == "no base":
+        del data["base"]
+    elif edit == "version 3":
+        data["version"] = 3
+    elif edit == "base in version 1":  # a version 1 reader knows no base, so a version 1 file may not hold one
+        data["version"] = 1
     return json.dumps(data)
 
 
@@ -287,8 +300,15 @@ DAMAGES = [
     ("grid below the domain", "has a bad field 'grid': grid[3]=-50.0 lies outside the domain [-1.0, 999.0] of "
                               "DiscreteVP.linear(T=1000)"),
     ("t_start above the domain", "has a bad field 't_start': t_start=5000.0 lies outside the domain [-1.0, 999.0]"),
-    ("no version", "has no field 'version' (this pndmkit reads version 1)"),
-    ("unknown field", "has unknown field 'step' (a version 1 solver file holds only format, version, nfe, steps, "),
+    ("no version", "has no field 'version' (this pndmkit reads versions 1 and 2)"),
+    ("unknown field", "has unknown field 'step' (a version 2 solver file holds only format, version, nfe, steps, "),
+    ("unknown base", "has a bad field 'base': base must be one of 'ipndm', 'ipndm-x0' (the methods a fitted solver "
+                     "is built on), got 'ipndm-v'"),
+    ("no base", "has no field 'base'"),
+    ("version 3", "has field 'version' 3; this pndmkit reads versions 1 and 2"),
+    ("base in version 1", "has unknown field 'base' (a version 1 solver file holds only format, version, nfe, steps, "
+                          "grid, weights, t_start, schedule, schedule_spec, calibration_error, heldout_error, "
+                          "fell_back, problem, calibration, heldout, seed)"),
     ("format", "is not a pndmkit solver file (field 'format' is 'pndmkit-checkpoint'"),
     ("schedule spec", "has a bad field 'schedule_spec': it describes LinearVP(beta_min=0.1, beta_max=20.0), but "
                       "field 'schedule' names DiscreteVP.linear(T=1000)"),
@@ -513,3 +533,129 @@ def test_fitted_solver_sample_refuses_what_the_solver_sets_and_other_schedules(f
         solver.nfe = 4
     with pytest.raises(ValueError):
         solver.grid[0] = 1.0  # read-only times: a solver cannot drift from its file
+
+
+# -- the base method: ipndm (eps form) or ipndm-x0 (data-prediction form) ------------------------------------------
+@pytest.fixture(scope="module")
+def fitted_x0():
+    """The in-process fit on the x0 base (fitted weights kept)."""
+    return optimize_solver("gmm1d", 3, fallback=False, base="ipndm-x0", **FIT)
+
+
+@pytest.fixture(scope="module")
+def solver_file_x0(tmp_path_factory):
+    """A solver file written by ``pndmkit grid fit --base ipndm-x0`` (the same fit as :func:`fitted_x0`)."""
+    from pndmkit.cli import main
+
+    path = tmp_path_factory.mktemp("fit_x0") / "solver.json"
+    assert main(["grid", "fit", *FIT_ARGS, "--no-fallback", "--base", "ipndm-x0", "--out", str(path)]) == 0
+    return path
+
+
+def test_grid_fit_base_x0_writes_the_x0_solver_the_api_fits(fitted_x0, solver_file_x0, fitted):
+    loaded = load_solver(solver_file_x0)
+    assert loaded == fitted_x0.fitted and loaded.to_dict() == fitted_x0.fitted.to_dict()
+    assert loaded.base == "ipndm-x0" and loaded.name == "ipndm-x0-fitted" and not loaded.fell_back
+    assert fitted_x0.grid_result.method == "ipndm-x0" and loaded.weights != adams_bashforth_table(3)
+    assert loaded.weights != fitted.weights  # another fit than the eps form's
+    data = json.loads(solver_file_x0.read_text())
+    assert (data["version"], data["base"]) == (2, "ipndm-x0")
+
+
+def test_an_x0_solver_round_trips_and_samples_as_the_fit_did_bit_for_bit(fitted_x0, tmp_path):
+    path = save_solver(fitted_x0, tmp_path / "x0.json")
+    back = load_solver(path)
+    assert back == fitted_x0.fitted and back.base == "ipndm-x0"
+    model = _model(back.noise_schedule)
+    x_T = np.random.default_rng(4).standard_normal((6, 1))
+    here, there = fitted_x0.sample(model, x_T), back.sample(model, x_T)
+    assert np.array_equal(here.x, there.x) and there.method == "ipndm-x0-fitted" and there.nfe == 3
+    assert back.integrator().transfer.__class__.__name__ == "DataTransfer"
+    # the base is part of the solver: the same grid and weights on the eps form are another sampler
+    eps_form = dataclasses.replace(back, base="ipndm")
+    assert eps_form != back and eps_form.name == FITTED_NAME
+    assert not np.allclose(eps_form.sample(model, x_T).x, there.x)
+
+
+def test_a_version_1_file_loads_as_ipndm(solver_file, tmp_path):
+    """A file written before solvers had a base (version 1, no field base) is an ipndm solver: it loads equal to
+    the same solver written now and samples the same bits."""
+    data = json.loads(solver_file.read_text())
+    assert (data["version"], data["base"]) == (2, "ipndm")
+    del data["base"]
+    data["version"] = 1
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps(data))
+    loaded, now = load_solver(old), load_solver(solver_file)
+    assert loaded.base == "ipndm" and loaded.name == FITTED_NAME and loaded == now
+    model = _model(loaded.noise_schedule)
+    x_T = np.random.default_rng(5).standard_normal((4, 1))
+    assert np.array_equal(loaded.sample(model, x_T).x, now.sample(model, x_T).x)
+    saved = json.loads(save_solver(loaded, tmp_path / "again.json").read_text())
+    assert (saved["version"], saved["base"]) == (2, "ipndm")  # written again: version 2, base said
+
+
+def test_a_reader_of_version_1_refuses_an_x0_file(solver_file_x0, tmp_path):
+    """The reader of version 1 (pndmkit at 6b0bb2b, before the base) knew no field base: it refuses a version 2 file
+    by its version instead of running x0 weights through the eps form."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    try:
+        source = subprocess.run(["git", "show", "6b0bb2b:pndmkit/studies/solver_file.py"], capture_output=True,
+                                text=True, check=True, cwd=Path(__file__).parent).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("the version 1 reader is not in this checkout's history")
+    name = "pndmkit.studies._solver_file_v1"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[name] = old  # dataclasses looks its module up
+    try:
+        exec(compile(source, "solver_file_v1.py", "exec"), old.__dict__)
+        with pytest.raises(BadFileError, match="has field 'version' 2; this pndmkit reads version 1"):
+            old.load_solver(solver_file_x0)
+        data = json.loads(solver_file_x0.read_text())
+        data["version"] = 1  # even told it is version 1, it refuses the field it does not know
+        bad = tmp_path / "x0_as_v1.json"
+        bad.write_text(json.dumps(data))
+        with pytest.raises(BadFileError, match="has unknown field 'base'"):
+            old.load_solver(bad)
+    finally:
+        del sys.modules[name]
+
+
+def test_a_resume_tells_the_bases_apart_and_takes_a_run_recorded_before_them(solver_file, ckpt, tmp_path,
+                                                                               usage_error):
+    """run.json's solver records its base: a resume with the same weights on the other base is refused naming
+    it; a run recorded before solvers had a base (no field base) was an ipndm one and resumes with it."""
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    common = ["sample", "--checkpoint", ckpt + ".json", "--num-samples", "2", "--out", str(out), "--no-progress"]
+    assert main([*common, "--solver", str(solver_file)]) == 0
+    x0 = save_solver(dataclasses.replace(load_solver(solver_file), base="ipndm-x0"), tmp_path / "x0.json")
+    err = usage_error([*common, "--solver", str(x0), "--resume"])
+    assert err.startswith("pndmkit sample: error: --resume/"), err
+    assert "the fitted solver is not run.json's (its base differ)" in err and "method='ipndm-fitted'" in err, err
+    run_file = out / "run.json"
+    run = json.loads(run_file.read_text())
+    del run["solver"]["base"]  # as pndmkit wrote it before the base
+    run_file.write_text(json.dumps(run))
+    assert main([*common, "--solver", str(solver_file), "--resume"]) == 0
+
+
+@pytest.mark.parametrize("base", ["ipndm-v", "x0", "IPNDM"])
+def test_grid_fit_refuses_an_unknown_base_before_the_fit(base, tmp_path, usage_error):
+    out = tmp_path / "s.json"
+    err = usage_error(["grid", "fit", *FIT_ARGS, "--base", base, "--out", str(out)])
+    assert err.startswith(f"pndmkit grid fit: error: --base: invalid choice: {base!r} (choose from 'ipndm', "
+                          "'ipndm-x0')"), err
+    assert not out.exists()
+
+
+def test_fitted_solver_refuses_an_unknown_base_by_name():
+    with pytest.raises(UsageError) as info:
+        FittedSolver(grid=G, weights=W, t_start=999.0, schedule="DiscreteVP.linear(T=1000)", base="ddim")
+    assert info.value.params == ("base",) and "got 'ddim'" in str(info.value) and "'ipndm', 'ipndm-x0'" in str(
+        info.value)

@@ -25,23 +25,72 @@ def model(x, t):
 
 
 @pytest.mark.parametrize("grid", GRIDS)
-def test_adams_table_is_ipndm_bit_for_bit(grid):
+@pytest.mark.parametrize("base", solver_opt.BASE_METHODS)
+def test_adams_table_is_its_base_bit_for_bit(grid, base):
+    """The Adams-Bashforth table through the base's transfer is the registered base method, bit for bit: iPNDM
+    (eps form) and ipndm-x0 (the data-prediction transfer)."""
     x = np.random.default_rng(0).standard_normal((16, 4))
-    ref = sample(model, x, schedule=SCHED, method="ipndm", grid=grid).x
-    got = sample(model, x, schedule=SCHED, method=fitted_integrator(adams_bashforth_table(6), SCHED), grid=grid).x
-    assert np.array_equal(ref, got)
+    ref = sample(model, x, schedule=SCHED, method=base, grid=grid).x
+    sol = sample(model, x, schedule=SCHED, method=fitted_integrator(adams_bashforth_table(6), SCHED, base=base),
+                 grid=grid)
+    assert np.array_equal(ref, sol.x) and sol.method == base + "-fitted"
 
 
-def test_adams_table_is_ipndm_in_torch():
+@pytest.mark.parametrize("grid", GRIDS)
+def test_the_two_bases_are_two_samplers(grid):
+    """The same table weighs eps predictions on one base and x0 predictions on the other: other end points."""
+    x = np.random.default_rng(0).standard_normal((16, 4))
+    eps, x0 = (sample(model, x, schedule=SCHED, method=fitted_integrator(adams_bashforth_table(6), SCHED, base=b),
+                      grid=grid).x for b in solver_opt.BASE_METHODS)
+    assert not np.allclose(eps, x0)
+
+
+@pytest.mark.parametrize("base", solver_opt.BASE_METHODS)
+def test_adams_table_is_its_base_in_torch(base):
     torch = pytest.importorskip("torch")
     x = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
 
     def f(x, t):
         return 0.3 * torch.tanh(x) + 1e-3 * t * x
 
-    ref = sample(f, x, schedule=SCHED, method="ipndm", grid=GRIDS[1]).x
-    got = sample(f, x, schedule=SCHED, method=fitted_integrator(adams_bashforth_table(6), SCHED), grid=GRIDS[1]).x
+    ref = sample(f, x, schedule=SCHED, method=base, grid=GRIDS[1]).x
+    got = sample(f, x, schedule=SCHED, method=fitted_integrator(adams_bashforth_table(6), SCHED, base=base),
+                 grid=GRIDS[1]).x
     assert torch.equal(ref, got)
+
+
+def test_x0_table_step_by_hand():
+    """Two steps of a table of our own on the x0 base against the data-prediction step written out:
+    x' = (sigma'/sigma) x + alpha' (1 - s'/s) d, d the weighted x0 predictions."""
+    grid = np.array([999.0, 500.0, -1.0])
+    rows = ((0.9,), (1.7, -0.4))
+    x0 = np.array([[0.3, -1.2]])
+    got = sample(model, x0, schedule=SCHED, method=fitted_integrator(rows, SCHED, base="ipndm-x0"), grid=grid).x
+
+    def data(x, t):
+        a = SCHED.abar(t)
+        return (x - math.sqrt(1 - a) * model(x, t)) / math.sqrt(a)
+
+    def step(x, d, t, u):
+        a, b = SCHED.abar(t), SCHED.abar(u)
+        return math.sqrt((1 - b) / (1 - a)) * x + (math.sqrt(b) - math.sqrt(a) * math.sqrt((1 - b) / (1 - a))) * d
+
+    d0 = data(x0, 999.0)
+    x1 = step(x0, 0.9 * d0, 999.0, 500.0)
+    x2 = step(x1, 1.7 * data(x1, 500.0) - 0.4 * d0, 500.0, -1.0)
+    np.testing.assert_allclose(got, x2, rtol=1e-12, atol=1e-14)
+
+
+def test_fitted_integrator_refuses_an_unknown_base():
+    for base in ("ddim", "ipndm-v", None):
+        with pytest.raises(UsageError) as info:
+            fitted_integrator(adams_bashforth_table(3), SCHED, base=base)
+        assert info.value.params == ("base",)
+        assert str(info.value) == (f"base must be one of 'ipndm', 'ipndm-x0' (the methods a fitted solver is built "
+                                   f"on), got {base!r}")
+    assert solver_opt.BASE_METHODS == ("ipndm", "ipndm-x0") and solver_opt.BASE_METHOD == "ipndm"
+    assert [solver_opt.fitted_name(b) for b in solver_opt.BASE_METHODS] == ["ipndm-fitted", "ipndm-x0-fitted"]
+    assert solver_opt.FITTED_NAME == "ipndm-fitted"
 
 
 def test_adams_table_rows():
@@ -143,6 +192,47 @@ def test_fit_cuts_gmm2d_error(fitted):
     assert "below ipndm on its optimised grid" in fitted.report()
 
 
+@pytest.fixture(scope="module")
+def fitted_x0():
+    return optimize_solver("gmm2d", 5, calibration=32, heldout=32, maxfev=100, grid_maxfev=30, fallback=False,
+                           base="ipndm-x0")
+
+
+def test_an_x0_fit_searches_ipndm_x0s_grid_and_measures_against_it(fitted_x0):
+    """base="ipndm-x0": the grid search is ipndm-x0's, the weight search starts from ipndm-x0 on that grid (so it
+    only goes down from its calibration error), and the held-out numbers are the x0 sampler's and ipndm-x0's."""
+    res = fitted_x0
+    assert res.base == res.fitted.base == "ipndm-x0" and res.grid_result.method == "ipndm-x0"
+    assert res.name == res.fitted.name == "ipndm-x0-fitted" and res.to_dict()["base"] == "ipndm-x0"
+    target = StudyTarget.resolve("gmm2d", seed=0)
+    cal, held = target.study(0, 32), target.study(32, 32)
+    grid = np.asarray(res.grid_result.grid)
+    assert res.calibration_error <= grid_opt.rms_error(cal, "ipndm-x0", grid)
+    assert res.baseline_error == grid_opt.rms_error(held, "ipndm-x0", grid)  # the x0 form, not ipndm
+    assert res.baseline_error != grid_opt.rms_error(held, "ipndm", grid)
+    searched = grid_opt.sample_errors(held, fitted_integrator(res.searched_weights, SCHED, base="ipndm-x0"),
+                                      res.searched_grid)
+    assert float(np.sqrt(np.mean(searched))) == res.heldout_error
+    eps_form = grid_opt.sample_errors(held, fitted_integrator(res.searched_weights, SCHED), res.searched_grid)
+    assert not np.array_equal(searched, eps_form)  # the same table on the eps form is another sampler
+    assert res.integrator().transfer.__class__.__name__ == "DataTransfer"
+    assert "below ipndm-x0 on its optimised grid" in res.report()
+    assert res.report().startswith("fitted solver (ipndm-x0-fitted, built on ipndm-x0) at NFE 5")
+
+
+def test_an_x0_fit_falls_back_to_ipndm_x0():
+    with pytest.warns(SolverFallbackWarning, match="handing back ipndm-x0 on its optimised grid"):
+        res = optimize_solver("gmm1d", 3, calibration=16, heldout=2, maxfev=30, grid_maxfev=20, base="ipndm-x0")
+    assert res.fell_back and res.weights == adams_bashforth_table(3) and res.fitted.base == "ipndm-x0"
+    assert "fell back to ipndm-x0 on its optimised grid" in res.report()
+    target = StudyTarget.resolve("gmm1d", seed=0)
+    held = target.study(16, 2)
+    sol = res.sample(lambda x, t: held.problem.eps(x, t, SCHED), held.x_T)
+    ref = sample(lambda x, t: held.problem.eps(x, t, SCHED), held.x_T, schedule=SCHED, method="ipndm-x0",
+                 grid=res.grid)
+    assert np.array_equal(sol.x, ref.x) and sol.method == "ipndm-x0-fitted"
+
+
 def test_fallback_without_interval():
     with pytest.warns(SolverFallbackWarning, match="no interval"):
         res = optimize_solver("gmm1d", 3, calibration=16, heldout=2, maxfev=30, grid_maxfev=20)
@@ -165,6 +255,7 @@ def test_grouped_residuals_same_objective(monkeypatch):
 @pytest.mark.parametrize("kwargs, param", [
     (dict(nfe=0), "nfe"), (dict(maxfev=0), "maxfev"), (dict(grid_maxfev=-1), "grid_maxfev"),
     (dict(first_time="late"), "first_time"), (dict(fallback="yes"), "fallback"), (dict(stop_early=3), "stop_early"),
+    (dict(base="ipndm-v"), "base"), (dict(base="x0"), "base"),
 ])
 def test_bad_arguments_named(kwargs, param):
     args = dict(nfe=3, calibration=4, heldout=4)
@@ -256,7 +347,10 @@ def test_a_grid_search_of_another_fit_is_refused_before_any_work(monkeypatch):
          "start tunes the grid search, which grid_result replaces"),
         ("gmm1d", 3, searched, {"grid_maxfev": 5}, ("grid_result", "grid_maxfev"),
          "grid_maxfev tunes the grid search, which grid_result replaces"),
-        ("gmm1d", 3, other_method, {}, ("grid_result",), "grid_result is a search of ddim's grid"),
+        ("gmm1d", 3, other_method, {}, ("grid_result", "base"), "grid_result is a search of ddim's grid; a fit with "
+         "base='ipndm' starts from ipndm's"),
+        ("gmm1d", 3, searched, {"base": "ipndm-x0"}, ("grid_result", "base"),
+         "grid_result is a search of ipndm's grid; a fit with base='ipndm-x0' starts from ipndm-x0's"),
         ("gmm2d", 3, searched, {}, ("grid_result", "problem_or_model"),
          "grid_result was searched with problem 'gmm1d' and this fit has 'gmm2d'"),
         ("gmm1d", 4, searched, {}, ("grid_result", "nfe"), "grid_result was searched with nfe 3 and this fit has 4"),

@@ -25,6 +25,7 @@ from pndmkit.errors import UsageError
 from pndmkit.methods import METHODS, unknown_method_reason
 from pndmkit.problems import PROBLEMS
 from pndmkit.studies.grid_opt import AUTO_DEGREE, DEFAULT_DEGREE, FIRST_TIMES, check_degree
+from pndmkit.studies.solver_file import BASE_METHOD, BASE_METHODS
 
 
 def _degree(text: str) -> int | str | None:
@@ -119,13 +120,13 @@ def run_fit(args: argparse.Namespace) -> int:
     import warnings
 
     from pndmkit.studies.grid_opt import GridFallbackWarning
-    from pndmkit.studies.solver_opt import BASE_METHOD, SolverFallbackWarning, optimize_solver, save_solver
+    from pndmkit.studies.solver_opt import SolverFallbackWarning, optimize_solver, save_solver
 
     _check_target(args)
     out = _check_out(args)
     # before any reference: they cost minutes. One step is no refusal here even with --first-time fixed: the grid
     # search then has nothing to move, but the fit still has the step's weight
-    _check_steps(BASE_METHOD, args.nfe, "free")
+    _check_steps(args.base, args.nfe, "free")
     with _model_errors(), warnings.catch_warnings():  # the report says it
         warnings.simplefilter("ignore", SolverFallbackWarning)
         warnings.simplefilter("ignore", GridFallbackWarning)
@@ -135,7 +136,7 @@ def run_fit(args: argparse.Namespace) -> int:
             result = optimize_solver(args.problem, args.nfe, calibration=args.calibration, heldout=args.heldout,
                                      seed=args.seed, maxfev=args.maxfev, grid_maxfev=args.grid_maxfev,
                                      progress=sys.stderr.isatty(), first_time=args.first_time,
-                                     fallback=args.fallback)
+                                     fallback=args.fallback, base=args.base)
     if result is None:  # stopped by --max-minutes before the references were finished
         return 1
     report = json_text(result.to_dict(), indent=2) if args.json else _fit_report(result)
@@ -301,9 +302,9 @@ def _fit_network(args: argparse.Namespace):
 
     from pndmkit.studies.grid_opt import BUILTIN_KINDS, default_grid_maxfev
     from pndmkit.studies.monitor import duration
-    from pndmkit.studies.solver_opt import BASE_METHOD, default_maxfev, optimize_solver
+    from pndmkit.studies.solver_opt import default_maxfev, optimize_solver
 
-    steps = args.nfe  # iPNDM: one evaluation a step
+    steps = args.nfe  # iPNDM (either base): one evaluation a step
     # one step from the noise's time: no grid to search (the fit still has its weight)
     searched = steps > 1 or args.first_time == "free"
     grid_runs = (args.grid_maxfev or default_grid_maxfev(steps, AUTO_DEGREE, args.first_time)) if searched else 0
@@ -312,7 +313,7 @@ def _fit_network(args: argparse.Namespace):
     def plan(calibration: int, heldout: int, monitor: Any) -> tuple[int, str]:
         search = (runs + len(BUILTIN_KINDS) + 1) * steps
         judge = (len(BUILTIN_KINDS) + 4) * steps
-        return runs, (f"search: at most {grid_runs} runs of {BASE_METHOD} x {steps} steps for the grid, then "
+        return runs, (f"search: at most {grid_runs} runs of {args.base} x {steps} steps for the grid, then "
                       f"{runs - grid_runs} for the grid and weights ({search} network evaluations of the calibration "
                       f"noises, about {duration(monitor.cost(search))}); judging: {judge} evaluations of the "
                       f"{heldout} held-out noises, about {duration(monitor.cost(judge, heldout))}")
@@ -321,7 +322,7 @@ def _fit_network(args: argparse.Namespace):
         result = optimize_solver(ckpt, args.nfe, calibration=calibration, heldout=heldout, seed=args.seed,
                                  maxfev=args.maxfev, grid_maxfev=args.grid_maxfev, cache=folder,
                                  progress=sys.stderr.isatty(), first_time=args.first_time, fallback=args.fallback,
-                                 rebuild_cache=args.rebuild_cache, stop_early=monitor.check)
+                                 rebuild_cache=args.rebuild_cache, stop_early=monitor.check, base=args.base)
         # as the user named it
         result = dataclasses.replace(result, grid_result=dataclasses.replace(result.grid_result,
                                                                              problem=str(args.model)))
@@ -406,9 +407,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = actions.add_parser("fit", help="fit a solver's grid and step weights on calibration noises, report held-out "
                                        "errors, write it to --out FILE",
                            description=FIT_DESCRIPTION + " It first optimises iPNDM's grid (as grid optimize --method "
-                           "ipndm does), then fits that grid and the weights together by least squares, and hands back "
-                           "iPNDM on the optimised grid, saying so, where the held-out interval of the fitted "
-                           "solver's cut does not lie above 0." + NETWORK_NOTE.format(
+                           "ipndm does; --base ipndm-x0: ipndm-x0's), then fits that grid and the weights together by "
+                           "least squares, and hands back that method on the optimised grid, saying so, where the "
+                           "held-out interval of the fitted solver's cut does not lie above 0." + NETWORK_NOTE.format(
                                function="pndmkit.studies.solver_opt.optimize_solver"))
     f.add_argument("--nfe", type=step_count, required=True,
                    help=f"budget of model evaluations: one a step (at most {MAX_STEPS})")
@@ -425,8 +426,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--grid-maxfev", type=positive_int, default=None,
                    help="--maxfev of the grid search the fit starts from (default: grid optimize's, 100 per grid "
                         "parameter)")
+    f.add_argument("--base", choices=BASE_METHODS, default=BASE_METHOD,
+                   help=f"the method the solver is built on (default {BASE_METHOD}): its grid is searched first, its "
+                        "weights start the table, its transfer runs it and it is the fallback; ipndm weighs past eps "
+                        "predictions through DDIM's transfer, ipndm-x0 past x0 predictions through the data-prediction "
+                        "transfer (DPM-Solver++'s first-order step); the file records it and sample --solver reads it")
     f.add_argument("--no-fallback", dest="fallback", action="store_false",
                    help="hand back the fitted weights even where their held-out interval shows no gain (default: "
-                        "fall back to iPNDM on its optimised grid and say so)")
+                        "fall back to the base method on its optimised grid and say so)")
     f.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     f.set_defaults(func=run_fit)

@@ -627,7 +627,13 @@ def _check_resume(old: dict[str, Any], new: dict[str, Any], run_file: Path) -> N
             fields.append("grid")
         elif key == "solver":
             before = old.get(key) if isinstance(old.get(key), dict) else {}
+            if before and "base" not in before:  # recorded before solvers had a base: all were built on ipndm
+                from pndmkit.studies.solver_file import BASE_METHOD
+
+                before = {**before, "base": BASE_METHOD}
             differ = [k for k in value if before.get(k) != value[k]]
+            if before and not differ:
+                continue  # the same solver, recorded without its base
             changed.append(f"the fitted solver is not run.json's (its {', '.join(differ)} differ)" if before
                            else "run.json's run has no fitted solver")
             fields.append("solver")

@@ -2,8 +2,8 @@ r"""Fitted solver files: a weight table and its grid for one schedule, saved, ch
 
 A fitted solver (:func:`pndmkit.studies.solver_opt.optimize_solver`) is a grid and a
 :class:`~pndmkit.adams.TabulatedMultistep` table fitted for one NFE on one schedule. :class:`FittedSolver` holds what
-running it again needs (the grid, the weights, the time the noise is drawn at, the schedule) and where it came
-from; :func:`save_solver` / :func:`load_solver` keep it in a JSON file whose every field is checked on reading
+running it again needs (the grid, the weights, the time the noise is drawn at, the schedule, the base method
+whose transfer the table runs through: :data:`BASE_METHODS`) and where it came from; :func:`save_solver` / :func:`load_solver` keep it in a JSON file whose every field is checked on reading
 (a damaged or hand-edited file is refused naming the file and the field); :func:`fitted_integrator` builds the
 sampler of a table on a schedule. ``docs/fitted_solvers.md`` describes the file and the commands that use it.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -31,43 +31,126 @@ from pndmkit.sampling import sample
 from pndmkit.schedules import NoiseSchedule, schedule_from_dict, schedule_key, schedule_to_dict
 from pndmkit.studies.grid_opt import noise_at
 
-__all__ = ["BASE_METHOD", "FITTED_NAME", "SOLVER_FORMAT", "SOLVER_VERSION", "SOLVER_FIELDS", "fitted_integrator",
-           "FittedSolver", "save_solver", "load_solver"]
+__all__ = ["BASE_METHOD", "BASE_METHODS", "FITTED_NAME", "SOLVER_FORMAT", "SOLVER_VERSION", "SOLVER_VERSIONS",
+           "SOLVER_FIELDS", "check_base", "fitted_name", "fitted_integrator", "FittedSolver", "save_solver",
+           "load_solver"]
 
-#: the method whose weights a fitted solver starts from and whose optimised grid it starts on
-BASE_METHOD = "ipndm"
+#: the registered methods a fitted solver may be built on (``base``): the weight table starts from its weights
+#: (:func:`~pndmkit.adams.adams_bashforth_table`, which through the base's transfer is the method bit for bit), runs
+#: through its transfer and starts on its optimised grid. ``ipndm`` weighs past ``eps`` predictions through DDIM's
+#: transfer; ``ipndm-x0`` weighs past ``x0`` predictions through the data-prediction transfer
+#: (:class:`~pndmkit.transfers.DataTransfer`, DPM-Solver++'s exact first-order step in ``e^lambda``)
+BASE_METHODS = ("ipndm", "ipndm-x0")
 
-#: the name a fitted solver's runs report (:attr:`pndmkit.run.Solution.method`, ``run.json`` of ``pndmkit sample``)
-FITTED_NAME = BASE_METHOD + "-fitted"
+#: the base a fitted solver is built on by default, and the one of every solver file of version 1
+BASE_METHOD = BASE_METHODS[0]
 
-#: the ``format`` field of a solver file (:func:`save_solver`) and the version of its layout
-SOLVER_FORMAT, SOLVER_VERSION = "pndmkit-fitted-solver", 1
 
-#: every field of a solver file of :data:`SOLVER_VERSION` (``steps`` may be missing; any other field is refused)
+def fitted_name(base: str = BASE_METHOD) -> str:
+    """The name the runs of a fitted solver built on ``base`` report: ``base + "-fitted"``.
+
+    Parameters
+    ----------
+    base : str
+        One of :data:`BASE_METHODS`.
+
+    Returns
+    -------
+    str
+        ``"ipndm-fitted"``, ``"ipndm-x0-fitted"``.
+
+    Raises
+    ------
+    UsageError
+        Naming ``base``: not one of :data:`BASE_METHODS` (:func:`check_base`).
+
+    Examples
+    --------
+    >>> fitted_name(), fitted_name("ipndm-x0")
+    ('ipndm-fitted', 'ipndm-x0-fitted')
+    """
+    return check_base(base) + "-fitted"
+
+
+def check_base(base: Any, name: str = "base") -> str:
+    """``base`` if it is one of :data:`BASE_METHODS`, else a :class:`~pndmkit.errors.UsageError` naming ``name``,
+    the value and the allowed bases.
+
+    Parameters
+    ----------
+    base : str
+        The base method to check.
+    name : str
+        The parameter to name in the error (``"base"``).
+
+    Returns
+    -------
+    str
+        ``base``.
+
+    Raises
+    ------
+    UsageError
+        ``base`` is not one of :data:`BASE_METHODS` (params ``(name,)``).
+    """
+    if isinstance(base, str) and base in BASE_METHODS:
+        return base
+    raise UsageError(name, f"{name} must be one of {', '.join(map(repr, BASE_METHODS))} (the methods a fitted "
+                           f"solver is built on), got {base!r}")
+
+
+#: the name a fitted solver on the default base reports (:attr:`pndmkit.run.Solution.method`, ``run.json`` of
+#: ``pndmkit sample``); one on another base reports :func:`fitted_name` of it
+FITTED_NAME = fitted_name(BASE_METHOD)
+
+#: the ``format`` field of a solver file (:func:`save_solver`) and the version of the layout it writes: version 2
+#: holds a field ``base``; version 1 (pndmkit before the x0 base) has none, and :func:`load_solver` reads it as
+#: built on :data:`BASE_METHOD`
+SOLVER_FORMAT, SOLVER_VERSION = "pndmkit-fitted-solver", 2
+
+#: the versions :func:`load_solver` reads
+SOLVER_VERSIONS = (1, 2)
+
+#: every field of a solver file of :data:`SOLVER_VERSION` (``steps`` may be missing; any other field is refused); a
+#: file of version 1 holds the same fields but ``base``
 SOLVER_FIELDS = ("format", "version", "nfe", "steps", "grid", "weights", "t_start", "schedule", "schedule_spec",
-                 "calibration_error", "heldout_error", "fell_back", "problem", "calibration", "heldout", "seed")
+                 "calibration_error", "heldout_error", "fell_back", "problem", "calibration", "heldout", "seed",
+                 "base")
 
 
-def fitted_integrator(weights: Sequence[Sequence[float]], schedule: NoiseSchedule,
-                      name: str = FITTED_NAME) -> Integrator:
+def fitted_integrator(weights: Sequence[Sequence[float]], schedule: NoiseSchedule, name: Optional[str] = None,
+                      base: str = BASE_METHOD) -> Integrator:
     """The sampler of a weight table on ``schedule``: :class:`~pndmkit.adams.TabulatedMultistep` through the
-    transfer iPNDM uses there (DDIM's; its data form on flow matching).
+    transfer the base method uses there.
+
+    With ``base="ipndm"`` the table weighs past ``eps`` predictions through DDIM's transfer; with
+    ``base="ipndm-x0"`` it weighs past ``x0`` predictions through the data-prediction transfer
+    (:class:`~pndmkit.transfers.DataTransfer`). Either way the table
+    :func:`~pndmkit.adams.adams_bashforth_table` of the step count is the base method itself, bit for bit.
 
     Parameters
     ----------
     weights : sequence of sequences of float
         One row per step (:class:`~pndmkit.adams.TabulatedMultistep`).
     schedule : NoiseSchedule
-    name : str
-        The name a :class:`~pndmkit.run.Solution` reports.
+    name : str, optional
+        The name a :class:`~pndmkit.run.Solution` reports (default :func:`fitted_name` of ``base``).
+    base : str
+        One of :data:`BASE_METHODS` (default :data:`BASE_METHOD`): whose transfer the table runs through.
 
     Returns
     -------
     Integrator
         Runs only on grids of ``len(weights)`` steps (``ValueError`` otherwise, when a run starts).
+
+    Raises
+    ------
+    UsageError
+        Naming ``base``: not one of :data:`BASE_METHODS`.
     """
-    transfer = get_method(BASE_METHOD).build(schedule).transfer
-    return Integrator(TabulatedMultistep(weights), transfer, name)
+    check_base(base)
+    transfer = get_method(base).build(schedule).transfer
+    return Integrator(TabulatedMultistep(weights), transfer, fitted_name(base) if name is None else name)
 
 
 def _check_domain(schedule: NoiseSchedule, grid: NDArray[np.float64], t_start: float) -> None:
@@ -87,8 +170,9 @@ class FittedSolver:
 
     What :func:`~pndmkit.studies.solver_opt.optimize_solver` hands back (``OptimizedSolver.fitted``),
     :func:`save_solver` writes and
-    :func:`load_solver` reads: :class:`~pndmkit.adams.TabulatedMultistep` of :attr:`weights` through iPNDM's transfer
-    (:func:`fitted_integrator`), run on :attr:`grid` from noise drawn at :attr:`t_start`. The weights hold for that
+    :func:`load_solver` reads: :class:`~pndmkit.adams.TabulatedMultistep` of :attr:`weights` through the transfer of
+    its :attr:`base` method (:func:`fitted_integrator`: DDIM's for ``ipndm``, the data-prediction transfer for
+    ``ipndm-x0``), run on :attr:`grid` from noise drawn at :attr:`t_start`. The weights hold for that
     grid and schedule only; nothing else about the run is free. Two solvers are equal when their fields (all but
     :attr:`noise_schedule`, which :attr:`schedule` names) are.
 
@@ -118,13 +202,18 @@ class FittedSolver:
         RMS end-point error of this solver (the grid and weights it holds) on the calibration and held-out noises of
         its fit, against the reference flow from ``t_start``; ``nan`` (the default): not measured.
     fell_back : bool
-        Whether the fit handed back iPNDM's own weights on the grid search's grid, the fitted table's held-out gain
-        not being shown (:class:`SolverFallbackWarning`).
+        Whether the fit handed back the base method's own weights on the grid search's grid, the fitted table's
+        held-out gain not being shown (:class:`~pndmkit.studies.solver_opt.SolverFallbackWarning`).
     problem : str
         What it was fitted on: a problem name, a checkpoint name or path, a model's repr (``""``: not recorded).
     calibration, heldout, seed : int
         The noises of the fit: calibration ``0 .. calibration - 1`` and the next ``heldout`` of ``seed`` (0: not
         recorded).
+    base : str
+        The method the solver is built on, one of :data:`BASE_METHODS` (default :data:`BASE_METHOD`,
+        ``"ipndm"``): the table weighs past ``eps`` predictions through DDIM's transfer (``ipndm``) or past ``x0``
+        predictions through the data-prediction transfer (``ipndm-x0``). The same weights on another base are
+        another sampler.
     noise_schedule : NoiseSchedule, optional
         The schedule object :attr:`schedule` names: what :meth:`integrator` and :meth:`sample` run on when given
         none (:func:`load_solver` rebuilds it from the file). Its key must be :attr:`schedule`.
@@ -148,6 +237,7 @@ class FittedSolver:
     calibration: int = 0
     heldout: int = 0
     seed: int = 0
+    base: str = BASE_METHOD
     noise_schedule: Optional[NoiseSchedule] = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -191,6 +281,7 @@ class FittedSolver:
         for name in ("calibration", "heldout", "seed"):
             with blame(name):
                 counts[name] = check_int(getattr(self, name), name, minimum=0)
+        check_base(self.base)
         if self.noise_schedule is not None:
             if not isinstance(self.noise_schedule, NoiseSchedule):
                 raise UsageError("noise_schedule", f"noise_schedule must be a NoiseSchedule or None, got "
@@ -211,8 +302,9 @@ class FittedSolver:
 
     @property
     def name(self) -> str:
-        """The name its runs report (:data:`FITTED_NAME`)."""
-        return FITTED_NAME
+        """The name its runs report: :func:`fitted_name` of :attr:`base` (``ipndm-fitted``, :data:`FITTED_NAME`;
+        ``ipndm-x0-fitted``)."""
+        return fitted_name(self.base)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FittedSolver):
@@ -249,7 +341,7 @@ class FittedSolver:
             :func:`~pndmkit.schedules.schedule_key`), or none is given and the solver holds none; naming ``grid``
             or ``t_start``: the solver's field leaves the schedule's domain (a solver made without its schedule).
         """
-        return fitted_integrator(self.weights, self._schedule_for(schedule))
+        return fitted_integrator(self.weights, self._schedule_for(schedule), base=self.base)
 
     def sample(self, model: Any, x_T: Any, **kwargs: Any) -> Any:
         """Sample with the solver from noises ``x_T`` drawn at :attr:`t_start`.
@@ -269,7 +361,7 @@ class FittedSolver:
         Returns
         -------
         Solution
-            :func:`pndmkit.sample`'s (:class:`~pndmkit.run.Solution`), named :data:`FITTED_NAME`.
+            :func:`pndmkit.sample`'s (:class:`~pndmkit.run.Solution`), named :attr:`name`.
 
         Raises
         ------
@@ -284,8 +376,8 @@ class FittedSolver:
                                            "weights make the run (fitted for that grid only)")
         schedule = self._schedule_for(kwargs.pop("schedule", None))  # checked once: the integrator is built here
         x = noise_at(schedule, x_T, self.t_start, float(self.grid[0])) if self.grid[0] < self.t_start else x_T
-        return sample(model, x, schedule=schedule, method=fitted_integrator(self.weights, schedule), grid=self.grid,
-                      **kwargs)
+        return sample(model, x, schedule=schedule, method=fitted_integrator(self.weights, schedule, base=self.base),
+                      grid=self.grid, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``nan`` errors as ``None``); :func:`save_solver` writes them with the schedule's
@@ -295,7 +387,7 @@ class FittedSolver:
                 "calibration_error": None if math.isnan(self.calibration_error) else self.calibration_error,
                 "heldout_error": None if math.isnan(self.heldout_error) else self.heldout_error,
                 "fell_back": self.fell_back, "problem": self.problem, "calibration": self.calibration,
-                "heldout": self.heldout, "seed": self.seed}
+                "heldout": self.heldout, "seed": self.seed, "base": self.base}
 
 
 #: keywords of :func:`pndmkit.sample` that :meth:`FittedSolver.sample` refuses: the solver's grid and weights set them
@@ -305,9 +397,11 @@ _SET_BY_SOLVER = ("method", "grid", "steps", "t_start", "t_end", "convention", "
 def save_solver(solver: Any, path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
     """Write a fitted solver to a JSON file, atomically (:func:`pndmkit._io.atomic_path`); return the path.
 
-    The file holds ``format`` (:data:`SOLVER_FORMAT`), ``version``, every field of :meth:`FittedSolver.to_dict`
-    (floats written exactly: read back, they are the same numbers bit for bit) and ``schedule_spec``, the schedule's
-    description (:func:`~pndmkit.schedules.schedule_to_dict`), from which :func:`load_solver` rebuilds it.
+    The file holds ``format`` (:data:`SOLVER_FORMAT`), ``version`` (:data:`SOLVER_VERSION`, 2), every field of
+    :meth:`FittedSolver.to_dict` (floats written exactly: read back, they are the same numbers bit for bit; ``base``
+    among them) and ``schedule_spec``, the schedule's description (:func:`~pndmkit.schedules.schedule_to_dict`), from
+    which :func:`load_solver` rebuilds it. A pndmkit that reads version 1 only refuses the file by its version
+    instead of running its weights on another base's transfer.
 
     Parameters
     ----------
@@ -371,7 +465,9 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
     Returns
     -------
     FittedSolver
-        With :attr:`~FittedSolver.noise_schedule` rebuilt from the file's ``schedule_spec``.
+        With :attr:`~FittedSolver.noise_schedule` rebuilt from the file's ``schedule_spec``. A file of version 1
+        (written before solvers had a base; it holds no field ``base``) is read as built on :data:`BASE_METHOD`
+        (``ipndm``), as it was; one of version 2 names its base.
 
     Raises
     ------
@@ -381,8 +477,10 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
         No such file.
     pndmkit.errors.BadFileError
         One line naming the file and the field at fault: not a file, not JSON (e.g. cut short), not a solver file
-        (``format``, a missing or other ``version``), a missing field, a field a solver file does not hold
-        (:data:`SOLVER_FIELDS`: an unknown field is refused, not ignored), or a field that breaks a rule of :class:`FittedSolver` (a row
+        (``format``, a missing ``version`` or one not in :data:`SOLVER_VERSIONS`), a missing field (``base`` in a
+        file of version 2), a field a solver file of its version does not hold (:data:`SOLVER_FIELDS`; ``base`` in a
+        file of version 1: an unknown field is refused, not ignored), a ``base`` not in :data:`BASE_METHODS`, or a
+        field that breaks a rule of :class:`FittedSolver` (a row
         of the wrong length, a non-finite weight or one beyond :data:`~pndmkit.adams.MAX_TABLE_WEIGHT`, a grid
         that does not decrease or has not ``rows + 1`` times, a ``grid`` or ``t_start`` outside the domain of the
         schedule ``schedule_spec`` describes, a ``schedule_spec`` that does not rebuild the schedule ``schedule``
@@ -402,20 +500,24 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
         raise BadFileError(path, f"solver file {path} is not a pndmkit solver file (field 'format' is "
                                  f"{data.get('format')!r}, {SOLVER_FORMAT!r} expected); pass a file that save_solver "
                                  "or pndmkit grid fit wrote")
+    versions = " and ".join(map(str, SOLVER_VERSIONS))
     if "version" not in data:
-        raise BadFileError(path, f"solver file {path} has no field 'version' (this pndmkit reads version "
-                                 f"{SOLVER_VERSION}); {fix}")
-    if data["version"] != SOLVER_VERSION:
-        raise BadFileError(path, f"solver file {path} has field 'version' {data['version']!r}; this pndmkit reads "
-                                 f"version {SOLVER_VERSION}")
-    names = tuple(f.name for f in fields(FittedSolver) if f.name != "noise_schedule")  # what the file holds
+        raise BadFileError(path, f"solver file {path} has no field 'version' (this pndmkit reads versions "
+                                 f"{versions}); {fix}")
+    version = data["version"]
+    if isinstance(version, bool) or version not in SOLVER_VERSIONS:
+        raise BadFileError(path, f"solver file {path} has field 'version' {version!r}; this pndmkit reads versions "
+                                 f"{versions}")
+    # version 1 has no base: its solvers are all built on BASE_METHOD
+    held = SOLVER_FIELDS if version == SOLVER_VERSION else tuple(f for f in SOLVER_FIELDS if f != "base")
+    names = tuple(f.name for f in fields(FittedSolver) if f.name != "noise_schedule" and f.name in held)
     missing = [name for name in (*names, "schedule_spec") if name not in data]
     if missing:
         raise BadFileError(path, f"solver file {path} has no field {missing[0]!r}; {fix}")
-    unknown = sorted(set(data) - set(SOLVER_FIELDS))
+    unknown = sorted(set(data) - set(held))
     if unknown:  # a misspelt or foreign field would otherwise be dropped without a word
-        raise BadFileError(path, f"solver file {path} has unknown field {unknown[0]!r} (a version {SOLVER_VERSION} "
-                                 f"solver file holds only {', '.join(SOLVER_FIELDS)}); remove it, or {fix}")
+        raise BadFileError(path, f"solver file {path} has unknown field {unknown[0]!r} (a version {version} "
+                                 f"solver file holds only {', '.join(held)}); remove it, or {fix}")
     try:
         noise_schedule = schedule_from_dict(data["schedule_spec"])
     except (TypeError, ValueError) as exc:
@@ -436,6 +538,6 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
         raise BadFileError(path, f"solver file {path} has a bad field 'steps': {steps!r}, but weights has "
                                  f"{solver.steps} rows; {fix}")
     try:  # the times against the schedule's domain
-        return FittedSolver(**{name: getattr(solver, name) for name in names}, noise_schedule=noise_schedule)
+        return replace(solver, noise_schedule=noise_schedule)
     except UsageError as exc:
         raise bad_field(exc) from None
