@@ -86,20 +86,31 @@ def test_fitted_rows_stay_out_of_the_builtin_summaries_the_grids_and_the_automat
     assert all(g["method"] == "ipndm" for g in fitted_result["optimized_grids"])
 
 
-def test_the_fitted_row_is_scored_against_the_case_reference_and_reruns_to_the_same_error(fitted_result):
-    """Its row keeps ipndm's reference levels, costs its NFE, and records what runs it again: the fitted integrator
-    of its weights on its times, from the case's own samples, gives its error to 1e-12."""
+def _rerun_error(case, row, seed):
+    """The error of the fitted integrator of ``row``'s weights (on its base) on its times, from ``case``'s own
+    samples, against the case's reference; and its NFE."""
     from pndmkit.problems import get_problem
     from pndmkit.studies.solver_opt import fitted_integrator
 
+    problem = get_problem(case["problem"])
+    schedule = cmp.SCHEDULES[case["schedule"]]()
+    s_max = cmp._s(schedule, schedule.t_start)
+    x = cmp._case_samples(problem, case["n"], s_max, seed)
+    ref = cmp._reference(problem, x, s_max, np.array([row["s_start"], row["s_end"]]))
+    sol = fitted_integrator(row["weights"], schedule, base=row["base"]).solve(
+        lambda x, t: problem.eps(x, t, schedule), ref[row["s_start"]].copy(), np.array(row["times"]))
+    diff = cmp._y(sol.x, row["s_end"]) - cmp._y(ref[row["s_end"]], row["s_end"])
+    return float(np.sqrt(np.mean(diff ** 2))), sol.nfe
+
+
+def test_the_fitted_row_is_scored_against_the_case_reference_and_reruns_to_the_same_error(fitted_result):
+    """Its row keeps ipndm's reference levels, costs its NFE, and records what runs it again: the fitted integrator
+    of its weights on its times, from the case's own samples, gives its error to 1e-12."""
     saved = {(s["schedule"], s["nfe_target"]): s for s in fitted_result["fitted_solvers"]}
     assert len(saved) == 4
-    problem = get_problem("gmm1d")
     for case in fitted_result["cases"]:
         schedule = cmp.SCHEDULES[case["schedule"]]()
         builtin = {r["nfe_target"]: r for r in case["best"] if r["method"] == "ipndm"}
-        s_max = cmp._s(schedule, schedule.t_start)
-        x = cmp._case_samples(problem, case["n"], s_max, FIT.seed)
         for row in _fitted_rows(case):
             ref_row = builtin[row["nfe_target"]]
             assert (row["s_start"], row["s_end"], row["starts_at_top"]) == (ref_row["s_start"], ref_row["s_end"], True)
@@ -108,13 +119,9 @@ def test_the_fitted_row_is_scored_against_the_case_reference_and_reruns_to_the_s
             assert [len(w) for w in weights] == [min(i + 1, 4) for i in range(row["steps"])]
             assert times[0] == schedule.t_start == row["noise_time"] and row["first_time"] == "fixed"
             assert 1 <= row["grid_evaluations"] <= FIT.optimize_maxfev and row["evaluations"] >= 1
-            assert row["optimize_seconds"] > 0 and row["calibration_error"] > 0
-            ref = cmp._reference(problem, x, s_max, np.array([row["s_start"], row["s_end"]]))
-            sol = fitted_integrator(weights, schedule).solve(lambda x, t: problem.eps(x, t, schedule),
-                                                             ref[row["s_start"]].copy(), times)
-            diff = cmp._y(sol.x, row["s_end"]) - cmp._y(ref[row["s_end"]], row["s_end"])
-            assert sol.nfe == row["nfe"]
-            assert float(np.sqrt(np.mean(diff ** 2))) == pytest.approx(row["error"], rel=1e-12, abs=0.0)
+            assert row["optimize_seconds"] > 0 and row["calibration_error"] > 0 and row["base"] == "ipndm"
+            error, nfe = _rerun_error(case, row, FIT.seed)
+            assert nfe == row["nfe"] and error == pytest.approx(row["error"], rel=1e-12, abs=0.0)
             entry = saved[(case["schedule"], row["nfe_target"])]
             assert {k: entry[k] for k in cmp.FITTED_SOLVER_FIELDS[2:]} == {k: row[k] for k in
                                                                             cmp.FITTED_SOLVER_FIELDS[2:]}
@@ -136,6 +143,94 @@ def test_the_fitted_solver_enters_the_optimised_summary_against_ipndms_builtin_g
         assert entry["vs_builtin_interval"][0] <= entry["vs_builtin"] <= entry["vs_builtin_interval"][1]
     # measured: the fitted solver is the best optimised row at NFE 3 here (0.3 of ipndm's best built-in grid)
     assert fitted_result["by_nfe_optimized"]["3"]["best_optimized"]["method"] == cmp.FITTED_METHOD
+
+
+# -- fitted solvers on either base ------------------------------------------------------------------------------
+BOTH = cmp.with_options(FIT, schedules=("discrete-linear",), nfes=(3,), methods=("ddim", "ipndm", "ipndm-x0"),
+                        optimized_grids=("ipndm-x0",), optimized_solvers=("ipndm", "ipndm-x0"), auto=False)
+
+
+@pytest.fixture(scope="module")
+def both_result():
+    logged = []
+    return cmp.compare(BOTH, log=logged.append), logged
+
+
+def test_a_fitted_solver_per_base_is_named_by_it_and_set_against_its_own_base(both_result):
+    """optimized_solvers=("ipndm", "ipndm-x0"): one fitted row per base, named by base, each rerunning to its error
+    on its own base's transfer and set against its base's own best built-in grid; ipndm-x0's fit starts from the
+    optimised ipndm-x0 grid's search, run once for both."""
+    from pndmkit.studies.reports import compare_markdown, optimized_summary
+
+    result, logged = both_result
+    assert cmp.FITTED_METHODS == {"ipndm-fitted": "ipndm", "ipndm-x0-fitted": "ipndm-x0"}
+    assert cmp.optimized_solver_bases(BOTH) == ("ipndm", "ipndm-x0")
+    (case,) = result["cases"]
+    fitted = {r["method"]: r for r in case["optimized"] if r["method"] in cmp.FITTED_METHODS}
+    assert sorted(fitted) == ["ipndm-fitted", "ipndm-x0-fitted"]
+    assert fitted["ipndm-fitted"]["weights"] != fitted["ipndm-x0-fitted"]["weights"]
+    entry = result["by_nfe_optimized"]["3"]["methods"]
+    for name, base in cmp.FITTED_METHODS.items():
+        row = fitted[name]
+        assert row["base"] == base and entry[name]["builtin_method"] == base
+        builtin = [r for r in case["best"] if r["method"] == base and r["nfe_target"] == 3]
+        # (one case: the geometric means over the cases are its errors, to rounding)
+        assert entry[name]["builtin"] == pytest.approx(builtin[0]["error"], rel=1e-12)
+        assert entry[name]["optimized"] == pytest.approx(row["error"], rel=1e-12)
+        error, nfe = _rerun_error(case, row, BOTH.seed)
+        assert nfe == 3 and error == pytest.approx(row["error"], rel=1e-12, abs=0.0)
+        # on the other base the same weights give another error: the base ran
+        other, _ = _rerun_error(case, {**row, "base": "ipndm" if base == "ipndm-x0" else "ipndm-x0"}, BOTH.seed)
+        assert other != pytest.approx(row["error"], rel=1e-6)
+    assert [(e["method"], e["base"]) for e in result["fitted_solvers"]] == [("ipndm-fitted", "ipndm"),
+                                                                          ("ipndm-x0-fitted", "ipndm-x0")]
+    grid_row = next(r for r in case["optimized"] if r["method"] == "ipndm-x0")
+    assert fitted["ipndm-x0-fitted"]["grid_evaluations"] == grid_row["evaluations"]
+    text = "\n".join(logged)
+    assert "    ipndm-x0-fitted NFE 3 (3 steps): 20 grid (the optimised ipndm-x0 grid's search) and " in text
+    assert "  fitting ipndm-x0's grid and step weights (ipndm-x0-fitted): " in text
+    summary = optimized_summary(result)
+    assert "ipndm-fitted (vs ipndm) " in summary and "ipndm-x0-fitted (vs ipndm-x0) " in summary
+    assert "ipndm-x0-fitted: the same fit on iPNDM's data-prediction form" in summary
+    md = compare_markdown(result)
+    assert ("The fitted solvers ipndm-fitted and ipndm-x0-fitted are not methods with an order: each is its base "
+            "method's grid and per-step weights") in md
+    assert "the optimised ipndm-x0 grids' own, run once for both" in md
+    assert "each is set against its base method's own best built-in grid" in md
+    times = fitted["ipndm-x0-fitted"]["times"]
+    assert f"| gmm1d/discrete-linear | ipndm-x0-fitted | 3 | fixed | {', '.join(f'{t:.6g}' for t in times)} | " in md
+
+
+def test_the_command_line_takes_base_names(tmp_path, capsys):
+    from pndmkit.cli import main
+
+    out = tmp_path / "o"
+    argv = ["compare", "--problem", "gmm1d", "--schedule", "linear-vp", "--nfe", "3", "--n", "16", "--methods",
+            "ddim", "ipndm-x0", "--no-grids", "--peers", "--optimized-solvers", "ipndm-x0", "--optimize-maxfev", "20",
+            "--optimize-calibration", "8", "--optimize-solver-maxfev", "5"]
+    assert main([*argv, "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    head = lines.index("fitted solvers (apart from the table above; error / error ratios as above):")
+    assert lines[head + 2].split()[:3] == ["3", "ipndm-x0-fitted", "(3)"]
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["config"]["optimized_solvers"] == ["ipndm-x0"]
+    (fitted,) = saved["fitted_solvers"]
+    assert (fitted["method"], fitted["base"], fitted["evaluations"]) == ("ipndm-x0-fitted", "ipndm-x0", 5)
+    with (out / "compare_runs.csv").open(newline="") as fh:
+        assert [r["method"] for r in csv.DictReader(fh) if r["option"] == "optimized"] == ["ipndm-x0-fitted"]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--optimized-solvers", "ipndm-v"],
+     "--optimized-solvers: unknown base 'ipndm-v'; a fitted solver is built on one of ipndm, ipndm-x0"),
+    (["--optimized-solvers", "ipndm", "ipndm"], "--optimized-solvers: optimized_solvers names 'ipndm' more than once"),
+    (["--methods", "ddim", "ipndm", "--optimized-solvers", "ipndm-x0"],
+     "--optimized-solvers/--methods: optimized_solvers fits ipndm-x0's grid and step weights, which is not among "
+     "methods (ddim, ipndm)"),
+])
+def test_bad_base_names_are_one_usage_line(argv, expected, usage_error):
+    err = usage_error(["compare", "--quick", "--peers", *argv])
+    assert err.startswith(f"pndmkit compare: error: {expected}"), err
 
 
 def test_ipndms_grid_search_runs_once_for_its_optimised_grid_and_the_fitted_solver(monkeypatch):
@@ -200,7 +295,7 @@ def test_fitted_and_grid_rows_report_first_time_alike_in_every_file(tmp_path):
     for entry in saved["optimized_grids"]:
         assert f"| gmm2d/linear-vp | ipndm | {entry['nfe_target']} | free | {entry['times'][0]:.6g}, " in md
     for entry in saved["fitted_solvers"]:
-        assert f"| gmm2d/linear-vp | {entry['nfe_target']} | free | {entry['times'][0]:.6g}, " in md
+        assert f"| gmm2d/linear-vp | ipndm-fitted | {entry['nfe_target']} | free | {entry['times'][0]:.6g}, " in md
 
 
 def test_fitted_solvers_run_alone_and_the_report_says_what_they_are():
@@ -223,14 +318,24 @@ def test_fitted_solvers_run_alone_and_the_report_says_what_they_are():
     assert (f"{runs} calibration runs in all ({row['grid_evaluations']} of the grid searches, "
             f"{row['evaluations']} of the weight searches;") in md
     assert "not a method with an order: it is iPNDM's grid and per-step weights" in md
-    assert f"| gmm1d/discrete-linear | 3 | fixed | {', '.join(f'{t:.6g}' for t in row['times'])} | " in md
+    times = ", ".join(f"{t:.6g}" for t in row["times"])
+    assert f"| gmm1d/discrete-linear | ipndm-fitted | 3 | fixed | {times} | " in md
 
 
 def test_bad_input_is_refused_naming_the_option():
     for changes, params, message in [
-        ({"optimized_solvers": "yes"}, ("optimized_solvers",), "optimized_solvers must be True or False, got 'yes'"),
+        ({"optimized_solvers": "yes"}, ("optimized_solvers",),
+         "optimized_solvers must be True, False or a tuple of base methods \\(ipndm, ipndm-x0\\), got 'yes'"),
         ({"optimized_solvers": True, "methods": ("ddim",)}, ("optimized_solvers", "methods"),
          "optimized_solvers fits ipndm's grid and step weights, which is not among methods \\(ddim\\)"),
+        ({"optimized_solvers": ("ipndm-x0",), "methods": ("ddim", "ipndm")}, ("optimized_solvers", "methods"),
+         "optimized_solvers fits ipndm-x0's grid and step weights, which is not among methods \\(ddim, ipndm\\): "
+         "a fitted solver is reported against ipndm-x0's built-in grids, so add ipndm-x0 to methods"),
+        ({"optimized_solvers": ("ipndm-v",)}, ("optimized_solvers",),
+         "unknown base 'ipndm-v' in optimized_solvers; a fitted solver is built on one of ipndm, ipndm-x0"),
+        ({"optimized_solvers": ("ipndm", "ipndm")}, ("optimized_solvers",),
+         "optimized_solvers names 'ipndm' more than once"),
+        ({"optimized_solvers": ("ipndm", 3)}, ("optimized_solvers",), "must be True, False or a tuple of base"),
     ]:
         with pytest.raises(UsageError, match=message) as info:
             cmp.CompareConfig(**changes)

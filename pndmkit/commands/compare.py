@@ -20,9 +20,11 @@ that raised or blew up) is ``null``.
 best per NFE. ``--optimized-grids`` also optimises the grids of some methods per case and NFE and prints (and
 writes) them in a table of their own; they never enter the built-in summaries. ``--optimized-solvers`` also fits,
 per case and NFE, iPNDM's grid and per-step weights on the same calibration noises (``ipndm-fitted``: a sampler for
-one step count, not a method with an order) and reports it in that table, never in the built-in summaries nor among
-``--auto``'s choices; ``--optimize-maxfev``, ``--optimize-calibration`` and ``--optimize-first-time`` tune both;
-``--out``'s ``compare_runs.csv`` holds its weights too, ``compare.json`` its times and weights (``fitted_solvers``).
+one step count, not a method with an order; ``--optimized-solvers ipndm-x0`` fits on iPNDM's data-prediction form
+instead, ``ipndm-x0-fitted``, and ``--optimized-solvers ipndm ipndm-x0`` both) and reports it in that table, never
+in the built-in summaries nor among ``--auto``'s choices; ``--optimize-maxfev``, ``--optimize-calibration`` and
+``--optimize-first-time`` tune both; ``--out``'s ``compare_runs.csv`` holds its weights too, ``compare.json`` its
+times and weights (``fitted_solvers``).
 ``--auto`` also chooses, per case and NFE, one pndmkit method and grid (alone: among the built-in grids; with
 ``--optimized-grids``, the optimised ones too) from calibration noises of its own (each rule of
 ``pndmkit.studies.compare.AUTO_RULES``), runs the choice on the case's samples and prints (and writes) it in a table
@@ -47,6 +49,7 @@ from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_netwo
 from pndmkit.errors import UsageError
 from pndmkit.methods import unknown_method_reason
 from pndmkit.studies.grid_opt import MAX_NOISES
+from pndmkit.studies.solver_file import BASE_METHOD, BASE_METHODS
 from pndmkit.studies.statistics import INTERVAL_MIN_SAMPLES
 from pndmkit.studies.compare import NFES, OPTIMIZED_DEFAULT, SCHEDULES, CompareConfig, compare, with_options
 from pndmkit.studies.reports import (auto_summary, compare_result_paths, compare_summary, optimized_summary,
@@ -79,6 +82,17 @@ def _registered_fixed_step_method(text: str) -> str:
                                      f"{', '.join(known)}")
 
 
+def _base_method(text: str) -> str:
+    """A base method of a fitted solver (argparse type of ``--optimized-solvers``): another name is a usage error
+    naming the bases."""
+    from pndmkit.studies.solver_file import BASE_METHODS
+
+    if text not in BASE_METHODS:
+        raise argparse.ArgumentTypeError(f"unknown base {text!r}; a fitted solver is built on one of "
+                                         f"{', '.join(BASE_METHODS)}")
+    return text
+
+
 def _problem(text: str) -> str:
     from pndmkit.problems import PROBLEMS
 
@@ -100,7 +114,7 @@ def _check_model_options(args: argparse.Namespace) -> None:
         raise UsageError("optimized_grids", "--optimized-grids is not run with --model (optimising a grid on a "
                                             "network costs CPU-hours: pndmkit grid optimize --model, or python -m "
                                             "analysis.grid_opt); drop it")
-    if args.optimized_solvers:
+    if args.optimized_solvers is not None:
         raise UsageError("optimized_solvers", "--optimized-solvers is not run with --model (fitting a solver on a "
                                               "network starts with a grid search that costs CPU-hours: "
                                               "pndmkit.studies.solver_opt.optimize_solver); drop it")
@@ -140,18 +154,19 @@ def _run(args: argparse.Namespace) -> int:
                        peers=tuple(args.peers) if args.peers is not None else None)
     if args.no_grids:
         cfg = with_options(cfg, grids=False)
-    if args.optimize_solver_maxfev is not None and not args.optimized_solvers:
+    if args.optimize_solver_maxfev is not None and args.optimized_solvers is None:
         raise UsageError("optimize_solver_maxfev", "--optimize-solver-maxfev tunes --optimized-solvers, which is not "
                                                    "given; add it or drop --optimize-solver-maxfev")
-    if args.optimized_grids is None and not args.optimized_solvers:
+    if args.optimized_grids is None and args.optimized_solvers is None:
         for name in ("optimize_maxfev", "optimize_calibration", "optimize_first_time"):
             if getattr(args, name) is not None:
                 option = "--" + name.replace("_", "-")
                 raise UsageError(name, f"{option} tunes --optimized-grids and --optimized-solvers, neither of which "
                                        f"is given; add one of them or drop {option}")
-    else:  # --optimized-grids with no names: the default set
+    else:  # --optimized-grids with no names: the default set; --optimized-solvers with none: ipndm
         grids = None if args.optimized_grids is None else tuple(args.optimized_grids) or True
-        cfg = with_options(cfg, optimized_grids=grids, optimized_solvers=args.optimized_solvers or None,
+        solvers = None if args.optimized_solvers is None else tuple(args.optimized_solvers) or True
+        cfg = with_options(cfg, optimized_grids=grids, optimized_solvers=solvers,
                            optimize_maxfev=args.optimize_maxfev, optimize_calibration=args.optimize_calibration,
                            optimize_solver_maxfev=args.optimize_solver_maxfev,
                            optimize_first_time=args.optimize_first_time)
@@ -245,12 +260,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the others named under the table); a method and NFE with nothing to search (one step with "
                         "the first time fixed, or no step that fits) is named under the table, not optimised; "
                         "--out's compare.json holds each grid's times (optimized_grids)")
-    p.add_argument("--optimized-solvers", action="store_true",
-                   help="also fit a solver per case and NFE (pndmkit.studies.solver_opt.optimize_solver: iPNDM's grid "
-                        "and per-step weights fitted on the calibration noises, a sampler for one step count, not a "
-                        "method with an order) and report it apart as ipndm-fitted, with the optimised grids; "
-                        "--methods must then include ipndm, whose built-in grids it is set against; --out's "
-                        "compare.json holds each one's times and weights (fitted_solvers)")
+    p.add_argument("--optimized-solvers", nargs="*", type=_base_method, metavar="BASE",
+                   help="also fit a solver per case, NFE and base method (pndmkit.studies.solver_opt.optimize_solver: "
+                        "the base's grid and per-step weights fitted on the calibration noises, a sampler for one step "
+                        "count, not a method with an order) and report it apart as BASE-fitted, with the optimised "
+                        f"grids (bases: {' '.join(BASE_METHODS)}; no names: {BASE_METHOD}, as ipndm-fitted; "
+                        "ipndm-x0 weighs past x0 predictions through the data-prediction transfer); --methods must "
+                        "then include each base, whose built-in grids its fit is set against; --out's compare.json "
+                        "holds each one's times and weights (fitted_solvers)")
     p.add_argument("--optimize-maxfev", type=positive_int, metavar="N",
                    help=f"--optimized-grids: runs per optimisation, at most; --optimized-solvers: runs of the grid "
                         f"search each fit starts from, at most (its weight search has its own bound, "

@@ -54,14 +54,15 @@ as held-out noises, against the same reference. Its rows (option ``"optimized"``
 ``optimized`` list, never in ``best`` / ``runs``, so they enter none of the three summaries above;
 :func:`by_nfe_optimized` sets them against the best built-in pndmkit grid and the best peer.
 
-**Fitted solvers** (``optimized_solvers``, opt-in): for each case and NFE,
-:func:`pndmkit.studies.solver_opt.optimize_solver` fits iPNDM's grid *and* a weight per step and past gradient
-(:class:`pndmkit.adams.TabulatedMultistep`) on the same calibration noises as the optimised grids, by least
-squares. The result is a sampler for one step count and its grid, not a method with an order: its row (method
-:data:`FITTED_METHOD`, option ``"optimized"``) runs through this harness on the case's samples, is kept in the
-case's ``optimized`` list with the optimised grids, enters :func:`by_nfe_optimized` (against ``ipndm``'s own
-built-in grids in its per-method entry) and nothing else: no built-in summary, no automatic choice, no entry of
-:func:`optimized_grids` (its times and weights are in :func:`fitted_solvers`).
+**Fitted solvers** (``optimized_solvers``, opt-in): for each case, NFE and base method (``ipndm`` by default, or
+``ipndm-x0``: :data:`pndmkit.studies.solver_opt.BASE_METHODS`), :func:`pndmkit.studies.solver_opt.optimize_solver`
+fits the base's grid *and* a weight per step and past gradient (:class:`pndmkit.adams.TabulatedMultistep`) on the
+same calibration noises as the optimised grids, by least squares. The result is a sampler for one step count and
+its grid, not a method with an order: its row (method :data:`FITTED_METHOD`, ``ipndm-fitted``, or
+``ipndm-x0-fitted``: :data:`FITTED_METHODS`; option ``"optimized"``) runs through this harness on the case's
+samples, is kept in the case's ``optimized`` list with the optimised grids, enters :func:`by_nfe_optimized`
+(against its base method's own built-in grids in its per-method entry) and nothing else: no built-in summary, no
+automatic choice, no entry of :func:`optimized_grids` (its times and weights are in :func:`fitted_solvers`).
 
 **Automatic choice** (``auto``, opt-in): for each case and NFE one pndmkit (method, grid) is chosen among every
 pndmkit run of the case at that NFE -- each method on each built-in grid, and the optimised grids when they run;
@@ -103,7 +104,7 @@ from pndmkit.methods import METHODS, MethodSpec, steps_for_nfe
 from pndmkit.schedules import SCHEDULE_ALIASES, DiscreteVP, NoiseSchedule, get_schedule
 from pndmkit.schedules import SCHEDULES as CATALOGUE
 from pndmkit.stability import StabilityWarning
-from pndmkit.studies.solver_file import BASE_METHOD, FITTED_NAME
+from pndmkit.studies.solver_file import BASE_METHOD, BASE_METHODS, FITTED_NAME, fitted_name
 from pndmkit.transfers import DataTransfer
 
 __all__ = ["CompareConfig", "compare_spec", "SCHEDULES", "SAMPLE_ERRORS", "GRID_LEVELS", "GRID_RTOL",
@@ -112,7 +113,7 @@ __all__ = ["CompareConfig", "compare_spec", "SCHEDULES", "SAMPLE_ERRORS", "GRID_
            "auto_calibration_samples", "optimized_methods", "pndmkit_methods", "VARIANTS", "compare_methods",
            "why_no_run", "left_out", "skipped_summary", "optimized_left_out", "optimized_grids",
            "OPTIMIZED_GRID_FIELDS", "ONE_STEP_REASON", "DEFAULT_LEFT_OUT_REASON", "FITTED_METHOD", "FITTED_BASE",
-           "FITTED_SOLVER_FIELDS", "fitted_solvers"]
+           "FITTED_METHODS", "FITTED_SOLVER_FIELDS", "fitted_solvers", "optimized_solver_bases"]
 
 #: schedules of the head-to-head by name: two entries of the catalogue (pndmkit.schedules.SCHEDULES); the DDPM
 #: table keeps the name its saved results use, discrete-linear (an alias of ddpm-linear)
@@ -154,14 +155,19 @@ SHARED_GRIDS = tuple(name for name, kind in GRID_KINDS.items() if kind.in_diffus
 #: method has a row in every case and its geometric mean over the cases is defined.
 OPTIMIZED_DEFAULT = ("ipndm", "unipc-3", "dpm-solver++-3m")
 
-#: the method name of a fitted solver's rows (``optimized_solvers``): not a registered method, and never looked up
-#: as one; :func:`pndmkit.studies.solver_opt.fitted_integrator` names its runs so
+#: the method name of the rows of a fitted solver on the default base (``optimized_solvers=True``): not a registered
+#: method, and never looked up as one; :func:`pndmkit.studies.solver_opt.fitted_integrator` names its runs so
 FITTED_METHOD = FITTED_NAME
 
-#: the registered method whose grid and weights a fitted solver starts from
+#: the registered method whose grid and weights a fitted solver starts from by default
 #: (:data:`pndmkit.studies.solver_opt.BASE_METHOD`), and whose built-in grids its per-method ratio in
 #: :func:`by_nfe_optimized` is against
 FITTED_BASE = BASE_METHOD
+
+#: the method name of each fitted solver's rows, with the base it is built on (whose built-in grids its
+#: per-method ratio in :func:`by_nfe_optimized` is against): ``{"ipndm-fitted": "ipndm", "ipndm-x0-fitted":
+#: "ipndm-x0"}``
+FITTED_METHODS = {fitted_name(base): base for base in BASE_METHODS}
 
 #: rules of the automatic choice (:func:`auto_choice`), each reported: ``rms``, the smallest RMS error on the
 #: calibration noises; ``interval``, the best built-in grid by that RMS unless an optimised grid's 95% paired
@@ -261,12 +267,14 @@ class CompareConfig:
         (:func:`by_nfe_optimized`): ``True`` for :data:`OPTIMIZED_DEFAULT` (those of ``methods`` that run,
         else every one of ``methods``), or the fixed-step methods to optimise, each one of ``methods``;
         ``False`` or ``()``: none.
-    optimized_solvers : bool
-        Also fit a solver for each case and NFE (:func:`pndmkit.studies.solver_opt.optimize_solver`: iPNDM's grid
-        and a weight table with one row per step, fitted on the calibration noises; not a method with an order),
-        reported apart with the optimised grids as method :data:`FITTED_METHOD` (:func:`by_nfe_optimized`,
-        :func:`fitted_solvers`). ``ipndm`` must be among ``methods`` where they are given: its built-in grids are
-        what the fitted solver is set against.
+    optimized_solvers : bool or tuple of str
+        Also fit a solver for each case and NFE (:func:`pndmkit.studies.solver_opt.optimize_solver`: the base
+        method's grid and a weight table with one row per step, fitted on the calibration noises; not a method with
+        an order), reported apart with the optimised grids (:func:`by_nfe_optimized`, :func:`fitted_solvers`):
+        ``True`` for one on :data:`FITTED_BASE` (``ipndm``), rows named :data:`FITTED_METHOD`; or the bases to fit
+        on, each of :data:`pndmkit.studies.solver_opt.BASE_METHODS` (``("ipndm", "ipndm-x0")``), rows named by base
+        (:data:`FITTED_METHODS`); ``False`` or ``()``: none (:func:`optimized_solver_bases`). Each base must be
+        among ``methods`` where they are given: its built-in grids are what its fitted solver is set against.
     optimize_maxfev : int
         Bound on each grid optimisation's sampling runs on the calibration noises (Nelder-Mead's ``maxfev``); for
         a fitted solver, the bound of the grid search it starts from (``grid_maxfev``). At most
@@ -319,7 +327,7 @@ class CompareConfig:
     peers: Optional[tuple] = None
     grids: bool = True
     optimized_grids: Any = False
-    optimized_solvers: bool = False
+    optimized_solvers: Any = False
     optimize_maxfev: int = 400
     optimize_solver_maxfev: Optional[int] = None
     optimize_calibration: int = 128
@@ -420,14 +428,22 @@ class CompareConfig:
                                  f"method's built-in grids, so add it to methods")
 
     def _check_optimized_solvers(self) -> None:
-        if not isinstance(self.optimized_solvers, (bool, np.bool_)):
-            raise UsageError("optimized_solvers", f"optimized_solvers must be True or False, got "
-                                                  f"{self.optimized_solvers!r}")
-        if self.optimized_solvers and self.methods is not None and FITTED_BASE not in self.methods:
-            raise UsageError(("optimized_solvers", "methods"),
-                             f"optimized_solvers fits {FITTED_BASE}'s grid and step weights, which is not among "
-                             f"methods ({', '.join(self.methods)}): a fitted solver is reported against "
-                             f"{FITTED_BASE}'s built-in grids, so add {FITTED_BASE} to methods")
+        given = self.optimized_solvers
+        if not isinstance(given, (bool, np.bool_)):
+            if not isinstance(given, (tuple, list)) or not all(isinstance(v, str) for v in given):
+                raise UsageError("optimized_solvers", f"optimized_solvers must be True, False or a tuple of base "
+                                                      f"methods ({', '.join(BASE_METHODS)}), got {given!r}")
+            _once("optimized_solvers", given)
+            for v in given:
+                if v not in BASE_METHODS:
+                    raise UsageError("optimized_solvers", f"unknown base {v!r} in optimized_solvers; a fitted solver "
+                                                          f"is built on one of {', '.join(BASE_METHODS)}")
+        for base in optimized_solver_bases(self):
+            if self.methods is not None and base not in self.methods:
+                raise UsageError(("optimized_solvers", "methods"),
+                                 f"optimized_solvers fits {base}'s grid and step weights, which is not among "
+                                 f"methods ({', '.join(self.methods)}): a fitted solver is reported against "
+                                 f"{base}'s built-in grids, so add {base} to methods")
 
     @classmethod
     def quick(cls) -> "CompareConfig":
@@ -658,6 +674,32 @@ def optimized_methods(cfg: CompareConfig) -> tuple[str, ...]:
     return tuple(given or ())
 
 
+def optimized_solver_bases(cfg: CompareConfig) -> tuple[str, ...]:
+    """The base methods :func:`compare` fits a solver on under ``cfg`` (none when ``optimized_solvers`` is off).
+
+    Parameters
+    ----------
+    cfg : CompareConfig
+
+    Returns
+    -------
+    tuple of str
+        ``(FITTED_BASE,)`` for ``optimized_solvers=True``, the bases it names in their order for a tuple, ``()``
+        for ``False``.
+
+    Examples
+    --------
+    >>> optimized_solver_bases(CompareConfig(optimized_solvers=True))
+    ('ipndm',)
+    >>> optimized_solver_bases(CompareConfig(optimized_solvers=("ipndm-x0", "ipndm")))
+    ('ipndm-x0', 'ipndm')
+    """
+    given = cfg.optimized_solvers
+    if isinstance(given, (bool, np.bool_)):
+        return (FITTED_BASE,) if given else ()
+    return tuple(given)
+
+
 def optimized_left_out(cfg: CompareConfig) -> tuple[str, ...]:
     """The methods of :data:`OPTIMIZED_DEFAULT` that ``optimized_grids=True`` leaves out under ``cfg``: those not
     among ``cfg.methods`` (a grid is optimised only for a method that runs, to be reported against its built-in
@@ -753,44 +795,49 @@ def _optimized_run(problem: Any, schedule: NoiseSchedule, name: str, target: int
 
 def _plan_fitted(problem: Any, schedule: NoiseSchedule, cfg: CompareConfig, log: Callable[[str], None],
                  grid_results: Optional[dict] = None) -> list[_Run]:
-    """Fit a solver (:func:`pndmkit.studies.solver_opt.optimize_solver`: :data:`FITTED_BASE`'s grid and a weight
-    table) at each NFE of ``cfg`` on the optimised grids' calibration noises, when ``cfg.optimized_solvers``.
+    """Fit a solver (:func:`pndmkit.studies.solver_opt.optimize_solver`: the base method's grid and a weight table)
+    for each base of :func:`optimized_solver_bases` and each NFE of ``cfg`` on the optimised grids' calibration
+    noises; its rows are named by base (:data:`FITTED_METHODS`).
 
-    Its grid ends where :data:`FITTED_BASE`'s built-in grids end and, with the first time fixed, starts at the
-    top, so its run is scored against the same reference levels as theirs; with ``"free"`` the case's noise is
-    taken as the state at its first time. The search is judged here, on the case's own samples (``fallback``
-    off, one held-out noise of its own, whose interval is then undefined and unused). Where ``grid_results``
-    (:func:`_plan_optimized`'s) holds :data:`FITTED_BASE`'s optimised grid at an NFE, searched with the same noises
-    and options, the fit starts from it (``grid_result=``) instead of running that search again.
+    Its grid ends where the base's built-in grids end and, with the first time fixed, starts at the top, so its
+    run is scored against the same reference levels as theirs; with ``"free"`` the case's noise is taken as the
+    state at its first time. The search is judged here, on the case's own samples (``fallback`` off, one held-out
+    noise of its own, whose interval is then undefined and unused). Where ``grid_results``
+    (:func:`_plan_optimized`'s) holds the base's optimised grid at an NFE, searched with the same noises and
+    options, the fit starts from it (``grid_result=``) instead of running that search again.
     """
-    if not cfg.optimized_solvers:
+    bases = optimized_solver_bases(cfg)
+    if not bases:
         return []
     from pndmkit.studies.solver_opt import default_maxfev, fitted_integrator, optimize_solver
 
     budget = (f"at most {cfg.optimize_solver_maxfev} runs" if cfg.optimize_solver_maxfev is not None else
               "at most " + ", ".join(f"{default_maxfev(n, cfg.optimize_first_time)} runs at NFE {n}" for n in cfg.nfes)
               + " (40 x (P + 1) for P parameters, at least 200)")
-    log(f"  fitting {FITTED_BASE}'s grid and step weights ({FITTED_METHOD}): its grid search at most "
-        f"{cfg.optimize_maxfev} runs, then the weight search, {budget}, on {cfg.optimize_calibration} calibration "
-        f"noises per NFE, first time {cfg.optimize_first_time}")
     runs = []
-    for target in cfg.nfes:
-        searched = (grid_results or {}).get((FITTED_BASE, target))
-        tic = time.perf_counter()
-        res = optimize_solver(problem, target, schedule=schedule, t_end=_t_end(schedule, FITTED_BASE),
-                              calibration=cfg.optimize_calibration, heldout=1, seed=cfg.seed,
-                              first_time=cfg.optimize_first_time, fallback=False,
-                              grid_maxfev=None if searched else cfg.optimize_maxfev,
-                              maxfev=cfg.optimize_solver_maxfev, grid_result=searched)
-        seconds = time.perf_counter() - tic
-        grid_runs = res.grid_result.evaluations
-        log(f"    {FITTED_METHOD} NFE {target} ({res.steps} step{'' if res.steps == 1 else 's'}): {grid_runs} grid "
-            + (f"(the optimised {FITTED_BASE} grid's search) " if searched else "")
-            + f"and {res.evaluations} weight calibration runs in {seconds:.1f} s, calibration error "
-            f"{res.calibration_error:.2e}")
-        runs.append(_optimized_run(problem, schedule, FITTED_METHOD, target, res,
-                                   fitted_integrator(res.weights, schedule, FITTED_METHOD), seconds, fitted=True,
-                                   weights=[list(r) for r in res.weights], grid_evaluations=grid_runs))
+    for base in bases:
+        name = fitted_name(base)
+        log(f"  fitting {base}'s grid and step weights ({name}): its grid search at most "
+            f"{cfg.optimize_maxfev} runs, then the weight search, {budget}, on {cfg.optimize_calibration} calibration "
+            f"noises per NFE, first time {cfg.optimize_first_time}")
+        for target in cfg.nfes:
+            searched = (grid_results or {}).get((base, target))
+            tic = time.perf_counter()
+            res = optimize_solver(problem, target, schedule=schedule, t_end=_t_end(schedule, base),
+                                  calibration=cfg.optimize_calibration, heldout=1, seed=cfg.seed,
+                                  first_time=cfg.optimize_first_time, fallback=False,
+                                  grid_maxfev=None if searched else cfg.optimize_maxfev,
+                                  maxfev=cfg.optimize_solver_maxfev, grid_result=searched, base=base)
+            seconds = time.perf_counter() - tic
+            grid_runs = res.grid_result.evaluations
+            log(f"    {name} NFE {target} ({res.steps} step{'' if res.steps == 1 else 's'}): {grid_runs} grid "
+                + (f"(the optimised {base} grid's search) " if searched else "")
+                + f"and {res.evaluations} weight calibration runs in {seconds:.1f} s, calibration error "
+                f"{res.calibration_error:.2e}")
+            runs.append(_optimized_run(problem, schedule, name, target, res,
+                                       fitted_integrator(res.weights, schedule, base=base), seconds, fitted=True,
+                                       base=base, weights=[list(r) for r in res.weights],
+                                       grid_evaluations=grid_runs))
     return runs
 
 
@@ -810,18 +857,19 @@ def optimized_grids(cases: Sequence[dict]) -> list[dict]:
     the case's noise is drawn at (the top), which a grid starting below it takes as its state at ``times[0]``
     (:func:`pndmkit.studies.grid_opt.noise_at`: the noise itself on a VP schedule). ``error`` is the run's error on
     the case's samples (as in ``case["optimized"]``): ``pndmkit.sample(..., method=method, grid=times)`` from
-    those samples gives it again. The fitted solvers' rows (:data:`FITTED_METHOD`, not a registered method) are
+    those samples gives it again. The fitted solvers' rows (:data:`FITTED_METHODS`, not registered methods) are
     not here: :func:`fitted_solvers` holds them.
     """
     return [{"problem": case["problem"], "schedule": case["schedule"],
              **{k: row.get(k) for k in OPTIMIZED_GRID_FIELDS[2:]}}
             for case in cases for row in case.get("optimized", ())
-            if row.get("times") is not None and row["method"] != FITTED_METHOD]
+            if row.get("times") is not None and row["method"] not in FITTED_METHODS]
 
 
 #: the fields of each entry of :func:`fitted_solvers`, in this order
-FITTED_SOLVER_FIELDS = ("problem", "schedule", "method", "nfe_target", "steps", "nfe", "first_time", "noise_time",
-                        "times", "weights", "error", "calibration_error", "evaluations", "grid_evaluations")
+FITTED_SOLVER_FIELDS = ("problem", "schedule", "method", "base", "nfe_target", "steps", "nfe", "first_time",
+                        "noise_time", "times", "weights", "error", "calibration_error", "evaluations",
+                        "grid_evaluations")
 
 
 def fitted_solvers(cases: Sequence[dict]) -> list[dict]:
@@ -831,8 +879,9 @@ def fitted_solvers(cases: Sequence[dict]) -> list[dict]:
     ``times`` is the grid, ``noise_time`` the time the case's noise is drawn at and ``first_time`` the option the
     fit ran with (the first time kept is ``times[0]``), as in :func:`optimized_grids`;
     ``weights`` is the table, one row per step (row ``i`` weighs the gradients of steps ``i, i - 1, ...``,
-    :class:`pndmkit.adams.TabulatedMultistep`). ``method`` is :data:`FITTED_METHOD`, a label, not a registered
-    method: the sampler is :func:`pndmkit.studies.solver_opt.fitted_integrator` of ``weights`` on the schedule
+    :class:`pndmkit.adams.TabulatedMultistep`). ``method`` (:data:`FITTED_METHODS`: ``ipndm-fitted``,
+    ``ipndm-x0-fitted``) is a label, not a registered method, and ``base`` the method it is built on: the sampler
+    is :func:`pndmkit.studies.solver_opt.fitted_integrator` of ``weights`` with that ``base`` on the schedule
     named by ``schedule`` (:func:`pndmkit.schedules.get_schedule`), run on ``times`` from the case's samples
     (taken as the state at ``times[0]``, :func:`pndmkit.studies.grid_opt.noise_at`, where it is below
     ``noise_time``); that gives ``error`` again. ``evaluations`` and ``grid_evaluations`` are the calibration runs
@@ -840,7 +889,7 @@ def fitted_solvers(cases: Sequence[dict]) -> list[dict]:
     """
     return [{"problem": case["problem"], "schedule": case["schedule"],
              **{k: row.get(k) for k in FITTED_SOLVER_FIELDS[2:]}}
-            for case in cases for row in case.get("optimized", ()) if row["method"] == FITTED_METHOD]
+            for case in cases for row in case.get("optimized", ()) if row["method"] in FITTED_METHODS]
 
 
 def _option_label(opts: dict) -> str:
@@ -1151,12 +1200,12 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
         raise UsageError(("nfes", "methods", "peers"),
                          f"no solver runs within nfes={list(cfg.nfes)} on {schedule_name}: the fewest model calls "
                          f"of a run are {', '.join(fewest)}; give larger nfes or other methods")
-    optimizing = bool(optimized_methods(cfg)) or cfg.optimized_solvers
+    optimizing = bool(optimized_methods(cfg) or optimized_solver_bases(cfg))
     if optimizing:
         log(f"{problem_name} / {schedule_name}: {len(runs)} built-in runs planned")
     t_opt = time.perf_counter()
     opt_skips: list[dict] = []
-    # before the reference, at the built-in levels; a fitted solver starts from iPNDM's optimised grid where that
+    # before the reference, at the built-in levels; a fitted solver starts from its base's optimised grid where that
     # was searched here (the same noises and options), not from a second search
     searched: dict = {}  # (method, NFE) -> OptimizedGrid
     runs += _plan_optimized(problem, schedule, cfg, log, opt_skips, searched)
@@ -1177,7 +1226,7 @@ def _case(problem_name: str, schedule_name: str, cfg: CompareConfig, log: Callab
     ref = _reference(problem, x_max, s_max, np.array(points))
     if optimizing:
         done = " and ".join(what for what, on in (("grids optimised", optimized_methods(cfg)),
-                                                  ("solvers fitted", cfg.optimized_solvers)) if on)
+                                                  ("solvers fitted", optimized_solver_bases(cfg))) if on)
         log(f"  {done} in {t_opt:.1f} s; reference in {time.perf_counter() - tic - t_opt - t_auto:.1f} s")
     elif cfg.auto:
         log(f"  reference in {time.perf_counter() - tic - t_auto:.1f} s")
@@ -1367,15 +1416,15 @@ def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, di
     the best peer.
 
     Scored as :func:`by_nfe` scores (geometric mean over the cases). Each NFE has ``best_optimized`` (over
-    the methods whose grid was optimised and the fitted solver, :data:`FITTED_METHOD`, where they ran),
+    the methods whose grid was optimised and the fitted solvers, :data:`FITTED_METHODS`, where they ran),
     ``best_builtin`` (every pndmkit method on every built-in grid,
     i.e. :func:`by_nfe`'s ``best_pndmkit``), ``best_peer`` (peers with their own options; absent without
     peers), the ratios ``vs_builtin`` and ``vs_peer`` of the optimised error to theirs with their 95% paired
     bootstrap intervals over samples ``vs_builtin_interval`` and ``vs_peer_interval`` (as :func:`by_nfe`'s
     ``ratio_interval``), and ``methods``: per optimised method its optimised and best built-in error, their ratio
     (what optimising buys that method) and its ``ratio_interval``; ``builtin_method`` names the method whose
-    built-in grids that is: the method itself, and for the fitted solver :data:`FITTED_BASE` (what fitting the
-    grid and weights buys over that method on its best built-in grid).
+    built-in grids that is: the method itself, and for a fitted solver its base (:data:`FITTED_METHODS`: what
+    fitting the grid and weights buys over that method on its best built-in grid).
     """
     from pndmkit.studies.peers import PEERS
 
@@ -1395,7 +1444,7 @@ def by_nfe_optimized(cases: Sequence[dict], nfes: Iterable[int]) -> dict[str, di
                 entry[f"vs_{label}"] = entry["best_optimized"]["error"] / entry[f"best_{label}"]["error"]
                 entry[f"vs_{label}_interval"] = _interval(cases, target, best_opt,
                                                           ("best", side, entry[f"best_{label}"]["method"]))
-        base = {m: FITTED_BASE if m == FITTED_METHOD else m for m in opt}  # a fitted solver: against ipndm
+        base = {m: FITTED_METHODS.get(m, m) for m in opt}  # a fitted solver: against its base
         entry["methods"] = {m: {"optimized": e["error"], "builtin_method": base[m],
                                 "builtin": builtin[base[m]]["error"], "builtin_options": builtin[base[m]]["options"],
                                 "ratio": e["error"] / builtin[base[m]]["error"],
@@ -1510,7 +1559,7 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
     With ``cfg.optimized_grids`` the result also has ``by_nfe_optimized``, ``optimized_skipped`` and
     ``optimized_grids`` (:func:`optimized_grids`), and each case ``optimized`` (its rows) and
     ``optimize_seconds`` (time spent optimising). With ``cfg.optimized_solvers`` it has those too (the fitted
-    solvers' rows, method :data:`FITTED_METHOD`, in each case's ``optimized``) and ``fitted_solvers``
+    solvers' rows, methods :data:`FITTED_METHODS`, in each case's ``optimized``) and ``fitted_solvers``
     (:func:`fitted_solvers`). With ``cfg.auto`` it has ``by_nfe_auto`` and each
     case ``auto`` (per rule and NFE the chosen run's row on the case's samples, with ``optimized``,
     ``calibration_error`` and ``calibration_tail``), ``auto_calibration`` and ``auto_seconds``.
@@ -1543,14 +1592,14 @@ def compare(cfg: CompareConfig = CompareConfig(), log: Callable[[str], None] = l
               "by_nfe_shared_grids": by_nfe(cases, cfg.nfes, "best_shared_grids"),
               "by_nfe_peers_on_pndmkit_grids": by_nfe(cases, cfg.nfes, builtin_only=False),
               "skipped": skipped_summary(cases)}
-    if optimized_methods(cfg) or cfg.optimized_solvers:
+    if optimized_methods(cfg) or optimized_solver_bases(cfg):
         result["by_nfe_optimized"] = by_nfe_optimized(cases, cfg.nfes)
         where = [f"{c['problem']}/{c['schedule']}" for c in cases]
         result["optimized_skipped"] = skipped_summary(cases, "optimized_skipped") + [
             {"side": "pndmkit", "method": m, "nfe_target": t, "reason": DEFAULT_LEFT_OUT_REASON, "cases": where}
             for m in optimized_left_out(cfg) for t in cfg.nfes]
         result["optimized_grids"] = optimized_grids(cases)
-        if cfg.optimized_solvers:
+        if optimized_solver_bases(cfg):
             result["fitted_solvers"] = fitted_solvers(cases)
     if cfg.auto:
         result["by_nfe_auto"] = by_nfe_auto(cases, cfg.nfes)
@@ -1717,7 +1766,7 @@ def compare_model(model: Any = "digits", cfg: CompareConfig = CompareConfig(), *
     if optimized_methods(cfg):
         raise UsageError("optimized_grids", "optimized_grids is not run on a network: optimising a grid there costs "
                                             "CPU-hours (python -m analysis.grid_opt); leave it off")
-    if cfg.optimized_solvers:
+    if optimized_solver_bases(cfg):
         raise UsageError("optimized_solvers", "optimized_solvers is not run on a network: fitting a solver there "
                                               "starts with a grid search that costs CPU-hours; leave it off")
     if cfg.auto:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from pndmkit._io import atomic_path, write_json, write_text
 from pndmkit.studies.convergence import MethodResult, Study
@@ -111,9 +111,9 @@ SUMMARY_FIELDS = ("ratio", "ratio_interval_lo", "ratio_interval_hi", "vs_builtin
 #: the optimised grids' and fitted solvers' (``option`` ``optimized``), whose ``times`` (the grid, space-separated,
 #: full float precision: paste into ``pndmkit sample --grid`` after replacing the spaces by commas) and
 #: ``first_time`` (``fixed`` or ``free``) are empty on the other rows; ``weights`` is a fitted solver's weight
-#: table (method ``ipndm-fitted``, not a registered method: :func:`pndmkit.studies.solver_opt.fitted_integrator`
-#: runs it), its rows joined by ``;``, each row's weights space-separated at full float precision, empty on the
-#: other rows
+#: table (method ``ipndm-fitted`` or ``ipndm-x0-fitted``, not a registered method:
+#: :func:`pndmkit.studies.solver_opt.fitted_integrator` with its base runs it), its rows joined by ``;``, each
+#: row's weights space-separated at full float precision, empty on the other rows
 RUN_FIELDS = ("problem", "schedule", "nfe_target", "side", "method", "option", "steps", "nfe", "error", "s_start",
               "s_end", "seconds", "times", "first_time", "weights")
 
@@ -314,26 +314,36 @@ def compare_summary(result: dict, key: str = "by_nfe") -> str:
     return "\n".join(lines)
 
 
-#: said under an optimised table that holds a fitted solver (``optimized_solvers``, ``pndmkit compare
+#: said under an optimised table that holds a fitted solver on ipndm (``optimized_solvers``, ``pndmkit compare
 #: --optimized-solvers``)
 FITTED_NOTE = ("ipndm-fitted: iPNDM's grid and per-step weights fitted together on the calibration noises "
                "(pndmkit.studies.solver_opt.optimize_solver), a sampler for that one step count and grid, not a method "
                "with an order; in the per-method column it is set against ipndm's own best built-in grid")
 
+#: what is said under an optimised table for each fitted solver it holds, by row name
+#: (:data:`pndmkit.studies.compare.FITTED_METHODS`)
+FITTED_NOTES = {
+    "ipndm-fitted": FITTED_NOTE,
+    "ipndm-x0-fitted": ("ipndm-x0-fitted: the same fit on iPNDM's data-prediction form (base ipndm-x0: the weights "
+                        "weigh past x0 predictions, through the data-prediction transfer); in the per-method column "
+                        "it is set against ipndm-x0's own best built-in grid")}
 
-def _has_fitted(result: dict) -> bool:
-    """Whether ``result``'s optimised rows hold a fitted solver (:data:`pndmkit.studies.compare.FITTED_METHOD`)."""
-    from pndmkit.studies.compare import FITTED_METHOD
 
-    return any(r["method"] == FITTED_METHOD for c in result.get("cases", ()) for r in c.get("optimized", ()))
+def _fitted_names(result: dict) -> list[str]:
+    """The fitted solvers (:data:`pndmkit.studies.compare.FITTED_METHODS`) among ``result``'s optimised rows, in
+    the order of that table."""
+    from pndmkit.studies.compare import FITTED_METHODS
+
+    ran = {r["method"] for c in result.get("cases", ()) for r in c.get("optimized", ())}
+    return [name for name in FITTED_METHODS if name in ran]
 
 
 def optimized_summary(result: dict, markdown: bool = False) -> str:
     """``by_nfe_optimized`` as a text (or Markdown) table: the best optimised grid (or fitted solver), the best
     built-in pndmkit grid, the best peer, the ratios (each with its 95% interval in brackets where the result has
     one), and per optimised method its optimised / own best built-in error (a fitted solver's against the
-    built-in grids of the method it was fitted from, ``ipndm-fitted (vs ipndm)``, and :data:`FITTED_NOTE` under
-    the text table). The text table names the grid option of the best
+    built-in grids of the method it was fitted from, ``ipndm-fitted (vs ipndm)``, and its :data:`FITTED_NOTES`
+    under the text table). The text table names the grid option of the best
     built-in run and of the best peer in brackets (one per case). Where the run searched no grid options (``grids``
     off, as ``--quick`` and ``--no-grids`` run) the built-in column says it holds the default grid only. The text
     table is followed by the methods and NFEs left out of it and why (:func:`skipped_lines`)."""
@@ -357,7 +367,7 @@ def optimized_summary(result: dict, markdown: bool = False) -> str:
     if markdown:
         return "\n".join(["| " + " | ".join(cols) + " |", "|---:|---|---:|---|---:|---|---:|---:|---:|---|"]
                          + ["| " + " | ".join(r) + " |" for r in rows])
-    return "\n".join([_text_table(cols, rows), *([FITTED_NOTE] if _has_fitted(result) else []),
+    return "\n".join([_text_table(cols, rows), *(FITTED_NOTES[name] for name in _fitted_names(result)),
                       *skipped_lines(result, "by_nfe_optimized")])
 
 
@@ -404,7 +414,7 @@ def auto_case_table(result: dict) -> str:
     """Markdown: per case, the ratio to the case's best peer at each NFE of the best built-in pndmkit run, the
     best optimised grid (where they ran; both picked on the case's own samples) and each rule's choice (picked
     on calibration noises alone)."""
-    from pndmkit.studies.compare import AUTO_RULES, FITTED_METHOD, case_best_peer
+    from pndmkit.studies.compare import AUTO_RULES, FITTED_METHODS, case_best_peer
 
     nfes = [int(n) for n in result.get("by_nfe_auto", {})]
     out = ["| case | pndmkit | " + " | ".join(map(str, nfes)) + " |", "|---|---|" + "---:|" * len(nfes)]
@@ -415,12 +425,12 @@ def auto_case_table(result: dict) -> str:
         lines = []
         for label, key in (("best built-in (picked on these samples)", "best"),
                            ("best optimised (picked on these samples)", "optimized")):
-            if key not in case or not any(r["method"] != FITTED_METHOD for r in case[key]):
+            if key not in case or not any(r["method"] not in FITTED_METHODS for r in case[key]):
                 continue
             cells = []
             for t in nfes:  # (a fitted solver is not a grid, and no rule may choose it: left out)
                 err = min((r["error"] for r in case[key] if r["side"] == "pndmkit" and r["nfe_target"] == t
-                           and r["method"] != FITTED_METHOD), default=None)
+                           and r["method"] not in FITTED_METHODS), default=None)
                 cells.append("-" if err is None or not peer.get(t) else f"{err / peer[t]:.2f}")
             lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
         for rule in AUTO_RULES:
@@ -434,23 +444,44 @@ def auto_case_table(result: dict) -> str:
     return "\n".join(out)
 
 
-def _fitted_how(cfg: dict, fitted: list[dict], shared: bool = False) -> str:
+#: whose grid and weights a fitted solver on each base is, and what they weigh, in words (:func:`_fitted_how`)
+_WHOSE = {"ipndm": ("iPNDM's", ""),
+          "ipndm-x0": ("ipndm-x0's", ", weighing past x0 predictions through the data-prediction transfer")}
+
+
+def _fitted_how(cfg: dict, fitted: list[dict], shared: Iterable[str] = ()) -> str:
     """How the fitted solvers of a compare result (their rows ``fitted``) were made, in words, with their
-    calibration runs and time; ``shared``: they started from the optimised iPNDM grids' searches, run once for
-    both (whose time is the optimised grids')."""
+    calibration runs and time; ``shared``: the methods whose grids were optimised too (a fit on such a base started
+    from that search, run once for both, whose time is the optimised grids')."""
+    from pndmkit.studies.compare import FITTED_METHODS
+
     grid_runs = sum(r.get("grid_evaluations") or 0 for r in fitted)
     weight_runs = sum(r.get("evaluations") or 0 for r in fitted)
     spent = sum(r.get("optimize_seconds") or 0.0 for r in fitted)
-    return (f"The fitted solver ipndm-fitted is not a method with an order: it is iPNDM's grid and per-step weights "
-            f"(one row per step, weighing the gradients of that step and the ones before it) fitted together by "
+    ran = {r["method"] for r in fitted}
+    names = [name for name in FITTED_METHODS if name in ran]
+    bases = [FITTED_METHODS[name] for name in names]
+    if len(names) == 1:
+        owner, note = _WHOSE[bases[0]]
+        what = (f"The fitted solver {names[0]} is not a method with an order: it is {owner} grid and per-step weights "
+                f"(one row per step, weighing the gradients of that step and the ones before it{note})")
+        search, against = f"{owner} grid search", f"it is set against {bases[0]}'s own"
+    else:
+        what = (f"The fitted solvers {', '.join(names[:-1])} and {names[-1]} are not methods with an order: each is "
+                "its base method's grid and per-step weights (one row per step, weighing the gradients of that step "
+                "and the ones before it; " + "; ".join(
+                    f"{name}: {_WHOSE[base][0]}{_WHOSE[base][1]}" for name, base in zip(names, bases)) + ")")
+        search, against = "its base method's grid search", "each is set against its base method's own"
+    shared = [base for base in bases if base in set(shared)]
+    return (what + " fitted together by "
             f"least squares on {cfg['optimize_calibration']} calibration noises per case and NFE "
-            f"(pndmkit.studies.solver_opt.optimize_solver: iPNDM's grid search, at most {cfg['optimize_maxfev']} "
+            f"(pndmkit.studies.solver_opt.optimize_solver: {search}, at most {cfg['optimize_maxfev']} "
             f"runs, then the grid and weights from there), {grid_runs + weight_runs} calibration runs in all "
             f"({grid_runs} of the grid searches"
-            + (", the optimised ipndm grids' own, run once for both" if shared else "")
+            + (f", the optimised {' and '.join(shared)} grids' own, run once for both" if shared else "")
             + f", {weight_runs} of the weight searches; {duration(spent)}"
             + (" besides those searches" if shared else "") + "); scored "
-            f"on the case's own samples, as every row above. In the per-method column it is set against ipndm's own "
+            f"on the case's own samples, as every row above. In the per-method column {against} "
             f"best built-in grid. Each one's times and weights are in compare.json (fitted_solvers) and listed "
             f"below.")
 
@@ -502,12 +533,12 @@ def compare_markdown(result: dict) -> str:
             out += ["", PARITY_NOTE[0].upper() + PARITY_NOTE[1:] + "."]
         out.append("")
     if "by_nfe_optimized" in result:
-        from pndmkit.studies.compare import FITTED_BASE, FITTED_METHOD
+        from pndmkit.studies.compare import FITTED_METHODS
 
         cfg = result["config"]
         spent = sum(c.get("optimize_seconds", 0.0) for c in result["cases"])
-        fitted = [r for c in result["cases"] for r in c.get("optimized", ()) if r["method"] == FITTED_METHOD]
-        grids_ran = network or any(r["method"] != FITTED_METHOD for c in result["cases"]
+        fitted = [r for c in result["cases"] for r in c.get("optimized", ()) if r["method"] in FITTED_METHODS]
+        grids_ran = network or any(r["method"] not in FITTED_METHODS for c in result["cases"]
                                    for r in c.get("optimized", ())) or bool(cfg.get("optimized_grids"))
         grid_spent = spent - sum(r.get("optimize_seconds", 0.0) for r in fitted) if fitted else spent
         how = ("Grids given to compare_model (given_grids: " + ", ".join(
@@ -517,8 +548,8 @@ def compare_markdown(result: dict) -> str:
             f"{cfg['optimize_calibration']} calibration noises each ({duration(grid_spent)} in all); scored on the "
             "case's own samples, as every row above. Each optimised grid's times are in compare.json "
             "(optimized_grids) and listed below." if grids_ran else "",
-            _fitted_how(cfg, fitted, shared=any(r["method"] == FITTED_BASE for c in result["cases"]
-                                                for r in c.get("optimized", ()))) if fitted else ""))) + (
+            _fitted_how(cfg, fitted, shared={r["method"] for c in result["cases"] for r in c.get("optimized", ())})
+            if fitted else ""))) + (
                 "" if cfg.get("grids", True) else (
                 " Built-in: the default grid only (the run searched no grid options: --quick or --no-grids)."))
         title = " and ".join(what for what, on in (("optimised grids", grids_ran), ("fitted solvers", fitted)) if on)
@@ -554,8 +585,8 @@ def compare_markdown(result: dict) -> str:
         if result.get("fitted_solvers"):
             out += ["The fitted solvers (times as above; weights: one row per step, separated by ';', row i weighing "
                     "the gradients of steps i, i - 1, ...; full precision in compare.json, fitted_solvers):", "",
-                    "| case | NFE | first time | times | weights |", "|---|---:|---|---|---|"]
-            out += [f"| {f['problem']}/{f['schedule']} | {f['nfe_target']} | {f['first_time']} | "
+                    "| case | solver | NFE | first time | times | weights |", "|---|---|---:|---|---|---|"]
+            out += [f"| {f['problem']}/{f['schedule']} | {f['method']} | {f['nfe_target']} | {f['first_time']} | "
                     f"{', '.join(f'{t:.6g}' for t in f['times'])} | "
                     f"{'; '.join(' '.join(f'{w:.4g}' for w in row) for row in f['weights'])} |"
                     for f in result["fitted_solvers"]]

@@ -3,9 +3,10 @@ r"""Fitted solver files: a weight table and its grid for one schedule, saved, ch
 A fitted solver (:func:`pndmkit.studies.solver_opt.optimize_solver`) is a grid and a
 :class:`~pndmkit.adams.TabulatedMultistep` table fitted for one NFE on one schedule. :class:`FittedSolver` holds what
 running it again needs (the grid, the weights, the time the noise is drawn at, the schedule, the base method
-whose transfer the table runs through: :data:`BASE_METHODS`) and where it came from; :func:`save_solver` / :func:`load_solver` keep it in a JSON file whose every field is checked on reading
-(a damaged or hand-edited file is refused naming the file and the field); :func:`fitted_integrator` builds the
-sampler of a table on a schedule. ``docs/fitted_solvers.md`` describes the file and the commands that use it.
+whose transfer the table runs through: :data:`BASE_METHODS`) and where it came from; :func:`save_solver` /
+:func:`load_solver` keep it in a JSON file whose every field is checked on reading (a damaged or hand-edited file
+is refused naming the file and the field); :func:`fitted_integrator` builds the sampler of a table on a schedule.
+``docs/fitted_solvers.md`` describes the file and the commands that use it.
 """
 
 from __future__ import annotations

@@ -95,8 +95,8 @@ class OptimizedSolver:
         The grid handed back (decreasing times in the schedule's units; the first at or below ``t_start``, the noise
         then taken as the state there, :func:`~pndmkit.studies.grid_opt.noise_at`).
     weights : tuple of tuples of float
-        The weight table handed back: the fitted one, or the base method's (:func:`~pndmkit.adams.adams_bashforth_table`,
-        the same table for both bases) where it fell back.
+        The weight table handed back: the fitted one, or the base method's
+        (:func:`~pndmkit.adams.adams_bashforth_table`, the same table for both bases) where it fell back.
     calibration_error, heldout_error : float
         RMS end-point error of the searched fit (:attr:`searched_grid`, :attr:`searched_weights`) on the calibration
         and held-out noises, whether or not it is handed back (the handed-back solver's are :attr:`fitted`'s).
