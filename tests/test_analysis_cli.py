@@ -48,6 +48,8 @@ def _main_error(module: str, argv: list[str], capsys, monkeypatch) -> str:
     ("analysis.bench", ["--out", __file__], f"--out: {__file__!r} exists and is not a folder"),
     ("analysis.unet_free_grid", ["--maxfev", "0"], "--maxfev: expected an integer >= 1, got '0'"),
     ("analysis.unet_fitted", ["--grid-maxfev", "0"], "--grid-maxfev: expected an integer >= 1, got '0'"),
+    ("analysis.unet_fitted", ["--base", "ipndm-v"], "--base: invalid choice: 'ipndm-v' (choose from 'ipndm', "
+                                                    "'ipndm-x0')"),
     ("analysis.unet_fitted", ["--nfe", "7"], "--nfe 7: no unipc-3 grid in "
      "analysis/results/compare_digits_160/free_grid.json, no unipc-2 grid in analysis/results/grid_opt_digits.json or "
      "no row in compare_digits_160 (NFE [5, 6, 8, 10] have a start grid and a row)"),
@@ -56,6 +58,21 @@ def test_a_bad_option_is_one_usage_line(module, argv, said, capsys, monkeypatch)
     monkeypatch.setattr(sys, "argv", [module])
     err = _main_error(module, argv, capsys, monkeypatch)
     assert "Traceback" not in err and err.strip().splitlines()[-1].endswith(said)
+
+
+def test_unet_fitted_continues_only_fits_on_its_base(tmp_path, capsys, monkeypatch):
+    """--continue-from a report whose fits are on another base (one written before --base: ipndm) is refused
+    before any work: its weights hold for that base's transfer only."""
+    import analysis.unet_fitted as mod
+
+    monkeypatch.setattr(sys, "argv", ["analysis.unet_fitted"])
+    monkeypatch.setattr(mod, "Runner", _work_started)
+    earlier = tmp_path / "fitted.json"
+    earlier.write_text(json.dumps({"rows": [{"nfe": 5, "grid": [999.0, -1.0], "weights": [[1.0]]}]}))
+    err = _main_error("analysis.unet_fitted", ["--nfe", "5", "--base", "ipndm-x0", "--continue-from", str(earlier)],
+                      capsys, monkeypatch)
+    assert err.strip().splitlines()[-1].endswith(f"--continue-from {earlier}: its fits are built on ipndm, not "
+                                                 "--base ipndm-x0; give --base ipndm or start afresh"), err
 
 
 @pytest.mark.parametrize("module", ["analysis.grid_bound", "analysis.grid_opt", "analysis.grid_opt_ceiling",
