@@ -627,13 +627,7 @@ def _check_resume(old: dict[str, Any], new: dict[str, Any], run_file: Path) -> N
             fields.append("grid")
         elif key == "solver":
             before = old.get(key) if isinstance(old.get(key), dict) else {}
-            if before and "base" not in before:  # recorded before solvers had a base: all were built on ipndm
-                from pndmkit.studies.solver_file import BASE_METHOD
-
-                before = {**before, "base": BASE_METHOD}
             differ = [k for k in value if before.get(k) != value[k]]
-            if before and not differ:
-                continue  # the same solver, recorded without its base
             changed.append(f"the fitted solver is not run.json's (its {', '.join(differ)} differ)" if before
                            else "run.json's run has no fitted solver")
             fields.append("solver")
@@ -735,7 +729,11 @@ def sample_to_dir(cfg: SampleConfig, *, log=None, opener=None) -> dict[str, Any]
     plan = _prepare(cfg, shard_size, log, opener)
     ident = plan.identity
     if old is not None:
-        _check_resume(old, ident, run_file)
+        recorded = old
+        if isinstance(old.get("solver"), dict) and hasattr(cfg.solver, "complete_record"):
+            # recorded by a pndmkit whose solvers lacked a field (the base): the value every solver had then
+            recorded = {**old, "solver": cfg.solver.complete_record(old["solver"])}
+        _check_resume(recorded, ident, run_file)
     for k in range(rank, math.ceil(cfg.num_samples / shard_size), world):  # where this process will write
         for suffix in (".npz", ".png"):
             path = _shard_path(out, k, suffix)

@@ -307,6 +307,23 @@ class FittedSolver:
         ``ipndm-x0-fitted``)."""
         return fitted_name(self.base)
 
+    @staticmethod
+    def complete_record(record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` (a :meth:`to_dict` written by an earlier pndmkit, as ``run.json`` of ``pndmkit sample`` holds
+        it) with the fields it predates added at the value every solver had then: ``base`` :data:`BASE_METHOD`.
+
+        Parameters
+        ----------
+        record : dict
+            A solver's fields as recorded.
+
+        Returns
+        -------
+        dict
+            A new dict: ``record``'s fields, and ``base: "ipndm"`` where it has none.
+        """
+        return {"base": BASE_METHOD, **record}
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FittedSolver):
             return NotImplemented
