@@ -264,7 +264,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also fit a solver per case, NFE and base method (pndmkit.studies.solver_opt.optimize_solver: "
                         "the base's grid and per-step weights fitted on the calibration noises, a sampler for one step "
                         "count, not a method with an order) and report it apart as BASE-fitted, with the optimised "
-                        f"grids (bases: {' '.join(BASE_METHODS)}; no names: {BASE_METHOD}, as ipndm-fitted; "
+                        f"grids (default: none; bases: {' '.join(BASE_METHODS)}; no names: {BASE_METHOD}, as ipndm-fitted; "
                         "ipndm-x0 weighs past x0 predictions through the data-prediction transfer); --methods must "
                         "then include each base, whose built-in grids its fit is set against; --out's compare.json "
                         "holds each one's times and weights (fitted_solvers)")
