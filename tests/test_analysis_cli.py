@@ -48,6 +48,12 @@ def _main_error(module: str, argv: list[str], capsys, monkeypatch) -> str:
     ("analysis.bench", ["--out", __file__], f"--out: {__file__!r} exists and is not a folder"),
     ("analysis.unet_free_grid", ["--maxfev", "0"], "--maxfev: expected an integer >= 1, got '0'"),
     ("analysis.unet_fitted", ["--grid-maxfev", "0"], "--grid-maxfev: expected an integer >= 1, got '0'"),
+    ("analysis.unet_fitted_per_noise", ["analysis/results/compare_digits_160/fitted.json",
+                                        "analysis/results/compare_digits_160/fitted_nfe8.json"],
+     "analysis/results/compare_digits_160/fitted_nfe8.json: no row for --nfe 5 (it has [8])"),
+    ("analysis.unet_fitted_per_noise", ["no/such.json", "no/such.json"], "no/such.json: not a report of "
+                                                                          "analysis.unet_fitted ([Errno 2] No such "
+                                                                          "file or directory: 'no/such.json')"),
     ("analysis.unet_fitted", ["--base", "ipndm-v"], "--base: invalid choice: 'ipndm-v' (choose from 'ipndm', "
                                                     "'ipndm-x0')"),
     ("analysis.unet_fitted", ["--nfe", "7"], "--nfe 7: no unipc-3 grid in "
