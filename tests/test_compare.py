@@ -1219,12 +1219,15 @@ def test_readme_digits_gmm_512_sample_rows_are_the_json():
 
 def test_readme_fitted_solver_ratios_are_the_json():
     """The README's fitted-solver rows (best optimised / best peer with its 95% interval, NFE 5-50) are
-    analysis/results/compare_digits_gmm_fitted_n512.json and compare_fitted.json."""
+    analysis/results/compare_digits_gmm_fitted_n512.json, compare_digits_gmm_fitted_cal512_n1024.json and
+    compare_fitted.json."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     readme = (root / "README.md").read_text()
     for name, label in (("compare_digits_gmm_fitted_n512", "digits-gmm, n = 512, fitted solvers"),
+                        ("compare_digits_gmm_fitted_cal512_n1024",
+                         "digits-gmm, n = 1024, fitted solvers on 512 calibration noises"),
                         ("compare_fitted", "mixtures (gmm2d, gmm32d x 2 schedules), fitted solvers")):
         rows = json.loads((root / "analysis" / "results" / f"{name}.json").read_text())["by_nfe_optimized"]
         assert list(rows) == ["5", "6", "8", "10", "15", "20", "50"]
