@@ -3,8 +3,9 @@
 For each NFE the fit (:func:`pndmkit.studies.solver_opt.optimize_solver`) starts from the grid that
 ``analysis/unet_free_grid.py`` searched for ``unipc-3`` at that NFE (its best calibration error at NFE 5-6; a
 grid is a start for any method) or, at NFE 8 and 10, where that search did not run, the ``unipc-2`` grid that
-``analysis/grid_opt.py`` optimised on the network (``grid_opt_digits.json``, the best method there), refines that grid for iPNDM in a few runs (``--grid-maxfev``), then fits the grid
-and a weight table together by least squares on calibration noises 0-95 (converged references of
+``analysis/grid_opt.py`` optimised on the network (``grid_opt_digits.json``, the best method there), or at NFE
+15-50, where neither ran, the built-in grid kind of the best pndmkit run of ``compare_digits_160``; it refines
+that grid for iPNDM in a few runs (``--grid-maxfev``), then fits the grid and a weight table together by least squares on calibration noises 0-95 (converged references of
 ``analysis/results/real_cache``; its own held-out set, for its fallback rule, is noises 96-127). The fitted solver is
 judged on noises 128-287 against the best peer and the best pndmkit run of ``analysis/compare_digits_160`` (their
 per-noise errors read from its ``compare.json``), each ratio with its 95% paired bootstrap interval, as
@@ -42,11 +43,14 @@ GRID_OPT = RESULTS / "grid_opt_digits.json"
 START_METHOD, START_METHOD_OPT = "unipc-3", "unipc-2"
 
 
-def start_grids() -> dict:
-    """NFE -> the grid each fit starts from: ``free_grid.json``'s ``unipc-3`` grid, else ``grid_opt_digits.json``'s
-    ``unipc-2`` grid optimised directly on the network (both searched on calibration noises 0-95)."""
-    starts = {int(n): r["direct"]["grid"] for n, r in json.loads(GRID_OPT.read_text())["by_nfe"].items()
-              if r["method"] == START_METHOD_OPT}
+def start_grids(shipped: dict) -> dict:
+    """NFE -> what each fit starts from: ``free_grid.json``'s ``unipc-3`` grid, else ``grid_opt_digits.json``'s
+    ``unipc-2`` grid optimised directly on the network (both searched on calibration noises 0-95), else (NFE 15-50,
+    where neither search ran) the built-in grid kind of the best pndmkit run of ``compare_digits_160`` at that NFE
+    (``shipped``: :func:`~analysis.compare_digits_leading_multistep.shipped_rows`)."""
+    starts = {nfe: best["pndmkit"]["option"] for nfe, best in shipped.items()}
+    starts.update({int(n): r["direct"]["grid"] for n, r in json.loads(GRID_OPT.read_text())["by_nfe"].items()
+                   if r["method"] == START_METHOD_OPT})
     starts.update({r["nfe"]: r["grid"] for r in json.loads(FREE_GRID.read_text())["rows"]
                    if r["method"] == START_METHOD})
     return starts
@@ -74,13 +78,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     tic = time.perf_counter()
     config, shipped = shipped_rows()
-    starts = start_grids()
-    missing = [n for n in args.nfe if n not in starts or n not in shipped]
+    starts = start_grids(shipped)
+    missing = [n for n in args.nfe if n not in shipped]  # every NFE with a row has a start (start_grids)
     if missing:
-        p.error(f"--nfe {missing[0]}: no {START_METHOD} grid in {FREE_GRID.relative_to(RESULTS.parent.parent)}, no "
-                f"{START_METHOD_OPT} grid in {GRID_OPT.relative_to(RESULTS.parent.parent)} or no row in "
-                f"compare_digits_160 "
-                f"(NFE {sorted(set(starts) & set(shipped))} have a start grid and a row)")
+        p.error(f"--nfe {missing[0]}: no row in compare_digits_160 to judge it against "
+                f"(NFE {sorted(shipped)} have one)")
     earlier = {}
     if args.continue_from is not None:
         try:

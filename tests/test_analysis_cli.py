@@ -56,9 +56,8 @@ def _main_error(module: str, argv: list[str], capsys, monkeypatch) -> str:
                                                                           "file or directory: 'no/such.json')"),
     ("analysis.unet_fitted", ["--base", "ipndm-v"], "--base: invalid choice: 'ipndm-v' (choose from 'ipndm', "
                                                     "'ipndm-x0')"),
-    ("analysis.unet_fitted", ["--nfe", "7"], "--nfe 7: no unipc-3 grid in "
-     "analysis/results/compare_digits_160/free_grid.json, no unipc-2 grid in analysis/results/grid_opt_digits.json or "
-     "no row in compare_digits_160 (NFE [5, 6, 8, 10] have a start grid and a row)"),
+    ("analysis.unet_fitted", ["--nfe", "7"], "--nfe 7: no row in compare_digits_160 to judge it against (NFE "
+                                             "[5, 6, 8, 10, 15, 20, 50] have one)"),
 ])
 def test_a_bad_option_is_one_usage_line(module, argv, said, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", [module])
