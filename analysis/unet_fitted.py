@@ -5,11 +5,11 @@ For each NFE the fit (:func:`pndmkit.studies.solver_opt.optimize_solver`) starts
 grid is a start for any method) or, at NFE 8 and 10, where that search did not run, the ``unipc-2`` grid that
 ``analysis/grid_opt.py`` optimised on the network (``grid_opt_digits.json``, the best method there), or at NFE
 15-50, where neither ran, the built-in grid kind of the best pndmkit run of ``compare_digits_160``; it refines
-that grid for iPNDM in a few runs (``--grid-maxfev``), then fits the grid and a weight table together by least squares on calibration noises 0-95 (converged references of
-``analysis/results/real_cache``; its own held-out set, for its fallback rule, is noises 96-127). The fitted solver is
-judged on noises 128-287 against the best peer and the best pndmkit run of ``analysis/compare_digits_160`` (their
-per-noise errors read from its ``compare.json``), each ratio with its 95% paired bootstrap interval, as
-``analysis/unet_free_grid.py`` judges its grids.
+that grid for iPNDM in a few runs (``--grid-maxfev``), then fits the grid and a weight table together by least
+squares on calibration noises 0-95 (converged references of ``analysis/results/real_cache``; its own held-out set,
+for its fallback rule, is noises 96-127). The fitted solver is judged on noises 128-287 against the best peer and
+the best pndmkit run of ``analysis/compare_digits_160`` (their per-noise errors read from its ``compare.json``),
+each ratio with its 95% paired bootstrap interval, as ``analysis/unet_free_grid.py`` judges its grids.
 
 ``--base ipndm-x0`` builds the fit on iPNDM's data-prediction form instead
 (:data:`pndmkit.studies.solver_opt.BASE_METHODS`): ``ipndm-x0``'s grid is refined, the table weighs past ``x0``
