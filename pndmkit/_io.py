@@ -20,28 +20,125 @@ from pathlib import Path
 from typing import Any, Iterator
 
 __all__ = ["atomic_path", "write_json", "json_text", "strict_json", "read_json", "read_json_object", "write_text",
-           "progress_bar", "remove_stale_temporaries", "check_writable_folder", "locked_folder"]
+           "progress_bar", "remove_stale_temporaries", "check_writable_folder", "check_out_file", "path_kind",
+           "locked_folder"]
 
 _TEMP_PATTERN = ".*.tmp*"
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+
+    Raises
+    ------
+    pndmkit.errors.WriteError
+        An ``OSError`` naming ``path`` (not the temporary file) and the reason: its folder cannot be made, the
+        temporary file cannot be made or written (in the block), or not renamed to ``path`` (a full disk, a
+        read-only filesystem). No temporary file is left behind, and ``path`` is as it was.
+    """
+    from pndmkit.errors import WriteError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(path, exc) from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
 
 
-def check_writable_folder(path: str | os.PathLike[str], param: str) -> Path:
+def path_kind(path: str | os.PathLike[str]) -> str | None:
+    """What exists at ``path``, where it is not a regular file: ``"a folder"``, ``"a character device"``, ``"a block
+    device"``, ``"a FIFO (named pipe)"``, ``"a socket"``, ``"a broken symbolic link"``; ``None`` where nothing is
+    there or a regular file (a symbolic link is followed).
+
+    >>> path_kind("/dev/null"), path_kind("/no/such/file")
+    ('a character device', None)
+    """
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if os.path.islink(path) else None
+    except OSError:
+        return None
+    for test, kind in ((stat.S_ISREG, None), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def check_out_file(path: str | os.PathLike[str], param: str, *, overwrite: bool, what: str = "file",
+                   example: str = "out.json", option: str | None = None) -> Path:
+    """Refuse an output file before any work: a folder (also a name that ends in ``/``, which means one), anything
+    else that is not a regular file (a device, a FIFO, a socket: never replaced, ``overwrite`` or not), an
+    existing file without ``overwrite``, or a folder to write it in that cannot be made or written.
+
+    Parameters
+    ----------
+    path : path
+        The output file (it need not exist; nothing is created).
+    param : str
+        The parameter (or option destination) the errors name.
+    overwrite : bool
+        An existing regular file may be replaced.
+    what : str
+        What the file is, for the advice to a folder (``"solver file"``: give the solver file's name).
+    example : str
+        A file name for the advice to a folder (``solver.json``).
+    option : str, optional
+        The command-line option (``--out``): the messages then quote the path as given and advise the option (the
+        command line prints them after ``--out:``); else they name ``param=PATH`` for a Python caller.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    pndmkit.errors.UsageError
+        Naming ``param``, the path and what is wrong.
+
+    Examples
+    --------
+    >>> check_out_file("/dev/null", "path", overwrite=True)
+    Traceback (most recent call last):
+    pndmkit.errors.UsageError: path='/dev/null' is a character device, not a regular file; give a file name
+    """
+    from pndmkit.errors import UsageError
+
+    text = os.fspath(path)
+    named = repr(text) if option else f"{param}={text!r}"
+    p = Path(text)
+    if text.endswith(("/", os.sep)):
+        raise UsageError(param, f"{named} names a folder (it ends in '/'); give the {what}'s name, e.g. "
+                                f"{str(p / example)!r}")
+    kind = path_kind(p)
+    if kind == "a folder":
+        raise UsageError(param, f"{named} is a folder; give the {what}'s name, e.g. {str(p / example)!r}")
+    if kind is not None:
+        raise UsageError(param, f"{named} is {kind}, not a regular file; give a file name")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise UsageError(param, f"{named} already exists; pass {'--overwrite' if option else 'overwrite=True'} to "
+                                f"replace it, or another {option or param}")
+    check_writable_folder(p.parent, param, option=option)
+    return p
+
+
+def check_writable_folder(path: str | os.PathLike[str], param: str, *, option: str | None = None) -> Path:
     """Refuse an output folder that cannot be created or written, before any work, without creating it.
 
     The folder, or the nearest of its parents that exists, is tried by making (and at once removing) a
@@ -54,6 +151,9 @@ def check_writable_folder(path: str | os.PathLike[str], param: str) -> Path:
         The output folder (it need not exist).
     param : str
         The parameter (or option destination) the errors name.
+    option : str, optional
+        The command-line option (``--out``): the messages then quote the path as given (``'solver.json' exists and
+        is not a folder``), as a command line's ``--out: ...`` error reads, not ``out='solver.json'``.
 
     Returns
     -------
@@ -69,19 +169,21 @@ def check_writable_folder(path: str | os.PathLike[str], param: str) -> Path:
     from pndmkit.errors import UsageError
 
     p = Path(path)
+    named = repr(str(p)) if option else f"{param}={str(p)!r}"
     if p.exists() and not p.is_dir():
-        raise UsageError(param, f"{param}={str(p)!r} exists and is not a folder")
+        kind = path_kind(p)
+        raise UsageError(param, f"{named} exists and is not a folder" + (f" ({kind})" if kind else ""))
     base = p
     while not base.exists() and base != base.parent:
         base = base.parent
     if not base.is_dir():
-        raise UsageError(param, f"cannot create {param}={str(p)!r}: {base} is a file, not a folder")
+        raise UsageError(param, f"cannot create {named}: {base} is {path_kind(base) or 'a file'}, not a folder")
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".pndmkit-write-test.", dir=base))
     except OSError as exc:
         where = "" if base == p else f" (to create {p} in it)"
         raise UsageError(param, f"cannot write into {base}{where}: {exc.strerror or exc}; choose a writable "
-                                f"{param} folder") from None
+                                f"{option or param} folder") from None
     return p
 
 

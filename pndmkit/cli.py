@@ -15,7 +15,9 @@ exception is taken for bad input when
 * it is a ``ValueError``, ``TypeError`` or ``FileNotFoundError``/``FileExistsError`` (and the like)
   whose message names an option the user gave on the command line: its destination (``steps``,
   ``t_start``), its flag (``--steps``), or its value as the library quotes it (``'f-pndmm'``) or as the
-  file name of an ``OSError``.
+  file name of an ``OSError``; or
+* it is a :class:`pndmkit.errors.WriteError` (a file that could not be written: a full disk, a read-only
+  filesystem) whose file is an option's value or lies inside it (``--out DIR``'s ``DIR/run.json``).
 
 Advice in such a message that names a Python parameter this command has as an option names the option
 (``leave t_start unset`` is printed ``leave --t-start out``; ``pass grid='trailing'``, ``pass --grid trailing``);
@@ -48,7 +50,7 @@ from typing import Any, Iterator, Sequence
 from pndmkit.commands.args import (EXIT_USAGE, MAX_STEPS, ArgumentLineError, CommandParser, finite_float, fraction,
                                    nonnegative_float, nonnegative_int, positive_float, positive_int, step_count,
                                    unrecognized_message, usage_exit)
-from pndmkit.errors import UsageError
+from pndmkit.errors import UsageError, WriteError
 
 # the argparse value types live in pndmkit.commands.args (the sub-commands use them); these names stay here too
 __all__ = ["main", "build_parser", "positive_int", "nonnegative_int", "step_count", "finite_float",
@@ -61,7 +63,7 @@ COMMANDS = ("methods", "order", "coefficients", "compare", "sample", "train", "g
 EXIT_FAILED = 1
 
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-                PermissionError)
+                PermissionError, WriteError)
 
 
 # -- parser -------------------------------------------------------------------------------------------
@@ -154,9 +156,20 @@ def _blamed_options(exc: BaseException, parser: argparse.ArgumentParser, argv: S
         value = token.split("=", 1)[1] if token.startswith("--") and "=" in token else token
         flag = token.split("=", 1)[0] if "=" in token else (argv[k - 1] if k else "")
         quoted = f"'{value}'" in message or f'"{value}"' in message
-        if value and (quoted or (filename is not None and str(filename) == value)) and flag.startswith("-"):
+        if value and (quoted or (filename is not None and _names_file(exc, str(filename), value))) \
+                and flag.startswith("-"):
             named.append(flag)
     return list(dict.fromkeys(named)) or None
+
+
+def _names_file(exc: BaseException, filename: str, value: str) -> bool:
+    """An ``OSError``'s file is the option's value; a :class:`~pndmkit.errors.WriteError`'s may also lie inside it
+    (``--out DIR`` and ``DIR/run.json``)."""
+    if filename == value:
+        return True
+    from pathlib import Path
+
+    return isinstance(exc, WriteError) and Path(value) in Path(filename).parents
 
 
 def _as_options(message: str, parser: argparse.ArgumentParser) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["UsageError", "BadFileError", "blame"]
+__all__ = ["UsageError", "BadFileError", "WriteError", "blame"]
 
 
 class UsageError(ValueError):
@@ -63,6 +63,38 @@ class BadFileError(ValueError):
 
     def __reduce__(self):  # picklable across processes despite the two-argument constructor
         return (type(self), (self.path, self.args[0]))
+
+
+class WriteError(OSError):
+    """A file pndmkit writes (a solver file, a run's record, a result) could not be written: the disk is full, the
+    filesystem is read-only, ... Raised by :func:`pndmkit._io.atomic_path` (so by every atomic writer), which leaves
+    no temporary file behind and the target as it was.
+
+    An ``OSError`` with the failure's ``errno`` and ``strerror``; its ``filename`` is the target (not the temporary
+    file the write went to), and its message the one line ``cannot write PATH: REASON``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file that could not be written.
+    cause : OSError
+        The failure (its ``errno`` and ``strerror`` are kept).
+
+    Examples
+    --------
+    >>> import errno, os
+    >>> str(WriteError("out/a.json", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+    'cannot write out/a.json: No space left on device'
+    """
+
+    def __init__(self, path: object, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause), str(path))
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+    def __reduce__(self):  # picklable across processes despite the two-argument constructor
+        return (type(self), (self.filename, OSError(self.errno, self.strerror)))
 
 
 _INPUT_ERRORS = (ValueError, TypeError, FileNotFoundError)

@@ -1237,3 +1237,23 @@ def test_readme_fitted_solver_ratios_are_the_json():
             assert low <= row["vs_peer"] <= high
             cells.append(f"{row['vs_peer']:.2f} [{low:.2f}, {high:.2f}]")
         assert f"| {label} | {' | '.join(cells)} |" in readme, cells
+
+
+def test_compare_that_cannot_write_out_prints_its_report_and_names_out(tmp_path, monkeypatch, run_cli):
+    """A read-only filesystem at the end: one line naming --out, the file and the reason (exit 2), the report
+    printed all the same, no temporary file left."""
+    import errno
+    import os
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    out = tmp_path / "ro"
+    code, stdout, err = run_cli([*TINY, "--peers", "--out", str(out)])
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith(f"pndmkit compare: error: --out: cannot write {out / 'compare.json'}: "
+                                                   "Read-only file system; the files of --out are not all written")
+    assert "NFE" in stdout  # the report
+    assert not out.exists()  # the lock, alone in the folder it made, went with it

@@ -8,8 +8,12 @@ the runs compared below are those of a table that is not iPNDM's (each test chec
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
+import os
+import stat
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -413,16 +417,30 @@ def test_grid_fit_out_is_checked_before_the_fit(tmp_path, usage_error, monkeypat
     monkeypatch.setattr(solver_opt, "optimize_solver", no_fit)
     common = ["grid", "fit", "--problem", "gmm1d", "--nfe", "3"]
     err = usage_error([*common, "--out", str(tmp_path)])
-    assert f"--out: --out {str(tmp_path)!r} is a folder; give the solver file's name" in err
+    assert f"--out: {str(tmp_path)!r} is a folder; give the solver file's name" in err
     taken = tmp_path / "taken.json"
     taken.write_text("keep me")
     err = usage_error([*common, "--out", str(taken)])
-    assert "--out: --out" in err and "already exists (an earlier fit?); pass --overwrite" in err
+    assert f"--out: {str(taken)!r} already exists; pass --overwrite to replace it" in err
     assert taken.read_text() == "keep me"
     file_in_the_way = tmp_path / "file"
     file_in_the_way.write_text("")
     err = usage_error([*common, "--out", str(file_in_the_way / "s.json")])
-    assert f"--out: out={str(file_in_the_way)!r} exists and is not a folder" in err
+    assert f"--out: {str(file_in_the_way)!r} exists and is not a folder" in err
+    # a trailing slash names a folder, missing (nothing is made) or a file's name
+    err = usage_error([*common, "--out", f"{tmp_path / 'newdir3'}/"])
+    assert f"--out: '{tmp_path / 'newdir3'}/' names a folder (it ends in '/'); give the solver file's name" in err
+    assert not (tmp_path / "newdir3").exists()
+    err = usage_error([*common, "--out", f"{taken}/", "--overwrite"])
+    assert f"--out: '{taken}/' names a folder" in err and taken.read_text() == "keep me"
+    # a FIFO (or a device) is never replaced, --overwrite or not
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    err = usage_error([*common, "--out", str(fifo), "--overwrite"])
+    assert f"--out: {str(fifo)!r} is a FIFO (named pipe), not a regular file" in err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    err = usage_error([*common, "--out", "/dev/null", "--overwrite"])
+    assert "--out: '/dev/null' is a character device, not a regular file" in err
     err = usage_error(["grid", "fit", "--problem", "gmm1d", "--nfe", "3"])
     assert "the following arguments are required: --out" in err
     err = usage_error(["grid", "fit", "--nfe", "3", "--model", "gmm2d", "--out", str(tmp_path / "m.json")])
@@ -450,6 +468,84 @@ def test_grid_fit_overwrite_replaces_the_file(fitted, tmp_path, run_cli):
     code, _, err = run_cli(["grid", "fit", *FIT_ARGS, "--no-fallback", "--out", str(out), "--overwrite"])
     assert code == 0, err
     assert load_solver(out) == fitted.fitted
+
+
+def _fail_writes(monkeypatch, code):
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_grid_fit_that_cannot_write_out_keeps_the_fit(fitted, tmp_path, run_cli, monkeypatch, json_flag):
+    """A full disk after the fit: one line naming --out, the path and the reason (exit 2), the report printed,
+    and the solver file's text after it on stdout, which load_solver reads back as the fit."""
+    out = tmp_path / "a.json"
+    import pndmkit.studies.solver_opt as solver_opt
+    original = solver_opt.save_solver
+
+    def save_on_a_full_disk(*args, **kwargs):  # the fit ran with real writes; from here they fail
+        _fail_writes(monkeypatch, errno.ENOSPC)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(solver_opt, "save_solver", save_on_a_full_disk)
+    code, stdout, err = run_cli(["grid", "fit", *FIT_ARGS, "--no-fallback", "--out", str(out), *json_flag])
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith(f"pndmkit grid fit: error: --out: cannot write {out}: No space left on device; the fit "
+                          "is not lost")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    text = stdout[stdout.rindex("\n{\n") + 1:]
+    (tmp_path / "kept.json").write_text(text)
+    assert load_solver(tmp_path / "kept.json") == fitted.fitted
+    if json_flag:
+        assert json.loads(stdout[:stdout.rindex("\n{\n")])["heldout_error"] == fitted.heldout_error
+    else:
+        assert stdout.startswith("fitted solver at NFE 3")
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+@pytest.mark.parametrize("where", ["mkstemp", "replace"])
+def test_save_solver_that_cannot_write_names_the_path_and_leaves_nothing(fitted, tmp_path, monkeypatch, code, where):
+    from pndmkit.errors import WriteError
+
+    path = tmp_path / "s.json"
+    path.write_text("earlier")
+    if where == "mkstemp":
+        _fail_writes(monkeypatch, code)
+    else:
+        def refuse(src, dst):
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(WriteError) as info:
+        save_solver(fitted, path)
+    assert isinstance(info.value, OSError) and info.value.errno == code and info.value.filename == str(path)
+    assert str(info.value) == f"cannot write {path}: {os.strerror(code)}"
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"] and path.read_text() == "earlier"
+
+
+def test_save_solver_refuses_what_is_no_regular_file_path(fitted, tmp_path):
+    for bad in (None, "", 3):
+        with pytest.raises(UsageError) as info:
+            save_solver(fitted, bad)
+        assert info.value.params == ("path",)
+        assert str(info.value) == f"path must be the solver file's path (a non-empty str or os.PathLike), got {bad!r}"
+    with pytest.raises(UsageError) as info:
+        save_solver(fitted, f"{tmp_path / 'new'}/")
+    assert info.value.params == ("path",) and "names a folder (it ends in '/')" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError) as info:
+        save_solver(fitted, fifo)
+    assert str(info.value) == f"path={str(fifo)!r} is a FIFO (named pipe), not a regular file; give a file name"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_sample_solver_empty_names_the_option(tmp_path, usage_error):
+    err = usage_error(["sample", "--solver", "", "--checkpoint", "x", "--out", str(tmp_path / "sx")])
+    assert "pndmkit sample: error: --solver: give a fitted solver's file (pndmkit grid fit --out FILE), got ''" in err
 
 
 def test_save_solver_round_trips_exactly_and_refuses_what_it_cannot_write(fitted, tmp_path):

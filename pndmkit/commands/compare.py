@@ -46,7 +46,7 @@ from pndmkit._io import check_writable_folder, json_text, locked_folder
 from pndmkit.commands.args import MAX_STEPS, int_in_range, nonnegative_int, positive_int, step_count
 from pndmkit.commands.network import (NETWORK_HELP, add_cache_options, add_network_options, open_model,
                                       refuse_without_model, resolve_cache)
-from pndmkit.errors import UsageError
+from pndmkit.errors import UsageError, WriteError
 from pndmkit.methods import unknown_method_reason
 from pndmkit.studies.grid_opt import MAX_NOISES
 from pndmkit.studies.solver_file import BASE_METHOD, BASE_METHODS
@@ -193,9 +193,13 @@ def _run(args: argparse.Namespace) -> int:
         result["config"]["model"] = args.model
     else:
         result = compare(cfg, log=log)
+    failed = None
     if args.out is not None:
-        for path in write_compare_results(result, Path(args.out)):
-            log(f"wrote {path}")
+        try:
+            for path in write_compare_results(result, Path(args.out)):
+                log(f"wrote {path}")
+        except WriteError as exc:  # a full disk, a read-only filesystem: the report is printed all the same
+            failed = exc
     if args.json:
         print(json_text({"by_nfe": result["by_nfe"], "by_nfe_shared_grids": result["by_nfe_shared_grids"],
                          "by_nfe_peers_on_pndmkit_grids": result["by_nfe_peers_on_pndmkit_grids"],
@@ -219,6 +223,10 @@ def _run(args: argparse.Namespace) -> int:
         if "by_nfe_auto" in result:
             print(f"\nautomatic choice from calibration noises (apart from the tables above; error / error ratios "
                   f"as above):\n{auto_summary(result)}")
+    if failed is not None:
+        raise UsageError("out", f"{failed}; the files of --out are not all written: the report "
+                                "printed above on stdout is what this run kept; free space or choose a writable "
+                                "--out and run again")
     return 0
 
 

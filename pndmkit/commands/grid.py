@@ -99,20 +99,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_out(args: argparse.Namespace) -> Path:
     """``grid fit --out FILE``, before any work: a file name (not a folder) in a folder that can be written, and no
-    earlier file there unless ``--overwrite``. Missing folders on the way are made when the file is written, as
+    earlier file there unless ``--overwrite``, never anything but a regular file (a device, a FIFO), and a name that
+    ends in ``/`` is a folder's (:func:`pndmkit._io.check_out_file`). Missing folders on the way are made when the file is written, as
     every ``--out`` of pndmkit's commands makes its missing folders (``compare``, ``sample`` and ``train``'s
     ``--out DIR``); checked here is that they can be (the nearest existing one is a writable folder)."""
-    from pndmkit._io import check_writable_folder
+    from pndmkit._io import check_out_file
 
-    out = Path(args.out)
-    if out.is_dir():
-        raise UsageError("out", f"--out {args.out!r} is a folder; give the solver file's name, e.g. "
-                                f"{str(out / 'solver.json')!r}")
-    if (out.exists() or out.is_symlink()) and not args.overwrite:
-        raise UsageError("out", f"--out {args.out!r} already exists (an earlier fit?); pass --overwrite to replace "
-                                "it, or another --out")
-    check_writable_folder(out.parent, "out")
-    return out
+    return check_out_file(args.out, "out", overwrite=args.overwrite, what="solver file", example="solver.json",
+                          option="--out")
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -120,6 +114,8 @@ def run_fit(args: argparse.Namespace) -> int:
     import warnings
 
     from pndmkit.studies.grid_opt import GridFallbackWarning
+    from pndmkit.errors import WriteError
+    from pndmkit.studies.solver_file import solver_file_text
     from pndmkit.studies.solver_opt import SolverFallbackWarning, optimize_solver, save_solver
 
     _check_target(args)
@@ -145,6 +141,12 @@ def run_fit(args: argparse.Namespace) -> int:
     except UsageError as exc:  # a file made there while the fit ran: the report still says what was found
         print(report)
         raise UsageError("out", exc.message.replace("pass overwrite=True", "pass --overwrite")) from None
+    except WriteError as exc:  # a full disk, a read-only filesystem: the fit is not lost, its file is printed
+        print(report)
+        print(solver_file_text(result), end="", flush=True)
+        raise UsageError("out", f"{exc}; the fit is not lost: the solver file's text follows the report on stdout "
+                                "(its last JSON object); save it to a writable place and pass that "
+                                "file to pndmkit sample --solver") from None
     print(report)
     import shlex
 

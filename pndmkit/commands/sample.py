@@ -97,6 +97,9 @@ def _load_solver(args: argparse.Namespace):
             raise UsageError(("solver", dest), f"--solver {args.solver} and {option} cannot be given together: the "
                                                "fitted solver's grid and step weights make the run (fitted for one "
                                                f"step count, grid and start); drop {option}")
+    if not args.solver.strip():  # load_solver would name its Python parameter, path
+        raise UsageError("solver", f"give a fitted solver's file (pndmkit grid fit --out FILE), got "
+                                   f"{args.solver!r}")
     with blame("solver"):
         return load_solver(args.solver)
 

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pndmkit._checks import check_bool, check_int, check_real
-from pndmkit._io import atomic_path, json_text, read_json_object
+from pndmkit._io import atomic_path, check_out_file, json_text, read_json_object
 from pndmkit.adams import TabulatedMultistep
 from pndmkit.errors import BadFileError, UsageError, blame
 from pndmkit.grids import check_grid
@@ -34,7 +34,7 @@ from pndmkit.studies.grid_opt import noise_at
 
 __all__ = ["BASE_METHOD", "BASE_METHODS", "FITTED_NAME", "SOLVER_FORMAT", "SOLVER_VERSION", "SOLVER_VERSIONS",
            "SOLVER_FIELDS", "check_base", "fitted_name", "fitted_integrator", "FittedSolver", "save_solver",
-           "load_solver"]
+           "solver_file_text", "load_solver"]
 
 #: the registered methods a fitted solver may be built on (``base``): the weight table starts from its weights
 #: (:func:`~pndmkit.adams.adams_bashforth_table`, which through the base's transfer is the method bit for bit), runs
@@ -439,8 +439,49 @@ def save_solver(solver: Any, path: str | os.PathLike[str], *, overwrite: bool = 
     ------
     UsageError
         Naming ``solver``: not a solver, or it holds no schedule object, or one with no file form (a
-        :class:`~pndmkit.schedules.CustomSchedule`); naming ``path``: it is a folder, or with ``overwrite=False``
-        a file already there.
+        :class:`~pndmkit.schedules.CustomSchedule`); naming ``path``: it is not a path (``None``, a number, an empty
+        string), a folder (also a name ending in ``/``), anything else but a regular file (a device, a FIFO: never
+        replaced), or with ``overwrite=False`` a file already there.
+    pndmkit.errors.WriteError
+        An ``OSError`` naming ``path`` and the reason: the file could not be written (a full disk, a read-only
+        filesystem); no temporary file is left behind, and an earlier file at ``path`` is as it was.
+    """
+    with blame("overwrite"):
+        check_bool(overwrite, "overwrite")
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise UsageError("path", f"path must be the solver file's path (a non-empty str or os.PathLike), got "
+                                 f"{path!r}")
+    text = solver_file_text(solver)
+    path = check_out_file(path, "path", overwrite=True, what="solver file", example="solver.json")
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+        if not overwrite:
+            try:  # atomic and never over a file, one made since the caller looked included; the temporary goes
+                os.link(tmp, path)
+            except FileExistsError:
+                raise UsageError("path", f"{path} already exists; pass overwrite=True to replace it, or another "
+                                         "path") from None
+    return path
+
+
+def solver_file_text(solver: Any) -> str:
+    """The text :func:`save_solver` writes for ``solver`` (JSON, with a final newline), without writing it: what
+    ``pndmkit grid fit`` prints when its ``--out`` cannot be written, to be saved elsewhere by hand.
+
+    Parameters
+    ----------
+    solver : FittedSolver or OptimizedSolver
+        As :func:`save_solver` takes it.
+
+    Returns
+    -------
+    str
+        The solver file's text; :func:`load_solver` reads it back from a file.
+
+    Raises
+    ------
+    UsageError
+        Naming ``solver``, as :func:`save_solver` refuses it.
     """
     if not isinstance(solver, FittedSolver) and isinstance(getattr(solver, "fitted", None), FittedSolver):
         solver = solver.fitted  # an OptimizedSolver of pndmkit.studies.solver_opt: what it hands back
@@ -453,23 +494,8 @@ def save_solver(solver: Any, path: str | os.PathLike[str], *, overwrite: bool = 
         spec = schedule_to_dict(solver.noise_schedule)
     except TypeError as exc:
         raise UsageError("solver", f"the solver's schedule cannot be written to a file ({exc})") from None
-    with blame("overwrite"):
-        check_bool(overwrite, "overwrite")
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError("path", f"path={str(path)!r} is a folder; give a file name (e.g. "
-                                 f"{str(path / 'solver.json')!r})")
-    text = json_text({"format": SOLVER_FORMAT, "version": SOLVER_VERSION, **solver.to_dict(), "schedule_spec": spec},
+    return json_text({"format": SOLVER_FORMAT, "version": SOLVER_VERSION, **solver.to_dict(), "schedule_spec": spec},
                      indent=2, sort_keys=True) + "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-        if not overwrite:
-            try:  # atomic and never over a file, one made since the caller looked included; the temporary goes
-                os.link(tmp, path)
-            except FileExistsError:
-                raise UsageError("path", f"{path} already exists; pass overwrite=True to replace it, or another "
-                                         "path") from None
-    return path
 
 
 def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
