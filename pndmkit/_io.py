@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import sys
 import time
 import tempfile
@@ -19,9 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json", "json_text", "strict_json", "read_json", "read_json_object", "write_text",
-           "progress_bar", "remove_stale_temporaries", "check_writable_folder", "check_out_file", "path_kind",
-           "locked_folder"]
+__all__ = ["atomic_path", "write_json", "json_text", "strict_json", "read_json", "read_json_object", "MAX_JSON_BYTES",
+           "not_regular_file", "write_text", "progress_bar", "remove_stale_temporaries", "check_writable_folder",
+           "check_out_file", "path_kind", "locked_folder"]
 
 _TEMP_PATTERN = ".*.tmp*"
 
@@ -377,8 +378,92 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def read_json_object(path: str | os.PathLike[str], what: str, fix: str) -> dict[str, Any]:
+#: the largest JSON file :func:`read_json_object` reads, in bytes (16 MiB): the files it reads (a solver file, a
+#: checkpoint's description) hold a few KB, so a larger one is refused before it is read
+MAX_JSON_BYTES = 16 * 2**20
+
+#: the most digits of an integer :func:`read_json_object` reads: Python's own limit of integer string conversion
+#: (:func:`sys.get_int_max_str_digits`), under which :func:`json.loads` raises a ``ValueError`` like bad JSON's
+_MAX_INT_DIGITS = 4300
+
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_regular_file(path: str | os.PathLike[str]) -> str | None:
+    """What is wrong with reading ``path`` as a file, as a phrase to follow its name, or ``None`` for a regular
+    file (or a link to one) and for a path that does not exist (the caller says "not found").
+
+    Parameters
+    ----------
+    path : path
+        The file to read.
+
+    Returns
+    -------
+    str or None
+        ``"is not a file (a folder?)"`` for a folder; ``"is not a regular file (a FIFO)"`` (a character device,
+        a block device, a socket) for anything else that is not a regular file, which reading would block on
+        (a FIFO) or never finish (``/dev/zero``).
+
+    Examples
+    --------
+    >>> not_regular_file("/dev/null")
+    'is not a regular file (a character device)'
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is not a file (a folder?)"
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a plain file")
+    return f"is not a regular file ({kind})"
+
+
+class _Refused(Exception):
+    """A JSON text :func:`read_json_object` refuses though :func:`json.loads` would read it; its message follows
+    the file's name."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Refused(f"holds {name}, which is not JSON (RFC 8259 has no NaN or Infinity; pndmkit writes null)")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _Refused(f"holds the key {key!r} twice in one object (which one holds is not defined)")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_INT_DIGITS:
+        raise _Refused(f"holds an integer of {digits} digits, out of range (at most {_MAX_INT_DIGITS} digits are "
+                       "read; no field holds more than a few)")
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _Refused(f"holds the number {text[:20]}{'...' if len(text) > 20 else ''}, out of range (beyond a "
+                       "float's largest, about 1.8e308)")
+    return value
+
+
+def read_json_object(path: str | os.PathLike[str], what: str, fix: str, *, max_bytes: int = MAX_JSON_BYTES
+                     ) -> dict[str, Any]:
     """The JSON object in the file ``path``, for a loader that names its files and refuses a damaged one.
+
+    Strict JSON only (RFC 8259): ``NaN`` / ``Infinity`` and a key twice in one object, which :func:`json.loads`
+    reads, are refused, and so are values it cannot hold or would raise on in another way (an integer of more
+    than 4300 digits, a number beyond a float's range, nesting deeper than Python's recursion limit).
 
     Parameters
     ----------
@@ -388,6 +473,8 @@ def read_json_object(path: str | os.PathLike[str], what: str, fix: str) -> dict[
         What such a file is, for the messages (``"checkpoint file"``, ``"solver file"``).
     fix : str
         What to do about a damaged one (``"restore the file or save the checkpoint again"``).
+    max_bytes : int
+        The largest file read (default :data:`MAX_JSON_BYTES`, 16 MiB); a larger one is refused before it is read.
 
     Returns
     -------
@@ -397,22 +484,40 @@ def read_json_object(path: str | os.PathLike[str], what: str, fix: str) -> dict[
     Raises
     ------
     pndmkit.errors.BadFileError
-        One line, ``"{what} {path} <what is wrong>; {fix}"``: the file cannot be read, is empty, is not valid JSON
-        (with the line and column of the first error, e.g. where the file is cut short) or holds another JSON value
-        than an object.
+        One line, ``"{what} {path} <what is wrong>; {fix}"``: the file is not a regular file
+        (:func:`not_regular_file`: a folder, a FIFO, a device), is larger than ``max_bytes`` (its size and the
+        limit), cannot be read, is empty, is not valid JSON (with the line and column of the first error, e.g.
+        where the file is cut short), holds ``NaN`` or ``Infinity``, a key twice in one object (naming it), an
+        integer too long or a number out of range, is nested too deep, or holds another JSON value than an
+        object.
     """
     from pndmkit.errors import BadFileError
 
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        problem = f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
-    else:
-        problem = "is empty" if not text.strip() else None
+    problem = not_regular_file(path)
+    text = ""
     if problem is None:
         try:
-            data = json.loads(text)
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                raw = f.read(max_bytes + 1) if size <= max_bytes else b""
+            if max(size, len(raw)) > max_bytes:  # also a file that grew past the limit since it was opened
+                problem = (f"is {max(size, len(raw))} bytes, above the {max_bytes}-byte limit "
+                           f"({max_bytes / 2**20:g} MiB; a {what} holds a few KB)")
+            else:
+                text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        else:
+            problem = problem or ("is empty" if not text.strip() else None)
+    if problem is None:
+        try:
+            data = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys,
+                              parse_int=_bounded_int, parse_float=_bounded_float)
+        except _Refused as exc:
+            problem = str(exc)
+        except RecursionError:
+            problem = f"nests its values too deep for Python's JSON reader: not a {what}"
         except ValueError as exc:
             where = f" (line {exc.lineno}, column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) \
                 else ""

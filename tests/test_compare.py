@@ -999,6 +999,41 @@ def test_solvers_left_out_at_an_nfe_are_named_with_the_reason(capsys):
     assert out["by_nfe"]["1"]["best_pndmkit"]["method"] == "ddim"  # the existing fields are as they were
 
 
+def test_skipped_summary_lists_every_case_an_entry_holds_in():
+    """Under any ``key`` an entry lists each case it holds in (a loop variable once shadowed ``key``, so only the
+    first case was read)."""
+    from pndmkit.studies.compare import skipped_summary
+
+    entry = {"side": "pndmkit", "method": "pie", "nfe_target": 1, "reason": "one step costs 2 evaluations"}
+    other = {**entry, "method": "f-pndm", "reason": "warm-up"}
+    cases = [{"problem": "gmm1d", "schedule": "discrete-linear", "skipped": [entry], "optimized_skipped": [entry]},
+             {"problem": "gmm2d", "schedule": "linear-vp", "skipped": [entry, other],
+              "optimized_skipped": [entry, other]}]
+    for key in ("skipped", "optimized_skipped"):
+        assert skipped_summary(cases, key) == [
+            {**other, "cases": ["gmm2d/linear-vp"]},
+            {**entry, "cases": ["gmm1d/discrete-linear", "gmm2d/linear-vp"]}], key
+
+
+def test_compare_names_every_case_a_solver_is_left_out_on(capsys):
+    """pie at NFE 1 and ipndm's optimised grid at NFE 1 are left out on both cases: the JSON lists both, and the
+    text, which names cases only where not all, names none."""
+    from pndmkit.cli import main
+
+    argv = ["compare", "--problem", "gmm1d", "gmm2d", "--schedule", "discrete-linear", "--nfe", "1", "--n", "16",
+            "--methods", "pie", "ipndm", "--peers", "--no-grids", "--optimized-grids", "ipndm"]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    both = ["gmm1d/discrete-linear", "gmm2d/discrete-linear"]
+    assert [(e["method"], e["nfe_target"], e["cases"]) for e in out["skipped"]] == [("pie", 1, both)]
+    assert [(e["method"], e["nfe_target"], e["cases"]) for e in out["optimized_skipped"]] == [("ipndm", 1, both)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "  pndmkit pie at NFE 1: one step costs 2 evaluations" in text.splitlines()
+    assert "  pndmkit ipndm at NFE 1: one step with the first time fixed" in text
+    assert "(on " not in text
+
+
 def test_readme_first_time_free_compare_numbers_are_the_json():
     """The README's paragraphs on the head-to-head with the optimised grids' first time searched quote the saved
     runs (mixtures: best optimised grid / best peer and / best built-in; digits-gmm: rms and interval with

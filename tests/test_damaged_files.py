@@ -8,6 +8,7 @@ loader) and on every command that reads checkpoints (``sample``, ``order --model
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -126,12 +127,19 @@ def _damage(kind: str, stem: Path) -> tuple[Path, str]:
         js.unlink()
         js.mkdir()
         return js, "is not a file (a folder?)"
+    if kind == "fifojson":  # reading it would wait for a writer for ever
+        js.unlink()
+        os.mkfifo(js)
+        return js, "is not a regular file (a FIFO)"
+    if kind == "nanjson":  # the shared reader takes strict JSON only
+        _edit(stem, lambda d: d.update(time_scale=float("nan")))
+        return js, "holds NaN, which is not JSON"
     raise AssertionError(kind)
 
 
 KINDS = ["truncated", "emptyweights", "garbage", "weightsdir", "nanweights", "missingtensor", "unexpectedtensor",
          "wrongpreset", "badjson", "emptyjson", "listjson", "nonetwork", "badclass", "badformat", "badprediction",
-         "badtimescale", "zerotimescale", "zeroimage", "badschedule", "dirjson"]
+         "badtimescale", "zerotimescale", "zeroimage", "badschedule", "dirjson", "fifojson", "nanjson"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

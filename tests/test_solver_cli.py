@@ -288,6 +288,32 @@ def _damage(data: dict, edit: str) -> str:
         del data["base"]
     elif edit == "version 3":
         data["version"] = 3
+    elif edit == "float version":
+        data["version"] = 2.0
+    elif edit == "float steps":
+        data["steps"] = 3.0
+    elif edit == "float nfe":
+        data["nfe"] = 3.0
+    elif edit == "string in the grid":
+        data["grid"][1] = str(data["grid"][1])
+    elif edit == "bool in the grid":
+        data["grid"][-1] = False
+    elif edit == "string t_start":
+        data["t_start"] = str(data["t_start"])
+    elif edit == "bool error":
+        data["heldout_error"] = True
+    elif edit == "string weight":
+        data["weights"][1][0] = "1.2"
+    elif edit == "bool weight":
+        data["weights"][1][0] = True
+    elif edit == "duplicate key":  # json.dumps cannot write one: the last "grid" would win unseen
+        return json.dumps(data).replace('"grid": ', '"grid": [999.0, 0.0], "grid": ', 1)
+    elif edit == "infinity":
+        data["heldout_error"] = float("inf")
+    elif edit == "long integer":
+        return json.dumps(data).replace('"seed": 0', '"seed": ' + "9" * 5000, 1)
+    elif edit == "huge float":
+        return json.dumps(data).replace('"seed": 0', '"seed": 1e999', 1)
     elif edit == "base in version 1":  # a version 1 reader knows no base, so a version 1 file may not hold one
         data["version"] = 1
     return json.dumps(data)
@@ -296,7 +322,22 @@ def _damage(data: dict, edit: str) -> str:
 DAMAGES = [
     ("cut short", "is not valid JSON (line"),
     ("row length", "has a bad field 'weights': weights[1] must hold 1 to 2 weights"),
-    ("nan weight", "has a bad field 'weights': weights[2][0] must be a finite number, got nan"),
+    ("nan weight", "holds NaN, which is not JSON (RFC 8259 has no NaN or Infinity; pndmkit writes null); restore "
+                   "the file"),
+    ("infinity", "holds Infinity, which is not JSON"),
+    ("duplicate key", "holds the key 'grid' twice in one object"),
+    ("long integer", "holds an integer of 5000 digits, out of range (at most 4300 digits are read"),
+    ("huge float", "holds the number 1e999, out of range (beyond a float's largest"),
+    ("float version", "has field 'version' 2.0; this pndmkit reads versions 1 and 2 (JSON integers)"),
+    ("float steps", "has a bad field 'steps': 3.0, but weights has 3 rows, so steps must be the integer 3"),
+    ("float nfe", "has a bad field 'nfe': nfe must be an integer, got float 3.0"),
+    ("string in the grid", "has a bad field 'grid': grid[1] must be a number (a time), got str '"),
+    ("bool in the grid", "has a bad field 'grid': grid[3] must be a number (a time), got bool False"),
+    ("string t_start", "has a bad field 't_start': t_start must be a real number, got str '"),
+    ("bool error", "has a bad field 'heldout_error': heldout_error must be a finite number >= 0, or nan (not "
+                   "measured), got True"),
+    ("string weight", "has a bad field 'weights': weights[1][0]"),
+    ("bool weight", "has a bad field 'weights': weights[1][0]"),
     ("huge weight", "has a bad field 'weights': weights[1][0]=1e+39 exceeds 1e+06 in magnitude"),
     ("missing field", "has no field 'grid'"),
     ("not decreasing", "has a bad field 'grid': grid must be strictly decreasing"),
@@ -331,6 +372,42 @@ def test_a_damaged_solver_file_is_named_with_its_field(solver_file, tmp_path, us
     err = usage_error(["sample", "--solver", str(bad), "--out", str(tmp_path / "o"), "--no-progress"])
     assert err.startswith(f"pndmkit sample: error: --solver: solver file {bad} ") and expected in err, err
     assert not (tmp_path / "o").exists()
+
+
+def _deep(path: Path) -> str:
+    path.write_text("[" * 100_000 + "]" * 100_000)  # valid JSON, beyond Python's recursion limit
+    return "nests its values too deep for Python's JSON reader: not a solver file"
+
+
+def _big(path: Path) -> str:
+    with open(path, "wb") as f:  # a sparse file: 16 MiB + 1 byte of nothing, refused before it is read
+        f.truncate(16 * 2**20 + 1)
+    return f"is {16 * 2**20 + 1} bytes, above the {16 * 2**20}-byte limit (16 MiB; a solver file holds a few KB)"
+
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)  # reading it would wait for a writer for ever
+    return "is not a regular file (a FIFO)"
+
+
+@pytest.mark.parametrize("make", [_deep, _big, _fifo])
+def test_a_file_that_is_no_solver_file_is_refused_in_one_line(make, tmp_path, usage_error):
+    bad = tmp_path / "bad.json"
+    expected = make(bad)
+    with pytest.raises(BadFileError) as info:
+        load_solver(bad)
+    assert str(info.value) == (f"solver file {bad} {expected}; restore the file or fit the solver again (pndmkit "
+                               "grid fit --out FILE)"), info.value
+    err = usage_error(["sample", "--solver", str(bad), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert err.startswith(f"pndmkit sample: error: --solver: solver file {bad} {expected}; "), err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def test_a_device_is_not_a_regular_solver_file():
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    with pytest.raises(BadFileError, match=r"^solver file /dev/zero is not a regular file \(a character device\); "):
+        load_solver("/dev/zero")
 
 
 @pytest.mark.parametrize("path", [None, 3, ""])

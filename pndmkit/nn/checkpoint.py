@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from pndmkit._io import atomic_path, read_json_object, write_json
+from pndmkit._io import atomic_path, not_regular_file, read_json_object, write_json
 from pndmkit.errors import BadFileError
 from pndmkit.models import PREDICTIONS
 from pndmkit.schedules import NoiseSchedule, schedule_from_dict, schedule_to_dict
@@ -102,9 +102,10 @@ def resolve_checkpoint(path_or_name: str | os.PathLike[str]) -> Path:
         p = p.with_suffix("")
     if p.with_suffix(".json").is_file():
         return p
-    if p.with_suffix(".json").exists():
-        raise BadFileError(p.with_suffix(".json"), f"checkpoint file {p.with_suffix('.json')} is not a file (a "
-                                                   f"folder?): a checkpoint is {p}.json and {p}.safetensors")
+    if p.with_suffix(".json").exists():  # a folder, a FIFO, a device
+        raise BadFileError(p.with_suffix(".json"), f"checkpoint file {p.with_suffix('.json')} "
+                                                   f"{not_regular_file(p.with_suffix('.json'))}: a checkpoint is "
+                                                   f"{p}.json and {p}.safetensors")
     shipped = DATA_DIR / str(path_or_name)
     if shipped.with_suffix(".json").is_file():
         return shipped

@@ -548,8 +548,8 @@ def skipped_summary(cases: Sequence[dict], key: str = "skipped") -> list[dict]:
     merged: dict[tuple, list[str]] = {}
     for case in cases:
         for e in case.get(key, ()):
-            key = (e["nfe_target"], e["side"], e["method"], e["reason"])
-            merged.setdefault(key, []).append(f"{case['problem']}/{case['schedule']}")
+            entry = (e["nfe_target"], e["side"], e["method"], e["reason"])  # not `key`: the parameter
+            merged.setdefault(entry, []).append(f"{case['problem']}/{case['schedule']}")
     return [{"side": side, "method": method, "nfe_target": target, "reason": reason, "cases": where}
             for (target, side, method, reason), where in sorted(merged.items())]
 

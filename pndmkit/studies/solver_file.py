@@ -154,6 +154,21 @@ def fitted_integrator(weights: Sequence[Sequence[float]], schedule: NoiseSchedul
     return Integrator(TabulatedMultistep(weights), transfer, fitted_name(base) if name is None else name)
 
 
+def _is_json_int(value: Any) -> bool:
+    """Whether ``value`` is an integer as JSON writes one: an ``int``, not a bool and not a float (``2.0``)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _refuse_text_and_bools(values: Any, name: str) -> None:
+    """``TypeError`` naming the first entry of ``values`` that is a string or a bool (which numpy would read as a
+    number: ``"108"`` as 108.0, ``False`` as 0.0); anything else is left to the caller's checks."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple, np.ndarray)):
+        return
+    for i, value in enumerate(values):
+        if isinstance(value, (str, bytes, bool, np.bool_)):
+            raise TypeError(f"{name}[{i}] must be a number (a time), got {type(value).__name__} {value!r}")
+
+
 def _check_domain(schedule: NoiseSchedule, grid: NDArray[np.float64], t_start: float) -> None:
     """Refuse a solver whose ``t_start`` or ``grid`` leaves ``schedule``'s domain, naming that field (a solver made
     with its schedule is checked when made; one made with the key alone, when it is given the schedule)."""
@@ -180,7 +195,8 @@ class FittedSolver:
     Parameters
     ----------
     grid : sequence of float
-        ``len(weights) + 1`` finite, strictly decreasing times in the schedule's units, the first at or below
+        ``len(weights) + 1`` finite, strictly decreasing times (numbers: a string or a bool is refused, not read as
+        one) in the schedule's units, the first at or below
         ``t_start``, all inside the schedule's domain (:meth:`~pndmkit.schedules.NoiseSchedule.check_time`:
         checked here where ``noise_schedule`` is given, else when a schedule is, by :meth:`integrator` or
         :meth:`sample`); kept as a read-only float64 array.
@@ -243,6 +259,7 @@ class FittedSolver:
 
     def __post_init__(self) -> None:
         with blame("grid"):
+            _refuse_text_and_bools(self.grid, "grid")
             grid = np.array(check_grid(None, self.grid), dtype=np.float64)
         grid.setflags(write=False)
         with blame("weights"):
@@ -520,7 +537,10 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
     FileNotFoundError
         No such file.
     pndmkit.errors.BadFileError
-        One line naming the file and the field at fault: not a file, not JSON (e.g. cut short), not a solver file
+        One line naming the file and the field at fault: not a regular file (a folder, a FIFO, a device), above
+        16 MiB, not strict JSON (:func:`pndmkit._io.read_json_object`: cut short, ``NaN`` / ``Infinity``, a key
+        twice in one object, a number out of range, nested too deep), a string or bool where a number belongs or a
+        float where an integer does (``version``, ``steps``, ``nfe``, ...), not a solver file
         (``format``, a missing ``version`` or one not in :data:`SOLVER_VERSIONS`), a missing field (``base`` in a
         file of version 2), a field a solver file of its version does not hold (:data:`SOLVER_FIELDS`; ``base`` in a
         file of version 1: an unknown field is refused, not ignored), a ``base`` not in :data:`BASE_METHODS`, or a
@@ -537,9 +557,7 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
     fix = "restore the file or fit the solver again (pndmkit grid fit --out FILE)"
     if not path.exists():
         raise FileNotFoundError(f"solver file {path} not found")
-    if not path.is_file():
-        raise BadFileError(path, f"solver file {path} is not a file (a folder?)")
-    data = read_json_object(path, "solver file", fix)
+    data = read_json_object(path, "solver file", fix)  # a folder, FIFO or device, and strict JSON, refused there
     if data.get("format") != SOLVER_FORMAT:
         raise BadFileError(path, f"solver file {path} is not a pndmkit solver file (field 'format' is "
                                  f"{data.get('format')!r}, {SOLVER_FORMAT!r} expected); pass a file that save_solver "
@@ -549,9 +567,9 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
         raise BadFileError(path, f"solver file {path} has no field 'version' (this pndmkit reads versions "
                                  f"{versions}); {fix}")
     version = data["version"]
-    if isinstance(version, bool) or version not in SOLVER_VERSIONS:
+    if not _is_json_int(version) or version not in SOLVER_VERSIONS:  # 2.0 is not a version: integers are integers
         raise BadFileError(path, f"solver file {path} has field 'version' {version!r}; this pndmkit reads versions "
-                                 f"{versions}")
+                                 f"{versions} (JSON integers)")
     # version 1 has no base: its solvers are all built on BASE_METHOD
     held = SOLVER_FIELDS if version == SOLVER_VERSION else tuple(f for f in SOLVER_FIELDS if f != "base")
     names = tuple(f.name for f in fields(FittedSolver) if f.name != "noise_schedule" and f.name in held)
@@ -578,9 +596,9 @@ def load_solver(path: str | os.PathLike[str]) -> FittedSolver:
         raise BadFileError(path, f"solver file {path} has a bad field 'schedule_spec': it describes "
                                  f"{schedule_key(noise_schedule)}, but field 'schedule' names {solver.schedule}; {fix}")
     steps = data.get("steps", solver.steps)
-    if steps != solver.steps:
+    if not _is_json_int(steps) or steps != solver.steps:
         raise BadFileError(path, f"solver file {path} has a bad field 'steps': {steps!r}, but weights has "
-                                 f"{solver.steps} rows; {fix}")
+                                 f"{solver.steps} rows, so steps must be the integer {solver.steps}; {fix}")
     try:  # the times against the schedule's domain
         return replace(solver, noise_schedule=noise_schedule)
     except UsageError as exc:
