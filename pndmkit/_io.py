@@ -58,28 +58,28 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+#: what a path that is not a regular file is, by its mode (:func:`path_kind`)
+_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
 def path_kind(path: str | os.PathLike[str]) -> str | None:
     """What exists at ``path``, where it is not a regular file: ``"a folder"``, ``"a character device"``, ``"a block
-    device"``, ``"a FIFO (named pipe)"``, ``"a socket"``, ``"a broken symbolic link"``; ``None`` where nothing is
+    device"``, ``"a FIFO"`` (a named pipe), ``"a socket"``, ``"a broken symbolic link"``; ``None`` where nothing is
     there or a regular file (a symbolic link is followed).
 
     >>> path_kind("/dev/null"), path_kind("/no/such/file")
     ('a character device', None)
     """
-    import stat
-
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return "a broken symbolic link" if os.path.islink(path) else None
     except OSError:
         return None
-    for test, kind in ((stat.S_ISREG, None), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return kind
-    return "not a regular file"
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
 
 
 def check_out_file(path: str | os.PathLike[str], param: str, *, overwrite: bool, what: str = "file",
@@ -386,8 +386,6 @@ MAX_JSON_BYTES = 16 * 2**20
 #: (:func:`sys.get_int_max_str_digits`), under which :func:`json.loads` raises a ``ValueError`` like bad JSON's
 _MAX_INT_DIGITS = 4300
 
-_FILE_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
 def not_regular_file(path: str | os.PathLike[str]) -> str | None:
@@ -411,16 +409,10 @@ def not_regular_file(path: str | os.PathLike[str]) -> str | None:
     >>> not_regular_file("/dev/null")
     'is not a regular file (a character device)'
     """
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
+    kind = path_kind(path)
+    if kind is None or kind == "a broken symbolic link":  # the caller says "not found"
         return None
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "is not a file (a folder?)"
-    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a plain file")
-    return f"is not a regular file ({kind})"
+    return "is not a file (a folder?)" if kind == "a folder" else f"is not a regular file ({kind})"
 
 
 class _Refused(Exception):

@@ -1292,3 +1292,15 @@ def test_compare_that_cannot_write_out_prints_its_report_and_names_out(tmp_path,
                                                    "Read-only file system; the files of --out are not all written")
     assert "NFE" in stdout  # the report
     assert not out.exists()  # the lock, alone in the folder it made, went with it
+
+
+def test_compare_out_that_is_a_file_names_the_option_not_the_parameter(tmp_path, run_cli):
+    """A file in the way of --out: one line in the command line's words (``--out: 'PATH' exists ...``), not the
+    Python parameter's (``out='PATH'``), and nothing run."""
+    in_the_way = tmp_path / "results.txt"
+    in_the_way.write_text("kept")
+    code, stdout, err = run_cli([*TINY, "--peers", "--out", str(in_the_way)])
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == (f"pndmkit compare: error: --out: {str(in_the_way)!r} exists and is not a "
+                                            "folder")
+    assert stdout == "" and in_the_way.read_text() == "kept"

@@ -514,7 +514,7 @@ def test_grid_fit_out_is_checked_before_the_fit(tmp_path, usage_error, monkeypat
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     err = usage_error([*common, "--out", str(fifo), "--overwrite"])
-    assert f"--out: {str(fifo)!r} is a FIFO (named pipe), not a regular file" in err
+    assert f"--out: {str(fifo)!r} is a FIFO, not a regular file" in err
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     err = usage_error([*common, "--out", "/dev/null", "--overwrite"])
     assert "--out: '/dev/null' is a character device, not a regular file" in err
@@ -616,7 +616,7 @@ def test_save_solver_refuses_what_is_no_regular_file_path(fitted, tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(UsageError) as info:
         save_solver(fitted, fifo)
-    assert str(info.value) == f"path={str(fifo)!r} is a FIFO (named pipe), not a regular file; give a file name"
+    assert str(info.value) == f"path={str(fifo)!r} is a FIFO, not a regular file; give a file name"
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 

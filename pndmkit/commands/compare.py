@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     write, and a second run is refused at once (one line, exit 2), writing nothing."""
     if args.out is None:
         return _run(args)
-    check_writable_folder(args.out, "out")  # before anything is made
+    check_writable_folder(args.out, "out", option="--out")  # before anything is made
     _refuse_earlier_results(args)  # here too, so that a refused run leaves no lock file behind
     with locked_folder(args.out, LOCK_FILE, what="compare run"):
         return _run(args)
@@ -176,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("auto_calibration", "--auto-calibration tunes --auto, which is not given; add --auto or "
                                              "drop --auto-calibration")
     if args.out is not None:
-        check_writable_folder(args.out, "out")  # before the comparison, not after it
+        check_writable_folder(args.out, "out", option="--out")  # before the comparison, not after it
         _refuse_earlier_results(args)  # under the lock (see run), where no other run can write them any more
     elif args.overwrite:
         raise UsageError("overwrite", "--overwrite lets --out replace an earlier run's files, and no --out is "

@@ -67,13 +67,13 @@ from pndmkit.studies.grid_opt import (FIRST_TIMES, MAX_NOISES, FreeFirstTime, Gr
                                       fallback_reason, optimize, problem_name, sample_errors)
 from pndmkit.studies.solver_file import (BASE_METHOD, BASE_METHODS, FITTED_NAME, SOLVER_FIELDS, SOLVER_FORMAT,
                                          SOLVER_VERSION, SOLVER_VERSIONS, FittedSolver, check_base, fitted_integrator,
-                                         fitted_name, load_solver, save_solver)
+                                         fitted_name, load_solver, save_solver, solver_file_text)
 from pndmkit.studies.statistics import reduction_interval
 from pndmkit.studies.targets import StudyTarget
 
 __all__ = ["OptimizedSolver", "SolverFallbackWarning", "optimize_solver", "BASE_METHOD", "BASE_METHODS",
            "check_base", "fitted_name", "fitted_integrator", "FittedSolver", "save_solver", "load_solver",
-           "default_maxfev", "SOLVER_FORMAT", "SOLVER_VERSION", "SOLVER_VERSIONS", "SOLVER_FIELDS", "FITTED_NAME"]
+           "solver_file_text", "default_maxfev", "SOLVER_FORMAT", "SOLVER_VERSION", "SOLVER_VERSIONS", "SOLVER_FIELDS", "FITTED_NAME"]
 
 #: most floats of the residuals' Jacobian (residuals times parameters plus one) before a sample's residuals are
 #: grouped into sums of squares (:func:`optimize_solver`)
