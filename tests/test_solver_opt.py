@@ -293,8 +293,25 @@ def test_stop_early_in_the_grid_search_still_runs_the_start():
     res = optimize_solver("gmm1d", 3, calibration=16, heldout=16, maxfev=100, grid_maxfev=20, stop_early=stop,
                           fallback=False)
     assert res.grid_result.stopped.startswith("now") and res.evaluations == 1
-    assert res.stopped.startswith("now after 1 of at most 100 runs")
+    assert res.stopped == f"the grid search was stopped ({res.grid_result.stopped}), so the weights were not searched"
     assert math.isfinite(res.calibration_error) and res.searched_weights == adams_bashforth_table(3)
+
+
+def test_one_interrupt_in_the_grid_search_ends_the_whole_fit():
+    """Ctrl-C raises once, where the program is: one that ends the grid search must not leave the weight search
+    to run its whole budget afterwards (pndmkit grid fit --model ran on for minutes, silently)."""
+    calls = [0]
+
+    def stop():
+        calls[0] += 1
+        if calls[0] == 5:  # once, inside the grid search, as a real interrupt
+            raise KeyboardInterrupt("interrupted")
+
+    res = optimize_solver("gmm1d", 3, calibration=16, heldout=16, maxfev=100, grid_maxfev=20, stop_early=stop,
+                          fallback=False)
+    assert res.grid_result.stopped.startswith("interrupted") and res.grid_result.evaluations < 20
+    assert res.evaluations == 1 and res.searched_weights == adams_bashforth_table(3)
+    assert res.stopped.startswith("the grid search was stopped (interrupted")
 
 
 def test_start_weights_continue_a_fit():

@@ -395,7 +395,9 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         Called before each run of both searches; it may raise ``KeyboardInterrupt`` to end them: the grid search
         then hands back its best grid so far (:attr:`OptimizedGrid.stopped <pndmkit.studies.grid_opt.OptimizedGrid>`),
         the weight search judges its best fit so far (:attr:`OptimizedSolver.stopped` says why); the weight search
-        runs its start once whatever ``stop_early`` says.
+        runs its start once whatever ``stop_early`` says. A ``KeyboardInterrupt`` (Ctrl-C) that ends the grid search
+        ends the fit: the weight search then runs only its start (``stopped`` says so), as a time budget that
+        ``stop_early`` keeps raising does.
 
     grid_result : OptimizedGrid, optional
         The grid search already run (:func:`~pndmkit.studies.grid_opt.optimize` of ``base`` on the same
@@ -556,7 +558,12 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
     stopped = ""
     try:
         residuals(p0)
-        least_squares(residuals, p0, method="trf", diff_step=1e-4, x_scale=1.0, max_nfev=budget)
+        if og.stopped and stop_early is not None:
+            # the grid search was ended early (Ctrl-C, a time budget): one interrupt ends the whole fit, so the
+            # weight search keeps its start (run once above: a result needs one) and the fit is judged from there
+            stopped = f"the grid search was stopped ({og.stopped}), so the weights were not searched"
+        else:
+            least_squares(residuals, p0, method="trf", diff_step=1e-4, x_scale=1.0, max_nfev=budget)
     except _Budget:
         pass
     except KeyboardInterrupt as exc:
