@@ -320,6 +320,9 @@ def test_start_weights_continue_a_fit():
     again = optimize_solver("gmm1d", 3, maxfev=1, start=first.searched_grid, start_weights=first.searched_weights,
                             **{**kw, "grid_maxfev": 1})
     assert again.evaluations == 1 and again.searched_weights == first.searched_weights
+    assert again.stopped == ("maxfev=1 is below one Gauss-Newton iteration (the start and a Jacobian: 11 runs at 9 "
+                             "parameters), so the weights were not searched")
+    assert first.stopped == ""
     assert again.calibration_error <= first.calibration_error * (1 + 1e-12)
     with pytest.raises(UsageError, match=r"start_weights must have rows of lengths \[1, 2, 3\]"):
         optimize_solver("gmm1d", 3, maxfev=1, start_weights=((1.0,), (1.0,), (1.0,)), **kw)

@@ -372,7 +372,9 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
     maxfev : int, optional
         Sampling runs of the weight search on the calibration noises, the Jacobian's included, at most
         :data:`~pndmkit.studies.grid_opt.MAX_NOISES` (default :func:`default_maxfev`: ``40 * (P + 1)`` for ``P``
-        parameters, at least 200: 760 at NFE 5 with the first time free, 720 with it fixed).
+        parameters, at least 200: 760 at NFE 5 with the first time free, 720 with it fixed). Below ``P + 2`` (the
+        start and one Jacobian) the weights are not searched: the start is judged, and :attr:`OptimizedSolver.stopped`
+        says why (``maxfev=1`` judges a given ``start`` / ``start_weights`` as they are).
     grid_maxfev : int, optional
         ``maxfev`` of the grid search (its default otherwise).
     start : str or sequence of float, optional
@@ -573,6 +575,9 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
     finally:
         if bar is not None:
             bar.close()
+    if not stopped and budget < p0.size + 2:  # least squares needs the start and a Jacobian before its first step
+        stopped = (f"maxfev={budget} is below one Gauss-Newton iteration (the start and a Jacobian: {p0.size + 2} "
+                   f"runs at {p0.size} parameters), so the weights were not searched")
     grid_s, rows_s = unpack(best["p"])
     fitted = per_sample(held, grid_s, rows_s)
     baseline = per_sample(held, start_grid, table)
