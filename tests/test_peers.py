@@ -167,7 +167,8 @@ def test_the_readme_parity_numbers_for_steps_offset_are_measured(matched, x_T):
     assert "`f-pndm` with `convention=\"diffusers-pndm\"` reproduces `PNDMScheduler(steps_offset=1, " in readme
     assert (f"off by {few} at 4-5 steps, {pct(conv['f-pndm', 10], conv['plms', 10])} at 10 and "
             f"{pct(conv['f-pndm', 50], conv['plms', 50])} at 50, for `f-pndm` and `plms`") in readme
-    assert f"within {max(swap):.2g}".replace("e-06", "e-6") + " of it for k = 0, 1, 2" in readme
+    # a bound, not the figure: float32 rounding's exact size moves with the diffusers and numpy versions
+    assert max(swap) < 1e-5 and "within 1e-5 of it for k = 0, 1, 2" in readme, max(swap)
 
 
 @pytest.mark.parametrize("steps", [1, 2, 3])
@@ -512,6 +513,7 @@ def test_the_naive_swap_reproduces_the_source_where_it_integrates_its_own_timest
     trailing, _ = _swap("DDIMScheduler", "ddim", 12, timestep_spacing="trailing", clip_sample=False)
     readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
     section = readme.split("## Use a pndmkit method in a diffusers pipeline", 1)[1].split("```python", 1)[0]
-    assert f"(within {max(same):.2g} relative".replace("e-05", "e-5") in section, max(same)
+    # a bound, not the figure: float32 rounding's exact size moves with the diffusers and numpy versions
+    assert max(same) < 5e-5 and "(within 5e-5 relative" in section, max(same)
     assert (f"(DDIM: {100 * linspace:.2g}% at 5 steps with `'linspace'`, {100 * trailing:.2g}% at 12 with "
             "`'trailing'`)") in section, (linspace, trailing)
