@@ -397,3 +397,50 @@ def test_the_file_names_are_the_solver_file_modules():
 
     for name in solver_file.__all__:
         assert getattr(solver_opt, name) is getattr(solver_file, name) and name in solver_opt.__all__
+
+
+def test_an_interrupt_while_the_grid_search_judges_keeps_the_fit(monkeypatch):
+    """A real Ctrl-C (SIGINT) that lands while the grid search judges its grid on the held-out noises was raised out
+    of optimize_solver, losing the search (pndmkit grid fit --model, exit 130, nothing written): it is held until the
+    judging ends, and the fit then ends as an interrupt of the grid search does."""
+    import signal
+
+    from pndmkit.studies import grid_opt
+
+    judge = grid_opt._judge
+
+    def judge_interrupted(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # delivered here, in the main thread, as Ctrl-C is
+        return judge(*args, **kwargs)
+
+    monkeypatch.setattr(grid_opt, "_judge", judge_interrupted)
+    res = optimize_solver("gmm1d", 3, calibration=16, heldout=16, maxfev=100, grid_maxfev=10,
+                          stop_early=lambda: None, fallback=False)
+    assert res.grid_result.stopped == "interrupted while judging, after 10 of at most 10 runs"
+    assert res.stopped.startswith("the grid search was stopped (interrupted while judging")
+    assert res.evaluations == 1 and math.isfinite(res.heldout_error)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    with pytest.raises(KeyboardInterrupt):  # without stop_early nothing is held: the interrupt is raised
+        optimize_solver("gmm1d", 3, calibration=16, heldout=16, maxfev=100, grid_maxfev=10, fallback=False)
+
+
+def test_an_interrupt_while_the_fit_is_judged_keeps_the_fit(monkeypatch):
+    """The same for the final judging of the fitted weights: the result is handed back, stopped says so."""
+    import signal
+
+    from pndmkit.studies import solver_opt
+
+    calls = [0]
+    plain = solver_opt.sample_errors
+
+    def sample_errors(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 1:
+            signal.raise_signal(signal.SIGINT)
+        return plain(*args, **kwargs)
+
+    monkeypatch.setattr(solver_opt, "sample_errors", sample_errors)
+    res = optimize_solver("gmm1d", 3, calibration=16, heldout=16, maxfev=30, grid_maxfev=10,
+                          stop_early=lambda: None, fallback=False)
+    assert res.stopped == "interrupted while judging, after 30 of at most 30 runs (the search had ended)"
+    assert res.evaluations == 30 and math.isfinite(res.heldout_error) and not res.grid_result.stopped

@@ -53,6 +53,7 @@ from pndmkit.sampling import sample
 from pndmkit.schedules import CustomSchedule, NoiseSchedule, schedule_key
 from pndmkit.stability import StabilityWarning
 from pndmkit.studies.convergence import Study
+from pndmkit.studies.monitor import interrupts_held
 from pndmkit.studies.statistics import (INTERVAL_LEVEL, INTERVAL_MIN_SAMPLES, INTERVAL_RESAMPLES,
                                        reduction_interval)
 from pndmkit.studies.targets import REFERENCE_BLOCK, REFERENCE_RTOL, StudyTarget, is_problem
@@ -1079,7 +1080,10 @@ def optimize(method: str | MethodSpec, problem_or_model: Any, nfe: int, *, sched
         if bar is not None:
             bar.close()
     searched = best["grid"]
-    judged = _judge(held, spec, searched, kinds)
+    with interrupts_held(stop_early is not None) as late:  # an interrupt here would lose the whole search
+        judged = _judge(held, spec, searched, kinds)
+    if late and not stopped:
+        stopped = f"interrupted while judging, after {count[0]} of at most {budget} runs"
     reason = fallback_reason(judged["interval"], int(heldout)) if fallback else ""
     if reason and interior.size == 0 and not free:  # not a failed search: there was nothing to search
         reason = "one step leaves no interior time to optimise: every grid is the two end times"

@@ -13,17 +13,52 @@ is reported).
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
-from typing import Any, Callable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from pndmkit._checks import check_int
 
-__all__ = ["StudyMonitor", "TimeBudgetExceeded", "duration"]
+__all__ = ["StudyMonitor", "TimeBudgetExceeded", "duration", "interrupts_held"]
 
 
 class TimeBudgetExceeded(KeyboardInterrupt):
     """The study's time budget is spent (raised where an interrupt would be, so the same cleanup runs)."""
+
+
+@contextmanager
+def interrupts_held(active: bool = True) -> Iterator[list]:
+    """Hold Ctrl-C (SIGINT) while the block runs: an interrupt is recorded, not raised, and the block finishes.
+
+    A search that Ctrl-C ends hands back its best result so far, which is then judged on held-out noises; an
+    interrupt that lands in that judging would otherwise lose the whole search (``pndmkit grid fit --model``). Inside
+    the block an interrupt appends ``"interrupted"`` to the list it yields; the caller then treats the search as
+    stopped. Only in the main thread (where Python delivers signals) and where ``active``; elsewhere the block runs
+    as it is and the list stays empty.
+
+    Parameters
+    ----------
+    active : bool
+        Hold interrupts (``True``: a caller with ``stop_early``); ``False``: change nothing.
+
+    Yields
+    ------
+    list of str
+        Empty, or ``["interrupted", ...]``, one entry per interrupt held.
+    """
+    held: list = []
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append("interrupted"))
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def duration(seconds: float) -> str:

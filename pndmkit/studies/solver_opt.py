@@ -68,6 +68,7 @@ from pndmkit.studies.grid_opt import (FIRST_TIMES, MAX_NOISES, FreeFirstTime, Gr
 from pndmkit.studies.solver_file import (BASE_METHOD, BASE_METHODS, FITTED_NAME, SOLVER_FIELDS, SOLVER_FORMAT,
                                          SOLVER_VERSION, SOLVER_VERSIONS, FittedSolver, check_base, fitted_integrator,
                                          fitted_name, load_solver, save_solver, solver_file_text)
+from pndmkit.studies.monitor import interrupts_held
 from pndmkit.studies.statistics import reduction_interval
 from pndmkit.studies.targets import StudyTarget
 
@@ -579,11 +580,14 @@ def optimize_solver(problem_or_model: Any, nfe: int, *, schedule: Optional[Noise
         stopped = (f"maxfev={budget} is below one Gauss-Newton iteration (the start and a Jacobian: {p0.size + 2} "
                    f"runs at {p0.size} parameters), so the weights were not searched")
     grid_s, rows_s = unpack(best["p"])
-    fitted = per_sample(held, grid_s, rows_s)
-    baseline = per_sample(held, start_grid, table)
-    baseline_cal = per_sample(cal, start_grid, table)  # what a fallback hands back, on the calibration noises
     kind = og.baseline_kind
-    builtin = per_sample(held, builtin_grids(held, steps, [kind])[kind], table)
+    with interrupts_held(stop_early is not None) as late:  # an interrupt here would lose the whole fit
+        fitted = per_sample(held, grid_s, rows_s)
+        baseline = per_sample(held, start_grid, table)
+        baseline_cal = per_sample(cal, start_grid, table)  # what a fallback hands back, on the calibration noises
+        builtin = per_sample(held, builtin_grids(held, steps, [kind])[kind], table)
+    if late and not stopped:
+        stopped = f"interrupted while judging, after {count[0]} of at most {budget} runs (the search had ended)"
     interval = reduction_interval(fitted, baseline)
     reason = fallback_reason(interval, og.heldout, "fitted solver") if fallback else ""
     if reason:
