@@ -85,8 +85,6 @@ def _registered_fixed_step_method(text: str) -> str:
 def _base_method(text: str) -> str:
     """A base method of a fitted solver (argparse type of ``--optimized-solvers``): another name is a usage error
     naming the bases."""
-    from pndmkit.studies.solver_file import BASE_METHODS
-
     if text not in BASE_METHODS:
         raise argparse.ArgumentTypeError(f"unknown base {text!r}; a fitted solver is built on one of "
                                          f"{', '.join(BASE_METHODS)}")
